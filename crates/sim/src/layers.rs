@@ -1,0 +1,95 @@
+//! The behaviour layer in front of every service: latency (fixed + jitter),
+//! a cap on concurrent requests, injected faults (500/503/429, timeouts,
+//! truncated bodies) and the request log.
+//!
+//! Fault decisions come from a seeded generator and a request counter, so a
+//! run with the same seed and the same request order injects the same faults.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::ApiError;
+use crate::state::{AppState, LoggedRequest, Service};
+
+/// axum middleware applying the service's profile and logging the request.
+pub async fn service_layer(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    if path.starts_with("/sim/") || path == "/sim" {
+        return next.run(req).await;
+    }
+    let service = Service::from_path(&path);
+    let method = req.method().to_string();
+    let uri = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or(path.clone());
+    let microversion = req
+        .headers()
+        .get("openstack-api-version")
+        .or_else(|| req.headers().get("x-openstack-nova-api-version"))
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+
+    let profile = service.and_then(|s| state.profiles.get(&s)).cloned().unwrap_or_default();
+    let _permit = match service.and_then(|s| state.limits.get(&s)) {
+        Some(sem) => Some(sem.clone().acquire_owned().await.expect("semaphore never closed")),
+        None => None,
+    };
+    let n = state.fault_counter.fetch_add(1, Ordering::Relaxed);
+    let mut rng = ChaCha8Rng::seed_from_u64(state.rng_seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let delay = profile.latency_ms
+        + if profile.jitter_ms > 0 { rng.random_range(0..=profile.jitter_ms) } else { 0 };
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+
+    let roll: f64 = rng.random();
+    let mut injected = None;
+    let response = if let (Some(svc), true) = (service, roll < profile.error_rate) {
+        let status = [
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::TOO_MANY_REQUESTS,
+        ][rng.random_range(0..3)];
+        injected = Some(format!("status {}", status.as_u16()));
+        let mut resp = ApiError::new(svc, status, "injected fault").into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    } else if roll < profile.error_rate + profile.timeout_rate {
+        injected = Some("timeout".into());
+        tokio::time::sleep(Duration::from_millis(profile.timeout_ms.max(1))).await;
+        // A body that fails makes hyper drop the connection mid-answer.
+        let stream = futures::stream::once(async {
+            Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("injected timeout"))
+        });
+        Response::builder().status(StatusCode::OK).body(Body::from_stream(stream)).unwrap()
+    } else if roll < profile.error_rate + profile.timeout_rate + profile.truncate_rate {
+        injected = Some("truncated".into());
+        let resp = next.run(req).await;
+        let (mut parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+        let cut = bytes.slice(0..bytes.len() / 2);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Response::from_parts(parts, Body::from(cut))
+    } else {
+        next.run(req).await
+    };
+
+    state.log.lock().unwrap().push(LoggedRequest {
+        service,
+        method,
+        uri,
+        status: response.status().as_u16(),
+        microversion,
+        injected,
+    });
+    response
+}

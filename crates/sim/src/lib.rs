@@ -1,0 +1,237 @@
+//! A simulated OpenStack site: Keystone v3, Nova v2.1, Cinder v3, Neutron
+//! v2.0 and Glance v2 on one port with devstack-style path prefixes
+//! (`/identity`, `/compute`, `/volume`, `/network`, `/image`), driven by a
+//! seeded scenario, with per-service latency, concurrency caps and faults.
+//!
+//! This crate shares no types with the `openstack` client crate on purpose:
+//! everything it answers is plain JSON built from the OpenStack API
+//! references, so a wrong field name cannot hide on both sides.
+//!
+//! Not for: anything outside the simulation. `fedsite sim` and `fedsite demo`
+//! start it; tests start it in-process with [`start`].
+
+pub mod auth;
+pub mod error;
+pub mod layers;
+pub mod model;
+pub mod scenario;
+pub mod state;
+
+mod cinder;
+mod glance;
+mod keystone;
+mod neutron;
+mod nova;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+pub use scenario::{Scenario, ScenarioSpec};
+pub use state::{ExternalKeystone, LoggedRequest, Service, ServiceProfile};
+
+use state::{AppState, Clock};
+
+/// How to run a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub scenario: Scenario,
+    /// Reference time; the scenario's own when None.
+    pub now: Option<DateTime<Utc>>,
+    /// Address to listen on; port 0 picks a free one.
+    pub bind: SocketAddr,
+    pub profiles: BTreeMap<Service, ServiceProfile>,
+    /// Seed of the fault/jitter generator.
+    pub fault_seed: u64,
+    /// Hybrid mode: validate tokens against a real Keystone.
+    pub external_keystone: Option<ExternalKeystone>,
+}
+
+impl SimConfig {
+    pub fn new(scenario: Scenario) -> Self {
+        SimConfig {
+            scenario,
+            now: None,
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            profiles: BTreeMap::new(),
+            fault_seed: 0,
+            external_keystone: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("binding the simulator to {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running simulator. Dropping it does not stop it; call [`SimHandle::stop`].
+pub struct SimHandle {
+    state: Arc<AppState>,
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts a simulator on `config.bind` and returns once it accepts requests.
+pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| SimError::Bind { addr: config.bind, source })?;
+    let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: config.bind, source })?;
+    let base_url = format!("http://{addr}");
+    let reference = config.now.unwrap_or(config.scenario.reference_time);
+    let limits = config
+        .profiles
+        .iter()
+        .filter(|(_, p)| p.max_concurrent > 0)
+        .map(|(s, p)| (*s, Arc::new(tokio::sync::Semaphore::new(p.max_concurrent))))
+        .collect();
+    let state = Arc::new(AppState {
+        site: RwLock::new(config.scenario.site),
+        tokens: RwLock::new(HashMap::new()),
+        clock: Clock::new(reference),
+        base_url,
+        profiles: config.profiles,
+        limits,
+        log: Mutex::new(Vec::new()),
+        rng_seed: config.fault_seed,
+        fault_counter: Default::default(),
+        external_keystone: config.external_keystone,
+        http: reqwest::Client::new(),
+        external_cache: RwLock::new(HashMap::new()),
+    });
+    let app = router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(SimHandle { state, addr, shutdown: Some(tx), task: Some(task) })
+}
+
+/// The whole application: every service under its prefix, the behaviour
+/// layer, and the simulator's own `/sim` control endpoints.
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .nest(Service::Identity.prefix(), keystone::router())
+        .nest(Service::Compute.prefix(), nova::router())
+        .nest(Service::Volume.prefix(), cinder::router())
+        .nest(Service::Network.prefix(), neutron::router())
+        .nest(Service::Image.prefix(), glance::router())
+        .route("/sim/requests", get(sim_requests).delete(sim_clear_requests))
+        .route("/sim/requests/counts", get(sim_request_counts))
+        .route("/sim/now", get(sim_now).put(sim_set_now))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), layers::service_layer))
+        .with_state(state)
+}
+
+async fn sim_requests(State(state): State<Arc<AppState>>) -> axum::Json<Vec<LoggedRequest>> {
+    axum::Json(state.log.lock().unwrap().clone())
+}
+
+async fn sim_clear_requests(State(state): State<Arc<AppState>>) -> axum::http::StatusCode {
+    state.log.lock().unwrap().clear();
+    axum::http::StatusCode::NO_CONTENT
+}
+
+async fn sim_request_counts(State(state): State<Arc<AppState>>) -> axum::Json<BTreeMap<String, u64>> {
+    axum::Json(state.request_counts())
+}
+
+async fn sim_now(State(state): State<Arc<AppState>>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"now": state.now().to_rfc3339()}))
+}
+
+#[derive(Deserialize)]
+struct SetNow {
+    now: DateTime<Utc>,
+}
+
+async fn sim_set_now(
+    State(state): State<Arc<AppState>>,
+    axum::Json(body): axum::Json<SetNow>,
+) -> axum::http::StatusCode {
+    state.clock.set_reference(body.now);
+    axum::http::StatusCode::NO_CONTENT
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:<port>`
+    pub fn base_url(&self) -> &str {
+        &self.state.base_url
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// Keystone v3 URL, as clouds.yaml's `auth_url`.
+    pub fn auth_url(&self) -> String {
+        format!("{}/identity/v3", self.state.base_url)
+    }
+    /// The reference time the site is viewed at.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.state.now()
+    }
+    /// Moves the reference time; VMs and volumes come and go accordingly.
+    pub fn set_now(&self, t: DateTime<Utc>) {
+        self.state.clock.set_reference(t)
+    }
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.state.log.lock().unwrap().clone()
+    }
+    pub fn clear_requests(&self) {
+        self.state.log.lock().unwrap().clear()
+    }
+    /// Requests by `METHOD /route/{id}`.
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        self.state.request_counts()
+    }
+    pub fn region(&self) -> String {
+        self.state.site.read().unwrap().region.clone()
+    }
+
+    /// A `clouds:` YAML document with password auth for the well-known
+    /// accounts: `sim` (admin in the admin project) and `sim-accounting`
+    /// (the reader account, scoped to the admin project's domain default).
+    pub fn clouds_yaml(&self) -> String {
+        let region = self.region();
+        let mut out = String::from("clouds:\n");
+        for (name, user, project) in [
+            ("sim", scenario::ADMIN_USER, Some(scenario::ADMIN_PROJECT)),
+            ("sim-accounting", scenario::ACCOUNTING_USER, None),
+        ] {
+            out.push_str(&format!("  {name}:\n    auth:\n      auth_url: {}\n", self.auth_url()));
+            out.push_str(&format!("      username: {user}\n      password: {}\n", scenario::PASSWORD));
+            out.push_str("      user_domain_name: Default\n");
+            if let Some(p) = project {
+                out.push_str(&format!("      project_name: {p}\n      project_domain_name: Default\n"));
+            } else {
+                out.push_str("      system_scope: all\n");
+            }
+            out.push_str(&format!(
+                "    region_name: {region}\n    interface: public\n    identity_api_version: 3\n"
+            ));
+        }
+        out
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}

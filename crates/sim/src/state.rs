@@ -1,0 +1,249 @@
+//! Shared state of a running simulator: the site, the token store, the
+//! clock, the request log and the per-service behaviour profiles.
+//!
+//! Every service handler gets an `Arc<AppState>`. Tokens are opaque random
+//! strings mapped to who they belong to and what they are scoped to.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::model::Site;
+
+/// The services the simulator serves, each under its own path prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    Identity,
+    Compute,
+    Volume,
+    Network,
+    Image,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] =
+        [Service::Identity, Service::Compute, Service::Volume, Service::Network, Service::Image];
+
+    /// Path prefix on the simulator's single port (devstack style).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Service::Identity => "/identity",
+            Service::Compute => "/compute",
+            Service::Volume => "/volume",
+            Service::Network => "/network",
+            Service::Image => "/image",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Identity => "identity",
+            Service::Compute => "compute",
+            Service::Volume => "volume",
+            Service::Network => "network",
+            Service::Image => "image",
+        }
+    }
+
+    pub fn from_path(path: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| {
+            path == s.prefix() || path.starts_with(&format!("{}/", s.prefix()))
+        })
+    }
+
+    pub fn parse(name: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// What a token is scoped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenScope {
+    Unscoped,
+    Project { id: String, name: String, domain_id: String },
+    Domain { id: String, name: String },
+    System,
+}
+
+/// What the simulator knows about an issued token.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub user_id: String,
+    pub user_name: String,
+    pub user_domain_id: String,
+    pub scope: TokenScope,
+    /// Role names effective in the scope (implied roles included:
+    /// admin ⇒ member ⇒ reader).
+    pub roles: Vec<String>,
+    pub methods: Vec<String>,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl TokenInfo {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+    pub fn is_admin(&self) -> bool {
+        self.has_role("admin")
+    }
+    /// Project id of a project-scoped token.
+    pub fn project_id(&self) -> Option<&str> {
+        match &self.scope {
+            TokenScope::Project { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+    pub fn is_system(&self) -> bool {
+        self.scope == TokenScope::System
+    }
+}
+
+/// Latency, concurrency and fault settings of one service.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceProfile {
+    /// Fixed delay added to every request, in milliseconds.
+    pub latency_ms: u64,
+    /// Uniform random extra delay in [0, jitter_ms].
+    pub jitter_ms: u64,
+    /// At most this many requests are served at once (0 = unlimited), like a
+    /// fixed pool of API workers; the others wait.
+    pub max_concurrent: usize,
+    /// Fraction (0..1) of requests answered 500, 503 or 429.
+    pub error_rate: f64,
+    /// Fraction of requests that hang for `timeout_ms` and then drop.
+    pub timeout_rate: f64,
+    pub timeout_ms: u64,
+    /// Fraction of requests whose JSON body is cut in half.
+    pub truncate_rate: f64,
+}
+
+/// One logged request.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedRequest {
+    pub service: Option<Service>,
+    pub method: String,
+    /// Path and query as received.
+    pub uri: String,
+    pub status: u16,
+    /// `OpenStack-API-Version` / `X-OpenStack-Nova-API-Version` as sent.
+    pub microversion: Option<String>,
+    /// Set by the fault layer when it injected the answer.
+    pub injected: Option<String>,
+}
+
+/// The simulator's clock: the scenario's reference time plus the wall time
+/// elapsed since start, so objects created at run time get fresh times while
+/// the scenario's history (which ends at the reference time) stays fixed.
+#[derive(Debug)]
+pub struct Clock {
+    reference: RwLock<DateTime<Utc>>,
+    started: Instant,
+}
+
+impl Clock {
+    pub fn new(reference: DateTime<Utc>) -> Self {
+        Clock { reference: RwLock::new(reference), started: Instant::now() }
+    }
+    /// The reference time ("now" of the scenario).
+    pub fn reference(&self) -> DateTime<Utc> {
+        *self.reference.read().unwrap()
+    }
+    /// Moves the reference time forward (or back) between runs.
+    pub fn set_reference(&self, t: DateTime<Utc>) {
+        *self.reference.write().unwrap() = t;
+    }
+    /// Current simulated time: reference + elapsed wall time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.reference()
+            + Duration::from_std(self.started.elapsed()).unwrap_or_else(|_| Duration::zero())
+    }
+}
+
+/// Hybrid mode: tokens are validated against a real Keystone instead of the
+/// simulator's own token store.
+#[derive(Debug, Clone)]
+pub struct ExternalKeystone {
+    /// e.g. `http://127.0.0.1:5000/v3`
+    pub auth_url: String,
+    /// A token allowed to validate others (admin or service token).
+    pub service_token: String,
+}
+
+pub struct AppState {
+    pub site: RwLock<Site>,
+    pub tokens: RwLock<HashMap<String, TokenInfo>>,
+    pub clock: Clock,
+    /// Base URL the simulator is reachable at (for catalog and links).
+    pub base_url: String,
+    pub profiles: BTreeMap<Service, ServiceProfile>,
+    pub limits: BTreeMap<Service, Arc<tokio::sync::Semaphore>>,
+    pub log: Mutex<Vec<LoggedRequest>>,
+    pub rng_seed: u64,
+    pub fault_counter: std::sync::atomic::AtomicU64,
+    pub external_keystone: Option<ExternalKeystone>,
+    pub http: reqwest::Client,
+    /// Validated external tokens, cached.
+    pub external_cache: RwLock<HashMap<String, TokenInfo>>,
+}
+
+impl AppState {
+    /// The reference time the scenario is viewed at.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.reference()
+    }
+
+    /// Counts of logged requests by (service, method, route template).
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        let log = self.log.lock().unwrap();
+        let mut counts = BTreeMap::new();
+        for r in log.iter() {
+            let path = r.uri.split('?').next().unwrap_or("");
+            *counts.entry(format!("{} {}", r.method, route_template(path))).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+/// Replaces ids in a path with `{id}` so request counts group by endpoint.
+pub fn route_template(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            let looks_like_id = seg.len() >= 8
+                && seg.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+                && seg.chars().any(|c| c.is_ascii_digit());
+            if looks_like_id { "{id}" } else { seg }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_template_hides_ids_only() {
+        assert_eq!(
+            route_template("/compute/v2.1/servers/11111111-1111-4111-8111-111111111111"),
+            "/compute/v2.1/servers/{id}"
+        );
+        assert_eq!(
+            route_template("/volume/v3/0b9f3b2a1c8d4e6f9a0b1c2d3e4f5a6b/volumes/detail"),
+            "/volume/v3/{id}/volumes/detail"
+        );
+        assert_eq!(route_template("/identity/v3/auth/tokens"), "/identity/v3/auth/tokens");
+    }
+
+    #[test]
+    fn service_from_path_needs_a_segment_boundary() {
+        assert_eq!(Service::from_path("/compute/v2.1/servers"), Some(Service::Compute));
+        assert_eq!(Service::from_path("/identity"), Some(Service::Identity));
+        assert_eq!(Service::from_path("/imagery"), None);
+    }
+}

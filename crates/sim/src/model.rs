@@ -34,6 +34,20 @@ pub struct Site {
     pub mappings: Vec<Value>,
     /// (idp id, protocol JSON)
     pub protocols: Vec<(String, Value)>,
+    pub application_credentials: Vec<ApplicationCredential>,
+}
+
+/// A Keystone application credential (auth method `application_credential`).
+#[derive(Debug, Clone)]
+pub struct ApplicationCredential {
+    pub id: String,
+    pub name: String,
+    pub secret: String,
+    pub user_id: String,
+    pub project_id: String,
+    /// Role names delegated.
+    pub roles: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]

@@ -193,9 +193,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The reference time the scenario is viewed at.
+    /// The time the site is viewed at: the reference time plus the wall
+    /// time since start. Scenario histories have no events in the day after
+    /// the reference time, so answers stay reproducible, while servers
+    /// created at run time move through BUILD → ACTIVE in real seconds.
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.reference()
+        self.clock.now()
     }
 
     /// Counts of logged requests by (service, method, route template).

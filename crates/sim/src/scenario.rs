@@ -419,7 +419,8 @@ impl ScenarioSpec {
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self, ScenarioError> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: shown.clone(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: shown.clone(), source })?;
         Self::from_toml_str(&text, &shown)
     }
 
@@ -583,7 +584,12 @@ impl<'a> Builder<'a> {
             project_id: self.admin_project.clone(),
             external: true,
             shared: false,
-            cidrs: vec!["192.0.2.0/24".into(), "198.51.100.0/24".into(), "172.16.0.0/12".into(), "2001:db8::/32".into()],
+            cidrs: vec![
+                "192.0.2.0/24".into(),
+                "198.51.100.0/24".into(),
+                "172.16.0.0/12".into(),
+                "2001:db8::/32".into(),
+            ],
             created_at: self.infra_time,
         });
         let admin = self.admin_project.clone();
@@ -719,18 +725,14 @@ impl<'a> Builder<'a> {
             });
             self.add_private_net(&id);
         }
-        let project = |what: &str, r: &str| {
-            project_ids.get(r).cloned().ok_or_else(|| format!("{what}: unknown project {r:?}"))
-        };
+        let project =
+            |what: &str, r: &str| project_ids.get(r).cloned().ok_or_else(|| format!("{what}: unknown project {r:?}"));
         let user = |what: &str, r: &str| user_ids.get(r).cloned().ok_or_else(|| format!("{what}: unknown user {r:?}"));
 
         let mut flavors: HashMap<String, Flavor> = HashMap::new();
         for f in &spec.flavors {
-            let access = f
-                .access
-                .iter()
-                .map(|a| project(&format!("flavor {:?}", f.id), a))
-                .collect::<Result<Vec<_>, _>>()?;
+            let access =
+                f.access.iter().map(|a| project(&format!("flavor {:?}", f.id), a)).collect::<Result<Vec<_>, _>>()?;
             let flavor = Flavor { access, ..flavor_from(f) };
             if flavors.insert(f.id.clone(), flavor.clone()).is_some() {
                 return Err(format!("flavor {:?}: duplicate id", f.id));
@@ -793,7 +795,8 @@ impl<'a> Builder<'a> {
                 None => None,
             };
             let created = s.created.0;
-            let mut events = vec![ServerEvent { at: created, action: "create".into(), status: "BUILD".into(), flavor: None }];
+            let mut events =
+                vec![ServerEvent { at: created, action: "create".into(), status: "BUILD".into(), flavor: None }];
             for e in &s.events {
                 events.push(ServerEvent {
                     at: e.at.0,
@@ -992,7 +995,8 @@ const IMAGE_NAMES: [&str; 8] = [
     "EGI Docker",
     "EGI Notebooks",
 ];
-const GPUS: [(&str, &str); 5] = [("NVIDIA", "A100"), ("NVIDIA", "V100"), ("NVIDIA", "T4"), ("NVIDIA", "H100"), ("AMD", "MI250")];
+const GPUS: [(&str, &str); 5] =
+    [("NVIDIA", "A100"), ("NVIDIA", "V100"), ("NVIDIA", "T4"), ("NVIDIA", "H100"), ("AMD", "MI250")];
 
 /// Timeline of generated content in "virtual" seconds from the history
 /// start, with the quiet day cut out: `real(v)` never lands in it.
@@ -1057,9 +1061,9 @@ impl Builder<'_> {
                     extra.insert(key.to_string(), Value::String(vo.into()));
                 }
             }
-            let tags = if self.rng.random_bool(g.caso_tag_fraction.clamp(0.0, 1.0)) { vec!["caso".into()] } else { vec![] };
-            let short = vo.split(['.', '-']).next().unwrap_or("vo");
-            let name = format!("{short}-{:04}", i + 1);
+            let tags =
+                if self.rng.random_bool(g.caso_tag_fraction.clamp(0.0, 1.0)) { vec!["caso".into()] } else { vec![] };
+            let name = format!("{}-{:04}", vo.replace('.', "-"), i + 1);
             let mut users = vec![];
             for u in 0..g.users_per_project.max(1) {
                 let uid = hex32(&mut self.rng);
@@ -1181,7 +1185,8 @@ impl Builder<'_> {
                 extra_specs.insert("accounting:benchmark_type".into(), "HEPscore23".into());
                 let per = self.rng.random_range(8.0..20.0f64);
                 let v = per * vcpus as f64;
-                let value = if self.rng.random_ratio(1, 4) { format!("{}", v.round() as u64) } else { format!("{v:.1}") };
+                let value =
+                    if self.rng.random_ratio(1, 4) { format!("{}", v.round() as u64) } else { format!("{v:.1}") };
                 extra_specs.insert("accounting:benchmark_value".into(), value);
             }
             if gpu {
@@ -1233,7 +1238,8 @@ impl Builder<'_> {
             let name = if (i as usize) < IMAGE_NAMES.len() { base.to_string() } else { format!("{base} ({})", i + 1) };
             let created = self.infra_time + Duration::days(self.rng.random_range(0..30));
             let mut properties = BTreeMap::new();
-            properties.insert("os_distro".into(), Value::String(base.split(' ').next().unwrap_or("linux").to_lowercase()));
+            properties
+                .insert("os_distro".into(), Value::String(base.split(' ').next().unwrap_or("linux").to_lowercase()));
             if self.rng.random_bool(g.marketplace_fraction.clamp(0.0, 1.0)) {
                 let appid = self.rng.random_range(100..2000u32);
                 let ver = self.rng.random_range(1..50u32);
@@ -1335,11 +1341,17 @@ impl Builder<'_> {
             } else {
                 tl.len
             };
-            let mut ops: Vec<u8> = (0..[0, 0, 0, 0, 1, 1, 2, 3][rng.random_range(0..8usize)]).map(|_| rng.random_range(0..4u8)).collect();
+            let mut ops: Vec<u8> =
+                (0..[0, 0, 0, 0, 1, 1, 2, 3][rng.random_range(0..8usize)]).map(|_| rng.random_range(0..4u8)).collect();
             let resize_to = if rng.random_bool(g.resize_fraction.clamp(0.0, 1.0)) && p.flavors.len() > 1 {
-                let f = self.site.flavors[flavor_start + p.flavors[rng.random_range(0..p.flavors.len())]].clone();
-                ops.insert(rng.random_range(0..=ops.len()), 4);
-                Some(f)
+                let f = (0..4)
+                    .map(|_| &self.site.flavors[flavor_start + p.flavors[rng.random_range(0..p.flavors.len())]])
+                    .find(|f| f.id != flavor.id)
+                    .cloned();
+                if f.is_some() {
+                    ops.insert(rng.random_range(0..=ops.len()), 4);
+                }
+                f
             } else {
                 None
             };
@@ -1437,7 +1449,12 @@ impl Builder<'_> {
     }
 
     /// A random live interval [from, to) inside [lo, hi) of a random server, if any.
-    fn pick_server_window(&mut self, servers: &[GenServer], lo: i64, hi: Option<i64>) -> Option<(usize, i64, Option<i64>)> {
+    fn pick_server_window(
+        &mut self,
+        servers: &[GenServer],
+        lo: i64,
+        hi: Option<i64>,
+    ) -> Option<(usize, i64, Option<i64>)> {
         for _ in 0..3 {
             if servers.is_empty() {
                 return None;

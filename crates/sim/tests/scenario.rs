@@ -44,7 +44,10 @@ fn tiny_proj1_is_the_caso_project() {
 fn tiny_flavor_f1_is_the_public_gpu_small_and_the_only_public_flavor() {
     let site = tiny().site;
     let f = site.flavor("f1").unwrap();
-    assert_eq!((f.name.as_str(), f.ram, f.vcpus, f.disk, f.ephemeral, f.is_public), ("gpu.small", 4096, 2, 20, 10, true));
+    assert_eq!(
+        (f.name.as_str(), f.ram, f.vcpus, f.disk, f.ephemeral, f.is_public),
+        ("gpu.small", 4096, 2, 20, 10, true)
+    );
     let specs: Vec<(&str, &str)> = f.extra_specs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(
         specs,
@@ -293,7 +296,12 @@ fn assert_quiet_day(sc: &sim::Scenario) {
 fn assert_histories_well_formed(sc: &sim::Scenario) {
     for s in &sc.site.servers {
         let first = &s.events[0];
-        assert_eq!((first.action.as_str(), first.status.as_str(), first.at), ("create", "BUILD", s.created), "{}", s.id);
+        assert_eq!(
+            (first.action.as_str(), first.status.as_str(), first.at),
+            ("create", "BUILD", s.created),
+            "{}",
+            s.id
+        );
         assert!(s.events.windows(2).all(|w| w[0].at <= w[1].at), "{}: events out of order", s.id);
         if let Some(l) = s.launched_at {
             assert!(l >= s.created, "{}", s.id);
@@ -412,4 +420,17 @@ fn load_reads_a_scenario_file() {
     assert_eq!((spec.name.as_str(), spec.seed), ("one", 7));
     assert_eq!(spec.generate().site.servers.len(), 5);
     assert!(matches!(ScenarioSpec::load(dir.path().join("missing.toml")), Err(ScenarioError::Read { .. })));
+}
+
+/// Slow in debug builds; run with `cargo test --release -- --ignored`.
+#[test]
+#[ignore]
+fn large_generates_200000_servers_and_keeps_the_rules() {
+    let start = std::time::Instant::now();
+    let sc = scenario::builtin("large").unwrap().generate();
+    eprintln!("large generated in {:?}", start.elapsed());
+    assert_eq!(sc.site.servers.len(), 200_000);
+    assert_eq!(sc.site.projects.len(), 2001);
+    assert_quiet_day(&sc);
+    assert_histories_well_formed(&sc);
 }

@@ -350,10 +350,8 @@ fn render_summary(ctx: &Ctx, v: &Volume) -> Value {
 /// `limit`, `offset` as Cinder's `common.get_pagination_params` reads them.
 fn int_param(ctx: &Ctx, name: &str) -> ApiResult<Option<usize>> {
     let Some(raw) = ctx.param(name) else { return Ok(None) };
-    let n: i64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::bad_request(SVC, format!("{name} param must be an integer")))?;
+    let n: i64 =
+        raw.trim().parse().map_err(|_| ApiError::bad_request(SVC, format!("{name} param must be an integer")))?;
     if n < 0 {
         return Err(ApiError::bad_request(SVC, format!("{name} param must be positive")));
     }
@@ -475,20 +473,55 @@ fn compare(a: &Volume, b: &Volume, keys: &[(SortKey, bool)], now: DateTime<Utc>)
 }
 
 /// Query keys that are paging/sorting, not filters.
-const NON_FILTERS: &[&str] = &["limit", "marker", "offset", "sort", "sort_key", "sort_dir", "with_count", "all_tenants"];
+const NON_FILTERS: &[&str] =
+    &["limit", "marker", "offset", "sort", "sort_key", "sort_dir", "with_count", "all_tenants"];
 /// Filters a non-admin may use (Cinder's default `resource_filters.json`).
 const USER_FILTERS: &[&str] = &[
-    "name", "status", "metadata", "bootable", "migration_status", "availability_zone", "group_id", "size",
-    "created_at", "updated_at", "consumes_quota",
+    "name",
+    "status",
+    "metadata",
+    "bootable",
+    "migration_status",
+    "availability_zone",
+    "group_id",
+    "size",
+    "created_at",
+    "updated_at",
+    "consumes_quota",
 ];
 /// Columns of Cinder's Volume model an admin may filter on; any other key
 /// makes Cinder's DB layer return no volumes at all.
 const ADMIN_COLUMNS: &[&str] = &[
-    "id", "user_id", "project_id", "host", "cluster_name", "size", "availability_zone", "status", "attach_status",
-    "migration_status", "display_name", "display_description", "volume_type_id", "bootable", "multiattach",
-    "snapshot_id", "source_volid", "replication_status", "consistencygroup_id", "group_id", "metadata",
-    "glance_metadata", "created_at", "updated_at", "use_quota", "consumes_quota", "encryption_key_id",
-    "provider_id", "service_uuid", "shared_targets",
+    "id",
+    "user_id",
+    "project_id",
+    "host",
+    "cluster_name",
+    "size",
+    "availability_zone",
+    "status",
+    "attach_status",
+    "migration_status",
+    "display_name",
+    "display_description",
+    "volume_type_id",
+    "bootable",
+    "multiattach",
+    "snapshot_id",
+    "source_volid",
+    "replication_status",
+    "consistencygroup_id",
+    "group_id",
+    "metadata",
+    "glance_metadata",
+    "created_at",
+    "updated_at",
+    "use_quota",
+    "consumes_quota",
+    "encryption_key_id",
+    "provider_id",
+    "service_uuid",
+    "shared_targets",
 ];
 
 fn bool_value(s: &str) -> Option<bool> {
@@ -635,11 +668,8 @@ fn list_types(ctx: &Ctx, site: &Site) -> Value {
 }
 
 fn show_type(ctx: &Ctx, site: &Site, id: &str) -> ApiResult<Value> {
-    let name = if id == "default" {
-        Some(DEFAULT_TYPE)
-    } else {
-        type_names(site).into_iter().find(|n| type_id(n) == id)
-    };
+    let name =
+        if id == "default" { Some(DEFAULT_TYPE) } else { type_names(site).into_iter().find(|n| type_id(n) == id) };
     let name = name.ok_or_else(|| ApiError::not_found(SVC, format!("Volume type {id} could not be found.")))?;
     Ok(json!({"volume_type": render_type(ctx, name)}))
 }
@@ -676,10 +706,7 @@ fn limits(ctx: &Ctx, site: &Site) -> ApiResult<Value> {
 
 fn quota_set(ctx: &Ctx, site: &Site, target: &str, defaults: bool) -> ApiResult<Value> {
     if !ctx.admin() && ctx.token.project_id() != Some(target) {
-        return Err(ApiError::forbidden(
-            SVC,
-            "Policy doesn't allow volume_extension:quotas:show to be performed.",
-        ));
+        return Err(ApiError::forbidden(SVC, "Policy doesn't allow volume_extension:quotas:show to be performed."));
     }
     let q = if defaults { VolumeQuota::default() } else { site.volume_quotas.get(target).cloned().unwrap_or_default() };
     let usage_wanted = !defaults && ctx.param("usage").is_some_and(|v| bool_value(v) == Some(true));

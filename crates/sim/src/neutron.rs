@@ -109,7 +109,10 @@ const EXTENSIONS: &[(&str, &str)] = &[
     ("sorting", "Sorting support"),
     ("standard-attr-description", "standard-attr-description"),
     ("standard-attr-revisions", "Resource revision numbers"),
-    ("standard-attr-tag", "Tag support for resources with standard attribute: port, subnet, subnetpool, network, router, floatingip, policy, security_group, trunk, network_segment_range"),
+    (
+        "standard-attr-tag",
+        "Tag support for resources with standard attribute: port, subnet, subnetpool, network, router, floatingip, policy, security_group, trunk, network_segment_range",
+    ),
     ("standard-attr-timestamp", "Resource timestamps"),
     ("subnet_allocation", "Subnet Allocation"),
     ("subnet-service-types", "Subnet service types"),
@@ -165,23 +168,26 @@ async fn route(state: &AppState, rest: &str, raw: Option<String>, headers: &Head
         now: state.now(),
     };
     let site = state.site.read().unwrap_or_else(|e| e.into_inner());
-    let idx = Index::new(&site, ctx.now);
+    let idx = std::cell::OnceCell::new();
+    let idx = || idx.get_or_init(|| Index::new(&site, ctx.now));
     match segs.as_slice() {
-        ["extensions"] => Ok(json!({"extensions": EXTENSIONS.iter().map(|(a, n)| render_extension(a, n)).collect::<Vec<_>>()})),
+        ["extensions"] => {
+            Ok(json!({"extensions": EXTENSIONS.iter().map(|(a, n)| render_extension(a, n)).collect::<Vec<_>>()}))
+        }
         ["extensions", alias] => EXTENSIONS
             .iter()
             .find(|(a, _)| a == alias)
             .map(|(a, n)| json!({"extension": render_extension(a, n)}))
             .ok_or_else(|| ApiError::not_found(SVC, format!("Extension with alias {alias} does not exist"))),
-        ["floatingips"] => list(&ctx, &FIP, fips(&ctx, &site), &|f| fip_json(&ctx, &idx, f)),
+        ["floatingips"] => list(&ctx, &FIP, fips(&ctx, &site), &|f| fip_json(&ctx, idx(), f)),
         ["floatingips", id] => {
             let f = fips(&ctx, &site).into_iter().find(|f| f.id == *id).ok_or_else(|| FIP.not_found(id))?;
-            show(&ctx, "floatingip", fip_json(&ctx, &idx, f))
+            show(&ctx, "floatingip", fip_json(&ctx, idx(), f))
         }
-        ["ports"] => list(&ctx, &PORT, ports(&ctx, &site), &|p| port_json(&ctx, &idx, p)),
+        ["ports"] => list(&ctx, &PORT, ports(&ctx, &site), &|p| port_json(&ctx, idx(), p)),
         ["ports", id] => {
             let p = ports(&ctx, &site).into_iter().find(|p| p.id == *id).ok_or_else(|| PORT.not_found(id))?;
-            show(&ctx, "port", port_json(&ctx, &idx, p))
+            show(&ctx, "port", port_json(&ctx, idx(), p))
         }
         ["networks"] => list(&ctx, &NET, networks(&ctx, &site), &|n| network_json(&ctx, n)),
         ["networks", id] => {
@@ -216,9 +222,9 @@ async fn route(state: &AppState, rest: &str, raw: Option<String>, headers: &Head
                 .collect();
             Ok(json!({"quotas": list}))
         }
-        ["quotas", project] => quota(&ctx, &site, &idx, project, false, false),
-        ["quotas", project, "details"] => quota(&ctx, &site, &idx, project, true, false),
-        ["quotas", project, "default"] => quota(&ctx, &site, &idx, project, false, true),
+        ["quotas", project] => quota(&ctx, &site, idx(), project, false, false),
+        ["quotas", project, "details"] => quota(&ctx, &site, idx(), project, true, false),
+        ["quotas", project, "default"] => quota(&ctx, &site, idx(), project, false, true),
         _ => Err(ApiError::not_found(SVC, "The resource could not be found.")),
     }
 }
@@ -394,13 +400,8 @@ fn port_status(p: &Port) -> &'static str {
 
 fn fip_json(ctx: &Ctx, idx: &Index, f: &FloatingIp) -> Value {
     let assoc = f.association_at(ctx.now);
-    let changes: Vec<DateTime<Utc>> = f
-        .associations
-        .iter()
-        .flat_map(|a| [Some(a.from), a.to])
-        .flatten()
-        .filter(|t| *t <= ctx.now)
-        .collect();
+    let changes: Vec<DateTime<Utc>> =
+        f.associations.iter().flat_map(|a| [Some(a.from), a.to]).flatten().filter(|t| *t <= ctx.now).collect();
     let updated = changes.iter().copied().max().unwrap_or(f.created_at).max(f.created_at);
     let port_details = assoc.and_then(|a| idx.ports.get(a.port_id.as_str())).map(|p| {
         json!({
@@ -607,13 +608,17 @@ fn quota(ctx: &Ctx, site: &Site, idx: &Index, project: &str, details: bool, defa
     if !ctx.all && ctx.token.project_id() != Some(project) {
         return Err(policy_denied("get_quota"));
     }
-    let q = if default { NetworkQuota::default() } else { site.network_quotas.get(project).cloned().unwrap_or_default() };
+    let q =
+        if default { NetworkQuota::default() } else { site.network_quotas.get(project).cloned().unwrap_or_default() };
     if !details {
         return Ok(json!({"quota": quota_json(&q, None)}));
     }
     let now = ctx.now;
     let mut used: BTreeMap<&str, usize> = BTreeMap::new();
-    used.insert("floatingip", site.floating_ips.iter().filter(|f| f.project_id == project && f.visible_at(now)).count());
+    used.insert(
+        "floatingip",
+        site.floating_ips.iter().filter(|f| f.project_id == project && f.visible_at(now)).count(),
+    );
     used.insert("port", idx.ports.values().filter(|p| p.project_id == project).count());
     let nets: Vec<&&Network> = idx.networks.values().filter(|n| n.project_id == project).collect();
     used.insert("network", nets.len());
@@ -650,8 +655,16 @@ const STD: [&str; 7] = ["id", "project_id", "tenant_id", "description", "created
 const FIP: Kind = Kind {
     collection: "floatingips",
     attrs: &[
-        "floating_ip_address", "floating_network_id", "router_id", "port_id", "fixed_ip_address", "status",
-        "dns_domain", "dns_name", "qos_policy_id", "subnet_id",
+        "floating_ip_address",
+        "floating_network_id",
+        "router_id",
+        "port_id",
+        "fixed_ip_address",
+        "status",
+        "dns_domain",
+        "dns_name",
+        "qos_policy_id",
+        "subnet_id",
     ],
     error: "FloatingIPNotFound",
     label: "Floating IP",
@@ -660,9 +673,23 @@ const FIP: Kind = Kind {
 const PORT: Kind = Kind {
     collection: "ports",
     attrs: &[
-        "name", "network_id", "mac_address", "admin_state_up", "status", "device_id", "device_owner", "fixed_ips",
-        "security_groups", "binding:host_id", "binding:vnic_type", "ip_allocation", "port_security_enabled",
-        "dns_name", "qos_policy_id", "ip_address", "subnet_id",
+        "name",
+        "network_id",
+        "mac_address",
+        "admin_state_up",
+        "status",
+        "device_id",
+        "device_owner",
+        "fixed_ips",
+        "security_groups",
+        "binding:host_id",
+        "binding:vnic_type",
+        "ip_allocation",
+        "port_security_enabled",
+        "dns_name",
+        "qos_policy_id",
+        "ip_address",
+        "subnet_id",
     ],
     error: "PortNotFound",
     label: "Port",
@@ -671,9 +698,21 @@ const PORT: Kind = Kind {
 const NET: Kind = Kind {
     collection: "networks",
     attrs: &[
-        "name", "admin_state_up", "status", "shared", "router:external", "subnets", "mtu", "is_default",
-        "provider:network_type", "provider:physical_network", "provider:segmentation_id", "port_security_enabled",
-        "qos_policy_id", "dns_domain", "availability_zone_hints",
+        "name",
+        "admin_state_up",
+        "status",
+        "shared",
+        "router:external",
+        "subnets",
+        "mtu",
+        "is_default",
+        "provider:network_type",
+        "provider:physical_network",
+        "provider:segmentation_id",
+        "port_security_enabled",
+        "qos_policy_id",
+        "dns_domain",
+        "availability_zone_hints",
     ],
     error: "NetworkNotFound",
     label: "Network",
@@ -682,8 +721,17 @@ const NET: Kind = Kind {
 const SUBNET: Kind = Kind {
     collection: "subnets",
     attrs: &[
-        "name", "network_id", "ip_version", "cidr", "gateway_ip", "enable_dhcp", "ipv6_address_mode", "ipv6_ra_mode",
-        "subnetpool_id", "segment_id", "dns_publish_fixed_ip",
+        "name",
+        "network_id",
+        "ip_version",
+        "cidr",
+        "gateway_ip",
+        "enable_dhcp",
+        "ipv6_address_mode",
+        "ipv6_ra_mode",
+        "subnetpool_id",
+        "segment_id",
+        "dns_publish_fixed_ip",
     ],
     error: "SubnetNotFound",
     label: "Subnet",
@@ -701,7 +749,11 @@ const RESERVED: &[&str] = &["fields", "limit", "marker", "page_reverse", "sort_k
 const TAG_FILTERS: &[&str] = &["tags", "tags-any", "not-tags", "not-tags-any"];
 
 fn fields(ctx: &Ctx) -> Vec<String> {
-    ctx.query.iter().filter(|(k, v)| k == "fields" && !v.is_empty()).flat_map(|(_, v)| v.split(',').map(String::from)).collect()
+    ctx.query
+        .iter()
+        .filter(|(k, v)| k == "fields" && !v.is_empty())
+        .flat_map(|(_, v)| v.split(',').map(String::from))
+        .collect()
 }
 
 fn select(obj: Value, fields: &[String]) -> Value {
@@ -903,7 +955,9 @@ fn list<T: HasId>(ctx: &Ctx, kind: &Kind, items: Vec<T>, render: &dyn Fn(&T) -> 
             continue;
         }
         if !valid(k) && !TAG_FILTERS.contains(&k.as_str()) {
-            return Err(ApiError::bad_request(SVC, format!("{k} is invalid attribute for filtering")).neutron("HTTPBadRequest"));
+            return Err(
+                ApiError::bad_request(SVC, format!("{k} is invalid attribute for filtering")).neutron("HTTPBadRequest")
+            );
         }
         let k = if k == "tenant_id" { "project_id".to_string() } else { k.clone() };
         filters.entry(k).or_default().push(v.clone());
@@ -931,7 +985,12 @@ fn list<T: HasId>(ctx: &Ctx, kind: &Kind, items: Vec<T>, render: &dyn Fn(&T) -> 
         let desc = sorts[0].1;
         items.sort_unstable_by(|a, b| if desc { b.id().cmp(a.id()) } else { a.id().cmp(b.id()) });
         let pos = |m: &str| items.partition_point(|i| if desc { i.id() > m } else { i.id() < m });
-        let (start, end) = window(items.len(), limit, marker.map(|m| (pos(m), items.get(pos(m)).is_some_and(|i| i.id() == m))), page_reverse);
+        let (start, end) = window(
+            items.len(),
+            limit,
+            marker.map(|m| (pos(m), items.get(pos(m)).is_some_and(|i| i.id() == m))),
+            page_reverse,
+        );
         page = items[start..end].iter().map(render).collect();
     } else {
         let mut all: Vec<Value> = items.iter().map(render).filter(|o| matches(o, &filters)).collect();
@@ -985,10 +1044,10 @@ fn pagination_links(ctx: &Ctx, ids: &[String], limit: usize, reverse: bool) -> V
         format!("{}?{qs}", ctx.url)
     };
     let mut links = Vec::new();
-    if !(ids.len() < limit && !reverse) {
+    if ids.len() >= limit || reverse {
         links.push(json!({"rel": "next", "href": href(ids.last(), false)}));
     }
-    if !(ids.len() < limit && reverse) {
+    if ids.len() >= limit || !reverse {
         links.push(json!({"rel": "previous", "href": href(ids.first(), true)}));
     }
     links

@@ -229,7 +229,15 @@ async fn microversion_fields_appear_only_from_their_version() {
     let env = Env::new(site(0)).await;
     let path = format!("/volume/v3/{P1}/volumes/55555555-5555-4555-8555-555555555555");
     let (_, _, body) = env.get(Some("admin"), &path, None).await;
-    for k in ["group_id", "provider_id", "service_uuid", "shared_targets", "cluster_name", "volume_type_id", "consumes_quota"] {
+    for k in [
+        "group_id",
+        "provider_id",
+        "service_uuid",
+        "shared_targets",
+        "cluster_name",
+        "volume_type_id",
+        "consumes_quota",
+    ] {
         assert!(body["volume"].get(k).is_none(), "{k} at 3.0");
     }
     let (_, h, body) = env.get(Some("admin"), &path, Some("volume 3.21")).await;
@@ -304,8 +312,9 @@ async fn filters_sorting_and_limit_pagination() {
 #[tokio::test]
 async fn admin_unknown_filter_matches_nothing_as_cinder_does() {
     let env = Env::new(site(0)).await;
-    let (status, _, body) =
-        env.get(Some("admin"), &format!("/volume/v3/{P1}/volumes/detail?changes-since=2023-05-21+00%3A00%3A00"), None).await;
+    let (status, _, body) = env
+        .get(Some("admin"), &format!("/volume/v3/{P1}/volumes/detail?changes-since=2023-05-21+00%3A00%3A00"), None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["volumes"], serde_json::json!([]));
 }
@@ -324,7 +333,8 @@ async fn versions_types_limits_and_quotas() {
     assert_eq!(body["versions"][0]["id"], "v3.0");
 
     let (_, _, body) = env.get(Some("reader"), &format!("/volume/v3/{P1}/types"), None).await;
-    let names: Vec<&str> = body["volume_types"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        body["volume_types"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["__DEFAULT__", "ssd"]);
 
     let (_, _, body) = env.get(Some("reader"), &format!("/volume/v3/{P1}/limits"), None).await;

@@ -156,10 +156,9 @@ pub fn api_base(service: Service, catalog_url: &str, project_id: Option<&str>) -
 /// trailing project id dropped (Cinder `.../v3/<pid>` → `.../v3/`).
 pub fn version_doc_url(base: &str, project_id: Option<&str>) -> String {
     let mut b = base.trim_end_matches('/').to_string();
-    if let Some(pid) = project_id {
-        if let Some(stripped) = b.strip_suffix(&format!("/{pid}")) {
+    if let Some(pid) = project_id
+        && let Some(stripped) = b.strip_suffix(&format!("/{pid}")) {
             b = stripped.to_string();
         }
-    }
     format!("{b}/")
 }

@@ -182,22 +182,20 @@ impl CloudConfig {
                     }
                 }
             }
-            if !raw.top.contains_key("region_name") {
-                if let Some(first) = m.get("regions").and_then(Yaml::as_sequence).and_then(|s| s.first()) {
+            if !raw.top.contains_key("region_name")
+                && let Some(first) = m.get("regions").and_then(Yaml::as_sequence).and_then(|s| s.first()) {
                     let r = first.get("name").and_then(scalar).or_else(|| scalar(first));
                     if let Some(r) = r {
                         raw.top.insert("region_name".into(), r);
                     }
                 }
-            }
         }
         // Known auth keys given at the cloud's top level count as auth keys.
         for k in AUTH_KEYS {
-            if !raw.auth.contains_key(*k) {
-                if let Some(v) = raw.top.get(*k).cloned() {
+            if !raw.auth.contains_key(*k)
+                && let Some(v) = raw.top.get(*k).cloned() {
                     raw.auth.insert(k.to_string(), v);
                 }
-            }
         }
         if let Some(v) = raw.top.get("verify") {
             let insecure = matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0");
@@ -445,10 +443,9 @@ fn candidates(env: &Env, cwd: &Path, var: &str, stem: &str) -> Vec<PathBuf> {
 
 /// A path for messages, with `~` for `$HOME`.
 pub fn display_path(p: &Path, env: &Env) -> String {
-    if let Some(home) = env.get("HOME").filter(|h| !h.is_empty() && *h != "/") {
-        if let Ok(rest) = p.strip_prefix(home) {
+    if let Some(home) = env.get("HOME").filter(|h| !h.is_empty() && *h != "/")
+        && let Ok(rest) = p.strip_prefix(home) {
             return format!("~/{}", rest.display());
         }
-    }
     p.display().to_string()
 }

@@ -91,11 +91,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Glance/webob text/HTML (tags stripped, whitespace collapsed).
 pub fn extract_message(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-        if let Some(m) = json_message(&v) {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+        && let Some(m) = json_message(&v) {
             return m;
         }
-    }
     let mut out = String::new();
     let mut in_tag = false;
     for c in text.chars() {
@@ -132,11 +131,10 @@ fn json_message(v: &serde_json::Value) -> Option<String> {
             }
         } else if let Some(s) = inner.as_str() {
             // {"error_message": "{\"faultstring\": ...}"} style
-            if let Ok(nested) = serde_json::from_str::<serde_json::Value>(s) {
-                if let Some(m) = json_message(&nested) {
+            if let Ok(nested) = serde_json::from_str::<serde_json::Value>(s)
+                && let Some(m) = json_message(&nested) {
                     return Some(m);
                 }
-            }
         }
     }
     None

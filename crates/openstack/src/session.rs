@@ -321,11 +321,10 @@ impl Session {
     /// A valid token, re-authenticating when it nears expiry.
     pub async fn token(&self) -> Result<Arc<Token>> {
         let mut guard = self.token.lock().await;
-        if let Some(t) = guard.as_ref() {
-            if t.expires_at - Utc::now() > self.shared.reauth_margin {
+        if let Some(t) = guard.as_ref()
+            && t.expires_at - Utc::now() > self.shared.reauth_margin {
                 return Ok(t.clone());
             }
-        }
         let fresh = Arc::new(self.authenticate().await?);
         *guard = Some(fresh.clone());
         Ok(fresh)
@@ -334,11 +333,10 @@ impl Session {
     /// Drops `stale` (if still current) and authenticates again.
     async fn reauthenticate(&self, stale: &Arc<Token>) -> Result<Arc<Token>> {
         let mut guard = self.token.lock().await;
-        if let Some(t) = guard.as_ref() {
-            if !Arc::ptr_eq(t, stale) {
+        if let Some(t) = guard.as_ref()
+            && !Arc::ptr_eq(t, stale) {
                 return Ok(t.clone());
             }
-        }
         let fresh = Arc::new(self.authenticate().await?);
         *guard = Some(fresh.clone());
         Ok(fresh)

@@ -57,11 +57,21 @@ impl Scope {
 /// How to prove who we are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
-    Password { user: UserRef, password: Secret },
+    Password {
+        user: UserRef,
+        password: Secret,
+    },
     /// By `id`, or by `name` + `user`.
-    ApplicationCredential { id: Option<String>, name: Option<String>, user: Option<UserRef>, secret: Secret },
+    ApplicationCredential {
+        id: Option<String>,
+        name: Option<String>,
+        user: Option<UserRef>,
+        secret: Secret,
+    },
     /// An existing token, exchanged for a (re)scoped one.
-    Token { token: Secret },
+    Token {
+        token: Secret,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,7 +92,12 @@ impl Interface {
     }
     /// `public`, `publicURL`, `internal`, `admin` ...
     pub fn parse(s: &str) -> Option<Interface> {
-        match s.trim().trim_end_matches("URL").to_ascii_lowercase().as_str() {
+        match s
+            .trim()
+            .trim_end_matches("URL")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "public" => Some(Interface::Public),
             "internal" => Some(Interface::Internal),
             "admin" => Some(Interface::Admin),
@@ -118,10 +133,21 @@ impl CloudConfig {
     }
 
     /// [`CloudConfig::load`] with an explicit environment and directory.
-    pub fn load_with(cloud: Option<&str>, env: &Env, cwd: &Path) -> Result<CloudConfig, ConfigError> {
-        let name = cloud.map(str::to_string).or_else(|| env.get("OS_CLOUD").filter(|s| !s.is_empty()).cloned());
+    pub fn load_with(
+        cloud: Option<&str>,
+        env: &Env,
+        cwd: &Path,
+    ) -> Result<CloudConfig, ConfigError> {
+        let name = cloud
+            .map(str::to_string)
+            .or_else(|| env.get("OS_CLOUD").filter(|s| !s.is_empty()).cloned());
         match name {
-            Some(name) => Self::from_clouds_files(&name, &clouds_yaml_candidates(env, cwd), &secure_yaml_candidates(env, cwd), env),
+            Some(name) => Self::from_clouds_files(
+                &name,
+                &clouds_yaml_candidates(env, cwd),
+                &secure_yaml_candidates(env, cwd),
+                env,
+            ),
             None => Self::from_env(env),
         }
     }
@@ -135,19 +161,33 @@ impl CloudConfig {
         env: &Env,
     ) -> Result<CloudConfig, ConfigError> {
         let Some(path) = candidates.iter().find(|p| p.is_file()) else {
-            let searched = candidates.iter().map(|p| display_path(p, env)).collect::<Vec<_>>().join(", ");
-            return Err(ConfigError::new("clouds.yaml", format!("cloud '{name}' requested but no clouds.yaml found (searched {searched})")));
+            let searched = candidates
+                .iter()
+                .map(|p| display_path(p, env))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(ConfigError::new(
+                "clouds.yaml",
+                format!("cloud '{name}' requested but no clouds.yaml found (searched {searched})"),
+            ));
         };
         let label = display_path(path, env);
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(&label, e.to_string()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::new(&label, e.to_string()))?;
         let secure = match secure_candidates.iter().find(|p| p.is_file()) {
             Some(p) => Some((
                 display_path(p, env),
-                std::fs::read_to_string(p).map_err(|e| ConfigError::new(display_path(p, env), e.to_string()))?,
+                std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError::new(display_path(p, env), e.to_string()))?,
             )),
             None => None,
         };
-        Self::from_clouds_yaml(&text, secure.as_ref().map(|(l, t)| (l.as_str(), t.as_str())), name, &label)
+        Self::from_clouds_yaml(
+            &text,
+            secure.as_ref().map(|(l, t)| (l.as_str(), t.as_str())),
+            name,
+            &label,
+        )
     }
 
     /// Parses clouds.yaml text (and optional `(label, text)` of secure.yaml)
@@ -158,15 +198,26 @@ impl CloudConfig {
         name: &str,
         label: &str,
     ) -> Result<CloudConfig, ConfigError> {
-        let mut doc: Yaml = serde_yaml::from_str(text).map_err(|e| ConfigError::new(label, format!("invalid YAML: {e}")))?;
+        let mut doc: Yaml = serde_yaml::from_str(text)
+            .map_err(|e| ConfigError::new(label, format!("invalid YAML: {e}")))?;
         if let Some((slabel, stext)) = secure {
-            let sdoc: Yaml = serde_yaml::from_str(stext).map_err(|e| ConfigError::new(slabel, format!("invalid YAML: {e}")))?;
+            let sdoc: Yaml = serde_yaml::from_str(stext)
+                .map_err(|e| ConfigError::new(slabel, format!("invalid YAML: {e}")))?;
             merge_yaml(&mut doc, sdoc);
         }
-        let clouds = doc.get("clouds").and_then(Yaml::as_mapping).ok_or_else(|| ConfigError::new(label, "no 'clouds' mapping"))?;
+        let clouds = doc
+            .get("clouds")
+            .and_then(Yaml::as_mapping)
+            .ok_or_else(|| ConfigError::new(label, "no 'clouds' mapping"))?;
         let cloud = clouds.get(name).ok_or_else(|| {
-            let names: Vec<String> = clouds.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
-            ConfigError::new(label, format!("no cloud '{name}' (clouds: {})", names.join(", ")))
+            let names: Vec<String> = clouds
+                .keys()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect();
+            ConfigError::new(
+                label,
+                format!("no cloud '{name}' (clouds: {})", names.join(", ")),
+            )
         })?;
         let mut raw = Raw::default();
         if let Some(m) = cloud.as_mapping() {
@@ -183,28 +234,49 @@ impl CloudConfig {
                 }
             }
             if !raw.top.contains_key("region_name")
-                && let Some(first) = m.get("regions").and_then(Yaml::as_sequence).and_then(|s| s.first()) {
-                    let r = first.get("name").and_then(scalar).or_else(|| scalar(first));
-                    if let Some(r) = r {
-                        raw.top.insert("region_name".into(), r);
-                    }
+                && let Some(first) = m
+                    .get("regions")
+                    .and_then(Yaml::as_sequence)
+                    .and_then(|s| s.first())
+            {
+                let r = first.get("name").and_then(scalar).or_else(|| scalar(first));
+                if let Some(r) = r {
+                    raw.top.insert("region_name".into(), r);
                 }
+            }
         }
         // Known auth keys given at the cloud's top level count as auth keys.
         for k in AUTH_KEYS {
             if !raw.auth.contains_key(*k)
-                && let Some(v) = raw.top.get(*k).cloned() {
-                    raw.auth.insert(k.to_string(), v);
-                }
+                && let Some(v) = raw.top.get(*k).cloned()
+            {
+                raw.auth.insert(k.to_string(), v);
+            }
         }
         if let Some(v) = raw.top.get("verify") {
             let insecure = matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0");
             raw.top.insert("insecure".into(), insecure.to_string());
         }
         let cloud_name = name.to_string();
-        resolve(raw, label, Some(name.to_string()), &move |k, in_auth| {
-            if in_auth { format!("cloud '{cloud_name}' has no auth.{k}") } else { format!("cloud '{cloud_name}' has no {k}") }
-        }, &|k, in_auth| if in_auth { format!("auth.{k}") } else { k.to_string() })
+        resolve(
+            raw,
+            label,
+            Some(name.to_string()),
+            &move |k, in_auth| {
+                if in_auth {
+                    format!("cloud '{cloud_name}' has no auth.{k}")
+                } else {
+                    format!("cloud '{cloud_name}' has no {k}")
+                }
+            },
+            &|k, in_auth| {
+                if in_auth {
+                    format!("auth.{k}")
+                } else {
+                    k.to_string()
+                }
+            },
+        )
     }
 
     /// From `OS_*` variables.
@@ -237,9 +309,13 @@ impl CloudConfig {
                 raw.top.entry(key.into()).or_insert(v);
             }
         }
-        resolve(raw, "environment", None, &|k, _| format!("OS_{} is not set", k.to_ascii_uppercase()), &|k, _| {
-            format!("OS_{}", k.to_ascii_uppercase())
-        })
+        resolve(
+            raw,
+            "environment",
+            None,
+            &|k, _| format!("OS_{} is not set", k.to_ascii_uppercase()),
+            &|k, _| format!("OS_{}", k.to_ascii_uppercase()),
+        )
     }
 }
 
@@ -275,7 +351,13 @@ struct Raw {
 
 type Namer<'a> = &'a dyn Fn(&str, bool) -> String;
 
-fn resolve(raw: Raw, source: &str, name: Option<String>, missing: Namer, key_name: Namer) -> Result<CloudConfig, ConfigError> {
+fn resolve(
+    raw: Raw,
+    source: &str,
+    name: Option<String>,
+    missing: Namer,
+    key_name: Namer,
+) -> Result<CloudConfig, ConfigError> {
     let err = |m: String| ConfigError::new(source, m);
     let a = |k: &str| raw.auth.get(k).filter(|v| !v.trim().is_empty()).cloned();
     let auth_url = a("auth_url").ok_or_else(|| err(missing("auth_url", true)))?;
@@ -287,20 +369,35 @@ fn resolve(raw: Raw, source: &str, name: Option<String>, missing: Namer, key_nam
         .map(DomainRef::Id)
         .or_else(|| a("user_domain_name").map(DomainRef::Name))
         .unwrap_or_else(|| default_domain.clone());
-    let user = a("user_id").map(UserRef::Id).or_else(|| a("username").map(|name| UserRef::Name { name, domain: user_domain }));
-
-    let auth_type = raw.top.get("auth_type").map(|s| s.to_ascii_lowercase()).unwrap_or_else(|| {
-        if a("application_credential_secret").is_some() {
-            "v3applicationcredential".into()
-        } else if a("token").is_some() && a("password").is_none() {
-            "token".into()
-        } else {
-            "password".into()
-        }
+    let user = a("user_id").map(UserRef::Id).or_else(|| {
+        a("username").map(|name| UserRef::Name {
+            name,
+            domain: user_domain,
+        })
     });
+
+    let auth_type = raw
+        .top
+        .get("auth_type")
+        .map(|s| s.to_ascii_lowercase())
+        .unwrap_or_else(|| {
+            if a("application_credential_secret").is_some() {
+                "v3applicationcredential".into()
+            } else if a("token").is_some() && a("password").is_none() {
+                "token".into()
+            } else {
+                "password".into()
+            }
+        });
     let credentials = match auth_type.as_str() {
         "password" | "v3password" => Credentials::Password {
-            user: user.ok_or_else(|| err(format!("{} or {} is required for password auth", key_name("username", true), key_name("user_id", true))))?,
+            user: user.ok_or_else(|| {
+                err(format!(
+                    "{} or {} is required for password auth",
+                    key_name("username", true),
+                    key_name("user_id", true)
+                ))
+            })?,
             password: Secret::new(a("password").ok_or_else(|| err(missing("password", true)))?),
         },
         "v3applicationcredential" | "applicationcredential" | "application_credential" => {
@@ -314,16 +411,25 @@ fn resolve(raw: Raw, source: &str, name: Option<String>, missing: Namer, key_nam
                 )));
             }
             if id.is_none() && user.is_none() {
-                return Err(err(format!("an application credential given by name needs {} or {}", key_name("username", true), key_name("user_id", true))));
+                return Err(err(format!(
+                    "an application credential given by name needs {} or {}",
+                    key_name("username", true),
+                    key_name("user_id", true)
+                )));
             }
             Credentials::ApplicationCredential {
                 id,
                 name: cname,
                 user,
-                secret: Secret::new(a("application_credential_secret").ok_or_else(|| err(missing("application_credential_secret", true)))?),
+                secret: Secret::new(
+                    a("application_credential_secret")
+                        .ok_or_else(|| err(missing("application_credential_secret", true)))?,
+                ),
             }
         }
-        "token" | "v3token" => Credentials::Token { token: Secret::new(a("token").ok_or_else(|| err(missing("token", true)))?) },
+        "token" | "v3token" => Credentials::Token {
+            token: Secret::new(a("token").ok_or_else(|| err(missing("token", true)))?),
+        },
         other => {
             return Err(err(format!(
                 "{} '{other}' is not supported (password, v3password, v3applicationcredential, token, v3token)",
@@ -342,8 +448,17 @@ fn resolve(raw: Raw, source: &str, name: Option<String>, missing: Namer, key_nam
         let project = a("project_id")
             .or_else(|| a("tenant_id"))
             .map(ProjectRef::Id)
-            .or_else(|| a("project_name").or_else(|| a("tenant_name")).map(|name| ProjectRef::Name { name, domain: project_domain }));
-        let domain = a("domain_id").map(DomainRef::Id).or_else(|| a("domain_name").map(DomainRef::Name));
+            .or_else(|| {
+                a("project_name")
+                    .or_else(|| a("tenant_name"))
+                    .map(|name| ProjectRef::Name {
+                        name,
+                        domain: project_domain,
+                    })
+            });
+        let domain = a("domain_id")
+            .map(DomainRef::Id)
+            .or_else(|| a("domain_name").map(DomainRef::Name));
         let system = a("system_scope");
         let n = project.is_some() as u8 + domain.is_some() as u8 + system.is_some() as u8;
         if n > 1 {
@@ -360,12 +475,22 @@ fn resolve(raw: Raw, source: &str, name: Option<String>, missing: Namer, key_nam
             (Some(p), _, _) => Scope::Project(p),
             (_, Some(d), _) => Scope::Domain(d),
             (_, _, Some(s)) if s == "all" => Scope::System,
-            (_, _, Some(s)) => return Err(err(format!("{} must be 'all', not '{s}'", key_name("system_scope", true)))),
+            (_, _, Some(s)) => {
+                return Err(err(format!(
+                    "{} must be 'all', not '{s}'",
+                    key_name("system_scope", true)
+                )));
+            }
             _ => Scope::Unscoped,
         }
     };
     let interface = match raw.top.get("interface") {
-        Some(s) => Interface::parse(s).ok_or_else(|| err(format!("{} '{s}' is not public, internal or admin", key_name("interface", false))))?,
+        Some(s) => Interface::parse(s).ok_or_else(|| {
+            err(format!(
+                "{} '{s}' is not public, internal or admin",
+                key_name("interface", false)
+            ))
+        })?,
         None => Interface::Public,
     };
     Ok(CloudConfig {
@@ -374,10 +499,21 @@ fn resolve(raw: Raw, source: &str, name: Option<String>, missing: Namer, key_nam
         auth_url,
         credentials,
         scope,
-        region_name: raw.top.get("region_name").filter(|s| !s.is_empty()).cloned(),
+        region_name: raw
+            .top
+            .get("region_name")
+            .filter(|s| !s.is_empty())
+            .cloned(),
         interface,
-        cacert: raw.top.get("cacert").filter(|s| !s.is_empty()).map(PathBuf::from),
-        insecure: raw.top.get("insecure").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes")),
+        cacert: raw
+            .top
+            .get("cacert")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
+        insecure: raw
+            .top
+            .get("insecure")
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes")),
     })
 }
 
@@ -408,7 +544,10 @@ fn merge_yaml(base: &mut Yaml, over: Yaml) {
 
 fn config_dirs(env: &Env, cwd: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![cwd.to_path_buf()];
-    match (env.get("XDG_CONFIG_HOME").filter(|s| !s.is_empty()), env.get("HOME").filter(|s| !s.is_empty())) {
+    match (
+        env.get("XDG_CONFIG_HOME").filter(|s| !s.is_empty()),
+        env.get("HOME").filter(|s| !s.is_empty()),
+    ) {
         (Some(x), _) => dirs.push(Path::new(x).join("openstack")),
         (None, Some(h)) => dirs.push(Path::new(h).join(".config/openstack")),
         _ => {}
@@ -444,8 +583,9 @@ fn candidates(env: &Env, cwd: &Path, var: &str, stem: &str) -> Vec<PathBuf> {
 /// A path for messages, with `~` for `$HOME`.
 pub fn display_path(p: &Path, env: &Env) -> String {
     if let Some(home) = env.get("HOME").filter(|h| !h.is_empty() && *h != "/")
-        && let Ok(rest) = p.strip_prefix(home) {
-            return format!("~/{}", rest.display());
-        }
+        && let Ok(rest) = p.strip_prefix(home)
+    {
+        return format!("~/{}", rest.display());
+    }
     p.display().to_string()
 }

@@ -15,7 +15,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(origin: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { origin: origin.into(), message: message.into() }
+        ConfigError {
+            origin: origin.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -40,16 +43,36 @@ pub enum Error {
     Config(#[from] ConfigError),
     /// The service answered with a non-success status.
     #[error("{request}: HTTP {status}: {message}")]
-    Api { request: RequestInfo, status: u16, message: String, request_id: Option<String> },
+    Api {
+        request: RequestInfo,
+        status: u16,
+        message: String,
+        request_id: Option<String>,
+    },
     /// Connecting, sending or reading failed (after the retries allowed).
     #[error("{request}: {message} (after {attempts} attempt(s))")]
-    Transport { request: RequestInfo, message: String, attempts: u32, timeout: bool },
+    Transport {
+        request: RequestInfo,
+        message: String,
+        attempts: u32,
+        timeout: bool,
+    },
     /// The response body is not what the API reference says.
     #[error("{request}: decoding the response: {message}")]
-    Decode { request: RequestInfo, message: String },
+    Decode {
+        request: RequestInfo,
+        message: String,
+    },
     /// The token catalog has no endpoint for the service.
-    #[error("no {service} endpoint with interface {interface}{region} in the catalog (catalog has: {available})")]
-    NoEndpoint { service: String, interface: String, region: String, available: String },
+    #[error(
+        "no {service} endpoint with interface {interface}{region} in the catalog (catalog has: {available})"
+    )]
+    NoEndpoint {
+        service: String,
+        interface: String,
+        region: String,
+        available: String,
+    },
     /// A token response without what a token must have.
     #[error("authenticating at {url}: {message}")]
     Auth { url: String, message: String },
@@ -92,9 +115,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub fn extract_message(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-        && let Some(m) = json_message(&v) {
-            return m;
-        }
+        && let Some(m) = json_message(&v)
+    {
+        return m;
+    }
     let mut out = String::new();
     let mut in_tag = false;
     for c in text.chars() {
@@ -132,9 +156,10 @@ fn json_message(v: &serde_json::Value) -> Option<String> {
         } else if let Some(s) = inner.as_str() {
             // {"error_message": "{\"faultstring\": ...}"} style
             if let Ok(nested) = serde_json::from_str::<serde_json::Value>(s)
-                && let Some(m) = json_message(&nested) {
-                    return Some(m);
-                }
+                && let Some(m) = json_message(&nested)
+            {
+                return Some(m);
+            }
         }
     }
     None

@@ -57,4 +57,6 @@ pub use config::{CloudConfig, Credentials, DomainRef, Env, Interface, ProjectRef
 pub use error::{ConfigError, Error, RequestInfo, Result};
 pub use microversion::Microversion;
 pub use secret::Secret;
-pub use session::{Call, CallStats, Response, RetryPolicy, RouteKey, Session, SessionBuilder, Token};
+pub use session::{
+    Call, CallStats, Response, RetryPolicy, RouteKey, Session, SessionBuilder, Token,
+};

@@ -57,7 +57,12 @@ impl ListRoleAssignments {
             .flag("effective", self.effective, "true")
             .flag("include_names", self.include_names, "true")
             .flag("include_subtree", self.include_subtree, "true");
-        Pager::new(Call::get(Service::Identity, "/role_assignments", "/role_assignments").query(q.into_vec()), "/role_assignments", Next::None)
+        Pager::new(
+            Call::get(Service::Identity, "/role_assignments", "/role_assignments")
+                .query(q.into_vec()),
+            "/role_assignments",
+            Next::None,
+        )
     }
     pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<RoleAssignment>> {
         self.pager().items(s)

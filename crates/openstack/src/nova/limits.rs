@@ -44,7 +44,16 @@ pub async fn quota_set(s: &Session, project_id: &str) -> Result<QuotaSet> {
     struct W {
         quota_set: QuotaSet,
     }
-    let w: W = s.json(Call::get(Service::Compute, "/os-quota-sets/{id}", format!("/os-quota-sets/{project_id}")).versioned()).await?;
+    let w: W = s
+        .json(
+            Call::get(
+                Service::Compute,
+                "/os-quota-sets/{id}",
+                format!("/os-quota-sets/{project_id}"),
+            )
+            .versioned(),
+        )
+        .await?;
     Ok(w.quota_set)
 }
 
@@ -54,7 +63,12 @@ pub async fn quota_detail(s: &Session, project_id: &str) -> Result<BTreeMap<Stri
     struct W {
         quota_set: Map<String, Value>,
     }
-    let call = Call::get(Service::Compute, "/os-quota-sets/{id}/detail", format!("/os-quota-sets/{project_id}/detail")).versioned();
+    let call = Call::get(
+        Service::Compute,
+        "/os-quota-sets/{id}/detail",
+        format!("/os-quota-sets/{project_id}/detail"),
+    )
+    .versioned();
     let w: W = s.json(call).await?;
     Ok(w.quota_set
         .into_iter()
@@ -92,6 +106,12 @@ pub async fn limits(s: &Session, project_id: Option<&str>) -> Result<AbsoluteLim
         absolute: AbsoluteLimits,
     }
     let q = Query::new().opt("tenant_id", project_id);
-    let w: W = s.json(Call::get(Service::Compute, "/limits", "/limits").query(q.into_vec()).versioned()).await?;
+    let w: W = s
+        .json(
+            Call::get(Service::Compute, "/limits", "/limits")
+                .query(q.into_vec())
+                .versioned(),
+        )
+        .await?;
     Ok(w.limits.absolute)
 }

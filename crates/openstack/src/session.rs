@@ -241,7 +241,7 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("auth_url", &self.shared.config.auth_url)
+            .field("auth_url", &redact(&self.shared.config.auth_url))
             .field("scope", &self.scope)
             .finish()
     }
@@ -730,7 +730,7 @@ impl Shared {
         let request = RequestInfo {
             service: key.service.clone(),
             method: method.to_string(),
-            url: url.to_string(),
+            url: redact(url),
         };
         let max = self.retry.max_attempts.max(1);
         let mut attempt = 0;
@@ -842,4 +842,16 @@ fn error_chain(e: &reqwest::Error) -> String {
         src = s.source();
     }
     out
+}
+
+/// `url` without any `user:password@` part.
+pub(crate) fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }

@@ -787,3 +787,34 @@ async fn all_tenant_usage_actions_quotas_and_limits() {
     assert_eq!((l.max_total_cores, l.total_cores_used), (Some(20), Some(4)));
     assert_eq!(l.extra["maxServerMeta"], 128);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_slow_attempt_times_out_and_is_retried() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let m = mock(move |r| {
+        keystone(r).unwrap_or_else(|| {
+            if h.fetch_add(1, Ordering::SeqCst) == 0 {
+                std::thread::sleep(Duration::from_millis(600));
+            }
+            Reply::json(200, json!({"user": {"id": "u1", "name": "alice"}}))
+        })
+    })
+    .await;
+    let mut retry = fast_retry();
+    retry.timeout = Duration::from_millis(200);
+    let s = openstack::Session::builder(config(&m.auth_url(), openstack::Scope::project_id(PID)))
+        .retry(retry)
+        .connect()
+        .await
+        .unwrap();
+    let u = keystone::users::get(&s, "u1").await.unwrap();
+    assert_eq!(u.name, "alice");
+    let st = *s
+        .counters()
+        .iter()
+        .find(|(k, _)| k.route == "/users/{id}")
+        .unwrap()
+        .1;
+    assert_eq!((st.attempts, st.retries, st.failures), (2, 1, 0));
+}

@@ -58,6 +58,8 @@ pub fn pattern_byte(i: u64) -> u8 {
     (i % 251) as u8
 }
 
+/// Unknown paths get Glance's 404. (`/image/` with the slash never gets
+/// here: axum's `nest` sends it to the outer router.)
 async fn not_found() -> ApiError {
     err(StatusCode::NOT_FOUND, "The resource could not be found.")
 }

@@ -39,17 +39,11 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/v2/info/stores", get(info_stores))
         .route("/v2/images", get(images::list).post(images::create))
         .route("/v2/images/{id}", get(images::show).patch(images::update).delete(images::delete))
-        .route(
-            "/v2/images/{id}/file",
-            get(images::download).put(images::upload).layer(DefaultBodyLimit::disable()),
-        )
+        .route("/v2/images/{id}/file", get(images::download).put(images::upload).layer(DefaultBodyLimit::disable()))
         .route("/v2/images/{id}/actions/{action}", post(images::action))
         .route("/v2/images/{id}/tags/{tag}", put(images::tag_add).delete(images::tag_delete))
         .route("/v2/images/{id}/members", get(members::list).post(members::create))
-        .route(
-            "/v2/images/{id}/members/{member}",
-            get(members::show).put(members::update).delete(members::delete),
-        )
+        .route("/v2/images/{id}/members/{member}", get(members::show).put(members::update).delete(members::delete))
         .fallback(not_found)
 }
 
@@ -76,10 +70,8 @@ pub(crate) fn denied(action: &str) -> ApiError {
 fn versions_body(state: &AppState) -> Value {
     let href = format!("{}{}/v2/", state.base_url, S.prefix());
     let v = |id: &str, status: &str| json!({"id": id, "status": status, "links": [{"rel": "self", "href": href}]});
-    let mut list: Vec<Value> = ["v2.15", "v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8"]
-        .iter()
-        .map(|id| v(id, "SUPPORTED"))
-        .collect();
+    let mut list: Vec<Value> =
+        ["v2.15", "v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8"].iter().map(|id| v(id, "SUPPORTED")).collect();
     list.push(v("v2.17", "CURRENT"));
     list.extend(["v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"].iter().map(|id| v(id, "SUPPORTED")));
     json!({"versions": list})
@@ -115,7 +107,9 @@ async fn schema(
         "images" => SCHEMA_IMAGES,
         "member" => SCHEMA_MEMBER,
         "members" => SCHEMA_MEMBERS,
-        _ => return Err(err(StatusCode::NOT_FOUND, "The resource could not be found.")),
+        _ => {
+            return Err(err(StatusCode::NOT_FOUND, "The resource could not be found."));
+        }
     };
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
@@ -256,9 +250,8 @@ pub(crate) fn py_repr(v: &Value) -> String {
         Value::Number(n) => n.to_string(),
         Value::String(s) => format!("'{s}'"),
         Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(o) => format!(
-            "{{{}}}",
-            o.iter().map(|(k, v)| format!("'{k}': {}", py_repr(v))).collect::<Vec<_>>().join(", ")
-        ),
+        Value::Object(o) => {
+            format!("{{{}}}", o.iter().map(|(k, v)| format!("'{k}': {}", py_repr(v))).collect::<Vec<_>>().join(", "))
+        }
     }
 }

@@ -24,17 +24,39 @@ const CONTAINER_FORMATS: [&str; 8] = ["ami", "ari", "aki", "bare", "ovf", "ova",
 const VISIBILITIES: [&str; 4] = ["community", "public", "private", "shared"];
 const STATUSES: [&str; 9] =
     ["queued", "saving", "active", "killed", "deleted", "uploading", "importing", "pending_delete", "deactivated"];
-const SORT_KEYS: [&str; 8] = ["name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at"];
+const SORT_KEYS: [&str; 8] =
+    ["name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at"];
 /// Body keys refused on create before schema validation.
 const DISALLOWED: [&str; 5] = ["direct_url", "self", "file", "schema", "stores"];
 const READONLY: [&str; 13] = [
-    "created_at", "updated_at", "status", "checksum", "size", "virtual_size", "direct_url", "self", "file", "schema",
-    "id", "os_hash_algo", "os_hash_value",
+    "created_at",
+    "updated_at",
+    "status",
+    "checksum",
+    "size",
+    "virtual_size",
+    "direct_url",
+    "self",
+    "file",
+    "schema",
+    "id",
+    "os_hash_algo",
+    "os_hash_value",
 ];
 const RESERVED: [&str; 3] = ["location", "deleted", "deleted_at"];
 /// Attributes of Glance's domain Image that PATCH sets directly.
-const SETTABLE: [&str; 10] =
-    ["name", "visibility", "protected", "os_hidden", "owner", "container_format", "disk_format", "min_ram", "min_disk", "tags"];
+const SETTABLE: [&str; 10] = [
+    "name",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "owner",
+    "container_format",
+    "disk_format",
+    "min_ram",
+    "min_disk",
+    "tags",
+];
 const LIMIT_DEFAULT: usize = 25;
 const LIMIT_MAX: usize = 1000;
 
@@ -46,6 +68,14 @@ fn forbidden(msg: impl Into<String>) -> ApiError {
 }
 fn conflict(msg: impl Into<String>) -> ApiError {
     err(StatusCode::CONFLICT, msg)
+}
+/// webob's HTTPForbidden(detail): the default explanation, then the detail.
+fn forbidden_detail(msg: impl std::fmt::Display) -> ApiError {
+    forbidden(format!("Access was denied to this resource.<br /><br />{msg}"))
+}
+/// webob's HTTPConflict(detail).
+fn conflict_detail(msg: impl std::fmt::Display) -> ApiError {
+    conflict(format!("There was a conflict when trying to complete your request.<br /><br />{msg}"))
 }
 fn no_image(id: &str) -> ApiError {
     err(StatusCode::NOT_FOUND, format!("No image found with ID {id}"))
@@ -241,11 +271,15 @@ fn split_quoted(v: &str) -> ApiResult<Vec<String>> {
             '"' if quoted => {
                 quoted = false;
                 if chars.peek().is_some_and(|n| *n != ',') {
-                    return Err(bad(format!("Invalid filter value {v}. There is no comma after closing quotation mark.")));
+                    return Err(bad(format!(
+                        "Invalid filter value {v}. There is no comma after closing quotation mark."
+                    )));
                 }
             }
             '"' if cur.is_empty() => quoted = true,
-            '"' => return Err(bad(format!("Invalid filter value {v}. The quote is not closed."))),
+            '"' => {
+                return Err(bad(format!("Invalid filter value {v}. The quote is not closed.")));
+            }
             '\\' if quoted => {
                 if let Some(n) = chars.next() {
                     cur.push(n);
@@ -293,9 +327,7 @@ impl Filter {
             Filter::Tag(t) => img.tags.iter().any(|x| x == t),
             Filter::Min(k, v) => column_int(img, x, k).flatten().is_some_and(|c| c >= *v),
             Filter::Max(k, v) => column_int(img, x, k).flatten().is_some_and(|c| c <= *v),
-            Filter::Time(k, op, t) => {
-                time_cmp(op, if k == "created_at" { img.created_at } else { img.updated_at }, *t)
-            }
+            Filter::Time(k, op, t) => time_cmp(op, if k == "created_at" { img.created_at } else { img.updated_at }, *t),
             Filter::In(k, vs) => column_text(img, x, k).flatten().is_some_and(|c| vs.contains(&c)),
             Filter::Eq(k, v) => column_text(img, x, k).flatten().is_some_and(|c| &c == v),
             Filter::Prop(k, v) => img.properties.get(k).is_some_and(|p| match p {
@@ -359,10 +391,7 @@ fn parse_list_query(raw: &str) -> ApiResult<ListQuery> {
         if SORT_KEYS.contains(&k) {
             Ok(k.to_string())
         } else {
-            Err(bad(format!(
-                "Invalid sort key: {k}. It must be one of the following: {}.",
-                SORT_KEYS.join(", ")
-            )))
+            Err(bad(format!("Invalid sort key: {k}. It must be one of the following: {}.", SORT_KEYS.join(", "))))
         }
     };
     let valid_dir = |d: &str| -> ApiResult<bool> {
@@ -390,10 +419,16 @@ fn parse_list_query(raw: &str) -> ApiResult<ListQuery> {
             appended_asc = sort[0].1;
         }
     } else {
-        let keys: Vec<String> =
-            pairs.iter().filter(|(k, _)| k == "sort_key").map(|(_, v)| valid_key(v.trim())).collect::<ApiResult<_>>()?;
-        let dirs: Vec<bool> =
-            pairs.iter().filter(|(k, _)| k == "sort_dir").map(|(_, v)| valid_dir(v.trim())).collect::<ApiResult<_>>()?;
+        let keys: Vec<String> = pairs
+            .iter()
+            .filter(|(k, _)| k == "sort_key")
+            .map(|(_, v)| valid_key(v.trim()))
+            .collect::<ApiResult<_>>()?;
+        let dirs: Vec<bool> = pairs
+            .iter()
+            .filter(|(k, _)| k == "sort_dir")
+            .map(|(_, v)| valid_dir(v.trim()))
+            .collect::<ApiResult<_>>()?;
         if dirs.len() > 1 && dirs.len() != keys.len() {
             return Err(bad("Number of sort dirs does not match the number of sort keys"));
         }
@@ -422,7 +457,9 @@ fn parse_list_query(raw: &str) -> ApiResult<ListQuery> {
     filters.push(Filter::OsHidden(os_hidden == "true"));
     if let Some(p) = last_value(&pairs, "protected") {
         if p != "true" && p != "false" {
-            return Err(bad(format!("Invalid value '{p}' for 'protected' filter. Valid values are 'true' or 'false'.")));
+            return Err(bad(format!(
+                "Invalid value '{p}' for 'protected' filter. Valid values are 'true' or 'false'."
+            )));
         }
         filters.push(Filter::Protected(p == "true"));
     }
@@ -455,7 +492,9 @@ fn parse_list_query(raw: &str) -> ApiResult<ListQuery> {
             match op.as_str() {
                 "in" => filters.push(Filter::In(k.clone(), split_quoted(&val)?)),
                 "eq" => filters.push(Filter::Eq(k.clone(), val)),
-                other => return Err(bad(format!("Unable to filter by unknown operator '{other}'."))),
+                other => {
+                    return Err(bad(format!("Unable to filter by unknown operator '{other}'.")));
+                }
             }
         } else if ["owner", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size", "min_ram", "min_disk"]
             .contains(&k.as_str())
@@ -494,7 +533,9 @@ fn selected(ctx: &Ctx, q: &ListQuery, img: &Image) -> bool {
         let own = owner == Some(img.owner.as_str());
         let open = img.visibility == "public" || img.visibility == "community";
         let shared = img.visibility == "shared"
-            && owner.is_some_and(|o| img.members.iter().any(|(m, s)| m == o && (q.member_status == "all" || *s == q.member_status)));
+            && owner.is_some_and(|o| {
+                img.members.iter().any(|(m, s)| m == o && (q.member_status == "all" || *s == q.member_status))
+            });
         if !(own || open || shared) {
             return false;
         }
@@ -532,7 +573,11 @@ pub async fn list(
     let marker = match &q.marker {
         None => None,
         Some(m) => {
-            let i = site.images.iter().position(|i| &i.id == m).ok_or_else(|| bad(format!("No image found with ID {m}")))?;
+            let i = site
+                .images
+                .iter()
+                .position(|i| &i.id == m)
+                .ok_or_else(|| bad(format!("No image found with ID {m}")))?;
             if !ctx.can_see(&site.images[i]) {
                 return Err(forbidden(format!("Forbidding request, image {m} not visible")));
             }
@@ -626,7 +671,7 @@ pub async fn create(State(state): State<Arc<AppState>>, headers: HeaderMap, body
             return Err(bad("Custom property should not be greater than 255 characters."));
         }
         if RESERVED.contains(&k.as_str()) || k.starts_with("os_glance") {
-            return Err(forbidden(format!("Attribute '{k}' is reserved.")));
+            return Err(forbidden_detail(format!("Attribute '{k}' is reserved.")));
         }
     }
     let project = ctx.owner().map(String::from);
@@ -639,7 +684,7 @@ pub async fn create(State(state): State<Arc<AppState>>, headers: HeaderMap, body
             return Err(denied("add_image"));
         }
         if owner != project {
-            return Err(forbidden(format!(
+            return Err(forbidden_detail(format!(
                 "You are not permitted to create images owned by '{}'",
                 owner.unwrap_or_default()
             )));
@@ -699,8 +744,14 @@ pub async fn create(State(state): State<Arc<AppState>>, headers: HeaderMap, body
         StatusCode::CREATED,
         [
             (header::LOCATION, location),
-            (header::HeaderName::from_static("openstack-image-import-methods"), "glance-direct,web-download,copy-image".into()),
-            (header::HeaderName::from_static("openstack-image-store-ids"), "fs".into()),
+            (
+                header::HeaderName::from_static("openstack-image-import-methods"),
+                "glance-direct,web-download,copy-image".into(),
+            ),
+            (
+                header::HeaderName::from_static("openstack-image-store-ids"),
+                "fs,os_glance_staging_store,os_glance_tasks_store".into(),
+            ),
         ],
         axum::Json(view),
     )
@@ -797,13 +848,17 @@ fn parse_changes(ctype: &str, body: &[u8]) -> ApiResult<Vec<Change>> {
         let value = if op == "remove" {
             None
         } else {
-            Some(rc.get("value").cloned().ok_or_else(|| bad(format!("Operation \"{op}\" requires a member named \"value\".")))?)
+            Some(
+                rc.get("value")
+                    .cloned()
+                    .ok_or_else(|| bad(format!("Operation \"{op}\" requires a member named \"value\".")))?,
+            )
         };
         if READONLY.contains(&root.as_str()) {
             return Err(forbidden(format!("Attribute '{root}' is read-only.")));
         }
         if RESERVED.contains(&root.as_str()) || root.starts_with("os_glance") {
-            return Err(forbidden(format!("Attribute '{root}' is reserved.")));
+            return Err(forbidden_detail(format!("Attribute '{root}' is reserved.")));
         }
         if let Some(v) = &value {
             validate_attr(&root, v).map_err(schema_error)?;
@@ -856,16 +911,16 @@ pub async fn update(
         match c.op.as_str() {
             "remove" => {
                 if base {
-                    return Err(forbidden(format!("Property {root} may not be removed.")));
+                    return Err(forbidden_detail(format!("Property {root} may not be removed.")));
                 }
                 if img.properties.remove(root).is_none() {
-                    return Err(conflict(format!("Property {root} does not exist.")));
+                    return Err(conflict_detail(format!("Property {root} does not exist.")));
                 }
             }
             op => {
                 let v = c.value.clone().unwrap_or(Value::Null);
                 if root == "owner" && !ctx.is_admin() && op == "replace" {
-                    return Err(forbidden("Owner can't be updated by non admin."));
+                    return Err(forbidden_detail("Owner can't be updated by non admin."));
                 }
                 if root == "visibility" && v == "public" && !ctx.is_admin() {
                     return Err(denied("publicize_image"));
@@ -876,7 +931,7 @@ pub async fn update(
                 if base {
                     set_attr(&mut img, &mut x, root, &v);
                 } else if op == "replace" && !img.properties.contains_key(root) {
-                    return Err(conflict(format!("Property {root} does not exist.")));
+                    return Err(conflict_detail(format!("Property {root} does not exist.")));
                 } else if root.is_empty() {
                     return Err(bad("Invalid JSON pointer for this resource: '/'"));
                 } else {

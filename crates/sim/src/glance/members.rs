@@ -82,14 +82,18 @@ pub async fn create(
     let body = json_body(&body)?;
     let member = match &body {
         Value::Object(o) => match o.get("member") {
-            None => return Err(err(StatusCode::BAD_REQUEST, "Member to be added not specified")),
+            None => {
+                return Err(err(StatusCode::BAD_REQUEST, "Member to be added not specified"));
+            }
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(Value::String(_)) | Some(Value::Null) => {
                 return Err(err(StatusCode::BAD_REQUEST, "Member can't be empty"));
             }
             Some(other) => other.to_string(),
         },
-        _ => return Err(err(StatusCode::BAD_REQUEST, "Expected a member in the form: {\"member\": \"image_id\"}")),
+        _ => {
+            return Err(err(StatusCode::BAD_REQUEST, "Expected a member in the form: {\"member\": \"image_id\"}"));
+        }
     };
     let now = state.now();
     let mut site = state.site.write().unwrap();
@@ -121,7 +125,10 @@ pub async fn show(
         return Err(err(StatusCode::NOT_FOUND, "Only shared images have members."));
     }
     if !may_read(&ctx, img, &member) {
-        return Err(err(StatusCode::NOT_FOUND, format!("You are not authorized to lookup the members of the image {id}.")));
+        return Err(err(
+            StatusCode::NOT_FOUND,
+            format!("You are not authorized to lookup the members of the image {id}."),
+        ));
     }
     let (_, status) = img.members.iter().find(|(m, _)| *m == member).ok_or_else(|| member_missing(img, &member))?;
     Ok(axum::Json(member_json(&site, img, &member, status)).into_response())
@@ -140,7 +147,9 @@ pub async fn update(
             None => return Err(err(StatusCode::BAD_REQUEST, "Status not specified")),
             Some(v) => v.as_str().map(String::from).unwrap_or_else(|| v.to_string()),
         },
-        _ => return Err(err(StatusCode::BAD_REQUEST, "Expected a status in the form: {\"status\": \"status\"}")),
+        _ => {
+            return Err(err(StatusCode::BAD_REQUEST, "Expected a status in the form: {\"status\": \"status\"}"));
+        }
     };
     let now = state.now();
     let mut site = state.site.write().unwrap();

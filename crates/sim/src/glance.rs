@@ -45,6 +45,20 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/v2/images/{id}/members", get(members::list).post(members::create))
         .route("/v2/images/{id}/members/{member}", get(members::show).put(members::update).delete(members::delete))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(request_id))
+}
+
+/// Glance stamps every answer with `x-openstack-request-id: req-<uuid>`.
+async fn request_id(mut resp: Response) -> Response {
+    if let Ok(v) = format!("req-{}", uuid::Uuid::new_v4()).parse() {
+        resp.headers_mut().insert("x-openstack-request-id", v);
+    }
+    resp
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    err(StatusCode::METHOD_NOT_ALLOWED, format!("The method {method} is not allowed for this resource. "))
 }
 
 /// Byte `i` of the data served for an image without uploaded data.

@@ -161,10 +161,14 @@ async fn versions_root_answers_300_with_v2_links_under_image() {
     let env = Env::new().await;
     let resp = env.http.get(format!("{}/image", env.sim.base_url())).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 300);
+    assert!(resp.headers()["x-openstack-request-id"].to_str().unwrap().starts_with("req-"));
     let v: Value = resp.json().await.unwrap();
     let versions = v["versions"].as_array().unwrap();
     assert!(versions.iter().any(|x| x["id"] == "v2.17" && x["status"] == "CURRENT"));
     assert_eq!(versions[0]["links"][0]["href"], format!("{}/image/v2/", env.sim.base_url()));
+    let resp = env.http.put(env.url("/v2/images")).header("X-Auth-Token", "t1").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert!(resp.text().await.unwrap().contains("The method PUT is not allowed for this resource."));
     let resp = env.http.get(env.url("/versions")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
 }

@@ -91,7 +91,9 @@ fn versions_body(state: &AppState) -> Value {
     json!({"versions": list})
 }
 
-async fn versions_root(State(state): State<Arc<AppState>>) -> Response {
+/// `GET /image` → 300. lib.rs may also route `/image/` here (axum's `nest`
+/// does not send the trailing-slash form to this router).
+pub(crate) async fn versions_root(State(state): State<Arc<AppState>>) -> Response {
     (StatusCode::MULTIPLE_CHOICES, axum::Json(versions_body(&state))).into_response()
 }
 

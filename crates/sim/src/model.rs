@@ -39,6 +39,22 @@ pub struct Site {
     pub volume_quotas: BTreeMap<String, VolumeQuota>,
     /// Per-project network quotas; absent means Neutron's defaults.
     pub network_quotas: BTreeMap<String, NetworkQuota>,
+    /// Glance attributes `Image` lacks, by image id (absent = defaults).
+    pub image_extras: BTreeMap<String, ImageExtra>,
+}
+
+/// Glance image attributes beyond [`Image`]'s fields.
+#[derive(Debug, Clone, Default)]
+pub struct ImageExtra {
+    /// Hidden from the default image list (`os_hidden`).
+    pub os_hidden: bool,
+    /// Bytes; Glance computes it on upload (null before).
+    pub virtual_size: Option<u64>,
+    /// The name is null (created without one); `Image::name` is then "".
+    pub name_is_null: bool,
+    /// Member project id → (created_at, updated_at) of the membership;
+    /// members absent here show the image's `created_at`.
+    pub member_times: BTreeMap<String, (DateTime<Utc>, DateTime<Utc>)>,
 }
 
 /// A Keystone application credential (auth method `application_credential`).

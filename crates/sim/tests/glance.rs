@@ -530,25 +530,3 @@ async fn deactivated_images_refuse_download_to_non_admins() {
     assert_eq!(env.get("t1", &a).await.1["tags"], json!(["new"]));
     assert_eq!(env.req("DELETE", "t1", &format!("{a}/tags/none"), None).await.0, 404);
 }
-
-/// Serves the test site on GLANCE_PROBE_PORT for comparing with a real
-/// Glance by hand: `GLANCE_PROBE_PORT=19393 cargo test -p sim --test glance -- --ignored serve`.
-#[tokio::test]
-#[ignore]
-async fn serve_for_probe() {
-    let port: u16 = std::env::var("GLANCE_PROBE_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(19393);
-    let scenario = Scenario {
-        name: "probe".into(),
-        seed: 1,
-        reference_time: Utc::now(),
-        site: Site { region: "RegionOne".into(), ..Default::default() },
-    };
-    let mut cfg = SimConfig::new(scenario);
-    cfg.bind = ([127, 0, 0, 1], port).into();
-    let sim = sim::start(cfg).await.unwrap();
-    sim.insert_token("adm", token(PADMIN, &["admin", "member", "reader"]));
-    sim.insert_token("t1", token(P1, &["member", "reader"]));
-    sim.insert_token("t2", token(P2, &["member", "reader"]));
-    sim.insert_token("t3", token(P3, &["member", "reader"]));
-    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
-}

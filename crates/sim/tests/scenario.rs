@@ -422,9 +422,8 @@ fn load_reads_a_scenario_file() {
     assert!(matches!(ScenarioSpec::load(dir.path().join("missing.toml")), Err(ScenarioError::Read { .. })));
 }
 
-/// Slow in debug builds; run with `cargo test --release -- --ignored`.
+/// About 6 s in a debug build.
 #[test]
-#[ignore]
 fn large_generates_200000_servers_and_keeps_the_rules() {
     let start = std::time::Instant::now();
     let sc = scenario::builtin("large").unwrap().generate();

@@ -50,7 +50,9 @@ fn v3_doc(state: &AppState) -> Value {
     })
 }
 
-async fn versions(State(state): St) -> Response {
+/// `GET /identity` (and `/identity/`, which lib.rs must route: axum's nest
+/// does not): 300 with the v3 version document.
+pub(crate) async fn versions(State(state): St) -> Response {
     let mut resp =
         (StatusCode::MULTIPLE_CHOICES, axum::Json(json!({"versions": {"values": [v3_doc(&state)]}})))
             .into_response();

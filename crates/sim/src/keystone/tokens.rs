@@ -375,7 +375,7 @@ fn resolve_scope(site: &Site, user: &User, scope: Option<&Value>, who: &Who) -> 
     Ok((tscope, roles))
 }
 
-async fn issue(State(state): St, uri: OriginalUri, q: Query, body: Bytes) -> ApiResult<Response> {
+async fn issue(State(state): St, q: Query, body: Bytes) -> ApiResult<Response> {
     let body = parse_body(&body)?;
     let auth_req = member(&body, "auth")?;
     let identity = auth_req
@@ -425,7 +425,6 @@ async fn issue(State(state): St, uri: OriginalUri, q: Query, body: Bytes) -> Api
         }
         table.insert(token.clone(), extra.clone());
     }
-    let _ = uri;
     let body = token_body(&state, &info, &extra, !q.contains_key("nocatalog"));
     let mut resp = created(json!({"token": body}));
     if let Ok(v) = HeaderValue::from_str(&token) {

@@ -621,6 +621,13 @@ async fn application_credential_authenticates_restricted_to_its_project() {
     assert_eq!(ac["roles"][0]["name"], "reader");
     let (s, _, _) = api.call(Method::POST, path, Some(&bob), Some(json!({"application_credential": {"name": "caso"}}))).await;
     assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _, b) = api.call(Method::POST, path, Some(&bob), Some(json!({"application_credential": {"name": "all", "roles": []}}))).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let mut names: Vec<&str> = b["application_credential"]["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, vec!["member", "reader"], "no roles given: the token's roles");
+    let (s, _, _) = api.call(Method::POST, path, Some(&bob), Some(json!({"application_credential": {"name": "up", "roles": [{"name": "admin"}]}}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "no role the token lacks");
     let (s, b) = api.get(path, &bob).await;
     assert_eq!(s, StatusCode::OK);
     assert!(b["application_credentials"][0].get("secret").is_none(), "the secret is shown only at creation");
@@ -696,7 +703,7 @@ async fn federation_objects_round_trip_with_validation() {
 
     // Mapping.
     let rules = json!([{"local": [{"user": {"name": "{0}"}}], "remote": [{"type": "OIDC-sub"}]}]);
-    let (s, b) = call(Method::PUT, format!("{f}/mappings/egi-map"), Some(json!({"mapping": {"rules": rules}}))).await;
+    let (s, b) = call(Method::PUT, format!("{f}/mappings/egi-map"), Some(json!({"mapping": {"id": "egi-map", "rules": rules}}))).await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(b["mapping"]["schema_version"], "1.0");
     assert_eq!(b["mapping"]["rules"], rules);
@@ -725,7 +732,9 @@ async fn federation_objects_round_trip_with_validation() {
     assert_eq!((s, b["error"]["message"].clone()), (StatusCode::BAD_REQUEST, json!("Invalid mapping id: nope")));
     let (s, _) = call(Method::PUT, format!("{f}/identity_providers/nope/protocols/openid"), Some(json!({"protocol": {"mapping_id": "egi-map"}}))).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, b) = call(Method::PATCH, proto.clone(), Some(json!({"protocol": {"remote_id_attribute": "OIDC-iss2"}}))).await;
+    let (s, _) = call(Method::PATCH, proto.clone(), Some(json!({"protocol": {"remote_id_attribute": "OIDC-iss2"}}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "Keystone requires mapping_id on update too");
+    let (s, b) = call(Method::PATCH, proto.clone(), Some(json!({"protocol": {"mapping_id": "egi-map", "remote_id_attribute": "OIDC-iss2"}}))).await;
     assert_eq!((s, b["protocol"]["remote_id_attribute"].clone()), (StatusCode::OK, json!("OIDC-iss2")));
     let (_, b) = call(Method::GET, format!("{f}/identity_providers/egi/protocols"), None).await;
     assert_eq!(b["protocols"][0]["idp_id"], "egi");

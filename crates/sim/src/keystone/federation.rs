@@ -194,11 +194,9 @@ fn mapping_json(state: &AppState, m: &Value) -> Value {
 }
 
 /// Validates a mapping body: non-empty `rules`, each with `local` and
-/// `remote` arrays (remote non-empty).
+/// `remote` arrays (remote non-empty); schema_version 1.0 (default), 2.0, 3.0.
 fn check_mapping(obj: &Map<String, Value>) -> ApiResult<(Value, String)> {
-    if let Some(k) = obj.keys().find(|k| !["rules", "schema_version"].contains(&k.as_str())) {
-        return Err(bad_request(format!("Additional properties are not allowed ('{k}' was unexpected)\n")));
-    }
+    // Keystone's mapping schema allows other top-level keys (clients send `id`).
     let rules = obj.get("rules").ok_or_else(|| bad_request("'rules' is a required property\n"))?;
     let list = rules.as_array().ok_or_else(|| bad_request(format!("{rules} is not of type 'array'\n")))?;
     if list.is_empty() {
@@ -216,8 +214,8 @@ fn check_mapping(obj: &Map<String, Value>) -> ApiResult<(Value, String)> {
     }
     let version = match obj.get("schema_version") {
         None | Some(Value::Null) => "1.0".to_string(),
-        Some(Value::String(s)) if s == "1.0" || s == "2.0" => s.clone(),
-        Some(v) => return Err(bad_request(format!("Invalid schema_version {v}: expected \"1.0\" or \"2.0\""))),
+        Some(Value::String(s)) if ["1.0", "2.0", "3.0"].contains(&s.as_str()) => s.clone(),
+        Some(v) => return Err(bad_request(format!("Invalid schema_version {v}: expected \"1.0\", \"2.0\" or \"3.0\""))),
     };
     Ok((rules.clone(), version))
 }
@@ -301,14 +299,16 @@ fn protocol_json(state: &AppState, idp: &str, p: &Value, with_idp: bool) -> Valu
 
 const PROTOCOL_FIELDS: [(&str, &[&str]); 2] = [("mapping_id", &["string"]), ("remote_id_attribute", &["string", "null"])];
 
-fn check_protocol(site: &Site, idp: &str, obj: &Map<String, Value>, create: bool) -> ApiResult<()> {
+/// Validates a protocol body (`mapping_id` required on create and update,
+/// as in Keystone's schemas).
+fn check_protocol(site: &Site, idp: &str, obj: &Map<String, Value>) -> ApiResult<()> {
     check_fields("protocol", obj, &PROTOCOL_FIELDS)?;
     if !site.identity_providers.iter().any(|i| i["id"] == json!(idp)) {
         return Err(not_found("Identity Provider", idp));
     }
     match obj.get("mapping_id").and_then(Value::as_str) {
         Some(m) if !site.mappings.iter().any(|x| x["id"] == json!(m)) => Err(bad_request(format!("Invalid mapping id: {m}"))),
-        None if create => Err(bad_request(format!(
+        None => Err(bad_request(format!(
             "Invalid input for field/attribute protocol. Value: {}. 'mapping_id' is a required property",
             Value::Object(obj.clone())
         ))),
@@ -346,7 +346,7 @@ async fn create_protocol(State(state): St, headers: HeaderMap, Path((idp, proto)
     let body = parse_body(&body)?;
     let obj = member(&body, "protocol")?;
     let mut site = state.site.write().unwrap();
-    check_protocol(&site, &idp, obj, true)?;
+    check_protocol(&site, &idp, obj)?;
     if site.protocols.iter().any(|(i, p)| i == &idp && p["id"] == json!(proto)) {
         return Err(conflict(format!("federation_protocol - Duplicate entry found with ID {proto}.")));
     }
@@ -366,7 +366,7 @@ async fn update_protocol(State(state): St, headers: HeaderMap, Path((idp, proto)
     let body = parse_body(&body)?;
     let obj = member(&body, "protocol")?;
     let mut site = state.site.write().unwrap();
-    check_protocol(&site, &idp, obj, false)?;
+    check_protocol(&site, &idp, obj)?;
     let (_, p) = site
         .protocols
         .iter_mut()

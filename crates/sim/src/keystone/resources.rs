@@ -812,19 +812,27 @@ async fn create_app_cred(State(state): St, headers: HeaderMap, Path(uid): Path<S
         Some(s) => Some(parse_time(&s).ok_or_else(|| invalid("application_credential", &value, &format!("'{s}' is not a 'date-time'")))?),
         None => None,
     };
+    // Empty or absent: the token's roles; given: those plus what they imply,
+    // all of which the token must carry.
     let roles: Vec<String> = match obj.get("roles") {
         None | Some(Value::Null) => tok.roles.clone(),
+        Some(Value::Array(rs)) if rs.is_empty() => tok.roles.clone(),
         Some(Value::Array(rs)) => {
             let site = state.site.read().unwrap();
-            rs.iter()
-                .map(|r| {
-                    let name = r["name"].as_str().map(String::from).or_else(|| r["id"].as_str().and_then(|id| site.role(id)).map(|x| x.name.clone()));
-                    match name {
-                        Some(n) if tok.roles.contains(&n) => Ok(n),
-                        _ => Err(err(StatusCode::NOT_FOUND, format!("Could not find role assignment with role: {r}, user or group: {uid}, project, domain, or system: {project_id}."))),
-                    }
-                })
-                .collect::<ApiResult<_>>()?
+            let mut ids = Vec::new();
+            for r in rs {
+                let role = match (r["id"].as_str(), r["name"].as_str()) {
+                    (Some(id), _) => site.role(id),
+                    (None, Some(n)) => site.role_by_name(n),
+                    _ => None,
+                };
+                ids.push(role.ok_or_else(|| not_found("role", r["id"].as_str().or(r["name"].as_str()).unwrap_or("")))?.id.clone());
+            }
+            let names: Vec<String> = expand_roles(&site, &ids).into_iter().map(|r| r.1).collect();
+            if names.iter().any(|n| !tok.roles.contains(n)) {
+                return Err(bad_request("Invalid application credential: Cannot create an application credential with unassigned role"));
+            }
+            names
         }
         Some(v) => return Err(invalid("application_credential", v, "'roles' must be an array")),
     };

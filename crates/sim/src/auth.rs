@@ -24,7 +24,7 @@ pub async fn authenticate(state: &AppState, service: Service, headers: &HeaderMa
 pub async fn validate(state: &AppState, service: Service, token: &str) -> ApiResult<TokenInfo> {
     if let Some(ext) = &state.external_keystone {
         if let Some(info) = state.external_cache.read().unwrap().get(token).cloned() {
-            if info.expires_at > state.clock.now() {
+            if info.expires_at > state.clock.token_now() {
                 return Ok(info);
             }
         }
@@ -39,7 +39,7 @@ pub async fn validate(state: &AppState, service: Service, token: &str) -> ApiRes
         .get(token)
         .cloned()
         .ok_or_else(|| ApiError::unauthorized(service))?;
-    if info.expires_at <= state.clock.now() {
+    if info.expires_at <= state.clock.token_now() {
         return Err(ApiError::unauthorized(service));
     }
     Ok(info)

@@ -131,6 +131,7 @@ fn router(state: Arc<AppState>) -> Router {
         .nest(Service::Image.prefix(), glance::router())
         // axum's `nest` never hands "<prefix>/" to the nested router; clients
         // doing version discovery ask for exactly that.
+        .route("/identity/", get(keystone::versions))
         .route("/volume/", get(cinder::versions_all))
         .route("/network/", get(neutron::versions))
         .route("/image/", get(glance::versions_root))

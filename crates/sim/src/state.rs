@@ -143,12 +143,21 @@ pub struct LoggedRequest {
 #[derive(Debug)]
 pub struct Clock {
     reference: RwLock<DateTime<Utc>>,
+    initial: DateTime<Utc>,
     started: Instant,
 }
 
 impl Clock {
     pub fn new(reference: DateTime<Utc>) -> Self {
-        Clock { reference: RwLock::new(reference), started: Instant::now() }
+        Clock { reference: RwLock::new(reference), initial: reference, started: Instant::now() }
+    }
+    /// Time for token issue and expiry: the host's real clock, shifted by as
+    /// much as the reference time was moved since start. Clients such as
+    /// keystoneauth compare `expires_at` with the host clock, so tokens
+    /// stamped with a 2023 scenario time would look expired and be re-issued
+    /// before every call; moving the reference still expires tokens.
+    pub fn token_now(&self) -> DateTime<Utc> {
+        Utc::now() + (self.reference() - self.initial)
     }
     /// The reference time ("now" of the scenario).
     pub fn reference(&self) -> DateTime<Utc> {

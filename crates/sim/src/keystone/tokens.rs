@@ -244,7 +244,7 @@ fn identify(state: &AppState, site: &Site, identity: &serde_json::Map<String, Va
             "token" => {
                 let id = block.get("id").and_then(Value::as_str).ok_or_else(|| bad_request("'id' is a required property"))?;
                 let parent = state.tokens.read().unwrap().get(id).cloned().ok_or_else(unauthorized)?;
-                if parent.expires_at <= state.now() {
+                if parent.expires_at <= state.clock.token_now() {
                     return Err(unauthorized());
                 }
                 if parent.methods.iter().any(|m| m == "application_credential") {
@@ -275,7 +275,7 @@ fn identify(state: &AppState, site: &Site, identity: &serde_json::Map<String, Va
                 }
                 .ok_or_else(unauthorized)?;
                 let secret = block.get("secret").and_then(Value::as_str).unwrap_or("");
-                if secret != ac.secret || ac.expires_at.is_some_and(|e| e <= state.now()) {
+                if secret != ac.secret || ac.expires_at.is_some_and(|e| e <= state.clock.token_now()) {
                     return Err(unauthorized());
                 }
                 Who {
@@ -382,7 +382,7 @@ async fn issue(State(state): St, q: Query, body: Bytes) -> ApiResult<Response> {
         .get("identity")
         .and_then(Value::as_object)
         .ok_or_else(|| bad_request("'identity' is a required property"))?;
-    let now = state.now().trunc_subsecs(0);
+    let now = state.clock.token_now().trunc_subsecs(0);
     let (token, info, extra) = {
         let site = state.site.read().unwrap();
         let scope = auth_req.get("scope");
@@ -512,8 +512,8 @@ fn subject(state: &AppState, headers: &HeaderMap) -> ApiResult<(String, TokenInf
     let extra = EXTRA.lock().unwrap().get(&subject).cloned();
     let info = state.tokens.read().unwrap().get(&subject).cloned();
     match (info, extra) {
-        (Some(info), Some(extra)) if info.expires_at > state.now() => Ok((subject, info, extra)),
-        (Some(info), None) if info.expires_at > state.now() => {
+        (Some(info), Some(extra)) if info.expires_at > state.clock.token_now() => Ok((subject, info, extra)),
+        (Some(info), None) if info.expires_at > state.clock.token_now() => {
             let extra = TokenExtra { audit_ids: vec![random_urlsafe(22)], app_cred: None, expires_at: info.expires_at, revoked: false };
             Ok((subject, info, extra))
         }

@@ -196,6 +196,10 @@ impl SimHandle {
     pub fn request_counts(&self) -> BTreeMap<String, u64> {
         self.state.request_counts()
     }
+    /// Registers a token as if Keystone had issued it (tests).
+    pub fn insert_token(&self, token: &str, info: crate::state::TokenInfo) {
+        self.state.tokens.write().unwrap().insert(token.to_string(), info);
+    }
     pub fn region(&self) -> String {
         self.state.site.read().unwrap().region.clone()
     }

@@ -229,11 +229,6 @@ impl SimHandle {
         out
     }
 
-    /// Registers a token as if Keystone had issued it (tests, tools).
-    pub fn insert_token(&self, token: &str, info: state::TokenInfo) {
-        self.state.tokens.write().unwrap().insert(token.to_string(), info);
-    }
-
     /// Stops the server and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

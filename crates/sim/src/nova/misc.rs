@@ -162,6 +162,37 @@ pub async fn availability_zones(State(state): State<Arc<AppState>>, _ctx: Ctx) -
     Json(json!({"availabilityZoneInfo": info}))
 }
 
+/// `GET /os-availability-zone/detail` (admin): zones with their hosts' services.
+pub async fn availability_zones_detail(State(state): State<Arc<AppState>>, ctx: Ctx) -> ApiResult<Json<Value>> {
+    if !ctx.is_admin() {
+        return Err(policy("os_compute_api:os-availability-zone:detail"));
+    }
+    let now = state.now();
+    let site = state.site.read().unwrap();
+    let svc = |names: &[&str]| {
+        let m: serde_json::Map<String, Value> = names
+            .iter()
+            .map(|n| (n.to_string(), json!({"available": true, "active": true, "updated_at": super::naive_us(now)})))
+            .collect();
+        Value::Object(m)
+    };
+    let mut zones: std::collections::BTreeMap<String, serde_json::Map<String, Value>> = Default::default();
+    zones.entry("nova".into()).or_default();
+    for s in &site.servers {
+        let host = super::servers::host_name(s);
+        if !host.is_empty() {
+            let z = if s.availability_zone.is_empty() { "nova" } else { s.availability_zone.as_str() };
+            zones.entry(z.to_string()).or_default().insert(host, svc(&["nova-compute"]));
+        }
+    }
+    let mut info = vec![json!({
+        "zoneName": "internal", "zoneState": {"available": true},
+        "hosts": {"controller": svc(&["nova-conductor", "nova-scheduler"])},
+    })];
+    info.extend(zones.into_iter().map(|(z, hosts)| json!({"zoneName": z, "zoneState": {"available": true}, "hosts": hosts})));
+    Ok(Json(json!({"availabilityZoneInfo": info})))
+}
+
 /// `GET /extensions` — the list is empty since extensions were removed.
 pub async fn extensions(_ctx: Ctx) -> Json<Value> {
     Json(json!({"extensions": []}))

@@ -58,6 +58,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route(&v("/os-quota-sets/{project}/defaults"), get(misc::quota_defaults))
         .route(&v("/limits"), get(misc::limits))
         .route(&v("/os-availability-zone"), get(misc::availability_zones))
+        .route(&v("/os-availability-zone/detail"), get(misc::availability_zones_detail))
         .route(&v("/extensions"), get(misc::extensions))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "The resource could not be found.") })
         .layer(axum::middleware::from_fn(version_layer))

@@ -157,7 +157,7 @@ fn volumes(v: &ServerView, site: &Site, idx: &Index) -> Vec<String> {
 }
 
 /// One server as Nova's view builder renders it at `ctx.mv`.
-pub fn render(v: &ServerView, site: &Site, idx: &Index, ctx: &Ctx, base: &str) -> Value {
+pub fn render(v: &ServerView, number: usize, idx: &Index, site: &Site, ctx: &Ctx, base: &str) -> Value {
     let s = v.server;
     let (vm_state, task_state, power_state) = states(v.status);
     let host = if on_host(v) { host_name(s) } else { String::new() };
@@ -218,7 +218,7 @@ pub fn render(v: &ServerView, site: &Site, idx: &Index, ctx: &Ctx, base: &str) -
     o["os-extended-volumes:volumes_attached"] = json!(vols);
     if ctx.is_admin() {
         o["OS-EXT-SRV-ATTR:host"] = json!(if host.is_empty() { Value::Null } else { json!(host) });
-        o["OS-EXT-SRV-ATTR:instance_name"] = json!(format!("instance-{:08x}", instance_number(site, s)));
+        o["OS-EXT-SRV-ATTR:instance_name"] = json!(format!("instance-{:08x}", number));
         o["OS-EXT-SRV-ATTR:hypervisor_hostname"] = json!(if host.is_empty() { Value::Null } else { json!(host) });
         if ctx.at_least(3) {
             o["OS-EXT-SRV-ATTR:reservation_id"] = json!(format!("r-{}", &stable_uuid(&[&s.id, "r"])[..8]));
@@ -249,11 +249,6 @@ pub fn render(v: &ServerView, site: &Site, idx: &Index, ctx: &Ctx, base: &str) -
         o["trusted_image_certificates"] = Value::Null;
     }
     o
-}
-
-/// Nova's internal instance id stands in as the server's position + 1.
-fn instance_number(site: &Site, s: &Server) -> usize {
-    site.servers.iter().position(|x| std::ptr::eq(x, s)).map_or(0, |p| p + 1)
 }
 
 /// The hostname Nova derives from a display name.
@@ -519,7 +514,7 @@ async fn list_any(state: Arc<AppState>, ctx: Ctx, raw: Option<String>, detail: b
     let items: Vec<Value> = if detail {
         let ids: HashSet<&str> = rows.iter().map(|r| r.v.server.id.as_str()).collect();
         let idx = Index::build(&site, now, &ids);
-        rows.iter().map(|r| render(&r.v, &site, &idx, &ctx, &b)).collect()
+        rows.iter().map(|r| render(&r.v, r.pos + 1, &idx, &site, &ctx, &b)).collect()
     } else {
         rows.iter()
             .map(|r| {
@@ -566,7 +561,9 @@ pub async fn show(State(state): State<Arc<AppState>>, ctx: Ctx, Path(id): Path<S
     let v = lookup(&site, &ctx, &id, now, false)?;
     let ids = HashSet::from([v.server.id.as_str()]);
     let idx = Index::build(&site, now, &ids);
-    Ok(Json(json!({"server": render(&v, &site, &idx, &ctx, &base(&state))})))
+    // Nova's internal instance id stands in as the server's position + 1.
+    let number = site.servers.iter().position(|s| s.id == id).map_or(0, |p| p + 1);
+    Ok(Json(json!({"server": render(&v, number, &idx, &site, &ctx, &base(&state))})))
 }
 
 // ------------------------------------------------------- instance actions

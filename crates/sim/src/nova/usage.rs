@@ -37,6 +37,12 @@ struct Window {
 }
 
 fn window(q: &Query, now: DateTime<Utc>, ctx: &Ctx) -> ApiResult<Window> {
+    // From 2.75 the query schema forbids other parameters.
+    if ctx.at_least(75) {
+        if let Some((k, _)) = q.0.iter().find(|(k, _)| !["start", "end", "detailed", "limit", "marker"].contains(&k.as_str())) {
+            return Err(bad_request(format!("Invalid input for query parameters {k}. Value: Additional properties are not allowed ('{k}' was unexpected)")));
+        }
+    }
     let start = parse_dt(q.get("start"), now)?;
     let stop = parse_dt(q.get("end"), now)?;
     if start >= stop {

@@ -438,7 +438,15 @@ fn key_cmp(key: &str, a: &Row, b: &Row) -> Ordering {
     }
 }
 
-/// Servers of one listing request: `(page, more_may_follow_marker)`.
+/// Servers of one listing request, filtered, sorted and cut to one page.
+///
+/// Scoping follows current Nova: without `all_tenants` a project token sees
+/// its project (a project-less token its own user's servers) and
+/// `project_id`/`tenant_id` are ignored; `all_tenants` needs the
+/// `servers:{index,detail}:get_all_tenants` policy (admin; here also a system
+/// reader) and is a 403 otherwise, not silently ignored. Non-admins lose the
+/// admin-only filters (`deleted`, `user_id`, `host`, ...) as
+/// `remove_invalid_options` does.
 fn select<'a>(
     site: &'a Site,
     now: DateTime<Utc>,

@@ -132,6 +132,7 @@ fn router(state: Arc<AppState>) -> Router {
         // axum's `nest` never hands "<prefix>/" to the nested router; clients
         // doing version discovery ask for exactly that.
         .route("/identity/", get(keystone::versions))
+        .route("/compute/", get(nova::misc::versions))
         .route("/volume/", get(cinder::versions_all))
         .route("/network/", get(neutron::versions))
         .route("/image/", get(glance::versions_root))

@@ -1036,57 +1036,6 @@ async fn a_created_server_builds_becomes_active_and_is_deleted() {
     h.stop().await;
 }
 
-/// Runs the real novaclient the way cASO 5.2.2 uses it (token endpoint, no
-/// microversion) against the simulator, when the probe venv exists. The
-/// `openstack` CLI needs the simulated Keystone and Glance as well; it was
-/// checked by hand against the `tiny` scenario (see the branch report).
-/// `cargo test -p sim --test nova -- --ignored real_clients`
-#[tokio::test(flavor = "multi_thread")]
-#[ignore]
-async fn real_clients_accept_the_answers() {
-    let venv = std::path::Path::new("/tmp/pyprobe/venv/bin");
-    if !venv.exists() {
-        eprintln!("no probe venv; skipped");
-        return;
-    }
-    let h = start_with(site()).await;
-    let endpoint = format!("{}/compute/v2.1", h.base_url());
-    if let Ok(secs) = std::env::var("NOVA_SIM_HOLD").map(|s| s.parse::<u64>().unwrap_or(300)) {
-        eprintln!("holding the simulator at {endpoint} for {secs} s");
-        tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
-    }
-    let script = r#"
-import sys, datetime
-from keystoneauth1 import session
-from keystoneauth1.token_endpoint import Token
-from novaclient import client
-ep, tok, pid = sys.argv[1:4]
-nova = client.Client("2", session=session.Session(auth=Token(ep, tok)))
-fl = nova.flavors.list()
-print("flavors", [(f.id, f.vcpus, f.ram, f.disk, getattr(f, "OS-FLV-EXT-DATA:ephemeral"), f.get_keys()) for f in fl])
-srv = nova.servers.list(search_opts={"changes-since": datetime.datetime(2023, 5, 21)}, limit=200)
-print("servers", [(s.name, s.status, s.flavor["id"], s.image["id"] if s.image else None, getattr(s, "OS-SRV-USG:terminated_at")) for s in srv])
-u = nova.usage.get(pid, datetime.datetime(2023, 5, 21), datetime.datetime(2023, 5, 25))
-print("usage", [(x["instance_id"], x["vcpus"], x["memory_mb"], x["local_gb"], x["ended_at"]) for x in u.server_usages])
-s = nova.servers.get("33333333-3333-4333-8333-333333333333")
-print("get", s.name, s.status)
-"#;
-    let out = tokio::process::Command::new(venv.join("python"))
-        .args(["-c", script, &endpoint, "alice-token", P])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success());
-    assert!(
-        stdout.contains("('vm-deleted', 'DELETED', 'f1', 'img1', '2023-05-22T06:00:00.000000')")
-    );
-    assert!(stdout.contains("get vm-quiet SHUTOFF"));
-
-    h.stop().await;
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn listing_20000_servers_renders_pages_quickly() {
     let mut s = site();

@@ -7,7 +7,7 @@
 //! parsing, time formats, links and pagination helpers.
 
 mod flavors;
-mod misc;
+pub(crate) mod misc;
 mod servers;
 mod usage;
 

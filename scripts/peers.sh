@@ -9,17 +9,18 @@
 #   scripts/peers.sh env     print the `export` lines the tests read
 #
 # Ports: FEDSITE_KEYSTONE_PORT (15000), FEDSITE_GLANCE_PORT (19292).
-# Readiness timeout: FEDSITE_PEERS_TIMEOUT seconds (90).
+# Readiness timeout: FEDSITE_PEERS_TIMEOUT seconds (180).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 WORK="$ROOT/.work/peers"
 REQ="$ROOT/scripts/requirements.txt"
+CONSTRAINTS="$ROOT/scripts/constraints.txt"
 PYTHON="${PYTHON:-python3}"
 KS_PORT="${FEDSITE_KEYSTONE_PORT:-15000}"
 GL_PORT="${FEDSITE_GLANCE_PORT:-19292}"
-TIMEOUT="${FEDSITE_PEERS_TIMEOUT:-90}"
+TIMEOUT="${FEDSITE_PEERS_TIMEOUT:-180}"
 ADMIN_PASSWORD=secret
 KS_URL="http://127.0.0.1:$KS_PORT/v3"
 GL_URL="http://127.0.0.1:$GL_PORT"
@@ -34,9 +35,9 @@ quiet() {
   fi
 }
 
-# The stamp: requirements + interpreter version. A venv whose stamp matches
+# The stamp: requirements + constraints + interpreter version. A venv whose stamp matches
 # already has everything; anything else is rebuilt from scratch.
-venv_stamp() { { cat "$REQ"; "$PYTHON" --version 2>&1; } | sha256sum | cut -d' ' -f1; }
+venv_stamp() { { cat "$REQ" "$CONSTRAINTS"; "$PYTHON" --version 2>&1; } | sha256sum | cut -d' ' -f1; }
 
 cmd_venv() {
   local want have=""
@@ -51,7 +52,7 @@ cmd_venv() {
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" -c "$CONSTRAINTS"
   echo "$want" > "$VENV/.requirements.stamp"
   log "venv ready in $((SECONDS - t0)) s"
 }

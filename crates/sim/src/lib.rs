@@ -129,6 +129,11 @@ fn router(state: Arc<AppState>) -> Router {
         .nest(Service::Volume.prefix(), cinder::router())
         .nest(Service::Network.prefix(), neutron::router())
         .nest(Service::Image.prefix(), glance::router())
+        // axum's `nest` never hands "<prefix>/" to the nested router; clients
+        // doing version discovery ask for exactly that.
+        .route("/volume/", get(cinder::versions_all))
+        .route("/network/", get(neutron::versions))
+        .route("/image/", get(glance::versions_root))
         .route("/sim/requests", get(sim_requests).delete(sim_clear_requests))
         .route("/sim/requests/counts", get(sim_request_counts))
         .route("/sim/now", get(sim_now).put(sim_set_now))
@@ -195,6 +200,10 @@ impl SimHandle {
     /// Requests by `METHOD /route/{id}`.
     pub fn request_counts(&self) -> BTreeMap<String, u64> {
         self.state.request_counts()
+    }
+    /// Registers a token as if Keystone had issued it (tests).
+    pub fn insert_token(&self, token: &str, info: crate::state::TokenInfo) {
+        self.state.tokens.write().unwrap().insert(token.to_string(), info);
     }
     pub fn region(&self) -> String {
         self.state.site.read().unwrap().region.clone()

@@ -35,6 +35,26 @@ pub struct Site {
     /// (idp id, protocol JSON)
     pub protocols: Vec<(String, Value)>,
     pub application_credentials: Vec<ApplicationCredential>,
+    /// Per-project block storage quotas; absent means Cinder's defaults.
+    pub volume_quotas: BTreeMap<String, VolumeQuota>,
+    /// Per-project network quotas; absent means Neutron's defaults.
+    pub network_quotas: BTreeMap<String, NetworkQuota>,
+    /// Glance attributes `Image` lacks, by image id (absent = defaults).
+    pub image_extras: BTreeMap<String, ImageExtra>,
+}
+
+/// Glance image attributes beyond [`Image`]'s fields.
+#[derive(Debug, Clone, Default)]
+pub struct ImageExtra {
+    /// Hidden from the default image list (`os_hidden`).
+    pub os_hidden: bool,
+    /// Bytes; Glance computes it on upload (null before).
+    pub virtual_size: Option<u64>,
+    /// The name is null (created without one); `Image::name` is then "".
+    pub name_is_null: bool,
+    /// Member project id → (created_at, updated_at) of the membership;
+    /// members absent here show the image's `created_at`.
+    pub member_times: BTreeMap<String, (DateTime<Utc>, DateTime<Utc>)>,
 }
 
 /// A Keystone application credential (auth method `application_credential`).
@@ -400,6 +420,64 @@ impl Default for Quota {
             server_groups: 10,
             server_group_members: 10,
             metadata_items: 128,
+        }
+    }
+}
+
+/// Block storage quota set of a project (-1 = unlimited).
+#[derive(Debug, Clone)]
+pub struct VolumeQuota {
+    pub volumes: i64,
+    pub gigabytes: i64,
+    pub snapshots: i64,
+    pub backups: i64,
+    pub backup_gigabytes: i64,
+    pub groups: i64,
+    pub per_volume_gigabytes: i64,
+}
+
+impl Default for VolumeQuota {
+    /// Cinder's defaults.
+    fn default() -> Self {
+        VolumeQuota {
+            volumes: 10,
+            gigabytes: 1000,
+            snapshots: 10,
+            backups: 10,
+            backup_gigabytes: 1000,
+            groups: 10,
+            per_volume_gigabytes: -1,
+        }
+    }
+}
+
+/// Network quota set of a project (-1 = unlimited).
+#[derive(Debug, Clone)]
+pub struct NetworkQuota {
+    pub floatingip: i64,
+    pub network: i64,
+    pub port: i64,
+    pub router: i64,
+    pub subnet: i64,
+    pub subnetpool: i64,
+    pub security_group: i64,
+    pub security_group_rule: i64,
+    pub rbac_policy: i64,
+}
+
+impl Default for NetworkQuota {
+    /// Neutron's defaults.
+    fn default() -> Self {
+        NetworkQuota {
+            floatingip: 50,
+            network: 100,
+            port: 500,
+            router: 10,
+            subnet: 100,
+            subnetpool: -1,
+            security_group: 10,
+            security_group_rule: 100,
+            rbac_policy: 10,
         }
     }
 }

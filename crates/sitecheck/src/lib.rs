@@ -1,2 +1,6 @@
-//! Site self-check and Keystone OIDC federation generation. Filled in by
-//! issue #7.
+//! Site self-check and Keystone OIDC federation generation (issue #7).
+//!
+//! Today it owns the site inventory: what a site holds, read through the
+//! OpenStack APIs, which the self-check and `fedsite demo` build on.
+
+pub mod inventory;

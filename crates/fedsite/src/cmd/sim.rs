@@ -1,0 +1,151 @@
+//! `fedsite sim`: run the simulated site standalone, print a `clouds:` YAML
+//! document for it on stdout, and serve until interrupted.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use sim::{ExternalKeystone, Service, ServiceProfile, SimConfig};
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Built-in scenario: tiny, small, medium or large.
+    #[arg(long, default_value = "tiny", conflicts_with = "scenario_file")]
+    pub scenario: String,
+    /// A scenario TOML file instead of a built-in one.
+    #[arg(long, value_name = "PATH")]
+    pub scenario_file: Option<PathBuf>,
+    /// Reference time ("now" of the site), RFC 3339; the scenario's own by
+    /// default, so every answer is reproducible.
+    #[arg(long)]
+    pub now: Option<DateTime<Utc>>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Also write the clouds.yaml document to this file.
+    #[arg(long, value_name = "PATH")]
+    pub clouds_yaml: Option<PathBuf>,
+    #[command(flatten)]
+    pub behaviour: BehaviourArgs,
+    /// Hybrid mode: validate tokens against this real Keystone (v3 URL)
+    /// instead of the simulated one.
+    #[arg(long, value_name = "URL", requires = "keystone_token")]
+    pub keystone_url: Option<String>,
+    /// Token the simulated services use to validate tokens in hybrid mode.
+    #[arg(long, env = "FEDSITE_SIM_KEYSTONE_TOKEN", hide_env_values = true)]
+    pub keystone_token: Option<String>,
+}
+
+/// Latency, concurrency and faults, for every service; a profile file can
+/// set them per service.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BehaviourArgs {
+    /// Fixed delay added to every request.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Random extra delay, uniform in [0, jitter].
+    #[arg(long, default_value_t = 0)]
+    pub jitter_ms: u64,
+    /// Requests served at once per service (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    pub max_concurrent: usize,
+    /// Fraction of requests answered 500/503/429.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Fraction of requests that hang, then drop the connection.
+    #[arg(long, default_value_t = 0.0)]
+    pub timeout_rate: f64,
+    /// How long an injected timeout hangs.
+    #[arg(long, default_value_t = 30_000)]
+    pub timeout_ms: u64,
+    /// Fraction of answers cut in half.
+    #[arg(long, default_value_t = 0.0)]
+    pub truncate_rate: f64,
+    /// Seed of the fault and jitter generator.
+    #[arg(long, default_value_t = 0)]
+    pub fault_seed: u64,
+    /// TOML file with a table per service (identity, compute, volume,
+    /// network, image) holding the same keys as the flags; it overrides them.
+    #[arg(long, value_name = "PATH")]
+    pub profile_file: Option<PathBuf>,
+}
+
+impl BehaviourArgs {
+    /// The per-service profiles these arguments describe.
+    pub fn profiles(&self) -> Result<BTreeMap<Service, ServiceProfile>> {
+        for (name, rate) in [
+            ("--error-rate", self.error_rate),
+            ("--timeout-rate", self.timeout_rate),
+            ("--truncate-rate", self.truncate_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                bail!("{name} must be between 0 and 1, got {rate}");
+            }
+        }
+        let base = ServiceProfile {
+            latency_ms: self.latency_ms,
+            jitter_ms: self.jitter_ms,
+            max_concurrent: self.max_concurrent,
+            error_rate: self.error_rate,
+            timeout_rate: self.timeout_rate,
+            timeout_ms: self.timeout_ms,
+            truncate_rate: self.truncate_rate,
+        };
+        let mut profiles: BTreeMap<Service, ServiceProfile> =
+            Service::ALL.into_iter().map(|s| (s, base.clone())).collect();
+        if let Some(path) = &self.profile_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let table: BTreeMap<String, ServiceProfile> = toml::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            for (name, profile) in table {
+                let service = Service::parse(&name).with_context(|| {
+                    format!(
+                        "{}: unknown service [{name}] (known: identity, compute, volume, network, image)",
+                        path.display()
+                    )
+                })?;
+                profiles.insert(service, profile);
+            }
+        }
+        Ok(profiles)
+    }
+}
+
+/// Loads the scenario named by the arguments.
+pub fn load_scenario(name: &str, file: Option<&PathBuf>) -> Result<sim::Scenario> {
+    let spec = match file {
+        Some(path) => sim::ScenarioSpec::load(path)?,
+        None => sim::scenario::builtin(name)?,
+    };
+    Ok(spec.generate())
+}
+
+pub async fn run(args: SimArgs) -> Result<ExitCode> {
+    let scenario = load_scenario(&args.scenario, args.scenario_file.as_ref())?;
+    let mut config = SimConfig::new(scenario);
+    config.now = args.now;
+    config.bind = args.listen;
+    config.profiles = args.behaviour.profiles()?;
+    config.fault_seed = args.behaviour.fault_seed;
+    config.external_keystone = match (args.keystone_url, args.keystone_token) {
+        (Some(auth_url), Some(service_token)) => Some(ExternalKeystone { auth_url, service_token }),
+        _ => None,
+    };
+    let handle = sim::start(config).await?;
+    let yaml = handle.clouds_yaml();
+    if let Some(path) = &args.clouds_yaml {
+        std::fs::write(path, &yaml).with_context(|| format!("writing {}", path.display()))?;
+    }
+    print!("{yaml}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    tracing::info!(url = handle.base_url(), now = %handle.now(), "simulated site ready; Ctrl-C stops it");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    handle.stop().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,591 @@
+//! `CloudConfig`: where and how to authenticate, read like
+//! python-openstackclient does: a named cloud from clouds.yaml (+ secure.yaml)
+//! when a cloud name or `OS_CLOUD` is given, the `OS_*` variables otherwise.
+//! Everything here is a pure function of an env map and a working directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value as Yaml;
+
+use crate::error::ConfigError;
+use crate::secret::Secret;
+
+/// Environment variables as a map, so tests never touch the process env.
+pub type Env = BTreeMap<String, String>;
+
+/// The process environment (all variables).
+pub fn process_env() -> Env {
+    std::env::vars().collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainRef {
+    Id(String),
+    Name(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRef {
+    Id(String),
+    Name { name: String, domain: DomainRef },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectRef {
+    Id(String),
+    Name { name: String, domain: DomainRef },
+}
+
+/// What a token is scoped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Project(ProjectRef),
+    Domain(DomainRef),
+    /// `{"system": {"all": true}}`
+    System,
+    Unscoped,
+}
+
+impl Scope {
+    /// Project scope by id, the common case for per-project work.
+    pub fn project_id(id: impl Into<String>) -> Scope {
+        Scope::Project(ProjectRef::Id(id.into()))
+    }
+}
+
+/// How to prove who we are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    Password {
+        user: UserRef,
+        password: Secret,
+    },
+    /// By `id`, or by `name` + `user`.
+    ApplicationCredential {
+        id: Option<String>,
+        name: Option<String>,
+        user: Option<UserRef>,
+        secret: Secret,
+    },
+    /// An existing token, exchanged for a (re)scoped one.
+    Token {
+        token: Secret,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interface {
+    #[default]
+    Public,
+    Internal,
+    Admin,
+}
+
+impl Interface {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Interface::Public => "public",
+            Interface::Internal => "internal",
+            Interface::Admin => "admin",
+        }
+    }
+    /// `public`, `publicURL`, `internal`, `admin` ...
+    pub fn parse(s: &str) -> Option<Interface> {
+        match s
+            .trim()
+            .trim_end_matches("URL")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "public" => Some(Interface::Public),
+            "internal" => Some(Interface::Internal),
+            "admin" => Some(Interface::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A resolved cloud: everything a `Session` needs. `Debug` hides secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudConfig {
+    /// The clouds.yaml cloud name; None for `OS_*` variables.
+    pub name: Option<String>,
+    /// Where it came from: the file (`~/...`) or `environment`.
+    pub source: String,
+    /// As configured, with or without `/v3`.
+    pub auth_url: String,
+    pub credentials: Credentials,
+    pub scope: Scope,
+    pub region_name: Option<String>,
+    pub interface: Interface,
+    pub cacert: Option<PathBuf>,
+    pub insecure: bool,
+}
+
+impl CloudConfig {
+    /// python-openstackclient's choice: `cloud` or `OS_CLOUD` selects a
+    /// clouds.yaml entry; otherwise the `OS_*` variables. Reads the process
+    /// environment and working directory.
+    pub fn load(cloud: Option<&str>) -> Result<CloudConfig, ConfigError> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Self::load_with(cloud, &process_env(), &cwd)
+    }
+
+    /// [`CloudConfig::load`] with an explicit environment and directory.
+    pub fn load_with(
+        cloud: Option<&str>,
+        env: &Env,
+        cwd: &Path,
+    ) -> Result<CloudConfig, ConfigError> {
+        let name = cloud
+            .map(str::to_string)
+            .or_else(|| env.get("OS_CLOUD").filter(|s| !s.is_empty()).cloned());
+        match name {
+            Some(name) => Self::from_clouds_files(
+                &name,
+                &clouds_yaml_candidates(env, cwd),
+                &secure_yaml_candidates(env, cwd),
+                env,
+            ),
+            None => Self::from_env(env),
+        }
+    }
+
+    /// The cloud `name` from the first existing clouds file among
+    /// `candidates`, with the first existing secure file merged over it.
+    pub fn from_clouds_files(
+        name: &str,
+        candidates: &[PathBuf],
+        secure_candidates: &[PathBuf],
+        env: &Env,
+    ) -> Result<CloudConfig, ConfigError> {
+        let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+            let searched = candidates
+                .iter()
+                .map(|p| display_path(p, env))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(ConfigError::new(
+                "clouds.yaml",
+                format!("cloud '{name}' requested but no clouds.yaml found (searched {searched})"),
+            ));
+        };
+        let label = display_path(path, env);
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::new(&label, e.to_string()))?;
+        let secure = match secure_candidates.iter().find(|p| p.is_file()) {
+            Some(p) => Some((
+                display_path(p, env),
+                std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError::new(display_path(p, env), e.to_string()))?,
+            )),
+            None => None,
+        };
+        Self::from_clouds_yaml(
+            &text,
+            secure.as_ref().map(|(l, t)| (l.as_str(), t.as_str())),
+            name,
+            &label,
+        )
+    }
+
+    /// Parses clouds.yaml text (and optional `(label, text)` of secure.yaml)
+    /// and resolves cloud `name`. `label` names the file in errors.
+    pub fn from_clouds_yaml(
+        text: &str,
+        secure: Option<(&str, &str)>,
+        name: &str,
+        label: &str,
+    ) -> Result<CloudConfig, ConfigError> {
+        let mut doc: Yaml = serde_yaml::from_str(text)
+            .map_err(|e| ConfigError::new(label, format!("invalid YAML: {e}")))?;
+        if let Some((slabel, stext)) = secure {
+            let sdoc: Yaml = serde_yaml::from_str(stext)
+                .map_err(|e| ConfigError::new(slabel, format!("invalid YAML: {e}")))?;
+            merge_yaml(&mut doc, sdoc);
+        }
+        let clouds = doc
+            .get("clouds")
+            .and_then(Yaml::as_mapping)
+            .ok_or_else(|| ConfigError::new(label, "no 'clouds' mapping"))?;
+        let cloud = clouds.get(name).ok_or_else(|| {
+            let names: Vec<String> = clouds
+                .keys()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect();
+            ConfigError::new(
+                label,
+                format!("no cloud '{name}' (clouds: {})", names.join(", ")),
+            )
+        })?;
+        let mut raw = Raw::default();
+        if let Some(m) = cloud.as_mapping() {
+            for (k, v) in m {
+                if let (Some(k), Some(v)) = (k.as_str(), scalar(v)) {
+                    raw.top.insert(k.to_string(), v);
+                }
+            }
+            if let Some(auth) = m.get("auth").and_then(Yaml::as_mapping) {
+                for (k, v) in auth {
+                    if let (Some(k), Some(v)) = (k.as_str(), scalar(v)) {
+                        raw.auth.insert(k.to_string(), v);
+                    }
+                }
+            }
+            if !raw.top.contains_key("region_name")
+                && let Some(first) = m
+                    .get("regions")
+                    .and_then(Yaml::as_sequence)
+                    .and_then(|s| s.first())
+            {
+                let r = first.get("name").and_then(scalar).or_else(|| scalar(first));
+                if let Some(r) = r {
+                    raw.top.insert("region_name".into(), r);
+                }
+            }
+        }
+        // Known auth keys given at the cloud's top level count as auth keys.
+        for k in AUTH_KEYS {
+            if !raw.auth.contains_key(*k)
+                && let Some(v) = raw.top.get(*k).cloned()
+            {
+                raw.auth.insert(k.to_string(), v);
+            }
+        }
+        if let Some(v) = raw.top.get("verify") {
+            let insecure = matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0");
+            raw.top.insert("insecure".into(), insecure.to_string());
+        }
+        let cloud_name = name.to_string();
+        resolve(
+            raw,
+            label,
+            Some(name.to_string()),
+            &move |k, in_auth| {
+                if in_auth {
+                    format!("cloud '{cloud_name}' has no auth.{k}")
+                } else {
+                    format!("cloud '{cloud_name}' has no {k}")
+                }
+            },
+            &|k, in_auth| {
+                if in_auth {
+                    format!("auth.{k}")
+                } else {
+                    k.to_string()
+                }
+            },
+        )
+    }
+
+    /// From `OS_*` variables.
+    pub fn from_env(env: &Env) -> Result<CloudConfig, ConfigError> {
+        let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        let mut raw = Raw::default();
+        for k in AUTH_KEYS {
+            if let Some(v) = get(&format!("OS_{}", k.to_ascii_uppercase())) {
+                raw.auth.insert(k.to_string(), v);
+            }
+        }
+        if let Some(v) = get("OS_TENANT_NAME") {
+            raw.auth.entry("project_name".into()).or_insert(v);
+        }
+        if let Some(v) = get("OS_TENANT_ID") {
+            raw.auth.entry("project_id".into()).or_insert(v);
+        }
+        if let Some(v) = get("OS_DEFAULT_DOMAIN") {
+            raw.auth.entry("default_domain_id".into()).or_insert(v);
+        }
+        for (var, key) in [
+            ("OS_AUTH_TYPE", "auth_type"),
+            ("OS_REGION_NAME", "region_name"),
+            ("OS_INTERFACE", "interface"),
+            ("OS_ENDPOINT_TYPE", "interface"),
+            ("OS_CACERT", "cacert"),
+            ("OS_INSECURE", "insecure"),
+        ] {
+            if let Some(v) = get(var) {
+                raw.top.entry(key.into()).or_insert(v);
+            }
+        }
+        resolve(
+            raw,
+            "environment",
+            None,
+            &|k, _| format!("OS_{} is not set", k.to_ascii_uppercase()),
+            &|k, _| format!("OS_{}", k.to_ascii_uppercase()),
+        )
+    }
+}
+
+const AUTH_KEYS: &[&str] = &[
+    "auth_url",
+    "username",
+    "user_id",
+    "password",
+    "user_domain_name",
+    "user_domain_id",
+    "project_name",
+    "project_id",
+    "tenant_name",
+    "tenant_id",
+    "project_domain_name",
+    "project_domain_id",
+    "domain_name",
+    "domain_id",
+    "system_scope",
+    "application_credential_id",
+    "application_credential_name",
+    "application_credential_secret",
+    "token",
+    "default_domain_id",
+    "default_domain_name",
+];
+
+#[derive(Default)]
+struct Raw {
+    top: BTreeMap<String, String>,
+    auth: BTreeMap<String, String>,
+}
+
+type Namer<'a> = &'a dyn Fn(&str, bool) -> String;
+
+fn resolve(
+    raw: Raw,
+    source: &str,
+    name: Option<String>,
+    missing: Namer,
+    key_name: Namer,
+) -> Result<CloudConfig, ConfigError> {
+    let err = |m: String| ConfigError::new(source, m);
+    let a = |k: &str| raw.auth.get(k).filter(|v| !v.trim().is_empty()).cloned();
+    let auth_url = a("auth_url").ok_or_else(|| err(missing("auth_url", true)))?;
+    let default_domain = a("default_domain_id")
+        .map(DomainRef::Id)
+        .or_else(|| a("default_domain_name").map(DomainRef::Name))
+        .unwrap_or_else(|| DomainRef::Id("default".into()));
+    let user_domain = a("user_domain_id")
+        .map(DomainRef::Id)
+        .or_else(|| a("user_domain_name").map(DomainRef::Name))
+        .unwrap_or_else(|| default_domain.clone());
+    let user = a("user_id").map(UserRef::Id).or_else(|| {
+        a("username").map(|name| UserRef::Name {
+            name,
+            domain: user_domain,
+        })
+    });
+
+    let auth_type = raw
+        .top
+        .get("auth_type")
+        .map(|s| s.to_ascii_lowercase())
+        .unwrap_or_else(|| {
+            if a("application_credential_secret").is_some() {
+                "v3applicationcredential".into()
+            } else if a("token").is_some() && a("password").is_none() {
+                "token".into()
+            } else {
+                "password".into()
+            }
+        });
+    let credentials = match auth_type.as_str() {
+        "password" | "v3password" => Credentials::Password {
+            user: user.ok_or_else(|| {
+                err(format!(
+                    "{} or {} is required for password auth",
+                    key_name("username", true),
+                    key_name("user_id", true)
+                ))
+            })?,
+            password: Secret::new(a("password").ok_or_else(|| err(missing("password", true)))?),
+        },
+        "v3applicationcredential" | "applicationcredential" | "application_credential" => {
+            let id = a("application_credential_id");
+            let cname = a("application_credential_name");
+            if id.is_none() && cname.is_none() {
+                return Err(err(format!(
+                    "{} or {} is required for application credential auth",
+                    key_name("application_credential_id", true),
+                    key_name("application_credential_name", true)
+                )));
+            }
+            if id.is_none() && user.is_none() {
+                return Err(err(format!(
+                    "an application credential given by name needs {} or {}",
+                    key_name("username", true),
+                    key_name("user_id", true)
+                )));
+            }
+            Credentials::ApplicationCredential {
+                id,
+                name: cname,
+                user,
+                secret: Secret::new(
+                    a("application_credential_secret")
+                        .ok_or_else(|| err(missing("application_credential_secret", true)))?,
+                ),
+            }
+        }
+        "token" | "v3token" => Credentials::Token {
+            token: Secret::new(a("token").ok_or_else(|| err(missing("token", true)))?),
+        },
+        other => {
+            return Err(err(format!(
+                "{} '{other}' is not supported (password, v3password, v3applicationcredential, token, v3token)",
+                key_name("auth_type", false)
+            )));
+        }
+    };
+
+    let scope = if matches!(credentials, Credentials::ApplicationCredential { .. }) {
+        Scope::Unscoped // the credential fixes the project
+    } else {
+        let project_domain = a("project_domain_id")
+            .map(DomainRef::Id)
+            .or_else(|| a("project_domain_name").map(DomainRef::Name))
+            .unwrap_or_else(|| default_domain.clone());
+        let project = a("project_id")
+            .or_else(|| a("tenant_id"))
+            .map(ProjectRef::Id)
+            .or_else(|| {
+                a("project_name")
+                    .or_else(|| a("tenant_name"))
+                    .map(|name| ProjectRef::Name {
+                        name,
+                        domain: project_domain,
+                    })
+            });
+        let domain = a("domain_id")
+            .map(DomainRef::Id)
+            .or_else(|| a("domain_name").map(DomainRef::Name));
+        let system = a("system_scope");
+        let n = project.is_some() as u8 + domain.is_some() as u8 + system.is_some() as u8;
+        if n > 1 {
+            return Err(err(format!(
+                "more than one scope given: use only one of project ({}/{}), domain ({}/{}) or {}",
+                key_name("project_id", true),
+                key_name("project_name", true),
+                key_name("domain_id", true),
+                key_name("domain_name", true),
+                key_name("system_scope", true)
+            )));
+        }
+        match (project, domain, system) {
+            (Some(p), _, _) => Scope::Project(p),
+            (_, Some(d), _) => Scope::Domain(d),
+            (_, _, Some(s)) if s == "all" => Scope::System,
+            (_, _, Some(s)) => {
+                return Err(err(format!(
+                    "{} must be 'all', not '{s}'",
+                    key_name("system_scope", true)
+                )));
+            }
+            _ => Scope::Unscoped,
+        }
+    };
+    let interface = match raw.top.get("interface") {
+        Some(s) => Interface::parse(s).ok_or_else(|| {
+            err(format!(
+                "{} '{s}' is not public, internal or admin",
+                key_name("interface", false)
+            ))
+        })?,
+        None => Interface::Public,
+    };
+    Ok(CloudConfig {
+        name,
+        source: source.to_string(),
+        auth_url,
+        credentials,
+        scope,
+        region_name: raw
+            .top
+            .get("region_name")
+            .filter(|s| !s.is_empty())
+            .cloned(),
+        interface,
+        cacert: raw
+            .top
+            .get("cacert")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
+        insecure: raw
+            .top
+            .get("insecure")
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes")),
+    })
+}
+
+fn scalar(v: &Yaml) -> Option<String> {
+    match v {
+        Yaml::String(s) => Some(s.clone()),
+        Yaml::Bool(b) => Some(b.to_string()),
+        Yaml::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn merge_yaml(base: &mut Yaml, over: Yaml) {
+    match (base, over) {
+        (Yaml::Mapping(b), Yaml::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge_yaml(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+fn config_dirs(env: &Env, cwd: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![cwd.to_path_buf()];
+    match (
+        env.get("XDG_CONFIG_HOME").filter(|s| !s.is_empty()),
+        env.get("HOME").filter(|s| !s.is_empty()),
+    ) {
+        (Some(x), _) => dirs.push(Path::new(x).join("openstack")),
+        (None, Some(h)) => dirs.push(Path::new(h).join(".config/openstack")),
+        _ => {}
+    }
+    dirs.push(PathBuf::from("/etc/openstack"));
+    dirs
+}
+
+/// Where clouds.yaml is looked for, in order: `OS_CLIENT_CONFIG_FILE`,
+/// `./clouds.yaml`, `$XDG_CONFIG_HOME/openstack` (or `~/.config/openstack`),
+/// `/etc/openstack`. The first existing file wins.
+pub fn clouds_yaml_candidates(env: &Env, cwd: &Path) -> Vec<PathBuf> {
+    candidates(env, cwd, "OS_CLIENT_CONFIG_FILE", "clouds")
+}
+
+/// Where secure.yaml is looked for (`OS_CLIENT_SECURE_FILE` first).
+pub fn secure_yaml_candidates(env: &Env, cwd: &Path) -> Vec<PathBuf> {
+    candidates(env, cwd, "OS_CLIENT_SECURE_FILE", "secure")
+}
+
+fn candidates(env: &Env, cwd: &Path, var: &str, stem: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(f) = env.get(var).filter(|s| !s.is_empty()) {
+        out.push(PathBuf::from(f));
+    }
+    for d in config_dirs(env, cwd) {
+        out.push(d.join(format!("{stem}.yaml")));
+        out.push(d.join(format!("{stem}.yml")));
+    }
+    out
+}
+
+/// A path for messages, with `~` for `$HOME`.
+pub fn display_path(p: &Path, env: &Env) -> String {
+    if let Some(home) = env.get("HOME").filter(|h| !h.is_empty() && *h != "/")
+        && let Ok(rest) = p.strip_prefix(home)
+    {
+        return format!("~/{}", rest.display());
+    }
+    p.display().to_string()
+}

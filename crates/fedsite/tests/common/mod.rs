@@ -1,0 +1,131 @@
+//! Shared helpers of fedsite's integration tests: where the real peers are
+//! (exported by `scripts/test`), the in-process sim, and running programs of
+//! the peers' Python venv. A test that needs a peer FAILS when it is absent.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// Reads a variable `scripts/test` exports; panics (the test fails) without it.
+fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!("run scripts/test: {name} is not set"),
+    }
+}
+
+/// The Python venv holding cASO, openstackclient, Keystone, Glance, dirq.
+pub fn venv() -> PathBuf {
+    let v = PathBuf::from(required_env("FEDSITE_VENV"));
+    assert!(v.join("bin/python").exists(), "FEDSITE_VENV={} has no bin/python", v.display());
+    v
+}
+
+/// `<venv>/bin/<name>`.
+pub fn venv_bin(name: &str) -> PathBuf {
+    venv().join("bin").join(name)
+}
+
+/// The real Keystone's v3 URL, e.g. `http://127.0.0.1:15000/v3`.
+pub fn real_keystone() -> String {
+    required_env("FEDSITE_REAL_KEYSTONE").trim_end_matches('/').to_string()
+}
+
+/// The real Glance's root URL, e.g. `http://127.0.0.1:19292`.
+pub fn real_glance() -> String {
+    required_env("FEDSITE_REAL_GLANCE").trim_end_matches('/').to_string()
+}
+
+/// Password of the real Keystone's `admin` (and of `contract-reader`).
+pub fn real_admin_password() -> String {
+    required_env("FEDSITE_REAL_ADMIN_PASSWORD")
+}
+
+/// Seeded on the real Keystone by scripts/peers_seed.py: a user with the
+/// `reader` role on project `contract` only.
+pub const REAL_READER_USER: &str = "contract-reader";
+pub const REAL_READER_PROJECT: &str = "contract";
+
+/// Starts the sim in-process with a built-in scenario.
+pub async fn start_sim_scenario(name: &str) -> sim::SimHandle {
+    let scenario = sim::scenario::builtin(name).unwrap_or_else(|e| panic!("{e}")).generate();
+    sim::start(sim::SimConfig::new(scenario)).await.expect("starting the sim")
+}
+
+/// Starts the sim in-process with the `tiny` scenario.
+pub async fn start_sim() -> sim::SimHandle {
+    start_sim_scenario("tiny").await
+}
+
+/// A short suffix unique to this process and call, for names on the real
+/// peers (their state lives as long as `scripts/test` runs).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// What a finished program printed.
+#[derive(Debug)]
+pub struct Output {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Panics with both streams unless the program exited 0.
+    pub fn assert_success(&self, what: &str) -> &Self {
+        assert!(
+            self.status.success(),
+            "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `<venv>/bin/<program> args` with `envs` added (the venv's bin first
+/// on PATH, TZ=UTC unless given), in `cwd` when given, without blocking the
+/// tokio runtime (so an in-process sim keeps serving). Killed after `timeout`.
+pub async fn run_venv(
+    program: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    cwd: Option<&Path>,
+    timeout: Duration,
+) -> Output {
+    let venv = venv();
+    let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let mut cmd = tokio::process::Command::new(venv.join("bin").join(program));
+    cmd.args(args)
+        .env("PATH", path)
+        .env("VIRTUAL_ENV", &venv)
+        .env("TZ", "UTC")
+        .env("PYTHONWARNINGS", "ignore")
+        .env_remove("OS_CLOUD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {program}: {e}"));
+    let out = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} did not finish within {timeout:?}"))
+        .unwrap_or_else(|e| panic!("waiting for {program}: {e}"));
+    Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

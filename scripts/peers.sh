@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Real peers for the test suite: a project-local Python venv (.venv) with the
+# pinned clients/services of scripts/requirements.txt, and real Keystone +
+# Glance under gunicorn with their state in .work/peers/ (both git-ignored).
+#
+#   scripts/peers.sh venv    create/refresh .venv (skipped when its stamp matches)
+#   scripts/peers.sh start   fresh Keystone + Glance, wait until ready, seed them
+#   scripts/peers.sh stop    stop what `start` started, by PID (process group)
+#   scripts/peers.sh env     print the `export` lines the tests read
+#
+# Ports: FEDSITE_KEYSTONE_PORT (15000), FEDSITE_GLANCE_PORT (19292).
+# Readiness timeout: FEDSITE_PEERS_TIMEOUT seconds (180).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+WORK="$ROOT/.work/peers"
+REQ="$ROOT/scripts/requirements.txt"
+CONSTRAINTS="$ROOT/scripts/constraints.txt"
+PYTHON="${PYTHON:-python3}"
+KS_PORT="${FEDSITE_KEYSTONE_PORT:-15000}"
+GL_PORT="${FEDSITE_GLANCE_PORT:-19292}"
+TIMEOUT="${FEDSITE_PEERS_TIMEOUT:-180}"
+ADMIN_PASSWORD=secret
+KS_URL="http://127.0.0.1:$KS_PORT/v3"
+GL_URL="http://127.0.0.1:$GL_PORT"
+
+log() { echo "peers: $*" >&2; }
+
+# quiet LOGFILE CMD...: run CMD with its output in LOGFILE; show it on failure.
+quiet() {
+  local logfile=$1; shift
+  if ! "$@" >> "$logfile" 2>&1; then
+    log "failed: $* ; output:"; tail -n 40 "$logfile" >&2; return 1
+  fi
+}
+
+# The stamp: requirements + constraints + interpreter version. A venv whose stamp matches
+# already has everything; anything else is rebuilt from scratch.
+venv_stamp() { { cat "$REQ" "$CONSTRAINTS"; "$PYTHON" --version 2>&1; } | sha256sum | cut -d' ' -f1; }
+
+cmd_venv() {
+  local want have=""
+  want="$(venv_stamp)"
+  [[ -f "$VENV/.requirements.stamp" ]] && have="$(cat "$VENV/.requirements.stamp")"
+  if [[ "$want" == "$have" && -x "$VENV/bin/python" ]]; then
+    log "venv $VENV is up to date"
+    return 0
+  fi
+  log "creating venv $VENV (pip install -r scripts/requirements.txt)"
+  local t0=$SECONDS
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" -c "$CONSTRAINTS"
+  echo "$want" > "$VENV/.requirements.stamp"
+  log "venv ready in $((SECONDS - t0)) s"
+}
+
+# wait_http URL NAME PIDFILE: poll until URL answers (any HTTP status < 500).
+wait_http() {
+  local url=$1 name=$2 pidfile=$3 deadline=$((SECONDS + TIMEOUT)) code
+  while ((SECONDS < deadline)); do
+    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      log "$name died while starting; its logs:"
+      tail -n 40 "$WORK"/"$name"/*.log >&2 || true
+      return 1
+    fi
+    code="$(curl -s -o /dev/null -w '%{http_code}' "$url" || true)"
+    if [[ "$code" =~ ^[234] ]]; then
+      log "$name ready at $url (HTTP $code)"
+      return 0
+    fi
+    sleep 0.3
+  done
+  log "$name not ready at $url after ${TIMEOUT}s; its logs:"
+  tail -n 40 "$WORK"/"$name"/*.log >&2 || true
+  return 1
+}
+
+# start_gunicorn NAME ENV... -- ARGS...: start gunicorn in its own session,
+# so that `stop` can end it and its workers as one process group.
+start_gunicorn() {
+  local name=$1; shift
+  local envs=()
+  while [[ $1 != -- ]]; do envs+=("$1"); shift; done
+  shift
+  (cd "$WORK/$name" && exec env "${envs[@]}" setsid "$VENV/bin/gunicorn" --chdir "$WORK/$name" \
+      --workers 1 --threads 4 --timeout 300 "$@" > "$WORK/$name/gunicorn.log" 2>&1 < /dev/null) &
+  echo $! > "$WORK/$name.pid"
+}
+
+cmd_start() {
+  [[ -x "$VENV/bin/gunicorn" ]] || { log "no venv: run scripts/peers.sh venv"; return 1; }
+  cmd_stop
+  local port
+  for port in "$KS_PORT" "$GL_PORT"; do
+    if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/"; then
+      log "port $port is already in use by something else; pick other ports with FEDSITE_KEYSTONE_PORT / FEDSITE_GLANCE_PORT"
+      return 1
+    fi
+  done
+  rm -rf "$WORK"
+  mkdir -p "$WORK/keystone/etc/fernet-keys" "$WORK/keystone/etc/credential-keys" \
+    "$WORK/glance/conf" "$WORK/glance/images" "$WORK/glance/staging" "$WORK/glance/tasks"
+  local t0=$SECONDS ks="$WORK/keystone" gl="$WORK/glance" me grp
+  me="$(id -un)"; grp="$(id -gn)"
+
+  # --- Keystone (SQLite, fernet) ---
+  cat > "$ks/etc/keystone.conf" <<EOF
+[DEFAULT]
+log_file = $ks/keystone.log
+[database]
+connection = sqlite:///$ks/keystone.db
+[token]
+provider = fernet
+[fernet_tokens]
+key_repository = $ks/etc/fernet-keys/
+[fernet_receipts]
+key_repository = $ks/etc/fernet-keys/
+[credential]
+key_repository = $ks/etc/credential-keys/
+EOF
+  cat > "$ks/ks_wsgi.py" <<'EOF'
+import sys
+sys.argv = sys.argv[:1]  # keystone parses argv with oslo.config; hide gunicorn's flags
+from keystone.wsgi.api import application  # noqa: E402,F401
+EOF
+  local km=(quiet "$ks/manage.log" "$VENV/bin/keystone-manage" --config-file "$ks/etc/keystone.conf")
+  "${km[@]}" db_sync
+  "${km[@]}" fernet_setup --keystone-user "$me" --keystone-group "$grp"
+  "${km[@]}" credential_setup --keystone-user "$me" --keystone-group "$grp"
+  "${km[@]}" bootstrap --bootstrap-password "$ADMIN_PASSWORD" \
+    --bootstrap-admin-url "$KS_URL/" --bootstrap-internal-url "$KS_URL/" \
+    --bootstrap-public-url "$KS_URL/" --bootstrap-region-id RegionOne
+  start_gunicorn keystone OS_KEYSTONE_CONFIG_FILES="$ks/etc/keystone.conf" -- \
+    --bind "127.0.0.1:$KS_PORT" ks_wsgi:application
+
+  # --- Glance (SQLite, file store, keystone auth) ---
+  cp "$VENV/etc/glance/glance-api-paste.ini" "$gl/conf/"
+  cat > "$gl/conf/glance-api.conf" <<EOF
+[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = $GL_PORT
+workers = 1
+worker_self_reference_url = $GL_URL
+log_file = $gl/glance-api.log
+enabled_backends = fs:file
+[database]
+connection = sqlite:///$gl/glance.db
+[glance_store]
+default_backend = fs
+[fs]
+filesystem_store_datadir = $gl/images/
+[os_glance_staging_store]
+filesystem_store_datadir = $gl/staging/
+[os_glance_tasks_store]
+filesystem_store_datadir = $gl/tasks/
+[paste_deploy]
+flavor = keystone
+config_file = $gl/conf/glance-api-paste.ini
+[keystone_authtoken]
+www_authenticate_uri = http://127.0.0.1:$KS_PORT
+auth_url = http://127.0.0.1:$KS_PORT
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = admin
+username = admin
+password = $ADMIN_PASSWORD
+[oslo_policy]
+enforce_new_defaults = true
+EOF
+  quiet "$gl/manage.log" "$VENV/bin/glance-manage" --config-file "$gl/conf/glance-api.conf" db_sync
+  start_gunicorn glance OS_GLANCE_CONFIG_DIR="$gl/conf" -- \
+    --bind "127.0.0.1:$GL_PORT" glance.wsgi.api:application
+
+  wait_http "$KS_URL" keystone "$WORK/keystone.pid"
+  wait_http "$GL_URL/" glance "$WORK/glance.pid"
+  "$VENV/bin/python" "$ROOT/scripts/peers_seed.py" "$KS_URL" "$GL_URL" "$ADMIN_PASSWORD"
+  log "Keystone + Glance up in $((SECONDS - t0)) s (state in $WORK)"
+}
+
+cmd_stop() {
+  local name pid
+  for name in glance keystone; do
+    [[ -f "$WORK/$name.pid" ]] || continue
+    pid="$(cat "$WORK/$name.pid")"
+    rm -f "$WORK/$name.pid"
+    kill -0 "$pid" 2>/dev/null || continue
+    # gunicorn was started with setsid: its PID is its process group.
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    log "stopped $name (pid $pid)"
+  done
+}
+
+cmd_env() {
+  cat <<EOF
+export FEDSITE_VENV=$VENV
+export FEDSITE_REAL_KEYSTONE=$KS_URL
+export FEDSITE_REAL_GLANCE=$GL_URL
+export FEDSITE_REAL_ADMIN_PASSWORD=$ADMIN_PASSWORD
+EOF
+}
+
+case "${1:-}" in
+  venv) cmd_venv ;;
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  env) cmd_env ;;
+  *) echo "usage: $0 venv|start|stop|env" >&2; exit 2 ;;
+esac

@@ -65,13 +65,16 @@ fn check_fields(entity: &str, obj: &Map<String, Value>, allowed: &[(&str, &[&str
 
 // ---------- identity providers ----------
 
-fn idp_json(state: &AppState, idp: &Value) -> Value {
+/// An identity provider as Keystone 30 renders it: only the list adds the
+/// `protocols` link (its single-resource answers carry `self` only).
+fn idp_json(state: &AppState, idp: &Value, in_list: bool) -> Value {
     let id = idp["id"].as_str().unwrap_or_default();
     let mut v = idp.clone();
-    v["links"] = json!({
-        "self": v3_url(state, &format!("/OS-FEDERATION/identity_providers/{id}")),
-        "protocols": v3_url(state, &format!("/OS-FEDERATION/identity_providers/{id}/protocols")),
-    });
+    v["links"] = json!({"self": v3_url(state, &format!("/OS-FEDERATION/identity_providers/{id}"))});
+    if in_list {
+        v["links"]["protocols"] =
+            json!(v3_url(state, &format!("/OS-FEDERATION/identity_providers/{id}/protocols")));
+    }
     v
 }
 
@@ -105,7 +108,7 @@ async fn list_idps(State(state): St, headers: HeaderMap, uri: OriginalUri, q: Qu
         .iter()
         .filter(|i| q.get("id").is_none_or(|x| i["id"] == json!(x)))
         .filter(|i| q.get("enabled").is_none_or(|e| i["enabled"] == json!(parse_bool(e))))
-        .map(|i| idp_json(&state, i))
+        .map(|i| idp_json(&state, i, true))
         .collect();
     Ok(axum::Json(json!({"identity_providers": idps, "links": list_links(&state, &uri)})).into_response())
 }
@@ -115,7 +118,7 @@ async fn get_idp(State(state): St, headers: HeaderMap, Path(idp): Path<String>) 
     enforce(reader(&tok), "get_identity_provider")?;
     let site = state.site.read().unwrap();
     let i = site.identity_providers.iter().find(|i| i["id"] == json!(idp)).ok_or_else(|| not_found("Identity Provider", &idp))?;
-    Ok(axum::Json(json!({"identity_provider": idp_json(&state, i)})).into_response())
+    Ok(axum::Json(json!({"identity_provider": idp_json(&state, i, false)})).into_response())
 }
 
 async fn create_idp(State(state): St, headers: HeaderMap, Path(idp): Path<String>, body: Bytes) -> ApiResult<Response> {
@@ -151,7 +154,7 @@ async fn create_idp(State(state): St, headers: HeaderMap, Path(idp): Path<String
         "remote_ids": obj.get("remote_ids").filter(|r| !r.is_null()).cloned().unwrap_or(json!([])),
         "authorization_ttl": obj.get("authorization_ttl").cloned().unwrap_or(Value::Null),
     });
-    let out = idp_json(&state, &stored);
+    let out = idp_json(&state, &stored, false);
     site.identity_providers.push(stored);
     Ok(created(json!({"identity_provider": out})))
 }
@@ -168,7 +171,7 @@ async fn update_idp(State(state): St, headers: HeaderMap, Path(idp): Path<String
     for (k, v) in obj {
         i[k] = if k == "remote_ids" && v.is_null() { json!([]) } else { v.clone() };
     }
-    let out = idp_json(&state, i);
+    let out = idp_json(&state, i, false);
     Ok(axum::Json(json!({"identity_provider": out})).into_response())
 }
 

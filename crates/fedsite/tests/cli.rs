@@ -1,0 +1,69 @@
+//! The `fedsite` binary end to end: `demo` starts the simulated site
+//! in-process and reports its inventory (the figures must equal the
+//! scenario's own); `sim` prints a clouds.yaml that clients can use as it is.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+#[test]
+fn demo_reports_the_scenarios_inventory() {
+    let out = Command::new(env!("CARGO_BIN_EXE_fedsite"))
+        .args(["demo", "--scenario", "tiny"])
+        .output()
+        .expect("running fedsite demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+
+    let scenario = sim::scenario::builtin("tiny").unwrap().generate();
+    let now = scenario.reference_time;
+    let site = &scenario.site;
+    let alive = site.servers.iter().filter_map(|s| s.view_at(now)).filter(|v| !v.deleted).count();
+    let volumes: Vec<_> = site.volumes.iter().filter(|v| v.visible_at(now)).collect();
+    let gib: u64 = volumes.iter().map(|v| v.size).sum();
+    let fips = site.floating_ips.iter().filter(|f| f.visible_at(now)).count();
+    let headline = format!(
+        "{} projects, {alive} servers, {} volumes ({gib} GiB), {fips} floating IPs, {} flavors, {} images",
+        site.projects.len(),
+        volumes.len(),
+        site.flavors.len(),
+        site.images.len()
+    );
+    assert!(stdout.contains(&headline), "expected {headline:?} in:\n{stdout}");
+    assert!(stdout.contains("0b9f3b2a1c8d4e6f9a0b1c2d3e4f5a6b   proj1"), "{stdout}");
+    assert!(stdout.contains("vo.example.org"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sim_prints_a_clouds_yaml_that_the_client_uses_as_it_is() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fedsite"))
+        .args(["sim", "--scenario", "tiny", "--now", "2023-06-11T00:00:00Z", "--log", "warn"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting fedsite sim");
+    // The document ends with the second cloud's last key.
+    let mut yaml = String::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut clouds = 0;
+    while let Some(Ok(line)) = lines.next() {
+        yaml.push_str(&line);
+        yaml.push('\n');
+        if line.trim_start().starts_with("identity_api_version:") {
+            clouds += 1;
+            if clouds == 2 {
+                break;
+            }
+        }
+    }
+    let result = async {
+        let cfg = openstack::CloudConfig::from_clouds_yaml(&yaml, None, "sim-accounting", "fedsite sim stdout")?;
+        let session = openstack::Session::connect(&cfg).await?;
+        openstack::nova::ListServers { all_tenants: true, ..Default::default() }.list(&session).await
+    }
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let servers = result.unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let names: Vec<&str> = servers.iter().filter_map(|s| s.name.as_deref()).collect();
+    // --now moved the site past 2023-06-10, when vm-running is deleted.
+    assert!(names.contains(&"vm-quiet") && !names.contains(&"vm-running"), "{names:?}");
+}

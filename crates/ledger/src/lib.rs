@@ -39,20 +39,43 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("ledger {location}: schema version {found} is newer than this fedsite supports ({supported}); upgrade fedsite")]
-    SchemaTooNew { location: String, found: i64, supported: i64 },
+    #[error(
+        "ledger {location}: schema version {found} is newer than this fedsite supports ({supported}); upgrade fedsite"
+    )]
+    SchemaTooNew {
+        location: String,
+        found: i64,
+        supported: i64,
+    },
     #[error("ledger {location}: {op}: invalid input: {reason}")]
-    Invalid { location: String, op: String, reason: String },
+    Invalid {
+        location: String,
+        op: String,
+        reason: String,
+    },
     #[error("ledger {location}: {op}: stored value is corrupt: {reason}")]
-    Corrupt { location: String, op: String, reason: String },
+    Corrupt {
+        location: String,
+        op: String,
+        reason: String,
+    },
     #[error("ledger {location}: unknown message (spool element) {element:?}")]
     UnknownMessage { location: String, element: String },
     #[error("ledger {location}: message {element:?} cannot go from {from} to {to}")]
-    InvalidTransition { location: String, element: String, from: MessageState, to: MessageState },
+    InvalidTransition {
+        location: String,
+        element: String,
+        from: MessageState,
+        to: MessageState,
+    },
     #[error("ledger {location}: unknown run {run}")]
     UnknownRun { location: String, run: i64 },
     #[error("ledger {location}: run {run} already finished ({outcome})")]
-    RunAlreadyFinished { location: String, run: i64, outcome: String },
+    RunAlreadyFinished {
+        location: String,
+        run: i64,
+        outcome: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -199,7 +222,11 @@ pub struct SummaryGroup {
 }
 
 impl SummaryGroup {
-    pub const ALL: SummaryGroup = SummaryGroup { vo: true, project: true, month: true };
+    pub const ALL: SummaryGroup = SummaryGroup {
+        vo: true,
+        project: true,
+        month: true,
+    };
 }
 
 /// One row of `usage_summary`: sums over the latest snapshot of each key.
@@ -253,7 +280,10 @@ impl MessageState {
     /// element is still there (remove failed after publish), the sender removes it instead.
     pub fn can_go_to(self, to: MessageState) -> bool {
         use MessageState::*;
-        matches!((self, to), (Spooled, Sent) | (Sent, Acknowledged) | (Spooled, Quarantined) | (Sent, Quarantined))
+        matches!(
+            (self, to),
+            (Spooled, Sent) | (Sent, Acknowledged) | (Spooled, Quarantined) | (Sent, Quarantined)
+        )
     }
 }
 
@@ -273,7 +303,11 @@ pub struct RecordRef {
 
 impl RecordRef {
     pub fn of(s: &Snapshot) -> RecordRef {
-        RecordRef { key: s.key.clone(), measured_at: s.measured_at, body_sha256: s.body_sha256() }
+        RecordRef {
+            key: s.key.clone(),
+            measured_at: s.measured_at,
+            body_sha256: s.body_sha256(),
+        }
     }
 }
 
@@ -359,9 +393,20 @@ pub trait Store: Send {
     fn checkpoint(&self, project: &str, kind: &str) -> Result<Option<DateTime<Utc>>>;
     /// Move forward to `to`; returns false (and changes nothing) if `to` is not after the
     /// current checkpoint. Call only after the records up to `to` are durably spooled.
-    fn advance_checkpoint(&mut self, project: &str, kind: &str, to: DateTime<Utc>, run: Option<RunId>) -> Result<bool>;
+    fn advance_checkpoint(
+        &mut self,
+        project: &str,
+        kind: &str,
+        to: DateTime<Utc>,
+        run: Option<RunId>,
+    ) -> Result<bool>;
     /// Set the checkpoint to any value, backwards included (an operator's explicit reset).
-    fn reset_checkpoint(&mut self, project: &str, kind: &str, to: Option<DateTime<Utc>>) -> Result<()>;
+    fn reset_checkpoint(
+        &mut self,
+        project: &str,
+        kind: &str,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<()>;
 
     fn upsert_snapshot(&mut self, s: &Snapshot, run: Option<RunId>) -> Result<Upsert>;
     /// What `upsert_snapshot` would do for each, without writing: lets a caller drop records
@@ -387,7 +432,11 @@ pub trait Store: Send {
     /// Keys of `kind` the ledger has seen for `project`, with status and end time, ordered by key.
     fn seen(&self, kind: &str, project: &str) -> Result<Vec<SeenKey>>;
     fn seen_keys(&self, kind: &str, project: &str) -> Result<Vec<String>> {
-        Ok(self.seen(kind, project)?.into_iter().map(|s| s.key).collect())
+        Ok(self
+            .seen(kind, project)?
+            .into_iter()
+            .map(|s| s.key)
+            .collect())
     }
 
     /// Record a spooled message outside `commit_project` (e.g. a republish).
@@ -412,10 +461,14 @@ pub struct Ledger {
 impl Ledger {
     /// Open (creating with mode 0600 if missing) a SQLite ledger, migrating its schema.
     pub fn open_sqlite(path: impl AsRef<Path>) -> Result<Ledger> {
-        Ok(Ledger { store: Box::new(SqliteStore::open(path.as_ref(), SqliteOptions::default())?) })
+        Ok(Ledger {
+            store: Box::new(SqliteStore::open(path.as_ref(), SqliteOptions::default())?),
+        })
     }
     pub fn open_sqlite_with(path: impl AsRef<Path>, opts: SqliteOptions) -> Result<Ledger> {
-        Ok(Ledger { store: Box::new(SqliteStore::open(path.as_ref(), opts)?) })
+        Ok(Ledger {
+            store: Box::new(SqliteStore::open(path.as_ref(), opts)?),
+        })
     }
     pub fn from_store(store: Box<dyn Store>) -> Ledger {
         Ledger { store }
@@ -441,7 +494,9 @@ pub fn format_time(t: DateTime<Utc>) -> String {
 }
 
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// "YYYY-MM" of a time.

@@ -1,3 +1,515 @@
-//! The ledger: SQLite (default) or PostgreSQL store of runs, per-project
-//! checkpoints, record snapshots and message states, shared by extraction
-//! and delivery. Filled in by issues #3 and #4.
+//! The ledger: the embedded store of runs, per-project checkpoints, record snapshots and
+//! message states, shared by extraction and delivery. Owns the backend-neutral types and
+//! the [`Store`] trait; SQLite (`sqlite.rs`) is the implemented backend, PostgreSQL comes later.
+//!
+//! Conventions (every backend must keep them):
+//! * All times are UTC. SQLite stores them as RFC 3339 text with exactly 6 fractional
+//!   digits and a `Z` suffix (`2026-11-29T11:10:14.000000Z`): fixed width, so text order is
+//!   time order. Inputs are truncated to microseconds before they are stored or compared.
+//! * A snapshot is the LAST known state of one record (kind, key), as APEL keeps the last
+//!   loaded cloud record per (VMUUID, month): a newer `measured_at` is never replaced by an
+//!   older one (see [`Upsert`]).
+//! * Checkpoints only move forward (except through [`Store::reset_checkpoint`]).
+//! * Message states: `spooled → sent → acknowledged`, and `spooled|sent → quarantined`;
+//!   every other transition is refused with [`Error::InvalidTransition`].
+
+mod sqlite;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::Path;
+
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+/// Errors name the ledger location (file path or connection name) and the operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("ledger {location}: {op}: {source}")]
+    Backend {
+        location: String,
+        op: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("ledger {location}: {op}: {source}")]
+    Io {
+        location: String,
+        op: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "ledger {location}: schema version {found} is newer than this fedsite supports ({supported}); upgrade fedsite"
+    )]
+    SchemaTooNew {
+        location: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("ledger {location}: {op}: invalid input: {reason}")]
+    Invalid {
+        location: String,
+        op: String,
+        reason: String,
+    },
+    #[error("ledger {location}: {op}: stored value is corrupt: {reason}")]
+    Corrupt {
+        location: String,
+        op: String,
+        reason: String,
+    },
+    #[error("ledger {location}: unknown message (spool element) {element:?}")]
+    UnknownMessage { location: String, element: String },
+    #[error("ledger {location}: message {element:?} cannot go from {from} to {to}")]
+    InvalidTransition {
+        location: String,
+        element: String,
+        from: MessageState,
+        to: MessageState,
+    },
+    #[error("ledger {location}: unknown run {run}")]
+    UnknownRun { location: String, run: i64 },
+    #[error("ledger {location}: run {run} already finished ({outcome})")]
+    RunAlreadyFinished {
+        location: String,
+        run: i64,
+        outcome: String,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Id of a row in `runs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunId(pub i64);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A run being started: what command, and which extraction window (if any).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewRun {
+    /// e.g. "extract", "send", "republish".
+    pub command: String,
+    pub window_from: Option<DateTime<Utc>>,
+    pub window_to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Everything done.
+    Succeeded,
+    /// Some projects/messages failed, others went through.
+    Partial,
+    Failed,
+}
+
+impl RunOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Partial => "partial",
+            RunOutcome::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "succeeded" => RunOutcome::Succeeded,
+            "partial" => RunOutcome::Partial,
+            "failed" => RunOutcome::Failed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: RunId,
+    pub command: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// None while the run is going on (or if it crashed before `finish_run`).
+    pub outcome: Option<RunOutcome>,
+    pub detail: Option<String>,
+    pub window_from: Option<DateTime<Utc>>,
+    pub window_to: Option<DateTime<Utc>>,
+}
+
+/// One record's state as extracted: the ledger does not know record types, only this.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// "cloud", "ip", "accelerator", "storage", "energy" (any non-empty string is accepted).
+    pub kind: String,
+    /// `apel::Record::key()`: cloud "<vmuuid>/<YYYY-MM>", storage "<volume uuid>", ...
+    pub key: String,
+    pub project_id: String,
+    pub vo: Option<String>,
+    pub site: String,
+    /// When this state was measured (e.g. the window end of the run that produced it).
+    pub measured_at: DateTime<Utc>,
+    /// "YYYY-MM"; when None, the month of `measured_at` is stored.
+    pub month: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub wall_seconds: Option<u64>,
+    pub cpu_seconds: Option<u64>,
+    pub status: Option<String>,
+    /// The rendered record (text or JSON), exactly as it would be spooled.
+    pub body: String,
+}
+
+impl Snapshot {
+    /// Hex SHA-256 of `body`: how message links tell which version of a record was sent.
+    pub fn body_sha256(&self) -> String {
+        sha256_hex(&self.body)
+    }
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// A snapshot as stored, with bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSnapshot {
+    pub snapshot: Snapshot,
+    pub body_sha256: String,
+    /// When the ledger first saw this (kind, key).
+    pub first_seen_at: DateTime<Utc>,
+    /// When the stored row last changed (insert, replace, or measured_at moved forward).
+    pub updated_at: DateTime<Utc>,
+    /// The run that last changed it, if it was written inside a run.
+    pub run_id: Option<RunId>,
+}
+
+/// What `upsert_snapshot` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Upsert {
+    /// No snapshot for (kind, key) existed.
+    Inserted,
+    /// The new snapshot is at least as recent and its body differs: it replaced the stored one
+    /// (equal measured_at with a different body: the last loaded wins, as in APEL).
+    Replaced,
+    /// Same body: nothing to send again. If the new measured_at is later, the stored
+    /// measured_at moves forward to it (so a later-arriving older, different body is refused).
+    Unchanged,
+    /// The stored snapshot is newer: it was kept, the given one dropped.
+    KeptNewer,
+}
+
+/// Which snapshots to list. All set fields must match; times bound `measured_at` as `[from, to)`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SnapshotFilter {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub project: Option<String>,
+    pub kind: Option<String>,
+    pub vo: Option<String>,
+    /// "YYYY-MM"
+    pub month: Option<String>,
+}
+
+/// Which columns `usage_summary` groups by (the others come back as None).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SummaryGroup {
+    pub vo: bool,
+    pub project: bool,
+    pub month: bool,
+}
+
+impl SummaryGroup {
+    pub const ALL: SummaryGroup = SummaryGroup {
+        vo: true,
+        project: true,
+        month: true,
+    };
+}
+
+/// One row of `usage_summary`: sums over the latest snapshot of each key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub vo: Option<String>,
+    pub project_id: Option<String>,
+    pub month: Option<String>,
+    /// Number of snapshots (for cloud: VM-months).
+    pub records: u64,
+    pub wall_seconds: u64,
+    pub cpu_seconds: u64,
+}
+
+/// A (kind, key) the ledger has a snapshot for, with what closes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenKey {
+    pub key: String,
+    pub measured_at: DateTime<Utc>,
+    pub status: Option<String>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageState {
+    Spooled,
+    Sent,
+    Acknowledged,
+    Quarantined,
+}
+
+impl MessageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageState::Spooled => "spooled",
+            MessageState::Sent => "sent",
+            MessageState::Acknowledged => "acknowledged",
+            MessageState::Quarantined => "quarantined",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "spooled" => MessageState::Spooled,
+            "sent" => MessageState::Sent,
+            "acknowledged" => MessageState::Acknowledged,
+            "quarantined" => MessageState::Quarantined,
+            _ => return None,
+        })
+    }
+    /// The only allowed transitions. A message already `sent` is not sent again: if its spool
+    /// element is still there (remove failed after publish), the sender removes it instead.
+    pub fn can_go_to(self, to: MessageState) -> bool {
+        use MessageState::*;
+        matches!(
+            (self, to),
+            (Spooled, Sent) | (Sent, Acknowledged) | (Spooled, Quarantined) | (Sent, Quarantined)
+        )
+    }
+}
+
+impl fmt::Display for MessageState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which version of which record went into a message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordRef {
+    pub key: String,
+    pub measured_at: DateTime<Utc>,
+    pub body_sha256: String,
+}
+
+impl RecordRef {
+    pub fn of(s: &Snapshot) -> RecordRef {
+        RecordRef {
+            key: s.key.clone(),
+            measured_at: s.measured_at,
+            body_sha256: s.body_sha256(),
+        }
+    }
+}
+
+/// A message just written to the spool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// Spool element name, e.g. dirq "5f3a1b2c/5f3a1b2c3d4e5f". Unique in the ledger.
+    pub element: String,
+    pub kind: String,
+    pub created_at: DateTime<Utc>,
+    /// The records in the message (record count = `records.len()`); keys unique in a message.
+    pub records: Vec<RecordRef>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub element: String,
+    pub kind: String,
+    pub record_count: u64,
+    pub created_at: DateTime<Utc>,
+    pub run_id: Option<RunId>,
+    pub state: MessageState,
+    pub ams_id: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub quarantined_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+}
+
+/// One message that carried a version of a given record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub element: String,
+    pub state: MessageState,
+    pub measured_at: DateTime<Utc>,
+    pub body_sha256: String,
+    /// True if this is the body of the snapshot the ledger holds now.
+    pub is_current: bool,
+    pub ams_id: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Everything one project's extraction produced, committed in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProjectCommit {
+    pub run: Option<RunId>,
+    pub project_id: String,
+    /// Checkpoint name, e.g. the extractor ("nova", "cinder") or record kind.
+    pub checkpoint_kind: String,
+    pub snapshots: Vec<Snapshot>,
+    pub messages: Vec<NewMessage>,
+    /// Advance the checkpoint to this (only forward) once everything above is stored.
+    pub checkpoint_to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitReport {
+    /// One entry per snapshot, in order.
+    pub upserts: Vec<Upsert>,
+    pub messages: usize,
+    pub checkpoint_advanced: bool,
+}
+
+impl CommitReport {
+    pub fn count(&self, u: Upsert) -> usize {
+        self.upserts.iter().filter(|x| **x == u).count()
+    }
+}
+
+/// The ledger operations. Implemented by [`SqliteStore`]; a PostgreSQL store implements the
+/// same trait (synchronous: async callers run it on a blocking thread).
+pub trait Store: Send {
+    /// Where this store lives (file path, or connection description), for messages.
+    fn location(&self) -> &str;
+
+    fn begin_run(&mut self, run: &NewRun) -> Result<RunId>;
+    /// Finish a run once; a second finish is refused.
+    fn finish_run(&mut self, id: RunId, outcome: RunOutcome, detail: Option<&str>) -> Result<()>;
+    fn run(&self, id: RunId) -> Result<Option<Run>>;
+    /// Most recent first.
+    fn runs(&self, limit: usize) -> Result<Vec<Run>>;
+
+    fn checkpoint(&self, project: &str, kind: &str) -> Result<Option<DateTime<Utc>>>;
+    /// Move forward to `to`; returns false (and changes nothing) if `to` is not after the
+    /// current checkpoint. Call only after the records up to `to` are durably spooled.
+    fn advance_checkpoint(
+        &mut self,
+        project: &str,
+        kind: &str,
+        to: DateTime<Utc>,
+        run: Option<RunId>,
+    ) -> Result<bool>;
+    /// Set the checkpoint to any value, backwards included (an operator's explicit reset).
+    fn reset_checkpoint(
+        &mut self,
+        project: &str,
+        kind: &str,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<()>;
+
+    fn upsert_snapshot(&mut self, s: &Snapshot, run: Option<RunId>) -> Result<Upsert>;
+    /// What `upsert_snapshot` would do for each, without writing: lets a caller drop records
+    /// that are older than the ledger's BEFORE spooling them (an older state after a newer one
+    /// regresses APEL's data).
+    fn preview_snapshots(&self, snapshots: &[Snapshot]) -> Result<Vec<Upsert>>;
+    /// In ONE transaction: upsert the snapshots, record the messages and their record links,
+    /// advance the checkpoint. Any failure leaves the ledger as it was.
+    fn commit_project(&mut self, c: &ProjectCommit) -> Result<CommitReport>;
+
+    /// Stored snapshots matching the filter (one per (kind, key): the latest), ordered by
+    /// kind, key.
+    fn latest_snapshots(&self, f: &SnapshotFilter) -> Result<Vec<StoredSnapshot>>;
+    /// Like `latest_snapshots`, but only those whose current body is in no message that is
+    /// spooled, sent or acknowledged (quarantined messages do not count).
+    fn unsent_snapshots(&self, f: &SnapshotFilter) -> Result<Vec<StoredSnapshot>>;
+    fn snapshot(&self, kind: &str, key: &str) -> Result<Option<StoredSnapshot>>;
+    /// Sums of wall/cpu seconds over the latest snapshot of each key matching the filter.
+    /// These are the cumulative counters as the records carry them: for cloud records (key per
+    /// VM per month) a VM running over several months contributes its total since start to each
+    /// month; APEL's per-month deltas between successive records are not computed here.
+    fn usage_summary(&self, f: &SnapshotFilter, by: SummaryGroup) -> Result<Vec<UsageRow>>;
+    /// Keys of `kind` the ledger has seen for `project`, with status and end time, ordered by key.
+    fn seen(&self, kind: &str, project: &str) -> Result<Vec<SeenKey>>;
+    fn seen_keys(&self, kind: &str, project: &str) -> Result<Vec<String>> {
+        Ok(self
+            .seen(kind, project)?
+            .into_iter()
+            .map(|s| s.key)
+            .collect())
+    }
+
+    /// Record a spooled message outside `commit_project` (e.g. a republish).
+    fn record_message(&mut self, m: &NewMessage, run: Option<RunId>) -> Result<()>;
+    fn mark_sent(&mut self, element: &str, ams_id: &str) -> Result<()>;
+    fn mark_acknowledged(&mut self, element: &str) -> Result<()>;
+    fn quarantine(&mut self, element: &str, reason: &str) -> Result<()>;
+    fn message(&self, element: &str) -> Result<Option<Message>>;
+    /// Messages not yet acknowledged nor quarantined (spooled or sent), oldest first.
+    fn pending(&self) -> Result<Vec<Message>>;
+    fn messages_in_state(&self, state: MessageState) -> Result<Vec<Message>>;
+    fn message_records(&self, element: &str) -> Result<Vec<RecordRef>>;
+    /// Which messages carried a version of (kind, key), oldest first.
+    fn deliveries(&self, kind: &str, key: &str) -> Result<Vec<Delivery>>;
+}
+
+/// The ledger handle: a boxed [`Store`]; all operations are reached through `Deref`.
+pub struct Ledger {
+    store: Box<dyn Store>,
+}
+
+impl Ledger {
+    /// Open (creating with mode 0600 if missing) a SQLite ledger, migrating its schema.
+    pub fn open_sqlite(path: impl AsRef<Path>) -> Result<Ledger> {
+        Ok(Ledger {
+            store: Box::new(SqliteStore::open(path.as_ref(), SqliteOptions::default())?),
+        })
+    }
+    pub fn open_sqlite_with(path: impl AsRef<Path>, opts: SqliteOptions) -> Result<Ledger> {
+        Ok(Ledger {
+            store: Box::new(SqliteStore::open(path.as_ref(), opts)?),
+        })
+    }
+    pub fn from_store(store: Box<dyn Store>) -> Ledger {
+        Ledger { store }
+    }
+}
+
+impl std::ops::Deref for Ledger {
+    type Target = dyn Store;
+    fn deref(&self) -> &Self::Target {
+        &*self.store
+    }
+}
+
+impl std::ops::DerefMut for Ledger {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut *self.store
+    }
+}
+
+/// The stored form of a time (see module doc).
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// "YYYY-MM" of a time.
+pub fn month_of(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m").to_string()
+}
+
+/// True for "YYYY-MM" with a month 01..=12.
+pub fn is_month(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 7
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..].iter().all(u8::is_ascii_digit)
+        && matches!(s[5..].parse::<u8>(), Ok(1..=12))
+}

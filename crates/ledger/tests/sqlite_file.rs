@@ -1,0 +1,274 @@
+//! The SQLite file itself: 0600 creation, WAL, schema version, reopen keeps everything,
+//! errors name the path, and two connections (extract writer, send reader/writer) at once.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use ledger::*;
+use std::path::Path;
+
+fn t(d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 10, d, 0, 0, 0).unwrap()
+}
+
+fn snap(vm: &str, project: &str, at: DateTime<Utc>, wall: u64) -> Snapshot {
+    Snapshot {
+        kind: "cloud".into(),
+        key: format!("{vm}/2026-10"),
+        project_id: project.into(),
+        vo: Some("vo.a".into()),
+        site: "SITE-A".into(),
+        measured_at: at,
+        month: Some("2026-10".into()),
+        start_time: Some(t(1)),
+        end_time: None,
+        wall_seconds: Some(wall),
+        cpu_seconds: Some(wall),
+        status: Some("started".into()),
+        body: format!("{vm} {wall}"),
+    }
+}
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+#[cfg(unix)]
+fn new_ledger_file_and_its_wal_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let mut l = Ledger::open_sqlite(&path).unwrap();
+    l.upsert_snapshot(&snap("vm1", "p1", t(2), 1), None)
+        .unwrap();
+    assert_eq!(mode(&path), 0o600);
+    let wal = dir.path().join("ledger.sqlite-wal");
+    assert!(wal.exists(), "WAL mode keeps a -wal file while open");
+    assert_eq!(mode(&wal), 0o600);
+}
+
+#[test]
+fn reopen_keeps_everything_and_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let (run, s) = {
+        let mut l = Ledger::open_sqlite(&path).unwrap();
+        let run = l
+            .begin_run(&NewRun {
+                command: "extract".into(),
+                window_from: Some(t(1)),
+                window_to: Some(t(2)),
+            })
+            .unwrap();
+        let s = snap("vm1", "p1", t(2), 42);
+        l.commit_project(&ProjectCommit {
+            run: Some(run),
+            project_id: "p1".into(),
+            checkpoint_kind: "nova".into(),
+            snapshots: vec![s.clone()],
+            messages: vec![NewMessage {
+                element: "e/1".into(),
+                kind: "cloud".into(),
+                created_at: t(2),
+                records: vec![RecordRef::of(&s)],
+            }],
+            checkpoint_to: Some(t(2) + Duration::microseconds(1_500_123)),
+        })
+        .unwrap();
+        l.mark_sent("e/1", "ams-9").unwrap();
+        l.finish_run(run, RunOutcome::Succeeded, None).unwrap();
+        (run, s)
+    };
+    let l = Ledger::open_sqlite(&path).unwrap();
+    assert_eq!(
+        l.checkpoint("p1", "nova").unwrap(),
+        Some(t(2) + Duration::microseconds(1_500_123))
+    );
+    assert_eq!(
+        l.snapshot("cloud", "vm1/2026-10")
+            .unwrap()
+            .unwrap()
+            .snapshot,
+        s
+    );
+    let m = l.message("e/1").unwrap().unwrap();
+    assert_eq!(
+        (m.state, m.ams_id.as_deref(), m.record_count),
+        (MessageState::Sent, Some("ams-9"), 1)
+    );
+    assert_eq!(
+        l.run(run).unwrap().unwrap().outcome,
+        Some(RunOutcome::Succeeded)
+    );
+    assert_eq!(l.message_records("e/1").unwrap(), [RecordRef::of(&s)]);
+
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = raw
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let jm: String = raw
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((v, jm.as_str()), (1, "wal"));
+    // Times are stored as fixed-width RFC 3339 UTC text.
+    let stored: String = raw
+        .query_row("SELECT checkpoint FROM checkpoints", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, "2026-10-02T00:00:01.500123Z");
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    drop(Ledger::open_sqlite(&path).unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let err = Ledger::open_sqlite(&path).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            Error::SchemaTooNew {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&path.display().to_string()));
+}
+
+#[test]
+fn open_in_a_missing_directory_names_path_and_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no/such/dir/ledger.sqlite");
+    let err = Ledger::open_sqlite(&path).err().unwrap();
+    let text = err.to_string();
+    assert!(
+        text.contains(&path.display().to_string()) && text.contains("create"),
+        "{text}"
+    );
+}
+
+#[test]
+fn reader_sees_last_commit_while_a_writer_holds_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let mut writer = Ledger::open_sqlite(&path).unwrap();
+    writer.advance_checkpoint("p1", "nova", t(2), None).unwrap();
+    let mut reader = Ledger::open_sqlite_with(
+        &path,
+        SqliteOptions {
+            busy_timeout: std::time::Duration::from_millis(100),
+        },
+    )
+    .unwrap();
+
+    // Another process is in the middle of a write transaction.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "BEGIN IMMEDIATE; UPDATE checkpoints SET checkpoint = '2026-10-09T00:00:00.000000Z';",
+    )
+    .unwrap();
+    assert_eq!(
+        reader.checkpoint("p1", "nova").unwrap(),
+        Some(t(2)),
+        "WAL readers see the last committed state"
+    );
+    let err = reader
+        .advance_checkpoint("p1", "nova", t(5), None)
+        .unwrap_err();
+    assert!(err.to_string().contains("advance checkpoint"), "{err}");
+    raw.execute_batch("ROLLBACK").unwrap();
+    assert!(reader.advance_checkpoint("p1", "nova", t(5), None).unwrap());
+    assert_eq!(writer.checkpoint("p1", "nova").unwrap(), Some(t(5)));
+}
+
+#[test]
+fn extract_and_send_connections_work_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    drop(Ledger::open_sqlite(&path).unwrap());
+    const N: u32 = 60;
+
+    let p = path.clone();
+    let extract = std::thread::spawn(move || {
+        let mut l = Ledger::open_sqlite(&p).unwrap();
+        for i in 1..=N {
+            let at = t(1) + Duration::minutes(i as i64);
+            let s = snap(&format!("vm{i}"), "p1", at, i as u64);
+            l.commit_project(&ProjectCommit {
+                project_id: "p1".into(),
+                checkpoint_kind: "nova".into(),
+                snapshots: vec![s.clone()],
+                messages: vec![NewMessage {
+                    element: format!("e/{i:04}"),
+                    kind: "cloud".into(),
+                    created_at: at,
+                    records: vec![RecordRef::of(&s)],
+                }],
+                checkpoint_to: Some(at),
+                ..Default::default()
+            })
+            .unwrap();
+        }
+    });
+
+    let p = path.clone();
+    let send = std::thread::spawn(move || {
+        let mut l = Ledger::open_sqlite(&p).unwrap();
+        let mut acked = 0;
+        while acked < N {
+            // Consistency across connections: a checkpoint at minute k means exactly k
+            // snapshots and k messages are visible (commit_project is one transaction).
+            let cp = l.checkpoint("p1", "nova").unwrap();
+            let snaps = l
+                .latest_snapshots(&SnapshotFilter::default())
+                .unwrap()
+                .len() as i64;
+            let k = cp.map(|c| (c - t(1)).num_minutes()).unwrap_or(0);
+            assert!(
+                snaps >= k,
+                "checkpoint {k} but only {snaps} snapshots visible"
+            );
+            for m in l.pending().unwrap() {
+                if m.state == MessageState::Spooled {
+                    l.mark_sent(&m.element, &format!("ams-{}", m.element))
+                        .unwrap();
+                } else {
+                    l.mark_acknowledged(&m.element).unwrap();
+                    acked += 1;
+                }
+            }
+            std::thread::yield_now();
+        }
+    });
+    extract.join().unwrap();
+    send.join().unwrap();
+
+    let l = Ledger::open_sqlite(&path).unwrap();
+    assert_eq!(
+        l.messages_in_state(MessageState::Acknowledged)
+            .unwrap()
+            .len(),
+        N as usize
+    );
+    assert_eq!(
+        l.latest_snapshots(&SnapshotFilter::default())
+            .unwrap()
+            .len(),
+        N as usize
+    );
+    assert_eq!(
+        l.checkpoint("p1", "nova").unwrap(),
+        Some(t(1) + Duration::minutes(N as i64))
+    );
+    assert!(
+        l.unsent_snapshots(&SnapshotFilter::default())
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -1,0 +1,652 @@
+//! Behaviour of the ledger operations: snapshots never regress, commit_project is atomic,
+//! checkpoints only move forward, republish queries, message state machine, usage summary.
+
+use chrono::{DateTime, TimeZone, Utc};
+use ledger::*;
+
+fn t(d: u32, h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 10, d, h, 0, 0).unwrap()
+}
+
+fn open() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open_sqlite(dir.path().join("ledger.sqlite")).unwrap();
+    (dir, l)
+}
+
+fn cloud(vm: &str, month: &str, project: &str, vo: &str, at: DateTime<Utc>, wall: u64) -> Snapshot {
+    Snapshot {
+        kind: "cloud".into(),
+        key: format!("{vm}/{month}"),
+        project_id: project.into(),
+        vo: Some(vo.into()),
+        site: "SITE-A".into(),
+        measured_at: at,
+        month: Some(month.into()),
+        start_time: Some(t(1, 0)),
+        end_time: None,
+        wall_seconds: Some(wall),
+        cpu_seconds: Some(wall / 2),
+        status: Some("started".into()),
+        body: format!("VMUUID: {vm}\nWallDuration: {wall}\n"),
+    }
+}
+
+fn msg(element: &str, snaps: &[&Snapshot], at: DateTime<Utc>) -> NewMessage {
+    NewMessage {
+        element: element.into(),
+        kind: "cloud".into(),
+        created_at: at,
+        records: snaps.iter().map(|s| RecordRef::of(s)).collect(),
+    }
+}
+
+#[test]
+fn newer_snapshot_replaces_and_older_is_kept_out() {
+    let (_d, mut l) = open();
+    let s10 = cloud("vm1", "2026-10", "p1", "vo.a", t(10, 0), 1000);
+    let s20 = cloud("vm1", "2026-10", "p1", "vo.a", t(20, 0), 2000);
+    let s15 = cloud("vm1", "2026-10", "p1", "vo.a", t(15, 0), 1500);
+    assert_eq!(l.upsert_snapshot(&s10, None).unwrap(), Upsert::Inserted);
+    assert_eq!(l.upsert_snapshot(&s20, None).unwrap(), Upsert::Replaced);
+    assert_eq!(l.upsert_snapshot(&s15, None).unwrap(), Upsert::KeptNewer);
+    assert_eq!(l.upsert_snapshot(&s20, None).unwrap(), Upsert::Unchanged);
+    let got = l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap();
+    assert_eq!(got.snapshot, s20);
+    assert_eq!(got.body_sha256, s20.body_sha256());
+}
+
+#[test]
+fn identical_body_measured_later_moves_measured_at_so_a_late_older_state_is_refused() {
+    let (_d, mut l) = open();
+    let a1 = cloud("vm1", "2026-10", "p1", "vo.a", t(1, 0), 500);
+    let mut a3 = a1.clone();
+    a3.measured_at = t(3, 0);
+    let b2 = cloud("vm1", "2026-10", "p1", "vo.a", t(2, 0), 700);
+    assert_eq!(l.upsert_snapshot(&a1, None).unwrap(), Upsert::Inserted);
+    assert_eq!(l.upsert_snapshot(&a3, None).unwrap(), Upsert::Unchanged);
+    assert_eq!(
+        l.snapshot("cloud", "vm1/2026-10")
+            .unwrap()
+            .unwrap()
+            .snapshot
+            .measured_at,
+        t(3, 0)
+    );
+    assert_eq!(l.upsert_snapshot(&b2, None).unwrap(), Upsert::KeptNewer);
+    assert_eq!(
+        l.snapshot("cloud", "vm1/2026-10")
+            .unwrap()
+            .unwrap()
+            .snapshot
+            .wall_seconds,
+        Some(500)
+    );
+}
+
+#[test]
+fn equal_measured_at_with_different_body_is_replaced_last_loaded_wins() {
+    let (_d, mut l) = open();
+    let a = cloud("vm1", "2026-10", "p1", "vo.a", t(5, 0), 10);
+    let b = cloud("vm1", "2026-10", "p1", "vo.a", t(5, 0), 20);
+    l.upsert_snapshot(&a, None).unwrap();
+    assert_eq!(l.upsert_snapshot(&b, None).unwrap(), Upsert::Replaced);
+    assert_eq!(
+        l.snapshot("cloud", "vm1/2026-10")
+            .unwrap()
+            .unwrap()
+            .snapshot
+            .wall_seconds,
+        Some(20)
+    );
+}
+
+#[test]
+fn preview_reports_what_upsert_would_do_without_writing() {
+    let (_d, mut l) = open();
+    l.upsert_snapshot(&cloud("vm1", "2026-10", "p1", "vo.a", t(20, 0), 2000), None)
+        .unwrap();
+    let batch = [
+        cloud("vm1", "2026-10", "p1", "vo.a", t(10, 0), 1000), // older than stored
+        cloud("vm2", "2026-10", "p1", "vo.a", t(10, 0), 1000), // new
+        cloud("vm2", "2026-10", "p1", "vo.a", t(9, 0), 900),   // older than the previous entry
+    ];
+    assert_eq!(
+        l.preview_snapshots(&batch).unwrap(),
+        vec![Upsert::KeptNewer, Upsert::Inserted, Upsert::KeptNewer]
+    );
+    assert!(l.snapshot("cloud", "vm2/2026-10").unwrap().is_none());
+}
+
+#[test]
+fn snapshot_without_month_stores_month_of_measurement_and_bad_month_is_refused() {
+    let (_d, mut l) = open();
+    let mut s = cloud("vol1", "2026-10", "p1", "vo.a", t(31, 23), 0);
+    s.kind = "storage".into();
+    s.key = "vol1".into();
+    s.month = None;
+    l.upsert_snapshot(&s, None).unwrap();
+    assert_eq!(
+        l.snapshot("storage", "vol1")
+            .unwrap()
+            .unwrap()
+            .snapshot
+            .month
+            .as_deref(),
+        Some("2026-10")
+    );
+    s.month = Some("2026-13".into());
+    let err = l.upsert_snapshot(&s, None).unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+    assert!(
+        err.to_string().contains("2026-13") && err.to_string().contains("ledger.sqlite"),
+        "{err}"
+    );
+}
+
+#[test]
+fn checkpoints_only_move_forward_unless_reset() {
+    let (_d, mut l) = open();
+    assert_eq!(l.checkpoint("p1", "nova").unwrap(), None);
+    assert!(l.advance_checkpoint("p1", "nova", t(10, 0), None).unwrap());
+    assert!(!l.advance_checkpoint("p1", "nova", t(5, 0), None).unwrap());
+    assert!(!l.advance_checkpoint("p1", "nova", t(10, 0), None).unwrap());
+    assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(t(10, 0)));
+    assert!(l.advance_checkpoint("p1", "nova", t(11, 0), None).unwrap());
+    assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(t(11, 0)));
+    // Per (project, kind).
+    assert_eq!(l.checkpoint("p1", "cinder").unwrap(), None);
+    assert_eq!(l.checkpoint("p2", "nova").unwrap(), None);
+    l.reset_checkpoint("p1", "nova", Some(t(2, 0))).unwrap();
+    assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(t(2, 0)));
+    l.reset_checkpoint("p1", "nova", None).unwrap();
+    assert_eq!(l.checkpoint("p1", "nova").unwrap(), None);
+}
+
+#[test]
+fn commit_project_stores_snapshots_messages_and_checkpoint_together() {
+    let (_d, mut l) = open();
+    let run = l
+        .begin_run(&NewRun {
+            command: "extract".into(),
+            window_from: Some(t(1, 0)),
+            window_to: Some(t(2, 0)),
+        })
+        .unwrap();
+    let a = cloud("vm1", "2026-10", "p1", "vo.a", t(2, 0), 100);
+    let b = cloud("vm2", "2026-10", "p1", "vo.a", t(2, 0), 200);
+    let c = ProjectCommit {
+        run: Some(run),
+        project_id: "p1".into(),
+        checkpoint_kind: "nova".into(),
+        snapshots: vec![a.clone(), b.clone()],
+        messages: vec![msg("00000001/aaa", &[&a, &b], t(2, 0))],
+        checkpoint_to: Some(t(2, 0)),
+    };
+    let r = l.commit_project(&c).unwrap();
+    assert_eq!(r.upserts, vec![Upsert::Inserted, Upsert::Inserted]);
+    assert_eq!((r.messages, r.checkpoint_advanced), (1, true));
+    assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(t(2, 0)));
+    let m = l.message("00000001/aaa").unwrap().unwrap();
+    assert_eq!(
+        (m.state, m.record_count, m.run_id),
+        (MessageState::Spooled, 2, Some(run))
+    );
+    assert_eq!(
+        l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap().run_id,
+        Some(run)
+    );
+    assert_eq!(
+        l.message_records("00000001/aaa")
+            .unwrap()
+            .iter()
+            .map(|r| r.key.as_str())
+            .collect::<Vec<_>>(),
+        ["vm1/2026-10", "vm2/2026-10"]
+    );
+}
+
+#[test]
+fn commit_project_failing_midway_rolls_back_everything() {
+    let (_d, mut l) = open();
+    let a = cloud("vm1", "2026-10", "p1", "vo.a", t(2, 0), 100);
+    l.commit_project(&ProjectCommit {
+        project_id: "p1".into(),
+        checkpoint_kind: "nova".into(),
+        snapshots: vec![a.clone()],
+        messages: vec![msg("el/1", &[&a], t(2, 0))],
+        checkpoint_to: Some(t(2, 0)),
+        ..Default::default()
+    })
+    .unwrap();
+
+    // Second commit: a newer snapshot of vm1, a new vm2, a fine message, then a message
+    // reusing an existing spool element name -> the whole commit must roll back.
+    let a2 = cloud("vm1", "2026-10", "p1", "vo.a", t(3, 0), 150);
+    let b = cloud("vm2", "2026-10", "p1", "vo.a", t(3, 0), 50);
+    let err = l
+        .commit_project(&ProjectCommit {
+            project_id: "p1".into(),
+            checkpoint_kind: "nova".into(),
+            snapshots: vec![a2, b],
+            messages: vec![msg("el/2", &[], t(3, 0)), msg("el/1", &[], t(3, 0))],
+            checkpoint_to: Some(t(3, 0)),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("el/1"), "{err}");
+    assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(t(2, 0)));
+    assert_eq!(
+        l.snapshot("cloud", "vm1/2026-10")
+            .unwrap()
+            .unwrap()
+            .snapshot,
+        a
+    );
+    assert!(l.snapshot("cloud", "vm2/2026-10").unwrap().is_none());
+    assert!(l.message("el/2").unwrap().is_none());
+    assert_eq!(l.pending().unwrap().len(), 1);
+
+    // Two messages with the same name inside one commit fail the same way.
+    let c = cloud("vm3", "2026-10", "p1", "vo.a", t(4, 0), 1);
+    assert!(
+        l.commit_project(&ProjectCommit {
+            project_id: "p1".into(),
+            checkpoint_kind: "nova".into(),
+            snapshots: vec![c],
+            messages: vec![msg("el/3", &[], t(4, 0)), msg("el/3", &[], t(4, 0))],
+            checkpoint_to: Some(t(4, 0)),
+            ..Default::default()
+        })
+        .is_err()
+    );
+    assert!(l.snapshot("cloud", "vm3/2026-10").unwrap().is_none());
+    assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(t(2, 0)));
+}
+
+#[test]
+fn commit_project_refuses_snapshots_of_another_project() {
+    let (_d, mut l) = open();
+    let err = l
+        .commit_project(&ProjectCommit {
+            project_id: "p1".into(),
+            checkpoint_kind: "nova".into(),
+            snapshots: vec![cloud("vm1", "2026-10", "p2", "vo.a", t(2, 0), 1)],
+            checkpoint_to: Some(t(2, 0)),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("p2"), "{err}");
+    assert_eq!(l.checkpoint("p1", "nova").unwrap(), None);
+}
+
+#[test]
+fn republish_query_returns_latest_per_key_in_period() {
+    let (_d, mut l) = open();
+    for s in [
+        cloud("vm1", "2026-10", "p1", "vo.a", t(10, 0), 1),
+        cloud("vm1", "2026-10", "p1", "vo.a", t(20, 0), 2), // latest of vm1/10
+        cloud("vm2", "2026-10", "p2", "vo.b", t(15, 0), 3),
+        cloud(
+            "vm3",
+            "2026-09",
+            "p1",
+            "vo.a",
+            Utc.with_ymd_and_hms(2026, 9, 30, 0, 0, 0).unwrap(),
+            4,
+        ),
+    ] {
+        l.upsert_snapshot(&s, None).unwrap();
+    }
+    let oct = SnapshotFilter {
+        from: Some(t(1, 0)),
+        to: Some(Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()),
+        ..Default::default()
+    };
+    let got = l.latest_snapshots(&oct).unwrap();
+    let keys: Vec<_> = got
+        .iter()
+        .map(|s| (s.snapshot.key.as_str(), s.snapshot.wall_seconds))
+        .collect();
+    assert_eq!(keys, [("vm1/2026-10", Some(2)), ("vm2/2026-10", Some(3))]);
+
+    let vo_a = SnapshotFilter {
+        vo: Some("vo.a".into()),
+        ..Default::default()
+    };
+    assert_eq!(l.latest_snapshots(&vo_a).unwrap().len(), 2);
+    let p2 = SnapshotFilter {
+        project: Some("p2".into()),
+        kind: Some("cloud".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        l.latest_snapshots(&p2).unwrap()[0].snapshot.key,
+        "vm2/2026-10"
+    );
+    let sep = SnapshotFilter {
+        month: Some("2026-09".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        l.latest_snapshots(&sep).unwrap()[0].snapshot.key,
+        "vm3/2026-09"
+    );
+    // `to` is exclusive.
+    let until_15 = SnapshotFilter {
+        to: Some(t(15, 0)),
+        kind: Some("cloud".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        l.latest_snapshots(&until_15).unwrap()[0].snapshot.key,
+        "vm3/2026-09"
+    );
+    assert_eq!(l.latest_snapshots(&until_15).unwrap().len(), 1);
+}
+
+#[test]
+fn unsent_and_deliveries_tell_which_version_went_in_which_message() {
+    let (_d, mut l) = open();
+    let v1 = cloud("vm1", "2026-10", "p1", "vo.a", t(10, 0), 1);
+    let w1 = cloud("vm2", "2026-10", "p1", "vo.a", t(10, 0), 5);
+    l.upsert_snapshot(&v1, None).unwrap();
+    l.upsert_snapshot(&w1, None).unwrap();
+    l.record_message(&msg("m/1", &[&v1, &w1], t(10, 0)), None)
+        .unwrap();
+    assert!(
+        l.unsent_snapshots(&SnapshotFilter::default())
+            .unwrap()
+            .is_empty()
+    );
+
+    let v2 = cloud("vm1", "2026-10", "p1", "vo.a", t(11, 0), 2);
+    l.upsert_snapshot(&v2, None).unwrap();
+    let unsent = l.unsent_snapshots(&SnapshotFilter::default()).unwrap();
+    assert_eq!(
+        unsent
+            .iter()
+            .map(|s| s.snapshot.key.as_str())
+            .collect::<Vec<_>>(),
+        ["vm1/2026-10"]
+    );
+
+    l.record_message(&msg("m/2", &[&v2], t(11, 0)), None)
+        .unwrap();
+    l.quarantine("m/2", "413 too large").unwrap();
+    // A quarantined message does not count as delivered.
+    assert_eq!(
+        l.unsent_snapshots(&SnapshotFilter::default())
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let d = l.deliveries("cloud", "vm1/2026-10").unwrap();
+    assert_eq!(d.len(), 2);
+    assert_eq!(
+        (d[0].element.as_str(), d[0].is_current, d[0].measured_at),
+        ("m/1", false, t(10, 0))
+    );
+    assert_eq!(
+        (d[1].element.as_str(), d[1].is_current, d[1].state),
+        ("m/2", true, MessageState::Quarantined)
+    );
+}
+
+#[test]
+fn message_states_follow_spooled_sent_acknowledged() {
+    let (_d, mut l) = open();
+    l.record_message(&msg("a", &[], t(1, 0)), None).unwrap();
+    l.record_message(&msg("b", &[], t(1, 1)), None).unwrap();
+    l.record_message(&msg("c", &[], t(1, 2)), None).unwrap();
+    assert_eq!(
+        l.pending()
+            .unwrap()
+            .iter()
+            .map(|m| m.element.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+
+    l.mark_sent("a", "ams-17").unwrap();
+    let a = l.message("a").unwrap().unwrap();
+    assert_eq!(
+        (a.state, a.ams_id.as_deref()),
+        (MessageState::Sent, Some("ams-17"))
+    );
+    assert!(a.sent_at.is_some());
+    l.mark_acknowledged("a").unwrap();
+    assert_eq!(
+        l.message("a").unwrap().unwrap().state,
+        MessageState::Acknowledged
+    );
+    assert!(l.message("a").unwrap().unwrap().acknowledged_at.is_some());
+
+    l.mark_sent("b", "ams-18").unwrap();
+    l.quarantine("b", "rejected by AMS: 413").unwrap();
+    let b = l.message("b").unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.reason.as_deref()),
+        (MessageState::Quarantined, Some("rejected by AMS: 413"))
+    );
+
+    assert_eq!(
+        l.pending()
+            .unwrap()
+            .iter()
+            .map(|m| m.element.as_str())
+            .collect::<Vec<_>>(),
+        ["c"]
+    );
+    assert_eq!(
+        l.messages_in_state(MessageState::Acknowledged).unwrap()[0].element,
+        "a"
+    );
+}
+
+#[test]
+fn invalid_message_transitions_are_refused_and_change_nothing() {
+    let (_d, mut l) = open();
+    l.record_message(&msg("a", &[], t(1, 0)), None).unwrap();
+    let bad = |e: Error, from, to| {
+        assert!(
+            matches!(&e, Error::InvalidTransition { from: f, to: t, element, .. } if *f == from && *t == to && element == "a"),
+            "{e}"
+        )
+    };
+    bad(
+        l.mark_acknowledged("a").unwrap_err(),
+        MessageState::Spooled,
+        MessageState::Acknowledged,
+    );
+    l.mark_sent("a", "ams-1").unwrap();
+    bad(
+        l.mark_sent("a", "ams-2").unwrap_err(),
+        MessageState::Sent,
+        MessageState::Sent,
+    );
+    assert_eq!(
+        l.message("a").unwrap().unwrap().ams_id.as_deref(),
+        Some("ams-1")
+    );
+    l.mark_acknowledged("a").unwrap();
+    bad(
+        l.quarantine("a", "late").unwrap_err(),
+        MessageState::Acknowledged,
+        MessageState::Quarantined,
+    );
+    bad(
+        l.mark_sent("a", "ams-3").unwrap_err(),
+        MessageState::Acknowledged,
+        MessageState::Sent,
+    );
+    assert_eq!(
+        l.message("a").unwrap().unwrap().state,
+        MessageState::Acknowledged
+    );
+
+    l.record_message(&msg("q", &[], t(1, 0)), None).unwrap();
+    l.quarantine("q", "bad").unwrap();
+    assert!(matches!(
+        l.mark_sent("q", "x").unwrap_err(),
+        Error::InvalidTransition { .. }
+    ));
+    assert!(matches!(
+        l.mark_sent("nope", "x").unwrap_err(),
+        Error::UnknownMessage { .. }
+    ));
+    assert!(matches!(
+        l.mark_sent("q", "").unwrap_err(),
+        Error::Invalid { .. }
+    ));
+    // A message may not list the same record twice.
+    let s = cloud("vm1", "2026-10", "p1", "vo.a", t(1, 0), 1);
+    assert!(matches!(
+        l.record_message(&msg("d", &[&s, &s], t(1, 0)), None)
+            .unwrap_err(),
+        Error::Invalid { .. }
+    ));
+    assert!(l.message("d").unwrap().is_none());
+}
+
+#[test]
+fn runs_record_window_and_outcome_once() {
+    let (_d, mut l) = open();
+    let r1 = l
+        .begin_run(&NewRun {
+            command: "extract".into(),
+            window_from: Some(t(1, 0)),
+            window_to: Some(t(2, 0)),
+        })
+        .unwrap();
+    let r2 = l
+        .begin_run(&NewRun {
+            command: "send".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let open_run = l.run(r1).unwrap().unwrap();
+    assert_eq!(
+        (open_run.outcome, open_run.finished_at, open_run.window_to),
+        (None, None, Some(t(2, 0)))
+    );
+    l.finish_run(r1, RunOutcome::Partial, Some("project p3: 403"))
+        .unwrap();
+    let done = l.run(r1).unwrap().unwrap();
+    assert_eq!(
+        (done.outcome, done.detail.as_deref()),
+        (Some(RunOutcome::Partial), Some("project p3: 403"))
+    );
+    assert!(done.finished_at.unwrap() >= done.started_at);
+    assert!(matches!(
+        l.finish_run(r1, RunOutcome::Succeeded, None).unwrap_err(),
+        Error::RunAlreadyFinished { .. }
+    ));
+    assert!(matches!(
+        l.finish_run(RunId(999), RunOutcome::Failed, None)
+            .unwrap_err(),
+        Error::UnknownRun { run: 999, .. }
+    ));
+    assert_eq!(
+        l.runs(10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(),
+        [r2, r1]
+    );
+}
+
+#[test]
+fn seen_keys_lists_what_the_ledger_saw_per_project() {
+    let (_d, mut l) = open();
+    for (vol, p, status) in [
+        ("vol-b", "p1", "online"),
+        ("vol-a", "p1", "deleted"),
+        ("vol-c", "p2", "online"),
+    ] {
+        let mut s = cloud(vol, "2026-10", p, "vo.a", t(3, 0), 0);
+        s.kind = "storage".into();
+        s.key = vol.into();
+        s.status = Some(status.into());
+        l.upsert_snapshot(&s, None).unwrap();
+    }
+    assert_eq!(l.seen_keys("storage", "p1").unwrap(), ["vol-a", "vol-b"]);
+    assert_eq!(
+        l.seen("storage", "p1").unwrap()[0].status.as_deref(),
+        Some("deleted")
+    );
+    assert!(l.seen_keys("cloud", "p1").unwrap().is_empty());
+}
+
+#[test]
+fn usage_summary_sums_latest_cloud_snapshot_per_key() {
+    let (_d, mut l) = open();
+    for s in [
+        cloud("vm1", "2026-10", "p1", "vo.a", t(10, 0), 100),
+        cloud("vm1", "2026-10", "p1", "vo.a", t(20, 0), 300), // replaces 100
+        cloud("vm2", "2026-10", "p1", "vo.a", t(20, 0), 40),
+        cloud("vm3", "2026-10", "p2", "vo.b", t(20, 0), 1000),
+        cloud("vm1", "2026-09", "p1", "vo.a", t(1, 0), 10),
+    ] {
+        l.upsert_snapshot(&s, None).unwrap();
+    }
+    let mut vol = cloud("vol1", "2026-10", "p1", "vo.a", t(20, 0), 99999);
+    vol.kind = "storage".into();
+    vol.key = "vol1".into();
+    l.upsert_snapshot(&vol, None).unwrap();
+
+    let all = l
+        .usage_summary(&SnapshotFilter::default(), SummaryGroup::ALL)
+        .unwrap();
+    let row = |vo: &str, p: &str, m: &str, n, w, c| UsageRow {
+        vo: Some(vo.into()),
+        project_id: Some(p.into()),
+        month: Some(m.into()),
+        records: n,
+        wall_seconds: w,
+        cpu_seconds: c,
+    };
+    assert_eq!(
+        all,
+        [
+            row("vo.a", "p1", "2026-09", 1, 10, 5),
+            row("vo.a", "p1", "2026-10", 2, 340, 170),
+            row("vo.b", "p2", "2026-10", 1, 1000, 500)
+        ]
+    );
+    let by_vo = l
+        .usage_summary(
+            &SnapshotFilter {
+                month: Some("2026-10".into()),
+                ..Default::default()
+            },
+            SummaryGroup {
+                vo: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        by_vo
+            .iter()
+            .map(|r| (r.vo.as_deref(), r.month.as_deref(), r.wall_seconds))
+            .collect::<Vec<_>>(),
+        [(Some("vo.a"), None, 340), (Some("vo.b"), None, 1000)]
+    );
+    let total = l
+        .usage_summary(&SnapshotFilter::default(), SummaryGroup::default())
+        .unwrap();
+    assert_eq!(
+        (total.len(), total[0].records, total[0].wall_seconds),
+        (1, 4, 1350)
+    );
+    assert!(
+        l.usage_summary(
+            &SnapshotFilter {
+                vo: Some("none".into()),
+                ..Default::default()
+            },
+            SummaryGroup::default()
+        )
+        .unwrap()
+        .is_empty()
+    );
+}

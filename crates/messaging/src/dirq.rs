@@ -48,9 +48,19 @@ pub enum Error {
     #[error("invalid dirq element name {name:?}: {reason}")]
     InvalidName { name: String, reason: &'static str },
     #[error("dirq: cannot {op} {}: {source}", path.display())]
-    Io { op: &'static str, path: PathBuf, #[source] source: io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("dirq: cannot link {} to {}: {source}", from.display(), to.display())]
-    Link { from: PathBuf, to: PathBuf, #[source] source: io::Error },
+    Link {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl Error {
@@ -64,7 +74,11 @@ impl Error {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io { op, path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
@@ -95,8 +109,13 @@ pub struct ElementName(String);
 
 impl ElementName {
     pub fn parse(name: &str) -> Result<Self> {
-        let bad = |reason| Error::InvalidName { name: name.to_string(), reason };
-        let (dir, file) = name.split_once('/').ok_or_else(|| bad("expected <8 hex>/<14 hex>"))?;
+        let bad = |reason| Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        };
+        let (dir, file) = name
+            .split_once('/')
+            .ok_or_else(|| bad("expected <8 hex>/<14 hex>"))?;
         if !is_dir_name(dir) {
             return Err(bad("directory part is not 8 lowercase hex digits"));
         }
@@ -182,7 +201,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { umask: None, rndhex: None, granularity: DEFAULT_GRANULARITY }
+        Options {
+            umask: None,
+            rndhex: None,
+            granularity: DEFAULT_GRANULARITY,
+        }
     }
 }
 
@@ -220,13 +243,20 @@ pub struct QueueSimple {
 }
 
 fn now_since_epoch() -> Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// python `_name(rndhex)`: `"%08x%05x%01x" % (secs, micros, rndhex)`.
 fn new_name(rndhex: u8) -> String {
     let now = now_since_epoch();
-    format!("{:08x}{:05x}{:01x}", now.as_secs(), now.subsec_micros(), rndhex)
+    format!(
+        "{:08x}{:05x}{:01x}",
+        now.as_secs(),
+        now.subsec_micros(),
+        rndhex
+    )
 }
 
 /// python `os.utime(path, None)`: atime and mtime to now (needs write access, not ownership).
@@ -235,7 +265,11 @@ fn touch_now(path: &Path) -> io::Result<()> {
         .map_err(|_| io::Error::new(ErrorKind::InvalidInput, "path contains NUL"))?;
     // SAFETY: `c` is a valid NUL-terminated string; a null `times` means "now" for both.
     let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Entries of a directory; `Ok(None)` when it does not exist (anymore) or is not a directory.
@@ -358,7 +392,9 @@ impl QueueSimple {
         for _ in 0..MAX_ATTEMPTS {
             let tmp = dir_path.join(format!("{}{TEMPORARY_SUFFIX}", new_name(self.rndhex)));
             let mut o = OpenOptions::new();
-            o.write(true).create_new(true).mode(0o666 & !self.umask.unwrap_or(0));
+            o.write(true)
+                .create_new(true)
+                .mode(0o666 & !self.umask.unwrap_or(0));
             match o.open(&tmp) {
                 Ok(f) => {
                     self.fix_mode(&tmp, 0o666)?;
@@ -385,17 +421,30 @@ impl QueueSimple {
             match fs::hard_link(tmp, &new) {
                 Ok(()) => return ElementName::parse(&format!("{dir}/{file}")),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => last = Some((new, e)),
-                Err(e) => return Err(Error::Link { from: tmp.into(), to: new, source: e }),
+                Err(e) => {
+                    return Err(Error::Link {
+                        from: tmp.into(),
+                        to: new,
+                        source: e,
+                    });
+                }
             }
         }
         let (to, source) = last.expect("MAX_ATTEMPTS > 0");
-        Err(Error::Link { from: tmp.into(), to, source })
+        Err(Error::Link {
+            from: tmp.into(),
+            to,
+            source,
+        })
     }
 
     /// Sorted intermediate directory names.
     fn dirs(&self) -> Result<Vec<String>> {
-        let mut dirs: Vec<String> =
-            list(&self.path)?.unwrap_or_default().into_iter().filter(|n| is_dir_name(n)).collect();
+        let mut dirs: Vec<String> = list(&self.path)?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| is_dir_name(n))
+            .collect();
         dirs.sort();
         Ok(dirs)
     }
@@ -408,14 +457,21 @@ impl QueueSimple {
             .filter(|n| is_element_file_name(n))
             .collect();
         files.sort();
-        Ok(files.into_iter().map(|f| ElementName(format!("{dir}/{f}"))).collect())
+        Ok(files
+            .into_iter()
+            .map(|f| ElementName(format!("{dir}/{f}")))
+            .collect())
     }
 
     /// Lazy iteration in python's order: directories listed (sorted) at the start, each
     /// directory's elements listed (sorted) when reached; `.tmp`, `.lck` and foreign names
     /// are skipped. Locked elements are included (call `lock` to claim one).
     pub fn names(&self) -> Result<Names<'_>> {
-        Ok(Names { queue: self, dirs: self.dirs()?.into(), current: Default::default() })
+        Ok(Names {
+            queue: self,
+            dirs: self.dirs()?.into(),
+            current: Default::default(),
+        })
     }
 
     /// All element names, in queue order.
@@ -448,7 +504,11 @@ impl QueueSimple {
             if permissive && matches!(e.kind(), ErrorKind::AlreadyExists | ErrorKind::NotFound) {
                 return Ok(false);
             }
-            return Err(Error::Link { from: path, to: lock, source: e });
+            return Err(Error::Link {
+                from: path,
+                to: lock,
+                source: e,
+            });
         }
         match touch_now(&path) {
             Ok(()) => Ok(true),
@@ -512,9 +572,14 @@ impl QueueSimple {
             for d in &dirs {
                 let dir_path = self.path.join(d);
                 for old in list(&dir_path)?.unwrap_or_default() {
-                    let Some(kind) = volatile_kind(&old) else { continue };
-                    let Some(limit) = (if kind == TEMPORARY_SUFFIX { oldtemp } else { oldlock })
-                    else {
+                    let Some(kind) = volatile_kind(&old) else {
+                        continue;
+                    };
+                    let Some(limit) = (if kind == TEMPORARY_SUFFIX {
+                        oldtemp
+                    } else {
+                        oldlock
+                    }) else {
                         continue;
                     };
                     let p = dir_path.join(&old);

@@ -379,7 +379,11 @@ impl QueueSimple {
             return Err(io_err("write", &tmp)(e));
         }
         let name = self.link_fresh(&tmp, &dir, &dir_path)?;
-        fs::remove_file(&tmp).map_err(io_err("unlink", &tmp))?;
+        match fs::remove_file(&tmp) {
+            // The element is in place; a vanished .tmp (purged by a skewed clock) is harmless.
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(io_err("unlink", &tmp)(e)),
+            _ => {}
+        }
         // Durability of the new link; the element is already visible, so not an error.
         let _ = File::open(&dir_path).and_then(|d| d.sync_all());
         Ok(name)

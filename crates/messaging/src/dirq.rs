@@ -225,8 +225,10 @@ pub struct PurgeReport {
 /// paths where python raises, loops or leaks:
 /// - a `.tmp` is fsync'ed before it is linked, the directory after (python does neither);
 ///   a failed write unlinks its `.tmp` (python leaves it for `purge`);
-/// - an intermediate directory vanishing (concurrent `purge`) while listing it is skipped
-///   (python raises ENOENT); `purge` skips a directory that is no longer empty when removed;
+/// - an intermediate directory vanishing (concurrent `purge`) while listing it, or a file
+///   named like one, is skipped (python raises ENOENT / ENOTDIR); `purge` skips a directory
+///   that is no longer empty when it removes it (python raises ENOTEMPTY); `add` ignores its
+///   `.tmp` vanishing after the link; `lock` ignores its `.lck` vanishing while undoing it;
 /// - `add` gives up after 100 000 collisions and reports other errors (python loops forever
 ///   on e.g. EACCES when creating the `.tmp`);
 /// - `purge` only considers `<14 hex>.tmp|.lck` (python also deletes any old file whose name

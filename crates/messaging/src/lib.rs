@@ -1,2 +1,4 @@
-//! Delivery: the dirq QueueSimple spool, S/MIME signing, the AMS client,
-//! sender and receiver. Filled in by issue #4.
+//! Delivery: the dirq QueueSimple spool (`dirq`), and later S/MIME signing,
+//! the AMS client, sender and receiver (issue #4).
+
+pub mod dirq;

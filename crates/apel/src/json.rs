@@ -5,7 +5,9 @@
 
 use crate::fields::from_epoch;
 use crate::pyfmt::PyJson;
-use crate::{AcceleratorRecord, ApelText, EnergyRecord, Error, Fqan, IpRecord, RecordKind, SiteName, VmUuid};
+use crate::{
+    AcceleratorRecord, ApelText, EnergyRecord, Error, Fqan, IpRecord, RecordKind, SiteName, VmUuid,
+};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -31,8 +33,15 @@ fn opt(f: &mut Fields, k: &'static str, v: Option<PyJson>) {
 }
 
 pub(crate) fn ip_fields(r: &IpRecord) -> PyJson {
-    let mut f: Fields = vec![("SiteName", s(&r.site_name)), ("CloudType", s(&r.cloud_type))];
-    opt(&mut f, "CloudComputeService", r.cloud_compute_service.as_ref().map(s));
+    let mut f: Fields = vec![
+        ("SiteName", s(&r.site_name)),
+        ("CloudType", s(&r.cloud_type)),
+    ];
+    opt(
+        &mut f,
+        "CloudComputeService",
+        r.cloud_compute_service.as_ref().map(s),
+    );
     opt(&mut f, "uuid", r.uuid.as_ref().map(s));
     opt(&mut f, "LocalUser", r.local_user.as_ref().map(s));
     opt(&mut f, "GlobalUserName", r.global_user_name.as_ref().map(s));
@@ -47,7 +56,11 @@ pub(crate) fn ip_fields(r: &IpRecord) -> PyJson {
 pub(crate) fn accelerator_fields(r: &AcceleratorRecord) -> PyJson {
     let mut f: Fields = vec![("SiteName", s(&r.site_name))];
     opt(&mut f, "CloudType", r.cloud_type.as_ref().map(s));
-    opt(&mut f, "CloudComputeService", r.cloud_compute_service.as_ref().map(s));
+    opt(
+        &mut f,
+        "CloudComputeService",
+        r.cloud_compute_service.as_ref().map(s),
+    );
     f.push(("AssociatedRecord", s(&r.associated_record)));
     opt(&mut f, "GlobalUserName", r.global_user_name.as_ref().map(s));
     f.push(("FQAN", s(&r.fqan)));
@@ -66,8 +79,15 @@ pub(crate) fn accelerator_fields(r: &AcceleratorRecord) -> PyJson {
 }
 
 pub(crate) fn energy_fields(r: &EnergyRecord) -> PyJson {
-    let mut f: Fields = vec![("SiteName", s(&r.site_name)), ("CloudType", s(&r.cloud_type))];
-    opt(&mut f, "CloudComputeService", r.cloud_compute_service.as_ref().map(s));
+    let mut f: Fields = vec![
+        ("SiteName", s(&r.site_name)),
+        ("CloudType", s(&r.cloud_type)),
+    ];
+    opt(
+        &mut f,
+        "CloudComputeService",
+        r.cloud_compute_service.as_ref().map(s),
+    );
     f.extend([
         ("ExecUnitID", s(&r.exec_unit_id)),
         ("StartExecTime", s(r.start_exec_time.format(ENERGY_TIME))),
@@ -78,7 +98,10 @@ pub(crate) fn energy_fields(r: &EnergyRecord) -> PyJson {
         ("WallClockTime_s", i(r.wall_clock_time_s)),
         ("CpuDuration_s", i(r.cpu_duration_s)),
         ("SuspendDuration_s", i(r.suspend_duration_s)),
-        ("CPUNormalizationFactor", PyJson::Float(r.cpu_normalization_factor)),
+        (
+            "CPUNormalizationFactor",
+            PyJson::Float(r.cpu_normalization_factor),
+        ),
         ("ExecUnitFinished", i(r.exec_unit_finished as u8)),
         ("Status", s(&r.status)),
         ("Owner", s(&r.owner)),
@@ -88,7 +111,9 @@ pub(crate) fn energy_fields(r: &EnergyRecord) -> PyJson {
 
 /// The JSON message prefix (before the first record) and suffix.
 pub(crate) fn envelope(kind: RecordKind) -> (String, &'static str) {
-    let head = |t: &str, v: &str| format!("{{\"Type\": \"{t}\", \"Version\": \"{v}\", \"UsageRecords\": [");
+    let head = |t: &str, v: &str| {
+        format!("{{\"Type\": \"{t}\", \"Version\": \"{v}\", \"UsageRecords\": [")
+    };
     match kind {
         RecordKind::Ip => (head(IP_TYPE, IP_VERSION), "]}"),
         RecordKind::Accelerator => (head(ACC_TYPE, ACC_VERSION), "]}"),
@@ -115,7 +140,10 @@ pub(crate) fn parse(text: &str) -> Result<(RecordKind, Vec<crate::Record>), Erro
                     return Err(Error::UnknownField { key: k.clone() });
                 }
             }
-            let t = m.get("Type").and_then(Value::as_str).ok_or_else(|| Error::missing("Type"))?;
+            let t = m
+                .get("Type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::missing("Type"))?;
             let kind = match t {
                 IP_TYPE => RecordKind::Ip,
                 ACC_TYPE => RecordKind::Accelerator,
@@ -128,11 +156,17 @@ pub(crate) fn parse(text: &str) -> Result<(RecordKind, Vec<crate::Record>), Erro
             }
             match m.get("UsageRecords") {
                 Some(Value::Array(items)) => (kind, items),
-                Some(other) => return Err(Error::invalid("UsageRecords", other, "expected an array")),
+                Some(other) => {
+                    return Err(Error::invalid("UsageRecords", other, "expected an array"));
+                }
                 None => return Err(Error::missing("UsageRecords")),
             }
         }
-        other => return Err(Error::Json(format!("expected an object or an array, got {other}"))),
+        other => {
+            return Err(Error::Json(format!(
+                "expected an object or an array, got {other}"
+            )));
+        }
     };
     if items.is_empty() {
         return Err(Error::NoRecords);
@@ -158,7 +192,9 @@ struct Obj<'a>(&'a Map<String, Value>);
 
 impl<'a> Obj<'a> {
     fn new(v: &'a Value) -> Result<Obj<'a>, Error> {
-        v.as_object().map(Obj).ok_or_else(|| Error::Json(format!("a record must be an object, got {v}")))
+        v.as_object()
+            .map(Obj)
+            .ok_or_else(|| Error::Json(format!("a record must be an object, got {v}")))
     }
     fn only(&self, keys: &[&str]) -> Result<(), Error> {
         match self.0.keys().find(|k| !keys.contains(&k.as_str())) {
@@ -169,11 +205,20 @@ impl<'a> Obj<'a> {
     fn get(&self, k: &str) -> Option<&'a Value> {
         self.0.get(k).filter(|v| !v.is_null())
     }
-    fn req<T>(&self, k: &str, f: impl Fn(&Self, &str) -> Result<Option<T>, Error>) -> Result<T, Error> {
+    fn req<T>(
+        &self,
+        k: &str,
+        f: impl Fn(&Self, &str) -> Result<Option<T>, Error>,
+    ) -> Result<T, Error> {
         f(self, k)?.ok_or_else(|| Error::missing(k))
     }
     fn str(&self, k: &str) -> Result<Option<&'a str>, Error> {
-        self.get(k).map(|v| v.as_str().ok_or_else(|| Error::invalid(k, v, "expected a string"))).transpose()
+        self.get(k)
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| Error::invalid(k, v, "expected a string"))
+            })
+            .transpose()
     }
     fn text(&self, k: &str) -> Result<Option<ApelText>, Error> {
         self.str(k)?.map(|s| ApelText::for_field(k, s)).transpose()
@@ -191,7 +236,12 @@ impl<'a> Obj<'a> {
             .transpose()
     }
     fn float(&self, k: &str) -> Result<Option<f64>, Error> {
-        self.get(k).map(|v| v.as_f64().ok_or_else(|| Error::invalid(k, v, "invalid float value"))).transpose()
+        self.get(k)
+            .map(|v| {
+                v.as_f64()
+                    .ok_or_else(|| Error::invalid(k, v, "invalid float value"))
+            })
+            .transpose()
     }
     fn site(&self) -> Result<SiteName, Error> {
         SiteName::new(self.req("SiteName", Self::str)?)
@@ -202,14 +252,27 @@ impl<'a> Obj<'a> {
 }
 
 const IP_KEYS: [&str; 11] = [
-    "SiteName", "CloudType", "CloudComputeService", "uuid", "LocalUser", "GlobalUserName", "LocalGroup", "FQAN",
-    "IPVersion", "IPCount", "MeasurementTime",
+    "SiteName",
+    "CloudType",
+    "CloudComputeService",
+    "uuid",
+    "LocalUser",
+    "GlobalUserName",
+    "LocalGroup",
+    "FQAN",
+    "IPVersion",
+    "IPCount",
+    "MeasurementTime",
 ];
 
 fn parse_ip(o: &Obj) -> Result<IpRecord, Error> {
     o.only(&IP_KEYS)?;
-    let mt = o.get("MeasurementTime").ok_or_else(|| Error::missing("MeasurementTime"))?;
-    let secs = mt.as_i64().ok_or_else(|| Error::invalid("MeasurementTime", mt, "invalid int value"))?;
+    let mt = o
+        .get("MeasurementTime")
+        .ok_or_else(|| Error::missing("MeasurementTime"))?;
+    let secs = mt
+        .as_i64()
+        .ok_or_else(|| Error::invalid("MeasurementTime", mt, "invalid int value"))?;
     let ip_version: u8 = o.req("IPVersion", Obj::int)?;
     if ip_version != 4 && ip_version != 6 {
         return Err(Error::invalid("IPVersion", ip_version, "must be 4 or 6"));
@@ -230,9 +293,24 @@ fn parse_ip(o: &Obj) -> Result<IpRecord, Error> {
 }
 
 const ACC_KEYS: [&str; 18] = [
-    "SiteName", "CloudType", "CloudComputeService", "AssociatedRecord", "GlobalUserName", "FQAN", "Count",
-    "AvailableDuration", "MeasurementMonth", "MeasurementYear", "AssociatedRecordType", "Type", "Cores", "Model",
-    "Benchmark", "benchmark_value", "BenchmarkType", "ActiveDuration",
+    "SiteName",
+    "CloudType",
+    "CloudComputeService",
+    "AssociatedRecord",
+    "GlobalUserName",
+    "FQAN",
+    "Count",
+    "AvailableDuration",
+    "MeasurementMonth",
+    "MeasurementYear",
+    "AssociatedRecordType",
+    "Type",
+    "Cores",
+    "Model",
+    "Benchmark",
+    "benchmark_value",
+    "BenchmarkType",
+    "ActiveDuration",
 ];
 
 fn parse_accelerator(o: &Obj) -> Result<AcceleratorRecord, Error> {
@@ -241,7 +319,9 @@ fn parse_accelerator(o: &Obj) -> Result<AcceleratorRecord, Error> {
     if !(1..=12).contains(&month) {
         return Err(Error::invalid("MeasurementMonth", month, "must be 1..=12"));
     }
-    let year = o.get("MeasurementYear").ok_or_else(|| Error::missing("MeasurementYear"))?;
+    let year = o
+        .get("MeasurementYear")
+        .ok_or_else(|| Error::missing("MeasurementYear"))?;
     let year = year
         .as_i64()
         .and_then(|y| i32::try_from(y).ok())
@@ -271,9 +351,22 @@ fn parse_accelerator(o: &Obj) -> Result<AcceleratorRecord, Error> {
 }
 
 const ENERGY_KEYS: [&str; 16] = [
-    "SiteName", "CloudType", "CloudComputeService", "ExecUnitID", "StartExecTime", "EndExecTime", "EnergyWh",
-    "Work", "Efficiency", "WallClockTime_s", "CpuDuration_s", "SuspendDuration_s", "CPUNormalizationFactor",
-    "ExecUnitFinished", "Status", "Owner",
+    "SiteName",
+    "CloudType",
+    "CloudComputeService",
+    "ExecUnitID",
+    "StartExecTime",
+    "EndExecTime",
+    "EnergyWh",
+    "Work",
+    "Efficiency",
+    "WallClockTime_s",
+    "CpuDuration_s",
+    "SuspendDuration_s",
+    "CPUNormalizationFactor",
+    "ExecUnitFinished",
+    "Status",
+    "Owner",
 ];
 
 fn parse_energy(o: &Obj) -> Result<EnergyRecord, Error> {
@@ -289,10 +382,15 @@ fn parse_energy(o: &Obj) -> Result<EnergyRecord, Error> {
         _ => o.req("ExecUnitFinished", Obj::int)?,
     };
     if finished > 1 {
-        return Err(Error::invalid("ExecUnitFinished", finished, "must be 0 or 1"));
+        return Err(Error::invalid(
+            "ExecUnitFinished",
+            finished,
+            "must be 0 or 1",
+        ));
     }
     Ok(EnergyRecord {
-        exec_unit_id: VmUuid::new(o.req("ExecUnitID", Obj::str)?).map_err(|e| rename(e, "ExecUnitID"))?,
+        exec_unit_id: VmUuid::new(o.req("ExecUnitID", Obj::str)?)
+            .map_err(|e| rename(e, "ExecUnitID"))?,
         start_exec_time: time("StartExecTime")?,
         end_exec_time: time("EndExecTime")?,
         energy_wh: o.req("EnergyWh", Obj::float)?,
@@ -314,7 +412,11 @@ fn parse_energy(o: &Obj) -> Result<EnergyRecord, Error> {
 /// Re-labels a newtype error with the wire key it came from.
 pub(crate) fn rename(e: Error, field: &str) -> Error {
     match e {
-        Error::InvalidValue { value, reason, .. } => Error::InvalidValue { field: field.to_string(), value, reason },
+        Error::InvalidValue { value, reason, .. } => Error::InvalidValue {
+            field: field.to_string(),
+            value,
+            reason,
+        },
         e => e,
     }
 }

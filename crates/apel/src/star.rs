@@ -5,9 +5,9 @@
 use crate::fields::{int, iso_datetime};
 use crate::{ApelText, Error, StorageRecord, Style};
 use chrono::{DateTime, Utc};
+use quick_xml::NsReader;
 use quick_xml::events::Event;
 use quick_xml::name::{Namespace, ResolveResult};
-use quick_xml::NsReader;
 use std::collections::HashMap;
 
 pub(crate) const NS: &str = "http://eu-emi.eu/namespaces/2011/02/storagerecord";
@@ -35,11 +35,17 @@ fn iso(t: DateTime<Utc>, style: Style) -> String {
 
 /// ElementTree text escaping.
 fn esc_text(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 /// ElementTree attribute escaping.
 fn esc_attr(s: &str) -> String {
-    esc_text(s).replace('"', "&quot;").replace('\n', "&#10;").replace('\r', "&#13;").replace('\t', "&#09;")
+    esc_text(s)
+        .replace('"', "&quot;")
+        .replace('\n', "&#10;")
+        .replace('\r', "&#13;")
+        .replace('\t', "&#09;")
 }
 
 fn elem(out: &mut String, name: &str, text: &str) {
@@ -80,7 +86,11 @@ pub(crate) fn render_record(r: &StorageRecord, style: Style) -> String {
     }
     elem(&mut o, "StartTime", &iso(r.start_time, style));
     elem(&mut o, "EndTime", &iso(r.end_time, style));
-    elem(&mut o, "ResourceCapacityUsed", &r.resource_capacity_used.to_string());
+    elem(
+        &mut o,
+        "ResourceCapacityUsed",
+        &r.resource_capacity_used.to_string(),
+    );
     if let Some(a) = r.resource_capacity_allocated {
         elem(&mut o, "ResourceCapacityAllocated", &a.to_string());
     }
@@ -125,17 +135,26 @@ pub(crate) fn parse(text: &str) -> Result<Vec<StorageRecord>, Error> {
                     match &ns {
                         ResolveResult::Bound(Namespace(n)) if *n == NS.as_bytes() => {}
                         ResolveResult::Bound(Namespace(n)) if *n == CAR_NS.as_bytes() => {
-                            return Err(Error::UnknownMessageType("CAR compute records (not supported)".into()));
+                            return Err(Error::UnknownMessageType(
+                                "CAR compute records (not supported)".into(),
+                            ));
                         }
                         ResolveResult::Bound(Namespace(n)) if *n == AUR_NS.as_bytes() => {
-                            return Err(Error::UnknownMessageType("AUR aggregated records (not supported)".into()));
+                            return Err(Error::UnknownMessageType(
+                                "AUR aggregated records (not supported)".into(),
+                            ));
                         }
-                        _ => return Err(Error::UnknownMessageType("XML format not recognised".into())),
+                        _ => {
+                            return Err(Error::UnknownMessageType(
+                                "XML format not recognised".into(),
+                            ));
+                        }
                     }
                 }
                 if in_sr && local == "StorageUsageRecord" && current.is_none() {
                     if empty {
-                        records.push(build(Raw::default()).map_err(|e| e.in_record(records.len()))?);
+                        records
+                            .push(build(Raw::default()).map_err(|e| e.in_record(records.len()))?);
                     } else {
                         current = Some(Raw::default());
                         stack.clear();
@@ -147,11 +166,14 @@ pub(crate) fn parse(text: &str) -> Result<Vec<StorageRecord>, Error> {
                         for a in e.attributes() {
                             let a = a.map_err(|err| xml_err(err, pos))?;
                             let (ans, aname) = reader.resolve_attribute(a.key);
-                            let ok = matches!(ans, ResolveResult::Unbound) || ans == ResolveResult::Bound(sr);
+                            let ok = matches!(ans, ResolveResult::Unbound)
+                                || ans == ResolveResult::Bound(sr);
                             let aname = String::from_utf8_lossy(aname.as_ref()).into_owned();
                             if ok && (aname == "recordId" || aname == "createTime") {
                                 let v = a.unescape_value().map_err(|err| xml_err(err, pos))?;
-                                raw.fields.entry(aname).or_insert_with(|| v.trim().to_string());
+                                raw.fields
+                                    .entry(aname)
+                                    .or_insert_with(|| v.trim().to_string());
                             }
                         }
                     }
@@ -189,7 +211,9 @@ pub(crate) fn parse(text: &str) -> Result<Vec<StorageRecord>, Error> {
                     match stack.pop() {
                         Some((name, text)) => {
                             if let Some(n) = name {
-                                raw.fields.entry(n).or_insert_with(|| text.trim().to_string());
+                                raw.fields
+                                    .entry(n)
+                                    .or_insert_with(|| text.trim().to_string());
                             }
                         }
                         None => {

@@ -18,7 +18,19 @@ fn epoch(s: i64) -> DateTime<Utc> {
 const PROJECT: &str = "0b9f3b2a1c8d4e6f9a0b1c2d3e4f5a6b";
 
 #[allow(clippy::too_many_arguments)]
-fn vm(uuid: &str, name: &str, status: VmStatus, start: i64, end: Option<i64>, cpus: u32, wall: u64, cpu: u64, mem: u64, disk: u64, ips: u32) -> Record {
+fn vm(
+    uuid: &str,
+    name: &str,
+    status: VmStatus,
+    start: i64,
+    end: Option<i64>,
+    cpus: u32,
+    wall: u64,
+    cpu: u64,
+    mem: u64,
+    disk: u64,
+    ips: u32,
+) -> Record {
     Record::Cloud(CloudRecord {
         cloud_compute_service: Some(t("TEST-SITE-cloud")),
         cloud_type: Some(t("caso/5.2.2 (OpenStack)")),
@@ -39,15 +51,54 @@ fn vm(uuid: &str, name: &str, status: VmStatus, start: i64, end: Option<i64>, cp
         image_id: Some(t("https://appdb.example/img/1")),
         benchmark_type: Some(t("HEPscore23")),
         benchmark: Some(12.5),
-        ..CloudRecord::new(VmUuid::new(uuid).unwrap(), SiteName::new("TEST-SITE").unwrap())
+        ..CloudRecord::new(
+            VmUuid::new(uuid).unwrap(),
+            SiteName::new("TEST-SITE").unwrap(),
+        )
     })
 }
 
 fn cloud_records() -> Vec<Record> {
     vec![
-        vm("22222222-2222-4222-8222-222222222222", "vm-deleted", VmStatus::Completed, 1684454400, Some(1684735200), 2, 280800, 561600, 4096, 30, 0),
-        vm("11111111-1111-4111-8111-111111111111", "vm-running", VmStatus::Started, 1684576800, None, 2, 396000, 792000, 4096, 30, 1),
-        vm("33333333-3333-4333-8333-333333333333", "vm-quiet", VmStatus::Started, 1680307200, None, 4, 4665600, 18662400, 8192, 40, 0),
+        vm(
+            "22222222-2222-4222-8222-222222222222",
+            "vm-deleted",
+            VmStatus::Completed,
+            1684454400,
+            Some(1684735200),
+            2,
+            280800,
+            561600,
+            4096,
+            30,
+            0,
+        ),
+        vm(
+            "11111111-1111-4111-8111-111111111111",
+            "vm-running",
+            VmStatus::Started,
+            1684576800,
+            None,
+            2,
+            396000,
+            792000,
+            4096,
+            30,
+            1,
+        ),
+        vm(
+            "33333333-3333-4333-8333-333333333333",
+            "vm-quiet",
+            VmStatus::Started,
+            1680307200,
+            None,
+            4,
+            4665600,
+            18662400,
+            8192,
+            40,
+            0,
+        ),
     ]
 }
 
@@ -123,8 +174,20 @@ fn at_micros(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, us: i64) -> DateT
 
 fn storage_records() -> Vec<Record> {
     vec![
-        volume("44444444-4444-4444-8444-444444444444", "u-alice", at_micros(2023, 5, 21, 0, 0, 0, 0), at_micros(2026, 11, 29, 9, 44, 35, 785122), 50),
-        volume("55555555-5555-4555-8555-555555555555", "u-bob", at_micros(2023, 5, 23, 0, 0, 0, 0), at_micros(2026, 11, 29, 9, 44, 35, 789056), 10),
+        volume(
+            "44444444-4444-4444-8444-444444444444",
+            "u-alice",
+            at_micros(2023, 5, 21, 0, 0, 0, 0),
+            at_micros(2026, 11, 29, 9, 44, 35, 785122),
+            50,
+        ),
+        volume(
+            "55555555-5555-4555-8555-555555555555",
+            "u-bob",
+            at_micros(2023, 5, 23, 0, 0, 0, 0),
+            at_micros(2026, 11, 29, 9, 44, 35, 789056),
+            10,
+        ),
     ]
 }
 
@@ -134,22 +197,34 @@ fn render(kind: RecordKind, records: &[Record]) -> String {
 
 #[test]
 fn cloud_message_renders_byte_for_byte_like_caso() {
-    assert_eq!(render(RecordKind::Cloud, &cloud_records()), std::str::from_utf8(CLOUD).unwrap());
+    assert_eq!(
+        render(RecordKind::Cloud, &cloud_records()),
+        std::str::from_utf8(CLOUD).unwrap()
+    );
 }
 
 #[test]
 fn ip_message_renders_byte_for_byte_like_caso() {
-    assert_eq!(render(RecordKind::Ip, &ip_records()), std::str::from_utf8(IP).unwrap());
+    assert_eq!(
+        render(RecordKind::Ip, &ip_records()),
+        std::str::from_utf8(IP).unwrap()
+    );
 }
 
 #[test]
 fn accelerator_message_renders_byte_for_byte_like_caso() {
-    assert_eq!(render(RecordKind::Accelerator, &accelerator_records()), std::str::from_utf8(ACC).unwrap());
+    assert_eq!(
+        render(RecordKind::Accelerator, &accelerator_records()),
+        std::str::from_utf8(ACC).unwrap()
+    );
 }
 
 #[test]
 fn storage_message_renders_byte_for_byte_like_caso() {
-    assert_eq!(render(RecordKind::Storage, &storage_records()), std::str::from_utf8(STORAGE).unwrap());
+    assert_eq!(
+        render(RecordKind::Storage, &storage_records()),
+        std::str::from_utf8(STORAGE).unwrap()
+    );
 }
 
 #[test]
@@ -165,18 +240,36 @@ fn caso_messages_parse_back_to_the_records() {
     }
     assert_eq!(recs, want);
     assert_eq!(parse_message(IP).unwrap(), (RecordKind::Ip, ip_records()));
-    assert_eq!(parse_message(ACC).unwrap(), (RecordKind::Accelerator, accelerator_records()));
-    assert_eq!(parse_message(STORAGE).unwrap(), (RecordKind::Storage, storage_records()));
+    assert_eq!(
+        parse_message(ACC).unwrap(),
+        (RecordKind::Accelerator, accelerator_records())
+    );
+    assert_eq!(
+        parse_message(STORAGE).unwrap(),
+        (RecordKind::Storage, storage_records())
+    );
 }
 
 #[test]
 fn fedsite_style_differs_only_in_end_time_zero_durations_and_star_zone() {
-    let cloud = String::from_utf8(render_message(RecordKind::Cloud, &cloud_records(), Style::Fedsite).unwrap()).unwrap();
+    let cloud = String::from_utf8(
+        render_message(RecordKind::Cloud, &cloud_records(), Style::Fedsite).unwrap(),
+    )
+    .unwrap();
     let caso = std::str::from_utf8(CLOUD).unwrap();
     assert_eq!(cloud, caso.replace("EndTime: 0\n", ""));
-    let star = String::from_utf8(render_message(RecordKind::Storage, &storage_records(), Style::Fedsite).unwrap()).unwrap();
-    assert!(star.contains("<sr:StartTime>2023-05-21T00:00:00Z</sr:StartTime>"), "{star}");
-    assert!(star.contains("sr:createTime=\"2026-11-29T09:44:35.785122Z\""), "{star}");
+    let star = String::from_utf8(
+        render_message(RecordKind::Storage, &storage_records(), Style::Fedsite).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        star.contains("<sr:StartTime>2023-05-21T00:00:00Z</sr:StartTime>"),
+        "{star}"
+    );
+    assert!(
+        star.contains("sr:createTime=\"2026-11-29T09:44:35.785122Z\""),
+        "{star}"
+    );
     let ip = render_message(RecordKind::Ip, &ip_records(), Style::Fedsite).unwrap();
     assert_eq!(ip, IP);
 }
@@ -185,27 +278,48 @@ fn fedsite_style_differs_only_in_end_time_zero_durations_and_star_zone() {
 fn caso_unit_test_vectors_render_as_documented() {
     // caso/tests: now = 2023-05-25T21:59:06Z, record 1 = now - 5 d .. now, 8 cpus.
     let now = epoch(1685051946);
-    let mut r = CloudRecord::new(VmUuid::new("e3c5aeef-37b8-4332-ad9f-9d068f156dc2").unwrap(), SiteName::new("TEST-Site").unwrap());
+    let mut r = CloudRecord::new(
+        VmUuid::new("e3c5aeef-37b8-4332-ad9f-9d068f156dc2").unwrap(),
+        SiteName::new("TEST-Site").unwrap(),
+    );
     r.start_time = Some(now - chrono::TimeDelta::days(5));
     r.end_time = Some(now);
     r.wall_duration = Some(432000);
     r.cpu_duration = Some(3456000);
     r.status = Some(VmStatus::Started);
     let text = render(RecordKind::Cloud, &[Record::Cloud(r.clone())]);
-    assert!(text.contains("\nStartTime: 1684619946\n") && text.contains("\nEndTime: 1685051946\n"), "{text}");
+    assert!(
+        text.contains("\nStartTime: 1684619946\n") && text.contains("\nEndTime: 1685051946\n"),
+        "{text}"
+    );
     // Zero durations are sent as 1 by cASO.
     r.wall_duration = Some(0);
     r.cpu_duration = Some(0);
     let text = render(RecordKind::Cloud, &[Record::Cloud(r.clone())]);
-    assert!(text.contains("\nCpuDuration: 1\n") && text.ends_with("WallDuration: 1\n"), "{text}");
-    let fed = String::from_utf8(render_message(RecordKind::Cloud, &[Record::Cloud(r)], Style::Fedsite).unwrap()).unwrap();
-    assert!(fed.contains("\nCpuDuration: 0\n") && fed.ends_with("WallDuration: 0\n"), "{fed}");
+    assert!(
+        text.contains("\nCpuDuration: 1\n") && text.ends_with("WallDuration: 1\n"),
+        "{text}"
+    );
+    let fed = String::from_utf8(
+        render_message(RecordKind::Cloud, &[Record::Cloud(r)], Style::Fedsite).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        fed.contains("\nCpuDuration: 0\n") && fed.ends_with("WallDuration: 0\n"),
+        "{fed}"
+    );
 }
 
 #[test]
 fn benchmark_prints_as_python_float() {
-    let mut r = CloudRecord::new(VmUuid::new("11111111-1111-4111-8111-111111111111").unwrap(), SiteName::new("S").unwrap());
+    let mut r = CloudRecord::new(
+        VmUuid::new("11111111-1111-4111-8111-111111111111").unwrap(),
+        SiteName::new("S").unwrap(),
+    );
     r.benchmark = Some(99.0);
     let text = render(RecordKind::Cloud, &[Record::Cloud(r)]);
-    assert_eq!(text, "APEL-cloud-message: v0.4\nBenchmark: 99.0\nEndTime: 0\nSiteName: S\nVMUUID: 11111111-1111-4111-8111-111111111111\n");
+    assert_eq!(
+        text,
+        "APEL-cloud-message: v0.4\nBenchmark: 99.0\nEndTime: 0\nSiteName: S\nVMUUID: 11111111-1111-4111-8111-111111111111\n"
+    );
 }

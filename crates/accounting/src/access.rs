@@ -164,32 +164,47 @@ impl Access {
         F: Fn(Session) -> Fut,
         Fut: Future<Output = openstack::Result<T>>,
     {
-        if self.privileged && !self.is_denied(kind) {
-            match f(self.primary.clone()).await {
-                Ok(v) => return Ok(v),
-                Err(e) if refused(&e) => self.deny(kind, &e),
-                Err(e) => return Err(ExtractError::api(what(), e, SYSTEM_ROLE)),
-            }
+        match self.call_raw(p, kind, f).await? {
+            Ok(v) => Ok(v),
+            Err((e, true)) => Err(ExtractError::api(what(), e, &project_role(&p.id))),
+            Err((e, false)) => Err(ExtractError::api(what(), e, SYSTEM_ROLE)),
         }
-        let s = p.session(self).await?;
-        f(s).await.map_err(|e| ExtractError::api(what(), e, &project_role(&p.id)))
     }
 
-    /// Like [`Access::call`] but hands back the raw error of the project-
-    /// scoped attempt (callers that tolerate 404s).
-    pub async fn call_raw<T, F, Fut>(&self, p: &ProjectAccess, kind: Kind, f: F) -> Result<openstack::Result<T>, ExtractError>
+    /// Runs `f` with the privileged session, then (on a policy refusal, or
+    /// a 404: Nova hides other projects' servers from non-admin tokens) with
+    /// the project's own token; a kind that needed the project token once
+    /// goes there directly from then on. The error carries whether it came
+    /// from the project-scoped attempt.
+    pub async fn call_raw<T, F, Fut>(
+        &self,
+        p: &ProjectAccess,
+        kind: Kind,
+        f: F,
+    ) -> Result<Result<T, (openstack::Error, bool)>, ExtractError>
     where
         F: Fn(Session) -> Fut,
         Fut: Future<Output = openstack::Result<T>>,
     {
+        let mut hidden = None;
         if self.privileged && !self.is_denied(kind) {
             match f(self.primary.clone()).await {
-                Err(e) if e.is_forbidden() => self.deny(kind, &e),
-                other => return Ok(other),
+                Err(e) if refused(&e) => self.deny(kind, &e),
+                Err(e) if e.is_not_found() => hidden = Some(e),
+                Ok(v) => return Ok(Ok(v)),
+                Err(e) => return Ok(Err((e, false))),
             }
         }
         let s = p.session(self).await?;
-        Ok(f(s).await)
+        let r = f(s).await;
+        if let Some(e) = hidden {
+            match &r {
+                Ok(_) => self.deny(kind, &e),
+                Err(e2) if e2.is_not_found() => return Ok(Err((e, false))),
+                Err(_) => {}
+            }
+        }
+        Ok(r.map_err(|e| (e, true)))
     }
 
     // ------------------------------------------------------------ flavors
@@ -305,19 +320,14 @@ impl Access {
         }
         self.image_by_id
             .get(id, || async {
-                let id = id.to_string();
-                match self.call_raw(p, Kind::Images, |s| {
-                    let id = id.clone();
-                    async move { openstack::glance::images::get(&s, &id).await }
-                })
-                .await
-                {
+                let r = self
+                    .call_raw(p, Kind::Images, |s| {
+                        let id = id.to_string();
+                        async move { openstack::glance::images::get(&s, &id).await }
+                    })
+                    .await;
+                match r {
                     Ok(Ok(i)) => Some(i),
-                    Ok(Err(e)) if e.is_not_found() && self.privileged && !self.is_denied(Kind::Images) => {
-                        // invisible to the system token: try the project's
-                        let s = p.session(self).await.ok()?;
-                        openstack::glance::images::get(&s, &id).await.ok()
-                    }
                     _ => None,
                 }
             })
@@ -503,7 +513,7 @@ impl Access {
                 async move { openstack::nova::servers::get(&s, &id).await }
             })
             .await?;
-        match r {
+        match r.map_err(|(e, _)| e) {
             Ok(s) => Ok(Some(s)),
             Err(e) if e.status().is_some_and(|s| (400..500).contains(&s) && s != 401 && s != 403) => {
                 tracing::warn!(target: "accounting", server = %id, project = %p.id, error = %e,
@@ -514,13 +524,27 @@ impl Access {
         }
     }
 
-    pub async fn instance_actions(&self, p: &ProjectAccess, id: &str) -> Result<Vec<InstanceAction>, ExtractError> {
-        let what = || format!("project {}: listing instance actions of server {id}", p.id);
-        self.call(p, Kind::Actions, &what, |s| {
-            let q = ListInstanceActions::new(id);
-            async move { q.list(&s).await }
-        })
-        .await
+    /// The server's instance actions; None when Nova no longer has them
+    /// (404: purged), so SuspendDuration is left out for it.
+    pub async fn instance_actions(&self, p: &ProjectAccess, id: &str) -> Result<Option<Vec<InstanceAction>>, ExtractError> {
+        let r = self
+            .call_raw(p, Kind::Actions, |s| {
+                let q = ListInstanceActions::new(id);
+                async move { q.list(&s).await }
+            })
+            .await?;
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err((e, _)) if e.is_not_found() => {
+                tracing::warn!(target: "accounting", server = %id, error = %e, "no instance actions; SuspendDuration left out");
+                Ok(None)
+            }
+            Err((e, scoped)) => Err(ExtractError::api(
+                format!("project {}: listing instance actions of server {id}", p.id),
+                e,
+                &if scoped { project_role(&p.id) } else { SYSTEM_ROLE.to_string() },
+            )),
+        }
     }
 }
 

@@ -295,7 +295,7 @@ async fn facts(a: &Access, p: &ProjectAccess, cfg: &ExtractConfig, server: Serve
         Some(u) => a.user_name(u).await,
         None => None,
     };
-    let actions = if cfg.compat.suspend_duration { Some(a.instance_actions(p, &server.id).await?) } else { None };
+    let actions = if cfg.compat.suspend_duration { a.instance_actions(p, &server.id).await? } else { None };
     Ok(ServerFacts { server, flavor, image_id, user_name, actions })
 }
 

@@ -94,6 +94,9 @@ pub(crate) struct Access {
     pub primary: Session,
     /// System-scoped or admin: all-projects listings are tried first.
     pub privileged: bool,
+    /// Admin role: single servers/images of any project are visible (a
+    /// system reader's are not: Nova and Glance answer 404).
+    pub admin: bool,
     denied: [AtomicBool; KINDS],
     flavors: OnceCell<Arc<FlavorIndex>>,
     flavor_by_id: Memo<Option<Flavor>>,
@@ -119,10 +122,12 @@ struct FlavorIndex {
 impl Access {
     pub async fn new(primary: Session, servers_since: DateTime<Utc>) -> Result<Access, ExtractError> {
         let token = primary.token().await.map_err(|e| ExtractError::api("authenticating", e, SYSTEM_ROLE))?;
-        let privileged = token.system || token.roles.iter().any(|r| r.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case("admin")));
+        let admin = token.roles.iter().any(|r| r.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case("admin")));
+        let privileged = token.system || admin;
         Ok(Access {
             primary,
             privileged,
+            admin,
             denied: Default::default(),
             flavors: OnceCell::new(),
             flavor_by_id: Memo::new(),
@@ -187,7 +192,8 @@ impl Access {
         Fut: Future<Output = openstack::Result<T>>,
     {
         let mut hidden = None;
-        if self.privileged && !self.is_denied(kind) {
+        let per_object = matches!(kind, Kind::ServerGet | Kind::Actions | Kind::Images);
+        if self.privileged && !self.is_denied(kind) && (self.admin || !per_object) {
             match f(self.primary.clone()).await {
                 Err(e) if refused(&e) => self.deny(kind, &e),
                 Err(e) if e.is_not_found() => hidden = Some(e),

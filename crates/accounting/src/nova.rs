@@ -295,7 +295,14 @@ async fn facts(a: &Access, p: &ProjectAccess, cfg: &ExtractConfig, server: Serve
         Some(u) => a.user_name(u).await,
         None => None,
     };
-    let actions = if cfg.compat.suspend_duration { a.instance_actions(p, &server.id).await? } else { None };
+    // A server never launched, or not updated since its launch, has no
+    // action that could have suspended it: no need to ask.
+    let quiet = match (server.launched_at, server.updated) {
+        (None, _) => true,
+        (Some(l), Some(u)) => u <= l + chrono::TimeDelta::seconds(60),
+        _ => false,
+    };
+    let actions = if cfg.compat.suspend_duration && !quiet { a.instance_actions(p, &server.id).await? } else { None };
     Ok(ServerFacts { server, flavor, image_id, user_name, actions })
 }
 

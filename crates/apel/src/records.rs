@@ -90,7 +90,10 @@ impl CloudRecord {
         if let Some(t) = self.record_create_time {
             return Some(t);
         }
-        let secs = self.suspend_duration.unwrap_or(0).saturating_add(self.wall_duration.unwrap_or(0));
+        let secs = self
+            .suspend_duration
+            .unwrap_or(0)
+            .saturating_add(self.wall_duration.unwrap_or(0));
         let delta = TimeDelta::try_seconds(i64::try_from(secs).ok()?)?;
         self.start_time?.checked_add_signed(delta)
     }
@@ -216,8 +219,13 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 5] =
-        [RecordKind::Cloud, RecordKind::Ip, RecordKind::Accelerator, RecordKind::Storage, RecordKind::Energy];
+    pub const ALL: [RecordKind; 5] = [
+        RecordKind::Cloud,
+        RecordKind::Ip,
+        RecordKind::Accelerator,
+        RecordKind::Storage,
+        RecordKind::Energy,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -242,7 +250,13 @@ impl std::str::FromStr for RecordKind {
         RecordKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| crate::Error::invalid("record kind", s, "not one of cloud, ip, accelerator, storage, energy"))
+            .ok_or_else(|| {
+                crate::Error::invalid(
+                    "record kind",
+                    s,
+                    "not one of cloud, ip, accelerator, storage, energy",
+                )
+            })
     }
 }
 
@@ -272,11 +286,18 @@ impl Record {
         match self {
             Record::Cloud(r) => format!("{}/{}", r.vm_uuid, year_month(r.measurement_time())),
             Record::Accelerator(r) => {
-                format!("{}/{:04}-{:02}", r.associated_record, r.measurement_year, r.measurement_month)
+                format!(
+                    "{}/{:04}-{:02}",
+                    r.associated_record, r.measurement_year, r.measurement_month
+                )
             }
             Record::Storage(r) => r.record_id.to_string(),
             Record::Ip(r) => format!("{}/{}", r.local_group, r.ip_version),
-            Record::Energy(r) => format!("{}/{}", r.exec_unit_id, r.end_exec_time.format("%Y-%m-%dT%H:%M:%SZ")),
+            Record::Energy(r) => format!(
+                "{}/{}",
+                r.exec_unit_id,
+                r.end_exec_time.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
         }
     }
 }
@@ -286,4 +307,10 @@ macro_rules! from_record {
         impl From<$t> for Record { fn from(r: $t) -> Record { Record::$v(r) } }
     )*};
 }
-from_record!(Cloud(CloudRecord), Ip(IpRecord), Accelerator(AcceleratorRecord), Storage(StorageRecord), Energy(EnergyRecord));
+from_record!(
+    Cloud(CloudRecord),
+    Ip(IpRecord),
+    Accelerator(AcceleratorRecord),
+    Storage(StorageRecord),
+    Energy(EnergyRecord)
+);

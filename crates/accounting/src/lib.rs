@@ -24,6 +24,8 @@
 //! distinct user one `GET /v3/users/{id}`. Projects run concurrently
 //! (`ExtractConfig::concurrency`).
 
+#![allow(clippy::result_large_err)]
+
 mod access;
 pub mod cinder;
 pub mod config;

@@ -332,10 +332,10 @@ pub(crate) async fn extract(
         futures::stream::iter(wanted.iter().map(|u| a.server(p, &u.instance_id))).buffered(conc).collect().await;
     let mut usage_only_servers = Vec::new();
     for (u, r) in wanted.iter().zip(fetched) {
-        if let Some(s) = r? {
-            if s.created <= window.to() {
-                usage_only_servers.push(((*u).clone(), s));
-            }
+        if let Some(s) = r?
+            && s.created <= window.to()
+        {
+            usage_only_servers.push(((*u).clone(), s));
         }
     }
 

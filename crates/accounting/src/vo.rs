@@ -142,12 +142,11 @@ pub fn parse_site_yaml(text: &str) -> Result<BTreeMap<String, String>, String> {
             .get("name")
             .and_then(|n| n.as_str())
             .ok_or_else(|| format!("vos[{i}]: missing name"))?;
-        if let Some(pid) = entry.get("auth").and_then(|a| a.get("project_id")).and_then(|p| p.as_str()) {
-            if let Some(prev) = out.insert(pid.to_string(), name.to_string())
-                && prev != name
-            {
-                return Err(format!("project {pid} is mapped to both {prev:?} and {name:?}"));
-            }
+        if let Some(pid) = entry.get("auth").and_then(|a| a.get("project_id")).and_then(|p| p.as_str())
+            && let Some(prev) = out.insert(pid.to_string(), name.to_string())
+            && prev != name
+        {
+            return Err(format!("project {pid} is mapped to both {prev:?} and {name:?}"));
         }
     }
     Ok(out)

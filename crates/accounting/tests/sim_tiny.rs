@@ -445,3 +445,19 @@ fn vm_status_map_is_casos() {
     assert_eq!(VmStatus::from_nova("SHELVED_OFFLOADED"), VmStatus::Unknown);
     assert_eq!(VmStatus::from_nova("SHUTOFF"), VmStatus::Completed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proj1_cloud_message_renders_as_the_caso_vector_bytes_but_vm_quiets_benchmark() {
+    let sim = start("tiny").await;
+    let s = session(&sim, "sim-accounting").await;
+    let x = accounting::extract(&s, &cfg(), |_| window()).await;
+    let cloud: Vec<Record> = records(&x, PROJ1).iter().filter(|r| matches!(r, Record::Cloud(_))).cloned().collect();
+    let got = apel::render_message(apel::RecordKind::Cloud, &cloud, apel::Style::CasoCompat).unwrap();
+    let want = std::fs::read_to_string("/work/shared/vectors/caso-5.2.2/cloud-message.txt").unwrap();
+    // vm-quiet is the last record: drop its two benchmark lines (COMPAT-NOTES 13).
+    let (head, quiet) = want.rsplit_once("%%\n").unwrap();
+    let quiet: String = quiet.lines().filter(|l| !l.starts_with("Benchmark")).map(|l| format!("{l}\n")).collect();
+    let want = format!("{head}%%\n{quiet}");
+    assert_eq!(String::from_utf8(got).unwrap().trim_end(), want.trim_end());
+    sim.stop().await;
+}

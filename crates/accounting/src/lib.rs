@@ -32,6 +32,7 @@ pub mod config;
 pub mod error;
 pub mod neutron;
 pub mod nova;
+pub mod pipeline;
 pub mod suspend;
 pub mod vo;
 

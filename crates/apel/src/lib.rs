@@ -176,10 +176,26 @@ pub fn batch(
     max_records: usize,
     max_signed_bytes: usize,
 ) -> Result<Vec<Vec<u8>>, Error> {
+    Ok(batch_ranges(kind, records, style, max_records, max_signed_bytes)?
+        .into_iter()
+        .map(|(_, message)| message)
+        .collect())
+}
+
+/// [`batch`], also telling which records (a range of indices into
+/// `records`) each message holds, so a caller can record what it sent.
+pub fn batch_ranges(
+    kind: RecordKind,
+    records: &[Record],
+    style: Style,
+    max_records: usize,
+    max_signed_bytes: usize,
+) -> Result<Vec<(std::ops::Range<usize>, Vec<u8>)>, Error> {
     let max_records = max_records.max(1);
     let (envelope, sep) = overhead(kind);
     let mut messages = Vec::new();
     let mut parts: Vec<String> = Vec::new();
+    let mut first = 0;
     let mut len = envelope;
     for (index, record) in records.iter().enumerate() {
         let part = render_part(kind, record, style, index)?;
@@ -195,8 +211,9 @@ pub fn batch(
         if !parts.is_empty()
             && (parts.len() >= max_records || signed_size_estimate(grown) > max_signed_bytes)
         {
-            messages.push(assemble(kind, &parts).into_bytes());
+            messages.push((first..index, assemble(kind, &parts).into_bytes()));
             parts.clear();
+            first = index;
             len = envelope;
         }
         len += part.len() + if parts.is_empty() { 0 } else { sep };
@@ -204,7 +221,7 @@ pub fn batch(
     }
     if !parts.is_empty() {
         debug_assert_eq!(assemble(kind, &parts).len(), len);
-        messages.push(assemble(kind, &parts).into_bytes());
+        messages.push((first..records.len(), assemble(kind, &parts).into_bytes()));
     }
     Ok(messages)
 }

@@ -31,6 +31,11 @@ fn demo_reports_the_scenarios_inventory() {
     assert!(stdout.contains(&headline), "expected {headline:?} in:\n{stdout}");
     assert!(stdout.contains("0b9f3b2a1c8d4e6f9a0b1c2d3e4f5a6b   proj1"), "{stdout}");
     assert!(stdout.contains("vo.example.org"), "{stdout}");
+    // The accounting part: proj1 and egi-proj extract, novo (no VO) does not.
+    assert!(stdout.contains("2 of 3 projects extracted"), "{stdout}");
+    assert!(stdout.contains("no VO mapping"), "{stdout}");
+    let spooled = stdout.lines().find(|l| l.starts_with("records spooled: ")).expect("a spool summary");
+    assert!(spooled.contains(" cloud") && spooled.contains(" storage"), "{spooled}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -290,8 +290,11 @@ fn go_string(v: Option<&Value>) -> Result<String, ()> {
     }
 }
 
+/// A message to publish: attributes and base64 data.
+type NewMessage = (BTreeMap<String, String>, String);
+
 /// Decodes the publish body as Go's `json.Unmarshal` into a MsgList would.
-fn parse_messages(body: &[u8]) -> Result<Vec<(BTreeMap<String, String>, String)>, ()> {
+fn parse_messages(body: &[u8]) -> Result<Vec<NewMessage>, ()> {
     let v: Value = serde_json::from_slice(body).map_err(|_| ())?;
     let list = match &v {
         Value::Null => return Ok(Vec::new()),

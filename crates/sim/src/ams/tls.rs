@@ -91,7 +91,7 @@ pub fn cert_subject(der: &[u8]) -> Option<Vec<(String, String)>> {
         for atv in rdn.iter() {
             let oid = atv.attr_type();
             let name = match x509_parser::objects::oid2abbrev(oid, registry) {
-                Ok(n) if n == "domainComponent" => "DC".to_string(),
+                Ok("domainComponent") => "DC".to_string(),
                 Ok(n) => n.to_ascii_uppercase(),
                 Err(_) => oid.to_id_string(),
             };

@@ -1,2 +1,238 @@
 //! Accounting extraction: reads OpenStack through `openstack` and builds
-//! `apel` records. The only crate that knows both. Filled in by issue #3.
+//! `apel` records (cloud, accelerator, storage, public IP), the way cASO
+//! 5.2.2 does except for the fixes in COMPAT-NOTES.md. The only crate that
+//! knows both sides; windows and checkpoints belong to the caller (ledger).
+//!
+//! ```no_run
+//! # async fn demo(session: openstack::Session, cfg: accounting::ExtractConfig, w: apel::Window) {
+//! let run = accounting::extract(&session, &cfg, |_project| w).await;
+//! for p in &run.projects {
+//!     match &p.result {
+//!         Ok(records) => println!("{}: {} records", p.project_id, records.len()),
+//!         Err(e) => eprintln!("{}: {e}", p.project_id),
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! Requests: the project list (one `GET /v3/projects?tags=`), flavors and
+//! images once per run; with an admin or system-reader token the servers,
+//! usage (per distinct window), volumes and floating IPs are listed once
+//! for all projects; otherwise one project-scoped token per project is made
+//! and reused. Per server: instance actions (SuspendDuration), and
+//! `GET /servers/{id}` for the ones only the usage report knows; per
+//! distinct user one `GET /v3/users/{id}`. Projects run concurrently
+//! (`ExtractConfig::concurrency`).
+
+#![allow(clippy::result_large_err)]
+
+mod access;
+pub mod cinder;
+pub mod config;
+pub mod error;
+pub mod neutron;
+pub mod nova;
+pub mod pipeline;
+pub mod suspend;
+pub mod vo;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use apel::{Fqan, Record, StorageRecord, Window};
+use futures::StreamExt;
+use openstack::Session;
+use openstack::keystone::{ListProjects, Project};
+
+pub use access::FlavorFacts;
+pub use cinder::GoneVolume;
+pub use config::{AcceleratorKeys, BenchmarkKeys, CompatOptions, ExtractConfig, Extractor, InactiveTime};
+pub use error::ExtractError;
+pub use vo::{VoMap, VoSource};
+
+use access::{Access, ProjectAccess, SYSTEM_ROLE};
+
+/// A Keystone project id.
+pub type ProjectId = str;
+
+/// What happened to one project.
+#[derive(Debug)]
+pub struct ProjectOutcome {
+    pub project_id: String,
+    pub project_name: Option<String>,
+    /// The VO and where it came from.
+    pub vo: Option<(String, VoSource)>,
+    pub window: Window,
+    /// Every record of the project, or why not (then no checkpoint should move).
+    pub result: Result<Vec<Record>, ProjectError>,
+    /// Volumes closed this run (known to the caller, gone from Cinder).
+    pub closed_volumes: Vec<String>,
+}
+
+/// A project's failure: every extractor error, plus the records the other
+/// extractors produced (cASO would still send those).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", errors.iter().map(|(x, e)| match x { Some(x) => format!("{}: {e}", x.as_str()), None => e.to_string() }).collect::<Vec<_>>().join("; "))]
+pub struct ProjectError {
+    pub errors: Vec<(Option<Extractor>, ExtractError)>,
+    pub partial: Vec<Record>,
+}
+
+/// The result of a run.
+#[derive(Debug, Default)]
+pub struct Extraction {
+    /// One per project, sorted by project id.
+    pub projects: Vec<ProjectOutcome>,
+    /// A failure that stopped the whole run (no project was extracted).
+    pub failure: Option<ExtractError>,
+}
+
+impl Extraction {
+    /// Every record of the projects that succeeded.
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.projects.iter().filter_map(|p| p.result.as_ref().ok()).flatten()
+    }
+    pub fn is_complete(&self) -> bool {
+        self.failure.is_none() && self.projects.iter().all(|p| p.result.is_ok())
+    }
+}
+
+/// Extracts every selected project (tagged `cfg.project_tag`, plus
+/// `cfg.projects`) over the window `window_for` gives it.
+pub async fn extract(session: &Session, cfg: &ExtractConfig, window_for: impl Fn(&ProjectId) -> Window + Sync) -> Extraction {
+    extract_with(session, cfg, window_for, |_| Vec::new()).await
+}
+
+/// [`extract`], with the volumes the caller holds records for, per project
+/// (`known_volumes`): those Cinder no longer lists get a closing record.
+pub async fn extract_with(
+    session: &Session,
+    cfg: &ExtractConfig,
+    window_for: impl Fn(&ProjectId) -> Window + Sync,
+    known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
+) -> Extraction {
+    let vo_map = match VoMap::load(&cfg.vo_properties, cfg.voms_json.as_deref(), cfg.catchall_site_yaml.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return Extraction { projects: vec![], failure: Some(e.into()) },
+    };
+    let tagged = match &cfg.project_tag {
+        Some(tag) => match ListProjects::tagged(tag.clone()).list(session).await {
+            Ok(l) => l,
+            Err(e) if e.is_forbidden() => {
+                tracing::warn!(target: "accounting", error = %e,
+                    "cannot list projects tagged {tag:?}; using only the configured projects. The accounting account needs {SYSTEM_ROLE}");
+                vec![]
+            }
+            Err(e) => {
+                return Extraction {
+                    projects: vec![],
+                    failure: Some(ExtractError::api(format!("listing projects tagged {tag:?}"), e, SYSTEM_ROLE)),
+                };
+            }
+        },
+        None => vec![],
+    };
+    let mut projects: BTreeMap<String, Option<Project>> = tagged.into_iter().map(|p| (p.id.clone(), Some(p))).collect();
+    for p in &cfg.projects {
+        projects.entry(p.clone()).or_insert(None);
+    }
+    let windows: BTreeMap<String, Window> = projects.keys().map(|p| (p.clone(), window_for(p))).collect();
+    let Some(earliest) = windows.values().map(|w| w.from()).min() else {
+        return Extraction::default();
+    };
+    let access = match Access::new(session.clone(), earliest).await {
+        Ok(a) => a,
+        Err(e) => return Extraction { projects: vec![], failure: Some(e) },
+    };
+    let access = &access;
+    let vo_map = &vo_map;
+    let known_volumes = &known_volumes;
+    let mut outcomes: Vec<ProjectOutcome> = futures::stream::iter(projects.into_iter().map(|(id, project)| {
+        let window = windows[&id];
+        async move { one_project(access, cfg, vo_map, id, project, window, known_volumes).await }
+    }))
+    .buffer_unordered(cfg.concurrency.max(1))
+    .collect()
+    .await;
+    outcomes.sort_by(|a, b| a.project_id.cmp(&b.project_id));
+    Extraction { projects: outcomes, failure: None }
+}
+
+async fn one_project(
+    a: &Access,
+    cfg: &ExtractConfig,
+    vo_map: &VoMap,
+    id: String,
+    project: Option<Project>,
+    window: Window,
+    known_volumes: &(impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync),
+) -> ProjectOutcome {
+    let p = ProjectAccess::new(id.clone());
+    let mut outcome = ProjectOutcome {
+        project_id: id.clone(),
+        project_name: project.as_ref().map(|p| p.name.clone()),
+        vo: None,
+        window,
+        result: Ok(vec![]),
+        closed_volumes: vec![],
+    };
+    let fail = |e: ExtractError| Err(ProjectError { errors: vec![(None, e)], partial: vec![] });
+    // The project's properties: from the tag listing, else GET (system
+    // token, then the project's own).
+    let project = match project {
+        Some(p) => p,
+        None => {
+            let what = || format!("project {id}: reading the Keystone project");
+            let got = a
+                .call(&p, access::Kind::Project, &what, |s| {
+                    let id = id.clone();
+                    async move { openstack::keystone::projects::get(&s, &id).await }
+                })
+                .await;
+            match got {
+                Ok(pr) => pr,
+                Err(e) => {
+                    outcome.result = fail(e);
+                    return outcome;
+                }
+            }
+        }
+    };
+    outcome.project_name = Some(project.name.clone());
+    let Some((vo, source)) = vo_map.resolve(&id, Some(&project.name), Some(&project.extra)) else {
+        outcome.result = fail(ExtractError::NoVo { project: id.clone(), properties: cfg.vo_properties.clone() });
+        return outcome;
+    };
+    outcome.vo = Some((vo.clone(), source));
+    let fqan = match Fqan::new(vo.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            outcome.result = fail(ExtractError::record(format!("project {id}: VO {vo:?}"), e));
+            return outcome;
+        }
+    };
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    let mut done: BTreeSet<Extractor> = BTreeSet::new();
+    for x in cfg.extractors.iter().filter(|x| done.insert(**x)) {
+        let r = match x {
+            Extractor::Nova => nova::extract(a, &p, cfg, &fqan, window).await,
+            Extractor::Cinder => {
+                let known = known_volumes(&id).into_iter().map(|last| GoneVolume { last, deleted_at: None }).collect();
+                cinder::extract(a, &p, cfg, &fqan, window, known).await.map(|(r, closed)| {
+                    outcome.closed_volumes = closed;
+                    r
+                })
+            }
+            Extractor::Neutron => neutron::extract(a, &p, cfg, &fqan, window).await,
+        };
+        match r {
+            Ok(r) => records.extend(r),
+            Err(e) => {
+                tracing::error!(target: "accounting", project = %id, extractor = x.as_str(), error = %e, "extractor failed");
+                errors.push((Some(*x), e));
+            }
+        }
+    }
+    outcome.result = if errors.is_empty() { Ok(records) } else { Err(ProjectError { errors, partial: records }) };
+    outcome
+}

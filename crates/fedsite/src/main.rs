@@ -28,6 +28,9 @@ enum Command {
     Sim(cmd::sim::SimArgs),
     /// Start the simulated site in-process and run the pipeline against it.
     Demo(cmd::demo::DemoArgs),
+    /// Accounting: extract APEL records into the ledger and the spool,
+    /// republish a period, inspect the ledger.
+    Accounting(cmd::accounting::AccountingArgs),
     /// Show what a site holds: projects, VOs, flavors, servers, volumes,
     /// floating IPs and images, read through the OpenStack APIs.
     Inventory(cmd::inventory::InventoryArgs),
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
             Command::Sim(args) => cmd::sim::run(args).await,
             Command::Demo(args) => cmd::demo::run(args).await,
             Command::Inventory(args) => cmd::inventory::run(args).await,
+            Command::Accounting(args) => cmd::accounting::run(args).await,
         }
     });
     match result {

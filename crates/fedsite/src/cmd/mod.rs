@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod accounting;
 pub mod demo;
 pub mod inventory;
 pub mod sim;

@@ -1,0 +1,608 @@
+//! How the extractor reaches OpenStack: one run-wide state holding the
+//! caller's session, run-wide caches (flavors, images, users: fetched once
+//! per run) and the all-projects listings (servers, usage, volumes, floating
+//! IPs: one listing per run with an admin or system-reader token), with a
+//! per-project fallback to ONE project-scoped token when a policy refuses.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use openstack::cinder::{ListVolumes, Volume};
+use openstack::glance::{Image, ListImages};
+use openstack::neutron::{FloatingIp, ListFloatingIps};
+use openstack::nova::{
+    Flavor, FlavorVisibility, GetTenantUsage, InstanceAction, ListFlavors, ListInstanceActions, ListServers,
+    ListTenantUsages, Server, ServerFlavor, ServerUsage,
+};
+use openstack::{Scope, Session};
+use tokio::sync::OnceCell;
+
+use crate::error::ExtractError;
+
+/// The role hint for calls made with the system / admin token.
+pub(crate) const SYSTEM_ROLE: &str =
+    "the reader role on the system (openstack role add --user <accounting user> --user-domain <domain> --system all reader)";
+
+/// The role hint for calls made in a project.
+pub(crate) fn project_role(pid: &str) -> String {
+    format!("the reader role on project {pid} (openstack role add --user <accounting user> --project {pid} reader)")
+}
+
+/// Calls that may be refused to the system / admin token, each remembered
+/// once refused so the run stops trying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub(crate) enum Kind {
+    Usage,
+    ServerGet,
+    Actions,
+    Images,
+    Project,
+}
+
+const KINDS: usize = 5;
+
+/// A run-wide listing: fetched, refused by policy, or failed.
+#[derive(Clone)]
+pub(crate) enum Global<T> {
+    Have(Arc<T>),
+    Denied,
+    Failed(Arc<ExtractError>),
+}
+
+type Cell<T> = Arc<OnceCell<T>>;
+
+/// Per-key once-only lookups shared by concurrent projects.
+struct Memo<T> {
+    cells: Mutex<HashMap<String, Cell<T>>>,
+}
+
+impl<T: Clone> Memo<T> {
+    fn new() -> Self {
+        Memo { cells: Mutex::new(HashMap::new()) }
+    }
+    async fn get<F, Fut>(&self, key: &str, f: F) -> T
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let cell = self.cells.lock().unwrap().entry(key.to_string()).or_default().clone();
+        cell.get_or_init(f).await.clone()
+    }
+}
+
+/// Facts about a server's flavor the records need.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlavorFacts {
+    /// For messages: the flavor id or name.
+    pub label: String,
+    pub vcpus: u32,
+    /// MiB.
+    pub ram: u64,
+    /// Root + ephemeral, GB.
+    pub disk: u64,
+    pub extra_specs: BTreeMap<String, String>,
+    /// False when the flavor could not be found (cASO: zeros).
+    pub known: bool,
+}
+
+/// The run-wide state (see the module docs).
+pub(crate) struct Access {
+    pub primary: Session,
+    /// System-scoped or admin: all-projects listings are tried first.
+    pub privileged: bool,
+    /// Admin role: single servers/images of any project are visible (a
+    /// system reader's are not: Nova and Glance answer 404).
+    pub admin: bool,
+    denied: [AtomicBool; KINDS],
+    flavors: OnceCell<Arc<FlavorIndex>>,
+    flavor_by_id: Memo<Option<Flavor>>,
+    flavor_specs: Memo<Option<BTreeMap<String, String>>>,
+    images: OnceCell<Arc<HashMap<String, Image>>>,
+    image_by_id: Memo<Option<Image>>,
+    users: Memo<Option<String>>,
+    users_denied: AtomicBool,
+    servers: OnceCell<Global<HashMap<String, Vec<Server>>>>,
+    servers_since: DateTime<Utc>,
+    usages: Memo<Global<HashMap<String, Vec<ServerUsage>>>>,
+    volumes: OnceCell<Global<HashMap<String, Vec<Volume>>>>,
+    fips: OnceCell<Global<HashMap<String, Vec<FloatingIp>>>>,
+    pub warned: Mutex<HashSet<String>>,
+}
+
+#[derive(Default)]
+struct FlavorIndex {
+    by_id: HashMap<String, Flavor>,
+    by_name: HashMap<String, String>,
+}
+
+impl Access {
+    pub async fn new(primary: Session, servers_since: DateTime<Utc>) -> Result<Access, ExtractError> {
+        let token = primary.token().await.map_err(|e| ExtractError::api("authenticating", e, SYSTEM_ROLE))?;
+        let admin = token.roles.iter().any(|r| r.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case("admin")));
+        let privileged = token.system || admin;
+        Ok(Access {
+            primary,
+            privileged,
+            admin,
+            denied: Default::default(),
+            flavors: OnceCell::new(),
+            flavor_by_id: Memo::new(),
+            flavor_specs: Memo::new(),
+            images: OnceCell::new(),
+            image_by_id: Memo::new(),
+            users: Memo::new(),
+            users_denied: AtomicBool::new(false),
+            servers: OnceCell::new(),
+            servers_since,
+            usages: Memo::new(),
+            volumes: OnceCell::new(),
+            fips: OnceCell::new(),
+            warned: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Logs `message` at warn level once per run per `key`.
+    pub fn warn_once(&self, key: &str, message: impl FnOnce() -> String) {
+        if self.warned.lock().unwrap().insert(key.to_string()) {
+            tracing::warn!(target: "accounting", "{}", message());
+        }
+    }
+
+    fn is_denied(&self, k: Kind) -> bool {
+        self.denied[k as usize].load(Ordering::Relaxed)
+    }
+
+    fn deny(&self, k: Kind, e: &openstack::Error) {
+        if !self.denied[k as usize].swap(true, Ordering::Relaxed) {
+            tracing::info!(target: "accounting", kind = ?k, error = %e, "refused to the system/admin token; using project-scoped tokens for these calls");
+        }
+    }
+
+    /// Runs `f` with the privileged session; on a policy refusal (or a
+    /// catalog that needs a project) with the project's own token.
+    pub async fn call<T, F, Fut>(&self, p: &ProjectAccess, kind: Kind, what: &dyn Fn() -> String, f: F) -> Result<T, ExtractError>
+    where
+        F: Fn(Session) -> Fut,
+        Fut: Future<Output = openstack::Result<T>>,
+    {
+        match self.call_raw(p, kind, f).await? {
+            Ok(v) => Ok(v),
+            Err((e, true)) => Err(ExtractError::api(what(), e, &project_role(&p.id))),
+            Err((e, false)) => Err(ExtractError::api(what(), e, SYSTEM_ROLE)),
+        }
+    }
+
+    /// Runs `f` with the privileged session, then (on a policy refusal, or
+    /// a 404: Nova hides other projects' servers from non-admin tokens) with
+    /// the project's own token; a kind that needed the project token once
+    /// goes there directly from then on. The error carries whether it came
+    /// from the project-scoped attempt.
+    pub async fn call_raw<T, F, Fut>(
+        &self,
+        p: &ProjectAccess,
+        kind: Kind,
+        f: F,
+    ) -> Result<Result<T, (openstack::Error, bool)>, ExtractError>
+    where
+        F: Fn(Session) -> Fut,
+        Fut: Future<Output = openstack::Result<T>>,
+    {
+        let mut hidden = None;
+        let per_object = matches!(kind, Kind::ServerGet | Kind::Actions | Kind::Images);
+        if self.privileged && !self.is_denied(kind) && (self.admin || !per_object) {
+            match f(self.primary.clone()).await {
+                Err(e) if refused(&e) => self.deny(kind, &e),
+                Err(e) if e.is_not_found() => hidden = Some(e),
+                Ok(v) => return Ok(Ok(v)),
+                Err(e) => return Ok(Err((e, false))),
+            }
+        }
+        let s = p.session(self).await?;
+        let r = f(s).await;
+        if let Some(e) = hidden {
+            match &r {
+                Ok(_) => self.deny(kind, &e),
+                Err(e2) if e2.is_not_found() => return Ok(Err((e, false))),
+                Err(_) => {}
+            }
+        }
+        Ok(r.map_err(|e| (e, true)))
+    }
+
+    // ------------------------------------------------------------ flavors
+
+    async fn flavor_index(&self) -> Arc<FlavorIndex> {
+        self.flavors
+            .get_or_init(|| async {
+                let list = ListFlavors { is_public: Some(FlavorVisibility::All), ..Default::default() }.list(&self.primary).await;
+                match list {
+                    Ok(fl) => {
+                        let mut idx = FlavorIndex::default();
+                        for f in fl {
+                            idx.by_name.insert(f.name.clone(), f.id.clone());
+                            idx.by_id.insert(f.id.clone(), f);
+                        }
+                        Arc::new(idx)
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "accounting", error = %e, "cannot list flavors; benchmark and accelerator data come from the servers' embedded flavors only");
+                        Arc::new(FlavorIndex::default())
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+
+    async fn flavor_extra_specs(&self, f: &Flavor) -> BTreeMap<String, String> {
+        if let Some(s) = &f.extra_specs {
+            return s.clone();
+        }
+        let id = f.id.clone();
+        self.flavor_specs
+            .get(&id, || async {
+                match openstack::nova::flavors::extra_specs(&self.primary, &id).await {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(target: "accounting", flavor = %id, error = %e, "cannot read flavor extra specs");
+                        None
+                    }
+                }
+            })
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The flavor facts of a server: the embedded flavor (2.47+) for sizes,
+    /// the current flavor of that name (else the embedded copy) for extra
+    /// specs; before 2.47 the flavor by id (list, then `GET /flavors/{id}`).
+    pub async fn flavor_facts(&self, sf: Option<&ServerFlavor>) -> FlavorFacts {
+        let idx = self.flavor_index().await;
+        let Some(sf) = sf else { return FlavorFacts::default() };
+        if let Some(vcpus) = sf.vcpus {
+            let name = sf.original_name.clone().unwrap_or_default();
+            let current = idx.by_name.get(&name).and_then(|id| idx.by_id.get(id));
+            let extra_specs = match current {
+                Some(f) => self.flavor_extra_specs(f).await,
+                None => sf.extra_specs.clone().unwrap_or_default(),
+            };
+            return FlavorFacts {
+                label: name,
+                vcpus,
+                ram: sf.ram.unwrap_or(0),
+                disk: sf.disk.unwrap_or(0) + sf.ephemeral.unwrap_or(0),
+                extra_specs,
+                known: true,
+            };
+        }
+        let Some(id) = sf.id.clone() else { return FlavorFacts::default() };
+        let flavor = match idx.by_id.get(&id) {
+            Some(f) => Some(f.clone()),
+            None => {
+                self.flavor_by_id
+                    .get(&id, || async { openstack::nova::flavors::get(&self.primary, &id).await.ok() })
+                    .await
+            }
+        };
+        match flavor {
+            Some(f) => FlavorFacts {
+                label: f.id.clone(),
+                vcpus: f.vcpus,
+                ram: f.ram,
+                disk: f.disk + f.ephemeral,
+                extra_specs: self.flavor_extra_specs(&f).await,
+                known: true,
+            },
+            None => FlavorFacts { label: id, ..Default::default() },
+        }
+    }
+
+    // ------------------------------------------------------------- images
+
+    async fn image_index(&self) -> Arc<HashMap<String, Image>> {
+        self.images
+            .get_or_init(|| async {
+                match ListImages::default().list(&self.primary).await {
+                    Ok(l) => Arc::new(l.into_iter().map(|i| (i.id.clone(), i)).collect()),
+                    Err(e) => {
+                        tracing::warn!(target: "accounting", error = %e, "cannot list images; looking images up one by one");
+                        Arc::new(HashMap::new())
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+
+    /// The image as the project sees it: from the run-wide list, else
+    /// `GET /v2/images/{id}` (system/admin token, then the project's).
+    pub async fn image(&self, p: &ProjectAccess, id: &str) -> Option<Image> {
+        if let Some(i) = self.image_index().await.get(id) {
+            return Some(i.clone());
+        }
+        self.image_by_id
+            .get(id, || async {
+                let r = self
+                    .call_raw(p, Kind::Images, |s| {
+                        let id = id.to_string();
+                        async move { openstack::glance::images::get(&s, &id).await }
+                    })
+                    .await;
+                match r {
+                    Ok(Ok(i)) => Some(i),
+                    _ => None,
+                }
+            })
+            .await
+    }
+
+    // -------------------------------------------------------------- users
+
+    /// The Keystone user name (cASO: None on any error).
+    pub async fn user_name(&self, user_id: &str) -> Option<String> {
+        if user_id.is_empty() || self.users_denied.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.users
+            .get(user_id, || async {
+                match openstack::keystone::users::get(&self.primary, user_id).await {
+                    Ok(u) => Some(u.name),
+                    Err(e) => {
+                        if e.is_forbidden() {
+                            self.users_denied.store(true, Ordering::Relaxed);
+                            self.warn_once("users-forbidden", || {
+                                format!("cannot read Keystone users ({e}); GlobalUserName is left out. The accounting account needs {SYSTEM_ROLE}")
+                            });
+                        } else {
+                            tracing::warn!(target: "accounting", user = %user_id, error = %e, "cannot read Keystone user; GlobalUserName left out");
+                        }
+                        None
+                    }
+                }
+            })
+            .await
+    }
+
+    // ------------------------------------------------- all-projects lists
+
+    /// Servers changed since the earliest window start, by project.
+    pub async fn all_servers(&self) -> Global<HashMap<String, Vec<Server>>> {
+        if !self.privileged {
+            return Global::Denied;
+        }
+        self.servers
+            .get_or_init(|| async {
+                let q = ListServers { all_tenants: true, changes_since: Some(self.servers_since), ..Default::default() };
+                global(q.list(&self.primary).await, "listing every project's servers", |s: &Server| s.tenant_id.clone())
+            })
+            .await
+            .clone()
+    }
+
+    /// Usage of every project over one window, by project.
+    pub async fn all_usages(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Global<HashMap<String, Vec<ServerUsage>>> {
+        if !self.privileged || self.is_denied(Kind::Usage) {
+            return Global::Denied;
+        }
+        let key = format!("{}/{}", from.timestamp(), to.timestamp());
+        let g = self
+            .usages
+            .get(&key, || async {
+                let q = ListTenantUsages { start: from, end: to, detailed: true, limit: None };
+                match q.list(&self.primary).await {
+                    Ok(list) => Global::Have(Arc::new(
+                        list.into_iter().map(|t| (t.tenant_id, t.server_usages)).collect::<HashMap<_, _>>(),
+                    )),
+                    Err(e) if refused(&e) => Global::Denied,
+                    Err(e) => Global::Failed(Arc::new(ExtractError::api("listing every project's usage", e, SYSTEM_ROLE))),
+                }
+            })
+            .await;
+        if matches!(g, Global::Denied) {
+            self.denied[Kind::Usage as usize].store(true, Ordering::Relaxed);
+        }
+        g
+    }
+
+    pub async fn all_volumes(&self) -> Global<HashMap<String, Vec<Volume>>> {
+        if !self.privileged {
+            return Global::Denied;
+        }
+        self.volumes
+            .get_or_init(|| async {
+                let list = ListVolumes { all_tenants: true, ..Default::default() }.list(&self.primary).await;
+                // Without the tenant attribute the volumes cannot be told apart.
+                if let Ok(v) = &list
+                    && v.iter().any(|v| v.project_id.is_none())
+                {
+                    return Global::Denied;
+                }
+                global(list, "listing every project's volumes", |v: &Volume| v.project_id.clone())
+            })
+            .await
+            .clone()
+    }
+
+    pub async fn all_floating_ips(&self) -> Global<HashMap<String, Vec<FloatingIp>>> {
+        if !self.privileged {
+            return Global::Denied;
+        }
+        self.fips
+            .get_or_init(|| async {
+                let list = ListFloatingIps::default().list(&self.primary).await;
+                global(list, "listing every project's floating IPs", |f: &FloatingIp| {
+                    f.project_id.clone().or_else(|| f.tenant_id.clone())
+                })
+            })
+            .await
+            .clone()
+    }
+
+    // ------------------------------------------------- per-project calls
+
+    pub async fn project_servers(&self, p: &ProjectAccess, since: DateTime<Utc>) -> Result<Vec<Server>, ExtractError> {
+        match self.all_servers().await {
+            Global::Have(m) => {
+                return Ok(m
+                    .get(&p.id)
+                    .map(|v| v.iter().filter(|s| s.updated.is_none_or(|u| u >= since)).cloned().collect())
+                    .unwrap_or_default());
+            }
+            Global::Failed(e) => return Err(ExtractError::Shared(e)),
+            Global::Denied => {}
+        }
+        let s = p.session(self).await?;
+        let list = ListServers { changes_since: Some(since), ..Default::default() }
+            .list(&s)
+            .await
+            .map_err(|e| ExtractError::api(format!("project {}: listing servers changed since {since}", p.id), e, &project_role(&p.id)))?;
+        Ok(list.into_iter().filter(|s| s.tenant_id.as_deref().is_none_or(|t| t == p.id)).collect())
+    }
+
+    pub async fn project_usage(&self, p: &ProjectAccess, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<ServerUsage>, ExtractError> {
+        match self.all_usages(from, to).await {
+            Global::Have(m) => return Ok(m.get(&p.id).cloned().unwrap_or_default()),
+            Global::Failed(e) => return Err(ExtractError::Shared(e)),
+            Global::Denied => {}
+        }
+        let q = GetTenantUsage { project_id: p.id.clone(), start: from, end: to, limit: None };
+        let what = || format!("project {}: reading os-simple-tenant-usage", p.id);
+        self.call(p, Kind::Usage, &what, |s| {
+            let q = q.clone();
+            async move { q.get(&s).await }
+        })
+        .await
+        .map(|u| u.server_usages)
+    }
+
+    pub async fn project_volumes(&self, p: &ProjectAccess) -> Result<Vec<Volume>, ExtractError> {
+        match self.all_volumes().await {
+            Global::Have(m) => return Ok(m.get(&p.id).cloned().unwrap_or_default()),
+            Global::Failed(e) => return Err(ExtractError::Shared(e)),
+            Global::Denied => {}
+        }
+        let s = p.session(self).await?;
+        let list = ListVolumes::default()
+            .list(&s)
+            .await
+            .map_err(|e| ExtractError::api(format!("project {}: listing volumes", p.id), e, &project_role(&p.id)))?;
+        Ok(list.into_iter().filter(|v| v.project_id.as_deref().is_none_or(|t| t == p.id)).collect())
+    }
+
+    pub async fn project_floating_ips(&self, p: &ProjectAccess) -> Result<Vec<FloatingIp>, ExtractError> {
+        match self.all_floating_ips().await {
+            Global::Have(m) => return Ok(m.get(&p.id).cloned().unwrap_or_default()),
+            Global::Failed(e) => return Err(ExtractError::Shared(e)),
+            Global::Denied => {}
+        }
+        let s = p.session(self).await?;
+        let list = ListFloatingIps { project_id: Some(p.id.clone()), ..Default::default() }
+            .list(&s)
+            .await
+            .map_err(|e| ExtractError::api(format!("project {}: listing floating IPs", p.id), e, &project_role(&p.id)))?;
+        Ok(list
+            .into_iter()
+            .filter(|f| f.project_id.as_deref().or(f.tenant_id.as_deref()).is_none_or(|t| t == p.id))
+            .collect())
+    }
+
+    /// `GET /servers/{id}`; Ok(None) when Nova answers a client error (cASO
+    /// warns and skips: "Cannot find VM in API").
+    pub async fn server(&self, p: &ProjectAccess, id: &str) -> Result<Option<Server>, ExtractError> {
+        let r = self
+            .call_raw(p, Kind::ServerGet, |s| {
+                let id = id.to_string();
+                async move { openstack::nova::servers::get(&s, &id).await }
+            })
+            .await?;
+        match r.map_err(|(e, _)| e) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.status().is_some_and(|s| (400..500).contains(&s) && s != 401 && s != 403) => {
+                tracing::warn!(target: "accounting", server = %id, project = %p.id, error = %e,
+                    "server in os-simple-tenant-usage but not found in the API (see cASO troubleshooting: cannot find VM in API); skipped");
+                Ok(None)
+            }
+            Err(e) => Err(ExtractError::api(format!("project {}: reading server {id}", p.id), e, &project_role(&p.id))),
+        }
+    }
+
+    /// The server's instance actions; None when Nova no longer has them
+    /// (404: purged), so SuspendDuration is left out for it.
+    pub async fn instance_actions(&self, p: &ProjectAccess, id: &str) -> Result<Option<Vec<InstanceAction>>, ExtractError> {
+        let r = self
+            .call_raw(p, Kind::Actions, |s| {
+                let q = ListInstanceActions::new(id);
+                async move { q.list(&s).await }
+            })
+            .await?;
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err((e, _)) if e.is_not_found() => {
+                tracing::warn!(target: "accounting", server = %id, error = %e, "no instance actions; SuspendDuration left out");
+                Ok(None)
+            }
+            Err((e, scoped)) => Err(ExtractError::api(
+                format!("project {}: listing instance actions of server {id}", p.id),
+                e,
+                &if scoped { project_role(&p.id) } else { SYSTEM_ROLE.to_string() },
+            )),
+        }
+    }
+}
+
+/// A 403, or the errors a catalog without a project-less endpoint gives.
+fn refused(e: &openstack::Error) -> bool {
+    e.is_forbidden() || matches!(e, openstack::Error::NoEndpoint { .. })
+}
+
+fn global<T: Clone>(
+    list: openstack::Result<Vec<T>>,
+    what: &str,
+    project_of: impl Fn(&T) -> Option<String>,
+) -> Global<HashMap<String, Vec<T>>> {
+    match list {
+        Ok(items) => {
+            let mut m: HashMap<String, Vec<T>> = HashMap::new();
+            for it in items {
+                if let Some(p) = project_of(&it) {
+                    m.entry(p).or_default().push(it);
+                }
+            }
+            Global::Have(Arc::new(m))
+        }
+        Err(e) if refused(&e) || e.status() == Some(404) || e.status() == Some(400) => Global::Denied,
+        Err(e) => Global::Failed(Arc::new(ExtractError::api(what, e, SYSTEM_ROLE))),
+    }
+}
+
+/// One project's access: its id and, made on first need, ONE
+/// project-scoped session reused for every call of the run.
+pub(crate) struct ProjectAccess {
+    pub id: String,
+    scoped: OnceCell<Result<Session, String>>,
+}
+
+impl ProjectAccess {
+    pub fn new(id: impl Into<String>) -> Self {
+        ProjectAccess { id: id.into(), scoped: OnceCell::new() }
+    }
+
+    pub async fn session(&self, a: &Access) -> Result<Session, ExtractError> {
+        let r = self
+            .scoped
+            .get_or_init(|| async {
+                a.primary.rescope(Scope::project_id(self.id.clone())).await.map_err(|e| e.to_string())
+            })
+            .await;
+        r.clone().map_err(|message| ExtractError::Forbidden {
+            what: format!("project {}: getting a project-scoped token", self.id),
+            rule: None,
+            missing_role: project_role(&self.id),
+            message,
+        })
+    }
+}

@@ -1,0 +1,436 @@
+//! The accounting run: extract → validate → drop what the ledger holds newer
+//! → spool (dirq, SSM's layout) → commit to the ledger, one project at a
+//! time, and republishing a period from the ledger.
+//!
+//! Order and crash safety: a project's messages are spooled first, then its
+//! snapshots, message names and checkpoint are committed in one ledger
+//! transaction. A crash in between leaves spooled elements the ledger does
+//! not know; the next run renders the same bytes for the same window and
+//! *adopts* those elements (matched by content) instead of spooling them
+//! again, so nothing is lost or doubled. Elements the ledger does not know
+//! and nobody adopts are never deleted: they may be another tool's.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use apel::{Record, RecordKind, Style, Window};
+use chrono::{DateTime, Utc};
+use ledger::{Ledger, NewMessage, ProjectCommit, RecordRef, Snapshot, SnapshotFilter, Upsert};
+use messaging::dirq::QueueSimple;
+use openstack::Session;
+use sha2::{Digest, Sha256};
+
+use crate::{ExtractConfig, Extraction, ProjectOutcome};
+
+/// The checkpoint name of an accounting run in the ledger.
+pub const CHECKPOINT: &str = "accounting";
+
+/// How a run spools and where.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub spool: PathBuf,
+    pub style: Style,
+    pub max_records: usize,
+    pub max_signed_bytes: usize,
+}
+
+/// Where each project's window comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Windows {
+    /// The same window for every project (`--from/--to`).
+    Fixed(Window),
+    /// From the project's checkpoint (or `default_from` without one) to `to`.
+    FromCheckpoints { to: DateTime<Utc>, default_from: DateTime<Utc> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("ledger {0}")]
+    Ledger(#[from] ledger::Error),
+    #[error("spool: {0}")]
+    Spool(#[from] messaging::dirq::Error),
+    #[error("rendering {kind} records of project {project}: {source}")]
+    Render { kind: &'static str, project: String, source: apel::Error },
+    #[error("extraction: {0}")]
+    Extract(#[from] crate::ExtractError),
+    #[error("window of project {project}: checkpoint {from} is not before {to}")]
+    Window { project: String, from: DateTime<Utc>, to: DateTime<Utc> },
+}
+
+/// What happened to one project in a run.
+#[derive(Debug)]
+pub struct ProjectReport {
+    pub project_id: String,
+    pub project_name: Option<String>,
+    pub vo: Option<String>,
+    pub window: Window,
+    /// Records by kind that were new or changed (spooled).
+    pub spooled: BTreeMap<&'static str, usize>,
+    /// Records unchanged since the ledger's snapshot (not spooled again).
+    pub unchanged: usize,
+    /// Records older than the ledger's snapshot (dropped).
+    pub kept_newer: usize,
+    /// Spool elements written (or adopted from a crashed run).
+    pub messages: Vec<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub projects: Vec<ProjectReport>,
+    /// A failure before any project could run (e.g. listing projects).
+    pub failure: Option<String>,
+}
+
+impl RunReport {
+    /// True when every project went through.
+    pub fn is_complete(&self) -> bool {
+        self.failure.is_none() && self.projects.iter().all(|p| p.error.is_none())
+    }
+}
+
+/// The windows extraction uses, resolved from the ledger once per project.
+fn window_for(ledger: &Mutex<Ledger>, windows: Windows, project: &str) -> Result<Window, RunError> {
+    match windows {
+        Windows::Fixed(w) => Ok(w),
+        Windows::FromCheckpoints { to, default_from } => {
+            let from = ledger.lock().unwrap().checkpoint(project, CHECKPOINT)?.unwrap_or(default_from);
+            Window::new(from, to).map_err(|_| RunError::Window { project: project.into(), from, to })
+        }
+    }
+}
+
+/// Extracts every project and renders its messages without touching the
+/// ledger or the spool (`--dry-run`).
+pub async fn dry_run(
+    session: &Session,
+    cfg: &ExtractConfig,
+    window: Window,
+    spool: &SpoolConfig,
+) -> (Extraction, Vec<(String, RecordKind, Vec<u8>)>) {
+    let extraction = crate::extract(session, cfg, |_| window).await;
+    let mut out = Vec::new();
+    for p in &extraction.projects {
+        if let Ok(records) = &p.result {
+            for (kind, recs) in by_kind(records) {
+                match apel::batch(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes) {
+                    Ok(messages) => out.extend(messages.into_iter().map(|m| (p.project_id.clone(), kind, m))),
+                    Err(e) => tracing::error!(project = %p.project_id, "rendering {} records: {e}", kind.as_str()),
+                }
+            }
+        }
+    }
+    (extraction, out)
+}
+
+/// One extraction run into the ledger and the spool.
+pub async fn run(
+    session: &Session,
+    cfg: &ExtractConfig,
+    ledger: Ledger,
+    windows: Windows,
+    spool: &SpoolConfig,
+) -> Result<(RunReport, Ledger), RunError> {
+    let queue = QueueSimple::open(&spool.spool)?;
+    let ledger = Mutex::new(ledger);
+    let (from, to) = match windows {
+        Windows::Fixed(w) => (Some(w.from()), Some(w.to())),
+        Windows::FromCheckpoints { to, .. } => (None, Some(to)),
+    };
+    let run_id = ledger.lock().unwrap().begin_run(&ledger::NewRun {
+        command: "accounting extract".into(),
+        window_from: from,
+        window_to: to,
+    })?;
+
+    // Windows and known volumes come from the ledger; extraction cannot fail
+    // on them, so a bad checkpoint is reported per project afterwards.
+    let window_errors = Mutex::new(HashMap::new());
+    let fallback = Window::new(DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH + chrono::Duration::seconds(1)).expect("valid");
+    let extraction = crate::extract_with(
+        session,
+        cfg,
+        |project| match window_for(&ledger, windows, project) {
+            Ok(w) => w,
+            Err(e) => {
+                window_errors.lock().unwrap().insert(project.to_string(), e.to_string());
+                fallback
+            }
+        },
+        |project| known_volumes(&ledger, project),
+    )
+    .await;
+
+    let mut report = RunReport { failure: extraction.failure.as_ref().map(|e| e.to_string()), ..Default::default() };
+    let mut orphans = orphan_elements(&queue, &ledger.lock().unwrap())?;
+    let window_errors = window_errors.into_inner().unwrap();
+    for outcome in extraction.projects {
+        let mut pr = ProjectReport {
+            project_id: outcome.project_id.clone(),
+            project_name: outcome.project_name.clone(),
+            vo: outcome.vo.as_ref().map(|(vo, _)| vo.clone()),
+            window: outcome.window,
+            spooled: BTreeMap::new(),
+            unchanged: 0,
+            kept_newer: 0,
+            messages: Vec::new(),
+            error: window_errors.get(&outcome.project_id).cloned(),
+        };
+        if pr.error.is_none() {
+            let mut ledger = ledger.lock().unwrap();
+            if let Err(e) = commit_project(&queue, &mut ledger, run_id, &outcome, spool, &mut orphans, &mut pr) {
+                pr.error = Some(e.to_string());
+            }
+        }
+        report.projects.push(pr);
+    }
+    let ledger = ledger.into_inner().unwrap();
+    let outcome = if report.is_complete() {
+        ledger::RunOutcome::Succeeded
+    } else if report.projects.iter().any(|p| p.error.is_none()) {
+        ledger::RunOutcome::Partial
+    } else {
+        ledger::RunOutcome::Failed
+    };
+    let mut ledger = ledger;
+    ledger.finish_run(run_id, outcome, report.failure.as_deref())?;
+    Ok((report, ledger))
+}
+
+/// The ledger's open storage records of a project (closing records excluded).
+fn known_volumes(ledger: &Mutex<Ledger>, project: &str) -> Vec<apel::StorageRecord> {
+    let ledger = ledger.lock().unwrap();
+    let filter = SnapshotFilter { project: Some(project.into()), kind: Some("storage".into()), ..Default::default() };
+    let Ok(snapshots) = ledger.latest_snapshots(&filter) else { return Vec::new() };
+    snapshots
+        .into_iter()
+        .filter(|s| s.snapshot.status.as_deref() != Some(CLOSED))
+        .filter_map(|s| match apel::parse_message(s.snapshot.body.as_bytes()) {
+            Ok((_, records)) => records.into_iter().find_map(|r| match r {
+                Record::Storage(st) => Some(st),
+                _ => None,
+            }),
+            Err(_) => None,
+        })
+        .collect()
+}
+
+/// Status stored on a storage snapshot once its closing record was made.
+const CLOSED: &str = "closed";
+
+/// Spool elements the ledger knows nothing of, by content hash.
+fn orphan_elements(queue: &QueueSimple, ledger: &Ledger) -> Result<HashMap<String, String>, RunError> {
+    let mut out = HashMap::new();
+    for name in queue.iter()? {
+        if ledger.message(name.as_str())?.is_some() {
+            continue;
+        }
+        // Another process may take it meanwhile: skip what vanished.
+        if let Ok(bytes) = std::fs::read(queue.path().join(name.as_str())) {
+            out.insert(hex(&bytes), name.as_str().to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Records grouped by kind, in the spool order cASO uses.
+fn by_kind(records: &[Record]) -> Vec<(RecordKind, Vec<Record>)> {
+    let mut out: Vec<(RecordKind, Vec<Record>)> = Vec::new();
+    for kind in [RecordKind::Cloud, RecordKind::Ip, RecordKind::Accelerator, RecordKind::Storage, RecordKind::Energy] {
+        let recs: Vec<Record> = records.iter().filter(|r| r.kind() == kind).cloned().collect();
+        if !recs.is_empty() {
+            out.push((kind, recs));
+        }
+    }
+    out
+}
+
+/// The ledger snapshot of one record.
+pub fn snapshot_of(record: &Record, project: &str, vo: Option<&str>, site: &str, measured_at: DateTime<Utc>) -> Result<Snapshot, apel::Error> {
+    let body = String::from_utf8(apel::render_message(record.kind(), std::slice::from_ref(record), Style::Fedsite)?)
+        .expect("APEL messages are ASCII");
+    let mut s = Snapshot {
+        kind: record.kind().as_str().to_string(),
+        key: record.key(),
+        project_id: project.to_string(),
+        vo: vo.map(String::from),
+        site: site.to_string(),
+        measured_at,
+        month: None,
+        start_time: None,
+        end_time: None,
+        wall_seconds: None,
+        cpu_seconds: None,
+        status: None,
+        body,
+    };
+    match record {
+        Record::Cloud(r) => {
+            s.month = r.measurement_time().map(ledger::month_of);
+            s.start_time = r.start_time;
+            s.end_time = r.end_time;
+            s.wall_seconds = r.wall_duration;
+            s.cpu_seconds = r.cpu_duration;
+            s.status = r.status.map(|st| st.as_str().to_string());
+        }
+        Record::Storage(r) => {
+            s.start_time = Some(r.start_time);
+            s.end_time = Some(r.end_time);
+        }
+        Record::Accelerator(r) => {
+            s.month = Some(format!("{:04}-{:02}", r.measurement_year, r.measurement_month));
+            s.wall_seconds = Some(r.available_duration);
+        }
+        Record::Ip(_) | Record::Energy(_) => {}
+    }
+    Ok(s)
+}
+
+fn commit_project(
+    queue: &QueueSimple,
+    ledger: &mut Ledger,
+    run: ledger::RunId,
+    outcome: &ProjectOutcome,
+    spool: &SpoolConfig,
+    orphans: &mut HashMap<String, String>,
+    pr: &mut ProjectReport,
+) -> Result<(), RunError> {
+    let records = match &outcome.result {
+        Ok(records) => records,
+        Err(e) => {
+            pr.error = Some(e.to_string());
+            return Ok(());
+        }
+    };
+    let measured_at = outcome.window.to();
+    let vo = outcome.vo.as_ref().map(|(vo, _)| vo.as_str());
+    let site = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Cloud(c) => Some(c.site_name.as_str().to_string()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let mut snapshots = Vec::with_capacity(records.len());
+    for r in records {
+        let mut s = snapshot_of(r, &outcome.project_id, vo, &site, measured_at).map_err(|source| RunError::Render {
+            kind: r.kind().as_str(),
+            project: outcome.project_id.clone(),
+            source,
+        })?;
+        if let Record::Storage(st) = r
+            && outcome.closed_volumes.iter().any(|v| v == st.record_id.as_str())
+        {
+            s.status = Some(CLOSED.into());
+        }
+        snapshots.push(s);
+    }
+    // Only what is new or changed is spooled; nothing older than the ledger's.
+    let verdicts = ledger.preview_snapshots(&snapshots)?;
+    let mut to_send: Vec<(Record, Snapshot)> = Vec::new();
+    let mut keep = Vec::new();
+    for ((r, s), v) in records.iter().zip(snapshots).zip(verdicts) {
+        match v {
+            Upsert::Inserted | Upsert::Replaced => to_send.push((r.clone(), s)),
+            Upsert::Unchanged => {
+                pr.unchanged += 1;
+                keep.push(s);
+            }
+            Upsert::KeptNewer => pr.kept_newer += 1,
+        }
+    }
+    let mut messages = Vec::new();
+    for kind in [RecordKind::Cloud, RecordKind::Ip, RecordKind::Accelerator, RecordKind::Storage, RecordKind::Energy] {
+        let (recs, snaps): (Vec<Record>, Vec<&Snapshot>) =
+            to_send.iter().filter(|(r, _)| r.kind() == kind).map(|(r, s)| (r.clone(), s)).unzip();
+        if recs.is_empty() {
+            continue;
+        }
+        let batches = apel::batch_ranges(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes)
+            .map_err(|source| RunError::Render { kind: kind.as_str(), project: outcome.project_id.clone(), source })?;
+        for (range, bytes) in batches {
+            let element = match orphans.remove(&hex(&bytes)) {
+                Some(adopted) => {
+                    tracing::info!(element = %adopted, "adopting a spooled message left by an interrupted run");
+                    adopted
+                }
+                None => queue.add(&bytes)?.as_str().to_string(),
+            };
+            messages.push(NewMessage {
+                element: element.clone(),
+                kind: kind.as_str().to_string(),
+                created_at: Utc::now(),
+                records: snaps[range.clone()].iter().map(|s| RecordRef::of(s)).collect(),
+            });
+            *pr.spooled.entry(kind.as_str()).or_default() += range.len();
+            pr.messages.push(element);
+        }
+    }
+    let mut all: Vec<Snapshot> = to_send.into_iter().map(|(_, s)| s).collect();
+    all.extend(keep);
+    ledger.commit_project(&ProjectCommit {
+        run: Some(run),
+        project_id: outcome.project_id.clone(),
+        checkpoint_kind: CHECKPOINT.into(),
+        snapshots: all,
+        messages,
+        checkpoint_to: Some(outcome.window.to()),
+    })?;
+    Ok(())
+}
+
+/// Re-spools the latest snapshots of a period (by `measured_at`), optionally
+/// of one project, so APEL gets them again without double counting: APEL
+/// keeps one record per VM and month, and these are the newest the site has.
+pub fn republish(
+    ledger: &mut Ledger,
+    filter: &SnapshotFilter,
+    spool: &SpoolConfig,
+) -> Result<Vec<(String, String, usize)>, RunError> {
+    let queue = QueueSimple::open(&spool.spool)?;
+    let run = ledger.begin_run(&ledger::NewRun {
+        command: "accounting republish".into(),
+        window_from: filter.from,
+        window_to: filter.to,
+    })?;
+    let snapshots = ledger.latest_snapshots(filter)?;
+    let mut by_kind: BTreeMap<String, Vec<(Record, Snapshot)>> = BTreeMap::new();
+    for stored in snapshots {
+        let s = stored.snapshot;
+        let (_, records) = apel::parse_message(s.body.as_bytes()).map_err(|source| RunError::Render {
+            kind: "stored",
+            project: s.project_id.clone(),
+            source,
+        })?;
+        for r in records {
+            by_kind.entry(s.kind.clone()).or_default().push((r, s.clone()));
+        }
+    }
+    let mut out = Vec::new();
+    for (kind_name, items) in by_kind {
+        let kind: RecordKind = kind_name.parse().map_err(|source| RunError::Render { kind: "stored", project: String::new(), source })?;
+        let (recs, snaps): (Vec<Record>, Vec<Snapshot>) = items.into_iter().unzip();
+        for (range, bytes) in apel::batch_ranges(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes)
+            .map_err(|source| RunError::Render { kind: kind.as_str(), project: String::new(), source })?
+        {
+            let element = queue.add(&bytes)?.as_str().to_string();
+            ledger.record_message(
+                &NewMessage {
+                    element: element.clone(),
+                    kind: kind_name.clone(),
+                    created_at: Utc::now(),
+                    records: snaps[range.clone()].iter().map(RecordRef::of).collect(),
+                },
+                Some(run),
+            )?;
+            out.push((element, kind_name.clone(), range.len()));
+        }
+    }
+    ledger.finish_run(run, ledger::RunOutcome::Succeeded, None)?;
+    Ok(out)
+}

@@ -1,0 +1,199 @@
+//! VO (FQAN) of a project, from three sources in this precedence: the
+//! `vos` list of an EGI catch-all `sites/<SITE>.yaml` (explicit, wins), the
+//! Keystone project properties (`egi.VO`, `egi.eu:VO`, `VO` by default, first
+//! set wins), then the legacy cASO `voms.json` (by project id or name).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+/// Where a project's VO came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoSource {
+    /// `vos[].auth.project_id` of the catch-all site file.
+    SiteYaml,
+    /// This Keystone project property.
+    Property(String),
+    /// The legacy `voms.json`.
+    VomsJson,
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct VoConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+/// The static parts of the VO mapping (files), loaded once per run.
+#[derive(Debug, Clone, Default)]
+pub struct VoMap {
+    /// project id → VO, from the site YAML.
+    pub site: BTreeMap<String, String>,
+    /// project id or name → VO, from voms.json.
+    pub voms: BTreeMap<String, String>,
+    /// Property names, in order.
+    pub properties: Vec<String>,
+}
+
+impl VoMap {
+    /// Reads the files named by the config. A missing `voms.json` is an
+    /// empty map (as cASO); a missing site YAML or a malformed file is an error.
+    pub fn load(
+        properties: &[String],
+        voms_json: Option<&Path>,
+        site_yaml: Option<&Path>,
+    ) -> Result<VoMap, VoConfigError> {
+        let mut map = VoMap { properties: properties.to_vec(), ..Default::default() };
+        if let Some(p) = voms_json
+            && p.exists()
+        {
+            let text = read(p)?;
+            map.voms = parse_voms_json(&text).map_err(|m| err(p, m))?;
+        }
+        if let Some(p) = site_yaml {
+            let text = read(p)?;
+            map.site = parse_site_yaml(&text).map_err(|m| err(p, m))?;
+        }
+        Ok(map)
+    }
+
+    /// The VO of a project given its Keystone properties (flat extras).
+    pub fn resolve(
+        &self,
+        project_id: &str,
+        project_name: Option<&str>,
+        extras: Option<&serde_json::Map<String, Value>>,
+    ) -> Option<(String, VoSource)> {
+        if let Some(vo) = self.site.get(project_id) {
+            return Some((vo.clone(), VoSource::SiteYaml));
+        }
+        if let Some(extras) = extras {
+            for key in &self.properties {
+                if let Some(vo) = extras.get(key).and_then(Value::as_str).map(str::trim)
+                    && !vo.is_empty()
+                {
+                    return Some((vo.to_string(), VoSource::Property(key.clone())));
+                }
+            }
+        }
+        self.voms
+            .get(project_id)
+            .or_else(|| project_name.and_then(|n| self.voms.get(n)))
+            .map(|vo| (vo.clone(), VoSource::VomsJson))
+    }
+}
+
+fn read(p: &Path) -> Result<String, VoConfigError> {
+    std::fs::read_to_string(p).map_err(|e| err(p, e.to_string()))
+}
+
+fn err(p: &Path, m: impl Into<String>) -> VoConfigError {
+    VoConfigError { path: p.display().to_string(), message: m.into() }
+}
+
+/// cASO's `voms.json`: `{"<VO>": {"projects": [..]}}`; the legacy keys
+/// `tenant` (one) and `tenants` (list) are used when `projects` is absent.
+pub fn parse_voms_json(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let obj = v.as_object().ok_or("expected an object of VO → {\"projects\": [...]}")?;
+    let mut out = BTreeMap::new();
+    for (vo, m) in obj {
+        let m = m.as_object().ok_or_else(|| format!("VO {vo:?}: expected an object"))?;
+        let strings = |k: &str| -> Result<Vec<String>, String> {
+            match m.get(k) {
+                None | Some(Value::Null) => Ok(vec![]),
+                Some(Value::String(s)) => Ok(vec![s.clone()]),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|x| x.as_str().map(str::to_string).ok_or_else(|| format!("VO {vo:?}: {k} must hold strings")))
+                    .collect(),
+                Some(_) => Err(format!("VO {vo:?}: {k} must be a list of project ids")),
+            }
+        };
+        let projects = if m.contains_key("projects") {
+            strings("projects")?
+        } else {
+            let mut t = strings("tenants")?;
+            t.extend(strings("tenant")?);
+            t
+        };
+        if projects.is_empty() {
+            tracing::warn!(vo = %vo, "voms.json: no project mapped to this VO");
+        }
+        for p in projects {
+            out.insert(p, vo.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The `vos` list of a catch-all site file: each `{name, auth: {project_id}}`;
+/// entries without a project id (discovered projects) are skipped.
+pub fn parse_site_yaml(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let v: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+    let mut out = BTreeMap::new();
+    let Some(vos) = v.get("vos") else { return Ok(out) };
+    let vos = vos.as_sequence().ok_or("vos must be a list")?;
+    for (i, entry) in vos.iter().enumerate() {
+        let name = entry
+            .get("name")
+            .and_then(|n| n.as_str())
+            .ok_or_else(|| format!("vos[{i}]: missing name"))?;
+        if let Some(pid) = entry.get("auth").and_then(|a| a.get("project_id")).and_then(|p| p.as_str())
+            && let Some(prev) = out.insert(pid.to_string(), name.to_string())
+            && prev != name
+        {
+            return Err(format!("project {pid} is mapped to both {prev:?} and {name:?}"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voms_json_accepts_projects_and_the_legacy_tenant_keys() {
+        let m = parse_voms_json(
+            r#"{"vo.a": {"projects": ["p1", "p2"]}, "vo.b": {"tenant": "p3"}, "vo.c": {"tenants": ["p4"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(m["p1"], "vo.a");
+        assert_eq!(m["p2"], "vo.a");
+        assert_eq!(m["p3"], "vo.b");
+        assert_eq!(m["p4"], "vo.c");
+    }
+
+    #[test]
+    fn site_yaml_maps_project_ids_and_skips_discovered_entries() {
+        let m = parse_site_yaml(
+            "gocdb: X\nendpoint: https://k/v3\nvos:\n  - name: ops\n    auth:\n      project_id: abc\n  - name: vo.x\n    auth: {}\n",
+        )
+        .unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m["abc"], "ops");
+    }
+
+    #[test]
+    fn precedence_is_site_yaml_then_properties_in_order_then_voms_json() {
+        let map = VoMap {
+            site: [("p1".to_string(), "from-yaml".to_string())].into(),
+            voms: [("p1".to_string(), "from-voms".to_string()), ("p2".to_string(), "from-voms".to_string())].into(),
+            properties: vec!["egi.VO".into(), "VO".into()],
+        };
+        let props: serde_json::Map<String, Value> =
+            serde_json::from_str(r#"{"VO": "second", "egi.VO": "first"}"#).unwrap();
+        assert_eq!(map.resolve("p1", None, Some(&props)).unwrap(), ("from-yaml".into(), VoSource::SiteYaml));
+        assert_eq!(
+            map.resolve("p2", None, Some(&props)).unwrap(),
+            ("first".into(), VoSource::Property("egi.VO".into()))
+        );
+        assert_eq!(map.resolve("p2", None, None).unwrap(), ("from-voms".into(), VoSource::VomsJson));
+        assert_eq!(map.resolve("p3", Some("p2"), None).unwrap().0, "from-voms");
+        assert!(map.resolve("p9", None, None).is_none());
+    }
+}

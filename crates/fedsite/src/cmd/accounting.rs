@@ -1,0 +1,444 @@
+//! `fedsite accounting extract | republish | records | projects`: what cASO
+//! does for a site, through `accounting::pipeline`, the ledger and the
+//! SSM-compatible spool.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use accounting::pipeline::{self, SpoolConfig, Windows};
+use accounting::{CompatOptions, ExtractConfig, Extractor, InactiveTime};
+use anyhow::{Context, Result, bail};
+use apel::{ApelText, SiteName, Style, Window};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use clap::{Args, Subcommand, ValueEnum};
+use ledger::{Ledger, SnapshotFilter, SummaryGroup};
+use openstack::{CloudConfig, Session};
+
+#[derive(Debug, Args)]
+pub struct AccountingArgs {
+    #[command(subcommand)]
+    pub command: AccountingCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountingCommand {
+    /// Extract usage records into the ledger and the spool (what
+    /// caso-extract does).
+    Extract(ExtractArgs),
+    /// Re-spool the latest records of a period from the ledger, without
+    /// double counting.
+    Republish(RepublishArgs),
+    /// Show what the ledger holds: records or usage per VO and month.
+    Records(RecordsArgs),
+    /// List the projects accounted and the VO each maps to (like
+    /// caso-projects).
+    Projects(ProjectsArgs),
+}
+
+/// Where the cloud, the site and the selection of projects come from.
+#[derive(Debug, Args, Clone)]
+pub struct SiteArgs {
+    /// Cloud of clouds.yaml (as `openstack --os-cloud`); OS_* variables when
+    /// neither this nor OS_CLOUD is set.
+    #[arg(long, env = "OS_CLOUD")]
+    pub os_cloud: Option<String>,
+    /// GOCDB site name (APEL SiteName).
+    #[arg(long, env = "FEDSITE_SITE_NAME")]
+    pub site_name: Option<String>,
+    /// APEL CloudComputeService; the site name by default.
+    #[arg(long, env = "FEDSITE_SERVICE_NAME")]
+    pub service_name: Option<String>,
+    /// APEL CloudType.
+    #[arg(long, default_value = concat!("fedsite/", env!("CARGO_PKG_VERSION"), " (OpenStack)"))]
+    pub cloud_type: String,
+    /// Also account these projects (ids), besides the tagged ones.
+    #[arg(long = "project", value_name = "ID")]
+    pub projects: Vec<String>,
+    /// Keystone tag of the projects to account ("" for none).
+    #[arg(long, default_value = "caso")]
+    pub tag: String,
+    /// Project properties holding the VO, tried in order.
+    #[arg(long = "vo-property", value_name = "KEY", default_values = ["egi.VO", "egi.eu:VO", "VO"])]
+    pub vo_properties: Vec<String>,
+    /// Legacy cASO voms.json mapping.
+    #[arg(long, value_name = "PATH")]
+    pub voms_json: Option<PathBuf>,
+    /// EGI catch-all `sites/<SITE>.yaml` (its `vos` list maps VOs to projects).
+    #[arg(long, value_name = "PATH")]
+    pub site_yaml: Option<PathBuf>,
+    /// Extractors to run.
+    #[arg(long = "extractor", value_delimiter = ',', default_value = "nova,cinder,neutron")]
+    pub extractors: Vec<String>,
+    /// Projects extracted at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StyleArg {
+    /// fedsite's rendering (docs/compat.md).
+    Fedsite,
+    /// cASO 5.2.2's rendering, byte for byte.
+    Caso,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InactiveArg {
+    /// cASO's way: SHUTOFF and SHELVED time counts as running.
+    Running,
+    /// SHUTOFF and SHELVED time counts as suspended.
+    Suspended,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    #[command(flatten)]
+    pub site: SiteArgs,
+    /// Start of the window (UTC; RFC 3339 or YYYY-MM-DD); each project's
+    /// checkpoint when omitted, or the start of the previous month for a
+    /// project without one.
+    #[arg(long, value_parser = parse_time)]
+    pub from: Option<DateTime<Utc>>,
+    /// End of the window (UTC); now by default, and never later than now.
+    #[arg(long, value_parser = parse_time)]
+    pub to: Option<DateTime<Utc>>,
+    /// The spool SSM's sender reads (dirq QueueSimple).
+    #[arg(long, env = "FEDSITE_SPOOL", default_value = "/var/spool/apel/outgoing/openstack")]
+    pub spool: PathBuf,
+    /// The ledger (SQLite file).
+    #[arg(long, env = "FEDSITE_LEDGER", default_value = "/var/lib/fedsite/ledger.sqlite")]
+    pub ledger: PathBuf,
+    /// Print the messages instead of writing the ledger and the spool.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Message rendering.
+    #[arg(long, value_enum, default_value = "fedsite")]
+    pub style: StyleArg,
+    /// Records per message (cASO's [ssm] max_size).
+    #[arg(long, default_value_t = apel::DEFAULT_MAX_RECORDS)]
+    pub max_records: usize,
+    /// How SHUTOFF and SHELVED servers count.
+    #[arg(long, value_enum, default_value = "running")]
+    pub inactive_time: InactiveArg,
+    /// Do not compute SuspendDuration from instance actions (cASO's numbers).
+    #[arg(long)]
+    pub no_suspend_duration: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepublishArgs {
+    #[arg(long, value_parser = parse_time)]
+    pub from: DateTime<Utc>,
+    #[arg(long, value_parser = parse_time)]
+    pub to: DateTime<Utc>,
+    /// Only this project.
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long, env = "FEDSITE_SPOOL", default_value = "/var/spool/apel/outgoing/openstack")]
+    pub spool: PathBuf,
+    #[arg(long, env = "FEDSITE_LEDGER", default_value = "/var/lib/fedsite/ledger.sqlite")]
+    pub ledger: PathBuf,
+    #[arg(long, value_enum, default_value = "fedsite")]
+    pub style: StyleArg,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordsArgs {
+    #[arg(long, env = "FEDSITE_LEDGER", default_value = "/var/lib/fedsite/ledger.sqlite")]
+    pub ledger: PathBuf,
+    /// cloud, ip, accelerator, storage or energy.
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long)]
+    pub vo: Option<String>,
+    /// YYYY-MM
+    #[arg(long)]
+    pub month: Option<String>,
+    /// Usage per VO and month instead of records.
+    #[arg(long)]
+    pub summary: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectsArgs {
+    #[command(flatten)]
+    pub site: SiteArgs,
+}
+
+/// `2023-05-21`, `2023-05-21T00:00:00` (UTC) or RFC 3339.
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
+        return Ok(t.and_utc());
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    }
+    Err(format!("{s:?} is not a UTC time (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS or RFC 3339)"))
+}
+
+impl SiteArgs {
+    fn extract_config(&self) -> Result<ExtractConfig> {
+        let site = self.site_name.as_deref().context("--site-name (or FEDSITE_SITE_NAME) is required")?;
+        let site_name = SiteName::new(site).map_err(|e| anyhow::anyhow!("--site-name: {e}"))?;
+        let service = ApelText::for_field("--service-name", self.service_name.as_deref().unwrap_or(site))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut cfg = ExtractConfig::new(site_name, service);
+        cfg.cloud_type = ApelText::for_field("--cloud-type", &self.cloud_type).map_err(|e| anyhow::anyhow!("{e}"))?;
+        cfg.projects = self.projects.clone();
+        cfg.project_tag = (!self.tag.is_empty()).then(|| self.tag.clone());
+        cfg.vo_properties = self.vo_properties.clone();
+        cfg.voms_json = self.voms_json.clone();
+        cfg.catchall_site_yaml = self.site_yaml.clone();
+        cfg.concurrency = self.concurrency.max(1);
+        cfg.extractors = self
+            .extractors
+            .iter()
+            .map(|e| Extractor::parse(e).with_context(|| format!("--extractor: unknown extractor {e:?} (nova, cinder, neutron)")))
+            .collect::<Result<_>>()?;
+        Ok(cfg)
+    }
+
+    async fn session(&self) -> Result<Session> {
+        let config = CloudConfig::load(self.os_cloud.as_deref())?;
+        Session::connect(&config).await.with_context(|| format!("authenticating to {}", config.auth_url))
+    }
+}
+
+fn style(s: StyleArg) -> Style {
+    match s {
+        StyleArg::Fedsite => Style::Fedsite,
+        StyleArg::Caso => Style::CasoCompat,
+    }
+}
+
+fn open_ledger(path: &PathBuf) -> Result<Ledger> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(Ledger::open_sqlite(path)?)
+}
+
+pub async fn run(args: AccountingArgs) -> Result<ExitCode> {
+    match args.command {
+        AccountingCommand::Extract(a) => extract(a).await,
+        AccountingCommand::Republish(a) => republish(a),
+        AccountingCommand::Records(a) => records(a),
+        AccountingCommand::Projects(a) => projects(a).await,
+    }
+}
+
+/// The start of the month before `t`.
+fn previous_month_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    let (y, m) = if t.month() == 1 { (t.year() - 1, 12) } else { (t.year(), t.month() - 1) };
+    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().expect("valid month start")
+}
+
+async fn extract(a: ExtractArgs) -> Result<ExitCode> {
+    let mut cfg = a.site.extract_config()?;
+    cfg.compat = CompatOptions {
+        suspend_duration: !a.no_suspend_duration,
+        inactive_time: match a.inactive_time {
+            InactiveArg::Running => InactiveTime::CountAsRunning,
+            InactiveArg::Suspended => InactiveTime::CountAsSuspended,
+        },
+        ..CompatOptions::default()
+    };
+    let now = Utc::now().with_nanosecond_zero();
+    let to = match a.to {
+        Some(t) if t > now => {
+            tracing::warn!("--to {t} is in the future; using now ({now})");
+            now
+        }
+        Some(t) => t,
+        None => now,
+    };
+    let spool = SpoolConfig {
+        spool: a.spool.clone(),
+        style: style(a.style),
+        max_records: a.max_records,
+        max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
+    };
+    let session = a.site.session().await?;
+    if a.dry_run {
+        let from = a.from.unwrap_or_else(|| previous_month_start(to));
+        let window = Window::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?;
+        let (extraction, messages) = pipeline::dry_run(&session, &cfg, window, &spool).await;
+        for (project, kind, bytes) in &messages {
+            println!("# project {project}, {} message", kind.as_str());
+            println!("{}", String::from_utf8_lossy(bytes));
+        }
+        let failed = report_failures(extraction.failure.as_ref().map(|e| e.to_string()), extraction.projects.iter().map(|p| (p.project_id.as_str(), p.result.as_ref().err().map(|e| e.to_string()))));
+        return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+    }
+    let windows = match a.from {
+        Some(from) => Windows::Fixed(Window::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?),
+        None => Windows::FromCheckpoints { to, default_from: previous_month_start(to) },
+    };
+    let ledger = open_ledger(&a.ledger)?;
+    let (report, _ledger) = pipeline::run(&session, &cfg, ledger, windows, &spool)
+        .await
+        .with_context(|| format!("accounting run (ledger {}, spool {})", a.ledger.display(), a.spool.display()))?;
+    for p in &report.projects {
+        let name = p.project_name.as_deref().unwrap_or("?");
+        match &p.error {
+            None => {
+                let spooled: Vec<String> = p.spooled.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                println!(
+                    "{} ({name}) VO {}: {} spooled in {} messages, {} unchanged{} [{} → {}]",
+                    p.project_id,
+                    p.vo.as_deref().unwrap_or("-"),
+                    if spooled.is_empty() { "nothing".into() } else { spooled.join(", ") },
+                    p.messages.len(),
+                    p.unchanged,
+                    if p.kept_newer > 0 { format!(", {} older than the ledger's dropped", p.kept_newer) } else { String::new() },
+                    p.window.from().format("%Y-%m-%dT%H:%M:%SZ"),
+                    p.window.to().format("%Y-%m-%dT%H:%M:%SZ"),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let failed = report_failures(report.failure.clone(), report.projects.iter().map(|p| (p.project_id.as_str(), p.error.clone())));
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Prints every failure on stderr; true when there was any.
+fn report_failures<'a>(failure: Option<String>, projects: impl Iterator<Item = (&'a str, Option<String>)>) -> bool {
+    let mut failed = false;
+    if let Some(f) = failure {
+        eprintln!("fedsite: accounting: {f}");
+        failed = true;
+    }
+    for (project, error) in projects {
+        if let Some(e) = error {
+            // Extraction errors already name the project; ledger and spool errors do not.
+            let e = if e.contains(project) { e } else { format!("project {project}: {e}") };
+            eprintln!("fedsite: accounting: {e} (its checkpoint did not move)");
+            failed = true;
+        }
+    }
+    failed
+}
+
+fn republish(a: RepublishArgs) -> Result<ExitCode> {
+    if a.from >= a.to {
+        bail!("--from {} must be before --to {}", a.from, a.to);
+    }
+    let mut ledger = open_ledger(&a.ledger)?;
+    let spool = SpoolConfig {
+        spool: a.spool,
+        style: style(a.style),
+        max_records: apel::DEFAULT_MAX_RECORDS,
+        max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
+    };
+    let filter = SnapshotFilter { from: Some(a.from), to: Some(a.to), project: a.project, ..Default::default() };
+    let out = pipeline::republish(&mut ledger, &filter, &spool)?;
+    let records: usize = out.iter().map(|(_, _, n)| n).sum();
+    for (element, kind, n) in &out {
+        println!("{element} {kind} {n} records");
+    }
+    println!("republished {records} records in {} messages", out.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn records(a: RecordsArgs) -> Result<ExitCode> {
+    let ledger = Ledger::open_sqlite(&a.ledger)?;
+    let filter = SnapshotFilter { project: a.project, kind: a.kind, vo: a.vo, month: a.month, ..Default::default() };
+    if a.summary {
+        let rows = ledger.usage_summary(&filter, SummaryGroup { vo: true, project: false, month: true })?;
+        if a.json {
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|r| serde_json::json!({"vo": r.vo, "month": r.month, "records": r.records, "wall_seconds": r.wall_seconds, "cpu_seconds": r.cpu_seconds}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        } else {
+            println!("{:<28} {:<8} {:>8} {:>12} {:>12}", "VO", "MONTH", "RECORDS", "WALL h", "CPU h");
+            for r in rows {
+                println!(
+                    "{:<28} {:<8} {:>8} {:>12.1} {:>12.1}",
+                    r.vo.as_deref().unwrap_or("-"),
+                    r.month.as_deref().unwrap_or("-"),
+                    r.records,
+                    r.wall_seconds as f64 / 3600.0,
+                    r.cpu_seconds as f64 / 3600.0
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = ledger.latest_snapshots(&filter)?;
+    if a.json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|s| {
+                let s = &s.snapshot;
+                serde_json::json!({"kind": s.kind, "key": s.key, "project_id": s.project_id, "vo": s.vo,
+                    "measured_at": s.measured_at, "status": s.status, "wall_seconds": s.wall_seconds,
+                    "cpu_seconds": s.cpu_seconds, "body": s.body})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!("{:<12} {:<46} {:<34} {:<20} {:<10} {:>10}", "KIND", "KEY", "PROJECT", "VO", "STATUS", "WALL s");
+        for s in rows {
+            let s = s.snapshot;
+            println!(
+                "{:<12} {:<46} {:<34} {:<20} {:<10} {:>10}",
+                s.kind,
+                s.key,
+                s.project_id,
+                s.vo.as_deref().unwrap_or("-"),
+                s.status.as_deref().unwrap_or("-"),
+                s.wall_seconds.map(|w| w.to_string()).unwrap_or_else(|| "-".into())
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn projects(a: ProjectsArgs) -> Result<ExitCode> {
+    let mut cfg = a.site.extract_config().or_else(|_| {
+        // The site name does not matter for listing projects.
+        let mut site = a.site.clone();
+        site.site_name = Some("unnamed".into());
+        site.extract_config()
+    })?;
+    cfg.extractors.clear();
+    let session = a.site.session().await?;
+    let window = Window::new(Utc::now() - chrono::Duration::seconds(1), Utc::now()).expect("valid");
+    let extraction = accounting::extract(&session, &cfg, |_| window).await;
+    if let Some(f) = &extraction.failure {
+        bail!("{f}");
+    }
+    let mut failed = false;
+    for p in &extraction.projects {
+        let name = p.project_name.as_deref().unwrap_or("?");
+        match &p.vo {
+            Some((vo, source)) => println!("{} ({name}) mapped to VO '{vo}' (from {source:?})", p.project_id),
+            None => {
+                failed = true;
+                println!("{} ({name}) has no VO", p.project_id)
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+trait NoNanos {
+    fn with_nanosecond_zero(self) -> Self;
+}
+
+impl NoNanos for DateTime<Utc> {
+    fn with_nanosecond_zero(self) -> Self {
+        use chrono::Timelike;
+        self.with_nanosecond(0).expect("0 ns is valid")
+    }
+}

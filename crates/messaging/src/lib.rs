@@ -2,3 +2,4 @@
 //! the AMS client, sender and receiver (issue #4).
 
 pub mod dirq;
+pub mod smime;

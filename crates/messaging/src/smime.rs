@@ -30,15 +30,28 @@ pub const MIN_CERT_VALIDITY_SECS: i64 = 86_400;
 #[derive(Debug, thiserror::Error)]
 pub enum SmimeError {
     #[error("{what} {}: {source}", path.display())]
-    Io { what: &'static str, path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{what}: {source}")]
-    OpenSsl { what: String, #[source] source: ErrorStack },
+    OpenSsl {
+        what: String,
+        #[source]
+        source: ErrorStack,
+    },
     #[error("key file {} is readable by group or others (mode {mode:04o}); refusing to use it (chmod 600)", path.display())]
     KeyReadable { path: PathBuf, mode: u32 },
     #[error("certificate {} and key {} do not match", cert.display(), key.display())]
     KeyMismatch { cert: PathBuf, key: PathBuf },
     #[error("certificate {} expires at {not_after}, less than {min_secs} s from now", path.display())]
-    CertExpiring { path: PathBuf, not_after: String, min_secs: i64 },
+    CertExpiring {
+        path: PathBuf,
+        not_after: String,
+        min_secs: i64,
+    },
     #[error("no certificate found in {}", path.display())]
     NoCertificate { path: PathBuf },
     #[error("malformed S/MIME message: {0}")]
@@ -48,17 +61,32 @@ pub enum SmimeError {
 type Result<T> = std::result::Result<T, SmimeError>;
 
 fn ossl<T>(what: impl Into<String>, r: std::result::Result<T, ErrorStack>) -> Result<T> {
-    r.map_err(|source| SmimeError::OpenSsl { what: what.into(), source })
+    r.map_err(|source| SmimeError::OpenSsl {
+        what: what.into(),
+        source,
+    })
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|source| SmimeError::Io { what, path: path.to_owned(), source })
+    fs::read(path).map_err(|source| SmimeError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn load_cert(path: &Path) -> Result<X509> {
     let pem = read("reading certificate", path)?;
-    let certs = ossl(format!("parsing certificate {}", path.display()), X509::stack_from_pem(&pem))?;
-    certs.into_iter().next().ok_or_else(|| SmimeError::NoCertificate { path: path.to_owned() })
+    let certs = ossl(
+        format!("parsing certificate {}", path.display()),
+        X509::stack_from_pem(&pem),
+    )?;
+    certs
+        .into_iter()
+        .next()
+        .ok_or_else(|| SmimeError::NoCertificate {
+            path: path.to_owned(),
+        })
 }
 
 /// The host identity that signs outgoing messages (and decrypts incoming ones).
@@ -71,7 +99,10 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("cert", &self.cert_path).field("key", &self.key_path).finish()
+        f.debug_struct("Signer")
+            .field("cert", &self.cert_path)
+            .field("key", &self.key_path)
+            .finish()
     }
 }
 
@@ -81,20 +112,38 @@ impl Signer {
     /// least [`MIN_CERT_VALIDITY_SECS`].
     pub fn new(cert_path: impl AsRef<Path>, key_path: impl AsRef<Path>) -> Result<Signer> {
         let (cert_path, key_path) = (cert_path.as_ref().to_owned(), key_path.as_ref().to_owned());
-        let meta = fs::metadata(&key_path)
-            .map_err(|source| SmimeError::Io { what: "reading key", path: key_path.clone(), source })?;
+        let meta = fs::metadata(&key_path).map_err(|source| SmimeError::Io {
+            what: "reading key",
+            path: key_path.clone(),
+            source,
+        })?;
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o044 != 0 {
-            return Err(SmimeError::KeyReadable { path: key_path, mode });
+            return Err(SmimeError::KeyReadable {
+                path: key_path,
+                mode,
+            });
         }
         let cert = load_cert(&cert_path)?;
         let key_pem = read("reading key", &key_path)?;
-        let key = ossl(format!("parsing private key {}", key_path.display()), PKey::private_key_from_pem(&key_pem))?;
-        let public = ossl(format!("reading the public key of {}", cert_path.display()), cert.public_key())?;
+        let key = ossl(
+            format!("parsing private key {}", key_path.display()),
+            PKey::private_key_from_pem(&key_pem),
+        )?;
+        let public = ossl(
+            format!("reading the public key of {}", cert_path.display()),
+            cert.public_key(),
+        )?;
         if !public.public_eq(&key) {
-            return Err(SmimeError::KeyMismatch { cert: cert_path, key: key_path });
+            return Err(SmimeError::KeyMismatch {
+                cert: cert_path,
+                key: key_path,
+            });
         }
-        let limit = ossl("computing the certificate deadline", Asn1Time::from_unix(unix_now() + MIN_CERT_VALIDITY_SECS))?;
+        let limit = ossl(
+            "computing the certificate deadline",
+            Asn1Time::from_unix(unix_now() + MIN_CERT_VALIDITY_SECS),
+        )?;
         if cert.not_after() <= limit {
             return Err(SmimeError::CertExpiring {
                 path: cert_path,
@@ -102,7 +151,12 @@ impl Signer {
                 min_secs: MIN_CERT_VALIDITY_SECS,
             });
         }
-        Ok(Signer { cert, key, cert_path, key_path })
+        Ok(Signer {
+            cert,
+            key,
+            cert_path,
+            key_path,
+        })
     }
 
     /// The certificate's subject in OpenSSL's legacy one-line form (`/C=../O=../CN=..`).
@@ -125,10 +179,17 @@ impl Signer {
         let flags = Pkcs7Flags::DETACHED | Pkcs7Flags::TEXT;
         let empty = ossl("creating a certificate stack", Stack::<X509>::new())?;
         let p7 = ossl(
-            format!("signing with {} and {}", self.cert_path.display(), self.key_path.display()),
+            format!(
+                "signing with {} and {}",
+                self.cert_path.display(),
+                self.key_path.display()
+            ),
             Pkcs7::sign(&self.cert, &self.key, &empty, message, flags),
         )?;
-        ossl("writing the signed S/MIME message", p7.to_smime(message, flags))
+        ossl(
+            "writing the signed S/MIME message",
+            p7.to_smime(message, flags),
+        )
     }
 
     /// The signed message as SSM publishes it: [`Signer::sign_raw`] with CRLF (and lone CR)
@@ -140,7 +201,10 @@ impl Signer {
     /// Decrypts an `application/(x-)pkcs7-mime` enveloped message addressed to this host
     /// (`openssl smime -decrypt -recip cert -inkey key`), returning the inner text with LF endings.
     pub fn decrypt(&self, smime: &[u8]) -> Result<Vec<u8>> {
-        let (p7, _) = ossl("parsing the encrypted S/MIME message", Pkcs7::from_smime(smime))?;
+        let (p7, _) = ossl(
+            "parsing the encrypted S/MIME message",
+            Pkcs7::from_smime(smime),
+        )?;
         let out = ossl(
             format!("decrypting with {}", self.key_path.display()),
             p7.decrypt(&self.key, &self.cert, Pkcs7Flags::empty()),
@@ -166,9 +230,17 @@ impl Recipient {
     pub fn encrypt(&self, signed: &[u8]) -> Result<Vec<u8>> {
         let p7 = ossl(
             "encrypting (aes-128-cbc) to the server certificate",
-            Pkcs7::encrypt(&self.certs, signed, Cipher::aes_128_cbc(), Pkcs7Flags::empty()),
+            Pkcs7::encrypt(
+                &self.certs,
+                signed,
+                Cipher::aes_128_cbc(),
+                Pkcs7Flags::empty(),
+            ),
         )?;
-        let out = ossl("writing the encrypted S/MIME message", p7.to_smime(signed, Pkcs7Flags::empty()))?;
+        let out = ossl(
+            "writing the encrypted S/MIME message",
+            p7.to_smime(signed, Pkcs7Flags::empty()),
+        )?;
         Ok(universal_newlines(&out))
     }
 }
@@ -202,20 +274,36 @@ impl Verifier {
         let ca = ca.as_ref();
         let mut b = ossl("creating a certificate store", X509StoreBuilder::new())?;
         if ca.is_dir() {
-            let lookup = ossl("adding a directory lookup", b.add_lookup(X509Lookup::hash_dir()))?;
-            let dir = ca.to_str().ok_or_else(|| SmimeError::Malformed(format!("non-UTF-8 CA path {}", ca.display())))?;
-            ossl(format!("using CA directory {}", ca.display()), lookup.add_dir(dir, SslFiletype::PEM))?;
+            let lookup = ossl(
+                "adding a directory lookup",
+                b.add_lookup(X509Lookup::hash_dir()),
+            )?;
+            let dir = ca.to_str().ok_or_else(|| {
+                SmimeError::Malformed(format!("non-UTF-8 CA path {}", ca.display()))
+            })?;
+            ossl(
+                format!("using CA directory {}", ca.display()),
+                lookup.add_dir(dir, SslFiletype::PEM),
+            )?;
         } else {
             let pem = read("reading CA file", ca)?;
-            let certs = ossl(format!("parsing CA file {}", ca.display()), X509::stack_from_pem(&pem))?;
+            let certs = ossl(
+                format!("parsing CA file {}", ca.display()),
+                X509::stack_from_pem(&pem),
+            )?;
             if certs.is_empty() {
-                return Err(SmimeError::NoCertificate { path: ca.to_owned() });
+                return Err(SmimeError::NoCertificate {
+                    path: ca.to_owned(),
+                });
             }
             for c in certs {
                 ossl(format!("adding a CA from {}", ca.display()), b.add_cert(c))?;
             }
         }
-        ossl("setting the verification purpose", b.set_purpose(X509PurposeId::ANY))?;
+        ossl(
+            "setting the verification purpose",
+            b.set_purpose(X509PurposeId::ANY),
+        )?;
         Ok(Verifier { store: b.build() })
     }
 
@@ -223,17 +311,35 @@ impl Verifier {
     /// the signer certificate's chain to a trusted CA. Encrypted messages must be decrypted
     /// first ([`is_encrypted`], [`Signer::decrypt`]).
     pub fn verify(&self, smime: &[u8]) -> Result<Verified> {
-        let (p7, content) = ossl("parsing the signed S/MIME message", Pkcs7::from_smime(smime))?;
+        let (p7, content) = ossl(
+            "parsing the signed S/MIME message",
+            Pkcs7::from_smime(smime),
+        )?;
         let none = ossl("creating a certificate stack", Stack::<X509>::new())?;
-        let signers = ossl("finding the signer certificate", p7.signers(&none, Pkcs7Flags::empty()))?;
-        let signer = signers.iter().next().ok_or_else(|| SmimeError::Malformed("no signer certificate".into()))?;
+        let signers = ossl(
+            "finding the signer certificate",
+            p7.signers(&none, Pkcs7Flags::empty()),
+        )?;
+        let signer = signers
+            .iter()
+            .next()
+            .ok_or_else(|| SmimeError::Malformed("no signer certificate".into()))?;
         let signer_dn = legacy_dn(signer.subject_name());
         let mut out = Vec::new();
         ossl(
             format!("verifying the signature of {signer_dn}"),
-            p7.verify(&none, &self.store, content.as_deref(), Some(&mut out), Pkcs7Flags::empty()),
+            p7.verify(
+                &none,
+                &self.store,
+                content.as_deref(),
+                Some(&mut out),
+                Pkcs7Flags::empty(),
+            ),
         )?;
-        Ok(Verified { signer_dn, body: strip_mime_header(&universal_newlines(&out))? })
+        Ok(Verified {
+            signer_dn,
+            body: strip_mime_header(&universal_newlines(&out))?,
+        })
     }
 }
 
@@ -285,12 +391,20 @@ fn strip_mime_header(content: &[u8]) -> Result<Vec<u8>> {
         return Ok(content.to_vec());
     };
     let headers = String::from_utf8_lossy(&content[..pos]).to_ascii_lowercase();
-    if !headers.lines().all(|l| l.contains(':') || l.starts_with([' ', '\t'])) || !headers.contains("content-") {
+    if !headers
+        .lines()
+        .all(|l| l.contains(':') || l.starts_with([' ', '\t']))
+        || !headers.contains("content-")
+    {
         return Ok(content.to_vec());
     }
     let body = &content[pos + 2..];
     if headers.contains("content-transfer-encoding: base64") {
-        let clean: Vec<u8> = body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+        let clean: Vec<u8> = body
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
         return base64::engine::general_purpose::STANDARD
             .decode(clean)
             .map_err(|e| SmimeError::Malformed(format!("base64 body: {e}")));
@@ -311,7 +425,10 @@ fn quoted_printable_decode(b: &[u8]) -> Vec<u8> {
                 i += 2; // soft line break
                 continue;
             }
-            if let (Some(h), Some(l)) = (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            if let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
                 out.push(h << 4 | l);
                 i += 3;
                 continue;
@@ -324,5 +441,8 @@ fn quoted_printable_decode(b: &[u8]) -> Vec<u8> {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -27,6 +27,26 @@ pub async fn service_layer(State(state): State<Arc<AppState>>, req: Request, nex
         return next.run(req).await;
     }
     let service = Service::from_path(&path);
+    apply_profile(state, service, req, next).await
+}
+
+/// The same middleware for a server that is one service on its own port
+/// (AMS, AMS authn): every request belongs to `service`.
+pub async fn fixed_service_layer(
+    State((state, service)): State<(Arc<AppState>, Service)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    apply_profile(state, Some(service), req, next).await
+}
+
+async fn apply_profile(
+    state: Arc<AppState>,
+    service: Option<Service>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_string();
     let method = req.method().to_string();
     let uri = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or(path.clone());
     let microversion = req

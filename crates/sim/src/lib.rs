@@ -7,9 +7,13 @@
 //! everything it answers is plain JSON built from the OpenStack API
 //! references, so a wrong field name cannot hide on both sides.
 //!
+//! Optionally ([`SimConfig::ams`]) it also runs a simulated ARGO Messaging
+//! Service (data API + X.509 token exchange) on two HTTPS ports: see [`ams`].
+//!
 //! Not for: anything outside the simulation. `fedsite sim` and `fedsite demo`
 //! start it; tests start it in-process with [`start`].
 
+pub mod ams;
 pub mod auth;
 pub mod error;
 pub mod layers;
@@ -33,6 +37,7 @@ use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+pub use ams::{AmsConfig, AmsHandle, AmsPublished, AmsUser};
 pub use scenario::{Scenario, ScenarioSpec};
 pub use state::{ExternalKeystone, LoggedRequest, Service, ServiceProfile};
 
@@ -51,6 +56,8 @@ pub struct SimConfig {
     pub fault_seed: u64,
     /// Hybrid mode: validate tokens against a real Keystone.
     pub external_keystone: Option<ExternalKeystone>,
+    /// Also run a simulated ARGO Messaging Service (own HTTPS ports).
+    pub ams: Option<AmsConfig>,
 }
 
 impl SimConfig {
@@ -62,6 +69,7 @@ impl SimConfig {
             profiles: BTreeMap::new(),
             fault_seed: 0,
             external_keystone: None,
+            ams: None,
         }
     }
 }
@@ -70,6 +78,8 @@ impl SimConfig {
 pub enum SimError {
     #[error("binding the simulator to {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("starting the simulated AMS: {0}")]
+    Ams(String),
 }
 
 /// A running simulator. Dropping it does not stop it; call [`SimHandle::stop`].
@@ -78,6 +88,7 @@ pub struct SimHandle {
     addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    ams: Option<ams::AmsRuntime>,
 }
 
 /// Starts a simulator on `config.bind` and returns once it accepts requests.
@@ -108,6 +119,10 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         http: reqwest::Client::new(),
         external_cache: RwLock::new(HashMap::new()),
     });
+    let ams = match config.ams {
+        Some(cfg) => Some(ams::start(cfg, state.clone()).await.map_err(SimError::Ams)?),
+        None => None,
+    };
     let app = router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -117,7 +132,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
             })
             .await;
     });
-    Ok(SimHandle { state, addr, shutdown: Some(tx), task: Some(task) })
+    Ok(SimHandle { state, addr, shutdown: Some(tx), task: Some(task), ams })
 }
 
 /// The whole application: every service under its prefix, the behaviour
@@ -236,8 +251,31 @@ impl SimHandle {
         out
     }
 
+    /// The simulated AMS, when configured.
+    pub fn ams(&self) -> Option<&AmsHandle> {
+        self.ams.as_ref().map(|a| &a.handle)
+    }
+    /// AMS data API base URL (`https://localhost:<port>`), when configured.
+    pub fn ams_url(&self) -> Option<String> {
+        self.ams().map(|a| a.url())
+    }
+    /// AMS token exchange base URL (`https://localhost:<port>`), when configured.
+    pub fn ams_authn_url(&self) -> Option<String> {
+        self.ams().map(|a| a.authn_url())
+    }
+    /// The AMS CA certificate (PEM), when configured.
+    pub fn ams_ca_pem_path(&self) -> Option<std::path::PathBuf> {
+        self.ams().map(|a| a.ca_pem_path())
+    }
+
     /// Stops the server and waits for it to finish.
     pub async fn stop(mut self) {
+        if let Some(ams) = self.ams.take() {
+            let _ = ams.shutdown.send(true);
+            for t in ams.tasks {
+                let _ = t.await;
+            }
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

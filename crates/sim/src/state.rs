@@ -22,11 +22,20 @@ pub enum Service {
     Volume,
     Network,
     Image,
+    /// The ARGO Messaging Service data API (the "443" role), on its own
+    /// HTTPS port when `SimConfig::ams` is set.
+    Ams,
+    /// The AMS X.509 → token exchange (argo-api-authn, the "8443" role).
+    #[serde(rename = "ams-authn")]
+    AmsAuthn,
 }
 
 impl Service {
+    /// The OpenStack services, all on the simulator's main port.
     pub const ALL: [Service; 5] =
         [Service::Identity, Service::Compute, Service::Volume, Service::Network, Service::Image];
+    /// The AMS services, each on its own HTTPS port.
+    pub const AMS: [Service; 2] = [Service::Ams, Service::AmsAuthn];
 
     /// Path prefix on the simulator's single port (devstack style).
     pub fn prefix(self) -> &'static str {
@@ -36,6 +45,8 @@ impl Service {
             Service::Volume => "/volume",
             Service::Network => "/network",
             Service::Image => "/image",
+            // Own ports, no prefix.
+            Service::Ams | Service::AmsAuthn => "",
         }
     }
 
@@ -46,6 +57,8 @@ impl Service {
             Service::Volume => "volume",
             Service::Network => "network",
             Service::Image => "image",
+            Service::Ams => "ams",
+            Service::AmsAuthn => "ams-authn",
         }
     }
 
@@ -56,7 +69,7 @@ impl Service {
     }
 
     pub fn parse(name: &str) -> Option<Service> {
-        Service::ALL.into_iter().find(|s| s.name() == name)
+        Service::ALL.into_iter().chain(Service::AMS).find(|s| s.name() == name)
     }
 }
 

@@ -926,3 +926,18 @@ async fn bad_names_and_urls_are_configuration_errors() {
     let err = AmsClient::new(cfg).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
 }
+
+#[test]
+fn client_and_its_futures_can_cross_threads() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+    let client = AmsClient::new(token_cfg("http://127.0.0.1:1", "t")).unwrap();
+    send_sync(&client);
+    let msgs = [OutgoingMessage::ssm("d/e", b"x")];
+    send(client.publish(TOPIC, &msgs));
+    send(client.pull("sub", 1, true));
+    send(client.acknowledge("sub", &[]));
+    fn send_sync_type<T: Send + Sync>() {}
+    send_sync_type::<messaging::smime::Signer>();
+    send_sync_type::<messaging::smime::Verifier>();
+}

@@ -1,4 +1,6 @@
-//! Delivery: the dirq QueueSimple spool (`dirq`), and later S/MIME signing,
-//! the AMS client, sender and receiver (issue #4).
+//! Delivery: the dirq QueueSimple spool (`dirq`), S/MIME signing/verification (`smime`),
+//! the AMS REST client (`ams`); later the sender and receiver (issue #4).
 
 pub mod dirq;
+pub mod smime;
+pub mod ams;

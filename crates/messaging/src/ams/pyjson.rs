@@ -1,0 +1,61 @@
+//! JSON written byte for byte as Python's `json.dumps` with default arguments
+//! (separators `", "` / `": "`, `ensure_ascii=True`), which is what argo-ams-library sends.
+
+/// A JSON string literal as `json.dumps` writes it.
+pub fn string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut buf = [0u16; 2];
+                for u in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// An object of string values, keys in the given order.
+pub fn str_object<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let items: Vec<String> = pairs
+        .into_iter()
+        .map(|(k, v)| format!("{}: {}", string(k), string(v)))
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+/// A list of already-encoded JSON values.
+pub fn list(items: &[String]) -> String {
+    format!("[{}]", items.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_like_python_json_dumps() {
+        assert_eq!(
+            string("a\"b\\c\n\u{1}é😀"),
+            r#""a\"b\\c\n\u0001\u00e9\ud83d\ude00""#
+        );
+        assert_eq!(
+            str_object([("maxMessages", "1"), ("returnImmediately", "false")]),
+            r#"{"maxMessages": "1", "returnImmediately": "false"}"#
+        );
+        assert_eq!(list(&["1".into(), "2".into()]), "[1, 2]");
+        assert_eq!(str_object([]), "{}");
+    }
+}

@@ -6,8 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -33,41 +32,10 @@ struct Messages {
 /// Runs `caso-extract` once against `sim` over the vectors' window with a
 /// fresh spool; returns the dirq elements it wrote, sorted by type.
 async fn run_caso(sim: &sim::SimHandle, vo_property: &str, projects: Option<&str>) -> Messages {
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path();
-    let conf = work.join("caso.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "[DEFAULT]\nsite_name = TEST-SITE\nservice_name = TEST-SITE-cloud\nmessengers = ssm,noop\n\
-             spooldir = {w}/spool\nlock_path = {w}/spool\nextractor = nova,cinder,neutron\n\
-             vo_property = {vo_property}\nmapping_file = {w}/nonexistent-voms.json\ndebug = true\n\n\
-             [keystone_auth]\nauth_type = v3password\nauth_url = {auth}\nusername = {user}\n\
-             password = {pw}\nuser_domain_id = default\nproject_domain_id = default\n\n\
-             [ssm]\noutput_path = {w}/outgoing\nmax_size = 100\n",
-            w = work.display(),
-            auth = sim.auth_url(),
-            user = sim::scenario::ACCOUNTING_USER,
-            pw = sim::scenario::PASSWORD,
-        ),
-    )
-    .unwrap();
-    let conf_s = conf.to_str().unwrap().to_string();
-    let mut args = vec![
-        "--config-file",
-        &conf_s,
-        "--extract-from",
-        "2023-05-21",
-        "--extract-to",
-        "2023-05-25",
-    ];
-    if let Some(p) = projects {
-        args.extend(["--projects", p]);
-    }
-    let out = common::run_venv("caso-extract", &args, &[], Some(work), Duration::from_secs(300)).await;
-    out.assert_success("caso-extract");
-    let mut msgs = Messages { log: out.stderr.clone(), ..Default::default() };
-    for path in dirq_elements(&work.join("outgoing")) {
+    let run = common::CasoRun { vo_property, projects, caso_tag: "caso", from: "2023-05-21", to: "2023-05-25" };
+    let out = common::run_caso(sim, &run).await;
+    let mut msgs = Messages { log: out.log.clone(), ..Default::default() };
+    for path in common::dirq_elements(&out.outgoing()) {
         let text = std::fs::read_to_string(&path).unwrap();
         if text.starts_with("APEL-cloud-message:") {
             msgs.cloud.push(text);
@@ -82,27 +50,6 @@ async fn run_caso(sim: &sim::SimHandle, vo_property: &str, projects: Option<&str
         }
     }
     msgs
-}
-
-/// Finished elements of a dirq QueueSimple: `<dir>/<8 hex>/<14 hex>`, in
-/// queue order (no `.tmp` / `.lck`).
-fn dirq_elements(queue: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(buckets) = std::fs::read_dir(queue) else { return out };
-    for bucket in buckets.flatten() {
-        let name = bucket.file_name().to_string_lossy().into_owned();
-        if name.len() != 8 || !name.chars().all(|c| c.is_ascii_hexdigit()) {
-            continue;
-        }
-        for el in std::fs::read_dir(bucket.path()).unwrap().flatten() {
-            let n = el.file_name().to_string_lossy().into_owned();
-            if n.len() == 14 && n.chars().all(|c| c.is_ascii_hexdigit()) {
-                out.push(el.path());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// A cloud message's records, by VMUUID, each as key → value.

@@ -129,3 +129,87 @@ pub async fn run_venv(
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Finished elements of a dirq QueueSimple: `<dir>/<8 hex>/<14 hex>`, in
+/// queue order (no `.tmp` / `.lck`).
+pub fn dirq_elements(queue: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(buckets) = std::fs::read_dir(queue) else { return out };
+    for bucket in buckets.flatten() {
+        let name = bucket.file_name().to_string_lossy().into_owned();
+        if name.len() != 8 || !name.chars().all(|c| c.is_ascii_hexdigit()) {
+            continue;
+        }
+        for el in std::fs::read_dir(bucket.path()).unwrap().flatten() {
+            let n = el.file_name().to_string_lossy().into_owned();
+            if n.len() == 14 && n.chars().all(|c| c.is_ascii_hexdigit()) {
+                out.push(el.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// One `caso-extract` run against the sim: which projects, how their VO is
+/// read, over which window.
+pub struct CasoRun<'a> {
+    /// cASO's `vo_property` (one per run).
+    pub vo_property: &'a str,
+    /// `--projects` (none: only the tagged ones).
+    pub projects: Option<&'a str>,
+    /// `caso_tag`: the Keystone tag selecting projects besides `--projects`.
+    pub caso_tag: &'a str,
+    /// `--extract-from`, `--extract-to` (dates or ISO times, read as UTC).
+    pub from: &'a str,
+    pub to: &'a str,
+}
+
+/// What a `caso-extract` run left: its working directory (spool in
+/// `outgoing/`, the SSM dirq) and its log.
+pub struct CasoOutput {
+    pub dir: tempfile::TempDir,
+    pub log: String,
+}
+
+impl CasoOutput {
+    /// The SSM outgoing queue cASO wrote.
+    pub fn outgoing(&self) -> PathBuf {
+        self.dir.path().join("outgoing")
+    }
+}
+
+/// Runs real cASO 5.2.2 (`caso-extract`, TZ=UTC, SSM messenger into a fresh
+/// dirq, max 100 records per message) once against `sim`; fails unless it
+/// exits 0.
+pub async fn run_caso(sim: &sim::SimHandle, run: &CasoRun<'_>) -> CasoOutput {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    let conf = work.join("caso.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\nsite_name = TEST-SITE\nservice_name = TEST-SITE-cloud\nmessengers = ssm,noop\n\
+             spooldir = {w}/spool\nlock_path = {w}/spool\nextractor = nova,cinder,neutron\n\
+             vo_property = {vo}\ncaso_tag = {tag}\nmapping_file = {w}/nonexistent-voms.json\ndebug = true\n\n\
+             [keystone_auth]\nauth_type = v3password\nauth_url = {auth}\nusername = {user}\n\
+             password = {pw}\nuser_domain_id = default\nproject_domain_id = default\n\n\
+             [ssm]\noutput_path = {w}/outgoing\nmax_size = 100\n",
+            w = work.display(),
+            vo = run.vo_property,
+            tag = run.caso_tag,
+            auth = sim.auth_url(),
+            user = sim::scenario::ACCOUNTING_USER,
+            pw = sim::scenario::PASSWORD,
+        ),
+    )
+    .unwrap();
+    let conf_s = conf.to_str().unwrap().to_string();
+    let mut args = vec!["--config-file", &conf_s, "--extract-from", run.from, "--extract-to", run.to];
+    if let Some(p) = run.projects {
+        args.extend(["--projects", p]);
+    }
+    let out = run_venv("caso-extract", &args, &[], Some(work), Duration::from_secs(300)).await;
+    out.assert_success("caso-extract");
+    CasoOutput { dir, log: out.stderr }
+}

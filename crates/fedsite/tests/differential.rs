@@ -752,8 +752,9 @@ async fn fedsite_spool_is_valid_dirq_idempotent_and_republishable() {
             "republish",
             "--from",
             "2023-05-21",
+            // --to is inclusive: the second extract's own end finds its records.
             "--to",
-            "2023-06-01",
+            "2023-05-31",
             "--style",
             "caso",
             "--spool",

@@ -287,22 +287,19 @@ async fn extract(a: ExtractArgs) -> Result<ExitCode> {
         .with_context(|| format!("accounting run (ledger {}, spool {})", a.ledger.display(), a.spool.display()))?;
     for p in &report.projects {
         let name = p.project_name.as_deref().unwrap_or("?");
-        match &p.error {
-            None => {
-                let spooled: Vec<String> = p.spooled.iter().map(|(k, n)| format!("{n} {k}")).collect();
-                println!(
-                    "{} ({name}) VO {}: {} spooled in {} messages, {} unchanged{} [{} → {}]",
-                    p.project_id,
-                    p.vo.as_deref().unwrap_or("-"),
-                    if spooled.is_empty() { "nothing".into() } else { spooled.join(", ") },
-                    p.messages.len(),
-                    p.unchanged,
-                    if p.kept_newer > 0 { format!(", {} older than the ledger's dropped", p.kept_newer) } else { String::new() },
-                    p.window.from().format("%Y-%m-%dT%H:%M:%SZ"),
-                    p.window.to().format("%Y-%m-%dT%H:%M:%SZ"),
-                );
-            }
-            Some(_) => {}
+        if p.error.is_none() {
+            let spooled: Vec<String> = p.spooled.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            println!(
+                "{} ({name}) VO {}: {} spooled in {} messages, {} unchanged{} [{} → {}]",
+                p.project_id,
+                p.vo.as_deref().unwrap_or("-"),
+                if spooled.is_empty() { "nothing".into() } else { spooled.join(", ") },
+                p.messages.len(),
+                p.unchanged,
+                if p.kept_newer > 0 { format!(", {} older than the ledger's dropped", p.kept_newer) } else { String::new() },
+                p.window.from().format("%Y-%m-%dT%H:%M:%SZ"),
+                p.window.to().format("%Y-%m-%dT%H:%M:%SZ"),
+            );
         }
     }
     let failed = report_failures(report.failure.clone(), report.projects.iter().map(|p| (p.project_id.as_str(), p.error.clone())));
@@ -338,7 +335,10 @@ fn republish(a: RepublishArgs) -> Result<ExitCode> {
         max_records: apel::DEFAULT_MAX_RECORDS,
         max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
     };
-    let filter = SnapshotFilter { from: Some(a.from), to: Some(a.to), project: a.project, ..Default::default() };
+    // Snapshots are stamped with the end of the window that measured them:
+    // include `--to` itself, so a republish with an extract's own --to finds it.
+    let to = a.to + chrono::Duration::microseconds(1);
+    let filter = SnapshotFilter { from: Some(a.from), to: Some(to), project: a.project, ..Default::default() };
     let out = pipeline::republish(&mut ledger, &filter, &spool)?;
     let records: usize = out.iter().map(|(_, _, n)| n).sum();
     for (element, kind, n) in &out {

@@ -158,7 +158,7 @@ cmd_pg_start() {
   if ! as_pg test -w "$dir"; then
     rm -rf "$dir"
     dir="$(mktemp -d /tmp/fedsite-pg.XXXXXX)"
-    chown "$PG_OS_USER:" "$dir"
+    [[ $(id -u) == 0 ]] && chown "$PG_OS_USER:" "$dir"
     log "$WORK is not reachable by $PG_OS_USER: cluster in $dir"
   fi
   echo "$dir" > "$WORK/pg.dir"

@@ -120,7 +120,9 @@ pub struct PgStore {
 
 impl fmt::Debug for PgStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgStore").field("location", &self.loc).finish()
+        f.debug_struct("PgStore")
+            .field("location", &self.loc)
+            .finish()
     }
 }
 
@@ -437,11 +439,8 @@ fn upsert(tx: &Transaction<'_>, loc: &str, s: &Snapshot, run: Option<RunId>) -> 
     let measured = ts(s.measured_at);
     let sha = s.body_sha256();
     // FOR UPDATE: the row cannot change under us (writers also hold the write lock).
-    let row = wait(tx.query_opt(
-        &format!("{STORED_VERSION} FOR UPDATE"),
-        &[&s.kind, &s.key],
-    ))
-    .map_err(db(loc, op))?;
+    let row = wait(tx.query_opt(&format!("{STORED_VERSION} FOR UPDATE"), &[&s.kind, &s.key]))
+        .map_err(db(loc, op))?;
     let stored = version_of(loc, op, row)?;
     let outcome = decide(stored.as_ref(), measured, &sha);
     let now = ts(Utc::now());
@@ -558,7 +557,13 @@ fn insert_message(
     for r in &m.records {
         wait(tx.execute(
             &st,
-            &[&m.element, &m.kind, &r.key, &ts(r.measured_at), &r.body_sha256],
+            &[
+                &m.element,
+                &m.kind,
+                &r.key,
+                &ts(r.measured_at),
+                &r.body_sha256,
+            ],
         ))
         .map_err(db(loc, op))?;
     }

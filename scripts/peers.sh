@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Real peers for the test suite: a project-local Python venv (.venv) with the
-# pinned clients/services of scripts/requirements.txt, and real Keystone +
-# Glance under gunicorn with their state in .work/peers/ (both git-ignored).
+# pinned clients/services of scripts/requirements.txt, real Keystone + Glance
+# under gunicorn, and a throwaway PostgreSQL cluster (the ledger's PostgreSQL
+# tests), with their state in .work/peers/ (both git-ignored).
 #
-#   scripts/peers.sh venv    create/refresh .venv (skipped when its stamp matches)
-#   scripts/peers.sh start   fresh Keystone + Glance, wait until ready, seed them
-#   scripts/peers.sh stop    stop what `start` started, by PID (process group)
-#   scripts/peers.sh env     print the `export` lines the tests read
+#   scripts/peers.sh venv      create/refresh .venv (skipped when its stamp matches)
+#   scripts/peers.sh start     fresh PostgreSQL + Keystone + Glance, wait until ready, seed them
+#   scripts/peers.sh stop      stop what `start` started, by PID (process group)
+#   scripts/peers.sh pg-start  only the PostgreSQL cluster (fresh); pg-stop stops it
+#   scripts/peers.sh env       print the `export` lines the tests read
 #
-# Ports: FEDSITE_KEYSTONE_PORT (15000), FEDSITE_GLANCE_PORT (19292).
+# Ports: FEDSITE_KEYSTONE_PORT (15000), FEDSITE_GLANCE_PORT (19292), FEDSITE_PG_PORT (15432).
+# PostgreSQL refuses to run as root: as root the cluster runs as FEDSITE_PG_OS_USER
+# (fedsite-pg, created if missing). Its superuser is `fedsite`, trust auth, 127.0.0.1 only.
 # Readiness timeout: FEDSITE_PEERS_TIMEOUT seconds (180).
 set -euo pipefail
 
@@ -21,6 +25,9 @@ PYTHON="${PYTHON:-python3}"
 KS_PORT="${FEDSITE_KEYSTONE_PORT:-15000}"
 GL_PORT="${FEDSITE_GLANCE_PORT:-19292}"
 TIMEOUT="${FEDSITE_PEERS_TIMEOUT:-180}"
+PG_PORT="${FEDSITE_PG_PORT:-15432}"
+PG_OS_USER="${FEDSITE_PG_OS_USER:-fedsite-pg}"
+PG_URL="postgresql://fedsite@127.0.0.1:$PG_PORT/postgres"
 ADMIN_PASSWORD=secret
 KS_URL="http://127.0.0.1:$KS_PORT/v3"
 GL_URL="http://127.0.0.1:$GL_PORT"
@@ -90,6 +97,104 @@ start_gunicorn() {
   echo $! > "$WORK/$name.pid"
 }
 
+# --- PostgreSQL (the ledger's PostgreSQL backend tests) ---
+
+# The directory of the PostgreSQL binaries (initdb, pg_ctl, postgres); installs
+# Debian's postgresql when none is found and we are root.
+pg_bindir() {
+  local d
+  if command -v initdb > /dev/null && command -v pg_ctl > /dev/null; then
+    dirname "$(readlink -f "$(command -v initdb)")"; return 0
+  fi
+  for d in /usr/lib/postgresql/*/bin; do
+    [[ -x "$d/initdb" ]] && { echo "$d"; return 0; }
+  done
+  if [[ $(id -u) == 0 ]] && command -v apt-get > /dev/null; then
+    log "no PostgreSQL binaries: installing Debian's postgresql"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; } >&2
+    for d in /usr/lib/postgresql/*/bin; do
+      [[ -x "$d/initdb" ]] && { echo "$d"; return 0; }
+    done
+  fi
+  log "no PostgreSQL binaries (initdb, pg_ctl) on PATH nor in /usr/lib/postgresql/*/bin"
+  return 1
+}
+
+# as_pg CMD...: run CMD as the cluster's owner (an unprivileged user when we are root).
+as_pg() {
+  if [[ $(id -u) == 0 ]]; then runuser -u "$PG_OS_USER" -- "$@"; else "$@"; fi
+}
+
+# Remove the last cluster's directory (only ever .work/peers/pg or /tmp/fedsite-pg.*).
+pg_forget() {
+  local old
+  [[ -f "$WORK/pg.dir" ]] || return 0
+  old="$(cat "$WORK/pg.dir")"
+  [[ "$old" == "$WORK/pg" || "$old" == /tmp/fedsite-pg.* ]] && rm -rf "$old"
+  rm -f "$WORK/pg.dir"
+}
+
+cmd_pg_start() {
+  cmd_pg_stop
+  local t0 bindir dir sock
+  t0=$(date +%s%N)
+  bindir="$(pg_bindir)"
+  if (echo > "/dev/tcp/127.0.0.1/$PG_PORT") 2> /dev/null; then
+    log "port $PG_PORT is already in use by something else; pick another with FEDSITE_PG_PORT"
+    return 1
+  fi
+  if [[ $(id -u) == 0 ]] && ! id -u "$PG_OS_USER" > /dev/null 2>&1; then
+    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin "$PG_OS_USER" 2> /dev/null || id -u "$PG_OS_USER" > /dev/null
+    log "created system user $PG_OS_USER (PostgreSQL refuses to run as root)"
+  fi
+  # The cluster lives in .work/peers/pg unless its owner cannot reach it there (a
+  # checkout under a private home directory): then in a private directory under /tmp.
+  dir="$WORK/pg"
+  pg_forget
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  [[ $(id -u) == 0 ]] && chown "$PG_OS_USER:" "$dir"
+  if ! as_pg test -w "$dir"; then
+    rm -rf "$dir"
+    dir="$(mktemp -d /tmp/fedsite-pg.XXXXXX)"
+    [[ $(id -u) == 0 ]] && chown "$PG_OS_USER:" "$dir"
+    log "$WORK is not reachable by $PG_OS_USER: cluster in $dir"
+  fi
+  echo "$dir" > "$WORK/pg.dir"
+  as_pg mkdir -p "$dir/sock"
+  sock="$dir/sock"
+  ((${#sock} < 90)) || sock=""   # a unix socket path must stay under 107 bytes
+  quiet "$WORK/pg-initdb.log" as_pg "$bindir/initdb" -D "$dir/data" -U fedsite --auth=trust \
+    --encoding=UTF8 --locale=C --no-sync
+  # A throwaway test cluster: no durability (fsync off), loopback TCP only.
+  if ! as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t "$TIMEOUT" \
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k '$sock' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+      start > "$WORK/pg-ctl.log" 2>&1; then
+    log "PostgreSQL did not start; its log:"
+    tail -n 40 "$dir/postgres.log" "$WORK/pg-ctl.log" >&2 || true
+    return 1
+  fi
+  log "PostgreSQL ready at $PG_URL in $((($(date +%s%N) - t0) / 1000000)) ms (cluster in $dir)"
+}
+
+cmd_pg_stop() {
+  [[ -f "$WORK/pg.dir" ]] || return 0
+  local dir pid bindir
+  dir="$(cat "$WORK/pg.dir")"
+  [[ -f "$dir/data/postmaster.pid" ]] || return 0
+  pid="$(head -n 1 "$dir/data/postmaster.pid")"
+  kill -0 "$pid" 2> /dev/null || return 0
+  bindir="$(pg_bindir)"
+  as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop > /dev/null 2>&1 || true
+  if kill -0 "$pid" 2> /dev/null; then
+    kill -TERM "$pid" 2> /dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2> /dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2> /dev/null || true
+  fi
+  log "stopped PostgreSQL (pid $pid)"
+}
+
 cmd_start() {
   [[ -x "$VENV/bin/gunicorn" ]] || { log "no venv: run scripts/peers.sh venv"; return 1; }
   cmd_stop
@@ -100,7 +205,10 @@ cmd_start() {
       return 1
     fi
   done
+  pg_forget
   rm -rf "$WORK"
+  mkdir -p "$WORK"
+  cmd_pg_start
   mkdir -p "$WORK/keystone/etc/fernet-keys" "$WORK/keystone/etc/credential-keys" \
     "$WORK/glance/conf" "$WORK/glance/images" "$WORK/glance/staging" "$WORK/glance/tasks"
   local t0=$SECONDS ks="$WORK/keystone" gl="$WORK/glance" me grp
@@ -194,6 +302,7 @@ cmd_stop() {
     kill -KILL -- "-$pid" 2>/dev/null || true
     log "stopped $name (pid $pid)"
   done
+  cmd_pg_stop
 }
 
 cmd_env() {
@@ -202,6 +311,7 @@ export FEDSITE_VENV=$VENV
 export FEDSITE_REAL_KEYSTONE=$KS_URL
 export FEDSITE_REAL_GLANCE=$GL_URL
 export FEDSITE_REAL_ADMIN_PASSWORD=$ADMIN_PASSWORD
+export FEDSITE_TEST_PG=$PG_URL
 EOF
 }
 
@@ -209,6 +319,8 @@ case "${1:-}" in
   venv) cmd_venv ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
+  pg-start) mkdir -p "$WORK"; cmd_pg_start ;;
+  pg-stop) cmd_pg_stop ;;
   env) cmd_env ;;
-  *) echo "usage: $0 venv|start|stop|env" >&2; exit 2 ;;
+  *) echo "usage: $0 venv|start|stop|pg-start|pg-stop|env" >&2; exit 2 ;;
 esac

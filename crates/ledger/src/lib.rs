@@ -1,9 +1,10 @@
 //! The ledger: the embedded store of runs, per-project checkpoints, record snapshots and
 //! message states, shared by extraction and delivery. Owns the backend-neutral types and
-//! the [`Store`] trait; SQLite (`sqlite.rs`) is the implemented backend, PostgreSQL comes later.
+//! the [`Store`] trait and [`Ledger::open`], which picks the backend: SQLite (`sqlite.rs`) for
+//! a file path, PostgreSQL (`pg.rs`) for a `postgres://` / `postgresql://` URL.
 //!
 //! Conventions (every backend must keep them):
-//! * All times are UTC. SQLite stores them as RFC 3339 text with exactly 6 fractional
+//! * All times are UTC; PostgreSQL stores them as `timestamptz`, SQLite as RFC 3339 text with exactly 6 fractional
 //!   digits and a `Z` suffix (`2026-11-29T11:10:14.000000Z`): fixed width, so text order is
 //!   time order. Inputs are truncated to microseconds before they are stored or compared.
 //! * A snapshot is the LAST known state of one record (kind, key), as APEL keeps the last
@@ -13,6 +14,7 @@
 //! * Message states: `spooled → sent → acknowledged`, and `spooled|sent → quarantined`;
 //!   every other transition is refused with [`Error::InvalidTransition`].
 
+mod pg;
 mod sqlite;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -20,6 +22,7 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::Path;
 
+pub use pg::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// Errors name the ledger location (file path or connection name) and the operation.
@@ -377,8 +380,8 @@ impl CommitReport {
     }
 }
 
-/// The ledger operations. Implemented by [`SqliteStore`]; a PostgreSQL store implements the
-/// same trait (synchronous: async callers run it on a blocking thread).
+/// The ledger operations. Implemented by [`SqliteStore`] and [`PgStore`] (synchronous: async
+/// callers should run it on a blocking thread; both also work, blocking, from an async task).
 pub trait Store: Send {
     /// Where this store lives (file path, or connection description), for messages.
     fn location(&self) -> &str;
@@ -458,7 +461,34 @@ pub struct Ledger {
     store: Box<dyn Store>,
 }
 
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("location", &self.store.location())
+            .finish()
+    }
+}
+
 impl Ledger {
+    /// Open the ledger at `target`: a `postgres://` or `postgresql://` URL opens PostgreSQL
+    /// ([`Ledger::open_postgres`]), anything else is a SQLite file path ([`Ledger::open_sqlite`]).
+    pub fn open(target: impl AsRef<std::ffi::OsStr>) -> Result<Ledger> {
+        let target = target.as_ref();
+        match target.to_str() {
+            Some(url) if is_postgres_url(url) => Ledger::open_postgres(url),
+            _ => Ledger::open_sqlite(Path::new(target)),
+        }
+    }
+    /// Connect to a PostgreSQL ledger (URL or libpq `key=value` conninfo), migrating its
+    /// schema. The password never appears in errors, `location()` or `Debug`.
+    pub fn open_postgres(conninfo: &str) -> Result<Ledger> {
+        Ledger::open_postgres_with(conninfo, PgOptions::default())
+    }
+    pub fn open_postgres_with(conninfo: &str, opts: PgOptions) -> Result<Ledger> {
+        Ok(Ledger {
+            store: Box::new(PgStore::open(conninfo, opts)?),
+        })
+    }
     /// Open (creating with mode 0600 if missing) a SQLite ledger, migrating its schema.
     pub fn open_sqlite(path: impl AsRef<Path>) -> Result<Ledger> {
         Ok(Ledger {
@@ -488,7 +518,14 @@ impl std::ops::DerefMut for Ledger {
     }
 }
 
-/// The stored form of a time (see module doc).
+/// True if `s` is a PostgreSQL URL (`postgres://` or `postgresql://`, any case), the form
+/// [`Ledger::open`] sends to PostgreSQL.
+pub fn is_postgres_url(s: &str) -> bool {
+    let lower = s.get(..13).unwrap_or(s).to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// The stored form of a time in SQLite (see module doc).
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

@@ -1,17 +1,16 @@
-//! Behaviour of the ledger operations: snapshots never regress, commit_project is atomic,
-//! checkpoints only move forward, republish queries, message state machine, usage summary.
+//! Behaviour of the ledger operations, the same suite on every backend (SQLite file and
+//! PostgreSQL database, see `suite!` at the end): snapshots never regress, commit_project is
+//! atomic, checkpoints only move forward, republish queries, message state machine, usage
+//! summary, reopening, two connections at once.
 
-use chrono::{DateTime, TimeZone, Utc};
+mod common;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::Place;
 use ledger::*;
 
 fn t(d: u32, h: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 10, d, h, 0, 0).unwrap()
-}
-
-fn open() -> (tempfile::TempDir, Ledger) {
-    let dir = tempfile::tempdir().unwrap();
-    let l = Ledger::open_sqlite(dir.path().join("ledger.sqlite")).unwrap();
-    (dir, l)
 }
 
 fn cloud(vm: &str, month: &str, project: &str, vo: &str, at: DateTime<Utc>, wall: u64) -> Snapshot {
@@ -41,9 +40,8 @@ fn msg(element: &str, snaps: &[&Snapshot], at: DateTime<Utc>) -> NewMessage {
     }
 }
 
-#[test]
-fn newer_snapshot_replaces_and_older_is_kept_out() {
-    let (_d, mut l) = open();
+fn newer_snapshot_replaces_and_older_is_kept_out(p: &Place) {
+    let mut l = p.open();
     let s10 = cloud("vm1", "2026-10", "p1", "vo.a", t(10, 0), 1000);
     let s20 = cloud("vm1", "2026-10", "p1", "vo.a", t(20, 0), 2000);
     let s15 = cloud("vm1", "2026-10", "p1", "vo.a", t(15, 0), 1500);
@@ -56,9 +54,8 @@ fn newer_snapshot_replaces_and_older_is_kept_out() {
     assert_eq!(got.body_sha256, s20.body_sha256());
 }
 
-#[test]
-fn identical_body_measured_later_moves_measured_at_so_a_late_older_state_is_refused() {
-    let (_d, mut l) = open();
+fn identical_body_measured_later_moves_measured_at_so_a_late_older_state_is_refused(p: &Place) {
+    let mut l = p.open();
     let a1 = cloud("vm1", "2026-10", "p1", "vo.a", t(1, 0), 500);
     let mut a3 = a1.clone();
     a3.measured_at = t(3, 0);
@@ -84,9 +81,8 @@ fn identical_body_measured_later_moves_measured_at_so_a_late_older_state_is_refu
     );
 }
 
-#[test]
-fn equal_measured_at_with_different_body_is_replaced_last_loaded_wins() {
-    let (_d, mut l) = open();
+fn equal_measured_at_with_different_body_is_replaced_last_loaded_wins(p: &Place) {
+    let mut l = p.open();
     let a = cloud("vm1", "2026-10", "p1", "vo.a", t(5, 0), 10);
     let b = cloud("vm1", "2026-10", "p1", "vo.a", t(5, 0), 20);
     l.upsert_snapshot(&a, None).unwrap();
@@ -101,9 +97,8 @@ fn equal_measured_at_with_different_body_is_replaced_last_loaded_wins() {
     );
 }
 
-#[test]
-fn preview_reports_what_upsert_would_do_without_writing() {
-    let (_d, mut l) = open();
+fn preview_reports_what_upsert_would_do_without_writing(p: &Place) {
+    let mut l = p.open();
     l.upsert_snapshot(&cloud("vm1", "2026-10", "p1", "vo.a", t(20, 0), 2000), None)
         .unwrap();
     let batch = [
@@ -118,9 +113,8 @@ fn preview_reports_what_upsert_would_do_without_writing() {
     assert!(l.snapshot("cloud", "vm2/2026-10").unwrap().is_none());
 }
 
-#[test]
-fn snapshot_without_month_stores_month_of_measurement_and_bad_month_is_refused() {
-    let (_d, mut l) = open();
+fn snapshot_without_month_stores_month_of_measurement_and_bad_month_is_refused(p: &Place) {
+    let mut l = p.open();
     let mut s = cloud("vol1", "2026-10", "p1", "vo.a", t(31, 23), 0);
     s.kind = "storage".into();
     s.key = "vol1".into();
@@ -139,14 +133,13 @@ fn snapshot_without_month_stores_month_of_measurement_and_bad_month_is_refused()
     let err = l.upsert_snapshot(&s, None).unwrap_err();
     assert!(matches!(err, Error::Invalid { .. }), "{err}");
     assert!(
-        err.to_string().contains("2026-13") && err.to_string().contains("ledger.sqlite"),
+        err.to_string().contains("2026-13") && err.to_string().contains(l.location()),
         "{err}"
     );
 }
 
-#[test]
-fn checkpoints_only_move_forward_unless_reset() {
-    let (_d, mut l) = open();
+fn checkpoints_only_move_forward_unless_reset(p: &Place) {
+    let mut l = p.open();
     assert_eq!(l.checkpoint("p1", "nova").unwrap(), None);
     assert!(l.advance_checkpoint("p1", "nova", t(10, 0), None).unwrap());
     assert!(!l.advance_checkpoint("p1", "nova", t(5, 0), None).unwrap());
@@ -163,9 +156,8 @@ fn checkpoints_only_move_forward_unless_reset() {
     assert_eq!(l.checkpoint("p1", "nova").unwrap(), None);
 }
 
-#[test]
-fn commit_project_stores_snapshots_messages_and_checkpoint_together() {
-    let (_d, mut l) = open();
+fn commit_project_stores_snapshots_messages_and_checkpoint_together(p: &Place) {
+    let mut l = p.open();
     let run = l
         .begin_run(&NewRun {
             command: "extract".into(),
@@ -206,9 +198,8 @@ fn commit_project_stores_snapshots_messages_and_checkpoint_together() {
     );
 }
 
-#[test]
-fn commit_project_failing_midway_rolls_back_everything() {
-    let (_d, mut l) = open();
+fn commit_project_failing_midway_rolls_back_everything(p: &Place) {
+    let mut l = p.open();
     let a = cloud("vm1", "2026-10", "p1", "vo.a", t(2, 0), 100);
     l.commit_project(&ProjectCommit {
         project_id: "p1".into(),
@@ -264,9 +255,8 @@ fn commit_project_failing_midway_rolls_back_everything() {
     assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(t(2, 0)));
 }
 
-#[test]
-fn commit_project_refuses_snapshots_of_another_project() {
-    let (_d, mut l) = open();
+fn commit_project_refuses_snapshots_of_another_project(p: &Place) {
+    let mut l = p.open();
     let err = l
         .commit_project(&ProjectCommit {
             project_id: "p1".into(),
@@ -280,9 +270,8 @@ fn commit_project_refuses_snapshots_of_another_project() {
     assert_eq!(l.checkpoint("p1", "nova").unwrap(), None);
 }
 
-#[test]
-fn republish_query_returns_latest_per_key_in_period() {
-    let (_d, mut l) = open();
+fn republish_query_returns_latest_per_key_in_period(p: &Place) {
+    let mut l = p.open();
     for s in [
         cloud("vm1", "2026-10", "p1", "vo.a", t(10, 0), 1),
         cloud("vm1", "2026-10", "p1", "vo.a", t(20, 0), 2), // latest of vm1/10
@@ -345,9 +334,8 @@ fn republish_query_returns_latest_per_key_in_period() {
     assert_eq!(l.latest_snapshots(&until_15).unwrap().len(), 1);
 }
 
-#[test]
-fn unsent_and_deliveries_tell_which_version_went_in_which_message() {
-    let (_d, mut l) = open();
+fn unsent_and_deliveries_tell_which_version_went_in_which_message(p: &Place) {
+    let mut l = p.open();
     let v1 = cloud("vm1", "2026-10", "p1", "vo.a", t(10, 0), 1);
     let w1 = cloud("vm2", "2026-10", "p1", "vo.a", t(10, 0), 5);
     l.upsert_snapshot(&v1, None).unwrap();
@@ -394,9 +382,8 @@ fn unsent_and_deliveries_tell_which_version_went_in_which_message() {
     );
 }
 
-#[test]
-fn message_states_follow_spooled_sent_acknowledged() {
-    let (_d, mut l) = open();
+fn message_states_follow_spooled_sent_acknowledged(p: &Place) {
+    let mut l = p.open();
     l.record_message(&msg("a", &[], t(1, 0)), None).unwrap();
     l.record_message(&msg("b", &[], t(1, 1)), None).unwrap();
     l.record_message(&msg("c", &[], t(1, 2)), None).unwrap();
@@ -445,9 +432,8 @@ fn message_states_follow_spooled_sent_acknowledged() {
     );
 }
 
-#[test]
-fn invalid_message_transitions_are_refused_and_change_nothing() {
-    let (_d, mut l) = open();
+fn invalid_message_transitions_are_refused_and_change_nothing(p: &Place) {
+    let mut l = p.open();
     l.record_message(&msg("a", &[], t(1, 0)), None).unwrap();
     let bad = |e: Error, from, to| {
         assert!(
@@ -510,9 +496,8 @@ fn invalid_message_transitions_are_refused_and_change_nothing() {
     assert!(l.message("d").unwrap().is_none());
 }
 
-#[test]
-fn runs_record_window_and_outcome_once() {
-    let (_d, mut l) = open();
+fn runs_record_window_and_outcome_once(p: &Place) {
+    let mut l = p.open();
     let r1 = l
         .begin_run(&NewRun {
             command: "extract".into(),
@@ -554,9 +539,8 @@ fn runs_record_window_and_outcome_once() {
     );
 }
 
-#[test]
-fn seen_keys_lists_what_the_ledger_saw_per_project() {
-    let (_d, mut l) = open();
+fn seen_keys_lists_what_the_ledger_saw_per_project(p: &Place) {
+    let mut l = p.open();
     for (vol, p, status) in [
         ("vol-b", "p1", "online"),
         ("vol-a", "p1", "deleted"),
@@ -576,9 +560,8 @@ fn seen_keys_lists_what_the_ledger_saw_per_project() {
     assert!(l.seen_keys("cloud", "p1").unwrap().is_empty());
 }
 
-#[test]
-fn usage_summary_sums_latest_cloud_snapshot_per_key() {
-    let (_d, mut l) = open();
+fn usage_summary_sums_latest_cloud_snapshot_per_key(p: &Place) {
+    let mut l = p.open();
     for s in [
         cloud("vm1", "2026-10", "p1", "vo.a", t(10, 0), 100),
         cloud("vm1", "2026-10", "p1", "vo.a", t(20, 0), 300), // replaces 100
@@ -650,3 +633,181 @@ fn usage_summary_sums_latest_cloud_snapshot_per_key() {
         .is_empty()
     );
 }
+
+fn times_are_kept_to_the_microsecond_and_truncated_below(p: &Place) {
+    let mut l = p.open();
+    let at = t(2, 0) + Duration::nanoseconds(1_500_123_999);
+    assert!(l.advance_checkpoint("p1", "nova", at, None).unwrap());
+    let want = t(2, 0) + Duration::microseconds(1_500_123);
+    assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(want));
+    // The truncated time is the same checkpoint: not "forward".
+    assert!(!l.advance_checkpoint("p1", "nova", want, None).unwrap());
+    let s = cloud("vm1", "2026-10", "p1", "vo.a", at, 1);
+    l.upsert_snapshot(&s, None).unwrap();
+    assert_eq!(
+        l.snapshot("cloud", "vm1/2026-10")
+            .unwrap()
+            .unwrap()
+            .snapshot
+            .measured_at,
+        want
+    );
+}
+
+fn reopen_keeps_everything(p: &Place) {
+    let (run, s) = {
+        let mut l = p.open();
+        let run = l
+            .begin_run(&NewRun {
+                command: "extract".into(),
+                window_from: Some(t(1, 0)),
+                window_to: Some(t(2, 0)),
+            })
+            .unwrap();
+        let s = cloud("vm1", "2026-10", "p1", "vo.a", t(2, 0), 42);
+        l.commit_project(&ProjectCommit {
+            run: Some(run),
+            project_id: "p1".into(),
+            checkpoint_kind: "nova".into(),
+            snapshots: vec![s.clone()],
+            messages: vec![msg("e/1", &[&s], t(2, 0))],
+            checkpoint_to: Some(t(2, 0) + Duration::microseconds(1_500_123)),
+        })
+        .unwrap();
+        l.mark_sent("e/1", "ams-9").unwrap();
+        l.finish_run(run, RunOutcome::Succeeded, None).unwrap();
+        (run, s)
+    };
+    let l = p.open();
+    assert_eq!(
+        l.checkpoint("p1", "nova").unwrap(),
+        Some(t(2, 0) + Duration::microseconds(1_500_123))
+    );
+    assert_eq!(
+        l.snapshot("cloud", "vm1/2026-10")
+            .unwrap()
+            .unwrap()
+            .snapshot,
+        s
+    );
+    let m = l.message("e/1").unwrap().unwrap();
+    assert_eq!(
+        (m.state, m.ams_id.as_deref(), m.record_count, m.run_id),
+        (MessageState::Sent, Some("ams-9"), 1, Some(run))
+    );
+    let r = l.run(run).unwrap().unwrap();
+    assert_eq!(
+        (r.outcome, r.window_from, r.window_to),
+        (Some(RunOutcome::Succeeded), Some(t(1, 0)), Some(t(2, 0)))
+    );
+    assert_eq!(l.message_records("e/1").unwrap(), [RecordRef::of(&s)]);
+}
+
+fn extract_and_send_connections_work_concurrently(p: &Place) {
+    drop(p.open());
+    const N: u32 = 60;
+    let start = t(1, 0);
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let mut l = p.open();
+            for i in 1..=N {
+                let at = start + Duration::minutes(i as i64);
+                let s = cloud(&format!("vm{i}"), "2026-10", "p1", "vo.a", at, i as u64);
+                l.commit_project(&ProjectCommit {
+                    project_id: "p1".into(),
+                    checkpoint_kind: "nova".into(),
+                    snapshots: vec![s.clone()],
+                    messages: vec![msg(&format!("e/{i:04}"), &[&s], at)],
+                    checkpoint_to: Some(at),
+                    ..Default::default()
+                })
+                .unwrap();
+            }
+        });
+        sc.spawn(|| {
+            let mut l = p.open();
+            let mut acked = 0;
+            while acked < N {
+                // Consistency across connections: a checkpoint at minute k means at least k
+                // snapshots are visible (commit_project is one transaction).
+                let cp = l.checkpoint("p1", "nova").unwrap();
+                let snaps = l
+                    .latest_snapshots(&SnapshotFilter::default())
+                    .unwrap()
+                    .len() as i64;
+                let k = cp.map(|c| (c - start).num_minutes()).unwrap_or(0);
+                assert!(
+                    snaps >= k,
+                    "checkpoint {k} but only {snaps} snapshots visible"
+                );
+                for m in l.pending().unwrap() {
+                    if m.state == MessageState::Spooled {
+                        l.mark_sent(&m.element, &format!("ams-{}", m.element))
+                            .unwrap();
+                    } else {
+                        l.mark_acknowledged(&m.element).unwrap();
+                        acked += 1;
+                    }
+                }
+                std::thread::yield_now();
+            }
+        });
+    });
+
+    let l = p.open();
+    assert_eq!(
+        l.messages_in_state(MessageState::Acknowledged)
+            .unwrap()
+            .len(),
+        N as usize
+    );
+    assert_eq!(
+        l.latest_snapshots(&SnapshotFilter::default())
+            .unwrap()
+            .len(),
+        N as usize
+    );
+    assert_eq!(
+        l.checkpoint("p1", "nova").unwrap(),
+        Some(start + Duration::minutes(N as i64))
+    );
+    assert!(
+        l.unsent_snapshots(&SnapshotFilter::default())
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// One `#[test]` per body per backend: `sqlite::<name>` and `postgres::<name>`.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(&crate::Place::sqlite()) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(&crate::Place::pg()) })*
+        }
+    };
+}
+
+suite!(
+    newer_snapshot_replaces_and_older_is_kept_out,
+    identical_body_measured_later_moves_measured_at_so_a_late_older_state_is_refused,
+    equal_measured_at_with_different_body_is_replaced_last_loaded_wins,
+    preview_reports_what_upsert_would_do_without_writing,
+    snapshot_without_month_stores_month_of_measurement_and_bad_month_is_refused,
+    checkpoints_only_move_forward_unless_reset,
+    commit_project_stores_snapshots_messages_and_checkpoint_together,
+    commit_project_failing_midway_rolls_back_everything,
+    commit_project_refuses_snapshots_of_another_project,
+    republish_query_returns_latest_per_key_in_period,
+    unsent_and_deliveries_tell_which_version_went_in_which_message,
+    message_states_follow_spooled_sent_acknowledged,
+    invalid_message_transitions_are_refused_and_change_nothing,
+    runs_record_window_and_outcome_once,
+    seen_keys_lists_what_the_ledger_saw_per_project,
+    usage_summary_sums_latest_cloud_snapshot_per_key,
+    times_are_kept_to_the_microsecond_and_truncated_below,
+    reopen_keeps_everything,
+    extract_and_send_connections_work_concurrently,
+);

@@ -1,0 +1,312 @@
+//! The PostgreSQL backend itself: schema_version table and timestamptz columns, a newer
+//! schema refused, passwords kept out of errors and Debug, a writer blocked by another
+//! connection times out naming the operation while readers see the last commit, use from
+//! tokio (spawn_blocking, and directly in an async task), and `Ledger::open` dispatch.
+//! The server is FEDSITE_TEST_PG (scripts/test starts one); without it these tests fail.
+
+mod common;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::{PgDb, Place};
+use ledger::*;
+
+fn t(d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 10, d, 0, 0, 0).unwrap()
+}
+
+fn snap(vm: &str, at: DateTime<Utc>, wall: u64) -> Snapshot {
+    Snapshot {
+        kind: "cloud".into(),
+        key: format!("{vm}/2026-10"),
+        project_id: "p1".into(),
+        vo: Some("vo.a".into()),
+        site: "SITE-A".into(),
+        measured_at: at,
+        month: Some("2026-10".into()),
+        start_time: Some(t(1)),
+        end_time: None,
+        wall_seconds: Some(wall),
+        cpu_seconds: Some(wall),
+        status: Some("started".into()),
+        body: format!("{vm} {wall}"),
+    }
+}
+
+/// Exercise a ledger a little: one commit, one transition, reads.
+fn use_ledger(l: &mut Ledger, n: u32) {
+    let s = snap(&format!("vm{n}"), t(2), n as u64);
+    l.commit_project(&ProjectCommit {
+        project_id: "p1".into(),
+        checkpoint_kind: format!("nova{n}"),
+        snapshots: vec![s.clone()],
+        messages: vec![NewMessage {
+            element: format!("e/{n}"),
+            kind: "cloud".into(),
+            created_at: t(2),
+            records: vec![RecordRef::of(&s)],
+        }],
+        checkpoint_to: Some(t(2)),
+        ..Default::default()
+    })
+    .unwrap();
+    l.mark_sent(&format!("e/{n}"), "ams").unwrap();
+    assert_eq!(l.checkpoint("p1", &format!("nova{n}")).unwrap(), Some(t(2)));
+    assert_eq!(l.snapshot("cloud", &s.key).unwrap().unwrap().snapshot, s);
+}
+
+#[test]
+fn schema_version_table_records_the_migration_and_times_are_timestamptz() {
+    let db = PgDb::create();
+    let mut l = Ledger::open_postgres(&db.url).unwrap();
+    l.advance_checkpoint("p1", "nova", t(2) + Duration::microseconds(1_500_123), None)
+        .unwrap();
+    drop(l);
+    drop(Ledger::open_postgres(&db.url).unwrap()); // reopening migrates nothing twice
+
+    let mut raw = db.raw();
+    let versions: Vec<i32> = raw
+        .query("SELECT version FROM schema_version ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1]);
+    let types: Vec<(String, String)> = raw
+        .query(
+            "SELECT table_name::text || '.' || column_name::text, data_type::text
+             FROM information_schema.columns
+             WHERE table_schema = 'public' AND (column_name LIKE '%\\_at' OR column_name IN
+                 ('checkpoint', 'start_time', 'end_time', 'window_from', 'window_to'))
+             ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(types.len() >= 14, "{types:?}");
+    assert!(
+        types.iter().all(|(_, ty)| ty == "timestamp with time zone"),
+        "{types:?}"
+    );
+    let stored: DateTime<Utc> = raw
+        .query_one("SELECT checkpoint FROM checkpoints", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, t(2) + Duration::microseconds(1_500_123));
+    let text: String = raw
+        .query_one(
+            "SELECT to_char(checkpoint AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM checkpoints",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(text, "2026-10-02 00:00:01.500123");
+}
+
+#[test]
+fn a_newer_schema_is_refused_naming_the_database() {
+    let db = PgDb::create();
+    drop(Ledger::open_postgres(&db.url).unwrap());
+    db.raw()
+        .batch_execute("INSERT INTO schema_version (version) VALUES (99)")
+        .unwrap();
+    let err = Ledger::open_postgres(&db.url).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SchemaTooNew {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&db.name), "{err}");
+}
+
+#[test]
+fn passwords_never_appear_in_errors_location_or_debug() {
+    const PW: &str = "s3cr3t-Pw";
+    // Nothing listens on port 1: the connect error names the place and the operation.
+    for conninfo in [
+        format!("postgresql://alice:{PW}@127.0.0.1:1/ledger"),
+        format!("host=127.0.0.1 port=1 user=alice password={PW} dbname=ledger connect_timeout=5"),
+    ] {
+        let err = Ledger::open_postgres(&conninfo).unwrap_err();
+        let (text, debug) = (err.to_string(), format!("{err:?}"));
+        assert!(
+            !text.contains(PW) && !debug.contains(PW),
+            "{text} / {debug}"
+        );
+        assert!(
+            text.contains("postgresql://alice@127.0.0.1:1/ledger") && text.contains("connect"),
+            "{text}"
+        );
+    }
+    // A malformed connection string is refused without echoing it.
+    let err = Ledger::open_postgres(&format!("postgresql://alice:{PW}@127.0.0.1:notaport/x"))
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+    assert!(
+        !err.to_string().contains(PW) && !format!("{err:?}").contains(PW),
+        "{err}"
+    );
+
+    // A working connection with a password (the test server trusts, so it is not checked).
+    let db = PgDb::create();
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_password(Some(PW)).unwrap();
+    let l = Ledger::open(url.as_str()).unwrap();
+    assert!(!l.location().contains(PW), "{}", l.location());
+    assert!(
+        l.location().ends_with(&format!("/{}", db.name)),
+        "{}",
+        l.location()
+    );
+    let debug = format!("{l:?}");
+    assert!(!debug.contains(PW) && debug.contains(&db.name), "{debug}");
+    drop(l);
+    db.raw()
+        .batch_execute("INSERT INTO schema_version (version) VALUES (7)")
+        .unwrap();
+    let err = Ledger::open(url.as_str()).unwrap_err();
+    assert!(
+        !err.to_string().contains(PW) && !format!("{err:?}").contains(PW),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_blocked_writer_times_out_naming_the_operation_while_readers_see_the_last_commit() {
+    let db = PgDb::create();
+    let mut writer = Ledger::open_postgres(&db.url).unwrap();
+    writer.advance_checkpoint("p1", "nova", t(2), None).unwrap();
+    let mut other = Ledger::open_postgres_with(
+        &db.url,
+        PgOptions {
+            lock_timeout: std::time::Duration::from_millis(200),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+
+    // Another session is in the middle of a write transaction on the checkpoint row.
+    let mut raw = db.raw();
+    let mut tx = raw.transaction().unwrap();
+    tx.batch_execute("UPDATE checkpoints SET checkpoint = '2026-10-09T00:00:00Z'")
+        .unwrap();
+    assert_eq!(
+        other.checkpoint("p1", "nova").unwrap(),
+        Some(t(2)),
+        "readers see the last committed state"
+    );
+    let started = std::time::Instant::now();
+    let err = other
+        .advance_checkpoint("p1", "nova", t(5), None)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("advance checkpoint") && err.to_string().contains(&db.name),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    tx.rollback().unwrap();
+    // The failed transaction was rolled back: the same connection works again.
+    assert!(other.advance_checkpoint("p1", "nova", t(5), None).unwrap());
+    assert_eq!(writer.checkpoint("p1", "nova").unwrap(), Some(t(5)));
+}
+
+#[test]
+fn works_from_spawn_blocking_in_multi_thread_and_current_thread_runtimes() {
+    let place = std::sync::Arc::new(Place::pg());
+    for (n, rt) in [
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let p = place.clone();
+        rt.block_on(async move {
+            let mut l = tokio::task::spawn_blocking(move || {
+                let mut l = p.open();
+                use_ledger(&mut l, n as u32);
+                l
+            })
+            .await
+            .unwrap();
+            // Handed back to the async side, used again on another blocking thread.
+            let l = tokio::task::spawn_blocking(move || {
+                l.mark_acknowledged(&format!("e/{n}")).unwrap();
+                l
+            })
+            .await
+            .unwrap();
+            drop(l);
+        });
+    }
+    let l = place.open();
+    assert_eq!(
+        l.messages_in_state(MessageState::Acknowledged)
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn works_and_drops_directly_inside_an_async_task() {
+    let place = Place::pg();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Blocking the task, as SQLite does, but never panicking on tokio's runtime checks.
+        let mut l = place.open();
+        use_ledger(&mut l, 1);
+        tokio::task::yield_now().await;
+        use_ledger(&mut l, 2);
+        drop(l);
+    });
+    assert_eq!(place.open().pending().unwrap().len(), 2);
+}
+
+#[test]
+fn open_picks_postgres_for_postgres_urls_and_sqlite_otherwise() {
+    let db = PgDb::create();
+    assert!(
+        Ledger::open(&db.url)
+            .unwrap()
+            .location()
+            .starts_with("postgresql://")
+    );
+    let alias = db.url.replacen("postgresql://", "postgres://", 1);
+    assert!(alias.starts_with("postgres://"), "{alias}");
+    assert!(Ledger::open(&alias).unwrap().location().ends_with(&db.name));
+    assert!(is_postgres_url("PostgreSQL://h/db") && !is_postgres_url("/var/lib/ledger.sqlite"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let l = Ledger::open(&path).unwrap();
+    assert_eq!(l.location(), path.display().to_string());
+    assert!(path.exists());
+}
+
+#[test]
+fn a_missing_server_setting_fails_with_a_pointer_to_scripts_test() {
+    let err = std::panic::catch_unwind(|| common::pg_url_from(None)).unwrap_err();
+    let text = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        text.contains("FEDSITE_TEST_PG") && text.contains("scripts/test"),
+        "{text}"
+    );
+}

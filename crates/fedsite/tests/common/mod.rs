@@ -213,3 +213,51 @@ pub async fn run_caso(sim: &sim::SimHandle, run: &CasoRun<'_>) -> CasoOutput {
     out.assert_success("caso-extract");
     CasoOutput { dir, log: out.stderr }
 }
+
+/// `fedsite sim` running as a child process; killed when dropped.
+pub struct SimProcess {
+    pub child: std::process::Child,
+    /// The clouds.yaml it wrote (clouds `sim` and `sim-accounting`).
+    pub clouds_yaml: PathBuf,
+}
+
+impl SimProcess {
+    /// Starts `fedsite sim --clouds-yaml <dir>/clouds.yaml --log warn <args>`
+    /// and returns once it printed its clouds.yaml (it is serving then).
+    pub fn start(dir: &Path, args: &[&str]) -> SimProcess {
+        use std::io::{BufRead, BufReader};
+        let clouds_yaml = dir.join("clouds.yaml");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
+            .arg("sim")
+            .args(args)
+            .arg("--clouds-yaml")
+            .arg(&clouds_yaml)
+            .args(["--log", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting fedsite sim");
+        // The document ends with the second cloud's last key.
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let mut clouds = 0;
+        while clouds < 2 {
+            match lines.next() {
+                Some(Ok(line)) if line.trim_start().starts_with("identity_api_version:") => clouds += 1,
+                Some(Ok(_)) => {}
+                _ => {
+                    let _ = child.kill();
+                    panic!("fedsite sim {args:?} exited before printing its clouds.yaml");
+                }
+            }
+        }
+        assert!(clouds_yaml.exists(), "fedsite sim did not write {}", clouds_yaml.display());
+        SimProcess { child, clouds_yaml }
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

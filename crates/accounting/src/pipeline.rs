@@ -74,6 +74,8 @@ pub struct ProjectReport {
     /// Spool elements written (or adopted from a crashed run).
     pub messages: Vec<String>,
     pub error: Option<String>,
+    /// Its checkpoint already was the window's end: nothing to do.
+    pub up_to_date: bool,
 }
 
 #[derive(Debug, Default)]
@@ -90,13 +92,18 @@ impl RunReport {
     }
 }
 
-/// The windows extraction uses, resolved from the ledger once per project.
-fn window_for(ledger: &Mutex<Ledger>, windows: Windows, project: &str) -> Result<Window, RunError> {
+/// The window of one project, resolved from the ledger; `None` when the
+/// project's checkpoint already is the window's end (it was committed by an
+/// interrupted run that this one resumes).
+fn window_for(ledger: &Mutex<Ledger>, windows: Windows, project: &str) -> Result<Option<Window>, RunError> {
     match windows {
-        Windows::Fixed(w) => Ok(w),
+        Windows::Fixed(w) => Ok(Some(w)),
         Windows::FromCheckpoints { to, default_from } => {
             let from = ledger.lock().unwrap().checkpoint(project, CHECKPOINT)?.unwrap_or(default_from);
-            Window::new(from, to).map_err(|_| RunError::Window { project: project.into(), from, to })
+            if from == to {
+                return Ok(None);
+            }
+            Window::new(from, to).map(Some).map_err(|_| RunError::Window { project: project.into(), from, to })
         }
     }
 }
@@ -147,12 +154,20 @@ pub async fn run(
     // Windows and known volumes come from the ledger; extraction cannot fail
     // on them, so a bad checkpoint is reported per project afterwards.
     let window_errors = Mutex::new(HashMap::new());
-    let fallback = Window::new(DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH + chrono::Duration::seconds(1)).expect("valid");
+    let up_to_date = Mutex::new(std::collections::HashSet::new());
+    // A one-second window at the end, for projects that are not extracted:
+    // it keeps the shared all-projects listings as narrow as the run's.
+    let end = to.unwrap_or_else(Utc::now);
+    let fallback = Window::new(end - chrono::Duration::seconds(1), end).expect("one second");
     let extraction = crate::extract_with(
         session,
         cfg,
         |project| match window_for(&ledger, windows, project) {
-            Ok(w) => w,
+            Ok(Some(w)) => w,
+            Ok(None) => {
+                up_to_date.lock().unwrap().insert(project.to_string());
+                fallback
+            }
             Err(e) => {
                 window_errors.lock().unwrap().insert(project.to_string(), e.to_string());
                 fallback
@@ -165,6 +180,7 @@ pub async fn run(
     let mut report = RunReport { failure: extraction.failure.as_ref().map(|e| e.to_string()), ..Default::default() };
     let mut orphans = orphan_elements(&queue, &ledger.lock().unwrap())?;
     let window_errors = window_errors.into_inner().unwrap();
+    let up_to_date = up_to_date.into_inner().unwrap();
     for outcome in extraction.projects {
         let mut pr = ProjectReport {
             project_id: outcome.project_id.clone(),
@@ -176,8 +192,9 @@ pub async fn run(
             kept_newer: 0,
             messages: Vec::new(),
             error: window_errors.get(&outcome.project_id).cloned(),
+            up_to_date: up_to_date.contains(&outcome.project_id),
         };
-        if pr.error.is_none() {
+        if pr.error.is_none() && !pr.up_to_date {
             let mut ledger = ledger.lock().unwrap();
             if let Err(e) = commit_project(&queue, &mut ledger, run_id, &outcome, spool, &mut orphans, &mut pr) {
                 pr.error = Some(e.to_string());

@@ -109,11 +109,17 @@ fn copy_tree(from: &Path, to: &Path) {
 /// Starts `fedsite accounting extract` over `window` into `state`; its
 /// output goes to `<state>/<tag>.out|.err`.
 fn start_extract(clouds: &Path, state: &State, window: (&str, &str), tag: &str) -> Child {
+    start_extract_args(clouds, state, &["--from", window.0, "--to", window.1], tag)
+}
+
+/// Starts `fedsite accounting extract` with these window arguments (none:
+/// from each project's checkpoint to now, as cron runs it).
+fn start_extract_args(clouds: &Path, state: &State, window_args: &[&str], tag: &str) -> Child {
     let out = std::fs::File::create(state.dir.join(format!("{tag}.out"))).unwrap();
     let err = std::fs::File::create(state.dir.join(format!("{tag}.err"))).unwrap();
     Command::new(env!("CARGO_BIN_EXE_fedsite"))
         .args(["--log", "info", "accounting", "extract", "--os-cloud", "sim-accounting", "--site-name", "TEST-SITE"])
-        .args(["--from", window.0, "--to", window.1])
+        .args(window_args)
         .arg("--spool")
         .arg(state.spool())
         .arg("--ledger")
@@ -421,5 +427,47 @@ fn killed_extraction_rerun_leaves_ledger_and_spool_as_one_clean_run() {
     if runs >= 2 {
         assert!(with_orphans > 0, "no kill left an orphaned spool element (seed {seed}); the adoption path was not exercised");
     }
+    drop(sim);
+}
+
+/// As cron runs it (no --from/--to): the rerun after a kill resumes the
+/// interrupted run's window end, so it renders the same messages, adopts
+/// what was spooled, and ends as one clean run with that end would.
+#[test]
+fn killed_cron_run_is_resumed_with_its_own_window_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = SimProcess::start(
+        tmp.path(),
+        &["--scenario", "small", "--latency-ms", "5", "--max-concurrent", "2", "--listen", "127.0.0.1:0"],
+    );
+    let clouds = sim.clouds_yaml.clone();
+    let projects: Vec<String> =
+        sim::scenario::builtin("small").unwrap().generate().site.projects.iter().map(|p| p.id.clone()).collect();
+
+    let state = State::new(tmp.path().join("cron"));
+    let mut child = start_extract_args(&clouds, &state, &[], "kill");
+    let start = Instant::now();
+    while state.element_count() < 2 {
+        assert!(child.try_wait().unwrap().is_none(), "the run finished before its second element");
+        assert!(start.elapsed() < RUN_TIMEOUT, "no spool write within {RUN_TIMEOUT:?}");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let end = Ledger::open_sqlite(state.ledger()).unwrap().runs(5).unwrap()[0].window_to.expect("the window end");
+    // A second later, the rerun would have another end of its own.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut rerun = start_extract_args(&clouds, &state, &[], "run");
+    let status = wait(&mut rerun, "rerun");
+    let stderr = std::fs::read_to_string(state.dir.join("run.err")).unwrap();
+    assert!(stderr.contains("resuming the interrupted run"), "{stderr}");
+
+    let end_arg = end.to_rfc3339();
+    let clean = State::new(tmp.path().join("clean"));
+    let mut child = start_extract_args(&clouds, &clean, &["--to", &end_arg], "run");
+    let clean_status = wait(&mut child, "clean run");
+    assert_eq!(status.code(), clean_status.code(), "{stderr}");
+    let diffs = differences(&observe(&state, &projects), &observe(&clean, &projects));
+    assert!(diffs.is_empty(), "the resumed run differs from one clean run up to {end}:\n{}", diffs.join("\n"));
     drop(sim);
 }

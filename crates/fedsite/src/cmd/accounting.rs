@@ -105,7 +105,7 @@ pub struct ExtractArgs {
     /// The spool SSM's sender reads (dirq QueueSimple).
     #[arg(long, env = "FEDSITE_SPOOL", default_value = "/var/spool/apel/outgoing/openstack")]
     pub spool: PathBuf,
-    /// The ledger (SQLite file).
+    /// The ledger: a SQLite file, or a postgresql:// URL.
     #[arg(long, env = "FEDSITE_LEDGER", default_value = "/var/lib/fedsite/ledger.sqlite")]
     pub ledger: PathBuf,
     /// Print the messages instead of writing the ledger and the spool.
@@ -218,7 +218,17 @@ fn style(s: StyleArg) -> Style {
     }
 }
 
+/// The window end of the last extract run when it never finished.
+fn interrupted_run_end(ledger: &Ledger) -> Result<Option<DateTime<Utc>>> {
+    let last = ledger.runs(20)?.into_iter().find(|r| r.command == "accounting extract");
+    Ok(last.filter(|r| r.outcome.is_none() && r.window_from.is_none()).and_then(|r| r.window_to))
+}
+
+/// A SQLite file (its directory created) or a `postgresql://` URL.
 fn open_ledger(path: &PathBuf) -> Result<Ledger> {
+    if path.to_str().is_some_and(ledger::is_postgres_url) {
+        return Ok(Ledger::open(path.to_str().expect("checked"))?);
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -277,17 +287,29 @@ async fn extract(a: ExtractArgs) -> Result<ExitCode> {
         let failed = report_failures(extraction.failure.as_ref().map(|e| e.to_string()), extraction.projects.iter().map(|p| (p.project_id.as_str(), p.result.as_ref().err().map(|e| e.to_string()))));
         return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
     }
+    let ledger = open_ledger(&a.ledger)?;
+    // An interrupted run (killed, or the host went down) is resumed with its
+    // own window end, so it renders the same messages and adopts what it had
+    // already spooled instead of queueing an older copy beside a newer one.
+    let to = match (a.from, a.to, interrupted_run_end(&ledger)?) {
+        (None, None, Some(end)) if end <= to => {
+            tracing::info!("resuming the interrupted run that ended its window at {end}");
+            end
+        }
+        _ => to,
+    };
     let windows = match a.from {
         Some(from) => Windows::Fixed(Window::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?),
         None => Windows::FromCheckpoints { to, default_from: previous_month_start(to) },
     };
-    let ledger = open_ledger(&a.ledger)?;
     let (report, _ledger) = pipeline::run(&session, &cfg, ledger, windows, &spool)
         .await
         .with_context(|| format!("accounting run (ledger {}, spool {})", a.ledger.display(), a.spool.display()))?;
     for p in &report.projects {
         let name = p.project_name.as_deref().unwrap_or("?");
-        if p.error.is_none() {
+        if p.up_to_date {
+            println!("{} ({name}): up to date (committed by the interrupted run)", p.project_id);
+        } else if p.error.is_none() {
             let spooled: Vec<String> = p.spooled.iter().map(|(k, n)| format!("{n} {k}")).collect();
             println!(
                 "{} ({name}) VO {}: {} spooled in {} messages, {} unchanged{} [{} → {}]",
@@ -349,7 +371,7 @@ fn republish(a: RepublishArgs) -> Result<ExitCode> {
 }
 
 fn records(a: RecordsArgs) -> Result<ExitCode> {
-    let ledger = Ledger::open_sqlite(&a.ledger)?;
+    let ledger = open_ledger(&a.ledger)?;
     let filter = SnapshotFilter { project: a.project, kind: a.kind, vo: a.vo, month: a.month, ..Default::default() };
     if a.summary {
         let rows = ledger.usage_summary(&filter, SummaryGroup { vo: true, project: false, month: true })?;

@@ -22,11 +22,19 @@ pub enum Service {
     Volume,
     Network,
     Image,
+    /// Prometheus HTTP API (energy metrics; no Keystone token).
+    Prometheus,
 }
 
 impl Service {
-    pub const ALL: [Service; 5] =
-        [Service::Identity, Service::Compute, Service::Volume, Service::Network, Service::Image];
+    pub const ALL: [Service; 6] = [
+        Service::Identity,
+        Service::Compute,
+        Service::Volume,
+        Service::Network,
+        Service::Image,
+        Service::Prometheus,
+    ];
 
     /// Path prefix on the simulator's single port (devstack style).
     pub fn prefix(self) -> &'static str {
@@ -36,6 +44,7 @@ impl Service {
             Service::Volume => "/volume",
             Service::Network => "/network",
             Service::Image => "/image",
+            Service::Prometheus => "/prometheus",
         }
     }
 
@@ -46,6 +55,7 @@ impl Service {
             Service::Volume => "volume",
             Service::Network => "network",
             Service::Image => "image",
+            Service::Prometheus => "prometheus",
         }
     }
 

@@ -164,6 +164,22 @@ pub async fn energy_wh(
     Ok((energy, samples))
 }
 
+/// A server as the energy records need it: from the changes-since listing
+/// (current status, flavor) or, for servers unchanged since the window
+/// start, from its os-simple-tenant-usage entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vm {
+    pub id: String,
+    pub created: DateTime<Utc>,
+    /// Deletion (or Nova's end) time, None while it exists.
+    pub end: Option<DateTime<Utc>>,
+    /// Lower-cased Nova status (usage entries: the vm_state).
+    pub status: String,
+    pub vcpus: u32,
+    /// Seconds suspended in the window, when known without asking Nova.
+    pub suspended: Option<u64>,
+}
+
 /// The figures of an energy record besides the energy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Span {
@@ -179,17 +195,53 @@ pub struct Span {
 
 /// Start `max(created, from)`; end the deletion (finished) when inside the
 /// window, else `to`; CPU = (wall − suspended) × vCPUs.
-pub fn span(s: &Server, w: &Window, vcpus: u32, suspend: u64) -> Span {
-    let start = s.created.max(w.from());
-    let ended = server_end(s).filter(|e| *e <= w.to() && s.launched_at.is_some());
+pub fn span(vm: &Vm, w: &Window, suspend: u64) -> Span {
+    let start = vm.created.max(w.from());
+    let ended = vm.end.filter(|e| *e <= w.to());
     let end = ended.unwrap_or(w.to()).max(start);
     let wall = (end - start).num_seconds().max(0) as u64;
     let suspend = suspend.min(wall);
+    let vcpus = vm.vcpus.max(1);
     let cpu = (wall - suspend) * vcpus as u64;
     let efficiency = if wall > 0 { cpu as f64 / (wall as f64 * vcpus as f64) } else { 0.0 };
     Span { start, end, finished: ended.is_some(), wall, suspend, cpu, efficiency }
 }
 
+/// The servers of a project that can have used energy in `w`, by creation:
+/// the changes-since ones kept by [`in_window`], then the usage entries of
+/// servers not among them (unchanged since `from`: their state held all window).
+async fn servers(a: &Access, p: &ProjectAccess, cfg: &ExtractConfig, w: &Window) -> Result<Vec<(Vm, Option<Server>)>, ExtractError> {
+    let mut changed = a.project_servers(p, w.from()).await?;
+    changed.retain(|s| s.created < w.to() && in_window(s, w));
+    let usage = a.project_usage(p, w.from(), w.to()).await?;
+    let mut out: Vec<(Vm, Option<Server>)> = Vec::new();
+    for s in changed {
+        let f = a.flavor_facts(s.flavor.as_ref()).await;
+        let end = if s.launched_at.is_some() { server_end(&s) } else { Some(s.created) };
+        let vm = Vm { id: s.id.clone(), created: s.created, end, status: s.status.to_lowercase(), vcpus: f.vcpus.max(1), suspended: None };
+        out.push((vm, Some(s)));
+    }
+    let inactive = cfg.compat.inactive_time == crate::config::InactiveTime::CountAsSuspended;
+    for u in usage {
+        let Some(started) = u.started_at else { continue };
+        if started >= w.to() || out.iter().any(|(v, _)| v.id == u.instance_id) {
+            continue;
+        }
+        let state = u.state.clone().unwrap_or_default().to_lowercase();
+        let held = match state.as_str() {
+            "paused" | "suspended" => true,
+            "stopped" | "shelved" | "shelved_offloaded" => inactive,
+            _ => false,
+        };
+        let vm = Vm { id: u.instance_id.clone(), created: started, end: u.ended_at, status: state, vcpus: u.vcpus.max(1), suspended: None };
+        let suspended = if held && cfg.compat.suspend_duration { Some(span(&vm, w, 0).wall) } else { Some(0) };
+        out.push((Vm { suspended, ..vm }, None));
+    }
+    out.sort_by_key(|(v, _)| v.created);
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn one_server(
     a: &Access,
     p: &ProjectAccess,
@@ -198,31 +250,34 @@ async fn one_server(
     grid: &Grid,
     window: &Window,
     fqan: &Fqan,
-    s: Server,
+    (vm, server): (Vm, Option<Server>),
 ) -> Result<Option<EnergyRecord>, ExtractError> {
     let pc = &cfg.prometheus;
     let warn = |k: &str, m: String| a.warn_once(k, || m);
-    let (energy, _) = energy_wh(http, pc, grid, &s.id, (s.created, server_end(&s)), &warn).await?;
+    let (energy, _) = energy_wh(http, pc, grid, &vm.id, (vm.created, vm.end), &warn).await?;
     if energy.is_nan() || energy <= 0.0 {
         return Ok(None);
     }
-    let flavor = a.flavor_facts(s.flavor.as_ref()).await;
-    let vcpus = if flavor.vcpus == 0 { 1 } else { flavor.vcpus };
-    let quiet = match (s.launched_at, s.updated) {
-        (None, _) => true,
-        (Some(l), Some(u)) => u <= l + TimeDelta::seconds(60),
-        _ => false,
-    };
-    let mut suspend = 0;
-    if cfg.compat.suspend_duration && !quiet {
-        let sp = span(&s, window, vcpus, 0);
-        if let Some(actions) = a.instance_actions(p, &s.id).await? {
-            suspend = suspended_seconds(&actions, sp.start, sp.end, cfg.compat.inactive_time);
+    let suspend = match (vm.suspended, &server) {
+        (Some(s), _) => s,
+        (None, Some(s)) if cfg.compat.suspend_duration => {
+            // Never launched, or not updated since: nothing to ask.
+            let quiet = match (s.launched_at, s.updated) {
+                (None, _) => true,
+                (Some(l), Some(u)) => u <= l + TimeDelta::seconds(60),
+                _ => false,
+            };
+            let sp = span(&vm, window, 0);
+            match if quiet { None } else { a.instance_actions(p, &vm.id).await? } {
+                Some(actions) => suspended_seconds(&actions, sp.start, sp.end, cfg.compat.inactive_time),
+                None => 0,
+            }
         }
-    }
-    let sp = span(&s, window, vcpus, suspend);
+        _ => 0,
+    };
+    let sp = span(&vm, window, suspend);
     let energy_wh = energy * pc.cpu_normalization_factor;
-    let uuid = VmUuid::new(s.id.clone()).map_err(|e| ExtractError::record(format!("server {}", s.id), e))?;
+    let uuid = VmUuid::new(vm.id.clone()).map_err(|e| ExtractError::record(format!("server {}", vm.id), e))?;
     Ok(Some(EnergyRecord {
         exec_unit_id: uuid,
         start_exec_time: sp.start,
@@ -235,7 +290,7 @@ async fn one_server(
         suspend_duration_s: sp.suspend,
         cpu_normalization_factor: pc.cpu_normalization_factor,
         exec_unit_finished: sp.finished,
-        status: ApelText::lossy(&s.status.to_lowercase()),
+        status: ApelText::lossy(&vm.status),
         owner: ApelText::lossy(fqan.as_str()),
         site_name: cfg.site_name.clone(),
         cloud_type: cfg.cloud_type.clone(),
@@ -260,17 +315,14 @@ pub(crate) async fn extract(
         .timeout(Duration::from_secs(120))
         .build()
         .map_err(|e| ExtractError::Prometheus { what: "building the HTTP client".into(), message: e.to_string() })?;
-    let mut servers = a.project_servers(p, window.from()).await?;
-    servers.sort_by_key(|s| s.created);
-    servers.retain(|s| s.created < window.to() && in_window(s, &window));
+    let vms = servers(a, p, cfg, &window).await?;
     let grid = Grid::new(&window, pc.prometheus_step_seconds, pc.count_window_end);
     let (http, grid, window) = (&http, &grid, &window);
-    let got: Vec<Result<Option<EnergyRecord>, ExtractError>> = futures::stream::iter(
-        servers.into_iter().map(|s| one_server(a, p, cfg, http, grid, window, fqan, s)),
-    )
-    .buffered(cfg.per_project_concurrency.max(1))
-    .collect()
-    .await;
+    let got: Vec<Result<Option<EnergyRecord>, ExtractError>> =
+        futures::stream::iter(vms.into_iter().map(|v| one_server(a, p, cfg, http, grid, window, fqan, v)))
+            .buffered(cfg.per_project_concurrency.max(1))
+            .collect()
+            .await;
     let mut out = Vec::new();
     for r in got {
         if let Some(rec) = r? {

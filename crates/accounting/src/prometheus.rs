@@ -77,8 +77,8 @@ fn unix(t: DateTime<Utc>) -> String {
     t.timestamp().to_string()
 }
 
-/// One query_range; the sum of `value × factor` in answer order, and the
-/// number of samples.
+/// One query_range: adds each `value × factor` to `energy` in answer order
+/// (cASO's running sum, so the result is bit-identical); the sample count.
 async fn query_chunk(
     http: &reqwest::Client,
     p: &PrometheusConfig,
@@ -86,8 +86,9 @@ async fn query_chunk(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     factor: f64,
+    energy: &mut f64,
     warn: &(dyn Fn(&str, String) + Sync),
-) -> Result<(f64, u64), String> {
+) -> Result<u64, String> {
     let url = format!("{}/api/v1/query_range", p.prometheus_endpoint.trim_end_matches('/'));
     let params = [("query", query.to_string()), ("start", unix(start)), ("end", unix(end)), ("step", p.prometheus_step_seconds.to_string())];
     let mut attempt = 0;
@@ -120,19 +121,19 @@ async fn query_chunk(
     let Some(result) = body["data"]["result"].as_array() else {
         return Err(format!("GET {url}: no data.result array"));
     };
-    let (mut sum, mut n) = (0.0, 0u64);
+    let mut n = 0u64;
     for series in result {
         for point in series["values"].as_array().into_iter().flatten() {
             match point[1].as_str().and_then(|s| s.parse::<f64>().ok()).filter(|v| v.is_finite()) {
                 Some(v) => {
-                    sum += v * factor;
+                    *energy += v * factor;
                     n += 1;
                 }
                 None => warn(&format!("promvalue:{query}"), format!("{query}: sample {point} is not a finite number; left out")),
             }
         }
     }
-    Ok((sum, n))
+    Ok(n)
 }
 
 /// The energy (Wh, before the normalization factor) of one server over the
@@ -155,11 +156,9 @@ pub async fn energy_wh(
         if end < alive.0 || alive.1.is_some_and(|e| start > e) {
             continue;
         }
-        let (e, n) = query_chunk(http, p, &query, start, end, factor, warn)
+        samples += query_chunk(http, p, &query, start, end, factor, &mut energy, warn)
             .await
             .map_err(|message| ExtractError::Prometheus { what: format!("server {vm_uuid}: energy {start} → {end}"), message })?;
-        energy += e;
-        samples += n;
     }
     Ok((energy, samples))
 }

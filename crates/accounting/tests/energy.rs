@@ -170,3 +170,110 @@ async fn casos_unit_test_vector_one_5_microwatt_sample_is_4_1666667e_08_wh() {
     assert_eq!(wh, 5.0 * (30.0 / 3600.0 / 1_000_000.0));
     assert!((wh - 4.1666667e-08).abs() < 1e-15, "{wh}");
 }
+
+// ------------------------------------------------------------- real cASO
+
+const CASO_SNIPPET: &str = r#"
+import datetime, json, sys
+from oslo_config import cfg
+import caso.extract.prometheus
+from caso.extract.prometheus import EnergyConsumptionExtractor
+cfg.CONF(["--config-file", sys.argv[1]], project="caso")
+ex = EnergyConsumptionExtractor(sys.argv[2], sys.argv[3])
+p = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")
+recs = ex.extract(p(sys.argv[4]), p(sys.argv[5]))
+print(json.dumps([json.loads(r.ssm_message()) for r in recs]))
+"#;
+
+fn venv_python() -> Option<std::path::PathBuf> {
+    let venv = std::env::var("FEDSITE_VENV").unwrap_or_else(|_| "/tmp/pyprobe/venv".into());
+    let py = std::path::Path::new(&venv).join("bin/python");
+    py.exists().then_some(py)
+}
+
+/// cASO 5.2.2's prometheus extractor, called from python against the sim.
+async fn caso_energy(sim: &sim::SimHandle, from: &str, to: &str) -> Option<Vec<serde_json::Value>> {
+    let Some(py) = venv_python() else {
+        eprintln!("no cASO venv (FEDSITE_VENV or /tmp/pyprobe/venv): skipping the comparison with real cASO");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("caso.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\nsite_name = TEST-SITE\nservice_name = TEST-SITE-cloud\n\n\
+             [keystone_auth]\nauth_type = v3password\nauth_url = {}\nusername = {}\npassword = {}\n\
+             user_domain_id = default\nproject_domain_id = default\n\n\
+             [prometheus]\nprometheus_endpoint = {}/prometheus\n",
+            sim.auth_url(),
+            sim::scenario::ACCOUNTING_USER,
+            sim::scenario::PASSWORD,
+            sim.base_url()
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(py)
+        .args(["-c", CASO_SNIPPET, conf.to_str().unwrap(), PROJ1, "vo.example.org", from, to])
+        .env("TZ", "UTC")
+        .current_dir(dir.path())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "cASO failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    Some(serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}")))
+}
+
+fn as_caso(r: &EnergyRecord) -> serde_json::Value {
+    serde_json::json!({
+        "ExecUnitID": r.exec_unit_id.as_str(),
+        "StartExecTime": r.start_exec_time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "EndExecTime": r.end_exec_time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "EnergyWh": r.energy_wh,
+        "Work": r.work,
+        "Efficiency": r.efficiency,
+        "WallClockTime_s": r.wall_clock_time_s,
+        "CpuDuration_s": r.cpu_duration_s,
+        "SuspendDuration_s": r.suspend_duration_s,
+        "CPUNormalizationFactor": r.cpu_normalization_factor,
+        "ExecUnitFinished": r.exec_unit_finished as u8,
+        "Status": r.status.as_str(),
+        "Owner": r.owner.as_str(),
+        "SiteName": r.site_name.as_str(),
+        "CloudComputeService": r.cloud_compute_service.as_ref().map(|s| s.as_str().to_string()),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_caso_gives_the_same_energy_records_except_the_deleted_server_and_the_end_sample() {
+    let sim = start().await;
+    let (from, to) = ("2023-05-21T00:00:00Z", "2023-05-25T00:00:00Z");
+    sim.clear_requests();
+    let Some(caso) = caso_energy(&sim, from, to).await else { return };
+    let caso_queries = sim.requests().iter().filter(|r| r.uri.contains("query_range")).count();
+    // cASO: only current servers (vm-running, vm-quiet: 2 chunks each), and
+    // vm-running's record alone (vm-quiet has no samples).
+    assert_eq!(caso_queries, 4);
+    assert_eq!(caso.len(), 1, "{caso:#?}");
+
+    let mut c = cfg(&sim);
+    c.prometheus.count_window_end = true;
+    let ours = energy(&sim, &c, from, to).await;
+    let mine: Vec<serde_json::Value> = ours.iter().map(as_caso).collect();
+    let running: Vec<&serde_json::Value> = mine.iter().filter(|r| r["ExecUnitID"] == RUNNING).collect();
+    let mut want = caso[0].clone();
+    want.as_object_mut().unwrap().remove("CloudType");
+    assert_eq!(running, vec![&want], "cASO {caso:#?}");
+    // 11,521 samples (the window end counted): 1392.57216 Wh + one sample at
+    // 80 % (05-25T00:00) = 0.09868 Wh; bit-identical sums.
+    assert!(close(caso[0]["EnergyWh"].as_f64().unwrap(), 1392.67084));
+    // The deleted server is ours only.
+    assert!(mine.iter().any(|r| r["ExecUnitID"] == DELETED && r["ExecUnitFinished"] == 1));
+
+    // Default (window end not counted): one sample less than cASO.
+    let ours = energy(&sim, &cfg(&sim), from, to).await;
+    let run = ours.iter().find(|r| r.exec_unit_id.as_str() == RUNNING).unwrap();
+    assert!(close(caso[0]["EnergyWh"].as_f64().unwrap() - run.energy_wh, 2.0 * 7_401_000.0 * 0.8 * 30.0 / 3.6e9));
+    sim.stop().await;
+}

@@ -1,7 +1,7 @@
 //! Energy records from Prometheus: cASO 5.2.2's `prometheus` extractor
 //! (caso.md §2.5) — one `query_range` per server per chunk of ≤ 11,001
 //! points, Σ µW × step / 3600 / 1e6 — over the servers the Nova path lists
-//! (deleted ones included), with the fixes in COMPAT-NOTES.md (rows 21–29).
+//! (deleted ones included), with the fixes in COMPAT-NOTES.md (rows 23–31).
 
 use std::time::Duration;
 
@@ -79,6 +79,7 @@ fn unix(t: DateTime<Utc>) -> String {
 
 /// One query_range: adds each `value × factor` to `energy` in answer order
 /// (cASO's running sum, so the result is bit-identical); the sample count.
+#[allow(clippy::too_many_arguments)]
 async fn query_chunk(
     http: &reqwest::Client,
     p: &PrometheusConfig,

@@ -277,3 +277,21 @@ async fn real_caso_gives_the_same_energy_records_except_the_deleted_server_and_t
     assert!(close(caso[0]["EnergyWh"].as_f64().unwrap() - run.energy_wh, 2.0 * 7_401_000.0 * 0.8 * 30.0 / 3.6e9));
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_lowers_efficiency_and_cpu_time() {
+    let sim = start().await;
+    let mut c = cfg(&sim);
+    c.projects = vec!["e91c0a2f4b7c4d1e8f9a0b1c2d3e4f51".into()];
+    let recs = energy(&sim, &c, "2023-05-22T00:00:00Z", "2023-05-24T00:00:00Z").await;
+    // vm-suspended (f1, 2 vCPUs, 5,154,000 µW per vCPU): ACTIVE on 05-22,
+    // SUSPENDED from 05-23T00:00: one day of samples = 2 × 5.154 W × 23.52 h.
+    let r = recs.iter().find(|r| r.exec_unit_id.as_str() == "e0000002-0000-4000-8000-000000000002").expect("vm-suspended");
+    assert!(close(r.energy_wh, 242.44416), "{}", r.energy_wh);
+    assert_eq!((r.wall_clock_time_s, r.suspend_duration_s, r.cpu_duration_s), (172_800, 86_400, 172_800));
+    assert_eq!(r.efficiency, 0.5);
+    assert_eq!(r.status.as_str(), "suspended");
+    assert_eq!(r.owner.as_str(), "vo.access.egi.eu");
+    assert!(!r.exec_unit_finished);
+    sim.stop().await;
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use apel::{ApelText, SiteName};
 
-/// What to extract; cASO's `extractor` option (energy is not done here).
+/// What to extract; cASO's `extractor` option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Extractor {
     /// Nova: cloud records and accelerator records.
@@ -15,6 +15,8 @@ pub enum Extractor {
     Cinder,
     /// Neutron: public IP records.
     Neutron,
+    /// Prometheus: energy records (not in cASO's default list).
+    Prometheus,
 }
 
 impl Extractor {
@@ -23,14 +25,16 @@ impl Extractor {
             Extractor::Nova => "nova",
             Extractor::Cinder => "cinder",
             Extractor::Neutron => "neutron",
+            Extractor::Prometheus => "prometheus",
         }
     }
-    /// `nova`, `cinder`, `neutron` (case-insensitive).
+    /// `nova`, `cinder`, `neutron`, `prometheus` (case-insensitive).
     pub fn parse(s: &str) -> Option<Extractor> {
         match s.trim().to_ascii_lowercase().as_str() {
             "nova" => Some(Extractor::Nova),
             "cinder" => Some(Extractor::Cinder),
             "neutron" => Some(Extractor::Neutron),
+            "prometheus" => Some(Extractor::Prometheus),
             _ => None,
         }
     }
@@ -68,6 +72,43 @@ impl Default for AcceleratorKeys {
             vendor_key: "Accelerator:Vendor".into(),
             model_key: "Accelerator:Model".into(),
             number_key: "Accelerator:Number".into(),
+        }
+    }
+}
+
+/// The energy extractor's settings (cASO `[prometheus]`, same names and
+/// defaults), plus `count_window_end`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusConfig {
+    /// Prometheus base URL (the sim's is `<sim base>/prometheus`).
+    pub prometheus_endpoint: String,
+    pub prometheus_metric_name: String,
+    /// The label holding the VM uuid.
+    pub vm_uuid_label_name: String,
+    /// Extra `key:value` label filters (an entry without `:` is ignored, as cASO).
+    pub labels: Vec<String>,
+    /// Seconds between samples (the query's `step`), > 0.
+    pub prometheus_step_seconds: u32,
+    pub prometheus_verify_ssl: bool,
+    /// Multiplies `EnergyWh` (and is reported as `CPUNormalizationFactor`).
+    pub cpu_normalization_factor: f64,
+    /// Count the sample at the window end (cASO: yes, so consecutive windows
+    /// count their shared boundary sample twice). Default false: samples at
+    /// `from + k·step < to`, each standing for `[t, t + step)`.
+    pub count_window_end: bool,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        PrometheusConfig {
+            prometheus_endpoint: "http://localhost:9090".into(),
+            prometheus_metric_name: "prometheus_value".into(),
+            vm_uuid_label_name: "uuid".into(),
+            labels: vec!["type_instance:scaph_process_power_microwatts".into()],
+            prometheus_step_seconds: 30,
+            prometheus_verify_ssl: true,
+            cpu_normalization_factor: 1.0,
+            count_window_end: false,
         }
     }
 }
@@ -140,6 +181,8 @@ pub struct ExtractConfig {
     pub per_project_concurrency: usize,
     pub extractors: Vec<Extractor>,
     pub compat: CompatOptions,
+    /// The `prometheus` (energy) extractor's settings.
+    pub prometheus: PrometheusConfig,
 }
 
 impl ExtractConfig {
@@ -161,6 +204,7 @@ impl ExtractConfig {
             per_project_concurrency: 8,
             extractors: vec![Extractor::Nova, Extractor::Cinder, Extractor::Neutron],
             compat: CompatOptions::default(),
+            prometheus: PrometheusConfig::default(),
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum ExtractError {
         #[source]
         source: apel::Error,
     },
+    /// A Prometheus query failed (energy records).
+    #[error("{what}: {message}")]
+    Prometheus { what: String, message: String },
     /// The window is unusable (from ≥ to, or in the future).
     #[error("project {project}: invalid window: {message}")]
     Window { project: String, message: String },

@@ -1,5 +1,6 @@
 //! Accounting extraction: reads OpenStack through `openstack` and builds
-//! `apel` records (cloud, accelerator, storage, public IP), the way cASO
+//! `apel` records (cloud, accelerator, storage, public IP; energy from
+//! Prometheus), the way cASO
 //! 5.2.2 does except for the fixes in COMPAT-NOTES.md. The only crate that
 //! knows both sides; windows and checkpoints belong to the caller (ledger).
 //!
@@ -33,6 +34,7 @@ pub mod error;
 pub mod neutron;
 pub mod nova;
 pub mod pipeline;
+pub mod prometheus;
 pub mod suspend;
 pub mod vo;
 
@@ -45,7 +47,7 @@ use openstack::keystone::{ListProjects, Project};
 
 pub use access::FlavorFacts;
 pub use cinder::GoneVolume;
-pub use config::{AcceleratorKeys, BenchmarkKeys, CompatOptions, ExtractConfig, Extractor, InactiveTime};
+pub use config::{AcceleratorKeys, BenchmarkKeys, CompatOptions, ExtractConfig, Extractor, InactiveTime, PrometheusConfig};
 pub use error::ExtractError;
 pub use vo::{VoMap, VoSource};
 
@@ -224,6 +226,7 @@ async fn one_project(
                 })
             }
             Extractor::Neutron => neutron::extract(a, &p, cfg, &fqan, window).await,
+            Extractor::Prometheus => prometheus::extract(a, &p, cfg, &fqan, window).await,
         };
         match r {
             Ok(r) => records.extend(r),

@@ -121,6 +121,14 @@ pub async fn dry_run(
     for p in &extraction.projects {
         if let Ok(records) = &p.result {
             for (kind, recs) in by_kind(records) {
+                if kind == RecordKind::Energy {
+                    // Printed as the JSON array cASO posts to GreenDIGIT CIM.
+                    match apel::render_message(kind, &recs, spool.style) {
+                        Ok(m) => out.push((p.project_id.clone(), kind, m)),
+                        Err(e) => tracing::error!(project = %p.project_id, "rendering energy records: {e}"),
+                    }
+                    continue;
+                }
                 match apel::batch(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes) {
                     Ok(messages) => out.extend(messages.into_iter().map(|m| (p.project_id.clone(), kind, m))),
                     Err(e) => tracing::error!(project = %p.project_id, "rendering {} records: {e}", kind.as_str()),
@@ -362,7 +370,9 @@ fn commit_project(
         }
     }
     let mut messages = Vec::new();
-    for kind in [RecordKind::Cloud, RecordKind::Ip, RecordKind::Accelerator, RecordKind::Storage, RecordKind::Energy] {
+    // Energy records are kept in the ledger only: APEL's SSM path does not
+    // take them (cASO's ssm messenger refuses them too).
+    for kind in [RecordKind::Cloud, RecordKind::Ip, RecordKind::Accelerator, RecordKind::Storage] {
         let (recs, snaps): (Vec<Record>, Vec<&Snapshot>) =
             to_send.iter().filter(|(r, _)| r.kind() == kind).map(|(r, s)| (r.clone(), s)).unzip();
         if recs.is_empty() {
@@ -430,6 +440,9 @@ pub fn republish(
     }
     let mut out = Vec::new();
     for (kind_name, items) in by_kind {
+        if kind_name == RecordKind::Energy.as_str() {
+            continue; // not an APEL message (see commit_project)
+        }
         let kind: RecordKind = kind_name.parse().map_err(|source| RunError::Render { kind: "stored", project: String::new(), source })?;
         let (recs, snaps): (Vec<Record>, Vec<Snapshot>) = items.into_iter().unzip();
         for (range, bytes) in apel::batch_ranges(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes)

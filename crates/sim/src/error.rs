@@ -116,6 +116,16 @@ impl IntoResponse for ApiError {
                 let body = json!({"NeutronError": {"type": kind, "message": self.message, "detail": ""}});
                 (self.status, axum::Json(body)).into_response()
             }
+            Service::Prometheus => {
+                let kind = match code {
+                    400 => "bad_data",
+                    422 => "execution",
+                    503 => "unavailable",
+                    _ => "internal",
+                };
+                let body = json!({"status": "error", "errorType": kind, "error": self.message});
+                (self.status, axum::Json(body)).into_response()
+            }
             Service::Image | Service::Identity | Service::Ams | Service::AmsAuthn => {
                 let t = title(self.status);
                 let body = format!(

@@ -1,6 +1,7 @@
 //! A simulated OpenStack site: Keystone v3, Nova v2.1, Cinder v3, Neutron
 //! v2.0 and Glance v2 on one port with devstack-style path prefixes
-//! (`/identity`, `/compute`, `/volume`, `/network`, `/image`), driven by a
+//! (`/identity`, `/compute`, `/volume`, `/network`, `/image`), plus a
+//! Prometheus API subset for energy metrics (`/prometheus`), driven by a
 //! seeded scenario, with per-service latency, concurrency caps and faults.
 //!
 //! This crate shares no types with the `openstack` client crate on purpose:
@@ -26,6 +27,7 @@ mod glance;
 mod keystone;
 mod neutron;
 mod nova;
+pub mod prometheus;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -144,6 +146,7 @@ fn router(state: Arc<AppState>) -> Router {
         .nest(Service::Volume.prefix(), cinder::router())
         .nest(Service::Network.prefix(), neutron::router())
         .nest(Service::Image.prefix(), glance::router())
+        .nest(Service::Prometheus.prefix(), prometheus::router())
         // axum's `nest` never hands "<prefix>/" to the nested router; clients
         // doing version discovery ask for exactly that.
         .route("/identity/", get(keystone::versions))

@@ -22,6 +22,8 @@ pub enum Service {
     Volume,
     Network,
     Image,
+    /// Prometheus HTTP API (energy metrics; no Keystone token).
+    Prometheus,
     /// The ARGO Messaging Service data API (the "443" role), on its own
     /// HTTPS port when `SimConfig::ams` is set.
     Ams,
@@ -31,9 +33,15 @@ pub enum Service {
 }
 
 impl Service {
-    /// The OpenStack services, all on the simulator's main port.
-    pub const ALL: [Service; 5] =
-        [Service::Identity, Service::Compute, Service::Volume, Service::Network, Service::Image];
+    /// The services on the simulator's main port (path prefixes).
+    pub const ALL: [Service; 6] = [
+        Service::Identity,
+        Service::Compute,
+        Service::Volume,
+        Service::Network,
+        Service::Image,
+        Service::Prometheus,
+    ];
     /// The AMS services, each on its own HTTPS port.
     pub const AMS: [Service; 2] = [Service::Ams, Service::AmsAuthn];
 
@@ -45,6 +53,7 @@ impl Service {
             Service::Volume => "/volume",
             Service::Network => "/network",
             Service::Image => "/image",
+            Service::Prometheus => "/prometheus",
             // Own ports, no prefix.
             Service::Ams | Service::AmsAuthn => "",
         }
@@ -57,6 +66,7 @@ impl Service {
             Service::Volume => "volume",
             Service::Network => "network",
             Service::Image => "image",
+            Service::Prometheus => "prometheus",
             Service::Ams => "ams",
             Service::AmsAuthn => "ams-authn",
         }

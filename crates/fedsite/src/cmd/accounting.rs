@@ -72,6 +72,15 @@ pub struct SiteArgs {
     /// Projects extracted at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Prometheus base URL for the `prometheus` (energy) extractor.
+    #[arg(long, default_value = "http://localhost:9090")]
+    pub prometheus_endpoint: String,
+    /// Seconds between the power samples the energy extractor sums.
+    #[arg(long, default_value_t = 30)]
+    pub prometheus_step_seconds: u32,
+    /// Multiplies the energy (cASO's cpu_normalization_factor).
+    #[arg(long, default_value_t = 1.0)]
+    pub cpu_normalization_factor: f64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -200,8 +209,17 @@ impl SiteArgs {
         cfg.extractors = self
             .extractors
             .iter()
-            .map(|e| Extractor::parse(e).with_context(|| format!("--extractor: unknown extractor {e:?} (nova, cinder, neutron)")))
+            .map(|e| {
+                Extractor::parse(e)
+                    .with_context(|| format!("--extractor: unknown extractor {e:?} (nova, cinder, neutron, prometheus)"))
+            })
             .collect::<Result<_>>()?;
+        cfg.prometheus.prometheus_endpoint = self.prometheus_endpoint.clone();
+        if self.prometheus_step_seconds == 0 {
+            bail!("--prometheus-step-seconds must be above 0");
+        }
+        cfg.prometheus.prometheus_step_seconds = self.prometheus_step_seconds;
+        cfg.prometheus.cpu_normalization_factor = self.cpu_normalization_factor;
         Ok(cfg)
     }
 

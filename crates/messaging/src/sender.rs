@@ -332,6 +332,8 @@ struct Item {
     /// The ledger knows this element (state spooled).
     known: bool,
     attempts: u32,
+    /// AMS stored it already without giving its id (ahead of a 413 in the same request).
+    stored_before: bool,
 }
 
 struct Run<'a> {
@@ -371,6 +373,7 @@ pub async fn send_all(
         .collect();
     let mut retry: Vec<Item> = Vec::new();
     let mut round = 0u32;
+    let mut learned_413: Option<usize> = None;
     while !run.report.auth_failed && (!fresh.is_empty() || !retry.is_empty()) {
         let batch: Vec<Item> = if !fresh.is_empty() {
             let mut items = Vec::new();
@@ -401,7 +404,7 @@ pub async fn send_all(
             std::mem::take(&mut retry)
         };
         let mut halves = Vec::new();
-        for (item, result) in publish_round(client, &opts.topic, batch, &mut run.report).await {
+        for (item, result) in publish_round(client, &opts.topic, batch, &mut learned_413).await {
             match result {
                 Ok(id) => run.finish_sent(&item, &id),
                 Err(e) => match e.class() {
@@ -449,16 +452,41 @@ pub async fn send_all(
     Ok(run.report)
 }
 
+/// A request-level refusal that one message of a batch may have caused.
+fn isolate(e: &AmsError) -> bool {
+    match e.class() {
+        ErrorClass::TooLarge => true,
+        ErrorClass::Permanent => !matches!(e.status(), Some(401 | 403) | None),
+        ErrorClass::Retryable => false,
+    }
+}
+
 /// Publishes `items` in requests planned by [`ams::plan_batches`], `concurrency` at a time.
-/// A request answered 413 that carried several messages is re-sent one message per request
-/// (AMS stores the messages of a request one by one until the too-large one: those before it
-/// are then stored twice and counted in `report.duplicates`).
+/// A request refused with 413 (or 400/404/...) that carried several messages is re-sent one
+/// message per request (AMS stores the messages of a request one by one until the refused one:
+/// those before it are then stored twice and counted in `report.duplicates`).
 async fn publish_round(
     client: &AmsClient,
     topic: &str,
     items: Vec<Item>,
-    report: &mut SendReport,
+    learned_413: &mut Option<usize>,
 ) -> Vec<(Item, Result<String, AmsError>)> {
+    // Once AMS refused a message of n bytes alone, larger ones are split without asking again
+    // (each attempt in a batch would store the messages ahead of it twice).
+    let (big, mut items): (Vec<Item>, Vec<Item>) = items
+        .into_iter()
+        .partition(|i| learned_413.is_some_and(|l| i.msg.data.len() >= l));
+    let mut out: Vec<(Item, Result<String, AmsError>)> = big
+        .into_iter()
+        .map(|it| {
+            let e = AmsError::TooLargeLocal {
+                what: format!("publishing {} (AMS refused a message this large with 413)", it.name),
+                size: it.msg.data.len(),
+                limit: learned_413.unwrap_or(0),
+            };
+            (it, Err(e))
+        })
+        .collect();
     let encoded: Vec<usize> = items.iter().map(|i| i.msg.to_json().len()).collect();
     let limit = client.config().max_request_bytes;
     let mut ranges = Vec::new();
@@ -489,31 +517,45 @@ async fn publish_round(
     while let Some((r, res)) = done.next().await {
         match res {
             Ok(ids) => r.zip(ids).for_each(|(i, id)| results[i] = Some(Ok(id))),
-            Err(e) if e.class() == ErrorClass::TooLarge && r.len() > 1 => split_again.push(r),
+            // Which message AMS refused is not said: each is tried alone (413, 400, 404...).
+            Err(e) if r.len() > 1 && isolate(&e) => split_again.push((r, e.class() == ErrorClass::TooLarge)),
             Err(e) => r.for_each(|i| results[i] = Some(Err(e.clone()))),
         }
     }
     drop(done);
-    for r in split_again {
-        let mut culprit_seen = false;
-        for i in r {
-            let res = client
-                .publish_batch(topic, std::slice::from_ref(&msgs[i]))
-                .await
-                .map(|mut ids| ids.remove(0));
-            match &res {
-                Err(e) if e.class() == ErrorClass::TooLarge => culprit_seen = true,
-                Ok(_) if !culprit_seen => report.duplicates += 1,
-                _ => {}
+    for (r, was_413) in split_again {
+        for i in r.clone() {
+            results[i] = Some(
+                client
+                    .publish_batch(topic, std::slice::from_ref(&msgs[i]))
+                    .await
+                    .map(|mut ids| ids.remove(0)),
+            );
+        }
+        // Only a 413 comes after AMS stored the messages ahead of the refused one: those are
+        // stored twice once they are sent again (now or after a retry).
+        let culprit = r.clone().find(|&i| {
+            matches!(&results[i], Some(Err(e)) if e.class() == ErrorClass::TooLarge)
+        });
+        for i in r.clone() {
+            if matches!(&results[i], Some(Err(e)) if e.status() == Some(413)) {
+                let n = msgs[i].data.len();
+                *learned_413 = Some(learned_413.map_or(n, |l| l.min(n)));
             }
-            results[i] = Some(res);
+        }
+        if let (true, Some(c)) = (was_413, culprit) {
+            for i in r.start..c {
+                items[i].stored_before = true;
+            }
         }
     }
-    items
-        .into_iter()
-        .zip(results)
-        .map(|(it, r)| (it, r.expect("every message has a result")))
-        .collect()
+    out.extend(
+        items
+            .into_iter()
+            .zip(results)
+            .map(|(it, r)| (it, r.expect("every message has a result"))),
+    );
+    out
 }
 
 impl Run<'_> {
@@ -609,6 +651,7 @@ impl Run<'_> {
             parsed,
             known,
             attempts: 0,
+            stored_before: false,
         }))
     }
 
@@ -621,6 +664,9 @@ impl Run<'_> {
             self.report.errors.push(e.to_string());
         }
         self.report.sent += 1;
+        if item.stored_before {
+            self.report.duplicates += 1;
+        }
         self.remove(&item.name);
     }
 

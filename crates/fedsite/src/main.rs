@@ -34,6 +34,12 @@ enum Command {
     /// Show what a site holds: projects, VOs, flavors, servers, volumes,
     /// floating IPs and images, read through the OpenStack APIs.
     Inventory(cmd::inventory::InventoryArgs),
+    /// Send the outgoing spool to AMS once, as cron runs ssmsend (reads SSM's sender.cfg).
+    Send(cmd::send::SendArgs),
+    /// Pull accounting messages from an AMS subscription, verify and store them.
+    Receive(cmd::receive::ReceiveArgs),
+    /// Inspect the outgoing spool and its quarantine.
+    Spool(cmd::spool::SpoolArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +58,9 @@ fn main() -> ExitCode {
             Command::Demo(args) => cmd::demo::run(args).await,
             Command::Inventory(args) => cmd::inventory::run(args).await,
             Command::Accounting(args) => cmd::accounting::run(args).await,
+            Command::Send(args) => cmd::send::run(args).await,
+            Command::Receive(args) => cmd::receive::run(args).await,
+            Command::Spool(args) => cmd::spool::run(args).await,
         }
     });
     match result {

@@ -3,4 +3,7 @@
 pub mod accounting;
 pub mod demo;
 pub mod inventory;
+pub mod receive;
+pub mod send;
 pub mod sim;
+pub mod spool;

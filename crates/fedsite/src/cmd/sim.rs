@@ -38,6 +38,69 @@ pub struct SimArgs {
     /// Token the simulated services use to validate tokens in hybrid mode.
     #[arg(long, env = "FEDSITE_SIM_KEYSTONE_TOKEN", hide_env_values = true)]
     pub keystone_token: Option<String>,
+    #[command(flatten)]
+    pub ams: AmsSimArgs,
+}
+
+/// The simulated ARGO Messaging Service (`--ams`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct AmsSimArgs {
+    /// Also run the simulated AMS (data API + X.509 token exchange, HTTPS).
+    #[arg(long)]
+    pub ams: bool,
+    /// Where the AMS CA, server and client certificates are written.
+    #[arg(long, value_name = "DIR", default_value = "fedsite-sim-ams")]
+    pub ams_cert_dir: PathBuf,
+    /// AMS data API port (0 = any free one).
+    #[arg(long, default_value_t = 0)]
+    pub ams_port: u16,
+    /// AMS token exchange (authx509) port (0 = any free one).
+    #[arg(long, default_value_t = 0)]
+    pub ams_authn_port: u16,
+    /// Largest base64 `data` a message may have (larger → 413).
+    #[arg(long, default_value_t = sim::ams::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub ams_max_message_bytes: usize,
+    /// Fraction of AMS requests answered 500/503/429.
+    #[arg(long, default_value_t = 0.0)]
+    pub ams_error_rate: f64,
+}
+
+impl AmsSimArgs {
+    /// Sets `config.ams` (and the AMS fault profile) when `--ams` is given.
+    pub fn apply(&self, config: &mut SimConfig) -> Result<()> {
+        if !self.ams {
+            return Ok(());
+        }
+        if !(0.0..=1.0).contains(&self.ams_error_rate) {
+            bail!("--ams-error-rate must be between 0 and 1, got {}", self.ams_error_rate);
+        }
+        std::fs::create_dir_all(&self.ams_cert_dir)
+            .with_context(|| format!("creating {}", self.ams_cert_dir.display()))?;
+        let dir = std::fs::canonicalize(&self.ams_cert_dir)?;
+        let mut ams = sim::AmsConfig::new(dir);
+        ams.bind.set_port(self.ams_port);
+        ams.authn_bind.set_port(self.ams_authn_port);
+        ams.max_message_bytes = self.ams_max_message_bytes;
+        config.ams = Some(ams);
+        if self.ams_error_rate > 0.0 {
+            let p = config.profiles.entry(Service::Ams).or_default();
+            p.error_rate = self.ams_error_rate;
+        }
+        Ok(())
+    }
+
+    /// What a client needs, on stderr.
+    pub fn print(handle: &sim::SimHandle) {
+        if let Some(a) = handle.ams() {
+            eprintln!("AMS data API:      {}  (project {}, topic {}, subscription {})", a.url(), sim::ams::DEFAULT_PROJECT, sim::ams::DEFAULT_TOPIC, sim::ams::DEFAULT_SUBSCRIPTION);
+            eprintln!("AMS authx509:      {}", a.authx509_url("localhost"));
+            eprintln!("AMS CA:            {}", a.ca_pem_path().display());
+            eprintln!("client cert / key: {} / {}  ({})", a.client_cert_path().display(), a.client_key_path().display(), sim::ams::TEST_CLIENT_DN);
+            for user in ["sender", "receiver", "admin"] {
+                eprintln!("token {user:<9}  {}", a.token(user).unwrap_or_default());
+            }
+        }
+    }
 }
 
 /// Latency, concurrency and faults, for every service; a profile file can
@@ -136,7 +199,9 @@ pub async fn run(args: SimArgs) -> Result<ExitCode> {
         (Some(auth_url), Some(service_token)) => Some(ExternalKeystone { auth_url, service_token }),
         _ => None,
     };
+    args.ams.apply(&mut config)?;
     let handle = sim::start(config).await?;
+    AmsSimArgs::print(&handle);
     let yaml = handle.clouds_yaml();
     if let Some(path) = &args.clouds_yaml {
         std::fs::write(path, &yaml).with_context(|| format!("writing {}", path.display()))?;

@@ -1,0 +1,102 @@
+//! `fedsite receive`: pull from an AMS subscription, verify, store (python dirq `Queue` as
+//! ssmreceive writes it, or the APEL-semantics records store), acknowledge only after the
+//! write is durable. `--once` drains and exits; otherwise runs until Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use messaging::config::{ReceiverCfg, load_dns};
+use messaging::receiver::{self, CloudSummary, ReceiverOptions, RecordStore, Sink};
+use messaging::smime::{Signer, Verifier};
+
+use super::send::AmsArgs;
+
+#[derive(Debug, Args)]
+pub struct ReceiveArgs {
+    /// SSM's receiver.cfg (flags override its values).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub ams: AmsArgs,
+    /// AMS subscription (`[messaging] destination`).
+    #[arg(long)]
+    pub subscription: Option<String>,
+    /// CAs that signer certificates must chain to: PEM file or hashed directory
+    /// (`[certificates] capath`).
+    #[arg(long, value_name = "PATH")]
+    pub capath: Option<PathBuf>,
+    /// Allowed signer DNs, SSM's `dns` file format.
+    #[arg(long, value_name = "PATH", default_value = "/etc/apel/dns")]
+    pub dns: PathBuf,
+    /// Store into a python dirq Queue at DIR/incoming and DIR/reject (`[messaging] path`).
+    #[arg(long, value_name = "DIR", conflicts_with = "records")]
+    pub queue: Option<PathBuf>,
+    /// Store into the records SQLite file with APEL's semantics instead.
+    #[arg(long, value_name = "PATH")]
+    pub records: Option<PathBuf>,
+    /// Messages per pull.
+    #[arg(long, default_value_t = 100)]
+    pub batch: u32,
+    /// Drain the subscription and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// With --records: print APEL's cloud summaries per VO and month at the end.
+    #[arg(long)]
+    pub summaries: bool,
+}
+
+pub async fn run(args: ReceiveArgs) -> Result<ExitCode> {
+    let cfg = args.config.as_deref().map(ReceiverCfg::load).transpose()?;
+    let sub = args.subscription.clone().or(cfg.as_ref().map(|c| c.destination.clone())).context("no subscription: --subscription or [messaging] destination")?;
+    let mut ams = args.ams.clone();
+    ams.cert = ams.cert.or(cfg.as_ref().and_then(|c| c.certificate.clone()));
+    ams.key = ams.key.or(cfg.as_ref().and_then(|c| c.key.clone()));
+    let client = ams.client(
+        cfg.as_ref().map(|c| c.host.as_str()),
+        cfg.as_ref().map(|c| c.ams_project.as_str()),
+        cfg.as_ref().and_then(|c| c.token.as_deref()),
+    )?;
+    let capath = args.capath.clone().or(cfg.as_ref().and_then(|c| c.capath.clone())).context("no CA to verify signers: --capath or [certificates] capath")?;
+    let verifier = Verifier::new(&capath).with_context(|| format!("CAs {}", capath.display()))?;
+    let decryptor = match (&ams.cert, &ams.key) {
+        (Some(c), Some(k)) => Some(Signer::new(c, k)?),
+        _ => None,
+    };
+    let opts = ReceiverOptions { batch: args.batch.max(1), ..ReceiverOptions::new(&sub, load_dns(&args.dns)?) };
+    let mut sink = match (&args.records, &args.queue) {
+        (Some(r), _) => Sink::Records(RecordStore::open(r)?),
+        (None, Some(q)) => Sink::queue(q)?,
+        (None, None) => Sink::queue(&cfg.as_ref().map(|c| c.path.clone()).context("no store: --queue, --records or [messaging] path")?)?,
+    };
+    let report = if args.once {
+        receiver::receive_once(&opts, &client, &verifier, decryptor.as_ref(), &mut sink).await?
+    } else {
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        receiver::receive_loop(&opts, &client, &verifier, decryptor.as_ref(), &mut sink, Duration::from_secs(1), stop).await?
+    };
+    println!("{}", report.summary());
+    if let (true, Sink::Records(store)) = (args.summaries, &sink) {
+        print_summaries(&store.cloud_summaries()?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// APEL's cloud summaries folded per VO and month: VMs, wall and CPU hours (deltas).
+pub fn print_summaries(rows: &[CloudSummary]) {
+    let mut by: std::collections::BTreeMap<(String, i32, u32), (u64, i64, i64)> = Default::default();
+    for r in rows {
+        let e = by.entry((r.vo.clone(), r.year, r.month)).or_default();
+        e.0 += r.number_of_vms;
+        e.1 += r.wall_duration;
+        e.2 += r.cpu_duration;
+    }
+    println!("{:<24} {:<8} {:>6} {:>12} {:>12}", "VO", "MONTH", "VMS", "WALL h", "CPU h");
+    for ((vo, y, m), (n, w, c)) in by {
+        println!("{:<24} {:04}-{:02}  {:>6} {:>12.1} {:>12.1}", vo, y, m, n, w as f64 / 3600.0, c as f64 / 3600.0);
+    }
+}

@@ -1,0 +1,236 @@
+//! `fedsite send`: one pass over the outgoing spool to AMS, as cron runs `ssmsend` (SSM's
+//! `sender.cfg` honoured, every key overridable by a flag); `--dry-run` prints the exact
+//! publish request bodies. Also `deliver_via_sim`, the demo's send → AMS sim → receive step.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use messaging::ams::{AmsClient, AmsConfig, Auth};
+use messaging::config::{PathType, SenderCfg};
+use messaging::receiver::{self, CloudSummary, ReceiveReport, ReceiverOptions, RecordStore, Sink};
+use messaging::sender::{self, RetryPolicy, SendReport, SenderOptions};
+use messaging::smime::{Recipient, Signer, Verifier};
+
+/// How to reach AMS (shared by send and receive).
+#[derive(Debug, Args, Clone, Default)]
+pub struct AmsArgs {
+    /// AMS data API base URL (default `https://{[broker] host}`).
+    #[arg(long, value_name = "URL")]
+    pub ams_url: Option<String>,
+    /// X.509 token exchange base URL (default `https://{host name}:8443`).
+    #[arg(long, value_name = "URL")]
+    pub authn_url: Option<String>,
+    /// AMS project (`[messaging] ams_project`).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Static AMS token (`[messaging] token`); without it, the host certificate gets one.
+    #[arg(long, env = "FEDSITE_AMS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Host certificate (`[certificates] certificate`).
+    #[arg(long, value_name = "PEM")]
+    pub cert: Option<PathBuf>,
+    /// Host key (`[certificates] key`).
+    #[arg(long, value_name = "PEM")]
+    pub key: Option<PathBuf>,
+    /// CAs trusted for AMS's TLS (PEM bundle or directory; default REQUESTS_CA_BUNDLE, else the
+    /// system roots).
+    #[arg(long, value_name = "PATH")]
+    pub ca: Option<PathBuf>,
+    /// Publish/pull requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Per-request timeout.
+    #[arg(long, default_value_t = 10)]
+    pub timeout_secs: u64,
+}
+
+impl AmsArgs {
+    /// The AMS client: flags over the configuration file's values.
+    pub fn client(&self, host: Option<&str>, project: Option<&str>, cfg_token: Option<&str>) -> Result<AmsClient> {
+        let project = self.project.as_deref().or(project).context("no AMS project: --project or [messaging] ams_project")?;
+        let base = match (&self.ams_url, host) {
+            (Some(u), _) => u.clone(),
+            (None, Some(h)) => format!("https://{h}"),
+            (None, None) => bail!("no AMS address: --ams-url, or --config with [broker] host"),
+        };
+        let auth = match self.token.as_deref().or(cfg_token) {
+            Some(t) => Auth::Token(t.to_owned()),
+            None => {
+                let name = host_name(&base).with_context(|| format!("AMS URL {base} has no host"))?;
+                let authn = self.authn_url.clone().unwrap_or_else(|| format!("https://{name}:8443"));
+                Auth::X509 {
+                    authn_base: authn.parse().with_context(|| format!("authn URL {authn}"))?,
+                    host: name,
+                    cert: self.cert.clone().context("X.509 token exchange needs --cert (or a static --token)")?,
+                    key: self.key.clone().context("X.509 token exchange needs --key")?,
+                }
+            }
+        };
+        let mut cfg = AmsConfig::new(&base, project, auth)?;
+        cfg.ca = self.ca.clone().or_else(|| std::env::var_os("REQUESTS_CA_BUNDLE").map(PathBuf::from));
+        cfg.concurrency = self.concurrency.max(1);
+        cfg.timeout = Duration::from_secs(self.timeout_secs.max(1));
+        Ok(AmsClient::new(cfg)?)
+    }
+}
+
+/// `name` of `https://name:port/path`.
+fn host_name(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split('/').next()?;
+    let name = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// SSM's sender.cfg (flags override its values).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub ams: AmsArgs,
+    /// AMS topic (`[messaging] destination`).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Outgoing spool (`[messaging] path`).
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// `dirq` or `directory` (`[messaging] path_type`).
+    #[arg(long)]
+    pub path_type: Option<String>,
+    /// Where refused messages go (default `<spool>.quarantine`).
+    #[arg(long, value_name = "DIR")]
+    pub quarantine: Option<PathBuf>,
+    /// The ledger (SQLite): sent messages are recorded, superseded records left out.
+    #[arg(long, value_name = "PATH")]
+    pub ledger: Option<PathBuf>,
+    /// Encrypt to this certificate (`[certificates] server_cert`).
+    #[arg(long, value_name = "PEM")]
+    pub server_cert: Option<PathBuf>,
+    /// Retries of a message after retryable errors (5xx, 408, 429, network).
+    #[arg(long, default_value_t = 6)]
+    pub max_retries: u32,
+    /// First backoff delay; doubles per retry round, with jitter.
+    #[arg(long, default_value_t = 1000)]
+    pub retry_initial_ms: u64,
+    #[arg(long, default_value_t = 60_000)]
+    pub retry_max_ms: u64,
+    /// No retry round starts after this long.
+    #[arg(long, default_value_t = 600)]
+    pub retry_max_elapsed_secs: u64,
+    /// Messages signed and published per round.
+    #[arg(long, default_value_t = 200)]
+    pub chunk: usize,
+    /// Locks older than this are released by the final purge (dirq default 600).
+    #[arg(long, default_value_t = 600)]
+    pub purge_maxlock_secs: u64,
+    /// Print the exact publish request bodies (one JSON per line) and do nothing else.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn path_type(s: &str) -> Result<PathType> {
+    match s {
+        "dirq" => Ok(PathType::Dirq),
+        "directory" => Ok(PathType::Directory),
+        o => bail!("--path-type {o:?}: expected dirq or directory"),
+    }
+}
+
+pub async fn run(args: SendArgs) -> Result<ExitCode> {
+    let cfg = args.config.as_deref().map(SenderCfg::load).transpose()?;
+    if let Some(c) = &cfg {
+        for n in &c.notes {
+            tracing::info!("{}: {n}", c.file.display());
+        }
+    }
+    let spool = args.spool.clone().or(cfg.as_ref().map(|c| c.path.clone())).context("no spool: --spool or [messaging] path")?;
+    let topic = args.topic.clone().or(cfg.as_ref().map(|c| c.destination.clone())).context("no topic: --topic or [messaging] destination")?;
+    let mut opts = SenderOptions::new(&spool, &topic);
+    opts.path_type = match &args.path_type {
+        Some(p) => path_type(p)?,
+        None => cfg.as_ref().map(|c| c.path_type).unwrap_or(PathType::Dirq),
+    };
+    if let Some(q) = &args.quarantine {
+        opts.quarantine = q.clone();
+    }
+    opts.retry = RetryPolicy {
+        max_retries: args.max_retries,
+        initial: Duration::from_millis(args.retry_initial_ms),
+        max_delay: Duration::from_millis(args.retry_max_ms),
+        max_elapsed: Duration::from_secs(args.retry_max_elapsed_secs),
+    };
+    opts.chunk = args.chunk.max(1);
+    opts.purge_maxlock = Duration::from_secs(args.purge_maxlock_secs);
+    let mut ams = args.ams.clone();
+    ams.cert = ams.cert.or(cfg.as_ref().and_then(|c| c.certificate.clone()));
+    ams.key = ams.key.or(cfg.as_ref().and_then(|c| c.key.clone()));
+    let (cert, key) = (ams.cert.clone().context("signing needs --cert or [certificates] certificate")?, ams.key.clone().context("signing needs --key or [certificates] key")?);
+    let signer = Signer::new(&cert, &key).with_context(|| format!("host certificate {} / key {}", cert.display(), key.display()))?;
+    let server_cert = args.server_cert.clone().or(cfg.as_ref().and_then(|c| c.server_cert.clone()));
+    let recipient = server_cert.as_deref().map(Recipient::from_pem_file).transpose()?;
+
+    if args.dry_run {
+        for body in sender::dry_run(&opts, &signer, recipient.as_ref(), messaging::ams::DEFAULT_MAX_REQUEST_BYTES)? {
+            println!("{body}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = ams.client(
+        cfg.as_ref().map(|c| c.host.as_str()),
+        cfg.as_ref().map(|c| c.ams_project.as_str()),
+        cfg.as_ref().and_then(|c| c.token.as_deref()),
+    )?;
+    let mut ledger = args.ledger.as_deref().map(ledger::Ledger::open_sqlite).transpose()?;
+    let report = sender::send_all(&opts, &client, &signer, recipient.as_ref(), ledger.as_mut()).await?;
+    println!("{}", report.summary());
+    for e in &report.errors {
+        eprintln!("fedsite send: {e}");
+    }
+    Ok(if report.auth_failed || !report.errors.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// What the demo's delivery step did.
+#[allow(dead_code)] // called by `fedsite demo` (integrator)
+pub struct Delivery {
+    pub sent: SendReport,
+    pub received: ReceiveReport,
+    pub summaries: Vec<CloudSummary>,
+}
+
+/// The demo's delivery step against a sim started with `SimConfig.ams`: sends `spool` (signed
+/// with the sim's client certificate, X.509 token exchange), marking messages in `ledger`,
+/// then receives everything with the sim's receiver token into `<work>/received.sqlite`
+/// (signatures checked against the sim CA, allowed DN = the sim client's) and returns APEL's
+/// cloud summaries. Print them with [`super::receive::print_summaries`].
+#[allow(dead_code)] // called by `fedsite demo` (integrator)
+pub async fn deliver_via_sim(handle: &sim::SimHandle, spool: &Path, ledger: Option<&mut ledger::Ledger>, work: &Path) -> Result<Delivery> {
+    let a = handle.ams().context("the simulated site runs without AMS (SimConfig.ams)")?;
+    let signer = Signer::new(a.client_cert_path(), a.client_key_path())?;
+    let sender_args = AmsArgs {
+        ams_url: Some(a.url()),
+        authn_url: Some(a.authn_url()),
+        cert: Some(a.client_cert_path()),
+        key: Some(a.client_key_path()),
+        ca: Some(a.ca_pem_path()),
+        concurrency: 4,
+        timeout_secs: 10,
+        ..Default::default()
+    };
+    let client = sender_args.client(None, Some(sim::ams::DEFAULT_PROJECT), None)?;
+    let mut opts = SenderOptions::new(spool, sim::ams::DEFAULT_TOPIC);
+    opts.retry.initial = Duration::from_millis(100);
+    let sent = sender::send_all(&opts, &client, &signer, None, ledger).await?;
+
+    let receiver_args = AmsArgs { token: a.token("receiver"), cert: None, key: None, ..sender_args };
+    let rclient = receiver_args.client(None, Some(sim::ams::DEFAULT_PROJECT), None)?;
+    let verifier = Verifier::new(a.ca_pem_path())?;
+    let ropts = ReceiverOptions::new(sim::ams::DEFAULT_SUBSCRIPTION, vec![sim::ams::TEST_CLIENT_DN.to_string()]);
+    let mut sink = Sink::Records(RecordStore::open(work.join("received.sqlite"))?);
+    let received = receiver::receive_once(&ropts, &rclient, &verifier, None, &mut sink).await?;
+    let Sink::Records(store) = &sink else { unreachable!() };
+    Ok(Delivery { sent, received, summaries: store.cloud_summaries()? })
+}

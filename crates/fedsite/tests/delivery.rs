@@ -1,0 +1,297 @@
+//! Delivery end to end against the simulated AMS: spool → `send_all` (faults, 413 splits,
+//! quarantine, locks) → AMS sim → `receive_once` into the APEL-semantics records store; python
+//! dirq writing into the spool while fedsite sends; the `fedsite send` binary SIGKILLed at
+//! random points. `FEDSITE_DELIVERY_MESSAGES=5000` runs the big send by hand (CI: 300).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use apel::{CloudRecord, Fqan, Record, RecordKind, SiteName, Style, VmStatus, VmUuid};
+use chrono::{TimeZone, Utc};
+use messaging::ams::{self, AmsClient, Auth};
+use messaging::dirq::QueueSimple;
+use messaging::receiver::{self, ReceiverOptions, RecordStore, Sink};
+use messaging::sender::{self, SenderOptions};
+use messaging::smime::{Signer, Verifier};
+use sim::ams::{DEFAULT_PROJECT, DEFAULT_SUBSCRIPTION, DEFAULT_TOPIC, TEST_CLIENT_DN};
+use sim::{Service, ServiceProfile};
+
+fn record(msg: usize, i: usize) -> Record {
+    let uuid = format!("{:08x}-0000-4000-8000-{:012x}", msg, i);
+    let mut r = CloudRecord::new(VmUuid::new(uuid).unwrap(), SiteName::new("TEST-SITE").unwrap());
+    r.fqan = Some(Fqan::new(format!("vo{}.example.org", msg % 3)).unwrap());
+    r.status = Some(VmStatus::Started);
+    r.start_time = Some(Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap());
+    r.wall_duration = Some(3600 * (1 + (msg % 7) as u64));
+    r.cpu_duration = Some(1800);
+    r.cpu_count = Some(2);
+    Record::Cloud(r)
+}
+
+/// Message `msg` with `n` records, and their keys.
+fn message(msg: usize, n: usize) -> (Vec<u8>, Vec<String>) {
+    let recs: Vec<Record> = (0..n).map(|i| record(msg, i)).collect();
+    let keys = recs.iter().map(Record::key).collect();
+    (apel::render_message(RecordKind::Cloud, &recs, Style::Fedsite).unwrap(), keys)
+}
+
+async fn start(dir: &Path, error_rate: f64, max_message_bytes: Option<usize>, latency_ms: u64) -> sim::SimHandle {
+    let scenario = sim::scenario::builtin("tiny").unwrap().generate();
+    let mut cfg = sim::SimConfig::new(scenario);
+    let mut ams = sim::AmsConfig::new(dir.join("pki"));
+    if let Some(m) = max_message_bytes {
+        ams.max_message_bytes = m;
+    }
+    cfg.ams = Some(ams);
+    cfg.profiles.insert(Service::Ams, ServiceProfile { error_rate, latency_ms, ..Default::default() });
+    cfg.fault_seed = 20260;
+    sim::start(cfg).await.expect("sim with AMS starts")
+}
+
+fn sender_client(sim: &sim::SimHandle) -> AmsClient {
+    let a = sim.ams().unwrap();
+    let auth = Auth::X509 {
+        authn_base: a.authn_url().parse().unwrap(),
+        host: "localhost".into(),
+        cert: a.client_cert_path(),
+        key: a.client_key_path(),
+    };
+    let mut cfg = ams::AmsConfig::new(&a.url(), DEFAULT_PROJECT, auth).unwrap();
+    cfg.ca = Some(a.ca_pem_path());
+    cfg.max_request_bytes = 200_000;
+    AmsClient::new(cfg).unwrap()
+}
+
+fn opts(spool: &Path, topic: &str) -> SenderOptions {
+    let mut o = SenderOptions::new(spool, topic);
+    o.retry.initial = Duration::from_millis(5);
+    o.retry.max_delay = Duration::from_millis(100);
+    o.retry.max_retries = 30;
+    o.chunk = 50;
+    o
+}
+
+/// Receives everything into a records store at `path`.
+async fn receive_all(sim: &sim::SimHandle, path: &Path) -> (RecordStore, receiver::ReceiveReport) {
+    let a = sim.ams().unwrap();
+    let mut cfg = ams::AmsConfig::new(&a.url(), DEFAULT_PROJECT, Auth::Token(a.token("receiver").unwrap())).unwrap();
+    cfg.ca = Some(a.ca_pem_path());
+    let client = AmsClient::new(cfg).unwrap();
+    let verifier = Verifier::new(a.ca_pem_path()).unwrap();
+    let mut ropts = ReceiverOptions::new(DEFAULT_SUBSCRIPTION, vec![TEST_CLIENT_DN.to_string()]);
+    ropts.retries = 30;
+    ropts.retry_initial = Duration::from_millis(5);
+    let mut sink = Sink::Records(RecordStore::open(path).unwrap());
+    let report = receiver::receive_once(&ropts, &client, &verifier, None, &mut sink).await.unwrap();
+    let Sink::Records(store) = sink else { unreachable!() };
+    (store, report)
+}
+
+fn signed_b64_len(signer: &Signer, body: &[u8]) -> usize {
+    signer.sign(body).unwrap().len().div_ceil(3) * 4
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flaky_ams_and_413s_end_with_every_record_received_exactly_once() {
+    let n: usize = std::env::var("FEDSITE_DELIVERY_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let dir = tempfile::tempdir().unwrap();
+    // The AMS limit sits between a 3-record and a 4-record message: 4 and 5 get 413.
+    let pki_probe = start(dir.path(), 0.0, None, 0).await;
+    let signer = Signer::new(pki_probe.ams().unwrap().client_cert_path(), pki_probe.ams().unwrap().client_key_path()).unwrap();
+    let (three, four) = (signed_b64_len(&signer, &message(0, 3).0), signed_b64_len(&signer, &message(0, 4).0));
+    pki_probe.stop().await;
+    let sim = start(dir.path(), 0.2, Some((three + four) / 2), 0).await;
+    let a = sim.ams().unwrap();
+    let signer = Signer::new(a.client_cert_path(), a.client_key_path()).unwrap();
+
+    let spool = dir.path().join("outgoing");
+    let q = QueueSimple::open(&spool).unwrap();
+    let mut all_keys = BTreeSet::new();
+    let mut big = 0;
+    for m in 0..n {
+        let k = 1 + m % 5;
+        big += usize::from(k >= 4);
+        let (body, keys) = message(m, k);
+        q.add(&body).unwrap();
+        all_keys.extend(keys);
+    }
+    let client = sender_client(&sim);
+    let report = sender::send_all(&opts(&spool, DEFAULT_TOPIC), &client, &signer, None, None).await.unwrap();
+    assert_eq!(q.count().unwrap(), 0, "spool drained: {}", report.summary());
+    assert_eq!(report.split, big, "every 4- and 5-record message split once");
+    assert_eq!(report.quarantined, 0);
+    assert!(report.retried > 0, "20% faults cause retries");
+    assert_eq!(report.sent, n - big + 2 * big);
+
+    let published = a.published(DEFAULT_PROJECT, DEFAULT_TOPIC);
+    assert_eq!(published.len(), report.sent + report.duplicates, "AMS holds each sent message once, plus the counted duplicates");
+    let mut by_empaid: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &published {
+        *by_empaid.entry(p.attributes["empaid"].clone()).or_default() += 1;
+    }
+    let dup_messages: usize = by_empaid.values().map(|c| c - 1).sum();
+    assert_eq!(dup_messages, report.duplicates);
+
+    let (store, rr) = receive_all(&sim, &dir.path().join("received.sqlite")).await;
+    assert_eq!(rr.rejected, 0);
+    let receipts = store.receipts().unwrap();
+    let received: BTreeSet<String> = receipts.iter().map(|r| r.1.clone()).collect();
+    assert_eq!(received, all_keys, "every record received");
+    let extra: u64 = receipts.iter().map(|r| r.3 - 1).sum();
+    let dup_records: usize = by_empaid
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(e, c)| {
+            let p = published.iter().find(|p| &p.attributes["empaid"] == e).unwrap();
+            (c - 1) * p.text().unwrap().matches("VMUUID: ").count()
+        })
+        .sum();
+    assert_eq!(extra as usize, dup_records, "records arrive more than once only in counted AMS duplicates");
+    assert_eq!(store.counts().unwrap().cloud_records as usize, all_keys.len());
+    println!("{n} messages: {} ; receiver: {}", report.summary(), rr.summary());
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn refused_messages_are_quarantined_with_the_ams_error_and_locked_ones_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path(), 0.0, None, 0).await;
+    let a = sim.ams().unwrap();
+    let signer = Signer::new(a.client_cert_path(), a.client_key_path()).unwrap();
+    let spool = dir.path().join("outgoing");
+    let q = QueueSimple::open(&spool).unwrap();
+    let names: Vec<String> = (0..3).map(|m| q.add(&message(m, 1).0).unwrap().to_string()).collect();
+    let mut ledger = ledger::Ledger::open_sqlite(dir.path().join("ledger.sqlite")).unwrap();
+    ledger
+        .record_message(&ledger::NewMessage { element: names[0].clone(), kind: "cloud".into(), created_at: Utc::now(), records: vec![] }, None)
+        .unwrap();
+    // Another sender holds the last one.
+    assert!(q.lock(&names[2], true).unwrap());
+    let o = opts(&spool, "no-such-topic");
+    let report = sender::send_all(&o, &sender_client(&sim), &signer, None, Some(&mut ledger)).await.unwrap();
+    assert_eq!((report.quarantined, report.skipped_locked, report.sent), (2, 1, 0));
+    let m = ledger.message(&names[0]).unwrap().unwrap();
+    assert_eq!(m.state, ledger::MessageState::Quarantined);
+    assert!(m.reason.unwrap().contains("Topic doesn't exist"));
+    let st = sender::spool_status(&spool, messaging::config::PathType::Dirq, &o.quarantine).unwrap();
+    assert_eq!((st.elements, st.locked, st.quarantined), (1, 1, 2));
+    assert!(st.quarantine.iter().all(|(_, r)| r.contains("HTTP 404") && r.contains("Topic doesn't exist")));
+    let flat = names[0].replace('/', "_");
+    assert_eq!(std::fs::read(o.quarantine.join(&flat)).unwrap(), message(0, 1).0);
+    sim.stop().await;
+}
+
+fn python() -> PathBuf {
+    let v = std::env::var("FEDSITE_VENV").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("/tmp/pyprobe/venv"));
+    let p = v.join("bin/python");
+    assert!(p.exists(), "no python venv with dirq at {} (set FEDSITE_VENV)", v.display());
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_dirq_writer_and_fedsite_sender_share_one_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path(), 0.0, None, 0).await;
+    let a = sim.ams().unwrap();
+    let signer = Signer::new(a.client_cert_path(), a.client_key_path()).unwrap();
+    let spool = dir.path().join("outgoing");
+    let total = 120;
+    let script = format!(
+        "import sys, time\nfrom dirq.QueueSimple import QueueSimple\nq = QueueSimple(sys.argv[1])\n\
+         for i in range({total}):\n    q.add(open(sys.argv[2] + '/m%d' % i, 'rb').read())\n    time.sleep(0.005)\n"
+    );
+    let msgs = dir.path().join("msgs");
+    std::fs::create_dir_all(&msgs).unwrap();
+    let mut expected = BTreeSet::new();
+    for i in 0..total {
+        let body = message(1000 + i, 1).0;
+        std::fs::write(msgs.join(format!("m{i}")), &body).unwrap();
+        expected.insert(body);
+    }
+    let mut writer = tokio::process::Command::new(python()).arg("-c").arg(&script).arg(&spool).arg(&msgs).spawn().unwrap();
+    let client = sender_client(&sim);
+    let o = opts(&spool, DEFAULT_TOPIC);
+    let mut sent = 0;
+    loop {
+        let done = writer.try_wait().unwrap();
+        sent += sender::send_all(&o, &client, &signer, None, None).await.unwrap().sent;
+        if let Some(status) = done {
+            assert!(status.success());
+            break;
+        }
+    }
+    sent += sender::send_all(&o, &client, &signer, None, None).await.unwrap().sent;
+    assert_eq!(sent, total);
+    let verifier = Verifier::new(a.ca_pem_path()).unwrap();
+    let got: Vec<Vec<u8>> = a
+        .published(DEFAULT_PROJECT, DEFAULT_TOPIC)
+        .iter()
+        .map(|p| verifier.verify(p.data.as_ref().unwrap()).unwrap().body)
+        .collect();
+    assert_eq!(got.len(), total, "nothing doubled");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected, "nothing lost");
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_sender_at_random_points_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path(), 0.1, None, 15).await;
+    let a = sim.ams().unwrap();
+    let spool = dir.path().join("outgoing");
+    let ledger_path = dir.path().join("ledger.sqlite");
+    let q = QueueSimple::open(&spool).unwrap();
+    let mut ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let mut all_keys = BTreeSet::new();
+    for m in 0..200 {
+        let (body, keys) = message(m, 2);
+        let name = q.add(&body).unwrap().to_string();
+        let refs = keys
+            .iter()
+            .map(|k| ledger::RecordRef { key: k.clone(), measured_at: Utc::now(), body_sha256: ledger::sha256_hex(k) })
+            .collect();
+        ledger.record_message(&ledger::NewMessage { element: name, kind: "cloud".into(), created_at: Utc::now(), records: refs }, None).unwrap();
+        all_keys.extend(keys);
+    }
+    drop(ledger);
+    let run = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"));
+        c.args(["--log", "warn", "send", "--ams-url", &a.url(), "--authn-url", &a.authn_url(), "--project", DEFAULT_PROJECT, "--topic", DEFAULT_TOPIC])
+            .arg("--cert").arg(a.client_cert_path())
+            .arg("--key").arg(a.client_key_path())
+            .arg("--ca").arg(a.ca_pem_path())
+            .arg("--spool").arg(&spool)
+            .arg("--ledger").arg(&ledger_path)
+            .args(["--retry-initial-ms", "5", "--retry-max-ms", "50", "--max-retries", "30", "--chunk", "10", "--purge-maxlock-secs", "1"])
+            .stdout(std::process::Stdio::null());
+        c
+    };
+    let mut seed = 0x5eed_u64;
+    for _ in 0..6 {
+        let mut child = run().spawn().unwrap();
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        tokio::time::sleep(Duration::from_millis(150 + (seed >> 33) % 600)).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    // The killed runs' locks are stale after 1 s: the next run's final purge releases them
+    // (dirq treats maxlock 0 as "never"), the run after sends them.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        if q.count().unwrap() == 0 {
+            break;
+        }
+        let out = run().stdout(std::process::Stdio::piped()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        println!("rerun: {}", String::from_utf8_lossy(&out.stdout).trim());
+    }
+    assert_eq!(q.count().unwrap(), 0, "spool drained after the reruns");
+    let (store, _) = receive_all(&sim, &dir.path().join("received.sqlite")).await;
+    let received: BTreeSet<String> = store.receipts().unwrap().into_iter().map(|r| r.1).collect();
+    assert_eq!(received, all_keys, "no record lost");
+    let ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    assert!(ledger.pending().unwrap().iter().all(|m| m.state == ledger::MessageState::Sent));
+    assert_eq!(ledger.messages_in_state(ledger::MessageState::Sent).unwrap().len(), 200);
+    sim.stop().await;
+}

@@ -36,6 +36,16 @@ fn demo_reports_the_scenarios_inventory() {
     assert!(stdout.contains("no VO mapping"), "{stdout}");
     let spooled = stdout.lines().find(|l| l.starts_with("records spooled: ")).expect("a spool summary");
     assert!(spooled.contains(" cloud") && spooled.contains(" storage"), "{spooled}");
+    // Delivery: every spooled message is sent, received, verified and stored.
+    let messages: usize = stdout
+        .lines()
+        .find_map(|l| l.split(" messages spooled").next().filter(|_| l.contains("messages spooled")))
+        .and_then(|l| l.rsplit(", ").next())
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a message count");
+    assert!(stdout.contains(&format!("sent {messages}, retried 0")), "{stdout}");
+    assert!(stdout.contains(&format!("pulled {messages}, accepted {messages}")), "{stdout}");
+    assert!(stdout.contains("APEL's view"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -656,7 +656,7 @@ impl Run<'_> {
     }
 
     fn finish_sent(&mut self, item: &Item, id: &str) {
-        tracing::info!(element = %item.name, ams_id = id, "sent");
+        tracing::debug!(element = %item.name, ams_id = id, "sent");
         if item.known
             && let Some(l) = self.ledger.as_deref_mut()
             && let Err(e) = l.mark_sent(&item.name, id)

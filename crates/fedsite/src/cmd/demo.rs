@@ -21,7 +21,9 @@ pub struct DemoArgs {
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let scenario = super::sim::load_scenario(&args.scenario, None)?;
+    let work = tempfile_dir()?;
     let mut config = sim::SimConfig::new(scenario);
+    config.ams = Some(sim::AmsConfig::new(work.join("ams")));
     config.profiles = args.behaviour.profiles()?;
     config.fault_seed = args.behaviour.fault_seed;
     let handle = sim::start(config).await?;
@@ -39,7 +41,6 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     print!("{}", super::inventory::render(&inv));
 
     println!("\n== Accounting (the accounting account: reader on every project and on the system)");
-    let work = tempfile_dir()?;
     let reader_cloud =
         CloudConfig::from_clouds_yaml(&handle.clouds_yaml(), None, "sim-accounting", "simulator clouds.yaml")?;
     let reader = Session::connect(&reader_cloud).await.context("authenticating as the accounting account")?;
@@ -57,7 +58,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
     };
     let ledger = ledger::Ledger::open_sqlite(work.join("ledger.sqlite"))?;
-    let (report, ledger) = accounting::pipeline::run(
+    let (report, mut ledger) = accounting::pipeline::run(
         &reader,
         &cfg,
         ledger,
@@ -101,6 +102,15 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         });
     let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
     println!("records spooled: {}", kinds.join(", "));
+
+    println!("\n== Delivery: sign (S/MIME) → AMS (simulated, X.509 token) → receive, verify, store");
+    let delivery = super::send::deliver_via_sim(&handle, &spool.spool, Some(&mut ledger), &work)
+        .await
+        .context("delivering the spool to the simulated AMS")?;
+    println!("{}", delivery.sent.summary());
+    println!("{}", delivery.received.summary());
+    println!("\nAPEL's view (cloud summaries as the APEL server computes them):");
+    super::receive::print_summaries(&delivery.summaries);
 
     let (mut calls, mut retries) = (0, 0);
     for c in session.counters().values().chain(reader.counters().values()) {

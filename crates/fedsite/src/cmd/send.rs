@@ -194,7 +194,7 @@ pub async fn run(args: SendArgs) -> Result<ExitCode> {
 }
 
 /// What the demo's delivery step did.
-#[allow(dead_code)] // called by `fedsite demo` (integrator)
+
 pub struct Delivery {
     pub sent: SendReport,
     pub received: ReceiveReport,
@@ -206,7 +206,7 @@ pub struct Delivery {
 /// then receives everything with the sim's receiver token into `<work>/received.sqlite`
 /// (signatures checked against the sim CA, allowed DN = the sim client's) and returns APEL's
 /// cloud summaries. Print them with [`super::receive::print_summaries`].
-#[allow(dead_code)] // called by `fedsite demo` (integrator)
+
 pub async fn deliver_via_sim(handle: &sim::SimHandle, spool: &Path, ledger: Option<&mut ledger::Ledger>, work: &Path) -> Result<Delivery> {
     let a = handle.ams().context("the simulated site runs without AMS (SimConfig.ams)")?;
     let signer = Signer::new(a.client_cert_path(), a.client_key_path())?;

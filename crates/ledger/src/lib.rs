@@ -15,6 +15,7 @@
 //!   every other transition is refused with [`Error::InvalidTransition`].
 
 mod pg;
+mod rules;
 mod sqlite;
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -9,6 +9,7 @@
 //! errors or `Debug` output: the location is rebuilt from the parsed config without them.
 
 use crate::*;
+use crate::rules::{decide, invalid, validate_snapshot};
 use chrono::SubsecRound;
 use std::future::Future;
 use std::str::FromStr;
@@ -151,13 +152,6 @@ fn db<'a>(loc: &'a str, op: &'a str) -> impl Fn(tokio_postgres::Error) -> Error 
     }
 }
 
-fn invalid(loc: &str, op: &str, reason: impl Into<String>) -> Error {
-    Error::Invalid {
-        location: loc.to_string(),
-        op: op.to_string(),
-        reason: reason.into(),
-    }
-}
 
 fn corrupt(loc: &str, op: &str) -> impl Fn(String) -> Error {
     let (loc, op) = (loc.to_string(), op.to_string());
@@ -383,44 +377,9 @@ fn migrate(client: &mut Client, loc: &str) -> Result<()> {
     commit(tx, loc, op)
 }
 
-fn validate_snapshot(loc: &str, op: &str, s: &Snapshot) -> Result<()> {
-    for (what, v) in [
-        ("kind", &s.kind),
-        ("key", &s.key),
-        ("project_id", &s.project_id),
-        ("site", &s.site),
-    ] {
-        if v.is_empty() {
-            return Err(invalid(
-                loc,
-                op,
-                format!("snapshot {}/{}: empty {what}", s.kind, s.key),
-            ));
-        }
-    }
-    if let Some(m) = &s.month
-        && !is_month(m)
-    {
-        return Err(invalid(
-            loc,
-            op,
-            format!("snapshot {}/{}: month {m:?} is not YYYY-MM", s.kind, s.key),
-        ));
-    }
-    Ok(())
-}
 
 type Version = (DateTime<Utc>, String);
 
-/// What an upsert of a snapshot with (measured_at, sha) does given the stored (measured_at, sha).
-fn decide(stored: Option<&Version>, measured: DateTime<Utc>, sha: &str) -> Upsert {
-    match stored {
-        None => Upsert::Inserted,
-        Some((_, h)) if h == sha => Upsert::Unchanged,
-        Some((m, _)) if measured < *m => Upsert::KeptNewer,
-        Some(_) => Upsert::Replaced,
-    }
-}
 
 const STORED_VERSION: &str =
     "SELECT measured_at, body_sha256 FROM snapshots WHERE kind = $1 AND key = $2";
@@ -442,7 +401,7 @@ fn upsert(tx: &Transaction<'_>, loc: &str, s: &Snapshot, run: Option<RunId>) -> 
     let row = wait(tx.query_opt(&format!("{STORED_VERSION} FOR UPDATE"), &[&s.kind, &s.key]))
         .map_err(db(loc, op))?;
     let stored = version_of(loc, op, row)?;
-    let outcome = decide(stored.as_ref(), measured, &sha);
+    let outcome = decide(stored.as_ref().map(|(m, h)| (m, h.as_str())), &measured, &sha);
     let now = ts(Utc::now());
     let run = run.map(|r| r.0);
     match outcome {
@@ -873,7 +832,7 @@ impl Store for PgStore {
                     }
                 };
                 let (m, sha) = (ts(s.measured_at), s.body_sha256());
-                let u = decide(stored.as_ref(), m, &sha);
+                let u = decide(stored.as_ref().map(|(m, h)| (m, h.as_str())), &m, &sha);
                 let next = match (u, stored) {
                     (Upsert::Inserted | Upsert::Replaced, _) => (m, sha),
                     (Upsert::Unchanged, Some((old, h))) => (old.max(m), h),

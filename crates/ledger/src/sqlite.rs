@@ -3,6 +3,7 @@
 //! [`Store`] operation. Writes use `BEGIN IMMEDIATE` so two processes never deadlock.
 
 use crate::*;
+use crate::rules::{decide, invalid, validate_snapshot};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 use std::time::Duration;
 
@@ -104,13 +105,6 @@ fn db<'a>(loc: &'a str, op: &'a str) -> impl Fn(rusqlite::Error) -> Error + 'a {
     }
 }
 
-fn invalid(loc: &str, op: &str, reason: impl Into<String>) -> Error {
-    Error::Invalid {
-        location: loc.to_string(),
-        op: op.to_string(),
-        reason: reason.into(),
-    }
-}
 
 fn ts(t: DateTime<Utc>) -> String {
     format_time(t)
@@ -396,42 +390,7 @@ fn migrate(conn: &mut Connection, loc: &str) -> Result<()> {
     tx.commit().map_err(db(loc, op))
 }
 
-fn validate_snapshot(loc: &str, op: &str, s: &Snapshot) -> Result<()> {
-    for (what, v) in [
-        ("kind", &s.kind),
-        ("key", &s.key),
-        ("project_id", &s.project_id),
-        ("site", &s.site),
-    ] {
-        if v.is_empty() {
-            return Err(invalid(
-                loc,
-                op,
-                format!("snapshot {}/{}: empty {what}", s.kind, s.key),
-            ));
-        }
-    }
-    if let Some(m) = &s.month
-        && !is_month(m)
-    {
-        return Err(invalid(
-            loc,
-            op,
-            format!("snapshot {}/{}: month {m:?} is not YYYY-MM", s.kind, s.key),
-        ));
-    }
-    Ok(())
-}
 
-/// What an upsert of a snapshot with (measured_at, sha) does given the stored (measured_at, sha).
-fn decide(stored: Option<&(String, String)>, measured: &str, sha: &str) -> Upsert {
-    match stored {
-        None => Upsert::Inserted,
-        Some((_, h)) if h == sha => Upsert::Unchanged,
-        Some((m, _)) if measured < m.as_str() => Upsert::KeptNewer,
-        Some(_) => Upsert::Replaced,
-    }
-}
 
 fn stored_version(
     conn: &Connection,
@@ -458,7 +417,7 @@ fn upsert(conn: &Connection, loc: &str, s: &Snapshot, run: Option<RunId>) -> Res
     let measured = ts(s.measured_at);
     let sha = s.body_sha256();
     let stored = stored_version(conn, loc, op, &s.kind, &s.key)?;
-    let outcome = decide(stored.as_ref(), &measured, &sha);
+    let outcome = decide(stored.as_ref().map(|(m, h)| (m.as_str(), h.as_str())), measured.as_str(), &sha);
     let now = ts(Utc::now());
     let run = run.map(|r| r.0);
     match outcome {
@@ -731,7 +690,7 @@ impl Store for SqliteStore {
                     None => stored_version(&self.conn, &self.loc, op, &s.kind, &s.key)?,
                 };
                 let (m, sha) = (ts(s.measured_at), s.body_sha256());
-                let u = decide(stored.as_ref(), &m, &sha);
+                let u = decide(stored.as_ref().map(|(m, h)| (m.as_str(), h.as_str())), m.as_str(), &sha);
                 let next = match (u, stored) {
                     (Upsert::Inserted | Upsert::Replaced, _) => (m, sha),
                     (Upsert::Unchanged, Some((old, h))) => (old.max(m), h),

@@ -16,7 +16,7 @@ use sim::ams::{DEFAULT_PROJECT, DEFAULT_SUBSCRIPTION, DEFAULT_TOPIC, TEST_CLIENT
 fn record(vm: usize, hours: u64) -> Record {
     let uuid = format!("{vm:08x}-0000-4000-8000-00000000cafe");
     let mut r = CloudRecord::new(VmUuid::new(uuid).unwrap(), SiteName::new("TEST-SITE").unwrap());
-    r.fqan = Some(Fqan::new(if vm % 2 == 0 { "vo.even.org" } else { "vo.odd.org" }).unwrap());
+    r.fqan = Some(Fqan::new(if vm.is_multiple_of(2) { "vo.even.org" } else { "vo.odd.org" }).unwrap());
     r.status = Some(VmStatus::Started);
     r.start_time = Some(Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap());
     r.wall_duration = Some(3600 * hours);

@@ -1,7 +1,9 @@
 //! Delivery end to end against the simulated AMS: spool → `send_all` (faults, 413 splits,
 //! quarantine, locks) → AMS sim → `receive_once` into the APEL-semantics records store; python
 //! dirq writing into the spool while fedsite sends; the `fedsite send` binary SIGKILLed at
-//! random points. `FEDSITE_DELIVERY_MESSAGES=5000` runs the big send by hand (CI: 300).
+//! random points; the `fedsite receive` binary SIGKILLed at random points (the subscription
+//! offset never passes a message the store lacks). `FEDSITE_DELIVERY_MESSAGES=5000` runs the
+//! big send by hand (CI: 300).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -432,5 +434,29 @@ async fn killing_the_receiver_at_random_points_loses_nothing_and_never_acks_unst
         redeliver.len(),
         c.redeliveries
     );
+    drop(store);
+
+    // Deterministically: rewind the subscription by 40 (as after lost acks); the receiver
+    // counts 40 redeliveries and stores nothing twice.
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(a.ca_pem_path()).unwrap()).unwrap();
+    let http = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+    let rewind = http
+        .post(format!("{}/v1/projects/{DEFAULT_PROJECT}/subscriptions/{DEFAULT_SUBSCRIPTION}:modifyOffset", a.url()))
+        .header("x-api-key", a.token("receiver").unwrap())
+        .json(&serde_json::json!({"offset": published.len() - 40}))
+        .send()
+        .await
+        .unwrap();
+    assert!(rewind.status().is_success(), "{}", rewind.text().await.unwrap());
+    let out = run().output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "pulled 40, accepted 0 (0 records), rejected 0, redelivered 40, acknowledged 40"
+    );
+    let store = RecordStore::open(&records).unwrap();
+    let c2 = store.counts().unwrap();
+    assert_eq!((c2.messages, c2.cloud_records, c2.redeliveries), (c.messages, c.cloud_records, c.redeliveries + 40));
+    assert_eq!(store.receipts().unwrap(), receipts, "no record counted again");
     sim.stop().await;
 }

@@ -1,7 +1,9 @@
 //! Delivery end to end against the simulated AMS: spool → `send_all` (faults, 413 splits,
 //! quarantine, locks) → AMS sim → `receive_once` into the APEL-semantics records store; python
 //! dirq writing into the spool while fedsite sends; the `fedsite send` binary SIGKILLed at
-//! random points. `FEDSITE_DELIVERY_MESSAGES=5000` runs the big send by hand (CI: 300).
+//! random points; the `fedsite receive` binary SIGKILLed at random points (the subscription
+//! offset never passes a message the store lacks). `FEDSITE_DELIVERY_MESSAGES=5000` runs the
+//! big send by hand (CI: 300).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -293,5 +295,168 @@ async fn killing_the_sender_at_random_points_loses_nothing() {
     let ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
     assert!(ledger.pending().unwrap().iter().all(|m| m.state == ledger::MessageState::Sent));
     assert_eq!(ledger.messages_in_state(ledger::MessageState::Sent).unwrap().len(), 200);
+    sim.stop().await;
+}
+
+/// (key, sha256 of the record rendered alone) of each record of an APEL message, as the
+/// receiver's `receipts` table identifies record versions.
+fn versions(body: &[u8]) -> Vec<(String, String)> {
+    let (kind, recs) = apel::parse_message(body).unwrap();
+    recs.iter()
+        .map(|r| {
+            let one = apel::render_message(kind, std::slice::from_ref(r), Style::Fedsite).unwrap();
+            (r.key(), ledger::sha256_hex(&String::from_utf8(one).unwrap()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_receiver_at_random_points_loses_nothing_and_never_acks_unstored() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path(), 0.0, None, 10).await;
+    let a = sim.ams().unwrap();
+    let signer = Signer::new(a.client_cert_path(), a.client_key_path()).unwrap();
+    let spool = dir.path().join("outgoing");
+    let q = QueueSimple::open(&spool).unwrap();
+    let client = sender_client(&sim);
+    // 120 messages of 2 VMs each, then newer snapshots (more wall hours, same month) of the
+    // first 20 messages' VMs, published after them.
+    let (old, updated) = (120, 20);
+    for m in 0..old {
+        q.add(&message(m, 2).0).unwrap();
+    }
+    let r1 = sender::send_all(&opts(&spool, DEFAULT_TOPIC), &client, &signer, None, None).await.unwrap();
+    let mut latest_wall: BTreeMap<String, u64> = BTreeMap::new();
+    for m in 0..old {
+        for i in 0..2 {
+            let Record::Cloud(c) = record(m, i) else { unreachable!() };
+            latest_wall.insert(c.vm_uuid.to_string(), c.wall_duration.unwrap());
+        }
+    }
+    for m in 0..updated {
+        let recs: Vec<Record> = (0..2)
+            .map(|i| {
+                let Record::Cloud(mut c) = record(m, i) else { unreachable!() };
+                c.wall_duration = Some(c.wall_duration.unwrap() + 7200);
+                latest_wall.insert(c.vm_uuid.to_string(), c.wall_duration.unwrap());
+                Record::Cloud(c)
+            })
+            .collect();
+        q.add(&apel::render_message(RecordKind::Cloud, &recs, Style::Fedsite).unwrap()).unwrap();
+    }
+    let r2 = sender::send_all(&opts(&spool, DEFAULT_TOPIC), &client, &signer, None, None).await.unwrap();
+    assert_eq!((r1.sent, r2.sent, r1.duplicates + r2.duplicates), (old, updated, 0));
+
+    let verifier = Verifier::new(a.ca_pem_path()).unwrap();
+    let published = a.published(DEFAULT_PROJECT, DEFAULT_TOPIC);
+    assert_eq!(published.len(), old + updated);
+    let per_msg: Vec<Vec<(String, String)>> =
+        published.iter().map(|p| versions(&verifier.verify(p.data.as_ref().unwrap()).unwrap().body)).collect();
+    let all_versions: BTreeSet<(String, String)> = per_msg.iter().flatten().cloned().collect();
+    assert_eq!(all_versions.len(), 2 * (old + updated));
+
+    let dns = dir.path().join("dns");
+    std::fs::write(&dns, format!("{TEST_CLIENT_DN}\n")).unwrap();
+    let records = dir.path().join("received.sqlite");
+    let run = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"));
+        c.args(["--log", "warn", "receive", "--once", "--batch", "3", "--ams-url", &a.url(), "--project", DEFAULT_PROJECT])
+            .args(["--subscription", DEFAULT_SUBSCRIPTION, "--token", &a.token("receiver").unwrap()])
+            .arg("--ca").arg(a.ca_pem_path())
+            .arg("--capath").arg(a.ca_pem_path())
+            .arg("--dns").arg(&dns)
+            .arg("--records").arg(&records)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    // After a kill: every message below the subscription offset is in the store (whole), and
+    // the stored ones at or above it are bound to come again.
+    let stored_unacked = |redeliver: &mut BTreeSet<usize>| -> u64 {
+        let offset = a.subscription_offset(DEFAULT_PROJECT, DEFAULT_SUBSCRIPTION).unwrap();
+        let have: BTreeSet<(String, String)> =
+            RecordStore::open(&records).unwrap().receipts().unwrap().into_iter().map(|r| (r.1, r.2)).collect();
+        for (i, vs) in per_msg.iter().enumerate() {
+            let n = vs.iter().filter(|v| have.contains(v)).count();
+            assert!(n == 0 || n == vs.len(), "message {i} stored in part: {n} of {}", vs.len());
+            if (i as u64) < offset {
+                assert_eq!(n, vs.len(), "message {i} acknowledged (offset {offset}) but not in the store");
+            } else if n > 0 {
+                redeliver.insert(i);
+            }
+        }
+        offset
+    };
+    let mut redeliver = BTreeSet::new();
+    let mut seed = 0xdead_beef_u64;
+    let mut offsets = Vec::new();
+    // A kill that found no progress waits longer next time (slow machines).
+    let mut base = 40;
+    for _ in 0..8 {
+        let mut child = run().spawn().unwrap();
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        tokio::time::sleep(Duration::from_millis(base + (seed >> 33) % 400)).await;
+        child.kill().unwrap(); // SIGKILL (a no-op if it already exited)
+        child.wait().unwrap();
+        let before = offsets.last().copied().unwrap_or(0);
+        offsets.push(stored_unacked(&mut redeliver));
+        if offsets.last() == Some(&before) {
+            base += 150;
+        }
+    }
+    assert!(
+        offsets.iter().any(|&o| o > 0 && o < published.len() as u64),
+        "some kill landed in the middle of the drain: {offsets:?}"
+    );
+    for _ in 0..5 {
+        let out = run().output().unwrap();
+        offsets.push(stored_unacked(&mut redeliver));
+        if out.status.success() && *offsets.last().unwrap() == published.len() as u64 {
+            break;
+        }
+    }
+    assert_eq!(*offsets.last().unwrap(), published.len() as u64, "drained after the reruns: {offsets:?}");
+
+    let store = RecordStore::open(&records).unwrap();
+    let c = store.counts().unwrap();
+    let receipts = store.receipts().unwrap();
+    assert_eq!(c.messages as usize, published.len(), "each AMS message stored once");
+    assert_eq!(receipts.iter().map(|r| (r.1.clone(), r.2.clone())).collect::<BTreeSet<_>>(), all_versions, "nothing lost");
+    assert!(receipts.iter().all(|r| r.3 == 1), "no record version counted twice");
+    assert_eq!(c.cloud_records as usize, latest_wall.len(), "one record per VM and month");
+    let wall: i64 = store.cloud_summaries().unwrap().iter().map(|s| s.wall_duration).sum();
+    assert_eq!(wall as u64, latest_wall.values().sum::<u64>(), "the newer snapshot replaced the older one");
+    let delivered = a.counts().messages_delivered;
+    assert!(c.redeliveries as usize >= redeliver.len(), "redeliveries counted: {} < {}", c.redeliveries, redeliver.len());
+    assert!(c.redeliveries <= delivered - published.len() as u64);
+    println!(
+        "offsets after kills {offsets:?}; stored-but-unacked at a kill: {}; redeliveries counted {}; AMS deliveries {delivered}",
+        redeliver.len(),
+        c.redeliveries
+    );
+    drop(store);
+
+    // Deterministically: rewind the subscription by 40 (as after lost acks); the receiver
+    // counts 40 redeliveries and stores nothing twice.
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(a.ca_pem_path()).unwrap()).unwrap();
+    let http = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+    let rewind = http
+        .post(format!("{}/v1/projects/{DEFAULT_PROJECT}/subscriptions/{DEFAULT_SUBSCRIPTION}:modifyOffset", a.url()))
+        .header("x-api-key", a.token("receiver").unwrap())
+        .json(&serde_json::json!({"offset": published.len() - 40}))
+        .send()
+        .await
+        .unwrap();
+    assert!(rewind.status().is_success(), "{}", rewind.text().await.unwrap());
+    let out = run().output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "pulled 40, accepted 0 (0 records), rejected 0, redelivered 40, acknowledged 40"
+    );
+    let store = RecordStore::open(&records).unwrap();
+    let c2 = store.counts().unwrap();
+    assert_eq!((c2.messages, c2.cloud_records, c2.redeliveries), (c.messages, c.cloud_records, c.redeliveries + 40));
+    assert_eq!(store.receipts().unwrap(), receipts, "no record counted again");
     sim.stop().await;
 }

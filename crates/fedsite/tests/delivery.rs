@@ -2,8 +2,8 @@
 //! quarantine, locks) → AMS sim → `receive_once` into the APEL-semantics records store; python
 //! dirq writing into the spool while fedsite sends; the `fedsite send` binary SIGKILLed at
 //! random points; the `fedsite receive` binary SIGKILLed at random points (the subscription
-//! offset never passes a message the store lacks). `FEDSITE_DELIVERY_MESSAGES=5000` runs the
-//! big send by hand (CI: 300).
+//! offset never passes a message the store lacks). The big send is the 5,000 messages
+//! (about 2 minutes in a debug build); `FEDSITE_DELIVERY_MESSAGES=300` makes it quick by hand.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -96,7 +96,7 @@ fn signed_b64_len(signer: &Signer, body: &[u8]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flaky_ams_and_413s_end_with_every_record_received_exactly_once() {
-    let n: usize = std::env::var("FEDSITE_DELIVERY_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let n: usize = std::env::var("FEDSITE_DELIVERY_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
     let dir = tempfile::tempdir().unwrap();
     // The AMS limit sits between a 3-record and a 4-record message: 4 and 5 get 413.
     let pki_probe = start(dir.path(), 0.0, None, 0).await;

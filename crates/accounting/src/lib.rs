@@ -28,6 +28,7 @@
 #![allow(clippy::result_large_err)]
 
 mod access;
+pub mod casoconf;
 pub mod cinder;
 pub mod config;
 pub mod error;

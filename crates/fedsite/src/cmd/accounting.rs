@@ -111,9 +111,15 @@ pub struct ExtractArgs {
     /// End of the window (UTC); now by default, and never later than now.
     #[arg(long, value_parser = parse_time)]
     pub to: Option<DateTime<Utc>>,
-    /// The spool SSM's sender reads (dirq QueueSimple).
-    #[arg(long, env = "FEDSITE_SPOOL", default_value = "/var/spool/apel/outgoing/openstack")]
-    pub spool: PathBuf,
+    /// The spool SSM's sender reads (dirq QueueSimple); /var/spool/apel/outgoing/openstack,
+    /// or caso.conf's [ssm] output_path, by default.
+    #[arg(long, env = "FEDSITE_SPOOL")]
+    pub spool: Option<PathBuf>,
+    /// Run from an existing cASO configuration: site, service, projects, VO
+    /// property, extractors, extra-spec keys, [keystone_auth] credentials and
+    /// the [ssm] spool come from it (the site and cloud options are ignored).
+    #[arg(long, value_name = "PATH")]
+    pub caso_conf: Option<PathBuf>,
     /// The ledger: a SQLite file, or a postgresql:// URL.
     #[arg(long, env = "FEDSITE_LEDGER", default_value = "/var/lib/fedsite/ledger.sqlite")]
     pub ledger: PathBuf,
@@ -269,7 +275,15 @@ fn previous_month_start(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 async fn extract(a: ExtractArgs) -> Result<ExitCode> {
-    let mut cfg = a.site.extract_config()?;
+    let caso = a.caso_conf.as_deref().map(accounting::casoconf::CasoConf::load).transpose()?;
+    let mut cfg = match &caso {
+        Some(c) => {
+            let mut cfg = c.extract.clone();
+            cfg.cloud_type = ApelText::for_field("--cloud-type", &a.site.cloud_type).map_err(|e| anyhow::anyhow!("{e}"))?;
+            cfg
+        }
+        None => a.site.extract_config()?,
+    };
     cfg.compat = CompatOptions {
         suspend_duration: !a.no_suspend_duration,
         inactive_time: match a.inactive_time {
@@ -288,12 +302,21 @@ async fn extract(a: ExtractArgs) -> Result<ExitCode> {
         None => now,
     };
     let spool = SpoolConfig {
-        spool: a.spool.clone(),
+        spool: a
+            .spool
+            .clone()
+            .or_else(|| caso.as_ref().map(|c| c.spool.clone()))
+            .unwrap_or_else(|| PathBuf::from("/var/spool/apel/outgoing/openstack")),
         style: style(a.style),
-        max_records: a.max_records,
+        max_records: caso.as_ref().map_or(a.max_records, |c| c.max_records),
         max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
     };
-    let session = a.site.session().await?;
+    let session = match &caso {
+        Some(c) => Session::connect(&c.cloud)
+            .await
+            .with_context(|| format!("authenticating to {} ({})", c.cloud.auth_url, c.cloud.source))?,
+        None => a.site.session().await?,
+    };
     if a.dry_run {
         let from = a.from.unwrap_or_else(|| previous_month_start(to));
         let window = Window::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?;
@@ -322,7 +345,7 @@ async fn extract(a: ExtractArgs) -> Result<ExitCode> {
     };
     let (report, _ledger) = pipeline::run(&session, &cfg, ledger, windows, &spool)
         .await
-        .with_context(|| format!("accounting run (ledger {}, spool {})", a.ledger.display(), a.spool.display()))?;
+        .with_context(|| format!("accounting run (ledger {}, spool {})", a.ledger.display(), spool.spool.display()))?;
     for p in &report.projects {
         let name = p.project_name.as_deref().unwrap_or("?");
         if p.up_to_date {

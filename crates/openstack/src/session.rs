@@ -20,6 +20,9 @@ use crate::error::{ConfigError, Error, RequestInfo, Result, extract_message};
 use crate::microversion::{self, Microversion, VersionRange};
 use crate::secret::Secret;
 
+mod raw;
+pub use raw::RawBody;
+
 /// Retries of idempotent requests (GET/HEAD/PUT/DELETE and token POSTs) on
 /// 5xx/429/connect errors/timeouts, with exponential backoff and jitter.
 #[derive(Debug, Clone)]

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod error;
 pub mod layers;
 pub mod model;
+pub mod oci;
 pub mod scenario;
 pub mod state;
 
@@ -147,6 +148,8 @@ fn router(state: Arc<AppState>) -> Router {
         .nest(Service::Network.prefix(), neutron::router())
         .nest(Service::Image.prefix(), glance::router())
         .nest(Service::Prometheus.prefix(), prometheus::router())
+        .nest("/v2", oci::router())
+        .route("/v2/", get(oci::root))
         // axum's `nest` never hands "<prefix>/" to the nested router; clients
         // doing version discovery ask for exactly that.
         .route("/identity/", get(keystone::versions))

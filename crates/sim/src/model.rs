@@ -41,6 +41,8 @@ pub struct Site {
     pub network_quotas: BTreeMap<String, NetworkQuota>,
     /// Glance attributes `Image` lacks, by image id (absent = defaults).
     pub image_extras: BTreeMap<String, ImageExtra>,
+    /// The OCI registry (`/v2`): repositories, tags, manifests, blobs.
+    pub registry: crate::oci::Registry,
 }
 
 /// Glance image attributes beyond [`Image`]'s fields.

@@ -456,6 +456,7 @@ impl ScenarioSpec {
             b.generated(g);
         }
         b.finish();
+        b.site.registry = crate::oci::generate(&b.site);
         Scenario { name: self.name.clone(), seed: self.seed, reference_time: self.reference_time.0, site: b.site }
     }
 }

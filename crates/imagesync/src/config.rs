@@ -1,0 +1,285 @@
+//! Image sync configuration: the catch-all `sites/<SITE>.yaml` (`images.sync`,
+//! `images.formats`, `vos[].name` / `vos[].auth.project_id`) merged with a
+//! `fedsite.toml` `[images]` section (registry, HEPiX lists, cache, tag).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::SyncError;
+
+/// Everything one sync needs to know.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// `images.sync` of the site file (false: nothing is done).
+    pub enabled: bool,
+    /// Disk formats the site accepts; the first is the conversion target.
+    /// Empty: no conversion.
+    pub formats: Vec<String>,
+    /// VO name → project id the images are shared with.
+    pub vos: BTreeMap<String, String>,
+    /// The Glance tag marking images this tool manages.
+    pub tag: String,
+    /// Prefix of every image name (atrope's global `prefix`).
+    pub name_prefix: String,
+    /// Local cache directory (downloads by digest, converted variants).
+    pub cache_dir: PathBuf,
+    pub registry: Option<RegistryConfig>,
+    pub hepix: Vec<HepixConfig>,
+    /// `qemu-img` program.
+    pub qemu_img: PathBuf,
+    /// Draw progress bars on stderr (when it is a terminal).
+    pub progress: bool,
+}
+
+/// An OCI registry in the Harbor style: one shared project plus one project per VO.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Base URL, e.g. `https://registry.egi.eu` (`/v2/...` is appended).
+    pub url: String,
+    /// The host images are referenced by (default: the URL's host[:port]).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The Harbor project shared with every VO.
+    #[serde(default = "default_shared_project")]
+    pub shared_project: String,
+    /// Also take the project named like each VO (shared with that VO only).
+    #[serde(default = "yes")]
+    pub vo_projects: bool,
+    /// Tags considered (atrope/catch-all: tags without `-`).
+    #[serde(default = "default_tag_pattern")]
+    pub tag_pattern: String,
+    /// Only these repositories (`project/name`); empty = all.
+    #[serde(default)]
+    pub repositories: Vec<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Source name stored in `image_list` (default `registry`).
+    #[serde(default = "default_registry_name")]
+    pub name: String,
+}
+
+/// A signed HEPiX image list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HepixConfig {
+    /// Source name stored in `image_list`.
+    pub name: String,
+    /// `https://...` or a local file path.
+    pub url: String,
+    /// Trusted CAs: an OpenSSL hashed directory or a PEM file.
+    #[serde(default = "default_ca_dir")]
+    pub ca_dir: PathBuf,
+    /// Expected signer DN (`/DC=../CN=..`), also required in `hv:endorser`.
+    pub endorser_dn: String,
+    /// Expected signer issuer DN (`hv:ca`), when pinned.
+    #[serde(default)]
+    pub endorser_ca: Option<String>,
+    /// VOs the images are shared with (default: the list's `ad:vo`, else all VOs).
+    #[serde(default)]
+    pub vos: Vec<String>,
+    /// Subscribed image identifiers (`dc:identifier`); empty = all.
+    #[serde(default)]
+    pub images: Vec<String>,
+}
+
+fn default_shared_project() -> String {
+    "egi_vm_images".into()
+}
+fn default_tag_pattern() -> String {
+    "^[^-]*$".into()
+}
+fn default_registry_name() -> String {
+    "registry".into()
+}
+fn default_ca_dir() -> PathBuf {
+    PathBuf::from("/etc/grid-security/certificates")
+}
+fn default_tag() -> String {
+    "fedsite".into()
+}
+fn default_cache() -> PathBuf {
+    PathBuf::from("/var/cache/fedsite/images")
+}
+fn default_qemu_img() -> PathBuf {
+    PathBuf::from("qemu-img")
+}
+fn yes() -> bool {
+    true
+}
+
+/// The `[images]` section of `fedsite.toml` (every key optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesToml {
+    pub sync: Option<bool>,
+    pub formats: Option<Vec<String>>,
+    pub tag: Option<String>,
+    pub name_prefix: Option<String>,
+    pub cache_dir: Option<PathBuf>,
+    pub qemu_img: Option<PathBuf>,
+    /// VO name → project id (overrides nothing the site file sets).
+    #[serde(default)]
+    pub vos: BTreeMap<String, String>,
+    pub registry: Option<RegistryConfig>,
+    #[serde(default)]
+    pub hepix: Vec<HepixConfig>,
+}
+
+#[derive(Deserialize)]
+struct TomlFile {
+    #[serde(default)]
+    images: Option<ImagesToml>,
+}
+
+/// What the image sync reads of a catch-all site file.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SiteImages {
+    #[serde(default)]
+    pub sync: bool,
+    #[serde(default)]
+    pub formats: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct SiteVoAuth {
+    #[serde(default)]
+    project_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct SiteVo {
+    name: String,
+    #[serde(default)]
+    auth: Option<SiteVoAuth>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct SiteFile {
+    #[serde(default)]
+    images: Option<SiteImages>,
+    #[serde(default)]
+    vos: Vec<SiteVo>,
+}
+
+/// The `images` and VO mapping of a site file.
+pub fn read_site(path: &Path) -> Result<(SiteImages, BTreeMap<String, String>), SyncError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SyncError::Config(format!("reading {}: {e}", path.display())))?;
+    let site: SiteFile = serde_yaml::from_str(&text)
+        .map_err(|e| SyncError::Config(format!("{}: {e}", path.display())))?;
+    let mut vos = BTreeMap::new();
+    for (i, vo) in site.vos.iter().enumerate() {
+        match vo.auth.as_ref().and_then(|a| a.project_id.clone()) {
+            Some(p) if !p.is_empty() => {
+                vos.insert(vo.name.clone(), p);
+            }
+            _ => {
+                return Err(SyncError::Config(format!(
+                    "{}: vos[{i}] ({}) has no auth.project_id",
+                    path.display(),
+                    vo.name
+                )));
+            }
+        }
+    }
+    Ok((site.images.unwrap_or_default(), vos))
+}
+
+/// The `[images]` section of a fedsite.toml (None when the file has none).
+pub fn read_toml(path: &Path) -> Result<Option<ImagesToml>, SyncError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SyncError::Config(format!("reading {}: {e}", path.display())))?;
+    parse_toml(&text, &path.display().to_string())
+}
+
+pub fn parse_toml(text: &str, origin: &str) -> Result<Option<ImagesToml>, SyncError> {
+    let f: TomlFile = toml::from_str(text).map_err(|e| SyncError::Config(format!("{origin}: {e}")))?;
+    Ok(f.images)
+}
+
+impl SyncConfig {
+    /// Merges a site file's `images` + VOs with the TOML section: the site
+    /// file wins for `sync`, `formats` (when it sets them) and VO projects.
+    pub fn build(site: Option<(SiteImages, BTreeMap<String, String>)>, toml: Option<ImagesToml>) -> Result<SyncConfig, SyncError> {
+        let t = toml.unwrap_or_default();
+        let (enabled, formats, mut vos) = match site {
+            Some((img, vos)) => {
+                let formats = if img.formats.is_empty() { t.formats.clone().unwrap_or_default() } else { img.formats };
+                (img.sync, formats, vos)
+            }
+            None => (t.sync.unwrap_or(false), t.formats.clone().unwrap_or_default(), BTreeMap::new()),
+        };
+        for (vo, p) in &t.vos {
+            vos.entry(vo.clone()).or_insert_with(|| p.clone());
+        }
+        let formats: Vec<String> = formats.iter().map(|f| f.trim().to_ascii_lowercase()).collect();
+        if let Some(bad) = formats.iter().find(|f| f.is_empty() || !f.chars().all(|c| c.is_ascii_alphanumeric())) {
+            return Err(SyncError::Config(format!("images.formats: {bad:?} is not a disk format name")));
+        }
+        if let Some(r) = &t.registry {
+            regex::Regex::new(&r.tag_pattern)
+                .map_err(|e| SyncError::Config(format!("images.registry.tag_pattern: {e}")))?;
+            url::Url::parse(&r.url).map_err(|e| SyncError::Config(format!("images.registry.url {:?}: {e}", r.url)))?;
+        }
+        Ok(SyncConfig {
+            enabled,
+            formats,
+            vos,
+            tag: t.tag.unwrap_or_else(default_tag),
+            name_prefix: t.name_prefix.unwrap_or_default(),
+            cache_dir: t.cache_dir.unwrap_or_else(default_cache),
+            registry: t.registry,
+            hepix: t.hepix,
+            qemu_img: t.qemu_img.unwrap_or_else(default_qemu_img),
+            progress: true,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_file_wins_for_formats_and_vos() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("SITE.yaml");
+        std::fs::write(
+            &p,
+            "gocdb: X\nendpoint: https://k:5000/v3/\nimages:\n  sync: true\n  formats: [RAW, qcow2]\nvos:\n  - name: ops\n    auth:\n      project_id: p1\n",
+        )
+        .unwrap();
+        let site = read_site(&p).unwrap();
+        let toml = parse_toml(
+            "[images]\nformats = [\"qcow2\"]\ntag = \"t\"\n[images.vos]\nops = \"other\"\nextra = \"p2\"\n[images.registry]\nurl = \"http://r:5000\"\n",
+            "t",
+        )
+        .unwrap();
+        let c = SyncConfig::build(Some(site), toml).unwrap();
+        assert!(c.enabled);
+        assert_eq!(c.formats, vec!["raw", "qcow2"]);
+        assert_eq!(c.vos.get("ops").map(String::as_str), Some("p1"));
+        assert_eq!(c.vos.get("extra").map(String::as_str), Some("p2"));
+        assert_eq!(c.tag, "t");
+        assert_eq!(c.registry.unwrap().tag_pattern, "^[^-]*$");
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("S.yaml");
+        std::fs::write(&p, "vos:\n  - name: ops\n").unwrap();
+        let e = read_site(&p).unwrap_err().to_string();
+        assert!(e.contains("S.yaml") && e.contains("vos[0] (ops) has no auth.project_id"), "{e}");
+        let e = parse_toml("[images]\nbogus = 1\n", "fedsite.toml").unwrap_err().to_string();
+        assert!(e.contains("fedsite.toml") && e.contains("bogus"), "{e}");
+        let t = parse_toml("[images.registry]\nurl = \"http://r\"\ntag_pattern = \"(\"\n", "f").unwrap();
+        let e = SyncConfig::build(None, t).unwrap_err().to_string();
+        assert!(e.contains("tag_pattern"), "{e}");
+    }
+}

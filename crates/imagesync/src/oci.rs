@@ -1,0 +1,288 @@
+//! OCI distribution API v2 client for a Harbor-style registry: catalog and
+//! tag lists (paged with `Link`), manifests with their annotations
+//! (`eu.egi.cloud.*`, `org.openstack.glance.*`), blob URLs; and the listing
+//! of a registry as [`SourceImage`]s (newest matching tag per repository).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::config::RegistryConfig;
+use crate::download::{ContentDigest, chain};
+use crate::error::SyncError;
+use crate::source::{SourceImage, SourceListing};
+
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default)]
+    pub annotations: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: u32,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    #[serde(default)]
+    pub annotations: Map<String, Value>,
+}
+
+/// A registry client (anonymous, or HTTP basic auth as Harbor robot accounts use).
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub base: String,
+    pub host: String,
+    http: reqwest::Client,
+    auth: Option<(String, String)>,
+}
+
+impl Registry {
+    pub fn new(cfg: &RegistryConfig, http: reqwest::Client) -> Result<Registry, SyncError> {
+        let url = url::Url::parse(&cfg.url).map_err(|e| SyncError::Config(format!("registry url {:?}: {e}", cfg.url)))?;
+        let host = cfg.host.clone().unwrap_or_else(|| match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
+            None => url.host_str().unwrap_or("").to_string(),
+        });
+        let auth = match (&cfg.username, &cfg.password) {
+            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+            _ => None,
+        };
+        Ok(Registry { base: cfg.url.trim_end_matches('/').to_string(), host, http, auth })
+    }
+
+    pub fn auth(&self) -> Option<(&str, &str)> {
+        self.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))
+    }
+
+    async fn get(&self, path: &str, accept: &str) -> Result<reqwest::Response, String> {
+        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
+        let mut req = self.http.get(&url).header("Accept", accept);
+        if let Some((u, p)) = &self.auth {
+            req = req.basic_auth(u, Some(p));
+        }
+        let resp = req.send().await.map_err(|e| format!("GET {url}: {}", chain(&e)))?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap_or_default();
+            let msg = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v.pointer("/errors/0/message").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| body.chars().take(200).collect());
+            return Err(format!("GET {url}: HTTP {status}: {msg}"));
+        }
+        Ok(resp)
+    }
+
+    /// Follows `Link: <...>; rel="next"` pages of a JSON list under `field`.
+    async fn paged(&self, first: &str, field: &str) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        let mut next = Some(first.to_string());
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            pages += 1;
+            if pages > 10_000 {
+                return Err(format!("more than 10000 pages at {first}"));
+            }
+            let resp = self.get(&path, "application/json").await?;
+            next = resp
+                .headers()
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| l.split('<').nth(1))
+                .and_then(|l| l.split('>').next())
+                .map(str::to_string);
+            let v: Value = resp.json().await.map_err(|e| format!("GET {path}: not JSON: {e}"))?;
+            for item in v.get(field).and_then(Value::as_array).into_iter().flatten() {
+                if let Some(s) = item.as_str() {
+                    out.push(s.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /v2/` (the registry answers at all).
+    pub async fn ping(&self) -> Result<(), String> {
+        self.get("/v2/", "application/json").await.map(|_| ())
+    }
+
+    /// `GET /v2/_catalog` (all pages).
+    pub async fn catalog(&self) -> Result<Vec<String>, String> {
+        self.paged("/v2/_catalog?n=100", "repositories").await
+    }
+
+    /// `GET /v2/<repo>/tags/list` (all pages).
+    pub async fn tags(&self, repo: &str) -> Result<Vec<String>, String> {
+        self.paged(&format!("/v2/{repo}/tags/list?n=100"), "tags").await
+    }
+
+    /// `GET /v2/<repo>/manifests/<reference>`: the digest (`Docker-Content-Digest`,
+    /// checked against the bytes) and the manifest.
+    pub async fn manifest(&self, repo: &str, reference: &str) -> Result<(String, Manifest), String> {
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let resp = self.get(&path, MANIFEST_ACCEPT).await?;
+        let header = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let bytes = resp.bytes().await.map_err(|e| format!("GET {path}: {}", chain(&e)))?;
+        let digest = sim_free_sha256(&bytes);
+        if let Some(h) = header
+            && h != digest
+        {
+            return Err(format!("GET {path}: manifest digest {digest} differs from Docker-Content-Digest {h}"));
+        }
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("GET {path}: not an OCI manifest: {e}"))?;
+        Ok((digest, m))
+    }
+
+    pub fn blob_url(&self, repo: &str, digest: &str) -> String {
+        format!("{}/v2/{repo}/blobs/{digest}", self.base)
+    }
+}
+
+fn sim_free_sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+}
+
+/// Orders tags with numeric runs compared as numbers (`2023.5.10` > `2023.5.9`).
+pub fn tag_cmp(a: &str, b: &str) -> Ordering {
+    fn parts(s: &str) -> Vec<(bool, String)> {
+        let mut out: Vec<(bool, String)> = Vec::new();
+        for c in s.chars() {
+            let d = c.is_ascii_digit();
+            match out.last_mut() {
+                Some((ld, cur)) if *ld == d => cur.push(c),
+                _ => out.push((d, c.to_string())),
+            }
+        }
+        out
+    }
+    let (pa, pb) = (parts(a), parts(b));
+    for (x, y) in pa.iter().zip(pb.iter()) {
+        let o = match (x.0, y.0) {
+            (true, true) => {
+                let (xs, ys) = (x.1.trim_start_matches('0'), y.1.trim_start_matches('0'));
+                xs.len().cmp(&ys.len()).then_with(|| xs.cmp(ys))
+            }
+            _ => x.1.cmp(&y.1),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    pa.len().cmp(&pb.len()).then_with(|| a.cmp(b))
+}
+
+fn s(map: &Map<String, Value>, k: &str) -> Option<String> {
+    map.get(k).and_then(Value::as_str).map(str::to_string).filter(|v| !v.is_empty())
+}
+
+/// Lists the registry as source images: repositories of the shared project
+/// (for every VO) and of each VO's project (for that VO), the newest tag
+/// matching the pattern, its manifest merged with the first layer's
+/// annotations; entries without `eu.egi.cloud.tag` are skipped (as atrope).
+pub async fn list(reg: &Registry, cfg: &RegistryConfig, vos: &BTreeSet<String>) -> Result<SourceListing, SyncError> {
+    let src_err = |m: String| SyncError::Source { source_name: cfg.name.clone(), message: m };
+    let pattern = regex::Regex::new(&cfg.tag_pattern).map_err(|e| src_err(format!("tag_pattern: {e}")))?;
+    let repos = reg.catalog().await.map_err(src_err)?;
+    let vo_by_project: BTreeMap<String, String> = vos.iter().map(|v| (v.to_ascii_lowercase(), v.clone())).collect();
+    let mut out = SourceListing::default();
+    for repo in repos {
+        let Some((project, _)) = repo.split_once('/') else { continue };
+        let share: BTreeSet<String> = if project == cfg.shared_project {
+            vos.clone()
+        } else if cfg.vo_projects && let Some(vo) = vo_by_project.get(project) {
+            [vo.clone()].into()
+        } else {
+            continue;
+        };
+        if !cfg.repositories.is_empty() && !cfg.repositories.contains(&repo) {
+            continue;
+        }
+        let tags = match reg.tags(&repo).await {
+            Ok(t) => t,
+            Err(e) => {
+                out.skipped.push((repo.clone(), e));
+                continue;
+            }
+        };
+        let Some(tag) = tags.iter().filter(|t| pattern.is_match(t)).max_by(|a, b| tag_cmp(a, b)).cloned() else {
+            out.skipped.push((repo.clone(), format!("no tag matches {}", cfg.tag_pattern)));
+            continue;
+        };
+        let (digest, manifest) = match reg.manifest(&repo, &tag).await {
+            Ok(m) => m,
+            Err(e) => {
+                out.skipped.push((format!("{repo}:{tag}"), e));
+                continue;
+            }
+        };
+        match image_from_manifest(reg, cfg, &repo, &tag, &digest, &manifest, share) {
+            Ok(img) => out.images.push(img),
+            Err(e) => out.skipped.push((format!("{repo}:{tag}"), e)),
+        }
+    }
+    Ok(out)
+}
+
+fn image_from_manifest(
+    reg: &Registry,
+    cfg: &RegistryConfig,
+    repo: &str,
+    tag: &str,
+    manifest_digest: &str,
+    m: &Manifest,
+    vos: BTreeSet<String>,
+) -> Result<SourceImage, String> {
+    let layer = m.layers.first().ok_or("the manifest has no layers")?;
+    if m.layers.len() > 1 {
+        return Err(format!("the manifest has {} layers; a disk image artifact has one", m.layers.len()));
+    }
+    let mut ann = m.annotations.clone();
+    for (k, v) in &layer.annotations {
+        ann.insert(k.clone(), v.clone());
+    }
+    if s(&ann, "eu.egi.cloud.tag").is_none() {
+        return Err("no eu.egi.cloud.tag annotation: not an EGI cloud image".into());
+    }
+    let digest = ContentDigest::parse(&layer.digest).ok_or_else(|| format!("layer digest {:?} is not sha256/sha512", layer.digest))?;
+    let identifier = format!("{}/{repo}:{tag}-{manifest_digest}", reg.host);
+    ann.insert("eu.egi.cloud.image_ref".into(), Value::String(format!("{}/{repo}:{tag}", reg.host)));
+    Ok(SourceImage {
+        key: format!("oci:{}/{repo}", reg.host),
+        source: cfg.name.clone(),
+        title: format!("{repo}:{tag}"),
+        identifier,
+        description: s(&ann, "eu.egi.cloud.description").unwrap_or_default(),
+        url: reg.blob_url(repo, &layer.digest),
+        digest,
+        size: Some(layer.size),
+        disk_format: s(&ann, "org.openstack.glance.disk_format").unwrap_or_else(|| "raw".into()).to_ascii_lowercase(),
+        container_format: s(&ann, "org.openstack.glance.container_format").unwrap_or_else(|| "bare".into()),
+        os_distro: s(&ann, "org.openstack.glance.os_distro"),
+        os_version: s(&ann, "org.openstack.glance.os_version"),
+        architecture: s(&ann, "org.openstack.glance.architecture"),
+        attributes: Value::Object(ann),
+        vos,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_order_numerically() {
+        let mut t = vec!["2023.5.10", "2023.5.9", "2023.05.02", "1", "2023.5.9a"];
+        t.sort_by(|a, b| tag_cmp(a, b));
+        assert_eq!(t, vec!["1", "2023.05.02", "2023.5.9", "2023.5.9a", "2023.5.10"]);
+    }
+}

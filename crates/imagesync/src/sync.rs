@@ -492,6 +492,22 @@ impl<'a> Syncer<'a> {
         };
         let size = std::fs::metadata(&data).map_err(|e| SyncError::io(format!("reading {}", data.display()), e))?.len();
         let sha512 = download::file_digest(&data, "sha512")?;
+        // A server-side failure (Glance on SQLite answers 500 "database is
+        // locked" under load) deletes the half-made image and starts over.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.create_and_upload(d, &data, size, &sha512, report).await {
+                Err(SyncError::Glance(e)) if attempt < 3 && transient(&e) => {
+                    tracing::info!(target: "imagesync", image = %d.name, error = %e, "retrying the upload");
+                    tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn create_and_upload(&self, d: &Desired, data: &Path, size: u64, sha512: &str, report: &mut Report) -> Result<String, SyncError> {
         let mut props: Map<String, Value> = d.properties.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
         props.remove("visibility");
         let created = CreateImage {
@@ -508,7 +524,7 @@ impl<'a> Syncer<'a> {
         .await?;
         report.created += 1;
         let id = created.id.clone();
-        let result = self.upload_and_show(d, &id, &data, size, &sha512, report).await;
+        let result = self.upload_and_show(d, &id, data, size, sha512, report).await;
         if let Err(e) = result {
             match manage::delete(self.session, &id).await {
                 Ok(()) => report.deleted += 1,
@@ -571,6 +587,10 @@ impl<'a> Syncer<'a> {
             }
         }
     }
+}
+
+fn transient(e: &openstack::Error) -> bool {
+    matches!(e, openstack::Error::Transport { .. }) || e.status().is_some_and(|s| s >= 500 || s == 409)
 }
 
 fn name_of(i: &Image) -> String {

@@ -52,6 +52,9 @@ pub struct RegistryImage {
     pub marker: String,
     /// Whether the manifest carries `eu.egi.cloud.tag` (atrope skips images without).
     pub egi_tag: bool,
+    /// `org.openstack.glance.disk_format` of the layer (the data is always qcow2;
+    /// another value makes a lying artifact).
+    pub disk_format: String,
 }
 
 impl RegistryImage {
@@ -66,6 +69,7 @@ impl RegistryImage {
             virtual_mib: 1,
             marker: format!("{repository}:{tag}"),
             egi_tag: true,
+            disk_format: "qcow2".into(),
         }
     }
 }
@@ -143,7 +147,7 @@ impl Registry {
                 "size": disk.len(),
                 "annotations": {
                     "org.opencontainers.image.title": file,
-                    "org.openstack.glance.disk_format": "qcow2",
+                    "org.openstack.glance.disk_format": image.disk_format,
                 },
             }],
             "annotations": annotations,

@@ -56,6 +56,14 @@ impl RawBody {
     }
 }
 
+fn retryable(e: &Error) -> bool {
+    match e {
+        Error::Api { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+        Error::Transport { attempts, .. } => *attempts > 0,
+        _ => false,
+    }
+}
+
 impl Session {
     /// Sends `call` (its `body` is ignored) with `body` as the request body:
     /// token, endpoint, one attempt (these requests are not idempotent), one
@@ -74,13 +82,26 @@ impl Session {
             method: call.method.as_str().into(),
             route: call.route.into(),
         };
-        let first = self.raw_once(&key, call.method.clone(), &url, &call.query, token.id.expose(), &body).await;
-        match first {
-            Err(e) if e.is_unauthorized() => {
-                let fresh = self.reauthenticate(&token).await?;
-                self.raw_once(&key, call.method, &url, &call.query, fresh.id.expose(), &body).await
+        let mut token = token;
+        let mut reauthenticated = false;
+        let max = self.shared.retry.max_attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.raw_once(&key, call.method.clone(), &url, &call.query, token.id.expose(), &body).await;
+            match result {
+                Err(e) if e.is_unauthorized() && !reauthenticated => {
+                    token = self.reauthenticate(&token).await?;
+                    reauthenticated = true;
+                }
+                // A server error or a connection failure: the whole body is
+                // sent again (Glance returns a failed upload to `queued`, and
+                // these patches set values, so repeating them is harmless).
+                Err(e) if attempt < max && retryable(&e) => {
+                    tokio::time::sleep(self.shared.retry.backoff(attempt)).await;
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 

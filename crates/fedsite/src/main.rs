@@ -40,6 +40,8 @@ enum Command {
     Receive(cmd::receive::ReceiveArgs),
     /// Inspect the outgoing spool and its quarantine.
     Spool(cmd::spool::SpoolArgs),
+    /// VM images: sync from the OCI registry and signed HEPiX lists into Glance.
+    Images(cmd::images::ImagesArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
             Command::Send(args) => cmd::send::run(args).await,
             Command::Receive(args) => cmd::receive::run(args).await,
             Command::Spool(args) => cmd::spool::run(args).await,
+            Command::Images(args) => cmd::images::run(args).await,
         }
     });
     match result {

@@ -112,6 +112,18 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("\nAPEL's view (cloud summaries as the APEL server computes them):");
     super::receive::print_summaries(&delivery.summaries);
 
+    println!("\n== Images (dry run: the simulated registry into the simulated Glance, raw only)");
+    let vos = inv.projects.iter().filter_map(|p| p.vo.as_ref().map(|(vo, _)| (vo.clone(), p.id.clone())));
+    match super::images::demo_plan(&handle, &session, vos, &work.join("images")).await {
+        Ok(r) => {
+            for a in &r.plan {
+                println!("would {a}");
+            }
+            println!("would sync {} images ({} entries skipped, {} errors)", r.plan.iter().filter(|a| matches!(a, imagesync::Action::Add { .. } | imagesync::Action::Update { .. })).count(), r.skipped.len(), r.errors.len());
+        }
+        Err(e) => println!("image sync plan failed: {e:#}"),
+    }
+
     let (mut calls, mut retries) = (0, 0);
     for c in session.counters().values().chain(reader.counters().values()) {
         calls += c.calls;

@@ -1,0 +1,115 @@
+//! `fedsite images sync [--dry-run]`: VM images from the OCI registry and
+//! signed HEPiX lists into Glance (imagesync), configured from a catch-all
+//! `sites/<SITE>.yaml` (`images.sync`, `images.formats`, `vos`) and/or the
+//! `[images]` section of a fedsite.toml.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use imagesync::{Report, RunOptions, SyncConfig, Syncer};
+use openstack::{CloudConfig, Session};
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    #[command(subcommand)]
+    pub command: ImagesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Sync images into Glance: add, update, share, unshare, remove.
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The catch-all site file (`images.sync`, `images.formats`, `vos[].auth.project_id`).
+    #[arg(long)]
+    pub site: Option<PathBuf>,
+    /// A fedsite.toml with an `[images]` section (registry, HEPiX lists, cache, tag).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Cloud of clouds.yaml, scoped to the project owning the images (as `openstack --os-cloud`).
+    #[arg(long, env = "OS_CLOUD")]
+    pub os_cloud: Option<String>,
+    /// Only print the plan (add / update / metadata / share / unshare / remove).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Cache directory (overrides the configuration).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+pub async fn run(args: ImagesArgs) -> Result<ExitCode> {
+    match args.command {
+        ImagesCommand::Sync(a) => sync(a).await,
+    }
+}
+
+/// Builds the configuration from the site file and/or the TOML file.
+pub fn load_config(site: Option<&std::path::Path>, toml: Option<&std::path::Path>) -> Result<SyncConfig> {
+    if site.is_none() && toml.is_none() {
+        bail!("give --site sites/<SITE>.yaml and/or --config fedsite.toml");
+    }
+    let site = site.map(imagesync::config::read_site).transpose()?;
+    let toml = match toml {
+        Some(p) => imagesync::config::read_toml(p)?,
+        None => None,
+    };
+    Ok(SyncConfig::build(site, toml)?)
+}
+
+async fn sync(args: SyncArgs) -> Result<ExitCode> {
+    let mut cfg = load_config(args.site.as_deref(), args.config.as_deref())?;
+    if let Some(c) = args.cache_dir {
+        cfg.cache_dir = c;
+    }
+    if !cfg.enabled {
+        println!("images.sync is false: nothing to do");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cloud = CloudConfig::load(args.os_cloud.as_deref())?;
+    let session = Session::connect(&cloud).await.with_context(|| format!("authenticating to {}", cloud.auth_url))?;
+    let report = Syncer::new(&cfg, &session).run(&RunOptions { dry_run: args.dry_run, now: None }).await?;
+    print_report(&report);
+    Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+pub fn print_report(r: &Report) {
+    if r.plan.is_empty() {
+        println!("nothing to do: Glance matches the sources");
+    }
+    for a in &r.plan {
+        println!("{}{a}", if r.dry_run { "would " } else { "" });
+    }
+    for s in &r.skipped {
+        println!("skipped  {}: {}", s.item, s.message);
+    }
+    for e in &r.errors {
+        println!("error    {}: {}", e.item, e.message);
+    }
+    if !r.dry_run {
+        println!("{}", r.summary());
+    }
+}
+
+/// `fedsite demo`: what a sync from the simulated registry into the
+/// simulated Glance would do (dry run; VO projects from the inventory).
+pub async fn demo_plan(
+    handle: &sim::SimHandle,
+    session: &Session,
+    vos: impl IntoIterator<Item = (String, String)>,
+    cache: &std::path::Path,
+) -> Result<Report> {
+    let toml = format!(
+        "[images]\nsync = true\nformats = [\"raw\"]\nname_prefix = \"registry.egi.eu \"\n[images.registry]\nurl = \"{}\"\n",
+        handle.base_url()
+    );
+    let mut cfg = SyncConfig::build(None, imagesync::config::parse_toml(&toml, "demo")?)?;
+    cfg.vos = vos.into_iter().collect();
+    cfg.cache_dir = cache.to_path_buf();
+    cfg.progress = false;
+    Ok(Syncer::new(&cfg, session).run(&RunOptions { dry_run: true, now: None }).await?)
+}

@@ -5,6 +5,8 @@
 //! unreachable registry, Glance refusing the data) that leave nothing behind.
 
 mod common;
+#[path = "../../imagesync/tests/pki/mod.rs"]
+mod pki;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -311,5 +313,68 @@ async fn tampered_blob_and_glance_refusal_fail_alone_and_leave_nothing() {
     );
     assert!(imgs.values().all(|i| i.status == "active" && i.os_hidden == Some(false)));
     assert_eq!(r.created - r.deleted, 2, "everything else created was deleted: {}", r.summary());
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_hepix_list_uploads_and_a_tampered_or_foreign_list_uploads_nothing() {
+    let site = site().await;
+    let sim = common::start_sim_scenario("tiny").await;
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut pki = pki::Pki::new(dir.path());
+    let (dn, signer) = pki.signer("appdb.test");
+    let (_, intruder) = pki.signer("intruder.test");
+    // The list points at a blob the sim serves; sha512 and size as listed.
+    let reg = sim.registry();
+    let digest = reg.disk_digest("egi_vm_images/ubuntu.22.04", "2023.05.01").unwrap();
+    let blob = reg.blobs[&digest].clone();
+    let sha512 = {
+        use openssl::sha::sha512;
+        sha512(&blob).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let uri = format!("{}/v2/egi_vm_images/ubuntu.22.04/blobs/{digest}", sim.base_url());
+    let far = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let body = serde_json::to_vec(&pki::image_list(&dn, &far, Some(VO2), vec![pki::image("img-1", "CentOS 9 [hepix]", &uri, &sha512, blob.len() as u64, "QCOW2")])).unwrap();
+    let signed = signer.sign(&body).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    };
+    let tampered = String::from_utf8(signed.clone()).unwrap().replacen("CentOS 9", "CentOS 8", 1);
+    let lists = [
+        ("tampered", write("tampered.list", tampered.as_bytes())),
+        ("foreign", write("foreign.list", &intruder.sign(&body).unwrap())),
+        ("good", write("good.list", &signed)),
+    ];
+    let mut cfg = config(&site, &sim, &["qcow2"], cache.path());
+    cfg.registry = None;
+    for (name, path) in &lists {
+        cfg.hepix.push(imagesync::config::HepixConfig {
+            name: name.to_string(),
+            url: path.clone(),
+            ca_dir: pki.ca_dir.clone(),
+            endorser_dn: dn.clone(),
+            endorser_ca: Some(pki::CA_DN.into()),
+            vos: vec![],
+            images: vec![],
+        });
+    }
+    // Only the good list: the two bad ones are refused, nothing from them.
+    let r = Syncer::new(&cfg, &site.session).run(&RunOptions::default()).await.unwrap();
+    assert_eq!(r.sources_ok, vec!["good".to_string()]);
+    let errs: BTreeMap<&str, &str> = r.errors.iter().map(|e| (e.item.as_str(), e.message.as_str())).collect();
+    assert_eq!(errs.len(), 2, "{:?}", r.errors);
+    assert!(errs["source tampered"].contains("signature refused"), "{errs:?}");
+    assert!(errs["source foreign"].contains("signed by /DC=org/DC=test/O=Hosts/CN=intruder.test"), "{errs:?}");
+    let imgs = glance_images(&site, &cfg.tag).await;
+    assert_eq!(imgs.len(), 1, "{:?}", imgs.keys());
+    let img = &imgs["registry.test CentOS 9 [hepix]"];
+    assert_eq!(img.property("image_hash"), Some(format!("sha512:{sha512}").as_str()));
+    assert_eq!(img.property("image_list"), Some("good"));
+    assert_eq!(img.property("vmcatcher_event_ad_mpuri"), Some("https://appdb.example/store/vm/image/img-1:1/"));
+    assert_eq!(img.os_hash_value.as_deref(), Some(sha512.as_str()), "Glance holds exactly the listed bytes");
+    assert_eq!(member_map(&site, &img.id).await, [(site.vo2.clone(), "accepted".to_string())].into(), "ad:vo = ops only");
     sim.stop().await;
 }

@@ -17,6 +17,7 @@
 pub mod ams;
 pub mod auth;
 pub mod error;
+pub mod gocdb;
 pub mod layers;
 pub mod model;
 pub mod scenario;
@@ -27,6 +28,7 @@ mod glance;
 mod keystone;
 mod neutron;
 mod nova;
+mod swift;
 pub mod prometheus;
 
 use std::collections::{BTreeMap, HashMap};
@@ -147,6 +149,8 @@ fn router(state: Arc<AppState>) -> Router {
         .nest(Service::Network.prefix(), neutron::router())
         .nest(Service::Image.prefix(), glance::router())
         .nest(Service::Prometheus.prefix(), prometheus::router())
+        .nest("/object-store", swift::router())
+        .nest("/gocdb", gocdb::router())
         // axum's `nest` never hands "<prefix>/" to the nested router; clients
         // doing version discovery ask for exactly that.
         .route("/identity/", get(keystone::versions))

@@ -40,6 +40,9 @@ enum Command {
     Receive(cmd::receive::ReceiveArgs),
     /// Inspect the outgoing spool and its quarantine.
     Spool(cmd::spool::SpoolArgs),
+    /// The site's GLUE 2.1 JSON description (cloud-info-provider), to
+    /// stdout, a file or a Swift container.
+    Info(cmd::info::InfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             Command::Send(args) => cmd::send::run(args).await,
             Command::Receive(args) => cmd::receive::run(args).await,
             Command::Spool(args) => cmd::spool::run(args).await,
+            Command::Info(args) => cmd::info::run(args).await,
         }
     });
     match result {

@@ -2,6 +2,7 @@
 
 pub mod accounting;
 pub mod demo;
+pub mod info;
 pub mod inventory;
 pub mod receive;
 pub mod send;

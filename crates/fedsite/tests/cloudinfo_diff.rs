@@ -167,3 +167,43 @@ async fn options_select_flavors_appdb_images_property_keys_and_auditor_match_too
     assert_eq!(doc["CloudComputingVirtualAccelerator"][0]["Vendor"], "Tesla V100");
     sim.stop().await;
 }
+
+/// The original's CA probe (`get_endpoint_ca_information`) on `url`.
+async fn original_ca_info(url: &str, insecure: bool) -> (String, Vec<String>) {
+    let code = "import json, sys\nfrom cloud_info_provider.providers.utils import get_endpoint_ca_information as g\n\
+                print(json.dumps(g(sys.argv[1], sys.argv[2] == 'insecure')))";
+    let out = run_venv("python", &["-c", code, url, if insecure { "insecure" } else { "verify" }], &[], None, Duration::from_secs(60))
+        .await;
+    out.assert_success("get_endpoint_ca_information");
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let cas = v["trusted_cas"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    (v["issuer"].as_str().unwrap().to_string(), cas)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_probe_reads_the_issuer_and_client_cas_as_the_original() {
+    let certs = tempfile::tempdir().unwrap();
+    let scenario = sim::scenario::builtin("tiny").unwrap().generate();
+    let mut cfg = sim::SimConfig::new(scenario);
+    cfg.ams = Some(sim::AmsConfig::new(certs.path()));
+    let sim = sim::start(cfg).await.unwrap();
+    // The X.509 token exchange asks for (optional) client certificates.
+    let url = sim.ams_authn_url().unwrap();
+    let ca = sim.ams_ca_pem_path().unwrap();
+    let timeout = Duration::from_secs(20);
+
+    let (issuer, cas) = original_ca_info(&url, true).await;
+    assert!(issuer.starts_with('/') && issuer.contains("CN="), "{issuer}");
+    assert!(!cas.is_empty() && cas.iter().all(|c| c.starts_with('/')), "{cas:?}");
+    let ours = cloudinfo::tls::probe(&url, true, None, timeout).await;
+    assert_eq!((ours.issuer.as_str(), &ours.trusted_cas), (issuer.as_str(), &cas));
+    // Verified against the sim CA: the same facts.
+    assert_eq!(cloudinfo::tls::probe(&url, false, Some(&ca), timeout).await, ours);
+    // Not verifiable with the system CAs: UNKNOWN on both sides.
+    let (issuer, cas) = original_ca_info(&url, false).await;
+    assert_eq!((issuer.as_str(), cas), ("UNKNOWN", vec!["UNKNOWN".to_string()]));
+    assert_eq!(cloudinfo::tls::probe(&url, false, None, timeout).await, cloudinfo::tls::CaInfo::unknown());
+    // Plain HTTP: UNKNOWN without a handshake.
+    assert_eq!(cloudinfo::tls::probe(&sim.auth_url(), true, None, timeout).await, cloudinfo::tls::CaInfo::unknown());
+    sim.stop().await;
+}

@@ -699,3 +699,36 @@ fn build_instance_type(
     }
     (itype, acc)
 }
+
+/// Project properties naming a project's VO, in the order tried (the docs'
+/// `egi.VO`, the legacy `VO`, catch-all cASO's `egi.eu:VO`).
+pub const VO_PROPERTIES: [&str; 3] = ["egi.VO", "VO", "egi.eu:VO"];
+
+/// VO shares found by project property: every enabled project with one of
+/// [`VO_PROPERTIES`] (comma-separated VOs give one share each), scoped by
+/// project id. Needs a credential that may list projects.
+pub async fn vos_from_projects(s: &Session) -> Result<Vec<VoConfig>, String> {
+    let projects = keystone::ListProjects::default().list(s).await.map_err(err("listing projects"))?;
+    let mut out = Vec::new();
+    for p in projects.iter().filter(|p| p.enabled) {
+        let Some(vos) = VO_PROPERTIES.iter().find_map(|k| p.property(k)) else { continue };
+        for vo in vos.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+            let mut auth = serde_yaml::Mapping::new();
+            auth.insert("project_id".into(), p.id.clone().into());
+            out.push(VoConfig { name: vo.to_string(), auth: Some(auth), other: Default::default() });
+        }
+    }
+    Ok(out)
+}
+
+/// `site.vos` plus the shares of [`vos_from_projects`] whose project the
+/// file does not list (the explicit YAML wins).
+pub fn merge_vos(site: &mut SiteConfig, found: Vec<VoConfig>) {
+    let listed: Vec<String> = site.vos().iter().filter_map(|v| v.auth_str("project_id")).collect();
+    let vos = site.vos.get_or_insert_with(Vec::new);
+    for v in found {
+        if !v.auth_str("project_id").is_some_and(|p| listed.contains(&p)) {
+            vos.push(v);
+        }
+    }
+}

@@ -112,6 +112,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("\nAPEL's view (cloud summaries as the APEL server computes them):");
     super::receive::print_summaries(&delivery.summaries);
 
+    println!("\n== Information system: GLUE 2.1 JSON (cloud-info-provider) → Swift");
+    super::info::demo_summary(&handle).await.context("describing the site (fedsite info)")?;
+
     let (mut calls, mut retries) = (0, 0);
     for c in session.counters().values().chain(reader.counters().values()) {
         calls += c.calls;

@@ -82,6 +82,11 @@ pub struct InfoArgs {
     /// Fix: a failed share's HealthStateInfo names the error.
     #[arg(long)]
     pub share_error_details: bool,
+    /// Also publish a share for every project carrying a VO property
+    /// (`egi.VO`, `VO`, `egi.eu:VO`) the site file does not list (needs a
+    /// credential that may list projects; the file wins).
+    #[arg(long)]
+    pub vos_from_projects: bool,
     /// Write the document to this file (atomically) instead of stdout.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -110,8 +115,15 @@ fn base_config(args: &InfoArgs, site: &SiteConfig) -> Result<CloudConfig> {
 
 pub async fn run(args: InfoArgs) -> Result<ExitCode> {
     let started = chrono::Utc::now();
-    let site = SiteConfig::load(&args.site_config).map_err(|e| anyhow!(e))?;
+    let mut site = SiteConfig::load(&args.site_config).map_err(|e| anyhow!(e))?;
     let cloud = base_config(&args, &site)?;
+    if args.vos_from_projects {
+        let s = Session::connect(&cloud)
+            .await
+            .with_context(|| format!("authenticating to {} to list projects", cloud.auth_url))?;
+        let found = cloudinfo::discover::vos_from_projects(&s).await.map_err(|e| anyhow!(e))?;
+        cloudinfo::discover::merge_vos(&mut site, found);
+    }
     let auth_type = args
         .os_auth_type
         .clone()
@@ -181,4 +193,63 @@ pub async fn run(args: InfoArgs) -> Result<ExitCode> {
         std::io::stdout().write_all(&data).context("writing stdout")?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `fedsite demo`'s section: the document of the simulated site (shares
+/// found by VO property, read with the accounting account), published to
+/// the sim's Swift with the admin account, summed up on one screen.
+pub async fn demo_summary(handle: &sim::SimHandle) -> Result<()> {
+    let yaml = handle.clouds_yaml();
+    let reader = CloudConfig::from_clouds_yaml(&yaml, None, "sim-accounting", "simulator clouds.yaml")?;
+    let admin = CloudConfig::from_clouds_yaml(&yaml, None, "sim", "simulator clouds.yaml")?;
+    let session = Session::connect(&reader).await?;
+    let mut site = SiteConfig::parse(
+        &format!("gocdb: {}\nendpoint: {}\nvos: []\n", sim::gocdb::SITE_NAME, handle.auth_url()),
+        "demo site",
+    )
+    .map_err(|e| anyhow!(e))?;
+    let found = cloudinfo::discover::vos_from_projects(&session).await.map_err(|e| anyhow!(e))?;
+    cloudinfo::discover::merge_vos(&mut site, found);
+    let mut opts = Options::new(reader.clone(), "password");
+    opts.gocdb_url = format!("{}/gocdb/gocdbpi/public/", handle.base_url());
+    opts.timeout = Duration::from_secs(30);
+    let (doc, report) = cloudinfo::discover(&site, &opts).await?;
+    let data = cloudinfo::publish::payload(&doc.render());
+    let up = cloudinfo::publish::to_swift(&Session::connect(&admin).await?, "cloud-info", "SIM-CLOUD.json", &data)
+        .await
+        .map_err(|e| anyhow!(e))?;
+    let n = |c: &str| doc.objects(c).len();
+    let ep = doc.endpoint();
+    println!(
+        "{} shares ({} failed), {} images, {} instance types, {} GPU accelerators; endpoint {} ({})",
+        n("Share"),
+        report.failed_shares.len(),
+        n("CloudComputingImage"),
+        n("CloudComputingInstanceType"),
+        n("CloudComputingVirtualAccelerator"),
+        ep.map(|e| e.health_state.as_str()).unwrap_or("?"),
+        ep.and_then(|e| e.implementation_version.as_deref()).unwrap_or("?"),
+    );
+    if let Some(s) = doc.service() {
+        println!(
+            "VMs: {} total, {} running, {} suspended, {} halted; GOCDB {}",
+            s.total_vm.unwrap_or(0),
+            s.running_vm.unwrap_or(0),
+            s.suspended_vm.unwrap_or(0),
+            s.halted_vm.unwrap_or(0),
+            cloudinfo::pyjson::dumps(&cloudinfo::pyjson::Json::Object(s.common.other_info.clone()))
+        );
+    }
+    for s in doc.shares() {
+        println!(
+            "  {:<40} VMs {:>3}/{:<5} max {} vCPU {} MiB",
+            s.common.name.as_deref().unwrap_or("?"),
+            s.total_vm.unwrap_or(0),
+            s.max_vm.map(|m| m.to_string()).unwrap_or_default(),
+            s.instance_max_cpu.unwrap_or(0),
+            s.instance_max_ram.unwrap_or(0)
+        );
+    }
+    println!("published {} bytes to {} (etag {})", data.len(), up.url, up.etag);
+    Ok(())
 }

@@ -1,2 +1,17 @@
-//! Information discovery: the GLUE 2.1 JSON site description as
-//! cloud-info-provider 1.2 emits it. Filled in by issue #5.
+//! The GLUE 2.1 site description EGI's information system reads, as
+//! cloud-info-provider 1.2 writes it (byte for byte by default): the model
+//! ([`glue`]), Python-compatible JSON ([`pyjson`]), the site file ([`site`]),
+//! discovery over the OpenStack APIs ([`discover`]), the GOCDB lookup
+//! ([`gocdb`]), the endpoint's TLS facts ([`tls`]) and publishing ([`publish`]).
+
+pub mod discover;
+pub mod glue;
+pub mod gocdb;
+pub mod publish;
+pub mod pyjson;
+pub mod site;
+pub mod tls;
+
+pub use discover::{DiscoverError, FlavorKeys, FlavorSelect, Fixes, ImageKeys, Options, Report, discover};
+pub use glue::Document;
+pub use site::SiteConfig;

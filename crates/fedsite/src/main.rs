@@ -42,6 +42,9 @@ enum Command {
     Spool(cmd::spool::SpoolArgs),
     /// VM images: sync from the OCI registry and signed HEPiX lists into Glance.
     Images(cmd::images::ImagesArgs),
+    /// The site's GLUE 2.1 JSON description (cloud-info-provider), to
+    /// stdout, a file or a Swift container.
+    Info(cmd::info::InfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
             Command::Receive(args) => cmd::receive::run(args).await,
             Command::Spool(args) => cmd::spool::run(args).await,
             Command::Images(args) => cmd::images::run(args).await,
+            Command::Info(args) => cmd::info::run(args).await,
         }
     });
     match result {

@@ -50,6 +50,7 @@ pub mod nova;
 pub mod paging;
 pub mod secret;
 pub mod session;
+pub mod swift;
 pub mod time;
 
 pub use catalog::{Catalog, Service};

@@ -17,6 +17,7 @@
 pub mod ams;
 pub mod auth;
 pub mod error;
+pub mod gocdb;
 pub mod layers;
 pub mod model;
 pub mod oci;
@@ -28,6 +29,7 @@ mod glance;
 mod keystone;
 mod neutron;
 mod nova;
+mod swift;
 pub mod prometheus;
 
 use std::collections::{BTreeMap, HashMap};
@@ -150,6 +152,8 @@ fn router(state: Arc<AppState>) -> Router {
         .nest(Service::Prometheus.prefix(), prometheus::router())
         .nest("/v2", oci::router())
         .route("/v2/", get(oci::root))
+        .nest("/object-store", swift::router())
+        .nest("/gocdb", gocdb::router())
         // axum's `nest` never hands "<prefix>/" to the nested router; clients
         // doing version discovery ask for exactly that.
         .route("/identity/", get(keystone::versions))

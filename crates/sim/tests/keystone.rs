@@ -227,8 +227,10 @@ async fn catalog_lists_every_service_with_three_interfaces_and_region() {
     assert!(services["services"].as_array().unwrap().iter().any(|x| x["id"] == compute(&b)["id"] && x["name"] == "nova"));
     let (_, eps) = api.get("/v3/endpoints?interface=public", &admin).await;
     let eps = eps["endpoints"].as_array().unwrap();
-    assert_eq!(eps.len(), 6);
+    assert_eq!(eps.len(), 7);
     assert!(eps.iter().any(|e| e["url"] == format!("{base}/volume/v3/%(project_id)s")));
+    assert!(eps.iter().any(|e| e["url"] == format!("{base}/object-store/v1/AUTH_%(project_id)s")));
+    assert_eq!(catalog_url(&b2, "object-store", "public"), None, "object-store needs a project");
     let (_, regions) = api.get("/v3/regions", &admin).await;
     assert_eq!(regions["regions"][0]["id"], "RegionOne");
     sim.stop().await;

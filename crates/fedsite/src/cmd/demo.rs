@@ -123,6 +123,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         }
         Err(e) => println!("image sync plan failed: {e:#}"),
     }
+    println!("\n== Information system: GLUE 2.1 JSON (cloud-info-provider) → Swift");
+    super::info::demo_summary(&handle).await.context("describing the site (fedsite info)")?;
 
     let (mut calls, mut retries) = (0, 0);
     for c in session.counters().values().chain(reader.counters().values()) {

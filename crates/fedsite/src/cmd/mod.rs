@@ -3,6 +3,7 @@
 pub mod accounting;
 pub mod demo;
 pub mod images;
+pub mod info;
 pub mod inventory;
 pub mod receive;
 pub mod send;

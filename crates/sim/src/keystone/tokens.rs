@@ -58,13 +58,14 @@ pub(super) fn random_urlsafe(n: usize) -> String {
 // ---------- catalog ----------
 
 /// (type, name, path under the base URL); `{project_id}` only in volumev3.
-const SERVICES: [(&str, &str, &str); 6] = [
+const SERVICES: [(&str, &str, &str); 7] = [
     ("identity", "keystone", "/identity"),
     ("compute", "nova", "/compute/v2.1"),
     ("volumev3", "cinderv3", "/volume/v3/%(project_id)s"),
     ("block-storage", "cinder", "/volume/v3"),
     ("network", "neutron", "/network"),
     ("image", "glance", "/image"),
+    ("object-store", "swift", "/object-store/v1/AUTH_%(project_id)s"),
 ];
 const INTERFACES: [&str; 3] = ["public", "internal", "admin"];
 
@@ -80,7 +81,7 @@ fn endpoint_id(kind: &str, interface: &str) -> String {
 pub(crate) fn catalog(state: &AppState, site: &Site, project_id: Option<&str>) -> Value {
     let services: Vec<Value> = SERVICES
         .iter()
-        .filter(|(kind, _, _)| *kind != "volumev3" || project_id.is_some())
+        .filter(|(kind, _, _)| !matches!(*kind, "volumev3" | "object-store") || project_id.is_some())
         .map(|(kind, name, path)| {
             let url = format!("{}{}", state.base_url, path.replace("%(project_id)s", project_id.unwrap_or("")));
             let endpoints: Vec<Value> = INTERFACES

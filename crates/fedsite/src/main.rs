@@ -40,6 +40,10 @@ enum Command {
     Receive(cmd::receive::ReceiveArgs),
     /// Inspect the outgoing spool and its quarantine.
     Spool(cmd::spool::SpoolArgs),
+    /// Check the site against what EGI requires (exit 0 ok, 1 warning, 2 critical).
+    Check(cmd::check::CheckArgs),
+    /// Keystone OIDC federation with EGI Check-in: generate, apply, lint.
+    Keystone(cmd::keystone::KeystoneArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,8 @@ fn main() -> ExitCode {
             Command::Send(args) => cmd::send::run(args).await,
             Command::Receive(args) => cmd::receive::run(args).await,
             Command::Spool(args) => cmd::spool::run(args).await,
+            Command::Check(args) => cmd::check::run(args).await,
+            Command::Keystone(args) => cmd::keystone::run(args).await,
         }
     });
     match result {

@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
 pub mod accounting;
+pub mod check;
 pub mod demo;
 pub mod inventory;
+pub mod keystone;
 pub mod receive;
 pub mod send;
 pub mod sim;

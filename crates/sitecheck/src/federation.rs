@@ -493,17 +493,21 @@ pub async fn lint(s: &Session, spec: &FederationSpec, vo_properties: &[String]) 
     // Projects with a VO that no mapped group reaches.
     let projects = ListProjects::default().list(s).await.unwrap_or_default();
     let mut unmapped = Vec::new();
+    // With VOs given, their projects; otherwise every project with a VO property.
     for p in &projects {
-        let vo = vo_properties.iter().find_map(|k| p.property(k)).map(str::to_string).or_else(|| {
-            spec.vos.iter().find(|v| v.project == p.id || v.project == p.name).map(|v| v.vo.clone())
-        });
+        let configured = spec.vos.iter().find(|v| v.project == p.id || v.project == p.name).map(|v| v.vo.clone());
+        let vo = if spec.vos.is_empty() {
+            vo_properties.iter().find_map(|k| p.property(k)).map(str::to_string)
+        } else {
+            configured
+        };
         if let Some(vo) = vo
             && !mapped_projects.contains(&p.id)
         {
             unmapped.push(format!("{} (VO {vo})", p.name));
         }
     }
-    let tested = "every project of a VO is reached by a mapping rule (a mapped group has a role on it)".to_string();
+    let tested = "every VO project (given with --vo, else with a VO property) is reached by a mapping rule (a mapped group has a role on it)".to_string();
     out.push(if unmapped.is_empty() {
         Check::ok("federation.projects", tested, "every VO project is mapped")
     } else {

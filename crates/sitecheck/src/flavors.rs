@@ -28,7 +28,7 @@ pub fn is_gpu(f: &Flavor) -> bool {
 fn missing<'a>(f: &Flavor, keys: &[&'a str]) -> Vec<&'a str> {
     keys.iter()
         .copied()
-        .filter(|k| !f.extra_specs.as_ref().is_some_and(|s| s.get(*k).is_some_and(|v| !v.trim().is_empty())))
+        .filter(|k| f.extra_specs.as_ref().is_none_or(|s| s.get(*k).is_none_or(|v| v.trim().is_empty())))
         .collect()
 }
 

@@ -200,16 +200,15 @@ async fn probe_once(cfg: &CheckConfig, s: &Session) -> Result<String, (String, S
 async fn wait_active(s: &Session, id: &str, p: &crate::config::ProbeConfig) -> Result<(), (String, String)> {
     let deadline = Instant::now() + p.vm_timeout;
     loop {
-        let last;
-        match nova::servers::get(s, id).await {
+        let last = match nova::servers::get(s, id).await {
             Ok(v) if v.status == "ACTIVE" => return Ok(()),
             Ok(v) if v.status == "ERROR" => {
                 let fault = v.extra.get("fault").and_then(|f| f.get("message")).and_then(|m| m.as_str());
                 return Err(("ERROR".into(), fault.map(|f| format!(" ({f})")).unwrap_or_default()));
             }
-            Ok(v) => last = v.status,
-            Err(e) => last = format!("unreadable ({e})"),
-        }
+            Ok(v) => v.status,
+            Err(e) => format!("unreadable ({e})"),
+        };
         if Instant::now() >= deadline {
             return Err((format!("still {last}, not ACTIVE within {} s", p.vm_timeout.as_secs()), String::new()));
         }

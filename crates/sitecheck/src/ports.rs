@@ -2,7 +2,6 @@
 //! TCP connections, and the outbound ones to the AMS host (443, 8443)
 //! connect with TLS verified.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use openstack::Session;
@@ -26,6 +25,9 @@ pub async fn connect(host: &str, port: u16, timeout: Duration) -> Result<(), Str
     }
 }
 
+/// host:port, the first service's key, the services' labels and usual ports, a URL.
+type PortGroup = ((String, u16), &'static str, Vec<&'static str>, Vec<u16>, String);
+
 /// The inbound family: one check per distinct host:port of the public
 /// endpoints.
 pub async fn inbound(cfg: &CheckConfig, admin: &Session) -> Vec<Check> {
@@ -34,7 +36,7 @@ pub async fn inbound(cfg: &CheckConfig, admin: &Session) -> Vec<Check> {
         Err(e) => return vec![Check::critical("ports.token", "a token with its catalog", e.to_string(), "check the credentials")],
     };
     let pid = token.project.as_ref().map(|p| p.id.as_str());
-    let mut seen = BTreeSet::new();
+    let mut groups: Vec<PortGroup> = Vec::new();
     let mut out = Vec::new();
     for r in catalog::wanted(cfg, &token.catalog) {
         let Some(found) = catalog::find(&token.catalog, r, cfg.region.as_deref(), pid) else {
@@ -45,7 +47,7 @@ pub async fn inbound(cfg: &CheckConfig, admin: &Session) -> Vec<Check> {
             ));
             continue;
         };
-        let Some((host, port)) = host_port(&found.url) else {
+        let Some(hp) = host_port(&found.url) else {
             out.push(Check::critical(
                 format!("ports.{}", r.key),
                 format!("inbound TCP to the public {} endpoint", r.label),
@@ -54,19 +56,26 @@ pub async fn inbound(cfg: &CheckConfig, admin: &Session) -> Vec<Check> {
             ));
             continue;
         };
-        if !seen.insert((host.clone(), port)) {
-            continue;
+        match groups.iter_mut().find(|g| g.0 == hp) {
+            Some(g) => {
+                g.2.push(r.label);
+                g.3.push(r.default_port);
+            }
+            None => groups.push((hp, r.key, vec![r.label], vec![r.default_port], found.url.clone())),
         }
-        let tested = format!("inbound TCP {host}:{port} ({} public endpoint; EGI's usual port {})", r.label, r.default_port);
+    }
+    for ((host, port), key, labels, defaults, url) in groups {
+        let who = labels.join(", ");
+        let usual: Vec<String> = defaults.iter().map(u16::to_string).collect();
+        let tested = format!("inbound TCP {host}:{port} ({who} public endpoint; EGI's usual port {})", usual.join("/"));
         match connect(&host, port, cfg.connect_timeout).await {
-            Ok(()) => out.push(Check::ok(format!("ports.{}", r.key), tested, format!("{host}:{port} accepts connections"))),
+            Ok(()) => out.push(Check::ok(format!("ports.{key}"), tested, format!("{host}:{port} accepts connections ({who})"))),
             Err(e) => out.push(Check::critical(
-                format!("ports.{}", r.key),
+                format!("ports.{key}"),
                 tested,
-                format!("cannot connect to {host}:{port} ({} {}): {e}", r.label, found.url),
+                format!("cannot connect to {host}:{port} ({who} {url}): {e}"),
                 format!(
-                    "open TCP {port} inbound to {host} for the Internet (host firewall, security groups, site firewall) and make sure {} listens there",
-                    r.label
+                    "open TCP {port} inbound to {host} for the Internet (host firewall, security groups, site firewall) and make sure {who} listens there"
                 ),
             )),
         }

@@ -45,6 +45,10 @@ enum Command {
     /// The site's GLUE 2.1 JSON description (cloud-info-provider), to
     /// stdout, a file or a Swift container.
     Info(cmd::info::InfoArgs),
+    /// Check the site against what EGI requires (exit 0 ok, 1 warning, 2 critical).
+    Check(cmd::check::CheckArgs),
+    /// Keystone OIDC federation with EGI Check-in: generate, apply, lint.
+    Keystone(cmd::keystone::KeystoneArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +72,8 @@ fn main() -> ExitCode {
             Command::Spool(args) => cmd::spool::run(args).await,
             Command::Images(args) => cmd::images::run(args).await,
             Command::Info(args) => cmd::info::run(args).await,
+            Command::Check(args) => cmd::check::run(args).await,
+            Command::Keystone(args) => cmd::keystone::run(args).await,
         }
     });
     match result {

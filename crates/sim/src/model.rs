@@ -43,6 +43,21 @@ pub struct Site {
     pub image_extras: BTreeMap<String, ImageExtra>,
     /// The OCI registry (`/v2`): repositories, tags, manifests, blobs.
     pub registry: crate::oci::Registry,
+    /// Deliberate breakage, for self-check tests (all off by default).
+    pub faults: SiteFaults,
+}
+
+/// Ways to break a simulated site on purpose (`[site_faults]` in a scenario).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteFaults {
+    /// Servers booted through the API stay in BUILD (never become ACTIVE).
+    pub boot_never_active: bool,
+    /// Catalog service types left out of every token's catalog (e.g. `network`).
+    pub catalog_omit: Vec<String>,
+    /// Catalog service type → URL used instead of the simulator's own
+    /// (e.g. a closed port).
+    pub catalog_urls: BTreeMap<String, String>,
 }
 
 /// Glance image attributes beyond [`Image`]'s fields.

@@ -102,6 +102,9 @@ pub struct ScenarioSpec {
     pub volumes: Vec<VolumeSpec>,
     #[serde(default, rename = "floating_ip")]
     pub floating_ips: Vec<FloatingIpSpec>,
+    /// Deliberate breakage (`[site_faults]`), for self-check tests.
+    #[serde(default)]
+    pub site_faults: SiteFaults,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -527,7 +530,7 @@ impl<'a> Builder<'a> {
         Builder {
             spec,
             rng: ChaCha8Rng::seed_from_u64(spec.seed),
-            site: Site { region: spec.region.clone(), ..Default::default() },
+            site: Site { region: spec.region.clone(), faults: spec.site_faults.clone(), ..Default::default() },
             reference,
             infra_time: reference - Duration::days(history.max(365) + 30),
             admin_project: stable_hex("project:admin"),

@@ -1,6 +1,26 @@
-//! Site self-check and Keystone OIDC federation generation (issue #7).
+//! Site self-check and Keystone OIDC federation (issue #7).
 //!
-//! Today it owns the site inventory: what a site holds, read through the
-//! OpenStack APIs, which the self-check and `fedsite demo` build on.
+//! [`run::run`] checks what EGI requires of a FedCloud site, one module per
+//! family (catalog, ports, permissions, projects, flavors, accounting,
+//! certificate, vm, info), each returning [`check::Check`]s with a status,
+//! what was tested and the fix. [`federation`] generates, applies and lints
+//! the Keystone OS-FEDERATION setup for EGI Check-in. [`inventory`] is what
+//! a site holds, read through the OpenStack APIs.
 
+pub mod accounting;
+pub mod catalog;
+pub mod certificate;
+pub mod check;
+pub mod config;
+pub mod federation;
+pub mod flavors;
+pub mod info;
 pub mod inventory;
+pub mod permissions;
+pub mod ports;
+pub mod projects;
+pub mod run;
+pub mod vmprobe;
+
+pub use check::{Check, Report, Status};
+pub use config::{CheckConfig, Sessions, VoSpec};

@@ -1,6 +1,9 @@
 //! Keystone v3: projects (tags, flat extra properties), users, role
-//! assignments. Keystone does not page; each list is one request.
+//! assignments, groups and grants, OS-FEDERATION. Keystone does not page;
+//! each list is one request.
 
+pub mod federation;
+pub mod groups;
 pub mod projects;
 pub mod role_assignments;
 pub mod users;

@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod flavors;
 pub mod limits;
+pub mod server_ops;
 pub mod servers;
 pub mod usage;
 

@@ -82,8 +82,12 @@ pub(crate) fn catalog(state: &AppState, site: &Site, project_id: Option<&str>) -
     let services: Vec<Value> = SERVICES
         .iter()
         .filter(|(kind, _, _)| !matches!(*kind, "volumev3" | "object-store") || project_id.is_some())
+        .filter(|(kind, _, _)| !site.faults.catalog_omit.iter().any(|o| o == kind))
         .map(|(kind, name, path)| {
-            let url = format!("{}{}", state.base_url, path.replace("%(project_id)s", project_id.unwrap_or("")));
+            let url = match site.faults.catalog_urls.get(*kind) {
+                Some(u) => u.replace("%(project_id)s", project_id.unwrap_or("")),
+                None => format!("{}{}", state.base_url, path.replace("%(project_id)s", project_id.unwrap_or(""))),
+            };
             let endpoints: Vec<Value> = INTERFACES
                 .iter()
                 .map(|i| {

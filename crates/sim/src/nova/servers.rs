@@ -1266,6 +1266,7 @@ pub async fn create(
         })
         .unwrap_or_default();
     let host = format!("compute-{:03}", (now.timestamp_subsec_nanos() / 1000) % 4);
+    let never_active = site.faults.boot_never_active;
     site.servers.push(Server {
         id: id.clone(),
         name: name.to_string(),
@@ -1274,7 +1275,7 @@ pub async fn create(
         flavor,
         image_id,
         created: now,
-        launched_at: Some(launch),
+        launched_at: (!never_active).then_some(launch),
         events: vec![
             ServerEvent {
                 at: now,
@@ -1288,7 +1289,10 @@ pub async fn create(
                 status: "ACTIVE".into(),
                 flavor: None,
             },
-        ],
+        ]
+        .into_iter()
+        .filter(|e| !(never_active && e.status == "ACTIVE"))
+        .collect(),
         key_name: srv
             .get("key_name")
             .and_then(Value::as_str)

@@ -1,0 +1,213 @@
+//! `fedsite check`: the site self-check — every requirement of an EGI
+//! FedCloud site, one line per check with its status, what was tested and
+//! the fix; `--json`; exit code by the worst status (0 ok, 1 warning, 2 critical).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use openstack::{CloudConfig, Session};
+use sitecheck::config::{AccountingTarget, AmsTarget, CheckConfig, ProbeConfig, Sessions, VoSpec};
+use sitecheck::{Check, Report};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Site account (admin or system reader) of clouds.yaml; OS_* variables
+    /// when neither this nor OS_CLOUD is set.
+    #[arg(long, env = "OS_CLOUD")]
+    pub os_cloud: Option<String>,
+    /// The accounting account (cASO's) whose permissions are checked.
+    #[arg(long, value_name = "CLOUD")]
+    pub accounting_cloud: Option<String>,
+    /// Account the VM probe runs as (a member of the ops VO's project);
+    /// default: the site account scoped to that project.
+    #[arg(long, value_name = "CLOUD")]
+    pub probe_cloud: Option<String>,
+    /// A VO the site supports and its project (name or id; the VO's name by
+    /// default). Repeat for each VO.
+    #[arg(long = "vo", value_name = "VO[=PROJECT]")]
+    pub vos: Vec<String>,
+    /// Project property holding the VO (default: egi.VO, egi.eu:VO or VO).
+    #[arg(long)]
+    pub vo_property: Option<String>,
+    /// Region of the catalog endpoints (default: the cloud's, else any).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Object storage is offered: require Swift in the catalog.
+    #[arg(long)]
+    pub swift: bool,
+    /// SSM's sender.cfg: AMS host, host certificate and key, spool.
+    #[arg(long, value_name = "PATH")]
+    pub sender_config: Option<PathBuf>,
+    /// AMS host (default: sender.cfg's, else msg.argo.grnet.gr).
+    #[arg(long)]
+    pub ams_host: Option<String>,
+    /// AMS ports to reach (default 443 and 8443). Repeatable.
+    #[arg(long = "ams-port", value_name = "PORT")]
+    pub ams_ports: Vec<u16>,
+    /// CA bundle (PEM) AMS's certificate is verified with (default: the system's).
+    #[arg(long, value_name = "PEM")]
+    pub ams_ca: Option<PathBuf>,
+    /// The accounting ledger (SQLite path or postgresql:// URL).
+    #[arg(long)]
+    pub ledger: Option<String>,
+    /// The outgoing spool (default: sender.cfg's [messaging] path).
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// The quarantine directory (default <spool>.quarantine).
+    #[arg(long, value_name = "DIR")]
+    pub quarantine: Option<PathBuf>,
+    /// A spool element older than this many hours is stuck.
+    #[arg(long, default_value_t = 24)]
+    pub stuck_hours: i64,
+    /// Host certificate (default: sender.cfg's).
+    #[arg(long, value_name = "PEM")]
+    pub cert: Option<PathBuf>,
+    /// Host key (default: sender.cfg's).
+    #[arg(long, value_name = "PEM")]
+    pub key: Option<PathBuf>,
+    /// Do not boot a VM.
+    #[arg(long)]
+    pub no_vm_probe: bool,
+    /// VO the VM probe runs as.
+    #[arg(long, default_value = "ops")]
+    pub probe_vo: String,
+    /// Image for the probe (name or id; default: the monitoring image).
+    #[arg(long)]
+    pub probe_image: Option<String>,
+    /// Flavor for the probe (default: the smallest that fits).
+    #[arg(long)]
+    pub probe_flavor: Option<String>,
+    /// Network for the probe (default: the project's own, else a shared one).
+    #[arg(long)]
+    pub probe_network: Option<String>,
+    /// Seconds to wait for the probe VM to become ACTIVE.
+    #[arg(long, default_value_t = 300)]
+    pub vm_timeout: u64,
+    /// Seconds between two looks at the probe VM.
+    #[arg(long, default_value_t = 2.0)]
+    pub vm_poll: f64,
+    /// The site's information document (GLUE 2.1 JSON): file or URL.
+    #[arg(long, value_name = "FILE|URL")]
+    pub info: Option<String>,
+    /// Only these families (catalog, ports, ams, permissions, projects,
+    /// flavors, accounting, certificate, vm, info). Repeatable or comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Seconds per connection attempt.
+    #[arg(long, default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+async fn connect(cloud: Option<&str>, what: &str) -> Result<Session, Check> {
+    let cfg = CloudConfig::load(cloud).map_err(|e| {
+        Check::critical(format!("account.{what}"), format!("the {what} account's configuration"), e.to_string(), "fix clouds.yaml / OS_*")
+    })?;
+    Session::connect(&cfg).await.map_err(|e| {
+        Check::critical(
+            format!("account.{what}"),
+            format!("the {what} account authenticates at {}", cfg.auth_url),
+            e.to_string(),
+            "check the account's credentials and that Keystone answers",
+        )
+    })
+}
+
+pub async fn run(args: CheckArgs) -> Result<ExitCode> {
+    let sender = match &args.sender_config {
+        Some(p) => Some(messaging::config::SenderCfg::load(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    let mut vos = Vec::new();
+    for v in &args.vos {
+        vos.push(VoSpec::parse(v).map_err(|e| anyhow::anyhow!("--vo {e}"))?);
+    }
+    for f in &args.only {
+        if !sitecheck::config::FAMILIES.contains(&f.as_str()) {
+            anyhow::bail!("--only {f}: unknown family (known: {})", sitecheck::config::FAMILIES.join(", "));
+        }
+    }
+    let ams_host = args
+        .ams_host
+        .clone()
+        .or_else(|| sender.as_ref().map(|s| s.host.split(':').next().unwrap_or(&s.host).to_string()))
+        .unwrap_or_else(|| AmsTarget::default().host);
+    let cfg = CheckConfig {
+        only: args.only.clone(),
+        vos,
+        vo_property: args.vo_property.clone(),
+        region: args.region.clone(),
+        swift: args.swift,
+        ams: AmsTarget {
+            host: ams_host,
+            ports: if args.ams_ports.is_empty() { AmsTarget::default().ports } else { args.ams_ports.clone() },
+            ca: args.ams_ca.clone(),
+        },
+        accounting: AccountingTarget {
+            ledger: args.ledger.clone(),
+            spool: args.spool.clone().or_else(|| sender.as_ref().map(|s| s.path.clone())),
+            directory_spool: sender.as_ref().is_some_and(|s| s.path_type == messaging::config::PathType::Directory),
+            quarantine: args.quarantine.clone(),
+        },
+        cert: args.cert.clone().or_else(|| sender.as_ref().and_then(|s| s.certificate.clone())),
+        key: args.key.clone().or_else(|| sender.as_ref().and_then(|s| s.key.clone())),
+        probe: ProbeConfig {
+            enabled: !args.no_vm_probe,
+            vo: args.probe_vo.clone(),
+            image: args.probe_image.clone(),
+            flavor: args.probe_flavor.clone(),
+            network: args.probe_network.clone(),
+            vm_timeout: Duration::from_secs(args.vm_timeout),
+            poll_interval: Duration::from_secs_f64(args.vm_poll.clamp(0.05, 60.0)),
+        },
+        info: args.info.clone(),
+        now: chrono::Utc::now(),
+        stuck_after: chrono::Duration::hours(args.stuck_hours.max(0)),
+        connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
+    };
+
+    let mut early = Vec::new();
+    let needs = |fams: &[&str]| fams.iter().any(|f| cfg.runs(f));
+    let mut sessions = Sessions::default();
+    if needs(&["catalog", "ports", "projects", "flavors", "vm", "permissions"]) {
+        match connect(args.os_cloud.as_deref(), "site").await {
+            Ok(s) => sessions.admin = Some(s),
+            Err(c) => early.push(c),
+        }
+    }
+    if cfg.runs("permissions")
+        && let Some(c) = &args.accounting_cloud
+    {
+        match connect(Some(c), "accounting").await {
+            Ok(s) => sessions.accounting = Some(s),
+            Err(c) => early.push(c),
+        }
+    }
+    if cfg.runs("vm")
+        && cfg.probe.enabled
+        && let Some(c) = &args.probe_cloud
+    {
+        match connect(Some(c), "probe").await {
+            Ok(s) => sessions.probe = Some(s),
+            Err(c) => early.push(c),
+        }
+    }
+    let mut cfg = cfg;
+    if cfg.region.is_none() {
+        cfg.region = sessions.admin.as_ref().and_then(|s| s.config().region_name.clone());
+    }
+    let mut report = sitecheck::run::run(&cfg, &sessions).await;
+    early.append(&mut report.checks);
+    let report = Report { checks: early };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}

@@ -1,0 +1,200 @@
+//! Accounting freshness, judged as EGI's `eu.egi.cloud.APEL-Pub` probe does
+//! (warning after 7 days without a publication, critical after 30): the last
+//! send AMS acknowledged with a message id (ledger), and the outgoing spool —
+//! no element stuck, nothing quarantined.
+
+use chrono::{DateTime, Duration, Utc};
+use ledger::{Ledger, MessageState};
+use messaging::config::PathType;
+use messaging::sender;
+
+use crate::check::Check;
+use crate::config::CheckConfig;
+
+pub const WARN_DAYS: i64 = 7;
+pub const CRIT_DAYS: i64 = 30;
+
+/// What the ledger says about delivery.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LedgerFacts {
+    /// Latest `sent_at` of a message AMS took (sent or acknowledged).
+    pub last_sent: Option<DateTime<Utc>>,
+    pub sent: usize,
+    /// Spooled, not yet sent: (element, created_at) oldest first.
+    pub pending: Vec<(String, DateTime<Utc>)>,
+    /// (element, reason)
+    pub quarantined: Vec<(String, String)>,
+}
+
+/// Reads the ledger (blocking).
+pub fn ledger_facts(target: &str) -> Result<LedgerFacts, String> {
+    let is_pg = ledger::is_postgres_url(target);
+    if !is_pg && !std::path::Path::new(target).exists() {
+        return Err(format!("ledger {target} does not exist"));
+    }
+    let l = Ledger::open(target).map_err(|e| e.to_string())?;
+    let mut facts = LedgerFacts::default();
+    for st in [MessageState::Sent, MessageState::Acknowledged] {
+        for m in l.messages_in_state(st).map_err(|e| e.to_string())? {
+            facts.sent += 1;
+            if let Some(t) = m.sent_at {
+                facts.last_sent = facts.last_sent.max(Some(t));
+            }
+        }
+    }
+    facts.pending = l
+        .pending()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|m| m.state == MessageState::Spooled)
+        .map(|m| (m.element, m.created_at))
+        .collect();
+    facts.quarantined = l
+        .messages_in_state(MessageState::Quarantined)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        // Split or superseded originals are bookkeeping, not failures.
+        .filter(|m| {
+            let r = m.reason.as_deref().unwrap_or("");
+            !r.starts_with(sender::SPLIT_REASON) && !r.starts_with(sender::SUPERSEDED_REASON)
+        })
+        .map(|m| (m.element, m.reason.unwrap_or_default()))
+        .collect();
+    Ok(facts)
+}
+
+fn days(d: Duration) -> String {
+    let h = d.num_hours();
+    if h < 48 { format!("{h} h") } else { format!("{} days", d.num_days()) }
+}
+
+const SEND_FIX: &str = "run `fedsite send --config /etc/apel/sender.cfg` (cron every 4-6 h, after the extraction) and read its errors; `fedsite spool status` shows what waits";
+
+/// The last-send check from ledger facts.
+pub fn last_send_check(cfg: &CheckConfig, f: &LedgerFacts) -> Check {
+    let tested = format!(
+        "the last send AMS acknowledged is under {WARN_DAYS} days old (warning) and {CRIT_DAYS} days (critical), as EGI's APEL-Pub probe"
+    );
+    let id = "accounting.last-send";
+    match f.last_sent {
+        None if f.pending.is_empty() => Check::warning(
+            id,
+            tested,
+            "the ledger holds no message: nothing was ever extracted or sent",
+            "run `fedsite accounting extract` then `fedsite send` (both from cron)",
+        ),
+        None => Check::critical(id, tested, format!("nothing was ever sent; {} message(s) wait", f.pending.len()), SEND_FIX),
+        Some(t) => {
+            let age = cfg.now - t;
+            let msg = format!("last send {} ago ({})", days(age), t.format("%Y-%m-%dT%H:%M:%SZ"));
+            if age > Duration::days(CRIT_DAYS) {
+                Check::critical(id, tested, msg, SEND_FIX)
+            } else if age > Duration::days(WARN_DAYS) {
+                Check::warning(id, tested, msg, SEND_FIX)
+            } else {
+                Check::ok(id, tested, msg)
+            }
+        }
+    }
+}
+
+/// The accounting family.
+pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
+    let acc = &cfg.accounting;
+    let mut out = Vec::new();
+    let mut quarantined: Vec<(String, String)> = Vec::new();
+    match &acc.ledger {
+        None => out.push(Check::skipped(
+            "accounting.last-send",
+            "the last send AMS acknowledged",
+            "no ledger given (--ledger)",
+        )),
+        Some(target) => {
+            let t = target.clone();
+            let facts = tokio::task::spawn_blocking(move || ledger_facts(&t))
+                .await
+                .unwrap_or_else(|e| Err(format!("reading the ledger: {e}")));
+            match facts {
+                Ok(f) => {
+                    out.push(last_send_check(cfg, &f));
+                    quarantined.extend(f.quarantined);
+                }
+                Err(e) => out.push(Check::critical(
+                    "accounting.last-send",
+                    "the last send AMS acknowledged",
+                    format!("cannot read the ledger: {e}"),
+                    "point --ledger at the ledger `fedsite accounting extract` writes",
+                )),
+            }
+        }
+    }
+    match &acc.spool {
+        None => out.push(Check::skipped("accounting.spool", "no spool element is stuck", "no spool given (--spool or --sender-config)")),
+        Some(spool) => {
+            let ty = if acc.directory_spool { PathType::Directory } else { PathType::Dirq };
+            let qdir = acc.quarantine.clone().unwrap_or_else(|| sender::default_quarantine(spool));
+            let tested = format!(
+                "no element of {} older than {} h, no stale lock",
+                spool.display(),
+                cfg.stuck_after.num_hours()
+            );
+            if !spool.exists() {
+                out.push(Check::critical(
+                    "accounting.spool",
+                    tested,
+                    format!("spool {} does not exist", spool.display()),
+                    "point --spool at the outgoing spool the extraction writes (sender.cfg [messaging] path)",
+                ));
+            } else {
+                match sender::spool_status(spool, ty, &qdir) {
+                    Err(e) => out.push(Check::critical("accounting.spool", tested, e.to_string(), "fix the spool's permissions")),
+                    Ok(st) => {
+                        let stuck = st.oldest.as_ref().filter(|(_, t)| cfg.now - *t > cfg.stuck_after);
+                        out.push(match stuck {
+                            Some((name, t)) => {
+                                let age = cfg.now - *t;
+                                let msg = format!(
+                                    "{} element(s) wait in {}; the oldest, {name}, for {} ({} locked)",
+                                    st.elements,
+                                    spool.display(),
+                                    days(age),
+                                    st.locked
+                                );
+                                if age > Duration::days(WARN_DAYS) {
+                                    Check::critical("accounting.spool", tested, msg, SEND_FIX)
+                                } else {
+                                    Check::warning("accounting.spool", tested, msg, SEND_FIX)
+                                }
+                            }
+                            None => Check::ok(
+                                "accounting.spool",
+                                tested,
+                                format!("{} element(s) waiting, none stuck ({} locked)", st.elements, st.locked),
+                            ),
+                        });
+                        for (n, r) in st.quarantine {
+                            if !quarantined.iter().any(|(q, _)| n.ends_with(&q.replace('/', "")) || *q == n) {
+                                quarantined.push((n, r));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if acc.ledger.is_some() || acc.spool.is_some() {
+        let tested = "no message quarantined (refused by AMS or unreadable)".to_string();
+        out.push(if quarantined.is_empty() {
+            Check::ok("accounting.quarantine", tested, "nothing quarantined")
+        } else {
+            let shown: Vec<String> = quarantined.iter().take(5).map(|(n, r)| format!("{n}: {r}")).collect();
+            Check::warning(
+                "accounting.quarantine",
+                tested,
+                format!("{} message(s) quarantined: {}", quarantined.len(), shown.join("; ")),
+                "read the reasons (`fedsite spool status`), fix the cause (record format, size, AMS topic) and re-spool the period with `fedsite accounting republish`",
+            )
+        });
+    }
+    out
+}

@@ -1,0 +1,81 @@
+//! The site information check: the GLUE 2.1 JSON document (cloud-info's
+//! output, a file or a URL) lists every configured VO — in its
+//! `MappingPolicy` / `AccessPolicy` rules (`VO:<vo>`) or share policy domains.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::check::Check;
+use crate::config::CheckConfig;
+
+/// The VOs a GLUE document publishes.
+pub fn published_vos(doc: &Value) -> BTreeSet<String> {
+    let mut vos = BTreeSet::new();
+    for class in ["MappingPolicy", "AccessPolicy"] {
+        for p in doc.get(class).and_then(Value::as_array).into_iter().flatten() {
+            for r in p.get("Rule").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(vo) = r.as_str().and_then(|s| s.strip_prefix("VO:")) {
+                    vos.insert(vo.trim().to_string());
+                }
+            }
+            let domains = p.pointer("/Associations/PolicyUserDomain").and_then(Value::as_array);
+            for d in domains.into_iter().flatten().filter_map(Value::as_str) {
+                vos.insert(d.trim().to_string());
+            }
+        }
+    }
+    vos
+}
+
+async fn load(src: &str, timeout: std::time::Duration) -> Result<Value, String> {
+    let bytes = if src.starts_with("http://") || src.starts_with("https://") {
+        let http = reqwest::Client::builder().timeout(timeout * 3).build().map_err(|e| e.to_string())?;
+        let r = http.get(src).send().await.map_err(|e| crate::catalog::error_chain(&e))?;
+        if !r.status().is_success() {
+            return Err(format!("HTTP {}", r.status().as_u16()));
+        }
+        r.bytes().await.map_err(|e| e.to_string())?.to_vec()
+    } else {
+        std::fs::read(src).map_err(|e| format!("reading {src}: {e}"))?
+    };
+    serde_json::from_slice(&bytes).map_err(|e| format!("{src} is not JSON: {e}"))
+}
+
+/// The info family.
+pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
+    let tested = "the site's information document (GLUE 2.1 JSON) lists every configured VO";
+    let Some(src) = &cfg.info else {
+        return vec![Check::skipped("info.vos", tested, "no information document given (--info FILE|URL)")];
+    };
+    if cfg.vos.is_empty() {
+        return vec![Check::skipped("info.vos", tested, "no VOs configured (--vo)")];
+    }
+    let doc = match load(src, cfg.connect_timeout).await {
+        Ok(d) => d,
+        Err(e) => {
+            return vec![Check::critical(
+                "info.vos",
+                tested,
+                format!("cannot read the information document: {e}"),
+                "run the site description (cloud-info) and publish its output where --info points",
+            )];
+        }
+    };
+    let published = published_vos(&doc);
+    let missing: Vec<&str> = cfg.vos.iter().map(|v| v.vo.as_str()).filter(|v| !published.contains(*v)).collect();
+    if missing.is_empty() {
+        vec![Check::ok("info.vos", tested, format!("all {} VOs published ({})", cfg.vos.len(), src))]
+    } else {
+        vec![Check::critical(
+            "info.vos",
+            tested,
+            format!(
+                "{src} lacks VO(s) {} (it publishes: {})",
+                missing.join(", "),
+                if published.is_empty() { "none".to_string() } else { published.into_iter().collect::<Vec<_>>().join(", ") }
+            ),
+            "add the VO and its project to the site description's VO list (vos[] of the site YAML), and check the share's credentials can scope to the project",
+        )]
+    }
+}

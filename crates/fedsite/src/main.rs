@@ -154,7 +154,7 @@ fn write_man_pages(dir: &std::path::Path) -> std::io::Result<()> {
         let mut out = Vec::new();
         clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
         std::fs::write(dir.join(format!("{name}.1")), out)?;
-        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
             walk(sub.clone(), format!("{name}-{}", sub.get_name()), dir)?;
         }
         Ok(())

@@ -149,6 +149,8 @@ pub fn auth_type_of(cfg: &CloudConfig) -> &'static str {
         Credentials::Password { .. } => "password",
         Credentials::ApplicationCredential { .. } => "v3applicationcredential",
         Credentials::Token { .. } => "token",
+        Credentials::OidcAccessToken { .. } => "v3oidcaccesstoken",
+        Credentials::OidcClientCredentials { .. } => "v3oidcclientcredentials",
     }
 }
 

@@ -6,7 +6,7 @@ mod cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// fedsite: make an OpenStack site a well-behaved member of the EGI
 /// Federated Cloud.
@@ -17,6 +17,18 @@ struct Cli {
     /// tracing-subscriber directive). Logs go to stderr.
     #[arg(long, global = true, env = "FEDSITE_LOG", default_value = "info")]
     log: String,
+    /// Log format: text on a terminal, JSON lines otherwise (auto), or forced.
+    #[arg(long, global = true, env = "FEDSITE_LOG_FORMAT", value_enum, default_value = "auto")]
+    log_format: LogFormat,
+    /// Only errors (same as --log error).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More detail: -v debug, -vv trace.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// fedsite.toml (docs/configuration.md); flags override its values.
+    #[arg(long, global = true, env = "FEDSITE_CONFIG", value_name = "PATH")]
+    config: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -49,11 +61,52 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Keystone OIDC federation with EGI Check-in: generate, apply, lint.
     Keystone(cmd::keystone::KeystoneArgs),
+    /// Write fedsite.toml from caso.conf / sender.cfg / sites yaml, or check one.
+    Config(cmd::config::ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (fedsite.1 and one per subcommand) into a directory.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Auto,
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    let filter = match (cli.quiet, cli.verbose) {
+        (true, _) => "error".to_string(),
+        (false, 0) => cli.log.clone(),
+        (false, 1) => "debug".to_string(),
+        (false, _) => "trace".to_string(),
+    };
+    init_logging(&filter, cli.log_format);
+    cmd::set_config_path(cli.config.clone());
+    match &cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "fedsite", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { dir } => {
+            return match write_man_pages(dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("fedsite: error: writing man pages into {}: {e}", dir.display());
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -74,6 +127,8 @@ fn main() -> ExitCode {
             Command::Info(args) => cmd::info::run(args).await,
             Command::Check(args) => cmd::check::run(args).await,
             Command::Keystone(args) => cmd::keystone::run(args).await,
+            Command::Config(args) => cmd::config::run(args).await,
+            Command::Completions { .. } | Command::Man { .. } => unreachable!("handled before the runtime"),
         }
     });
     match result {
@@ -85,8 +140,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) {
+/// Logs go to stderr: text on a terminal, JSON lines (one object per event)
+/// when stderr is a file or pipe, as journald and log shippers want.
+fn init_logging(filter: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// fedsite.1 and fedsite-<sub>.1 (recursively) into `dir`.
+fn write_man_pages(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    fn walk(cmd: clap::Command, name: String, dir: &std::path::Path) -> std::io::Result<()> {
+        let cmd = cmd.name(name.clone());
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+        std::fs::write(dir.join(format!("{name}.1")), out)?;
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+            walk(sub.clone(), format!("{name}-{}", sub.get_name()), dir)?;
+        }
+        Ok(())
+    }
+    let mut root = Cli::command();
+    root.build();
+    walk(root, "fedsite".into(), dir)
 }

@@ -72,6 +72,27 @@ pub enum Credentials {
     Token {
         token: Secret,
     },
+    /// keystoneauth's `v3oidcaccesstoken`: an OIDC access token presented to
+    /// `OS-FEDERATION/identity_providers/{identity_provider}/protocols/{protocol}/auth`.
+    OidcAccessToken {
+        identity_provider: String,
+        protocol: String,
+        access_token: Secret,
+    },
+    /// keystoneauth's `v3oidcclientcredentials`: an access token first obtained
+    /// from the OIDC provider with the `client_credentials` grant.
+    OidcClientCredentials {
+        identity_provider: String,
+        protocol: String,
+        client_id: String,
+        client_secret: Secret,
+        /// The provider's `.well-known/openid-configuration`, or…
+        discovery_endpoint: Option<String>,
+        /// …its token endpoint directly.
+        access_token_endpoint: Option<String>,
+        /// OIDC scope (keystoneauth's `openid_scope`, default `openid profile`).
+        openid_scope: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -339,6 +360,14 @@ const AUTH_KEYS: &[&str] = &[
     "application_credential_name",
     "application_credential_secret",
     "token",
+    "identity_provider",
+    "protocol",
+    "access_token",
+    "client_id",
+    "client_secret",
+    "discovery_endpoint",
+    "access_token_endpoint",
+    "openid_scope",
     "default_domain_id",
     "default_domain_name",
 ];
@@ -430,9 +459,34 @@ fn resolve(
         "token" | "v3token" => Credentials::Token {
             token: Secret::new(a("token").ok_or_else(|| err(missing("token", true)))?),
         },
+        "v3oidcaccesstoken" | "v3oidcclientcredentials" => {
+            let need = |k: &str| a(k).ok_or_else(|| err(missing(k, true)));
+            let (identity_provider, protocol) = (need("identity_provider")?, need("protocol")?);
+            if auth_type == "v3oidcaccesstoken" {
+                Credentials::OidcAccessToken { identity_provider, protocol, access_token: Secret::new(need("access_token")?) }
+            } else {
+                let (discovery_endpoint, access_token_endpoint) = (a("discovery_endpoint"), a("access_token_endpoint"));
+                if discovery_endpoint.is_none() && access_token_endpoint.is_none() {
+                    return Err(err(format!(
+                        "{} or {} is required for OIDC client credentials",
+                        key_name("discovery_endpoint", true),
+                        key_name("access_token_endpoint", true)
+                    )));
+                }
+                Credentials::OidcClientCredentials {
+                    identity_provider,
+                    protocol,
+                    client_id: need("client_id")?,
+                    client_secret: Secret::new(need("client_secret")?),
+                    discovery_endpoint,
+                    access_token_endpoint,
+                    openid_scope: a("openid_scope").unwrap_or_else(|| "openid profile".into()),
+                }
+            }
+        }
         other => {
             return Err(err(format!(
-                "{} '{other}' is not supported (password, v3password, v3applicationcredential, token, v3token)",
+                "{} '{other}' is not supported (password, v3password, v3applicationcredential, token, v3token, v3oidcaccesstoken, v3oidcclientcredentials)",
                 key_name("auth_type", false)
             )));
         }

@@ -46,6 +46,7 @@ pub mod glance;
 pub mod keystone;
 pub mod microversion;
 pub mod neutron;
+mod oidc;
 pub mod nova;
 pub mod paging;
 pub mod secret;

@@ -460,8 +460,19 @@ impl Session {
     }
 
     async fn authenticate(&self) -> Result<Token> {
+        let creds = &self.shared.config.credentials;
+        if matches!(creds, Credentials::OidcAccessToken { .. } | Credentials::OidcClientCredentials { .. }) {
+            let identity = self.identity_url().await;
+            let unscoped = crate::oidc::federated_token(&self.shared.http, self.shared.retry.timeout, creds, &identity).await?;
+            // The unscoped federated token, exchanged for one in the configured scope.
+            return self.token_request(&Credentials::Token { token: unscoped }).await;
+        }
+        self.token_request(creds).await
+    }
+
+    async fn token_request(&self, creds: &Credentials) -> Result<Token> {
         let url = format!("{}/auth/tokens", self.identity_url().await);
-        let body = auth_body(&self.shared.config.credentials, &self.scope);
+        let body = auth_body(creds, &self.scope);
         let key = RouteKey {
             service: "identity".into(),
             method: "POST".into(),
@@ -679,6 +690,11 @@ pub fn auth_body(creds: &Credentials, scope: &Scope) -> Value {
         }
         Credentials::Token { token } => {
             json!({"methods": ["token"], "token": {"id": token.expose()}})
+        }
+        // A federated login is not a body of its own: the Session first trades
+        // the access token for an unscoped token (oidc.rs), then scopes that.
+        Credentials::OidcAccessToken { .. } | Credentials::OidcClientCredentials { .. } => {
+            json!({"methods": ["token"], "token": {"id": ""}})
         }
     };
     let scope = match scope {

@@ -112,7 +112,7 @@ pub struct ExtractArgs {
     #[arg(long, value_parser = parse_time)]
     pub to: Option<DateTime<Utc>>,
     /// The spool SSM's sender reads (dirq QueueSimple); /var/spool/apel/outgoing/openstack,
-    /// or caso.conf's [ssm] output_path, by default.
+    /// or caso.conf's [ssm] output_path / fedsite.toml's [spool] path, by default.
     #[arg(long, env = "FEDSITE_SPOOL")]
     pub spool: Option<PathBuf>,
     /// Run from an existing cASO configuration: site, service, projects, VO
@@ -120,21 +120,22 @@ pub struct ExtractArgs {
     /// the [ssm] spool come from it (the site and cloud options are ignored).
     #[arg(long, value_name = "PATH")]
     pub caso_conf: Option<PathBuf>,
-    /// The ledger: a SQLite file, or a postgresql:// URL.
-    #[arg(long, env = "FEDSITE_LEDGER", default_value = "/var/lib/fedsite/ledger.sqlite")]
-    pub ledger: PathBuf,
+    /// The ledger: a SQLite file, or a postgresql:// URL (default
+    /// `[ledger] path` of fedsite.toml, else /var/lib/fedsite/ledger.sqlite).
+    #[arg(long, env = "FEDSITE_LEDGER")]
+    pub ledger: Option<PathBuf>,
     /// Print the messages instead of writing the ledger and the spool.
     #[arg(long)]
     pub dry_run: bool,
-    /// Message rendering.
-    #[arg(long, value_enum, default_value = "fedsite")]
-    pub style: StyleArg,
-    /// Records per message (cASO's [ssm] max_size).
-    #[arg(long, default_value_t = apel::DEFAULT_MAX_RECORDS)]
-    pub max_records: usize,
-    /// How SHUTOFF and SHELVED servers count.
-    #[arg(long, value_enum, default_value = "running")]
-    pub inactive_time: InactiveArg,
+    /// Message rendering (default `[accounting] style`, else fedsite).
+    #[arg(long, value_enum)]
+    pub style: Option<StyleArg>,
+    /// Records per message (cASO's [ssm] max_size; default 1000).
+    #[arg(long)]
+    pub max_records: Option<usize>,
+    /// How SHUTOFF and SHELVED servers count (default running, as cASO).
+    #[arg(long, value_enum)]
+    pub inactive_time: Option<InactiveArg>,
     /// Do not compute SuspendDuration from instance actions (cASO's numbers).
     #[arg(long)]
     pub no_suspend_duration: bool,
@@ -149,18 +150,18 @@ pub struct RepublishArgs {
     /// Only this project.
     #[arg(long)]
     pub project: Option<String>,
-    #[arg(long, env = "FEDSITE_SPOOL", default_value = "/var/spool/apel/outgoing/openstack")]
-    pub spool: PathBuf,
-    #[arg(long, env = "FEDSITE_LEDGER", default_value = "/var/lib/fedsite/ledger.sqlite")]
-    pub ledger: PathBuf,
-    #[arg(long, value_enum, default_value = "fedsite")]
-    pub style: StyleArg,
+    #[arg(long, env = "FEDSITE_SPOOL")]
+    pub spool: Option<PathBuf>,
+    #[arg(long, env = "FEDSITE_LEDGER")]
+    pub ledger: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    pub style: Option<StyleArg>,
 }
 
 #[derive(Debug, Args)]
 pub struct RecordsArgs {
-    #[arg(long, env = "FEDSITE_LEDGER", default_value = "/var/lib/fedsite/ledger.sqlite")]
-    pub ledger: PathBuf,
+    #[arg(long, env = "FEDSITE_LEDGER")]
+    pub ledger: Option<PathBuf>,
     /// cloud, ip, accelerator, storage or energy.
     #[arg(long)]
     pub kind: Option<String>,
@@ -248,6 +249,11 @@ fn interrupted_run_end(ledger: &Ledger) -> Result<Option<DateTime<Utc>>> {
     Ok(last.filter(|r| r.outcome.is_none() && r.window_from.is_none()).and_then(|r| r.window_to))
 }
 
+/// `--ledger`, else fedsite.toml's `[ledger] path`, else the default.
+fn ledger_path(flag: Option<PathBuf>, file: Option<&siteconf::Config>) -> PathBuf {
+    flag.or_else(|| file.map(|f| PathBuf::from(f.ledger()))).unwrap_or_else(|| PathBuf::from(siteconf::resolve::DEFAULT_LEDGER))
+}
+
 /// A SQLite file (its directory created) or a `postgresql://` URL.
 fn open_ledger(path: &PathBuf) -> Result<Ledger> {
     if path.to_str().is_some_and(ledger::is_postgres_url) {
@@ -276,19 +282,24 @@ fn previous_month_start(t: DateTime<Utc>) -> DateTime<Utc> {
 
 async fn extract(a: ExtractArgs) -> Result<ExitCode> {
     let caso = a.caso_conf.as_deref().map(accounting::casoconf::CasoConf::load).transpose()?;
-    let mut cfg = match &caso {
-        Some(c) => {
+    // fedsite.toml (global --config) when no caso.conf is given.
+    let file = if caso.is_none() { super::site_config()? } else { None };
+    let mut cfg = match (&caso, &file) {
+        (Some(c), _) => {
             let mut cfg = c.extract.clone();
             cfg.cloud_type = ApelText::for_field("--cloud-type", &a.site.cloud_type).map_err(|e| anyhow::anyhow!("{e}"))?;
             cfg
         }
-        None => a.site.extract_config()?,
+        (None, Some(f)) => f.extract_config(&a.site.cloud_type)?,
+        (None, None) => a.site.extract_config()?,
     };
+    let defaults = file.as_ref().map(|f| f.extract_config(&a.site.cloud_type)).transpose()?.map(|c| c.compat).unwrap_or_default();
     cfg.compat = CompatOptions {
-        suspend_duration: !a.no_suspend_duration,
+        suspend_duration: defaults.suspend_duration && !a.no_suspend_duration,
         inactive_time: match a.inactive_time {
-            InactiveArg::Running => InactiveTime::CountAsRunning,
-            InactiveArg::Suspended => InactiveTime::CountAsSuspended,
+            Some(InactiveArg::Running) => InactiveTime::CountAsRunning,
+            Some(InactiveArg::Suspended) => InactiveTime::CountAsSuspended,
+            None => defaults.inactive_time,
         },
         ..CompatOptions::default()
     };
@@ -306,17 +317,35 @@ async fn extract(a: ExtractArgs) -> Result<ExitCode> {
             .spool
             .clone()
             .or_else(|| caso.as_ref().map(|c| c.spool.clone()))
-            .unwrap_or_else(|| PathBuf::from("/var/spool/apel/outgoing/openstack")),
-        style: style(a.style),
-        max_records: caso.as_ref().map_or(a.max_records, |c| c.max_records),
+            .or_else(|| file.as_ref().map(|f| f.spool()))
+            .unwrap_or_else(|| PathBuf::from(siteconf::resolve::DEFAULT_SPOOL)),
+        style: match (a.style, &file) {
+            (Some(s), _) => style(s),
+            (None, Some(f)) => f.style()?,
+            (None, None) => Style::Fedsite,
+        },
+        max_records: match (a.max_records, &caso, &file) {
+            (Some(n), _, _) => n,
+            (None, Some(c), _) => c.max_records,
+            (None, None, Some(f)) => f.max_records()?,
+            (None, None, None) => apel::DEFAULT_MAX_RECORDS,
+        },
         max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
     };
-    let session = match &caso {
-        Some(c) => Session::connect(&c.cloud)
+    if spool.max_records == 0 {
+        bail!("--max-records must be at least 1");
+    }
+    let session = match (&caso, &file) {
+        (Some(c), _) => Session::connect(&c.cloud)
             .await
             .with_context(|| format!("authenticating to {} ({})", c.cloud.auth_url, c.cloud.source))?,
-        None => a.site.session().await?,
+        (None, Some(f)) => {
+            let cloud = f.cloud_config(&openstack::config::process_env(), &std::env::current_dir()?)?;
+            Session::connect(&cloud).await.with_context(|| format!("authenticating to {} ({})", cloud.auth_url, cloud.source))?
+        }
+        (None, None) => a.site.session().await?,
     };
+    let ledger_path = ledger_path(a.ledger.clone(), file.as_ref());
     if a.dry_run {
         let from = a.from.unwrap_or_else(|| previous_month_start(to));
         let window = Window::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?;
@@ -328,7 +357,7 @@ async fn extract(a: ExtractArgs) -> Result<ExitCode> {
         let failed = report_failures(extraction.failure.as_ref().map(|e| e.to_string()), extraction.projects.iter().map(|p| (p.project_id.as_str(), p.result.as_ref().err().map(|e| e.to_string()))));
         return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
     }
-    let ledger = open_ledger(&a.ledger)?;
+    let ledger = open_ledger(&ledger_path)?;
     // An interrupted run (killed, or the host went down) is resumed with its
     // own window end, so it renders the same messages and adopts what it had
     // already spooled instead of queueing an older copy beside a newer one.
@@ -345,7 +374,7 @@ async fn extract(a: ExtractArgs) -> Result<ExitCode> {
     };
     let (report, _ledger) = pipeline::run(&session, &cfg, ledger, windows, &spool)
         .await
-        .with_context(|| format!("accounting run (ledger {}, spool {})", a.ledger.display(), spool.spool.display()))?;
+        .with_context(|| format!("accounting run (ledger {}, spool {})", ledger_path.display(), spool.spool.display()))?;
     for p in &report.projects {
         let name = p.project_name.as_deref().unwrap_or("?");
         if p.up_to_date {
@@ -391,10 +420,15 @@ fn republish(a: RepublishArgs) -> Result<ExitCode> {
     if a.from >= a.to {
         bail!("--from {} must be before --to {}", a.from, a.to);
     }
-    let mut ledger = open_ledger(&a.ledger)?;
+    let file = super::site_config()?;
+    let mut ledger = open_ledger(&ledger_path(a.ledger.clone(), file.as_ref()))?;
     let spool = SpoolConfig {
-        spool: a.spool,
-        style: style(a.style),
+        spool: a.spool.clone().or_else(|| file.as_ref().map(|f| f.spool())).unwrap_or_else(|| PathBuf::from(siteconf::resolve::DEFAULT_SPOOL)),
+        style: match (a.style, &file) {
+            (Some(s), _) => style(s),
+            (None, Some(f)) => f.style()?,
+            (None, None) => Style::Fedsite,
+        },
         max_records: apel::DEFAULT_MAX_RECORDS,
         max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
     };
@@ -412,7 +446,7 @@ fn republish(a: RepublishArgs) -> Result<ExitCode> {
 }
 
 fn records(a: RecordsArgs) -> Result<ExitCode> {
-    let ledger = open_ledger(&a.ledger)?;
+    let ledger = open_ledger(&ledger_path(a.ledger.clone(), super::site_config()?.as_ref()))?;
     let filter = SnapshotFilter { project: a.project, kind: a.kind, vo: a.vo, month: a.month, ..Default::default() };
     if a.summary {
         let rows = ledger.usage_summary(&filter, SummaryGroup { vo: true, project: false, month: true })?;
@@ -468,14 +502,24 @@ fn records(a: RecordsArgs) -> Result<ExitCode> {
 }
 
 async fn projects(a: ProjectsArgs) -> Result<ExitCode> {
-    let mut cfg = a.site.extract_config().or_else(|_| {
-        // The site name does not matter for listing projects.
-        let mut site = a.site.clone();
-        site.site_name = Some("unnamed".into());
-        site.extract_config()
-    })?;
+    let file = super::site_config()?;
+    let (mut cfg, session) = match &file {
+        Some(f) => {
+            let cloud = f.cloud_config(&openstack::config::process_env(), &std::env::current_dir()?)?;
+            let session = Session::connect(&cloud).await.with_context(|| format!("authenticating to {} ({})", cloud.auth_url, cloud.source))?;
+            (f.extract_config(&a.site.cloud_type)?, session)
+        }
+        None => {
+            let cfg = a.site.extract_config().or_else(|_| {
+                // The site name does not matter for listing projects.
+                let mut site = a.site.clone();
+                site.site_name = Some("unnamed".into());
+                site.extract_config()
+            })?;
+            (cfg, a.site.session().await?)
+        }
+    };
     cfg.extractors.clear();
-    let session = a.site.session().await?;
     let window = Window::new(Utc::now() - chrono::Duration::seconds(1), Utc::now()).expect("valid");
     let extraction = accounting::extract(&session, &cfg, |_| window).await;
     if let Some(f) = &extraction.failure {

@@ -39,7 +39,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub swift: bool,
     /// SSM's sender.cfg: AMS host, host certificate and key, spool.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long = "sender-cfg", alias = "sender-config", value_name = "PATH")]
     pub sender_config: Option<PathBuf>,
     /// AMS host (default: sender.cfg's, else msg.argo.grnet.gr).
     #[arg(long)]

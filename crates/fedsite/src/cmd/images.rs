@@ -25,12 +25,11 @@ pub enum ImagesCommand {
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// The catch-all site file (`images.sync`, `images.formats`, `vos[].auth.project_id`).
+    /// The catch-all site file (`images.sync`, `images.formats`, `vos[].auth.project_id`);
+    /// default: fedsite.toml's `[site] catchall_yaml`. The `[images]` section of
+    /// fedsite.toml (global --config) adds the registry, HEPiX lists, cache and tag.
     #[arg(long)]
     pub site: Option<PathBuf>,
-    /// A fedsite.toml with an `[images]` section (registry, HEPiX lists, cache, tag).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
     /// Cloud of clouds.yaml, scoped to the project owning the images (as `openstack --os-cloud`).
     #[arg(long, env = "OS_CLOUD")]
     pub os_cloud: Option<String>,
@@ -51,7 +50,7 @@ pub async fn run(args: ImagesArgs) -> Result<ExitCode> {
 /// Builds the configuration from the site file and/or the TOML file.
 pub fn load_config(site: Option<&std::path::Path>, toml: Option<&std::path::Path>) -> Result<SyncConfig> {
     if site.is_none() && toml.is_none() {
-        bail!("give --site sites/<SITE>.yaml and/or --config fedsite.toml");
+        bail!("give --site sites/<SITE>.yaml and/or --config fedsite.toml (with [images])");
     }
     let site = site.map(imagesync::config::read_site).transpose()?;
     let toml = match toml {
@@ -62,7 +61,9 @@ pub fn load_config(site: Option<&std::path::Path>, toml: Option<&std::path::Path
 }
 
 async fn sync(args: SyncArgs) -> Result<ExitCode> {
-    let mut cfg = load_config(args.site.as_deref(), args.config.as_deref())?;
+    let file = super::site_config()?;
+    let site = args.site.clone().or_else(|| file.as_ref().and_then(|f| f.toml.site.catchall_yaml.clone()));
+    let mut cfg = load_config(site.as_deref(), super::config_path().as_deref())?;
     if let Some(c) = args.cache_dir {
         cfg.cache_dir = c;
     }

@@ -1,7 +1,9 @@
-//! One module per subcommand.
+//! One module per subcommand, and the global `--config` (fedsite.toml)
+//! every subcommand can read.
 
 pub mod accounting;
 pub mod check;
+pub mod config;
 pub mod demo;
 pub mod images;
 pub mod info;
@@ -11,3 +13,23 @@ pub mod receive;
 pub mod send;
 pub mod sim;
 pub mod spool;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+static CONFIG_PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Records the global `--config` once, at start.
+pub fn set_config_path(path: Option<PathBuf>) {
+    let _ = CONFIG_PATH.set(path);
+}
+
+/// The global `--config` path, if given.
+pub fn config_path() -> Option<PathBuf> {
+    CONFIG_PATH.get().cloned().flatten()
+}
+
+/// The loaded fedsite.toml, if `--config` (or FEDSITE_CONFIG) names one.
+pub fn site_config() -> anyhow::Result<Option<siteconf::Config>> {
+    Ok(config_path().map(|p| siteconf::Config::load(&p)).transpose()?)
+}

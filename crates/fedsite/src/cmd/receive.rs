@@ -18,7 +18,7 @@ use super::send::AmsArgs;
 pub struct ReceiveArgs {
     /// SSM's receiver.cfg (flags override its values).
     #[arg(long, value_name = "PATH")]
-    pub config: Option<PathBuf>,
+    pub receiver_cfg: Option<PathBuf>,
     #[command(flatten)]
     pub ams: AmsArgs,
     /// AMS subscription (`[messaging] destination`).
@@ -49,7 +49,7 @@ pub struct ReceiveArgs {
 }
 
 pub async fn run(args: ReceiveArgs) -> Result<ExitCode> {
-    let cfg = args.config.as_deref().map(ReceiverCfg::load).transpose()?;
+    let cfg = args.receiver_cfg.as_deref().map(ReceiverCfg::load).transpose()?;
     let sub = args.subscription.clone().or(cfg.as_ref().map(|c| c.destination.clone())).context("no subscription: --subscription or [messaging] destination")?;
     let mut ams = args.ams.clone();
     ams.cert = ams.cert.or(cfg.as_ref().and_then(|c| c.certificate.clone()));

@@ -54,7 +54,7 @@ impl AmsArgs {
         let base = match (&self.ams_url, host) {
             (Some(u), _) => u.clone(),
             (None, Some(h)) => format!("https://{h}"),
-            (None, None) => bail!("no AMS address: --ams-url, or --config with [broker] host"),
+            (None, None) => bail!("no AMS address: --ams-url, --sender-cfg with [broker] host, or fedsite.toml [ams] host"),
         };
         let auth = match self.token.as_deref().or(cfg_token) {
             Some(t) => Auth::Token(t.to_owned()),
@@ -87,9 +87,10 @@ fn host_name(url: &str) -> Option<String> {
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// SSM's sender.cfg (flags override its values).
+    /// SSM's sender.cfg (flags override its values); without it, fedsite.toml's
+    /// [ams] and [spool] (global --config).
     #[arg(long, value_name = "PATH")]
-    pub config: Option<PathBuf>,
+    pub sender_cfg: Option<PathBuf>,
     #[command(flatten)]
     pub ams: AmsArgs,
     /// AMS topic (`[messaging] destination`).
@@ -141,7 +142,15 @@ fn path_type(s: &str) -> Result<PathType> {
 }
 
 pub async fn run(args: SendArgs) -> Result<ExitCode> {
-    let cfg = args.config.as_deref().map(SenderCfg::load).transpose()?;
+    let file = if args.sender_cfg.is_none() { super::site_config()? } else { None };
+    let cfg = match (args.sender_cfg.as_deref(), &file) {
+        (Some(p), _) => Some(SenderCfg::load(p)?),
+        (None, Some(f)) => Some(f.sender_cfg()?),
+        (None, None) => None,
+    };
+    let ams_ca = file.as_ref().and_then(|f| f.toml.ams.as_ref()).and_then(|a| a.ca.clone());
+    let ams_urls = file.as_ref().and_then(|f| f.toml.ams.as_ref()).map(|a| (a.url.clone(), a.authn_url.clone()));
+    let ledger_path = args.ledger.clone().or_else(|| file.as_ref().map(|f| PathBuf::from(f.ledger())));
     if let Some(c) = &cfg {
         for n in &c.notes {
             tracing::info!("{}: {n}", c.file.display());
@@ -154,8 +163,8 @@ pub async fn run(args: SendArgs) -> Result<ExitCode> {
         Some(p) => path_type(p)?,
         None => cfg.as_ref().map(|c| c.path_type).unwrap_or(PathType::Dirq),
     };
-    if let Some(q) = &args.quarantine {
-        opts.quarantine = q.clone();
+    if let Some(q) = args.quarantine.clone().or(file.as_ref().and_then(|f| f.toml.spool.quarantine.clone())) {
+        opts.quarantine = q;
     }
     opts.retry = RetryPolicy {
         max_retries: args.max_retries,
@@ -166,6 +175,11 @@ pub async fn run(args: SendArgs) -> Result<ExitCode> {
     opts.chunk = args.chunk.max(1);
     opts.purge_maxlock = Duration::from_secs(args.purge_maxlock_secs);
     let mut ams = args.ams.clone();
+    ams.ca = ams.ca.or(ams_ca);
+    if let Some((url, authn)) = ams_urls {
+        ams.ams_url = ams.ams_url.or(url);
+        ams.authn_url = ams.authn_url.or(authn);
+    }
     ams.cert = ams.cert.or(cfg.as_ref().and_then(|c| c.certificate.clone()));
     ams.key = ams.key.or(cfg.as_ref().and_then(|c| c.key.clone()));
     let (cert, key) = (ams.cert.clone().context("signing needs --cert or [certificates] certificate")?, ams.key.clone().context("signing needs --key or [certificates] key")?);
@@ -184,7 +198,11 @@ pub async fn run(args: SendArgs) -> Result<ExitCode> {
         cfg.as_ref().map(|c| c.ams_project.as_str()),
         cfg.as_ref().and_then(|c| c.token.as_deref()),
     )?;
-    let mut ledger = args.ledger.as_deref().map(ledger::Ledger::open_sqlite).transpose()?;
+    let mut ledger = match ledger_path.as_deref() {
+        Some(p) if p.to_str().is_some_and(ledger::is_postgres_url) => Some(ledger::Ledger::open(p.to_str().expect("checked"))?),
+        Some(p) => Some(ledger::Ledger::open_sqlite(p)?),
+        None => None,
+    };
     let report = sender::send_all(&opts, &client, &signer, recipient.as_ref(), ledger.as_mut()).await?;
     println!("{}", report.summary());
     for e in &report.errors {

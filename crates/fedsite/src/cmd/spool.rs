@@ -23,9 +23,10 @@ pub enum SpoolCommand {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// SSM's sender.cfg (for [messaging] path and path_type).
+    /// SSM's sender.cfg (for [messaging] path and path_type); without it,
+    /// fedsite.toml's [spool] (global --config).
     #[arg(long, value_name = "PATH")]
-    pub config: Option<PathBuf>,
+    pub sender_cfg: Option<PathBuf>,
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,
     /// `dirq` or `directory`.
@@ -41,15 +42,30 @@ pub struct StatusArgs {
 
 pub async fn run(args: SpoolArgs) -> Result<ExitCode> {
     let SpoolCommand::Status(a) = args.command;
-    let cfg = a.config.as_deref().map(SenderCfg::load).transpose()?;
-    let spool = a.spool.clone().or(cfg.as_ref().map(|c| c.path.clone())).context("no spool: --spool or --config")?;
+    let cfg = a.sender_cfg.as_deref().map(SenderCfg::load).transpose()?;
+    // fedsite.toml's [spool] when there is no sender.cfg.
+    let file = if cfg.is_none() { super::site_config()? } else { None };
+    let spool = a
+        .spool
+        .clone()
+        .or(cfg.as_ref().map(|c| c.path.clone()))
+        .or(file.as_ref().map(|f| f.spool()))
+        .context("no spool: --spool, --sender-cfg or --config fedsite.toml")?;
     let ty = match a.path_type.as_deref() {
         Some("directory") => PathType::Directory,
         Some("dirq") => PathType::Dirq,
         Some(o) => anyhow::bail!("--path-type {o:?}: expected dirq or directory"),
-        None => cfg.as_ref().map(|c| c.path_type).unwrap_or(PathType::Dirq),
+        None => match (&cfg, &file) {
+            (Some(c), _) => c.path_type,
+            (None, Some(f)) => f.path_type()?,
+            (None, None) => PathType::Dirq,
+        },
     };
-    let quarantine = a.quarantine.clone().unwrap_or_else(|| sender::default_quarantine(&spool));
+    let quarantine = a
+        .quarantine
+        .clone()
+        .or(file.as_ref().and_then(|f| f.toml.spool.quarantine.clone()))
+        .unwrap_or_else(|| sender::default_quarantine(&spool));
     let st = sender::spool_status(&spool, ty, &quarantine)?;
     if a.json {
         let v = serde_json::json!({

@@ -7,6 +7,7 @@
 //! `federation` (identity providers, mappings, protocols).
 
 mod federation;
+mod oidc;
 mod resources;
 mod tokens;
 
@@ -37,6 +38,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .merge(tokens::routes())
         .merge(resources::routes())
         .merge(federation::routes())
+        .merge(oidc::routes())
         .fallback(fallback)
 }
 

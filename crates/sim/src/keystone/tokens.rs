@@ -421,6 +421,18 @@ async fn issue(State(state): St, q: Query, body: Bytes) -> ApiResult<Response> {
         };
         (format!("gAAAAAB{}", random_urlsafe(176)), info, extra)
     };
+    Ok(store_and_render(&state, token, info, extra, !q.contains_key("nocatalog")))
+}
+
+/// Mints a token for `info` (no application credential): what the
+/// OS-FEDERATION `.../auth` endpoint answers.
+pub(super) fn mint(state: &AppState, info: TokenInfo) -> Response {
+    let extra = TokenExtra { audit_ids: vec![random_urlsafe(22)], app_cred: None, expires_at: info.expires_at, revoked: false };
+    store_and_render(state, format!("gAAAAAB{}", random_urlsafe(176)), info, extra, true)
+}
+
+fn store_and_render(state: &AppState, token: String, info: TokenInfo, extra: TokenExtra, with_catalog: bool) -> Response {
+    let now = info.issued_at;
     state.tokens.write().unwrap().insert(token.clone(), info.clone());
     {
         let mut table = EXTRA.lock().unwrap();
@@ -430,12 +442,12 @@ async fn issue(State(state): St, q: Query, body: Bytes) -> ApiResult<Response> {
         }
         table.insert(token.clone(), extra.clone());
     }
-    let body = token_body(&state, &info, &extra, !q.contains_key("nocatalog"));
+    let body = token_body(state, &info, &extra, with_catalog);
     let mut resp = created(json!({"token": body}));
     if let Ok(v) = HeaderValue::from_str(&token) {
         resp.headers_mut().insert("x-subject-token", v);
     }
-    Ok(resp)
+    resp
 }
 
 /// A token's body as Keystone renders it.

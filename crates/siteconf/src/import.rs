@@ -1,0 +1,266 @@
+//! `fedsite config import`: an equivalent `fedsite.toml` from the files a
+//! site already has — cASO's `caso.conf`, SSM's `sender.cfg` and the EGI
+//! catch-all `sites/<SITE>.yaml` — plus the list of everything that could not
+//! be carried over and why. The original files are read with the same code
+//! that runs fedsite from them directly, so both paths give the same records.
+
+use std::path::Path;
+
+use accounting::casoconf::CasoConf;
+use ini::Ini;
+use messaging::config::{PathType, SenderCfg};
+use openstack::{Credentials, DomainRef, Interface, ProjectRef, Scope, UserRef};
+
+use crate::Error;
+use crate::model::{Accelerator, Ams, Auth, Benchmark, FedsiteToml, Prometheus};
+
+/// What an import produced.
+#[derive(Debug, Clone, Default)]
+pub struct Imported {
+    pub config: FedsiteToml,
+    /// Keys of the original files fedsite does not carry over, each with the reason.
+    pub not_carried: Vec<String>,
+}
+
+/// caso.conf keys fedsite reads (section, key).
+const CASO_READ: &[(&str, &str)] = &[
+    ("DEFAULT", "site_name"),
+    ("DEFAULT", "service_name"),
+    ("DEFAULT", "projects"),
+    ("DEFAULT", "caso_tag"),
+    ("DEFAULT", "vo_property"),
+    ("DEFAULT", "mapping_file"),
+    ("DEFAULT", "extractor"),
+    ("DEFAULT", "region_name"),
+    ("benchmark", "name_key"),
+    ("benchmark", "value_key"),
+    ("accelerator", "type_key"),
+    ("accelerator", "vendor_key"),
+    ("accelerator", "model_key"),
+    ("accelerator", "number_key"),
+    ("prometheus", "prometheus_endpoint"),
+    ("keystone_auth", "auth_type"),
+    ("keystone_auth", "auth_url"),
+    ("keystone_auth", "username"),
+    ("keystone_auth", "user_id"),
+    ("keystone_auth", "user_domain_id"),
+    ("keystone_auth", "user_domain_name"),
+    ("keystone_auth", "password"),
+    ("keystone_auth", "project_id"),
+    ("keystone_auth", "project_name"),
+    ("keystone_auth", "project_domain_id"),
+    ("keystone_auth", "project_domain_name"),
+    ("keystone_auth", "cafile"),
+    ("keystone_auth", "insecure"),
+    ("ssm", "output_path"),
+    ("ssm", "max_size"),
+];
+
+/// caso.conf keys with no meaning for fedsite, and why.
+fn caso_reason(section: &str, key: &str) -> Option<&'static str> {
+    Some(match (section, key) {
+        ("DEFAULT", "messengers") => "fedsite always writes the SSM spool ([spool] path); other messengers (logstash, noop) have no equivalent",
+        ("DEFAULT", "spooldir" | "lock_path") => "fedsite keeps its checkpoints and locks in the ledger ([ledger] path)",
+        ("DEFAULT", "extract_from" | "extract_to" | "dry_run") => "per-run settings: use --from, --to and --dry-run",
+        ("DEFAULT", "debug" | "verbose" | "log_file" | "log_dir" | "use_stderr" | "use_syslog" | "log_config_append") => {
+            "logging is set with --log / FEDSITE_LOG"
+        }
+        ("logstash", _) => "the logstash messenger is not supported",
+        (s, "record_types") if s.starts_with("messenger_") => {
+            "fedsite spools cloud, ip, accelerator and storage records for SSM (energy stays in the ledger), as cASO's ssm messenger"
+        }
+        ("prometheus", _) => "only prometheus_endpoint is read from caso.conf; set the others under [accounting.prometheus]",
+        ("keystone_auth", "auth_section") => "auth_section indirection is not followed; copy the keys into [cloud.auth]",
+        ("keystone_auth", "certfile" | "keyfile") => "client-certificate authentication to Keystone is not supported",
+        ("keystone_auth", "timeout" | "collect_timing" | "split_loggers") => "fedsite's HTTP client has its own timeouts and logging",
+        ("keystone_auth", "system_scope") => "cASO lists projects with a system-scoped token when no project is set; fedsite does the same",
+        _ => return None,
+    })
+}
+
+/// Builds the import from any of the three files.
+pub fn import(caso: Option<&Path>, ssm: Option<&Path>, site_yaml: Option<&Path>) -> Result<Imported, Error> {
+    let mut out = Imported::default();
+    if let Some(p) = caso {
+        import_caso(p, &mut out)?;
+    }
+    if let Some(p) = ssm {
+        import_ssm(p, &mut out)?;
+    }
+    if let Some(p) = site_yaml {
+        import_site_yaml(p, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn import_caso(path: &Path, out: &mut Imported) -> Result<(), Error> {
+    let conf = CasoConf::load(path).map_err(|e| Error::file(path, e.message))?;
+    let c = &mut out.config;
+    let x = &conf.extract;
+    c.site.name = Some(x.site_name.as_str().to_string());
+    c.site.service = (x.service_name.as_str() != x.site_name.as_str()).then(|| x.service_name.as_str().to_string());
+    let a = &mut c.accounting;
+    a.projects = x.projects.clone();
+    a.tag = x.project_tag.clone();
+    a.vo_properties = Some(x.vo_properties.clone());
+    a.voms_json = x.voms_json.clone();
+    a.extractors = Some(x.extractors.iter().map(|e| e.as_str().to_string()).collect());
+    a.max_records = Some(conf.max_records);
+    let defaults = accounting::ExtractConfig::new(x.site_name.clone(), x.service_name.clone());
+    if x.benchmark != defaults.benchmark {
+        a.benchmark = Some(Benchmark { name_key: Some(x.benchmark.name_key.clone()), value_key: Some(x.benchmark.value_key.clone()) });
+    }
+    if x.accelerator != defaults.accelerator {
+        a.accelerator = Some(Accelerator {
+            type_key: Some(x.accelerator.type_key.clone()),
+            vendor_key: Some(x.accelerator.vendor_key.clone()),
+            model_key: Some(x.accelerator.model_key.clone()),
+            number_key: Some(x.accelerator.number_key.clone()),
+        });
+    }
+    if x.prometheus.prometheus_endpoint != defaults.prometheus.prometheus_endpoint {
+        a.prometheus = Some(Prometheus { endpoint: Some(x.prometheus.prometheus_endpoint.clone()), ..Default::default() });
+    }
+    c.spool.path = Some(conf.spool.clone());
+
+    // [keystone_auth] becomes the inline clouds.yaml keys of [cloud].
+    let cloud = &conf.cloud;
+    let mut auth = Auth { auth_url: Some(cloud.auth_url.clone()), ..Default::default() };
+    let domain = |d: &DomainRef| match d {
+        DomainRef::Id(id) => (Some(id.clone()), None),
+        DomainRef::Name(n) => (None, Some(n.clone())),
+    };
+    if let Credentials::Password { user, password } = &cloud.credentials {
+        match user {
+            UserRef::Id(id) => auth.user_id = Some(id.clone()),
+            UserRef::Name { name, domain: d } => {
+                auth.username = Some(name.clone());
+                (auth.user_domain_id, auth.user_domain_name) = domain(d);
+            }
+        }
+        auth.password = Some(password.expose().to_string());
+    }
+    match &cloud.scope {
+        Scope::Project(ProjectRef::Id(id)) => auth.project_id = Some(id.clone()),
+        Scope::Project(ProjectRef::Name { name, domain: d }) => {
+            auth.project_name = Some(name.clone());
+            (auth.project_domain_id, auth.project_domain_name) = domain(d);
+        }
+        Scope::Domain(d) => (auth.domain_id, auth.domain_name) = domain(d),
+        Scope::System => auth.system_scope = Some("all".into()),
+        // caso.conf only yields the scopes above.
+        #[allow(unreachable_patterns)]
+        _ => {}
+    }
+    c.cloud.auth_type = Some("password".into());
+    c.cloud.auth = Some(auth);
+    c.cloud.region_name = cloud.region_name.clone();
+    c.cloud.interface = (cloud.interface != Interface::Public).then(|| cloud.interface.as_str().to_string());
+    c.cloud.cacert = cloud.cacert.clone();
+    c.cloud.verify = cloud.insecure.then_some(false);
+
+    // Everything else in the file, with the reason it is not carried.
+    let ini = Ini::load_from_file(path).map_err(|e| Error::file(path, e.to_string()))?;
+    for (section, props) in ini.iter() {
+        let section = section.unwrap_or("DEFAULT");
+        for (key, _) in props.iter() {
+            if CASO_READ.contains(&(section, key)) {
+                continue;
+            }
+            let reason = caso_reason(section, key).unwrap_or("fedsite has no such setting");
+            out.not_carried.push(format!("{}: [{section}] {key}: {reason}", path.display()));
+        }
+    }
+    Ok(())
+}
+
+fn import_ssm(path: &Path, out: &mut Imported) -> Result<(), Error> {
+    let cfg = SenderCfg::load(path).map_err(|e| Error::file(path, e.to_string()))?;
+    let c = &mut out.config;
+    match &c.spool.path {
+        Some(p) if *p != cfg.path => out.not_carried.push(format!(
+            "{}: [messaging] path {} differs from caso.conf's [ssm] output_path {}: fedsite extracts into and sends from the one [spool] path, kept as caso.conf's",
+            path.display(),
+            cfg.path.display(),
+            p.display()
+        )),
+        _ => c.spool.path = Some(cfg.path.clone()),
+    }
+    c.spool.path_type = (cfg.path_type == PathType::Directory).then(|| "directory".into());
+    if cfg.token.is_some() {
+        out.not_carried.push(format!(
+            "{}: [messaging] token: a static AMS token is not copied into fedsite.toml; put it in a file readable only by its owner and set [ams] token_file",
+            path.display()
+        ));
+    }
+    c.ams = Some(Ams {
+        host: Some(cfg.host.clone()),
+        project: Some(cfg.ams_project.clone()),
+        topic: Some(cfg.destination.clone()),
+        certificate: cfg.certificate.clone(),
+        key: cfg.key.clone(),
+        capath: cfg.capath.clone(),
+        server_cert: cfg.server_cert.clone(),
+        verify_server_cert: (!cfg.verify_server_cert).then_some(false),
+        ..Default::default()
+    });
+    for note in &cfg.notes {
+        out.not_carried.push(format!("{}: {note}", path.display()));
+    }
+    Ok(())
+}
+
+fn import_site_yaml(path: &Path, out: &mut Imported) -> Result<(), Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e.to_string()))?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| Error::file(path, format!("invalid YAML: {e}")))?;
+    let gocdb = doc.get("gocdb").and_then(|v| v.as_str()).ok_or_else(|| Error::key(path, "gocdb", "is missing"))?;
+    let accounting_name = doc.get("accounting").and_then(|a| a.get("site_name")).and_then(|v| v.as_str());
+    let name = accounting_name.unwrap_or(gocdb);
+    let c = &mut out.config;
+    match &c.site.name {
+        Some(n) if n != name => out.not_carried.push(format!(
+            "{}: gocdb {name} differs from caso.conf's site_name {n}: kept {n}",
+            path.display()
+        )),
+        _ => c.site.name = Some(name.to_string()),
+    }
+    c.site.catchall_yaml = Some(path.to_path_buf());
+    if let Some(endpoint) = doc.get("endpoint").and_then(|v| v.as_str()) {
+        let auth_url = c.cloud.auth.as_ref().and_then(|a| a.auth_url.as_deref());
+        if auth_url.is_some_and(|u| u.trim_end_matches('/') != endpoint.trim_end_matches('/')) {
+            out.not_carried.push(format!(
+                "{}: endpoint {endpoint} differs from caso.conf's [keystone_auth] auth_url: kept caso.conf's",
+                path.display()
+            ));
+        }
+    }
+    for key in ["images", "auth", "protocol"] {
+        if doc.get(key).is_some() {
+            out.not_carried.push(format!(
+                "{}: {key}: read from the site file at run time by the commands that use it (fedsite reads [site] catchall_yaml)",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The TOML text of an import, with a header naming its sources.
+pub fn render(imported: &Imported, sources: &[&Path]) -> Result<String, Error> {
+    let body = toml::to_string_pretty(&imported.config).map_err(|e| Error::Other(format!("rendering fedsite.toml: {e}")))?;
+    let mut text = String::from("# fedsite.toml written by `fedsite config import`");
+    if !sources.is_empty() {
+        let names: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+        text.push_str(&format!(" from {}", names.join(", ")));
+    }
+    text.push_str(".\n# Every key is described in docs/configuration.md; check it with `fedsite config check`.\n");
+    if !imported.not_carried.is_empty() {
+        text.push_str("#\n# Not carried over:\n");
+        for n in &imported.not_carried {
+            text.push_str(&format!("#   {n}\n"));
+        }
+    }
+    text.push('\n');
+    text.push_str(&body);
+    Ok(text)
+}

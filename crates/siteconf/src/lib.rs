@@ -1,0 +1,37 @@
+//! fedsite's native configuration, `fedsite.toml`: the schema ([`model`]),
+//! its resolution into what the library crates take ([`resolve`]), the
+//! checks of `fedsite config check` ([`check`]) and the import from the
+//! files a site already has — `caso.conf`, `sender.cfg`, the catch-all
+//! `sites/*.yaml` ([`import`]).
+
+pub mod check;
+pub mod import;
+pub mod model;
+pub mod resolve;
+
+use std::path::{Path, PathBuf};
+
+pub use check::{Finding, Level, check};
+pub use import::{Imported, import, render};
+pub use model::FedsiteToml;
+pub use resolve::Config;
+
+/// A configuration that cannot be used; names the file and, when known, the key.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{file}: {reason}")]
+    File { file: PathBuf, reason: String },
+    #[error("{file}: {key}: {reason}")]
+    Key { file: PathBuf, key: String, reason: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub(crate) fn file(file: &Path, reason: impl Into<String>) -> Error {
+        Error::File { file: file.to_path_buf(), reason: reason.into() }
+    }
+    pub(crate) fn key(file: &Path, key: &str, reason: impl Into<String>) -> Error {
+        Error::Key { file: file.to_path_buf(), key: key.into(), reason: reason.into() }
+    }
+}

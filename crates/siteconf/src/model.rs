@@ -1,0 +1,325 @@
+//! The `fedsite.toml` schema: one serde struct per section, every key
+//! optional with its default applied when resolved, unknown keys refused.
+//! Owns loading the file (TOML errors name the line and key; a file holding
+//! a secret must not be readable by group or others). docs/configuration.md
+//! documents every key.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// A whole `fedsite.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FedsiteToml {
+    #[serde(default)]
+    pub site: Site,
+    #[serde(default)]
+    pub cloud: Cloud,
+    #[serde(default)]
+    pub accounting: Accounting,
+    #[serde(default)]
+    pub ledger: Ledger,
+    #[serde(default)]
+    pub spool: Spool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ams: Option<Ams>,
+    /// `[images]`: image sync (registry, HEPiX lists, cache, formats); its keys
+    /// are read and checked by `imagesync` (docs/imagesync.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<toml::Table>,
+}
+
+/// `[site]`: who the site is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// GOCDB site name (APEL SiteName).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// APEL CloudComputeService; `name` by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The EGI catch-all `sites/<SITE>.yaml` (VO ↔ project mapping).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catchall_yaml: Option<PathBuf>,
+}
+
+/// `[cloud]`: how to reach Keystone. Either `os_cloud` (a cloud of
+/// clouds.yaml) or the clouds.yaml keys themselves (`auth_type`, `[cloud.auth]`,
+/// `region_name`, `interface`, `cacert`, `verify`); `OS_*` variables when
+/// neither is given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cloud {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_cloud: Option<String>,
+    /// The clouds.yaml holding `os_cloud` (default: the usual search path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clouds_yaml: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cacert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
+}
+
+/// `[cloud.auth]`, with keystoneauth's names.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_domain_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_domain_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_domain_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_domain_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_credential_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_credential_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_credential_secret: Option<String>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hide = |v: &Option<String>| v.as_ref().map(|_| "<hidden>");
+        f.debug_struct("Auth")
+            .field("auth_url", &self.auth_url)
+            .field("username", &self.username)
+            .field("user_id", &self.user_id)
+            .field("password", &hide(&self.password))
+            .field("project_id", &self.project_id)
+            .field("project_name", &self.project_name)
+            .field("system_scope", &self.system_scope)
+            .field("application_credential_id", &self.application_credential_id)
+            .field("application_credential_secret", &hide(&self.application_credential_secret))
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[accounting]`: what `fedsite accounting extract` accounts and how.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accounting {
+    /// nova, cinder, neutron, prometheus (default nova, cinder, neutron).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extractors: Option<Vec<String>>,
+    /// Project ids accounted besides the tagged ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<String>,
+    /// Keystone tag of the projects to account (default `caso`; "" for none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Project properties holding the VO, tried in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vo_properties: Option<Vec<String>>,
+    /// Legacy cASO voms.json.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voms_json: Option<PathBuf>,
+    /// Projects extracted at once (default 8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// APEL CloudType (default `fedsite/<version> (OpenStack)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_type: Option<String>,
+    /// `fedsite` or `caso` message rendering (default fedsite).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub style: Option<String>,
+    /// Records per message (default 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_records: Option<usize>,
+    /// `running` (cASO's way) or `suspended`: how SHUTOFF/SHELVED time counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inactive_time: Option<String>,
+    /// Compute SuspendDuration from instance actions (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspend_duration: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub benchmark: Option<Benchmark>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accelerator: Option<Accelerator>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<Prometheus>,
+}
+
+/// `[accounting.benchmark]`: flavor extra-spec keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Benchmark {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_key: Option<String>,
+}
+
+/// `[accounting.accelerator]`: flavor extra-spec keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accelerator {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub type_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number_key: Option<String>,
+}
+
+/// `[accounting.prometheus]`: the energy extractor.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prometheus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_normalization_factor: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_ssl: Option<bool>,
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ledger {
+    /// A SQLite file or a `postgresql://` URL (default /var/lib/fedsite/ledger.sqlite).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// `[spool]`: the outgoing queue shared with SSM.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spool {
+    /// Default /var/spool/apel/outgoing/openstack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// `dirq` (default) or `directory`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_type: Option<String>,
+    /// Refused messages (default `<path>.quarantine`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<PathBuf>,
+}
+
+/// `[ams]`: delivery to the ARGO Messaging Service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ams {
+    /// AMS host name, as SSM's `[broker] host` (e.g. msg.argo.grnet.gr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Data API base URL (default `https://<host>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// X.509 token exchange base URL (default `https://<host>:8443`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authn_url: Option<String>,
+    /// AMS project (default `accounting`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// AMS topic (default `eu-egi-cloud-accounting`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// A file holding a static AMS token (instead of the X.509 exchange).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Host certificate and key (signing, X.509 token exchange).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Hashed CA directory (SSM's `capath`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capath: Option<PathBuf>,
+    /// CAs trusted for AMS's TLS (default REQUESTS_CA_BUNDLE, else system roots).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// Encrypt to this certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_server_cert: Option<bool>,
+}
+
+impl FedsiteToml {
+    /// Reads and parses `path`. Refuses a file holding a secret
+    /// (`[cloud.auth] password`, `application_credential_secret`) that group
+    /// or others can read.
+    pub fn load(path: &Path) -> Result<FedsiteToml, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e.to_string()))?;
+        let config = Self::parse(path, &text)?;
+        if let Some(key) = config.secret_key() {
+            check_private(path, key)?;
+        }
+        Ok(config)
+    }
+
+    /// Parses TOML text; `path` names the file in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<FedsiteToml, Error> {
+        toml::from_str(text).map_err(|e| Error::file(path, e.to_string().trim_end().to_string()))
+    }
+
+    /// The first key holding a secret, if any.
+    pub fn secret_key(&self) -> Option<&'static str> {
+        let auth = self.cloud.auth.as_ref()?;
+        if auth.password.is_some() {
+            Some("[cloud.auth] password")
+        } else if auth.application_credential_secret.is_some() {
+            Some("[cloud.auth] application_credential_secret")
+        } else {
+            None
+        }
+    }
+}
+
+/// Err when `path` (holding `what`) can be read by group or others.
+pub fn check_private(path: &Path, what: &str) -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_err(|e| Error::file(path, e.to_string()))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(Error::file(
+                path,
+                format!("holds {what} but is readable by group or others (mode {:o}); run chmod 600 on it", mode & 0o777),
+            ));
+        }
+    }
+    Ok(())
+}

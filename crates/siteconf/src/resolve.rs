@@ -1,0 +1,240 @@
+//! From a parsed `fedsite.toml` to what the library crates take: the
+//! extraction settings, the cloud credentials (through the same clouds.yaml
+//! resolution as `openstack`), the spool and ledger, and an SSM-equivalent
+//! sender configuration. Defaults are applied here, once; every error names
+//! the file and the key.
+
+use std::path::{Path, PathBuf};
+
+use accounting::{CompatOptions, ExtractConfig, Extractor, InactiveTime};
+use apel::{ApelText, SiteName, Style};
+use messaging::config::{PathType, SenderCfg};
+use openstack::CloudConfig;
+
+use crate::Error;
+use crate::model::FedsiteToml;
+
+pub const DEFAULT_LEDGER: &str = "/var/lib/fedsite/ledger.sqlite";
+pub const DEFAULT_SPOOL: &str = "/var/spool/apel/outgoing/openstack";
+pub const DEFAULT_AMS_PROJECT: &str = "accounting";
+pub const DEFAULT_TOPIC: &str = "eu-egi-cloud-accounting";
+
+/// A loaded `fedsite.toml` and the file it came from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub toml: FedsiteToml,
+}
+
+impl Config {
+    pub fn load(file: &Path) -> Result<Config, Error> {
+        Ok(Config { file: file.to_path_buf(), toml: FedsiteToml::load(file)? })
+    }
+
+    fn err(&self, key: &str, reason: impl Into<String>) -> Error {
+        Error::key(&self.file, key, reason)
+    }
+
+    /// The extraction settings; `default_cloud_type` when
+    /// `[accounting] cloud_type` is absent.
+    pub fn extract_config(&self, default_cloud_type: &str) -> Result<ExtractConfig, Error> {
+        let (s, a) = (&self.toml.site, &self.toml.accounting);
+        let name = s.name.as_deref().ok_or_else(|| self.err("[site] name", "is missing (the GOCDB site name)"))?;
+        let site = SiteName::new(name).map_err(|e| self.err("[site] name", e.to_string()))?;
+        let service = ApelText::for_field("service", s.service.as_deref().unwrap_or(name))
+            .map_err(|e| self.err("[site] service", e.to_string()))?;
+        let mut cfg = ExtractConfig::new(site, service);
+        cfg.cloud_type = ApelText::for_field("cloud_type", a.cloud_type.as_deref().unwrap_or(default_cloud_type))
+            .map_err(|e| self.err("[accounting] cloud_type", e.to_string()))?;
+        cfg.catchall_site_yaml = s.catchall_yaml.clone();
+        cfg.projects = a.projects.clone();
+        if let Some(tag) = &a.tag {
+            cfg.project_tag = (!tag.is_empty()).then(|| tag.clone());
+        }
+        if let Some(v) = &a.vo_properties {
+            if v.is_empty() {
+                return Err(self.err("[accounting] vo_properties", "is empty: name at least one project property"));
+            }
+            cfg.vo_properties = v.clone();
+        }
+        cfg.voms_json = a.voms_json.clone();
+        if let Some(c) = a.concurrency {
+            if c == 0 {
+                return Err(self.err("[accounting] concurrency", "must be at least 1"));
+            }
+            cfg.concurrency = c;
+        }
+        if let Some(list) = &a.extractors {
+            cfg.extractors = list
+                .iter()
+                .map(|e| {
+                    Extractor::parse(e).ok_or_else(|| {
+                        self.err("[accounting] extractors", format!("unknown extractor {e:?} (nova, cinder, neutron, prometheus)"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        cfg.compat = self.compat()?;
+        if let Some(b) = &a.benchmark {
+            set(&mut cfg.benchmark.name_key, &b.name_key);
+            set(&mut cfg.benchmark.value_key, &b.value_key);
+        }
+        if let Some(x) = &a.accelerator {
+            set(&mut cfg.accelerator.type_key, &x.type_key);
+            set(&mut cfg.accelerator.vendor_key, &x.vendor_key);
+            set(&mut cfg.accelerator.model_key, &x.model_key);
+            set(&mut cfg.accelerator.number_key, &x.number_key);
+        }
+        if let Some(p) = &a.prometheus {
+            set(&mut cfg.prometheus.prometheus_endpoint, &p.endpoint);
+            set(&mut cfg.prometheus.prometheus_metric_name, &p.metric_name);
+            if let Some(s) = p.step_seconds {
+                if s == 0 {
+                    return Err(self.err("[accounting.prometheus] step_seconds", "must be above 0"));
+                }
+                cfg.prometheus.prometheus_step_seconds = s;
+            }
+            if let Some(f) = p.cpu_normalization_factor {
+                cfg.prometheus.cpu_normalization_factor = f;
+            }
+            if let Some(v) = p.verify_ssl {
+                cfg.prometheus.prometheus_verify_ssl = v;
+            }
+        }
+        Ok(cfg)
+    }
+
+    fn compat(&self) -> Result<CompatOptions, Error> {
+        let a = &self.toml.accounting;
+        let mut c = CompatOptions::default();
+        if let Some(v) = a.suspend_duration {
+            c.suspend_duration = v;
+        }
+        c.inactive_time = match a.inactive_time.as_deref() {
+            None | Some("running") => InactiveTime::CountAsRunning,
+            Some("suspended") => InactiveTime::CountAsSuspended,
+            Some(o) => return Err(self.err("[accounting] inactive_time", format!("{o:?}: expected running or suspended"))),
+        };
+        Ok(c)
+    }
+
+    /// `[accounting] style`.
+    pub fn style(&self) -> Result<Style, Error> {
+        match self.toml.accounting.style.as_deref() {
+            None | Some("fedsite") => Ok(Style::Fedsite),
+            Some("caso") => Ok(Style::CasoCompat),
+            Some(o) => Err(self.err("[accounting] style", format!("{o:?}: expected fedsite or caso"))),
+        }
+    }
+
+    /// `[accounting] max_records`.
+    pub fn max_records(&self) -> Result<usize, Error> {
+        match self.toml.accounting.max_records {
+            None => Ok(apel::DEFAULT_MAX_RECORDS),
+            Some(0) => Err(self.err("[accounting] max_records", "must be at least 1")),
+            Some(n) => Ok(n),
+        }
+    }
+
+    /// The cloud: `os_cloud` from clouds.yaml, the inline clouds.yaml keys, or
+    /// the `OS_*` variables of `env` when `[cloud]` is empty.
+    pub fn cloud_config(&self, env: &openstack::config::Env, cwd: &Path) -> Result<CloudConfig, Error> {
+        let c = &self.toml.cloud;
+        let inline = c.auth.is_some() || c.auth_type.is_some();
+        match (&c.os_cloud, inline) {
+            (Some(_), true) => Err(self.err("[cloud] os_cloud", "given together with [cloud.auth]: use one or the other")),
+            (Some(name), false) => {
+                let result = match &c.clouds_yaml {
+                    Some(p) => CloudConfig::from_clouds_files(name, std::slice::from_ref(p), &[], env),
+                    None => CloudConfig::load_with(Some(name), env, cwd),
+                };
+                result.map_err(|e| self.err("[cloud] os_cloud", e.to_string()))
+            }
+            (None, true) => {
+                // The section is a clouds.yaml cloud: resolve it with the same code.
+                let mut entry = serde_yaml::to_value(c).map_err(|e| self.err("[cloud]", e.to_string()))?;
+                if let Some(m) = entry.as_mapping_mut() {
+                    m.remove("os_cloud");
+                    m.remove("clouds_yaml");
+                }
+                let mut clouds = serde_yaml::Mapping::new();
+                clouds.insert("fedsite.toml".into(), entry);
+                let mut doc = serde_yaml::Mapping::new();
+                doc.insert("clouds".into(), clouds.into());
+                let text = serde_yaml::to_string(&doc).map_err(|e| self.err("[cloud]", e.to_string()))?;
+                let label = format!("{} [cloud]", self.file.display());
+                let mut cloud = CloudConfig::from_clouds_yaml(&text, None, "fedsite.toml", &label)
+                    .map_err(|e| Error::file(&self.file, format!("[cloud]: {e}")))?;
+                cloud.name = None;
+                cloud.source = self.file.display().to_string();
+                Ok(cloud)
+            }
+            (None, false) => {
+                CloudConfig::load_with(None, env, cwd).map_err(|e| self.err("[cloud]", format!("is empty and {e}")))
+            }
+        }
+    }
+
+    /// `[ledger] path`.
+    pub fn ledger(&self) -> String {
+        self.toml.ledger.path.clone().unwrap_or_else(|| DEFAULT_LEDGER.into())
+    }
+
+    /// `[spool] path`.
+    pub fn spool(&self) -> PathBuf {
+        self.toml.spool.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL))
+    }
+
+    /// `[spool] path_type`.
+    pub fn path_type(&self) -> Result<PathType, Error> {
+        match self.toml.spool.path_type.as_deref() {
+            None | Some("dirq") => Ok(PathType::Dirq),
+            Some("directory") => Ok(PathType::Directory),
+            Some(o) => Err(self.err("[spool] path_type", format!("{o:?}: expected dirq or directory"))),
+        }
+    }
+
+    /// `[ams]` as SSM's sender.cfg would say it (so `fedsite send` takes
+    /// either); the static token is read from `token_file`.
+    pub fn sender_cfg(&self) -> Result<SenderCfg, Error> {
+        let a = self.toml.ams.clone().unwrap_or_default();
+        let host = match (&a.host, &a.url) {
+            (Some(h), _) => h.clone(),
+            (None, Some(u)) => u.split_once("://").map_or(u.as_str(), |(_, r)| r).trim_end_matches('/').to_string(),
+            (None, None) => return Err(self.err("[ams] host", "is missing (e.g. msg.argo.grnet.gr)")),
+        };
+        let token = match &a.token_file {
+            Some(p) => {
+                crate::model::check_private(p, "the AMS token").map_err(|e| self.err("[ams] token_file", e.to_string()))?;
+                let t = std::fs::read_to_string(p).map_err(|e| self.err("[ams] token_file", format!("{}: {e}", p.display())))?;
+                let t = t.trim().to_string();
+                if t.is_empty() {
+                    return Err(self.err("[ams] token_file", format!("{} is empty", p.display())));
+                }
+                Some(t)
+            }
+            None => None,
+        };
+        Ok(SenderCfg {
+            file: self.file.clone(),
+            host,
+            certificate: a.certificate,
+            key: a.key,
+            capath: a.capath,
+            server_cert: a.server_cert,
+            verify_server_cert: a.verify_server_cert.unwrap_or(true),
+            ams_project: a.project.unwrap_or_else(|| DEFAULT_AMS_PROJECT.into()),
+            destination: a.topic.unwrap_or_else(|| DEFAULT_TOPIC.into()),
+            token,
+            path: self.spool(),
+            path_type: self.path_type()?,
+            notes: Vec::new(),
+        })
+    }
+}
+
+fn set(field: &mut String, value: &Option<String>) {
+    if let Some(v) = value {
+        *field = v.clone();
+    }
+}

@@ -3,6 +3,8 @@
 //! here knows an API or a format.
 
 mod cmd;
+mod metrics;
+mod report;
 
 use std::process::ExitCode;
 
@@ -40,6 +42,10 @@ enum Command {
     Receive(cmd::receive::ReceiveArgs),
     /// Inspect the outgoing spool and its quarantine.
     Spool(cmd::spool::SpoolArgs),
+    /// Serve Prometheus metrics of the ledger and spool; run extract + send on an interval.
+    Serve(cmd::serve::ServeArgs),
+    /// Render the ledger's usage, deliveries and run warnings as one self-contained HTML page.
+    Report(cmd::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +67,8 @@ fn main() -> ExitCode {
             Command::Send(args) => cmd::send::run(args).await,
             Command::Receive(args) => cmd::receive::run(args).await,
             Command::Spool(args) => cmd::spool::run(args).await,
+            Command::Serve(args) => cmd::serve::run(args).await,
+            Command::Report(args) => cmd::report::run(args),
         }
     });
     match result {

@@ -4,7 +4,8 @@
 # under gunicorn, and a throwaway PostgreSQL cluster (the ledger's PostgreSQL
 # tests), with their state in .work/peers/ (both git-ignored).
 #
-#   scripts/peers.sh venv      create/refresh .venv (skipped when its stamp matches)
+#   scripts/peers.sh venv      create/refresh .venv (skipped when its stamp matches); install
+#                              Debian's chromium if missing (the report test)
 #   scripts/peers.sh start     fresh PostgreSQL + Keystone + Glance, wait until ready, seed them
 #   scripts/peers.sh stop      stop what `start` started, by PID (process group)
 #   scripts/peers.sh pg-start  only the PostgreSQL cluster (fresh); pg-stop stops it
@@ -46,7 +47,20 @@ quiet() {
 # already has everything; anything else is rebuilt from scratch.
 venv_stamp() { { cat "$REQ" "$CONSTRAINTS"; "$PYTHON" --version 2>&1; } | sha256sum | cut -d' ' -f1; }
 
+# Headless Chromium for the report test (crates/fedsite/tests/metrics_report.rs): Debian's
+# chromium, installed when missing and we are root. The test fails without it.
+ensure_chromium() {
+  command -v chromium > /dev/null && return 0
+  if [[ $(id -u) == 0 ]] && command -v apt-get > /dev/null; then
+    log "no chromium: installing Debian's chromium (the report test loads the page in it)"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } >&2
+  else
+    log "no chromium on PATH: the report test will fail (apt-get install chromium)"
+  fi
+}
+
 cmd_venv() {
+  ensure_chromium
   local want have=""
   want="$(venv_stamp)"
   [[ -f "$VENV/.requirements.stamp" ]] && have="$(cat "$VENV/.requirements.stamp")"

@@ -38,6 +38,7 @@ pub mod pipeline;
 pub mod prometheus;
 pub mod suspend;
 pub mod vo;
+pub mod warnings;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use tracing::instrument::WithSubscriber;
+
 use apel::{Record, RecordKind, Style, Window};
 use chrono::{DateTime, Utc};
 use ledger::{Ledger, NewMessage, ProjectCommit, RecordRef, Snapshot, SnapshotFilter, Upsert};
@@ -65,6 +67,8 @@ pub struct ProjectReport {
     pub project_name: Option<String>,
     pub vo: Option<String>,
     pub window: Window,
+    /// Every record extracted, by kind (spooled or not).
+    pub extracted: BTreeMap<&'static str, usize>,
     /// Records by kind that were new or changed (spooled).
     pub spooled: BTreeMap<&'static str, usize>,
     /// Records unchanged since the ledger's snapshot (not spooled again).
@@ -83,6 +87,10 @@ pub struct RunReport {
     pub projects: Vec<ProjectReport>,
     /// A failure before any project could run (e.g. listing projects).
     pub failure: Option<String>,
+    /// The ledger's id of this run (its warnings are stored with it).
+    pub run_id: Option<ledger::RunId>,
+    /// Warnings and errors of the run, as stored in the ledger (level, message).
+    pub warnings: Vec<(String, String)>,
 }
 
 impl RunReport {
@@ -167,6 +175,7 @@ pub async fn run(
     // it keeps the shared all-projects listings as narrow as the run's.
     let end = to.unwrap_or_else(Utc::now);
     let fallback = Window::new(end - chrono::Duration::seconds(1), end).expect("one second");
+    let capture = crate::warnings::Capture::new();
     let extraction = crate::extract_with(
         session,
         cfg,
@@ -183,6 +192,7 @@ pub async fn run(
         },
         |project| known_volumes(&ledger, project),
     )
+    .with_subscriber(capture.dispatch())
     .await;
 
     let mut report = RunReport { failure: extraction.failure.as_ref().map(|e| e.to_string()), ..Default::default() };
@@ -195,6 +205,7 @@ pub async fn run(
             project_name: outcome.project_name.clone(),
             vo: outcome.vo.as_ref().map(|(vo, _)| vo.clone()),
             window: outcome.window,
+            extracted: BTreeMap::new(),
             spooled: BTreeMap::new(),
             unchanged: 0,
             kept_newer: 0,
@@ -219,8 +230,38 @@ pub async fn run(
         ledger::RunOutcome::Failed
     };
     let mut ledger = ledger;
+    report.run_id = Some(run_id);
+    report.warnings = run_warnings(&capture, &report);
+    for (level, message) in &report.warnings {
+        ledger.add_run_warning(run_id, level, message)?;
+    }
     ledger.finish_run(run_id, outcome, report.failure.as_deref())?;
     Ok((report, ledger))
+}
+
+/// What the run logged at warn/error level, then its failures and dropped records.
+fn run_warnings(capture: &crate::warnings::Capture, report: &RunReport) -> Vec<(String, String)> {
+    let (captured, left_out) = capture.take();
+    let mut out: Vec<(String, String)> = captured.into_iter().map(|c| (c.level.to_string(), c.message)).collect();
+    if left_out > 0 {
+        out.push(("warn".into(), format!("{left_out} more warnings were logged (not kept)")));
+    }
+    if let Some(f) = &report.failure {
+        out.push(("error".into(), f.clone()));
+    }
+    for p in &report.projects {
+        if let Some(e) = &p.error {
+            let e = if e.contains(&p.project_id) { e.clone() } else { format!("project {}: {e}", p.project_id) };
+            out.push(("error".into(), format!("{e} (its checkpoint did not move)")));
+        }
+        if p.kept_newer > 0 {
+            out.push((
+                "warn".into(),
+                format!("project {}: {} records older than the ledger's were dropped", p.project_id, p.kept_newer),
+            ));
+        }
+    }
+    out
 }
 
 /// The ledger's open storage records of a project (closing records excluded).
@@ -332,6 +373,9 @@ fn commit_project(
             return Ok(());
         }
     };
+    for r in records {
+        *pr.extracted.entry(r.kind().as_str()).or_default() += 1;
+    }
     let measured_at = outcome.window.to();
     let vo = outcome.vo.as_ref().map(|(vo, _)| vo.as_str());
     let site = records

@@ -3,6 +3,8 @@
 //! here knows an API or a format.
 
 mod cmd;
+mod metrics;
+mod report;
 
 use std::process::ExitCode;
 
@@ -61,6 +63,10 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Keystone OIDC federation with EGI Check-in: generate, apply, lint.
     Keystone(cmd::keystone::KeystoneArgs),
+    /// Serve Prometheus metrics of the ledger and spool; run extract + send on an interval.
+    Serve(cmd::serve::ServeArgs),
+    /// Render the ledger's usage, deliveries and run warnings as one self-contained HTML page.
+    Report(cmd::report::ReportArgs),
     /// Write fedsite.toml from caso.conf / sender.cfg / sites yaml, or check one.
     Config(cmd::config::ConfigArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -129,6 +135,8 @@ fn main() -> ExitCode {
             Command::Keystone(args) => cmd::keystone::run(args).await,
             Command::Config(args) => cmd::config::run(args).await,
             Command::Completions { .. } | Command::Man { .. } => unreachable!("handled before the runtime"),
+            Command::Serve(args) => cmd::serve::run(args).await,
+            Command::Report(args) => cmd::report::run(args),
         }
     });
     match result {

@@ -143,6 +143,25 @@ pub struct Run {
     pub window_to: Option<DateTime<Utc>>,
 }
 
+/// One warning or error a run reported (kept for `fedsite report`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunWarning {
+    pub run: RunId,
+    pub at: DateTime<Utc>,
+    /// "warn" or "error" (any non-empty string is accepted).
+    pub level: String,
+    pub message: String,
+}
+
+/// Messages and their records in one (kind, state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageCount {
+    pub kind: String,
+    pub state: MessageState,
+    pub messages: u64,
+    pub records: u64,
+}
+
 /// One record's state as extracted: the ledger does not know record types, only this.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
@@ -455,6 +474,15 @@ pub trait Store: Send {
     fn message_records(&self, element: &str) -> Result<Vec<RecordRef>>;
     /// Which messages carried a version of (kind, key), oldest first.
     fn deliveries(&self, kind: &str, key: &str) -> Result<Vec<Delivery>>;
+
+    /// Record a warning (or error) of a run; `level` and `message` must not be empty.
+    fn add_run_warning(&mut self, run: RunId, level: &str, message: &str) -> Result<()>;
+    /// The warnings of a run, in the order they were added.
+    fn run_warnings(&self, run: RunId) -> Result<Vec<RunWarning>>;
+    /// The most recent run of `command` (with that outcome, if given).
+    fn last_run(&self, command: &str, outcome: Option<RunOutcome>) -> Result<Option<Run>>;
+    /// Message and record counts per (kind, state), ordered by kind then state.
+    fn message_counts(&self) -> Result<Vec<MessageCount>>;
 }
 
 /// The ledger handle: a boxed [`Store`]; all operations are reached through `Deref`.

@@ -85,6 +85,16 @@ CREATE TABLE message_records (
     PRIMARY KEY (element, key)
 );
 CREATE INDEX message_records_by_record ON message_records (kind, key);
+"#, r#"
+CREATE TABLE run_warnings (
+    id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id  BIGINT NOT NULL REFERENCES runs(id),
+    at      TIMESTAMPTZ NOT NULL,
+    level   TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX run_warnings_by_run ON run_warnings (run_id, id);
+CREATE INDEX runs_by_command ON runs (command, id);
 "#];
 
 /// The schema version this build writes.
@@ -1063,6 +1073,63 @@ impl Store for PgStore {
                 is_current: get(r, 4)?,
                 ams_id: get(r, 5)?,
                 sent_at: get(r, 6)?,
+            })
+        })
+    }
+    fn add_run_warning(&mut self, run: RunId, level: &str, message: &str) -> Result<()> {
+        let op = "add run warning";
+        if level.is_empty() || message.is_empty() {
+            return Err(invalid(&self.loc, op, "empty level or message"));
+        }
+        if self.run(run)?.is_none() {
+            return Err(Error::UnknownRun { location: self.loc.clone(), run: run.0 });
+        }
+        self.query(
+            op,
+            "INSERT INTO run_warnings (run_id, at, level, message) VALUES ($1, $2, $3, $4)",
+            &[&run.0, &ts(Utc::now()), &level, &message],
+        )?;
+        Ok(())
+    }
+
+    fn run_warnings(&self, run: RunId) -> Result<Vec<RunWarning>> {
+        let op = "list run warnings";
+        let rows = self.query(
+            op,
+            "SELECT run_id, at, level, message FROM run_warnings WHERE run_id = $1 ORDER BY id",
+            &[&run.0],
+        )?;
+        rows_to(&self.loc, op, rows, |r| {
+            Ok(RunWarning { run: RunId(get(r, 0)?), at: get(r, 1)?, level: get(r, 2)?, message: get(r, 3)? })
+        })
+    }
+
+    fn last_run(&self, command: &str, outcome: Option<RunOutcome>) -> Result<Option<Run>> {
+        let op = "read last run";
+        let outcome = outcome.map(RunOutcome::as_str);
+        let rows = self.query(
+            op,
+            &format!(
+                "SELECT {RUN_COLS} FROM runs WHERE command = $1 AND ($2::TEXT IS NULL OR outcome = $2) ORDER BY id DESC LIMIT 1"
+            ),
+            &[&command, &outcome],
+        )?;
+        Ok(rows_to(&self.loc, op, rows, run_row)?.pop())
+    }
+
+    fn message_counts(&self) -> Result<Vec<MessageCount>> {
+        let op = "count messages";
+        let rows = self.query(
+            op,
+            "SELECT kind, state, COUNT(*)::BIGINT, COALESCE(SUM(record_count), 0)::BIGINT FROM messages GROUP BY kind, state ORDER BY kind, state",
+            &[],
+        )?;
+        rows_to(&self.loc, op, rows, |r| {
+            Ok(MessageCount {
+                kind: get(r, 0)?,
+                state: get_state(r, 1)?,
+                messages: get_ou64(r, 2)?.unwrap_or(0),
+                records: get_ou64(r, 3)?.unwrap_or(0),
             })
         })
     }

@@ -73,6 +73,16 @@ CREATE TABLE message_records (
     PRIMARY KEY (element, key)
 );
 CREATE INDEX message_records_by_record ON message_records (kind, key);
+"#, r#"
+CREATE TABLE run_warnings (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id  INTEGER NOT NULL REFERENCES runs(id),
+    at      TEXT NOT NULL,
+    level   TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX run_warnings_by_run ON run_warnings (run_id, id);
+CREATE INDEX runs_by_command ON runs (command, id);
 "#];
 
 /// The schema version this build writes.
@@ -928,6 +938,68 @@ impl Store for SqliteStore {
                 is_current: r.get(4)?,
                 ams_id: r.get(5)?,
                 sent_at: get_otime(r, 6)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(db(&self.loc, op))
+    }
+    fn add_run_warning(&mut self, run: RunId, level: &str, message: &str) -> Result<()> {
+        let op = "add run warning";
+        if level.is_empty() || message.is_empty() {
+            return Err(invalid(&self.loc, op, "empty level or message"));
+        }
+        if self.run(run)?.is_none() {
+            return Err(Error::UnknownRun { location: self.loc.clone(), run: run.0 });
+        }
+        self.conn
+            .execute(
+                "INSERT INTO run_warnings (run_id, at, level, message) VALUES (?1, ?2, ?3, ?4)",
+                params![run.0, ts(Utc::now()), level, message],
+            )
+            .map_err(db(&self.loc, op))?;
+        Ok(())
+    }
+
+    fn run_warnings(&self, run: RunId) -> Result<Vec<RunWarning>> {
+        let op = "list run warnings";
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT run_id, at, level, message FROM run_warnings WHERE run_id = ?1 ORDER BY id")
+            .map_err(db(&self.loc, op))?;
+        st.query_map([run.0], |r| {
+            Ok(RunWarning { run: RunId(r.get(0)?), at: get_time(r, 1)?, level: r.get(2)?, message: r.get(3)? })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(db(&self.loc, op))
+    }
+
+    fn last_run(&self, command: &str, outcome: Option<RunOutcome>) -> Result<Option<Run>> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {RUN_COLS} FROM runs WHERE command = ?1 AND (?2 IS NULL OR outcome = ?2) ORDER BY id DESC LIMIT 1"
+                ),
+                params![command, outcome.map(RunOutcome::as_str)],
+                run_row,
+            )
+            .optional()
+            .map_err(db(&self.loc, "read last run"))
+    }
+
+    fn message_counts(&self) -> Result<Vec<MessageCount>> {
+        let op = "count messages";
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, state, COUNT(*), COALESCE(SUM(record_count), 0) FROM messages GROUP BY kind, state ORDER BY kind, state",
+            )
+            .map_err(db(&self.loc, op))?;
+        st.query_map([], |r| {
+            Ok(MessageCount {
+                kind: r.get(0)?,
+                state: get_state(r, 1)?,
+                messages: get_ou64(r, 2)?.unwrap_or(0),
+                records: get_ou64(r, 3)?.unwrap_or(0),
             })
         })
         .and_then(|rows| rows.collect())

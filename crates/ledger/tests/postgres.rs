@@ -70,7 +70,7 @@ fn schema_version_table_records_the_migration_and_times_are_timestamptz() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     let types: Vec<(String, String)> = raw
         .query(
             "SELECT table_name::text || '.' || column_name::text, data_type::text
@@ -117,7 +117,7 @@ fn a_newer_schema_is_refused_naming_the_database() {
             err,
             Error::SchemaTooNew {
                 found: 99,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),

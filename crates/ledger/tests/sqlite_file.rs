@@ -110,7 +110,7 @@ fn reopen_keeps_everything_and_schema_version() {
     let jm: String = raw
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((v, jm.as_str()), (1, "wal"));
+    assert_eq!((v, jm.as_str()), (2, "wal"));
     // Times are stored as fixed-width RFC 3339 UTC text.
     let stored: String = raw
         .query_row("SELECT checkpoint FROM checkpoints", [], |r| r.get(0))
@@ -133,7 +133,7 @@ fn a_newer_schema_is_refused_with_the_path() {
             err,
             Error::SchemaTooNew {
                 found: 99,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),
@@ -186,4 +186,23 @@ fn reader_sees_last_commit_while_a_writer_holds_the_write_lock() {
     raw.execute_batch("ROLLBACK").unwrap();
     assert!(reader.advance_checkpoint("p1", "nova", t(5), None).unwrap());
     assert_eq!(writer.checkpoint("p1", "nova").unwrap(), Some(t(5)));
+}
+
+#[test]
+fn a_version_1_ledger_is_migrated_to_keep_run_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let run = {
+        let mut l = Ledger::open_sqlite(&path).unwrap();
+        l.begin_run(&NewRun { command: "accounting extract".into(), ..Default::default() }).unwrap()
+    };
+    // Back to the first schema, as a ledger written before run warnings existed.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch("DROP TABLE run_warnings; DROP INDEX runs_by_command; PRAGMA user_version = 1;").unwrap();
+    drop(raw);
+    let mut l = Ledger::open_sqlite(&path).unwrap();
+    l.add_run_warning(run, "warn", "kept").unwrap();
+    assert_eq!(l.run_warnings(run).unwrap()[0].message, "kept");
+    let v: i64 = rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, 2);
 }

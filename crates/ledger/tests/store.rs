@@ -778,6 +778,52 @@ fn extract_and_send_connections_work_concurrently(p: &Place) {
     );
 }
 
+fn run_warnings_last_run_and_message_counts(p: &Place) {
+    let mut l = p.open();
+    let run = |l: &mut Ledger, c: &str| l.begin_run(&NewRun { command: c.into(), ..Default::default() }).unwrap();
+    let e1 = run(&mut l, "accounting extract");
+    l.finish_run(e1, RunOutcome::Succeeded, None).unwrap();
+    let s1 = run(&mut l, "send");
+    let e2 = run(&mut l, "accounting extract");
+    l.add_run_warning(e2, "warn", "flavor \"m1\": <b>bad</b> benchmark").unwrap();
+    l.add_run_warning(e2, "error", "project p2: no VO").unwrap();
+    l.finish_run(e2, RunOutcome::Partial, Some("1 project failed")).unwrap();
+    let w = l.run_warnings(e2).unwrap();
+    assert_eq!(
+        w.iter().map(|w| (w.run, w.level.as_str(), w.message.as_str())).collect::<Vec<_>>(),
+        [(e2, "warn", "flavor \"m1\": <b>bad</b> benchmark"), (e2, "error", "project p2: no VO")]
+    );
+    assert!(l.run_warnings(e1).unwrap().is_empty());
+    assert!(matches!(l.add_run_warning(RunId(9999), "warn", "x"), Err(Error::UnknownRun { .. })));
+    assert!(matches!(l.add_run_warning(e2, "", "x"), Err(Error::Invalid { .. })));
+
+    assert_eq!(l.last_run("accounting extract", None).unwrap().unwrap().id, e2);
+    assert_eq!(l.last_run("accounting extract", Some(RunOutcome::Succeeded)).unwrap().unwrap().id, e1);
+    assert_eq!(l.last_run("send", None).unwrap().unwrap().id, s1);
+    assert_eq!(l.last_run("send", Some(RunOutcome::Succeeded)).unwrap(), None);
+    assert_eq!(l.last_run("receive", None).unwrap(), None);
+
+    let a = cloud("vm1", "2026-10", "p1", "vo.a", t(2, 0), 10);
+    let b = cloud("vm2", "2026-10", "p1", "vo.a", t(2, 0), 20);
+    let c = cloud("vm3", "2026-10", "p1", "vo.a", t(2, 0), 30);
+    l.record_message(&msg("m1", &[&a, &b], t(2, 0)), None).unwrap();
+    l.record_message(&msg("m2", &[&c], t(2, 1)), None).unwrap();
+    l.record_message(&msg("m3", &[&c], t(2, 2)), None).unwrap();
+    l.mark_sent("m1", "id-1").unwrap();
+    l.quarantine("m3", "refused").unwrap();
+    let counts: Vec<_> = l.message_counts().unwrap().into_iter().map(|c| (c.kind, c.state, c.messages, c.records)).collect();
+    let mut counts = counts;
+    counts.sort_by_key(|c| c.1.as_str());
+    assert_eq!(
+        counts,
+        [
+            ("cloud".to_string(), MessageState::Quarantined, 1, 1),
+            ("cloud".to_string(), MessageState::Sent, 1, 2),
+            ("cloud".to_string(), MessageState::Spooled, 1, 1),
+        ]
+    );
+}
+
 /// One `#[test]` per body per backend: `sqlite::<name>` and `postgres::<name>`.
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
@@ -810,4 +856,5 @@ suite!(
     times_are_kept_to_the_microsecond_and_truncated_below,
     reopen_keeps_everything,
     extract_and_send_connections_work_concurrently,
+    run_warnings_last_run_and_message_counts,
 );

@@ -75,13 +75,15 @@ impl std::fmt::Display for RouteKey {
     }
 }
 
-/// Counts for one route: logical calls, HTTP attempts, retries, failures.
+/// Counts for one route: logical calls, HTTP attempts, retries, failures,
+/// and the summed wall time of the calls (all attempts and backoff included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallStats {
     pub calls: u64,
     pub attempts: u64,
     pub retries: u64,
     pub failures: u64,
+    pub latency_micros: u64,
 }
 
 /// One API call: service, method, route template (for counters), path
@@ -753,6 +755,7 @@ impl Shared {
         };
         let max = self.retry.max_attempts.max(1);
         let mut attempt = 0;
+        let started = std::time::Instant::now();
         let outcome = loop {
             attempt += 1;
             let mut rb = self
@@ -838,6 +841,9 @@ impl Shared {
         c.attempts += attempt as u64;
         c.retries += attempt as u64 - 1;
         c.failures += result.is_err() as u64;
+        c.latency_micros = c
+            .latency_micros
+            .saturating_add(started.elapsed().as_micros().min(u64::MAX as u128) as u64);
         result
     }
 }

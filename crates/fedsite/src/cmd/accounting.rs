@@ -2,6 +2,7 @@
 //! does for a site, through `accounting::pipeline`, the ledger and the
 //! SSM-compatible spool.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -139,6 +140,10 @@ pub struct ExtractArgs {
     /// Do not compute SuspendDuration from instance actions (cASO's numbers).
     #[arg(long)]
     pub no_suspend_duration: bool,
+    /// After the run, write its Prometheus metrics here (atomically; for node_exporter's
+    /// textfile collector, e.g. /var/lib/node_exporter/textfile/fedsite_extract.prom).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -245,7 +250,7 @@ fn style(s: StyleArg) -> Style {
 
 /// The window end of the last extract run when it never finished.
 fn interrupted_run_end(ledger: &Ledger) -> Result<Option<DateTime<Utc>>> {
-    let last = ledger.runs(20)?.into_iter().find(|r| r.command == "accounting extract");
+    let last = ledger.last_run("accounting extract", None)?;
     Ok(last.filter(|r| r.outcome.is_none() && r.window_from.is_none()).and_then(|r| r.window_to))
 }
 
@@ -255,7 +260,7 @@ fn ledger_path(flag: Option<PathBuf>, file: Option<&siteconf::Config>) -> PathBu
 }
 
 /// A SQLite file (its directory created) or a `postgresql://` URL.
-fn open_ledger(path: &PathBuf) -> Result<Ledger> {
+pub fn open_ledger(path: &PathBuf) -> Result<Ledger> {
     if path.to_str().is_some_and(ledger::is_postgres_url) {
         return Ok(Ledger::open(path.to_str().expect("checked"))?);
     }
@@ -280,7 +285,22 @@ fn previous_month_start(t: DateTime<Utc>) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().expect("valid month start")
 }
 
+/// What one extraction run did, for `fedsite serve`'s metrics.
+pub struct ExtractDone {
+    pub code: ExitCode,
+    /// None for a dry run.
+    pub report: Option<pipeline::RunReport>,
+    /// The OpenStack API calls the run made.
+    pub counters: BTreeMap<openstack::RouteKey, openstack::CallStats>,
+}
+
 async fn extract(a: ExtractArgs) -> Result<ExitCode> {
+    extract_run(a).await.map(|d| d.code)
+}
+
+/// One `accounting extract`, returning its report and API counters (and writing
+/// `--metrics-textfile`).
+pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     let caso = a.caso_conf.as_deref().map(accounting::casoconf::CasoConf::load).transpose()?;
     // fedsite.toml (global --config) when no caso.conf is given.
     let file = if caso.is_none() { super::site_config()? } else { None };
@@ -355,7 +375,8 @@ async fn extract(a: ExtractArgs) -> Result<ExitCode> {
             println!("{}", String::from_utf8_lossy(bytes));
         }
         let failed = report_failures(extraction.failure.as_ref().map(|e| e.to_string()), extraction.projects.iter().map(|p| (p.project_id.as_str(), p.result.as_ref().err().map(|e| e.to_string()))));
-        return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+        let code = if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        return Ok(ExtractDone { code, report: None, counters: session.counters() });
     }
     let ledger = open_ledger(&ledger_path)?;
     // An interrupted run (killed, or the host went down) is resumed with its
@@ -372,7 +393,7 @@ async fn extract(a: ExtractArgs) -> Result<ExitCode> {
         Some(from) => Windows::Fixed(Window::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?),
         None => Windows::FromCheckpoints { to, default_from: previous_month_start(to) },
     };
-    let (report, _ledger) = pipeline::run(&session, &cfg, ledger, windows, &spool)
+    let (report, ledger) = pipeline::run(&session, &cfg, ledger, windows, &spool)
         .await
         .with_context(|| format!("accounting run (ledger {}, spool {})", ledger_path.display(), spool.spool.display()))?;
     for p in &report.projects {
@@ -395,7 +416,17 @@ async fn extract(a: ExtractArgs) -> Result<ExitCode> {
         }
     }
     let failed = report_failures(report.failure.clone(), report.projects.iter().map(|p| (p.project_id.as_str(), p.error.clone())));
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    let counters = session.counters();
+    if let Some(path) = &a.metrics_textfile {
+        let mut m = crate::metrics::Metrics::new();
+        crate::metrics::stage_from_ledger(&mut m, &ledger, "extract")?;
+        crate::metrics::ledger_records(&mut m, &ledger)?;
+        crate::metrics::extract_run(&mut m, &report);
+        crate::metrics::api(&mut m, &counters);
+        m.write_textfile(path)?;
+    }
+    let code = if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+    Ok(ExtractDone { code, report: Some(report), counters })
 }
 
 /// Prints every failure on stderr; true when there was any.

@@ -10,7 +10,9 @@ pub mod info;
 pub mod inventory;
 pub mod keystone;
 pub mod receive;
+pub mod report;
 pub mod send;
+pub mod serve;
 pub mod sim;
 pub mod spool;
 

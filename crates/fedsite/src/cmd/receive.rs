@@ -46,9 +46,28 @@ pub struct ReceiveArgs {
     /// With --records: print APEL's cloud summaries per VO and month at the end.
     #[arg(long)]
     pub summaries: bool,
+    /// After the run, write its Prometheus metrics here (atomically; for node_exporter's
+    /// textfile collector).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 pub async fn run(args: ReceiveArgs) -> Result<ExitCode> {
+    let started = chrono::Utc::now();
+    let textfile = args.metrics_textfile.clone();
+    let result = receive(args).await;
+    if let Some(path) = &textfile {
+        let mut m = crate::metrics::Metrics::new();
+        crate::metrics::stage_without_ledger(&mut m, "receive", started, result.is_ok(), path);
+        if let Ok(report) = &result {
+            crate::metrics::receive_run(&mut m, report);
+        }
+        m.write_textfile(path)?;
+    }
+    result.map(|_| ExitCode::SUCCESS)
+}
+
+async fn receive(args: ReceiveArgs) -> Result<receiver::ReceiveReport> {
     let cfg = args.receiver_cfg.as_deref().map(ReceiverCfg::load).transpose()?;
     let sub = args.subscription.clone().or(cfg.as_ref().map(|c| c.destination.clone())).context("no subscription: --subscription or [messaging] destination")?;
     let mut ams = args.ams.clone();
@@ -83,7 +102,7 @@ pub async fn run(args: ReceiveArgs) -> Result<ExitCode> {
     if let (true, Sink::Records(store)) = (args.summaries, &sink) {
         print_summaries(&store.cloud_summaries()?);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(report)
 }
 
 /// APEL's cloud summaries folded per VO and month: VMs, wall and CPU hours (deltas).

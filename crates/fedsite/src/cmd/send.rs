@@ -105,7 +105,8 @@ pub struct SendArgs {
     /// Where refused messages go (default `<spool>.quarantine`).
     #[arg(long, value_name = "DIR")]
     pub quarantine: Option<PathBuf>,
-    /// The ledger (SQLite): sent messages are recorded, superseded records left out.
+    /// The ledger (SQLite file or postgresql:// URL): sent messages are recorded, superseded
+    /// records left out, the run and its errors kept (for `fedsite report` and metrics).
     #[arg(long, value_name = "PATH")]
     pub ledger: Option<PathBuf>,
     /// Encrypt to this certificate (`[certificates] server_cert`).
@@ -131,6 +132,10 @@ pub struct SendArgs {
     /// Print the exact publish request bodies (one JSON per line) and do nothing else.
     #[arg(long)]
     pub dry_run: bool,
+    /// After the run, write its Prometheus metrics here (atomically; for node_exporter's
+    /// textfile collector, e.g. /var/lib/node_exporter/textfile/fedsite_send.prom).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 fn path_type(s: &str) -> Result<PathType> {
@@ -142,6 +147,12 @@ fn path_type(s: &str) -> Result<PathType> {
 }
 
 pub async fn run(args: SendArgs) -> Result<ExitCode> {
+    run_report(args).await.map(|(code, _)| code)
+}
+
+/// One send pass; with `--ledger` it is recorded as a run (command "send") with its errors as
+/// warnings. Returns the report (None for a dry run) for `fedsite serve`'s metrics.
+pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)> {
     let file = if args.sender_cfg.is_none() { super::site_config()? } else { None };
     let cfg = match (args.sender_cfg.as_deref(), &file) {
         (Some(p), _) => Some(SenderCfg::load(p)?),
@@ -191,7 +202,7 @@ pub async fn run(args: SendArgs) -> Result<ExitCode> {
         for body in sender::dry_run(&opts, &signer, recipient.as_ref(), messaging::ams::DEFAULT_MAX_REQUEST_BYTES)? {
             println!("{body}");
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok((ExitCode::SUCCESS, None));
     }
     let client = ams.client(
         cfg.as_ref().map(|c| c.host.as_str()),
@@ -203,12 +214,59 @@ pub async fn run(args: SendArgs) -> Result<ExitCode> {
         Some(p) => Some(ledger::Ledger::open_sqlite(p)?),
         None => None,
     };
-    let report = sender::send_all(&opts, &client, &signer, recipient.as_ref(), ledger.as_mut()).await?;
+    let started = chrono::Utc::now();
+    let run = match ledger.as_mut() {
+        Some(l) => Some(l.begin_run(&ledger::NewRun { command: "send".into(), ..Default::default() })?),
+        None => None,
+    };
+    let result = sender::send_all(&opts, &client, &signer, recipient.as_ref(), ledger.as_mut()).await;
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let (Some(l), Some(run)) = (ledger.as_mut(), run) {
+                let _ = l.add_run_warning(run, "error", &e.to_string());
+                let _ = l.finish_run(run, ledger::RunOutcome::Failed, Some(&e.to_string()));
+            }
+            return Err(e.into());
+        }
+    };
     println!("{}", report.summary());
     for e in &report.errors {
         eprintln!("fedsite send: {e}");
     }
-    Ok(if report.auth_failed || !report.errors.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    let ok = !report.auth_failed && report.errors.is_empty();
+    if let (Some(l), Some(run)) = (ledger.as_mut(), run) {
+        for e in &report.errors {
+            l.add_run_warning(run, "error", e)?;
+        }
+        if report.deferred > 0 {
+            l.add_run_warning(run, "warn", &format!("{} messages deferred to the next run (retries exhausted)", report.deferred))?;
+        }
+        let outcome = if ok {
+            ledger::RunOutcome::Succeeded
+        } else if report.sent > 0 {
+            ledger::RunOutcome::Partial
+        } else {
+            ledger::RunOutcome::Failed
+        };
+        l.finish_run(run, outcome, Some(&report.summary()))?;
+    }
+    if let Some(path) = &args.metrics_textfile {
+        let mut m = crate::metrics::Metrics::new();
+        match ledger.as_ref() {
+            Some(l) => {
+                crate::metrics::stage_from_ledger(&mut m, l, "send")?;
+                crate::metrics::ledger_messages(&mut m, l)?;
+            }
+            None => crate::metrics::stage_without_ledger(&mut m, "send", started, ok, path),
+        }
+        crate::metrics::send_run(&mut m, &report);
+        if let Ok(st) = sender::spool_status(&opts.spool, opts.path_type, &opts.quarantine) {
+            crate::metrics::spool(&mut m, &st);
+        }
+        m.write_textfile(path)?;
+    }
+    Ok((if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }, Some(report)))
 }
 
 /// What the demo's delivery step did.

@@ -49,12 +49,25 @@ type Db = Extension<Arc<Store>>;
 /// The Swift routes, nested under `/object-store`.
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/info", axum::routing::get(info))
         .route("/v1/{account}", any(account))
         .route("/v1/{account}/", any(account))
         .route("/v1/{account}/{container}", any(container))
         .route("/v1/{account}/{container}/", any(container))
         .route("/v1/{account}/{container}/{*object}", any(object))
         .layer(Extension(Arc::new(Store::default())))
+}
+
+/// `GET /info`: the proxy's capabilities (no token), as Swift answers it.
+async fn info() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    axum::Json(serde_json::json!({
+        "swift": {"version": "2.35.0", "max_file_size": 5368709122u64, "max_object_name_length": 1024,
+                  "container_listing_limit": 10000, "account_listing_limit": 10000, "max_meta_count": 90,
+                  "strict_cors_mode": true, "policies": [{"name": "Policy-0", "aliases": "Policy-0", "default": true}]},
+        "tempurl": {"methods": ["GET", "HEAD", "PUT", "POST", "DELETE"]},
+    }))
+    .into_response()
 }
 
 /// Swift's short text/html error pages.

@@ -109,7 +109,10 @@ pub fn version_url(found: &Found, project_id: Option<&str>) -> String {
     if found.service.key == "object-store" {
         return match url::Url::parse(url) {
             Ok(mut u) => {
-                u.set_path("/info");
+                // The proxy's root: whatever precedes `/v1/AUTH_…` (a path
+                // prefix behind a reverse proxy included), then `/info`.
+                let root = u.path().find("/v1").map(|i| u.path()[..i].to_string()).unwrap_or_default();
+                u.set_path(&format!("{root}/info"));
                 u.set_query(None);
                 u.to_string()
             }

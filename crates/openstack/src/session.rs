@@ -288,6 +288,11 @@ impl SessionBuilder {
             b = b.tls_certs_only(certs);
         }
         if self.config.insecure {
+            tracing::warn!(
+                cloud = %self.config.source,
+                auth_url = %redact(&self.config.auth_url),
+                "OpenStack client: TLS certificate verification is DISABLED (insecure / verify: false)"
+            );
             b = b.danger_accept_invalid_certs(true);
         }
         let http = b.build().map_err(|e| {

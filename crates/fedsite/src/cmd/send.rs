@@ -104,7 +104,8 @@ pub struct SendArgs {
     /// Where refused messages go (default `<spool>.quarantine`).
     #[arg(long, value_name = "DIR")]
     pub quarantine: Option<PathBuf>,
-    /// The ledger (SQLite): sent messages are recorded, superseded records left out.
+    /// The ledger (SQLite file, or a postgresql:// URL): sent messages are recorded,
+    /// superseded records left out.
     #[arg(long, value_name = "PATH")]
     pub ledger: Option<PathBuf>,
     /// Encrypt to this certificate (`[certificates] server_cert`).
@@ -184,7 +185,7 @@ pub async fn run(args: SendArgs) -> Result<ExitCode> {
         cfg.as_ref().map(|c| c.ams_project.as_str()),
         cfg.as_ref().and_then(|c| c.token.as_deref()),
     )?;
-    let mut ledger = args.ledger.as_deref().map(ledger::Ledger::open_sqlite).transpose()?;
+    let mut ledger = args.ledger.as_deref().map(ledger::Ledger::open).transpose()?;
     let report = sender::send_all(&opts, &client, &signer, recipient.as_ref(), ledger.as_mut()).await?;
     println!("{}", report.summary());
     for e in &report.errors {

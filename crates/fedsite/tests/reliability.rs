@@ -280,6 +280,11 @@ impl Site {
         self.sim.ams().unwrap().published(DEFAULT_PROJECT, DEFAULT_TOPIC).len()
     }
 
+    fn checkpoints(&self, projects: &[String]) -> Checkpoints {
+        let ledger = Ledger::open(&self.ledger).unwrap();
+        projects.iter().map(|p| (p.clone(), ledger.checkpoint(p, accounting::pipeline::CHECKPOINT).unwrap())).collect()
+    }
+
     fn observe(&self, projects: &[String]) -> Observed {
         let db = rusqlite::Connection::open(self.records()).unwrap();
         let mut stored = BTreeMap::new();
@@ -303,8 +308,7 @@ impl Site {
         let rejected: i64 = db.query_row("SELECT COUNT(*) FROM rejected", [], |r| r.get(0)).unwrap();
         let ledger = Ledger::open(&self.ledger).unwrap();
         let snapshots = ledger.latest_snapshots(&SnapshotFilter::default()).unwrap().into_iter().map(|s| s.snapshot).collect();
-        let checkpoints =
-            projects.iter().map(|p| (p.clone(), ledger.checkpoint(p, accounting::pipeline::CHECKPOINT).unwrap())).collect();
+        let checkpoints = self.checkpoints(projects);
         let unsent = ledger.pending().unwrap().iter().filter(|m| m.state != ledger::MessageState::Sent).count();
         Observed {
             stored,
@@ -344,7 +348,7 @@ struct Observed {
     /// Messages AMS holds.
     published: usize,
     snapshots: Vec<ledger::Snapshot>,
-    checkpoints: BTreeMap<String, Option<chrono::DateTime<chrono::Utc>>>,
+    checkpoints: Checkpoints,
     /// Ledger messages not marked sent.
     unsent: usize,
 }
@@ -389,16 +393,25 @@ impl Observed {
     }
 }
 
-/// A clean run of every step; the exit codes and durations of its steps.
-fn clean_run(env: &Env, dir: PathBuf, backend: Backend, profile: &ServiceProfile) -> (Site, Vec<(Option<i32>, Duration)>) {
+type Checkpoints = BTreeMap<String, Option<chrono::DateTime<chrono::Utc>>>;
+
+/// What one clean step did: its exit code, how long it took, the checkpoints after it.
+struct CleanStep {
+    code: Option<i32>,
+    took: Duration,
+    checkpoints: Checkpoints,
+}
+
+/// A clean run of every step.
+fn clean_run(env: &Env, dir: PathBuf, backend: Backend, profile: &ServiceProfile) -> (Site, Vec<CleanStep>) {
     let mut site = env.site(dir, backend, profile, 1);
     let mut results = Vec::new();
     for step in steps() {
         let (status, took) = site.run(step);
-        if step != Step::Extract(0) && step != Step::Extract(1) && step != Step::Extract(2) {
+        if !matches!(step, Step::Extract(_)) {
             assert!(status.success(), "clean {step:?} failed ({status}):\n{}", site.last_stderr());
         }
-        results.push((status.code(), took));
+        results.push(CleanStep { code: status.code(), took, checkpoints: site.checkpoints(&env.projects) });
     }
     site.drain(2).unwrap();
     (site, results)
@@ -423,7 +436,7 @@ fn crash_consistency(backend: Backend) {
         "{backend:?} clean run: {clean_time:.1?}, {} messages, {} records stored, steps {:?}",
         want.published,
         want.stored.len(),
-        clean_steps.iter().map(|(c, d)| format!("{c:?} {d:.1?}")).collect::<Vec<_>>()
+        clean_steps.iter().map(|c| format!("{:?} {:.1?}", c.code, c.took)).collect::<Vec<_>>()
     );
     drop(clean);
 
@@ -436,7 +449,7 @@ fn crash_consistency(backend: Backend) {
         let forced = rng.below(steps().len() as u64) as usize;
         for (n, step) in steps().into_iter().enumerate() {
             if n == forced || rng.below(3) == 0 {
-                let after = Duration::from_micros(rng.below(clean_steps[n].1.as_micros() as u64 + 1));
+                let after = Duration::from_micros(rng.below(clean_steps[n].took.as_micros() as u64 + 1));
                 let killed = site.run_killed(step, after);
                 log.push(format!("{step:?} {} after {after:.1?}", if killed { "killed" } else { "finished" }));
                 if killed {
@@ -449,11 +462,11 @@ fn crash_consistency(backend: Backend) {
                 }
             }
             let (status, _) = site.run(step);
-            if status.code() != clean_steps[n].0 {
+            if status.code() != clean_steps[n].code {
                 let kept = tmp.keep();
                 panic!(
                     "crash {i} (seed {seed}): {step:?} after {log:?} exited {status}, the clean run {:?} (kept in {}):\n{}",
-                    clean_steps[n].0,
+                    clean_steps[n].code,
                     kept.display(),
                     site.last_stderr()
                 );
@@ -499,4 +512,94 @@ fn killed_pipeline_ends_as_one_clean_run_sqlite() {
 #[test]
 fn killed_pipeline_ends_as_one_clean_run_postgres() {
     crash_consistency(Backend::Postgres);
+}
+
+/// The fault-injection run: every step is rerun (as cron would) until it did its work; a run
+/// that left work undone must have said so with a non-zero exit.
+fn fault_run(backend: Backend) {
+    let rate = env_u64("FEDSITE_FAULT_PERCENT", 20) as f64 / 100.0;
+    let env = Env::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (clean, clean_steps) = clean_run(&env, tmp.path().join("clean"), backend, &ServiceProfile::default());
+    let want = clean.observe(&env.projects);
+    drop(clean);
+    // The rate split over the five kinds of fault.
+    let part = rate / 5.0;
+    let faulty = ServiceProfile {
+        error_rate: part,
+        timeout_rate: part,
+        timeout_ms: 300,
+        truncate_rate: part,
+        malformed_rate: part,
+        slow_body_rate: part,
+        slow_body_ms: 200,
+        ..Default::default()
+    };
+    let mut site = env.site(tmp.path().join("faults"), backend, &faulty, env_u64("FEDSITE_FAULT_SEED", 9));
+    let mut attempts: BTreeMap<String, Vec<Option<i32>>> = BTreeMap::new();
+    let max_attempts = 8;
+    for (n, step) in steps().into_iter().enumerate() {
+        let codes = attempts.entry(format!("{n}:{step:?}")).or_default();
+        loop {
+            if codes.len() == max_attempts {
+                let kept = tmp.keep();
+                panic!("{step:?} did not get through in {max_attempts} runs {codes:?} (kept in {}):\n{}", kept.display(), site.last_stderr());
+            }
+            if step == Step::Send && !codes.is_empty() {
+                std::thread::sleep(Duration::from_millis(1100));
+            }
+            let (status, _) = site.run(step);
+            codes.push(status.code());
+            let done = match step {
+                Step::Extract(_) => site.checkpoints(&env.projects) == clean_steps[n].checkpoints,
+                Step::Send => site.spool_count() == 0,
+                Step::Receive => {
+                    let a = site.sim.ams().unwrap();
+                    a.subscription_offset(DEFAULT_PROJECT, DEFAULT_SUBSCRIPTION).unwrap() >= site.published() as u64
+                }
+            };
+            if done {
+                if !matches!(step, Step::Extract(_)) {
+                    assert!(status.success(), "{step:?} did its work but exited {status}:\n{}", site.last_stderr());
+                }
+                break;
+            }
+            // Work left undone: the run must have failed loudly.
+            assert!(!status.success(), "{step:?} exited 0 with its work undone:\n{}", site.last_stderr());
+        }
+    }
+    let got = site.observe(&env.projects);
+    let injected: BTreeMap<String, usize> = site.sim.requests().iter().filter_map(|r| r.injected.clone()).fold(BTreeMap::new(), |mut m, k| {
+        *m.entry(k).or_default() += 1;
+        m
+    });
+    let total = site.sim.requests().len();
+    let diffs = got.differences(&want);
+    if !diffs.is_empty() {
+        let kept = tmp.keep();
+        panic!("{backend:?} fault run differs from the clean run (kept in {}):\n{}", kept.display(), diffs.join("\n"));
+    }
+    let reruns: usize = attempts.values().map(|c| c.len() - 1).sum();
+    eprintln!(
+        "{backend:?} fault run at {:.0} %: {total} requests, faults injected {injected:?}; \
+         {reruns} reruns {attempts:?}; AMS messages {} (clean {}), record versions received again {}; ledger and \
+         receiver equal the clean run's; {:.1?}",
+        rate * 100.0,
+        got.published,
+        want.published,
+        got.extra_arrivals,
+        started.elapsed()
+    );
+    assert!(injected.values().sum::<usize>() > 20, "hardly any fault injected: {injected:?}");
+}
+
+#[test]
+fn faulty_services_end_as_one_clean_run_sqlite() {
+    fault_run(Backend::Sqlite);
+}
+
+#[test]
+fn faulty_services_end_as_one_clean_run_postgres() {
+    fault_run(Backend::Postgres);
 }

@@ -783,6 +783,14 @@ impl Shared {
                 {
                     Some(self.retry.backoff(attempt))
                 }
+                // Every API answer this client reads is JSON: a success whose body is not
+                // (cut short, garbled, an HTML page from a proxy) is retried like a 503.
+                Attempt::Done(s, _, b)
+                    if idempotent && method != Method::HEAD && (200..300).contains(s) && *s != 204 && !is_json(b) =>
+                {
+                    tracing::warn!(target: "openstack", %key, url, attempt, status = *s, bytes = b.len(), "the answer is not valid JSON; retrying");
+                    Some(self.retry.backoff(attempt))
+                }
                 _ => None,
             };
             match delay {
@@ -826,6 +834,11 @@ impl Shared {
         c.failures += result.is_err() as u64;
         result
     }
+}
+
+/// Whether `body` is one complete JSON document.
+fn is_json(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
 }
 
 /// An error and its sources, `: `-joined (reqwest's own message is terse).

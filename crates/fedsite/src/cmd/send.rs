@@ -191,7 +191,11 @@ pub async fn run(args: SendArgs) -> Result<ExitCode> {
     for e in &report.errors {
         eprintln!("fedsite send: {e}");
     }
-    Ok(if report.auth_failed || !report.errors.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    if report.deferred > 0 {
+        eprintln!("fedsite send: {} elements left in the spool after their retries; the next run sends them", report.deferred);
+    }
+    // Anything not delivered makes the exit code non-zero, so cron reports it.
+    Ok(if report.auth_failed || !report.errors.is_empty() || report.deferred > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// What the demo's delivery step did.

@@ -212,3 +212,34 @@ fn files_with_secrets_readable_by_others_are_refused() {
     assert!(!ok && text.contains("sender.cfg") && text.contains("(mode 0644)"), "{text}");
     assert!(!text.contains("tok\n") && !text.contains("token: tok"), "{text}");
 }
+
+/// Every program fedsite runs (qemu-img, ...) gets an argument vector, never a shell command
+/// line: no source file of any crate starts a shell.
+#[test]
+fn no_crate_runs_a_program_through_a_shell() {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for c in std::fs::read_dir(&crates).unwrap().flatten() {
+        if c.path().join("src").is_dir() {
+            walk(&c.path().join("src"), &mut files);
+        }
+    }
+    assert!(files.len() > 50, "{} source files", files.len());
+    let shells = ["Command::new(\"sh\")", "Command::new(\"bash\")", "Command::new(\"/bin/sh\")", "Command::new(\"/bin/bash\")", ".arg(\"-c\")", "\"sh\", \"-c\"", "\"bash\", \"-c\""];
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for s in shells {
+            assert!(!text.contains(s), "{} runs a shell ({s}): pass an argument vector instead", f.display());
+        }
+    }
+}

@@ -14,8 +14,11 @@ use std::sync::OnceLock;
 
 pub mod openstack_json;
 
+/// A fuzz target: takes any bytes, panics only on a bug.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the name of its `fuzz/fuzz_targets/<name>.rs` and corpus directory).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("apel_message", apel_message),
     ("dirq_name", dirq_name),
     ("dirq_element", dirq_element),
@@ -28,7 +31,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The target called `name`.
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Target> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 

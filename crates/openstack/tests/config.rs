@@ -116,7 +116,7 @@ fn missing_auth_url_error_names_file_and_key() {
     let cwd = tempfile::tempdir().unwrap();
     let dir = home.path().join(".config/openstack");
     std::fs::create_dir_all(&dir).unwrap();
-    write(dir, "clouds.yaml", CLOUDS);
+    write(&dir, "clouds.yaml", CLOUDS);
     let e = env(&[("HOME", home.path().to_str().unwrap())]);
     let err = CloudConfig::load_with(Some("broken"), &e, cwd.path()).unwrap_err();
     assert_eq!(

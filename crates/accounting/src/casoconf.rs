@@ -37,8 +37,19 @@ pub struct CasoConfError {
 
 impl CasoConf {
     pub fn load(path: &Path) -> Result<CasoConf, CasoConfError> {
-        let err = |message: String| CasoConfError { path: path.display().to_string(), message };
-        let ini = Ini::load_from_file(path).map_err(|e| err(e.to_string()))?;
+        let label = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CasoConfError { path: label.clone(), message: e.to_string() })?;
+        let conf = Self::parse(&label, &text)?;
+        // It holds the [keystone_auth] password: refuse it when others can read it.
+        openstack::secret::check_private_file(path).map_err(|message| CasoConfError { path: label, message })?;
+        Ok(conf)
+    }
+
+    /// Parses caso.conf text; `label` names the file in errors.
+    pub fn parse(label: &str, text: &str) -> Result<CasoConf, CasoConfError> {
+        let err = |message: String| CasoConfError { path: label.to_string(), message };
+        let ini = Ini::load_from_str(text).map_err(|e| err(e.to_string()))?;
         // `[DEFAULT]` is a section like any other to rust-ini; keys before
         // any header count as DEFAULT too.
         let get = |section: &str, key: &str| -> Option<String> {
@@ -129,7 +140,7 @@ impl CasoConf {
         };
         let cloud = CloudConfig {
             name: None,
-            source: path.display().to_string(),
+            source: label.to_string(),
             auth_url,
             credentials: Credentials::Password { user, password: Secret::new(password) },
             scope,
@@ -155,6 +166,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("caso.conf");
         std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         (dir, p)
     }
 

@@ -310,6 +310,9 @@ pub(crate) async fn extract(
     if pc.prometheus_step_seconds == 0 {
         return Err(ExtractError::Prometheus { what: "prometheus_step_seconds".into(), message: "must be > 0".into() });
     }
+    if !pc.prometheus_verify_ssl {
+        tracing::warn!(endpoint = %pc.prometheus_endpoint, "Prometheus client: TLS certificate verification is DISABLED (prometheus_verify_ssl = false)");
+    }
     let http = reqwest::Client::builder()
         .danger_accept_invalid_certs(!pc.prometheus_verify_ssl)
         .timeout(Duration::from_secs(120))

@@ -4,7 +4,7 @@
 
 use crate::Error;
 use crate::pyfmt::{parse_float, parse_int};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Utc};
 
 /// Maps byte offsets of a text to 1-based line numbers.
 pub(crate) struct LineIndex(Vec<usize>);
@@ -116,6 +116,9 @@ pub(crate) fn iso_datetime(field: &str, v: &str) -> Result<DateTime<Utc>, Error>
     let time = NaiveTime::parse_from_str(time_s, "%H:%M:%S%.f")
         .or_else(|_| NaiveTime::parse_from_str(time_s, "%H:%M"))
         .map_err(|_| bad())?;
+    // python iso8601 keeps whole microseconds of a longer fraction (datetime has no
+    // nanoseconds); so must we, or a parsed record would not render back to itself.
+    let time = time.with_nanosecond(time.nanosecond() / 1000 * 1000).ok_or_else(bad)?;
     let offset_secs: i64 = match zone {
         "" | "Z" | "z" => 0,
         z => {
@@ -179,6 +182,16 @@ mod tests {
         let f = iso_datetime("EndTime", "2026-11-29T09:44:35.785122").unwrap();
         assert_eq!(f.timestamp_subsec_micros(), 785122);
         assert!(iso_datetime("EndTime", "yesterday").is_err());
+    }
+
+    /// Found by fuzzing (fuzz/regressions/apel_message): a nanosecond fraction was kept, so
+    /// the record rendered (microseconds) differed from the one parsed.
+    #[test]
+    fn fractions_finer_than_a_microsecond_are_cut_as_python_does() {
+        let f = iso_datetime("EndTime", "2026-11-29T09:44:35.785129056Z").unwrap();
+        assert_eq!(f.timestamp_subsec_nanos(), 785_129_000);
+        let g = iso_datetime("EndTime", "2026-11-29T09:44:35.7851299999").unwrap();
+        assert_eq!(g.timestamp_subsec_nanos(), 785_129_000);
     }
 
     #[test]

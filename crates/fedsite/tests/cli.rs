@@ -2,6 +2,8 @@
 //! in-process and reports its inventory (the figures must equal the
 //! scenario's own); `sim` prints a clouds.yaml that clients can use as it is.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -89,7 +91,7 @@ async fn extract_output_does_not_depend_on_the_host_time_zone() {
     let sim = sim::start(sim::SimConfig::new(scenario)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let clouds = dir.path().join("clouds.yaml");
-    std::fs::write(&clouds, sim.clouds_yaml()).unwrap();
+    common::write_private(&clouds, sim.clouds_yaml());
     let mut outputs = Vec::new();
     for tz in ["UTC", "America/New_York", "Asia/Kolkata"] {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
@@ -133,10 +135,10 @@ async fn extract_from_an_existing_caso_conf_gives_the_same_records_as_the_flags(
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let clouds = d.join("clouds.yaml");
-    std::fs::write(&clouds, sim.clouds_yaml()).unwrap();
+    common::write_private(&clouds, sim.clouds_yaml());
     // The reference's caso.conf, pointed at the simulated site.
     let conf = d.join("caso.conf");
-    std::fs::write(
+    common::write_private(
         &conf,
         format!(
             "[DEFAULT]\nsite_name = TEST-SITE\nservice_name = TEST-SITE-cloud\nmessengers = ssm,noop\n\
@@ -147,8 +149,7 @@ async fn extract_from_an_existing_caso_conf_gives_the_same_records_as_the_flags(
             d = d.display(),
             auth = sim.auth_url()
         ),
-    )
-    .unwrap();
+    );
     let run = |args: Vec<String>| {
         let clouds = clouds.clone();
         async move {

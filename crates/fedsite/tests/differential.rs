@@ -513,7 +513,7 @@ struct FedsiteSite {
 impl FedsiteSite {
     fn new(sim: &sim::SimHandle) -> FedsiteSite {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("clouds.yaml"), sim.clouds_yaml()).unwrap();
+        common::write_private(dir.path().join("clouds.yaml"), sim.clouds_yaml());
         FedsiteSite { dir }
     }
     fn clouds(&self) -> PathBuf {

@@ -19,7 +19,7 @@ async fn openstack(args: &[&str]) -> Value {
     let sim = common::start_sim().await;
     let dir = tempfile::tempdir().unwrap();
     let clouds = dir.path().join("clouds.yaml");
-    std::fs::write(&clouds, sim.clouds_yaml()).unwrap();
+    common::write_private(&clouds, sim.clouds_yaml());
     let mut argv = args.to_vec();
     argv.extend(["-f", "json"]);
     let out = common::run_venv(

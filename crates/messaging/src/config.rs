@@ -20,6 +20,21 @@ pub enum ConfigError {
     },
 }
 
+/// Refuses a file holding a secret (an AMS token, a private key) that its group or others may
+/// read, as ssh does.
+pub fn check_private_file(file: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |reason: String| ConfigError::File { file: file.to_owned(), reason };
+    let mode = std::fs::metadata(file).map_err(|e| err(e.to_string()))?.permissions().mode() & 0o7777;
+    if mode & 0o044 != 0 {
+        return Err(err(format!(
+            "holds a secret but is readable by its group or others (mode {mode:04o}); run `chmod 600 {}`",
+            file.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Where the outgoing messages are (`[messaging] path_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathType {
@@ -198,8 +213,13 @@ impl Cfg {
 }
 
 impl SenderCfg {
+    /// Reads the file; one holding an AMS `token` must not be group/world-readable.
     pub fn load(file: impl AsRef<Path>) -> Result<SenderCfg, ConfigError> {
-        Self::from_cfg(Cfg::load(file.as_ref())?)
+        let cfg = Self::from_cfg(Cfg::load(file.as_ref())?)?;
+        if cfg.token.is_some() {
+            check_private_file(file.as_ref())?;
+        }
+        Ok(cfg)
     }
 
     /// Parses `text` as if read from `file` (used in errors).
@@ -248,8 +268,13 @@ impl SenderCfg {
 }
 
 impl ReceiverCfg {
+    /// Reads the file; one holding an AMS `token` must not be group/world-readable.
     pub fn load(file: impl AsRef<Path>) -> Result<ReceiverCfg, ConfigError> {
-        Self::from_cfg(Cfg::load(file.as_ref())?)
+        let cfg = Self::from_cfg(Cfg::load(file.as_ref())?)?;
+        if cfg.token.is_some() {
+            check_private_file(file.as_ref())?;
+        }
+        Ok(cfg)
     }
 
     pub fn parse(file: impl AsRef<Path>, text: &str) -> Result<ReceiverCfg, ConfigError> {

@@ -96,6 +96,9 @@ impl DirQueue {
 
     /// Adds an element (`key → content` files); returns `<dir>/<element>`.
     pub fn add(&self, fields: &[(&str, &[u8])]) -> std::io::Result<String> {
+        for (k, _) in fields {
+            check_field_key(k)?;
+        }
         let temp = loop {
             let t = self.path.join("temporary").join(self.new_name());
             match std::fs::create_dir(&t) {
@@ -153,10 +156,25 @@ impl DirQueue {
         out
     }
 
-    /// One field of an element.
+    /// One field of an element. `name` must be an element name (`<8 hex>/<14 hex>`) and `key`
+    /// a field name (lowercase letters), so no argument can reach outside the queue.
     pub fn field(&self, name: &str, key: &str) -> std::io::Result<Vec<u8>> {
+        crate::dirq::ElementName::parse(name)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        check_field_key(key)?;
         std::fs::read(self.path.join(name).join(key))
     }
+}
+
+/// A field file name of a dirq `Queue` element: lowercase ASCII letters only.
+fn check_field_key(key: &str) -> std::io::Result<()> {
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("invalid dirq field name {key:?}"),
+        ));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -67,6 +67,19 @@ fn ossl<T>(what: impl Into<String>, r: std::result::Result<T, ErrorStack>) -> Re
     })
 }
 
+/// S/MIME as SSM exchanges it is 7-bit text (base64 PKCS#7 around ASCII APEL records).
+/// Anything else is refused before OpenSSL sees it: the `openssl` crate panics when an OpenSSL
+/// error message quotes non-UTF-8 input (found by fuzzing, fuzz/regressions/smime).
+fn ascii_only(smime: &[u8]) -> Result<()> {
+    match smime.iter().position(|b| !b.is_ascii()) {
+        None => Ok(()),
+        Some(at) => Err(SmimeError::Malformed(format!(
+            "byte {at} is not ASCII (0x{:02x}): S/MIME messages are 7-bit text",
+            smime[at]
+        ))),
+    }
+}
+
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|source| SmimeError::Io {
         what,
@@ -201,6 +214,7 @@ impl Signer {
     /// Decrypts an `application/(x-)pkcs7-mime` enveloped message addressed to this host
     /// (`openssl smime -decrypt -recip cert -inkey key`), returning the inner text with LF endings.
     pub fn decrypt(&self, smime: &[u8]) -> Result<Vec<u8>> {
+        ascii_only(smime)?;
         let (p7, _) = ossl(
             "parsing the encrypted S/MIME message",
             Pkcs7::from_smime(smime),
@@ -311,6 +325,7 @@ impl Verifier {
     /// the signer certificate's chain to a trusted CA. Encrypted messages must be decrypted
     /// first ([`is_encrypted`], [`Signer::decrypt`]).
     pub fn verify(&self, smime: &[u8]) -> Result<Verified> {
+        ascii_only(smime)?;
         let (p7, content) = ossl(
             "parsing the signed S/MIME message",
             Pkcs7::from_smime(smime),

@@ -62,3 +62,19 @@ fn latest_record_per_vm_and_month_wins_and_summaries_use_deltas() {
     assert_eq!(got, [(1, 1000, 500, 1, "vo.a"), (2, 1500, 750, 1, "vo.a")]);
     assert_eq!(parse_fqan(Some("/atlas/higgs/Role=pilot/Capability=NULL")), ("atlas".into(), Some("/atlas/higgs".into()), Some("Role=pilot".into())));
 }
+
+/// Element and field names can never leave the incoming queue's directory.
+#[test]
+fn incoming_queue_refuses_names_that_leave_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), b"outside").unwrap();
+    let q = messaging::receiver::DirQueue::open(dir.path().join("incoming")).unwrap();
+    let name = q.add(&[("body", b"x")]).unwrap();
+    assert_eq!(q.field(&name, "body").unwrap(), b"x");
+    for (n, k) in [("..", "secret"), ("../..", "secret"), (name.as_str(), "../../secret"), ("/etc", "passwd"), (name.as_str(), "")] {
+        let e = q.field(n, k).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{n:?} {k:?}: {e}");
+    }
+    assert!(q.add(&[("../escape", b"x")]).is_err());
+    assert!(!dir.path().join("escape").exists());
+}

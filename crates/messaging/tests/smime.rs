@@ -486,3 +486,22 @@ fn encryption_round_trip_and_cli_interop() {
     let err = sender.decrypt(&enc).unwrap_err();
     assert!(err.to_string().starts_with("decrypting with "), "{err}");
 }
+
+/// Found by fuzzing (fuzz/regressions/smime): non-UTF-8 bytes in a MIME header made the
+/// `openssl` crate panic while reading OpenSSL's error message. Non-ASCII input is refused
+/// first, naming the byte; the decryptor does the same.
+#[test]
+fn non_ascii_smime_input_is_refused_without_reaching_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/smime/non-utf8-openssl-error")).unwrap();
+    let verifier = Verifier::new(vectors().join("test-ca.pem")).unwrap();
+    let e = verifier.verify(&input).err().expect("refused").to_string();
+    assert!(e.contains("byte 1 is not ASCII (0xb7)"), "{e}");
+    let signer = vector_signer(dir.path());
+    let e = signer.decrypt(&input).err().expect("refused").to_string();
+    assert!(e.contains("not ASCII"), "{e}");
+    // The real capture is ASCII and still verifies.
+    let capture = std::fs::read(vectors().join("published-data.smime")).unwrap();
+    assert!(capture.is_ascii());
+    assert!(verifier.verify(&capture).is_ok());
+}

@@ -95,6 +95,20 @@ pub enum Credentials {
     },
 }
 
+impl Credentials {
+    /// The password, application-credential secret, token, OIDC access token or
+    /// OIDC client secret.
+    pub fn secret(&self) -> &Secret {
+        match self {
+            Credentials::Password { password, .. } => password,
+            Credentials::ApplicationCredential { secret, .. } => secret,
+            Credentials::Token { token } => token,
+            Credentials::OidcAccessToken { access_token, .. } => access_token,
+            Credentials::OidcClientCredentials { client_secret, .. } => client_secret,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Interface {
     #[default]
@@ -203,12 +217,27 @@ impl CloudConfig {
             )),
             None => None,
         };
-        Self::from_clouds_yaml(
+        let cfg = Self::from_clouds_yaml(
             &text,
             secure.as_ref().map(|(l, t)| (l.as_str(), t.as_str())),
             name,
             &label,
-        )
+        )?;
+        // A file holding the cloud's password, application-credential
+        // secret or token must not be readable by others.
+        let secret = cfg.credentials.secret().expose();
+        if !secret.is_empty() {
+            let mut files = vec![(path, &label, text.as_str())];
+            if let (Some(p), Some((l, t))) = (secure_candidates.iter().find(|p| p.is_file()), &secure) {
+                files.push((p, l, t.as_str()));
+            }
+            for (p, l, t) in files {
+                if t.contains(secret) {
+                    crate::secret::check_private_file(p).map_err(|m| ConfigError::new(l, m))?;
+                }
+            }
+        }
+        Ok(cfg)
     }
 
     /// Parses clouds.yaml text (and optional `(label, text)` of secure.yaml)

@@ -45,3 +45,42 @@ impl fmt::Display for Secret {
         f.write_str("***")
     }
 }
+
+/// Refuses a file holding secrets (a clouds.yaml with a password, a
+/// caso.conf, a private key) that its group or others may read, as ssh
+/// does: `Err` names the file, its mode and the fix.
+pub fn check_private_file(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o044 != 0 {
+        return Err(format!(
+            "{} holds secrets but is readable by its group or others (mode {mode:04o}); \
+             run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn group_or_world_access_is_refused_and_0600_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("clouds.yaml");
+        std::fs::write(&p, "x").unwrap();
+        for (mode, ok) in [(0o600, true), (0o400, true), (0o640, false), (0o604, false), (0o620, true), (0o644, false), (0o660, false)] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let r = check_private_file(&p);
+            assert_eq!(r.is_ok(), ok, "mode {mode:o}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.contains(&format!("mode {mode:04o}")) && e.contains("chmod 600"), "{e}");
+            }
+        }
+    }
+}

@@ -293,6 +293,11 @@ impl SessionBuilder {
             b = b.tls_certs_only(certs);
         }
         if self.config.insecure {
+            tracing::warn!(
+                cloud = %self.config.source,
+                auth_url = %redact(&self.config.auth_url),
+                "OpenStack client: TLS certificate verification is DISABLED (insecure / verify: false)"
+            );
             b = b.danger_accept_invalid_certs(true);
         }
         let http = b.build().map_err(|e| {
@@ -800,6 +805,14 @@ impl Shared {
                 {
                     Some(self.retry.backoff(attempt))
                 }
+                // Every API answer this client reads is JSON: a success whose body is not
+                // (cut short, garbled, an HTML page from a proxy) is retried like a 503.
+                Attempt::Done(s, _, b)
+                    if idempotent && method != Method::HEAD && (200..300).contains(s) && *s != 204 && !is_json(b) =>
+                {
+                    tracing::warn!(target: "openstack", %key, url, attempt, status = *s, bytes = b.len(), "the answer is not valid JSON; retrying");
+                    Some(self.retry.backoff(attempt))
+                }
                 _ => None,
             };
             match delay {
@@ -846,6 +859,11 @@ impl Shared {
             .saturating_add(started.elapsed().as_micros().min(u64::MAX as u128) as u64);
         result
     }
+}
+
+/// Whether `body` is one complete JSON document.
+fn is_json(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
 }
 
 /// An error and its sources, `: `-joined (reqwest's own message is terse).

@@ -116,7 +116,7 @@ fn missing_auth_url_error_names_file_and_key() {
     let cwd = tempfile::tempdir().unwrap();
     let dir = home.path().join(".config/openstack");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("clouds.yaml"), CLOUDS).unwrap();
+    write(&dir, "clouds.yaml", CLOUDS);
     let e = env(&[("HOME", home.path().to_str().unwrap())]);
     let err = CloudConfig::load_with(Some("broken"), &e, cwd.path()).unwrap_err();
     assert_eq!(
@@ -137,6 +137,8 @@ fn unknown_cloud_lists_the_clouds_in_the_file() {
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join(name), text).unwrap();
+    // Files with passwords must be private (CloudConfig refuses them otherwise).
+    std::fs::set_permissions(dir.join(name), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 }
 
 fn one_cloud(url: &str) -> String {

@@ -1,6 +1,6 @@
 //! The behaviour layer in front of every service: latency (fixed + jitter),
 //! a cap on concurrent requests, injected faults (500/503/429, timeouts,
-//! truncated bodies) and the request log.
+//! truncated bodies, malformed JSON, slow bodies) and the request log.
 //!
 //! Fault decisions come from a seeded generator and a request counter, so a
 //! run with the same seed and the same request order injects the same faults.
@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Body;
+use futures::StreamExt;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -99,6 +100,22 @@ async fn apply_profile(
         let cut = bytes.slice(0..bytes.len() / 2);
         parts.headers.remove(header::CONTENT_LENGTH);
         Response::from_parts(parts, Body::from(cut))
+    } else if roll < profile.error_rate + profile.timeout_rate + profile.truncate_rate + profile.malformed_rate {
+        injected = Some("malformed".into());
+        let resp = next.run(req).await;
+        let (mut parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Response::from_parts(parts, Body::from(malform(&bytes, &mut rng)))
+    } else if roll
+        < profile.error_rate + profile.timeout_rate + profile.truncate_rate + profile.malformed_rate + profile.slow_body_rate
+    {
+        injected = Some("slow body".into());
+        let resp = next.run(req).await;
+        let (mut parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Response::from_parts(parts, slow_body(bytes, profile.slow_body_ms))
     } else {
         next.run(req).await
     };
@@ -112,4 +129,41 @@ async fn apply_profile(
         injected,
     });
     response
+}
+
+/// The answer with its JSON broken in one of several ways a faulty proxy or
+/// a crashing worker produces: a stray byte, an unterminated string, an HTML
+/// error page under a 200, or nothing at all.
+fn malform(body: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
+    match rng.random_range(0..4) {
+        0 if !body.is_empty() => {
+            let mut b = body.to_vec();
+            let at = rng.random_range(0..b.len());
+            b.insert(at, b'}');
+            b.insert(0, b'#');
+            b
+        }
+        1 => {
+            let cut = body.iter().position(|&c| c == b'"').map_or(body.len(), |i| i + 1);
+            let mut b = body[..cut].to_vec();
+            b.extend_from_slice(b"\\u12");
+            b
+        }
+        2 => b"<html><body><h1>502 Bad Gateway</h1></body></html>".to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// `bytes` in 8 pieces, the last one `total_ms` after the first.
+fn slow_body(bytes: bytes::Bytes, total_ms: u64) -> Body {
+    let pieces = 8usize;
+    let step = bytes.len().div_ceil(pieces).max(1);
+    let delay = Duration::from_millis(total_ms / pieces as u64);
+    let chunks: Vec<bytes::Bytes> =
+        (0..bytes.len()).step_by(step).map(|i| bytes.slice(i..(i + step).min(bytes.len()))).collect();
+    let stream = futures::stream::iter(chunks).then(move |c| async move {
+        tokio::time::sleep(delay).await;
+        Ok::<_, std::io::Error>(c)
+    });
+    Body::from_stream(stream)
 }

@@ -229,6 +229,11 @@ impl SimHandle {
         self.state.request_counts()
     }
     /// Registers a token as if Keystone had issued it (tests).
+    /// Every token the simulated Keystone issued so far (the secret-leak test
+    /// looks for them in logs).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state.tokens.read().unwrap().keys().cloned().collect()
+    }
     pub fn insert_token(&self, token: &str, info: crate::state::TokenInfo) {
         self.state.tokens.write().unwrap().insert(token.to_string(), info);
     }

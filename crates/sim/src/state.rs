@@ -144,6 +144,13 @@ pub struct ServiceProfile {
     pub timeout_ms: u64,
     /// Fraction of requests whose JSON body is cut in half.
     pub truncate_rate: f64,
+    /// Fraction of requests answered 200 with a malformed JSON body (the
+    /// real answer with its structure broken: a cut string, a stray byte).
+    pub malformed_rate: f64,
+    /// Fraction of answers whose body is sent in small pieces spread over
+    /// `slow_body_ms` (a congested link or an overloaded proxy).
+    pub slow_body_rate: f64,
+    pub slow_body_ms: u64,
 }
 
 /// One logged request.

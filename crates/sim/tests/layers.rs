@@ -185,3 +185,52 @@ async fn moving_the_reference_time_makes_servers_come_and_go() {
     assert_eq!(get(&sim, &token, running).await.unwrap().status(), 404);
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn malformed_answers_are_200s_whose_json_never_parses() {
+    let sim = start_with(only(Service::Volume, ServiceProfile { malformed_rate: 1.0, ..Default::default() }), 3).await;
+    let token = admin_token(&sim).await;
+    let (mut html, mut empty, mut other) = (0, 0, 0);
+    for _ in 0..24 {
+        let resp = get(&sim, &token, "/volume/v3/").await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.bytes().await.unwrap();
+        assert!(serde_json::from_slice::<Value>(&body).is_err(), "{}", String::from_utf8_lossy(&body));
+        match () {
+            _ if body.is_empty() => empty += 1,
+            _ if body.starts_with(b"<html>") => html += 1,
+            _ => other += 1,
+        }
+    }
+    assert!(html > 0 && empty > 0 && other > 0, "html {html}, empty {empty}, broken JSON {other}");
+    assert!(sim.requests().iter().filter(|r| r.service == Some(Service::Volume)).all(|r| r.injected.as_deref() == Some("malformed")));
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn slow_bodies_arrive_whole_in_pieces() {
+    use futures::StreamExt;
+    let clean = start_with(BTreeMap::new(), 0).await;
+    let token = admin_token(&clean).await;
+    let full = get(&clean, &token, "/compute/v2.1/flavors/detail").await.unwrap().text().await.unwrap();
+    let clean_base = clean.base_url().to_string();
+    clean.stop().await;
+
+    let profile = ServiceProfile { slow_body_rate: 1.0, slow_body_ms: 400, ..Default::default() };
+    let sim = start_with(only(Service::Compute, profile), 0).await;
+    let token = admin_token(&sim).await;
+    let started = Instant::now();
+    let resp = get(&sim, &token, "/compute/v2.1/flavors/detail").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.bytes_stream();
+    let (mut pieces, mut body) = (0, Vec::new());
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.unwrap());
+        pieces += 1;
+    }
+    assert!(pieces >= 2, "one piece");
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert_eq!(String::from_utf8(body).unwrap(), full.replace(&clean_base, sim.base_url()));
+    assert_eq!(sim.requests().last().unwrap().injected.as_deref(), Some("slow body"));
+    sim.stop().await;
+}

@@ -234,7 +234,11 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
     for e in &report.errors {
         eprintln!("fedsite send: {e}");
     }
-    let ok = !report.auth_failed && report.errors.is_empty();
+    if report.deferred > 0 {
+        eprintln!("fedsite send: {} elements left in the spool after their retries; the next run sends them", report.deferred);
+    }
+    // Anything not delivered makes the exit code non-zero, so cron reports it.
+    let ok = !report.auth_failed && report.errors.is_empty() && report.deferred == 0;
     if let (Some(l), Some(run)) = (ledger.as_mut(), run) {
         for e in &report.errors {
             l.add_run_warning(run, "error", e)?;

@@ -128,11 +128,20 @@ pub struct BehaviourArgs {
     /// Fraction of answers cut in half.
     #[arg(long, default_value_t = 0.0)]
     pub truncate_rate: f64,
+    /// Fraction of answers sent as 200 with malformed JSON.
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_rate: f64,
+    /// Fraction of answers whose body trickles in over --slow-body-ms.
+    #[arg(long, default_value_t = 0.0)]
+    pub slow_body_rate: f64,
+    #[arg(long, default_value_t = 2_000)]
+    pub slow_body_ms: u64,
     /// Seed of the fault and jitter generator.
     #[arg(long, default_value_t = 0)]
     pub fault_seed: u64,
     /// TOML file with a table per service (identity, compute, volume,
-    /// network, image) holding the same keys as the flags; it overrides them.
+    /// network, image, prometheus, ams, ams-authn) holding the same keys as
+    /// the flags (`error_rate`, `malformed_rate`, ...); it overrides them.
     #[arg(long, value_name = "PATH")]
     pub profile_file: Option<PathBuf>,
 }
@@ -144,6 +153,8 @@ impl BehaviourArgs {
             ("--error-rate", self.error_rate),
             ("--timeout-rate", self.timeout_rate),
             ("--truncate-rate", self.truncate_rate),
+            ("--malformed-rate", self.malformed_rate),
+            ("--slow-body-rate", self.slow_body_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 bail!("{name} must be between 0 and 1, got {rate}");
@@ -157,6 +168,9 @@ impl BehaviourArgs {
             timeout_rate: self.timeout_rate,
             timeout_ms: self.timeout_ms,
             truncate_rate: self.truncate_rate,
+            malformed_rate: self.malformed_rate,
+            slow_body_rate: self.slow_body_rate,
+            slow_body_ms: self.slow_body_ms,
         };
         let mut profiles: BTreeMap<Service, ServiceProfile> =
             Service::ALL.into_iter().map(|s| (s, base.clone())).collect();
@@ -168,7 +182,7 @@ impl BehaviourArgs {
             for (name, profile) in table {
                 let service = Service::parse(&name).with_context(|| {
                     format!(
-                        "{}: unknown service [{name}] (known: identity, compute, volume, network, image)",
+                        "{}: unknown service [{name}] (known: identity, compute, volume, network, image, prometheus, ams, ams-authn)",
                         path.display()
                     )
                 })?;
@@ -204,7 +218,17 @@ pub async fn run(args: SimArgs) -> Result<ExitCode> {
     AmsSimArgs::print(&handle);
     let yaml = handle.clouds_yaml();
     if let Some(path) = &args.clouds_yaml {
-        std::fs::write(path, &yaml).with_context(|| format!("writing {}", path.display()))?;
+        // It holds the well-known accounts' password: private, as fedsite requires.
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| f.write_all(yaml.as_bytes()))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     print!("{yaml}");
     use std::io::Write;

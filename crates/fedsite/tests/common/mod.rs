@@ -67,6 +67,22 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Writes a file holding secrets (clouds.yaml, caso.conf, sender.cfg with a
+/// token) with mode 0600, as fedsite requires of them.
+pub fn write_private(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = path.as_ref();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    f.write_all(contents.as_ref()).unwrap();
+}
+
 /// What a finished program printed.
 #[derive(Debug)]
 pub struct Output {
@@ -186,7 +202,7 @@ pub async fn run_caso(sim: &sim::SimHandle, run: &CasoRun<'_>) -> CasoOutput {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path();
     let conf = work.join("caso.conf");
-    std::fs::write(
+    write_private(
         &conf,
         format!(
             "[DEFAULT]\nsite_name = TEST-SITE\nservice_name = TEST-SITE-cloud\nmessengers = ssm,noop\n\
@@ -202,8 +218,7 @@ pub async fn run_caso(sim: &sim::SimHandle, run: &CasoRun<'_>) -> CasoOutput {
             user = sim::scenario::ACCOUNTING_USER,
             pw = sim::scenario::PASSWORD,
         ),
-    )
-    .unwrap();
+    );
     let conf_s = conf.to_str().unwrap().to_string();
     let mut args = vec!["--config-file", &conf_s, "--extract-from", run.from, "--extract-to", run.to];
     if let Some(p) = run.projects {

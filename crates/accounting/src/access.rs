@@ -105,6 +105,11 @@ pub(crate) struct Access {
     image_by_id: Memo<Option<Image>>,
     users: Memo<Option<String>>,
     users_denied: AtomicBool,
+    /// Every user's name from one `GET /v3/users` (None: refused or failed).
+    user_index: OnceCell<Option<Arc<HashMap<String, String>>>>,
+    /// The servers only os-simple-tenant-usage names, from one all-projects
+    /// listing (None: not worth it, or refused: `GET /servers/{id}` each).
+    usage_only: OnceCell<Option<Arc<HashMap<String, Server>>>>,
     servers: OnceCell<Global<HashMap<String, Vec<Server>>>>,
     servers_since: DateTime<Utc>,
     usages: Memo<Global<HashMap<String, Vec<ServerUsage>>>>,
@@ -136,6 +141,8 @@ impl Access {
             image_by_id: Memo::new(),
             users: Memo::new(),
             users_denied: AtomicBool::new(false),
+            user_index: OnceCell::new(),
+            usage_only: OnceCell::new(),
             servers: OnceCell::new(),
             servers_since,
             usages: Memo::new(),
@@ -342,10 +349,34 @@ impl Access {
 
     // -------------------------------------------------------------- users
 
-    /// The Keystone user name (cASO: None on any error).
+    /// Every user's name, listed once with the privileged token.
+    async fn user_index(&self) -> Option<Arc<HashMap<String, String>>> {
+        if !self.privileged {
+            return None;
+        }
+        self.user_index
+            .get_or_init(|| async {
+                match openstack::keystone::ListUsers::default().list(&self.primary).await {
+                    Ok(list) => Some(Arc::new(list.into_iter().map(|u| (u.id, u.name)).collect())),
+                    Err(e) => {
+                        tracing::info!(target: "accounting", error = %e, "cannot list Keystone users; reading them one by one");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+
+    /// The Keystone user name (cASO: None on any error): from the run-wide
+    /// user list, else `GET /v3/users/{id}` (a user the list did not hold:
+    /// another domain, a truncated list).
     pub async fn user_name(&self, user_id: &str) -> Option<String> {
         if user_id.is_empty() || self.users_denied.load(Ordering::Relaxed) {
             return None;
+        }
+        if let Some(name) = self.user_index().await.and_then(|idx| idx.get(user_id).cloned()) {
+            return Some(name);
         }
         self.users
             .get(user_id, || async {
@@ -510,6 +541,80 @@ impl Access {
             .collect())
     }
 
+    /// The servers os-simple-tenant-usage names that are not in the
+    /// changes-since list, from one all-projects listing of the live
+    /// servers, when that takes fewer requests than one `GET` each (more
+    /// such servers than pages of the listing). Only the wanted ones are kept.
+    async fn usage_only_index(&self) -> Option<Arc<HashMap<String, Server>>> {
+        if !self.privileged {
+            return None;
+        }
+        self.usage_only
+            .get_or_init(|| async {
+                let Global::Have(changed) = self.all_servers().await else { return None };
+                let usages: Vec<Arc<HashMap<String, Vec<ServerUsage>>>> = {
+                    let cells: Vec<_> = self.usages.cells.lock().unwrap().values().cloned().collect();
+                    cells.iter().filter_map(|c| match c.get() {
+                        Some(Global::Have(m)) => Some(m.clone()),
+                        _ => None,
+                    }).collect()
+                };
+                let changed_ids: HashSet<&str> = changed.values().flatten().map(|s| s.id.as_str()).collect();
+                let mut entries = 0usize;
+                let mut wanted: HashSet<String> = HashSet::new();
+                for m in &usages {
+                    for u in m.values().flatten() {
+                        entries += 1;
+                        if !changed_ids.contains(u.instance_id.as_str()) {
+                            wanted.insert(u.instance_id.clone());
+                        }
+                    }
+                }
+                // The listing's pages are about the live servers, which the
+                // usage entries approximate from above.
+                let pages = entries / LISTING_PAGE + 1;
+                if wanted.len() <= pages {
+                    return None;
+                }
+                let mut found = HashMap::new();
+                let mut stream = ListServers { all_tenants: true, ..Default::default() }.stream(&self.primary);
+                while let Some(s) = futures::StreamExt::next(&mut stream).await {
+                    match s {
+                        Ok(s) if wanted.contains(&s.id) => {
+                            found.insert(s.id.clone(), s);
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::info!(target: "accounting", error = %e, "cannot list every project's live servers; reading them one by one");
+                            return None;
+                        }
+                    }
+                }
+                Some(Arc::new(found))
+            })
+            .await
+            .clone()
+    }
+
+    /// The usage-only servers of a project (see [`Access::server`]): from
+    /// the all-projects listing when there is one, else one `GET` each.
+    pub async fn usage_only_servers(&self, p: &ProjectAccess, ids: &[&str], conc: usize) -> Vec<Result<Option<Server>, ExtractError>> {
+        let index = if ids.is_empty() { None } else { self.usage_only_index().await };
+        futures::StreamExt::collect(futures::StreamExt::buffered(
+            futures::stream::iter(ids.iter().map(|id| {
+                let hit = index.as_ref().and_then(|m| m.get(*id).cloned());
+                async move {
+                    match hit {
+                        Some(s) if s.tenant_id.as_deref().is_none_or(|t| t == p.id) => Ok(Some(s)),
+                        _ => self.server(p, id).await,
+                    }
+                }
+            })),
+            conc,
+        ))
+        .await
+    }
+
     /// `GET /servers/{id}`; Ok(None) when Nova answers a client error (cASO
     /// warns and skips: "Cannot find VM in API").
     pub async fn server(&self, p: &ProjectAccess, id: &str) -> Result<Option<Server>, ExtractError> {
@@ -553,6 +658,10 @@ impl Access {
         }
     }
 }
+
+/// The page size the all-projects server listing gets (Nova's default
+/// `osapi_max_limit`).
+const LISTING_PAGE: usize = 1000;
 
 /// A 403, or the errors a catalog without a project-less endpoint gives.
 fn refused(e: &openstack::Error) -> bool {

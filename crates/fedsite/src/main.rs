@@ -40,6 +40,8 @@ enum Command {
     Receive(cmd::receive::ReceiveArgs),
     /// Inspect the outgoing spool and its quarantine.
     Spool(cmd::spool::SpoolArgs),
+    /// Benchmark fedsite against cASO and SSM on the simulated site (docs/performance.md).
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
             Command::Send(args) => cmd::send::run(args).await,
             Command::Receive(args) => cmd::receive::run(args).await,
             Command::Spool(args) => cmd::spool::run(args).await,
+            Command::Bench(args) => cmd::bench::run(args).await,
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod accounting;
+pub mod bench;
 pub mod demo;
 pub mod inventory;
 pub mod receive;

@@ -408,7 +408,8 @@ impl Access {
         self.servers
             .get_or_init(|| async {
                 let q = ListServers { all_tenants: true, changes_since: Some(self.servers_since), ..Default::default() };
-                global(q.list(&self.primary).await, "listing every project's servers", |s: &Server| s.tenant_id.clone())
+                let list = futures::TryStreamExt::try_collect::<Vec<Server>>(futures::TryStreamExt::map_ok(q.stream(&self.primary), slim)).await;
+                global(list, "listing every project's servers", |s: &Server| s.tenant_id.clone())
             })
             .await
             .clone()
@@ -471,6 +472,60 @@ impl Access {
             })
             .await
             .clone()
+    }
+
+    /// Starts every run-wide listing the extractors will need at once,
+    /// instead of one after another as the first project reaches each: each
+    /// listing is a chain of pages, so the run waits for the longest chain
+    /// rather than their sum. `usage_window`: the window every project
+    /// shares, if they do.
+    pub async fn prefetch(
+        &self,
+        usage_window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        servers: bool,
+        nova: bool,
+        cinder: bool,
+        neutron: bool,
+    ) {
+        if !self.privileged {
+            return;
+        }
+        let servers = async {
+            if servers || nova {
+                self.all_servers().await;
+            }
+        };
+        let usage = async {
+            if let (true, Some((from, to))) = (nova, usage_window) {
+                self.all_usages(from, to).await;
+            }
+        };
+        let flavors = async {
+            if nova {
+                self.flavor_index().await;
+            }
+        };
+        let images = async {
+            if nova {
+                self.image_index().await;
+            }
+        };
+        let users = async {
+            if nova || cinder {
+                self.user_index().await;
+            }
+        };
+        let volumes = async {
+            if cinder {
+                self.all_volumes().await;
+            }
+        };
+        let fips = async {
+            if neutron {
+                self.all_floating_ips().await;
+            }
+        };
+        futures::join!(servers, usage, flavors, images, users, volumes, fips);
     }
 
     // ------------------------------------------------- per-project calls
@@ -581,7 +636,7 @@ impl Access {
                 while let Some(s) = futures::StreamExt::next(&mut stream).await {
                     match s {
                         Ok(s) if wanted.contains(&s.id) => {
-                            found.insert(s.id.clone(), s);
+                            found.insert(s.id.clone(), slim(s));
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -657,6 +712,19 @@ impl Access {
             )),
         }
     }
+}
+
+/// A listed server without what no record needs (unknown fields, metadata,
+/// tags, fixed addresses), so the run-wide listings of a large site stay small.
+fn slim(mut s: Server) -> Server {
+    s.extra = serde_json::Map::new();
+    s.metadata.clear();
+    s.tags = None;
+    for list in s.addresses.values_mut() {
+        list.retain(|a| a.ip_type.as_deref() == Some("floating"));
+    }
+    s.addresses.retain(|_, l| !l.is_empty());
+    s
 }
 
 /// The page size the all-projects server listing gets (Nova's default

@@ -32,7 +32,9 @@ fn bench_on_tiny_prints_the_table_and_writes_the_json() {
         "fedsite bench: scenario tiny, latency 1 ms, 8 concurrent per service",
         "extraction (nova, cinder, neutron)",
         "fedsite/cASO: wall ",
-        "round-trip floor: ",
+        "fedsite --no-suspend-duration/cASO: wall ",
+        "round-trip floor with SuspendDuration: ",
+        "round-trip floor without (--no-suspend-duration): ",
         "POST /identity/v3/auth/tokens",
         "sending (signed, to AMS)",
         "fedsite/SSM: wall ",
@@ -44,7 +46,10 @@ fn bench_on_tiny_prints_the_table_and_writes_the_json() {
     assert_eq!(r["scenario"], "tiny");
     assert_eq!(r["latency_ms"], 1);
     let ex = r["extraction"].as_array().unwrap();
-    assert_eq!(ex.iter().map(|s| s["tool"].as_str().unwrap()).collect::<Vec<_>>(), ["fedsite", "caso"]);
+    assert_eq!(
+        ex.iter().map(|s| s["tool"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["fedsite", "fedsite --no-suspend-duration", "caso"]
+    );
     for s in ex {
         assert_eq!(s["runs"], 1, "{s}");
         assert!(s["wall_s"].as_f64().unwrap() > 0.0 && s["cpu_s"].as_f64().unwrap() > 0.0, "{s}");
@@ -54,8 +59,10 @@ fn bench_on_tiny_prints_the_table_and_writes_the_json() {
         assert!(s["output"].as_u64().unwrap() >= 10, "{s}");
         assert!(s["messages"].as_u64().unwrap() >= 4, "{s}");
     }
-    for k in ["wall", "cpu", "max_rss", "requests", "speedup"] {
-        assert!(r["extraction_ratios"][k].as_f64().is_some_and(|x| x > 0.0), "ratio {k}: {}", r["extraction_ratios"]);
+    for ratios in ["extraction_ratios", "extraction_ratios_no_suspend"] {
+        for k in ["wall", "cpu", "max_rss", "requests", "speedup"] {
+            assert!(r[ratios][k].as_f64().is_some_and(|x| x > 0.0), "{ratios} {k}: {}", r[ratios]);
+        }
     }
     let floor = &r["floor"];
     assert!(floor["requests"].as_u64().unwrap() >= 7, "{floor}");
@@ -64,7 +71,13 @@ fn bench_on_tiny_prints_the_table_and_writes_the_json() {
     assert_eq!(by_service, floor["requests"].as_u64().unwrap());
     let want_floor = floor["requests"].as_f64().unwrap() * 0.001 / 8.0;
     assert!((floor["floor_s"].as_f64().unwrap() - want_floor).abs() < 1e-9, "{floor}");
-    assert!(r["fedsite_vs_floor"].as_f64().unwrap() > 0.0);
+    // Without instance actions the floor is smaller by exactly them and their project tokens.
+    let (with, without) = (&floor["with_suspend"], &floor["without_suspend"]);
+    assert_eq!(
+        with["requests"].as_u64().unwrap() - without["requests"].as_u64().unwrap(),
+        floor["instance_actions"].as_u64().unwrap() + floor["projects_with_actions"].as_u64().unwrap()
+    );
+    assert!(r["fedsite_vs_floor"].as_f64().unwrap() > 0.0 && r["fedsite_no_suspend_vs_floor"].as_f64().unwrap() > 0.0);
 
     let send = r["sending"].as_array().unwrap();
     assert_eq!(send.iter().map(|s| s["tool"].as_str().unwrap()).collect::<Vec<_>>(), ["fedsite send", "ssm (argo-ams-library)"]);

@@ -23,6 +23,11 @@ const TAG: &str = "caso";
 const VO_KEYS: [&str; 3] = ["egi.VO", "egi.eu:VO", "VO"];
 /// The VO given (through voms.json, to both tools) to tagged projects with none.
 const NO_VO: &str = "bench.novo";
+/// The tools' names in the report.
+const FEDSITE: &str = "fedsite";
+const FEDSITE_NO_SUSPEND: &str = "fedsite --no-suspend-duration";
+const CASO: &str = "caso";
+
 /// Largest page Nova, Cinder and Glance give by default (`osapi_max_limit`, `api_limit_max`).
 const MAX_PAGE: usize = 1000;
 
@@ -80,12 +85,22 @@ pub struct BenchArgs {
     /// Working directory (spools, ledgers, logs); a temporary one, removed at the end, by default.
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Internal: run the command after `--` as a child, wait4 it and write its usage (JSON)
+    /// here. Every measured tool runs under this small helper process: Linux counts the RSS
+    /// of the process that forked a child into the child's ru_maxrss, and the bench itself
+    /// holds the census.
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub measure_child: Option<PathBuf>,
+    #[arg(long, hide = true, default_value_t = 3600)]
+    pub measure_timeout_secs: u64,
+    #[arg(last = true, hide = true)]
+    pub child: Vec<String>,
 }
 
 // ------------------------------------------------------------------ measuring a child
 
 /// What one child process used.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Usage {
     pub wall_s: f64,
     pub user_s: f64,
@@ -96,16 +111,72 @@ pub struct Usage {
     /// Exit code, or -signal.
     pub exit: i32,
     pub timed_out: bool,
+    /// CPU the sim process spent meanwhile (answering this tool), s.
+    #[serde(default)]
+    pub sim_cpu_s: f64,
 }
 
-/// Runs `cmd` (stdout/stderr to `log_base`.out/.err), waits with wait4 for its rusage; killed
-/// after `timeout`.
-fn run_measured(mut cmd: Command, log_base: &Path, timeout: Duration) -> Result<(Usage, String, String)> {
+/// user+sys CPU seconds of a running process, from /proc (0 when unreadable).
+fn process_cpu_s(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// Runs `cmd` (stdout/stderr to `log_base`.out/.err) under the measuring helper
+/// (`fedsite bench --measure-child`), which waits for it with wait4; killed after `timeout`.
+fn run_measured(cmd: Command, log_base: &Path, timeout: Duration) -> Result<(Usage, String, String)> {
     let out_path = log_base.with_extension("out");
     let err_path = log_base.with_extension("err");
-    cmd.stdin(Stdio::null())
+    let usage_path = log_base.with_extension("usage.json");
+    let _ = std::fs::remove_file(&usage_path);
+    let mut helper = Command::new(std::env::current_exe().context("locating the fedsite binary")?);
+    helper
+        .args(["bench", "--log", "warn", "--measure-timeout-secs", &timeout.as_secs().max(1).to_string()])
+        .arg("--measure-child")
+        .arg(&usage_path)
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => helper.env(k, v),
+            None => helper.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        helper.current_dir(d);
+    }
+    helper
+        .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).with_context(|| format!("creating {}", out_path.display()))?)
         .stderr(std::fs::File::create(&err_path).with_context(|| format!("creating {}", err_path.display()))?);
+    let outer = wait_measured(helper, timeout + Duration::from_secs(60))?;
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let usage = match std::fs::read_to_string(&usage_path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| format!("parsing {}", usage_path.display()))?,
+        Err(_) => bail!("the measuring helper wrote no usage (exit {}):\n{}", outer.exit, tail(&read(&err_path), 20)),
+    };
+    Ok((usage, read(&out_path), read(&err_path)))
+}
+
+/// The helper's side: runs `child` (stdio inherited), waits with wait4, writes the usage.
+fn measure_child(out: &Path, child: &[String], timeout: Duration) -> Result<ExitCode> {
+    let (program, args) = child.split_first().context("--measure-child needs a command after --")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    let usage = wait_measured(cmd, timeout)?;
+    std::fs::write(out, serde_json::to_string(&usage)?).with_context(|| format!("writing {}", out.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Spawns `cmd` as it is set up, waits for it with wait4 for its rusage; killed after `timeout`.
+fn wait_measured(mut cmd: Command, timeout: Duration) -> Result<Usage> {
     let started = Instant::now();
     let child = cmd.spawn().with_context(|| format!("starting {:?}", cmd.get_program()))?;
     let pid = child.id() as libc::pid_t;
@@ -142,9 +213,9 @@ fn run_measured(mut cmd: Command, log_base: &Path, timeout: Duration) -> Result<
         max_rss_mib: ru.ru_maxrss as f64 / 1024.0,
         exit,
         timed_out,
+        sim_cpu_s: 0.0,
     };
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    Ok((usage, read(&out_path), read(&err_path)))
+    Ok(usage)
 }
 
 // ------------------------------------------------------------------ the sim process
@@ -331,17 +402,35 @@ pub struct Floor {
     /// Servers of tagged projects with records whose instance actions are needed
     /// (SuspendDuration; those never launched or not updated since launch are not).
     pub instance_actions: usize,
-    /// Minimal requests per service: token + projects + users list; listings in pages of
-    /// 1,000; the usage-only servers by id or by one more listing, whichever is fewer; one
-    /// instance-action list per server that needs it.
+    /// Projects owning those servers: Nova shows a server's actions to its project (or an
+    /// admin), so each needs a project-scoped token.
+    pub projects_with_actions: usize,
+    /// The records fedsite writes by default (SuspendDuration from instance actions).
+    pub with_suspend: FloorVariant,
+    /// The records cASO writes (no SuspendDuration: no instance actions).
+    pub without_suspend: FloorVariant,
+    // The default variant's figures, flat (what the table's floor line shows).
+    pub requests_by_service: BTreeMap<String, usize>,
+    pub requests: usize,
+    pub floor_s: f64,
+    pub per_service_bound_s: f64,
+    pub chain_bound_s: f64,
+}
+
+/// Minimal requests per service: the token, projects, one user list; listings in pages of
+/// 1,000; the usage-only servers by id or by one more listing, whichever is fewer; for
+/// SuspendDuration one project token per project and one instance-action list per server
+/// that needs it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FloorVariant {
     pub requests_by_service: BTreeMap<String, usize>,
     pub requests: usize,
     /// requests × latency ÷ concurrency (the definition).
     pub floor_s: f64,
-    /// A tighter lower bound: max over services of (their requests × latency ÷ concurrency),
-    /// and the dependent chain (token, the longest listing's pages one after another, one
-    /// per-object call).
+    /// A tighter lower bound: max over services of (their requests × latency ÷ concurrency).
     pub per_service_bound_s: f64,
+    /// The dependent chain: token, the longest listing's pages one after another, one
+    /// per-object call.
     pub chain_bound_s: f64,
 }
 
@@ -408,22 +497,44 @@ async fn census(
     }
     let instance_actions = in_records.iter().chain(usage_only.iter()).filter(|sv| accounting::nova::needs_actions(sv)).count();
 
-    let mut by: BTreeMap<String, usize> = BTreeMap::new();
-    by.insert("identity".into(), 3); // token, projects?tags, users
-    by.insert(
-        "compute".into(),
-        pages(flavors) + pages(changed.len()) + pages(usage_entries) + asked.len().min(pages(alive.len())) + instance_actions,
-    );
-    by.insert("image".into(), pages(images));
-    by.insert("volume".into(), pages(volumes));
-    by.insert("network".into(), 1);
-    let requests: usize = by.values().sum();
+    let projects_with_actions = in_records
+        .iter()
+        .chain(usage_only.iter())
+        .filter(|sv| accounting::nova::needs_actions(sv))
+        .filter_map(|sv| sv.tenant_id.as_deref())
+        .collect::<HashSet<_>>()
+        .len();
     let l = latency_ms as f64 / 1000.0;
     let c = conc.max(1) as f64;
     let longest = [pages(changed.len()), pages(usage_entries), pages(alive.len()), pages(volumes), pages(images)]
         .into_iter()
         .max()
         .unwrap_or(1);
+    let variant = |suspend: bool| {
+        let mut by: BTreeMap<String, usize> = BTreeMap::new();
+        // token, projects?tags, users (+ project tokens for the instance actions)
+        by.insert("identity".into(), 3 + if suspend { projects_with_actions } else { 0 });
+        by.insert(
+            "compute".into(),
+            pages(flavors)
+                + pages(changed.len())
+                + pages(usage_entries)
+                + asked.len().min(pages(alive.len()))
+                + if suspend { instance_actions } else { 0 },
+        );
+        by.insert("image".into(), pages(images));
+        by.insert("volume".into(), pages(volumes));
+        by.insert("network".into(), 1);
+        let requests: usize = by.values().sum();
+        FloorVariant {
+            per_service_bound_s: by.values().map(|n| *n as f64 * l / c).fold(0.0, f64::max),
+            chain_bound_s: (1 + longest + 1) as f64 * l,
+            requests_by_service: by,
+            requests,
+            floor_s: requests as f64 * l / c,
+        }
+    };
+    let (with_suspend, without_suspend) = (variant(true), variant(false));
     let floor = Floor {
         tagged_projects: projects.len(),
         flavors,
@@ -435,11 +546,14 @@ async fn census(
         volumes,
         floating_ips: fips,
         instance_actions,
-        per_service_bound_s: by.values().map(|n| *n as f64 * l / c).fold(0.0, f64::max),
-        chain_bound_s: (1 + longest + 1) as f64 * l,
-        requests_by_service: by,
-        requests,
-        floor_s: requests as f64 * l / c,
+        projects_with_actions,
+        requests_by_service: with_suspend.requests_by_service.clone(),
+        requests: with_suspend.requests,
+        floor_s: with_suspend.floor_s,
+        per_service_bound_s: with_suspend.per_service_bound_s,
+        chain_bound_s: with_suspend.chain_bound_s,
+        with_suspend,
+        without_suspend,
     };
     Ok((floor, vo_of))
 }
@@ -460,7 +574,8 @@ pub struct Run {
     pub extra: Value,
 }
 
-/// Records and messages in a dirq spool.
+/// Records and messages in a dirq spool: parsed with the APEL loader rules, else (cASO writes
+/// non-ASCII user names the loader refuses) counted by their separators.
 fn spool_contents(dir: &Path) -> Result<(usize, usize)> {
     if !dir.exists() {
         return Ok((0, 0));
@@ -470,11 +585,25 @@ fn spool_contents(dir: &Path) -> Result<(usize, usize)> {
     for name in q.iter()? {
         let path = dir.join(name.as_str());
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let (_, recs) = apel::parse_message(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", name.as_str()))?;
-        records += recs.len();
+        records += match apel::parse_message(&bytes) {
+            Ok((_, recs)) => recs.len(),
+            Err(_) => count_records(&String::from_utf8_lossy(&bytes)),
+        };
         messages += 1;
     }
     Ok((records, messages))
+}
+
+/// Records in an APEL message without validating them.
+fn count_records(text: &str) -> usize {
+    let t = text.trim_start();
+    if t.starts_with('{') {
+        serde_json::from_str::<Value>(t).ok().and_then(|v| v["UsageRecords"].as_array().map(Vec::len)).unwrap_or(0)
+    } else if t.starts_with('<') {
+        t.matches("<sr:StorageUsageRecord>").count() + t.matches("<sr:StorageUsageRecord ").count()
+    } else {
+        t.trim_end().split("\n%%\n").filter(|r| r.contains(':')).count()
+    }
 }
 
 struct Ctx<'a> {
@@ -499,13 +628,22 @@ impl Ctx<'_> {
 
     fn measured(&self, tool: &str, cmd: Command, dir: &Path, timeout: Duration) -> Result<(Usage, Requests, String, String)> {
         self.rt.block_on(self.control.clear())?;
-        let (usage, out, err) = run_measured(cmd, &dir.join(tool), timeout)?;
+        let sim_before = process_cpu_s(self.sim.child.id());
+        let (mut usage, out, err) = run_measured(cmd, &dir.join(tool), timeout)?;
+        usage.sim_cpu_s = process_cpu_s(self.sim.child.id()) - sim_before;
         let requests = self.rt.block_on(self.control.requests())?;
+        // Kept at once, so a later failure loses nothing measured.
+        let line = json!({"tool": tool, "dir": dir, "usage": usage, "requests": requests}).to_string() + "\n";
+        let log = self.work.join("measurements.jsonl");
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log).with_context(|| format!("opening {}", log.display()))?;
+        std::io::Write::write_all(&mut f, line.as_bytes())?;
         Ok((usage, requests, out, err))
     }
 
-    fn fedsite_extract(&self, i: usize) -> Result<Run> {
-        let dir = self.work.join(format!("run{i}-fedsite"));
+    /// `fedsite accounting extract` (`suspend`: with SuspendDuration, the default).
+    fn fedsite_extract(&self, i: usize, suspend: bool) -> Result<Run> {
+        let tool = if suspend { FEDSITE } else { FEDSITE_NO_SUSPEND };
+        let dir = self.work.join(format!("run{i}-fedsite{}", if suspend { "" } else { "-nosuspend" }));
         std::fs::create_dir_all(&dir)?;
         let mut cmd = Command::new(self.fedsite_bin()?);
         cmd.args(["accounting", "extract", "--os-cloud", "sim-accounting", "--site-name", "TEST-SITE"])
@@ -521,12 +659,15 @@ impl Ctx<'_> {
             .env("OS_CLIENT_CONFIG_FILE", &self.sim.clouds_yaml)
             .env_remove("OS_CLOUD")
             .current_dir(&dir);
+        if !suspend {
+            cmd.arg("--no-suspend-duration");
+        }
         let (usage, requests, _out, err) = self.measured("fedsite", cmd, &dir, Duration::from_secs(self.args.peer_timeout_secs))?;
         if usage.exit != 0 {
             bail!("fedsite accounting extract failed ({}):\n{}", usage.exit, tail(&err, 40));
         }
         let (records, messages) = spool_contents(&dir.join("outgoing"))?;
-        Ok(Run { tool: "fedsite".into(), usage, requests, output: records, messages, extra: Value::Null })
+        Ok(Run { tool: tool.into(), usage, requests, output: records, messages, extra: Value::Null })
     }
 
     fn caso_extract(&self, i: usize) -> Result<Run> {
@@ -566,7 +707,7 @@ impl Ctx<'_> {
             bail!("caso-extract failed ({}):\n{}", usage.exit, tail(&err, 40));
         }
         let (records, messages) = spool_contents(&dir.join("outgoing"))?;
-        Ok(Run { tool: "caso".into(), usage, requests, output: records, messages, extra: Value::Null })
+        Ok(Run { tool: CASO.into(), usage, requests, output: records, messages, extra: Value::Null })
     }
 
     /// A spool of `n` cloud messages of `k` records each (distinct VMUUIDs).
@@ -693,6 +834,8 @@ pub struct Summary {
     pub wall_s: f64,
     pub cpu_s: f64,
     pub max_rss_mib: f64,
+    /// CPU the sim spent answering (median).
+    pub sim_cpu_s: f64,
     pub requests: f64,
     pub output: usize,
     pub messages: usize,
@@ -715,6 +858,7 @@ fn summarise(tool: &str, runs: &[Run]) -> Summary {
         wall_s: median(runs.iter().map(|r| r.usage.wall_s).collect()),
         cpu_s: median(runs.iter().map(|r| r.usage.cpu_s).collect()),
         max_rss_mib: median(runs.iter().map(|r| r.usage.max_rss_mib).collect()),
+        sim_cpu_s: median(runs.iter().map(|r| r.usage.sim_cpu_s).collect()),
         requests: median(runs.iter().map(|r| r.requests.total as f64).collect()),
         output: runs.first().map_or(0, |r| r.output),
         messages: runs.first().map_or(0, |r| r.messages),
@@ -735,9 +879,13 @@ pub struct Report {
     pub extraction: Vec<Summary>,
     /// fedsite ÷ cASO (wall, cpu, rss, requests); cASO ÷ fedsite as `speedup`.
     pub extraction_ratios: Value,
+    /// The same for `fedsite --no-suspend-duration` (the data cASO reads).
+    pub extraction_ratios_no_suspend: Value,
     pub floor: Floor,
-    /// fedsite's wall time ÷ the floor.
+    /// fedsite's wall time ÷ the floor (with SuspendDuration).
     pub fedsite_vs_floor: f64,
+    /// `--no-suspend-duration`'s wall time ÷ its floor.
+    pub fedsite_no_suspend_vs_floor: f64,
     pub sending: Vec<Summary>,
     pub sending_ratios: Value,
     pub runs: Vec<Run>,
@@ -775,17 +923,18 @@ pub fn render_table(r: &Report) -> String {
     let table = |s: &mut String, title: &str, rows: &[Summary], out: &str| {
         s.push_str(&format!("{title}\n"));
         s.push_str(&format!(
-            "  {:<24} {:>4} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
-            "tool", "runs", "wall s", "cpu s", "rss MiB", "requests", out, "messages"
+            "  {:<30} {:>4} {:>9} {:>8} {:>8} {:>10} {:>9} {:>8} {:>8}\n",
+            "tool", "runs", "wall s", "cpu s", "rss MiB", "sim cpu s", "requests", out, "messages"
         ));
         for x in rows {
             s.push_str(&format!(
-                "  {:<24} {:>4} {:>10.2} {:>9.2} {:>9.1} {:>9.0} {:>9} {:>9}{}\n",
+                "  {:<30} {:>4} {:>9.2} {:>8.2} {:>8.1} {:>10.2} {:>9.0} {:>8} {:>8}{}\n",
                 x.tool,
                 x.runs,
                 x.wall_s,
                 x.cpu_s,
                 x.max_rss_mib,
+                x.sim_cpu_s,
                 x.requests,
                 x.output,
                 x.messages,
@@ -794,10 +943,12 @@ pub fn render_table(r: &Report) -> String {
         }
     };
     table(&mut s, "extraction (nova, cinder, neutron)", &r.extraction, "records");
-    if !r.extraction_ratios.is_null() {
-        let x = &r.extraction_ratios;
+    for (name, x) in [("fedsite", &r.extraction_ratios), ("fedsite --no-suspend-duration", &r.extraction_ratios_no_suspend)] {
+        if x.is_null() {
+            continue;
+        }
         s.push_str(&format!(
-            "  fedsite/cASO: wall {}  cpu {}  rss {}  requests {}  (cASO takes {}× as long)\n",
+            "  {name}/cASO: wall {}  cpu {}  rss {}  requests {}  (cASO takes {}× as long)\n",
             fmt_ratio(&x["wall"]),
             fmt_ratio(&x["cpu"]),
             fmt_ratio(&x["max_rss"]),
@@ -806,21 +957,26 @@ pub fn render_table(r: &Report) -> String {
         ));
     }
     let f = &r.floor;
+    for (name, v, vs) in [
+        ("with SuspendDuration", &f.with_suspend, r.fedsite_vs_floor),
+        ("without (--no-suspend-duration)", &f.without_suspend, r.fedsite_no_suspend_vs_floor),
+    ] {
+        s.push_str(&format!(
+            "  round-trip floor {name}: {} requests × {} ms ÷ {} = {:.3} s (per service {:.3} s, chain {:.3} s); fedsite = {:.2}× the floor\n",
+            v.requests, r.latency_ms, r.max_concurrent, v.floor_s, v.per_service_bound_s, v.chain_bound_s, vs
+        ));
+    }
     s.push_str(&format!(
-        "  round-trip floor: {} requests × {} ms ÷ {} = {:.3} s (per service {:.3} s, chain {:.3} s); fedsite = {:.2}× the floor\n",
-        f.requests, r.latency_ms, r.max_concurrent, f.floor_s, f.per_service_bound_s, f.chain_bound_s, r.fedsite_vs_floor
+        "    data: {} tagged projects, {} servers changed in the window, {} alive, {} usage entries ({} usage-only), {} instance-action lists ({} projects), {} volumes, {} floating IPs, {} flavors, {} images\n",
+        f.tagged_projects, f.servers_changed, f.servers_alive, f.usage_entries, f.usage_only, f.instance_actions, f.projects_with_actions, f.volumes, f.floating_ips, f.flavors, f.images
     ));
-    s.push_str(&format!(
-        "    data: {} tagged projects, {} servers changed in the window, {} alive, {} usage entries ({} usage-only), {} instance-action lists, {} volumes, {} floating IPs, {} flavors, {} images\n",
-        f.tagged_projects, f.servers_changed, f.servers_alive, f.usage_entries, f.usage_only, f.instance_actions, f.volumes, f.floating_ips, f.flavors, f.images
-    ));
-    if let Some(fed) = r.runs.iter().find(|x| x.tool == "fedsite") {
+    if let Some(fed) = r.runs.iter().find(|x| x.tool == FEDSITE) {
         s.push_str("  fedsite requests by endpoint (first run):\n");
         for (k, v) in top(&fed.requests.by_endpoint, 12) {
             s.push_str(&format!("    {v:>7}  {k}\n"));
         }
     }
-    if let Some(c) = r.runs.iter().find(|x| x.tool == "caso") {
+    if let Some(c) = r.runs.iter().find(|x| x.tool == CASO) {
         s.push_str("  cASO requests by endpoint (first run):\n");
         for (k, v) in top(&c.requests.by_endpoint, 12) {
             s.push_str(&format!("    {v:>7}  {k}\n"));
@@ -863,6 +1019,11 @@ fn host_info() -> Value {
 // ------------------------------------------------------------------ entry
 
 pub async fn run(args: BenchArgs) -> Result<ExitCode> {
+    if let Some(out) = &args.measure_child {
+        let timeout = Duration::from_secs(args.measure_timeout_secs.max(1));
+        let (out, child) = (out.clone(), args.child.clone());
+        return tokio::task::spawn_blocking(move || measure_child(&out, &child, timeout)).await.context("measuring")?;
+    }
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
@@ -924,7 +1085,11 @@ fn bench(args: &BenchArgs, rt: &tokio::runtime::Handle) -> Result<Report> {
     let mut runs = Vec::new();
     for i in 0..args.runs {
         eprintln!("bench: run {}/{}: fedsite accounting extract", i + 1, args.runs);
-        let r = ctx.fedsite_extract(i)?;
+        let r = ctx.fedsite_extract(i, true)?;
+        eprintln!("bench:   {:.2} s, {} requests, {} records", r.usage.wall_s, r.requests.total, r.output);
+        runs.push(r);
+        eprintln!("bench: run {}/{}: fedsite accounting extract --no-suspend-duration", i + 1, args.runs);
+        let r = ctx.fedsite_extract(i, false)?;
         eprintln!("bench:   {:.2} s, {} requests, {} records", r.usage.wall_s, r.requests.total, r.output);
         runs.push(r);
         if !args.no_caso {
@@ -951,12 +1116,15 @@ fn bench(args: &BenchArgs, rt: &tokio::runtime::Handle) -> Result<Report> {
     drop(sim);
 
     let of = |tool: &str| runs.iter().filter(|r| r.tool == tool).cloned().collect::<Vec<_>>();
-    let fed = summarise("fedsite", &of("fedsite"));
-    let mut extraction = vec![fed.clone()];
+    let fed = summarise(FEDSITE, &of(FEDSITE));
+    let fed_ns = summarise(FEDSITE_NO_SUSPEND, &of(FEDSITE_NO_SUSPEND));
+    let mut extraction = vec![fed.clone(), fed_ns.clone()];
     let mut extraction_ratios = Value::Null;
+    let mut extraction_ratios_no_suspend = Value::Null;
     if !args.no_caso {
-        let caso = summarise("caso", &of("caso"));
+        let caso = summarise(CASO, &of(CASO));
         extraction_ratios = ratios(&fed, &caso);
+        extraction_ratios_no_suspend = ratios(&fed_ns, &caso);
         extraction.push(caso);
     }
     let mut sending = Vec::new();
@@ -979,8 +1147,14 @@ fn bench(args: &BenchArgs, rt: &tokio::runtime::Handle) -> Result<Report> {
         window: [from, to],
         host,
         fedsite_vs_floor: if floor.floor_s > 0.0 { fed.wall_s / floor.floor_s } else { 0.0 },
+        fedsite_no_suspend_vs_floor: if floor.without_suspend.floor_s > 0.0 {
+            fed_ns.wall_s / floor.without_suspend.floor_s
+        } else {
+            0.0
+        },
         extraction,
         extraction_ratios,
+        extraction_ratios_no_suspend,
         floor,
         sending,
         sending_ratios,
@@ -1010,6 +1184,14 @@ mod tests {
     }
 
     #[test]
+    fn records_are_counted_without_the_loader() {
+        assert_eq!(count_records("APEL-cloud-message: v0.4\nVMUUID: a\n%%\nVMUUID: b\n"), 2);
+        assert_eq!(count_records("{\"Type\": \"x\", \"UsageRecords\": [{}, {}, {}]}"), 3);
+        let xml = "<sr:StorageUsageRecords xmlns:sr=\"n\"><sr:StorageUsageRecord><a/></sr:StorageUsageRecord><sr:StorageUsageRecord><a/></sr:StorageUsageRecord></sr:StorageUsageRecords>";
+        assert_eq!(count_records(xml), 2);
+    }
+
+    #[test]
     fn median_of_odd_and_even() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
@@ -1020,13 +1202,14 @@ mod tests {
     fn a_child_is_measured_by_wait4() {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "echo out; echo err >&2; exit 3"]);
-        let (u, out, err) = run_measured(cmd, &dir.path().join("sh"), Duration::from_secs(30)).unwrap();
-        assert_eq!((u.exit, out.as_str(), err.as_str(), u.timed_out), (3, "out\n", "err\n", false));
+        cmd.args(["-c", "echo out; echo err >&2; exit 3"]).stdout(std::fs::File::create(dir.path().join("o")).unwrap());
+        let u = wait_measured(cmd, Duration::from_secs(30)).unwrap();
+        assert_eq!((u.exit, u.timed_out), (3, false));
+        assert_eq!(std::fs::read_to_string(dir.path().join("o")).unwrap(), "out\n");
         assert!(u.max_rss_mib > 0.0 && u.wall_s > 0.0);
         let mut cmd = Command::new("sleep");
         cmd.arg("30");
-        let (u, _, _) = run_measured(cmd, &dir.path().join("sleep"), Duration::from_millis(200)).unwrap();
+        let u = wait_measured(cmd, Duration::from_millis(200)).unwrap();
         assert_eq!((u.exit, u.timed_out), (-libc::SIGKILL, true));
     }
 }

@@ -105,6 +105,11 @@ pub(crate) struct Access {
     image_by_id: Memo<Option<Image>>,
     users: Memo<Option<String>>,
     users_denied: AtomicBool,
+    /// Every user's name from one `GET /v3/users` (None: refused or failed).
+    user_index: OnceCell<Option<Arc<HashMap<String, String>>>>,
+    /// The servers only os-simple-tenant-usage names, from one all-projects
+    /// listing (None: not worth it, or refused: `GET /servers/{id}` each).
+    usage_only: OnceCell<Option<Arc<HashMap<String, Server>>>>,
     servers: OnceCell<Global<HashMap<String, Vec<Server>>>>,
     servers_since: DateTime<Utc>,
     usages: Memo<Global<HashMap<String, Vec<ServerUsage>>>>,
@@ -136,6 +141,8 @@ impl Access {
             image_by_id: Memo::new(),
             users: Memo::new(),
             users_denied: AtomicBool::new(false),
+            user_index: OnceCell::new(),
+            usage_only: OnceCell::new(),
             servers: OnceCell::new(),
             servers_since,
             usages: Memo::new(),
@@ -342,10 +349,34 @@ impl Access {
 
     // -------------------------------------------------------------- users
 
-    /// The Keystone user name (cASO: None on any error).
+    /// Every user's name, listed once with the privileged token.
+    async fn user_index(&self) -> Option<Arc<HashMap<String, String>>> {
+        if !self.privileged {
+            return None;
+        }
+        self.user_index
+            .get_or_init(|| async {
+                match openstack::keystone::ListUsers::default().list(&self.primary).await {
+                    Ok(list) => Some(Arc::new(list.into_iter().map(|u| (u.id, u.name)).collect())),
+                    Err(e) => {
+                        tracing::info!(target: "accounting", error = %e, "cannot list Keystone users; reading them one by one");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+
+    /// The Keystone user name (cASO: None on any error): from the run-wide
+    /// user list, else `GET /v3/users/{id}` (a user the list did not hold:
+    /// another domain, a truncated list).
     pub async fn user_name(&self, user_id: &str) -> Option<String> {
         if user_id.is_empty() || self.users_denied.load(Ordering::Relaxed) {
             return None;
+        }
+        if let Some(name) = self.user_index().await.and_then(|idx| idx.get(user_id).cloned()) {
+            return Some(name);
         }
         self.users
             .get(user_id, || async {
@@ -377,7 +408,8 @@ impl Access {
         self.servers
             .get_or_init(|| async {
                 let q = ListServers { all_tenants: true, changes_since: Some(self.servers_since), ..Default::default() };
-                global(q.list(&self.primary).await, "listing every project's servers", |s: &Server| s.tenant_id.clone())
+                let list = futures::TryStreamExt::try_collect::<Vec<Server>>(futures::TryStreamExt::map_ok(q.stream(&self.primary), slim)).await;
+                global(list, "listing every project's servers", |s: &Server| s.tenant_id.clone())
             })
             .await
             .clone()
@@ -440,6 +472,60 @@ impl Access {
             })
             .await
             .clone()
+    }
+
+    /// Starts every run-wide listing the extractors will need at once,
+    /// instead of one after another as the first project reaches each: each
+    /// listing is a chain of pages, so the run waits for the longest chain
+    /// rather than their sum. `usage_window`: the window every project
+    /// shares, if they do.
+    pub async fn prefetch(
+        &self,
+        usage_window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        servers: bool,
+        nova: bool,
+        cinder: bool,
+        neutron: bool,
+    ) {
+        if !self.privileged {
+            return;
+        }
+        let servers = async {
+            if servers || nova {
+                self.all_servers().await;
+            }
+        };
+        let usage = async {
+            if let (true, Some((from, to))) = (nova, usage_window) {
+                self.all_usages(from, to).await;
+            }
+        };
+        let flavors = async {
+            if nova {
+                self.flavor_index().await;
+            }
+        };
+        let images = async {
+            if nova {
+                self.image_index().await;
+            }
+        };
+        let users = async {
+            if nova || cinder {
+                self.user_index().await;
+            }
+        };
+        let volumes = async {
+            if cinder {
+                self.all_volumes().await;
+            }
+        };
+        let fips = async {
+            if neutron {
+                self.all_floating_ips().await;
+            }
+        };
+        futures::join!(servers, usage, flavors, images, users, volumes, fips);
     }
 
     // ------------------------------------------------- per-project calls
@@ -510,6 +596,80 @@ impl Access {
             .collect())
     }
 
+    /// The servers os-simple-tenant-usage names that are not in the
+    /// changes-since list, from one all-projects listing of the live
+    /// servers, when that takes fewer requests than one `GET` each (more
+    /// such servers than pages of the listing). Only the wanted ones are kept.
+    async fn usage_only_index(&self) -> Option<Arc<HashMap<String, Server>>> {
+        if !self.privileged {
+            return None;
+        }
+        self.usage_only
+            .get_or_init(|| async {
+                let Global::Have(changed) = self.all_servers().await else { return None };
+                let usages: Vec<Arc<HashMap<String, Vec<ServerUsage>>>> = {
+                    let cells: Vec<_> = self.usages.cells.lock().unwrap().values().cloned().collect();
+                    cells.iter().filter_map(|c| match c.get() {
+                        Some(Global::Have(m)) => Some(m.clone()),
+                        _ => None,
+                    }).collect()
+                };
+                let changed_ids: HashSet<&str> = changed.values().flatten().map(|s| s.id.as_str()).collect();
+                let mut entries = 0usize;
+                let mut wanted: HashSet<String> = HashSet::new();
+                for m in &usages {
+                    for u in m.values().flatten() {
+                        entries += 1;
+                        if !changed_ids.contains(u.instance_id.as_str()) {
+                            wanted.insert(u.instance_id.clone());
+                        }
+                    }
+                }
+                // The listing's pages are about the live servers, which the
+                // usage entries approximate from above.
+                let pages = entries / LISTING_PAGE + 1;
+                if wanted.len() <= pages {
+                    return None;
+                }
+                let mut found = HashMap::new();
+                let mut stream = ListServers { all_tenants: true, ..Default::default() }.stream(&self.primary);
+                while let Some(s) = futures::StreamExt::next(&mut stream).await {
+                    match s {
+                        Ok(s) if wanted.contains(&s.id) => {
+                            found.insert(s.id.clone(), slim(s));
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::info!(target: "accounting", error = %e, "cannot list every project's live servers; reading them one by one");
+                            return None;
+                        }
+                    }
+                }
+                Some(Arc::new(found))
+            })
+            .await
+            .clone()
+    }
+
+    /// The usage-only servers of a project (see [`Access::server`]): from
+    /// the all-projects listing when there is one, else one `GET` each.
+    pub async fn usage_only_servers(&self, p: &ProjectAccess, ids: &[&str], conc: usize) -> Vec<Result<Option<Server>, ExtractError>> {
+        let index = if ids.is_empty() { None } else { self.usage_only_index().await };
+        futures::StreamExt::collect(futures::StreamExt::buffered(
+            futures::stream::iter(ids.iter().map(|id| {
+                let hit = index.as_ref().and_then(|m| m.get(*id).cloned());
+                async move {
+                    match hit {
+                        Some(s) if s.tenant_id.as_deref().is_none_or(|t| t == p.id) => Ok(Some(s)),
+                        _ => self.server(p, id).await,
+                    }
+                }
+            })),
+            conc,
+        ))
+        .await
+    }
+
     /// `GET /servers/{id}`; Ok(None) when Nova answers a client error (cASO
     /// warns and skips: "Cannot find VM in API").
     pub async fn server(&self, p: &ProjectAccess, id: &str) -> Result<Option<Server>, ExtractError> {
@@ -553,6 +713,23 @@ impl Access {
         }
     }
 }
+
+/// A listed server without what no record needs (unknown fields, metadata,
+/// tags, fixed addresses), so the run-wide listings of a large site stay small.
+fn slim(mut s: Server) -> Server {
+    s.extra = serde_json::Map::new();
+    s.metadata.clear();
+    s.tags = None;
+    for list in s.addresses.values_mut() {
+        list.retain(|a| a.ip_type.as_deref() == Some("floating"));
+    }
+    s.addresses.retain(|_, l| !l.is_empty());
+    s
+}
+
+/// The page size the all-projects server listing gets (Nova's default
+/// `osapi_max_limit`).
+const LISTING_PAGE: usize = 1000;
 
 /// A 403, or the errors a catalog without a project-less endpoint gives.
 fn refused(e: &openstack::Error) -> bool {

@@ -114,9 +114,27 @@ pub async fn extract_with(
     window_for: impl Fn(&ProjectId) -> Window + Sync,
     known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
 ) -> Extraction {
+    let mut projects = Vec::new();
+    let failure = extract_each(session, cfg, window_for, known_volumes, |o| projects.push(o)).await;
+    projects.sort_by(|a, b| a.project_id.cmp(&b.project_id));
+    Extraction { projects, failure }
+}
+
+/// [`extract_with`], handing each project's outcome to `on_done` as soon as
+/// it is complete (in completion order), so the caller can store it while
+/// the other projects are still being read, and need not hold every record
+/// of the run at once. Returns the failure that stopped the whole run, if any
+/// (then `on_done` was never called).
+pub async fn extract_each(
+    session: &Session,
+    cfg: &ExtractConfig,
+    window_for: impl Fn(&ProjectId) -> Window + Sync,
+    known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
+    mut on_done: impl FnMut(ProjectOutcome),
+) -> Option<ExtractError> {
     let vo_map = match VoMap::load(&cfg.vo_properties, cfg.voms_json.as_deref(), cfg.catchall_site_yaml.as_deref()) {
         Ok(m) => m,
-        Err(e) => return Extraction { projects: vec![], failure: Some(e.into()) },
+        Err(e) => return Some(e.into()),
     };
     let tagged = match &cfg.project_tag {
         Some(tag) => match ListProjects::tagged(tag.clone()).list(session).await {
@@ -126,12 +144,7 @@ pub async fn extract_with(
                     "cannot list projects tagged {tag:?}; using only the configured projects. The accounting account needs {SYSTEM_ROLE}");
                 vec![]
             }
-            Err(e) => {
-                return Extraction {
-                    projects: vec![],
-                    failure: Some(ExtractError::api(format!("listing projects tagged {tag:?}"), e, SYSTEM_ROLE)),
-                };
-            }
+            Err(e) => return Some(ExtractError::api(format!("listing projects tagged {tag:?}"), e, SYSTEM_ROLE)),
         },
         None => vec![],
     };
@@ -141,24 +154,36 @@ pub async fn extract_with(
     }
     let windows: BTreeMap<String, Window> = projects.keys().map(|p| (p.clone(), window_for(p))).collect();
     let Some(earliest) = windows.values().map(|w| w.from()).min() else {
-        return Extraction::default();
+        return None;
     };
     let access = match Access::new(session.clone(), earliest).await {
         Ok(a) => a,
-        Err(e) => return Extraction { projects: vec![], failure: Some(e) },
+        Err(e) => return Some(e),
     };
     let access = &access;
+    // Only projects with a VO are read; without any, nothing is listed.
+    if projects.iter().any(|(id, p)| vo_map.resolve(id, p.as_ref().map(|p| p.name.as_str()), p.as_ref().map(|p| &p.extra)).is_some() || p.is_none()) {
+        let mut ws = windows.values();
+        let first = ws.next().copied();
+        let common = first.filter(|w| ws.all(|x| x == w)).map(|w| (w.from(), w.to()));
+        let has = |x: Extractor| cfg.extractors.contains(&x);
+        access
+            .prefetch(common, has(Extractor::Prometheus), has(Extractor::Nova), has(Extractor::Cinder), has(Extractor::Neutron))
+            .await;
+    }
     let vo_map = &vo_map;
     let known_volumes = &known_volumes;
-    let mut outcomes: Vec<ProjectOutcome> = futures::stream::iter(projects.into_iter().map(|(id, project)| {
+    futures::stream::iter(projects.into_iter().map(|(id, project)| {
         let window = windows[&id];
         async move { one_project(access, cfg, vo_map, id, project, window, known_volumes).await }
     }))
     .buffer_unordered(cfg.concurrency.max(1))
-    .collect()
+    .for_each(|o| {
+        on_done(o);
+        futures::future::ready(())
+    })
     .await;
-    outcomes.sort_by(|a, b| a.project_id.cmp(&b.project_id));
-    Extraction { projects: outcomes, failure: None }
+    None
 }
 
 async fn one_project(

@@ -282,6 +282,18 @@ pub fn build(
 
 // ------------------------------------------------------------- gathering
 
+/// Whether SuspendDuration needs the server's instance actions: a server
+/// never launched, or not updated since its launch, has no action that
+/// could have suspended it.
+pub fn needs_actions(server: &Server) -> bool {
+    let quiet = match (server.launched_at, server.updated) {
+        (None, _) => true,
+        (Some(l), Some(u)) => u <= l + chrono::TimeDelta::seconds(60),
+        _ => false,
+    };
+    !quiet
+}
+
 async fn facts(a: &Access, p: &ProjectAccess, cfg: &ExtractConfig, server: Server) -> Result<ServerFacts, ExtractError> {
     let flavor = a.flavor_facts(server.flavor.as_ref()).await;
     let image_id = match &server.image {
@@ -295,14 +307,7 @@ async fn facts(a: &Access, p: &ProjectAccess, cfg: &ExtractConfig, server: Serve
         Some(u) => a.user_name(u).await,
         None => None,
     };
-    // A server never launched, or not updated since its launch, has no
-    // action that could have suspended it: no need to ask.
-    let quiet = match (server.launched_at, server.updated) {
-        (None, _) => true,
-        (Some(l), Some(u)) => u <= l + chrono::TimeDelta::seconds(60),
-        _ => false,
-    };
-    let actions = if cfg.compat.suspend_duration && !quiet { a.instance_actions(p, &server.id).await? } else { None };
+    let actions = if cfg.compat.suspend_duration && needs_actions(&server) { a.instance_actions(p, &server.id).await? } else { None };
     Ok(ServerFacts { server, flavor, image_id, user_name, actions })
 }
 
@@ -328,8 +333,8 @@ pub(crate) async fn extract(
             wanted.push(u);
         }
     }
-    let fetched: Vec<Result<Option<Server>, ExtractError>> =
-        futures::stream::iter(wanted.iter().map(|u| a.server(p, &u.instance_id))).buffered(conc).collect().await;
+    let ids: Vec<&str> = wanted.iter().map(|u| u.instance_id.as_str()).collect();
+    let fetched = a.usage_only_servers(p, &ids, conc).await;
     let mut usage_only_servers = Vec::new();
     for (u, r) in wanted.iter().zip(fetched) {
         if let Some(s) = r?

@@ -176,7 +176,14 @@ pub async fn run(
     let end = to.unwrap_or_else(Utc::now);
     let fallback = Window::new(end - chrono::Duration::seconds(1), end).expect("one second");
     let capture = crate::warnings::Capture::new();
-    let extraction = crate::extract_with(
+    // Spool elements no message of the ledger names: left by an interrupted
+    // run (adopted below when a message renders to the same bytes).
+    let mut orphans = orphan_elements(&queue, &ledger.lock().unwrap())?;
+    let mut report = RunReport::default();
+    // Each project is committed (ledger + spool) as soon as it is extracted,
+    // while the others are still being read; windows (and so the errors and
+    // up-to-date projects below) are all worked out before the first one.
+    let failure = crate::extract_each(
         session,
         cfg,
         |project| match window_for(&ledger, windows, project) {
@@ -191,36 +198,33 @@ pub async fn run(
             }
         },
         |project| known_volumes(&ledger, project),
+        |outcome| {
+            let mut pr = ProjectReport {
+                project_id: outcome.project_id.clone(),
+                project_name: outcome.project_name.clone(),
+                vo: outcome.vo.as_ref().map(|(vo, _)| vo.clone()),
+                window: outcome.window,
+                extracted: BTreeMap::new(),
+                spooled: BTreeMap::new(),
+                unchanged: 0,
+                kept_newer: 0,
+                messages: Vec::new(),
+                error: window_errors.lock().unwrap().get(&outcome.project_id).cloned(),
+                up_to_date: up_to_date.lock().unwrap().contains(&outcome.project_id),
+            };
+            if pr.error.is_none() && !pr.up_to_date {
+                let mut ledger = ledger.lock().unwrap();
+                if let Err(e) = commit_project(&queue, &mut ledger, run_id, &outcome, spool, &mut orphans, &mut pr) {
+                    pr.error = Some(e.to_string());
+                }
+            }
+            report.projects.push(pr);
+        },
     )
     .with_subscriber(capture.dispatch())
     .await;
-
-    let mut report = RunReport { failure: extraction.failure.as_ref().map(|e| e.to_string()), ..Default::default() };
-    let mut orphans = orphan_elements(&queue, &ledger.lock().unwrap())?;
-    let window_errors = window_errors.into_inner().unwrap();
-    let up_to_date = up_to_date.into_inner().unwrap();
-    for outcome in extraction.projects {
-        let mut pr = ProjectReport {
-            project_id: outcome.project_id.clone(),
-            project_name: outcome.project_name.clone(),
-            vo: outcome.vo.as_ref().map(|(vo, _)| vo.clone()),
-            window: outcome.window,
-            extracted: BTreeMap::new(),
-            spooled: BTreeMap::new(),
-            unchanged: 0,
-            kept_newer: 0,
-            messages: Vec::new(),
-            error: window_errors.get(&outcome.project_id).cloned(),
-            up_to_date: up_to_date.contains(&outcome.project_id),
-        };
-        if pr.error.is_none() && !pr.up_to_date {
-            let mut ledger = ledger.lock().unwrap();
-            if let Err(e) = commit_project(&queue, &mut ledger, run_id, &outcome, spool, &mut orphans, &mut pr) {
-                pr.error = Some(e.to_string());
-            }
-        }
-        report.projects.push(pr);
-    }
+    report.failure = failure.as_ref().map(|e| e.to_string());
+    report.projects.sort_by(|a, b| a.project_id.cmp(&b.project_id));
     let ledger = ledger.into_inner().unwrap();
     let outcome = if report.is_complete() {
         ledger::RunOutcome::Succeeded

@@ -1,5 +1,7 @@
-//! Request economy against the sim: flavors and images once per run, one
-//! all-projects listing per resource with a system reader, bounded totals
+//! Request economy against the sim: flavors, images and users once per run,
+//! one all-projects listing per resource with a system reader (servers: the
+//! changed ones, and the live ones instead of a GET per usage-only server),
+//! bounded totals
 //! (cASO: ~10 tokens and ~30 calls per project, caso.md §3.2, §6 item 10).
 
 use std::collections::BTreeMap;
@@ -41,7 +43,11 @@ async fn tiny_fetches_flavors_images_and_listings_once() {
     assert_eq!(get(&c, "compute GET /flavors/detail"), 1);
     assert_eq!(get(&c, "image GET /images"), 1);
     assert_eq!(get(&c, "identity GET /projects"), 1);
-    assert_eq!(get(&c, "compute GET /servers/detail"), 1, "one all-projects listing");
+    // The changes-since listing, and one of the live servers that replaces the
+    // per-server GETs of the usage-only servers (more of them than its pages).
+    assert_eq!(get(&c, "compute GET /servers/detail"), 2, "two all-projects listings");
+    assert_eq!(get(&c, "compute GET /servers/{id}"), 0, "usage-only servers come from the live listing");
+    assert_eq!((get(&c, "identity GET /users"), get(&c, "identity GET /users/{id}")), (1, 0), "users listed once");
     assert_eq!(get(&c, "compute GET /os-simple-tenant-usage"), 1, "one usage listing per window");
     assert_eq!(get(&c, "volume GET /volumes/detail"), 1);
     assert_eq!(get(&c, "network GET /floatingips"), 1);
@@ -56,7 +62,9 @@ async fn small_runs_with_bounded_requests() {
     assert!(projects >= 5, "{projects}");
     assert_eq!(get(&c, "compute GET /flavors/detail"), 1);
     assert_eq!(get(&c, "image GET /images"), 1);
-    assert_eq!(get(&c, "compute GET /servers/detail"), 1);
+    assert_eq!(get(&c, "compute GET /servers/detail"), 2);
+    assert_eq!(get(&c, "compute GET /servers/{id}"), 0);
+    assert_eq!((get(&c, "identity GET /users"), get(&c, "identity GET /users/{id}")), (1, 0));
     assert_eq!(get(&c, "volume GET /volumes/detail"), 1);
     assert_eq!(get(&c, "network GET /floatingips"), 1);
     let tokens = get(&c, "identity POST /auth/tokens");

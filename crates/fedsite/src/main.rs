@@ -67,6 +67,8 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Render the ledger's usage, deliveries and run warnings as one self-contained HTML page.
     Report(cmd::report::ReportArgs),
+    /// Benchmark fedsite against cASO and SSM on the simulated site (docs/performance.md).
+    Bench(cmd::bench::BenchArgs),
     /// Write fedsite.toml from caso.conf / sender.cfg / sites yaml, or check one.
     Config(cmd::config::ConfigArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -137,6 +139,7 @@ fn main() -> ExitCode {
             Command::Completions { .. } | Command::Man { .. } => unreachable!("handled before the runtime"),
             Command::Serve(args) => cmd::serve::run(args).await,
             Command::Report(args) => cmd::report::run(args),
+            Command::Bench(args) => cmd::bench::run(args).await,
         }
     });
     match result {

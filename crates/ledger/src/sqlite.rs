@@ -433,16 +433,16 @@ fn upsert(conn: &Connection, loc: &str, s: &Snapshot, run: Option<RunId>) -> Res
     match outcome {
         Upsert::KeptNewer => {}
         Upsert::Unchanged => {
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE snapshots SET measured_at = ?3, updated_at = ?4, run_id = COALESCE(?5, run_id)
                  WHERE kind = ?1 AND key = ?2 AND measured_at < ?3",
-                params![s.kind, s.key, measured, now, run],
             )
+            .and_then(|mut st| st.execute(params![s.kind, s.key, measured, now, run]))
             .map_err(db(loc, op))?;
         }
         Upsert::Inserted | Upsert::Replaced => {
             let month = s.month.clone().unwrap_or_else(|| month_of(s.measured_at));
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO snapshots (kind, key, project_id, vo, site, measured_at, month, start_time, end_time,
                      wall_seconds, cpu_seconds, status, body, body_sha256, first_seen_at, updated_at, run_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16)
@@ -452,7 +452,8 @@ fn upsert(conn: &Connection, loc: &str, s: &Snapshot, run: Option<RunId>) -> Res
                      wall_seconds = excluded.wall_seconds, cpu_seconds = excluded.cpu_seconds,
                      status = excluded.status, body = excluded.body, body_sha256 = excluded.body_sha256,
                      updated_at = excluded.updated_at, run_id = excluded.run_id",
-                params![
+            )
+            .and_then(|mut st| st.execute(params![
                     s.kind,
                     s.key,
                     s.project_id,
@@ -469,8 +470,7 @@ fn upsert(conn: &Connection, loc: &str, s: &Snapshot, run: Option<RunId>) -> Res
                     sha,
                     now,
                     run
-                ],
-            )
+                ]))
             .map_err(db(loc, op))?;
         }
     }
@@ -508,12 +508,8 @@ fn insert_message(conn: &Connection, loc: &str, m: &NewMessage, run: Option<RunI
         return Err(invalid(loc, op, "empty spool element name or kind"));
     }
     let exists = conn
-        .query_row(
-            "SELECT 1 FROM messages WHERE element = ?1",
-            [&m.element],
-            |_| Ok(()),
-        )
-        .optional()
+        .prepare_cached("SELECT 1 FROM messages WHERE element = ?1")
+        .and_then(|mut st| st.query_row([&m.element], |_| Ok(())).optional())
         .map_err(db(loc, op))?;
     if exists.is_some() {
         return Err(invalid(
@@ -530,10 +526,10 @@ fn insert_message(conn: &Connection, loc: &str, m: &NewMessage, run: Option<RunI
             format!("message {:?} lists record {:?} twice", m.element, dup.key),
         ));
     }
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO messages (element, kind, record_count, created_at, run_id, state) VALUES (?1, ?2, ?3, ?4, ?5, 'spooled')",
-        params![m.element, m.kind, m.records.len() as i64, ts(m.created_at), run.map(|r| r.0)],
     )
+    .and_then(|mut st| st.execute(params![m.element, m.kind, m.records.len() as i64, ts(m.created_at), run.map(|r| r.0)]))
     .map_err(db(loc, op))?;
     let mut st = conn
         .prepare_cached(

@@ -376,11 +376,19 @@ pub async fn send_all(
     let mut learned_413: Option<usize> = None;
     while !run.report.auth_failed && (!fresh.is_empty() || !retry.is_empty()) {
         let batch: Vec<Item> = if !fresh.is_empty() {
-            let mut items = Vec::new();
-            while items.len() < opts.chunk.max(1)
+            let mut unsigned = Vec::new();
+            while unsigned.len() < opts.chunk.max(1)
                 && let Some((name, locked)) = fresh.pop_front()
             {
-                if let Some(item) = run.prepare(&name, locked)? {
+                if let Some(u) = run.prepare(&name, locked)? {
+                    unsigned.push(u);
+                }
+            }
+            // Signing is the CPU of a send: the chunk's messages are signed on every core.
+            let signed = sign_all(run.signer, &unsigned);
+            let mut items = Vec::with_capacity(unsigned.len());
+            for (u, sig) in unsigned.into_iter().zip(signed) {
+                if let Some(item) = run.finish_prepare(u, sig)? {
                     items.push(item);
                 }
             }
@@ -558,9 +566,39 @@ async fn publish_round(
     out
 }
 
+/// An element read and filtered, to be signed.
+struct Unsigned {
+    name: String,
+    payload: Vec<u8>,
+    parsed: Option<(RecordKind, Vec<Record>)>,
+    known: bool,
+}
+
+/// Signs every payload, on as many threads as there are cores (in order).
+fn sign_all(signer: &Signer, items: &[Unsigned]) -> Vec<Result<Vec<u8>, crate::smime::SmimeError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).max(1);
+    if threads == 1 {
+        return items.iter().map(|u| signer.sign(&u.payload)).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|part| scope.spawn(move || part.iter().map(|u| signer.sign(&u.payload)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    })
+}
+
 impl Run<'_> {
     /// Locks (unless `locked`) and reads an element; settles what needs no publishing.
-    fn prepare(&mut self, name: &str, locked: bool) -> Result<Option<Item>, SendError> {
+    fn prepare(&mut self, name: &str, locked: bool) -> Result<Option<Unsigned>, SendError> {
         if !locked && !self.spool.lock(name)? {
             tracing::info!(element = name, "locked by another process: skipped");
             self.report.skipped_locked += 1;
@@ -628,7 +666,14 @@ impl Run<'_> {
                 payload = apel::render_message(*kind, records, self.opts.style).unwrap_or(payload);
             }
         }
-        let mut signed = match self.signer.sign(&payload) {
+        Ok(Some(Unsigned { name: name.to_owned(), payload, parsed, known }))
+    }
+
+    /// The element signed (`signed`), encrypted when configured: the item to publish.
+    fn finish_prepare(&mut self, u: Unsigned, signed: Result<Vec<u8>, crate::smime::SmimeError>) -> Result<Option<Item>, SendError> {
+        let Unsigned { name, payload, parsed, known } = u;
+        let name = name.as_str();
+        let mut signed = match signed {
             Ok(s) => s,
             Err(e) => {
                 self.quarantine(name, &payload, &format!("signing failed: {e}"))?;

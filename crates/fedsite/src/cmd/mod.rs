@@ -4,6 +4,7 @@
 pub mod accounting;
 pub mod check;
 pub mod config;
+pub mod bench;
 pub mod demo;
 pub mod images;
 pub mod info;

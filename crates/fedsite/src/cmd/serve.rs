@@ -41,7 +41,7 @@ pub struct ServeArgs {
     #[arg(long = "extract-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub extract_args: Vec<String>,
     /// An argument of the send run, as `fedsite send` takes it (repeat:
-    /// `--send-arg=--config=/etc/apel/sender.cfg`). `--ledger` is added.
+    /// `--send-arg=--sender-cfg=/etc/apel/sender.cfg`). `--ledger` is added.
     #[arg(long = "send-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub send_args: Vec<String>,
     /// Stop running (but keep serving) after this many cycles; 0: never.

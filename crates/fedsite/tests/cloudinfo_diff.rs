@@ -141,7 +141,7 @@ async fn options_select_flavors_appdb_images_property_keys_and_auditor_match_too
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("site.yaml"), site_yaml(&sim)).unwrap();
     let clouds = dir.path().join("clouds.yaml");
-    std::fs::write(&clouds, sim.clouds_yaml()).unwrap();
+    common::write_private(&clouds, sim.clouds_yaml());
     let clouds_s = clouds.to_str().unwrap().to_string();
     let envs = [("OS_CLIENT_CONFIG_FILE", clouds_s.as_str())];
     let args = [

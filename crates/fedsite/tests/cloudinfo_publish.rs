@@ -26,7 +26,7 @@ fn write_site(dir: &Path, sim: &sim::SimHandle) {
         ),
     )
     .unwrap();
-    std::fs::write(dir.join("clouds.yaml"), sim.clouds_yaml()).unwrap();
+    common::write_private(dir.join("clouds.yaml"), sim.clouds_yaml());
 }
 
 async fn info(dir: &Path, sim: &sim::SimHandle, extra: &[&str]) -> Output {

@@ -29,7 +29,7 @@ fn clouds_yaml(dir: &Path, extra: &[(&str, &str, &str, Option<&str>)]) -> std::p
         y.push_str("    region_name: RegionOne\n    interface: public\n    identity_api_version: 3\n");
     }
     let path = dir.join("clouds.yaml");
-    std::fs::write(&path, y).unwrap();
+    common::write_private(&path, y);
     path
 }
 

@@ -3,6 +3,8 @@
 //! log), `fedsite serve --metrics` running a cycle, and `fedsite report` loaded in headless
 //! Chromium (charts drawn, totals equal to the ledger's, hostile text inert).
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -146,7 +148,7 @@ async fn extract_twice_and_send() -> (Site, [String; 3]) {
     let d = dir.path().to_path_buf();
     let sim = start_sim(&d).await;
     let clouds = d.join("clouds.yaml");
-    std::fs::write(&clouds, sim.clouds_yaml()).unwrap();
+    common::write_private(&clouds, sim.clouds_yaml());
     let prom = |n: &str| d.join(n).display().to_string();
 
     let mut a = extract_args(&d, "2023-05-01", "2023-05-25");
@@ -286,7 +288,7 @@ async fn serve_runs_a_cycle_and_exposes_its_metrics() {
     let d = dir.path();
     let sim = start_sim(d).await;
     let clouds = d.join("clouds.yaml");
-    std::fs::write(&clouds, sim.clouds_yaml()).unwrap();
+    common::write_private(&clouds, sim.clouds_yaml());
     let mut args = s(&["serve", "--metrics", "127.0.0.1:0", "--every", "1h", "--cycles", "1"]);
     args.extend(["--ledger".into(), d.join("ledger.sqlite").display().to_string()]);
     args.extend(["--spool".into(), d.join("spool").display().to_string()]);

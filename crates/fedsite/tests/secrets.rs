@@ -208,7 +208,7 @@ fn files_with_secrets_readable_by_others_are_refused() {
     )
     .unwrap();
     chmod(&cfg, 0o644);
-    let (ok, text) = fedsite(&["send", "--config", cfg.to_str().unwrap(), "--dry-run"], None);
+    let (ok, text) = fedsite(&["send", "--sender-cfg", cfg.to_str().unwrap(), "--dry-run"], None);
     assert!(!ok && text.contains("sender.cfg") && text.contains("(mode 0644)"), "{text}");
     assert!(!text.contains("tok\n") && !text.contains("token: tok"), "{text}");
 }

@@ -31,7 +31,7 @@ async fn start(scenario: sim::Scenario, ams: bool) -> Site {
     }
     let sim = sim::start(cfg).await.expect("starting the sim");
     let clouds = dir.path().join("clouds.yaml");
-    std::fs::write(&clouds, sim.clouds_yaml()).unwrap();
+    common::write_private(&clouds, sim.clouds_yaml());
     Site { sim, dir, clouds }
 }
 

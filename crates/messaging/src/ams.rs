@@ -612,16 +612,12 @@ impl AmsClient {
             ("returnImmediately", ri.as_str()),
         ]);
         let bytes = self.post(&what, &path, body).await?;
-        let resp: PullResponse = if bytes.iter().all(u8::is_ascii_whitespace) {
-            PullResponse {
-                received: Vec::new(),
-            }
-        } else {
-            serde_json::from_slice(&bytes).map_err(|e| AmsError::Protocol {
-                what,
-                detail: format!("{e}: {}", snippet(&bytes)),
-            })?
-        };
+        // AMS answers `{"receivedMessages": []}` when there is nothing: an empty
+        // body is a broken answer (retried), never "the subscription is drained".
+        let resp: PullResponse = serde_json::from_slice(&bytes).map_err(|e| AmsError::Protocol {
+            what,
+            detail: format!("{e}: {}", snippet(&bytes)),
+        })?;
         Ok(resp
             .received
             .into_iter()

@@ -563,6 +563,11 @@ pub struct ReceiveReport {
     /// Messages whose AMS id the store had already (ack lost or late): not counted again.
     pub redelivered: usize,
     pub acked: usize,
+    /// Pull answers lost after AMS may have served them (garbled or cut-off
+    /// bodies): their messages stay out until the subscription's ack deadline
+    /// and come back on a later run. Non-zero means this run may have left
+    /// messages behind.
+    pub lost_pulls: usize,
 }
 
 impl ReceiveReport {
@@ -690,7 +695,19 @@ pub async fn receive_once(
 ) -> Result<ReceiveReport, ReceiveError> {
     let mut report = ReceiveReport::default();
     loop {
-        let pulled = with_retries(opts, || client.pull(&opts.subscription, opts.batch, true)).await?;
+        let lost = std::sync::atomic::AtomicUsize::new(0);
+        let pulled = with_retries(opts, || async {
+            let r = client.pull(&opts.subscription, opts.batch, true).await;
+            // A success status with a broken body, or a connection dropped mid-answer:
+            // AMS may have handed the batch out already.
+            if matches!(r, Err(AmsError::Protocol { .. } | AmsError::Network { .. })) {
+                lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            r
+        })
+        .await;
+        report.lost_pulls += lost.into_inner();
+        let pulled = pulled?;
         if pulled.is_empty() {
             break;
         }
@@ -720,6 +737,12 @@ pub async fn receive_once(
         }
     }
     tracing::info!("receive: {}", report.summary());
+    if report.lost_pulls > 0 {
+        tracing::warn!(
+            "{} pull answer(s) were lost after AMS may have served them: their messages come back after the subscription's ack deadline, on a later run",
+            report.lost_pulls
+        );
+    }
     Ok(report)
 }
 
@@ -744,6 +767,7 @@ pub async fn receive_loop(
         total.records += r.records;
         total.redelivered += r.redelivered;
         total.acked += r.acked;
+        total.lost_pulls += r.lost_pulls;
         tokio::select! {
             _ = &mut stop => return Ok(total),
             _ = tokio::time::sleep(idle) => {}

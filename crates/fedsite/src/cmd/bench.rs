@@ -1201,8 +1201,8 @@ mod tests {
     #[test]
     fn a_child_is_measured_by_wait4() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", "echo out; echo err >&2; exit 3"]).stdout(std::fs::File::create(dir.path().join("o")).unwrap());
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"]).stdout(std::fs::File::create(dir.path().join("o")).unwrap());
         let u = wait_measured(cmd, Duration::from_secs(30)).unwrap();
         assert_eq!((u.exit, u.timed_out), (3, false));
         assert_eq!(std::fs::read_to_string(dir.path().join("o")).unwrap(), "out\n");

@@ -308,18 +308,8 @@ impl FedsiteToml {
     }
 }
 
-/// Err when `path` (holding `what`) can be read by group or others.
+/// Err when `path` (holding `what`) can be read by group or others: the
+/// same rule as clouds.yaml's (`openstack::secret::check_private_file`).
 pub fn check_private(path: &Path, what: &str) -> Result<(), Error> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map_err(|e| Error::file(path, e.to_string()))?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(Error::file(
-                path,
-                format!("holds {what} but is readable by group or others (mode {:o}); run chmod 600 on it", mode & 0o777),
-            ));
-        }
-    }
-    Ok(())
+    openstack::secret::check_private_file(path).map_err(|m| Error::file(path, format!("{what}: {m}")))
 }

@@ -155,6 +155,19 @@ pub async fn run(
     windows: Windows,
     spool: &SpoolConfig,
 ) -> Result<(RunReport, Ledger), RunError> {
+    run_with_progress(session, cfg, ledger, windows, spool, &|_| {}).await
+}
+
+/// [`run`], calling `progress` once per project as soon as it is committed
+/// (or failed), e.g. for a progress bar.
+pub async fn run_with_progress(
+    session: &Session,
+    cfg: &ExtractConfig,
+    ledger: Ledger,
+    windows: Windows,
+    spool: &SpoolConfig,
+    progress: &(dyn Fn(&ProjectReport) + Sync),
+) -> Result<(RunReport, Ledger), RunError> {
     let queue = QueueSimple::open(&spool.spool)?;
     let ledger = Mutex::new(ledger);
     let (from, to) = match windows {
@@ -218,6 +231,7 @@ pub async fn run(
                     pr.error = Some(e.to_string());
                 }
             }
+            progress(&pr);
             report.projects.push(pr);
         },
     )

@@ -461,3 +461,28 @@ async fn proj1_cloud_message_renders_as_the_caso_vector_bytes_but_vm_quiets_benc
     assert_eq!(String::from_utf8(got).unwrap().trim_end(), want.trim_end());
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_reports_each_project_to_the_progress_hook_as_it_is_committed() {
+    use accounting::pipeline::{SpoolConfig, Windows};
+    let sim = start("tiny").await;
+    let s = session(&sim, "sim-accounting").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger::Ledger::open_sqlite(&dir.path().join("l.sqlite")).unwrap();
+    let spool = SpoolConfig {
+        spool: dir.path().join("spool"),
+        style: apel::Style::Fedsite,
+        max_records: apel::DEFAULT_MAX_RECORDS,
+        max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
+    };
+    let seen = std::sync::Mutex::new(Vec::new());
+    let hook = |p: &accounting::pipeline::ProjectReport| seen.lock().unwrap().push((p.project_id.clone(), p.error.is_some()));
+    let (report, _) = accounting::pipeline::run_with_progress(&s, &cfg(), ledger, Windows::Fixed(window()), &spool, &hook).await.unwrap();
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    let mut want: Vec<(String, bool)> = report.projects.iter().map(|p| (p.project_id.clone(), p.error.is_some())).collect();
+    want.sort();
+    // Once per project, failed ones (novo has no VO) included.
+    assert_eq!(seen, want);
+    assert!(seen.iter().any(|(id, _)| id == PROJ1) && seen.iter().any(|(id, failed)| id == NOVO && *failed), "{seen:?}");
+}

@@ -393,9 +393,28 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
         Some(from) => Windows::Fixed(Window::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?),
         None => Windows::FromCheckpoints { to, default_from: previous_month_start(to) },
     };
-    let (report, ledger) = pipeline::run(&session, &cfg, ledger, windows, &spool)
-        .await
-        .with_context(|| format!("accounting run (ledger {}, spool {})", ledger_path.display(), spool.spool.display()))?;
+    // A spinner counting committed projects on a terminal; nothing otherwise (JSON logs).
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} projects extracted ({elapsed}) {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let progress = |p: &pipeline::ProjectReport| {
+        if let Some(bar) = &bar {
+            bar.inc(1);
+            bar.set_message(p.project_name.clone().unwrap_or_else(|| p.project_id.clone()));
+        }
+    };
+    let result = pipeline::run_with_progress(&session, &cfg, ledger, windows, &spool, &progress).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let (report, ledger) =
+        result.with_context(|| format!("accounting run (ledger {}, spool {})", ledger_path.display(), spool.spool.display()))?;
     for p in &report.projects {
         let name = p.project_name.as_deref().unwrap_or("?");
         if p.up_to_date {

@@ -22,7 +22,7 @@ mod types;
 mod validate;
 
 pub use error::Error;
-pub use pyfmt::float_repr;
+pub use pyfmt::{float_repr, write_py_json_str};
 pub use records::{
     AcceleratorRecord, CloudRecord, EnergyRecord, IpRecord, Record, RecordKind, StorageRecord,
 };

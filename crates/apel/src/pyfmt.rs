@@ -120,7 +120,7 @@ pub enum PyJson {
 impl PyJson {
     pub fn write(&self, out: &mut String) {
         match self {
-            PyJson::Str(s) => write_str(out, s),
+            PyJson::Str(s) => write_py_json_str(out, s),
             PyJson::Int(i) => {
                 let _ = write!(out, "{i}");
             }
@@ -139,7 +139,7 @@ impl PyJson {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    write_str(out, k);
+                    write_py_json_str(out, k);
                     out.push_str(": ");
                     v.write(out);
                 }
@@ -155,8 +155,10 @@ impl PyJson {
     }
 }
 
-/// A JSON string with `ensure_ascii=True` escaping, as Python writes it.
-fn write_str(out: &mut String, s: &str) {
+/// A JSON string with `ensure_ascii=True` escaping, as Python's `json.dumps`
+/// writes it (shared by every byte-exact Python JSON writer: cASO's JSON
+/// records here, argo-ams-library's request bodies, cloud-info-provider's GLUE).
+pub fn write_py_json_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

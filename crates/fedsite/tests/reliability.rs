@@ -47,28 +47,7 @@ fn steps() -> Vec<Step> {
     (0..CYCLES.len()).flat_map(|c| [Step::Extract(c), Step::Send, Step::Receive]).collect()
 }
 
-/// splitmix64, so a failing seed can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        _ => default,
-    }
-}
+use common::{Rng, env_u64};
 
 /// Where the ledgers of one test live.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -14,21 +14,23 @@ use openstack::cinder::{ListVolumes, Volume};
 use openstack::glance::{Image, ListImages};
 use openstack::neutron::{FloatingIp, ListFloatingIps};
 use openstack::nova::{
-    Flavor, FlavorVisibility, GetTenantUsage, InstanceAction, ListFlavors, ListInstanceActions, ListServers,
-    ListTenantUsages, Server, ServerFlavor, ServerUsage,
+    Flavor, FlavorVisibility, GetTenantUsage, InstanceAction, ListFlavors, ListInstanceActions,
+    ListServers, ListTenantUsages, Server, ServerFlavor, ServerUsage,
 };
 use openstack::{Scope, Session};
 use tokio::sync::OnceCell;
 
 use crate::error::ExtractError;
+use crate::kept::{Interner, KeptServer, KeptUsage, ServersById, slim_volume};
 
 /// The role hint for calls made with the system / admin token.
-pub(crate) const SYSTEM_ROLE: &str =
-    "the reader role on the system (openstack role add --user <accounting user> --user-domain <domain> --system all reader)";
+pub(crate) const SYSTEM_ROLE: &str = "the reader role on the system (openstack role add --user <accounting user> --user-domain <domain> --system all reader)";
 
 /// The role hint for calls made in a project.
 pub(crate) fn project_role(pid: &str) -> String {
-    format!("the reader role on project {pid} (openstack role add --user <accounting user> --project {pid} reader)")
+    format!(
+        "the reader role on project {pid} (openstack role add --user <accounting user> --project {pid} reader)"
+    )
 }
 
 /// Calls that may be refused to the system / admin token, each remembered
@@ -62,14 +64,22 @@ struct Memo<T> {
 
 impl<T: Clone> Memo<T> {
     fn new() -> Self {
-        Memo { cells: Mutex::new(HashMap::new()) }
+        Memo {
+            cells: Mutex::new(HashMap::new()),
+        }
     }
     async fn get<F, Fut>(&self, key: &str, f: F) -> T
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        let cell = self.cells.lock().unwrap().entry(key.to_string()).or_default().clone();
+        let cell = self
+            .cells
+            .lock()
+            .unwrap()
+            .entry(key.to_string())
+            .or_default()
+            .clone();
         cell.get_or_init(f).await.clone()
     }
 }
@@ -109,10 +119,10 @@ pub(crate) struct Access {
     user_index: OnceCell<Option<Arc<HashMap<String, String>>>>,
     /// The servers only os-simple-tenant-usage names, from one all-projects
     /// listing (None: not worth it, or refused: `GET /servers/{id}` each).
-    usage_only: OnceCell<Option<Arc<HashMap<String, Server>>>>,
-    servers: OnceCell<Global<HashMap<String, Vec<Server>>>>,
+    usage_only: OnceCell<Option<Arc<ServersById>>>,
+    servers: OnceCell<Global<HashMap<String, Vec<KeptServer>>>>,
     servers_since: DateTime<Utc>,
-    usages: Memo<Global<HashMap<String, Vec<ServerUsage>>>>,
+    usages: Memo<Global<HashMap<String, Vec<KeptUsage>>>>,
     volumes: OnceCell<Global<HashMap<String, Vec<Volume>>>>,
     fips: OnceCell<Global<HashMap<String, Vec<FloatingIp>>>>,
     pub warned: Mutex<HashSet<String>>,
@@ -125,9 +135,19 @@ struct FlavorIndex {
 }
 
 impl Access {
-    pub async fn new(primary: Session, servers_since: DateTime<Utc>) -> Result<Access, ExtractError> {
-        let token = primary.token().await.map_err(|e| ExtractError::api("authenticating", e, SYSTEM_ROLE))?;
-        let admin = token.roles.iter().any(|r| r.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case("admin")));
+    pub async fn new(
+        primary: Session,
+        servers_since: DateTime<Utc>,
+    ) -> Result<Access, ExtractError> {
+        let token = primary
+            .token()
+            .await
+            .map_err(|e| ExtractError::api("authenticating", e, SYSTEM_ROLE))?;
+        let admin = token.roles.iter().any(|r| {
+            r.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case("admin"))
+        });
         let privileged = token.system || admin;
         Ok(Access {
             primary,
@@ -171,7 +191,13 @@ impl Access {
 
     /// Runs `f` with the privileged session; on a policy refusal (or a
     /// catalog that needs a project) with the project's own token.
-    pub async fn call<T, F, Fut>(&self, p: &ProjectAccess, kind: Kind, what: &dyn Fn() -> String, f: F) -> Result<T, ExtractError>
+    pub async fn call<T, F, Fut>(
+        &self,
+        p: &ProjectAccess,
+        kind: Kind,
+        what: &dyn Fn() -> String,
+        f: F,
+    ) -> Result<T, ExtractError>
     where
         F: Fn(Session) -> Fut,
         Fut: Future<Output = openstack::Result<T>>,
@@ -269,7 +295,9 @@ impl Access {
     /// specs; before 2.47 the flavor by id (list, then `GET /flavors/{id}`).
     pub async fn flavor_facts(&self, sf: Option<&ServerFlavor>) -> FlavorFacts {
         let idx = self.flavor_index().await;
-        let Some(sf) = sf else { return FlavorFacts::default() };
+        let Some(sf) = sf else {
+            return FlavorFacts::default();
+        };
         if let Some(vcpus) = sf.vcpus {
             let name = sf.original_name.clone().unwrap_or_default();
             let current = idx.by_name.get(&name).and_then(|id| idx.by_id.get(id));
@@ -286,12 +314,16 @@ impl Access {
                 known: true,
             };
         }
-        let Some(id) = sf.id.clone() else { return FlavorFacts::default() };
+        let Some(id) = sf.id.clone() else {
+            return FlavorFacts::default();
+        };
         let flavor = match idx.by_id.get(&id) {
             Some(f) => Some(f.clone()),
             None => {
                 self.flavor_by_id
-                    .get(&id, || async { openstack::nova::flavors::get(&self.primary, &id).await.ok() })
+                    .get(&id, || async {
+                        openstack::nova::flavors::get(&self.primary, &id).await.ok()
+                    })
                     .await
             }
         };
@@ -304,7 +336,10 @@ impl Access {
                 extra_specs: self.flavor_extra_specs(&f).await,
                 known: true,
             },
-            None => FlavorFacts { label: id, ..Default::default() },
+            None => FlavorFacts {
+                label: id,
+                ..Default::default()
+            },
         }
     }
 
@@ -375,7 +410,11 @@ impl Access {
         if user_id.is_empty() || self.users_denied.load(Ordering::Relaxed) {
             return None;
         }
-        if let Some(name) = self.user_index().await.and_then(|idx| idx.get(user_id).cloned()) {
+        if let Some(name) = self
+            .user_index()
+            .await
+            .and_then(|idx| idx.get(user_id).cloned())
+        {
             return Some(name);
         }
         self.users
@@ -400,23 +439,52 @@ impl Access {
 
     // ------------------------------------------------- all-projects lists
 
-    /// Servers changed since the earliest window start, by project.
-    pub async fn all_servers(&self) -> Global<HashMap<String, Vec<Server>>> {
+    /// Servers changed since the earliest window start, by project, kept
+    /// compact as the pages arrive.
+    pub async fn all_servers(&self) -> Global<HashMap<String, Vec<KeptServer>>> {
         if !self.privileged {
             return Global::Denied;
         }
         self.servers
             .get_or_init(|| async {
-                let q = ListServers { all_tenants: true, changes_since: Some(self.servers_since), ..Default::default() };
-                let list = futures::TryStreamExt::try_collect::<Vec<Server>>(futures::TryStreamExt::map_ok(q.stream(&self.primary), slim)).await;
-                global(list, "listing every project's servers", |s: &Server| s.tenant_id.clone())
+                let q = ListServers {
+                    all_tenants: true,
+                    changes_since: Some(self.servers_since),
+                    ..Default::default()
+                };
+                let mut stream = q.stream(&self.primary);
+                let mut interner = Interner::default();
+                let mut m: HashMap<String, Vec<KeptServer>> = HashMap::new();
+                while let Some(s) = futures::StreamExt::next(&mut stream).await {
+                    match s {
+                        Ok(s) => {
+                            let k = KeptServer::new(s, &mut interner);
+                            if let Some(t) = k.tenant_id() {
+                                m.entry(t.to_string()).or_default().push(k);
+                            }
+                        }
+                        Err(e) => {
+                            return global::<KeptServer>(
+                                Err(e),
+                                "listing every project's servers",
+                                |_| None,
+                            );
+                        }
+                    }
+                }
+                m.values_mut().for_each(Vec::shrink_to_fit);
+                Global::Have(Arc::new(m))
             })
             .await
             .clone()
     }
 
     /// Usage of every project over one window, by project.
-    pub async fn all_usages(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Global<HashMap<String, Vec<ServerUsage>>> {
+    pub async fn all_usages(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Global<HashMap<String, Vec<KeptUsage>>> {
         if !self.privileged || self.is_denied(Kind::Usage) {
             return Global::Denied;
         }
@@ -424,13 +492,36 @@ impl Access {
         let g = self
             .usages
             .get(&key, || async {
-                let q = ListTenantUsages { start: from, end: to, detailed: true, limit: None };
-                match q.list(&self.primary).await {
-                    Ok(list) => Global::Have(Arc::new(
-                        list.into_iter().map(|t| (t.tenant_id, t.server_usages)).collect::<HashMap<_, _>>(),
-                    )),
+                let q = ListTenantUsages {
+                    start: from,
+                    end: to,
+                    detailed: true,
+                    limit: None,
+                };
+                // Kept compact page by page; a project split across pages comes once per page.
+                let mut interner = Interner::default();
+                let mut m: HashMap<String, Vec<KeptUsage>> = HashMap::new();
+                let mut items = q.stream(&self.primary);
+                let listed = loop {
+                    match futures::TryStreamExt::try_next(&mut items).await {
+                        Ok(Some(t)) => m.entry(t.tenant_id).or_default().extend(
+                            t.server_usages
+                                .into_iter()
+                                .map(|u| KeptUsage::new(u, &mut interner)),
+                        ),
+                        Ok(None) => break Ok(()),
+                        Err(e) => break Err(e),
+                    }
+                };
+                m.values_mut().for_each(Vec::shrink_to_fit);
+                match listed {
+                    Ok(()) => Global::Have(Arc::new(m)),
                     Err(e) if refused(&e) => Global::Denied,
-                    Err(e) => Global::Failed(Arc::new(ExtractError::api("listing every project's usage", e, SYSTEM_ROLE))),
+                    Err(e) => Global::Failed(Arc::new(ExtractError::api(
+                        "listing every project's usage",
+                        e,
+                        SYSTEM_ROLE,
+                    ))),
                 }
             })
             .await;
@@ -446,14 +537,26 @@ impl Access {
         }
         self.volumes
             .get_or_init(|| async {
-                let list = ListVolumes { all_tenants: true, ..Default::default() }.list(&self.primary).await;
+                let list = futures::TryStreamExt::try_collect::<Vec<Volume>>(
+                    futures::TryStreamExt::map_ok(
+                        ListVolumes {
+                            all_tenants: true,
+                            ..Default::default()
+                        }
+                        .stream(&self.primary),
+                        slim_volume,
+                    ),
+                )
+                .await;
                 // Without the tenant attribute the volumes cannot be told apart.
                 if let Ok(v) = &list
                     && v.iter().any(|v| v.project_id.is_none())
                 {
                     return Global::Denied;
                 }
-                global(list, "listing every project's volumes", |v: &Volume| v.project_id.clone())
+                global(list, "listing every project's volumes", |v: &Volume| {
+                    v.project_id.clone()
+                })
             })
             .await
             .clone()
@@ -466,9 +569,11 @@ impl Access {
         self.fips
             .get_or_init(|| async {
                 let list = ListFloatingIps::default().list(&self.primary).await;
-                global(list, "listing every project's floating IPs", |f: &FloatingIp| {
-                    f.project_id.clone().or_else(|| f.tenant_id.clone())
-                })
+                global(
+                    list,
+                    "listing every project's floating IPs",
+                    |f: &FloatingIp| f.project_id.clone().or_else(|| f.tenant_id.clone()),
+                )
             })
             .await
             .clone()
@@ -530,32 +635,68 @@ impl Access {
 
     // ------------------------------------------------- per-project calls
 
-    pub async fn project_servers(&self, p: &ProjectAccess, since: DateTime<Utc>) -> Result<Vec<Server>, ExtractError> {
+    pub async fn project_servers(
+        &self,
+        p: &ProjectAccess,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Server>, ExtractError> {
         match self.all_servers().await {
             Global::Have(m) => {
                 return Ok(m
                     .get(&p.id)
-                    .map(|v| v.iter().filter(|s| s.updated.is_none_or(|u| u >= since)).cloned().collect())
+                    .map(|v| {
+                        v.iter()
+                            .filter(|s| s.updated().is_none_or(|u| u >= since))
+                            .map(KeptServer::server)
+                            .collect()
+                    })
                     .unwrap_or_default());
             }
             Global::Failed(e) => return Err(ExtractError::Shared(e)),
             Global::Denied => {}
         }
         let s = p.session(self).await?;
-        let list = ListServers { changes_since: Some(since), ..Default::default() }
-            .list(&s)
-            .await
-            .map_err(|e| ExtractError::api(format!("project {}: listing servers changed since {since}", p.id), e, &project_role(&p.id)))?;
-        Ok(list.into_iter().filter(|s| s.tenant_id.as_deref().is_none_or(|t| t == p.id)).collect())
+        let list = ListServers {
+            changes_since: Some(since),
+            ..Default::default()
+        }
+        .list(&s)
+        .await
+        .map_err(|e| {
+            ExtractError::api(
+                format!("project {}: listing servers changed since {since}", p.id),
+                e,
+                &project_role(&p.id),
+            )
+        })?;
+        Ok(list
+            .into_iter()
+            .filter(|s| s.tenant_id.as_deref().is_none_or(|t| t == p.id))
+            .collect())
     }
 
-    pub async fn project_usage(&self, p: &ProjectAccess, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<ServerUsage>, ExtractError> {
+    pub async fn project_usage(
+        &self,
+        p: &ProjectAccess,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ServerUsage>, ExtractError> {
         match self.all_usages(from, to).await {
-            Global::Have(m) => return Ok(m.get(&p.id).cloned().unwrap_or_default()),
+            Global::Have(m) => {
+                return Ok(m
+                    .get(&p.id)
+                    .map(|v| v.iter().map(KeptUsage::usage).collect())
+                    .unwrap_or_default());
+            }
             Global::Failed(e) => return Err(ExtractError::Shared(e)),
             Global::Denied => {}
         }
-        let q = GetTenantUsage { project_id: p.id.clone(), start: from, end: to, limit: None };
+        let q = GetTenantUsage {
+            project_id: p.id.clone(),
+            start: from,
+            end: to,
+            limit: None,
+        };
         let what = || format!("project {}: reading os-simple-tenant-usage", p.id);
         self.call(p, Kind::Usage, &what, |s| {
             let q = q.clone();
@@ -572,27 +713,50 @@ impl Access {
             Global::Denied => {}
         }
         let s = p.session(self).await?;
-        let list = ListVolumes::default()
-            .list(&s)
-            .await
-            .map_err(|e| ExtractError::api(format!("project {}: listing volumes", p.id), e, &project_role(&p.id)))?;
-        Ok(list.into_iter().filter(|v| v.project_id.as_deref().is_none_or(|t| t == p.id)).collect())
+        let list = ListVolumes::default().list(&s).await.map_err(|e| {
+            ExtractError::api(
+                format!("project {}: listing volumes", p.id),
+                e,
+                &project_role(&p.id),
+            )
+        })?;
+        Ok(list
+            .into_iter()
+            .filter(|v| v.project_id.as_deref().is_none_or(|t| t == p.id))
+            .collect())
     }
 
-    pub async fn project_floating_ips(&self, p: &ProjectAccess) -> Result<Vec<FloatingIp>, ExtractError> {
+    pub async fn project_floating_ips(
+        &self,
+        p: &ProjectAccess,
+    ) -> Result<Vec<FloatingIp>, ExtractError> {
         match self.all_floating_ips().await {
             Global::Have(m) => return Ok(m.get(&p.id).cloned().unwrap_or_default()),
             Global::Failed(e) => return Err(ExtractError::Shared(e)),
             Global::Denied => {}
         }
         let s = p.session(self).await?;
-        let list = ListFloatingIps { project_id: Some(p.id.clone()), ..Default::default() }
-            .list(&s)
-            .await
-            .map_err(|e| ExtractError::api(format!("project {}: listing floating IPs", p.id), e, &project_role(&p.id)))?;
+        let list = ListFloatingIps {
+            project_id: Some(p.id.clone()),
+            ..Default::default()
+        }
+        .list(&s)
+        .await
+        .map_err(|e| {
+            ExtractError::api(
+                format!("project {}: listing floating IPs", p.id),
+                e,
+                &project_role(&p.id),
+            )
+        })?;
         Ok(list
             .into_iter()
-            .filter(|f| f.project_id.as_deref().or(f.tenant_id.as_deref()).is_none_or(|t| t == p.id))
+            .filter(|f| {
+                f.project_id
+                    .as_deref()
+                    .or(f.tenant_id.as_deref())
+                    .is_none_or(|t| t == p.id)
+            })
             .collect())
     }
 
@@ -600,28 +764,28 @@ impl Access {
     /// changes-since list, from one all-projects listing of the live
     /// servers, when that takes fewer requests than one `GET` each (more
     /// such servers than pages of the listing). Only the wanted ones are kept.
-    async fn usage_only_index(&self) -> Option<Arc<HashMap<String, Server>>> {
+    async fn usage_only_index(&self) -> Option<Arc<ServersById>> {
         if !self.privileged {
             return None;
         }
         self.usage_only
             .get_or_init(|| async {
                 let Global::Have(changed) = self.all_servers().await else { return None };
-                let usages: Vec<Arc<HashMap<String, Vec<ServerUsage>>>> = {
+                let usages: Vec<Arc<HashMap<String, Vec<KeptUsage>>>> = {
                     let cells: Vec<_> = self.usages.cells.lock().unwrap().values().cloned().collect();
                     cells.iter().filter_map(|c| match c.get() {
                         Some(Global::Have(m)) => Some(m.clone()),
                         _ => None,
                     }).collect()
                 };
-                let changed_ids: HashSet<&str> = changed.values().flatten().map(|s| s.id.as_str()).collect();
+                let changed_ids: HashSet<&str> = changed.values().flatten().map(KeptServer::id).collect();
                 let mut entries = 0usize;
                 let mut wanted: HashSet<String> = HashSet::new();
                 for m in &usages {
                     for u in m.values().flatten() {
                         entries += 1;
-                        if !changed_ids.contains(u.instance_id.as_str()) {
-                            wanted.insert(u.instance_id.clone());
+                        if !changed_ids.contains(u.instance_id()) {
+                            wanted.insert(u.instance_id().to_string());
                         }
                     }
                 }
@@ -631,13 +795,12 @@ impl Access {
                 if wanted.len() <= pages {
                     return None;
                 }
-                let mut found = HashMap::new();
+                let mut found = Vec::with_capacity(wanted.len());
+                let mut interner = Interner::default();
                 let mut stream = ListServers { all_tenants: true, ..Default::default() }.stream(&self.primary);
                 while let Some(s) = futures::StreamExt::next(&mut stream).await {
                     match s {
-                        Ok(s) if wanted.contains(&s.id) => {
-                            found.insert(s.id.clone(), slim(s));
-                        }
+                        Ok(s) if wanted.contains(&s.id) => found.push(KeptServer::new(s, &mut interner)),
                         Ok(_) => {}
                         Err(e) => {
                             tracing::info!(target: "accounting", error = %e, "cannot list every project's live servers; reading them one by one");
@@ -645,7 +808,7 @@ impl Access {
                         }
                     }
                 }
-                Some(Arc::new(found))
+                Some(Arc::new(ServersById::new(found)))
             })
             .await
             .clone()
@@ -653,14 +816,27 @@ impl Access {
 
     /// The usage-only servers of a project (see [`Access::server`]): from
     /// the all-projects listing when there is one, else one `GET` each.
-    pub async fn usage_only_servers(&self, p: &ProjectAccess, ids: &[&str], conc: usize) -> Vec<Result<Option<Server>, ExtractError>> {
-        let index = if ids.is_empty() { None } else { self.usage_only_index().await };
+    pub async fn usage_only_servers(
+        &self,
+        p: &ProjectAccess,
+        ids: &[&str],
+        conc: usize,
+    ) -> Vec<Result<Option<Server>, ExtractError>> {
+        let index = if ids.is_empty() {
+            None
+        } else {
+            self.usage_only_index().await
+        };
         futures::StreamExt::collect(futures::StreamExt::buffered(
             futures::stream::iter(ids.iter().map(|id| {
-                let hit = index.as_ref().and_then(|m| m.get(*id).cloned());
+                let hit = index
+                    .as_ref()
+                    .and_then(|m| m.get(id))
+                    .filter(|s| s.tenant_id().is_none_or(|t| t == p.id))
+                    .map(KeptServer::server);
                 async move {
                     match hit {
-                        Some(s) if s.tenant_id.as_deref().is_none_or(|t| t == p.id) => Ok(Some(s)),
+                        Some(s) => Ok(Some(s)),
                         _ => self.server(p, id).await,
                     }
                 }
@@ -672,7 +848,11 @@ impl Access {
 
     /// `GET /servers/{id}`; Ok(None) when Nova answers a client error (cASO
     /// warns and skips: "Cannot find VM in API").
-    pub async fn server(&self, p: &ProjectAccess, id: &str) -> Result<Option<Server>, ExtractError> {
+    pub async fn server(
+        &self,
+        p: &ProjectAccess,
+        id: &str,
+    ) -> Result<Option<Server>, ExtractError> {
         let r = self
             .call_raw(p, Kind::ServerGet, |s| {
                 let id = id.to_string();
@@ -681,18 +861,29 @@ impl Access {
             .await?;
         match r.map_err(|(e, _)| e) {
             Ok(s) => Ok(Some(s)),
-            Err(e) if e.status().is_some_and(|s| (400..500).contains(&s) && s != 401 && s != 403) => {
+            Err(e)
+                if e.status()
+                    .is_some_and(|s| (400..500).contains(&s) && s != 401 && s != 403) =>
+            {
                 tracing::warn!(target: "accounting", server = %id, project = %p.id, error = %e,
                     "server in os-simple-tenant-usage but not found in the API (see cASO troubleshooting: cannot find VM in API); skipped");
                 Ok(None)
             }
-            Err(e) => Err(ExtractError::api(format!("project {}: reading server {id}", p.id), e, &project_role(&p.id))),
+            Err(e) => Err(ExtractError::api(
+                format!("project {}: reading server {id}", p.id),
+                e,
+                &project_role(&p.id),
+            )),
         }
     }
 
     /// The server's instance actions; None when Nova no longer has them
     /// (404: purged), so SuspendDuration is left out for it.
-    pub async fn instance_actions(&self, p: &ProjectAccess, id: &str) -> Result<Option<Vec<InstanceAction>>, ExtractError> {
+    pub async fn instance_actions(
+        &self,
+        p: &ProjectAccess,
+        id: &str,
+    ) -> Result<Option<Vec<InstanceAction>>, ExtractError> {
         let r = self
             .call_raw(p, Kind::Actions, |s| {
                 let q = ListInstanceActions::new(id);
@@ -708,23 +899,14 @@ impl Access {
             Err((e, scoped)) => Err(ExtractError::api(
                 format!("project {}: listing instance actions of server {id}", p.id),
                 e,
-                &if scoped { project_role(&p.id) } else { SYSTEM_ROLE.to_string() },
+                &if scoped {
+                    project_role(&p.id)
+                } else {
+                    SYSTEM_ROLE.to_string()
+                },
             )),
         }
     }
-}
-
-/// A listed server without what no record needs (unknown fields, metadata,
-/// tags, fixed addresses), so the run-wide listings of a large site stay small.
-fn slim(mut s: Server) -> Server {
-    s.extra = serde_json::Map::new();
-    s.metadata.clear();
-    s.tags = None;
-    for list in s.addresses.values_mut() {
-        list.retain(|a| a.ip_type.as_deref() == Some("floating"));
-    }
-    s.addresses.retain(|_, l| !l.is_empty());
-    s
 }
 
 /// The page size the all-projects server listing gets (Nova's default
@@ -751,7 +933,9 @@ fn global<T: Clone>(
             }
             Global::Have(Arc::new(m))
         }
-        Err(e) if refused(&e) || e.status() == Some(404) || e.status() == Some(400) => Global::Denied,
+        Err(e) if refused(&e) || e.status() == Some(404) || e.status() == Some(400) => {
+            Global::Denied
+        }
         Err(e) => Global::Failed(Arc::new(ExtractError::api(what, e, SYSTEM_ROLE))),
     }
 }
@@ -765,14 +949,20 @@ pub(crate) struct ProjectAccess {
 
 impl ProjectAccess {
     pub fn new(id: impl Into<String>) -> Self {
-        ProjectAccess { id: id.into(), scoped: OnceCell::new() }
+        ProjectAccess {
+            id: id.into(),
+            scoped: OnceCell::new(),
+        }
     }
 
     pub async fn session(&self, a: &Access) -> Result<Session, ExtractError> {
         let r = self
             .scoped
             .get_or_init(|| async {
-                a.primary.rescope(Scope::project_id(self.id.clone())).await.map_err(|e| e.to_string())
+                a.primary
+                    .rescope(Scope::project_id(self.id.clone()))
+                    .await
+                    .map_err(|e| e.to_string())
             })
             .await;
         r.clone().map_err(|message| ExtractError::Forbidden {

@@ -2,8 +2,11 @@
 //! or all (`GET /os-simple-tenant-usage?detailed=1`), paged from 2.40
 //! (`tenant_usage(s)_links`); pages are merged into whole tenants.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
+use futures::stream::{self, BoxStream};
+use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -146,7 +149,9 @@ pub struct ListTenantUsages {
 }
 
 impl ListTenantUsages {
-    pub async fn list(&self, s: &Session) -> Result<Vec<TenantUsage>> {
+    /// The tenant usages page by page, as Nova sends them: a project whose
+    /// servers span pages comes once per page (see [`ListTenantUsages::list`]).
+    pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<TenantUsage>> {
         let q = Query::new()
             .flag("detailed", self.detailed, "1")
             .set("start", time::format_naive(&self.start))
@@ -159,18 +164,34 @@ impl ListTenantUsages {
         )
         .query(q.into_vec())
         .versioned();
-        let mut pages =
-            Pager::new(call, "/tenant_usages", Next::Links("tenant_usages_links")).pages(s);
+        Pager::new(call, "/tenant_usages", Next::Links("tenant_usages_links"))
+            .pages(s)
+            .map_ok(|mut page| {
+                let items = match page.get_mut("tenant_usages").map(Value::take) {
+                    Some(Value::Array(items)) => items,
+                    _ => Vec::new(),
+                };
+                stream::iter(
+                    items
+                        .into_iter()
+                        .map(|item| decode(item, "/os-simple-tenant-usage")),
+                )
+            })
+            .try_flatten()
+            .boxed()
+    }
+
+    /// Every project's usage, the pieces of a project split across pages merged.
+    pub async fn list(&self, s: &Session) -> Result<Vec<TenantUsage>> {
+        let mut items = self.stream(s);
         let mut out: Vec<TenantUsage> = Vec::new();
-        while let Some(mut page) = pages.try_next().await? {
-            let Some(Value::Array(items)) = page.get_mut("tenant_usages").map(Value::take) else {
-                continue;
-            };
-            for item in items {
-                let tu = decode(item, "/os-simple-tenant-usage")?;
-                match out.iter_mut().find(|t| t.tenant_id == tu.tenant_id) {
-                    Some(t) => t.absorb(tu),
-                    None => out.push(tu),
+        let mut at: HashMap<String, usize> = HashMap::new();
+        while let Some(tu) = items.try_next().await? {
+            match at.get(&tu.tenant_id) {
+                Some(&i) => out[i].absorb(tu),
+                None => {
+                    at.insert(tu.tenant_id.clone(), out.len());
+                    out.push(tu);
                 }
             }
         }

@@ -1,0 +1,334 @@
+//! Compact forms of what the run-wide listings hold until each project is
+//! extracted (on a site of 200,000 servers, tens of thousands of servers,
+//! usage entries and volumes): only the fields records read, and values
+//! many servers share — flavor snapshots, users, statuses, images, projects —
+//! stored once. A project's servers are expanded back into
+//! [`openstack::nova::Server`]s only while that project is extracted.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use openstack::cinder::Volume;
+use openstack::nova::{Address, ImageRef, Server, ServerFlavor, ServerUsage};
+
+/// A flavor snapshot's (id, original name).
+type FlavorKey = (Option<String>, Option<String>);
+
+/// Values seen many times in one listing, each stored once.
+#[derive(Default)]
+pub(crate) struct Interner {
+    strs: HashSet<Arc<str>>,
+    /// Flavor snapshots by (id, name); equal snapshots share one Arc.
+    flavors: HashMap<FlavorKey, Vec<Arc<ServerFlavor>>>,
+}
+
+impl Interner {
+    fn str(&mut self, s: String) -> Arc<str> {
+        if let Some(a) = self.strs.get(s.as_str()) {
+            return a.clone();
+        }
+        let a: Arc<str> = s.into();
+        self.strs.insert(a.clone());
+        a
+    }
+
+    fn flavor(&mut self, f: ServerFlavor) -> Arc<ServerFlavor> {
+        let same = self
+            .flavors
+            .entry((f.id.clone(), f.original_name.clone()))
+            .or_default();
+        if let Some(a) = same.iter().find(|a| ***a == f) {
+            return a.clone();
+        }
+        let a = Arc::new(f);
+        same.push(a.clone());
+        a
+    }
+}
+
+/// A listed server, as kept for the run (see the module docs).
+#[derive(Debug, Clone)]
+pub(crate) struct KeptServer {
+    id: Box<str>,
+    name: Option<Box<str>>,
+    status: Arc<str>,
+    tenant_id: Option<Arc<str>>,
+    user_id: Option<Arc<str>>,
+    created: DateTime<Utc>,
+    updated: Option<DateTime<Utc>>,
+    launched_at: Option<DateTime<Utc>>,
+    terminated_at: Option<DateTime<Utc>>,
+    flavor: Option<Arc<ServerFlavor>>,
+    image: Option<Arc<str>>,
+    /// Only the floating addresses (PublicIPCount); fixed ones are dropped.
+    floating: Box<[(Arc<str>, Address)]>,
+}
+
+impl KeptServer {
+    pub fn new(s: Server, i: &mut Interner) -> KeptServer {
+        let mut floating = Vec::new();
+        for (net, list) in s.addresses {
+            for a in list {
+                if a.ip_type.as_deref() == Some("floating") {
+                    floating.push((i.str(net.clone()), a));
+                }
+            }
+        }
+        KeptServer {
+            id: s.id.into(),
+            name: s.name.map(Into::into),
+            status: i.str(s.status),
+            tenant_id: s.tenant_id.map(|t| i.str(t)),
+            user_id: s.user_id.map(|u| i.str(u)),
+            created: s.created,
+            updated: s.updated,
+            launched_at: s.launched_at,
+            terminated_at: s.terminated_at,
+            flavor: s.flavor.map(|f| i.flavor(f)),
+            image: s.image.map(|r| i.str(r.id)),
+            floating: floating.into_boxed_slice(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn tenant_id(&self) -> Option<&str> {
+        self.tenant_id.as_deref()
+    }
+
+    pub fn updated(&self) -> Option<DateTime<Utc>> {
+        self.updated
+    }
+
+    /// The server as Nova listed it, less what no record reads (metadata,
+    /// tags, fixed addresses, extended status and host attributes).
+    pub fn server(&self) -> Server {
+        let mut addresses: std::collections::BTreeMap<String, Vec<Address>> = Default::default();
+        for (net, a) in self.floating.iter() {
+            addresses
+                .entry(net.to_string())
+                .or_default()
+                .push(a.clone());
+        }
+        Server {
+            id: self.id.to_string(),
+            name: self.name.as_deref().map(str::to_string),
+            status: self.status.to_string(),
+            tenant_id: self.tenant_id.as_deref().map(str::to_string),
+            user_id: self.user_id.as_deref().map(str::to_string),
+            created: self.created,
+            updated: self.updated,
+            launched_at: self.launched_at,
+            terminated_at: self.terminated_at,
+            flavor: self.flavor.as_deref().cloned(),
+            image: self
+                .image
+                .as_deref()
+                .map(|id| ImageRef { id: id.to_string() }),
+            addresses,
+            metadata: Default::default(),
+            vm_state: None,
+            task_state: None,
+            power_state: None,
+            host: None,
+            hypervisor_hostname: None,
+            availability_zone: None,
+            key_name: None,
+            locked: None,
+            tags: None,
+            extra: Default::default(),
+        }
+    }
+}
+
+/// Servers kept in id order, found by binary search (no per-entry hash
+/// table: the usage-only servers of a large site are tens of thousands).
+#[derive(Debug, Default)]
+pub(crate) struct ServersById(Vec<KeptServer>);
+
+impl ServersById {
+    pub fn new(mut v: Vec<KeptServer>) -> Self {
+        v.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        v.dedup_by(|a, b| a.id == b.id);
+        v.shrink_to_fit();
+        ServersById(v)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&KeptServer> {
+        self.0
+            .binary_search_by(|s| (*s.id).cmp(id))
+            .ok()
+            .map(|i| &self.0[i])
+    }
+}
+
+/// An os-simple-tenant-usage entry, as kept for the run: what records read
+/// (not the name, the project — the map's key —, the flavor name, hours).
+#[derive(Debug, Clone)]
+pub(crate) struct KeptUsage {
+    instance_id: Box<str>,
+    state: Option<Arc<str>>,
+    started_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    memory_mb: u64,
+    local_gb: u64,
+    vcpus: u32,
+}
+
+impl KeptUsage {
+    pub fn new(u: ServerUsage, i: &mut Interner) -> KeptUsage {
+        KeptUsage {
+            instance_id: u.instance_id.into(),
+            state: u.state.map(|s| i.str(s)),
+            started_at: u.started_at,
+            ended_at: u.ended_at,
+            memory_mb: u.memory_mb,
+            local_gb: u.local_gb,
+            vcpus: u.vcpus,
+        }
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    pub fn usage(&self) -> ServerUsage {
+        ServerUsage {
+            instance_id: self.instance_id.to_string(),
+            name: None,
+            tenant_id: None,
+            hours: 0.0,
+            vcpus: self.vcpus,
+            memory_mb: self.memory_mb,
+            local_gb: self.local_gb,
+            flavor: None,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            state: self.state.as_deref().map(str::to_string),
+            uptime: None,
+        }
+    }
+}
+
+/// A listed volume less what no record reads (metadata, description,
+/// attachments, unknown fields).
+pub(crate) fn slim_volume(mut v: Volume) -> Volume {
+    v.extra = serde_json::Map::new();
+    v.metadata.clear();
+    v.description = None;
+    v.attachments = Vec::new();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(id: &str, extra_specs: &[(&str, &str)]) -> Server {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": format!("vm-{id}"), "status": "ACTIVE", "tenant_id": "p1", "user_id": "u1",
+            "created": "2023-05-01T00:00:00Z", "updated": "2023-05-02T00:00:00Z",
+            "OS-SRV-USG:launched_at": "2023-05-01T00:01:00.000000", "OS-SRV-USG:terminated_at": null,
+            "flavor": {"original_name": "m1.small", "vcpus": 2, "ram": 4096, "disk": 20, "ephemeral": 0, "swap": 0,
+                       "extra_specs": extra_specs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>()},
+            "image": {"id": "img-1"},
+            "addresses": {"net": [
+                {"addr": "10.0.0.5", "version": 4, "OS-EXT-IPS:type": "fixed"},
+                {"addr": "192.0.2.7", "version": 4, "OS-EXT-IPS:type": "floating"}
+            ]},
+            "metadata": {"k": "v"}, "OS-EXT-STS:vm_state": "active", "key_name": "mykey"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_kept_server_gives_back_every_field_records_read() {
+        let mut i = Interner::default();
+        let s = server("a", &[("gpu", "1")]);
+        let back = KeptServer::new(s.clone(), &mut i).server();
+        assert_eq!(back.id, s.id);
+        assert_eq!(back.name, s.name);
+        assert_eq!(back.status, s.status);
+        assert_eq!(back.tenant_id, s.tenant_id);
+        assert_eq!(back.user_id, s.user_id);
+        assert_eq!(
+            (
+                back.created,
+                back.updated,
+                back.launched_at,
+                back.terminated_at
+            ),
+            (s.created, s.updated, s.launched_at, s.terminated_at)
+        );
+        assert_eq!(back.flavor, s.flavor);
+        assert_eq!(back.image, s.image);
+        assert_eq!(
+            back.floating_ips()
+                .map(|a| a.addr.as_str())
+                .collect::<Vec<_>>(),
+            ["192.0.2.7"]
+        );
+        assert_eq!(
+            back.addresses.values().flatten().count(),
+            1,
+            "fixed addresses are dropped"
+        );
+        assert!(back.metadata.is_empty() && back.key_name.is_none() && back.extra.is_empty());
+    }
+
+    #[test]
+    fn equal_flavor_snapshots_and_repeated_strings_are_shared() {
+        let mut i = Interner::default();
+        let a = KeptServer::new(server("a", &[("gpu", "1")]), &mut i);
+        let b = KeptServer::new(server("b", &[("gpu", "1")]), &mut i);
+        let c = KeptServer::new(server("c", &[("gpu", "2")]), &mut i);
+        assert!(Arc::ptr_eq(
+            a.flavor.as_ref().unwrap(),
+            b.flavor.as_ref().unwrap()
+        ));
+        assert!(
+            !Arc::ptr_eq(a.flavor.as_ref().unwrap(), c.flavor.as_ref().unwrap()),
+            "a changed extra spec is its own snapshot"
+        );
+        assert_eq!(c.server().flavor.unwrap().extra_specs.unwrap()["gpu"], "2");
+        assert!(Arc::ptr_eq(
+            a.user_id.as_ref().unwrap(),
+            b.user_id.as_ref().unwrap()
+        ));
+        assert!(Arc::ptr_eq(&a.status, &c.status));
+    }
+
+    #[test]
+    fn a_kept_usage_gives_back_what_records_read() {
+        let u: ServerUsage = serde_json::from_value(serde_json::json!({
+            "instance_id": "i-1", "name": "vm", "tenant_id": "p1", "hours": 3.5, "vcpus": 4, "memory_mb": 8192,
+            "local_gb": 40, "flavor": "m1.large", "started_at": "2023-05-01T00:00:00.000000",
+            "ended_at": "2023-05-03T00:00:00.000000", "state": "terminated", "uptime": 12
+        }))
+        .unwrap();
+        let back = KeptUsage::new(u.clone(), &mut Interner::default()).usage();
+        assert_eq!(back.instance_id, u.instance_id);
+        assert_eq!((back.vcpus, back.memory_mb, back.local_gb), (4, 8192, 40));
+        assert_eq!((back.started_at, back.ended_at), (u.started_at, u.ended_at));
+        assert_eq!(back.state.as_deref(), Some("terminated"));
+    }
+
+    #[test]
+    fn servers_by_id_finds_each_and_only_those() {
+        let mut i = Interner::default();
+        let by = ServersById::new(
+            ["c", "a", "b", "a"]
+                .iter()
+                .map(|id| KeptServer::new(server(id, &[]), &mut i))
+                .collect(),
+        );
+        for id in ["a", "b", "c"] {
+            assert_eq!(by.get(id).map(KeptServer::id), Some(id));
+        }
+        assert!(by.get("d").is_none() && by.get("").is_none());
+        assert_eq!(by.0.len(), 3);
+    }
+}

@@ -14,8 +14,8 @@ use openstack::cinder::{ListVolumes, Volume};
 use openstack::glance::{Image, ListImages};
 use openstack::neutron::{FloatingIp, ListFloatingIps};
 use openstack::nova::{
-    Flavor, FlavorVisibility, GetTenantUsage, InstanceAction, ListFlavors, ListInstanceActions,
-    ListServers, ListTenantUsages, Server, ServerFlavor, ServerUsage,
+    Flavor, FlavorVisibility, GetTenantUsage, InstanceAction, ListFlavors, ListInstanceActions, ListServers,
+    ListTenantUsages, Server, ServerFlavor, ServerUsage,
 };
 use openstack::{Scope, Session};
 use tokio::sync::OnceCell;
@@ -24,13 +24,12 @@ use crate::error::ExtractError;
 use crate::kept::{Interner, KeptServer, KeptUsage, ServersById, slim_volume};
 
 /// The role hint for calls made with the system / admin token.
-pub(crate) const SYSTEM_ROLE: &str = "the reader role on the system (openstack role add --user <accounting user> --user-domain <domain> --system all reader)";
+pub(crate) const SYSTEM_ROLE: &str =
+    "the reader role on the system (openstack role add --user <accounting user> --user-domain <domain> --system all reader)";
 
 /// The role hint for calls made in a project.
 pub(crate) fn project_role(pid: &str) -> String {
-    format!(
-        "the reader role on project {pid} (openstack role add --user <accounting user> --project {pid} reader)"
-    )
+    format!("the reader role on project {pid} (openstack role add --user <accounting user> --project {pid} reader)")
 }
 
 /// Calls that may be refused to the system / admin token, each remembered
@@ -64,22 +63,14 @@ struct Memo<T> {
 
 impl<T: Clone> Memo<T> {
     fn new() -> Self {
-        Memo {
-            cells: Mutex::new(HashMap::new()),
-        }
+        Memo { cells: Mutex::new(HashMap::new()) }
     }
     async fn get<F, Fut>(&self, key: &str, f: F) -> T
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        let cell = self
-            .cells
-            .lock()
-            .unwrap()
-            .entry(key.to_string())
-            .or_default()
-            .clone();
+        let cell = self.cells.lock().unwrap().entry(key.to_string()).or_default().clone();
         cell.get_or_init(f).await.clone()
     }
 }
@@ -135,19 +126,9 @@ struct FlavorIndex {
 }
 
 impl Access {
-    pub async fn new(
-        primary: Session,
-        servers_since: DateTime<Utc>,
-    ) -> Result<Access, ExtractError> {
-        let token = primary
-            .token()
-            .await
-            .map_err(|e| ExtractError::api("authenticating", e, SYSTEM_ROLE))?;
-        let admin = token.roles.iter().any(|r| {
-            r.name
-                .as_deref()
-                .is_some_and(|n| n.eq_ignore_ascii_case("admin"))
-        });
+    pub async fn new(primary: Session, servers_since: DateTime<Utc>) -> Result<Access, ExtractError> {
+        let token = primary.token().await.map_err(|e| ExtractError::api("authenticating", e, SYSTEM_ROLE))?;
+        let admin = token.roles.iter().any(|r| r.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case("admin")));
         let privileged = token.system || admin;
         Ok(Access {
             primary,
@@ -191,13 +172,7 @@ impl Access {
 
     /// Runs `f` with the privileged session; on a policy refusal (or a
     /// catalog that needs a project) with the project's own token.
-    pub async fn call<T, F, Fut>(
-        &self,
-        p: &ProjectAccess,
-        kind: Kind,
-        what: &dyn Fn() -> String,
-        f: F,
-    ) -> Result<T, ExtractError>
+    pub async fn call<T, F, Fut>(&self, p: &ProjectAccess, kind: Kind, what: &dyn Fn() -> String, f: F) -> Result<T, ExtractError>
     where
         F: Fn(Session) -> Fut,
         Fut: Future<Output = openstack::Result<T>>,
@@ -295,9 +270,7 @@ impl Access {
     /// specs; before 2.47 the flavor by id (list, then `GET /flavors/{id}`).
     pub async fn flavor_facts(&self, sf: Option<&ServerFlavor>) -> FlavorFacts {
         let idx = self.flavor_index().await;
-        let Some(sf) = sf else {
-            return FlavorFacts::default();
-        };
+        let Some(sf) = sf else { return FlavorFacts::default() };
         if let Some(vcpus) = sf.vcpus {
             let name = sf.original_name.clone().unwrap_or_default();
             let current = idx.by_name.get(&name).and_then(|id| idx.by_id.get(id));
@@ -314,16 +287,12 @@ impl Access {
                 known: true,
             };
         }
-        let Some(id) = sf.id.clone() else {
-            return FlavorFacts::default();
-        };
+        let Some(id) = sf.id.clone() else { return FlavorFacts::default() };
         let flavor = match idx.by_id.get(&id) {
             Some(f) => Some(f.clone()),
             None => {
                 self.flavor_by_id
-                    .get(&id, || async {
-                        openstack::nova::flavors::get(&self.primary, &id).await.ok()
-                    })
+                    .get(&id, || async { openstack::nova::flavors::get(&self.primary, &id).await.ok() })
                     .await
             }
         };
@@ -336,10 +305,7 @@ impl Access {
                 extra_specs: self.flavor_extra_specs(&f).await,
                 known: true,
             },
-            None => FlavorFacts {
-                label: id,
-                ..Default::default()
-            },
+            None => FlavorFacts { label: id, ..Default::default() },
         }
     }
 
@@ -410,11 +376,7 @@ impl Access {
         if user_id.is_empty() || self.users_denied.load(Ordering::Relaxed) {
             return None;
         }
-        if let Some(name) = self
-            .user_index()
-            .await
-            .and_then(|idx| idx.get(user_id).cloned())
-        {
+        if let Some(name) = self.user_index().await.and_then(|idx| idx.get(user_id).cloned()) {
             return Some(name);
         }
         self.users
@@ -447,11 +409,7 @@ impl Access {
         }
         self.servers
             .get_or_init(|| async {
-                let q = ListServers {
-                    all_tenants: true,
-                    changes_since: Some(self.servers_since),
-                    ..Default::default()
-                };
+                let q = ListServers { all_tenants: true, changes_since: Some(self.servers_since), ..Default::default() };
                 let mut stream = q.stream(&self.primary);
                 let mut interner = Interner::default();
                 let mut m: HashMap<String, Vec<KeptServer>> = HashMap::new();
@@ -463,13 +421,7 @@ impl Access {
                                 m.entry(t.to_string()).or_default().push(k);
                             }
                         }
-                        Err(e) => {
-                            return global::<KeptServer>(
-                                Err(e),
-                                "listing every project's servers",
-                                |_| None,
-                            );
-                        }
+                        Err(e) => return global::<KeptServer>(Err(e), "listing every project's servers", |_| None),
                     }
                 }
                 m.values_mut().for_each(Vec::shrink_to_fit);
@@ -480,11 +432,7 @@ impl Access {
     }
 
     /// Usage of every project over one window, by project.
-    pub async fn all_usages(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Global<HashMap<String, Vec<KeptUsage>>> {
+    pub async fn all_usages(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Global<HashMap<String, Vec<KeptUsage>>> {
         if !self.privileged || self.is_denied(Kind::Usage) {
             return Global::Denied;
         }
@@ -492,23 +440,17 @@ impl Access {
         let g = self
             .usages
             .get(&key, || async {
-                let q = ListTenantUsages {
-                    start: from,
-                    end: to,
-                    detailed: true,
-                    limit: None,
-                };
+                let q = ListTenantUsages { start: from, end: to, detailed: true, limit: None };
                 // Kept compact page by page; a project split across pages comes once per page.
                 let mut interner = Interner::default();
                 let mut m: HashMap<String, Vec<KeptUsage>> = HashMap::new();
                 let mut items = q.stream(&self.primary);
                 let listed = loop {
                     match futures::TryStreamExt::try_next(&mut items).await {
-                        Ok(Some(t)) => m.entry(t.tenant_id).or_default().extend(
-                            t.server_usages
-                                .into_iter()
-                                .map(|u| KeptUsage::new(u, &mut interner)),
-                        ),
+                        Ok(Some(t)) => m
+                            .entry(t.tenant_id)
+                            .or_default()
+                            .extend(t.server_usages.into_iter().map(|u| KeptUsage::new(u, &mut interner))),
                         Ok(None) => break Ok(()),
                         Err(e) => break Err(e),
                     }
@@ -517,11 +459,7 @@ impl Access {
                 match listed {
                     Ok(()) => Global::Have(Arc::new(m)),
                     Err(e) if refused(&e) => Global::Denied,
-                    Err(e) => Global::Failed(Arc::new(ExtractError::api(
-                        "listing every project's usage",
-                        e,
-                        SYSTEM_ROLE,
-                    ))),
+                    Err(e) => Global::Failed(Arc::new(ExtractError::api("listing every project's usage", e, SYSTEM_ROLE))),
                 }
             })
             .await;
@@ -537,16 +475,10 @@ impl Access {
         }
         self.volumes
             .get_or_init(|| async {
-                let list = futures::TryStreamExt::try_collect::<Vec<Volume>>(
-                    futures::TryStreamExt::map_ok(
-                        ListVolumes {
-                            all_tenants: true,
-                            ..Default::default()
-                        }
-                        .stream(&self.primary),
-                        slim_volume,
-                    ),
-                )
+                let list = futures::TryStreamExt::try_collect::<Vec<Volume>>(futures::TryStreamExt::map_ok(
+                    ListVolumes { all_tenants: true, ..Default::default() }.stream(&self.primary),
+                    slim_volume,
+                ))
                 .await;
                 // Without the tenant attribute the volumes cannot be told apart.
                 if let Ok(v) = &list
@@ -554,9 +486,7 @@ impl Access {
                 {
                     return Global::Denied;
                 }
-                global(list, "listing every project's volumes", |v: &Volume| {
-                    v.project_id.clone()
-                })
+                global(list, "listing every project's volumes", |v: &Volume| v.project_id.clone())
             })
             .await
             .clone()
@@ -569,11 +499,9 @@ impl Access {
         self.fips
             .get_or_init(|| async {
                 let list = ListFloatingIps::default().list(&self.primary).await;
-                global(
-                    list,
-                    "listing every project's floating IPs",
-                    |f: &FloatingIp| f.project_id.clone().or_else(|| f.tenant_id.clone()),
-                )
+                global(list, "listing every project's floating IPs", |f: &FloatingIp| {
+                    f.project_id.clone().or_else(|| f.tenant_id.clone())
+                })
             })
             .await
             .clone()
@@ -635,68 +563,32 @@ impl Access {
 
     // ------------------------------------------------- per-project calls
 
-    pub async fn project_servers(
-        &self,
-        p: &ProjectAccess,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<Server>, ExtractError> {
+    pub async fn project_servers(&self, p: &ProjectAccess, since: DateTime<Utc>) -> Result<Vec<Server>, ExtractError> {
         match self.all_servers().await {
             Global::Have(m) => {
                 return Ok(m
                     .get(&p.id)
-                    .map(|v| {
-                        v.iter()
-                            .filter(|s| s.updated().is_none_or(|u| u >= since))
-                            .map(KeptServer::server)
-                            .collect()
-                    })
+                    .map(|v| v.iter().filter(|s| s.updated().is_none_or(|u| u >= since)).map(KeptServer::server).collect())
                     .unwrap_or_default());
             }
             Global::Failed(e) => return Err(ExtractError::Shared(e)),
             Global::Denied => {}
         }
         let s = p.session(self).await?;
-        let list = ListServers {
-            changes_since: Some(since),
-            ..Default::default()
-        }
-        .list(&s)
-        .await
-        .map_err(|e| {
-            ExtractError::api(
-                format!("project {}: listing servers changed since {since}", p.id),
-                e,
-                &project_role(&p.id),
-            )
-        })?;
-        Ok(list
-            .into_iter()
-            .filter(|s| s.tenant_id.as_deref().is_none_or(|t| t == p.id))
-            .collect())
+        let list = ListServers { changes_since: Some(since), ..Default::default() }
+            .list(&s)
+            .await
+            .map_err(|e| ExtractError::api(format!("project {}: listing servers changed since {since}", p.id), e, &project_role(&p.id)))?;
+        Ok(list.into_iter().filter(|s| s.tenant_id.as_deref().is_none_or(|t| t == p.id)).collect())
     }
 
-    pub async fn project_usage(
-        &self,
-        p: &ProjectAccess,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<ServerUsage>, ExtractError> {
+    pub async fn project_usage(&self, p: &ProjectAccess, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<ServerUsage>, ExtractError> {
         match self.all_usages(from, to).await {
-            Global::Have(m) => {
-                return Ok(m
-                    .get(&p.id)
-                    .map(|v| v.iter().map(KeptUsage::usage).collect())
-                    .unwrap_or_default());
-            }
+            Global::Have(m) => return Ok(m.get(&p.id).map(|v| v.iter().map(KeptUsage::usage).collect()).unwrap_or_default()),
             Global::Failed(e) => return Err(ExtractError::Shared(e)),
             Global::Denied => {}
         }
-        let q = GetTenantUsage {
-            project_id: p.id.clone(),
-            start: from,
-            end: to,
-            limit: None,
-        };
+        let q = GetTenantUsage { project_id: p.id.clone(), start: from, end: to, limit: None };
         let what = || format!("project {}: reading os-simple-tenant-usage", p.id);
         self.call(p, Kind::Usage, &what, |s| {
             let q = q.clone();
@@ -713,50 +605,27 @@ impl Access {
             Global::Denied => {}
         }
         let s = p.session(self).await?;
-        let list = ListVolumes::default().list(&s).await.map_err(|e| {
-            ExtractError::api(
-                format!("project {}: listing volumes", p.id),
-                e,
-                &project_role(&p.id),
-            )
-        })?;
-        Ok(list
-            .into_iter()
-            .filter(|v| v.project_id.as_deref().is_none_or(|t| t == p.id))
-            .collect())
+        let list = ListVolumes::default()
+            .list(&s)
+            .await
+            .map_err(|e| ExtractError::api(format!("project {}: listing volumes", p.id), e, &project_role(&p.id)))?;
+        Ok(list.into_iter().filter(|v| v.project_id.as_deref().is_none_or(|t| t == p.id)).collect())
     }
 
-    pub async fn project_floating_ips(
-        &self,
-        p: &ProjectAccess,
-    ) -> Result<Vec<FloatingIp>, ExtractError> {
+    pub async fn project_floating_ips(&self, p: &ProjectAccess) -> Result<Vec<FloatingIp>, ExtractError> {
         match self.all_floating_ips().await {
             Global::Have(m) => return Ok(m.get(&p.id).cloned().unwrap_or_default()),
             Global::Failed(e) => return Err(ExtractError::Shared(e)),
             Global::Denied => {}
         }
         let s = p.session(self).await?;
-        let list = ListFloatingIps {
-            project_id: Some(p.id.clone()),
-            ..Default::default()
-        }
-        .list(&s)
-        .await
-        .map_err(|e| {
-            ExtractError::api(
-                format!("project {}: listing floating IPs", p.id),
-                e,
-                &project_role(&p.id),
-            )
-        })?;
+        let list = ListFloatingIps { project_id: Some(p.id.clone()), ..Default::default() }
+            .list(&s)
+            .await
+            .map_err(|e| ExtractError::api(format!("project {}: listing floating IPs", p.id), e, &project_role(&p.id)))?;
         Ok(list
             .into_iter()
-            .filter(|f| {
-                f.project_id
-                    .as_deref()
-                    .or(f.tenant_id.as_deref())
-                    .is_none_or(|t| t == p.id)
-            })
+            .filter(|f| f.project_id.as_deref().or(f.tenant_id.as_deref()).is_none_or(|t| t == p.id))
             .collect())
     }
 
@@ -816,24 +685,11 @@ impl Access {
 
     /// The usage-only servers of a project (see [`Access::server`]): from
     /// the all-projects listing when there is one, else one `GET` each.
-    pub async fn usage_only_servers(
-        &self,
-        p: &ProjectAccess,
-        ids: &[&str],
-        conc: usize,
-    ) -> Vec<Result<Option<Server>, ExtractError>> {
-        let index = if ids.is_empty() {
-            None
-        } else {
-            self.usage_only_index().await
-        };
+    pub async fn usage_only_servers(&self, p: &ProjectAccess, ids: &[&str], conc: usize) -> Vec<Result<Option<Server>, ExtractError>> {
+        let index = if ids.is_empty() { None } else { self.usage_only_index().await };
         futures::StreamExt::collect(futures::StreamExt::buffered(
             futures::stream::iter(ids.iter().map(|id| {
-                let hit = index
-                    .as_ref()
-                    .and_then(|m| m.get(id))
-                    .filter(|s| s.tenant_id().is_none_or(|t| t == p.id))
-                    .map(KeptServer::server);
+                let hit = index.as_ref().and_then(|m| m.get(id)).filter(|s| s.tenant_id().is_none_or(|t| t == p.id)).map(KeptServer::server);
                 async move {
                     match hit {
                         Some(s) => Ok(Some(s)),
@@ -848,11 +704,7 @@ impl Access {
 
     /// `GET /servers/{id}`; Ok(None) when Nova answers a client error (cASO
     /// warns and skips: "Cannot find VM in API").
-    pub async fn server(
-        &self,
-        p: &ProjectAccess,
-        id: &str,
-    ) -> Result<Option<Server>, ExtractError> {
+    pub async fn server(&self, p: &ProjectAccess, id: &str) -> Result<Option<Server>, ExtractError> {
         let r = self
             .call_raw(p, Kind::ServerGet, |s| {
                 let id = id.to_string();
@@ -861,29 +713,18 @@ impl Access {
             .await?;
         match r.map_err(|(e, _)| e) {
             Ok(s) => Ok(Some(s)),
-            Err(e)
-                if e.status()
-                    .is_some_and(|s| (400..500).contains(&s) && s != 401 && s != 403) =>
-            {
+            Err(e) if e.status().is_some_and(|s| (400..500).contains(&s) && s != 401 && s != 403) => {
                 tracing::warn!(target: "accounting", server = %id, project = %p.id, error = %e,
                     "server in os-simple-tenant-usage but not found in the API (see cASO troubleshooting: cannot find VM in API); skipped");
                 Ok(None)
             }
-            Err(e) => Err(ExtractError::api(
-                format!("project {}: reading server {id}", p.id),
-                e,
-                &project_role(&p.id),
-            )),
+            Err(e) => Err(ExtractError::api(format!("project {}: reading server {id}", p.id), e, &project_role(&p.id))),
         }
     }
 
     /// The server's instance actions; None when Nova no longer has them
     /// (404: purged), so SuspendDuration is left out for it.
-    pub async fn instance_actions(
-        &self,
-        p: &ProjectAccess,
-        id: &str,
-    ) -> Result<Option<Vec<InstanceAction>>, ExtractError> {
+    pub async fn instance_actions(&self, p: &ProjectAccess, id: &str) -> Result<Option<Vec<InstanceAction>>, ExtractError> {
         let r = self
             .call_raw(p, Kind::Actions, |s| {
                 let q = ListInstanceActions::new(id);
@@ -899,11 +740,7 @@ impl Access {
             Err((e, scoped)) => Err(ExtractError::api(
                 format!("project {}: listing instance actions of server {id}", p.id),
                 e,
-                &if scoped {
-                    project_role(&p.id)
-                } else {
-                    SYSTEM_ROLE.to_string()
-                },
+                &if scoped { project_role(&p.id) } else { SYSTEM_ROLE.to_string() },
             )),
         }
     }
@@ -933,9 +770,7 @@ fn global<T: Clone>(
             }
             Global::Have(Arc::new(m))
         }
-        Err(e) if refused(&e) || e.status() == Some(404) || e.status() == Some(400) => {
-            Global::Denied
-        }
+        Err(e) if refused(&e) || e.status() == Some(404) || e.status() == Some(400) => Global::Denied,
         Err(e) => Global::Failed(Arc::new(ExtractError::api(what, e, SYSTEM_ROLE))),
     }
 }
@@ -949,20 +784,14 @@ pub(crate) struct ProjectAccess {
 
 impl ProjectAccess {
     pub fn new(id: impl Into<String>) -> Self {
-        ProjectAccess {
-            id: id.into(),
-            scoped: OnceCell::new(),
-        }
+        ProjectAccess { id: id.into(), scoped: OnceCell::new() }
     }
 
     pub async fn session(&self, a: &Access) -> Result<Session, ExtractError> {
         let r = self
             .scoped
             .get_or_init(|| async {
-                a.primary
-                    .rescope(Scope::project_id(self.id.clone()))
-                    .await
-                    .map_err(|e| e.to_string())
+                a.primary.rescope(Scope::project_id(self.id.clone())).await.map_err(|e| e.to_string())
             })
             .await;
         r.clone().map_err(|message| ExtractError::Forbidden {

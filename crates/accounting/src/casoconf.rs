@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 
 use apel::{ApelText, SiteName};
 use ini::Ini;
-use openstack::{
-    CloudConfig, Credentials, DomainRef, Interface, ProjectRef, Scope, Secret, UserRef,
-};
+use openstack::{CloudConfig, Credentials, DomainRef, Interface, ProjectRef, Scope, Secret, UserRef};
 
 use crate::{ExtractConfig, Extractor};
 
@@ -40,25 +38,17 @@ pub struct CasoConfError {
 impl CasoConf {
     pub fn load(path: &Path) -> Result<CasoConf, CasoConfError> {
         let label = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| CasoConfError {
-            path: label.clone(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CasoConfError { path: label.clone(), message: e.to_string() })?;
         let conf = Self::parse(&label, &text)?;
         // It holds the [keystone_auth] password: refuse it when others can read it.
-        openstack::secret::check_private_file(path).map_err(|message| CasoConfError {
-            path: label,
-            message,
-        })?;
+        openstack::secret::check_private_file(path).map_err(|message| CasoConfError { path: label, message })?;
         Ok(conf)
     }
 
     /// Parses caso.conf text; `label` names the file in errors.
     pub fn parse(label: &str, text: &str) -> Result<CasoConf, CasoConfError> {
-        let err = |message: String| CasoConfError {
-            path: label.to_string(),
-            message,
-        };
+        let err = |message: String| CasoConfError { path: label.to_string(), message };
         let ini = Ini::load_from_str(text).map_err(|e| err(e.to_string()))?;
         // `[DEFAULT]` is a section like any other to rust-ini; keys before
         // any header count as DEFAULT too.
@@ -68,28 +58,18 @@ impl CasoConf {
                 None if section == "DEFAULT" => ini.general_section().get(key),
                 None => None,
             };
-            value
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
+            value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
         };
         let list = |section: &str, key: &str| -> Vec<String> {
             get(section, key)
-                .map(|v| {
-                    v.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default()
         };
 
-        let site = get("DEFAULT", "site_name")
-            .ok_or_else(|| err("[DEFAULT] site_name is missing".into()))?;
-        let site_name =
-            SiteName::new(&site).map_err(|e| err(format!("[DEFAULT] site_name: {e}")))?;
+        let site = get("DEFAULT", "site_name").ok_or_else(|| err("[DEFAULT] site_name is missing".into()))?;
+        let site_name = SiteName::new(&site).map_err(|e| err(format!("[DEFAULT] site_name: {e}")))?;
         let service = get("DEFAULT", "service_name").unwrap_or_else(|| site.clone());
-        let service = ApelText::for_field("service_name", &service)
-            .map_err(|e| err(format!("[DEFAULT] {e}")))?;
+        let service = ApelText::for_field("service_name", &service).map_err(|e| err(format!("[DEFAULT] {e}")))?;
         let mut extract = ExtractConfig::new(site_name, service);
         extract.projects = list("DEFAULT", "projects");
         extract.project_tag = Some(get("DEFAULT", "caso_tag").unwrap_or_else(|| "caso".into()));
@@ -103,18 +83,14 @@ impl CasoConf {
             }
         }
         extract.vo_properties = properties;
-        let mapping =
-            get("DEFAULT", "mapping_file").unwrap_or_else(|| "/etc/caso/voms.json".into());
+        let mapping = get("DEFAULT", "mapping_file").unwrap_or_else(|| "/etc/caso/voms.json".into());
         extract.voms_json = Some(PathBuf::from(mapping)).filter(|p| p.exists());
         if let Some(extractors) = get("DEFAULT", "extractor") {
             extract.extractors = extractors
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|e| {
-                    Extractor::parse(e)
-                        .ok_or_else(|| err(format!("[DEFAULT] extractor: unknown extractor {e:?}")))
-                })
+                .map(|e| Extractor::parse(e).ok_or_else(|| err(format!("[DEFAULT] extractor: unknown extractor {e:?}"))))
                 .collect::<Result<_, _>>()?;
         }
         if let Some(v) = get("benchmark", "name_key") {
@@ -137,14 +113,9 @@ impl CasoConf {
             extract.prometheus.prometheus_endpoint = v;
         }
 
-        let auth_url = get("keystone_auth", "auth_url")
-            .ok_or_else(|| err("[keystone_auth] auth_url is missing".into()))?;
-        if let Some(t) = get("keystone_auth", "auth_type")
-            .filter(|t| !matches!(t.as_str(), "password" | "v3password"))
-        {
-            return Err(err(format!(
-                "[keystone_auth] auth_type {t:?}: only password and v3password can be read from caso.conf; use clouds.yaml for others"
-            )));
+        let auth_url = get("keystone_auth", "auth_url").ok_or_else(|| err("[keystone_auth] auth_url is missing".into()))?;
+        if let Some(t) = get("keystone_auth", "auth_type").filter(|t| !matches!(t.as_str(), "password" | "v3password")) {
+            return Err(err(format!("[keystone_auth] auth_type {t:?}: only password and v3password can be read from caso.conf; use clouds.yaml for others")));
         }
         let domain = |id: &str, name: &str| -> DomainRef {
             match (get("keystone_auth", id), get("keystone_auth", name)) {
@@ -153,32 +124,17 @@ impl CasoConf {
                 (None, None) => DomainRef::Id("default".into()),
             }
         };
-        let user = match (
-            get("keystone_auth", "user_id"),
-            get("keystone_auth", "username"),
-        ) {
+        let user = match (get("keystone_auth", "user_id"), get("keystone_auth", "username")) {
             (Some(id), _) => UserRef::Id(id),
-            (None, Some(name)) => UserRef::Name {
-                name,
-                domain: domain("user_domain_id", "user_domain_name"),
-            },
-            (None, None) => {
-                return Err(err(
-                    "[keystone_auth] username (or user_id) is missing".into()
-                ));
-            }
+            (None, Some(name)) => UserRef::Name { name, domain: domain("user_domain_id", "user_domain_name") },
+            (None, None) => return Err(err("[keystone_auth] username (or user_id) is missing".into())),
         };
-        let password = get("keystone_auth", "password")
-            .ok_or_else(|| err("[keystone_auth] password is missing".into()))?;
-        let scope = match (
-            get("keystone_auth", "project_id"),
-            get("keystone_auth", "project_name"),
-        ) {
+        let password = get("keystone_auth", "password").ok_or_else(|| err("[keystone_auth] password is missing".into()))?;
+        let scope = match (get("keystone_auth", "project_id"), get("keystone_auth", "project_name")) {
             (Some(id), _) => Scope::Project(ProjectRef::Id(id)),
-            (None, Some(name)) => Scope::Project(ProjectRef::Name {
-                name,
-                domain: domain("project_domain_id", "project_domain_name"),
-            }),
+            (None, Some(name)) => {
+                Scope::Project(ProjectRef::Name { name, domain: domain("project_domain_id", "project_domain_name") })
+            }
             // cASO lists projects with a system-scoped token.
             (None, None) => Scope::System,
         };
@@ -186,33 +142,19 @@ impl CasoConf {
             name: None,
             source: label.to_string(),
             auth_url,
-            credentials: Credentials::Password {
-                user,
-                password: Secret::new(password),
-            },
+            credentials: Credentials::Password { user, password: Secret::new(password) },
             scope,
             region_name: get("DEFAULT", "region_name"),
             interface: Interface::Public,
             cacert: get("keystone_auth", "cafile").map(PathBuf::from),
-            insecure: get("keystone_auth", "insecure")
-                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            insecure: get("keystone_auth", "insecure").is_some_and(|v| v.eq_ignore_ascii_case("true")),
         };
-        let spool = PathBuf::from(
-            get("ssm", "output_path")
-                .unwrap_or_else(|| "/var/spool/apel/outgoing/openstack".into()),
-        );
+        let spool = PathBuf::from(get("ssm", "output_path").unwrap_or_else(|| "/var/spool/apel/outgoing/openstack".into()));
         let max_records = match get("ssm", "max_size") {
-            Some(v) => v
-                .parse()
-                .map_err(|_| err(format!("[ssm] max_size {v:?} is not a number")))?,
+            Some(v) => v.parse().map_err(|_| err(format!("[ssm] max_size {v:?} is not a number")))?,
             None => apel::DEFAULT_MAX_RECORDS,
         };
-        Ok(CasoConf {
-            extract,
-            cloud,
-            spool,
-            max_records,
-        })
+        Ok(CasoConf { extract, cloud, spool, max_records })
     }
 }
 
@@ -242,18 +184,10 @@ mod tests {
         assert_eq!(c.extract.service_name.as_str(), "TEST-SITE-cloud");
         assert_eq!(c.extract.vo_properties[0], "VO");
         assert_eq!(c.extract.project_tag.as_deref(), Some("caso"));
-        assert_eq!(
-            c.extract.extractors,
-            vec![Extractor::Nova, Extractor::Cinder, Extractor::Neutron]
-        );
-        assert_eq!(
-            (c.spool.as_path(), c.max_records),
-            (Path::new("/tmp/outgoing"), 50)
-        );
+        assert_eq!(c.extract.extractors, vec![Extractor::Nova, Extractor::Cinder, Extractor::Neutron]);
+        assert_eq!((c.spool.as_path(), c.max_records), (Path::new("/tmp/outgoing"), 50));
         assert_eq!(c.cloud.scope, Scope::System);
-        assert!(
-            matches!(&c.cloud.credentials, Credentials::Password { user: UserRef::Name { name, domain: DomainRef::Id(d) }, .. } if name == "caso" && d == "default")
-        );
+        assert!(matches!(&c.cloud.credentials, Credentials::Password { user: UserRef::Name { name, domain: DomainRef::Id(d) }, .. } if name == "caso" && d == "default"));
         // The password never prints.
         assert!(!format!("{c:?}").contains("secret"));
     }
@@ -261,29 +195,11 @@ mod tests {
     #[test]
     fn missing_and_unusable_keys_name_the_section_and_key() {
         let (_d, p) = write("[DEFAULT]\nservice_name = x\n");
-        assert!(
-            CasoConf::load(&p)
-                .unwrap_err()
-                .to_string()
-                .ends_with("[DEFAULT] site_name is missing")
-        );
-        let (_d, p) = write(
-            "[DEFAULT]\nsite_name = S\n[keystone_auth]\nauth_url = http://k/v3\nauth_type = token\n",
-        );
-        assert!(
-            CasoConf::load(&p)
-                .unwrap_err()
-                .to_string()
-                .contains("[keystone_auth] auth_type \"token\"")
-        );
-        let (_d, p) = write(
-            "[DEFAULT]\nsite_name = S\nextractor = nova,bogus\n[keystone_auth]\nauth_url = http://k/v3\nusername = u\npassword = p\n",
-        );
+        assert!(CasoConf::load(&p).unwrap_err().to_string().ends_with("[DEFAULT] site_name is missing"));
+        let (_d, p) = write("[DEFAULT]\nsite_name = S\n[keystone_auth]\nauth_url = http://k/v3\nauth_type = token\n");
+        assert!(CasoConf::load(&p).unwrap_err().to_string().contains("[keystone_auth] auth_type \"token\""));
+        let (_d, p) = write("[DEFAULT]\nsite_name = S\nextractor = nova,bogus\n[keystone_auth]\nauth_url = http://k/v3\nusername = u\npassword = p\n");
         let e = CasoConf::load(&p).unwrap_err().to_string();
-        assert!(
-            e.contains("caso.conf")
-                && e.contains("[DEFAULT] extractor: unknown extractor \"bogus\""),
-            "{e}"
-        );
+        assert!(e.contains("caso.conf") && e.contains("[DEFAULT] extractor: unknown extractor \"bogus\""), "{e}");
     }
 }

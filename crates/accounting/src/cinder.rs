@@ -57,10 +57,7 @@ pub fn volume_record(
 /// record ended (no usage is claimed for the unknown part).
 pub fn closing_record(window: &Window, gone: &GoneVolume) -> StorageRecord {
     let mut r = gone.last.clone();
-    let end = gone
-        .deleted_at
-        .map_or(r.end_time, |d| d.clamp(window.from(), window.to()))
-        .max(r.start_time);
+    let end = gone.deleted_at.map_or(r.end_time, |d| d.clamp(window.from(), window.to())).max(r.start_time);
     r.end_time = end;
     r.create_time = window.to();
     r
@@ -89,14 +86,7 @@ pub(crate) async fn extract(
             Some(u) => a.user_name(u).await,
             None => None,
         };
-        out.push(Record::Storage(volume_record(
-            cfg,
-            &p.id,
-            fqan,
-            &window,
-            v,
-            user.as_deref(),
-        )));
+        out.push(Record::Storage(volume_record(cfg, &p.id, fqan, &window, v, user.as_deref())));
     }
     let mut closed = Vec::new();
     for g in known {

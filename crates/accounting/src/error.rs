@@ -9,21 +9,13 @@ pub enum ExtractError {
     #[error(
         "project {project}: no VO mapping (no catch-all site YAML entry, none of the Keystone properties {properties:?}, no voms.json entry); its records are not extracted"
     )]
-    NoVo {
-        project: String,
-        properties: Vec<String>,
-    },
+    NoVo { project: String, properties: Vec<String> },
     /// The service refused the call (HTTP 403).
     #[error(
         "{what}: forbidden{}: {message}. The accounting account needs {missing_role}",
         rule.as_ref().map(|r| format!(" by policy rule {r}")).unwrap_or_default()
     )]
-    Forbidden {
-        what: String,
-        rule: Option<String>,
-        missing_role: String,
-        message: String,
-    },
+    Forbidden { what: String, rule: Option<String>, missing_role: String, message: String },
     /// Any other failure of an API call.
     #[error("{what}: {source}")]
     Api {
@@ -58,20 +50,12 @@ impl ExtractError {
         let what = what.into();
         if e.is_forbidden() {
             let message = e.message().unwrap_or_default().to_string();
-            return ExtractError::Forbidden {
-                rule: policy_rule(&message),
-                what,
-                missing_role: missing_role.into(),
-                message,
-            };
+            return ExtractError::Forbidden { rule: policy_rule(&message), what, missing_role: missing_role.into(), message };
         }
         ExtractError::Api { what, source: e }
     }
     pub fn record(what: impl Into<String>, e: apel::Error) -> ExtractError {
-        ExtractError::Record {
-            what: what.into(),
-            source: e,
-        }
+        ExtractError::Record { what: what.into(), source: e }
     }
 }
 
@@ -106,15 +90,9 @@ mod tests {
             policy_rule("Policy doesn't allow os_compute_api:servers:detail:get_all_tenants to be performed.").as_deref(),
             Some("os_compute_api:servers:detail:get_all_tenants")
         );
+        assert_eq!(policy_rule("(rule:get_floatingip) is disallowed by policy").as_deref(), Some("get_floatingip"));
         assert_eq!(
-            policy_rule("(rule:get_floatingip) is disallowed by policy").as_deref(),
-            Some("get_floatingip")
-        );
-        assert_eq!(
-            policy_rule(
-                "You are not authorized to perform the requested action: identity:list_projects."
-            )
-            .as_deref(),
+            policy_rule("You are not authorized to perform the requested action: identity:list_projects.").as_deref(),
             Some("identity:list_projects")
         );
         assert_eq!(policy_rule("Forbidden"), None);

@@ -28,11 +28,11 @@
 #![allow(clippy::result_large_err)]
 
 mod access;
+mod kept;
 pub mod casoconf;
 pub mod cinder;
 pub mod config;
 pub mod error;
-mod kept;
 pub mod neutron;
 pub mod nova;
 pub mod pipeline;
@@ -50,10 +50,7 @@ use openstack::keystone::{ListProjects, Project};
 
 pub use access::FlavorFacts;
 pub use cinder::GoneVolume;
-pub use config::{
-    AcceleratorKeys, BenchmarkKeys, CompatOptions, ExtractConfig, Extractor, InactiveTime,
-    PrometheusConfig,
-};
+pub use config::{AcceleratorKeys, BenchmarkKeys, CompatOptions, ExtractConfig, Extractor, InactiveTime, PrometheusConfig};
 pub use error::ExtractError;
 pub use vo::{VoMap, VoSource};
 
@@ -97,10 +94,7 @@ pub struct Extraction {
 impl Extraction {
     /// Every record of the projects that succeeded.
     pub fn records(&self) -> impl Iterator<Item = &Record> {
-        self.projects
-            .iter()
-            .filter_map(|p| p.result.as_ref().ok())
-            .flatten()
+        self.projects.iter().filter_map(|p| p.result.as_ref().ok()).flatten()
     }
     pub fn is_complete(&self) -> bool {
         self.failure.is_none() && self.projects.iter().all(|p| p.result.is_ok())
@@ -109,11 +103,7 @@ impl Extraction {
 
 /// Extracts every selected project (tagged `cfg.project_tag`, plus
 /// `cfg.projects`) over the window `window_for` gives it.
-pub async fn extract(
-    session: &Session,
-    cfg: &ExtractConfig,
-    window_for: impl Fn(&ProjectId) -> Window + Sync,
-) -> Extraction {
+pub async fn extract(session: &Session, cfg: &ExtractConfig, window_for: impl Fn(&ProjectId) -> Window + Sync) -> Extraction {
     extract_with(session, cfg, window_for, |_| Vec::new()).await
 }
 
@@ -126,10 +116,7 @@ pub async fn extract_with(
     known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
 ) -> Extraction {
     let mut projects = Vec::new();
-    let failure = extract_each(session, cfg, window_for, known_volumes, |o| {
-        projects.push(o)
-    })
-    .await;
+    let failure = extract_each(session, cfg, window_for, known_volumes, |o| projects.push(o)).await;
     projects.sort_by(|a, b| a.project_id.cmp(&b.project_id));
     Extraction { projects, failure }
 }
@@ -146,11 +133,7 @@ pub async fn extract_each(
     known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
     mut on_done: impl FnMut(ProjectOutcome),
 ) -> Option<ExtractError> {
-    let vo_map = match VoMap::load(
-        &cfg.vo_properties,
-        cfg.voms_json.as_deref(),
-        cfg.catchall_site_yaml.as_deref(),
-    ) {
+    let vo_map = match VoMap::load(&cfg.vo_properties, cfg.voms_json.as_deref(), cfg.catchall_site_yaml.as_deref()) {
         Ok(m) => m,
         Err(e) => return Some(e.into()),
     };
@@ -162,27 +145,15 @@ pub async fn extract_each(
                     "cannot list projects tagged {tag:?}; using only the configured projects. The accounting account needs {SYSTEM_ROLE}");
                 vec![]
             }
-            Err(e) => {
-                return Some(ExtractError::api(
-                    format!("listing projects tagged {tag:?}"),
-                    e,
-                    SYSTEM_ROLE,
-                ));
-            }
+            Err(e) => return Some(ExtractError::api(format!("listing projects tagged {tag:?}"), e, SYSTEM_ROLE)),
         },
         None => vec![],
     };
-    let mut projects: BTreeMap<String, Option<Project>> = tagged
-        .into_iter()
-        .map(|p| (p.id.clone(), Some(p)))
-        .collect();
+    let mut projects: BTreeMap<String, Option<Project>> = tagged.into_iter().map(|p| (p.id.clone(), Some(p))).collect();
     for p in &cfg.projects {
         projects.entry(p.clone()).or_insert(None);
     }
-    let windows: BTreeMap<String, Window> = projects
-        .keys()
-        .map(|p| (p.clone(), window_for(p)))
-        .collect();
+    let windows: BTreeMap<String, Window> = projects.keys().map(|p| (p.clone(), window_for(p))).collect();
     let Some(earliest) = windows.values().map(|w| w.from()).min() else {
         return None;
     };
@@ -192,30 +163,13 @@ pub async fn extract_each(
     };
     let access = &access;
     // Only projects with a VO are read; without any, nothing is listed.
-    if projects.iter().any(|(id, p)| {
-        vo_map
-            .resolve(
-                id,
-                p.as_ref().map(|p| p.name.as_str()),
-                p.as_ref().map(|p| &p.extra),
-            )
-            .is_some()
-            || p.is_none()
-    }) {
+    if projects.iter().any(|(id, p)| vo_map.resolve(id, p.as_ref().map(|p| p.name.as_str()), p.as_ref().map(|p| &p.extra)).is_some() || p.is_none()) {
         let mut ws = windows.values();
         let first = ws.next().copied();
-        let common = first
-            .filter(|w| ws.all(|x| x == w))
-            .map(|w| (w.from(), w.to()));
+        let common = first.filter(|w| ws.all(|x| x == w)).map(|w| (w.from(), w.to()));
         let has = |x: Extractor| cfg.extractors.contains(&x);
         access
-            .prefetch(
-                common,
-                has(Extractor::Prometheus),
-                has(Extractor::Nova),
-                has(Extractor::Cinder),
-                has(Extractor::Neutron),
-            )
+            .prefetch(common, has(Extractor::Prometheus), has(Extractor::Nova), has(Extractor::Cinder), has(Extractor::Neutron))
             .await;
     }
     let vo_map = &vo_map;
@@ -251,12 +205,7 @@ async fn one_project(
         result: Ok(vec![]),
         closed_volumes: vec![],
     };
-    let fail = |e: ExtractError| {
-        Err(ProjectError {
-            errors: vec![(None, e)],
-            partial: vec![],
-        })
-    };
+    let fail = |e: ExtractError| Err(ProjectError { errors: vec![(None, e)], partial: vec![] });
     // The project's properties: from the tag listing, else GET (system
     // token, then the project's own).
     let project = match project {
@@ -280,10 +229,7 @@ async fn one_project(
     };
     outcome.project_name = Some(project.name.clone());
     let Some((vo, source)) = vo_map.resolve(&id, Some(&project.name), Some(&project.extra)) else {
-        outcome.result = fail(ExtractError::NoVo {
-            project: id.clone(),
-            properties: cfg.vo_properties.clone(),
-        });
+        outcome.result = fail(ExtractError::NoVo { project: id.clone(), properties: cfg.vo_properties.clone() });
         return outcome;
     };
     outcome.vo = Some((vo.clone(), source));
@@ -301,19 +247,11 @@ async fn one_project(
         let r = match x {
             Extractor::Nova => nova::extract(a, &p, cfg, &fqan, window).await,
             Extractor::Cinder => {
-                let known = known_volumes(&id)
-                    .into_iter()
-                    .map(|last| GoneVolume {
-                        last,
-                        deleted_at: None,
-                    })
-                    .collect();
-                cinder::extract(a, &p, cfg, &fqan, window, known)
-                    .await
-                    .map(|(r, closed)| {
-                        outcome.closed_volumes = closed;
-                        r
-                    })
+                let known = known_volumes(&id).into_iter().map(|last| GoneVolume { last, deleted_at: None }).collect();
+                cinder::extract(a, &p, cfg, &fqan, window, known).await.map(|(r, closed)| {
+                    outcome.closed_volumes = closed;
+                    r
+                })
             }
             Extractor::Neutron => neutron::extract(a, &p, cfg, &fqan, window).await,
             Extractor::Prometheus => prometheus::extract(a, &p, cfg, &fqan, window).await,
@@ -326,13 +264,6 @@ async fn one_project(
             }
         }
     }
-    outcome.result = if errors.is_empty() {
-        Ok(records)
-    } else {
-        Err(ProjectError {
-            errors,
-            partial: records,
-        })
-    };
+    outcome.result = if errors.is_empty() { Ok(records) } else { Err(ProjectError { errors, partial: records }) };
     outcome
 }

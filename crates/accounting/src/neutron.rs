@@ -23,34 +23,17 @@ pub fn stable_uuid(project_id: &str, version: u8, window: &Window) -> String {
     b[6] = (b[6] & 0x0f) | 0x80; // version 8 (custom)
     b[8] = (b[8] & 0x3f) | 0x80;
     let x: String = b.iter().map(|v| format!("{v:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[0..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
 }
 
 /// The records of one project from its floating IPs (already its own).
-pub fn build(
-    cfg: &ExtractConfig,
-    project_id: &str,
-    fqan: &Fqan,
-    window: &Window,
-    fips: &[FloatingIp],
-) -> Vec<IpRecord> {
+pub fn build(cfg: &ExtractConfig, project_id: &str, fqan: &Fqan, window: &Window, fips: &[FloatingIp]) -> Vec<IpRecord> {
     let (mut v4, mut v6) = (0u32, 0u32);
     for f in fips {
         if f.created_at.is_some_and(|c| c > window.to()) {
             continue;
         }
-        if f.ip_version() == 6 {
-            v6 += 1
-        } else {
-            v4 += 1
-        }
+        if f.ip_version() == 6 { v6 += 1 } else { v4 += 1 }
     }
     let mut out: Vec<IpRecord> = [(4u8, v4), (6u8, v6)]
         .into_iter()
@@ -83,8 +66,5 @@ pub(crate) async fn extract(
     window: Window,
 ) -> Result<Vec<Record>, ExtractError> {
     let fips = a.project_floating_ips(p).await?;
-    Ok(build(cfg, &p.id, fqan, &window, &fips)
-        .into_iter()
-        .map(Record::Ip)
-        .collect())
+    Ok(build(cfg, &p.id, fqan, &window, &fips).into_iter().map(Record::Ip).collect())
 }

@@ -77,11 +77,7 @@ struct Pending {
 }
 
 /// Benchmark type and value from the flavor's extra specs.
-fn benchmark(
-    ctx: &RecordCtx,
-    f: &FlavorFacts,
-    warn: &mut dyn FnMut(&str, String),
-) -> (Option<ApelText>, Option<f64>) {
+fn benchmark(ctx: &RecordCtx, f: &FlavorFacts, warn: &mut dyn FnMut(&str, String)) -> (Option<ApelText>, Option<f64>) {
     let keys = &ctx.cfg.benchmark;
     let name = f.extra_specs.get(&keys.name_key);
     let value = f.extra_specs.get(&keys.value_key);
@@ -97,29 +93,17 @@ fn benchmark(
     let value = value.and_then(|v| match v.trim().parse::<f64>() {
         Ok(x) if x.is_finite() => Some(x),
         _ => {
-            warn(
-                &format!("benchval:{}", f.label),
-                format!(
-                    "flavor {:?}: benchmark value {v:?} is not a number; left out",
-                    f.label
-                ),
-            );
+            warn(&format!("benchval:{}", f.label), format!("flavor {:?}: benchmark value {v:?} is not a number; left out", f.label));
             None
         }
     });
     (name.map(|n| text(n)), value)
 }
 
-fn base_record(
-    ctx: &RecordCtx,
-    f: &ServerFacts,
-    end: Option<DateTime<Utc>>,
-    warn: &mut dyn FnMut(&str, String),
-) -> Result<CloudRecord, ExtractError> {
+fn base_record(ctx: &RecordCtx, f: &ServerFacts, end: Option<DateTime<Utc>>, warn: &mut dyn FnMut(&str, String)) -> Result<CloudRecord, ExtractError> {
     let s = &f.server;
     let cfg = ctx.cfg;
-    let uuid = VmUuid::new(s.id.clone())
-        .map_err(|e| ExtractError::record(format!("server {}", s.id), e))?;
+    let uuid = VmUuid::new(s.id.clone()).map_err(|e| ExtractError::record(format!("server {}", s.id), e))?;
     let mut r = CloudRecord::new(uuid, cfg.site_name.clone());
     r.cloud_compute_service = Some(cfg.service_name.clone());
     r.cloud_type = Some(cfg.cloud_type.clone());
@@ -143,11 +127,7 @@ fn base_record(
 }
 
 fn first_of_month(t: DateTime<Utc>) -> DateTime<Utc> {
-    NaiveDate::from_ymd_opt(t.year(), t.month(), 1)
-        .unwrap_or_default()
-        .and_hms_opt(0, 0, 0)
-        .unwrap_or_default()
-        .and_utc()
+    NaiveDate::from_ymd_opt(t.year(), t.month(), 1).unwrap_or_default().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
 /// cASO's monthly accelerator records (caso.md §2.3).
@@ -159,36 +139,23 @@ fn accelerator_records(
 ) -> Vec<AcceleratorRecord> {
     let k = &ctx.cfg.accelerator;
     let spec = |key: &String| f.flavor.extra_specs.get(key).filter(|v| !v.is_empty());
-    let (Some(ty), Some(vendor), Some(model), Some(number)) = (
-        spec(&k.type_key),
-        spec(&k.vendor_key),
-        spec(&k.model_key),
-        spec(&k.number_key),
-    ) else {
+    let (Some(ty), Some(vendor), Some(model), Some(number)) =
+        (spec(&k.type_key), spec(&k.vendor_key), spec(&k.model_key), spec(&k.number_key))
+    else {
         return vec![];
     };
     let Ok(count) = number.trim().parse::<u32>() else {
-        warn(
-            &format!("accnum:{}", f.flavor.label),
-            format!(
-                "flavor {:?}: accelerator number {number:?} is not an integer; no accelerator records",
-                f.flavor.label
-            ),
-        );
+        warn(&format!("accnum:{}", f.flavor.label), format!("flavor {:?}: accelerator number {number:?} is not an integer; no accelerator records", f.flavor.label));
         return vec![];
     };
     let (from, to) = (ctx.window.from(), ctx.window.to());
-    let Some(start) = rec.start_time else {
-        return vec![];
-    };
+    let Some(start) = rec.start_time else { return vec![] };
     let end = rec.end_time;
     let mut month = first_of_month(start.max(from));
     let last = first_of_month(end.map_or(to, |e| e.min(to)));
     let mut out = Vec::new();
     while month <= last {
-        let Some(next) = month.checked_add_months(Months::new(1)) else {
-            break;
-        };
+        let Some(next) = month.checked_add_months(Months::new(1)) else { break };
         let rs = month.max(start);
         let mut re = next.min(to);
         if let Some(e) = end {
@@ -251,15 +218,7 @@ pub fn build(
             cpu_mult = Some(f.flavor.vcpus);
         }
         order.push(f.server.id.clone());
-        pending.insert(
-            f.server.id.clone(),
-            Pending {
-                rec,
-                wall,
-                cpu_mult,
-                actions: f.actions,
-            },
-        );
+        pending.insert(f.server.id.clone(), Pending { rec, wall, cpu_mult, actions: f.actions });
     }
 
     for (f, u) in usage_only {
@@ -282,15 +241,7 @@ pub fn build(
         // cASO leaves `wall` undefined when ended_at <= extract_to (its bug
         // 4); the wall time is then the record's own, ended_at - created.
         order.push(f.server.id.clone());
-        pending.insert(
-            f.server.id.clone(),
-            Pending {
-                rec,
-                wall,
-                cpu_mult: Some(u.vcpus),
-                actions: f.actions,
-            },
-        );
+        pending.insert(f.server.id.clone(), Pending { rec, wall, cpu_mult: Some(u.vcpus), actions: f.actions });
     }
 
     for u in usage {
@@ -304,9 +255,7 @@ pub fn build(
     let compat = &ctx.cfg.compat;
     let mut out = Vec::with_capacity(order.len());
     for id in order {
-        let Some(p) = pending.remove(&id) else {
-            continue;
-        };
+        let Some(p) = pending.remove(&id) else { continue };
         let mut rec = p.rec;
         let start = rec.start_time.unwrap_or(to);
         let mut wall = p.wall.or_else(|| rec.end_time.map(|e| secs(e, start)));
@@ -345,21 +294,12 @@ pub fn needs_actions(server: &Server) -> bool {
     !quiet
 }
 
-async fn facts(
-    a: &Access,
-    p: &ProjectAccess,
-    cfg: &ExtractConfig,
-    server: Server,
-) -> Result<ServerFacts, ExtractError> {
+async fn facts(a: &Access, p: &ProjectAccess, cfg: &ExtractConfig, server: Server) -> Result<ServerFacts, ExtractError> {
     let flavor = a.flavor_facts(server.flavor.as_ref()).await;
     let image_id = match &server.image {
         Some(img) => {
             let found = a.image(p, &img.id).await;
-            Some(
-                found
-                    .and_then(|i| i.property("vmcatcher_event_ad_mpuri").map(str::to_string))
-                    .unwrap_or_else(|| img.id.clone()),
-            )
+            Some(found.and_then(|i| i.property("vmcatcher_event_ad_mpuri").map(str::to_string)).unwrap_or_else(|| img.id.clone()))
         }
         None => None,
     };
@@ -367,18 +307,8 @@ async fn facts(
         Some(u) => a.user_name(u).await,
         None => None,
     };
-    let actions = if cfg.compat.suspend_duration && needs_actions(&server) {
-        a.instance_actions(p, &server.id).await?
-    } else {
-        None
-    };
-    Ok(ServerFacts {
-        server,
-        flavor,
-        image_id,
-        user_name,
-        actions,
-    })
+    let actions = if cfg.compat.suspend_duration && needs_actions(&server) { a.instance_actions(p, &server.id).await? } else { None };
+    Ok(ServerFacts { server, flavor, image_id, user_name, actions })
 }
 
 /// Nova's records for one project over `window`.
@@ -395,52 +325,40 @@ pub(crate) async fn extract(
     changed.retain(|s| in_window(s, &window));
     let usage = a.project_usage(p, window.from(), window.to()).await?;
 
-    let seen: HashSet<&str> = changed.iter().map(|s| s.id.as_str()).collect();
-    let mut wanted: Vec<&ServerUsage> = Vec::new();
-    let mut asked: HashSet<&str> = HashSet::new();
-    for u in &usage {
-        if !seen.contains(u.instance_id.as_str()) && asked.insert(u.instance_id.as_str()) {
-            wanted.push(u);
-        }
-    }
-    let ids: Vec<&str> = wanted.iter().map(|u| u.instance_id.as_str()).collect();
-    let fetched = a.usage_only_servers(p, &ids, conc).await;
-    let mut usage_only_servers = Vec::new();
-    for (u, r) in wanted.iter().zip(fetched) {
-        if let Some(s) = r?
-            && s.created <= window.to()
-        {
-            usage_only_servers.push(((*u).clone(), s));
-        }
-    }
-
-    let changed_facts: Vec<Result<ServerFacts, ExtractError>> =
-        futures::stream::iter(changed.into_iter().map(|s| facts(a, p, cfg, s)))
-            .buffered(conc)
-            .collect()
-            .await;
-    let changed_facts = changed_facts.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let usage_facts: Vec<Result<(ServerFacts, ServerUsage), ExtractError>> = futures::stream::iter(
-        usage_only_servers
-            .into_iter()
-            .map(|(u, s)| async move { facts(a, p, cfg, s).await.map(|f| (f, u)) }),
-    )
-    .buffered(conc)
-    .collect()
-    .await;
-    let usage_facts = usage_facts.into_iter().collect::<Result<Vec<_>, _>>()?;
-
-    let ctx = RecordCtx {
-        cfg,
-        project_id: &p.id,
-        fqan: fqan.clone(),
-        window,
+    let wanted: Vec<&ServerUsage> = {
+        let seen: HashSet<&str> = changed.iter().map(|s| s.id.as_str()).collect();
+        let mut asked: HashSet<&str> = HashSet::new();
+        usage.iter().filter(|u| !seen.contains(u.instance_id.as_str()) && asked.insert(u.instance_id.as_str())).collect()
     };
+
+    // The changed servers' facts (mostly their instance actions) are read
+    // while the usage-only servers are still being looked up.
+    let changed_facts = futures::stream::iter(changed.into_iter().map(|s| facts(a, p, cfg, s))).buffered(conc).collect::<Vec<_>>();
+    let usage_facts = async {
+        let ids: Vec<&str> = wanted.iter().map(|u| u.instance_id.as_str()).collect();
+        let fetched = a.usage_only_servers(p, &ids, conc).await;
+        let mut usage_only_servers = Vec::new();
+        for (u, r) in wanted.iter().zip(fetched) {
+            if let Some(s) = r?
+                && s.created <= window.to()
+            {
+                usage_only_servers.push(((*u).clone(), s));
+            }
+        }
+        let usage_facts: Vec<Result<(ServerFacts, ServerUsage), ExtractError>> = futures::stream::iter(
+            usage_only_servers.into_iter().map(|(u, s)| async move { facts(a, p, cfg, s).await.map(|f| (f, u)) }),
+        )
+        .buffered(conc)
+        .collect()
+        .await;
+        usage_facts.into_iter().collect::<Result<Vec<_>, _>>()
+    };
+    let (changed_facts, usage_facts) = futures::join!(changed_facts, usage_facts);
+    let changed_facts = changed_facts.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let usage_facts = usage_facts?;
+
+    let ctx = RecordCtx { cfg, project_id: &p.id, fqan: fqan.clone(), window };
     let mut warn = |key: &str, msg: String| a.warn_once(key, || msg);
     let (clouds, accs) = build(&ctx, changed_facts, usage_facts, &usage, &mut warn)?;
-    Ok(clouds
-        .into_iter()
-        .map(Record::Cloud)
-        .chain(accs.into_iter().map(Record::Accelerator))
-        .collect())
+    Ok(clouds.into_iter().map(Record::Cloud).chain(accs.into_iter().map(Record::Accelerator)).collect())
 }

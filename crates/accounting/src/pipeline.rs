@@ -43,10 +43,7 @@ pub enum Windows {
     /// The same window for every project (`--from/--to`).
     Fixed(Window),
     /// From the project's checkpoint (or `default_from` without one) to `to`.
-    FromCheckpoints {
-        to: DateTime<Utc>,
-        default_from: DateTime<Utc>,
-    },
+    FromCheckpoints { to: DateTime<Utc>, default_from: DateTime<Utc> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,19 +53,11 @@ pub enum RunError {
     #[error("spool: {0}")]
     Spool(#[from] messaging::dirq::Error),
     #[error("rendering {kind} records of project {project}: {source}")]
-    Render {
-        kind: &'static str,
-        project: String,
-        source: apel::Error,
-    },
+    Render { kind: &'static str, project: String, source: apel::Error },
     #[error("extraction: {0}")]
     Extract(#[from] crate::ExtractError),
     #[error("window of project {project}: checkpoint {from} is not before {to}")]
-    Window {
-        project: String,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    },
+    Window { project: String, from: DateTime<Utc>, to: DateTime<Utc> },
 }
 
 /// What happened to one project in a run.
@@ -114,29 +103,15 @@ impl RunReport {
 /// The window of one project, resolved from the ledger; `None` when the
 /// project's checkpoint already is the window's end (it was committed by an
 /// interrupted run that this one resumes).
-fn window_for(
-    ledger: &Mutex<Ledger>,
-    windows: Windows,
-    project: &str,
-) -> Result<Option<Window>, RunError> {
+fn window_for(ledger: &Mutex<Ledger>, windows: Windows, project: &str) -> Result<Option<Window>, RunError> {
     match windows {
         Windows::Fixed(w) => Ok(Some(w)),
         Windows::FromCheckpoints { to, default_from } => {
-            let from = ledger
-                .lock()
-                .unwrap()
-                .checkpoint(project, CHECKPOINT)?
-                .unwrap_or(default_from);
+            let from = ledger.lock().unwrap().checkpoint(project, CHECKPOINT)?.unwrap_or(default_from);
             if from == to {
                 return Ok(None);
             }
-            Window::new(from, to)
-                .map(Some)
-                .map_err(|_| RunError::Window {
-                    project: project.into(),
-                    from,
-                    to,
-                })
+            Window::new(from, to).map(Some).map_err(|_| RunError::Window { project: project.into(), from, to })
         }
     }
 }
@@ -158,27 +133,13 @@ pub async fn dry_run(
                     // Printed as the JSON array cASO posts to GreenDIGIT CIM.
                     match apel::render_message(kind, &recs, spool.style) {
                         Ok(m) => out.push((p.project_id.clone(), kind, m)),
-                        Err(e) => {
-                            tracing::error!(project = %p.project_id, "rendering energy records: {e}")
-                        }
+                        Err(e) => tracing::error!(project = %p.project_id, "rendering energy records: {e}"),
                     }
                     continue;
                 }
-                match apel::batch(
-                    kind,
-                    &recs,
-                    spool.style,
-                    spool.max_records,
-                    spool.max_signed_bytes,
-                ) {
-                    Ok(messages) => out.extend(
-                        messages
-                            .into_iter()
-                            .map(|m| (p.project_id.clone(), kind, m)),
-                    ),
-                    Err(e) => {
-                        tracing::error!(project = %p.project_id, "rendering {} records: {e}", kind.as_str())
-                    }
+                match apel::batch(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes) {
+                    Ok(messages) => out.extend(messages.into_iter().map(|m| (p.project_id.clone(), kind, m))),
+                    Err(e) => tracing::error!(project = %p.project_id, "rendering {} records: {e}", kind.as_str()),
                 }
             }
         }
@@ -245,10 +206,7 @@ pub async fn run_with_progress(
                 fallback
             }
             Err(e) => {
-                window_errors
-                    .lock()
-                    .unwrap()
-                    .insert(project.to_string(), e.to_string());
+                window_errors.lock().unwrap().insert(project.to_string(), e.to_string());
                 fallback
             }
         },
@@ -264,24 +222,12 @@ pub async fn run_with_progress(
                 unchanged: 0,
                 kept_newer: 0,
                 messages: Vec::new(),
-                error: window_errors
-                    .lock()
-                    .unwrap()
-                    .get(&outcome.project_id)
-                    .cloned(),
+                error: window_errors.lock().unwrap().get(&outcome.project_id).cloned(),
                 up_to_date: up_to_date.lock().unwrap().contains(&outcome.project_id),
             };
             if pr.error.is_none() && !pr.up_to_date {
                 let mut ledger = ledger.lock().unwrap();
-                if let Err(e) = commit_project(
-                    &queue,
-                    &mut ledger,
-                    run_id,
-                    &outcome,
-                    spool,
-                    &mut orphans,
-                    &mut pr,
-                ) {
+                if let Err(e) = commit_project(&queue, &mut ledger, run_id, &outcome, spool, &mut orphans, &mut pr) {
                     pr.error = Some(e.to_string());
                 }
             }
@@ -292,9 +238,7 @@ pub async fn run_with_progress(
     .with_subscriber(capture.dispatch())
     .await;
     report.failure = failure.as_ref().map(|e| e.to_string());
-    report
-        .projects
-        .sort_by(|a, b| a.project_id.cmp(&b.project_id));
+    report.projects.sort_by(|a, b| a.project_id.cmp(&b.project_id));
     let ledger = ledger.into_inner().unwrap();
     let outcome = if report.is_complete() {
         ledger::RunOutcome::Succeeded
@@ -316,35 +260,22 @@ pub async fn run_with_progress(
 /// What the run logged at warn/error level, then its failures and dropped records.
 fn run_warnings(capture: &crate::warnings::Capture, report: &RunReport) -> Vec<(String, String)> {
     let (captured, left_out) = capture.take();
-    let mut out: Vec<(String, String)> = captured
-        .into_iter()
-        .map(|c| (c.level.to_string(), c.message))
-        .collect();
+    let mut out: Vec<(String, String)> = captured.into_iter().map(|c| (c.level.to_string(), c.message)).collect();
     if left_out > 0 {
-        out.push((
-            "warn".into(),
-            format!("{left_out} more warnings were logged (not kept)"),
-        ));
+        out.push(("warn".into(), format!("{left_out} more warnings were logged (not kept)")));
     }
     if let Some(f) = &report.failure {
         out.push(("error".into(), f.clone()));
     }
     for p in &report.projects {
         if let Some(e) = &p.error {
-            let e = if e.contains(&p.project_id) {
-                e.clone()
-            } else {
-                format!("project {}: {e}", p.project_id)
-            };
+            let e = if e.contains(&p.project_id) { e.clone() } else { format!("project {}: {e}", p.project_id) };
             out.push(("error".into(), format!("{e} (its checkpoint did not move)")));
         }
         if p.kept_newer > 0 {
             out.push((
                 "warn".into(),
-                format!(
-                    "project {}: {} records older than the ledger's were dropped",
-                    p.project_id, p.kept_newer
-                ),
+                format!("project {}: {} records older than the ledger's were dropped", p.project_id, p.kept_newer),
             ));
         }
     }
@@ -354,14 +285,8 @@ fn run_warnings(capture: &crate::warnings::Capture, report: &RunReport) -> Vec<(
 /// The ledger's open storage records of a project (closing records excluded).
 fn known_volumes(ledger: &Mutex<Ledger>, project: &str) -> Vec<apel::StorageRecord> {
     let ledger = ledger.lock().unwrap();
-    let filter = SnapshotFilter {
-        project: Some(project.into()),
-        kind: Some("storage".into()),
-        ..Default::default()
-    };
-    let Ok(snapshots) = ledger.latest_snapshots(&filter) else {
-        return Vec::new();
-    };
+    let filter = SnapshotFilter { project: Some(project.into()), kind: Some("storage".into()), ..Default::default() };
+    let Ok(snapshots) = ledger.latest_snapshots(&filter) else { return Vec::new() };
     snapshots
         .into_iter()
         .filter(|s| s.snapshot.status.as_deref() != Some(CLOSED))
@@ -379,10 +304,7 @@ fn known_volumes(ledger: &Mutex<Ledger>, project: &str) -> Vec<apel::StorageReco
 const CLOSED: &str = "closed";
 
 /// Spool elements the ledger knows nothing of, by content hash.
-fn orphan_elements(
-    queue: &QueueSimple,
-    ledger: &Ledger,
-) -> Result<HashMap<String, String>, RunError> {
+fn orphan_elements(queue: &QueueSimple, ledger: &Ledger) -> Result<HashMap<String, String>, RunError> {
     let mut out = HashMap::new();
     for name in queue.iter()? {
         if ledger.message(name.as_str())?.is_some() {
@@ -397,27 +319,14 @@ fn orphan_elements(
 }
 
 fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Records grouped by kind, in the spool order cASO uses.
 fn by_kind(records: &[Record]) -> Vec<(RecordKind, Vec<Record>)> {
     let mut out: Vec<(RecordKind, Vec<Record>)> = Vec::new();
-    for kind in [
-        RecordKind::Cloud,
-        RecordKind::Ip,
-        RecordKind::Accelerator,
-        RecordKind::Storage,
-        RecordKind::Energy,
-    ] {
-        let recs: Vec<Record> = records
-            .iter()
-            .filter(|r| r.kind() == kind)
-            .cloned()
-            .collect();
+    for kind in [RecordKind::Cloud, RecordKind::Ip, RecordKind::Accelerator, RecordKind::Storage, RecordKind::Energy] {
+        let recs: Vec<Record> = records.iter().filter(|r| r.kind() == kind).cloned().collect();
         if !recs.is_empty() {
             out.push((kind, recs));
         }
@@ -426,19 +335,9 @@ fn by_kind(records: &[Record]) -> Vec<(RecordKind, Vec<Record>)> {
 }
 
 /// The ledger snapshot of one record.
-pub fn snapshot_of(
-    record: &Record,
-    project: &str,
-    vo: Option<&str>,
-    site: &str,
-    measured_at: DateTime<Utc>,
-) -> Result<Snapshot, apel::Error> {
-    let body = String::from_utf8(apel::render_message(
-        record.kind(),
-        std::slice::from_ref(record),
-        Style::Fedsite,
-    )?)
-    .expect("APEL messages are ASCII");
+pub fn snapshot_of(record: &Record, project: &str, vo: Option<&str>, site: &str, measured_at: DateTime<Utc>) -> Result<Snapshot, apel::Error> {
+    let body = String::from_utf8(apel::render_message(record.kind(), std::slice::from_ref(record), Style::Fedsite)?)
+        .expect("APEL messages are ASCII");
     let mut s = Snapshot {
         kind: record.kind().as_str().to_string(),
         key: record.key(),
@@ -468,10 +367,7 @@ pub fn snapshot_of(
             s.end_time = Some(r.end_time);
         }
         Record::Accelerator(r) => {
-            s.month = Some(format!(
-                "{:04}-{:02}",
-                r.measurement_year, r.measurement_month
-            ));
+            s.month = Some(format!("{:04}-{:02}", r.measurement_year, r.measurement_month));
             s.wall_seconds = Some(r.available_duration);
         }
         Record::Ip(_) | Record::Energy(_) => {}
@@ -509,19 +405,13 @@ fn commit_project(
         .unwrap_or_default();
     let mut snapshots = Vec::with_capacity(records.len());
     for r in records {
-        let mut s =
-            snapshot_of(r, &outcome.project_id, vo, &site, measured_at).map_err(|source| {
-                RunError::Render {
-                    kind: r.kind().as_str(),
-                    project: outcome.project_id.clone(),
-                    source,
-                }
-            })?;
+        let mut s = snapshot_of(r, &outcome.project_id, vo, &site, measured_at).map_err(|source| RunError::Render {
+            kind: r.kind().as_str(),
+            project: outcome.project_id.clone(),
+            source,
+        })?;
         if let Record::Storage(st) = r
-            && outcome
-                .closed_volumes
-                .iter()
-                .any(|v| v == st.record_id.as_str())
+            && outcome.closed_volumes.iter().any(|v| v == st.record_id.as_str())
         {
             s.status = Some(CLOSED.into());
         }
@@ -544,32 +434,14 @@ fn commit_project(
     let mut messages = Vec::new();
     // Energy records are kept in the ledger only: APEL's SSM path does not
     // take them (cASO's ssm messenger refuses them too).
-    for kind in [
-        RecordKind::Cloud,
-        RecordKind::Ip,
-        RecordKind::Accelerator,
-        RecordKind::Storage,
-    ] {
-        let (recs, snaps): (Vec<Record>, Vec<&Snapshot>) = to_send
-            .iter()
-            .filter(|(r, _)| r.kind() == kind)
-            .map(|(r, s)| (r.clone(), s))
-            .unzip();
+    for kind in [RecordKind::Cloud, RecordKind::Ip, RecordKind::Accelerator, RecordKind::Storage] {
+        let (recs, snaps): (Vec<Record>, Vec<&Snapshot>) =
+            to_send.iter().filter(|(r, _)| r.kind() == kind).map(|(r, s)| (r.clone(), s)).unzip();
         if recs.is_empty() {
             continue;
         }
-        let batches = apel::batch_ranges(
-            kind,
-            &recs,
-            spool.style,
-            spool.max_records,
-            spool.max_signed_bytes,
-        )
-        .map_err(|source| RunError::Render {
-            kind: kind.as_str(),
-            project: outcome.project_id.clone(),
-            source,
-        })?;
+        let batches = apel::batch_ranges(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes)
+            .map_err(|source| RunError::Render { kind: kind.as_str(), project: outcome.project_id.clone(), source })?;
         for (range, bytes) in batches {
             let element = match orphans.remove(&hex(&bytes)) {
                 Some(adopted) => {
@@ -582,10 +454,7 @@ fn commit_project(
                 element: element.clone(),
                 kind: kind.as_str().to_string(),
                 created_at: Utc::now(),
-                records: snaps[range.clone()]
-                    .iter()
-                    .map(|s| RecordRef::of(s))
-                    .collect(),
+                records: snaps[range.clone()].iter().map(|s| RecordRef::of(s)).collect(),
             });
             *pr.spooled.entry(kind.as_str()).or_default() += range.len();
             pr.messages.push(element);
@@ -622,17 +491,13 @@ pub fn republish(
     let mut by_kind: BTreeMap<String, Vec<(Record, Snapshot)>> = BTreeMap::new();
     for stored in snapshots {
         let s = stored.snapshot;
-        let (_, records) =
-            apel::parse_message(s.body.as_bytes()).map_err(|source| RunError::Render {
-                kind: "stored",
-                project: s.project_id.clone(),
-                source,
-            })?;
+        let (_, records) = apel::parse_message(s.body.as_bytes()).map_err(|source| RunError::Render {
+            kind: "stored",
+            project: s.project_id.clone(),
+            source,
+        })?;
         for r in records {
-            by_kind
-                .entry(s.kind.clone())
-                .or_default()
-                .push((r, s.clone()));
+            by_kind.entry(s.kind.clone()).or_default().push((r, s.clone()));
         }
     }
     let mut out = Vec::new();
@@ -640,24 +505,11 @@ pub fn republish(
         if kind_name == RecordKind::Energy.as_str() {
             continue; // not an APEL message (see commit_project)
         }
-        let kind: RecordKind = kind_name.parse().map_err(|source| RunError::Render {
-            kind: "stored",
-            project: String::new(),
-            source,
-        })?;
+        let kind: RecordKind = kind_name.parse().map_err(|source| RunError::Render { kind: "stored", project: String::new(), source })?;
         let (recs, snaps): (Vec<Record>, Vec<Snapshot>) = items.into_iter().unzip();
-        for (range, bytes) in apel::batch_ranges(
-            kind,
-            &recs,
-            spool.style,
-            spool.max_records,
-            spool.max_signed_bytes,
-        )
-        .map_err(|source| RunError::Render {
-            kind: kind.as_str(),
-            project: String::new(),
-            source,
-        })? {
+        for (range, bytes) in apel::batch_ranges(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes)
+            .map_err(|source| RunError::Render { kind: kind.as_str(), project: String::new(), source })?
+        {
             let element = queue.add(&bytes)?.as_str().to_string();
             ledger.record_message(
                 &NewMessage {

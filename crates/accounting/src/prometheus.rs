@@ -34,16 +34,8 @@ impl Grid {
     pub fn new(w: &Window, step_s: u32, count_window_end: bool) -> Grid {
         let step_s = step_s.max(1) as i64;
         let span = (w.to() - w.from()).num_seconds().max(0);
-        let count = if count_window_end {
-            span / step_s + 1
-        } else {
-            (span + step_s - 1) / step_s
-        };
-        Grid {
-            from: w.from(),
-            step_s,
-            count,
-        }
+        let count = if count_window_end { span / step_s + 1 } else { (span + step_s - 1) / step_s };
+        Grid { from: w.from(), step_s, count }
     }
     pub fn at(&self, k: i64) -> DateTime<Utc> {
         self.from + TimeDelta::seconds(k * self.step_s)
@@ -72,18 +64,12 @@ pub fn selector(p: &PrometheusConfig, vm_uuid: &str, warn: &mut dyn FnMut(&str, 
     for l in &p.labels {
         match l.split_once(':') {
             Some((k, v)) => set(k.trim(), v.trim()),
-            None => warn(
-                &format!("promlabel:{l}"),
-                format!("invalid label filter {l:?}, expected key:value; ignored"),
-            ),
+            None => warn(&format!("promlabel:{l}"), format!("invalid label filter {l:?}, expected key:value; ignored")),
         }
     }
     set(&p.vm_uuid_label_name, vm_uuid);
     let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
-    let inner: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
-        .collect();
+    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", esc(v))).collect();
     format!("{}{{{}}}", p.prometheus_metric_name, inner.join(","))
 }
 
@@ -104,16 +90,8 @@ async fn query_chunk(
     energy: &mut f64,
     warn: &(dyn Fn(&str, String) + Sync),
 ) -> Result<u64, String> {
-    let url = format!(
-        "{}/api/v1/query_range",
-        p.prometheus_endpoint.trim_end_matches('/')
-    );
-    let params = [
-        ("query", query.to_string()),
-        ("start", unix(start)),
-        ("end", unix(end)),
-        ("step", p.prometheus_step_seconds.to_string()),
-    ];
+    let url = format!("{}/api/v1/query_range", p.prometheus_endpoint.trim_end_matches('/'));
+    let params = [("query", query.to_string()), ("start", unix(start)), ("end", unix(end)), ("step", p.prometheus_step_seconds.to_string())];
     let mut attempt = 0;
     let body: Value = loop {
         attempt += 1;
@@ -128,10 +106,7 @@ async fn query_chunk(
         }
         let resp = r.map_err(|e| format!("GET {url}: {e}"))?;
         let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| format!("GET {url}: reading the answer: {e}"))?;
+        let text = resp.text().await.map_err(|e| format!("GET {url}: reading the answer: {e}"))?;
         if !status.is_success() {
             let msg = serde_json::from_str::<Value>(&text)
                 .ok()
@@ -142,10 +117,7 @@ async fn query_chunk(
         break serde_json::from_str(&text).map_err(|e| format!("GET {url}: not JSON: {e}"))?;
     };
     if body["status"] != "success" {
-        return Err(format!(
-            "GET {url}: status {} ({})",
-            body["status"], body["error"]
-        ));
+        return Err(format!("GET {url}: status {} ({})", body["status"], body["error"]));
     }
     let Some(result) = body["data"]["result"].as_array() else {
         return Err(format!("GET {url}: no data.result array"));
@@ -153,19 +125,12 @@ async fn query_chunk(
     let mut n = 0u64;
     for series in result {
         for point in series["values"].as_array().into_iter().flatten() {
-            match point[1]
-                .as_str()
-                .and_then(|s| s.parse::<f64>().ok())
-                .filter(|v| v.is_finite())
-            {
+            match point[1].as_str().and_then(|s| s.parse::<f64>().ok()).filter(|v| v.is_finite()) {
                 Some(v) => {
                     *energy += v * factor;
                     n += 1;
                 }
-                None => warn(
-                    &format!("promvalue:{query}"),
-                    format!("{query}: sample {point} is not a finite number; left out"),
-                ),
+                None => warn(&format!("promvalue:{query}"), format!("{query}: sample {point} is not a finite number; left out")),
             }
         }
     }
@@ -194,10 +159,7 @@ pub async fn energy_wh(
         }
         samples += query_chunk(http, p, &query, start, end, factor, &mut energy, warn)
             .await
-            .map_err(|message| ExtractError::Prometheus {
-                what: format!("server {vm_uuid}: energy {start} → {end}"),
-                message,
-            })?;
+            .map_err(|message| ExtractError::Prometheus { what: format!("server {vm_uuid}: energy {start} → {end}"), message })?;
     }
     Ok((energy, samples))
 }
@@ -241,57 +203,27 @@ pub fn span(vm: &Vm, w: &Window, suspend: u64) -> Span {
     let suspend = suspend.min(wall);
     let vcpus = vm.vcpus.max(1);
     let cpu = (wall - suspend) * vcpus as u64;
-    let efficiency = if wall > 0 {
-        cpu as f64 / (wall as f64 * vcpus as f64)
-    } else {
-        0.0
-    };
-    Span {
-        start,
-        end,
-        finished: ended.is_some(),
-        wall,
-        suspend,
-        cpu,
-        efficiency,
-    }
+    let efficiency = if wall > 0 { cpu as f64 / (wall as f64 * vcpus as f64) } else { 0.0 };
+    Span { start, end, finished: ended.is_some(), wall, suspend, cpu, efficiency }
 }
 
 /// The servers of a project that can have used energy in `w`, by creation:
 /// the changes-since ones kept by [`in_window`], then the usage entries of
 /// servers not among them (unchanged since `from`: their state held all window).
-async fn servers(
-    a: &Access,
-    p: &ProjectAccess,
-    cfg: &ExtractConfig,
-    w: &Window,
-) -> Result<Vec<(Vm, Option<Server>)>, ExtractError> {
+async fn servers(a: &Access, p: &ProjectAccess, cfg: &ExtractConfig, w: &Window) -> Result<Vec<(Vm, Option<Server>)>, ExtractError> {
     let mut changed = a.project_servers(p, w.from()).await?;
     changed.retain(|s| s.created < w.to() && in_window(s, w));
     let usage = a.project_usage(p, w.from(), w.to()).await?;
     let mut out: Vec<(Vm, Option<Server>)> = Vec::new();
     for s in changed {
         let f = a.flavor_facts(s.flavor.as_ref()).await;
-        let end = if s.launched_at.is_some() {
-            server_end(&s)
-        } else {
-            Some(s.created)
-        };
-        let vm = Vm {
-            id: s.id.clone(),
-            created: s.created,
-            end,
-            status: s.status.to_lowercase(),
-            vcpus: f.vcpus.max(1),
-            suspended: None,
-        };
+        let end = if s.launched_at.is_some() { server_end(&s) } else { Some(s.created) };
+        let vm = Vm { id: s.id.clone(), created: s.created, end, status: s.status.to_lowercase(), vcpus: f.vcpus.max(1), suspended: None };
         out.push((vm, Some(s)));
     }
     let inactive = cfg.compat.inactive_time == crate::config::InactiveTime::CountAsSuspended;
     for u in usage {
-        let Some(started) = u.started_at else {
-            continue;
-        };
+        let Some(started) = u.started_at else { continue };
         if started >= w.to() || out.iter().any(|(v, _)| v.id == u.instance_id) {
             continue;
         }
@@ -301,19 +233,8 @@ async fn servers(
             "stopped" | "shelved" | "shelved_offloaded" => inactive,
             _ => false,
         };
-        let vm = Vm {
-            id: u.instance_id.clone(),
-            created: started,
-            end: u.ended_at,
-            status: state,
-            vcpus: u.vcpus.max(1),
-            suspended: None,
-        };
-        let suspended = if held && cfg.compat.suspend_duration {
-            Some(span(&vm, w, 0).wall)
-        } else {
-            Some(0)
-        };
+        let vm = Vm { id: u.instance_id.clone(), created: started, end: u.ended_at, status: state, vcpus: u.vcpus.max(1), suspended: None };
+        let suspended = if held && cfg.compat.suspend_duration { Some(span(&vm, w, 0).wall) } else { Some(0) };
         out.push((Vm { suspended, ..vm }, None));
     }
     out.sort_by_key(|(v, _)| v.created);
@@ -347,14 +268,8 @@ async fn one_server(
                 _ => false,
             };
             let sp = span(&vm, window, 0);
-            match if quiet {
-                None
-            } else {
-                a.instance_actions(p, &vm.id).await?
-            } {
-                Some(actions) => {
-                    suspended_seconds(&actions, sp.start, sp.end, cfg.compat.inactive_time)
-                }
+            match if quiet { None } else { a.instance_actions(p, &vm.id).await? } {
+                Some(actions) => suspended_seconds(&actions, sp.start, sp.end, cfg.compat.inactive_time),
                 None => 0,
             }
         }
@@ -362,18 +277,13 @@ async fn one_server(
     };
     let sp = span(&vm, window, suspend);
     let energy_wh = energy * pc.cpu_normalization_factor;
-    let uuid = VmUuid::new(vm.id.clone())
-        .map_err(|e| ExtractError::record(format!("server {}", vm.id), e))?;
+    let uuid = VmUuid::new(vm.id.clone()).map_err(|e| ExtractError::record(format!("server {}", vm.id), e))?;
     Ok(Some(EnergyRecord {
         exec_unit_id: uuid,
         start_exec_time: sp.start,
         end_exec_time: sp.end,
         energy_wh,
-        work: if energy_wh > 0.0 {
-            sp.cpu as f64 / energy_wh
-        } else {
-            0.0
-        },
+        work: if energy_wh > 0.0 { sp.cpu as f64 / energy_wh } else { 0.0 },
         efficiency: sp.efficiency,
         wall_clock_time_s: sp.wall,
         cpu_duration_s: sp.cpu,
@@ -398,10 +308,7 @@ pub(crate) async fn extract(
 ) -> Result<Vec<Record>, ExtractError> {
     let pc = &cfg.prometheus;
     if pc.prometheus_step_seconds == 0 {
-        return Err(ExtractError::Prometheus {
-            what: "prometheus_step_seconds".into(),
-            message: "must be > 0".into(),
-        });
+        return Err(ExtractError::Prometheus { what: "prometheus_step_seconds".into(), message: "must be > 0".into() });
     }
     if !pc.prometheus_verify_ssl {
         tracing::warn!(endpoint = %pc.prometheus_endpoint, "Prometheus client: TLS certificate verification is DISABLED (prometheus_verify_ssl = false)");
@@ -410,20 +317,15 @@ pub(crate) async fn extract(
         .danger_accept_invalid_certs(!pc.prometheus_verify_ssl)
         .timeout(Duration::from_secs(120))
         .build()
-        .map_err(|e| ExtractError::Prometheus {
-            what: "building the HTTP client".into(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| ExtractError::Prometheus { what: "building the HTTP client".into(), message: e.to_string() })?;
     let vms = servers(a, p, cfg, &window).await?;
     let grid = Grid::new(&window, pc.prometheus_step_seconds, pc.count_window_end);
     let (http, grid, window) = (&http, &grid, &window);
-    let got: Vec<Result<Option<EnergyRecord>, ExtractError>> = futures::stream::iter(
-        vms.into_iter()
-            .map(|v| one_server(a, p, cfg, http, grid, window, fqan, v)),
-    )
-    .buffered(cfg.per_project_concurrency.max(1))
-    .collect()
-    .await;
+    let got: Vec<Result<Option<EnergyRecord>, ExtractError>> =
+        futures::stream::iter(vms.into_iter().map(|v| one_server(a, p, cfg, http, grid, window, fqan, v)))
+            .buffered(cfg.per_project_concurrency.max(1))
+            .collect()
+            .await;
     let mut out = Vec::new();
     for r in got {
         if let Some(rec) = r? {
@@ -438,11 +340,7 @@ mod tests {
     use super::*;
 
     fn w(from: i64, to: i64) -> Window {
-        Window::new(
-            DateTime::from_timestamp(from, 0).unwrap(),
-            DateTime::from_timestamp(to, 0).unwrap(),
-        )
-        .unwrap()
+        Window::new(DateTime::from_timestamp(from, 0).unwrap(), DateTime::from_timestamp(to, 0).unwrap()).unwrap()
     }
 
     #[test]

@@ -24,9 +24,7 @@ fn edge(action: &str, inactive: InactiveTime) -> Edge {
     match action {
         "pause" | "suspend" => Edge::Begin,
         "unpause" | "resume" => Edge::End,
-        "stop" | "shelve" | "shelveOffload" if inactive == InactiveTime::CountAsSuspended => {
-            Edge::Begin
-        }
+        "stop" | "shelve" | "shelveOffload" if inactive == InactiveTime::CountAsSuspended => Edge::Begin,
         "start" | "unshelve" if inactive == InactiveTime::CountAsSuspended => Edge::End,
         "delete" | "forceDelete" => Edge::End,
         _ => Edge::Neutral,
@@ -89,40 +87,24 @@ mod tests {
             act("unpause", "2023-05-02T06:00:00Z"),
             act("suspend", "2023-05-03T00:00:00Z"),
         ];
-        let s = suspended_seconds(
-            &a,
-            t("2023-05-01T00:00:00Z"),
-            t("2023-05-04T00:00:00Z"),
-            InactiveTime::CountAsRunning,
-        );
+        let s = suspended_seconds(&a, t("2023-05-01T00:00:00Z"), t("2023-05-04T00:00:00Z"), InactiveTime::CountAsRunning);
         assert_eq!(s, 6 * 3600 + 24 * 3600);
     }
 
     #[test]
     fn stop_counts_only_when_configured() {
-        let a = vec![
-            act("stop", "2023-05-02T00:00:00Z"),
-            act("start", "2023-05-03T00:00:00Z"),
-        ];
+        let a = vec![act("stop", "2023-05-02T00:00:00Z"), act("start", "2023-05-03T00:00:00Z")];
         let c = t("2023-05-01T00:00:00Z");
         let h = t("2023-05-05T00:00:00Z");
         assert_eq!(suspended_seconds(&a, c, h, InactiveTime::CountAsRunning), 0);
-        assert_eq!(
-            suspended_seconds(&a, c, h, InactiveTime::CountAsSuspended),
-            86400
-        );
+        assert_eq!(suspended_seconds(&a, c, h, InactiveTime::CountAsSuspended), 86400);
     }
 
     #[test]
     fn actions_after_the_horizon_are_ignored() {
         let a = vec![act("suspend", "2023-05-10T00:00:00Z")];
         assert_eq!(
-            suspended_seconds(
-                &a,
-                t("2023-05-01T00:00:00Z"),
-                t("2023-05-05T00:00:00Z"),
-                InactiveTime::CountAsRunning
-            ),
+            suspended_seconds(&a, t("2023-05-01T00:00:00Z"), t("2023-05-05T00:00:00Z"), InactiveTime::CountAsRunning),
             0
         );
     }

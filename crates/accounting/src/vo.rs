@@ -46,10 +46,7 @@ impl VoMap {
         voms_json: Option<&Path>,
         site_yaml: Option<&Path>,
     ) -> Result<VoMap, VoConfigError> {
-        let mut map = VoMap {
-            properties: properties.to_vec(),
-            ..Default::default()
-        };
+        let mut map = VoMap { properties: properties.to_vec(), ..Default::default() };
         if let Some(p) = voms_json
             && p.exists()
         {
@@ -94,35 +91,24 @@ fn read(p: &Path) -> Result<String, VoConfigError> {
 }
 
 fn err(p: &Path, m: impl Into<String>) -> VoConfigError {
-    VoConfigError {
-        path: p.display().to_string(),
-        message: m.into(),
-    }
+    VoConfigError { path: p.display().to_string(), message: m.into() }
 }
 
 /// cASO's `voms.json`: `{"<VO>": {"projects": [..]}}`; the legacy keys
 /// `tenant` (one) and `tenants` (list) are used when `projects` is absent.
 pub fn parse_voms_json(text: &str) -> Result<BTreeMap<String, String>, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let obj = v
-        .as_object()
-        .ok_or("expected an object of VO → {\"projects\": [...]}")?;
+    let obj = v.as_object().ok_or("expected an object of VO → {\"projects\": [...]}")?;
     let mut out = BTreeMap::new();
     for (vo, m) in obj {
-        let m = m
-            .as_object()
-            .ok_or_else(|| format!("VO {vo:?}: expected an object"))?;
+        let m = m.as_object().ok_or_else(|| format!("VO {vo:?}: expected an object"))?;
         let strings = |k: &str| -> Result<Vec<String>, String> {
             match m.get(k) {
                 None | Some(Value::Null) => Ok(vec![]),
                 Some(Value::String(s)) => Ok(vec![s.clone()]),
                 Some(Value::Array(a)) => a
                     .iter()
-                    .map(|x| {
-                        x.as_str()
-                            .map(str::to_string)
-                            .ok_or_else(|| format!("VO {vo:?}: {k} must hold strings"))
-                    })
+                    .map(|x| x.as_str().map(str::to_string).ok_or_else(|| format!("VO {vo:?}: {k} must hold strings")))
                     .collect(),
                 Some(_) => Err(format!("VO {vo:?}: {k} must be a list of project ids")),
             }
@@ -149,25 +135,18 @@ pub fn parse_voms_json(text: &str) -> Result<BTreeMap<String, String>, String> {
 pub fn parse_site_yaml(text: &str) -> Result<BTreeMap<String, String>, String> {
     let v: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
     let mut out = BTreeMap::new();
-    let Some(vos) = v.get("vos") else {
-        return Ok(out);
-    };
+    let Some(vos) = v.get("vos") else { return Ok(out) };
     let vos = vos.as_sequence().ok_or("vos must be a list")?;
     for (i, entry) in vos.iter().enumerate() {
         let name = entry
             .get("name")
             .and_then(|n| n.as_str())
             .ok_or_else(|| format!("vos[{i}]: missing name"))?;
-        if let Some(pid) = entry
-            .get("auth")
-            .and_then(|a| a.get("project_id"))
-            .and_then(|p| p.as_str())
+        if let Some(pid) = entry.get("auth").and_then(|a| a.get("project_id")).and_then(|p| p.as_str())
             && let Some(prev) = out.insert(pid.to_string(), name.to_string())
             && prev != name
         {
-            return Err(format!(
-                "project {pid} is mapped to both {prev:?} and {name:?}"
-            ));
+            return Err(format!("project {pid} is mapped to both {prev:?} and {name:?}"));
         }
     }
     Ok(out)
@@ -203,27 +182,17 @@ mod tests {
     fn precedence_is_site_yaml_then_properties_in_order_then_voms_json() {
         let map = VoMap {
             site: [("p1".to_string(), "from-yaml".to_string())].into(),
-            voms: [
-                ("p1".to_string(), "from-voms".to_string()),
-                ("p2".to_string(), "from-voms".to_string()),
-            ]
-            .into(),
+            voms: [("p1".to_string(), "from-voms".to_string()), ("p2".to_string(), "from-voms".to_string())].into(),
             properties: vec!["egi.VO".into(), "VO".into()],
         };
         let props: serde_json::Map<String, Value> =
             serde_json::from_str(r#"{"VO": "second", "egi.VO": "first"}"#).unwrap();
-        assert_eq!(
-            map.resolve("p1", None, Some(&props)).unwrap(),
-            ("from-yaml".into(), VoSource::SiteYaml)
-        );
+        assert_eq!(map.resolve("p1", None, Some(&props)).unwrap(), ("from-yaml".into(), VoSource::SiteYaml));
         assert_eq!(
             map.resolve("p2", None, Some(&props)).unwrap(),
             ("first".into(), VoSource::Property("egi.VO".into()))
         );
-        assert_eq!(
-            map.resolve("p2", None, None).unwrap(),
-            ("from-voms".into(), VoSource::VomsJson)
-        );
+        assert_eq!(map.resolve("p2", None, None).unwrap(), ("from-voms".into(), VoSource::VomsJson));
         assert_eq!(map.resolve("p3", Some("p2"), None).unwrap().0, "from-voms");
         assert!(map.resolve("p9", None, None).is_none());
     }

@@ -46,11 +46,7 @@ impl Capture {
     /// Captures on top of the dispatcher that is the default now.
     pub fn new() -> Capture {
         let inner = tracing::dispatcher::get_default(|d| d.clone());
-        Capture {
-            inner,
-            sink: Arc::default(),
-            hint: LevelFilter::current().max(LevelFilter::WARN),
-        }
+        Capture { inner, sink: Arc::default(), hint: LevelFilter::current().max(LevelFilter::WARN) }
     }
 
     pub fn dispatch(&self) -> Dispatch {
@@ -100,11 +96,7 @@ impl Visit for Text {
 impl Subscriber for Capture {
     fn register_callsite(&self, m: &'static Metadata<'static>) -> Interest {
         let inner = self.inner.register_callsite(m);
-        if captured(m) {
-            Interest::always()
-        } else {
-            inner
-        }
+        if captured(m) { Interest::always() } else { inner }
     }
     fn max_level_hint(&self) -> Option<LevelFilter> {
         Some(self.hint)
@@ -131,11 +123,7 @@ impl Subscriber for Capture {
                 (true, false) => t.fields,
                 (false, false) => format!("{}; {}", t.message, t.fields),
             };
-            let level = if *m.level() == Level::ERROR {
-                "error"
-            } else {
-                "warn"
-            };
+            let level = if *m.level() == Level::ERROR { "error" } else { "warn" };
             let mut s = self.sink.lock().unwrap_or_else(|e| e.into_inner());
             if !s.kept.iter().any(|c| c.message == message) {
                 if s.kept.len() < MAX_KEPT {

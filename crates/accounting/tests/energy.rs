@@ -19,10 +19,7 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 fn cfg(sim: &sim::SimHandle) -> ExtractConfig {
-    let mut c = ExtractConfig::new(
-        SiteName::new("TEST-SITE").unwrap(),
-        ApelText::new("TEST-SITE-cloud").unwrap(),
-    );
+    let mut c = ExtractConfig::new(SiteName::new("TEST-SITE").unwrap(), ApelText::new("TEST-SITE-cloud").unwrap());
     c.extractors = vec![Extractor::Prometheus];
     c.project_tag = None;
     c.projects = vec![PROJ1.into()];
@@ -32,28 +29,15 @@ fn cfg(sim: &sim::SimHandle) -> ExtractConfig {
 
 async fn start() -> sim::SimHandle {
     let spec = sim::scenario::builtin("tiny").unwrap();
-    sim::start(sim::SimConfig::new(spec.generate()))
-        .await
-        .unwrap()
+    sim::start(sim::SimConfig::new(spec.generate())).await.unwrap()
 }
 
 async fn session(sim: &sim::SimHandle) -> openstack::Session {
-    let c = openstack::CloudConfig::from_clouds_yaml(
-        &sim.clouds_yaml(),
-        None,
-        "sim-accounting",
-        "clouds.yaml",
-    )
-    .unwrap();
+    let c = openstack::CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim-accounting", "clouds.yaml").unwrap();
     openstack::Session::connect(&c).await.unwrap()
 }
 
-async fn energy(
-    sim: &sim::SimHandle,
-    c: &ExtractConfig,
-    from: &str,
-    to: &str,
-) -> Vec<EnergyRecord> {
+async fn energy(sim: &sim::SimHandle, c: &ExtractConfig, from: &str, to: &str) -> Vec<EnergyRecord> {
     let s = session(sim).await;
     let w = Window::new(t(from), t(to)).unwrap();
     let x = accounting::extract(&s, c, |_| w).await;
@@ -84,14 +68,8 @@ async fn ten_minutes_of_vm_running_give_the_hand_computed_wh() {
     let r = &recs[0];
     assert_eq!(r.exec_unit_id.as_str(), RUNNING);
     assert!(close(r.energy_wh, 2.86172), "{}", r.energy_wh);
-    assert_eq!(
-        (r.start_exec_time, r.end_exec_time),
-        (t("2023-05-25T12:00:00Z"), t("2023-05-25T12:10:00Z"))
-    );
-    assert_eq!(
-        (r.wall_clock_time_s, r.cpu_duration_s, r.suspend_duration_s),
-        (600, 1200, 0)
-    );
+    assert_eq!((r.start_exec_time, r.end_exec_time), (t("2023-05-25T12:00:00Z"), t("2023-05-25T12:10:00Z")));
+    assert_eq!((r.wall_clock_time_s, r.cpu_duration_s, r.suspend_duration_s), (600, 1200, 0));
     assert_eq!(r.efficiency, 1.0);
     assert!(close(r.work, 1200.0 / 2.86172));
     assert!(!r.exec_unit_finished);
@@ -101,17 +79,9 @@ async fn ten_minutes_of_vm_running_give_the_hand_computed_wh() {
 
     // cASO counts the sample at the window end too (21 samples), and the
     // normalization factor multiplies the energy.
-    c.prometheus = PrometheusConfig {
-        count_window_end: true,
-        cpu_normalization_factor: 2.0,
-        ..c.prometheus.clone()
-    };
+    c.prometheus = PrometheusConfig { count_window_end: true, cpu_normalization_factor: 2.0, ..c.prometheus.clone() };
     let recs = energy(&sim, &c, "2023-05-25T12:00:00Z", "2023-05-25T12:10:00Z").await;
-    assert!(
-        close(recs[0].energy_wh, 2.0 * 21.0 * 17_170_320.0 * 30.0 / 3.6e9),
-        "{}",
-        recs[0].energy_wh
-    );
+    assert!(close(recs[0].energy_wh, 2.0 * 21.0 * 17_170_320.0 * 30.0 / 3.6e9), "{}", recs[0].energy_wh);
     assert!(close(recs[0].work, 1200.0 / recs[0].energy_wh));
     sim.stop().await;
 }
@@ -130,10 +100,7 @@ async fn four_days_are_chunked_and_the_deleted_server_is_finished() {
     // percent-hours, so 4 × 23.52 h × 2 × 7.401 W = 1392.57216 Wh.
     let run = &recs[1];
     assert!(close(run.energy_wh, 1392.57216), "{}", run.energy_wh);
-    assert_eq!(
-        (run.wall_clock_time_s, run.cpu_duration_s),
-        (345_600, 691_200)
-    );
+    assert_eq!((run.wall_clock_time_s, run.cpu_duration_s), (345_600, 691_200));
     assert!(!run.exec_unit_finished);
 
     // vm-deleted (f1: 2 vCPUs × 11,535,000 µW) until its deletion
@@ -143,23 +110,13 @@ async fn four_days_are_chunked_and_the_deleted_server_is_finished() {
     assert!(close(del.energy_wh, 663.7239), "{}", del.energy_wh);
     assert!(del.exec_unit_finished);
     assert_eq!(del.status.as_str(), "deleted");
-    assert_eq!(
-        (del.start_exec_time, del.end_exec_time),
-        (t("2023-05-21T00:00:00Z"), t("2023-05-22T06:00:00Z"))
-    );
-    assert_eq!(
-        (del.wall_clock_time_s, del.cpu_duration_s),
-        (108_000, 216_000)
-    );
+    assert_eq!((del.start_exec_time, del.end_exec_time), (t("2023-05-21T00:00:00Z"), t("2023-05-22T06:00:00Z")));
+    assert_eq!((del.wall_clock_time_s, del.cpu_duration_s), (108_000, 216_000));
 
     // 11,520 steps: two chunks (11,001 + 519 points) per server, as cASO;
     // vm-deleted's second chunk (after its deletion) is not asked.
-    let q: Vec<String> = sim
-        .requests()
-        .into_iter()
-        .filter(|r| r.uri.contains("/prometheus/api/v1/query_range"))
-        .map(|r| r.uri)
-        .collect();
+    let q: Vec<String> =
+        sim.requests().into_iter().filter(|r| r.uri.contains("/prometheus/api/v1/query_range")).map(|r| r.uri).collect();
     let per = |id: &str| q.iter().filter(|u| u.contains(id)).count();
     assert_eq!((per(RUNNING), per(DELETED)), (2, 1), "{q:#?}");
     assert!(q.iter().all(|u| u.contains("step=30")), "{q:#?}");
@@ -176,10 +133,7 @@ async fn a_prometheus_error_fails_the_extractor_instead_of_losing_the_chunk() {
     let x = accounting::extract(&s, &c, |_| w).await;
     let err = x.projects[0].result.as_ref().unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.contains("HTTP 400") && msg.contains("parse error"),
-        "{msg}"
-    );
+    assert!(msg.contains("HTTP 400") && msg.contains("parse error"), "{msg}");
     sim.stop().await;
 }
 
@@ -207,23 +161,11 @@ async fn casos_unit_test_vector_one_5_microwatt_sample_is_4_1666667e_08_wh() {
         r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"uuid":"test-uuid"},"values":[[1685051946,"5.0"]]}]}}"#,
     )
     .await;
-    let p = PrometheusConfig {
-        prometheus_endpoint: url,
-        ..Default::default()
-    };
+    let p = PrometheusConfig { prometheus_endpoint: url, ..Default::default() };
     let w = Window::new(t("2023-05-25T21:49:06Z"), t("2023-05-25T21:59:06Z")).unwrap();
     let grid = Grid::new(&w, 30, false);
     let http = reqwest::Client::new();
-    let (wh, n) = energy_wh(
-        &http,
-        &p,
-        &grid,
-        "test-uuid",
-        (t("2023-05-01T00:00:00Z"), None),
-        &|_, _| {},
-    )
-    .await
-    .unwrap();
+    let (wh, n) = energy_wh(&http, &p, &grid, "test-uuid", (t("2023-05-01T00:00:00Z"), None), &|_, _| {}).await.unwrap();
     assert_eq!(n, 1);
     assert_eq!(wh, 5.0 * (30.0 / 3600.0 / 1_000_000.0));
     assert!((wh - 4.1666667e-08).abs() < 1e-15, "{wh}");
@@ -272,28 +214,15 @@ async fn caso_energy(sim: &sim::SimHandle, from: &str, to: &str) -> Vec<serde_js
     )
     .unwrap();
     let out = tokio::process::Command::new(py)
-        .args([
-            "-c",
-            CASO_SNIPPET,
-            conf.to_str().unwrap(),
-            PROJ1,
-            "vo.example.org",
-            from,
-            to,
-        ])
+        .args(["-c", CASO_SNIPPET, conf.to_str().unwrap(), PROJ1, "vo.example.org", from, to])
         .env("TZ", "UTC")
         .current_dir(dir.path())
         .output()
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "cASO failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    assert!(out.status.success(), "cASO failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
 fn as_caso(r: &EnergyRecord) -> serde_json::Value {
@@ -322,11 +251,7 @@ async fn real_caso_gives_the_same_energy_records_except_the_deleted_server_and_t
     let (from, to) = ("2023-05-21T00:00:00Z", "2023-05-25T00:00:00Z");
     sim.clear_requests();
     let caso = caso_energy(&sim, from, to).await;
-    let caso_queries = sim
-        .requests()
-        .iter()
-        .filter(|r| r.uri.contains("query_range"))
-        .count();
+    let caso_queries = sim.requests().iter().filter(|r| r.uri.contains("query_range")).count();
     // cASO: only current servers (vm-running, vm-quiet: 2 chunks each), and
     // vm-running's record alone (vm-quiet has no samples).
     assert_eq!(caso_queries, 4);
@@ -336,8 +261,7 @@ async fn real_caso_gives_the_same_energy_records_except_the_deleted_server_and_t
     c.prometheus.count_window_end = true;
     let ours = energy(&sim, &c, from, to).await;
     let mine: Vec<serde_json::Value> = ours.iter().map(as_caso).collect();
-    let running: Vec<&serde_json::Value> =
-        mine.iter().filter(|r| r["ExecUnitID"] == RUNNING).collect();
+    let running: Vec<&serde_json::Value> = mine.iter().filter(|r| r["ExecUnitID"] == RUNNING).collect();
     let mut want = caso[0].clone();
     want.as_object_mut().unwrap().remove("CloudType");
     assert_eq!(running, vec![&want], "cASO {caso:#?}");
@@ -345,21 +269,12 @@ async fn real_caso_gives_the_same_energy_records_except_the_deleted_server_and_t
     // 80 % (05-25T00:00) = 0.09868 Wh; bit-identical sums.
     assert!(close(caso[0]["EnergyWh"].as_f64().unwrap(), 1392.67084));
     // The deleted server is ours only.
-    assert!(
-        mine.iter()
-            .any(|r| r["ExecUnitID"] == DELETED && r["ExecUnitFinished"] == 1)
-    );
+    assert!(mine.iter().any(|r| r["ExecUnitID"] == DELETED && r["ExecUnitFinished"] == 1));
 
     // Default (window end not counted): one sample less than cASO.
     let ours = energy(&sim, &cfg(&sim), from, to).await;
-    let run = ours
-        .iter()
-        .find(|r| r.exec_unit_id.as_str() == RUNNING)
-        .unwrap();
-    assert!(close(
-        caso[0]["EnergyWh"].as_f64().unwrap() - run.energy_wh,
-        2.0 * 7_401_000.0 * 0.8 * 30.0 / 3.6e9
-    ));
+    let run = ours.iter().find(|r| r.exec_unit_id.as_str() == RUNNING).unwrap();
+    assert!(close(caso[0]["EnergyWh"].as_f64().unwrap() - run.energy_wh, 2.0 * 7_401_000.0 * 0.8 * 30.0 / 3.6e9));
     sim.stop().await;
 }
 
@@ -371,15 +286,9 @@ async fn a_suspension_lowers_efficiency_and_cpu_time() {
     let recs = energy(&sim, &c, "2023-05-22T00:00:00Z", "2023-05-24T00:00:00Z").await;
     // vm-suspended (f1, 2 vCPUs, 5,154,000 µW per vCPU): ACTIVE on 05-22,
     // SUSPENDED from 05-23T00:00: one day of samples = 2 × 5.154 W × 23.52 h.
-    let r = recs
-        .iter()
-        .find(|r| r.exec_unit_id.as_str() == "e0000002-0000-4000-8000-000000000002")
-        .expect("vm-suspended");
+    let r = recs.iter().find(|r| r.exec_unit_id.as_str() == "e0000002-0000-4000-8000-000000000002").expect("vm-suspended");
     assert!(close(r.energy_wh, 242.44416), "{}", r.energy_wh);
-    assert_eq!(
-        (r.wall_clock_time_s, r.suspend_duration_s, r.cpu_duration_s),
-        (172_800, 86_400, 172_800)
-    );
+    assert_eq!((r.wall_clock_time_s, r.suspend_duration_s, r.cpu_duration_s), (172_800, 86_400, 172_800));
     assert_eq!(r.efficiency, 0.5);
     assert_eq!(r.status.as_str(), "suspended");
     assert_eq!(r.owner.as_str(), "vo.access.egi.eu");

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use accounting::{ExtractConfig, ExtractError, Extraction};
+use accounting::{ExtractConfig, Extraction, ExtractError};
 use apel::{ApelText, CloudRecord, Record, SiteName, VmStatus, Window};
 use chrono::{DateTime, Utc};
 
@@ -24,17 +24,12 @@ fn window() -> Window {
 }
 
 fn cfg() -> ExtractConfig {
-    ExtractConfig::new(
-        SiteName::new("TEST-SITE").unwrap(),
-        ApelText::new("TEST-SITE-cloud").unwrap(),
-    )
+    ExtractConfig::new(SiteName::new("TEST-SITE").unwrap(), ApelText::new("TEST-SITE-cloud").unwrap())
 }
 
 async fn start(scenario: &str) -> sim::SimHandle {
     let spec = sim::scenario::builtin(scenario).unwrap();
-    sim::start(sim::SimConfig::new(spec.generate()))
-        .await
-        .unwrap()
+    sim::start(sim::SimConfig::new(spec.generate())).await.unwrap()
 }
 
 async fn session(sim: &sim::SimHandle, cloud: &str) -> openstack::Session {
@@ -79,10 +74,7 @@ fn caso_fields(r: &CloudRecord) -> BTreeMap<String, String> {
     put("FQAN", r.fqan.as_ref().map(|f| f.to_string()));
     put("Status", r.status.map(|x| x.as_str().to_string()));
     put("StartTime", r.start_time.map(|x| x.timestamp().to_string()));
-    put(
-        "EndTime",
-        Some(r.end_time.map_or(0, |x| x.timestamp()).to_string()),
-    );
+    put("EndTime", Some(r.end_time.map_or(0, |x| x.timestamp()).to_string()));
     put("SuspendDuration", r.suspend_duration.map(|d| d.to_string()));
     put("WallDuration", dur(r.wall_duration));
     put("CpuDuration", dur(r.cpu_duration));
@@ -94,13 +86,7 @@ fn caso_fields(r: &CloudRecord) -> BTreeMap<String, String> {
     put("BenchmarkType", s(&r.benchmark_type));
     put(
         "Benchmark",
-        r.benchmark.map(|b| {
-            if b.fract() == 0.0 {
-                format!("{b:.1}")
-            } else {
-                b.to_string()
-            }
-        }),
+        r.benchmark.map(|b| if b.fract() == 0.0 { format!("{b:.1}") } else { b.to_string() }),
     );
     m
 }
@@ -109,10 +95,7 @@ fn caso_fields(r: &CloudRecord) -> BTreeMap<String, String> {
 fn vector_cloud() -> BTreeMap<String, BTreeMap<String, String>> {
     let msg = std::fs::read_to_string("/work/shared/vectors/caso-5.2.2/cloud-message.txt")
         .or_else(|_| {
-            std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../testdata/caso-5.2.2/cloud-message.txt"
-            ))
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/caso-5.2.2/cloud-message.txt"))
         })
         .expect("cASO cloud vector");
     msg.strip_prefix("APEL-cloud-message: v0.4\n")
@@ -133,10 +116,7 @@ fn vector_cloud() -> BTreeMap<String, BTreeMap<String, String>> {
 }
 
 fn project<'a>(x: &'a Extraction, id: &str) -> &'a accounting::ProjectOutcome {
-    x.projects
-        .iter()
-        .find(|p| p.project_id == id)
-        .unwrap_or_else(|| panic!("no outcome for {id}: {x:#?}"))
+    x.projects.iter().find(|p| p.project_id == id).unwrap_or_else(|| panic!("no outcome for {id}: {x:#?}"))
 }
 
 fn records<'a>(x: &'a Extraction, id: &str) -> &'a [Record] {
@@ -162,10 +142,7 @@ async fn proj1_cloud_records_equal_the_caso_vector_except_the_embedded_flavor_of
     let x = accounting::extract(&s, &cfg(), |_| window()).await;
     let got = clouds(records(&x, PROJ1));
     let want = vector_cloud();
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>()
-    );
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
     for (id, w) in &want {
         let mut w = w.clone();
         if id.starts_with("33333333") {
@@ -180,13 +157,7 @@ async fn proj1_cloud_records_equal_the_caso_vector_except_the_embedded_flavor_of
     // Record order as cASO: changes-since servers by creation, then usage-only.
     let order: Vec<&str> = records(&x, PROJ1)
         .iter()
-        .filter_map(|r| {
-            if let Record::Cloud(c) = r {
-                Some(&c.vm_uuid.as_str()[..8])
-            } else {
-                None
-            }
-        })
+        .filter_map(|r| if let Record::Cloud(c) = r { Some(&c.vm_uuid.as_str()[..8]) } else { None })
         .collect();
     assert_eq!(order, ["22222222", "11111111", "33333333"]);
     sim.stop().await;
@@ -199,16 +170,7 @@ async fn proj1_accelerator_ip_and_storage_records() {
     let x = accounting::extract(&s, &cfg(), |_| window()).await;
     let recs = records(&x, PROJ1);
 
-    let acc: Vec<_> = recs
-        .iter()
-        .filter_map(|r| {
-            if let Record::Accelerator(a) = r {
-                Some(a)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let acc: Vec<_> = recs.iter().filter_map(|r| if let Record::Accelerator(a) = r { Some(a) } else { None }).collect();
     // cASO also reports vm-quiet (2073600) from the current flavor; its own
     // flavor snapshot has no accelerator (COMPAT-NOTES "flavor").
     let got: Vec<(String, u64, u32, i32, String, String, u32)> = acc
@@ -225,52 +187,23 @@ async fn proj1_accelerator_ip_and_storage_records() {
             )
         })
         .collect();
-    let row = |id: &str, d| {
-        (
-            id.to_string(),
-            d,
-            5,
-            2023,
-            "NVIDIA A100".to_string(),
-            "GPU".to_string(),
-            1,
-        )
-    };
-    assert_eq!(
-        got,
-        vec![
-            row("22222222-2222-4222-8222-222222222222", 280800),
-            row("11111111-1111-4111-8111-111111111111", 396000)
-        ]
-    );
+    let row = |id: &str, d| (id.to_string(), d, 5, 2023, "NVIDIA A100".to_string(), "GPU".to_string(), 1);
+    assert_eq!(got, vec![row("22222222-2222-4222-8222-222222222222", 280800), row("11111111-1111-4111-8111-111111111111", 396000)]);
     for a in &acc {
         assert_eq!(a.active_duration, Some(a.available_duration));
         assert_eq!(a.fqan.as_str(), "vo.example.org");
-        assert_eq!(
-            a.global_user_name.as_ref().unwrap().as_str(),
-            "alice@example.org"
-        );
+        assert_eq!(a.global_user_name.as_ref().unwrap().as_str(), "alice@example.org");
     }
 
     // IP: IPv4 (2) AND IPv6 (1) records; cASO keeps only the IPv6 one.
     let ips: Vec<(u8, u32, String, String)> = recs
         .iter()
         .filter_map(|r| if let Record::Ip(i) = r { Some(i) } else { None })
-        .map(|i| {
-            (
-                i.ip_version,
-                i.ip_count,
-                i.local_group.to_string(),
-                i.fqan.to_string(),
-            )
-        })
+        .map(|i| (i.ip_version, i.ip_count, i.local_group.to_string(), i.fqan.to_string()))
         .collect();
     assert_eq!(
         ips,
-        vec![
-            (4, 2, PROJ1.to_string(), "vo.example.org".to_string()),
-            (6, 1, PROJ1.to_string(), "vo.example.org".to_string())
-        ]
+        vec![(4, 2, PROJ1.to_string(), "vo.example.org".to_string()), (6, 1, PROJ1.to_string(), "vo.example.org".to_string())]
     );
     for r in recs {
         if let Record::Ip(i) = r {
@@ -281,25 +214,8 @@ async fn proj1_accelerator_ip_and_storage_records() {
     }
 
     // Storage: the vector's values; EndTime / createTime = window end (cASO: now).
-    let st: Vec<_> = recs
-        .iter()
-        .filter_map(|r| {
-            if let Record::Storage(s) = r {
-                Some(s)
-            } else {
-                None
-            }
-        })
-        .collect();
-    let got: Vec<(
-        String,
-        u64,
-        DateTime<Utc>,
-        DateTime<Utc>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = st
+    let st: Vec<_> = recs.iter().filter_map(|r| if let Record::Storage(s) = r { Some(s) } else { None }).collect();
+    let got: Vec<(String, u64, DateTime<Utc>, DateTime<Utc>, Option<String>, Option<String>, Option<String>)> = st
         .iter()
         .map(|s| {
             (
@@ -357,128 +273,24 @@ async fn egi_proj_edge_cases_match_caso_except_suspended_time() {
     // cASO's values (tiny.toml), except vm-paused/vm-suspended: their paused
     // and suspended time is SuspendDuration, not wall (COMPAT-NOTES "suspend").
     let want: &[(&str, &str, &str, i64, i64, u64, u32, Option<u64>)] = &[
-        (
-            "e0000001-0000-4000-8000-000000000001",
-            "vm-paused",
-            "paused",
-            1684108800,
-            0,
-            864000 - 230400,
-            2,
-            Some(230400),
-        ),
-        (
-            "e0000002-0000-4000-8000-000000000002",
-            "vm-suspended",
-            "suspended",
-            1684195200,
-            0,
-            777600 - 172800,
-            2,
-            Some(172800),
-        ),
-        (
-            "e0000003-0000-4000-8000-000000000003",
-            "vm-shelved",
-            "unknown",
-            1683676800,
-            0,
-            1296000,
-            2,
-            None,
-        ),
-        (
-            "e0000004-0000-4000-8000-000000000004",
-            "vm-error",
-            "error",
-            1684281600,
-            0,
-            691200,
-            2,
-            None,
-        ),
-        (
-            "e0000005-0000-4000-8000-000000000005",
-            "vm-never",
-            "error",
-            1684724400,
-            1684724400,
-            0,
-            2,
-            None,
-        ),
-        (
-            "e0000006-0000-4000-8000-000000000006",
-            "vm-resized",
-            "started",
-            1683849600,
-            0,
-            1123200,
-            4,
-            None,
-        ),
-        (
-            "e0000007-0000-4000-8000-000000000007",
-            "vm-bfv",
-            "started",
-            1684022400,
-            0,
-            950400,
-            1,
-            None,
-        ),
-        (
-            "e0000008-0000-4000-8000-000000000008",
-            "vm-and",
-            "started",
-            1684659600,
-            0,
-            313200,
-            4,
-            None,
-        ),
-        (
-            "e0000011-0000-4000-8000-000000000011",
-            "vm-ended-after",
-            "started",
-            1684368000,
-            0,
-            604800,
-            2,
-            None,
-        ),
-        (
-            "e0000012-0000-4000-8000-000000000012",
-            "vm-stopped",
-            "started",
-            1684411200,
-            0,
-            561600,
-            2,
-            None,
-        ),
+        ("e0000001-0000-4000-8000-000000000001", "vm-paused", "paused", 1684108800, 0, 864000 - 230400, 2, Some(230400)),
+        ("e0000002-0000-4000-8000-000000000002", "vm-suspended", "suspended", 1684195200, 0, 777600 - 172800, 2, Some(172800)),
+        ("e0000003-0000-4000-8000-000000000003", "vm-shelved", "unknown", 1683676800, 0, 1296000, 2, None),
+        ("e0000004-0000-4000-8000-000000000004", "vm-error", "error", 1684281600, 0, 691200, 2, None),
+        ("e0000005-0000-4000-8000-000000000005", "vm-never", "error", 1684724400, 1684724400, 0, 2, None),
+        ("e0000006-0000-4000-8000-000000000006", "vm-resized", "started", 1683849600, 0, 1123200, 4, None),
+        ("e0000007-0000-4000-8000-000000000007", "vm-bfv", "started", 1684022400, 0, 950400, 1, None),
+        ("e0000008-0000-4000-8000-000000000008", "vm-and", "started", 1684659600, 0, 313200, 4, None),
+        ("e0000011-0000-4000-8000-000000000011", "vm-ended-after", "started", 1684368000, 0, 604800, 2, None),
+        ("e0000012-0000-4000-8000-000000000012", "vm-stopped", "started", 1684411200, 0, 561600, 2, None),
     ];
-    assert_eq!(
-        got.keys().map(String::as_str).collect::<Vec<_>>(),
-        want.iter().map(|w| w.0).collect::<Vec<_>>(),
-        "not vm-gone, vm-future"
-    );
+    assert_eq!(got.keys().map(String::as_str).collect::<Vec<_>>(), want.iter().map(|w| w.0).collect::<Vec<_>>(), "not vm-gone, vm-future");
     for (id, name, status, start, end, wall, cpus, suspend) in want {
         let r = got[*id];
         let f = caso_fields(r);
         assert_eq!(
-            (
-                f["MachineName"].as_str(),
-                f["Status"].as_str(),
-                f["StartTime"].as_str(),
-                f["EndTime"].as_str()
-            ),
-            (
-                *name,
-                *status,
-                start.to_string().as_str(),
-                end.to_string().as_str()
-            ),
+            (f["MachineName"].as_str(), f["Status"].as_str(), f["StartTime"].as_str(), f["EndTime"].as_str()),
+            (*name, *status, start.to_string().as_str(), end.to_string().as_str()),
             "{name}"
         );
         assert_eq!(r.wall_duration, Some(*wall), "{name}");
@@ -493,84 +305,33 @@ async fn egi_proj_edge_cases_match_caso_except_suspended_time() {
     assert_eq!(paused["PublicIPCount"], "1");
     assert_eq!(paused["GlobalUserName"], "carol@example.org");
     assert_eq!(paused["ImageId"], "https://appdb.example/img/1");
-    assert_eq!(
-        (
-            paused["BenchmarkType"].as_str(),
-            paused["Benchmark"].as_str()
-        ),
-        ("HEPscore23", "12.5")
-    );
-    assert_eq!(
-        f("e0000005-0000-4000-8000-000000000005")["WallDuration"],
-        "1",
-        "0 renders as 1 in cASO style"
-    );
-    assert_eq!(
-        f("e0000006-0000-4000-8000-000000000006")["Benchmark"],
-        "99.0",
-        "HEPscore23 \"99\" unscaled"
-    );
+    assert_eq!((paused["BenchmarkType"].as_str(), paused["Benchmark"].as_str()), ("HEPscore23", "12.5"));
+    assert_eq!(f("e0000005-0000-4000-8000-000000000005")["WallDuration"], "1", "0 renders as 1 in cASO style");
+    assert_eq!(f("e0000006-0000-4000-8000-000000000006")["Benchmark"], "99.0", "HEPscore23 \"99\" unscaled");
     let bfv = f("e0000007-0000-4000-8000-000000000007");
-    assert!(
-        !bfv.contains_key("ImageId") && !bfv.contains_key("Benchmark"),
-        "{bfv:?}"
-    );
+    assert!(!bfv.contains_key("ImageId") && !bfv.contains_key("Benchmark"), "{bfv:?}");
     let nandu = f("e0000008-0000-4000-8000-000000000008");
     assert_eq!(nandu["GlobalUserName"], "zo@example.org");
     assert_eq!(nandu["ImageId"], "8c3d9f6b-4a2e-4d7c-8b1f-6e5a4d3c2b1a");
 
     // IP: both records (cASO: only the v6 one).
-    let ips: Vec<(u8, u32)> = recs
-        .iter()
-        .filter_map(|r| {
-            if let Record::Ip(i) = r {
-                Some((i.ip_version, i.ip_count))
-            } else {
-                None
-            }
-        })
-        .collect();
+    let ips: Vec<(u8, u32)> =
+        recs.iter().filter_map(|r| if let Record::Ip(i) = r { Some((i.ip_version, i.ip_count)) } else { None }).collect();
     assert_eq!(ips, vec![(4, 1), (6, 1)]);
     // Storage: only bfv-root (tmp-vol is gone at run time).
-    let st: Vec<_> = recs
-        .iter()
-        .filter_map(|r| {
-            if let Record::Storage(s) = r {
-                Some(s)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let st: Vec<_> = recs.iter().filter_map(|r| if let Record::Storage(s) = r { Some(s) } else { None }).collect();
     assert_eq!(st.len(), 1);
-    assert_eq!(
-        st[0].record_id.as_str(),
-        "e1000001-0000-4000-8000-000000000001"
-    );
+    assert_eq!(st[0].record_id.as_str(), "e1000001-0000-4000-8000-000000000001");
     assert_eq!(st[0].resource_capacity_used, 21474836480);
     assert_eq!(st[0].start_time, t("2023-05-21T00:00:00Z"));
-    assert_eq!(
-        st[0].user_identity.as_ref().unwrap().as_str(),
-        "carol@example.org"
-    );
+    assert_eq!(st[0].user_identity.as_ref().unwrap().as_str(), "carol@example.org");
     // Accelerators: f1 servers only; vm-paused 05-15 → 05-25.
     let acc: BTreeMap<String, u64> = recs
         .iter()
-        .filter_map(|r| {
-            if let Record::Accelerator(a) = r {
-                Some((a.associated_record.to_string(), a.available_duration))
-            } else {
-                None
-            }
-        })
+        .filter_map(|r| if let Record::Accelerator(a) = r { Some((a.associated_record.to_string(), a.available_duration)) } else { None })
         .collect();
     assert_eq!(acc["e0000001-0000-4000-8000-000000000001"], 864000);
-    assert!(
-        acc.keys().all(|k| !["e0000006", "e0000007", "e0000008"]
-            .iter()
-            .any(|p| k.starts_with(p))),
-        "{acc:?}"
-    );
+    assert!(acc.keys().all(|k| !["e0000006", "e0000007", "e0000008"].iter().any(|p| k.starts_with(p))), "{acc:?}");
     sim.stop().await;
 }
 
@@ -579,24 +340,14 @@ async fn a_project_without_vo_fails_alone_and_the_others_go_on() {
     let sim = start("tiny").await;
     let s = session(&sim, "sim-accounting").await;
     let x = accounting::extract(&s, &cfg(), |_| window()).await;
-    assert_eq!(
-        x.projects
-            .iter()
-            .map(|p| p.project_id.as_str())
-            .collect::<Vec<_>>(),
-        {
-            let mut v = vec![PROJ1, EGI_PROJ, NOVO];
-            v.sort();
-            v
-        },
-        "tagged projects, sorted; untagged not selected"
-    );
+    assert_eq!(x.projects.iter().map(|p| p.project_id.as_str()).collect::<Vec<_>>(), {
+        let mut v = vec![PROJ1, EGI_PROJ, NOVO];
+        v.sort();
+        v
+    }, "tagged projects, sorted; untagged not selected");
     let novo = project(&x, NOVO);
     let err = novo.result.as_ref().unwrap_err();
-    assert!(
-        matches!(err.errors[0].1, ExtractError::NoVo { .. }),
-        "{err}"
-    );
+    assert!(matches!(err.errors[0].1, ExtractError::NoVo { .. }), "{err}");
     assert!(err.to_string().contains(NOVO), "{err}");
     assert!(project(&x, PROJ1).result.is_ok() && project(&x, EGI_PROJ).result.is_ok());
     assert!(!x.is_complete());
@@ -616,10 +367,7 @@ async fn configured_projects_are_added_and_the_tag_can_be_turned_off() {
     let f = caso_fields(r["b0000001-0000-4000-8000-000000000001"]);
     assert_eq!(f["FQAN"], "vo.untagged.eu", "egi.eu:VO property");
     assert_eq!(f["GlobalUserName"], "dave@example.org");
-    assert_eq!(
-        (f["StartTime"].as_str(), f["WallDuration"].as_str()),
-        ("1684454400", "518400")
-    );
+    assert_eq!((f["StartTime"].as_str(), f["WallDuration"].as_str()), ("1684454400", "518400"));
     sim.stop().await;
 }
 
@@ -638,28 +386,13 @@ async fn project_scoped_reader_falls_back_to_one_token_per_project_and_names_mis
     // Same cloud records as with the system reader.
     let got = clouds(records(&x, PROJ1));
     assert_eq!(got.len(), 3);
-    assert_eq!(
-        caso_fields(got["11111111-1111-4111-8111-111111111111"])["WallDuration"],
-        "396000"
-    );
+    assert_eq!(caso_fields(got["11111111-1111-4111-8111-111111111111"])["WallDuration"], "396000");
     assert_eq!(clouds(records(&x, EGI_PROJ)).len(), 10);
     // The admin project: no role there → an error naming the role.
-    let err = project(&x, &admin_project)
-        .result
-        .as_ref()
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("reader role on project") && err.contains(&admin_project),
-        "{err}"
-    );
+    let err = project(&x, &admin_project).result.as_ref().unwrap_err().to_string();
+    assert!(err.contains("reader role on project") && err.contains(&admin_project), "{err}");
     // One token per project scope (+ none for the refused ones beyond one try).
-    let tokens = s
-        .counters()
-        .iter()
-        .filter(|(k, _)| k.route == "/auth/tokens")
-        .map(|(_, v)| v.calls)
-        .sum::<u64>();
+    let tokens = s.counters().iter().filter(|(k, _)| k.route == "/auth/tokens").map(|(_, v)| v.calls).sum::<u64>();
     assert!(tokens <= 4, "tokens: {tokens}");
     sim.stop().await;
 }
@@ -692,24 +425,9 @@ async fn gone_volumes_known_to_the_caller_get_a_closing_record() {
         })
         .expect("tmp-vol exists before 05-23");
     sim.set_now(t("2023-06-01T00:00:00Z"));
-    let x = accounting::extract_with(
-        &s,
-        &cfg(),
-        |_| window(),
-        |p| {
-            if p == EGI_PROJ {
-                vec![tmp.clone()]
-            } else {
-                vec![]
-            }
-        },
-    )
-    .await;
+    let x = accounting::extract_with(&s, &cfg(), |_| window(), |p| if p == EGI_PROJ { vec![tmp.clone()] } else { vec![] }).await;
     let eg = project(&x, EGI_PROJ);
-    assert_eq!(
-        eg.closed_volumes,
-        vec!["e1000002-0000-4000-8000-000000000002".to_string()]
-    );
+    assert_eq!(eg.closed_volumes, vec!["e1000002-0000-4000-8000-000000000002".to_string()]);
     let closing = records(&x, EGI_PROJ)
         .iter()
         .find_map(|r| match r {
@@ -717,10 +435,7 @@ async fn gone_volumes_known_to_the_caller_get_a_closing_record() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(
-        closing.end_time, tmp.end_time,
-        "deletion time unknown: no usage claimed past the last record"
-    );
+    assert_eq!(closing.end_time, tmp.end_time, "deletion time unknown: no usage claimed past the last record");
     assert_eq!(closing.resource_capacity_used, 5 << 30);
     sim.stop().await;
 }
@@ -736,22 +451,12 @@ async fn proj1_cloud_message_renders_as_the_caso_vector_bytes_but_vm_quiets_benc
     let sim = start("tiny").await;
     let s = session(&sim, "sim-accounting").await;
     let x = accounting::extract(&s, &cfg(), |_| window()).await;
-    let cloud: Vec<Record> = records(&x, PROJ1)
-        .iter()
-        .filter(|r| matches!(r, Record::Cloud(_)))
-        .cloned()
-        .collect();
-    let got =
-        apel::render_message(apel::RecordKind::Cloud, &cloud, apel::Style::CasoCompat).unwrap();
-    let want =
-        std::fs::read_to_string("/work/shared/vectors/caso-5.2.2/cloud-message.txt").unwrap();
+    let cloud: Vec<Record> = records(&x, PROJ1).iter().filter(|r| matches!(r, Record::Cloud(_))).cloned().collect();
+    let got = apel::render_message(apel::RecordKind::Cloud, &cloud, apel::Style::CasoCompat).unwrap();
+    let want = std::fs::read_to_string("/work/shared/vectors/caso-5.2.2/cloud-message.txt").unwrap();
     // vm-quiet is the last record: drop its two benchmark lines (COMPAT-NOTES 13).
     let (head, quiet) = want.rsplit_once("%%\n").unwrap();
-    let quiet: String = quiet
-        .lines()
-        .filter(|l| !l.starts_with("Benchmark"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let quiet: String = quiet.lines().filter(|l| !l.starts_with("Benchmark")).map(|l| format!("{l}\n")).collect();
     let want = format!("{head}%%\n{quiet}");
     assert_eq!(String::from_utf8(got).unwrap().trim_end(), want.trim_end());
     sim.stop().await;
@@ -771,34 +476,13 @@ async fn the_run_reports_each_project_to_the_progress_hook_as_it_is_committed() 
         max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
     };
     let seen = std::sync::Mutex::new(Vec::new());
-    let hook = |p: &accounting::pipeline::ProjectReport| {
-        seen.lock()
-            .unwrap()
-            .push((p.project_id.clone(), p.error.is_some()))
-    };
-    let (report, _) = accounting::pipeline::run_with_progress(
-        &s,
-        &cfg(),
-        ledger,
-        Windows::Fixed(window()),
-        &spool,
-        &hook,
-    )
-    .await
-    .unwrap();
+    let hook = |p: &accounting::pipeline::ProjectReport| seen.lock().unwrap().push((p.project_id.clone(), p.error.is_some()));
+    let (report, _) = accounting::pipeline::run_with_progress(&s, &cfg(), ledger, Windows::Fixed(window()), &spool, &hook).await.unwrap();
     let mut seen = seen.into_inner().unwrap();
     seen.sort();
-    let mut want: Vec<(String, bool)> = report
-        .projects
-        .iter()
-        .map(|p| (p.project_id.clone(), p.error.is_some()))
-        .collect();
+    let mut want: Vec<(String, bool)> = report.projects.iter().map(|p| (p.project_id.clone(), p.error.is_some())).collect();
     want.sort();
     // Once per project, failed ones (novo has no VO) included.
     assert_eq!(seen, want);
-    assert!(
-        seen.iter().any(|(id, _)| id == PROJ1)
-            && seen.iter().any(|(id, failed)| id == NOVO && *failed),
-        "{seen:?}"
-    );
+    assert!(seen.iter().any(|(id, _)| id == PROJ1) && seen.iter().any(|(id, failed)| id == NOVO && *failed), "{seen:?}");
 }

@@ -228,9 +228,7 @@ impl CloudConfig {
         let secret = cfg.credentials.secret().expose();
         if !secret.is_empty() {
             let mut files = vec![(path, &label, text.as_str())];
-            if let (Some(p), Some((l, t))) =
-                (secure_candidates.iter().find(|p| p.is_file()), &secure)
-            {
+            if let (Some(p), Some((l, t))) = (secure_candidates.iter().find(|p| p.is_file()), &secure) {
                 files.push((p, l, t.as_str()));
             }
             for (p, l, t) in files {
@@ -494,14 +492,9 @@ fn resolve(
             let need = |k: &str| a(k).ok_or_else(|| err(missing(k, true)));
             let (identity_provider, protocol) = (need("identity_provider")?, need("protocol")?);
             if auth_type == "v3oidcaccesstoken" {
-                Credentials::OidcAccessToken {
-                    identity_provider,
-                    protocol,
-                    access_token: Secret::new(need("access_token")?),
-                }
+                Credentials::OidcAccessToken { identity_provider, protocol, access_token: Secret::new(need("access_token")?) }
             } else {
-                let (discovery_endpoint, access_token_endpoint) =
-                    (a("discovery_endpoint"), a("access_token_endpoint"));
+                let (discovery_endpoint, access_token_endpoint) = (a("discovery_endpoint"), a("access_token_endpoint"));
                 if discovery_endpoint.is_none() && access_token_endpoint.is_none() {
                     return Err(err(format!(
                         "{} or {} is required for OIDC client credentials",

@@ -74,23 +74,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("clouds.yaml");
         std::fs::write(&p, "x").unwrap();
-        for (mode, ok) in [
-            (0o600, true),
-            (0o400, true),
-            (0o640, false),
-            (0o604, false),
-            (0o620, true),
-            (0o644, false),
-            (0o660, false),
-        ] {
+        for (mode, ok) in [(0o600, true), (0o400, true), (0o640, false), (0o604, false), (0o620, true), (0o644, false), (0o660, false)] {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
             let r = check_private_file(&p);
             assert_eq!(r.is_ok(), ok, "mode {mode:o}: {r:?}");
             if let Err(e) = r {
-                assert!(
-                    e.contains(&format!("mode {mode:04o}")) && e.contains("chmod 600"),
-                    "{e}"
-                );
+                assert!(e.contains(&format!("mode {mode:04o}")) && e.contains("chmod 600"), "{e}");
             }
         }
     }

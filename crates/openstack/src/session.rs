@@ -468,22 +468,11 @@ impl Session {
 
     async fn authenticate(&self) -> Result<Token> {
         let creds = &self.shared.config.credentials;
-        if matches!(
-            creds,
-            Credentials::OidcAccessToken { .. } | Credentials::OidcClientCredentials { .. }
-        ) {
+        if matches!(creds, Credentials::OidcAccessToken { .. } | Credentials::OidcClientCredentials { .. }) {
             let identity = self.identity_url().await;
-            let unscoped = crate::oidc::federated_token(
-                &self.shared.http,
-                self.shared.retry.timeout,
-                creds,
-                &identity,
-            )
-            .await?;
+            let unscoped = crate::oidc::federated_token(&self.shared.http, self.shared.retry.timeout, creds, &identity).await?;
             // The unscoped federated token, exchanged for one in the configured scope.
-            return self
-                .token_request(&Credentials::Token { token: unscoped })
-                .await;
+            return self.token_request(&Credentials::Token { token: unscoped }).await;
         }
         self.token_request(creds).await
     }
@@ -819,11 +808,7 @@ impl Shared {
                 // Every API answer this client reads is JSON: a success whose body is not
                 // (cut short, garbled, an HTML page from a proxy) is retried like a 503.
                 Attempt::Done(s, _, b)
-                    if idempotent
-                        && method != Method::HEAD
-                        && (200..300).contains(s)
-                        && *s != 204
-                        && !is_json(b) =>
+                    if idempotent && method != Method::HEAD && (200..300).contains(s) && *s != 204 && !is_json(b) =>
                 {
                     tracing::warn!(target: "openstack", %key, url, attempt, status = *s, bytes = b.len(), "the answer is not valid JSON; retrying");
                     Some(self.retry.backoff(attempt))

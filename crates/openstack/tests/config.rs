@@ -138,11 +138,7 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join(name), text).unwrap();
     // Files with passwords must be private (CloudConfig refuses them otherwise).
-    std::fs::set_permissions(
-        dir.join(name),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    std::fs::set_permissions(dir.join(name), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 }
 
 fn one_cloud(url: &str) -> String {

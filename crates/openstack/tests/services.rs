@@ -359,10 +359,7 @@ async fn retries_a_503_then_succeeds_and_counts_the_retry() {
         (st.calls, st.attempts, st.retries, st.failures),
         (1, 2, 1, 0)
     );
-    assert!(
-        st.latency_micros > 0,
-        "the call's wall time is summed: {st:?}"
-    );
+    assert!(st.latency_micros > 0, "the call's wall time is summed: {st:?}");
 }
 
 #[tokio::test]

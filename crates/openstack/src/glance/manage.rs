@@ -67,15 +67,8 @@ impl CreateImage {
 /// `PUT /v2/images/{id}/file`: uploads the file's bytes (streamed).
 pub async fn upload_file(s: &Session, id: &str, path: &Path) -> Result<()> {
     s.send_raw(
-        Call::new(
-            Service::Image,
-            Method::PUT,
-            "/images/{id}/file",
-            format!("/images/{id}/file"),
-        ),
-        RawBody::File {
-            path: path.to_owned(),
-        },
+        Call::new(Service::Image, Method::PUT, "/images/{id}/file", format!("/images/{id}/file")),
+        RawBody::File { path: path.to_owned() },
     )
     .await?;
     Ok(())
@@ -110,16 +103,8 @@ pub async fn patch(s: &Session, id: &str, ops: &[PatchOp]) -> Result<Image> {
     let data = serde_json::to_vec(&body).unwrap_or_default();
     let resp = s
         .send_raw(
-            Call::new(
-                Service::Image,
-                Method::PATCH,
-                "/images/{id}",
-                format!("/images/{id}"),
-            ),
-            RawBody::Bytes {
-                content_type: "application/openstack-images-v2.1-json-patch",
-                data,
-            },
+            Call::new(Service::Image, Method::PATCH, "/images/{id}", format!("/images/{id}")),
+            RawBody::Bytes { content_type: "application/openstack-images-v2.1-json-patch", data },
         )
         .await?;
     resp.json()
@@ -127,13 +112,7 @@ pub async fn patch(s: &Session, id: &str, ops: &[PatchOp]) -> Result<Image> {
 
 /// `DELETE /v2/images/{id}`.
 pub async fn delete(s: &Session, id: &str) -> Result<()> {
-    s.send(Call::new(
-        Service::Image,
-        Method::DELETE,
-        "/images/{id}",
-        format!("/images/{id}"),
-    ))
-    .await?;
+    s.send(Call::new(Service::Image, Method::DELETE, "/images/{id}", format!("/images/{id}"))).await?;
     Ok(())
 }
 

@@ -25,11 +25,7 @@ struct Members {
 /// `GET /v2/images/{id}/members`.
 pub async fn list(s: &Session, image_id: &str) -> Result<Vec<Member>> {
     let m: Members = s
-        .json(Call::get(
-            Service::Image,
-            "/images/{id}/members",
-            format!("/images/{image_id}/members"),
-        ))
+        .json(Call::get(Service::Image, "/images/{id}/members", format!("/images/{image_id}/members")))
         .await?;
     Ok(m.members)
 }
@@ -37,24 +33,14 @@ pub async fn list(s: &Session, image_id: &str) -> Result<Vec<Member>> {
 /// `POST /v2/images/{id}/members` (status `pending`). The image must be `shared`.
 pub async fn add(s: &Session, image_id: &str, member_id: &str) -> Result<Member> {
     s.json(
-        Call::new(
-            Service::Image,
-            Method::POST,
-            "/images/{id}/members",
-            format!("/images/{image_id}/members"),
-        )
-        .json(json!({"member": member_id})),
+        Call::new(Service::Image, Method::POST, "/images/{id}/members", format!("/images/{image_id}/members"))
+            .json(json!({"member": member_id})),
     )
     .await
 }
 
 /// `PUT /v2/images/{id}/members/{member}`: the member project sets its status.
-pub async fn set_status(
-    s: &Session,
-    image_id: &str,
-    member_id: &str,
-    status: &str,
-) -> Result<Member> {
+pub async fn set_status(s: &Session, image_id: &str, member_id: &str, status: &str) -> Result<Member> {
     s.json(
         Call::new(
             Service::Image,

@@ -53,11 +53,7 @@ pub async fn list_identity_providers(s: &Session) -> Result<Vec<IdentityProvider
         identity_providers: Vec<IdentityProvider>,
     }
     let w: W = s
-        .json(Call::get(
-            Service::Identity,
-            "/OS-FEDERATION/identity_providers",
-            format!("{F}/identity_providers"),
-        ))
+        .json(Call::get(Service::Identity, "/OS-FEDERATION/identity_providers", format!("{F}/identity_providers")))
         .await?;
     Ok(w.identity_providers)
 }
@@ -68,11 +64,7 @@ pub async fn get_identity_provider(s: &Session, id: &str) -> Result<Option<Ident
     struct W {
         identity_provider: IdentityProvider,
     }
-    let c = Call::get(
-        Service::Identity,
-        "/OS-FEDERATION/identity_providers/{id}",
-        format!("{F}/identity_providers/{id}"),
-    );
+    let c = Call::get(Service::Identity, "/OS-FEDERATION/identity_providers/{id}", format!("{F}/identity_providers/{id}"));
     match s.json::<W>(c).await {
         Ok(w) => Ok(Some(w.identity_provider)),
         Err(e) if e.is_not_found() => Ok(None),
@@ -82,51 +74,31 @@ pub async fn get_identity_provider(s: &Session, id: &str) -> Result<Option<Ident
 
 /// `PUT /v3/OS-FEDERATION/identity_providers/{id}` (create). `body` is the
 /// `identity_provider` object (`remote_ids`, `enabled`, `description`, `domain_id`).
-pub async fn create_identity_provider(
-    s: &Session,
-    id: &str,
-    body: Value,
-) -> Result<IdentityProvider> {
+pub async fn create_identity_provider(s: &Session, id: &str, body: Value) -> Result<IdentityProvider> {
     #[derive(Deserialize)]
     struct W {
         identity_provider: IdentityProvider,
     }
-    let c = call(
-        Method::PUT,
-        "/OS-FEDERATION/identity_providers/{id}",
-        format!("{F}/identity_providers/{id}"),
-    )
-    .json(json!({"identity_provider": body}));
+    let c = call(Method::PUT, "/OS-FEDERATION/identity_providers/{id}", format!("{F}/identity_providers/{id}"))
+        .json(json!({"identity_provider": body}));
     Ok(s.json::<W>(c).await?.identity_provider)
 }
 
 /// `PATCH /v3/OS-FEDERATION/identity_providers/{id}`.
-pub async fn update_identity_provider(
-    s: &Session,
-    id: &str,
-    body: Value,
-) -> Result<IdentityProvider> {
+pub async fn update_identity_provider(s: &Session, id: &str, body: Value) -> Result<IdentityProvider> {
     #[derive(Deserialize)]
     struct W {
         identity_provider: IdentityProvider,
     }
-    let c = call(
-        Method::PATCH,
-        "/OS-FEDERATION/identity_providers/{id}",
-        format!("{F}/identity_providers/{id}"),
-    )
-    .json(json!({"identity_provider": body}));
+    let c = call(Method::PATCH, "/OS-FEDERATION/identity_providers/{id}", format!("{F}/identity_providers/{id}"))
+        .json(json!({"identity_provider": body}));
     Ok(s.json::<W>(c).await?.identity_provider)
 }
 
 /// `DELETE /v3/OS-FEDERATION/identity_providers/{id}` (also its protocols).
 pub async fn delete_identity_provider(s: &Session, id: &str) -> Result<()> {
-    s.send(call(
-        Method::DELETE,
-        "/OS-FEDERATION/identity_providers/{id}",
-        format!("{F}/identity_providers/{id}"),
-    ))
-    .await?;
+    s.send(call(Method::DELETE, "/OS-FEDERATION/identity_providers/{id}", format!("{F}/identity_providers/{id}")))
+        .await?;
     Ok(())
 }
 
@@ -136,13 +108,7 @@ pub async fn list_mappings(s: &Session) -> Result<Vec<Mapping>> {
     struct W {
         mappings: Vec<Mapping>,
     }
-    let w: W = s
-        .json(Call::get(
-            Service::Identity,
-            "/OS-FEDERATION/mappings",
-            format!("{F}/mappings"),
-        ))
-        .await?;
+    let w: W = s.json(Call::get(Service::Identity, "/OS-FEDERATION/mappings", format!("{F}/mappings"))).await?;
     Ok(w.mappings)
 }
 
@@ -152,14 +118,7 @@ pub async fn get_mapping(s: &Session, id: &str) -> Result<Option<Mapping>> {
     struct W {
         mapping: Mapping,
     }
-    match s
-        .json::<W>(Call::get(
-            Service::Identity,
-            "/OS-FEDERATION/mappings/{id}",
-            format!("{F}/mappings/{id}"),
-        ))
-        .await
-    {
+    match s.json::<W>(Call::get(Service::Identity, "/OS-FEDERATION/mappings/{id}", format!("{F}/mappings/{id}"))).await {
         Ok(w) => Ok(Some(w.mapping)),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
@@ -172,12 +131,8 @@ pub async fn create_mapping(s: &Session, id: &str, rules: &Value) -> Result<Mapp
     struct W {
         mapping: Mapping,
     }
-    let c = call(
-        Method::PUT,
-        "/OS-FEDERATION/mappings/{id}",
-        format!("{F}/mappings/{id}"),
-    )
-    .json(json!({"mapping": {"rules": rules}}));
+    let c = call(Method::PUT, "/OS-FEDERATION/mappings/{id}", format!("{F}/mappings/{id}"))
+        .json(json!({"mapping": {"rules": rules}}));
     Ok(s.json::<W>(c).await?.mapping)
 }
 
@@ -187,23 +142,14 @@ pub async fn update_mapping(s: &Session, id: &str, rules: &Value) -> Result<Mapp
     struct W {
         mapping: Mapping,
     }
-    let c = call(
-        Method::PATCH,
-        "/OS-FEDERATION/mappings/{id}",
-        format!("{F}/mappings/{id}"),
-    )
-    .json(json!({"mapping": {"rules": rules}}));
+    let c = call(Method::PATCH, "/OS-FEDERATION/mappings/{id}", format!("{F}/mappings/{id}"))
+        .json(json!({"mapping": {"rules": rules}}));
     Ok(s.json::<W>(c).await?.mapping)
 }
 
 /// `DELETE /v3/OS-FEDERATION/mappings/{id}`.
 pub async fn delete_mapping(s: &Session, id: &str) -> Result<()> {
-    s.send(call(
-        Method::DELETE,
-        "/OS-FEDERATION/mappings/{id}",
-        format!("{F}/mappings/{id}"),
-    ))
-    .await?;
+    s.send(call(Method::DELETE, "/OS-FEDERATION/mappings/{id}", format!("{F}/mappings/{id}"))).await?;
     Ok(())
 }
 
@@ -240,12 +186,7 @@ pub async fn get_protocol(s: &Session, idp: &str, id: &str) -> Result<Option<Pro
 }
 
 /// `PUT .../identity_providers/{idp}/protocols/{id}` with the mapping id.
-pub async fn create_protocol(
-    s: &Session,
-    idp: &str,
-    id: &str,
-    mapping_id: &str,
-) -> Result<Protocol> {
+pub async fn create_protocol(s: &Session, idp: &str, id: &str, mapping_id: &str) -> Result<Protocol> {
     #[derive(Deserialize)]
     struct W {
         protocol: Protocol,
@@ -260,12 +201,7 @@ pub async fn create_protocol(
 }
 
 /// `PATCH .../identity_providers/{idp}/protocols/{id}` with the mapping id.
-pub async fn update_protocol(
-    s: &Session,
-    idp: &str,
-    id: &str,
-    mapping_id: &str,
-) -> Result<Protocol> {
+pub async fn update_protocol(s: &Session, idp: &str, id: &str, mapping_id: &str) -> Result<Protocol> {
     #[derive(Deserialize)]
     struct W {
         protocol: Protocol,

@@ -31,29 +31,18 @@ pub struct Role {
 }
 
 /// `GET /v3/groups` (optionally by name and domain).
-pub async fn list_groups(
-    s: &Session,
-    name: Option<&str>,
-    domain_id: Option<&str>,
-) -> Result<Vec<Group>> {
+pub async fn list_groups(s: &Session, name: Option<&str>, domain_id: Option<&str>) -> Result<Vec<Group>> {
     #[derive(Deserialize)]
     struct W {
         groups: Vec<Group>,
     }
     let q = Query::new().opt("name", name).opt("domain_id", domain_id);
-    let w: W = s
-        .json(Call::get(Service::Identity, "/groups", "/groups").query(q.into_vec()))
-        .await?;
+    let w: W = s.json(Call::get(Service::Identity, "/groups", "/groups").query(q.into_vec())).await?;
     Ok(w.groups)
 }
 
 /// `POST /v3/groups`.
-pub async fn create_group(
-    s: &Session,
-    name: &str,
-    domain_id: &str,
-    description: &str,
-) -> Result<Group> {
+pub async fn create_group(s: &Session, name: &str, domain_id: &str, description: &str) -> Result<Group> {
     #[derive(Deserialize)]
     struct W {
         group: Group,
@@ -70,19 +59,12 @@ pub async fn list_roles(s: &Session, name: Option<&str>) -> Result<Vec<Role>> {
         roles: Vec<Role>,
     }
     let q = Query::new().opt("name", name);
-    let w: W = s
-        .json(Call::get(Service::Identity, "/roles", "/roles").query(q.into_vec()))
-        .await?;
+    let w: W = s.json(Call::get(Service::Identity, "/roles", "/roles").query(q.into_vec())).await?;
     Ok(w.roles)
 }
 
 /// `PUT /v3/projects/{project}/groups/{group}/roles/{role}` (idempotent).
-pub async fn grant_group_project_role(
-    s: &Session,
-    project: &str,
-    group: &str,
-    role: &str,
-) -> Result<()> {
+pub async fn grant_group_project_role(s: &Session, project: &str, group: &str, role: &str) -> Result<()> {
     let c = Call::new(
         Service::Identity,
         Method::PUT,
@@ -94,12 +76,7 @@ pub async fn grant_group_project_role(
 }
 
 /// `PUT /v3/projects/{project}/users/{user}/roles/{role}` (idempotent).
-pub async fn grant_user_project_role(
-    s: &Session,
-    project: &str,
-    user: &str,
-    role: &str,
-) -> Result<()> {
+pub async fn grant_user_project_role(s: &Session, project: &str, user: &str, role: &str) -> Result<()> {
     let c = Call::new(
         Service::Identity,
         Method::PUT,
@@ -123,12 +100,7 @@ pub async fn grant_user_system_role(s: &Session, user: &str, role: &str) -> Resu
 }
 
 /// `POST /v3/users`: returns the new user's id.
-pub async fn create_user(
-    s: &Session,
-    name: &str,
-    domain_id: &str,
-    password: &str,
-) -> Result<String> {
+pub async fn create_user(s: &Session, name: &str, domain_id: &str, password: &str) -> Result<String> {
     #[derive(Deserialize)]
     struct U {
         id: String,
@@ -143,12 +115,7 @@ pub async fn create_user(
 }
 
 /// `POST /v3/projects` with flat extra properties (e.g. `egi.VO`); returns its id.
-pub async fn create_project(
-    s: &Session,
-    name: &str,
-    domain_id: &str,
-    extra: Map<String, Value>,
-) -> Result<String> {
+pub async fn create_project(s: &Session, name: &str, domain_id: &str, extra: Map<String, Value>) -> Result<String> {
     #[derive(Deserialize)]
     struct P {
         id: String,
@@ -161,7 +128,6 @@ pub async fn create_project(
     p.insert("name".into(), json!(name));
     p.insert("domain_id".into(), json!(domain_id));
     p.insert("enabled".into(), json!(true));
-    let c = Call::new(Service::Identity, Method::POST, "/projects", "/projects")
-        .json(json!({"project": p}));
+    let c = Call::new(Service::Identity, Method::POST, "/projects", "/projects").json(json!({"project": p}));
     Ok(s.json::<W>(c).await?.project.id)
 }

@@ -35,11 +35,8 @@ impl CreateServer {
             Some(n) => json!([{"uuid": n}]),
             None => json!("auto"),
         };
-        let metadata: serde_json::Map<String, serde_json::Value> = self
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
+        let metadata: serde_json::Map<String, serde_json::Value> =
+            self.metadata.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
         let body = json!({"server": {
             "name": self.name,
             "imageRef": self.image_id,
@@ -47,22 +44,14 @@ impl CreateServer {
             "networks": networks,
             "metadata": metadata,
         }});
-        let c = Call::new(Service::Compute, Method::POST, "/servers", "/servers")
-            .json(body)
-            .versioned();
+        let c = Call::new(Service::Compute, Method::POST, "/servers", "/servers").json(body).versioned();
         Ok(s.json::<W>(c).await?.server.id)
     }
 }
 
 /// `DELETE /servers/{id}` (202/204; deletion goes on asynchronously).
 pub async fn delete(s: &Session, id: &str) -> Result<()> {
-    let c = Call::new(
-        Service::Compute,
-        Method::DELETE,
-        "/servers/{id}",
-        format!("/servers/{id}"),
-    )
-    .versioned();
+    let c = Call::new(Service::Compute, Method::DELETE, "/servers/{id}", format!("/servers/{id}")).versioned();
     s.send(c).await?;
     Ok(())
 }

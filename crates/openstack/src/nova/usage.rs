@@ -171,11 +171,7 @@ impl ListTenantUsages {
                     Some(Value::Array(items)) => items,
                     _ => Vec::new(),
                 };
-                stream::iter(
-                    items
-                        .into_iter()
-                        .map(|item| decode(item, "/os-simple-tenant-usage")),
-                )
+                stream::iter(items.into_iter().map(|item| decode(item, "/os-simple-tenant-usage")))
             })
             .try_flatten()
             .boxed()

@@ -14,10 +14,7 @@ use crate::session::{Call, Response};
 #[derive(Debug, Clone)]
 pub enum RawBody {
     /// Bytes in memory with their content type.
-    Bytes {
-        content_type: &'static str,
-        data: Vec<u8>,
-    },
+    Bytes { content_type: &'static str, data: Vec<u8> },
     /// A file streamed from disk (`application/octet-stream`).
     File { path: PathBuf },
 }
@@ -32,18 +29,14 @@ impl RawBody {
 
     async fn to_body(&self, request: &RequestInfo) -> Result<(reqwest::Body, Option<u64>)> {
         match self {
-            RawBody::Bytes { data, .. } => {
-                Ok((reqwest::Body::from(data.clone()), Some(data.len() as u64)))
-            }
+            RawBody::Bytes { data, .. } => Ok((reqwest::Body::from(data.clone()), Some(data.len() as u64))),
             RawBody::File { path } => {
-                let file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(|e| Error::Transport {
-                        request: request.clone(),
-                        message: format!("opening {}: {e}", path.display()),
-                        attempts: 0,
-                        timeout: false,
-                    })?;
+                let file = tokio::fs::File::open(path).await.map_err(|e| Error::Transport {
+                    request: request.clone(),
+                    message: format!("opening {}: {e}", path.display()),
+                    attempts: 0,
+                    timeout: false,
+                })?;
                 let len = file.metadata().await.ok().map(|m| m.len());
                 let stream = futures::stream::unfold(file, |mut f| async move {
                     use tokio::io::AsyncReadExt;
@@ -95,16 +88,7 @@ impl Session {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self
-                .raw_once(
-                    &key,
-                    call.method.clone(),
-                    &url,
-                    &call.query,
-                    token.id.expose(),
-                    &body,
-                )
-                .await;
+            let result = self.raw_once(&key, call.method.clone(), &url, &call.query, token.id.expose(), &body).await;
             match result {
                 Err(e) if e.is_unauthorized() && !reauthenticated => {
                     token = self.reauthenticate(&token).await?;
@@ -130,11 +114,7 @@ impl Session {
         token: &str,
         body: &RawBody,
     ) -> Result<Response> {
-        let request = RequestInfo {
-            service: key.service.clone(),
-            method: method.to_string(),
-            url: redact(url),
-        };
+        let request = RequestInfo { service: key.service.clone(), method: method.to_string(), url: redact(url) };
         let (payload, len) = body.to_body(&request).await?;
         let mut rb = self
             .shared

@@ -34,11 +34,7 @@ pub struct StoredObject {
 /// Percent-encodes one path segment (object names may hold `/`, kept).
 fn encode_path(p: &str) -> String {
     p.split('/')
-        .map(|s| {
-            url::form_urlencoded::byte_serialize(s.as_bytes())
-                .collect::<String>()
-                .replace('+', "%20")
-        })
+        .map(|s| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20"))
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -60,18 +56,14 @@ impl ObjectStore {
             .flat_map(|e| e.endpoints.iter())
             .find(|ep| {
                 crate::config::Interface::parse(&ep.interface) == Some(want)
-                    && region.is_none_or(|r| {
-                        ep.region_id.as_deref() == Some(r) || ep.region.as_deref() == Some(r)
-                    })
+                    && region.is_none_or(|r| ep.region_id.as_deref() == Some(r) || ep.region.as_deref() == Some(r))
             })
             .map(|ep| ep.url.clone());
         let Some(url) = found else {
             return Err(Error::NoEndpoint {
                 service: "object-store".into(),
                 interface: want.as_str().into(),
-                region: region
-                    .map(|r| format!(" in region {r}"))
-                    .unwrap_or_default(),
+                region: region.map(|r| format!(" in region {r}")).unwrap_or_default(),
                 available: token
                     .catalog
                     .0
@@ -85,8 +77,7 @@ impl ObjectStore {
         if let Some(ca) = &cfg.cacert {
             let label = format!("{} (cacert {})", cfg.source, ca.display());
             let pem = std::fs::read(ca).map_err(|e| ConfigError::new(&label, e.to_string()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| ConfigError::new(&label, e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::new(&label, e.to_string()))?;
             b = b.tls_certs_only(certs);
         }
         if cfg.insecure {
@@ -98,9 +89,7 @@ impl ObjectStore {
         Ok(ObjectStore {
             session: session.clone(),
             http,
-            account_url: fill_project_templates(&url, pid)
-                .trim_end_matches('/')
-                .to_string(),
+            account_url: fill_project_templates(&url, pid).trim_end_matches('/').to_string(),
         })
     }
 
@@ -111,11 +100,7 @@ impl ObjectStore {
         body: Option<(Vec<u8>, &str)>,
     ) -> Result<(u16, HeaderMap, Vec<u8>)> {
         let url = format!("{}/{}", self.account_url, encode_path(path));
-        let info = RequestInfo {
-            service: "object-store".into(),
-            method: method.to_string(),
-            url: url.clone(),
-        };
+        let info = RequestInfo { service: "object-store".into(), method: method.to_string(), url: url.clone() };
         let token = self.session.token().await?;
         let mut rb = self
             .http
@@ -124,10 +109,7 @@ impl ObjectStore {
             .header("X-Auth-Token", token.id.expose());
         if let Some((bytes, content_type)) = body {
             let etag = hex::encode(Md5::digest(&bytes));
-            rb = rb
-                .header("Content-Type", content_type)
-                .header("ETag", etag)
-                .body(bytes);
+            rb = rb.header("Content-Type", content_type).header("ETag", etag).body(bytes);
         }
         let resp = rb.send().await.map_err(|e| Error::Transport {
             request: info.clone(),
@@ -148,10 +130,7 @@ impl ObjectStore {
                 request: info,
                 status,
                 message: extract_message(&bytes),
-                request_id: headers
-                    .get("x-trans-id")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string),
+                request_id: headers.get("x-trans-id").and_then(|v| v.to_str().ok()).map(str::to_string),
             });
         }
         Ok((status, headers, bytes.to_vec()))
@@ -171,51 +150,22 @@ impl ObjectStore {
 
     /// `PUT /v1/{account}/{container}/{object}` with an `ETag` Swift checks;
     /// returns the ETag Swift answered.
-    pub async fn put_object(
-        &self,
-        container: &str,
-        object: &str,
-        data: Vec<u8>,
-        content_type: &str,
-    ) -> Result<String> {
+    pub async fn put_object(&self, container: &str, object: &str, data: Vec<u8>, content_type: &str) -> Result<String> {
         let (_, h, _) = self
-            .request(
-                Method::PUT,
-                &format!("{container}/{object}"),
-                Some((data, content_type)),
-            )
+            .request(Method::PUT, &format!("{container}/{object}"), Some((data, content_type)))
             .await?;
-        Ok(h.get("etag")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .trim_matches('"')
-            .to_string())
+        Ok(h.get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().trim_matches('"').to_string())
     }
 
     /// `GET /v1/{account}/{container}/{object}`.
     pub async fn get_object(&self, container: &str, object: &str) -> Result<StoredObject> {
-        let (_, headers, data) = self
-            .request(Method::GET, &format!("{container}/{object}"), None)
-            .await?;
-        let h = |k: &str| {
-            headers
-                .get(k)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        Ok(StoredObject {
-            etag: h("etag"),
-            content_type: h("content-type"),
-            data,
-            headers,
-        })
+        let (_, headers, data) = self.request(Method::GET, &format!("{container}/{object}"), None).await?;
+        let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+        Ok(StoredObject { etag: h("etag"), content_type: h("content-type"), data, headers })
     }
 
     /// `HEAD /v1/{account}/{container}/{object}`: its headers.
     pub async fn head_object(&self, container: &str, object: &str) -> Result<HeaderMap> {
-        Ok(self
-            .request(Method::HEAD, &format!("{container}/{object}"), None)
-            .await?
-            .1)
+        Ok(self.request(Method::HEAD, &format!("{container}/{object}"), None).await?.1)
     }
 }

@@ -28,6 +28,7 @@
 #![allow(clippy::result_large_err)]
 
 mod access;
+pub mod action_cache;
 pub mod casoconf;
 pub mod cinder;
 pub mod config;
@@ -70,6 +71,8 @@ pub struct ProjectOutcome {
     pub result: Result<Vec<Record>, ProjectError>,
     /// Volumes closed this run (known to the caller, gone from Cinder).
     pub closed_volumes: Vec<String>,
+    /// Instance-action lists fetched or reused through the ledger's cache (empty without one).
+    pub action_cache: action_cache::ActionCacheUpdate,
 }
 
 /// A project's failure: every extractor error, plus the records the other
@@ -130,6 +133,19 @@ pub async fn extract_each(
     cfg: &ExtractConfig,
     window_for: impl Fn(&ProjectId) -> Window + Sync,
     known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
+    on_done: impl FnMut(ProjectOutcome),
+) -> Option<ExtractError> {
+    extract_each_cached(session, cfg, window_for, known_volumes, None, on_done).await
+}
+
+/// [`extract_each`], taking the instance actions of servers whose list `actions` still
+/// holds (see [`action_cache`]); each outcome says what to store back.
+pub(crate) async fn extract_each_cached(
+    session: &Session,
+    cfg: &ExtractConfig,
+    window_for: impl Fn(&ProjectId) -> Window + Sync,
+    known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
+    actions: Option<action_cache::Lookup<'_>>,
     mut on_done: impl FnMut(ProjectOutcome),
 ) -> Option<ExtractError> {
     let vo_map = match VoMap::load(&cfg.vo_properties, cfg.voms_json.as_deref(), cfg.catchall_site_yaml.as_deref()) {
@@ -175,7 +191,7 @@ pub async fn extract_each(
     let known_volumes = &known_volumes;
     futures::stream::iter(projects.into_iter().map(|(id, project)| {
         let window = windows[&id];
-        async move { one_project(access, cfg, vo_map, id, project, window, known_volumes).await }
+        async move { one_project(access, cfg, vo_map, id, project, window, known_volumes, actions).await }
     }))
     .buffer_unordered(cfg.concurrency.max(1))
     .for_each(|o| {
@@ -186,6 +202,7 @@ pub async fn extract_each(
     None
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn one_project(
     a: &Access,
     cfg: &ExtractConfig,
@@ -194,6 +211,7 @@ async fn one_project(
     project: Option<Project>,
     window: Window,
     known_volumes: &(impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync),
+    actions: Option<action_cache::Lookup<'_>>,
 ) -> ProjectOutcome {
     let p = ProjectAccess::new(id.clone());
     let mut outcome = ProjectOutcome {
@@ -203,6 +221,7 @@ async fn one_project(
         window,
         result: Ok(vec![]),
         closed_volumes: vec![],
+        action_cache: Default::default(),
     };
     let fail = |e: ExtractError| Err(ProjectError { errors: vec![(None, e)], partial: vec![] });
     // The project's properties: from the tag listing, else GET (system
@@ -244,7 +263,10 @@ async fn one_project(
     let mut done: BTreeSet<Extractor> = BTreeSet::new();
     for x in cfg.extractors.iter().filter(|x| done.insert(**x)) {
         let r = match x {
-            Extractor::Nova => nova::extract(a, &p, cfg, &fqan, window).await,
+            Extractor::Nova => nova::extract(a, &p, cfg, &fqan, window, actions).await.map(|(r, cache)| {
+                outcome.action_cache = cache;
+                r
+            }),
             Extractor::Cinder => {
                 let known = known_volumes(&id).into_iter().map(|last| GoneVolume { last, deleted_at: None }).collect();
                 cinder::extract(a, &p, cfg, &fqan, window, known).await.map(|(r, closed)| {

@@ -169,9 +169,7 @@ pub(crate) async fn extract_each_cached(
         projects.entry(p.clone()).or_insert(None);
     }
     let windows: BTreeMap<String, Window> = projects.keys().map(|p| (p.clone(), window_for(p))).collect();
-    let Some(earliest) = windows.values().map(|w| w.from()).min() else {
-        return None;
-    };
+    let earliest = windows.values().map(|w| w.from()).min()?;
     let access = match Access::new(session.clone(), earliest).await {
         Ok(a) => a,
         Err(e) => return Some(e),

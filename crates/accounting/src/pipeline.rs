@@ -9,6 +9,11 @@
 //! *adopts* those elements (matched by content) instead of spooling them
 //! again, so nothing is lost or doubled. Elements the ledger does not know
 //! and nobody adopts are never deleted: they may be another tool's.
+//!
+//! With `ExtractConfig::action_cache`, the instance actions of servers not updated since
+//! come from the ledger (`crate::action_cache`): one lookup per project before its servers'
+//! facts are gathered, the fresh lists stored right after its commit (a failure there is a
+//! warning, never the run's), and lists unseen for 30 days pruned at the end.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -311,6 +316,10 @@ fn run_warnings(capture: &crate::warnings::Capture, report: &RunReport) -> Vec<(
 /// project's records; failing to store them costs requests next run, never the run: a warning.
 fn store_action_cache(ledger: &mut Ledger, outcome: &ProjectOutcome) {
     let u = &outcome.action_cache;
+    if u.reused + u.fetched > 0 {
+        tracing::debug!(target: "accounting", project = %outcome.project_id,
+            "instance actions: {} lists reused, {} fetched ({} to cache)", u.reused, u.fetched, u.fresh.len());
+    }
     if u.fresh.is_empty() && u.touch.is_empty() {
         return;
     }

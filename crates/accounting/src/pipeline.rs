@@ -202,9 +202,6 @@ pub async fn run_with_progress(
     // run (adopted below when a message renders to the same bytes).
     let mut orphans = orphan_elements(&queue, &ledger.lock().unwrap())?;
     let mut report = RunReport::default();
-    // Each project is committed (ledger + spool) as soon as it is extracted,
-    // while the others are still being read; windows (and so the errors and
-    // up-to-date projects below) are all worked out before the first one.
     // The ledger's instance-action cache: one batch lookup per project (a failed read is a
     // warning and every list is fetched).
     let lookup = |project: &str, servers: &[&str]| match ledger.lock().unwrap().cached_actions(project, servers) {
@@ -214,6 +211,9 @@ pub async fn run_with_progress(
             Vec::new()
         }
     };
+    // Each project is committed (ledger + spool) as soon as it is extracted,
+    // while the others are still being read; windows (and so the errors and
+    // up-to-date projects below) are all worked out before the first one.
     let failure = crate::extract_each_cached(
         session,
         cfg,

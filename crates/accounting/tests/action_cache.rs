@@ -241,3 +241,31 @@ async fn a_server_updated_within_the_safety_margin_of_the_fetch_is_not_cached() 
     assert!(second.projects.iter().all(|p| p.spooled.is_empty()), "same records: {second:#?}");
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_cache_costs_requests_never_the_run_and_is_reported() {
+    let sim = start().await;
+    let window = Window::new(t("2023-05-21T00:00:00Z"), t("2023-05-25T00:00:00Z")).unwrap();
+    let broken = site();
+    drop(Ledger::open_sqlite(&broken.ledger).unwrap());
+    drop_cache_table(&broken.ledger);
+    let (report, listed) = run(&sim, &cfg(), &broken, window).await;
+    assert!(listed.len() >= 8, "{listed:?}");
+    assert!(report.projects.iter().any(|p| p.vo.is_some() && p.error.is_none() && !p.spooled.is_empty()), "{report:#?}");
+    let warnings: Vec<&str> = report.warnings.iter().map(|(_, m)| m.as_str()).collect();
+    for needle in ["instance-action cache not read", "instance-action cache not updated", "pruning the instance-action cache"] {
+        assert!(warnings.iter().any(|w| w.contains(needle)), "no {needle:?} in {warnings:#?}");
+    }
+    // The records are those of a run with a working cache.
+    let fine = site();
+    run(&sim, &cfg(), &fine, window).await;
+    assert_eq!(bodies(&broken), bodies(&fine));
+    sim.stop().await;
+}
+
+/// Drops the cache table of a ledger file (as a damaged or hand-edited ledger could be):
+/// reading, writing and pruning the cache then fail.
+fn drop_cache_table(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("DROP TABLE instance_actions").unwrap();
+}

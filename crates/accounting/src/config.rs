@@ -183,6 +183,9 @@ pub struct ExtractConfig {
     pub compat: CompatOptions,
     /// The `prometheus` (energy) extractor's settings.
     pub prometheus: PrometheusConfig,
+    /// Reuse instance-action lists cached in the ledger for servers whose `updated` did not
+    /// move (`crate::action_cache`; only `pipeline::run`, which has a ledger). Default true.
+    pub action_cache: bool,
 }
 
 impl ExtractConfig {
@@ -205,6 +208,7 @@ impl ExtractConfig {
             extractors: vec![Extractor::Nova, Extractor::Cinder, Extractor::Neutron],
             compat: CompatOptions::default(),
             prometheus: PrometheusConfig::default(),
+            action_cache: true,
         }
     }
 }

@@ -28,6 +28,7 @@
 #![allow(clippy::result_large_err)]
 
 mod access;
+pub mod action_cache;
 mod kept;
 pub mod casoconf;
 pub mod cinder;
@@ -71,6 +72,8 @@ pub struct ProjectOutcome {
     pub result: Result<Vec<Record>, ProjectError>,
     /// Volumes closed this run (known to the caller, gone from Cinder).
     pub closed_volumes: Vec<String>,
+    /// Instance-action lists fetched or reused through the ledger's cache (empty without one).
+    pub action_cache: action_cache::ActionCacheUpdate,
 }
 
 /// A project's failure: every extractor error, plus the records the other
@@ -131,6 +134,19 @@ pub async fn extract_each(
     cfg: &ExtractConfig,
     window_for: impl Fn(&ProjectId) -> Window + Sync,
     known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
+    on_done: impl FnMut(ProjectOutcome),
+) -> Option<ExtractError> {
+    extract_each_cached(session, cfg, window_for, known_volumes, None, on_done).await
+}
+
+/// [`extract_each`], taking the instance actions of servers whose list `actions` still
+/// holds (see [`action_cache`]); each outcome says what to store back.
+pub(crate) async fn extract_each_cached(
+    session: &Session,
+    cfg: &ExtractConfig,
+    window_for: impl Fn(&ProjectId) -> Window + Sync,
+    known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
+    actions: Option<action_cache::Lookup<'_>>,
     mut on_done: impl FnMut(ProjectOutcome),
 ) -> Option<ExtractError> {
     let vo_map = match VoMap::load(&cfg.vo_properties, cfg.voms_json.as_deref(), cfg.catchall_site_yaml.as_deref()) {
@@ -154,9 +170,7 @@ pub async fn extract_each(
         projects.entry(p.clone()).or_insert(None);
     }
     let windows: BTreeMap<String, Window> = projects.keys().map(|p| (p.clone(), window_for(p))).collect();
-    let Some(earliest) = windows.values().map(|w| w.from()).min() else {
-        return None;
-    };
+    let earliest = windows.values().map(|w| w.from()).min()?;
     let access = match Access::new(session.clone(), earliest).await {
         Ok(a) => a,
         Err(e) => return Some(e),
@@ -176,7 +190,7 @@ pub async fn extract_each(
     let known_volumes = &known_volumes;
     futures::stream::iter(projects.into_iter().map(|(id, project)| {
         let window = windows[&id];
-        async move { one_project(access, cfg, vo_map, id, project, window, known_volumes).await }
+        async move { one_project(access, cfg, vo_map, id, project, window, known_volumes, actions).await }
     }))
     .buffer_unordered(cfg.concurrency.max(1))
     .for_each(|o| {
@@ -187,6 +201,7 @@ pub async fn extract_each(
     None
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn one_project(
     a: &Access,
     cfg: &ExtractConfig,
@@ -195,6 +210,7 @@ async fn one_project(
     project: Option<Project>,
     window: Window,
     known_volumes: &(impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync),
+    actions: Option<action_cache::Lookup<'_>>,
 ) -> ProjectOutcome {
     let p = ProjectAccess::new(id.clone());
     let mut outcome = ProjectOutcome {
@@ -204,6 +220,7 @@ async fn one_project(
         window,
         result: Ok(vec![]),
         closed_volumes: vec![],
+        action_cache: Default::default(),
     };
     let fail = |e: ExtractError| Err(ProjectError { errors: vec![(None, e)], partial: vec![] });
     // The project's properties: from the tag listing, else GET (system
@@ -245,7 +262,10 @@ async fn one_project(
     let mut done: BTreeSet<Extractor> = BTreeSet::new();
     for x in cfg.extractors.iter().filter(|x| done.insert(**x)) {
         let r = match x {
-            Extractor::Nova => nova::extract(a, &p, cfg, &fqan, window).await,
+            Extractor::Nova => nova::extract(a, &p, cfg, &fqan, window, actions).await.map(|(r, cache)| {
+                outcome.action_cache = cache;
+                r
+            }),
             Extractor::Cinder => {
                 let known = known_volumes(&id).into_iter().map(|last| GoneVolume { last, deleted_at: None }).collect();
                 cinder::extract(a, &p, cfg, &fqan, window, known).await.map(|(r, closed)| {

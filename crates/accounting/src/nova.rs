@@ -11,6 +11,7 @@ use futures::StreamExt;
 use openstack::nova::{InstanceAction, Server, ServerUsage};
 
 use crate::access::{Access, FlavorFacts, ProjectAccess};
+use crate::action_cache::{ActionCacheUpdate, Lookup, ProjectCache};
 use crate::config::ExtractConfig;
 use crate::error::ExtractError;
 use crate::suspend::suspended_seconds;
@@ -294,7 +295,13 @@ pub fn needs_actions(server: &Server) -> bool {
     !quiet
 }
 
-async fn facts(a: &Access, p: &ProjectAccess, cfg: &ExtractConfig, server: Server) -> Result<ServerFacts, ExtractError> {
+async fn facts(
+    a: &Access,
+    p: &ProjectAccess,
+    cfg: &ExtractConfig,
+    cache: Option<&ProjectCache>,
+    server: Server,
+) -> Result<ServerFacts, ExtractError> {
     let flavor = a.flavor_facts(server.flavor.as_ref()).await;
     let image_id = match &server.image {
         Some(img) => {
@@ -307,18 +314,34 @@ async fn facts(a: &Access, p: &ProjectAccess, cfg: &ExtractConfig, server: Serve
         Some(u) => a.user_name(u).await,
         None => None,
     };
-    let actions = if cfg.compat.suspend_duration && needs_actions(&server) { a.instance_actions(p, &server.id).await? } else { None };
+    let actions = if cfg.compat.suspend_duration && needs_actions(&server) {
+        match cache.and_then(|c| c.reuse(&server)) {
+            Some(cached) => Some(cached),
+            None => {
+                let fetched_at = Utc::now();
+                let got = a.instance_actions(p, &server.id).await?;
+                if let (Some(c), Some(list)) = (cache, &got) {
+                    c.fetched(&server, fetched_at, list);
+                }
+                got
+            }
+        }
+    } else {
+        None
+    };
     Ok(ServerFacts { server, flavor, image_id, user_name, actions })
 }
 
-/// Nova's records for one project over `window`.
+/// Nova's records for one project over `window`; with `lookup`, instance actions come from
+/// the cache when still complete (`action_cache`), and what to store comes back with them.
 pub(crate) async fn extract(
     a: &Access,
     p: &ProjectAccess,
     cfg: &ExtractConfig,
     fqan: &Fqan,
     window: Window,
-) -> Result<Vec<Record>, ExtractError> {
+    lookup: Option<Lookup<'_>>,
+) -> Result<(Vec<Record>, ActionCacheUpdate), ExtractError> {
     let conc = cfg.per_project_concurrency.max(1);
     let mut changed = a.project_servers(p, window.from()).await?;
     changed.sort_by_key(|s| s.created);
@@ -331,9 +354,23 @@ pub(crate) async fn extract(
         usage.iter().filter(|u| !seen.contains(u.instance_id.as_str()) && asked.insert(u.instance_id.as_str())).collect()
     };
 
+    // One batch lookup of the cached action lists: the changed servers that need theirs and
+    // every usage-only candidate (its server is not known yet; a hit is used only if it needs it).
+    let project_cache = lookup.filter(|_| cfg.compat.suspend_duration).map(|lookup| {
+        let ids: Vec<&str> = changed
+            .iter()
+            .filter(|s| needs_actions(s))
+            .map(|s| s.id.as_str())
+            .chain(wanted.iter().map(|u| u.instance_id.as_str()))
+            .collect();
+        ProjectCache::load(lookup, &p.id, &ids)
+    });
+    let cache = project_cache.as_ref();
+
     // The changed servers' facts (mostly their instance actions) are read
     // while the usage-only servers are still being looked up.
-    let changed_facts = futures::stream::iter(changed.into_iter().map(|s| facts(a, p, cfg, s))).buffered(conc).collect::<Vec<_>>();
+    let changed_facts =
+        futures::stream::iter(changed.into_iter().map(|s| facts(a, p, cfg, cache, s))).buffered(conc).collect::<Vec<_>>();
     let usage_facts = async {
         let ids: Vec<&str> = wanted.iter().map(|u| u.instance_id.as_str()).collect();
         let fetched = a.usage_only_servers(p, &ids, conc).await;
@@ -346,7 +383,7 @@ pub(crate) async fn extract(
             }
         }
         let usage_facts: Vec<Result<(ServerFacts, ServerUsage), ExtractError>> = futures::stream::iter(
-            usage_only_servers.into_iter().map(|(u, s)| async move { facts(a, p, cfg, s).await.map(|f| (f, u)) }),
+            usage_only_servers.into_iter().map(|(u, s)| async move { facts(a, p, cfg, cache, s).await.map(|f| (f, u)) }),
         )
         .buffered(conc)
         .collect()
@@ -360,5 +397,6 @@ pub(crate) async fn extract(
     let ctx = RecordCtx { cfg, project_id: &p.id, fqan: fqan.clone(), window };
     let mut warn = |key: &str, msg: String| a.warn_once(key, || msg);
     let (clouds, accs) = build(&ctx, changed_facts, usage_facts, &usage, &mut warn)?;
-    Ok(clouds.into_iter().map(Record::Cloud).chain(accs.into_iter().map(Record::Accelerator)).collect())
+    let records = clouds.into_iter().map(Record::Cloud).chain(accs.into_iter().map(Record::Accelerator)).collect();
+    Ok((records, project_cache.map(ProjectCache::finish).unwrap_or_default()))
 }

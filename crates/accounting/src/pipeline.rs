@@ -9,6 +9,11 @@
 //! *adopts* those elements (matched by content) instead of spooling them
 //! again, so nothing is lost or doubled. Elements the ledger does not know
 //! and nobody adopts are never deleted: they may be another tool's.
+//!
+//! With `ExtractConfig::action_cache`, the instance actions of servers not updated since
+//! come from the ledger (`crate::action_cache`): one lookup per project before its servers'
+//! facts are gathered, the fresh lists stored right after its commit (a failure there is a
+//! warning, never the run's), and lists unseen for 30 days pruned at the end.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -80,6 +85,10 @@ pub struct ProjectReport {
     pub error: Option<String>,
     /// Its checkpoint already was the window's end: nothing to do.
     pub up_to_date: bool,
+    /// Instance-action lists taken from the ledger's cache (`crate::action_cache`).
+    pub actions_reused: usize,
+    /// Instance-action lists fetched from Nova.
+    pub actions_fetched: usize,
 }
 
 #[derive(Debug, Default)]
@@ -193,10 +202,19 @@ pub async fn run_with_progress(
     // run (adopted below when a message renders to the same bytes).
     let mut orphans = orphan_elements(&queue, &ledger.lock().unwrap())?;
     let mut report = RunReport::default();
+    // The ledger's instance-action cache: one batch lookup per project (a failed read is a
+    // warning and every list is fetched).
+    let lookup = |project: &str, servers: &[&str]| match ledger.lock().unwrap().cached_actions(project, servers) {
+        Ok(hits) => hits,
+        Err(e) => {
+            tracing::warn!(target: "accounting", project = %project, "instance-action cache not read, listing every action again: {e}");
+            Vec::new()
+        }
+    };
     // Each project is committed (ledger + spool) as soon as it is extracted,
     // while the others are still being read; windows (and so the errors and
     // up-to-date projects below) are all worked out before the first one.
-    let failure = crate::extract_each(
+    let failure = crate::extract_each_cached(
         session,
         cfg,
         |project| match window_for(&ledger, windows, project) {
@@ -211,6 +229,7 @@ pub async fn run_with_progress(
             }
         },
         |project| known_volumes(&ledger, project),
+        cfg.action_cache.then_some(&lookup as crate::action_cache::Lookup),
         |outcome| {
             let mut pr = ProjectReport {
                 project_id: outcome.project_id.clone(),
@@ -224,13 +243,17 @@ pub async fn run_with_progress(
                 messages: Vec::new(),
                 error: window_errors.lock().unwrap().get(&outcome.project_id).cloned(),
                 up_to_date: up_to_date.lock().unwrap().contains(&outcome.project_id),
+                actions_reused: outcome.action_cache.reused,
+                actions_fetched: outcome.action_cache.fetched,
             };
-            if pr.error.is_none() && !pr.up_to_date {
-                let mut ledger = ledger.lock().unwrap();
-                if let Err(e) = commit_project(&queue, &mut ledger, run_id, &outcome, spool, &mut orphans, &mut pr) {
-                    pr.error = Some(e.to_string());
-                }
+            let mut ledger = ledger.lock().unwrap();
+            if pr.error.is_none() && !pr.up_to_date
+                && let Err(e) = commit_project(&queue, &mut ledger, run_id, &outcome, spool, &mut orphans, &mut pr)
+            {
+                pr.error = Some(e.to_string());
             }
+            store_action_cache(&mut ledger, &outcome);
+            drop(ledger);
             progress(&pr);
             report.projects.push(pr);
         },
@@ -250,6 +273,12 @@ pub async fn run_with_progress(
     let mut ledger = ledger;
     report.run_id = Some(run_id);
     report.warnings = run_warnings(&capture, &report);
+    if cfg.action_cache
+        && let Err(e) = ledger.prune_cached_actions(Utc::now() - crate::action_cache::PRUNE_AFTER)
+    {
+        tracing::warn!(target: "accounting", "pruning the instance-action cache: {e}");
+        report.warnings.push(("warn".into(), format!("pruning the instance-action cache: {e}")));
+    }
     for (level, message) in &report.warnings {
         ledger.add_run_warning(run_id, level, message)?;
     }
@@ -280,6 +309,25 @@ fn run_warnings(capture: &crate::warnings::Capture, report: &RunReport) -> Vec<(
         }
     }
     out
+}
+
+/// Stores the instance-action lists a project fetched (and marks those it reused as seen),
+/// right after its commit. The lists are facts read from Nova, whatever became of the
+/// project's records; failing to store them costs requests next run, never the run: a warning.
+fn store_action_cache(ledger: &mut Ledger, outcome: &ProjectOutcome) {
+    let u = &outcome.action_cache;
+    if u.reused + u.fetched > 0 {
+        tracing::debug!(target: "accounting", project = %outcome.project_id,
+            "instance actions: {} lists reused, {} fetched ({} to cache)", u.reused, u.fetched, u.fresh.len());
+    }
+    if u.fresh.is_empty() && u.touch.is_empty() {
+        return;
+    }
+    let touch: Vec<&str> = u.touch.iter().map(String::as_str).collect();
+    if let Err(e) = ledger.store_cached_actions(&outcome.project_id, &u.fresh, &touch, Utc::now()) {
+        tracing::warn!(target: "accounting", project = %outcome.project_id,
+            "instance-action cache not updated ({} lists); the next run lists them again: {e}", u.fresh.len());
+    }
 }
 
 /// The ledger's open storage records of a project (closing records excluded).

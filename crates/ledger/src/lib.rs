@@ -13,7 +13,11 @@
 //! * Checkpoints only move forward (except through [`Store::reset_checkpoint`]).
 //! * Message states: `spooled → sent → acknowledged`, and `spooled|sent → quarantined`;
 //!   every other transition is refused with [`Error::InvalidTransition`].
+//! * The instance-action cache (`actions.rs`, schema v3) holds facts read from Nova, not
+//!   records: it is looked up one project's batch of servers at a time (never loaded whole)
+//!   and may be pruned at any time; losing it only costs requests.
 
+mod actions;
 mod pg;
 mod rules;
 mod sqlite;
@@ -23,6 +27,7 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::Path;
 
+pub use actions::{CachedAction, CachedActions, StoredActions};
 pub use pg::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
@@ -483,6 +488,22 @@ pub trait Store: Send {
     fn last_run(&self, command: &str, outcome: Option<RunOutcome>) -> Result<Option<Run>>;
     /// Message and record counts per (kind, state), ordered by kind then state.
     fn message_counts(&self) -> Result<Vec<MessageCount>>;
+
+    /// The cached instance-action lists the ledger holds for these servers of `project`
+    /// (a list stored under another project is not returned), in no particular order.
+    fn cached_actions(&self, project: &str, servers: &[&str]) -> Result<Vec<StoredActions>>;
+    /// In ONE transaction: insert or replace the `fresh` lists (all of `project`; a stored
+    /// list fetched later than the given one is kept), and mark the `reused` servers' lists
+    /// as seen at `now`. The fresh lists are stored as seen at `now` too.
+    fn store_cached_actions(
+        &mut self,
+        project: &str,
+        fresh: &[CachedActions],
+        reused: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Delete the cached lists last seen before `before`; returns how many.
+    fn prune_cached_actions(&mut self, before: DateTime<Utc>) -> Result<u64>;
 }
 
 /// The ledger handle: a boxed [`Store`]; all operations are reached through `Deref`.

@@ -95,6 +95,16 @@ CREATE TABLE run_warnings (
 );
 CREATE INDEX run_warnings_by_run ON run_warnings (run_id, id);
 CREATE INDEX runs_by_command ON runs (command, id);
+"#, r#"
+CREATE TABLE instance_actions (
+    server_id  TEXT COLLATE "C" PRIMARY KEY,
+    project_id TEXT COLLATE "C" NOT NULL,
+    updated    TIMESTAMPTZ NOT NULL,
+    fetched_at TIMESTAMPTZ NOT NULL,
+    seen_at    TIMESTAMPTZ NOT NULL,
+    actions    TEXT NOT NULL
+);
+CREATE INDEX instance_actions_by_seen ON instance_actions (seen_at);
 "#];
 
 /// The schema version this build writes.
@@ -1115,6 +1125,84 @@ impl Store for PgStore {
             &[&command, &outcome],
         )?;
         Ok(rows_to(&self.loc, op, rows, run_row)?.pop())
+    }
+
+    fn cached_actions(&self, project: &str, servers: &[&str]) -> Result<Vec<StoredActions>> {
+        let op = "look up cached instance actions";
+        if servers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.query(
+            op,
+            "SELECT server_id, project_id, updated, fetched_at, seen_at, actions FROM instance_actions
+             WHERE project_id = $1 AND server_id = ANY($2)",
+            &[&project, &servers],
+        )?;
+        rows_to(&self.loc, op, rows, |r| {
+            let server_id: String = get(r, 0)?;
+            let actions = crate::actions::decode(&server_id, &get::<String>(r, 5)?)?;
+            Ok(StoredActions {
+                cached: CachedActions {
+                    server_id,
+                    project_id: get(r, 1)?,
+                    updated: get(r, 2)?,
+                    fetched_at: get(r, 3)?,
+                    actions,
+                },
+                seen_at: get(r, 4)?,
+            })
+        })
+    }
+
+    fn store_cached_actions(
+        &mut self,
+        project: &str,
+        fresh: &[CachedActions],
+        reused: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let op = "store cached instance actions";
+        crate::actions::validate(&self.loc, op, project, fresh)?;
+        let now = ts(now);
+        let (client, loc) = self.parts();
+        let tx = write_tx(client, loc, op)?;
+        if !fresh.is_empty() {
+            let put = wait(tx.prepare(
+                "INSERT INTO instance_actions (server_id, project_id, updated, fetched_at, seen_at, actions)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (server_id) DO UPDATE SET project_id = excluded.project_id,
+                     updated = excluded.updated, fetched_at = excluded.fetched_at,
+                     seen_at = excluded.seen_at, actions = excluded.actions
+                 WHERE excluded.fetched_at >= instance_actions.fetched_at",
+            ))
+            .map_err(db(loc, op))?;
+            for c in fresh {
+                let actions = crate::actions::encode(&c.actions);
+                wait(tx.execute(
+                    &put,
+                    &[&c.server_id, &c.project_id, &ts(c.updated), &ts(c.fetched_at), &now, &actions],
+                ))
+                .map_err(db(loc, op))?;
+            }
+        }
+        if !reused.is_empty() {
+            wait(tx.execute(
+                "UPDATE instance_actions SET seen_at = $3 WHERE project_id = $2 AND server_id = ANY($1) AND seen_at < $3",
+                &[&reused, &project, &now],
+            ))
+            .map_err(db(loc, op))?;
+        }
+        commit(tx, loc, op)
+    }
+
+    fn prune_cached_actions(&mut self, before: DateTime<Utc>) -> Result<u64> {
+        let op = "prune cached instance actions";
+        let (client, loc) = self.parts();
+        let tx = write_tx(client, loc, op)?;
+        let n = wait(tx.execute("DELETE FROM instance_actions WHERE seen_at < $1", &[&ts(before)]))
+            .map_err(db(loc, op))?;
+        commit(tx, loc, op)?;
+        Ok(n)
     }
 
     fn message_counts(&self) -> Result<Vec<MessageCount>> {

@@ -83,6 +83,16 @@ CREATE TABLE run_warnings (
 );
 CREATE INDEX run_warnings_by_run ON run_warnings (run_id, id);
 CREATE INDEX runs_by_command ON runs (command, id);
+"#, r#"
+CREATE TABLE instance_actions (
+    server_id  TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    updated    TEXT NOT NULL,
+    fetched_at TEXT NOT NULL,
+    seen_at    TEXT NOT NULL,
+    actions    TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX instance_actions_by_seen ON instance_actions (seen_at);
 "#];
 
 /// The schema version this build writes.
@@ -980,6 +990,93 @@ impl Store for SqliteStore {
             )
             .optional()
             .map_err(db(&self.loc, "read last run"))
+    }
+
+    fn cached_actions(&self, project: &str, servers: &[&str]) -> Result<Vec<StoredActions>> {
+        let op = "look up cached instance actions";
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT server_id, project_id, updated, fetched_at, seen_at, actions FROM instance_actions
+                 WHERE server_id = ?1 AND project_id = ?2",
+            )
+            .map_err(db(&self.loc, op))?;
+        let mut out = Vec::new();
+        for server in servers {
+            let row = st
+                .query_row([*server, project], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get(1)?, get_time(r, 2)?, get_time(r, 3)?, get_time(r, 4)?, r.get::<_, String>(5)?))
+                })
+                .optional()
+                .map_err(db(&self.loc, op))?;
+            if let Some((server_id, project_id, updated, fetched_at, seen_at, actions)) = row {
+                let actions = crate::actions::decode(&server_id, &actions).map_err(|reason| Error::Corrupt {
+                    location: self.loc.clone(),
+                    op: op.into(),
+                    reason,
+                })?;
+                out.push(StoredActions {
+                    cached: CachedActions { server_id, project_id, updated, fetched_at, actions },
+                    seen_at,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn store_cached_actions(
+        &mut self,
+        project: &str,
+        fresh: &[CachedActions],
+        reused: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let op = "store cached instance actions";
+        let loc = self.loc.clone();
+        crate::actions::validate(&loc, op, project, fresh)?;
+        let now = ts(now);
+        let tx = self.write_tx(op)?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT INTO instance_actions (server_id, project_id, updated, fetched_at, seen_at, actions)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (server_id) DO UPDATE SET project_id = excluded.project_id,
+                         updated = excluded.updated, fetched_at = excluded.fetched_at,
+                         seen_at = excluded.seen_at, actions = excluded.actions
+                     WHERE excluded.fetched_at >= instance_actions.fetched_at",
+                )
+                .map_err(db(&loc, op))?;
+            for c in fresh {
+                put.execute(params![
+                    c.server_id,
+                    c.project_id,
+                    ts(c.updated),
+                    ts(c.fetched_at),
+                    now,
+                    crate::actions::encode(&c.actions)
+                ])
+                .map_err(db(&loc, op))?;
+            }
+            let mut touch = tx
+                .prepare_cached(
+                    "UPDATE instance_actions SET seen_at = ?3 WHERE server_id = ?1 AND project_id = ?2 AND seen_at < ?3",
+                )
+                .map_err(db(&loc, op))?;
+            for server in reused {
+                touch.execute(params![server, project, now]).map_err(db(&loc, op))?;
+            }
+        }
+        tx.commit().map_err(db(&loc, op))
+    }
+
+    fn prune_cached_actions(&mut self, before: DateTime<Utc>) -> Result<u64> {
+        let op = "prune cached instance actions";
+        let n = self
+            .conn
+            .execute("DELETE FROM instance_actions WHERE seen_at < ?1", [ts(before)])
+            .map_err(db(&self.loc, op))?;
+        Ok(n as u64)
     }
 
     fn message_counts(&self) -> Result<Vec<MessageCount>> {

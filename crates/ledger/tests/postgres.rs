@@ -70,7 +70,7 @@ fn schema_version_table_records_the_migration_and_times_are_timestamptz() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     let types: Vec<(String, String)> = raw
         .query(
             "SELECT table_name::text || '.' || column_name::text, data_type::text
@@ -117,7 +117,7 @@ fn a_newer_schema_is_refused_naming_the_database() {
             err,
             Error::SchemaTooNew {
                 found: 99,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),
@@ -309,4 +309,34 @@ fn a_missing_server_setting_fails_with_a_pointer_to_scripts_test() {
         text.contains("FEDSITE_TEST_PG") && text.contains("scripts/test"),
         "{text}"
     );
+}
+
+#[test]
+fn a_version_2_database_is_migrated_to_keep_its_data_and_cache_instance_actions() {
+    let db = PgDb::create();
+    {
+        let mut l = Ledger::open_postgres(&db.url).unwrap();
+        l.advance_checkpoint("p1", "accounting", t(2), None).unwrap();
+    }
+    // Back to the second schema, as a database written before the action cache existed.
+    db.raw()
+        .batch_execute("DROP TABLE instance_actions; DELETE FROM schema_version WHERE version = 3")
+        .unwrap();
+    let mut l = Ledger::open_postgres(&db.url).unwrap();
+    assert_eq!(l.checkpoint("p1", "accounting").unwrap(), Some(t(2)));
+    let c = CachedActions {
+        server_id: "srv".into(),
+        project_id: "p1".into(),
+        updated: t(1) + Duration::microseconds(3),
+        fetched_at: t(2),
+        actions: vec![CachedAction { action: "suspend".into(), start_time: t(1) }],
+    };
+    l.store_cached_actions("p1", std::slice::from_ref(&c), &[], t(3)).unwrap();
+    assert_eq!(l.cached_actions("p1", &["srv"]).unwrap(), [StoredActions { cached: c, seen_at: t(3) }]);
+    let mut raw = db.raw();
+    let versions: Vec<i32> =
+        raw.query("SELECT version FROM schema_version ORDER BY version", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(versions, [1, 2, 3]);
+    let stored: String = raw.query_one("SELECT actions FROM instance_actions", &[]).unwrap().get(0);
+    assert_eq!(stored, r#"[["suspend",1790812800000000]]"#);
 }

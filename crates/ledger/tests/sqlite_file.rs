@@ -110,7 +110,7 @@ fn reopen_keeps_everything_and_schema_version() {
     let jm: String = raw
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((v, jm.as_str()), (2, "wal"));
+    assert_eq!((v, jm.as_str()), (3, "wal"));
     // Times are stored as fixed-width RFC 3339 UTC text.
     let stored: String = raw
         .query_row("SELECT checkpoint FROM checkpoints", [], |r| r.get(0))
@@ -133,7 +133,7 @@ fn a_newer_schema_is_refused_with_the_path() {
             err,
             Error::SchemaTooNew {
                 found: 99,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),
@@ -198,11 +198,43 @@ fn a_version_1_ledger_is_migrated_to_keep_run_warnings() {
     };
     // Back to the first schema, as a ledger written before run warnings existed.
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute_batch("DROP TABLE run_warnings; DROP INDEX runs_by_command; PRAGMA user_version = 1;").unwrap();
+    raw.execute_batch("DROP TABLE run_warnings; DROP INDEX runs_by_command; DROP TABLE instance_actions; PRAGMA user_version = 1;").unwrap();
     drop(raw);
     let mut l = Ledger::open_sqlite(&path).unwrap();
     l.add_run_warning(run, "warn", "kept").unwrap();
     assert_eq!(l.run_warnings(run).unwrap()[0].message, "kept");
     let v: i64 = rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(v, 2);
+    assert_eq!(v, 3);
+}
+
+#[test]
+fn a_version_2_ledger_is_migrated_to_keep_its_data_and_cache_instance_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let s = snap("vm1", "p1", t(2), 42);
+    {
+        let mut l = Ledger::open_sqlite(&path).unwrap();
+        l.upsert_snapshot(&s, None).unwrap();
+        l.advance_checkpoint("p1", "accounting", t(2), None).unwrap();
+    }
+    // Back to the second schema, as a ledger written before the action cache existed.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch("DROP TABLE instance_actions; PRAGMA user_version = 2;").unwrap();
+    drop(raw);
+    let mut l = Ledger::open_sqlite(&path).unwrap();
+    assert_eq!(l.snapshot("cloud", &s.key).unwrap().unwrap().snapshot, s);
+    assert_eq!(l.checkpoint("p1", "accounting").unwrap(), Some(t(2)));
+    let c = CachedActions {
+        server_id: "srv".into(),
+        project_id: "p1".into(),
+        updated: t(1),
+        fetched_at: t(2),
+        actions: vec![CachedAction { action: "suspend".into(), start_time: t(1) }],
+    };
+    l.store_cached_actions("p1", std::slice::from_ref(&c), &[], t(3)).unwrap();
+    assert_eq!(l.cached_actions("p1", &["srv"]).unwrap(), [StoredActions { cached: c, seen_at: t(3) }]);
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = raw.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let stored: String = raw.query_row("SELECT actions FROM instance_actions", [], |r| r.get(0)).unwrap();
+    assert_eq!((v, stored.as_str()), (3, r#"[["suspend",1790812800000000]]"#));
 }

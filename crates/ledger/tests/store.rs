@@ -824,6 +824,72 @@ fn run_warnings_last_run_and_message_counts(p: &Place) {
     );
 }
 
+fn acts(server: &str, project: &str, updated: DateTime<Utc>, fetched_at: DateTime<Utc>, names: &[&str]) -> CachedActions {
+    CachedActions {
+        server_id: server.into(),
+        project_id: project.into(),
+        updated,
+        fetched_at,
+        actions: names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| CachedAction { action: n.to_string(), start_time: t(1, i as u32) + Duration::microseconds(7) })
+            .collect(),
+    }
+}
+
+fn by_server(mut v: Vec<StoredActions>) -> Vec<StoredActions> {
+    v.sort_by(|a, b| a.cached.server_id.cmp(&b.cached.server_id));
+    v
+}
+
+fn cached_actions_are_looked_up_per_project_batch_and_replaced_by_later_fetches(p: &Place) {
+    let mut l = p.open();
+    let s1 = acts("s1", "p1", t(1, 0), t(1, 1), &["create", "suspend", "resume"]);
+    let s2 = acts("s2", "p1", t(1, 0), t(1, 1), &[]);
+    let other = acts("s3", "p2", t(1, 0), t(1, 1), &["pause"]);
+    l.store_cached_actions("p1", &[s1.clone(), s2.clone()], &[], t(2, 0)).unwrap();
+    l.store_cached_actions("p2", std::slice::from_ref(&other), &[], t(2, 0)).unwrap();
+    let got = by_server(l.cached_actions("p1", &["s1", "s2", "s3", "nope"]).unwrap());
+    assert_eq!(got, [StoredActions { cached: s1.clone(), seen_at: t(2, 0) }, StoredActions { cached: s2, seen_at: t(2, 0) }]);
+    assert_eq!(l.cached_actions("p1", &[]).unwrap(), []);
+    assert_eq!(l.cached_actions("p2", &["s1"]).unwrap(), [], "a list under another project is not returned");
+
+    // A later fetch replaces it; an earlier one (a slower concurrent run) does not.
+    let newer = acts("s1", "p1", t(3, 0), t(3, 1), &["create"]);
+    l.store_cached_actions("p1", std::slice::from_ref(&newer), &[], t(3, 2)).unwrap();
+    let older = acts("s1", "p1", t(2, 0), t(2, 1), &["create", "pause"]);
+    l.store_cached_actions("p1", &[older], &[], t(3, 3)).unwrap();
+    assert_eq!(l.cached_actions("p1", &["s1"]).unwrap(), [StoredActions { cached: newer, seen_at: t(3, 2) }]);
+
+    // Lists of another project, or without a server id, are refused and nothing is stored.
+    let e = l.store_cached_actions("p1", &[acts("s9", "p1", t(1, 0), t(1, 1), &[]), other], &[], t(4, 0)).unwrap_err();
+    assert!(matches!(e, Error::Invalid { .. }) && e.to_string().contains("s3"), "{e}");
+    assert!(l.store_cached_actions("p1", &[acts("", "p1", t(1, 0), t(1, 1), &[])], &[], t(4, 0)).is_err());
+    assert!(l.store_cached_actions("", &[], &[], t(4, 0)).is_err());
+    assert_eq!(l.cached_actions("p1", &["s9"]).unwrap(), []);
+    // Reopened, it is all still there.
+    drop(l);
+    assert_eq!(p.open().cached_actions("p2", &["s3"]).unwrap().len(), 1);
+}
+
+fn reused_lists_are_marked_seen_and_unseen_ones_pruned(p: &Place) {
+    let mut l = p.open();
+    let a = acts("a", "p1", t(1, 0), t(1, 1), &["suspend"]);
+    let b = acts("b", "p1", t(1, 0), t(1, 1), &["pause"]);
+    l.store_cached_actions("p1", &[a, b], &[], t(1, 2)).unwrap();
+    // `a` reused by a later run (and by an earlier clock: seen_at never goes back).
+    l.store_cached_actions("p1", &[], &["a", "zzz"], t(10, 0)).unwrap();
+    l.store_cached_actions("p1", &[], &["a"], t(5, 0)).unwrap();
+    l.store_cached_actions("p2", &[], &["b"], t(10, 0)).unwrap(); // not p2's: untouched
+    let seen: Vec<_> = by_server(l.cached_actions("p1", &["a", "b"]).unwrap()).into_iter().map(|s| s.seen_at).collect();
+    assert_eq!(seen, [t(10, 0), t(1, 2)]);
+    assert_eq!(l.prune_cached_actions(t(1, 2)).unwrap(), 0, "seen exactly then: kept");
+    assert_eq!(l.prune_cached_actions(t(9, 0)).unwrap(), 1);
+    let left: Vec<_> = l.cached_actions("p1", &["a", "b"]).unwrap().into_iter().map(|s| s.cached.server_id).collect();
+    assert_eq!(left, ["a"]);
+}
+
 /// One `#[test]` per body per backend: `sqlite::<name>` and `postgres::<name>`.
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
@@ -857,4 +923,6 @@ suite!(
     reopen_keeps_everything,
     extract_and_send_connections_work_concurrently,
     run_warnings_last_run_and_message_counts,
+    cached_actions_are_looked_up_per_project_batch_and_replaced_by_later_fetches,
+    reused_lists_are_marked_seen_and_unseen_ones_pruned,
 );

@@ -165,6 +165,9 @@ pub struct Accounting {
     /// Compute SuspendDuration from instance actions (default true).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suspend_duration: Option<bool>,
+    /// Reuse the instance actions cached in the ledger for servers not updated since (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_cache: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub benchmark: Option<Benchmark>,
     #[serde(skip_serializing_if = "Option::is_none")]

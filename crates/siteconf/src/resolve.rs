@@ -75,6 +75,9 @@ impl Config {
                 .collect::<Result<_, _>>()?;
         }
         cfg.compat = self.compat()?;
+        if let Some(v) = a.action_cache {
+            cfg.action_cache = v;
+        }
         if let Some(b) = &a.benchmark {
             set(&mut cfg.benchmark.name_key, &b.name_key);
             set(&mut cfg.benchmark.value_key, &b.value_key);

@@ -190,3 +190,15 @@ fn render_then_parse_is_the_same_config() {
     let back = FedsiteToml::parse(Path::new("x.toml"), &text).unwrap();
     assert_eq!(back, imported.config);
 }
+
+#[test]
+fn the_instance_action_cache_is_on_unless_the_accounting_section_turns_it_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = write(dir.path(), "on.toml", "[site]\nname = \"S\"\n", 0o644);
+    assert!(Config::load(&on).unwrap().extract_config("x").unwrap().action_cache);
+    let off = write(dir.path(), "off.toml", "[site]\nname = \"S\"\n\n[accounting]\naction_cache = false\n", 0o644);
+    assert!(!Config::load(&off).unwrap().extract_config("x").unwrap().action_cache);
+    let bad = write(dir.path(), "bad.toml", "[site]\nname = \"S\"\n\n[accounting]\naction_cache = \"no\"\n", 0o644);
+    let e = Config::load(&bad).unwrap_err().to_string();
+    assert!(e.contains("bad.toml") && e.contains("action_cache"), "{e}");
+}

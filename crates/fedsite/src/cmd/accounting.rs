@@ -140,6 +140,10 @@ pub struct ExtractArgs {
     /// Do not compute SuspendDuration from instance actions (cASO's numbers).
     #[arg(long)]
     pub no_suspend_duration: bool,
+    /// List every server's instance actions again instead of reusing those cached in the
+    /// ledger for servers not updated since (`[accounting] action_cache = false`).
+    #[arg(long)]
+    pub no_action_cache: bool,
     /// After the run, write its Prometheus metrics here (atomically; for node_exporter's
     /// textfile collector, e.g. /var/lib/node_exporter/textfile/fedsite_extract.prom).
     #[arg(long, value_name = "PATH")]
@@ -323,6 +327,7 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
         },
         ..CompatOptions::default()
     };
+    cfg.action_cache &= !a.no_action_cache;
     let now = Utc::now().with_nanosecond_zero();
     let to = match a.to {
         Some(t) if t > now => {

@@ -26,6 +26,9 @@ const NO_VO: &str = "bench.novo";
 /// The tools' names in the report.
 const FEDSITE: &str = "fedsite";
 const FEDSITE_NO_SUSPEND: &str = "fedsite --no-suspend-duration";
+/// The default extraction again, on the first run's ledger and spool, same window: what an
+/// hourly run gains from the ledger (the instance-action cache).
+const FEDSITE_SECOND: &str = "fedsite (second run, same ledger)";
 const CASO: &str = "caso";
 
 /// Largest page Nova, Cinder and Glance give by default (`osapi_max_limit`, `api_limit_max`).
@@ -606,6 +609,14 @@ fn count_records(text: &str) -> usize {
     }
 }
 
+/// Which `fedsite accounting extract` run (see [`Ctx::fedsite_extract`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extract {
+    First,
+    NoSuspend,
+    Second,
+}
+
 struct Ctx<'a> {
     args: &'a BenchArgs,
     sim: &'a SimChild,
@@ -640,11 +651,19 @@ impl Ctx<'_> {
         Ok((usage, requests, out, err))
     }
 
-    /// `fedsite accounting extract` (`suspend`: with SuspendDuration, the default).
-    fn fedsite_extract(&self, i: usize, suspend: bool) -> Result<Run> {
-        let tool = if suspend { FEDSITE } else { FEDSITE_NO_SUSPEND };
+    /// `fedsite accounting extract`: the default (with SuspendDuration) on a fresh ledger and
+    /// spool, `--no-suspend-duration` on its own, or the default again on the default run's
+    /// ledger and spool (`Extract::Second`; its records and messages are those it added).
+    fn fedsite_extract(&self, i: usize, mode: Extract) -> Result<Run> {
+        let suspend = mode != Extract::NoSuspend;
+        let (tool, log) = match mode {
+            Extract::First => (FEDSITE, "fedsite"),
+            Extract::NoSuspend => (FEDSITE_NO_SUSPEND, "fedsite"),
+            Extract::Second => (FEDSITE_SECOND, "fedsite-second"),
+        };
         let dir = self.work.join(format!("run{i}-fedsite{}", if suspend { "" } else { "-nosuspend" }));
         std::fs::create_dir_all(&dir)?;
+        let before = spool_contents(&dir.join("outgoing"))?;
         let mut cmd = Command::new(self.fedsite_bin()?);
         cmd.args(["accounting", "extract", "--os-cloud", "sim-accounting", "--site-name", "TEST-SITE"])
             .args(["--service-name", "TEST-SITE-cloud", "--log", "warn"])
@@ -662,11 +681,12 @@ impl Ctx<'_> {
         if !suspend {
             cmd.arg("--no-suspend-duration");
         }
-        let (usage, requests, _out, err) = self.measured("fedsite", cmd, &dir, Duration::from_secs(self.args.peer_timeout_secs))?;
+        let (usage, requests, _out, err) = self.measured(log, cmd, &dir, Duration::from_secs(self.args.peer_timeout_secs))?;
         if usage.exit != 0 {
             bail!("fedsite accounting extract failed ({}):\n{}", usage.exit, tail(&err, 40));
         }
         let (records, messages) = spool_contents(&dir.join("outgoing"))?;
+        let (records, messages) = (records.saturating_sub(before.0), messages.saturating_sub(before.1));
         Ok(Run { tool: tool.into(), usage, requests, output: records, messages, extra: Value::Null })
     }
 
@@ -881,6 +901,8 @@ pub struct Report {
     pub extraction_ratios: Value,
     /// The same for `fedsite --no-suspend-duration` (the data cASO reads).
     pub extraction_ratios_no_suspend: Value,
+    /// The same for the second run on the first run's ledger (instance actions cached).
+    pub extraction_ratios_second_run: Value,
     pub floor: Floor,
     /// fedsite's wall time ÷ the floor (with SuspendDuration).
     pub fedsite_vs_floor: f64,
@@ -923,12 +945,12 @@ pub fn render_table(r: &Report) -> String {
     let table = |s: &mut String, title: &str, rows: &[Summary], out: &str| {
         s.push_str(&format!("{title}\n"));
         s.push_str(&format!(
-            "  {:<30} {:>4} {:>9} {:>8} {:>8} {:>10} {:>9} {:>8} {:>8}\n",
+            "  {:<34} {:>4} {:>9} {:>8} {:>8} {:>10} {:>9} {:>8} {:>8}\n",
             "tool", "runs", "wall s", "cpu s", "rss MiB", "sim cpu s", "requests", out, "messages"
         ));
         for x in rows {
             s.push_str(&format!(
-                "  {:<30} {:>4} {:>9.2} {:>8.2} {:>8.1} {:>10.2} {:>9.0} {:>8} {:>8}{}\n",
+                "  {:<34} {:>4} {:>9.2} {:>8.2} {:>8.1} {:>10.2} {:>9.0} {:>8} {:>8}{}\n",
                 x.tool,
                 x.runs,
                 x.wall_s,
@@ -943,7 +965,11 @@ pub fn render_table(r: &Report) -> String {
         }
     };
     table(&mut s, "extraction (nova, cinder, neutron)", &r.extraction, "records");
-    for (name, x) in [("fedsite", &r.extraction_ratios), ("fedsite --no-suspend-duration", &r.extraction_ratios_no_suspend)] {
+    for (name, x) in [
+        (FEDSITE, &r.extraction_ratios),
+        (FEDSITE_SECOND, &r.extraction_ratios_second_run),
+        (FEDSITE_NO_SUSPEND, &r.extraction_ratios_no_suspend),
+    ] {
         if x.is_null() {
             continue;
         }
@@ -972,6 +998,12 @@ pub fn render_table(r: &Report) -> String {
     ));
     if let Some(fed) = r.runs.iter().find(|x| x.tool == FEDSITE) {
         s.push_str("  fedsite requests by endpoint (first run):\n");
+        for (k, v) in top(&fed.requests.by_endpoint, 12) {
+            s.push_str(&format!("    {v:>7}  {k}\n"));
+        }
+    }
+    if let Some(fed) = r.runs.iter().find(|x| x.tool == FEDSITE_SECOND) {
+        s.push_str(&format!("  {FEDSITE_SECOND} requests by endpoint (first run):\n"));
         for (k, v) in top(&fed.requests.by_endpoint, 12) {
             s.push_str(&format!("    {v:>7}  {k}\n"));
         }
@@ -1085,11 +1117,15 @@ fn bench(args: &BenchArgs, rt: &tokio::runtime::Handle) -> Result<Report> {
     let mut runs = Vec::new();
     for i in 0..args.runs {
         eprintln!("bench: run {}/{}: fedsite accounting extract", i + 1, args.runs);
-        let r = ctx.fedsite_extract(i, true)?;
+        let r = ctx.fedsite_extract(i, Extract::First)?;
         eprintln!("bench:   {:.2} s, {} requests, {} records", r.usage.wall_s, r.requests.total, r.output);
         runs.push(r);
+        eprintln!("bench: run {}/{}: fedsite accounting extract again (same ledger and window)", i + 1, args.runs);
+        let r = ctx.fedsite_extract(i, Extract::Second)?;
+        eprintln!("bench:   {:.2} s, {} requests, {} new records", r.usage.wall_s, r.requests.total, r.output);
+        runs.push(r);
         eprintln!("bench: run {}/{}: fedsite accounting extract --no-suspend-duration", i + 1, args.runs);
-        let r = ctx.fedsite_extract(i, false)?;
+        let r = ctx.fedsite_extract(i, Extract::NoSuspend)?;
         eprintln!("bench:   {:.2} s, {} requests, {} records", r.usage.wall_s, r.requests.total, r.output);
         runs.push(r);
         if !args.no_caso {
@@ -1118,13 +1154,16 @@ fn bench(args: &BenchArgs, rt: &tokio::runtime::Handle) -> Result<Report> {
     let of = |tool: &str| runs.iter().filter(|r| r.tool == tool).cloned().collect::<Vec<_>>();
     let fed = summarise(FEDSITE, &of(FEDSITE));
     let fed_ns = summarise(FEDSITE_NO_SUSPEND, &of(FEDSITE_NO_SUSPEND));
-    let mut extraction = vec![fed.clone(), fed_ns.clone()];
+    let fed_2 = summarise(FEDSITE_SECOND, &of(FEDSITE_SECOND));
+    let mut extraction = vec![fed.clone(), fed_2.clone(), fed_ns.clone()];
     let mut extraction_ratios = Value::Null;
     let mut extraction_ratios_no_suspend = Value::Null;
+    let mut extraction_ratios_second_run = Value::Null;
     if !args.no_caso {
         let caso = summarise(CASO, &of(CASO));
         extraction_ratios = ratios(&fed, &caso);
         extraction_ratios_no_suspend = ratios(&fed_ns, &caso);
+        extraction_ratios_second_run = ratios(&fed_2, &caso);
         extraction.push(caso);
     }
     let mut sending = Vec::new();
@@ -1155,6 +1194,7 @@ fn bench(args: &BenchArgs, rt: &tokio::runtime::Handle) -> Result<Report> {
         extraction,
         extraction_ratios,
         extraction_ratios_no_suspend,
+        extraction_ratios_second_run,
         floor,
         sending,
         sending_ratios,

@@ -224,17 +224,44 @@ struct Ctx<'a> {
     endpoint_id: String,
 }
 
+impl<'a> Ctx<'a> {
+    /// The identifiers of the site whose Keystone is `ep` (written verbatim).
+    fn new(opts: &'a Options, ep: &str) -> Ctx<'a> {
+        Ctx {
+            opts,
+            time: iso_time(opts.creation_time),
+            service_id: format!("{ep}_cloud.compute"),
+            manager_id: format!("{ep}_cloud.compute_manager"),
+            endpoint_id: format!("{ep}_OpenStack_v3"),
+        }
+    }
+}
+
+/// One Glance image as [`discover`] publishes it in share `share_id` of the
+/// site whose Keystone is `endpoint` (`None`: skipped, `only_appdb_images`).
+/// Reads the image properties from outside: `APPLIANCE_ATTRIBUTES` (JSON in a
+/// string), the marketplace URIs, the OS and GPU keys. Public for the fuzz targets.
+pub fn image_object(opts: &Options, endpoint: &str, image: &glance::Image, share_id: &str, glance_url: &str) -> Option<CloudComputingImage> {
+    build_image(&Ctx::new(opts, endpoint), image, share_id, glance_url)
+}
+
+/// One flavor and its extra specs as [`discover`] publishes them (the
+/// InfiniBand and GPU keys of [`FlavorKeys`]): the instance type and its
+/// accelerator. Public for the fuzz targets.
+pub fn instance_type_object(
+    opts: &Options,
+    endpoint: &str,
+    flavor: &nova::Flavor,
+    specs: &BTreeMap<String, String>,
+    share_id: &str,
+) -> (CloudComputingInstanceType, Option<CloudComputingVirtualAccelerator>) {
+    build_instance_type(&Ctx::new(opts, endpoint), flavor, specs, share_id)
+}
+
 /// Builds the document for `site`.
 pub async fn discover(site: &SiteConfig, opts: &Options) -> Result<(Document, Report), DiscoverError> {
-    let time = iso_time(opts.creation_time);
-    let ep = site.endpoint.clone();
-    let ctx = Ctx {
-        opts,
-        time: time.clone(),
-        service_id: format!("{ep}_cloud.compute"),
-        manager_id: format!("{ep}_cloud.compute_manager"),
-        endpoint_id: format!("{ep}_OpenStack_v3"),
-    };
+    let ctx = Ctx::new(opts, &site.endpoint);
+    let time = ctx.time.clone();
     let gocdb_info =
         gocdb::lookup(&opts.gocdb_url, "org.openstack.nova", &site.endpoint, opts.insecure, opts.timeout).await;
     let mut service = CloudComputingService {

@@ -12,7 +12,11 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+pub mod image_sources;
 pub mod openstack_json;
+pub mod site_check;
+pub mod site_config;
+pub mod site_info;
 
 /// A fuzz target: takes any bytes, panics only on a bug.
 pub type Target = fn(&[u8]);
@@ -28,6 +32,12 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("clouds_yaml", clouds_yaml),
     ("site_yaml", site_yaml),
     ("openstack_json", openstack_json::openstack_json),
+    ("hepix_list", image_sources::hepix_list),
+    ("oci_registry", image_sources::oci_registry),
+    ("gocdb_xml", site_info::gocdb_xml),
+    ("glue_json", site_info::glue_json),
+    ("fedsite_toml", site_config::fedsite_toml),
+    ("sitecheck_input", site_check::sitecheck_input),
 ];
 
 /// The target called `name`.

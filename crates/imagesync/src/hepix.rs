@@ -56,7 +56,15 @@ pub fn verify(cfg: &HepixConfig, signed: &[u8], now: DateTime<Utc>) -> Result<Ve
     {
         return Err(src(cfg, format!("signer certificate issued by {issuer_dn}, not by the expected {ca}")));
     }
-    let doc: Value = serde_json::from_slice(&verified.body).map_err(|e| src(cfg, format!("the signed content is not JSON: {e}")))?;
+    check_list(cfg, signer_dn, issuer_dn, &verified.body, now)
+}
+
+/// The list checks of [`verify`] once the signature holds: `body` (the signed
+/// content) is a JSON `hv:imagelist` whose `hv:endorser` names the signer
+/// (and its issuer when `cfg.endorser_ca` is pinned) and which has not expired
+/// at `now`. Public so the fuzz targets reach it without a signature.
+pub fn check_list(cfg: &HepixConfig, signer_dn: String, issuer_dn: String, body: &[u8], now: DateTime<Utc>) -> Result<VerifiedList, SyncError> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| src(cfg, format!("the signed content is not JSON: {e}")))?;
     let list = doc.get("hv:imagelist").cloned().ok_or_else(|| src(cfg, "no hv:imagelist object"))?;
     let x509 = list.pointer("/hv:endorser/hv:x509").ok_or_else(|| src(cfg, "hv:imagelist: no hv:endorser.hv:x509"))?;
     let list_dn = x509.get("hv:dn").and_then(Value::as_str).unwrap_or_default();

@@ -38,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("glue_json", site_info::glue_json),
     ("fedsite_toml", site_config::fedsite_toml),
     ("sitecheck_input", site_check::sitecheck_input),
+    ("oidc_json", openstack_json::oidc_json),
 ];
 
 /// The target called `name`.

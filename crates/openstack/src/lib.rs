@@ -47,7 +47,7 @@ pub mod keystone;
 pub mod microversion;
 pub mod neutron;
 pub mod nova;
-mod oidc;
+pub mod oidc;
 pub mod paging;
 pub mod secret;
 pub mod session;

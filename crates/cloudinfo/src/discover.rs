@@ -682,6 +682,15 @@ fn build_image(ctx: &Ctx<'_>, image: &glance::Image, share_id: &str, glance_url:
     Some(img)
 }
 
+/// A flavor size as GLUE's integer: beyond `i64::MAX` (no real flavor) it is
+/// published as `i64::MAX` with a warning, never wrapped to a negative number.
+fn size_field(f: &nova::Flavor, field: &str, value: u64) -> i64 {
+    i64::try_from(value).unwrap_or_else(|_| {
+        tracing::warn!("flavor {}: {field} = {value} is out of range; published as {}", f.id, i64::MAX);
+        i64::MAX
+    })
+}
+
 fn build_instance_type(
     ctx: &Ctx<'_>,
     f: &nova::Flavor,
@@ -694,9 +703,9 @@ fn build_instance_type(
     let mut itype = CloudComputingInstanceType {
         common: Common::new(&f.id, Some(f.name.clone()), &ctx.time),
         platform: "amd64".into(),
-        cpu: f.vcpus as i64,
-        ram: f.ram as i64,
-        disk: f.disk as i64,
+        cpu: i64::from(f.vcpus),
+        ram: size_field(f, "ram", f.ram),
+        disk: size_field(f, "disk", f.disk),
         network_in: Tristate::Unknown,
         network_out: Tristate::True,
         network_info: (ctx.opts.fixes.extra_properties && infiniband).then(|| "infiniband".to_string()),
@@ -759,5 +768,42 @@ pub fn merge_vos(site: &mut SiteConfig, found: Vec<VoConfig>) {
         if !v.auth_str("project_id").is_some_and(|p| listed.contains(&p)) {
             vos.push(v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> Options {
+        let yaml = "clouds:\n  t:\n    auth:\n      auth_url: https://k.example:5000/v3\n      username: u\n      password: p\n      project_id: p1\n";
+        Options::new(CloudConfig::from_clouds_yaml(yaml, None, "t", "clouds.yaml").unwrap(), "password")
+    }
+
+    #[test]
+    fn flavor_sizes_beyond_i64_are_capped_not_wrapped() {
+        // Caught by the glue_json fuzz target's invariant (fuzz/regressions/glue_json): RAM 2^64-1 was published as -1.
+        let f: nova::Flavor = serde_json::from_str(
+            r#"{"id": "huge", "name": "huge", "ram": 18446744073709551615, "vcpus": 4294967295, "disk": 9223372036854775808}"#,
+        )
+        .unwrap();
+        let (t, acc) = instance_type_object(&opts(), "https://k.example:5000/v3", &f, &BTreeMap::new(), "s");
+        assert_eq!((t.cpu, t.ram, t.disk), (4_294_967_295, i64::MAX, i64::MAX));
+        assert!(acc.is_none());
+        let doc = t.render();
+        assert_eq!(doc.get("RAM"), Some(&Json::Int(i64::MAX as i128)));
+    }
+
+    #[test]
+    fn gpu_number_with_spaces_gives_an_accelerator_and_a_bad_one_none() {
+        let f: nova::Flavor = serde_json::from_str(r#"{"id": "g", "name": "g", "ram": 1024, "vcpus": 2, "disk": 10}"#).unwrap();
+        let specs: BTreeMap<String, String> =
+            [("Accelerator:Number".to_string(), " 2 ".to_string()), ("Accelerator:Vendor".to_string(), "NVIDIA".to_string())].into();
+        let (t, acc) = instance_type_object(&opts(), "https://k.example:5000/v3", &f, &specs, "s");
+        let acc = acc.unwrap();
+        assert_eq!((acc.number, acc.vendor.as_deref(), acc.model.as_deref()), (2, Some("NVIDIA"), Some("UNKNOWN")));
+        assert_eq!(t.common.associations.get("CloudComputingVirtualAccelerator"), Some(&Json::from(vec!["g_gpu"])));
+        let bad: BTreeMap<String, String> = [("Accelerator:Number".to_string(), "two".to_string())].into();
+        assert!(instance_type_object(&opts(), "https://k.example:5000/v3", &f, &bad, "s").1.is_none());
     }
 }

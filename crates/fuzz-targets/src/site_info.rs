@@ -57,7 +57,21 @@ pub fn glue_json(data: &[u8]) {
         assert_eq!(pyjson::parse(&out).expect("dumps output parses"), v, "pyjson round trip: {out}");
         serde_json::from_str::<Value>(&out).expect("dumps output is JSON");
     }
-    let _ = cloudinfo::SiteConfig::parse(text, "site.yaml");
+    if let Ok(site) = cloudinfo::SiteConfig::parse(text, "site.yaml") {
+        for vo in site.vos() {
+            // Each VO's auth merged over the base credentials, or refused naming the key.
+            if let Err(e) = cloudinfo::discover::vo_config(&options(false).cloud, vo) {
+                assert!(e.starts_with(&format!("vos[{}].auth: ", vo.name)), "{e}");
+            }
+        }
+    }
+    // The same file as the image sync reads it: every VO maps to a non-empty project.
+    let site = crate::scratch().join("site.yaml");
+    std::fs::write(&site, data).expect("writing the scratch site.yaml");
+    if let Ok((images, vos)) = imagesync::config::read_site(&site) {
+        assert!(vos.values().all(|p| !p.is_empty()));
+        let _ = imagesync::SyncConfig::build(Some((images, vos)), None);
+    }
 
     let image: openstack::glance::Image = serde_json::from_slice(data).unwrap_or_else(|_| {
         let keys = ImageKeys::default();

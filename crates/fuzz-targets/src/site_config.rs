@@ -47,9 +47,9 @@ pub fn fedsite_toml(data: &[u8]) {
     for f in siteconf::check(&config, &env, cwd) {
         assert!(f.key.starts_with('['), "{f}");
     }
-    if let Ok(images) = imagesync::config::parse_toml(text, "fedsite.toml") {
-        if let Ok(c) = imagesync::SyncConfig::build(None, images) {
-            assert!(c.formats.iter().all(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())));
-        }
+    if let Ok(images) = imagesync::config::parse_toml(text, "fedsite.toml")
+        && let Ok(c) = imagesync::SyncConfig::build(None, images)
+    {
+        assert!(c.formats.iter().all(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())));
     }
 }

@@ -63,6 +63,7 @@ pub fn verify(cfg: &HepixConfig, signed: &[u8], now: DateTime<Utc>) -> Result<Ve
 /// content) is a JSON `hv:imagelist` whose `hv:endorser` names the signer
 /// (and its issuer when `cfg.endorser_ca` is pinned) and which has not expired
 /// at `now`. Public so the fuzz targets reach it without a signature.
+#[allow(clippy::result_large_err)] // SyncError, as every fallible function of the crate
 pub fn check_list(cfg: &HepixConfig, signer_dn: String, issuer_dn: String, body: &[u8], now: DateTime<Utc>) -> Result<VerifiedList, SyncError> {
     let doc: Value = serde_json::from_slice(body).map_err(|e| src(cfg, format!("the signed content is not JSON: {e}")))?;
     let list = doc.get("hv:imagelist").cloned().ok_or_else(|| src(cfg, "no hv:imagelist object"))?;

@@ -27,8 +27,15 @@ fn src(cfg: &HepixConfig, m: impl Into<String>) -> SyncError {
     SyncError::Source { source_name: cfg.name.clone(), message: m.into() }
 }
 
-/// `YYYY-MM-DDThh:mm:ssZ` (cloudkeeper's strict format), also with offsets.
+/// `YYYY-MM-DDThh:mm:ssZ` (cloudkeeper's strict format), also with offsets
+/// (RFC 3339). The year is four digits: a sign or a fifth digit (which
+/// chrono's `%Y` would take, making a list expire in year 99999 or before
+/// year 0) is refused.
 pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if !(b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-') {
+        return None;
+    }
     if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ") {
         return Some(t.and_utc());
     }
@@ -175,5 +182,23 @@ pub async fn fetch_list(cfg: &HepixConfig, http: &reqwest::Client) -> Result<Vec
         Ok(resp.bytes().await.map_err(|e| src(cfg, format!("GET {}: {e}", cfg.url)))?.to_vec())
     } else {
         std::fs::read(&cfg.url).map_err(|e| src(cfg, format!("reading {}: {e}", cfg.url)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_have_four_digit_years() {
+        let t = parse_date("2027-06-01T00:00:00Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2027-06-01T00:00:00+00:00");
+        assert_eq!(parse_date("2027-06-01T02:00:00+02:00"), Some(t));
+        assert_eq!(parse_date("0000-01-01T00:00:00Z").map(|t| t.timestamp()), Some(-62_167_219_200));
+        // Found by the hepix_list fuzz target (fuzz/regressions/hepix_list): chrono's %Y took
+        // these, so a list could claim to expire in year 12345 or before year 0.
+        for bad in ["+12345-01-01T00:00:00Z", "-0001-01-01T00:00:00Z", "12345-01-01T00:00:00Z", "", "2027", "２０２７-01-01T00:00:00Z", "abcé-01-01"] {
+            assert_eq!(parse_date(bad), None, "{bad:?}");
+        }
     }
 }

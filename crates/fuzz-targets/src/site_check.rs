@@ -2,7 +2,6 @@
 //! and subject DN), the published GLUE document (its VOs), `--vo VO=PROJECT` values, Keystone
 //! mapping rules and their entitlements.
 
-use openssl::pkey::PKey;
 use openssl::x509::X509;
 use serde_json::Value;
 use sitecheck::VoSpec;
@@ -19,7 +18,9 @@ pub fn sitecheck_input(data: &[u8]) {
         let _ = messaging::smime::legacy_dn(cert.subject_name());
         let _ = messaging::smime::legacy_dn(cert.issuer_name());
     }
-    let _ = PKey::private_key_from_pem(data);
+    if let Ok(k) = certificate::read_private_key(data, "hostkey.pem") {
+        let _ = k.public_key_to_pem();
+    }
     if let Ok(doc) = serde_json::from_slice::<Value>(data) {
         for vo in info::published_vos(&doc) {
             assert_eq!(vo, vo.trim());

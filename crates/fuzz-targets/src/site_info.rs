@@ -1,6 +1,7 @@
 //! What `cloudinfo` reads from outside: GOCDB's `get_service` XML, Glance image properties
 //! (`APPLIANCE_ATTRIBUTES` is JSON inside a string), flavor extra specs (GPU / InfiniBand keys
-//! with numeric values), the site YAML; and its GLUE JSON writer, whose output must parse back.
+//! with numeric values), the site YAML, the DER names of the endpoint's TLS handshake; and its
+//! GLUE JSON writer, whose output must parse back.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -43,12 +44,33 @@ fn options(fixes: bool) -> &'static Options {
 const ENDPOINT: &str = "https://keystone.example:5000/v3";
 const GLANCE: &str = "https://glance.example:9292";
 
+/// The CA facts of the endpoint's TLS handshake (`cloudinfo::tls`): the bytes as a DER
+/// certificate (its issuer) and as a DER `Name` (the client CAs a server lists); the one-line
+/// DN is printable ASCII (`\xHH` for the rest) and names each attribute after a `/`.
+fn tls_names(data: &[u8]) {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let check = |dn: &str| {
+        assert!(dn.bytes().all(|b| (b' '..=b'~').contains(&b)), "{dn:?}");
+        assert!(dn.is_empty() || dn.starts_with('/'), "{dn:?}");
+    };
+    if let Some(dn) = cloudinfo::tls::oneline_der(data) {
+        check(&dn);
+    }
+    if let Ok((_, cert)) = X509Certificate::from_der(data) {
+        check(&cloudinfo::tls::oneline(cert.issuer()));
+        if let Some(dn) = cloudinfo::tls::oneline_der(cert.subject().as_raw()) {
+            assert_eq!(dn, cloudinfo::tls::oneline(cert.subject()));
+        }
+    }
+}
+
 /// Glance images and Nova flavors as discovery reads them, then the GLUE document they make:
 /// the bytes as an image (JSON), else as the value of every property read (`APPLIANCE_ATTRIBUTES`,
 /// OS fields, GPU keys); as a flavor, else as every extra spec. The rendered document must be
 /// JSON that `serde_json` reads back to the same strings and numbers; `pyjson` round-trips;
-/// the bytes as a site YAML parse or fail cleanly.
+/// the bytes as a site YAML parse or fail cleanly, and as the DER names of a TLS handshake.
 pub fn glue_json(data: &[u8]) {
+    tls_names(data);
     let text = String::from_utf8_lossy(data);
     let text = text.as_ref();
     if let Ok(v) = pyjson::parse(text) {

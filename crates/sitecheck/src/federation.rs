@@ -297,8 +297,11 @@ pub fn entitlement_problems(value: &str, is_regex: bool) -> Vec<String> {
         }
     }
     let literal = if is_regex { unregex(value) } else { value.to_string() };
-    let form = regex::Regex::new(r"^urn:mace:egi\.eu:group:[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)*:role=[A-Za-z_]+#aai(-demo|-dev)?\.egi\.eu$")
-        .expect("static regex");
+    static FORM: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^urn:mace:egi\.eu:group:[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)*:role=[A-Za-z_]+#aai(-demo|-dev)?\.egi\.eu$")
+            .expect("static regex")
+    });
+    let form = &*FORM;
     if !literal.chars().any(char::is_whitespace) && !form.is_match(&literal) {
         p.push(format!("{literal:?} is not an EGI Check-in entitlement (urn:mace:egi.eu:group:<vo>:role=<role>#aai.egi.eu)"));
     }

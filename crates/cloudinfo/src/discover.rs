@@ -224,17 +224,44 @@ struct Ctx<'a> {
     endpoint_id: String,
 }
 
+impl<'a> Ctx<'a> {
+    /// The identifiers of the site whose Keystone is `ep` (written verbatim).
+    fn new(opts: &'a Options, ep: &str) -> Ctx<'a> {
+        Ctx {
+            opts,
+            time: iso_time(opts.creation_time),
+            service_id: format!("{ep}_cloud.compute"),
+            manager_id: format!("{ep}_cloud.compute_manager"),
+            endpoint_id: format!("{ep}_OpenStack_v3"),
+        }
+    }
+}
+
+/// One Glance image as [`discover`] publishes it in share `share_id` of the
+/// site whose Keystone is `endpoint` (`None`: skipped, `only_appdb_images`).
+/// Reads the image properties from outside: `APPLIANCE_ATTRIBUTES` (JSON in a
+/// string), the marketplace URIs, the OS and GPU keys. Public for the fuzz targets.
+pub fn image_object(opts: &Options, endpoint: &str, image: &glance::Image, share_id: &str, glance_url: &str) -> Option<CloudComputingImage> {
+    build_image(&Ctx::new(opts, endpoint), image, share_id, glance_url)
+}
+
+/// One flavor and its extra specs as [`discover`] publishes them (the
+/// InfiniBand and GPU keys of [`FlavorKeys`]): the instance type and its
+/// accelerator. Public for the fuzz targets.
+pub fn instance_type_object(
+    opts: &Options,
+    endpoint: &str,
+    flavor: &nova::Flavor,
+    specs: &BTreeMap<String, String>,
+    share_id: &str,
+) -> (CloudComputingInstanceType, Option<CloudComputingVirtualAccelerator>) {
+    build_instance_type(&Ctx::new(opts, endpoint), flavor, specs, share_id)
+}
+
 /// Builds the document for `site`.
 pub async fn discover(site: &SiteConfig, opts: &Options) -> Result<(Document, Report), DiscoverError> {
-    let time = iso_time(opts.creation_time);
-    let ep = site.endpoint.clone();
-    let ctx = Ctx {
-        opts,
-        time: time.clone(),
-        service_id: format!("{ep}_cloud.compute"),
-        manager_id: format!("{ep}_cloud.compute_manager"),
-        endpoint_id: format!("{ep}_OpenStack_v3"),
-    };
+    let ctx = Ctx::new(opts, &site.endpoint);
+    let time = ctx.time.clone();
     let gocdb_info =
         gocdb::lookup(&opts.gocdb_url, "org.openstack.nova", &site.endpoint, opts.insecure, opts.timeout).await;
     let mut service = CloudComputingService {
@@ -655,6 +682,15 @@ fn build_image(ctx: &Ctx<'_>, image: &glance::Image, share_id: &str, glance_url:
     Some(img)
 }
 
+/// A flavor size as GLUE's integer: beyond `i64::MAX` (no real flavor) it is
+/// published as `i64::MAX` with a warning, never wrapped to a negative number.
+fn size_field(f: &nova::Flavor, field: &str, value: u64) -> i64 {
+    i64::try_from(value).unwrap_or_else(|_| {
+        tracing::warn!("flavor {}: {field} = {value} is out of range; published as {}", f.id, i64::MAX);
+        i64::MAX
+    })
+}
+
 fn build_instance_type(
     ctx: &Ctx<'_>,
     f: &nova::Flavor,
@@ -667,9 +703,9 @@ fn build_instance_type(
     let mut itype = CloudComputingInstanceType {
         common: Common::new(&f.id, Some(f.name.clone()), &ctx.time),
         platform: "amd64".into(),
-        cpu: f.vcpus as i64,
-        ram: f.ram as i64,
-        disk: f.disk as i64,
+        cpu: i64::from(f.vcpus),
+        ram: size_field(f, "ram", f.ram),
+        disk: size_field(f, "disk", f.disk),
         network_in: Tristate::Unknown,
         network_out: Tristate::True,
         network_info: (ctx.opts.fixes.extra_properties && infiniband).then(|| "infiniband".to_string()),
@@ -732,5 +768,42 @@ pub fn merge_vos(site: &mut SiteConfig, found: Vec<VoConfig>) {
         if !v.auth_str("project_id").is_some_and(|p| listed.contains(&p)) {
             vos.push(v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> Options {
+        let yaml = "clouds:\n  t:\n    auth:\n      auth_url: https://k.example:5000/v3\n      username: u\n      password: p\n      project_id: p1\n";
+        Options::new(CloudConfig::from_clouds_yaml(yaml, None, "t", "clouds.yaml").unwrap(), "password")
+    }
+
+    #[test]
+    fn flavor_sizes_beyond_i64_are_capped_not_wrapped() {
+        // Caught by the glue_json fuzz target's invariant (fuzz/regressions/glue_json): RAM 2^64-1 was published as -1.
+        let f: nova::Flavor = serde_json::from_str(
+            r#"{"id": "huge", "name": "huge", "ram": 18446744073709551615, "vcpus": 4294967295, "disk": 9223372036854775808}"#,
+        )
+        .unwrap();
+        let (t, acc) = instance_type_object(&opts(), "https://k.example:5000/v3", &f, &BTreeMap::new(), "s");
+        assert_eq!((t.cpu, t.ram, t.disk), (4_294_967_295, i64::MAX, i64::MAX));
+        assert!(acc.is_none());
+        let doc = t.render();
+        assert_eq!(doc.get("RAM"), Some(&Json::Int(i64::MAX as i128)));
+    }
+
+    #[test]
+    fn gpu_number_with_spaces_gives_an_accelerator_and_a_bad_one_none() {
+        let f: nova::Flavor = serde_json::from_str(r#"{"id": "g", "name": "g", "ram": 1024, "vcpus": 2, "disk": 10}"#).unwrap();
+        let specs: BTreeMap<String, String> =
+            [("Accelerator:Number".to_string(), " 2 ".to_string()), ("Accelerator:Vendor".to_string(), "NVIDIA".to_string())].into();
+        let (t, acc) = instance_type_object(&opts(), "https://k.example:5000/v3", &f, &specs, "s");
+        let acc = acc.unwrap();
+        assert_eq!((acc.number, acc.vendor.as_deref(), acc.model.as_deref()), (2, Some("NVIDIA"), Some("UNKNOWN")));
+        assert_eq!(t.common.associations.get("CloudComputingVirtualAccelerator"), Some(&Json::from(vec!["g_gpu"])));
+        let bad: BTreeMap<String, String> = [("Accelerator:Number".to_string(), "two".to_string())].into();
+        assert!(instance_type_object(&opts(), "https://k.example:5000/v3", &f, &bad, "s").1.is_none());
     }
 }

@@ -3,16 +3,20 @@
 //! `fuzz/` (cargo fuzz, outside the workspace) wraps each in `fuzz_target!`; this crate's test
 //! runs the committed corpus `fuzz/corpus/<target>/` through every one in the normal suite.
 //!
-//! Adding a target (e.g. a HEPiX image list parser): write `pub fn hepix_list(data: &[u8])`
-//! here, add it to [`TARGETS`], copy `fuzz/fuzz_targets/apel_message.rs` to
-//! `fuzz/fuzz_targets/hepix_list.rs` changing the name, add its `[[bin]]` to
-//! `fuzz/Cargo.toml`, and put a few real inputs in `fuzz/corpus/hepix_list/`.
-//! docs/reliability.md has the commands.
+//! Adding a target (e.g. a parser `foo`): write `pub fn foo(data: &[u8])` here or in a module
+//! of its family ([`image_sources`], [`site_info`], [`site_config`], [`site_check`],
+//! [`openstack_json`]), add it to [`TARGETS`], copy `fuzz/fuzz_targets/apel_message.rs` to
+//! `fuzz/fuzz_targets/foo.rs` changing the name, add its `[[bin]]` to `fuzz/Cargo.toml`, and
+//! put a few real inputs in `fuzz/corpus/foo/`. docs/reliability.md has the commands.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+pub mod image_sources;
 pub mod openstack_json;
+pub mod site_check;
+pub mod site_config;
+pub mod site_info;
 
 /// A fuzz target: takes any bytes, panics only on a bug.
 pub type Target = fn(&[u8]);
@@ -28,6 +32,13 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("clouds_yaml", clouds_yaml),
     ("site_yaml", site_yaml),
     ("openstack_json", openstack_json::openstack_json),
+    ("hepix_list", image_sources::hepix_list),
+    ("oci_registry", image_sources::oci_registry),
+    ("gocdb_xml", site_info::gocdb_xml),
+    ("glue_json", site_info::glue_json),
+    ("fedsite_toml", site_config::fedsite_toml),
+    ("sitecheck_input", site_check::sitecheck_input),
+    ("oidc_json", openstack_json::oidc_json),
 ];
 
 /// The target called `name`.

@@ -68,3 +68,23 @@ pub fn openstack_json(data: &[u8]) {
         }
     }
 }
+
+/// OpenID Connect answers (`openstack::oidc`): the bytes as the provider's discovery document
+/// (an accepted token endpoint is an absolute http(s) URL) and as the token endpoint's answer,
+/// accepted (a non-empty `access_token`, the one in the JSON) or refused.
+pub fn oidc_json(data: &[u8]) {
+    if let Ok(url) = openstack::oidc::token_endpoint(data) {
+        let u = url::Url::parse(&url).expect("an accepted token endpoint parses");
+        assert!(matches!(u.scheme(), "http" | "https"), "{url}");
+    }
+    let json: Option<Value> = serde_json::from_slice(data).ok();
+    match openstack::oidc::access_token(reqwest::StatusCode::OK, data) {
+        Ok(t) => {
+            assert!(!t.expose().is_empty());
+            assert_eq!(json.as_ref().and_then(|j| j.get("access_token")).and_then(Value::as_str), Some(t.expose()));
+        }
+        Err(e) => assert!(e.starts_with("the OIDC token response has "), "{e}"),
+    }
+    let e = openstack::oidc::access_token(reqwest::StatusCode::BAD_REQUEST, data).expect_err("a 400 is refused");
+    assert!(e.starts_with("OIDC token request refused (400 Bad Request): "), "{e}");
+}

@@ -27,8 +27,15 @@ fn src(cfg: &HepixConfig, m: impl Into<String>) -> SyncError {
     SyncError::Source { source_name: cfg.name.clone(), message: m.into() }
 }
 
-/// `YYYY-MM-DDThh:mm:ssZ` (cloudkeeper's strict format), also with offsets.
+/// `YYYY-MM-DDThh:mm:ssZ` (cloudkeeper's strict format), also with offsets
+/// (RFC 3339). The year is four digits: a sign or a fifth digit (which
+/// chrono's `%Y` would take, making a list expire in year 99999 or before
+/// year 0) is refused.
 pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if !(b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-') {
+        return None;
+    }
     if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ") {
         return Some(t.and_utc());
     }
@@ -56,7 +63,16 @@ pub fn verify(cfg: &HepixConfig, signed: &[u8], now: DateTime<Utc>) -> Result<Ve
     {
         return Err(src(cfg, format!("signer certificate issued by {issuer_dn}, not by the expected {ca}")));
     }
-    let doc: Value = serde_json::from_slice(&verified.body).map_err(|e| src(cfg, format!("the signed content is not JSON: {e}")))?;
+    check_list(cfg, signer_dn, issuer_dn, &verified.body, now)
+}
+
+/// The list checks of [`verify`] once the signature holds: `body` (the signed
+/// content) is a JSON `hv:imagelist` whose `hv:endorser` names the signer
+/// (and its issuer when `cfg.endorser_ca` is pinned) and which has not expired
+/// at `now`. Public so the fuzz targets reach it without a signature.
+#[allow(clippy::result_large_err)] // SyncError, as every fallible function of the crate
+pub fn check_list(cfg: &HepixConfig, signer_dn: String, issuer_dn: String, body: &[u8], now: DateTime<Utc>) -> Result<VerifiedList, SyncError> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| src(cfg, format!("the signed content is not JSON: {e}")))?;
     let list = doc.get("hv:imagelist").cloned().ok_or_else(|| src(cfg, "no hv:imagelist object"))?;
     let x509 = list.pointer("/hv:endorser/hv:x509").ok_or_else(|| src(cfg, "hv:imagelist: no hv:endorser.hv:x509"))?;
     let list_dn = x509.get("hv:dn").and_then(Value::as_str).unwrap_or_default();
@@ -166,5 +182,23 @@ pub async fn fetch_list(cfg: &HepixConfig, http: &reqwest::Client) -> Result<Vec
         Ok(resp.bytes().await.map_err(|e| src(cfg, format!("GET {}: {e}", cfg.url)))?.to_vec())
     } else {
         std::fs::read(&cfg.url).map_err(|e| src(cfg, format!("reading {}: {e}", cfg.url)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_have_four_digit_years() {
+        let t = parse_date("2027-06-01T00:00:00Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2027-06-01T00:00:00+00:00");
+        assert_eq!(parse_date("2027-06-01T02:00:00+02:00"), Some(t));
+        assert_eq!(parse_date("0000-01-01T00:00:00Z").map(|t| t.timestamp()), Some(-62_167_219_200));
+        // Found by the hepix_list fuzz target (fuzz/regressions/hepix_list): chrono's %Y took
+        // these, so a list could claim to expire in year 12345 or before year 0.
+        for bad in ["+12345-01-01T00:00:00Z", "-0001-01-01T00:00:00Z", "12345-01-01T00:00:00Z", "", "2027", "２０２７-01-01T00:00:00Z", "abcé-01-01"] {
+            assert_eq!(parse_date(bad), None, "{bad:?}");
+        }
     }
 }

@@ -36,6 +36,22 @@ pub struct Manifest {
     pub annotations: Map<String, Value>,
 }
 
+impl Manifest {
+    /// An image manifest as the registry sends it (JSON).
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("not an OCI manifest: {e}"))
+    }
+}
+
+/// The next page of a paged list from its `Link` header
+/// (`<url>; rel="next"`, the distribution spec's form): the URL of the
+/// first link, `None` when there is no complete `<...>`.
+pub fn next_link(header: &str) -> Option<String> {
+    let (_, rest) = header.split_once('<')?;
+    let (url, _) = rest.split_once('>')?;
+    Some(url.to_string())
+}
+
 /// A registry client (anonymous, or HTTP basic auth as Harbor robot accounts use).
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -93,13 +109,7 @@ impl Registry {
                 return Err(format!("more than 10000 pages at {first}"));
             }
             let resp = self.get(&path, "application/json").await?;
-            next = resp
-                .headers()
-                .get("link")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|l| l.split('<').nth(1))
-                .and_then(|l| l.split('>').next())
-                .map(str::to_string);
+            next = resp.headers().get("link").and_then(|v| v.to_str().ok()).and_then(next_link);
             let v: Value = resp.json().await.map_err(|e| format!("GET {path}: not JSON: {e}"))?;
             for item in v.get(field).and_then(Value::as_array).into_iter().flatten() {
                 if let Some(s) = item.as_str() {
@@ -138,7 +148,7 @@ impl Registry {
         {
             return Err(format!("GET {path}: manifest digest {digest} differs from Docker-Content-Digest {h}"));
         }
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("GET {path}: not an OCI manifest: {e}"))?;
+        let m = Manifest::parse(&bytes).map_err(|e| format!("GET {path}: {e}"))?;
         Ok((digest, m))
     }
 
@@ -233,7 +243,10 @@ pub async fn list(reg: &Registry, cfg: &RegistryConfig, vos: &BTreeSet<String>) 
     Ok(out)
 }
 
-fn image_from_manifest(
+/// One repository's image from its manifest (the first layer's annotations
+/// over the manifest's); an error says why it is skipped. Public for the fuzz
+/// targets.
+pub fn image_from_manifest(
     reg: &Registry,
     cfg: &RegistryConfig,
     repo: &str,

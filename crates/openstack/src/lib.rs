@@ -46,7 +46,7 @@ pub mod glance;
 pub mod keystone;
 pub mod microversion;
 pub mod neutron;
-mod oidc;
+pub mod oidc;
 pub mod nova;
 pub mod paging;
 pub mod secret;

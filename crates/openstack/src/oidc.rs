@@ -14,21 +14,40 @@ use crate::error::{Error, Result};
 use crate::secret::Secret;
 
 fn auth_error(url: &str, message: impl Into<String>) -> Error {
-    Error::Auth { url: crate::session::redact(url), message: message.into() }
+    Error::Auth {
+        url: crate::session::redact(url),
+        message: message.into(),
+    }
 }
 
 /// The unscoped token of a federated login with `creds` (an OIDC variant).
-pub(crate) async fn federated_token(http: &reqwest::Client, timeout: Duration, creds: &Credentials, identity_v3: &str) -> Result<Secret> {
+pub(crate) async fn federated_token(
+    http: &reqwest::Client,
+    timeout: Duration,
+    creds: &Credentials,
+    identity_v3: &str,
+) -> Result<Secret> {
     let (idp, protocol, access_token) = match creds {
-        Credentials::OidcAccessToken { identity_provider, protocol, access_token } => {
-            (identity_provider, protocol, access_token.clone())
-        }
-        Credentials::OidcClientCredentials { identity_provider, protocol, .. } => {
-            (identity_provider, protocol, client_credentials(http, timeout, creds).await?)
-        }
+        Credentials::OidcAccessToken {
+            identity_provider,
+            protocol,
+            access_token,
+        } => (identity_provider, protocol, access_token.clone()),
+        Credentials::OidcClientCredentials {
+            identity_provider,
+            protocol,
+            ..
+        } => (
+            identity_provider,
+            protocol,
+            client_credentials(http, timeout, creds).await?,
+        ),
         _ => return Err(auth_error(identity_v3, "not an OIDC credential")),
     };
-    let url = format!("{}/OS-FEDERATION/identity_providers/{idp}/protocols/{protocol}/auth", identity_v3.trim_end_matches('/'));
+    let url = format!(
+        "{}/OS-FEDERATION/identity_providers/{idp}/protocols/{protocol}/auth",
+        identity_v3.trim_end_matches('/')
+    );
     let resp = http
         .post(&url)
         .timeout(timeout)
@@ -38,31 +57,57 @@ pub(crate) async fn federated_token(http: &reqwest::Client, timeout: Duration, c
         .await
         .map_err(|e| auth_error(&url, format!("federated login: {e}")))?;
     let status = resp.status();
-    let token = resp.headers().get("x-subject-token").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let token = resp
+        .headers()
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = resp.text().await.unwrap_or_default();
     if !status.is_success() {
         let detail = crate::error::extract_message(body.as_bytes());
-        return Err(auth_error(&url, format!("federated login refused ({status}): {detail}")));
+        return Err(auth_error(
+            &url,
+            format!("federated login refused ({status}): {detail}"),
+        ));
     }
-    token.map(Secret::new).ok_or_else(|| auth_error(&url, "no X-Subject-Token header in the federated login's response"))
+    token.map(Secret::new).ok_or_else(|| {
+        auth_error(
+            &url,
+            "no X-Subject-Token header in the federated login's response",
+        )
+    })
 }
 
 /// An access token from the provider, `client_credentials` grant, client
 /// authenticated with HTTP Basic (as keystoneauth does).
-async fn client_credentials(http: &reqwest::Client, timeout: Duration, creds: &Credentials) -> Result<Secret> {
-    let Credentials::OidcClientCredentials { client_id, client_secret, discovery_endpoint, access_token_endpoint, openid_scope, .. } = creds else {
+async fn client_credentials(
+    http: &reqwest::Client,
+    timeout: Duration,
+    creds: &Credentials,
+) -> Result<Secret> {
+    let Credentials::OidcClientCredentials {
+        client_id,
+        client_secret,
+        discovery_endpoint,
+        access_token_endpoint,
+        openid_scope,
+        ..
+    } = creds
+    else {
         return Err(auth_error("", "not OIDC client credentials"));
     };
     let endpoint = match (access_token_endpoint, discovery_endpoint) {
         (Some(e), _) => e.clone(),
         (None, Some(d)) => {
-            let doc: Value = get_json(http, timeout, d).await?;
-            doc.get("token_endpoint")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| auth_error(d, "the discovery document has no token_endpoint"))?
+            let doc = get_body(http, timeout, d).await?;
+            token_endpoint(&doc).map_err(|m| auth_error(d, m))?
         }
-        (None, None) => return Err(auth_error("", "no discovery_endpoint or access_token_endpoint")),
+        (None, None) => {
+            return Err(auth_error(
+                "",
+                "no discovery_endpoint or access_token_endpoint",
+            ));
+        }
     };
     let form = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "client_credentials")
@@ -78,21 +123,88 @@ async fn client_credentials(http: &reqwest::Client, timeout: Duration, creds: &C
         .await
         .map_err(|e| auth_error(&endpoint, format!("OIDC token request: {e}")))?;
     let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let why = body.get("error_description").or_else(|| body.get("error")).and_then(Value::as_str).unwrap_or("no detail");
-        return Err(auth_error(&endpoint, format!("OIDC token request refused ({status}): {why}")));
-    }
-    body.get("access_token")
-        .and_then(Value::as_str)
-        .map(Secret::new)
-        .ok_or_else(|| auth_error(&endpoint, "the OIDC token response has no access_token"))
+    let body = resp.bytes().await.unwrap_or_default();
+    access_token(status, &body).map_err(|m| auth_error(&endpoint, m))
 }
 
-async fn get_json(http: &reqwest::Client, timeout: Duration, url: &str) -> Result<Value> {
-    let resp = http.get(url).timeout(timeout).send().await.map_err(|e| auth_error(url, format!("OIDC discovery: {e}")))?;
-    if !resp.status().is_success() {
-        return Err(auth_error(url, format!("OIDC discovery answered {}", resp.status())));
+/// The `token_endpoint` of an OpenID provider's discovery document
+/// (`.well-known/openid-configuration`): an absolute http(s) URL, or why not.
+pub fn token_endpoint(doc: &[u8]) -> std::result::Result<String, String> {
+    let doc: Value = serde_json::from_slice(doc).map_err(|e| format!("OIDC discovery document: {e}"))?;
+    let url = doc
+        .get("token_endpoint")
+        .and_then(Value::as_str)
+        .ok_or("the discovery document has no token_endpoint")?;
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(url.to_string()),
+        _ => Err(format!("the discovery document's token_endpoint {url:?} is not an http(s) URL")),
     }
-    resp.json().await.map_err(|e| auth_error(url, format!("OIDC discovery document: {e}")))
+}
+
+/// The access token of a token endpoint's answer with `status`, or why not
+/// (the provider's `error_description` / `error` when it refused).
+pub fn access_token(status: reqwest::StatusCode, body: &[u8]) -> std::result::Result<Secret, String> {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if !status.is_success() {
+        let why = body
+            .get("error_description")
+            .or_else(|| body.get("error"))
+            .and_then(Value::as_str)
+            .unwrap_or("no detail");
+        return Err(format!("OIDC token request refused ({status}): {why}"));
+    }
+    match body.get("access_token").and_then(Value::as_str) {
+        Some("") => Err("the OIDC token response has an empty access_token".into()),
+        Some(t) => Ok(Secret::new(t)),
+        None => Err("the OIDC token response has no access_token".into()),
+    }
+}
+
+async fn get_body(http: &reqwest::Client, timeout: Duration, url: &str) -> Result<Vec<u8>> {
+    let resp = http
+        .get(url)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| auth_error(url, format!("OIDC discovery: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(auth_error(
+            url,
+            format!("OIDC discovery answered {}", resp.status()),
+        ));
+    }
+    resp.bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| auth_error(url, format!("OIDC discovery document: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    #[test]
+    fn the_token_endpoint_must_be_an_http_url() {
+        let doc = br#"{"issuer": "https://aai.egi.eu/auth/realms/egi", "token_endpoint": "https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/token"}"#;
+        assert_eq!(token_endpoint(doc).unwrap(), "https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/token");
+        assert_eq!(token_endpoint(b"{}").unwrap_err(), "the discovery document has no token_endpoint");
+        assert_eq!(
+            token_endpoint(br#"{"token_endpoint": "/token"}"#).unwrap_err(),
+            "the discovery document's token_endpoint \"/token\" is not an http(s) URL"
+        );
+        assert!(token_endpoint(b"<html>").unwrap_err().starts_with("OIDC discovery document: "));
+    }
+
+    #[test]
+    fn token_answers_give_the_token_or_the_providers_reason() {
+        assert_eq!(access_token(StatusCode::OK, br#"{"access_token": "eyJ", "token_type": "Bearer"}"#).unwrap().expose(), "eyJ");
+        assert_eq!(
+            access_token(StatusCode::UNAUTHORIZED, br#"{"error": "invalid_client", "error_description": "Invalid client secret"}"#).unwrap_err(),
+            "OIDC token request refused (401 Unauthorized): Invalid client secret"
+        );
+        assert_eq!(access_token(StatusCode::BAD_GATEWAY, b"<html>").unwrap_err(), "OIDC token request refused (502 Bad Gateway): no detail");
+        assert_eq!(access_token(StatusCode::OK, br#"{"access_token": ""}"#).unwrap_err(), "the OIDC token response has an empty access_token");
+        assert_eq!(access_token(StatusCode::OK, b"{}").unwrap_err(), "the OIDC token response has no access_token");
+    }
 }

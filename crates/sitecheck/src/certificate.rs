@@ -21,6 +21,19 @@ pub fn not_after(cert: &X509) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(d.days as i64 * 86_400 + d.secs as i64, 0)
 }
 
+/// A PEM private key, never prompting: OpenSSL's default for an encrypted key
+/// is to ask for the pass phrase on the terminal, which `fedsite check` (or
+/// cron) must not do; SSM needs the key unencrypted anyway.
+pub fn read_private_key(pem: &[u8], origin: &str) -> Result<PKey<openssl::pkey::Private>, String> {
+    PKey::private_key_from_pem_passphrase(pem, b"").map_err(|e| {
+        if pem.windows(9).any(|w| w == b"ENCRYPTED") {
+            format!("{origin} is an encrypted private key: the sender needs it unencrypted (openssl pkey -in {origin} -out {origin})")
+        } else {
+            format!("{origin} is not a PEM private key: {e}")
+        }
+    })
+}
+
 /// The certificate family.
 pub fn run(cfg: &CheckConfig) -> Vec<Check> {
     let (Some(cert_path), Some(key_path)) = (&cfg.cert, &cfg.key) else {
@@ -50,7 +63,7 @@ pub fn run(cfg: &CheckConfig) -> Vec<Check> {
     out.push(key_mode(key_path));
     let key = std::fs::read(key_path)
         .map_err(|e| format!("reading {}: {e}", key_path.display()))
-        .and_then(|pem| PKey::private_key_from_pem(&pem).map_err(|e| format!("{} is not a PEM private key: {e}", key_path.display())));
+        .and_then(|pem| read_private_key(&pem, &key_path.display().to_string()));
     let tested = format!("{} is the private key of {}", key_path.display(), cert_path.display());
     out.push(match key {
         Err(e) => Check::critical("certificate.key-matches", tested, e, "install the host key that belongs to the certificate"),
@@ -102,5 +115,22 @@ fn key_mode(path: &Path) -> Check {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encrypted_key_is_refused_without_a_prompt() {
+        let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let plain = key.private_key_to_pem_pkcs8().unwrap();
+        assert!(read_private_key(&plain, "hostkey.pem").unwrap().public_eq(&key));
+        let enc = key.private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_128_cbc(), b"secret").unwrap();
+        let e = read_private_key(&enc, "hostkey.pem").err().unwrap();
+        assert!(e.starts_with("hostkey.pem is an encrypted private key: the sender needs it unencrypted"), "{e}");
+        let e = read_private_key(b"not a key", "k.pem").err().unwrap();
+        assert!(e.starts_with("k.pem is not a PEM private key: "), "{e}");
     }
 }

@@ -297,8 +297,11 @@ pub fn entitlement_problems(value: &str, is_regex: bool) -> Vec<String> {
         }
     }
     let literal = if is_regex { unregex(value) } else { value.to_string() };
-    let form = regex::Regex::new(r"^urn:mace:egi\.eu:group:[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)*:role=[A-Za-z_]+#aai(-demo|-dev)?\.egi\.eu$")
-        .expect("static regex");
+    static FORM: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^urn:mace:egi\.eu:group:[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)*:role=[A-Za-z_]+#aai(-demo|-dev)?\.egi\.eu$")
+            .expect("static regex")
+    });
+    let form = &*FORM;
     if !literal.chars().any(char::is_whitespace) && !form.is_match(&literal) {
         p.push(format!("{literal:?} is not an EGI Check-in entitlement (urn:mace:egi.eu:group:<vo>:role=<role>#aai.egi.eu)"));
     }
@@ -338,6 +341,55 @@ fn local_groups(rule: &Value) -> Vec<(String, String)> {
                 .or_else(|| g.get("name").and_then(Value::as_str).map(|n| ("name".to_string(), n.to_string())))
         })
         .collect()
+}
+
+/// What the mapping rules say, read without Keystone: entitlement problems
+/// (`rule N: …`, `VO v: no rule admits …`), the issuers the rules accept
+/// (`HTTP_OIDC_ISS`), the number of entitlement values and the local groups
+/// (`id` or `name`, value; each once, in rule order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleLint {
+    pub problems: Vec<String>,
+    pub issuers: BTreeSet<String>,
+    pub entitlements: usize,
+    pub groups: Vec<(String, String)>,
+}
+
+/// Lints mapping `rules` (Keystone's JSON, outside data) against `spec.vos`.
+pub fn lint_rules(rules: &[Value], spec: &FederationSpec) -> RuleLint {
+    let mut problems = Vec::new();
+    let mut issuers = BTreeSet::new();
+    let mut entitlements = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        for (ty, vals, is_regex) in remotes(r) {
+            if ty.to_ascii_lowercase().contains("entitlement") {
+                for v in &vals {
+                    entitlements.push((i, v.clone(), is_regex));
+                    for p in entitlement_problems(v, is_regex) {
+                        problems.push(format!("rule {}: {p}", i + 1));
+                    }
+                }
+            }
+            if ty == "HTTP_OIDC_ISS" || ty.ends_with("OIDC-iss") {
+                issuers.extend(vals);
+            }
+        }
+    }
+    for v in &spec.vos {
+        let matched = entitlements.iter().any(|(_, val, is_regex)| {
+            if *is_regex {
+                regex::Regex::new(val).is_ok_and(|re| re.is_match(&v.entitlement))
+            } else {
+                *val == v.entitlement
+            }
+        });
+        if !matched {
+            problems.push(format!("VO {}: no rule admits its entitlement {}", v.vo, v.entitlement));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let groups = rules.iter().flat_map(local_groups).filter(|g| seen.insert(g.clone())).collect();
+    RuleLint { problems, issuers, entitlements: entitlements.len(), groups }
 }
 
 /// Lints the federation of `spec.idp` (and `spec.vos`, when given).
@@ -402,39 +454,10 @@ pub async fn lint(s: &Session, spec: &FederationSpec, vo_properties: &[String]) 
     let rules: Vec<Value> = mapping.rules.as_array().cloned().unwrap_or_default();
 
     // Entitlements.
-    let mut problems = Vec::new();
-    let mut issuers = BTreeSet::new();
-    let mut entitlements = Vec::new();
-    for (i, r) in rules.iter().enumerate() {
-        for (ty, vals, is_regex) in remotes(r) {
-            if ty.to_ascii_lowercase().contains("entitlement") {
-                for v in &vals {
-                    entitlements.push((i, v.clone(), is_regex));
-                    for p in entitlement_problems(v, is_regex) {
-                        problems.push(format!("rule {}: {p}", i + 1));
-                    }
-                }
-            }
-            if ty == "HTTP_OIDC_ISS" || ty.ends_with("OIDC-iss") {
-                issuers.extend(vals);
-            }
-        }
-    }
-    for v in &spec.vos {
-        let matched = entitlements.iter().any(|(_, val, is_regex)| {
-            if *is_regex {
-                regex::Regex::new(val).is_ok_and(|re| re.is_match(&v.entitlement))
-            } else {
-                *val == v.entitlement
-            }
-        });
-        if !matched {
-            problems.push(format!("VO {}: no rule admits its entitlement {}", v.vo, v.entitlement));
-        }
-    }
+    let RuleLint { problems, issuers, entitlements, groups: mapped_groups } = lint_rules(&rules, spec);
     let tested = format!("entitlements of mapping {} are well-formed, anchored EGI Check-in entitlements", mapping.id);
     out.push(if problems.is_empty() {
-        Check::ok("federation.entitlements", tested, format!("{} entitlement(s) in {} rule(s)", entitlements.len(), rules.len()))
+        Check::ok("federation.entitlements", tested, format!("{entitlements} entitlement(s) in {} rule(s)", rules.len()))
     } else {
         Check::critical(
             "federation.entitlements",
@@ -459,28 +482,22 @@ pub async fn lint(s: &Session, spec: &FederationSpec, vo_properties: &[String]) 
     let all_groups = groups::list_groups(s, None, None).await.unwrap_or_default();
     let mut group_problems = Vec::new();
     let mut mapped_projects = BTreeSet::new();
-    let mut seen = BTreeSet::new();
-    for r in &rules {
-        for (kind, val) in local_groups(r) {
-            if !seen.insert((kind.clone(), val.clone())) {
-                continue;
-            }
-            let g = all_groups.iter().find(|g| if kind == "id" { g.id == val } else { g.name == val });
-            let Some(g) = g else {
-                group_problems.push(format!("rule maps to group {kind} {val}, which does not exist"));
-                continue;
-            };
-            let roles = ListRoleAssignments { group_id: Some(g.id.clone()), ..Default::default() }.list(s).await.unwrap_or_default();
-            let on_projects: Vec<String> = roles.iter().filter_map(|a| a.scope.project.as_ref().map(|p| p.id.clone())).collect();
-            if roles.is_empty() {
-                group_problems.push(format!("group {} ({}) has no role assignment: its users reach no project", g.name, g.id));
-            }
-            mapped_projects.extend(on_projects);
+    for (kind, val) in &mapped_groups {
+        let g = all_groups.iter().find(|g| if kind == "id" { g.id == *val } else { g.name == *val });
+        let Some(g) = g else {
+            group_problems.push(format!("rule maps to group {kind} {val}, which does not exist"));
+            continue;
+        };
+        let roles = ListRoleAssignments { group_id: Some(g.id.clone()), ..Default::default() }.list(s).await.unwrap_or_default();
+        let on_projects: Vec<String> = roles.iter().filter_map(|a| a.scope.project.as_ref().map(|p| p.id.clone())).collect();
+        if roles.is_empty() {
+            group_problems.push(format!("group {} ({}) has no role assignment: its users reach no project", g.name, g.id));
         }
+        mapped_projects.extend(on_projects);
     }
     let tested = "every group the mapping names exists and has a role assignment".to_string();
     out.push(if group_problems.is_empty() {
-        Check::ok("federation.groups", tested, format!("{} group(s), all with roles", seen.len()))
+        Check::ok("federation.groups", tested, format!("{} group(s), all with roles", mapped_groups.len()))
     } else {
         Check::critical(
             "federation.groups",
@@ -604,5 +621,26 @@ mod tests {
         assert_eq!(r[0]["remote"][2]["any_one_of"][0], EGI_ISSUER);
         let r = rules(&spec, &[]);
         assert_eq!(r[0]["local"][1], json!({"group": {"name": "ops", "domain": {"id": "default"}}}));
+    }
+
+    #[test]
+    fn lint_rules_reads_keystone_rules_without_keystone() {
+        let spec = FederationSpec { vos: vec![FedVo::new("ops", "p1"), FedVo::new("vo.access.egi.eu", "p2")], ..Default::default() };
+        let generated = rules(&spec, &[("ops".into(), "g1".into())]);
+        let lint = lint_rules(generated.as_array().unwrap(), &spec);
+        assert_eq!(lint.problems, Vec::<String>::new());
+        assert_eq!(lint.entitlements, 2);
+        assert_eq!(lint.groups, vec![("id".to_string(), "g1".to_string()), ("name".to_string(), "vo.access.egi.eu".to_string())]);
+        assert_eq!(lint.issuers, [EGI_ISSUER.to_string()].into());
+        // A stray space, an unanchored regex with open dots; the second VO then has no rule.
+        let bad = json!([{"local": [{"group": {"id": "g1"}}, {"group": {"id": "g1"}}], "remote": [
+            {"type": "OIDC-eduperson_entitlement", "regex": true, "any_one_of": ["urn:mace:egi.eu:group:ops:role=vm_operator#aai.egi.eu "]},
+            {"type": "HTTP_OIDC_ISS", "any_one_of": ["https://aai-demo.egi.eu/auth/realms/egi"]}]}]);
+        let lint = lint_rules(bad.as_array().unwrap(), &spec);
+        assert_eq!(lint.groups, vec![("id".to_string(), "g1".to_string())], "each group once");
+        assert!(lint.problems.iter().any(|p| p.starts_with("rule 1: ") && p.contains("stray space")), "{:?}", lint.problems);
+        assert!(lint.problems.iter().any(|p| p.starts_with("rule 1: ") && p.contains("not anchored")), "{:?}", lint.problems);
+        assert!(lint.problems.contains(&format!("VO vo.access.egi.eu: no rule admits its entitlement {}", default_entitlement("vo.access.egi.eu"))));
+        assert_eq!(lint.issuers, ["https://aai-demo.egi.eu/auth/realms/egi".to_string()].into());
     }
 }

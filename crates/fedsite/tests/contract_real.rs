@@ -352,21 +352,31 @@ async fn project_reader_listing_users_gets_the_real_403_body() {
     assert_same_shape("403 on GET /v3/users", &real, &sim, &[]);
 }
 
+/// The user assignments of a role-assignment list. Group assignments are left out: the sim has
+/// no groups, and keystone_federation.rs makes some on the same real Keystone while this runs.
+fn user_assignments(mut list: Value) -> Value {
+    if let Some(a) = list.get_mut("role_assignments").and_then(Value::as_array_mut) {
+        a.retain(|x| x.get("user").is_some());
+    }
+    list
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn role_assignments_list_has_the_real_shape() {
     let ((ra, rn), (sa, sn)) = both!(|s| {
         let (tok, _) = s.admin_token().await;
-        let all = s.expect(200, Method::GET, &format!("{}/role_assignments", s.ks), &tok, None).await;
+        let all = user_assignments(s.expect(200, Method::GET, &format!("{}/role_assignments", s.ks), &tok, None).await);
         let admin_project = s.project_id(&tok, "admin").await;
-        let named = s
-            .expect(
+        let named = user_assignments(
+            s.expect(
                 200,
                 Method::GET,
                 &format!("{}/role_assignments?scope.project.id={admin_project}&include_names=true", s.ks),
                 &tok,
                 None,
             )
-            .await;
+            .await,
+        );
         let admin = named["role_assignments"].as_array().unwrap().iter().find(|a| a["user"]["name"] == "admin");
         assert_eq!(
             admin.map(|a| a["role"]["name"].clone()),

@@ -46,6 +46,8 @@ pub enum SmimeError {
     KeyReadable { path: PathBuf, mode: u32 },
     #[error("certificate {} and key {} do not match", cert.display(), key.display())]
     KeyMismatch { cert: PathBuf, key: PathBuf },
+    #[error("key file {} is encrypted: the sender needs it unencrypted (openssl pkey -in {} -out {}.plain, chmod 600 it, and use that)", path.display(), path.display(), path.display())]
+    KeyEncrypted { path: PathBuf },
     #[error("certificate {} expires at {not_after}, less than {min_secs} s from now", path.display())]
     CertExpiring {
         path: PathBuf,
@@ -139,10 +141,12 @@ impl Signer {
         }
         let cert = load_cert(&cert_path)?;
         let key_pem = read("reading key", &key_path)?;
-        let key = ossl(
-            format!("parsing private key {}", key_path.display()),
-            PKey::private_key_from_pem(&key_pem),
-        )?;
+        // An empty pass phrase: OpenSSL would otherwise prompt on the terminal for an encrypted key.
+        let key = match PKey::private_key_from_pem_passphrase(&key_pem, b"") {
+            Ok(k) => k,
+            Err(_) if key_pem.windows(9).any(|w| w == b"ENCRYPTED") => return Err(SmimeError::KeyEncrypted { path: key_path }),
+            Err(e) => return Err(SmimeError::OpenSsl { what: format!("parsing private key {}", key_path.display()), source: e }),
+        };
         let public = ossl(
             format!("reading the public key of {}", cert_path.display()),
             cert.public_key(),

@@ -394,6 +394,20 @@ fn group_or_world_readable_key_is_refused_naming_file_and_mode() {
 }
 
 #[test]
+fn an_encrypted_key_is_refused_saying_how_to_decrypt_it_never_prompting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cert, key) = make_pki(dir.path(), "host.example.org", 86_400 * 10);
+    let plain = PKey::private_key_from_pem(&std::fs::read(&key).unwrap()).unwrap();
+    let encrypted = plain.private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"secret").unwrap();
+    std::fs::write(&key, encrypted).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let err = Signer::new(&cert, &key).unwrap_err();
+    assert!(matches!(err, SmimeError::KeyEncrypted { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(key.to_str().unwrap()) && msg.contains("openssl pkey -in"), "{msg}");
+}
+
+#[test]
 fn missing_and_garbage_files_are_errors_naming_what_was_done() {
     let dir = tempfile::tempdir().unwrap();
     let key = private_copy(dir.path(), &vectors().join("test-sender-key.pem"));

@@ -202,20 +202,7 @@ fn progress_bar(enabled: bool, size: Option<u64>, pos: u64, label: &str) -> indi
     bar
 }
 
-/// An error and its sources, `: `-joined.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let m = s.to_string();
-        if !out.contains(&m) {
-            out.push_str(": ");
-            out.push_str(&m);
-        }
-        src = s.source();
-    }
-    out
-}
+pub(crate) use openstack::error::chain;
 
 #[cfg(test)]
 mod tests {

@@ -164,3 +164,44 @@ fn json_message(v: &serde_json::Value) -> Option<String> {
     }
     None
 }
+
+/// An error and its sources, `: `-joined, each message once (HTTP client errors often
+/// repeat their source's text): what imagesync and sitecheck print for a failed request.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let m = s.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        src = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct E(&'static str, Option<Box<E>>);
+    impl std::fmt::Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for E {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn a_chain_names_each_source_once() {
+        let e = E("GET https://x/: error sending request", Some(Box::new(E("error sending request", Some(Box::new(E("connection refused", None)))))));
+        assert_eq!(chain(&e), "GET https://x/: error sending request: connection refused");
+        assert_eq!(chain(&E("alone", None)), "alone");
+    }
+}

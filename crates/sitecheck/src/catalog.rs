@@ -127,20 +127,7 @@ pub fn version_url(found: &Found, project_id: Option<&str>) -> String {
     url.to_string()
 }
 
-/// A chain of error sources joined with `: `.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let m = s.to_string();
-        if !out.contains(&m) {
-            out.push_str(": ");
-            out.push_str(&m);
-        }
-        src = s.source();
-    }
-    out
-}
+pub use openstack::error::chain as error_chain;
 
 /// GET `url` and judge it a version document: 200 or 300 with JSON holding
 /// `version`/`versions` (Swift's `/info`: `swift`).

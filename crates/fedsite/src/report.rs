@@ -54,7 +54,6 @@ pub const METRICS: [(&str, &str, &str, fn(&Usage) -> f64); 5] = [
 pub struct SentMonth {
     pub messages: u64,
     pub records: u64,
-    pub acknowledged: u64,
 }
 
 /// Everything the page shows.
@@ -70,8 +69,6 @@ pub struct ReportData {
     pub sent_by_month: BTreeMap<String, SentMonth>,
     /// Spooled, not sent yet (oldest first).
     pub spooled: Vec<Message>,
-    /// Sent, no acknowledgement recorded.
-    pub sent_unacknowledged: u64,
     /// Latest record states that are in no live message.
     pub unsent_records: u64,
     pub quarantined: Vec<Message>,
@@ -173,7 +170,6 @@ pub fn gather(ledger: &Ledger, from: Option<DateTime<Utc>>, to: Option<DateTime<
             let e = sent_by_month.entry(ledger::month_of(at)).or_default();
             e.messages += 1;
             e.records += m.record_count;
-            e.acknowledged += u64::from(state == MessageState::Acknowledged);
         }
     }
     let mut quarantined = ledger.messages_in_state(MessageState::Quarantined)?;
@@ -195,7 +191,6 @@ pub fn gather(ledger: &Ledger, from: Option<DateTime<Utc>>, to: Option<DateTime<
         messages: ledger.message_counts()?,
         sent_by_month,
         spooled: ledger.messages_in_state(MessageState::Spooled)?,
-        sent_unacknowledged: ledger.messages_in_state(MessageState::Sent)?.len() as u64,
         unsent_records: ledger.unsent_snapshots(&SnapshotFilter::default())?.iter().filter(|s| s.snapshot.kind != "energy").count() as u64,
         quarantined,
         runs,
@@ -418,7 +413,8 @@ pub fn render(d: &ReportData) -> String {
     o.push_str(r#"<p class="meta">VM and CPU hours count each VM's increase over its previous month's record, as APEL summarises them; storage and IPs are the latest record of each volume / project measured in the month.</p>"#);
 
     // Delivery.
-    o.push_str("<h2>Sent and acknowledged</h2>");
+    o.push_str("<h2>Sent</h2>");
+    o.push_str(r#"<p class="meta">A message is sent once AMS has returned its id (only then is it removed from the spool); APEL's loader does not report back to sites.</p>"#);
     o.push_str(r#"<table id="messages"><thead><tr><th>Kind</th><th>State</th><th>Messages</th><th>Records</th></tr></thead><tbody>"#);
     for c in &d.messages {
         let _ = write!(
@@ -434,12 +430,15 @@ pub fn render(d: &ReportData) -> String {
         o.push_str(r#"<tr><td colspan="4">No messages recorded.</td></tr>"#);
     }
     o.push_str("</tbody></table>");
-    o.push_str(r#"<table id="sent-by-month"><thead><tr><th>Month sent</th><th>Messages</th><th>Records</th><th>Acknowledged</th></tr></thead><tbody>"#);
+    o.push_str(r#"<table id="sent-by-month"><thead><tr><th>Month sent</th><th>Messages</th><th>Records</th></tr></thead><tbody>"#);
     for (m, s) in &d.sent_by_month {
-        let _ = write!(o, r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#, esc(m), s.messages, s.records, s.acknowledged);
+        let _ = write!(o, r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#, esc(m), s.messages, s.records);
     }
     if d.sent_by_month.is_empty() {
-        o.push_str(r#"<tr><td colspan="4">Nothing sent in this period.</td></tr>"#);
+        o.push_str(r#"<tr><td colspan="3">Nothing sent in this period.</td></tr>"#);
+    } else {
+        let (m, r) = d.sent_by_month.values().fold((0, 0), |(m, r), s| (m + s.messages, r + s.records));
+        let _ = write!(o, r#"<tr><td>Total</td><td class="n" id="sent-total" data-value="{m}">{m}</td><td class="n">{r}</td></tr>"#);
     }
     o.push_str("</tbody></table>");
 
@@ -447,9 +446,8 @@ pub fn render(d: &ReportData) -> String {
     o.push_str("<h2>Pending</h2>");
     let _ = write!(
         o,
-        r#"<ul><li><b id="pending-spooled">{}</b> messages spooled, not sent yet</li><li><b id="pending-sent">{}</b> messages sent, no acknowledgement recorded</li><li><b id="pending-records">{}</b> record states in no message yet</li></ul>"#,
+        r#"<ul><li><b id="pending-spooled">{}</b> messages spooled, not sent yet</li><li><b id="pending-records">{}</b> record states in no message yet</li></ul>"#,
         d.spooled.len(),
-        d.sent_unacknowledged,
         d.unsent_records
     );
     if !d.spooled.is_empty() {
@@ -541,7 +539,6 @@ mod tests {
             messages: vec![],
             sent_by_month: BTreeMap::new(),
             spooled: vec![],
-            sent_unacknowledged: 0,
             unsent_records: 0,
             quarantined: vec![],
             runs: vec![],

@@ -454,7 +454,7 @@ async fn report_renders_in_headless_chromium_with_the_ledgers_totals() {
     assert_eq!(attr_of(&dom, "total-vms", "data-value").parse::<f64>().unwrap(), want["vms"]);
     // What was sent: every message, none pending.
     let sent = l.messages_in_state(MessageState::Sent).unwrap().len();
-    assert!(dom.contains(&format!(r#"<b id="pending-spooled">0</b>"#)));
+    assert!(dom.contains(r#"<b id="pending-spooled">0</b>"#));
     assert!(sent > 0);
     assert_eq!(attr_of(&dom, "sent-total", "data-value").parse::<usize>().unwrap(), sent, "every sent message is counted by month");
     assert!(!dom.contains("acknowledg"), "no state without a producer is shown");

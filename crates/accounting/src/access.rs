@@ -421,7 +421,7 @@ impl Access {
                                 m.entry(t.to_string()).or_default().push(k);
                             }
                         }
-                        Err(e) => return global::<KeptServer>(Err(e), "listing every project's servers", |_| None),
+                        Err(e) => return listing_failed(e, "listing every project's servers"),
                     }
                 }
                 m.values_mut().for_each(Vec::shrink_to_fit);
@@ -770,8 +770,17 @@ fn global<T: Clone>(
             }
             Global::Have(Arc::new(m))
         }
-        Err(e) if refused(&e) || e.status() == Some(404) || e.status() == Some(400) => Global::Denied,
-        Err(e) => Global::Failed(Arc::new(ExtractError::api(what, e, SYSTEM_ROLE))),
+        Err(e) => listing_failed(e, what),
+    }
+}
+
+/// A run-wide listing that failed: refused (or not offered: 400/404), so the
+/// projects are read one by one, or broken.
+fn listing_failed<T>(e: openstack::Error, what: &str) -> Global<T> {
+    if refused(&e) || e.status() == Some(404) || e.status() == Some(400) {
+        Global::Denied
+    } else {
+        Global::Failed(Arc::new(ExtractError::api(what, e, SYSTEM_ROLE)))
     }
 }
 

@@ -114,17 +114,7 @@ fn start_extract_args(clouds: &Path, state: &State, window_args: &[&str], tag: &
 }
 
 fn wait(child: &mut Child, what: &str) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            panic!("{what} did not finish within {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::wait_child(child, what, RUN_TIMEOUT)
 }
 
 /// A run to completion; its exit status and wall time.

@@ -308,17 +308,7 @@ impl Site {
 }
 
 fn wait(child: &mut Child, what: Step) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            panic!("{what:?} did not finish within {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::wait_child(child, &format!("{what:?}"), RUN_TIMEOUT)
 }
 
 /// What a site ended with.

@@ -165,27 +165,22 @@ fn files_with_secrets_readable_by_others_are_refused() {
     let secure = d.join("secure.yaml");
     std::fs::write(&secure, "clouds:\n  c:\n    auth:\n      password: pw\n").unwrap();
     chmod(&secure, 0o640);
-    let mut c = Command::new(env!("CARGO_BIN_EXE_fedsite"));
-    let out = c
-        .args(["inventory", "--os-cloud", "c"])
-        .env("OS_CLIENT_CONFIG_FILE", &clouds)
-        .env("OS_CLIENT_SECURE_FILE", &secure)
-        .env("HOME", d)
-        .current_dir(d)
-        .output()
-        .unwrap();
+    let inventory = || {
+        Command::new(env!("CARGO_BIN_EXE_fedsite"))
+            .args(["inventory", "--os-cloud", "c"])
+            .env("OS_CLIENT_CONFIG_FILE", &clouds)
+            .env("OS_CLIENT_SECURE_FILE", &secure)
+            .env("HOME", d)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let out = inventory();
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("secure.yaml") && text.contains("(mode 0640)"), "{text}");
     // Private: it gets past the check (and fails on the unreachable Keystone instead).
     chmod(&secure, 0o600);
-    let out = Command::new(env!("CARGO_BIN_EXE_fedsite"))
-        .args(["inventory", "--os-cloud", "c"])
-        .env("OS_CLIENT_CONFIG_FILE", &clouds)
-        .env("OS_CLIENT_SECURE_FILE", &secure)
-        .env("HOME", d)
-        .current_dir(d)
-        .output()
-        .unwrap();
+    let out = inventory();
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && !text.contains("readable by its group"), "{text}");
 

@@ -301,3 +301,19 @@ pub fn env_u64(name: &str, default: u64) -> u64 {
         _ => default,
     }
 }
+
+/// Waits for `child`, killing it and failing the test when it takes longer than `timeout`
+/// (`what` names it in the failure).
+pub fn wait_child(child: &mut std::process::Child, what: &str, timeout: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("{what} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

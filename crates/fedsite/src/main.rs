@@ -146,7 +146,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("fedsite: error: {e:#}");
-            ExitCode::FAILURE
+            cmd::error_exit_code(&e)
         }
     }
 }

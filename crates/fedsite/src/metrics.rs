@@ -329,8 +329,10 @@ pub fn send_run(m: &mut Metrics, r: &SendReport) {
         ("retried", r.retried),
         ("split", r.split),
         ("quarantined", r.quarantined),
+        ("invalid", r.invalid),
         ("skipped_locked", r.skipped_locked),
         ("deferred", r.deferred),
+        ("left", r.left),
         ("already_sent", r.already_sent),
         ("superseded", r.superseded_messages),
         ("ams_duplicates", r.duplicates),
@@ -338,6 +340,7 @@ pub fn send_run(m: &mut Metrics, r: &SendReport) {
         m.gauge("fedsite_send_messages", "Messages of the last send run, by result.", &[("result", result)], n as f64);
     }
     m.gauge("fedsite_send_superseded_records", "Records the last send run left out (the ledger holds newer).", &[], r.superseded_records as f64);
+    m.gauge("fedsite_send_stopped", "1 when the last send run stopped on a failure every message would meet (configuration, credentials, AMS unreachable).", &[], if r.stopped.is_some() { 1.0 } else { 0.0 });
 }
 
 /// The outgoing spool and its quarantine directory now.

@@ -20,6 +20,7 @@
 mod actions;
 mod pg;
 mod rules;
+pub mod runlock;
 mod sqlite;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -29,6 +30,7 @@ use std::path::Path;
 
 pub use actions::{CachedAction, CachedActions, StoredActions};
 pub use pg::{PgOptions, PgStore};
+pub use runlock::{LockError, RunLock};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// Errors name the ledger location (file path or connection name) and the operation.
@@ -472,6 +474,9 @@ pub trait Store: Send {
     fn mark_sent(&mut self, element: &str, ams_id: &str) -> Result<()>;
     fn mark_acknowledged(&mut self, element: &str) -> Result<()>;
     fn quarantine(&mut self, element: &str, reason: &str) -> Result<()>;
+    /// An operator's requeue: a quarantined message goes back to `spooled` (its reason, AMS
+    /// id and times cleared), so the next send sends it. Any other state is refused.
+    fn requeue(&mut self, element: &str) -> Result<()>;
     fn message(&self, element: &str) -> Result<Option<Message>>;
     /// Messages not yet acknowledged nor quarantined (spooled or sent), oldest first.
     fn pending(&self) -> Result<Vec<Message>>;
@@ -504,7 +509,17 @@ pub trait Store: Send {
     ) -> Result<()>;
     /// Delete the cached lists last seen before `before`; returns how many.
     fn prune_cached_actions(&mut self, before: DateTime<Utc>) -> Result<u64>;
+
+    /// Takes this ledger's run lock for runs of `kind` (e.g. [`RUN_LOCK_EXTRACT`]), waiting up
+    /// to `wait` for a run holding it ([`runlock`]): SQLite, a lock file beside the database
+    /// (`<file>.<kind>.lock`); PostgreSQL, a session advisory lock keyed by database, schema
+    /// and kind, held until the ledger is closed.
+    fn run_lock(&mut self, kind: &str, wait: std::time::Duration) -> Result<RunLock, LockError>;
 }
+
+/// The run lock `accounting extract` and `accounting republish` take: both write records into
+/// the ledger and the spool.
+pub const RUN_LOCK_EXTRACT: &str = "extract";
 
 /// The ledger handle: a boxed [`Store`]; all operations are reached through `Deref`.
 pub struct Ledger {

@@ -1027,6 +1027,57 @@ impl Store for PgStore {
         )
     }
 
+    fn requeue(&mut self, element: &str) -> Result<()> {
+        let op = "requeue message";
+        let (client, loc) = self.parts();
+        let tx = write_tx(client, loc, op)?;
+        let row = wait(tx.query_opt(
+            "SELECT state FROM messages WHERE element = $1 FOR UPDATE",
+            &[&element],
+        ))
+        .map_err(db(loc, op))?
+        .ok_or_else(|| Error::UnknownMessage {
+            location: loc.to_string(),
+            element: element.to_string(),
+        })?;
+        let state = get_state(&row, 0).map_err(corrupt(loc, op))?;
+        if state != MessageState::Quarantined {
+            return Err(Error::InvalidTransition {
+                location: loc.to_string(),
+                element: element.to_string(),
+                from: state,
+                to: MessageState::Spooled,
+            });
+        }
+        wait(tx.execute(
+            "UPDATE messages SET state = 'spooled', ams_id = NULL, sent_at = NULL, \
+             acknowledged_at = NULL, quarantined_at = NULL, reason = NULL WHERE element = $1",
+            &[&element],
+        ))
+        .map_err(db(loc, op))?;
+        commit(tx, loc, op)
+    }
+
+    fn run_lock(
+        &mut self,
+        kind: &str,
+        wait_for: Duration,
+    ) -> Result<crate::RunLock, crate::LockError> {
+        let what = format!("ledger {} ({kind} runs)", self.loc);
+        let op = "take the run lock";
+        crate::runlock::poll(&what, wait_for, || {
+            // Keyed by the ledger's identity (database, schema) and the run kind; a session
+            // lock, so it holds until this connection closes.
+            let row = wait(self.c().query_one(
+                "SELECT pg_try_advisory_lock(hashtext('fedsite ledger ' || current_database() \
+                 || '.' || current_schema()), hashtext($1))",
+                &[&kind],
+            ))
+            .map_err(db(&self.loc, op))?;
+            row.try_get::<_, bool>(0).map_err(db(&self.loc, op))
+        })
+    }
+
     fn message(&self, element: &str) -> Result<Option<Message>> {
         Ok(self
             .messages_where("read message", "element = $1", &[&element])?

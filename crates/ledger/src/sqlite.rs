@@ -115,6 +115,7 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     conn: Connection,
     loc: String,
+    path: std::path::PathBuf,
 }
 
 fn db<'a>(loc: &'a str, op: &'a str) -> impl Fn(rusqlite::Error) -> Error + 'a {
@@ -288,7 +289,11 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(db(&loc, "enable foreign keys"))?;
         migrate(&mut conn, &loc)?;
-        Ok(SqliteStore { conn, loc })
+        Ok(SqliteStore {
+            conn,
+            loc,
+            path: path.to_owned(),
+        })
     }
 
     /// The schema version of the open file.
@@ -883,6 +888,53 @@ impl Store for SqliteStore {
             MessageState::Quarantined,
             "quarantined_at = ?3, reason = ?4",
             &[reason],
+        )
+    }
+
+    fn requeue(&mut self, element: &str) -> Result<()> {
+        let op = "requeue message";
+        let loc = self.loc.clone();
+        let tx = self.write_tx(op)?;
+        let state = tx
+            .query_row(
+                "SELECT state FROM messages WHERE element = ?1",
+                [element],
+                |r| get_state(r, 0),
+            )
+            .optional()
+            .map_err(db(&loc, op))?
+            .ok_or_else(|| Error::UnknownMessage {
+                location: loc.clone(),
+                element: element.to_string(),
+            })?;
+        if state != MessageState::Quarantined {
+            return Err(Error::InvalidTransition {
+                location: loc,
+                element: element.to_string(),
+                from: state,
+                to: MessageState::Spooled,
+            });
+        }
+        tx.execute(
+            "UPDATE messages SET state = 'spooled', ams_id = NULL, sent_at = NULL, \
+             acknowledged_at = NULL, quarantined_at = NULL, reason = NULL WHERE element = ?1",
+            [element],
+        )
+        .map_err(db(&loc, op))?;
+        tx.commit().map_err(db(&loc, op))
+    }
+
+    fn run_lock(
+        &mut self,
+        kind: &str,
+        wait: std::time::Duration,
+    ) -> Result<crate::RunLock, crate::LockError> {
+        let mut file = self.path.as_os_str().to_owned();
+        file.push(format!(".{kind}.lock"));
+        crate::runlock::lock_file(
+            Path::new(&file),
+            &format!("ledger {} ({kind} runs)", self.loc),
+            wait,
         )
     }
 

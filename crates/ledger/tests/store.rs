@@ -902,6 +902,48 @@ macro_rules! suite {
     };
 }
 
+fn requeue_puts_a_quarantined_message_back_to_spooled_and_refuses_other_states(p: &Place) {
+    let mut l = p.open();
+    l.record_message(&msg("q", &[], t(1, 0)), None).unwrap();
+    l.record_message(&msg("s", &[], t(1, 1)), None).unwrap();
+    l.mark_sent("q", "ams-1").unwrap();
+    l.quarantine("q", "HTTP 400").unwrap();
+    l.requeue("q").unwrap();
+    let q = l.message("q").unwrap().unwrap();
+    assert_eq!(q.state, MessageState::Spooled);
+    assert_eq!((q.reason, q.ams_id, q.sent_at, q.quarantined_at), (None, None, None, None));
+    // Sendable again through the normal path.
+    l.mark_sent("q", "ams-2").unwrap();
+    for (element, from) in [("s", MessageState::Spooled), ("q", MessageState::Sent)] {
+        let err = l.requeue(element).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidTransition { from: f, to: MessageState::Spooled, .. } if *f == from),
+            "{err}"
+        );
+    }
+    assert!(matches!(l.requeue("nope").unwrap_err(), Error::UnknownMessage { .. }));
+    assert_eq!(l.message("s").unwrap().unwrap().state, MessageState::Spooled);
+}
+
+fn run_lock_admits_one_holder_per_kind_until_it_is_released(p: &Place) {
+    let mut a = p.open();
+    let mut b = p.open();
+    let held = a.run_lock(RUN_LOCK_EXTRACT, std::time::Duration::ZERO).unwrap();
+    let started = std::time::Instant::now();
+    let err = b.run_lock(RUN_LOCK_EXTRACT, std::time::Duration::from_millis(500)).unwrap_err();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500), "waited before giving up");
+    assert!(matches!(err, LockError::Busy { .. }), "{err}");
+    assert!(err.to_string().contains("in use by another fedsite run"), "{err}");
+    // Another kind is independent.
+    let other = b.run_lock("send", std::time::Duration::ZERO).unwrap();
+    // Released: SQLite when the guard drops, PostgreSQL when the holder's session closes.
+    drop(held);
+    drop(a);
+    let again = b.run_lock(RUN_LOCK_EXTRACT, std::time::Duration::from_secs(5)).unwrap();
+    assert!(again.what().contains("extract runs"));
+    drop(other);
+}
+
 suite!(
     newer_snapshot_replaces_and_older_is_kept_out,
     identical_body_measured_later_moves_measured_at_so_a_late_older_state_is_refused,
@@ -925,4 +967,6 @@ suite!(
     run_warnings_last_run_and_message_counts,
     cached_actions_are_looked_up_per_project_batch_and_replaced_by_later_fetches,
     reused_lists_are_marked_seen_and_unseen_ones_pruned,
+    requeue_puts_a_quarantined_message_back_to_spooled_and_refuses_other_states,
+    run_lock_admits_one_holder_per_kind_until_it_is_released,
 );

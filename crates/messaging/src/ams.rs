@@ -114,9 +114,11 @@ pub enum ErrorClass {
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum AmsError {
-    #[error("{what}: {source}")]
+    #[error("{what}: {kind}: {}", chain(source.as_ref()))]
     Network {
         what: String,
+        /// What kind of network failure (refused, DNS, TLS, timeout...), read off the cause.
+        kind: NetKind,
         #[source]
         source: Arc<reqwest::Error>,
     },
@@ -141,6 +143,83 @@ pub enum AmsError {
     Protocol { what: String, detail: String },
     #[error("AMS client configuration: {0}")]
     Config(String),
+    /// The X.509 → token exchange failed (the wrapped error says how): no request reached AMS.
+    #[error(transparent)]
+    TokenExchange(Box<AmsError>),
+}
+
+/// The kind of a network failure, for the operator: which setting to look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetKind {
+    /// Nothing listens there (ECONNREFUSED).
+    Refused,
+    /// The host name does not resolve.
+    Dns,
+    /// The TLS handshake failed: most often a server certificate the configured CAs do not trust.
+    Tls,
+    /// Another failure to connect (unreachable network, reset during connect...).
+    Connect,
+    /// No answer within the timeout.
+    Timeout,
+    /// The connection broke after the request was sent, or the body could not be read.
+    Other,
+}
+
+impl NetKind {
+    fn of(e: &reqwest::Error) -> NetKind {
+        if e.is_timeout() {
+            return NetKind::Timeout;
+        }
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        let mut text = String::new();
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::ConnectionRefused
+            {
+                return NetKind::Refused;
+            }
+            text.push_str(&s.to_string().to_ascii_lowercase());
+            text.push('\n');
+            source = s.source();
+        }
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            NetKind::Dns
+        } else if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+            NetKind::Tls
+        } else if e.is_connect() {
+            NetKind::Connect
+        } else {
+            NetKind::Other
+        }
+    }
+}
+
+impl std::fmt::Display for NetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NetKind::Refused => "connection refused",
+            NetKind::Dns => "host name not resolved",
+            NetKind::Tls => "TLS handshake failed",
+            NetKind::Connect => "cannot connect",
+            NetKind::Timeout => "timed out",
+            NetKind::Other => "connection failed",
+        })
+    }
+}
+
+/// An error and its causes, `a: b: c`, leaving out a cause whose text its parent already holds.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        source = s.source();
+    }
+    out
 }
 
 impl AmsError {
@@ -150,6 +229,10 @@ impl AmsError {
             AmsError::Http { status, .. } => classify_status(*status),
             AmsError::TooLargeLocal { .. } => ErrorClass::TooLarge,
             AmsError::Config(_) => ErrorClass::Permanent,
+            AmsError::TokenExchange(inner) => match inner.class() {
+                ErrorClass::TooLarge => ErrorClass::Permanent,
+                c => c,
+            },
         }
     }
 
@@ -160,7 +243,57 @@ impl AmsError {
     pub fn status(&self) -> Option<u16> {
         match self {
             AmsError::Http { status, .. } => Some(*status),
+            AmsError::TokenExchange(inner) => inner.status(),
             _ => None,
+        }
+    }
+
+    /// Set when this failure is not about one message but would meet every message of a run
+    /// (a wrong URL, project or topic, refused credentials, AMS unreachable, an untrusted
+    /// certificate): what to fix. A sender stops at such an error and blames no message.
+    /// `None` for errors about one message (400, 413) and transient ones (5xx, timeouts).
+    pub fn systemic(&self) -> Option<&'static str> {
+        match self {
+            AmsError::TokenExchange(inner) => match inner.as_ref() {
+                AmsError::Network { kind: NetKind::Timeout | NetKind::Other, .. } => None,
+                AmsError::Network { kind, .. } => Some(net_hint(*kind)),
+                e if e.class() == ErrorClass::Retryable => None,
+                _ => Some(
+                    "the X.509 token exchange: check its URL (--authn-url / [ams] authn_url, \
+                     by default https://<AMS host name>:8443), the host certificate and key \
+                     (--cert / --key, [certificates]) and that the certificate's DN is an AMS \
+                     user; or give a static token (--token, [messaging] token)",
+                ),
+            },
+            AmsError::Http { status: 401 | 403, .. } => Some(
+                "AMS refused the credentials: check the token (--token, [messaging] token) or \
+                 that the host certificate's DN is an AMS user allowed to publish to the topic",
+            ),
+            AmsError::Http { status: 404, .. } => Some(
+                "AMS has no such project or topic: check the project (--project, [messaging] \
+                 ams_project) and the topic (--topic, [messaging] destination)",
+            ),
+            AmsError::Network { kind: NetKind::Timeout | NetKind::Other, .. } => None,
+            AmsError::Network { kind, .. } => Some(net_hint(*kind)),
+            AmsError::Config(_) => Some("the AMS client configuration"),
+            _ => None,
+        }
+    }
+}
+
+fn net_hint(kind: NetKind) -> &'static str {
+    match kind {
+        NetKind::Tls => {
+            "the server's certificate is not trusted: give the CA bundle or directory with --ca \
+             ([ams] ca) or REQUESTS_CA_BUNDLE, or check that the URL names the right server"
+        }
+        NetKind::Dns => {
+            "the host name does not resolve: check the AMS host (--ams-url, [broker] host, [ams] \
+             url) and --authn-url"
+        }
+        _ => {
+            "AMS cannot be reached: check the AMS URL and port (--ams-url, [broker] host, [ams] \
+             url), --authn-url, and the network or firewall"
         }
     }
 }
@@ -429,8 +562,15 @@ impl AmsClient {
         self.exchanges.load(Ordering::Relaxed)
     }
 
-    /// The current token: the static one, or the cached one, or a fresh exchange.
+    /// The current token: the static one, or the cached one, or a fresh exchange (whose
+    /// failures are [`AmsError::TokenExchange`]).
     pub async fn token(&self) -> Result<String, AmsError> {
+        self.token_inner()
+            .await
+            .map_err(|e| AmsError::TokenExchange(Box::new(e)))
+    }
+
+    async fn token_inner(&self) -> Result<String, AmsError> {
         let Auth::X509 {
             authn_base, host, ..
         } = &self.cfg.auth
@@ -682,6 +822,7 @@ fn join(base: &Url, path: &str) -> Result<Url, AmsError> {
 fn net(what: &str, e: reqwest::Error) -> AmsError {
     AmsError::Network {
         what: what.to_owned(),
+        kind: NetKind::of(&e),
         source: Arc::new(e),
     }
 }

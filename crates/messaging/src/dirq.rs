@@ -391,6 +391,39 @@ impl QueueSimple {
         Ok(name)
     }
 
+    /// Puts `data` back under its own name `name` (a requeued element: the ledger knows it by
+    /// that name, and its time keeps its place in the order): written to a fresh `.tmp`,
+    /// fsync'ed, hard-linked into place. `Ok(false)` (nothing written) when an element of
+    /// that name is already there.
+    pub fn restore(&self, name: &ElementName, data: &[u8]) -> Result<bool> {
+        let dir_path = self.path.join(name.dir());
+        if dir_path.join(name.file()).exists() {
+            return Ok(false);
+        }
+        let (mut file, tmp) = self.create_tmp(&dir_path)?;
+        let written = file.write_all(data).and_then(|()| file.sync_all());
+        drop(file);
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err("write", &tmp)(e));
+        }
+        let to = dir_path.join(name.file());
+        let linked = fs::hard_link(&tmp, &to);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                let _ = File::open(&dir_path).and_then(|d| d.sync_all());
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::Link {
+                from: tmp,
+                to,
+                source: e,
+            }),
+        }
+    }
+
     /// python `_add_data`: `<dir>/<name>.tmp` with O_EXCL, mode 0666; the directory is
     /// (re)created on ENOENT, a fresh name is tried on EEXIST.
     fn create_tmp(&self, dir_path: &Path) -> Result<(File, PathBuf)> {

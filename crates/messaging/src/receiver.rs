@@ -530,6 +530,32 @@ impl Sink {
     }
 }
 
+/// Takes the run lock of a receive store (one `fedsite receive` at a time per store): for a
+/// dirq queue directory, `.fedsite-receive.lock` inside it (`dir`), for a records file,
+/// `<file>.receive.lock` beside it; waiting up to `wait`.
+pub fn lock_store(
+    store: &Path,
+    dir: bool,
+    wait: Duration,
+) -> Result<ledger::RunLock, ledger::LockError> {
+    let path = if dir {
+        std::fs::create_dir_all(store).map_err(|source| ledger::LockError::Io {
+            path: store.to_owned(),
+            source,
+        })?;
+        store.join(".fedsite-receive.lock")
+    } else {
+        let mut s = store.as_os_str().to_owned();
+        s.push(".receive.lock");
+        PathBuf::from(s)
+    };
+    ledger::runlock::lock_file(
+        &path,
+        &format!("store {} (receive runs)", store.display()),
+        wait,
+    )
+}
+
 #[derive(Debug, Clone)]
 pub struct ReceiverOptions {
     pub subscription: String,

@@ -3,7 +3,19 @@
 //! bounded concurrency, and only after AMS answered 200 with an id: ledger `mark_sent`, remove.
 //! Owns the retry/split/quarantine policy, the quarantine directory and `spool status`.
 //!
-//! Outcomes per element (one element never stops the others):
+//! Before anything is signed, every element is parsed and checked with the APEL loader's
+//! rules (`apel::parse_message` + `apel::validate`); one that fails is quarantined with the
+//! rule it broke and never leaves the site (`SenderOptions::validate = false` keeps SSM's
+//! send-anything behaviour).
+//!
+//! A failure every message would meet stops the run at once and blames no message: the
+//! token exchange refused or not found, 401/403, 404 (no such project or topic), AMS
+//! unreachable, DNS or TLS errors ([`AmsError::systemic`]); and the first messages of a run
+//! all refused with the same answer before any was accepted (a configuration error, not
+//! many bad messages). Every element stays in the spool; [`SendReport::stopped`] says what
+//! to fix.
+//!
+//! Outcomes per element otherwise (one element never stops the others):
 //! * 200 → `mark_sent(element, id)` (elements the ledger does not know, e.g. cASO's, are sent
 //!   too and stay foreign: nothing is recorded for them), then the element is removed;
 //! * 5xx/408/429/network/garbled answer → retried in later rounds with exponential backoff and
@@ -12,12 +24,12 @@
 //!   spool elements; the ledger records the halves with the original's record links and
 //!   quarantines the original with reason `split after 413 into A, B`; the original is removed;
 //!   the halves are sent in the same run. A single record too large is quarantined;
-//! * 400/404/409/other client errors → the element moves to the quarantine directory with the
-//!   AMS error, `ledger.quarantine(element, reason)`;
-//! * 401/403 → authentication/authorisation is systemic: the run stops publishing, elements are
-//!   unlocked and stay in the spool (quarantining a whole spool for a wrong token helps nobody);
-//! * locked by another process → skipped. `purge` (stale `.tmp` 300 s, stale locks 600 s) runs
-//!   at the end, as SSM.
+//! * 400/409/other client errors about this message → the element moves to the quarantine
+//!   directory with the AMS error, `ledger.quarantine(element, reason)`;
+//! * locked by another process → skipped (and counted: the run is not a full success).
+//!   `purge` (stale `.tmp` 300 s, stale locks 600 s) runs at the start and at the end (SSM: at
+//!   the end); `fedsite send` holds the spool's run lock, so no other fedsite sender is working
+//!   on it.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write as _;
@@ -39,6 +51,11 @@ use crate::smime::{Recipient, Signer};
 pub const SPLIT_REASON: &str = "split after 413 into";
 /// Reason prefix of a ledger message whose every record was superseded.
 pub const SUPERSEDED_REASON: &str = "superseded:";
+/// Reason prefix of an element refused by the APEL loader's rules before sending.
+pub const INVALID_REASON: &str = "not sent: APEL would refuse it:";
+/// How many messages, refused with the same answer before any was accepted, make the answer
+/// a configuration error rather than bad messages.
+pub const SAME_REFUSAL_STOP: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -106,6 +123,9 @@ pub struct SenderOptions {
     pub style: apel::Style,
     pub purge_maxtemp: Duration,
     pub purge_maxlock: Duration,
+    /// Parse and check every element with the APEL loader's rules before signing; quarantine
+    /// those that fail (default). `false`: send whatever is in the spool, as SSM does.
+    pub validate: bool,
 }
 
 impl SenderOptions {
@@ -121,15 +141,14 @@ impl SenderOptions {
             style: apel::Style::Fedsite,
             purge_maxtemp: dirq::DEFAULT_MAXTEMP,
             purge_maxlock: dirq::DEFAULT_MAXLOCK,
+            validate: true,
         }
     }
 }
 
 /// `<spool>.quarantine`, beside the spool (e.g. /var/spool/apel/outgoing.quarantine).
 pub fn default_quarantine(spool: &Path) -> PathBuf {
-    let mut s = spool.as_os_str().to_owned();
-    s.push(".quarantine");
-    PathBuf::from(s)
+    crate::quarantine::default_dir(spool)
 }
 
 /// What one pass did.
@@ -141,7 +160,10 @@ pub struct SendReport {
     pub retried: usize,
     /// Elements split in two after a 413.
     pub split: usize,
+    /// Elements moved to the quarantine directory (`invalid` included).
     pub quarantined: usize,
+    /// Of those, elements the APEL loader's rules refuse (never sent).
+    pub invalid: usize,
     pub skipped_locked: usize,
     /// Elements the ledger already had as sent (removal failed last time): removed, not resent.
     pub already_sent: usize,
@@ -149,28 +171,45 @@ pub struct SendReport {
     pub superseded_records: usize,
     /// Elements removed because all their records were superseded.
     pub superseded_messages: usize,
-    /// Elements given up on for this run (retries exhausted or auth failure): left in the spool.
+    /// Elements given up on for this run (retries exhausted): left in the spool.
     pub deferred: usize,
+    /// Elements not tried or not settled because the run stopped: left in the spool.
+    pub left: usize,
     /// Messages AMS stored twice: published ahead of a too-large one in a request answered 413
     /// (AMS does not say which were stored) and therefore sent again.
     pub duplicates: usize,
-    /// 401/403 stopped the run.
-    pub auth_failed: bool,
+    /// Set when a failure every message would meet stopped the run: the error and what to
+    /// fix. Nothing was quarantined for it; the elements stay in the spool.
+    pub stopped: Option<String>,
     pub errors: Vec<String>,
 }
 
 impl SendReport {
+    /// True when everything that was in the spool was sent (or had been sent already, or
+    /// was superseded): nothing quarantined, deferred, skipped, left, and no error.
+    pub fn complete(&self) -> bool {
+        self.stopped.is_none()
+            && self.errors.is_empty()
+            && self.quarantined == 0
+            && self.deferred == 0
+            && self.skipped_locked == 0
+            && self.left == 0
+    }
+
     /// One line for logs and the command's output.
     pub fn summary(&self) -> String {
         format!(
-            "sent {}, retried {}, split {}, quarantined {}, skipped-locked {}, deferred {}, \
-             already-sent {}, superseded {} record(s) ({} message(s) dropped), AMS duplicates {}",
+            "sent {}, retried {}, split {}, quarantined {} ({} invalid), skipped-locked {}, \
+             deferred {}, left {}, already-sent {}, superseded {} record(s) ({} message(s) \
+             dropped), AMS duplicates {}",
             self.sent,
             self.retried,
             self.split,
             self.quarantined,
+            self.invalid,
             self.skipped_locked,
             self.deferred,
+            self.left,
             self.already_sent,
             self.superseded_records,
             self.superseded_messages,
@@ -344,6 +383,9 @@ struct Run<'a> {
     encrypt: Option<&'a Recipient>,
     report: SendReport,
     started: Instant,
+    /// Messages refused (client error about the message) before any message of the run was
+    /// accepted, held until it is clear whether the refusal is theirs or the configuration's.
+    held: Vec<(Item, AmsError)>,
 }
 
 /// One pass over the spool (see the module doc). `ledger` is optional: without it nothing is
@@ -364,7 +406,12 @@ pub async fn send_all(
         encrypt,
         report: SendReport::default(),
         started: Instant::now(),
+        held: Vec::new(),
     };
+    // Locks left by a killed run are released before the run, not only after it.
+    if let Err(e) = run.spool.purge(opts.purge_maxtemp, opts.purge_maxlock) {
+        run.report.errors.push(e.to_string());
+    }
     let mut fresh: VecDeque<(String, bool)> = run
         .spool
         .names()?
@@ -374,7 +421,8 @@ pub async fn send_all(
     let mut retry: Vec<Item> = Vec::new();
     let mut round = 0u32;
     let mut learned_413: Option<usize> = None;
-    while !run.report.auth_failed && (!fresh.is_empty() || !retry.is_empty()) {
+    let mut last_retryable: Option<String> = None;
+    while run.report.stopped.is_none() && (!fresh.is_empty() || !retry.is_empty()) {
         let batch: Vec<Item> = if !fresh.is_empty() {
             let mut unsigned = Vec::new();
             while unsigned.len() < opts.chunk.max(1)
@@ -406,52 +454,75 @@ pub async fn send_all(
             tracing::info!(
                 messages = retry.len(),
                 wait_ms = wait.as_millis() as u64,
+                last_error = %last_retryable.as_deref().unwrap_or(""),
                 "retrying after retryable AMS errors"
             );
             tokio::time::sleep(wait).await;
             std::mem::take(&mut retry)
         };
         let mut halves = Vec::new();
-        for (item, result) in publish_round(client, &opts.topic, batch, &mut learned_413).await {
-            match result {
-                Ok(id) => run.finish_sent(&item, &id),
-                Err(e) => match e.class() {
-                    ErrorClass::Retryable => {
-                        let mut item = item;
-                        item.attempts += 1;
-                        if item.attempts > opts.retry.max_retries {
-                            run.defer(&item.name, &format!("giving up for this run: {e}"));
-                        } else {
-                            run.report.retried += 1;
-                            retry.push(item);
-                        }
+        let results = publish_round(client, &opts.topic, batch, &mut learned_413).await;
+        // Successes first: a message accepted in the same round clears the held refusals.
+        let (ok, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|(_, r)| r.is_ok());
+        for (item, result) in ok {
+            if let Ok(id) = result {
+                run.finish_sent(&item, &id);
+            }
+        }
+        if run.report.sent > 0 {
+            run.release_held()?;
+        }
+        for (item, result) in failed {
+            let Err(e) = result else { continue };
+            if run.report.stopped.is_some() {
+                run.leave(&item.name);
+                continue;
+            }
+            if let Some(fix) = e.systemic() {
+                run.stop(format!("{e}; to fix: {fix}"));
+                run.leave(&item.name);
+                continue;
+            }
+            match e.class() {
+                ErrorClass::Retryable => {
+                    last_retryable = Some(e.to_string());
+                    let mut item = item;
+                    item.attempts += 1;
+                    if item.attempts > opts.retry.max_retries {
+                        run.defer(&item.name, &format!("giving up for this run: {e}"));
+                    } else {
+                        run.report.retried += 1;
+                        retry.push(item);
                     }
-                    ErrorClass::TooLarge => halves.extend(run.split(&item, &e)?),
-                    ErrorClass::Permanent if matches!(e.status(), Some(401 | 403)) => {
-                        if !run.report.auth_failed {
-                            run.report
-                                .errors
-                                .push(format!("stopping: AMS refused the credentials: {e}"));
-                            tracing::error!("AMS refused the credentials, stopping: {e}");
-                        }
-                        run.report.auth_failed = true;
-                        run.defer(&item.name, "authentication failed");
-                    }
-                    ErrorClass::Permanent => run.quarantine(&item.name, &item.payload, &e.to_string())?,
-                },
+                }
+                ErrorClass::TooLarge => halves.extend(run.split(&item, &e)?),
+                ErrorClass::Permanent => run.refused(item, e)?,
             }
         }
         for h in halves {
             fresh.push_front((h, true));
         }
     }
+    if run.report.stopped.is_some() {
+        for (it, _) in std::mem::take(&mut run.held) {
+            run.leave(&it.name);
+        }
+    } else {
+        // Fewer than SAME_REFUSAL_STOP refusals and nothing accepted: theirs, not the setup's.
+        run.release_held()?;
+    }
     for it in retry {
-        run.defer(&it.name, "run stopped");
+        if run.report.stopped.is_some() {
+            run.leave(&it.name);
+        } else {
+            run.defer(&it.name, "run stopped");
+        }
     }
     for (name, locked) in fresh {
         if locked {
             run.spool.unlock(&name);
         }
+        run.report.left += 1;
     }
     if let Err(e) = run.spool.purge(opts.purge_maxtemp, opts.purge_maxlock) {
         run.report.errors.push(e.to_string());
@@ -464,7 +535,7 @@ pub async fn send_all(
 fn isolate(e: &AmsError) -> bool {
     match e.class() {
         ErrorClass::TooLarge => true,
-        ErrorClass::Permanent => !matches!(e.status(), Some(401 | 403) | None),
+        ErrorClass::Permanent => e.systemic().is_none() && e.status().is_some(),
         ErrorClass::Retryable => false,
     }
 }
@@ -637,7 +708,22 @@ impl Run<'_> {
             },
         };
         let mut payload = data;
-        let mut parsed = apel::parse_message(&payload).ok();
+        let mut parsed = match apel::parse_message(&payload) {
+            Ok((kind, records)) => match records.iter().enumerate().find_map(|(i, r)| {
+                apel::validate(r).err().map(|e| (i, e))
+            }) {
+                Some((i, e)) if self.opts.validate => {
+                    self.refuse_invalid(name, &payload, &format!("record {i}: {e}"))?;
+                    return Ok(None);
+                }
+                _ => Some((kind, records)),
+            },
+            Err(e) if self.opts.validate => {
+                self.refuse_invalid(name, &payload, &e.to_string())?;
+                return Ok(None);
+            }
+            Err(_) => None,
+        };
         if let (Some(l), Some((kind, records))) = (self.ledger.as_deref(), parsed.as_mut()) {
             let before = records.len();
             let refs = if known { l.message_records(name)? } else { Vec::new() };
@@ -722,6 +808,59 @@ impl Run<'_> {
         }
     }
 
+    /// An element the APEL loader would refuse: quarantined, never signed nor sent.
+    fn refuse_invalid(&mut self, name: &str, data: &[u8], why: &str) -> Result<(), SendError> {
+        self.report.invalid += 1;
+        self.quarantine(name, data, &format!("{INVALID_REASON} {why}"))
+    }
+
+    /// Stops the run for a failure every message would meet (reported once).
+    fn stop(&mut self, why: String) {
+        tracing::error!("stopping the run, every element stays in the spool: {why}");
+        self.report.stopped = Some(why);
+    }
+
+    /// Left in the spool, unsettled, because the run stopped.
+    fn leave(&mut self, name: &str) {
+        self.report.left += 1;
+        self.spool.unlock(name);
+    }
+
+    /// A client error about one message. Before any message of the run was accepted, refusals
+    /// are held: SAME_REFUSAL_STOP of them with the same answer stop the run (configuration);
+    /// a different answer, or an accepted message, settles them as the messages' own.
+    fn refused(&mut self, item: Item, e: AmsError) -> Result<(), SendError> {
+        if self.report.sent > 0 {
+            return self.quarantine(&item.name, &item.payload, &e.to_string());
+        }
+        if self.held.first().is_some_and(|(_, first)| first.to_string() != e.to_string()) {
+            self.release_held()?;
+        }
+        self.held.push((item, e));
+        if self.held.len() >= SAME_REFUSAL_STOP {
+            let (_, e) = &self.held[0];
+            let why = format!(
+                "the first {} messages of the run were all refused with the same answer, and \
+                 none was accepted: a configuration or AMS problem, not {} bad messages: {e}",
+                self.held.len(),
+                self.held.len()
+            );
+            self.stop(why);
+            for (it, _) in std::mem::take(&mut self.held) {
+                self.leave(&it.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Settles the held refusals as the messages' own: quarantined.
+    fn release_held(&mut self) -> Result<(), SendError> {
+        for (it, e) in std::mem::take(&mut self.held) {
+            self.quarantine(&it.name, &it.payload, &e.to_string())?;
+        }
+        Ok(())
+    }
+
     fn defer(&mut self, name: &str, why: &str) {
         tracing::warn!(element = name, "left in the spool: {why}");
         self.report.deferred += 1;
@@ -737,16 +876,7 @@ impl Run<'_> {
     }
 
     fn write_quarantine(&self, name: &str, data: &[u8], reason: &str) -> std::io::Result<()> {
-        let dir = &self.opts.quarantine;
-        std::fs::create_dir_all(dir)?;
-        let flat = name.replace('/', "_");
-        write_durably(&dir.join(&flat), data)?;
-        let note = format!(
-            "element: {name}\nspool: {}\ntime: {}\nreason: {reason}\n",
-            self.opts.spool.display(),
-            Utc::now().to_rfc3339()
-        );
-        write_durably(&dir.join(format!("{flat}.error")), note.as_bytes())
+        crate::quarantine::write(&self.opts.quarantine, &self.opts.spool, name, data, reason)
     }
 
     /// Quarantine directory first, then the ledger, then the spool element goes.
@@ -915,6 +1045,76 @@ pub fn dry_run(
         .collect())
 }
 
+/// The lock file of `fedsite send` runs on a spool: `.fedsite-send.lock` inside a dirq spool
+/// (dirq readers only see its hexadecimal directories), `<spool>.fedsite-send.lock` beside a
+/// flat directory spool (whose every file is a message to SSM).
+pub fn spool_lock_path(spool: &Path, ty: PathType) -> PathBuf {
+    match ty {
+        PathType::Dirq => spool.join(".fedsite-send.lock"),
+        PathType::Directory => {
+            let mut s = spool.as_os_str().to_owned();
+            s.push(".fedsite-send.lock");
+            PathBuf::from(s)
+        }
+    }
+}
+
+/// Takes the spool's send lock (one `fedsite send` at a time per spool), waiting up to `wait`.
+pub fn lock_spool(opts: &SenderOptions, wait: Duration) -> Result<ledger::RunLock, LockError> {
+    Spool::open(&opts.spool, opts.path_type)?;
+    let path = spool_lock_path(&opts.spool, opts.path_type);
+    Ok(ledger::runlock::lock_file(
+        &path,
+        &format!("spool {} (send runs)", opts.spool.display()),
+        wait,
+    )?)
+}
+
+/// Why a run lock on a spool was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(transparent)]
+    Spool(#[from] SendError),
+    #[error(transparent)]
+    Lock(#[from] ledger::LockError),
+}
+
+/// What an operator must hear about a run that did not send everything, one line each (the
+/// summary line gives the counts): why it stopped and what to fix, errors, what was left.
+pub fn problems(r: &SendReport, opts: &SenderOptions) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(why) = &r.stopped {
+        out.push(format!(
+            "stopped: {why}. Nothing was quarantined for it; {} element(s) left in the spool \
+             for the next run",
+            r.left
+        ));
+    }
+    out.extend(r.errors.iter().cloned());
+    if r.deferred > 0 {
+        out.push(format!(
+            "{} element(s) left in the spool after their retries; the next run sends them",
+            r.deferred
+        ));
+    }
+    if r.quarantined > 0 {
+        out.push(format!(
+            "{} element(s) quarantined in {} ({} refused by the APEL loader's rules); see \
+             `fedsite spool status`, and `fedsite spool requeue` once the cause is fixed",
+            r.quarantined,
+            opts.quarantine.display(),
+            r.invalid
+        ));
+    }
+    if r.skipped_locked > 0 {
+        out.push(format!(
+            "{} element(s) locked by another process were skipped",
+            r.skipped_locked
+        ));
+    }
+    out
+}
+
 /// What `fedsite spool status` shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpoolStatus {
@@ -927,6 +1127,8 @@ pub struct SpoolStatus {
     pub quarantined: usize,
     /// (quarantined name, reason) of the quarantine directory, oldest first.
     pub quarantine: Vec<(String, String)>,
+    /// The quarantine by reason: (reason, element names), most frequent first.
+    pub by_reason: Vec<(String, Vec<String>)>,
 }
 
 pub fn spool_status(spool: &Path, ty: PathType, quarantine: &Path) -> Result<SpoolStatus, SendError> {
@@ -972,24 +1174,9 @@ pub fn spool_status(spool: &Path, ty: PathType, quarantine: &Path) -> Result<Spo
             }
         }
     }
-    if let Ok(rd) = std::fs::read_dir(quarantine) {
-        let mut q: Vec<(String, String)> = rd
-            .flatten()
-            .filter_map(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                let base = n.strip_suffix(".error")?.to_owned();
-                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-                let reason = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("reason: "))
-                    .unwrap_or("")
-                    .to_owned();
-                Some((base, reason))
-            })
-            .collect();
-        q.sort();
-        st.quarantined = q.len();
-        st.quarantine = q;
-    }
+    let q = crate::quarantine::list(quarantine)?;
+    st.quarantined = q.len();
+    st.by_reason = crate::quarantine::by_reason(&q);
+    st.quarantine = q.into_iter().map(|q| (q.file, q.reason)).collect();
     Ok(st)
 }

@@ -541,7 +541,7 @@ async fn token_exchange_errors_carry_the_authn_message() {
     let client = AmsClient::new(x509_cfg(&pki, &ams.http_url(), &authn_no_token)).unwrap();
     assert!(matches!(
         client.token().await.unwrap_err(),
-        AmsError::Protocol { .. }
+        AmsError::TokenExchange(inner) if matches!(*inner, AmsError::Protocol { .. })
     ));
     assert!(ams.seen().is_empty());
 }

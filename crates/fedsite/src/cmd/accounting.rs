@@ -148,6 +148,10 @@ pub struct ExtractArgs {
     /// textfile collector, e.g. /var/lib/node_exporter/textfile/fedsite_extract.prom).
     #[arg(long, value_name = "PATH")]
     pub metrics_textfile: Option<PathBuf>,
+    /// Wait up to this many seconds for another extract or republish on the same ledger to
+    /// finish (default: exit at once with code 75; docs/cli.md).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +169,10 @@ pub struct RepublishArgs {
     pub ledger: Option<PathBuf>,
     #[arg(long, value_enum)]
     pub style: Option<StyleArg>,
+    /// Wait up to this many seconds for another extract or republish on the same ledger to
+    /// finish (default: exit at once with code 75).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
 }
 
 #[derive(Debug, Args)]
@@ -261,6 +269,15 @@ fn interrupted_run_end(ledger: &Ledger) -> Result<Option<DateTime<Utc>>> {
 /// `--ledger`, else fedsite.toml's `[ledger] path`, else the default.
 fn ledger_path(flag: Option<PathBuf>, file: Option<&siteconf::Config>) -> PathBuf {
     flag.or_else(|| file.map(|f| PathBuf::from(f.ledger()))).unwrap_or_else(|| PathBuf::from(siteconf::resolve::DEFAULT_LEDGER))
+}
+
+/// An existing ledger: a SQLite file that must exist (a command that only reads or repairs
+/// it must not create an empty one), or a `postgresql://` URL.
+pub fn open_existing_ledger(path: &PathBuf) -> Result<Ledger> {
+    if !path.to_str().is_some_and(ledger::is_postgres_url) && !path.exists() {
+        bail!("ledger {} does not exist (--ledger, or [ledger] path in fedsite.toml)", path.display());
+    }
+    open_ledger(path)
 }
 
 /// A SQLite file (its directory created) or a `postgresql://` URL.
@@ -383,7 +400,9 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
         let code = if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
         return Ok(ExtractDone { code, report: None, counters: session.counters() });
     }
-    let ledger = open_ledger(&ledger_path)?;
+    let mut ledger = open_ledger(&ledger_path)?;
+    // One extract or republish at a time per ledger (docs/delivery.md): held to the end.
+    let _lock = ledger.run_lock(ledger::RUN_LOCK_EXTRACT, std::time::Duration::from_secs(a.wait))?;
     // An interrupted run (killed, or the host went down) is resumed with its
     // own window end, so it renders the same messages and adopts what it had
     // already spooled instead of queueing an older copy beside a newer one.
@@ -477,6 +496,7 @@ fn republish(a: RepublishArgs) -> Result<ExitCode> {
     }
     let file = super::site_config()?;
     let mut ledger = open_ledger(&ledger_path(a.ledger.clone(), file.as_ref()))?;
+    let _lock = ledger.run_lock(ledger::RUN_LOCK_EXTRACT, std::time::Duration::from_secs(a.wait))?;
     let spool = SpoolConfig {
         spool: a.spool.clone().or_else(|| file.as_ref().map(|f| f.spool())).unwrap_or_else(|| PathBuf::from(siteconf::resolve::DEFAULT_SPOOL)),
         style: match (a.style, &file) {

@@ -20,6 +20,24 @@ pub mod spool;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+/// Exit code of a `send` stopped by a failure every message would meet (wrong URL, project,
+/// topic or credentials, AMS unreachable): nothing quarantined, every element left (docs/cli.md).
+pub const EXIT_STOPPED: u8 = 3;
+/// Exit code when another run holds the lock of the ledger, spool or store (EX_TEMPFAIL).
+pub const EXIT_LOCKED: u8 = 75;
+
+/// The exit code of a command that failed with `e`: [`EXIT_LOCKED`] when a run lock was busy.
+pub fn error_exit_code(e: &anyhow::Error) -> std::process::ExitCode {
+    let busy = e
+        .chain()
+        .any(|c| matches!(c.downcast_ref::<ledger::LockError>(), Some(ledger::LockError::Busy { .. })));
+    if busy {
+        std::process::ExitCode::from(EXIT_LOCKED)
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
+
 static CONFIG_PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
 
 /// Records the global `--config` once, at start.

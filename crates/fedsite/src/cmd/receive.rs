@@ -50,6 +50,10 @@ pub struct ReceiveArgs {
     /// textfile collector).
     #[arg(long, value_name = "PATH")]
     pub metrics_textfile: Option<PathBuf>,
+    /// Wait up to this many seconds for another fedsite receive into the same store to finish
+    /// (default: exit at once with code 75).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
 }
 
 pub async fn run(args: ReceiveArgs) -> Result<ExitCode> {
@@ -85,10 +89,22 @@ async fn receive(args: ReceiveArgs) -> Result<receiver::ReceiveReport> {
         _ => None,
     };
     let opts = ReceiverOptions { batch: args.batch.max(1), ..ReceiverOptions::new(&sub, load_dns(&args.dns)?) };
-    let mut sink = match (&args.records, &args.queue) {
-        (Some(r), _) => Sink::Records(RecordStore::open(r)?),
-        (None, Some(q)) => Sink::queue(q)?,
-        (None, None) => Sink::queue(&cfg.as_ref().map(|c| c.path.clone()).context("no store: --queue, --records or [messaging] path")?)?,
+    let wait = Duration::from_secs(args.wait);
+    // One receive at a time per store (docs/delivery.md): AMS acknowledgements are cumulative,
+    // so a second puller could acknowledge what the first has not stored yet.
+    let (mut sink, _lock) = match (&args.records, &args.queue) {
+        (Some(r), _) => {
+            let lock = receiver::lock_store(r, false, wait)?;
+            (Sink::Records(RecordStore::open(r)?), lock)
+        }
+        (None, q) => {
+            let q = match q {
+                Some(q) => q.clone(),
+                None => cfg.as_ref().map(|c| c.path.clone()).context("no store: --queue, --records or [messaging] path")?,
+            };
+            let sink = Sink::queue(&q)?;
+            (sink, receiver::lock_store(&q, true, wait)?)
+        }
     };
     let report = if args.once {
         receiver::receive_once(&opts, &client, &verifier, decryptor.as_ref(), &mut sink).await?

@@ -132,6 +132,14 @@ pub struct SendArgs {
     /// Print the exact publish request bodies (one JSON per line) and do nothing else.
     #[arg(long)]
     pub dry_run: bool,
+    /// Send every element as it is, without checking it with the APEL loader's rules first
+    /// (SSM's behaviour). By default an element APEL would refuse is quarantined, not sent.
+    #[arg(long)]
+    pub no_validate: bool,
+    /// Wait up to this many seconds for another fedsite send on the same spool to finish
+    /// (default: exit at once with code 75).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
     /// After the run, write its Prometheus metrics here (atomically; for node_exporter's
     /// textfile collector, e.g. /var/lib/node_exporter/textfile/fedsite_send.prom).
     #[arg(long, value_name = "PATH")]
@@ -185,6 +193,7 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
     };
     opts.chunk = args.chunk.max(1);
     opts.purge_maxlock = Duration::from_secs(args.purge_maxlock_secs);
+    opts.validate = !args.no_validate;
     let mut ams = args.ams.clone();
     ams.ca = ams.ca.or(ams_ca);
     if let Some((url, authn)) = ams_urls {
@@ -209,6 +218,8 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
         cfg.as_ref().map(|c| c.ams_project.as_str()),
         cfg.as_ref().and_then(|c| c.token.as_deref()),
     )?;
+    // One send at a time per spool (docs/delivery.md); held until this function returns.
+    let _lock = sender::lock_spool(&opts, Duration::from_secs(args.wait))?;
     let mut ledger = match ledger_path.as_deref() {
         Some(p) if p.to_str().is_some_and(ledger::is_postgres_url) => Some(ledger::Ledger::open(p.to_str().expect("checked"))?),
         Some(p) => Some(ledger::Ledger::open_sqlite(p)?),
@@ -231,20 +242,23 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
         }
     };
     println!("{}", report.summary());
-    for e in &report.errors {
-        eprintln!("fedsite send: {e}");
+    for line in sender::problems(&report, &opts) {
+        eprintln!("fedsite send: {line}");
     }
-    if report.deferred > 0 {
-        eprintln!("fedsite send: {} elements left in the spool after their retries; the next run sends them", report.deferred);
-    }
-    // Anything not delivered makes the exit code non-zero, so cron reports it.
-    let ok = !report.auth_failed && report.errors.is_empty() && report.deferred == 0;
+    // Anything not delivered makes the exit code non-zero, so cron reports it (docs/cli.md).
+    let ok = report.complete();
     if let (Some(l), Some(run)) = (ledger.as_mut(), run) {
         for e in &report.errors {
             l.add_run_warning(run, "error", e)?;
         }
+        if let Some(why) = &report.stopped {
+            l.add_run_warning(run, "error", &format!("stopped, every element left in the spool: {why}"))?;
+        }
         if report.deferred > 0 {
             l.add_run_warning(run, "warn", &format!("{} messages deferred to the next run (retries exhausted)", report.deferred))?;
+        }
+        if report.quarantined > 0 {
+            l.add_run_warning(run, "warn", &format!("{} messages quarantined ({} refused by the APEL loader's rules before sending)", report.quarantined, report.invalid))?;
         }
         let outcome = if ok {
             ledger::RunOutcome::Succeeded
@@ -270,7 +284,14 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
         }
         m.write_textfile(path)?;
     }
-    Ok((if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }, Some(report)))
+    let code = if ok {
+        ExitCode::SUCCESS
+    } else if report.stopped.is_some() {
+        ExitCode::from(super::EXIT_STOPPED)
+    } else {
+        ExitCode::FAILURE
+    };
+    Ok((code, Some(report)))
 }
 
 /// What the demo's delivery step did.

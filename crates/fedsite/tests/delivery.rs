@@ -156,7 +156,7 @@ async fn flaky_ams_and_413s_end_with_every_record_received_exactly_once() {
 }
 
 #[tokio::test]
-async fn refused_messages_are_quarantined_with_the_ams_error_and_locked_ones_skipped() {
+async fn a_missing_topic_stops_the_run_and_quarantines_nothing_and_locked_ones_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let sim = start(dir.path(), 0.0, None, 0).await;
     let a = sim.ams().unwrap();
@@ -172,15 +172,15 @@ async fn refused_messages_are_quarantined_with_the_ams_error_and_locked_ones_ski
     assert!(q.lock(&names[2], true).unwrap());
     let o = opts(&spool, "no-such-topic");
     let report = sender::send_all(&o, &sender_client(&sim), &signer, None, Some(&mut ledger)).await.unwrap();
-    assert_eq!((report.quarantined, report.skipped_locked, report.sent), (2, 1, 0));
-    let m = ledger.message(&names[0]).unwrap().unwrap();
-    assert_eq!(m.state, ledger::MessageState::Quarantined);
-    assert!(m.reason.unwrap().contains("Topic doesn't exist"));
+    // AMS's 404 "Topic doesn't exist" concerns every message: the run stops at once.
+    assert_eq!((report.quarantined, report.skipped_locked, report.sent, report.left), (0, 1, 0, 2), "{}", report.summary());
+    let why = report.stopped.as_deref().expect("the run stopped");
+    assert!(why.contains("HTTP 404") && why.contains("Topic doesn't exist") && why.contains("--topic"), "{why}");
+    assert!(!report.complete());
+    assert_eq!(ledger.message(&names[0]).unwrap().unwrap().state, ledger::MessageState::Spooled);
     let st = sender::spool_status(&spool, messaging::config::PathType::Dirq, &o.quarantine).unwrap();
-    assert_eq!((st.elements, st.locked, st.quarantined), (1, 1, 2));
-    assert!(st.quarantine.iter().all(|(_, r)| r.contains("HTTP 404") && r.contains("Topic doesn't exist")));
-    let flat = names[0].replace('/', "_");
-    assert_eq!(std::fs::read(o.quarantine.join(&flat)).unwrap(), message(0, 1).0);
+    assert_eq!((st.elements, st.locked, st.quarantined), (3, 1, 0));
+    assert_eq!(sim.ams().unwrap().counts().messages_published, 0);
     sim.stop().await;
 }
 
@@ -468,5 +468,236 @@ async fn killing_the_receiver_at_random_points_loses_nothing_and_never_acks_unst
     let c2 = store.counts().unwrap();
     assert_eq!((c2.messages, c2.cloud_records, c2.redeliveries), (c.messages, c.cloud_records, c.redeliveries + 40));
     assert_eq!(store.receipts().unwrap(), receipts, "no record counted again");
+    sim.stop().await;
+}
+
+// ---- Delivery safety through the `fedsite send` / `fedsite spool` binaries (issue #19) ----
+
+/// A spool with `good` messages of 2 records each (known to a ledger beside it), then the
+/// two elements APEL's loader refuses when `bad`: 3,000 random bytes and a cloud message
+/// holding only a VMUUID. Returns the spool, the ledger path, the good elements and their keys.
+fn safety_spool(dir: &Path, good: usize, bad: bool) -> (PathBuf, PathBuf, Vec<String>, BTreeSet<String>) {
+    let spool = dir.join("outgoing");
+    let ledger_path = dir.join("ledger.sqlite");
+    let q = QueueSimple::open(&spool).unwrap();
+    let mut ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let (mut names, mut keys) = (Vec::new(), BTreeSet::new());
+    for m in 0..good {
+        let (body, k) = message(100 + m, 2);
+        let name = q.add(&body).unwrap().to_string();
+        let refs = k.iter().map(|k| ledger::RecordRef { key: k.clone(), measured_at: Utc::now(), body_sha256: ledger::sha256_hex(k) }).collect();
+        ledger.record_message(&ledger::NewMessage { element: name.clone(), kind: "cloud".into(), created_at: Utc::now(), records: refs }, None).unwrap();
+        names.push(name);
+        keys.extend(k);
+    }
+    if bad {
+        let mut x = 0x19_u64;
+        let noise: Vec<u8> = (0..3000)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (x >> 56) as u8
+            })
+            .collect();
+        q.add(&noise).unwrap();
+        q.add(b"APEL-cloud-message: v0.4\nVMUUID: x\n%%\n").unwrap();
+    }
+    (spool, ledger_path, names, keys)
+}
+
+/// `fedsite send` against the sim's AMS with the sim's host certificate.
+fn fedsite_send(sim: &sim::SimHandle, spool: &Path, ledger: &Path, topic: &str, authn_url: &str, extra: &[&str]) -> std::process::Output {
+    let a = sim.ams().unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
+        .args(["--log", "warn", "send", "--ams-url", &a.url(), "--authn-url", authn_url, "--project", DEFAULT_PROJECT, "--topic", topic])
+        .arg("--cert").arg(a.client_cert_path())
+        .arg("--key").arg(a.client_key_path())
+        .arg("--ca").arg(a.ca_pem_path())
+        .arg("--spool").arg(spool)
+        .arg("--ledger").arg(ledger)
+        .args(["--retry-initial-ms", "5", "--retry-max-ms", "50"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn quarantine_files(spool: &Path) -> usize {
+    std::fs::read_dir(sender::default_quarantine(spool)).map_or(0, |rd| rd.count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_exchange_url_stops_the_send_and_quarantines_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path(), 0.0, None, 0).await;
+    let (spool, ledger_path, names, _) = safety_spool(dir.path(), 8, true);
+    // The typo: the full authx509 URL the sim prints, where a base URL belongs (path twice).
+    let authn = sim.ams().unwrap().authx509_url("localhost");
+    let out = fedsite_send(&sim, &spool, &ledger_path, DEFAULT_TOPIC, &authn, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("X.509 token exchange") && stderr.contains("HTTP 404") && stderr.contains("--authn-url"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sent 0, retried 0, split 0, quarantined 0 (0 invalid)"), "{}", text(&out));
+    assert_eq!(quarantine_files(&spool), 0, "nothing quarantined");
+    assert_eq!(QueueSimple::open(&spool).unwrap().count().unwrap(), 10, "every element where it was");
+    let st = sender::spool_status(&spool, messaging::config::PathType::Dirq, &sender::default_quarantine(&spool)).unwrap();
+    assert_eq!(st.locked, 0);
+    let ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    assert!(names.iter().all(|n| ledger.message(n).unwrap().unwrap().state == ledger::MessageState::Spooled));
+    assert_eq!(sim.ams().unwrap().counts().messages_published, 0);
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_topic_stops_the_send_and_the_fixed_topic_sends_everything_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path(), 0.0, None, 0).await;
+    let (spool, ledger_path, names, keys) = safety_spool(dir.path(), 4, false);
+    let authn = sim.ams().unwrap().authn_url();
+    let out = fedsite_send(&sim, &spool, &ledger_path, "eu-egi-cloud-acounting", &authn, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Topic doesn't exist") && stderr.contains("--topic"), "{stderr}");
+    // Once: one log event and the command's final line, not once per message.
+    assert_eq!(stderr.matches("Topic doesn't exist").count(), 2, "{stderr}");
+    assert_eq!(quarantine_files(&spool), 0);
+    assert_eq!(QueueSimple::open(&spool).unwrap().count().unwrap(), 4);
+    // The ledger's run says why.
+    let ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let run = ledger.last_run("send", None).unwrap().unwrap();
+    assert_eq!(run.outcome, Some(ledger::RunOutcome::Failed));
+    assert!(ledger.run_warnings(run.id).unwrap().iter().any(|w| w.message.contains("stopped")));
+    drop(ledger);
+
+    let out = fedsite_send(&sim, &spool, &ledger_path, DEFAULT_TOPIC, &authn, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(QueueSimple::open(&spool).unwrap().count().unwrap(), 0);
+    let ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    assert!(names.iter().all(|n| ledger.message(n).unwrap().unwrap().state == ledger::MessageState::Sent));
+    let (store, _) = receive_all(&sim, &dir.path().join("received.sqlite")).await;
+    let receipts = store.receipts().unwrap();
+    assert_eq!(receipts.iter().map(|r| r.1.clone()).collect::<BTreeSet<_>>(), keys);
+    assert!(receipts.iter().all(|r| r.3 == 1), "each record received exactly once");
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elements_apel_would_refuse_are_quarantined_with_their_rule_and_the_good_ones_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path(), 0.0, None, 0).await;
+    let (spool, ledger_path, _, keys) = safety_spool(dir.path(), 8, true);
+    let authn = sim.ams().unwrap().authn_url();
+    let out = fedsite_send(&sim, &spool, &ledger_path, DEFAULT_TOPIC, &authn, &[]);
+    assert_eq!(out.status.code(), Some(1), "quarantined elements make the run fail: {}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sent 8,"), "{}", text(&out));
+    assert_eq!(sim.ams().unwrap().counts().messages_published, 8, "the bad ones never left the site");
+    let st = sender::spool_status(&spool, messaging::config::PathType::Dirq, &sender::default_quarantine(&spool)).unwrap();
+    assert_eq!((st.elements, st.quarantined), (0, 2));
+    let reasons: Vec<&str> = st.quarantine.iter().map(|(_, r)| r.as_str()).collect();
+    assert!(reasons.iter().all(|r| r.starts_with(sender::INVALID_REASON)), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("record 0: line 2: VMUUID")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("non-ASCII byte")), "{reasons:?}");
+    let (store, _) = receive_all(&sim, &dir.path().join("received.sqlite")).await;
+    assert_eq!(store.receipts().unwrap().into_iter().map(|r| r.1).collect::<BTreeSet<_>>(), keys);
+
+    // `spool status` lists them by reason; `requeue --reason` puts back the one asked for,
+    // and `--no-validate` sends it as SSM would.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
+        .args(["spool", "status", "--json", "--spool"]).arg(&spool)
+        .output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["quarantine_by_reason"].as_array().unwrap().len(), 2, "{v}");
+    let requeue = std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
+        .args(["spool", "requeue", "--reason", "VMUUID", "--spool"]).arg(&spool)
+        .output().unwrap();
+    assert_eq!(requeue.status.code(), Some(0), "{}", text(&requeue));
+    assert_eq!(QueueSimple::open(&spool).unwrap().count().unwrap(), 1);
+    let out = fedsite_send(&sim, &spool, &ledger_path, DEFAULT_TOPIC, &authn, &["--no-validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(sim.ams().unwrap().counts().messages_published, 9);
+    assert_eq!(quarantine_files(&spool), 2, "the random bytes stay quarantined (message + note)");
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requeue_after_fixing_the_topic_sends_everything_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path(), 0.0, None, 0).await;
+    let (spool, ledger_path, names, keys) = safety_spool(dir.path(), 6, false);
+    // The backlog an older fedsite quarantined for a misspelt topic (404 per message).
+    let q = QueueSimple::open(&spool).unwrap();
+    let quarantine = sender::default_quarantine(&spool);
+    let mut ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let reason = "publishing 1 message(s) to topic eu-egi-cloud-acounting: HTTP 404: Topic doesn't exist (NOT_FOUND)";
+    for n in &names {
+        messaging::quarantine::write(&quarantine, &spool, n, &std::fs::read(spool.join(n)).unwrap(), reason).unwrap();
+        ledger.quarantine(n, reason).unwrap();
+        assert!(q.lock(n, false).unwrap());
+        q.remove(n).unwrap();
+    }
+    drop(ledger);
+    let fedsite = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
+            .args(["spool"]).args(args).arg("--spool").arg(&spool).arg("--ledger").arg(&ledger_path)
+            .output().unwrap()
+    };
+    let dry = fedsite(&["requeue", "--all", "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("would requeue 6 element(s)"), "{}", text(&dry));
+    assert_eq!((q.count().unwrap(), quarantine_files(&spool)), (0, 12), "a dry run changes nothing");
+
+    let out = fedsite(&["requeue", "--reason", "Topic doesn't exist"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("requeued 6 element(s)"), "{}", text(&out));
+    let mut back: Vec<String> = q.iter().unwrap().into_iter().map(String::from).collect();
+    back.sort();
+    let mut want = names.clone();
+    want.sort();
+    assert_eq!(back, want, "back under their own names");
+    assert_eq!(quarantine_files(&spool), 0);
+    let ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    assert!(names.iter().all(|n| ledger.message(n).unwrap().unwrap().state == ledger::MessageState::Spooled));
+    drop(ledger);
+
+    let authn = sim.ams().unwrap().authn_url();
+    let out = fedsite_send(&sim, &spool, &ledger_path, DEFAULT_TOPIC, &authn, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let again = fedsite_send(&sim, &spool, &ledger_path, DEFAULT_TOPIC, &authn, &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(sim.ams().unwrap().counts().messages_published, 6);
+    let (store, _) = receive_all(&sim, &dir.path().join("received.sqlite")).await;
+    let receipts = store.receipts().unwrap();
+    assert_eq!(receipts.iter().map(|r| r.1.clone()).collect::<BTreeSet<_>>(), keys);
+    assert!(receipts.iter().all(|r| r.3 == 1), "each record received exactly once");
+    let nothing = fedsite(&["requeue", "--all"]);
+    assert!(String::from_utf8_lossy(&nothing.stdout).contains("requeued 0 element(s)"), "{}", text(&nothing));
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_send_on_the_same_spool_waits_or_exits_75() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path(), 0.0, None, 0).await;
+    let (spool, ledger_path, _, _) = safety_spool(dir.path(), 2, false);
+    let authn = sim.ams().unwrap().authn_url();
+    // Another send holds the spool.
+    let held = sender::lock_spool(&SenderOptions::new(&spool, DEFAULT_TOPIC), Duration::ZERO).unwrap();
+    let out = fedsite_send(&sim, &spool, &ledger_path, DEFAULT_TOPIC, &authn, &[]);
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another fedsite run (pid"), "{}", text(&out));
+    assert_eq!(sim.ams().unwrap().counts().messages_published, 0);
+    // With --wait it goes on once the holder ends.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        drop(held);
+    });
+    let started = std::time::Instant::now();
+    let out = fedsite_send(&sim, &spool, &ledger_path, DEFAULT_TOPIC, &authn, &["--wait", "30"]);
+    release.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(started.elapsed() >= Duration::from_millis(600), "it waited for the holder");
+    assert_eq!(sim.ams().unwrap().counts().messages_published, 2);
     sim.stop().await;
 }

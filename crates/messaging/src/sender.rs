@@ -386,6 +386,9 @@ struct Run<'a> {
     /// Messages refused (client error about the message) before any message of the run was
     /// accepted, held until it is clear whether the refusal is theirs or the configuration's.
     held: Vec<(Item, AmsError)>,
+    /// Elements the APEL loader's rules refuse: (name, content, rule). Quarantined at the end
+    /// of a run that was not stopped; left in the spool (unlocked) by a stopped one.
+    invalid: Vec<(String, Vec<u8>, String)>,
 }
 
 /// One pass over the spool (see the module doc). `ledger` is optional: without it nothing is
@@ -407,6 +410,7 @@ pub async fn send_all(
         report: SendReport::default(),
         started: Instant::now(),
         held: Vec::new(),
+        invalid: Vec::new(),
     };
     // Locks left by a killed run are released before the run, not only after it.
     if let Err(e) = run.spool.purge(opts.purge_maxtemp, opts.purge_maxlock) {
@@ -418,6 +422,15 @@ pub async fn send_all(
         .into_iter()
         .map(|n| (n, false))
         .collect();
+    // A failing token exchange is met by every message: found before anything is touched.
+    if !fresh.is_empty()
+        && let Err(e) = client.token().await
+        && let Some(fix) = e.systemic()
+    {
+        run.stop(format!("{e}; to fix: {fix}"));
+        run.report.left = fresh.len();
+        return Ok(run.report);
+    }
     let mut retry: Vec<Item> = Vec::new();
     let mut round = 0u32;
     let mut learned_413: Option<usize> = None;
@@ -507,9 +520,16 @@ pub async fn send_all(
         for (it, _) in std::mem::take(&mut run.held) {
             run.leave(&it.name);
         }
+        for (name, _, _) in std::mem::take(&mut run.invalid) {
+            run.leave(&name);
+        }
     } else {
         // Fewer than SAME_REFUSAL_STOP refusals and nothing accepted: theirs, not the setup's.
         run.release_held()?;
+        for (name, data, why) in std::mem::take(&mut run.invalid) {
+            run.report.invalid += 1;
+            run.quarantine(&name, &data, &format!("{INVALID_REASON} {why}"))?;
+        }
     }
     for it in retry {
         if run.report.stopped.is_some() {
@@ -808,10 +828,12 @@ impl Run<'_> {
         }
     }
 
-    /// An element the APEL loader would refuse: quarantined, never signed nor sent.
+    /// An element the APEL loader would refuse: never signed nor sent; quarantined at the end
+    /// of the run unless the run stops (a configuration error moves nothing aside).
     fn refuse_invalid(&mut self, name: &str, data: &[u8], why: &str) -> Result<(), SendError> {
-        self.report.invalid += 1;
-        self.quarantine(name, data, &format!("{INVALID_REASON} {why}"))
+        tracing::warn!(element = name, "the APEL loader would refuse it, not sending: {why}");
+        self.invalid.push((name.to_owned(), data.to_vec(), why.to_owned()));
+        Ok(())
     }
 
     /// Stops the run for a failure every message would meet (reported once).
@@ -1060,23 +1082,20 @@ pub fn spool_lock_path(spool: &Path, ty: PathType) -> PathBuf {
 }
 
 /// Takes the spool's send lock (one `fedsite send` at a time per spool), waiting up to `wait`.
-pub fn lock_spool(opts: &SenderOptions, wait: Duration) -> Result<ledger::RunLock, LockError> {
-    Spool::open(&opts.spool, opts.path_type)?;
+pub fn lock_spool(
+    opts: &SenderOptions,
+    wait: Duration,
+) -> Result<ledger::RunLock, ledger::LockError> {
+    Spool::open(&opts.spool, opts.path_type).map_err(|e| ledger::LockError::Io {
+        path: opts.spool.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     let path = spool_lock_path(&opts.spool, opts.path_type);
-    Ok(ledger::runlock::lock_file(
+    ledger::runlock::lock_file(
         &path,
         &format!("spool {} (send runs)", opts.spool.display()),
         wait,
-    )?)
-}
-
-/// Why a run lock on a spool was not taken.
-#[derive(Debug, thiserror::Error)]
-pub enum LockError {
-    #[error(transparent)]
-    Spool(#[from] SendError),
-    #[error(transparent)]
-    Lock(#[from] ledger::LockError),
+    )
 }
 
 /// What an operator must hear about a run that did not send everything, one line each (the

@@ -440,3 +440,52 @@ fn killed_cron_run_is_resumed_with_its_own_window_end() {
     assert!(diffs.is_empty(), "the resumed run differs from one clean run up to {end}:\n{}", diffs.join("\n"));
     drop(sim);
 }
+
+/// Three runs started at once on one ledger and spool, as an overlapping cron starts them:
+/// one extracts and the others exit at once with code 75 (or, with `--wait`, run after it
+/// and find nothing new); the ledger and spool end as one clean run leaves them (issue #19:
+/// without the run lock the spool ended with twice the elements).
+#[test]
+fn overlapping_runs_on_one_ledger_end_as_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = SimProcess::start(
+        tmp.path(),
+        &["--scenario", "small", "--latency-ms", "5", "--max-concurrent", "2", "--listen", "127.0.0.1:0"],
+    );
+    let clouds = sim.clouds_yaml.clone();
+    let projects: Vec<String> =
+        sim::scenario::builtin("small").unwrap().generate().site.projects.iter().map(|p| p.id.clone()).collect();
+    let clean = State::new(tmp.path().join("clean"));
+    // (The scenario has a project without a VO: a clean run exits 1, the others extracted.)
+    let (status, _) = run_extract(&clouds, &clean, WINDOW, "clean");
+    let code = status.code();
+    assert!(matches!(code, Some(0 | 1)), "{status}");
+    let clean_elements = clean.element_count();
+    assert!(clean_elements > 2, "the window spools several elements");
+    let window = ["--from", WINDOW.0, "--to", WINDOW.1];
+    for waiting in [false, true] {
+        let state = State::new(tmp.path().join(if waiting { "waiting" } else { "at-once" }));
+        let mut args = window.to_vec();
+        if waiting {
+            args.extend(["--wait", "120"]);
+        }
+        let mut runs: Vec<Child> = (0..3).map(|i| start_extract_args(&clouds, &state, &args, &format!("run{i}"))).collect();
+        let mut codes: Vec<Option<i32>> = runs.iter_mut().enumerate().map(|(i, c)| wait(c, &format!("run {i}")).code()).collect();
+        codes.sort();
+        let stderr: Vec<String> =
+            (0..3).map(|i| std::fs::read_to_string(state.dir.join(format!("run{i}.err"))).unwrap()).collect();
+        if waiting {
+            assert_eq!(codes, [code; 3], "every run ends as the clean one, in turn: {stderr:#?}");
+        } else {
+            // The lock was met mid-run: two runs found it held.
+            let mut want = vec![code, Some(75), Some(75)];
+            want.sort();
+            assert_eq!(codes, want, "{stderr:#?}");
+            assert_eq!(stderr.iter().filter(|e| e.contains("is in use by another fedsite run (pid")).count(), 2);
+        }
+        assert_eq!(state.element_count(), clean_elements, "one run's elements, waiting={waiting}");
+        let diffs = differences(&observe(&state, &projects), &observe(&clean, &projects));
+        assert!(diffs.is_empty(), "waiting={waiting}: differs from one clean run:\n{}", diffs.join("\n"));
+    }
+    drop(sim);
+}

@@ -19,6 +19,16 @@ pub enum VoSource {
     VomsJson,
 }
 
+impl std::fmt::Display for VoSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VoSource::SiteYaml => f.write_str("the catch-all site YAML"),
+            VoSource::Property(key) => write!(f, "Keystone project property {key}"),
+            VoSource::VomsJson => f.write_str("voms.json"),
+        }
+    }
+}
+
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {message}")]

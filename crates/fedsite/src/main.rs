@@ -10,6 +10,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+/// The heading of the options every subcommand takes, apart from its own.
+const GLOBAL: &str = "Global options";
+
 /// fedsite: make an OpenStack site a well-behaved member of the EGI
 /// Federated Cloud.
 #[derive(Debug, Parser)]
@@ -17,19 +20,19 @@ use clap::{CommandFactory, Parser, Subcommand};
 struct Cli {
     /// Log level filter (error, warn, info, debug, trace, or a
     /// tracing-subscriber directive). Logs go to stderr.
-    #[arg(long, global = true, env = "FEDSITE_LOG", default_value = "info")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "FEDSITE_LOG", default_value = "info")]
     log: String,
     /// Log format: text on a terminal, JSON lines otherwise (auto), or forced.
-    #[arg(long, global = true, env = "FEDSITE_LOG_FORMAT", value_enum, default_value = "auto")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "FEDSITE_LOG_FORMAT", value_enum, default_value = "auto")]
     log_format: LogFormat,
     /// Only errors (same as --log error).
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, help_heading = GLOBAL, conflicts_with = "verbose")]
     quiet: bool,
     /// More detail: -v debug, -vv trace.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = GLOBAL, action = clap::ArgAction::Count)]
     verbose: u8,
     /// fedsite.toml (docs/configuration.md); flags override its values.
-    #[arg(long, global = true, env = "FEDSITE_CONFIG", value_name = "PATH")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "FEDSITE_CONFIG", value_name = "PATH")]
     config: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
@@ -91,6 +94,15 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A command whose output goes into `head` ends quietly when the reader goes away (as
+    // cat does), not with a panic on EPIPE. Long-running servers keep Rust's default
+    // (SIGPIPE ignored); sockets never raise it on Linux (send with MSG_NOSIGNAL).
+    if !matches!(cli.command, Command::Serve(_) | Command::Sim(_) | Command::Bench(_) | Command::Demo(_)) {
+        // SAFETY: called once, before any thread is started; SIG_DFL is a valid handler.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let filter = match (cli.quiet, cli.verbose) {
         (true, _) => "error".to_string(),
         (false, 0) => cli.log.clone(),
@@ -162,13 +174,56 @@ fn init_logging(filter: &str, format: LogFormat) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or the journal gets plain text.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if json {
         builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }
 }
+
+/// The EXIT STATUS and FILES sections every man page ends with (docs/cli.md).
+const MAN_EXIT_STATUS_AND_FILES: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+Success: everything the command was asked to do was done.
+.TP
+\fB1\fR
+The command ran and something failed: a project not extracted (the others were), a message not sent (quarantined, deferred, skipped), a configuration error, a failing check.
+.TP
+\fB2\fR
+The command line is wrong (unknown option or value).
+.TP
+\fB3\fR
+\fBsend\fR stopped at a failure every message would meet (token exchange, credentials, no such AMS project or topic, AMS unreachable, untrusted certificate): nothing was quarantined, every element is left in the spool.
+.TP
+\fB75\fR
+Another run holds the lock of the ledger, spool or store; nothing was done (\fB\-\-wait\fR waits for it).
+.TP
+\fB130\fR, \fB143\fR
+Interrupted (SIGINT, SIGTERM); a rerun resumes.
+.PP
+\fBcheck\fR exits with the worst status of its checks: 0 ok, 1 warning, 2 critical.
+.SH FILES
+.TP
+\fI/etc/fedsite/fedsite.toml\fR
+The configuration (\fB\-\-config\fR, \fBFEDSITE_CONFIG\fR); owned by the service user, mode 0600.
+.TP
+\fI/var/lib/fedsite/ledger.sqlite\fR
+The ledger of runs, checkpoints, record snapshots and message states (\fB\-\-ledger\fR, \fB[ledger] path\fR).
+.TP
+\fI/var/spool/apel/outgoing/openstack\fR
+The outgoing spool (dirq), read by \fBfedsite send\fR or ssmsend; refused messages go to \fI<spool>.quarantine/\fR.
+.TP
+\fI/etc/apel/sender.cfg\fR, \fI/etc/apel/receiver.cfg\fR, \fI/etc/caso/caso.conf\fR
+The original tools' files, read as they are (\fB\-\-sender\-cfg\fR, \fB\-\-receiver\-cfg\fR, \fB\-\-caso\-conf\fR).
+.SH "SEE ALSO"
+The documentation in /usr/share/doc/fedsite (docs/cli.md, docs/delivery.md, docs/configuration.md).
+"#;
 
 /// fedsite.1 and fedsite-<sub>.1 (recursively) into `dir`.
 fn write_man_pages(dir: &std::path::Path) -> std::io::Result<()> {
@@ -177,6 +232,7 @@ fn write_man_pages(dir: &std::path::Path) -> std::io::Result<()> {
         let cmd = cmd.name(name.clone());
         let mut out = Vec::new();
         clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+        out.extend_from_slice(MAN_EXIT_STATUS_AND_FILES.as_bytes());
         std::fs::write(dir.join(format!("{name}.1")), out)?;
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
             walk(sub.clone(), format!("{name}-{}", sub.get_name()), dir)?;

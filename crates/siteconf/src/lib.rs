@@ -23,6 +23,9 @@ pub enum Error {
     File { file: PathBuf, reason: String },
     #[error("{file}: {key}: {reason}")]
     Key { file: PathBuf, key: String, reason: String },
+    /// A command-line value that cannot be used.
+    #[error("{flag} {reason}")]
+    Flag { flag: String, reason: String },
     #[error("{0}")]
     Other(String),
 }

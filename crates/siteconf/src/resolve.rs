@@ -14,6 +14,9 @@ use openstack::CloudConfig;
 use crate::Error;
 use crate::model::FedsiteToml;
 
+/// The configuration every command reads when no `--config` / `FEDSITE_CONFIG` is given and
+/// this file exists (the packages' units name it explicitly).
+pub const DEFAULT_CONFIG: &str = "/etc/fedsite/fedsite.toml";
 pub const DEFAULT_LEDGER: &str = "/var/lib/fedsite/ledger.sqlite";
 pub const DEFAULT_SPOOL: &str = "/var/spool/apel/outgoing/openstack";
 pub const DEFAULT_AMS_PROJECT: &str = "accounting";
@@ -240,4 +243,69 @@ fn set(field: &mut String, value: &Option<String>) {
     if let Some(v) = value {
         *field = v.clone();
     }
+}
+
+/// The ledger a command uses: `flag` (the `--ledger` flag or its `FEDSITE_LEDGER` variable),
+/// else fedsite.toml's `[ledger] path`, else [`DEFAULT_LEDGER`].
+pub fn ledger_path(flag: Option<&Path>, file: Option<&Config>) -> PathBuf {
+    match (flag, file) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(f)) => PathBuf::from(f.ledger()),
+        (None, None) => PathBuf::from(DEFAULT_LEDGER),
+    }
+}
+
+/// The outgoing spool, its layout and its quarantine directory, as every command that
+/// touches the spool resolves them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolPaths {
+    pub path: PathBuf,
+    pub path_type: PathType,
+    pub quarantine: PathBuf,
+}
+
+/// What the command line says about the spool.
+#[derive(Debug, Clone, Default)]
+pub struct SpoolFlags<'a> {
+    pub path: Option<&'a Path>,
+    /// `dirq` or `directory`.
+    pub path_type: Option<&'a str>,
+    pub quarantine: Option<&'a Path>,
+}
+
+/// The spool: each of path, type and quarantine from the flag, else SSM's sender.cfg
+/// (`[messaging] path`, `path_type`) when one is given, else fedsite.toml's `[spool]`, else
+/// (quarantine) `<spool>.quarantine`. `None` when nothing names a spool.
+pub fn spool_paths(
+    flags: &SpoolFlags<'_>,
+    sender: Option<&SenderCfg>,
+    file: Option<&Config>,
+) -> Result<Option<SpoolPaths>, Error> {
+    let path = flags
+        .path
+        .map(Path::to_path_buf)
+        .or_else(|| sender.map(|c| c.path.clone()))
+        .or_else(|| file.map(Config::spool));
+    let Some(path) = path else { return Ok(None) };
+    let path_type = match flags.path_type {
+        Some("dirq") => PathType::Dirq,
+        Some("directory") => PathType::Directory,
+        Some(o) => {
+            return Err(Error::Flag {
+                flag: "--path-type".into(),
+                reason: format!("{o:?}: expected dirq or directory"),
+            });
+        }
+        None => match (sender, file) {
+            (Some(c), _) => c.path_type,
+            (None, Some(f)) => f.path_type()?,
+            (None, None) => PathType::Dirq,
+        },
+    };
+    let quarantine = flags
+        .quarantine
+        .map(Path::to_path_buf)
+        .or_else(|| file.and_then(|f| f.toml.spool.quarantine.clone()))
+        .unwrap_or_else(|| messaging::sender::default_quarantine(&path));
+    Ok(Some(SpoolPaths { path, path_type, quarantine }))
 }

@@ -268,7 +268,7 @@ fn interrupted_run_end(ledger: &Ledger) -> Result<Option<DateTime<Utc>>> {
 
 /// `--ledger`, else fedsite.toml's `[ledger] path`, else the default.
 fn ledger_path(flag: Option<PathBuf>, file: Option<&siteconf::Config>) -> PathBuf {
-    flag.or_else(|| file.map(|f| PathBuf::from(f.ledger()))).unwrap_or_else(|| PathBuf::from(siteconf::resolve::DEFAULT_LEDGER))
+    siteconf::resolve::ledger_path(flag.as_deref(), file)
 }
 
 /// An existing ledger: a SQLite file that must exist (a command that only reads or repairs
@@ -396,7 +396,7 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
             println!("# project {project}, {} message", kind.as_str());
             println!("{}", String::from_utf8_lossy(bytes));
         }
-        let failed = report_failures(extraction.failure.as_ref().map(|e| e.to_string()), extraction.projects.iter().map(|p| (p.project_id.as_str(), p.result.as_ref().err().map(|e| e.to_string()))));
+        let failed = report_failures(extraction.failure.as_ref().map(|e| e.to_string()), extraction.projects.iter().map(|p| (p.project_id.as_str(), p.project_name.as_deref(), p.result.as_ref().err().map(|e| e.to_string()))));
         let code = if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
         return Ok(ExtractDone { code, report: None, counters: session.counters() });
     }
@@ -458,7 +458,7 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
             );
         }
     }
-    let failed = report_failures(report.failure.clone(), report.projects.iter().map(|p| (p.project_id.as_str(), p.error.clone())));
+    let failed = report_failures(report.failure.clone(), report.projects.iter().map(|p| (p.project_id.as_str(), p.project_name.as_deref(), p.error.clone())));
     let counters = session.counters();
     if let Some(path) = &a.metrics_textfile {
         let mut m = crate::metrics::Metrics::new();
@@ -472,17 +472,22 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     Ok(ExtractDone { code, report: Some(report), counters })
 }
 
-/// Prints every failure on stderr; true when there was any.
-fn report_failures<'a>(failure: Option<String>, projects: impl Iterator<Item = (&'a str, Option<String>)>) -> bool {
+/// Prints every failure on stderr, naming each failed project by id and name; true when
+/// there was any.
+fn report_failures<'a>(failure: Option<String>, projects: impl Iterator<Item = (&'a str, Option<&'a str>, Option<String>)>) -> bool {
     let mut failed = false;
     if let Some(f) = failure {
         eprintln!("fedsite: accounting: {f}");
         failed = true;
     }
-    for (project, error) in projects {
+    for (project, name, error) in projects {
         if let Some(e) = error {
-            // Extraction errors already name the project; ledger and spool errors do not.
-            let e = if e.contains(project) { e } else { format!("project {project}: {e}") };
+            let named = match name {
+                Some(n) if !e.contains(n) => format!("{project} ({n})"),
+                _ => project.to_owned(),
+            };
+            // Extraction errors already name the project by id; ledger and spool errors do not.
+            let e = if e.contains(project) { e.replacen(project, &named, 1) } else { format!("project {named}: {e}") };
             eprintln!("fedsite: accounting: {e} (its checkpoint did not move)");
             failed = true;
         }
@@ -521,7 +526,7 @@ fn republish(a: RepublishArgs) -> Result<ExitCode> {
 }
 
 fn records(a: RecordsArgs) -> Result<ExitCode> {
-    let ledger = open_ledger(&ledger_path(a.ledger.clone(), super::site_config()?.as_ref()))?;
+    let ledger = open_existing_ledger(&ledger_path(a.ledger.clone(), super::site_config()?.as_ref()))?;
     let filter = SnapshotFilter { project: a.project, kind: a.kind, vo: a.vo, month: a.month, ..Default::default() };
     if a.summary {
         let rows = ledger.usage_summary(&filter, SummaryGroup { vo: true, project: false, month: true })?;
@@ -604,7 +609,7 @@ async fn projects(a: ProjectsArgs) -> Result<ExitCode> {
     for p in &extraction.projects {
         let name = p.project_name.as_deref().unwrap_or("?");
         match &p.vo {
-            Some((vo, source)) => println!("{} ({name}) mapped to VO '{vo}' (from {source:?})", p.project_id),
+            Some((vo, source)) => println!("{} ({name}) mapped to VO '{vo}' (from {source})", p.project_id),
             None => {
                 failed = true;
                 println!("{} ({name}) has no VO", p.project_id)

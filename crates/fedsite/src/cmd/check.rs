@@ -118,11 +118,22 @@ async fn connect(cloud: Option<&str>, what: &str) -> Result<Session, Check> {
     })
 }
 
+/// The explicit port of `scheme://host:port/...`.
+fn url_port(u: &str) -> Option<u16> {
+    let authority = u.split_once("://")?.1.split('/').next()?;
+    authority.rsplit_once(':')?.1.parse().ok()
+}
+
 pub async fn run(args: CheckArgs) -> Result<ExitCode> {
-    let sender = match &args.sender_config {
-        Some(p) => Some(messaging::config::SenderCfg::load(p).with_context(|| format!("reading {}", p.display()))?),
-        None => None,
+    // sender.cfg when given, else fedsite.toml's [ams] / [spool] / [ledger] (global --config,
+    // or /etc/fedsite/fedsite.toml).
+    let file = if args.sender_config.is_none() { super::site_config()? } else { None };
+    let sender = match (&args.sender_config, &file) {
+        (Some(p), _) => Some(messaging::config::SenderCfg::load(p).with_context(|| format!("reading {}", p.display()))?),
+        (None, Some(f)) if f.toml.ams.is_some() => Some(f.sender_cfg()?),
+        _ => None,
     };
+    let file_ams = file.as_ref().and_then(|f| f.toml.ams.as_ref());
     let mut vos = Vec::new();
     for v in &args.vos {
         vos.push(VoSpec::parse(v).map_err(|e| anyhow::anyhow!("--vo {e}"))?);
@@ -132,11 +143,24 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
             anyhow::bail!("--only {f}: unknown family (known: {})", sitecheck::config::FAMILIES.join(", "));
         }
     }
-    let ams_host = args
-        .ams_host
-        .clone()
-        .or_else(|| sender.as_ref().map(|s| s.host.split(':').next().unwrap_or(&s.host).to_string()))
-        .unwrap_or_else(|| AmsTarget::default().host);
+    // `[broker] host` may be `name:port`, as `send` reads it: the data API on that port, the
+    // token exchange on 8443 (or the port of fedsite.toml's [ams] authn_url).
+    let (ams_host, ams_port) = match args.ams_host.clone().or_else(|| sender.as_ref().map(|s| s.host.clone())) {
+        Some(h) => match h.rsplit_once(':') {
+            Some((name, port)) if port.parse::<u16>().is_ok() => (name.to_string(), port.parse::<u16>().ok()),
+            _ => (h, None),
+        },
+        None => (AmsTarget::default().host, None),
+    };
+    let authn_port = file_ams
+        .and_then(|a| a.authn_url.as_deref())
+        .and_then(url_port)
+        .unwrap_or(messaging::ams::DEFAULT_AUTHN_PORT);
+    let ams_ports = match (args.ams_ports.is_empty(), ams_port) {
+        (false, _) => args.ams_ports.clone(),
+        (true, Some(p)) => vec![p, authn_port],
+        (true, None) => AmsTarget::default().ports,
+    };
     let cfg = CheckConfig {
         only: args.only.clone(),
         vos,
@@ -145,14 +169,14 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
         swift: args.swift,
         ams: AmsTarget {
             host: ams_host,
-            ports: if args.ams_ports.is_empty() { AmsTarget::default().ports } else { args.ams_ports.clone() },
-            ca: args.ams_ca.clone(),
+            ports: ams_ports,
+            ca: args.ams_ca.clone().or_else(|| file_ams.and_then(|a| a.ca.clone())),
         },
         accounting: AccountingTarget {
-            ledger: args.ledger.clone(),
-            spool: args.spool.clone().or_else(|| sender.as_ref().map(|s| s.path.clone())),
+            ledger: args.ledger.clone().or_else(|| file.as_ref().map(|f| f.ledger())),
+            spool: args.spool.clone().or_else(|| sender.as_ref().map(|s| s.path.clone())).or_else(|| file.as_ref().map(|f| f.spool())),
             directory_spool: sender.as_ref().is_some_and(|s| s.path_type == messaging::config::PathType::Directory),
-            quarantine: args.quarantine.clone(),
+            quarantine: args.quarantine.clone().or_else(|| file.as_ref().and_then(|f| f.toml.spool.quarantine.clone())),
         },
         cert: args.cert.clone().or_else(|| sender.as_ref().and_then(|s| s.certificate.clone())),
         key: args.key.clone().or_else(|| sender.as_ref().and_then(|s| s.key.clone())),

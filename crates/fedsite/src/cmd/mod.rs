@@ -45,9 +45,13 @@ pub fn set_config_path(path: Option<PathBuf>) {
     let _ = CONFIG_PATH.set(path);
 }
 
-/// The global `--config` path, if given.
+/// The global `--config` path (or `FEDSITE_CONFIG`), else /etc/fedsite/fedsite.toml when it
+/// exists (docs/configuration.md).
 pub fn config_path() -> Option<PathBuf> {
-    CONFIG_PATH.get().cloned().flatten()
+    CONFIG_PATH.get().cloned().flatten().or_else(|| {
+        let default = PathBuf::from(siteconf::resolve::DEFAULT_CONFIG);
+        default.is_file().then_some(default)
+    })
 }
 
 /// The loaded fedsite.toml, if `--config` (or FEDSITE_CONFIG) names one.

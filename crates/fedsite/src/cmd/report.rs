@@ -11,9 +11,10 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The ledger: a SQLite file, or a postgresql:// URL.
-    #[arg(long, env = "FEDSITE_LEDGER", default_value = "/var/lib/fedsite/ledger.sqlite")]
-    pub ledger: PathBuf,
+    /// The ledger: a SQLite file, or a postgresql:// URL (default: fedsite.toml's [ledger]
+    /// path, else /var/lib/fedsite/ledger.sqlite).
+    #[arg(long, env = "FEDSITE_LEDGER")]
+    pub ledger: Option<PathBuf>,
     /// First day of the period (UTC; YYYY-MM-DD, YYYY-MM or RFC 3339): months overlapping
     /// [from, to) are shown. All months by default.
     #[arg(long, value_parser = parse_day)]
@@ -48,11 +49,8 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
     {
         bail!("--from {f} must be before --to {t}");
     }
-    let is_url = a.ledger.to_str().is_some_and(ledger::is_postgres_url);
-    if !is_url && !a.ledger.exists() {
-        bail!("ledger {} does not exist", a.ledger.display());
-    }
-    let ledger = ledger::Ledger::open(&a.ledger)?;
+    let path = siteconf::resolve::ledger_path(a.ledger.as_deref(), super::site_config()?.as_ref());
+    let ledger = super::accounting::open_existing_ledger(&path)?;
     let data = crate::report::gather(&ledger, a.from, a.to, a.runs)?;
     let html = crate::report::render(&data);
     match &a.output {

@@ -26,10 +26,12 @@ pub struct ServeArgs {
     /// printed on stdout).
     #[arg(long, value_name = "ADDR")]
     pub metrics: SocketAddr,
-    /// The ledger: a SQLite file, or a postgresql:// URL.
-    #[arg(long, env = "FEDSITE_LEDGER", default_value = "/var/lib/fedsite/ledger.sqlite")]
-    pub ledger: PathBuf,
-    /// The outgoing spool, for its message counts (and `<spool>.quarantine`).
+    /// The ledger: a SQLite file, or a postgresql:// URL (default: fedsite.toml's [ledger]
+    /// path, else /var/lib/fedsite/ledger.sqlite). It must exist unless `--extract-arg` is given.
+    #[arg(long, env = "FEDSITE_LEDGER")]
+    pub ledger: Option<PathBuf>,
+    /// The outgoing spool, for its message counts (and `<spool>.quarantine`); default:
+    /// fedsite.toml's [spool].
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,
     /// Run extract (if `--extract-arg` is given) then send (if `--send-arg` is given) every
@@ -143,10 +145,15 @@ async fn metrics_handler(State(app): State<Arc<App>>) -> impl IntoResponse {
     }
 }
 
-pub async fn run(args: ServeArgs) -> Result<std::process::ExitCode> {
+pub async fn run(mut args: ServeArgs) -> Result<std::process::ExitCode> {
+    let file = super::site_config()?;
+    let ledger_path = siteconf::resolve::ledger_path(args.ledger.as_deref(), file.as_ref());
+    if args.spool.is_none() {
+        args.spool = file.as_ref().map(|f| f.spool());
+    }
     // Parse the stages' arguments now, so a mistake stops the start, not the first cycle.
-    let extract_argv = (!args.extract_args.is_empty()).then(|| with_ledger(&args.extract_args, &args.ledger));
-    let send_argv = (!args.send_args.is_empty()).then(|| with_ledger(&args.send_args, &args.ledger));
+    let extract_argv = (!args.extract_args.is_empty()).then(|| with_ledger(&args.extract_args, &ledger_path));
+    let send_argv = (!args.send_args.is_empty()).then(|| with_ledger(&args.send_args, &ledger_path));
     if let Some(v) = &extract_argv {
         ExtractCli::try_parse_from(v).map_err(|e| anyhow::anyhow!("--extract-arg: {e}"))?;
     }
@@ -159,9 +166,13 @@ pub async fn run(args: ServeArgs) -> Result<std::process::ExitCode> {
     if args.every.is_some() && extract_argv.is_none() && send_argv.is_none() {
         bail!("--every needs --extract-arg and/or --send-arg (what to run)");
     }
-    // The ledger must open now (and is created if missing), or every scrape would fail.
-    drop(crate::cmd::accounting::open_ledger(&args.ledger)?);
-    let app = Arc::new(App { ledger: args.ledger.clone(), spool: args.spool.clone(), runs: Mutex::default() });
+    // The ledger must open now, or every scrape would fail. Only a serve that runs extract
+    // may create it; one that only reads says it does not exist.
+    match &extract_argv {
+        Some(_) => drop(crate::cmd::accounting::open_ledger(&ledger_path)?),
+        None => drop(crate::cmd::accounting::open_existing_ledger(&ledger_path)?),
+    }
+    let app = Arc::new(App { ledger: ledger_path.clone(), spool: args.spool.clone(), runs: Mutex::default() });
     let listener = tokio::net::TcpListener::bind(args.metrics).await.with_context(|| format!("binding {}", args.metrics))?;
     let addr = listener.local_addr()?;
     println!("serving metrics on http://{addr}/metrics");

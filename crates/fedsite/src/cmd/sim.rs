@@ -63,6 +63,13 @@ pub struct AmsSimArgs {
     /// Fraction of AMS requests answered 500/503/429.
     #[arg(long, default_value_t = 0.0)]
     pub ams_error_rate: f64,
+    /// Write an SSM sender.cfg for the simulated AMS here (mode 0600: it holds the sender
+    /// token): `REQUESTS_CA_BUNDLE=<CA> fedsite send --sender-cfg FILE` sends the spool to it.
+    #[arg(long, value_name = "PATH", requires = "ams")]
+    pub sender_cfg: Option<PathBuf>,
+    /// The spool the written sender.cfg names (`[messaging] path`).
+    #[arg(long, value_name = "DIR", default_value = "outgoing", requires = "sender_cfg")]
+    pub spool: PathBuf,
 }
 
 impl AmsSimArgs {
@@ -89,18 +96,56 @@ impl AmsSimArgs {
         Ok(())
     }
 
-    /// What a client needs, on stderr.
-    pub fn print(handle: &sim::SimHandle) {
+    /// What a client needs, on stderr (and the sender.cfg, when asked for).
+    pub fn print(&self, handle: &sim::SimHandle) -> Result<()> {
         if let Some(a) = handle.ams() {
             eprintln!("AMS data API:      {}  (project {}, topic {}, subscription {})", a.url(), sim::ams::DEFAULT_PROJECT, sim::ams::DEFAULT_TOPIC, sim::ams::DEFAULT_SUBSCRIPTION);
-            eprintln!("AMS authx509:      {}", a.authx509_url("localhost"));
+            eprintln!("AMS authn URL:     {}  (fedsite send --authn-url; the token exchange is {})", a.authn_url(), a.authx509_url("localhost"));
             eprintln!("AMS CA:            {}", a.ca_pem_path().display());
             eprintln!("client cert / key: {} / {}  ({})", a.client_cert_path().display(), a.client_key_path().display(), sim::ams::TEST_CLIENT_DN);
             for user in ["sender", "receiver", "admin"] {
                 eprintln!("token {user:<9}  {}", a.token(user).unwrap_or_default());
             }
+            if let Some(path) = &self.sender_cfg {
+                let spool = std::path::absolute(&self.spool)?;
+                let cfg = format!(
+                    "# SSM sender.cfg for the simulated AMS (fedsite sim --ams --sender-cfg).\n\
+                     [sender]\nprotocol: AMS\n\n[broker]\nhost: localhost:{}\n\n\
+                     [certificates]\ncertificate: {}\nkey: {}\n\n\
+                     [messaging]\nams_project: {}\ndestination: {}\ntoken: {}\npath: {}\npath_type: dirq\n",
+                    a.port(),
+                    a.client_cert_path().display(),
+                    a.client_key_path().display(),
+                    sim::ams::DEFAULT_PROJECT,
+                    sim::ams::DEFAULT_TOPIC,
+                    a.token("sender").unwrap_or_default(),
+                    spool.display()
+                );
+                write_private(path, &cfg)?;
+                eprintln!(
+                    "sender.cfg:        {}  (REQUESTS_CA_BUNDLE={} fedsite send --sender-cfg {})",
+                    path.display(),
+                    a.ca_pem_path().display(),
+                    path.display()
+                );
+            }
         }
+        Ok(())
     }
+}
+
+/// Writes `contents` to `path` with mode 0600 (it holds a password or a token).
+fn write_private(path: &std::path::Path, contents: &str) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(contents.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Latency, concurrency and faults, for every service; a profile file can
@@ -215,20 +260,11 @@ pub async fn run(args: SimArgs) -> Result<ExitCode> {
     };
     args.ams.apply(&mut config)?;
     let handle = sim::start(config).await?;
-    AmsSimArgs::print(&handle);
+    args.ams.print(&handle)?;
     let yaml = handle.clouds_yaml();
     if let Some(path) = &args.clouds_yaml {
         // It holds the well-known accounts' password: private, as fedsite requires.
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .and_then(|mut f| f.write_all(yaml.as_bytes()))
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_private(path, &yaml)?;
     }
     print!("{yaml}");
     use std::io::Write;

@@ -89,28 +89,10 @@ fn resolve(a: &SpoolLocation) -> Result<Resolved> {
     let cfg = a.sender_cfg.as_deref().map(SenderCfg::load).transpose()?;
     // fedsite.toml's [spool] when there is no sender.cfg.
     let file = if cfg.is_none() { super::site_config()? } else { None };
-    let spool = a
-        .spool
-        .clone()
-        .or(cfg.as_ref().map(|c| c.path.clone()))
-        .or(file.as_ref().map(|f| f.spool()))
+    let flags = siteconf::resolve::SpoolFlags { path: a.spool.as_deref(), path_type: a.path_type.as_deref(), quarantine: a.quarantine.as_deref() };
+    let paths = siteconf::resolve::spool_paths(&flags, cfg.as_ref(), file.as_ref())?
         .context("no spool: --spool, --sender-cfg or --config fedsite.toml")?;
-    let ty = match a.path_type.as_deref() {
-        Some("directory") => PathType::Directory,
-        Some("dirq") => PathType::Dirq,
-        Some(o) => anyhow::bail!("--path-type {o:?}: expected dirq or directory"),
-        None => match (&cfg, &file) {
-            (Some(c), _) => c.path_type,
-            (None, Some(f)) => f.path_type()?,
-            (None, None) => PathType::Dirq,
-        },
-    };
-    let quarantine = a
-        .quarantine
-        .clone()
-        .or(file.as_ref().and_then(|f| f.toml.spool.quarantine.clone()))
-        .unwrap_or_else(|| sender::default_quarantine(&spool));
-    Ok(Resolved { spool, ty, quarantine, file })
+    Ok(Resolved { spool: paths.path, ty: paths.path_type, quarantine: paths.quarantine, file })
 }
 
 pub async fn run(args: SpoolArgs) -> Result<ExitCode> {

@@ -109,10 +109,22 @@ pub fn check(config: &Config, env: &openstack::config::Env, cwd: &Path) -> Vec<F
             }
             _ => push(Level::Error, "[ams] certificate", "signing needs the host certificate and key ([ams] certificate and key)".into()),
         }
-        for (key, path) in [("[ams] capath", &ams.capath), ("[ams] ca", &ams.ca), ("[ams] server_cert", &ams.server_cert)] {
+        for (key, path) in [("[ams] ca", &ams.ca), ("[ams] server_cert", &ams.server_cert)] {
             if let Some(p) = path.as_deref().filter(|p| !p.exists()) {
                 push(Level::Error, key, format!("{} does not exist", p.display()));
             }
+        }
+        // SSM's capath: only `fedsite receive` uses it (the CAs signers chain to); sending
+        // trusts [ams] ca or REQUESTS_CA_BUNDLE for AMS's TLS, as SSM does.
+        if let Some(p) = ams.capath.as_deref().filter(|p| !p.exists()) {
+            push(
+                Level::Warning,
+                "[ams] capath",
+                format!(
+                    "{} does not exist; sending does not use it (AMS's TLS is verified with [ams] ca, REQUESTS_CA_BUNDLE or the system roots), receiving does: fix the path or remove the key",
+                    p.display()
+                ),
+            );
         }
     }
     if t.images.is_some()

@@ -94,7 +94,16 @@ pub fn import(caso: Option<&Path>, ssm: Option<&Path>, site_yaml: Option<&Path>)
 }
 
 fn import_caso(path: &Path, out: &mut Imported) -> Result<(), Error> {
-    let conf = CasoConf::load(path).map_err(|e| Error::file(path, e.message))?;
+    // cASO's own caso.conf is often 0644 (cASO runs as root): `--caso-conf` refuses it, but
+    // the import reads it, says so, and writes fedsite.toml 0600.
+    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e.to_string()))?;
+    let conf = CasoConf::parse(&path.display().to_string(), &text).map_err(|e| Error::file(path, e.message))?;
+    if let Err(why) = openstack::secret::check_private_file(path) {
+        out.not_carried.push(format!(
+            "{}: read for this import although {why}; fedsite.toml is written 0600, and `fedsite accounting extract --caso-conf` refuses the file until it is private",
+            path.display()
+        ));
+    }
     let c = &mut out.config;
     let x = &conf.extract;
     c.site.name = Some(x.site_name.as_str().to_string());
@@ -158,6 +167,12 @@ fn import_caso(path: &Path, out: &mut Imported) -> Result<(), Error> {
     c.cloud.interface = (cloud.interface != Interface::Public).then(|| cloud.interface.as_str().to_string());
     c.cloud.cacert = cloud.cacert.clone();
     c.cloud.verify = cloud.insecure.then_some(false);
+    if cloud.insecure {
+        out.not_carried.push(format!(
+            "{}: [keystone_auth] insecure = true carried as [cloud] verify = false: Keystone's certificate is NOT verified; set [cloud] cacert instead",
+            path.display()
+        ));
+    }
 
     // Everything else in the file, with the reason it is not carried.
     let ini = Ini::load_from_file(path).map_err(|e| Error::file(path, e.to_string()))?;
@@ -207,7 +222,38 @@ fn import_ssm(path: &Path, out: &mut Imported) -> Result<(), Error> {
     for note in &cfg.notes {
         out.not_carried.push(format!("{}: {note}", path.display()));
     }
+    // Keys of the sections fedsite reads that it does not use.
+    let ini = Ini::load_from_file(path).map_err(|e| Error::file(path, e.to_string()))?;
+    for (section, props) in ini.iter() {
+        let Some(section) = section else { continue };
+        for (key, _) in props.iter() {
+            if let Some(reason) = ssm_reason(section, key) {
+                out.not_carried.push(format!("{}: [{section}] {key}: {reason}", path.display()));
+            }
+        }
+    }
     Ok(())
+}
+
+/// sender.cfg keys fedsite does not use, and why (the sections it does not read at all are
+/// listed by `SenderCfg`'s notes).
+fn ssm_reason(section: &str, key: &str) -> Option<&'static str> {
+    Some(match (section, key.to_ascii_lowercase().as_str()) {
+        ("broker", "port") => "STOMP's port; AMS is reached on 443 (data) and 8443 (token exchange): write host:port in [ams] host if AMS listens elsewhere",
+        ("broker", "use_ssl") => "AMS is always HTTPS",
+        ("broker", "bdii" | "network") => "broker discovery through a BDII is STOMP's; set [ams] host",
+        ("broker", "port_ssl" | "host_ssl") => "STOMP only",
+        ("messaging", "ams_project" | "destination" | "path" | "path_type" | "token") => return None,
+        ("messaging", "bulk") => "fedsite publishes several messages per request on its own (under AMS's size limit)",
+        ("messaging", _) => "fedsite has no such setting",
+        ("certificates", "certificate" | "key" | "capath" | "server_cert" | "verify_server_cert") => return None,
+        ("certificates", _) => "fedsite has no such setting",
+        ("sender", "protocol") => return None,
+        ("sender", _) => "fedsite has no such setting",
+        ("broker", "host") => return None,
+        ("broker", _) => "fedsite has no such setting",
+        _ => return None,
+    })
 }
 
 fn import_site_yaml(path: &Path, out: &mut Imported) -> Result<(), Error> {

@@ -1,5 +1,6 @@
 //! The `fedsite.toml` schema: one serde struct per section, every key
-//! optional with its default applied when resolved, unknown keys refused.
+//! optional with its default applied when resolved, unknown keys refused
+//! (all of them at once, each with its line: `serde_ignored` collects them).
 //! Owns loading the file (TOML errors name the line and key; a file holding
 //! a secret must not be readable by group or others). docs/configuration.md
 //! documents every key.
@@ -12,7 +13,6 @@ use crate::Error;
 
 /// A whole `fedsite.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FedsiteToml {
     #[serde(default)]
     pub site: Site,
@@ -34,7 +34,6 @@ pub struct FedsiteToml {
 
 /// `[site]`: who the site is.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Site {
     /// GOCDB site name (APEL SiteName).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,7 +51,6 @@ pub struct Site {
 /// `region_name`, `interface`, `cacert`, `verify`); `OS_*` variables when
 /// neither is given.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Cloud {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub os_cloud: Option<String>,
@@ -75,7 +73,6 @@ pub struct Cloud {
 
 /// `[cloud.auth]`, with keystoneauth's names.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Auth {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_url: Option<String>,
@@ -130,7 +127,6 @@ impl std::fmt::Debug for Auth {
 
 /// `[accounting]`: what `fedsite accounting extract` accounts and how.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Accounting {
     /// nova, cinder, neutron, prometheus (default nova, cinder, neutron).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,7 +174,6 @@ pub struct Accounting {
 
 /// `[accounting.benchmark]`: flavor extra-spec keys.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Benchmark {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name_key: Option<String>,
@@ -188,7 +183,6 @@ pub struct Benchmark {
 
 /// `[accounting.accelerator]`: flavor extra-spec keys.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Accelerator {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub type_key: Option<String>,
@@ -202,7 +196,6 @@ pub struct Accelerator {
 
 /// `[accounting.prometheus]`: the energy extractor.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Prometheus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
@@ -218,7 +211,6 @@ pub struct Prometheus {
 
 /// `[ledger]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Ledger {
     /// A SQLite file or a `postgresql://` URL (default /var/lib/fedsite/ledger.sqlite).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,7 +219,6 @@ pub struct Ledger {
 
 /// `[spool]`: the outgoing queue shared with SSM.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Spool {
     /// Default /var/spool/apel/outgoing/openstack.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -242,7 +233,6 @@ pub struct Spool {
 
 /// `[ams]`: delivery to the ARGO Messaging Service.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Ams {
     /// AMS host name, as SSM's `[broker] host` (e.g. msg.argo.grnet.gr).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -293,9 +283,22 @@ impl FedsiteToml {
         Ok(config)
     }
 
-    /// Parses TOML text; `path` names the file in errors.
+    /// Parses TOML text; `path` names the file in errors. Every unknown key is reported, with
+    /// its line, in one error.
     pub fn parse(path: &Path, text: &str) -> Result<FedsiteToml, Error> {
-        toml::from_str(text).map_err(|e| Error::file(path, e.to_string().trim_end().to_string()))
+        let err = |e: toml::de::Error| Error::file(path, e.to_string().trim_end().to_string());
+        let de = toml::Deserializer::parse(text).map_err(err)?;
+        let mut unknown = Vec::new();
+        let config: FedsiteToml = serde_ignored::deserialize(de, |key| unknown.push(key.to_string())).map_err(err)?;
+        if unknown.is_empty() {
+            return Ok(config);
+        }
+        // serde_ignored writes an Option's Some as `?` (`ams.?.hots`).
+        let mut found: Vec<(usize, String)> =
+            unknown.iter().map(|k| unknown_key(text, &k.replace(".?", ""))).collect();
+        found.sort();
+        let found: Vec<String> = found.into_iter().map(|(_, s)| s).collect();
+        Err(Error::file(path, found.join("; ")))
     }
 
     /// The first key holding a secret, if any.
@@ -315,4 +318,32 @@ impl FedsiteToml {
 /// same rule as clouds.yaml's (`openstack::secret::check_private_file`).
 pub fn check_private(path: &Path, what: &str) -> Result<(), Error> {
     openstack::secret::check_private_file(path).map_err(|m| Error::file(path, format!("{what}: {m}")))
+}
+
+/// `line N: unknown field `key` in [table]` for the dotted path serde_ignored gives
+/// (`accounting.extractor`): the line is that of the first `key =` (or `[table.key]`) after the
+/// table's header.
+fn unknown_key(text: &str, path: &str) -> (usize, String) {
+    let (table, key) = path.rsplit_once('.').unwrap_or(("", path));
+    let mut in_table = table.is_empty();
+    let mut line = None;
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if let Some(h) = t.strip_prefix('[').and_then(|h| h.split(']').next()) {
+            let h = h.trim_matches(['[', ' ']);
+            if h == path || (table.is_empty() && h.split('.').next() == Some(key)) {
+                line = Some(i + 1);
+                break;
+            }
+            in_table = h == table;
+            continue;
+        }
+        if in_table && t.split(['=', ' ']).next() == Some(key) {
+            line = Some(i + 1);
+            break;
+        }
+    }
+    let at = line.map(|n| format!("line {n}: ")).unwrap_or_default();
+    let within = if table.is_empty() { String::new() } else { format!(" in [{table}]") };
+    (line.unwrap_or(usize::MAX), format!("{at}unknown field `{key}`{within}"))
 }

@@ -99,6 +99,18 @@ fn unknown_keys_and_bad_values_name_file_and_key() {
     let e = Config::load(&p).unwrap_err().to_string();
     assert!(e.contains("fedsite.toml") && e.contains("unknown field `extractor`") && e.contains("line 5"), "{e}");
 
+    // Every wrong key at once, each with its line and table, not only the first.
+    let p = write(
+        dir.path(),
+        "typos.toml",
+        "[site]\nnmae = \"S\"\n\n[ledgr]\npath = \"x\"\n\n[ams]\nhots = \"h\"\ntopic = \"t\"\n[accounting]\nstlye = \"caso\"\n",
+        0o644,
+    );
+    let e = Config::load(&p).unwrap_err().to_string();
+    for want in ["line 2: unknown field `nmae` in [site]", "line 4: unknown field `ledgr`", "line 8: unknown field `hots` in [ams]", "line 11: unknown field `stlye` in [accounting]"] {
+        assert!(e.contains(want), "{want:?} in {e}");
+    }
+
     let p = write(dir.path(), "bad.toml", "[site]\nname = \"S\"\n[accounting]\nextractors = [\"nova\", \"bogus\"]\nstyle = \"pretty\"\n", 0o644);
     let c = Config::load(&p).unwrap();
     let e = c.extract_config("x").unwrap_err().to_string();
@@ -201,4 +213,37 @@ fn the_instance_action_cache_is_on_unless_the_accounting_section_turns_it_off() 
     let bad = write(dir.path(), "bad.toml", "[site]\nname = \"S\"\n\n[accounting]\naction_cache = \"no\"\n", 0o644);
     let e = Config::load(&bad).unwrap_err().to_string();
     assert!(e.contains("bad.toml") && e.contains("action_cache"), "{e}");
+}
+
+#[test]
+fn import_reads_casos_own_readable_file_and_lists_every_key_it_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let caso = caso_conf(dir.path());
+    std::fs::set_permissions(&caso, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = std::fs::read_to_string(&caso).unwrap().replace("[keystone_auth]\n", "[keystone_auth]\ninsecure = True\n");
+    std::fs::write(&caso, text).unwrap();
+    // Running from it refuses it; importing it reads it and says so.
+    assert!(CasoConf::load(&caso).is_err());
+    let ssm = sender_cfg(dir.path());
+    let text = std::fs::read_to_string(&ssm).unwrap().replace("host: localhost\n", "host: localhost\nport: 6162\nuse_ssl: true\n");
+    std::fs::write(&ssm, text).unwrap();
+    let imported = siteconf::import(Some(&caso), Some(&ssm), None).unwrap();
+    let nc = imported.not_carried.join("\n");
+    for want in ["read for this import although", "[keystone_auth] insecure = true carried as [cloud] verify = false", "[broker] port: STOMP's port", "[broker] use_ssl: AMS is always HTTPS"] {
+        assert!(nc.contains(want), "{want:?} missing from:\n{nc}");
+    }
+    assert_eq!(imported.config.cloud.verify, Some(false));
+}
+
+#[test]
+fn a_missing_capath_is_a_warning_that_says_what_uses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (caso, ssm) = (caso_conf(dir.path()), sender_cfg(dir.path()));
+    let imported = siteconf::import(Some(&caso), Some(&ssm), None).unwrap();
+    let text = siteconf::render(&imported, &[&caso, &ssm]).unwrap();
+    let toml = write(dir.path(), "fedsite.toml", &text, 0o600);
+    let findings = siteconf::check(&Config::load(&toml).unwrap(), &openstack::Env::new(), dir.path());
+    let capath = findings.iter().find(|f| f.key == "[ams] capath").expect("a capath finding");
+    assert_eq!(capath.level, Level::Warning, "{capath:?}");
+    assert!(capath.message.contains("receiving does"), "{capath:?}");
 }

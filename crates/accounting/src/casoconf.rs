@@ -73,16 +73,10 @@ impl CasoConf {
         let mut extract = ExtractConfig::new(site_name, service);
         extract.projects = list("DEFAULT", "projects");
         extract.project_tag = Some(get("DEFAULT", "caso_tag").unwrap_or_else(|| "caso".into()));
-        // cASO reads one property (default `VO`); fedsite keeps it first and
-        // still accepts the other spellings after it.
+        // cASO reads one property (default `VO`), and so does a run from its file: the other
+        // spellings fedsite accepts by default would account projects cASO does not.
         let vo_property = get("DEFAULT", "vo_property").unwrap_or_else(|| "VO".into());
-        let mut properties = vec![vo_property];
-        for p in ["egi.VO", "egi.eu:VO", "VO"] {
-            if !properties.iter().any(|q| q == p) {
-                properties.push(p.into());
-            }
-        }
-        extract.vo_properties = properties;
+        extract.vo_properties = vec![vo_property];
         let mapping = get("DEFAULT", "mapping_file").unwrap_or_else(|| "/etc/caso/voms.json".into());
         extract.voms_json = Some(PathBuf::from(mapping)).filter(|p| p.exists());
         if let Some(extractors) = get("DEFAULT", "extractor") {

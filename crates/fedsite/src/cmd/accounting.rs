@@ -140,6 +140,11 @@ pub struct ExtractArgs {
     /// Do not compute SuspendDuration from instance actions (cASO's numbers).
     #[arg(long)]
     pub no_suspend_duration: bool,
+    /// cASO 5.2.2's records, as far as a switch gives them: `--style caso`, cASO's CloudType
+    /// (`caso/5.2.2 (OpenStack)`), no SuspendDuration, SHUTOFF and SHELVED time counted as
+    /// running. The fixes that have no switch still apply (docs/compat.md says which).
+    #[arg(long, conflicts_with_all = ["style", "inactive_time"])]
+    pub caso_compatible: bool,
     /// List every server's instance actions again instead of reusing those cached in the
     /// ledger for servers not updated since (`[accounting] action_cache = false`).
     #[arg(long)]
@@ -266,6 +271,9 @@ fn interrupted_run_end(ledger: &Ledger) -> Result<Option<DateTime<Utc>>> {
     Ok(last.filter(|r| r.outcome.is_none() && r.window_from.is_none()).and_then(|r| r.window_to))
 }
 
+/// The CloudType cASO 5.2.2 writes (`--caso-compatible`).
+const CASO_CLOUD_TYPE: &str = "caso/5.2.2 (OpenStack)";
+
 /// `--ledger`, else fedsite.toml's `[ledger] path`, else the default.
 fn ledger_path(flag: Option<PathBuf>, file: Option<&siteconf::Config>) -> PathBuf {
     siteconf::resolve::ledger_path(flag.as_deref(), file)
@@ -336,14 +344,18 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     };
     let defaults = file.as_ref().map(|f| f.extract_config(&a.site.cloud_type)).transpose()?.map(|c| c.compat).unwrap_or_default();
     cfg.compat = CompatOptions {
-        suspend_duration: defaults.suspend_duration && !a.no_suspend_duration,
+        suspend_duration: defaults.suspend_duration && !a.no_suspend_duration && !a.caso_compatible,
         inactive_time: match a.inactive_time {
             Some(InactiveArg::Running) => InactiveTime::CountAsRunning,
             Some(InactiveArg::Suspended) => InactiveTime::CountAsSuspended,
+            None if a.caso_compatible => InactiveTime::CountAsRunning,
             None => defaults.inactive_time,
         },
         ..CompatOptions::default()
     };
+    if a.caso_compatible {
+        cfg.cloud_type = ApelText::for_field("--cloud-type", CASO_CLOUD_TYPE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     cfg.action_cache &= !a.no_action_cache;
     let now = Utc::now().with_nanosecond_zero();
     let to = match a.to {
@@ -362,6 +374,7 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
             .or_else(|| file.as_ref().map(|f| f.spool()))
             .unwrap_or_else(|| PathBuf::from(siteconf::resolve::DEFAULT_SPOOL)),
         style: match (a.style, &file) {
+            _ if a.caso_compatible => Style::CasoCompat,
             (Some(s), _) => style(s),
             (None, Some(f)) => f.style()?,
             (None, None) => Style::Fedsite,

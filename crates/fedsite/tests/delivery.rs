@@ -701,3 +701,41 @@ async fn a_second_send_on_the_same_spool_waits_or_exits_75() {
     assert_eq!(sim.ams().unwrap().counts().messages_published, 2);
     sim.stop().await;
 }
+
+/// `fedsite send` with `--ca` / `--ams-url` / `--authn-url` as given (no defaults from the sim).
+fn fedsite_send_raw(sim: &sim::SimHandle, spool: &Path, args: &[&str]) -> std::process::Output {
+    let a = sim.ams().unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
+        .args(["--log", "warn", "send", "--project", DEFAULT_PROJECT, "--topic", DEFAULT_TOPIC])
+        .arg("--cert").arg(a.client_cert_path())
+        .arg("--key").arg(a.client_key_path())
+        .arg("--spool").arg(spool)
+        .args(args)
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_and_untrusted_certificates_say_which_and_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path(), 0.0, None, 0).await;
+    let (spool, _, _, _) = safety_spool(dir.path(), 3, false);
+    let a = sim.ams().unwrap();
+    let ca = a.ca_pem_path();
+    // Nothing listens on the authn port given.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let refused = format!("https://localhost:{closed}");
+    let out = fedsite_send_raw(&sim, &spool, &["--ams-url", &a.url(), "--authn-url", &refused, "--ca", ca.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("connection refused") && stderr.contains("--ams-url"), "{stderr}");
+    // The system's roots do not trust the sim's CA.
+    let out = fedsite_send_raw(&sim, &spool, &["--ams-url", &a.url(), "--authn-url", &a.authn_url()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TLS handshake failed") && stderr.contains("--ca") && stderr.contains("REQUESTS_CA_BUNDLE"), "{stderr}");
+    assert_eq!(QueueSimple::open(&spool).unwrap().count().unwrap(), 3, "nothing moved");
+    assert_eq!(quarantine_files(&spool), 0);
+    sim.stop().await;
+}

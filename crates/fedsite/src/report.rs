@@ -17,11 +17,14 @@ pub struct Usage {
     /// VM-months: cloud records (one per VM and month).
     pub vms: u64,
     /// Wall time of the VMs in the month, hours: the increase of each VM's WallDuration over its
-    /// previous month's record (APEL's SummariseVMs), or the whole value for its first record.
+    /// previous month's record (APEL's SummariseVMs); for a VM's first record in the ledger,
+    /// only its time within that month (a VM the ledger first sees years after it started does
+    /// not put its whole life into one month).
     pub vm_hours: f64,
-    /// Same for CpuDuration.
+    /// Same for CpuDuration (a first record's CPU scaled by the same fraction as its wall).
     pub cpu_hours: f64,
-    /// Accelerator records: AvailableDuration × Count, hours.
+    /// Accelerator records: AvailableDuration × Count, hours (each record's own duration, at
+    /// most the month's length per device).
     pub gpu_hours: f64,
     /// Storage records measured in the month (latest state of each volume): capacity, GiB.
     pub storage_gib: f64,
@@ -110,6 +113,41 @@ fn month_start(month: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok()
 }
 
+/// [start, end) of month "YYYY-MM", UTC.
+fn month_bounds(month: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let start = month_start(month)?;
+    let next = if start.month() == 12 {
+        NaiveDate::from_ymd_opt(start.year() + 1, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(start.year(), start.month() + 1, 1)?
+    };
+    Some((start.and_hms_opt(0, 0, 0)?.and_utc(), next.and_hms_opt(0, 0, 0)?.and_utc()))
+}
+
+/// Seconds in month "YYYY-MM".
+fn month_seconds(month: &str) -> Option<f64> {
+    month_bounds(month).map(|(a, b)| (b - a).num_seconds() as f64)
+}
+
+/// Seconds of [start, end] within month "YYYY-MM" (None without a start time).
+fn month_overlap(month: &str, start: Option<DateTime<Utc>>, end: DateTime<Utc>) -> Option<i64> {
+    let (ms, me) = month_bounds(month)?;
+    let (a, b) = (start?.max(ms), end.min(me));
+    Some((b - a).num_seconds().max(0))
+}
+
+/// A VM's first record: its wall and CPU within the month (`within`: the seconds of its life
+/// in the month), CPU scaled by the same fraction; the whole values when the start is unknown.
+fn first_month(wall: u64, cpu: u64, within: Option<i64>) -> (f64, f64) {
+    match within {
+        Some(w) if (w as u64) < wall && wall > 0 => {
+            let f = w as f64 / wall as f64;
+            (w as f64, cpu as f64 * f)
+        }
+        _ => (wall as f64, cpu as f64),
+    }
+}
+
 fn parse_one(body: &str, kind: &str, key: &str) -> Result<Record> {
     let (_, mut records) = apel::parse_message(body.as_bytes()).with_context(|| format!("ledger {kind} record {key}: stored body"))?;
     records.pop().with_context(|| format!("ledger {kind} record {key}: stored body holds no record"))
@@ -120,28 +158,48 @@ pub fn gather(ledger: &Ledger, from: Option<DateTime<Utc>>, to: Option<DateTime<
     let mut usage: BTreeMap<(String, String), Usage> = BTreeMap::new();
     let snaps = |kind: &str| ledger.latest_snapshots(&SnapshotFilter { kind: Some(kind.into()), ..Default::default() });
 
-    // Cloud: per VM, the month records in order; each month counts its increase.
-    let mut vms: HashMap<String, Vec<(String, Option<String>, u64, u64)>> = HashMap::new();
+    // Cloud: per VM, the month records in order; each month counts its increase, the first
+    // only the VM's time within that month.
+    let mut vms: HashMap<String, Vec<(String, Option<String>, u64, u64, Option<i64>)>> = HashMap::new();
     for s in snaps("cloud")? {
         let s = s.snapshot;
         let vm = s.key.split_once('/').map_or(s.key.as_str(), |(v, _)| v).to_string();
         let month = s.month.clone().unwrap_or_else(|| ledger::month_of(s.measured_at));
-        vms.entry(vm).or_default().push((month, s.vo, s.wall_seconds.unwrap_or(0), s.cpu_seconds.unwrap_or(0)));
+        let within = month_overlap(&month, s.start_time, s.end_time.unwrap_or(s.measured_at));
+        vms.entry(vm).or_default().push((month, s.vo, s.wall_seconds.unwrap_or(0), s.cpu_seconds.unwrap_or(0), within));
     }
     for recs in vms.values_mut() {
         recs.sort_by(|a, b| a.0.cmp(&b.0));
-        let (mut wall0, mut cpu0) = (0u64, 0u64);
-        for (month, vo, wall, cpu) in recs.iter() {
+        let mut prev: Option<(u64, u64)> = None;
+        for (month, vo, wall, cpu, within) in recs.iter() {
+            let (dw, dc) = match prev {
+                Some((wall0, cpu0)) => (wall.saturating_sub(wall0) as f64, cpu.saturating_sub(cpu0) as f64),
+                None => first_month(*wall, *cpu, *within),
+            };
             if month_in(month, from, to) {
                 let u = usage.entry((vo.clone().unwrap_or_default(), month.clone())).or_default();
                 u.vms += 1;
-                u.vm_hours += wall.saturating_sub(wall0) as f64 / 3600.0;
-                u.cpu_hours += cpu.saturating_sub(cpu0) as f64 / 3600.0;
+                u.vm_hours += dw / 3600.0;
+                u.cpu_hours += dc / 3600.0;
             }
-            (wall0, cpu0) = (*wall, *cpu);
+            prev = Some((*wall, *cpu));
         }
     }
-    for kind in ["accelerator", "storage", "ip"] {
+    // Accelerators: AvailableDuration × Count of the month's record (cASO measures it within the
+    // extraction window, not cumulatively), at most the month's length for each device.
+    for s in snaps("accelerator")? {
+        let s = s.snapshot;
+        let month = s.month.clone().unwrap_or_else(|| ledger::month_of(s.measured_at));
+        if !month_in(&month, from, to) {
+            continue;
+        }
+        if let Record::Accelerator(a) = parse_one(&s.body, "accelerator", &s.key)? {
+            let count = f64::from(a.count);
+            let secs = (a.available_duration as f64).min(month_seconds(&month).unwrap_or(f64::INFINITY));
+            usage.entry((s.vo.clone().unwrap_or_default(), month)).or_default().gpu_hours += secs * count / 3600.0;
+        }
+    }
+    for kind in ["storage", "ip"] {
         for s in snaps(kind)? {
             let s = s.snapshot;
             let month = s.month.clone().unwrap_or_else(|| ledger::month_of(s.measured_at));
@@ -150,7 +208,6 @@ pub fn gather(ledger: &Ledger, from: Option<DateTime<Utc>>, to: Option<DateTime<
             }
             let u = usage.entry((s.vo.clone().unwrap_or_default(), month)).or_default();
             match parse_one(&s.body, kind, &s.key)? {
-                Record::Accelerator(a) => u.gpu_hours += a.available_duration as f64 * f64::from(a.count) / 3600.0,
                 Record::Storage(st) => {
                     u.storage_gib += st.resource_capacity_allocated.unwrap_or(st.resource_capacity_used) as f64 / 1024f64.powi(3)
                 }
@@ -258,15 +315,18 @@ fn axis(max: f64) -> (f64, f64) {
 fn chart(out: &mut String, d: &ReportData, id: &str, title: &str, unit: &str, value: fn(&Usage) -> f64) {
     let months: Vec<&str> = d.months().into_iter().collect();
     let vos: Vec<&str> = d.vos().into_iter().collect();
-    let (w, h, left, right, top, bottom) = (560.0, 260.0, 64.0, 12.0, 28.0, 44.0);
-    let plot_w = w - left - right;
-    let plot_h = h - top - bottom;
     let totals: Vec<f64> = months
         .iter()
         .map(|m| vos.iter().map(|vo| d.usage.get(&(vo.to_string(), m.to_string())).map_or(0.0, value)).sum())
         .collect();
     let total: f64 = totals.iter().sum();
     let (ymax, step) = axis(totals.iter().copied().fold(0.0, f64::max));
+    // The left margin holds the widest tick label (about 7 px a character at the tick size).
+    let widest = (0..=((ymax / step).round() as usize)).map(|i| fmt_num(i as f64 * step, unit).len()).max().unwrap_or(1);
+    let (w, h, right, top, bottom) = (560.0, 260.0, 12.0, 28.0, 44.0);
+    let left = (widest as f64 * 7.0 + 14.0).max(40.0);
+    let plot_w = w - left - right;
+    let plot_h = h - top - bottom;
     let _ = write!(
         out,
         r#"<figure class="chart"><figcaption>{t} <span class="unit">({u})</span> per month and VO</figcaption><svg class="chart" id="chart-{id}" data-metric="{id}" data-total="{total}" role="img" aria-label="{t} per month and VO" viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">"#,
@@ -410,7 +470,7 @@ pub fn render(d: &ReportData) -> String {
         let _ = write!(o, r#"<td class="n" id="table-total-{id}">{}</td>"#, esc(&fmt_num(value(&total), unit)));
     }
     o.push_str("</tr></tbody></table>");
-    o.push_str(r#"<p class="meta">VM and CPU hours count each VM's increase over its previous month's record, as APEL summarises them; storage and IPs are the latest record of each volume / project measured in the month.</p>"#);
+    o.push_str(r#"<p class="meta">VM and CPU hours count each VM's increase over its previous month's record, as APEL summarises them; a VM's first month in the ledger counts only its time within that month (its record carries its whole life since it started, which APEL would count in that month). GPU hours are each accelerator record's own duration in its month. Storage and IPs are the latest record of each volume / project measured in the month.</p>"#);
 
     // Delivery.
     o.push_str("<h2>Sent</h2>");
@@ -576,6 +636,85 @@ mod tests {
         assert!(!month_in("2025-12", t("2026-01-01T00:00:00Z"), None));
         assert!(month_in("2025-12", None, None));
         assert!(!month_in("garbage", None, None));
+    }
+
+    fn snapshot(kind: &str, key: &str, month: &str, start: &str, measured: &str, wall: u64, body: String) -> ledger::Snapshot {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        ledger::Snapshot {
+            kind: kind.into(),
+            key: key.into(),
+            project_id: "p1".into(),
+            vo: Some("vo.a".into()),
+            site: "SITE".into(),
+            measured_at: t(measured),
+            month: Some(month.into()),
+            start_time: Some(t(start)),
+            end_time: None,
+            wall_seconds: Some(wall),
+            cpu_seconds: Some(wall / 2),
+            status: Some("started".into()),
+            body,
+        }
+    }
+
+    fn gpu_body(vm: &str, month: u32, available: u64) -> String {
+        let r = apel::AcceleratorRecord {
+            measurement_month: month,
+            measurement_year: 2023,
+            associated_record_type: apel::ApelText::new("cloud").unwrap(),
+            associated_record: apel::ApelText::new(vm).unwrap(),
+            global_user_name: None,
+            fqan: apel::Fqan::new("vo.a").unwrap(),
+            site_name: apel::SiteName::new("SITE").unwrap(),
+            count: 2,
+            cores: None,
+            active_duration: None,
+            available_duration: available,
+            benchmark_type: None,
+            benchmark: None,
+            accelerator_type: apel::ApelText::new("GPU").unwrap(),
+            model: apel::ApelText::new("A100").unwrap(),
+            cloud_compute_service: None,
+            cloud_type: None,
+        };
+        String::from_utf8(apel::render_message(apel::RecordKind::Accelerator, &[Record::Accelerator(r)], apel::Style::Fedsite).unwrap()).unwrap()
+    }
+
+    /// A VM the ledger first sees in 2023-05, running since 2021: that month counts its time
+    /// in May only (not two years), June its increase; its GPUs the same way.
+    #[test]
+    fn a_vms_first_month_counts_only_its_time_in_that_month() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open_sqlite(dir.path().join("l.sqlite")).unwrap();
+        let may_end = 1_685_577_600u64 - 1_609_459_200; // 2021-01-01 → 2023-06-01
+        let june = 30 * 86_400;
+        for (month, measured, wall) in [("2023-05", "2023-06-01T00:00:00Z", may_end), ("2023-06", "2023-07-01T00:00:00Z", may_end + june)] {
+            let m: u32 = month[5..].parse().unwrap();
+            l.upsert_snapshot(&snapshot("cloud", &format!("vm1/{month}"), month, "2021-01-01T00:00:00Z", measured, wall, "x".into()), None).unwrap();
+            l.upsert_snapshot(&snapshot("accelerator", &format!("vm1/{month}"), month, "2021-01-01T00:00:00Z", measured, wall, gpu_body("vm1", m, wall)), None).unwrap();
+        }
+        let d = gather(&l, None, None, 5).unwrap();
+        let may = d.usage[&("vo.a".to_string(), "2023-05".to_string())];
+        let june_u = d.usage[&("vo.a".to_string(), "2023-06".to_string())];
+        assert_eq!(may.vm_hours, 31.0 * 24.0, "May's own hours, not the VM's life");
+        assert!((may.cpu_hours - 31.0 * 12.0).abs() < 1e-6, "{}", may.cpu_hours);
+        assert_eq!(june_u.vm_hours, 30.0 * 24.0);
+        // An accelerator record carrying more than its month (a malformed or cumulative one) is
+        // held to the month: 2 GPUs × 31 days, and June's 30.
+        assert_eq!(may.gpu_hours, 2.0 * 31.0 * 24.0, "2 GPUs, at most May's hours");
+        assert_eq!(june_u.gpu_hours, 2.0 * 30.0 * 24.0);
+        assert!(render(&d).contains("first month in the ledger counts only its time within that month"));
+    }
+
+    #[test]
+    fn tick_labels_fit_left_of_the_axis() {
+        let mut d = data();
+        d.usage.insert(("vo.c".into(), "2026-03".into()), Usage { vm_hours: 1_234_567.0, ..Default::default() });
+        let mut out = String::new();
+        chart(&mut out, &d, "vm-hours", "VM-hours", "h", |u| u.vm_hours);
+        // The widest label, 1,500,000.0, ends 6 px left of the axis and starts right of 0.
+        let axis_x: f64 = out.split(r#"<line x1=""#).nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        assert!(axis_x - 6.0 >= "1,500,000.0".len() as f64 * 6.5, "axis at {axis_x}");
     }
 
     #[test]

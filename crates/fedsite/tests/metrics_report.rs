@@ -363,21 +363,40 @@ fn attr_of(dom: &str, id: &str, attr: &str) -> String {
     tag[v + key.len()..].split('"').next().unwrap().to_string()
 }
 
+/// [start, end) of month "YYYY-MM".
+fn month_range(month: &str) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    let start = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").unwrap();
+    let end = start.checked_add_months(chrono::Months::new(1)).unwrap();
+    (start.and_hms_opt(0, 0, 0).unwrap().and_utc(), end.and_hms_opt(0, 0, 0).unwrap().and_utc())
+}
+
 /// The report's figures computed here from the ledger, independently of `fedsite report`.
+/// Over all months, a VM's hours are its last record's total, minus what its first record
+/// carries from before its first month (the page counts a first month's own time only).
 fn expected_totals(l: &Ledger) -> HashMap<&'static str, f64> {
     let snaps = l.latest_snapshots(&SnapshotFilter::default()).unwrap();
-    let mut by_vm: BTreeMap<String, Vec<(String, u64, u64)>> = BTreeMap::new();
+    // Per VM: (month, wall, cpu, seconds of its life within that month).
+    let mut by_vm: BTreeMap<String, Vec<(String, u64, u64, u64)>> = BTreeMap::new();
     let (mut gpu, mut storage, mut ips, mut vms) = (0.0, 0.0, 0.0, 0.0);
     for st in &snaps {
         let s = &st.snapshot;
         match s.kind.as_str() {
             "cloud" => {
                 let vm = s.key.split('/').next().unwrap().to_string();
-                by_vm.entry(vm).or_default().push((s.month.clone().unwrap(), s.wall_seconds.unwrap_or(0), s.cpu_seconds.unwrap_or(0)));
+                let month = s.month.clone().unwrap();
+                let (ms, me) = month_range(&month);
+                let within = match s.start_time {
+                    Some(start) => (s.end_time.unwrap_or(s.measured_at).min(me) - start.max(ms)).num_seconds().max(0) as u64,
+                    None => u64::MAX,
+                };
+                by_vm.entry(vm).or_default().push((month, s.wall_seconds.unwrap_or(0), s.cpu_seconds.unwrap_or(0), within));
                 vms += 1.0;
             }
             "accelerator" | "storage" | "ip" => match apel::parse_message(s.body.as_bytes()).unwrap().1.remove(0) {
-                apel::Record::Accelerator(a) => gpu += a.available_duration as f64 * a.count as f64 / 3600.0,
+                apel::Record::Accelerator(a) => {
+                    let (ms, me) = month_range(s.month.as_deref().unwrap());
+                    gpu += (a.available_duration as f64).min((me - ms).num_seconds() as f64) * a.count as f64 / 3600.0;
+                }
                 apel::Record::Storage(v) => storage += v.resource_capacity_allocated.unwrap_or(v.resource_capacity_used) as f64 / 1073741824.0,
                 apel::Record::Ip(i) => ips += i.ip_count as f64,
                 _ => unreachable!(),
@@ -388,14 +407,14 @@ fn expected_totals(l: &Ledger) -> HashMap<&'static str, f64> {
     let (mut wall, mut cpu) = (0.0, 0.0);
     for recs in by_vm.values_mut() {
         recs.sort();
-        // APEL's summaries: each month counts the increase over the VM's previous record.
-        let last = recs.last().unwrap();
-        wall += last.1 as f64 / 3600.0;
-        cpu += last.2 as f64 / 3600.0;
-        let mut prev = (0, 0);
+        let (first, last) = (recs[0].clone(), recs.last().unwrap().clone());
+        let kept = if first.3 < first.1 && first.1 > 0 { first.3 as f64 / first.1 as f64 } else { 1.0 };
+        wall += (last.1 as f64 - first.1 as f64 + first.1 as f64 * kept) / 3600.0;
+        cpu += (last.2 as f64 - first.2 as f64 + first.2 as f64 * kept) / 3600.0;
+        let mut prev = 0;
         for r in recs.iter() {
-            assert!(r.1 >= prev.0, "cumulative wall time never decreases");
-            prev = (r.1, r.2);
+            assert!(r.1 >= prev, "cumulative wall time never decreases");
+            prev = r.1;
         }
     }
     HashMap::from([("vm-hours", wall), ("cpu-hours", cpu), ("gpu-hours", gpu), ("storage", storage), ("ips", ips), ("vms", vms)])

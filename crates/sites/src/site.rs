@@ -216,10 +216,7 @@ pub fn parse(text: &str, file: &Path) -> Parsed {
         }
         Ok(Value::Mapping(m)) => read_site(&m, &mut f),
         Ok(other) => {
-            f.file_error(format!(
-                "the file is {}, not a mapping of keys (gocdb, endpoint, vos, ...)",
-                kind(&other)
-            ));
+            f.file_error(format!("the file is {}, not a mapping of keys (gocdb, endpoint, vos, ...)", kind(&other)));
             None
         }
         Err(e) => {
@@ -227,9 +224,10 @@ pub fn parse(text: &str, file: &Path) -> Parsed {
             // A number YAML cannot hold (a 32-digit project id) fails the whole document;
             // serde_yaml names the key path first.
             let (key, reason) = match msg.split_once(": ") {
-                Some((path, rest)) if !path.contains(' ') && rest.starts_with("invalid type: integer") => {
-                    (Some(path.to_string()), format!("a number too large for YAML, not the text as written: put it in quotes ({rest})"))
-                }
+                Some((path, rest)) if !path.contains(' ') && rest.starts_with("invalid type: integer") => (
+                    Some(path.to_string()),
+                    format!("a number too large for YAML, not the text as written: put it in quotes ({rest})"),
+                ),
                 _ => (
                     e.location().map(|l| format!("line {} column {}", l.line(), l.column())),
                     format!("not valid YAML: {msg}"),
@@ -524,10 +522,9 @@ fn read_vo_auth(v: &Value, path: &str, f: &mut Findings) -> VoAuth {
         match k.as_str() {
             "project_id" => a.project_id = checked(Some(v), &key, f, ProjectId::new),
             "region" => a.region = checked(Some(v), &key, f, Region::new),
-            s if SECRET_KEYS.contains(&s) => f.error(
-                key,
-                "a secret in the sites folder, which is public: keep it in the secrets directory or Vault",
-            ),
+            s if SECRET_KEYS.contains(&s) => {
+                f.error(key, "a secret in the sites folder, which is public: keep it in the secrets directory or Vault")
+            }
             _ => unknown(f, &key, &["project_id", "region"]),
         }
     }
@@ -624,7 +621,12 @@ mod tests {
         assert_eq!(s.vos[0].region(&s).unwrap().as_str(), "WAW4-1");
         // The same VO without a project on an OIDC site is a warning.
         let r = p("gocdb: X\nendpoint: https://k/v3\nvos:\n  - name: ops\n    auth: {}\n");
-        assert_eq!(lines(&r), ["warning: sites/X.yaml: vos[0].auth.project_id: missing: the federation's OIDC login has no project to scope to for VO ops"]);
+        assert_eq!(
+            lines(&r),
+            [
+                "warning: sites/X.yaml: vos[0].auth.project_id: missing: the federation's OIDC login has no project to scope to for VO ops"
+            ]
+        );
         assert!(r.site.is_some());
     }
 
@@ -645,22 +647,50 @@ mod tests {
     #[test]
     fn broken_values_are_errors_with_key_and_reason() {
         let cases = [
-            ("gocdb: X\nendpoint: https://k/v3\nvos:\n  - name: ops\n    auth:\n      project_id: 12ab\n", "vos[0].auth.project_id", "not a Keystone project id"),
+            (
+                "gocdb: X\nendpoint: https://k/v3\nvos:\n  - name: ops\n    auth:\n      project_id: 12ab\n",
+                "vos[0].auth.project_id",
+                "not a Keystone project id",
+            ),
             ("endpoint: https://k/v3\n", "gocdb", "missing"),
             ("gocdb: X\n", "endpoint", "missing"),
             ("gocdb: X\nendpoint: https://k:5000/v2.0\n", "endpoint", "does not end in /v3"),
             ("gocdb: X\nendpoint: k:5000/v3\n", "endpoint", "expected https"),
-            ("gocdb: X\nendpoint: https://k/v3\nimages:\n  formats: [qcow2, ova]\n", "images.formats[1]", "container format"),
+            (
+                "gocdb: X\nendpoint: https://k/v3\nimages:\n  formats: [qcow2, ova]\n",
+                "images.formats[1]",
+                "container format",
+            ),
             ("gocdb: X\nendpoint: https://k/v3\nvos:\n  - name: ops\n  - name: ops\n", "vos[1].name", "listed twice"),
             ("gocdb: X\nendpoint: https://k/v3\nvos:\n  - auth: {}\n", "vos[0].name", "missing"),
             ("gocdb: X\nendpoint: https://k/v3\nprotocol: open id\n", "protocol", "not a protocol name"),
             ("gocdb: X\nendpoint: https://k/v3\nauth: v3password\n", "auth", "not an auth method"),
             ("gocdb: X\nendpoint: https://k/v3\nimages:\n  sync: maybe\n", "images.sync", "expected true or false"),
-            ("gocdb: X\nendpoint: https://k/v3\nvos:\n  - name: ops\n    auth:\n      project_id: 12345678901234567890123456789012\n", "vos[0].auth.project_id", "put it in quotes"),
-            ("gocdb: X\nendpoint: https://k/v3\nvos:\n  - name: a\n    auth: {project_id: a372c1e2fba040e58fd0cb524a3ccd34}\n  - name: b\n    auth: {project_id: a372c1e2fba040e58fd0cb524a3ccd34}\n", "vos[1].auth.project_id", "also the project of vos[0] (a)"),
-            ("gocdb: X\nendpoint: https://k/v3\nvos:\n  - name: a\n    auth: {application_credential_secret: s3cret}\n", "vos[0].auth.application_credential_secret", "a secret"),
-            ("gocdb: X\nendpoint: https://k/v3\naccounting:\n  destination: {storage: x}\n", "accounting.destination.storage", "unknown run type"),
-            ("gocdb: X\nendpoint: https://k/v3\naccounting:\n  ams_host: https://msg.argo.grnet.gr\n", "accounting.ams_host", "not a URL"),
+            (
+                "gocdb: X\nendpoint: https://k/v3\nvos:\n  - name: ops\n    auth:\n      project_id: 12345678901234567890123456789012\n",
+                "vos[0].auth.project_id",
+                "put it in quotes",
+            ),
+            (
+                "gocdb: X\nendpoint: https://k/v3\nvos:\n  - name: a\n    auth: {project_id: a372c1e2fba040e58fd0cb524a3ccd34}\n  - name: b\n    auth: {project_id: a372c1e2fba040e58fd0cb524a3ccd34}\n",
+                "vos[1].auth.project_id",
+                "also the project of vos[0] (a)",
+            ),
+            (
+                "gocdb: X\nendpoint: https://k/v3\nvos:\n  - name: a\n    auth: {application_credential_secret: s3cret}\n",
+                "vos[0].auth.application_credential_secret",
+                "a secret",
+            ),
+            (
+                "gocdb: X\nendpoint: https://k/v3\naccounting:\n  destination: {storage: x}\n",
+                "accounting.destination.storage",
+                "unknown run type",
+            ),
+            (
+                "gocdb: X\nendpoint: https://k/v3\naccounting:\n  ams_host: https://msg.argo.grnet.gr\n",
+                "accounting.ams_host",
+                "not a URL",
+            ),
         ];
         for (text, key, why) in cases {
             let r = p(text);
@@ -684,7 +714,9 @@ mod tests {
     #[test]
     fn accounting_block_destination_as_topic_or_map() {
         let base = "gocdb: X-SITE\nendpoint: https://k/v3\nvos: []\n";
-        let r = p(&format!("{base}accounting:\n  enabled: true\n  site_name: X-CLOUD\n  ams_host: msg-devel.argo.grnet.gr\n  destination: eu-egi-cloud-accounting-devel\n"));
+        let r = p(&format!(
+            "{base}accounting:\n  enabled: true\n  site_name: X-CLOUD\n  ams_host: msg-devel.argo.grnet.gr\n  destination: eu-egi-cloud-accounting-devel\n"
+        ));
         let s = r.site.unwrap();
         assert!(s.accounting.enabled);
         assert_eq!(s.accounting_site_name().as_str(), "X-CLOUD");

@@ -284,9 +284,7 @@ impl Topic {
     /// Checks: 1 to 255 ASCII letters, digits, `-`, `_`, `.` (AMS topic names).
     pub fn new(s: &str) -> Result<Topic, InvalidValue> {
         if s.is_empty() || s.len() > 255 || !token_chars(s) {
-            return Err(InvalidValue::new(format!(
-                "{s:?} is not an AMS topic (letters, digits, '-', '_', '.')"
-            )));
+            return Err(InvalidValue::new(format!("{s:?} is not an AMS topic (letters, digits, '-', '_', '.')")));
         }
         Ok(Topic(s.to_string()))
     }

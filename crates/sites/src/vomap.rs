@@ -47,7 +47,10 @@ impl VoMappings {
                 continue;
             };
             if ent.chars().any(char::is_whitespace) {
-                f.warn(&key, format!("entitlement {ent:?} contains a space: Keystone mappings built from it will not match"));
+                f.warn(
+                    &key,
+                    format!("entitlement {ent:?} contains a space: Keystone mappings built from it will not match"),
+                );
             } else if !ent.starts_with("urn:") {
                 f.warn(&key, format!("entitlement {ent:?} is not a URN (urn:mace:egi.eu:group:...)"));
             }

@@ -22,7 +22,7 @@ impl InvalidValue {
 /// A sites folder or vo-mappings file that cannot be read at all.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("reading the sites folder {dir}: {source}")]
+    #[error("reading the sites folder {dir}")]
     Dir { dir: PathBuf, source: std::io::Error },
     #[error("{file}: {reason}")]
     VoMappings { file: PathBuf, reason: String },

@@ -463,6 +463,7 @@ fn read_vos(v: Option<&Value>, auth: AuthMethod, f: &mut Findings) -> Vec<VoShar
         let mut name = None;
         let mut name_seen = false;
         let mut vo_auth = VoAuth::default();
+        let mut pid_written = false;
         for (k, v) in entries(m, &base, f) {
             let key = format!("{base}.{k}");
             match k.as_str() {
@@ -473,7 +474,10 @@ fn read_vos(v: Option<&Value>, auth: AuthMethod, f: &mut Findings) -> Vec<VoShar
                         f.error(key, "empty: the VO name is required");
                     }
                 }
-                "auth" => vo_auth = read_vo_auth(v, &key, f),
+                "auth" => {
+                    pid_written = v.get("project_id").is_some_and(|p| !p.is_null());
+                    vo_auth = read_vo_auth(v, &key, f);
+                }
                 _ => unknown(f, &key, &["name", "auth"]),
             }
         }
@@ -496,7 +500,7 @@ fn read_vos(v: Option<&Value>, auth: AuthMethod, f: &mut Findings) -> Vec<VoShar
                 ),
             );
         }
-        if vo_auth.project_id.is_none() && auth == AuthMethod::Oidc {
+        if !pid_written && auth == AuthMethod::Oidc {
             f.warn(
                 format!("{base}.auth.project_id"),
                 format!("missing: the federation's OIDC login has no project to scope to for VO {name}"),

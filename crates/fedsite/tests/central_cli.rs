@@ -243,3 +243,54 @@ fn a_missing_folder_or_mappings_file_fails_with_its_name() {
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/vo-mappings.yaml: cannot read"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gocdb_checks_each_file_and_lists_the_services_without_one() {
+    let scenario = sim::scenario::builtin("tiny").unwrap().generate();
+    let sim = sim::start(sim::SimConfig::new(scenario)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let write = |name: &str, gocdb: &str, endpoint: &str| {
+        std::fs::write(
+            d.join(name),
+            format!("gocdb: {gocdb}\nendpoint: {endpoint}\nvos:\n  - name: ops\n    auth:\n      project_id: 0123456789abcdef0123456789abcdef\n"),
+        )
+        .unwrap();
+    };
+    write("SIM-CLOUD.yaml", "SIM-CLOUD", &format!("{}/identity/v3", sim.base_url()));
+    write("OTHER-SITE.yaml", "OTHER-SITE", "https://keystone.other.example/v3");
+    write("NOT-IN-GOCDB.yaml", "NOT-IN-GOCDB", "https://k.example/v3");
+    let gocdb = format!("{}/gocdb/gocdbpi/public/", sim.base_url());
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let d = d.to_path_buf();
+        move || validate(&d, &["--gocdb", &gocdb])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    line(&out, "warning", d, "SIM-CLOUD.yaml", "endpoint", "plain http");
+    line(
+        &out,
+        "error",
+        d,
+        "OTHER-SITE.yaml",
+        "endpoint",
+        "is not among OTHER-SITE's org.openstack.nova URLs in GOCDB: https://keystone.other.example:5000/v3",
+    );
+    line(&out, "error", d, "NOT-IN-GOCDB.yaml", "gocdb", "NOT-IN-GOCDB has no org.openstack.nova service in GOCDB");
+    let missing: Vec<&str> = out.lines().filter(|l| l.starts_with("missing: ")).collect();
+    assert_eq!(missing.len(), 2, "{out}");
+    assert!(
+        missing[0].starts_with("missing: GOCDB site OTHER-SITE (https://keystone.other.example:5000/v3): no file in "),
+        "{out}"
+    );
+    assert!(
+        missing[1].starts_with("missing: GOCDB site THIRD-SITE (https://cloud.third.example:5000/v3): no file in "),
+        "{out}"
+    );
+    assert!(out.ends_with("3 sites, 2 errors, 1 warning (1 usable); 2 services in GOCDB without a file\n"), "{out}");
+    // GOCDB not answering is an error of the command, naming it.
+    let (code, _, err) = validate(d, &["--gocdb", "http://127.0.0.1:9/gocdbpi/public/"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("reading GOCDB http://127.0.0.1:9/gocdbpi/public/"), "{err}");
+}

@@ -11,6 +11,7 @@
 pub mod error;
 pub mod finding;
 pub mod folder;
+pub mod gocdb;
 pub mod site;
 pub mod values;
 pub mod vomap;
@@ -18,6 +19,7 @@ pub mod vomap;
 pub use error::{InvalidValue, LoadError};
 pub use finding::{Finding, Severity};
 pub use folder::{Folder, LoadedSite, Options, load};
+pub use gocdb::{GocdbService, Missing};
 pub use site::{Accounting, AuthMethod, Destinations, Images, Parsed, RunType, Site, VoAuth, VoShare, parse};
 pub use values::{AmsHost, DiskFormat, GocdbName, KeystoneUrl, ProjectId, Protocol, Region, SiteName, Topic, VoName};
 pub use vomap::VoMappings;

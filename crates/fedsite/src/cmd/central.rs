@@ -37,6 +37,11 @@ pub struct ValidateArgs {
     /// A VO missing from --vo-mappings is an error, not a warning.
     #[arg(long, requires = "vo_mappings")]
     pub strict_vos: bool,
+    /// Also check each file's GOCDB site and endpoint against GOCDB's
+    /// org.openstack.nova services (the public API's URL; without a value,
+    /// EGI's GOCDB), and list the services no file describes.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = cloudinfo::gocdb::DEFAULT_URL)]
+    pub gocdb: Option<String>,
     /// One JSON document (findings, counts and the sites as read) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -44,7 +49,7 @@ pub struct ValidateArgs {
 
 pub async fn run(args: CentralArgs) -> Result<ExitCode> {
     match args.command {
-        CentralCommand::Validate(a) => validate(a),
+        CentralCommand::Validate(a) => validate(a).await,
     }
 }
 
@@ -59,6 +64,9 @@ struct Report<'a> {
     errors: usize,
     warnings: usize,
     findings: &'a [sites::Finding],
+    /// With --gocdb: the org.openstack.nova services no file describes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing_from_folder: Option<&'a [sites::Missing]>,
     sites: Vec<SiteJson<'a>>,
 }
 
@@ -71,7 +79,7 @@ struct SiteJson<'a> {
     site: &'a sites::Site,
 }
 
-fn validate(a: ValidateArgs) -> Result<ExitCode> {
+async fn validate(a: ValidateArgs) -> Result<ExitCode> {
     let mut findings = Vec::new();
     let mappings = match &a.vo_mappings {
         Some(p) => {
@@ -82,7 +90,14 @@ fn validate(a: ValidateArgs) -> Result<ExitCode> {
         None => None,
     };
     let opts = sites::Options { vo_mappings: mappings.as_ref(), strict_vos: a.strict_vos };
-    let folder = sites::load(&a.sites_dir, &opts)?;
+    let mut folder = sites::load(&a.sites_dir, &opts)?;
+    let missing = match &a.gocdb {
+        Some(url) => {
+            let services = gocdb_services(url).await?;
+            Some(sites::gocdb::compare(&mut folder, &services, "GOCDB"))
+        }
+        None => None,
+    };
     findings.extend(folder.findings.iter().cloned());
     let errors = findings.iter().filter(|f| f.is_error()).count();
     let warnings = findings.len() - errors;
@@ -96,6 +111,7 @@ fn validate(a: ValidateArgs) -> Result<ExitCode> {
             errors,
             warnings,
             findings: &findings,
+            missing_from_folder: missing.as_deref(),
             sites: folder
                 .sites
                 .iter()
@@ -113,6 +129,9 @@ fn validate(a: ValidateArgs) -> Result<ExitCode> {
         for f in &findings {
             writeln!(out, "{f}")?;
         }
+        for m in missing.iter().flatten() {
+            writeln!(out, "missing: GOCDB site {} ({}): no file in {}", m.site, m.url, a.sites_dir.display())?;
+        }
         let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         write!(
             out,
@@ -124,7 +143,34 @@ fn validate(a: ValidateArgs) -> Result<ExitCode> {
         if folder.sites.len() < folder.files {
             write!(out, " ({} usable)", folder.sites.len())?;
         }
+        if let Some(m) = &missing {
+            write!(out, "; {} in GOCDB without a file", plural(m.len(), "service", "services"))?;
+        }
         writeln!(out)?;
     }
     Ok(if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// The org.openstack.nova services of a GOCDB public API (`get_service`).
+async fn gocdb_services(url: &str) -> Result<Vec<sites::GocdbService>> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .context("building the HTTP client")?;
+    let resp = http
+        .get(url)
+        .query(&[("method", "get_service"), ("service_type", "org.openstack.nova")])
+        .send()
+        .await
+        .with_context(|| format!("reading GOCDB {url}"))?;
+    let status = resp.status();
+    let body = resp.text().await.with_context(|| format!("reading GOCDB {url}"))?;
+    if !status.is_success() {
+        anyhow::bail!("reading GOCDB {url}: HTTP {status}");
+    }
+    let services = cloudinfo::gocdb::parse_services(&body).map_err(|e| anyhow::anyhow!("reading GOCDB {url}: {e}"))?;
+    Ok(services
+        .into_iter()
+        .map(|s| sites::GocdbService { site: s.site_name.unwrap_or_default(), urls: s.urls })
+        .collect())
 }

@@ -116,11 +116,10 @@ impl RunType {
 
     /// `eu-egi-cloud-accounting` for compute, `eu-egi-storage-accounting` for block.
     pub fn default_topic(self) -> Topic {
-        let t = match self {
+        Topic::known(match self {
             RunType::Compute => "eu-egi-cloud-accounting",
             RunType::Block => "eu-egi-storage-accounting",
-        };
-        Topic::new(t).expect("the default topics are valid topic names")
+        })
     }
 }
 
@@ -733,6 +732,13 @@ mod tests {
         assert!(s.accounting.enabled);
         assert_eq!(s.accounting.destinations.compute.as_str(), "eu-egi-cloud-accounting");
         assert_eq!(s.accounting.destinations.block.as_str(), "storage-devel");
+    }
+
+    #[test]
+    fn the_default_topics_are_valid_topics() {
+        for run in RunType::ALL {
+            assert_eq!(Topic::new(run.default_topic().as_str()).unwrap(), run.default_topic());
+        }
     }
 
     #[test]

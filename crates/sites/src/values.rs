@@ -288,6 +288,11 @@ impl Topic {
         }
         Ok(Topic(s.to_string()))
     }
+
+    /// A topic fedsite itself names (the defaults), unchecked.
+    pub(crate) fn known(s: &'static str) -> Topic {
+        Topic(s.to_string())
+    }
 }
 
 /// A Glance disk format a site accepts (`images.formats`); written in any

@@ -74,6 +74,9 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Write fedsite.toml from caso.conf / sender.cfg / sites yaml, or check one.
     Config(cmd::config::ConfigArgs),
+    /// One fedsite for every site of a federation, from the catch-all sites
+    /// folder: validate it (docs/central.md).
+    Central(cmd::central::CentralArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         shell: clap_complete::Shell,
@@ -148,6 +151,7 @@ fn main() -> ExitCode {
             Command::Check(args) => cmd::check::run(args).await,
             Command::Keystone(args) => cmd::keystone::run(args).await,
             Command::Config(args) => cmd::config::run(args).await,
+            Command::Central(args) => cmd::central::run(args).await,
             Command::Completions { .. } | Command::Man { .. } => unreachable!("handled before the runtime"),
             Command::Serve(args) => cmd::serve::run(args).await,
             Command::Report(args) => cmd::report::run(args),

@@ -2,6 +2,7 @@
 //! every subcommand can read.
 
 pub mod accounting;
+pub mod central;
 pub mod check;
 pub mod config;
 pub mod bench;

@@ -1,0 +1,296 @@
+//! `fedsite central validate`, run as the binary on the twenty real catch-all
+//! site files (testdata/catchall-2026-07) and on broken copies of them: each
+//! broken variant is named by file, key and reason, and the exit code is 1 on
+//! any error, 0 with warnings only.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn real() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/catchall-2026-07")
+}
+
+fn validate(dir: &Path, extra: &[&str]) -> (i32, String, String) {
+    let o: Output = Command::new(env!("CARGO_BIN_EXE_fedsite"))
+        .env_remove("FEDSITE_CONFIG")
+        .env_remove("FEDSITE_LOG")
+        .args(["central", "validate", "--sites-dir"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn vo_mappings() -> String {
+    real().join("vo-mappings.yaml").display().to_string()
+}
+
+/// A temporary copy of the real folder with `edit` applied.
+fn broken(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(real().join("sites")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    edit(dir.path());
+    dir
+}
+
+fn replace(dir: &Path, file: &str, from: &str, to: &str) {
+    let p = dir.join(file);
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains(from), "{file} has no {from:?}");
+    std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+}
+
+/// The one line of `stdout` for this severity, file and key, whose reason contains `why`.
+fn line<'a>(stdout: &'a str, severity: &str, dir: &Path, file: &str, key: &str, why: &str) -> &'a str {
+    let prefix = format!("{severity}: {}: {key}", dir.join(file).display());
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&prefix) && l.contains(why))
+        .unwrap_or_else(|| panic!("no line {prefix}…{why}… in\n{stdout}"))
+}
+
+#[test]
+fn the_twenty_real_site_files_are_accepted_with_vo_mappings() {
+    let sites = real().join("sites");
+    let (code, out, err) = validate(&sites, &["--vo-mappings", &vo_mappings()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.lines().last().unwrap().starts_with("20 sites, 0 errors, "), "{out}");
+    assert!(out.lines().all(|l| l.starts_with("warning: ") || l.starts_with("20 sites")), "{out}");
+    // A VO the mappings do not list is named with its file and key.
+    line(&out, "warning", &sites, "CENI.yaml", "vos[2].name", "VO vo.cnic.cn is not in vo-mappings.yaml");
+    // Without the mappings there is nothing to say.
+    let (code, out, _) = validate(&sites, &[]);
+    assert_eq!((code, out.as_str()), (0, "20 sites, 0 errors, 0 warnings\n"));
+    // --strict-vos: those VOs are errors.
+    let (code, out, _) = validate(&sites, &["--vo-mappings", &vo_mappings(), "--strict-vos"]);
+    assert_eq!(code, 1, "{out}");
+    line(&out, "error", &sites, "CENI.yaml", "vos[2].name", "VO vo.cnic.cn is not in vo-mappings.yaml");
+}
+
+#[test]
+fn each_broken_variant_is_rejected_with_file_key_and_reason() {
+    type Edit = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Edit, &str, &str, &str)> = vec![
+        (
+            "bad YAML",
+            Box::new(|d| replace(d, "ELKH-CLOUD.yaml", "images:\n", "images:\n sync: [\n")),
+            "ELKH-CLOUD.yaml",
+            "line ",
+            "not valid YAML",
+        ),
+        (
+            "missing gocdb",
+            Box::new(|d| replace(d, "GRNET-OPENSTACK.yaml", "gocdb: GRNET-OPENSTACK\n", "")),
+            "GRNET-OPENSTACK.yaml",
+            "gocdb",
+            "missing: the GOCDB site name is required",
+        ),
+        (
+            "malformed project id",
+            Box::new(|d| {
+                replace(d, "CLOUDIFIN.yaml", "8a1b196acaa84927b8a33676f7f3be06", "8a1b196a-caa8-4927-b8a3-3676f7f3be06")
+            }),
+            "CLOUDIFIN.yaml",
+            "vos[1].auth.project_id",
+            "is not a Keystone project id (32 lowercase hex digits) (Keystone ids have no dashes)",
+        ),
+        (
+            "duplicate GOCDB site and endpoint in two files",
+            Box::new(|d| {
+                std::fs::copy(d.join("WALTON-CLOUD.yaml"), d.join("WALTON-CLOUD-2.yaml")).unwrap();
+            }),
+            "WALTON-CLOUD.yaml",
+            "gocdb",
+            "WALTON-CLOUD with endpoint https://egi.waltoncloud.eu:5000/v3 is already described by",
+        ),
+        (
+            "bad endpoint URL",
+            Box::new(|d| {
+                replace(
+                    d,
+                    "CENI.yaml",
+                    "https://openstack.ceni.org.cn:5000/v3",
+                    "https://openstack.ceni.org.cn:5000/v2.0",
+                )
+            }),
+            "CENI.yaml",
+            "endpoint",
+            "does not end in /v3",
+        ),
+        (
+            "endpoint without a scheme",
+            Box::new(|d| replace(d, "CENI.yaml", "https://openstack.ceni.org.cn:5000/v3", "openstack.ceni.org.cn/v3")),
+            "CENI.yaml",
+            "endpoint",
+            "is not a URL",
+        ),
+        (
+            "unsupported image format",
+            Box::new(|d| replace(d, "TR-FC1-ULAKBIM.yaml", "- qcow2", "- qcow3")),
+            "TR-FC1-ULAKBIM.yaml",
+            "images.formats[0]",
+            "\"qcow3\" is not a disk format",
+        ),
+    ];
+    for (what, edit, file, key, why) in cases {
+        let dir = broken(edit);
+        let (code, out, err) = validate(dir.path(), &["--vo-mappings", &vo_mappings()]);
+        assert_eq!(code, 1, "{what}: {out}{err}");
+        line(&out, "error", dir.path(), file, key, why);
+        let errors = out.lines().filter(|l| l.starts_with("error: ")).count();
+        assert_eq!(errors, 1, "{what}: one error only\n{out}");
+        assert!(out.lines().last().unwrap().contains(", 1 error, "), "{what}: {out}");
+    }
+}
+
+#[test]
+fn a_vo_unknown_to_vo_mappings_is_named_and_strict_makes_it_an_error() {
+    let dir = broken(|d| replace(d, "ELKH-CLOUD.yaml", "- name: ops", "- name: vo.acess.egi.eu"));
+    let (code, out, _) = validate(dir.path(), &["--vo-mappings", &vo_mappings(), "--strict-vos"]);
+    assert_eq!(code, 1, "{out}");
+    line(&out, "error", dir.path(), "ELKH-CLOUD.yaml", "vos[0].name", "VO vo.acess.egi.eu is not in vo-mappings.yaml");
+    let (code, out, _) = validate(dir.path(), &["--vo-mappings", &vo_mappings()]);
+    assert_eq!(code, 0, "{out}");
+    line(
+        &out,
+        "warning",
+        dir.path(),
+        "ELKH-CLOUD.yaml",
+        "vos[0].name",
+        "VO vo.acess.egi.eu is not in vo-mappings.yaml",
+    );
+}
+
+#[test]
+fn an_unknown_key_is_a_warning_only() {
+    let dir = broken(|d| {
+        replace(
+            d,
+            "IN2P3-IRES.yaml",
+            "      project_id: 2490c27604904357b9e50c5e77aaeedf",
+            "      projet_id: 2490c27604904357b9e50c5e77aaeedf",
+        )
+    });
+    let (code, out, err) = validate(dir.path(), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    line(&out, "warning", dir.path(), "IN2P3-IRES.yaml", "vos[3].auth.projet_id", "unknown key");
+    // The VO has no project left: said too, as a warning.
+    line(&out, "warning", dir.path(), "IN2P3-IRES.yaml", "vos[3].auth.project_id", "missing");
+    assert!(out.ends_with("20 sites, 0 errors, 2 warnings\n"), "{out}");
+}
+
+#[test]
+fn one_broken_file_does_not_hide_the_others_findings() {
+    let dir = broken(|d| {
+        std::fs::write(d.join("CENI.yaml"), "gocdb: CENI\nendpoint: [\n").unwrap();
+        replace(d, "CLOUDIFIN.yaml", "gocdb: CLOUDIFIN\n", "");
+        replace(d, "IFCA-LCG2.yaml", "c7db08b907ef4f0fae73bdd6587bc79e", "C7DB08B907EF4F0FAE73BDD6587BC79E");
+        replace(d, "WALTON-CLOUD.yaml", "images:", "image:");
+    });
+    let (code, out, _) = validate(dir.path(), &[]);
+    assert_eq!(code, 1, "{out}");
+    line(&out, "error", dir.path(), "CENI.yaml", "line ", "not valid YAML");
+    line(&out, "error", dir.path(), "CLOUDIFIN.yaml", "gocdb", "missing");
+    line(&out, "error", dir.path(), "IFCA-LCG2.yaml", "vos[0].auth.project_id", "lower case");
+    line(&out, "warning", dir.path(), "WALTON-CLOUD.yaml", "image", "unknown key");
+    assert!(out.ends_with("20 sites, 3 errors, 1 warning (17 usable)\n"), "{out}");
+}
+
+#[test]
+fn json_for_tools() {
+    let dir = broken(|d| {
+        replace(
+            d,
+            "CENI.yaml",
+            "gocdb: CENI\n",
+            "gocdb: CENI\naccounting:\n  enabled: true\n  destination: {block: storage-devel}\n",
+        )
+    });
+    let (code, out, err) = validate(dir.path(), &["--json", "--vo-mappings", &vo_mappings()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["files"], 20);
+    assert_eq!(v["usable"], 20);
+    assert_eq!(v["errors"], 0);
+    assert_eq!(v["warnings"].as_u64(), Some(v["findings"].as_array().unwrap().len() as u64));
+    let f = &v["findings"][1];
+    assert_eq!(f["severity"], "warning");
+    assert_eq!(f["key"], "vos[2].name");
+    assert!(f["file"].as_str().unwrap().ends_with("CENI.yaml"));
+    let ceni = v["sites"].as_array().unwrap().iter().find(|s| s["id"] == "CENI").unwrap();
+    assert_eq!(ceni["accounting"]["enabled"], true);
+    assert_eq!(ceni["accounting_site_name"], "CENI");
+    assert_eq!(ceni["accounting"]["destination"]["compute"], "eu-egi-cloud-accounting");
+    assert_eq!(ceni["accounting"]["destination"]["block"], "storage-devel");
+    let creodias = v["sites"].as_array().unwrap().iter().find(|s| s["id"] == "CREODIAS").unwrap();
+    assert_eq!(creodias["auth"], "v3applicationcredential");
+}
+
+#[test]
+fn a_missing_folder_or_mappings_file_fails_with_its_name() {
+    let (code, _, err) = validate(Path::new("/nonexistent/sites"), &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("reading the sites folder /nonexistent/sites: No such file"), "{err}");
+    let (code, _, err) = validate(&real().join("sites"), &["--vo-mappings", "/nonexistent/vo-mappings.yaml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/vo-mappings.yaml: cannot read"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gocdb_checks_each_file_and_lists_the_services_without_one() {
+    let scenario = sim::scenario::builtin("tiny").unwrap().generate();
+    let sim = sim::start(sim::SimConfig::new(scenario)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let write = |name: &str, gocdb: &str, endpoint: &str| {
+        std::fs::write(
+            d.join(name),
+            format!("gocdb: {gocdb}\nendpoint: {endpoint}\nvos:\n  - name: ops\n    auth:\n      project_id: 0123456789abcdef0123456789abcdef\n"),
+        )
+        .unwrap();
+    };
+    write("SIM-CLOUD.yaml", "SIM-CLOUD", &format!("{}/identity/v3", sim.base_url()));
+    write("OTHER-SITE.yaml", "OTHER-SITE", "https://keystone.other.example/v3");
+    write("NOT-IN-GOCDB.yaml", "NOT-IN-GOCDB", "https://k.example/v3");
+    let gocdb = format!("{}/gocdb/gocdbpi/public/", sim.base_url());
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let d = d.to_path_buf();
+        move || validate(&d, &["--gocdb", &gocdb])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    line(&out, "warning", d, "SIM-CLOUD.yaml", "endpoint", "plain http");
+    line(
+        &out,
+        "error",
+        d,
+        "OTHER-SITE.yaml",
+        "endpoint",
+        "is not among OTHER-SITE's org.openstack.nova URLs in GOCDB: https://keystone.other.example:5000/v3",
+    );
+    line(&out, "error", d, "NOT-IN-GOCDB.yaml", "gocdb", "NOT-IN-GOCDB has no org.openstack.nova service in GOCDB");
+    let missing: Vec<&str> = out.lines().filter(|l| l.starts_with("missing: ")).collect();
+    assert_eq!(missing.len(), 2, "{out}");
+    assert!(
+        missing[0].starts_with("missing: GOCDB site OTHER-SITE (https://keystone.other.example:5000/v3): no file in "),
+        "{out}"
+    );
+    assert!(
+        missing[1].starts_with("missing: GOCDB site THIRD-SITE (https://cloud.third.example:5000/v3): no file in "),
+        "{out}"
+    );
+    assert!(out.ends_with("3 sites, 2 errors, 1 warning (1 usable); 2 services in GOCDB without a file\n"), "{out}");
+    // GOCDB not answering is an error of the command, naming it.
+    let (code, _, err) = validate(d, &["--gocdb", "http://127.0.0.1:9/gocdbpi/public/"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("reading GOCDB http://127.0.0.1:9/gocdbpi/public/"), "{err}");
+}

@@ -30,6 +30,7 @@ mod keystone;
 mod neutron;
 mod nova;
 mod swift;
+pub mod vault;
 pub mod prometheus;
 
 use std::collections::{BTreeMap, HashMap};
@@ -63,6 +64,9 @@ pub struct SimConfig {
     pub external_keystone: Option<ExternalKeystone>,
     /// Also run a simulated ARGO Messaging Service (own HTTPS ports).
     pub ams: Option<AmsConfig>,
+    /// The simulated Vault's KV v1 secrets under `/vault` (path below the `secrets/` mount, e.g.
+    /// `users/<sub>/cloudmon/<keystone host>/<vo>` → data).
+    pub vault: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl SimConfig {
@@ -75,6 +79,7 @@ impl SimConfig {
             fault_seed: 0,
             external_keystone: None,
             ams: None,
+            vault: BTreeMap::new(),
         }
     }
 }
@@ -123,6 +128,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         external_keystone: config.external_keystone,
         http: reqwest::Client::new(),
         external_cache: RwLock::new(HashMap::new()),
+        vault: RwLock::new(vault::VaultState { secrets: config.vault, ..Default::default() }),
     });
     let ams = match config.ams {
         Some(cfg) => Some(ams::start(cfg, state.clone()).await.map_err(SimError::Ams)?),
@@ -154,6 +160,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v2/", get(oci::root))
         .nest("/object-store", swift::router())
         .nest("/gocdb", gocdb::router())
+        .nest("/vault", vault::router())
         // axum's `nest` never hands "<prefix>/" to the nested router; clients
         // doing version discovery ask for exactly that.
         .route("/identity/", get(keystone::versions))

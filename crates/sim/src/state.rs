@@ -229,6 +229,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Validated external tokens, cached.
     pub external_cache: RwLock<HashMap<String, TokenInfo>>,
+    /// The simulated Vault (`/vault`).
+    pub vault: RwLock<crate::vault::VaultState>,
 }
 
 impl AppState {

@@ -11,6 +11,8 @@ mod oidc;
 mod resources;
 mod tokens;
 
+pub(crate) use oidc::access_token_subject;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -1,7 +1,10 @@
 //! Federated login with OpenID Connect, as a Keystone behind Apache
 //! `mod_auth_openidc` does it for EGI Check-in: a small OIDC provider of the
-//! simulator's own (discovery document and a `client_credentials` token
-//! endpoint) and `OS-FEDERATION/identity_providers/{idp}/protocols/{proto}/auth`,
+//! simulator's own (discovery document, a `client_credentials` token endpoint
+//! answering RS256 JWTs as EGI Check-in does — `kid` in the header, `iss`, `sub`,
+//! `aud`, `iat`, `exp`, `eduperson_entitlement` — and their JWKS; the signing key is a
+//! fixed test key, `oidc-signing-key.pem`) and
+//! `OS-FEDERATION/identity_providers/{idp}/protocols/{proto}/auth`,
 //! which takes the Bearer access token, checks the IdP's `remote_ids` against
 //! the issuer, runs the protocol's mapping over the claims (`OIDC-sub`,
 //! `OIDC-iss`, `OIDC-eduperson_entitlement`, …) and answers an unscoped token.
@@ -20,7 +23,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use chrono::SubsecRound;
+use chrono::{SubsecRound, Utc};
 use serde_json::{Value, json};
 
 use super::*;
@@ -32,17 +35,34 @@ pub const CLIENT_SECRET: &str = "secret";
 /// Claims of the access tokens issued, by token (every sim in the process).
 static ACCESS_TOKENS: LazyLock<Mutex<HashMap<String, Claims>>> = LazyLock::new(Default::default);
 
+/// The RSA key the access tokens are signed with (a fixed test key) and its JWK.
+const SIGNING_KEY_PEM: &str = include_str!("oidc-signing-key.pem");
+const SIGNING_KEY_ID: &str = "fedsite-sim-1";
+const SIGNING_KEY_N: &str = "iRtNKhxoRI4qGdas0fLokYHqLDjQw-hPF3Thw1fg0tVNB6ApTPP-NRCCfuJzEMWNRWlKv785Cp5mqiEvtv5xYhSkRQRGpnndRGqL243rU-9SWaIo5QL_Ojy-EsthqLBCvFtT-pYocsr7HGUHreiYpnzrQ5sQsLD4zrG_e1UhHiJ-wpadCF2sMQc30kP1-UFUEM4z0mAtMpPSBw8YuQikm-ETJEeTvTqFgUz4Ebju_aVGb_fG6KIQf1Hz47euTOSeelinlDImXhpnYWI2C20-VNP2XMSxpWlCE2tcWaG6RsUuobaOjSNo-PmmHXO76x5q9Dv2tmC_zI6Cv3cT9aFU4Q";
+const SIGNING_KEY_E: &str = "AQAB";
+
+/// Lifetime of the access tokens issued, seconds (Check-in's are one hour).
+pub const ACCESS_TOKEN_LIFETIME: i64 = 3600;
+
 #[derive(Debug, Clone)]
 struct Claims {
     iss: String,
     sub: String,
     entitlements: Vec<String>,
+    exp: i64,
+}
+
+/// The subject and expiry (Unix time) of an access token this provider issued, if any (for
+/// the simulated Vault's JWT login).
+pub(crate) fn access_token_subject(token: &str) -> Option<(String, i64)> {
+    ACCESS_TOKENS.lock().unwrap().get(token).map(|c| (c.sub.clone(), c.exp))
 }
 
 pub(super) fn routes() -> Router<std::sync::Arc<AppState>> {
     Router::new()
         .route("/oidc/.well-known/openid-configuration", get(discovery))
         .route("/oidc/token", post(token))
+        .route("/oidc/jwks", get(jwks))
         .route("/v3/OS-FEDERATION/identity_providers/{idp}/protocols/{proto}/auth", get(federated_auth).post(federated_auth))
 }
 
@@ -55,11 +75,17 @@ async fn discovery(State(state): St) -> Response {
     axum::Json(json!({
         "issuer": iss,
         "token_endpoint": format!("{iss}/token"),
+        "jwks_uri": format!("{iss}/jwks"),
+        "id_token_signing_alg_values_supported": ["RS256"],
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "claims_supported": ["sub", "iss", "eduperson_entitlement"],
     }))
     .into_response()
+}
+
+async fn jwks() -> Response {
+    axum::Json(json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": SIGNING_KEY_ID, "n": SIGNING_KEY_N, "e": SIGNING_KEY_E}]})).into_response()
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -100,13 +126,26 @@ async fn token(State(state): St, headers: HeaderMap, body: Bytes) -> Response {
         vos.dedup();
         vos.into_iter().map(|vo| format!("urn:mace:egi.eu:group:{vo}:role=member#aai.egi.eu")).collect()
     };
-    let access_token = format!("oidc-{}", tokens::random_urlsafe(40));
-    let claims = Claims { iss: issuer(&state), sub: format!("{CLIENT_ID}@sim"), entitlements };
+    let iat = Utc::now().timestamp();
+    let claims = Claims { iss: issuer(&state), sub: format!("{CLIENT_ID}@sim"), entitlements, exp: iat + ACCESS_TOKEN_LIFETIME };
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(SIGNING_KEY_ID.into());
+    let payload = json!({
+        "iss": claims.iss, "sub": claims.sub, "aud": CLIENT_ID, "iat": iat, "exp": claims.exp,
+        "jti": tokens::random_urlsafe(16), "eduperson_entitlement": claims.entitlements,
+        "scope": form.get("scope").cloned().unwrap_or_else(|| "openid".into()),
+    });
+    let access_token = match jsonwebtoken::EncodingKey::from_rsa_pem(SIGNING_KEY_PEM.as_bytes())
+        .and_then(|key| jsonwebtoken::encode(&header, &payload, &key))
+    {
+        Ok(t) => t,
+        Err(e) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &format!("signing the token: {e}")),
+    };
     ACCESS_TOKENS.lock().unwrap().insert(access_token.clone(), claims);
     axum::Json(json!({
         "access_token": access_token,
         "token_type": "Bearer",
-        "expires_in": 3600,
+        "expires_in": ACCESS_TOKEN_LIFETIME,
         "scope": form.get("scope").cloned().unwrap_or_else(|| "openid".into()),
     }))
     .into_response()
@@ -125,6 +164,9 @@ async fn federated_auth(State(state): St, Path((idp_id, proto_id)): Path<(String
         .map(str::trim)
         .ok_or_else(unauthorized)?;
     let claims = ACCESS_TOKENS.lock().unwrap().get(bearer).cloned().ok_or_else(unauthorized)?;
+    if claims.exp <= Utc::now().timestamp() {
+        return Err(unauthorized());
+    }
     let now = state.clock.token_now().trunc_subsecs(0);
     let info = {
         let mut site = state.site.write().unwrap();

@@ -1,0 +1,243 @@
+//! `fedsite central run`: the tasks of every site of a sites folder from one process, each site
+//! isolated from the others — all sites concurrently up to `max_sites`, each under its own
+//! timeout, so a site that is down, refuses a VO, hangs or answers slowly never delays or
+//! fails another beyond its own timeout. One result row per (site, task): ok / failed /
+//! skipped, duration, what it did, the error and what to fix.
+//!
+//! Tasks so far: `info` — each site's GLUE 2.1 document, built by the same code as
+//! `fedsite info` for that site alone (`cloudinfo::discover`, the Check-in token through
+//! OS-FEDERATION, or each VO's application credential from Vault / the secrets directory),
+//! written as `<dir>/<site id>.json`. Images, accounting and send come next (issue #15).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use openstack::{CloudConfig, Credentials, Interface, Scope};
+
+use crate::credentials::{CheckinToken, CredentialError, IDENTITY_PROVIDER, SecretsDir, Vault};
+
+/// A task of a central run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Task {
+    Info,
+}
+
+impl Task {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Info => "info",
+        }
+    }
+
+    /// `info` (the tasks still to come are refused by name).
+    pub fn parse(s: &str) -> Option<Task> {
+        match s {
+            "info" => Some(Task::Info),
+            _ => None,
+        }
+    }
+}
+
+/// How a (site, task) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Ok,
+    Skipped,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One row of the summary.
+#[derive(Debug, Clone)]
+pub struct TaskResult {
+    /// The site file's id (its file name without `.yaml`).
+    pub site: String,
+    pub task: Task,
+    pub outcome: Outcome,
+    pub duration: Duration,
+    /// What was done (ok), or what went wrong (failed, skipped).
+    pub detail: String,
+    /// What to fix, when known.
+    pub fix: Option<String>,
+    /// VO shares that could not be read (the others were published).
+    pub failed_vos: Vec<(String, String)>,
+}
+
+/// Where the application credentials of `auth: v3applicationcredential` sites come from.
+#[derive(Debug, Clone)]
+pub enum Secrets {
+    Vault(Vault),
+    Dir(SecretsDir),
+    /// None configured: such sites are skipped.
+    None,
+}
+
+/// Everything a central run shares between sites.
+#[derive(Debug)]
+pub struct Central {
+    pub token: CheckinToken,
+    pub secrets: Secrets,
+    /// GOCDB's public API (`get_service`) for the documents' OtherInfo.
+    pub gocdb_url: String,
+    /// The info documents go here, one `<site id>.json` each.
+    pub info_dir: PathBuf,
+    pub max_sites: usize,
+    pub site_timeout: Duration,
+    /// `CreationTime` of every object (the run's start).
+    pub creation_time: chrono::DateTime<chrono::Utc>,
+}
+
+/// Runs `tasks` for the sites of `folder` (only those named in `only`, by id or GOCDB name,
+/// when it is not empty). Results in site, then task order.
+pub async fn run(central: &Central, folder: &sites::Folder, tasks: &[Task], only: &[String]) -> Vec<TaskResult> {
+    let chosen: Vec<&sites::LoadedSite> = folder
+        .sites
+        .iter()
+        .filter(|s| only.is_empty() || only.iter().any(|o| *o == s.id || *o == s.site.gocdb.as_str()))
+        .collect();
+    let jobs = chosen.into_iter().flat_map(|s| tasks.iter().map(move |t| (s, *t)));
+    let mut out: Vec<TaskResult> = futures::stream::iter(jobs)
+        .map(|(site, task)| async move {
+            let started = Instant::now();
+            let r = tokio::time::timeout(central.site_timeout, run_one(central, site, task)).await;
+            let mut row = match r {
+                Ok(row) => row,
+                Err(_) => TaskResult {
+                    site: site.id.clone(),
+                    task,
+                    outcome: Outcome::Failed,
+                    duration: Duration::ZERO,
+                    detail: format!("no answer within the site timeout ({} s)", central.site_timeout.as_secs()),
+                    fix: Some(format!("check that {} answers; the other sites were not held up", site.site.endpoint.as_str())),
+                    failed_vos: Vec::new(),
+                },
+            };
+            row.duration = started.elapsed();
+            tracing::info!(site = %row.site, task = row.task.as_str(), outcome = row.outcome.as_str(), detail = %row.detail, "central task done");
+            row
+        })
+        .buffer_unordered(central.max_sites.max(1))
+        .collect()
+        .await;
+    out.sort_by(|a, b| (a.site.as_str(), a.task).cmp(&(b.site.as_str(), b.task)));
+    out
+}
+
+async fn run_one(central: &Central, site: &sites::LoadedSite, task: Task) -> TaskResult {
+    let row = |outcome, detail: String, fix: Option<String>, failed_vos| TaskResult {
+        site: site.id.clone(),
+        task,
+        outcome,
+        duration: Duration::ZERO,
+        detail,
+        fix,
+        failed_vos,
+    };
+    match task {
+        Task::Info => match info(central, site).await {
+            Ok(Done { detail, failed_vos }) => row(Outcome::Ok, detail, None, failed_vos),
+            Err(Fail::Skip(why)) => row(Outcome::Skipped, why, None, Vec::new()),
+            Err(Fail::Error(e, fix)) => row(Outcome::Failed, e, fix, Vec::new()),
+        },
+    }
+}
+
+struct Done {
+    detail: String,
+    failed_vos: Vec<(String, String)>,
+}
+
+enum Fail {
+    Skip(String),
+    /// The error and what to fix.
+    Error(String, Option<String>),
+}
+
+impl From<CredentialError> for Fail {
+    fn from(e: CredentialError) -> Fail {
+        let fix = match &e {
+            CredentialError::Status { status: 401 | 403, .. } => Some("check the Check-in client id and secret, and the Vault role".into()),
+            _ => None,
+        };
+        Fail::Error(e.to_string(), fix)
+    }
+}
+
+/// The site's Keystone with the Check-in token through OS-FEDERATION, unscoped (each VO's
+/// share is scoped to its project by `cloudinfo`).
+fn site_cloud_config(site: &sites::Site, token: &crate::credentials::AccessToken) -> CloudConfig {
+    CloudConfig {
+        name: Some(site.gocdb.as_str().to_owned()),
+        source: "the sites folder".into(),
+        auth_url: site.endpoint.as_str().to_owned(),
+        credentials: Credentials::OidcAccessToken {
+            identity_provider: IDENTITY_PROVIDER.into(),
+            protocol: site.protocol.as_str().to_owned(),
+            access_token: token.token.clone(),
+        },
+        scope: Scope::Unscoped,
+        region_name: site.region.as_ref().map(|r| r.as_str().to_owned()),
+        interface: Interface::Public,
+        cacert: None,
+        insecure: false,
+    }
+}
+
+async fn info(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fail> {
+    let site = &loaded.site;
+    let file = loaded.file.display().to_string();
+    let text = std::fs::read_to_string(&loaded.file).map_err(|e| Fail::Error(format!("{file}: {e}"), None))?;
+    let mut site_cfg = cloudinfo::SiteConfig::parse(&text, &file).map_err(|e| Fail::Error(e.to_string(), None))?;
+    let token = central.token.get().await?;
+    let mut skipped = Vec::new();
+    if site.auth == sites::AuthMethod::ApplicationCredential {
+        let host = site.endpoint.host();
+        let vault_token = match &central.secrets {
+            Secrets::Vault(v) => Some(v.login(&token).await?),
+            Secrets::Dir(_) => None,
+            Secrets::None => return Err(Fail::Skip("an application-credential site, and no Vault or secrets directory is configured".into())),
+        };
+        let mut kept = Vec::new();
+        for mut vo in site_cfg.vos.take().unwrap_or_default() {
+            let cred = match (&central.secrets, &vault_token) {
+                (Secrets::Vault(v), Some(t)) => v.app_credential(t, &token.sub, &host, &vo.name).await?,
+                (Secrets::Dir(d), _) => d.app_credential(&host, &vo.name)?,
+                _ => None,
+            };
+            let Some(cred) = cred else {
+                skipped.push(vo.name.clone());
+                continue;
+            };
+            let auth = vo.auth.get_or_insert_with(Default::default);
+            auth.insert("application_credential_id".into(), cred.id.into());
+            auth.insert("application_credential_secret".into(), cred.secret.expose().into());
+            kept.push(vo);
+        }
+        site_cfg.vos = Some(kept);
+    }
+    let base = site_cloud_config(site, &token);
+    let mut opts = cloudinfo::Options::new(base.clone(), cloudinfo::discover::auth_type_of(&base));
+    opts.gocdb_url = central.gocdb_url.clone();
+    opts.timeout = central.site_timeout;
+    opts.creation_time = central.creation_time;
+    let (doc, report) = cloudinfo::discover(&site_cfg, &opts)
+        .await
+        .map_err(|e| Fail::Error(e.to_string(), Some("see the share's error; the site's other shares were not published".into())))?;
+    let data = cloudinfo::publish::payload(&doc.render());
+    let path = central.info_dir.join(format!("{}.json", loaded.id));
+    cloudinfo::publish::to_file(&path, &data).map_err(|e| Fail::Error(e.to_string(), None))?;
+    let mut failed_vos = report.failed_shares.clone();
+    failed_vos.extend(skipped.into_iter().map(|vo| (vo, "no application credential (Vault or secrets directory)".to_string())));
+    let shares = doc.shares().len();
+    Ok(Done { detail: format!("{} bytes to {}, {shares} share(s)", data.len(), path.display()), failed_vos })
+}

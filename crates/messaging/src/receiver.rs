@@ -15,7 +15,7 @@ use rand::Rng as _;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::ams::{AmsClient, AmsError, ReceivedMessage};
-use crate::smime::{self, Signer, Verifier};
+use smime::{self, Signer, Verifier};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {

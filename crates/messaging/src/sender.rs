@@ -45,7 +45,7 @@ use rand::Rng as _;
 use crate::ams::{self, AmsClient, AmsError, ErrorClass, OutgoingMessage};
 use crate::config::PathType;
 use crate::dirq::{self, QueueSimple};
-use crate::smime::{Recipient, Signer};
+use smime::{Recipient, Signer};
 
 /// Reason prefix of a ledger message replaced by its two halves.
 pub const SPLIT_REASON: &str = "split after 413 into";
@@ -666,7 +666,7 @@ struct Unsigned {
 }
 
 /// Signs every payload, on as many threads as there are cores (in order).
-fn sign_all(signer: &Signer, items: &[Unsigned]) -> Vec<Result<Vec<u8>, crate::smime::SmimeError>> {
+fn sign_all(signer: &Signer, items: &[Unsigned]) -> Vec<Result<Vec<u8>, smime::SmimeError>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).max(1);
     if threads == 1 {
         return items.iter().map(|u| signer.sign(&u.payload)).collect();
@@ -776,7 +776,7 @@ impl Run<'_> {
     }
 
     /// The element signed (`signed`), encrypted when configured: the item to publish.
-    fn finish_prepare(&mut self, u: Unsigned, signed: Result<Vec<u8>, crate::smime::SmimeError>) -> Result<Option<Item>, SendError> {
+    fn finish_prepare(&mut self, u: Unsigned, signed: Result<Vec<u8>, smime::SmimeError>) -> Result<Option<Item>, SendError> {
         let Unsigned { name, payload, parsed, known } = u;
         let name = name.as_str();
         let mut signed = match signed {

@@ -79,7 +79,7 @@ pub fn run(cfg: &CheckConfig) -> Vec<Check> {
         },
     });
     let tested = format!("{} does not expire within {WARN_DAYS} days", cert_path.display());
-    let subject = messaging::smime::legacy_dn(cert.subject_name());
+    let subject = smime::legacy_dn(cert.subject_name());
     out.push(match not_after(&cert) {
         None => Check::critical("certificate.expiry", tested, "cannot read the certificate's notAfter", "re-install the certificate"),
         Some(t) => {

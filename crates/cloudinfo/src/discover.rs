@@ -12,7 +12,7 @@ use openstack::catalog::Service as OsService;
 use openstack::{Call, CloudConfig, Credentials, ProjectRef, Scope, Secret, Session, glance, keystone, nova};
 
 use crate::glue::*;
-use crate::pyjson::{self, Json, Object};
+use pyjson::{self, Json, Object};
 use crate::site::{SiteConfig, VoConfig};
 use crate::{gocdb, tls};
 

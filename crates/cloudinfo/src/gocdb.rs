@@ -8,7 +8,7 @@ use std::time::Duration;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use crate::pyjson::{Json, Object};
+use pyjson::{Json, Object};
 
 /// GOCDB's public API, as the original hard-codes it.
 pub const DEFAULT_URL: &str = "https://goc.egi.eu/gocdbpi/public/";
@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s[1].site_name.as_deref(), Some("B&C"));
         let o = find(&s, "https://b.example/identity/v3").unwrap();
-        assert_eq!(crate::pyjson::dumps(&Json::Object(o)), r#"{"gocdb_id": "2G0", "site_name": "B&C"}"#);
+        assert_eq!(pyjson::dumps(&Json::Object(o)), r#"{"gocdb_id": "2G0", "site_name": "B&C"}"#);
         assert!(find(&s, "https://a.example:5000/v3/").is_some());
         assert!(find(&s, "https://a.example/v3").is_none(), "the port is part of netloc");
         assert!(find(&s, "http://a.example:5000/v3").is_none());

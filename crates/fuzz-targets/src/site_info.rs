@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use cloudinfo::glue::{Document, Glue};
-use cloudinfo::pyjson::{self, Json};
+use pyjson::{self, Json};
 use cloudinfo::{FlavorKeys, Fixes, ImageKeys, Options, gocdb};
 use serde_json::{Value, json};
 

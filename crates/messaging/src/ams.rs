@@ -3,8 +3,6 @@
 //! (byte-identical JSON, several messages per request under a size limit, bounded concurrency),
 //! pull and acknowledge. Errors are typed: retryable, too large, or permanent.
 
-pub mod pyjson;
-
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};

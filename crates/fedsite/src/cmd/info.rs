@@ -237,7 +237,7 @@ pub async fn demo_summary(handle: &sim::SimHandle) -> Result<()> {
             s.running_vm.unwrap_or(0),
             s.suspended_vm.unwrap_or(0),
             s.halted_vm.unwrap_or(0),
-            cloudinfo::pyjson::dumps(&cloudinfo::pyjson::Json::Object(s.common.other_info.clone()))
+            pyjson::dumps(&pyjson::Json::Object(s.common.other_info.clone()))
         );
     }
     for s in doc.shares() {

@@ -47,10 +47,9 @@ use crate::config::PathType;
 use crate::dirq::{self, QueueSimple};
 use smime::{Recipient, Signer};
 
-/// Reason prefix of a ledger message replaced by its two halves.
-pub const SPLIT_REASON: &str = "split after 413 into";
-/// Reason prefix of a ledger message whose every record was superseded.
-pub const SUPERSEDED_REASON: &str = "superseded:";
+/// Reason prefixes of ledger messages quarantined as bookkeeping (split after 413, every
+/// record superseded): the ledger's, so that readers of the ledger need not know the sender.
+pub use ledger::{SPLIT_REASON, SUPERSEDED_REASON};
 /// Reason prefix of an element refused by the APEL loader's rules before sending.
 pub const INVALID_REASON: &str = "not sent: APEL would refuse it:";
 /// How many messages, refused with the same answer before any was accepted, make the answer

@@ -5,8 +5,6 @@
 
 use chrono::{DateTime, Duration, Utc};
 use ledger::{Ledger, MessageState};
-use messaging::config::PathType;
-use messaging::sender;
 
 use crate::check::Check;
 use crate::config::CheckConfig;
@@ -56,7 +54,7 @@ pub fn ledger_facts(target: &str) -> Result<LedgerFacts, String> {
         // Split or superseded originals are bookkeeping, not failures.
         .filter(|m| {
             let r = m.reason.as_deref().unwrap_or("");
-            !r.starts_with(sender::SPLIT_REASON) && !r.starts_with(sender::SUPERSEDED_REASON)
+            !r.starts_with(ledger::SPLIT_REASON) && !r.starts_with(ledger::SUPERSEDED_REASON)
         })
         .map(|m| (m.element, m.reason.unwrap_or_default()))
         .collect();
@@ -130,9 +128,11 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
     }
     match &acc.spool {
         None => out.push(Check::skipped("accounting.spool", "no spool element is stuck", "no spool given (--spool or --sender-config)")),
+        Some(_) if acc.read_spool.is_none() => {
+            out.push(Check::skipped("accounting.spool", "no spool element is stuck", "no spool reader given"))
+        }
         Some(spool) => {
-            let ty = if acc.directory_spool { PathType::Directory } else { PathType::Dirq };
-            let qdir = acc.quarantine.clone().unwrap_or_else(|| sender::default_quarantine(spool));
+            let read_spool = acc.read_spool.expect("checked above");
             let tested = format!(
                 "no element of {} older than {} h, no stale lock",
                 spool.display(),
@@ -146,7 +146,7 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
                     "point --spool at the outgoing spool the extraction writes (sender.cfg [messaging] path)",
                 ));
             } else {
-                match sender::spool_status(spool, ty, &qdir) {
+                match read_spool(spool, acc.directory_spool, acc.quarantine.as_deref()) {
                     Err(e) => out.push(Check::critical("accounting.spool", tested, e.to_string(), "fix the spool's permissions")),
                     Ok(st) => {
                         let stuck = st.oldest.as_ref().filter(|(_, t)| cfg.now - *t > cfg.stuck_after);

@@ -8,6 +8,7 @@ use ledger::{Ledger, MessageState};
 
 use crate::check::Check;
 use crate::config::CheckConfig;
+use crate::error::LedgerFactsError;
 
 pub const WARN_DAYS: i64 = 7;
 pub const CRIT_DAYS: i64 = 30;
@@ -25,15 +26,15 @@ pub struct LedgerFacts {
 }
 
 /// Reads the ledger (blocking).
-pub fn ledger_facts(target: &str) -> Result<LedgerFacts, String> {
+pub fn ledger_facts(target: &str) -> Result<LedgerFacts, LedgerFactsError> {
     let is_pg = ledger::is_postgres_url(target);
     if !is_pg && !std::path::Path::new(target).exists() {
-        return Err(format!("ledger {target} does not exist"));
+        return Err(LedgerFactsError::Missing(target.to_string()));
     }
-    let l = Ledger::open(target).map_err(|e| e.to_string())?;
+    let l = Ledger::open(target)?;
     let mut facts = LedgerFacts::default();
     for st in [MessageState::Sent, MessageState::Acknowledged] {
-        for m in l.messages_in_state(st).map_err(|e| e.to_string())? {
+        for m in l.messages_in_state(st)? {
             facts.sent += 1;
             if let Some(t) = m.sent_at {
                 facts.last_sent = facts.last_sent.max(Some(t));
@@ -42,14 +43,14 @@ pub fn ledger_facts(target: &str) -> Result<LedgerFacts, String> {
     }
     facts.pending = l
         .pending()
-        .map_err(|e| e.to_string())?
+        ?
         .into_iter()
         .filter(|m| m.state == MessageState::Spooled)
         .map(|m| (m.element, m.created_at))
         .collect();
     facts.quarantined = l
         .messages_in_state(MessageState::Quarantined)
-        .map_err(|e| e.to_string())?
+        ?
         .into_iter()
         // Split or superseded originals are bookkeeping, not failures.
         .filter(|m| {
@@ -111,7 +112,7 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
             let t = target.clone();
             let facts = tokio::task::spawn_blocking(move || ledger_facts(&t))
                 .await
-                .unwrap_or_else(|e| Err(format!("reading the ledger: {e}")));
+                .unwrap_or_else(|e| Err(LedgerFactsError::Join(e)));
             match facts {
                 Ok(f) => {
                     out.push(last_send_check(cfg, &f));

@@ -17,13 +17,13 @@ pub struct VoSpec {
 
 impl VoSpec {
     /// `vo` or `vo=project`.
-    pub fn parse(s: &str) -> Result<VoSpec, String> {
+    pub fn parse(s: &str) -> Result<VoSpec, crate::error::VoSpecError> {
         let (vo, project) = match s.split_once('=') {
             Some((v, p)) => (v.trim(), p.trim()),
             None => (s.trim(), s.trim()),
         };
         if vo.is_empty() || project.is_empty() {
-            return Err(format!("{s:?}: expected VO or VO=PROJECT"));
+            return Err(crate::error::VoSpecError { spec: s.to_string() });
         }
         Ok(VoSpec { vo: vo.into(), project: project.into() })
     }

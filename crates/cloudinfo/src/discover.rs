@@ -93,7 +93,7 @@ pub struct Options {
     pub image_keys: ImageKeys,
     pub exit_on_share_errors: bool,
     /// `--auditor-role-cloud`: credentials to try `identity:list_users` with.
-    pub auditor: Option<Result<CloudConfig, String>>,
+    pub auditor: Option<Result<CloudConfig, openstack::ConfigError>>,
     pub gocdb_url: String,
     pub timeout: Duration,
     /// No TLS verification (GOCDB and the CA probe).
@@ -154,10 +154,18 @@ pub fn auth_type_of(cfg: &CloudConfig) -> &'static str {
     }
 }
 
+/// A VO's `auth` holds a key [`vo_config`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("vos[{vo}].auth: unsupported key {key:?}")]
+pub struct VoAuthError {
+    pub vo: String,
+    pub key: String,
+}
+
 /// The base config with a VO's `auth` merged over: `project_id` /
 /// `project_name` (+ domain) select the scope; application-credential keys
 /// replace the credentials.
-pub fn vo_config(base: &CloudConfig, vo: &VoConfig) -> Result<CloudConfig, String> {
+pub fn vo_config(base: &CloudConfig, vo: &VoConfig) -> Result<CloudConfig, VoAuthError> {
     let mut cfg = base.clone();
     let Some(auth) = &vo.auth else { return Ok(cfg) };
     for key in auth.keys() {
@@ -174,7 +182,7 @@ pub fn vo_config(base: &CloudConfig, vo: &VoConfig) -> Result<CloudConfig, Strin
                 | "auth_url"
                 | "region_name"
         ) {
-            return Err(format!("vos[{}].auth: unsupported key {k:?}", vo.name));
+            return Err(VoAuthError { vo: vo.name.clone(), key: k.to_string() });
         }
     }
     if let Some(id) = vo.auth_str("project_id") {
@@ -448,7 +456,7 @@ pub async fn discover(site: &SiteConfig, opts: &Options) -> Result<(Document, Re
 
 /// Authenticates for one VO (the original's `rescope_project`).
 async fn scope_vo(ctx: &Ctx<'_>, vo: &VoConfig) -> Result<Session, String> {
-    let cfg = vo_config(&ctx.opts.cloud, vo)?;
+    let cfg = vo_config(&ctx.opts.cloud, vo).map_err(|e| e.to_string())?;
     let session = Session::connect(&cfg).await.map_err(|e| e.to_string())?;
     let token = session.token().await.map_err(|e| e.to_string())?;
     if token.project.is_none() {
@@ -742,11 +750,16 @@ fn build_instance_type(
 /// `egi.VO`, the legacy `VO`, catch-all cASO's `egi.eu:VO`).
 pub const VO_PROPERTIES: [&str; 3] = ["egi.VO", "VO", "egi.eu:VO"];
 
+/// Listing the projects for [`vos_from_projects`] failed.
+#[derive(Debug, thiserror::Error)]
+#[error("listing projects: {0}")]
+pub struct ListVosError(#[source] pub openstack::Error);
+
 /// VO shares found by project property: every enabled project with one of
 /// [`VO_PROPERTIES`] (comma-separated VOs give one share each), scoped by
 /// project id. Needs a credential that may list projects.
-pub async fn vos_from_projects(s: &Session) -> Result<Vec<VoConfig>, String> {
-    let projects = keystone::ListProjects::default().list(s).await.map_err(err("listing projects"))?;
+pub async fn vos_from_projects(s: &Session) -> Result<Vec<VoConfig>, ListVosError> {
+    let projects = keystone::ListProjects::default().list(s).await.map_err(ListVosError)?;
     let mut out = Vec::new();
     for p in projects.iter().filter(|p| p.enabled) {
         let Some(vos) = VO_PROPERTIES.iter().find_map(|k| p.property(k)) else { continue };

@@ -42,15 +42,20 @@ pub fn urls_similar(a: &str, b: &str) -> bool {
     s1 == s2 && n1 == n2 && p1.trim_matches('/') == p2.trim_matches('/')
 }
 
+/// A GOCDB answer that is not well-formed XML.
+#[derive(Debug, thiserror::Error)]
+#[error("GOCDB answer: {0}")]
+pub struct GocdbError(#[from] quick_xml::Error);
+
 /// Parses a `get_service` XML answer.
-pub fn parse_services(xml: &str) -> Result<Vec<GocService>, String> {
+pub fn parse_services(xml: &str) -> Result<Vec<GocService>, GocdbError> {
     let mut reader = Reader::from_str(xml);
     let mut out = Vec::new();
     let mut stack: Vec<String> = Vec::new();
     let mut cur: Option<GocService> = None;
     let mut text = String::new();
     loop {
-        match reader.read_event().map_err(|e| format!("GOCDB answer: {e}"))? {
+        match reader.read_event()? {
             Event::Start(e) => {
                 let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
                 if name == "SERVICE_ENDPOINT" && stack.len() == 1 {
@@ -66,7 +71,7 @@ pub fn parse_services(xml: &str) -> Result<Vec<GocService>, String> {
                 text.clear();
             }
             Event::Text(t) => {
-                text.push_str(&t.xml_content().map_err(|e| format!("GOCDB answer: {e}"))?);
+                text.push_str(&t.xml_content().map_err(quick_xml::Error::from)?);
             }
             Event::GeneralRef(r) => {
                 let name = String::from_utf8_lossy(r.as_ref()).into_owned();

@@ -332,7 +332,8 @@ pub async fn discover(site: &SiteConfig, opts: &Options) -> Result<(Document, Re
     for vo in site.vos() {
         let session = match scope_vo(&ctx, vo).await {
             Ok(s) => s,
-            Err(message) => {
+            Err(e) => {
+                let message = e.to_string();
                 if opts.exit_on_share_errors {
                     return Err(DiscoverError::Share { vo: vo.name.clone(), message });
                 }
@@ -346,7 +347,8 @@ pub async fn discover(site: &SiteConfig, opts: &Options) -> Result<(Document, Re
         };
         let parts = match build_share(&ctx, vo, &session).await {
             Ok(p) => p,
-            Err(message) => {
+            Err(e) => {
+                let message = e.to_string();
                 if opts.exit_on_share_errors {
                     return Err(DiscoverError::Share { vo: vo.name.clone(), message });
                 }
@@ -454,13 +456,31 @@ pub async fn discover(site: &SiteConfig, opts: &Options) -> Result<(Document, Re
     Ok((doc, report))
 }
 
+/// Why a VO's share could not be read: its text is the share's failure in the
+/// report and, with the fix, the endpoint's `HealthStateInfo`.
+#[derive(Debug, thiserror::Error)]
+enum ShareError {
+    #[error("{0}")]
+    VoAuth(#[from] VoAuthError),
+    /// Authentication, the token or the catalog.
+    #[error("{0}")]
+    Auth(#[from] openstack::Error),
+    #[error("the token is not scoped to a project (give vos[].auth.project_id)")]
+    NotProjectScoped,
+    #[error("no project in the token")]
+    NoProject,
+    /// A listing or read; `what` names it (`listing images`, `reading quotas`, …).
+    #[error("{what}: {source}")]
+    Request { what: &'static str, source: openstack::Error },
+}
+
 /// Authenticates for one VO (the original's `rescope_project`).
-async fn scope_vo(ctx: &Ctx<'_>, vo: &VoConfig) -> Result<Session, String> {
-    let cfg = vo_config(&ctx.opts.cloud, vo).map_err(|e| e.to_string())?;
-    let session = Session::connect(&cfg).await.map_err(|e| e.to_string())?;
-    let token = session.token().await.map_err(|e| e.to_string())?;
+async fn scope_vo(ctx: &Ctx<'_>, vo: &VoConfig) -> Result<Session, ShareError> {
+    let cfg = vo_config(&ctx.opts.cloud, vo)?;
+    let session = Session::connect(&cfg).await?;
+    let token = session.token().await?;
     if token.project.is_none() {
-        return Err("the token is not scoped to a project (give vos[].auth.project_id)".into());
+        return Err(ShareError::NotProjectScoped);
     }
     Ok(session)
 }
@@ -478,14 +498,14 @@ async fn nova_version(s: &Session) -> Option<String> {
     }
 }
 
-fn err(what: &str) -> impl Fn(openstack::Error) -> String + '_ {
-    move |e| format!("{what}: {e}")
+fn err(what: &'static str) -> impl Fn(openstack::Error) -> ShareError {
+    move |source| ShareError::Request { what, source }
 }
 
-async fn build_share(ctx: &Ctx<'_>, vo: &VoConfig, s: &Session) -> Result<ShareParts, String> {
+async fn build_share(ctx: &Ctx<'_>, vo: &VoConfig, s: &Session) -> Result<ShareParts, ShareError> {
     let opts = ctx.opts;
-    let token = s.token().await.map_err(|e| e.to_string())?;
-    let project = token.project.clone().ok_or("no project in the token")?;
+    let token = s.token().await?;
+    let project = token.project.clone().ok_or(ShareError::NoProject)?;
     let project_id = project.id.clone();
     let share_id = format!("{}_share_{}_{}", ctx.endpoint_id, vo.name, project_id);
     let mut share = Share {
@@ -515,8 +535,7 @@ async fn build_share(ctx: &Ctx<'_>, vo: &VoConfig, s: &Session) -> Result<ShareP
     let cfg = s.config();
     let glance_url = token
         .catalog
-        .url(OsService::Image, cfg.interface, cfg.region_name.as_deref())
-        .map_err(|e| e.to_string())?;
+        .url(OsService::Image, cfg.interface, cfg.region_name.as_deref())?;
     let images = glance::ListImages { status: Some("active".into()), ..Default::default() }
         .list(s)
         .await
@@ -602,7 +621,7 @@ const QUOTA_RESOURCES: [&str; 14] = [
     "server_group_members",
 ];
 
-async fn read_quotas(s: &Session, project_id: &str) -> Result<Object, String> {
+async fn read_quotas(s: &Session, project_id: &str) -> Result<Object, ShareError> {
     let call = Call::get(OsService::Compute, "/os-quota-sets/{project}", format!("/os-quota-sets/{project_id}"));
     let mut out = Object::new();
     match s.json::<serde_json::Value>(call).await {
@@ -614,7 +633,7 @@ async fn read_quotas(s: &Session, project_id: &str) -> Result<Object, String> {
             }
         }
         Err(e) if e.is_forbidden() => {}
-        Err(e) => return Err(format!("reading quotas: {e}")),
+        Err(e) => return Err(err("reading quotas")(e)),
     }
     Ok(out)
 }

@@ -42,15 +42,13 @@ pub fn ledger_facts(target: &str) -> Result<LedgerFacts, LedgerFactsError> {
         }
     }
     facts.pending = l
-        .pending()
-        ?
+        .pending()?
         .into_iter()
         .filter(|m| m.state == MessageState::Spooled)
         .map(|m| (m.element, m.created_at))
         .collect();
     facts.quarantined = l
-        .messages_in_state(MessageState::Quarantined)
-        ?
+        .messages_in_state(MessageState::Quarantined)?
         .into_iter()
         // Split or superseded originals are bookkeeping, not failures.
         .filter(|m| {
@@ -127,13 +125,12 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
             }
         }
     }
-    match &acc.spool {
-        None => out.push(Check::skipped("accounting.spool", "no spool element is stuck", "no spool given (--spool or --sender-config)")),
-        Some(_) if acc.read_spool.is_none() => {
+    match (&acc.spool, acc.read_spool) {
+        (None, _) => out.push(Check::skipped("accounting.spool", "no spool element is stuck", "no spool given (--spool or --sender-config)")),
+        (Some(_), None) => {
             out.push(Check::skipped("accounting.spool", "no spool element is stuck", "no spool reader given"))
         }
-        Some(spool) => {
-            let read_spool = acc.read_spool.expect("checked above");
+        (Some(spool), Some(read_spool)) => {
             let tested = format!(
                 "no element of {} older than {} h, no stale lock",
                 spool.display(),

@@ -41,11 +41,17 @@ pub enum PublishError {
         #[source]
         source: std::io::Error,
     },
-    /// A Swift request failed.
+    /// A Swift request failed (boxed: `openstack::Error` is large).
     #[error("{0}")]
-    Swift(#[from] openstack::Error),
+    Swift(#[source] Box<openstack::Error>),
     #[error("{container}/{object}: read back {read} bytes that differ from the {written} written")]
     ReadBackDiffers { container: String, object: String, read: usize, written: usize },
+}
+
+impl From<openstack::Error> for PublishError {
+    fn from(e: openstack::Error) -> Self {
+        PublishError::Swift(Box::new(e))
+    }
 }
 
 /// What an upload did.

@@ -788,7 +788,7 @@ fn listing_failed<T>(e: openstack::Error, what: &str) -> Global<T> {
 /// project-scoped session reused for every call of the run.
 pub(crate) struct ProjectAccess {
     pub id: String,
-    scoped: OnceCell<Result<Session, String>>,
+    scoped: OnceCell<Result<Session, Arc<openstack::Error>>>,
 }
 
 impl ProjectAccess {
@@ -800,14 +800,14 @@ impl ProjectAccess {
         let r = self
             .scoped
             .get_or_init(|| async {
-                a.primary.rescope(Scope::project_id(self.id.clone())).await.map_err(|e| e.to_string())
+                a.primary.rescope(Scope::project_id(self.id.clone())).await.map_err(Arc::new)
             })
             .await;
-        r.clone().map_err(|message| ExtractError::Forbidden {
+        r.clone().map_err(|e| ExtractError::Forbidden {
             what: format!("project {}: getting a project-scoped token", self.id),
             rule: None,
             missing_role: project_role(&self.id),
-            message,
+            message: e.to_string(),
         })
     }
 }

@@ -42,7 +42,8 @@ impl CasoConf {
             .map_err(|e| CasoConfError { path: label.clone(), message: e.to_string() })?;
         let conf = Self::parse(&label, &text)?;
         // It holds the [keystone_auth] password: refuse it when others can read it.
-        openstack::secret::check_private_file(path).map_err(|message| CasoConfError { path: label, message })?;
+        openstack::secret::check_private_file(path)
+            .map_err(|e| CasoConfError { path: label, message: e.to_string() })?;
         Ok(conf)
     }
 

@@ -53,6 +53,7 @@ pub use access::FlavorFacts;
 pub use cinder::GoneVolume;
 pub use config::{AcceleratorKeys, BenchmarkKeys, CompatOptions, ExtractConfig, Extractor, InactiveTime, PrometheusConfig};
 pub use error::ExtractError;
+pub use nova::vm_status_from_nova;
 pub use vo::{VoMap, VoSource};
 
 use access::{Access, ProjectAccess, SYSTEM_ROLE};

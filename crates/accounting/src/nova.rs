@@ -101,6 +101,23 @@ fn benchmark(ctx: &RecordCtx, f: &FlavorFacts, warn: &mut dyn FnMut(&str, String
     (name.map(|n| text(n)), value)
 }
 
+/// Maps a Nova API server `status` to the APEL status as cASO does (caso.md
+/// §2.1), case-insensitively. Anything not listed (SHELVED, SOFT_DELETED, ...)
+/// is `Unknown`.
+pub fn vm_status_from_nova(status: &str) -> VmStatus {
+    match status.to_ascii_lowercase().as_str() {
+        "active" | "build" | "confirming_resize" | "hard_reboot" | "migrating" | "reboot"
+        | "rebuild" | "rescue" | "resize" | "revert_resize" | "verify_resize" | "saving"
+        | "password" => VmStatus::Started,
+        "deleted" | "shutoff" | "terminated" => VmStatus::Completed,
+        "error" => VmStatus::Error,
+        "paused" => VmStatus::Paused,
+        "suspended" => VmStatus::Suspended,
+        "stopped" => VmStatus::Stopped,
+        _ => VmStatus::Unknown,
+    }
+}
+
 fn base_record(ctx: &RecordCtx, f: &ServerFacts, end: Option<DateTime<Utc>>, warn: &mut dyn FnMut(&str, String)) -> Result<CloudRecord, ExtractError> {
     let s = &f.server;
     let cfg = ctx.cfg;
@@ -113,7 +130,7 @@ fn base_record(ctx: &RecordCtx, f: &ServerFacts, end: Option<DateTime<Utc>>, war
     r.local_group_id = Some(text(s.tenant_id.as_deref().unwrap_or(ctx.project_id)));
     r.global_user_name = f.user_name.as_deref().map(text);
     r.fqan = Some(ctx.fqan.clone());
-    r.status = Some(VmStatus::from_nova(&s.status));
+    r.status = Some(vm_status_from_nova(&s.status));
     r.start_time = Some(s.created);
     r.end_time = end;
     r.cpu_count = Some(f.flavor.vcpus);

@@ -77,6 +77,23 @@ fn unix(t: DateTime<Utc>) -> String {
     t.timestamp().to_string()
 }
 
+/// Why one `query_range` gave no samples; each names the request URL.
+#[derive(Debug, thiserror::Error)]
+enum QueryError {
+    #[error("GET {url}: {source}")]
+    Request { url: String, source: reqwest::Error },
+    #[error("GET {url}: reading the answer: {source}")]
+    Read { url: String, source: reqwest::Error },
+    #[error("GET {url}: HTTP {status}: {message}")]
+    Status { url: String, status: u16, message: String },
+    #[error("GET {url}: not JSON: {source}")]
+    NotJson { url: String, source: serde_json::Error },
+    #[error("GET {url}: status {status} ({error})")]
+    NotSuccess { url: String, status: Value, error: Value },
+    #[error("GET {url}: no data.result array")]
+    NoResult { url: String },
+}
+
 /// One query_range: adds each `value × factor` to `energy` in answer order
 /// (cASO's running sum, so the result is bit-identical); the sample count.
 #[allow(clippy::too_many_arguments)]
@@ -89,7 +106,7 @@ async fn query_chunk(
     factor: f64,
     energy: &mut f64,
     warn: &(dyn Fn(&str, String) + Sync),
-) -> Result<u64, String> {
+) -> Result<u64, QueryError> {
     let url = format!("{}/api/v1/query_range", p.prometheus_endpoint.trim_end_matches('/'));
     let params = [("query", query.to_string()), ("start", unix(start)), ("end", unix(end)), ("step", p.prometheus_step_seconds.to_string())];
     let mut attempt = 0;
@@ -104,23 +121,23 @@ async fn query_chunk(
             tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
             continue;
         }
-        let resp = r.map_err(|e| format!("GET {url}: {e}"))?;
+        let resp = r.map_err(|source| QueryError::Request { url: url.clone(), source })?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| format!("GET {url}: reading the answer: {e}"))?;
+        let text = resp.text().await.map_err(|source| QueryError::Read { url: url.clone(), source })?;
         if !status.is_success() {
             let msg = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| v["error"].as_str().map(str::to_string))
                 .unwrap_or_else(|| text.chars().take(300).collect());
-            return Err(format!("GET {url}: HTTP {}: {msg}", status.as_u16()));
+            return Err(QueryError::Status { url, status: status.as_u16(), message: msg });
         }
-        break serde_json::from_str(&text).map_err(|e| format!("GET {url}: not JSON: {e}"))?;
+        break serde_json::from_str(&text).map_err(|source| QueryError::NotJson { url: url.clone(), source })?;
     };
     if body["status"] != "success" {
-        return Err(format!("GET {url}: status {} ({})", body["status"], body["error"]));
+        return Err(QueryError::NotSuccess { url, status: body["status"].clone(), error: body["error"].clone() });
     }
     let Some(result) = body["data"]["result"].as_array() else {
-        return Err(format!("GET {url}: no data.result array"));
+        return Err(QueryError::NoResult { url });
     };
     let mut n = 0u64;
     for series in result {
@@ -159,7 +176,10 @@ pub async fn energy_wh(
         }
         samples += query_chunk(http, p, &query, start, end, factor, &mut energy, warn)
             .await
-            .map_err(|message| ExtractError::Prometheus { what: format!("server {vm_uuid}: energy {start} → {end}"), message })?;
+            .map_err(|e| ExtractError::Prometheus {
+                what: format!("server {vm_uuid}: energy {start} → {end}"),
+                message: e.to_string(),
+            })?;
     }
     Ok((energy, samples))
 }

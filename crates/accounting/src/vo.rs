@@ -37,6 +37,30 @@ pub struct VoConfigError {
     pub message: String,
 }
 
+/// Why a `voms.json` or a catch-all site YAML gives no mapping (the file is
+/// named by [`VoConfigError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum VoFileError {
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("not YAML: {0}")]
+    NotYaml(#[source] serde_yaml::Error),
+    #[error("expected an object of VO → {{\"projects\": [...]}}")]
+    NotAnObject,
+    #[error("VO {vo:?}: expected an object")]
+    VoNotAnObject { vo: String },
+    #[error("VO {vo:?}: {key} must hold strings")]
+    NotStrings { vo: String, key: String },
+    #[error("VO {vo:?}: {key} must be a list of project ids")]
+    NotAList { vo: String, key: String },
+    #[error("vos must be a list")]
+    VosNotAList,
+    #[error("vos[{0}]: missing name")]
+    MissingName(usize),
+    #[error("project {project} is mapped to both {first:?} and {second:?}")]
+    TwoVos { project: String, first: String, second: String },
+}
+
 /// The static parts of the VO mapping (files), loaded once per run.
 #[derive(Debug, Clone, Default)]
 pub struct VoMap {
@@ -61,11 +85,11 @@ impl VoMap {
             && p.exists()
         {
             let text = read(p)?;
-            map.voms = parse_voms_json(&text).map_err(|m| err(p, m))?;
+            map.voms = parse_voms_json(&text).map_err(|e| err(p, e.to_string()))?;
         }
         if let Some(p) = site_yaml {
             let text = read(p)?;
-            map.site = parse_site_yaml(&text).map_err(|m| err(p, m))?;
+            map.site = parse_site_yaml(&text).map_err(|e| err(p, e.to_string()))?;
         }
         Ok(map)
     }
@@ -106,21 +130,25 @@ fn err(p: &Path, m: impl Into<String>) -> VoConfigError {
 
 /// cASO's `voms.json`: `{"<VO>": {"projects": [..]}}`; the legacy keys
 /// `tenant` (one) and `tenants` (list) are used when `projects` is absent.
-pub fn parse_voms_json(text: &str) -> Result<BTreeMap<String, String>, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let obj = v.as_object().ok_or("expected an object of VO → {\"projects\": [...]}")?;
+pub fn parse_voms_json(text: &str) -> Result<BTreeMap<String, String>, VoFileError> {
+    let v: Value = serde_json::from_str(text).map_err(VoFileError::NotJson)?;
+    let obj = v.as_object().ok_or(VoFileError::NotAnObject)?;
     let mut out = BTreeMap::new();
     for (vo, m) in obj {
-        let m = m.as_object().ok_or_else(|| format!("VO {vo:?}: expected an object"))?;
-        let strings = |k: &str| -> Result<Vec<String>, String> {
+        let m = m.as_object().ok_or_else(|| VoFileError::VoNotAnObject { vo: vo.clone() })?;
+        let strings = |k: &str| -> Result<Vec<String>, VoFileError> {
             match m.get(k) {
                 None | Some(Value::Null) => Ok(vec![]),
                 Some(Value::String(s)) => Ok(vec![s.clone()]),
                 Some(Value::Array(a)) => a
                     .iter()
-                    .map(|x| x.as_str().map(str::to_string).ok_or_else(|| format!("VO {vo:?}: {k} must hold strings")))
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| VoFileError::NotStrings { vo: vo.clone(), key: k.to_string() })
+                    })
                     .collect(),
-                Some(_) => Err(format!("VO {vo:?}: {k} must be a list of project ids")),
+                Some(_) => Err(VoFileError::NotAList { vo: vo.clone(), key: k.to_string() }),
             }
         };
         let projects = if m.contains_key("projects") {
@@ -142,21 +170,21 @@ pub fn parse_voms_json(text: &str) -> Result<BTreeMap<String, String>, String> {
 
 /// The `vos` list of a catch-all site file: each `{name, auth: {project_id}}`;
 /// entries without a project id (discovered projects) are skipped.
-pub fn parse_site_yaml(text: &str) -> Result<BTreeMap<String, String>, String> {
-    let v: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+pub fn parse_site_yaml(text: &str) -> Result<BTreeMap<String, String>, VoFileError> {
+    let v: serde_yaml::Value = serde_yaml::from_str(text).map_err(VoFileError::NotYaml)?;
     let mut out = BTreeMap::new();
     let Some(vos) = v.get("vos") else { return Ok(out) };
-    let vos = vos.as_sequence().ok_or("vos must be a list")?;
+    let vos = vos.as_sequence().ok_or(VoFileError::VosNotAList)?;
     for (i, entry) in vos.iter().enumerate() {
         let name = entry
             .get("name")
             .and_then(|n| n.as_str())
-            .ok_or_else(|| format!("vos[{i}]: missing name"))?;
+            .ok_or(VoFileError::MissingName(i))?;
         if let Some(pid) = entry.get("auth").and_then(|a| a.get("project_id")).and_then(|p| p.as_str())
             && let Some(prev) = out.insert(pid.to_string(), name.to_string())
             && prev != name
         {
-            return Err(format!("project {pid} is mapped to both {prev:?} and {name:?}"));
+            return Err(VoFileError::TwoVos { project: pid.to_string(), first: prev, second: name.to_string() });
         }
     }
     Ok(out)

@@ -442,8 +442,9 @@ async fn gone_volumes_known_to_the_caller_get_a_closing_record() {
 
 #[test]
 fn vm_status_map_is_casos() {
-    assert_eq!(VmStatus::from_nova("SHELVED_OFFLOADED"), VmStatus::Unknown);
-    assert_eq!(VmStatus::from_nova("SHUTOFF"), VmStatus::Completed);
+    assert_eq!(accounting::vm_status_from_nova("SHELVED_OFFLOADED"), VmStatus::Unknown);
+    assert_eq!(accounting::vm_status_from_nova("SHUTOFF"), VmStatus::Completed);
+    assert_eq!(accounting::vm_status_from_nova("Password"), VmStatus::Started);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! with the APEL loader's rules (ssm-ams-apel.md §3.1–3.2).
 
 use crate::fields::{LineIndex, float, int, integral_float, loader_datetime};
-use crate::pyfmt::float_repr;
+use pyjson::float_repr;
 use crate::types::is_null_spelling;
 use crate::{ApelText, CloudRecord, Error, Fqan, SiteName, Style, VmStatus, VmUuid};
 use chrono::{DateTime, Utc};

@@ -4,11 +4,11 @@
 //! Python `json.dumps` layout and cASO's key order; nulls are left out.
 
 use crate::fields::from_epoch;
-use crate::pyfmt::PyJson;
 use crate::{
     AcceleratorRecord, ApelText, EnergyRecord, Error, Fqan, IpRecord, RecordKind, SiteName, VmUuid,
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
+use pyjson::Json;
 use serde_json::{Map, Value};
 
 pub(crate) const IP_TYPE: &str = "APEL Public IP message";
@@ -18,21 +18,29 @@ pub(crate) const ACC_VERSION: &str = "0.1";
 /// Energy times: `%Y-%m-%dT%H:%M:%SZ`.
 const ENERGY_TIME: &str = "%Y-%m-%dT%H:%M:%SZ";
 
-type Fields = Vec<(&'static str, PyJson)>;
+/// A record's keys in cASO's order, nulls left out.
+pub(crate) type Fields = Vec<(&'static str, Json)>;
 
-fn s(v: impl ToString) -> PyJson {
-    PyJson::Str(v.to_string())
+/// One record as `json.dumps` writes it.
+pub(crate) fn render(f: &Fields) -> String {
+    let mut out = String::new();
+    pyjson::write_object(&mut out, f);
+    out
 }
-fn i(v: impl Into<i128>) -> PyJson {
-    PyJson::Int(v.into())
+
+fn s(v: impl ToString) -> Json {
+    Json::Str(v.to_string())
 }
-fn opt(f: &mut Fields, k: &'static str, v: Option<PyJson>) {
+fn i(v: impl Into<i128>) -> Json {
+    Json::Int(v.into())
+}
+fn opt(f: &mut Fields, k: &'static str, v: Option<Json>) {
     if let Some(v) = v {
         f.push((k, v));
     }
 }
 
-pub(crate) fn ip_fields(r: &IpRecord) -> PyJson {
+pub(crate) fn ip_fields(r: &IpRecord) -> Fields {
     let mut f: Fields = vec![
         ("SiteName", s(&r.site_name)),
         ("CloudType", s(&r.cloud_type)),
@@ -50,10 +58,10 @@ pub(crate) fn ip_fields(r: &IpRecord) -> PyJson {
     f.push(("IPVersion", i(r.ip_version)));
     f.push(("IPCount", i(r.ip_count)));
     f.push(("MeasurementTime", i(r.measurement_time.timestamp())));
-    PyJson::Obj(f)
+    f
 }
 
-pub(crate) fn accelerator_fields(r: &AcceleratorRecord) -> PyJson {
+pub(crate) fn accelerator_fields(r: &AcceleratorRecord) -> Fields {
     let mut f: Fields = vec![("SiteName", s(&r.site_name))];
     opt(&mut f, "CloudType", r.cloud_type.as_ref().map(s));
     opt(
@@ -72,13 +80,13 @@ pub(crate) fn accelerator_fields(r: &AcceleratorRecord) -> PyJson {
     f.push(("Type", s(&r.accelerator_type)));
     opt(&mut f, "Cores", r.cores.map(i));
     f.push(("Model", s(&r.model)));
-    opt(&mut f, "Benchmark", r.benchmark.map(PyJson::Float));
+    opt(&mut f, "Benchmark", r.benchmark.map(Json::Float));
     opt(&mut f, "BenchmarkType", r.benchmark_type.as_ref().map(s));
     opt(&mut f, "ActiveDuration", r.active_duration.map(i));
-    PyJson::Obj(f)
+    f
 }
 
-pub(crate) fn energy_fields(r: &EnergyRecord) -> PyJson {
+pub(crate) fn energy_fields(r: &EnergyRecord) -> Fields {
     let mut f: Fields = vec![
         ("SiteName", s(&r.site_name)),
         ("CloudType", s(&r.cloud_type)),
@@ -92,21 +100,21 @@ pub(crate) fn energy_fields(r: &EnergyRecord) -> PyJson {
         ("ExecUnitID", s(&r.exec_unit_id)),
         ("StartExecTime", s(r.start_exec_time.format(ENERGY_TIME))),
         ("EndExecTime", s(r.end_exec_time.format(ENERGY_TIME))),
-        ("EnergyWh", PyJson::Float(r.energy_wh)),
-        ("Work", PyJson::Float(r.work)),
-        ("Efficiency", PyJson::Float(r.efficiency)),
+        ("EnergyWh", Json::Float(r.energy_wh)),
+        ("Work", Json::Float(r.work)),
+        ("Efficiency", Json::Float(r.efficiency)),
         ("WallClockTime_s", i(r.wall_clock_time_s)),
         ("CpuDuration_s", i(r.cpu_duration_s)),
         ("SuspendDuration_s", i(r.suspend_duration_s)),
         (
             "CPUNormalizationFactor",
-            PyJson::Float(r.cpu_normalization_factor),
+            Json::Float(r.cpu_normalization_factor),
         ),
         ("ExecUnitFinished", i(r.exec_unit_finished as u8)),
         ("Status", s(&r.status)),
         ("Owner", s(&r.owner)),
     ]);
-    PyJson::Obj(f)
+    f
 }
 
 /// The JSON message prefix (before the first record) and suffix.

@@ -22,7 +22,6 @@ mod types;
 mod validate;
 
 pub use error::Error;
-pub use pyfmt::{float_repr, write_py_json_str};
 pub use records::{
     AcceleratorRecord, CloudRecord, EnergyRecord, IpRecord, Record, RecordKind, StorageRecord,
 };
@@ -57,10 +56,12 @@ fn render_part(
     validate(record).map_err(|e| e.in_record(index))?;
     Ok(match (kind, record) {
         (RecordKind::Cloud, Record::Cloud(r)) => cloud::render_record(r, style),
-        (RecordKind::Ip, Record::Ip(r)) => json::ip_fields(r).render(),
-        (RecordKind::Accelerator, Record::Accelerator(r)) => json::accelerator_fields(r).render(),
+        (RecordKind::Ip, Record::Ip(r)) => json::render(&json::ip_fields(r)),
+        (RecordKind::Accelerator, Record::Accelerator(r)) => {
+            json::render(&json::accelerator_fields(r))
+        }
         (RecordKind::Storage, Record::Storage(r)) => star::render_record(r, style),
-        (RecordKind::Energy, Record::Energy(r)) => json::energy_fields(r).render(),
+        (RecordKind::Energy, Record::Energy(r)) => json::render(&json::energy_fields(r)),
         (expected, r) => {
             return Err(Error::WrongKind {
                 expected,

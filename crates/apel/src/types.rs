@@ -230,22 +230,6 @@ impl VmStatus {
             VmStatus::Unknown => "unknown",
         }
     }
-
-    /// Maps a Nova API `status` as cASO does (caso.md §2.1), case-insensitively.
-    /// Anything not listed (SHELVED, SOFT_DELETED, ...) is `Unknown`.
-    pub fn from_nova(status: &str) -> VmStatus {
-        match status.to_ascii_lowercase().as_str() {
-            "active" | "build" | "confirming_resize" | "hard_reboot" | "migrating" | "reboot"
-            | "rebuild" | "rescue" | "resize" | "revert_resize" | "verify_resize" | "saving"
-            | "password" => VmStatus::Started,
-            "deleted" | "shutoff" | "terminated" => VmStatus::Completed,
-            "error" => VmStatus::Error,
-            "paused" => VmStatus::Paused,
-            "suspended" => VmStatus::Suspended,
-            "stopped" => VmStatus::Stopped,
-            _ => VmStatus::Unknown,
-        }
-    }
 }
 
 impl std::str::FromStr for VmStatus {

@@ -302,9 +302,6 @@ fn newtypes_validate_and_serde_goes_through_them() {
         )
         .is_err()
     );
-    assert_eq!(VmStatus::from_nova("SHUTOFF"), VmStatus::Completed);
-    assert_eq!(VmStatus::from_nova("Password"), VmStatus::Started);
-    assert_eq!(VmStatus::from_nova("SHELVED_OFFLOADED"), VmStatus::Unknown);
     let rec = Record::Energy(energy());
     let back: Record = serde_json::from_str(&serde_json::to_string(&rec).unwrap()).unwrap();
     assert_eq!(back, rec);

@@ -12,7 +12,7 @@ use openstack::catalog::Service as OsService;
 use openstack::{Call, CloudConfig, Credentials, ProjectRef, Scope, Secret, Session, glance, keystone, nova};
 
 use crate::glue::*;
-use crate::pyjson::{self, Json, Object};
+use pyjson::{self, Json, Object};
 use crate::site::{SiteConfig, VoConfig};
 use crate::{gocdb, tls};
 
@@ -93,7 +93,7 @@ pub struct Options {
     pub image_keys: ImageKeys,
     pub exit_on_share_errors: bool,
     /// `--auditor-role-cloud`: credentials to try `identity:list_users` with.
-    pub auditor: Option<Result<CloudConfig, String>>,
+    pub auditor: Option<Result<CloudConfig, openstack::ConfigError>>,
     pub gocdb_url: String,
     pub timeout: Duration,
     /// No TLS verification (GOCDB and the CA probe).
@@ -154,10 +154,18 @@ pub fn auth_type_of(cfg: &CloudConfig) -> &'static str {
     }
 }
 
+/// A VO's `auth` holds a key [`vo_config`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("vos[{vo}].auth: unsupported key {key:?}")]
+pub struct VoAuthError {
+    pub vo: String,
+    pub key: String,
+}
+
 /// The base config with a VO's `auth` merged over: `project_id` /
 /// `project_name` (+ domain) select the scope; application-credential keys
 /// replace the credentials.
-pub fn vo_config(base: &CloudConfig, vo: &VoConfig) -> Result<CloudConfig, String> {
+pub fn vo_config(base: &CloudConfig, vo: &VoConfig) -> Result<CloudConfig, VoAuthError> {
     let mut cfg = base.clone();
     let Some(auth) = &vo.auth else { return Ok(cfg) };
     for key in auth.keys() {
@@ -174,7 +182,7 @@ pub fn vo_config(base: &CloudConfig, vo: &VoConfig) -> Result<CloudConfig, Strin
                 | "auth_url"
                 | "region_name"
         ) {
-            return Err(format!("vos[{}].auth: unsupported key {k:?}", vo.name));
+            return Err(VoAuthError { vo: vo.name.clone(), key: k.to_string() });
         }
     }
     if let Some(id) = vo.auth_str("project_id") {
@@ -324,7 +332,8 @@ pub async fn discover(site: &SiteConfig, opts: &Options) -> Result<(Document, Re
     for vo in site.vos() {
         let session = match scope_vo(&ctx, vo).await {
             Ok(s) => s,
-            Err(message) => {
+            Err(e) => {
+                let message = e.to_string();
                 if opts.exit_on_share_errors {
                     return Err(DiscoverError::Share { vo: vo.name.clone(), message });
                 }
@@ -338,7 +347,8 @@ pub async fn discover(site: &SiteConfig, opts: &Options) -> Result<(Document, Re
         };
         let parts = match build_share(&ctx, vo, &session).await {
             Ok(p) => p,
-            Err(message) => {
+            Err(e) => {
+                let message = e.to_string();
                 if opts.exit_on_share_errors {
                     return Err(DiscoverError::Share { vo: vo.name.clone(), message });
                 }
@@ -446,13 +456,31 @@ pub async fn discover(site: &SiteConfig, opts: &Options) -> Result<(Document, Re
     Ok((doc, report))
 }
 
+/// Why a VO's share could not be read: its text is the share's failure in the
+/// report and, with the fix, the endpoint's `HealthStateInfo`.
+#[derive(Debug, thiserror::Error)]
+enum ShareError {
+    #[error("{0}")]
+    VoAuth(#[from] VoAuthError),
+    /// Authentication, the token or the catalog.
+    #[error("{0}")]
+    Auth(#[from] openstack::Error),
+    #[error("the token is not scoped to a project (give vos[].auth.project_id)")]
+    NotProjectScoped,
+    #[error("no project in the token")]
+    NoProject,
+    /// A listing or read; `what` names it (`listing images`, `reading quotas`, …).
+    #[error("{what}: {source}")]
+    Request { what: &'static str, source: openstack::Error },
+}
+
 /// Authenticates for one VO (the original's `rescope_project`).
-async fn scope_vo(ctx: &Ctx<'_>, vo: &VoConfig) -> Result<Session, String> {
+async fn scope_vo(ctx: &Ctx<'_>, vo: &VoConfig) -> Result<Session, ShareError> {
     let cfg = vo_config(&ctx.opts.cloud, vo)?;
-    let session = Session::connect(&cfg).await.map_err(|e| e.to_string())?;
-    let token = session.token().await.map_err(|e| e.to_string())?;
+    let session = Session::connect(&cfg).await?;
+    let token = session.token().await?;
     if token.project.is_none() {
-        return Err("the token is not scoped to a project (give vos[].auth.project_id)".into());
+        return Err(ShareError::NotProjectScoped);
     }
     Ok(session)
 }
@@ -470,14 +498,14 @@ async fn nova_version(s: &Session) -> Option<String> {
     }
 }
 
-fn err(what: &str) -> impl Fn(openstack::Error) -> String + '_ {
-    move |e| format!("{what}: {e}")
+fn err(what: &'static str) -> impl Fn(openstack::Error) -> ShareError {
+    move |source| ShareError::Request { what, source }
 }
 
-async fn build_share(ctx: &Ctx<'_>, vo: &VoConfig, s: &Session) -> Result<ShareParts, String> {
+async fn build_share(ctx: &Ctx<'_>, vo: &VoConfig, s: &Session) -> Result<ShareParts, ShareError> {
     let opts = ctx.opts;
-    let token = s.token().await.map_err(|e| e.to_string())?;
-    let project = token.project.clone().ok_or("no project in the token")?;
+    let token = s.token().await?;
+    let project = token.project.clone().ok_or(ShareError::NoProject)?;
     let project_id = project.id.clone();
     let share_id = format!("{}_share_{}_{}", ctx.endpoint_id, vo.name, project_id);
     let mut share = Share {
@@ -507,8 +535,7 @@ async fn build_share(ctx: &Ctx<'_>, vo: &VoConfig, s: &Session) -> Result<ShareP
     let cfg = s.config();
     let glance_url = token
         .catalog
-        .url(OsService::Image, cfg.interface, cfg.region_name.as_deref())
-        .map_err(|e| e.to_string())?;
+        .url(OsService::Image, cfg.interface, cfg.region_name.as_deref())?;
     let images = glance::ListImages { status: Some("active".into()), ..Default::default() }
         .list(s)
         .await
@@ -594,7 +621,7 @@ const QUOTA_RESOURCES: [&str; 14] = [
     "server_group_members",
 ];
 
-async fn read_quotas(s: &Session, project_id: &str) -> Result<Object, String> {
+async fn read_quotas(s: &Session, project_id: &str) -> Result<Object, ShareError> {
     let call = Call::get(OsService::Compute, "/os-quota-sets/{project}", format!("/os-quota-sets/{project_id}"));
     let mut out = Object::new();
     match s.json::<serde_json::Value>(call).await {
@@ -606,7 +633,7 @@ async fn read_quotas(s: &Session, project_id: &str) -> Result<Object, String> {
             }
         }
         Err(e) if e.is_forbidden() => {}
-        Err(e) => return Err(format!("reading quotas: {e}")),
+        Err(e) => return Err(err("reading quotas")(e)),
     }
     Ok(out)
 }
@@ -742,11 +769,16 @@ fn build_instance_type(
 /// `egi.VO`, the legacy `VO`, catch-all cASO's `egi.eu:VO`).
 pub const VO_PROPERTIES: [&str; 3] = ["egi.VO", "VO", "egi.eu:VO"];
 
+/// Listing the projects for [`vos_from_projects`] failed.
+#[derive(Debug, thiserror::Error)]
+#[error("listing projects: {0}")]
+pub struct ListVosError(#[source] pub openstack::Error);
+
 /// VO shares found by project property: every enabled project with one of
 /// [`VO_PROPERTIES`] (comma-separated VOs give one share each), scoped by
 /// project id. Needs a credential that may list projects.
-pub async fn vos_from_projects(s: &Session) -> Result<Vec<VoConfig>, String> {
-    let projects = keystone::ListProjects::default().list(s).await.map_err(err("listing projects"))?;
+pub async fn vos_from_projects(s: &Session) -> Result<Vec<VoConfig>, ListVosError> {
+    let projects = keystone::ListProjects::default().list(s).await.map_err(ListVosError)?;
     let mut out = Vec::new();
     for p in projects.iter().filter(|p| p.enabled) {
         let Some(vos) = VO_PROPERTIES.iter().find_map(|k| p.property(k)) else { continue };

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::pyjson::{Json, Object, dumps};
+use pyjson::{Json, Object, dumps};
 
 /// 12 hours, the `Validity` of every object.
 pub const VALIDITY: i64 = 43200;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use crate::pyjson::{Json, Object};
+use pyjson::{Json, Object};
 
 /// GOCDB's public API, as the original hard-codes it.
 pub const DEFAULT_URL: &str = "https://goc.egi.eu/gocdbpi/public/";
@@ -42,15 +42,20 @@ pub fn urls_similar(a: &str, b: &str) -> bool {
     s1 == s2 && n1 == n2 && p1.trim_matches('/') == p2.trim_matches('/')
 }
 
+/// A GOCDB answer that is not well-formed XML.
+#[derive(Debug, thiserror::Error)]
+#[error("GOCDB answer: {0}")]
+pub struct GocdbError(#[from] quick_xml::Error);
+
 /// Parses a `get_service` XML answer.
-pub fn parse_services(xml: &str) -> Result<Vec<GocService>, String> {
+pub fn parse_services(xml: &str) -> Result<Vec<GocService>, GocdbError> {
     let mut reader = Reader::from_str(xml);
     let mut out = Vec::new();
     let mut stack: Vec<String> = Vec::new();
     let mut cur: Option<GocService> = None;
     let mut text = String::new();
     loop {
-        match reader.read_event().map_err(|e| format!("GOCDB answer: {e}"))? {
+        match reader.read_event()? {
             Event::Start(e) => {
                 let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
                 if name == "SERVICE_ENDPOINT" && stack.len() == 1 {
@@ -66,7 +71,7 @@ pub fn parse_services(xml: &str) -> Result<Vec<GocService>, String> {
                 text.clear();
             }
             Event::Text(t) => {
-                text.push_str(&t.xml_content().map_err(|e| format!("GOCDB answer: {e}"))?);
+                text.push_str(&t.xml_content().map_err(quick_xml::Error::from)?);
             }
             Event::GeneralRef(r) => {
                 let name = String::from_utf8_lossy(r.as_ref()).into_owned();
@@ -189,7 +194,7 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s[1].site_name.as_deref(), Some("B&C"));
         let o = find(&s, "https://b.example/identity/v3").unwrap();
-        assert_eq!(crate::pyjson::dumps(&Json::Object(o)), r#"{"gocdb_id": "2G0", "site_name": "B&C"}"#);
+        assert_eq!(pyjson::dumps(&Json::Object(o)), r#"{"gocdb_id": "2G0", "site_name": "B&C"}"#);
         assert!(find(&s, "https://a.example:5000/v3/").is_some());
         assert!(find(&s, "https://a.example/v3").is_none(), "the port is part of netloc");
         assert!(find(&s, "http://a.example:5000/v3").is_none());

@@ -1,6 +1,6 @@
 //! The GLUE 2.1 site description EGI's information system reads, as
 //! cloud-info-provider 1.2 writes it (byte for byte by default): the model
-//! ([`glue`]), Python-compatible JSON ([`pyjson`]), the site file ([`site`]),
+//! ([`glue`]), Python-compatible JSON (the [`pyjson`] crate), the site file ([`site`]),
 //! discovery over the OpenStack APIs ([`discover`]), the GOCDB lookup
 //! ([`gocdb`]), the endpoint's TLS facts ([`tls`]) and publishing ([`publish`]).
 
@@ -8,7 +8,6 @@ pub mod discover;
 pub mod glue;
 pub mod gocdb;
 pub mod publish;
-pub mod pyjson;
 pub mod site;
 pub mod tls;
 

@@ -47,22 +47,51 @@ impl VoConfig {
     }
 }
 
+/// Why the site file cannot be used; `origin` names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: not YAML: {source}")]
+    NotYaml {
+        origin: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("{origin}: the site file must be a mapping")]
+    NotAMapping { origin: String },
+    #[error("{origin}: `{field}` not available in site config")]
+    Missing { origin: String, field: &'static str },
+    #[error("{origin}: {source}")]
+    Invalid {
+        origin: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+}
+
 impl SiteConfig {
     /// Parses YAML text; `origin` names the file in errors.
-    pub fn parse(text: &str, origin: &str) -> Result<SiteConfig, String> {
+    pub fn parse(text: &str, origin: &str) -> Result<SiteConfig, SiteError> {
+        let origin_ = || origin.to_string();
         let raw: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| format!("{origin}: not YAML: {e}"))?;
-        let map = raw.as_mapping().ok_or_else(|| format!("{origin}: the site file must be a mapping"))?;
+            serde_yaml::from_str(text).map_err(|source| SiteError::NotYaml { origin: origin_(), source })?;
+        let map = raw.as_mapping().ok_or_else(|| SiteError::NotAMapping { origin: origin_() })?;
         for field in ["gocdb", "endpoint", "vos"] {
             if !map.contains_key(field) {
-                return Err(format!("{origin}: `{field}` not available in site config"));
+                return Err(SiteError::Missing { origin: origin_(), field });
             }
         }
-        serde_yaml::from_value(raw).map_err(|e| format!("{origin}: {e}"))
+        serde_yaml::from_value(raw).map_err(|source| SiteError::Invalid { origin: origin_(), source })
     }
 
-    pub fn load(path: &Path) -> Result<SiteConfig, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<SiteConfig, SiteError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SiteError::Read { path: path.to_owned(), source })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -86,8 +115,8 @@ mod tests {
         assert_eq!(s.vos().len(), 3);
         assert_eq!(s.vos()[1].auth_str("project_id").as_deref(), Some("999f"));
         assert_eq!(s.vos()[2].auth_str("project_id"), None);
-        let e = SiteConfig::parse("gocdb: X\nendpoint: https://x/v3\n", "X.yaml").unwrap_err();
+        let e = SiteConfig::parse("gocdb: X\nendpoint: https://x/v3\n", "X.yaml").unwrap_err().to_string();
         assert_eq!(e, "X.yaml: `vos` not available in site config");
-        assert!(SiteConfig::parse("- a\n", "L.yaml").unwrap_err().contains("mapping"));
+        assert!(SiteConfig::parse("- a\n", "L.yaml").unwrap_err().to_string().contains("mapping"));
     }
 }

@@ -149,17 +149,46 @@ pub async fn probe(endpoint_url: &str, insecure: bool, ca_file: Option<&Path>, t
     }
 }
 
+/// Why the endpoint's CA could not be found out (logged; the document then says unknown).
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    #[error("{url}: {source}")]
+    Url { url: String, source: url::ParseError },
+    #[error("no host")]
+    NoHost,
+    #[error("reading {}: {source}", path.display())]
+    ReadCa { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{}: {source}", path.display())]
+    BadCa { path: std::path::PathBuf, source: rustls::Error },
+    #[error("{0}")]
+    Verifier(#[from] rustls::client::VerifierBuilderError),
+    #[error("{0}")]
+    Tls(#[from] rustls::Error),
+    #[error("{host}: {source}")]
+    ServerName { host: String, source: rustls::pki_types::InvalidDnsNameError },
+    /// The TCP connection or the TLS handshake failed.
+    #[error("{0}")]
+    Connect(#[from] std::io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("no server certificate")]
+    NoCertificate,
+    #[error("{0}")]
+    Certificate(#[from] x509_parser::nom::Err<x509_parser::error::X509Error>),
+}
+
 async fn probe_inner(
     endpoint_url: &str,
     insecure: bool,
     ca_file: Option<&Path>,
     timeout: Duration,
-) -> Result<Option<CaInfo>, String> {
-    let url = url::Url::parse(endpoint_url).map_err(|e| format!("{endpoint_url}: {e}"))?;
+) -> Result<Option<CaInfo>, ProbeError> {
+    let url = url::Url::parse(endpoint_url)
+        .map_err(|source| ProbeError::Url { url: endpoint_url.to_string(), source })?;
     if url.scheme() != "https" {
         return Ok(None);
     }
-    let host = url.host_str().ok_or("no host")?.trim_matches(['[', ']']).to_string();
+    let host = url.host_str().ok_or(ProbeError::NoHost)?.trim_matches(['[', ']']).to_string();
     let port = url.port().unwrap_or(443);
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let inner = if insecure {
@@ -168,9 +197,9 @@ async fn probe_inner(
         let mut roots = RootCertStore::empty();
         match ca_file {
             Some(p) => {
-                let pem = std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+                let pem = std::fs::read(p).map_err(|source| ProbeError::ReadCa { path: p.to_owned(), source })?;
                 for c in rustls_pemfile_certs(&pem) {
-                    roots.add(c).map_err(|e| format!("{}: {e}", p.display()))?;
+                    roots.add(c).map_err(|source| ProbeError::BadCa { path: p.to_owned(), source })?;
                 }
             }
             None => {
@@ -179,32 +208,28 @@ async fn probe_inner(
                 }
             }
         }
-        Some(
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| e.to_string())?,
-        )
+        Some(WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?)
     };
     let recorder = Arc::new(Recorder { inner, cert: Mutex::new(None), provider: provider.clone() });
     let names = Arc::new(CaNames::default());
     let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS12])
-        .map_err(|e| e.to_string())?
+        .with_protocol_versions(&[&rustls::version::TLS12])?
         .dangerous()
         .with_custom_certificate_verifier(recorder.clone())
         .with_client_cert_resolver(names.clone());
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let server_name = ServerName::try_from(host.clone()).map_err(|e| format!("{host}: {e}"))?;
+    let server_name =
+        ServerName::try_from(host.clone()).map_err(|source| ProbeError::ServerName { host: host.clone(), source })?;
     let handshake = async {
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| e.to_string())?;
-        let mut tls = connector.connect(server_name, tcp).await.map_err(|e| e.to_string())?;
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+        let mut tls = connector.connect(server_name, tcp).await?;
         use tokio::io::AsyncWriteExt;
         let _ = tls.shutdown().await;
-        Ok::<(), String>(())
+        Ok::<(), std::io::Error>(())
     };
-    tokio::time::timeout(timeout, handshake).await.map_err(|_| "timed out".to_string())??;
-    let cert = recorder.cert.lock().unwrap().clone().ok_or("no server certificate")?;
-    let (_, parsed) = X509Certificate::from_der(&cert).map_err(|e| e.to_string())?;
+    tokio::time::timeout(timeout, handshake).await.map_err(|_| ProbeError::Timeout)??;
+    let cert = recorder.cert.lock().unwrap().clone().ok_or(ProbeError::NoCertificate)?;
+    let (_, parsed) = X509Certificate::from_der(&cert)?;
     let issuer = oneline(parsed.issuer());
     let trusted_cas = names
         .0

@@ -1,10 +1,10 @@
-//! End to end over HTTPS: messages signed with `messaging::smime`, published with
+//! End to end over HTTPS: messages signed with `smime`, published with
 //! `messaging::ams` (X.509 token exchange with a client certificate) to the simulated AMS,
 //! pulled back, verified and acknowledged; and the AMS refusals (413, 403, unbound DN,
 //! untrusted server) arriving as the right error classes.
 
 use messaging::ams::{self, AmsClient, AmsError, Auth, ErrorClass, OutgoingMessage};
-use messaging::smime::{Signer, Verifier};
+use smime::{Signer, Verifier};
 use sim::ams::{DEFAULT_PROJECT, DEFAULT_SUBSCRIPTION, DEFAULT_TOPIC, TEST_CLIENT_DN};
 
 const RECORD: &str = "APEL-cloud-message: v0.4\nVMUUID: 11111111-1111-4111-8111-111111111111\nSiteName: TEST-SITE\n%%\n";

@@ -15,7 +15,7 @@ use messaging::ams::{self, AmsClient, Auth};
 use messaging::dirq::QueueSimple;
 use messaging::receiver::{self, ReceiverOptions, RecordStore, Sink};
 use messaging::sender::{self, SenderOptions};
-use messaging::smime::{Signer, Verifier};
+use smime::{Signer, Verifier};
 use sim::ams::{DEFAULT_PROJECT, DEFAULT_SUBSCRIPTION, DEFAULT_TOPIC, TEST_CLIENT_DN};
 use sim::{Service, ServiceProfile};
 

@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use messaging::ams::{self, AmsClient, Auth, OutgoingMessage};
 use messaging::dirq::QueueSimple;
 use messaging::receiver::RecordStore;
-use messaging::smime::Signer;
+use smime::Signer;
 use sim::ams::{DEFAULT_PROJECT, DEFAULT_SUBSCRIPTION, DEFAULT_TOPIC, TEST_CLIENT_DN};
 
 fn record(vm: usize, hours: u64) -> Record {

@@ -125,8 +125,8 @@ pub fn dirq_element(data: &[u8]) {
     apel_message(data);
 }
 
-fn verifier() -> &'static (messaging::smime::Verifier, messaging::smime::Signer) {
-    static V: OnceLock<(messaging::smime::Verifier, messaging::smime::Signer)> = OnceLock::new();
+fn verifier() -> &'static (smime::Verifier, smime::Signer) {
+    static V: OnceLock<(smime::Verifier, smime::Signer)> = OnceLock::new();
     V.get_or_init(|| {
         use std::os::unix::fs::PermissionsExt;
         let dir = scratch().join("pki");
@@ -140,9 +140,9 @@ fn verifier() -> &'static (messaging::smime::Verifier, messaging::smime::Signer)
         let ca = write("ca.pem", include_bytes!("../../messaging/tests/data/ssm-4.0/test-ca.pem"));
         let cert = write("cert.pem", include_bytes!("../../messaging/tests/data/ssm-4.0/test-sender-cert.pem"));
         let key = write("key.pem", include_bytes!("../../messaging/tests/data/ssm-4.0/test-sender-key.pem"));
-        let verifier = messaging::smime::Verifier::new(ca).expect("the test CA");
+        let verifier = smime::Verifier::new(ca).expect("the test CA");
         // Signing checks the certificate's remaining validity; the fuzzer only decrypts.
-        let signer = messaging::smime::Signer::new(cert, key).expect("the test signer");
+        let signer = smime::Signer::new(cert, key).expect("the test signer");
         (verifier, signer)
     })
 }
@@ -150,8 +150,8 @@ fn verifier() -> &'static (messaging::smime::Verifier, messaging::smime::Signer)
 /// S/MIME input as the receiver gets it: encrypted or not, then verified against the CA.
 pub fn smime(data: &[u8]) {
     let (verifier, signer) = verifier();
-    let _ = messaging::smime::universal_newlines(data);
-    if messaging::smime::is_encrypted(data) {
+    let _ = smime::universal_newlines(data);
+    if smime::is_encrypted(data) {
         if let Ok(inner) = signer.decrypt(data) {
             let _ = verifier.verify(&inner);
         }

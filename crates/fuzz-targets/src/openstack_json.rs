@@ -83,8 +83,8 @@ pub fn oidc_json(data: &[u8]) {
             assert!(!t.expose().is_empty());
             assert_eq!(json.as_ref().and_then(|j| j.get("access_token")).and_then(Value::as_str), Some(t.expose()));
         }
-        Err(e) => assert!(e.starts_with("the OIDC token response has "), "{e}"),
+        Err(e) => assert!(e.to_string().starts_with("the OIDC token response has "), "{e}"),
     }
     let e = openstack::oidc::access_token(reqwest::StatusCode::BAD_REQUEST, data).expect_err("a 400 is refused");
-    assert!(e.starts_with("OIDC token request refused (400 Bad Request): "), "{e}");
+    assert!(e.to_string().starts_with("OIDC token request refused (400 Bad Request): "), "{e}");
 }

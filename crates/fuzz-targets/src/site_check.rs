@@ -15,8 +15,8 @@ use sitecheck::{certificate, federation, info};
 pub fn sitecheck_input(data: &[u8]) {
     if let Ok(cert) = X509::from_pem(data) {
         let _ = certificate::not_after(&cert);
-        let _ = messaging::smime::legacy_dn(cert.subject_name());
-        let _ = messaging::smime::legacy_dn(cert.issuer_name());
+        let _ = smime::legacy_dn(cert.subject_name());
+        let _ = smime::legacy_dn(cert.issuer_name());
     }
     if let Ok(k) = certificate::read_private_key(data, "hostkey.pem") {
         let _ = k.public_key_to_pem();

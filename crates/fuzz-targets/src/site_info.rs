@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use cloudinfo::glue::{Document, Glue};
-use cloudinfo::pyjson::{self, Json};
+use pyjson::{self, Json};
 use cloudinfo::{FlavorKeys, Fixes, ImageKeys, Options, gocdb};
 use serde_json::{Value, json};
 
@@ -83,7 +83,7 @@ pub fn glue_json(data: &[u8]) {
         for vo in site.vos() {
             // Each VO's auth merged over the base credentials, or refused naming the key.
             if let Err(e) = cloudinfo::discover::vo_config(&options(false).cloud, vo) {
-                assert!(e.starts_with(&format!("vos[{}].auth: ", vo.name)), "{e}");
+                assert!(e.to_string().starts_with(&format!("vos[{}].auth: ", vo.name)), "{e}");
             }
         }
     }

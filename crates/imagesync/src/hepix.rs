@@ -47,13 +47,13 @@ pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
 /// configuration and against the list's own `hv:endorser`, and the list's
 /// expiry against `now`.
 pub fn verify(cfg: &HepixConfig, signed: &[u8], now: DateTime<Utc>) -> Result<VerifiedList, SyncError> {
-    let verifier = messaging::smime::Verifier::new(&cfg.ca_dir).map_err(|e| src(cfg, format!("CA directory: {e}")))?;
+    let verifier = smime::Verifier::new(&cfg.ca_dir).map_err(|e| src(cfg, format!("CA directory: {e}")))?;
     let verified = verifier.verify(signed).map_err(|e| src(cfg, format!("signature refused: {e}")))?;
     let (p7, _) = Pkcs7::from_smime(signed).map_err(|e| src(cfg, format!("parsing the signature: {e}")))?;
     let none = Stack::<X509>::new().map_err(|e| src(cfg, e.to_string()))?;
     let signers = p7.signers(&none, Pkcs7Flags::empty()).map_err(|e| src(cfg, format!("signer certificate: {e}")))?;
     let signer = signers.iter().next().ok_or_else(|| src(cfg, "no signer certificate"))?;
-    let issuer_dn = messaging::smime::legacy_dn(signer.issuer_name());
+    let issuer_dn = smime::legacy_dn(signer.issuer_name());
     let signer_dn = verified.signer_dn;
     if signer_dn != cfg.endorser_dn {
         return Err(src(cfg, format!("signed by {signer_dn}, not by the expected endorser {}", cfg.endorser_dn)));

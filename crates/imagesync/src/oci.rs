@@ -38,9 +38,54 @@ pub struct Manifest {
 
 impl Manifest {
     /// An image manifest as the registry sends it (JSON).
-    pub fn parse(bytes: &[u8]) -> Result<Manifest, String> {
-        serde_json::from_slice(bytes).map_err(|e| format!("not an OCI manifest: {e}"))
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, NotAManifest> {
+        serde_json::from_slice(bytes).map_err(NotAManifest)
     }
+}
+
+/// Bytes that are not an OCI image manifest.
+#[derive(Debug, thiserror::Error)]
+#[error("not an OCI manifest: {0}")]
+pub struct NotAManifest(#[source] pub serde_json::Error);
+
+/// A registry request that failed; each names the request (`GET <url or path>`).
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// No answer, or the body could not be read: the error with its causes.
+    #[error("GET {url}: {chain}")]
+    Request { url: String, chain: String },
+    /// An error status, with the registry's first error message (or the body's start).
+    #[error("GET {url}: HTTP {status}: {message}")]
+    Status { url: String, status: u16, message: String },
+    #[error("GET {path}: not JSON: {source}")]
+    NotJson {
+        path: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("more than 10000 pages at {first}")]
+    TooManyPages { first: String },
+    #[error("GET {path}: manifest digest {digest} differs from Docker-Content-Digest {header}")]
+    DigestMismatch { path: String, digest: String, header: String },
+    #[error("GET {path}: {source}")]
+    Manifest {
+        path: String,
+        #[source]
+        source: NotAManifest,
+    },
+}
+
+/// Why a repository's manifest gives no image ([`image_from_manifest`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SkipReason {
+    #[error("the manifest has no layers")]
+    NoLayers,
+    #[error("the manifest has {0} layers; a disk image artifact has one")]
+    Layers(usize),
+    #[error("no eu.egi.cloud.tag annotation: not an EGI cloud image")]
+    NotAnEgiImage,
+    #[error("layer digest {0:?} is not sha256/sha512")]
+    Digest(String),
 }
 
 /// The next page of a paged list from its `Link` header
@@ -79,13 +124,13 @@ impl Registry {
         self.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))
     }
 
-    async fn get(&self, path: &str, accept: &str) -> Result<reqwest::Response, String> {
+    async fn get(&self, path: &str, accept: &str) -> Result<reqwest::Response, RegistryError> {
         let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
         let mut req = self.http.get(&url).header("Accept", accept);
         if let Some((u, p)) = &self.auth {
             req = req.basic_auth(u, Some(p));
         }
-        let resp = req.send().await.map_err(|e| format!("GET {url}: {}", chain(&e)))?;
+        let resp = req.send().await.map_err(|e| RegistryError::Request { url: url.clone(), chain: chain(&e) })?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
             let body = resp.text().await.unwrap_or_default();
@@ -93,24 +138,24 @@ impl Registry {
                 .ok()
                 .and_then(|v| v.pointer("/errors/0/message").and_then(Value::as_str).map(str::to_string))
                 .unwrap_or_else(|| body.chars().take(200).collect());
-            return Err(format!("GET {url}: HTTP {status}: {msg}"));
+            return Err(RegistryError::Status { url, status, message: msg });
         }
         Ok(resp)
     }
 
     /// Follows `Link: <...>; rel="next"` pages of a JSON list under `field`.
-    async fn paged(&self, first: &str, field: &str) -> Result<Vec<String>, String> {
+    async fn paged(&self, first: &str, field: &str) -> Result<Vec<String>, RegistryError> {
         let mut out = Vec::new();
         let mut next = Some(first.to_string());
         let mut pages = 0;
         while let Some(path) = next.take() {
             pages += 1;
             if pages > 10_000 {
-                return Err(format!("more than 10000 pages at {first}"));
+                return Err(RegistryError::TooManyPages { first: first.to_string() });
             }
             let resp = self.get(&path, "application/json").await?;
             next = resp.headers().get("link").and_then(|v| v.to_str().ok()).and_then(next_link);
-            let v: Value = resp.json().await.map_err(|e| format!("GET {path}: not JSON: {e}"))?;
+            let v: Value = resp.json().await.map_err(|source| RegistryError::NotJson { path: path.clone(), source })?;
             for item in v.get(field).and_then(Value::as_array).into_iter().flatten() {
                 if let Some(s) = item.as_str() {
                     out.push(s.to_string());
@@ -121,34 +166,34 @@ impl Registry {
     }
 
     /// `GET /v2/` (the registry answers at all).
-    pub async fn ping(&self) -> Result<(), String> {
+    pub async fn ping(&self) -> Result<(), RegistryError> {
         self.get("/v2/", "application/json").await.map(|_| ())
     }
 
     /// `GET /v2/_catalog` (all pages).
-    pub async fn catalog(&self) -> Result<Vec<String>, String> {
+    pub async fn catalog(&self) -> Result<Vec<String>, RegistryError> {
         self.paged("/v2/_catalog?n=100", "repositories").await
     }
 
     /// `GET /v2/<repo>/tags/list` (all pages).
-    pub async fn tags(&self, repo: &str) -> Result<Vec<String>, String> {
+    pub async fn tags(&self, repo: &str) -> Result<Vec<String>, RegistryError> {
         self.paged(&format!("/v2/{repo}/tags/list?n=100"), "tags").await
     }
 
     /// `GET /v2/<repo>/manifests/<reference>`: the digest (`Docker-Content-Digest`,
     /// checked against the bytes) and the manifest.
-    pub async fn manifest(&self, repo: &str, reference: &str) -> Result<(String, Manifest), String> {
+    pub async fn manifest(&self, repo: &str, reference: &str) -> Result<(String, Manifest), RegistryError> {
         let path = format!("/v2/{repo}/manifests/{reference}");
         let resp = self.get(&path, MANIFEST_ACCEPT).await?;
         let header = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let bytes = resp.bytes().await.map_err(|e| format!("GET {path}: {}", chain(&e)))?;
+        let bytes = resp.bytes().await.map_err(|e| RegistryError::Request { url: path.clone(), chain: chain(&e) })?;
         let digest = sim_free_sha256(&bytes);
         if let Some(h) = header
             && h != digest
         {
-            return Err(format!("GET {path}: manifest digest {digest} differs from Docker-Content-Digest {h}"));
+            return Err(RegistryError::DigestMismatch { path, digest, header: h });
         }
-        let m = Manifest::parse(&bytes).map_err(|e| format!("GET {path}: {e}"))?;
+        let m = Manifest::parse(&bytes).map_err(|source| RegistryError::Manifest { path, source })?;
         Ok((digest, m))
     }
 
@@ -202,7 +247,7 @@ fn s(map: &Map<String, Value>, k: &str) -> Option<String> {
 pub async fn list(reg: &Registry, cfg: &RegistryConfig, vos: &BTreeSet<String>) -> Result<SourceListing, SyncError> {
     let src_err = |m: String| SyncError::Source { source_name: cfg.name.clone(), message: m };
     let pattern = regex::Regex::new(&cfg.tag_pattern).map_err(|e| src_err(format!("tag_pattern: {e}")))?;
-    let repos = reg.catalog().await.map_err(src_err)?;
+    let repos = reg.catalog().await.map_err(|e| src_err(e.to_string()))?;
     let vo_by_project: BTreeMap<String, String> = vos.iter().map(|v| (v.to_ascii_lowercase(), v.clone())).collect();
     let mut out = SourceListing::default();
     for repo in repos {
@@ -220,7 +265,7 @@ pub async fn list(reg: &Registry, cfg: &RegistryConfig, vos: &BTreeSet<String>) 
         let tags = match reg.tags(&repo).await {
             Ok(t) => t,
             Err(e) => {
-                out.skipped.push((repo.clone(), e));
+                out.skipped.push((repo.clone(), e.to_string()));
                 continue;
             }
         };
@@ -231,13 +276,13 @@ pub async fn list(reg: &Registry, cfg: &RegistryConfig, vos: &BTreeSet<String>) 
         let (digest, manifest) = match reg.manifest(&repo, &tag).await {
             Ok(m) => m,
             Err(e) => {
-                out.skipped.push((format!("{repo}:{tag}"), e));
+                out.skipped.push((format!("{repo}:{tag}"), e.to_string()));
                 continue;
             }
         };
         match image_from_manifest(reg, cfg, &repo, &tag, &digest, &manifest, share) {
             Ok(img) => out.images.push(img),
-            Err(e) => out.skipped.push((format!("{repo}:{tag}"), e)),
+            Err(e) => out.skipped.push((format!("{repo}:{tag}"), e.to_string())),
         }
     }
     Ok(out)
@@ -254,19 +299,19 @@ pub fn image_from_manifest(
     manifest_digest: &str,
     m: &Manifest,
     vos: BTreeSet<String>,
-) -> Result<SourceImage, String> {
-    let layer = m.layers.first().ok_or("the manifest has no layers")?;
+) -> Result<SourceImage, SkipReason> {
+    let layer = m.layers.first().ok_or(SkipReason::NoLayers)?;
     if m.layers.len() > 1 {
-        return Err(format!("the manifest has {} layers; a disk image artifact has one", m.layers.len()));
+        return Err(SkipReason::Layers(m.layers.len()));
     }
     let mut ann = m.annotations.clone();
     for (k, v) in &layer.annotations {
         ann.insert(k.clone(), v.clone());
     }
     if s(&ann, "eu.egi.cloud.tag").is_none() {
-        return Err("no eu.egi.cloud.tag annotation: not an EGI cloud image".into());
+        return Err(SkipReason::NotAnEgiImage);
     }
-    let digest = ContentDigest::parse(&layer.digest).ok_or_else(|| format!("layer digest {:?} is not sha256/sha512", layer.digest))?;
+    let digest = ContentDigest::parse(&layer.digest).ok_or_else(|| SkipReason::Digest(layer.digest.clone()))?;
     let identifier = format!("{}/{repo}:{tag}-{manifest_digest}", reg.host);
     ann.insert("eu.egi.cloud.image_ref".into(), Value::String(format!("{}/{repo}:{tag}", reg.host)));
     Ok(SourceImage {

@@ -64,14 +64,23 @@ pub(crate) fn encode(actions: &[CachedAction]) -> String {
     serde_json::to_string(&v).unwrap_or_else(|_| "[]".into()) // strings and integers always serialise
 }
 
+/// Why a server's stored instance actions are corrupt.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ActionsError {
+    #[error("instance actions of server {server}: {source}")]
+    Json { server: String, source: serde_json::Error },
+    #[error("instance actions of server {server}: time {us} µs is out of range")]
+    Time { server: String, us: i64 },
+}
+
 /// The stored form back, or why it is corrupt.
-pub(crate) fn decode(server: &str, s: &str) -> Result<Vec<CachedAction>, String> {
+pub(crate) fn decode(server: &str, s: &str) -> Result<Vec<CachedAction>, ActionsError> {
     let v: Vec<(String, i64)> =
-        serde_json::from_str(s).map_err(|e| format!("instance actions of server {server}: {e}"))?;
+        serde_json::from_str(s).map_err(|source| ActionsError::Json { server: server.to_string(), source })?;
     v.into_iter()
         .map(|(action, us)| {
             let start_time = DateTime::from_timestamp_micros(us)
-                .ok_or_else(|| format!("instance actions of server {server}: time {us} µs is out of range"))?;
+                .ok_or_else(|| ActionsError::Time { server: server.to_string(), us })?;
             Ok(CachedAction { action, start_time })
         })
         .collect()
@@ -96,7 +105,7 @@ mod tests {
     #[test]
     fn a_corrupt_stored_form_is_an_error_naming_the_server() {
         for bad in ["", "{", r#"[["x"]]"#, r#"[["x", 1e300]]"#, r#"[["x", 9223372036854775807]]"#] {
-            let e = decode("srv-9", bad).unwrap_err();
+            let e = decode("srv-9", bad).unwrap_err().to_string();
             assert!(e.contains("srv-9"), "{bad}: {e}");
         }
     }

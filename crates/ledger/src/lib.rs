@@ -33,6 +33,13 @@ pub use pg::{PgOptions, PgStore};
 pub use runlock::{LockError, RunLock};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
+/// Reason prefix of a quarantined message that the sender replaced by its two halves after
+/// AMS answered 413: bookkeeping, not a failure.
+pub const SPLIT_REASON: &str = "split after 413 into";
+/// Reason prefix of a quarantined message whose every record was superseded by a newer
+/// snapshot: bookkeeping, not a failure.
+pub const SUPERSEDED_REASON: &str = "superseded:";
+
 /// Errors name the ledger location (file path or connection name) and the operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

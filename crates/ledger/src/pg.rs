@@ -173,13 +173,32 @@ fn db<'a>(loc: &'a str, op: &'a str) -> impl Fn(tokio_postgres::Error) -> Error 
 }
 
 
-fn corrupt(loc: &str, op: &str) -> impl Fn(String) -> Error {
+fn corrupt<E: std::fmt::Display>(loc: &str, op: &str) -> impl Fn(E) -> Error {
     let (loc, op) = (loc.to_string(), op.to_string());
     move |reason| Error::Corrupt {
         location: loc.clone(),
         op: op.clone(),
-        reason,
+        reason: reason.to_string(),
     }
+}
+
+/// Why a row does not read back as what was stored (the `reason` of [`Error::Corrupt`]).
+#[derive(Debug, thiserror::Error)]
+enum RowError {
+    #[error("column {idx} ({name}): {source}")]
+    Column {
+        idx: usize,
+        name: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("negative count {value} in column {idx}")]
+    Negative { value: i64, idx: usize },
+    #[error("unknown message state {0:?}")]
+    State(String),
+    #[error("unknown outcome {0:?}")]
+    Outcome(String),
+    #[error("{0}")]
+    Actions(#[from] crate::actions::ActionsError),
 }
 
 /// Times are stored with microsecond precision (as SQLite's text): truncate before storing
@@ -227,20 +246,23 @@ fn refs(ps: &Params) -> Vec<&(dyn ToSql + Sync)> {
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
     r: &'a Row,
     idx: usize,
-) -> std::result::Result<T, String> {
-    r.try_get(idx)
-        .map_err(|e| format!("column {idx} ({}): {e}", r.columns()[idx].name()))
+) -> std::result::Result<T, RowError> {
+    r.try_get(idx).map_err(|source| RowError::Column {
+        idx,
+        name: r.columns()[idx].name().to_string(),
+        source,
+    })
 }
 
-fn get_ou64(r: &Row, idx: usize) -> std::result::Result<Option<u64>, String> {
+fn get_ou64(r: &Row, idx: usize) -> std::result::Result<Option<u64>, RowError> {
     let v: Option<i64> = get(r, idx)?;
-    v.map(|v| u64::try_from(v).map_err(|_| format!("negative count {v} in column {idx}")))
+    v.map(|v| u64::try_from(v).map_err(|_| RowError::Negative { value: v, idx }))
         .transpose()
 }
 
-fn get_state(r: &Row, idx: usize) -> std::result::Result<MessageState, String> {
+fn get_state(r: &Row, idx: usize) -> std::result::Result<MessageState, RowError> {
     let s: String = get(r, idx)?;
-    MessageState::parse(&s).ok_or_else(|| format!("unknown message state {s:?}"))
+    MessageState::parse(&s).ok_or(RowError::State(s))
 }
 
 fn opt_i64(loc: &str, op: &str, what: &str, v: Option<u64>) -> Result<Option<i64>> {
@@ -251,7 +273,7 @@ fn opt_i64(loc: &str, op: &str, what: &str, v: Option<u64>) -> Result<Option<i64
 const SNAPSHOT_COLS: &str = "s.kind, s.key, s.project_id, s.vo, s.site, s.measured_at, s.month, s.start_time, \
      s.end_time, s.wall_seconds, s.cpu_seconds, s.status, s.body, s.body_sha256, s.first_seen_at, s.updated_at, s.run_id";
 
-fn snapshot_row(r: &Row) -> std::result::Result<StoredSnapshot, String> {
+fn snapshot_row(r: &Row) -> std::result::Result<StoredSnapshot, RowError> {
     Ok(StoredSnapshot {
         snapshot: Snapshot {
             kind: get(r, 0)?,
@@ -278,7 +300,7 @@ fn snapshot_row(r: &Row) -> std::result::Result<StoredSnapshot, String> {
 const MESSAGE_COLS: &str = "element, kind, record_count, created_at, run_id, state, ams_id, sent_at, \
      acknowledged_at, quarantined_at, reason";
 
-fn message_row(r: &Row) -> std::result::Result<Message, String> {
+fn message_row(r: &Row) -> std::result::Result<Message, RowError> {
     Ok(Message {
         element: get(r, 0)?,
         kind: get(r, 1)?,
@@ -297,7 +319,7 @@ fn message_row(r: &Row) -> std::result::Result<Message, String> {
 const RUN_COLS: &str =
     "id, command, started_at, finished_at, outcome, detail, window_from, window_to";
 
-fn run_row(r: &Row) -> std::result::Result<Run, String> {
+fn run_row(r: &Row) -> std::result::Result<Run, RowError> {
     let outcome: Option<String> = get(r, 4)?;
     Ok(Run {
         id: RunId(get(r, 0)?),
@@ -305,7 +327,7 @@ fn run_row(r: &Row) -> std::result::Result<Run, String> {
         started_at: get(r, 2)?,
         finished_at: get(r, 3)?,
         outcome: outcome
-            .map(|o| RunOutcome::parse(&o).ok_or_else(|| format!("unknown outcome {o:?}")))
+            .map(|o| RunOutcome::parse(&o).ok_or(RowError::Outcome(o)))
             .transpose()?,
         detail: get(r, 5)?,
         window_from: get(r, 6)?,
@@ -317,7 +339,7 @@ fn rows_to<T>(
     loc: &str,
     op: &str,
     rows: Vec<Row>,
-    f: impl Fn(&Row) -> std::result::Result<T, String>,
+    f: impl Fn(&Row) -> std::result::Result<T, RowError>,
 ) -> Result<Vec<T>> {
     rows.iter()
         .map(|r| f(r).map_err(corrupt(loc, op)))
@@ -407,7 +429,7 @@ const STORED_VERSION: &str =
 fn version_of(loc: &str, op: &str, row: Option<Row>) -> Result<Option<Version>> {
     row.map(|r| Ok((get(&r, 0)?, get(&r, 1)?)))
         .transpose()
-        .map_err(corrupt(loc, op))
+        .map_err(corrupt::<RowError>(loc, op))
 }
 
 fn upsert(tx: &Transaction<'_>, loc: &str, s: &Snapshot, run: Option<RunId>) -> Result<Upsert> {
@@ -721,7 +743,7 @@ impl Store for PgStore {
         )?;
         let id = rows
             .first()
-            .ok_or_else(|| corrupt(&self.loc, op)("INSERT returned no id".into()))
+            .ok_or_else(|| corrupt(&self.loc, op)("INSERT returned no id"))
             .and_then(|r| get::<i64>(r, 0).map_err(corrupt(&self.loc, op)))?;
         Ok(RunId(id))
     }

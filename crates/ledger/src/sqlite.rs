@@ -1062,10 +1062,10 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(db(&self.loc, op))?;
             if let Some((server_id, project_id, updated, fetched_at, seen_at, actions)) = row {
-                let actions = crate::actions::decode(&server_id, &actions).map_err(|reason| Error::Corrupt {
+                let actions = crate::actions::decode(&server_id, &actions).map_err(|e| Error::Corrupt {
                     location: self.loc.clone(),
                     op: op.into(),
-                    reason,
+                    reason: e.to_string(),
                 })?;
                 out.push(StoredActions {
                     cached: CachedActions { server_id, project_id, updated, fetched_at, actions },

@@ -3,8 +3,6 @@
 //! (byte-identical JSON, several messages per request under a size limit, bounded concurrency),
 //! pull and acknowledge. Errors are typed: retryable, too large, or permanent.
 
-pub mod pyjson;
-
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -383,9 +381,14 @@ pub struct ReceivedMessage {
     pub ack_id: String,
     pub message_id: String,
     pub attributes: BTreeMap<String, String>,
-    pub data: Result<Vec<u8>, String>,
+    pub data: Result<Vec<u8>, NotBase64>,
     pub publish_time: String,
 }
+
+/// A pulled message whose `data` is not base64.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("data is not base64: {0}")]
+pub struct NotBase64(#[source] pub base64::DecodeError);
 
 #[derive(Deserialize)]
 struct PullResponse {
@@ -767,7 +770,7 @@ impl AmsClient {
                 attributes: r.message.attributes,
                 data: base64::engine::general_purpose::STANDARD
                     .decode(r.message.data.trim())
-                    .map_err(|e| format!("data is not base64: {e}")),
+                    .map_err(NotBase64),
                 publish_time: r.message.publish_time,
             })
             .collect())

@@ -15,7 +15,7 @@ use rand::Rng as _;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::ams::{AmsClient, AmsError, ReceivedMessage};
-use crate::smime::{self, Signer, Verifier};
+use smime::{self, Signer, Verifier};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
@@ -620,7 +620,7 @@ fn judge(
     let reject = |signer: Option<String>, body: Vec<u8>, error: String| Verdict::Reject { signer, body, error };
     let data = match &m.data {
         Ok(d) => d.clone(),
-        Err(e) => return reject(None, Vec::new(), e.clone()),
+        Err(e) => return reject(None, Vec::new(), e.to_string()),
     };
     let signed = if smime::is_encrypted(&data) {
         match decryptor {

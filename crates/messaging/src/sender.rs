@@ -45,12 +45,11 @@ use rand::Rng as _;
 use crate::ams::{self, AmsClient, AmsError, ErrorClass, OutgoingMessage};
 use crate::config::PathType;
 use crate::dirq::{self, QueueSimple};
-use crate::smime::{Recipient, Signer};
+use smime::{Recipient, Signer};
 
-/// Reason prefix of a ledger message replaced by its two halves.
-pub const SPLIT_REASON: &str = "split after 413 into";
-/// Reason prefix of a ledger message whose every record was superseded.
-pub const SUPERSEDED_REASON: &str = "superseded:";
+/// Reason prefixes of ledger messages quarantined as bookkeeping (split after 413, every
+/// record superseded): the ledger's, so that readers of the ledger need not know the sender.
+pub use ledger::{SPLIT_REASON, SUPERSEDED_REASON};
 /// Reason prefix of an element refused by the APEL loader's rules before sending.
 pub const INVALID_REASON: &str = "not sent: APEL would refuse it:";
 /// How many messages, refused with the same answer before any was accepted, make the answer
@@ -666,7 +665,7 @@ struct Unsigned {
 }
 
 /// Signs every payload, on as many threads as there are cores (in order).
-fn sign_all(signer: &Signer, items: &[Unsigned]) -> Vec<Result<Vec<u8>, crate::smime::SmimeError>> {
+fn sign_all(signer: &Signer, items: &[Unsigned]) -> Vec<Result<Vec<u8>, smime::SmimeError>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).max(1);
     if threads == 1 {
         return items.iter().map(|u| signer.sign(&u.payload)).collect();
@@ -776,7 +775,7 @@ impl Run<'_> {
     }
 
     /// The element signed (`signed`), encrypted when configured: the item to publish.
-    fn finish_prepare(&mut self, u: Unsigned, signed: Result<Vec<u8>, crate::smime::SmimeError>) -> Result<Option<Item>, SendError> {
+    fn finish_prepare(&mut self, u: Unsigned, signed: Result<Vec<u8>, smime::SmimeError>) -> Result<Option<Item>, SendError> {
         let Unsigned { name, payload, parsed, known } = u;
         let name = name.as_str();
         let mut signed = match signed {

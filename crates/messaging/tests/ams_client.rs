@@ -198,7 +198,7 @@ async fn start_tls(
                     .peer_certificates()
                     .and_then(|c| c.first())
                     .map(|c| {
-                        messaging::smime::legacy_dn(
+                        smime::legacy_dn(
                             X509::from_der(c.as_ref()).unwrap().subject_name(),
                         )
                     });
@@ -938,6 +938,6 @@ fn client_and_its_futures_can_cross_threads() {
     send(client.pull("sub", 1, true));
     send(client.acknowledge("sub", &[]));
     fn send_sync_type<T: Send + Sync>() {}
-    send_sync_type::<messaging::smime::Signer>();
-    send_sync_type::<messaging::smime::Verifier>();
+    send_sync_type::<smime::Signer>();
+    send_sync_type::<smime::Verifier>();
 }

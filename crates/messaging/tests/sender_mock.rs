@@ -17,7 +17,7 @@ use messaging::ams::{AmsClient, AmsConfig, Auth};
 use messaging::config::PathType;
 use messaging::dirq::QueueSimple;
 use messaging::sender::{self, SenderOptions};
-use messaging::smime::{Signer, Verifier};
+use smime::{Signer, Verifier};
 
 const TOPIC: &str = "eu-egi-cloud-accounting";
 

@@ -233,7 +233,7 @@ impl CloudConfig {
             }
             for (p, l, t) in files {
                 if t.contains(secret) {
-                    crate::secret::check_private_file(p).map_err(|m| ConfigError::new(l, m))?;
+                    crate::secret::check_private_file(p).map_err(|e| ConfigError::new(l, e.to_string()))?;
                 }
             }
         }

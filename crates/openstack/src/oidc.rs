@@ -13,6 +13,25 @@ use crate::config::Credentials;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
+/// Why an OpenID provider's discovery document or token answer is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OidcError {
+    #[error("OIDC discovery document: {0}")]
+    DiscoveryNotJson(String),
+    #[error("the discovery document has no token_endpoint")]
+    NoTokenEndpoint,
+    #[error("the discovery document's token_endpoint {0:?} is not an http(s) URL")]
+    TokenEndpointNotHttp(String),
+    /// The token endpoint answered with an error status: the provider's
+    /// `error_description` / `error`, or `no detail`.
+    #[error("OIDC token request refused ({status}): {why}")]
+    Refused { status: reqwest::StatusCode, why: String },
+    #[error("the OIDC token response has an empty access_token")]
+    EmptyAccessToken,
+    #[error("the OIDC token response has no access_token")]
+    NoAccessToken,
+}
+
 fn auth_error(url: &str, message: impl Into<String>) -> Error {
     Error::Auth {
         url: crate::session::redact(url),
@@ -100,7 +119,7 @@ async fn client_credentials(
         (Some(e), _) => e.clone(),
         (None, Some(d)) => {
             let doc = get_body(http, timeout, d).await?;
-            token_endpoint(&doc).map_err(|m| auth_error(d, m))?
+            token_endpoint(&doc).map_err(|e| auth_error(d, e.to_string()))?
         }
         (None, None) => {
             return Err(auth_error(
@@ -124,26 +143,26 @@ async fn client_credentials(
         .map_err(|e| auth_error(&endpoint, format!("OIDC token request: {e}")))?;
     let status = resp.status();
     let body = resp.bytes().await.unwrap_or_default();
-    access_token(status, &body).map_err(|m| auth_error(&endpoint, m))
+    access_token(status, &body).map_err(|e| auth_error(&endpoint, e.to_string()))
 }
 
 /// The `token_endpoint` of an OpenID provider's discovery document
 /// (`.well-known/openid-configuration`): an absolute http(s) URL, or why not.
-pub fn token_endpoint(doc: &[u8]) -> std::result::Result<String, String> {
-    let doc: Value = serde_json::from_slice(doc).map_err(|e| format!("OIDC discovery document: {e}"))?;
+pub fn token_endpoint(doc: &[u8]) -> std::result::Result<String, OidcError> {
+    let doc: Value = serde_json::from_slice(doc).map_err(|e| OidcError::DiscoveryNotJson(e.to_string()))?;
     let url = doc
         .get("token_endpoint")
         .and_then(Value::as_str)
-        .ok_or("the discovery document has no token_endpoint")?;
+        .ok_or(OidcError::NoTokenEndpoint)?;
     match url::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(url.to_string()),
-        _ => Err(format!("the discovery document's token_endpoint {url:?} is not an http(s) URL")),
+        _ => Err(OidcError::TokenEndpointNotHttp(url.to_string())),
     }
 }
 
 /// The access token of a token endpoint's answer with `status`, or why not
 /// (the provider's `error_description` / `error` when it refused).
-pub fn access_token(status: reqwest::StatusCode, body: &[u8]) -> std::result::Result<Secret, String> {
+pub fn access_token(status: reqwest::StatusCode, body: &[u8]) -> std::result::Result<Secret, OidcError> {
     let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     if !status.is_success() {
         let why = body
@@ -151,12 +170,12 @@ pub fn access_token(status: reqwest::StatusCode, body: &[u8]) -> std::result::Re
             .or_else(|| body.get("error"))
             .and_then(Value::as_str)
             .unwrap_or("no detail");
-        return Err(format!("OIDC token request refused ({status}): {why}"));
+        return Err(OidcError::Refused { status, why: why.to_string() });
     }
     match body.get("access_token").and_then(Value::as_str) {
-        Some("") => Err("the OIDC token response has an empty access_token".into()),
+        Some("") => Err(OidcError::EmptyAccessToken),
         Some(t) => Ok(Secret::new(t)),
-        None => Err("the OIDC token response has no access_token".into()),
+        None => Err(OidcError::NoAccessToken),
     }
 }
 
@@ -188,23 +207,23 @@ mod tests {
     fn the_token_endpoint_must_be_an_http_url() {
         let doc = br#"{"issuer": "https://aai.egi.eu/auth/realms/egi", "token_endpoint": "https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/token"}"#;
         assert_eq!(token_endpoint(doc).unwrap(), "https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/token");
-        assert_eq!(token_endpoint(b"{}").unwrap_err(), "the discovery document has no token_endpoint");
+        assert_eq!(token_endpoint(b"{}").unwrap_err().to_string(), "the discovery document has no token_endpoint");
         assert_eq!(
-            token_endpoint(br#"{"token_endpoint": "/token"}"#).unwrap_err(),
+            token_endpoint(br#"{"token_endpoint": "/token"}"#).unwrap_err().to_string(),
             "the discovery document's token_endpoint \"/token\" is not an http(s) URL"
         );
-        assert!(token_endpoint(b"<html>").unwrap_err().starts_with("OIDC discovery document: "));
+        assert!(token_endpoint(b"<html>").unwrap_err().to_string().starts_with("OIDC discovery document: "));
     }
 
     #[test]
     fn token_answers_give_the_token_or_the_providers_reason() {
         assert_eq!(access_token(StatusCode::OK, br#"{"access_token": "eyJ", "token_type": "Bearer"}"#).unwrap().expose(), "eyJ");
         assert_eq!(
-            access_token(StatusCode::UNAUTHORIZED, br#"{"error": "invalid_client", "error_description": "Invalid client secret"}"#).unwrap_err(),
+            access_token(StatusCode::UNAUTHORIZED, br#"{"error": "invalid_client", "error_description": "Invalid client secret"}"#).unwrap_err().to_string(),
             "OIDC token request refused (401 Unauthorized): Invalid client secret"
         );
-        assert_eq!(access_token(StatusCode::BAD_GATEWAY, b"<html>").unwrap_err(), "OIDC token request refused (502 Bad Gateway): no detail");
-        assert_eq!(access_token(StatusCode::OK, br#"{"access_token": ""}"#).unwrap_err(), "the OIDC token response has an empty access_token");
-        assert_eq!(access_token(StatusCode::OK, b"{}").unwrap_err(), "the OIDC token response has no access_token");
+        assert_eq!(access_token(StatusCode::BAD_GATEWAY, b"<html>").unwrap_err().to_string(), "OIDC token request refused (502 Bad Gateway): no detail");
+        assert_eq!(access_token(StatusCode::OK, br#"{"access_token": ""}"#).unwrap_err().to_string(), "the OIDC token response has an empty access_token");
+        assert_eq!(access_token(StatusCode::OK, b"{}").unwrap_err().to_string(), "the OIDC token response has no access_token");
     }
 }

@@ -49,19 +49,37 @@ impl fmt::Display for Secret {
 /// Refuses a file holding secrets (a clouds.yaml with a password, a
 /// caso.conf, a private key) that its group or others may read, as ssh
 /// does: `Err` names the file, its mode and the fix.
-pub fn check_private_file(path: &std::path::Path) -> Result<(), String> {
+pub fn check_private_file(path: &std::path::Path) -> Result<(), PrivateFileError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = std::fs::metadata(path).map_err(|source| PrivateFileError::Unreadable {
+        path: path.to_owned(),
+        source,
+    })?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o044 != 0 {
-        return Err(format!(
-            "{} holds secrets but is readable by its group or others (mode {mode:04o}); \
-             run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        ));
+        return Err(PrivateFileError::Readable {
+            path: path.to_owned(),
+            mode,
+        });
     }
     Ok(())
+}
+
+/// Why [`check_private_file`] refuses a file.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateFileError {
+    #[error("{}: {source}", path.display())]
+    Unreadable {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{} holds secrets but is readable by its group or others (mode {mode:04o}); run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    Readable { path: std::path::PathBuf, mode: u32 },
 }
 
 #[cfg(test)]
@@ -78,7 +96,7 @@ mod tests {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
             let r = check_private_file(&p);
             assert_eq!(r.is_ok(), ok, "mode {mode:o}: {r:?}");
-            if let Err(e) = r {
+            if let Err(e) = r.map_err(|e| e.to_string()) {
                 assert!(e.contains(&format!("mode {mode:04o}")) && e.contains("chmod 600"), "{e}");
             }
         }

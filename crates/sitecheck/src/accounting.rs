@@ -5,11 +5,10 @@
 
 use chrono::{DateTime, Duration, Utc};
 use ledger::{Ledger, MessageState};
-use messaging::config::PathType;
-use messaging::sender;
 
 use crate::check::Check;
 use crate::config::CheckConfig;
+use crate::error::LedgerFactsError;
 
 pub const WARN_DAYS: i64 = 7;
 pub const CRIT_DAYS: i64 = 30;
@@ -27,15 +26,15 @@ pub struct LedgerFacts {
 }
 
 /// Reads the ledger (blocking).
-pub fn ledger_facts(target: &str) -> Result<LedgerFacts, String> {
+pub fn ledger_facts(target: &str) -> Result<LedgerFacts, LedgerFactsError> {
     let is_pg = ledger::is_postgres_url(target);
     if !is_pg && !std::path::Path::new(target).exists() {
-        return Err(format!("ledger {target} does not exist"));
+        return Err(LedgerFactsError::Missing(target.to_string()));
     }
-    let l = Ledger::open(target).map_err(|e| e.to_string())?;
+    let l = Ledger::open(target)?;
     let mut facts = LedgerFacts::default();
     for st in [MessageState::Sent, MessageState::Acknowledged] {
-        for m in l.messages_in_state(st).map_err(|e| e.to_string())? {
+        for m in l.messages_in_state(st)? {
             facts.sent += 1;
             if let Some(t) = m.sent_at {
                 facts.last_sent = facts.last_sent.max(Some(t));
@@ -43,20 +42,18 @@ pub fn ledger_facts(target: &str) -> Result<LedgerFacts, String> {
         }
     }
     facts.pending = l
-        .pending()
-        .map_err(|e| e.to_string())?
+        .pending()?
         .into_iter()
         .filter(|m| m.state == MessageState::Spooled)
         .map(|m| (m.element, m.created_at))
         .collect();
     facts.quarantined = l
-        .messages_in_state(MessageState::Quarantined)
-        .map_err(|e| e.to_string())?
+        .messages_in_state(MessageState::Quarantined)?
         .into_iter()
         // Split or superseded originals are bookkeeping, not failures.
         .filter(|m| {
             let r = m.reason.as_deref().unwrap_or("");
-            !r.starts_with(sender::SPLIT_REASON) && !r.starts_with(sender::SUPERSEDED_REASON)
+            !r.starts_with(ledger::SPLIT_REASON) && !r.starts_with(ledger::SUPERSEDED_REASON)
         })
         .map(|m| (m.element, m.reason.unwrap_or_default()))
         .collect();
@@ -113,7 +110,7 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
             let t = target.clone();
             let facts = tokio::task::spawn_blocking(move || ledger_facts(&t))
                 .await
-                .unwrap_or_else(|e| Err(format!("reading the ledger: {e}")));
+                .unwrap_or_else(|e| Err(LedgerFactsError::Join(e)));
             match facts {
                 Ok(f) => {
                     out.push(last_send_check(cfg, &f));
@@ -128,11 +125,12 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
             }
         }
     }
-    match &acc.spool {
-        None => out.push(Check::skipped("accounting.spool", "no spool element is stuck", "no spool given (--spool or --sender-config)")),
-        Some(spool) => {
-            let ty = if acc.directory_spool { PathType::Directory } else { PathType::Dirq };
-            let qdir = acc.quarantine.clone().unwrap_or_else(|| sender::default_quarantine(spool));
+    match (&acc.spool, acc.read_spool) {
+        (None, _) => out.push(Check::skipped("accounting.spool", "no spool element is stuck", "no spool given (--spool or --sender-config)")),
+        (Some(_), None) => {
+            out.push(Check::skipped("accounting.spool", "no spool element is stuck", "no spool reader given"))
+        }
+        (Some(spool), Some(read_spool)) => {
             let tested = format!(
                 "no element of {} older than {} h, no stale lock",
                 spool.display(),
@@ -146,7 +144,7 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
                     "point --spool at the outgoing spool the extraction writes (sender.cfg [messaging] path)",
                 ));
             } else {
-                match sender::spool_status(spool, ty, &qdir) {
+                match read_spool(spool, acc.directory_spool, acc.quarantine.as_deref()) {
                     Err(e) => out.push(Check::critical("accounting.spool", tested, e.to_string(), "fix the spool's permissions")),
                     Ok(st) => {
                         let stuck = st.oldest.as_ref().filter(|(_, t)| cfg.now - *t > cfg.stuck_after);

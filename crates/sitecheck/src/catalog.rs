@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::check::Check;
 use crate::config::CheckConfig;
+use crate::error::{HttpClientError, VersionDocError};
 
 /// A service EGI requires of a FedCloud site.
 #[derive(Debug, Clone, Copy)]
@@ -87,19 +88,20 @@ pub fn describe(catalog: &Catalog) -> String {
 }
 
 /// An HTTP client that trusts what the cloud configuration trusts.
-pub fn http_client(session: Option<&Session>, timeout: Duration) -> Result<reqwest::Client, String> {
+pub fn http_client(session: Option<&Session>, timeout: Duration) -> Result<reqwest::Client, HttpClientError> {
     let mut b = reqwest::Client::builder().connect_timeout(timeout).timeout(timeout * 3);
     if let Some(cfg) = session.map(|s| s.config()) {
         if let Some(ca) = &cfg.cacert {
-            let pem = std::fs::read(ca).map_err(|e| format!("reading {}: {e}", ca.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let pem = std::fs::read(ca).map_err(|source| HttpClientError::ReadCa { path: ca.clone(), source })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|source| HttpClientError::BadCa { path: ca.clone(), source })?;
             b = b.tls_certs_only(certs);
         }
         if cfg.insecure {
             b = b.danger_accept_invalid_certs(true);
         }
     }
-    b.build().map_err(|e| format!("building the HTTP client: {e}"))
+    b.build().map_err(HttpClientError::Build)
 }
 
 /// Where a catalog URL's version document is: the URL without a trailing
@@ -131,19 +133,19 @@ pub use openstack::error::chain as error_chain;
 
 /// GET `url` and judge it a version document: 200 or 300 with JSON holding
 /// `version`/`versions` (Swift's `/info`: `swift`).
-pub async fn fetch_version_doc(http: &reqwest::Client, url: &str) -> Result<String, String> {
+pub async fn fetch_version_doc(http: &reqwest::Client, url: &str) -> Result<String, VersionDocError> {
     let resp = http
         .get(url)
         .header("Accept", "application/json")
         .send()
         .await
-        .map_err(|e| error_chain(&e))?;
+        .map_err(|e| VersionDocError::Request(error_chain(&e)))?;
     let status = resp.status().as_u16();
-    let body = resp.bytes().await.map_err(|e| error_chain(&e))?;
+    let body = resp.bytes().await.map_err(|e| VersionDocError::Request(error_chain(&e)))?;
     if !matches!(status, 200 | 300) {
-        return Err(format!("HTTP {status}"));
+        return Err(VersionDocError::Status(status));
     }
-    let doc: Value = serde_json::from_slice(&body).map_err(|_| format!("HTTP {status} but the body is not JSON"))?;
+    let doc: Value = serde_json::from_slice(&body).map_err(|_| VersionDocError::NotJson(status))?;
     if let Some(v) = doc.get("version").and_then(|v| v.get("id")).and_then(Value::as_str) {
         return Ok(v.to_string());
     }
@@ -160,7 +162,7 @@ pub async fn fetch_version_doc(http: &reqwest::Client, url: &str) -> Result<Stri
     if let Some(v) = doc.pointer("/swift/version").and_then(Value::as_str) {
         return Ok(format!("swift {v}"));
     }
-    Err(format!("HTTP {status} but no version document (no version/versions in the JSON)"))
+    Err(VersionDocError::NoVersion(status))
 }
 
 /// The catalog family: one check per service.
@@ -179,7 +181,7 @@ pub async fn run(cfg: &CheckConfig, admin: &Session) -> Vec<Check> {
     let pid = token.project.as_ref().map(|p| p.id.as_str());
     let http = match http_client(Some(admin), cfg.connect_timeout) {
         Ok(h) => h,
-        Err(e) => return vec![Check::critical("catalog.client", "an HTTP client", e, "fix the cloud's cacert")],
+        Err(e) => return vec![Check::critical("catalog.client", "an HTTP client", e.to_string(), "fix the cloud's cacert")],
     };
     let mut out = Vec::new();
     for r in wanted(cfg, &token.catalog) {

@@ -11,6 +11,7 @@ use openssl::x509::X509;
 
 use crate::check::Check;
 use crate::config::CheckConfig;
+use crate::error::KeyError;
 
 pub const WARN_DAYS: i64 = 30;
 
@@ -24,12 +25,12 @@ pub fn not_after(cert: &X509) -> Option<DateTime<Utc>> {
 /// A PEM private key, never prompting: OpenSSL's default for an encrypted key
 /// is to ask for the pass phrase on the terminal, which `fedsite check` (or
 /// cron) must not do; SSM needs the key unencrypted anyway.
-pub fn read_private_key(pem: &[u8], origin: &str) -> Result<PKey<openssl::pkey::Private>, String> {
-    PKey::private_key_from_pem_passphrase(pem, b"").map_err(|e| {
+pub fn read_private_key(pem: &[u8], origin: &str) -> Result<PKey<openssl::pkey::Private>, KeyError> {
+    PKey::private_key_from_pem_passphrase(pem, b"").map_err(|source| {
         if pem.windows(9).any(|w| w == b"ENCRYPTED") {
-            format!("{origin} is an encrypted private key: the sender needs it unencrypted (openssl pkey -in {origin} -out {origin})")
+            KeyError::Encrypted { origin: origin.to_string() }
         } else {
-            format!("{origin} is not a PEM private key: {e}")
+            KeyError::NotPem { origin: origin.to_string(), source }
         }
     })
 }
@@ -63,7 +64,7 @@ pub fn run(cfg: &CheckConfig) -> Vec<Check> {
     out.push(key_mode(key_path));
     let key = std::fs::read(key_path)
         .map_err(|e| format!("reading {}: {e}", key_path.display()))
-        .and_then(|pem| read_private_key(&pem, &key_path.display().to_string()));
+        .and_then(|pem| read_private_key(&pem, &key_path.display().to_string()).map_err(|e| e.to_string()));
     let tested = format!("{} is the private key of {}", key_path.display(), cert_path.display());
     out.push(match key {
         Err(e) => Check::critical("certificate.key-matches", tested, e, "install the host key that belongs to the certificate"),
@@ -79,7 +80,7 @@ pub fn run(cfg: &CheckConfig) -> Vec<Check> {
         },
     });
     let tested = format!("{} does not expire within {WARN_DAYS} days", cert_path.display());
-    let subject = messaging::smime::legacy_dn(cert.subject_name());
+    let subject = smime::legacy_dn(cert.subject_name());
     out.push(match not_after(&cert) {
         None => Check::critical("certificate.expiry", tested, "cannot read the certificate's notAfter", "re-install the certificate"),
         Some(t) => {
@@ -128,9 +129,9 @@ mod tests {
         let plain = key.private_key_to_pem_pkcs8().unwrap();
         assert!(read_private_key(&plain, "hostkey.pem").unwrap().public_eq(&key));
         let enc = key.private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_128_cbc(), b"secret").unwrap();
-        let e = read_private_key(&enc, "hostkey.pem").err().unwrap();
+        let e = read_private_key(&enc, "hostkey.pem").err().unwrap().to_string();
         assert!(e.starts_with("hostkey.pem is an encrypted private key: the sender needs it unencrypted"), "{e}");
-        let e = read_private_key(b"not a key", "k.pem").err().unwrap();
+        let e = read_private_key(b"not a key", "k.pem").err().unwrap().to_string();
         assert!(e.starts_with("k.pem is not a PEM private key: "), "{e}");
     }
 }

@@ -2,7 +2,7 @@
 //! projects, the AMS host, the accounting ledger and spool, the host
 //! certificate, the VM probe settings and the site information document.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,13 +17,13 @@ pub struct VoSpec {
 
 impl VoSpec {
     /// `vo` or `vo=project`.
-    pub fn parse(s: &str) -> Result<VoSpec, String> {
+    pub fn parse(s: &str) -> Result<VoSpec, crate::error::VoSpecError> {
         let (vo, project) = match s.split_once('=') {
             Some((v, p)) => (v.trim(), p.trim()),
             None => (s.trim(), s.trim()),
         };
         if vo.is_empty() || project.is_empty() {
-            return Err(format!("{s:?}: expected VO or VO=PROJECT"));
+            return Err(crate::error::VoSpecError { spec: s.to_string() });
         }
         Ok(VoSpec { vo: vo.into(), project: project.into() })
     }
@@ -52,11 +52,32 @@ pub struct AccountingTarget {
     /// Ledger: SQLite path or `postgresql://` URL.
     pub ledger: Option<String>,
     pub spool: Option<PathBuf>,
-    /// `false`: SSM's flat directory layout instead of dirq.
+    /// `true`: SSM's flat directory layout instead of dirq.
     pub directory_spool: bool,
-    /// Default `<spool>.quarantine`.
+    /// Default: the reader's default for the spool (`<spool>.quarantine`).
     pub quarantine: Option<PathBuf>,
+    /// Reads the spool (sitecheck does not know its layout: `fedsite` passes `messaging`'s
+    /// reader). None: the spool check is skipped.
+    pub read_spool: Option<SpoolReader>,
 }
+
+/// What the accounting checks need from the outgoing spool and its quarantine directory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpoolFacts {
+    /// Elements waiting to be sent.
+    pub elements: usize,
+    /// Of those, the locked ones (being sent, or a lock a crash left).
+    pub locked: usize,
+    /// The oldest element and when it was added.
+    pub oldest: Option<(String, DateTime<Utc>)>,
+    /// (quarantined name, reason) of the quarantine directory, oldest first.
+    pub quarantine: Vec<(String, String)>,
+}
+
+/// Reads `(spool, directory layout?, quarantine directory)` into [`SpoolFacts`]; a None
+/// quarantine means the spool's default one.
+pub type SpoolReader =
+    fn(&Path, bool, Option<&Path>) -> Result<SpoolFacts, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The VM start probe.
 #[derive(Debug, Clone)]

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::check::Check;
+use crate::error::FederationError;
 
 pub const EGI_ISSUER: &str = "https://aai.egi.eu/auth/realms/egi";
 pub const EGI_DEMO_ISSUER: &str = "https://aai-demo.egi.eu/auth/realms/egi";
@@ -140,14 +141,14 @@ pub struct Action {
     pub change: Change,
 }
 
-fn e(what: &str, err: openstack::Error) -> String {
-    format!("{what}: {err}")
+fn e(what: &'static str, source: openstack::Error) -> FederationError {
+    FederationError::Request { what, source }
 }
 
 /// Creates or updates the IdP, the groups and their role assignments, the
 /// mapping and the protocol so that they match `spec`; a second run changes
 /// nothing. Fails before changing anything when a project or the role is missing.
-pub async fn apply(s: &Session, spec: &FederationSpec) -> Result<Vec<Action>, String> {
+pub async fn apply(s: &Session, spec: &FederationSpec) -> Result<Vec<Action>, FederationError> {
     let mut actions = Vec::new();
     let mut act = |object: String, change: Change| actions.push(Action { object, change });
     let role = groups::list_roles(s, Some(&spec.role))
@@ -155,7 +156,7 @@ pub async fn apply(s: &Session, spec: &FederationSpec) -> Result<Vec<Action>, St
         .map_err(|x| e("listing roles", x))?
         .into_iter()
         .find(|r| r.name == spec.role)
-        .ok_or_else(|| format!("role {} does not exist", spec.role))?;
+        .ok_or_else(|| FederationError::NoRole(spec.role.clone()))?;
     let projects = ListProjects::default().list(s).await.map_err(|x| e("listing projects", x))?;
     let mut targets = Vec::new();
     for v in &spec.vos {
@@ -163,12 +164,7 @@ pub async fn apply(s: &Session, spec: &FederationSpec) -> Result<Vec<Action>, St
             .iter()
             .find(|p| p.id == v.project)
             .or_else(|| projects.iter().find(|p| p.name == v.project))
-            .ok_or_else(|| {
-                format!(
-                    "project {} of VO {} does not exist: openstack project create --property egi.VO={} {}",
-                    v.project, v.vo, v.vo, v.project
-                )
-            })?;
+            .ok_or_else(|| FederationError::NoProject { project: v.project.clone(), vo: v.vo.clone() })?;
         targets.push((v, p.id.clone()));
     }
 

@@ -28,18 +28,34 @@ pub fn published_vos(doc: &Value) -> BTreeSet<String> {
     vos
 }
 
-async fn load(src: &str, timeout: std::time::Duration) -> Result<Value, String> {
+async fn load(src: &str, timeout: std::time::Duration) -> Result<Value, InfoDocError> {
     let bytes = if src.starts_with("http://") || src.starts_with("https://") {
-        let http = reqwest::Client::builder().timeout(timeout * 3).build().map_err(|e| e.to_string())?;
-        let r = http.get(src).send().await.map_err(|e| crate::catalog::error_chain(&e))?;
+        let http = reqwest::Client::builder().timeout(timeout * 3).build().map_err(InfoDocError::Client)?;
+        let r = http.get(src).send().await.map_err(|e| InfoDocError::Request(crate::catalog::error_chain(&e)))?;
         if !r.status().is_success() {
-            return Err(format!("HTTP {}", r.status().as_u16()));
+            return Err(InfoDocError::Status(r.status().as_u16()));
         }
-        r.bytes().await.map_err(|e| e.to_string())?.to_vec()
+        r.bytes().await.map_err(InfoDocError::Client)?.to_vec()
     } else {
-        std::fs::read(src).map_err(|e| format!("reading {src}: {e}"))?
+        std::fs::read(src).map_err(|source| InfoDocError::Read { src: src.to_string(), source })?
     };
-    serde_json::from_slice(&bytes).map_err(|e| format!("{src} is not JSON: {e}"))
+    serde_json::from_slice(&bytes).map_err(|source| InfoDocError::NotJson { src: src.to_string(), source })
+}
+
+/// Why the information document could not be read.
+#[derive(Debug, thiserror::Error)]
+enum InfoDocError {
+    #[error("{0}")]
+    Client(reqwest::Error),
+    /// The request failed: the error with its causes.
+    #[error("{0}")]
+    Request(String),
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("reading {src}: {source}")]
+    Read { src: String, source: std::io::Error },
+    #[error("{src} is not JSON: {source}")]
+    NotJson { src: String, source: serde_json::Error },
 }
 
 /// The info family.

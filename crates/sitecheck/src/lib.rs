@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod certificate;
 pub mod check;
 pub mod config;
+pub mod error;
 pub mod federation;
 pub mod flavors;
 pub mod info;

@@ -9,6 +9,7 @@ use openstack::Session;
 use crate::catalog::{self, error_chain};
 use crate::check::Check;
 use crate::config::CheckConfig;
+use crate::error::ConnectError;
 
 /// host and port of a URL (the scheme's default port when none).
 pub fn host_port(url: &str) -> Option<(String, u16)> {
@@ -17,11 +18,11 @@ pub fn host_port(url: &str) -> Option<(String, u16)> {
 }
 
 /// One TCP connection attempt.
-pub async fn connect(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
+pub async fn connect(host: &str, port: u16, timeout: Duration) -> Result<(), ConnectError> {
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {} s (filtered?)", timeout.as_secs_f32())),
+        Ok(Err(e)) => Err(ConnectError::Io(e)),
+        Err(_) => Err(ConnectError::Timeout { secs: timeout.as_secs_f32() }),
     }
 }
 

@@ -76,7 +76,7 @@ pub fn check(config: &Config, env: &openstack::config::Env, cwd: &Path) -> Vec<F
     if let Some(p) = &t.site.catchall_yaml
         && p.is_file()
     {
-        match std::fs::read_to_string(p).map_err(|e| e.to_string()).and_then(|t| accounting::vo::parse_site_yaml(&t)) {
+        match std::fs::read_to_string(p).map_err(|e| e.to_string()).and_then(|t| accounting::vo::parse_site_yaml(&t).map_err(|e| e.to_string())) {
             Ok(_) => {}
             Err(err) => push(Level::Error, "[site] catchall_yaml", format!("{}: {err}", p.display())),
         }
@@ -101,7 +101,7 @@ pub fn check(config: &Config, env: &openstack::config::Env, cwd: &Path) -> Vec<F
         }
         match (&ams.certificate, &ams.key) {
             (Some(cert), Some(key)) => {
-                if let Err(err) = messaging::smime::Signer::new(cert, key) {
+                if let Err(err) = smime::Signer::new(cert, key) {
                     push(Level::Error, "[ams] certificate", format!("{} / {}: {err:#}", cert.display(), key.display()));
                 } else if let Err(err) = crate::model::check_private(key, "the host key") {
                     push(Level::Error, "[ams] key", err.to_string());

@@ -208,7 +208,7 @@ pub struct ProjectsArgs {
 }
 
 /// `2023-05-21`, `2023-05-21T00:00:00` (UTC) or RFC 3339.
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -218,7 +218,7 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
     }
-    Err(format!("{s:?} is not a UTC time (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS or RFC 3339)"))
+    bail!("{s:?} is not a UTC time (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS or RFC 3339)")
 }
 
 impl SiteArgs {

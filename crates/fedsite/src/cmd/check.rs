@@ -2,14 +2,14 @@
 //! FedCloud site, one line per check with its status, what was tested and
 //! the fix; `--json`; exit code by the worst status (0 ok, 1 warning, 2 critical).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use openstack::{CloudConfig, Session};
-use sitecheck::config::{AccountingTarget, AmsTarget, CheckConfig, ProbeConfig, Sessions, VoSpec};
+use sitecheck::config::{AccountingTarget, AmsTarget, CheckConfig, ProbeConfig, Sessions, SpoolFacts, VoSpec};
 use sitecheck::{Check, Report};
 
 #[derive(Debug, Args)]
@@ -104,6 +104,20 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+/// The accounting check's view of a spool, read by `messaging` (sitecheck does not know
+/// the spool's layout).
+fn read_spool(
+    spool: &Path,
+    directory: bool,
+    quarantine: Option<&Path>,
+) -> std::result::Result<SpoolFacts, Box<dyn std::error::Error + Send + Sync>> {
+    use messaging::config::PathType;
+    let ty = if directory { PathType::Directory } else { PathType::Dirq };
+    let qdir = quarantine.map_or_else(|| messaging::sender::default_quarantine(spool), Path::to_path_buf);
+    let st = messaging::sender::spool_status(spool, ty, &qdir)?;
+    Ok(SpoolFacts { elements: st.elements, locked: st.locked, oldest: st.oldest, quarantine: st.quarantine })
+}
+
 async fn connect(cloud: Option<&str>, what: &str) -> Result<Session, Check> {
     let cfg = CloudConfig::load(cloud).map_err(|e| {
         Check::critical(format!("account.{what}"), format!("the {what} account's configuration"), e.to_string(), "fix clouds.yaml / OS_*")
@@ -177,6 +191,7 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
             spool: args.spool.clone().or_else(|| sender.as_ref().map(|s| s.path.clone())).or_else(|| file.as_ref().map(|f| f.spool())),
             directory_spool: sender.as_ref().is_some_and(|s| s.path_type == messaging::config::PathType::Directory),
             quarantine: args.quarantine.clone().or_else(|| file.as_ref().and_then(|f| f.toml.spool.quarantine.clone())),
+            read_spool: Some(read_spool),
         },
         cert: args.cert.clone().or_else(|| sender.as_ref().and_then(|s| s.certificate.clone())),
         key: args.key.clone().or_else(|| sender.as_ref().and_then(|s| s.key.clone())),

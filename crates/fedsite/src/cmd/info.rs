@@ -115,13 +115,13 @@ fn base_config(args: &InfoArgs, site: &SiteConfig) -> Result<CloudConfig> {
 
 pub async fn run(args: InfoArgs) -> Result<ExitCode> {
     let started = chrono::Utc::now();
-    let mut site = SiteConfig::load(&args.site_config).map_err(|e| anyhow!(e))?;
+    let mut site = SiteConfig::load(&args.site_config).map_err(|e| anyhow!("{e}"))?;
     let cloud = base_config(&args, &site)?;
     if args.vos_from_projects {
         let s = Session::connect(&cloud)
             .await
             .with_context(|| format!("authenticating to {} to list projects", cloud.auth_url))?;
-        let found = cloudinfo::discover::vos_from_projects(&s).await.map_err(|e| anyhow!(e))?;
+        let found = cloudinfo::discover::vos_from_projects(&s).await.map_err(|e| anyhow!("{e}"))?;
         cloudinfo::discover::merge_vos(&mut site, found);
     }
     let auth_type = args
@@ -156,7 +156,7 @@ pub async fn run(args: InfoArgs) -> Result<ExitCode> {
         .auditor_role_cloud
         .as_deref()
         .filter(|s| !s.is_empty())
-        .map(|name| CloudConfig::load(Some(name)).map_err(|e| e.to_string()));
+        .map(|name| CloudConfig::load(Some(name)));
     opts.timeout = Duration::from_secs(args.timeout.max(1));
     opts.insecure = args.insecure;
     opts.gocdb_url = args.gocdb_url.clone();
@@ -172,7 +172,7 @@ pub async fn run(args: InfoArgs) -> Result<ExitCode> {
     }
     let data = cloudinfo::publish::payload(&doc.render());
     if let Some(path) = &args.output {
-        cloudinfo::publish::to_file(path, &data).map_err(|e| anyhow!(e))?;
+        cloudinfo::publish::to_file(path, &data).map_err(|e| anyhow!("{e}"))?;
     }
     if let Some(container) = &args.swift_container {
         let cfg = match &args.swift_cloud {
@@ -185,7 +185,7 @@ pub async fn run(args: InfoArgs) -> Result<ExitCode> {
         let object = args.swift_object.clone().unwrap_or_else(|| format!("{}.json", site.gocdb));
         let up = cloudinfo::publish::to_swift(&session, container, &object, &data)
             .await
-            .map_err(|e| anyhow!(e))?;
+            .map_err(|e| anyhow!("{e}"))?;
         tracing::info!("published {} (etag {})", up.url, up.etag);
     }
     if args.output.is_none() && args.swift_container.is_none() {
@@ -207,8 +207,8 @@ pub async fn demo_summary(handle: &sim::SimHandle) -> Result<()> {
         &format!("gocdb: {}\nendpoint: {}\nvos: []\n", sim::gocdb::SITE_NAME, handle.auth_url()),
         "demo site",
     )
-    .map_err(|e| anyhow!(e))?;
-    let found = cloudinfo::discover::vos_from_projects(&session).await.map_err(|e| anyhow!(e))?;
+    .map_err(|e| anyhow!("{e}"))?;
+    let found = cloudinfo::discover::vos_from_projects(&session).await.map_err(|e| anyhow!("{e}"))?;
     cloudinfo::discover::merge_vos(&mut site, found);
     let mut opts = Options::new(reader.clone(), "password");
     opts.gocdb_url = format!("{}/gocdb/gocdbpi/public/", handle.base_url());
@@ -217,7 +217,7 @@ pub async fn demo_summary(handle: &sim::SimHandle) -> Result<()> {
     let data = cloudinfo::publish::payload(&doc.render());
     let up = cloudinfo::publish::to_swift(&Session::connect(&admin).await?, "cloud-info", "SIM-CLOUD.json", &data)
         .await
-        .map_err(|e| anyhow!(e))?;
+        .map_err(|e| anyhow!("{e}"))?;
     let n = |c: &str| doc.objects(c).len();
     let ep = doc.endpoint();
     println!(
@@ -237,7 +237,7 @@ pub async fn demo_summary(handle: &sim::SimHandle) -> Result<()> {
             s.running_vm.unwrap_or(0),
             s.suspended_vm.unwrap_or(0),
             s.halted_vm.unwrap_or(0),
-            cloudinfo::pyjson::dumps(&cloudinfo::pyjson::Json::Object(s.common.other_info.clone()))
+            pyjson::dumps(&pyjson::Json::Object(s.common.other_info.clone()))
         );
     }
     for s in doc.shares() {

@@ -142,7 +142,7 @@ async fn federation_cmd(a: FederationArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let s = a.spec.session().await?;
-    let actions = federation::apply(&s, &spec).await.map_err(|e| anyhow::anyhow!(e))?;
+    let actions = federation::apply(&s, &spec).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     if a.spec.json {
         println!("{}", serde_json::to_string_pretty(&actions)?);
     } else {

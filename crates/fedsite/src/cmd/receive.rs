@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use messaging::config::{ReceiverCfg, load_dns};
 use messaging::receiver::{self, CloudSummary, ReceiverOptions, RecordStore, Sink};
-use messaging::smime::{Signer, Verifier};
+use smime::{Signer, Verifier};
 
 use super::send::AmsArgs;
 

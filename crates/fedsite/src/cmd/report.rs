@@ -31,7 +31,7 @@ pub struct ReportArgs {
 }
 
 /// `2026-05`, `2026-05-21` (UTC midnight) or RFC 3339.
-fn parse_day(s: &str) -> Result<DateTime<Utc>, String> {
+fn parse_day(s: &str) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -40,7 +40,7 @@ fn parse_day(s: &str) -> Result<DateTime<Utc>, String> {
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc())
-        .ok_or_else(|| format!("{s:?} is not a UTC day (YYYY-MM, YYYY-MM-DD or RFC 3339)"))
+        .ok_or_else(|| anyhow::anyhow!("{s:?} is not a UTC day (YYYY-MM, YYYY-MM-DD or RFC 3339)"))
 }
 
 pub fn run(a: ReportArgs) -> Result<ExitCode> {

@@ -12,7 +12,7 @@ use messaging::ams::{AmsClient, AmsConfig, Auth};
 use messaging::config::{PathType, SenderCfg};
 use messaging::receiver::{self, CloudSummary, ReceiveReport, ReceiverOptions, RecordStore, Sink};
 use messaging::sender::{self, RetryPolicy, SendReport, SenderOptions};
-use messaging::smime::{Recipient, Signer, Verifier};
+use smime::{Recipient, Signer, Verifier};
 
 /// How to reach AMS (shared by send and receive).
 #[derive(Debug, Args, Clone, Default)]

@@ -52,18 +52,18 @@ pub struct ServeArgs {
 }
 
 /// `90s`, `30m`, `1h`, `1d` (or plain seconds).
-fn parse_every(s: &str) -> Result<Duration, String> {
+fn parse_every(s: &str) -> Result<Duration> {
     let (num, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration (90s, 30m, 1h, 1d)"))?;
+    let n: u64 = num.parse().map_err(|_| anyhow::anyhow!("{s:?} is not a duration (90s, 30m, 1h, 1d)"))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n.saturating_mul(60),
         "h" => n.saturating_mul(3600),
         "d" => n.saturating_mul(86400),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (s, m, h, d)")),
+        _ => bail!("{s:?}: unknown unit {unit:?} (s, m, h, d)"),
     };
     if secs == 0 {
-        return Err("the interval must be above 0".into());
+        bail!("the interval must be above 0");
     }
     Ok(Duration::from_secs(secs))
 }
@@ -259,13 +259,13 @@ mod tests {
 
     #[test]
     fn intervals() {
-        assert_eq!(parse_every("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_every("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_every("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_every("2d"), Ok(Duration::from_secs(172800)));
-        assert_eq!(parse_every("15"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_every("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_every("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_every("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_every("2d").unwrap(), Duration::from_secs(172800));
+        assert_eq!(parse_every("15").unwrap(), Duration::from_secs(15));
         assert!(parse_every("0s").is_err());
-        assert!(parse_every("1w").unwrap_err().contains("unknown unit"));
+        assert!(parse_every("1w").unwrap_err().to_string().contains("unknown unit"));
         assert!(parse_every("h").is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! Test PKI for HEPiX image lists: a CA (written as an OpenSSL hashed CA
 //! directory), endorser certificates, and signing a list as vmcaster does
-//! (`openssl smime -sign -text`, via messaging::smime::Signer).
+//! (`openssl smime -sign -text`, via smime::Signer).
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -65,7 +65,7 @@ impl Pki {
     }
 
     /// A signer `/DC=org/DC=test/O=Hosts/CN=<cn>` issued by the CA: its DN and a signer.
-    pub fn signer(&mut self, cn: &str) -> (String, messaging::smime::Signer) {
+    pub fn signer(&mut self, cn: &str) -> (String, smime::Signer) {
         let k = key();
         self.serial += 1;
         let cert = build(&name(&[("DC", "org"), ("DC", "test"), ("O", "Hosts"), ("CN", cn)]), &k, self.serial, false, Some((&self.ca, &self.ca_key)));
@@ -74,7 +74,7 @@ impl Pki {
         std::fs::write(&cp, cert.to_pem().unwrap()).unwrap();
         std::fs::write(&kp, k.private_key_to_pem_pkcs8().unwrap()).unwrap();
         std::fs::set_permissions(&kp, std::fs::Permissions::from_mode(0o600)).unwrap();
-        (format!("/DC=org/DC=test/O=Hosts/CN={cn}"), messaging::smime::Signer::new(&cp, &kp).unwrap())
+        (format!("/DC=org/DC=test/O=Hosts/CN={cn}"), smime::Signer::new(&cp, &kp).unwrap())
     }
 }
 

@@ -1,11 +1,11 @@
 //! S/MIME signing, verification and encryption against the real `openssl` CLI and the
-//! real SSM 4.0 capture (tests/data/ssm-4.0, from shared/vectors).
+//! real SSM 4.0 capture (crates/messaging/tests/data/ssm-4.0, from shared/vectors).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use messaging::smime::{self, Recipient, Signer, SmimeError, Verifier};
+use smime::{Recipient, Signer, SmimeError, Verifier};
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
@@ -17,7 +17,7 @@ use openssl::x509::{X509, X509NameBuilder};
 const MESSAGE: &str = "APEL-cloud-message: v0.4\nVMUUID: 11111111-1111-4111-8111-111111111111\nSiteName: TEST-SITE\n%%\n";
 
 fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ssm-4.0")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../messaging/tests/data/ssm-4.0")
 }
 
 /// The vector's key is world-readable in shared/: copy it with mode 0600.

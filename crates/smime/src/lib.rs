@@ -1,6 +1,8 @@
 //! S/MIME as APEL SSM does it: clear-signing with the host certificate
 //! (`openssl smime -sign -text`), optional AES-128 encryption to the server certificate,
 //! and the receiver's side (decryption, chain + signature verification, signer DN, body).
+//! Knows nothing of AMS, the spool or APEL: the sender (`messaging`), the HEPiX image-list
+//! check (`imagesync`) and the host-certificate check (`sitecheck`) build on it.
 //!
 //! Line endings: `openssl smime -sign` writes the signed part with CRLF; SSM reads its output
 //! with Python universal newlines, so what SSM publishes has LF only. [`Signer::sign`] returns

@@ -294,3 +294,166 @@ async fn gocdb_checks_each_file_and_lists_the_services_without_one() {
     assert_eq!(code, 1);
     assert!(err.contains("reading GOCDB http://127.0.0.1:9/gocdbpi/public/"), "{err}");
 }
+
+// ---- central run (issue #15 item 2): every site at once, each isolated ----
+
+mod central_run {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+    use std::time::{Duration, Instant};
+
+    use openstack::{CloudConfig, Session};
+    use serde_json::{Value, json};
+
+    /// IdP `egi.eu` trusting `issuer`, protocol `openid`, a mapping granting `reader` on
+    /// `project` to members of `vo`.
+    async fn federate(sim: &sim::SimHandle, issuer: &str, vo: &str, project: &str) {
+        let admin = CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim", "sim clouds.yaml").unwrap();
+        let s = Session::connect(&admin).await.unwrap();
+        let rules = json!([{
+            "local": [{"user": {"name": "{0}"}}, {"projects": [{"name": project, "roles": [{"name": "reader"}]}]}],
+            "remote": [{"type": "OIDC-sub"}, {"type": "OIDC-eduperson_entitlement", "any_one_of": [format!("urn:mace:egi.eu:group:{vo}:role=member#aai.egi.eu")]}],
+        }]);
+        for (path, body) in [
+            ("/OS-FEDERATION/identity_providers/egi.eu", json!({"identity_provider": {"enabled": true, "remote_ids": [issuer]}})),
+            ("/OS-FEDERATION/mappings/egi-mapping", json!({"mapping": {"rules": rules}})),
+            ("/OS-FEDERATION/identity_providers/egi.eu/protocols/openid", json!({"protocol": {"mapping_id": "egi-mapping"}})),
+        ] {
+            s.send(openstack::Call::new(openstack::Service::Identity, reqwest::Method::PUT, "/OS-FEDERATION", path).json(body)).await.unwrap();
+        }
+    }
+
+    fn mask_creation_time(doc: &[u8]) -> String {
+        let text = String::from_utf8_lossy(doc).to_string();
+        let mut out = String::new();
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("\"CreationTime\": \"") {
+            let j = i + "\"CreationTime\": \"".len();
+            out.push_str(&rest[..j]);
+            let end = rest[j..].find('"').unwrap();
+            out.push('T');
+            rest = &rest[j + end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// `fedsite info SITE` alone, as the central deployment runs cloud-info-provider per site:
+    /// the access token in OS_* (v3oidcaccesstoken).
+    fn info_alone(site: &Path, auth_url: &str, token: &str, gocdb: &str) -> (Output, Duration) {
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_fedsite"))
+            .arg("info")
+            .arg(site)
+            .args(["--gocdb-url", gocdb])
+            .env("OS_AUTH_TYPE", "v3oidcaccesstoken")
+            .env("OS_AUTH_URL", auth_url)
+            .env("OS_ACCESS_TOKEN", token)
+            .env("OS_IDENTITY_PROVIDER", "egi.eu")
+            .env("OS_PROTOCOL", "openid")
+            .env_remove("OS_CLOUD")
+            .env_remove("OS_CLIENT_CONFIG_FILE")
+            .output()
+            .unwrap();
+        (out, started.elapsed())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_healthy_site_gets_the_document_fedsite_info_gives_it_alone_and_broken_ones_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let tiny = || sim::scenario::builtin("tiny").unwrap().generate();
+        let a = sim::start(sim::SimConfig::new(tiny())).await.unwrap();
+        // B answers slowly: 100 ms on every request.
+        let mut cb = sim::SimConfig::new(tiny());
+        for s in [sim::Service::Identity, sim::Service::Compute, sim::Service::Image, sim::Service::Volume, sim::Service::Network] {
+            cb.profiles.insert(s, sim::ServiceProfile { latency_ms: 100, ..Default::default() });
+        }
+        let b = sim::start(cb).await.unwrap();
+        let issuer = format!("{}/identity/oidc", a.base_url());
+        let project = tiny().site.projects.into_iter().find(|p| p.extra.get("VO").is_some()).unwrap();
+        let vo = project.extra["VO"].as_str().unwrap().to_string();
+        for s in [&a, &b] {
+            federate(s, &issuer, &vo, &project.name).await;
+        }
+        // C is down; D accepts connections and never answers.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let hung_port = hung.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for c in hung.incoming() {
+                held.push(c);
+            }
+        });
+        let sites_dir = dir.path().join("sites");
+        std::fs::create_dir_all(&sites_dir).unwrap();
+        let site_file = |id: &str, endpoint: &str| -> PathBuf {
+            let p = sites_dir.join(format!("{id}.yaml"));
+            std::fs::write(&p, format!("gocdb: {id}\nendpoint: {endpoint}\nvos:\n  - name: {vo}\n    auth:\n      project_id: \"{}\"\n", project.id)).unwrap();
+            p
+        };
+        let fa = site_file("SITE-A", a.auth_url().trim_end_matches('/'));
+        let fb = site_file("SITE-B", b.auth_url().trim_end_matches('/'));
+        site_file("SITE-C", &format!("http://127.0.0.1:{closed}/identity/v3"));
+        site_file("SITE-D", &format!("http://127.0.0.1:{hung_port}/identity/v3"));
+        let secret = dir.path().join("client-secret");
+        std::fs::write(&secret, "secret\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let gocdb = format!("{}/gocdb/gocdbpi/public/", a.base_url());
+        let out_dir = dir.path().join("info");
+        let timeout = 8u64;
+
+        let started = Instant::now();
+        let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
+            .args(["central", "run", "--task", "info", "--json", "--client-id", "fedsite-sim"])
+            .arg("--sites-dir").arg(&sites_dir)
+            .arg("--checkin-discovery").arg(format!("{issuer}/.well-known/openid-configuration"))
+            .arg("--client-secret-file").arg(&secret)
+            .args(["--gocdb-url", &gocdb, "--site-timeout", &timeout.to_string()])
+            .arg("--info-dir").arg(&out_dir)
+            .output()
+            .await
+            .unwrap();
+        let wall = started.elapsed();
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert_eq!(run.status.code(), Some(1), "broken sites make the run fail: {stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+        let v: Value = serde_json::from_str(&stdout).unwrap();
+        let row = |site: &str| v["results"].as_array().unwrap().iter().find(|r| r["site"] == site).cloned().unwrap_or_else(|| panic!("{site}: {v}"));
+        for s in ["SITE-A", "SITE-B"] {
+            assert_eq!(row(s)["outcome"], "ok", "{}", row(s));
+        }
+        assert_eq!(row("SITE-C")["outcome"], "failed");
+        assert!(row("SITE-C")["detail"].as_str().unwrap().contains("refused"), "{}", row("SITE-C"));
+        assert_eq!(row("SITE-D")["outcome"], "failed");
+        assert!(row("SITE-D")["detail"].as_str().unwrap().contains("site timeout"), "{}", row("SITE-D"));
+        assert!(!stdout.contains("eyJ"), "no token in the output");
+
+        // Each healthy site's document, byte for byte, is what `fedsite info` gives it alone.
+        let token: Value = reqwest::Client::new()
+            .post(format!("{issuer}/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials&client_id=fedsite-sim&client_secret=secret")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = token["access_token"].as_str().unwrap().to_string();
+        let mut slowest = Duration::ZERO;
+        for (id, file, sim) in [("SITE-A", &fa, &a), ("SITE-B", &fb, &b)] {
+            let (file, auth, token, gocdb) = (file.clone(), sim.auth_url(), token.clone(), gocdb.clone());
+            let (alone, took) = tokio::task::spawn_blocking(move || info_alone(&file, &auth, &token, &gocdb)).await.unwrap();
+            assert!(alone.status.success(), "{}", String::from_utf8_lossy(&alone.stderr));
+            slowest = slowest.max(took);
+            let central = std::fs::read(out_dir.join(format!("{id}.json"))).unwrap();
+            assert_eq!(mask_creation_time(&central), mask_creation_time(&alone.stdout), "{id}");
+        }
+        // Nobody waited for the broken sites beyond the hung one's timeout.
+        let bound = slowest.mul_f64(1.5) + Duration::from_secs(timeout) + Duration::from_secs(3);
+        assert!(wall < bound, "central run took {wall:?}, bound {bound:?}");
+        a.stop().await;
+        b.stop().await;
+    }
+}

@@ -107,7 +107,9 @@ async fn imported_config_gives_the_same_records_as_the_original_files() {
         assert!(!stderr.contains("secret") && !stdout.contains("secret"), "{stderr}");
     }
     let a = spool_records(&d.join("from-originals"));
-    assert!(a.len() > 20, "{a:?}");
+    // (caso.conf's vo_property = VO, as cASO reads it: the projects under the other spellings
+    // are not accounted, by either path.)
+    assert!(a.len() > 5, "{a:?}");
     assert_eq!(a, spool_records(&d.join("from-import")));
 
     // The ledger reads back the same through fedsite.toml's [ledger]-less default override.

@@ -270,8 +270,8 @@ fn start_sim(args: &BenchArgs, work: &Path) -> Result<SimChild> {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.strip_prefix("AMS data API:") {
                 let _ = atx.send(("data".into(), rest.split_whitespace().next().unwrap_or("").to_string()));
-            } else if let Some(rest) = line.strip_prefix("AMS authx509:") {
-                let _ = atx.send(("authn".into(), rest.trim().to_string()));
+            } else if let Some(rest) = line.strip_prefix("AMS authn URL:") {
+                let _ = atx.send(("authn".into(), rest.split_whitespace().next().unwrap_or("").to_string()));
             } else if !line.trim().is_empty() {
                 eprintln!("[sim] {line}");
             }
@@ -316,7 +316,7 @@ fn start_sim(args: &BenchArgs, work: &Path) -> Result<SimChild> {
         .next()
         .and_then(|hp| hp.rsplit_once(':'))
         .and_then(|(_, p)| p.parse().ok())
-        .with_context(|| format!("AMS authx509 URL {authn:?} has no port"))?;
+        .with_context(|| format!("AMS authn URL {authn:?} has no port"))?;
     Ok(SimChild { child, base_url, clouds_yaml, ams_data, ams_authn_port, ams_dir })
 }
 

@@ -1,6 +1,6 @@
 //! `fedsite central`: one fedsite for every site of a federation, from the
-//! catch-all sites folder (docs/central.md). For now `validate`: the folder
-//! checked file by file and key by key, as the `sites` crate reads it.
+//! catch-all sites folder (docs/central.md): `validate` (the folder checked file by file and
+//! key by key, as the `sites` crate reads it) and `run` (the tasks of every site, `central::run`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,6 +23,55 @@ pub enum CentralCommand {
     /// vo-mappings.yaml. One line per finding; exit 1 on any error
     /// (warnings allowed).
     Validate(ValidateArgs),
+    /// Run tasks for every site of the folder at once (each under its own timeout) and print
+    /// one row per site and task; exit 1 when any failed.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The folder of site files.
+    #[arg(long, value_name = "DIR")]
+    pub sites_dir: PathBuf,
+    /// The federation's vo-mappings.yaml (see `validate`).
+    #[arg(long, value_name = "FILE")]
+    pub vo_mappings: Option<PathBuf>,
+    /// Tasks, comma-separated: info (images, accounting and send are to come).
+    #[arg(long, value_delimiter = ',', default_value = "info")]
+    pub task: Vec<String>,
+    /// Only this site (file id or GOCDB name); repeatable.
+    #[arg(long = "site", value_name = "NAME")]
+    pub sites: Vec<String>,
+    /// Sites worked on at once.
+    #[arg(long, default_value_t = 8)]
+    pub max_sites: usize,
+    /// Each site's task is given up after this many seconds; the others go on.
+    #[arg(long, default_value_t = 600)]
+    pub site_timeout: u64,
+    /// Check-in's OIDC discovery document.
+    #[arg(long, value_name = "URL", default_value = "https://aai.egi.eu/auth/realms/egi/.well-known/openid-configuration")]
+    pub checkin_discovery: String,
+    /// The central robot's Check-in client id.
+    #[arg(long, value_name = "ID")]
+    pub client_id: String,
+    /// A private file (0600) holding the client secret.
+    #[arg(long, value_name = "FILE")]
+    pub client_secret_file: PathBuf,
+    /// Vault for the application credentials of `auth: v3applicationcredential` sites.
+    #[arg(long, value_name = "URL", conflicts_with = "secrets_dir")]
+    pub vault: Option<String>,
+    /// Or a directory of them: `<dir>/<keystone host>/<vo>`, private files.
+    #[arg(long, value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// GOCDB's public API, for the documents.
+    #[arg(long, value_name = "URL", default_value = cloudinfo::gocdb::DEFAULT_URL)]
+    pub gocdb_url: String,
+    /// Where the info documents go: `<dir>/<site id>.json`.
+    #[arg(long, value_name = "DIR", default_value = "info")]
+    pub info_dir: PathBuf,
+    /// One JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -50,7 +99,70 @@ pub struct ValidateArgs {
 pub async fn run(args: CentralArgs) -> Result<ExitCode> {
     match args.command {
         CentralCommand::Validate(a) => validate(a).await,
+        CentralCommand::Run(a) => run_tasks(a).await,
     }
+}
+
+async fn run_tasks(a: RunArgs) -> Result<ExitCode> {
+    let tasks = a
+        .task
+        .iter()
+        .map(|t| central::run::Task::parse(t).with_context(|| format!("--task {t:?}: not a task (info)")))
+        .collect::<Result<Vec<_>>>()?;
+    let mappings = match &a.vo_mappings {
+        Some(p) => Some(sites::VoMappings::load(p)?.0),
+        None => None,
+    };
+    let folder = sites::load(&a.sites_dir, &sites::Options { vo_mappings: mappings.as_ref(), strict_vos: false })?;
+    for f in folder.findings.iter().filter(|f| f.is_error()) {
+        eprintln!("fedsite central: {f} (that site is left out)");
+    }
+    let secret = central::CheckinConfig::secret_from_file(&a.client_secret_file)?;
+    let token = central::CheckinToken::new(central::CheckinConfig::discovery(&a.checkin_discovery, &a.client_id, secret))?;
+    let secrets = match (&a.vault, &a.secrets_dir) {
+        (Some(v), _) => central::run::Secrets::Vault(central::Vault::new(v)?),
+        (None, Some(d)) => central::run::Secrets::Dir(central::SecretsDir::new(d)),
+        (None, None) => central::run::Secrets::None,
+    };
+    std::fs::create_dir_all(&a.info_dir).with_context(|| format!("creating {}", a.info_dir.display()))?;
+    let c = central::run::Central {
+        token,
+        secrets,
+        gocdb_url: a.gocdb_url.clone(),
+        info_dir: a.info_dir.clone(),
+        max_sites: a.max_sites.max(1),
+        site_timeout: std::time::Duration::from_secs(a.site_timeout.max(1)),
+        creation_time: chrono::Utc::now(),
+    };
+    let rows = central::run::run(&c, &folder, &tasks, &a.sites).await;
+    let failed = rows.iter().any(|r| r.outcome == central::run::Outcome::Failed) || folder.errors() > 0;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "site": r.site, "task": r.task.as_str(), "outcome": r.outcome.as_str(),
+                    "duration_seconds": r.duration.as_secs_f64(), "detail": r.detail, "fix": r.fix,
+                    "failed_vos": r.failed_vos.iter().map(|(vo, e)| serde_json::json!({"vo": vo, "error": e})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({"results": v, "folder_errors": folder.errors()}))?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{:<28} {:<6} {:<8} {:>8}  detail", "SITE", "TASK", "RESULT", "SECONDS")?;
+        for r in &rows {
+            writeln!(out, "{:<28} {:<6} {:<8} {:>8.1}  {}", r.site, r.task.as_str(), r.outcome.as_str(), r.duration.as_secs_f64(), r.detail)?;
+            for (vo, e) in &r.failed_vos {
+                writeln!(out, "{:<28} {:<6} {:<8} {:>8}    VO {vo}: {e}", "", "", "", "")?;
+            }
+            if let Some(fix) = &r.fix {
+                writeln!(out, "{:<28} {:<6} {:<8} {:>8}    fix: {fix}", "", "", "", "")?;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 #[derive(Serialize)]

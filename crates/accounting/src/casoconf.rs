@@ -107,7 +107,7 @@ impl CasoConf {
             extract.prometheus.prometheus_endpoint = v;
         }
 
-        let cloud = keystone_auth(label, &get)?;
+        let cloud = keystone_auth(label, &get, &extract.projects)?;
         let spool = PathBuf::from(get("ssm", "output_path").unwrap_or_else(|| "/var/spool/apel/outgoing/openstack".into()));
         let max_records = match get("ssm", "max_size") {
             Some(v) => v.parse().map_err(|_| err(format!("[ssm] max_size {v:?} is not a number")))?,
@@ -172,8 +172,10 @@ pub const PLUGIN_KEYS: &[&str] = &[
 /// the section holding `auth_type` and the plugin's options; the session's
 /// `cafile` and `insecure` stay in `[keystone_auth]`. With no project, domain
 /// or system scope the token is system-scoped, as cASO's project listing is
-/// (an application credential keeps its own project).
-fn keystone_auth(label: &str, get: &dyn Fn(&str, &str) -> Option<String>) -> Result<CloudConfig, CasoConfError> {
+/// (an application credential keeps its own project), except for an OIDC
+/// identity: its roles come from the federation mapping, on projects, so it is
+/// scoped to the first of `projects` (cASO scopes each project's token to it).
+fn keystone_auth(label: &str, get: &dyn Fn(&str, &str) -> Option<String>, projects: &[String]) -> Result<CloudConfig, CasoConfError> {
     let err = |message: String| CasoConfError { path: label.to_string(), message };
     let section = get("keystone_auth", "auth_section").unwrap_or_else(|| "keystone_auth".into());
     let at = |key: &str| format!("[{section}] {key}");
@@ -236,9 +238,13 @@ fn keystone_auth(label: &str, get: &dyn Fn(&str, &str) -> Option<String>) -> Res
         k => at(k),
     };
     let mut cloud = CloudConfig::from_auth_options(&options, label, &name).map_err(|e| err(e.message))?;
-    if cloud.scope == Scope::Unscoped && !matches!(cloud.credentials, Credentials::ApplicationCredential { .. }) {
-        // cASO lists projects with a system-scoped token.
-        cloud.scope = Scope::System;
+    if cloud.scope == Scope::Unscoped {
+        cloud.scope = match (&cloud.credentials, projects.first()) {
+            (Credentials::ApplicationCredential { .. }, _) => Scope::Unscoped,
+            (Credentials::OidcAccessToken { .. } | Credentials::OidcClientCredentials { .. }, Some(p)) => Scope::project_id(p),
+            // cASO lists projects with a system-scoped token.
+            _ => Scope::System,
+        };
     }
     Ok(cloud)
 }
@@ -333,6 +339,13 @@ mod tests {
         assert!(matches!(&c.credentials, Credentials::OidcClientCredentials { openid_scope, access_token_endpoint: Some(e), discovery_endpoint: None, protocol, .. }
             if openid_scope == "openid profile" && e == "https://aai/token" && protocol == "oidc"));
         assert_eq!(c.scope, Scope::System);
+        // An OIDC identity with no scope keys: the first configured project.
+        let c = CasoConf::parse("caso.conf", &format!("[DEFAULT]\nsite_name = S\nprojects = p2, p3\n[keystone_auth]\n{}", OIDC.replace("project_id = p1\n", ""))).unwrap();
+        assert_eq!(c.cloud.scope, Scope::project_id("p2"));
+        let c = CasoConf::parse("caso.conf", &format!("[DEFAULT]\nsite_name = S\nprojects = p2\n[keystone_auth]\n{OIDC}")).unwrap();
+        assert_eq!(c.cloud.scope, Scope::project_id("p1"), "an explicit scope wins");
+        let c = CasoConf::parse("caso.conf", "[DEFAULT]\nsite_name = S\nprojects = p2\n[keystone_auth]\nauth_url = https://k/v3\nuser_id = u\npassword = p\n").unwrap();
+        assert_eq!(c.cloud.scope, Scope::System, "a password account lists projects system-scoped");
 
         let c = auth("auth_type = v3oidcaccesstoken\nauth_url = https://k/v3\nidentity_provider = egi.eu\nprotocol = openid\naccess_token = eyJ\nproject_name = vo\nproject_domain_name = fed\n").unwrap();
         assert_eq!(c.credentials, Credentials::OidcAccessToken { identity_provider: "egi.eu".into(), protocol: "openid".into(), access_token: "eyJ".into() });

@@ -176,6 +176,14 @@ fn keystone_auths(
             ),
         ),
         (
+            "v3oidcclientcredentials (no scope keys: the first of projects)",
+            false,
+            format!(
+                "auth_type = v3oidcclientcredentials\nauth_url = {auth}\nprotocol = openid\nidentity_provider = egi.eu\n\
+                 client_id = fedsite-sim\nclient_secret = secret\naccess_token_endpoint = {base}/identity/oidc/token\n"
+            ),
+        ),
+        (
             "v3oidcaccesstoken",
             false,
             format!(
@@ -309,7 +317,7 @@ async fn every_keystone_auth_type_extracts_the_same_records_and_imports_to_the_s
         } else {
             without_user_names(&reference)
         };
-        let d = dir.path().join(what.replace([' ', '(', ')'], "_"));
+        let d = dir.path().join(what.replace([' ', '(', ')', ':'], "_"));
         std::fs::create_dir(&d).unwrap();
         let conf = caso_conf(&d, &id, &key, &keys);
         let out = fedsite()

@@ -58,6 +58,9 @@ fn caso_reason(section: &str, key: &str) -> Option<&'static str> {
         ("DEFAULT", "debug" | "verbose" | "log_file" | "log_dir" | "use_stderr" | "use_syslog" | "log_config_append") => {
             "logging is set with --log / FEDSITE_LOG"
         }
+        ("DEFAULT", "system_scope") => {
+            "newer cASO's scope of its project-listing token: fedsite lists with a system-scoped token unless [keystone_auth] names a scope (an OIDC identity: the first of projects)"
+        }
         ("logstash", _) => "the logstash messenger is not supported",
         (s, "record_types") if s.starts_with("messenger_") => {
             "fedsite spools cloud, ip, accelerator and storage records for SSM (energy stays in the ledger), as cASO's ssm messenger"

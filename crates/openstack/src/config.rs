@@ -369,6 +369,36 @@ impl CloudConfig {
     }
 }
 
+impl CloudConfig {
+    /// From keystoneauth plugin and session options given as one flat map, as
+    /// an oslo.config section holds them (cASO's `[keystone_auth]`):
+    /// `auth_type`, the plugin's options (`auth_url`, `username`, `project_id`,
+    /// `client_secret`, ...) and `region_name`, `interface`, `cacert`,
+    /// `insecure`. Resolved by the same rules as clouds.yaml; `key_name`
+    /// spells a key in messages (e.g. `[keystone_auth] password`).
+    pub fn from_auth_options(
+        options: &BTreeMap<String, String>,
+        source: &str,
+        key_name: &dyn Fn(&str) -> String,
+    ) -> Result<CloudConfig, ConfigError> {
+        let mut raw = Raw::default();
+        for (k, v) in options {
+            if AUTH_KEYS.contains(&k.as_str()) {
+                raw.auth.insert(k.clone(), v.clone());
+            } else {
+                raw.top.insert(k.clone(), v.clone());
+            }
+        }
+        resolve(
+            raw,
+            source,
+            None,
+            &|k, _| format!("{} is missing", key_name(k)),
+            &|k, _| key_name(k),
+        )
+    }
+}
+
 const AUTH_KEYS: &[&str] = &[
     "auth_url",
     "username",

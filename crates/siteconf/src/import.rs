@@ -11,6 +11,8 @@ use ini::Ini;
 use messaging::config::{PathType, SenderCfg};
 use openstack::{Credentials, DomainRef, Interface, ProjectRef, Scope, UserRef};
 
+use accounting::casoconf::PLUGIN_KEYS;
+
 use crate::Error;
 use crate::model::{Accelerator, Ams, Auth, Benchmark, FedsiteToml, Prometheus};
 
@@ -39,19 +41,10 @@ const CASO_READ: &[(&str, &str)] = &[
     ("accelerator", "model_key"),
     ("accelerator", "number_key"),
     ("prometheus", "prometheus_endpoint"),
-    ("keystone_auth", "auth_type"),
-    ("keystone_auth", "auth_url"),
-    ("keystone_auth", "username"),
-    ("keystone_auth", "user_id"),
-    ("keystone_auth", "user_domain_id"),
-    ("keystone_auth", "user_domain_name"),
-    ("keystone_auth", "password"),
-    ("keystone_auth", "project_id"),
-    ("keystone_auth", "project_name"),
-    ("keystone_auth", "project_domain_id"),
-    ("keystone_auth", "project_domain_name"),
+    ("keystone_auth", "auth_section"),
     ("keystone_auth", "cafile"),
     ("keystone_auth", "insecure"),
+    ("keystone_auth", "interface"),
     ("ssm", "output_path"),
     ("ssm", "max_size"),
 ];
@@ -65,15 +58,16 @@ fn caso_reason(section: &str, key: &str) -> Option<&'static str> {
         ("DEFAULT", "debug" | "verbose" | "log_file" | "log_dir" | "use_stderr" | "use_syslog" | "log_config_append") => {
             "logging is set with --log / FEDSITE_LOG"
         }
+        ("DEFAULT", "system_scope") => {
+            "newer cASO's scope of its project-listing token: fedsite lists with a system-scoped token unless [keystone_auth] names a scope (an OIDC identity: the first of projects)"
+        }
         ("logstash", _) => "the logstash messenger is not supported",
         (s, "record_types") if s.starts_with("messenger_") => {
             "fedsite spools cloud, ip, accelerator and storage records for SSM (energy stays in the ledger), as cASO's ssm messenger"
         }
         ("prometheus", _) => "only prometheus_endpoint is read from caso.conf; set the others under [accounting.prometheus]",
-        ("keystone_auth", "auth_section") => "auth_section indirection is not followed; copy the keys into [cloud.auth]",
         ("keystone_auth", "certfile" | "keyfile") => "client-certificate authentication to Keystone is not supported",
         ("keystone_auth", "timeout" | "collect_timing" | "split_loggers") => "fedsite's HTTP client has its own timeouts and logging",
-        ("keystone_auth", "system_scope") => "cASO lists projects with a system-scoped token when no project is set; fedsite does the same",
         _ => return None,
     })
 }
@@ -139,16 +133,66 @@ fn import_caso(path: &Path, out: &mut Imported) -> Result<(), Error> {
         DomainRef::Id(id) => (Some(id.clone()), None),
         DomainRef::Name(n) => (None, Some(n.clone())),
     };
-    if let Credentials::Password { user, password } = &cloud.credentials {
-        match user {
-            UserRef::Id(id) => auth.user_id = Some(id.clone()),
-            UserRef::Name { name, domain: d } => {
-                auth.username = Some(name.clone());
-                (auth.user_domain_id, auth.user_domain_name) = domain(d);
-            }
+    let user_keys = |auth: &mut Auth, user: &UserRef| match user {
+        UserRef::Id(id) => auth.user_id = Some(id.clone()),
+        UserRef::Name { name, domain: d } => {
+            auth.username = Some(name.clone());
+            (auth.user_domain_id, auth.user_domain_name) = domain(d);
         }
-        auth.password = Some(password.expose().to_string());
-    }
+    };
+    // Each secret is copied (fedsite.toml is written 0600 and refused otherwise).
+    let auth_type = match &cloud.credentials {
+        Credentials::Password { user, password } => {
+            user_keys(&mut auth, user);
+            auth.password = Some(password.expose().to_string());
+            "password"
+        }
+        Credentials::ApplicationCredential { id, name, user, secret } => {
+            if let Some(u) = user {
+                user_keys(&mut auth, u);
+            }
+            auth.application_credential_id = id.clone();
+            auth.application_credential_name = name.clone();
+            auth.application_credential_secret = Some(secret.expose().to_string());
+            "v3applicationcredential"
+        }
+        Credentials::Token { token } => {
+            auth.token = Some(token.expose().to_string());
+            out.not_carried.push(format!(
+                "{}: [keystone_auth] token copied into [cloud.auth] token: a Keystone token expires (hours), so this fedsite.toml stops working with it",
+                path.display()
+            ));
+            "v3token"
+        }
+        Credentials::OidcAccessToken { identity_provider, protocol, access_token } => {
+            auth.identity_provider = Some(identity_provider.clone());
+            auth.protocol = Some(protocol.clone());
+            auth.access_token = Some(access_token.expose().to_string());
+            out.not_carried.push(format!(
+                "{}: [keystone_auth] access_token copied into [cloud.auth] access_token: an OIDC access token expires (often within the hour); v3oidcclientcredentials gets a fresh one each run",
+                path.display()
+            ));
+            "v3oidcaccesstoken"
+        }
+        Credentials::OidcClientCredentials {
+            identity_provider,
+            protocol,
+            client_id,
+            client_secret,
+            discovery_endpoint,
+            access_token_endpoint,
+            openid_scope,
+        } => {
+            auth.identity_provider = Some(identity_provider.clone());
+            auth.protocol = Some(protocol.clone());
+            auth.client_id = Some(client_id.clone());
+            auth.client_secret = Some(client_secret.expose().to_string());
+            auth.discovery_endpoint = discovery_endpoint.clone();
+            auth.access_token_endpoint = access_token_endpoint.clone();
+            auth.openid_scope = Some(openid_scope.clone());
+            "v3oidcclientcredentials"
+        }
+    };
     match &cloud.scope {
         Scope::Project(ProjectRef::Id(id)) => auth.project_id = Some(id.clone()),
         Scope::Project(ProjectRef::Name { name, domain: d }) => {
@@ -157,11 +201,10 @@ fn import_caso(path: &Path, out: &mut Imported) -> Result<(), Error> {
         }
         Scope::Domain(d) => (auth.domain_id, auth.domain_name) = domain(d),
         Scope::System => auth.system_scope = Some("all".into()),
-        // caso.conf only yields the scopes above.
-        #[allow(unreachable_patterns)]
-        _ => {}
+        // An application credential's own project.
+        Scope::Unscoped => {}
     }
-    c.cloud.auth_type = Some("password".into());
+    c.cloud.auth_type = Some(auth_type.into());
     c.cloud.auth = Some(auth);
     c.cloud.region_name = cloud.region_name.clone();
     c.cloud.interface = (cloud.interface != Interface::Public).then(|| cloud.interface.as_str().to_string());
@@ -176,10 +219,13 @@ fn import_caso(path: &Path, out: &mut Imported) -> Result<(), Error> {
 
     // Everything else in the file, with the reason it is not carried.
     let ini = Ini::load_from_file(path).map_err(|e| Error::file(path, e.to_string()))?;
+    // The section holding auth_type and the plugin's options ([keystone_auth] unless auth_section says).
+    let auth_section = ini.get_from(Some("keystone_auth"), "auth_section").map(str::trim).filter(|s| !s.is_empty()).unwrap_or("keystone_auth");
     for (section, props) in ini.iter() {
         let section = section.unwrap_or("DEFAULT");
         for (key, _) in props.iter() {
-            if CASO_READ.contains(&(section, key)) {
+            let plugin_key = key == "auth_type" || key == "access_token_type" || PLUGIN_KEYS.contains(&key);
+            if CASO_READ.contains(&(section, key)) || (section == auth_section && plugin_key) {
                 continue;
             }
             let reason = caso_reason(section, key).unwrap_or("fedsite has no such setting");

@@ -106,6 +106,30 @@ pub struct Auth {
     pub application_credential_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_credential_secret: Option<String>,
+    /// `token` / `v3token`: an existing Keystone token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// `v3oidcaccesstoken`, `v3oidcclientcredentials`: the Keystone
+    /// OS-FEDERATION identity provider and protocol.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// `v3oidcaccesstoken`: the OIDC access token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    /// `v3oidcclientcredentials`: the OIDC client, and where its token comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token_endpoint: Option<String>,
+    /// OIDC scope requested (default `openid profile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openid_scope: Option<String>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -121,6 +145,14 @@ impl std::fmt::Debug for Auth {
             .field("system_scope", &self.system_scope)
             .field("application_credential_id", &self.application_credential_id)
             .field("application_credential_secret", &hide(&self.application_credential_secret))
+            .field("token", &hide(&self.token))
+            .field("identity_provider", &self.identity_provider)
+            .field("protocol", &self.protocol)
+            .field("access_token", &hide(&self.access_token))
+            .field("client_id", &self.client_id)
+            .field("client_secret", &hide(&self.client_secret))
+            .field("discovery_endpoint", &self.discovery_endpoint)
+            .field("access_token_endpoint", &self.access_token_endpoint)
             .finish_non_exhaustive()
     }
 }
@@ -272,8 +304,8 @@ pub struct Ams {
 
 impl FedsiteToml {
     /// Reads and parses `path`. Refuses a file holding a secret
-    /// (`[cloud.auth] password`, `application_credential_secret`) that group
-    /// or others can read.
+    /// (`[cloud.auth] password`, `application_credential_secret`, `token`,
+    /// `access_token`, `client_secret`) that group or others can read.
     pub fn load(path: &Path) -> Result<FedsiteToml, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e.to_string()))?;
         let config = Self::parse(path, &text)?;
@@ -304,13 +336,15 @@ impl FedsiteToml {
     /// The first key holding a secret, if any.
     pub fn secret_key(&self) -> Option<&'static str> {
         let auth = self.cloud.auth.as_ref()?;
-        if auth.password.is_some() {
-            Some("[cloud.auth] password")
-        } else if auth.application_credential_secret.is_some() {
-            Some("[cloud.auth] application_credential_secret")
-        } else {
-            None
-        }
+        [
+            (&auth.password, "[cloud.auth] password"),
+            (&auth.application_credential_secret, "[cloud.auth] application_credential_secret"),
+            (&auth.token, "[cloud.auth] token"),
+            (&auth.access_token, "[cloud.auth] access_token"),
+            (&auth.client_secret, "[cloud.auth] client_secret"),
+        ]
+        .into_iter()
+        .find_map(|(v, key)| v.is_some().then_some(key))
     }
 }
 

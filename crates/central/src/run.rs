@@ -236,6 +236,16 @@ async fn info(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fai
     let data = cloudinfo::publish::payload(&doc.render());
     let path = central.info_dir.join(format!("{}.json", loaded.id));
     cloudinfo::publish::to_file(&path, &data).map_err(|e| Fail::Error(e.to_string(), None))?;
+    // Every share failed: the document (published, as cloud-info-provider publishes it, with
+    // the endpoint's health state saying so) describes nothing: the site's row fails.
+    let tried = site_cfg.vos().len();
+    if tried > 0 && report.failed_shares.len() == tried {
+        let (vo, e) = &report.failed_shares[0];
+        return Err(Fail::Error(
+            format!("every VO share failed ({tried}); VO {vo}: {e}"),
+            Some(format!("check that {} answers and that the federation's token is mapped there", site.endpoint.as_str())),
+        ));
+    }
     let mut failed_vos = report.failed_shares.clone();
     failed_vos.extend(skipped.into_iter().map(|vo| (vo, "no application credential (Vault or secrets directory)".to_string())));
     let shares = doc.shares().len();

@@ -423,8 +423,9 @@ mod central_run {
         for s in ["SITE-A", "SITE-B"] {
             assert_eq!(row(s)["outcome"], "ok", "{}", row(s));
         }
-        assert_eq!(row("SITE-C")["outcome"], "failed");
-        assert!(row("SITE-C")["detail"].as_str().unwrap().contains("refused"), "{}", row("SITE-C"));
+        assert_eq!(row("SITE-C")["outcome"], "failed", "{}", row("SITE-C"));
+        assert!(row("SITE-C")["detail"].as_str().unwrap().contains("every VO share failed"), "{}", row("SITE-C"));
+        assert!(row("SITE-C")["detail"].as_str().unwrap().contains(&format!("127.0.0.1:{closed}")), "the failing request is named: {}", row("SITE-C"));
         assert_eq!(row("SITE-D")["outcome"], "failed");
         assert!(row("SITE-D")["detail"].as_str().unwrap().contains("site timeout"), "{}", row("SITE-D"));
         assert!(!stdout.contains("eyJ"), "no token in the output");

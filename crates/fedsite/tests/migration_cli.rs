@@ -209,3 +209,40 @@ fn the_readme_commands_for_the_simulated_ams_work_as_printed() {
     let sent: usize = summary.strip_prefix("sent ").and_then(|r| r.split(',').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(sent > 0, "{summary}");
 }
+
+/// `check`'s quarantine count (issue #21 item 9): an element counts once, whether the ledger,
+/// the quarantine folder or both hold it, and one whose records went out since (republish and
+/// send, or requeue) no longer counts.
+#[test]
+fn the_quarantine_check_counts_each_element_once_and_forgets_settled_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    messaging::dirq::QueueSimple::open(&spool).unwrap();
+    let ledger_path = dir.path().join("ledger.sqlite");
+    let mut l = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let t = |h: u32| chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 1, h, 0, 0).unwrap();
+    let rec = |key: &str, h: u32| ledger::RecordRef { key: key.into(), measured_at: t(h), body_sha256: format!("{key}-{h}") };
+    let msg = |element: &str, refs: Vec<ledger::RecordRef>| ledger::NewMessage { element: element.into(), kind: "cloud".into(), created_at: t(1), records: refs };
+    // Settled: quarantined, then its record sent in a republished message.
+    l.record_message(&msg("6b16711c/00000000000001", vec![rec("vm1/2026-11", 1)]), None).unwrap();
+    l.quarantine("6b16711c/00000000000001", "HTTP 400").unwrap();
+    l.record_message(&msg("6b16711c/00000000000002", vec![rec("vm1/2026-11", 2)]), None).unwrap();
+    l.mark_sent("6b16711c/00000000000002", "ams-1").unwrap();
+    // Still waiting for a human.
+    l.record_message(&msg("6b16711c/00000000000003", vec![rec("vm2/2026-11", 1)]), None).unwrap();
+    l.quarantine("6b16711c/00000000000003", "HTTP 400: bad").unwrap();
+    drop(l);
+    let quarantine = messaging::sender::default_quarantine(&spool);
+    for e in ["6b16711c/00000000000001", "6b16711c/00000000000003"] {
+        messaging::quarantine::write(&quarantine, &spool, e, b"x", "HTTP 400").unwrap();
+    }
+    let out = fedsite(&[
+        "check", "--only", "accounting", "--json", "--ledger", ledger_path.to_str().unwrap(), "--spool", spool.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let q = v["checks"].as_array().unwrap().iter().find(|c| c["id"] == "accounting.quarantine").unwrap_or_else(|| panic!("{v}"));
+    let message = q["message"].as_str().unwrap();
+    assert!(message.starts_with("1 message(s) quarantined"), "{q}");
+    assert!(message.contains("00000000000003") && !message.contains("00000000000001"), "{q}");
+    assert!(q["fix"].as_str().unwrap().contains("fedsite spool requeue"), "{q}");
+}

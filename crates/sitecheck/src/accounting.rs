@@ -23,6 +23,9 @@ pub struct LedgerFacts {
     pub pending: Vec<(String, DateTime<Utc>)>,
     /// (element, reason)
     pub quarantined: Vec<(String, String)>,
+    /// Quarantined messages whose every record was delivered since by a sent message (a
+    /// republish and send, or a requeue): settled, not counted, also in the quarantine folder.
+    pub settled: Vec<String>,
 }
 
 /// Reads the ledger (blocking).
@@ -47,17 +50,39 @@ pub fn ledger_facts(target: &str) -> Result<LedgerFacts, LedgerFactsError> {
         .filter(|m| m.state == MessageState::Spooled)
         .map(|m| (m.element, m.created_at))
         .collect();
-    facts.quarantined = l
-        .messages_in_state(MessageState::Quarantined)?
-        .into_iter()
+    for m in l.messages_in_state(MessageState::Quarantined)? {
         // Split or superseded originals are bookkeeping, not failures.
-        .filter(|m| {
-            let r = m.reason.as_deref().unwrap_or("");
-            !r.starts_with(ledger::SPLIT_REASON) && !r.starts_with(ledger::SUPERSEDED_REASON)
-        })
-        .map(|m| (m.element, m.reason.unwrap_or_default()))
-        .collect();
+        let r = m.reason.as_deref().unwrap_or("");
+        if r.starts_with(ledger::SPLIT_REASON) || r.starts_with(ledger::SUPERSEDED_REASON) {
+            continue;
+        }
+        if delivered_since(&l, &m)? {
+            facts.settled.push(m.element);
+        } else {
+            facts.quarantined.push((m.element, m.reason.unwrap_or_default()));
+        }
+    }
     Ok(facts)
+}
+
+/// True when every record of the quarantined message `m` went out since in a message AMS
+/// took (sent or acknowledged), the same version or a later one.
+fn delivered_since(l: &Ledger, m: &ledger::Message) -> Result<bool, ledger::Error> {
+    let refs = l.message_records(&m.element)?;
+    if refs.is_empty() {
+        return Ok(false);
+    }
+    for r in &refs {
+        let delivered = l.deliveries(&m.kind, &r.key)?.into_iter().any(|d| {
+            d.element != m.element
+                && matches!(d.state, MessageState::Sent | MessageState::Acknowledged)
+                && d.measured_at >= r.measured_at
+        });
+        if !delivered {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn days(d: Duration) -> String {
@@ -100,6 +125,7 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
     let acc = &cfg.accounting;
     let mut out = Vec::new();
     let mut quarantined: Vec<(String, String)> = Vec::new();
+    let mut settled: Vec<String> = Vec::new();
     match &acc.ledger {
         None => out.push(Check::skipped(
             "accounting.last-send",
@@ -115,6 +141,7 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
                 Ok(f) => {
                     out.push(last_send_check(cfg, &f));
                     quarantined.extend(f.quarantined);
+                    settled.extend(f.settled);
                 }
                 Err(e) => out.push(Check::critical(
                     "accounting.last-send",
@@ -171,7 +198,9 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
                             ),
                         });
                         for (n, r) in st.quarantine {
-                            if !quarantined.iter().any(|(q, _)| n.ends_with(&q.replace('/', "")) || *q == n) {
+                            // The folder names an element `dir_file`, the ledger `dir/file`.
+                            let same = |q: &str| q.replace('/', "_") == n || q == n;
+                            if !quarantined.iter().any(|(q, _)| same(q)) && !settled.iter().any(|q| same(q)) {
                                 quarantined.push((n, r));
                             }
                         }
@@ -190,7 +219,7 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
                 "accounting.quarantine",
                 tested,
                 format!("{} message(s) quarantined: {}", quarantined.len(), shown.join("; ")),
-                "read the reasons (`fedsite spool status`), fix the cause (record format, size, AMS topic) and re-spool the period with `fedsite accounting republish`",
+                "read the reasons (`fedsite spool status`), fix the cause (record format, size, AMS topic), then put them back with `fedsite spool requeue` (or re-spool the period with `fedsite accounting republish`) and send",
             )
         });
     }

@@ -186,6 +186,9 @@ pub struct ExtractConfig {
     /// Reuse instance-action lists cached in the ledger for servers whose `updated` did not
     /// move (`crate::action_cache`; only `pipeline::run`, which has a ledger). Default true.
     pub action_cache: bool,
+    /// Projects known to have no VO (ids or names; `*` for every project): such a project is
+    /// skipped with a warning instead of failing the run (its checkpoint does not move).
+    pub unmapped_ok: Vec<String>,
 }
 
 impl ExtractConfig {
@@ -209,6 +212,7 @@ impl ExtractConfig {
             compat: CompatOptions::default(),
             prometheus: PrometheusConfig::default(),
             action_cache: true,
+            unmapped_ok: Vec::new(),
         }
     }
 }

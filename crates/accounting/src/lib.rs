@@ -75,6 +75,9 @@ pub struct ProjectOutcome {
     pub closed_volumes: Vec<String>,
     /// Instance-action lists fetched or reused through the ledger's cache (empty without one).
     pub action_cache: action_cache::ActionCacheUpdate,
+    /// Skipped on purpose (a project known to have no VO, `ExtractConfig::unmapped_ok`): why.
+    /// Nothing was extracted and its checkpoint must not move.
+    pub skipped: Option<String>,
 }
 
 /// A project's failure: every extractor error, plus the records the other
@@ -222,6 +225,7 @@ async fn one_project(
         result: Ok(vec![]),
         closed_volumes: vec![],
         action_cache: Default::default(),
+        skipped: None,
     };
     let fail = |e: ExtractError| Err(ProjectError { errors: vec![(None, e)], partial: vec![] });
     // The project's properties: from the tag listing, else GET (system
@@ -247,6 +251,13 @@ async fn one_project(
     };
     outcome.project_name = Some(project.name.clone());
     let Some((vo, source)) = vo_map.resolve(&id, Some(&project.name), Some(&project.extra)) else {
+        if cfg.unmapped_ok.iter().any(|u| u == "*" || *u == id || *u == project.name) {
+            outcome.skipped = Some(format!(
+                "project {id} ({}) has no VO mapping; skipped, as unmapped_ok says (its checkpoint does not move)",
+                project.name
+            ));
+            return outcome;
+        }
         outcome.result = fail(ExtractError::NoVo { project: id.clone(), properties: cfg.vo_properties.clone() });
         return outcome;
     };

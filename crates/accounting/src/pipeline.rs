@@ -83,6 +83,8 @@ pub struct ProjectReport {
     /// Spool elements written (or adopted from a crashed run).
     pub messages: Vec<String>,
     pub error: Option<String>,
+    /// Skipped on purpose (no VO, and `unmapped_ok` names it): not a failure, nothing committed.
+    pub skipped: Option<String>,
     /// Its checkpoint already was the window's end: nothing to do.
     pub up_to_date: bool,
     /// Instance-action lists taken from the ledger's cache (`crate::action_cache`).
@@ -184,7 +186,7 @@ pub async fn run_with_progress(
         Windows::FromCheckpoints { to, .. } => (None, Some(to)),
     };
     let run_id = ledger.lock().unwrap().begin_run(&ledger::NewRun {
-        command: "accounting extract".into(),
+        command: ledger::runs::EXTRACT.into(),
         window_from: from,
         window_to: to,
     })?;
@@ -243,11 +245,12 @@ pub async fn run_with_progress(
                 messages: Vec::new(),
                 error: window_errors.lock().unwrap().get(&outcome.project_id).cloned(),
                 up_to_date: up_to_date.lock().unwrap().contains(&outcome.project_id),
+                skipped: outcome.skipped.clone(),
                 actions_reused: outcome.action_cache.reused,
                 actions_fetched: outcome.action_cache.fetched,
             };
             let mut ledger = ledger.lock().unwrap();
-            if pr.error.is_none() && !pr.up_to_date
+            if pr.error.is_none() && !pr.up_to_date && pr.skipped.is_none()
                 && let Err(e) = commit_project(&queue, &mut ledger, run_id, &outcome, spool, &mut orphans, &mut pr)
             {
                 pr.error = Some(e.to_string());
@@ -300,6 +303,9 @@ fn run_warnings(capture: &crate::warnings::Capture, report: &RunReport) -> Vec<(
         if let Some(e) = &p.error {
             let e = if e.contains(&p.project_id) { e.clone() } else { format!("project {}: {e}", p.project_id) };
             out.push(("error".into(), format!("{e} (its checkpoint did not move)")));
+        }
+        if let Some(why) = &p.skipped {
+            out.push(("warn".into(), why.clone()));
         }
         if p.kept_newer > 0 {
             out.push((
@@ -531,7 +537,7 @@ pub fn republish(
 ) -> Result<Vec<(String, String, usize)>, RunError> {
     let queue = QueueSimple::open(&spool.spool)?;
     let run = ledger.begin_run(&ledger::NewRun {
-        command: "accounting republish".into(),
+        command: ledger::runs::REPUBLISH.into(),
         window_from: filter.from,
         window_to: filter.to,
     })?;

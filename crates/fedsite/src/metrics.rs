@@ -17,7 +17,7 @@ use messaging::sender::{SendReport, SpoolStatus};
 use openstack::{CallStats, RouteKey};
 
 /// The ledger's run command of each stage.
-pub const STAGES: [(&str, &str); 3] = [("extract", "accounting extract"), ("send", "send"), ("receive", "receive")];
+pub const STAGES: [(&str, &str); 3] = [("extract", ledger::runs::EXTRACT), ("send", ledger::runs::SEND), ("receive", ledger::runs::RECEIVE)];
 
 /// The ledger command name of `stage`.
 pub fn command_of(stage: &str) -> &str {
@@ -224,6 +224,21 @@ pub fn stage_without_ledger(m: &mut Metrics, stage: &str, started: DateTime<Utc>
 }
 
 /// Records the ledger holds (latest state of each), by kind, project and VO.
+/// Each project's last success per record kind: when its checkpoint last moved (a project
+/// that fails keeps its older time, so a per-project staleness alert can fire while the
+/// others succeed).
+pub fn project_successes(m: &mut Metrics, ledger: &Ledger) -> Result<()> {
+    for c in ledger.checkpoints()? {
+        m.gauge(
+            "fedsite_project_last_success_timestamp_seconds",
+            "When each project's records of each kind were last extracted and committed (Unix time).",
+            &[("project", c.project_id.as_str()), ("kind", c.kind.as_str())],
+            secs(c.updated_at),
+        );
+    }
+    Ok(())
+}
+
 pub fn ledger_records(m: &mut Metrics, ledger: &Ledger) -> Result<()> {
     for kind in ["cloud", "ip", "accelerator", "storage", "energy"] {
         let f = SnapshotFilter { kind: Some(kind.into()), ..Default::default() };

@@ -246,3 +246,49 @@ fn the_quarantine_check_counts_each_element_once_and_forgets_settled_ones() {
     assert!(message.contains("00000000000003") && !message.contains("00000000000001"), "{q}");
     assert!(q["fix"].as_str().unwrap().contains("fedsite spool requeue"), "{q}");
 }
+
+/// A project known to have no VO (issue #21 item 10): with `--unmapped-ok` it is skipped with
+/// a warning, the run succeeds (exit 0, outcome succeeded, the stage's last success written),
+/// and every project's own last success is a metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_known_to_be_unmapped_does_not_fail_the_run() {
+    let sim = sim::start(sim::SimConfig::new(sim::scenario::builtin("tiny").unwrap().generate())).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clouds = dir.path().join("clouds.yaml");
+    common::write_private(&clouds, sim.clouds_yaml());
+    let extract = |extra: &[&str], tag: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fedsite"))
+            .args(["accounting", "extract", "--os-cloud", "sim-accounting", "--site-name", "TEST-SITE"])
+            .args(["--from", "2023-05-21", "--to", "2023-05-25"])
+            .arg("--spool").arg(dir.path().join(format!("spool-{tag}")))
+            .arg("--ledger").arg(dir.path().join(format!("{tag}.sqlite")))
+            .arg("--metrics-textfile").arg(dir.path().join(format!("{tag}.prom")))
+            .args(extra)
+            .env("OS_CLIENT_CONFIG_FILE", &clouds)
+            .env_remove("OS_CLOUD")
+            .env_remove("FEDSITE_CONFIG")
+            .output()
+            .unwrap();
+        (out, std::fs::read_to_string(dir.path().join(format!("{tag}.prom"))).unwrap())
+    };
+    let (plain, plain_prom) = extract(&[], "plain");
+    assert_eq!(plain.status.code(), Some(1), "novo has no VO: {}", text(&plain));
+    assert!(!plain_prom.contains("fedsite_last_success_timestamp_seconds{stage=\"extract\"}"), "{plain_prom}");
+    let (ok, prom) = extract(&["--unmapped-ok", "novo"], "ok");
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("skipped: project"), "{}", text(&ok));
+    assert!(prom.contains("fedsite_last_success_timestamp_seconds{stage=\"extract\"}"), "{prom}");
+    let l = ledger::Ledger::open_sqlite(dir.path().join("ok.sqlite")).unwrap();
+    let run = l.last_run(ledger::runs::EXTRACT, None).unwrap().unwrap();
+    assert_eq!(run.outcome, Some(ledger::RunOutcome::Succeeded));
+    assert!(l.run_warnings(run.id).unwrap().iter().any(|w| w.message.contains("unmapped_ok")));
+    // Every extracted project has its own last success; the skipped one none (no checkpoint).
+    let checkpoints = l.checkpoints().unwrap();
+    assert!(!checkpoints.is_empty());
+    for c in &checkpoints {
+        assert!(prom.contains(&format!("fedsite_project_last_success_timestamp_seconds{{project=\"{}\",kind=\"{}\"}}", c.project_id, c.kind)), "{prom}");
+    }
+    let novo = sim::scenario::builtin("tiny").unwrap().generate().site.projects.into_iter().find(|p| p.name == "novo").unwrap().id;
+    assert!(checkpoints.iter().all(|c| c.project_id != novo));
+    sim.stop().await;
+}

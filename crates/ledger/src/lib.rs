@@ -111,7 +111,7 @@ impl fmt::Display for RunId {
 /// A run being started: what command, and which extraction window (if any).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewRun {
-    /// e.g. "extract", "send", "republish".
+    /// One of [`runs`] for fedsite's own runs.
     pub command: String,
     pub window_from: Option<DateTime<Utc>>,
     pub window_to: Option<DateTime<Utc>>,
@@ -330,6 +330,17 @@ impl fmt::Display for MessageState {
     }
 }
 
+/// One project's checkpoint of one record kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub project_id: String,
+    pub kind: String,
+    /// The end of the last window committed.
+    pub checkpoint: DateTime<Utc>,
+    /// When it moved there (the project's last successful extraction of that kind).
+    pub updated_at: DateTime<Utc>,
+}
+
 /// Which version of which record went into a message.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RecordRef {
@@ -428,6 +439,9 @@ pub trait Store: Send {
     fn runs(&self, limit: usize) -> Result<Vec<Run>>;
 
     fn checkpoint(&self, project: &str, kind: &str) -> Result<Option<DateTime<Utc>>>;
+    /// Every checkpoint, ordered by project then kind: when each project's records of each
+    /// kind were last committed (its last success), for per-project metrics.
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
     /// Move forward to `to`; returns false (and changes nothing) if `to` is not after the
     /// current checkpoint. Call only after the records up to `to` are durably spooled.
     fn advance_checkpoint(
@@ -522,6 +536,15 @@ pub trait Store: Send {
     /// (`<file>.<kind>.lock`); PostgreSQL, a session advisory lock keyed by database, schema
     /// and kind, held until the ledger is closed.
     fn run_lock(&mut self, kind: &str, wait: std::time::Duration) -> Result<RunLock, LockError>;
+}
+
+/// The `command` of the runs fedsite records, one name per kind of run, for every writer and
+/// reader of the runs table.
+pub mod runs {
+    pub const EXTRACT: &str = "accounting extract";
+    pub const REPUBLISH: &str = "accounting republish";
+    pub const SEND: &str = "send";
+    pub const RECEIVE: &str = "receive";
 }
 
 /// The run lock `accounting extract` and `accounting republish` take: both write records into

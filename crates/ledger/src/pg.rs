@@ -809,6 +809,14 @@ impl Store for PgStore {
         Ok(rows_to(&self.loc, op, rows, |r| get::<DateTime<Utc>>(r, 0))?.pop())
     }
 
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let op = "list checkpoints";
+        let rows = self.query(op, "SELECT project_id, kind, checkpoint, updated_at FROM checkpoints ORDER BY project_id, kind", &[])?;
+        rows_to(&self.loc, op, rows, |r| {
+            Ok(Checkpoint { project_id: get(r, 0)?, kind: get(r, 1)?, checkpoint: get(r, 2)?, updated_at: get(r, 3)? })
+        })
+    }
+
     fn advance_checkpoint(
         &mut self,
         project: &str,

@@ -652,6 +652,19 @@ impl Store for SqliteStore {
             .map_err(db(&self.loc, "read checkpoint"))
     }
 
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let op = "list checkpoints";
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT project_id, kind, checkpoint, updated_at FROM checkpoints ORDER BY project_id, kind")
+            .map_err(db(&self.loc, op))?;
+        st.query_map([], |r| {
+            Ok(Checkpoint { project_id: r.get(0)?, kind: r.get(1)?, checkpoint: get_time(r, 2)?, updated_at: get_time(r, 3)? })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(db(&self.loc, op))
+    }
+
     fn advance_checkpoint(
         &mut self,
         project: &str,

@@ -944,6 +944,19 @@ fn run_lock_admits_one_holder_per_kind_until_it_is_released(p: &Place) {
     drop(other);
 }
 
+fn checkpoints_list_every_project_and_kind_with_when_they_moved(p: &Place) {
+    let mut l = p.open();
+    assert!(l.checkpoints().unwrap().is_empty());
+    let before = Utc::now() - Duration::seconds(1);
+    l.advance_checkpoint("p2", "cloud", t(2, 0), None).unwrap();
+    l.advance_checkpoint("p1", "storage", t(3, 0), None).unwrap();
+    l.advance_checkpoint("p1", "cloud", t(4, 0), None).unwrap();
+    let c = l.checkpoints().unwrap();
+    let got: Vec<(&str, &str, DateTime<Utc>)> = c.iter().map(|c| (c.project_id.as_str(), c.kind.as_str(), c.checkpoint)).collect();
+    assert_eq!(got, [("p1", "cloud", t(4, 0)), ("p1", "storage", t(3, 0)), ("p2", "cloud", t(2, 0))]);
+    assert!(c.iter().all(|c| c.updated_at >= before && c.updated_at <= Utc::now()));
+}
+
 suite!(
     newer_snapshot_replaces_and_older_is_kept_out,
     identical_body_measured_later_moves_measured_at_so_a_late_older_state_is_refused,
@@ -969,4 +982,5 @@ suite!(
     reused_lists_are_marked_seen_and_unseen_ones_pruned,
     requeue_puts_a_quarantined_message_back_to_spooled_and_refuses_other_states,
     run_lock_admits_one_holder_per_kind_until_it_is_released,
+    checkpoints_list_every_project_and_kind_with_when_they_moved,
 );

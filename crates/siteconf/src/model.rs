@@ -196,6 +196,10 @@ pub struct Accounting {
     /// Reuse the instance actions cached in the ledger for servers not updated since (default true).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action_cache: Option<bool>,
+    /// Projects known to have no VO (ids or names, `"*"` for all): skipped with a warning, not
+    /// failed, so the run (and its metrics) count as a success.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmapped_ok: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub benchmark: Option<Benchmark>,
     #[serde(skip_serializing_if = "Option::is_none")]

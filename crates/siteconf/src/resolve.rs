@@ -78,6 +78,7 @@ impl Config {
                 .collect::<Result<_, _>>()?;
         }
         cfg.compat = self.compat()?;
+        cfg.unmapped_ok = a.unmapped_ok.clone();
         if let Some(v) = a.action_cache {
             cfg.action_cache = v;
         }

@@ -61,6 +61,10 @@ pub struct SiteArgs {
     /// Project properties holding the VO, tried in order.
     #[arg(long = "vo-property", value_name = "KEY", default_values = ["egi.VO", "egi.eu:VO", "VO"])]
     pub vo_properties: Vec<String>,
+    /// A project known to have no VO (id or name; `*` for every one): skipped with a warning
+    /// instead of failing the run, so monitoring sees success. Repeatable.
+    #[arg(long = "unmapped-ok", value_name = "PROJECT")]
+    pub unmapped_ok: Vec<String>,
     /// Legacy cASO voms.json mapping.
     #[arg(long, value_name = "PATH")]
     pub voms_json: Option<PathBuf>,
@@ -233,6 +237,7 @@ impl SiteArgs {
         cfg.project_tag = (!self.tag.is_empty()).then(|| self.tag.clone());
         cfg.vo_properties = self.vo_properties.clone();
         cfg.voms_json = self.voms_json.clone();
+        cfg.unmapped_ok = self.unmapped_ok.clone();
         cfg.catchall_site_yaml = self.site_yaml.clone();
         cfg.concurrency = self.concurrency.max(1);
         cfg.extractors = self
@@ -267,7 +272,7 @@ fn style(s: StyleArg) -> Style {
 
 /// The window end of the last extract run when it never finished.
 fn interrupted_run_end(ledger: &Ledger) -> Result<Option<DateTime<Utc>>> {
-    let last = ledger.last_run("accounting extract", None)?;
+    let last = ledger.last_run(ledger::runs::EXTRACT, None)?;
     Ok(last.filter(|r| r.outcome.is_none() && r.window_from.is_none()).and_then(|r| r.window_to))
 }
 
@@ -357,6 +362,8 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
         cfg.cloud_type = ApelText::for_field("--cloud-type", CASO_CLOUD_TYPE).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     cfg.action_cache &= !a.no_action_cache;
+    // --unmapped-ok adds to fedsite.toml's [accounting] unmapped_ok (a caso.conf has none).
+    cfg.unmapped_ok.extend(a.site.unmapped_ok.iter().filter(|u| !cfg.unmapped_ok.contains(u)).cloned().collect::<Vec<_>>());
     let now = Utc::now().with_nanosecond_zero();
     let to = match a.to {
         Some(t) if t > now => {
@@ -456,6 +463,8 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
         let name = p.project_name.as_deref().unwrap_or("?");
         if p.up_to_date {
             println!("{} ({name}): up to date (committed by the interrupted run)", p.project_id);
+        } else if let Some(why) = &p.skipped {
+            println!("{} ({name}): skipped: {why}", p.project_id);
         } else if p.error.is_none() {
             let spooled: Vec<String> = p.spooled.iter().map(|(k, n)| format!("{n} {k}")).collect();
             println!(
@@ -477,6 +486,7 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
         let mut m = crate::metrics::Metrics::new();
         crate::metrics::stage_from_ledger(&mut m, &ledger, "extract")?;
         crate::metrics::ledger_records(&mut m, &ledger)?;
+        crate::metrics::project_successes(&mut m, &ledger)?;
         crate::metrics::extract_run(&mut m, &report);
         crate::metrics::api(&mut m, &counters);
         m.write_textfile(path)?;

@@ -227,7 +227,7 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
     };
     let started = chrono::Utc::now();
     let run = match ledger.as_mut() {
-        Some(l) => Some(l.begin_run(&ledger::NewRun { command: "send".into(), ..Default::default() })?),
+        Some(l) => Some(l.begin_run(&ledger::NewRun { command: ledger::runs::SEND.into(), ..Default::default() })?),
         None => None,
     };
     let result = sender::send_all(&opts, &client, &signer, recipient.as_ref(), ledger.as_mut()).await;

@@ -115,6 +115,7 @@ impl App {
             metrics::stage_from_ledger(&mut m, &ledger, stage)?;
         }
         metrics::ledger_records(&mut m, &ledger)?;
+        metrics::project_successes(&mut m, &ledger)?;
         metrics::ledger_messages(&mut m, &ledger)?;
         if let Some(spool) = &self.spool {
             let q = messaging::sender::default_quarantine(spool);

@@ -24,8 +24,7 @@ use crate::error::ExtractError;
 use crate::kept::{Interner, KeptServer, KeptUsage, ServersById, slim_volume};
 
 /// The role hint for calls made with the system / admin token.
-pub(crate) const SYSTEM_ROLE: &str =
-    "the reader role on the system (openstack role add --user <accounting user> --user-domain <domain> --system all reader)";
+pub(crate) const SYSTEM_ROLE: &str = "the reader role on the system (openstack role add --user <accounting user> --user-domain <domain> --system all reader)";
 
 /// The role hint for calls made in a project.
 pub(crate) fn project_role(pid: &str) -> String {
@@ -172,7 +171,13 @@ impl Access {
 
     /// Runs `f` with the privileged session; on a policy refusal (or a
     /// catalog that needs a project) with the project's own token.
-    pub async fn call<T, F, Fut>(&self, p: &ProjectAccess, kind: Kind, what: &dyn Fn() -> String, f: F) -> Result<T, ExtractError>
+    pub async fn call<T, F, Fut>(
+        &self,
+        p: &ProjectAccess,
+        kind: Kind,
+        what: &dyn Fn() -> String,
+        f: F,
+    ) -> Result<T, ExtractError>
     where
         F: Fn(Session) -> Fut,
         Fut: Future<Output = openstack::Result<T>>,
@@ -409,7 +414,8 @@ impl Access {
         }
         self.servers
             .get_or_init(|| async {
-                let q = ListServers { all_tenants: true, changes_since: Some(self.servers_since), ..Default::default() };
+                let q =
+                    ListServers { all_tenants: true, changes_since: Some(self.servers_since), ..Default::default() };
                 let mut stream = q.stream(&self.primary);
                 let mut interner = Interner::default();
                 let mut m: HashMap<String, Vec<KeptServer>> = HashMap::new();
@@ -459,7 +465,9 @@ impl Access {
                 match listed {
                     Ok(()) => Global::Have(Arc::new(m)),
                     Err(e) if refused(&e) => Global::Denied,
-                    Err(e) => Global::Failed(Arc::new(ExtractError::api("listing every project's usage", e, SYSTEM_ROLE))),
+                    Err(e) => {
+                        Global::Failed(Arc::new(ExtractError::api("listing every project's usage", e, SYSTEM_ROLE)))
+                    }
                 }
             })
             .await;
@@ -568,23 +576,35 @@ impl Access {
             Global::Have(m) => {
                 return Ok(m
                     .get(&p.id)
-                    .map(|v| v.iter().filter(|s| s.updated().is_none_or(|u| u >= since)).map(KeptServer::server).collect())
+                    .map(|v| {
+                        v.iter().filter(|s| s.updated().is_none_or(|u| u >= since)).map(KeptServer::server).collect()
+                    })
                     .unwrap_or_default());
             }
             Global::Failed(e) => return Err(ExtractError::Shared(e)),
             Global::Denied => {}
         }
         let s = p.session(self).await?;
-        let list = ListServers { changes_since: Some(since), ..Default::default() }
-            .list(&s)
-            .await
-            .map_err(|e| ExtractError::api(format!("project {}: listing servers changed since {since}", p.id), e, &project_role(&p.id)))?;
+        let list = ListServers { changes_since: Some(since), ..Default::default() }.list(&s).await.map_err(|e| {
+            ExtractError::api(
+                format!("project {}: listing servers changed since {since}", p.id),
+                e,
+                &project_role(&p.id),
+            )
+        })?;
         Ok(list.into_iter().filter(|s| s.tenant_id.as_deref().is_none_or(|t| t == p.id)).collect())
     }
 
-    pub async fn project_usage(&self, p: &ProjectAccess, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<ServerUsage>, ExtractError> {
+    pub async fn project_usage(
+        &self,
+        p: &ProjectAccess,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ServerUsage>, ExtractError> {
         match self.all_usages(from, to).await {
-            Global::Have(m) => return Ok(m.get(&p.id).map(|v| v.iter().map(KeptUsage::usage).collect()).unwrap_or_default()),
+            Global::Have(m) => {
+                return Ok(m.get(&p.id).map(|v| v.iter().map(KeptUsage::usage).collect()).unwrap_or_default());
+            }
             Global::Failed(e) => return Err(ExtractError::Shared(e)),
             Global::Denied => {}
         }
@@ -619,10 +639,10 @@ impl Access {
             Global::Denied => {}
         }
         let s = p.session(self).await?;
-        let list = ListFloatingIps { project_id: Some(p.id.clone()), ..Default::default() }
-            .list(&s)
-            .await
-            .map_err(|e| ExtractError::api(format!("project {}: listing floating IPs", p.id), e, &project_role(&p.id)))?;
+        let list =
+            ListFloatingIps { project_id: Some(p.id.clone()), ..Default::default() }.list(&s).await.map_err(|e| {
+                ExtractError::api(format!("project {}: listing floating IPs", p.id), e, &project_role(&p.id))
+            })?;
         Ok(list
             .into_iter()
             .filter(|f| f.project_id.as_deref().or(f.tenant_id.as_deref()).is_none_or(|t| t == p.id))
@@ -685,11 +705,20 @@ impl Access {
 
     /// The usage-only servers of a project (see [`Access::server`]): from
     /// the all-projects listing when there is one, else one `GET` each.
-    pub async fn usage_only_servers(&self, p: &ProjectAccess, ids: &[&str], conc: usize) -> Vec<Result<Option<Server>, ExtractError>> {
+    pub async fn usage_only_servers(
+        &self,
+        p: &ProjectAccess,
+        ids: &[&str],
+        conc: usize,
+    ) -> Vec<Result<Option<Server>, ExtractError>> {
         let index = if ids.is_empty() { None } else { self.usage_only_index().await };
         futures::StreamExt::collect(futures::StreamExt::buffered(
             futures::stream::iter(ids.iter().map(|id| {
-                let hit = index.as_ref().and_then(|m| m.get(id)).filter(|s| s.tenant_id().is_none_or(|t| t == p.id)).map(KeptServer::server);
+                let hit = index
+                    .as_ref()
+                    .and_then(|m| m.get(id))
+                    .filter(|s| s.tenant_id().is_none_or(|t| t == p.id))
+                    .map(KeptServer::server);
                 async move {
                     match hit {
                         Some(s) => Ok(Some(s)),
@@ -724,7 +753,11 @@ impl Access {
 
     /// The server's instance actions; None when Nova no longer has them
     /// (404: purged), so SuspendDuration is left out for it.
-    pub async fn instance_actions(&self, p: &ProjectAccess, id: &str) -> Result<Option<Vec<InstanceAction>>, ExtractError> {
+    pub async fn instance_actions(
+        &self,
+        p: &ProjectAccess,
+        id: &str,
+    ) -> Result<Option<Vec<InstanceAction>>, ExtractError> {
         let r = self
             .call_raw(p, Kind::Actions, |s| {
                 let q = ListInstanceActions::new(id);
@@ -799,9 +832,7 @@ impl ProjectAccess {
     pub async fn session(&self, a: &Access) -> Result<Session, ExtractError> {
         let r = self
             .scoped
-            .get_or_init(|| async {
-                a.primary.rescope(Scope::project_id(self.id.clone())).await.map_err(Arc::new)
-            })
+            .get_or_init(|| async { a.primary.rescope(Scope::project_id(self.id.clone())).await.map_err(Arc::new) })
             .await;
         r.clone().map_err(|e| ExtractError::Forbidden {
             what: format!("project {}: getting a project-scoped token", self.id),

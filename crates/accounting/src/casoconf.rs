@@ -38,8 +38,8 @@ pub struct CasoConfError {
 impl CasoConf {
     pub fn load(path: &Path) -> Result<CasoConf, CasoConfError> {
         let label = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CasoConfError { path: label.clone(), message: e.to_string() })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| CasoConfError { path: label.clone(), message: e.to_string() })?;
         let conf = Self::parse(&label, &text)?;
         // It holds the [keystone_auth] password: refuse it when others can read it.
         openstack::secret::check_private_file(path)
@@ -85,7 +85,9 @@ impl CasoConf {
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|e| Extractor::parse(e).ok_or_else(|| err(format!("[DEFAULT] extractor: unknown extractor {e:?}"))))
+                .map(|e| {
+                    Extractor::parse(e).ok_or_else(|| err(format!("[DEFAULT] extractor: unknown extractor {e:?}")))
+                })
                 .collect::<Result<_, _>>()?;
         }
         if let Some(v) = get("benchmark", "name_key") {
@@ -109,7 +111,8 @@ impl CasoConf {
         }
 
         let cloud = keystone_auth(label, &get, &extract.projects)?;
-        let spool = PathBuf::from(get("ssm", "output_path").unwrap_or_else(|| "/var/spool/apel/outgoing/openstack".into()));
+        let spool =
+            PathBuf::from(get("ssm", "output_path").unwrap_or_else(|| "/var/spool/apel/outgoing/openstack".into()));
         let max_records = match get("ssm", "max_size") {
             Some(v) => v.parse().map_err(|_| err(format!("[ssm] max_size {v:?} is not a number")))?,
             None => apel::DEFAULT_MAX_RECORDS,
@@ -176,13 +179,21 @@ pub const PLUGIN_KEYS: &[&str] = &[
 /// (an application credential keeps its own project), except for an OIDC
 /// identity: its roles come from the federation mapping, on projects, so it is
 /// scoped to the first of `projects` (cASO scopes each project's token to it).
-fn keystone_auth(label: &str, get: &dyn Fn(&str, &str) -> Option<String>, projects: &[String]) -> Result<CloudConfig, CasoConfError> {
+fn keystone_auth(
+    label: &str,
+    get: &dyn Fn(&str, &str) -> Option<String>,
+    projects: &[String],
+) -> Result<CloudConfig, CasoConfError> {
     let err = |message: String| CasoConfError { path: label.to_string(), message };
     let section = get("keystone_auth", "auth_section").unwrap_or_else(|| "keystone_auth".into());
     let at = |key: &str| format!("[{section}] {key}");
     let auth_type = get(&section, "auth_type").map(|t| t.to_ascii_lowercase()).unwrap_or_else(|| "password".into());
     if !AUTH_TYPES.contains(&auth_type.as_str()) {
-        return Err(err(format!("{} {auth_type:?} is not supported (use one of {})", at("auth_type"), AUTH_TYPES.join(", "))));
+        return Err(err(format!(
+            "{} {auth_type:?} is not supported (use one of {})",
+            at("auth_type"),
+            AUTH_TYPES.join(", ")
+        )));
     }
     if get(&section, "trust_id").is_some() {
         return Err(err(format!("{}: trust-scoped tokens are not supported", at("trust_id"))));
@@ -212,7 +223,10 @@ fn keystone_auth(label: &str, get: &dyn Fn(&str, &str) -> Option<String>, projec
         match get(&section, "access_token_type").as_deref() {
             None | Some("access_token") => {}
             Some("id_token") => {
-                return Err(err(format!("{} \"id_token\" is not supported: fedsite presents the access token", at("access_token_type"))));
+                return Err(err(format!(
+                    "{} \"id_token\" is not supported: fedsite presents the access token",
+                    at("access_token_type")
+                )));
             }
             Some(o) => return Err(err(format!("{} {o:?} is not access_token or id_token", at("access_token_type")))),
         }
@@ -222,7 +236,8 @@ fn keystone_auth(label: &str, get: &dyn Fn(&str, &str) -> Option<String>, projec
         options.insert("cacert".into(), v);
     }
     if let Some(v) = get("keystone_auth", "insecure") {
-        let b = oslo_bool(&v).ok_or_else(|| err(format!("[keystone_auth] insecure {v:?} is not a boolean (true or false)")))?;
+        let b = oslo_bool(&v)
+            .ok_or_else(|| err(format!("[keystone_auth] insecure {v:?} is not a boolean (true or false)")))?;
         options.insert("insecure".into(), b.to_string());
     }
     if let Some(v) = get("keystone_auth", "interface") {
@@ -242,7 +257,9 @@ fn keystone_auth(label: &str, get: &dyn Fn(&str, &str) -> Option<String>, projec
     if cloud.scope == Scope::Unscoped {
         cloud.scope = match (&cloud.credentials, projects.first()) {
             (Credentials::ApplicationCredential { .. }, _) => Scope::Unscoped,
-            (Credentials::OidcAccessToken { .. } | Credentials::OidcClientCredentials { .. }, Some(p)) => Scope::project_id(p),
+            (Credentials::OidcAccessToken { .. } | Credentials::OidcClientCredentials { .. }, Some(p)) => {
+                Scope::project_id(p)
+            }
             // cASO lists projects with a system-scoped token.
             _ => Scope::System,
         };
@@ -289,7 +306,9 @@ mod tests {
         assert_eq!(c.extract.extractors, vec![Extractor::Nova, Extractor::Cinder, Extractor::Neutron]);
         assert_eq!((c.spool.as_path(), c.max_records), (Path::new("/tmp/outgoing"), 50));
         assert_eq!(c.cloud.scope, Scope::System);
-        assert!(matches!(&c.cloud.credentials, Credentials::Password { user: UserRef::Name { name, domain: DomainRef::Id(d) }, .. } if name == "caso" && d == "default"));
+        assert!(
+            matches!(&c.cloud.credentials, Credentials::Password { user: UserRef::Name { name, domain: DomainRef::Id(d) }, .. } if name == "caso" && d == "default")
+        );
         // The password never prints.
         assert!(!format!("{c:?}").contains("secret"));
     }
@@ -298,9 +317,17 @@ mod tests {
     fn missing_and_unusable_keys_name_the_section_and_key() {
         let (_d, p) = write("[DEFAULT]\nservice_name = x\n");
         assert!(CasoConf::load(&p).unwrap_err().to_string().ends_with("[DEFAULT] site_name is missing"));
-        let (_d, p) = write("[DEFAULT]\nsite_name = S\n[keystone_auth]\nauth_url = http://k/v3\nauth_type = v3oidcpassword\n");
-        assert!(CasoConf::load(&p).unwrap_err().to_string().contains("[keystone_auth] auth_type \"v3oidcpassword\" is not supported"));
-        let (_d, p) = write("[DEFAULT]\nsite_name = S\nextractor = nova,bogus\n[keystone_auth]\nauth_url = http://k/v3\nusername = u\npassword = p\n");
+        let (_d, p) =
+            write("[DEFAULT]\nsite_name = S\n[keystone_auth]\nauth_url = http://k/v3\nauth_type = v3oidcpassword\n");
+        assert!(
+            CasoConf::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("[keystone_auth] auth_type \"v3oidcpassword\" is not supported")
+        );
+        let (_d, p) = write(
+            "[DEFAULT]\nsite_name = S\nextractor = nova,bogus\n[keystone_auth]\nauth_url = http://k/v3\nusername = u\npassword = p\n",
+        );
         let e = CasoConf::load(&p).unwrap_err().to_string();
         assert!(e.contains("caso.conf") && e.contains("[DEFAULT] extractor: unknown extractor \"bogus\""), "{e}");
     }
@@ -332,31 +359,60 @@ mod tests {
                 openid_scope: "openid profile eduperson_entitlement".into(),
             }
         );
-        assert_eq!((c.scope, c.auth_url.as_str(), c.region_name.as_deref()), (Scope::project_id("p1"), "https://k/v3", Some("R1")));
+        assert_eq!(
+            (c.scope, c.auth_url.as_str(), c.region_name.as_deref()),
+            (Scope::project_id("p1"), "https://k/v3", Some("R1"))
+        );
         // keystoneauth's default scope, and the token endpoint instead of discovery.
         let c = auth("auth_type = v3oidcclientcredentials\nauth_url = https://k/v3\nidentity_provider = egi.eu\nprotocol = oidc\n\
                       client_id = cid\nclient_secret = x\naccess_token_endpoint = https://aai/token\n")
         .unwrap();
-        assert!(matches!(&c.credentials, Credentials::OidcClientCredentials { openid_scope, access_token_endpoint: Some(e), discovery_endpoint: None, protocol, .. }
-            if openid_scope == "openid profile" && e == "https://aai/token" && protocol == "oidc"));
+        assert!(
+            matches!(&c.credentials, Credentials::OidcClientCredentials { openid_scope, access_token_endpoint: Some(e), discovery_endpoint: None, protocol, .. }
+            if openid_scope == "openid profile" && e == "https://aai/token" && protocol == "oidc")
+        );
         assert_eq!(c.scope, Scope::System);
         // An OIDC identity with no scope keys: the first configured project.
-        let c = CasoConf::parse("caso.conf", &format!("[DEFAULT]\nsite_name = S\nprojects = p2, p3\n[keystone_auth]\n{}", OIDC.replace("project_id = p1\n", ""))).unwrap();
+        let c = CasoConf::parse(
+            "caso.conf",
+            &format!(
+                "[DEFAULT]\nsite_name = S\nprojects = p2, p3\n[keystone_auth]\n{}",
+                OIDC.replace("project_id = p1\n", "")
+            ),
+        )
+        .unwrap();
         assert_eq!(c.cloud.scope, Scope::project_id("p2"));
-        let c = CasoConf::parse("caso.conf", &format!("[DEFAULT]\nsite_name = S\nprojects = p2\n[keystone_auth]\n{OIDC}")).unwrap();
+        let c =
+            CasoConf::parse("caso.conf", &format!("[DEFAULT]\nsite_name = S\nprojects = p2\n[keystone_auth]\n{OIDC}"))
+                .unwrap();
         assert_eq!(c.cloud.scope, Scope::project_id("p1"), "an explicit scope wins");
         let c = CasoConf::parse("caso.conf", "[DEFAULT]\nsite_name = S\nprojects = p2\n[keystone_auth]\nauth_url = https://k/v3\nuser_id = u\npassword = p\n").unwrap();
         assert_eq!(c.cloud.scope, Scope::System, "a password account lists projects system-scoped");
 
         let c = auth("auth_type = v3oidcaccesstoken\nauth_url = https://k/v3\nidentity_provider = egi.eu\nprotocol = openid\naccess_token = eyJ\nproject_name = vo\nproject_domain_name = fed\n").unwrap();
-        assert_eq!(c.credentials, Credentials::OidcAccessToken { identity_provider: "egi.eu".into(), protocol: "openid".into(), access_token: "eyJ".into() });
-        assert_eq!(c.scope, Scope::Project(ProjectRef::Name { name: "vo".into(), domain: DomainRef::Name("fed".into()) }));
+        assert_eq!(
+            c.credentials,
+            Credentials::OidcAccessToken {
+                identity_provider: "egi.eu".into(),
+                protocol: "openid".into(),
+                access_token: "eyJ".into()
+            }
+        );
+        assert_eq!(
+            c.scope,
+            Scope::Project(ProjectRef::Name { name: "vo".into(), domain: DomainRef::Name("fed".into()) })
+        );
 
         let c = auth("auth_type = v3applicationcredential\nauth_url = https://k/v3\napplication_credential_id = ac1\napplication_credential_secret = acs\n").unwrap();
-        assert_eq!(c.credentials, Credentials::ApplicationCredential { id: Some("ac1".into()), name: None, user: None, secret: "acs".into() });
+        assert_eq!(
+            c.credentials,
+            Credentials::ApplicationCredential { id: Some("ac1".into()), name: None, user: None, secret: "acs".into() }
+        );
         assert_eq!(c.scope, Scope::Unscoped, "the credential's own project");
         let c = auth("auth_type = v3applicationcredential\nauth_url = https://k/v3\napplication_credential_name = acc\nusername = u\nuser_domain_name = D\napplication_credential_secret = acs\n").unwrap();
-        assert!(matches!(&c.credentials, Credentials::ApplicationCredential { id: None, name: Some(n), user: Some(UserRef::Name { name, domain: DomainRef::Name(d) }), .. } if n == "acc" && name == "u" && d == "D"));
+        assert!(
+            matches!(&c.credentials, Credentials::ApplicationCredential { id: None, name: Some(n), user: Some(UserRef::Name { name, domain: DomainRef::Name(d) }), .. } if n == "acc" && name == "u" && d == "D")
+        );
 
         for t in ["v3token", "token"] {
             let c = auth(&format!("auth_type = {t}\nauth_url = https://k/v3\ntoken = gAAAA\nsystem_scope = all\ncafile = /etc/ca.pem\ninsecure = False\n")).unwrap();
@@ -365,7 +421,13 @@ mod tests {
         }
         for t in ["password", "v3password", "V3Password"] {
             let c = auth(&format!("auth_type = {t}\nauth_url = https://k/v3\nuser_id = u1\npassword = pw\ndomain_name = D\ninsecure = yes\ninterface = internal\n")).unwrap();
-            assert_eq!((c.credentials, c.scope), (Credentials::Password { user: UserRef::Id("u1".into()), password: "pw".into() }, Scope::Domain(DomainRef::Name("D".into()))));
+            assert_eq!(
+                (c.credentials, c.scope),
+                (
+                    Credentials::Password { user: UserRef::Id("u1".into()), password: "pw".into() },
+                    Scope::Domain(DomainRef::Name("D".into()))
+                )
+            );
             assert_eq!((c.insecure, c.interface), (true, openstack::Interface::Internal));
         }
         // None of the secrets prints.
@@ -385,7 +447,9 @@ mod tests {
 
     #[test]
     fn a_missing_or_contradictory_auth_key_is_one_error_naming_it() {
-        let without = |key: &str| OIDC.lines().filter(|l| !l.starts_with(&format!("{key} ="))).map(|l| format!("{l}\n")).collect::<String>();
+        let without = |key: &str| {
+            OIDC.lines().filter(|l| !l.starts_with(&format!("{key} ="))).map(|l| format!("{l}\n")).collect::<String>()
+        };
         for (keys, want) in [
             (without("client_secret"), "[keystone_auth] client_secret is missing"),
             (without("client_id"), "[keystone_auth] client_id is missing"),

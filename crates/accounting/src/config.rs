@@ -49,10 +49,7 @@ pub struct BenchmarkKeys {
 
 impl Default for BenchmarkKeys {
     fn default() -> Self {
-        BenchmarkKeys {
-            name_key: "accounting:benchmark_type".into(),
-            value_key: "accounting:benchmark_value".into(),
-        }
+        BenchmarkKeys { name_key: "accounting:benchmark_type".into(), value_key: "accounting:benchmark_value".into() }
     }
 }
 

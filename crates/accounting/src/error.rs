@@ -50,7 +50,12 @@ impl ExtractError {
         let what = what.into();
         if e.is_forbidden() {
             let message = e.message().unwrap_or_default().to_string();
-            return ExtractError::Forbidden { rule: policy_rule(&message), what, missing_role: missing_role.into(), message };
+            return ExtractError::Forbidden {
+                rule: policy_rule(&message),
+                what,
+                missing_role: missing_role.into(),
+                message,
+            };
         }
         ExtractError::Api { what, source: e }
     }
@@ -87,7 +92,8 @@ mod tests {
     #[test]
     fn policy_rules_are_read_from_each_services_wording() {
         assert_eq!(
-            policy_rule("Policy doesn't allow os_compute_api:servers:detail:get_all_tenants to be performed.").as_deref(),
+            policy_rule("Policy doesn't allow os_compute_api:servers:detail:get_all_tenants to be performed.")
+                .as_deref(),
             Some("os_compute_api:servers:detail:get_all_tenants")
         );
         assert_eq!(policy_rule("(rule:get_floatingip) is disallowed by policy").as_deref(), Some("get_floatingip"));

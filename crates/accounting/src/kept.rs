@@ -34,10 +34,7 @@ impl Interner {
     }
 
     fn flavor(&mut self, f: ServerFlavor) -> Arc<ServerFlavor> {
-        let same = self
-            .flavors
-            .entry((f.id.clone(), f.original_name.clone()))
-            .or_default();
+        let same = self.flavors.entry((f.id.clone(), f.original_name.clone())).or_default();
         if let Some(a) = same.iter().find(|a| ***a == f) {
             return a.clone();
         }
@@ -108,10 +105,7 @@ impl KeptServer {
     pub fn server(&self) -> Server {
         let mut addresses: std::collections::BTreeMap<String, Vec<Address>> = Default::default();
         for (net, a) in self.floating.iter() {
-            addresses
-                .entry(net.to_string())
-                .or_default()
-                .push(a.clone());
+            addresses.entry(net.to_string()).or_default().push(a.clone());
         }
         Server {
             id: self.id.to_string(),
@@ -124,10 +118,7 @@ impl KeptServer {
             launched_at: self.launched_at,
             terminated_at: self.terminated_at,
             flavor: self.flavor.as_deref().cloned(),
-            image: self
-                .image
-                .as_deref()
-                .map(|id| ImageRef { id: id.to_string() }),
+            image: self.image.as_deref().map(|id| ImageRef { id: id.to_string() }),
             addresses,
             metadata: Default::default(),
             vm_state: None,
@@ -158,10 +149,7 @@ impl ServersById {
     }
 
     pub fn get(&self, id: &str) -> Option<&KeptServer> {
-        self.0
-            .binary_search_by(|s| (*s.id).cmp(id))
-            .ok()
-            .map(|i| &self.0[i])
+        self.0.binary_search_by(|s| (*s.id).cmp(id)).ok().map(|i| &self.0[i])
     }
 }
 
@@ -255,27 +243,13 @@ mod tests {
         assert_eq!(back.tenant_id, s.tenant_id);
         assert_eq!(back.user_id, s.user_id);
         assert_eq!(
-            (
-                back.created,
-                back.updated,
-                back.launched_at,
-                back.terminated_at
-            ),
+            (back.created, back.updated, back.launched_at, back.terminated_at),
             (s.created, s.updated, s.launched_at, s.terminated_at)
         );
         assert_eq!(back.flavor, s.flavor);
         assert_eq!(back.image, s.image);
-        assert_eq!(
-            back.floating_ips()
-                .map(|a| a.addr.as_str())
-                .collect::<Vec<_>>(),
-            ["192.0.2.7"]
-        );
-        assert_eq!(
-            back.addresses.values().flatten().count(),
-            1,
-            "fixed addresses are dropped"
-        );
+        assert_eq!(back.floating_ips().map(|a| a.addr.as_str()).collect::<Vec<_>>(), ["192.0.2.7"]);
+        assert_eq!(back.addresses.values().flatten().count(), 1, "fixed addresses are dropped");
         assert!(back.metadata.is_empty() && back.key_name.is_none() && back.extra.is_empty());
     }
 
@@ -285,19 +259,13 @@ mod tests {
         let a = KeptServer::new(server("a", &[("gpu", "1")]), &mut i);
         let b = KeptServer::new(server("b", &[("gpu", "1")]), &mut i);
         let c = KeptServer::new(server("c", &[("gpu", "2")]), &mut i);
-        assert!(Arc::ptr_eq(
-            a.flavor.as_ref().unwrap(),
-            b.flavor.as_ref().unwrap()
-        ));
+        assert!(Arc::ptr_eq(a.flavor.as_ref().unwrap(), b.flavor.as_ref().unwrap()));
         assert!(
             !Arc::ptr_eq(a.flavor.as_ref().unwrap(), c.flavor.as_ref().unwrap()),
             "a changed extra spec is its own snapshot"
         );
         assert_eq!(c.server().flavor.unwrap().extra_specs.unwrap()["gpu"], "2");
-        assert!(Arc::ptr_eq(
-            a.user_id.as_ref().unwrap(),
-            b.user_id.as_ref().unwrap()
-        ));
+        assert!(Arc::ptr_eq(a.user_id.as_ref().unwrap(), b.user_id.as_ref().unwrap()));
         assert!(Arc::ptr_eq(&a.status, &c.status));
     }
 
@@ -319,12 +287,8 @@ mod tests {
     #[test]
     fn servers_by_id_finds_each_and_only_those() {
         let mut i = Interner::default();
-        let by = ServersById::new(
-            ["c", "a", "b", "a"]
-                .iter()
-                .map(|id| KeptServer::new(server(id, &[]), &mut i))
-                .collect(),
-        );
+        let by =
+            ServersById::new(["c", "a", "b", "a"].iter().map(|id| KeptServer::new(server(id, &[]), &mut i)).collect());
         for id in ["a", "b", "c"] {
             assert_eq!(by.get(id).map(KeptServer::id), Some(id));
         }

@@ -29,11 +29,11 @@
 
 mod access;
 pub mod action_cache;
-mod kept;
 pub mod casoconf;
 pub mod cinder;
 pub mod config;
 pub mod error;
+mod kept;
 pub mod neutron;
 pub mod nova;
 pub mod pipeline;
@@ -51,7 +51,9 @@ use openstack::keystone::{ListProjects, Project};
 
 pub use access::FlavorFacts;
 pub use cinder::GoneVolume;
-pub use config::{AcceleratorKeys, BenchmarkKeys, CompatOptions, ExtractConfig, Extractor, InactiveTime, PrometheusConfig};
+pub use config::{
+    AcceleratorKeys, BenchmarkKeys, CompatOptions, ExtractConfig, Extractor, InactiveTime, PrometheusConfig,
+};
 pub use error::ExtractError;
 pub use nova::vm_status_from_nova;
 pub use vo::{VoMap, VoSource};
@@ -110,7 +112,11 @@ impl Extraction {
 
 /// Extracts every selected project (tagged `cfg.project_tag`, plus
 /// `cfg.projects`) over the window `window_for` gives it.
-pub async fn extract(session: &Session, cfg: &ExtractConfig, window_for: impl Fn(&ProjectId) -> Window + Sync) -> Extraction {
+pub async fn extract(
+    session: &Session,
+    cfg: &ExtractConfig,
+    window_for: impl Fn(&ProjectId) -> Window + Sync,
+) -> Extraction {
     extract_with(session, cfg, window_for, |_| Vec::new()).await
 }
 
@@ -181,13 +187,21 @@ pub(crate) async fn extract_each_cached(
     };
     let access = &access;
     // Only projects with a VO are read; without any, nothing is listed.
-    if projects.iter().any(|(id, p)| vo_map.resolve(id, p.as_ref().map(|p| p.name.as_str()), p.as_ref().map(|p| &p.extra)).is_some() || p.is_none()) {
+    if projects.iter().any(|(id, p)| {
+        vo_map.resolve(id, p.as_ref().map(|p| p.name.as_str()), p.as_ref().map(|p| &p.extra)).is_some() || p.is_none()
+    }) {
         let mut ws = windows.values();
         let first = ws.next().copied();
         let common = first.filter(|w| ws.all(|x| x == w)).map(|w| (w.from(), w.to()));
         let has = |x: Extractor| cfg.extractors.contains(&x);
         access
-            .prefetch(common, has(Extractor::Prometheus), has(Extractor::Nova), has(Extractor::Cinder), has(Extractor::Neutron))
+            .prefetch(
+                common,
+                has(Extractor::Prometheus),
+                has(Extractor::Nova),
+                has(Extractor::Cinder),
+                has(Extractor::Neutron),
+            )
             .await;
     }
     let vo_map = &vo_map;

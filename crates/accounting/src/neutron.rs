@@ -27,7 +27,13 @@ pub fn stable_uuid(project_id: &str, version: u8, window: &Window) -> String {
 }
 
 /// The records of one project from its floating IPs (already its own).
-pub fn build(cfg: &ExtractConfig, project_id: &str, fqan: &Fqan, window: &Window, fips: &[FloatingIp]) -> Vec<IpRecord> {
+pub fn build(
+    cfg: &ExtractConfig,
+    project_id: &str,
+    fqan: &Fqan,
+    window: &Window,
+    fips: &[FloatingIp],
+) -> Vec<IpRecord> {
     let (mut v4, mut v6) = (0u32, 0u32);
     for f in fips {
         if f.created_at.is_some_and(|c| c > window.to()) {

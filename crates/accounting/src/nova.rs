@@ -94,7 +94,10 @@ fn benchmark(ctx: &RecordCtx, f: &FlavorFacts, warn: &mut dyn FnMut(&str, String
     let value = value.and_then(|v| match v.trim().parse::<f64>() {
         Ok(x) if x.is_finite() => Some(x),
         _ => {
-            warn(&format!("benchval:{}", f.label), format!("flavor {:?}: benchmark value {v:?} is not a number; left out", f.label));
+            warn(
+                &format!("benchval:{}", f.label),
+                format!("flavor {:?}: benchmark value {v:?} is not a number; left out", f.label),
+            );
             None
         }
     });
@@ -106,9 +109,8 @@ fn benchmark(ctx: &RecordCtx, f: &FlavorFacts, warn: &mut dyn FnMut(&str, String
 /// is `Unknown`.
 pub fn vm_status_from_nova(status: &str) -> VmStatus {
     match status.to_ascii_lowercase().as_str() {
-        "active" | "build" | "confirming_resize" | "hard_reboot" | "migrating" | "reboot"
-        | "rebuild" | "rescue" | "resize" | "revert_resize" | "verify_resize" | "saving"
-        | "password" => VmStatus::Started,
+        "active" | "build" | "confirming_resize" | "hard_reboot" | "migrating" | "reboot" | "rebuild" | "rescue"
+        | "resize" | "revert_resize" | "verify_resize" | "saving" | "password" => VmStatus::Started,
         "deleted" | "shutoff" | "terminated" => VmStatus::Completed,
         "error" => VmStatus::Error,
         "paused" => VmStatus::Paused,
@@ -118,7 +120,12 @@ pub fn vm_status_from_nova(status: &str) -> VmStatus {
     }
 }
 
-fn base_record(ctx: &RecordCtx, f: &ServerFacts, end: Option<DateTime<Utc>>, warn: &mut dyn FnMut(&str, String)) -> Result<CloudRecord, ExtractError> {
+fn base_record(
+    ctx: &RecordCtx,
+    f: &ServerFacts,
+    end: Option<DateTime<Utc>>,
+    warn: &mut dyn FnMut(&str, String),
+) -> Result<CloudRecord, ExtractError> {
     let s = &f.server;
     let cfg = ctx.cfg;
     let uuid = VmUuid::new(s.id.clone()).map_err(|e| ExtractError::record(format!("server {}", s.id), e))?;
@@ -145,7 +152,11 @@ fn base_record(ctx: &RecordCtx, f: &ServerFacts, end: Option<DateTime<Utc>>, war
 }
 
 fn first_of_month(t: DateTime<Utc>) -> DateTime<Utc> {
-    NaiveDate::from_ymd_opt(t.year(), t.month(), 1).unwrap_or_default().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+    NaiveDate::from_ymd_opt(t.year(), t.month(), 1)
+        .unwrap_or_default()
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc()
 }
 
 /// cASO's monthly accelerator records (caso.md §2.3).
@@ -163,7 +174,13 @@ fn accelerator_records(
         return vec![];
     };
     let Ok(count) = number.trim().parse::<u32>() else {
-        warn(&format!("accnum:{}", f.flavor.label), format!("flavor {:?}: accelerator number {number:?} is not an integer; no accelerator records", f.flavor.label));
+        warn(
+            &format!("accnum:{}", f.flavor.label),
+            format!(
+                "flavor {:?}: accelerator number {number:?} is not an integer; no accelerator records",
+                f.flavor.label
+            ),
+        );
         return vec![];
     };
     let (from, to) = (ctx.window.from(), ctx.window.to());
@@ -323,7 +340,11 @@ async fn facts(
     let image_id = match &server.image {
         Some(img) => {
             let found = a.image(p, &img.id).await;
-            Some(found.and_then(|i| i.property("vmcatcher_event_ad_mpuri").map(str::to_string)).unwrap_or_else(|| img.id.clone()))
+            Some(
+                found
+                    .and_then(|i| i.property("vmcatcher_event_ad_mpuri").map(str::to_string))
+                    .unwrap_or_else(|| img.id.clone()),
+            )
         }
         None => None,
     };
@@ -368,7 +389,10 @@ pub(crate) async fn extract(
     let wanted: Vec<&ServerUsage> = {
         let seen: HashSet<&str> = changed.iter().map(|s| s.id.as_str()).collect();
         let mut asked: HashSet<&str> = HashSet::new();
-        usage.iter().filter(|u| !seen.contains(u.instance_id.as_str()) && asked.insert(u.instance_id.as_str())).collect()
+        usage
+            .iter()
+            .filter(|u| !seen.contains(u.instance_id.as_str()) && asked.insert(u.instance_id.as_str()))
+            .collect()
     };
 
     // One batch lookup of the cached action lists: the changed servers that need theirs and
@@ -386,8 +410,9 @@ pub(crate) async fn extract(
 
     // The changed servers' facts (mostly their instance actions) are read
     // while the usage-only servers are still being looked up.
-    let changed_facts =
-        futures::stream::iter(changed.into_iter().map(|s| facts(a, p, cfg, cache, s))).buffered(conc).collect::<Vec<_>>();
+    let changed_facts = futures::stream::iter(changed.into_iter().map(|s| facts(a, p, cfg, cache, s)))
+        .buffered(conc)
+        .collect::<Vec<_>>();
     let usage_facts = async {
         let ids: Vec<&str> = wanted.iter().map(|u| u.instance_id.as_str()).collect();
         let fetched = a.usage_only_servers(p, &ids, conc).await;
@@ -400,7 +425,9 @@ pub(crate) async fn extract(
             }
         }
         let usage_facts: Vec<Result<(ServerFacts, ServerUsage), ExtractError>> = futures::stream::iter(
-            usage_only_servers.into_iter().map(|(u, s)| async move { facts(a, p, cfg, cache, s).await.map(|f| (f, u)) }),
+            usage_only_servers
+                .into_iter()
+                .map(|(u, s)| async move { facts(a, p, cfg, cache, s).await.map(|f| (f, u)) }),
         )
         .buffered(conc)
         .collect()

@@ -250,7 +250,9 @@ pub async fn run_with_progress(
                 actions_fetched: outcome.action_cache.fetched,
             };
             let mut ledger = ledger.lock().unwrap();
-            if pr.error.is_none() && !pr.up_to_date && pr.skipped.is_none()
+            if pr.error.is_none()
+                && !pr.up_to_date
+                && pr.skipped.is_none()
                 && let Err(e) = commit_project(&queue, &mut ledger, run_id, &outcome, spool, &mut orphans, &mut pr)
             {
                 pr.error = Some(e.to_string());
@@ -389,7 +391,13 @@ fn by_kind(records: &[Record]) -> Vec<(RecordKind, Vec<Record>)> {
 }
 
 /// The ledger snapshot of one record.
-pub fn snapshot_of(record: &Record, project: &str, vo: Option<&str>, site: &str, measured_at: DateTime<Utc>) -> Result<Snapshot, apel::Error> {
+pub fn snapshot_of(
+    record: &Record,
+    project: &str,
+    vo: Option<&str>,
+    site: &str,
+    measured_at: DateTime<Utc>,
+) -> Result<Snapshot, apel::Error> {
     let body = String::from_utf8(apel::render_message(record.kind(), std::slice::from_ref(record), Style::Fedsite)?)
         .expect("APEL messages are ASCII");
     let mut s = Snapshot {
@@ -559,7 +567,8 @@ pub fn republish(
         if kind_name == RecordKind::Energy.as_str() {
             continue; // not an APEL message (see commit_project)
         }
-        let kind: RecordKind = kind_name.parse().map_err(|source| RunError::Render { kind: "stored", project: String::new(), source })?;
+        let kind: RecordKind =
+            kind_name.parse().map_err(|source| RunError::Render { kind: "stored", project: String::new(), source })?;
         let (recs, snaps): (Vec<Record>, Vec<Snapshot>) = items.into_iter().unzip();
         for (range, bytes) in apel::batch_ranges(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes)
             .map_err(|source| RunError::Render { kind: kind.as_str(), project: String::new(), source })?

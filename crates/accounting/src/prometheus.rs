@@ -108,7 +108,12 @@ async fn query_chunk(
     warn: &(dyn Fn(&str, String) + Sync),
 ) -> Result<u64, QueryError> {
     let url = format!("{}/api/v1/query_range", p.prometheus_endpoint.trim_end_matches('/'));
-    let params = [("query", query.to_string()), ("start", unix(start)), ("end", unix(end)), ("step", p.prometheus_step_seconds.to_string())];
+    let params = [
+        ("query", query.to_string()),
+        ("start", unix(start)),
+        ("end", unix(end)),
+        ("step", p.prometheus_step_seconds.to_string()),
+    ];
     let mut attempt = 0;
     let body: Value = loop {
         attempt += 1;
@@ -147,7 +152,10 @@ async fn query_chunk(
                     *energy += v * factor;
                     n += 1;
                 }
-                None => warn(&format!("promvalue:{query}"), format!("{query}: sample {point} is not a finite number; left out")),
+                None => warn(
+                    &format!("promvalue:{query}"),
+                    format!("{query}: sample {point} is not a finite number; left out"),
+                ),
             }
         }
     }
@@ -174,12 +182,12 @@ pub async fn energy_wh(
         if end < alive.0 || alive.1.is_some_and(|e| start > e) {
             continue;
         }
-        samples += query_chunk(http, p, &query, start, end, factor, &mut energy, warn)
-            .await
-            .map_err(|e| ExtractError::Prometheus {
+        samples += query_chunk(http, p, &query, start, end, factor, &mut energy, warn).await.map_err(|e| {
+            ExtractError::Prometheus {
                 what: format!("server {vm_uuid}: energy {start} → {end}"),
                 message: e.to_string(),
-            })?;
+            }
+        })?;
     }
     Ok((energy, samples))
 }
@@ -230,7 +238,12 @@ pub fn span(vm: &Vm, w: &Window, suspend: u64) -> Span {
 /// The servers of a project that can have used energy in `w`, by creation:
 /// the changes-since ones kept by [`in_window`], then the usage entries of
 /// servers not among them (unchanged since `from`: their state held all window).
-async fn servers(a: &Access, p: &ProjectAccess, cfg: &ExtractConfig, w: &Window) -> Result<Vec<(Vm, Option<Server>)>, ExtractError> {
+async fn servers(
+    a: &Access,
+    p: &ProjectAccess,
+    cfg: &ExtractConfig,
+    w: &Window,
+) -> Result<Vec<(Vm, Option<Server>)>, ExtractError> {
     let mut changed = a.project_servers(p, w.from()).await?;
     changed.retain(|s| s.created < w.to() && in_window(s, w));
     let usage = a.project_usage(p, w.from(), w.to()).await?;
@@ -238,7 +251,14 @@ async fn servers(a: &Access, p: &ProjectAccess, cfg: &ExtractConfig, w: &Window)
     for s in changed {
         let f = a.flavor_facts(s.flavor.as_ref()).await;
         let end = if s.launched_at.is_some() { server_end(&s) } else { Some(s.created) };
-        let vm = Vm { id: s.id.clone(), created: s.created, end, status: s.status.to_lowercase(), vcpus: f.vcpus.max(1), suspended: None };
+        let vm = Vm {
+            id: s.id.clone(),
+            created: s.created,
+            end,
+            status: s.status.to_lowercase(),
+            vcpus: f.vcpus.max(1),
+            suspended: None,
+        };
         out.push((vm, Some(s)));
     }
     let inactive = cfg.compat.inactive_time == crate::config::InactiveTime::CountAsSuspended;
@@ -253,7 +273,14 @@ async fn servers(a: &Access, p: &ProjectAccess, cfg: &ExtractConfig, w: &Window)
             "stopped" | "shelved" | "shelved_offloaded" => inactive,
             _ => false,
         };
-        let vm = Vm { id: u.instance_id.clone(), created: started, end: u.ended_at, status: state, vcpus: u.vcpus.max(1), suspended: None };
+        let vm = Vm {
+            id: u.instance_id.clone(),
+            created: started,
+            end: u.ended_at,
+            status: state,
+            vcpus: u.vcpus.max(1),
+            suspended: None,
+        };
         let suspended = if held && cfg.compat.suspend_duration { Some(span(&vm, w, 0).wall) } else { Some(0) };
         out.push((Vm { suspended, ..vm }, None));
     }

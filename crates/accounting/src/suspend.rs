@@ -72,8 +72,10 @@ mod tests {
     use super::*;
 
     fn act(name: &str, at: &str) -> InstanceAction {
-        serde_json::from_value(serde_json::json!({"action": name, "request_id": format!("req-{name}-{at}"), "start_time": at}))
-            .unwrap()
+        serde_json::from_value(
+            serde_json::json!({"action": name, "request_id": format!("req-{name}-{at}"), "start_time": at}),
+        )
+        .unwrap()
     }
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -87,7 +89,8 @@ mod tests {
             act("unpause", "2023-05-02T06:00:00Z"),
             act("suspend", "2023-05-03T00:00:00Z"),
         ];
-        let s = suspended_seconds(&a, t("2023-05-01T00:00:00Z"), t("2023-05-04T00:00:00Z"), InactiveTime::CountAsRunning);
+        let s =
+            suspended_seconds(&a, t("2023-05-01T00:00:00Z"), t("2023-05-04T00:00:00Z"), InactiveTime::CountAsRunning);
         assert_eq!(s, 6 * 3600 + 24 * 3600);
     }
 

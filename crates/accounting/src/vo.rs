@@ -176,10 +176,7 @@ pub fn parse_site_yaml(text: &str) -> Result<BTreeMap<String, String>, VoFileErr
     let Some(vos) = v.get("vos") else { return Ok(out) };
     let vos = vos.as_sequence().ok_or(VoFileError::VosNotAList)?;
     for (i, entry) in vos.iter().enumerate() {
-        let name = entry
-            .get("name")
-            .and_then(|n| n.as_str())
-            .ok_or(VoFileError::MissingName(i))?;
+        let name = entry.get("name").and_then(|n| n.as_str()).ok_or(VoFileError::MissingName(i))?;
         if let Some(pid) = entry.get("auth").and_then(|a| a.get("project_id")).and_then(|p| p.as_str())
             && let Some(prev) = out.insert(pid.to_string(), name.to_string())
             && prev != name

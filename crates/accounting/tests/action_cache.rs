@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use accounting::pipeline::{self, RunReport, SpoolConfig, Windows};
 use accounting::ExtractConfig;
+use accounting::pipeline::{self, RunReport, SpoolConfig, Windows};
 use apel::{ApelText, CloudRecord, Record, SiteName, Window};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ledger::{Ledger, SnapshotFilter, StoredSnapshot};
@@ -47,7 +47,8 @@ async fn start() -> sim::SimHandle {
 }
 
 async fn session(sim: &sim::SimHandle) -> openstack::Session {
-    let c = openstack::CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim-accounting", "clouds.yaml").unwrap();
+    let c =
+        openstack::CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim-accounting", "clouds.yaml").unwrap();
     openstack::Session::connect(&c).await.unwrap()
 }
 
@@ -145,7 +146,10 @@ async fn a_second_run_on_the_same_ledger_lists_no_actions_of_unchanged_servers()
     let cached = site();
     let (first, listed1) = run(&sim, &cfg(), &cached, window).await;
     assert!(listed1.len() >= 8, "tiny has servers suspended, paused, stopped, resized...: {listed1:?}");
-    assert!(listed1.contains(&VM_RUNNING.to_string()) && listed1.contains(&"e0000002-0000-4000-8000-000000000002".to_string()));
+    assert!(
+        listed1.contains(&VM_RUNNING.to_string())
+            && listed1.contains(&"e0000002-0000-4000-8000-000000000002".to_string())
+    );
     assert_eq!(totals(&first), (0, listed1.len()));
     let after_first = snapshots(&cached);
 
@@ -251,9 +255,14 @@ async fn a_broken_cache_costs_requests_never_the_run_and_is_reported() {
     drop_cache_table(&broken.ledger);
     let (report, listed) = run(&sim, &cfg(), &broken, window).await;
     assert!(listed.len() >= 8, "{listed:?}");
-    assert!(report.projects.iter().any(|p| p.vo.is_some() && p.error.is_none() && !p.spooled.is_empty()), "{report:#?}");
+    assert!(
+        report.projects.iter().any(|p| p.vo.is_some() && p.error.is_none() && !p.spooled.is_empty()),
+        "{report:#?}"
+    );
     let warnings: Vec<&str> = report.warnings.iter().map(|(_, m)| m.as_str()).collect();
-    for needle in ["instance-action cache not read", "instance-action cache not updated", "pruning the instance-action cache"] {
+    for needle in
+        ["instance-action cache not read", "instance-action cache not updated", "pruning the instance-action cache"]
+    {
         assert!(warnings.iter().any(|w| w.contains(needle)), "no {needle:?} in {warnings:#?}");
     }
     // The records are those of a run with a working cache.

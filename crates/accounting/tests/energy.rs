@@ -33,7 +33,8 @@ async fn start() -> sim::SimHandle {
 }
 
 async fn session(sim: &sim::SimHandle) -> openstack::Session {
-    let c = openstack::CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim-accounting", "clouds.yaml").unwrap();
+    let c =
+        openstack::CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim-accounting", "clouds.yaml").unwrap();
     openstack::Session::connect(&c).await.unwrap()
 }
 
@@ -115,8 +116,12 @@ async fn four_days_are_chunked_and_the_deleted_server_is_finished() {
 
     // 11,520 steps: two chunks (11,001 + 519 points) per server, as cASO;
     // vm-deleted's second chunk (after its deletion) is not asked.
-    let q: Vec<String> =
-        sim.requests().into_iter().filter(|r| r.uri.contains("/prometheus/api/v1/query_range")).map(|r| r.uri).collect();
+    let q: Vec<String> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.uri.contains("/prometheus/api/v1/query_range"))
+        .map(|r| r.uri)
+        .collect();
     let per = |id: &str| q.iter().filter(|u| u.contains(id)).count();
     assert_eq!((per(RUNNING), per(DELETED)), (2, 1), "{q:#?}");
     assert!(q.iter().all(|u| u.contains("step=30")), "{q:#?}");
@@ -165,7 +170,8 @@ async fn casos_unit_test_vector_one_5_microwatt_sample_is_4_1666667e_08_wh() {
     let w = Window::new(t("2023-05-25T21:49:06Z"), t("2023-05-25T21:59:06Z")).unwrap();
     let grid = Grid::new(&w, 30, false);
     let http = reqwest::Client::new();
-    let (wh, n) = energy_wh(&http, &p, &grid, "test-uuid", (t("2023-05-01T00:00:00Z"), None), &|_, _| {}).await.unwrap();
+    let (wh, n) =
+        energy_wh(&http, &p, &grid, "test-uuid", (t("2023-05-01T00:00:00Z"), None), &|_, _| {}).await.unwrap();
     assert_eq!(n, 1);
     assert_eq!(wh, 5.0 * (30.0 / 3600.0 / 1_000_000.0));
     assert!((wh - 4.1666667e-08).abs() < 1e-15, "{wh}");
@@ -286,7 +292,8 @@ async fn a_suspension_lowers_efficiency_and_cpu_time() {
     let recs = energy(&sim, &c, "2023-05-22T00:00:00Z", "2023-05-24T00:00:00Z").await;
     // vm-suspended (f1, 2 vCPUs, 5,154,000 µW per vCPU): ACTIVE on 05-22,
     // SUSPENDED from 05-23T00:00: one day of samples = 2 × 5.154 W × 23.52 h.
-    let r = recs.iter().find(|r| r.exec_unit_id.as_str() == "e0000002-0000-4000-8000-000000000002").expect("vm-suspended");
+    let r =
+        recs.iter().find(|r| r.exec_unit_id.as_str() == "e0000002-0000-4000-8000-000000000002").expect("vm-suspended");
     assert!(close(r.energy_wh, 242.44416), "{}", r.energy_wh);
     assert_eq!((r.wall_clock_time_s, r.suspend_duration_s, r.cpu_duration_s), (172_800, 86_400, 172_800));
     assert_eq!(r.efficiency, 0.5);

@@ -16,7 +16,8 @@ fn window() -> Window {
 async fn run(scenario: &str) -> (BTreeMap<String, u64>, usize, usize) {
     let spec = sim::scenario::builtin(scenario).unwrap();
     let sim = sim::start(sim::SimConfig::new(spec.generate())).await.unwrap();
-    let c = openstack::CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim-accounting", "clouds.yaml").unwrap();
+    let c =
+        openstack::CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim-accounting", "clouds.yaml").unwrap();
     let s = openstack::Session::connect(&c).await.unwrap();
     s.reset_counters();
     let cfg = ExtractConfig::new(SiteName::new("TEST-SITE").unwrap(), ApelText::new("TEST-SITE-cloud").unwrap());

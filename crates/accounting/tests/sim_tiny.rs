@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use accounting::{ExtractConfig, Extraction, ExtractError};
+use accounting::{ExtractConfig, ExtractError, Extraction};
 use apel::{ApelText, CloudRecord, Record, SiteName, VmStatus, Window};
 use chrono::{DateTime, Utc};
 
@@ -84,10 +84,7 @@ fn caso_fields(r: &CloudRecord) -> BTreeMap<String, String> {
     put("Disk", r.disk.map(|x| x.to_string()));
     put("ImageId", s(&r.image_id));
     put("BenchmarkType", s(&r.benchmark_type));
-    put(
-        "Benchmark",
-        r.benchmark.map(|b| if b.fract() == 0.0 { format!("{b:.1}") } else { b.to_string() }),
-    );
+    put("Benchmark", r.benchmark.map(|b| if b.fract() == 0.0 { format!("{b:.1}") } else { b.to_string() }));
     m
 }
 
@@ -188,7 +185,10 @@ async fn proj1_accelerator_ip_and_storage_records() {
         })
         .collect();
     let row = |id: &str, d| (id.to_string(), d, 5, 2023, "NVIDIA A100".to_string(), "GPU".to_string(), 1);
-    assert_eq!(got, vec![row("22222222-2222-4222-8222-222222222222", 280800), row("11111111-1111-4111-8111-111111111111", 396000)]);
+    assert_eq!(
+        got,
+        vec![row("22222222-2222-4222-8222-222222222222", 280800), row("11111111-1111-4111-8111-111111111111", 396000)]
+    );
     for a in &acc {
         assert_eq!(a.active_duration, Some(a.available_duration));
         assert_eq!(a.fqan.as_str(), "vo.example.org");
@@ -203,7 +203,10 @@ async fn proj1_accelerator_ip_and_storage_records() {
         .collect();
     assert_eq!(
         ips,
-        vec![(4, 2, PROJ1.to_string(), "vo.example.org".to_string()), (6, 1, PROJ1.to_string(), "vo.example.org".to_string())]
+        vec![
+            (4, 2, PROJ1.to_string(), "vo.example.org".to_string()),
+            (6, 1, PROJ1.to_string(), "vo.example.org".to_string())
+        ]
     );
     for r in recs {
         if let Record::Ip(i) = r {
@@ -273,8 +276,26 @@ async fn egi_proj_edge_cases_match_caso_except_suspended_time() {
     // cASO's values (tiny.toml), except vm-paused/vm-suspended: their paused
     // and suspended time is SuspendDuration, not wall (COMPAT-NOTES "suspend").
     let want: &[(&str, &str, &str, i64, i64, u64, u32, Option<u64>)] = &[
-        ("e0000001-0000-4000-8000-000000000001", "vm-paused", "paused", 1684108800, 0, 864000 - 230400, 2, Some(230400)),
-        ("e0000002-0000-4000-8000-000000000002", "vm-suspended", "suspended", 1684195200, 0, 777600 - 172800, 2, Some(172800)),
+        (
+            "e0000001-0000-4000-8000-000000000001",
+            "vm-paused",
+            "paused",
+            1684108800,
+            0,
+            864000 - 230400,
+            2,
+            Some(230400),
+        ),
+        (
+            "e0000002-0000-4000-8000-000000000002",
+            "vm-suspended",
+            "suspended",
+            1684195200,
+            0,
+            777600 - 172800,
+            2,
+            Some(172800),
+        ),
         ("e0000003-0000-4000-8000-000000000003", "vm-shelved", "unknown", 1683676800, 0, 1296000, 2, None),
         ("e0000004-0000-4000-8000-000000000004", "vm-error", "error", 1684281600, 0, 691200, 2, None),
         ("e0000005-0000-4000-8000-000000000005", "vm-never", "error", 1684724400, 1684724400, 0, 2, None),
@@ -284,7 +305,11 @@ async fn egi_proj_edge_cases_match_caso_except_suspended_time() {
         ("e0000011-0000-4000-8000-000000000011", "vm-ended-after", "started", 1684368000, 0, 604800, 2, None),
         ("e0000012-0000-4000-8000-000000000012", "vm-stopped", "started", 1684411200, 0, 561600, 2, None),
     ];
-    assert_eq!(got.keys().map(String::as_str).collect::<Vec<_>>(), want.iter().map(|w| w.0).collect::<Vec<_>>(), "not vm-gone, vm-future");
+    assert_eq!(
+        got.keys().map(String::as_str).collect::<Vec<_>>(),
+        want.iter().map(|w| w.0).collect::<Vec<_>>(),
+        "not vm-gone, vm-future"
+    );
     for (id, name, status, start, end, wall, cpus, suspend) in want {
         let r = got[*id];
         let f = caso_fields(r);
@@ -315,8 +340,10 @@ async fn egi_proj_edge_cases_match_caso_except_suspended_time() {
     assert_eq!(nandu["ImageId"], "8c3d9f6b-4a2e-4d7c-8b1f-6e5a4d3c2b1a");
 
     // IP: both records (cASO: only the v6 one).
-    let ips: Vec<(u8, u32)> =
-        recs.iter().filter_map(|r| if let Record::Ip(i) = r { Some((i.ip_version, i.ip_count)) } else { None }).collect();
+    let ips: Vec<(u8, u32)> = recs
+        .iter()
+        .filter_map(|r| if let Record::Ip(i) = r { Some((i.ip_version, i.ip_count)) } else { None })
+        .collect();
     assert_eq!(ips, vec![(4, 1), (6, 1)]);
     // Storage: only bfv-root (tmp-vol is gone at run time).
     let st: Vec<_> = recs.iter().filter_map(|r| if let Record::Storage(s) = r { Some(s) } else { None }).collect();
@@ -328,7 +355,13 @@ async fn egi_proj_edge_cases_match_caso_except_suspended_time() {
     // Accelerators: f1 servers only; vm-paused 05-15 → 05-25.
     let acc: BTreeMap<String, u64> = recs
         .iter()
-        .filter_map(|r| if let Record::Accelerator(a) = r { Some((a.associated_record.to_string(), a.available_duration)) } else { None })
+        .filter_map(|r| {
+            if let Record::Accelerator(a) = r {
+                Some((a.associated_record.to_string(), a.available_duration))
+            } else {
+                None
+            }
+        })
         .collect();
     assert_eq!(acc["e0000001-0000-4000-8000-000000000001"], 864000);
     assert!(acc.keys().all(|k| !["e0000006", "e0000007", "e0000008"].iter().any(|p| k.starts_with(p))), "{acc:?}");
@@ -340,11 +373,15 @@ async fn a_project_without_vo_fails_alone_and_the_others_go_on() {
     let sim = start("tiny").await;
     let s = session(&sim, "sim-accounting").await;
     let x = accounting::extract(&s, &cfg(), |_| window()).await;
-    assert_eq!(x.projects.iter().map(|p| p.project_id.as_str()).collect::<Vec<_>>(), {
-        let mut v = vec![PROJ1, EGI_PROJ, NOVO];
-        v.sort();
-        v
-    }, "tagged projects, sorted; untagged not selected");
+    assert_eq!(
+        x.projects.iter().map(|p| p.project_id.as_str()).collect::<Vec<_>>(),
+        {
+            let mut v = vec![PROJ1, EGI_PROJ, NOVO];
+            v.sort();
+            v
+        },
+        "tagged projects, sorted; untagged not selected"
+    );
     let novo = project(&x, NOVO);
     let err = novo.result.as_ref().unwrap_err();
     assert!(matches!(err.errors[0].1, ExtractError::NoVo { .. }), "{err}");
@@ -425,7 +462,9 @@ async fn gone_volumes_known_to_the_caller_get_a_closing_record() {
         })
         .expect("tmp-vol exists before 05-23");
     sim.set_now(t("2023-06-01T00:00:00Z"));
-    let x = accounting::extract_with(&s, &cfg(), |_| window(), |p| if p == EGI_PROJ { vec![tmp.clone()] } else { vec![] }).await;
+    let x =
+        accounting::extract_with(&s, &cfg(), |_| window(), |p| if p == EGI_PROJ { vec![tmp.clone()] } else { vec![] })
+            .await;
     let eg = project(&x, EGI_PROJ);
     assert_eq!(eg.closed_volumes, vec!["e1000002-0000-4000-8000-000000000002".to_string()]);
     let closing = records(&x, EGI_PROJ)
@@ -477,13 +516,21 @@ async fn the_run_reports_each_project_to_the_progress_hook_as_it_is_committed() 
         max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
     };
     let seen = std::sync::Mutex::new(Vec::new());
-    let hook = |p: &accounting::pipeline::ProjectReport| seen.lock().unwrap().push((p.project_id.clone(), p.error.is_some()));
-    let (report, _) = accounting::pipeline::run_with_progress(&s, &cfg(), ledger, Windows::Fixed(window()), &spool, &hook).await.unwrap();
+    let hook =
+        |p: &accounting::pipeline::ProjectReport| seen.lock().unwrap().push((p.project_id.clone(), p.error.is_some()));
+    let (report, _) =
+        accounting::pipeline::run_with_progress(&s, &cfg(), ledger, Windows::Fixed(window()), &spool, &hook)
+            .await
+            .unwrap();
     let mut seen = seen.into_inner().unwrap();
     seen.sort();
-    let mut want: Vec<(String, bool)> = report.projects.iter().map(|p| (p.project_id.clone(), p.error.is_some())).collect();
+    let mut want: Vec<(String, bool)> =
+        report.projects.iter().map(|p| (p.project_id.clone(), p.error.is_some())).collect();
     want.sort();
     // Once per project, failed ones (novo has no VO) included.
     assert_eq!(seen, want);
-    assert!(seen.iter().any(|(id, _)| id == PROJ1) && seen.iter().any(|(id, failed)| id == NOVO && *failed), "{seen:?}");
+    assert!(
+        seen.iter().any(|(id, _)| id == PROJ1) && seen.iter().any(|(id, failed)| id == NOVO && *failed),
+        "{seen:?}"
+    );
 }

@@ -2,10 +2,10 @@
 //! with the APEL loader's rules (ssm-ams-apel.md §3.1–3.2).
 
 use crate::fields::{LineIndex, float, int, integral_float, loader_datetime};
-use pyjson::float_repr;
 use crate::types::is_null_spelling;
 use crate::{ApelText, CloudRecord, Error, Fqan, SiteName, Style, VmStatus, VmUuid};
 use chrono::{DateTime, Utc};
+use pyjson::float_repr;
 use std::collections::HashMap;
 
 pub(crate) const MESSAGE_TYPE: &str = "APEL-cloud-message";
@@ -44,12 +44,7 @@ const FIELDS: [&str; 27] = [
     "CloudType",
 ];
 /// Keys the loader accepts and ignores.
-const IGNORED: [&str; 4] = [
-    "UpdateTime",
-    "MeasurementTime",
-    "MeasurementMonth",
-    "MeasurementYear",
-];
+const IGNORED: [&str; 4] = ["UpdateTime", "MeasurementTime", "MeasurementMonth", "MeasurementYear"];
 
 fn epoch(t: DateTime<Utc>) -> String {
     t.timestamp().to_string()
@@ -66,10 +61,7 @@ pub(crate) fn render_record(r: &CloudRecord, style: Style) -> String {
     };
     let txt = |v: &Option<ApelText>| v.as_ref().map(|t| t.to_string());
     let num = |v: Option<u64>| v.map(|n| n.to_string());
-    let dur = |v: Option<u64>| {
-        v.map(|n| if compat && n == 0 { 1 } else { n })
-            .map(|n| n.to_string())
-    };
+    let dur = |v: Option<u64>| v.map(|n| if compat && n == 0 { 1 } else { n }).map(|n| n.to_string());
     put("VMUUID", Some(r.vm_uuid.to_string()));
     put("SiteName", Some(r.site_name.to_string()));
     put("RecordCreateTime", r.record_create_time.map(epoch));
@@ -140,8 +132,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<CloudRecord>, Error> {
         }
         let index = records.len();
         let first_line = idx.line(base + off + (chunk.len() - chunk.trim_start().len()));
-        let rec =
-            parse_record(chunk, base + off, &idx, first_line).map_err(|e| e.in_record(index))?;
+        let rec = parse_record(chunk, base + off, &idx, first_line).map_err(|e| e.in_record(index))?;
         records.push(rec);
     }
     if records.is_empty() {
@@ -150,12 +141,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<CloudRecord>, Error> {
     Ok(records)
 }
 
-fn parse_record(
-    chunk: &str,
-    off: usize,
-    idx: &LineIndex,
-    first_line: usize,
-) -> Result<CloudRecord, Error> {
+fn parse_record(chunk: &str, off: usize, idx: &LineIndex, first_line: usize) -> Result<CloudRecord, Error> {
     let mut fields: HashMap<&str, (usize, &str)> = HashMap::new();
     let mut line_off = off;
     for line in chunk.split('\n') {
@@ -164,10 +150,9 @@ fn parse_record(
         if line.trim().is_empty() {
             continue;
         }
-        let (k, v) = line.split_once(':').ok_or_else(|| Error::MalformedLine {
-            line: line_no,
-            text: line.trim().to_string(),
-        })?;
+        let (k, v) = line
+            .split_once(':')
+            .ok_or_else(|| Error::MalformedLine { line: line_no, text: line.trim().to_string() })?;
         let (k, v) = (k.trim(), v.trim());
         if IGNORED.contains(&k) {
             continue;
@@ -183,8 +168,7 @@ fn parse_record(
         k: &str,
         p: impl Fn(&str, &str) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
-        f.map(|(line, v)| p(k, v).map_err(|e| e.at_line(line)))
-            .transpose()
+        f.map(|(line, v)| p(k, v).map_err(|e| e.at_line(line))).transpose()
     }
     let text = |k: &str| conv(get(k), k, |k, v| ApelText::for_field(k, v));
     let uint = |k: &str| conv(get(k), k, int::<u64>);
@@ -193,10 +177,7 @@ fn parse_record(
     let mandatory = |k: &str| get(k).ok_or_else(|| Error::missing(k).at_line(first_line));
 
     let vm_uuid = conv(Some(mandatory("VMUUID")?), "VMUUID", |_, v| VmUuid::new(v))?.expect("Some");
-    let site_name = conv(Some(mandatory("SiteName")?), "SiteName", |_, v| {
-        SiteName::new(v)
-    })?
-    .expect("Some");
+    let site_name = conv(Some(mandatory("SiteName")?), "SiteName", |_, v| SiteName::new(v))?.expect("Some");
     Ok(CloudRecord {
         vm_uuid,
         site_name,

@@ -8,11 +8,7 @@ use crate::RecordKind;
 pub enum Error {
     /// A field value breaks a rule (type, range, charset, length...).
     #[error("{field}: {reason} (value {value:?})")]
-    InvalidValue {
-        field: String,
-        value: String,
-        reason: String,
-    },
+    InvalidValue { field: String, value: String, reason: String },
     /// A mandatory field is absent or null.
     #[error("missing mandatory field {field}")]
     MissingField { field: String },
@@ -30,11 +26,7 @@ pub enum Error {
     InRecord { index: usize, error: Box<Error> },
     /// The message has a byte outside ASCII (SSM and the loader decode ASCII).
     #[error("non-ASCII byte 0x{byte:02x} at offset {offset} (line {line})")]
-    NotAscii {
-        offset: usize,
-        line: usize,
-        byte: u8,
-    },
+    NotAscii { offset: usize, line: usize, byte: u8 },
     /// The header / JSON `Type` / XML namespace is not a record type we know.
     #[error("message type not recognised: {0:?}")]
     UnknownMessageType(String),
@@ -49,49 +41,23 @@ pub enum Error {
     Xml(String),
     /// A record of another kind was given to a message of this kind.
     #[error("a {expected} message cannot hold a {found} record (record {index})")]
-    WrongKind {
-        expected: RecordKind,
-        found: RecordKind,
-        index: usize,
-    },
+    WrongKind { expected: RecordKind, found: RecordKind, index: usize },
     /// One record alone exceeds the message size limit.
-    #[error(
-        "record {index} alone is {size} bytes once signed and encoded, over the {limit} byte limit"
-    )]
-    RecordTooLarge {
-        index: usize,
-        size: usize,
-        limit: usize,
-    },
+    #[error("record {index} alone is {size} bytes once signed and encoded, over the {limit} byte limit")]
+    RecordTooLarge { index: usize, size: usize, limit: usize },
 }
 
 impl Error {
-    pub(crate) fn invalid(
-        field: &str,
-        value: impl std::fmt::Display,
-        reason: impl Into<String>,
-    ) -> Self {
-        Error::InvalidValue {
-            field: field.to_string(),
-            value: value.to_string(),
-            reason: reason.into(),
-        }
+    pub(crate) fn invalid(field: &str, value: impl std::fmt::Display, reason: impl Into<String>) -> Self {
+        Error::InvalidValue { field: field.to_string(), value: value.to_string(), reason: reason.into() }
     }
     pub(crate) fn missing(field: &str) -> Self {
-        Error::MissingField {
-            field: field.to_string(),
-        }
+        Error::MissingField { field: field.to_string() }
     }
     pub(crate) fn at_line(self, line: usize) -> Self {
-        Error::AtLine {
-            line,
-            error: Box::new(self),
-        }
+        Error::AtLine { line, error: Box::new(self) }
     }
     pub(crate) fn in_record(self, index: usize) -> Self {
-        Error::InRecord {
-            index,
-            error: Box::new(self),
-        }
+        Error::InRecord { index, error: Box::new(self) }
     }
 }

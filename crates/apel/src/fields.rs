@@ -11,13 +11,7 @@ pub(crate) struct LineIndex(Vec<usize>);
 
 impl LineIndex {
     pub fn new(text: &str) -> LineIndex {
-        LineIndex(
-            text.bytes()
-                .enumerate()
-                .filter(|(_, b)| *b == b'\n')
-                .map(|(i, _)| i)
-                .collect(),
-        )
+        LineIndex(text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i).collect())
     }
     pub fn line(&self, offset: usize) -> usize {
         self.0.partition_point(|nl| *nl < offset) + 1
@@ -28,11 +22,7 @@ impl LineIndex {
 pub(crate) fn check_ascii(bytes: &[u8]) -> Result<&str, Error> {
     if let Some(offset) = bytes.iter().position(|b| !b.is_ascii()) {
         let line = bytes[..offset].iter().filter(|b| **b == b'\n').count() + 1;
-        return Err(Error::NotAscii {
-            offset,
-            line,
-            byte: bytes[offset],
-        });
+        return Err(Error::NotAscii { offset, line, byte: bytes[offset] });
     }
     Ok(std::str::from_utf8(bytes).expect("ASCII is UTF-8"))
 }
@@ -78,19 +68,11 @@ pub(crate) fn loader_datetime(field: &str, v: &str) -> Result<DateTime<Utc>, Err
         return from_epoch(field, v, secs);
     }
     let upper = v.to_ascii_uppercase();
-    let naive = ["UTC", "GMT", "Z"]
-        .iter()
-        .find_map(|z| upper.strip_suffix(z));
+    let naive = ["UTC", "GMT", "Z"].iter().find_map(|z| upper.strip_suffix(z));
     naive
         .and_then(|n| NaiveDateTime::parse_from_str(n, "%Y-%m-%dT%H:%M:%S").ok())
         .map(|n| n.and_utc())
-        .ok_or_else(|| {
-            Error::invalid(
-                field,
-                v,
-                "Unknown datetime format (want epoch seconds or YYYY-MM-DDTHH:MM:SSZ)",
-            )
-        })
+        .ok_or_else(|| Error::invalid(field, v, "Unknown datetime format (want epoch seconds or YYYY-MM-DDTHH:MM:SSZ)"))
 }
 
 /// An ISO-8601 time as python `iso8601.parse_date` reads it: date, optional
@@ -101,8 +83,7 @@ pub(crate) fn iso_datetime(field: &str, v: &str) -> Result<DateTime<Utc>, Error>
     if v.len() < 10 {
         return Err(bad());
     }
-    let date =
-        NaiveDate::parse_from_str(v.get(..10).ok_or_else(bad)?, "%Y-%m-%d").map_err(|_| bad())?;
+    let date = NaiveDate::parse_from_str(v.get(..10).ok_or_else(bad)?, "%Y-%m-%d").map_err(|_| bad())?;
     let rest = &v[10..];
     if rest.is_empty() {
         return Ok(date.and_time(NaiveTime::MIN).and_utc());
@@ -128,11 +109,7 @@ pub(crate) fn iso_datetime(field: &str, v: &str) -> Result<DateTime<Utc>, Error>
                 return Err(bad());
             }
             let h: i64 = d[..2].parse().map_err(|_| bad())?;
-            let m: i64 = if d.len() == 4 {
-                d[2..].parse().map_err(|_| bad())?
-            } else {
-                0
-            };
+            let m: i64 = if d.len() == 4 { d[2..].parse().map_err(|_| bad())? } else { 0 };
             if h > 23 || m > 59 {
                 return Err(bad());
             }
@@ -140,9 +117,7 @@ pub(crate) fn iso_datetime(field: &str, v: &str) -> Result<DateTime<Utc>, Error>
         }
     };
     let local = date.and_time(time).and_utc();
-    local
-        .checked_sub_signed(TimeDelta::seconds(offset_secs))
-        .ok_or_else(bad)
+    local.checked_sub_signed(TimeDelta::seconds(offset_secs)).ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -153,14 +128,8 @@ mod tests {
     fn loader_datetime_accepts_epoch_and_iso_with_zone_name() {
         let t = DateTime::from_timestamp(1684454400, 0).unwrap();
         assert_eq!(loader_datetime("StartTime", "1684454400").unwrap(), t);
-        assert_eq!(
-            loader_datetime("StartTime", "2023-05-19T00:00:00Z").unwrap(),
-            t
-        );
-        assert_eq!(
-            loader_datetime("StartTime", "2023-05-19T00:00:00UTC").unwrap(),
-            t
-        );
+        assert_eq!(loader_datetime("StartTime", "2023-05-19T00:00:00Z").unwrap(), t);
+        assert_eq!(loader_datetime("StartTime", "2023-05-19T00:00:00UTC").unwrap(), t);
         let e = loader_datetime("StartTime", "2023-05-19T00:00:00").unwrap_err();
         assert!(e.to_string().contains("StartTime"), "{e}");
         assert!(loader_datetime("StartTime", "1684454400.5").is_err());
@@ -170,14 +139,8 @@ mod tests {
     fn iso_datetime_reads_naive_as_utc_and_applies_offsets() {
         let t = DateTime::from_timestamp(1684627200, 0).unwrap();
         assert_eq!(iso_datetime("StartTime", "2023-05-21T00:00:00").unwrap(), t);
-        assert_eq!(
-            iso_datetime("StartTime", "2023-05-21T00:00:00Z").unwrap(),
-            t
-        );
-        assert_eq!(
-            iso_datetime("StartTime", "2023-05-21T02:00:00+02:00").unwrap(),
-            t
-        );
+        assert_eq!(iso_datetime("StartTime", "2023-05-21T00:00:00Z").unwrap(), t);
+        assert_eq!(iso_datetime("StartTime", "2023-05-21T02:00:00+02:00").unwrap(), t);
         assert_eq!(iso_datetime("StartTime", "2023-05-21").unwrap(), t);
         let f = iso_datetime("EndTime", "2026-11-29T09:44:35.785122").unwrap();
         assert_eq!(f.timestamp_subsec_micros(), 785122);

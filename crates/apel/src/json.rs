@@ -4,9 +4,7 @@
 //! Python `json.dumps` layout and cASO's key order; nulls are left out.
 
 use crate::fields::from_epoch;
-use crate::{
-    AcceleratorRecord, ApelText, EnergyRecord, Error, Fqan, IpRecord, RecordKind, SiteName, VmUuid,
-};
+use crate::{AcceleratorRecord, ApelText, EnergyRecord, Error, Fqan, IpRecord, RecordKind, SiteName, VmUuid};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use pyjson::Json;
 use serde_json::{Map, Value};
@@ -41,15 +39,8 @@ fn opt(f: &mut Fields, k: &'static str, v: Option<Json>) {
 }
 
 pub(crate) fn ip_fields(r: &IpRecord) -> Fields {
-    let mut f: Fields = vec![
-        ("SiteName", s(&r.site_name)),
-        ("CloudType", s(&r.cloud_type)),
-    ];
-    opt(
-        &mut f,
-        "CloudComputeService",
-        r.cloud_compute_service.as_ref().map(s),
-    );
+    let mut f: Fields = vec![("SiteName", s(&r.site_name)), ("CloudType", s(&r.cloud_type))];
+    opt(&mut f, "CloudComputeService", r.cloud_compute_service.as_ref().map(s));
     opt(&mut f, "uuid", r.uuid.as_ref().map(s));
     opt(&mut f, "LocalUser", r.local_user.as_ref().map(s));
     opt(&mut f, "GlobalUserName", r.global_user_name.as_ref().map(s));
@@ -64,11 +55,7 @@ pub(crate) fn ip_fields(r: &IpRecord) -> Fields {
 pub(crate) fn accelerator_fields(r: &AcceleratorRecord) -> Fields {
     let mut f: Fields = vec![("SiteName", s(&r.site_name))];
     opt(&mut f, "CloudType", r.cloud_type.as_ref().map(s));
-    opt(
-        &mut f,
-        "CloudComputeService",
-        r.cloud_compute_service.as_ref().map(s),
-    );
+    opt(&mut f, "CloudComputeService", r.cloud_compute_service.as_ref().map(s));
     f.push(("AssociatedRecord", s(&r.associated_record)));
     opt(&mut f, "GlobalUserName", r.global_user_name.as_ref().map(s));
     f.push(("FQAN", s(&r.fqan)));
@@ -87,15 +74,8 @@ pub(crate) fn accelerator_fields(r: &AcceleratorRecord) -> Fields {
 }
 
 pub(crate) fn energy_fields(r: &EnergyRecord) -> Fields {
-    let mut f: Fields = vec![
-        ("SiteName", s(&r.site_name)),
-        ("CloudType", s(&r.cloud_type)),
-    ];
-    opt(
-        &mut f,
-        "CloudComputeService",
-        r.cloud_compute_service.as_ref().map(s),
-    );
+    let mut f: Fields = vec![("SiteName", s(&r.site_name)), ("CloudType", s(&r.cloud_type))];
+    opt(&mut f, "CloudComputeService", r.cloud_compute_service.as_ref().map(s));
     f.extend([
         ("ExecUnitID", s(&r.exec_unit_id)),
         ("StartExecTime", s(r.start_exec_time.format(ENERGY_TIME))),
@@ -106,10 +86,7 @@ pub(crate) fn energy_fields(r: &EnergyRecord) -> Fields {
         ("WallClockTime_s", i(r.wall_clock_time_s)),
         ("CpuDuration_s", i(r.cpu_duration_s)),
         ("SuspendDuration_s", i(r.suspend_duration_s)),
-        (
-            "CPUNormalizationFactor",
-            Json::Float(r.cpu_normalization_factor),
-        ),
+        ("CPUNormalizationFactor", Json::Float(r.cpu_normalization_factor)),
         ("ExecUnitFinished", i(r.exec_unit_finished as u8)),
         ("Status", s(&r.status)),
         ("Owner", s(&r.owner)),
@@ -119,9 +96,7 @@ pub(crate) fn energy_fields(r: &EnergyRecord) -> Fields {
 
 /// The JSON message prefix (before the first record) and suffix.
 pub(crate) fn envelope(kind: RecordKind) -> (String, &'static str) {
-    let head = |t: &str, v: &str| {
-        format!("{{\"Type\": \"{t}\", \"Version\": \"{v}\", \"UsageRecords\": [")
-    };
+    let head = |t: &str, v: &str| format!("{{\"Type\": \"{t}\", \"Version\": \"{v}\", \"UsageRecords\": [");
     match kind {
         RecordKind::Ip => (head(IP_TYPE, IP_VERSION), "]}"),
         RecordKind::Accelerator => (head(ACC_TYPE, ACC_VERSION), "]}"),
@@ -148,10 +123,7 @@ pub(crate) fn parse(text: &str) -> Result<(RecordKind, Vec<crate::Record>), Erro
                     return Err(Error::UnknownField { key: k.clone() });
                 }
             }
-            let t = m
-                .get("Type")
-                .and_then(Value::as_str)
-                .ok_or_else(|| Error::missing("Type"))?;
+            let t = m.get("Type").and_then(Value::as_str).ok_or_else(|| Error::missing("Type"))?;
             let kind = match t {
                 IP_TYPE => RecordKind::Ip,
                 ACC_TYPE => RecordKind::Accelerator,
@@ -171,9 +143,7 @@ pub(crate) fn parse(text: &str) -> Result<(RecordKind, Vec<crate::Record>), Erro
             }
         }
         other => {
-            return Err(Error::Json(format!(
-                "expected an object or an array, got {other}"
-            )));
+            return Err(Error::Json(format!("expected an object or an array, got {other}")));
         }
     };
     if items.is_empty() {
@@ -200,9 +170,7 @@ struct Obj<'a>(&'a Map<String, Value>);
 
 impl<'a> Obj<'a> {
     fn new(v: &'a Value) -> Result<Obj<'a>, Error> {
-        v.as_object()
-            .map(Obj)
-            .ok_or_else(|| Error::Json(format!("a record must be an object, got {v}")))
+        v.as_object().map(Obj).ok_or_else(|| Error::Json(format!("a record must be an object, got {v}")))
     }
     fn only(&self, keys: &[&str]) -> Result<(), Error> {
         match self.0.keys().find(|k| !keys.contains(&k.as_str())) {
@@ -213,20 +181,11 @@ impl<'a> Obj<'a> {
     fn get(&self, k: &str) -> Option<&'a Value> {
         self.0.get(k).filter(|v| !v.is_null())
     }
-    fn req<T>(
-        &self,
-        k: &str,
-        f: impl Fn(&Self, &str) -> Result<Option<T>, Error>,
-    ) -> Result<T, Error> {
+    fn req<T>(&self, k: &str, f: impl Fn(&Self, &str) -> Result<Option<T>, Error>) -> Result<T, Error> {
         f(self, k)?.ok_or_else(|| Error::missing(k))
     }
     fn str(&self, k: &str) -> Result<Option<&'a str>, Error> {
-        self.get(k)
-            .map(|v| {
-                v.as_str()
-                    .ok_or_else(|| Error::invalid(k, v, "expected a string"))
-            })
-            .transpose()
+        self.get(k).map(|v| v.as_str().ok_or_else(|| Error::invalid(k, v, "expected a string"))).transpose()
     }
     fn text(&self, k: &str) -> Result<Option<ApelText>, Error> {
         self.str(k)?.map(|s| ApelText::for_field(k, s)).transpose()
@@ -244,12 +203,7 @@ impl<'a> Obj<'a> {
             .transpose()
     }
     fn float(&self, k: &str) -> Result<Option<f64>, Error> {
-        self.get(k)
-            .map(|v| {
-                v.as_f64()
-                    .ok_or_else(|| Error::invalid(k, v, "invalid float value"))
-            })
-            .transpose()
+        self.get(k).map(|v| v.as_f64().ok_or_else(|| Error::invalid(k, v, "invalid float value"))).transpose()
     }
     fn site(&self) -> Result<SiteName, Error> {
         SiteName::new(self.req("SiteName", Self::str)?)
@@ -275,12 +229,8 @@ const IP_KEYS: [&str; 11] = [
 
 fn parse_ip(o: &Obj) -> Result<IpRecord, Error> {
     o.only(&IP_KEYS)?;
-    let mt = o
-        .get("MeasurementTime")
-        .ok_or_else(|| Error::missing("MeasurementTime"))?;
-    let secs = mt
-        .as_i64()
-        .ok_or_else(|| Error::invalid("MeasurementTime", mt, "invalid int value"))?;
+    let mt = o.get("MeasurementTime").ok_or_else(|| Error::missing("MeasurementTime"))?;
+    let secs = mt.as_i64().ok_or_else(|| Error::invalid("MeasurementTime", mt, "invalid int value"))?;
     let ip_version: u8 = o.req("IPVersion", Obj::int)?;
     if ip_version != 4 && ip_version != 6 {
         return Err(Error::invalid("IPVersion", ip_version, "must be 4 or 6"));
@@ -327,9 +277,7 @@ fn parse_accelerator(o: &Obj) -> Result<AcceleratorRecord, Error> {
     if !(1..=12).contains(&month) {
         return Err(Error::invalid("MeasurementMonth", month, "must be 1..=12"));
     }
-    let year = o
-        .get("MeasurementYear")
-        .ok_or_else(|| Error::missing("MeasurementYear"))?;
+    let year = o.get("MeasurementYear").ok_or_else(|| Error::missing("MeasurementYear"))?;
     let year = year
         .as_i64()
         .and_then(|y| i32::try_from(y).ok())
@@ -390,15 +338,10 @@ fn parse_energy(o: &Obj) -> Result<EnergyRecord, Error> {
         _ => o.req("ExecUnitFinished", Obj::int)?,
     };
     if finished > 1 {
-        return Err(Error::invalid(
-            "ExecUnitFinished",
-            finished,
-            "must be 0 or 1",
-        ));
+        return Err(Error::invalid("ExecUnitFinished", finished, "must be 0 or 1"));
     }
     Ok(EnergyRecord {
-        exec_unit_id: VmUuid::new(o.req("ExecUnitID", Obj::str)?)
-            .map_err(|e| rename(e, "ExecUnitID"))?,
+        exec_unit_id: VmUuid::new(o.req("ExecUnitID", Obj::str)?).map_err(|e| rename(e, "ExecUnitID"))?,
         start_exec_time: time("StartExecTime")?,
         end_exec_time: time("EndExecTime")?,
         energy_wh: o.req("EnergyWh", Obj::float)?,
@@ -420,11 +363,7 @@ fn parse_energy(o: &Obj) -> Result<EnergyRecord, Error> {
 /// Re-labels a newtype error with the wire key it came from.
 pub(crate) fn rename(e: Error, field: &str) -> Error {
     match e {
-        Error::InvalidValue { value, reason, .. } => Error::InvalidValue {
-            field: field.to_string(),
-            value,
-            reason,
-        },
+        Error::InvalidValue { value, reason, .. } => Error::InvalidValue { field: field.to_string(), value, reason },
         e => e,
     }
 }

@@ -22,16 +22,12 @@ mod types;
 mod validate;
 
 pub use error::Error;
-pub use records::{
-    AcceleratorRecord, CloudRecord, EnergyRecord, IpRecord, Record, RecordKind, StorageRecord,
-};
+pub use records::{AcceleratorRecord, CloudRecord, EnergyRecord, IpRecord, Record, RecordKind, StorageRecord};
 pub use types::{ApelText, Fqan, MAX_TEXT_LEN, SiteName, VmStatus, VmUuid, Window};
 pub use validate::validate;
 
 /// How records are rendered.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Style {
     /// cASO 5.2.2 byte for byte: cloud `EndTime: 0` when there is no end,
@@ -47,27 +43,16 @@ pub enum Style {
 }
 
 /// Renders one record of `kind` as it appears inside a message.
-fn render_part(
-    kind: RecordKind,
-    record: &Record,
-    style: Style,
-    index: usize,
-) -> Result<String, Error> {
+fn render_part(kind: RecordKind, record: &Record, style: Style, index: usize) -> Result<String, Error> {
     validate(record).map_err(|e| e.in_record(index))?;
     Ok(match (kind, record) {
         (RecordKind::Cloud, Record::Cloud(r)) => cloud::render_record(r, style),
         (RecordKind::Ip, Record::Ip(r)) => json::render(&json::ip_fields(r)),
-        (RecordKind::Accelerator, Record::Accelerator(r)) => {
-            json::render(&json::accelerator_fields(r))
-        }
+        (RecordKind::Accelerator, Record::Accelerator(r)) => json::render(&json::accelerator_fields(r)),
         (RecordKind::Storage, Record::Storage(r)) => star::render_record(r, style),
         (RecordKind::Energy, Record::Energy(r)) => json::render(&json::energy_fields(r)),
         (expected, r) => {
-            return Err(Error::WrongKind {
-                expected,
-                found: r.kind(),
-                index,
-            });
+            return Err(Error::WrongKind { expected, found: r.kind(), index });
         }
     })
 }
@@ -77,9 +62,7 @@ fn assemble(kind: RecordKind, parts: &[String]) -> String {
     match kind {
         RecordKind::Cloud => cloud::assemble(parts),
         RecordKind::Storage => star::assemble(parts),
-        RecordKind::Ip | RecordKind::Accelerator | RecordKind::Energy => {
-            json::assemble(kind, parts)
-        }
+        RecordKind::Ip | RecordKind::Accelerator | RecordKind::Energy => json::assemble(kind, parts),
     }
 }
 
@@ -101,19 +84,12 @@ fn overhead(kind: RecordKind) -> (usize, usize) {
 ///   Python `json.dumps` layout, cASO key order, nulls left out;
 /// - storage: `<sr:StorageUsageRecords xmlns:sr="..">` + records + close tag;
 /// - energy: a JSON array of records (what cASO posts to GreenDIGIT CIM).
-pub fn render_message(
-    kind: RecordKind,
-    records: &[Record],
-    style: Style,
-) -> Result<Vec<u8>, Error> {
+pub fn render_message(kind: RecordKind, records: &[Record], style: Style) -> Result<Vec<u8>, Error> {
     if records.is_empty() {
         return Err(Error::NoRecords);
     }
-    let parts = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| render_part(kind, r, style, i))
-        .collect::<Result<Vec<_>, _>>()?;
+    let parts =
+        records.iter().enumerate().map(|(i, r)| render_part(kind, r, style, i)).collect::<Result<Vec<_>, _>>()?;
     Ok(assemble(kind, &parts).into_bytes())
 }
 
@@ -131,18 +107,9 @@ pub fn parse_message(bytes: &[u8]) -> Result<(RecordKind, Vec<Record>), Error> {
     let trimmed = text.trim_start();
     match trimmed.as_bytes().first() {
         None => Err(Error::NoRecords),
-        Some(b'<') => Ok((
-            RecordKind::Storage,
-            star::parse(text)?
-                .into_iter()
-                .map(Record::Storage)
-                .collect(),
-        )),
+        Some(b'<') => Ok((RecordKind::Storage, star::parse(text)?.into_iter().map(Record::Storage).collect())),
         Some(b'{') | Some(b'[') => json::parse(text),
-        Some(_) => Ok((
-            RecordKind::Cloud,
-            cloud::parse(text)?.into_iter().map(Record::Cloud).collect(),
-        )),
+        Some(_) => Ok((RecordKind::Cloud, cloud::parse(text)?.into_iter().map(Record::Cloud).collect())),
     }
 }
 
@@ -202,16 +169,10 @@ pub fn batch_ranges(
         let part = render_part(kind, record, style, index)?;
         let alone = signed_size_estimate(envelope + part.len());
         if alone > max_signed_bytes {
-            return Err(Error::RecordTooLarge {
-                index,
-                size: alone,
-                limit: max_signed_bytes,
-            });
+            return Err(Error::RecordTooLarge { index, size: alone, limit: max_signed_bytes });
         }
         let grown = len + part.len() + if parts.is_empty() { 0 } else { sep };
-        if !parts.is_empty()
-            && (parts.len() >= max_records || signed_size_estimate(grown) > max_signed_bytes)
-        {
+        if !parts.is_empty() && (parts.len() >= max_records || signed_size_estimate(grown) > max_signed_bytes) {
             messages.push((first..index, assemble(kind, &parts).into_bytes()));
             parts.clear();
             first = index;

@@ -11,8 +11,7 @@ fn strip_underscores(s: &str) -> Option<String> {
     let b = s.as_bytes();
     for (i, c) in b.iter().enumerate() {
         if *c == b'_' {
-            let ok =
-                i > 0 && i + 1 < b.len() && b[i - 1].is_ascii_digit() && b[i + 1].is_ascii_digit();
+            let ok = i > 0 && i + 1 < b.len() && b[i - 1].is_ascii_digit() && b[i + 1].is_ascii_digit();
             if !ok {
                 return None;
             }
@@ -45,9 +44,7 @@ pub fn parse_float(s: &str) -> Option<f64> {
     let lower = body.to_ascii_lowercase();
     let word = matches!(lower.as_str(), "inf" | "infinity" | "nan");
     let numeric = !body.is_empty()
-        && body
-            .bytes()
-            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+        && body.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
         && body.bytes().any(|c| c.is_ascii_digit());
     if !(word || numeric) {
         return None;

@@ -90,10 +90,7 @@ impl CloudRecord {
         if let Some(t) = self.record_create_time {
             return Some(t);
         }
-        let secs = self
-            .suspend_duration
-            .unwrap_or(0)
-            .saturating_add(self.wall_duration.unwrap_or(0));
+        let secs = self.suspend_duration.unwrap_or(0).saturating_add(self.wall_duration.unwrap_or(0));
         let delta = TimeDelta::try_seconds(i64::try_from(secs).ok()?)?;
         self.start_time?.checked_add_signed(delta)
     }
@@ -219,13 +216,8 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 5] = [
-        RecordKind::Cloud,
-        RecordKind::Ip,
-        RecordKind::Accelerator,
-        RecordKind::Storage,
-        RecordKind::Energy,
-    ];
+    pub const ALL: [RecordKind; 5] =
+        [RecordKind::Cloud, RecordKind::Ip, RecordKind::Accelerator, RecordKind::Storage, RecordKind::Energy];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -247,16 +239,9 @@ impl fmt::Display for RecordKind {
 impl std::str::FromStr for RecordKind {
     type Err = crate::Error;
     fn from_str(s: &str) -> Result<RecordKind, crate::Error> {
-        RecordKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                crate::Error::invalid(
-                    "record kind",
-                    s,
-                    "not one of cloud, ip, accelerator, storage, energy",
-                )
-            })
+        RecordKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            crate::Error::invalid("record kind", s, "not one of cloud, ip, accelerator, storage, energy")
+        })
     }
 }
 
@@ -286,18 +271,11 @@ impl Record {
         match self {
             Record::Cloud(r) => format!("{}/{}", r.vm_uuid, year_month(r.measurement_time())),
             Record::Accelerator(r) => {
-                format!(
-                    "{}/{:04}-{:02}",
-                    r.associated_record, r.measurement_year, r.measurement_month
-                )
+                format!("{}/{:04}-{:02}", r.associated_record, r.measurement_year, r.measurement_month)
             }
             Record::Storage(r) => r.record_id.to_string(),
             Record::Ip(r) => format!("{}/{}", r.local_group, r.ip_version),
-            Record::Energy(r) => format!(
-                "{}/{}",
-                r.exec_unit_id,
-                r.end_exec_time.format("%Y-%m-%dT%H:%M:%SZ")
-            ),
+            Record::Energy(r) => format!("{}/{}", r.exec_unit_id, r.end_exec_time.format("%Y-%m-%dT%H:%M:%SZ")),
         }
     }
 }

@@ -35,17 +35,11 @@ fn iso(t: DateTime<Utc>, style: Style) -> String {
 
 /// ElementTree text escaping.
 fn esc_text(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 /// ElementTree attribute escaping.
 fn esc_attr(s: &str) -> String {
-    esc_text(s)
-        .replace('"', "&quot;")
-        .replace('\n', "&#10;")
-        .replace('\r', "&#13;")
-        .replace('\t', "&#09;")
+    esc_text(s).replace('"', "&quot;").replace('\n', "&#10;").replace('\r', "&#13;").replace('\t', "&#09;")
 }
 
 fn elem(out: &mut String, name: &str, text: &str) {
@@ -86,11 +80,7 @@ pub(crate) fn render_record(r: &StorageRecord, style: Style) -> String {
     }
     elem(&mut o, "StartTime", &iso(r.start_time, style));
     elem(&mut o, "EndTime", &iso(r.end_time, style));
-    elem(
-        &mut o,
-        "ResourceCapacityUsed",
-        &r.resource_capacity_used.to_string(),
-    );
+    elem(&mut o, "ResourceCapacityUsed", &r.resource_capacity_used.to_string());
     if let Some(a) = r.resource_capacity_allocated {
         elem(&mut o, "ResourceCapacityAllocated", &a.to_string());
     }
@@ -135,26 +125,19 @@ pub(crate) fn parse(text: &str) -> Result<Vec<StorageRecord>, Error> {
                     match &ns {
                         ResolveResult::Bound(Namespace(n)) if *n == NS.as_bytes() => {}
                         ResolveResult::Bound(Namespace(n)) if *n == CAR_NS.as_bytes() => {
-                            return Err(Error::UnknownMessageType(
-                                "CAR compute records (not supported)".into(),
-                            ));
+                            return Err(Error::UnknownMessageType("CAR compute records (not supported)".into()));
                         }
                         ResolveResult::Bound(Namespace(n)) if *n == AUR_NS.as_bytes() => {
-                            return Err(Error::UnknownMessageType(
-                                "AUR aggregated records (not supported)".into(),
-                            ));
+                            return Err(Error::UnknownMessageType("AUR aggregated records (not supported)".into()));
                         }
                         _ => {
-                            return Err(Error::UnknownMessageType(
-                                "XML format not recognised".into(),
-                            ));
+                            return Err(Error::UnknownMessageType("XML format not recognised".into()));
                         }
                     }
                 }
                 if in_sr && local == "StorageUsageRecord" && current.is_none() {
                     if empty {
-                        records
-                            .push(build(Raw::default()).map_err(|e| e.in_record(records.len()))?);
+                        records.push(build(Raw::default()).map_err(|e| e.in_record(records.len()))?);
                     } else {
                         current = Some(Raw::default());
                         stack.clear();
@@ -166,14 +149,11 @@ pub(crate) fn parse(text: &str) -> Result<Vec<StorageRecord>, Error> {
                         for a in e.attributes() {
                             let a = a.map_err(|err| xml_err(err, pos))?;
                             let (ans, aname) = reader.resolve_attribute(a.key);
-                            let ok = matches!(ans, ResolveResult::Unbound)
-                                || ans == ResolveResult::Bound(sr);
+                            let ok = matches!(ans, ResolveResult::Unbound) || ans == ResolveResult::Bound(sr);
                             let aname = String::from_utf8_lossy(aname.as_ref()).into_owned();
                             if ok && (aname == "recordId" || aname == "createTime") {
                                 let v = a.unescape_value().map_err(|err| xml_err(err, pos))?;
-                                raw.fields
-                                    .entry(aname)
-                                    .or_insert_with(|| v.trim().to_string());
+                                raw.fields.entry(aname).or_insert_with(|| v.trim().to_string());
                             }
                         }
                     }
@@ -200,9 +180,8 @@ pub(crate) fn parse(text: &str) -> Result<Vec<StorageRecord>, Error> {
             Event::GeneralRef(r) => {
                 if let Some((_, buf)) = stack.last_mut() {
                     let name = r.decode().map_err(|e| xml_err(e, pos))?;
-                    let resolved = quick_xml::escape::unescape(&format!("&{name};"))
-                        .map_err(|e| xml_err(e, pos))?
-                        .into_owned();
+                    let resolved =
+                        quick_xml::escape::unescape(&format!("&{name};")).map_err(|e| xml_err(e, pos))?.into_owned();
                     buf.push_str(&resolved);
                 }
             }
@@ -211,9 +190,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<StorageRecord>, Error> {
                     match stack.pop() {
                         Some((name, text)) => {
                             if let Some(n) = name {
-                                raw.fields
-                                    .entry(n)
-                                    .or_insert_with(|| text.trim().to_string());
+                                raw.fields.entry(n).or_insert_with(|| text.trim().to_string());
                             }
                         }
                         None => {

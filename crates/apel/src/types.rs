@@ -18,36 +18,20 @@ pub(crate) fn is_null_spelling(s: &str) -> bool {
 
 fn check_text(field: &str, s: &str) -> Result<(), Error> {
     if let Some((i, c)) = s.char_indices().find(|(_, c)| !c.is_ascii()) {
-        return Err(Error::invalid(
-            field,
-            s,
-            format!("non-ASCII character {c:?} at {i}"),
-        ));
+        return Err(Error::invalid(field, s, format!("non-ASCII character {c:?} at {i}")));
     }
     if let Some(b) = s.bytes().find(|b| b.is_ascii_control()) {
-        return Err(Error::invalid(
-            field,
-            s,
-            format!("control character 0x{b:02x}"),
-        ));
+        return Err(Error::invalid(field, s, format!("control character 0x{b:02x}")));
     }
     if s.len() > MAX_TEXT_LEN {
-        return Err(Error::invalid(
-            field,
-            s,
-            format!("{} characters, more than {MAX_TEXT_LEN}", s.len()),
-        ));
+        return Err(Error::invalid(field, s, format!("{} characters, more than {MAX_TEXT_LEN}", s.len())));
     }
     Ok(())
 }
 
 fn check_non_null(field: &str, s: &str) -> Result<(), Error> {
     if is_null_spelling(s) {
-        return Err(Error::invalid(
-            field,
-            s,
-            "empty or a null spelling (none/null)",
-        ));
+        return Err(Error::invalid(field, s, "empty or a null spelling (none/null)"));
     }
     if s.trim() != s {
         return Err(Error::invalid(field, s, "leading or trailing whitespace"));
@@ -140,10 +124,7 @@ impl ApelText {
     /// characters (cASO keeps them and breaks its message) and truncates to
     /// 255 characters. Never fails; the result may be empty.
     pub fn lossy(s: &str) -> ApelText {
-        let mut out: String = s
-            .chars()
-            .filter(|c| c.is_ascii() && !c.is_ascii_control())
-            .collect();
+        let mut out: String = s.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).collect();
         out.truncate(MAX_TEXT_LEN);
         ApelText(out)
     }
@@ -179,11 +160,7 @@ impl TryFrom<WindowRaw> for Window {
 impl Window {
     pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Window, Error> {
         if from >= to {
-            return Err(Error::invalid(
-                "window",
-                format!("{from} .. {to}"),
-                "from must be before to",
-            ));
+            return Err(Error::invalid("window", format!("{from} .. {to}"), "from must be before to"));
         }
         Ok(Window { from, to })
     }
@@ -236,16 +213,9 @@ impl std::str::FromStr for VmStatus {
     type Err = Error;
     /// Parses one of the seven APEL values (case-insensitive).
     fn from_str(s: &str) -> Result<VmStatus, Error> {
-        VmStatus::ALL
-            .into_iter()
-            .find(|v| v.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                Error::invalid(
-                    "Status",
-                    s,
-                    "not one of started, completed, error, paused, suspended, stopped, unknown",
-                )
-            })
+        VmStatus::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            Error::invalid("Status", s, "not one of started, completed, error, paused, suspended, stopped, unknown")
+        })
     }
 }
 

@@ -19,20 +19,16 @@ fn finite(field: &str, v: Option<f64>) -> Result<(), Error> {
 fn decimal(field: &str, v: Option<f64>) -> Result<(), Error> {
     finite(field, v)?;
     match v {
-        Some(f) if f.abs() >= DECIMAL_10_3_MAX => {
-            Err(Error::invalid(field, f, "does not fit DECIMAL(10,3)"))
-        }
+        Some(f) if f.abs() >= DECIMAL_10_3_MAX => Err(Error::invalid(field, f, "does not fit DECIMAL(10,3)")),
         _ => Ok(()),
     }
 }
 
 fn benchmark_type(v: &Option<ApelText>) -> Result<(), Error> {
     match v {
-        Some(t) if t.as_str().len() > BENCHMARK_TYPE_MAX => Err(Error::invalid(
-            "BenchmarkType",
-            t,
-            format!("longer than {BENCHMARK_TYPE_MAX} characters"),
-        )),
+        Some(t) if t.as_str().len() > BENCHMARK_TYPE_MAX => {
+            Err(Error::invalid("BenchmarkType", t, format!("longer than {BENCHMARK_TYPE_MAX} characters")))
+        }
         _ => Ok(()),
     }
 }
@@ -44,45 +40,23 @@ pub fn validate(record: &Record) -> Result<(), Error> {
             // The loader splits the message on "%%" anywhere, so a value holding it breaks the message.
             let texts: [(&str, Option<&str>); 14] = [
                 ("SiteName", Some(r.site_name.as_str())),
-                (
-                    "CloudComputeService",
-                    r.cloud_compute_service.as_ref().map(ApelText::as_str),
-                ),
+                ("CloudComputeService", r.cloud_compute_service.as_ref().map(ApelText::as_str)),
                 ("CloudType", r.cloud_type.as_ref().map(ApelText::as_str)),
                 ("MachineName", r.machine_name.as_ref().map(ApelText::as_str)),
-                (
-                    "LocalUserId",
-                    r.local_user_id.as_ref().map(ApelText::as_str),
-                ),
-                (
-                    "LocalGroupId",
-                    r.local_group_id.as_ref().map(ApelText::as_str),
-                ),
-                (
-                    "GlobalUserName",
-                    r.global_user_name.as_ref().map(ApelText::as_str),
-                ),
+                ("LocalUserId", r.local_user_id.as_ref().map(ApelText::as_str)),
+                ("LocalGroupId", r.local_group_id.as_ref().map(ApelText::as_str)),
+                ("GlobalUserName", r.global_user_name.as_ref().map(ApelText::as_str)),
                 ("FQAN", r.fqan.as_ref().map(|f| f.as_str())),
                 ("NetworkType", r.network_type.as_ref().map(ApelText::as_str)),
-                (
-                    "StorageRecordId",
-                    r.storage_record_id.as_ref().map(ApelText::as_str),
-                ),
+                ("StorageRecordId", r.storage_record_id.as_ref().map(ApelText::as_str)),
                 ("ImageId", r.image_id.as_ref().map(ApelText::as_str)),
-                (
-                    "BenchmarkType",
-                    r.benchmark_type.as_ref().map(ApelText::as_str),
-                ),
+                ("BenchmarkType", r.benchmark_type.as_ref().map(ApelText::as_str)),
                 ("VMUUID", Some(r.vm_uuid.as_str())),
                 ("Status", r.status.map(|s| s.as_str())),
             ];
             for (field, v) in texts {
                 if let Some(v) = v.filter(|v| v.contains("%%")) {
-                    return Err(Error::invalid(
-                        field,
-                        v,
-                        "contains \"%%\", the cloud record separator",
-                    ));
+                    return Err(Error::invalid(field, v, "contains \"%%\", the cloud record separator"));
                 }
             }
             benchmark_type(&r.benchmark_type)?;
@@ -101,18 +75,10 @@ pub fn validate(record: &Record) -> Result<(), Error> {
         }
         Record::Accelerator(r) => {
             if !(1..=12).contains(&r.measurement_month) {
-                return Err(Error::invalid(
-                    "MeasurementMonth",
-                    r.measurement_month,
-                    "must be 1..=12",
-                ));
+                return Err(Error::invalid("MeasurementMonth", r.measurement_month, "must be 1..=12"));
             }
             if !(1..=9999).contains(&r.measurement_year) {
-                return Err(Error::invalid(
-                    "MeasurementYear",
-                    r.measurement_year,
-                    "must be 1..=9999",
-                ));
+                return Err(Error::invalid("MeasurementYear", r.measurement_year, "must be 1..=9999"));
             }
             benchmark_type(&r.benchmark_type)?;
             finite("Benchmark", r.benchmark)

@@ -22,15 +22,13 @@ fn fqan() -> impl Strategy<Value = Fqan> {
     text().prop_map(|t| Fqan::new(t.into_string()).unwrap())
 }
 fn uuid() -> impl Strategy<Value = VmUuid> {
-    "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-        .prop_map(|s| VmUuid::new(s).unwrap())
+    "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}".prop_map(|s| VmUuid::new(s).unwrap())
 }
 fn secs() -> impl Strategy<Value = DateTime<Utc>> {
     (0i64..4_102_444_800).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap())
 }
 fn micros() -> impl Strategy<Value = DateTime<Utc>> {
-    (0i64..4_102_444_800, 0u32..1_000_000)
-        .prop_map(|(s, us)| DateTime::from_timestamp(s, us * 1000).unwrap())
+    (0i64..4_102_444_800, 0u32..1_000_000).prop_map(|(s, us)| DateTime::from_timestamp(s, us * 1000).unwrap())
 }
 fn status() -> impl Strategy<Value = VmStatus> {
     proptest::sample::select(VmStatus::ALL.to_vec())
@@ -110,15 +108,12 @@ prop_compose! {
 
 fn any_kind_records() -> impl Strategy<Value = (RecordKind, Vec<Record>)> {
     prop_oneof![
-        prop::collection::vec(cloud().prop_map(Record::Cloud), 1..6)
-            .prop_map(|v| (RecordKind::Cloud, v)),
+        prop::collection::vec(cloud().prop_map(Record::Cloud), 1..6).prop_map(|v| (RecordKind::Cloud, v)),
         prop::collection::vec(ip().prop_map(Record::Ip), 1..6).prop_map(|v| (RecordKind::Ip, v)),
         prop::collection::vec(accelerator().prop_map(Record::Accelerator), 1..6)
             .prop_map(|v| (RecordKind::Accelerator, v)),
-        prop::collection::vec(storage().prop_map(Record::Storage), 1..6)
-            .prop_map(|v| (RecordKind::Storage, v)),
-        prop::collection::vec(energy().prop_map(Record::Energy), 1..6)
-            .prop_map(|v| (RecordKind::Energy, v)),
+        prop::collection::vec(storage().prop_map(Record::Storage), 1..6).prop_map(|v| (RecordKind::Storage, v)),
+        prop::collection::vec(energy().prop_map(Record::Energy), 1..6).prop_map(|v| (RecordKind::Energy, v)),
     ]
 }
 
@@ -128,8 +123,7 @@ fn as_compat_reads(r: &Record) -> Record {
     match r {
         Record::Cloud(c) => {
             let mut c = c.clone();
-            c.end_time
-                .get_or_insert(DateTime::from_timestamp(0, 0).unwrap());
+            c.end_time.get_or_insert(DateTime::from_timestamp(0, 0).unwrap());
             c.wall_duration = c.wall_duration.map(|d| d.max(1));
             c.cpu_duration = c.cpu_duration.map(|d| d.max(1));
             Record::Cloud(c)

@@ -51,10 +51,7 @@ fn vm(
         image_id: Some(t("https://appdb.example/img/1")),
         benchmark_type: Some(t("HEPscore23")),
         benchmark: Some(12.5),
-        ..CloudRecord::new(
-            VmUuid::new(uuid).unwrap(),
-            SiteName::new("TEST-SITE").unwrap(),
-        )
+        ..CloudRecord::new(VmUuid::new(uuid).unwrap(), SiteName::new("TEST-SITE").unwrap())
     })
 }
 
@@ -197,34 +194,22 @@ fn render(kind: RecordKind, records: &[Record]) -> String {
 
 #[test]
 fn cloud_message_renders_byte_for_byte_like_caso() {
-    assert_eq!(
-        render(RecordKind::Cloud, &cloud_records()),
-        std::str::from_utf8(CLOUD).unwrap()
-    );
+    assert_eq!(render(RecordKind::Cloud, &cloud_records()), std::str::from_utf8(CLOUD).unwrap());
 }
 
 #[test]
 fn ip_message_renders_byte_for_byte_like_caso() {
-    assert_eq!(
-        render(RecordKind::Ip, &ip_records()),
-        std::str::from_utf8(IP).unwrap()
-    );
+    assert_eq!(render(RecordKind::Ip, &ip_records()), std::str::from_utf8(IP).unwrap());
 }
 
 #[test]
 fn accelerator_message_renders_byte_for_byte_like_caso() {
-    assert_eq!(
-        render(RecordKind::Accelerator, &accelerator_records()),
-        std::str::from_utf8(ACC).unwrap()
-    );
+    assert_eq!(render(RecordKind::Accelerator, &accelerator_records()), std::str::from_utf8(ACC).unwrap());
 }
 
 #[test]
 fn storage_message_renders_byte_for_byte_like_caso() {
-    assert_eq!(
-        render(RecordKind::Storage, &storage_records()),
-        std::str::from_utf8(STORAGE).unwrap()
-    );
+    assert_eq!(render(RecordKind::Storage, &storage_records()), std::str::from_utf8(STORAGE).unwrap());
 }
 
 #[test]
@@ -240,36 +225,20 @@ fn caso_messages_parse_back_to_the_records() {
     }
     assert_eq!(recs, want);
     assert_eq!(parse_message(IP).unwrap(), (RecordKind::Ip, ip_records()));
-    assert_eq!(
-        parse_message(ACC).unwrap(),
-        (RecordKind::Accelerator, accelerator_records())
-    );
-    assert_eq!(
-        parse_message(STORAGE).unwrap(),
-        (RecordKind::Storage, storage_records())
-    );
+    assert_eq!(parse_message(ACC).unwrap(), (RecordKind::Accelerator, accelerator_records()));
+    assert_eq!(parse_message(STORAGE).unwrap(), (RecordKind::Storage, storage_records()));
 }
 
 #[test]
 fn fedsite_style_differs_only_in_end_time_zero_durations_and_star_zone() {
-    let cloud = String::from_utf8(
-        render_message(RecordKind::Cloud, &cloud_records(), Style::Fedsite).unwrap(),
-    )
-    .unwrap();
+    let cloud =
+        String::from_utf8(render_message(RecordKind::Cloud, &cloud_records(), Style::Fedsite).unwrap()).unwrap();
     let caso = std::str::from_utf8(CLOUD).unwrap();
     assert_eq!(cloud, caso.replace("EndTime: 0\n", ""));
-    let star = String::from_utf8(
-        render_message(RecordKind::Storage, &storage_records(), Style::Fedsite).unwrap(),
-    )
-    .unwrap();
-    assert!(
-        star.contains("<sr:StartTime>2023-05-21T00:00:00Z</sr:StartTime>"),
-        "{star}"
-    );
-    assert!(
-        star.contains("sr:createTime=\"2026-11-29T09:44:35.785122Z\""),
-        "{star}"
-    );
+    let star =
+        String::from_utf8(render_message(RecordKind::Storage, &storage_records(), Style::Fedsite).unwrap()).unwrap();
+    assert!(star.contains("<sr:StartTime>2023-05-21T00:00:00Z</sr:StartTime>"), "{star}");
+    assert!(star.contains("sr:createTime=\"2026-11-29T09:44:35.785122Z\""), "{star}");
     let ip = render_message(RecordKind::Ip, &ip_records(), Style::Fedsite).unwrap();
     assert_eq!(ip, IP);
 }
@@ -288,34 +257,21 @@ fn caso_unit_test_vectors_render_as_documented() {
     r.cpu_duration = Some(3456000);
     r.status = Some(VmStatus::Started);
     let text = render(RecordKind::Cloud, &[Record::Cloud(r.clone())]);
-    assert!(
-        text.contains("\nStartTime: 1684619946\n") && text.contains("\nEndTime: 1685051946\n"),
-        "{text}"
-    );
+    assert!(text.contains("\nStartTime: 1684619946\n") && text.contains("\nEndTime: 1685051946\n"), "{text}");
     // Zero durations are sent as 1 by cASO.
     r.wall_duration = Some(0);
     r.cpu_duration = Some(0);
     let text = render(RecordKind::Cloud, &[Record::Cloud(r.clone())]);
-    assert!(
-        text.contains("\nCpuDuration: 1\n") && text.ends_with("WallDuration: 1\n"),
-        "{text}"
-    );
-    let fed = String::from_utf8(
-        render_message(RecordKind::Cloud, &[Record::Cloud(r)], Style::Fedsite).unwrap(),
-    )
-    .unwrap();
-    assert!(
-        fed.contains("\nCpuDuration: 0\n") && fed.ends_with("WallDuration: 0\n"),
-        "{fed}"
-    );
+    assert!(text.contains("\nCpuDuration: 1\n") && text.ends_with("WallDuration: 1\n"), "{text}");
+    let fed =
+        String::from_utf8(render_message(RecordKind::Cloud, &[Record::Cloud(r)], Style::Fedsite).unwrap()).unwrap();
+    assert!(fed.contains("\nCpuDuration: 0\n") && fed.ends_with("WallDuration: 0\n"), "{fed}");
 }
 
 #[test]
 fn benchmark_prints_as_python_float() {
-    let mut r = CloudRecord::new(
-        VmUuid::new("11111111-1111-4111-8111-111111111111").unwrap(),
-        SiteName::new("S").unwrap(),
-    );
+    let mut r =
+        CloudRecord::new(VmUuid::new("11111111-1111-4111-8111-111111111111").unwrap(), SiteName::new("S").unwrap());
     r.benchmark = Some(99.0);
     let text = render(RecordKind::Cloud, &[Record::Cloud(r)]);
     assert_eq!(

@@ -83,14 +83,10 @@ impl CheckinConfig {
 
     /// The client secret read from a private file (mode 0600, as every secret file).
     pub fn secret_from_file(path: &Path) -> Result<Secret, CredentialError> {
-        openstack::secret::check_private_file(path).map_err(|reason| CredentialError::File {
-            path: path.to_owned(),
-            reason: reason.to_string(),
-        })?;
-        let text = std::fs::read_to_string(path).map_err(|e| CredentialError::File {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        openstack::secret::check_private_file(path)
+            .map_err(|reason| CredentialError::File { path: path.to_owned(), reason: reason.to_string() })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CredentialError::File { path: path.to_owned(), reason: e.to_string() })?;
         let secret = text.trim();
         if secret.is_empty() {
             return Err(CredentialError::File { path: path.to_owned(), reason: "is empty".into() });
@@ -168,20 +164,26 @@ impl CheckinToken {
         Ok(fresh)
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(&self, what: &str, req: reqwest::RequestBuilder) -> Result<T, CredentialError> {
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, CredentialError> {
         let resp = req.send().await.map_err(|source| CredentialError::Http { what: what.to_owned(), source })?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(|source| CredentialError::Http { what: what.to_owned(), source })?;
         if !(200..300).contains(&status) {
             return Err(CredentialError::Status { what: what.to_owned(), status, body: snippet(&body) });
         }
-        serde_json::from_slice(&body).map_err(|e| CredentialError::Protocol { what: what.to_owned(), detail: e.to_string() })
+        serde_json::from_slice(&body)
+            .map_err(|e| CredentialError::Protocol { what: what.to_owned(), detail: e.to_string() })
     }
 
     async fn fetch(&self) -> Result<AccessToken, CredentialError> {
         let (token_endpoint, jwks_uri, issuer) = match &self.cfg.discovery_endpoint {
             Some(url) => {
-                let d: Discovery = self.json(&format!("reading the OIDC discovery document {url}"), self.http.get(url)).await?;
+                let d: Discovery =
+                    self.json(&format!("reading the OIDC discovery document {url}"), self.http.get(url)).await?;
                 (d.token_endpoint, d.jwks_uri.or(self.cfg.jwks_uri.clone()), d.issuer.unwrap_or_else(|| url.clone()))
             }
             None => {
@@ -197,17 +199,22 @@ impl CheckinToken {
             ("scope", self.cfg.scope.as_str()),
         ];
         let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
-        let req = self.http.post(&token_endpoint).header("content-type", "application/x-www-form-urlencoded").body(body);
+        let req =
+            self.http.post(&token_endpoint).header("content-type", "application/x-www-form-urlencoded").body(body);
         let answer: TokenAnswer = self.json(&what, req).await?;
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let jwks_uri = jwks_uri.ok_or_else(|| CredentialError::Token {
             issuer: issuer.clone(),
             detail: "no jwks_uri to check the token's signature with".into(),
         })?;
-        let jwks: jsonwebtoken::jwk::JwkSet = self.json(&format!("reading the JWKS {jwks_uri}"), self.http.get(&jwks_uri)).await?;
-        let claims = verify(&answer.access_token, &jwks).map_err(|detail| CredentialError::Token { issuer: issuer.clone(), detail })?;
-        let expires_at = DateTime::from_timestamp(claims.exp, 0)
-            .ok_or_else(|| CredentialError::Token { issuer: issuer.clone(), detail: format!("exp {} is not a time", claims.exp) })?;
+        let jwks: jsonwebtoken::jwk::JwkSet =
+            self.json(&format!("reading the JWKS {jwks_uri}"), self.http.get(&jwks_uri)).await?;
+        let claims = verify(&answer.access_token, &jwks)
+            .map_err(|detail| CredentialError::Token { issuer: issuer.clone(), detail })?;
+        let expires_at = DateTime::from_timestamp(claims.exp, 0).ok_or_else(|| CredentialError::Token {
+            issuer: issuer.clone(),
+            detail: format!("exp {} is not a time", claims.exp),
+        })?;
         tracing::info!(%issuer, sub = %claims.sub, %expires_at, "Check-in access token obtained");
         Ok(AccessToken { token: Secret::new(answer.access_token), sub: claims.sub, expires_at })
     }
@@ -223,9 +230,7 @@ fn verify(jwt: &str, jwks: &jsonwebtoken::jwk::JwkSet) -> Result<TokenClaims, St
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "sub"]);
-    jsonwebtoken::decode::<TokenClaims>(jwt, &key, &validation)
-        .map(|d| d.claims)
-        .map_err(|e| format!("rejected: {e}"))
+    jsonwebtoken::decode::<TokenClaims>(jwt, &key, &validation).map(|d| d.claims).map_err(|e| format!("rejected: {e}"))
 }
 
 fn snippet(b: &[u8]) -> String {
@@ -254,7 +259,10 @@ impl AppCredential {
                 detail: format!("the secret has no {k}"),
             })
         };
-        Ok(AppCredential { id: get("application_credential_id")?, secret: Secret::new(get("application_credential_secret")?) })
+        Ok(AppCredential {
+            id: get("application_credential_id")?,
+            secret: Secret::new(get("application_credential_secret")?),
+        })
     }
 }
 
@@ -313,7 +321,8 @@ impl Vault {
         if !(200..300).contains(&status) {
             return Err(CredentialError::Status { what, status, body: snippet(&bytes) });
         }
-        let a: LoginAnswer = serde_json::from_slice(&bytes).map_err(|e| CredentialError::Protocol { what, detail: e.to_string() })?;
+        let a: LoginAnswer =
+            serde_json::from_slice(&bytes).map_err(|e| CredentialError::Protocol { what, detail: e.to_string() })?;
         Ok(Secret::new(a.auth.client_token))
     }
 
@@ -342,12 +351,10 @@ impl Vault {
             200..=299 => {}
             _ => return Err(CredentialError::Status { what, status, body: snippet(&bytes) }),
         }
-        let a: SecretAnswer = serde_json::from_slice(&bytes).map_err(|e| CredentialError::Protocol { what: what.clone(), detail: e.to_string() })?;
-        let options: BTreeMap<String, String> = a
-            .data
-            .into_iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
-            .collect();
+        let a: SecretAnswer = serde_json::from_slice(&bytes)
+            .map_err(|e| CredentialError::Protocol { what: what.clone(), detail: e.to_string() })?;
+        let options: BTreeMap<String, String> =
+            a.data.into_iter().filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned()))).collect();
         AppCredential::from_options(&options, &what).map(Some)
     }
 }
@@ -408,7 +415,9 @@ pub fn vo_cloud_config(site: &sites::Site, vo: &sites::VoShare, login: VoLogin) 
             protocol: site.protocol.as_str().to_owned(),
             access_token: t.token,
         },
-        VoLogin::AppCredential(a) => Credentials::ApplicationCredential { id: Some(a.id), name: None, user: None, secret: a.secret },
+        VoLogin::AppCredential(a) => {
+            Credentials::ApplicationCredential { id: Some(a.id), name: None, user: None, secret: a.secret }
+        }
     };
     let scope = match &vo.auth.project_id {
         Some(p) => Scope::project_id(p.as_str()),

@@ -6,4 +6,7 @@
 pub mod credentials;
 pub mod run;
 
-pub use credentials::{AccessToken, AppCredential, CheckinConfig, CheckinToken, CredentialError, SecretsDir, Vault, VoLogin, vo_cloud_config};
+pub use credentials::{
+    AccessToken, AppCredential, CheckinConfig, CheckinToken, CredentialError, SecretsDir, Vault, VoLogin,
+    vo_cloud_config,
+};

@@ -166,7 +166,9 @@ enum Fail {
 impl From<CredentialError> for Fail {
     fn from(e: CredentialError) -> Fail {
         let fix = match &e {
-            CredentialError::Status { status: 401 | 403, .. } => Some("check the Check-in client id and secret, and the Vault role".into()),
+            CredentialError::Status { status: 401 | 403, .. } => {
+                Some("check the Check-in client id and secret, and the Vault role".into())
+            }
             _ => None,
         };
         Fail::Error(e.to_string(), fix)
@@ -205,7 +207,11 @@ async fn info(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fai
         let vault_token = match &central.secrets {
             Secrets::Vault(v) => Some(v.login(&token).await?),
             Secrets::Dir(_) => None,
-            Secrets::None => return Err(Fail::Skip("an application-credential site, and no Vault or secrets directory is configured".into())),
+            Secrets::None => {
+                return Err(Fail::Skip(
+                    "an application-credential site, and no Vault or secrets directory is configured".into(),
+                ));
+            }
         };
         let mut kept = Vec::new();
         for mut vo in site_cfg.vos.take().unwrap_or_default() {
@@ -230,9 +236,9 @@ async fn info(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fai
     opts.gocdb_url = central.gocdb_url.clone();
     opts.timeout = central.site_timeout;
     opts.creation_time = central.creation_time;
-    let (doc, report) = cloudinfo::discover(&site_cfg, &opts)
-        .await
-        .map_err(|e| Fail::Error(e.to_string(), Some("see the share's error; the site's other shares were not published".into())))?;
+    let (doc, report) = cloudinfo::discover(&site_cfg, &opts).await.map_err(|e| {
+        Fail::Error(e.to_string(), Some("see the share's error; the site's other shares were not published".into()))
+    })?;
     let data = cloudinfo::publish::payload(&doc.render());
     let path = central.info_dir.join(format!("{}.json", loaded.id));
     cloudinfo::publish::to_file(&path, &data).map_err(|e| Fail::Error(e.to_string(), None))?;
@@ -243,11 +249,16 @@ async fn info(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fai
         let (vo, e) = &report.failed_shares[0];
         return Err(Fail::Error(
             format!("every VO share failed ({tried}); VO {vo}: {e}"),
-            Some(format!("check that {} answers and that the federation's token is mapped there", site.endpoint.as_str())),
+            Some(format!(
+                "check that {} answers and that the federation's token is mapped there",
+                site.endpoint.as_str()
+            )),
         ));
     }
     let mut failed_vos = report.failed_shares.clone();
-    failed_vos.extend(skipped.into_iter().map(|vo| (vo, "no application credential (Vault or secrets directory)".to_string())));
+    failed_vos.extend(
+        skipped.into_iter().map(|vo| (vo, "no application credential (Vault or secrets directory)".to_string())),
+    );
     let shares = doc.shares().len();
     Ok(Done { detail: format!("{} bytes to {}, {shares} share(s)", data.len(), path.display()), failed_vos })
 }

@@ -91,7 +91,10 @@ async fn vault_gives_each_vos_application_credential_and_skips_a_missing_one() {
     let vt = vault.login(&token).await.unwrap();
     let ac = vault.app_credential(&vt, SUB, "127.0.0.1", "vo.example.org").await.unwrap().expect("the VO's secret");
     assert_eq!((ac.id.as_str(), ac.secret.expose()), ("ac-id", "ac-secret"));
-    assert!(vault.app_credential(&vt, SUB, "127.0.0.1", "vo.absent.eu").await.unwrap().is_none(), "a missing secret skips the VO");
+    assert!(
+        vault.app_credential(&vt, SUB, "127.0.0.1", "vo.absent.eu").await.unwrap().is_none(),
+        "a missing secret skips the VO"
+    );
     let err = vault.app_credential(&vt, "someone-else", "127.0.0.1", "vo.example.org").await.unwrap_err();
     assert!(matches!(err, CredentialError::Status { status: 403, .. }), "{err}");
     let err = vault.app_credential(&Secret::new("hvs.bogus"), SUB, "127.0.0.1", "vo.example.org").await.unwrap_err();
@@ -101,7 +104,11 @@ async fn vault_gives_each_vos_application_credential_and_skips_a_missing_one() {
     let secrets = SecretsDir::new(dir.path());
     let file = secrets.path("127.0.0.1", "vo.example.org");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(&file, "# from Vault\napplication_credential_id = ac-id\napplication_credential_secret: ac-secret\n").unwrap();
+    std::fs::write(
+        &file,
+        "# from Vault\napplication_credential_id = ac-id\napplication_credential_secret: ac-secret\n",
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(secrets.app_credential("127.0.0.1", "vo.example.org").unwrap().unwrap(), ac);
@@ -122,11 +129,21 @@ async fn federate(sim: &sim::SimHandle, vo: &str, project: &str) {
         "remote": [{"type": "OIDC-sub"}, {"type": "OIDC-eduperson_entitlement", "any_one_of": [format!("urn:mace:egi.eu:group:{vo}:role=member#aai.egi.eu")]}],
     }]);
     for (path, body) in [
-        ("/OS-FEDERATION/identity_providers/egi.eu", json!({"identity_provider": {"enabled": true, "remote_ids": [issuer]}})),
+        (
+            "/OS-FEDERATION/identity_providers/egi.eu",
+            json!({"identity_provider": {"enabled": true, "remote_ids": [issuer]}}),
+        ),
         ("/OS-FEDERATION/mappings/egi-mapping", json!({"mapping": {"rules": rules}})),
-        ("/OS-FEDERATION/identity_providers/egi.eu/protocols/openid", json!({"protocol": {"mapping_id": "egi-mapping"}})),
+        (
+            "/OS-FEDERATION/identity_providers/egi.eu/protocols/openid",
+            json!({"protocol": {"mapping_id": "egi-mapping"}}),
+        ),
     ] {
-        s.send(openstack::Call::new(openstack::Service::Identity, reqwest::Method::PUT, "/OS-FEDERATION", path).json(body)).await.unwrap();
+        s.send(
+            openstack::Call::new(openstack::Service::Identity, reqwest::Method::PUT, "/OS-FEDERATION", path).json(body),
+        )
+        .await
+        .unwrap();
     }
 }
 
@@ -148,7 +165,10 @@ async fn a_vo_share_logs_in_through_the_federation_scoped_to_its_project() {
     let cfg = central::vo_cloud_config(&s, &s.vos[0], VoLogin::Oidc(token));
     assert!(!format!("{cfg:?}").contains("eyJ"), "no token in Debug output");
     let session = Session::connect(&cfg).await.unwrap();
-    let v: Value = session.json(openstack::Call::get(openstack::Service::Identity, "/auth/projects", "/auth/projects")).await.unwrap();
+    let v: Value = session
+        .json(openstack::Call::get(openstack::Service::Identity, "/auth/projects", "/auth/projects"))
+        .await
+        .unwrap();
     let ids: Vec<&str> = v["projects"].as_array().unwrap().iter().filter_map(|p| p["id"].as_str()).collect();
     assert!(ids.contains(&project.id.as_str()), "{v}");
     sim.stop().await;

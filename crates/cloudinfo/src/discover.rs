@@ -12,9 +12,9 @@ use openstack::catalog::Service as OsService;
 use openstack::{Call, CloudConfig, Credentials, ProjectRef, Scope, Secret, Session, glance, keystone, nova};
 
 use crate::glue::*;
-use pyjson::{self, Json, Object};
 use crate::site::{SiteConfig, VoConfig};
 use crate::{gocdb, tls};
+use pyjson::{self, Json, Object};
 
 /// `--select-flavors`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -249,7 +249,13 @@ impl<'a> Ctx<'a> {
 /// site whose Keystone is `endpoint` (`None`: skipped, `only_appdb_images`).
 /// Reads the image properties from outside: `APPLIANCE_ATTRIBUTES` (JSON in a
 /// string), the marketplace URIs, the OS and GPU keys. Public for the fuzz targets.
-pub fn image_object(opts: &Options, endpoint: &str, image: &glance::Image, share_id: &str, glance_url: &str) -> Option<CloudComputingImage> {
+pub fn image_object(
+    opts: &Options,
+    endpoint: &str,
+    image: &glance::Image,
+    share_id: &str,
+    glance_url: &str,
+) -> Option<CloudComputingImage> {
     build_image(&Ctx::new(opts, endpoint), image, share_id, glance_url)
 }
 
@@ -295,7 +301,9 @@ pub async fn discover(site: &SiteConfig, opts: &Options) -> Result<(Document, Re
         instance_min_ram: None,
     };
     manager.common.associate("CloudComputingService", &ctx.service_id);
-    let ca = tls::probe(&site.endpoint, opts.insecure, opts.ca_file.as_deref(), opts.timeout.min(Duration::from_secs(60))).await;
+    let ca =
+        tls::probe(&site.endpoint, opts.insecure, opts.ca_file.as_deref(), opts.timeout.min(Duration::from_secs(60)))
+            .await;
     let mut endpoint = CloudComputingEndpoint {
         common: Common::new(&ctx.endpoint_id, Some(format!("Cloud computing endpoint for {}", ctx.endpoint_id)), &time),
         url: site.endpoint.clone(),
@@ -533,9 +541,7 @@ async fn build_share(ctx: &Ctx<'_>, vo: &VoConfig, s: &Session) -> Result<ShareP
 
     // Images (Glance v2, status=active).
     let cfg = s.config();
-    let glance_url = token
-        .catalog
-        .url(OsService::Image, cfg.interface, cfg.region_name.as_deref())?;
+    let glance_url = token.catalog.url(OsService::Image, cfg.interface, cfg.region_name.as_deref())?;
     let images = glance::ListImages { status: Some("active".into()), ..Default::default() }
         .list(s)
         .await
@@ -674,7 +680,9 @@ fn build_image(ctx: &Ctx<'_>, image: &glance::Image, share_id: &str, glance_url:
     other.update(attrs);
     if ctx.opts.fixes.extra_properties {
         let keys = &ctx.opts.image_keys;
-        for (name, key) in [("gpu_driver", &keys.gpu_driver), ("gpu_cuda", &keys.gpu_cuda), ("gpu_cudnn", &keys.gpu_cudnn)] {
+        for (name, key) in
+            [("gpu_driver", &keys.gpu_driver), ("gpu_cuda", &keys.gpu_cuda), ("gpu_cudnn", &keys.gpu_cudnn)]
+        {
             if let Some(v) = text(key).filter(|v| !v.is_empty()) {
                 other.insert(name, v);
             }
@@ -759,7 +767,9 @@ fn build_instance_type(
                 itype.common.associate("CloudComputingVirtualAccelerator", &a.common.id);
                 acc = Some(a);
             }
-            Err(_) => tracing::warn!("flavor {}: {} = {n:?} is not a number; no accelerator published", f.id, keys.gpu_number),
+            Err(_) => {
+                tracing::warn!("flavor {}: {} = {n:?} is not a number; no accelerator published", f.id, keys.gpu_number)
+            }
         }
     }
     (itype, acc)
@@ -828,9 +838,13 @@ mod tests {
 
     #[test]
     fn gpu_number_with_spaces_gives_an_accelerator_and_a_bad_one_none() {
-        let f: nova::Flavor = serde_json::from_str(r#"{"id": "g", "name": "g", "ram": 1024, "vcpus": 2, "disk": 10}"#).unwrap();
-        let specs: BTreeMap<String, String> =
-            [("Accelerator:Number".to_string(), " 2 ".to_string()), ("Accelerator:Vendor".to_string(), "NVIDIA".to_string())].into();
+        let f: nova::Flavor =
+            serde_json::from_str(r#"{"id": "g", "name": "g", "ram": 1024, "vcpus": 2, "disk": 10}"#).unwrap();
+        let specs: BTreeMap<String, String> = [
+            ("Accelerator:Number".to_string(), " 2 ".to_string()),
+            ("Accelerator:Vendor".to_string(), "NVIDIA".to_string()),
+        ]
+        .into();
         let (t, acc) = instance_type_object(&opts(), "https://k.example:5000/v3", &f, &specs, "s");
         let acc = acc.unwrap();
         assert_eq!((acc.number, acc.vendor.as_deref(), acc.model.as_deref()), (2, Some("NVIDIA"), Some("UNKNOWN")));

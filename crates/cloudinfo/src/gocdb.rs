@@ -99,7 +99,9 @@ pub fn parse_services(xml: &str) -> Result<Vec<GocService>, GocdbError> {
                 if let Some(svc) = cur.as_mut() {
                     match (name.as_str(), path.as_slice()) {
                         ("URL", [_, "SERVICE_ENDPOINT"]) => svc.urls.insert(0, text.trim().to_string()),
-                        ("URL", [_, "SERVICE_ENDPOINT", "ENDPOINTS", "ENDPOINT"]) => svc.urls.push(text.trim().to_string()),
+                        ("URL", [_, "SERVICE_ENDPOINT", "ENDPOINTS", "ENDPOINT"]) => {
+                            svc.urls.push(text.trim().to_string())
+                        }
                         ("SITENAME", [_, "SERVICE_ENDPOINT"]) => svc.site_name = Some(text.trim().to_string()),
                         ("SERVICE_ENDPOINT", [_]) => {
                             if let Some(s) = cur.take() {
@@ -121,13 +123,7 @@ pub fn parse_services(xml: &str) -> Result<Vec<GocService>, GocdbError> {
 /// The Service `OtherInfo` for `endpoint`: `{gocdb_id, site_name}` of the
 /// first matching service, or empty (with a warning) when none matches or
 /// GOCDB cannot be read.
-pub async fn lookup(
-    gocdb_url: &str,
-    service_type: &str,
-    endpoint: &str,
-    insecure: bool,
-    timeout: Duration,
-) -> Object {
+pub async fn lookup(gocdb_url: &str, service_type: &str, endpoint: &str, insecure: bool, timeout: Duration) -> Object {
     let http = match reqwest::Client::builder().danger_accept_invalid_certs(insecure).timeout(timeout).build() {
         Ok(h) => h,
         Err(e) => {
@@ -135,11 +131,7 @@ pub async fn lookup(
             return Object::new();
         }
     };
-    let resp = http
-        .get(gocdb_url)
-        .query(&[("method", "get_service"), ("service_type", service_type)])
-        .send()
-        .await;
+    let resp = http.get(gocdb_url).query(&[("method", "get_service"), ("service_type", service_type)]).send().await;
     let body = match resp {
         Ok(r) if r.status().as_u16() == 200 => r.text().await.unwrap_or_default(),
         Ok(r) => {

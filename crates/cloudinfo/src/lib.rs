@@ -11,6 +11,6 @@ pub mod publish;
 pub mod site;
 pub mod tls;
 
-pub use discover::{DiscoverError, FlavorKeys, FlavorSelect, Fixes, ImageKeys, Options, Report, discover};
+pub use discover::{DiscoverError, Fixes, FlavorKeys, FlavorSelect, ImageKeys, Options, Report, discover};
 pub use glue::Document;
 pub use site::SiteConfig;

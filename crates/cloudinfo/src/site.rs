@@ -90,8 +90,7 @@ impl SiteConfig {
     }
 
     pub fn load(path: &Path) -> Result<SiteConfig, SiteError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SiteError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SiteError::Read { path: path.to_owned(), source })?;
         Self::parse(&text, &path.display().to_string())
     }
 

@@ -183,8 +183,8 @@ async fn probe_inner(
     ca_file: Option<&Path>,
     timeout: Duration,
 ) -> Result<Option<CaInfo>, ProbeError> {
-    let url = url::Url::parse(endpoint_url)
-        .map_err(|source| ProbeError::Url { url: endpoint_url.to_string(), source })?;
+    let url =
+        url::Url::parse(endpoint_url).map_err(|source| ProbeError::Url { url: endpoint_url.to_string(), source })?;
     if url.scheme() != "https" {
         return Ok(None);
     }
@@ -231,15 +231,8 @@ async fn probe_inner(
     let cert = recorder.cert.lock().unwrap().clone().ok_or(ProbeError::NoCertificate)?;
     let (_, parsed) = X509Certificate::from_der(&cert)?;
     let issuer = oneline(parsed.issuer());
-    let trusted_cas = names
-        .0
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|d| oneline_der(d))
-        .collect();
+    let trusted_cas =
+        names.0.lock().unwrap().clone().unwrap_or_default().iter().filter_map(|d| oneline_der(d)).collect();
     Ok(Some(CaInfo { issuer, trusted_cas }))
 }
 

@@ -78,9 +78,7 @@ enum Command {
     /// folder: validate it (docs/central.md).
     Central(cmd::central::CentralArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
     /// Write the man pages (fedsite.1 and one per subcommand) into a directory.
     Man {
         #[arg(value_name = "DIR")]
@@ -171,8 +169,8 @@ fn main() -> ExitCode {
 /// when stderr is a file or pipe, as journald and log shippers want.
 fn init_logging(filter: &str, format: LogFormat) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,

@@ -17,7 +17,8 @@ use messaging::sender::{SendReport, SpoolStatus};
 use openstack::{CallStats, RouteKey};
 
 /// The ledger's run command of each stage.
-pub const STAGES: [(&str, &str); 3] = [("extract", ledger::runs::EXTRACT), ("send", ledger::runs::SEND), ("receive", ledger::runs::RECEIVE)];
+pub const STAGES: [(&str, &str); 3] =
+    [("extract", ledger::runs::EXTRACT), ("send", ledger::runs::SEND), ("receive", ledger::runs::RECEIVE)];
 
 /// The ledger command name of `stage`.
 pub fn command_of(stage: &str) -> &str {
@@ -42,8 +43,17 @@ impl Metrics {
         Metrics::default()
     }
 
-    fn add(&mut self, kind: &'static str, name: &str, suffix: &str, help: &'static str, labels: &[(&str, &str)], v: f64) {
-        let f = self.families.entry(name.to_string()).or_insert_with(|| Family { help, kind, samples: BTreeMap::new() });
+    fn add(
+        &mut self,
+        kind: &'static str,
+        name: &str,
+        suffix: &str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        v: f64,
+    ) {
+        let f =
+            self.families.entry(name.to_string()).or_insert_with(|| Family { help, kind, samples: BTreeMap::new() });
         let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         *f.samples.entry((format!("{name}{suffix}"), labels)).or_insert(0.0) += v;
     }
@@ -66,7 +76,11 @@ impl Metrics {
     /// Adds every sample of `other` (same name and labels: summed).
     pub fn merge(&mut self, other: &Metrics) {
         for (name, f) in &other.families {
-            let t = self.families.entry(name.clone()).or_insert_with(|| Family { help: f.help, kind: f.kind, samples: BTreeMap::new() });
+            let t = self.families.entry(name.clone()).or_insert_with(|| Family {
+                help: f.help,
+                kind: f.kind,
+                samples: BTreeMap::new(),
+            });
             for (k, v) in &f.samples {
                 *t.samples.entry(k.clone()).or_insert(0.0) += v;
             }
@@ -78,8 +92,10 @@ impl Metrics {
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         self.families.values().find_map(|f| {
             f.samples.iter().find_map(|((n, l), v)| {
-                (n == name && l.len() == labels.len() && labels.iter().all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v)))
-                    .then_some(*v)
+                (n == name
+                    && l.len() == labels.len()
+                    && labels.iter().all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v)))
+                .then_some(*v)
             })
         })
     }
@@ -174,7 +190,12 @@ pub fn stage_from_ledger(m: &mut Metrics, ledger: &Ledger, stage: &str) -> Resul
         );
     }
     if let Some(last) = ledger.last_run(command, None)? {
-        m.gauge("fedsite_last_run_timestamp_seconds", "When the last run of the stage started (Unix time).", &labels, secs(last.started_at));
+        m.gauge(
+            "fedsite_last_run_timestamp_seconds",
+            "When the last run of the stage started (Unix time).",
+            &labels,
+            secs(last.started_at),
+        );
         m.gauge(
             "fedsite_last_run_success",
             "1 if the last finished run of the stage succeeded, 0 if it failed or was partial.",
@@ -210,7 +231,12 @@ fn previous_success(textfile: &Path, stage: &str) -> Option<f64> {
 /// last success (now, or carried over from the textfile it replaces).
 pub fn stage_without_ledger(m: &mut Metrics, stage: &str, started: DateTime<Utc>, ok: bool, textfile: &Path) {
     let labels = [("stage", stage)];
-    m.gauge("fedsite_last_run_timestamp_seconds", "When the last run of the stage started (Unix time).", &labels, secs(started));
+    m.gauge(
+        "fedsite_last_run_timestamp_seconds",
+        "When the last run of the stage started (Unix time).",
+        &labels,
+        secs(started),
+    );
     m.gauge(
         "fedsite_last_run_success",
         "1 if the last finished run of the stage succeeded, 0 if it failed or was partial.",
@@ -219,7 +245,12 @@ pub fn stage_without_ledger(m: &mut Metrics, stage: &str, started: DateTime<Utc>
     );
     let last = if ok { Some(secs(Utc::now())) } else { previous_success(textfile, stage) };
     if let Some(t) = last {
-        m.gauge("fedsite_last_success_timestamp_seconds", "When the last successful run of the stage finished (Unix time).", &labels, t);
+        m.gauge(
+            "fedsite_last_success_timestamp_seconds",
+            "When the last successful run of the stage finished (Unix time).",
+            &labels,
+            t,
+        );
     }
 }
 
@@ -246,7 +277,11 @@ pub fn ledger_records(m: &mut Metrics, ledger: &Ledger) -> Result<()> {
             m.gauge(
                 "fedsite_ledger_records",
                 "Records in the ledger (latest state of each), by kind, project and VO.",
-                &[("kind", kind), ("project", r.project_id.as_deref().unwrap_or("")), ("vo", r.vo.as_deref().unwrap_or(""))],
+                &[
+                    ("kind", kind),
+                    ("project", r.project_id.as_deref().unwrap_or("")),
+                    ("vo", r.vo.as_deref().unwrap_or("")),
+                ],
                 r.records as f64,
             );
         }
@@ -259,13 +294,23 @@ pub fn ledger_messages(m: &mut Metrics, ledger: &Ledger) -> Result<()> {
     for kind in ["cloud", "ip", "accelerator", "storage"] {
         for state in ["spooled", "sent", "acknowledged", "quarantined"] {
             // Every state is present (0 when empty), so alerts on it need no absent().
-            m.gauge("fedsite_ledger_messages", "Messages in the ledger by kind and state.", &[("kind", kind), ("state", state)], 0.0);
+            m.gauge(
+                "fedsite_ledger_messages",
+                "Messages in the ledger by kind and state.",
+                &[("kind", kind), ("state", state)],
+                0.0,
+            );
         }
     }
     for c in ledger.message_counts()? {
         let labels = [("kind", c.kind.as_str()), ("state", c.state.as_str())];
         m.gauge("fedsite_ledger_messages", "Messages in the ledger by kind and state.", &labels, c.messages as f64);
-        m.gauge("fedsite_ledger_message_records", "Records carried by the ledger's messages, by kind and state.", &labels, c.records as f64);
+        m.gauge(
+            "fedsite_ledger_message_records",
+            "Records carried by the ledger's messages, by kind and state.",
+            &labels,
+            c.records as f64,
+        );
     }
     Ok(())
 }
@@ -312,9 +357,24 @@ pub fn api(m: &mut Metrics, counters: &BTreeMap<RouteKey, CallStats>) {
     for (k, c) in counters {
         let labels = [("service", k.service.as_str()), ("method", k.method.as_str()), ("route", k.route.as_str())];
         m.counter("fedsite_api_requests_total", "OpenStack API calls, by endpoint.", &labels, c.calls as f64);
-        m.counter("fedsite_api_request_attempts_total", "HTTP attempts of the API calls (retries included), by endpoint.", &labels, c.attempts as f64);
-        m.counter("fedsite_api_request_retries_total", "Retried HTTP attempts, by endpoint.", &labels, c.retries as f64);
-        m.counter("fedsite_api_request_failures_total", "API calls that failed after their retries, by endpoint.", &labels, c.failures as f64);
+        m.counter(
+            "fedsite_api_request_attempts_total",
+            "HTTP attempts of the API calls (retries included), by endpoint.",
+            &labels,
+            c.attempts as f64,
+        );
+        m.counter(
+            "fedsite_api_request_retries_total",
+            "Retried HTTP attempts, by endpoint.",
+            &labels,
+            c.retries as f64,
+        );
+        m.counter(
+            "fedsite_api_request_failures_total",
+            "API calls that failed after their retries, by endpoint.",
+            &labels,
+            c.failures as f64,
+        );
         m.summary(
             "fedsite_api_request_duration_seconds",
             "Wall time of the API calls (retries and backoff included), by endpoint.",
@@ -354,7 +414,12 @@ pub fn send_run(m: &mut Metrics, r: &SendReport) {
     ] {
         m.gauge("fedsite_send_messages", "Messages of the last send run, by result.", &[("result", result)], n as f64);
     }
-    m.gauge("fedsite_send_superseded_records", "Records the last send run left out (the ledger holds newer).", &[], r.superseded_records as f64);
+    m.gauge(
+        "fedsite_send_superseded_records",
+        "Records the last send run left out (the ledger holds newer).",
+        &[],
+        r.superseded_records as f64,
+    );
     m.gauge("fedsite_send_stopped", "1 when the last send run stopped on a failure every message would meet (configuration, credentials, AMS unreachable).", &[], if r.stopped.is_some() { 1.0 } else { 0.0 });
 }
 
@@ -364,7 +429,12 @@ pub fn spool(m: &mut Metrics, s: &SpoolStatus) {
     m.gauge("fedsite_spool_locked", "Spool messages locked by a sender.", &[], s.locked as f64);
     m.gauge("fedsite_quarantine_messages", "Messages in the quarantine directory.", &[], s.quarantined as f64);
     if let Some((_, t)) = &s.oldest {
-        m.gauge("fedsite_spool_oldest_timestamp_seconds", "When the oldest spooled message was added (Unix time).", &[], secs(*t));
+        m.gauge(
+            "fedsite_spool_oldest_timestamp_seconds",
+            "When the oldest spooled message was added (Unix time).",
+            &[],
+            secs(*t),
+        );
     }
 }
 
@@ -377,7 +447,12 @@ pub fn receive_run(m: &mut Metrics, r: &messaging::receiver::ReceiveReport) {
         ("redelivered", r.redelivered),
         ("acknowledged", r.acked),
     ] {
-        m.gauge("fedsite_receive_messages", "Messages of the last receive run, by result.", &[("result", result)], n as f64);
+        m.gauge(
+            "fedsite_receive_messages",
+            "Messages of the last receive run, by result.",
+            &[("result", result)],
+            n as f64,
+        );
     }
     m.gauge("fedsite_receive_records", "Records the last receive run stored.", &[], r.records as f64);
 }

@@ -149,12 +149,18 @@ fn first_month(wall: u64, cpu: u64, within: Option<i64>) -> (f64, f64) {
 }
 
 fn parse_one(body: &str, kind: &str, key: &str) -> Result<Record> {
-    let (_, mut records) = apel::parse_message(body.as_bytes()).with_context(|| format!("ledger {kind} record {key}: stored body"))?;
+    let (_, mut records) =
+        apel::parse_message(body.as_bytes()).with_context(|| format!("ledger {kind} record {key}: stored body"))?;
     records.pop().with_context(|| format!("ledger {kind} record {key}: stored body holds no record"))
 }
 
 /// Reads the report's data from the ledger; usage of the months overlapping [from, to).
-pub fn gather(ledger: &Ledger, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>, runs: usize) -> Result<ReportData> {
+pub fn gather(
+    ledger: &Ledger,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    runs: usize,
+) -> Result<ReportData> {
     let mut usage: BTreeMap<(String, String), Usage> = BTreeMap::new();
     let snaps = |kind: &str| ledger.latest_snapshots(&SnapshotFilter { kind: Some(kind.into()), ..Default::default() });
 
@@ -209,7 +215,8 @@ pub fn gather(ledger: &Ledger, from: Option<DateTime<Utc>>, to: Option<DateTime<
             let u = usage.entry((s.vo.clone().unwrap_or_default(), month)).or_default();
             match parse_one(&s.body, kind, &s.key)? {
                 Record::Storage(st) => {
-                    u.storage_gib += st.resource_capacity_allocated.unwrap_or(st.resource_capacity_used) as f64 / 1024f64.powi(3)
+                    u.storage_gib +=
+                        st.resource_capacity_allocated.unwrap_or(st.resource_capacity_used) as f64 / 1024f64.powi(3)
                 }
                 Record::Ip(ip) => u.ips += u64::from(ip.ip_count),
                 _ => {}
@@ -248,7 +255,11 @@ pub fn gather(ledger: &Ledger, from: Option<DateTime<Utc>>, to: Option<DateTime<
         messages: ledger.message_counts()?,
         sent_by_month,
         spooled: ledger.messages_in_state(MessageState::Spooled)?,
-        unsent_records: ledger.unsent_snapshots(&SnapshotFilter::default())?.iter().filter(|s| s.snapshot.kind != "energy").count() as u64,
+        unsent_records: ledger
+            .unsent_snapshots(&SnapshotFilter::default())?
+            .iter()
+            .filter(|s| s.snapshot.kind != "energy")
+            .count() as u64,
         quarantined,
         runs,
     })
@@ -322,7 +333,8 @@ fn chart(out: &mut String, d: &ReportData, id: &str, title: &str, unit: &str, va
     let total: f64 = totals.iter().sum();
     let (ymax, step) = axis(totals.iter().copied().fold(0.0, f64::max));
     // The left margin holds the widest tick label (about 7 px a character at the tick size).
-    let widest = (0..=((ymax / step).round() as usize)).map(|i| fmt_num(i as f64 * step, unit).len()).max().unwrap_or(1);
+    let widest =
+        (0..=((ymax / step).round() as usize)).map(|i| fmt_num(i as f64 * step, unit).len()).max().unwrap_or(1);
     let (w, h, right, top, bottom) = (560.0, 260.0, 12.0, 28.0, 44.0);
     let left = (widest as f64 * 7.0 + 14.0).max(40.0);
     let plot_w = w - left - right;
@@ -379,7 +391,12 @@ fn chart(out: &mut String, d: &ReportData, id: &str, title: &str, unit: &str, va
         );
     }
     if total <= 0.0 {
-        let _ = write!(out, r#"<text x="{cx}" y="{cy}" text-anchor="middle" class="empty">none in this period</text>"#, cx = left + plot_w / 2.0, cy = top + plot_h / 2.0);
+        let _ = write!(
+            out,
+            r#"<text x="{cx}" y="{cy}" text-anchor="middle" class="empty">none in this period</text>"#,
+            cx = left + plot_w / 2.0,
+            cy = top + plot_h / 2.0
+        );
     }
     let _ = write!(
         out,
@@ -413,7 +430,11 @@ pub fn render(d: &ReportData) -> String {
     let mut o = String::with_capacity(64 * 1024);
     let period = match (d.from, d.to) {
         (None, None) => "all months".to_string(),
-        (f, t) => format!("{} to {}", f.map_or("the beginning".into(), |f| f.format("%Y-%m-%d").to_string()), t.map_or("now".into(), |t| t.format("%Y-%m-%d").to_string())),
+        (f, t) => format!(
+            "{} to {}",
+            f.map_or("the beginning".into(), |f| f.format("%Y-%m-%d").to_string()),
+            t.map_or("now".into(), |t| t.format("%Y-%m-%d").to_string())
+        ),
     };
     let _ = write!(
         o,
@@ -435,7 +456,11 @@ pub fn render(d: &ReportData) -> String {
             u = esc(unit)
         );
     }
-    let _ = write!(o, r#"<div class="card"><span>VM-months</span><b id="total-vms" data-value="{v}">{v}</b><span class="unit">records</span></div></div>"#, v = total.vms);
+    let _ = write!(
+        o,
+        r#"<div class="card"><span>VM-months</span><b id="total-vms" data-value="{v}">{v}</b><span class="unit">records</span></div></div>"#,
+        v = total.vms
+    );
 
     // Charts.
     o.push_str("<h2>Usage per VO and month</h2>");
@@ -444,7 +469,8 @@ pub fn render(d: &ReportData) -> String {
     }
     o.push_str(r#"<p class="legend">"#);
     for (j, vo) in d.vos().iter().enumerate() {
-        let _ = write!(o, r#"<span><i style="background:{}"></i>{}</span>"#, PALETTE[j % PALETTE.len()], esc(vo_label(vo)));
+        let _ =
+            write!(o, r#"<span><i style="background:{}"></i>{}</span>"#, PALETTE[j % PALETTE.len()], esc(vo_label(vo)));
     }
     o.push_str(r#"</p><div class="charts">"#);
     for (id, title, unit, value) in METRICS {
@@ -492,13 +518,22 @@ pub fn render(d: &ReportData) -> String {
     o.push_str("</tbody></table>");
     o.push_str(r#"<table id="sent-by-month"><thead><tr><th>Month sent</th><th>Messages</th><th>Records</th></tr></thead><tbody>"#);
     for (m, s) in &d.sent_by_month {
-        let _ = write!(o, r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#, esc(m), s.messages, s.records);
+        let _ = write!(
+            o,
+            r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+            esc(m),
+            s.messages,
+            s.records
+        );
     }
     if d.sent_by_month.is_empty() {
         o.push_str(r#"<tr><td colspan="3">Nothing sent in this period.</td></tr>"#);
     } else {
         let (m, r) = d.sent_by_month.values().fold((0, 0), |(m, r), s| (m + s.messages, r + s.records));
-        let _ = write!(o, r#"<tr><td>Total</td><td class="n" id="sent-total" data-value="{m}">{m}</td><td class="n">{r}</td></tr>"#);
+        let _ = write!(
+            o,
+            r#"<tr><td>Total</td><td class="n" id="sent-total" data-value="{m}">{m}</td><td class="n">{r}</td></tr>"#
+        );
     }
     o.push_str("</tbody></table>");
 
@@ -513,7 +548,14 @@ pub fn render(d: &ReportData) -> String {
     if !d.spooled.is_empty() {
         o.push_str(r#"<table id="spooled"><thead><tr><th>Spool element</th><th>Kind</th><th>Records</th><th>Spooled at</th></tr></thead><tbody>"#);
         for m in d.spooled.iter().take(100) {
-            let _ = write!(o, r#"<tr><td><code>{}</code></td><td>{}</td><td class="n">{}</td><td>{}</td></tr>"#, esc(&m.element), esc(&m.kind), m.record_count, esc(&fmt_time(Some(m.created_at))));
+            let _ = write!(
+                o,
+                r#"<tr><td><code>{}</code></td><td>{}</td><td class="n">{}</td><td>{}</td></tr>"#,
+                esc(&m.element),
+                esc(&m.kind),
+                m.record_count,
+                esc(&fmt_time(Some(m.created_at)))
+            );
         }
         if d.spooled.len() > 100 {
             let _ = write!(o, r#"<tr><td colspan="4">… and {} more</td></tr>"#, d.spooled.len() - 100);
@@ -521,7 +563,11 @@ pub fn render(d: &ReportData) -> String {
         o.push_str("</tbody></table>");
     }
     if !d.quarantined.is_empty() {
-        let _ = write!(o, r#"<h3>Quarantined ({})</h3><table id="quarantined"><thead><tr><th>Spool element</th><th>Kind</th><th>Records</th><th>When</th><th>Reason</th></tr></thead><tbody>"#, d.quarantined.len());
+        let _ = write!(
+            o,
+            r#"<h3>Quarantined ({})</h3><table id="quarantined"><thead><tr><th>Spool element</th><th>Kind</th><th>Records</th><th>When</th><th>Reason</th></tr></thead><tbody>"#,
+            d.quarantined.len()
+        );
         for m in d.quarantined.iter().take(50) {
             let _ = write!(
                 o,
@@ -547,7 +593,11 @@ pub fn render(d: &ReportData) -> String {
         };
         let window = match (r.window_from, r.window_to) {
             (None, None) => "–".to_string(),
-            (f, t) => format!("{} → {}", f.map_or("checkpoints".into(), |f| f.format("%Y-%m-%d %H:%M").to_string()), t.map_or("–".into(), |t| t.format("%Y-%m-%d %H:%M").to_string())),
+            (f, t) => format!(
+                "{} → {}",
+                f.map_or("checkpoints".into(), |f| f.format("%Y-%m-%d %H:%M").to_string()),
+                t.map_or("–".into(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+            ),
         };
         let _ = write!(
             o,
@@ -589,7 +639,10 @@ mod tests {
             ("<script>alert(1)</script>".to_string(), "2026-01".to_string()),
             Usage { vms: 2, vm_hours: 10.0, cpu_hours: 20.0, gpu_hours: 1.5, storage_gib: 3.0, ips: 1 },
         );
-        usage.insert(("vo.b\"'&".to_string(), "2026-02".to_string()), Usage { vms: 1, vm_hours: 1234.56, ..Default::default() });
+        usage.insert(
+            ("vo.b\"'&".to_string(), "2026-02".to_string()),
+            Usage { vms: 1, vm_hours: 1234.56, ..Default::default() },
+        );
         ReportData {
             generated_at: Utc::now(),
             ledger: "/x/<ledger>".into(),
@@ -638,7 +691,15 @@ mod tests {
         assert!(!month_in("garbage", None, None));
     }
 
-    fn snapshot(kind: &str, key: &str, month: &str, start: &str, measured: &str, wall: u64, body: String) -> ledger::Snapshot {
+    fn snapshot(
+        kind: &str,
+        key: &str,
+        month: &str,
+        start: &str,
+        measured: &str,
+        wall: u64,
+        body: String,
+    ) -> ledger::Snapshot {
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         ledger::Snapshot {
             kind: kind.into(),
@@ -677,7 +738,11 @@ mod tests {
             cloud_compute_service: None,
             cloud_type: None,
         };
-        String::from_utf8(apel::render_message(apel::RecordKind::Accelerator, &[Record::Accelerator(r)], apel::Style::Fedsite).unwrap()).unwrap()
+        String::from_utf8(
+            apel::render_message(apel::RecordKind::Accelerator, &[Record::Accelerator(r)], apel::Style::Fedsite)
+                .unwrap(),
+        )
+        .unwrap()
     }
 
     /// A VM the ledger first sees in 2023-05, running since 2021: that month counts its time
@@ -688,10 +753,28 @@ mod tests {
         let mut l = Ledger::open_sqlite(dir.path().join("l.sqlite")).unwrap();
         let may_end = 1_685_577_600u64 - 1_609_459_200; // 2021-01-01 → 2023-06-01
         let june = 30 * 86_400;
-        for (month, measured, wall) in [("2023-05", "2023-06-01T00:00:00Z", may_end), ("2023-06", "2023-07-01T00:00:00Z", may_end + june)] {
+        for (month, measured, wall) in
+            [("2023-05", "2023-06-01T00:00:00Z", may_end), ("2023-06", "2023-07-01T00:00:00Z", may_end + june)]
+        {
             let m: u32 = month[5..].parse().unwrap();
-            l.upsert_snapshot(&snapshot("cloud", &format!("vm1/{month}"), month, "2021-01-01T00:00:00Z", measured, wall, "x".into()), None).unwrap();
-            l.upsert_snapshot(&snapshot("accelerator", &format!("vm1/{month}"), month, "2021-01-01T00:00:00Z", measured, wall, gpu_body("vm1", m, wall)), None).unwrap();
+            l.upsert_snapshot(
+                &snapshot("cloud", &format!("vm1/{month}"), month, "2021-01-01T00:00:00Z", measured, wall, "x".into()),
+                None,
+            )
+            .unwrap();
+            l.upsert_snapshot(
+                &snapshot(
+                    "accelerator",
+                    &format!("vm1/{month}"),
+                    month,
+                    "2021-01-01T00:00:00Z",
+                    measured,
+                    wall,
+                    gpu_body("vm1", m, wall),
+                ),
+                None,
+            )
+            .unwrap();
         }
         let d = gather(&l, None, None, 5).unwrap();
         let may = d.usage[&("vo.a".to_string(), "2023-05".to_string())];

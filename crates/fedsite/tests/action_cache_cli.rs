@@ -28,8 +28,13 @@ async fn extract(sim: &common::SimProcess, base: &str, dir: &Path, extra: &[&str
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     // novo has no VO: exit 1 by design; the other two projects must have gone through.
-    assert!(stdout.contains("(proj1)") && stdout.contains("(egi-proj)"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let log: Vec<serde_json::Value> = http.get(format!("{base}/sim/requests")).send().await.unwrap().json().await.unwrap();
+    assert!(
+        stdout.contains("(proj1)") && stdout.contains("(egi-proj)"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log: Vec<serde_json::Value> =
+        http.get(format!("{base}/sim/requests")).send().await.unwrap().json().await.unwrap();
     let actions = log
         .iter()
         .filter(|r| r["method"] == "GET" && r["uri"].as_str().is_some_and(|u| u.contains("/os-instance-actions")))

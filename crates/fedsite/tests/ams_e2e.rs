@@ -4,15 +4,13 @@
 //! untrusted server) arriving as the right error classes.
 
 use messaging::ams::{self, AmsClient, AmsError, Auth, ErrorClass, OutgoingMessage};
-use smime::{Signer, Verifier};
 use sim::ams::{DEFAULT_PROJECT, DEFAULT_SUBSCRIPTION, DEFAULT_TOPIC, TEST_CLIENT_DN};
+use smime::{Signer, Verifier};
 
-const RECORD: &str = "APEL-cloud-message: v0.4\nVMUUID: 11111111-1111-4111-8111-111111111111\nSiteName: TEST-SITE\n%%\n";
+const RECORD: &str =
+    "APEL-cloud-message: v0.4\nVMUUID: 11111111-1111-4111-8111-111111111111\nSiteName: TEST-SITE\n%%\n";
 
-async fn start(
-    cert_dir: &std::path::Path,
-    tweak: impl FnOnce(&mut sim::AmsConfig),
-) -> sim::SimHandle {
+async fn start(cert_dir: &std::path::Path, tweak: impl FnOnce(&mut sim::AmsConfig)) -> sim::SimHandle {
     let scenario = sim::scenario::builtin("tiny").unwrap().generate();
     let mut cfg = sim::SimConfig::new(scenario);
     let mut ams_cfg = sim::AmsConfig::new(cert_dir);
@@ -37,12 +35,7 @@ fn x509_client(sim: &sim::SimHandle, cert: &std::path::Path, key: &std::path::Pa
 
 fn token_client(sim: &sim::SimHandle, user: &str) -> AmsClient {
     let a = sim.ams().unwrap();
-    let mut cfg = ams::AmsConfig::new(
-        &a.url(),
-        DEFAULT_PROJECT,
-        Auth::Token(a.token(user).unwrap()),
-    )
-    .unwrap();
+    let mut cfg = ams::AmsConfig::new(&a.url(), DEFAULT_PROJECT, Auth::Token(a.token(user).unwrap())).unwrap();
     cfg.ca = Some(a.ca_pem_path());
     AmsClient::new(cfg).unwrap()
 }
@@ -56,20 +49,10 @@ async fn signed_messages_travel_through_the_simulated_ams_and_verify() {
     assert_eq!(signer.subject_dn(), TEST_CLIENT_DN);
 
     let msgs: Vec<OutgoingMessage> = (0..3)
-        .map(|i| {
-            OutgoingMessage::ssm(
-                &format!("6b0bfb60/6b0bfb8c5f250{i}"),
-                &signer.sign(RECORD.as_bytes()).unwrap(),
-            )
-        })
+        .map(|i| OutgoingMessage::ssm(&format!("6b0bfb60/6b0bfb8c5f250{i}"), &signer.sign(RECORD.as_bytes()).unwrap()))
         .collect();
     let client = x509_client(&sim, &a.client_cert_path(), &a.client_key_path());
-    let ids: Vec<String> = client
-        .publish(DEFAULT_TOPIC, &msgs)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let ids: Vec<String> = client.publish(DEFAULT_TOPIC, &msgs).await.into_iter().map(Result::unwrap).collect();
     assert_eq!(ids, ["0", "1", "2"]);
     assert_eq!(client.token_exchanges(), 1);
 
@@ -81,14 +64,7 @@ async fn signed_messages_travel_through_the_simulated_ams_and_verify() {
         assert_eq!(s.publisher, "sender");
     }
     let counts = a.counts();
-    assert_eq!(
-        (
-            counts.publish_requests,
-            counts.messages_published,
-            counts.token_exchanges
-        ),
-        (1, 3, 1)
-    );
+    assert_eq!((counts.publish_requests, counts.messages_published, counts.token_exchanges), (1, 3, 1));
 
     // The receiver side: pull, verify against the CA, acknowledge.
     let receiver = token_client(&sim, "receiver");
@@ -102,21 +78,9 @@ async fn signed_messages_travel_through_the_simulated_ams_and_verify() {
         assert_eq!(v.body, RECORD.as_bytes());
     }
     let acks: Vec<String> = pulled.iter().map(|p| p.ack_id.clone()).collect();
-    receiver
-        .acknowledge(DEFAULT_SUBSCRIPTION, &acks)
-        .await
-        .unwrap();
-    assert_eq!(
-        a.subscription_offset(DEFAULT_PROJECT, DEFAULT_SUBSCRIPTION),
-        Some(3)
-    );
-    assert!(
-        receiver
-            .pull(DEFAULT_SUBSCRIPTION, 10, true)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    receiver.acknowledge(DEFAULT_SUBSCRIPTION, &acks).await.unwrap();
+    assert_eq!(a.subscription_offset(DEFAULT_PROJECT, DEFAULT_SUBSCRIPTION), Some(3));
+    assert!(receiver.pull(DEFAULT_SUBSCRIPTION, 10, true).await.unwrap().is_empty());
     sim.stop().await;
 }
 
@@ -130,27 +94,13 @@ async fn oversize_message_is_413_too_large_and_others_still_go() {
     let mut cfg = client.config().clone();
     cfg.max_request_bytes = 16 + big.to_json().len(); // big fits alone; each message alone
     let client = AmsClient::new(cfg).unwrap();
-    let r = client
-        .publish(DEFAULT_TOPIC, &[small.clone(), big, small])
-        .await;
+    let r = client.publish(DEFAULT_TOPIC, &[small.clone(), big, small]).await;
     assert!(r[0].is_ok() && r[2].is_ok());
     let err = r[1].as_ref().unwrap_err();
-    assert_eq!(
-        (err.status(), err.class()),
-        (Some(413), ErrorClass::TooLarge)
-    );
-    assert!(
-        matches!(err, AmsError::Http { message, .. } if message == "Message size is too large"),
-        "{err}"
-    );
+    assert_eq!((err.status(), err.class()), (Some(413), ErrorClass::TooLarge));
+    assert!(matches!(err, AmsError::Http { message, .. } if message == "Message size is too large"), "{err}");
     assert_eq!(sim.ams().unwrap().counts().too_large, 1);
-    assert_eq!(
-        sim.ams()
-            .unwrap()
-            .published(DEFAULT_PROJECT, DEFAULT_TOPIC)
-            .len(),
-        2
-    );
+    assert_eq!(sim.ams().unwrap().published(DEFAULT_PROJECT, DEFAULT_TOPIC).len(), 2);
     sim.stop().await;
 }
 
@@ -162,62 +112,25 @@ async fn refusals_are_permanent_or_network_errors() {
     let msg = [OutgoingMessage::ssm("d/e", b"x")];
 
     // A consumer is not in the topic's ACL.
-    let err = token_client(&sim, "receiver")
-        .publish(DEFAULT_TOPIC, &msg)
-        .await
-        .remove(0)
-        .unwrap_err();
-    assert_eq!(
-        (err.status(), err.class()),
-        (Some(403), ErrorClass::Permanent),
-        "{err}"
-    );
+    let err = token_client(&sim, "receiver").publish(DEFAULT_TOPIC, &msg).await.remove(0).unwrap_err();
+    assert_eq!((err.status(), err.class()), (Some(403), ErrorClass::Permanent), "{err}");
 
     // A certificate from the right CA but bound to no AMS user.
-    let (cert, key) = a
-        .issue_client_cert("nobody", "/C=XX/O=Test/CN=nobody.example.org")
-        .unwrap();
+    let (cert, key) = a.issue_client_cert("nobody", "/C=XX/O=Test/CN=nobody.example.org").unwrap();
     let err = x509_client(&sim, &cert, &key).token().await.unwrap_err();
-    assert_eq!(
-        (err.status(), err.class()),
-        (Some(404), ErrorClass::Permanent),
-        "{err}"
-    );
+    assert_eq!((err.status(), err.class()), (Some(404), ErrorClass::Permanent), "{err}");
     assert!(err.to_string().contains("Binding was not found"), "{err}");
 
     // A static token AMS does not know.
-    let mut cfg =
-        ams::AmsConfig::new(&a.url(), DEFAULT_PROJECT, Auth::Token("bogus".into())).unwrap();
+    let mut cfg = ams::AmsConfig::new(&a.url(), DEFAULT_PROJECT, Auth::Token("bogus".into())).unwrap();
     cfg.ca = Some(a.ca_pem_path());
-    let err = AmsClient::new(cfg)
-        .unwrap()
-        .publish(DEFAULT_TOPIC, &msg)
-        .await
-        .remove(0)
-        .unwrap_err();
-    assert_eq!(
-        (err.status(), err.class()),
-        (Some(401), ErrorClass::Permanent),
-        "{err}"
-    );
+    let err = AmsClient::new(cfg).unwrap().publish(DEFAULT_TOPIC, &msg).await.remove(0).unwrap_err();
+    assert_eq!((err.status(), err.class()), (Some(401), ErrorClass::Permanent), "{err}");
 
     // The sim's certificate is not trusted without its CA.
-    let cfg = ams::AmsConfig::new(
-        &a.url(),
-        DEFAULT_PROJECT,
-        Auth::Token(a.token("sender").unwrap()),
-    )
-    .unwrap();
-    let err = AmsClient::new(cfg)
-        .unwrap()
-        .publish(DEFAULT_TOPIC, &msg)
-        .await
-        .remove(0)
-        .unwrap_err();
-    assert!(
-        matches!(err, AmsError::Network { .. }) && err.is_retryable(),
-        "{err}"
-    );
+    let cfg = ams::AmsConfig::new(&a.url(), DEFAULT_PROJECT, Auth::Token(a.token("sender").unwrap())).unwrap();
+    let err = AmsClient::new(cfg).unwrap().publish(DEFAULT_TOPIC, &msg).await.remove(0).unwrap_err();
+    assert!(matches!(err, AmsError::Network { .. }) && err.is_retryable(), "{err}");
     assert!(a.published(DEFAULT_PROJECT, DEFAULT_TOPIC).is_empty());
     sim.stop().await;
 }

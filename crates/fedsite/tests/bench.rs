@@ -87,7 +87,10 @@ fn bench_on_tiny_prints_the_table_and_writes_the_json() {
     assert!(r["fedsite_vs_floor"].as_f64().unwrap() > 0.0 && r["fedsite_no_suspend_vs_floor"].as_f64().unwrap() > 0.0);
 
     let send = r["sending"].as_array().unwrap();
-    assert_eq!(send.iter().map(|s| s["tool"].as_str().unwrap()).collect::<Vec<_>>(), ["fedsite send", "ssm (argo-ams-library)"]);
+    assert_eq!(
+        send.iter().map(|s| s["tool"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["fedsite send", "ssm (argo-ams-library)"]
+    );
     for s in send {
         assert_eq!(s["output"], 30, "{s}");
     }
@@ -113,5 +116,9 @@ fn bench_on_tiny_prints_the_table_and_writes_the_json() {
     assert!(actions("fedsite") >= 8, "{}", runs[0]["requests"]);
     assert_eq!(actions("fedsite (second run, same ledger)"), 0);
     let caso = runs.iter().find(|x| x["tool"] == "caso").unwrap();
-    assert!(caso["requests"]["by_endpoint"]["POST /identity/v3/auth/tokens"].as_u64().unwrap() > 1, "{}", caso["requests"]);
+    assert!(
+        caso["requests"]["by_endpoint"]["POST /identity/v3/auth/tokens"].as_u64().unwrap() > 1,
+        "{}",
+        caso["requests"]
+    );
 }

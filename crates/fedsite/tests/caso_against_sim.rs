@@ -160,11 +160,7 @@ async fn caso_on_all_caso_tagged_projects_reports_the_edge_cases_by_hand() {
         let r = &recs[*id];
         let field = |k: &str| r.get(k).map(String::as_str).unwrap_or("<absent>").to_string();
         let got = (field("MachineName"), field("Status"), field("StartTime"), field("EndTime"));
-        assert_eq!(
-            got,
-            (name.to_string(), status.to_string(), start.to_string(), end.to_string()),
-            "{name}: {r:?}"
-        );
+        assert_eq!(got, (name.to_string(), status.to_string(), start.to_string(), end.to_string()), "{name}: {r:?}");
         assert_eq!(field("WallDuration"), wall.to_string(), "{name}: {r:?}");
         assert_eq!(field("CpuCount"), cpus.to_string(), "{name}: {r:?}");
         // A wall time of 0 is rendered as 1, and so is the CPU time derived

@@ -24,10 +24,7 @@ fn fedsite() -> tokio::process::Command {
 }
 
 fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
 /// A project of `tiny` with a VO property: (name, id, vo, the property's key).
@@ -37,12 +34,9 @@ fn vo_project(scenario: &sim::scenario::Scenario) -> (String, String, String, St
         .projects
         .iter()
         .find_map(|p| {
-            let (key, vo) = ["VO", "egi.VO"].iter().find_map(|k| {
-                p.extra
-                    .get(*k)?
-                    .as_str()
-                    .map(|vo| (k.to_string(), vo.to_string()))
-            })?;
+            let (key, vo) = ["VO", "egi.VO"]
+                .iter()
+                .find_map(|k| p.extra.get(*k)?.as_str().map(|vo| (k.to_string(), vo.to_string())))?;
             Some((p.name.clone(), p.id.clone(), vo, key))
         })
         .expect("tiny has a project with a VO property")
@@ -60,17 +54,9 @@ async fn federate(sim: &sim::SimHandle, vo: &str, project: &str) {
     let put = |path: &str, body: Value| {
         let (s, path) = (&s, path.to_string());
         async move {
-            s.send(
-                openstack::Call::new(
-                    openstack::Service::Identity,
-                    Method::PUT,
-                    "/OS-FEDERATION",
-                    path,
-                )
-                .json(body),
-            )
-            .await
-            .unwrap();
+            s.send(openstack::Call::new(openstack::Service::Identity, Method::PUT, "/OS-FEDERATION", path).json(body))
+                .await
+                .unwrap();
         }
     };
     put(
@@ -83,11 +69,7 @@ async fn federate(sim: &sim::SimHandle, vo: &str, project: &str) {
         "local": [{"user": {"name": "{0}"}}, {"projects": [{"name": project, "roles": [{"name": "reader"}]}]}],
         "remote": [{"type": "OIDC-sub"}, {"type": "OIDC-eduperson_entitlement", "any_one_of": [entitlement]}],
     }]);
-    put(
-        "/OS-FEDERATION/mappings/egi-mapping",
-        json!({"mapping": {"rules": rules}}),
-    )
-    .await;
+    put("/OS-FEDERATION/mappings/egi-mapping", json!({"mapping": {"rules": rules}})).await;
     put(
         "/OS-FEDERATION/identity_providers/egi.eu/protocols/openid",
         json!({"protocol": {"mapping_id": "egi-mapping"}}),
@@ -113,13 +95,7 @@ async fn oidc_access_token(sim: &sim::SimHandle) -> String {
 
 /// An unscoped Keystone token of the accounting user.
 async fn keystone_token(sim: &sim::SimHandle) -> String {
-    let mut cfg = CloudConfig::from_clouds_yaml(
-        &sim.clouds_yaml(),
-        None,
-        "sim-accounting",
-        "sim clouds.yaml",
-    )
-    .unwrap();
+    let mut cfg = CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim-accounting", "sim clouds.yaml").unwrap();
     cfg.scope = Scope::Unscoped;
     let s = Session::connect(&cfg).await.unwrap();
     s.token().await.unwrap().id.expose().to_string()
@@ -193,15 +169,9 @@ fn keystone_auths(
         (
             "v3token",
             false,
-            format!(
-                "auth_type = v3token\nauth_url = {auth}\ntoken = {token}\nproject_id = {project}\n"
-            ),
+            format!("auth_type = v3token\nauth_url = {auth}\ntoken = {token}\nproject_id = {project}\n"),
         ),
-        (
-            "token",
-            true,
-            format!("auth_type = token\nauth_url = {auth}\ntoken = {token}\nsystem_scope = all\n"),
-        ),
+        ("token", true, format!("auth_type = token\nauth_url = {auth}\ntoken = {token}\nsystem_scope = all\n")),
     ]
 }
 
@@ -249,27 +219,17 @@ fn caso_conf(dir: &Path, project: &str, vo_property: &str, keystone_auth: &str) 
 async fn every_keystone_auth_type_extracts_the_same_records_and_imports_to_the_same_credentials() {
     let mut scenario = sim::scenario::builtin("tiny").unwrap().generate();
     // An application credential of the accounting user on the VO project (as Vault holds one per VO).
-    let acc = scenario
-        .site
-        .users
-        .iter()
-        .find(|u| u.name == sim::scenario::ACCOUNTING_USER)
-        .unwrap()
-        .id
-        .clone();
+    let acc = scenario.site.users.iter().find(|u| u.name == sim::scenario::ACCOUNTING_USER).unwrap().id.clone();
     let (name, id, vo, key) = vo_project(&scenario);
-    scenario
-        .site
-        .application_credentials
-        .push(sim::model::ApplicationCredential {
-            id: APP_CRED.0.into(),
-            name: "caso".into(),
-            secret: APP_CRED.1.into(),
-            user_id: acc,
-            project_id: id.clone(),
-            roles: vec!["reader".into()],
-            expires_at: None,
-        });
+    scenario.site.application_credentials.push(sim::model::ApplicationCredential {
+        id: APP_CRED.0.into(),
+        name: "caso".into(),
+        secret: APP_CRED.1.into(),
+        user_id: acc,
+        project_id: id.clone(),
+        roles: vec!["reader".into()],
+        expires_at: None,
+    });
     let sim = sim::start(sim::SimConfig::new(scenario)).await.unwrap();
     federate(&sim, &vo, &name).await;
     let (access_token, token) = (oidc_access_token(&sim).await, keystone_token(&sim).await);
@@ -279,25 +239,8 @@ async fn every_keystone_auth_type_extracts_the_same_records_and_imports_to_the_s
     common::write_private(&clouds, sim.clouds_yaml());
     // The password account, by flags, for the same project only.
     let out = fedsite()
-        .args([
-            "accounting",
-            "extract",
-            "--dry-run",
-            "--os-cloud",
-            "sim-accounting",
-            "--tag",
-            "",
-            "--project",
-            &id,
-        ])
-        .args([
-            "--vo-property",
-            &key,
-            "--site-name",
-            "TEST-SITE",
-            "--service-name",
-            "TEST-SITE-cloud",
-        ])
+        .args(["accounting", "extract", "--dry-run", "--os-cloud", "sim-accounting", "--tag", "", "--project", &id])
+        .args(["--vo-property", &key, "--site-name", "TEST-SITE", "--service-name", "TEST-SITE-cloud"])
         .args(WINDOW)
         .env("OS_CLIENT_CONFIG_FILE", &clouds)
         .output()
@@ -306,17 +249,12 @@ async fn every_keystone_auth_type_extracts_the_same_records_and_imports_to_the_s
     let (reference, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        reference.contains("APEL-cloud-message")
-            && reference.contains(&format!("LocalGroupId: {id}")),
+        reference.contains("APEL-cloud-message") && reference.contains(&format!("LocalGroupId: {id}")),
         "{reference}"
     );
 
     for (what, system_reader, keys) in keystone_auths(&sim, &id, &access_token, &token) {
-        let expected = if system_reader {
-            reference.clone()
-        } else {
-            without_user_names(&reference)
-        };
+        let expected = if system_reader { reference.clone() } else { without_user_names(&reference) };
         let d = dir.path().join(what.replace([' ', '(', ')', ':'], "_"));
         std::fs::create_dir(&d).unwrap();
         let conf = caso_conf(&d, &id, &key, &keys);
@@ -329,52 +267,25 @@ async fn every_keystone_auth_type_extracts_the_same_records_and_imports_to_the_s
             .unwrap();
         let (stdout, stderr) = text(&out);
         assert!(out.status.success(), "{what}: --caso-conf\n{stderr}");
-        assert_eq!(
-            stdout, expected,
-            "{what}: --caso-conf gives other records\n{stderr}"
-        );
+        assert_eq!(stdout, expected, "{what}: --caso-conf gives other records\n{stderr}");
         // Why the project-scoped credentials' records have no user names.
-        assert_eq!(
-            !system_reader,
-            stderr.contains("cannot read Keystone users"),
-            "{what}: {stderr}"
-        );
+        assert_eq!(!system_reader, stderr.contains("cannot read Keystone users"), "{what}: {stderr}");
         for secret in ["secret", APP_CRED.1, &access_token, &token] {
-            assert!(
-                !stderr.contains(secret) && !stdout.contains(secret),
-                "{what}: a secret is printed\n{stderr}"
-            );
+            assert!(!stderr.contains(secret) && !stdout.contains(secret), "{what}: a secret is printed\n{stderr}");
         }
 
         // config import --caso: a 0600 fedsite.toml with the same credentials, that runs.
         let toml = d.join("fedsite.toml");
-        let out = fedsite()
-            .args(["config", "import", "--caso"])
-            .arg(&conf)
-            .arg("-o")
-            .arg(&toml)
-            .output()
-            .await
-            .unwrap();
+        let out =
+            fedsite().args(["config", "import", "--caso"]).arg(&conf).arg("-o").arg(&toml).output().await.unwrap();
         assert!(out.status.success(), "{what}: import\n{}", text(&out).1);
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&toml).unwrap().permissions().mode() & 0o777,
-            0o600,
-            "{what}"
-        );
+        assert_eq!(std::fs::metadata(&toml).unwrap().permissions().mode() & 0o777, 0o600, "{what}");
         let original = accounting::casoconf::CasoConf::load(&conf).unwrap().cloud;
-        let mut imported = siteconf::Config::load(&toml)
-            .unwrap()
-            .cloud_config(&Default::default(), &d)
-            .unwrap();
+        let mut imported = siteconf::Config::load(&toml).unwrap().cloud_config(&Default::default(), &d).unwrap();
         imported.source = original.source.clone();
         assert_eq!(imported, original, "{what}");
-        assert_eq!(
-            imported.credentials.secret(),
-            original.credentials.secret(),
-            "{what}"
-        );
+        assert_eq!(imported.credentials.secret(), original.credentials.secret(), "{what}");
         let out = fedsite()
             .arg("--config")
             .arg(&toml)
@@ -384,14 +295,8 @@ async fn every_keystone_auth_type_extracts_the_same_records_and_imports_to_the_s
             .await
             .unwrap();
         let (stdout, stderr) = text(&out);
-        assert!(
-            out.status.success(),
-            "{what}: --config fedsite.toml\n{stderr}"
-        );
-        assert_eq!(
-            stdout, expected,
-            "{what}: the imported fedsite.toml gives other records\n{stderr}"
-        );
+        assert!(out.status.success(), "{what}: --config fedsite.toml\n{stderr}");
+        assert_eq!(stdout, expected, "{what}: the imported fedsite.toml gives other records\n{stderr}");
     }
     sim.stop().await;
 }
@@ -400,11 +305,7 @@ async fn every_keystone_auth_type_extracts_the_same_records_and_imports_to_the_s
 /// naming the file; a bad key never gets that far.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_keystone_auth_fails_before_extracting_naming_the_file_and_key() {
-    let sim = sim::start(sim::SimConfig::new(
-        sim::scenario::builtin("tiny").unwrap().generate(),
-    ))
-    .await
-    .unwrap();
+    let sim = sim::start(sim::SimConfig::new(sim::scenario::builtin("tiny").unwrap().generate())).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (auth, base) = (sim.auth_url(), sim.base_url().to_string());
     let oidc = format!(
@@ -412,11 +313,7 @@ async fn a_bad_keystone_auth_fails_before_extracting_naming_the_file_and_key() {
          client_id = fedsite-sim\nclient_secret = not-the-secret\naccess_token_endpoint = {base}/identity/oidc/token\nproject_id = p\n"
     );
     for (what, keys, want) in [
-        (
-            "wrong client secret",
-            oidc.clone(),
-            "OIDC token request refused (401",
-        ),
+        ("wrong client secret", oidc.clone(), "OIDC token request refused (401"),
         (
             "missing client_secret",
             oidc.replace("client_secret = not-the-secret\n", ""),
@@ -427,11 +324,7 @@ async fn a_bad_keystone_auth_fails_before_extracting_naming_the_file_and_key() {
             oidc.replace("v3oidcclientcredentials", "v3samlpassword"),
             "[keystone_auth] auth_type \"v3samlpassword\" is not supported",
         ),
-        (
-            "project and system scope",
-            format!("{oidc}system_scope = all\n"),
-            "[keystone_auth] system_scope",
-        ),
+        ("project and system scope", format!("{oidc}system_scope = all\n"), "[keystone_auth] system_scope"),
         (
             "wrong app cred secret",
             format!(
@@ -451,14 +344,8 @@ async fn a_bad_keystone_auth_fails_before_extracting_naming_the_file_and_key() {
             .await
             .unwrap();
         let (stdout, stderr) = text(&out);
-        assert!(
-            !out.status.success() && stdout.is_empty(),
-            "{what}: {stdout}"
-        );
-        assert!(
-            stderr.contains(want) && stderr.contains("caso.conf"),
-            "{what}: want {want:?}\n{stderr}"
-        );
+        assert!(!out.status.success() && stdout.is_empty(), "{what}: {stdout}");
+        assert!(stderr.contains(want) && stderr.contains("caso.conf"), "{what}: want {want:?}\n{stderr}");
         assert!(!stderr.contains("not-the-secret"), "{what}: {stderr}");
         let out = fedsite()
             .args(["config", "import", "--caso"])
@@ -470,11 +357,7 @@ async fn a_bad_keystone_auth_fails_before_extracting_naming_the_file_and_key() {
             .unwrap();
         // The import refuses what the run refuses before authenticating.
         if want.starts_with('[') {
-            assert!(
-                !out.status.success() && text(&out).1.contains(want),
-                "{what}: import\n{}",
-                text(&out).1
-            );
+            assert!(!out.status.success() && text(&out).1.contains(want), "{what}: import\n{}", text(&out).1);
         }
     }
     sim.stop().await;

@@ -315,11 +315,22 @@ mod central_run {
             "remote": [{"type": "OIDC-sub"}, {"type": "OIDC-eduperson_entitlement", "any_one_of": [format!("urn:mace:egi.eu:group:{vo}:role=member#aai.egi.eu")]}],
         }]);
         for (path, body) in [
-            ("/OS-FEDERATION/identity_providers/egi.eu", json!({"identity_provider": {"enabled": true, "remote_ids": [issuer]}})),
+            (
+                "/OS-FEDERATION/identity_providers/egi.eu",
+                json!({"identity_provider": {"enabled": true, "remote_ids": [issuer]}}),
+            ),
             ("/OS-FEDERATION/mappings/egi-mapping", json!({"mapping": {"rules": rules}})),
-            ("/OS-FEDERATION/identity_providers/egi.eu/protocols/openid", json!({"protocol": {"mapping_id": "egi-mapping"}})),
+            (
+                "/OS-FEDERATION/identity_providers/egi.eu/protocols/openid",
+                json!({"protocol": {"mapping_id": "egi-mapping"}}),
+            ),
         ] {
-            s.send(openstack::Call::new(openstack::Service::Identity, reqwest::Method::PUT, "/OS-FEDERATION", path).json(body)).await.unwrap();
+            s.send(
+                openstack::Call::new(openstack::Service::Identity, reqwest::Method::PUT, "/OS-FEDERATION", path)
+                    .json(body),
+            )
+            .await
+            .unwrap();
         }
     }
 
@@ -365,7 +376,13 @@ mod central_run {
         let a = sim::start(sim::SimConfig::new(tiny())).await.unwrap();
         // B answers slowly: 100 ms on every request.
         let mut cb = sim::SimConfig::new(tiny());
-        for s in [sim::Service::Identity, sim::Service::Compute, sim::Service::Image, sim::Service::Volume, sim::Service::Network] {
+        for s in [
+            sim::Service::Identity,
+            sim::Service::Compute,
+            sim::Service::Image,
+            sim::Service::Volume,
+            sim::Service::Network,
+        ] {
             cb.profiles.insert(s, sim::ServiceProfile { latency_ms: 100, ..Default::default() });
         }
         let b = sim::start(cb).await.unwrap();
@@ -389,7 +406,14 @@ mod central_run {
         std::fs::create_dir_all(&sites_dir).unwrap();
         let site_file = |id: &str, endpoint: &str| -> PathBuf {
             let p = sites_dir.join(format!("{id}.yaml"));
-            std::fs::write(&p, format!("gocdb: {id}\nendpoint: {endpoint}\nvos:\n  - name: {vo}\n    auth:\n      project_id: \"{}\"\n", project.id)).unwrap();
+            std::fs::write(
+                &p,
+                format!(
+                    "gocdb: {id}\nendpoint: {endpoint}\nvos:\n  - name: {vo}\n    auth:\n      project_id: \"{}\"\n",
+                    project.id
+                ),
+            )
+            .unwrap();
             p
         };
         let fa = site_file("SITE-A", a.auth_url().trim_end_matches('/'));
@@ -407,25 +431,46 @@ mod central_run {
         let started = Instant::now();
         let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
             .args(["central", "run", "--task", "info", "--json", "--client-id", "fedsite-sim"])
-            .arg("--sites-dir").arg(&sites_dir)
-            .arg("--checkin-discovery").arg(format!("{issuer}/.well-known/openid-configuration"))
-            .arg("--client-secret-file").arg(&secret)
+            .arg("--sites-dir")
+            .arg(&sites_dir)
+            .arg("--checkin-discovery")
+            .arg(format!("{issuer}/.well-known/openid-configuration"))
+            .arg("--client-secret-file")
+            .arg(&secret)
             .args(["--gocdb-url", &gocdb, "--site-timeout", &timeout.to_string()])
-            .arg("--info-dir").arg(&out_dir)
+            .arg("--info-dir")
+            .arg(&out_dir)
             .output()
             .await
             .unwrap();
         let wall = started.elapsed();
         let stdout = String::from_utf8_lossy(&run.stdout);
-        assert_eq!(run.status.code(), Some(1), "broken sites make the run fail: {stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+        assert_eq!(
+            run.status.code(),
+            Some(1),
+            "broken sites make the run fail: {stdout}\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
         let v: Value = serde_json::from_str(&stdout).unwrap();
-        let row = |site: &str| v["results"].as_array().unwrap().iter().find(|r| r["site"] == site).cloned().unwrap_or_else(|| panic!("{site}: {v}"));
+        let row = |site: &str| {
+            v["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["site"] == site)
+                .cloned()
+                .unwrap_or_else(|| panic!("{site}: {v}"))
+        };
         for s in ["SITE-A", "SITE-B"] {
             assert_eq!(row(s)["outcome"], "ok", "{}", row(s));
         }
         assert_eq!(row("SITE-C")["outcome"], "failed", "{}", row("SITE-C"));
         assert!(row("SITE-C")["detail"].as_str().unwrap().contains("every VO share failed"), "{}", row("SITE-C"));
-        assert!(row("SITE-C")["detail"].as_str().unwrap().contains(&format!("127.0.0.1:{closed}")), "the failing request is named: {}", row("SITE-C"));
+        assert!(
+            row("SITE-C")["detail"].as_str().unwrap().contains(&format!("127.0.0.1:{closed}")),
+            "the failing request is named: {}",
+            row("SITE-C")
+        );
         assert_eq!(row("SITE-D")["outcome"], "failed");
         assert!(row("SITE-D")["detail"].as_str().unwrap().contains("site timeout"), "{}", row("SITE-D"));
         assert!(!stdout.contains("eyJ"), "no token in the output");
@@ -445,7 +490,8 @@ mod central_run {
         let mut slowest = Duration::ZERO;
         for (id, file, sim) in [("SITE-A", &fa, &a), ("SITE-B", &fb, &b)] {
             let (file, auth, token, gocdb) = (file.clone(), sim.auth_url(), token.clone(), gocdb.clone());
-            let (alone, took) = tokio::task::spawn_blocking(move || info_alone(&file, &auth, &token, &gocdb)).await.unwrap();
+            let (alone, took) =
+                tokio::task::spawn_blocking(move || info_alone(&file, &auth, &token, &gocdb)).await.unwrap();
             assert!(alone.status.success(), "{}", String::from_utf8_lossy(&alone.stderr));
             slowest = slowest.max(took);
             let central = std::fs::read(out_dir.join(format!("{id}.json"))).unwrap();

@@ -163,15 +163,28 @@ async fn extract_from_an_existing_caso_conf_gives_the_same_records_as_the_flags(
                 .unwrap()
         }
     };
-    let a = run(vec!["--caso-conf".into(), conf.display().to_string(), "--ledger".into(), d.join("a.sqlite").display().to_string()]).await;
-    let b = run(
-        ["--os-cloud", "sim-accounting", "--site-name", "TEST-SITE", "--service-name", "TEST-SITE-cloud", "--vo-property", "VO"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(["--spool".into(), d.join("from-flags").display().to_string()])
-            .chain(["--ledger".into(), d.join("b.sqlite").display().to_string()])
-            .collect(),
-    )
+    let a = run(vec![
+        "--caso-conf".into(),
+        conf.display().to_string(),
+        "--ledger".into(),
+        d.join("a.sqlite").display().to_string(),
+    ])
+    .await;
+    let b = run([
+        "--os-cloud",
+        "sim-accounting",
+        "--site-name",
+        "TEST-SITE",
+        "--service-name",
+        "TEST-SITE-cloud",
+        "--vo-property",
+        "VO",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(["--spool".into(), d.join("from-flags").display().to_string()])
+    .chain(["--ledger".into(), d.join("b.sqlite").display().to_string()])
+    .collect())
     .await;
     for out in [&a, &b] {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -182,10 +195,17 @@ async fn extract_from_an_existing_caso_conf_gives_the_same_records_as_the_flags(
     let from_conf = spool_records(&d.join("from-caso-conf"));
     assert!(from_conf.len() > 5, "{from_conf:?}");
     let from_flags = spool_records(&d.join("from-flags"));
-    let only = |a: &std::collections::BTreeMap<(String, String), String>, b: &std::collections::BTreeMap<(String, String), String>| {
+    let only = |a: &std::collections::BTreeMap<(String, String), String>,
+                b: &std::collections::BTreeMap<(String, String), String>| {
         a.iter().filter(|(k, v)| b.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect::<Vec<_>>()
     };
-    assert_eq!(from_conf, from_flags, "only from caso.conf: {:?}\nonly from the flags: {:?}", only(&from_conf, &from_flags), only(&from_flags, &from_conf));
+    assert_eq!(
+        from_conf,
+        from_flags,
+        "only from caso.conf: {:?}\nonly from the flags: {:?}",
+        only(&from_conf, &from_flags),
+        only(&from_flags, &from_conf)
+    );
     sim.stop().await;
 }
 
@@ -215,9 +235,21 @@ async fn caso_compatible_is_casos_switches_together() {
         }
     };
     let compatible = dry(&["--caso-compatible"]).await;
-    let spelled = dry(&["--style", "caso", "--cloud-type", "caso/5.2.2 (OpenStack)", "--no-suspend-duration", "--inactive-time", "running"]).await;
+    let spelled = dry(&[
+        "--style",
+        "caso",
+        "--cloud-type",
+        "caso/5.2.2 (OpenStack)",
+        "--no-suspend-duration",
+        "--inactive-time",
+        "running",
+    ])
+    .await;
     assert_eq!(compatible, spelled);
-    assert!(compatible.contains("CloudType: caso/5.2.2 (OpenStack)") && !compatible.contains("SuspendDuration"), "{compatible}");
+    assert!(
+        compatible.contains("CloudType: caso/5.2.2 (OpenStack)") && !compatible.contains("SuspendDuration"),
+        "{compatible}"
+    );
     let default = dry(&[]).await;
     assert!(default.contains("SuspendDuration") && default.contains("CloudType: fedsite/"), "{default}");
     sim.stop().await;

@@ -70,7 +70,8 @@ async fn run_fedsite(dir: &Path, sim: &sim::SimHandle, extra: &[&str], envs: &[(
     for (k, v) in ROBOT_ENV.iter().chain(envs) {
         cmd.env(k, v);
     }
-    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output()).await.expect("fedsite info timed out").unwrap();
+    let out =
+        tokio::time::timeout(Duration::from_secs(120), cmd.output()).await.expect("fedsite info timed out").unwrap();
     Output {
         status: out.status,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -117,7 +118,10 @@ async fn cloud_info_provider_and_fedsite_info_write_the_same_document() {
     let shares: Vec<&str> = doc["Share"].as_array().unwrap().iter().map(|s| s["Name"].as_str().unwrap()).collect();
     assert_eq!(
         shares,
-        ["vo.access.egi.eu - aaaa0000000000000000000000000001 share", "biomed - bbbb0000000000000000000000000002 share"]
+        [
+            "vo.access.egi.eu - aaaa0000000000000000000000000001 share",
+            "biomed - bbbb0000000000000000000000000002 share"
+        ]
     );
     assert_eq!(doc["AccessPolicy"][0]["Rule"], serde_json::json!(["VO:vo.access.egi.eu", "VO:biomed"]));
     let svc = &doc["CloudComputingService"][0];
@@ -172,8 +176,14 @@ async fn options_select_flavors_appdb_images_property_keys_and_auditor_match_too
 async fn original_ca_info(url: &str, insecure: bool) -> (String, Vec<String>) {
     let code = "import json, sys\nfrom cloud_info_provider.providers.utils import get_endpoint_ca_information as g\n\
                 print(json.dumps(g(sys.argv[1], sys.argv[2] == 'insecure')))";
-    let out = run_venv("python", &["-c", code, url, if insecure { "insecure" } else { "verify" }], &[], None, Duration::from_secs(60))
-        .await;
+    let out = run_venv(
+        "python",
+        &["-c", code, url, if insecure { "insecure" } else { "verify" }],
+        &[],
+        None,
+        Duration::from_secs(60),
+    )
+    .await;
     out.assert_success("get_endpoint_ca_information");
     let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
     let cas = v["trusted_cas"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();

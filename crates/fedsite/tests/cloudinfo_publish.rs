@@ -69,7 +69,9 @@ async fn the_document_uploaded_to_swift_reads_back_equal() {
     let cfg = openstack::CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim", "clouds.yaml").unwrap();
     let session = openstack::Session::connect(&cfg).await.unwrap();
     let store = openstack::swift::ObjectStore::new(&session).await.unwrap();
-    assert!(store.account_url.ends_with(&format!("/object-store/v1/AUTH_{}", session.project_id().await.unwrap().unwrap())));
+    assert!(
+        store.account_url.ends_with(&format!("/object-store/v1/AUTH_{}", session.project_id().await.unwrap().unwrap()))
+    );
     let back = store.get_object("cloud-info", "SIM-CLOUD.json").await.unwrap();
     assert_eq!(back.data, written, "Swift holds exactly the document written");
     assert_eq!(back.content_type.as_deref(), Some("application/json"));
@@ -115,12 +117,8 @@ async fn a_failing_share_warns_or_fails_and_the_fixes_change_only_their_fields()
 
     let plain = info(dir.path(), &sim, &[]).await;
     plain.assert_success("fedsite info");
-    let fixed = info(
-        dir.path(),
-        &sim,
-        &["--fix-manager-sizes", "--publish-extra-properties", "--share-error-details"],
-    )
-    .await;
+    let fixed =
+        info(dir.path(), &sim, &["--fix-manager-sizes", "--publish-extra-properties", "--share-error-details"]).await;
     fixed.assert_success("fedsite info with fixes");
     let p: serde_json::Value = serde_json::from_str(&plain.stdout).unwrap();
     let f: serde_json::Value = serde_json::from_str(&fixed.stdout).unwrap();

@@ -98,8 +98,10 @@ async fn imported_config_gives_the_same_records_as_the_original_files() {
             .arg(d.join(ledger));
         async move { c.output().await.unwrap() }
     };
-    let original = extract("from-originals", "a.sqlite", vec![], vec!["--caso-conf".into(), caso.display().to_string()]).await;
-    let imported = extract("from-import", "b.sqlite", vec!["--config".into(), toml.display().to_string()], vec![]).await;
+    let original =
+        extract("from-originals", "a.sqlite", vec![], vec!["--caso-conf".into(), caso.display().to_string()]).await;
+    let imported =
+        extract("from-import", "b.sqlite", vec!["--config".into(), toml.display().to_string()], vec![]).await;
     for out in [&original, &imported] {
         let (stdout, stderr) = text(out);
         // novo has no VO in tiny: the one expected failure.
@@ -132,7 +134,10 @@ async fn config_check_names_each_wrong_key_and_passes_a_good_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let bad = d.join("bad.toml");
-    private(&bad, "[site]\nname = \"S\"\n[accounting]\nextractors = [\"nova\", \"novva\"]\ninactive_time = \"never\"\n[spool]\npath_type = \"tree\"\n");
+    private(
+        &bad,
+        "[site]\nname = \"S\"\n[accounting]\nextractors = [\"nova\", \"novva\"]\ninactive_time = \"never\"\n[spool]\npath_type = \"tree\"\n",
+    );
     let out = fedsite().arg("--config").arg(&bad).args(["config", "check"]).output().await.unwrap();
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
@@ -208,7 +213,11 @@ async fn completions_and_man_pages_are_generated_from_the_command_line() {
     let out = fedsite().args(["completions", "bash"]).output().await.unwrap();
     let (stdout, _) = text(&out);
     assert!(out.status.success());
-    assert!(stdout.contains("_fedsite()") && stdout.contains("accounting") && stdout.contains("--caso-conf"), "{}", &stdout[..stdout.len().min(400)]);
+    assert!(
+        stdout.contains("_fedsite()") && stdout.contains("accounting") && stdout.contains("--caso-conf"),
+        "{}",
+        &stdout[..stdout.len().min(400)]
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = fedsite().arg("man").arg(dir.path()).output().await.unwrap();
     assert!(out.status.success(), "{}", text(&out).1);

@@ -491,13 +491,8 @@ async fn glance_image_create_upload_get_patch_have_the_real_shape() {
         assert_eq!(patched.status, 200, "{}: PATCH: {}", s.label, patched.body);
         assert_eq!(patched.body["vmcatcher_event_ad_mpuri"], "https://appdb.example/1", "{}", s.label);
         assert_eq!(patched.body["ad:appid"], "5678", "{}", s.label);
-        let download = s
-            .http
-            .get(format!("{}/v2/images/{id}/file", s.glance))
-            .header("X-Auth-Token", &tok)
-            .send()
-            .await
-            .unwrap();
+        let download =
+            s.http.get(format!("{}/v2/images/{id}/file", s.glance)).header("X-Auth-Token", &tok).send().await.unwrap();
         assert_eq!(download.status().as_u16(), 200, "{}", s.label);
         assert_eq!(download.bytes().await.unwrap().to_vec(), bytes, "{}: downloaded bytes", s.label);
         (created, got, patched.body)
@@ -519,8 +514,9 @@ async fn glance_list_with_property_filter_pages_with_next() {
             let img = create_image(&s, &tok, &format!("page-{i}"), json!({"fedsite_mark": mark})).await;
             ids.insert(img["id"].as_str().unwrap().to_string());
         }
-        let first =
-            s.expect(200, Method::GET, &format!("{}/v2/images?fedsite_mark={mark}&limit=2", s.glance), &tok, None).await;
+        let first = s
+            .expect(200, Method::GET, &format!("{}/v2/images?fedsite_mark={mark}&limit=2", s.glance), &tok, None)
+            .await;
         assert_eq!(first["images"].as_array().unwrap().len(), 2, "{}: {first}", s.label);
         let next = first["next"].as_str().unwrap_or_else(|| panic!("{}: no `next`: {first}", s.label));
         assert!(next.starts_with("/v2/images?"), "{}: next is a path: {next}", s.label);

@@ -208,7 +208,12 @@ fn observe(state: &State, projects: &[String]) -> Observed {
     let mut o = Observed {
         records: BTreeMap::new(),
         elements: BTreeMap::new(),
-        snapshots: ledger.latest_snapshots(&SnapshotFilter::default()).unwrap().into_iter().map(|s| s.snapshot).collect(),
+        snapshots: ledger
+            .latest_snapshots(&SnapshotFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|s| s.snapshot)
+            .collect(),
         checkpoints: projects
             .iter()
             .map(|p| (p.clone(), ledger.checkpoint(p, accounting::pipeline::CHECKPOINT).unwrap()))
@@ -222,13 +227,18 @@ fn observe(state: &State, projects: &[String]) -> Observed {
         let (kind, records) = apel::parse_message(&bytes).unwrap_or_else(|e| panic!("spool element {name}: {e}"));
         let mut keys = Vec::new();
         for r in &records {
-            let body = String::from_utf8(apel::render_message(kind, std::slice::from_ref(r), Style::Fedsite).unwrap()).unwrap();
+            let body = String::from_utf8(apel::render_message(kind, std::slice::from_ref(r), Style::Fedsite).unwrap())
+                .unwrap();
             keys.push(r.key());
             o.records.entry((kind.as_str().to_string(), r.key())).or_default().push(body);
         }
         let link = match ledger.message(name.as_str()).unwrap() {
             None => {
-                o.problems.push(format!("spool element {name} ({} {} records) is unknown to the ledger", records.len(), kind.as_str()));
+                o.problems.push(format!(
+                    "spool element {name} ({} {} records) is unknown to the ledger",
+                    records.len(),
+                    kind.as_str()
+                ));
                 (String::new(), Vec::new())
             }
             Some(m) => {
@@ -269,12 +279,21 @@ fn differences(run: &Observed, clean: &Observed) -> Vec<String> {
         if got == want {
             continue;
         }
-        let missing = want.iter().filter(|b| got.iter().filter(|g| g == b).count() < want.iter().filter(|w| w == b).count()).count();
-        let doubled = got.iter().filter(|b| got.iter().filter(|g| g == b).count() > want.iter().filter(|w| w == b).count()).count();
+        let missing = want
+            .iter()
+            .filter(|b| got.iter().filter(|g| g == b).count() < want.iter().filter(|w| w == b).count())
+            .count();
+        let doubled = got
+            .iter()
+            .filter(|b| got.iter().filter(|g| g == b).count() > want.iter().filter(|w| w == b).count())
+            .count();
         out.push(if missing == 0 && doubled == 0 {
             format!("{} {}: versions spooled in another order\n  got  {got:?}\n  want {want:?}", key.0, key.1)
         } else {
-            format!("{} {}: {missing} version(s) missing, {doubled} doubled\n  got  {got:?}\n  want {want:?}", key.0, key.1)
+            format!(
+                "{} {}: {missing} version(s) missing, {doubled} doubled\n  got  {got:?}\n  want {want:?}",
+                key.0, key.1
+            )
         });
     }
     if run.elements != clean.elements {
@@ -288,11 +307,19 @@ fn differences(run: &Observed, clean: &Observed) -> Vec<String> {
         ));
     }
     if run.snapshots != clean.snapshots {
-        let index = |o: &Observed| o.snapshots.iter().map(|s| ((s.kind.clone(), s.key.clone()), s.clone())).collect::<BTreeMap<_, _>>();
+        let index = |o: &Observed| {
+            o.snapshots.iter().map(|s| ((s.kind.clone(), s.key.clone()), s.clone())).collect::<BTreeMap<_, _>>()
+        };
         let (got, want) = (index(run), index(clean));
         for k in got.keys().chain(want.keys()).collect::<std::collections::BTreeSet<_>>() {
             if got.get(k) != want.get(k) {
-                out.push(format!("ledger snapshot {} {}:\n  got  {:?}\n  want {:?}", k.0, k.1, got.get(k), want.get(k)));
+                out.push(format!(
+                    "ledger snapshot {} {}:\n  got  {:?}\n  want {:?}",
+                    k.0,
+                    k.1,
+                    got.get(k),
+                    want.get(k)
+                ));
             }
         }
     }
@@ -343,7 +370,12 @@ fn killed_extraction_rerun_leaves_ledger_and_spool_as_one_clean_run() {
     let clean_time = start.elapsed();
     let new_elements = clean.element_count() - base_elements;
     // A site with projects without a VO: their failures are part of the run.
-    assert_eq!(clean_status.code(), base_status.code(), "clean run: {}", std::fs::read_to_string(clean.dir.join("run.err")).unwrap());
+    assert_eq!(
+        clean_status.code(),
+        base_status.code(),
+        "clean run: {}",
+        std::fs::read_to_string(clean.dir.join("run.err")).unwrap()
+    );
     assert!(new_elements > 1, "the clean run spooled {new_elements} elements");
     let want = observe(&clean, &projects);
     assert!(want.problems.is_empty(), "the clean run itself: {:#?}", want.problems);
@@ -394,7 +426,10 @@ fn killed_extraction_rerun_leaves_ledger_and_spool_as_one_clean_run() {
     // The kills just after a spool write must have reached the window the
     // adoption exists for at least once, or this test proved little.
     if runs >= 2 {
-        assert!(with_orphans > 0, "no kill left an orphaned spool element (seed {seed}); the adoption path was not exercised");
+        assert!(
+            with_orphans > 0,
+            "no kill left an orphaned spool element (seed {seed}); the adoption path was not exercised"
+        );
     }
     drop(sim);
 }
@@ -469,8 +504,10 @@ fn overlapping_runs_on_one_ledger_end_as_one_run() {
         if waiting {
             args.extend(["--wait", "120"]);
         }
-        let mut runs: Vec<Child> = (0..3).map(|i| start_extract_args(&clouds, &state, &args, &format!("run{i}"))).collect();
-        let mut codes: Vec<Option<i32>> = runs.iter_mut().enumerate().map(|(i, c)| wait(c, &format!("run {i}")).code()).collect();
+        let mut runs: Vec<Child> =
+            (0..3).map(|i| start_extract_args(&clouds, &state, &args, &format!("run{i}"))).collect();
+        let mut codes: Vec<Option<i32>> =
+            runs.iter_mut().enumerate().map(|(i, c)| wait(c, &format!("run {i}")).code()).collect();
         codes.sort();
         let stderr: Vec<String> =
             (0..3).map(|i| std::fs::read_to_string(state.dir.join(format!("run{i}.err"))).unwrap()).collect();

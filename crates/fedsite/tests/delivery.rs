@@ -15,9 +15,9 @@ use messaging::ams::{self, AmsClient, Auth};
 use messaging::dirq::QueueSimple;
 use messaging::receiver::{self, ReceiverOptions, RecordStore, Sink};
 use messaging::sender::{self, SenderOptions};
-use smime::{Signer, Verifier};
 use sim::ams::{DEFAULT_PROJECT, DEFAULT_SUBSCRIPTION, DEFAULT_TOPIC, TEST_CLIENT_DN};
 use sim::{Service, ServiceProfile};
+use smime::{Signer, Verifier};
 
 fn record(msg: usize, i: usize) -> Record {
     let uuid = format!("{:08x}-0000-4000-8000-{:012x}", msg, i);
@@ -100,7 +100,8 @@ async fn flaky_ams_and_413s_end_with_every_record_received_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     // The AMS limit sits between a 3-record and a 4-record message: 4 and 5 get 413.
     let pki_probe = start(dir.path(), 0.0, None, 0).await;
-    let signer = Signer::new(pki_probe.ams().unwrap().client_cert_path(), pki_probe.ams().unwrap().client_key_path()).unwrap();
+    let signer =
+        Signer::new(pki_probe.ams().unwrap().client_cert_path(), pki_probe.ams().unwrap().client_key_path()).unwrap();
     let (three, four) = (signed_b64_len(&signer, &message(0, 3).0), signed_b64_len(&signer, &message(0, 4).0));
     pki_probe.stop().await;
     let sim = start(dir.path(), 0.2, Some((three + four) / 2), 0).await;
@@ -127,7 +128,11 @@ async fn flaky_ams_and_413s_end_with_every_record_received_exactly_once() {
     assert_eq!(report.sent, n - big + 2 * big);
 
     let published = a.published(DEFAULT_PROJECT, DEFAULT_TOPIC);
-    assert_eq!(published.len(), report.sent + report.duplicates, "AMS holds each sent message once, plus the counted duplicates");
+    assert_eq!(
+        published.len(),
+        report.sent + report.duplicates,
+        "AMS holds each sent message once, plus the counted duplicates"
+    );
     let mut by_empaid: BTreeMap<String, usize> = BTreeMap::new();
     for p in &published {
         *by_empaid.entry(p.attributes["empaid"].clone()).or_default() += 1;
@@ -166,14 +171,27 @@ async fn a_missing_topic_stops_the_run_and_quarantines_nothing_and_locked_ones_a
     let names: Vec<String> = (0..3).map(|m| q.add(&message(m, 1).0).unwrap().to_string()).collect();
     let mut ledger = ledger::Ledger::open_sqlite(dir.path().join("ledger.sqlite")).unwrap();
     ledger
-        .record_message(&ledger::NewMessage { element: names[0].clone(), kind: "cloud".into(), created_at: Utc::now(), records: vec![] }, None)
+        .record_message(
+            &ledger::NewMessage {
+                element: names[0].clone(),
+                kind: "cloud".into(),
+                created_at: Utc::now(),
+                records: vec![],
+            },
+            None,
+        )
         .unwrap();
     // Another sender holds the last one.
     assert!(q.lock(&names[2], true).unwrap());
     let o = opts(&spool, "no-such-topic");
     let report = sender::send_all(&o, &sender_client(&sim), &signer, None, Some(&mut ledger)).await.unwrap();
     // AMS's 404 "Topic doesn't exist" concerns every message: the run stops at once.
-    assert_eq!((report.quarantined, report.skipped_locked, report.sent, report.left), (0, 1, 0, 2), "{}", report.summary());
+    assert_eq!(
+        (report.quarantined, report.skipped_locked, report.sent, report.left),
+        (0, 1, 0, 2),
+        "{}",
+        report.summary()
+    );
     let why = report.stopped.as_deref().expect("the run stopped");
     assert!(why.contains("HTTP 404") && why.contains("Topic doesn't exist") && why.contains("--topic"), "{why}");
     assert!(!report.complete());
@@ -211,7 +229,8 @@ async fn python_dirq_writer_and_fedsite_sender_share_one_queue() {
         std::fs::write(msgs.join(format!("m{i}")), &body).unwrap();
         expected.insert(body);
     }
-    let mut writer = tokio::process::Command::new(python()).arg("-c").arg(&script).arg(&spool).arg(&msgs).spawn().unwrap();
+    let mut writer =
+        tokio::process::Command::new(python()).arg("-c").arg(&script).arg(&spool).arg(&msgs).spawn().unwrap();
     let client = sender_client(&sim);
     let o = opts(&spool, DEFAULT_TOPIC);
     let mut sent = 0;
@@ -253,20 +272,53 @@ async fn killing_the_sender_at_random_points_loses_nothing() {
             .iter()
             .map(|k| ledger::RecordRef { key: k.clone(), measured_at: Utc::now(), body_sha256: ledger::sha256_hex(k) })
             .collect();
-        ledger.record_message(&ledger::NewMessage { element: name, kind: "cloud".into(), created_at: Utc::now(), records: refs }, None).unwrap();
+        ledger
+            .record_message(
+                &ledger::NewMessage { element: name, kind: "cloud".into(), created_at: Utc::now(), records: refs },
+                None,
+            )
+            .unwrap();
         all_keys.extend(keys);
     }
     drop(ledger);
     let run = || {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"));
-        c.args(["--log", "warn", "send", "--ams-url", &a.url(), "--authn-url", &a.authn_url(), "--project", DEFAULT_PROJECT, "--topic", DEFAULT_TOPIC])
-            .arg("--cert").arg(a.client_cert_path())
-            .arg("--key").arg(a.client_key_path())
-            .arg("--ca").arg(a.ca_pem_path())
-            .arg("--spool").arg(&spool)
-            .arg("--ledger").arg(&ledger_path)
-            .args(["--retry-initial-ms", "5", "--retry-max-ms", "50", "--max-retries", "30", "--chunk", "10", "--purge-maxlock-secs", "1"])
-            .stdout(std::process::Stdio::null());
+        c.args([
+            "--log",
+            "warn",
+            "send",
+            "--ams-url",
+            &a.url(),
+            "--authn-url",
+            &a.authn_url(),
+            "--project",
+            DEFAULT_PROJECT,
+            "--topic",
+            DEFAULT_TOPIC,
+        ])
+        .arg("--cert")
+        .arg(a.client_cert_path())
+        .arg("--key")
+        .arg(a.client_key_path())
+        .arg("--ca")
+        .arg(a.ca_pem_path())
+        .arg("--spool")
+        .arg(&spool)
+        .arg("--ledger")
+        .arg(&ledger_path)
+        .args([
+            "--retry-initial-ms",
+            "5",
+            "--retry-max-ms",
+            "50",
+            "--max-retries",
+            "30",
+            "--chunk",
+            "10",
+            "--purge-maxlock-secs",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null());
         c
     };
     let mut seed = 0x5eed_u64;
@@ -360,14 +412,29 @@ async fn killing_the_receiver_at_random_points_loses_nothing_and_never_acks_unst
     let records = dir.path().join("received.sqlite");
     let run = || {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"));
-        c.args(["--log", "warn", "receive", "--once", "--batch", "3", "--ams-url", &a.url(), "--project", DEFAULT_PROJECT])
-            .args(["--subscription", DEFAULT_SUBSCRIPTION, "--token", &a.token("receiver").unwrap()])
-            .arg("--ca").arg(a.ca_pem_path())
-            .arg("--capath").arg(a.ca_pem_path())
-            .arg("--dns").arg(&dns)
-            .arg("--records").arg(&records)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+        c.args([
+            "--log",
+            "warn",
+            "receive",
+            "--once",
+            "--batch",
+            "3",
+            "--ams-url",
+            &a.url(),
+            "--project",
+            DEFAULT_PROJECT,
+        ])
+        .args(["--subscription", DEFAULT_SUBSCRIPTION, "--token", &a.token("receiver").unwrap()])
+        .arg("--ca")
+        .arg(a.ca_pem_path())
+        .arg("--capath")
+        .arg(a.ca_pem_path())
+        .arg("--dns")
+        .arg(&dns)
+        .arg("--records")
+        .arg(&records)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
         c
     };
     // After a kill: every message below the subscription offset is in the store (whole), and
@@ -431,13 +498,22 @@ async fn killing_the_receiver_at_random_points_loses_nothing_and_never_acks_unst
     let c = store.counts().unwrap();
     let receipts = store.receipts().unwrap();
     assert_eq!(c.messages as usize, published.len(), "each AMS message stored once");
-    assert_eq!(receipts.iter().map(|r| (r.1.clone(), r.2.clone())).collect::<BTreeSet<_>>(), all_versions, "nothing lost");
+    assert_eq!(
+        receipts.iter().map(|r| (r.1.clone(), r.2.clone())).collect::<BTreeSet<_>>(),
+        all_versions,
+        "nothing lost"
+    );
     assert!(receipts.iter().all(|r| r.3 == 1), "no record version counted twice");
     assert_eq!(c.cloud_records as usize, latest_wall.len(), "one record per VM and month");
     let wall: i64 = store.cloud_summaries().unwrap().iter().map(|s| s.wall_duration).sum();
     assert_eq!(wall as u64, latest_wall.values().sum::<u64>(), "the newer snapshot replaced the older one");
     let delivered = a.counts().messages_delivered;
-    assert!(c.redeliveries as usize >= redeliver.len(), "redeliveries counted: {} < {}", c.redeliveries, redeliver.len());
+    assert!(
+        c.redeliveries as usize >= redeliver.len(),
+        "redeliveries counted: {} < {}",
+        c.redeliveries,
+        redeliver.len()
+    );
     assert!(c.redeliveries <= delivered - published.len() as u64);
     println!(
         "offsets after kills {offsets:?}; stored-but-unacked at a kill: {}; redeliveries counted {}; AMS deliveries {delivered}",
@@ -485,8 +561,21 @@ fn safety_spool(dir: &Path, good: usize, bad: bool) -> (PathBuf, PathBuf, Vec<St
     for m in 0..good {
         let (body, k) = message(100 + m, 2);
         let name = q.add(&body).unwrap().to_string();
-        let refs = k.iter().map(|k| ledger::RecordRef { key: k.clone(), measured_at: Utc::now(), body_sha256: ledger::sha256_hex(k) }).collect();
-        ledger.record_message(&ledger::NewMessage { element: name.clone(), kind: "cloud".into(), created_at: Utc::now(), records: refs }, None).unwrap();
+        let refs = k
+            .iter()
+            .map(|k| ledger::RecordRef { key: k.clone(), measured_at: Utc::now(), body_sha256: ledger::sha256_hex(k) })
+            .collect();
+        ledger
+            .record_message(
+                &ledger::NewMessage {
+                    element: name.clone(),
+                    kind: "cloud".into(),
+                    created_at: Utc::now(),
+                    records: refs,
+                },
+                None,
+            )
+            .unwrap();
         names.push(name);
         keys.extend(k);
     }
@@ -505,15 +594,39 @@ fn safety_spool(dir: &Path, good: usize, bad: bool) -> (PathBuf, PathBuf, Vec<St
 }
 
 /// `fedsite send` against the sim's AMS with the sim's host certificate.
-fn fedsite_send(sim: &sim::SimHandle, spool: &Path, ledger: &Path, topic: &str, authn_url: &str, extra: &[&str]) -> std::process::Output {
+fn fedsite_send(
+    sim: &sim::SimHandle,
+    spool: &Path,
+    ledger: &Path,
+    topic: &str,
+    authn_url: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let a = sim.ams().unwrap();
     std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
-        .args(["--log", "warn", "send", "--ams-url", &a.url(), "--authn-url", authn_url, "--project", DEFAULT_PROJECT, "--topic", topic])
-        .arg("--cert").arg(a.client_cert_path())
-        .arg("--key").arg(a.client_key_path())
-        .arg("--ca").arg(a.ca_pem_path())
-        .arg("--spool").arg(spool)
-        .arg("--ledger").arg(ledger)
+        .args([
+            "--log",
+            "warn",
+            "send",
+            "--ams-url",
+            &a.url(),
+            "--authn-url",
+            authn_url,
+            "--project",
+            DEFAULT_PROJECT,
+            "--topic",
+            topic,
+        ])
+        .arg("--cert")
+        .arg(a.client_cert_path())
+        .arg("--key")
+        .arg(a.client_key_path())
+        .arg("--ca")
+        .arg(a.ca_pem_path())
+        .arg("--spool")
+        .arg(spool)
+        .arg("--ledger")
+        .arg(ledger)
         .args(["--retry-initial-ms", "5", "--retry-max-ms", "50"])
         .args(extra)
         .output()
@@ -538,11 +651,19 @@ async fn a_wrong_token_exchange_url_stops_the_send_and_quarantines_nothing() {
     let out = fedsite_send(&sim, &spool, &ledger_path, DEFAULT_TOPIC, &authn, &[]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("X.509 token exchange") && stderr.contains("HTTP 404") && stderr.contains("--authn-url"), "{stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("sent 0, retried 0, split 0, quarantined 0 (0 invalid)"), "{}", text(&out));
+    assert!(
+        stderr.contains("X.509 token exchange") && stderr.contains("HTTP 404") && stderr.contains("--authn-url"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("sent 0, retried 0, split 0, quarantined 0 (0 invalid)"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(quarantine_files(&spool), 0, "nothing quarantined");
     assert_eq!(QueueSimple::open(&spool).unwrap().count().unwrap(), 10, "every element where it was");
-    let st = sender::spool_status(&spool, messaging::config::PathType::Dirq, &sender::default_quarantine(&spool)).unwrap();
+    let st =
+        sender::spool_status(&spool, messaging::config::PathType::Dirq, &sender::default_quarantine(&spool)).unwrap();
     assert_eq!(st.locked, 0);
     let ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
     assert!(names.iter().all(|n| ledger.message(n).unwrap().unwrap().state == ledger::MessageState::Spooled));
@@ -593,7 +714,8 @@ async fn elements_apel_would_refuse_are_quarantined_with_their_rule_and_the_good
     assert_eq!(out.status.code(), Some(1), "quarantined elements make the run fail: {}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("sent 8,"), "{}", text(&out));
     assert_eq!(sim.ams().unwrap().counts().messages_published, 8, "the bad ones never left the site");
-    let st = sender::spool_status(&spool, messaging::config::PathType::Dirq, &sender::default_quarantine(&spool)).unwrap();
+    let st =
+        sender::spool_status(&spool, messaging::config::PathType::Dirq, &sender::default_quarantine(&spool)).unwrap();
     assert_eq!((st.elements, st.quarantined), (0, 2));
     let reasons: Vec<&str> = st.quarantine.iter().map(|(_, r)| r.as_str()).collect();
     assert!(reasons.iter().all(|r| r.starts_with(sender::INVALID_REASON)), "{reasons:?}");
@@ -605,13 +727,17 @@ async fn elements_apel_would_refuse_are_quarantined_with_their_rule_and_the_good
     // `spool status` lists them by reason; `requeue --reason` puts back the one asked for,
     // and `--no-validate` sends it as SSM would.
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
-        .args(["spool", "status", "--json", "--spool"]).arg(&spool)
-        .output().unwrap();
+        .args(["spool", "status", "--json", "--spool"])
+        .arg(&spool)
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["quarantine_by_reason"].as_array().unwrap().len(), 2, "{v}");
     let requeue = std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
-        .args(["spool", "requeue", "--reason", "VMUUID", "--spool"]).arg(&spool)
-        .output().unwrap();
+        .args(["spool", "requeue", "--reason", "VMUUID", "--spool"])
+        .arg(&spool)
+        .output()
+        .unwrap();
     assert_eq!(requeue.status.code(), Some(0), "{}", text(&requeue));
     assert_eq!(QueueSimple::open(&spool).unwrap().count().unwrap(), 1);
     let out = fedsite_send(&sim, &spool, &ledger_path, DEFAULT_TOPIC, &authn, &["--no-validate"]);
@@ -640,8 +766,14 @@ async fn a_requeue_after_fixing_the_topic_sends_everything_exactly_once() {
     drop(ledger);
     let fedsite = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
-            .args(["spool"]).args(args).arg("--spool").arg(&spool).arg("--ledger").arg(&ledger_path)
-            .output().unwrap()
+            .args(["spool"])
+            .args(args)
+            .arg("--spool")
+            .arg(&spool)
+            .arg("--ledger")
+            .arg(&ledger_path)
+            .output()
+            .unwrap()
     };
     let dry = fedsite(&["requeue", "--all", "--dry-run"]);
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
@@ -707,9 +839,12 @@ fn fedsite_send_raw(sim: &sim::SimHandle, spool: &Path, args: &[&str]) -> std::p
     let a = sim.ams().unwrap();
     std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
         .args(["--log", "warn", "send", "--project", DEFAULT_PROJECT, "--topic", DEFAULT_TOPIC])
-        .arg("--cert").arg(a.client_cert_path())
-        .arg("--key").arg(a.client_key_path())
-        .arg("--spool").arg(spool)
+        .arg("--cert")
+        .arg(a.client_cert_path())
+        .arg("--key")
+        .arg(a.client_key_path())
+        .arg("--spool")
+        .arg(spool)
         .args(args)
         .env_remove("REQUESTS_CA_BUNDLE")
         .output()
@@ -726,7 +861,8 @@ async fn refused_connections_and_untrusted_certificates_say_which_and_what_to_se
     // Nothing listens on the authn port given.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let refused = format!("https://localhost:{closed}");
-    let out = fedsite_send_raw(&sim, &spool, &["--ams-url", &a.url(), "--authn-url", &refused, "--ca", ca.to_str().unwrap()]);
+    let out =
+        fedsite_send_raw(&sim, &spool, &["--ams-url", &a.url(), "--authn-url", &refused, "--ca", ca.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("connection refused") && stderr.contains("--ams-url"), "{stderr}");
@@ -734,7 +870,10 @@ async fn refused_connections_and_untrusted_certificates_say_which_and_what_to_se
     let out = fedsite_send_raw(&sim, &spool, &["--ams-url", &a.url(), "--authn-url", &a.authn_url()]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("TLS handshake failed") && stderr.contains("--ca") && stderr.contains("REQUESTS_CA_BUNDLE"), "{stderr}");
+    assert!(
+        stderr.contains("TLS handshake failed") && stderr.contains("--ca") && stderr.contains("REQUESTS_CA_BUNDLE"),
+        "{stderr}"
+    );
     assert_eq!(QueueSimple::open(&spool).unwrap().count().unwrap(), 3, "nothing moved");
     assert_eq!(quarantine_files(&spool), 0);
     sim.stop().await;

@@ -312,7 +312,8 @@ fn check_wall_and_cpu(
         c.apply(Rule::SuspendDuration);
     }
     // fedsite's real wall: what it sent, or 0 when it sent 1.
-    let Some(fw_real) = [fw, 0].into_iter().filter(|w| sent(*w) == fw).find(|w| w + s == cw || (s == 0 && sent(*w) == cw))
+    let Some(fw_real) =
+        [fw, 0].into_iter().filter(|w| sent(*w) == fw).find(|w| w + s == cw || (s == 0 && sent(*w) == cw))
     else {
         c.finding(key, "wall_duration (cASO = fedsite + SuspendDuration)", cw, format!("{fw} + {s}"));
         return;
@@ -374,9 +375,9 @@ fn compare(
                 Some(Rule::IpV6OverwritesV4)
             }
             RecordKind::Cloud | RecordKind::Accelerator
-                if project.as_ref().is_some_and(|p| {
-                    wall_lost.contains(p) && !facts.usage_only_ended_in_window(p).is_empty()
-                }) =>
+                if project
+                    .as_ref()
+                    .is_some_and(|p| wall_lost.contains(p) && !facts.usage_only_ended_in_window(p).is_empty()) =>
             {
                 Some(Rule::UndefinedWall)
             }
@@ -397,7 +398,8 @@ fn compare(
             RecordKind::Cloud => {
                 let server = server_of(key);
                 let drift = facts.flavor_drift(&server);
-                let suspend = uint(&ff, "suspend_duration").filter(|s| *s > 0 && uint(&cf, "suspend_duration").is_none());
+                let suspend =
+                    uint(&ff, "suspend_duration").filter(|s| *s > 0 && uint(&cf, "suspend_duration").is_none());
                 if suspend.is_some() || drift {
                     check_wall_and_cpu(facts, &mut c, key, &server, suspend, drift, &cf, &ff);
                     for k in ["suspend_duration", "wall_duration", "cpu_duration"] {
@@ -443,7 +445,9 @@ fn compare(
                 c.apply(Rule::StorageRunStamps);
                 for k in ["create_time", "end_time"] {
                     let (cv, fv) = (cf.remove(k), ff.remove(k));
-                    let parse = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).and_then(|s| s.parse::<DateTime<Utc>>().ok());
+                    let parse = |v: &Option<Value>| {
+                        v.as_ref().and_then(Value::as_str).and_then(|s| s.parse::<DateTime<Utc>>().ok())
+                    };
                     if parse(&fv) != Some(facts.to) {
                         c.finding(key, &format!("{k} (fedsite: window end)"), show(cv.as_ref()), show(fv.as_ref()));
                     }
@@ -601,7 +605,13 @@ async fn differential(scenario: &str, from: &str, to: &str) {
     let caso_runs = futures::future::join_all(runs.iter().map(|(key, projects)| {
         let sim = &sim;
         async move {
-            let run = common::CasoRun { vo_property: key, projects: Some(projects), caso_tag: "no-project-has-this-tag", from, to };
+            let run = common::CasoRun {
+                vo_property: key,
+                projects: Some(projects),
+                caso_tag: "no-project-has-this-tag",
+                from,
+                to,
+            };
             common::run_caso(sim, &run).await
         }
     }));
@@ -617,9 +627,12 @@ async fn differential(scenario: &str, from: &str, to: &str) {
 
     // cASO's extractor failures must all be the documented ones.
     for (extractor, project) in caso_extractor_failures(&caso_log) {
-        let documented = facts.no_vo.contains(&project)
-            || (extractor == "nova" && caso_wall_failures(&caso_log).contains(&project));
-        assert!(documented, "cASO's {extractor} extractor failed for {project}, no rule covers it\ncASO log:\n{caso_log}");
+        let documented =
+            facts.no_vo.contains(&project) || (extractor == "nova" && caso_wall_failures(&caso_log).contains(&project));
+        assert!(
+            documented,
+            "cASO's {extractor} extractor failed for {project}, no rule covers it\ncASO log:\n{caso_log}"
+        );
     }
 
     let c = compare(&facts, &caso, &fed, &caso_log, started);
@@ -674,7 +687,8 @@ for name in q:
     q.unlock(name)
 print(json.dumps(out))
 "#;
-    let out = common::run_venv("python", &["-c", SCRIPT, queue.to_str().unwrap()], &[], None, Duration::from_secs(60)).await;
+    let out =
+        common::run_venv("python", &["-c", SCRIPT, queue.to_str().unwrap()], &[], None, Duration::from_secs(60)).await;
     out.assert_success("python dirq");
     let m: BTreeMap<String, String> = serde_json::from_str(&out.stdout).unwrap();
     m.into_iter()

@@ -44,7 +44,10 @@ fn commands(doc: &Path, name: &str) -> Vec<DocCommand> {
         while i < lines.len() && lines[i].trim().is_empty() {
             i += 1;
         }
-        assert!(i < lines.len() && lines[i].trim_start().starts_with("```"), "{file}:{i}: {marker} is not followed by a fenced block");
+        assert!(
+            i < lines.len() && lines[i].trim_start().starts_with("```"),
+            "{file}:{i}: {marker} is not followed by a fenced block"
+        );
         i += 1;
         let mut pending: Option<(usize, String)> = None;
         while i < lines.len() && !lines[i].trim_start().starts_with("```") {
@@ -164,8 +167,20 @@ impl Runner {
                 let started = Instant::now();
                 while std::fs::read_to_string(&file).map_or(true, |y| y.matches("identity_api_version").count() < 2) {
                     let (_, child) = self.background.last_mut().unwrap();
-                    assert!(child.try_wait().unwrap().is_none(), "{}: `{}` exited before writing {}", c.at, c.text, file.display());
-                    assert!(started.elapsed() < Duration::from_secs(120), "{}: `{}` wrote no {}", c.at, c.text, file.display());
+                    assert!(
+                        child.try_wait().unwrap().is_none(),
+                        "{}: `{}` exited before writing {}",
+                        c.at,
+                        c.text,
+                        file.display()
+                    );
+                    assert!(
+                        started.elapsed() < Duration::from_secs(120),
+                        "{}: `{}` wrote no {}",
+                        c.at,
+                        c.text,
+                        file.display()
+                    );
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }

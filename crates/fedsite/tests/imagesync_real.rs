@@ -38,7 +38,13 @@ async fn ks_admin_token(http: &reqwest::Client) -> String {
 }
 
 async fn ks_post(http: &reqwest::Client, tok: &str, path: &str, body: Value) -> Value {
-    let r = http.post(format!("{}{path}", common::real_keystone())).header("X-Auth-Token", tok).json(&body).send().await.unwrap();
+    let r = http
+        .post(format!("{}{path}", common::real_keystone()))
+        .header("X-Auth-Token", tok)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     let v: Value = r.json().await.unwrap();
     assert_eq!(status, 201, "POST {path}: {v}");
@@ -50,12 +56,16 @@ async fn site() -> Site {
     let tok = ks_admin_token(&http).await;
     let mut ids = vec![];
     for p in ["owner", "vo1", "vo2"] {
-        let v = ks_post(&http, &tok, "/projects", json!({"project": {"name": common::unique(p), "domain_id": "default"}})).await;
+        let v =
+            ks_post(&http, &tok, "/projects", json!({"project": {"name": common::unique(p), "domain_id": "default"}}))
+                .await;
         ids.push(v["project"]["id"].as_str().unwrap().to_string());
     }
     let user = common::unique("imagesync");
     let password = common::real_admin_password();
-    let u = ks_post(&http, &tok, "/users", json!({"user": {"name": user, "domain_id": "default", "password": password}})).await;
+    let u =
+        ks_post(&http, &tok, "/users", json!({"user": {"name": user, "domain_id": "default", "password": password}}))
+            .await;
     let uid = u["user"]["id"].as_str().unwrap().to_string();
     let roles: Value = http
         .get(format!("{}/roles?name=member", common::real_keystone()))
@@ -153,7 +163,11 @@ async fn registry_sync_uploads_shares_is_idempotent_replaces_and_removes() {
     let alma = "registry.test egi_vm_images/almalinux.9:2023.05.02".to_string();
     let tools = format!("registry.test {VO1}/tools:2023.04.01");
     assert_eq!(adds, [ubuntu1.clone(), alma.clone(), tools.clone()].into(), "{:?}", dry.plan);
-    assert!(dry.skipped.iter().any(|s| s.item.contains("scratch") && s.message.contains("eu.egi.cloud.tag")), "{:?}", dry.skipped);
+    assert!(
+        dry.skipped.iter().any(|s| s.item.contains("scratch") && s.message.contains("eu.egi.cloud.tag")),
+        "{:?}",
+        dry.skipped
+    );
     assert!(dry.unchanged() && glance_images(&site, &cfg.tag).await.is_empty());
 
     // First sync: three images, properties, members accepted.
@@ -185,7 +199,8 @@ async fn registry_sync_uploads_shares_is_idempotent_replaces_and_removes() {
     assert_eq!(attrs["eu.egi.cloud.tag"], "2023.05.01");
     assert_eq!(attrs["eu.egi.cloud.image_ref"], json!(format!("{host}/egi_vm_images/ubuntu.22.04:2023.05.01")));
     assert!(u.tags.contains(&cfg.tag));
-    let accepted = |ps: &[&String]| ps.iter().map(|p| (p.to_string(), "accepted".to_string())).collect::<BTreeMap<_, _>>();
+    let accepted =
+        |ps: &[&String]| ps.iter().map(|p| (p.to_string(), "accepted".to_string())).collect::<BTreeMap<_, _>>();
     assert_eq!(member_map(&site, &u.id).await, accepted(&[&site.vo1, &site.vo2]));
     assert_eq!(member_map(&site, &imgs[&tools].id).await, accepted(&[&site.vo1]));
     // The VO project sees the shared images in its default listing (accepted).
@@ -220,7 +235,11 @@ async fn registry_sync_uploads_shares_is_idempotent_replaces_and_removes() {
     assert!(sim.registry_untag(&format!("{VO1}/tools"), "2023.04.01"));
     let r3 = syncer.run(&RunOptions::default()).await.unwrap();
     assert!(r3.errors.is_empty(), "{:?}", r3.errors);
-    assert!(r3.plan.iter().any(|a| matches!(a, Action::Update { replaces, .. } if replaces == &vec![u.id.clone()])), "{:?}", r3.plan);
+    assert!(
+        r3.plan.iter().any(|a| matches!(a, Action::Update { replaces, .. } if replaces == &vec![u.id.clone()])),
+        "{:?}",
+        r3.plan
+    );
     assert!(r3.plan.iter().any(|a| matches!(a, Action::Remove { image_id, reason, .. } if image_id == &imgs[&tools].id && reason.contains("withdrawn"))));
     // One image created (net of retries); the old ubuntu and the tools image deleted.
     assert!(r3.uploads >= 1 && r3.deleted == r3.created + 1, "{}", r3.summary());
@@ -309,7 +328,11 @@ async fn tampered_blob_and_glance_refusal_fail_alone_and_leave_nothing() {
     let imgs = glance_images(&site, &cfg.tag).await;
     assert_eq!(
         imgs.keys().cloned().collect::<BTreeSet<_>>(),
-        ["registry.test egi_vm_images/ubuntu.22.04:2023.05.01".to_string(), format!("registry.test {VO1}/tools:2023.04.01")].into()
+        [
+            "registry.test egi_vm_images/ubuntu.22.04:2023.05.01".to_string(),
+            format!("registry.test {VO1}/tools:2023.04.01")
+        ]
+        .into()
     );
     assert!(imgs.values().all(|i| i.status == "active" && i.os_hidden == Some(false)));
     assert_eq!(r.created - r.deleted, 2, "everything else created was deleted: {}", r.summary());
@@ -335,7 +358,13 @@ async fn signed_hepix_list_uploads_and_a_tampered_or_foreign_list_uploads_nothin
     };
     let uri = format!("{}/v2/egi_vm_images/ubuntu.22.04/blobs/{digest}", sim.base_url());
     let far = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let body = serde_json::to_vec(&pki::image_list(&dn, &far, Some(VO2), vec![pki::image("img-1", "CentOS 9 [hepix]", &uri, &sha512, blob.len() as u64, "QCOW2")])).unwrap();
+    let body = serde_json::to_vec(&pki::image_list(
+        &dn,
+        &far,
+        Some(VO2),
+        vec![pki::image("img-1", "CentOS 9 [hepix]", &uri, &sha512, blob.len() as u64, "QCOW2")],
+    ))
+    .unwrap();
     let signed = signer.sign(&body).unwrap();
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.path().join(name);
@@ -375,6 +404,10 @@ async fn signed_hepix_list_uploads_and_a_tampered_or_foreign_list_uploads_nothin
     assert_eq!(img.property("image_list"), Some("good"));
     assert_eq!(img.property("vmcatcher_event_ad_mpuri"), Some("https://appdb.example/store/vm/image/img-1:1/"));
     assert_eq!(img.os_hash_value.as_deref(), Some(sha512.as_str()), "Glance holds exactly the listed bytes");
-    assert_eq!(member_map(&site, &img.id).await, [(site.vo2.clone(), "accepted".to_string())].into(), "ad:vo = ops only");
+    assert_eq!(
+        member_map(&site, &img.id).await,
+        [(site.vo2.clone(), "accepted".to_string())].into(),
+        "ad:vo = ops only"
+    );
     sim.stop().await;
 }

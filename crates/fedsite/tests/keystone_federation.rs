@@ -34,7 +34,8 @@ fn clouds_yaml(dir: &Path, extra: &[(&str, &str, &str, Option<&str>)]) -> std::p
 }
 
 async fn admin(clouds: &Path) -> Session {
-    let env: openstack::Env = [("OS_CLIENT_CONFIG_FILE".to_string(), clouds.display().to_string())].into_iter().collect();
+    let env: openstack::Env =
+        [("OS_CLIENT_CONFIG_FILE".to_string(), clouds.display().to_string())].into_iter().collect();
     let cfg = CloudConfig::load_with(Some("admin"), &env, clouds.parent().unwrap()).unwrap_or_else(|e| panic!("{e}"));
     Session::connect(&cfg).await.expect("admin session on the real Keystone")
 }
@@ -56,7 +57,12 @@ async fn fedsite(clouds: &Path, args: &[&str]) -> (i32, String, String) {
 }
 
 fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("no {id} in {report:#}"))
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {report:#}"))
 }
 
 async fn vo_project(s: &Session, vo: &str) -> String {
@@ -76,9 +82,8 @@ async fn apply_is_idempotent_and_lint_finds_a_planted_typo() {
     vo_project(&s, &vo1).await;
     vo_project(&s, &vo2).await;
     let (v1, v2) = (format!("{vo1}={vo1}"), format!("{vo2}={vo2}"));
-    let spec = [
-        "--os-cloud", "admin", "--vo", &v1, "--vo", &v2, "--idp", &idp, "--mapping", &mapping, "--issuer", &issuer,
-    ];
+    let spec =
+        ["--os-cloud", "admin", "--vo", &v1, "--vo", &v2, "--idp", &idp, "--mapping", &mapping, "--issuer", &issuer];
     let apply = |json: bool| {
         let mut a = vec!["keystone", "federation"];
         a.extend(spec);
@@ -137,9 +142,15 @@ async fn apply_is_idempotent_and_lint_finds_a_planted_typo() {
     lint.extend(spec);
     let (code, out, err) = fedsite(&clouds, &lint).await;
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains(&format!("<Location ~ \"/v3/OS-FEDERATION/identity_providers/{idp}/protocols/openid/auth\">")), "{out}");
+    assert!(
+        out.contains(&format!("<Location ~ \"/v3/OS-FEDERATION/identity_providers/{idp}/protocols/openid/auth\">")),
+        "{out}"
+    );
     assert!(out.contains(&format!("OIDCProviderMetadataURL {issuer}/.well-known/openid-configuration")), "{out}");
-    assert!(out.contains("[auth]\nmethods = password, token, openid\n\n[openid]\nremote_id_attribute = HTTP_OIDC_ISS"), "{out}");
+    assert!(
+        out.contains("[auth]\nmethods = password, token, openid\n\n[openid]\nremote_id_attribute = HTTP_OIDC_ISS"),
+        "{out}"
+    );
 
     // Plant the typo seen in fedcloud-catchall-operations: a stray space.
     let mut planted = m.rules.clone();
@@ -155,7 +166,12 @@ async fn apply_is_idempotent_and_lint_finds_a_planted_typo() {
     assert_eq!(c["status"], "critical");
     let msg = c["message"].as_str().unwrap();
     assert!(msg.contains(&format!("rule 2: \"{}\" contains a stray space", ent.replace('\\', "\\\\"))), "{msg}");
-    assert!(msg.contains(&format!("VO {vo2}: no rule admits its entitlement urn:mace:egi.eu:group:{vo2}:role=vm_operator#aai.egi.eu")), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "VO {vo2}: no rule admits its entitlement urn:mace:egi.eu:group:{vo2}:role=vm_operator#aai.egi.eu"
+        )),
+        "{msg}"
+    );
     assert_eq!(check(&report, "federation.groups")["status"], "ok");
 
     // Apply repairs it.
@@ -195,7 +211,18 @@ async fn permission_check_tells_a_project_reader_from_a_system_reader() {
         async move {
             let (code, out, err) = fedsite(
                 &clouds,
-                &["check", "--os-cloud", "admin", "--accounting-cloud", acct, "--vo", &vo_arg, "--only", "permissions", "--json"],
+                &[
+                    "check",
+                    "--os-cloud",
+                    "admin",
+                    "--accounting-cloud",
+                    acct,
+                    "--vo",
+                    &vo_arg,
+                    "--only",
+                    "permissions",
+                    "--json",
+                ],
             )
             .await;
             let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
@@ -205,7 +232,9 @@ async fn permission_check_tells_a_project_reader_from_a_system_reader() {
 
     let (code, report) = run("project-reader").await;
     assert_eq!(code, 2, "{report:#}");
-    for (id, rule) in [("permissions.list-users", "identity:list_users"), ("permissions.list-projects", "identity:list_projects")] {
+    for (id, rule) in
+        [("permissions.list-users", "identity:list_users"), ("permissions.list-projects", "identity:list_projects")]
+    {
         let c = check(&report, id);
         assert_eq!(c["status"], "critical", "{c:#}");
         assert!(c["message"].as_str().unwrap().starts_with(&format!("{rule} refused for contract-reader")), "{c:#}");
@@ -221,5 +250,10 @@ async fn permission_check_tells_a_project_reader_from_a_system_reader() {
     for id in ["permissions.list-users", "permissions.list-projects", "permissions.projects"] {
         assert_eq!(check(&report, id)["status"], "ok", "{report:#}");
     }
-    assert!(check(&report, "permissions.list-users")["message"].as_str().unwrap().starts_with("identity:list_users allowed with system scope"));
+    assert!(
+        check(&report, "permissions.list-users")["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("identity:list_users allowed with system scope")
+    );
 }

@@ -30,7 +30,11 @@ async fn fedsite(args: &[String], clouds: &Path) -> (i32, String, String) {
         .output()
         .await
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -40,7 +44,12 @@ fn s(v: &[&str]) -> Vec<String> {
 /// The extract arguments of the tiny site over a window.
 fn extract_args(d: &Path, from: &str, to: &str) -> Vec<String> {
     let mut a = s(&["--os-cloud", "sim-accounting", "--site-name", "TEST-SITE", "--from", from, "--to", to]);
-    a.extend(["--spool".into(), d.join("spool").display().to_string(), "--ledger".into(), d.join("ledger.sqlite").display().to_string()]);
+    a.extend([
+        "--spool".into(),
+        d.join("spool").display().to_string(),
+        "--ledger".into(),
+        d.join("ledger.sqlite").display().to_string(),
+    ]);
     a
 }
 
@@ -51,7 +60,8 @@ fn vo_projects() -> Vec<String> {
 
 fn send_args(sim: &sim::SimHandle, d: &Path) -> Vec<String> {
     let a = sim.ams().unwrap();
-    let mut v = s(&["--project", sim::ams::DEFAULT_PROJECT, "--topic", sim::ams::DEFAULT_TOPIC, "--retry-initial-ms", "100"]);
+    let mut v =
+        s(&["--project", sim::ams::DEFAULT_PROJECT, "--topic", sim::ams::DEFAULT_TOPIC, "--retry-initial-ms", "100"]);
     for (k, p) in [
         ("--ams-url", a.url()),
         ("--authn-url", a.authn_url()),
@@ -182,7 +192,10 @@ async fn extract_and_send_textfiles_carry_the_runs_numbers() {
     let (site, [first, second, send]) = extract_twice_and_send().await;
     let l = Ledger::open_sqlite(site.d.join("ledger.sqlite")).unwrap();
     let runs = l.runs(10).unwrap();
-    assert_eq!(runs.iter().map(|r| r.command.as_str()).collect::<Vec<_>>(), ["send", "accounting extract", "accounting extract"]);
+    assert_eq!(
+        runs.iter().map(|r| r.command.as_str()).collect::<Vec<_>>(),
+        ["send", "accounting extract", "accounting extract"]
+    );
     let (send_run, run2, run1) = (&runs[0], &runs[1], &runs[2]);
 
     // First run: everything new, so extracted = spooled = what the ledger got, per kind and project.
@@ -207,7 +220,11 @@ async fn extract_and_send_textfiles_carry_the_runs_numbers() {
     assert_eq!(get(&m1, "fedsite_extract_projects", &[("result", "failed")]), Some(site.no_vo as f64));
     assert_eq!(get(&m1, "fedsite_extract_projects", &[("result", "ok")]), Some(2.0));
     assert_eq!(get(&m1, "fedsite_last_run_success", &[("stage", "extract")]), Some(0.0));
-    assert_eq!(get(&m1, "fedsite_last_success_timestamp_seconds", &[("stage", "extract")]), None, "no run succeeded yet");
+    assert_eq!(
+        get(&m1, "fedsite_last_success_timestamp_seconds", &[("stage", "extract")]),
+        None,
+        "no run succeeded yet"
+    );
     let w1 = l.run_warnings(run1.id).unwrap();
     assert!(w1.iter().any(|w| w.level == "error" && w.message.contains("no VO")), "{w1:?}");
     assert_eq!(get(&m1, "fedsite_last_run_warnings", &[("stage", "extract")]), Some(w1.len() as f64));
@@ -233,17 +250,57 @@ async fn extract_and_send_textfiles_carry_the_runs_numbers() {
     assert_eq!(sum(&m2, "fedsite_extract_records_spooled"), msgs2.iter().map(|m| m.record_count).sum::<u64>() as f64);
     let ledger_records: BTreeMap<(String, String), f64> = ledger_counts(&l);
     for ((kind, project), n) in &ledger_records {
-        let vo = l.latest_snapshots(&SnapshotFilter { kind: Some(kind.clone()), project: Some(project.clone()), ..Default::default() }).unwrap()[0].snapshot.vo.clone().unwrap_or_default();
-        assert_eq!(get(&m2, "fedsite_ledger_records", &[("kind", kind), ("project", project), ("vo", &vo)]), Some(*n), "{kind} {project}");
+        let vo = l
+            .latest_snapshots(&SnapshotFilter {
+                kind: Some(kind.clone()),
+                project: Some(project.clone()),
+                ..Default::default()
+            })
+            .unwrap()[0]
+            .snapshot
+            .vo
+            .clone()
+            .unwrap_or_default();
+        assert_eq!(
+            get(&m2, "fedsite_ledger_records", &[("kind", kind), ("project", project), ("vo", &vo)]),
+            Some(*n),
+            "{kind} {project}"
+        );
     }
     let served = &site.served2;
     assert_eq!(sum(&m2, "fedsite_api_request_attempts_total"), served.values().sum::<u64>() as f64, "{served:?}");
     let detail = served.get("GET /compute/v2.1/servers/detail").copied().unwrap_or(0);
     assert!(detail > 0);
-    assert_eq!(get(&m2, "fedsite_api_request_attempts_total", &[("service", "compute"), ("method", "GET"), ("route", "/servers/detail")]), Some(detail as f64));
-    let calls = get(&m2, "fedsite_api_request_duration_seconds_count", &[("service", "compute"), ("method", "GET"), ("route", "/servers/detail")]);
-    assert_eq!(calls, get(&m2, "fedsite_api_requests_total", &[("service", "compute"), ("method", "GET"), ("route", "/servers/detail")]));
-    assert!(get(&m2, "fedsite_api_request_duration_seconds_sum", &[("service", "compute"), ("method", "GET"), ("route", "/servers/detail")]).unwrap() > 0.0);
+    assert_eq!(
+        get(
+            &m2,
+            "fedsite_api_request_attempts_total",
+            &[("service", "compute"), ("method", "GET"), ("route", "/servers/detail")]
+        ),
+        Some(detail as f64)
+    );
+    let calls = get(
+        &m2,
+        "fedsite_api_request_duration_seconds_count",
+        &[("service", "compute"), ("method", "GET"), ("route", "/servers/detail")],
+    );
+    assert_eq!(
+        calls,
+        get(
+            &m2,
+            "fedsite_api_requests_total",
+            &[("service", "compute"), ("method", "GET"), ("route", "/servers/detail")]
+        )
+    );
+    assert!(
+        get(
+            &m2,
+            "fedsite_api_request_duration_seconds_sum",
+            &[("service", "compute"), ("method", "GET"), ("route", "/servers/detail")]
+        )
+        .unwrap()
+            > 0.0
+    );
 
     // Send: every spooled message sent or (superseded by run 2) dropped; the ledger's states;
     // the spool empty.
@@ -259,7 +316,11 @@ async fn extract_and_send_textfiles_carry_the_runs_numbers() {
     for kind in ["cloud", "ip", "storage", "accelerator"] {
         for (state, list) in [("sent", &sent), ("quarantined", &dropped)] {
             let n = list.iter().filter(|m| m.kind == kind).count() as f64;
-            assert_eq!(get(&ms, "fedsite_ledger_messages", &[("kind", kind), ("state", state)]), Some(n), "{kind} {state}");
+            assert_eq!(
+                get(&ms, "fedsite_ledger_messages", &[("kind", kind), ("state", state)]),
+                Some(n),
+                "{kind} {state}"
+            );
         }
         assert_eq!(get(&ms, "fedsite_ledger_messages", &[("kind", kind), ("state", "spooled")]), Some(0.0), "{kind}");
     }
@@ -386,10 +447,17 @@ fn expected_totals(l: &Ledger) -> HashMap<&'static str, f64> {
                 let month = s.month.clone().unwrap();
                 let (ms, me) = month_range(&month);
                 let within = match s.start_time {
-                    Some(start) => (s.end_time.unwrap_or(s.measured_at).min(me) - start.max(ms)).num_seconds().max(0) as u64,
+                    Some(start) => {
+                        (s.end_time.unwrap_or(s.measured_at).min(me) - start.max(ms)).num_seconds().max(0) as u64
+                    }
                     None => u64::MAX,
                 };
-                by_vm.entry(vm).or_default().push((month, s.wall_seconds.unwrap_or(0), s.cpu_seconds.unwrap_or(0), within));
+                by_vm.entry(vm).or_default().push((
+                    month,
+                    s.wall_seconds.unwrap_or(0),
+                    s.cpu_seconds.unwrap_or(0),
+                    within,
+                ));
                 vms += 1.0;
             }
             "accelerator" | "storage" | "ip" => match apel::parse_message(s.body.as_bytes()).unwrap().1.remove(0) {
@@ -397,7 +465,9 @@ fn expected_totals(l: &Ledger) -> HashMap<&'static str, f64> {
                     let (ms, me) = month_range(s.month.as_deref().unwrap());
                     gpu += (a.available_duration as f64).min((me - ms).num_seconds() as f64) * a.count as f64 / 3600.0;
                 }
-                apel::Record::Storage(v) => storage += v.resource_capacity_allocated.unwrap_or(v.resource_capacity_used) as f64 / 1073741824.0,
+                apel::Record::Storage(v) => {
+                    storage += v.resource_capacity_allocated.unwrap_or(v.resource_capacity_used) as f64 / 1073741824.0
+                }
                 apel::Record::Ip(i) => ips += i.ip_count as f64,
                 _ => unreachable!(),
             },
@@ -417,7 +487,14 @@ fn expected_totals(l: &Ledger) -> HashMap<&'static str, f64> {
             prev = r.1;
         }
     }
-    HashMap::from([("vm-hours", wall), ("cpu-hours", cpu), ("gpu-hours", gpu), ("storage", storage), ("ips", ips), ("vms", vms)])
+    HashMap::from([
+        ("vm-hours", wall),
+        ("cpu-hours", cpu),
+        ("gpu-hours", gpu),
+        ("storage", storage),
+        ("ips", ips),
+        ("vms", vms),
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -434,7 +511,11 @@ async fn report_renders_in_headless_chromium_with_the_ledgers_totals() {
         l.finish_run(run, ledger::RunOutcome::Partial, Some("</td></tr></table><h1>injected</h1>")).unwrap();
     }
     let html = d.join("report.html");
-    let (code, _, err) = fedsite(&s(&["report", "--ledger", &ledger_path.display().to_string(), "-o", &html.display().to_string()]), &site.clouds).await;
+    let (code, _, err) = fedsite(
+        &s(&["report", "--ledger", &ledger_path.display().to_string(), "-o", &html.display().to_string()]),
+        &site.clouds,
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     site.sim.stop().await;
 
@@ -475,7 +556,11 @@ async fn report_renders_in_headless_chromium_with_the_ledgers_totals() {
     let sent = l.messages_in_state(MessageState::Sent).unwrap().len();
     assert!(dom.contains(r#"<b id="pending-spooled">0</b>"#));
     assert!(sent > 0);
-    assert_eq!(attr_of(&dom, "sent-total", "data-value").parse::<usize>().unwrap(), sent, "every sent message is counted by month");
+    assert_eq!(
+        attr_of(&dom, "sent-total", "data-value").parse::<usize>().unwrap(),
+        sent,
+        "every sent message is counted by month"
+    );
     assert!(!dom.contains("acknowledg"), "no state without a producer is shown");
     // Warnings shown, as text: nothing injected ran or became markup.
     assert!(!dom.contains("data-pwned=\""), "hostile text ran");

@@ -19,7 +19,12 @@ fn fedsite(args: &[&str]) -> Output {
 }
 
 fn text(out: &Output) -> String {
-    format!("status {:?}\nstdout: {}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// A ledger with one finished extract run, and a fedsite.toml naming it and a spool.
@@ -79,7 +84,10 @@ fn report_and_check_read_the_ledger_and_spool_of_fedsite_toml() {
     assert_eq!(spool["status"], "ok", "{all}");
     assert!(spool["tested"].as_str().unwrap().contains(dir.path().join("spool").to_str().unwrap()), "{all}");
     let last = checks.iter().find(|c| c["id"] == "accounting.last-send").unwrap();
-    assert!(last["message"].as_str().unwrap().contains("the ledger holds no message"), "the configured ledger was read: {all}");
+    assert!(
+        last["message"].as_str().unwrap().contains("the ledger holds no message"),
+        "the configured ledger was read: {all}"
+    );
 }
 
 #[test]
@@ -95,7 +103,8 @@ fn check_reads_an_ams_host_with_a_port_as_send_does() {
             dir.path().join("spool").display()
         ),
     );
-    let out = fedsite(&["check", "--only", "ams", "--sender-cfg", cfg.to_str().unwrap(), "--json", "--connect-timeout", "2"]);
+    let out =
+        fedsite(&["check", "--only", "ams", "--sender-cfg", cfg.to_str().unwrap(), "--json", "--connect-timeout", "2"]);
     let all = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(all.contains(&format!("ams.{port}")), "the data port of host:port is tested: {}", text(&out));
     assert!(all.contains("ams.8443"), "the token exchange port is tested: {}", text(&out));
@@ -114,7 +123,11 @@ fn output_into_a_closed_pipe_ends_quietly() {
     for i in 0..4000 {
         let name = format!("6b16711c_{i:014x}");
         std::fs::write(quarantine.join(&name), "x").unwrap();
-        std::fs::write(quarantine.join(format!("{name}.error")), format!("element: 6b16711c/{i:014x}\nreason: reason number {i}\n")).unwrap();
+        std::fs::write(
+            quarantine.join(format!("{name}.error")),
+            format!("element: 6b16711c/{i:014x}\nreason: reason number {i}\n"),
+        )
+        .unwrap();
     }
     let full = fedsite(&["spool", "status", "--spool", spool.to_str().unwrap()]);
     assert!(full.stdout.len() > 3 * 65_536, "{} bytes", full.stdout.len());
@@ -189,7 +202,14 @@ fn the_readme_commands_for_the_simulated_ams_work_as_printed() {
         Command::new("bash")
             .args(["-c", line])
             .current_dir(dir.path())
-            .env("PATH", format!("{}:{}", Path::new(env!("CARGO_BIN_EXE_fedsite")).parent().unwrap().display(), std::env::var("PATH").unwrap()))
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    Path::new(env!("CARGO_BIN_EXE_fedsite")).parent().unwrap().display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
             .env_remove("FEDSITE_CONFIG")
             .env_remove("OS_CLOUD")
             .env_remove("REQUESTS_CA_BUNDLE")
@@ -201,12 +221,14 @@ fn the_readme_commands_for_the_simulated_ams_work_as_printed() {
     // tiny has a project without a VO: reported, the others extracted (README says so).
     assert_eq!(extract.status.code(), Some(1), "{}", text(&extract));
     assert!(String::from_utf8_lossy(&extract.stderr).contains("no VO mapping"), "{}", text(&extract));
-    let send = run("REQUESTS_CA_BUNDLE=fedsite-sim-ams/ca.pem fedsite send --sender-cfg sender.cfg --ledger ledger.sqlite");
+    let send =
+        run("REQUESTS_CA_BUNDLE=fedsite-sim-ams/ca.pem fedsite send --sender-cfg sender.cfg --ledger ledger.sqlite");
     let _ = sim.kill();
     let _ = sim.wait();
     assert_eq!(send.status.code(), Some(0), "{}", text(&send));
     let summary = String::from_utf8_lossy(&send.stdout);
-    let sent: usize = summary.strip_prefix("sent ").and_then(|r| r.split(',').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let sent: usize =
+        summary.strip_prefix("sent ").and_then(|r| r.split(',').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(sent > 0, "{summary}");
 }
 
@@ -221,8 +243,14 @@ fn the_quarantine_check_counts_each_element_once_and_forgets_settled_ones() {
     let ledger_path = dir.path().join("ledger.sqlite");
     let mut l = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
     let t = |h: u32| chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 1, h, 0, 0).unwrap();
-    let rec = |key: &str, h: u32| ledger::RecordRef { key: key.into(), measured_at: t(h), body_sha256: format!("{key}-{h}") };
-    let msg = |element: &str, refs: Vec<ledger::RecordRef>| ledger::NewMessage { element: element.into(), kind: "cloud".into(), created_at: t(1), records: refs };
+    let rec =
+        |key: &str, h: u32| ledger::RecordRef { key: key.into(), measured_at: t(h), body_sha256: format!("{key}-{h}") };
+    let msg = |element: &str, refs: Vec<ledger::RecordRef>| ledger::NewMessage {
+        element: element.into(),
+        kind: "cloud".into(),
+        created_at: t(1),
+        records: refs,
+    };
     // Settled: quarantined, then its record sent in a republished message.
     l.record_message(&msg("6b16711c/00000000000001", vec![rec("vm1/2026-11", 1)]), None).unwrap();
     l.quarantine("6b16711c/00000000000001", "HTTP 400").unwrap();
@@ -237,10 +265,22 @@ fn the_quarantine_check_counts_each_element_once_and_forgets_settled_ones() {
         messaging::quarantine::write(&quarantine, &spool, e, b"x", "HTTP 400").unwrap();
     }
     let out = fedsite(&[
-        "check", "--only", "accounting", "--json", "--ledger", ledger_path.to_str().unwrap(), "--spool", spool.to_str().unwrap(),
+        "check",
+        "--only",
+        "accounting",
+        "--json",
+        "--ledger",
+        ledger_path.to_str().unwrap(),
+        "--spool",
+        spool.to_str().unwrap(),
     ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
-    let q = v["checks"].as_array().unwrap().iter().find(|c| c["id"] == "accounting.quarantine").unwrap_or_else(|| panic!("{v}"));
+    let q = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "accounting.quarantine")
+        .unwrap_or_else(|| panic!("{v}"));
     let message = q["message"].as_str().unwrap();
     assert!(message.starts_with("1 message(s) quarantined"), "{q}");
     assert!(message.contains("00000000000003") && !message.contains("00000000000001"), "{q}");
@@ -260,9 +300,12 @@ async fn a_project_known_to_be_unmapped_does_not_fail_the_run() {
         let out = Command::new(env!("CARGO_BIN_EXE_fedsite"))
             .args(["accounting", "extract", "--os-cloud", "sim-accounting", "--site-name", "TEST-SITE"])
             .args(["--from", "2023-05-21", "--to", "2023-05-25"])
-            .arg("--spool").arg(dir.path().join(format!("spool-{tag}")))
-            .arg("--ledger").arg(dir.path().join(format!("{tag}.sqlite")))
-            .arg("--metrics-textfile").arg(dir.path().join(format!("{tag}.prom")))
+            .arg("--spool")
+            .arg(dir.path().join(format!("spool-{tag}")))
+            .arg("--ledger")
+            .arg(dir.path().join(format!("{tag}.sqlite")))
+            .arg("--metrics-textfile")
+            .arg(dir.path().join(format!("{tag}.prom")))
             .args(extra)
             .env("OS_CLIENT_CONFIG_FILE", &clouds)
             .env_remove("OS_CLOUD")
@@ -286,9 +329,23 @@ async fn a_project_known_to_be_unmapped_does_not_fail_the_run() {
     let checkpoints = l.checkpoints().unwrap();
     assert!(!checkpoints.is_empty());
     for c in &checkpoints {
-        assert!(prom.contains(&format!("fedsite_project_last_success_timestamp_seconds{{project=\"{}\",kind=\"{}\"}}", c.project_id, c.kind)), "{prom}");
+        assert!(
+            prom.contains(&format!(
+                "fedsite_project_last_success_timestamp_seconds{{project=\"{}\",kind=\"{}\"}}",
+                c.project_id, c.kind
+            )),
+            "{prom}"
+        );
     }
-    let novo = sim::scenario::builtin("tiny").unwrap().generate().site.projects.into_iter().find(|p| p.name == "novo").unwrap().id;
+    let novo = sim::scenario::builtin("tiny")
+        .unwrap()
+        .generate()
+        .site
+        .projects
+        .into_iter()
+        .find(|p| p.name == "novo")
+        .unwrap()
+        .id;
     assert!(checkpoints.iter().all(|c| c.project_id != novo));
     sim.stop().await;
 }

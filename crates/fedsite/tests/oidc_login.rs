@@ -16,17 +16,27 @@ async fn federate(sim: &sim::SimHandle, vo: &str, project: &str) {
     let put = |path: String, body: Value| {
         let s = &s;
         async move {
-            s.send(openstack::Call::new(openstack::Service::Identity, Method::PUT, "/OS-FEDERATION", path).json(body)).await.unwrap();
+            s.send(openstack::Call::new(openstack::Service::Identity, Method::PUT, "/OS-FEDERATION", path).json(body))
+                .await
+                .unwrap();
         }
     };
-    put("/OS-FEDERATION/identity_providers/egi.eu".into(), json!({"identity_provider": {"enabled": true, "remote_ids": [issuer]}})).await;
+    put(
+        "/OS-FEDERATION/identity_providers/egi.eu".into(),
+        json!({"identity_provider": {"enabled": true, "remote_ids": [issuer]}}),
+    )
+    .await;
     let entitlement = format!("urn:mace:egi.eu:group:{vo}:role=member#aai.egi.eu");
     let rules = json!([{
         "local": [{"user": {"name": "{0}"}}, {"projects": [{"name": project, "roles": [{"name": "reader"}]}]}],
         "remote": [{"type": "OIDC-sub"}, {"type": "OIDC-eduperson_entitlement", "any_one_of": [entitlement]}],
     }]);
     put("/OS-FEDERATION/mappings/egi-mapping".into(), json!({"mapping": {"rules": rules}})).await;
-    put("/OS-FEDERATION/identity_providers/egi.eu/protocols/openid".into(), json!({"protocol": {"mapping_id": "egi-mapping"}})).await;
+    put(
+        "/OS-FEDERATION/identity_providers/egi.eu/protocols/openid".into(),
+        json!({"protocol": {"mapping_id": "egi-mapping"}}),
+    )
+    .await;
 }
 
 /// A project of `tiny` with a VO property: (name, id, vo).
@@ -59,12 +69,14 @@ async fn client_credentials_and_access_token_log_in_through_the_federation_mappi
         "      auth_url: {}\n      identity_provider: egi.eu\n      protocol: openid\n      client_id: fedsite-sim\n      client_secret: secret\n      discovery_endpoint: {base}/identity/oidc/.well-known/openid-configuration\n      project_id: {id}\n",
         sim.auth_url()
     );
-    let cfg = CloudConfig::from_clouds_yaml(&clouds_yaml("v3oidcclientcredentials", &auth), None, "fed", "test").unwrap();
+    let cfg =
+        CloudConfig::from_clouds_yaml(&clouds_yaml("v3oidcclientcredentials", &auth), None, "fed", "test").unwrap();
     assert!(!format!("{cfg:?}").contains("\"secret\""), "the client secret must not print: {cfg:?}");
     let s = Session::connect(&cfg).await.unwrap();
     assert_eq!(s.project_id().await.unwrap().as_deref(), Some(id.as_str()));
     // The scoped token reads the project's servers (reader role from the mapping).
-    let servers: Value = s.json(openstack::Call::get(openstack::Service::Compute, "/servers", "/servers")).await.unwrap();
+    let servers: Value =
+        s.json(openstack::Call::get(openstack::Service::Compute, "/servers", "/servers")).await.unwrap();
     assert!(servers["servers"].is_array(), "{servers}");
 
     // v3oidcaccesstoken with a token from the provider's token endpoint.
@@ -105,14 +117,22 @@ async fn wrong_secret_unmapped_vo_and_unknown_protocol_are_refused_with_the_reas
         CloudConfig::from_clouds_yaml(&clouds_yaml("v3oidcclientcredentials", &auth), None, "fed", "test").unwrap()
     };
     let e = Session::connect(&login("wrong", "openid")).await.unwrap_err().to_string();
-    assert!(e.contains("OIDC token request refused (401") && e.contains("wrong secret") && !e.contains("wrong\n"), "{e}");
+    assert!(
+        e.contains("OIDC token request refused (401") && e.contains("wrong secret") && !e.contains("wrong\n"),
+        "{e}"
+    );
     let e = Session::connect(&login("secret", "openid")).await.unwrap_err().to_string();
     assert!(e.contains("federated login refused (401") && e.contains("Could not map"), "{e}");
     let e = Session::connect(&login("secret", "oidc")).await.unwrap_err().to_string();
     assert!(e.contains("federated login refused (404") && e.contains("oidc"), "{e}");
     // A missing key names itself.
-    let auth = format!("      auth_url: {}\n      identity_provider: egi.eu\n      protocol: openid\n      client_id: x\n      client_secret: y\n", sim.auth_url());
-    let e = CloudConfig::from_clouds_yaml(&clouds_yaml("v3oidcclientcredentials", &auth), None, "fed", "test").unwrap_err().to_string();
+    let auth = format!(
+        "      auth_url: {}\n      identity_provider: egi.eu\n      protocol: openid\n      client_id: x\n      client_secret: y\n",
+        sim.auth_url()
+    );
+    let e = CloudConfig::from_clouds_yaml(&clouds_yaml("v3oidcclientcredentials", &auth), None, "fed", "test")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("auth.discovery_endpoint or auth.access_token_endpoint"), "{e}");
     sim.stop().await;
 }

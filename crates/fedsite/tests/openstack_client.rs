@@ -56,8 +56,7 @@ async fn reader_account_reads_projects_vos_and_a_projects_resources() {
     assert_eq!((quiet.vcpus, quiet.memory_mb, quiet.local_gb), (4, 8192, 40), "the old flavor's snapshot");
 
     let volumes = cinder::ListVolumes { limit: Some(1), ..Default::default() }.list(&project).await.unwrap();
-    let mut sizes: Vec<(String, u64)> =
-        volumes.iter().map(|v| (v.name.clone().unwrap_or_default(), v.size)).collect();
+    let mut sizes: Vec<(String, u64)> = volumes.iter().map(|v| (v.name.clone().unwrap_or_default(), v.size)).collect();
     sizes.sort();
     assert_eq!(sizes, [("data-vol".to_string(), 50), ("scratch".to_string(), 10)]);
 
@@ -98,10 +97,8 @@ async fn a_project_reader_gets_a_403_naming_the_policy_rule() {
 async fn all_projects_listings_page_through_the_small_site() {
     let sim = common::start_sim_scenario("small").await;
     let admin = session(&sim, "sim").await;
-    let servers = nova::ListServers { all_tenants: true, limit: Some(25), ..Default::default() }
-        .list(&admin)
-        .await
-        .unwrap();
+    let servers =
+        nova::ListServers { all_tenants: true, limit: Some(25), ..Default::default() }.list(&admin).await.unwrap();
     let mut ids: Vec<&str> = servers.iter().map(|s| s.id.as_str()).collect();
     let listed = ids.len();
     ids.sort();

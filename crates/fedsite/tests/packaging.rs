@@ -11,7 +11,8 @@ fn root() -> PathBuf {
 }
 
 fn units() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("packaging/systemd")).unwrap().flatten().map(|e| e.path()).collect();
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(root().join("packaging/systemd")).unwrap().flatten().map(|e| e.path()).collect();
     v.sort();
     v
 }
@@ -26,21 +27,36 @@ fn systemd_units_verify_and_run_real_fedsite_commands() {
         let name = unit.file_name().unwrap().to_str().unwrap().to_string();
         if name.ends_with(".service") {
             services += 1;
-            assert!(name.strip_suffix(".service").is_some_and(|n| root().join(format!("packaging/systemd/{n}.timer")).is_file()), "{name} has no timer");
+            assert!(
+                name.strip_suffix(".service")
+                    .is_some_and(|n| root().join(format!("packaging/systemd/{n}.timer")).is_file()),
+                "{name} has no timer"
+            );
             for line in text.lines().filter_map(|l| l.strip_prefix("ExecStart=")) {
                 let args: Vec<&str> = line.split_whitespace().collect();
                 assert_eq!(args[0], "/usr/bin/fedsite", "{name}: {line}");
                 // The same command line with --help parses: the subcommand exists.
                 let out = Command::new(bin).args(&args[1..]).arg("--help").output().unwrap();
-                assert!(out.status.success(), "{name}: `{line}` is not a fedsite command: {}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{name}: `{line}` is not a fedsite command: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
-            assert!(text.contains("FEDSITE_CONFIG=/etc/fedsite/fedsite.toml") && text.contains("User=fedsite"), "{name}");
+            assert!(
+                text.contains("FEDSITE_CONFIG=/etc/fedsite/fedsite.toml") && text.contains("User=fedsite"),
+                "{name}"
+            );
         }
         std::fs::write(dir.path().join(&name), text.replace("/usr/bin/fedsite", bin)).unwrap();
     }
     assert_eq!(services, 4);
     let files: Vec<PathBuf> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.path()).collect();
-    let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&files).output().expect("systemd-analyze (Debian's systemd) is required");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(&files)
+        .output()
+        .expect("systemd-analyze (Debian's systemd) is required");
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     // verify exits 0 on warnings (unknown keys, bad values): they must be absent too.
     assert!(out.status.success() && report.trim().is_empty(), "{report}");
@@ -55,7 +71,12 @@ fn cargo_deb_builds_the_package_with_binary_units_and_man_pages() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let deb = std::fs::read_dir(out_dir.path()).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "deb")).expect("a .deb");
+    let deb = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .expect("a .deb");
     let list = Command::new("dpkg-deb").arg("-c").arg(&deb).output().unwrap();
     let list = String::from_utf8_lossy(&list.stdout);
     for path in [

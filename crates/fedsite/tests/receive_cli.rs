@@ -10,8 +10,8 @@ use chrono::{TimeZone, Utc};
 use messaging::ams::{self, AmsClient, Auth, OutgoingMessage};
 use messaging::dirq::QueueSimple;
 use messaging::receiver::RecordStore;
-use smime::Signer;
 use sim::ams::{DEFAULT_PROJECT, DEFAULT_SUBSCRIPTION, DEFAULT_TOPIC, TEST_CLIENT_DN};
+use smime::Signer;
 
 fn record(vm: usize, hours: u64) -> Record {
     let uuid = format!("{vm:08x}-0000-4000-8000-00000000cafe");
@@ -69,8 +69,11 @@ async fn receive_once_stores_latest_records_rejects_unknown_signers_and_prints_c
         (&signer, body(&[record(1, 6)])),
         (&signer, body(&[record(5, 1), record(6, 1)])),
     ];
-    let msgs: Vec<OutgoingMessage> =
-        bodies.iter().enumerate().map(|(i, (s, b))| OutgoingMessage::ssm(&format!("00000000/m{i}"), &s.sign(b).unwrap())).collect();
+    let msgs: Vec<OutgoingMessage> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, (s, b))| OutgoingMessage::ssm(&format!("00000000/m{i}"), &s.sign(b).unwrap()))
+        .collect();
     assert!(publisher(a).publish(DEFAULT_TOPIC, &msgs).await.into_iter().all(|r| r.is_ok()));
 
     let dns = dir.path().join("dns");
@@ -78,12 +81,26 @@ async fn receive_once_stores_latest_records_rejects_unknown_signers_and_prints_c
     let records = dir.path().join("received.sqlite");
     let receive = || {
         let mut c = fedsite();
-        c.args(["receive", "--once", "--summaries", "--batch", "2", "--ams-url", &a.url(), "--project", DEFAULT_PROJECT])
-            .args(["--subscription", DEFAULT_SUBSCRIPTION, "--token", &a.token("receiver").unwrap()])
-            .arg("--ca").arg(a.ca_pem_path())
-            .arg("--capath").arg(a.ca_pem_path())
-            .arg("--dns").arg(&dns)
-            .arg("--records").arg(&records);
+        c.args([
+            "receive",
+            "--once",
+            "--summaries",
+            "--batch",
+            "2",
+            "--ams-url",
+            &a.url(),
+            "--project",
+            DEFAULT_PROJECT,
+        ])
+        .args(["--subscription", DEFAULT_SUBSCRIPTION, "--token", &a.token("receiver").unwrap()])
+        .arg("--ca")
+        .arg(a.ca_pem_path())
+        .arg("--capath")
+        .arg(a.ca_pem_path())
+        .arg("--dns")
+        .arg(&dns)
+        .arg("--records")
+        .arg(&records);
         c
     };
     let out = stdout_of(&mut receive());
@@ -91,8 +108,19 @@ async fn receive_once_stores_latest_records_rejects_unknown_signers_and_prints_c
     assert_eq!(lines[0], "pulled 5, accepted 4 (6 records), rejected 1, redelivered 0, acknowledged 5", "{out}");
     // Latest per VM per month: VM 1 counts 6 h, not 1 + 6.
     assert!(lines[1].starts_with("VO"), "{out}");
-    let row = |vo: &str| lines.iter().find(|l| l.starts_with(vo)).unwrap_or_else(|| panic!("{vo} in {out}")).split_whitespace().collect::<Vec<_>>();
-    assert_eq!(row("vo.odd.org")[1..], ["2026-03", "3", "10.0", "5.0"], "VMs 1 (6 h), 3 (3 h), 5 (1 h), and the stranger's 4 not at all: {out}");
+    let row = |vo: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(vo))
+            .unwrap_or_else(|| panic!("{vo} in {out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("vo.odd.org")[1..],
+        ["2026-03", "3", "10.0", "5.0"],
+        "VMs 1 (6 h), 3 (3 h), 5 (1 h), and the stranger's 4 not at all: {out}"
+    );
     assert_eq!(row("vo.even.org")[1..], ["2026-03", "2", "3.0", "1.5"], "{out}");
     assert_eq!(a.subscription_offset(DEFAULT_PROJECT, DEFAULT_SUBSCRIPTION), Some(5), "all acknowledged");
 
@@ -107,7 +135,10 @@ async fn receive_once_stores_latest_records_rejects_unknown_signers_and_prints_c
 
     // Drained: a second run pulls nothing and changes nothing.
     let again = stdout_of(&mut receive());
-    assert_eq!(again.lines().next().unwrap(), "pulled 0, accepted 0 (0 records), rejected 0, redelivered 0, acknowledged 0");
+    assert_eq!(
+        again.lines().next().unwrap(),
+        "pulled 0, accepted 0 (0 records), rejected 0, redelivered 0, acknowledged 0"
+    );
     assert_eq!(RecordStore::open(&records).unwrap().counts().unwrap().messages, 4);
     sim.stop().await;
 }
@@ -132,11 +163,25 @@ async fn spool_status_json_reports_counts_oldest_locks_and_quarantine_reasons() 
     // Lock the good ones first so the send skips them.
     assert!(q.lock(&names[0], true).unwrap() && q.lock(&names[1], true).unwrap());
     let sent = fedsite()
-        .args(["send", "--ams-url", &a.url(), "--authn-url", &a.authn_url(), "--project", DEFAULT_PROJECT, "--topic", DEFAULT_TOPIC])
-        .arg("--cert").arg(a.client_cert_path())
-        .arg("--key").arg(a.client_key_path())
-        .arg("--ca").arg(a.ca_pem_path())
-        .arg("--spool").arg(&spool)
+        .args([
+            "send",
+            "--ams-url",
+            &a.url(),
+            "--authn-url",
+            &a.authn_url(),
+            "--project",
+            DEFAULT_PROJECT,
+            "--topic",
+            DEFAULT_TOPIC,
+        ])
+        .arg("--cert")
+        .arg(a.client_cert_path())
+        .arg("--key")
+        .arg(a.client_key_path())
+        .arg("--ca")
+        .arg(a.ca_pem_path())
+        .arg("--spool")
+        .arg(&spool)
         .output()
         .unwrap();
     // Quarantined and skipped elements: not everything was sent.

@@ -65,15 +65,22 @@ struct PgDb {
 fn pg_admin_url() -> String {
     match std::env::var("FEDSITE_TEST_PG") {
         Ok(v) if !v.trim().is_empty() => v,
-        _ => panic!("FEDSITE_TEST_PG is not set: run scripts/test (or scripts/peers.sh pg-start && eval \"$(scripts/peers.sh env)\")"),
+        _ => panic!(
+            "FEDSITE_TEST_PG is not set: run scripts/test (or scripts/peers.sh pg-start && eval \"$(scripts/peers.sh env)\")"
+        ),
     }
 }
 
 impl PgDb {
     fn create(tag: &str) -> PgDb {
         let admin = pg_admin_url();
-        let name = format!("fedsite_rel_{}_{tag}_{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
-        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap_or_else(|e| panic!("FEDSITE_TEST_PG={admin}: {e}"));
+        let name = format!(
+            "fedsite_rel_{}_{tag}_{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+        );
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("FEDSITE_TEST_PG={admin}: {e}"));
         c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
         let mut url = url::Url::parse(&admin).expect("FEDSITE_TEST_PG is a postgresql:// URL");
         url.set_path(&format!("/{name}"));
@@ -109,7 +116,8 @@ struct Env {
 impl Env {
     fn new() -> Env {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let projects = sim::scenario::builtin("small").unwrap().generate().site.projects.iter().map(|p| p.id.clone()).collect();
+        let projects =
+            sim::scenario::builtin("small").unwrap().generate().site.projects.iter().map(|p| p.id.clone()).collect();
         Env { rt, projects }
     }
 
@@ -153,7 +161,16 @@ impl Site {
         match step {
             Step::Extract(cycle) => {
                 let (from, to) = CYCLES[cycle];
-                c.args(["--log", "info", "accounting", "extract", "--os-cloud", "sim-accounting", "--site-name", "TEST-SITE"]);
+                c.args([
+                    "--log",
+                    "info",
+                    "accounting",
+                    "extract",
+                    "--os-cloud",
+                    "sim-accounting",
+                    "--site-name",
+                    "TEST-SITE",
+                ]);
                 if let Some(from) = from {
                     c.args(["--from", from]);
                 }
@@ -163,30 +180,54 @@ impl Site {
             Step::Send => {
                 c.args(["--log", "info", "send", "--ams-url", &a.url(), "--authn-url", &a.authn_url()])
                     .args(["--project", DEFAULT_PROJECT, "--topic", DEFAULT_TOPIC])
-                    .arg("--cert").arg(a.client_cert_path())
-                    .arg("--key").arg(a.client_key_path())
-                    .arg("--ca").arg(a.ca_pem_path())
-                    .arg("--spool").arg(self.spool())
-                    .arg("--ledger").arg(&self.ledger)
+                    .arg("--cert")
+                    .arg(a.client_cert_path())
+                    .arg("--key")
+                    .arg(a.client_key_path())
+                    .arg("--ca")
+                    .arg(a.ca_pem_path())
+                    .arg("--spool")
+                    .arg(self.spool())
+                    .arg("--ledger")
+                    .arg(&self.ledger)
                     .args(["--retry-initial-ms", "5", "--retry-max-ms", "100", "--max-retries", "12", "--chunk", "10"])
                     .args(["--timeout-secs", "2", "--purge-maxlock-secs", "1"]);
             }
             Step::Receive => {
-                c.args(["--log", "info", "receive", "--once", "--batch", "4", "--ams-url", &a.url(), "--project", DEFAULT_PROJECT])
-                    .args(["--subscription", DEFAULT_SUBSCRIPTION, "--token", &a.token("receiver").unwrap()])
-                    .args(["--timeout-secs", "2"])
-                    .arg("--ca").arg(a.ca_pem_path())
-                    .arg("--capath").arg(a.ca_pem_path())
-                    .arg("--dns").arg(&self.dns)
-                    .arg("--records").arg(self.records());
+                c.args([
+                    "--log",
+                    "info",
+                    "receive",
+                    "--once",
+                    "--batch",
+                    "4",
+                    "--ams-url",
+                    &a.url(),
+                    "--project",
+                    DEFAULT_PROJECT,
+                ])
+                .args(["--subscription", DEFAULT_SUBSCRIPTION, "--token", &a.token("receiver").unwrap()])
+                .args(["--timeout-secs", "2"])
+                .arg("--ca")
+                .arg(a.ca_pem_path())
+                .arg("--capath")
+                .arg(a.ca_pem_path())
+                .arg("--dns")
+                .arg(&self.dns)
+                .arg("--records")
+                .arg(self.records());
             }
         }
         self.runs += 1;
-        let name = format!("{:03}-{}", self.runs, match step {
-            Step::Extract(c) => format!("extract{c}"),
-            Step::Send => "send".into(),
-            Step::Receive => "receive".into(),
-        });
+        let name = format!(
+            "{:03}-{}",
+            self.runs,
+            match step {
+                Step::Extract(c) => format!("extract{c}"),
+                Step::Send => "send".into(),
+                Step::Receive => "receive".into(),
+            }
+        );
         c.stdout(std::fs::File::create(self.dir.join(format!("{name}.out"))).unwrap());
         c.stderr(std::fs::File::create(self.dir.join(format!("{name}.err"))).unwrap());
         c
@@ -242,7 +283,11 @@ impl Site {
             self.run(Step::Send);
         }
         if self.spool_count() != 0 {
-            return Err(format!("{} elements still spooled after {max_runs} sends:\n{}", self.spool_count(), self.last_stderr()));
+            return Err(format!(
+                "{} elements still spooled after {max_runs} sends:\n{}",
+                self.spool_count(),
+                self.last_stderr()
+            ));
         }
         let published = self.published() as u64;
         for _ in 0..max_runs {
@@ -270,7 +315,10 @@ impl Site {
         let mut q = db.prepare("SELECT vmuuid, year, month, measurement_time, body FROM cloud_records").unwrap();
         for row in q
             .query_map([], |r| {
-                Ok((format!("cloud {} {}-{:02}", r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?), (r.get::<_, Option<i64>>(3)?, r.get::<_, String>(4)?)))
+                Ok((
+                    format!("cloud {} {}-{:02}", r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?),
+                    (r.get::<_, Option<i64>>(3)?, r.get::<_, String>(4)?),
+                ))
             })
             .unwrap()
         {
@@ -278,15 +326,23 @@ impl Site {
             stored.insert(k, v);
         }
         let mut q = db.prepare("SELECT kind, key, body FROM records").unwrap();
-        for row in q.query_map([], |r| Ok((format!("{} {}", r.get::<_, String>(0)?, r.get::<_, String>(1)?), (None, r.get::<_, String>(2)?)))).unwrap() {
+        for row in q
+            .query_map([], |r| {
+                Ok((format!("{} {}", r.get::<_, String>(0)?, r.get::<_, String>(1)?), (None, r.get::<_, String>(2)?)))
+            })
+            .unwrap()
+        {
             let (k, v) = row.unwrap();
             stored.insert(k, v);
         }
-        let extra_arrivals: i64 = db.query_row("SELECT COALESCE(SUM(arrivals - 1), 0) FROM receipts", [], |r| r.get(0)).unwrap();
-        let redelivered: i64 = db.query_row("SELECT COALESCE(SUM(arrivals - 1), 0) FROM messages", [], |r| r.get(0)).unwrap();
+        let extra_arrivals: i64 =
+            db.query_row("SELECT COALESCE(SUM(arrivals - 1), 0) FROM receipts", [], |r| r.get(0)).unwrap();
+        let redelivered: i64 =
+            db.query_row("SELECT COALESCE(SUM(arrivals - 1), 0) FROM messages", [], |r| r.get(0)).unwrap();
         let rejected: i64 = db.query_row("SELECT COUNT(*) FROM rejected", [], |r| r.get(0)).unwrap();
         let ledger = Ledger::open(&self.ledger).unwrap();
-        let snapshots = ledger.latest_snapshots(&SnapshotFilter::default()).unwrap().into_iter().map(|s| s.snapshot).collect();
+        let snapshots =
+            ledger.latest_snapshots(&SnapshotFilter::default()).unwrap().into_iter().map(|s| s.snapshot).collect();
         let checkpoints = self.checkpoints(projects);
         let unsent = ledger.pending().unwrap().iter().filter(|m| m.state != ledger::MessageState::Sent).count();
         Observed {
@@ -351,11 +407,19 @@ impl Observed {
             out.push(format!("{} messages rejected by the receiver", self.rejected));
         }
         if self.snapshots != clean.snapshots {
-            let index = |o: &Observed| o.snapshots.iter().map(|s| ((s.kind.clone(), s.key.clone()), s.clone())).collect::<BTreeMap<_, _>>();
+            let index = |o: &Observed| {
+                o.snapshots.iter().map(|s| ((s.kind.clone(), s.key.clone()), s.clone())).collect::<BTreeMap<_, _>>()
+            };
             let (got, want) = (index(self), index(clean));
             for k in got.keys().chain(want.keys()).collect::<BTreeSet<_>>() {
                 if got.get(k) != want.get(k) {
-                    out.push(format!("ledger snapshot {} {}:\n  got  {:?}\n  want {:?}", k.0, k.1, got.get(k), want.get(k)));
+                    out.push(format!(
+                        "ledger snapshot {} {}:\n  got  {:?}\n  want {:?}",
+                        k.0,
+                        k.1,
+                        got.get(k),
+                        want.get(k)
+                    ));
                 }
             }
         }
@@ -522,7 +586,11 @@ fn fault_run(backend: Backend) {
         loop {
             if codes.len() == max_attempts {
                 let kept = tmp.keep();
-                panic!("{step:?} did not get through in {max_attempts} runs {codes:?} (kept in {}):\n{}", kept.display(), site.last_stderr());
+                panic!(
+                    "{step:?} did not get through in {max_attempts} runs {codes:?} (kept in {}):\n{}",
+                    kept.display(),
+                    site.last_stderr()
+                );
             }
             if step == Step::Send && !codes.is_empty() {
                 std::thread::sleep(Duration::from_millis(1100));
@@ -548,10 +616,11 @@ fn fault_run(backend: Backend) {
         }
     }
     let got = site.observe(&env.projects);
-    let injected: BTreeMap<String, usize> = site.sim.requests().iter().filter_map(|r| r.injected.clone()).fold(BTreeMap::new(), |mut m, k| {
-        *m.entry(k).or_default() += 1;
-        m
-    });
+    let injected: BTreeMap<String, usize> =
+        site.sim.requests().iter().filter_map(|r| r.injected.clone()).fold(BTreeMap::new(), |mut m, k| {
+            *m.entry(k).or_default() += 1;
+            m
+        });
     let total = site.sim.requests().len();
     let diffs = got.differences(&want);
     if !diffs.is_empty() {

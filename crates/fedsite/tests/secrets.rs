@@ -95,8 +95,25 @@ fn a_trace_level_run_logs_no_secret() {
     let (cert, key, ca) = (a.client_cert_path(), a.client_key_path(), a.ca_pem_path());
     let (cert, key, ca) = (cert.to_str().unwrap(), key.to_str().unwrap(), ca.to_str().unwrap());
     let send = vec![
-        "send", "--ams-url", &url, "--authn-url", &authn, "--project", DEFAULT_PROJECT, "--topic", DEFAULT_TOPIC, "--cert",
-        cert, "--key", key, "--ca", ca, "--spool", s, "--ledger", p,
+        "send",
+        "--ams-url",
+        &url,
+        "--authn-url",
+        &authn,
+        "--project",
+        DEFAULT_PROJECT,
+        "--topic",
+        DEFAULT_TOPIC,
+        "--cert",
+        cert,
+        "--key",
+        key,
+        "--ca",
+        ca,
+        "--spool",
+        s,
+        "--ledger",
+        p,
     ];
     run("send (X.509 token exchange)", send, None, Some(true));
     let dns = d.join("dns");
@@ -104,10 +121,27 @@ fn a_trace_level_run_logs_no_secret() {
     let records = d.join("received.sqlite");
     let receiver_token = a.token("receiver").unwrap();
     let wrong_token = unique("wrong-ams-token-");
-    for (what, token, ok) in [("receive", receiver_token.as_str(), true), ("receive (wrong token)", wrong_token.as_str(), false)] {
+    for (what, token, ok) in
+        [("receive", receiver_token.as_str(), true), ("receive (wrong token)", wrong_token.as_str(), false)]
+    {
         let receive = vec![
-            "receive", "--once", "--ams-url", &url, "--project", DEFAULT_PROJECT, "--subscription", DEFAULT_SUBSCRIPTION,
-            "--token", token, "--ca", ca, "--capath", ca, "--dns", dns.to_str().unwrap(), "--records",
+            "receive",
+            "--once",
+            "--ams-url",
+            &url,
+            "--project",
+            DEFAULT_PROJECT,
+            "--subscription",
+            DEFAULT_SUBSCRIPTION,
+            "--token",
+            token,
+            "--ca",
+            ca,
+            "--capath",
+            ca,
+            "--dns",
+            dns.to_str().unwrap(),
+            "--records",
             records.to_str().unwrap(),
         ];
         run(what, receive, None, Some(ok));
@@ -115,7 +149,8 @@ fn a_trace_level_run_logs_no_secret() {
 
     // The runs really used the secrets: records went all the way; the refusals are 401s.
     let text = |what: &str| logs.iter().find(|(w, _)| w == what).map(|(_, t)| t.as_str()).unwrap();
-    let summary = |what: &str, start: &str| text(what).lines().find(|l| l.starts_with(start)).unwrap_or_default().to_string();
+    let summary =
+        |what: &str, start: &str| text(what).lines().find(|l| l.starts_with(start)).unwrap_or_default().to_string();
     let sent = summary("send (X.509 token exchange)", "sent ");
     assert!(sent.starts_with("sent ") && !sent.starts_with("sent 0,"), "{}", text("send (X.509 token exchange)"));
     let received = summary("receive", "pulled ");
@@ -139,7 +174,11 @@ fn a_trace_level_run_logs_no_secret() {
     assert!(logs.iter().any(|(_, t)| t.contains("TRACE")), "trace level is on");
     for (what, text) in &logs {
         for (name, secret) in &secrets {
-            assert!(!text.contains(secret.as_str()), "{what}: {name} is in its output:\n{}", text.lines().filter(|l| l.contains(secret.as_str())).take(3).collect::<Vec<_>>().join("\n"));
+            assert!(
+                !text.contains(secret.as_str()),
+                "{what}: {name} is in its output:\n{}",
+                text.lines().filter(|l| l.contains(secret.as_str())).take(3).collect::<Vec<_>>().join("\n")
+            );
         }
     }
     eprintln!("{} runs, {lines} log lines, {} secrets, none found", logs.len(), secrets.len());
@@ -155,13 +194,18 @@ fn files_with_secrets_readable_by_others_are_refused() {
     let d = dir.path();
     // clouds.yaml holding a password.
     let clouds = d.join("clouds.yaml");
-    std::fs::write(&clouds, "clouds:\n  c:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n      username: u\n      password: pw\n").unwrap();
+    std::fs::write(
+        &clouds,
+        "clouds:\n  c:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n      username: u\n      password: pw\n",
+    )
+    .unwrap();
     chmod(&clouds, 0o644);
     let (ok, text) = fedsite(&["inventory", "--os-cloud", "c"], Some(&clouds));
     assert!(!ok);
     assert!(text.contains("readable by its group or others (mode 0644)") && text.contains("chmod 600"), "{text}");
     // The secret in secure.yaml only: clouds.yaml may be world-readable, secure.yaml not.
-    std::fs::write(&clouds, "clouds:\n  c:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n      username: u\n").unwrap();
+    std::fs::write(&clouds, "clouds:\n  c:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n      username: u\n")
+        .unwrap();
     let secure = d.join("secure.yaml");
     std::fs::write(&secure, "clouds:\n  c:\n    auth:\n      password: pw\n").unwrap();
     chmod(&secure, 0o640);
@@ -186,7 +230,11 @@ fn files_with_secrets_readable_by_others_are_refused() {
 
     // caso.conf (always holds [keystone_auth] password).
     let conf = d.join("caso.conf");
-    std::fs::write(&conf, "[DEFAULT]\nsite_name = S\n[keystone_auth]\nauth_url = http://127.0.0.1:9/v3\nusername = u\npassword = pw\n").unwrap();
+    std::fs::write(
+        &conf,
+        "[DEFAULT]\nsite_name = S\n[keystone_auth]\nauth_url = http://127.0.0.1:9/v3\nusername = u\npassword = pw\n",
+    )
+    .unwrap();
     chmod(&conf, 0o604);
     let (ok, text) = fedsite(&["accounting", "extract", "--caso-conf", conf.to_str().unwrap(), "--dry-run"], None);
     assert!(!ok && text.contains("caso.conf") && text.contains("(mode 0604)"), "{text}");
@@ -230,7 +278,15 @@ fn no_crate_runs_a_program_through_a_shell() {
         }
     }
     assert!(files.len() > 50, "{} source files", files.len());
-    let shells = ["Command::new(\"sh\")", "Command::new(\"bash\")", "Command::new(\"/bin/sh\")", "Command::new(\"/bin/bash\")", ".arg(\"-c\")", "\"sh\", \"-c\"", "\"bash\", \"-c\""];
+    let shells = [
+        "Command::new(\"sh\")",
+        "Command::new(\"bash\")",
+        "Command::new(\"/bin/sh\")",
+        "Command::new(\"/bin/bash\")",
+        ".arg(\"-c\")",
+        "\"sh\", \"-c\"",
+        "\"bash\", \"-c\"",
+    ];
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         for s in shells {

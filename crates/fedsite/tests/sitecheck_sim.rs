@@ -138,12 +138,30 @@ async fn every_check_passes_on_a_healthy_site() {
     let ca = site.sim.ams_ca_pem_path().unwrap();
     let mut args: Vec<&str> = VOS.to_vec();
     args.extend([
-        "--accounting-cloud", "sim-accounting",
-        "--ams-host", "localhost", "--ams-port", &p1, "--ams-port", &p2, "--ams-ca", ca.to_str().unwrap(),
-        "--ledger", ledger.to_str().unwrap(), "--spool", spool.to_str().unwrap(),
-        "--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap(),
-        "--info", info.to_str().unwrap(),
-        "--vm-timeout", "30", "--vm-poll", "0.2",
+        "--accounting-cloud",
+        "sim-accounting",
+        "--ams-host",
+        "localhost",
+        "--ams-port",
+        &p1,
+        "--ams-port",
+        &p2,
+        "--ams-ca",
+        ca.to_str().unwrap(),
+        "--ledger",
+        ledger.to_str().unwrap(),
+        "--spool",
+        spool.to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--info",
+        info.to_str().unwrap(),
+        "--vm-timeout",
+        "30",
+        "--vm-poll",
+        "0.2",
     ]);
     let (code, report) = check(&site, &args).await;
     let not_ok: Vec<&Value> = report["checks"].as_array().unwrap().iter().filter(|c| c["status"] != "ok").collect();
@@ -151,18 +169,37 @@ async fn every_check_passes_on_a_healthy_site() {
     assert_eq!((code, s(&report, "status")), (0, "ok".to_string()));
     let ids: Vec<String> = report["checks"].as_array().unwrap().iter().map(|c| s(c, "id")).collect();
     for want in [
-        "catalog.identity", "catalog.compute", "catalog.volume", "catalog.image", "catalog.network", "ports.identity",
-        "permissions.list-users", "permissions.list-projects", "permissions.projects",
-        "projects.ops", "projects.vo.access.egi.eu", "flavors.benchmark", "flavors.accelerator",
-        "accounting.last-send", "accounting.spool", "accounting.quarantine",
-        "certificate.key-permissions", "certificate.key-matches", "certificate.expiry", "vm.start", "info.vos",
+        "catalog.identity",
+        "catalog.compute",
+        "catalog.volume",
+        "catalog.image",
+        "catalog.network",
+        "ports.identity",
+        "permissions.list-users",
+        "permissions.list-projects",
+        "permissions.projects",
+        "projects.ops",
+        "projects.vo.access.egi.eu",
+        "flavors.benchmark",
+        "flavors.accelerator",
+        "accounting.last-send",
+        "accounting.spool",
+        "accounting.quarantine",
+        "certificate.key-permissions",
+        "certificate.key-matches",
+        "certificate.expiry",
+        "vm.start",
+        "info.vos",
     ] {
         assert!(ids.iter().any(|i| i == want), "no {want} in {ids:?}");
     }
     assert!(ids.iter().any(|i| i == &format!("ams.{p1}")) && ids.iter().any(|i| i == &format!("ams.{p2}")), "{ids:?}");
     // The probe booted the monitoring image on the smallest flavor that fits it (m1.tiny's 512 MB does not).
     let vm = s(get(&report, "vm.start"), "message");
-    assert!(vm.contains("EGI Small Ubuntu for Monitoring") && vm.contains("flavor m1.small") && vm.contains("ACTIVE in"), "{vm}");
+    assert!(
+        vm.contains("EGI Small Ubuntu for Monitoring") && vm.contains("flavor m1.small") && vm.contains("ACTIVE in"),
+        "{vm}"
+    );
     assert!(s(get(&report, "flavors.accelerator"), "message").contains("all 1 GPU flavors"), "{report:#}");
     // Nothing is left running.
     let counts = site.sim.request_counts();
@@ -179,7 +216,10 @@ async fn a_service_missing_from_the_catalog() {
     let c = get(&report, "catalog.network");
     assert_eq!((code, s(c, "status")), (2, "critical".to_string()));
     assert!(s(c, "message").starts_with("no public network endpoint in the catalog"), "{c:#}");
-    assert!(s(c, "fix").starts_with("register it: openstack endpoint create --region RegionOne network public"), "{c:#}");
+    assert!(
+        s(c, "fix").starts_with("register it: openstack endpoint create --region RegionOne network public"),
+        "{c:#}"
+    );
     assert_eq!(get(&report, "catalog.compute")["status"], "ok");
     site.sim.stop().await;
 }
@@ -214,7 +254,9 @@ async fn a_project_without_its_vo_property() {
     assert_eq!((code, s(c, "status")), (2, "critical".to_string()));
     assert_eq!(
         s(c, "message"),
-        format!("project ops ({ops_id}) of VO ops has no VO property (egi.VO, egi.eu:VO, VO): its usage is not accounted to the VO")
+        format!(
+            "project ops ({ops_id}) of VO ops has no VO property (egi.VO, egi.eu:VO, VO): its usage is not accounted to the VO"
+        )
     );
     assert_eq!(s(c, "fix"), format!("openstack project set --property egi.VO=ops {ops_id}"));
     assert_eq!(get(&report, "projects.vo.access.egi.eu")["status"], "ok");
@@ -255,21 +297,31 @@ async fn a_certificate_about_to_expire() {
     let site = start(healthy(), false).await;
     let (cert, key) = host_cert(site.dir.path(), 10);
     let (code, report) =
-        check(&site, &["--only", "certificate", "--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]).await;
+        check(&site, &["--only", "certificate", "--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()])
+            .await;
     let c = get(&report, "certificate.expiry");
     assert_eq!((code, s(c, "status")), (1, "warning".to_string()));
     let m = s(c, "message");
-    assert!(m.contains("CN=host.example.org expires") && (m.ends_with("(9 days left)") || m.ends_with("(10 days left)")), "{m}");
+    assert!(
+        m.contains("CN=host.example.org expires") && (m.ends_with("(9 days left)") || m.ends_with("(10 days left)")),
+        "{m}"
+    );
     assert!(s(c, "fix").starts_with("renew the host certificate"), "{c:#}");
     assert_eq!(get(&report, "certificate.key-matches")["status"], "ok");
     // A group-readable key and a key of another certificate are critical.
     use std::os::unix::fs::PermissionsExt;
     let (_, other_key) = host_cert(site.dir.path(), 400);
     std::fs::set_permissions(&other_key, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let (code, report) =
-        check(&site, &["--only", "certificate", "--cert", cert.to_str().unwrap(), "--key", other_key.to_str().unwrap()]).await;
+    let (code, report) = check(
+        &site,
+        &["--only", "certificate", "--cert", cert.to_str().unwrap(), "--key", other_key.to_str().unwrap()],
+    )
+    .await;
     assert_eq!(code, 2);
-    assert_eq!(s(get(&report, "certificate.key-permissions"), "message"), "mode 0640: group or others can access the host key");
+    assert_eq!(
+        s(get(&report, "certificate.key-permissions"), "message"),
+        "mode 0640: group or others can access the host key"
+    );
     assert_eq!(s(get(&report, "certificate.key-matches"), "status"), "critical");
     site.sim.stop().await;
 }
@@ -285,7 +337,10 @@ async fn a_vm_that_never_becomes_active() {
     let c = get(&report, "vm.start");
     assert_eq!((code, s(c, "status")), (2, "critical".to_string()));
     let m = s(c, "message");
-    assert!(m.starts_with("fedsite-probe-") && m.contains("flavor m1.small: still BUILD, not ACTIVE within 3 s"), "{m}");
+    assert!(
+        m.starts_with("fedsite-probe-") && m.contains("flavor m1.small: still BUILD, not ACTIVE within 3 s"),
+        "{m}"
+    );
     assert!(m.ends_with("it was deleted"), "{m}");
     assert!(s(c, "fix").starts_with("look at why the server does not start: openstack server show"), "{c:#}");
     let counts = site.sim.request_counts();

@@ -49,7 +49,8 @@ pub fn hepix_list(data: &[u8]) {
     }
     if let Ok(v) = hepix::check_list(cfg, ENDORSER_DN.into(), ENDORSER_CA.into(), data, now()) {
         assert_eq!(v.list.pointer("/hv:endorser/hv:x509/hv:dn").and_then(Value::as_str), Some(ENDORSER_DN));
-        let expires = v.list.get("dc:date:expires").and_then(Value::as_str).expect("an accepted list has dc:date:expires");
+        let expires =
+            v.list.get("dc:date:expires").and_then(Value::as_str).expect("an accepted list has dc:date:expires");
         assert!(hepix::parse_date(expires).expect("a date") > now(), "expired list {expires:?} accepted");
         check_images(cfg, &v, &all_vos);
     }
@@ -73,7 +74,10 @@ fn check_images(cfg: &HepixConfig, v: &hepix::VerifiedList, all_vos: &BTreeSet<S
         let id = a.get("dc:identifier").and_then(Value::as_str).expect("an image has dc:identifier");
         assert_eq!(img.key, format!("hepix:{list_id}:{id}"));
         assert_eq!(img.digest.algo, "sha512");
-        assert!(img.digest.hex.len() == 128 && img.digest.hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            img.digest.hex.len() == 128
+                && img.digest.hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
         assert!(img.size.is_some() && !img.url.is_empty() && !img.title.is_empty());
         assert_eq!(img.disk_format, img.disk_format.to_ascii_lowercase());
         if let Some(exp) = a.get("dc:date:expires").and_then(Value::as_str) {

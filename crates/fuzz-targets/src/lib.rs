@@ -55,8 +55,8 @@ fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let base = std::path::Path::new("/dev/shm");
-        let dir = if base.is_dir() { tempfile::tempdir_in(base) } else { tempfile::tempdir() }
-            .expect("a scratch directory");
+        let dir =
+            if base.is_dir() { tempfile::tempdir_in(base) } else { tempfile::tempdir() }.expect("a scratch directory");
         dir.keep()
     })
 }

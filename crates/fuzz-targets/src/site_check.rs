@@ -30,7 +30,11 @@ pub fn sitecheck_input(data: &[u8]) {
         if let Some(rules) = rules {
             let spec = FederationSpec { vos: vec![FedVo::new("ops", "p1")], ..Default::default() };
             let lint = federation::lint_rules(rules, &spec);
-            assert!(lint.problems.iter().all(|p| p.starts_with("rule ") || p.starts_with("VO ")), "{:?}", lint.problems);
+            assert!(
+                lint.problems.iter().all(|p| p.starts_with("rule ") || p.starts_with("VO ")),
+                "{:?}",
+                lint.problems
+            );
             let unique: std::collections::BTreeSet<_> = lint.groups.iter().collect();
             assert_eq!(unique.len(), lint.groups.len(), "a group listed twice");
         }
@@ -40,7 +44,11 @@ pub fn sitecheck_input(data: &[u8]) {
         assert!(!v.vo.is_empty() && !v.project.is_empty());
         assert_eq!((v.vo.trim(), v.project.trim()), (v.vo.as_str(), v.project.as_str()));
     }
-    if let Some(vo) = text.lines().next().filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))) {
+    if let Some(vo) = text
+        .lines()
+        .next()
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+    {
         // What `fedsite keystone federation` generates, its own lint accepts.
         let spec = FederationSpec { vos: vec![FedVo::new(vo, "p1")], ..Default::default() };
         let rules = federation::rules(&spec, &[]);
@@ -54,7 +62,8 @@ pub fn sitecheck_input(data: &[u8]) {
         let _ = federation::entitlement_problems(line, false);
         let re = federation::entitlement_regex(line);
         assert_eq!(federation::unregex(&re), line, "unregex(entitlement_regex) changed {line:?}");
-        let compiled = regex::Regex::new(&re).unwrap_or_else(|e| panic!("entitlement_regex({line:?}) = {re:?} does not compile: {e}"));
+        let compiled = regex::Regex::new(&re)
+            .unwrap_or_else(|e| panic!("entitlement_regex({line:?}) = {re:?} does not compile: {e}"));
         assert!(compiled.is_match(line), "{re:?} does not match {line:?}");
         assert!(!compiled.is_match(&format!("{line}x")), "{re:?} is not anchored");
     }

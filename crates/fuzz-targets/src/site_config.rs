@@ -17,7 +17,8 @@ pub fn fedsite_toml(data: &[u8]) {
         }
     };
     let out = toml::to_string(&parsed).unwrap_or_else(|e| panic!("a parsed fedsite.toml does not serialise: {e}"));
-    let again = FedsiteToml::parse(&file, &out).unwrap_or_else(|e| panic!("re-serialised fedsite.toml does not parse: {e}\n{out}"));
+    let again = FedsiteToml::parse(&file, &out)
+        .unwrap_or_else(|e| panic!("re-serialised fedsite.toml does not parse: {e}\n{out}"));
     if !text.contains("nan") {
         assert_eq!(again, parsed, "fedsite.toml changed in a round trip:\n{out}");
     }
@@ -50,6 +51,8 @@ pub fn fedsite_toml(data: &[u8]) {
     if let Ok(images) = imagesync::config::parse_toml(text, "fedsite.toml")
         && let Ok(c) = imagesync::SyncConfig::build(None, images)
     {
-        assert!(c.formats.iter().all(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())));
+        assert!(
+            c.formats.iter().all(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        );
     }
 }

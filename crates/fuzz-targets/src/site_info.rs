@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use cloudinfo::glue::{Document, Glue};
+use cloudinfo::{Fixes, FlavorKeys, ImageKeys, Options, gocdb};
 use pyjson::{self, Json};
-use cloudinfo::{FlavorKeys, Fixes, ImageKeys, Options, gocdb};
 use serde_json::{Value, json};
 
 /// GOCDB `get_service` answers: every URL of a parsed service finds a service, the first one
@@ -18,7 +18,8 @@ pub fn gocdb_xml(data: &[u8]) {
     let Ok(services) = gocdb::parse_services(xml) else { return };
     let urls: Vec<&str> = services.iter().flat_map(|s| s.urls.iter().map(String::as_str)).take(16).collect();
     for u in &urls {
-        let first = services.iter().find(|s| s.urls.iter().any(|x| gocdb::urls_similar(u, x))).expect("a URL matches itself");
+        let first =
+            services.iter().find(|s| s.urls.iter().any(|x| gocdb::urls_similar(u, x))).expect("a URL matches itself");
         let found = gocdb::find(&services, u).expect("a listed URL is found");
         assert_eq!(found.get("gocdb_id"), Some(&Json::from(first.primary_key.as_str())));
         for v in &urls {
@@ -98,7 +99,14 @@ pub fn glue_json(data: &[u8]) {
     let image: openstack::glance::Image = serde_json::from_slice(data).unwrap_or_else(|_| {
         let keys = ImageKeys::default();
         let mut m = serde_json::Map::new();
-        for k in ["APPLIANCE_ATTRIBUTES", "vmcatcher_event_ad_mpuri", "vmcatcher_event_dc_description", "os_distro", "os_version", "architecture"] {
+        for k in [
+            "APPLIANCE_ATTRIBUTES",
+            "vmcatcher_event_ad_mpuri",
+            "vmcatcher_event_dc_description",
+            "os_distro",
+            "os_version",
+            "architecture",
+        ] {
             m.insert(k.into(), Value::String(text.into()));
         }
         for k in [keys.gpu_driver, keys.gpu_cuda, keys.gpu_cudnn] {
@@ -110,7 +118,8 @@ pub fn glue_json(data: &[u8]) {
         serde_json::from_value(Value::Object(m)).expect("an image")
     });
     let flavor: openstack::nova::Flavor = serde_json::from_slice(data).unwrap_or_else(|_| {
-        serde_json::from_value(json!({"id": "f1", "name": text, "ram": 2048, "vcpus": 2, "disk": 20})).expect("a flavor")
+        serde_json::from_value(json!({"id": "f1", "name": text, "ram": 2048, "vcpus": 2, "disk": 20}))
+            .expect("a flavor")
     });
     let specs = flavor.extra_specs.clone().unwrap_or_else(|| {
         let k = FlavorKeys::default();
@@ -133,7 +142,8 @@ pub fn glue_json(data: &[u8]) {
             doc.add(Glue::Accelerator(a.clone()));
         }
         let rendered = doc.render();
-        let back: Value = serde_json::from_str(&rendered).unwrap_or_else(|e| panic!("the GLUE document is not JSON ({e}): {rendered}"));
+        let back: Value = serde_json::from_str(&rendered)
+            .unwrap_or_else(|e| panic!("the GLUE document is not JSON ({e}): {rendered}"));
         if let Some(img) = &img {
             let o = &back["CloudComputingImage"][0];
             assert_eq!(o["ID"], json!(image.id));
@@ -163,7 +173,10 @@ pub fn glue_json(data: &[u8]) {
         let cap = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         assert_eq!(itype.ram, cap(flavor.ram), "RAM {} published as {}", flavor.ram, itype.ram);
         assert_eq!(itype.disk, cap(flavor.disk), "Disk {} published as {}", flavor.disk, itype.disk);
-        let number = specs.get(&opts.flavor_keys.gpu_number).filter(|v| !v.is_empty()).and_then(|n| n.trim().parse::<i64>().ok());
+        let number = specs
+            .get(&opts.flavor_keys.gpu_number)
+            .filter(|v| !v.is_empty())
+            .and_then(|n| n.trim().parse::<i64>().ok());
         assert_eq!(acc.as_ref().map(|a| a.number), number);
         if let Some(a) = &acc {
             let o = &back["CloudComputingVirtualAccelerator"][0];

@@ -21,7 +21,10 @@ fn every_target_has_a_corpus_and_a_cargo_fuzz_binary() {
     let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
     for (name, _) in fuzz_targets::TARGETS {
         assert!(inputs(&root().join("corpus").join(name)).len() >= 3, "fuzz/corpus/{name} holds fewer than 3 inputs");
-        assert!(root().join("fuzz_targets").join(format!("{name}.rs")).is_file(), "fuzz/fuzz_targets/{name}.rs is missing");
+        assert!(
+            root().join("fuzz_targets").join(format!("{name}.rs")).is_file(),
+            "fuzz/fuzz_targets/{name}.rs is missing"
+        );
         assert!(manifest.contains(&format!("name = \"{name}\"")), "fuzz/Cargo.toml has no [[bin]] {name}");
     }
 }
@@ -34,7 +37,8 @@ fn the_committed_corpus_and_regressions_pass_every_target() {
             for input in inputs(&root().join(sub).join(name)) {
                 let data = std::fs::read(&input).unwrap();
                 if let Err(e) = std::panic::catch_unwind(|| f(&data)) {
-                    let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+                    let msg =
+                        e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
                     panic!("{name} panics on {}: {}", input.display(), msg.unwrap_or_default());
                 }
                 total += 1;

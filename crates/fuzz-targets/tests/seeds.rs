@@ -33,7 +33,10 @@ fn the_signed_seed_list_verifies_and_lists_its_images() {
     let vos = ["ops".to_string(), "vo.access.egi.eu".to_string()].into();
     let l = imagesync::hepix::images(&cfg, &v, &vos, now);
     let keys: Vec<&str> = l.images.iter().map(|i| i.key.as_str()).collect();
-    assert_eq!(keys, ["hepix:5b5e7b9c-0b6e-4b4e-9d7e-6e1d4b0c9a11:img-1", "hepix:5b5e7b9c-0b6e-4b4e-9d7e-6e1d4b0c9a11:img-2"]);
+    assert_eq!(
+        keys,
+        ["hepix:5b5e7b9c-0b6e-4b4e-9d7e-6e1d4b0c9a11:img-1", "hepix:5b5e7b9c-0b6e-4b4e-9d7e-6e1d4b0c9a11:img-2"]
+    );
     assert_eq!(l.images[1].size, Some(2048));
     assert!(l.images.iter().all(|i| i.vos == ["vo.access.egi.eu".to_string()].into()));
     let e = imagesync::hepix::verify(&cfg, &corpus("hepix_list", "expired.smime"), now).unwrap_err().to_string();
@@ -46,7 +49,8 @@ fn the_skipped_seed_list_says_why_for_each_entry() {
     let cfg = cfg(dir.path());
     let now = chrono::DateTime::parse_from_rfc3339("2027-01-01T00:00:00Z").unwrap().to_utc();
     let body = corpus("hepix_list", "skipped.json");
-    let v = imagesync::hepix::check_list(&cfg, cfg.endorser_dn.clone(), "/CN=fedsite test CA".into(), &body, now).unwrap();
+    let v =
+        imagesync::hepix::check_list(&cfg, cfg.endorser_dn.clone(), "/CN=fedsite test CA".into(), &body, now).unwrap();
     let l = imagesync::hepix::images(&cfg, &v, &["ops".to_string()].into(), now);
     assert!(l.images.is_empty());
     let why: Vec<(&str, &str)> = l.skipped.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();

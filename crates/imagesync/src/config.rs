@@ -168,10 +168,10 @@ struct SiteFile {
 
 /// The `images` and VO mapping of a site file.
 pub fn read_site(path: &Path) -> Result<(SiteImages, BTreeMap<String, String>), SyncError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| SyncError::Config(format!("reading {}: {e}", path.display())))?;
-    let site: SiteFile = serde_yaml::from_str(&text)
-        .map_err(|e| SyncError::Config(format!("{}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| SyncError::Config(format!("reading {}: {e}", path.display())))?;
+    let site: SiteFile =
+        serde_yaml::from_str(&text).map_err(|e| SyncError::Config(format!("{}: {e}", path.display())))?;
     let mut vos = BTreeMap::new();
     for (i, vo) in site.vos.iter().enumerate() {
         match vo.auth.as_ref().and_then(|a| a.project_id.clone()) {
@@ -192,8 +192,8 @@ pub fn read_site(path: &Path) -> Result<(SiteImages, BTreeMap<String, String>), 
 
 /// The `[images]` section of a fedsite.toml (None when the file has none).
 pub fn read_toml(path: &Path) -> Result<Option<ImagesToml>, SyncError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| SyncError::Config(format!("reading {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| SyncError::Config(format!("reading {}: {e}", path.display())))?;
     parse_toml(&text, &path.display().to_string())
 }
 
@@ -205,7 +205,10 @@ pub fn parse_toml(text: &str, origin: &str) -> Result<Option<ImagesToml>, SyncEr
 impl SyncConfig {
     /// Merges a site file's `images` + VOs with the TOML section: the site
     /// file wins for `sync`, `formats` (when it sets them) and VO projects.
-    pub fn build(site: Option<(SiteImages, BTreeMap<String, String>)>, toml: Option<ImagesToml>) -> Result<SyncConfig, SyncError> {
+    pub fn build(
+        site: Option<(SiteImages, BTreeMap<String, String>)>,
+        toml: Option<ImagesToml>,
+    ) -> Result<SyncConfig, SyncError> {
         let t = toml.unwrap_or_default();
         let (enabled, formats, mut vos) = match site {
             Some((img, vos)) => {

@@ -149,7 +149,9 @@ pub async fn fetch(
     let start = if resumed { have } else { 0 };
     let bar = progress_bar(progress, size, start, label);
     let mut bytes = 0u64;
-    while let Some(chunk) = resp.chunk().await.map_err(|e| dl_err(format!("after {} bytes: {}", start + bytes, chain(&e))))? {
+    while let Some(chunk) =
+        resp.chunk().await.map_err(|e| dl_err(format!("after {} bytes: {}", start + bytes, chain(&e))))?
+    {
         file.write_all(&chunk).await.map_err(|e| SyncError::io(format!("writing {}", part.display()), e))?;
         bytes += chunk.len() as u64;
         bar.set_position(start + bytes);
@@ -192,9 +194,9 @@ fn progress_bar(enabled: bool, size: Option<u64>, pos: u64, label: &str) -> indi
         Some(s) => indicatif::ProgressBar::new(s),
         None => indicatif::ProgressBar::no_length(),
     };
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(label.to_string());

@@ -71,8 +71,15 @@ pub fn verify(cfg: &HepixConfig, signed: &[u8], now: DateTime<Utc>) -> Result<Ve
 /// (and its issuer when `cfg.endorser_ca` is pinned) and which has not expired
 /// at `now`. Public so the fuzz targets reach it without a signature.
 #[allow(clippy::result_large_err)] // SyncError, as every fallible function of the crate
-pub fn check_list(cfg: &HepixConfig, signer_dn: String, issuer_dn: String, body: &[u8], now: DateTime<Utc>) -> Result<VerifiedList, SyncError> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| src(cfg, format!("the signed content is not JSON: {e}")))?;
+pub fn check_list(
+    cfg: &HepixConfig,
+    signer_dn: String,
+    issuer_dn: String,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<VerifiedList, SyncError> {
+    let doc: Value =
+        serde_json::from_slice(body).map_err(|e| src(cfg, format!("the signed content is not JSON: {e}")))?;
     let list = doc.get("hv:imagelist").cloned().ok_or_else(|| src(cfg, "no hv:imagelist object"))?;
     let x509 = list.pointer("/hv:endorser/hv:x509").ok_or_else(|| src(cfg, "hv:imagelist: no hv:endorser.hv:x509"))?;
     let list_dn = x509.get("hv:dn").and_then(Value::as_str).unwrap_or_default();
@@ -89,7 +96,8 @@ pub fn check_list(cfg: &HepixConfig, signer_dn: String, issuer_dn: String, body:
         .get("dc:date:expires")
         .and_then(Value::as_str)
         .ok_or_else(|| src(cfg, "hv:imagelist: no dc:date:expires"))?;
-    let expires = parse_date(expires).ok_or_else(|| src(cfg, format!("hv:imagelist dc:date:expires {expires:?} is not a date")))?;
+    let expires = parse_date(expires)
+        .ok_or_else(|| src(cfg, format!("hv:imagelist dc:date:expires {expires:?} is not a date")))?;
     if expires <= now {
         return Err(src(cfg, format!("the list expired at {}", expires.format("%Y-%m-%dT%H:%M:%SZ"))));
     }
@@ -175,7 +183,11 @@ pub fn images(cfg: &HepixConfig, v: &VerifiedList, all_vos: &BTreeSet<String>, n
 /// Reads the list bytes from `cfg.url` (http(s) or a local path).
 pub async fn fetch_list(cfg: &HepixConfig, http: &reqwest::Client) -> Result<Vec<u8>, SyncError> {
     if cfg.url.starts_with("http://") || cfg.url.starts_with("https://") {
-        let resp = http.get(&cfg.url).send().await.map_err(|e| src(cfg, format!("GET {}: {}", cfg.url, crate::download::chain(&e))))?;
+        let resp = http
+            .get(&cfg.url)
+            .send()
+            .await
+            .map_err(|e| src(cfg, format!("GET {}: {}", cfg.url, crate::download::chain(&e))))?;
         if !resp.status().is_success() {
             return Err(src(cfg, format!("GET {}: HTTP {}", cfg.url, resp.status().as_u16())));
         }
@@ -197,7 +209,15 @@ mod tests {
         assert_eq!(parse_date("0000-01-01T00:00:00Z").map(|t| t.timestamp()), Some(-62_167_219_200));
         // Found by the hepix_list fuzz target (fuzz/regressions/hepix_list): chrono's %Y took
         // these, so a list could claim to expire in year 12345 or before year 0.
-        for bad in ["+12345-01-01T00:00:00Z", "-0001-01-01T00:00:00Z", "12345-01-01T00:00:00Z", "", "2027", "２０２７-01-01T00:00:00Z", "abcé-01-01"] {
+        for bad in [
+            "+12345-01-01T00:00:00Z",
+            "-0001-01-01T00:00:00Z",
+            "12345-01-01T00:00:00Z",
+            "",
+            "2027",
+            "２０２７-01-01T00:00:00Z",
+            "abcé-01-01",
+        ] {
             assert_eq!(parse_date(bad), None, "{bad:?}");
         }
     }

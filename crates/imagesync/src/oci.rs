@@ -14,7 +14,8 @@ use crate::download::{ContentDigest, chain};
 use crate::error::SyncError;
 use crate::source::{SourceImage, SourceListing};
 
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+pub const MANIFEST_ACCEPT: &str =
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Descriptor {
@@ -108,7 +109,8 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(cfg: &RegistryConfig, http: reqwest::Client) -> Result<Registry, SyncError> {
-        let url = url::Url::parse(&cfg.url).map_err(|e| SyncError::Config(format!("registry url {:?}: {e}", cfg.url)))?;
+        let url =
+            url::Url::parse(&cfg.url).map_err(|e| SyncError::Config(format!("registry url {:?}: {e}", cfg.url)))?;
         let host = cfg.host.clone().unwrap_or_else(|| match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
             None => url.host_str().unwrap_or("").to_string(),
@@ -254,7 +256,9 @@ pub async fn list(reg: &Registry, cfg: &RegistryConfig, vos: &BTreeSet<String>) 
         let Some((project, _)) = repo.split_once('/') else { continue };
         let share: BTreeSet<String> = if project == cfg.shared_project {
             vos.clone()
-        } else if cfg.vo_projects && let Some(vo) = vo_by_project.get(project) {
+        } else if cfg.vo_projects
+            && let Some(vo) = vo_by_project.get(project)
+        {
             [vo.clone()].into()
         } else {
             continue;

@@ -114,8 +114,14 @@ pub struct Report {
 impl Report {
     /// Whether the run changed nothing in Glance.
     pub fn unchanged(&self) -> bool {
-        self.created + self.uploads + self.deleted + self.deactivated + self.patched
-            + self.members_added + self.members_accepted + self.members_removed
+        self.created
+            + self.uploads
+            + self.deleted
+            + self.deactivated
+            + self.patched
+            + self.members_added
+            + self.members_accepted
+            + self.members_removed
             == 0
     }
     pub fn summary(&self) -> String {
@@ -179,7 +185,8 @@ fn desired(cfg: &SyncConfig, src: SourceImage, owner: &str) -> Desired {
     p.insert("image_hash".into(), src.digest.to_string());
     p.insert("image_list".into(), src.source.clone());
     p.insert("APPLIANCE_ATTRIBUTES".into(), src.attributes.to_string());
-    for (k, v) in [("os_distro", &src.os_distro), ("os_version", &src.os_version), ("architecture", &src.architecture)] {
+    for (k, v) in [("os_distro", &src.os_distro), ("os_version", &src.os_version), ("architecture", &src.architecture)]
+    {
         if let Some(v) = v {
             p.insert(k.into(), v.clone());
         }
@@ -253,7 +260,8 @@ impl<'a> Syncer<'a> {
 
     /// Images under our tag owned by our project, hidden ones included.
     async fn managed(&self, owner: &str) -> Result<Vec<Image>, SyncError> {
-        let mut q = ListImages { tags: vec![self.cfg.tag.clone()], owner: Some(owner.to_string()), ..Default::default() };
+        let mut q =
+            ListImages { tags: vec![self.cfg.tag.clone()], owner: Some(owner.to_string()), ..Default::default() };
         let mut all = q.list(self.session).await?;
         q.properties.insert("os_hidden".into(), "true".into());
         let hidden = q.list(self.session).await?;
@@ -271,11 +279,9 @@ impl<'a> Syncer<'a> {
         if !self.cfg.enabled {
             return Ok(report);
         }
-        let owner = self
-            .session
-            .project_id()
-            .await?
-            .ok_or_else(|| SyncError::Config("the cloud credentials must be scoped to the project owning the images".into()))?;
+        let owner = self.session.project_id().await?.ok_or_else(|| {
+            SyncError::Config("the cloud credentials must be scoped to the project owning the images".into())
+        })?;
         let sources = self.read_sources(&mut report, now).await;
         let managed = self.managed(&owner).await?;
         let mut by_key: BTreeMap<String, Vec<Image>> = BTreeMap::new();
@@ -306,12 +312,21 @@ impl<'a> Syncer<'a> {
                 Some(img) => {
                     let fields = metadata_ops(d, img).into_iter().map(|(f, _)| f).collect::<Vec<_>>();
                     if !fields.is_empty() {
-                        plan.push(Action::Metadata { key: key.clone(), image_id: img.id.clone(), name: d.name.clone(), fields });
+                        plan.push(Action::Metadata {
+                            key: key.clone(),
+                            image_id: img.id.clone(),
+                            name: d.name.clone(),
+                            fields,
+                        });
                     }
                     plan.extend(self.member_plan(d, img).await?);
                     remove.extend(stale);
                     for r in &remove {
-                        plan.push(Action::Remove { image_id: r.id.clone(), name: name_of(r), reason: "superseded".into() });
+                        plan.push(Action::Remove {
+                            image_id: r.id.clone(),
+                            name: name_of(r),
+                            reason: "superseded".into(),
+                        });
                     }
                 }
                 None => {
@@ -334,7 +349,11 @@ impl<'a> Syncer<'a> {
                             vos,
                         });
                         for r in &stale {
-                            plan.push(Action::Remove { image_id: r.id.clone(), name: name_of(r), reason: format!("left over ({})", r.status) });
+                            plan.push(Action::Remove {
+                                image_id: r.id.clone(),
+                                name: name_of(r),
+                                reason: format!("left over ({})", r.status),
+                            });
                         }
                     }
                     remove = stale;
@@ -347,7 +366,11 @@ impl<'a> Syncer<'a> {
             for img in imgs {
                 let source = img.property(SOURCE_PROP).unwrap_or_default().to_string();
                 if report.sources_ok.contains(&source) {
-                    plan.push(Action::Remove { image_id: img.id.clone(), name: name_of(&img), reason: format!("withdrawn from {source}") });
+                    plan.push(Action::Remove {
+                        image_id: img.id.clone(),
+                        name: name_of(&img),
+                        reason: format!("withdrawn from {source}"),
+                    });
                     withdrawn.push(img);
                 }
             }
@@ -395,10 +418,15 @@ impl<'a> Syncer<'a> {
 
     async fn member_plan(&self, d: &Desired, img: &Image) -> Result<Vec<Action>, SyncError> {
         let mut out = Vec::new();
-        let current = if img.visibility.as_deref() == Some("shared") { members::list(self.session, &img.id).await? } else { vec![] };
+        let current = if img.visibility.as_deref() == Some("shared") {
+            members::list(self.session, &img.id).await?
+        } else {
+            vec![]
+        };
         let have: BTreeMap<&str, &str> = current.iter().map(|m| (m.member_id.as_str(), m.status.as_str())).collect();
         for (vo, project) in &d.members {
-            let (key, image_id, name, vo, project) = (d.src.key.clone(), img.id.clone(), d.name.clone(), vo.clone(), project.clone());
+            let (key, image_id, name, vo, project) =
+                (d.src.key.clone(), img.id.clone(), d.name.clone(), vo.clone(), project.clone());
             match have.get(project.as_str()) {
                 None => out.push(Action::Share { key, image_id, name, vo, project }),
                 Some(&"accepted") => {}
@@ -408,14 +436,25 @@ impl<'a> Syncer<'a> {
         let wanted: BTreeSet<&str> = d.members.values().map(String::as_str).collect();
         for m in &current {
             if !wanted.contains(m.member_id.as_str()) {
-                out.push(Action::Unshare { key: d.src.key.clone(), image_id: img.id.clone(), name: d.name.clone(), project: m.member_id.clone() });
+                out.push(Action::Unshare {
+                    key: d.src.key.clone(),
+                    image_id: img.id.clone(),
+                    name: d.name.clone(),
+                    project: m.member_id.clone(),
+                });
             }
         }
         Ok(out)
     }
 
     /// Makes the members of `image_id` exactly the VO projects, all accepted.
-    async fn apply_members(&self, d: &Desired, image_id: &str, scoped: &mut BTreeMap<String, Session>, report: &mut Report) {
+    async fn apply_members(
+        &self,
+        d: &Desired,
+        image_id: &str,
+        scoped: &mut BTreeMap<String, Session>,
+        report: &mut Report,
+    ) {
         let current = match members::list(self.session, image_id).await {
             Ok(m) => m,
             Err(e) if e.status() == Some(403) || e.status() == Some(404) => vec![],
@@ -472,7 +511,8 @@ impl<'a> Syncer<'a> {
             _ => None,
         });
         let (file, fetched) =
-            download::fetch(&self.http, cache, &d.src.url, auth, &d.src.digest, d.src.size, self.cfg.progress, &d.name).await?;
+            download::fetch(&self.http, cache, &d.src.url, auth, &d.src.digest, d.src.size, self.cfg.progress, &d.name)
+                .await?;
         if fetched.cached {
             report.cache_hits += 1;
         } else {
@@ -507,7 +547,14 @@ impl<'a> Syncer<'a> {
         }
     }
 
-    async fn create_and_upload(&self, d: &Desired, data: &Path, size: u64, sha512: &str, report: &mut Report) -> Result<String, SyncError> {
+    async fn create_and_upload(
+        &self,
+        d: &Desired,
+        data: &Path,
+        size: u64,
+        sha512: &str,
+        report: &mut Report,
+    ) -> Result<String, SyncError> {
         let mut props: Map<String, Value> = d.properties.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
         props.remove("visibility");
         let created = CreateImage {
@@ -535,7 +582,15 @@ impl<'a> Syncer<'a> {
         Ok(id)
     }
 
-    async fn upload_and_show(&self, d: &Desired, id: &str, data: &Path, size: u64, sha512: &str, report: &mut Report) -> Result<(), SyncError> {
+    async fn upload_and_show(
+        &self,
+        d: &Desired,
+        id: &str,
+        data: &Path,
+        size: u64,
+        sha512: &str,
+        report: &mut Report,
+    ) -> Result<(), SyncError> {
         manage::upload_file(self.session, id, data).await?;
         report.uploads += 1;
         report.uploaded_bytes += size;
@@ -544,18 +599,29 @@ impl<'a> Syncer<'a> {
             return Err(SyncError::Config(format!("image {id} is {} after the upload, not active", got.status)));
         }
         if got.size != Some(size) {
-            return Err(SyncError::Size { what: format!("Glance image {id}"), expected: size, actual: got.size.unwrap_or(0) });
+            return Err(SyncError::Size {
+                what: format!("Glance image {id}"),
+                expected: size,
+                actual: got.size.unwrap_or(0),
+            });
         }
         if let (Some("sha512"), Some(v)) = (got.os_hash_algo.as_deref(), got.os_hash_value.as_deref())
             && v != sha512
         {
-            return Err(SyncError::Checksum { what: format!("Glance image {id}"), expected: format!("sha512:{sha512}"), actual: format!("sha512:{v}") });
+            return Err(SyncError::Checksum {
+                what: format!("Glance image {id}"),
+                expected: format!("sha512:{sha512}"),
+                actual: format!("sha512:{v}"),
+            });
         }
         let visibility = if d.members.is_empty() { "private" } else { "shared" };
         manage::patch(
             self.session,
             id,
-            &[PatchOp::Replace("os_hidden".into(), json!(false)), PatchOp::Replace("visibility".into(), json!(visibility))],
+            &[
+                PatchOp::Replace("os_hidden".into(), json!(false)),
+                PatchOp::Replace("visibility".into(), json!(visibility)),
+            ],
         )
         .await?;
         report.patched += 1;
@@ -568,8 +634,12 @@ impl<'a> Syncer<'a> {
             Ok(()) => report.deleted += 1,
             Err(e) => {
                 let name = name_of(img);
-                let hide = [PatchOp::Replace("visibility".into(), json!("private")), PatchOp::Replace("os_hidden".into(), json!(true))];
-                let deact = if img.status == "active" { manage::deactivate(self.session, &img.id).await } else { Ok(()) };
+                let hide = [
+                    PatchOp::Replace("visibility".into(), json!("private")),
+                    PatchOp::Replace("os_hidden".into(), json!(true)),
+                ];
+                let deact =
+                    if img.status == "active" { manage::deactivate(self.session, &img.id).await } else { Ok(()) };
                 match (deact, manage::patch(self.session, &img.id, &hide).await) {
                     (Ok(()), Ok(_)) => {
                         report.deactivated += 1;
@@ -637,7 +707,12 @@ pub async fn convert(qemu_img: &Path, input: &Path, from: &str, output: &Path, t
         .map_err(|e| err(format!("running {}: {e}", qemu_img.display())))?;
     if !out.status.success() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(err(format!("{} exited with {}: {}", qemu_img.display(), out.status, String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(err(format!(
+            "{} exited with {}: {}",
+            qemu_img.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     std::fs::rename(&tmp, output).map_err(|e| SyncError::io(format!("moving {} into place", tmp.display()), e))?;
     Ok(())

@@ -52,7 +52,10 @@ pub(crate) fn validate(loc: &str, op: &str, project: &str, fresh: &[CachedAction
             return Err(invalid(
                 loc,
                 op,
-                format!("instance actions of server {} belong to project {:?}, not {project:?}", c.server_id, c.project_id),
+                format!(
+                    "instance actions of server {} belong to project {:?}, not {project:?}",
+                    c.server_id, c.project_id
+                ),
             ));
         }
     }

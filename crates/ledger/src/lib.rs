@@ -60,40 +60,19 @@ pub enum Error {
     #[error(
         "ledger {location}: schema version {found} is newer than this fedsite supports ({supported}); upgrade fedsite"
     )]
-    SchemaTooNew {
-        location: String,
-        found: i64,
-        supported: i64,
-    },
+    SchemaTooNew { location: String, found: i64, supported: i64 },
     #[error("ledger {location}: {op}: invalid input: {reason}")]
-    Invalid {
-        location: String,
-        op: String,
-        reason: String,
-    },
+    Invalid { location: String, op: String, reason: String },
     #[error("ledger {location}: {op}: stored value is corrupt: {reason}")]
-    Corrupt {
-        location: String,
-        op: String,
-        reason: String,
-    },
+    Corrupt { location: String, op: String, reason: String },
     #[error("ledger {location}: unknown message (spool element) {element:?}")]
     UnknownMessage { location: String, element: String },
     #[error("ledger {location}: message {element:?} cannot go from {from} to {to}")]
-    InvalidTransition {
-        location: String,
-        element: String,
-        from: MessageState,
-        to: MessageState,
-    },
+    InvalidTransition { location: String, element: String, from: MessageState, to: MessageState },
     #[error("ledger {location}: unknown run {run}")]
     UnknownRun { location: String, run: i64 },
     #[error("ledger {location}: run {run} already finished ({outcome})")]
-    RunAlreadyFinished {
-        location: String,
-        run: i64,
-        outcome: String,
-    },
+    RunAlreadyFinished { location: String, run: i64, outcome: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -259,11 +238,7 @@ pub struct SummaryGroup {
 }
 
 impl SummaryGroup {
-    pub const ALL: SummaryGroup = SummaryGroup {
-        vo: true,
-        project: true,
-        month: true,
-    };
+    pub const ALL: SummaryGroup = SummaryGroup { vo: true, project: true, month: true };
 }
 
 /// One row of `usage_summary`: sums over the latest snapshot of each key.
@@ -317,10 +292,7 @@ impl MessageState {
     /// element is still there (remove failed after publish), the sender removes it instead.
     pub fn can_go_to(self, to: MessageState) -> bool {
         use MessageState::*;
-        matches!(
-            (self, to),
-            (Spooled, Sent) | (Sent, Acknowledged) | (Spooled, Quarantined) | (Sent, Quarantined)
-        )
+        matches!((self, to), (Spooled, Sent) | (Sent, Acknowledged) | (Spooled, Quarantined) | (Sent, Quarantined))
     }
 }
 
@@ -351,11 +323,7 @@ pub struct RecordRef {
 
 impl RecordRef {
     pub fn of(s: &Snapshot) -> RecordRef {
-        RecordRef {
-            key: s.key.clone(),
-            measured_at: s.measured_at,
-            body_sha256: s.body_sha256(),
-        }
+        RecordRef { key: s.key.clone(), measured_at: s.measured_at, body_sha256: s.body_sha256() }
     }
 }
 
@@ -444,20 +412,9 @@ pub trait Store: Send {
     fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
     /// Move forward to `to`; returns false (and changes nothing) if `to` is not after the
     /// current checkpoint. Call only after the records up to `to` are durably spooled.
-    fn advance_checkpoint(
-        &mut self,
-        project: &str,
-        kind: &str,
-        to: DateTime<Utc>,
-        run: Option<RunId>,
-    ) -> Result<bool>;
+    fn advance_checkpoint(&mut self, project: &str, kind: &str, to: DateTime<Utc>, run: Option<RunId>) -> Result<bool>;
     /// Set the checkpoint to any value, backwards included (an operator's explicit reset).
-    fn reset_checkpoint(
-        &mut self,
-        project: &str,
-        kind: &str,
-        to: Option<DateTime<Utc>>,
-    ) -> Result<()>;
+    fn reset_checkpoint(&mut self, project: &str, kind: &str, to: Option<DateTime<Utc>>) -> Result<()>;
 
     fn upsert_snapshot(&mut self, s: &Snapshot, run: Option<RunId>) -> Result<Upsert>;
     /// What `upsert_snapshot` would do for each, without writing: lets a caller drop records
@@ -483,11 +440,7 @@ pub trait Store: Send {
     /// Keys of `kind` the ledger has seen for `project`, with status and end time, ordered by key.
     fn seen(&self, kind: &str, project: &str) -> Result<Vec<SeenKey>>;
     fn seen_keys(&self, kind: &str, project: &str) -> Result<Vec<String>> {
-        Ok(self
-            .seen(kind, project)?
-            .into_iter()
-            .map(|s| s.key)
-            .collect())
+        Ok(self.seen(kind, project)?.into_iter().map(|s| s.key).collect())
     }
 
     /// Record a spooled message outside `commit_project` (e.g. a republish).
@@ -558,9 +511,7 @@ pub struct Ledger {
 
 impl fmt::Debug for Ledger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ledger")
-            .field("location", &self.store.location())
-            .finish()
+        f.debug_struct("Ledger").field("location", &self.store.location()).finish()
     }
 }
 
@@ -580,20 +531,14 @@ impl Ledger {
         Ledger::open_postgres_with(conninfo, PgOptions::default())
     }
     pub fn open_postgres_with(conninfo: &str, opts: PgOptions) -> Result<Ledger> {
-        Ok(Ledger {
-            store: Box::new(PgStore::open(conninfo, opts)?),
-        })
+        Ok(Ledger { store: Box::new(PgStore::open(conninfo, opts)?) })
     }
     /// Open (creating with mode 0600 if missing) a SQLite ledger, migrating its schema.
     pub fn open_sqlite(path: impl AsRef<Path>) -> Result<Ledger> {
-        Ok(Ledger {
-            store: Box::new(SqliteStore::open(path.as_ref(), SqliteOptions::default())?),
-        })
+        Ok(Ledger { store: Box::new(SqliteStore::open(path.as_ref(), SqliteOptions::default())?) })
     }
     pub fn open_sqlite_with(path: impl AsRef<Path>, opts: SqliteOptions) -> Result<Ledger> {
-        Ok(Ledger {
-            store: Box::new(SqliteStore::open(path.as_ref(), opts)?),
-        })
+        Ok(Ledger { store: Box::new(SqliteStore::open(path.as_ref(), opts)?) })
     }
     pub fn from_store(store: Box<dyn Store>) -> Ledger {
         Ledger { store }
@@ -626,9 +571,7 @@ pub fn format_time(t: DateTime<Utc>) -> String {
 }
 
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 /// "YYYY-MM" of a time.

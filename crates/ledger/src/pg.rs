@@ -8,8 +8,8 @@
 //! or drops a tokio runtime on the caller's thread. Passwords never reach `location()`,
 //! errors or `Debug` output: the location is rebuilt from the parsed config without them.
 
-use crate::*;
 use crate::rules::{decide, invalid, validate_snapshot};
+use crate::*;
 use chrono::SubsecRound;
 use std::future::Future;
 use std::str::FromStr;
@@ -20,7 +20,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Row, Transaction};
 
 /// Schema migrations; `schema_version` holds one row per applied step. Only ever append.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE runs (
     id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     command     TEXT NOT NULL,
@@ -85,7 +86,8 @@ CREATE TABLE message_records (
     PRIMARY KEY (element, key)
 );
 CREATE INDEX message_records_by_record ON message_records (kind, key);
-"#, r#"
+"#,
+    r#"
 CREATE TABLE run_warnings (
     id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     run_id  BIGINT NOT NULL REFERENCES runs(id),
@@ -95,7 +97,8 @@ CREATE TABLE run_warnings (
 );
 CREATE INDEX run_warnings_by_run ON run_warnings (run_id, id);
 CREATE INDEX runs_by_command ON runs (command, id);
-"#, r#"
+"#,
+    r#"
 CREATE TABLE instance_actions (
     server_id  TEXT COLLATE "C" PRIMARY KEY,
     project_id TEXT COLLATE "C" NOT NULL,
@@ -105,7 +108,8 @@ CREATE TABLE instance_actions (
     actions    TEXT NOT NULL
 );
 CREATE INDEX instance_actions_by_seen ON instance_actions (seen_at);
-"#];
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -124,10 +128,7 @@ pub struct PgOptions {
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions {
-            lock_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(10),
-        }
+        PgOptions { lock_timeout: Duration::from_secs(10), connect_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -141,9 +142,7 @@ pub struct PgStore {
 
 impl fmt::Debug for PgStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgStore")
-            .field("location", &self.loc)
-            .finish()
+        f.debug_struct("PgStore").field("location", &self.loc).finish()
     }
 }
 
@@ -165,32 +164,19 @@ fn wait<F: Future>(f: F) -> F::Output {
 }
 
 fn db<'a>(loc: &'a str, op: &'a str) -> impl Fn(tokio_postgres::Error) -> Error + 'a {
-    move |e| Error::Backend {
-        location: loc.to_string(),
-        op: op.to_string(),
-        source: Box::new(e),
-    }
+    move |e| Error::Backend { location: loc.to_string(), op: op.to_string(), source: Box::new(e) }
 }
-
 
 fn corrupt<E: std::fmt::Display>(loc: &str, op: &str) -> impl Fn(E) -> Error {
     let (loc, op) = (loc.to_string(), op.to_string());
-    move |reason| Error::Corrupt {
-        location: loc.clone(),
-        op: op.clone(),
-        reason: reason.to_string(),
-    }
+    move |reason| Error::Corrupt { location: loc.clone(), op: op.clone(), reason: reason.to_string() }
 }
 
 /// Why a row does not read back as what was stored (the `reason` of [`Error::Corrupt`]).
 #[derive(Debug, thiserror::Error)]
 enum RowError {
     #[error("column {idx} ({name}): {source}")]
-    Column {
-        idx: usize,
-        name: String,
-        source: tokio_postgres::Error,
-    },
+    Column { idx: usize, name: String, source: tokio_postgres::Error },
     #[error("negative count {value} in column {idx}")]
     Negative { value: i64, idx: usize },
     #[error("unknown message state {0:?}")]
@@ -223,12 +209,7 @@ fn describe(cfg: &Config) -> String {
                 #[cfg(unix)]
                 Host::Unix(p) => p.display().to_string(),
             };
-            let port = cfg
-                .get_ports()
-                .get(i)
-                .or(cfg.get_ports().first())
-                .copied()
-                .unwrap_or(5432);
+            let port = cfg.get_ports().get(i).or(cfg.get_ports().first()).copied().unwrap_or(5432);
             format!("{host}:{port}")
         })
         .collect();
@@ -243,21 +224,13 @@ fn refs(ps: &Params) -> Vec<&(dyn ToSql + Sync)> {
     ps.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect()
 }
 
-fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
-    r: &'a Row,
-    idx: usize,
-) -> std::result::Result<T, RowError> {
-    r.try_get(idx).map_err(|source| RowError::Column {
-        idx,
-        name: r.columns()[idx].name().to_string(),
-        source,
-    })
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(r: &'a Row, idx: usize) -> std::result::Result<T, RowError> {
+    r.try_get(idx).map_err(|source| RowError::Column { idx, name: r.columns()[idx].name().to_string(), source })
 }
 
 fn get_ou64(r: &Row, idx: usize) -> std::result::Result<Option<u64>, RowError> {
     let v: Option<i64> = get(r, idx)?;
-    v.map(|v| u64::try_from(v).map_err(|_| RowError::Negative { value: v, idx }))
-        .transpose()
+    v.map(|v| u64::try_from(v).map_err(|_| RowError::Negative { value: v, idx })).transpose()
 }
 
 fn get_state(r: &Row, idx: usize) -> std::result::Result<MessageState, RowError> {
@@ -266,8 +239,7 @@ fn get_state(r: &Row, idx: usize) -> std::result::Result<MessageState, RowError>
 }
 
 fn opt_i64(loc: &str, op: &str, what: &str, v: Option<u64>) -> Result<Option<i64>> {
-    v.map(|v| i64::try_from(v).map_err(|_| invalid(loc, op, format!("{what} {v} is too large"))))
-        .transpose()
+    v.map(|v| i64::try_from(v).map_err(|_| invalid(loc, op, format!("{what} {v} is too large")))).transpose()
 }
 
 const SNAPSHOT_COLS: &str = "s.kind, s.key, s.project_id, s.vo, s.site, s.measured_at, s.month, s.start_time, \
@@ -316,8 +288,7 @@ fn message_row(r: &Row) -> std::result::Result<Message, RowError> {
     })
 }
 
-const RUN_COLS: &str =
-    "id, command, started_at, finished_at, outcome, detail, window_from, window_to";
+const RUN_COLS: &str = "id, command, started_at, finished_at, outcome, detail, window_from, window_to";
 
 fn run_row(r: &Row) -> std::result::Result<Run, RowError> {
     let outcome: Option<String> = get(r, 4)?;
@@ -326,9 +297,7 @@ fn run_row(r: &Row) -> std::result::Result<Run, RowError> {
         command: get(r, 1)?,
         started_at: get(r, 2)?,
         finished_at: get(r, 3)?,
-        outcome: outcome
-            .map(|o| RunOutcome::parse(&o).ok_or(RowError::Outcome(o)))
-            .transpose()?,
+        outcome: outcome.map(|o| RunOutcome::parse(&o).ok_or(RowError::Outcome(o))).transpose()?,
         detail: get(r, 5)?,
         window_from: get(r, 6)?,
         window_to: get(r, 7)?,
@@ -341,9 +310,7 @@ fn rows_to<T>(
     rows: Vec<Row>,
     f: impl Fn(&Row) -> std::result::Result<T, RowError>,
 ) -> Result<Vec<T>> {
-    rows.iter()
-        .map(|r| f(r).map_err(corrupt(loc, op)))
-        .collect()
+    rows.iter().map(|r| f(r).map_err(corrupt(loc, op))).collect()
 }
 
 /// WHERE clause (over alias `s`) and its parameters for a snapshot filter.
@@ -396,40 +363,27 @@ fn migrate(client: &mut Client, loc: &str) -> Result<()> {
          )",
     ))
     .map_err(db(loc, op))?;
-    let found: i64 = wait(tx.query_one(
-        "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_version",
-        &[],
-    ))
-    .and_then(|r| r.try_get(0))
-    .map_err(db(loc, op))?;
+    let found: i64 = wait(tx.query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_version", &[]))
+        .and_then(|r| r.try_get(0))
+        .map_err(db(loc, op))?;
     if found > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew {
-            location: loc.to_string(),
-            found,
-            supported: SCHEMA_VERSION,
-        });
+        return Err(Error::SchemaTooNew { location: loc.to_string(), found, supported: SCHEMA_VERSION });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let step = format!("migrate schema to version {}", i + 1);
         let v = (i + 1) as i32;
         wait(tx.batch_execute(sql)).map_err(db(loc, &step))?;
-        wait(tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&v]))
-            .map_err(db(loc, &step))?;
+        wait(tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&v])).map_err(db(loc, &step))?;
     }
     commit(tx, loc, op)
 }
 
-
 type Version = (DateTime<Utc>, String);
 
-
-const STORED_VERSION: &str =
-    "SELECT measured_at, body_sha256 FROM snapshots WHERE kind = $1 AND key = $2";
+const STORED_VERSION: &str = "SELECT measured_at, body_sha256 FROM snapshots WHERE kind = $1 AND key = $2";
 
 fn version_of(loc: &str, op: &str, row: Option<Row>) -> Result<Option<Version>> {
-    row.map(|r| Ok((get(&r, 0)?, get(&r, 1)?)))
-        .transpose()
-        .map_err(corrupt::<RowError>(loc, op))
+    row.map(|r| Ok((get(&r, 0)?, get(&r, 1)?))).transpose().map_err(corrupt::<RowError>(loc, op))
 }
 
 fn upsert(tx: &Transaction<'_>, loc: &str, s: &Snapshot, run: Option<RunId>) -> Result<Upsert> {
@@ -440,8 +394,7 @@ fn upsert(tx: &Transaction<'_>, loc: &str, s: &Snapshot, run: Option<RunId>) -> 
     let measured = ts(s.measured_at);
     let sha = s.body_sha256();
     // FOR UPDATE: the row cannot change under us (writers also hold the write lock).
-    let row = wait(tx.query_opt(&format!("{STORED_VERSION} FOR UPDATE"), &[&s.kind, &s.key]))
-        .map_err(db(loc, op))?;
+    let row = wait(tx.query_opt(&format!("{STORED_VERSION} FOR UPDATE"), &[&s.kind, &s.key])).map_err(db(loc, op))?;
     let stored = version_of(loc, op, row)?;
     let outcome = decide(stored.as_ref().map(|(m, h)| (m, h.as_str())), &measured, &sha);
     let now = ts(Utc::now());
@@ -516,32 +469,18 @@ fn advance(
     Ok(changed > 0)
 }
 
-fn insert_message(
-    tx: &Transaction<'_>,
-    loc: &str,
-    m: &NewMessage,
-    run: Option<RunId>,
-) -> Result<()> {
+fn insert_message(tx: &Transaction<'_>, loc: &str, m: &NewMessage, run: Option<RunId>) -> Result<()> {
     let op = "record message";
     if m.element.is_empty() || m.kind.is_empty() {
         return Err(invalid(loc, op, "empty spool element name or kind"));
     }
-    let exists = wait(tx.query_opt("SELECT 1 FROM messages WHERE element = $1", &[&m.element]))
-        .map_err(db(loc, op))?;
+    let exists = wait(tx.query_opt("SELECT 1 FROM messages WHERE element = $1", &[&m.element])).map_err(db(loc, op))?;
     if exists.is_some() {
-        return Err(invalid(
-            loc,
-            op,
-            format!("spool element {:?} is already recorded", m.element),
-        ));
+        return Err(invalid(loc, op, format!("spool element {:?} is already recorded", m.element)));
     }
     let mut keys = std::collections::HashSet::new();
     if let Some(dup) = m.records.iter().find(|r| !keys.insert(r.key.as_str())) {
-        return Err(invalid(
-            loc,
-            op,
-            format!("message {:?} lists record {:?} twice", m.element, dup.key),
-        ));
+        return Err(invalid(loc, op, format!("message {:?} lists record {:?} twice", m.element, dup.key)));
     }
     wait(tx.execute(
         "INSERT INTO messages (element, kind, record_count, created_at, run_id, state) VALUES ($1, $2, $3, $4, $5, 'spooled')",
@@ -556,17 +495,8 @@ fn insert_message(
     ))
     .map_err(db(loc, op))?;
     for r in &m.records {
-        wait(tx.execute(
-            &st,
-            &[
-                &m.element,
-                &m.kind,
-                &r.key,
-                &ts(r.measured_at),
-                &r.body_sha256,
-            ],
-        ))
-        .map_err(db(loc, op))?;
+        wait(tx.execute(&st, &[&m.element, &m.kind, &r.key, &ts(r.measured_at), &r.body_sha256]))
+            .map_err(db(loc, op))?;
     }
     Ok(())
 }
@@ -587,11 +517,7 @@ impl PgStore {
         if cfg.get_application_name().is_none() {
             cfg.application_name("fedsite-ledger");
         }
-        let io = |e: std::io::Error, op: &str| Error::Io {
-            location: loc.clone(),
-            op: op.into(),
-            source: e,
-        };
+        let io = |e: std::io::Error, op: &str| Error::Io { location: loc.clone(), op: op.into(), source: e };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("ledger-postgres")
@@ -618,17 +544,10 @@ impl PgStore {
                 return Err(io(std::io::Error::other(join.to_string()), "connect"));
             }
         };
-        let mut store = PgStore {
-            client: Some(client),
-            rt: Some(rt),
-            closed,
-            loc,
-        };
+        let mut store = PgStore { client: Some(client), rt: Some(rt), closed, loc };
         let lock_ms = opts.lock_timeout.as_millis().clamp(1, i32::MAX as u128);
-        wait(store.c().batch_execute(&format!(
-            "SET TIME ZONE 'UTC'; SET lock_timeout = {lock_ms}"
-        )))
-        .map_err(db(&store.loc, "set up session"))?;
+        wait(store.c().batch_execute(&format!("SET TIME ZONE 'UTC'; SET lock_timeout = {lock_ms}")))
+            .map_err(db(&store.loc, "set up session"))?;
         let (client, loc) = store.parts();
         migrate(client, loc)?;
         Ok(store)
@@ -639,72 +558,40 @@ impl PgStore {
     }
 
     fn parts(&mut self) -> (&mut Client, &str) {
-        (
-            self.client.as_mut().expect("client is only taken in drop"),
-            &self.loc,
-        )
+        (self.client.as_mut().expect("client is only taken in drop"), &self.loc)
     }
 
     /// The schema version of the database (highest applied migration).
     pub fn schema_version(&self) -> Result<i64> {
-        wait(self.c().query_one(
-            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_version",
-            &[],
-        ))
-        .and_then(|r| r.try_get(0))
-        .map_err(db(&self.loc, "read schema version"))
+        wait(self.c().query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_version", &[]))
+            .and_then(|r| r.try_get(0))
+            .map_err(db(&self.loc, "read schema version"))
     }
 
     fn query(&self, op: &str, sql: &str, ps: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         wait(self.c().query(sql, ps)).map_err(db(&self.loc, op))
     }
 
-    fn messages_where(
-        &self,
-        op: &str,
-        clause: &str,
-        p: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Message>> {
-        let sql = format!(
-            "SELECT {MESSAGE_COLS} FROM messages WHERE {clause} ORDER BY created_at, element"
-        );
+    fn messages_where(&self, op: &str, clause: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Vec<Message>> {
+        let sql = format!("SELECT {MESSAGE_COLS} FROM messages WHERE {clause} ORDER BY created_at, element");
         let rows = self.query(op, &sql, p)?;
         rows_to(&self.loc, op, rows, message_row)
     }
 
-    fn snapshots_where(
-        &self,
-        op: &str,
-        f: &SnapshotFilter,
-        extra: &str,
-    ) -> Result<Vec<StoredSnapshot>> {
+    fn snapshots_where(&self, op: &str, f: &SnapshotFilter, extra: &str) -> Result<Vec<StoredSnapshot>> {
         let (clause, ps) = filter_sql(f);
-        let sql = format!(
-            "SELECT {SNAPSHOT_COLS} FROM snapshots s WHERE {clause} {extra} ORDER BY s.kind, s.key"
-        );
+        let sql = format!("SELECT {SNAPSHOT_COLS} FROM snapshots s WHERE {clause} {extra} ORDER BY s.kind, s.key");
         let rows = self.query(op, &sql, &refs(&ps))?;
         rows_to(&self.loc, op, rows, snapshot_row)
     }
 
-    fn transition(
-        &mut self,
-        element: &str,
-        to: MessageState,
-        set: &str,
-        extra: Option<&str>,
-    ) -> Result<()> {
+    fn transition(&mut self, element: &str, to: MessageState, set: &str, extra: Option<&str>) -> Result<()> {
         let op = format!("mark message {to}");
         let (client, loc) = self.parts();
         let tx = write_tx(client, loc, &op)?;
-        let row = wait(tx.query_opt(
-            "SELECT state FROM messages WHERE element = $1 FOR UPDATE",
-            &[&element],
-        ))
-        .map_err(db(loc, &op))?
-        .ok_or_else(|| Error::UnknownMessage {
-            location: loc.to_string(),
-            element: element.to_string(),
-        })?;
+        let row = wait(tx.query_opt("SELECT state FROM messages WHERE element = $1 FOR UPDATE", &[&element]))
+            .map_err(db(loc, &op))?
+            .ok_or_else(|| Error::UnknownMessage { location: loc.to_string(), element: element.to_string() })?;
         let state = get_state(&row, 0).map_err(corrupt(loc, &op))?;
         if !state.can_go_to(to) {
             return Err(Error::InvalidTransition {
@@ -752,23 +639,13 @@ impl Store for PgStore {
         let op = "finish run";
         let (client, loc) = self.parts();
         let tx = write_tx(client, loc, op)?;
-        let row = wait(tx.query_opt(
-            "SELECT outcome FROM runs WHERE id = $1 FOR UPDATE",
-            &[&id.0],
-        ))
-        .map_err(db(loc, op))?;
+        let row =
+            wait(tx.query_opt("SELECT outcome FROM runs WHERE id = $1 FOR UPDATE", &[&id.0])).map_err(db(loc, op))?;
         let Some(row) = row else {
-            return Err(Error::UnknownRun {
-                location: loc.to_string(),
-                run: id.0,
-            });
+            return Err(Error::UnknownRun { location: loc.to_string(), run: id.0 });
         };
         if let Some(done) = get::<Option<String>>(&row, 0).map_err(corrupt(loc, op))? {
-            return Err(Error::RunAlreadyFinished {
-                location: loc.to_string(),
-                run: id.0,
-                outcome: done,
-            });
+            return Err(Error::RunAlreadyFinished { location: loc.to_string(), run: id.0, outcome: done });
         }
         wait(tx.execute(
             "UPDATE runs SET finished_at = $2, outcome = $3, detail = $4 WHERE id = $1",
@@ -780,22 +657,14 @@ impl Store for PgStore {
 
     fn run(&self, id: RunId) -> Result<Option<Run>> {
         let op = "read run";
-        let rows = self.query(
-            op,
-            &format!("SELECT {RUN_COLS} FROM runs WHERE id = $1"),
-            &[&id.0],
-        )?;
+        let rows = self.query(op, &format!("SELECT {RUN_COLS} FROM runs WHERE id = $1"), &[&id.0])?;
         Ok(rows_to(&self.loc, op, rows, run_row)?.pop())
     }
 
     fn runs(&self, limit: usize) -> Result<Vec<Run>> {
         let op = "list runs";
         let limit = limit.min(i64::MAX as usize) as i64;
-        let rows = self.query(
-            op,
-            &format!("SELECT {RUN_COLS} FROM runs ORDER BY id DESC LIMIT $1"),
-            &[&limit],
-        )?;
+        let rows = self.query(op, &format!("SELECT {RUN_COLS} FROM runs ORDER BY id DESC LIMIT $1"), &[&limit])?;
         rows_to(&self.loc, op, rows, run_row)
     }
 
@@ -811,19 +680,17 @@ impl Store for PgStore {
 
     fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
         let op = "list checkpoints";
-        let rows = self.query(op, "SELECT project_id, kind, checkpoint, updated_at FROM checkpoints ORDER BY project_id, kind", &[])?;
+        let rows = self.query(
+            op,
+            "SELECT project_id, kind, checkpoint, updated_at FROM checkpoints ORDER BY project_id, kind",
+            &[],
+        )?;
         rows_to(&self.loc, op, rows, |r| {
             Ok(Checkpoint { project_id: get(r, 0)?, kind: get(r, 1)?, checkpoint: get(r, 2)?, updated_at: get(r, 3)? })
         })
     }
 
-    fn advance_checkpoint(
-        &mut self,
-        project: &str,
-        kind: &str,
-        to: DateTime<Utc>,
-        run: Option<RunId>,
-    ) -> Result<bool> {
+    fn advance_checkpoint(&mut self, project: &str, kind: &str, to: DateTime<Utc>, run: Option<RunId>) -> Result<bool> {
         let op = "advance checkpoint";
         let (client, loc) = self.parts();
         let tx = write_tx(client, loc, op)?;
@@ -832,19 +699,12 @@ impl Store for PgStore {
         Ok(moved)
     }
 
-    fn reset_checkpoint(
-        &mut self,
-        project: &str,
-        kind: &str,
-        to: Option<DateTime<Utc>>,
-    ) -> Result<()> {
+    fn reset_checkpoint(&mut self, project: &str, kind: &str, to: Option<DateTime<Utc>>) -> Result<()> {
         let op = "reset checkpoint";
         match to {
-            None => self.query(
-                op,
-                "DELETE FROM checkpoints WHERE project_id = $1 AND kind = $2",
-                &[&project, &kind],
-            )?,
+            None => {
+                self.query(op, "DELETE FROM checkpoints WHERE project_id = $1 AND kind = $2", &[&project, &kind])?
+            }
             Some(t) => self.query(
                 op,
                 "INSERT INTO checkpoints (project_id, kind, checkpoint, updated_at) VALUES ($1, $2, $3, $4)
@@ -902,10 +762,7 @@ impl Store for PgStore {
             return Err(invalid(
                 loc,
                 op,
-                format!(
-                    "snapshot {}/{} belongs to project {:?}, not {:?}",
-                    s.kind, s.key, s.project_id, c.project_id
-                ),
+                format!("snapshot {}/{} belongs to project {:?}, not {:?}", s.kind, s.key, s.project_id, c.project_id),
             ));
         }
         // Any early return drops `tx`, which rolls the whole commit back.
@@ -919,8 +776,7 @@ impl Store for PgStore {
         }
         report.messages = c.messages.len();
         if let Some(to) = c.checkpoint_to {
-            report.checkpoint_advanced =
-                advance(&tx, loc, &c.project_id, &c.checkpoint_kind, to, c.run)?;
+            report.checkpoint_advanced = advance(&tx, loc, &c.project_id, &c.checkpoint_kind, to, c.run)?;
         }
         commit(tx, loc, op)?;
         Ok(report)
@@ -955,20 +811,12 @@ impl Store for PgStore {
         let mut f = f.clone();
         f.kind.get_or_insert_with(|| "cloud".to_string());
         let (clause, ps) = filter_sql(&f);
-        let cols: Vec<&str> = [
-            (by.vo, "s.vo"),
-            (by.project, "s.project_id"),
-            (by.month, "s.month"),
-        ]
-        .into_iter()
-        .filter_map(|(on, c)| on.then_some(c))
-        .collect();
+        let cols: Vec<&str> = [(by.vo, "s.vo"), (by.project, "s.project_id"), (by.month, "s.month")]
+            .into_iter()
+            .filter_map(|(on, c)| on.then_some(c))
+            .collect();
         let pick = |on: bool, c: &str| {
-            if on {
-                c.to_string()
-            } else {
-                "NULL::TEXT".to_string()
-            }
+            if on { c.to_string() } else { "NULL::TEXT".to_string() }
         };
         // NULLS FIRST: the order SQLite gives.
         let group = if cols.is_empty() {
@@ -1006,12 +854,7 @@ impl Store for PgStore {
             &[&kind, &project],
         )?;
         rows_to(&self.loc, op, rows, |r| {
-            Ok(SeenKey {
-                key: get(r, 0)?,
-                measured_at: get(r, 1)?,
-                status: get(r, 2)?,
-                end_time: get(r, 3)?,
-            })
+            Ok(SeenKey { key: get(r, 0)?, measured_at: get(r, 1)?, status: get(r, 2)?, end_time: get(r, 3)? })
         })
     }
 
@@ -1025,51 +868,26 @@ impl Store for PgStore {
 
     fn mark_sent(&mut self, element: &str, ams_id: &str) -> Result<()> {
         if ams_id.is_empty() {
-            return Err(invalid(
-                &self.loc,
-                "mark message sent",
-                format!("empty AMS message id for {element:?}"),
-            ));
+            return Err(invalid(&self.loc, "mark message sent", format!("empty AMS message id for {element:?}")));
         }
-        self.transition(
-            element,
-            MessageState::Sent,
-            "sent_at = $3, ams_id = $4",
-            Some(ams_id),
-        )
+        self.transition(element, MessageState::Sent, "sent_at = $3, ams_id = $4", Some(ams_id))
     }
 
     fn mark_acknowledged(&mut self, element: &str) -> Result<()> {
-        self.transition(
-            element,
-            MessageState::Acknowledged,
-            "acknowledged_at = $3",
-            None,
-        )
+        self.transition(element, MessageState::Acknowledged, "acknowledged_at = $3", None)
     }
 
     fn quarantine(&mut self, element: &str, reason: &str) -> Result<()> {
-        self.transition(
-            element,
-            MessageState::Quarantined,
-            "quarantined_at = $3, reason = $4",
-            Some(reason),
-        )
+        self.transition(element, MessageState::Quarantined, "quarantined_at = $3, reason = $4", Some(reason))
     }
 
     fn requeue(&mut self, element: &str) -> Result<()> {
         let op = "requeue message";
         let (client, loc) = self.parts();
         let tx = write_tx(client, loc, op)?;
-        let row = wait(tx.query_opt(
-            "SELECT state FROM messages WHERE element = $1 FOR UPDATE",
-            &[&element],
-        ))
-        .map_err(db(loc, op))?
-        .ok_or_else(|| Error::UnknownMessage {
-            location: loc.to_string(),
-            element: element.to_string(),
-        })?;
+        let row = wait(tx.query_opt("SELECT state FROM messages WHERE element = $1 FOR UPDATE", &[&element]))
+            .map_err(db(loc, op))?
+            .ok_or_else(|| Error::UnknownMessage { location: loc.to_string(), element: element.to_string() })?;
         let state = get_state(&row, 0).map_err(corrupt(loc, op))?;
         if state != MessageState::Quarantined {
             return Err(Error::InvalidTransition {
@@ -1088,11 +906,7 @@ impl Store for PgStore {
         commit(tx, loc, op)
     }
 
-    fn run_lock(
-        &mut self,
-        kind: &str,
-        wait_for: Duration,
-    ) -> Result<crate::RunLock, crate::LockError> {
+    fn run_lock(&mut self, kind: &str, wait_for: Duration) -> Result<crate::RunLock, crate::LockError> {
         let what = format!("ledger {} ({kind} runs)", self.loc);
         let op = "take the run lock";
         crate::runlock::poll(&what, wait_for, || {
@@ -1109,9 +923,7 @@ impl Store for PgStore {
     }
 
     fn message(&self, element: &str) -> Result<Option<Message>> {
-        Ok(self
-            .messages_where("read message", "element = $1", &[&element])?
-            .pop())
+        Ok(self.messages_where("read message", "element = $1", &[&element])?.pop())
     }
 
     fn pending(&self) -> Result<Vec<Message>> {
@@ -1125,10 +937,7 @@ impl Store for PgStore {
     fn message_records(&self, element: &str) -> Result<Vec<RecordRef>> {
         let op = "list message records";
         if self.message(element)?.is_none() {
-            return Err(Error::UnknownMessage {
-                location: self.loc.clone(),
-                element: element.to_string(),
-            });
+            return Err(Error::UnknownMessage { location: self.loc.clone(), element: element.to_string() });
         }
         let rows = self.query(
             op,
@@ -1136,11 +945,7 @@ impl Store for PgStore {
             &[&element],
         )?;
         rows_to(&self.loc, op, rows, |r| {
-            Ok(RecordRef {
-                key: get(r, 0)?,
-                measured_at: get(r, 1)?,
-                body_sha256: get(r, 2)?,
-            })
+            Ok(RecordRef { key: get(r, 0)?, measured_at: get(r, 1)?, body_sha256: get(r, 2)? })
         })
     }
 
@@ -1259,10 +1064,9 @@ impl Store for PgStore {
             .map_err(db(loc, op))?;
             for c in fresh {
                 let actions = crate::actions::encode(&c.actions);
-                wait(tx.execute(
-                    &put,
-                    &[&c.server_id, &c.project_id, &ts(c.updated), &ts(c.fetched_at), &now, &actions],
-                ))
+                wait(
+                    tx.execute(&put, &[&c.server_id, &c.project_id, &ts(c.updated), &ts(c.fetched_at), &now, &actions]),
+                )
                 .map_err(db(loc, op))?;
             }
         }
@@ -1280,8 +1084,8 @@ impl Store for PgStore {
         let op = "prune cached instance actions";
         let (client, loc) = self.parts();
         let tx = write_tx(client, loc, op)?;
-        let n = wait(tx.execute("DELETE FROM instance_actions WHERE seen_at < $1", &[&ts(before)]))
-            .map_err(db(loc, op))?;
+        let n =
+            wait(tx.execute("DELETE FROM instance_actions WHERE seen_at < $1", &[&ts(before)])).map_err(db(loc, op))?;
         commit(tx, loc, op)?;
         Ok(n)
     }

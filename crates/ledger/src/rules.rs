@@ -4,36 +4,19 @@
 use crate::{Error, Snapshot, Upsert, is_month};
 
 pub(crate) fn invalid(loc: &str, op: &str, reason: impl Into<String>) -> Error {
-    Error::Invalid {
-        location: loc.to_string(),
-        op: op.to_string(),
-        reason: reason.into(),
-    }
+    Error::Invalid { location: loc.to_string(), op: op.to_string(), reason: reason.into() }
 }
 
 pub(crate) fn validate_snapshot(loc: &str, op: &str, s: &Snapshot) -> Result<(), Error> {
-    for (what, v) in [
-        ("kind", &s.kind),
-        ("key", &s.key),
-        ("project_id", &s.project_id),
-        ("site", &s.site),
-    ] {
+    for (what, v) in [("kind", &s.kind), ("key", &s.key), ("project_id", &s.project_id), ("site", &s.site)] {
         if v.is_empty() {
-            return Err(invalid(
-                loc,
-                op,
-                format!("snapshot {}/{}: empty {what}", s.kind, s.key),
-            ));
+            return Err(invalid(loc, op, format!("snapshot {}/{}: empty {what}", s.kind, s.key)));
         }
     }
     if let Some(m) = &s.month
         && !is_month(m)
     {
-        return Err(invalid(
-            loc,
-            op,
-            format!("snapshot {}/{}: month {m:?} is not YYYY-MM", s.kind, s.key),
-        ));
+        return Err(invalid(loc, op, format!("snapshot {}/{}: month {m:?} is not YYYY-MM", s.kind, s.key)));
     }
     Ok(())
 }

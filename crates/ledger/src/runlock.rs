@@ -68,11 +68,7 @@ pub fn lock_file(path: &Path, what: &str, wait: Duration) -> Result<RunLock, Loc
         match try_lock_file(path, what)? {
             Some(l) => return Ok(l),
             None if started.elapsed() >= wait => {
-                return Err(LockError::Busy {
-                    what: what.to_owned(),
-                    holder: holder(path),
-                    waited: started.elapsed(),
-                });
+                return Err(LockError::Busy { what: what.to_owned(), holder: holder(path), waited: started.elapsed() });
             }
             None => std::thread::sleep(POLL.min(wait.saturating_sub(started.elapsed()))),
         }
@@ -91,21 +87,14 @@ pub(crate) fn poll(
             return Ok(RunLock::session(what.to_owned()));
         }
         if started.elapsed() >= wait {
-            return Err(LockError::Busy {
-                what: what.to_owned(),
-                holder: String::new(),
-                waited: started.elapsed(),
-            });
+            return Err(LockError::Busy { what: what.to_owned(), holder: String::new(), waited: started.elapsed() });
         }
         std::thread::sleep(POLL.min(wait.saturating_sub(started.elapsed())));
     }
 }
 
 fn try_lock_file(path: &Path, what: &str) -> Result<Option<RunLock>, LockError> {
-    let io = |source| LockError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| LockError::Io { path: path.to_owned(), source };
     let mut opts = OpenOptions::new();
     opts.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
@@ -116,34 +105,17 @@ fn try_lock_file(path: &Path, what: &str) -> Result<Option<RunLock>, LockError> 
         Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
         Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
     }
-    let note = format!(
-        "pid {}, since {}\n",
-        std::process::id(),
-        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-    );
-    file.set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| file.write_all(note.as_bytes()))
-        .map_err(io)?;
-    Ok(Some(RunLock {
-        _file: Some(file),
-        what: what.to_owned(),
-    }))
+    let note = format!("pid {}, since {}\n", std::process::id(), chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
+    file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(note.as_bytes())).map_err(io)?;
+    Ok(Some(RunLock { _file: Some(file), what: what.to_owned() }))
 }
 
 /// `" (pid 123, since …)"` from the lock file, or "".
 fn holder(path: &Path) -> String {
     let mut s = String::new();
-    if File::open(path)
-        .and_then(|mut f| f.read_to_string(&mut s))
-        .is_err()
-    {
+    if File::open(path).and_then(|mut f| f.read_to_string(&mut s)).is_err() {
         return String::new();
     }
     let s = s.trim();
-    if s.is_empty() || s.len() > 200 {
-        String::new()
-    } else {
-        format!(" ({s})")
-    }
+    if s.is_empty() || s.len() > 200 { String::new() } else { format!(" ({s})") }
 }

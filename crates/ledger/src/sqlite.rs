@@ -2,13 +2,14 @@
 //! (`PRAGMA user_version`), WAL mode, busy timeout, 0600 file creation, and every
 //! [`Store`] operation. Writes use `BEGIN IMMEDIATE` so two processes never deadlock.
 
-use crate::*;
 use crate::rules::{decide, invalid, validate_snapshot};
+use crate::*;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 use std::time::Duration;
 
 /// Schema migrations; `PRAGMA user_version` = number applied. Only ever append.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE runs (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     command     TEXT NOT NULL,
@@ -73,7 +74,8 @@ CREATE TABLE message_records (
     PRIMARY KEY (element, key)
 );
 CREATE INDEX message_records_by_record ON message_records (kind, key);
-"#, r#"
+"#,
+    r#"
 CREATE TABLE run_warnings (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id  INTEGER NOT NULL REFERENCES runs(id),
@@ -83,7 +85,8 @@ CREATE TABLE run_warnings (
 );
 CREATE INDEX run_warnings_by_run ON run_warnings (run_id, id);
 CREATE INDEX runs_by_command ON runs (command, id);
-"#, r#"
+"#,
+    r#"
 CREATE TABLE instance_actions (
     server_id  TEXT PRIMARY KEY,
     project_id TEXT NOT NULL,
@@ -93,7 +96,8 @@ CREATE TABLE instance_actions (
     actions    TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX instance_actions_by_seen ON instance_actions (seen_at);
-"#];
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -106,9 +110,7 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions {
-            busy_timeout: Duration::from_secs(10),
-        }
+        SqliteOptions { busy_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -119,13 +121,8 @@ pub struct SqliteStore {
 }
 
 fn db<'a>(loc: &'a str, op: &'a str) -> impl Fn(rusqlite::Error) -> Error + 'a {
-    move |e| Error::Backend {
-        location: loc.to_string(),
-        op: op.to_string(),
-        source: Box::new(e),
-    }
+    move |e| Error::Backend { location: loc.to_string(), op: op.to_string(), source: Box::new(e) }
 }
-
 
 fn ts(t: DateTime<Utc>) -> String {
     format_time(t)
@@ -146,14 +143,12 @@ fn get_time(row: &Row, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
 
 fn get_otime(row: &Row, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
     let s: Option<String> = row.get(idx)?;
-    s.map(|s| parse_time(&s).ok_or_else(|| conv_err(idx, format!("not an RFC 3339 time: {s:?}"))))
-        .transpose()
+    s.map(|s| parse_time(&s).ok_or_else(|| conv_err(idx, format!("not an RFC 3339 time: {s:?}")))).transpose()
 }
 
 fn get_ou64(row: &Row, idx: usize) -> rusqlite::Result<Option<u64>> {
     let v: Option<i64> = row.get(idx)?;
-    v.map(|v| u64::try_from(v).map_err(|_| conv_err(idx, format!("negative count {v}"))))
-        .transpose()
+    v.map(|v| u64::try_from(v).map_err(|_| conv_err(idx, format!("negative count {v}")))).transpose()
 }
 
 fn get_state(row: &Row, idx: usize) -> rusqlite::Result<MessageState> {
@@ -162,8 +157,7 @@ fn get_state(row: &Row, idx: usize) -> rusqlite::Result<MessageState> {
 }
 
 fn opt_i64(loc: &str, op: &str, what: &str, v: Option<u64>) -> Result<Option<i64>> {
-    v.map(|v| i64::try_from(v).map_err(|_| invalid(loc, op, format!("{what} {v} is too large"))))
-        .transpose()
+    v.map(|v| i64::try_from(v).map_err(|_| invalid(loc, op, format!("{what} {v} is too large")))).transpose()
 }
 
 const SNAPSHOT_COLS: &str = "s.kind, s.key, s.project_id, s.vo, s.site, s.measured_at, s.month, s.start_time, \
@@ -212,8 +206,7 @@ fn message_row(row: &Row) -> rusqlite::Result<Message> {
     })
 }
 
-const RUN_COLS: &str =
-    "id, command, started_at, finished_at, outcome, detail, window_from, window_to";
+const RUN_COLS: &str = "id, command, started_at, finished_at, outcome, detail, window_from, window_to";
 
 fn run_row(row: &Row) -> rusqlite::Result<Run> {
     let outcome: Option<String> = row.get(4)?;
@@ -223,9 +216,7 @@ fn run_row(row: &Row) -> rusqlite::Result<Run> {
         started_at: get_time(row, 2)?,
         finished_at: get_otime(row, 3)?,
         outcome: outcome
-            .map(|o| {
-                RunOutcome::parse(&o).ok_or_else(|| conv_err(4, format!("unknown outcome {o:?}")))
-            })
+            .map(|o| RunOutcome::parse(&o).ok_or_else(|| conv_err(4, format!("unknown outcome {o:?}"))))
             .transpose()?,
         detail: row.get(5)?,
         window_from: get_otime(row, 6)?,
@@ -266,73 +257,40 @@ impl SqliteStore {
     /// Open or create the ledger file (0600 on creation), set WAL, busy timeout, migrate.
     pub fn open(path: &Path, opts: SqliteOptions) -> Result<SqliteStore> {
         let loc = path.display().to_string();
-        create_private(path).map_err(|e| Error::Io {
-            location: loc.clone(),
-            op: "create".into(),
-            source: e,
-        })?;
+        create_private(path).map_err(|e| Error::Io { location: loc.clone(), op: "create".into(), source: e })?;
         let mut conn = Connection::open(path).map_err(db(&loc, "open"))?;
-        conn.busy_timeout(opts.busy_timeout)
-            .map_err(db(&loc, "set busy timeout"))?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(db(&loc, "set WAL journal mode"))?;
+        conn.busy_timeout(opts.busy_timeout).map_err(db(&loc, "set busy timeout"))?;
+        let mode: String =
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(db(&loc, "set WAL journal mode"))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(invalid(
-                &loc,
-                "set WAL journal mode",
-                format!("SQLite kept journal mode {mode:?}"),
-            ));
+            return Err(invalid(&loc, "set WAL journal mode", format!("SQLite kept journal mode {mode:?}")));
         }
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(db(&loc, "set synchronous"))?;
-        conn.pragma_update(None, "foreign_keys", true)
-            .map_err(db(&loc, "enable foreign keys"))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db(&loc, "set synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(db(&loc, "enable foreign keys"))?;
         migrate(&mut conn, &loc)?;
-        Ok(SqliteStore {
-            conn,
-            loc,
-            path: path.to_owned(),
-        })
+        Ok(SqliteStore { conn, loc, path: path.to_owned() })
     }
 
     /// The schema version of the open file.
     pub fn schema_version(&self) -> Result<i64> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(db(&self.loc, "read schema version"))
+        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db(&self.loc, "read schema version"))
     }
 
     fn write_tx(&mut self, op: &str) -> Result<rusqlite::Transaction<'_>> {
-        self.conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db(&self.loc, op))
+        self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db(&self.loc, op))
     }
 
     fn messages_where(&self, op: &str, clause: &str, p: &[&str]) -> Result<Vec<Message>> {
-        let sql = format!(
-            "SELECT {MESSAGE_COLS} FROM messages WHERE {clause} ORDER BY created_at, element"
-        );
+        let sql = format!("SELECT {MESSAGE_COLS} FROM messages WHERE {clause} ORDER BY created_at, element");
         let mut st = self.conn.prepare_cached(&sql).map_err(db(&self.loc, op))?;
-        st.query_map(params_from_iter(p), message_row)
-            .and_then(|rows| rows.collect())
-            .map_err(db(&self.loc, op))
+        st.query_map(params_from_iter(p), message_row).and_then(|rows| rows.collect()).map_err(db(&self.loc, op))
     }
 
-    fn snapshots_where(
-        &self,
-        op: &str,
-        f: &SnapshotFilter,
-        extra: &str,
-    ) -> Result<Vec<StoredSnapshot>> {
+    fn snapshots_where(&self, op: &str, f: &SnapshotFilter, extra: &str) -> Result<Vec<StoredSnapshot>> {
         let (clause, ps) = filter_sql(f);
-        let sql = format!(
-            "SELECT {SNAPSHOT_COLS} FROM snapshots s WHERE {clause} {extra} ORDER BY s.kind, s.key"
-        );
+        let sql = format!("SELECT {SNAPSHOT_COLS} FROM snapshots s WHERE {clause} {extra} ORDER BY s.kind, s.key");
         let mut st = self.conn.prepare(&sql).map_err(db(&self.loc, op))?;
-        st.query_map(params_from_iter(ps), snapshot_row)
-            .and_then(|rows| rows.collect())
-            .map_err(db(&self.loc, op))
+        st.query_map(params_from_iter(ps), snapshot_row).and_then(|rows| rows.collect()).map_err(db(&self.loc, op))
     }
 
     fn transition(&mut self, element: &str, to: MessageState, set: &str, p: &[&str]) -> Result<()> {
@@ -340,33 +298,18 @@ impl SqliteStore {
         let loc = self.loc.clone();
         let tx = self.write_tx(&op)?;
         let state = tx
-            .query_row(
-                "SELECT state FROM messages WHERE element = ?1",
-                [element],
-                |r| get_state(r, 0),
-            )
+            .query_row("SELECT state FROM messages WHERE element = ?1", [element], |r| get_state(r, 0))
             .optional()
             .map_err(db(&loc, &op))?
-            .ok_or_else(|| Error::UnknownMessage {
-                location: loc.clone(),
-                element: element.to_string(),
-            })?;
+            .ok_or_else(|| Error::UnknownMessage { location: loc.clone(), element: element.to_string() })?;
         if !state.can_go_to(to) {
-            return Err(Error::InvalidTransition {
-                location: loc,
-                element: element.to_string(),
-                from: state,
-                to,
-            });
+            return Err(Error::InvalidTransition { location: loc, element: element.to_string(), from: state, to });
         }
         let now = ts(Utc::now());
         let mut vals: Vec<&str> = vec![element, to.as_str(), &now];
         vals.extend_from_slice(p);
-        tx.execute(
-            &format!("UPDATE messages SET state = ?2, {set} WHERE element = ?1"),
-            params_from_iter(vals),
-        )
-        .map_err(db(&loc, &op))?;
+        tx.execute(&format!("UPDATE messages SET state = ?2, {set} WHERE element = ?1"), params_from_iter(vals))
+            .map_err(db(&loc, &op))?;
         tx.commit().map_err(db(&loc, &op))
     }
 }
@@ -374,12 +317,7 @@ impl SqliteStore {
 #[cfg(unix)]
 fn create_private(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
@@ -393,45 +331,23 @@ fn create_private(_path: &Path) -> std::io::Result<()> {
 
 fn migrate(conn: &mut Connection, loc: &str) -> Result<()> {
     let op = "migrate schema";
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db(loc, op))?;
-    let found: i64 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(db(loc, op))?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db(loc, op))?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db(loc, op))?;
     if found > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew {
-            location: loc.to_string(),
-            found,
-            supported: SCHEMA_VERSION,
-        });
+        return Err(Error::SchemaTooNew { location: loc.to_string(), found, supported: SCHEMA_VERSION });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let step = format!("migrate schema to version {}", i + 1);
         tx.execute_batch(sql).map_err(db(loc, &step))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(db(loc, &step))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(db(loc, &step))?;
     }
     tx.commit().map_err(db(loc, op))
 }
 
-
-
-fn stored_version(
-    conn: &Connection,
-    loc: &str,
-    op: &str,
-    kind: &str,
-    key: &str,
-) -> Result<Option<(String, String)>> {
-    conn.prepare_cached(
-        "SELECT measured_at, body_sha256 FROM snapshots WHERE kind = ?1 AND key = ?2",
-    )
-    .and_then(|mut st| {
-        st.query_row([kind, key], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-    })
-    .map_err(db(loc, op))
+fn stored_version(conn: &Connection, loc: &str, op: &str, kind: &str, key: &str) -> Result<Option<(String, String)>> {
+    conn.prepare_cached("SELECT measured_at, body_sha256 FROM snapshots WHERE kind = ?1 AND key = ?2")
+        .and_then(|mut st| st.query_row([kind, key], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(db(loc, op))
 }
 
 fn upsert(conn: &Connection, loc: &str, s: &Snapshot, run: Option<RunId>) -> Result<Upsert> {
@@ -468,7 +384,8 @@ fn upsert(conn: &Connection, loc: &str, s: &Snapshot, run: Option<RunId>) -> Res
                      status = excluded.status, body = excluded.body, body_sha256 = excluded.body_sha256,
                      updated_at = excluded.updated_at, run_id = excluded.run_id",
             )
-            .and_then(|mut st| st.execute(params![
+            .and_then(|mut st| {
+                st.execute(params![
                     s.kind,
                     s.key,
                     s.project_id,
@@ -485,7 +402,8 @@ fn upsert(conn: &Connection, loc: &str, s: &Snapshot, run: Option<RunId>) -> Res
                     sha,
                     now,
                     run
-                ]))
+                ])
+            })
             .map_err(db(loc, op))?;
         }
     }
@@ -527,19 +445,11 @@ fn insert_message(conn: &Connection, loc: &str, m: &NewMessage, run: Option<RunI
         .and_then(|mut st| st.query_row([&m.element], |_| Ok(())).optional())
         .map_err(db(loc, op))?;
     if exists.is_some() {
-        return Err(invalid(
-            loc,
-            op,
-            format!("spool element {:?} is already recorded", m.element),
-        ));
+        return Err(invalid(loc, op, format!("spool element {:?} is already recorded", m.element)));
     }
     let mut keys = std::collections::HashSet::new();
     if let Some(dup) = m.records.iter().find(|r| !keys.insert(r.key.as_str())) {
-        return Err(invalid(
-            loc,
-            op,
-            format!("message {:?} lists record {:?} twice", m.element, dup.key),
-        ));
+        return Err(invalid(loc, op, format!("message {:?} lists record {:?} twice", m.element, dup.key)));
     }
     conn.prepare_cached(
         "INSERT INTO messages (element, kind, record_count, created_at, run_id, state) VALUES (?1, ?2, ?3, ?4, ?5, 'spooled')",
@@ -552,14 +462,7 @@ fn insert_message(conn: &Connection, loc: &str, m: &NewMessage, run: Option<RunI
         )
         .map_err(db(loc, op))?;
     for r in &m.records {
-        st.execute(params![
-            m.element,
-            m.kind,
-            r.key,
-            ts(r.measured_at),
-            r.body_sha256
-        ])
-        .map_err(db(loc, op))?;
+        st.execute(params![m.element, m.kind, r.key, ts(r.measured_at), r.body_sha256]).map_err(db(loc, op))?;
     }
     Ok(())
 }
@@ -588,24 +491,15 @@ impl Store for SqliteStore {
         let loc = self.loc.clone();
         let tx = self.write_tx(op)?;
         let current: Option<Option<String>> = tx
-            .query_row("SELECT outcome FROM runs WHERE id = ?1", [id.0], |r| {
-                r.get(0)
-            })
+            .query_row("SELECT outcome FROM runs WHERE id = ?1", [id.0], |r| r.get(0))
             .optional()
             .map_err(db(&loc, op))?;
         match current {
             None => {
-                return Err(Error::UnknownRun {
-                    location: loc,
-                    run: id.0,
-                });
+                return Err(Error::UnknownRun { location: loc, run: id.0 });
             }
             Some(Some(done)) => {
-                return Err(Error::RunAlreadyFinished {
-                    location: loc,
-                    run: id.0,
-                    outcome: done,
-                });
+                return Err(Error::RunAlreadyFinished { location: loc, run: id.0, outcome: done });
             }
             Some(None) => {}
         }
@@ -619,11 +513,7 @@ impl Store for SqliteStore {
 
     fn run(&self, id: RunId) -> Result<Option<Run>> {
         self.conn
-            .query_row(
-                &format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"),
-                [id.0],
-                run_row,
-            )
+            .query_row(&format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"), [id.0], run_row)
             .optional()
             .map_err(db(&self.loc, "read run"))
     }
@@ -632,9 +522,7 @@ impl Store for SqliteStore {
         let op = "list runs";
         let mut st = self
             .conn
-            .prepare(&format!(
-                "SELECT {RUN_COLS} FROM runs ORDER BY id DESC LIMIT ?1"
-            ))
+            .prepare(&format!("SELECT {RUN_COLS} FROM runs ORDER BY id DESC LIMIT ?1"))
             .map_err(db(&self.loc, op))?;
         st.query_map([limit.min(i64::MAX as usize) as i64], run_row)
             .and_then(|rows| rows.collect())
@@ -643,11 +531,9 @@ impl Store for SqliteStore {
 
     fn checkpoint(&self, project: &str, kind: &str) -> Result<Option<DateTime<Utc>>> {
         self.conn
-            .query_row(
-                "SELECT checkpoint FROM checkpoints WHERE project_id = ?1 AND kind = ?2",
-                [project, kind],
-                |r| get_time(r, 0),
-            )
+            .query_row("SELECT checkpoint FROM checkpoints WHERE project_id = ?1 AND kind = ?2", [project, kind], |r| {
+                get_time(r, 0)
+            })
             .optional()
             .map_err(db(&self.loc, "read checkpoint"))
     }
@@ -656,22 +542,23 @@ impl Store for SqliteStore {
         let op = "list checkpoints";
         let mut st = self
             .conn
-            .prepare_cached("SELECT project_id, kind, checkpoint, updated_at FROM checkpoints ORDER BY project_id, kind")
+            .prepare_cached(
+                "SELECT project_id, kind, checkpoint, updated_at FROM checkpoints ORDER BY project_id, kind",
+            )
             .map_err(db(&self.loc, op))?;
         st.query_map([], |r| {
-            Ok(Checkpoint { project_id: r.get(0)?, kind: r.get(1)?, checkpoint: get_time(r, 2)?, updated_at: get_time(r, 3)? })
+            Ok(Checkpoint {
+                project_id: r.get(0)?,
+                kind: r.get(1)?,
+                checkpoint: get_time(r, 2)?,
+                updated_at: get_time(r, 3)?,
+            })
         })
         .and_then(|rows| rows.collect())
         .map_err(db(&self.loc, op))
     }
 
-    fn advance_checkpoint(
-        &mut self,
-        project: &str,
-        kind: &str,
-        to: DateTime<Utc>,
-        run: Option<RunId>,
-    ) -> Result<bool> {
+    fn advance_checkpoint(&mut self, project: &str, kind: &str, to: DateTime<Utc>, run: Option<RunId>) -> Result<bool> {
         let loc = self.loc.clone();
         let tx = self.write_tx("advance checkpoint")?;
         let moved = advance(&tx, &loc, project, kind, to, run)?;
@@ -679,17 +566,10 @@ impl Store for SqliteStore {
         Ok(moved)
     }
 
-    fn reset_checkpoint(
-        &mut self,
-        project: &str,
-        kind: &str,
-        to: Option<DateTime<Utc>>,
-    ) -> Result<()> {
+    fn reset_checkpoint(&mut self, project: &str, kind: &str, to: Option<DateTime<Utc>>) -> Result<()> {
         let op = "reset checkpoint";
         match to {
-            None => self
-                .conn
-                .execute("DELETE FROM checkpoints WHERE project_id = ?1 AND kind = ?2", [project, kind]),
+            None => self.conn.execute("DELETE FROM checkpoints WHERE project_id = ?1 AND kind = ?2", [project, kind]),
             Some(t) => self.conn.execute(
                 "INSERT INTO checkpoints (project_id, kind, checkpoint, updated_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (project_id, kind) DO UPDATE SET checkpoint = excluded.checkpoint,
@@ -712,8 +592,7 @@ impl Store for SqliteStore {
     fn preview_snapshots(&self, snapshots: &[Snapshot]) -> Result<Vec<Upsert>> {
         let op = "preview snapshots";
         // Later entries for the same key see earlier ones, as in a real commit.
-        let mut pending: std::collections::HashMap<(&str, &str), (String, String)> =
-            Default::default();
+        let mut pending: std::collections::HashMap<(&str, &str), (String, String)> = Default::default();
         snapshots
             .iter()
             .map(|s| {
@@ -744,10 +623,7 @@ impl Store for SqliteStore {
             return Err(invalid(
                 &loc,
                 op,
-                format!(
-                    "snapshot {}/{} belongs to project {:?}, not {:?}",
-                    s.kind, s.key, s.project_id, c.project_id
-                ),
+                format!("snapshot {}/{} belongs to project {:?}, not {:?}", s.kind, s.key, s.project_id, c.project_id),
             ));
         }
         let tx = self.write_tx(op)?;
@@ -760,8 +636,7 @@ impl Store for SqliteStore {
         }
         report.messages = c.messages.len();
         if let Some(to) = c.checkpoint_to {
-            report.checkpoint_advanced =
-                advance(&tx, &loc, &c.project_id, &c.checkpoint_kind, to, c.run)?;
+            report.checkpoint_advanced = advance(&tx, &loc, &c.project_id, &c.checkpoint_kind, to, c.run)?;
         }
         tx.commit().map_err(db(&loc, op))?;
         Ok(report)
@@ -784,9 +659,7 @@ impl Store for SqliteStore {
     fn snapshot(&self, kind: &str, key: &str) -> Result<Option<StoredSnapshot>> {
         self.conn
             .query_row(
-                &format!(
-                    "SELECT {SNAPSHOT_COLS} FROM snapshots s WHERE s.kind = ?1 AND s.key = ?2"
-                ),
+                &format!("SELECT {SNAPSHOT_COLS} FROM snapshots s WHERE s.kind = ?1 AND s.key = ?2"),
                 [kind, key],
                 snapshot_row,
             )
@@ -799,26 +672,14 @@ impl Store for SqliteStore {
         let mut f = f.clone();
         f.kind.get_or_insert_with(|| "cloud".to_string());
         let (clause, ps) = filter_sql(&f);
-        let cols: Vec<&str> = [
-            (by.vo, "s.vo"),
-            (by.project, "s.project_id"),
-            (by.month, "s.month"),
-        ]
-        .into_iter()
-        .filter_map(|(on, c)| on.then_some(c))
-        .collect();
+        let cols: Vec<&str> = [(by.vo, "s.vo"), (by.project, "s.project_id"), (by.month, "s.month")]
+            .into_iter()
+            .filter_map(|(on, c)| on.then_some(c))
+            .collect();
         let pick = |on: bool, c: &str| {
-            if on {
-                c.to_string()
-            } else {
-                "NULL".to_string()
-            }
+            if on { c.to_string() } else { "NULL".to_string() }
         };
-        let group = if cols.is_empty() {
-            String::new()
-        } else {
-            format!("GROUP BY {0} ORDER BY {0}", cols.join(", "))
-        };
+        let group = if cols.is_empty() { String::new() } else { format!("GROUP BY {0} ORDER BY {0}", cols.join(", ")) };
         let sql = format!(
             "SELECT {}, {}, {}, COUNT(*), COALESCE(SUM(s.wall_seconds), 0), COALESCE(SUM(s.cpu_seconds), 0)
              FROM snapshots s WHERE {clause} {group}",
@@ -852,12 +713,7 @@ impl Store for SqliteStore {
             )
             .map_err(db(&self.loc, op))?;
         st.query_map([kind, project], |r| {
-            Ok(SeenKey {
-                key: r.get(0)?,
-                measured_at: get_time(r, 1)?,
-                status: r.get(2)?,
-                end_time: get_otime(r, 3)?,
-            })
+            Ok(SeenKey { key: r.get(0)?, measured_at: get_time(r, 1)?, status: r.get(2)?, end_time: get_otime(r, 3)? })
         })
         .and_then(|rows| rows.collect())
         .map_err(db(&self.loc, op))
@@ -872,36 +728,17 @@ impl Store for SqliteStore {
 
     fn mark_sent(&mut self, element: &str, ams_id: &str) -> Result<()> {
         if ams_id.is_empty() {
-            return Err(invalid(
-                &self.loc,
-                "mark message sent",
-                format!("empty AMS message id for {element:?}"),
-            ));
+            return Err(invalid(&self.loc, "mark message sent", format!("empty AMS message id for {element:?}")));
         }
-        self.transition(
-            element,
-            MessageState::Sent,
-            "sent_at = ?3, ams_id = ?4",
-            &[ams_id],
-        )
+        self.transition(element, MessageState::Sent, "sent_at = ?3, ams_id = ?4", &[ams_id])
     }
 
     fn mark_acknowledged(&mut self, element: &str) -> Result<()> {
-        self.transition(
-            element,
-            MessageState::Acknowledged,
-            "acknowledged_at = ?3",
-            &[],
-        )
+        self.transition(element, MessageState::Acknowledged, "acknowledged_at = ?3", &[])
     }
 
     fn quarantine(&mut self, element: &str, reason: &str) -> Result<()> {
-        self.transition(
-            element,
-            MessageState::Quarantined,
-            "quarantined_at = ?3, reason = ?4",
-            &[reason],
-        )
+        self.transition(element, MessageState::Quarantined, "quarantined_at = ?3, reason = ?4", &[reason])
     }
 
     fn requeue(&mut self, element: &str) -> Result<()> {
@@ -909,17 +746,10 @@ impl Store for SqliteStore {
         let loc = self.loc.clone();
         let tx = self.write_tx(op)?;
         let state = tx
-            .query_row(
-                "SELECT state FROM messages WHERE element = ?1",
-                [element],
-                |r| get_state(r, 0),
-            )
+            .query_row("SELECT state FROM messages WHERE element = ?1", [element], |r| get_state(r, 0))
             .optional()
             .map_err(db(&loc, op))?
-            .ok_or_else(|| Error::UnknownMessage {
-                location: loc.clone(),
-                element: element.to_string(),
-            })?;
+            .ok_or_else(|| Error::UnknownMessage { location: loc.clone(), element: element.to_string() })?;
         if state != MessageState::Quarantined {
             return Err(Error::InvalidTransition {
                 location: loc,
@@ -937,24 +767,14 @@ impl Store for SqliteStore {
         tx.commit().map_err(db(&loc, op))
     }
 
-    fn run_lock(
-        &mut self,
-        kind: &str,
-        wait: std::time::Duration,
-    ) -> Result<crate::RunLock, crate::LockError> {
+    fn run_lock(&mut self, kind: &str, wait: std::time::Duration) -> Result<crate::RunLock, crate::LockError> {
         let mut file = self.path.as_os_str().to_owned();
         file.push(format!(".{kind}.lock"));
-        crate::runlock::lock_file(
-            Path::new(&file),
-            &format!("ledger {} ({kind} runs)", self.loc),
-            wait,
-        )
+        crate::runlock::lock_file(Path::new(&file), &format!("ledger {} ({kind} runs)", self.loc), wait)
     }
 
     fn message(&self, element: &str) -> Result<Option<Message>> {
-        Ok(self
-            .messages_where("read message", "element = ?1", &[element])?
-            .pop())
+        Ok(self.messages_where("read message", "element = ?1", &[element])?.pop())
     }
 
     fn pending(&self) -> Result<Vec<Message>> {
@@ -968,21 +788,14 @@ impl Store for SqliteStore {
     fn message_records(&self, element: &str) -> Result<Vec<RecordRef>> {
         let op = "list message records";
         if self.message(element)?.is_none() {
-            return Err(Error::UnknownMessage {
-                location: self.loc.clone(),
-                element: element.to_string(),
-            });
+            return Err(Error::UnknownMessage { location: self.loc.clone(), element: element.to_string() });
         }
         let mut st = self
             .conn
             .prepare_cached("SELECT key, measured_at, body_sha256 FROM message_records WHERE element = ?1 ORDER BY key")
             .map_err(db(&self.loc, op))?;
         st.query_map([element], |r| {
-            Ok(RecordRef {
-                key: r.get(0)?,
-                measured_at: get_time(r, 1)?,
-                body_sha256: r.get(2)?,
-            })
+            Ok(RecordRef { key: r.get(0)?, measured_at: get_time(r, 1)?, body_sha256: r.get(2)? })
         })
         .and_then(|rows| rows.collect())
         .map_err(db(&self.loc, op))
@@ -1070,7 +883,14 @@ impl Store for SqliteStore {
         for server in servers {
             let row = st
                 .query_row([*server, project], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get(1)?, get_time(r, 2)?, get_time(r, 3)?, get_time(r, 4)?, r.get::<_, String>(5)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get(1)?,
+                        get_time(r, 2)?,
+                        get_time(r, 3)?,
+                        get_time(r, 4)?,
+                        r.get::<_, String>(5)?,
+                    ))
                 })
                 .optional()
                 .map_err(db(&self.loc, op))?;

@@ -58,8 +58,7 @@ fn use_ledger(l: &mut Ledger, n: u32) {
 fn schema_version_table_records_the_migration_and_times_are_timestamptz() {
     let db = PgDb::create();
     let mut l = Ledger::open_postgres(&db.url).unwrap();
-    l.advance_checkpoint("p1", "nova", t(2) + Duration::microseconds(1_500_123), None)
-        .unwrap();
+    l.advance_checkpoint("p1", "nova", t(2) + Duration::microseconds(1_500_123), None).unwrap();
     drop(l);
     drop(Ledger::open_postgres(&db.url).unwrap()); // reopening migrates nothing twice
 
@@ -85,20 +84,11 @@ fn schema_version_table_records_the_migration_and_times_are_timestamptz() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert!(types.len() >= 14, "{types:?}");
-    assert!(
-        types.iter().all(|(_, ty)| ty == "timestamp with time zone"),
-        "{types:?}"
-    );
-    let stored: DateTime<Utc> = raw
-        .query_one("SELECT checkpoint FROM checkpoints", &[])
-        .unwrap()
-        .get(0);
+    assert!(types.iter().all(|(_, ty)| ty == "timestamp with time zone"), "{types:?}");
+    let stored: DateTime<Utc> = raw.query_one("SELECT checkpoint FROM checkpoints", &[]).unwrap().get(0);
     assert_eq!(stored, t(2) + Duration::microseconds(1_500_123));
     let text: String = raw
-        .query_one(
-            "SELECT to_char(checkpoint AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM checkpoints",
-            &[],
-        )
+        .query_one("SELECT to_char(checkpoint AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM checkpoints", &[])
         .unwrap()
         .get(0);
     assert_eq!(text, "2026-10-02 00:00:01.500123");
@@ -108,21 +98,9 @@ fn schema_version_table_records_the_migration_and_times_are_timestamptz() {
 fn a_newer_schema_is_refused_naming_the_database() {
     let db = PgDb::create();
     drop(Ledger::open_postgres(&db.url).unwrap());
-    db.raw()
-        .batch_execute("INSERT INTO schema_version (version) VALUES (99)")
-        .unwrap();
+    db.raw().batch_execute("INSERT INTO schema_version (version) VALUES (99)").unwrap();
     let err = Ledger::open_postgres(&db.url).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::SchemaTooNew {
-                found: 99,
-                supported: 3,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, Error::SchemaTooNew { found: 99, supported: 3, .. }), "{err}");
     assert!(err.to_string().contains(&db.name), "{err}");
 }
 
@@ -136,23 +114,13 @@ fn passwords_never_appear_in_errors_location_or_debug() {
     ] {
         let err = Ledger::open_postgres(&conninfo).unwrap_err();
         let (text, debug) = (err.to_string(), format!("{err:?}"));
-        assert!(
-            !text.contains(PW) && !debug.contains(PW),
-            "{text} / {debug}"
-        );
-        assert!(
-            text.contains("postgresql://alice@127.0.0.1:1/ledger") && text.contains("connect"),
-            "{text}"
-        );
+        assert!(!text.contains(PW) && !debug.contains(PW), "{text} / {debug}");
+        assert!(text.contains("postgresql://alice@127.0.0.1:1/ledger") && text.contains("connect"), "{text}");
     }
     // A malformed connection string is refused without echoing it.
-    let err = Ledger::open_postgres(&format!("postgresql://alice:{PW}@127.0.0.1:notaport/x"))
-        .unwrap_err();
+    let err = Ledger::open_postgres(&format!("postgresql://alice:{PW}@127.0.0.1:notaport/x")).unwrap_err();
     assert!(matches!(err, Error::Invalid { .. }), "{err}");
-    assert!(
-        !err.to_string().contains(PW) && !format!("{err:?}").contains(PW),
-        "{err}"
-    );
+    assert!(!err.to_string().contains(PW) && !format!("{err:?}").contains(PW), "{err}");
 
     // A working connection with a password (the test server trusts, so it is not checked).
     let db = PgDb::create();
@@ -160,22 +128,13 @@ fn passwords_never_appear_in_errors_location_or_debug() {
     url.set_password(Some(PW)).unwrap();
     let l = Ledger::open(url.as_str()).unwrap();
     assert!(!l.location().contains(PW), "{}", l.location());
-    assert!(
-        l.location().ends_with(&format!("/{}", db.name)),
-        "{}",
-        l.location()
-    );
+    assert!(l.location().ends_with(&format!("/{}", db.name)), "{}", l.location());
     let debug = format!("{l:?}");
     assert!(!debug.contains(PW) && debug.contains(&db.name), "{debug}");
     drop(l);
-    db.raw()
-        .batch_execute("INSERT INTO schema_version (version) VALUES (7)")
-        .unwrap();
+    db.raw().batch_execute("INSERT INTO schema_version (version) VALUES (7)").unwrap();
     let err = Ledger::open(url.as_str()).unwrap_err();
-    assert!(
-        !err.to_string().contains(PW) && !format!("{err:?}").contains(PW),
-        "{err}"
-    );
+    assert!(!err.to_string().contains(PW) && !format!("{err:?}").contains(PW), "{err}");
 }
 
 #[test]
@@ -185,31 +144,18 @@ fn a_blocked_writer_times_out_naming_the_operation_while_readers_see_the_last_co
     writer.advance_checkpoint("p1", "nova", t(2), None).unwrap();
     let mut other = Ledger::open_postgres_with(
         &db.url,
-        PgOptions {
-            lock_timeout: std::time::Duration::from_millis(200),
-            ..Default::default()
-        },
+        PgOptions { lock_timeout: std::time::Duration::from_millis(200), ..Default::default() },
     )
     .unwrap();
 
     // Another session is in the middle of a write transaction on the checkpoint row.
     let mut raw = db.raw();
     let mut tx = raw.transaction().unwrap();
-    tx.batch_execute("UPDATE checkpoints SET checkpoint = '2026-10-09T00:00:00Z'")
-        .unwrap();
-    assert_eq!(
-        other.checkpoint("p1", "nova").unwrap(),
-        Some(t(2)),
-        "readers see the last committed state"
-    );
+    tx.batch_execute("UPDATE checkpoints SET checkpoint = '2026-10-09T00:00:00Z'").unwrap();
+    assert_eq!(other.checkpoint("p1", "nova").unwrap(), Some(t(2)), "readers see the last committed state");
     let started = std::time::Instant::now();
-    let err = other
-        .advance_checkpoint("p1", "nova", t(5), None)
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("advance checkpoint") && err.to_string().contains(&db.name),
-        "{err}"
-    );
+    let err = other.advance_checkpoint("p1", "nova", t(5), None).unwrap_err();
+    assert!(err.to_string().contains("advance checkpoint") && err.to_string().contains(&db.name), "{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     tx.rollback().unwrap();
     // The failed transaction was rolled back: the same connection works again.
@@ -221,15 +167,8 @@ fn a_blocked_writer_times_out_naming_the_operation_while_readers_see_the_last_co
 fn works_from_spawn_blocking_in_multi_thread_and_current_thread_runtimes() {
     let place = std::sync::Arc::new(Place::pg());
     for (n, rt) in [
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap(),
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap(),
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap(),
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
     ]
     .into_iter()
     .enumerate()
@@ -254,21 +193,13 @@ fn works_from_spawn_blocking_in_multi_thread_and_current_thread_runtimes() {
         });
     }
     let l = place.open();
-    assert_eq!(
-        l.messages_in_state(MessageState::Acknowledged)
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(l.messages_in_state(MessageState::Acknowledged).unwrap().len(), 2);
 }
 
 #[test]
 fn works_and_drops_directly_inside_an_async_task() {
     let place = Place::pg();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         // Blocking the task, as SQLite does, but never panicking on tokio's runtime checks.
         let mut l = place.open();
@@ -283,12 +214,7 @@ fn works_and_drops_directly_inside_an_async_task() {
 #[test]
 fn open_picks_postgres_for_postgres_urls_and_sqlite_otherwise() {
     let db = PgDb::create();
-    assert!(
-        Ledger::open(&db.url)
-            .unwrap()
-            .location()
-            .starts_with("postgresql://")
-    );
+    assert!(Ledger::open(&db.url).unwrap().location().starts_with("postgresql://"));
     let alias = db.url.replacen("postgresql://", "postgres://", 1);
     assert!(alias.starts_with("postgres://"), "{alias}");
     assert!(Ledger::open(&alias).unwrap().location().ends_with(&db.name));
@@ -305,10 +231,7 @@ fn open_picks_postgres_for_postgres_urls_and_sqlite_otherwise() {
 fn a_missing_server_setting_fails_with_a_pointer_to_scripts_test() {
     let err = std::panic::catch_unwind(|| common::pg_url_from(None)).unwrap_err();
     let text = err.downcast_ref::<String>().cloned().unwrap_or_default();
-    assert!(
-        text.contains("FEDSITE_TEST_PG") && text.contains("scripts/test"),
-        "{text}"
-    );
+    assert!(text.contains("FEDSITE_TEST_PG") && text.contains("scripts/test"), "{text}");
 }
 
 #[test]
@@ -319,9 +242,7 @@ fn a_version_2_database_is_migrated_to_keep_its_data_and_cache_instance_actions(
         l.advance_checkpoint("p1", "accounting", t(2), None).unwrap();
     }
     // Back to the second schema, as a database written before the action cache existed.
-    db.raw()
-        .batch_execute("DROP TABLE instance_actions; DELETE FROM schema_version WHERE version = 3")
-        .unwrap();
+    db.raw().batch_execute("DROP TABLE instance_actions; DELETE FROM schema_version WHERE version = 3").unwrap();
     let mut l = Ledger::open_postgres(&db.url).unwrap();
     assert_eq!(l.checkpoint("p1", "accounting").unwrap(), Some(t(2)));
     let c = CachedActions {
@@ -334,8 +255,12 @@ fn a_version_2_database_is_migrated_to_keep_its_data_and_cache_instance_actions(
     l.store_cached_actions("p1", std::slice::from_ref(&c), &[], t(3)).unwrap();
     assert_eq!(l.cached_actions("p1", &["srv"]).unwrap(), [StoredActions { cached: c, seen_at: t(3) }]);
     let mut raw = db.raw();
-    let versions: Vec<i32> =
-        raw.query("SELECT version FROM schema_version ORDER BY version", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    let versions: Vec<i32> = raw
+        .query("SELECT version FROM schema_version ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(versions, [1, 2, 3]);
     let stored: String = raw.query_one("SELECT actions FROM instance_actions", &[]).unwrap().get(0);
     assert_eq!(stored, r#"[["suspend",1790812800000000]]"#);

@@ -40,8 +40,7 @@ fn new_ledger_file_and_its_wal_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite");
     let mut l = Ledger::open_sqlite(&path).unwrap();
-    l.upsert_snapshot(&snap("vm1", "p1", t(2), 1), None)
-        .unwrap();
+    l.upsert_snapshot(&snap("vm1", "p1", t(2), 1), None).unwrap();
     assert_eq!(mode(&path), 0o600);
     let wal = dir.path().join("ledger.sqlite-wal");
     assert!(wal.exists(), "WAL mode keeps a -wal file while open");
@@ -54,13 +53,8 @@ fn reopen_keeps_everything_and_schema_version() {
     let path = dir.path().join("ledger.sqlite");
     let (run, s) = {
         let mut l = Ledger::open_sqlite(&path).unwrap();
-        let run = l
-            .begin_run(&NewRun {
-                command: "extract".into(),
-                window_from: Some(t(1)),
-                window_to: Some(t(2)),
-            })
-            .unwrap();
+        let run =
+            l.begin_run(&NewRun { command: "extract".into(), window_from: Some(t(1)), window_to: Some(t(2)) }).unwrap();
         let s = snap("vm1", "p1", t(2), 42);
         l.commit_project(&ProjectCommit {
             run: Some(run),
@@ -81,40 +75,19 @@ fn reopen_keeps_everything_and_schema_version() {
         (run, s)
     };
     let l = Ledger::open_sqlite(&path).unwrap();
-    assert_eq!(
-        l.checkpoint("p1", "nova").unwrap(),
-        Some(t(2) + Duration::microseconds(1_500_123))
-    );
-    assert_eq!(
-        l.snapshot("cloud", "vm1/2026-10")
-            .unwrap()
-            .unwrap()
-            .snapshot,
-        s
-    );
+    assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(t(2) + Duration::microseconds(1_500_123)));
+    assert_eq!(l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap().snapshot, s);
     let m = l.message("e/1").unwrap().unwrap();
-    assert_eq!(
-        (m.state, m.ams_id.as_deref(), m.record_count),
-        (MessageState::Sent, Some("ams-9"), 1)
-    );
-    assert_eq!(
-        l.run(run).unwrap().unwrap().outcome,
-        Some(RunOutcome::Succeeded)
-    );
+    assert_eq!((m.state, m.ams_id.as_deref(), m.record_count), (MessageState::Sent, Some("ams-9"), 1));
+    assert_eq!(l.run(run).unwrap().unwrap().outcome, Some(RunOutcome::Succeeded));
     assert_eq!(l.message_records("e/1").unwrap(), [RecordRef::of(&s)]);
 
     let raw = rusqlite::Connection::open(&path).unwrap();
-    let v: i64 = raw
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    let jm: String = raw
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
+    let v: i64 = raw.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let jm: String = raw.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!((v, jm.as_str()), (3, "wal"));
     // Times are stored as fixed-width RFC 3339 UTC text.
-    let stored: String = raw
-        .query_row("SELECT checkpoint FROM checkpoints", [], |r| r.get(0))
-        .unwrap();
+    let stored: String = raw.query_row("SELECT checkpoint FROM checkpoints", [], |r| r.get(0)).unwrap();
     assert_eq!(stored, "2026-10-02T00:00:01.500123Z");
 }
 
@@ -123,22 +96,9 @@ fn a_newer_schema_is_refused_with_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite");
     drop(Ledger::open_sqlite(&path).unwrap());
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .pragma_update(None, "user_version", 99)
-        .unwrap();
+    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
     let err = Ledger::open_sqlite(&path).err().unwrap();
-    assert!(
-        matches!(
-            err,
-            Error::SchemaTooNew {
-                found: 99,
-                supported: 3,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, Error::SchemaTooNew { found: 99, supported: 3, .. }), "{err}");
     assert!(err.to_string().contains(&path.display().to_string()));
 }
 
@@ -148,10 +108,7 @@ fn open_in_a_missing_directory_names_path_and_operation() {
     let path = dir.path().join("no/such/dir/ledger.sqlite");
     let err = Ledger::open_sqlite(&path).err().unwrap();
     let text = err.to_string();
-    assert!(
-        text.contains(&path.display().to_string()) && text.contains("create"),
-        "{text}"
-    );
+    assert!(text.contains(&path.display().to_string()) && text.contains("create"), "{text}");
 }
 
 #[test]
@@ -160,28 +117,14 @@ fn reader_sees_last_commit_while_a_writer_holds_the_write_lock() {
     let path = dir.path().join("ledger.sqlite");
     let mut writer = Ledger::open_sqlite(&path).unwrap();
     writer.advance_checkpoint("p1", "nova", t(2), None).unwrap();
-    let mut reader = Ledger::open_sqlite_with(
-        &path,
-        SqliteOptions {
-            busy_timeout: std::time::Duration::from_millis(100),
-        },
-    )
-    .unwrap();
+    let mut reader =
+        Ledger::open_sqlite_with(&path, SqliteOptions { busy_timeout: std::time::Duration::from_millis(100) }).unwrap();
 
     // Another process is in the middle of a write transaction.
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute_batch(
-        "BEGIN IMMEDIATE; UPDATE checkpoints SET checkpoint = '2026-10-09T00:00:00.000000Z';",
-    )
-    .unwrap();
-    assert_eq!(
-        reader.checkpoint("p1", "nova").unwrap(),
-        Some(t(2)),
-        "WAL readers see the last committed state"
-    );
-    let err = reader
-        .advance_checkpoint("p1", "nova", t(5), None)
-        .unwrap_err();
+    raw.execute_batch("BEGIN IMMEDIATE; UPDATE checkpoints SET checkpoint = '2026-10-09T00:00:00.000000Z';").unwrap();
+    assert_eq!(reader.checkpoint("p1", "nova").unwrap(), Some(t(2)), "WAL readers see the last committed state");
+    let err = reader.advance_checkpoint("p1", "nova", t(5), None).unwrap_err();
     assert!(err.to_string().contains("advance checkpoint"), "{err}");
     raw.execute_batch("ROLLBACK").unwrap();
     assert!(reader.advance_checkpoint("p1", "nova", t(5), None).unwrap());
@@ -198,7 +141,10 @@ fn a_version_1_ledger_is_migrated_to_keep_run_warnings() {
     };
     // Back to the first schema, as a ledger written before run warnings existed.
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute_batch("DROP TABLE run_warnings; DROP INDEX runs_by_command; DROP TABLE instance_actions; PRAGMA user_version = 1;").unwrap();
+    raw.execute_batch(
+        "DROP TABLE run_warnings; DROP INDEX runs_by_command; DROP TABLE instance_actions; PRAGMA user_version = 1;",
+    )
+    .unwrap();
     drop(raw);
     let mut l = Ledger::open_sqlite(&path).unwrap();
     l.add_run_warning(run, "warn", "kept").unwrap();

@@ -62,23 +62,9 @@ fn identical_body_measured_later_moves_measured_at_so_a_late_older_state_is_refu
     let b2 = cloud("vm1", "2026-10", "p1", "vo.a", t(2, 0), 700);
     assert_eq!(l.upsert_snapshot(&a1, None).unwrap(), Upsert::Inserted);
     assert_eq!(l.upsert_snapshot(&a3, None).unwrap(), Upsert::Unchanged);
-    assert_eq!(
-        l.snapshot("cloud", "vm1/2026-10")
-            .unwrap()
-            .unwrap()
-            .snapshot
-            .measured_at,
-        t(3, 0)
-    );
+    assert_eq!(l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap().snapshot.measured_at, t(3, 0));
     assert_eq!(l.upsert_snapshot(&b2, None).unwrap(), Upsert::KeptNewer);
-    assert_eq!(
-        l.snapshot("cloud", "vm1/2026-10")
-            .unwrap()
-            .unwrap()
-            .snapshot
-            .wall_seconds,
-        Some(500)
-    );
+    assert_eq!(l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap().snapshot.wall_seconds, Some(500));
 }
 
 fn equal_measured_at_with_different_body_is_replaced_last_loaded_wins(p: &Place) {
@@ -87,29 +73,18 @@ fn equal_measured_at_with_different_body_is_replaced_last_loaded_wins(p: &Place)
     let b = cloud("vm1", "2026-10", "p1", "vo.a", t(5, 0), 20);
     l.upsert_snapshot(&a, None).unwrap();
     assert_eq!(l.upsert_snapshot(&b, None).unwrap(), Upsert::Replaced);
-    assert_eq!(
-        l.snapshot("cloud", "vm1/2026-10")
-            .unwrap()
-            .unwrap()
-            .snapshot
-            .wall_seconds,
-        Some(20)
-    );
+    assert_eq!(l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap().snapshot.wall_seconds, Some(20));
 }
 
 fn preview_reports_what_upsert_would_do_without_writing(p: &Place) {
     let mut l = p.open();
-    l.upsert_snapshot(&cloud("vm1", "2026-10", "p1", "vo.a", t(20, 0), 2000), None)
-        .unwrap();
+    l.upsert_snapshot(&cloud("vm1", "2026-10", "p1", "vo.a", t(20, 0), 2000), None).unwrap();
     let batch = [
         cloud("vm1", "2026-10", "p1", "vo.a", t(10, 0), 1000), // older than stored
         cloud("vm2", "2026-10", "p1", "vo.a", t(10, 0), 1000), // new
         cloud("vm2", "2026-10", "p1", "vo.a", t(9, 0), 900),   // older than the previous entry
     ];
-    assert_eq!(
-        l.preview_snapshots(&batch).unwrap(),
-        vec![Upsert::KeptNewer, Upsert::Inserted, Upsert::KeptNewer]
-    );
+    assert_eq!(l.preview_snapshots(&batch).unwrap(), vec![Upsert::KeptNewer, Upsert::Inserted, Upsert::KeptNewer]);
     assert!(l.snapshot("cloud", "vm2/2026-10").unwrap().is_none());
 }
 
@@ -120,22 +95,11 @@ fn snapshot_without_month_stores_month_of_measurement_and_bad_month_is_refused(p
     s.key = "vol1".into();
     s.month = None;
     l.upsert_snapshot(&s, None).unwrap();
-    assert_eq!(
-        l.snapshot("storage", "vol1")
-            .unwrap()
-            .unwrap()
-            .snapshot
-            .month
-            .as_deref(),
-        Some("2026-10")
-    );
+    assert_eq!(l.snapshot("storage", "vol1").unwrap().unwrap().snapshot.month.as_deref(), Some("2026-10"));
     s.month = Some("2026-13".into());
     let err = l.upsert_snapshot(&s, None).unwrap_err();
     assert!(matches!(err, Error::Invalid { .. }), "{err}");
-    assert!(
-        err.to_string().contains("2026-13") && err.to_string().contains(l.location()),
-        "{err}"
-    );
+    assert!(err.to_string().contains("2026-13") && err.to_string().contains(l.location()), "{err}");
 }
 
 fn checkpoints_only_move_forward_unless_reset(p: &Place) {
@@ -159,11 +123,7 @@ fn checkpoints_only_move_forward_unless_reset(p: &Place) {
 fn commit_project_stores_snapshots_messages_and_checkpoint_together(p: &Place) {
     let mut l = p.open();
     let run = l
-        .begin_run(&NewRun {
-            command: "extract".into(),
-            window_from: Some(t(1, 0)),
-            window_to: Some(t(2, 0)),
-        })
+        .begin_run(&NewRun { command: "extract".into(), window_from: Some(t(1, 0)), window_to: Some(t(2, 0)) })
         .unwrap();
     let a = cloud("vm1", "2026-10", "p1", "vo.a", t(2, 0), 100);
     let b = cloud("vm2", "2026-10", "p1", "vo.a", t(2, 0), 200);
@@ -180,20 +140,10 @@ fn commit_project_stores_snapshots_messages_and_checkpoint_together(p: &Place) {
     assert_eq!((r.messages, r.checkpoint_advanced), (1, true));
     assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(t(2, 0)));
     let m = l.message("00000001/aaa").unwrap().unwrap();
+    assert_eq!((m.state, m.record_count, m.run_id), (MessageState::Spooled, 2, Some(run)));
+    assert_eq!(l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap().run_id, Some(run));
     assert_eq!(
-        (m.state, m.record_count, m.run_id),
-        (MessageState::Spooled, 2, Some(run))
-    );
-    assert_eq!(
-        l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap().run_id,
-        Some(run)
-    );
-    assert_eq!(
-        l.message_records("00000001/aaa")
-            .unwrap()
-            .iter()
-            .map(|r| r.key.as_str())
-            .collect::<Vec<_>>(),
+        l.message_records("00000001/aaa").unwrap().iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
         ["vm1/2026-10", "vm2/2026-10"]
     );
 }
@@ -227,13 +177,7 @@ fn commit_project_failing_midway_rolls_back_everything(p: &Place) {
         .unwrap_err();
     assert!(err.to_string().contains("el/1"), "{err}");
     assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(t(2, 0)));
-    assert_eq!(
-        l.snapshot("cloud", "vm1/2026-10")
-            .unwrap()
-            .unwrap()
-            .snapshot,
-        a
-    );
+    assert_eq!(l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap().snapshot, a);
     assert!(l.snapshot("cloud", "vm2/2026-10").unwrap().is_none());
     assert!(l.message("el/2").unwrap().is_none());
     assert_eq!(l.pending().unwrap().len(), 1);
@@ -276,14 +220,7 @@ fn republish_query_returns_latest_per_key_in_period(p: &Place) {
         cloud("vm1", "2026-10", "p1", "vo.a", t(10, 0), 1),
         cloud("vm1", "2026-10", "p1", "vo.a", t(20, 0), 2), // latest of vm1/10
         cloud("vm2", "2026-10", "p2", "vo.b", t(15, 0), 3),
-        cloud(
-            "vm3",
-            "2026-09",
-            "p1",
-            "vo.a",
-            Utc.with_ymd_and_hms(2026, 9, 30, 0, 0, 0).unwrap(),
-            4,
-        ),
+        cloud("vm3", "2026-09", "p1", "vo.a", Utc.with_ymd_and_hms(2026, 9, 30, 0, 0, 0).unwrap(), 4),
     ] {
         l.upsert_snapshot(&s, None).unwrap();
     }
@@ -293,44 +230,18 @@ fn republish_query_returns_latest_per_key_in_period(p: &Place) {
         ..Default::default()
     };
     let got = l.latest_snapshots(&oct).unwrap();
-    let keys: Vec<_> = got
-        .iter()
-        .map(|s| (s.snapshot.key.as_str(), s.snapshot.wall_seconds))
-        .collect();
+    let keys: Vec<_> = got.iter().map(|s| (s.snapshot.key.as_str(), s.snapshot.wall_seconds)).collect();
     assert_eq!(keys, [("vm1/2026-10", Some(2)), ("vm2/2026-10", Some(3))]);
 
-    let vo_a = SnapshotFilter {
-        vo: Some("vo.a".into()),
-        ..Default::default()
-    };
+    let vo_a = SnapshotFilter { vo: Some("vo.a".into()), ..Default::default() };
     assert_eq!(l.latest_snapshots(&vo_a).unwrap().len(), 2);
-    let p2 = SnapshotFilter {
-        project: Some("p2".into()),
-        kind: Some("cloud".into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        l.latest_snapshots(&p2).unwrap()[0].snapshot.key,
-        "vm2/2026-10"
-    );
-    let sep = SnapshotFilter {
-        month: Some("2026-09".into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        l.latest_snapshots(&sep).unwrap()[0].snapshot.key,
-        "vm3/2026-09"
-    );
+    let p2 = SnapshotFilter { project: Some("p2".into()), kind: Some("cloud".into()), ..Default::default() };
+    assert_eq!(l.latest_snapshots(&p2).unwrap()[0].snapshot.key, "vm2/2026-10");
+    let sep = SnapshotFilter { month: Some("2026-09".into()), ..Default::default() };
+    assert_eq!(l.latest_snapshots(&sep).unwrap()[0].snapshot.key, "vm3/2026-09");
     // `to` is exclusive.
-    let until_15 = SnapshotFilter {
-        to: Some(t(15, 0)),
-        kind: Some("cloud".into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        l.latest_snapshots(&until_15).unwrap()[0].snapshot.key,
-        "vm3/2026-09"
-    );
+    let until_15 = SnapshotFilter { to: Some(t(15, 0)), kind: Some("cloud".into()), ..Default::default() };
+    assert_eq!(l.latest_snapshots(&until_15).unwrap()[0].snapshot.key, "vm3/2026-09");
     assert_eq!(l.latest_snapshots(&until_15).unwrap().len(), 1);
 }
 
@@ -340,46 +251,23 @@ fn unsent_and_deliveries_tell_which_version_went_in_which_message(p: &Place) {
     let w1 = cloud("vm2", "2026-10", "p1", "vo.a", t(10, 0), 5);
     l.upsert_snapshot(&v1, None).unwrap();
     l.upsert_snapshot(&w1, None).unwrap();
-    l.record_message(&msg("m/1", &[&v1, &w1], t(10, 0)), None)
-        .unwrap();
-    assert!(
-        l.unsent_snapshots(&SnapshotFilter::default())
-            .unwrap()
-            .is_empty()
-    );
+    l.record_message(&msg("m/1", &[&v1, &w1], t(10, 0)), None).unwrap();
+    assert!(l.unsent_snapshots(&SnapshotFilter::default()).unwrap().is_empty());
 
     let v2 = cloud("vm1", "2026-10", "p1", "vo.a", t(11, 0), 2);
     l.upsert_snapshot(&v2, None).unwrap();
     let unsent = l.unsent_snapshots(&SnapshotFilter::default()).unwrap();
-    assert_eq!(
-        unsent
-            .iter()
-            .map(|s| s.snapshot.key.as_str())
-            .collect::<Vec<_>>(),
-        ["vm1/2026-10"]
-    );
+    assert_eq!(unsent.iter().map(|s| s.snapshot.key.as_str()).collect::<Vec<_>>(), ["vm1/2026-10"]);
 
-    l.record_message(&msg("m/2", &[&v2], t(11, 0)), None)
-        .unwrap();
+    l.record_message(&msg("m/2", &[&v2], t(11, 0)), None).unwrap();
     l.quarantine("m/2", "413 too large").unwrap();
     // A quarantined message does not count as delivered.
-    assert_eq!(
-        l.unsent_snapshots(&SnapshotFilter::default())
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(l.unsent_snapshots(&SnapshotFilter::default()).unwrap().len(), 1);
 
     let d = l.deliveries("cloud", "vm1/2026-10").unwrap();
     assert_eq!(d.len(), 2);
-    assert_eq!(
-        (d[0].element.as_str(), d[0].is_current, d[0].measured_at),
-        ("m/1", false, t(10, 0))
-    );
-    assert_eq!(
-        (d[1].element.as_str(), d[1].is_current, d[1].state),
-        ("m/2", true, MessageState::Quarantined)
-    );
+    assert_eq!((d[0].element.as_str(), d[0].is_current, d[0].measured_at), ("m/1", false, t(10, 0)));
+    assert_eq!((d[1].element.as_str(), d[1].is_current, d[1].state), ("m/2", true, MessageState::Quarantined));
 }
 
 fn message_states_follow_spooled_sent_acknowledged(p: &Place) {
@@ -387,49 +275,23 @@ fn message_states_follow_spooled_sent_acknowledged(p: &Place) {
     l.record_message(&msg("a", &[], t(1, 0)), None).unwrap();
     l.record_message(&msg("b", &[], t(1, 1)), None).unwrap();
     l.record_message(&msg("c", &[], t(1, 2)), None).unwrap();
-    assert_eq!(
-        l.pending()
-            .unwrap()
-            .iter()
-            .map(|m| m.element.as_str())
-            .collect::<Vec<_>>(),
-        ["a", "b", "c"]
-    );
+    assert_eq!(l.pending().unwrap().iter().map(|m| m.element.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
 
     l.mark_sent("a", "ams-17").unwrap();
     let a = l.message("a").unwrap().unwrap();
-    assert_eq!(
-        (a.state, a.ams_id.as_deref()),
-        (MessageState::Sent, Some("ams-17"))
-    );
+    assert_eq!((a.state, a.ams_id.as_deref()), (MessageState::Sent, Some("ams-17")));
     assert!(a.sent_at.is_some());
     l.mark_acknowledged("a").unwrap();
-    assert_eq!(
-        l.message("a").unwrap().unwrap().state,
-        MessageState::Acknowledged
-    );
+    assert_eq!(l.message("a").unwrap().unwrap().state, MessageState::Acknowledged);
     assert!(l.message("a").unwrap().unwrap().acknowledged_at.is_some());
 
     l.mark_sent("b", "ams-18").unwrap();
     l.quarantine("b", "rejected by AMS: 413").unwrap();
     let b = l.message("b").unwrap().unwrap();
-    assert_eq!(
-        (b.state, b.reason.as_deref()),
-        (MessageState::Quarantined, Some("rejected by AMS: 413"))
-    );
+    assert_eq!((b.state, b.reason.as_deref()), (MessageState::Quarantined, Some("rejected by AMS: 413")));
 
-    assert_eq!(
-        l.pending()
-            .unwrap()
-            .iter()
-            .map(|m| m.element.as_str())
-            .collect::<Vec<_>>(),
-        ["c"]
-    );
-    assert_eq!(
-        l.messages_in_state(MessageState::Acknowledged).unwrap()[0].element,
-        "a"
-    );
+    assert_eq!(l.pending().unwrap().iter().map(|m| m.element.as_str()).collect::<Vec<_>>(), ["c"]);
+    assert_eq!(l.messages_in_state(MessageState::Acknowledged).unwrap()[0].element, "a");
 }
 
 fn invalid_message_transitions_are_refused_and_change_nothing(p: &Place) {
@@ -441,111 +303,49 @@ fn invalid_message_transitions_are_refused_and_change_nothing(p: &Place) {
             "{e}"
         )
     };
-    bad(
-        l.mark_acknowledged("a").unwrap_err(),
-        MessageState::Spooled,
-        MessageState::Acknowledged,
-    );
+    bad(l.mark_acknowledged("a").unwrap_err(), MessageState::Spooled, MessageState::Acknowledged);
     l.mark_sent("a", "ams-1").unwrap();
-    bad(
-        l.mark_sent("a", "ams-2").unwrap_err(),
-        MessageState::Sent,
-        MessageState::Sent,
-    );
-    assert_eq!(
-        l.message("a").unwrap().unwrap().ams_id.as_deref(),
-        Some("ams-1")
-    );
+    bad(l.mark_sent("a", "ams-2").unwrap_err(), MessageState::Sent, MessageState::Sent);
+    assert_eq!(l.message("a").unwrap().unwrap().ams_id.as_deref(), Some("ams-1"));
     l.mark_acknowledged("a").unwrap();
-    bad(
-        l.quarantine("a", "late").unwrap_err(),
-        MessageState::Acknowledged,
-        MessageState::Quarantined,
-    );
-    bad(
-        l.mark_sent("a", "ams-3").unwrap_err(),
-        MessageState::Acknowledged,
-        MessageState::Sent,
-    );
-    assert_eq!(
-        l.message("a").unwrap().unwrap().state,
-        MessageState::Acknowledged
-    );
+    bad(l.quarantine("a", "late").unwrap_err(), MessageState::Acknowledged, MessageState::Quarantined);
+    bad(l.mark_sent("a", "ams-3").unwrap_err(), MessageState::Acknowledged, MessageState::Sent);
+    assert_eq!(l.message("a").unwrap().unwrap().state, MessageState::Acknowledged);
 
     l.record_message(&msg("q", &[], t(1, 0)), None).unwrap();
     l.quarantine("q", "bad").unwrap();
-    assert!(matches!(
-        l.mark_sent("q", "x").unwrap_err(),
-        Error::InvalidTransition { .. }
-    ));
-    assert!(matches!(
-        l.mark_sent("nope", "x").unwrap_err(),
-        Error::UnknownMessage { .. }
-    ));
-    assert!(matches!(
-        l.mark_sent("q", "").unwrap_err(),
-        Error::Invalid { .. }
-    ));
+    assert!(matches!(l.mark_sent("q", "x").unwrap_err(), Error::InvalidTransition { .. }));
+    assert!(matches!(l.mark_sent("nope", "x").unwrap_err(), Error::UnknownMessage { .. }));
+    assert!(matches!(l.mark_sent("q", "").unwrap_err(), Error::Invalid { .. }));
     // A message may not list the same record twice.
     let s = cloud("vm1", "2026-10", "p1", "vo.a", t(1, 0), 1);
-    assert!(matches!(
-        l.record_message(&msg("d", &[&s, &s], t(1, 0)), None)
-            .unwrap_err(),
-        Error::Invalid { .. }
-    ));
+    assert!(matches!(l.record_message(&msg("d", &[&s, &s], t(1, 0)), None).unwrap_err(), Error::Invalid { .. }));
     assert!(l.message("d").unwrap().is_none());
 }
 
 fn runs_record_window_and_outcome_once(p: &Place) {
     let mut l = p.open();
     let r1 = l
-        .begin_run(&NewRun {
-            command: "extract".into(),
-            window_from: Some(t(1, 0)),
-            window_to: Some(t(2, 0)),
-        })
+        .begin_run(&NewRun { command: "extract".into(), window_from: Some(t(1, 0)), window_to: Some(t(2, 0)) })
         .unwrap();
-    let r2 = l
-        .begin_run(&NewRun {
-            command: "send".into(),
-            ..Default::default()
-        })
-        .unwrap();
+    let r2 = l.begin_run(&NewRun { command: "send".into(), ..Default::default() }).unwrap();
     let open_run = l.run(r1).unwrap().unwrap();
-    assert_eq!(
-        (open_run.outcome, open_run.finished_at, open_run.window_to),
-        (None, None, Some(t(2, 0)))
-    );
-    l.finish_run(r1, RunOutcome::Partial, Some("project p3: 403"))
-        .unwrap();
+    assert_eq!((open_run.outcome, open_run.finished_at, open_run.window_to), (None, None, Some(t(2, 0))));
+    l.finish_run(r1, RunOutcome::Partial, Some("project p3: 403")).unwrap();
     let done = l.run(r1).unwrap().unwrap();
-    assert_eq!(
-        (done.outcome, done.detail.as_deref()),
-        (Some(RunOutcome::Partial), Some("project p3: 403"))
-    );
+    assert_eq!((done.outcome, done.detail.as_deref()), (Some(RunOutcome::Partial), Some("project p3: 403")));
     assert!(done.finished_at.unwrap() >= done.started_at);
+    assert!(matches!(l.finish_run(r1, RunOutcome::Succeeded, None).unwrap_err(), Error::RunAlreadyFinished { .. }));
     assert!(matches!(
-        l.finish_run(r1, RunOutcome::Succeeded, None).unwrap_err(),
-        Error::RunAlreadyFinished { .. }
-    ));
-    assert!(matches!(
-        l.finish_run(RunId(999), RunOutcome::Failed, None)
-            .unwrap_err(),
+        l.finish_run(RunId(999), RunOutcome::Failed, None).unwrap_err(),
         Error::UnknownRun { run: 999, .. }
     ));
-    assert_eq!(
-        l.runs(10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(),
-        [r2, r1]
-    );
+    assert_eq!(l.runs(10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [r2, r1]);
 }
 
 fn seen_keys_lists_what_the_ledger_saw_per_project(p: &Place) {
     let mut l = p.open();
-    for (vol, p, status) in [
-        ("vol-b", "p1", "online"),
-        ("vol-a", "p1", "deleted"),
-        ("vol-c", "p2", "online"),
-    ] {
+    for (vol, p, status) in [("vol-b", "p1", "online"), ("vol-a", "p1", "deleted"), ("vol-c", "p2", "online")] {
         let mut s = cloud(vol, "2026-10", p, "vo.a", t(3, 0), 0);
         s.kind = "storage".into();
         s.key = vol.into();
@@ -553,10 +353,7 @@ fn seen_keys_lists_what_the_ledger_saw_per_project(p: &Place) {
         l.upsert_snapshot(&s, None).unwrap();
     }
     assert_eq!(l.seen_keys("storage", "p1").unwrap(), ["vol-a", "vol-b"]);
-    assert_eq!(
-        l.seen("storage", "p1").unwrap()[0].status.as_deref(),
-        Some("deleted")
-    );
+    assert_eq!(l.seen("storage", "p1").unwrap()[0].status.as_deref(), Some("deleted"));
     assert!(l.seen_keys("cloud", "p1").unwrap().is_empty());
 }
 
@@ -576,9 +373,7 @@ fn usage_summary_sums_latest_cloud_snapshot_per_key(p: &Place) {
     vol.key = "vol1".into();
     l.upsert_snapshot(&vol, None).unwrap();
 
-    let all = l
-        .usage_summary(&SnapshotFilter::default(), SummaryGroup::ALL)
-        .unwrap();
+    let all = l.usage_summary(&SnapshotFilter::default(), SummaryGroup::ALL).unwrap();
     let row = |vo: &str, p: &str, m: &str, n, w, c| UsageRow {
         vo: Some(vo.into()),
         project_id: Some(p.into()),
@@ -597,40 +392,20 @@ fn usage_summary_sums_latest_cloud_snapshot_per_key(p: &Place) {
     );
     let by_vo = l
         .usage_summary(
-            &SnapshotFilter {
-                month: Some("2026-10".into()),
-                ..Default::default()
-            },
-            SummaryGroup {
-                vo: true,
-                ..Default::default()
-            },
+            &SnapshotFilter { month: Some("2026-10".into()), ..Default::default() },
+            SummaryGroup { vo: true, ..Default::default() },
         )
         .unwrap();
     assert_eq!(
-        by_vo
-            .iter()
-            .map(|r| (r.vo.as_deref(), r.month.as_deref(), r.wall_seconds))
-            .collect::<Vec<_>>(),
+        by_vo.iter().map(|r| (r.vo.as_deref(), r.month.as_deref(), r.wall_seconds)).collect::<Vec<_>>(),
         [(Some("vo.a"), None, 340), (Some("vo.b"), None, 1000)]
     );
-    let total = l
-        .usage_summary(&SnapshotFilter::default(), SummaryGroup::default())
-        .unwrap();
-    assert_eq!(
-        (total.len(), total[0].records, total[0].wall_seconds),
-        (1, 4, 1350)
-    );
+    let total = l.usage_summary(&SnapshotFilter::default(), SummaryGroup::default()).unwrap();
+    assert_eq!((total.len(), total[0].records, total[0].wall_seconds), (1, 4, 1350));
     assert!(
-        l.usage_summary(
-            &SnapshotFilter {
-                vo: Some("none".into()),
-                ..Default::default()
-            },
-            SummaryGroup::default()
-        )
-        .unwrap()
-        .is_empty()
+        l.usage_summary(&SnapshotFilter { vo: Some("none".into()), ..Default::default() }, SummaryGroup::default())
+            .unwrap()
+            .is_empty()
     );
 }
 
@@ -644,25 +419,14 @@ fn times_are_kept_to_the_microsecond_and_truncated_below(p: &Place) {
     assert!(!l.advance_checkpoint("p1", "nova", want, None).unwrap());
     let s = cloud("vm1", "2026-10", "p1", "vo.a", at, 1);
     l.upsert_snapshot(&s, None).unwrap();
-    assert_eq!(
-        l.snapshot("cloud", "vm1/2026-10")
-            .unwrap()
-            .unwrap()
-            .snapshot
-            .measured_at,
-        want
-    );
+    assert_eq!(l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap().snapshot.measured_at, want);
 }
 
 fn reopen_keeps_everything(p: &Place) {
     let (run, s) = {
         let mut l = p.open();
         let run = l
-            .begin_run(&NewRun {
-                command: "extract".into(),
-                window_from: Some(t(1, 0)),
-                window_to: Some(t(2, 0)),
-            })
+            .begin_run(&NewRun { command: "extract".into(), window_from: Some(t(1, 0)), window_to: Some(t(2, 0)) })
             .unwrap();
         let s = cloud("vm1", "2026-10", "p1", "vo.a", t(2, 0), 42);
         l.commit_project(&ProjectCommit {
@@ -679,27 +443,15 @@ fn reopen_keeps_everything(p: &Place) {
         (run, s)
     };
     let l = p.open();
-    assert_eq!(
-        l.checkpoint("p1", "nova").unwrap(),
-        Some(t(2, 0) + Duration::microseconds(1_500_123))
-    );
-    assert_eq!(
-        l.snapshot("cloud", "vm1/2026-10")
-            .unwrap()
-            .unwrap()
-            .snapshot,
-        s
-    );
+    assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(t(2, 0) + Duration::microseconds(1_500_123)));
+    assert_eq!(l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap().snapshot, s);
     let m = l.message("e/1").unwrap().unwrap();
     assert_eq!(
         (m.state, m.ams_id.as_deref(), m.record_count, m.run_id),
         (MessageState::Sent, Some("ams-9"), 1, Some(run))
     );
     let r = l.run(run).unwrap().unwrap();
-    assert_eq!(
-        (r.outcome, r.window_from, r.window_to),
-        (Some(RunOutcome::Succeeded), Some(t(1, 0)), Some(t(2, 0)))
-    );
+    assert_eq!((r.outcome, r.window_from, r.window_to), (Some(RunOutcome::Succeeded), Some(t(1, 0)), Some(t(2, 0))));
     assert_eq!(l.message_records("e/1").unwrap(), [RecordRef::of(&s)]);
 }
 
@@ -731,19 +483,12 @@ fn extract_and_send_connections_work_concurrently(p: &Place) {
                 // Consistency across connections: a checkpoint at minute k means at least k
                 // snapshots are visible (commit_project is one transaction).
                 let cp = l.checkpoint("p1", "nova").unwrap();
-                let snaps = l
-                    .latest_snapshots(&SnapshotFilter::default())
-                    .unwrap()
-                    .len() as i64;
+                let snaps = l.latest_snapshots(&SnapshotFilter::default()).unwrap().len() as i64;
                 let k = cp.map(|c| (c - start).num_minutes()).unwrap_or(0);
-                assert!(
-                    snaps >= k,
-                    "checkpoint {k} but only {snaps} snapshots visible"
-                );
+                assert!(snaps >= k, "checkpoint {k} but only {snaps} snapshots visible");
                 for m in l.pending().unwrap() {
                     if m.state == MessageState::Spooled {
-                        l.mark_sent(&m.element, &format!("ams-{}", m.element))
-                            .unwrap();
+                        l.mark_sent(&m.element, &format!("ams-{}", m.element)).unwrap();
                     } else {
                         l.mark_acknowledged(&m.element).unwrap();
                         acked += 1;
@@ -755,27 +500,10 @@ fn extract_and_send_connections_work_concurrently(p: &Place) {
     });
 
     let l = p.open();
-    assert_eq!(
-        l.messages_in_state(MessageState::Acknowledged)
-            .unwrap()
-            .len(),
-        N as usize
-    );
-    assert_eq!(
-        l.latest_snapshots(&SnapshotFilter::default())
-            .unwrap()
-            .len(),
-        N as usize
-    );
-    assert_eq!(
-        l.checkpoint("p1", "nova").unwrap(),
-        Some(start + Duration::minutes(N as i64))
-    );
-    assert!(
-        l.unsent_snapshots(&SnapshotFilter::default())
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(l.messages_in_state(MessageState::Acknowledged).unwrap().len(), N as usize);
+    assert_eq!(l.latest_snapshots(&SnapshotFilter::default()).unwrap().len(), N as usize);
+    assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(start + Duration::minutes(N as i64)));
+    assert!(l.unsent_snapshots(&SnapshotFilter::default()).unwrap().is_empty());
 }
 
 fn run_warnings_last_run_and_message_counts(p: &Place) {
@@ -811,7 +539,8 @@ fn run_warnings_last_run_and_message_counts(p: &Place) {
     l.record_message(&msg("m3", &[&c], t(2, 2)), None).unwrap();
     l.mark_sent("m1", "id-1").unwrap();
     l.quarantine("m3", "refused").unwrap();
-    let counts: Vec<_> = l.message_counts().unwrap().into_iter().map(|c| (c.kind, c.state, c.messages, c.records)).collect();
+    let counts: Vec<_> =
+        l.message_counts().unwrap().into_iter().map(|c| (c.kind, c.state, c.messages, c.records)).collect();
     let mut counts = counts;
     counts.sort_by_key(|c| c.1.as_str());
     assert_eq!(
@@ -824,7 +553,13 @@ fn run_warnings_last_run_and_message_counts(p: &Place) {
     );
 }
 
-fn acts(server: &str, project: &str, updated: DateTime<Utc>, fetched_at: DateTime<Utc>, names: &[&str]) -> CachedActions {
+fn acts(
+    server: &str,
+    project: &str,
+    updated: DateTime<Utc>,
+    fetched_at: DateTime<Utc>,
+    names: &[&str],
+) -> CachedActions {
     CachedActions {
         server_id: server.into(),
         project_id: project.into(),
@@ -833,7 +568,10 @@ fn acts(server: &str, project: &str, updated: DateTime<Utc>, fetched_at: DateTim
         actions: names
             .iter()
             .enumerate()
-            .map(|(i, n)| CachedAction { action: n.to_string(), start_time: t(1, i as u32) + Duration::microseconds(7) })
+            .map(|(i, n)| CachedAction {
+                action: n.to_string(),
+                start_time: t(1, i as u32) + Duration::microseconds(7),
+            })
             .collect(),
     }
 }
@@ -851,7 +589,10 @@ fn cached_actions_are_looked_up_per_project_batch_and_replaced_by_later_fetches(
     l.store_cached_actions("p1", &[s1.clone(), s2.clone()], &[], t(2, 0)).unwrap();
     l.store_cached_actions("p2", std::slice::from_ref(&other), &[], t(2, 0)).unwrap();
     let got = by_server(l.cached_actions("p1", &["s1", "s2", "s3", "nope"]).unwrap());
-    assert_eq!(got, [StoredActions { cached: s1.clone(), seen_at: t(2, 0) }, StoredActions { cached: s2, seen_at: t(2, 0) }]);
+    assert_eq!(
+        got,
+        [StoredActions { cached: s1.clone(), seen_at: t(2, 0) }, StoredActions { cached: s2, seen_at: t(2, 0) }]
+    );
     assert_eq!(l.cached_actions("p1", &[]).unwrap(), []);
     assert_eq!(l.cached_actions("p2", &["s1"]).unwrap(), [], "a list under another project is not returned");
 
@@ -952,7 +693,8 @@ fn checkpoints_list_every_project_and_kind_with_when_they_moved(p: &Place) {
     l.advance_checkpoint("p1", "storage", t(3, 0), None).unwrap();
     l.advance_checkpoint("p1", "cloud", t(4, 0), None).unwrap();
     let c = l.checkpoints().unwrap();
-    let got: Vec<(&str, &str, DateTime<Utc>)> = c.iter().map(|c| (c.project_id.as_str(), c.kind.as_str(), c.checkpoint)).collect();
+    let got: Vec<(&str, &str, DateTime<Utc>)> =
+        c.iter().map(|c| (c.project_id.as_str(), c.kind.as_str(), c.checkpoint)).collect();
     assert_eq!(got, [("p1", "cloud", t(4, 0)), ("p1", "storage", t(3, 0)), ("p2", "cloud", t(2, 0))]);
     assert!(c.iter().all(|c| c.updated_at >= before && c.updated_at <= Utc::now()));
 }

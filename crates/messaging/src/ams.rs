@@ -27,12 +27,7 @@ pub enum Auth {
     Token(String),
     /// `GET {authn_base}/v1/service-types/ams/hosts/{host}:authx509` with `cert`+`key` as the
     /// TLS client identity; the token is cached and fetched again once after a 401.
-    X509 {
-        authn_base: Url,
-        host: String,
-        cert: PathBuf,
-        key: PathBuf,
-    },
+    X509 { authn_base: Url, host: String, cert: PathBuf, key: PathBuf },
 }
 
 #[derive(Clone, Debug)]
@@ -64,12 +59,7 @@ impl AmsConfig {
         key: impl Into<PathBuf>,
     ) -> Result<AmsConfig, AmsError> {
         let authn_base = parse_url(&format!("https://{host}:{DEFAULT_AUTHN_PORT}"))?;
-        let auth = Auth::X509 {
-            authn_base,
-            host: host.to_owned(),
-            cert: cert.into(),
-            key: key.into(),
-        };
+        let auth = Auth::X509 { authn_base, host: host.to_owned(), cert: cert.into(), key: key.into() };
         AmsConfig::new(&format!("https://{host}"), project, auth)
     }
 
@@ -92,9 +82,7 @@ fn parse_url(s: &str) -> Result<Url, AmsError> {
     let u = Url::parse(s).map_err(|e| AmsError::Config(format!("invalid URL {s:?}: {e}")))?;
     match u.scheme() {
         "https" | "http" => Ok(u),
-        other => Err(AmsError::Config(format!(
-            "URL {s:?}: scheme {other:?} is not http(s)"
-        ))),
+        other => Err(AmsError::Config(format!("URL {s:?}: scheme {other:?} is not http(s)"))),
     }
 }
 
@@ -122,20 +110,9 @@ pub enum AmsError {
     },
     /// An HTTP error status, with AMS's `{"error":{"code","message","status"}}` when present.
     #[error("{what}: HTTP {status}: {message}{}", ams_status.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
-    Http {
-        what: String,
-        status: u16,
-        message: String,
-        ams_status: Option<String>,
-    },
-    #[error(
-        "{what}: message of {size} bytes in a request exceeds the {limit}-byte limit; not sent"
-    )]
-    TooLargeLocal {
-        what: String,
-        size: usize,
-        limit: usize,
-    },
+    Http { what: String, status: u16, message: String, ams_status: Option<String> },
+    #[error("{what}: message of {size} bytes in a request exceeds the {limit}-byte limit; not sent")]
+    TooLargeLocal { what: String, size: usize, limit: usize },
     /// A success status with a body that is not what AMS answers.
     #[error("{what}: unexpected response: {detail}")]
     Protocol { what: String, detail: String },
@@ -316,24 +293,14 @@ pub struct OutgoingMessage {
 impl OutgoingMessage {
     /// What SSM publishes for a spool element: `{"empaid": "<dir>/<name>"}` and the S/MIME text.
     pub fn ssm(empaid: &str, smime: &[u8]) -> OutgoingMessage {
-        OutgoingMessage {
-            attributes: vec![("empaid".into(), empaid.into())],
-            data: smime.to_vec(),
-        }
+        OutgoingMessage { attributes: vec![("empaid".into(), empaid.into())], data: smime.to_vec() }
     }
 
     /// `{"attributes": {...}, "data": "<std base64>"}` exactly as json.dumps writes it.
     pub fn to_json(&self) -> String {
-        let attrs = pyjson::str_object(
-            self.attributes
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+        let attrs = pyjson::str_object(self.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let data = base64::engine::general_purpose::STANDARD.encode(&self.data);
-        format!(
-            "{{\"attributes\": {attrs}, \"data\": {}}}",
-            pyjson::string(&data)
-        )
+        format!("{{\"attributes\": {attrs}, \"data\": {}}}", pyjson::string(&data))
     }
 }
 
@@ -465,8 +432,7 @@ fn load_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, AmsError> {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-                matches!(ext, "pem" | "crt")
-                    || ext.chars().all(|c| c.is_ascii_digit()) && !ext.is_empty()
+                matches!(ext, "pem" | "crt") || ext.chars().all(|c| c.is_ascii_digit()) && !ext.is_empty()
             })
             .collect();
         v.sort();
@@ -492,21 +458,14 @@ fn load_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, AmsError> {
 impl AmsClient {
     pub fn new(cfg: AmsConfig) -> Result<AmsClient, AmsError> {
         if cfg.project.is_empty() || !valid_name(&cfg.project) {
-            return Err(AmsError::Config(format!(
-                "invalid AMS project name {:?}",
-                cfg.project
-            )));
+            return Err(AmsError::Config(format!("invalid AMS project name {:?}", cfg.project)));
         }
         if cfg.max_request_bytes == 0 || cfg.concurrency == 0 {
-            return Err(AmsError::Config(
-                "max_request_bytes and concurrency must be positive".into(),
-            ));
+            return Err(AmsError::Config("max_request_bytes and concurrency must be positive".into()));
         }
         let roots = cfg.ca.as_deref().map(load_roots).transpose()?;
         let builder = || {
-            let mut b = reqwest::Client::builder()
-                .timeout(cfg.timeout)
-                .user_agent(cfg.user_agent.clone());
+            let mut b = reqwest::Client::builder().timeout(cfg.timeout).user_agent(cfg.user_agent.clone());
             if let Some(roots) = &roots {
                 b = b.tls_certs_only(roots.iter().cloned());
             }
@@ -518,42 +477,24 @@ impl AmsClient {
         if cfg.insecure {
             tracing::warn!(base_url = %cfg.base_url, "AMS client: TLS certificate verification is DISABLED (insecure)");
         }
-        let build_err = |what: &str, e: reqwest::Error| {
-            AmsError::Config(format!("building the {what} HTTP client: {e}"))
-        };
+        let build_err =
+            |what: &str, e: reqwest::Error| AmsError::Config(format!("building the {what} HTTP client: {e}"));
         let http = builder().build().map_err(|e| build_err("AMS", e))?;
         let authn = match &cfg.auth {
             Auth::Token(_) => None,
             Auth::X509 { cert, key, .. } => {
-                let read = |p: &Path| {
-                    std::fs::read(p)
-                        .map_err(|e| AmsError::Config(format!("reading {}: {e}", p.display())))
-                };
+                let read =
+                    |p: &Path| std::fs::read(p).map_err(|e| AmsError::Config(format!("reading {}: {e}", p.display())));
                 let mut pem = read(cert)?;
                 pem.push(b'\n');
                 pem.extend(read(key)?);
                 let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                    AmsError::Config(format!(
-                        "client identity from {} and {}: {e}",
-                        cert.display(),
-                        key.display()
-                    ))
+                    AmsError::Config(format!("client identity from {} and {}: {e}", cert.display(), key.display()))
                 })?;
-                Some(
-                    builder()
-                        .identity(id)
-                        .build()
-                        .map_err(|e| build_err("authn", e))?,
-                )
+                Some(builder().identity(id).build().map_err(|e| build_err("authn", e))?)
             }
         };
-        Ok(AmsClient {
-            cfg,
-            http,
-            authn,
-            token: tokio::sync::Mutex::new(None),
-            exchanges: AtomicU64::new(0),
-        })
+        Ok(AmsClient { cfg, http, authn, token: tokio::sync::Mutex::new(None), exchanges: AtomicU64::new(0) })
     }
 
     pub fn config(&self) -> &AmsConfig {
@@ -568,40 +509,23 @@ impl AmsClient {
     /// The current token: the static one, or the cached one, or a fresh exchange (whose
     /// failures are [`AmsError::TokenExchange`]).
     pub async fn token(&self) -> Result<String, AmsError> {
-        self.token_inner()
-            .await
-            .map_err(|e| AmsError::TokenExchange(Box::new(e)))
+        self.token_inner().await.map_err(|e| AmsError::TokenExchange(Box::new(e)))
     }
 
     async fn token_inner(&self) -> Result<String, AmsError> {
-        let Auth::X509 {
-            authn_base, host, ..
-        } = &self.cfg.auth
-        else {
-            let Auth::Token(t) = &self.cfg.auth else {
-                unreachable!()
-            };
+        let Auth::X509 { authn_base, host, .. } = &self.cfg.auth else {
+            let Auth::Token(t) = &self.cfg.auth else { unreachable!() };
             return Ok(t.clone());
         };
         let mut guard = self.token.lock().await;
         if let Some(t) = guard.as_ref() {
             return Ok(t.clone());
         }
-        let url = join(
-            authn_base,
-            &format!("v1/service-types/ams/hosts/{host}:authx509"),
-        )?;
+        let url = join(authn_base, &format!("v1/service-types/ams/hosts/{host}:authx509"))?;
         let what = format!("X.509 token exchange at {url}");
-        let client = self
-            .authn
-            .as_ref()
-            .expect("authn client exists for X509 auth");
+        let client = self.authn.as_ref().expect("authn client exists for X509 auth");
         self.exchanges.fetch_add(1, Ordering::Relaxed);
-        let resp = client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| net(&what, e))?;
+        let resp = client.get(url.clone()).send().await.map_err(|e| net(&what, e))?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(|e| net(&what, e))?;
         if !(200..300).contains(&status) {
@@ -659,29 +583,18 @@ impl AmsClient {
     }
 
     /// Publishes one request holding all `messages`; returns their AMS ids in order.
-    pub async fn publish_batch(
-        &self,
-        topic: &str,
-        messages: &[OutgoingMessage],
-    ) -> Result<Vec<String>, AmsError> {
+    pub async fn publish_batch(&self, topic: &str, messages: &[OutgoingMessage]) -> Result<Vec<String>, AmsError> {
         let encoded: Vec<String> = messages.iter().map(OutgoingMessage::to_json).collect();
         self.publish_encoded(topic, &encoded).await
     }
 
-    async fn publish_encoded(
-        &self,
-        topic: &str,
-        encoded: &[String],
-    ) -> Result<Vec<String>, AmsError> {
+    async fn publish_encoded(&self, topic: &str, encoded: &[String]) -> Result<Vec<String>, AmsError> {
         check_name("topic", topic)?;
         let what = format!("publishing {} message(s) to topic {topic}", encoded.len());
         let path = format!("v1/projects/{}/topics/{topic}:publish", self.cfg.project);
         let body = self.post(&what, &path, publish_body(encoded)).await?;
         let ids = serde_json::from_slice::<PublishResponse>(&body)
-            .map_err(|e| AmsError::Protocol {
-                what: what.clone(),
-                detail: format!("{e}: {}", snippet(&body)),
-            })?
+            .map_err(|e| AmsError::Protocol { what: what.clone(), detail: format!("{e}: {}", snippet(&body)) })?
             .message_ids;
         if ids.len() != encoded.len() {
             return Err(AmsError::Protocol {
@@ -695,11 +608,7 @@ impl AmsClient {
     /// Publishes `messages`, several per request within `max_request_bytes`, with at most
     /// `concurrency` requests in flight. One result per message, in order: its AMS id, or the
     /// error of the request that carried it (messages alone over the limit are not sent).
-    pub async fn publish(
-        &self,
-        topic: &str,
-        messages: &[OutgoingMessage],
-    ) -> Vec<Result<String, AmsError>> {
+    pub async fn publish(&self, topic: &str, messages: &[OutgoingMessage]) -> Vec<Result<String, AmsError>> {
         let encoded: Vec<String> = messages.iter().map(OutgoingMessage::to_json).collect();
         let sizes: Vec<usize> = encoded.iter().map(String::len).collect();
         let limit = self.cfg.max_request_bytes;
@@ -710,11 +619,7 @@ impl AmsClient {
                 Ok(r) => ranges.push(r),
                 Err(i) => {
                     let what = format!("publishing message {i} to topic {topic}");
-                    results[i] = Some(Err(AmsError::TooLargeLocal {
-                        what,
-                        size: body_size(&sizes[i..=i]),
-                        limit,
-                    }));
+                    results[i] = Some(Err(AmsError::TooLargeLocal { what, size: body_size(&sizes[i..=i]), limit }));
                 }
             }
         }
@@ -730,10 +635,7 @@ impl AmsClient {
                 Err(e) => r.for_each(|i| results[i] = Some(Err(e.clone()))),
             }
         }
-        results
-            .into_iter()
-            .map(|r| r.expect("every message has a result"))
-            .collect()
+        results.into_iter().map(|r| r.expect("every message has a result")).collect()
     }
 
     /// `POST …/subscriptions/{sub}:pull` with `{"maxMessages": "<n>", "returnImmediately": "<bool>"}`.
@@ -745,22 +647,14 @@ impl AmsClient {
     ) -> Result<Vec<ReceivedMessage>, AmsError> {
         check_name("subscription", subscription)?;
         let what = format!("pulling from subscription {subscription}");
-        let path = format!(
-            "v1/projects/{}/subscriptions/{subscription}:pull",
-            self.cfg.project
-        );
+        let path = format!("v1/projects/{}/subscriptions/{subscription}:pull", self.cfg.project);
         let (max, ri) = (max_messages.to_string(), return_immediately.to_string());
-        let body = pyjson::str_object([
-            ("maxMessages", max.as_str()),
-            ("returnImmediately", ri.as_str()),
-        ]);
+        let body = pyjson::str_object([("maxMessages", max.as_str()), ("returnImmediately", ri.as_str())]);
         let bytes = self.post(&what, &path, body).await?;
         // AMS answers `{"receivedMessages": []}` when there is nothing: an empty
         // body is a broken answer (retried), never "the subscription is drained".
-        let resp: PullResponse = serde_json::from_slice(&bytes).map_err(|e| AmsError::Protocol {
-            what,
-            detail: format!("{e}: {}", snippet(&bytes)),
-        })?;
+        let resp: PullResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| AmsError::Protocol { what, detail: format!("{e}: {}", snippet(&bytes)) })?;
         Ok(resp
             .received
             .into_iter()
@@ -768,52 +662,28 @@ impl AmsClient {
                 ack_id: r.ack_id,
                 message_id: r.message.message_id,
                 attributes: r.message.attributes,
-                data: base64::engine::general_purpose::STANDARD
-                    .decode(r.message.data.trim())
-                    .map_err(NotBase64),
+                data: base64::engine::general_purpose::STANDARD.decode(r.message.data.trim()).map_err(NotBase64),
                 publish_time: r.message.publish_time,
             })
             .collect())
     }
 
     /// `POST …/subscriptions/{sub}:acknowledge` with `{"ackIds": [...]}`.
-    pub async fn acknowledge(
-        &self,
-        subscription: &str,
-        ack_ids: &[String],
-    ) -> Result<(), AmsError> {
+    pub async fn acknowledge(&self, subscription: &str, ack_ids: &[String]) -> Result<(), AmsError> {
         check_name("subscription", subscription)?;
-        let what = format!(
-            "acknowledging {} message(s) on subscription {subscription}",
-            ack_ids.len()
-        );
-        let path = format!(
-            "v1/projects/{}/subscriptions/{subscription}:acknowledge",
-            self.cfg.project
-        );
+        let what = format!("acknowledging {} message(s) on subscription {subscription}", ack_ids.len());
+        let path = format!("v1/projects/{}/subscriptions/{subscription}:acknowledge", self.cfg.project);
         let ids: Vec<String> = ack_ids.iter().map(|a| pyjson::string(a)).collect();
-        self.post(
-            &what,
-            &path,
-            format!("{{\"ackIds\": {}}}", pyjson::list(&ids)),
-        )
-        .await
-        .map(|_| ())
+        self.post(&what, &path, format!("{{\"ackIds\": {}}}", pyjson::list(&ids))).await.map(|_| ())
     }
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '~'))
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '~'))
 }
 
 fn check_name(kind: &str, s: &str) -> Result<(), AmsError> {
-    if valid_name(s) {
-        Ok(())
-    } else {
-        Err(AmsError::Config(format!("invalid AMS {kind} name {s:?}")))
-    }
+    if valid_name(s) { Ok(()) } else { Err(AmsError::Config(format!("invalid AMS {kind} name {s:?}"))) }
 }
 
 /// `base` + `path`, keeping any path prefix of the base (`https://h/prefix` + `v1/...`).
@@ -823,11 +693,7 @@ fn join(base: &Url, path: &str) -> Result<Url, AmsError> {
 }
 
 fn net(what: &str, e: reqwest::Error) -> AmsError {
-    AmsError::Network {
-        what: what.to_owned(),
-        kind: NetKind::of(&e),
-        source: Arc::new(e),
-    }
+    AmsError::Network { what: what.to_owned(), kind: NetKind::of(&e), source: Arc::new(e) }
 }
 
 fn snippet(b: &[u8]) -> String {
@@ -841,33 +707,14 @@ fn snippet(b: &[u8]) -> String {
 
 fn http_error(what: &str, status: u16, body: &[u8]) -> AmsError {
     let (message, ams_status) = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(ErrorBody {
-            error:
-                ErrorDetail {
-                    message: Some(m),
-                    status,
-                },
-        }) => (m, status),
-        Ok(ErrorBody {
-            error:
-                ErrorDetail {
-                    message: None,
-                    status,
-                },
-        }) => (snippet(body), status),
+        Ok(ErrorBody { error: ErrorDetail { message: Some(m), status } }) => (m, status),
+        Ok(ErrorBody { error: ErrorDetail { message: None, status } }) => (snippet(body), status),
         Err(_) if body.iter().all(u8::is_ascii_whitespace) => {
-            let reason = reqwest::StatusCode::from_u16(status)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("no body");
+            let reason =
+                reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("no body");
             (reason.to_owned(), None)
         }
         Err(_) => (snippet(body), None),
     };
-    AmsError::Http {
-        what: what.to_owned(),
-        status,
-        message,
-        ams_status,
-    }
+    AmsError::Http { what: what.to_owned(), status, message, ams_status }
 }

@@ -12,12 +12,7 @@ pub enum ConfigError {
     #[error("{file}: {reason}")]
     File { file: PathBuf, reason: String },
     #[error("{file}: [{section}] {key}: {reason}")]
-    Key {
-        file: PathBuf,
-        section: String,
-        key: String,
-        reason: String,
-    },
+    Key { file: PathBuf, section: String, key: String, reason: String },
 }
 
 /// Refuses a file holding a secret (an AMS token, a private key) that its group or others may
@@ -93,10 +88,8 @@ struct Cfg {
 
 impl Cfg {
     fn load(file: &Path) -> Result<Cfg, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|e| ConfigError::File {
-            file: file.to_owned(),
-            reason: format!("cannot read: {e}"),
-        })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConfigError::File { file: file.to_owned(), reason: format!("cannot read: {e}") })?;
         Cfg::parse(file, &text)
     }
 
@@ -107,14 +100,9 @@ impl Cfg {
             enabled_indented_mutiline_value: true,
             enabled_preserve_key_leading_whitespace: false,
         };
-        let ini = Ini::load_from_str_opt(text, opt).map_err(|e| ConfigError::File {
-            file: file.to_owned(),
-            reason: format!("not an INI file: {e}"),
-        })?;
-        Ok(Cfg {
-            file: file.to_owned(),
-            ini,
-        })
+        let ini = Ini::load_from_str_opt(text, opt)
+            .map_err(|e| ConfigError::File { file: file.to_owned(), reason: format!("not an INI file: {e}") })?;
+        Ok(Cfg { file: file.to_owned(), ini })
     }
 
     fn has_section(&self, section: &str) -> bool {
@@ -122,12 +110,7 @@ impl Cfg {
     }
 
     fn err(&self, section: &str, key: &str, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Key {
-            file: self.file.clone(),
-            section: section.into(),
-            key: key.into(),
-            reason: reason.into(),
-        }
+        ConfigError::Key { file: self.file.clone(), section: section.into(), key: key.into(), reason: reason.into() }
     }
 
     /// The value (stripped, `%%` → `%`), option names compared case-insensitively.
@@ -135,11 +118,7 @@ impl Cfg {
         let Some(props) = self.ini.section(Some(section)) else {
             return Ok(None);
         };
-        let Some((_, v)) = props
-            .iter()
-            .filter(|(k, _)| k.trim().eq_ignore_ascii_case(key))
-            .last()
-        else {
+        let Some((_, v)) = props.iter().filter(|(k, _)| k.trim().eq_ignore_ascii_case(key)).last() else {
             return Ok(None);
         };
         let v = v.trim();
@@ -161,10 +140,7 @@ impl Cfg {
     }
 
     fn path(&self, section: &str, key: &str) -> Result<Option<PathBuf>, ConfigError> {
-        Ok(self
-            .get(section, key)?
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from))
+        Ok(self.get(section, key)?.filter(|v| !v.is_empty()).map(PathBuf::from))
     }
 
     /// configparser's `getboolean`.
@@ -193,11 +169,9 @@ impl Cfg {
                 "protocol",
                 "missing (SSM would default to STOMP, which is not supported); set `protocol: AMS`",
             )),
-            Some(other) => Err(self.err(
-                agent,
-                "protocol",
-                format!("{other:?} is neither AMS nor STOMP (case-sensitive)"),
-            )),
+            Some(other) => {
+                Err(self.err(agent, "protocol", format!("{other:?} is neither AMS nor STOMP (case-sensitive)")))
+            }
         }
     }
 
@@ -233,21 +207,13 @@ impl SenderCfg {
             None | Some("") | Some("dirq") => PathType::Dirq,
             Some("directory") => PathType::Directory,
             Some(o) => {
-                return Err(c.err(
-                    "messaging",
-                    "path_type",
-                    format!("{o:?}: expected dirq or directory"),
-                ));
+                return Err(c.err("messaging", "path_type", format!("{o:?}: expected dirq or directory")));
             }
         };
         let certificate = c.path("certificates", "certificate")?;
         let server_cert = c.path("certificates", "server_cert")?;
         if server_cert.is_some() && server_cert == certificate {
-            return Err(c.err(
-                "certificates",
-                "server_cert",
-                "must not be the host certificate (SSM refuses it too)",
-            ));
+            return Err(c.err("certificates", "server_cert", "must not be the host certificate (SSM refuses it too)"));
         }
         Ok(SenderCfg {
             host: c.required("broker", "host")?,
@@ -310,9 +276,5 @@ pub fn load_dns(file: impl AsRef<Path>) -> Result<Vec<String>, ConfigError> {
 }
 
 pub fn parse_dns(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(String::from)
-        .collect()
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
 }

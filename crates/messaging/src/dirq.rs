@@ -74,11 +74,7 @@ impl Error {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| Error::Io { op, path: path.to_path_buf(), source }
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
@@ -97,9 +93,7 @@ pub fn is_element_file_name(s: &str) -> bool {
 
 /// A `.tmp` or `.lck` file dirq itself creates: 14 hex digits and the suffix.
 fn volatile_kind(s: &str) -> Option<&'static str> {
-    [TEMPORARY_SUFFIX, LOCKED_SUFFIX]
-        .into_iter()
-        .find(|suf| s.strip_suffix(suf).is_some_and(is_element_file_name))
+    [TEMPORARY_SUFFIX, LOCKED_SUFFIX].into_iter().find(|suf| s.strip_suffix(suf).is_some_and(is_element_file_name))
 }
 
 /// A validated element name `"<8 hex>/<14 hex>"` (python's `_DIRELT_REGEXP`), e.g.
@@ -109,13 +103,8 @@ pub struct ElementName(String);
 
 impl ElementName {
     pub fn parse(name: &str) -> Result<Self> {
-        let bad = |reason| Error::InvalidName {
-            name: name.to_string(),
-            reason,
-        };
-        let (dir, file) = name
-            .split_once('/')
-            .ok_or_else(|| bad("expected <8 hex>/<14 hex>"))?;
+        let bad = |reason| Error::InvalidName { name: name.to_string(), reason };
+        let (dir, file) = name.split_once('/').ok_or_else(|| bad("expected <8 hex>/<14 hex>"))?;
         if !is_dir_name(dir) {
             return Err(bad("directory part is not 8 lowercase hex digits"));
         }
@@ -201,11 +190,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            umask: None,
-            rndhex: None,
-            granularity: DEFAULT_GRANULARITY,
-        }
+        Options { umask: None, rndhex: None, granularity: DEFAULT_GRANULARITY }
     }
 }
 
@@ -245,20 +230,13 @@ pub struct QueueSimple {
 }
 
 fn now_since_epoch() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 /// python `_name(rndhex)`: `"%08x%05x%01x" % (secs, micros, rndhex)`.
 fn new_name(rndhex: u8) -> String {
     let now = now_since_epoch();
-    format!(
-        "{:08x}{:05x}{:01x}",
-        now.as_secs(),
-        now.subsec_micros(),
-        rndhex
-    )
+    format!("{:08x}{:05x}{:01x}", now.as_secs(), now.subsec_micros(), rndhex)
 }
 
 /// python `os.utime(path, None)`: atime and mtime to now (needs write access, not ownership).
@@ -267,11 +245,7 @@ fn touch_now(path: &Path) -> io::Result<()> {
         .map_err(|_| io::Error::new(ErrorKind::InvalidInput, "path contains NUL"))?;
     // SAFETY: `c` is a valid NUL-terminated string; a null `times` means "now" for both.
     let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// Entries of a directory; `Ok(None)` when it does not exist (anymore) or is not a directory.
@@ -309,12 +283,8 @@ impl QueueSimple {
             Some(r) => r % 16,
             None => (RandomState::new().build_hasher().finish() % 16) as u8,
         };
-        let q = QueueSimple {
-            path: path.as_ref().to_path_buf(),
-            umask: opts.umask,
-            rndhex,
-            granularity: opts.granularity,
-        };
+        let q =
+            QueueSimple { path: path.as_ref().to_path_buf(), umask: opts.umask, rndhex, granularity: opts.granularity };
         q.special_mkdir(&q.path)?;
         Ok(q)
     }
@@ -416,11 +386,7 @@ impl QueueSimple {
                 Ok(true)
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(Error::Link {
-                from: tmp,
-                to,
-                source: e,
-            }),
+            Err(e) => Err(Error::Link { from: tmp, to, source: e }),
         }
     }
 
@@ -431,9 +397,7 @@ impl QueueSimple {
         for _ in 0..MAX_ATTEMPTS {
             let tmp = dir_path.join(format!("{}{TEMPORARY_SUFFIX}", new_name(self.rndhex)));
             let mut o = OpenOptions::new();
-            o.write(true)
-                .create_new(true)
-                .mode(0o666 & !self.umask.unwrap_or(0));
+            o.write(true).create_new(true).mode(0o666 & !self.umask.unwrap_or(0));
             match o.open(&tmp) {
                 Ok(f) => {
                     self.fix_mode(&tmp, 0o666)?;
@@ -461,56 +425,35 @@ impl QueueSimple {
                 Ok(()) => return ElementName::parse(&format!("{dir}/{file}")),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => last = Some((new, e)),
                 Err(e) => {
-                    return Err(Error::Link {
-                        from: tmp.into(),
-                        to: new,
-                        source: e,
-                    });
+                    return Err(Error::Link { from: tmp.into(), to: new, source: e });
                 }
             }
         }
         let (to, source) = last.expect("MAX_ATTEMPTS > 0");
-        Err(Error::Link {
-            from: tmp.into(),
-            to,
-            source,
-        })
+        Err(Error::Link { from: tmp.into(), to, source })
     }
 
     /// Sorted intermediate directory names.
     fn dirs(&self) -> Result<Vec<String>> {
-        let mut dirs: Vec<String> = list(&self.path)?
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|n| is_dir_name(n))
-            .collect();
+        let mut dirs: Vec<String> =
+            list(&self.path)?.unwrap_or_default().into_iter().filter(|n| is_dir_name(n)).collect();
         dirs.sort();
         Ok(dirs)
     }
 
     /// Sorted element names of one directory (none if it vanished).
     fn elements_of(&self, dir: &str) -> Result<Vec<ElementName>> {
-        let mut files: Vec<String> = list(&self.path.join(dir))?
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|n| is_element_file_name(n))
-            .collect();
+        let mut files: Vec<String> =
+            list(&self.path.join(dir))?.unwrap_or_default().into_iter().filter(|n| is_element_file_name(n)).collect();
         files.sort();
-        Ok(files
-            .into_iter()
-            .map(|f| ElementName(format!("{dir}/{f}")))
-            .collect())
+        Ok(files.into_iter().map(|f| ElementName(format!("{dir}/{f}"))).collect())
     }
 
     /// Lazy iteration in python's order: directories listed (sorted) at the start, each
     /// directory's elements listed (sorted) when reached; `.tmp`, `.lck` and foreign names
     /// are skipped. Locked elements are included (call `lock` to claim one).
     pub fn names(&self) -> Result<Names<'_>> {
-        Ok(Names {
-            queue: self,
-            dirs: self.dirs()?.into(),
-            current: Default::default(),
-        })
+        Ok(Names { queue: self, dirs: self.dirs()?.into(), current: Default::default() })
     }
 
     /// All element names, in queue order.
@@ -543,22 +486,16 @@ impl QueueSimple {
             if permissive && matches!(e.kind(), ErrorKind::AlreadyExists | ErrorKind::NotFound) {
                 return Ok(false);
             }
-            return Err(Error::Link {
-                from: path,
-                to: lock,
-                source: e,
-            });
+            return Err(Error::Link { from: path, to: lock, source: e });
         }
         match touch_now(&path) {
             Ok(()) => Ok(true),
             // RACE: another process locked and removed the element while we linked.
-            Err(e) if permissive && e.kind() == ErrorKind::NotFound => {
-                match fs::remove_file(&lock) {
-                    Ok(()) => Ok(false),
-                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-                    Err(e) => Err(io_err("unlink", &lock)(e)),
-                }
-            }
+            Err(e) if permissive && e.kind() == ErrorKind::NotFound => match fs::remove_file(&lock) {
+                Ok(()) => Ok(false),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(io_err("unlink", &lock)(e)),
+            },
             Err(e) => Err(io_err("utime", &path)(e)),
         }
     }
@@ -614,11 +551,7 @@ impl QueueSimple {
                     let Some(kind) = volatile_kind(&old) else {
                         continue;
                     };
-                    let Some(limit) = (if kind == TEMPORARY_SUFFIX {
-                        oldtemp
-                    } else {
-                        oldlock
-                    }) else {
+                    let Some(limit) = (if kind == TEMPORARY_SUFFIX { oldtemp } else { oldlock }) else {
                         continue;
                     };
                     let p = dir_path.join(&old);
@@ -636,11 +569,7 @@ impl QueueSimple {
                         Err(e) => return Err(io_err("unlink", &p)(e)),
                     }
                     let entry = format!("{d}/{old}");
-                    if kind == TEMPORARY_SUFFIX {
-                        report.removed_temp.push(entry)
-                    } else {
-                        report.unlocked.push(entry)
-                    }
+                    if kind == TEMPORARY_SUFFIX { report.removed_temp.push(entry) } else { report.unlocked.push(entry) }
                 }
             }
         }
@@ -654,10 +583,8 @@ impl QueueSimple {
                     Ok(()) => report.removed_dirs.push(d.clone()),
                     // RACE: gone already, or an element was added since we listed it.
                     Err(e)
-                        if matches!(
-                            e.kind(),
-                            ErrorKind::NotFound | ErrorKind::DirectoryNotEmpty
-                        ) || e.raw_os_error() == Some(libc::EEXIST) => {}
+                        if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::DirectoryNotEmpty)
+                            || e.raw_os_error() == Some(libc::EEXIST) => {}
                     Err(e) => return Err(io_err("rmdir", &p)(e)),
                 }
             }

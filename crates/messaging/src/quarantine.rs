@@ -18,10 +18,7 @@ use crate::sender::{SPLIT_REASON, SUPERSEDED_REASON, SendError, write_durably};
 const NOTE_SUFFIX: &str = ".error";
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> SendError {
-    SendError::Spool {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    }
+    SendError::Spool { path: path.to_owned(), reason: e.to_string() }
 }
 
 /// One quarantined element.
@@ -37,13 +34,7 @@ pub struct Quarantined {
 }
 
 /// Writes `data` and its note into `dir` (created if missing), durably.
-pub fn write(
-    dir: &Path,
-    spool: &Path,
-    element: &str,
-    data: &[u8],
-    reason: &str,
-) -> std::io::Result<()> {
+pub fn write(dir: &Path, spool: &Path, element: &str, data: &[u8], reason: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let flat = element.replace('/', "_");
     write_durably(&dir.join(&flat), data)?;
@@ -72,11 +63,7 @@ pub fn list(dir: &Path) -> Result<Vec<Quarantined>, SendError> {
             continue;
         };
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        let field = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(k))
-                .map(str::to_owned)
-        };
+        let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).map(str::to_owned);
         out.push(Quarantined {
             file: file.to_owned(),
             element: field("element: ").unwrap_or_else(|| file.to_owned()),
@@ -92,12 +79,9 @@ pub fn list(dir: &Path) -> Result<Vec<Quarantined>, SendError> {
 pub fn by_reason(items: &[Quarantined]) -> Vec<(String, Vec<String>)> {
     let mut m: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for q in items {
-        m.entry(q.reason.as_str())
-            .or_default()
-            .push(q.element.clone());
+        m.entry(q.reason.as_str()).or_default().push(q.element.clone());
     }
-    let mut v: Vec<(String, Vec<String>)> =
-        m.into_iter().map(|(r, e)| (r.to_owned(), e)).collect();
+    let mut v: Vec<(String, Vec<String>)> = m.into_iter().map(|(r, e)| (r.to_owned(), e)).collect();
     v.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
     v
 }
@@ -153,32 +137,23 @@ pub fn requeue(
     let items = list(quarantine)?;
     let mut report = RequeueReport::default();
     if let Selection::Elements(wanted) = selection {
-        report.not_found = wanted
-            .iter()
-            .filter(|w| !items.iter().any(|q| q.element == **w || q.file == **w))
-            .cloned()
-            .collect();
+        report.not_found =
+            wanted.iter().filter(|w| !items.iter().any(|q| q.element == **w || q.file == **w)).cloned().collect();
     }
     let queue = match ty {
-        PathType::Dirq if !dry_run => {
-            Some(QueueSimple::open(spool).map_err(|e| io_err(spool, e))?)
-        }
+        PathType::Dirq if !dry_run => Some(QueueSimple::open(spool).map_err(|e| io_err(spool, e))?),
         _ => None,
     };
     for q in items.iter().filter(|q| selection.takes(q)) {
         if q.reason.starts_with(SPLIT_REASON) || q.reason.starts_with(SUPERSEDED_REASON) {
-            report
-                .skipped
-                .push((q.element.clone(), "replaced by other messages".into()));
+            report.skipped.push((q.element.clone(), "replaced by other messages".into()));
             continue;
         }
         let path = quarantine.join(&q.file);
         let data = match std::fs::read(&path) {
             Ok(d) => d,
             Err(e) => {
-                report
-                    .skipped
-                    .push((q.element.clone(), format!("cannot read {}: {e}", path.display())));
+                report.skipped.push((q.element.clone(), format!("cannot read {}: {e}", path.display())));
                 continue;
             }
         };
@@ -189,23 +164,18 @@ pub fn requeue(
         match known {
             None | Some(MessageState::Quarantined | MessageState::Spooled) => {}
             Some(state) => {
-                report.skipped.push((
-                    q.element.clone(),
-                    format!("the ledger has this message as {state}"),
-                ));
+                report.skipped.push((q.element.clone(), format!("the ledger has this message as {state}")));
                 continue;
             }
         }
         let in_spool = match ty {
-            PathType::Dirq => ElementName::parse(&q.element)
-                .ok()
-                .is_some_and(|n| spool.join(n.dir()).join(n.file()).exists()),
+            PathType::Dirq => {
+                ElementName::parse(&q.element).ok().is_some_and(|n| spool.join(n.dir()).join(n.file()).exists())
+            }
             PathType::Directory => spool.join(&q.element).exists(),
         };
         if in_spool {
-            report
-                .skipped
-                .push((q.element.clone(), "an element of that name is in the spool".into()));
+            report.skipped.push((q.element.clone(), "an element of that name is in the spool".into()));
             continue;
         }
         if dry_run {

@@ -26,10 +26,7 @@ pub enum ReceiveError {
 }
 
 fn store_err(path: &Path, e: impl std::fmt::Display) -> ReceiveError {
-    ReceiveError::Store {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    }
+    ReceiveError::Store { path: path.to_owned(), reason: e.to_string() }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -52,11 +49,7 @@ impl DirQueue {
         for d in ["temporary", "obsolete"] {
             std::fs::create_dir_all(path.join(d))?;
         }
-        Ok(DirQueue {
-            path,
-            rndhex: rand::rng().random_range(0..16),
-            maxelts: 16000,
-        })
+        Ok(DirQueue { path, rndhex: rand::rng().random_range(0..16), maxelts: 16000 })
     }
 
     pub fn path(&self) -> &Path {
@@ -64,9 +57,7 @@ impl DirQueue {
     }
 
     fn new_name(&self) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         format!("{:08x}{:05x}{:01x}", now.as_secs(), now.subsec_micros(), self.rndhex)
     }
 
@@ -80,9 +71,7 @@ impl DirQueue {
         let name = match dirs.last() {
             None => format!("{:08x}", 0),
             Some(last) => {
-                let n = std::fs::read_dir(self.path.join(last))
-                    .map(|rd| rd.count())
-                    .unwrap_or(0);
+                let n = std::fs::read_dir(self.path.join(last)).map(|rd| rd.count()).unwrap_or(0);
                 if n > 0 && n < self.maxelts {
                     last.clone()
                 } else {
@@ -122,9 +111,7 @@ impl DirQueue {
                     std::fs::File::open(self.path.join(&dir))?.sync_all()?;
                     return Ok(name);
                 }
-                Err(e)
-                    if matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) =>
-                {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) => {
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -169,10 +156,7 @@ impl DirQueue {
 /// A field file name of a dirq `Queue` element: lowercase ASCII letters only.
 fn check_field_key(key: &str) -> std::io::Result<()> {
     if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase()) {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("invalid dirq field name {key:?}"),
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("invalid dirq field name {key:?}")));
     }
     Ok(())
 }
@@ -315,25 +299,28 @@ impl RecordStore {
             .optional()
             .map_err(e)?;
         if seen.is_some() {
-            tx.execute(
-                "UPDATE messages SET arrivals=arrivals+1, last_at=?2 WHERE ams_id=?1",
-                params![ams_id, now],
-            )
-            .map_err(e)?;
+            tx.execute("UPDATE messages SET arrivals=arrivals+1, last_at=?2 WHERE ams_id=?1", params![ams_id, now])
+                .map_err(e)?;
             tx.commit().map_err(e)?;
             return Ok(LoadOutcome { redelivered: true, records: records.len() });
         }
         tx.execute(
             "INSERT INTO messages VALUES (?1,?2,?3,?4,?5,1,?6,?6)",
-            params![ams_id, empaid, signer, ledger::sha256_hex(&String::from_utf8_lossy(body)), records.len() as i64, now],
+            params![
+                ams_id,
+                empaid,
+                signer,
+                ledger::sha256_hex(&String::from_utf8_lossy(body)),
+                records.len() as i64,
+                now
+            ],
         )
         .map_err(e)?;
         for r in records {
             let kind = r.kind().as_str();
             let key = r.key();
             let rbody = String::from_utf8(
-                apel::render_message(r.kind(), std::slice::from_ref(r), apel::Style::Fedsite)
-                    .unwrap_or_default(),
+                apel::render_message(r.kind(), std::slice::from_ref(r), apel::Style::Fedsite).unwrap_or_default(),
             )
             .unwrap_or_default();
             tx.execute(
@@ -353,14 +340,35 @@ impl RecordStore {
                         "INSERT OR REPLACE INTO cloud_records VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,
                          ?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29)",
                         params![
-                            c.vm_uuid.to_string(), y, m, ts(mt), c.site_name.to_string(),
-                            txt(&c.cloud_compute_service), txt(&c.global_user_name), fqan, vo, group, role,
-                            c.status.map(|s| s.as_str().to_string()), txt(&c.image_id),
-                            c.cpu_count.unwrap_or(0), txt(&c.benchmark_type), c.benchmark.unwrap_or(0.0),
-                            txt(&c.cloud_type), ts(c.start_time), c.wall_duration.map(|v| v as i64),
-                            c.cpu_duration.map(|v| v as i64), c.network_inbound.map(|v| v as i64),
-                            c.network_outbound.map(|v| v as i64), c.memory.map(|v| v as i64),
-                            c.disk.map(|v| v as i64), rbody, signer, empaid, ams_id, now
+                            c.vm_uuid.to_string(),
+                            y,
+                            m,
+                            ts(mt),
+                            c.site_name.to_string(),
+                            txt(&c.cloud_compute_service),
+                            txt(&c.global_user_name),
+                            fqan,
+                            vo,
+                            group,
+                            role,
+                            c.status.map(|s| s.as_str().to_string()),
+                            txt(&c.image_id),
+                            c.cpu_count.unwrap_or(0),
+                            txt(&c.benchmark_type),
+                            c.benchmark.unwrap_or(0.0),
+                            txt(&c.cloud_type),
+                            ts(c.start_time),
+                            c.wall_duration.map(|v| v as i64),
+                            c.cpu_duration.map(|v| v as i64),
+                            c.network_inbound.map(|v| v as i64),
+                            c.network_outbound.map(|v| v as i64),
+                            c.memory.map(|v| v as i64),
+                            c.disk.map(|v| v as i64),
+                            rbody,
+                            signer,
+                            empaid,
+                            ams_id,
+                            now
                         ],
                     )
                     .map_err(e)?;
@@ -454,18 +462,44 @@ impl RecordStore {
             )
             .map_err(e)?;
         type Row = (
-            String, i32, u32, String, Option<String>, Option<String>, String, Option<String>,
-            Option<String>, Option<String>, Option<String>, u32, Option<String>, f64,
-            Option<String>, Option<i64>, [i64; 6],
+            String,
+            i32,
+            u32,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            u32,
+            Option<String>,
+            f64,
+            Option<String>,
+            Option<i64>,
+            [i64; 6],
         );
         let rows: Vec<Row> = st
             .query_map([], |r| {
                 let n = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0));
                 Ok((
-                    r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?,
-                    r.get::<_, Option<String>>(6)?.unwrap_or_else(|| "None".into()), r.get(7)?,
-                    r.get(8)?, r.get(9)?, r.get(10)?, r.get::<_, Option<u32>>(11)?.unwrap_or(0),
-                    r.get(12)?, r.get::<_, Option<f64>>(13)?.unwrap_or(0.0), r.get(14)?, r.get(15)?,
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get::<_, Option<String>>(6)?.unwrap_or_else(|| "None".into()),
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get::<_, Option<u32>>(11)?.unwrap_or(0),
+                    r.get(12)?,
+                    r.get::<_, Option<f64>>(13)?.unwrap_or(0.0),
+                    r.get(14)?,
+                    r.get(15)?,
                     [n(16)?, n(17)?, n(18)?, n(19)?, n(20)?, n(21)?],
                 ))
             })
@@ -487,11 +521,29 @@ impl RecordStore {
             );
             let start = start.and_then(|s| DateTime::from_timestamp(s, 0));
             let g = groups.entry(key).or_insert_with(|| CloudSummary {
-                site, cloud_compute_service: ccs, year, month, global_user_name: gu, vo,
-                vo_group: vog, vo_role: vor, status, image_id: image, cpu_count: cpus,
-                benchmark_type: bt, benchmark: b, cloud_type: ct, earliest_start: None,
-                latest_start: None, wall_duration: 0, cpu_duration: 0, network_inbound: 0,
-                network_outbound: 0, memory: 0, disk: 0, number_of_vms: 0,
+                site,
+                cloud_compute_service: ccs,
+                year,
+                month,
+                global_user_name: gu,
+                vo,
+                vo_group: vog,
+                vo_role: vor,
+                status,
+                image_id: image,
+                cpu_count: cpus,
+                benchmark_type: bt,
+                benchmark: b,
+                cloud_type: ct,
+                earliest_start: None,
+                latest_start: None,
+                wall_duration: 0,
+                cpu_duration: 0,
+                network_inbound: 0,
+                network_outbound: 0,
+                memory: 0,
+                disk: 0,
+                number_of_vms: 0,
             });
             g.earliest_start = match (g.earliest_start, start) {
                 (Some(a), Some(s)) => Some(a.min(s)),
@@ -533,27 +585,16 @@ impl Sink {
 /// Takes the run lock of a receive store (one `fedsite receive` at a time per store): for a
 /// dirq queue directory, `.fedsite-receive.lock` inside it (`dir`), for a records file,
 /// `<file>.receive.lock` beside it; waiting up to `wait`.
-pub fn lock_store(
-    store: &Path,
-    dir: bool,
-    wait: Duration,
-) -> Result<ledger::RunLock, ledger::LockError> {
+pub fn lock_store(store: &Path, dir: bool, wait: Duration) -> Result<ledger::RunLock, ledger::LockError> {
     let path = if dir {
-        std::fs::create_dir_all(store).map_err(|source| ledger::LockError::Io {
-            path: store.to_owned(),
-            source,
-        })?;
+        std::fs::create_dir_all(store).map_err(|source| ledger::LockError::Io { path: store.to_owned(), source })?;
         store.join(".fedsite-receive.lock")
     } else {
         let mut s = store.as_os_str().to_owned();
         s.push(".receive.lock");
         PathBuf::from(s)
     };
-    ledger::runlock::lock_file(
-        &path,
-        &format!("store {} (receive runs)", store.display()),
-        wait,
-    )
+    ledger::runlock::lock_file(&path, &format!("store {} (receive runs)", store.display()), wait)
 }
 
 #[derive(Debug, Clone)]
@@ -611,12 +652,7 @@ enum Verdict {
     Reject { signer: Option<String>, body: Vec<u8>, error: String },
 }
 
-fn judge(
-    m: &ReceivedMessage,
-    verifier: &Verifier,
-    decryptor: Option<&Signer>,
-    allowed: &[String],
-) -> Verdict {
+fn judge(m: &ReceivedMessage, verifier: &Verifier, decryptor: Option<&Signer>, allowed: &[String]) -> Verdict {
     let reject = |signer: Option<String>, body: Vec<u8>, error: String| Verdict::Reject { signer, body, error };
     let data = match &m.data {
         Ok(d) => d.clone(),
@@ -754,7 +790,9 @@ pub async fn receive_once(
             match with_retries(opts, || client.acknowledge(&opts.subscription, &acks)).await {
                 Ok(()) => report.acked += acks.len(),
                 // Past the deadline: AMS will deliver them again; the store counts them once.
-                Err(e) if e.status() == Some(408) => tracing::warn!("acknowledge too late, messages will come again: {e}"),
+                Err(e) if e.status() == Some(408) => {
+                    tracing::warn!("acknowledge too late, messages will come again: {e}")
+                }
                 Err(e) => return Err(e.into()),
             }
         }

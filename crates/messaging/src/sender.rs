@@ -65,10 +65,7 @@ pub enum SendError {
 }
 
 fn spool_err(path: &Path, e: impl std::fmt::Display) -> SendError {
-    SendError::Spool {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    }
+    SendError::Spool { path: path.to_owned(), reason: e.to_string() }
 }
 
 /// Exponential backoff with full jitter: attempt n waits a random time in
@@ -96,10 +93,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .initial
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(self.max_delay);
+        let exp = self.initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20)).min(self.max_delay);
         let ms = exp.as_millis() as u64;
         Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
     }
@@ -226,9 +220,7 @@ pub enum Spool {
 impl Spool {
     pub fn open(path: &Path, ty: PathType) -> Result<Spool, SendError> {
         match ty {
-            PathType::Dirq => Ok(Spool::Dirq(
-                QueueSimple::open(path).map_err(|e| spool_err(path, e))?,
-            )),
+            PathType::Dirq => Ok(Spool::Dirq(QueueSimple::open(path).map_err(|e| spool_err(path, e))?)),
             PathType::Directory => {
                 std::fs::create_dir_all(path).map_err(|e| spool_err(path, e))?;
                 Ok(Spool::Directory(path.to_owned()))
@@ -246,12 +238,7 @@ impl Spool {
     /// Element names in sending order (dirq: by name = time; directory: by mtime).
     pub fn names(&self) -> Result<Vec<String>, SendError> {
         match self {
-            Spool::Dirq(q) => Ok(q
-                .iter()
-                .map_err(|e| spool_err(q.path(), e))?
-                .into_iter()
-                .map(String::from)
-                .collect()),
+            Spool::Dirq(q) => Ok(q.iter().map_err(|e| spool_err(q.path(), e))?.into_iter().map(String::from).collect()),
             Spool::Directory(p) => {
                 let mut v = Vec::new();
                 for e in std::fs::read_dir(p).map_err(|e| spool_err(p, e))? {
@@ -304,10 +291,7 @@ impl Spool {
     /// Adds a new element (directory: a uuid4-named file, written to `.tmp` then renamed).
     pub fn add(&self, data: &[u8]) -> Result<String, SendError> {
         match self {
-            Spool::Dirq(q) => q
-                .add(data)
-                .map(String::from)
-                .map_err(|e| spool_err(q.path(), e)),
+            Spool::Dirq(q) => q.add(data).map(String::from).map_err(|e| spool_err(q.path(), e)),
             Spool::Directory(p) => {
                 let name = uuid4();
                 write_durably(&p.join(&name), data).map_err(|e| spool_err(p, e))?;
@@ -318,9 +302,7 @@ impl Spool {
 
     pub fn purge(&self, maxtemp: Duration, maxlock: Duration) -> Result<(), SendError> {
         if let Spool::Dirq(q) = self {
-            let r = q
-                .purge(maxtemp, maxlock)
-                .map_err(|e| spool_err(q.path(), e))?;
+            let r = q.purge(maxtemp, maxlock).map_err(|e| spool_err(q.path(), e))?;
             for u in &r.unlocked {
                 tracing::info!(element = %u, "stale lock released by purge");
             }
@@ -332,15 +314,7 @@ impl Spool {
 fn uuid4() -> String {
     let b: [u8; 16] = rand::rng().random();
     let h = hex::encode(b);
-    format!(
-        "{}-{}-4{}-{:x}{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        8 | (b[8] & 3),
-        &h[17..20],
-        &h[20..32]
-    )
+    format!("{}-{}-4{}-{:x}{}-{}", &h[0..8], &h[8..12], &h[13..16], 8 | (b[8] & 3), &h[17..20], &h[20..32])
 }
 
 /// Writes `path` atomically and durably: `<path>.tmp`, fsync, rename, fsync the directory.
@@ -415,12 +389,7 @@ pub async fn send_all(
     if let Err(e) = run.spool.purge(opts.purge_maxtemp, opts.purge_maxlock) {
         run.report.errors.push(e.to_string());
     }
-    let mut fresh: VecDeque<(String, bool)> = run
-        .spool
-        .names()?
-        .into_iter()
-        .map(|n| (n, false))
-        .collect();
+    let mut fresh: VecDeque<(String, bool)> = run.spool.names()?.into_iter().map(|n| (n, false)).collect();
     // A failing token exchange is met by every message: found before anything is touched.
     if !fresh.is_empty()
         && let Err(e) = client.token().await
@@ -571,9 +540,8 @@ async fn publish_round(
 ) -> Vec<(Item, Result<String, AmsError>)> {
     // Once AMS refused a message of n bytes alone, larger ones are split without asking again
     // (each attempt in a batch would store the messages ahead of it twice).
-    let (big, mut items): (Vec<Item>, Vec<Item>) = items
-        .into_iter()
-        .partition(|i| learned_413.is_some_and(|l| i.msg.data.len() >= l));
+    let (big, mut items): (Vec<Item>, Vec<Item>) =
+        items.into_iter().partition(|i| learned_413.is_some_and(|l| i.msg.data.len() >= l));
     let mut out: Vec<(Item, Result<String, AmsError>)> = big
         .into_iter()
         .map(|it| {
@@ -623,18 +591,12 @@ async fn publish_round(
     drop(done);
     for (r, was_413) in split_again {
         for i in r.clone() {
-            results[i] = Some(
-                client
-                    .publish_batch(topic, std::slice::from_ref(&msgs[i]))
-                    .await
-                    .map(|mut ids| ids.remove(0)),
-            );
+            results[i] =
+                Some(client.publish_batch(topic, std::slice::from_ref(&msgs[i])).await.map(|mut ids| ids.remove(0)));
         }
         // Only a 413 comes after AMS stored the messages ahead of the refused one: those are
         // stored twice once they are sent again (now or after a retry).
-        let culprit = r.clone().find(|&i| {
-            matches!(&results[i], Some(Err(e)) if e.class() == ErrorClass::TooLarge)
-        });
+        let culprit = r.clone().find(|&i| matches!(&results[i], Some(Err(e)) if e.class() == ErrorClass::TooLarge));
         for i in r.clone() {
             if matches!(&results[i], Some(Err(e)) if e.status() == Some(413)) {
                 let n = msgs[i].data.len();
@@ -647,12 +609,7 @@ async fn publish_round(
             }
         }
     }
-    out.extend(
-        items
-            .into_iter()
-            .zip(results)
-            .map(|(it, r)| (it, r.expect("every message has a result"))),
-    );
+    out.extend(items.into_iter().zip(results).map(|(it, r)| (it, r.expect("every message has a result"))));
     out
 }
 
@@ -715,11 +672,12 @@ impl Run<'_> {
                 MessageState::Quarantined => {
                     // Split, superseded or quarantined before the removal: the decision stands.
                     tracing::info!(element = name, reason = ?m.reason, "settled earlier: removing");
-                    if !m.reason.as_deref().is_some_and(|r| {
-                        r.starts_with(SPLIT_REASON) || r.starts_with(SUPERSEDED_REASON)
-                    }) {
-                        self.write_quarantine(name, &data, m.reason.as_deref().unwrap_or(""))
-                            .ok();
+                    if !m
+                        .reason
+                        .as_deref()
+                        .is_some_and(|r| r.starts_with(SPLIT_REASON) || r.starts_with(SUPERSEDED_REASON))
+                    {
+                        self.write_quarantine(name, &data, m.reason.as_deref().unwrap_or("")).ok();
                     }
                     self.remove(name);
                     return Ok(None);
@@ -728,15 +686,15 @@ impl Run<'_> {
         };
         let mut payload = data;
         let mut parsed = match apel::parse_message(&payload) {
-            Ok((kind, records)) => match records.iter().enumerate().find_map(|(i, r)| {
-                apel::validate(r).err().map(|e| (i, e))
-            }) {
-                Some((i, e)) if self.opts.validate => {
-                    self.refuse_invalid(name, &payload, &format!("record {i}: {e}"))?;
-                    return Ok(None);
+            Ok((kind, records)) => {
+                match records.iter().enumerate().find_map(|(i, r)| apel::validate(r).err().map(|e| (i, e))) {
+                    Some((i, e)) if self.opts.validate => {
+                        self.refuse_invalid(name, &payload, &format!("record {i}: {e}"))?;
+                        return Ok(None);
+                    }
+                    _ => Some((kind, records)),
                 }
-                _ => Some((kind, records)),
-            },
+            }
             Err(e) if self.opts.validate => {
                 self.refuse_invalid(name, &payload, &e.to_string())?;
                 return Ok(None);
@@ -775,7 +733,11 @@ impl Run<'_> {
     }
 
     /// The element signed (`signed`), encrypted when configured: the item to publish.
-    fn finish_prepare(&mut self, u: Unsigned, signed: Result<Vec<u8>, smime::SmimeError>) -> Result<Option<Item>, SendError> {
+    fn finish_prepare(
+        &mut self,
+        u: Unsigned,
+        signed: Result<Vec<u8>, smime::SmimeError>,
+    ) -> Result<Option<Item>, SendError> {
         let Unsigned { name, payload, parsed, known } = u;
         let name = name.as_str();
         let mut signed = match signed {
@@ -904,9 +866,7 @@ impl Run<'_> {
     fn quarantine(&mut self, name: &str, data: &[u8], reason: &str) -> Result<(), SendError> {
         tracing::warn!(element = name, "quarantined: {reason}");
         if let Err(e) = self.write_quarantine(name, data, reason) {
-            self.report
-                .errors
-                .push(format!("cannot quarantine {name}: {e}"));
+            self.report.errors.push(format!("cannot quarantine {name}: {e}"));
             self.spool.unlock(name);
             return Ok(());
         }
@@ -921,19 +881,11 @@ impl Run<'_> {
     /// 413: two new elements along record boundaries; returns their names (locked).
     fn split(&mut self, item: &Item, e: &AmsError) -> Result<Vec<String>, SendError> {
         let Some((kind, records)) = item.parsed.as_ref() else {
-            self.quarantine(
-                &item.name,
-                &item.payload,
-                &format!("{e}; not an APEL message fedsite can split"),
-            )?;
+            self.quarantine(&item.name, &item.payload, &format!("{e}; not an APEL message fedsite can split"))?;
             return Ok(Vec::new());
         };
         if records.len() < 2 {
-            self.quarantine(
-                &item.name,
-                &item.payload,
-                &format!("{e}; a single record cannot be split"),
-            )?;
+            self.quarantine(&item.name, &item.payload, &format!("{e}; a single record cannot be split"))?;
             return Ok(Vec::new());
         }
         let mid = records.len() / 2;
@@ -949,11 +901,7 @@ impl Run<'_> {
             }
         }
         let refs: HashMap<String, RecordRef> = match (item.known, self.ledger.as_deref()) {
-            (true, Some(l)) => l
-                .message_records(&item.name)?
-                .into_iter()
-                .map(|r| (r.key.clone(), r))
-                .collect(),
+            (true, Some(l)) => l.message_records(&item.name)?.into_iter().map(|r| (r.key.clone(), r)).collect(),
             _ => HashMap::new(),
         };
         let mut names = Vec::new();
@@ -1081,20 +1029,13 @@ pub fn spool_lock_path(spool: &Path, ty: PathType) -> PathBuf {
 }
 
 /// Takes the spool's send lock (one `fedsite send` at a time per spool), waiting up to `wait`.
-pub fn lock_spool(
-    opts: &SenderOptions,
-    wait: Duration,
-) -> Result<ledger::RunLock, ledger::LockError> {
+pub fn lock_spool(opts: &SenderOptions, wait: Duration) -> Result<ledger::RunLock, ledger::LockError> {
     Spool::open(&opts.spool, opts.path_type).map_err(|e| ledger::LockError::Io {
         path: opts.spool.clone(),
         source: std::io::Error::other(e.to_string()),
     })?;
     let path = spool_lock_path(&opts.spool, opts.path_type);
-    ledger::runlock::lock_file(
-        &path,
-        &format!("spool {} (send runs)", opts.spool.display()),
-        wait,
-    )
+    ledger::runlock::lock_file(&path, &format!("spool {} (send runs)", opts.spool.display()), wait)
 }
 
 /// What an operator must hear about a run that did not send everything, one line each (the
@@ -1110,10 +1051,7 @@ pub fn problems(r: &SendReport, opts: &SenderOptions) -> Vec<String> {
     }
     out.extend(r.errors.iter().cloned());
     if r.deferred > 0 {
-        out.push(format!(
-            "{} element(s) left in the spool after their retries; the next run sends them",
-            r.deferred
-        ));
+        out.push(format!("{} element(s) left in the spool after their retries; the next run sends them", r.deferred));
     }
     if r.quarantined > 0 {
         out.push(format!(
@@ -1125,10 +1063,7 @@ pub fn problems(r: &SendReport, opts: &SenderOptions) -> Vec<String> {
         ));
     }
     if r.skipped_locked > 0 {
-        out.push(format!(
-            "{} element(s) locked by another process were skipped",
-            r.skipped_locked
-        ));
+        out.push(format!("{} element(s) locked by another process were skipped", r.skipped_locked));
     }
     out
 }
@@ -1152,19 +1087,15 @@ pub struct SpoolStatus {
 pub fn spool_status(spool: &Path, ty: PathType, quarantine: &Path) -> Result<SpoolStatus, SendError> {
     let s = Spool::open(spool, ty)?;
     let names = s.names()?;
-    let mut st = SpoolStatus {
-        elements: names.len(),
-        ..Default::default()
-    };
+    let mut st = SpoolStatus { elements: names.len(), ..Default::default() };
     if let Some(first) = names.first() {
         let t = match ty {
-            PathType::Dirq => u32::from_str_radix(&first[9..17], 16)
-                .ok()
-                .and_then(|s| DateTime::from_timestamp(s as i64, 0)),
-            PathType::Directory => std::fs::metadata(spool.join(first))
-                .and_then(|m| m.modified())
-                .ok()
-                .map(DateTime::<Utc>::from),
+            PathType::Dirq => {
+                u32::from_str_radix(&first[9..17], 16).ok().and_then(|s| DateTime::from_timestamp(s as i64, 0))
+            }
+            PathType::Directory => {
+                std::fs::metadata(spool.join(first)).and_then(|m| m.modified()).ok().map(DateTime::<Utc>::from)
+            }
         };
         if let Some(t) = t {
             st.oldest = Some((first.clone(), t));

@@ -84,11 +84,7 @@ fn python() -> PathBuf {
     match std::env::var_os("FEDSITE_VENV") {
         Some(v) => {
             let p = Path::new(&v).join("bin/python");
-            assert!(
-                p.exists(),
-                "FEDSITE_VENV={} has no bin/python",
-                Path::new(&v).display()
-            );
+            assert!(p.exists(), "FEDSITE_VENV={} has no bin/python", Path::new(&v).display());
             p
         }
         None => {
@@ -114,16 +110,8 @@ fn py_cmd(cmd: &str, queue: &Path, args: &[&str]) -> Command {
 /// Runs the python driver; returns its stdout lines (panics with stderr on failure).
 fn py(cmd: &str, queue: &Path, args: &[&str]) -> Vec<String> {
     let out = py_cmd(cmd, queue, args).output().expect("run python");
-    assert!(
-        out.status.success(),
-        "python dirq {cmd} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    assert!(out.status.success(), "python dirq {cmd} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
 }
 
 fn sha(b: &[u8]) -> String {
@@ -132,14 +120,10 @@ fn sha(b: &[u8]) -> String {
 
 /// Deterministic pseudo-random bytes.
 fn bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (x >> 33) as u8
         })
         .collect()
@@ -177,10 +161,7 @@ fn tree(root: &Path) -> Vec<String> {
 
 fn set_mtime_ago(p: &Path, secs: u64) {
     let t = SystemTime::now() - Duration::from_secs(secs);
-    File::open(p)
-        .unwrap()
-        .set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
-        .unwrap();
+    File::open(p).unwrap().set_times(fs::FileTimes::new().set_modified(t).set_accessed(t)).unwrap();
 }
 
 fn mtime(p: &Path) -> SystemTime {
@@ -188,10 +169,7 @@ fn mtime(p: &Path) -> SystemTime {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 // ---------- names and layout ----------
@@ -223,10 +201,7 @@ fn element_names_accept_only_dir_slash_14_lowercase_hex() {
         "6b0bf3a4\\6b0bf3de56c97b",
         "6b0bf3a4",
     ] {
-        assert!(
-            matches!(ElementName::parse(bad), Err(Error::InvalidName { .. })),
-            "{bad:?} accepted"
-        );
+        assert!(matches!(ElementName::parse(bad), Err(Error::InvalidName { .. })), "{bad:?} accepted");
     }
 }
 
@@ -236,22 +211,10 @@ fn operations_reject_names_that_escape_the_queue() {
     fs::write(t.path().join("secret"), b"x").unwrap();
     let q = QueueSimple::open(t.path().join("q")).unwrap();
     for bad in ["../secret", "..", "/etc/passwd", "6b0bf3a4/../../secret"] {
-        assert!(
-            matches!(q.lock(bad, true), Err(Error::InvalidName { .. })),
-            "{bad}"
-        );
-        assert!(
-            matches!(q.get(bad), Err(Error::InvalidName { .. })),
-            "{bad}"
-        );
-        assert!(
-            matches!(q.remove(bad), Err(Error::InvalidName { .. })),
-            "{bad}"
-        );
-        assert!(
-            matches!(q.unlock(bad, true), Err(Error::InvalidName { .. })),
-            "{bad}"
-        );
+        assert!(matches!(q.lock(bad, true), Err(Error::InvalidName { .. })), "{bad}");
+        assert!(matches!(q.get(bad), Err(Error::InvalidName { .. })), "{bad}");
+        assert!(matches!(q.remove(bad), Err(Error::InvalidName { .. })), "{bad}");
+        assert!(matches!(q.unlock(bad, true), Err(Error::InvalidName { .. })), "{bad}");
     }
     assert!(t.path().join("secret").exists());
     let err = ElementName::parse("../secret").unwrap_err().to_string();
@@ -261,14 +224,8 @@ fn operations_reject_names_that_escape_the_queue() {
 #[test]
 fn add_writes_python_layout_dir_rounded_to_60s_name_secs_micros_rndhex() {
     let t = tempfile::tempdir().unwrap();
-    let q = QueueSimple::open_with(
-        t.path().join("a/b/q"),
-        Options {
-            rndhex: Some(0x1b),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q =
+        QueueSimple::open_with(t.path().join("a/b/q"), Options { rndhex: Some(0x1b), ..Default::default() }).unwrap();
     assert_eq!(q.rndhex(), 0xb, "rndhex is taken mod 16");
     let before = now_secs();
     let name = q.add(b"hello").unwrap();
@@ -279,32 +236,16 @@ fn add_writes_python_layout_dir_rounded_to_60s_name_secs_micros_rndhex() {
     assert!(micros <= 999_999, "{name}");
     assert_eq!(&name.file()[13..], "b");
     // the directory is computed just before the name (python too): it may be one tick older
-    let dirs: Vec<String> = (before..=after)
-        .map(|s| format!("{:08x}", s - s % 60))
-        .collect();
-    assert!(
-        dirs.iter().any(|d| d == name.dir()),
-        "{name} not in {dirs:?}"
-    );
-    assert_eq!(
-        tree(q.path()),
-        vec![format!("{}/", name.dir()), name.to_string()],
-        "no .tmp left"
-    );
+    let dirs: Vec<String> = (before..=after).map(|s| format!("{:08x}", s - s % 60)).collect();
+    assert!(dirs.iter().any(|d| d == name.dir()), "{name} not in {dirs:?}");
+    assert_eq!(tree(q.path()), vec![format!("{}/", name.dir()), name.to_string()], "no .tmp left");
     assert_eq!(fs::read(q.path().join(name.as_str())).unwrap(), b"hello");
 }
 
 #[test]
 fn granularity_one_gives_one_directory_per_second() {
     let t = tempfile::tempdir().unwrap();
-    let q = QueueSimple::open_with(
-        t.path(),
-        Options {
-            granularity: 1,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = QueueSimple::open_with(t.path(), Options { granularity: 1, ..Default::default() }).unwrap();
     let before = now_secs();
     let n = q.add(b"x").unwrap();
     let dir = u64::from_str_radix(n.dir(), 16).unwrap();
@@ -328,14 +269,7 @@ fn default_permissions_follow_the_process_umask_like_python() {
 #[test]
 fn explicit_umask_gives_the_modes_python_gives() {
     let t = tempfile::tempdir().unwrap();
-    let q = QueueSimple::open_with(
-        t.path().join("q"),
-        Options {
-            umask: Some(0o027),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = QueueSimple::open_with(t.path().join("q"), Options { umask: Some(0o027), ..Default::default() }).unwrap();
     let n = q.add(b"x").unwrap();
     let mode = |p: PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(q.path().join(n.as_str())), 0o640);
@@ -347,16 +281,8 @@ fn explicit_umask_gives_the_modes_python_gives() {
         "from dirq.QueueSimple import QueueSimple; print(QueueSimple({:?}, umask=0o027).add(b'x'))",
         py_q.to_str().unwrap()
     );
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(python()).arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let pn = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert_eq!(mode(py_q.join(&pn)), 0o640);
     assert_eq!(mode(py_q.join(&pn[..8])), 0o750);
@@ -366,17 +292,11 @@ fn explicit_umask_gives_the_modes_python_gives() {
 fn names_sort_in_insertion_order() {
     let t = tempfile::tempdir().unwrap();
     let q = QueueSimple::open(t.path()).unwrap();
-    let added: Vec<ElementName> = (0..500)
-        .map(|i| q.add(format!("{i}").as_bytes()).unwrap())
-        .collect();
+    let added: Vec<ElementName> = (0..500).map(|i| q.add(format!("{i}").as_bytes()).unwrap()).collect();
     let mut sorted = added.clone();
     sorted.sort();
     assert_eq!(sorted, added, "names increase within a process");
-    assert_eq!(
-        sorted.iter().collect::<BTreeSet<_>>().len(),
-        500,
-        "names are unique"
-    );
+    assert_eq!(sorted.iter().collect::<BTreeSet<_>>().len(), 500, "names are unique");
     assert_eq!(q.iter().unwrap(), added);
     assert_eq!(q.count().unwrap(), 500);
 }
@@ -387,19 +307,8 @@ fn iteration_sorts_dirs_then_names_and_skips_tmp_lck_and_foreign_entries() {
     let root = t.path();
     for (d, files) in [
         ("ffffff00", vec!["00000000000001", "00000000000000"]),
-        (
-            "00000000",
-            vec![
-                "ffffffffffffff",
-                "0000000000000a",
-                "0000000000000b.tmp",
-                "0000000000000c.lck",
-            ],
-        ),
-        (
-            "0000003c",
-            vec!["README", "0000000000000A", "0000000000000d~", ".hidden"],
-        ),
+        ("00000000", vec!["ffffffffffffff", "0000000000000a", "0000000000000b.tmp", "0000000000000c.lck"]),
+        ("0000003c", vec!["README", "0000000000000A", "0000000000000d~", ".hidden"]),
     ] {
         fs::create_dir(root.join(d)).unwrap();
         for f in files {
@@ -435,11 +344,7 @@ fn iteration_sorts_dirs_then_names_and_skips_tmp_lck_and_foreign_entries() {
         );
         let o = Command::new(python()).arg("-c").arg(s).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        String::from_utf8(o.stdout).unwrap().lines().map(str::to_string).collect()
     };
     assert_eq!(py_names, names);
 }
@@ -453,22 +358,12 @@ fn lock_get_unlock_remove_follow_python_semantics() {
     let lck = t.path().join(format!("{n}.lck"));
 
     let e = q.get(&n).unwrap_err();
-    assert_eq!(
-        e.io_kind(),
-        Some(ErrorKind::NotFound),
-        "get reads the .lck: {e}"
-    );
-    assert!(
-        e.to_string().contains(".lck") && e.to_string().contains("read"),
-        "{e}"
-    );
+    assert_eq!(e.io_kind(), Some(ErrorKind::NotFound), "get reads the .lck: {e}");
+    assert!(e.to_string().contains(".lck") && e.to_string().contains("read"), "{e}");
 
     set_mtime_ago(&elt, 1000);
     assert!(q.lock(&n, true).unwrap());
-    assert!(
-        mtime(&elt) > SystemTime::now() - Duration::from_secs(60),
-        "lock touches the element"
-    );
+    assert!(mtime(&elt) > SystemTime::now() - Duration::from_secs(60), "lock touches the element");
     assert_eq!(fs::metadata(&lck).unwrap().len(), 7);
     assert!(!q.lock(&n, true).unwrap(), "already locked, permissive");
     let e = q.lock(&n, false).unwrap_err();
@@ -476,32 +371,19 @@ fn lock_get_unlock_remove_follow_python_semantics() {
     assert!(e.to_string().contains(&lck.display().to_string()), "{e}");
     assert_eq!(q.get(&n).unwrap(), b"payload");
     assert_eq!(q.count().unwrap(), 1, "locked elements are counted");
-    assert_eq!(
-        q.iter().unwrap(),
-        vec![n.clone()],
-        "locked elements are listed"
-    );
+    assert_eq!(q.iter().unwrap(), vec![n.clone()], "locked elements are listed");
 
     assert!(q.unlock(&n, false).unwrap());
     assert!(!q.unlock(&n, true).unwrap());
-    assert_eq!(
-        q.unlock(&n, false).unwrap_err().io_kind(),
-        Some(ErrorKind::NotFound)
-    );
+    assert_eq!(q.unlock(&n, false).unwrap_err().io_kind(), Some(ErrorKind::NotFound));
 
     assert!(q.lock(&n, true).unwrap());
     q.remove(&n).unwrap();
     assert!(!elt.exists() && !lck.exists());
     assert_eq!(q.count().unwrap(), 0);
     assert!(!q.lock(&n, true).unwrap(), "vanished element, permissive");
-    assert_eq!(
-        q.lock(&n, false).unwrap_err().io_kind(),
-        Some(ErrorKind::NotFound)
-    );
-    assert_eq!(
-        q.remove(&n).unwrap_err().io_kind(),
-        Some(ErrorKind::NotFound)
-    );
+    assert_eq!(q.lock(&n, false).unwrap_err().io_kind(), Some(ErrorKind::NotFound));
+    assert_eq!(q.remove(&n).unwrap_err().io_kind(), Some(ErrorKind::NotFound));
 }
 
 #[test]
@@ -514,10 +396,7 @@ fn purge_removes_stale_tmp_unlocks_stale_locks_and_drops_empty_dirs_but_the_newe
     assert_eq!(r.removed_temp, vec!["000000c0/0000000000000a.tmp"]);
     assert_eq!(
         r.unlocked.iter().collect::<BTreeSet<_>>(),
-        BTreeSet::from([
-            &"00000120/0000000000000b.lck".to_string(),
-            &"000001e0/0000000000000e.lck".to_string()
-        ])
+        BTreeSet::from([&"00000120/0000000000000b.lck".to_string(), &"000001e0/0000000000000e.lck".to_string()])
     );
     assert_eq!(r.removed_dirs, vec!["00000060", "000000c0"]);
     assert_eq!(tree(root), expected_after_default_purge());
@@ -586,23 +465,12 @@ fn expected_after_default_purge() -> Vec<&'static str> {
 #[test]
 fn concurrent_adds_from_threads_are_all_distinct() {
     let t = tempfile::tempdir().unwrap();
-    let q = QueueSimple::open_with(
-        t.path(),
-        Options {
-            rndhex: Some(3),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let q = QueueSimple::open_with(t.path(), Options { rndhex: Some(3), ..Default::default() }).unwrap();
     let names: Vec<ElementName> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..4)
             .map(|k| {
                 let q = &q;
-                s.spawn(move || {
-                    (0..100)
-                        .map(|i| q.add(format!("{k}-{i}").as_bytes()).unwrap())
-                        .collect::<Vec<_>>()
-                })
+                s.spawn(move || (0..100).map(|i| q.add(format!("{k}-{i}").as_bytes()).unwrap()).collect::<Vec<_>>())
             })
             .collect();
         hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
@@ -666,27 +534,19 @@ fn python_lock_blocks_fedsite_lock_and_vice_versa() {
     let n = q.add(b"x").unwrap();
     assert_eq!(py("lock", q.path(), &[&n]), vec!["True"]);
     assert!(!q.lock(&n, true).unwrap());
-    assert_eq!(
-        q.lock(&n, false).unwrap_err().io_kind(),
-        Some(ErrorKind::AlreadyExists)
-    );
+    assert_eq!(q.lock(&n, false).unwrap_err().io_kind(), Some(ErrorKind::AlreadyExists));
     assert_eq!(py("unlock", q.path(), &[&n]), vec!["True"]);
 
     assert!(q.lock(&n, true).unwrap());
     assert_eq!(py("lock", q.path(), &[&n]), vec!["False"]);
-    assert_eq!(
-        py("lock_strict", q.path(), &[&n]),
-        vec![format!("errno {}", libc_eexist())]
-    );
+    assert_eq!(py("lock_strict", q.path(), &[&n]), vec![format!("errno {}", libc_eexist())]);
     assert!(q.unlock(&n, false).unwrap());
     assert_eq!(py("lock", q.path(), &[&n]), vec!["True"]);
     assert!(!q.lock(&n, true).unwrap(), "python holds it again");
 }
 
 fn libc_eexist() -> i32 {
-    std::io::Error::from(ErrorKind::AlreadyExists)
-        .raw_os_error()
-        .unwrap_or(17)
+    std::io::Error::from(ErrorKind::AlreadyExists).raw_os_error().unwrap_or(17)
 }
 
 #[test]
@@ -700,10 +560,7 @@ fn purge_gives_the_same_tree_as_python_purge() {
             fs::remove_file(r.join("00000240/notes.tmp")).unwrap(); // python deletes foreign .tmp; we don't
         }
         py("purge", &a, &[&maxtemp.to_string(), &maxlock.to_string()]);
-        QueueSimple::open(&b)
-            .unwrap()
-            .purge(Duration::from_secs(maxtemp), Duration::from_secs(maxlock))
-            .unwrap();
+        QueueSimple::open(&b).unwrap().purge(Duration::from_secs(maxtemp), Duration::from_secs(maxlock)).unwrap();
         assert_eq!(tree(&b), tree(&a), "purge({maxtemp}, {maxlock})");
     }
 }
@@ -712,50 +569,27 @@ fn purge_gives_the_same_tree_as_python_purge() {
 fn concurrent_adds_from_fedsite_and_python_processes_all_arrive_in_order() {
     let t = tempfile::tempdir().unwrap();
     let q = QueueSimple::open(t.path()).unwrap();
-    let child = py_cmd("add_many", q.path(), &["300", "py"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mine: Vec<ElementName> = (0..300)
-        .map(|i| q.add(format!("rs-{i}").as_bytes()).unwrap())
-        .collect();
+    let child = py_cmd("add_many", q.path(), &["300", "py"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mine: Vec<ElementName> = (0..300).map(|i| q.add(format!("rs-{i}").as_bytes()).unwrap()).collect();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let theirs: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let theirs: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
     assert_eq!(theirs.len(), 300);
 
     let all = q.iter().unwrap();
     assert_eq!(all.len(), 600);
-    let pos: BTreeMap<&str, usize> = all
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
-        .collect();
+    let pos: BTreeMap<&str, usize> = all.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let rank = |names: &[&str]| names.iter().map(|n| pos[n]).collect::<Vec<_>>();
     let mine_s: Vec<&str> = mine.iter().map(|n| n.as_str()).collect();
     let theirs_s: Vec<&str> = theirs.iter().map(String::as_str).collect();
-    assert!(
-        rank(&mine_s).is_sorted(),
-        "fedsite's elements in its insertion order"
-    );
-    assert!(
-        rank(&theirs_s).is_sorted(),
-        "python's elements in its insertion order"
-    );
+    assert!(rank(&mine_s).is_sorted(), "fedsite's elements in its insertion order");
+    assert!(rank(&theirs_s).is_sorted(), "python's elements in its insertion order");
     for n in &all {
         assert!(q.lock(n, false).unwrap());
         let data = String::from_utf8(q.get(n).unwrap()).unwrap();
         let (who, i) = data.split_once('-').unwrap();
         let i: usize = i.parse().unwrap();
-        let expect = if who == "rs" {
-            mine[i].as_str()
-        } else {
-            theirs[i].as_str()
-        };
+        let expect = if who == "rs" { mine[i].as_str() } else { theirs[i].as_str() };
         assert_eq!(n.as_str(), expect);
         q.unlock(n, false).unwrap();
     }
@@ -768,10 +602,7 @@ fn fedsite_and_python_consumers_race_on_one_queue_and_each_element_is_taken_once
     let t = tempfile::tempdir().unwrap();
     let q = QueueSimple::open(t.path().join("q")).unwrap();
     let done = t.path().join("done");
-    let consumer = py_cmd("consume", q.path(), &[done.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let consumer = py_cmd("consume", q.path(), &[done.to_str().unwrap()]).stdout(Stdio::piped()).spawn().unwrap();
 
     let mut produced = BTreeMap::new();
     let mut taken_by_us = BTreeMap::new();
@@ -804,23 +635,13 @@ fn fedsite_and_python_consumers_race_on_one_queue_and_each_element_is_taken_once
             (n.to_string(), h.to_string())
         })
         .collect();
-    assert!(
-        taken_by_us.keys().all(|n| !taken_by_py.contains_key(n)),
-        "an element was taken twice"
-    );
-    assert!(
-        !taken_by_us.is_empty() && !taken_by_py.is_empty(),
-        "both consumers took elements"
-    );
+    assert!(taken_by_us.keys().all(|n| !taken_by_py.contains_key(n)), "an element was taken twice");
+    assert!(!taken_by_us.is_empty() && !taken_by_py.is_empty(), "both consumers took elements");
     let mut all = taken_by_us.clone();
     all.extend(taken_by_py);
     assert_eq!(all, produced, "every element consumed once with its bytes");
     assert_eq!(q.count().unwrap(), 0);
-    assert!(
-        tree(q.path()).iter().all(|p| p.ends_with('/')),
-        "no tmp/lck left: {:?}",
-        tree(q.path())
-    );
+    assert!(tree(q.path()).iter().all(|p| p.ends_with('/')), "no tmp/lck left: {:?}", tree(q.path()));
 }
 
 #[test]
@@ -831,28 +652,16 @@ fn fedsite_reads_the_spool_the_real_caso_ssm_messenger_writes() {
     py("caso", &qp, &[vectors.to_str().unwrap()]);
     let q = QueueSimple::open(&qp).unwrap();
     let names = q.iter().unwrap();
-    assert_eq!(
-        names.len(),
-        4,
-        "one message per record type: {:?}",
-        tree(&qp)
-    );
+    assert_eq!(names.len(), 4, "one message per record type: {:?}", tree(&qp));
     let mut got = Vec::new();
     for n in &names {
         assert!(q.lock(n, false).unwrap());
         got.push(q.get(n).unwrap());
     }
     // cASO writes cloud, ip, accelerator, storage in that order, byte for byte the vectors
-    for (data, f) in got.iter().zip([
-        "cloud-message.txt",
-        "ip-message.json",
-        "accelerator-message.json",
-        "storage-message.xml",
-    ]) {
-        assert_eq!(
-            String::from_utf8_lossy(data),
-            fs::read_to_string(vectors.join(f)).unwrap(),
-            "{f}"
-        );
+    for (data, f) in
+        got.iter().zip(["cloud-message.txt", "ip-message.json", "accelerator-message.json", "storage-message.xml"])
+    {
+        assert_eq!(String::from_utf8_lossy(data), fs::read_to_string(vectors.join(f)).unwrap(), "{f}");
     }
 }

@@ -18,13 +18,20 @@ fn python() -> PathBuf {
 fn incoming_queue_is_readable_by_python_dirq_queue() {
     let dir = tempfile::tempdir().unwrap();
     let q = DirQueue::open(dir.path().join("incoming")).unwrap();
-    let name = q.add(&[("body", b"APEL-cloud-message: v0.4\n"), ("signer", b"/C=XX/CN=a"), ("empaid", b"6b0bf3a4/6b0bf3de56c97b")]).unwrap();
+    let name = q
+        .add(&[
+            ("body", b"APEL-cloud-message: v0.4\n"),
+            ("signer", b"/C=XX/CN=a"),
+            ("empaid", b"6b0bf3a4/6b0bf3de56c97b"),
+        ])
+        .unwrap();
     assert!(name.starts_with("00000000/"));
     assert!(dir.path().join("incoming/temporary").is_dir() && dir.path().join("incoming/obsolete").is_dir());
     let script = "import sys\nfrom dirq.queue import Queue\n\
 q = Queue(sys.argv[1], schema={'body': 'string', 'signer': 'string?', 'empaid': 'string?'})\n\
 for n in q:\n    q.lock(n); d = q.get(n); print(n, d['signer'], d['empaid'], repr(d['body']))\n";
-    let out = std::process::Command::new(python()).arg("-c").arg(script).arg(dir.path().join("incoming")).output().unwrap();
+    let out =
+        std::process::Command::new(python()).arg("-c").arg(script).arg(dir.path().join("incoming")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         String::from_utf8(out.stdout).unwrap().trim(),
@@ -58,9 +65,13 @@ fn latest_record_per_vm_and_month_wins_and_summaries_use_deltas() {
     let c = s.counts().unwrap();
     assert_eq!((c.messages, c.redeliveries, c.cloud_records), (3, 1, 2));
     let sums = s.cloud_summaries().unwrap();
-    let got: Vec<(u32, i64, i64, u64, &str)> = sums.iter().map(|r| (r.month, r.wall_duration, r.cpu_duration, r.number_of_vms, r.vo.as_str())).collect();
+    let got: Vec<(u32, i64, i64, u64, &str)> =
+        sums.iter().map(|r| (r.month, r.wall_duration, r.cpu_duration, r.number_of_vms, r.vo.as_str())).collect();
     assert_eq!(got, [(1, 1000, 500, 1, "vo.a"), (2, 1500, 750, 1, "vo.a")]);
-    assert_eq!(parse_fqan(Some("/atlas/higgs/Role=pilot/Capability=NULL")), ("atlas".into(), Some("/atlas/higgs".into()), Some("Role=pilot".into())));
+    assert_eq!(
+        parse_fqan(Some("/atlas/higgs/Role=pilot/Capability=NULL")),
+        ("atlas".into(), Some("/atlas/higgs".into()), Some("Role=pilot".into()))
+    );
 }
 
 /// Element and field names can never leave the incoming queue's directory.
@@ -71,7 +82,13 @@ fn incoming_queue_refuses_names_that_leave_it() {
     let q = messaging::receiver::DirQueue::open(dir.path().join("incoming")).unwrap();
     let name = q.add(&[("body", b"x")]).unwrap();
     assert_eq!(q.field(&name, "body").unwrap(), b"x");
-    for (n, k) in [("..", "secret"), ("../..", "secret"), (name.as_str(), "../../secret"), ("/etc", "passwd"), (name.as_str(), "")] {
+    for (n, k) in [
+        ("..", "secret"),
+        ("../..", "secret"),
+        (name.as_str(), "../../secret"),
+        ("/etc", "passwd"),
+        (name.as_str(), ""),
+    ] {
         let e = q.field(n, k).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{n:?} {k:?}: {e}");
     }

@@ -13,7 +13,11 @@ destination: eu-egi-cloud-accounting\ntoken:\npath: /var/spool/apel/outgoing\n\n
 fn sender_cfg_is_read_with_configparser_rules() {
     let c = SenderCfg::parse("/etc/apel/sender.cfg", SENDER).unwrap();
     assert_eq!(c.host, "msg.argo.grnet.gr");
-    assert_eq!(c.key.unwrap().to_str(), Some("/etc/grid-security/hostkey.pem"), "option names are case-insensitive, `=` works");
+    assert_eq!(
+        c.key.unwrap().to_str(),
+        Some("/etc/grid-security/hostkey.pem"),
+        "option names are case-insensitive, `=` works"
+    );
     assert_eq!(c.ams_project, "accounting");
     assert_eq!(c.destination, "eu-egi-cloud-accounting");
     assert_eq!(c.token, None, "an empty token means X.509 token exchange");
@@ -43,5 +47,8 @@ fn receiver_cfg_and_dns_file() {
     let c = ReceiverCfg::parse("r.cfg", text).unwrap();
     assert_eq!((c.host.as_str(), c.destination.as_str(), c.token.as_deref()), ("localhost:8443", "sub", Some("t0k")));
     assert!(!c.check_crls);
-    assert_eq!(parse_dns("# allowed\n/C=XX/O=Test/CN=a\n\n  /C=XX/O=Test/CN=b  \n"), ["/C=XX/O=Test/CN=a", "/C=XX/O=Test/CN=b"]);
+    assert_eq!(
+        parse_dns("# allowed\n/C=XX/O=Test/CN=a\n\n  /C=XX/O=Test/CN=b  \n"),
+        ["/C=XX/O=Test/CN=a", "/C=XX/O=Test/CN=b"]
+    );
 }

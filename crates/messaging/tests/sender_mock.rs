@@ -109,7 +109,12 @@ async fn a_400_for_one_message_quarantines_only_that_one_with_the_ams_error() {
     let names: Vec<String> = (0..6).map(|n| q.add(&body(&[record(n, 1)])).unwrap().to_string()).collect();
     let o = opts(&spool);
     let report = sender::send_all(&o, &client(&url), &signer(dir.path()), None, None).await.unwrap();
-    assert_eq!((report.sent, report.quarantined, report.retried, report.deferred), (5, 1, 0, 0), "{}", report.summary());
+    assert_eq!(
+        (report.sent, report.quarantined, report.retried, report.deferred),
+        (5, 1, 0, 0),
+        "{}",
+        report.summary()
+    );
     assert_eq!(q.count().unwrap(), 0);
     // One request for all six, refused; then each alone.
     assert_eq!(*requests.lock().unwrap(), 7);
@@ -143,15 +148,25 @@ async fn a_record_another_live_message_carries_newer_is_left_out_of_the_older_me
         let name = q.add(&b).unwrap().to_string();
         let refs = recs
             .iter()
-            .map(|r| ledger::RecordRef { key: r.key(), measured_at: t(at), body_sha256: ledger::sha256_hex(&String::from_utf8(body(std::slice::from_ref(r))).unwrap()) })
+            .map(|r| ledger::RecordRef {
+                key: r.key(),
+                measured_at: t(at),
+                body_sha256: ledger::sha256_hex(&String::from_utf8(body(std::slice::from_ref(r))).unwrap()),
+            })
             .collect();
-        ledger.record_message(&ledger::NewMessage { element: name.clone(), kind: "cloud".into(), created_at: t(at), records: refs }, None).unwrap();
+        ledger
+            .record_message(
+                &ledger::NewMessage { element: name.clone(), kind: "cloud".into(), created_at: t(at), records: refs },
+                None,
+            )
+            .unwrap();
         name
     };
     let older = add(&old, 1);
     let newer = add(&new, 5);
     assert_eq!(old[0].key(), new[0].key(), "same VM, same month");
-    let report = sender::send_all(&opts(&spool), &client(&url), &signer(dir.path()), None, Some(&mut ledger)).await.unwrap();
+    let report =
+        sender::send_all(&opts(&spool), &client(&url), &signer(dir.path()), None, Some(&mut ledger)).await.unwrap();
     assert_eq!((report.sent, report.superseded_records, report.superseded_messages), (2, 1, 0), "{}", report.summary());
     let got: BTreeMap<String, Vec<u8>> = stored.lock().unwrap().iter().cloned().collect();
     assert_eq!(got[&older], body(&old[1..]), "the older message went without VM 1's stale record");

@@ -78,19 +78,12 @@ pub struct Catalog(pub Vec<CatalogEntry>);
 impl Catalog {
     /// The raw catalog URL of `service` for `interface` and `region` (any
     /// region when None), trying the service's type aliases in order.
-    pub fn url(
-        &self,
-        service: Service,
-        interface: Interface,
-        region: Option<&str>,
-    ) -> Result<String, Error> {
+    pub fn url(&self, service: Service, interface: Interface, region: Option<&str>) -> Result<String, Error> {
         for t in service.catalog_types() {
             for entry in self.0.iter().filter(|e| e.service_type == *t) {
                 let found = entry.endpoints.iter().find(|ep| {
                     Interface::parse(&ep.interface) == Some(interface)
-                        && region.is_none_or(|r| {
-                            ep.region_id.as_deref() == Some(r) || ep.region.as_deref() == Some(r)
-                        })
+                        && region.is_none_or(|r| ep.region_id.as_deref() == Some(r) || ep.region.as_deref() == Some(r))
                 });
                 if let Some(ep) = found {
                     return Ok(ep.url.clone());
@@ -106,10 +99,7 @@ impl Catalog {
                         "{} {} {}",
                         e.service_type,
                         ep.interface,
-                        ep.region_id
-                            .as_deref()
-                            .or(ep.region.as_deref())
-                            .unwrap_or("-")
+                        ep.region_id.as_deref().or(ep.region.as_deref()).unwrap_or("-")
                     )
                 })
             })
@@ -117,14 +107,8 @@ impl Catalog {
         Err(Error::NoEndpoint {
             service: service.as_str().into(),
             interface: interface.as_str().into(),
-            region: region
-                .map(|r| format!(" in region {r}"))
-                .unwrap_or_default(),
-            available: if available.is_empty() {
-                "nothing".into()
-            } else {
-                available.join(", ")
-            },
+            region: region.map(|r| format!(" in region {r}")).unwrap_or_default(),
+            available: if available.is_empty() { "nothing".into() } else { available.join(", ") },
         })
     }
 }
@@ -133,12 +117,7 @@ impl Catalog {
 pub fn fill_project_templates(url: &str, project_id: Option<&str>) -> String {
     let mut out = url.to_string();
     if let Some(pid) = project_id {
-        for t in [
-            "$(project_id)s",
-            "%(project_id)s",
-            "$(tenant_id)s",
-            "%(tenant_id)s",
-        ] {
+        for t in ["$(project_id)s", "%(project_id)s", "$(tenant_id)s", "%(tenant_id)s"] {
             out = out.replace(t, pid);
         }
     }
@@ -147,18 +126,16 @@ pub fn fill_project_templates(url: &str, project_id: Option<&str>) -> String {
 
 fn segments(url: &str) -> Vec<String> {
     match url::Url::parse(url) {
-        Ok(u) => u
-            .path_segments()
-            .map(|s| s.filter(|x| !x.is_empty()).map(str::to_string).collect())
-            .unwrap_or_default(),
+        Ok(u) => {
+            u.path_segments().map(|s| s.filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+        }
         Err(_) => Vec::new(),
     }
 }
 
 fn is_version(seg: &str, major: &str) -> bool {
-    seg.strip_prefix('v').is_some_and(|rest| {
-        rest == major || rest.strip_prefix(major).is_some_and(|r| r.starts_with('.'))
-    })
+    seg.strip_prefix('v')
+        .is_some_and(|rest| rest == major || rest.strip_prefix(major).is_some_and(|r| r.starts_with('.')))
 }
 
 /// The API base of a catalog URL: the version suffix each service needs

@@ -127,12 +127,7 @@ impl Interface {
     }
     /// `public`, `publicURL`, `internal`, `admin` ...
     pub fn parse(s: &str) -> Option<Interface> {
-        match s
-            .trim()
-            .trim_end_matches("URL")
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        match s.trim().trim_end_matches("URL").to_ascii_lowercase().as_str() {
             "public" => Some(Interface::Public),
             "internal" => Some(Interface::Internal),
             "admin" => Some(Interface::Admin),
@@ -168,14 +163,8 @@ impl CloudConfig {
     }
 
     /// [`CloudConfig::load`] with an explicit environment and directory.
-    pub fn load_with(
-        cloud: Option<&str>,
-        env: &Env,
-        cwd: &Path,
-    ) -> Result<CloudConfig, ConfigError> {
-        let name = cloud
-            .map(str::to_string)
-            .or_else(|| env.get("OS_CLOUD").filter(|s| !s.is_empty()).cloned());
+    pub fn load_with(cloud: Option<&str>, env: &Env, cwd: &Path) -> Result<CloudConfig, ConfigError> {
+        let name = cloud.map(str::to_string).or_else(|| env.get("OS_CLOUD").filter(|s| !s.is_empty()).cloned());
         match name {
             Some(name) => Self::from_clouds_files(
                 &name,
@@ -196,33 +185,22 @@ impl CloudConfig {
         env: &Env,
     ) -> Result<CloudConfig, ConfigError> {
         let Some(path) = candidates.iter().find(|p| p.is_file()) else {
-            let searched = candidates
-                .iter()
-                .map(|p| display_path(p, env))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let searched = candidates.iter().map(|p| display_path(p, env)).collect::<Vec<_>>().join(", ");
             return Err(ConfigError::new(
                 "clouds.yaml",
                 format!("cloud '{name}' requested but no clouds.yaml found (searched {searched})"),
             ));
         };
         let label = display_path(path, env);
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ConfigError::new(&label, e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(&label, e.to_string()))?;
         let secure = match secure_candidates.iter().find(|p| p.is_file()) {
             Some(p) => Some((
                 display_path(p, env),
-                std::fs::read_to_string(p)
-                    .map_err(|e| ConfigError::new(display_path(p, env), e.to_string()))?,
+                std::fs::read_to_string(p).map_err(|e| ConfigError::new(display_path(p, env), e.to_string()))?,
             )),
             None => None,
         };
-        let cfg = Self::from_clouds_yaml(
-            &text,
-            secure.as_ref().map(|(l, t)| (l.as_str(), t.as_str())),
-            name,
-            &label,
-        )?;
+        let cfg = Self::from_clouds_yaml(&text, secure.as_ref().map(|(l, t)| (l.as_str(), t.as_str())), name, &label)?;
         // A file holding the cloud's password, application-credential
         // secret or token must not be readable by others.
         let secret = cfg.credentials.secret().expose();
@@ -248,11 +226,11 @@ impl CloudConfig {
         name: &str,
         label: &str,
     ) -> Result<CloudConfig, ConfigError> {
-        let mut doc: Yaml = serde_yaml::from_str(text)
-            .map_err(|e| ConfigError::new(label, format!("invalid YAML: {e}")))?;
+        let mut doc: Yaml =
+            serde_yaml::from_str(text).map_err(|e| ConfigError::new(label, format!("invalid YAML: {e}")))?;
         if let Some((slabel, stext)) = secure {
-            let sdoc: Yaml = serde_yaml::from_str(stext)
-                .map_err(|e| ConfigError::new(slabel, format!("invalid YAML: {e}")))?;
+            let sdoc: Yaml =
+                serde_yaml::from_str(stext).map_err(|e| ConfigError::new(slabel, format!("invalid YAML: {e}")))?;
             merge_yaml(&mut doc, sdoc);
         }
         let clouds = doc
@@ -260,14 +238,8 @@ impl CloudConfig {
             .and_then(Yaml::as_mapping)
             .ok_or_else(|| ConfigError::new(label, "no 'clouds' mapping"))?;
         let cloud = clouds.get(name).ok_or_else(|| {
-            let names: Vec<String> = clouds
-                .keys()
-                .filter_map(|k| k.as_str().map(str::to_string))
-                .collect();
-            ConfigError::new(
-                label,
-                format!("no cloud '{name}' (clouds: {})", names.join(", ")),
-            )
+            let names: Vec<String> = clouds.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
+            ConfigError::new(label, format!("no cloud '{name}' (clouds: {})", names.join(", ")))
         })?;
         let mut raw = Raw::default();
         if let Some(m) = cloud.as_mapping() {
@@ -284,10 +256,7 @@ impl CloudConfig {
                 }
             }
             if !raw.top.contains_key("region_name")
-                && let Some(first) = m
-                    .get("regions")
-                    .and_then(Yaml::as_sequence)
-                    .and_then(|s| s.first())
+                && let Some(first) = m.get("regions").and_then(Yaml::as_sequence).and_then(|s| s.first())
             {
                 let r = first.get("name").and_then(scalar).or_else(|| scalar(first));
                 if let Some(r) = r {
@@ -320,11 +289,7 @@ impl CloudConfig {
                 }
             },
             &|k, in_auth| {
-                if in_auth {
-                    format!("auth.{k}")
-                } else {
-                    k.to_string()
-                }
+                if in_auth { format!("auth.{k}") } else { k.to_string() }
             },
         )
     }
@@ -359,13 +324,9 @@ impl CloudConfig {
                 raw.top.entry(key.into()).or_insert(v);
             }
         }
-        resolve(
-            raw,
-            "environment",
-            None,
-            &|k, _| format!("OS_{} is not set", k.to_ascii_uppercase()),
-            &|k, _| format!("OS_{}", k.to_ascii_uppercase()),
-        )
+        resolve(raw, "environment", None, &|k, _| format!("OS_{} is not set", k.to_ascii_uppercase()), &|k, _| {
+            format!("OS_{}", k.to_ascii_uppercase())
+        })
     }
 }
 
@@ -389,13 +350,7 @@ impl CloudConfig {
                 raw.top.insert(k.clone(), v.clone());
             }
         }
-        resolve(
-            raw,
-            source,
-            None,
-            &|k, _| format!("{} is missing", key_name(k)),
-            &|k, _| key_name(k),
-        )
+        resolve(raw, source, None, &|k, _| format!("{} is missing", key_name(k)), &|k, _| key_name(k))
     }
 }
 
@@ -457,26 +412,18 @@ fn resolve(
         .map(DomainRef::Id)
         .or_else(|| a("user_domain_name").map(DomainRef::Name))
         .unwrap_or_else(|| default_domain.clone());
-    let user = a("user_id").map(UserRef::Id).or_else(|| {
-        a("username").map(|name| UserRef::Name {
-            name,
-            domain: user_domain,
-        })
-    });
+    let user =
+        a("user_id").map(UserRef::Id).or_else(|| a("username").map(|name| UserRef::Name { name, domain: user_domain }));
 
-    let auth_type = raw
-        .top
-        .get("auth_type")
-        .map(|s| s.to_ascii_lowercase())
-        .unwrap_or_else(|| {
-            if a("application_credential_secret").is_some() {
-                "v3applicationcredential".into()
-            } else if a("token").is_some() && a("password").is_none() {
-                "token".into()
-            } else {
-                "password".into()
-            }
-        });
+    let auth_type = raw.top.get("auth_type").map(|s| s.to_ascii_lowercase()).unwrap_or_else(|| {
+        if a("application_credential_secret").is_some() {
+            "v3applicationcredential".into()
+        } else if a("token").is_some() && a("password").is_none() {
+            "token".into()
+        } else {
+            "password".into()
+        }
+    });
     let credentials = match auth_type.as_str() {
         "password" | "v3password" => Credentials::Password {
             user: user.ok_or_else(|| {
@@ -515,14 +462,18 @@ fn resolve(
                 ),
             }
         }
-        "token" | "v3token" => Credentials::Token {
-            token: Secret::new(a("token").ok_or_else(|| err(missing("token", true)))?),
-        },
+        "token" | "v3token" => {
+            Credentials::Token { token: Secret::new(a("token").ok_or_else(|| err(missing("token", true)))?) }
+        }
         "v3oidcaccesstoken" | "v3oidcclientcredentials" => {
             let need = |k: &str| a(k).ok_or_else(|| err(missing(k, true)));
             let (identity_provider, protocol) = (need("identity_provider")?, need("protocol")?);
             if auth_type == "v3oidcaccesstoken" {
-                Credentials::OidcAccessToken { identity_provider, protocol, access_token: Secret::new(need("access_token")?) }
+                Credentials::OidcAccessToken {
+                    identity_provider,
+                    protocol,
+                    access_token: Secret::new(need("access_token")?),
+                }
             } else {
                 let (discovery_endpoint, access_token_endpoint) = (a("discovery_endpoint"), a("access_token_endpoint"));
                 if discovery_endpoint.is_none() && access_token_endpoint.is_none() {
@@ -558,20 +509,10 @@ fn resolve(
             .map(DomainRef::Id)
             .or_else(|| a("project_domain_name").map(DomainRef::Name))
             .unwrap_or_else(|| default_domain.clone());
-        let project = a("project_id")
-            .or_else(|| a("tenant_id"))
-            .map(ProjectRef::Id)
-            .or_else(|| {
-                a("project_name")
-                    .or_else(|| a("tenant_name"))
-                    .map(|name| ProjectRef::Name {
-                        name,
-                        domain: project_domain,
-                    })
-            });
-        let domain = a("domain_id")
-            .map(DomainRef::Id)
-            .or_else(|| a("domain_name").map(DomainRef::Name));
+        let project = a("project_id").or_else(|| a("tenant_id")).map(ProjectRef::Id).or_else(|| {
+            a("project_name").or_else(|| a("tenant_name")).map(|name| ProjectRef::Name { name, domain: project_domain })
+        });
+        let domain = a("domain_id").map(DomainRef::Id).or_else(|| a("domain_name").map(DomainRef::Name));
         let system = a("system_scope");
         let n = project.is_some() as u8 + domain.is_some() as u8 + system.is_some() as u8;
         if n > 1 {
@@ -589,21 +530,14 @@ fn resolve(
             (_, Some(d), _) => Scope::Domain(d),
             (_, _, Some(s)) if s == "all" => Scope::System,
             (_, _, Some(s)) => {
-                return Err(err(format!(
-                    "{} must be 'all', not '{s}'",
-                    key_name("system_scope", true)
-                )));
+                return Err(err(format!("{} must be 'all', not '{s}'", key_name("system_scope", true))));
             }
             _ => Scope::Unscoped,
         }
     };
     let interface = match raw.top.get("interface") {
-        Some(s) => Interface::parse(s).ok_or_else(|| {
-            err(format!(
-                "{} '{s}' is not public, internal or admin",
-                key_name("interface", false)
-            ))
-        })?,
+        Some(s) => Interface::parse(s)
+            .ok_or_else(|| err(format!("{} '{s}' is not public, internal or admin", key_name("interface", false))))?,
         None => Interface::Public,
     };
     Ok(CloudConfig {
@@ -612,17 +546,9 @@ fn resolve(
         auth_url,
         credentials,
         scope,
-        region_name: raw
-            .top
-            .get("region_name")
-            .filter(|s| !s.is_empty())
-            .cloned(),
+        region_name: raw.top.get("region_name").filter(|s| !s.is_empty()).cloned(),
         interface,
-        cacert: raw
-            .top
-            .get("cacert")
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from),
+        cacert: raw.top.get("cacert").filter(|s| !s.is_empty()).map(PathBuf::from),
         insecure: raw
             .top
             .get("insecure")
@@ -657,10 +583,7 @@ fn merge_yaml(base: &mut Yaml, over: Yaml) {
 
 fn config_dirs(env: &Env, cwd: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![cwd.to_path_buf()];
-    match (
-        env.get("XDG_CONFIG_HOME").filter(|s| !s.is_empty()),
-        env.get("HOME").filter(|s| !s.is_empty()),
-    ) {
+    match (env.get("XDG_CONFIG_HOME").filter(|s| !s.is_empty()), env.get("HOME").filter(|s| !s.is_empty())) {
         (Some(x), _) => dirs.push(Path::new(x).join("openstack")),
         (None, Some(h)) => dirs.push(Path::new(h).join(".config/openstack")),
         _ => {}

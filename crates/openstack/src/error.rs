@@ -15,10 +15,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(origin: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            origin: origin.into(),
-            message: message.into(),
-        }
+        ConfigError { origin: origin.into(), message: message.into() }
     }
 }
 
@@ -43,36 +40,16 @@ pub enum Error {
     Config(#[from] ConfigError),
     /// The service answered with a non-success status.
     #[error("{request}: HTTP {status}: {message}")]
-    Api {
-        request: RequestInfo,
-        status: u16,
-        message: String,
-        request_id: Option<String>,
-    },
+    Api { request: RequestInfo, status: u16, message: String, request_id: Option<String> },
     /// Connecting, sending or reading failed (after the retries allowed).
     #[error("{request}: {message} (after {attempts} attempt(s))")]
-    Transport {
-        request: RequestInfo,
-        message: String,
-        attempts: u32,
-        timeout: bool,
-    },
+    Transport { request: RequestInfo, message: String, attempts: u32, timeout: bool },
     /// The response body is not what the API reference says.
     #[error("{request}: decoding the response: {message}")]
-    Decode {
-        request: RequestInfo,
-        message: String,
-    },
+    Decode { request: RequestInfo, message: String },
     /// The token catalog has no endpoint for the service.
-    #[error(
-        "no {service} endpoint with interface {interface}{region} in the catalog (catalog has: {available})"
-    )]
-    NoEndpoint {
-        service: String,
-        interface: String,
-        region: String,
-        available: String,
-    },
+    #[error("no {service} endpoint with interface {interface}{region} in the catalog (catalog has: {available})")]
+    NoEndpoint { service: String, interface: String, region: String, available: String },
     /// A token response without what a token must have.
     #[error("authenticating at {url}: {message}")]
     Auth { url: String, message: String },
@@ -200,7 +177,10 @@ mod tests {
 
     #[test]
     fn a_chain_names_each_source_once() {
-        let e = E("GET https://x/: error sending request", Some(Box::new(E("error sending request", Some(Box::new(E("connection refused", None)))))));
+        let e = E(
+            "GET https://x/: error sending request",
+            Some(Box::new(E("error sending request", Some(Box::new(E("connection refused", None)))))),
+        );
         assert_eq!(chain(&e), "GET https://x/: error sending request: connection refused");
         assert_eq!(chain(&E("alone", None)), "alone");
     }

@@ -46,8 +46,8 @@ pub mod glance;
 pub mod keystone;
 pub mod microversion;
 pub mod neutron;
-pub mod oidc;
 pub mod nova;
+pub mod oidc;
 pub mod paging;
 pub mod secret;
 pub mod session;
@@ -59,6 +59,4 @@ pub use config::{CloudConfig, Credentials, DomainRef, Env, Interface, ProjectRef
 pub use error::{ConfigError, Error, RequestInfo, Result};
 pub use microversion::Microversion;
 pub use secret::Secret;
-pub use session::{
-    Call, CallStats, Response, RetryPolicy, RouteKey, Session, SessionBuilder, Token,
-};
+pub use session::{Call, CallStats, Response, RetryPolicy, RouteKey, Session, SessionBuilder, Token};

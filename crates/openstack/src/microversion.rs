@@ -33,10 +33,7 @@ impl FromStr for Microversion {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
         let (a, b) = s.trim().trim_start_matches('v').split_once('.').ok_or(())?;
-        Ok(Microversion {
-            major: a.parse().map_err(|_| ())?,
-            minor: b.parse().map_err(|_| ())?,
-        })
+        Ok(Microversion { major: a.parse().map_err(|_| ())?, minor: b.parse().map_err(|_| ())? })
     }
 }
 
@@ -74,11 +71,7 @@ pub fn parse_version_doc(doc: &Value, major: u32) -> Option<VersionRange> {
     };
     entries.into_iter().find_map(|e| {
         let id = e.get("id").and_then(Value::as_str).unwrap_or("");
-        let m: Option<u32> = id
-            .trim_start_matches('v')
-            .split('.')
-            .next()
-            .and_then(|s| s.parse().ok());
+        let m: Option<u32> = id.trim_start_matches('v').split('.').next().and_then(|s| s.parse().ok());
         if m.is_some_and(|m| m != major) {
             return None;
         }

@@ -33,10 +33,7 @@ pub enum OidcError {
 }
 
 fn auth_error(url: &str, message: impl Into<String>) -> Error {
-    Error::Auth {
-        url: crate::session::redact(url),
-        message: message.into(),
-    }
+    Error::Auth { url: crate::session::redact(url), message: message.into() }
 }
 
 /// The unscoped token of a federated login with `creds` (an OIDC variant).
@@ -47,20 +44,12 @@ pub(crate) async fn federated_token(
     identity_v3: &str,
 ) -> Result<Secret> {
     let (idp, protocol, access_token) = match creds {
-        Credentials::OidcAccessToken {
-            identity_provider,
-            protocol,
-            access_token,
-        } => (identity_provider, protocol, access_token.clone()),
-        Credentials::OidcClientCredentials {
-            identity_provider,
-            protocol,
-            ..
-        } => (
-            identity_provider,
-            protocol,
-            client_credentials(http, timeout, creds).await?,
-        ),
+        Credentials::OidcAccessToken { identity_provider, protocol, access_token } => {
+            (identity_provider, protocol, access_token.clone())
+        }
+        Credentials::OidcClientCredentials { identity_provider, protocol, .. } => {
+            (identity_provider, protocol, client_credentials(http, timeout, creds).await?)
+        }
         _ => return Err(auth_error(identity_v3, "not an OIDC credential")),
     };
     let url = format!(
@@ -76,34 +65,20 @@ pub(crate) async fn federated_token(
         .await
         .map_err(|e| auth_error(&url, format!("federated login: {e}")))?;
     let status = resp.status();
-    let token = resp
-        .headers()
-        .get("x-subject-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let token = resp.headers().get("x-subject-token").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = resp.text().await.unwrap_or_default();
     if !status.is_success() {
         let detail = crate::error::extract_message(body.as_bytes());
-        return Err(auth_error(
-            &url,
-            format!("federated login refused ({status}): {detail}"),
-        ));
+        return Err(auth_error(&url, format!("federated login refused ({status}): {detail}")));
     }
-    token.map(Secret::new).ok_or_else(|| {
-        auth_error(
-            &url,
-            "no X-Subject-Token header in the federated login's response",
-        )
-    })
+    token
+        .map(Secret::new)
+        .ok_or_else(|| auth_error(&url, "no X-Subject-Token header in the federated login's response"))
 }
 
 /// An access token from the provider, `client_credentials` grant, client
 /// authenticated with HTTP Basic (as keystoneauth does).
-async fn client_credentials(
-    http: &reqwest::Client,
-    timeout: Duration,
-    creds: &Credentials,
-) -> Result<Secret> {
+async fn client_credentials(http: &reqwest::Client, timeout: Duration, creds: &Credentials) -> Result<Secret> {
     let Credentials::OidcClientCredentials {
         client_id,
         client_secret,
@@ -122,10 +97,7 @@ async fn client_credentials(
             token_endpoint(&doc).map_err(|e| auth_error(d, e.to_string()))?
         }
         (None, None) => {
-            return Err(auth_error(
-                "",
-                "no discovery_endpoint or access_token_endpoint",
-            ));
+            return Err(auth_error("", "no discovery_endpoint or access_token_endpoint"));
         }
     };
     let form = url::form_urlencoded::Serializer::new(String::new())
@@ -150,10 +122,7 @@ async fn client_credentials(
 /// (`.well-known/openid-configuration`): an absolute http(s) URL, or why not.
 pub fn token_endpoint(doc: &[u8]) -> std::result::Result<String, OidcError> {
     let doc: Value = serde_json::from_slice(doc).map_err(|e| OidcError::DiscoveryNotJson(e.to_string()))?;
-    let url = doc
-        .get("token_endpoint")
-        .and_then(Value::as_str)
-        .ok_or(OidcError::NoTokenEndpoint)?;
+    let url = doc.get("token_endpoint").and_then(Value::as_str).ok_or(OidcError::NoTokenEndpoint)?;
     match url::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(url.to_string()),
         _ => Err(OidcError::TokenEndpointNotHttp(url.to_string())),
@@ -165,11 +134,8 @@ pub fn token_endpoint(doc: &[u8]) -> std::result::Result<String, OidcError> {
 pub fn access_token(status: reqwest::StatusCode, body: &[u8]) -> std::result::Result<Secret, OidcError> {
     let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     if !status.is_success() {
-        let why = body
-            .get("error_description")
-            .or_else(|| body.get("error"))
-            .and_then(Value::as_str)
-            .unwrap_or("no detail");
+        let why =
+            body.get("error_description").or_else(|| body.get("error")).and_then(Value::as_str).unwrap_or("no detail");
         return Err(OidcError::Refused { status, why: why.to_string() });
     }
     match body.get("access_token").and_then(Value::as_str) {
@@ -180,22 +146,12 @@ pub fn access_token(status: reqwest::StatusCode, body: &[u8]) -> std::result::Re
 }
 
 async fn get_body(http: &reqwest::Client, timeout: Duration, url: &str) -> Result<Vec<u8>> {
-    let resp = http
-        .get(url)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| auth_error(url, format!("OIDC discovery: {e}")))?;
+    let resp =
+        http.get(url).timeout(timeout).send().await.map_err(|e| auth_error(url, format!("OIDC discovery: {e}")))?;
     if !resp.status().is_success() {
-        return Err(auth_error(
-            url,
-            format!("OIDC discovery answered {}", resp.status()),
-        ));
+        return Err(auth_error(url, format!("OIDC discovery answered {}", resp.status())));
     }
-    resp.bytes()
-        .await
-        .map(|b| b.to_vec())
-        .map_err(|e| auth_error(url, format!("OIDC discovery document: {e}")))
+    resp.bytes().await.map(|b| b.to_vec()).map_err(|e| auth_error(url, format!("OIDC discovery document: {e}")))
 }
 
 #[cfg(test)]
@@ -217,13 +173,30 @@ mod tests {
 
     #[test]
     fn token_answers_give_the_token_or_the_providers_reason() {
-        assert_eq!(access_token(StatusCode::OK, br#"{"access_token": "eyJ", "token_type": "Bearer"}"#).unwrap().expose(), "eyJ");
         assert_eq!(
-            access_token(StatusCode::UNAUTHORIZED, br#"{"error": "invalid_client", "error_description": "Invalid client secret"}"#).unwrap_err().to_string(),
+            access_token(StatusCode::OK, br#"{"access_token": "eyJ", "token_type": "Bearer"}"#).unwrap().expose(),
+            "eyJ"
+        );
+        assert_eq!(
+            access_token(
+                StatusCode::UNAUTHORIZED,
+                br#"{"error": "invalid_client", "error_description": "Invalid client secret"}"#
+            )
+            .unwrap_err()
+            .to_string(),
             "OIDC token request refused (401 Unauthorized): Invalid client secret"
         );
-        assert_eq!(access_token(StatusCode::BAD_GATEWAY, b"<html>").unwrap_err().to_string(), "OIDC token request refused (502 Bad Gateway): no detail");
-        assert_eq!(access_token(StatusCode::OK, br#"{"access_token": ""}"#).unwrap_err().to_string(), "the OIDC token response has an empty access_token");
-        assert_eq!(access_token(StatusCode::OK, b"{}").unwrap_err().to_string(), "the OIDC token response has no access_token");
+        assert_eq!(
+            access_token(StatusCode::BAD_GATEWAY, b"<html>").unwrap_err().to_string(),
+            "OIDC token request refused (502 Bad Gateway): no detail"
+        );
+        assert_eq!(
+            access_token(StatusCode::OK, br#"{"access_token": ""}"#).unwrap_err().to_string(),
+            "the OIDC token response has an empty access_token"
+        );
+        assert_eq!(
+            access_token(StatusCode::OK, b"{}").unwrap_err().to_string(),
+            "the OIDC token response has no access_token"
+        );
     }
 }

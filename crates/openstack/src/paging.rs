@@ -60,9 +60,7 @@ pub struct Pager {
 fn marker_of(href: &str) -> Option<String> {
     let base = url::Url::parse("http://x/").ok()?;
     let u = base.join(href).ok()?;
-    u.query_pairs()
-        .find(|(k, _)| k == "marker")
-        .map(|(_, v)| v.into_owned())
+    u.query_pairs().find(|(k, _)| k == "marker").map(|(_, v)| v.into_owned())
 }
 
 fn next_marker(page: &Value, next: Next) -> Option<String> {
@@ -88,50 +86,37 @@ impl Pager {
     pub fn pages(self, session: &Session) -> BoxStream<'static, Result<Value>> {
         let session = session.clone();
         // state: Some(marker for the next request) / None when done
-        stream::try_unfold(
-            (Some(None::<String>), Vec::<String>::new()),
-            move |(state, mut seen)| {
-                let session = session.clone();
-                let pager = self.clone();
-                async move {
-                    let Some(marker) = state else { return Ok(None) };
-                    let mut call = pager.call.clone();
-                    if let Some(m) = &marker {
-                        call.query.retain(|(k, _)| k != "marker");
-                        call.query.push(("marker".into(), m.clone()));
-                    }
-                    let resp = session.send(call).await?;
-                    let page: Value = resp.json()?;
-                    let empty = page
-                        .pointer(pager.items)
-                        .and_then(Value::as_array)
-                        .is_none_or(|a| a.is_empty());
-                    let next = if empty {
-                        None
-                    } else {
-                        next_marker(&page, pager.next)
-                    };
-                    if let Some(n) = &next {
-                        if seen.contains(n) {
-                            return Err(Error::Decode {
-                                request: resp.request.clone(),
-                                message: format!("pagination loop: marker {n} returned twice"),
-                            });
-                        }
-                        seen.push(n.clone());
-                    }
-                    Ok(Some((page, (next.map(Some), seen))))
+        stream::try_unfold((Some(None::<String>), Vec::<String>::new()), move |(state, mut seen)| {
+            let session = session.clone();
+            let pager = self.clone();
+            async move {
+                let Some(marker) = state else { return Ok(None) };
+                let mut call = pager.call.clone();
+                if let Some(m) = &marker {
+                    call.query.retain(|(k, _)| k != "marker");
+                    call.query.push(("marker".into(), m.clone()));
                 }
-            },
-        )
+                let resp = session.send(call).await?;
+                let page: Value = resp.json()?;
+                let empty = page.pointer(pager.items).and_then(Value::as_array).is_none_or(|a| a.is_empty());
+                let next = if empty { None } else { next_marker(&page, pager.next) };
+                if let Some(n) = &next {
+                    if seen.contains(n) {
+                        return Err(Error::Decode {
+                            request: resp.request.clone(),
+                            message: format!("pagination loop: marker {n} returned twice"),
+                        });
+                    }
+                    seen.push(n.clone());
+                }
+                Ok(Some((page, (next.map(Some), seen))))
+            }
+        })
         .boxed()
     }
 
     /// Items of every page, decoded as `T`.
-    pub fn items<T: DeserializeOwned + Send + 'static>(
-        self,
-        session: &Session,
-    ) -> BoxStream<'static, Result<T>> {
+    pub fn items<T: DeserializeOwned + Send + 'static>(self, session: &Session) -> BoxStream<'static, Result<T>> {
         let key = self.items;
         let service = self.call.service;
         let route = self.call.route;
@@ -157,10 +142,7 @@ impl Pager {
     }
 
     /// Every item of every page.
-    pub async fn collect<T: DeserializeOwned + Send + 'static>(
-        self,
-        session: &Session,
-    ) -> Result<Vec<T>> {
+    pub async fn collect<T: DeserializeOwned + Send + 'static>(self, session: &Session) -> Result<Vec<T>> {
         self.items(session).try_collect().await
     }
 }

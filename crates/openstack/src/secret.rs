@@ -51,16 +51,11 @@ impl fmt::Display for Secret {
 /// does: `Err` names the file, its mode and the fix.
 pub fn check_private_file(path: &std::path::Path) -> Result<(), PrivateFileError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|source| PrivateFileError::Unreadable {
-        path: path.to_owned(),
-        source,
-    })?;
+    let meta =
+        std::fs::metadata(path).map_err(|source| PrivateFileError::Unreadable { path: path.to_owned(), source })?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o044 != 0 {
-        return Err(PrivateFileError::Readable {
-            path: path.to_owned(),
-            mode,
-        });
+        return Err(PrivateFileError::Readable { path: path.to_owned(), mode });
     }
     Ok(())
 }
@@ -92,7 +87,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("clouds.yaml");
         std::fs::write(&p, "x").unwrap();
-        for (mode, ok) in [(0o600, true), (0o400, true), (0o640, false), (0o604, false), (0o620, true), (0o644, false), (0o660, false)] {
+        for (mode, ok) in [
+            (0o600, true),
+            (0o400, true),
+            (0o640, false),
+            (0o604, false),
+            (0o620, true),
+            (0o644, false),
+            (0o660, false),
+        ] {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
             let r = check_private_file(&p);
             assert_eq!(r.is_ok(), ok, "mode {mode:o}: {r:?}");

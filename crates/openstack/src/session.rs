@@ -51,9 +51,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << (attempt.saturating_sub(1)).min(16));
+        let exp = self.base_delay.saturating_mul(1u32 << (attempt.saturating_sub(1)).min(16));
         let capped = exp.min(self.max_delay);
         let jitter: f64 = 0.5 + rand::random::<f64>() * 0.5;
         capped.mul_f64(jitter)
@@ -101,21 +99,8 @@ pub struct Call {
 }
 
 impl Call {
-    pub fn new(
-        service: Service,
-        method: Method,
-        route: &'static str,
-        path: impl Into<String>,
-    ) -> Call {
-        Call {
-            service,
-            method,
-            route,
-            path: path.into(),
-            query: Vec::new(),
-            body: None,
-            versioned: false,
-        }
+    pub fn new(service: Service, method: Method, route: &'static str, path: impl Into<String>) -> Call {
+        Call { service, method, route, path: path.into(), query: Vec::new(), body: None, versioned: false }
     }
     pub fn get(service: Service, route: &'static str, path: impl Into<String>) -> Call {
         Call::new(service, Method::GET, route, path)
@@ -148,10 +133,8 @@ pub struct Response {
 
 impl Response {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::Decode {
-            request: self.request.clone(),
-            message: e.to_string(),
-        })
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::Decode { request: self.request.clone(), message: e.to_string() })
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -282,14 +265,12 @@ impl SessionBuilder {
     }
     /// Builds the HTTP client and authenticates.
     pub async fn connect(self) -> Result<Session> {
-        let mut b = reqwest::Client::builder()
-            .user_agent(self.user_agent)
-            .connect_timeout(Duration::from_secs(10));
+        let mut b = reqwest::Client::builder().user_agent(self.user_agent).connect_timeout(Duration::from_secs(10));
         if let Some(ca) = &self.config.cacert {
             let label = format!("{} (cacert {})", self.config.source, ca.display());
             let pem = std::fs::read(ca).map_err(|e| ConfigError::new(&label, e.to_string()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| ConfigError::new(&label, e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::new(&label, e.to_string()))?;
             b = b.tls_certs_only(certs);
         }
         if self.config.insecure {
@@ -300,20 +281,15 @@ impl SessionBuilder {
             );
             b = b.danger_accept_invalid_certs(true);
         }
-        let http = b.build().map_err(|e| {
-            ConfigError::new(
-                &self.config.source,
-                format!("building the HTTP client: {e}"),
-            )
-        })?;
+        let http =
+            b.build().map_err(|e| ConfigError::new(&self.config.source, format!("building the HTTP client: {e}")))?;
         let scope = self.scope.unwrap_or_else(|| self.config.scope.clone());
         let session = Session {
             shared: Arc::new(Shared {
                 http,
                 config: self.config,
                 retry: self.retry,
-                reauth_margin: chrono::Duration::from_std(self.reauth_margin)
-                    .unwrap_or(chrono::Duration::seconds(60)),
+                reauth_margin: chrono::Duration::from_std(self.reauth_margin).unwrap_or(chrono::Duration::seconds(60)),
                 counters: Mutex::new(BTreeMap::new()),
                 versions: tokio::sync::Mutex::new(HashMap::new()),
                 identity_url: tokio::sync::Mutex::new(None),
@@ -345,11 +321,7 @@ impl Session {
     /// A new session with the same credentials scoped to `scope`, sharing
     /// the HTTP client, counters and version cache. Authenticates now.
     pub async fn rescope(&self, scope: Scope) -> Result<Session> {
-        let s = Session {
-            shared: self.shared.clone(),
-            scope,
-            token: Arc::new(tokio::sync::Mutex::new(None)),
-        };
+        let s = Session { shared: self.shared.clone(), scope, token: Arc::new(tokio::sync::Mutex::new(None)) };
         s.token().await?;
         Ok(s)
     }
@@ -419,10 +391,7 @@ impl Session {
     async fn base_for(&self, service: Service, token: &Token) -> Result<String> {
         let cfg = &self.shared.config;
         let pid = token.project.as_ref().map(|p| p.id.as_str());
-        match token
-            .catalog
-            .url(service, cfg.interface, cfg.region_name.as_deref())
-        {
+        match token.catalog.url(service, cfg.interface, cfg.region_name.as_deref()) {
             Ok(url) => Ok(catalog::api_base(service, &url, pid)),
             Err(_) if service == Service::Identity => Ok(self.identity_url().await),
             Err(e) => Err(e),
@@ -436,28 +405,13 @@ impl Session {
         if let Some(u) = guard.as_ref() {
             return u.clone();
         }
-        let auth_url = self
-            .shared
-            .config
-            .auth_url
-            .trim_end_matches('/')
-            .to_string();
+        let auth_url = self.shared.config.auth_url.trim_end_matches('/').to_string();
         let resolved = if auth_url.ends_with("/v3") {
             auth_url
         } else {
-            let key = RouteKey {
-                service: "identity".into(),
-                method: "GET".into(),
-                route: "/".into(),
-            };
-            let found = match self
-                .shared
-                .execute(&key, Method::GET, &auth_url, &[], &[], None, None, true)
-                .await
-            {
-                Ok(resp) => serde_json::from_slice::<Value>(&resp.body)
-                    .ok()
-                    .and_then(|doc| v3_link(&doc)),
+            let key = RouteKey { service: "identity".into(), method: "GET".into(), route: "/".into() };
+            let found = match self.shared.execute(&key, Method::GET, &auth_url, &[], &[], None, None, true).await {
+                Ok(resp) => serde_json::from_slice::<Value>(&resp.body).ok().and_then(|doc| v3_link(&doc)),
                 Err(_) => None,
             };
             found.unwrap_or_else(|| format!("{auth_url}/v3"))
@@ -470,7 +424,8 @@ impl Session {
         let creds = &self.shared.config.credentials;
         if matches!(creds, Credentials::OidcAccessToken { .. } | Credentials::OidcClientCredentials { .. }) {
             let identity = self.identity_url().await;
-            let unscoped = crate::oidc::federated_token(&self.shared.http, self.shared.retry.timeout, creds, &identity).await?;
+            let unscoped =
+                crate::oidc::federated_token(&self.shared.http, self.shared.retry.timeout, creds, &identity).await?;
             // The unscoped federated token, exchanged for one in the configured scope.
             return self.token_request(&Credentials::Token { token: unscoped }).await;
         }
@@ -480,19 +435,9 @@ impl Session {
     async fn token_request(&self, creds: &Credentials) -> Result<Token> {
         let url = format!("{}/auth/tokens", self.identity_url().await);
         let body = auth_body(creds, &self.scope);
-        let key = RouteKey {
-            service: "identity".into(),
-            method: "POST".into(),
-            route: "/auth/tokens".into(),
-        };
-        let resp = self
-            .shared
-            .execute(&key, Method::POST, &url, &[], &[], Some(&body), None, true)
-            .await?;
-        let auth_err = |m: &str| Error::Auth {
-            url: url.clone(),
-            message: m.to_string(),
-        };
+        let key = RouteKey { service: "identity".into(), method: "POST".into(), route: "/auth/tokens".into() };
+        let resp = self.shared.execute(&key, Method::POST, &url, &[], &[], Some(&body), None, true).await?;
+        let auth_err = |m: &str| Error::Auth { url: url.clone(), message: m.to_string() };
         let id = resp
             .header("x-subject-token")
             .ok_or_else(|| auth_err("no X-Subject-Token header in the response"))?
@@ -507,20 +452,13 @@ impl Session {
             user: t.user,
             project: t.project,
             domain: t.domain,
-            system: t
-                .system
-                .is_some_and(|s| s.get("all").and_then(Value::as_bool).unwrap_or(false)),
+            system: t.system.is_some_and(|s| s.get("all").and_then(Value::as_bool).unwrap_or(false)),
             roles: t.roles,
             catalog: t.catalog,
         })
     }
 
-    async fn negotiated(
-        &self,
-        service: Service,
-        base: &str,
-        token: &Token,
-    ) -> Option<Microversion> {
+    async fn negotiated(&self, service: Service, base: &str, token: &Token) -> Option<Microversion> {
         let want = microversion::client_max(service)?;
         let mut cache = self.shared.versions.lock().await;
         let range = match cache.get(&service) {
@@ -528,17 +466,9 @@ impl Session {
             None => {
                 let pid = token.project.as_ref().map(|p| p.id.as_str());
                 let url = catalog::version_doc_url(base, pid);
-                let key = RouteKey {
-                    service: service.as_str().into(),
-                    method: "GET".into(),
-                    route: "/".into(),
-                };
+                let key = RouteKey { service: service.as_str().into(), method: "GET".into(), route: "/".into() };
                 let auth = [("X-Auth-Token", token.id.expose().to_string())];
-                match self
-                    .shared
-                    .execute(&key, Method::GET, &url, &[], &auth, None, None, true)
-                    .await
-                {
+                match self.shared.execute(&key, Method::GET, &url, &[], &auth, None, None, true).await {
                     Ok(resp) => {
                         let r = serde_json::from_slice::<Value>(&resp.body)
                             .ok()
@@ -562,11 +492,7 @@ impl Session {
     pub async fn send(&self, call: Call) -> Result<Response> {
         let token = self.token().await?;
         let base = self.base_for(call.service, &token).await?;
-        let mv = if call.versioned {
-            self.negotiated(call.service, &base, &token).await
-        } else {
-            None
-        };
+        let mv = if call.versioned { self.negotiated(call.service, &base, &token).await } else { None };
         let url = if call.path.starts_with("http://") || call.path.starts_with("https://") {
             call.path.clone()
         } else {
@@ -577,26 +503,14 @@ impl Session {
             method: call.method.as_str().into(),
             route: call.route.into(),
         };
-        let idempotent = matches!(
-            call.method,
-            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
-        );
-        let mut headers: Vec<(&'static str, String)> = mv
-            .map(|v| microversion::headers(call.service, v))
-            .unwrap_or_default();
+        let idempotent =
+            matches!(call.method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS);
+        let mut headers: Vec<(&'static str, String)> =
+            mv.map(|v| microversion::headers(call.service, v)).unwrap_or_default();
         headers.push(("X-Auth-Token", token.id.expose().to_string()));
         let first = self
             .shared
-            .execute(
-                &key,
-                call.method.clone(),
-                &url,
-                &call.query,
-                &headers,
-                call.body.as_ref(),
-                mv,
-                idempotent,
-            )
+            .execute(&key, call.method.clone(), &url, &call.query, &headers, call.body.as_ref(), mv, idempotent)
             .await;
         match first {
             Err(e) if e.is_unauthorized() => {
@@ -604,16 +518,7 @@ impl Session {
                 headers.retain(|(k, _)| *k != "X-Auth-Token");
                 headers.push(("X-Auth-Token", fresh.id.expose().to_string()));
                 self.shared
-                    .execute(
-                        &key,
-                        call.method,
-                        &url,
-                        &call.query,
-                        &headers,
-                        call.body.as_ref(),
-                        mv,
-                        idempotent,
-                    )
+                    .execute(&key, call.method, &url, &call.query, &headers, call.body.as_ref(), mv, idempotent)
                     .await
             }
             other => other,
@@ -673,12 +578,7 @@ pub fn auth_body(creds: &Credentials, scope: &Scope) -> Value {
             u.insert("password".into(), json!(password.expose()));
             json!({"methods": ["password"], "password": {"user": u}})
         }
-        Credentials::ApplicationCredential {
-            id,
-            name,
-            user,
-            secret,
-        } => {
+        Credentials::ApplicationCredential { id, name, user, secret } => {
             let mut ac = serde_json::Map::new();
             match (id, name) {
                 (Some(id), _) => {
@@ -715,10 +615,7 @@ pub fn auth_body(creds: &Credentials, scope: &Scope) -> Value {
     };
     let mut auth = json!({"identity": identity});
     // Application credentials fix their own scope; Keystone rejects another.
-    if let (Some(s), false) = (
-        scope,
-        matches!(creds, Credentials::ApplicationCredential { .. }),
-    ) {
+    if let (Some(s), false) = (scope, matches!(creds, Credentials::ApplicationCredential { .. })) {
         auth["scope"] = s;
     }
     json!({"auth": auth})
@@ -753,21 +650,14 @@ impl Shared {
         mv: Option<Microversion>,
         idempotent: bool,
     ) -> Result<Response> {
-        let request = RequestInfo {
-            service: key.service.clone(),
-            method: method.to_string(),
-            url: redact(url),
-        };
+        let request = RequestInfo { service: key.service.clone(), method: method.to_string(), url: redact(url) };
         let max = self.retry.max_attempts.max(1);
         let mut attempt = 0;
         let started = std::time::Instant::now();
         let outcome = loop {
             attempt += 1;
-            let mut rb = self
-                .http
-                .request(method.clone(), url)
-                .timeout(self.retry.timeout)
-                .header("Accept", "application/json");
+            let mut rb =
+                self.http.request(method.clone(), url).timeout(self.retry.timeout).header("Accept", "application/json");
             if !query.is_empty() {
                 rb = rb.query(query);
             }
@@ -790,18 +680,13 @@ impl Shared {
             };
             tracing::debug!(target: "openstack", %key, url, attempt, ok = matches!(result, Attempt::Done(..)), "request");
             let delay = match &result {
-                Attempt::Done(s, h, _)
-                    if idempotent && (*s == 429 || matches!(s, 500 | 502 | 503 | 504)) =>
-                {
-                    Some(
-                        retry_after(h)
-                            .map(|d| d.min(self.retry.max_retry_after))
-                            .unwrap_or_else(|| self.retry.backoff(attempt)),
-                    )
-                }
+                Attempt::Done(s, h, _) if idempotent && (*s == 429 || matches!(s, 500 | 502 | 503 | 504)) => Some(
+                    retry_after(h)
+                        .map(|d| d.min(self.retry.max_retry_after))
+                        .unwrap_or_else(|| self.retry.backoff(attempt)),
+                ),
                 Attempt::Failed(e)
-                    if idempotent
-                        && (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()) =>
+                    if idempotent && (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()) =>
                 {
                     Some(self.retry.backoff(attempt))
                 }
@@ -821,25 +706,16 @@ impl Shared {
             }
         };
         let result = match outcome {
-            Attempt::Done(status, headers, body) if status < 400 => Ok(Response {
-                status,
-                headers,
-                body,
-                microversion: mv,
-                request: request.clone(),
-            }),
+            Attempt::Done(status, headers, body) if status < 400 => {
+                Ok(Response { status, headers, body, microversion: mv, request: request.clone() })
+            }
             Attempt::Done(status, headers, body) => Err(Error::Api {
                 request: request.clone(),
                 status,
                 message: extract_message(&body),
                 request_id: ["x-openstack-request-id", "x-compute-request-id"]
                     .iter()
-                    .find_map(|h| {
-                        headers
-                            .get(*h)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_string)
-                    }),
+                    .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(str::to_string)),
             }),
             Attempt::Failed(e) => Err(Error::Transport {
                 request: request.clone(),
@@ -854,9 +730,7 @@ impl Shared {
         c.attempts += attempt as u64;
         c.retries += attempt as u64 - 1;
         c.failures += result.is_err() as u64;
-        c.latency_micros = c
-            .latency_micros
-            .saturating_add(started.elapsed().as_micros().min(u64::MAX as u128) as u64);
+        c.latency_micros = c.latency_micros.saturating_add(started.elapsed().as_micros().min(u64::MAX as u128) as u64);
         result
     }
 }

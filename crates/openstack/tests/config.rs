@@ -4,15 +4,10 @@
 use std::path::Path;
 
 use openstack::Secret;
-use openstack::config::{
-    CloudConfig, Credentials, DomainRef, Env, Interface, ProjectRef, Scope, UserRef,
-};
+use openstack::config::{CloudConfig, Credentials, DomainRef, Env, Interface, ProjectRef, Scope, UserRef};
 
 fn env(pairs: &[(&str, &str)]) -> Env {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 const CLOUDS: &str = r#"
@@ -54,19 +49,13 @@ fn clouds_yaml_password_cloud_resolves_user_project_region_interface() {
     assert_eq!(
         c.credentials,
         Credentials::Password {
-            user: UserRef::Name {
-                name: "caso".into(),
-                domain: DomainRef::Name("Default".into())
-            },
+            user: UserRef::Name { name: "caso".into(), domain: DomainRef::Name("Default".into()) },
             password: Secret::new("from-clouds"),
         }
     );
     assert_eq!(
         c.scope,
-        Scope::Project(ProjectRef::Name {
-            name: "admin".into(),
-            domain: DomainRef::Id("default".into())
-        })
+        Scope::Project(ProjectRef::Name { name: "admin".into(), domain: DomainRef::Id("default".into()) })
     );
     assert_eq!(c.region_name.as_deref(), Some("RegionTwo"));
     assert_eq!(c.interface, Interface::Internal);
@@ -77,9 +66,7 @@ fn clouds_yaml_password_cloud_resolves_user_project_region_interface() {
 #[test]
 fn secure_yaml_overrides_and_adds_keys() {
     let secure = "clouds:\n  site:\n    auth:\n      password: from-secure\n";
-    let c =
-        CloudConfig::from_clouds_yaml(CLOUDS, Some(("secure.yaml", secure)), "site", "clouds.yaml")
-            .unwrap();
+    let c = CloudConfig::from_clouds_yaml(CLOUDS, Some(("secure.yaml", secure)), "site", "clouds.yaml").unwrap();
     match c.credentials {
         Credentials::Password { password, .. } => assert_eq!(password.expose(), "from-secure"),
         other => panic!("{other:?}"),
@@ -105,9 +92,7 @@ fn application_credential_cloud_is_unscoped_by_id() {
 fn system_scope_and_user_id() {
     let c = CloudConfig::from_clouds_yaml(CLOUDS, None, "sys", "clouds.yaml").unwrap();
     assert_eq!(c.scope, Scope::System);
-    assert!(
-        matches!(c.credentials, Credentials::Password { user: UserRef::Id(ref id), .. } if id == "u-1")
-    );
+    assert!(matches!(c.credentials, Credentials::Password { user: UserRef::Id(ref id), .. } if id == "u-1"));
 }
 
 #[test]
@@ -119,19 +104,13 @@ fn missing_auth_url_error_names_file_and_key() {
     write(&dir, "clouds.yaml", CLOUDS);
     let e = env(&[("HOME", home.path().to_str().unwrap())]);
     let err = CloudConfig::load_with(Some("broken"), &e, cwd.path()).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "reading ~/.config/openstack/clouds.yaml: cloud 'broken' has no auth.auth_url"
-    );
+    assert_eq!(err.to_string(), "reading ~/.config/openstack/clouds.yaml: cloud 'broken' has no auth.auth_url");
 }
 
 #[test]
 fn unknown_cloud_lists_the_clouds_in_the_file() {
     let err = CloudConfig::from_clouds_yaml(CLOUDS, None, "nope", "/x/clouds.yaml").unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "reading /x/clouds.yaml: no cloud 'nope' (clouds: site, appcred, sys, broken)"
-    );
+    assert_eq!(err.to_string(), "reading /x/clouds.yaml: no cloud 'nope' (clouds: site, appcred, sys, broken)");
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
@@ -152,77 +131,32 @@ fn search_path_prefers_cwd_then_xdg_then_home() {
     let cwd = tempfile::tempdir().unwrap();
     let xdg = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    write(
-        &home.path().join(".config/openstack"),
-        "clouds.yaml",
-        &one_cloud("http://home"),
-    );
+    write(&home.path().join(".config/openstack"), "clouds.yaml", &one_cloud("http://home"));
     let e = env(&[("HOME", home.path().to_str().unwrap())]);
-    assert_eq!(
-        CloudConfig::load_with(Some("c"), &e, cwd.path())
-            .unwrap()
-            .auth_url,
-        "http://home"
-    );
-    assert_eq!(
-        CloudConfig::load_with(Some("c"), &e, cwd.path())
-            .unwrap()
-            .source,
-        "~/.config/openstack/clouds.yaml"
-    );
+    assert_eq!(CloudConfig::load_with(Some("c"), &e, cwd.path()).unwrap().auth_url, "http://home");
+    assert_eq!(CloudConfig::load_with(Some("c"), &e, cwd.path()).unwrap().source, "~/.config/openstack/clouds.yaml");
 
-    write(
-        &xdg.path().join("openstack"),
-        "clouds.yaml",
-        &one_cloud("http://xdg"),
-    );
-    let e = env(&[
-        ("HOME", home.path().to_str().unwrap()),
-        ("XDG_CONFIG_HOME", xdg.path().to_str().unwrap()),
-    ]);
-    assert_eq!(
-        CloudConfig::load_with(Some("c"), &e, cwd.path())
-            .unwrap()
-            .auth_url,
-        "http://xdg"
-    );
+    write(&xdg.path().join("openstack"), "clouds.yaml", &one_cloud("http://xdg"));
+    let e = env(&[("HOME", home.path().to_str().unwrap()), ("XDG_CONFIG_HOME", xdg.path().to_str().unwrap())]);
+    assert_eq!(CloudConfig::load_with(Some("c"), &e, cwd.path()).unwrap().auth_url, "http://xdg");
 
     write(cwd.path(), "clouds.yaml", &one_cloud("http://cwd"));
-    assert_eq!(
-        CloudConfig::load_with(Some("c"), &e, cwd.path())
-            .unwrap()
-            .auth_url,
-        "http://cwd"
-    );
+    assert_eq!(CloudConfig::load_with(Some("c"), &e, cwd.path()).unwrap().auth_url, "http://cwd");
 
     let explicit = tempfile::tempdir().unwrap();
     write(explicit.path(), "mine.yaml", &one_cloud("http://explicit"));
     let mut e2 = e.clone();
-    e2.insert(
-        "OS_CLIENT_CONFIG_FILE".into(),
-        explicit.path().join("mine.yaml").to_str().unwrap().into(),
-    );
-    assert_eq!(
-        CloudConfig::load_with(Some("c"), &e2, cwd.path())
-            .unwrap()
-            .auth_url,
-        "http://explicit"
-    );
+    e2.insert("OS_CLIENT_CONFIG_FILE".into(), explicit.path().join("mine.yaml").to_str().unwrap().into());
+    assert_eq!(CloudConfig::load_with(Some("c"), &e2, cwd.path()).unwrap().auth_url, "http://explicit");
 }
 
 #[test]
 fn secure_yaml_is_found_next_to_clouds_yaml() {
     let cwd = tempfile::tempdir().unwrap();
     write(cwd.path(), "clouds.yaml", &one_cloud("http://cwd"));
-    write(
-        cwd.path(),
-        "secure.yaml",
-        "clouds:\n  c:\n    auth:\n      password: merged\n",
-    );
+    write(cwd.path(), "secure.yaml", "clouds:\n  c:\n    auth:\n      password: merged\n");
     let c = CloudConfig::load_with(Some("c"), &env(&[]), cwd.path()).unwrap();
-    assert!(
-        matches!(c.credentials, Credentials::Password { ref password, .. } if password.expose() == "merged")
-    );
+    assert!(matches!(c.credentials, Credentials::Password { ref password, .. } if password.expose() == "merged"));
 }
 
 fn os_env() -> Env {
@@ -258,19 +192,13 @@ fn os_variables_default_the_domains_to_default() {
     assert_eq!(
         c.credentials,
         Credentials::Password {
-            user: UserRef::Name {
-                name: "envuser".into(),
-                domain: DomainRef::Id("default".into())
-            },
+            user: UserRef::Name { name: "envuser".into(), domain: DomainRef::Id("default".into()) },
             password: Secret::new("envpw")
         }
     );
     assert_eq!(
         c.scope,
-        Scope::Project(ProjectRef::Name {
-            name: "envproj".into(),
-            domain: DomainRef::Id("default".into())
-        })
+        Scope::Project(ProjectRef::Name { name: "envproj".into(), domain: DomainRef::Id("default".into()) })
     );
     assert_eq!(c.region_name.as_deref(), Some("R1"));
     assert_eq!(c.interface, Interface::Public);
@@ -303,12 +231,7 @@ fn os_variables_for_each_auth_type_and_scope() {
         ("OS_INTERFACE", "adminURL"),
     ]);
     let c = CloudConfig::from_env(&e).unwrap();
-    assert_eq!(
-        c.credentials,
-        Credentials::Token {
-            token: Secret::new("tkn")
-        }
-    );
+    assert_eq!(c.credentials, Credentials::Token { token: Secret::new("tkn") });
     assert_eq!(c.scope, Scope::Domain(DomainRef::Name("Dom".into())));
     assert_eq!(c.interface, Interface::Admin);
 
@@ -332,10 +255,7 @@ fn os_variables_for_each_auth_type_and_scope() {
         ("OS_PROJECT_ID", "p1"),
         ("OS_PROJECT_DOMAIN_NAME", "D"),
     ]);
-    assert_eq!(
-        CloudConfig::from_env(&e).unwrap().scope,
-        Scope::project_id("p1")
-    );
+    assert_eq!(CloudConfig::from_env(&e).unwrap().scope, Scope::project_id("p1"));
 }
 
 #[test]
@@ -345,10 +265,7 @@ fn os_variable_errors_name_the_variable() {
         "reading environment: OS_AUTH_URL is not set"
     );
     let e = env(&[("OS_AUTH_URL", "http://k"), ("OS_USERNAME", "u")]);
-    assert_eq!(
-        CloudConfig::from_env(&e).unwrap_err().to_string(),
-        "reading environment: OS_PASSWORD is not set"
-    );
+    assert_eq!(CloudConfig::from_env(&e).unwrap_err().to_string(), "reading environment: OS_PASSWORD is not set");
     let e = env(&[
         ("OS_AUTH_URL", "http://k"),
         ("OS_USERNAME", "u"),
@@ -356,23 +273,9 @@ fn os_variable_errors_name_the_variable() {
         ("OS_PROJECT_ID", "x"),
         ("OS_SYSTEM_SCOPE", "all"),
     ]);
-    assert!(
-        CloudConfig::from_env(&e)
-            .unwrap_err()
-            .to_string()
-            .contains("more than one scope")
-    );
-    let e = env(&[
-        ("OS_AUTH_URL", "http://k"),
-        ("OS_AUTH_TYPE", "oidc"),
-        ("OS_USERNAME", "u"),
-    ]);
-    assert!(
-        CloudConfig::from_env(&e)
-            .unwrap_err()
-            .to_string()
-            .contains("OS_AUTH_TYPE 'oidc' is not supported")
-    );
+    assert!(CloudConfig::from_env(&e).unwrap_err().to_string().contains("more than one scope"));
+    let e = env(&[("OS_AUTH_URL", "http://k"), ("OS_AUTH_TYPE", "oidc"), ("OS_USERNAME", "u")]);
+    assert!(CloudConfig::from_env(&e).unwrap_err().to_string().contains("OS_AUTH_TYPE 'oidc' is not supported"));
 }
 
 #[test]

@@ -35,21 +35,9 @@ fn server(id: &str, i: usize) -> Value {
 /// Servers s0..s4, paged by `limit`, with servers_links like Nova's.
 fn servers_page(r: &Req) -> Reply {
     let all: Vec<String> = (0..5).map(|i| format!("s{i}")).collect();
-    let limit: usize = r
-        .param("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(1000);
-    let start = r
-        .param("marker")
-        .map(|m| all.iter().position(|x| *x == m).unwrap() + 1)
-        .unwrap_or(0);
-    let page: Vec<Value> = all
-        .iter()
-        .enumerate()
-        .skip(start)
-        .take(limit)
-        .map(|(i, id)| server(id, i))
-        .collect();
+    let limit: usize = r.param("limit").and_then(|l| l.parse().ok()).unwrap_or(1000);
+    let start = r.param("marker").map(|m| all.iter().position(|x| *x == m).unwrap() + 1).unwrap_or(0);
+    let page: Vec<Value> = all.iter().enumerate().skip(start).take(limit).map(|(i, id)| server(id, i)).collect();
     let mut body = json!({"servers": page});
     if page.len() == limit {
         let last = &all[start + limit - 1];
@@ -77,82 +65,42 @@ async fn nova_servers_detail_pages_with_marker_and_parses_accounting_fields() {
         ..Default::default()
     };
     let servers = q.list(&s).await.unwrap();
-    assert_eq!(
-        servers.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
-        ["s0", "s1", "s2", "s3", "s4"]
-    );
+    assert_eq!(servers.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["s0", "s1", "s2", "s3", "s4"]);
 
-    let reqs: Vec<Req> = m
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/compute/v2.1/servers/detail")
-        .collect();
+    let reqs: Vec<Req> = m.requests().into_iter().filter(|r| r.path == "/compute/v2.1/servers/detail").collect();
     assert_eq!(reqs.len(), 3, "pages of 2, 2, 1");
     assert_eq!(reqs[0].param("marker"), None);
     assert_eq!(reqs[1].param("marker").as_deref(), Some("s1"));
     assert_eq!(reqs[2].param("marker").as_deref(), Some("s3"));
     for r in &reqs {
-        assert_eq!(
-            r.param("changes-since").as_deref(),
-            Some("2023-05-21T00:00:00Z")
-        );
+        assert_eq!(r.param("changes-since").as_deref(), Some("2023-05-21T00:00:00Z"));
         assert_eq!(r.param("all_tenants").as_deref(), Some("1"));
         assert_eq!(r.param("project_id").as_deref(), Some(PID));
         assert_eq!(r.param("limit").as_deref(), Some("2"));
     }
 
     let v = &servers[1];
-    assert_eq!(
-        v.launched_at,
-        Some(Utc.with_ymd_and_hms(2023, 5, 20, 10, 1, 0).unwrap()),
-        "naive time read as UTC"
-    );
+    assert_eq!(v.launched_at, Some(Utc.with_ymd_and_hms(2023, 5, 20, 10, 1, 0).unwrap()), "naive time read as UTC");
     assert_eq!(v.terminated_at, None);
-    assert_eq!(
-        v.created,
-        Utc.with_ymd_and_hms(2023, 5, 20, 10, 0, 0).unwrap()
-    );
+    assert_eq!(v.created, Utc.with_ymd_and_hms(2023, 5, 20, 10, 0, 0).unwrap());
     assert_eq!(v.image.as_ref().unwrap().id, "img-1");
     assert_eq!(servers[0].image, None, "boot from volume");
     assert_eq!(v.floating_ips().count(), 1);
     let f = v.flavor.as_ref().unwrap();
-    assert_eq!(
-        (f.vcpus, f.ram, f.disk, f.ephemeral),
-        (Some(2), Some(4096), Some(20), Some(10))
-    );
-    assert_eq!(
-        f.extra_specs.as_ref().unwrap()["accounting:benchmark_type"],
-        "HEPscore23"
-    );
+    assert_eq!((f.vcpus, f.ram, f.disk, f.ephemeral), (Some(2), Some(4096), Some(20), Some(10)));
+    assert_eq!(f.extra_specs.as_ref().unwrap()["accounting:benchmark_type"], "HEPscore23");
     assert_eq!(v.vm_state.as_deref(), Some("active"));
-    assert_eq!(
-        v.extra.get("config_drive"),
-        Some(&json!("")),
-        "unknown fields kept"
-    );
+    assert_eq!(v.extra.get("config_drive"), Some(&json!("")), "unknown fields kept");
 }
 
 #[tokio::test]
 async fn nova_stream_yields_items_lazily_across_pages() {
-    let m = mock(|r| {
-        keystone(r)
-            .or_else(|| version_docs(r))
-            .unwrap_or_else(|| servers_page(r))
-    })
-    .await;
+    let m = mock(|r| keystone(r).or_else(|| version_docs(r)).unwrap_or_else(|| servers_page(r))).await;
     let s = session(&m).await;
-    let mut st = nova::ListServers {
-        limit: Some(2),
-        ..Default::default()
-    }
-    .stream(&s);
+    let mut st = nova::ListServers { limit: Some(2), ..Default::default() }.stream(&s);
     assert_eq!(st.try_next().await.unwrap().unwrap().id, "s0");
     assert_eq!(st.try_next().await.unwrap().unwrap().id, "s1");
-    assert_eq!(
-        m.count("GET", "/compute/v2.1/servers/detail"),
-        1,
-        "second page not fetched yet"
-    );
+    assert_eq!(m.count("GET", "/compute/v2.1/servers/detail"), 1, "second page not fetched yet");
     let rest: Vec<_> = st.try_collect().await.unwrap();
     assert_eq!(rest.len(), 3);
 }
@@ -181,28 +129,14 @@ async fn pre_2_47_flavor_id_and_string_swap_are_accepted() {
     let s = session(&m).await;
     let v = nova::servers::get(&s, "s9").await.unwrap();
     assert_eq!(v.flavor.unwrap().id.as_deref(), Some("f1"));
+    assert_eq!(v.terminated_at, Some(Utc.with_ymd_and_hms(2023, 5, 22, 6, 0, 0).unwrap()));
+    let flavors = nova::ListFlavors { is_public: Some(nova::FlavorVisibility::All), ..Default::default() }
+        .list(&s)
+        .await
+        .unwrap();
+    assert_eq!((flavors[0].ephemeral, flavors[0].swap, flavors[0].is_public), (10, 0, true));
     assert_eq!(
-        v.terminated_at,
-        Some(Utc.with_ymd_and_hms(2023, 5, 22, 6, 0, 0).unwrap())
-    );
-    let flavors = nova::ListFlavors {
-        is_public: Some(nova::FlavorVisibility::All),
-        ..Default::default()
-    }
-    .list(&s)
-    .await
-    .unwrap();
-    assert_eq!(
-        (flavors[0].ephemeral, flavors[0].swap, flavors[0].is_public),
-        (10, 0, true)
-    );
-    assert_eq!(
-        m.requests()
-            .iter()
-            .find(|r| r.path.ends_with("/flavors/detail"))
-            .unwrap()
-            .param("is_public")
-            .as_deref(),
+        m.requests().iter().find(|r| r.path.ends_with("/flavors/detail")).unwrap().param("is_public").as_deref(),
         Some("none")
     );
     let specs = nova::flavors::extra_specs(&s, "f1").await.unwrap();
@@ -232,47 +166,17 @@ async fn microversion_is_negotiated_once_and_sent_in_both_headers() {
     let s = session(&m).await;
     nova::ListServers::default().list(&s).await.unwrap();
     nova::ListServers::default().list(&s).await.unwrap();
-    cinder::ListVolumes {
-        all_tenants: true,
-        ..Default::default()
-    }
-    .list(&s)
-    .await
-    .unwrap();
-    assert_eq!(
-        m.count("GET", "/compute/v2.1/"),
-        1,
-        "version document read once"
-    );
+    cinder::ListVolumes { all_tenants: true, ..Default::default() }.list(&s).await.unwrap();
+    assert_eq!(m.count("GET", "/compute/v2.1/"), 1, "version document read once");
     assert_eq!(m.count("GET", "/volume/v3/"), 1);
-    for r in m
-        .requests()
-        .iter()
-        .filter(|r| r.path == "/compute/v2.1/servers/detail")
-    {
-        assert_eq!(
-            r.header("openstack-api-version").as_deref(),
-            Some("compute 2.79")
-        );
-        assert_eq!(
-            r.header("x-openstack-nova-api-version").as_deref(),
-            Some("2.79")
-        );
+    for r in m.requests().iter().filter(|r| r.path == "/compute/v2.1/servers/detail") {
+        assert_eq!(r.header("openstack-api-version").as_deref(), Some("compute 2.79"));
+        assert_eq!(r.header("x-openstack-nova-api-version").as_deref(), Some("2.79"));
     }
-    let vol = m
-        .requests()
-        .into_iter()
-        .find(|r| r.path == format!("/volume/v3/{PID}/volumes/detail"))
-        .unwrap();
-    assert_eq!(
-        vol.header("openstack-api-version").as_deref(),
-        Some("volume 3.60")
-    );
+    let vol = m.requests().into_iter().find(|r| r.path == format!("/volume/v3/{PID}/volumes/detail")).unwrap();
+    assert_eq!(vol.header("openstack-api-version").as_deref(), Some("volume 3.60"));
     assert_eq!(vol.param("all_tenants").as_deref(), Some("1"));
-    assert_eq!(
-        s.microversion(Service::Compute).await.unwrap(),
-        Some(Microversion::new(2, 79))
-    );
+    assert_eq!(s.microversion(Service::Compute).await.unwrap(), Some(Microversion::new(2, 79)));
     assert_eq!(s.microversion(Service::Network).await.unwrap(), None);
 }
 
@@ -280,25 +184,15 @@ async fn microversion_is_negotiated_once_and_sent_in_both_headers() {
 async fn microversion_is_capped_at_an_older_servers_max() {
     let m = mock(|r| {
         if r.is("GET", "/compute/v2.1/") {
-            return Reply::json(
-                200,
-                json!({"version": {"id": "v2.1", "version": "2.60", "min_version": "2.1"}}),
-            );
+            return Reply::json(200, json!({"version": {"id": "v2.1", "version": "2.60", "min_version": "2.1"}}));
         }
         keystone(r).unwrap_or_else(|| Reply::json(200, json!({"servers": []})))
     })
     .await;
     let s = session(&m).await;
     nova::ListServers::default().list(&s).await.unwrap();
-    let r = m
-        .requests()
-        .into_iter()
-        .find(|r| r.path.ends_with("/servers/detail"))
-        .unwrap();
-    assert_eq!(
-        r.header("openstack-api-version").as_deref(),
-        Some("compute 2.60")
-    );
+    let r = m.requests().into_iter().find(|r| r.path.ends_with("/servers/detail")).unwrap();
+    assert_eq!(r.header("openstack-api-version").as_deref(), Some("compute 2.60"));
 }
 
 #[test]
@@ -306,25 +200,13 @@ fn version_documents_of_each_shape() {
     use openstack::microversion::{VersionRange, negotiate, parse_version_doc};
     let nova = json!({"version": {"id": "v2.1", "version": "2.96", "min_version": "2.1"}});
     let r = parse_version_doc(&nova, 2).unwrap();
-    assert_eq!(
-        r,
-        VersionRange {
-            min: Microversion::new(2, 1),
-            max: Microversion::new(2, 96)
-        }
-    );
-    assert_eq!(
-        negotiate(Microversion::new(2, 79), Some(r)),
-        Some(Microversion::new(2, 79))
-    );
+    assert_eq!(r, VersionRange { min: Microversion::new(2, 1), max: Microversion::new(2, 96) });
+    assert_eq!(negotiate(Microversion::new(2, 79), Some(r)), Some(Microversion::new(2, 79)));
     let old = json!({"version": {"id": "v2.0", "version": "", "min_version": ""}});
     assert_eq!(parse_version_doc(&old, 2), None);
     assert_eq!(negotiate(Microversion::new(2, 79), None), None);
     let cinder = json!({"versions": [{"id": "v2.0", "version": "", "min_version": ""}, {"id": "v3.0", "version": "3.70", "min_version": "3.0"}]});
-    assert_eq!(
-        parse_version_doc(&cinder, 3).unwrap().max,
-        Microversion::new(3, 70)
-    );
+    assert_eq!(parse_version_doc(&cinder, 3).unwrap().max, Microversion::new(3, 70));
 }
 
 #[tokio::test]
@@ -344,21 +226,11 @@ async fn retries_a_503_then_succeeds_and_counts_the_retry() {
     let s = session(&m).await;
     let ips = neutron::ListFloatingIps::default().list(&s).await.unwrap();
     assert_eq!(ips[0].ip_version(), 6);
-    assert_eq!(
-        ips[0].created_at,
-        Some(Utc.with_ymd_and_hms(2023, 5, 20, 10, 0, 0).unwrap())
-    );
+    assert_eq!(ips[0].created_at, Some(Utc.with_ymd_and_hms(2023, 5, 20, 10, 0, 0).unwrap()));
     assert_eq!(m.count("GET", "/network/v2.0/floatingips"), 2);
     let c = s.counters();
-    let st = c
-        .iter()
-        .find(|(k, _)| k.to_string() == "network GET /floatingips")
-        .unwrap()
-        .1;
-    assert_eq!(
-        (st.calls, st.attempts, st.retries, st.failures),
-        (1, 2, 1, 0)
-    );
+    let st = c.iter().find(|(k, _)| k.to_string() == "network GET /floatingips").unwrap().1;
+    assert_eq!((st.calls, st.attempts, st.retries, st.failures), (1, 2, 1, 0));
     assert!(st.latency_micros > 0, "the call's wall time is summed: {st:?}");
 }
 
@@ -379,11 +251,7 @@ async fn retry_after_is_honoured_on_429() {
     let s = session(&m).await;
     let t = Instant::now();
     glance::ListImages::default().list(&s).await.unwrap();
-    assert!(
-        t.elapsed() >= Duration::from_millis(950),
-        "waited {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() >= Duration::from_millis(950), "waited {:?}", t.elapsed());
     assert_eq!(m.count("GET", "/image/v2/images"), 2);
 }
 
@@ -391,8 +259,11 @@ async fn retry_after_is_honoured_on_429() {
 async fn bad_request_is_not_retried_and_keeps_the_nova_message() {
     let m = mock(|r| {
         keystone(r).or_else(|| version_docs(r)).unwrap_or_else(|| {
-            Reply::json(400, json!({"badRequest": {"code": 400, "message": "Invalid input for query parameters changes-since."}}))
-                .header("x-compute-request-id", "req-123")
+            Reply::json(
+                400,
+                json!({"badRequest": {"code": 400, "message": "Invalid input for query parameters changes-since."}}),
+            )
+            .header("x-compute-request-id", "req-123")
         })
     })
     .await;
@@ -400,10 +271,7 @@ async fn bad_request_is_not_retried_and_keeps_the_nova_message() {
     let err = nova::ListServers::default().list(&s).await.unwrap_err();
     assert_eq!(m.count("GET", "/compute/v2.1/servers/detail"), 1);
     assert_eq!(err.status(), Some(400));
-    assert_eq!(
-        err.message(),
-        Some("Invalid input for query parameters changes-since.")
-    );
+    assert_eq!(err.message(), Some("Invalid input for query parameters changes-since."));
     let text = err.to_string();
     assert_eq!(
         text,
@@ -412,15 +280,8 @@ async fn bad_request_is_not_retried_and_keeps_the_nova_message() {
             m.base
         )
     );
-    assert!(
-        matches!(err, openstack::Error::Api { ref request_id, .. } if request_id.as_deref() == Some("req-123"))
-    );
-    let st = *s
-        .counters()
-        .iter()
-        .find(|(k, _)| k.route == "/servers/detail")
-        .unwrap()
-        .1;
+    assert!(matches!(err, openstack::Error::Api { ref request_id, .. } if request_id.as_deref() == Some("req-123")));
+    let st = *s.counters().iter().find(|(k, _)| k.route == "/servers/detail").unwrap().1;
     assert_eq!((st.attempts, st.retries, st.failures), (1, 0, 1));
 }
 
@@ -428,21 +289,14 @@ async fn bad_request_is_not_retried_and_keeps_the_nova_message() {
 async fn persistent_5xx_stops_after_the_attempt_limit() {
     let m = mock(|r| {
         keystone(r).unwrap_or_else(|| {
-            Reply::json(
-                500,
-                json!({"NeutronError": {"type": "X", "message": "db down", "detail": ""}}),
-            )
+            Reply::json(500, json!({"NeutronError": {"type": "X", "message": "db down", "detail": ""}}))
         })
     })
     .await;
     let s = session(&m).await;
     let err = neutron::ListPorts::default().list(&s).await.unwrap_err();
     assert_eq!(err.message(), Some("db down"));
-    assert_eq!(
-        m.count("GET", "/network/v2.0/ports"),
-        3,
-        "fast_retry allows 3 attempts"
-    );
+    assert_eq!(m.count("GET", "/network/v2.0/ports"), 3, "fast_retry allows 3 attempts");
 }
 
 #[tokio::test]
@@ -459,9 +313,7 @@ async fn connection_refused_is_retried_then_reported() {
     let s = session(&m).await;
     let err = nova::flavors::get(&s, "f1").await.unwrap_err();
     match &err {
-        openstack::Error::Transport {
-            attempts, request, ..
-        } => {
+        openstack::Error::Transport { attempts, request, .. } => {
             assert_eq!(*attempts, 3);
             assert_eq!(request.url, "http://127.0.0.1:9/compute/v2.1/flavors/f1");
         }
@@ -483,23 +335,14 @@ async fn error_messages_of_each_service_shape() {
     })
     .await;
     let s = session(&m).await;
-    let e = keystone::ListProjects::tagged("caso")
-        .list(&s)
-        .await
-        .unwrap_err();
+    let e = keystone::ListProjects::tagged("caso").list(&s).await.unwrap_err();
     assert!(e.is_forbidden());
-    assert_eq!(
-        e.message(),
-        Some("You are not authorized to perform the requested action: identity:list_projects.")
-    );
+    assert_eq!(e.message(), Some("You are not authorized to perform the requested action: identity:list_projects."));
     let e = neutron::ListPorts::default().list(&s).await.unwrap_err();
     assert!(e.is_not_found());
     assert_eq!(e.message(), Some("The resource could not be found."));
     let e = glance::images::get(&s, "i1").await.unwrap_err();
-    assert_eq!(
-        e.message(),
-        Some("403 Forbidden 403 Forbidden You are not authorized to get image.")
-    );
+    assert_eq!(e.message(), Some("403 Forbidden 403 Forbidden You are not authorized to get image."));
 }
 
 #[tokio::test]
@@ -529,18 +372,9 @@ async fn glance_follows_next_and_keeps_properties_flat() {
         ..Default::default()
     };
     let images = q.list(&s).await.unwrap();
-    assert_eq!(
-        images.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
-        ["a", "b", "c"]
-    );
-    assert_eq!(
-        images[2].property("vmcatcher_event_ad_mpuri"),
-        Some("https://appdb.example/c")
-    );
-    assert!(
-        !images[0].properties.contains_key("id"),
-        "known fields are not in properties"
-    );
+    assert_eq!(images.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert_eq!(images[2].property("vmcatcher_event_ad_mpuri"), Some("https://appdb.example/c"));
+    assert!(!images[0].properties.contains_key("id"), "known fields are not in properties");
     assert_eq!(images[0].self_link.as_deref(), Some("/v2/images/a"));
     assert_eq!(m.count("GET", "/image/v2/images"), 2);
     let schema = glance::images::schema(&s).await.unwrap();
@@ -554,8 +388,11 @@ async fn keystone_projects_with_tags_and_flat_properties() {
             assert_eq!(r.path, "/identity/v3/projects");
             assert_eq!(r.param("tags").as_deref(), Some("caso"));
             assert_eq!(r.param("not-tags-any").as_deref(), Some("a,b"));
-            Reply::json(200, json!({"projects": [{"id": "p1", "name": "vo1", "domain_id": "default", "enabled": true,
-                "tags": ["caso"], "egi.VO": "vo.example.org", "links": {"self": "x"}}], "links": {"next": null}}))
+            Reply::json(
+                200,
+                json!({"projects": [{"id": "p1", "name": "vo1", "domain_id": "default", "enabled": true,
+                "tags": ["caso"], "egi.VO": "vo.example.org", "links": {"self": "x"}}], "links": {"next": null}}),
+            )
         })
     })
     .await;
@@ -622,27 +459,11 @@ async fn tenant_usage_pages_are_merged() {
         limit: None,
     };
     let u = q.get(&s).await.unwrap();
-    assert_eq!(
-        u.server_usages
-            .iter()
-            .map(|x| x.instance_id.as_str())
-            .collect::<Vec<_>>(),
-        ["a", "b"]
-    );
+    assert_eq!(u.server_usages.iter().map(|x| x.instance_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
     assert_eq!(u.total_hours, 100.0);
-    assert_eq!(
-        u.server_usages[0].started_at,
-        Some(Utc.with_ymd_and_hms(2023, 4, 1, 0, 0, 0).unwrap())
-    );
+    assert_eq!(u.server_usages[0].started_at, Some(Utc.with_ymd_and_hms(2023, 4, 1, 0, 0, 0).unwrap()));
     assert_eq!(u.server_usages[0].ended_at, None);
-    assert_eq!(
-        (
-            u.server_usages[0].vcpus,
-            u.server_usages[0].memory_mb,
-            u.server_usages[0].local_gb
-        ),
-        (4, 8192, 40)
-    );
+    assert_eq!((u.server_usages[0].vcpus, u.server_usages[0].memory_mb, u.server_usages[0].local_gb), (4, 8192, 40));
 }
 
 #[tokio::test]
@@ -667,21 +488,11 @@ async fn cinder_volumes_with_attachments_and_neutron_links_paging() {
     let v = cinder::ListVolumes::default().list(&s).await.unwrap();
     assert_eq!(v[0].size, 50);
     assert_eq!(v[0].attachments[0].server_id.as_deref(), Some("s1"));
-    assert_eq!(
-        v[0].attachments[0].attached_at,
-        Some(Utc.with_ymd_and_hms(2023, 5, 20, 11, 0, 0).unwrap())
-    );
+    assert_eq!(v[0].attachments[0].attached_at, Some(Utc.with_ymd_and_hms(2023, 5, 20, 11, 0, 0).unwrap()));
     assert_eq!(v[0].project_id.as_deref(), Some(PID));
-    let q = neutron::ListPorts {
-        project_id: Some(PID.into()),
-        limit: Some(1),
-        ..Default::default()
-    };
+    let q = neutron::ListPorts { project_id: Some(PID.into()), limit: Some(1), ..Default::default() };
     let ports = q.list(&s).await.unwrap();
-    assert_eq!(
-        ports.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
-        ["p1", "p2"]
-    );
+    assert_eq!(ports.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p1", "p2"]);
     assert_eq!(ports[0].fixed_ips[0].ip_address, "10.0.0.5");
     assert!(
         m.requests()
@@ -708,18 +519,9 @@ fn timestamps_in_every_form_are_utc() {
 #[test]
 fn error_message_extraction_shapes() {
     use openstack::error::extract_message;
-    assert_eq!(
-        extract_message(br#"{"error": {"message": "k", "code": 404}}"#),
-        "k"
-    );
-    assert_eq!(
-        extract_message(br#"{"itemNotFound": {"message": "n", "code": 404}}"#),
-        "n"
-    );
-    assert_eq!(
-        extract_message(br#"{"NeutronError": {"message": "q", "type": "T"}}"#),
-        "q"
-    );
+    assert_eq!(extract_message(br#"{"error": {"message": "k", "code": 404}}"#), "k");
+    assert_eq!(extract_message(br#"{"itemNotFound": {"message": "n", "code": 404}}"#), "n");
+    assert_eq!(extract_message(br#"{"NeutronError": {"message": "q", "type": "T"}}"#), "q");
     assert_eq!(extract_message(br#"{"message": "plain"}"#), "plain");
     assert_eq!(
         extract_message(b"404 Not Found\n\nThe resource could not be found.\n\n   "),
@@ -755,34 +557,17 @@ async fn all_tenant_usage_actions_quotas_and_limits() {
     .await;
     let s = session(&m).await;
     let day = |d| Utc.with_ymd_and_hms(2023, 5, d, 0, 0, 0).unwrap();
-    let all = nova::ListTenantUsages {
-        start: day(21),
-        end: day(25),
-        detailed: true,
-        limit: Some(2),
-    }
-    .list(&s)
-    .await
-    .unwrap();
+    let all =
+        nova::ListTenantUsages { start: day(21), end: day(25), detailed: true, limit: Some(2) }.list(&s).await.unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[1].tenant_id, "t2");
-    assert_eq!(
-        all[1].server_usages.len(),
-        2,
-        "t2 split across pages is merged"
-    );
+    assert_eq!(all[1].server_usages.len(), 2, "t2 split across pages is merged");
     assert_eq!(all[1].total_hours, 2.0);
     let acts = nova::ListInstanceActions::new("s1").list(&s).await.unwrap();
     assert_eq!(acts[0].action, "create");
-    assert_eq!(
-        acts[0].start_time,
-        Some(Utc.with_ymd_and_hms(2023, 5, 20, 10, 0, 0).unwrap())
-    );
+    assert_eq!(acts[0].start_time, Some(Utc.with_ymd_and_hms(2023, 5, 20, 10, 0, 0).unwrap()));
     let q = nova::limits::quota_set(&s, "p1").await.unwrap();
-    assert_eq!(
-        (q.cores, q.instances, q.ram),
-        (Some(20), Some(10), Some(51200))
-    );
+    assert_eq!((q.cores, q.instances, q.ram), (Some(20), Some(10), Some(51200)));
     assert_eq!(q.extra["key_pairs"], 100);
     let l = nova::limits::limits(&s, Some("p1")).await.unwrap();
     assert_eq!((l.max_total_cores, l.total_cores_used), (Some(20), Some(4)));
@@ -811,11 +596,6 @@ async fn a_slow_attempt_times_out_and_is_retried() {
         .unwrap();
     let u = keystone::users::get(&s, "u1").await.unwrap();
     assert_eq!(u.name, "alice");
-    let st = *s
-        .counters()
-        .iter()
-        .find(|(k, _)| k.route == "/users/{id}")
-        .unwrap()
-        .1;
+    let st = *s.counters().iter().find(|(k, _)| k.route == "/users/{id}").unwrap().1;
     assert_eq!((st.attempts, st.retries, st.failures), (2, 1, 0));
 }

@@ -128,9 +128,7 @@ impl From<&serde_json::Value> for Json {
             },
             V::String(s) => Json::Str(s.clone()),
             V::Array(a) => Json::List(a.iter().map(Json::from).collect()),
-            V::Object(m) => Json::Object(Object(
-                m.iter().map(|(k, v)| (k.clone(), Json::from(v))).collect(),
-            )),
+            V::Object(m) => Json::Object(Object(m.iter().map(|(k, v)| (k.clone(), Json::from(v))).collect())),
         }
     }
 }
@@ -276,10 +274,7 @@ pub fn string(s: &str) -> String {
 
 /// An object of string values, keys in the given order.
 pub fn str_object<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let items: Vec<String> = pairs
-        .into_iter()
-        .map(|(k, v)| format!("{}: {}", string(k), string(v)))
-        .collect();
+    let items: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{}: {}", string(k), string(v))).collect();
     format!("{{{}}}", items.join(", "))
 }
 
@@ -294,11 +289,7 @@ pub fn float(x: f64) -> String {
     if x.is_nan() {
         "NaN".into()
     } else if x.is_infinite() {
-        if x > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        }
+        if x > 0.0 { "Infinity".into() } else { "-Infinity".into() }
     } else {
         float_repr(x)
     }
@@ -398,30 +389,20 @@ mod tests {
         assert_eq!(float(f64::INFINITY), "Infinity");
         assert_eq!(float(f64::NEG_INFINITY), "-Infinity");
         assert_eq!(float(1e16), "1e+16");
-        assert_eq!(
-            dumps(&Json::List(vec![Json::Float(-0.0), Json::Float(f64::NAN)])),
-            "[-0.0, NaN]"
-        );
+        assert_eq!(dumps(&Json::List(vec![Json::Float(-0.0), Json::Float(f64::NAN)])), "[-0.0, NaN]");
     }
 
     #[test]
     fn dumps_like_python() {
-        let v = parse(r#"{"b": 1, "a": [true, null, "zoë \"q\" \u0001 😀"], "b": 2.0, "c": {}}"#)
-            .unwrap();
-        assert_eq!(
-            dumps(&v),
-            r#"{"b": 2.0, "a": [true, null, "zo\u00eb \"q\" \u0001 \ud83d\ude00"], "c": {}}"#
-        );
+        let v = parse(r#"{"b": 1, "a": [true, null, "zoë \"q\" \u0001 😀"], "b": 2.0, "c": {}}"#).unwrap();
+        assert_eq!(dumps(&v), r#"{"b": 2.0, "a": [true, null, "zo\u00eb \"q\" \u0001 \ud83d\ude00"], "c": {}}"#);
         assert_eq!(dumps(&Json::Str("\u{7f}/\t".into())), r#""\u007f/\t""#);
         assert_eq!(dumps(&Json::List(vec![])), "[]");
     }
 
     #[test]
     fn strings_escape_like_python_json_dumps() {
-        assert_eq!(
-            string("a\"b\\c\n\u{1}é😀"),
-            r#""a\"b\\c\n\u0001\u00e9\ud83d\ude00""#
-        );
+        assert_eq!(string("a\"b\\c\n\u{1}é😀"), r#""a\"b\\c\n\u0001\u00e9\ud83d\ude00""#);
         assert_eq!(string("\r\u{8}\u{c}~ "), r#""\r\b\f~ ""#);
     }
 
@@ -438,14 +419,7 @@ mod tests {
     #[test]
     fn objects_keep_their_order_and_take_static_keys() {
         let mut out = String::new();
-        write_object(
-            &mut out,
-            &[
-                ("Z", Json::Int(-3)),
-                ("A", Json::Float(99.0)),
-                ("m", "x".into()),
-            ],
-        );
+        write_object(&mut out, &[("Z", Json::Int(-3)), ("A", Json::Float(99.0)), ("m", "x".into())]);
         assert_eq!(out, r#"{"Z": -3, "A": 99.0, "m": "x"}"#);
         let mut o = Object::new();
         o.insert("b", 1i64);

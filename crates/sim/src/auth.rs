@@ -13,10 +13,8 @@ use crate::state::{AppState, Service, TokenInfo, TokenScope};
 
 /// The token carried by a request, validated.
 pub async fn authenticate(state: &AppState, service: Service, headers: &HeaderMap) -> ApiResult<TokenInfo> {
-    let token = headers
-        .get("x-auth-token")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::unauthorized(service))?;
+    let token =
+        headers.get("x-auth-token").and_then(|v| v.to_str().ok()).ok_or_else(|| ApiError::unauthorized(service))?;
     validate(state, service, token).await
 }
 
@@ -32,13 +30,7 @@ pub async fn validate(state: &AppState, service: Service, token: &str) -> ApiRes
         state.external_cache.write().unwrap().insert(token.to_string(), info.clone());
         return Ok(info);
     }
-    let info = state
-        .tokens
-        .read()
-        .unwrap()
-        .get(token)
-        .cloned()
-        .ok_or_else(|| ApiError::unauthorized(service))?;
+    let info = state.tokens.read().unwrap().get(token).cloned().ok_or_else(|| ApiError::unauthorized(service))?;
     if info.expires_at <= state.clock.token_now() {
         return Err(ApiError::unauthorized(service));
     }
@@ -92,7 +84,8 @@ pub fn token_info_from_keystone(t: &Value) -> Option<TokenInfo> {
     } else {
         TokenScope::Unscoped
     };
-    let parse = |k: &str| t[k].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|d| d.with_timezone(&Utc));
+    let parse =
+        |k: &str| t[k].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|d| d.with_timezone(&Utc));
     Some(TokenInfo {
         user_id: user["id"].as_str()?.to_string(),
         user_name: user["name"].as_str().unwrap_or_default().to_string(),

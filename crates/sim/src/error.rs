@@ -43,11 +43,7 @@ impl ApiError {
         Self::new(service, StatusCode::CONFLICT, message)
     }
     pub fn unauthorized(service: Service) -> Self {
-        Self::new(
-            service,
-            StatusCode::UNAUTHORIZED,
-            "The request you have made requires authentication.",
-        )
+        Self::new(service, StatusCode::UNAUTHORIZED, "The request you have made requires authentication.")
     }
     /// Sets Neutron's error type.
     pub fn neutron(mut self, kind: &str) -> Self {
@@ -94,10 +90,8 @@ impl IntoResponse for ApiError {
             let body = json!({"error": {"code": code, "message": self.message, "title": title(self.status)}});
             let mut resp = (self.status, axum::Json(body)).into_response();
             if code == 401 {
-                resp.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Keystone uri=\"/identity\""),
-                );
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Keystone uri=\"/identity\""));
             }
             return resp;
         }
@@ -132,8 +126,7 @@ impl IntoResponse for ApiError {
                     "<html>\n <head>\n  <title>{code} {t}</title>\n </head>\n <body>\n  <h1>{code} {t}</h1>\n  {}<br /><br />\n\n\n\n </body>\n</html>",
                     self.message
                 );
-                (self.status, [(header::CONTENT_TYPE, "text/html; charset=UTF-8")], body)
-                    .into_response()
+                (self.status, [(header::CONTENT_TYPE, "text/html; charset=UTF-8")], body).into_response()
             }
         }
     }

@@ -23,9 +23,7 @@ pub const SERVICE_ID: &str = "9001G0";
 
 /// The GOCDB routes, nested under `/gocdb`.
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/gocdbpi/public/", get(public))
-        .route("/gocdbpi/public", get(public))
+    Router::new().route("/gocdbpi/public/", get(public)).route("/gocdbpi/public", get(public))
 }
 
 struct Svc {
@@ -146,7 +144,9 @@ async fn public(State(state): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Re
             }
             out.push_str("    </ENDPOINTS>\n");
         }
-        out.push_str("    <SCOPES>\n      <SCOPE>EGI</SCOPE>\n    </SCOPES>\n    <EXTENSIONS/>\n  </SERVICE_ENDPOINT>\n");
+        out.push_str(
+            "    <SCOPES>\n      <SCOPE>EGI</SCOPE>\n    </SCOPES>\n    <EXTENSIONS/>\n  </SERVICE_ENDPOINT>\n",
+        );
     }
     out.push_str("</results>\n");
     xml(StatusCode::OK, out)

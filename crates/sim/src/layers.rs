@@ -10,11 +10,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Body;
-use futures::StreamExt;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -41,12 +41,7 @@ pub async fn fixed_service_layer(
     apply_profile(state, Some(service), req, next).await
 }
 
-async fn apply_profile(
-    state: Arc<AppState>,
-    service: Option<Service>,
-    req: Request,
-    next: Next,
-) -> Response {
+async fn apply_profile(state: Arc<AppState>, service: Option<Service>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let method = req.method().to_string();
     let uri = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or(path.clone());
@@ -64,8 +59,7 @@ async fn apply_profile(
     };
     let n = state.fault_counter.fetch_add(1, Ordering::Relaxed);
     let mut rng = ChaCha8Rng::seed_from_u64(state.rng_seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let delay = profile.latency_ms
-        + if profile.jitter_ms > 0 { rng.random_range(0..=profile.jitter_ms) } else { 0 };
+    let delay = profile.latency_ms + if profile.jitter_ms > 0 { rng.random_range(0..=profile.jitter_ms) } else { 0 };
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
@@ -73,11 +67,9 @@ async fn apply_profile(
     let roll: f64 = rng.random();
     let mut injected = None;
     let response = if let (Some(svc), true) = (service, roll < profile.error_rate) {
-        let status = [
-            StatusCode::INTERNAL_SERVER_ERROR,
-            StatusCode::SERVICE_UNAVAILABLE,
-            StatusCode::TOO_MANY_REQUESTS,
-        ][rng.random_range(0..3)];
+        let status =
+            [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::SERVICE_UNAVAILABLE, StatusCode::TOO_MANY_REQUESTS]
+                [rng.random_range(0..3)];
         injected = Some(format!("status {}", status.as_u16()));
         let mut resp = ApiError::new(svc, status, "injected fault").into_response();
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -108,7 +100,11 @@ async fn apply_profile(
         parts.headers.remove(header::CONTENT_LENGTH);
         Response::from_parts(parts, Body::from(malform(&bytes, &mut rng)))
     } else if roll
-        < profile.error_rate + profile.timeout_rate + profile.truncate_rate + profile.malformed_rate + profile.slow_body_rate
+        < profile.error_rate
+            + profile.timeout_rate
+            + profile.truncate_rate
+            + profile.malformed_rate
+            + profile.slow_body_rate
     {
         injected = Some("slow body".into());
         let resp = next.run(req).await;

@@ -29,9 +29,9 @@ mod glance;
 mod keystone;
 mod neutron;
 mod nova;
+pub mod prometheus;
 mod swift;
 pub mod vault;
-pub mod prometheus;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -266,9 +266,7 @@ impl SimHandle {
             } else {
                 out.push_str("      system_scope: all\n");
             }
-            out.push_str(&format!(
-                "    region_name: {region}\n    interface: public\n    identity_api_version: 3\n"
-            ));
+            out.push_str(&format!("    region_name: {region}\n    interface: public\n    identity_api_version: 3\n"));
         }
         out
     }

@@ -315,9 +315,7 @@ impl Volume {
 
     /// Attachments active at `now`.
     pub fn attachments_at(&self, now: DateTime<Utc>) -> impl Iterator<Item = &VolumeAttachment> {
-        self.attachments
-            .iter()
-            .filter(move |a| a.attached_at <= now && a.detached_at.is_none_or(|d| d > now))
+        self.attachments.iter().filter(move |a| a.attached_at <= now && a.detached_at.is_none_or(|d| d > now))
     }
 
     /// `in-use` when attached at `now`, otherwise `available`.

@@ -218,8 +218,8 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
 }
 
 fn oci_error(status: StatusCode, code: &str, message: String) -> Response {
-    let mut r = (status, axum::Json(json!({"errors": [{"code": code, "message": message, "detail": null}]})))
-        .into_response();
+    let mut r =
+        (status, axum::Json(json!({"errors": [{"code": code, "message": message, "detail": null}]}))).into_response();
     r.headers_mut().insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
     r
 }
@@ -269,14 +269,22 @@ async fn dispatch(
     }
     if let Some(name) = rest.strip_suffix("/tags/list") {
         let Some(tags) = reg.repositories.get(name) else {
-            return oci_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN", format!("repository name not known to registry: {name}"));
+            return oci_error(
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                format!("repository name not known to registry: {name}"),
+            );
         };
         let (tags, link) = page(tags.keys().cloned().collect(), &q, &format!("/v2/{name}/tags/list"));
         return with_link(json!({"name": name, "tags": tags}), link);
     }
     if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
         let Some(tags) = reg.repositories.get(name) else {
-            return oci_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN", format!("repository name not known to registry: {name}"));
+            return oci_error(
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                format!("repository name not known to registry: {name}"),
+            );
         };
         let digest = if reference.starts_with("sha256:") {
             tags.values().find(|d| *d == reference).cloned()
@@ -284,7 +292,11 @@ async fn dispatch(
             tags.get(reference).cloned()
         };
         let Some(bytes) = digest.as_ref().and_then(|d| reg.manifests.get(d)) else {
-            return oci_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", format!("manifest unknown: {name}:{reference}"));
+            return oci_error(
+                StatusCode::NOT_FOUND,
+                "MANIFEST_UNKNOWN",
+                format!("manifest unknown: {name}:{reference}"),
+            );
         };
         let body = if method == Method::HEAD { Body::empty() } else { Body::from(bytes.as_ref().clone()) };
         return Response::builder()
@@ -296,7 +308,11 @@ async fn dispatch(
     }
     if let Some((name, digest)) = rest.rsplit_once("/blobs/") {
         if !reg.repositories.contains_key(name) {
-            return oci_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN", format!("repository name not known to registry: {name}"));
+            return oci_error(
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                format!("repository name not known to registry: {name}"),
+            );
         }
         let Some(blob) = reg.blobs.get(digest).cloned() else {
             return oci_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN", format!("blob unknown to registry: {digest}"));
@@ -317,7 +333,8 @@ fn blob_response(method: &Method, headers: &HeaderMap, digest: &str, blob: &[u8]
         .and_then(|v| v.split_once('-'))
         .and_then(|(a, b)| {
             let start: u64 = a.parse().ok()?;
-            let end: u64 = if b.is_empty() { len.checked_sub(1)? } else { b.parse::<u64>().ok()?.min(len.saturating_sub(1)) };
+            let end: u64 =
+                if b.is_empty() { len.checked_sub(1)? } else { b.parse::<u64>().ok()?.min(len.saturating_sub(1)) };
             Some((start, end))
         });
     let b = Response::builder()
@@ -336,9 +353,11 @@ fn blob_response(method: &Method, headers: &HeaderMap, digest: &str, blob: &[u8]
             .status(StatusCode::RANGE_NOT_SATISFIABLE)
             .header(header::CONTENT_RANGE, format!("bytes */{len}"))
             .body(Body::empty()),
-        None => b
-            .header(header::CONTENT_LENGTH, len)
-            .body(if method == Method::HEAD { Body::empty() } else { Body::from(blob.to_vec()) }),
+        None => b.header(header::CONTENT_LENGTH, len).body(if method == Method::HEAD {
+            Body::empty()
+        } else {
+            Body::from(blob.to_vec())
+        }),
     };
     resp.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }

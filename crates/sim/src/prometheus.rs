@@ -123,7 +123,15 @@ fn parse_duration(s: &str) -> Option<i64> {
         let ms = (f * 1000.0).round();
         return (f.is_finite() && ms.abs() < 9.0e15).then_some(ms as i64);
     }
-    let units = [("ms", 1i64), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000), ("y", 31_536_000_000)];
+    let units = [
+        ("ms", 1i64),
+        ("s", 1000),
+        ("m", 60_000),
+        ("h", 3_600_000),
+        ("d", 86_400_000),
+        ("w", 604_800_000),
+        ("y", 31_536_000_000),
+    ];
     let mut rest = s;
     let mut total: i64 = 0;
     if rest.is_empty() {
@@ -145,7 +153,8 @@ fn parse_duration(s: &str) -> Option<i64> {
 
 fn time_param(p: &[(String, String)], name: &str) -> Result<i64, Response> {
     let v = param(p, name).unwrap_or("");
-    parse_time(v).ok_or_else(|| bad_data(format!("invalid parameter \"{name}\": cannot parse \"{v}\" to a valid timestamp")))
+    parse_time(v)
+        .ok_or_else(|| bad_data(format!("invalid parameter \"{name}\": cannot parse \"{v}\" to a valid timestamp")))
 }
 
 // ------------------------------------------------------------- selectors
@@ -216,7 +225,10 @@ fn parse_selector(q: &str) -> Result<Vec<Matcher>, String> {
                 i += 1;
                 Op::Eq
             } else {
-                return Err(err(i, &format!("unexpected character after label {label:?}, expected a label matching operator")));
+                return Err(err(
+                    i,
+                    &format!("unexpected character after label {label:?}, expected a label matching operator"),
+                ));
             };
             skip_ws(&mut i);
             let quote = match b.get(i) {
@@ -317,7 +329,9 @@ async fn query_range(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery
         return bad_data("zero or negative query resolution step widths are not accepted. Try a positive integer");
     }
     if (end - start) / step > MAX_POINTS {
-        return bad_data("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)");
+        return bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        );
     }
     let ms = match query_param(&p) {
         Ok(m) => m,
@@ -380,7 +394,8 @@ mod tests {
 
     #[test]
     fn selectors_parse_like_casos_query() {
-        let m = parse_selector(r#"prometheus_value{type_instance="scaph_process_power_microwatts",uuid="abc"}"#).unwrap();
+        let m =
+            parse_selector(r#"prometheus_value{type_instance="scaph_process_power_microwatts",uuid="abc"}"#).unwrap();
         assert_eq!(m.len(), 3);
         assert_eq!(m[2], Matcher { name: "uuid".into(), op: Op::Eq, value: "abc".into() });
         assert!(parse_selector("rate(x[5m])").unwrap_err().contains("parse error"));

@@ -34,14 +34,8 @@ pub enum Service {
 
 impl Service {
     /// The services on the simulator's main port (path prefixes).
-    pub const ALL: [Service; 6] = [
-        Service::Identity,
-        Service::Compute,
-        Service::Volume,
-        Service::Network,
-        Service::Image,
-        Service::Prometheus,
-    ];
+    pub const ALL: [Service; 6] =
+        [Service::Identity, Service::Compute, Service::Volume, Service::Network, Service::Image, Service::Prometheus];
     /// The AMS services, each on its own HTTPS port.
     pub const AMS: [Service; 2] = [Service::Ams, Service::AmsAuthn];
 
@@ -73,9 +67,7 @@ impl Service {
     }
 
     pub fn from_path(path: &str) -> Option<Service> {
-        Service::ALL.into_iter().find(|s| {
-            path == s.prefix() || path.starts_with(&format!("{}/", s.prefix()))
-        })
+        Service::ALL.into_iter().find(|s| path == s.prefix() || path.starts_with(&format!("{}/", s.prefix())))
     }
 
     pub fn parse(name: &str) -> Option<Service> {
@@ -199,8 +191,7 @@ impl Clock {
     }
     /// Current simulated time: reference + elapsed wall time.
     pub fn now(&self) -> DateTime<Utc> {
-        self.reference()
-            + Duration::from_std(self.started.elapsed()).unwrap_or_else(|_| Duration::zero())
+        self.reference() + Duration::from_std(self.started.elapsed()).unwrap_or_else(|_| Duration::zero())
     }
 }
 

@@ -73,12 +73,20 @@ async fn info() -> axum::response::Response {
 /// Swift's short text/html error pages.
 fn error(status: StatusCode) -> Response {
     let body = match status {
-        StatusCode::UNAUTHORIZED => "<html><h1>Unauthorized</h1><p>This server could not verify that you are authorized to access the document you requested.</p></html>",
+        StatusCode::UNAUTHORIZED => {
+            "<html><h1>Unauthorized</h1><p>This server could not verify that you are authorized to access the document you requested.</p></html>"
+        }
         StatusCode::FORBIDDEN => "<html><h1>Forbidden</h1><p>Access was denied to this resource.</p></html>",
         StatusCode::NOT_FOUND => "<html><h1>Not Found</h1><p>The resource could not be found.</p></html>",
-        StatusCode::CONFLICT => "<html><h1>Conflict</h1><p>There was a conflict when trying to complete your request.</p></html>",
-        StatusCode::UNPROCESSABLE_ENTITY => "<html><h1>Unprocessable Entity</h1><p>Unable to process the contained instructions</p></html>",
-        StatusCode::BAD_REQUEST => "<html><h1>Bad Request</h1><p>The server could not comply with the request since it is either malformed or otherwise incorrect.</p></html>",
+        StatusCode::CONFLICT => {
+            "<html><h1>Conflict</h1><p>There was a conflict when trying to complete your request.</p></html>"
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            "<html><h1>Unprocessable Entity</h1><p>Unable to process the contained instructions</p></html>"
+        }
+        StatusCode::BAD_REQUEST => {
+            "<html><h1>Bad Request</h1><p>The server could not comply with the request since it is either malformed or otherwise incorrect.</p></html>"
+        }
         _ => "<html><h1>Method Not Allowed</h1><p>The method is not allowed for this resource.</p></html>",
     };
     let mut r = (status, [(header::CONTENT_TYPE, "text/html; charset=UTF-8")], body).into_response();
@@ -116,15 +124,16 @@ fn empty(status: StatusCode) -> Response {
 
 /// Keystone token → may it act on `account` (`AUTH_<project id>`)?
 async fn authorize(state: &AppState, headers: &HeaderMap, account: &str, write: bool) -> Result<(), Response> {
-    let token = headers.get("x-auth-token").and_then(|v| v.to_str().ok()).ok_or_else(|| error(StatusCode::UNAUTHORIZED))?;
-    let info = crate::auth::validate(state, Service::Identity, token).await.map_err(|_| error(StatusCode::UNAUTHORIZED))?;
+    let token =
+        headers.get("x-auth-token").and_then(|v| v.to_str().ok()).ok_or_else(|| error(StatusCode::UNAUTHORIZED))?;
+    let info =
+        crate::auth::validate(state, Service::Identity, token).await.map_err(|_| error(StatusCode::UNAUTHORIZED))?;
     let Some(project) = account.strip_prefix("AUTH_") else {
         return Err(error(StatusCode::FORBIDDEN));
     };
     let own = info.project_id() == Some(project);
     // keystoneauth middleware: operator roles write, the reader role reads.
-    let allowed = info.is_admin()
-        || (own && (info.has_role("member") || (!write && info.has_role("reader"))));
+    let allowed = info.is_admin() || (own && (info.has_role("member") || (!write && info.has_role("reader"))));
     if allowed { Ok(()) } else { Err(error(StatusCode::FORBIDDEN)) }
 }
 
@@ -181,8 +190,11 @@ async fn account(
                 .iter()
                 .map(|(name, c)| {
                     let bytes: usize = c.objects.values().map(|o| o.data.len()).sum();
-                    (name.clone(), json!({"name": name, "count": c.objects.len(), "bytes": bytes,
-                        "last_modified": c.created.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())}))
+                    (
+                        name.clone(),
+                        json!({"name": name, "count": c.objects.len(), "bytes": bytes,
+                        "last_modified": c.created.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())}),
+                    )
                 })
                 .collect();
             listing(names, is_json(&q), h)
@@ -241,9 +253,12 @@ async fn container(
                 .objects
                 .iter()
                 .map(|(name, o)| {
-                    (name.clone(), json!({"name": name, "hash": o.etag, "bytes": o.data.len(),
+                    (
+                        name.clone(),
+                        json!({"name": name, "hash": o.etag, "bytes": o.data.len(),
                         "content_type": o.content_type,
-                        "last_modified": o.modified.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()}))
+                        "last_modified": o.modified.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()}),
+                    )
                 })
                 .collect();
             listing(names, is_json(&q), h)

@@ -61,10 +61,7 @@ async fn login(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
 async fn read(State(state): State<Arc<AppState>>, Path(path): Path<String>, headers: HeaderMap) -> Response {
     let vault = state_of(&state);
     let vault = vault.read().unwrap();
-    let sub = headers
-        .get("x-vault-token")
-        .and_then(|t| t.to_str().ok())
-        .and_then(|t| vault.client_tokens.get(t));
+    let sub = headers.get("x-vault-token").and_then(|t| t.to_str().ok()).and_then(|t| vault.client_tokens.get(t));
     let Some(sub) = sub else {
         return errors(StatusCode::FORBIDDEN, &["permission denied"]);
     };

@@ -148,12 +148,23 @@ async fn publish_pull_acknowledge_round_trip_keeps_attributes_data_and_offsets()
 
     // Several messages in one request, exactly as SSM's JSON (no Content-Type).
     let body = r#"{"messages": [{"attributes": {"empaid": "6b0bf3a4/6b0bf3de56c97b"}, "data": "QVBFTC1jbG91ZC1tZXNzYWdlOiB2MC40Cg=="}, {"attributes": {"z": "1", "a": "2"}, "data": "c2Vjb25k"}]}"#;
-    let resp = c.post(topic_url(&sim, DEFAULT_TOPIC, ":publish")).header("x-api-key", SENDER_TOKEN).body(body).send().await.unwrap();
+    let resp = c
+        .post(topic_url(&sim, DEFAULT_TOPIC, ":publish"))
+        .header("x-api-key", SENDER_TOKEN)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json; charset=utf-8");
     assert_eq!(resp.json::<Value>().await.unwrap(), json!({"messageIds": ["0", "1"]}));
-    let (status, ids) = post(&c, &topic_url(&sim, DEFAULT_TOPIC, ":publish"), SENDER_TOKEN,
-        json!({"messages": [{"data": b64("third")}]})).await;
+    let (status, ids) = post(
+        &c,
+        &topic_url(&sim, DEFAULT_TOPIC, ":publish"),
+        SENDER_TOKEN,
+        json!({"messages": [{"data": b64("third")}]}),
+    )
+    .await;
     assert_eq!((status, ids), (200, json!({"messageIds": ["2"]})));
 
     let published = ams.published("accounting", DEFAULT_TOPIC);
@@ -163,8 +174,13 @@ async fn publish_pull_acknowledge_round_trip_keeps_attributes_data_and_offsets()
     assert_eq!(published[0].publisher, "sender");
     assert_eq!(published[2].message_id(), "2");
 
-    let (status, pulled) = post(&c, &sub_url(&sim, DEFAULT_SUBSCRIPTION, ":pull"), RECEIVER_TOKEN,
-        json!({"maxMessages": "10", "returnImmediately": "false"})).await;
+    let (status, pulled) = post(
+        &c,
+        &sub_url(&sim, DEFAULT_SUBSCRIPTION, ":pull"),
+        RECEIVER_TOKEN,
+        json!({"maxMessages": "10", "returnImmediately": "false"}),
+    )
+    .await;
     assert_eq!(status, 200);
     let msgs = pulled["receivedMessages"].as_array().unwrap();
     assert_eq!(msgs.len(), 3);
@@ -183,16 +199,25 @@ async fn publish_pull_acknowledge_round_trip_keeps_attributes_data_and_offsets()
     assert!(msgs[2]["message"].get("attributes").is_none(), "empty attributes are omitted");
 
     let ack_ids: Vec<Value> = msgs.iter().map(|m| m["ackId"].clone()).collect();
-    let (status, body) = post(&c, &sub_url(&sim, DEFAULT_SUBSCRIPTION, ":acknowledge"), RECEIVER_TOKEN,
-        json!({"ackIds": ack_ids})).await;
+    let (status, body) =
+        post(&c, &sub_url(&sim, DEFAULT_SUBSCRIPTION, ":acknowledge"), RECEIVER_TOKEN, json!({"ackIds": ack_ids}))
+            .await;
     assert_eq!((status, body), (200, json!({})));
     let (status, offsets) = get(&c, &sub_url(&sim, DEFAULT_SUBSCRIPTION, ":offsets"), RECEIVER_TOKEN).await;
     assert_eq!((status, offsets), (200, json!({"max": 3, "min": 0, "current": 3})));
-    let (_, empty) = post(&c, &sub_url(&sim, DEFAULT_SUBSCRIPTION, ":pull"), RECEIVER_TOKEN,
-        json!({"maxMessages": "10", "returnImmediately": "true"})).await;
+    let (_, empty) = post(
+        &c,
+        &sub_url(&sim, DEFAULT_SUBSCRIPTION, ":pull"),
+        RECEIVER_TOKEN,
+        json!({"maxMessages": "10", "returnImmediately": "true"}),
+    )
+    .await;
     assert_eq!(empty, json!({"receivedMessages": []}));
     let counts = ams.counts();
-    assert_eq!((counts.publish_requests, counts.messages_published, counts.messages_delivered, counts.acks), (2, 3, 3, 1));
+    assert_eq!(
+        (counts.publish_requests, counts.messages_published, counts.messages_delivered, counts.acks),
+        (2, 3, 3, 1)
+    );
     assert_eq!(sim.request_counts().values().sum::<u64>(), sim.requests().len() as u64);
     assert!(sim.requests().iter().all(|r| r.service == Some(Service::Ams)));
     sim.stop().await;
@@ -207,7 +232,12 @@ async fn unacknowledged_messages_come_back_and_acks_are_cumulative() {
     post(&c, &topic_url(&sim, DEFAULT_TOPIC, ":publish"), SENDER_TOKEN, json!({"messages": msgs})).await;
     let pull = json!({"maxMessages": "3", "returnImmediately": "true"});
     let ids = |v: &Value| -> Vec<String> {
-        v["receivedMessages"].as_array().unwrap().iter().map(|m| m["message"]["messageId"].as_str().unwrap().to_string()).collect()
+        v["receivedMessages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["message"]["messageId"].as_str().unwrap().to_string())
+            .collect()
     };
     let (_, first) = post(&c, &sub_url(&sim, DEFAULT_SUBSCRIPTION, ":pull"), RECEIVER_TOKEN, pull.clone()).await;
     assert_eq!(ids(&first), ["0", "1", "2"]);
@@ -234,9 +264,15 @@ async fn ack_after_the_deadline_is_408_and_malformed_ack_ids_are_400() {
     let dir = tempfile::tempdir().unwrap();
     let sim = start_with(dir.path(), |c| c.subscriptions[0].ack_deadline_seconds = 1).await;
     let c = client(&sim.ams_ca_pem_path().unwrap(), None);
-    post(&c, &topic_url(&sim, DEFAULT_TOPIC, ":publish"), SENDER_TOKEN, json!({"messages": [{"data": b64("x")}]})).await;
-    let (_, pulled) = post(&c, &sub_url(&sim, DEFAULT_SUBSCRIPTION, ":pull"), RECEIVER_TOKEN,
-        json!({"maxMessages": "1", "returnImmediately": "true"})).await;
+    post(&c, &topic_url(&sim, DEFAULT_TOPIC, ":publish"), SENDER_TOKEN, json!({"messages": [{"data": b64("x")}]}))
+        .await;
+    let (_, pulled) = post(
+        &c,
+        &sub_url(&sim, DEFAULT_SUBSCRIPTION, ":pull"),
+        RECEIVER_TOKEN,
+        json!({"maxMessages": "1", "returnImmediately": "true"}),
+    )
+    .await;
     let ack_id = pulled["receivedMessages"][0]["ackId"].clone();
 
     let url = sub_url(&sim, DEFAULT_SUBSCRIPTION, ":acknowledge");
@@ -267,8 +303,8 @@ async fn data_over_the_size_limit_is_413_and_earlier_messages_stay_published() {
     let url = topic_url(&sim, DEFAULT_TOPIC, ":publish");
     let (status, _) = post(&c, &url, SENDER_TOKEN, json!({"messages": [{"data": "A".repeat(100)}]})).await;
     assert_eq!(status, 200, "exactly the limit is accepted");
-    let (status, body) = post(&c, &url, SENDER_TOKEN,
-        json!({"messages": [{"data": b64("small")}, {"data": "A".repeat(101)}]})).await;
+    let (status, body) =
+        post(&c, &url, SENDER_TOKEN, json!({"messages": [{"data": b64("small")}, {"data": "A".repeat(101)}]})).await;
     assert_eq!((status, body), (413, ams_err(413, "Message size is too large", "INVALID_ARGUMENT")));
     let published = sim.ams().unwrap().published("accounting", DEFAULT_TOPIC);
     assert_eq!(published.len(), 2);
@@ -368,7 +404,8 @@ async fn topics_and_subscriptions_can_be_created_listed_and_deleted() {
     assert_eq!(put(topic_url(&sim, "t2", ""), "").await, (409, ams_err(409, "Topic already exists", "ALREADY_EXISTS")));
     // Messages before the subscription exists are not delivered to it.
     post(&c, &topic_url(&sim, "t2", ":publish"), ADMIN_TOKEN, json!({"messages": [{"data": b64("early")}]})).await;
-    let (status, sub) = put(sub_url(&sim, "s2", ""), r#"{"topic": "projects/accounting/topics/t2", "ackDeadlineSeconds": 0}"#).await;
+    let (status, sub) =
+        put(sub_url(&sim, "s2", ""), r#"{"topic": "projects/accounting/topics/t2", "ackDeadlineSeconds": 0}"#).await;
     assert_eq!(status, 200);
     assert_eq!(sub["name"], "/projects/accounting/subscriptions/s2");
     assert_eq!(sub["topic"], "/projects/accounting/topics/t2");
@@ -377,7 +414,9 @@ async fn topics_and_subscriptions_can_be_created_listed_and_deleted() {
     let (status, _) = put(sub_url(&sim, "s3", ""), r#"{"topic": "projects/accounting/topics/none"}"#).await;
     assert_eq!(status, 404);
     post(&c, &topic_url(&sim, "t2", ":publish"), ADMIN_TOKEN, json!({"messages": [{"data": b64("late")}]})).await;
-    let (_, pulled) = post(&c, &sub_url(&sim, "s2", ":pull"), ADMIN_TOKEN, json!({"maxMessages": "5", "returnImmediately": "true"})).await;
+    let (_, pulled) =
+        post(&c, &sub_url(&sim, "s2", ":pull"), ADMIN_TOKEN, json!({"maxMessages": "5", "returnImmediately": "true"}))
+            .await;
     assert_eq!(pulled["receivedMessages"].as_array().unwrap().len(), 1);
     assert_eq!(pulled["receivedMessages"][0]["message"]["messageId"], "1");
 
@@ -386,7 +425,8 @@ async fn topics_and_subscriptions_can_be_created_listed_and_deleted() {
     // A publisher only lists the topics whose ACL holds it.
     let (_, mine) = get(&c, &format!("{}/v1/projects/accounting/topics", sim.ams_url().unwrap()), SENDER_TOKEN).await;
     assert_eq!(mine["topics"], json!([{"name": "/projects/accounting/topics/eu-egi-cloud-accounting"}]));
-    let (_, subs) = get(&c, &format!("{}/v1/projects/accounting/subscriptions", sim.ams_url().unwrap()), ADMIN_TOKEN).await;
+    let (_, subs) =
+        get(&c, &format!("{}/v1/projects/accounting/subscriptions", sim.ams_url().unwrap()), ADMIN_TOKEN).await;
     assert_eq!(subs["totalSize"], 2);
 
     let del = c.delete(topic_url(&sim, "t2", "")).header("x-api-key", ADMIN_TOKEN).send().await.unwrap();
@@ -413,7 +453,8 @@ async fn a_waiting_pull_returns_when_a_message_is_published() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished());
-    post(&c, &topic_url(&sim, DEFAULT_TOPIC, ":publish"), SENDER_TOKEN, json!({"messages": [{"data": b64("wake")}]})).await;
+    post(&c, &topic_url(&sim, DEFAULT_TOPIC, ":publish"), SENDER_TOKEN, json!({"messages": [{"data": b64("wake")}]}))
+        .await;
     let (status, body) = tokio::time::timeout(Duration::from_secs(3), waiting).await.unwrap().unwrap();
     assert_eq!(status, 200);
     assert_eq!(body["receivedMessages"][0]["message"]["data"], b64("wake"));
@@ -429,8 +470,13 @@ async fn injected_faults_on_ams_use_the_ams_error_shape() {
     let sim = sim::start(cfg).await.unwrap();
     let c = client(&sim.ams_ca_pem_path().unwrap(), None);
     for _ in 0..6 {
-        let (status, body) = post(&c, &topic_url(&sim, DEFAULT_TOPIC, ":publish"), SENDER_TOKEN,
-            json!({"messages": [{"data": b64("x")}]})).await;
+        let (status, body) = post(
+            &c,
+            &topic_url(&sim, DEFAULT_TOPIC, ":publish"),
+            SENDER_TOKEN,
+            json!({"messages": [{"data": b64("x")}]}),
+        )
+        .await;
         assert!([500, 503, 429].contains(&status), "{status}");
         assert_eq!(body["error"]["code"], status);
         assert_eq!(body["error"]["message"], "injected fault");
@@ -451,9 +497,11 @@ fn python() -> PathBuf {
         .into_iter()
         .chain([PathBuf::from("/tmp/pyprobe/venv/bin/python")])
         .collect();
-    candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| {
-        panic!("no python venv with argo-ams-library: set FEDSITE_VENV (tried {candidates:?})")
-    })
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| panic!("no python venv with argo-ams-library: set FEDSITE_VENV (tried {candidates:?})"))
 }
 
 const PY_CLIENT: &str = r#"

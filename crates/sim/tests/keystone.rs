@@ -46,7 +46,12 @@ fn site() -> Site {
             project(P1, "proj1", &["caso", "egi"], Some("vo.example.org")),
             project(P2, "proj2", &["egi"], Some("vo2.example.org")),
         ],
-        users: vec![user("u-admin", "admin"), user("u-accounting", "accounting"), user("u-alice", "alice"), user("u-bob", "bob")],
+        users: vec![
+            user("u-admin", "admin"),
+            user("u-accounting", "accounting"),
+            user("u-alice", "alice"),
+            user("u-bob", "bob"),
+        ],
         roles: vec![role("r-admin", "admin"), role("r-member", "member"), role("r-reader", "reader")],
         assignments: vec![
             grant("u-admin", "r-admin", AssignmentScope::Project(ADMIN_P.into())),
@@ -81,7 +86,13 @@ impl Api {
     }
 
     /// Sends a request; returns status, headers and the JSON body (Null when empty).
-    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.header("X-Auth-Token", t);
@@ -93,7 +104,8 @@ impl Api {
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let json =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, headers, json)
     }
 
@@ -126,7 +138,8 @@ fn system_scope() -> Option<Value> {
     Some(json!({"system": {"all": true}}))
 }
 fn role_names(token: &Value) -> Vec<String> {
-    let mut v: Vec<String> = token["token"]["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect();
+    let mut v: Vec<String> =
+        token["token"]["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect();
     v.sort();
     v
 }
@@ -174,7 +187,10 @@ async fn password_project_token_by_names_has_keystone_body_and_implied_roles() {
     assert!(tok.unwrap().len() > 32);
     let t = &b["token"];
     assert_eq!(t["methods"], json!(["password"]));
-    assert_eq!(t["user"], json!({"domain": {"id": "default", "name": "Default"}, "id": "u-admin", "name": "admin", "password_expires_at": null}));
+    assert_eq!(
+        t["user"],
+        json!({"domain": {"id": "default", "name": "Default"}, "id": "u-admin", "name": "admin", "password_expires_at": null})
+    );
     assert_eq!(t["project"], json!({"domain": {"id": "default", "name": "Default"}, "id": ADMIN_P, "name": "admin"}));
     assert_eq!(t["is_domain"], false);
     assert_eq!(t["audit_ids"].as_array().unwrap().len(), 1);
@@ -220,11 +236,14 @@ async fn catalog_lists_every_service_with_three_interfaces_and_region() {
     // Ids are stable across tokens and match /v3/services and /v3/endpoints.
     let (admin, b2) = api.token("admin", system_scope()).await;
     assert_eq!(catalog_url(&b2, "volumev3", "public"), None, "volumev3 needs a project");
-    let compute = |b: &Value| b["token"]["catalog"].as_array().unwrap().iter().find(|s| s["type"] == "compute").unwrap().clone();
+    let compute =
+        |b: &Value| b["token"]["catalog"].as_array().unwrap().iter().find(|s| s["type"] == "compute").unwrap().clone();
     assert_eq!(compute(&b)["id"], compute(&b2)["id"]);
     let (s, services) = api.get("/v3/services", &admin).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(services["services"].as_array().unwrap().iter().any(|x| x["id"] == compute(&b)["id"] && x["name"] == "nova"));
+    assert!(
+        services["services"].as_array().unwrap().iter().any(|x| x["id"] == compute(&b)["id"] && x["name"] == "nova")
+    );
     let (_, eps) = api.get("/v3/endpoints?interface=public", &admin).await;
     let eps = eps["endpoints"].as_array().unwrap();
     assert_eq!(eps.len(), 7);
@@ -273,7 +292,10 @@ async fn scope_without_role_and_bad_credentials_answer_401_bad_body_400() {
         let (s, tok, b) = api.token_raw(auth).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{why}");
         assert!(tok.is_none());
-        assert_eq!(b, json!({"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}}));
+        assert_eq!(
+            b,
+            json!({"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}})
+        );
     }
     let (s, b) = {
         let (s, _, b) = api.call(Method::POST, "/v3/auth/tokens", None, Some(json!({"auth": {}}))).await;
@@ -325,7 +347,14 @@ async fn validate_check_revoke_and_expiry_follow_the_simulated_clock() {
         let api = &api;
         let (t, s) = (t.to_string(), s.to_string());
         async move {
-            let resp = api.http.request(m, format!("{}/v3/auth/tokens", api.base)).header("X-Auth-Token", t).header("X-Subject-Token", &s).send().await.unwrap();
+            let resp = api
+                .http
+                .request(m, format!("{}/v3/auth/tokens", api.base))
+                .header("X-Auth-Token", t)
+                .header("X-Subject-Token", &s)
+                .send()
+                .await
+                .unwrap();
             let status = resp.status();
             let header = resp.headers().get("x-subject-token").map(|v| v.to_str().unwrap().to_string());
             let text = resp.text().await.unwrap();
@@ -342,7 +371,10 @@ async fn validate_check_revoke_and_expiry_follow_the_simulated_clock() {
     assert_eq!(s, StatusCode::OK, "the token's own user may validate it");
     let (s, _, b) = subject(&alice, &admin, Method::GET).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    assert_eq!(b["error"]["message"], "You are not authorized to perform the requested action: identity:validate_token.");
+    assert_eq!(
+        b["error"]["message"],
+        "You are not authorized to perform the requested action: identity:validate_token."
+    );
     let (s, _, b) = subject(&admin, "bogus", Method::GET).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(b["error"]["code"], 404);
@@ -428,7 +460,12 @@ async fn projects_carry_extra_properties_flat_and_patch_sets_them() {
     assert_eq!(p["links"]["self"], format!("{}/identity/v3/projects/{P1}", sim.base_url()));
 
     let (s, _, b) = api
-        .call(Method::PATCH, &format!("/v3/projects/{P1}"), Some(&admin), Some(json!({"project": {"egi.VO": "vo.new.org", "description": "changed"}})))
+        .call(
+            Method::PATCH,
+            &format!("/v3/projects/{P1}"),
+            Some(&admin),
+            Some(json!({"project": {"egi.VO": "vo.new.org", "description": "changed"}})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(b["project"]["egi.VO"], "vo.new.org");
@@ -437,15 +474,22 @@ async fn projects_carry_extra_properties_flat_and_patch_sets_them() {
     assert_eq!(b["project"]["egi.VO"], "vo.new.org");
 
     let (s, _, b) = api
-        .call(Method::POST, "/v3/projects", Some(&admin), Some(json!({"project": {"name": "vo3", "tags": ["caso"], "VO": "vo3.org"}})))
+        .call(
+            Method::POST,
+            "/v3/projects",
+            Some(&admin),
+            Some(json!({"project": {"name": "vo3", "tags": ["caso"], "VO": "vo3.org"}})),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(b["project"]["VO"], "vo3.org");
     assert_eq!(b["project"]["domain_id"], "default");
     assert_eq!(b["project"]["id"].as_str().unwrap().len(), 32);
-    let (s, _, b) = api.call(Method::POST, "/v3/projects", Some(&admin), Some(json!({"project": {"name": "vo3"}}))).await;
+    let (s, _, b) =
+        api.call(Method::POST, "/v3/projects", Some(&admin), Some(json!({"project": {"name": "vo3"}}))).await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
-    let (s, _, b) = api.call(Method::POST, "/v3/projects", Some(&admin), Some(json!({"project": {"domain_id": "default"}}))).await;
+    let (s, _, b) =
+        api.call(Method::POST, "/v3/projects", Some(&admin), Some(json!({"project": {"domain_id": "default"}}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(b["error"]["message"].as_str().unwrap().contains("'name' is a required property"));
     sim.stop().await;
@@ -490,7 +534,10 @@ async fn project_reader_is_forbidden_to_list_users_and_projects_system_reader_is
     );
     let (s, b) = api.get("/v3/projects", &alice).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    assert_eq!(b["error"]["message"], "You are not authorized to perform the requested action: identity:list_projects.");
+    assert_eq!(
+        b["error"]["message"],
+        "You are not authorized to perform the requested action: identity:list_projects."
+    );
     let (s, _) = api.get("/v3/role_assignments", &alice).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = api.get("/v3/services", &alice).await;
@@ -543,7 +590,12 @@ async fn users_and_grants_round_trip_then_new_user_can_log_in() {
     let api = Api::new(&sim);
     let (admin, _) = api.token("admin", system_scope()).await;
     let (s, _, b) = api
-        .call(Method::POST, "/v3/users", Some(&admin), Some(json!({"user": {"name": "carol", "domain_id": "default", "password": "pw", "email": "c@x.org"}})))
+        .call(
+            Method::POST,
+            "/v3/users",
+            Some(&admin),
+            Some(json!({"user": {"name": "carol", "domain_id": "default", "password": "pw", "email": "c@x.org"}})),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let carol = b["user"]["id"].as_str().unwrap().to_string();
@@ -561,7 +613,9 @@ async fn users_and_grants_round_trip_then_new_user_can_log_in() {
     let (s, _, b) = api.token_raw(auth.clone()).await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(role_names(&b), vec!["member", "reader"]);
-    let (s, _, b) = api.call(Method::PATCH, &format!("/v3/users/{carol}"), Some(&admin), Some(json!({"user": {"enabled": false}}))).await;
+    let (s, _, b) = api
+        .call(Method::PATCH, &format!("/v3/users/{carol}"), Some(&admin), Some(json!({"user": {"enabled": false}})))
+        .await;
     assert_eq!((s, b["user"]["enabled"].clone()), (StatusCode::OK, json!(false)));
     let (s, _, _) = api.token_raw(auth).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "disabled user");
@@ -573,8 +627,12 @@ async fn users_and_grants_round_trip_then_new_user_can_log_in() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _, b) = api.call(Method::POST, "/v3/roles", Some(&admin), Some(json!({"role": {"name": "reader"}}))).await;
     assert_eq!(s, StatusCode::CONFLICT);
-    assert_eq!(b["error"]["message"], "Conflict occurred attempting to store role - Duplicate entry found with name reader.");
-    let (s, _, b) = api.call(Method::POST, "/v3/roles", Some(&admin), Some(json!({"role": {"name": "egi-role"}}))).await;
+    assert_eq!(
+        b["error"]["message"],
+        "Conflict occurred attempting to store role - Duplicate entry found with name reader."
+    );
+    let (s, _, b) =
+        api.call(Method::POST, "/v3/roles", Some(&admin), Some(json!({"role": {"name": "egi-role"}}))).await;
     assert_eq!((s, b["role"]["domain_id"].clone()), (StatusCode::CREATED, Value::Null));
     let (_, b) = api.get("/v3/roles", &admin).await;
     assert_eq!(b["roles"].as_array().unwrap().len(), 4);
@@ -599,7 +657,8 @@ async fn role_assignments_filter_name_and_expand_implied_roles() {
         }])
     );
     let (_, b) = api.get("/v3/role_assignments?scope.system", &acc).await;
-    let users: Vec<&str> = b["role_assignments"].as_array().unwrap().iter().map(|a| a["user"]["id"].as_str().unwrap()).collect();
+    let users: Vec<&str> =
+        b["role_assignments"].as_array().unwrap().iter().map(|a| a["user"]["id"].as_str().unwrap()).collect();
     assert_eq!(users, vec!["u-admin", "u-accounting"]);
     assert_eq!(b["role_assignments"][0]["scope"], json!({"system": {"all": true}}));
     let (_, b) = api.get(&format!("/v3/role_assignments?effective&scope.project.id={ADMIN_P}"), &acc).await;
@@ -618,27 +677,46 @@ async fn application_credential_authenticates_restricted_to_its_project() {
     let api = Api::new(&sim);
     let (bob, _) = api.token("bob", project_scope(P1)).await;
     let path = "/v3/users/u-bob/application_credentials";
-    let (s, _, b) = api.call(Method::POST, path, Some(&bob), Some(json!({"application_credential": {"name": "caso", "roles": [{"name": "reader"}]}}))).await;
+    let (s, _, b) = api
+        .call(
+            Method::POST,
+            path,
+            Some(&bob),
+            Some(json!({"application_credential": {"name": "caso", "roles": [{"name": "reader"}]}})),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let ac = &b["application_credential"];
     let (id, secret) = (ac["id"].as_str().unwrap().to_string(), ac["secret"].as_str().unwrap().to_string());
     assert!(secret.len() >= 64);
     assert_eq!(ac["project_id"], P1);
     assert_eq!(ac["roles"][0]["name"], "reader");
-    let (s, _, _) = api.call(Method::POST, path, Some(&bob), Some(json!({"application_credential": {"name": "caso"}}))).await;
+    let (s, _, _) =
+        api.call(Method::POST, path, Some(&bob), Some(json!({"application_credential": {"name": "caso"}}))).await;
     assert_eq!(s, StatusCode::CONFLICT);
-    let (s, _, b) = api.call(Method::POST, path, Some(&bob), Some(json!({"application_credential": {"name": "all", "roles": []}}))).await;
+    let (s, _, b) = api
+        .call(Method::POST, path, Some(&bob), Some(json!({"application_credential": {"name": "all", "roles": []}})))
+        .await;
     assert_eq!(s, StatusCode::CREATED);
-    let mut names: Vec<&str> = b["application_credential"]["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> =
+        b["application_credential"]["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     names.sort();
     assert_eq!(names, vec!["member", "reader"], "no roles given: the token's roles");
-    let (s, _, _) = api.call(Method::POST, path, Some(&bob), Some(json!({"application_credential": {"name": "up", "roles": [{"name": "admin"}]}}))).await;
+    let (s, _, _) = api
+        .call(
+            Method::POST,
+            path,
+            Some(&bob),
+            Some(json!({"application_credential": {"name": "up", "roles": [{"name": "admin"}]}})),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "no role the token lacks");
     let (s, b) = api.get(path, &bob).await;
     assert_eq!(s, StatusCode::OK);
     assert!(b["application_credentials"][0].get("secret").is_none(), "the secret is shown only at creation");
     let (alice, _) = api.token("alice", project_scope(P1)).await;
-    let (s, _, _) = api.call(Method::POST, path, Some(&alice), Some(json!({"application_credential": {"name": "x"}}))).await;
+    let (s, _, _) =
+        api.call(Method::POST, path, Some(&alice), Some(json!({"application_credential": {"name": "x"}}))).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "only the owner creates");
 
     let by_id = json!({"identity": {"methods": ["application_credential"], "application_credential": {"id": id, "secret": secret}}});
@@ -680,7 +758,12 @@ async fn federation_objects_round_trip_with_validation() {
         }
     };
     // Identity provider: created with a generated domain, PATCHed, listed.
-    let (s, b) = call(Method::PUT, format!("{f}/identity_providers/egi"), Some(json!({"identity_provider": {"remote_ids": ["https://aai.egi.eu/auth/realms/egi"], "enabled": true}}))).await;
+    let (s, b) = call(
+        Method::PUT,
+        format!("{f}/identity_providers/egi"),
+        Some(json!({"identity_provider": {"remote_ids": ["https://aai.egi.eu/auth/realms/egi"], "enabled": true}})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let idp = &b["identity_provider"];
     assert_eq!(idp["enabled"], true);
@@ -690,61 +773,126 @@ async fn federation_objects_round_trip_with_validation() {
     assert_eq!(idp["links"].as_object().unwrap().keys().collect::<Vec<_>>(), vec!["self"]);
     let (s, b) = api.get("/v3/OS-FEDERATION/identity_providers", &admin).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(b["identity_providers"][0]["links"]["protocols"].as_str().unwrap().ends_with("/identity/v3/OS-FEDERATION/identity_providers/egi/protocols"));
+    assert!(
+        b["identity_providers"][0]["links"]["protocols"]
+            .as_str()
+            .unwrap()
+            .ends_with("/identity/v3/OS-FEDERATION/identity_providers/egi/protocols")
+    );
     let domain = idp["domain_id"].as_str().unwrap().to_string();
     let (s, b) = api.get(&format!("/v3/domains/{domain}"), &admin).await;
-    assert_eq!((s, b["domain"]["description"].clone()), (StatusCode::OK, json!("Auto generated federated domain for Identity Provider: egi")));
+    assert_eq!(
+        (s, b["domain"]["description"].clone()),
+        (StatusCode::OK, json!("Auto generated federated domain for Identity Provider: egi"))
+    );
     let (s, _) = call(Method::PUT, format!("{f}/identity_providers/egi"), Some(json!({"identity_provider": {}}))).await;
     assert_eq!(s, StatusCode::CONFLICT);
-    let (s, _) = call(Method::PUT, format!("{f}/identity_providers/egi2"), Some(json!({"identity_provider": {"remote_ids": ["https://aai.egi.eu/auth/realms/egi"]}}))).await;
+    let (s, _) = call(
+        Method::PUT,
+        format!("{f}/identity_providers/egi2"),
+        Some(json!({"identity_provider": {"remote_ids": ["https://aai.egi.eu/auth/realms/egi"]}})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CONFLICT, "remote ids are unique");
-    let (s, b) = call(Method::PUT, format!("{f}/identity_providers/bad"), Some(json!({"identity_provider": {"bogus": 1}}))).await;
+    let (s, b) =
+        call(Method::PUT, format!("{f}/identity_providers/bad"), Some(json!({"identity_provider": {"bogus": 1}})))
+            .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(b["error"]["message"].as_str().unwrap().contains("'bogus' was unexpected"));
-    let (s, b) = call(Method::PUT, format!("{f}/identity_providers/bad"), Some(json!({"identity_provider": {"enabled": "yes"}}))).await;
+    let (s, b) = call(
+        Method::PUT,
+        format!("{f}/identity_providers/bad"),
+        Some(json!({"identity_provider": {"enabled": "yes"}})),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(b["error"]["message"].as_str().unwrap().contains("enabled"));
-    let (s, _) = call(Method::PUT, format!("{f}/identity_providers/bad"), Some(json!({"identity_provider": {"domain_id": "nope"}}))).await;
+    let (s, _) = call(
+        Method::PUT,
+        format!("{f}/identity_providers/bad"),
+        Some(json!({"identity_provider": {"domain_id": "nope"}})),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, b) = call(Method::PATCH, format!("{f}/identity_providers/egi"), Some(json!({"identity_provider": {"description": "EGI Check-in", "enabled": false}}))).await;
-    assert_eq!((s, b["identity_provider"]["description"].clone(), b["identity_provider"]["enabled"].clone()), (StatusCode::OK, json!("EGI Check-in"), json!(false)));
+    let (s, b) = call(
+        Method::PATCH,
+        format!("{f}/identity_providers/egi"),
+        Some(json!({"identity_provider": {"description": "EGI Check-in", "enabled": false}})),
+    )
+    .await;
+    assert_eq!(
+        (s, b["identity_provider"]["description"].clone(), b["identity_provider"]["enabled"].clone()),
+        (StatusCode::OK, json!("EGI Check-in"), json!(false))
+    );
     let (_, b) = call(Method::GET, format!("{f}/identity_providers"), None).await;
     assert_eq!(ids(&b["identity_providers"]), vec!["egi"]);
 
     // Mapping.
     let rules = json!([{"local": [{"user": {"name": "{0}"}}], "remote": [{"type": "OIDC-sub"}]}]);
-    let (s, b) = call(Method::PUT, format!("{f}/mappings/egi-map"), Some(json!({"mapping": {"id": "egi-map", "rules": rules}}))).await;
+    let (s, b) =
+        call(Method::PUT, format!("{f}/mappings/egi-map"), Some(json!({"mapping": {"id": "egi-map", "rules": rules}})))
+            .await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(b["mapping"]["schema_version"], "1.0");
     assert_eq!(b["mapping"]["rules"], rules);
     let (s, b) = call(Method::PUT, format!("{f}/mappings/m2"), Some(json!({"mapping": {}}))).await;
-    assert_eq!((s, b["error"]["message"].clone()), (StatusCode::BAD_REQUEST, json!("'rules' is a required property\n")));
-    let (s, b) = call(Method::PUT, format!("{f}/mappings/m2"), Some(json!({"mapping": {"rules": [{"local": []}]}}))).await;
-    assert_eq!((s, b["error"]["message"].clone()), (StatusCode::BAD_REQUEST, json!("'remote' is a required property\n")));
+    assert_eq!(
+        (s, b["error"]["message"].clone()),
+        (StatusCode::BAD_REQUEST, json!("'rules' is a required property\n"))
+    );
+    let (s, b) =
+        call(Method::PUT, format!("{f}/mappings/m2"), Some(json!({"mapping": {"rules": [{"local": []}]}}))).await;
+    assert_eq!(
+        (s, b["error"]["message"].clone()),
+        (StatusCode::BAD_REQUEST, json!("'remote' is a required property\n"))
+    );
     let (s, _) = call(Method::PUT, format!("{f}/mappings/egi-map"), Some(json!({"mapping": {"rules": rules}}))).await;
     assert_eq!(s, StatusCode::CONFLICT);
     let rules2 = json!([{"local": [{"user": {"name": "x"}}], "remote": [{"type": "OIDC-email"}]}]);
-    let (s, b) = call(Method::PATCH, format!("{f}/mappings/egi-map"), Some(json!({"mapping": {"rules": rules2}}))).await;
+    let (s, b) =
+        call(Method::PATCH, format!("{f}/mappings/egi-map"), Some(json!({"mapping": {"rules": rules2}}))).await;
     assert_eq!((s, b["mapping"]["rules"].clone()), (StatusCode::OK, rules2));
 
     // Protocol.
     let proto = format!("{f}/identity_providers/egi/protocols/openid");
-    let (s, b) = call(Method::PUT, proto.clone(), Some(json!({"protocol": {"mapping_id": "egi-map", "remote_id_attribute": "OIDC-iss"}}))).await;
+    let (s, b) = call(
+        Method::PUT,
+        proto.clone(),
+        Some(json!({"protocol": {"mapping_id": "egi-map", "remote_id_attribute": "OIDC-iss"}})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(b["protocol"]["mapping_id"], "egi-map");
     assert_eq!(b["protocol"]["remote_id_attribute"], "OIDC-iss");
     let (s, _) = call(Method::PUT, proto.clone(), Some(json!({"protocol": {"mapping_id": "egi-map"}}))).await;
     assert_eq!(s, StatusCode::CONFLICT);
-    let (s, b) = call(Method::PUT, format!("{f}/identity_providers/egi/protocols/saml2"), Some(json!({"protocol": {}}))).await;
+    let (s, b) =
+        call(Method::PUT, format!("{f}/identity_providers/egi/protocols/saml2"), Some(json!({"protocol": {}}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(b["error"]["message"].as_str().unwrap().contains("'mapping_id' is a required property"));
-    let (s, b) = call(Method::PUT, format!("{f}/identity_providers/egi/protocols/saml2"), Some(json!({"protocol": {"mapping_id": "nope"}}))).await;
+    let (s, b) = call(
+        Method::PUT,
+        format!("{f}/identity_providers/egi/protocols/saml2"),
+        Some(json!({"protocol": {"mapping_id": "nope"}})),
+    )
+    .await;
     assert_eq!((s, b["error"]["message"].clone()), (StatusCode::BAD_REQUEST, json!("Invalid mapping id: nope")));
-    let (s, _) = call(Method::PUT, format!("{f}/identity_providers/nope/protocols/openid"), Some(json!({"protocol": {"mapping_id": "egi-map"}}))).await;
+    let (s, _) = call(
+        Method::PUT,
+        format!("{f}/identity_providers/nope/protocols/openid"),
+        Some(json!({"protocol": {"mapping_id": "egi-map"}})),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = call(Method::PATCH, proto.clone(), Some(json!({"protocol": {"remote_id_attribute": "OIDC-iss2"}}))).await;
+    let (s, _) =
+        call(Method::PATCH, proto.clone(), Some(json!({"protocol": {"remote_id_attribute": "OIDC-iss2"}}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "Keystone requires mapping_id on update too");
-    let (s, b) = call(Method::PATCH, proto.clone(), Some(json!({"protocol": {"mapping_id": "egi-map", "remote_id_attribute": "OIDC-iss2"}}))).await;
+    let (s, b) = call(
+        Method::PATCH,
+        proto.clone(),
+        Some(json!({"protocol": {"mapping_id": "egi-map", "remote_id_attribute": "OIDC-iss2"}})),
+    )
+    .await;
     assert_eq!((s, b["protocol"]["remote_id_attribute"].clone()), (StatusCode::OK, json!("OIDC-iss2")));
     let (_, b) = call(Method::GET, format!("{f}/identity_providers/egi/protocols"), None).await;
     assert_eq!(b["protocols"][0]["idp_id"], "egi");
@@ -754,8 +902,15 @@ async fn federation_objects_round_trip_with_validation() {
     assert_eq!(api.get(&format!("{f}/mappings"), &acc).await.0, StatusCode::OK);
     let (alice, _) = api.token("alice", project_scope(P1)).await;
     let (s, b) = api.get(&format!("{f}/identity_providers"), &alice).await;
-    assert_eq!((s, b["error"]["message"].clone()), (StatusCode::FORBIDDEN, json!("You are not authorized to perform the requested action: identity:list_identity_providers.")));
-    let (s, _, _) = api.call(Method::PUT, &format!("{f}/mappings/x"), Some(&acc), Some(json!({"mapping": {"rules": rules}}))).await;
+    assert_eq!(
+        (s, b["error"]["message"].clone()),
+        (
+            StatusCode::FORBIDDEN,
+            json!("You are not authorized to perform the requested action: identity:list_identity_providers.")
+        )
+    );
+    let (s, _, _) =
+        api.call(Method::PUT, &format!("{f}/mappings/x"), Some(&acc), Some(json!({"mapping": {"rules": rules}}))).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // Deletes.
@@ -764,7 +919,10 @@ async fn federation_objects_round_trip_with_validation() {
     assert_eq!(call(Method::DELETE, format!("{f}/mappings/egi-map"), None).await.0, StatusCode::NO_CONTENT);
     assert_eq!(call(Method::DELETE, format!("{f}/identity_providers/egi"), None).await.0, StatusCode::NO_CONTENT);
     let (s, b) = call(Method::GET, format!("{f}/identity_providers/egi"), None).await;
-    assert_eq!((s, b["error"]["message"].clone()), (StatusCode::NOT_FOUND, json!("Could not find Identity Provider: egi.")));
+    assert_eq!(
+        (s, b["error"]["message"].clone()),
+        (StatusCode::NOT_FOUND, json!("Could not find Identity Provider: egi."))
+    );
     sim.stop().await;
 }
 

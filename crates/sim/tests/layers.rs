@@ -24,12 +24,7 @@ async fn admin_token(sim: &SimHandle) -> String {
         "identity": {"methods": ["password"], "password": {"user": {
             "name": "admin", "domain": {"id": "default"}, "password": "secret"}}},
         "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}});
-    let resp = reqwest::Client::new()
-        .post(format!("{}/auth/tokens", sim.auth_url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = reqwest::Client::new().post(format!("{}/auth/tokens", sim.auth_url())).json(&body).send().await.unwrap();
     assert_eq!(resp.status(), 201);
     resp.headers()["x-subject-token"].to_str().unwrap().to_string()
 }
@@ -39,11 +34,7 @@ fn only(service: Service, profile: ServiceProfile) -> BTreeMap<Service, ServiceP
 }
 
 async fn get(sim: &SimHandle, token: &str, path: &str) -> reqwest::Result<reqwest::Response> {
-    reqwest::Client::new()
-        .get(format!("{}{path}", sim.base_url()))
-        .header("X-Auth-Token", token)
-        .send()
-        .await
+    reqwest::Client::new().get(format!("{}{path}", sim.base_url())).header("X-Auth-Token", token).send().await
 }
 
 #[tokio::test]
@@ -76,7 +67,8 @@ async fn error_rate_one_answers_every_compute_request_with_500_503_or_429_and_sp
 #[tokio::test]
 async fn same_seed_injects_the_same_faults_and_another_seed_differs() {
     async fn statuses(seed: u64) -> Vec<u16> {
-        let sim = start_with(only(Service::Compute, ServiceProfile { error_rate: 0.5, ..Default::default() }), seed).await;
+        let sim =
+            start_with(only(Service::Compute, ServiceProfile { error_rate: 0.5, ..Default::default() }), seed).await;
         let token = admin_token(&sim).await;
         let mut out = Vec::new();
         for _ in 0..40 {
@@ -155,12 +147,8 @@ async fn request_counts_group_by_endpoint_with_ids_hidden() {
     assert_eq!(counts["GET /compute/v2.1/servers/{id}"], 2);
     assert_eq!(counts["POST /identity/v3/auth/tokens"], 1);
     // The control endpoints are not logged and serve the same counts.
-    let served: BTreeMap<String, u64> = reqwest::get(format!("{}/sim/requests/counts", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: BTreeMap<String, u64> =
+        reqwest::get(format!("{}/sim/requests/counts", sim.base_url())).await.unwrap().json().await.unwrap();
     assert_eq!(served, counts);
     sim.stop().await;
 }
@@ -203,7 +191,12 @@ async fn malformed_answers_are_200s_whose_json_never_parses() {
         }
     }
     assert!(html > 0 && empty > 0 && other > 0, "html {html}, empty {empty}, broken JSON {other}");
-    assert!(sim.requests().iter().filter(|r| r.service == Some(Service::Volume)).all(|r| r.injected.as_deref() == Some("malformed")));
+    assert!(
+        sim.requests()
+            .iter()
+            .filter(|r| r.service == Some(Service::Volume))
+            .all(|r| r.injected.as_deref() == Some("malformed"))
+    );
     sim.stop().await;
 }
 

@@ -31,21 +31,13 @@ fn flavor(id: &str, name: &str, vcpus: u32, ram: u64, disk: u64, eph: u64) -> Fl
         swap: 0,
         is_public: true,
         access: vec![],
-        extra_specs: BTreeMap::from([(
-            "accounting:benchmark_value".to_string(),
-            "12.5".to_string(),
-        )]),
+        extra_specs: BTreeMap::from([("accounting:benchmark_value".to_string(), "12.5".to_string())]),
         description: None,
     }
 }
 
 fn ev(at: &str, action: &str, status: &str) -> ServerEvent {
-    ServerEvent {
-        at: t(at),
-        action: action.into(),
-        status: status.into(),
-        flavor: None,
-    }
+    ServerEvent { at: t(at), action: action.into(), status: status.into(), flavor: None }
 }
 
 fn server(id: &str, name: &str, project: &str, created: &str, events: Vec<ServerEvent>) -> Server {
@@ -114,10 +106,7 @@ fn site() -> Site {
         "other-vm",
         Q,
         "2023-05-01T00:00:00Z",
-        vec![
-            ev("2023-05-01T00:00:00Z", "create", "BUILD"),
-            ev("2023-05-01T00:01:00Z", "create", "ACTIVE"),
-        ],
+        vec![ev("2023-05-01T00:00:00Z", "create", "BUILD"), ev("2023-05-01T00:01:00Z", "create", "ACTIVE")],
     );
     let mut private = flavor("f-priv", "private.big", 8, 16384, 40, 0);
     private.is_public = false;
@@ -196,11 +185,7 @@ fn token(user: &str, project: &str, roles: &[&str]) -> TokenInfo {
         user_id: user.into(),
         user_name: user.into(),
         user_domain_id: "default".into(),
-        scope: TokenScope::Project {
-            id: project.into(),
-            name: project.into(),
-            domain_id: "default".into(),
-        },
+        scope: TokenScope::Project { id: project.into(), name: project.into(), domain_id: "default".into() },
         roles: roles.iter().map(|r| r.to_string()).collect(),
         methods: vec!["password".into()],
         issued_at: Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
@@ -209,17 +194,9 @@ fn token(user: &str, project: &str, roles: &[&str]) -> TokenInfo {
 }
 
 async fn start_with(site: Site) -> sim::SimHandle {
-    let scenario = sim::Scenario {
-        name: "nova-test".into(),
-        seed: 0,
-        reference_time: t("2023-05-25T00:00:00Z"),
-        site,
-    };
+    let scenario = sim::Scenario { name: "nova-test".into(), seed: 0, reference_time: t("2023-05-25T00:00:00Z"), site };
     let h = sim::start(sim::SimConfig::new(scenario)).await.unwrap();
-    h.insert_token(
-        "admin-token",
-        token("admin", "admin-project", &["admin", "member", "reader"]),
-    );
+    h.insert_token("admin-token", token("admin", "admin-project", &["admin", "member", "reader"]));
     h.insert_token("alice-token", token("u-alice", P, &["member", "reader"]));
     h.insert_token("carol-token", token("u-carol", Q, &["member", "reader"]));
     h.insert_token("empty-token", token("u-dave", EMPTY, &["reader"]));
@@ -240,14 +217,8 @@ async fn call(
     mv: Option<&str>,
     body: Option<Value>,
 ) -> Answer {
-    let url = if path.starts_with("http") {
-        path.to_string()
-    } else {
-        format!("{}/compute{path}", h.base_url())
-    };
-    let mut r = reqwest::Client::new()
-        .request(method, url)
-        .header("X-Auth-Token", tok);
+    let url = if path.starts_with("http") { path.to_string() } else { format!("{}/compute{path}", h.base_url()) };
+    let mut r = reqwest::Client::new().request(method, url).header("X-Auth-Token", tok);
     if let Some(v) = mv {
         r = r.header("OpenStack-API-Version", format!("compute {v}"));
     }
@@ -258,11 +229,7 @@ async fn call(
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap();
-    Answer {
-        status,
-        headers,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-    }
+    Answer { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
 }
 
 async fn get(h: &sim::SimHandle, tok: &str, path: &str, mv: Option<&str>) -> Answer {
@@ -270,23 +237,13 @@ async fn get(h: &sim::SimHandle, tok: &str, path: &str, mv: Option<&str>) -> Ans
 }
 
 fn names(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap().to_string())
-        .collect()
+    v.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
 }
 
 #[tokio::test]
 async fn caso_changes_since_listing_returns_changed_and_deleted_servers_of_the_project() {
     let h = start_with(site()).await;
-    let a = get(
-        &h,
-        "alice-token",
-        "/v2.1/servers/detail?changes-since=2023-05-21+00%3A00%3A00&limit=200",
-        None,
-    )
-    .await;
+    let a = get(&h, "alice-token", "/v2.1/servers/detail?changes-since=2023-05-21+00%3A00%3A00&limit=200", None).await;
     assert_eq!(a.status, 200, "{}", a.body);
     let servers = a.body["servers"].as_array().unwrap();
     // created_at desc: vm-running (05-20) before vm-deleted (05-19); vm-quiet unchanged since 04-02.
@@ -297,10 +254,7 @@ async fn caso_changes_since_listing_returns_changed_and_deleted_servers_of_the_p
     assert_eq!(running["tenant_id"], P);
     assert_eq!(running["created"], "2023-05-20T10:00:00Z");
     assert_eq!(running["updated"], "2023-05-21T12:00:00Z");
-    assert_eq!(
-        running["OS-SRV-USG:launched_at"],
-        "2023-05-20T10:01:00.000000"
-    );
+    assert_eq!(running["OS-SRV-USG:launched_at"], "2023-05-20T10:01:00.000000");
     assert_eq!(running["OS-SRV-USG:terminated_at"], Value::Null);
     assert_eq!(running["flavor"]["id"], "f1");
     assert_eq!(running["image"]["id"], "img1");
@@ -313,16 +267,10 @@ async fn caso_changes_since_listing_returns_changed_and_deleted_servers_of_the_p
             {"version": 4, "addr": "192.0.2.10", "OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:05"},
         ])
     );
-    assert!(
-        running.get("OS-EXT-SRV-ATTR:host").is_none(),
-        "extended attributes are admin-only"
-    );
+    assert!(running.get("OS-EXT-SRV-ATTR:host").is_none(), "extended attributes are admin-only");
     let deleted = &servers[1];
     assert_eq!(deleted["status"], "DELETED");
-    assert_eq!(
-        deleted["OS-SRV-USG:terminated_at"],
-        "2023-05-22T06:00:00.000000"
-    );
+    assert_eq!(deleted["OS-SRV-USG:terminated_at"], "2023-05-22T06:00:00.000000");
     assert_eq!(deleted["updated"], "2023-05-22T06:00:00Z");
     assert_eq!(deleted["OS-EXT-STS:vm_state"], "deleted");
 
@@ -331,10 +279,7 @@ async fn caso_changes_since_listing_returns_changed_and_deleted_servers_of_the_p
     assert_eq!(names(&a.body["servers"]), ["vm-running", "vm-quiet"]);
     let a = get(&h, "alice-token", &format!("/v2.1/servers/{DELETED}"), None).await;
     assert_eq!(a.status, 404);
-    assert_eq!(
-        a.body["itemNotFound"]["message"],
-        format!("Instance {DELETED} could not be found.")
-    );
+    assert_eq!(a.body["itemNotFound"]["message"], format!("Instance {DELETED} could not be found."));
     // The usage-only server resolves by id, as cASO fetches it.
     let a = get(&h, "alice-token", &format!("/v2.1/servers/{QUIET}"), None).await;
     assert_eq!(a.body["server"]["status"], "SHUTOFF");
@@ -347,109 +292,30 @@ async fn non_admins_see_their_project_only_and_all_tenants_needs_admin() {
     let h = start_with(site()).await;
     let a = get(&h, "carol-token", "/v2.1/servers", None).await;
     assert_eq!(names(&a.body["servers"]), ["other-vm"]);
-    assert_eq!(
-        get(&h, "carol-token", &format!("/v2.1/servers/{RUNNING}"), None)
-            .await
-            .status,
-        404
-    );
-    let a = get(
-        &h,
-        "alice-token",
-        "/v2.1/servers/detail?all_tenants=1",
-        None,
-    )
-    .await;
+    assert_eq!(get(&h, "carol-token", &format!("/v2.1/servers/{RUNNING}"), None).await.status, 404);
+    let a = get(&h, "alice-token", "/v2.1/servers/detail?all_tenants=1", None).await;
     assert_eq!(a.status, 403);
-    assert!(
-        a.body["forbidden"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("get_all_tenants")
-    );
+    assert!(a.body["forbidden"]["message"].as_str().unwrap().contains("get_all_tenants"));
     // project_id is ignored without all_tenants (lp:#1185290) and for non-admins.
-    let a = get(
-        &h,
-        "alice-token",
-        &format!("/v2.1/servers?project_id={Q}"),
-        None,
-    )
-    .await;
+    let a = get(&h, "alice-token", &format!("/v2.1/servers?project_id={Q}"), None).await;
     assert_eq!(names(&a.body["servers"]), ["vm-running", "vm-quiet"]);
 
-    let a = get(
-        &h,
-        "admin-token",
-        "/v2.1/servers/detail?all_tenants=True",
-        None,
-    )
-    .await;
-    assert_eq!(
-        names(&a.body["servers"]),
-        ["vm-running", "other-vm", "vm-quiet"]
-    );
-    assert_eq!(
-        a.body["servers"][0]["OS-EXT-SRV-ATTR:instance_name"],
-        "instance-00000003"
-    );
-    let a = get(
-        &h,
-        "admin-token",
-        &format!("/v2.1/servers/detail?all_tenants=1&project_id={Q}"),
-        None,
-    )
-    .await;
+    let a = get(&h, "admin-token", "/v2.1/servers/detail?all_tenants=True", None).await;
+    assert_eq!(names(&a.body["servers"]), ["vm-running", "other-vm", "vm-quiet"]);
+    assert_eq!(a.body["servers"][0]["OS-EXT-SRV-ATTR:instance_name"], "instance-00000003");
+    let a = get(&h, "admin-token", &format!("/v2.1/servers/detail?all_tenants=1&project_id={Q}"), None).await;
     assert_eq!(names(&a.body["servers"]), ["other-vm"]);
-    let a = get(
-        &h,
-        "admin-token",
-        "/v2.1/servers/detail?all_tenants=1&deleted=true",
-        None,
-    )
-    .await;
+    let a = get(&h, "admin-token", "/v2.1/servers/detail?all_tenants=1&deleted=true", None).await;
     assert_eq!(names(&a.body["servers"]), ["vm-deleted"]);
-    let a = get(
-        &h,
-        "admin-token",
-        "/v2.1/servers/detail?all_tenants=1&status=shutoff",
-        None,
-    )
-    .await;
+    let a = get(&h, "admin-token", "/v2.1/servers/detail?all_tenants=1&status=shutoff", None).await;
     assert_eq!(names(&a.body["servers"]), ["vm-quiet"]);
-    let a = get(
-        &h,
-        "admin-token",
-        "/v2.1/servers/detail?all_tenants=1&name=%5Evm-r",
-        None,
-    )
-    .await;
+    let a = get(&h, "admin-token", "/v2.1/servers/detail?all_tenants=1&name=%5Evm-r", None).await;
     assert_eq!(names(&a.body["servers"]), ["vm-running"]);
-    let a = get(
-        &h,
-        "admin-token",
-        "/v2.1/servers/detail?all_tenants=1&ip=192.0.2.10",
-        None,
-    )
-    .await;
+    let a = get(&h, "admin-token", "/v2.1/servers/detail?all_tenants=1&ip=192.0.2.10", None).await;
     assert_eq!(names(&a.body["servers"]), ["vm-running"]);
-    let a = get(
-        &h,
-        "admin-token",
-        "/v2.1/servers?all_tenants=1&sort_key=display_name&sort_dir=asc",
-        None,
-    )
-    .await;
-    assert_eq!(
-        names(&a.body["servers"]),
-        ["other-vm", "vm-quiet", "vm-running"]
-    );
-    let a = get(
-        &h,
-        "admin-token",
-        "/v2.1/servers/detail?all_tenants=1&status=BOGUS",
-        Some("2.38"),
-    )
-    .await;
+    let a = get(&h, "admin-token", "/v2.1/servers?all_tenants=1&sort_key=display_name&sort_dir=asc", None).await;
+    assert_eq!(names(&a.body["servers"]), ["other-vm", "vm-quiet", "vm-running"]);
+    let a = get(&h, "admin-token", "/v2.1/servers/detail?all_tenants=1&status=BOGUS", Some("2.38")).await;
     assert_eq!(a.status, 400);
     h.stop().await;
 }
@@ -460,25 +326,11 @@ async fn microversions_change_the_server_shape_and_are_echoed() {
     let old = get(&h, "alice-token", &format!("/v2.1/servers/{QUIET}"), None).await;
     assert_eq!(old.headers["openstack-api-version"], "compute 2.1");
     assert_eq!(old.headers["x-openstack-nova-api-version"], "2.1");
-    assert!(
-        old.headers["vary"]
-            .to_str()
-            .unwrap()
-            .contains("OpenStack-API-Version")
-    );
-    assert_eq!(
-        old.body["server"]["flavor"]["id"], "f-old",
-        "the flavor in effect after the resize"
-    );
+    assert!(old.headers["vary"].to_str().unwrap().contains("OpenStack-API-Version"));
+    assert_eq!(old.body["server"]["flavor"]["id"], "f-old", "the flavor in effect after the resize");
     assert!(old.body["server"].get("locked").is_none());
 
-    let new = get(
-        &h,
-        "alice-token",
-        &format!("/v2.1/servers/{QUIET}"),
-        Some("2.47"),
-    )
-    .await;
+    let new = get(&h, "alice-token", &format!("/v2.1/servers/{QUIET}"), Some("2.47")).await;
     assert_eq!(new.headers["openstack-api-version"], "compute 2.47");
     // The server's own flavor snapshot after its resize, not the current f1.
     assert_eq!(
@@ -494,17 +346,9 @@ async fn microversions_change_the_server_shape_and_are_echoed() {
     assert_eq!(latest.headers["openstack-api-version"], "compute 2.79");
     let a = get(&h, "alice-token", "/v2.1/servers", Some("2.80")).await;
     assert_eq!(a.status, 406);
-    assert!(
-        a.body["computeFault"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("maximum is 2.79")
-    );
+    assert!(a.body["computeFault"]["message"].as_str().unwrap().contains("maximum is 2.79"));
     // Unauthenticated requests are refused before the version is looked at.
-    assert_eq!(
-        get(&h, "bogus", "/v2.1/servers", Some("2.80")).await.status,
-        401
-    );
+    assert_eq!(get(&h, "bogus", "/v2.1/servers", Some("2.80")).await.status, 401);
 
     let doc = get(&h, "", "/v2.1/", None).await;
     assert_eq!(doc.body["version"]["version"], "2.79");
@@ -535,12 +379,7 @@ async fn paging_2500_servers_with_limit_marker_and_next_links_visits_each_once()
                 vec![],
             );
             sv.created = at;
-            sv.events = vec![ServerEvent {
-                at,
-                action: "create".into(),
-                status: "ACTIVE".into(),
-                flavor: None,
-            }];
+            sv.events = vec![ServerEvent { at, action: "create".into(), status: "ACTIVE".into(), flavor: None }];
             sv.launched_at = Some(at);
             sv
         })
@@ -570,10 +409,7 @@ async fn paging_2500_servers_with_limit_marker_and_next_links_visits_each_once()
     let a = get(&h, "alice-token", "/v2.1/servers", None).await;
     assert_eq!(a.body["servers"].as_array().unwrap().len(), 1000);
     assert!(
-        a.body["servers_links"][0]["href"]
-            .as_str()
-            .unwrap()
-            .contains("marker=00000000-0000-4000-8000-000000001500")
+        a.body["servers_links"][0]["href"].as_str().unwrap().contains("marker=00000000-0000-4000-8000-000000001500")
     );
     let a = get(&h, "alice-token", "/v2.1/servers?marker=nope", None).await;
     assert_eq!(a.status, 400);
@@ -587,9 +423,7 @@ async fn usage_counts_hours_in_the_window_with_the_flavor_snapshot() {
     let a = get(
         &h,
         "alice-token",
-        &format!(
-            "/v2.1/os-simple-tenant-usage/{P}?start=2023-05-21T00:00:00&end=2023-05-25T00:00:00"
-        ),
+        &format!("/v2.1/os-simple-tenant-usage/{P}?start=2023-05-21T00:00:00&end=2023-05-25T00:00:00"),
         None,
     )
     .await;
@@ -599,10 +433,7 @@ async fn usage_counts_hours_in_the_window_with_the_flavor_snapshot() {
     assert_eq!(u["start"], "2023-05-21T00:00:00.000000");
     assert_eq!(u["stop"], "2023-05-25T00:00:00.000000");
     let su = u["server_usages"].as_array().unwrap();
-    let ids: Vec<&str> = su
-        .iter()
-        .map(|s| s["instance_id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = su.iter().map(|s| s["instance_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [RUNNING, DELETED, QUIET], "ordered by uuid");
     assert_eq!(su[0]["hours"], 96.0);
     assert_eq!(su[0]["state"], "active");
@@ -613,11 +444,7 @@ async fn usage_counts_hours_in_the_window_with_the_flavor_snapshot() {
     assert_eq!(su[1]["uptime"], 3 * 86400 + 6 * 3600 - 60);
     assert_eq!(su[1]["local_gb"], 30);
     assert_eq!(
-        (
-            su[2]["vcpus"].clone(),
-            su[2]["memory_mb"].clone(),
-            su[2]["local_gb"].clone()
-        ),
+        (su[2]["vcpus"].clone(), su[2]["memory_mb"].clone(), su[2]["local_gb"].clone()),
         (json!(4), json!(8192), json!(40))
     );
     assert_eq!(su[2]["flavor"], "old");
@@ -626,7 +453,13 @@ async fn usage_counts_hours_in_the_window_with_the_flavor_snapshot() {
     assert_eq!(u["total_hours"], 222.0);
 
     // A window before the deletion excludes nothing launched later; one after it drops vm-deleted.
-    let a = get(&h, "alice-token", &format!("/v2.1/os-simple-tenant-usage/{P}?start=2023-05-23T00:00:00&end=2023-05-24T00:00:00.000000"), None).await;
+    let a = get(
+        &h,
+        "alice-token",
+        &format!("/v2.1/os-simple-tenant-usage/{P}?start=2023-05-23T00:00:00&end=2023-05-24T00:00:00.000000"),
+        None,
+    )
+    .await;
     let ids: Vec<&str> = a.body["tenant_usage"]["server_usages"]
         .as_array()
         .unwrap()
@@ -638,37 +471,14 @@ async fn usage_counts_hours_in_the_window_with_the_flavor_snapshot() {
     let a = get(
         &h,
         "empty-token",
-        &format!(
-            "/v2.1/os-simple-tenant-usage/{EMPTY}?start=2023-05-21T00:00:00&end=2023-05-25T00:00:00"
-        ),
+        &format!("/v2.1/os-simple-tenant-usage/{EMPTY}?start=2023-05-21T00:00:00&end=2023-05-25T00:00:00"),
         None,
     )
     .await;
     assert_eq!(a.body, json!({"tenant_usage": {}}));
-    assert_eq!(
-        get(
-            &h,
-            "alice-token",
-            &format!("/v2.1/os-simple-tenant-usage/{Q}"),
-            None
-        )
-        .await
-        .status,
-        403
-    );
-    assert_eq!(
-        get(&h, "alice-token", "/v2.1/os-simple-tenant-usage", None)
-            .await
-            .status,
-        403
-    );
-    let a = get(
-        &h,
-        "alice-token",
-        &format!("/v2.1/os-simple-tenant-usage/{P}?start=2023-05-21+00:00:00"),
-        None,
-    )
-    .await;
+    assert_eq!(get(&h, "alice-token", &format!("/v2.1/os-simple-tenant-usage/{Q}"), None).await.status, 403);
+    assert_eq!(get(&h, "alice-token", "/v2.1/os-simple-tenant-usage", None).await.status, 403);
+    let a = get(&h, "alice-token", &format!("/v2.1/os-simple-tenant-usage/{P}?start=2023-05-21+00:00:00"), None).await;
     assert_eq!(a.status, 400);
 
     let a = get(
@@ -678,123 +488,59 @@ async fn usage_counts_hours_in_the_window_with_the_flavor_snapshot() {
         None,
     )
     .await;
-    let tenants: Vec<&str> = a.body["tenant_usages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["tenant_id"].as_str().unwrap())
-        .collect();
+    let tenants: Vec<&str> =
+        a.body["tenant_usages"].as_array().unwrap().iter().map(|u| u["tenant_id"].as_str().unwrap()).collect();
     assert_eq!(tenants, [P, Q]);
     // From 2.40 the list pages by instance.
-    let a = get(&h, "admin-token", "/v2.1/os-simple-tenant-usage?start=2023-05-21T00:00:00&end=2023-05-25T00:00:00&detailed=1&limit=2", Some("2.40")).await;
-    assert_eq!(
-        a.body["tenant_usages"][0]["server_usages"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
-    assert!(
-        a.body["tenant_usages_links"][0]["href"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("marker={DELETED}"))
-    );
+    let a = get(
+        &h,
+        "admin-token",
+        "/v2.1/os-simple-tenant-usage?start=2023-05-21T00:00:00&end=2023-05-25T00:00:00&detailed=1&limit=2",
+        Some("2.40"),
+    )
+    .await;
+    assert_eq!(a.body["tenant_usages"][0]["server_usages"].as_array().unwrap().len(), 2);
+    assert!(a.body["tenant_usages_links"][0]["href"].as_str().unwrap().contains(&format!("marker={DELETED}")));
     h.stop().await;
 }
 
 #[tokio::test]
 async fn instance_actions_follow_the_server_history() {
     let h = start_with(site()).await;
-    let a = get(
-        &h,
-        "alice-token",
-        &format!("/v2.1/servers/{QUIET}/os-instance-actions"),
-        None,
-    )
-    .await;
-    let acts: Vec<&str> = a.body["instanceActions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["action"].as_str().unwrap())
-        .collect();
+    let a = get(&h, "alice-token", &format!("/v2.1/servers/{QUIET}/os-instance-actions"), None).await;
+    let acts: Vec<&str> =
+        a.body["instanceActions"].as_array().unwrap().iter().map(|x| x["action"].as_str().unwrap()).collect();
     assert_eq!(acts, ["stop", "confirmResize", "resize", "create"]);
     let create = &a.body["instanceActions"][3];
     assert_eq!(create["start_time"], "2023-04-01T00:00:00.000000");
     assert!(create.get("updated_at").is_none());
     let rid = create["request_id"].as_str().unwrap().to_string();
 
-    let a = get(
-        &h,
-        "alice-token",
-        &format!("/v2.1/servers/{QUIET}/os-instance-actions/{rid}"),
-        Some("2.51"),
-    )
-    .await;
+    let a = get(&h, "alice-token", &format!("/v2.1/servers/{QUIET}/os-instance-actions/{rid}"), Some("2.51")).await;
     let ev = &a.body["instanceAction"]["events"][0];
     assert_eq!(ev["event"], "compute__do_build_and_run_instance");
     assert_eq!(ev["finish_time"], "2023-04-01T00:01:00.000000");
     assert_eq!(ev["result"], "Success");
     assert!(ev.get("traceback").is_none());
-    let a = get(
-        &h,
-        "alice-token",
-        &format!("/v2.1/servers/{QUIET}/os-instance-actions/{rid}"),
-        None,
-    )
-    .await;
-    assert!(
-        a.body["instanceAction"].get("events").is_none(),
-        "events are admin-only before 2.51"
-    );
+    let a = get(&h, "alice-token", &format!("/v2.1/servers/{QUIET}/os-instance-actions/{rid}"), None).await;
+    assert!(a.body["instanceAction"].get("events").is_none(), "events are admin-only before 2.51");
 
     let a = get(
         &h,
         "alice-token",
-        &format!(
-            "/v2.1/servers/{QUIET}/os-instance-actions?limit=2&changes-since=2023-04-01T00:00:00Z"
-        ),
+        &format!("/v2.1/servers/{QUIET}/os-instance-actions?limit=2&changes-since=2023-04-01T00:00:00Z"),
         Some("2.58"),
     )
     .await;
-    let acts: Vec<&str> = a.body["instanceActions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["action"].as_str().unwrap())
-        .collect();
+    let acts: Vec<&str> =
+        a.body["instanceActions"].as_array().unwrap().iter().map(|x| x["action"].as_str().unwrap()).collect();
     assert_eq!(acts, ["stop", "confirmResize"]);
-    assert_eq!(
-        a.body["instanceActions"][0]["updated_at"],
-        "2023-04-02T00:00:00.000000"
-    );
-    assert!(
-        a.body["links"][0]["href"]
-            .as_str()
-            .unwrap()
-            .contains("/os-instance-actions?")
-    );
+    assert_eq!(a.body["instanceActions"][0]["updated_at"], "2023-04-02T00:00:00.000000");
+    assert!(a.body["links"][0]["href"].as_str().unwrap().contains("/os-instance-actions?"));
 
     // Deleted servers' actions from 2.21 only.
-    assert_eq!(
-        get(
-            &h,
-            "alice-token",
-            &format!("/v2.1/servers/{DELETED}/os-instance-actions"),
-            None
-        )
-        .await
-        .status,
-        404
-    );
-    let a = get(
-        &h,
-        "alice-token",
-        &format!("/v2.1/servers/{DELETED}/os-instance-actions"),
-        Some("2.21"),
-    )
-    .await;
+    assert_eq!(get(&h, "alice-token", &format!("/v2.1/servers/{DELETED}/os-instance-actions"), None).await.status, 404);
+    let a = get(&h, "alice-token", &format!("/v2.1/servers/{DELETED}/os-instance-actions"), Some("2.21")).await;
     assert_eq!(a.body["instanceActions"][0]["action"], "delete");
     h.stop().await;
 }
@@ -803,12 +549,7 @@ async fn instance_actions_follow_the_server_history() {
 async fn flavors_show_public_and_accessible_ones_per_microversion() {
     let h = start_with(site()).await;
     let a = get(&h, "alice-token", "/v2.1/flavors/detail", None).await;
-    let ids: Vec<&str> = a.body["flavors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = a.body["flavors"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["f-priv", "f1"]);
     let f1 = &a.body["flavors"][1];
     assert_eq!(f1["swap"], "");
@@ -821,45 +562,18 @@ async fn flavors_show_public_and_accessible_ones_per_microversion() {
     assert_eq!(a.body["flavors"].as_array().unwrap().len(), 3);
     let a = get(&h, "alice-token", "/v2.1/flavors/f1", Some("2.75")).await;
     assert_eq!(a.body["flavor"]["swap"], 0);
-    assert_eq!(
-        a.body["flavor"]["extra_specs"]["accounting:benchmark_value"],
-        "12.5"
-    );
+    assert_eq!(a.body["flavor"]["extra_specs"]["accounting:benchmark_value"], "12.5");
     let a = get(&h, "alice-token", "/v2.1/flavors/f1/os-extra_specs", None).await;
+    assert_eq!(a.body, json!({"extra_specs": {"accounting:benchmark_value": "12.5"}}));
     assert_eq!(
-        a.body,
-        json!({"extra_specs": {"accounting:benchmark_value": "12.5"}})
-    );
-    assert_eq!(
-        get(&h, "alice-token", "/v2.1/flavors/nope", None)
-            .await
-            .body["itemNotFound"]["message"],
+        get(&h, "alice-token", "/v2.1/flavors/nope", None).await.body["itemNotFound"]["message"],
         "Flavor nope could not be found."
     );
-    assert_eq!(
-        get(&h, "admin-token", "/v2.1/flavors/f1/os-flavor-access", None)
-            .await
-            .status,
-        404
-    );
-    let a = get(
-        &h,
-        "admin-token",
-        "/v2.1/flavors/f-priv/os-flavor-access",
-        None,
-    )
-    .await;
-    assert_eq!(
-        a.body["flavor_access"],
-        json!([{"flavor_id": "f-priv", "tenant_id": P}])
-    );
+    assert_eq!(get(&h, "admin-token", "/v2.1/flavors/f1/os-flavor-access", None).await.status, 404);
+    let a = get(&h, "admin-token", "/v2.1/flavors/f-priv/os-flavor-access", None).await;
+    assert_eq!(a.body["flavor_access"], json!([{"flavor_id": "f-priv", "tenant_id": P}]));
     let a = get(&h, "alice-token", "/v2.1/flavors?limit=1", None).await;
-    assert!(
-        a.body["flavors_links"][0]["href"]
-            .as_str()
-            .unwrap()
-            .ends_with("/v2.1/flavors?limit=1&marker=f-priv")
-    );
+    assert!(a.body["flavors_links"][0]["href"].as_str().unwrap().ends_with("/v2.1/flavors?limit=1&marker=f-priv"));
     h.stop().await;
 }
 
@@ -869,40 +583,16 @@ async fn quotas_and_limits_count_the_projects_live_servers() {
     let a = get(&h, "alice-token", "/v2.1/limits", None).await;
     let abs = &a.body["limits"]["absolute"];
     assert_eq!(
-        (
-            abs["totalInstancesUsed"].clone(),
-            abs["totalCoresUsed"].clone(),
-            abs["totalRAMUsed"].clone()
-        ),
+        (abs["totalInstancesUsed"].clone(), abs["totalCoresUsed"].clone(), abs["totalRAMUsed"].clone()),
         (json!(2), json!(6), json!(12288))
     );
     assert_eq!(abs["maxTotalInstances"], 10);
-    let a = get(
-        &h,
-        "alice-token",
-        &format!("/v2.1/os-quota-sets/{P}/detail"),
-        None,
-    )
-    .await;
-    assert_eq!(
-        a.body["quota_set"]["cores"],
-        json!({"in_use": 6, "limit": 20, "reserved": 0})
-    );
-    let a = get(
-        &h,
-        "alice-token",
-        &format!("/v2.1/os-quota-sets/{P}"),
-        Some("2.57"),
-    )
-    .await;
+    let a = get(&h, "alice-token", &format!("/v2.1/os-quota-sets/{P}/detail"), None).await;
+    assert_eq!(a.body["quota_set"]["cores"], json!({"in_use": 6, "limit": 20, "reserved": 0}));
+    let a = get(&h, "alice-token", &format!("/v2.1/os-quota-sets/{P}"), Some("2.57")).await;
     assert_eq!(a.body["quota_set"]["instances"], 10);
     assert!(a.body["quota_set"].get("injected_files").is_none());
-    assert_eq!(
-        get(&h, "alice-token", &format!("/v2.1/os-quota-sets/{Q}"), None)
-            .await
-            .status,
-        403
-    );
+    assert_eq!(get(&h, "alice-token", &format!("/v2.1/os-quota-sets/{Q}"), None).await.status, 403);
     h.stop().await;
 }
 
@@ -919,10 +609,7 @@ async fn a_created_server_builds_becomes_active_and_is_deleted() {
     )
     .await;
     assert_eq!(bad.status, 400);
-    assert_eq!(
-        bad.body["badRequest"]["message"],
-        "Flavor nope could not be found."
-    );
+    assert_eq!(bad.body["badRequest"]["message"], "Flavor nope could not be found.");
     let bad = call(
         &h,
         reqwest::Method::POST,
@@ -932,20 +619,21 @@ async fn a_created_server_builds_becomes_active_and_is_deleted() {
         Some(json!({"server": {"name": "probe", "flavorRef": "f1", "imageRef": "missing"}})),
     )
     .await;
-    assert_eq!(
-        bad.body["badRequest"]["message"],
-        "Can not find requested image"
-    );
+    assert_eq!(bad.body["badRequest"]["message"], "Can not find requested image");
 
-    let a = call(&h, reqwest::Method::POST, "alice-token", "/v2.1/servers", Some("2.37"),
-        Some(json!({"server": {"name": "probe", "flavorRef": "f1", "imageRef": "img1", "networks": "auto"}}))).await;
+    let a = call(
+        &h,
+        reqwest::Method::POST,
+        "alice-token",
+        "/v2.1/servers",
+        Some("2.37"),
+        Some(json!({"server": {"name": "probe", "flavorRef": "f1", "imageRef": "img1", "networks": "auto"}})),
+    )
+    .await;
     assert_eq!(a.status, 202, "{}", a.body);
     let id = a.body["server"]["id"].as_str().unwrap().to_string();
     assert!(a.body["server"]["adminPass"].is_string());
-    assert_eq!(
-        a.body["server"]["security_groups"],
-        json!([{"name": "default"}])
-    );
+    assert_eq!(a.body["server"]["security_groups"], json!([{"name": "default"}]));
 
     let s = get(&h, "alice-token", &format!("/v2.1/servers/{id}"), None).await;
     assert_eq!(s.body["server"]["status"], "BUILD");
@@ -953,10 +641,7 @@ async fn a_created_server_builds_becomes_active_and_is_deleted() {
     h.set_now(h.now() + Duration::seconds(3));
     let s = get(&h, "alice-token", &format!("/v2.1/servers/{id}"), None).await;
     assert_eq!(s.body["server"]["status"], "ACTIVE");
-    assert_eq!(
-        s.body["server"]["addresses"]["private"][0]["addr"],
-        "10.0.0.10"
-    );
+    assert_eq!(s.body["server"]["addresses"]["private"][0]["addr"], "10.0.0.10");
     assert!(s.body["server"]["OS-SRV-USG:launched_at"].is_string());
 
     let a = call(
@@ -980,58 +665,19 @@ async fn a_created_server_builds_becomes_active_and_is_deleted() {
     .await;
     assert_eq!(a.status, 202);
     h.set_now(h.now() + Duration::milliseconds(10));
-    assert_eq!(
-        get(&h, "alice-token", &format!("/v2.1/servers/{id}"), None)
-            .await
-            .body["server"]["status"],
-        "SHUTOFF"
-    );
+    assert_eq!(get(&h, "alice-token", &format!("/v2.1/servers/{id}"), None).await.body["server"]["status"], "SHUTOFF");
 
-    let a = call(
-        &h,
-        reqwest::Method::DELETE,
-        "alice-token",
-        &format!("/v2.1/servers/{id}"),
-        None,
-        None,
-    )
-    .await;
+    let a = call(&h, reqwest::Method::DELETE, "alice-token", &format!("/v2.1/servers/{id}"), None, None).await;
     assert_eq!(a.status, 204);
     h.set_now(h.now() + Duration::seconds(2));
-    assert_eq!(
-        get(&h, "alice-token", &format!("/v2.1/servers/{id}"), None)
-            .await
-            .status,
-        404
-    );
-    let a = get(
-        &h,
-        "alice-token",
-        "/v2.1/servers/detail?changes-since=2023-05-24T00:00:00Z",
-        None,
-    )
-    .await;
-    let probe = a.body["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id.as_str())
-        .unwrap();
+    assert_eq!(get(&h, "alice-token", &format!("/v2.1/servers/{id}"), None).await.status, 404);
+    let a = get(&h, "alice-token", "/v2.1/servers/detail?changes-since=2023-05-24T00:00:00Z", None).await;
+    let probe = a.body["servers"].as_array().unwrap().iter().find(|s| s["id"] == id.as_str()).unwrap();
     assert_eq!(probe["status"], "DELETED");
     assert!(probe["OS-SRV-USG:terminated_at"].is_string());
-    let a = get(
-        &h,
-        "alice-token",
-        &format!("/v2.1/servers/{id}/os-instance-actions"),
-        Some("2.21"),
-    )
-    .await;
-    let acts: Vec<&str> = a.body["instanceActions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["action"].as_str().unwrap())
-        .collect();
+    let a = get(&h, "alice-token", &format!("/v2.1/servers/{id}/os-instance-actions"), Some("2.21")).await;
+    let acts: Vec<&str> =
+        a.body["instanceActions"].as_array().unwrap().iter().map(|x| x["action"].as_str().unwrap()).collect();
     assert_eq!(acts, ["delete", "stop", "create"]);
     h.stop().await;
 }
@@ -1053,12 +699,7 @@ async fn listing_20000_servers_pages_through_every_one_once() {
             );
             sv.created = at;
             sv.events = vec![
-                ServerEvent {
-                    at,
-                    action: "create".into(),
-                    status: "ACTIVE".into(),
-                    flavor: None,
-                },
+                ServerEvent { at, action: "create".into(), status: "ACTIVE".into(), flavor: None },
                 ServerEvent {
                     at: at + Duration::days(3),
                     action: "delete".into(),
@@ -1067,17 +708,12 @@ async fn listing_20000_servers_pages_through_every_one_once() {
                 },
             ];
             sv.launched_at = Some(at);
-            sv.fixed_ips = vec![(
-                "private".into(),
-                format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256),
-                4,
-            )];
+            sv.fixed_ips = vec![("private".into(), format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256), 4)];
             sv
         })
         .collect();
     let h = start_with(s).await;
-    let mut url =
-        "/v2.1/servers/detail?all_tenants=1&changes-since=2022-01-01T00:00:00Z".to_string();
+    let mut url = "/v2.1/servers/detail?all_tenants=1&changes-since=2022-01-01T00:00:00Z".to_string();
     let mut total = 0;
     loop {
         let a = get(&h, "admin-token", &url, Some("2.79")).await;
@@ -1096,12 +732,8 @@ async fn listing_20000_servers_pages_through_every_one_once() {
         Some("2.1"),
     )
     .await;
-    let n: usize = a.body["tenant_usages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["total_hours"].as_f64().unwrap() as usize)
-        .sum();
+    let n: usize =
+        a.body["tenant_usages"].as_array().unwrap().iter().map(|u| u["total_hours"].as_f64().unwrap() as usize).sum();
     assert!(n > 0);
     h.stop().await;
 }

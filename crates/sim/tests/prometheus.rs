@@ -11,7 +11,8 @@ use sim::model::{Flavor, Server, ServerEvent, Site};
 const A: &str = "11111111-1111-4111-8111-111111111111";
 const B: &str = "22222222-2222-4222-8222-222222222222";
 const P1: &str = "0b9f3b2a1c8d4e6f9a0b1c2d3e4f5a6b";
-const SEL_A: &str = r#"prometheus_value{type_instance="scaph_process_power_microwatts",uuid="11111111-1111-4111-8111-111111111111"}"#;
+const SEL_A: &str =
+    r#"prometheus_value{type_instance="scaph_process_power_microwatts",uuid="11111111-1111-4111-8111-111111111111"}"#;
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -77,7 +78,8 @@ fn site() -> Site {
 }
 
 async fn start() -> sim::SimHandle {
-    let scenario = sim::Scenario { name: "hand".into(), seed: 1, reference_time: t("2023-06-01T00:00:00Z"), site: site() };
+    let scenario =
+        sim::Scenario { name: "hand".into(), seed: 1, reference_time: t("2023-06-01T00:00:00Z"), site: site() };
     sim::start(sim::SimConfig::new(scenario)).await.unwrap()
 }
 
@@ -100,8 +102,12 @@ fn values(body: &Value) -> Vec<(i64, String)> {
 async fn query_range_answers_a_matrix_with_samples_only_while_active() {
     let h = start().await;
     // RFC 3339 start, unix float end (12:10), step as a duration string.
-    let (st, body) =
-        get(&h, "/api/v1/query_range", &[("query", SEL_A), ("start", "2023-05-25T12:00:00Z"), ("end", "1685016600.0"), ("step", "1m")]).await;
+    let (st, body) = get(
+        &h,
+        "/api/v1/query_range",
+        &[("query", SEL_A), ("start", "2023-05-25T12:00:00Z"), ("end", "1685016600.0"), ("step", "1m")],
+    )
+    .await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["status"], "success");
     assert_eq!(body["data"]["resultType"], "matrix");
@@ -149,15 +155,23 @@ async fn query_range_accepts_a_form_post_and_follows_the_daily_wave() {
 async fn a_deleted_server_has_samples_only_before_its_deletion() {
     let h = start().await;
     let sel = format!(r#"prometheus_value{{uuid="{B}"}}"#);
-    let (st, body) =
-        get(&h, "/api/v1/query_range", &[("query", &sel), ("start", "2023-05-23T23:58:00Z"), ("end", "2023-05-24T00:02:00Z"), ("step", "60")]).await;
+    let (st, body) = get(
+        &h,
+        "/api/v1/query_range",
+        &[("query", &sel), ("start", "2023-05-23T23:58:00Z"), ("end", "2023-05-24T00:02:00Z"), ("step", "60")],
+    )
+    .await;
     assert_eq!(st, 200);
     let v = values(&body);
     // 23:58 and 23:59 at 80 + 3 × 1 = 83 %; nothing from 00:00 (DELETED).
     assert_eq!(v.len(), 2);
     assert_eq!(v[0].1, (11_535_000u64 * 83 / 100).to_string());
-    let (_, after) =
-        get(&h, "/api/v1/query_range", &[("query", &sel), ("start", "2023-05-25T00:00:00Z"), ("end", "2023-05-25T01:00:00Z"), ("step", "60")]).await;
+    let (_, after) = get(
+        &h,
+        "/api/v1/query_range",
+        &[("query", &sel), ("start", "2023-05-25T00:00:00Z"), ("end", "2023-05-25T01:00:00Z"), ("step", "60")],
+    )
+    .await;
     assert_eq!(after["data"]["result"], json!([]));
     h.stop().await;
 }
@@ -165,7 +179,10 @@ async fn a_deleted_server_has_samples_only_before_its_deletion() {
 #[tokio::test]
 async fn matchers_select_series_and_instant_queries_answer_a_vector() {
     let h = start().await;
-    let q = [("query", r#"prometheus_value{project="0b9f3b2a1c8d4e6f9a0b1c2d3e4f5a6b"}"#), ("time", "2023-05-23T12:00:00Z")];
+    let q = [
+        ("query", r#"prometheus_value{project="0b9f3b2a1c8d4e6f9a0b1c2d3e4f5a6b"}"#),
+        ("time", "2023-05-23T12:00:00Z"),
+    ];
     let (st, body) = get(&h, "/api/v1/query", &q).await;
     assert_eq!(st, 200);
     assert_eq!(body["data"]["resultType"], "vector");
@@ -174,7 +191,9 @@ async fn matchers_select_series_and_instant_queries_answer_a_vector() {
     assert_eq!(r[0]["value"], json!([1_684_843_200, "17170320"]));
     let (_, none) = get(&h, "/api/v1/query", &[("query", r#"other_metric{uuid="x"}"#), ("time", "1684843200")]).await;
     assert_eq!(none["data"]["result"], json!([]));
-    let (_, ne) = get(&h, "/api/v1/query", &[("query", &format!(r#"prometheus_value{{uuid!="{A}"}}"#)), ("time", "1684843200")]).await;
+    let (_, ne) =
+        get(&h, "/api/v1/query", &[("query", &format!(r#"prometheus_value{{uuid!="{A}"}}"#)), ("time", "1684843200")])
+            .await;
     assert_eq!(ne["data"]["result"][0]["metric"]["uuid"], B);
     h.stop().await;
 }
@@ -183,18 +202,35 @@ async fn matchers_select_series_and_instant_queries_answer_a_vector() {
 async fn bad_parameters_get_prometheus_bad_data_errors() {
     let h = start().await;
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
-        (vec![("query", SEL_A), ("end", "1"), ("step", "30")], "invalid parameter \"start\": cannot parse \"\" to a valid timestamp"),
-        (vec![("query", SEL_A), ("start", "10"), ("end", "1"), ("step", "30")], "end timestamp must not be before start time"),
-        (vec![("query", SEL_A), ("start", "1"), ("end", "10"), ("step", "0")], "zero or negative query resolution step widths are not accepted. Try a positive integer"),
-        (vec![("query", SEL_A), ("start", "1"), ("end", "10"), ("step", "x")], "invalid parameter \"step\": cannot parse \"x\" to a valid duration"),
-        (vec![("query", SEL_A), ("start", "0"), ("end", "330030"), ("step", "30")], "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"),
+        (
+            vec![("query", SEL_A), ("end", "1"), ("step", "30")],
+            "invalid parameter \"start\": cannot parse \"\" to a valid timestamp",
+        ),
+        (
+            vec![("query", SEL_A), ("start", "10"), ("end", "1"), ("step", "30")],
+            "end timestamp must not be before start time",
+        ),
+        (
+            vec![("query", SEL_A), ("start", "1"), ("end", "10"), ("step", "0")],
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ),
+        (
+            vec![("query", SEL_A), ("start", "1"), ("end", "10"), ("step", "x")],
+            "invalid parameter \"step\": cannot parse \"x\" to a valid duration",
+        ),
+        (
+            vec![("query", SEL_A), ("start", "0"), ("end", "330030"), ("step", "30")],
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ),
     ];
     for (q, msg) in cases {
         let (st, body) = get(&h, "/api/v1/query_range", &q).await;
         assert_eq!(st, 400, "{q:?}");
         assert_eq!(body, json!({"status": "error", "errorType": "bad_data", "error": msg}));
     }
-    let (st, body) = get(&h, "/api/v1/query_range", &[("query", "sum(rate(x[5m]))"), ("start", "1"), ("end", "2"), ("step", "1")]).await;
+    let (st, body) =
+        get(&h, "/api/v1/query_range", &[("query", "sum(rate(x[5m]))"), ("start", "1"), ("end", "2"), ("step", "1")])
+            .await;
     assert_eq!(st, 400);
     assert_eq!(body["errorType"], "bad_data");
     assert!(body["error"].as_str().unwrap().starts_with("invalid parameter \"query\": 1:"), "{body}");
@@ -206,7 +242,8 @@ async fn exactly_11000_steps_give_11001_points() {
     let h = start().await;
     let from = t("2023-05-21T00:00:00Z").timestamp();
     let (s, e) = (from.to_string(), (from + 11_000 * 30).to_string());
-    let (st, body) = get(&h, "/api/v1/query_range", &[("query", SEL_A), ("start", &s), ("end", &e), ("step", "30")]).await;
+    let (st, body) =
+        get(&h, "/api/v1/query_range", &[("query", SEL_A), ("start", &s), ("end", &e), ("step", "30")]).await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(values(&body).len(), 11_001);
     h.stop().await;

@@ -105,7 +105,9 @@ pub fn last_send_check(cfg: &CheckConfig, f: &LedgerFacts) -> Check {
             "the ledger holds no message: nothing was ever extracted or sent",
             "run `fedsite accounting extract` then `fedsite send` (both from cron)",
         ),
-        None => Check::critical(id, tested, format!("nothing was ever sent; {} message(s) wait", f.pending.len()), SEND_FIX),
+        None => {
+            Check::critical(id, tested, format!("nothing was ever sent; {} message(s) wait", f.pending.len()), SEND_FIX)
+        }
         Some(t) => {
             let age = cfg.now - t;
             let msg = format!("last send {} ago ({})", days(age), t.format("%Y-%m-%dT%H:%M:%SZ"));
@@ -153,7 +155,11 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
         }
     }
     match (&acc.spool, acc.read_spool) {
-        (None, _) => out.push(Check::skipped("accounting.spool", "no spool element is stuck", "no spool given (--spool or --sender-config)")),
+        (None, _) => out.push(Check::skipped(
+            "accounting.spool",
+            "no spool element is stuck",
+            "no spool given (--spool or --sender-config)",
+        )),
         (Some(_), None) => {
             out.push(Check::skipped("accounting.spool", "no spool element is stuck", "no spool reader given"))
         }
@@ -172,7 +178,12 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
                 ));
             } else {
                 match read_spool(spool, acc.directory_spool, acc.quarantine.as_deref()) {
-                    Err(e) => out.push(Check::critical("accounting.spool", tested, e.to_string(), "fix the spool's permissions")),
+                    Err(e) => out.push(Check::critical(
+                        "accounting.spool",
+                        tested,
+                        e.to_string(),
+                        "fix the spool's permissions",
+                    )),
                     Ok(st) => {
                         let stuck = st.oldest.as_ref().filter(|(_, t)| cfg.now - *t > cfg.stuck_after);
                         out.push(match stuck {

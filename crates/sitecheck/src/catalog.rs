@@ -79,9 +79,7 @@ pub fn describe(catalog: &Catalog) -> String {
     let v: Vec<String> = catalog
         .0
         .iter()
-        .flat_map(|e| {
-            e.endpoints.iter().map(move |ep| format!("{} {}", e.service_type, ep.interface))
-        })
+        .flat_map(|e| e.endpoints.iter().map(move |ep| format!("{} {}", e.service_type, ep.interface)))
         .filter(|s| s.ends_with(" public"))
         .collect();
     if v.is_empty() { "no public endpoints".into() } else { v.join(", ") }
@@ -181,7 +179,9 @@ pub async fn run(cfg: &CheckConfig, admin: &Session) -> Vec<Check> {
     let pid = token.project.as_ref().map(|p| p.id.as_str());
     let http = match http_client(Some(admin), cfg.connect_timeout) {
         Ok(h) => h,
-        Err(e) => return vec![Check::critical("catalog.client", "an HTTP client", e.to_string(), "fix the cloud's cacert")],
+        Err(e) => {
+            return vec![Check::critical("catalog.client", "an HTTP client", e.to_string(), "fix the cloud's cacert")];
+        }
     };
     let mut out = Vec::new();
     for r in wanted(cfg, &token.catalog) {

@@ -45,9 +45,9 @@ pub fn run(cfg: &CheckConfig) -> Vec<Check> {
         )];
     };
     let mut out = Vec::new();
-    let cert = std::fs::read(cert_path)
-        .map_err(|e| format!("reading {}: {e}", cert_path.display()))
-        .and_then(|pem| X509::from_pem(&pem).map_err(|e| format!("{} is not a PEM certificate: {e}", cert_path.display())));
+    let cert = std::fs::read(cert_path).map_err(|e| format!("reading {}: {e}", cert_path.display())).and_then(|pem| {
+        X509::from_pem(&pem).map_err(|e| format!("{} is not a PEM certificate: {e}", cert_path.display()))
+    });
     let cert = match cert {
         Ok(c) => c,
         Err(e) => {
@@ -102,7 +102,12 @@ pub fn run(cfg: &CheckConfig) -> Vec<Check> {
 fn key_mode(path: &Path) -> Check {
     let tested = format!("{} is readable by its owner only (0600 or 0400)", path.display());
     match std::fs::metadata(path) {
-        Err(e) => Check::critical("certificate.key-permissions", tested, format!("{}: {e}", path.display()), "install the host key at that path"),
+        Err(e) => Check::critical(
+            "certificate.key-permissions",
+            tested,
+            format!("{}: {e}", path.display()),
+            "install the host key at that path",
+        ),
         Ok(m) => {
             let mode = m.permissions().mode() & 0o777;
             if mode & 0o077 == 0 {

@@ -68,10 +68,20 @@ impl Check {
     pub fn skipped(id: impl Into<String>, tested: impl Into<String>, why: impl Into<String>) -> Check {
         Check::new(id, Status::Skipped, tested, why)
     }
-    pub fn warning(id: impl Into<String>, tested: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub fn warning(
+        id: impl Into<String>,
+        tested: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
         Check::new(id, Status::Warning, tested, message).with_fix(fix)
     }
-    pub fn critical(id: impl Into<String>, tested: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub fn critical(
+        id: impl Into<String>,
+        tested: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
         Check::new(id, Status::Critical, tested, message).with_fix(fix)
     }
     pub fn with_fix(mut self, fix: impl Into<String>) -> Check {

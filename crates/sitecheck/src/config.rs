@@ -76,8 +76,7 @@ pub struct SpoolFacts {
 
 /// Reads `(spool, directory layout?, quarantine directory)` into [`SpoolFacts`]; a None
 /// quarantine means the spool's default one.
-pub type SpoolReader =
-    fn(&Path, bool, Option<&Path>) -> Result<SpoolFacts, Box<dyn std::error::Error + Send + Sync>>;
+pub type SpoolReader = fn(&Path, bool, Option<&Path>) -> Result<SpoolFacts, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The VM start probe.
 #[derive(Debug, Clone)]

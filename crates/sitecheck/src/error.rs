@@ -94,8 +94,6 @@ pub enum FederationError {
     },
     #[error("role {0} does not exist")]
     NoRole(String),
-    #[error(
-        "project {project} of VO {vo} does not exist: openstack project create --property egi.VO={vo} {project}"
-    )]
+    #[error("project {project} of VO {vo} does not exist: openstack project create --property egi.VO={vo} {project}")]
     NoProject { project: String, vo: String },
 }

@@ -172,12 +172,16 @@ pub async fn apply(s: &Session, spec: &FederationSpec) -> Result<Vec<Action>, Fe
     match fed::get_identity_provider(s, &spec.idp).await.map_err(|x| e("reading the identity provider", x))? {
         None => {
             let body = json!({"remote_ids": [spec.issuer], "enabled": true, "description": "EGI Check-in"});
-            fed::create_identity_provider(s, &spec.idp, body).await.map_err(|x| e("creating the identity provider", x))?;
+            fed::create_identity_provider(s, &spec.idp, body)
+                .await
+                .map_err(|x| e("creating the identity provider", x))?;
             act(format!("identity provider {}", spec.idp), Change::Created);
         }
         Some(idp) if idp.remote_ids != [spec.issuer.clone()] || !idp.enabled => {
             let body = json!({"remote_ids": [spec.issuer], "enabled": true});
-            fed::update_identity_provider(s, &spec.idp, body).await.map_err(|x| e("updating the identity provider", x))?;
+            fed::update_identity_provider(s, &spec.idp, body)
+                .await
+                .map_err(|x| e("updating the identity provider", x))?;
             act(format!("identity provider {}", spec.idp), Change::Updated);
         }
         Some(_) => act(format!("identity provider {}", spec.idp), Change::Unchanged),
@@ -241,11 +245,15 @@ pub async fn apply(s: &Session, spec: &FederationSpec) -> Result<Vec<Action>, Fe
     let what = format!("protocol {} of {}", spec.protocol, spec.idp);
     match fed::get_protocol(s, &spec.idp, &spec.protocol).await.map_err(|x| e("reading the protocol", x))? {
         None => {
-            fed::create_protocol(s, &spec.idp, &spec.protocol, &spec.mapping).await.map_err(|x| e("creating the protocol", x))?;
+            fed::create_protocol(s, &spec.idp, &spec.protocol, &spec.mapping)
+                .await
+                .map_err(|x| e("creating the protocol", x))?;
             act(what, Change::Created);
         }
         Some(p) if p.mapping_id != spec.mapping => {
-            fed::update_protocol(s, &spec.idp, &spec.protocol, &spec.mapping).await.map_err(|x| e("updating the protocol", x))?;
+            fed::update_protocol(s, &spec.idp, &spec.protocol, &spec.mapping)
+                .await
+                .map_err(|x| e("updating the protocol", x))?;
             act(what, Change::Updated);
         }
         Some(_) => act(what, Change::Unchanged),
@@ -294,12 +302,16 @@ pub fn entitlement_problems(value: &str, is_regex: bool) -> Vec<String> {
     }
     let literal = if is_regex { unregex(value) } else { value.to_string() };
     static FORM: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"^urn:mace:egi\.eu:group:[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)*:role=[A-Za-z_]+#aai(-demo|-dev)?\.egi\.eu$")
-            .expect("static regex")
+        regex::Regex::new(
+            r"^urn:mace:egi\.eu:group:[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)*:role=[A-Za-z_]+#aai(-demo|-dev)?\.egi\.eu$",
+        )
+        .expect("static regex")
     });
     let form = &*FORM;
     if !literal.chars().any(char::is_whitespace) && !form.is_match(&literal) {
-        p.push(format!("{literal:?} is not an EGI Check-in entitlement (urn:mace:egi.eu:group:<vo>:role=<role>#aai.egi.eu)"));
+        p.push(format!(
+            "{literal:?} is not an EGI Check-in entitlement (urn:mace:egi.eu:group:<vo>:role=<role>#aai.egi.eu)"
+        ));
     }
     p
 }
@@ -404,7 +416,12 @@ pub async fn lint(s: &Session, spec: &FederationSpec, vo_properties: &[String]) 
             return out;
         }
         Err(x) => {
-            out.push(Check::critical("federation.idp", "reading the identity provider", x.to_string(), "run with an admin account"));
+            out.push(Check::critical(
+                "federation.idp",
+                "reading the identity provider",
+                x.to_string(),
+                "run with an admin account",
+            ));
             return out;
         }
     };
@@ -428,9 +445,16 @@ pub async fn lint(s: &Session, spec: &FederationSpec, vo_properties: &[String]) 
             format!(
                 "no protocol {} (it has: {})",
                 spec.protocol,
-                if protocols.is_empty() { "none".to_string() } else { protocols.iter().map(|p| p.id.clone()).collect::<Vec<_>>().join(", ") }
+                if protocols.is_empty() {
+                    "none".to_string()
+                } else {
+                    protocols.iter().map(|p| p.id.clone()).collect::<Vec<_>>().join(", ")
+                }
             ),
-            format!("openstack federation protocol create --identity-provider {} --mapping {} {}", spec.idp, spec.mapping, spec.protocol),
+            format!(
+                "openstack federation protocol create --identity-provider {} --mapping {} {}",
+                spec.idp, spec.mapping, spec.protocol
+            ),
         ));
         return out;
     };
@@ -440,7 +464,12 @@ pub async fn lint(s: &Session, spec: &FederationSpec, vo_properties: &[String]) 
             out.push(Check::critical(
                 "federation.protocol",
                 tested,
-                format!("protocol {} names mapping {}, which cannot be read ({:?})", proto.id, proto.mapping_id, other.err().map(|x| x.to_string())),
+                format!(
+                    "protocol {} names mapping {}, which cannot be read ({:?})",
+                    proto.id,
+                    proto.mapping_id,
+                    other.err().map(|x| x.to_string())
+                ),
                 apply_fix,
             ));
             return out;
@@ -462,14 +491,19 @@ pub async fn lint(s: &Session, spec: &FederationSpec, vo_properties: &[String]) 
             format!("correct the rules (as in vo-mappings.yaml) and `openstack mapping set --rules mapping.json {}`, or regenerate them: {apply_fix}", mapping.id),
         )
     });
-    let tested = format!("the mapping's HTTP_OIDC_ISS values include the IdP's remote ids ({})", idp.remote_ids.join(", "));
+    let tested =
+        format!("the mapping's HTTP_OIDC_ISS values include the IdP's remote ids ({})", idp.remote_ids.join(", "));
     out.push(if idp.remote_ids.iter().all(|r| issuers.contains(r)) && !issuers.is_empty() {
         Check::ok("federation.issuer", tested, "issuer consistent")
     } else {
         Check::warning(
             "federation.issuer",
             tested,
-            format!("mapping issuers [{}], IdP remote ids [{}]", issuers.into_iter().collect::<Vec<_>>().join(", "), idp.remote_ids.join(", ")),
+            format!(
+                "mapping issuers [{}], IdP remote ids [{}]",
+                issuers.into_iter().collect::<Vec<_>>().join(", "),
+                idp.remote_ids.join(", ")
+            ),
             "use the same issuer in the IdP's --remote-id and the mapping's HTTP_OIDC_ISS (demo vs production)",
         )
     });
@@ -484,10 +518,15 @@ pub async fn lint(s: &Session, spec: &FederationSpec, vo_properties: &[String]) 
             group_problems.push(format!("rule maps to group {kind} {val}, which does not exist"));
             continue;
         };
-        let roles = ListRoleAssignments { group_id: Some(g.id.clone()), ..Default::default() }.list(s).await.unwrap_or_default();
-        let on_projects: Vec<String> = roles.iter().filter_map(|a| a.scope.project.as_ref().map(|p| p.id.clone())).collect();
+        let roles = ListRoleAssignments { group_id: Some(g.id.clone()), ..Default::default() }
+            .list(s)
+            .await
+            .unwrap_or_default();
+        let on_projects: Vec<String> =
+            roles.iter().filter_map(|a| a.scope.project.as_ref().map(|p| p.id.clone())).collect();
         if roles.is_empty() {
-            group_problems.push(format!("group {} ({}) has no role assignment: its users reach no project", g.name, g.id));
+            group_problems
+                .push(format!("group {} ({}) has no role assignment: its users reach no project", g.name, g.id));
         }
         mapped_projects.extend(on_projects);
     }
@@ -598,7 +637,10 @@ mod tests {
 
     #[test]
     fn lint_finds_typos() {
-        let p = entitlement_problems("^urn:mace:egi\\.eu: group:vo\\.imagine-ai\\.eu:role=vm_operator\\#aai\\.egi\\.eu$", true);
+        let p = entitlement_problems(
+            "^urn:mace:egi\\.eu: group:vo\\.imagine-ai\\.eu:role=vm_operator\\#aai\\.egi\\.eu$",
+            true,
+        );
         assert!(p.iter().any(|m| m.contains("stray space")), "{p:?}");
         let p = entitlement_problems("urn:mace:egi.eu:group:ops:role=vm_operator#aai.egi.eu", true);
         assert!(p.iter().any(|m| m.contains("not anchored")), "{p:?}");
@@ -606,7 +648,13 @@ mod tests {
         let p = entitlement_problems("^urn:mace:egi\\.eu:grup:ops:role=vm_operator\\#aai\\.egi\\.eu$", true);
         assert!(p.iter().any(|m| m.contains("not an EGI Check-in entitlement")), "{p:?}");
         // Subgroup forms are valid.
-        assert!(entitlement_problems("urn:mace:egi.eu:group:demo.fedcloud.egi.eu:vm_operator:role=member#aai.egi.eu", false).is_empty());
+        assert!(
+            entitlement_problems(
+                "urn:mace:egi.eu:group:demo.fedcloud.egi.eu:vm_operator:role=member#aai.egi.eu",
+                false
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -621,12 +669,18 @@ mod tests {
 
     #[test]
     fn lint_rules_reads_keystone_rules_without_keystone() {
-        let spec = FederationSpec { vos: vec![FedVo::new("ops", "p1"), FedVo::new("vo.access.egi.eu", "p2")], ..Default::default() };
+        let spec = FederationSpec {
+            vos: vec![FedVo::new("ops", "p1"), FedVo::new("vo.access.egi.eu", "p2")],
+            ..Default::default()
+        };
         let generated = rules(&spec, &[("ops".into(), "g1".into())]);
         let lint = lint_rules(generated.as_array().unwrap(), &spec);
         assert_eq!(lint.problems, Vec::<String>::new());
         assert_eq!(lint.entitlements, 2);
-        assert_eq!(lint.groups, vec![("id".to_string(), "g1".to_string()), ("name".to_string(), "vo.access.egi.eu".to_string())]);
+        assert_eq!(
+            lint.groups,
+            vec![("id".to_string(), "g1".to_string()), ("name".to_string(), "vo.access.egi.eu".to_string())]
+        );
         assert_eq!(lint.issuers, [EGI_ISSUER.to_string()].into());
         // A stray space, an unanchored regex with open dots; the second VO then has no rule.
         let bad = json!([{"local": [{"group": {"id": "g1"}}, {"group": {"id": "g1"}}], "remote": [
@@ -634,9 +688,20 @@ mod tests {
             {"type": "HTTP_OIDC_ISS", "any_one_of": ["https://aai-demo.egi.eu/auth/realms/egi"]}]}]);
         let lint = lint_rules(bad.as_array().unwrap(), &spec);
         assert_eq!(lint.groups, vec![("id".to_string(), "g1".to_string())], "each group once");
-        assert!(lint.problems.iter().any(|p| p.starts_with("rule 1: ") && p.contains("stray space")), "{:?}", lint.problems);
-        assert!(lint.problems.iter().any(|p| p.starts_with("rule 1: ") && p.contains("not anchored")), "{:?}", lint.problems);
-        assert!(lint.problems.contains(&format!("VO vo.access.egi.eu: no rule admits its entitlement {}", default_entitlement("vo.access.egi.eu"))));
+        assert!(
+            lint.problems.iter().any(|p| p.starts_with("rule 1: ") && p.contains("stray space")),
+            "{:?}",
+            lint.problems
+        );
+        assert!(
+            lint.problems.iter().any(|p| p.starts_with("rule 1: ") && p.contains("not anchored")),
+            "{:?}",
+            lint.problems
+        );
+        assert!(lint.problems.contains(&format!(
+            "VO vo.access.egi.eu: no rule admits its entitlement {}",
+            default_entitlement("vo.access.egi.eu")
+        )));
         assert_eq!(lint.issuers, ["https://aai-demo.egi.eu/auth/realms/egi".to_string()].into());
     }
 }

@@ -9,7 +9,8 @@ use crate::check::Check;
 use crate::config::CheckConfig;
 
 pub const BENCHMARK_KEYS: [&str; 2] = ["accounting:benchmark_type", "accounting:benchmark_value"];
-pub const ACCELERATOR_KEYS: [&str; 4] = ["Accelerator:Type", "Accelerator:Vendor", "Accelerator:Model", "Accelerator:Number"];
+pub const ACCELERATOR_KEYS: [&str; 4] =
+    ["Accelerator:Type", "Accelerator:Vendor", "Accelerator:Model", "Accelerator:Number"];
 
 /// A flavor that hands out GPUs: PCI passthrough, vGPU/PGPU resources,
 /// any `Accelerator:` key, or "gpu" in its name.
@@ -40,12 +41,18 @@ fn names(v: &[(&Flavor, Vec<&str>)]) -> String {
 
 /// The flavors family.
 pub async fn run(_cfg: &CheckConfig, admin: &Session) -> Vec<Check> {
-    let mut flavors = match (ListFlavors { is_public: Some(FlavorVisibility::All), ..Default::default() }).list(admin).await {
-        Ok(f) => f,
-        Err(e) => {
-            return vec![Check::critical("flavors.list", "listing the flavors", e.to_string(), "run with an admin account (--os-cloud)")];
-        }
-    };
+    let mut flavors =
+        match (ListFlavors { is_public: Some(FlavorVisibility::All), ..Default::default() }).list(admin).await {
+            Ok(f) => f,
+            Err(e) => {
+                return vec![Check::critical(
+                    "flavors.list",
+                    "listing the flavors",
+                    e.to_string(),
+                    "run with an admin account (--os-cloud)",
+                )];
+            }
+        };
     // Before microversion 2.61 the extra specs are not embedded.
     for f in flavors.iter_mut().filter(|f| f.extra_specs.is_none()) {
         if let Ok(s) = nova::flavors::extra_specs(admin, &f.id).await {
@@ -87,7 +94,10 @@ pub async fn run(_cfg: &CheckConfig, admin: &Session) -> Vec<Check> {
             format!("{} of {} GPU flavors lack accelerator keys: {}", no_acc.len(), gpus.len(), names(&no_acc)),
             format!(
                 "openstack flavor set {} {}",
-                m.iter().map(|k| format!("--property {k}=<{}>", k.trim_start_matches("Accelerator:").to_lowercase())).collect::<Vec<_>>().join(" "),
+                m.iter()
+                    .map(|k| format!("--property {k}=<{}>", k.trim_start_matches("Accelerator:").to_lowercase()))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 f.name
             ),
         )

@@ -89,7 +89,11 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
             format!(
                 "{src} lacks VO(s) {} (it publishes: {})",
                 missing.join(", "),
-                if published.is_empty() { "none".to_string() } else { published.into_iter().collect::<Vec<_>>().join(", ") }
+                if published.is_empty() {
+                    "none".to_string()
+                } else {
+                    published.into_iter().collect::<Vec<_>>().join(", ")
+                }
             ),
             "add the VO and its project to the site description's VO list (vos[] of the site YAML), and check the share's credentials can scope to the project",
         )]

@@ -47,8 +47,7 @@ pub struct ProjectSummary {
 pub async fn gather(session: &Session) -> openstack::Result<Inventory> {
     let page = Some(1000);
     let projects = keystone::ListProjects::default();
-    let flavors =
-        nova::ListFlavors { is_public: Some(nova::FlavorVisibility::All), ..Default::default() };
+    let flavors = nova::ListFlavors { is_public: Some(nova::FlavorVisibility::All), ..Default::default() };
     let images = glance::ListImages { limit: page, ..Default::default() };
     let servers = nova::ListServers { all_tenants: true, limit: page, ..Default::default() };
     let volumes = cinder::ListVolumes { all_tenants: true, limit: page, ..Default::default() };
@@ -85,15 +84,12 @@ pub async fn gather(session: &Session) -> openstack::Result<Inventory> {
     let projects = projects
         .iter()
         .map(|p| {
-            let (servers, volumes, floating_ips) =
-                per_project.get(p.id.as_str()).copied().unwrap_or_default();
+            let (servers, volumes, floating_ips) = per_project.get(p.id.as_str()).copied().unwrap_or_default();
             ProjectSummary {
                 id: p.id.clone(),
                 name: p.name.clone(),
                 tags: p.tags.clone(),
-                vo: VO_PROPERTIES
-                    .iter()
-                    .find_map(|k| p.property(k).map(|v| (v.to_string(), k.to_string()))),
+                vo: VO_PROPERTIES.iter().find_map(|k| p.property(k).map(|v| (v.to_string(), k.to_string()))),
                 servers,
                 volumes,
                 floating_ips,
@@ -101,9 +97,7 @@ pub async fn gather(session: &Session) -> openstack::Result<Inventory> {
         })
         .collect();
 
-    let spec = |f: &nova::Flavor, key: &str| {
-        f.extra_specs.as_ref().is_some_and(|s| s.contains_key(key))
-    };
+    let spec = |f: &nova::Flavor, key: &str| f.extra_specs.as_ref().is_some_and(|s| s.contains_key(key));
     Ok(Inventory {
         projects,
         flavors: flavors.len(),

@@ -31,17 +31,16 @@ pub async fn run(cfg: &CheckConfig, acct: &Session, admin: Option<&Session>) -> 
     let (user, domain) = who(&token);
     let system_fix = format!("openstack role add --user {user} --user-domain {domain} --system all reader");
     // cASO asks for a system-scoped token for these calls.
-    let system = if token.system {
-        Ok(acct.clone())
-    } else {
-        acct.rescope(Scope::System).await.map_err(|e| e.to_string())
-    };
+    let system =
+        if token.system { Ok(acct.clone()) } else { acct.rescope(Scope::System).await.map_err(|e| e.to_string()) };
     let (listing, scope_note) = match &system {
         Ok(s) => (s.clone(), "system scope".to_string()),
         Err(e) => (acct.clone(), format!("no system-scoped token ({e}); tried its own scope")),
     };
     let mut out = Vec::new();
-    for (rule, id) in [("identity:list_users", "permissions.list-users"), ("identity:list_projects", "permissions.list-projects")] {
+    for (rule, id) in
+        [("identity:list_users", "permissions.list-users"), ("identity:list_projects", "permissions.list-projects")]
+    {
         let tested = format!("{user} may do {rule} (reader with system scope)");
         let r = if rule.ends_with("users") {
             ListUsers::default().list(&listing).await.map(|v| v.len())
@@ -79,7 +78,11 @@ pub async fn run(cfg: &CheckConfig, acct: &Session, admin: Option<&Session>) -> 
     }
     let tested = format!("{user} can scope to and read each project it accounts (reader on the project)");
     if targets.is_empty() {
-        out.push(Check::skipped("permissions.projects", tested, "no projects to account (no --vo and no project with a VO property)"));
+        out.push(Check::skipped(
+            "permissions.projects",
+            tested,
+            "no projects to account (no --vo and no project with a VO property)",
+        ));
         return out;
     }
     let mut refused = Vec::new();
@@ -102,7 +105,9 @@ pub async fn run(cfg: &CheckConfig, acct: &Session, admin: Option<&Session>) -> 
             "permissions.projects",
             tested,
             format!("{user} cannot read {} of {} projects: {}", refused.len(), targets.len(), refused.join("; ")),
-            format!("openstack role add --user {user} --user-domain {domain} --project <project> reader (for each listed)"),
+            format!(
+                "openstack role add --user {user} --user-domain {domain} --project <project> reader (for each listed)"
+            ),
         )
     });
     out

@@ -34,7 +34,14 @@ type PortGroup = ((String, u16), &'static str, Vec<&'static str>, Vec<u16>, Stri
 pub async fn inbound(cfg: &CheckConfig, admin: &Session) -> Vec<Check> {
     let token = match admin.token().await {
         Ok(t) => t,
-        Err(e) => return vec![Check::critical("ports.token", "a token with its catalog", e.to_string(), "check the credentials")],
+        Err(e) => {
+            return vec![Check::critical(
+                "ports.token",
+                "a token with its catalog",
+                e.to_string(),
+                "check the credentials",
+            )];
+        }
     };
     let pid = token.project.as_ref().map(|p| p.id.as_str());
     let mut groups: Vec<PortGroup> = Vec::new();
@@ -118,7 +125,9 @@ pub async fn outbound_ams(cfg: &CheckConfig) -> Vec<Check> {
                 id,
                 tested,
                 format!("cannot connect to {host}:{port}: {e}"),
-                format!("allow outbound TCP {port} to {host} (site firewall, proxy); SSM/fedsite send needs 443 and 8443"),
+                format!(
+                    "allow outbound TCP {port} to {host} (site firewall, proxy); SSM/fedsite send needs 443 and 8443"
+                ),
             ));
             continue;
         }

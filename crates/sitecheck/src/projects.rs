@@ -11,7 +11,9 @@ use crate::config::{CheckConfig, VoSpec};
 pub fn resolve<'a>(cfg: &'a CheckConfig, projects: &'a [Project]) -> Vec<(&'a VoSpec, Option<&'a Project>)> {
     cfg.vos
         .iter()
-        .map(|v| (v, projects.iter().find(|p| p.id == v.project).or_else(|| projects.iter().find(|p| p.name == v.project))))
+        .map(|v| {
+            (v, projects.iter().find(|p| p.id == v.project).or_else(|| projects.iter().find(|p| p.name == v.project)))
+        })
         .collect()
 }
 

@@ -46,12 +46,19 @@ pub fn pick_flavor<'a>(flavors: &'a [Flavor], image: &Image, wanted: Option<&str
         .min_by_key(|f| (f.vcpus, f.ram, f.disk, f.id.clone()))
 }
 
-async fn session_for(cfg: &CheckConfig, probe: Option<&Session>, admin: Option<&Session>) -> Result<Session, (String, String)> {
+async fn session_for(
+    cfg: &CheckConfig,
+    probe: Option<&Session>,
+    admin: Option<&Session>,
+) -> Result<Session, (String, String)> {
     if let Some(s) = probe {
         return Ok(s.clone());
     }
     let Some(admin) = admin else {
-        return Err(("no session to run the probe with".into(), "give --probe-cloud (a member of the ops VO project)".into()));
+        return Err((
+            "no session to run the probe with".into(),
+            "give --probe-cloud (a member of the ops VO project)".into(),
+        ));
     };
     let vo = &cfg.probe.vo;
     let project = cfg.vos.iter().find(|v| &v.vo == vo).map(|v| v.project.clone()).unwrap_or_else(|| vo.clone());
@@ -59,7 +66,9 @@ async fn session_for(cfg: &CheckConfig, probe: Option<&Session>, admin: Option<&
     let Some(p) = projects.iter().find(|p| p.id == project || p.name == project) else {
         return Err((
             format!("the {vo} VO's project {project} does not exist"),
-            format!("create the {vo} project (openstack project create --property egi.VO={vo} {vo}) and map the VO to it"),
+            format!(
+                "create the {vo} project (openstack project create --property egi.VO={vo} {vo}) and map the VO to it"
+            ),
         ));
     };
     admin.rescope(Scope::project_id(p.id.clone())).await.map_err(|e| {
@@ -101,7 +110,8 @@ async fn probe_once(cfg: &CheckConfig, s: &Session) -> Result<String, (String, S
     for old in mine.iter().filter(|v| v.name.as_deref().is_some_and(|n| n.starts_with(NAME_PREFIX))) {
         let _ = nova::server_ops::delete(s, &old.id).await;
     }
-    let images = ListImages { limit: Some(1000), ..Default::default() }.list(s).await.map_err(|e| api("listing images", e))?;
+    let images =
+        ListImages { limit: Some(1000), ..Default::default() }.list(s).await.map_err(|e| api("listing images", e))?;
     let Some(image) = pick_image(&images, p.image.as_deref()) else {
         return Err((
             match &p.image {

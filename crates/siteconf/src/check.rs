@@ -56,7 +56,11 @@ pub fn check(config: &Config, env: &openstack::config::Env, cwd: &Path) -> Vec<F
     match config.cloud_config(env, cwd) {
         Ok(cloud) => {
             if cloud.insecure {
-                push(Level::Warning, "[cloud] verify", "TLS verification of the OpenStack APIs is off; every run will warn".into());
+                push(
+                    Level::Warning,
+                    "[cloud] verify",
+                    "TLS verification of the OpenStack APIs is off; every run will warn".into(),
+                );
             }
         }
         Err(err) => push(Level::Error, "[cloud]", err.to_string()),
@@ -76,7 +80,10 @@ pub fn check(config: &Config, env: &openstack::config::Env, cwd: &Path) -> Vec<F
     if let Some(p) = &t.site.catchall_yaml
         && p.is_file()
     {
-        match std::fs::read_to_string(p).map_err(|e| e.to_string()).and_then(|t| accounting::vo::parse_site_yaml(&t).map_err(|e| e.to_string())) {
+        match std::fs::read_to_string(p)
+            .map_err(|e| e.to_string())
+            .and_then(|t| accounting::vo::parse_site_yaml(&t).map_err(|e| e.to_string()))
+        {
             Ok(_) => {}
             Err(err) => push(Level::Error, "[site] catchall_yaml", format!("{}: {err}", p.display())),
         }
@@ -85,10 +92,18 @@ pub fn check(config: &Config, env: &openstack::config::Env, cwd: &Path) -> Vec<F
     if !ledger::is_postgres_url(&ledger)
         && let Some(dir) = Path::new(&ledger).parent().filter(|d| !d.as_os_str().is_empty() && !d.exists())
     {
-        push(Level::Warning, "[ledger] path", format!("directory {} does not exist yet; the first run creates it", dir.display()));
+        push(
+            Level::Warning,
+            "[ledger] path",
+            format!("directory {} does not exist yet; the first run creates it", dir.display()),
+        );
     }
     if let Some(dir) = config.spool().parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-        push(Level::Warning, "[spool] path", format!("directory {} does not exist yet; the first run creates it", dir.display()));
+        push(
+            Level::Warning,
+            "[spool] path",
+            format!("directory {} does not exist yet; the first run creates it", dir.display()),
+        );
     }
     if let Some(ams) = &t.ams {
         if ams.host.is_none() && ams.url.is_none() {
@@ -107,7 +122,11 @@ pub fn check(config: &Config, env: &openstack::config::Env, cwd: &Path) -> Vec<F
                     push(Level::Error, "[ams] key", err.to_string());
                 }
             }
-            _ => push(Level::Error, "[ams] certificate", "signing needs the host certificate and key ([ams] certificate and key)".into()),
+            _ => push(
+                Level::Error,
+                "[ams] certificate",
+                "signing needs the host certificate and key ([ams] certificate and key)".into(),
+            ),
         }
         for (key, path) in [("[ams] ca", &ams.ca), ("[ams] server_cert", &ams.server_cert)] {
             if let Some(p) = path.as_deref().filter(|p| !p.exists()) {
@@ -128,9 +147,9 @@ pub fn check(config: &Config, env: &openstack::config::Env, cwd: &Path) -> Vec<F
         }
     }
     if t.images.is_some()
-        && let Err(err) = std::fs::read_to_string(&config.file)
-            .map_err(|e| e.to_string())
-            .and_then(|text| imagesync::config::parse_toml(&text, &config.file.display().to_string()).map_err(|e| e.to_string()))
+        && let Err(err) = std::fs::read_to_string(&config.file).map_err(|e| e.to_string()).and_then(|text| {
+            imagesync::config::parse_toml(&text, &config.file.display().to_string()).map_err(|e| e.to_string())
+        })
     {
         push(Level::Error, "[images]", err);
     }

@@ -52,12 +52,17 @@ const CASO_READ: &[(&str, &str)] = &[
 /// caso.conf keys with no meaning for fedsite, and why.
 fn caso_reason(section: &str, key: &str) -> Option<&'static str> {
     Some(match (section, key) {
-        ("DEFAULT", "messengers") => "fedsite always writes the SSM spool ([spool] path); other messengers (logstash, noop) have no equivalent",
-        ("DEFAULT", "spooldir" | "lock_path") => "fedsite keeps its checkpoints and locks in the ledger ([ledger] path)",
-        ("DEFAULT", "extract_from" | "extract_to" | "dry_run") => "per-run settings: use --from, --to and --dry-run",
-        ("DEFAULT", "debug" | "verbose" | "log_file" | "log_dir" | "use_stderr" | "use_syslog" | "log_config_append") => {
-            "logging is set with --log / FEDSITE_LOG"
+        ("DEFAULT", "messengers") => {
+            "fedsite always writes the SSM spool ([spool] path); other messengers (logstash, noop) have no equivalent"
         }
+        ("DEFAULT", "spooldir" | "lock_path") => {
+            "fedsite keeps its checkpoints and locks in the ledger ([ledger] path)"
+        }
+        ("DEFAULT", "extract_from" | "extract_to" | "dry_run") => "per-run settings: use --from, --to and --dry-run",
+        (
+            "DEFAULT",
+            "debug" | "verbose" | "log_file" | "log_dir" | "use_stderr" | "use_syslog" | "log_config_append",
+        ) => "logging is set with --log / FEDSITE_LOG",
         ("DEFAULT", "system_scope") => {
             "newer cASO's scope of its project-listing token: fedsite lists with a system-scoped token unless [keystone_auth] names a scope (an OIDC identity: the first of projects)"
         }
@@ -65,9 +70,13 @@ fn caso_reason(section: &str, key: &str) -> Option<&'static str> {
         (s, "record_types") if s.starts_with("messenger_") => {
             "fedsite spools cloud, ip, accelerator and storage records for SSM (energy stays in the ledger), as cASO's ssm messenger"
         }
-        ("prometheus", _) => "only prometheus_endpoint is read from caso.conf; set the others under [accounting.prometheus]",
+        ("prometheus", _) => {
+            "only prometheus_endpoint is read from caso.conf; set the others under [accounting.prometheus]"
+        }
         ("keystone_auth", "certfile" | "keyfile") => "client-certificate authentication to Keystone is not supported",
-        ("keystone_auth", "timeout" | "collect_timing" | "split_loggers") => "fedsite's HTTP client has its own timeouts and logging",
+        ("keystone_auth", "timeout" | "collect_timing" | "split_loggers") => {
+            "fedsite's HTTP client has its own timeouts and logging"
+        }
         _ => return None,
     })
 }
@@ -111,7 +120,10 @@ fn import_caso(path: &Path, out: &mut Imported) -> Result<(), Error> {
     a.max_records = Some(conf.max_records);
     let defaults = accounting::ExtractConfig::new(x.site_name.clone(), x.service_name.clone());
     if x.benchmark != defaults.benchmark {
-        a.benchmark = Some(Benchmark { name_key: Some(x.benchmark.name_key.clone()), value_key: Some(x.benchmark.value_key.clone()) });
+        a.benchmark = Some(Benchmark {
+            name_key: Some(x.benchmark.name_key.clone()),
+            value_key: Some(x.benchmark.value_key.clone()),
+        });
     }
     if x.accelerator != defaults.accelerator {
         a.accelerator = Some(Accelerator {
@@ -122,7 +134,8 @@ fn import_caso(path: &Path, out: &mut Imported) -> Result<(), Error> {
         });
     }
     if x.prometheus.prometheus_endpoint != defaults.prometheus.prometheus_endpoint {
-        a.prometheus = Some(Prometheus { endpoint: Some(x.prometheus.prometheus_endpoint.clone()), ..Default::default() });
+        a.prometheus =
+            Some(Prometheus { endpoint: Some(x.prometheus.prometheus_endpoint.clone()), ..Default::default() });
     }
     c.spool.path = Some(conf.spool.clone());
 
@@ -220,7 +233,11 @@ fn import_caso(path: &Path, out: &mut Imported) -> Result<(), Error> {
     // Everything else in the file, with the reason it is not carried.
     let ini = Ini::load_from_file(path).map_err(|e| Error::file(path, e.to_string()))?;
     // The section holding auth_type and the plugin's options ([keystone_auth] unless auth_section says).
-    let auth_section = ini.get_from(Some("keystone_auth"), "auth_section").map(str::trim).filter(|s| !s.is_empty()).unwrap_or("keystone_auth");
+    let auth_section = ini
+        .get_from(Some("keystone_auth"), "auth_section")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("keystone_auth");
     for (section, props) in ini.iter() {
         let section = section.unwrap_or("DEFAULT");
         for (key, _) in props.iter() {
@@ -285,7 +302,9 @@ fn import_ssm(path: &Path, out: &mut Imported) -> Result<(), Error> {
 /// listed by `SenderCfg`'s notes).
 fn ssm_reason(section: &str, key: &str) -> Option<&'static str> {
     Some(match (section, key.to_ascii_lowercase().as_str()) {
-        ("broker", "port") => "STOMP's port; AMS is reached on 443 (data) and 8443 (token exchange): write host:port in [ams] host if AMS listens elsewhere",
+        ("broker", "port") => {
+            "STOMP's port; AMS is reached on 443 (data) and 8443 (token exchange): write host:port in [ams] host if AMS listens elsewhere"
+        }
         ("broker", "use_ssl") => "AMS is always HTTPS",
         ("broker", "bdii" | "network") => "broker discovery through a BDII is STOMP's; set [ams] host",
         ("broker", "port_ssl" | "host_ssl") => "STOMP only",
@@ -304,16 +323,16 @@ fn ssm_reason(section: &str, key: &str) -> Option<&'static str> {
 
 fn import_site_yaml(path: &Path, out: &mut Imported) -> Result<(), Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e.to_string()))?;
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| Error::file(path, format!("invalid YAML: {e}")))?;
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| Error::file(path, format!("invalid YAML: {e}")))?;
     let gocdb = doc.get("gocdb").and_then(|v| v.as_str()).ok_or_else(|| Error::key(path, "gocdb", "is missing"))?;
     let accounting_name = doc.get("accounting").and_then(|a| a.get("site_name")).and_then(|v| v.as_str());
     let name = accounting_name.unwrap_or(gocdb);
     let c = &mut out.config;
     match &c.site.name {
-        Some(n) if n != name => out.not_carried.push(format!(
-            "{}: gocdb {name} differs from caso.conf's site_name {n}: kept {n}",
-            path.display()
-        )),
+        Some(n) if n != name => out
+            .not_carried
+            .push(format!("{}: gocdb {name} differs from caso.conf's site_name {n}: kept {n}", path.display())),
         _ => c.site.name = Some(name.to_string()),
     }
     c.site.catchall_yaml = Some(path.to_path_buf());
@@ -339,7 +358,8 @@ fn import_site_yaml(path: &Path, out: &mut Imported) -> Result<(), Error> {
 
 /// The TOML text of an import, with a header naming its sources.
 pub fn render(imported: &Imported, sources: &[&Path]) -> Result<String, Error> {
-    let body = toml::to_string_pretty(&imported.config).map_err(|e| Error::Other(format!("rendering fedsite.toml: {e}")))?;
+    let body =
+        toml::to_string_pretty(&imported.config).map_err(|e| Error::Other(format!("rendering fedsite.toml: {e}")))?;
     let mut text = String::from("# fedsite.toml written by `fedsite config import`");
     if !sources.is_empty() {
         let names: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();

@@ -330,8 +330,7 @@ impl FedsiteToml {
             return Ok(config);
         }
         // serde_ignored writes an Option's Some as `?` (`ams.?.hots`).
-        let mut found: Vec<(usize, String)> =
-            unknown.iter().map(|k| unknown_key(text, &k.replace(".?", ""))).collect();
+        let mut found: Vec<(usize, String)> = unknown.iter().map(|k| unknown_key(text, &k.replace(".?", ""))).collect();
         found.sort();
         let found: Vec<String> = found.into_iter().map(|(_, s)| s).collect();
         Err(Error::file(path, found.join("; ")))

@@ -72,7 +72,10 @@ impl Config {
                 .iter()
                 .map(|e| {
                     Extractor::parse(e).ok_or_else(|| {
-                        self.err("[accounting] extractors", format!("unknown extractor {e:?} (nova, cinder, neutron, prometheus)"))
+                        self.err(
+                            "[accounting] extractors",
+                            format!("unknown extractor {e:?} (nova, cinder, neutron, prometheus)"),
+                        )
                     })
                 })
                 .collect::<Result<_, _>>()?;
@@ -120,7 +123,9 @@ impl Config {
         c.inactive_time = match a.inactive_time.as_deref() {
             None | Some("running") => InactiveTime::CountAsRunning,
             Some("suspended") => InactiveTime::CountAsSuspended,
-            Some(o) => return Err(self.err("[accounting] inactive_time", format!("{o:?}: expected running or suspended"))),
+            Some(o) => {
+                return Err(self.err("[accounting] inactive_time", format!("{o:?}: expected running or suspended")));
+            }
         };
         Ok(c)
     }
@@ -149,7 +154,9 @@ impl Config {
         let c = &self.toml.cloud;
         let inline = c.auth.is_some() || c.auth_type.is_some();
         match (&c.os_cloud, inline) {
-            (Some(_), true) => Err(self.err("[cloud] os_cloud", "given together with [cloud.auth]: use one or the other")),
+            (Some(_), true) => {
+                Err(self.err("[cloud] os_cloud", "given together with [cloud.auth]: use one or the other"))
+            }
             (Some(name), false) => {
                 let result = match &c.clouds_yaml {
                     Some(p) => CloudConfig::from_clouds_files(name, std::slice::from_ref(p), &[], env),
@@ -212,8 +219,10 @@ impl Config {
         };
         let token = match &a.token_file {
             Some(p) => {
-                crate::model::check_private(p, "the AMS token").map_err(|e| self.err("[ams] token_file", e.to_string()))?;
-                let t = std::fs::read_to_string(p).map_err(|e| self.err("[ams] token_file", format!("{}: {e}", p.display())))?;
+                crate::model::check_private(p, "the AMS token")
+                    .map_err(|e| self.err("[ams] token_file", e.to_string()))?;
+                let t = std::fs::read_to_string(p)
+                    .map_err(|e| self.err("[ams] token_file", format!("{}: {e}", p.display())))?;
                 let t = t.trim().to_string();
                 if t.is_empty() {
                     return Err(self.err("[ams] token_file", format!("{} is empty", p.display())));

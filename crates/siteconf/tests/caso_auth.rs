@@ -67,11 +67,7 @@ const AUTHS: &[(&str, &str, &str)] = &[
         "auth_type = v3token\nauth_url = https://k.example/v3\ntoken = gAAAA-token\nsystem_scope = all\n",
         "gAAAA-token",
     ),
-    (
-        "token",
-        "auth_type = token\nauth_url = https://k.example/v3\ntoken = gAAAA-2\ndomain_id = d1\n",
-        "gAAAA-2",
-    ),
+    ("token", "auth_type = token\nauth_url = https://k.example/v3\ntoken = gAAAA-2\ndomain_id = d1\n", "gAAAA-2"),
 ];
 
 #[test]
@@ -91,28 +87,19 @@ fn each_auth_type_imports_to_the_same_credentials() {
         let text = siteconf::render(&imported, &[&caso]).unwrap();
         // Only the keystoneauth keys fedsite does not read are listed as not carried.
         assert!(
-            !text.contains("[keystone_auth] auth_type:")
-                && !text.contains("fedsite has no such setting"),
+            !text.contains("[keystone_auth] auth_type:") && !text.contains("fedsite has no such setting"),
             "{what}:\n{text}"
         );
-        assert!(
-            text.contains(secret),
-            "{what}: the secret is carried\n{text}"
-        );
+        assert!(text.contains(secret), "{what}: the secret is carried\n{text}");
 
         // Readable by others, the file holding the secret is refused, naming the key.
         let open = write(&d, "open.toml", &text, 0o644);
         let e = Config::load(&open).unwrap_err().to_string();
-        assert!(
-            e.contains("[cloud.auth] ") && e.contains("chmod 600"),
-            "{what}: {e}"
-        );
+        assert!(e.contains("[cloud.auth] ") && e.contains("chmod 600"), "{what}: {e}");
 
         let toml = write(&d, "fedsite.toml", &text, 0o600);
         let config = Config::load(&toml).unwrap();
-        let mut mine = config
-            .cloud_config(&Default::default(), &d)
-            .unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
+        let mut mine = config.cloud_config(&Default::default(), &d).unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
         mine.source = original.cloud.source.clone();
         assert_eq!(mine, original.cloud, "{what}:\n{text}");
         // And the secrets are compared for real (Secret's Debug hides them).
@@ -123,22 +110,11 @@ fn each_auth_type_imports_to_the_same_credentials() {
 #[test]
 fn tokens_copied_into_fedsite_toml_are_said_to_expire() {
     let dir = tempfile::tempdir().unwrap();
-    for (what, keys, _) in AUTHS
-        .iter()
-        .filter(|(w, _, _)| w.contains("token") && !w.contains("endpoint"))
-    {
-        let caso = write(
-            dir.path(),
-            "caso.conf",
-            &format!("[DEFAULT]\nsite_name = S\n\n[keystone_auth]\n{keys}"),
-            0o600,
-        );
+    for (what, keys, _) in AUTHS.iter().filter(|(w, _, _)| w.contains("token") && !w.contains("endpoint")) {
+        let caso =
+            write(dir.path(), "caso.conf", &format!("[DEFAULT]\nsite_name = S\n\n[keystone_auth]\n{keys}"), 0o600);
         let imported = siteconf::import(Some(&caso), None, None).unwrap();
-        assert!(
-            imported.not_carried.iter().any(|n| n.contains("expires")),
-            "{what}: {:?}",
-            imported.not_carried
-        );
+        assert!(imported.not_carried.iter().any(|n| n.contains("expires")), "{what}: {:?}", imported.not_carried);
     }
 }
 
@@ -154,26 +130,10 @@ fn plugin_options_behind_auth_section_are_read_and_not_listed_as_dropped() {
         0o600,
     );
     let imported = siteconf::import(Some(&caso), None, None).unwrap();
-    let dropped: Vec<&String> = imported
-        .not_carried
-        .iter()
-        .filter(|n| !n.contains("expires"))
-        .collect();
+    let dropped: Vec<&String> = imported.not_carried.iter().filter(|n| !n.contains("expires")).collect();
     assert_eq!(dropped.len(), 1, "{dropped:?}");
-    assert!(
-        dropped[0].contains("[keystone_auth] timeout"),
-        "{dropped:?}"
-    );
+    assert!(dropped[0].contains("[keystone_auth] timeout"), "{dropped:?}");
     let auth = imported.config.cloud.auth.as_ref().unwrap();
-    assert_eq!(
-        (
-            auth.identity_provider.as_deref(),
-            auth.project_id.as_deref()
-        ),
-        (Some("egi.eu"), Some("p1"))
-    );
-    assert_eq!(
-        imported.config.cloud.cacert.as_deref(),
-        Some(Path::new("/etc/ssl/ca.pem"))
-    );
+    assert_eq!((auth.identity_provider.as_deref(), auth.project_id.as_deref()), (Some("egi.eu"), Some("p1")));
+    assert_eq!(imported.config.cloud.cacert.as_deref(), Some(Path::new("/etc/ssl/ca.pem")));
 }

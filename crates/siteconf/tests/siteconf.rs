@@ -73,7 +73,10 @@ fn import_of_the_reference_files_resolves_to_what_the_originals_resolve_to() {
     assert_eq!(cloud.auth_url, original.cloud.auth_url);
     assert_eq!(cloud.credentials, original.cloud.credentials);
     assert_eq!(cloud.scope, original.cloud.scope);
-    assert_eq!((cloud.region_name.clone(), cloud.interface, cloud.insecure), (None, openstack::Interface::Public, false));
+    assert_eq!(
+        (cloud.region_name.clone(), cloud.interface, cloud.insecure),
+        (None, openstack::Interface::Public, false)
+    );
 
     let sender = SenderCfg::load(&ssm).unwrap();
     let mine = config.sender_cfg().unwrap();
@@ -81,11 +84,21 @@ fn import_of_the_reference_files_resolves_to_what_the_originals_resolve_to() {
         (&mine.host, &mine.ams_project, &mine.destination, &mine.path, mine.path_type),
         (&sender.host, &sender.ams_project, &sender.destination, &sender.path, sender.path_type)
     );
-    assert_eq!((&mine.certificate, &mine.key, &mine.capath, &mine.token), (&sender.certificate, &sender.key, &sender.capath, &sender.token));
+    assert_eq!(
+        (&mine.certificate, &mine.key, &mine.capath, &mine.token),
+        (&sender.certificate, &sender.key, &sender.capath, &sender.token)
+    );
 
     // What was left behind is listed, with the reason.
     let nc = imported.not_carried.join("\n");
-    for key in ["[DEFAULT] messengers", "[DEFAULT] spooldir", "[DEFAULT] lock_path", "[DEFAULT] debug", "[messenger_ssm] record_types", "[logging]"] {
+    for key in [
+        "[DEFAULT] messengers",
+        "[DEFAULT] spooldir",
+        "[DEFAULT] lock_path",
+        "[DEFAULT] debug",
+        "[messenger_ssm] record_types",
+        "[logging]",
+    ] {
         assert!(nc.contains(key), "{key} missing from the not-carried list:\n{nc}");
     }
     assert!(!nc.contains("site_name") && !nc.contains("[keystone_auth] password"), "{nc}");
@@ -107,14 +120,27 @@ fn unknown_keys_and_bad_values_name_file_and_key() {
         0o644,
     );
     let e = Config::load(&p).unwrap_err().to_string();
-    for want in ["line 2: unknown field `nmae` in [site]", "line 4: unknown field `ledgr`", "line 8: unknown field `hots` in [ams]", "line 11: unknown field `stlye` in [accounting]"] {
+    for want in [
+        "line 2: unknown field `nmae` in [site]",
+        "line 4: unknown field `ledgr`",
+        "line 8: unknown field `hots` in [ams]",
+        "line 11: unknown field `stlye` in [accounting]",
+    ] {
         assert!(e.contains(want), "{want:?} in {e}");
     }
 
-    let p = write(dir.path(), "bad.toml", "[site]\nname = \"S\"\n[accounting]\nextractors = [\"nova\", \"bogus\"]\nstyle = \"pretty\"\n", 0o644);
+    let p = write(
+        dir.path(),
+        "bad.toml",
+        "[site]\nname = \"S\"\n[accounting]\nextractors = [\"nova\", \"bogus\"]\nstyle = \"pretty\"\n",
+        0o644,
+    );
     let c = Config::load(&p).unwrap();
     let e = c.extract_config("x").unwrap_err().to_string();
-    assert!(e.ends_with("[accounting] extractors: unknown extractor \"bogus\" (nova, cinder, neutron, prometheus)"), "{e}");
+    assert!(
+        e.ends_with("[accounting] extractors: unknown extractor \"bogus\" (nova, cinder, neutron, prometheus)"),
+        "{e}"
+    );
     let e = c.style().unwrap_err().to_string();
     assert!(e.contains("bad.toml: [accounting] style: \"pretty\""), "{e}");
 
@@ -152,7 +178,10 @@ fn os_cloud_reads_the_named_clouds_yaml_and_conflicts_with_inline_auth() {
     let text = format!("[site]\nname = \"S\"\n[cloud]\nos_cloud = \"acct\"\nclouds_yaml = \"{}\"\n", clouds.display());
     let p = write(dir.path(), "fedsite.toml", &text, 0o644);
     let cloud = Config::load(&p).unwrap().cloud_config(&openstack::Env::new(), dir.path()).unwrap();
-    assert_eq!((cloud.auth_url.as_str(), cloud.scope.clone(), cloud.region_name.as_deref()), ("http://k:5000/v3", openstack::Scope::System, Some("R1")));
+    assert_eq!(
+        (cloud.auth_url.as_str(), cloud.scope.clone(), cloud.region_name.as_deref()),
+        ("http://k:5000/v3", openstack::Scope::System, Some("R1"))
+    );
 
     let text = format!("{text}[cloud.auth]\nauth_url = \"http://x/v3\"\n");
     let p = write(dir.path(), "both.toml", &text, 0o644);
@@ -177,16 +206,32 @@ fn check_reports_every_broken_key_and_passes_a_good_file() {
     let p = write(dir.path(), "fedsite.toml", &text, 0o600);
     let findings = siteconf::check(&Config::load(&p).unwrap(), &openstack::Env::new(), dir.path());
     let keys: Vec<&str> = findings.iter().filter(|f| f.level == Level::Error).map(|f| f.key.as_str()).collect();
-    for key in ["[site] name", "[accounting] max_records", "[spool] path_type", "[cloud]", "[site] catchall_yaml", "[ams] certificate"] {
+    for key in [
+        "[site] name",
+        "[accounting] max_records",
+        "[spool] path_type",
+        "[cloud]",
+        "[site] catchall_yaml",
+        "[ams] certificate",
+    ] {
         assert!(keys.contains(&key), "{key} not reported: {findings:#?}");
     }
     assert!(findings.iter().any(|f| f.message.contains("SiteName")), "{findings:#?}");
 
-    let good = write(dir.path(), "good.toml", &format!("[site]\nname = \"S\"\n[ledger]\npath = \"{d}/l.sqlite\"\n[spool]\npath = \"{d}/out\"\n", d = dir.path().display()), 0o600);
-    let env: openstack::Env = [("OS_AUTH_URL", "http://k/v3"), ("OS_USERNAME", "u"), ("OS_PASSWORD", "p"), ("OS_PROJECT_ID", "x")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let good = write(
+        dir.path(),
+        "good.toml",
+        &format!(
+            "[site]\nname = \"S\"\n[ledger]\npath = \"{d}/l.sqlite\"\n[spool]\npath = \"{d}/out\"\n",
+            d = dir.path().display()
+        ),
+        0o600,
+    );
+    let env: openstack::Env =
+        [("OS_AUTH_URL", "http://k/v3"), ("OS_USERNAME", "u"), ("OS_PASSWORD", "p"), ("OS_PROJECT_ID", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     let findings = siteconf::check(&Config::load(&good).unwrap(), &env, dir.path());
     assert!(findings.is_empty(), "{findings:#?}");
 }
@@ -195,7 +240,12 @@ fn check_reports_every_broken_key_and_passes_a_good_file() {
 fn render_then_parse_is_the_same_config() {
     let dir = tempfile::tempdir().unwrap();
     let (caso, ssm) = (caso_conf(dir.path()), sender_cfg(dir.path()));
-    let site = write(dir.path(), "SITE.yaml", "gocdb: TEST-SITE\nendpoint: http://127.0.0.1:35357/v3\nimages:\n  sync: true\nvos:\n  - name: ops\n    auth: {project_id: abc}\n", 0o644);
+    let site = write(
+        dir.path(),
+        "SITE.yaml",
+        "gocdb: TEST-SITE\nendpoint: http://127.0.0.1:35357/v3\nimages:\n  sync: true\nvos:\n  - name: ops\n    auth: {project_id: abc}\n",
+        0o644,
+    );
     let imported = siteconf::import(Some(&caso), Some(&ssm), Some(&site)).unwrap();
     assert_eq!(imported.config.site.catchall_yaml.as_deref(), Some(site.as_path()));
     let text = siteconf::render(&imported, &[]).unwrap();
@@ -220,16 +270,24 @@ fn import_reads_casos_own_readable_file_and_lists_every_key_it_drops() {
     let dir = tempfile::tempdir().unwrap();
     let caso = caso_conf(dir.path());
     std::fs::set_permissions(&caso, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let text = std::fs::read_to_string(&caso).unwrap().replace("[keystone_auth]\n", "[keystone_auth]\ninsecure = True\n");
+    let text =
+        std::fs::read_to_string(&caso).unwrap().replace("[keystone_auth]\n", "[keystone_auth]\ninsecure = True\n");
     std::fs::write(&caso, text).unwrap();
     // Running from it refuses it; importing it reads it and says so.
     assert!(CasoConf::load(&caso).is_err());
     let ssm = sender_cfg(dir.path());
-    let text = std::fs::read_to_string(&ssm).unwrap().replace("host: localhost\n", "host: localhost\nport: 6162\nuse_ssl: true\n");
+    let text = std::fs::read_to_string(&ssm)
+        .unwrap()
+        .replace("host: localhost\n", "host: localhost\nport: 6162\nuse_ssl: true\n");
     std::fs::write(&ssm, text).unwrap();
     let imported = siteconf::import(Some(&caso), Some(&ssm), None).unwrap();
     let nc = imported.not_carried.join("\n");
-    for want in ["read for this import although", "[keystone_auth] insecure = true carried as [cloud] verify = false", "[broker] port: STOMP's port", "[broker] use_ssl: AMS is always HTTPS"] {
+    for want in [
+        "read for this import although",
+        "[keystone_auth] insecure = true carried as [cloud] verify = false",
+        "[broker] port: STOMP's port",
+        "[broker] use_ssl: AMS is always HTTPS",
+    ] {
         assert!(nc.contains(want), "{want:?} missing from:\n{nc}");
     }
     assert_eq!(imported.config.cloud.verify, Some(false));

@@ -51,11 +51,7 @@ pub enum SmimeError {
     #[error("key file {} is encrypted: the sender needs it unencrypted (openssl pkey -in {} -out {}.plain, chmod 600 it, and use that)", path.display(), path.display(), path.display())]
     KeyEncrypted { path: PathBuf },
     #[error("certificate {} expires at {not_after}, less than {min_secs} s from now", path.display())]
-    CertExpiring {
-        path: PathBuf,
-        not_after: String,
-        min_secs: i64,
-    },
+    CertExpiring { path: PathBuf, not_after: String, min_secs: i64 },
     #[error("no certificate found in {}", path.display())]
     NoCertificate { path: PathBuf },
     #[error("malformed S/MIME message: {0}")]
@@ -65,10 +61,7 @@ pub enum SmimeError {
 type Result<T> = std::result::Result<T, SmimeError>;
 
 fn ossl<T>(what: impl Into<String>, r: std::result::Result<T, ErrorStack>) -> Result<T> {
-    r.map_err(|source| SmimeError::OpenSsl {
-        what: what.into(),
-        source,
-    })
+    r.map_err(|source| SmimeError::OpenSsl { what: what.into(), source })
 }
 
 /// S/MIME as SSM exchanges it is 7-bit text (base64 PKCS#7 around ASCII APEL records).
@@ -85,25 +78,13 @@ fn ascii_only(smime: &[u8]) -> Result<()> {
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|source| SmimeError::Io {
-        what,
-        path: path.to_owned(),
-        source,
-    })
+    fs::read(path).map_err(|source| SmimeError::Io { what, path: path.to_owned(), source })
 }
 
 fn load_cert(path: &Path) -> Result<X509> {
     let pem = read("reading certificate", path)?;
-    let certs = ossl(
-        format!("parsing certificate {}", path.display()),
-        X509::stack_from_pem(&pem),
-    )?;
-    certs
-        .into_iter()
-        .next()
-        .ok_or_else(|| SmimeError::NoCertificate {
-            path: path.to_owned(),
-        })
+    let certs = ossl(format!("parsing certificate {}", path.display()), X509::stack_from_pem(&pem))?;
+    certs.into_iter().next().ok_or_else(|| SmimeError::NoCertificate { path: path.to_owned() })
 }
 
 /// The host identity that signs outgoing messages (and decrypts incoming ones).
@@ -116,10 +97,7 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer")
-            .field("cert", &self.cert_path)
-            .field("key", &self.key_path)
-            .finish()
+        f.debug_struct("Signer").field("cert", &self.cert_path).field("key", &self.key_path).finish()
     }
 }
 
@@ -136,33 +114,29 @@ impl Signer {
         })?;
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o044 != 0 {
-            return Err(SmimeError::KeyReadable {
-                path: key_path,
-                mode,
-            });
+            return Err(SmimeError::KeyReadable { path: key_path, mode });
         }
         let cert = load_cert(&cert_path)?;
         let key_pem = read("reading key", &key_path)?;
         // An empty pass phrase: OpenSSL would otherwise prompt on the terminal for an encrypted key.
         let key = match PKey::private_key_from_pem_passphrase(&key_pem, b"") {
             Ok(k) => k,
-            Err(_) if key_pem.windows(9).any(|w| w == b"ENCRYPTED") => return Err(SmimeError::KeyEncrypted { path: key_path }),
-            Err(e) => return Err(SmimeError::OpenSsl { what: format!("parsing private key {}", key_path.display()), source: e }),
+            Err(_) if key_pem.windows(9).any(|w| w == b"ENCRYPTED") => {
+                return Err(SmimeError::KeyEncrypted { path: key_path });
+            }
+            Err(e) => {
+                return Err(SmimeError::OpenSsl {
+                    what: format!("parsing private key {}", key_path.display()),
+                    source: e,
+                });
+            }
         };
-        let public = ossl(
-            format!("reading the public key of {}", cert_path.display()),
-            cert.public_key(),
-        )?;
+        let public = ossl(format!("reading the public key of {}", cert_path.display()), cert.public_key())?;
         if !public.public_eq(&key) {
-            return Err(SmimeError::KeyMismatch {
-                cert: cert_path,
-                key: key_path,
-            });
+            return Err(SmimeError::KeyMismatch { cert: cert_path, key: key_path });
         }
-        let limit = ossl(
-            "computing the certificate deadline",
-            Asn1Time::from_unix(unix_now() + MIN_CERT_VALIDITY_SECS),
-        )?;
+        let limit =
+            ossl("computing the certificate deadline", Asn1Time::from_unix(unix_now() + MIN_CERT_VALIDITY_SECS))?;
         if cert.not_after() <= limit {
             return Err(SmimeError::CertExpiring {
                 path: cert_path,
@@ -170,12 +144,7 @@ impl Signer {
                 min_secs: MIN_CERT_VALIDITY_SECS,
             });
         }
-        Ok(Signer {
-            cert,
-            key,
-            cert_path,
-            key_path,
-        })
+        Ok(Signer { cert, key, cert_path, key_path })
     }
 
     /// The certificate's subject in OpenSSL's legacy one-line form (`/C=../O=../CN=..`).
@@ -198,17 +167,10 @@ impl Signer {
         let flags = Pkcs7Flags::DETACHED | Pkcs7Flags::TEXT;
         let empty = ossl("creating a certificate stack", Stack::<X509>::new())?;
         let p7 = ossl(
-            format!(
-                "signing with {} and {}",
-                self.cert_path.display(),
-                self.key_path.display()
-            ),
+            format!("signing with {} and {}", self.cert_path.display(), self.key_path.display()),
             Pkcs7::sign(&self.cert, &self.key, &empty, message, flags),
         )?;
-        ossl(
-            "writing the signed S/MIME message",
-            p7.to_smime(message, flags),
-        )
+        ossl("writing the signed S/MIME message", p7.to_smime(message, flags))
     }
 
     /// The signed message as SSM publishes it: [`Signer::sign_raw`] with CRLF (and lone CR)
@@ -221,10 +183,7 @@ impl Signer {
     /// (`openssl smime -decrypt -recip cert -inkey key`), returning the inner text with LF endings.
     pub fn decrypt(&self, smime: &[u8]) -> Result<Vec<u8>> {
         ascii_only(smime)?;
-        let (p7, _) = ossl(
-            "parsing the encrypted S/MIME message",
-            Pkcs7::from_smime(smime),
-        )?;
+        let (p7, _) = ossl("parsing the encrypted S/MIME message", Pkcs7::from_smime(smime))?;
         let out = ossl(
             format!("decrypting with {}", self.key_path.display()),
             p7.decrypt(&self.key, &self.cert, Pkcs7Flags::empty()),
@@ -250,17 +209,9 @@ impl Recipient {
     pub fn encrypt(&self, signed: &[u8]) -> Result<Vec<u8>> {
         let p7 = ossl(
             "encrypting (aes-128-cbc) to the server certificate",
-            Pkcs7::encrypt(
-                &self.certs,
-                signed,
-                Cipher::aes_128_cbc(),
-                Pkcs7Flags::empty(),
-            ),
+            Pkcs7::encrypt(&self.certs, signed, Cipher::aes_128_cbc(), Pkcs7Flags::empty()),
         )?;
-        let out = ossl(
-            "writing the encrypted S/MIME message",
-            p7.to_smime(signed, Pkcs7Flags::empty()),
-        )?;
+        let out = ossl("writing the encrypted S/MIME message", p7.to_smime(signed, Pkcs7Flags::empty()))?;
         Ok(universal_newlines(&out))
     }
 }
@@ -294,36 +245,21 @@ impl Verifier {
         let ca = ca.as_ref();
         let mut b = ossl("creating a certificate store", X509StoreBuilder::new())?;
         if ca.is_dir() {
-            let lookup = ossl(
-                "adding a directory lookup",
-                b.add_lookup(X509Lookup::hash_dir()),
-            )?;
-            let dir = ca.to_str().ok_or_else(|| {
-                SmimeError::Malformed(format!("non-UTF-8 CA path {}", ca.display()))
-            })?;
-            ossl(
-                format!("using CA directory {}", ca.display()),
-                lookup.add_dir(dir, SslFiletype::PEM),
-            )?;
+            let lookup = ossl("adding a directory lookup", b.add_lookup(X509Lookup::hash_dir()))?;
+            let dir =
+                ca.to_str().ok_or_else(|| SmimeError::Malformed(format!("non-UTF-8 CA path {}", ca.display())))?;
+            ossl(format!("using CA directory {}", ca.display()), lookup.add_dir(dir, SslFiletype::PEM))?;
         } else {
             let pem = read("reading CA file", ca)?;
-            let certs = ossl(
-                format!("parsing CA file {}", ca.display()),
-                X509::stack_from_pem(&pem),
-            )?;
+            let certs = ossl(format!("parsing CA file {}", ca.display()), X509::stack_from_pem(&pem))?;
             if certs.is_empty() {
-                return Err(SmimeError::NoCertificate {
-                    path: ca.to_owned(),
-                });
+                return Err(SmimeError::NoCertificate { path: ca.to_owned() });
             }
             for c in certs {
                 ossl(format!("adding a CA from {}", ca.display()), b.add_cert(c))?;
             }
         }
-        ossl(
-            "setting the verification purpose",
-            b.set_purpose(X509PurposeId::ANY),
-        )?;
+        ossl("setting the verification purpose", b.set_purpose(X509PurposeId::ANY))?;
         Ok(Verifier { store: b.build() })
     }
 
@@ -332,35 +268,17 @@ impl Verifier {
     /// first ([`is_encrypted`], [`Signer::decrypt`]).
     pub fn verify(&self, smime: &[u8]) -> Result<Verified> {
         ascii_only(smime)?;
-        let (p7, content) = ossl(
-            "parsing the signed S/MIME message",
-            Pkcs7::from_smime(smime),
-        )?;
+        let (p7, content) = ossl("parsing the signed S/MIME message", Pkcs7::from_smime(smime))?;
         let none = ossl("creating a certificate stack", Stack::<X509>::new())?;
-        let signers = ossl(
-            "finding the signer certificate",
-            p7.signers(&none, Pkcs7Flags::empty()),
-        )?;
-        let signer = signers
-            .iter()
-            .next()
-            .ok_or_else(|| SmimeError::Malformed("no signer certificate".into()))?;
+        let signers = ossl("finding the signer certificate", p7.signers(&none, Pkcs7Flags::empty()))?;
+        let signer = signers.iter().next().ok_or_else(|| SmimeError::Malformed("no signer certificate".into()))?;
         let signer_dn = legacy_dn(signer.subject_name());
         let mut out = Vec::new();
         ossl(
             format!("verifying the signature of {signer_dn}"),
-            p7.verify(
-                &none,
-                &self.store,
-                content.as_deref(),
-                Some(&mut out),
-                Pkcs7Flags::empty(),
-            ),
+            p7.verify(&none, &self.store, content.as_deref(), Some(&mut out), Pkcs7Flags::empty()),
         )?;
-        Ok(Verified {
-            signer_dn,
-            body: strip_mime_header(&universal_newlines(&out))?,
-        })
+        Ok(Verified { signer_dn, body: strip_mime_header(&universal_newlines(&out))? })
     }
 }
 
@@ -412,20 +330,12 @@ fn strip_mime_header(content: &[u8]) -> Result<Vec<u8>> {
         return Ok(content.to_vec());
     };
     let headers = String::from_utf8_lossy(&content[..pos]).to_ascii_lowercase();
-    if !headers
-        .lines()
-        .all(|l| l.contains(':') || l.starts_with([' ', '\t']))
-        || !headers.contains("content-")
-    {
+    if !headers.lines().all(|l| l.contains(':') || l.starts_with([' ', '\t'])) || !headers.contains("content-") {
         return Ok(content.to_vec());
     }
     let body = &content[pos + 2..];
     if headers.contains("content-transfer-encoding: base64") {
-        let clean: Vec<u8> = body
-            .iter()
-            .copied()
-            .filter(|b| !b.is_ascii_whitespace())
-            .collect();
+        let clean: Vec<u8> = body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
         return base64::engine::general_purpose::STANDARD
             .decode(clean)
             .map_err(|e| SmimeError::Malformed(format!("base64 body: {e}")));
@@ -446,10 +356,7 @@ fn quoted_printable_decode(b: &[u8]) -> Vec<u8> {
                 i += 2; // soft line break
                 continue;
             }
-            if let (Some(h), Some(l)) = (
-                b.get(i + 1).copied().and_then(hex),
-                b.get(i + 2).copied().and_then(hex),
-            ) {
+            if let (Some(h), Some(l)) = (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
                 out.push(h << 4 | l);
                 i += 3;
                 continue;
@@ -462,8 +369,5 @@ fn quoted_printable_decode(b: &[u8]) -> Vec<u8> {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -5,7 +5,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use smime::{Recipient, Signer, SmimeError, Verifier};
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
@@ -13,8 +12,10 @@ use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::extension::BasicConstraints;
 use openssl::x509::{X509, X509NameBuilder};
+use smime::{Recipient, Signer, SmimeError, Verifier};
 
-const MESSAGE: &str = "APEL-cloud-message: v0.4\nVMUUID: 11111111-1111-4111-8111-111111111111\nSiteName: TEST-SITE\n%%\n";
+const MESSAGE: &str =
+    "APEL-cloud-message: v0.4\nVMUUID: 11111111-1111-4111-8111-111111111111\nSiteName: TEST-SITE\n%%\n";
 
 fn vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../messaging/tests/data/ssm-4.0")
@@ -38,17 +39,8 @@ fn key() -> PKey<Private> {
 }
 
 /// A certificate for `cn` valid from now-60 s for `secs`, issued by `issuer` (self-signed if None).
-fn cert(
-    cn: &str,
-    key: &PKey<Private>,
-    secs: i64,
-    is_ca: bool,
-    issuer: Option<(&X509, &PKey<Private>)>,
-) -> X509 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+fn cert(cn: &str, key: &PKey<Private>, secs: i64, is_ca: bool, issuer: Option<(&X509, &PKey<Private>)>) -> X509 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let mut name = X509NameBuilder::new().unwrap();
     name.append_entry_by_text("C", "XX").unwrap();
     name.append_entry_by_text("O", "Test").unwrap();
@@ -56,41 +48,20 @@ fn cert(
     let name = name.build();
     let mut b = X509::builder().unwrap();
     b.set_version(2).unwrap();
-    b.set_serial_number(
-        &BigNum::from_u32(rand_serial())
-            .unwrap()
-            .to_asn1_integer()
-            .unwrap(),
-    )
-    .unwrap();
+    b.set_serial_number(&BigNum::from_u32(rand_serial()).unwrap().to_asn1_integer().unwrap()).unwrap();
     b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(issuer.map(|(c, _)| c.subject_name()).unwrap_or(&name))
-        .unwrap();
-    b.set_not_before(&Asn1Time::from_unix(now - 60).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::from_unix(now + secs).unwrap())
-        .unwrap();
+    b.set_issuer_name(issuer.map(|(c, _)| c.subject_name()).unwrap_or(&name)).unwrap();
+    b.set_not_before(&Asn1Time::from_unix(now - 60).unwrap()).unwrap();
+    b.set_not_after(&Asn1Time::from_unix(now + secs).unwrap()).unwrap();
     b.set_pubkey(key).unwrap();
-    let bc = if is_ca {
-        BasicConstraints::new().critical().ca().build()
-    } else {
-        BasicConstraints::new().build()
-    };
+    let bc = if is_ca { BasicConstraints::new().critical().ca().build() } else { BasicConstraints::new().build() };
     b.append_extension(bc.unwrap()).unwrap();
-    b.sign(
-        issuer.map(|(_, k)| k).unwrap_or(key),
-        MessageDigest::sha256(),
-    )
-    .unwrap();
+    b.sign(issuer.map(|(_, k)| k).unwrap_or(key), MessageDigest::sha256()).unwrap();
     b.build()
 }
 
 fn rand_serial() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        | 1
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() | 1
 }
 
 fn write_pem(dir: &Path, name: &str, pem: &[u8], mode: u32) -> PathBuf {
@@ -108,18 +79,8 @@ fn make_pki(dir: &Path, cn: &str, validity: i64) -> (PathBuf, PathBuf, PathBuf) 
     let host = cert(cn, &host_key, validity, false, Some((&ca, &ca_key)));
     (
         write_pem(dir, &format!("{cn}-ca.pem"), &ca.to_pem().unwrap(), 0o644),
-        write_pem(
-            dir,
-            &format!("{cn}-cert.pem"),
-            &host.to_pem().unwrap(),
-            0o644,
-        ),
-        write_pem(
-            dir,
-            &format!("{cn}-key.pem"),
-            &host_key.private_key_to_pem_pkcs8().unwrap(),
-            0o600,
-        ),
+        write_pem(dir, &format!("{cn}-cert.pem"), &host.to_pem().unwrap(), 0o644),
+        write_pem(dir, &format!("{cn}-key.pem"), &host_key.private_key_to_pem_pkcs8().unwrap(), 0o600),
     )
 }
 
@@ -138,8 +99,7 @@ fn openssl_verify(ca: &Path, smime: &[u8], dir: &Path) -> std::process::Output {
 #[test]
 fn signed_message_has_the_structure_of_openssl_smime_sign_text() {
     let dir = tempfile::tempdir().unwrap();
-    let signed =
-        String::from_utf8(vector_signer(dir.path()).sign(MESSAGE.as_bytes()).unwrap()).unwrap();
+    let signed = String::from_utf8(vector_signer(dir.path()).sign(MESSAGE.as_bytes()).unwrap()).unwrap();
     assert!(!signed.contains('\r'), "published form has LF endings only");
     let lines: Vec<&str> = signed.split('\n').collect();
     assert_eq!(lines[0], "MIME-Version: 1.0");
@@ -148,9 +108,7 @@ fn signed_message_has_the_structure_of_openssl_smime_sign_text() {
         .and_then(|r| r.strip_suffix('"'))
         .expect("multipart/signed header");
     assert!(
-        boundary.starts_with("----")
-            && boundary.len() == 36
-            && boundary[4..].chars().all(|c| c.is_ascii_hexdigit())
+        boundary.starts_with("----") && boundary.len() == 36 && boundary[4..].chars().all(|c| c.is_ascii_hexdigit())
     );
     let head = format!(
         "MIME-Version: 1.0\n{}\n\nThis is an S/MIME signed message\n\n--{boundary}\nContent-Type: text/plain\n\n{MESSAGE}\n--{boundary}\n\
@@ -164,10 +122,7 @@ fn signed_message_has_the_structure_of_openssl_smime_sign_text() {
     assert!(rest.ends_with(&tail));
     let b64: Vec<&str> = rest[..rest.len() - tail.len()].split('\n').collect();
     assert!(b64.len() > 10);
-    assert!(
-        b64[..b64.len() - 1].iter().all(|l| l.len() == 64),
-        "64-column base64 lines"
-    );
+    assert!(b64[..b64.len() - 1].iter().all(|l| l.len() == 64), "64-column base64 lines");
     assert!(b64.last().unwrap().len() <= 64);
 
     // Same shape as the real SSM capture (modulo boundary, message and signature).
@@ -175,17 +130,9 @@ fn signed_message_has_the_structure_of_openssl_smime_sign_text() {
     let cap_boundary = capture.split("boundary=\"").nth(1).unwrap()[..36].to_string();
     let capture = capture.replace(&cap_boundary, boundary);
     let cap: Vec<&str> = capture.split('\n').collect();
-    assert_eq!(
-        cap[..7],
-        lines[..7],
-        "headers, preamble and text part header as in the capture"
-    );
+    assert_eq!(cap[..7], lines[..7], "headers, preamble and text part header as in the capture");
     let sig_head = |l: &[&str]| {
-        l.iter()
-            .skip_while(|s| !s.ends_with("smime.p7s\""))
-            .take(4)
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
+        l.iter().skip_while(|s| !s.ends_with("smime.p7s\"")).take(4).map(|s| s.to_string()).collect::<Vec<_>>()
     };
     assert_eq!(sig_head(&cap), sig_head(&lines));
 }
@@ -206,12 +153,7 @@ fn raw_form_is_byte_for_byte_what_the_cli_writes_apart_from_boundary_and_signatu
         .spawn()
         .unwrap();
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(MESSAGE.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(MESSAGE.as_bytes()).unwrap();
     let cli = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
     // Everything up to the base64 signature is identical once the boundaries are aligned.
     let bnd = |s: &str| s.split("boundary=\"").nth(1).unwrap()[..36].to_string();
@@ -219,11 +161,7 @@ fn raw_form_is_byte_for_byte_what_the_cli_writes_apart_from_boundary_and_signatu
     let cut = |s: &str| s[..s.find("filename=\"smime.p7s\"").unwrap()].to_string();
     assert_eq!(cut(&raw), cut(&cli));
     assert!(raw.contains("Content-Type: text/plain\r\n\r\nAPEL-cloud-message: v0.4\r\n"));
-    assert_eq!(
-        raw.len(),
-        cli.len(),
-        "same signature size (same certificate, key, attributes)"
-    );
+    assert_eq!(raw.len(), cli.len(), "same signature size (same certificate, key, attributes)");
 }
 
 #[test]
@@ -231,20 +169,10 @@ fn openssl_cli_verifies_our_signature_and_yields_the_text_part() {
     let dir = tempfile::tempdir().unwrap();
     let signer = vector_signer(dir.path());
     let ca = vectors().join("test-ca.pem");
-    for signed in [
-        signer.sign(MESSAGE.as_bytes()).unwrap(),
-        signer.sign_raw(MESSAGE.as_bytes()).unwrap(),
-    ] {
+    for signed in [signer.sign(MESSAGE.as_bytes()).unwrap(), signer.sign_raw(MESSAGE.as_bytes()).unwrap()] {
         let out = openssl_verify(&ca, &signed, dir.path());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stderr).trim(),
-            "Verification successful"
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "Verification successful");
         // The CLI writes CRLF; SSM reads it through Python universal newlines.
         let text = String::from_utf8(smime::universal_newlines(&out.stdout)).unwrap();
         assert_eq!(text, format!("Content-Type: text/plain\n\n{MESSAGE}"));
@@ -254,14 +182,9 @@ fn openssl_cli_verifies_our_signature_and_yields_the_text_part() {
 #[test]
 fn real_ssm_capture_verifies_to_the_queued_element_and_signer_dn() {
     let v = Verifier::new(vectors().join("test-ca.pem")).unwrap();
-    let got = v
-        .verify(&std::fs::read(vectors().join("published-data.smime")).unwrap())
-        .unwrap();
+    let got = v.verify(&std::fs::read(vectors().join("published-data.smime")).unwrap()).unwrap();
     assert_eq!(got.signer_dn, "/C=XX/O=Test/CN=sender.example.org");
-    assert_eq!(
-        got.body,
-        std::fs::read(vectors().join("queued-element.txt")).unwrap()
-    );
+    assert_eq!(got.body, std::fs::read(vectors().join("queued-element.txt")).unwrap());
 }
 
 #[test]
@@ -270,10 +193,7 @@ fn our_signature_verifies_with_our_verifier_from_a_ca_file_and_a_hashed_ca_dir()
     let signer = vector_signer(dir.path());
     assert_eq!(signer.subject_dn(), "/C=XX/O=Test/CN=sender.example.org");
     let signed = signer.sign(MESSAGE.as_bytes()).unwrap();
-    let by_file = Verifier::new(vectors().join("test-ca.pem"))
-        .unwrap()
-        .verify(&signed)
-        .unwrap();
+    let by_file = Verifier::new(vectors().join("test-ca.pem")).unwrap().verify(&signed).unwrap();
     assert_eq!(by_file.body, MESSAGE.as_bytes());
     assert_eq!(by_file.signer_dn, "/C=XX/O=Test/CN=sender.example.org");
 
@@ -285,59 +205,28 @@ fn our_signature_verifies_with_our_verifier_from_a_ca_file_and_a_hashed_ca_dir()
     let by_dir = Verifier::new(&capath).unwrap().verify(&signed).unwrap();
     assert_eq!(by_dir, by_file);
     // The raw CRLF form verifies to the same LF body.
-    assert_eq!(
-        Verifier::new(&capath)
-            .unwrap()
-            .verify(&signer.sign_raw(MESSAGE.as_bytes()).unwrap())
-            .unwrap(),
-        by_file
-    );
+    assert_eq!(Verifier::new(&capath).unwrap().verify(&signer.sign_raw(MESSAGE.as_bytes()).unwrap()).unwrap(), by_file);
 }
 
 #[test]
 fn tampered_message_fails_verification() {
     let dir = tempfile::tempdir().unwrap();
-    let signed =
-        String::from_utf8(vector_signer(dir.path()).sign(MESSAGE.as_bytes()).unwrap()).unwrap();
+    let signed = String::from_utf8(vector_signer(dir.path()).sign(MESSAGE.as_bytes()).unwrap()).unwrap();
     let tampered = signed.replace("SiteName: TEST-SITE", "SiteName: EVIL-SITE");
     assert_ne!(tampered, signed);
-    let err = Verifier::new(vectors().join("test-ca.pem"))
-        .unwrap()
-        .verify(tampered.as_bytes())
-        .unwrap_err();
+    let err = Verifier::new(vectors().join("test-ca.pem")).unwrap().verify(tampered.as_bytes()).unwrap_err();
     assert!(matches!(err, SmimeError::OpenSsl { .. }), "{err}");
-    assert!(
-        err.to_string()
-            .starts_with("verifying the signature of /C=XX/O=Test/CN=sender.example.org:"),
-        "{err}"
-    );
-    assert!(
-        !openssl_verify(
-            &vectors().join("test-ca.pem"),
-            tampered.as_bytes(),
-            dir.path()
-        )
-        .status
-        .success()
-    );
+    assert!(err.to_string().starts_with("verifying the signature of /C=XX/O=Test/CN=sender.example.org:"), "{err}");
+    assert!(!openssl_verify(&vectors().join("test-ca.pem"), tampered.as_bytes(), dir.path()).status.success());
 }
 
 #[test]
 fn signer_from_an_untrusted_ca_fails_verification() {
     let dir = tempfile::tempdir().unwrap();
     let (_, cert, key) = make_pki(dir.path(), "other.example.org", 86_400 * 10);
-    let signed = Signer::new(cert, key)
-        .unwrap()
-        .sign(MESSAGE.as_bytes())
-        .unwrap();
-    let err = Verifier::new(vectors().join("test-ca.pem"))
-        .unwrap()
-        .verify(&signed)
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("certificate verify error"),
-        "{err}"
-    );
+    let signed = Signer::new(cert, key).unwrap().sign(MESSAGE.as_bytes()).unwrap();
+    let err = Verifier::new(vectors().join("test-ca.pem")).unwrap().verify(&signed).unwrap_err();
+    assert!(err.to_string().contains("certificate verify error"), "{err}");
 }
 
 #[test]
@@ -346,11 +235,7 @@ fn mismatched_key_is_refused() {
     let (_, _, other_key) = make_pki(dir.path(), "other.example.org", 86_400 * 10);
     let err = Signer::new(vectors().join("test-sender-cert.pem"), &other_key).unwrap_err();
     assert!(matches!(err, SmimeError::KeyMismatch { .. }));
-    assert!(
-        err.to_string().contains("test-sender-cert.pem")
-            && err.to_string().contains("do not match"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("test-sender-cert.pem") && err.to_string().contains("do not match"), "{err}");
 }
 
 #[test]
@@ -359,16 +244,7 @@ fn certificate_expiring_within_a_day_or_expired_is_refused() {
     for (cn, secs) in [("soon.example.org", 3_600), ("gone.example.org", -30)] {
         let (_, cert, key) = make_pki(dir.path(), cn, secs);
         let err = Signer::new(&cert, key).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                SmimeError::CertExpiring {
-                    min_secs: 86_400,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, SmimeError::CertExpiring { min_secs: 86_400, .. }), "{err}");
         assert!(err.to_string().contains(cert.to_str().unwrap()), "{err}");
     }
     let (_, cert, key) = make_pki(dir.path(), "fine.example.org", 86_400 * 2);
@@ -384,10 +260,7 @@ fn group_or_world_readable_key_is_refused_naming_file_and_mode() {
         let err = Signer::new(&cert, &key).unwrap_err();
         assert!(matches!(err, SmimeError::KeyReadable { mode: m, .. } if m == mode));
         let msg = err.to_string();
-        assert!(
-            msg.contains(key.to_str().unwrap()) && msg.contains(&format!("{mode:04o}")),
-            "{msg}"
-        );
+        assert!(msg.contains(key.to_str().unwrap()) && msg.contains(&format!("{mode:04o}")), "{msg}");
     }
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
     assert!(Signer::new(&cert, &key).is_ok());
@@ -412,16 +285,10 @@ fn missing_and_garbage_files_are_errors_naming_what_was_done() {
     let dir = tempfile::tempdir().unwrap();
     let key = private_copy(dir.path(), &vectors().join("test-sender-key.pem"));
     let err = Signer::new(dir.path().join("nope.pem"), &key).unwrap_err();
-    assert!(
-        err.to_string().starts_with("reading certificate ") && err.to_string().contains("nope.pem"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("reading certificate ") && err.to_string().contains("nope.pem"), "{err}");
     let junk = write_pem(dir.path(), "junk.pem", b"not a key", 0o600);
     let err = Signer::new(vectors().join("test-sender-cert.pem"), &junk).unwrap_err();
-    assert!(
-        err.to_string().starts_with("parsing private key ") && err.to_string().contains("junk.pem"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("parsing private key ") && err.to_string().contains("junk.pem"), "{err}");
     assert!(Verifier::new(vectors().join("published-data.smime")).is_err());
 }
 
@@ -431,30 +298,17 @@ fn encryption_round_trip_and_cli_interop() {
     let sender = vector_signer(dir.path());
     let (_, server_cert, server_key) = make_pki(dir.path(), "server.example.org", 86_400 * 10);
     let signed = sender.sign(MESSAGE.as_bytes()).unwrap();
-    let enc = Recipient::from_pem_file(&server_cert)
-        .unwrap()
-        .encrypt(&signed)
-        .unwrap();
+    let enc = Recipient::from_pem_file(&server_cert).unwrap().encrypt(&signed).unwrap();
     let text = String::from_utf8(enc.clone()).unwrap();
-    assert!(
-        text.starts_with(
-            "MIME-Version: 1.0\nContent-Disposition: attachment; filename=\"smime.p7m\"\n"
-        ),
-        "{text}"
-    );
-    assert!(text.contains(
-        "Content-Type: application/x-pkcs7-mime; smime-type=enveloped-data; name=\"smime.p7m\""
-    ));
+    assert!(text.starts_with("MIME-Version: 1.0\nContent-Disposition: attachment; filename=\"smime.p7m\"\n"), "{text}");
+    assert!(text.contains("Content-Type: application/x-pkcs7-mime; smime-type=enveloped-data; name=\"smime.p7m\""));
     assert!(!text.contains("APEL-cloud-message"));
     assert!(smime::is_encrypted(&enc) && !smime::is_encrypted(&signed));
 
     let server = Signer::new(&server_cert, &server_key).unwrap();
     let dec = server.decrypt(&enc).unwrap();
     assert_eq!(dec, signed);
-    let v = Verifier::new(vectors().join("test-ca.pem"))
-        .unwrap()
-        .verify(&dec)
-        .unwrap();
+    let v = Verifier::new(vectors().join("test-ca.pem")).unwrap().verify(&dec).unwrap();
     assert_eq!(v.body, MESSAGE.as_bytes());
 
     // The CLI decrypts what we encrypted (AES-128-CBC) ...
@@ -469,18 +323,11 @@ fn encryption_round_trip_and_cli_interop() {
         .arg(&server_key)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(smime::universal_newlines(&out.stdout), signed);
     let info = Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "openssl smime -pk7out -in {} | openssl asn1parse | grep -c aes-128-cbc",
-            f.display()
-        ))
+        .arg(format!("openssl smime -pk7out -in {} | openssl asn1parse | grep -c aes-128-cbc", f.display()))
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&info.stdout).trim(), "1");
@@ -507,7 +354,10 @@ fn encryption_round_trip_and_cli_interop() {
 #[test]
 fn non_ascii_smime_input_is_refused_without_reaching_openssl() {
     let dir = tempfile::tempdir().unwrap();
-    let input = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/smime/non-utf8-openssl-error")).unwrap();
+    let input = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/smime/non-utf8-openssl-error"),
+    )
+    .unwrap();
     let verifier = Verifier::new(vectors().join("test-ca.pem")).unwrap();
     let e = verifier.verify(&input).err().expect("refused").to_string();
     assert!(e.contains("byte 1 is not ASCII (0xb7)"), "{e}");

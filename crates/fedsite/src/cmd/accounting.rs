@@ -244,8 +244,9 @@ impl SiteArgs {
             .extractors
             .iter()
             .map(|e| {
-                Extractor::parse(e)
-                    .with_context(|| format!("--extractor: unknown extractor {e:?} (nova, cinder, neutron, prometheus)"))
+                Extractor::parse(e).with_context(|| {
+                    format!("--extractor: unknown extractor {e:?} (nova, cinder, neutron, prometheus)")
+                })
             })
             .collect::<Result<_>>()?;
         cfg.prometheus.prometheus_endpoint = self.prometheus_endpoint.clone();
@@ -341,13 +342,15 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     let mut cfg = match (&caso, &file) {
         (Some(c), _) => {
             let mut cfg = c.extract.clone();
-            cfg.cloud_type = ApelText::for_field("--cloud-type", &a.site.cloud_type).map_err(|e| anyhow::anyhow!("{e}"))?;
+            cfg.cloud_type =
+                ApelText::for_field("--cloud-type", &a.site.cloud_type).map_err(|e| anyhow::anyhow!("{e}"))?;
             cfg
         }
         (None, Some(f)) => f.extract_config(&a.site.cloud_type)?,
         (None, None) => a.site.extract_config()?,
     };
-    let defaults = file.as_ref().map(|f| f.extract_config(&a.site.cloud_type)).transpose()?.map(|c| c.compat).unwrap_or_default();
+    let defaults =
+        file.as_ref().map(|f| f.extract_config(&a.site.cloud_type)).transpose()?.map(|c| c.compat).unwrap_or_default();
     cfg.compat = CompatOptions {
         suspend_duration: defaults.suspend_duration && !a.no_suspend_duration && !a.caso_compatible,
         inactive_time: match a.inactive_time {
@@ -363,7 +366,8 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     }
     cfg.action_cache &= !a.no_action_cache;
     // --unmapped-ok adds to fedsite.toml's [accounting] unmapped_ok (a caso.conf has none).
-    cfg.unmapped_ok.extend(a.site.unmapped_ok.iter().filter(|u| !cfg.unmapped_ok.contains(u)).cloned().collect::<Vec<_>>());
+    cfg.unmapped_ok
+        .extend(a.site.unmapped_ok.iter().filter(|u| !cfg.unmapped_ok.contains(u)).cloned().collect::<Vec<_>>());
     let now = Utc::now().with_nanosecond_zero();
     let to = match a.to {
         Some(t) if t > now => {
@@ -403,7 +407,9 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
             .with_context(|| format!("authenticating to {} ({})", c.cloud.auth_url, c.cloud.source))?,
         (None, Some(f)) => {
             let cloud = f.cloud_config(&openstack::config::process_env(), &std::env::current_dir()?)?;
-            Session::connect(&cloud).await.with_context(|| format!("authenticating to {} ({})", cloud.auth_url, cloud.source))?
+            Session::connect(&cloud)
+                .await
+                .with_context(|| format!("authenticating to {} ({})", cloud.auth_url, cloud.source))?
         }
         (None, None) => a.site.session().await?,
     };
@@ -416,7 +422,12 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
             println!("# project {project}, {} message", kind.as_str());
             println!("{}", String::from_utf8_lossy(bytes));
         }
-        let failed = report_failures(extraction.failure.as_ref().map(|e| e.to_string()), extraction.projects.iter().map(|p| (p.project_id.as_str(), p.project_name.as_deref(), p.result.as_ref().err().map(|e| e.to_string()))));
+        let failed = report_failures(
+            extraction.failure.as_ref().map(|e| e.to_string()),
+            extraction.projects.iter().map(|p| {
+                (p.project_id.as_str(), p.project_name.as_deref(), p.result.as_ref().err().map(|e| e.to_string()))
+            }),
+        );
         let code = if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
         return Ok(ExtractDone { code, report: None, counters: session.counters() });
     }
@@ -457,8 +468,9 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let (report, ledger) =
-        result.with_context(|| format!("accounting run (ledger {}, spool {})", ledger_path.display(), spool.spool.display()))?;
+    let (report, ledger) = result.with_context(|| {
+        format!("accounting run (ledger {}, spool {})", ledger_path.display(), spool.spool.display())
+    })?;
     for p in &report.projects {
         let name = p.project_name.as_deref().unwrap_or("?");
         if p.up_to_date {
@@ -474,13 +486,20 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
                 if spooled.is_empty() { "nothing".into() } else { spooled.join(", ") },
                 p.messages.len(),
                 p.unchanged,
-                if p.kept_newer > 0 { format!(", {} older than the ledger's dropped", p.kept_newer) } else { String::new() },
+                if p.kept_newer > 0 {
+                    format!(", {} older than the ledger's dropped", p.kept_newer)
+                } else {
+                    String::new()
+                },
                 p.window.from().format("%Y-%m-%dT%H:%M:%SZ"),
                 p.window.to().format("%Y-%m-%dT%H:%M:%SZ"),
             );
         }
     }
-    let failed = report_failures(report.failure.clone(), report.projects.iter().map(|p| (p.project_id.as_str(), p.project_name.as_deref(), p.error.clone())));
+    let failed = report_failures(
+        report.failure.clone(),
+        report.projects.iter().map(|p| (p.project_id.as_str(), p.project_name.as_deref(), p.error.clone())),
+    );
     let counters = session.counters();
     if let Some(path) = &a.metrics_textfile {
         let mut m = crate::metrics::Metrics::new();
@@ -497,7 +516,10 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
 
 /// Prints every failure on stderr, naming each failed project by id and name; true when
 /// there was any.
-fn report_failures<'a>(failure: Option<String>, projects: impl Iterator<Item = (&'a str, Option<&'a str>, Option<String>)>) -> bool {
+fn report_failures<'a>(
+    failure: Option<String>,
+    projects: impl Iterator<Item = (&'a str, Option<&'a str>, Option<String>)>,
+) -> bool {
     let mut failed = false;
     if let Some(f) = failure {
         eprintln!("fedsite: accounting: {f}");
@@ -526,7 +548,11 @@ fn republish(a: RepublishArgs) -> Result<ExitCode> {
     let mut ledger = open_ledger(&ledger_path(a.ledger.clone(), file.as_ref()))?;
     let _lock = ledger.run_lock(ledger::RUN_LOCK_EXTRACT, std::time::Duration::from_secs(a.wait))?;
     let spool = SpoolConfig {
-        spool: a.spool.clone().or_else(|| file.as_ref().map(|f| f.spool())).unwrap_or_else(|| PathBuf::from(siteconf::resolve::DEFAULT_SPOOL)),
+        spool: a
+            .spool
+            .clone()
+            .or_else(|| file.as_ref().map(|f| f.spool()))
+            .unwrap_or_else(|| PathBuf::from(siteconf::resolve::DEFAULT_SPOOL)),
         style: match (a.style, &file) {
             (Some(s), _) => style(s),
             (None, Some(f)) => f.style()?,
@@ -609,7 +635,9 @@ async fn projects(a: ProjectsArgs) -> Result<ExitCode> {
     let (mut cfg, session) = match &file {
         Some(f) => {
             let cloud = f.cloud_config(&openstack::config::process_env(), &std::env::current_dir()?)?;
-            let session = Session::connect(&cloud).await.with_context(|| format!("authenticating to {} ({})", cloud.auth_url, cloud.source))?;
+            let session = Session::connect(&cloud)
+                .await
+                .with_context(|| format!("authenticating to {} ({})", cloud.auth_url, cloud.source))?;
             (f.extract_config(&a.site.cloud_type)?, session)
         }
         None => {

@@ -376,8 +376,9 @@ pub fn endpoint_template(uri: &str) -> String {
         let hexish = seg.len() >= 8
             && seg.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
             && seg.chars().any(|c| c.is_ascii_digit());
-        let after_collection = matches!(prev, "users" | "projects" | "servers" | "flavors" | "images" | "os-simple-tenant-usage")
-            && !matches!(seg, "" | "detail");
+        let after_collection =
+            matches!(prev, "users" | "projects" | "servers" | "flavors" | "images" | "os-simple-tenant-usage")
+                && !matches!(seg, "" | "detail");
         out.push(if hexish || after_collection { "{id}" } else { seg });
         prev = seg;
     }
@@ -454,7 +455,8 @@ async fn census(
     use openstack::neutron::ListFloatingIps;
     use openstack::nova::{FlavorVisibility, ListFlavors, ListServers, ListTenantUsages};
     let text = std::fs::read_to_string(clouds_yaml)?;
-    let cfg = openstack::CloudConfig::from_clouds_yaml(&text, None, "sim-accounting", &clouds_yaml.display().to_string())?;
+    let cfg =
+        openstack::CloudConfig::from_clouds_yaml(&text, None, "sim-accounting", &clouds_yaml.display().to_string())?;
     let s = openstack::Session::connect(&cfg).await.context("authenticating to the sim (sim-accounting)")?;
     let projects = ListProjects::tagged(TAG.to_string()).list(&s).await?;
     let mut vo_of = BTreeMap::new();
@@ -498,7 +500,8 @@ async fn census(
             }
         }
     }
-    let instance_actions = in_records.iter().chain(usage_only.iter()).filter(|sv| accounting::nova::needs_actions(sv)).count();
+    let instance_actions =
+        in_records.iter().chain(usage_only.iter()).filter(|sv| accounting::nova::needs_actions(sv)).count();
 
     let projects_with_actions = in_records
         .iter()
@@ -637,7 +640,13 @@ impl Ctx<'_> {
         }
     }
 
-    fn measured(&self, tool: &str, cmd: Command, dir: &Path, timeout: Duration) -> Result<(Usage, Requests, String, String)> {
+    fn measured(
+        &self,
+        tool: &str,
+        cmd: Command,
+        dir: &Path,
+        timeout: Duration,
+    ) -> Result<(Usage, Requests, String, String)> {
         self.rt.block_on(self.control.clear())?;
         let sim_before = process_cpu_s(self.sim.child.id());
         let (mut usage, out, err) = run_measured(cmd, &dir.join(tool), timeout)?;
@@ -646,7 +655,11 @@ impl Ctx<'_> {
         // Kept at once, so a later failure loses nothing measured.
         let line = json!({"tool": tool, "dir": dir, "usage": usage, "requests": requests}).to_string() + "\n";
         let log = self.work.join("measurements.jsonl");
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log).with_context(|| format!("opening {}", log.display()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("opening {}", log.display()))?;
         std::io::Write::write_all(&mut f, line.as_bytes())?;
         Ok((usage, requests, out, err))
     }
@@ -681,7 +694,8 @@ impl Ctx<'_> {
         if !suspend {
             cmd.arg("--no-suspend-duration");
         }
-        let (usage, requests, _out, err) = self.measured(log, cmd, &dir, Duration::from_secs(self.args.peer_timeout_secs))?;
+        let (usage, requests, _out, err) =
+            self.measured(log, cmd, &dir, Duration::from_secs(self.args.peer_timeout_secs))?;
         if usage.exit != 0 {
             bail!("fedsite accounting extract failed ({}):\n{}", usage.exit, tail(&err, 40));
         }
@@ -722,7 +736,8 @@ impl Ctx<'_> {
             .env("PYTHONWARNINGS", "ignore")
             .env_remove("OS_CLOUD")
             .current_dir(&dir);
-        let (usage, requests, _out, err) = self.measured("caso", cmd, &dir, Duration::from_secs(self.args.peer_timeout_secs))?;
+        let (usage, requests, _out, err) =
+            self.measured("caso", cmd, &dir, Duration::from_secs(self.args.peer_timeout_secs))?;
         if usage.exit != 0 && !usage.timed_out {
             bail!("caso-extract failed ({}):\n{}", usage.exit, tail(&err, 40));
         }
@@ -780,7 +795,8 @@ impl Ctx<'_> {
             .arg(&spool)
             .env_remove("FEDSITE_AMS_TOKEN")
             .current_dir(&dir);
-        let (usage, requests, out, err) = self.measured("fedsite-send", cmd, &dir, Duration::from_secs(self.args.peer_timeout_secs))?;
+        let (usage, requests, out, err) =
+            self.measured("fedsite-send", cmd, &dir, Duration::from_secs(self.args.peer_timeout_secs))?;
         if usage.exit != 0 {
             bail!("fedsite send failed ({}):\n{out}\n{}", usage.exit, tail(&err, 40));
         }
@@ -822,7 +838,8 @@ impl Ctx<'_> {
             .env_remove("https_proxy")
             .env("PYTHONWARNINGS", "ignore")
             .current_dir(&dir);
-        let (usage, requests, out, err) = self.measured("ssm-send", cmd, &dir, Duration::from_secs(self.args.peer_timeout_secs))?;
+        let (usage, requests, out, err) =
+            self.measured("ssm-send", cmd, &dir, Duration::from_secs(self.args.peer_timeout_secs))?;
         if usage.exit != 0 && !usage.timed_out {
             bail!("the SSM send loop failed ({}):\n{}", usage.exit, tail(&err, 40));
         }
@@ -1215,7 +1232,10 @@ mod tests {
         );
         assert_eq!(endpoint_template("/identity/v3/users/u-alice"), "/identity/v3/users/{id}");
         assert_eq!(endpoint_template("/identity/v3/auth/tokens"), "/identity/v3/auth/tokens");
-        assert_eq!(endpoint_template("/volume/v3/0b9f3b2a1c8d4e6f9a0b1c2d3e4f5a6b/volumes/detail"), "/volume/v3/{id}/volumes/detail");
+        assert_eq!(
+            endpoint_template("/volume/v3/0b9f3b2a1c8d4e6f9a0b1c2d3e4f5a6b/volumes/detail"),
+            "/volume/v3/{id}/volumes/detail"
+        );
     }
 
     #[test]
@@ -1242,7 +1262,8 @@ mod tests {
     fn a_child_is_measured_by_wait4() {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("python3");
-        cmd.args(["-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"]).stdout(std::fs::File::create(dir.path().join("o")).unwrap());
+        cmd.args(["-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"])
+            .stdout(std::fs::File::create(dir.path().join("o")).unwrap());
         let u = wait_measured(cmd, Duration::from_secs(30)).unwrap();
         assert_eq!((u.exit, u.timed_out), (3, false));
         assert_eq!(std::fs::read_to_string(dir.path().join("o")).unwrap(), "out\n");

@@ -49,7 +49,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 600)]
     pub site_timeout: u64,
     /// Check-in's OIDC discovery document.
-    #[arg(long, value_name = "URL", default_value = "https://aai.egi.eu/auth/realms/egi/.well-known/openid-configuration")]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://aai.egi.eu/auth/realms/egi/.well-known/openid-configuration"
+    )]
     pub checkin_discovery: String,
     /// The central robot's Check-in client id.
     #[arg(long, value_name = "ID")]
@@ -118,7 +122,8 @@ async fn run_tasks(a: RunArgs) -> Result<ExitCode> {
         eprintln!("fedsite central: {f} (that site is left out)");
     }
     let secret = central::CheckinConfig::secret_from_file(&a.client_secret_file)?;
-    let token = central::CheckinToken::new(central::CheckinConfig::discovery(&a.checkin_discovery, &a.client_id, secret))?;
+    let token =
+        central::CheckinToken::new(central::CheckinConfig::discovery(&a.checkin_discovery, &a.client_id, secret))?;
     let secrets = match (&a.vault, &a.secrets_dir) {
         (Some(v), _) => central::run::Secrets::Vault(central::Vault::new(v)?),
         (None, Some(d)) => central::run::Secrets::Dir(central::SecretsDir::new(d)),
@@ -153,7 +158,15 @@ async fn run_tasks(a: RunArgs) -> Result<ExitCode> {
     } else {
         writeln!(out, "{:<28} {:<6} {:<8} {:>8}  detail", "SITE", "TASK", "RESULT", "SECONDS")?;
         for r in &rows {
-            writeln!(out, "{:<28} {:<6} {:<8} {:>8.1}  {}", r.site, r.task.as_str(), r.outcome.as_str(), r.duration.as_secs_f64(), r.detail)?;
+            writeln!(
+                out,
+                "{:<28} {:<6} {:<8} {:>8.1}  {}",
+                r.site,
+                r.task.as_str(),
+                r.outcome.as_str(),
+                r.duration.as_secs_f64(),
+                r.detail
+            )?;
             for (vo, e) in &r.failed_vos {
                 writeln!(out, "{:<28} {:<6} {:<8} {:>8}    VO {vo}: {e}", "", "", "", "")?;
             }

@@ -120,7 +120,12 @@ fn read_spool(
 
 async fn connect(cloud: Option<&str>, what: &str) -> Result<Session, Check> {
     let cfg = CloudConfig::load(cloud).map_err(|e| {
-        Check::critical(format!("account.{what}"), format!("the {what} account's configuration"), e.to_string(), "fix clouds.yaml / OS_*")
+        Check::critical(
+            format!("account.{what}"),
+            format!("the {what} account's configuration"),
+            e.to_string(),
+            "fix clouds.yaml / OS_*",
+        )
     })?;
     Session::connect(&cfg).await.map_err(|e| {
         Check::critical(
@@ -143,7 +148,9 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
     // or /etc/fedsite/fedsite.toml).
     let file = if args.sender_config.is_none() { super::site_config()? } else { None };
     let sender = match (&args.sender_config, &file) {
-        (Some(p), _) => Some(messaging::config::SenderCfg::load(p).with_context(|| format!("reading {}", p.display()))?),
+        (Some(p), _) => {
+            Some(messaging::config::SenderCfg::load(p).with_context(|| format!("reading {}", p.display()))?)
+        }
         (None, Some(f)) if f.toml.ams.is_some() => Some(f.sender_cfg()?),
         _ => None,
     };
@@ -166,10 +173,8 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
         },
         None => (AmsTarget::default().host, None),
     };
-    let authn_port = file_ams
-        .and_then(|a| a.authn_url.as_deref())
-        .and_then(url_port)
-        .unwrap_or(messaging::ams::DEFAULT_AUTHN_PORT);
+    let authn_port =
+        file_ams.and_then(|a| a.authn_url.as_deref()).and_then(url_port).unwrap_or(messaging::ams::DEFAULT_AUTHN_PORT);
     let ams_ports = match (args.ams_ports.is_empty(), ams_port) {
         (false, _) => args.ams_ports.clone(),
         (true, Some(p)) => vec![p, authn_port],
@@ -188,7 +193,11 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
         },
         accounting: AccountingTarget {
             ledger: args.ledger.clone().or_else(|| file.as_ref().map(|f| f.ledger())),
-            spool: args.spool.clone().or_else(|| sender.as_ref().map(|s| s.path.clone())).or_else(|| file.as_ref().map(|f| f.spool())),
+            spool: args
+                .spool
+                .clone()
+                .or_else(|| sender.as_ref().map(|s| s.path.clone()))
+                .or_else(|| file.as_ref().map(|f| f.spool())),
             directory_spool: sender.as_ref().is_some_and(|s| s.path_type == messaging::config::PathType::Directory),
             quarantine: args.quarantine.clone().or_else(|| file.as_ref().and_then(|f| f.toml.spool.quarantine.clone())),
             read_spool: Some(read_spool),

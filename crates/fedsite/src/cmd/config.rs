@@ -64,7 +64,8 @@ fn import(a: ImportArgs) -> Result<ExitCode> {
         bail!("nothing to import: give --caso, --ssm and/or --site");
     }
     let imported = siteconf::import(a.caso.as_deref(), a.ssm.as_deref(), a.site.as_deref())?;
-    let sources: Vec<&std::path::Path> = [&a.caso, &a.ssm, &a.site].into_iter().flatten().map(|p| p.as_path()).collect();
+    let sources: Vec<&std::path::Path> =
+        [&a.caso, &a.ssm, &a.site].into_iter().flatten().map(|p| p.as_path()).collect();
     let text = siteconf::render(&imported, &sources)?;
     match &a.output {
         None => print!("{text}"),
@@ -94,7 +95,8 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn check(a: CheckArgs) -> Result<ExitCode> {
-    let path = super::config_path().context("no configuration to check: give --config fedsite.toml (or FEDSITE_CONFIG)")?;
+    let path =
+        super::config_path().context("no configuration to check: give --config fedsite.toml (or FEDSITE_CONFIG)")?;
     let config = Config::load(&path)?;
     let findings = siteconf::check(&config, &openstack::config::process_env(), &std::env::current_dir()?);
     let errors = findings.iter().filter(|f| f.level == Level::Error).count();

@@ -58,14 +58,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
     };
     let ledger = ledger::Ledger::open_sqlite(work.join("ledger.sqlite"))?;
-    let (report, mut ledger) = accounting::pipeline::run(
-        &reader,
-        &cfg,
-        ledger,
-        accounting::pipeline::Windows::Fixed(window),
-        &spool,
-    )
-    .await?;
+    let (report, mut ledger) =
+        accounting::pipeline::run(&reader, &cfg, ledger, accounting::pipeline::Windows::Fixed(window), &spool).await?;
     let ok = report.projects.iter().filter(|p| p.error.is_none()).count();
     let messages: usize = report.projects.iter().map(|p| p.messages.len()).sum();
     println!(
@@ -78,7 +72,12 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         spool.spool.display()
     );
     for p in report.projects.iter().filter(|p| p.error.is_some()) {
-        println!("  {} ({}): {}", p.project_id, p.project_name.as_deref().unwrap_or("?"), p.error.as_deref().unwrap_or(""));
+        println!(
+            "  {} ({}): {}",
+            p.project_id,
+            p.project_name.as_deref().unwrap_or("?"),
+            p.error.as_deref().unwrap_or("")
+        );
     }
     let rows = ledger.usage_summary(
         &ledger::SnapshotFilter::default(),
@@ -119,7 +118,15 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
             for a in &r.plan {
                 println!("would {a}");
             }
-            println!("would sync {} images ({} entries skipped, {} errors)", r.plan.iter().filter(|a| matches!(a, imagesync::Action::Add { .. } | imagesync::Action::Update { .. })).count(), r.skipped.len(), r.errors.len());
+            println!(
+                "would sync {} images ({} entries skipped, {} errors)",
+                r.plan
+                    .iter()
+                    .filter(|a| matches!(a, imagesync::Action::Add { .. } | imagesync::Action::Update { .. }))
+                    .count(),
+                r.skipped.len(),
+                r.errors.len()
+            );
         }
         Err(e) => println!("image sync plan failed: {e:#}"),
     }
@@ -131,12 +138,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         calls += c.calls;
         retries += c.retries;
     }
-    println!(
-        "\n{} API calls ({} retries) in {:.2} s",
-        calls,
-        retries,
-        started.elapsed().as_secs_f64()
-    );
+    println!("\n{} API calls ({} retries) in {:.2} s", calls, retries, started.elapsed().as_secs_f64());
     handle.stop().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, ValueEnum};
-use cloudinfo::{FlavorKeys, FlavorSelect, Fixes, ImageKeys, Options, SiteConfig};
+use cloudinfo::{Fixes, FlavorKeys, FlavorSelect, ImageKeys, Options, SiteConfig};
 use openstack::{CloudConfig, Session};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -152,11 +152,8 @@ pub async fn run(args: InfoArgs) -> Result<ExitCode> {
         gpu_cudnn: args.property_image_gpu_cudnn.clone(),
     };
     opts.exit_on_share_errors = args.exit_on_share_errors;
-    opts.auditor = args
-        .auditor_role_cloud
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(|name| CloudConfig::load(Some(name)));
+    opts.auditor =
+        args.auditor_role_cloud.as_deref().filter(|s| !s.is_empty()).map(|name| CloudConfig::load(Some(name)));
     opts.timeout = Duration::from_secs(args.timeout.max(1));
     opts.insecure = args.insecure;
     opts.gocdb_url = args.gocdb_url.clone();
@@ -179,13 +176,10 @@ pub async fn run(args: InfoArgs) -> Result<ExitCode> {
             Some(name) => CloudConfig::load(Some(name))?,
             None => opts.cloud.clone(),
         };
-        let session = Session::connect(&cfg)
-            .await
-            .with_context(|| format!("authenticating to {} for Swift", cfg.auth_url))?;
+        let session =
+            Session::connect(&cfg).await.with_context(|| format!("authenticating to {} for Swift", cfg.auth_url))?;
         let object = args.swift_object.clone().unwrap_or_else(|| format!("{}.json", site.gocdb));
-        let up = cloudinfo::publish::to_swift(&session, container, &object, &data)
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
+        let up = cloudinfo::publish::to_swift(&session, container, &object, &data).await.map_err(|e| anyhow!("{e}"))?;
         tracing::info!("published {} (etag {})", up.url, up.etag);
     }
     if args.output.is_none() && args.swift_container.is_none() {

@@ -20,9 +20,7 @@ pub struct InventoryArgs {
 
 pub async fn run(args: InventoryArgs) -> Result<ExitCode> {
     let config = CloudConfig::load(args.os_cloud.as_deref())?;
-    let session = Session::connect(&config)
-        .await
-        .with_context(|| format!("authenticating to {}", config.auth_url))?;
+    let session = Session::connect(&config).await.with_context(|| format!("authenticating to {}", config.auth_url))?;
     let inv = inventory::gather(&session).await.context("reading the site inventory")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&inv)?);
@@ -48,8 +46,7 @@ pub fn render(inv: &Inventory) -> String {
         inv.flavors,
         inv.images
     );
-    let statuses: Vec<String> =
-        inv.servers_by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    let statuses: Vec<String> = inv.servers_by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
     let _ = writeln!(out, "servers by status: {}", statuses.join(", "));
     let fips: Vec<String> = inv.floating_ips.iter().map(|(v, n)| format!("IPv{v} {n}")).collect();
     let _ = writeln!(out, "floating IPs: {}", if fips.is_empty() { "none".into() } else { fips.join(", ") });
@@ -61,7 +58,11 @@ pub fn render(inv: &Inventory) -> String {
     let without_vo = inv.projects.iter().filter(|p| p.vo.is_none()).count();
     let _ = writeln!(out, "projects without a VO property: {without_vo}");
     let shown = 20;
-    let _ = writeln!(out, "\n{:<34} {:<22} {:<24} {:>7} {:>7} {:>4}", "PROJECT", "NAME", "VO", "SERVERS", "VOLUMES", "FIPS");
+    let _ = writeln!(
+        out,
+        "\n{:<34} {:<22} {:<24} {:>7} {:>7} {:>4}",
+        "PROJECT", "NAME", "VO", "SERVERS", "VOLUMES", "FIPS"
+    );
     for p in inv.projects.iter().take(shown) {
         let vo = p.vo.as_ref().map(|(vo, _)| vo.as_str()).unwrap_or("-");
         let _ = writeln!(

@@ -2,10 +2,10 @@
 //! every subcommand can read.
 
 pub mod accounting;
+pub mod bench;
 pub mod central;
 pub mod check;
 pub mod config;
-pub mod bench;
 pub mod demo;
 pub mod images;
 pub mod info;
@@ -29,14 +29,8 @@ pub const EXIT_LOCKED: u8 = 75;
 
 /// The exit code of a command that failed with `e`: [`EXIT_LOCKED`] when a run lock was busy.
 pub fn error_exit_code(e: &anyhow::Error) -> std::process::ExitCode {
-    let busy = e
-        .chain()
-        .any(|c| matches!(c.downcast_ref::<ledger::LockError>(), Some(ledger::LockError::Busy { .. })));
-    if busy {
-        std::process::ExitCode::from(EXIT_LOCKED)
-    } else {
-        std::process::ExitCode::FAILURE
-    }
+    let busy = e.chain().any(|c| matches!(c.downcast_ref::<ledger::LockError>(), Some(ledger::LockError::Busy { .. })));
+    if busy { std::process::ExitCode::from(EXIT_LOCKED) } else { std::process::ExitCode::FAILURE }
 }
 
 static CONFIG_PATH: OnceLock<Option<PathBuf>> = OnceLock::new();

@@ -73,7 +73,11 @@ pub async fn run(args: ReceiveArgs) -> Result<ExitCode> {
 
 async fn receive(args: ReceiveArgs) -> Result<receiver::ReceiveReport> {
     let cfg = args.receiver_cfg.as_deref().map(ReceiverCfg::load).transpose()?;
-    let sub = args.subscription.clone().or(cfg.as_ref().map(|c| c.destination.clone())).context("no subscription: --subscription or [messaging] destination")?;
+    let sub = args
+        .subscription
+        .clone()
+        .or(cfg.as_ref().map(|c| c.destination.clone()))
+        .context("no subscription: --subscription or [messaging] destination")?;
     let mut ams = args.ams.clone();
     ams.cert = ams.cert.or(cfg.as_ref().and_then(|c| c.certificate.clone()));
     ams.key = ams.key.or(cfg.as_ref().and_then(|c| c.key.clone()));
@@ -82,7 +86,11 @@ async fn receive(args: ReceiveArgs) -> Result<receiver::ReceiveReport> {
         cfg.as_ref().map(|c| c.ams_project.as_str()),
         cfg.as_ref().and_then(|c| c.token.as_deref()),
     )?;
-    let capath = args.capath.clone().or(cfg.as_ref().and_then(|c| c.capath.clone())).context("no CA to verify signers: --capath or [certificates] capath")?;
+    let capath = args
+        .capath
+        .clone()
+        .or(cfg.as_ref().and_then(|c| c.capath.clone()))
+        .context("no CA to verify signers: --capath or [certificates] capath")?;
     let verifier = Verifier::new(&capath).with_context(|| format!("CAs {}", capath.display()))?;
     let decryptor = match (&ams.cert, &ams.key) {
         (Some(c), Some(k)) => Some(Signer::new(c, k)?),
@@ -100,7 +108,9 @@ async fn receive(args: ReceiveArgs) -> Result<receiver::ReceiveReport> {
         (None, q) => {
             let q = match q {
                 Some(q) => q.clone(),
-                None => cfg.as_ref().map(|c| c.path.clone()).context("no store: --queue, --records or [messaging] path")?,
+                None => {
+                    cfg.as_ref().map(|c| c.path.clone()).context("no store: --queue, --records or [messaging] path")?
+                }
             };
             let sink = Sink::queue(&q)?;
             (sink, receiver::lock_store(&q, true, wait)?)
@@ -112,7 +122,8 @@ async fn receive(args: ReceiveArgs) -> Result<receiver::ReceiveReport> {
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        receiver::receive_loop(&opts, &client, &verifier, decryptor.as_ref(), &mut sink, Duration::from_secs(1), stop).await?
+        receiver::receive_loop(&opts, &client, &verifier, decryptor.as_ref(), &mut sink, Duration::from_secs(1), stop)
+            .await?
     };
     println!("{}", report.summary());
     if let (true, Sink::Records(store)) = (args.summaries, &sink) {

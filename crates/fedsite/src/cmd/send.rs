@@ -50,11 +50,14 @@ pub struct AmsArgs {
 impl AmsArgs {
     /// The AMS client: flags over the configuration file's values.
     pub fn client(&self, host: Option<&str>, project: Option<&str>, cfg_token: Option<&str>) -> Result<AmsClient> {
-        let project = self.project.as_deref().or(project).context("no AMS project: --project or [messaging] ams_project")?;
+        let project =
+            self.project.as_deref().or(project).context("no AMS project: --project or [messaging] ams_project")?;
         let base = match (&self.ams_url, host) {
             (Some(u), _) => u.clone(),
             (None, Some(h)) => format!("https://{h}"),
-            (None, None) => bail!("no AMS address: --ams-url, --sender-cfg with [broker] host, or fedsite.toml [ams] host"),
+            (None, None) => {
+                bail!("no AMS address: --ams-url, --sender-cfg with [broker] host, or fedsite.toml [ams] host")
+            }
         };
         let auth = match self.token.as_deref().or(cfg_token) {
             Some(t) => Auth::Token(t.to_owned()),
@@ -175,8 +178,13 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
             tracing::info!("{}: {n}", c.file.display());
         }
     }
-    let spool = args.spool.clone().or(cfg.as_ref().map(|c| c.path.clone())).context("no spool: --spool or [messaging] path")?;
-    let topic = args.topic.clone().or(cfg.as_ref().map(|c| c.destination.clone())).context("no topic: --topic or [messaging] destination")?;
+    let spool =
+        args.spool.clone().or(cfg.as_ref().map(|c| c.path.clone())).context("no spool: --spool or [messaging] path")?;
+    let topic = args
+        .topic
+        .clone()
+        .or(cfg.as_ref().map(|c| c.destination.clone()))
+        .context("no topic: --topic or [messaging] destination")?;
     let mut opts = SenderOptions::new(&spool, &topic);
     opts.path_type = match &args.path_type {
         Some(p) => path_type(p)?,
@@ -202,8 +210,12 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
     }
     ams.cert = ams.cert.or(cfg.as_ref().and_then(|c| c.certificate.clone()));
     ams.key = ams.key.or(cfg.as_ref().and_then(|c| c.key.clone()));
-    let (cert, key) = (ams.cert.clone().context("signing needs --cert or [certificates] certificate")?, ams.key.clone().context("signing needs --key or [certificates] key")?);
-    let signer = Signer::new(&cert, &key).with_context(|| format!("host certificate {} / key {}", cert.display(), key.display()))?;
+    let (cert, key) = (
+        ams.cert.clone().context("signing needs --cert or [certificates] certificate")?,
+        ams.key.clone().context("signing needs --key or [certificates] key")?,
+    );
+    let signer = Signer::new(&cert, &key)
+        .with_context(|| format!("host certificate {} / key {}", cert.display(), key.display()))?;
     let server_cert = args.server_cert.clone().or(cfg.as_ref().and_then(|c| c.server_cert.clone()));
     let recipient = server_cert.as_deref().map(Recipient::from_pem_file).transpose()?;
 
@@ -221,7 +233,9 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
     // One send at a time per spool (docs/delivery.md); held until this function returns.
     let _lock = sender::lock_spool(&opts, Duration::from_secs(args.wait))?;
     let mut ledger = match ledger_path.as_deref() {
-        Some(p) if p.to_str().is_some_and(ledger::is_postgres_url) => Some(ledger::Ledger::open(p.to_str().expect("checked"))?),
+        Some(p) if p.to_str().is_some_and(ledger::is_postgres_url) => {
+            Some(ledger::Ledger::open(p.to_str().expect("checked"))?)
+        }
         Some(p) => Some(ledger::Ledger::open_sqlite(p)?),
         None => None,
     };
@@ -255,10 +269,21 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
             l.add_run_warning(run, "error", &format!("stopped, every element left in the spool: {why}"))?;
         }
         if report.deferred > 0 {
-            l.add_run_warning(run, "warn", &format!("{} messages deferred to the next run (retries exhausted)", report.deferred))?;
+            l.add_run_warning(
+                run,
+                "warn",
+                &format!("{} messages deferred to the next run (retries exhausted)", report.deferred),
+            )?;
         }
         if report.quarantined > 0 {
-            l.add_run_warning(run, "warn", &format!("{} messages quarantined ({} refused by the APEL loader's rules before sending)", report.quarantined, report.invalid))?;
+            l.add_run_warning(
+                run,
+                "warn",
+                &format!(
+                    "{} messages quarantined ({} refused by the APEL loader's rules before sending)",
+                    report.quarantined, report.invalid
+                ),
+            )?;
         }
         let outcome = if ok {
             ledger::RunOutcome::Succeeded
@@ -308,7 +333,12 @@ pub struct Delivery {
 /// (signatures checked against the sim CA, allowed DN = the sim client's) and returns APEL's
 /// cloud summaries. Print them with [`super::receive::print_summaries`].
 
-pub async fn deliver_via_sim(handle: &sim::SimHandle, spool: &Path, ledger: Option<&mut ledger::Ledger>, work: &Path) -> Result<Delivery> {
+pub async fn deliver_via_sim(
+    handle: &sim::SimHandle,
+    spool: &Path,
+    ledger: Option<&mut ledger::Ledger>,
+    work: &Path,
+) -> Result<Delivery> {
     let a = handle.ams().context("the simulated site runs without AMS (SimConfig.ams)")?;
     let signer = Signer::new(a.client_cert_path(), a.client_key_path())?;
     let sender_args = AmsArgs {

@@ -129,7 +129,12 @@ impl App {
         }
         metrics::api(&mut m, &runs.api);
         m.counter("fedsite_serve_cycles_total", "Extract/send cycles this process ran.", &[], runs.cycles as f64);
-        m.counter("fedsite_serve_failed_cycles_total", "Cycles with a failed or partial stage.", &[], runs.failed_cycles as f64);
+        m.counter(
+            "fedsite_serve_failed_cycles_total",
+            "Cycles with a failed or partial stage.",
+            &[],
+            runs.failed_cycles as f64,
+        );
         Ok(m.render())
     }
 }
@@ -137,7 +142,9 @@ impl App {
 async fn metrics_handler(State(app): State<Arc<App>>) -> impl IntoResponse {
     let rendered = tokio::task::spawn_blocking(move || app.metrics()).await;
     match rendered {
-        Ok(Ok(text)) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
+        Ok(Ok(text)) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+        }
         Ok(Err(e)) => {
             tracing::error!("metrics: {e:#}");
             (StatusCode::INTERNAL_SERVER_ERROR, format!("fedsite metrics: {e:#}\n")).into_response()
@@ -174,7 +181,8 @@ pub async fn run(mut args: ServeArgs) -> Result<std::process::ExitCode> {
         None => drop(crate::cmd::accounting::open_existing_ledger(&ledger_path)?),
     }
     let app = Arc::new(App { ledger: ledger_path.clone(), spool: args.spool.clone(), runs: Mutex::default() });
-    let listener = tokio::net::TcpListener::bind(args.metrics).await.with_context(|| format!("binding {}", args.metrics))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.metrics).await.with_context(|| format!("binding {}", args.metrics))?;
     let addr = listener.local_addr()?;
     println!("serving metrics on http://{addr}/metrics");
     let router = Router::new().route("/metrics", get(metrics_handler)).with_state(app.clone());

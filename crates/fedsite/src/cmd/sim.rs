@@ -99,10 +99,25 @@ impl AmsSimArgs {
     /// What a client needs, on stderr (and the sender.cfg, when asked for).
     pub fn print(&self, handle: &sim::SimHandle) -> Result<()> {
         if let Some(a) = handle.ams() {
-            eprintln!("AMS data API:      {}  (project {}, topic {}, subscription {})", a.url(), sim::ams::DEFAULT_PROJECT, sim::ams::DEFAULT_TOPIC, sim::ams::DEFAULT_SUBSCRIPTION);
-            eprintln!("AMS authn URL:     {}  (fedsite send --authn-url; the token exchange is {})", a.authn_url(), a.authx509_url("localhost"));
+            eprintln!(
+                "AMS data API:      {}  (project {}, topic {}, subscription {})",
+                a.url(),
+                sim::ams::DEFAULT_PROJECT,
+                sim::ams::DEFAULT_TOPIC,
+                sim::ams::DEFAULT_SUBSCRIPTION
+            );
+            eprintln!(
+                "AMS authn URL:     {}  (fedsite send --authn-url; the token exchange is {})",
+                a.authn_url(),
+                a.authx509_url("localhost")
+            );
             eprintln!("AMS CA:            {}", a.ca_pem_path().display());
-            eprintln!("client cert / key: {} / {}  ({})", a.client_cert_path().display(), a.client_key_path().display(), sim::ams::TEST_CLIENT_DN);
+            eprintln!(
+                "client cert / key: {} / {}  ({})",
+                a.client_cert_path().display(),
+                a.client_key_path().display(),
+                sim::ams::TEST_CLIENT_DN
+            );
             for user in ["sender", "receiver", "admin"] {
                 eprintln!("token {user:<9}  {}", a.token(user).unwrap_or_default());
             }
@@ -220,10 +235,9 @@ impl BehaviourArgs {
         let mut profiles: BTreeMap<Service, ServiceProfile> =
             Service::ALL.into_iter().map(|s| (s, base.clone())).collect();
         if let Some(path) = &self.profile_file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let table: BTreeMap<String, ServiceProfile> = toml::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let table: BTreeMap<String, ServiceProfile> =
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
             for (name, profile) in table {
                 let service = Service::parse(&name).with_context(|| {
                     format!(

@@ -89,7 +89,11 @@ fn resolve(a: &SpoolLocation) -> Result<Resolved> {
     let cfg = a.sender_cfg.as_deref().map(SenderCfg::load).transpose()?;
     // fedsite.toml's [spool] when there is no sender.cfg.
     let file = if cfg.is_none() { super::site_config()? } else { None };
-    let flags = siteconf::resolve::SpoolFlags { path: a.spool.as_deref(), path_type: a.path_type.as_deref(), quarantine: a.quarantine.as_deref() };
+    let flags = siteconf::resolve::SpoolFlags {
+        path: a.spool.as_deref(),
+        path_type: a.path_type.as_deref(),
+        quarantine: a.quarantine.as_deref(),
+    };
     let paths = siteconf::resolve::spool_paths(&flags, cfg.as_ref(), file.as_ref())?
         .context("no spool: --spool, --sender-cfg or --config fedsite.toml")?;
     Ok(Resolved { spool: paths.path, ty: paths.path_type, quarantine: paths.quarantine, file })
@@ -163,7 +167,11 @@ fn requeue(a: RequeueArgs) -> Result<ExitCode> {
         "{verb} {} element(s) into {}{}; {} left in the quarantine",
         r.requeued.len(),
         spool.display(),
-        if ledger.is_some() { format!(", {} ledger message(s) back to spooled", r.ledger_requeued) } else { String::new() },
+        if ledger.is_some() {
+            format!(", {} ledger message(s) back to spooled", r.ledger_requeued)
+        } else {
+            String::new()
+        },
         r.skipped.len()
     );
     Ok(if r.skipped.is_empty() && r.not_found.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -18,11 +18,7 @@ fn required_env(name: &str) -> String {
 /// The Python venv holding cASO, openstackclient, Keystone, Glance, dirq.
 pub fn venv() -> PathBuf {
     let v = PathBuf::from(required_env("FEDSITE_VENV"));
-    assert!(
-        v.join("bin/python").exists(),
-        "FEDSITE_VENV={} has no bin/python",
-        v.display()
-    );
+    assert!(v.join("bin/python").exists(), "FEDSITE_VENV={} has no bin/python", v.display());
     v
 }
 
@@ -33,16 +29,12 @@ pub fn venv_bin(name: &str) -> PathBuf {
 
 /// The real Keystone's v3 URL, e.g. `http://127.0.0.1:15000/v3`.
 pub fn real_keystone() -> String {
-    required_env("FEDSITE_REAL_KEYSTONE")
-        .trim_end_matches('/')
-        .to_string()
+    required_env("FEDSITE_REAL_KEYSTONE").trim_end_matches('/').to_string()
 }
 
 /// The real Glance's root URL, e.g. `http://127.0.0.1:19292`.
 pub fn real_glance() -> String {
-    required_env("FEDSITE_REAL_GLANCE")
-        .trim_end_matches('/')
-        .to_string()
+    required_env("FEDSITE_REAL_GLANCE").trim_end_matches('/').to_string()
 }
 
 /// Password of the real Keystone's `admin` (and of `contract-reader`).
@@ -57,12 +49,8 @@ pub const REAL_READER_PROJECT: &str = "contract";
 
 /// Starts the sim in-process with a built-in scenario.
 pub async fn start_sim_scenario(name: &str) -> sim::SimHandle {
-    let scenario = sim::scenario::builtin(name)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .generate();
-    sim::start(sim::SimConfig::new(scenario))
-        .await
-        .expect("starting the sim")
+    let scenario = sim::scenario::builtin(name).unwrap_or_else(|e| panic!("{e}")).generate();
+    sim::start(sim::SimConfig::new(scenario)).await.expect("starting the sim")
 }
 
 /// Starts the sim in-process with the `tiny` scenario.
@@ -75,15 +63,8 @@ pub async fn start_sim() -> sim::SimHandle {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}-{}-{nanos:x}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Writes a file holding secrets (clouds.yaml, caso.conf, sender.cfg with a
@@ -135,11 +116,7 @@ pub async fn run_venv(
     timeout: Duration,
 ) -> Output {
     let venv = venv();
-    let path = format!(
-        "{}:{}",
-        venv.join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
     let mut cmd = tokio::process::Command::new(venv.join("bin").join(program));
     cmd.args(args)
         .env("PATH", path)
@@ -157,9 +134,7 @@ pub async fn run_venv(
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {program}: {e}"));
     let out = tokio::time::timeout(timeout, child.wait_with_output())
         .await
         .unwrap_or_else(|_| panic!("{program} {args:?} did not finish within {timeout:?}"))
@@ -247,30 +222,13 @@ pub async fn run_caso(sim: &sim::SimHandle, run: &CasoRun<'_>) -> CasoOutput {
         ),
     );
     let conf_s = conf.to_str().unwrap().to_string();
-    let mut args = vec![
-        "--config-file",
-        &conf_s,
-        "--extract-from",
-        run.from,
-        "--extract-to",
-        run.to,
-    ];
+    let mut args = vec!["--config-file", &conf_s, "--extract-from", run.from, "--extract-to", run.to];
     if let Some(p) = run.projects {
         args.extend(["--projects", p]);
     }
-    let out = run_venv(
-        "caso-extract",
-        &args,
-        &[],
-        Some(work),
-        Duration::from_secs(300),
-    )
-    .await;
+    let out = run_venv("caso-extract", &args, &[], Some(work), Duration::from_secs(300)).await;
     out.assert_success("caso-extract");
-    CasoOutput {
-        dir,
-        log: out.stderr,
-    }
+    CasoOutput { dir, log: out.stderr }
 }
 
 /// `fedsite sim` running as a child process; killed when dropped.
@@ -301,9 +259,7 @@ impl SimProcess {
         let mut clouds = 0;
         while clouds < 2 {
             match lines.next() {
-                Some(Ok(line)) if line.trim_start().starts_with("identity_api_version:") => {
-                    clouds += 1
-                }
+                Some(Ok(line)) if line.trim_start().starts_with("identity_api_version:") => clouds += 1,
                 Some(Ok(_)) => {}
                 _ => {
                     let _ = child.kill();
@@ -311,11 +267,7 @@ impl SimProcess {
                 }
             }
         }
-        assert!(
-            clouds_yaml.exists(),
-            "fedsite sim did not write {}",
-            clouds_yaml.display()
-        );
+        assert!(clouds_yaml.exists(), "fedsite sim did not write {}", clouds_yaml.display());
         SimProcess { child, clouds_yaml }
     }
 }
@@ -347,20 +299,14 @@ impl Rng {
 /// A numeric test knob from the environment (e.g. the full crash-run count).
 pub fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Ok(v) if !v.is_empty() => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
         _ => default,
     }
 }
 
 /// Waits for `child`, killing it and failing the test when it takes longer than `timeout`
 /// (`what` names it in the failure).
-pub fn wait_child(
-    child: &mut std::process::Child,
-    what: &str,
-    timeout: Duration,
-) -> std::process::ExitStatus {
+pub fn wait_child(child: &mut std::process::Child, what: &str, timeout: Duration) -> std::process::ExitStatus {
     let start = std::time::Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -32,7 +32,13 @@ fn name(entries: &[(&str, &str)]) -> openssl::x509::X509Name {
     n.build()
 }
 
-fn build(subject: &openssl::x509::X509Name, key: &PKey<Private>, serial: u32, is_ca: bool, issuer: Option<(&X509, &PKey<Private>)>) -> X509 {
+fn build(
+    subject: &openssl::x509::X509Name,
+    key: &PKey<Private>,
+    serial: u32,
+    is_ca: bool,
+    issuer: Option<(&X509, &PKey<Private>)>,
+) -> X509 {
     let mut b = X509::builder().unwrap();
     b.set_version(2).unwrap();
     b.set_serial_number(&BigNum::from_u32(serial).unwrap().to_asn1_integer().unwrap()).unwrap();
@@ -68,7 +74,13 @@ impl Pki {
     pub fn signer(&mut self, cn: &str) -> (String, smime::Signer) {
         let k = key();
         self.serial += 1;
-        let cert = build(&name(&[("DC", "org"), ("DC", "test"), ("O", "Hosts"), ("CN", cn)]), &k, self.serial, false, Some((&self.ca, &self.ca_key)));
+        let cert = build(
+            &name(&[("DC", "org"), ("DC", "test"), ("O", "Hosts"), ("CN", cn)]),
+            &k,
+            self.serial,
+            false,
+            Some((&self.ca, &self.ca_key)),
+        );
         let cp = self.dir.join(format!("{cn}.pem"));
         let kp = self.dir.join(format!("{cn}.key"));
         std::fs::write(&cp, cert.to_pem().unwrap()).unwrap();

@@ -73,21 +73,13 @@ impl PgDb {
             "ledger_test_{}_{}_{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
         );
-        admin()
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        let mut url = url::Url::parse(&admin_url)
-            .unwrap_or_else(|e| panic!("{PG_ENV} must be a postgresql:// URL: {e}"));
+        admin().batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let mut url =
+            url::Url::parse(&admin_url).unwrap_or_else(|e| panic!("{PG_ENV} must be a postgresql:// URL: {e}"));
         url.set_path(&format!("/{name}"));
-        PgDb {
-            name,
-            url: url.to_string(),
-        }
+        PgDb { name, url: url.to_string() }
     }
 
     /// A raw connection to this database.
@@ -99,10 +91,7 @@ impl PgDb {
 impl Drop for PgDb {
     fn drop(&mut self) {
         if let Ok(mut c) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
-            let _ = c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
         }
     }
 }

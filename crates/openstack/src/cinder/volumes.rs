@@ -86,17 +86,10 @@ impl ListVolumes {
             .opt("project_id", self.project_id.as_ref())
             .opt("status", self.status.as_ref())
             .opt("name", self.name.as_ref())
-            .opt(
-                "updated_at",
-                self.updated_since
-                    .as_ref()
-                    .map(|t| format!("gte:{}", time::format_z(t))),
-            )
+            .opt("updated_at", self.updated_since.as_ref().map(|t| format!("gte:{}", time::format_z(t))))
             .opt("limit", self.limit)
             .opt("marker", self.marker.as_ref());
-        let call = Call::get(Service::Volume, "/volumes/detail", "/volumes/detail")
-            .query(q.into_vec())
-            .versioned();
+        let call = Call::get(Service::Volume, "/volumes/detail", "/volumes/detail").query(q.into_vec()).versioned();
         Pager::new(call, "/volumes", Next::Links("volumes_links"))
     }
     pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<Volume>> {
@@ -113,8 +106,6 @@ pub async fn get(s: &Session, id: &str) -> Result<Volume> {
     struct W {
         volume: Volume,
     }
-    let w: W = s
-        .json(Call::get(Service::Volume, "/volumes/{id}", format!("/volumes/{id}")).versioned())
-        .await?;
+    let w: W = s.json(Call::get(Service::Volume, "/volumes/{id}", format!("/volumes/{id}")).versioned()).await?;
     Ok(w.volume)
 }

@@ -119,20 +119,10 @@ impl ListImages {
 
 /// `GET /v2/images/{id}`.
 pub async fn get(s: &Session, id: &str) -> Result<Image> {
-    s.json(Call::get(
-        Service::Image,
-        "/images/{id}",
-        format!("/images/{id}"),
-    ))
-    .await
+    s.json(Call::get(Service::Image, "/images/{id}", format!("/images/{id}"))).await
 }
 
 /// `GET /v2/schemas/image` (JSON Schema of an image).
 pub async fn schema(s: &Session) -> Result<Value> {
-    s.json(Call::get(
-        Service::Image,
-        "/schemas/image",
-        "/schemas/image",
-    ))
-    .await
+    s.json(Call::get(Service::Image, "/schemas/image", "/schemas/image")).await
 }

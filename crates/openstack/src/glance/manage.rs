@@ -57,9 +57,7 @@ impl CreateImage {
     }
 
     pub async fn create(&self, s: &Session) -> Result<Image> {
-        let resp = s
-            .send(Call::new(Service::Image, Method::POST, "/images", "/images").json(self.body()))
-            .await?;
+        let resp = s.send(Call::new(Service::Image, Method::POST, "/images", "/images").json(self.body())).await?;
         resp.json()
     }
 }

@@ -24,9 +24,8 @@ struct Members {
 
 /// `GET /v2/images/{id}/members`.
 pub async fn list(s: &Session, image_id: &str) -> Result<Vec<Member>> {
-    let m: Members = s
-        .json(Call::get(Service::Image, "/images/{id}/members", format!("/images/{image_id}/members")))
-        .await?;
+    let m: Members =
+        s.json(Call::get(Service::Image, "/images/{id}/members", format!("/images/{image_id}/members"))).await?;
     Ok(m.members)
 }
 

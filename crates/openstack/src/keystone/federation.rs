@@ -64,7 +64,8 @@ pub async fn get_identity_provider(s: &Session, id: &str) -> Result<Option<Ident
     struct W {
         identity_provider: IdentityProvider,
     }
-    let c = Call::get(Service::Identity, "/OS-FEDERATION/identity_providers/{id}", format!("{F}/identity_providers/{id}"));
+    let c =
+        Call::get(Service::Identity, "/OS-FEDERATION/identity_providers/{id}", format!("{F}/identity_providers/{id}"));
     match s.json::<W>(c).await {
         Ok(w) => Ok(Some(w.identity_provider)),
         Err(e) if e.is_not_found() => Ok(None),
@@ -118,7 +119,8 @@ pub async fn get_mapping(s: &Session, id: &str) -> Result<Option<Mapping>> {
     struct W {
         mapping: Mapping,
     }
-    match s.json::<W>(Call::get(Service::Identity, "/OS-FEDERATION/mappings/{id}", format!("{F}/mappings/{id}"))).await {
+    match s.json::<W>(Call::get(Service::Identity, "/OS-FEDERATION/mappings/{id}", format!("{F}/mappings/{id}"))).await
+    {
         Ok(w) => Ok(Some(w.mapping)),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),

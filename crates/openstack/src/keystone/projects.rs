@@ -68,10 +68,7 @@ fn tags(v: &[String]) -> Option<String> {
 impl ListProjects {
     /// Projects with all of `tags`.
     pub fn tagged(tag: impl Into<String>) -> Self {
-        ListProjects {
-            tags: vec![tag.into()],
-            ..Default::default()
-        }
+        ListProjects { tags: vec![tag.into()], ..Default::default() }
     }
     fn pager(&self) -> Pager {
         let q = Query::new()
@@ -84,11 +81,7 @@ impl ListProjects {
             .opt("tags-any", tags(&self.tags_any))
             .opt("not-tags", tags(&self.not_tags))
             .opt("not-tags-any", tags(&self.not_tags_any));
-        Pager::new(
-            Call::get(Service::Identity, "/projects", "/projects").query(q.into_vec()),
-            "/projects",
-            Next::None,
-        )
+        Pager::new(Call::get(Service::Identity, "/projects", "/projects").query(q.into_vec()), "/projects", Next::None)
     }
     pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<Project>> {
         self.pager().items(s)
@@ -104,23 +97,13 @@ pub async fn get(s: &Session, id: &str) -> Result<Project> {
     struct W {
         project: Project,
     }
-    let w: W = s
-        .json(Call::get(
-            Service::Identity,
-            "/projects/{id}",
-            format!("/projects/{id}"),
-        ))
-        .await?;
+    let w: W = s.json(Call::get(Service::Identity, "/projects/{id}", format!("/projects/{id}"))).await?;
     Ok(w.project)
 }
 
 /// `GET /v3/auth/projects`: the projects the token's user can scope to.
 pub async fn list_for_token(s: &Session) -> Result<Vec<Project>> {
-    Pager::new(
-        Call::get(Service::Identity, "/auth/projects", "/auth/projects"),
-        "/projects",
-        Next::None,
-    )
-    .collect(s)
-    .await
+    Pager::new(Call::get(Service::Identity, "/auth/projects", "/auth/projects"), "/projects", Next::None)
+        .collect(s)
+        .await
 }

@@ -58,8 +58,7 @@ impl ListRoleAssignments {
             .flag("include_names", self.include_names, "true")
             .flag("include_subtree", self.include_subtree, "true");
         Pager::new(
-            Call::get(Service::Identity, "/role_assignments", "/role_assignments")
-                .query(q.into_vec()),
+            Call::get(Service::Identity, "/role_assignments", "/role_assignments").query(q.into_vec()),
             "/role_assignments",
             Next::None,
         )

@@ -45,11 +45,7 @@ impl ListUsers {
             .opt("name", self.name.as_ref())
             .opt("enabled", self.enabled)
             .opt("idp_id", self.idp_id.as_ref());
-        Pager::new(
-            Call::get(Service::Identity, "/users", "/users").query(q.into_vec()),
-            "/users",
-            Next::None,
-        )
+        Pager::new(Call::get(Service::Identity, "/users", "/users").query(q.into_vec()), "/users", Next::None)
     }
     pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<User>> {
         self.pager().items(s)
@@ -65,12 +61,6 @@ pub async fn get(s: &Session, id: &str) -> Result<User> {
     struct W {
         user: User,
     }
-    let w: W = s
-        .json(Call::get(
-            Service::Identity,
-            "/users/{id}",
-            format!("/users/{id}"),
-        ))
-        .await?;
+    let w: W = s.json(Call::get(Service::Identity, "/users/{id}", format!("/users/{id}"))).await?;
     Ok(w.user)
 }

@@ -44,11 +44,7 @@ pub struct FloatingIp {
 impl FloatingIp {
     /// 4 or 6, from the address.
     pub fn ip_version(&self) -> u8 {
-        if self.floating_ip_address.contains(':') {
-            6
-        } else {
-            4
-        }
+        if self.floating_ip_address.contains(':') { 6 } else { 4 }
     }
 }
 

@@ -56,23 +56,14 @@ pub struct ListInstanceActions {
 
 impl ListInstanceActions {
     pub fn new(server_id: impl Into<String>) -> Self {
-        ListInstanceActions {
-            server_id: server_id.into(),
-            ..Default::default()
-        }
+        ListInstanceActions { server_id: server_id.into(), ..Default::default() }
     }
     fn pager(&self) -> Pager {
         let q = Query::new()
             .opt("limit", self.limit)
             .opt("marker", self.marker.as_ref())
-            .opt(
-                "changes-since",
-                self.changes_since.as_ref().map(time::format_z),
-            )
-            .opt(
-                "changes-before",
-                self.changes_before.as_ref().map(time::format_z),
-            );
+            .opt("changes-since", self.changes_since.as_ref().map(time::format_z))
+            .opt("changes-before", self.changes_before.as_ref().map(time::format_z));
         let call = Call::get(
             Service::Compute,
             "/servers/{id}/os-instance-actions",

@@ -75,9 +75,7 @@ impl ListFlavors {
             .opt("minRam", self.min_ram)
             .opt("limit", self.limit)
             .opt("marker", self.marker.as_ref());
-        let call = Call::get(Service::Compute, "/flavors/detail", "/flavors/detail")
-            .query(q.into_vec())
-            .versioned();
+        let call = Call::get(Service::Compute, "/flavors/detail", "/flavors/detail").query(q.into_vec()).versioned();
         Pager::new(call, "/flavors", Next::Links("flavors_links"))
     }
     pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<Flavor>> {
@@ -94,9 +92,7 @@ pub async fn get(s: &Session, id: &str) -> Result<Flavor> {
     struct W {
         flavor: Flavor,
     }
-    let w: W = s
-        .json(Call::get(Service::Compute, "/flavors/{id}", format!("/flavors/{id}")).versioned())
-        .await?;
+    let w: W = s.json(Call::get(Service::Compute, "/flavors/{id}", format!("/flavors/{id}")).versioned()).await?;
     Ok(w.flavor)
 }
 
@@ -106,22 +102,12 @@ pub async fn extra_specs(s: &Session, flavor_id: &str) -> Result<BTreeMap<String
     struct W {
         extra_specs: BTreeMap<String, Value>,
     }
-    let call = Call::get(
-        Service::Compute,
-        "/flavors/{id}/os-extra_specs",
-        format!("/flavors/{flavor_id}/os-extra_specs"),
-    )
-    .versioned();
+    let call =
+        Call::get(Service::Compute, "/flavors/{id}/os-extra_specs", format!("/flavors/{flavor_id}/os-extra_specs"))
+            .versioned();
     let w: W = s.json(call).await?;
     Ok(w.extra_specs
         .into_iter()
-        .map(|(k, v)| {
-            (
-                k,
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string()),
-            )
-        })
+        .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
         .collect())
 }

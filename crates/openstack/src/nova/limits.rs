@@ -45,14 +45,7 @@ pub async fn quota_set(s: &Session, project_id: &str) -> Result<QuotaSet> {
         quota_set: QuotaSet,
     }
     let w: W = s
-        .json(
-            Call::get(
-                Service::Compute,
-                "/os-quota-sets/{id}",
-                format!("/os-quota-sets/{project_id}"),
-            )
-            .versioned(),
-        )
+        .json(Call::get(Service::Compute, "/os-quota-sets/{id}", format!("/os-quota-sets/{project_id}")).versioned())
         .await?;
     Ok(w.quota_set)
 }
@@ -63,12 +56,8 @@ pub async fn quota_detail(s: &Session, project_id: &str) -> Result<BTreeMap<Stri
     struct W {
         quota_set: Map<String, Value>,
     }
-    let call = Call::get(
-        Service::Compute,
-        "/os-quota-sets/{id}/detail",
-        format!("/os-quota-sets/{project_id}/detail"),
-    )
-    .versioned();
+    let call = Call::get(Service::Compute, "/os-quota-sets/{id}/detail", format!("/os-quota-sets/{project_id}/detail"))
+        .versioned();
     let w: W = s.json(call).await?;
     Ok(w.quota_set
         .into_iter()
@@ -106,12 +95,6 @@ pub async fn limits(s: &Session, project_id: Option<&str>) -> Result<AbsoluteLim
         absolute: AbsoluteLimits,
     }
     let q = Query::new().opt("tenant_id", project_id);
-    let w: W = s
-        .json(
-            Call::get(Service::Compute, "/limits", "/limits")
-                .query(q.into_vec())
-                .versioned(),
-        )
-        .await?;
+    let w: W = s.json(Call::get(Service::Compute, "/limits", "/limits").query(q.into_vec()).versioned()).await?;
     Ok(w.limits.absolute)
 }

@@ -30,17 +30,9 @@ pub struct Server {
     pub created: DateTime<Utc>,
     #[serde(default, deserialize_with = "time::de_opt")]
     pub updated: Option<DateTime<Utc>>,
-    #[serde(
-        rename = "OS-SRV-USG:launched_at",
-        default,
-        deserialize_with = "time::de_opt"
-    )]
+    #[serde(rename = "OS-SRV-USG:launched_at", default, deserialize_with = "time::de_opt")]
     pub launched_at: Option<DateTime<Utc>>,
-    #[serde(
-        rename = "OS-SRV-USG:terminated_at",
-        default,
-        deserialize_with = "time::de_opt"
-    )]
+    #[serde(rename = "OS-SRV-USG:terminated_at", default, deserialize_with = "time::de_opt")]
     pub terminated_at: Option<DateTime<Utc>>,
     /// `{"id"}` before 2.47, the embedded flavor from 2.47.
     #[serde(default)]
@@ -78,10 +70,7 @@ pub struct Server {
 impl Server {
     /// Addresses of `OS-EXT-IPS:type == "floating"`.
     pub fn floating_ips(&self) -> impl Iterator<Item = &Address> {
-        self.addresses
-            .values()
-            .flatten()
-            .filter(|a| a.ip_type.as_deref() == Some("floating"))
+        self.addresses.values().flatten().filter(|a| a.ip_type.as_deref() == Some("floating"))
     }
 }
 
@@ -117,10 +106,7 @@ pub struct ImageRef {
 
 fn de_image<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ImageRef>, D::Error> {
     Ok(match Value::deserialize(d)? {
-        Value::Object(m) => m
-            .get("id")
-            .and_then(Value::as_str)
-            .map(|id| ImageRef { id: id.to_string() }),
+        Value::Object(m) => m.get("id").and_then(Value::as_str).map(|id| ImageRef { id: id.to_string() }),
         _ => None,
     })
 }
@@ -163,23 +149,15 @@ impl ListServers {
             .flag("all_tenants", self.all_tenants, "1")
             .opt("project_id", self.project_id.as_ref())
             .opt("user_id", self.user_id.as_ref())
-            .opt(
-                "changes-since",
-                self.changes_since.as_ref().map(time::format_z),
-            )
-            .opt(
-                "changes-before",
-                self.changes_before.as_ref().map(time::format_z),
-            )
+            .opt("changes-since", self.changes_since.as_ref().map(time::format_z))
+            .opt("changes-before", self.changes_before.as_ref().map(time::format_z))
             .opt("deleted", self.deleted)
             .opt("status", self.status.as_ref())
             .opt("name", self.name.as_ref())
             .opt("host", self.host.as_ref())
             .opt("limit", self.limit)
             .opt("marker", self.marker.as_ref());
-        let call = Call::get(Service::Compute, "/servers/detail", "/servers/detail")
-            .query(q.into_vec())
-            .versioned();
+        let call = Call::get(Service::Compute, "/servers/detail", "/servers/detail").query(q.into_vec()).versioned();
         Pager::new(call, "/servers", Next::Links("servers_links"))
     }
     pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<Server>> {
@@ -196,8 +174,6 @@ pub async fn get(s: &Session, id: &str) -> Result<Server> {
     struct W {
         server: Server,
     }
-    let w: W = s
-        .json(Call::get(Service::Compute, "/servers/{id}", format!("/servers/{id}")).versioned())
-        .await?;
+    let w: W = s.json(Call::get(Service::Compute, "/servers/{id}", format!("/servers/{id}")).versioned()).await?;
     Ok(w.server)
 }

@@ -81,11 +81,7 @@ pub struct ServerUsage {
 
 fn decode(v: Value, what: &str) -> Result<TenantUsage> {
     serde_json::from_value(v).map_err(|e| Error::Decode {
-        request: RequestInfo {
-            service: "compute".into(),
-            method: "GET".into(),
-            url: what.into(),
-        },
+        request: RequestInfo { service: "compute".into(), method: "GET".into(), url: what.into() },
         message: e.to_string(),
     })
 }
@@ -114,18 +110,10 @@ impl GetTenantUsage {
         )
         .query(q.into_vec())
         .versioned();
-        let mut pages = Pager::new(
-            call,
-            "/tenant_usage/server_usages",
-            Next::Links("tenant_usage_links"),
-        )
-        .pages(s);
+        let mut pages = Pager::new(call, "/tenant_usage/server_usages", Next::Links("tenant_usage_links")).pages(s);
         let mut total = TenantUsage::default();
         while let Some(mut page) = pages.try_next().await? {
-            let tu = page
-                .get_mut("tenant_usage")
-                .map(Value::take)
-                .unwrap_or(Value::Null);
+            let tu = page.get_mut("tenant_usage").map(Value::take).unwrap_or(Value::Null);
             if tu.is_object() {
                 total.absorb(decode(tu, "/os-simple-tenant-usage/{id}")?);
             }
@@ -157,13 +145,9 @@ impl ListTenantUsages {
             .set("start", time::format_naive(&self.start))
             .set("end", time::format_naive(&self.end))
             .opt("limit", self.limit);
-        let call = Call::get(
-            Service::Compute,
-            "/os-simple-tenant-usage",
-            "/os-simple-tenant-usage",
-        )
-        .query(q.into_vec())
-        .versioned();
+        let call = Call::get(Service::Compute, "/os-simple-tenant-usage", "/os-simple-tenant-usage")
+            .query(q.into_vec())
+            .versioned();
         Pager::new(call, "/tenant_usages", Next::Links("tenant_usages_links"))
             .pages(s)
             .map_ok(|mut page| {

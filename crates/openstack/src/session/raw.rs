@@ -138,13 +138,9 @@ impl Session {
                 let status = resp.status().as_u16();
                 let headers = resp.headers().clone();
                 match resp.bytes().await {
-                    Ok(b) if status < 400 => Ok(Response {
-                        status,
-                        headers,
-                        body: b.to_vec(),
-                        microversion: None,
-                        request: request.clone(),
-                    }),
+                    Ok(b) if status < 400 => {
+                        Ok(Response { status, headers, body: b.to_vec(), microversion: None, request: request.clone() })
+                    }
                     Ok(b) => Err(Error::Api {
                         request: request.clone(),
                         status,

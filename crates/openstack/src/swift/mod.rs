@@ -64,28 +64,21 @@ impl ObjectStore {
                 service: "object-store".into(),
                 interface: want.as_str().into(),
                 region: region.map(|r| format!(" in region {r}")).unwrap_or_default(),
-                available: token
-                    .catalog
-                    .0
-                    .iter()
-                    .map(|e| e.service_type.clone())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                available: token.catalog.0.iter().map(|e| e.service_type.clone()).collect::<Vec<_>>().join(", "),
             });
         };
         let mut b = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
         if let Some(ca) = &cfg.cacert {
             let label = format!("{} (cacert {})", cfg.source, ca.display());
             let pem = std::fs::read(ca).map_err(|e| ConfigError::new(&label, e.to_string()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::new(&label, e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::new(&label, e.to_string()))?;
             b = b.tls_certs_only(certs);
         }
         if cfg.insecure {
             b = b.danger_accept_invalid_certs(true);
         }
-        let http = b
-            .build()
-            .map_err(|e| ConfigError::new(&cfg.source, format!("building the HTTP client: {e}")))?;
+        let http = b.build().map_err(|e| ConfigError::new(&cfg.source, format!("building the HTTP client: {e}")))?;
         Ok(ObjectStore {
             session: session.clone(),
             http,
@@ -151,9 +144,7 @@ impl ObjectStore {
     /// `PUT /v1/{account}/{container}/{object}` with an `ETag` Swift checks;
     /// returns the ETag Swift answered.
     pub async fn put_object(&self, container: &str, object: &str, data: Vec<u8>, content_type: &str) -> Result<String> {
-        let (_, h, _) = self
-            .request(Method::PUT, &format!("{container}/{object}"), Some((data, content_type)))
-            .await?;
+        let (_, h, _) = self.request(Method::PUT, &format!("{container}/{object}"), Some((data, content_type))).await?;
         Ok(h.get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().trim_matches('"').to_string())
     }
 

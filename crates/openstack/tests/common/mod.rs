@@ -10,9 +10,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use chrono::Utc;
-use openstack::{
-    CloudConfig, Credentials, Interface, RetryPolicy, Scope, Secret, Session, UserRef,
-};
+use openstack::{CloudConfig, Credentials, Interface, RetryPolicy, Scope, Secret, Session, UserRef};
 use serde_json::{Value, json};
 
 pub const PID: &str = "0b9f3b2a1c8d4e6f9a0b1c2d3e4f5a6b";
@@ -29,15 +27,10 @@ pub struct Req {
 
 impl Req {
     pub fn header(&self, k: &str) -> Option<String> {
-        self.headers
-            .get(k)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+        self.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string)
     }
     pub fn param(&self, k: &str) -> Option<String> {
-        url::form_urlencoded::parse(self.query.as_bytes())
-            .find(|(a, _)| a == k)
-            .map(|(_, v)| v.into_owned())
+        url::form_urlencoded::parse(self.query.as_bytes()).find(|(a, _)| a == k).map(|(_, v)| v.into_owned())
     }
     pub fn is(&self, method: &str, path: &str) -> bool {
         self.method == method && self.path == path
@@ -52,18 +45,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: u16, v: Value) -> Reply {
-        Reply {
-            status,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: v.to_string(),
-        }
+        Reply { status, headers: vec![("content-type".into(), "application/json".into())], body: v.to_string() }
     }
     pub fn text(status: u16, t: &str) -> Reply {
-        Reply {
-            status,
-            headers: vec![("content-type".into(), "text/html".into())],
-            body: t.into(),
-        }
+        Reply { status, headers: vec![("content-type".into(), "text/html".into())], body: t.into() }
     }
     pub fn header(mut self, k: &str, v: &str) -> Reply {
         self.headers.push((k.into(), v.into()));
@@ -81,10 +66,7 @@ impl Mock {
         self.log.lock().unwrap().clone()
     }
     pub fn count(&self, method: &str, path: &str) -> usize {
-        self.requests()
-            .iter()
-            .filter(|r| r.is(method, path))
-            .count()
+        self.requests().iter().filter(|r| r.is(method, path)).count()
     }
     pub fn auth_url(&self) -> String {
         format!("{}/identity/v3", self.base)
@@ -98,31 +80,26 @@ pub async fn mock(f: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Mock {
     let log: Arc<Mutex<Vec<Req>>> = Arc::default();
     let f = Arc::new(f);
     let (l2, b2) = (log.clone(), base.clone());
-    let app = axum::Router::new().fallback(
-        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let (log, f, base) = (l2.clone(), f.clone(), b2.clone());
-            async move {
-                let req = Req {
-                    method: method.to_string(),
-                    path: uri.path().to_string(),
-                    query: uri.query().unwrap_or("").to_string(),
-                    headers,
-                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                    base,
-                };
-                log.lock().unwrap().push(req.clone());
-                let r = f(&req);
-                let mut h = HeaderMap::new();
-                for (k, v) in &r.headers {
-                    h.insert(
-                        axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                        v.parse().unwrap(),
-                    );
-                }
-                (StatusCode::from_u16(r.status).unwrap(), h, r.body).into_response()
+    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+        let (log, f, base) = (l2.clone(), f.clone(), b2.clone());
+        async move {
+            let req = Req {
+                method: method.to_string(),
+                path: uri.path().to_string(),
+                query: uri.query().unwrap_or("").to_string(),
+                headers,
+                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                base,
+            };
+            log.lock().unwrap().push(req.clone());
+            let r = f(&req);
+            let mut h = HeaderMap::new();
+            for (k, v) in &r.headers {
+                h.insert(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
             }
-        },
-    );
+            (StatusCode::from_u16(r.status).unwrap(), h, r.body).into_response()
+        }
+    });
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
@@ -157,11 +134,8 @@ pub fn token_reply(req: &Req, token: &str, expires_in_secs: i64) -> Reply {
         "roles": [{"id": "r1", "name": "reader"}],
     });
     let pid = scope["project"]["id"].as_str().unwrap_or(PID).to_string();
-    if scope.get("project").is_some()
-        || req.body["auth"]["identity"]["methods"][0] == "application_credential"
-    {
-        t["project"] =
-            json!({"id": pid, "name": "demo", "domain": {"id": "default", "name": "Default"}});
+    if scope.get("project").is_some() || req.body["auth"]["identity"]["methods"][0] == "application_credential" {
+        t["project"] = json!({"id": pid, "name": "demo", "domain": {"id": "default", "name": "Default"}});
         t["catalog"] = catalog(&req.base, &pid);
     } else if scope.get("system").is_some() {
         t["system"] = json!({"all": true});
@@ -197,10 +171,7 @@ pub fn config(auth_url: &str, scope: Scope) -> CloudConfig {
         source: "test".into(),
         auth_url: auth_url.into(),
         credentials: Credentials::Password {
-            user: UserRef::Name {
-                name: "admin".into(),
-                domain: openstack::DomainRef::Name("Default".into()),
-            },
+            user: UserRef::Name { name: "admin".into(), domain: openstack::DomainRef::Name("Default".into()) },
             password: Secret::new("s3cret-pw"),
         },
         scope,
@@ -212,11 +183,7 @@ pub fn config(auth_url: &str, scope: Scope) -> CloudConfig {
 }
 
 pub async fn session(m: &Mock) -> Session {
-    Session::builder(config(&m.auth_url(), Scope::project_id(PID)))
-        .retry(fast_retry())
-        .connect()
-        .await
-        .unwrap()
+    Session::builder(config(&m.auth_url(), Scope::project_id(PID))).retry(fast_retry()).connect().await.unwrap()
 }
 
 /// Nova/Cinder version documents: compute max 2.90, volume max 3.70.

@@ -239,10 +239,7 @@ async fn topic_delete((State(st), Path((project, name)), headers, RawQuery(q)): 
     ok_empty()
 }
 
-async fn topic_post(
-    (State(st), Path((project, name)), headers, RawQuery(q)): Args,
-    body: Bytes,
-) -> AmsResult {
+async fn topic_post((State(st), Path((project, name)), headers, RawQuery(q)): Args, body: Bytes) -> AmsResult {
     let (name, op) = split_op(&name);
     match op {
         Some("publish") => publish(&st, &headers, &q, &project, name, &body),
@@ -349,11 +346,7 @@ fn publish(
     // One by one, as AMS does: a failure leaves the earlier ones published.
     for (attributes, data) in msgs {
         if data.len() > st.max_message_bytes {
-            result = Err(AmsError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Message size is too large",
-                "INVALID_ARGUMENT",
-            ));
+            result = Err(AmsError::new(StatusCode::PAYLOAD_TOO_LARGE, "Message size is too large", "INVALID_ARGUMENT"));
             break;
         }
         let offset = t.messages.len() as u64;
@@ -439,8 +432,9 @@ async fn sub_put((State(st), Path((project, name)), headers, RawQuery(q)): Args,
     let full_topic = go_string(v.get("topic")).map_err(|_| AmsError::invalid_args("Subscription"))?;
     let ack = match v.get("ackDeadlineSeconds") {
         None | Some(Value::Null) => 0,
-        Some(n) => n.as_u64().filter(|n| *n <= u32::MAX as u64).ok_or_else(|| AmsError::invalid_args("Subscription"))?
-            as u32,
+        Some(n) => {
+            n.as_u64().filter(|n| *n <= u32::MAX as u64).ok_or_else(|| AmsError::invalid_args("Subscription"))? as u32
+        }
     };
     let parts: Vec<&str> = full_topic.split('/').collect();
     if parts.len() != 4 || (parts[0] != "projects" && parts[2] != "topics") {
@@ -668,7 +662,8 @@ fn acknowledge(
         .ok_or_else(|| AmsError::not_found("Subscription"))?;
     let invalid = || AmsError::invalid_data("Invalid ack id");
     let ids = ids.ok_or_else(invalid)?;
-    let offsets = ids.iter().map(|id| ack_offset(project, sub, id)).collect::<Option<Vec<u64>>>().ok_or_else(invalid)?;
+    let offsets =
+        ids.iter().map(|id| ack_offset(project, sub, id)).collect::<Option<Vec<u64>>>().ok_or_else(invalid)?;
     let off = offsets.into_iter().max().ok_or_else(invalid)? + 1;
     if s.next_offset == 0 {
         return Err(AmsError::internal("no ack pending"));

@@ -51,8 +51,7 @@ async fn auth_x509(
     let Some(subject) = cert_subject(&der) else {
         return authn_error_response(StatusCode::BAD_REQUEST, "Could not parse the certificate", "BAD REQUEST");
     };
-    let Some(user) =
-        st.users.iter().find(|u| u.dn.as_deref().is_some_and(|dn| same_dn(&parse_dn(dn), &subject)))
+    let Some(user) = st.users.iter().find(|u| u.dn.as_deref().is_some_and(|dn| same_dn(&parse_dn(dn), &subject)))
     else {
         return not_found("Binding");
     };

@@ -292,12 +292,10 @@ pub(crate) async fn start(config: AmsConfig, app: Arc<AppState>) -> Result<AmsRu
 
     let (data_listener, addr) =
         tls::bind(config.bind).await.map_err(|e| format!("binding AMS to {}: {e}", config.bind))?;
-    let (authn_listener, authn_addr) = tls::bind(config.authn_bind)
-        .await
-        .map_err(|e| format!("binding AMS authn to {}: {e}", config.authn_bind))?;
-    let layer = |svc: Service| {
-        axum::middleware::from_fn_with_state((app.clone(), svc), crate::layers::fixed_service_layer)
-    };
+    let (authn_listener, authn_addr) =
+        tls::bind(config.authn_bind).await.map_err(|e| format!("binding AMS authn to {}: {e}", config.authn_bind))?;
+    let layer =
+        |svc: Service| axum::middleware::from_fn_with_state((app.clone(), svc), crate::layers::fixed_service_layer);
     let data_app = api::router(state.clone()).layer(layer(Service::Ams));
     let authn_app = authn::router(state.clone()).layer(layer(Service::AmsAuthn));
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -362,12 +360,7 @@ impl AmsHandle {
     /// Messages published to a topic so far, in offset order.
     pub fn published(&self, project: &str, topic: &str) -> Vec<AmsPublished> {
         let store = self.state.store.lock().unwrap();
-        store
-            .projects
-            .get(project)
-            .and_then(|p| p.topics.get(topic))
-            .map(|t| t.messages.clone())
-            .unwrap_or_default()
+        store.projects.get(project).and_then(|p| p.topics.get(topic)).map(|t| t.messages.clone()).unwrap_or_default()
     }
     /// Messages of every topic, in (project, topic, offset) order.
     pub fn all_published(&self) -> Vec<AmsPublished> {
@@ -398,4 +391,3 @@ impl AmsHandle {
 pub(crate) fn decode_b64(data: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(data).ok()
 }
-

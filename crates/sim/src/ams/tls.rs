@@ -14,8 +14,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
@@ -132,8 +132,7 @@ impl Pki {
         let mut ca = CertificateParams::default();
         ca.distinguished_name = distinguished_name("/C=XX/O=Test/CN=fedsite sim AMS CA")?;
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         validity(&mut ca);
         let ca_cert = ca.self_signed(&ca_key).map_err(e)?;
         write(&dir.join("ca.pem"), &ca_cert.pem())?;
@@ -187,7 +186,10 @@ impl Pki {
     /// rustls server config; `client_roots` = Some(..) requests (but does not
     /// require) a client certificate chained to one of those roots, as
     /// argo-api-authn's Go server with `VerifyClientCertIfGiven`.
-    pub fn server_config(&self, client_roots: Option<Vec<CertificateDer<'static>>>) -> Result<rustls::ServerConfig, String> {
+    pub fn server_config(
+        &self,
+        client_roots: Option<Vec<CertificateDer<'static>>>,
+    ) -> Result<rustls::ServerConfig, String> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -206,11 +208,10 @@ impl Pki {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes())
-            .map_err(|e| format!("server key: {e}"))?;
-        let mut config = builder
-            .with_single_cert(self.server_chain.clone(), key)
-            .map_err(|e| format!("server certificate: {e}"))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).map_err(|e| format!("server key: {e}"))?;
+        let mut config =
+            builder.with_single_cert(self.server_chain.clone(), key).map_err(|e| format!("server certificate: {e}"))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
     }

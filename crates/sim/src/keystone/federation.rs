@@ -17,14 +17,20 @@ const F: &str = "/v3/OS-FEDERATION";
 pub(super) fn routes() -> Router<std::sync::Arc<AppState>> {
     Router::new()
         .route(&format!("{F}/identity_providers"), get(list_idps))
-        .route(&format!("{F}/identity_providers/{{idp}}"), get(get_idp).put(create_idp).patch(update_idp).delete(delete_idp))
+        .route(
+            &format!("{F}/identity_providers/{{idp}}"),
+            get(get_idp).put(create_idp).patch(update_idp).delete(delete_idp),
+        )
         .route(&format!("{F}/identity_providers/{{idp}}/protocols"), get(list_protocols))
         .route(
             &format!("{F}/identity_providers/{{idp}}/protocols/{{proto}}"),
             get(get_protocol).put(create_protocol).patch(update_protocol).delete(delete_protocol),
         )
         .route(&format!("{F}/mappings"), get(list_mappings))
-        .route(&format!("{F}/mappings/{{id}}"), get(get_mapping).put(create_mapping).patch(update_mapping).delete(delete_mapping))
+        .route(
+            &format!("{F}/mappings/{{id}}"),
+            get(get_mapping).put(create_mapping).patch(update_mapping).delete(delete_mapping),
+        )
 }
 
 fn reader(tok: &TokenInfo) -> bool {
@@ -57,7 +63,9 @@ fn check_fields(entity: &str, obj: &Map<String, Value>, allowed: &[(&str, &[&str
             )));
         }
         if kind == "array" && v.as_array().is_some_and(|a| a.iter().any(|x| !x.is_string())) {
-            return Err(bad_request(format!("Invalid input for field/attribute {k}. Value: {v}. Items must be strings")));
+            return Err(bad_request(format!(
+                "Invalid input for field/attribute {k}. Value: {v}. Items must be strings"
+            )));
         }
     }
     Ok(())
@@ -72,8 +80,7 @@ fn idp_json(state: &AppState, idp: &Value, in_list: bool) -> Value {
     let mut v = idp.clone();
     v["links"] = json!({"self": v3_url(state, &format!("/OS-FEDERATION/identity_providers/{id}"))});
     if in_list {
-        v["links"]["protocols"] =
-            json!(v3_url(state, &format!("/OS-FEDERATION/identity_providers/{id}/protocols")));
+        v["links"]["protocols"] = json!(v3_url(state, &format!("/OS-FEDERATION/identity_providers/{id}/protocols")));
     }
     v
 }
@@ -117,7 +124,11 @@ async fn get_idp(State(state): St, headers: HeaderMap, Path(idp): Path<String>) 
     let tok = auth(&state, &headers).await?;
     enforce(reader(&tok), "get_identity_provider")?;
     let site = state.site.read().unwrap();
-    let i = site.identity_providers.iter().find(|i| i["id"] == json!(idp)).ok_or_else(|| not_found("Identity Provider", &idp))?;
+    let i = site
+        .identity_providers
+        .iter()
+        .find(|i| i["id"] == json!(idp))
+        .ok_or_else(|| not_found("Identity Provider", &idp))?;
     Ok(axum::Json(json!({"identity_provider": idp_json(&state, i, false)})).into_response())
 }
 
@@ -167,7 +178,11 @@ async fn update_idp(State(state): St, headers: HeaderMap, Path(idp): Path<String
     check_fields("identity_provider", obj, &IDP_UPDATE)?;
     let mut site = state.site.write().unwrap();
     check_remote_ids(&site, &idp, obj)?;
-    let i = site.identity_providers.iter_mut().find(|i| i["id"] == json!(idp)).ok_or_else(|| not_found("Identity Provider", &idp))?;
+    let i = site
+        .identity_providers
+        .iter_mut()
+        .find(|i| i["id"] == json!(idp))
+        .ok_or_else(|| not_found("Identity Provider", &idp))?;
     for (k, v) in obj {
         i[k] = if k == "remote_ids" && v.is_null() { json!([]) } else { v.clone() };
     }
@@ -192,7 +207,8 @@ async fn delete_idp(State(state): St, headers: HeaderMap, Path(idp): Path<String
 
 fn mapping_json(state: &AppState, m: &Value) -> Value {
     let mut v = m.clone();
-    v["links"] = json!({"self": v3_url(state, &format!("/OS-FEDERATION/mappings/{}", m["id"].as_str().unwrap_or_default()))});
+    v["links"] =
+        json!({"self": v3_url(state, &format!("/OS-FEDERATION/mappings/{}", m["id"].as_str().unwrap_or_default()))});
     v
 }
 
@@ -218,7 +234,9 @@ fn check_mapping(obj: &Map<String, Value>) -> ApiResult<(Value, String)> {
     let version = match obj.get("schema_version") {
         None | Some(Value::Null) => "1.0".to_string(),
         Some(Value::String(s)) if ["1.0", "2.0", "3.0"].contains(&s.as_str()) => s.clone(),
-        Some(v) => return Err(bad_request(format!("Invalid schema_version {v}: expected \"1.0\", \"2.0\" or \"3.0\""))),
+        Some(v) => {
+            return Err(bad_request(format!("Invalid schema_version {v}: expected \"1.0\", \"2.0\" or \"3.0\"")));
+        }
     };
     Ok((rules.clone(), version))
 }
@@ -239,7 +257,12 @@ async fn get_mapping(State(state): St, headers: HeaderMap, Path(id): Path<String
     Ok(axum::Json(json!({"mapping": mapping_json(&state, m)})).into_response())
 }
 
-async fn create_mapping(State(state): St, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn create_mapping(
+    State(state): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     enforce(tok.is_admin(), "create_mapping")?;
     let body = parse_body(&body)?;
@@ -254,7 +277,12 @@ async fn create_mapping(State(state): St, headers: HeaderMap, Path(id): Path<Str
     Ok(created(json!({"mapping": out})))
 }
 
-async fn update_mapping(State(state): St, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn update_mapping(
+    State(state): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     enforce(tok.is_admin(), "update_mapping")?;
     let body = parse_body(&body)?;
@@ -300,7 +328,8 @@ fn protocol_json(state: &AppState, idp: &str, p: &Value, with_idp: bool) -> Valu
     v
 }
 
-const PROTOCOL_FIELDS: [(&str, &[&str]); 2] = [("mapping_id", &["string"]), ("remote_id_attribute", &["string", "null"])];
+const PROTOCOL_FIELDS: [(&str, &[&str]); 2] =
+    [("mapping_id", &["string"]), ("remote_id_attribute", &["string", "null"])];
 
 /// Validates a protocol body (`mapping_id` required on create and update,
 /// as in Keystone's schemas).
@@ -310,7 +339,9 @@ fn check_protocol(site: &Site, idp: &str, obj: &Map<String, Value>) -> ApiResult
         return Err(not_found("Identity Provider", idp));
     }
     match obj.get("mapping_id").and_then(Value::as_str) {
-        Some(m) if !site.mappings.iter().any(|x| x["id"] == json!(m)) => Err(bad_request(format!("Invalid mapping id: {m}"))),
+        Some(m) if !site.mappings.iter().any(|x| x["id"] == json!(m)) => {
+            Err(bad_request(format!("Invalid mapping id: {m}")))
+        }
         None => Err(bad_request(format!(
             "Invalid input for field/attribute protocol. Value: {}. 'mapping_id' is a required property",
             Value::Object(obj.clone())
@@ -319,7 +350,12 @@ fn check_protocol(site: &Site, idp: &str, obj: &Map<String, Value>) -> ApiResult
     }
 }
 
-async fn list_protocols(State(state): St, headers: HeaderMap, uri: OriginalUri, Path(idp): Path<String>) -> ApiResult<Response> {
+async fn list_protocols(
+    State(state): St,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(idp): Path<String>,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     enforce(reader(&tok), "list_protocols")?;
     let site = state.site.read().unwrap();
@@ -332,18 +368,34 @@ async fn list_protocols(State(state): St, headers: HeaderMap, uri: OriginalUri, 
 }
 
 fn protocol_missing(idp: &str, proto: &str) -> ApiError {
-    err(axum::http::StatusCode::NOT_FOUND, format!("Could not find federated protocol {proto} for Identity Provider: {idp}."))
+    err(
+        axum::http::StatusCode::NOT_FOUND,
+        format!("Could not find federated protocol {proto} for Identity Provider: {idp}."),
+    )
 }
 
-async fn get_protocol(State(state): St, headers: HeaderMap, Path((idp, proto)): Path<(String, String)>) -> ApiResult<Response> {
+async fn get_protocol(
+    State(state): St,
+    headers: HeaderMap,
+    Path((idp, proto)): Path<(String, String)>,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     enforce(reader(&tok), "get_protocol")?;
     let site = state.site.read().unwrap();
-    let (_, p) = site.protocols.iter().find(|(i, p)| i == &idp && p["id"] == json!(proto)).ok_or_else(|| protocol_missing(&idp, &proto))?;
+    let (_, p) = site
+        .protocols
+        .iter()
+        .find(|(i, p)| i == &idp && p["id"] == json!(proto))
+        .ok_or_else(|| protocol_missing(&idp, &proto))?;
     Ok(axum::Json(json!({"protocol": protocol_json(&state, &idp, p, false)})).into_response())
 }
 
-async fn create_protocol(State(state): St, headers: HeaderMap, Path((idp, proto)): Path<(String, String)>, body: Bytes) -> ApiResult<Response> {
+async fn create_protocol(
+    State(state): St,
+    headers: HeaderMap,
+    Path((idp, proto)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     enforce(tok.is_admin(), "create_protocol")?;
     let body = parse_body(&body)?;
@@ -363,7 +415,12 @@ async fn create_protocol(State(state): St, headers: HeaderMap, Path((idp, proto)
     Ok(created(json!({"protocol": out})))
 }
 
-async fn update_protocol(State(state): St, headers: HeaderMap, Path((idp, proto)): Path<(String, String)>, body: Bytes) -> ApiResult<Response> {
+async fn update_protocol(
+    State(state): St,
+    headers: HeaderMap,
+    Path((idp, proto)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     enforce(tok.is_admin(), "update_protocol")?;
     let body = parse_body(&body)?;
@@ -382,7 +439,11 @@ async fn update_protocol(State(state): St, headers: HeaderMap, Path((idp, proto)
     Ok(axum::Json(json!({"protocol": out})).into_response())
 }
 
-async fn delete_protocol(State(state): St, headers: HeaderMap, Path((idp, proto)): Path<(String, String)>) -> ApiResult<Response> {
+async fn delete_protocol(
+    State(state): St,
+    headers: HeaderMap,
+    Path((idp, proto)): Path<(String, String)>,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     enforce(tok.is_admin(), "delete_protocol")?;
     let mut site = state.site.write().unwrap();

@@ -58,8 +58,7 @@ fn v3_doc(state: &AppState) -> Value {
 /// does not): 300 with the v3 version document.
 pub(crate) async fn versions(State(state): St) -> Response {
     let mut resp =
-        (StatusCode::MULTIPLE_CHOICES, axum::Json(json!({"versions": {"values": [v3_doc(&state)]}})))
-            .into_response();
+        (StatusCode::MULTIPLE_CHOICES, axum::Json(json!({"versions": {"values": [v3_doc(&state)]}}))).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("{}/identity/v3/", state.base_url)) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
@@ -93,10 +92,7 @@ pub(crate) fn unauthorized() -> ApiError {
 }
 /// Keystone's 403 naming the policy rule, e.g. `identity:list_users`.
 pub(crate) fn forbidden(rule: &str) -> ApiError {
-    err(
-        StatusCode::FORBIDDEN,
-        format!("You are not authorized to perform the requested action: identity:{rule}."),
-    )
+    err(StatusCode::FORBIDDEN, format!("You are not authorized to perform the requested action: identity:{rule}."))
 }
 /// Ok when `allowed`, else the 403 of `rule`.
 pub(crate) fn enforce(allowed: bool, rule: &str) -> ApiResult<()> {
@@ -122,9 +118,7 @@ pub(crate) fn parse_body(body: &[u8]) -> ApiResult<Value> {
 
 /// The object under `key` in a request body (400 naming it when missing).
 pub(crate) fn member<'a>(body: &'a Value, key: &str) -> ApiResult<&'a serde_json::Map<String, Value>> {
-    body.get(key)
-        .and_then(Value::as_object)
-        .ok_or_else(|| bad_request(format!("'{key}' is a required property")))
+    body.get(key).and_then(Value::as_object).ok_or_else(|| bad_request(format!("'{key}' is a required property")))
 }
 
 /// An optional string field (400 naming it when of another type).
@@ -231,11 +225,7 @@ const IMPLIED: [(&str, &str); 4] =
 
 /// Roles `name` implies directly.
 pub(crate) fn implied_by(site: &Site, name: &str) -> Vec<(String, String)> {
-    IMPLIED
-        .iter()
-        .filter(|(p, _)| *p == name)
-        .filter_map(|(_, c)| role_ref(site, c))
-        .collect()
+    IMPLIED.iter().filter(|(p, _)| *p == name).filter_map(|(_, c)| role_ref(site, c)).collect()
 }
 
 /// (id, name) of a role name: the site's role, or a stable id for the
@@ -253,10 +243,8 @@ pub(crate) fn role_ref(site: &Site, name: &str) -> Option<(String, String)> {
 /// Direct role ids plus everything they imply, as (id, name), no duplicates.
 pub(crate) fn expand_roles(site: &Site, direct: &[String]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    let mut queue: Vec<(String, String)> = direct
-        .iter()
-        .filter_map(|id| site.role(id).map(|r| (r.id.clone(), r.name.clone())))
-        .collect();
+    let mut queue: Vec<(String, String)> =
+        direct.iter().filter_map(|id| site.role(id).map(|r| (r.id.clone(), r.name.clone()))).collect();
     while let Some(r) = (!queue.is_empty()).then(|| queue.remove(0)) {
         if out.iter().any(|o| o.0 == r.0) {
             continue;

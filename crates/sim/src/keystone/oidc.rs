@@ -63,7 +63,10 @@ pub(super) fn routes() -> Router<std::sync::Arc<AppState>> {
         .route("/oidc/.well-known/openid-configuration", get(discovery))
         .route("/oidc/token", post(token))
         .route("/oidc/jwks", get(jwks))
-        .route("/v3/OS-FEDERATION/identity_providers/{idp}/protocols/{proto}/auth", get(federated_auth).post(federated_auth))
+        .route(
+            "/v3/OS-FEDERATION/identity_providers/{idp}/protocols/{proto}/auth",
+            get(federated_auth).post(federated_auth),
+        )
 }
 
 fn issuer(state: &AppState) -> String {
@@ -120,14 +123,17 @@ async fn token(State(state): St, headers: HeaderMap, body: Bytes) -> Response {
         let mut vos: Vec<String> = site
             .projects
             .iter()
-            .filter_map(|p| ["egi.VO", "egi.eu:VO", "VO"].iter().find_map(|k| p.extra.get(*k)?.as_str().map(str::to_string)))
+            .filter_map(|p| {
+                ["egi.VO", "egi.eu:VO", "VO"].iter().find_map(|k| p.extra.get(*k)?.as_str().map(str::to_string))
+            })
             .collect();
         vos.sort();
         vos.dedup();
         vos.into_iter().map(|vo| format!("urn:mace:egi.eu:group:{vo}:role=member#aai.egi.eu")).collect()
     };
     let iat = Utc::now().timestamp();
-    let claims = Claims { iss: issuer(&state), sub: format!("{CLIENT_ID}@sim"), entitlements, exp: iat + ACCESS_TOKEN_LIFETIME };
+    let claims =
+        Claims { iss: issuer(&state), sub: format!("{CLIENT_ID}@sim"), entitlements, exp: iat + ACCESS_TOKEN_LIFETIME };
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some(SIGNING_KEY_ID.into());
     let payload = json!({
@@ -139,7 +145,9 @@ async fn token(State(state): St, headers: HeaderMap, body: Bytes) -> Response {
         .and_then(|key| jsonwebtoken::encode(&header, &payload, &key))
     {
         Ok(t) => t,
-        Err(e) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &format!("signing the token: {e}")),
+        Err(e) => {
+            return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &format!("signing the token: {e}"));
+        }
     };
     ACCESS_TOKENS.lock().unwrap().insert(access_token.clone(), claims);
     axum::Json(json!({
@@ -156,7 +164,11 @@ fn decode(s: &str) -> String {
 }
 
 /// `{GET,POST} /v3/OS-FEDERATION/identity_providers/{idp}/protocols/{proto}/auth`.
-async fn federated_auth(State(state): St, Path((idp_id, proto_id)): Path<(String, String)>, headers: HeaderMap) -> ApiResult<Response> {
+async fn federated_auth(
+    State(state): St,
+    Path((idp_id, proto_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -179,9 +191,13 @@ async fn federated_auth(State(state): St, Path((idp_id, proto_id)): Path<(String
         if idp["enabled"] == false {
             return Err(err(StatusCode::FORBIDDEN, format!("Identity Provider {idp_id} is disabled")));
         }
-        let remote_ids: Vec<&str> = idp["remote_ids"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let remote_ids: Vec<&str> =
+            idp["remote_ids"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
         if !remote_ids.contains(&claims.iss.as_str()) {
-            return Err(err(StatusCode::UNAUTHORIZED, format!("The issuer {} is not a remote id of identity provider {idp_id}.", claims.iss)));
+            return Err(err(
+                StatusCode::UNAUTHORIZED,
+                format!("The issuer {} is not a remote id of identity provider {idp_id}.", claims.iss),
+            ));
         }
         let protocol = site
             .protocols
@@ -203,13 +219,26 @@ async fn federated_auth(State(state): St, Path((idp_id, proto_id)): Path<(String
         ]);
         let mapped = apply_rules(&rules, &assertion);
         let name = mapped.user.ok_or_else(|| err(StatusCode::UNAUTHORIZED, "Could not map any identity to a user."))?;
-        let domain_id = idp["domain_id"].as_str().filter(|d| site.domains.iter().any(|x| x.id == *d)).unwrap_or("default").to_string();
+        let domain_id = idp["domain_id"]
+            .as_str()
+            .filter(|d| site.domains.iter().any(|x| x.id == *d))
+            .unwrap_or("default")
+            .to_string();
         let user_id = match site.users.iter().find(|u| u.name == name && u.domain_id == domain_id) {
             Some(u) => u.id.clone(),
-            None if mapped.local => return Err(err(StatusCode::UNAUTHORIZED, format!("Could not find local user {name}."))),
+            None if mapped.local => {
+                return Err(err(StatusCode::UNAUTHORIZED, format!("Could not find local user {name}.")));
+            }
             None => {
                 let id = stable_id(&format!("{idp_id}/{name}"));
-                site.users.push(User { id: id.clone(), name: name.clone(), domain_id: domain_id.clone(), password: new_id(), enabled: true, email: None });
+                site.users.push(User {
+                    id: id.clone(),
+                    name: name.clone(),
+                    domain_id: domain_id.clone(),
+                    password: new_id(),
+                    enabled: true,
+                    email: None,
+                });
                 id
             }
         };
@@ -218,10 +247,16 @@ async fn federated_auth(State(state): St, Path((idp_id, proto_id)): Path<(String
             for role in roles {
                 let Some(rid) = site.roles.iter().find(|r| &r.name == role).map(|r| r.id.clone()) else { continue };
                 let exists = site.assignments.iter().any(|a| {
-                    a.user_id == user_id && a.role_id == rid && matches!(&a.scope, crate::model::AssignmentScope::Project(p) if *p == pid)
+                    a.user_id == user_id
+                        && a.role_id == rid
+                        && matches!(&a.scope, crate::model::AssignmentScope::Project(p) if *p == pid)
                 });
                 if !exists {
-                    site.assignments.push(crate::model::Assignment { user_id: user_id.clone(), role_id: rid, scope: crate::model::AssignmentScope::Project(pid.clone()) });
+                    site.assignments.push(crate::model::Assignment {
+                        user_id: user_id.clone(),
+                        role_id: rid,
+                        scope: crate::model::AssignmentScope::Project(pid.clone()),
+                    });
                 }
             }
         }
@@ -292,7 +327,12 @@ fn apply_rules(rules: &Value, assertion: &BTreeMap<String, Vec<String>>) -> Mapp
                 out.local = local["user"]["type"] == "local";
             }
             for p in local["projects"].as_array().into_iter().flatten() {
-                let roles = p["roles"].as_array().into_iter().flatten().filter_map(|r| r["name"].as_str().map(String::from)).collect();
+                let roles = p["roles"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r["name"].as_str().map(String::from))
+                    .collect();
                 if let Some(name) = p["name"].as_str() {
                     out.projects.push((fill(name), roles));
                 }

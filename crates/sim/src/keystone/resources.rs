@@ -21,13 +21,22 @@ pub(super) fn routes() -> Router<std::sync::Arc<AppState>> {
         .route("/v3/projects/{id}/tags", get(list_tags).put(replace_tags).delete(clear_tags))
         .route("/v3/projects/{id}/tags/{tag}", get(check_tag).put(add_tag).delete(delete_tag))
         .route("/v3/projects/{id}/users/{user}/roles", get(list_project_grants))
-        .route("/v3/projects/{id}/users/{user}/roles/{role}", get(check_project_grant).put(put_project_grant).delete(delete_project_grant))
+        .route(
+            "/v3/projects/{id}/users/{user}/roles/{role}",
+            get(check_project_grant).put(put_project_grant).delete(delete_project_grant),
+        )
         .route("/v3/domains", get(list_domains))
         .route("/v3/domains/{id}", get(get_domain))
         .route("/v3/domains/{id}/users/{user}/roles", get(list_domain_grants))
-        .route("/v3/domains/{id}/users/{user}/roles/{role}", get(check_domain_grant).put(put_domain_grant).delete(delete_domain_grant))
+        .route(
+            "/v3/domains/{id}/users/{user}/roles/{role}",
+            get(check_domain_grant).put(put_domain_grant).delete(delete_domain_grant),
+        )
         .route("/v3/system/users/{user}/roles", get(list_system_grants))
-        .route("/v3/system/users/{user}/roles/{role}", get(check_system_grant).put(put_system_grant).delete(delete_system_grant))
+        .route(
+            "/v3/system/users/{user}/roles/{role}",
+            get(check_system_grant).put(put_system_grant).delete(delete_system_grant),
+        )
         .route("/v3/users", get(list_users).post(create_user))
         .route("/v3/users/{id}", get(get_user).patch(update_user).delete(delete_user))
         .route("/v3/users/{id}/projects", get(list_user_projects))
@@ -72,7 +81,8 @@ fn invalid(entity: &str, value: &Value, why: &str) -> ApiError {
 // ---------- projects ----------
 
 /// Project attributes that are not stored as extra properties.
-const PROJECT_FIELDS: [&str; 9] = ["id", "name", "domain_id", "description", "enabled", "parent_id", "is_domain", "tags", "options"];
+const PROJECT_FIELDS: [&str; 9] =
+    ["id", "name", "domain_id", "description", "enabled", "parent_id", "is_domain", "tags", "options"];
 
 fn tag_list(q: &Query, key: &str) -> Option<Vec<String>> {
     q.get(key).map(|v| v.split(',').filter(|t| !t.is_empty()).map(String::from).collect())
@@ -85,7 +95,9 @@ fn parse_tags(v: &Value) -> ApiResult<Vec<String>> {
     }
     let mut out: Vec<String> = Vec::new();
     for t in arr {
-        out.push(check_tag_value(t.as_str().ok_or_else(|| invalid("tags", v, &format!("{t} is not of type 'string'")))?)?);
+        out.push(check_tag_value(
+            t.as_str().ok_or_else(|| invalid("tags", v, &format!("{t} is not of type 'string'")))?,
+        )?);
     }
     out.dedup();
     Ok(out)
@@ -102,7 +114,10 @@ fn check_tag_value(t: &str) -> ApiResult<String> {
 
 async fn list_projects(State(state): St, headers: HeaderMap, uri: OriginalUri, q: Query) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
-    enforce(admin_or_reader(&tok, q.get("domain_id").map(String::as_str)) || admin_or_reader(&tok, None), "list_projects")?;
+    enforce(
+        admin_or_reader(&tok, q.get("domain_id").map(String::as_str)) || admin_or_reader(&tok, None),
+        "list_projects",
+    )?;
     let limit = list_domain_limit(&tok);
     let (all, any, not_all, not_any) =
         (tag_list(&q, "tags"), tag_list(&q, "tags-any"), tag_list(&q, "not-tags"), tag_list(&q, "not-tags-any"));
@@ -149,7 +164,8 @@ async fn create_project(State(state): St, headers: HeaderMap, body: Bytes) -> Ap
     let body = parse_body(&body)?;
     let obj = member(&body, "project")?;
     let value = Value::Object(obj.clone());
-    let name = opt_str(obj, "project", "name")?.ok_or_else(|| invalid("project", &value, "'name' is a required property"))?;
+    let name =
+        opt_str(obj, "project", "name")?.ok_or_else(|| invalid("project", &value, "'name' is a required property"))?;
     if name.is_empty() || name.chars().count() > 64 {
         return Err(invalid("project", &value, "'name' must be 1 to 64 characters"));
     }
@@ -160,13 +176,21 @@ async fn create_project(State(state): St, headers: HeaderMap, body: Bytes) -> Ap
         return Err(not_found("domain", &domain_id));
     }
     if let Some(parent) = opt_str(obj, "project", "parent_id")?.filter(|p| p != &domain_id) {
-        return Err(bad_request(format!("Invalid parent_id {parent}: the simulator has no nested projects (parent_id must be the domain id)")));
+        return Err(bad_request(format!(
+            "Invalid parent_id {parent}: the simulator has no nested projects (parent_id must be the domain id)"
+        )));
     }
     if obj.get("is_domain") == Some(&Value::Bool(true)) {
         return Err(bad_request("Invalid is_domain: the simulator cannot create domains as projects"));
     }
-    let tags = match obj.get("tags") { Some(t) => parse_tags(t)?, None => vec![] };
-    let id = match opt_str(obj, "project", "id")? { Some(id) => id, None => new_id() };
+    let tags = match obj.get("tags") {
+        Some(t) => parse_tags(t)?,
+        None => vec![],
+    };
+    let id = match opt_str(obj, "project", "id")? {
+        Some(id) => id,
+        None => new_id(),
+    };
     if site.projects.iter().any(|p| p.id == id || (p.name == name && p.domain_id == domain_id)) {
         return Err(conflict(format!(
             "project - it is not permitted to have two projects with either the same name or same id in the same domain: name is {name}, project id {id}."
@@ -179,20 +203,30 @@ async fn create_project(State(state): St, headers: HeaderMap, body: Bytes) -> Ap
         description: opt_str(obj, "project", "description")?.unwrap_or_default(),
         enabled: opt_bool(obj, "project", "enabled")?.unwrap_or(true),
         tags,
-        extra: obj.iter().filter(|(k, _)| !PROJECT_FIELDS.contains(&k.as_str()) && k.as_str() != "links").map(|(k, v)| (k.clone(), v.clone())).collect(),
+        extra: obj
+            .iter()
+            .filter(|(k, _)| !PROJECT_FIELDS.contains(&k.as_str()) && k.as_str() != "links")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     };
     let out = project_json(&state, &project);
     site.projects.push(project);
     Ok(created(json!({"project": out})))
 }
 
-async fn update_project(State(state): St, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn update_project(
+    State(state): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     let body = parse_body(&body)?;
     let obj = member(&body, "project")?;
     let value = Value::Object(obj.clone());
     let mut site = state.site.write().unwrap();
-    let idx = site.projects.iter().position(|p| p.id == id).ok_or_else(|| missing(&tok, "project", &id, "update_project"))?;
+    let idx =
+        site.projects.iter().position(|p| p.id == id).ok_or_else(|| missing(&tok, "project", &id, "update_project"))?;
     let domain = site.projects[idx].domain_id.clone();
     enforce(can_write_project(&tok, &domain), "update_project")?;
     if let Some(d) = opt_str(obj, "project", "domain_id")?.filter(|d| d != &domain) {
@@ -212,13 +246,22 @@ async fn update_project(State(state): St, headers: HeaderMap, Path(id): Path<Str
         }
         site.projects[idx].name = name;
     }
-    let tags = match obj.get("tags") { Some(t) => Some(parse_tags(t)?), None => None };
+    let tags = match obj.get("tags") {
+        Some(t) => Some(parse_tags(t)?),
+        None => None,
+    };
     let description = opt_str(obj, "project", "description")?;
     let enabled = opt_bool(obj, "project", "enabled")?;
     let p = &mut site.projects[idx];
-    if let Some(t) = tags { p.tags = t; }
-    if let Some(d) = description { p.description = d; }
-    if let Some(e) = enabled { p.enabled = e; }
+    if let Some(t) = tags {
+        p.tags = t;
+    }
+    if let Some(d) = description {
+        p.description = d;
+    }
+    if let Some(e) = enabled {
+        p.enabled = e;
+    }
     for (k, v) in obj.iter().filter(|(k, _)| !PROJECT_FIELDS.contains(&k.as_str()) && k.as_str() != "links") {
         p.extra.insert(k.clone(), v.clone());
     }
@@ -254,7 +297,11 @@ async fn list_tags(State(state): St, headers: HeaderMap, Path(id): Path<String>)
     json_ok(tags_body(&state, p))
 }
 
-async fn check_tag(State(state): St, headers: HeaderMap, Path((id, tag)): Path<(String, String)>) -> ApiResult<Response> {
+async fn check_tag(
+    State(state): St,
+    headers: HeaderMap,
+    Path((id, tag)): Path<(String, String)>,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     let site = state.site.read().unwrap();
     let p = site.project(&id).ok_or_else(|| missing(&tok, "project", &id, "get_project_tag"))?;
@@ -266,14 +313,25 @@ async fn check_tag(State(state): St, headers: HeaderMap, Path((id, tag)): Path<(
 }
 
 /// Runs `f` on a project the caller may write, by `rule`.
-fn with_project<T>(state: &AppState, tok: &TokenInfo, id: &str, rule: &str, f: impl FnOnce(&mut Project) -> ApiResult<T>) -> ApiResult<T> {
+fn with_project<T>(
+    state: &AppState,
+    tok: &TokenInfo,
+    id: &str,
+    rule: &str,
+    f: impl FnOnce(&mut Project) -> ApiResult<T>,
+) -> ApiResult<T> {
     let mut site = state.site.write().unwrap();
     let p = site.projects.iter_mut().find(|p| p.id == id).ok_or_else(|| missing(tok, "project", id, rule))?;
     enforce(can_write_project(tok, &p.domain_id), rule)?;
     f(p)
 }
 
-async fn replace_tags(State(state): St, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn replace_tags(
+    State(state): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     let body = parse_body(&body)?;
     let tags = parse_tags(body.get("tags").ok_or_else(|| bad_request("'tags' is a required property"))?)?;
@@ -312,7 +370,11 @@ async fn add_tag(State(state): St, headers: HeaderMap, Path((id, tag)): Path<(St
     Ok(resp)
 }
 
-async fn delete_tag(State(state): St, headers: HeaderMap, Path((id, tag)): Path<(String, String)>) -> ApiResult<Response> {
+async fn delete_tag(
+    State(state): St,
+    headers: HeaderMap,
+    Path((id, tag)): Path<(String, String)>,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     with_project(&state, &tok, &id, "delete_project_tag", |p| {
         let before = p.tags.len();
@@ -401,13 +463,24 @@ async fn update_user(State(state): St, headers: HeaderMap, Path(id): Path<String
     {
         return Err(conflict(format!("user - Duplicate entry found with name {n} at domain ID {domain}.")));
     }
-    let (password, enabled, email) =
-        (opt_str(obj, "user", "password")?, opt_bool(obj, "user", "enabled")?, obj.get("email").map(|e| e.as_str().map(String::from)));
+    let (password, enabled, email) = (
+        opt_str(obj, "user", "password")?,
+        opt_bool(obj, "user", "enabled")?,
+        obj.get("email").map(|e| e.as_str().map(String::from)),
+    );
     let u = &mut site.users[idx];
-    if let Some(n) = name { u.name = n; }
-    if let Some(p) = password { u.password = p; }
-    if let Some(e) = enabled { u.enabled = e; }
-    if let Some(e) = email { u.email = e; }
+    if let Some(n) = name {
+        u.name = n;
+    }
+    if let Some(p) = password {
+        u.password = p;
+    }
+    if let Some(e) = enabled {
+        u.enabled = e;
+    }
+    if let Some(e) = email {
+        u.email = e;
+    }
     let out = user_json(&state, u);
     let disabled = !u.enabled;
     drop(site);
@@ -431,15 +504,25 @@ async fn delete_user(State(state): St, headers: HeaderMap, Path(id): Path<String
     no_content()
 }
 
-async fn list_user_projects(State(state): St, headers: HeaderMap, uri: OriginalUri, Path(id): Path<String>) -> ApiResult<Response> {
+async fn list_user_projects(
+    State(state): St,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     let site = state.site.read().unwrap();
     let u = site.user(&id).ok_or_else(|| missing(&tok, "user", &id, "list_user_projects"))?;
-    enforce(tok.is_admin() || system_reader(&tok) || domain_reader(&tok, &u.domain_id) || tok.user_id == id, "list_user_projects")?;
+    enforce(
+        tok.is_admin() || system_reader(&tok) || domain_reader(&tok, &u.domain_id) || tok.user_id == id,
+        "list_user_projects",
+    )?;
     let projects: Vec<Value> = site
         .projects
         .iter()
-        .filter(|p| site.assignments.iter().any(|a| a.user_id == id && a.scope == AssignmentScope::Project(p.id.clone())))
+        .filter(|p| {
+            site.assignments.iter().any(|a| a.user_id == id && a.scope == AssignmentScope::Project(p.id.clone()))
+        })
         .map(|p| project_json(&state, p))
         .collect();
     json_ok(json!({"projects": projects, "links": list_links(&state, &uri)}))
@@ -455,8 +538,12 @@ async fn list_roles(State(state): St, headers: HeaderMap, uri: OriginalUri, q: Q
     let tok = auth(&state, &headers).await?;
     enforce(can_read_roles(&tok), "list_roles")?;
     let site = state.site.read().unwrap();
-    let roles: Vec<Value> =
-        site.roles.iter().filter(|r| q.get("name").is_none_or(|n| &r.name == n)).map(|r| role_json(&state, r)).collect();
+    let roles: Vec<Value> = site
+        .roles
+        .iter()
+        .filter(|r| q.get("name").is_none_or(|n| &r.name == n))
+        .map(|r| role_json(&state, r))
+        .collect();
     json_ok(json!({"roles": roles, "links": list_links(&state, &uri)}))
 }
 
@@ -473,9 +560,10 @@ async fn create_role(State(state): St, headers: HeaderMap, body: Bytes) -> ApiRe
     enforce(tok.is_admin(), "create_role")?;
     let body = parse_body(&body)?;
     let obj = member(&body, "role")?;
-    let name = opt_str(obj, "role", "name")?
-        .filter(|n| !n.is_empty() && n.chars().count() <= 255)
-        .ok_or_else(|| invalid("role", &Value::Object(obj.clone()), "'name' is a required property (1 to 255 characters)"))?;
+    let name =
+        opt_str(obj, "role", "name")?.filter(|n| !n.is_empty() && n.chars().count() <= 255).ok_or_else(|| {
+            invalid("role", &Value::Object(obj.clone()), "'name' is a required property (1 to 255 characters)")
+        })?;
     let mut site = state.site.write().unwrap();
     if site.roles.iter().any(|r| r.name.eq_ignore_ascii_case(&name)) {
         return Err(conflict(format!("role - Duplicate entry found with name {name}.")));
@@ -504,7 +592,9 @@ async fn delete_role(State(state): St, headers: HeaderMap, Path(id): Path<String
 /// domain it lives in (for domain-scoped policy checks).
 fn grant_target(site: &Site, scope: &AssignmentScope) -> ApiResult<Option<String>> {
     match scope {
-        AssignmentScope::Project(p) => Ok(Some(site.project(p).ok_or_else(|| not_found("project", p))?.domain_id.clone())),
+        AssignmentScope::Project(p) => {
+            Ok(Some(site.project(p).ok_or_else(|| not_found("project", p))?.domain_id.clone()))
+        }
         AssignmentScope::Domain(d) => {
             site.domains.iter().find(|x| &x.id == d).ok_or_else(|| not_found("domain", d))?;
             Ok(Some(d.clone()))
@@ -527,7 +617,14 @@ enum GrantOp {
     Delete,
 }
 
-async fn grant(state: &AppState, headers: &HeaderMap, scope: AssignmentScope, user: String, role: String, op: GrantOp) -> ApiResult<Response> {
+async fn grant(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: AssignmentScope,
+    user: String,
+    role: String,
+    op: GrantOp,
+) -> ApiResult<Response> {
     let tok = auth(state, headers).await?;
     let system = scope == AssignmentScope::System;
     let rule = match (&op, system) {
@@ -541,7 +638,9 @@ async fn grant(state: &AppState, headers: &HeaderMap, scope: AssignmentScope, us
     let mut site = state.site.write().unwrap();
     let domain = grant_target(&site, &scope)?;
     let allowed = match op {
-        GrantOp::Check => admin_or_reader(&tok, domain.as_deref()) && (!system || tok.is_admin() || system_reader(&tok)),
+        GrantOp::Check => {
+            admin_or_reader(&tok, domain.as_deref()) && (!system || tok.is_admin() || system_reader(&tok))
+        }
         _ => tok.is_admin() || domain.as_deref().is_some_and(|d| domain_role(&tok, "manager", d)),
     };
     enforce(allowed, rule)?;
@@ -551,7 +650,10 @@ async fn grant(state: &AppState, headers: &HeaderMap, scope: AssignmentScope, us
     let absent = || {
         err(
             StatusCode::NOT_FOUND,
-            format!("Could not find role assignment with role: {role}, user or group: {user}, project, domain, or system: {}.", scope_label(&scope)),
+            format!(
+                "Could not find role assignment with role: {role}, user or group: {user}, project, domain, or system: {}.",
+                scope_label(&scope)
+            ),
         )
     };
     match op {
@@ -560,7 +662,11 @@ async fn grant(state: &AppState, headers: &HeaderMap, scope: AssignmentScope, us
         }
         GrantOp::Put => {
             if pos.is_none() {
-                site.assignments.push(Assignment { user_id: user.clone(), role_id: role.clone(), scope: scope.clone() });
+                site.assignments.push(Assignment {
+                    user_id: user.clone(),
+                    role_id: role.clone(),
+                    scope: scope.clone(),
+                });
             }
         }
         GrantOp::Delete => {
@@ -571,7 +677,13 @@ async fn grant(state: &AppState, headers: &HeaderMap, scope: AssignmentScope, us
     no_content()
 }
 
-async fn list_grants(state: &AppState, headers: &HeaderMap, uri: &OriginalUri, scope: AssignmentScope, user: String) -> ApiResult<Response> {
+async fn list_grants(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &OriginalUri,
+    scope: AssignmentScope,
+    user: String,
+) -> ApiResult<Response> {
     let tok = auth(state, headers).await?;
     let site = state.site.read().unwrap();
     let domain = grant_target(&site, &scope)?;
@@ -592,31 +704,70 @@ async fn list_grants(state: &AppState, headers: &HeaderMap, uri: &OriginalUri, s
     json_ok(json!({"roles": roles, "links": list_links(state, uri)}))
 }
 
-async fn list_project_grants(State(s): St, h: HeaderMap, uri: OriginalUri, Path((p, u)): Path<(String, String)>) -> ApiResult<Response> {
+async fn list_project_grants(
+    State(s): St,
+    h: HeaderMap,
+    uri: OriginalUri,
+    Path((p, u)): Path<(String, String)>,
+) -> ApiResult<Response> {
     list_grants(&s, &h, &uri, AssignmentScope::Project(p), u).await
 }
-async fn check_project_grant(State(s): St, h: HeaderMap, Path((p, u, r)): Path<(String, String, String)>) -> ApiResult<Response> {
+async fn check_project_grant(
+    State(s): St,
+    h: HeaderMap,
+    Path((p, u, r)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
     grant(&s, &h, AssignmentScope::Project(p), u, r, GrantOp::Check).await
 }
-async fn put_project_grant(State(s): St, h: HeaderMap, Path((p, u, r)): Path<(String, String, String)>) -> ApiResult<Response> {
+async fn put_project_grant(
+    State(s): St,
+    h: HeaderMap,
+    Path((p, u, r)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
     grant(&s, &h, AssignmentScope::Project(p), u, r, GrantOp::Put).await
 }
-async fn delete_project_grant(State(s): St, h: HeaderMap, Path((p, u, r)): Path<(String, String, String)>) -> ApiResult<Response> {
+async fn delete_project_grant(
+    State(s): St,
+    h: HeaderMap,
+    Path((p, u, r)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
     grant(&s, &h, AssignmentScope::Project(p), u, r, GrantOp::Delete).await
 }
-async fn list_domain_grants(State(s): St, h: HeaderMap, uri: OriginalUri, Path((d, u)): Path<(String, String)>) -> ApiResult<Response> {
+async fn list_domain_grants(
+    State(s): St,
+    h: HeaderMap,
+    uri: OriginalUri,
+    Path((d, u)): Path<(String, String)>,
+) -> ApiResult<Response> {
     list_grants(&s, &h, &uri, AssignmentScope::Domain(d), u).await
 }
-async fn check_domain_grant(State(s): St, h: HeaderMap, Path((d, u, r)): Path<(String, String, String)>) -> ApiResult<Response> {
+async fn check_domain_grant(
+    State(s): St,
+    h: HeaderMap,
+    Path((d, u, r)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
     grant(&s, &h, AssignmentScope::Domain(d), u, r, GrantOp::Check).await
 }
-async fn put_domain_grant(State(s): St, h: HeaderMap, Path((d, u, r)): Path<(String, String, String)>) -> ApiResult<Response> {
+async fn put_domain_grant(
+    State(s): St,
+    h: HeaderMap,
+    Path((d, u, r)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
     grant(&s, &h, AssignmentScope::Domain(d), u, r, GrantOp::Put).await
 }
-async fn delete_domain_grant(State(s): St, h: HeaderMap, Path((d, u, r)): Path<(String, String, String)>) -> ApiResult<Response> {
+async fn delete_domain_grant(
+    State(s): St,
+    h: HeaderMap,
+    Path((d, u, r)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
     grant(&s, &h, AssignmentScope::Domain(d), u, r, GrantOp::Delete).await
 }
-async fn list_system_grants(State(s): St, h: HeaderMap, uri: OriginalUri, Path(u): Path<String>) -> ApiResult<Response> {
+async fn list_system_grants(
+    State(s): St,
+    h: HeaderMap,
+    uri: OriginalUri,
+    Path(u): Path<String>,
+) -> ApiResult<Response> {
     list_grants(&s, &h, &uri, AssignmentScope::System, u).await
 }
 async fn check_system_grant(State(s): St, h: HeaderMap, Path((u, r)): Path<(String, String)>) -> ApiResult<Response> {
@@ -639,7 +790,12 @@ fn assignment_path(scope: &AssignmentScope, user: &str, role: &str) -> String {
     }
 }
 
-async fn list_role_assignments(State(state): St, headers: HeaderMap, uri: OriginalUri, q: Query) -> ApiResult<Response> {
+async fn list_role_assignments(
+    State(state): St,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    q: Query,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     enforce(admin_or_reader(&tok, None), "list_role_assignments")?;
     let limit = list_domain_limit(&tok);
@@ -673,7 +829,8 @@ async fn list_role_assignments(State(state): St, headers: HeaderMap, uri: Origin
                     site.role(&a.role_id).map(|r| vec![(r.id.clone(), r.name.clone())]).unwrap_or_default();
                 while let Some((pid, pname)) = (!queue.is_empty()).then(|| queue.remove(0)) {
                     for (cid, cname) in implied_by(&site, &pname) {
-                        let seen = rows.iter().any(|(b, rid, _)| b.user_id == a.user_id && b.scope == a.scope && rid == &cid);
+                        let seen =
+                            rows.iter().any(|(b, rid, _)| b.user_id == a.user_id && b.scope == a.scope && rid == &cid);
                         if !seen {
                             rows.push((a, cid.clone(), Some(pid.clone())));
                             queue.push((cid, cname));
@@ -752,7 +909,10 @@ async fn get_domain(State(state): St, headers: HeaderMap, Path(id): Path<String>
         _ => None,
     };
     enforce(
-        tok.is_admin() || tok.is_system() || token_domain(&tok) == Some(id.as_str()) || project_domain == Some(id.as_str()),
+        tok.is_admin()
+            || tok.is_system()
+            || token_domain(&tok) == Some(id.as_str())
+            || project_domain == Some(id.as_str()),
         "get_domain",
     )?;
     json_ok(json!({"domain": domain_json(&state, &site, d)}))
@@ -782,13 +942,17 @@ fn app_cred_json(state: &AppState, site: &Site, ac: &ApplicationCredential) -> V
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|d| d.with_timezone(&Utc))
-        .ok()
-        .or_else(|| NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc()))
+    DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).ok().or_else(|| {
+        NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc())
+    })
 }
 
-async fn create_app_cred(State(state): St, headers: HeaderMap, Path(uid): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn create_app_cred(
+    State(state): St,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     enforce(tok.user_id == uid, "create_application_credential")?;
     if tok.methods.iter().any(|m| m == "application_credential") {
@@ -809,7 +973,10 @@ async fn create_app_cred(State(state): St, headers: HeaderMap, Path(uid): Path<S
         .ok_or_else(|| invalid("application_credential", &value, "'name' is a required property"))?;
     let secret = opt_str(obj, "application_credential", "secret")?.unwrap_or_else(|| super::tokens::random_urlsafe(86));
     let expires_at = match opt_str(obj, "application_credential", "expires_at")? {
-        Some(s) => Some(parse_time(&s).ok_or_else(|| invalid("application_credential", &value, &format!("'{s}' is not a 'date-time'")))?),
+        Some(s) => Some(
+            parse_time(&s)
+                .ok_or_else(|| invalid("application_credential", &value, &format!("'{s}' is not a 'date-time'")))?,
+        ),
         None => None,
     };
     // Empty or absent: the token's roles; given: those plus what they imply,
@@ -826,11 +993,17 @@ async fn create_app_cred(State(state): St, headers: HeaderMap, Path(uid): Path<S
                     (None, Some(n)) => site.role_by_name(n),
                     _ => None,
                 };
-                ids.push(role.ok_or_else(|| not_found("role", r["id"].as_str().or(r["name"].as_str()).unwrap_or("")))?.id.clone());
+                ids.push(
+                    role.ok_or_else(|| not_found("role", r["id"].as_str().or(r["name"].as_str()).unwrap_or("")))?
+                        .id
+                        .clone(),
+                );
             }
             let names: Vec<String> = expand_roles(&site, &ids).into_iter().map(|r| r.1).collect();
             if names.iter().any(|n| !tok.roles.contains(n)) {
-                return Err(bad_request("Invalid application credential: Cannot create an application credential with unassigned role"));
+                return Err(bad_request(
+                    "Invalid application credential: Cannot create an application credential with unassigned role",
+                ));
             }
             names
         }
@@ -840,7 +1013,15 @@ async fn create_app_cred(State(state): St, headers: HeaderMap, Path(uid): Path<S
     if site.application_credentials.iter().any(|a| a.user_id == uid && a.name == name) {
         return Err(conflict(format!("application_credential - Duplicate entry found with name {name}.")));
     }
-    let ac = ApplicationCredential { id: new_id(), name, secret: secret.clone(), user_id: uid, project_id, roles, expires_at };
+    let ac = ApplicationCredential {
+        id: new_id(),
+        name,
+        secret: secret.clone(),
+        user_id: uid,
+        project_id,
+        roles,
+        expires_at,
+    };
     let mut out = app_cred_json(&state, &site, &ac);
     out["description"] = obj.get("description").cloned().unwrap_or(Value::Null);
     out["unrestricted"] = obj.get("unrestricted").cloned().unwrap_or(Value::Null);
@@ -853,7 +1034,13 @@ fn can_read_app_creds(tok: &TokenInfo, uid: &str) -> bool {
     tok.is_admin() || system_reader(tok) || tok.user_id == uid
 }
 
-async fn list_app_creds(State(state): St, headers: HeaderMap, uri: OriginalUri, q: Query, Path(uid): Path<String>) -> ApiResult<Response> {
+async fn list_app_creds(
+    State(state): St,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    q: Query,
+    Path(uid): Path<String>,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     enforce(can_read_app_creds(&tok, &uid), "list_application_credentials")?;
     let site = state.site.read().unwrap();
@@ -866,7 +1053,11 @@ async fn list_app_creds(State(state): St, headers: HeaderMap, uri: OriginalUri, 
     json_ok(json!({"application_credentials": acs, "links": list_links(&state, &uri)}))
 }
 
-async fn get_app_cred(State(state): St, headers: HeaderMap, Path((uid, id)): Path<(String, String)>) -> ApiResult<Response> {
+async fn get_app_cred(
+    State(state): St,
+    headers: HeaderMap,
+    Path((uid, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     enforce(can_read_app_creds(&tok, &uid), "get_application_credential")?;
     let site = state.site.read().unwrap();
@@ -878,7 +1069,11 @@ async fn get_app_cred(State(state): St, headers: HeaderMap, Path((uid, id)): Pat
     json_ok(json!({"application_credential": app_cred_json(&state, &site, ac)}))
 }
 
-async fn delete_app_cred(State(state): St, headers: HeaderMap, Path((uid, id)): Path<(String, String)>) -> ApiResult<Response> {
+async fn delete_app_cred(
+    State(state): St,
+    headers: HeaderMap,
+    Path((uid, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
     let tok = auth(&state, &headers).await?;
     enforce(tok.is_admin() || tok.user_id == uid, "delete_application_credential")?;
     {

@@ -162,14 +162,18 @@ async fn get_endpoint(State(state): St, headers: HeaderMap, Path(id): Path<Strin
     let tok = auth(&state, &headers).await?;
     enforce(tok.is_admin() || system_reader(&tok), "get_endpoint")?;
     let site = state.site.read().unwrap();
-    let ep = endpoints(&state, &site).into_iter().find(|e| e["id"] == json!(id)).ok_or_else(|| not_found("endpoint", &id))?;
+    let ep = endpoints(&state, &site)
+        .into_iter()
+        .find(|e| e["id"] == json!(id))
+        .ok_or_else(|| not_found("endpoint", &id))?;
     Ok(axum::Json(json!({"endpoint": ep})).into_response())
 }
 
 async fn list_regions(State(state): St, headers: HeaderMap, uri: OriginalUri) -> ApiResult<Response> {
     auth(&state, &headers).await?;
     let region = state.site.read().unwrap().region.clone();
-    Ok(axum::Json(json!({"regions": [region_json(&state, &region)], "links": list_links(&state, &uri)})).into_response())
+    Ok(axum::Json(json!({"regions": [region_json(&state, &region)], "links": list_links(&state, &uri)}))
+        .into_response())
 }
 
 async fn get_region(State(state): St, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
@@ -215,12 +219,19 @@ fn find_domain<'a>(site: &'a Site, d: &Value) -> ApiResult<&'a Domain> {
     } else if let Some(name) = d.get("name").and_then(Value::as_str) {
         site.domains.iter().find(|x| x.name == name)
     } else {
-        return Err(bad_request("Expecting to find id or name in domain. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error."));
+        return Err(bad_request(
+            "Expecting to find id or name in domain. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.",
+        ));
     };
     found.filter(|d| d.enabled).ok_or_else(unauthorized)
 }
 
-fn identify(state: &AppState, site: &Site, identity: &serde_json::Map<String, Value>, has_scope: bool) -> ApiResult<Who> {
+fn identify(
+    state: &AppState,
+    site: &Site,
+    identity: &serde_json::Map<String, Value>,
+    has_scope: bool,
+) -> ApiResult<Who> {
     let methods: Vec<String> = identity
         .get("methods")
         .and_then(Value::as_array)
@@ -244,10 +255,19 @@ fn identify(state: &AppState, site: &Site, identity: &serde_json::Map<String, Va
                 if user.password.is_empty() || pw != user.password {
                     return Err(unauthorized());
                 }
-                Who { user_id: user.id.clone(), methods: vec!["password".into()], audit_parent: None, expires_at: None, app_cred: None }
+                Who {
+                    user_id: user.id.clone(),
+                    methods: vec!["password".into()],
+                    audit_parent: None,
+                    expires_at: None,
+                    app_cred: None,
+                }
             }
             "token" => {
-                let id = block.get("id").and_then(Value::as_str).ok_or_else(|| bad_request("'id' is a required property"))?;
+                let id = block
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad_request("'id' is a required property"))?;
                 let parent = state.tokens.read().unwrap().get(id).cloned().ok_or_else(unauthorized)?;
                 if parent.expires_at <= state.clock.token_now() {
                     return Err(unauthorized());
@@ -268,7 +288,10 @@ fn identify(state: &AppState, site: &Site, identity: &serde_json::Map<String, Va
             }
             "application_credential" => {
                 if has_scope {
-                    return Err(err(StatusCode::UNAUTHORIZED, "Error authenticating with application credential: Application credentials cannot request a scope."));
+                    return Err(err(
+                        StatusCode::UNAUTHORIZED,
+                        "Error authenticating with application credential: Application credentials cannot request a scope.",
+                    ));
                 }
                 let ac = if let Some(id) = block.get("id").and_then(Value::as_str) {
                     site.application_credentials.iter().find(|a| a.id == id)
@@ -326,7 +349,10 @@ fn resolve_scope(site: &Site, user: &User, scope: Option<&Value>, who: &Who) -> 
         if roles.is_empty() {
             return Err(unauthorized());
         }
-        return Ok((TokenScope::Project { id: p.id.clone(), name: p.name.clone(), domain_id: p.domain_id.clone() }, roles));
+        return Ok((
+            TokenScope::Project { id: p.id.clone(), name: p.name.clone(), domain_id: p.domain_id.clone() },
+            roles,
+        ));
     }
     let scope = match scope {
         None | Some(Value::Null) => return Ok((TokenScope::Unscoped, vec![])),
@@ -334,9 +360,12 @@ fn resolve_scope(site: &Site, user: &User, scope: Option<&Value>, who: &Who) -> 
         Some(Value::Object(o)) => o,
         Some(_) => return Err(bad_request("'scope' must be an object")),
     };
-    let kinds: Vec<&String> = scope.keys().filter(|k| ["project", "domain", "system", "OS-TRUST:trust"].contains(&k.as_str())).collect();
+    let kinds: Vec<&String> =
+        scope.keys().filter(|k| ["project", "domain", "system", "OS-TRUST:trust"].contains(&k.as_str())).collect();
     if kinds.len() != 1 {
-        return Err(bad_request("Specify exactly one of project, domain or system in scope. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error."));
+        return Err(bad_request(
+            "Specify exactly one of project, domain or system in scope. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.",
+        ));
     }
     let (tscope, ascope) = match kinds[0].as_str() {
         "project" => {
@@ -350,14 +379,20 @@ fn resolve_scope(site: &Site, user: &User, scope: Option<&Value>, who: &Who) -> 
                 let did = find_domain(site, d)?.id.clone();
                 site.projects.iter().find(|x| x.name == name && x.domain_id == did)
             } else {
-                return Err(bad_request("Expecting to find id or name in project. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error."));
+                return Err(bad_request(
+                    "Expecting to find id or name in project. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.",
+                ));
             };
             let project = project.filter(|p| p.enabled).ok_or_else(unauthorized)?;
             if !site.domains.iter().any(|d| d.id == project.domain_id && d.enabled) {
                 return Err(unauthorized());
             }
             (
-                TokenScope::Project { id: project.id.clone(), name: project.name.clone(), domain_id: project.domain_id.clone() },
+                TokenScope::Project {
+                    id: project.id.clone(),
+                    name: project.name.clone(),
+                    domain_id: project.domain_id.clone(),
+                },
                 AssignmentScope::Project(project.id.clone()),
             )
         }
@@ -373,7 +408,8 @@ fn resolve_scope(site: &Site, user: &User, scope: Option<&Value>, who: &Who) -> 
         }
         _ => return Err(err(StatusCode::FORBIDDEN, "Trusts are not supported by the simulator.")),
     };
-    let roles: Vec<String> = expand_roles(site, &direct_roles(site, &user.id, &ascope)).into_iter().map(|r| r.1).collect();
+    let roles: Vec<String> =
+        expand_roles(site, &direct_roles(site, &user.id, &ascope)).into_iter().map(|r| r.1).collect();
     if roles.is_empty() {
         return Err(unauthorized());
     }
@@ -427,11 +463,18 @@ async fn issue(State(state): St, q: Query, body: Bytes) -> ApiResult<Response> {
 /// Mints a token for `info` (no application credential): what the
 /// OS-FEDERATION `.../auth` endpoint answers.
 pub(super) fn mint(state: &AppState, info: TokenInfo) -> Response {
-    let extra = TokenExtra { audit_ids: vec![random_urlsafe(22)], app_cred: None, expires_at: info.expires_at, revoked: false };
+    let extra =
+        TokenExtra { audit_ids: vec![random_urlsafe(22)], app_cred: None, expires_at: info.expires_at, revoked: false };
     store_and_render(state, format!("gAAAAAB{}", random_urlsafe(176)), info, extra, true)
 }
 
-fn store_and_render(state: &AppState, token: String, info: TokenInfo, extra: TokenExtra, with_catalog: bool) -> Response {
+fn store_and_render(
+    state: &AppState,
+    token: String,
+    info: TokenInfo,
+    extra: TokenExtra,
+    with_catalog: bool,
+) -> Response {
     let now = info.issued_at;
     state.tokens.write().unwrap().insert(token.clone(), info.clone());
     {
@@ -477,12 +520,8 @@ fn token_body(state: &AppState, t: &TokenInfo, extra: &TokenExtra, with_catalog:
             None
         }
     };
-    body["roles"] = t
-        .roles
-        .iter()
-        .filter_map(|n| role_ref(&site, n))
-        .map(|(id, name)| json!({"id": id, "name": name}))
-        .collect();
+    body["roles"] =
+        t.roles.iter().filter_map(|n| role_ref(&site, n)).map(|(id, name)| json!({"id": id, "name": name})).collect();
     if with_catalog {
         body["catalog"] = catalog(state, &site, project_id);
     }
@@ -531,7 +570,12 @@ fn subject(state: &AppState, headers: &HeaderMap) -> ApiResult<(String, TokenInf
     match (info, extra) {
         (Some(info), Some(extra)) if info.expires_at > state.clock.token_now() => Ok((subject, info, extra)),
         (Some(info), None) if info.expires_at > state.clock.token_now() => {
-            let extra = TokenExtra { audit_ids: vec![random_urlsafe(22)], app_cred: None, expires_at: info.expires_at, revoked: false };
+            let extra = TokenExtra {
+                audit_ids: vec![random_urlsafe(22)],
+                app_cred: None,
+                expires_at: info.expires_at,
+                revoked: false,
+            };
             Ok((subject, info, extra))
         }
         (None, None) => Err(err(StatusCode::NOT_FOUND, "Could not recognize Fernet token")),
@@ -584,7 +628,8 @@ async fn auth_system(State(state): St, headers: HeaderMap, uri: OriginalUri) -> 
     } else {
         json!([{"all": true}])
     };
-    Ok(axum::Json(json!({"system": system, "links": {"self": format!("{}{}", state.base_url, uri.0.path())}})).into_response())
+    Ok(axum::Json(json!({"system": system, "links": {"self": format!("{}{}", state.base_url, uri.0.path())}}))
+        .into_response())
 }
 
 /// Forgets the tokens of an application credential (deleted) or user.
@@ -592,7 +637,8 @@ pub(super) fn drop_tokens(state: &AppState, user_id: Option<&str>, app_cred: Opt
     let extra = EXTRA.lock().unwrap();
     state.tokens.write().unwrap().retain(|k, t| {
         let by_user = user_id.is_some_and(|u| t.user_id == u);
-        let by_ac = app_cred.is_some_and(|a| extra.get(k).and_then(|e| e.app_cred.as_ref()).is_some_and(|(id, _)| id == a));
+        let by_ac =
+            app_cred.is_some_and(|a| extra.get(k).and_then(|e| e.app_cred.as_ref()).is_some_and(|(id, _)| id == a));
         !(by_user || by_ac)
     });
 }

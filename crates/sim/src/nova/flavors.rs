@@ -45,10 +45,7 @@ pub fn render(f: &Flavor, base: &str, mv: u32) -> Value {
 }
 
 fn not_found(id: &str) -> ApiError {
-    err(
-        StatusCode::NOT_FOUND,
-        format!("Flavor {id} could not be found."),
-    )
+    err(StatusCode::NOT_FOUND, format!("Flavor {id} could not be found."))
 }
 
 /// Flavors the request may list, filtered, sorted and paged.
@@ -59,10 +56,9 @@ fn listed<'a>(flavors: &'a [Flavor], ctx: &Ctx, q: &Query) -> ApiResult<Vec<&'a 
         match q.get("is_public") {
             None => Some(true),
             Some(v) if v.eq_ignore_ascii_case("none") => None,
-            Some(v) => Some(
-                super::parse_bool(v)
-                    .ok_or_else(|| bad_request(format!("Invalid is_public filter [{v}]")))?,
-            ),
+            Some(v) => {
+                Some(super::parse_bool(v).ok_or_else(|| bad_request(format!("Invalid is_public filter [{v}]")))?)
+            }
         }
     } else {
         Some(true)
@@ -79,10 +75,7 @@ fn listed<'a>(flavors: &'a [Flavor], ctx: &Ctx, q: &Query) -> ApiResult<Vec<&'a 
     };
     let min_ram = int("minRam", "minRam")?;
     let min_disk = int("minDisk", "minDisk")?;
-    let sort_key = q
-        .get("sort_key")
-        .filter(|s| !s.is_empty())
-        .unwrap_or("flavorid");
+    let sort_key = q.get("sort_key").filter(|s| !s.is_empty()).unwrap_or("flavorid");
     let sort_dir = q.get("sort_dir").filter(|s| !s.is_empty()).unwrap_or("asc");
     let valid_keys = [
         "created_at",
@@ -141,10 +134,8 @@ fn listed<'a>(flavors: &'a [Flavor], ctx: &Ctx, q: &Query) -> ApiResult<Vec<&'a 
     };
     out.sort_by(cmp);
     if let Some(m) = marker {
-        let pos = flavors
-            .iter()
-            .position(|f| f.id == m)
-            .ok_or_else(|| bad_request(format!("marker [{m}] not found")))?;
+        let pos =
+            flavors.iter().position(|f| f.id == m).ok_or_else(|| bad_request(format!("marker [{m}] not found")))?;
         let mk = (pos, &flavors[pos]);
         out.retain(|x| cmp(x, &mk) == std::cmp::Ordering::Greater);
     }
@@ -172,29 +163,15 @@ fn list_body(state: &AppState, ctx: &Ctx, q: &Query, detail: bool) -> ApiResult<
         .collect();
     let coll = if detail { "flavors/detail" } else { "flavors" };
     let mut body = json!({"flavors": items});
-    if let Some(l) = q.collection_links(
-        &b,
-        coll,
-        flavors.len(),
-        flavors.last().map(|f| f.id.as_str()),
-    ) {
+    if let Some(l) = q.collection_links(&b, coll, flavors.len(), flavors.last().map(|f| f.id.as_str())) {
         body["flavors_links"] = l;
     }
     Ok(body)
 }
 
 /// `GET /flavors`
-pub async fn list(
-    State(state): State<Arc<AppState>>,
-    ctx: Ctx,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(list_body(
-        &state,
-        &ctx,
-        &Query::parse(q.as_deref()),
-        false,
-    )?))
+pub async fn list(State(state): State<Arc<AppState>>, ctx: Ctx, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
+    Ok(Json(list_body(&state, &ctx, &Query::parse(q.as_deref()), false)?))
 }
 
 /// `GET /flavors/detail`
@@ -203,20 +180,11 @@ pub async fn list_detail(
     ctx: Ctx,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(list_body(
-        &state,
-        &ctx,
-        &Query::parse(q.as_deref()),
-        true,
-    )?))
+    Ok(Json(list_body(&state, &ctx, &Query::parse(q.as_deref()), true)?))
 }
 
 /// `GET /flavors/{id}` — any flavor by id, private ones included, as Nova.
-pub async fn show(
-    State(state): State<Arc<AppState>>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+pub async fn show(State(state): State<Arc<AppState>>, ctx: Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let site = state.site.read().unwrap();
     let f = site.flavor(&id).ok_or_else(|| not_found(&id))?;
     Ok(Json(json!({"flavor": render(f, &base(&state), ctx.mv)})))
@@ -241,36 +209,23 @@ pub async fn extra_spec(
 ) -> ApiResult<Json<Value>> {
     let site = state.site.read().unwrap();
     let f = site.flavor(&id).ok_or_else(|| not_found(&id))?;
-    let v = f.extra_specs.get(&key).ok_or_else(|| {
-        err(
-            StatusCode::NOT_FOUND,
-            format!("Flavor {id} has no extra specs with key {key}."),
-        )
-    })?;
+    let v = f
+        .extra_specs
+        .get(&key)
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("Flavor {id} has no extra specs with key {key}.")))?;
     Ok(Json(json!({ key: v })))
 }
 
 /// `GET /flavors/{id}/os-flavor-access` (admin; 404 for public flavors)
-pub async fn access(
-    State(state): State<Arc<AppState>>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+pub async fn access(State(state): State<Arc<AppState>>, ctx: Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     if !ctx.is_admin() {
         return Err(policy("os_compute_api:os-flavor-access"));
     }
     let site = state.site.read().unwrap();
     let f = site.flavor(&id).ok_or_else(|| not_found(&id))?;
     if f.is_public {
-        return Err(err(
-            StatusCode::NOT_FOUND,
-            "Access list not available for public flavors.",
-        ));
+        return Err(err(StatusCode::NOT_FOUND, "Access list not available for public flavors."));
     }
-    let list: Vec<Value> = f
-        .access
-        .iter()
-        .map(|p| json!({"flavor_id": f.id, "tenant_id": p}))
-        .collect();
+    let list: Vec<Value> = f.access.iter().map(|p| json!({"flavor_id": f.id, "tenant_id": p})).collect();
     Ok(Json(json!({"flavor_access": list})))
 }

@@ -45,7 +45,8 @@ pub async fn version_doc(State(state): State<Arc<AppState>>, mv: Mv) -> ApiResul
     v["links"].as_array_mut().unwrap().push(json!({
         "rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"
     }));
-    v["media-types"] = json!([{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]);
+    v["media-types"] =
+        json!([{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]);
     Ok(Json(json!({"version": v})))
 }
 
@@ -57,9 +58,7 @@ pub fn usage_of(site: &Site, project: &str, now: chrono::DateTime<chrono::Utc>) 
         .filter(|s| s.project_id == project)
         .filter_map(|s| s.view_at(now))
         .filter(|v| !v.deleted)
-        .fold((0, 0, 0), |(n, c, r), v| {
-            (n + 1, c + v.flavor.vcpus as i64, r + v.flavor.ram as i64)
-        })
+        .fold((0, 0, 0), |(n, c, r), v| (n + 1, c + v.flavor.vcpus as i64, r + v.flavor.ram as i64))
 }
 
 /// `(name, limit, in_use)` of every quota shown at microversion `mv`.
@@ -93,20 +92,12 @@ fn quota_items(q: &Quota, used: (i64, i64, i64), mv: u32) -> Vec<(&'static str, 
 
 fn quota_body(state: &AppState, ctx: &Ctx, project: &str, detail: bool, defaults: bool) -> Value {
     let site = state.site.read().unwrap();
-    let q = if defaults {
-        Quota::default()
-    } else {
-        site.quotas.get(project).cloned().unwrap_or_default()
-    };
+    let q = if defaults { Quota::default() } else { site.quotas.get(project).cloned().unwrap_or_default() };
     let used = usage_of(&site, project, state.now());
     let mut set = serde_json::Map::new();
     set.insert("id".into(), json!(project));
     for (k, limit, in_use) in quota_items(&q, used, ctx.mv) {
-        let v = if detail {
-            json!({"in_use": in_use, "limit": limit, "reserved": 0})
-        } else {
-            json!(limit)
-        };
+        let v = if detail { json!({"in_use": in_use, "limit": limit, "reserved": 0}) } else { json!(limit) };
         set.insert(k.into(), v);
     }
     json!({"quota_set": set})
@@ -146,11 +137,7 @@ pub async fn quota_defaults(
 }
 
 /// `GET /limits` (optionally `?tenant_id=` for admins)
-pub async fn limits(
-    State(state): State<Arc<AppState>>,
-    ctx: Ctx,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
+pub async fn limits(State(state): State<Arc<AppState>>, ctx: Ctx, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
     let q = Query::parse(q.as_deref());
     let project = match q.get("tenant_id") {
         Some(t) if ctx.is_admin() => t.to_string(),
@@ -197,24 +184,14 @@ pub async fn limits(
 pub async fn availability_zones(State(state): State<Arc<AppState>>, _ctx: Ctx) -> Json<Value> {
     let site = state.site.read().unwrap();
     let mut zones = std::collections::BTreeSet::from(["nova".to_string()]);
-    zones.extend(
-        site.servers
-            .iter()
-            .map(|s| s.availability_zone.clone())
-            .filter(|z| !z.is_empty()),
-    );
-    let info: Vec<Value> = zones
-        .into_iter()
-        .map(|z| json!({"zoneName": z, "zoneState": {"available": true}, "hosts": null}))
-        .collect();
+    zones.extend(site.servers.iter().map(|s| s.availability_zone.clone()).filter(|z| !z.is_empty()));
+    let info: Vec<Value> =
+        zones.into_iter().map(|z| json!({"zoneName": z, "zoneState": {"available": true}, "hosts": null})).collect();
     Json(json!({"availabilityZoneInfo": info}))
 }
 
 /// `GET /os-availability-zone/detail` (admin): zones with their hosts' services.
-pub async fn availability_zones_detail(
-    State(state): State<Arc<AppState>>,
-    ctx: Ctx,
-) -> ApiResult<Json<Value>> {
+pub async fn availability_zones_detail(State(state): State<Arc<AppState>>, ctx: Ctx) -> ApiResult<Json<Value>> {
     if !ctx.is_admin() {
         return Err(policy("os_compute_api:os-availability-zone:detail"));
     }
@@ -223,39 +200,26 @@ pub async fn availability_zones_detail(
     let svc = |names: &[&str]| {
         let m: serde_json::Map<String, Value> = names
             .iter()
-            .map(|n| {
-                (
-                    n.to_string(),
-                    json!({"available": true, "active": true, "updated_at": super::naive_us(now)}),
-                )
-            })
+            .map(|n| (n.to_string(), json!({"available": true, "active": true, "updated_at": super::naive_us(now)})))
             .collect();
         Value::Object(m)
     };
-    let mut zones: std::collections::BTreeMap<String, serde_json::Map<String, Value>> =
-        Default::default();
+    let mut zones: std::collections::BTreeMap<String, serde_json::Map<String, Value>> = Default::default();
     zones.entry("nova".into()).or_default();
     for s in &site.servers {
         let host = super::servers::host_name(s);
         if !host.is_empty() {
-            let z = if s.availability_zone.is_empty() {
-                "nova"
-            } else {
-                s.availability_zone.as_str()
-            };
-            zones
-                .entry(z.to_string())
-                .or_default()
-                .insert(host, svc(&["nova-compute"]));
+            let z = if s.availability_zone.is_empty() { "nova" } else { s.availability_zone.as_str() };
+            zones.entry(z.to_string()).or_default().insert(host, svc(&["nova-compute"]));
         }
     }
     let mut info = vec![json!({
         "zoneName": "internal", "zoneState": {"available": true},
         "hosts": {"controller": svc(&["nova-conductor", "nova-scheduler"])},
     })];
-    info.extend(zones.into_iter().map(
-        |(z, hosts)| json!({"zoneName": z, "zoneState": {"available": true}, "hosts": hosts}),
-    ));
+    info.extend(
+        zones.into_iter().map(|(z, hosts)| json!({"zoneName": z, "zoneState": {"available": true}, "hosts": hosts})),
+    );
     Ok(Json(json!({"availabilityZoneInfo": info})))
 }
 

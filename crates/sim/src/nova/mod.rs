@@ -41,51 +41,24 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/v2.1/", get(misc::version_doc))
         .route(&v("/servers"), get(servers::list).post(servers::create))
         .route(&v("/servers/detail"), get(servers::list_detail))
-        .route(
-            &v("/servers/{id}"),
-            get(servers::show).delete(servers::delete),
-        )
-        .route(
-            &v("/servers/{id}/action"),
-            axum::routing::post(servers::action),
-        )
-        .route(
-            &v("/servers/{id}/os-instance-actions"),
-            get(servers::instance_actions),
-        )
-        .route(
-            &v("/servers/{id}/os-instance-actions/{req}"),
-            get(servers::instance_action),
-        )
+        .route(&v("/servers/{id}"), get(servers::show).delete(servers::delete))
+        .route(&v("/servers/{id}/action"), axum::routing::post(servers::action))
+        .route(&v("/servers/{id}/os-instance-actions"), get(servers::instance_actions))
+        .route(&v("/servers/{id}/os-instance-actions/{req}"), get(servers::instance_action))
         .route(&v("/flavors"), get(flavors::list))
         .route(&v("/flavors/detail"), get(flavors::list_detail))
         .route(&v("/flavors/{id}"), get(flavors::show))
-        .route(
-            &v("/flavors/{id}/os-extra_specs"),
-            get(flavors::extra_specs),
-        )
-        .route(
-            &v("/flavors/{id}/os-extra_specs/{key}"),
-            get(flavors::extra_spec),
-        )
+        .route(&v("/flavors/{id}/os-extra_specs"), get(flavors::extra_specs))
+        .route(&v("/flavors/{id}/os-extra_specs/{key}"), get(flavors::extra_spec))
         .route(&v("/flavors/{id}/os-flavor-access"), get(flavors::access))
         .route(&v("/os-simple-tenant-usage"), get(usage::index))
         .route(&v("/os-simple-tenant-usage/{tenant}"), get(usage::show))
         .route(&v("/os-quota-sets/{project}"), get(misc::quota_show))
-        .route(
-            &v("/os-quota-sets/{project}/detail"),
-            get(misc::quota_detail),
-        )
-        .route(
-            &v("/os-quota-sets/{project}/defaults"),
-            get(misc::quota_defaults),
-        )
+        .route(&v("/os-quota-sets/{project}/detail"), get(misc::quota_detail))
+        .route(&v("/os-quota-sets/{project}/defaults"), get(misc::quota_defaults))
         .route(&v("/limits"), get(misc::limits))
         .route(&v("/os-availability-zone"), get(misc::availability_zones))
-        .route(
-            &v("/os-availability-zone/detail"),
-            get(misc::availability_zones_detail),
-        )
+        .route(&v("/os-availability-zone/detail"), get(misc::availability_zones_detail))
         .route(&v("/extensions"), get(misc::extensions))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "The resource could not be found.") })
         .layer(axum::middleware::from_fn(version_layer))
@@ -126,53 +99,33 @@ pub fn bad_request(msg: impl Into<String>) -> ApiError {
 }
 
 pub fn policy(rule: &str) -> ApiError {
-    err(
-        StatusCode::FORBIDDEN,
-        format!("Policy doesn't allow {rule} to be performed."),
-    )
+    err(StatusCode::FORBIDDEN, format!("Policy doesn't allow {rule} to be performed."))
 }
 
 /// Parses the requested microversion: `Ok(None)` when none was asked for.
 fn requested_version(headers: &HeaderMap) -> Result<Option<u32>, ApiError> {
-    let new = headers
-        .get_all("openstack-api-version")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(',').find_map(|item| {
-                let mut it = item.split_whitespace();
-                (it.next()?.eq_ignore_ascii_case("compute"))
-                    .then(|| it.next().unwrap_or("").to_string())
-            })
-        });
-    let legacy = || {
-        headers
-            .get("x-openstack-nova-api-version")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.trim().to_string())
-    };
+    let new = headers.get_all("openstack-api-version").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+        v.split(',').find_map(|item| {
+            let mut it = item.split_whitespace();
+            (it.next()?.eq_ignore_ascii_case("compute")).then(|| it.next().unwrap_or("").to_string())
+        })
+    });
+    let legacy =
+        || headers.get("x-openstack-nova-api-version").and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string());
     let Some(raw) = new.or_else(legacy) else {
         return Ok(None);
     };
     if raw.eq_ignore_ascii_case("latest") {
         return Ok(Some(MAX_MINOR));
     }
-    let invalid = || {
-        bad_request(format!(
-            "API Version String {raw} is of invalid format. Must be of format MajorNum.MinorNum."
-        ))
-    };
+    let invalid =
+        || bad_request(format!("API Version String {raw} is of invalid format. Must be of format MajorNum.MinorNum."));
     let (major, minor) = raw.split_once('.').ok_or_else(invalid)?;
-    let ok = |s: &str| {
-        !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
-    };
+    let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     if !ok(major) || !ok(minor) || major == "0" {
         return Err(invalid());
     }
-    let (major, minor): (u32, u32) = (
-        major.parse().map_err(|_| invalid())?,
-        minor.parse().map_err(|_| invalid())?,
-    );
+    let (major, minor): (u32, u32) = (major.parse().map_err(|_| invalid())?, minor.parse().map_err(|_| invalid())?);
     if major != 2 || !(MIN_MINOR..=MAX_MINOR).contains(&minor) {
         return Err(err(
             StatusCode::NOT_ACCEPTABLE,
@@ -197,34 +150,18 @@ async fn version_layer(mut req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     if let Ok(mv) = mv {
         let h = resp.headers_mut();
-        h.insert(
-            "openstack-api-version",
-            HeaderValue::from_str(&format!("compute 2.{mv}")).unwrap(),
-        );
-        h.insert(
-            "x-openstack-nova-api-version",
-            HeaderValue::from_str(&format!("2.{mv}")).unwrap(),
-        );
-        h.insert(
-            "vary",
-            HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
-        );
+        h.insert("openstack-api-version", HeaderValue::from_str(&format!("compute 2.{mv}")).unwrap());
+        h.insert("x-openstack-nova-api-version", HeaderValue::from_str(&format!("2.{mv}")).unwrap());
+        h.insert("vary", HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"));
     }
     resp
 }
 
 impl FromRequestParts<Arc<AppState>> for Ctx {
     type Rejection = ApiError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
         let token = auth::authenticate(state, Service::Compute, &parts.headers).await?;
-        let mv = parts
-            .extensions
-            .get::<Mv>()
-            .map(|m| m.0.clone())
-            .unwrap_or(Ok(MIN_MINOR))?;
+        let mv = parts.extensions.get::<Mv>().map(|m| m.0.clone()).unwrap_or(Ok(MIN_MINOR))?;
         Ok(Ctx { token, mv })
     }
 }
@@ -232,11 +169,7 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
 impl FromRequestParts<Arc<AppState>> for Mv {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &Arc<AppState>) -> Result<Self, ApiError> {
-        Ok(parts
-            .extensions
-            .get::<Mv>()
-            .cloned()
-            .unwrap_or(Mv(Ok(MIN_MINOR))))
+        Ok(parts.extensions.get::<Mv>().cloned().unwrap_or(Mv(Ok(MIN_MINOR))))
     }
 }
 
@@ -246,24 +179,13 @@ pub struct Query(pub Vec<(String, String)>);
 
 impl Query {
     pub fn parse(raw: Option<&str>) -> Query {
-        Query(
-            url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        Query(url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect())
     }
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
     }
     /// `(limit, marker)` as `common.get_limit_and_marker` reads them.
     pub fn limit_marker(&self) -> Result<(usize, Option<String>), ApiError> {
@@ -271,7 +193,9 @@ impl Query {
             None => MAX_LIMIT,
             Some(v) => {
                 let n: usize = v.trim().parse().map_err(|_| {
-                    bad_request(format!("Invalid input for query parameters limit. Value: {v}. '{v}' does not match '^[0-9]*$'"))
+                    bad_request(format!(
+                        "Invalid input for query parameters limit. Value: {v}. '{v}' does not match '^[0-9]*$'"
+                    ))
                 })?;
                 n.min(MAX_LIMIT)
             }
@@ -293,9 +217,7 @@ impl Query {
         }
         params.sort_by(|a, b| a.0.cmp(&b.0));
         params.push(("marker".into(), marker.into()));
-        let qs = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params)
-            .finish();
+        let qs = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
         format!("{base}/v2.1/{collection}?{qs}")
     }
     /// `[{"rel": "next", "href"}]` when a page is full, as `_get_collection_links`.
@@ -306,11 +228,7 @@ impl Query {
         count: usize,
         last_id: Option<&str>,
     ) -> Option<serde_json::Value> {
-        let max = self
-            .get("limit")
-            .and_then(|l| l.trim().parse::<usize>().ok())
-            .unwrap_or(MAX_LIMIT)
-            .min(MAX_LIMIT);
+        let max = self.get("limit").and_then(|l| l.trim().parse::<usize>().ok()).unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
         match last_id {
             Some(id) if max > 0 && max == count => Some(serde_json::json!([
                 {"rel": "next", "href": self.next_href(base, collection, id)}
@@ -343,27 +261,17 @@ pub fn parse_isotime(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(d) = DateTime::parse_from_rfc3339(&t) {
         return Some(d.with_timezone(&Utc));
     }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f%#z",
-        "%Y-%m-%dT%H:%M:%S%#z",
-        "%Y-%m-%dT%H:%M%#z",
-    ] {
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%#z", "%Y-%m-%dT%H:%M%#z"] {
         if let Ok(d) = DateTime::parse_from_str(&t, fmt) {
             return Some(d.with_timezone(&Utc));
         }
     }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-    ] {
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
         if let Ok(d) = NaiveDateTime::parse_from_str(&t, fmt) {
             return Some(d.and_utc());
         }
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc())
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc())
 }
 
 /// `strutils.bool_from_string(strict=True)`.
@@ -389,10 +297,7 @@ pub fn regex_search(pattern: &str, text: &str) -> bool {
 
 fn atom(p: &[char]) -> Option<(Option<char>, usize)> {
     match p.first()? {
-        '\\' => Some((
-            Some(*p.get(1).unwrap_or(&'\\')),
-            if p.len() > 1 { 2 } else { 1 },
-        )),
+        '\\' => Some((Some(*p.get(1).unwrap_or(&'\\')), if p.len() > 1 { 2 } else { 1 })),
         '.' => Some((None, 1)),
         c => Some((Some(*c), 1)),
     }
@@ -411,16 +316,10 @@ fn match_here(p: &[char], t: &[char]) -> bool {
         Some('*') | Some('+') | Some('?') => {
             let op = p[n];
             let rest = &p[n + 1..];
-            let max = if op == '?' {
-                1
-            } else {
-                t.iter().take_while(|c| m(c)).count()
-            };
+            let max = if op == '?' { 1 } else { t.iter().take_while(|c| m(c)).count() };
             let max = max.min(t.len());
             let min = if op == '+' { 1 } else { 0 };
-            (min..=max)
-                .rev()
-                .any(|k| t[..k].iter().all(m) && match_here(rest, &t[k..]))
+            (min..=max).rev().any(|k| t[..k].iter().all(m) && match_here(rest, &t[k..]))
         }
         _ => !t.is_empty() && m(&t[0]) && match_here(&p[n..], &t[1..]),
     }
@@ -435,14 +334,7 @@ pub fn stable_uuid(parts: &[&str]) -> String {
         h.update([0u8]);
     }
     let d = hex::encode(&h.finalize()[..16]);
-    format!(
-        "{}-{}-4{}-8{}-{}",
-        &d[0..8],
-        &d[8..12],
-        &d[13..16],
-        &d[17..20],
-        &d[20..32]
-    )
+    format!("{}-{}-4{}-8{}-{}", &d[0..8], &d[8..12], &d[13..16], &d[17..20], &d[20..32])
 }
 
 /// Nova's `hostId`: sha224(project + host), here sha256 cut to 56 hex chars.
@@ -473,14 +365,8 @@ mod tests {
     fn isotime_accepts_caso_space_format_and_offsets() {
         let t = parse_isotime("2023-05-21 00:00:00").unwrap();
         assert_eq!(iso_z(t), "2023-05-21T00:00:00Z");
-        assert_eq!(
-            iso_z(parse_isotime("2023-05-21T02:00:00+02:00").unwrap()),
-            "2023-05-21T00:00:00Z"
-        );
-        assert_eq!(
-            iso_z(parse_isotime("2023-05-21T00:00:00.5Z").unwrap()),
-            "2023-05-21T00:00:00Z"
-        );
+        assert_eq!(iso_z(parse_isotime("2023-05-21T02:00:00+02:00").unwrap()), "2023-05-21T00:00:00Z");
+        assert_eq!(iso_z(parse_isotime("2023-05-21T00:00:00.5Z").unwrap()), "2023-05-21T00:00:00Z");
         assert!(parse_isotime("yesterday").is_none());
     }
 
@@ -488,23 +374,14 @@ mod tests {
     fn microversion_headers_parse_like_nova() {
         let mut h = HeaderMap::new();
         assert_eq!(requested_version(&h).unwrap(), None);
-        h.insert(
-            "openstack-api-version",
-            "volume 3.0, compute 2.47".parse().unwrap(),
-        );
+        h.insert("openstack-api-version", "volume 3.0, compute 2.47".parse().unwrap());
         assert_eq!(requested_version(&h).unwrap(), Some(47));
         h.insert("openstack-api-version", "compute latest".parse().unwrap());
         assert_eq!(requested_version(&h).unwrap(), Some(MAX_MINOR));
         h.insert("openstack-api-version", "compute 2.80".parse().unwrap());
-        assert_eq!(
-            requested_version(&h).unwrap_err().status,
-            StatusCode::NOT_ACCEPTABLE
-        );
+        assert_eq!(requested_version(&h).unwrap_err().status, StatusCode::NOT_ACCEPTABLE);
         h.insert("openstack-api-version", "compute 2.latest".parse().unwrap());
-        assert_eq!(
-            requested_version(&h).unwrap_err().status,
-            StatusCode::BAD_REQUEST
-        );
+        assert_eq!(requested_version(&h).unwrap_err().status, StatusCode::BAD_REQUEST);
         h.remove("openstack-api-version");
         h.insert("x-openstack-nova-api-version", "2.60".parse().unwrap());
         assert_eq!(requested_version(&h).unwrap(), Some(60));

@@ -13,10 +13,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
-use super::{
-    Ctx, Query, bad_request, base, err, iso_z, naive_us, parse_isotime, policy, regex_search,
-    stable_uuid,
-};
+use super::{Ctx, Query, bad_request, base, err, iso_z, naive_us, parse_isotime, policy, regex_search, stable_uuid};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Server, ServerEvent, ServerView, Site};
 use crate::state::AppState;
@@ -77,11 +74,7 @@ pub fn host_name(s: &Server) -> String {
     if s.host_id.is_empty() {
         return String::new();
     }
-    let n = s
-        .host_id
-        .bytes()
-        .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32))
-        % 1000;
+    let n = s.host_id.bytes().fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32)) % 1000;
     format!("compute-{n:03}")
 }
 
@@ -91,10 +84,7 @@ fn on_host(v: &ServerView) -> bool {
 }
 
 fn not_found(id: &str) -> ApiError {
-    err(
-        StatusCode::NOT_FOUND,
-        format!("Instance {id} could not be found."),
-    )
+    err(StatusCode::NOT_FOUND, format!("Instance {id} could not be found."))
 }
 
 /// Per-request lookups for the servers being rendered: MACs, floating IPs
@@ -110,11 +100,7 @@ impl<'a> Index<'a> {
     pub fn build(site: &'a Site, now: DateTime<Utc>, ids: &HashSet<&str>) -> Index<'a> {
         let mut macs = HashMap::new();
         let mut port_owner: HashMap<&str, &str> = HashMap::new();
-        for p in site
-            .ports
-            .iter()
-            .filter(|p| ids.contains(p.device_id.as_str()))
-        {
+        for p in site.ports.iter().filter(|p| ids.contains(p.device_id.as_str())) {
             for ip in &p.fixed_ips {
                 macs.insert((p.device_id.as_str(), ip.as_str()), p.mac_address.as_str());
             }
@@ -127,22 +113,13 @@ impl<'a> Index<'a> {
             if let Some(a) = f.association_at(now)
                 && let Some(sid) = port_owner.get(a.port_id.as_str())
             {
-                fips.entry(*sid).or_default().push((
-                    a.fixed_ip.as_str(),
-                    f.address.as_str(),
-                    f.version,
-                ));
+                fips.entry(*sid).or_default().push((a.fixed_ip.as_str(), f.address.as_str(), f.version));
             }
         }
         let mut vols: HashMap<&str, Vec<&str>> = HashMap::new();
         for v in site.volumes.iter().filter(|v| v.visible_at(now)) {
-            for a in v
-                .attachments_at(now)
-                .filter(|a| ids.contains(a.server_id.as_str()))
-            {
-                vols.entry(a.server_id.as_str())
-                    .or_default()
-                    .push(v.id.as_str());
+            for a in v.attachments_at(now).filter(|a| ids.contains(a.server_id.as_str())) {
+                vols.entry(a.server_id.as_str()).or_default().push(v.id.as_str());
             }
         }
         Index { macs, fips, vols }
@@ -150,13 +127,10 @@ impl<'a> Index<'a> {
 }
 
 fn mac_for(idx: &Index, sid: &str, addr: &str) -> String {
-    idx.macs
-        .get(&(sid, addr))
-        .map(|m| m.to_string())
-        .unwrap_or_else(|| {
-            let h = stable_uuid(&[sid, addr]);
-            format!("fa:16:3e:{}:{}:{}", &h[0..2], &h[2..4], &h[4..6])
-        })
+    idx.macs.get(&(sid, addr)).map(|m| m.to_string()).unwrap_or_else(|| {
+        let h = stable_uuid(&[sid, addr]);
+        format!("fa:16:3e:{}:{}:{}", &h[0..2], &h[2..4], &h[4..6])
+    })
 }
 
 fn addresses(v: &ServerView, idx: &Index) -> Value {
@@ -171,12 +145,10 @@ fn addresses(v: &ServerView, idx: &Index) -> Value {
         let mac = mac_for(idx, &s.id, addr);
         let list = nets.entry(net.as_str()).or_default();
         list.push(json!({"version": ver, "addr": addr, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": mac}));
-        for (_, fa, fv) in fips
-            .into_iter()
-            .flatten()
-            .filter(|(fixed, _, _)| fixed == addr)
-        {
-            list.push(json!({"version": fv, "addr": fa, "OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": mac}));
+        for (_, fa, fv) in fips.into_iter().flatten().filter(|(fixed, _, _)| fixed == addr) {
+            list.push(
+                json!({"version": fv, "addr": fa, "OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": mac}),
+            );
         }
     }
     json!(nets)
@@ -194,8 +166,7 @@ fn volumes(v: &ServerView, site: &Site, idx: &Index) -> Vec<String> {
         .volumes_attached
         .iter()
         .filter(|id| {
-            site.volumes.iter().all(|vol| &vol.id != *id)
-                || attached.is_some_and(|a| a.contains(&id.as_str()))
+            site.volumes.iter().all(|vol| &vol.id != *id) || attached.is_some_and(|a| a.contains(&id.as_str()))
         })
         .cloned()
         .collect();
@@ -208,21 +179,10 @@ fn volumes(v: &ServerView, site: &Site, idx: &Index) -> Vec<String> {
 }
 
 /// One server as Nova's view builder renders it at `ctx.mv`.
-pub fn render(
-    v: &ServerView,
-    number: usize,
-    idx: &Index,
-    site: &Site,
-    ctx: &Ctx,
-    base: &str,
-) -> Value {
+pub fn render(v: &ServerView, number: usize, idx: &Index, site: &Site, ctx: &Ctx, base: &str) -> Value {
     let s = v.server;
     let (vm_state, task_state, power_state) = states(v.status);
-    let host = if on_host(v) {
-        host_name(s)
-    } else {
-        String::new()
-    };
+    let host = if on_host(v) { host_name(s) } else { String::new() };
     let flavor = if ctx.at_least(47) {
         json!({
             "vcpus": v.flavor.vcpus, "ram": v.flavor.ram, "disk": v.flavor.disk,
@@ -267,10 +227,7 @@ pub fn render(
         "OS-EXT-STS:vm_state": vm_state,
         "OS-EXT-STS:power_state": power_state,
     });
-    if matches!(
-        v.status,
-        "ACTIVE" | "BUILD" | "REBUILD" | "RESIZE" | "VERIFY_RESIZE" | "MIGRATING"
-    ) {
+    if matches!(v.status, "ACTIVE" | "BUILD" | "REBUILD" | "RESIZE" | "VERIFY_RESIZE" | "MIGRATING") {
         o["progress"] = json!(0);
     }
     if !s.fixed_ips.is_empty() && !v.deleted {
@@ -278,30 +235,15 @@ pub fn render(
     }
     let vols: Vec<Value> = volumes(v, site, idx)
         .into_iter()
-        .map(|id| {
-            if ctx.at_least(3) {
-                json!({"id": id, "delete_on_termination": false})
-            } else {
-                json!({"id": id})
-            }
-        })
+        .map(|id| if ctx.at_least(3) { json!({"id": id, "delete_on_termination": false}) } else { json!({"id": id}) })
         .collect();
     o["os-extended-volumes:volumes_attached"] = json!(vols);
     if ctx.is_admin() {
-        o["OS-EXT-SRV-ATTR:host"] = json!(if host.is_empty() {
-            Value::Null
-        } else {
-            json!(host)
-        });
+        o["OS-EXT-SRV-ATTR:host"] = json!(if host.is_empty() { Value::Null } else { json!(host) });
         o["OS-EXT-SRV-ATTR:instance_name"] = json!(format!("instance-{:08x}", number));
-        o["OS-EXT-SRV-ATTR:hypervisor_hostname"] = json!(if host.is_empty() {
-            Value::Null
-        } else {
-            json!(host)
-        });
+        o["OS-EXT-SRV-ATTR:hypervisor_hostname"] = json!(if host.is_empty() { Value::Null } else { json!(host) });
         if ctx.at_least(3) {
-            o["OS-EXT-SRV-ATTR:reservation_id"] =
-                json!(format!("r-{}", &stable_uuid(&[&s.id, "r"])[..8]));
+            o["OS-EXT-SRV-ATTR:reservation_id"] = json!(format!("r-{}", &stable_uuid(&[&s.id, "r"])[..8]));
             o["OS-EXT-SRV-ATTR:launch_index"] = json!(0);
             o["OS-EXT-SRV-ATTR:hostname"] = json!(hostname(&s.name));
             o["OS-EXT-SRV-ATTR:kernel_id"] = json!("");
@@ -333,17 +275,8 @@ pub fn render(
 
 /// The hostname Nova derives from a display name.
 fn hostname(name: &str) -> String {
-    let h: String = name
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let h: String =
+        name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
     let h = h.trim_matches('-').chars().take(63).collect::<String>();
     if h.is_empty() { "server".into() } else { h }
 }
@@ -447,13 +380,7 @@ fn key_cmp(key: &str, a: &Row, b: &Row) -> Ordering {
 /// reader) and is a 403 otherwise, not silently ignored. Non-admins lose the
 /// admin-only filters (`deleted`, `user_id`, `host`, ...) as
 /// `remove_invalid_options` does.
-fn select<'a>(
-    site: &'a Site,
-    now: DateTime<Utc>,
-    ctx: &Ctx,
-    q: &Query,
-    detail: bool,
-) -> ApiResult<Vec<Row<'a>>> {
+fn select<'a>(site: &'a Site, now: DateTime<Utc>, ctx: &Ctx, q: &Query, detail: bool) -> ApiResult<Vec<Row<'a>>> {
     let admin = ctx.is_admin();
     // remove_invalid_options: non-admins keep only the user filters.
     let user_filters = [
@@ -480,19 +407,10 @@ fn select<'a>(
     let q = if admin {
         q.clone()
     } else {
-        Query(
-            q.0.iter()
-                .filter(|(k, _)| user_filters.contains(&k.as_str()))
-                .cloned()
-                .collect(),
-        )
+        Query(q.0.iter().filter(|(k, _)| user_filters.contains(&k.as_str())).cloned().collect())
     };
 
-    let statuses: Vec<String> = q
-        .all("status")
-        .iter()
-        .map(|s| s.trim().to_ascii_uppercase())
-        .collect();
+    let statuses: Vec<String> = q.all("status").iter().map(|s| s.trim().to_ascii_uppercase()).collect();
     if !statuses.is_empty() && !statuses.iter().any(|s| STATUSES.contains(&s.as_str())) {
         if ctx.at_least(38) {
             return Err(bad_request("Invalid status value"));
@@ -500,19 +418,25 @@ fn select<'a>(
         return Ok(vec![]);
     }
     let since = match q.get("changes-since") {
-        Some(v) => Some(parse_isotime(v).ok_or_else(|| bad_request(format!("Invalid input for query parameters changes-since. Value: {v}. '{v}' is not a 'date-time'")))?),
+        Some(v) => Some(parse_isotime(v).ok_or_else(|| {
+            bad_request(format!(
+                "Invalid input for query parameters changes-since. Value: {v}. '{v}' is not a 'date-time'"
+            ))
+        })?),
         None => None,
     };
     let before = match q.get("changes-before").filter(|_| ctx.at_least(66)) {
-        Some(v) => Some(parse_isotime(v).ok_or_else(|| bad_request(format!("Invalid input for query parameters changes-before. Value: {v}. '{v}' is not a 'date-time'")))?),
+        Some(v) => Some(parse_isotime(v).ok_or_else(|| {
+            bad_request(format!(
+                "Invalid input for query parameters changes-before. Value: {v}. '{v}' is not a 'date-time'"
+            ))
+        })?),
         None => None,
     };
     if let (Some(s), Some(b)) = (since, before)
         && b < s
     {
-        return Err(bad_request(
-            "The value of changes-since must be less than or equal to changes-before.",
-        ));
+        return Err(bad_request("The value of changes-since must be less than or equal to changes-before."));
     }
     // None: both deleted and not; Some(b): deleted == b.
     let mut deleted: Option<bool> = match q.get("deleted") {
@@ -522,10 +446,7 @@ fn select<'a>(
     };
     if statuses.len() == 1 && statuses[0] == "DELETED" {
         if !admin {
-            return Err(err(
-                StatusCode::FORBIDDEN,
-                "Only administrators may list deleted instances",
-            ));
+            return Err(err(StatusCode::FORBIDDEN, "Only administrators may list deleted instances"));
         }
         deleted = Some(true);
     }
@@ -539,14 +460,9 @@ fn select<'a>(
     let (project, user): (Option<String>, Option<String>) = if all_tenants {
         if !ctx.all_projects() {
             let what = if detail { "detail" } else { "index" };
-            return Err(policy(&format!(
-                "os_compute_api:servers:{what}:get_all_tenants"
-            )));
+            return Err(policy(&format!("os_compute_api:servers:{what}:get_all_tenants")));
         }
-        (
-            q.get("project_id").or(q.get("tenant_id")).map(String::from),
-            q.get("user_id").map(String::from),
-        )
+        (q.get("project_id").or(q.get("tenant_id")).map(String::from), q.get("user_id").map(String::from))
     } else if let Some(p) = ctx.token.project_id() {
         (Some(p.to_string()), q.get("user_id").map(String::from))
     } else {
@@ -563,10 +479,7 @@ fn select<'a>(
             )));
         }
         if (k == "host" || k == "node") && !admin {
-            return Err(err(
-                StatusCode::FORBIDDEN,
-                format!("Only administrators can sort servers by {k}"),
-            ));
+            return Err(err(StatusCode::FORBIDDEN, format!("Only administrators can sort servers by {k}")));
         }
     }
     for d in &dirs {
@@ -576,10 +489,7 @@ fn select<'a>(
             )));
         }
     }
-    while let Some(i) = keys
-        .iter()
-        .position(|k| IGNORED_SORT_KEYS.contains(&k.as_str()))
-    {
+    while let Some(i) = keys.iter().position(|k| IGNORED_SORT_KEYS.contains(&k.as_str())) {
         if dirs.len() > i {
             dirs.remove(i);
         }
@@ -615,10 +525,7 @@ fn select<'a>(
     let vm_states: Vec<&str> = q.all("vm_state");
     let tags = q.get("tags").filter(|_| ctx.at_least(26));
     let tags_any = q.get("tags-any").filter(|_| ctx.at_least(26));
-    let locked = q
-        .get("locked")
-        .filter(|_| ctx.at_least(73))
-        .and_then(super::parse_bool);
+    let locked = q.get("locked").filter(|_| ctx.at_least(73)).and_then(super::parse_bool);
     let need_fips = ip.is_some() || ip6.is_some();
     let fip_addrs: HashMap<&str, Vec<(&str, u8)>> = if need_fips {
         let mut owner: HashMap<&str, &str> = HashMap::new();
@@ -627,13 +534,8 @@ fn select<'a>(
         }
         let mut m: HashMap<&str, Vec<_>> = HashMap::new();
         for f in site.floating_ips.iter().filter(|f| f.visible_at(now)) {
-            if let Some(sid) = f
-                .association_at(now)
-                .and_then(|a| owner.get(a.port_id.as_str()))
-            {
-                m.entry(*sid)
-                    .or_default()
-                    .push((f.address.as_str(), f.version));
+            if let Some(sid) = f.association_at(now).and_then(|a| owner.get(a.port_id.as_str())) {
+                m.entry(*sid).or_default().push((f.address.as_str(), f.version));
             }
         }
         m
@@ -667,16 +569,10 @@ fn select<'a>(
                 && locked.is_none_or(|l| !l)
                 && ip.is_none_or(|p| {
                     s.fixed_ips.iter().any(|(_, a, _)| regex_search(p, a))
-                        || fip_addrs
-                            .get(s.id.as_str())
-                            .into_iter()
-                            .flatten()
-                            .any(|(a, _)| regex_search(p, a))
+                        || fip_addrs.get(s.id.as_str()).into_iter().flatten().any(|(a, _)| regex_search(p, a))
                 })
                 && ip6.is_none_or(|p| {
-                    s.fixed_ips
-                        .iter()
-                        .any(|(_, a, ver)| *ver == 6 && regex_search(p, a))
+                    s.fixed_ips.iter().any(|(_, a, ver)| *ver == 6 && regex_search(p, a))
                         || fip_addrs
                             .get(s.id.as_str())
                             .into_iter()
@@ -702,10 +598,7 @@ fn select<'a>(
             .iter()
             .position(|s| &s.id == m && s.exists_at(now))
             .ok_or_else(|| bad_request(format!("marker [{m}] not found")))?;
-        let mk = Row {
-            pos,
-            v: site.servers[pos].view_at(now).unwrap(),
-        };
+        let mk = Row { pos, v: site.servers[pos].view_at(now).unwrap() };
         rows.retain(|r| cmp(r, &mk) == Ordering::Greater);
     }
     if rows.len() > limit {
@@ -716,12 +609,7 @@ fn select<'a>(
     Ok(rows)
 }
 
-async fn list_any(
-    state: Arc<AppState>,
-    ctx: Ctx,
-    raw: Option<String>,
-    detail: bool,
-) -> ApiResult<Json<Value>> {
+async fn list_any(state: Arc<AppState>, ctx: Ctx, raw: Option<String>, detail: bool) -> ApiResult<Json<Value>> {
     let q = Query::parse(raw.as_deref());
     let now = state.now();
     let site = state.site.read().unwrap();
@@ -730,9 +618,7 @@ async fn list_any(
     let items: Vec<Value> = if detail {
         let ids: HashSet<&str> = rows.iter().map(|r| r.v.server.id.as_str()).collect();
         let idx = Index::build(&site, now, &ids);
-        rows.iter()
-            .map(|r| render(&r.v, r.pos + 1, &idx, &site, &ctx, &b))
-            .collect()
+        rows.iter().map(|r| render(&r.v, r.pos + 1, &idx, &site, &ctx, &b)).collect()
     } else {
         rows.iter()
             .map(|r| {
@@ -746,23 +632,14 @@ async fn list_any(
     };
     let mut body = json!({"servers": items});
     let coll = if detail { "servers/detail" } else { "servers" };
-    if let Some(l) = q.collection_links(
-        &b,
-        coll,
-        rows.len(),
-        rows.last().map(|r| r.v.server.id.as_str()),
-    ) {
+    if let Some(l) = q.collection_links(&b, coll, rows.len(), rows.last().map(|r| r.v.server.id.as_str())) {
         body["servers_links"] = l;
     }
     Ok(Json(body))
 }
 
 /// `GET /servers`
-pub async fn list(
-    State(state): State<Arc<AppState>>,
-    ctx: Ctx,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
+pub async fn list(State(state): State<Arc<AppState>>, ctx: Ctx, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
     list_any(state, ctx, q, false).await
 }
 
@@ -784,12 +661,8 @@ fn lookup<'a>(
     now: DateTime<Utc>,
     read_deleted: bool,
 ) -> ApiResult<ServerView<'a>> {
-    let v = site
-        .server(id)
-        .and_then(|s| s.view_at(now))
-        .ok_or_else(|| not_found(id))?;
-    if (v.deleted && !read_deleted)
-        || !(ctx.is_admin() || ctx.token.project_id() == Some(v.server.project_id.as_str()))
+    let v = site.server(id).and_then(|s| s.view_at(now)).ok_or_else(|| not_found(id))?;
+    if (v.deleted && !read_deleted) || !(ctx.is_admin() || ctx.token.project_id() == Some(v.server.project_id.as_str()))
     {
         return Err(not_found(id));
     }
@@ -797,40 +670,22 @@ fn lookup<'a>(
 }
 
 /// `GET /servers/{id}`
-pub async fn show(
-    State(state): State<Arc<AppState>>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+pub async fn show(State(state): State<Arc<AppState>>, ctx: Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let now = state.now();
     let site = state.site.read().unwrap();
     let v = lookup(&site, &ctx, &id, now, false)?;
     let ids = HashSet::from([v.server.id.as_str()]);
     let idx = Index::build(&site, now, &ids);
     // Nova's internal instance id stands in as the server's position + 1.
-    let number = site
-        .servers
-        .iter()
-        .position(|s| s.id == id)
-        .map_or(0, |p| p + 1);
-    Ok(Json(
-        json!({"server": render(&v, number, &idx, &site, &ctx, &base(&state))}),
-    ))
+    let number = site.servers.iter().position(|s| s.id == id).map_or(0, |p| p + 1);
+    Ok(Json(json!({"server": render(&v, number, &idx, &site, &ctx, &base(&state))})))
 }
 
 // ------------------------------------------------------- instance actions
 
 /// Statuses an action passes through before its final one: a later event
 /// with the same action name continues it (BUILD → ACTIVE is one `create`).
-const TRANSITIONAL: &[&str] = &[
-    "BUILD",
-    "RESIZE",
-    "REBOOT",
-    "HARD_REBOOT",
-    "REBUILD",
-    "MIGRATING",
-    "SHELVED",
-];
+const TRANSITIONAL: &[&str] = &["BUILD", "RESIZE", "REBOOT", "HARD_REBOOT", "REBUILD", "MIGRATING", "SHELVED"];
 
 pub struct Action<'a> {
     pub name: &'a str,
@@ -923,21 +778,21 @@ pub async fn instance_actions(
     }
     let time = |k: &str| -> ApiResult<Option<DateTime<Utc>>> {
         q.get(k)
-            .map(|t| parse_isotime(t).ok_or_else(|| bad_request(format!("Invalid input for query parameters {k}. Value: {t}. '{t}' is not a 'date-time'"))))
+            .map(|t| {
+                parse_isotime(t).ok_or_else(|| {
+                    bad_request(format!(
+                        "Invalid input for query parameters {k}. Value: {t}. '{t}' is not a 'date-time'"
+                    ))
+                })
+            })
             .transpose()
     };
     let since = time("changes-since")?;
-    let before = if ctx.at_least(66) {
-        time("changes-before")?
-    } else {
-        None
-    };
+    let before = if ctx.at_least(66) { time("changes-before")? } else { None };
     if let (Some(a), Some(b)) = (since, before)
         && b < a
     {
-        return Err(bad_request(
-            "The value of changes-since must be less than or equal to changes-before.",
-        ));
+        return Err(bad_request("The value of changes-since must be less than or equal to changes-before."));
     }
     let (limit, marker) = q.limit_marker()?;
     if let Some(m) = &marker {
@@ -947,18 +802,14 @@ pub async fn instance_actions(
             .ok_or_else(|| bad_request(format!("Marker {m} could not be found.")))?;
         actions.drain(..=pos);
     }
-    actions
-        .retain(|a| since.is_none_or(|t| a.updated >= t) && before.is_none_or(|t| a.updated <= t));
+    actions.retain(|a| since.is_none_or(|t| a.updated >= t) && before.is_none_or(|t| a.updated <= t));
     actions.truncate(limit);
     let list: Vec<Value> = actions.iter().map(|a| action_json(a, s, &ctx)).collect();
     let mut body = json!({"instanceActions": list});
     let coll = format!("servers/{}/os-instance-actions", s.id);
-    if let Some(l) = q.collection_links(
-        &base(&state),
-        &coll,
-        actions.len(),
-        actions.last().map(|a| a.request_id.as_str()),
-    ) {
+    if let Some(l) =
+        q.collection_links(&base(&state), &coll, actions.len(), actions.last().map(|a| a.request_id.as_str()))
+    {
         body["links"] = l;
     }
     Ok(Json(body))
@@ -1012,53 +863,28 @@ fn push_event(s: &mut Server, now: DateTime<Utc>, at: DateTime<Utc>, action: &st
     if s.launched_at.is_some_and(|l| l > now) {
         s.launched_at = None;
     }
-    s.events.push(ServerEvent {
-        at,
-        action: action.into(),
-        status: status.into(),
-        flavor: None,
-    });
+    s.events.push(ServerEvent { at, action: action.into(), status: status.into(), flavor: None });
 }
 
 /// `POST /servers`
-pub async fn create(
-    State(state): State<Arc<AppState>>,
-    ctx: Ctx,
-    body: axum::body::Bytes,
-) -> ApiResult<Response> {
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| bad_request(format!("Malformed request body: {e}")))?;
-    let srv = body.get("server").filter(|v| v.is_object()).ok_or_else(|| bad_request("Invalid input for field/attribute server. Value: None. 'server' is a required property"))?;
-    let name = srv.get("name").and_then(Value::as_str).ok_or_else(|| {
-        bad_request("Invalid input for field/attribute server. 'name' is a required property")
+pub async fn create(State(state): State<Arc<AppState>>, ctx: Ctx, body: axum::body::Bytes) -> ApiResult<Response> {
+    let body: Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("Malformed request body: {e}")))?;
+    let srv = body.get("server").filter(|v| v.is_object()).ok_or_else(|| {
+        bad_request("Invalid input for field/attribute server. Value: None. 'server' is a required property")
     })?;
+    let name = srv
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_request("Invalid input for field/attribute server. 'name' is a required property"))?;
     if name.trim().is_empty() || name.len() > 255 {
-        return Err(bad_request(format!(
-            "Invalid input for field/attribute name. Value: {name}."
-        )));
+        return Err(bad_request(format!("Invalid input for field/attribute name. Value: {name}.")));
     }
     let flavor_ref = srv
         .get("flavorRef")
-        .and_then(|v| {
-            v.as_str()
-                .map(String::from)
-                .or_else(|| v.as_i64().map(|n| n.to_string()))
-        })
-        .ok_or_else(|| {
-            bad_request(
-                "Invalid input for field/attribute server. 'flavorRef' is a required property",
-            )
-        })?;
-    let flavor_id = flavor_ref
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let project = ctx
-        .token
-        .project_id()
-        .map(String::from)
-        .ok_or_else(|| policy("os_compute_api:servers:create"))?;
+        .and_then(|v| v.as_str().map(String::from).or_else(|| v.as_i64().map(|n| n.to_string())))
+        .ok_or_else(|| bad_request("Invalid input for field/attribute server. 'flavorRef' is a required property"))?;
+    let flavor_id = flavor_ref.rsplit('/').next().unwrap_or_default().to_string();
+    let project = ctx.token.project_id().map(String::from).ok_or_else(|| policy("os_compute_api:servers:create"))?;
     let now = state.now();
     let mut site = state.site.write().unwrap();
 
@@ -1068,31 +894,24 @@ pub async fn create(
         .cloned()
         .ok_or_else(|| bad_request(format!("Flavor {flavor_id} could not be found.")))?;
     let image_ref = srv.get("imageRef").and_then(Value::as_str).unwrap_or("");
-    let bdms = srv
-        .get("block_device_mapping_v2")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let bdms = srv.get("block_device_mapping_v2").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut volumes_attached = Vec::new();
     for b in &bdms {
         if b.get("source_type").and_then(Value::as_str) == Some("volume") {
             let vid = b.get("uuid").and_then(Value::as_str).unwrap_or_default();
-            let vol = site.volumes.iter().find(|v| {
-                v.id == vid && v.visible_at(now) && (v.project_id == project || ctx.is_admin())
-            });
+            let vol = site
+                .volumes
+                .iter()
+                .find(|v| v.id == vid && v.visible_at(now) && (v.project_id == project || ctx.is_admin()));
             if vol.is_none() {
-                return Err(bad_request(format!(
-                    "Block Device Mapping is Invalid: failed to get volume {vid}."
-                )));
+                return Err(bad_request(format!("Block Device Mapping is Invalid: failed to get volume {vid}.")));
             }
             volumes_attached.push(vid.to_string());
         }
     }
     let image_id = if image_ref.is_empty() {
-        let boots = bdms.iter().any(|b| {
-            b.get("boot_index")
-                .is_some_and(|i| i.as_i64() == Some(0) || i.as_str() == Some("0"))
-        });
+        let boots =
+            bdms.iter().any(|b| b.get("boot_index").is_some_and(|i| i.as_i64() == Some(0) || i.as_str() == Some("0")));
         if !boots {
             return Err(bad_request(
                 "Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid.",
@@ -1107,23 +926,17 @@ pub async fn create(
                 ctx.is_admin()
                     || i.owner == project
                     || matches!(i.visibility.as_str(), "public" | "community")
-                    || i.members
-                        .iter()
-                        .any(|(p, st)| p == &project && st == "accepted")
+                    || i.members.iter().any(|(p, st)| p == &project && st == "accepted")
             })
             .ok_or_else(|| bad_request("Can not find requested image"))?;
         if img.status != "active" {
             return Err(bad_request(format!("Image {iid} is not active.")));
         }
         if flavor.disk > 0 && img.min_disk > flavor.disk {
-            return Err(bad_request(
-                "Flavor's disk is too small for requested image.",
-            ));
+            return Err(bad_request("Flavor's disk is too small for requested image."));
         }
         if img.min_ram > flavor.ram {
-            return Err(bad_request(
-                "Flavor's memory is too small for requested image.",
-            ));
+            return Err(bad_request("Flavor's memory is too small for requested image."));
         }
         Some(iid.to_string())
     };
@@ -1139,18 +952,16 @@ pub async fn create(
         if limit >= 0 && used + want > limit {
             return Err(err(
                 StatusCode::FORBIDDEN,
-                format!(
-                    "Quota exceeded for {res}: Requested {want}, but already used {used} of {limit} {res}"
-                ),
+                format!("Quota exceeded for {res}: Requested {want}, but already used {used} of {limit} {res}"),
             ));
         }
     }
 
     // Networks.
     let visible_net = |site: &Site, id: &str| {
-        site.networks.iter().any(|n| {
-            n.id == id && !n.external && (n.shared || n.project_id == project || ctx.is_admin())
-        })
+        site.networks
+            .iter()
+            .any(|n| n.id == id && !n.external && (n.shared || n.project_id == project || ctx.is_admin()))
     };
     let nets: Vec<String> = match srv.get("networks") {
         Some(Value::String(s)) if s == "none" => vec![],
@@ -1167,12 +978,7 @@ pub async fn create(
                         .ports
                         .iter()
                         .find(|x| x.id == p && x.visible_at(now))
-                        .ok_or_else(|| {
-                            err(
-                                StatusCode::BAD_REQUEST,
-                                format!("Port {p} could not be found."),
-                            )
-                        })?;
+                        .ok_or_else(|| err(StatusCode::BAD_REQUEST, format!("Port {p} could not be found.")))?;
                     ids.push(port.network_id.clone());
                 } else {
                     return Err(bad_request("Invalid input for field/attribute networks."));
@@ -1181,29 +987,15 @@ pub async fn create(
             ids
         }
         None if ctx.at_least(37) => {
-            return Err(bad_request(
-                "Invalid input for field/attribute server. 'networks' is a required property",
-            ));
+            return Err(bad_request("Invalid input for field/attribute server. 'networks' is a required property"));
         }
         Some(Value::String(s)) if s != "auto" => {
-            return Err(bad_request(format!(
-                "Invalid input for field/attribute networks. Value: {s}."
-            )));
+            return Err(bad_request(format!("Invalid input for field/attribute networks. Value: {s}.")));
         }
         _ => {
-            let own: Vec<_> = site
-                .networks
-                .iter()
-                .filter(|n| !n.external && n.project_id == project)
-                .collect();
-            let candidates = if own.is_empty() {
-                site.networks
-                    .iter()
-                    .filter(|n| !n.external && n.shared)
-                    .collect()
-            } else {
-                own
-            };
+            let own: Vec<_> = site.networks.iter().filter(|n| !n.external && n.project_id == project).collect();
+            let candidates =
+                if own.is_empty() { site.networks.iter().filter(|n| !n.external && n.shared).collect() } else { own };
             match candidates.as_slice() {
                 [] => vec![],
                 [one] => vec![one.id.clone()],
@@ -1222,17 +1014,9 @@ pub async fn create(
     let launch = now + Duration::seconds(2);
     let mut fixed_ips = Vec::new();
     for nid in &nets {
-        let net = site
-            .networks
-            .iter()
-            .find(|n| &n.id == nid)
-            .cloned()
-            .unwrap();
+        let net = site.networks.iter().find(|n| &n.id == nid).cloned().unwrap();
         let Some(addr) = next_free_ip(&site, &net) else {
-            return Err(err(
-                StatusCode::CONFLICT,
-                format!("No more IP addresses available on network {nid}."),
-            ));
+            return Err(err(StatusCode::CONFLICT, format!("No more IP addresses available on network {nid}.")));
         };
         let h = stable_uuid(&[&id, nid]);
         site.ports.push(crate::model::Port {
@@ -1253,16 +1037,7 @@ pub async fn create(
         .get("metadata")
         .and_then(Value::as_object)
         .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str()
-                            .map(String::from)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
-                .collect()
+            m.iter().map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect()
         })
         .unwrap_or_default();
     let host = format!("compute-{:03}", (now.timestamp_subsec_nanos() / 1000) % 4);
@@ -1277,31 +1052,14 @@ pub async fn create(
         created: now,
         launched_at: (!never_active).then_some(launch),
         events: vec![
-            ServerEvent {
-                at: now,
-                action: "create".into(),
-                status: "BUILD".into(),
-                flavor: None,
-            },
-            ServerEvent {
-                at: launch,
-                action: "create".into(),
-                status: "ACTIVE".into(),
-                flavor: None,
-            },
+            ServerEvent { at: now, action: "create".into(), status: "BUILD".into(), flavor: None },
+            ServerEvent { at: launch, action: "create".into(), status: "ACTIVE".into(), flavor: None },
         ]
         .into_iter()
         .filter(|e| !(never_active && e.status == "ACTIVE"))
         .collect(),
-        key_name: srv
-            .get("key_name")
-            .and_then(Value::as_str)
-            .map(String::from),
-        availability_zone: srv
-            .get("availability_zone")
-            .and_then(Value::as_str)
-            .unwrap_or("nova")
-            .to_string(),
+        key_name: srv.get("key_name").and_then(Value::as_str).map(String::from),
+        availability_zone: srv.get("availability_zone").and_then(Value::as_str).unwrap_or("nova").to_string(),
         host_id: super::host_id(&host, &project),
         fixed_ips,
         metadata,
@@ -1338,26 +1096,15 @@ fn next_free_ip(site: &Site, net: &crate::model::Network) -> Option<String> {
         .iter()
         .filter(|p| p.network_id == net.id && p.deleted_at.is_none())
         .flat_map(|p| p.fixed_ips.iter().map(String::as_str))
-        .chain(site.servers.iter().flat_map(|s| {
-            s.fixed_ips
-                .iter()
-                .filter(|f| f.0 == net.name)
-                .map(|f| f.1.as_str())
-        }))
+        .chain(site.servers.iter().flat_map(|s| s.fixed_ips.iter().filter(|f| f.0 == net.name).map(|f| f.1.as_str())))
         .collect();
     let start = u32::from(base);
-    (10..size - 1)
-        .map(|i| std::net::Ipv4Addr::from(start + i as u32).to_string())
-        .find(|a| !used.contains(a.as_str()))
+    (10..size - 1).map(|i| std::net::Ipv4Addr::from(start + i as u32).to_string()).find(|a| !used.contains(a.as_str()))
 }
 
 /// `DELETE /servers/{id}` — DELETED a second later; its ports go, its
 /// floating IPs and volumes are detached.
-pub async fn delete(
-    State(state): State<Arc<AppState>>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+pub async fn delete(State(state): State<Arc<AppState>>, ctx: Ctx, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let now = state.now();
     let mut site = state.site.write().unwrap();
     lookup(&site, &ctx, &id, now, false)?;
@@ -1365,29 +1112,17 @@ pub async fn delete(
     let s = site.servers.iter_mut().find(|s| s.id == id).unwrap();
     push_event(s, now, at, "delete", "DELETED");
     let mut ports = Vec::new();
-    for p in site
-        .ports
-        .iter_mut()
-        .filter(|p| p.device_id == id && p.deleted_at.is_none())
-    {
+    for p in site.ports.iter_mut().filter(|p| p.device_id == id && p.deleted_at.is_none()) {
         p.deleted_at = Some(at);
         ports.push(p.id.clone());
     }
     for f in site.floating_ips.iter_mut() {
-        for a in f
-            .associations
-            .iter_mut()
-            .filter(|a| ports.contains(&a.port_id) && a.to.is_none_or(|t| t > at))
-        {
+        for a in f.associations.iter_mut().filter(|a| ports.contains(&a.port_id) && a.to.is_none_or(|t| t > at)) {
             a.to = Some(at);
         }
     }
     for v in site.volumes.iter_mut() {
-        for a in v
-            .attachments
-            .iter_mut()
-            .filter(|a| a.server_id == id && a.detached_at.is_none_or(|d| d > at))
-        {
+        for a in v.attachments.iter_mut().filter(|a| a.server_id == id && a.detached_at.is_none_or(|d| d > at)) {
             a.detached_at = Some(at);
         }
     }
@@ -1402,12 +1137,9 @@ pub async fn action(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| bad_request(format!("Malformed request body: {e}")))?;
-    let key = body
-        .as_object()
-        .and_then(|o| o.keys().next().cloned())
-        .ok_or_else(|| bad_request("Malformed request body"))?;
+    let body: Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("Malformed request body: {e}")))?;
+    let key =
+        body.as_object().and_then(|o| o.keys().next().cloned()).ok_or_else(|| bad_request("Malformed request body"))?;
     // (action name, allowed from, new status)
     let (name, from, to): (&str, &[&str], &str) = match key.as_str() {
         "os-stop" => ("stop", &["ACTIVE", "ERROR"], "SHUTOFF"),
@@ -1416,18 +1148,10 @@ pub async fn action(
         "resume" => ("resume", &["SUSPENDED"], "ACTIVE"),
         "pause" => ("pause", &["ACTIVE"], "PAUSED"),
         "unpause" => ("unpause", &["PAUSED"], "ACTIVE"),
-        "shelve" => (
-            "shelve",
-            &["ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED"],
-            "SHELVED_OFFLOADED",
-        ),
+        "shelve" => ("shelve", &["ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED"], "SHELVED_OFFLOADED"),
         "shelveOffload" => ("shelveOffload", &["SHELVED"], "SHELVED_OFFLOADED"),
         "unshelve" => ("unshelve", &["SHELVED", "SHELVED_OFFLOADED"], "ACTIVE"),
-        "reboot" => (
-            "reboot",
-            &["ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "ERROR"],
-            "ACTIVE",
-        ),
+        "reboot" => ("reboot", &["ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "ERROR"], "ACTIVE"),
         other => return Err(bad_request(format!("There is no such action: {other}"))),
     };
     let now = state.now();
@@ -1439,10 +1163,7 @@ pub async fn action(
             Some(t) => ("task_state", t),
             None => ("vm_state", vm),
         };
-        return Err(err(
-            StatusCode::CONFLICT,
-            format!("Cannot '{key}' instance {id} while it is in {attr} {st}"),
-        ));
+        return Err(err(StatusCode::CONFLICT, format!("Cannot '{key}' instance {id} while it is in {attr} {st}")));
     }
     let s = site.servers.iter_mut().find(|s| s.id == id).unwrap();
     push_event(s, now, now, name, to);

@@ -22,11 +22,8 @@ fn parse_dt(v: Option<&str>, now: DateTime<Utc>) -> ApiResult<DateTime<Utc>> {
     };
     // strptime's `.%f` needs the dot; chrono's `%.f` would also take none.
     let with_fraction = s.get(19..20) == Some(".");
-    let formats: &[&str] = if with_fraction {
-        &["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-    } else {
-        &["%Y-%m-%dT%H:%M:%S"]
-    };
+    let formats: &[&str] =
+        if with_fraction { &["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] } else { &["%Y-%m-%dT%H:%M:%S"] };
     formats
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
@@ -45,10 +42,8 @@ struct Window {
 fn window(q: &Query, now: DateTime<Utc>, ctx: &Ctx) -> ApiResult<Window> {
     // From 2.75 the query schema forbids other parameters.
     if ctx.at_least(75)
-        && let Some((k, _)) = q
-            .0
-            .iter()
-            .find(|(k, _)| !["start", "end", "detailed", "limit", "marker"].contains(&k.as_str()))
+        && let Some((k, _)) =
+            q.0.iter().find(|(k, _)| !["start", "end", "detailed", "limit", "marker"].contains(&k.as_str()))
     {
         return Err(bad_request(format!(
             "Invalid input for query parameters {k}. Value: Additional properties are not allowed ('{k}' was unexpected)"
@@ -57,22 +52,10 @@ fn window(q: &Query, now: DateTime<Utc>, ctx: &Ctx) -> ApiResult<Window> {
     let start = parse_dt(q.get("start"), now)?;
     let stop = parse_dt(q.get("end"), now)?;
     if start >= stop {
-        return Err(bad_request(
-            "Invalid start time. The start time cannot occur after the end time.",
-        ));
+        return Err(bad_request("Invalid start time. The start time cannot occur after the end time."));
     }
-    let (limit, marker) = if ctx.at_least(40) {
-        q.limit_marker()?
-    } else {
-        (MAX_LIMIT, None)
-    };
-    Ok(Window {
-        start,
-        stop: stop.min(now),
-        detailed: q.get("detailed") == Some("1"),
-        limit,
-        marker,
-    })
+    let (limit, marker) = if ctx.at_least(40) { q.limit_marker()? } else { (MAX_LIMIT, None) };
+    Ok(Window { start, stop: stop.min(now), detailed: q.get("detailed") == Some("1"), limit, marker })
 }
 
 /// `_hours_for`
@@ -100,17 +83,11 @@ fn instances<'a>(
         .iter()
         .filter(|s| project.is_none_or(|p| s.project_id == p))
         .filter_map(|s| s.view_at(now))
-        .filter(|v| {
-            v.terminated_at.is_none_or(|t| t > w.start) && v.launched_at.is_some_and(|l| l < w.stop)
-        })
+        .filter(|v| v.terminated_at.is_none_or(|t| t > w.start) && v.launched_at.is_some_and(|l| l < w.stop))
         .collect();
-    list.sort_by(|a, b| {
-        (&a.server.project_id, &a.server.id).cmp(&(&b.server.project_id, &b.server.id))
-    });
+    list.sort_by(|a, b| (&a.server.project_id, &a.server.id).cmp(&(&b.server.project_id, &b.server.id)));
     if let Some(m) = &w.marker {
-        let mk = site
-            .server(m)
-            .ok_or_else(|| bad_request(format!("Marker {m} could not be found.")))?;
+        let mk = site.server(m).ok_or_else(|| bad_request(format!("Marker {m} could not be found.")))?;
         let key = (&mk.project_id, &mk.id);
         list.retain(|v| (&v.server.project_id, &v.server.id) > key);
     }
@@ -146,10 +123,7 @@ fn usages(list: &[ServerView], w: &Window, now: DateTime<Utc>, detailed: bool) -
             "state": state,
             "uptime": uptime.num_seconds(),
         });
-        let pos = match out
-            .iter()
-            .position(|m| m["tenant_id"] == s.project_id.as_str())
-        {
+        let pos = match out.iter().position(|m| m["tenant_id"] == s.project_id.as_str()) {
             Some(p) => p,
             None => {
                 let mut m = Map::new();
@@ -157,12 +131,7 @@ fn usages(list: &[ServerView], w: &Window, now: DateTime<Utc>, detailed: bool) -
                 if detailed {
                     m.insert("server_usages".into(), json!([]));
                 }
-                for k in [
-                    "total_local_gb_usage",
-                    "total_vcpus_usage",
-                    "total_memory_mb_usage",
-                    "total_hours",
-                ] {
+                for k in ["total_local_gb_usage", "total_vcpus_usage", "total_memory_mb_usage", "total_hours"] {
                     m.insert(k.into(), json!(0.0));
                 }
                 m.insert("start".into(), json!(naive_us(w.start)));
@@ -188,11 +157,7 @@ fn usages(list: &[ServerView], w: &Window, now: DateTime<Utc>, detailed: bool) -
 }
 
 /// `GET /os-simple-tenant-usage` — every project (admin / system reader).
-pub async fn index(
-    State(state): State<Arc<AppState>>,
-    ctx: Ctx,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+pub async fn index(State(state): State<Arc<AppState>>, ctx: Ctx, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     if !ctx.all_projects() {
         return Err(policy("os_compute_api:os-simple-tenant-usage:list"));
     }
@@ -204,9 +169,7 @@ pub async fn index(
     let mut body = json!({"tenant_usages": usages(&list, &w, now, w.detailed)});
     if ctx.at_least(40) {
         let last = list.last().map(|v| v.server.id.as_str());
-        if let Some(l) =
-            q.collection_links(&base(&state), "os-simple-tenant-usage", list.len(), last)
-        {
+        if let Some(l) = q.collection_links(&base(&state), "os-simple-tenant-usage", list.len(), last) {
             body["tenant_usages_links"] = l;
         }
     }
@@ -228,19 +191,13 @@ pub async fn show(
     let w = window(&q, now, &ctx)?;
     let site = state.site.read().unwrap();
     let list = instances(&site, now, &w, Some(&tenant))?;
-    let usage = usages(&list, &w, now, true)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| json!({}));
+    let usage = usages(&list, &w, now, true).into_iter().next().unwrap_or_else(|| json!({}));
     let mut body = json!({"tenant_usage": usage});
     if ctx.at_least(40) {
         let last = list.last().map(|v| v.server.id.as_str());
-        if let Some(l) = q.collection_links(
-            &base(&state),
-            &format!("os-simple-tenant-usage/{tenant}"),
-            list.len(),
-            last,
-        ) {
+        if let Some(l) =
+            q.collection_links(&base(&state), &format!("os-simple-tenant-usage/{tenant}"), list.len(), last)
+        {
             body["tenant_usage_links"] = l;
         }
     }

@@ -508,7 +508,7 @@ async fn the_run_reports_each_project_to_the_progress_hook_as_it_is_committed() 
     let sim = start("tiny").await;
     let s = session(&sim, "sim-accounting").await;
     let dir = tempfile::tempdir().unwrap();
-    let ledger = ledger::Ledger::open_sqlite(&dir.path().join("l.sqlite")).unwrap();
+    let ledger = ledger::Ledger::open_sqlite(dir.path().join("l.sqlite")).unwrap();
     let spool = SpoolConfig {
         spool: dir.path().join("spool"),
         style: apel::Style::Fedsite,

@@ -151,7 +151,7 @@ async fn federate(sim: &sim::SimHandle, vo: &str, project: &str) {
 async fn a_vo_share_logs_in_through_the_federation_scoped_to_its_project() {
     let sim = start(BTreeMap::new()).await;
     let site = sim::scenario::builtin("tiny").unwrap().generate().site;
-    let project = site.projects.iter().find(|p| p.extra.get("VO").is_some()).expect("tiny has a VO project");
+    let project = site.projects.iter().find(|p| p.extra.contains_key("VO")).expect("tiny has a VO project");
     let vo = project.extra["VO"].as_str().unwrap().to_string();
     federate(&sim, &vo, &project.name).await;
     let yaml = format!(

@@ -625,7 +625,7 @@ pub fn render(d: &ReportData) -> String {
     if d.runs.is_empty() {
         o.push_str(r#"<tr><td colspan="7">No runs recorded.</td></tr>"#);
     }
-    let _ = write!(o, "</tbody></table><script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(o, "</tbody></table><script>{SCRIPT}</script></body></html>");
     o
 }
 

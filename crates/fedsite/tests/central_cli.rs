@@ -387,7 +387,7 @@ mod central_run {
         }
         let b = sim::start(cb).await.unwrap();
         let issuer = format!("{}/identity/oidc", a.base_url());
-        let project = tiny().site.projects.into_iter().find(|p| p.extra.get("VO").is_some()).unwrap();
+        let project = tiny().site.projects.into_iter().find(|p| p.extra.contains_key("VO")).unwrap();
         let vo = project.extra["VO"].as_str().unwrap().to_string();
         for s in [&a, &b] {
             federate(s, &issuer, &vo, &project.name).await;

@@ -9,6 +9,7 @@
 //! * a trailing `# exit N` says the command exits N (default 0), as the docs explain next to it;
 //! * `cargo run --release --` is the `fedsite` built for the tests (the release build the
 //!   README shows is the same program).
+//!
 //! Changing a documented command without the code (or the reverse) fails this test.
 
 use std::path::{Path, PathBuf};

@@ -17,7 +17,7 @@ const FEDSITE: &str = env!("CARGO_BIN_EXE_fedsite");
 async fn start_sim(dir: &Path) -> sim::SimHandle {
     let scenario = sim::scenario::builtin("tiny").unwrap().generate();
     let mut cfg = sim::SimConfig::new(scenario);
-    cfg.ams = Some(sim::AmsConfig::new(&dir.join("ams")));
+    cfg.ams = Some(sim::AmsConfig::new(dir.join("ams")));
     sim::start(cfg).await.expect("sim with AMS starts")
 }
 

@@ -118,7 +118,7 @@ impl Cfg {
         let Some(props) = self.ini.section(Some(section)) else {
             return Ok(None);
         };
-        let Some((_, v)) = props.iter().filter(|(k, _)| k.trim().eq_ignore_ascii_case(key)).last() else {
+        let Some((_, v)) = props.iter().rfind(|(k, _)| k.trim().eq_ignore_ascii_case(key)) else {
             return Ok(None);
         };
         let v = v.trim();

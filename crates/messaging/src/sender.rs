@@ -604,8 +604,8 @@ async fn publish_round(
             }
         }
         if let (true, Some(c)) = (was_413, culprit) {
-            for i in r.start..c {
-                items[i].stored_before = true;
+            for item in &mut items[r.start..c] {
+                item.stored_before = true;
             }
         }
     }

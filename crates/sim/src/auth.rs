@@ -21,10 +21,10 @@ pub async fn authenticate(state: &AppState, service: Service, headers: &HeaderMa
 /// Validates a token string.
 pub async fn validate(state: &AppState, service: Service, token: &str) -> ApiResult<TokenInfo> {
     if let Some(ext) = &state.external_keystone {
-        if let Some(info) = state.external_cache.read().unwrap().get(token).cloned() {
-            if info.expires_at > state.clock.token_now() {
-                return Ok(info);
-            }
+        if let Some(info) = state.external_cache.read().unwrap().get(token).cloned()
+            && info.expires_at > state.clock.token_now()
+        {
+            return Ok(info);
         }
         let info = validate_external(state, ext, service, token).await?;
         state.external_cache.write().unwrap().insert(token.to_string(), info.clone());

@@ -359,10 +359,10 @@ fn non_ascii_smime_input_is_refused_without_reaching_openssl() {
     )
     .unwrap();
     let verifier = Verifier::new(vectors().join("test-ca.pem")).unwrap();
-    let e = verifier.verify(&input).err().expect("refused").to_string();
+    let e = verifier.verify(&input).expect_err("refused").to_string();
     assert!(e.contains("byte 1 is not ASCII (0xb7)"), "{e}");
     let signer = vector_signer(dir.path());
-    let e = signer.decrypt(&input).err().expect("refused").to_string();
+    let e = signer.decrypt(&input).expect_err("refused").to_string();
     assert!(e.contains("not ASCII"), "{e}");
     // The real capture is ASCII and still verifies.
     let capture = std::fs::read(vectors().join("published-data.smime")).unwrap();

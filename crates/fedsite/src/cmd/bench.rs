@@ -493,10 +493,11 @@ async fn census(
             continue;
         }
         for u in &t.server_usages {
-            if !seen.contains(u.instance_id.as_str()) && asked.insert(u.instance_id.as_str()) {
-                if let Some(sv) = alive_by_id.get(u.instance_id.as_str()).filter(|sv| sv.created <= to) {
-                    usage_only.push(sv);
-                }
+            if !seen.contains(u.instance_id.as_str())
+                && asked.insert(u.instance_id.as_str())
+                && let Some(sv) = alive_by_id.get(u.instance_id.as_str()).filter(|sv| sv.created <= to)
+            {
+                usage_only.push(sv);
             }
         }
     }

@@ -320,7 +320,6 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
 }
 
 /// What the demo's delivery step did.
-
 pub struct Delivery {
     pub sent: SendReport,
     pub received: ReceiveReport,
@@ -332,7 +331,6 @@ pub struct Delivery {
 /// then receives everything with the sim's receiver token into `<work>/received.sqlite`
 /// (signatures checked against the sim CA, allowed DN = the sim client's) and returns APEL's
 /// cloud summaries. Print them with [`super::receive::print_summaries`].
-
 pub async fn deliver_via_sim(
     handle: &sim::SimHandle,
     spool: &Path,

@@ -367,10 +367,10 @@ fn parse_list_query(raw: &str) -> ApiResult<ListQuery> {
         return Err(bad(format!("Invalid status: {member_status}")));
     }
     let visibility = last_value(&pairs, "visibility").filter(|v| !v.is_empty()).map(String::from);
-    if let Some(v) = &visibility {
-        if !["community", "public", "private", "shared", "all"].contains(&v.as_str()) {
-            return Err(bad(format!("Invalid visibility value: {v}")));
-        }
+    if let Some(v) = &visibility
+        && !["community", "public", "private", "shared", "all"].contains(&v.as_str())
+    {
+        return Err(bad(format!("Invalid visibility value: {v}")));
     }
     if last_value(&pairs, "changes-since").is_some_and(|v| !v.is_empty()) {
         return Err(bad("The \"changes-since\" filter is no longer available on v2."));

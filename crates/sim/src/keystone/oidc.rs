@@ -348,10 +348,8 @@ fn simple_regex(pattern: &str, value: &str) -> bool {
     let mut rest = value;
     for (i, part) in parts.iter().enumerate() {
         let part = part.replace('\\', "");
-        if i == 0 {
-            if !rest.starts_with(&part) && !pattern.starts_with(".*") {
-                return false;
-            }
+        if i == 0 && !rest.starts_with(&part) && !pattern.starts_with(".*") {
+            return false;
         }
         match rest.find(&part) {
             Some(at) => rest = &rest[at + part.len()..],

@@ -24,6 +24,22 @@ pub struct Imported {
     pub not_carried: Vec<String>,
 }
 
+impl Imported {
+    /// Signs with this host certificate and key instead of sender.cfg's (a copy the service user
+    /// owns), and says so in the list of what was not carried over.
+    pub fn use_host_credentials(&mut self, certificate: &Path, key: &Path) {
+        let ams = self.config.ams.get_or_insert_with(Default::default);
+        if let Some(old) = ams.key.replace(key.to_path_buf()) {
+            self.not_carried.push(format!(
+                "sender.cfg's host key {} replaced by {} (--key)",
+                old.display(),
+                key.display()
+            ));
+        }
+        ams.certificate = Some(certificate.to_path_buf());
+    }
+}
+
 /// caso.conf keys fedsite reads (section, key).
 const CASO_READ: &[(&str, &str)] = &[
     ("DEFAULT", "site_name"),

@@ -189,9 +189,9 @@ impl Config {
         }
     }
 
-    /// `[ledger] path`.
+    /// `[ledger] path`, else [`default_ledger`].
     pub fn ledger(&self) -> String {
-        self.toml.ledger.path.clone().unwrap_or_else(|| DEFAULT_LEDGER.into())
+        self.toml.ledger.path.clone().unwrap_or_else(|| default_ledger().display().to_string())
     }
 
     /// `[spool] path`.
@@ -256,12 +256,25 @@ fn set(field: &mut String, value: &Option<String>) {
 }
 
 /// The ledger a command uses: `flag` (the `--ledger` flag or its `FEDSITE_LEDGER` variable),
-/// else fedsite.toml's `[ledger] path`, else [`DEFAULT_LEDGER`].
+/// else fedsite.toml's `[ledger] path`, else [`default_ledger`].
 pub fn ledger_path(flag: Option<&Path>, file: Option<&Config>) -> PathBuf {
     match (flag, file) {
         (Some(p), _) => p.to_path_buf(),
         (None, Some(f)) => PathBuf::from(f.ledger()),
-        (None, None) => PathBuf::from(DEFAULT_LEDGER),
+        (None, None) => default_ledger(),
+    }
+}
+
+/// The default ledger: `ledger.sqlite` in systemd's state directory when the unit has one
+/// (`$STATE_DIRECTORY`, which the packaged units' `StateDirectory=fedsite` sets to
+/// /var/lib/fedsite; its first path when it lists several), else [`DEFAULT_LEDGER`].
+pub fn default_ledger() -> PathBuf {
+    match std::env::var_os("STATE_DIRECTORY") {
+        Some(dirs) if !dirs.is_empty() => {
+            let dirs = dirs.to_string_lossy().to_string();
+            PathBuf::from(dirs.split(':').next().unwrap_or(&dirs)).join("ledger.sqlite")
+        }
+        _ => PathBuf::from(DEFAULT_LEDGER),
     }
 }
 

@@ -37,6 +37,13 @@ pub struct ImportArgs {
     /// The EGI catch-all sites/<SITE>.yaml.
     #[arg(long, value_name = "PATH")]
     pub site: Option<PathBuf>,
+    /// The host certificate fedsite signs with, instead of sender.cfg's (e.g. a copy the
+    /// service user owns: docs/deploy.md).
+    #[arg(long, value_name = "PEM", requires = "key")]
+    pub certificate: Option<PathBuf>,
+    /// The host key, instead of sender.cfg's (must be readable by its owner only).
+    #[arg(long, value_name = "PEM", requires = "certificate")]
+    pub key: Option<PathBuf>,
     /// Where to write (mode 0600); stdout when absent.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
@@ -63,7 +70,10 @@ fn import(a: ImportArgs) -> Result<ExitCode> {
     if a.caso.is_none() && a.ssm.is_none() && a.site.is_none() {
         bail!("nothing to import: give --caso, --ssm and/or --site");
     }
-    let imported = siteconf::import(a.caso.as_deref(), a.ssm.as_deref(), a.site.as_deref())?;
+    let mut imported = siteconf::import(a.caso.as_deref(), a.ssm.as_deref(), a.site.as_deref())?;
+    if let (Some(cert), Some(key)) = (&a.certificate, &a.key) {
+        imported.use_host_credentials(cert, key);
+    }
     let sources: Vec<&std::path::Path> =
         [&a.caso, &a.ssm, &a.site].into_iter().flatten().map(|p| p.as_path()).collect();
     let text = siteconf::render(&imported, &sources)?;

@@ -22,6 +22,9 @@ VENV="$ROOT/.venv"
 WORK="$ROOT/.work/peers"
 REQ="$ROOT/scripts/requirements.txt"
 CONSTRAINTS="$ROOT/scripts/constraints.txt"
+VENV_NOVA="$ROOT/.venv-nova"
+REQ_NOVA="$ROOT/scripts/requirements-nova.txt"
+CONSTRAINTS_NOVA="$ROOT/scripts/constraints-nova.txt"
 PYTHON="${PYTHON:-python3}"
 KS_PORT="${FEDSITE_KEYSTONE_PORT:-15000}"
 GL_PORT="${FEDSITE_GLANCE_PORT:-19292}"
@@ -43,9 +46,9 @@ quiet() {
   fi
 }
 
-# The stamp: requirements + constraints + interpreter version. A venv whose stamp matches
-# already has everything; anything else is rebuilt from scratch.
-venv_stamp() { { cat "$REQ" "$CONSTRAINTS"; "$PYTHON" --version 2>&1; } | sha256sum | cut -d' ' -f1; }
+# The stamp of a venv: its requirements + constraints + interpreter version. A venv
+# whose stamp matches already has everything; anything else is rebuilt from scratch.
+venv_stamp() { { cat "$1" "$2"; "$PYTHON" --version 2>&1; } | sha256sum | cut -d' ' -f1; }
 
 # Headless Chromium for the report test (crates/fedsite/tests/metrics_report.rs): Debian's
 # chromium, installed when missing and we are root. The test fails without it.
@@ -59,23 +62,29 @@ ensure_chromium() {
   fi
 }
 
-cmd_venv() {
-  ensure_chromium
-  local want have=""
-  want="$(venv_stamp)"
-  [[ -f "$VENV/.requirements.stamp" ]] && have="$(cat "$VENV/.requirements.stamp")"
-  if [[ "$want" == "$have" && -x "$VENV/bin/python" ]]; then
-    log "venv $VENV is up to date"
+# build_venv DIR REQUIREMENTS CONSTRAINTS: (re)create the venv DIR unless its stamp matches.
+build_venv() {
+  local dir=$1 req=$2 cons=$3 want have=""
+  want="$(venv_stamp "$req" "$cons")"
+  [[ -f "$dir/.requirements.stamp" ]] && have="$(cat "$dir/.requirements.stamp")"
+  if [[ "$want" == "$have" && -x "$dir/bin/python" ]]; then
+    log "venv $dir is up to date"
     return 0
   fi
-  log "creating venv $VENV (pip install -r scripts/requirements.txt)"
+  log "creating venv $dir (pip install -r ${req#"$ROOT/"})"
   local t0=$SECONDS
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" -c "$CONSTRAINTS"
-  echo "$want" > "$VENV/.requirements.stamp"
-  log "venv ready in $((SECONDS - t0)) s"
+  rm -rf "$dir"
+  "$PYTHON" -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check --upgrade pip
+  "$dir/bin/pip" install -q --disable-pip-version-check -r "$req" -c "$cons"
+  echo "$want" > "$dir/.requirements.stamp"
+  log "venv $dir ready in $((SECONDS - t0)) s"
+}
+
+cmd_venv() {
+  ensure_chromium
+  build_venv "$VENV" "$REQ" "$CONSTRAINTS"
+  build_venv "$VENV_NOVA" "$REQ_NOVA" "$CONSTRAINTS_NOVA"
 }
 
 # wait_http URL NAME PIDFILE: poll until URL answers (any HTTP status < 500).

@@ -28,6 +28,9 @@ CONSTRAINTS_NOVA="$ROOT/scripts/constraints-nova.txt"
 PYTHON="${PYTHON:-python3}"
 KS_PORT="${FEDSITE_KEYSTONE_PORT:-15000}"
 GL_PORT="${FEDSITE_GLANCE_PORT:-19292}"
+NV_PORT="${FEDSITE_NOVA_PORT:-18774}"
+CD_PORT="${FEDSITE_CINDER_PORT:-18776}"
+NS_PORT="${FEDSITE_NEUTRON_STUB_PORT:-18696}"
 TIMEOUT="${FEDSITE_PEERS_TIMEOUT:-180}"
 PG_PORT="${FEDSITE_PG_PORT:-15432}"
 PG_OS_USER="${FEDSITE_PG_OS_USER:-fedsite-pg}"
@@ -35,6 +38,9 @@ PG_URL="postgresql://fedsite@127.0.0.1:$PG_PORT/postgres"
 ADMIN_PASSWORD=secret
 KS_URL="http://127.0.0.1:$KS_PORT/v3"
 GL_URL="http://127.0.0.1:$GL_PORT"
+NV_URL="http://127.0.0.1:$NV_PORT/v2.1"
+CD_URL="http://127.0.0.1:$CD_PORT/v3"
+NS_URL="http://127.0.0.1:$NS_PORT"
 
 log() { echo "peers: $*" >&2; }
 
@@ -108,14 +114,14 @@ wait_http() {
   return 1
 }
 
-# start_gunicorn NAME ENV... -- ARGS...: start gunicorn in its own session,
+# start_gunicorn VENV NAME ENV... -- ARGS...: start VENV's gunicorn in its own session,
 # so that `stop` can end it and its workers as one process group.
 start_gunicorn() {
-  local name=$1; shift
+  local venv=$1 name=$2; shift 2
   local envs=()
   while [[ $1 != -- ]]; do envs+=("$1"); shift; done
   shift
-  (cd "$WORK/$name" && exec env "${envs[@]}" setsid "$VENV/bin/gunicorn" --chdir "$WORK/$name" \
+  (cd "$WORK/$name" && exec env "${envs[@]}" setsid "$venv/bin/gunicorn" --chdir "$WORK/$name" \
       --workers 1 --threads 4 --timeout 300 "$@" > "$WORK/$name/gunicorn.log" 2>&1 < /dev/null) &
   echo $! > "$WORK/$name.pid"
 }
@@ -219,12 +225,12 @@ cmd_pg_stop() {
 }
 
 cmd_start() {
-  [[ -x "$VENV/bin/gunicorn" ]] || { log "no venv: run scripts/peers.sh venv"; return 1; }
+  [[ -x "$VENV/bin/gunicorn" && -x "$VENV_NOVA/bin/gunicorn" ]] || { log "no venv: run scripts/peers.sh venv"; return 1; }
   cmd_stop
   local port
-  for port in "$KS_PORT" "$GL_PORT"; do
+  for port in "$KS_PORT" "$GL_PORT" "$NV_PORT" "$CD_PORT" "$NS_PORT"; do
     if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/"; then
-      log "port $port is already in use by something else; pick other ports with FEDSITE_KEYSTONE_PORT / FEDSITE_GLANCE_PORT"
+      log "port $port is already in use by something else; pick other ports with FEDSITE_KEYSTONE_PORT / FEDSITE_GLANCE_PORT / FEDSITE_NOVA_PORT / FEDSITE_CINDER_PORT / FEDSITE_NEUTRON_STUB_PORT"
       return 1
     fi
   done
@@ -264,7 +270,7 @@ EOF
   "${km[@]}" bootstrap --bootstrap-password "$ADMIN_PASSWORD" \
     --bootstrap-admin-url "$KS_URL/" --bootstrap-internal-url "$KS_URL/" \
     --bootstrap-public-url "$KS_URL/" --bootstrap-region-id RegionOne
-  start_gunicorn keystone OS_KEYSTONE_CONFIG_FILES="$ks/etc/keystone.conf" -- \
+  start_gunicorn "$VENV" keystone OS_KEYSTONE_CONFIG_FILES="$ks/etc/keystone.conf" -- \
     --bind "127.0.0.1:$KS_PORT" ks_wsgi:application
 
   # --- Glance (SQLite, file store, keystone auth) ---
@@ -303,18 +309,121 @@ password = $ADMIN_PASSWORD
 enforce_new_defaults = true
 EOF
   quiet "$gl/manage.log" "$VENV/bin/glance-manage" --config-file "$gl/conf/glance-api.conf" db_sync
-  start_gunicorn glance OS_GLANCE_CONFIG_DIR="$gl/conf" -- \
+  start_gunicorn "$VENV" glance OS_GLANCE_CONFIG_DIR="$gl/conf" -- \
     --bind "127.0.0.1:$GL_PORT" glance.wsgi.api:application
+
+  start_nova_cinder
 
   wait_http "$KS_URL" keystone "$WORK/keystone.pid"
   wait_http "$GL_URL/" glance "$WORK/glance.pid"
   "$VENV/bin/python" "$ROOT/scripts/peers_seed.py" "$KS_URL" "$GL_URL" "$ADMIN_PASSWORD"
   log "Keystone + Glance up in $((SECONDS - t0)) s (state in $WORK)"
+  wait_http "http://127.0.0.1:$NV_PORT/" nova "$WORK/nova.pid"
+  wait_http "http://127.0.0.1:$CD_PORT/" cinder "$WORK/cinder.pid"
+  wait_http "$NS_URL/" neutron-stub "$WORK/neutron-stub.pid"
+  local t1=$SECONDS
+  # The ids it made (servers, flavors, volumes, projects by name): .work/peers/nova-seed.json.
+  if ! "$VENV_NOVA/bin/python" "$ROOT/scripts/peers_seed_nova.py" \
+      --keystone "$KS_URL" --password "$ADMIN_PASSWORD" --nova "$NV_URL" --cinder "$CD_URL" \
+      --nova-config "$WORK/nova/conf/nova.conf" --cinder-config "$WORK/cinder/conf/cinder.conf" \
+      > "$WORK/nova-seed.json" 2> "$WORK/nova/seed.log"; then
+    log "seeding Nova + Cinder failed:"; tail -n 40 "$WORK/nova/seed.log" >&2; return 1
+  fi
+  grep '^peers:' "$WORK/nova/seed.log" >&2 || true
+  log "seeded Nova + Cinder in $((SECONDS - t1)) s; all peers up in $((SECONDS - t0)) s (state in $WORK)"
+}
+
+# --- Nova API + Cinder API (API only: SQLite, transport fake://, Keystone auth) ---
+# Their databases are made here; the API processes start at once and are waited for
+# (and seeded by peers_seed_nova.py) once Keystone answers.
+start_nova_cinder() {
+  local nv="$WORK/nova" cd="$WORK/cinder" ns="$WORK/neutron-stub" authtoken
+  mkdir -p "$nv/conf" "$nv/state" "$nv/locks" "$cd/conf" "$cd/state" "$cd/locks" "$ns"
+  authtoken="[keystone_authtoken]
+www_authenticate_uri = http://127.0.0.1:$KS_PORT
+auth_url = http://127.0.0.1:$KS_PORT
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = admin
+username = admin
+password = $ADMIN_PASSWORD"
+
+  cp "$VENV_NOVA/etc/nova/api-paste.ini" "$nv/conf/"
+  # [neutron]: servers/detail asks Neutron for the servers' security groups (ports by
+  # device_id); the stub answers with none (scripts/peers_neutron_stub.py).
+  cat > "$nv/conf/nova.conf" <<EOF
+[DEFAULT]
+transport_url = fake://
+state_path = $nv/state
+log_file = $nv/nova-api.log
+compute_driver = fake.SmallFakeDriver
+[api]
+auth_strategy = keystone
+[wsgi]
+api_paste_config = $nv/conf/api-paste.ini
+[api_database]
+connection = sqlite:///$nv/nova_api.db
+[database]
+connection = sqlite:///$nv/nova_cell1.db
+[oslo_concurrency]
+lock_path = $nv/locks
+[placement]
+auth_type = none
+endpoint_override = http://127.0.0.1:1
+[neutron]
+auth_type = none
+endpoint_override = $NS_URL
+[glance]
+api_servers = $GL_URL
+[cinder]
+auth_type = none
+$authtoken
+EOF
+  cat > "$nv/nv_wsgi.py" <<'EOF'
+import sys
+sys.argv = sys.argv[:1]  # nova parses argv with oslo.config; hide gunicorn's flags
+from nova.wsgi.osapi_compute import application  # noqa: E402,F401
+EOF
+  local nm=(quiet "$nv/manage.log" "$VENV_NOVA/bin/nova-manage" --config-file "$nv/conf/nova.conf")
+  "${nm[@]}" api_db sync
+  "${nm[@]}" cell_v2 map_cell0 --database_connection "sqlite:///$nv/nova_cell0.db"
+  "${nm[@]}" db sync
+  "${nm[@]}" cell_v2 create_cell --name cell1 --database_connection "sqlite:///$nv/nova_cell1.db" \
+    --transport-url fake://
+  start_gunicorn "$VENV_NOVA" nova OS_NOVA_CONFIG_DIR="$nv/conf" -- \
+    --bind "127.0.0.1:$NV_PORT" nv_wsgi:application
+
+  cp "$VENV_NOVA/etc/cinder/api-paste.ini" "$cd/conf/"
+  cat > "$cd/conf/cinder.conf" <<EOF
+[DEFAULT]
+auth_strategy = keystone
+transport_url = fake://
+state_path = $cd/state
+log_file = $cd/cinder-api.log
+api_paste_config = $cd/conf/api-paste.ini
+enabled_backends =
+[database]
+connection = sqlite:///$cd/cinder.db
+[oslo_concurrency]
+lock_path = $cd/locks
+$authtoken
+EOF
+  cat > "$cd/cd_wsgi.py" <<EOF
+import sys
+sys.argv = [sys.argv[0], '--config-file', '$cd/conf/cinder.conf']  # cinder parses argv
+from cinder.wsgi.api import application  # noqa: E402,F401
+EOF
+  quiet "$cd/manage.log" "$VENV_NOVA/bin/cinder-manage" --config-file "$cd/conf/cinder.conf" db sync
+  start_gunicorn "$VENV_NOVA" cinder -- --bind "127.0.0.1:$CD_PORT" cd_wsgi:application
+
+  cp "$ROOT/scripts/peers_neutron_stub.py" "$ns/"
+  start_gunicorn "$VENV_NOVA" neutron-stub -- --bind "127.0.0.1:$NS_PORT" peers_neutron_stub:application
 }
 
 cmd_stop() {
   local name pid
-  for name in glance keystone; do
+  for name in neutron-stub cinder nova glance keystone; do
     [[ -f "$WORK/$name.pid" ]] || continue
     pid="$(cat "$WORK/$name.pid")"
     rm -f "$WORK/$name.pid"
@@ -333,6 +442,10 @@ cmd_env() {
 export FEDSITE_VENV=$VENV
 export FEDSITE_REAL_KEYSTONE=$KS_URL
 export FEDSITE_REAL_GLANCE=$GL_URL
+export FEDSITE_VENV_NOVA=$VENV_NOVA
+export FEDSITE_REAL_NOVA=$NV_URL
+export FEDSITE_REAL_CINDER=$CD_URL
+export FEDSITE_REAL_NOVA_SEED=$WORK/nova-seed.json
 export FEDSITE_REAL_ADMIN_PASSWORD=$ADMIN_PASSWORD
 export FEDSITE_TEST_PG=$PG_URL
 EOF

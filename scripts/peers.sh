@@ -337,7 +337,7 @@ EOF
 # Their databases are made here; the API processes start at once and are waited for
 # (and seeded by peers_seed_nova.py) once Keystone answers.
 start_nova_cinder() {
-  local nv="$WORK/nova" cd="$WORK/cinder" ns="$WORK/neutron-stub" authtoken
+  local nv="$WORK/nova" cd="$WORK/cinder" ns="$WORK/neutron-stub" authtoken t0=$SECONDS
   mkdir -p "$nv/conf" "$nv/state" "$nv/locks" "$cd/conf" "$cd/state" "$cd/locks" "$ns"
   authtoken="[keystone_authtoken]
 www_authenticate_uri = http://127.0.0.1:$KS_PORT
@@ -419,6 +419,7 @@ EOF
 
   cp "$ROOT/scripts/peers_neutron_stub.py" "$ns/"
   start_gunicorn "$VENV_NOVA" neutron-stub -- --bind "127.0.0.1:$NS_PORT" peers_neutron_stub:application
+  log "Nova + Cinder databases made in $((SECONDS - t0)) s"
 }
 
 cmd_stop() {

@@ -1,0 +1,498 @@
+//! The `openstack` crate against the REAL Nova API and Cinder API that
+//! `scripts/peers.sh start` runs (API only, Keystone auth) and seeds with
+//! `scripts/peers_seed_nova.py`: every field accounting reads is present and
+//! decoded, with the seed's values (its times are fixed). Like the other
+//! real-peer tests, a missing peer fails the test (see tests/common).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, TimeZone, Utc};
+use openstack::nova::{self, FlavorVisibility};
+use openstack::{CloudConfig, Service, Session, cinder};
+use serde_json::Value;
+
+fn t(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+}
+
+/// A session as the real Keystone's `admin` on project `admin`.
+async fn admin() -> Session {
+    let yaml = format!(
+        "clouds:\n  real:\n    auth:\n      auth_url: {}\n      username: admin\n      password: {}\n      \
+         user_domain_name: Default\n      project_name: admin\n      project_domain_name: Default\n    \
+         region_name: RegionOne\n    interface: public\n    identity_api_version: 3\n",
+        common::real_keystone(),
+        common::real_admin_password()
+    );
+    let cfg = CloudConfig::from_clouds_yaml(&yaml, None, "real", "peers clouds.yaml").unwrap();
+    Session::connect(&cfg)
+        .await
+        .expect("a token from the real Keystone")
+}
+
+fn ids<'a>(seed: &'a Value, kind: &str) -> BTreeMap<&'a str, &'a str> {
+    seed[kind]
+        .as_object()
+        .unwrap_or_else(|| panic!("seed has no {kind}: {seed}"))
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+        .collect()
+}
+
+/// What the seed made, per server: status, project, launched_at, terminated_at,
+/// the embedded flavor's name, vcpus and RAM.
+#[allow(clippy::type_complexity)]
+fn expected() -> Vec<(
+    &'static str,
+    &'static str,
+    &'static str,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    &'static str,
+    u32,
+    u64,
+)> {
+    vec![
+        (
+            "web-active",
+            "ACTIVE",
+            "vo-access",
+            t(2026, 11, 2, 8, 1, 0),
+            None,
+            "m1.small",
+            1,
+            2048,
+        ),
+        (
+            "gpu-active",
+            "ACTIVE",
+            "vo-access",
+            t(2026, 11, 3, 9, 31, 0),
+            None,
+            "g1.v100",
+            8,
+            32768,
+        ),
+        (
+            "batch-shutoff",
+            "SHUTOFF",
+            "vo-access",
+            t(2026, 11, 4, 10, 1, 0),
+            None,
+            "m1.large",
+            4,
+            8192,
+        ),
+        (
+            "resized",
+            "ACTIVE",
+            "vo-access",
+            t(2026, 11, 5, 11, 1, 0),
+            None,
+            "m1.large",
+            4,
+            8192,
+        ),
+        (
+            "paused",
+            "PAUSED",
+            "vo-biomed",
+            t(2026, 11, 6, 12, 1, 0),
+            None,
+            "m1.small",
+            1,
+            2048,
+        ),
+        (
+            "suspended",
+            "SUSPENDED",
+            "vo-biomed",
+            t(2026, 11, 7, 13, 1, 0),
+            None,
+            "g1.v100",
+            8,
+            32768,
+        ),
+        (
+            "private-flavor",
+            "ACTIVE",
+            "vo-biomed",
+            t(2026, 11, 8, 14, 1, 0),
+            None,
+            "p1.private",
+            2,
+            4096,
+        ),
+        (
+            "shelved",
+            "SHELVED_OFFLOADED",
+            "vo-notebooks",
+            t(2026, 11, 9, 15, 1, 0),
+            None,
+            "m1.small",
+            1,
+            2048,
+        ),
+        (
+            "deleted",
+            "DELETED",
+            "vo-notebooks",
+            t(2026, 11, 10, 16, 1, 0),
+            Some(t(2026, 11, 16, 9, 0, 30)),
+            "m1.retired",
+            2,
+            4096,
+        ),
+        (
+            "deleted-early",
+            "DELETED",
+            "local-ops",
+            t(2026, 10, 20, 8, 1, 0),
+            Some(t(2026, 10, 25, 8, 0, 30)),
+            "m1.nobench",
+            2,
+            4096,
+        ),
+        (
+            "ops-active",
+            "ACTIVE",
+            "local-ops",
+            t(2026, 11, 11, 17, 1, 0),
+            None,
+            "m1.nobench",
+            2,
+            4096,
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_nova_servers_detail_decodes_every_field_accounting_reads() {
+    let seed = common::real_nova_seed();
+    let (servers, projects, users) = (
+        ids(&seed, "servers"),
+        ids(&seed, "projects"),
+        ids(&seed, "users"),
+    );
+    let s = admin().await;
+    assert!(
+        s.endpoint(Service::Compute)
+            .await
+            .unwrap()
+            .starts_with(&common::real_nova()),
+        "the catalog's compute endpoint is the real Nova"
+    );
+    let mv = s
+        .microversion(Service::Compute)
+        .await
+        .unwrap()
+        .expect("a negotiated compute microversion");
+    assert!(
+        (mv.major, mv.minor) >= (2, 47),
+        "the embedded flavor needs 2.47, negotiated {}.{}",
+        mv.major,
+        mv.minor
+    );
+
+    // changes-since lists the deleted servers too; 4 a page: three pages by marker.
+    let all = nova::ListServers {
+        all_tenants: true,
+        changes_since: Some(t(2026, 10, 1, 0, 0, 0)),
+        limit: Some(4),
+        ..Default::default()
+    }
+    .list(&s)
+    .await
+    .unwrap();
+    let by_name: BTreeMap<&str, &nova::Server> = all
+        .iter()
+        .map(|v| (v.name.as_deref().unwrap(), v))
+        .collect();
+    assert_eq!(
+        all.len(),
+        11,
+        "every seeded server once across the pages: {:?}",
+        by_name.keys()
+    );
+    for (name, status, project, launched, terminated, flavor, vcpus, ram) in expected() {
+        let v = by_name
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} not listed"));
+        assert_eq!(v.id, servers[name], "{name}");
+        assert_eq!(v.status, status, "{name}");
+        assert_eq!(v.tenant_id.as_deref(), Some(projects[project]), "{name}");
+        let owner = if matches!(project, "vo-access" | "vo-biomed") {
+            "alice"
+        } else {
+            "bob"
+        };
+        assert_eq!(v.user_id.as_deref(), Some(users[owner]), "{name}");
+        assert_eq!(v.launched_at, Some(launched), "{name} launched_at");
+        assert_eq!(v.terminated_at, terminated, "{name} terminated_at");
+        assert_eq!(
+            v.created,
+            launched - chrono::Duration::minutes(1),
+            "{name} created"
+        );
+        let f = v
+            .flavor
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no embedded flavor"));
+        assert_eq!(
+            (f.original_name.as_deref(), f.vcpus, f.ram, f.id.as_deref()),
+            (Some(flavor), Some(vcpus), Some(ram), None),
+            "{name}: the embedded flavor (2.47+: no id)"
+        );
+        let specs = f
+            .extra_specs
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: embedded flavor without extra_specs"));
+        if flavor == "m1.nobench" {
+            assert!(specs.is_empty(), "{name}: {specs:?}");
+        } else {
+            assert_eq!(
+                specs.get("accounting:benchmark_type").map(String::as_str),
+                Some("HEPscore23"),
+                "{name}"
+            );
+            assert!(
+                specs["accounting:benchmark_value"].parse::<f64>().is_ok(),
+                "{name}: {specs:?}"
+            );
+        }
+        assert!(v.image.is_some(), "{name}: booted from an image");
+        assert!(
+            v.vm_state.is_some() && v.power_state.is_some(),
+            "{name}: OS-EXT-STS"
+        );
+        assert_eq!(v.availability_zone.as_deref(), Some("nova"), "{name}");
+    }
+    let gpu = by_name["gpu-active"]
+        .flavor
+        .as_ref()
+        .unwrap()
+        .extra_specs
+        .as_ref()
+        .unwrap();
+    for (k, want) in [
+        ("Accelerator:Type", "GPU"),
+        ("Accelerator:Vendor", "NVIDIA"),
+        ("Accelerator:Model", "Tesla V100"),
+        ("Accelerator:Number", "1"),
+    ] {
+        assert_eq!(gpu.get(k).map(String::as_str), Some(want), "{k} in {gpu:?}");
+    }
+    assert_eq!(by_name["shelved"].host, None, "offloaded: no host");
+    assert_eq!(by_name["web-active"].host.as_deref(), Some("compute-1"));
+    assert_eq!(
+        by_name["web-active"]
+            .floating_ips()
+            .map(|a| a.addr.as_str())
+            .collect::<Vec<_>>(),
+        ["172.24.4.11"]
+    );
+    assert_eq!(by_name["deleted"].vm_state.as_deref(), Some("deleted"));
+
+    // Without changes-since: the living servers only.
+    let alive = nova::ListServers {
+        all_tenants: true,
+        ..Default::default()
+    }
+    .list(&s)
+    .await
+    .unwrap();
+    let alive: BTreeSet<&str> = alive.iter().filter_map(|v| v.name.as_deref()).collect();
+    assert_eq!(alive.len(), 9, "{alive:?}");
+    assert!(
+        !alive.contains("deleted") && !alive.contains("deleted-early"),
+        "{alive:?}"
+    );
+
+    // The deleted server's flavor exists only as its embedded copy.
+    let flavors = ids(&seed, "flavors");
+    assert!(
+        nova::flavors::get(&s, flavors["m1.retired"]).await.is_err(),
+        "m1.retired was deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_nova_usage_actions_flavors_and_cinder_volumes_decode() {
+    let seed = common::real_nova_seed();
+    let (servers, projects, volumes) = (
+        ids(&seed, "servers"),
+        ids(&seed, "projects"),
+        ids(&seed, "volumes"),
+    );
+    let s = admin().await;
+
+    // os-simple-tenant-usage, paged 2 servers at a time (2.40), merged per tenant.
+    let usages = nova::ListTenantUsages {
+        start: t(2026, 11, 1, 0, 0, 0),
+        end: t(2026, 12, 1, 0, 0, 0),
+        detailed: true,
+        limit: Some(2),
+    }
+    .list(&s)
+    .await
+    .unwrap();
+    let tenants: BTreeSet<&str> = usages.iter().map(|u| u.tenant_id.as_str()).collect();
+    assert_eq!(
+        tenants,
+        projects.values().copied().collect(),
+        "a usage for each project with servers in November"
+    );
+    let notebooks = usages
+        .iter()
+        .find(|u| u.tenant_id == projects["vo-notebooks"])
+        .unwrap();
+    let gone = notebooks
+        .server_usages
+        .iter()
+        .find(|u| u.instance_id == servers["deleted"])
+        .expect("the deleted server's usage");
+    assert_eq!(
+        (gone.state.as_deref(), gone.ended_at),
+        (Some("terminated"), Some(t(2026, 11, 16, 9, 0, 30)))
+    );
+    assert_eq!(
+        (gone.vcpus, gone.memory_mb, gone.flavor.as_deref()),
+        (2, 4096, Some("m1.retired"))
+    );
+    let ops = usages
+        .iter()
+        .find(|u| u.tenant_id == projects["local-ops"])
+        .unwrap();
+    assert!(
+        ops.server_usages
+            .iter()
+            .all(|u| u.instance_id != servers["deleted-early"]),
+        "deleted-early ended in October"
+    );
+
+    // Instance actions (newest first) and one action's events.
+    for (name, want) in [
+        ("suspended", vec!["suspend", "resume", "suspend", "create"]),
+        ("paused", vec!["pause", "unpause", "pause", "create"]),
+        ("batch-shutoff", vec!["stop", "start", "stop", "create"]),
+        ("resized", vec!["confirmResize", "resize", "create"]),
+        ("shelved", vec!["shelve", "create"]),
+        ("deleted", vec!["delete", "stop", "create"]),
+    ] {
+        let actions = nova::ListInstanceActions::new(servers[name])
+            .list(&s)
+            .await
+            .unwrap();
+        let got: Vec<&str> = actions.iter().map(|a| a.action.as_str()).collect();
+        assert_eq!(got, want, "{name}");
+        assert!(
+            actions
+                .iter()
+                .all(|a| a.start_time.is_some() && a.project_id.as_deref().is_some()),
+            "{name}: {actions:?}"
+        );
+    }
+    let resize = nova::ListInstanceActions::new(servers["resized"])
+        .list(&s)
+        .await
+        .unwrap();
+    let resize = resize.iter().find(|a| a.action == "resize").unwrap();
+    assert_eq!(resize.start_time, Some(t(2026, 11, 12, 9, 0, 0)));
+    let detail = nova::actions::get(&s, servers["resized"], &resize.request_id)
+        .await
+        .unwrap();
+    let mut events: Vec<&str> = detail
+        .events
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| e.event.as_str())
+        .collect();
+    events.sort();
+    assert_eq!(
+        events,
+        [
+            "compute_finish_resize",
+            "compute_prep_resize",
+            "compute_resize_instance",
+            "conductor_migrate_server"
+        ]
+    );
+    assert!(
+        detail
+            .events
+            .unwrap()
+            .iter()
+            .all(|e| e.result.as_deref() == Some("Success") && e.finish_time.is_some())
+    );
+
+    // Flavors: public and private (admin), extra specs inline (2.61+), the deleted one absent.
+    let flavors = nova::ListFlavors {
+        is_public: Some(FlavorVisibility::All),
+        ..Default::default()
+    }
+    .list(&s)
+    .await
+    .unwrap();
+    let names: BTreeMap<&str, &nova::Flavor> =
+        flavors.iter().map(|f| (f.name.as_str(), f)).collect();
+    assert_eq!(
+        names.keys().copied().collect::<Vec<_>>(),
+        [
+            "g1.v100",
+            "m1.large",
+            "m1.nobench",
+            "m1.small",
+            "p1.private"
+        ]
+    );
+    assert!(!names["p1.private"].is_public && names["m1.small"].is_public);
+    assert_eq!(
+        names["m1.large"]
+            .extra_specs
+            .as_ref()
+            .and_then(|e| e.get("accounting:benchmark_value"))
+            .map(String::as_str),
+        Some("12.25")
+    );
+    assert_eq!(
+        nova::flavors::extra_specs(&s, &names["g1.v100"].id)
+            .await
+            .unwrap()["Accelerator:Number"],
+        "1"
+    );
+
+    // Cinder: the living volumes of every project; the in-use one attached to web-active.
+    let vols = cinder::ListVolumes {
+        all_tenants: true,
+        limit: Some(2),
+        ..Default::default()
+    }
+    .list(&s)
+    .await
+    .unwrap();
+    let by_name: BTreeMap<&str, &cinder::Volume> = vols
+        .iter()
+        .map(|v| (v.name.as_deref().unwrap(), v))
+        .collect();
+    assert_eq!(
+        by_name.keys().copied().collect::<Vec<_>>(),
+        ["data-in-use", "notebooks-home", "scratch-available"]
+    );
+    let used = by_name["data-in-use"];
+    assert_eq!(
+        (used.id.as_str(), used.status.as_str(), used.size),
+        (volumes["data-in-use"], "in-use", 50)
+    );
+    assert_eq!(used.project_id.as_deref(), Some(projects["vo-access"]));
+    assert_eq!(used.created_at, t(2026, 11, 2, 8, 30, 0));
+    assert_eq!(used.attachments.len(), 1);
+    assert_eq!(
+        used.attachments[0].server_id.as_deref(),
+        Some(servers["web-active"])
+    );
+    assert_eq!(by_name["scratch-available"].status, "available");
+    assert!(by_name["scratch-available"].attachments.is_empty());
+}

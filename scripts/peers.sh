@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Real peers for the test suite: a project-local Python venv (.venv) with the
-# pinned clients/services of scripts/requirements.txt, real Keystone + Glance
-# under gunicorn, and a throwaway PostgreSQL cluster (the ledger's PostgreSQL
-# tests), with their state in .work/peers/ (both git-ignored).
+# Real peers for the test suite: project-local Python venvs (.venv with the pinned
+# clients/services of scripts/requirements.txt, .venv-nova with those of
+# scripts/requirements-nova.txt), real Keystone + Glance + Nova API + Cinder API +
+# Neutron server under gunicorn, and a throwaway PostgreSQL cluster (the ledger's
+# PostgreSQL tests, and Neutron's database), with their state in .work/peers/ (all
+# git-ignored). Nova, Cinder and Neutron are API only: nothing gets built or wired.
 #
-#   scripts/peers.sh venv      create/refresh .venv (skipped when its stamp matches); install
-#                              Debian's chromium if missing (the report test)
-#   scripts/peers.sh start     fresh PostgreSQL + Keystone + Glance, wait until ready, seed them
+#   scripts/peers.sh venv      create/refresh .venv and .venv-nova (each skipped when its stamp
+#                              matches); install Debian's chromium if missing (the report test)
+#   scripts/peers.sh start     fresh PostgreSQL + Keystone + Glance + Nova + Cinder + Neutron, wait
+#                              until ready, seed them (peers_seed.py, peers_seed_nova.py)
 #   scripts/peers.sh stop      stop what `start` started, by PID (process group)
 #   scripts/peers.sh pg-start  only the PostgreSQL cluster (fresh); pg-stop stops it
 #   scripts/peers.sh env       print the `export` lines the tests read
 #
-# Ports: FEDSITE_KEYSTONE_PORT (15000), FEDSITE_GLANCE_PORT (19292), FEDSITE_PG_PORT (15432).
+# Ports: FEDSITE_KEYSTONE_PORT (15000), FEDSITE_GLANCE_PORT (19292), FEDSITE_PG_PORT (15432),
+# FEDSITE_NOVA_PORT (18774), FEDSITE_CINDER_PORT (18776), FEDSITE_NEUTRON_PORT (19696).
 # PostgreSQL refuses to run as root: as root the cluster runs as FEDSITE_PG_OS_USER
 # (fedsite-pg, created if missing). Its superuser is `fedsite`, trust auth, 127.0.0.1 only.
 # Readiness timeout: FEDSITE_PEERS_TIMEOUT seconds (180).
@@ -30,17 +34,22 @@ KS_PORT="${FEDSITE_KEYSTONE_PORT:-15000}"
 GL_PORT="${FEDSITE_GLANCE_PORT:-19292}"
 NV_PORT="${FEDSITE_NOVA_PORT:-18774}"
 CD_PORT="${FEDSITE_CINDER_PORT:-18776}"
-NS_PORT="${FEDSITE_NEUTRON_STUB_PORT:-18696}"
+NT_PORT="${FEDSITE_NEUTRON_PORT:-19696}"
 TIMEOUT="${FEDSITE_PEERS_TIMEOUT:-180}"
 PG_PORT="${FEDSITE_PG_PORT:-15432}"
 PG_OS_USER="${FEDSITE_PG_OS_USER:-fedsite-pg}"
 PG_URL="postgresql://fedsite@127.0.0.1:$PG_PORT/postgres"
 ADMIN_PASSWORD=secret
+# The user Nova, Cinder and Neutron check tokens with (keystonemiddleware): role `service` on
+# project `service`, password as admin's, made by peers_seed_nova.py. keystonemiddleware 13
+# wants that role in the service token Nova sends along with a user's token to Neutron.
+SERVICE_USER=fedsite-service
+SERVICE_PROJECT=service
 KS_URL="http://127.0.0.1:$KS_PORT/v3"
 GL_URL="http://127.0.0.1:$GL_PORT"
 NV_URL="http://127.0.0.1:$NV_PORT/v2.1"
 CD_URL="http://127.0.0.1:$CD_PORT/v3"
-NS_URL="http://127.0.0.1:$NS_PORT"
+NT_URL="http://127.0.0.1:$NT_PORT"
 
 log() { echo "peers: $*" >&2; }
 
@@ -228,9 +237,9 @@ cmd_start() {
   [[ -x "$VENV/bin/gunicorn" && -x "$VENV_NOVA/bin/gunicorn" ]] || { log "no venv: run scripts/peers.sh venv"; return 1; }
   cmd_stop
   local port
-  for port in "$KS_PORT" "$GL_PORT" "$NV_PORT" "$CD_PORT" "$NS_PORT"; do
+  for port in "$KS_PORT" "$GL_PORT" "$NV_PORT" "$CD_PORT" "$NT_PORT"; do
     if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/"; then
-      log "port $port is already in use by something else; pick other ports with FEDSITE_KEYSTONE_PORT / FEDSITE_GLANCE_PORT / FEDSITE_NOVA_PORT / FEDSITE_CINDER_PORT / FEDSITE_NEUTRON_STUB_PORT"
+      log "port $port is already in use by something else; pick other ports with FEDSITE_KEYSTONE_PORT / FEDSITE_GLANCE_PORT / FEDSITE_NOVA_PORT / FEDSITE_CINDER_PORT / FEDSITE_NEUTRON_PORT"
       return 1
     fi
   done
@@ -238,6 +247,9 @@ cmd_start() {
   rm -rf "$WORK"
   mkdir -p "$WORK"
   cmd_pg_start
+  # Neutron's schema takes the longest (hundreds of migrations): made meanwhile.
+  neutron_db > "$WORK/neutron-db.log" 2>&1 &
+  local neutron_db_pid=$!
   mkdir -p "$WORK/keystone/etc/fernet-keys" "$WORK/keystone/etc/credential-keys" \
     "$WORK/glance/conf" "$WORK/glance/images" "$WORK/glance/staging" "$WORK/glance/tasks"
   local t0=$SECONDS ks="$WORK/keystone" gl="$WORK/glance" me grp
@@ -320,38 +332,110 @@ EOF
   log "Keystone + Glance up in $((SECONDS - t0)) s (state in $WORK)"
   wait_http "http://127.0.0.1:$NV_PORT/" nova "$WORK/nova.pid"
   wait_http "http://127.0.0.1:$CD_PORT/" cinder "$WORK/cinder.pid"
-  wait_http "$NS_URL/" neutron-stub "$WORK/neutron-stub.pid"
+  if ! wait "$neutron_db_pid"; then
+    log "making Neutron's database failed:"; tail -n 40 "$WORK/neutron-db.log" >&2; return 1
+  fi
+  start_neutron
+  wait_http "$NT_URL/" neutron "$WORK/neutron.pid"
   local t1=$SECONDS
   # The ids it made (servers, flavors, volumes, projects by name): .work/peers/nova-seed.json.
   if ! "$VENV_NOVA/bin/python" "$ROOT/scripts/peers_seed_nova.py" \
-      --keystone "$KS_URL" --password "$ADMIN_PASSWORD" --nova "$NV_URL" --cinder "$CD_URL" \
+      --keystone "$KS_URL" --password "$ADMIN_PASSWORD" --nova "$NV_URL" --cinder "$CD_URL" --neutron "$NT_URL" \
+      --service-user "$SERVICE_USER" --service-project "$SERVICE_PROJECT" \
       --nova-config "$WORK/nova/conf/nova.conf" --cinder-config "$WORK/cinder/conf/cinder.conf" \
       > "$WORK/nova-seed.json" 2> "$WORK/nova/seed.log"; then
     log "seeding Nova + Cinder failed:"; tail -n 40 "$WORK/nova/seed.log" >&2; return 1
   fi
   grep '^peers:' "$WORK/nova/seed.log" >&2 || true
-  log "seeded Nova + Cinder in $((SECONDS - t1)) s; all peers up in $((SECONDS - t0)) s (state in $WORK)"
+  log "seeded Neutron + Nova + Cinder in $((SECONDS - t1)) s; all peers up in $((SECONDS - t0)) s (state in $WORK)"
+}
+
+# auth_block USER PROJECT: password auth on the real Keystone, for a config section.
+auth_block() {
+  cat <<EOF
+auth_url = http://127.0.0.1:$KS_PORT
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = $2
+username = $1
+password = $ADMIN_PASSWORD
+EOF
+}
+
+# keystonemiddleware's section: tokens are checked with the real Keystone, as the service user.
+authtoken() {
+  echo "[keystone_authtoken]"
+  echo "www_authenticate_uri = http://127.0.0.1:$KS_PORT"
+  auth_block "$SERVICE_USER" "$SERVICE_PROJECT"
+}
+
+# --- Neutron server (API only: ML2 without mechanism drivers, no agents, fake://) ---
+# Its database is `neutron` on the throwaway PostgreSQL (its migrations are written for
+# MySQL/PostgreSQL). Ports are created but never bound; floating IPs are allocated and
+# associated through a router, none of it wired.
+neutron_db() {
+  local nt="$WORK/neutron" bindir
+  mkdir -p "$nt/conf/plugins/ml2" "$nt/state" "$nt/locks"
+  cp "$VENV_NOVA/etc/neutron/api-paste.ini" "$nt/conf/"
+  cat > "$nt/conf/neutron.conf" <<EOF
+[DEFAULT]
+core_plugin = ml2
+service_plugins = router
+auth_strategy = keystone
+transport_url = fake://
+state_path = $nt/state
+log_file = $nt/neutron.log
+api_paste_config = $nt/conf/api-paste.ini
+notify_nova_on_port_status_changes = false
+notify_nova_on_port_data_changes = false
+allow_overlapping_ips = true
+[database]
+connection = postgresql+psycopg2://fedsite@127.0.0.1:$PG_PORT/neutron
+[oslo_concurrency]
+lock_path = $nt/locks
+$(authtoken)
+EOF
+  cat > "$nt/conf/plugins/ml2/ml2_conf.ini" <<EOF
+[ml2]
+type_drivers = flat,local
+tenant_network_types = local
+mechanism_drivers =
+extension_drivers = port_security
+[ml2_type_flat]
+flat_networks = *
+EOF
+  bindir="$(pg_bindir)"
+  "$bindir/createdb" -h 127.0.0.1 -p "$PG_PORT" -U fedsite neutron
+  local m=("$VENV_NOVA/bin/neutron-db-manage" --config-file "$nt/conf/neutron.conf"
+    --config-file "$nt/conf/plugins/ml2/ml2_conf.ini")
+  # Neutron 29's d553edeb540f (2025.2 expand, "tag_case_sensitive") is MySQL only
+  # (ALTER TABLE tags CONVERT TO CHARACTER SET utf8mb4) and fails on PostgreSQL, whose
+  # text comparison is case-sensitive already: it is stamped, not run.
+  "${m[@]}" upgrade ad80a9f07c5c
+  "${m[@]}" stamp d553edeb540f
+  "${m[@]}" upgrade heads
+  cat > "$nt/nt_wsgi.py" <<'EOF'
+import sys
+sys.argv = sys.argv[:1]  # neutron parses argv with oslo.config; hide gunicorn's flags
+from neutron.wsgi.api import application  # noqa: E402,F401
+EOF
+}
+
+start_neutron() {
+  start_gunicorn "$VENV_NOVA" neutron OS_NEUTRON_CONFIG_DIR="$WORK/neutron/conf" \
+    OS_NEUTRON_CONFIG_FILES="neutron.conf;plugins/ml2/ml2_conf.ini" -- \
+    --bind "127.0.0.1:$NT_PORT" nt_wsgi:application
 }
 
 # --- Nova API + Cinder API (API only: SQLite, transport fake://, Keystone auth) ---
 # Their databases are made here; the API processes start at once and are waited for
 # (and seeded by peers_seed_nova.py) once Keystone answers.
 start_nova_cinder() {
-  local nv="$WORK/nova" cd="$WORK/cinder" ns="$WORK/neutron-stub" authtoken t0=$SECONDS
-  mkdir -p "$nv/conf" "$nv/state" "$nv/locks" "$cd/conf" "$cd/state" "$cd/locks" "$ns"
-  authtoken="[keystone_authtoken]
-www_authenticate_uri = http://127.0.0.1:$KS_PORT
-auth_url = http://127.0.0.1:$KS_PORT
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = admin
-username = admin
-password = $ADMIN_PASSWORD"
-
+  local nv="$WORK/nova" cd="$WORK/cinder" t0=$SECONDS
+  mkdir -p "$nv/conf" "$nv/state" "$nv/locks" "$cd/conf" "$cd/state" "$cd/locks"
   cp "$VENV_NOVA/etc/nova/api-paste.ini" "$nv/conf/"
-  # [neutron]: servers/detail asks Neutron for the servers' security groups (ports by
-  # device_id); the stub answers with none (scripts/peers_neutron_stub.py).
+  # [neutron]: servers/detail asks Neutron for the servers' ports (security groups).
   cat > "$nv/conf/nova.conf" <<EOF
 [DEFAULT]
 transport_url = fake://
@@ -372,13 +456,13 @@ lock_path = $nv/locks
 auth_type = none
 endpoint_override = http://127.0.0.1:1
 [neutron]
-auth_type = none
-endpoint_override = $NS_URL
+endpoint_override = $NT_URL
+$(auth_block admin admin)
 [glance]
 api_servers = $GL_URL
 [cinder]
 auth_type = none
-$authtoken
+$(authtoken)
 EOF
   cat > "$nv/nv_wsgi.py" <<'EOF'
 import sys
@@ -407,7 +491,7 @@ enabled_backends =
 connection = sqlite:///$cd/cinder.db
 [oslo_concurrency]
 lock_path = $cd/locks
-$authtoken
+$(authtoken)
 EOF
   cat > "$cd/cd_wsgi.py" <<EOF
 import sys
@@ -417,14 +501,12 @@ EOF
   quiet "$cd/manage.log" "$VENV_NOVA/bin/cinder-manage" --config-file "$cd/conf/cinder.conf" db sync
   start_gunicorn "$VENV_NOVA" cinder -- --bind "127.0.0.1:$CD_PORT" cd_wsgi:application
 
-  cp "$ROOT/scripts/peers_neutron_stub.py" "$ns/"
-  start_gunicorn "$VENV_NOVA" neutron-stub -- --bind "127.0.0.1:$NS_PORT" peers_neutron_stub:application
   log "Nova + Cinder databases made in $((SECONDS - t0)) s"
 }
 
 cmd_stop() {
   local name pid
-  for name in neutron-stub cinder nova glance keystone; do
+  for name in neutron cinder nova glance keystone; do
     [[ -f "$WORK/$name.pid" ]] || continue
     pid="$(cat "$WORK/$name.pid")"
     rm -f "$WORK/$name.pid"
@@ -446,6 +528,7 @@ export FEDSITE_REAL_GLANCE=$GL_URL
 export FEDSITE_VENV_NOVA=$VENV_NOVA
 export FEDSITE_REAL_NOVA=$NV_URL
 export FEDSITE_REAL_CINDER=$CD_URL
+export FEDSITE_REAL_NEUTRON=$NT_URL
 export FEDSITE_REAL_NOVA_SEED=$WORK/nova-seed.json
 export FEDSITE_REAL_ADMIN_PASSWORD=$ADMIN_PASSWORD
 export FEDSITE_TEST_PG=$PG_URL

@@ -1,11 +1,18 @@
-"""Seeds the real Nova API and Cinder API started by scripts/peers.sh with a known site.
+"""Seeds the real Nova API, Cinder API and Neutron started by scripts/peers.sh with a known site.
 
-Runs in .venv-nova (nova 34, cinder 29), after Keystone, Nova and Cinder answer:
+Runs in .venv-nova (nova 34, cinder 29, neutron 29), after Keystone, Nova,
+Cinder and Neutron answer:
 
-- Keystone (REST, as peers_seed.py): the `compute` and `volumev3` /
-  `block-storage` services and endpoints; the projects of the site with their
+- Keystone (REST, as peers_seed.py): the services' own user (role `service`
+  on project `service`, named by --service-user / --service-project); the `compute`, `volumev3` /
+  `block-storage` and `network` services and endpoints; the projects of the site with their
   VO properties (`egi.VO`, `VO`, `egi.eu:VO`, and one without a VO); the users
   `alice` and `bob` (password as admin's) with the `member` role.
+- Neutron (REST, as admin): an external network `public` (172.24.4.0/24), a
+  shared network `private` (192.168.10.0/24) and a router between them; a port
+  for each server (its project's, its device_id), floating IPs on some (fixed addresses),
+  one left unassociated by its server's deletion and one never associated.
+  Neutron stamps these with the time of the run, not the site's November.
 - Nova, through nova.objects with an admin RequestContext (not SQL): a compute
   service, compute node and host mapping (`compute-1`); public flavors with the
   benchmark (`accounting:benchmark_type` / `accounting:benchmark_value`) and
@@ -15,16 +22,18 @@ Runs in .venv-nova (nova 34, cinder 29), after Keystone, Nova and Cinder answer:
   SUSPENDED, SHELVED_OFFLOADED, DELETED and one resized, with launched_at /
   terminated_at and the instance actions and events real Nova records (create,
   stop/start, pause/unpause, suspend/resume, resize/confirmResize, shelve,
-  delete). Timestamps are fixed (November 2026) through oslo's time override,
+  delete), their network info cache built from their Neutron ports. Nova's and
+  Cinder's timestamps are fixed (November 2026) through oslo's time override,
   so every run seeds the same site apart from the generated ids.
 - Cinder, through cinder.objects: volumes in-use (attached to a server, with
   its block device mapping on the Nova side), available, and deleted.
 
-The ids it made are written as JSON to stdout (servers, flavors, volumes and
-projects by name), e.g. for tests that want to compare values.
+The ids it made are written as JSON to stdout (projects, users, servers,
+flavors, volumes, ports and floating IPs by name), for tests that compare values.
 
 Usage: peers_seed_nova.py --keystone KS_URL --password PW --nova NOVA_URL
-       --cinder CINDER_URL --nova-config NOVA_CONF --cinder-config CINDER_CONF
+       --cinder CINDER_URL --neutron NEUTRON_URL --service-user NAME
+       --service-project NAME --nova-config NOVA_CONF --cinder-config CINDER_CONF
 """
 
 import argparse
@@ -32,6 +41,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 import warnings
@@ -101,19 +111,25 @@ ap.add_argument("--keystone", required=True)
 ap.add_argument("--password", required=True)
 ap.add_argument("--nova", required=True)
 ap.add_argument("--cinder", required=True)
+ap.add_argument("--neutron", required=True)
+ap.add_argument("--service-user", required=True)
+ap.add_argument("--service-project", required=True)
 ap.add_argument("--nova-config", required=True)
 ap.add_argument("--cinder-config", required=True)
 args = ap.parse_args()
 
 
+T0 = time.monotonic()
+
+
 def log(msg):
-    print(f"peers: {msg}", file=sys.stderr)
+    print(f"peers: {msg} [{time.monotonic() - T0:.1f} s]", file=sys.stderr)
 
 
 # ------------------------------------------------------------------- Keystone
 
-def ks_call(method, path, body=None, token=None):
-    req = urllib.request.Request(args.keystone + path, method=method)
+def ks_call(method, path, body=None, token=None, base=None):
+    req = urllib.request.Request((base or args.keystone) + path, method=method)
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("X-Auth-Token", token)
@@ -129,12 +145,22 @@ headers, _ = ks_call("POST", "/auth/tokens", {"auth": {
     "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}})
 TOKEN = headers["X-Subject-Token"]
 
+# First the user the services check tokens with (before any authenticated call to them).
+_, svc_project = ks_call("POST", "/projects", {"project": {
+    "name": args.service_project, "domain_id": "default", "enabled": True}}, TOKEN)
+_, svc_user = ks_call("POST", "/users", {"user": {
+    "name": args.service_user, "domain_id": "default", "password": args.password, "enabled": True}}, TOKEN)
+_, roles = ks_call("GET", "/roles?name=service", token=TOKEN)
+ks_call("PUT", f"/projects/{svc_project['project']['id']}/users/{svc_user['user']['id']}/roles/"
+        f"{roles['roles'][0]['id']}", token=TOKEN)
+
 # The catalog: compute (no project id in the URL, as Nova advises since 2.18);
 # block-storage without and volumev3 with the project id, as the sim's catalog.
 for stype, name, url in (
         ("compute", "nova", args.nova),
         ("volumev3", "cinderv3", args.cinder + "/%(project_id)s"),
-        ("block-storage", "cinder", args.cinder)):
+        ("block-storage", "cinder", args.cinder),
+        ("network", "neutron", args.neutron)):
     _, svc = ks_call("POST", "/services", {"service": {"type": stype, "name": name, "enabled": True}}, TOKEN)
     for interface in ("public", "internal", "admin"):
         ks_call("POST", "/endpoints", {"endpoint": {
@@ -165,7 +191,36 @@ for uname, projects in (("alice", ("vo-access", "vo-biomed")), ("bob", ("vo-note
     user_ids[uname] = u["user"]["id"]
     for pname in projects:
         ks_call("PUT", f"/projects/{project_ids[pname]}/users/{u['user']['id']}/roles/{member}", token=TOKEN)
-log(f"seeded Keystone (compute, volumev3, block-storage endpoints; projects {', '.join(PROJECTS)}; users alice, bob)")
+log(f"seeded Keystone (compute, volumev3, block-storage, network endpoints; projects {', '.join(PROJECTS)}; users alice, bob)")
+
+# -------------------------------------------------------------------- Neutron
+
+
+def nt(method, path, body=None):
+    """A Neutron API call as admin; the answer's JSON."""
+    return ks_call(method, path, body, TOKEN, base=args.neutron + "/v2.0")[1]
+
+
+public_net = nt("POST", "/networks", {"network": {
+    "name": "public", "router:external": True, "provider:network_type": "flat",
+    "provider:physical_network": "physnet1"}})["network"]
+public_subnet = nt("POST", "/subnets", {"subnet": {
+    "network_id": public_net["id"], "name": "public-v4", "cidr": "172.24.4.0/24", "ip_version": 4,
+    "enable_dhcp": False, "allocation_pools": [{"start": "172.24.4.100", "end": "172.24.4.200"}]}})["subnet"]
+# One shared network for every project's ports (192.168.10.0/24) and its router with a
+# gateway on `public` (one router: each costs seconds of Neutron's time).
+private_net = nt("POST", "/networks", {"network": {"name": "private", "shared": True}})["network"]
+private_subnet = nt("POST", "/subnets", {"subnet": {
+    "network_id": private_net["id"], "name": "private-v4", "cidr": "192.168.10.0/24", "ip_version": 4}})["subnet"]
+router = nt("POST", "/routers", {"router": {
+    "name": "router", "external_gateway_info": {"network_id": public_net["id"]}}})["router"]
+nt("PUT", f"/routers/{router['id']}/add_router_interface", {"subnet_id": private_subnet["id"]})
+ports, floating_ips = {}, {}
+# Allocated to a project and never associated.
+floating_ips["spare"] = nt("POST", "/floatingips", {"floatingip": {
+    "floating_network_id": public_net["id"], "project_id": project_ids["vo-notebooks"],
+    "floating_ip_address": "172.24.4.50"}})["floatingip"]["id"]
+log("seeded Neutron (networks public and private (shared), a router between them)")
 
 # ----------------------------------------------------------------------- Nova
 
@@ -259,16 +314,28 @@ def record_action(inst, action, when, user):
             objects.InstanceActionEvent.event_finish(c, inst.uuid, event, want_result=False)
 
 
-def network_info(n):
-    """One port on `private` with a fixed and a floating address."""
-    ip = network_model.FixedIP(address=f"192.168.10.{10 + n}", type="fixed", version=4,
-                               floating_ips=[network_model.IP(address=f"172.24.4.{10 + n}",
-                                                              type="floating", version=4)])
-    subnet = network_model.Subnet(cidr="192.168.10.0/24", ips=[ip], version=4,
-                                  gateway=network_model.IP(address="192.168.10.1", type="gateway"))
-    net = network_model.Network(id="3c2b8c55-0000-4000-8000-00000000beef", label="private",
-                                bridge="br-int", subnets=[subnet])
-    vif = network_model.VIF(id=str(uuid.uuid4()), address=f"fa:16:3e:00:00:{n:02x}", network=net,
+def plug(name, project, iid, n, floating):
+    """The server's Neutron port (its project's) on `private` (192.168.10.<10+n>) and, if
+    `floating`, a floating IP 172.24.4.<10+n> on it; returns Nova's network info."""
+    net, sub = private_net, private_subnet
+    fixed = sub["cidr"].rsplit(".", 1)[0] + f".{10 + n}"
+    port = nt("POST", "/ports", {"port": {
+        "network_id": net["id"], "project_id": project_ids[project], "name": f"{name}-port",
+        "device_id": iid, "device_owner": "compute:nova",
+        "fixed_ips": [{"subnet_id": sub["id"], "ip_address": fixed}]}})["port"]
+    ports[name] = port["id"]
+    fips = []
+    if floating:
+        fip = nt("POST", "/floatingips", {"floatingip": {
+            "floating_network_id": public_net["id"], "project_id": project_ids[project],
+            "port_id": port["id"], "floating_ip_address": f"172.24.4.{10 + n}"}})["floatingip"]
+        floating_ips[name] = fip["id"]
+        fips = [network_model.IP(address=fip["floating_ip_address"], type="floating", version=4)]
+    ip = network_model.FixedIP(address=fixed, type="fixed", version=4, floating_ips=fips)
+    subnet = network_model.Subnet(cidr=sub["cidr"], ips=[ip], version=4,
+                                  gateway=network_model.IP(address=sub["gateway_ip"], type="gateway"))
+    network = network_model.Network(id=net["id"], label=net["name"], bridge="br-int", subnets=[subnet])
+    vif = network_model.VIF(id=port["id"], address=port["mac_address"], network=network,
                             type="ovs", active=True, vnic_type="normal")
     return network_model.NetworkInfo([vif])
 
@@ -276,18 +343,21 @@ def network_info(n):
 servers = {}
 
 
-def server(name, project, user, flavor, created, history, final_state, old_flavor=None):
+def server(name, project, user, flavor, created, history, final_state, old_flavor=None, floating=False):
     """A server built at `created` (ACTIVE one minute later), then the actions of `history`
     [(action, when)], ending in `final_state`: an (vm_state, power_state) pair, or
-    'deleted' / 'shelved_offloaded'."""
+    'deleted' / 'shelved_offloaded'. A deleted server's port is deleted (its floating IP
+    stays allocated to the project)."""
     pid, uid = project_ids[project], user_ids[user]
     n = len(servers) + 1
+    iid = str(uuid.uuid4())
+    nw_info = plug(name, project, iid, n, floating)
     launched = created + dt.timedelta(minutes=1)
     timeutils.set_time_override(created)
     with nova_context.target_cell(admin, cell1) as cctxt:
         first = old_flavor or flavor
         inst = objects.Instance(
-            cctxt, uuid=str(uuid.uuid4()), user_id=uid, project_id=pid, image_ref=IMAGE,
+            cctxt, uuid=iid, user_id=uid, project_id=pid, image_ref=IMAGE,
             kernel_id="", ramdisk_id="", display_name=name, display_description=name,
             hostname=name, host=HOST, node=HOST, compute_id=node.id, launched_on=HOST,
             availability_zone="nova", launch_index=0, key_name=None,
@@ -295,7 +365,7 @@ def server(name, project, user, flavor, created, history, final_state, old_flavo
             flavor=first, instance_type_id=first.id, vcpus=first.vcpus, memory_mb=first.memory_mb,
             root_gb=first.root_gb, ephemeral_gb=first.ephemeral_gb, launched_at=launched,
             metadata={"fedsite": "peers"}, system_metadata={"image_base_image_ref": IMAGE},
-            info_cache=objects.InstanceInfoCache(network_info=network_info(n)),
+            info_cache=objects.InstanceInfoCache(network_info=nw_info),
             locked=False, config_drive="", root_device_name="/dev/vda")
         inst.create()
         objects.InstanceMapping(admin, instance_uuid=inst.uuid, cell_mapping=cell1, project_id=pid,
@@ -319,8 +389,10 @@ def server(name, project, user, flavor, created, history, final_state, old_flavo
         if final_state == "deleted":
             inst.vm_state, inst.power_state, inst.task_state = vm_states.DELETED, power_state.NOSTATE, None
             inst.terminated_at = last
+            inst.info_cache.network_info = network_model.NetworkInfo([])
             inst.save()
             inst.destroy()
+            nt("DELETE", f"/ports/{ports.pop(name)}")
             im = objects.InstanceMapping.get_by_instance_uuid(admin, inst.uuid)
             im.queued_for_delete = True
             im.save()
@@ -339,14 +411,16 @@ def server(name, project, user, flavor, created, history, final_state, old_flavo
 
 T = at
 F = flavors
-server("web-active", "vo-access", "alice", F["m1.small"], T("2026-11-02T08:00:00"), [], (vm_states.ACTIVE, power_state.RUNNING))
-server("gpu-active", "vo-access", "alice", F["g1.v100"], T("2026-11-03T09:30:00"), [], (vm_states.ACTIVE, power_state.RUNNING))
+server("web-active", "vo-access", "alice", F["m1.small"], T("2026-11-02T08:00:00"), [], (vm_states.ACTIVE, power_state.RUNNING),
+       floating=True)
+server("gpu-active", "vo-access", "alice", F["g1.v100"], T("2026-11-03T09:30:00"), [], (vm_states.ACTIVE, power_state.RUNNING),
+       floating=True)
 server("batch-shutoff", "vo-access", "alice", F["m1.large"], T("2026-11-04T10:00:00"),
        [("stop", T("2026-11-10T12:00:00")), ("start", T("2026-11-11T07:00:00")), ("stop", T("2026-11-20T18:00:00"))],
        (vm_states.STOPPED, power_state.SHUTDOWN))
 server("resized", "vo-access", "alice", F["m1.large"], T("2026-11-05T11:00:00"),
        [("resize", T("2026-11-12T09:00:00")), ("confirmResize", T("2026-11-12T09:10:00"))],
-       (vm_states.ACTIVE, power_state.RUNNING), old_flavor=F["m1.small"])
+       (vm_states.ACTIVE, power_state.RUNNING), old_flavor=F["m1.small"], floating=True)
 server("paused", "vo-biomed", "alice", F["m1.small"], T("2026-11-06T12:00:00"),
        [("pause", T("2026-11-08T10:00:00")), ("unpause", T("2026-11-09T10:00:00")), ("pause", T("2026-11-21T10:00:00"))],
        (vm_states.PAUSED, power_state.PAUSED))
@@ -357,7 +431,7 @@ server("private-flavor", "vo-biomed", "alice", F["p1.private"], T("2026-11-08T14
 server("shelved", "vo-notebooks", "bob", F["m1.small"], T("2026-11-09T15:00:00"),
        [("shelve", T("2026-11-15T15:00:00"))], "shelved_offloaded")
 server("deleted", "vo-notebooks", "bob", F["m1.retired"], T("2026-11-10T16:00:00"),
-       [("stop", T("2026-11-14T09:00:00")), ("delete", T("2026-11-16T09:00:00"))], "deleted")
+       [("stop", T("2026-11-14T09:00:00")), ("delete", T("2026-11-16T09:00:00"))], "deleted", floating=True)
 server("deleted-early", "local-ops", "bob", F["m1.nobench"], T("2026-10-20T08:00:00"),
        [("delete", T("2026-10-25T08:00:00"))], "deleted")
 server("ops-active", "local-ops", "bob", F["m1.nobench"], T("2026-11-11T17:00:00"), [], (vm_states.ACTIVE, power_state.RUNNING))
@@ -405,6 +479,7 @@ timeutils.clear_time_override()
 log(f"seeded Cinder ({len(volumes)} volumes: in use, available, deleted)")
 
 json.dump({"projects": project_ids, "users": user_ids, "servers": servers,
-           "flavors": {k: v.flavorid for k, v in flavors.items()}, "volumes": volumes},
+           "flavors": {k: v.flavorid for k, v in flavors.items()}, "volumes": volumes,
+           "ports": ports, "floating_ips": floating_ips, "networks": {"public": public_net["id"]}},
           sys.stdout, indent=1)
 print()

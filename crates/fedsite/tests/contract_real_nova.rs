@@ -1,8 +1,9 @@
-//! The `openstack` crate against the REAL Nova API and Cinder API that
-//! `scripts/peers.sh start` runs (API only, Keystone auth) and seeds with
-//! `scripts/peers_seed_nova.py`: every field accounting reads is present and
-//! decoded, with the seed's values (its times are fixed). Like the other
-//! real-peer tests, a missing peer fails the test (see tests/common).
+//! The `openstack` crate against the REAL Nova API, Cinder API and Neutron
+//! server that `scripts/peers.sh start` runs (API only, Keystone auth) and
+//! seeds with `scripts/peers_seed_nova.py`: every field accounting reads is
+//! present and decoded, with the seed's values (Nova's and Cinder's times are
+//! fixed). Like the other real-peer tests, a missing peer fails the test (see
+//! tests/common).
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 use openstack::nova::{self, FlavorVisibility};
-use openstack::{CloudConfig, Service, Session, cinder};
+use openstack::{CloudConfig, Service, Session, cinder, neutron};
 use serde_json::Value;
 
 fn t(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
@@ -495,4 +496,48 @@ async fn real_nova_usage_actions_flavors_and_cinder_volumes_decode() {
     );
     assert_eq!(by_name["scratch-available"].status, "available");
     assert!(by_name["scratch-available"].attachments.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_neutron_floating_ips_and_ports_decode_and_match_novas_addresses() {
+    let seed = common::real_nova_seed();
+    let (servers, projects, ports) = (ids(&seed, "servers"), ids(&seed, "projects"), ids(&seed, "ports"));
+    let s = admin().await;
+    assert!(s.endpoint(Service::Network).await.unwrap().starts_with(&common::real_neutron()));
+
+    let fips = neutron::ListFloatingIps { limit: Some(2), ..Default::default() }.list(&s).await.unwrap();
+    let by_addr: BTreeMap<&str, &neutron::FloatingIp> =
+        fips.iter().map(|f| (f.floating_ip_address.as_str(), f)).collect();
+    assert_eq!(
+        by_addr.keys().copied().collect::<Vec<_>>(),
+        ["172.24.4.11", "172.24.4.12", "172.24.4.14", "172.24.4.19", "172.24.4.50"],
+        "the floating IPs of web-active, gpu-active, resized, deleted (released) and the spare one"
+    );
+    let web = by_addr["172.24.4.11"];
+    assert_eq!(web.port_id.as_deref(), Some(ports["web-active"]));
+    assert_eq!(web.project_id.as_deref(), Some(projects["vo-access"]));
+    assert_eq!(web.fixed_ip_address.as_deref(), Some("192.168.10.11"));
+    assert!(web.created_at.is_some() && web.router_id.is_some());
+    for released in ["172.24.4.19", "172.24.4.50"] {
+        assert_eq!(by_addr[released].port_id, None, "{released} is not associated");
+        assert_eq!(by_addr[released].project_id.as_deref(), Some(projects["vo-notebooks"]));
+    }
+
+    // Nova's view of the same addresses, and the security groups it reads from Neutron.
+    let detail = nova::ListServers { all_tenants: true, ..Default::default() }.list(&s).await.unwrap();
+    let web = detail.iter().find(|v| v.id == servers["web-active"]).unwrap();
+    assert_eq!(web.floating_ips().map(|a| a.addr.as_str()).collect::<Vec<_>>(), ["172.24.4.11"]);
+    assert_eq!(web.extra.get("security_groups"), Some(&serde_json::json!([{"name": "default"}])));
+    let by_device = neutron::ListPorts { device_id: Some(servers["web-active"].into()), ..Default::default() }
+        .list(&s)
+        .await
+        .unwrap();
+    assert_eq!(by_device.len(), 1);
+    assert_eq!(by_device[0].id, ports["web-active"]);
+    assert_eq!(by_device[0].fixed_ips[0].ip_address, "192.168.10.11");
+    let gone = neutron::ListPorts { device_id: Some(servers["deleted"].into()), ..Default::default() }
+        .list(&s)
+        .await
+        .unwrap();
+    assert!(gone.is_empty(), "a deleted server's port is deleted: {gone:?}");
 }

@@ -336,12 +336,18 @@ EOF
   start_gunicorn "$VENV" glance OS_GLANCE_CONFIG_DIR="$gl/conf" -- \
     --bind "127.0.0.1:$GL_PORT" glance.wsgi.api:application
 
-  start_nova_cinder
+  # Nova's and Cinder's databases meanwhile too; their APIs start when they are made.
+  start_nova_cinder > "$WORK/nova-cinder.log" 2>&1 &
+  local nova_cinder_pid=$!
 
   wait_http "$KS_URL" keystone "$WORK/keystone.pid"
   wait_http "$GL_URL/" glance "$WORK/glance.pid"
   "$VENV/bin/python" "$ROOT/scripts/peers_seed.py" "$KS_URL" "$GL_URL" "$ADMIN_PASSWORD"
   log "Keystone + Glance up in $((SECONDS - t0)) s (state in $WORK)"
+  if ! wait "$nova_cinder_pid"; then
+    log "making Nova's or Cinder's database failed:"; tail -n 40 "$WORK/nova-cinder.log" >&2; return 1
+  fi
+  grep '^peers:' "$WORK/nova-cinder.log" >&2 || true
   wait_http "http://127.0.0.1:$NV_PORT/" nova "$WORK/nova.pid"
   wait_http "http://127.0.0.1:$CD_PORT/" cinder "$WORK/cinder.pid"
   if ! wait "$neutron_db_pid"; then
@@ -441,8 +447,8 @@ start_neutron() {
 }
 
 # --- Nova API + Cinder API (API only: SQLite, transport fake://, Keystone auth) ---
-# Their databases are made here; the API processes start at once and are waited for
-# (and seeded by peers_seed_nova.py) once Keystone answers.
+# Makes their databases, then starts the API processes (in the background of `start`,
+# which waits for them and seeds them with peers_seed_nova.py once Keystone answers).
 start_nova_cinder() {
   local nv="$WORK/nova" cd="$WORK/cinder" t0=$SECONDS
   mkdir -p "$nv/conf" "$nv/state" "$nv/locks" "$cd/conf" "$cd/state" "$cd/locks"
@@ -481,12 +487,27 @@ import sys
 sys.argv = sys.argv[:1]  # nova parses argv with oslo.config; hide gunicorn's flags
 from nova.wsgi.osapi_compute import application  # noqa: E402,F401
 EOF
-  local nm=(quiet "$nv/manage.log" "$VENV_NOVA/bin/nova-manage" --config-file "$nv/conf/nova.conf")
-  "${nm[@]}" api_db sync
-  "${nm[@]}" cell_v2 map_cell0 --database_connection "sqlite:///$nv/nova_cell0.db"
-  "${nm[@]}" db sync
-  "${nm[@]}" cell_v2 create_cell --name cell1 --database_connection "sqlite:///$nv/nova_cell1.db" \
-    --transport-url fake://
+  # nova-manage api_db sync; cell_v2 map_cell0; db sync; cell_v2 create_cell --name cell1,
+  # in one process (each nova-manage spends seconds importing nova).
+  quiet "$nv/manage.log" "$VENV_NOVA/bin/python" - "$nv/conf/nova.conf" \
+    "sqlite:///$nv/nova_cell0.db" "sqlite:///$nv/nova_cell1.db" <<'EOF'
+import sys
+from nova import config, objects
+from nova.cmd import manage
+from oslo_log import log as logging
+conf, cell0, cell1 = sys.argv[1:4]
+config.parse_args(["nova-manage", "--config-file", conf])
+logging.setup(manage.CONF, "nova")
+objects.register_all()
+cells = manage.CellV2Commands()
+for step, run in (("api_db sync", lambda: manage.ApiDbCommands().sync()),
+                  ("cell_v2 map_cell0", lambda: cells.map_cell0(database_connection=cell0)),
+                  ("db sync", lambda: manage.DbCommands().sync()),
+                  ("cell_v2 create_cell", lambda: cells.create_cell(
+                      name="cell1", database_connection=cell1, transport_url="fake://"))):
+    if run() not in (None, 0):
+        sys.exit(f"nova-manage {step} failed")
+EOF
   start_gunicorn "$VENV_NOVA" nova OS_NOVA_CONFIG_DIR="$nv/conf" -- \
     --bind "127.0.0.1:$NV_PORT" nv_wsgi:application
 

@@ -245,8 +245,18 @@ cmd_pg_stop() {
   log "stopped PostgreSQL (pid $pid)"
 }
 
+# The set-up jobs `start` runs in the background (databases, then API processes). Should
+# `start` fail, it still waits for them before exiting, so that every server they start
+# has its PID file when `stop` runs.
+BACKGROUND=()
+wait_background() {
+  local pid
+  for pid in "${BACKGROUND[@]}"; do wait "$pid" 2> /dev/null || true; done
+}
+
 cmd_start() {
   [[ -x "$VENV/bin/gunicorn" && -x "$VENV_NOVA/bin/gunicorn" ]] || { log "no venv: run scripts/peers.sh venv"; return 1; }
+  trap wait_background EXIT
   cmd_stop
   local port
   for port in "$KS_PORT" "$GL_PORT" "$NV_PORT" "$CD_PORT" "$NT_PORT"; do
@@ -262,6 +272,7 @@ cmd_start() {
   # Neutron's schema takes the longest (hundreds of migrations): made meanwhile.
   neutron_db > "$WORK/neutron-db.log" 2>&1 &
   local neutron_db_pid=$!
+  BACKGROUND+=("$neutron_db_pid")
   mkdir -p "$WORK/keystone/etc/fernet-keys" "$WORK/keystone/etc/credential-keys" \
     "$WORK/glance/conf" "$WORK/glance/images" "$WORK/glance/staging" "$WORK/glance/tasks"
   local t0=$SECONDS ks="$WORK/keystone" gl="$WORK/glance" me grp
@@ -339,6 +350,7 @@ EOF
   # Nova's and Cinder's databases meanwhile too; their APIs start when they are made.
   start_nova_cinder > "$WORK/nova-cinder.log" 2>&1 &
   local nova_cinder_pid=$!
+  BACKGROUND+=("$nova_cinder_pid")
 
   wait_http "$KS_URL" keystone "$WORK/keystone.pid"
   wait_http "$GL_URL/" glance "$WORK/glance.pid"

@@ -42,6 +42,30 @@ pub fn real_admin_password() -> String {
     required_env("FEDSITE_REAL_ADMIN_PASSWORD")
 }
 
+/// The real Nova API's base URL, e.g. `http://127.0.0.1:18774/v2.1`.
+pub fn real_nova() -> String {
+    required_env("FEDSITE_REAL_NOVA").trim_end_matches('/').to_string()
+}
+
+/// The real Cinder API's v3 URL (no project id), e.g. `http://127.0.0.1:18776/v3`.
+pub fn real_cinder() -> String {
+    required_env("FEDSITE_REAL_CINDER").trim_end_matches('/').to_string()
+}
+
+/// The real Neutron server's root URL, e.g. `http://127.0.0.1:19696`.
+pub fn real_neutron() -> String {
+    required_env("FEDSITE_REAL_NEUTRON").trim_end_matches('/').to_string()
+}
+
+/// What scripts/peers_seed_nova.py made in the real Nova and Cinder: ids by
+/// name under `projects`, `users`, `servers`, `flavors` (flavor ids), `volumes`,
+/// `ports` (of the servers alive), `floating_ips`, `networks`.
+pub fn real_nova_seed() -> serde_json::Value {
+    let path = required_env("FEDSITE_REAL_NOVA_SEED");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e} (run scripts/peers.sh start)"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 /// Seeded on the real Keystone by scripts/peers_seed.py: a user with the
 /// `reader` role on project `contract` only.
 pub const REAL_READER_USER: &str = "contract-reader";

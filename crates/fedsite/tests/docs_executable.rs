@@ -109,6 +109,11 @@ struct Runner {
     dir: PathBuf,
     path: String,
     background: Vec<(String, Child)>,
+    /// More environment for every command (the migration's mapped paths).
+    env: Vec<(String, String)>,
+    /// `FEDSITE_CONFIG` for the commands that start once this file exists (the mapped
+    /// /etc/fedsite/fedsite.toml every command reads by default).
+    config_when_exists: Option<PathBuf>,
 }
 
 impl Drop for Runner {
@@ -129,7 +134,7 @@ impl Runner {
         let bin = Path::new(env!("CARGO_BIN_EXE_fedsite")).parent().unwrap().to_path_buf();
         let venv = common::venv().join("bin");
         let path = format!("{}:{}:{}", bin.display(), venv.display(), std::env::var("PATH").unwrap_or_default());
-        Runner { dir: dir.to_path_buf(), path, background: Vec::new() }
+        Runner { dir: dir.to_path_buf(), path, background: Vec::new(), env: Vec::new(), config_when_exists: None }
     }
 
     fn command(&self, text: &str) -> Command {
@@ -143,7 +148,12 @@ impl Runner {
             .env_remove("OS_CLOUD")
             .env_remove("OS_CLIENT_CONFIG_FILE")
             .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("STATE_DIRECTORY")
             .stdin(Stdio::null());
+        c.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Some(cfg) = self.config_when_exists.as_ref().filter(|p| p.exists()) {
+            c.env("FEDSITE_CONFIG", cfg);
+        }
         c
     }
 
@@ -242,4 +252,197 @@ fn a_changed_command_is_caught() {
     let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(&cmds[2])));
     let msg = failed.expect_err("the missing ledger fails").downcast::<String>().unwrap();
     assert!(msg.contains("DOC.md:6") && msg.contains("does not exist"), "{msg}");
+}
+
+/// `/etc/…` and `/var/…` in a command, mapped under `root` (after a space, `=` or at the start).
+fn map_paths(cmd: &str, root: &Path) -> String {
+    let r = root.display().to_string();
+    let mut out = String::with_capacity(cmd.len());
+    let mut prev = ' ';
+    let mut i = 0;
+    let b = cmd.as_bytes();
+    while i < b.len() {
+        let rest = &cmd[i..];
+        if (prev == ' ' || prev == '=') && (rest.starts_with("/etc/") || rest.starts_with("/var/")) {
+            out.push_str(&r);
+        }
+        let c = rest.chars().next().unwrap();
+        out.push(c);
+        prev = c;
+        i += c.len_utf8();
+    }
+    out
+}
+
+/// The stand-ins for what a test cannot do to the machine: `chown` to the service user (a
+/// no-op), `install -o/-g` (owner dropped), `systemctl enable --now X.timer` (each timer's
+/// service command run once as systemd would start it: its `Environment=` lines, its state
+/// directory, paths under the scratch root; the first failing unit fails it), `journalctl -u`
+/// (those units' output).
+const SHIMS: &[(&str, &str)] = &[
+    ("chown", "#!/bin/sh\nexit 0\n"),
+    (
+        "install",
+        "#!/bin/bash\nargs=()\nwhile [[ $# -gt 0 ]]; do\n  case \"$1\" in\n    -o|-g) shift 2;;\n    *) args+=(\"$1\"); shift;;\n  esac\ndone\nexec /usr/bin/install \"${args[@]}\"\n",
+    ),
+    (
+        "systemctl",
+        r#"#!/bin/bash
+set -u
+[[ "${1:-}" == enable && "${2:-}" == --now ]] || { echo "systemctl (test): only 'enable --now' is mapped" >&2; exit 1; }
+shift 2
+for timer in "$@"; do
+  unit="${timer%.timer}"
+  file="$DOCTEST_ROOT/lib/systemd/system/$unit.service"
+  [[ -f "$file" ]] || { echo "systemctl (test): no unit $unit" >&2; exit 1; }
+  envs=(); cmd=""
+  while IFS= read -r line; do
+    case "$line" in
+      Environment=*) envs+=("${line#Environment=}");;
+      ExecStart=*) cmd="${line#ExecStart=}";;
+    esac
+  done < "$file"
+  cmd="${cmd/\/usr\/bin\/fedsite/fedsite}"
+  if ! env "${envs[@]}" STATE_DIRECTORY="$DOCTEST_ROOT/var/lib/fedsite" bash -c "$cmd" >> "$DOCTEST_ROOT/var/log/$unit.log" 2>&1; then
+    echo "systemctl (test): $unit failed:" >&2; cat "$DOCTEST_ROOT/var/log/$unit.log" >&2; exit 1
+  fi
+done
+"#,
+    ),
+    (
+        "journalctl",
+        "#!/bin/bash\nwhile [[ $# -gt 0 ]]; do\n  if [[ \"$1\" == -u ]]; then cat \"$DOCTEST_ROOT/var/log/$2.log\"; shift 2; else shift; fi\ndone\n",
+    ),
+];
+
+/// docs/deploy.md's migration, literally, against a simulated site and AMS standing in for
+/// the host's cloud: the host's caso.conf (0644, as cASO's often is) and sender.cfg (X.509
+/// token exchange at the AMS host's port 8443, as SSM's) made for it, `/etc` and `/var` under a
+/// scratch root, the package's units run by the `systemctl` stand-in. It ends with every
+/// record the ledger sent received by `fedsite receive` from the simulated AMS.
+#[test]
+fn the_deploy_migration_runs_as_printed() {
+    use std::os::unix::fs::PermissionsExt;
+    let cmds = commands(&repo().join("docs/deploy.md"), "migration");
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("root");
+    for d in [
+        "etc/caso",
+        "etc/apel",
+        "etc/grid-security",
+        "etc/fedsite",
+        "var/lib/fedsite",
+        "var/spool/apel/outgoing/openstack",
+        "var/log",
+        "lib/systemd/system",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    // The package's units, paths under the root.
+    for e in std::fs::read_dir(repo().join("packaging/systemd")).unwrap() {
+        let e = e.unwrap();
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        std::fs::write(root.join("lib/systemd/system").join(e.file_name()), map_paths(&text, &root)).unwrap();
+    }
+    let shims = scratch.path().join("shims");
+    std::fs::create_dir_all(&shims).unwrap();
+    for (name, body) in SHIMS {
+        let p = shims.join(name);
+        std::fs::write(&p, body).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // The site: the tiny scenario at today's date, its AMS's token exchange on 8443 as EGI's.
+    let mut runner = Runner::new(scratch.path());
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let sim = DocCommand {
+        at: "harness".into(),
+        text: format!(
+            "fedsite sim --scenario tiny --now {now} --ams --ams-authn-port 8443 --ams-cert-dir sim-ams --clouds-yaml sim-clouds.yaml"
+        ),
+        background: true,
+        exit: 0,
+    };
+    runner.run(&sim);
+    let ams_log = std::fs::read_to_string(scratch.path().join("bg-0.log")).unwrap();
+    let ams_url = ams_log
+        .lines()
+        .find_map(|l| l.strip_prefix("AMS data API:"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let ams_host = ams_url.trim_start_matches("https://").trim_end_matches('/').to_string();
+    let yaml = std::fs::read_to_string(scratch.path().join("sim-clouds.yaml")).unwrap();
+    let auth_url = yaml.lines().find_map(|l| l.trim().strip_prefix("auth_url: ")).unwrap().to_string();
+    let tiny = sim::scenario::builtin("tiny").unwrap().generate();
+    let proj1 = tiny.site.projects.iter().find(|p| p.extra.contains_key("VO")).unwrap().id.clone();
+    // The host's own files, as cASO and SSM have them.
+    std::fs::copy(scratch.path().join("sim-ams/client-cert.pem"), root.join("etc/grid-security/hostcert.pem")).unwrap();
+    std::fs::copy(scratch.path().join("sim-ams/client-key.pem"), root.join("etc/grid-security/hostkey.pem")).unwrap();
+    std::fs::set_permissions(root.join("etc/grid-security/hostkey.pem"), std::fs::Permissions::from_mode(0o600))
+        .unwrap();
+    let spool = root.join("var/spool/apel/outgoing/openstack");
+    std::fs::write(
+        root.join("etc/caso/caso.conf"),
+        format!(
+            "[DEFAULT]\nsite_name = TEST-SITE\nprojects = {proj1}\ncaso_tag = nobody-has-this-tag\nvo_property = VO\nextractor = nova,cinder,neutron\n\n\
+             [keystone_auth]\nauth_type = password\nauth_url = {auth_url}\nusername = {user}\npassword = {pw}\nuser_domain_name = Default\nsystem_scope = all\n\n\
+             [ssm]\noutput_path = {spool}\n",
+            user = sim::scenario::ACCOUNTING_USER,
+            pw = sim::scenario::PASSWORD,
+            spool = spool.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(root.join("etc/caso/caso.conf"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(
+        root.join("etc/apel/sender.cfg"),
+        format!(
+            "[sender]\nprotocol: AMS\n\n[broker]\nhost: {ams_host}\nport: 443\n\n[certificates]\ncertificate: {r}/etc/grid-security/hostcert.pem\nkey: {r}/etc/grid-security/hostkey.pem\ncapath: /etc/grid-security/certificates\n\n\
+             [messaging]\nams_project: accounting\ndestination: eu-egi-cloud-accounting\npath: {spool}\npath_type: dirq\n",
+            r = root.display(),
+            spool = spool.display()
+        ),
+    )
+    .unwrap();
+    runner.path = format!("{}:{}", shims.display(), runner.path);
+    runner.env = vec![
+        ("DOCTEST_ROOT".into(), root.display().to_string()),
+        ("STATE_DIRECTORY".into(), root.join("var/lib/fedsite").display().to_string()),
+        ("REQUESTS_CA_BUNDLE".into(), scratch.path().join("sim-ams/ca.pem").display().to_string()),
+    ];
+    runner.config_when_exists = Some(root.join("etc/fedsite/fedsite.toml"));
+    for c in &cmds {
+        let mapped = DocCommand { text: map_paths(&c.text, &root), ..c.clone() };
+        runner.run(&mapped);
+    }
+    // The AMS side: every record the ledger sent arrived, once.
+    let ledger = ledger::Ledger::open_sqlite(root.join("var/lib/fedsite/ledger.sqlite")).unwrap();
+    let sent = ledger.messages_in_state(ledger::MessageState::Sent).unwrap();
+    assert!(!sent.is_empty(), "the send unit sent the extract unit's messages");
+    assert!(ledger.messages_in_state(ledger::MessageState::Spooled).unwrap().is_empty());
+    let mut want = std::collections::BTreeSet::new();
+    for m in &sent {
+        for r in ledger.message_records(&m.element).unwrap() {
+            want.insert((m.kind.clone(), r.key));
+        }
+    }
+    let dns = scratch.path().join("dns");
+    std::fs::write(&dns, format!("{}\n", sim::ams::TEST_CLIENT_DN)).unwrap();
+    let receive = runner
+        .command(&format!(
+            "fedsite receive --ams-url {ams_url} --project accounting --subscription {sub} --token {tok} --capath sim-ams/ca.pem --dns {dns} --records received.sqlite --once",
+            sub = sim::ams::DEFAULT_SUBSCRIPTION,
+            tok = sim::ams::RECEIVER_TOKEN,
+            dns = dns.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(receive.status.success(), "{}", String::from_utf8_lossy(&receive.stderr));
+    let store = messaging::receiver::RecordStore::open(scratch.path().join("received.sqlite")).unwrap();
+    let got: std::collections::BTreeSet<(String, String)> =
+        store.receipts().unwrap().into_iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(got, want, "every record sent was received");
+    assert!(store.receipts().unwrap().iter().all(|r| r.3 == 1), "once");
 }

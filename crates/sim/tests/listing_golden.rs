@@ -919,3 +919,113 @@ async fn listings_answer_byte_for_byte_as_recorded() {
         diff.join("\n")
     );
 }
+
+/// The `servers` of a listing, and of the same listing with a filter that
+/// keeps every server but makes the simulator scan instead of using its
+/// index (`locked=false`, 2.73+).
+async fn indexed_and_scanned(rec: &Recorder, tok: &str, query: &str) -> (Value, Value) {
+    let mv = Some("compute 2.79");
+    let path = format!("/compute/v2.1/servers/detail?{query}");
+    let (s1, indexed) = rec.raw(tok, &path, mv).await;
+    let (s2, scanned) = rec.raw(tok, &format!("{path}&locked=false"), mv).await;
+    assert_eq!((s1, s2), (200, 200), "{query}: {indexed} {scanned}");
+    let servers = |b: &str| serde_json::from_str::<Value>(b).unwrap()["servers"].clone();
+    (servers(&indexed), servers(&scanned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn created_and_deleted_servers_are_listed_from_the_index_as_a_scan_lists_them() {
+    let sc = sim::scenario::builtin("small").unwrap().generate();
+    let flavor = sc
+        .site
+        .flavors
+        .iter()
+        .find(|f| f.is_public && f.vcpus <= 2 && f.ram <= 4096)
+        .unwrap();
+    let image = sc
+        .site
+        .images
+        .iter()
+        .find(|i| i.visibility == "public" && i.status == "active" && i.min_ram <= flavor.ram)
+        .unwrap();
+    let create = json!({"server": {"name": "probe", "flavorRef": flavor.id, "imageRef": image.id, "networks": "auto"}});
+    let (rec, n, r) = start("small").await;
+    let since = iso(r - Duration::days(1));
+    let queries = [
+        "all_tenants=1".to_string(),
+        "all_tenants=1&limit=7".to_string(),
+        format!("all_tenants=1&project_id={}", n.admin),
+        format!("all_tenants=1&changes-since={since}"),
+        format!("all_tenants=1&changes-since={since}&deleted=true"),
+        "limit=3".to_string(),
+    ];
+    let compare = |stage: &'static str| {
+        let rec = &rec;
+        let queries = &queries;
+        async move {
+            let mut firsts = Vec::new();
+            for q in queries {
+                let (indexed, scanned) = indexed_and_scanned(rec, "admin", q).await;
+                let ids = |v: &Value| {
+                    v.as_array()
+                        .map(|a| a.iter().map(|s| s["id"].clone()).collect::<Vec<_>>())
+                };
+                assert_eq!(ids(&indexed), ids(&scanned), "{stage}: {q}");
+                assert!(
+                    indexed == scanned,
+                    "{stage}: {q}: same servers, different bodies"
+                );
+                firsts.push(indexed[0]["id"].as_str().map(String::from));
+            }
+            firsts
+        }
+    };
+    compare("before").await;
+    let mut created = Vec::new();
+    for _ in 0..2 {
+        let url = format!("{}/compute/v2.1/servers", rec.sim.base_url());
+        let resp = rec
+            .http
+            .post(url)
+            .header("X-Auth-Token", "admin")
+            .header("OpenStack-API-Version", "compute 2.37")
+            .json(&create)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 202);
+        let body: Value = resp.json().await.unwrap();
+        created.push(body["server"]["id"].as_str().unwrap().to_string());
+    }
+    let newest = Some(created[1].clone());
+    let firsts = compare("building").await;
+    assert_eq!(
+        firsts[..4],
+        [
+            newest.clone(),
+            newest.clone(),
+            newest.clone(),
+            newest.clone()
+        ]
+    );
+    rec.sim.set_now(rec.sim.now() + Duration::seconds(3));
+    let firsts = compare("active").await;
+    assert_eq!(firsts[0], newest);
+    let deleted = post(
+        &rec,
+        "admin",
+        &format!("/compute/v2.1/servers/{}", created[1]),
+        None,
+    )
+    .await;
+    assert_eq!(deleted, 204);
+    rec.sim.set_now(rec.sim.now() + Duration::seconds(2));
+    let firsts = compare("deleted").await;
+    assert_eq!(
+        firsts[0],
+        Some(created[0].clone()),
+        "the deleted one is no longer listed"
+    );
+    assert_eq!(firsts[4], newest, "but is with deleted=true");
+    rec.sim.stop().await;
+}

@@ -926,6 +926,17 @@ fn lookup<'a>(
     visible(site.server(id), ctx, id, now, read_deleted)
 }
 
+/// The first server with this id and its position: from the index's id map
+/// when ids are unique, else by scanning.
+fn find<'a>(site: &'a Site, ix: &ServerIndex, id: &str) -> Option<(usize, &'a Server)> {
+    if ix.unique_ids {
+        let p = *ix.first.get(id)? as usize;
+        site.servers.get(p).map(|s| (p, s))
+    } else {
+        site.servers.iter().enumerate().find(|(_, s)| s.id == id)
+    }
+}
+
 /// The server found for `id` as the token may see it at `now` (404 otherwise).
 fn visible<'a>(
     found: Option<&'a Server>,
@@ -955,11 +966,7 @@ pub async fn show(
     let site = state.site.read().unwrap();
     let listings = state.listings(&site, now);
     let ix = listings.servers(&site);
-    let found = if ix.unique_ids {
-        ix.first.get(&id).map(|&p| (p as usize, &site.servers[p as usize]))
-    } else {
-        site.servers.iter().enumerate().find(|(_, s)| s.id == id)
-    };
+    let found = find(&site, ix, &id);
     let v = visible(found.map(|(_, s)| s), &ctx, &id, now, false)?;
     let ids = HashSet::from([v.server.id.as_str()]);
     let idx = Index::build(&site, now, &ids, ix);
@@ -1065,7 +1072,9 @@ pub async fn instance_actions(
     let q = Query::parse(raw.as_deref());
     let now = state.now();
     let site = state.site.read().unwrap();
-    let v = lookup(&site, &ctx, &id, now, ctx.at_least(21))?;
+    let listings = state.listings(&site, now);
+    let found = find(&site, listings.servers(&site), &id).map(|(_, s)| s);
+    let v = visible(found, &ctx, &id, now, ctx.at_least(21))?;
     let s = v.server;
     let mut actions = actions_of(s, now);
     actions.reverse(); // newest first
@@ -1124,7 +1133,9 @@ pub async fn instance_action(
 ) -> ApiResult<Json<Value>> {
     let now = state.now();
     let site = state.site.read().unwrap();
-    let v = lookup(&site, &ctx, &id, now, ctx.at_least(21))?;
+    let listings = state.listings(&site, now);
+    let found = find(&site, listings.servers(&site), &id).map(|(_, s)| s);
+    let v = visible(found, &ctx, &id, now, ctx.at_least(21))?;
     let s = v.server;
     let actions = actions_of(s, now);
     let a = actions

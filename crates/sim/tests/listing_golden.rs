@@ -223,7 +223,6 @@ async fn listings(rec: &mut Recorder, phase: &str, n: &Names, r: DateTime<Utc>) 
 
     // ------------------------------------------------------------ servers
     for mv in [
-        None,
         Some("compute 2.1"),
         Some("compute 2.47"),
         Some("compute 2.79"),
@@ -821,15 +820,21 @@ async fn post(rec: &Recorder, tok: &str, path: &str, body: Option<Value>) -> u16
         .as_u16()
 }
 
-/// The scenario's answers: at the reference time, moved back and forward,
+/// The scenario's answers: at the reference time, moved back and forward
+/// (with `move_time`),
 /// and after a suspend, a stop and a delete through the API.
-async fn scenario_answers(scenario: &str) -> String {
+async fn scenario_answers(scenario: &str, move_time: bool) -> String {
     let (mut rec, n, r) = start(scenario).await;
     listings(&mut rec, &format!("{scenario}@ref"), &n, r).await;
-    for (label, t) in [
-        ("back40d", r - Duration::days(40) + Duration::seconds(7_777)),
-        ("fwd9d", r + Duration::days(9)),
-    ] {
+    let moves = if move_time {
+        &[
+            ("back40d", r - Duration::days(40) + Duration::seconds(7_777)),
+            ("fwd9d", r + Duration::days(9)),
+        ][..]
+    } else {
+        &[]
+    };
+    for &(label, t) in moves {
         rec.sim.set_now(t);
         listings(&mut rec, &format!("{scenario}@{label}"), &n, t).await;
     }
@@ -893,10 +898,12 @@ async fn scenario_answers(scenario: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listings_answer_byte_for_byte_as_recorded() {
-    let mut all = String::new();
-    for scenario in ["small", "tiny"] {
-        all.push_str(&scenario_answers(scenario).await);
-    }
+    // Both at once; `tiny` (hand-made edge cases) at its reference time only.
+    let (small, tiny) = tokio::join!(
+        scenario_answers("small", true),
+        scenario_answers("tiny", false)
+    );
+    let all = small + &tiny;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -574,4 +574,18 @@ mod tests {
         assert_eq!(ix.usage_of(&s, Some("p")), [0, 2]);
         assert_eq!(ix.usage, [0, 2, 1]);
     }
+
+    #[test]
+    fn duplicate_ids_are_flagged_so_the_handlers_scan() {
+        let mut s = site();
+        assert!(ServerIndex::build(&s, t(6)).unique_ids);
+        s.servers.push(server("a", "q", 3, &[(3, "ACTIVE")]));
+        let ix = ServerIndex::build(&s, t(6));
+        assert!(!ix.unique_ids);
+        assert_eq!(
+            ix.existing("a"),
+            Some(0),
+            "the first of equal ids, as a scan finds it"
+        );
+    }
 }

@@ -5,6 +5,9 @@
 //! Owns Cinder's rules: the `OpenStack-API-Version: volume 3.x` microversion,
 //! "Malformed request url" on a project id mismatch, admin-only fields,
 //! `all_tenants`, filter stripping for non-admins, sort/marker/limit paging.
+//! Listings in the default order filtered at most by project come from the
+//! view's [`VolumeIndex`](crate::index::VolumeIndex); others sort every
+//! visible volume.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
+use crate::index::Listings;
 use crate::model::{Site, Volume, VolumeQuota};
 use crate::state::{AppState, Service, TokenInfo};
 
@@ -220,8 +224,8 @@ async fn route(
     let site = state.site.read().unwrap_or_else(|e| e.into_inner());
     let ok = |v: Value| Ok((StatusCode::OK, v));
     match segs {
-        ["volumes"] => ok(list_volumes(&ctx, &site, false)?),
-        ["volumes", "detail"] => ok(list_volumes(&ctx, &site, true)?),
+        ["volumes"] => ok(list_volumes(&ctx, &site, false, &state.listings(&site, ctx.now))?),
+        ["volumes", "detail"] => ok(list_volumes(&ctx, &site, true, &state.listings(&site, ctx.now))?),
         ["volumes", id] => ok(show_volume(&ctx, &site, id)?),
         ["types"] => ok(list_types(&ctx, &site)),
         ["types", id] => ok(show_type(&ctx, &site, id)?),
@@ -532,7 +536,7 @@ fn bool_value(s: &str) -> Option<bool> {
     }
 }
 
-fn list_volumes(ctx: &Ctx, site: &Site, detail: bool) -> ApiResult<Value> {
+fn list_volumes(ctx: &Ctx, site: &Site, detail: bool, listings: &Listings) -> ApiResult<Value> {
     let now = ctx.now;
     let limit = int_param(ctx, "limit")?;
     let offset = int_param(ctx, "offset")?.unwrap_or(0);
@@ -561,17 +565,38 @@ fn list_volumes(ctx: &Ctx, site: &Site, detail: bool) -> ApiResult<Value> {
         }
     }
     let own = ctx.token.project_id();
-    let mut vols: Vec<&Volume> = if matches_nothing {
-        Vec::new()
+    // The default order, filtered at most by project: from the index.
+    let ix = listings.volumes(site);
+    let indexed = ix.unique_ids
+        && !matches_nothing
+        && keys == [(SortKey::CreatedAt, true), (SortKey::Id, true)]
+        && filters.iter().all(|(k, _)| k == "project_id");
+    let sorted: Vec<u32>;
+    let order: &[u32] = if indexed {
+        // What the project must be: each filter's value and, without
+        // all_tenants, the token's own project (None: no project matches).
+        let wants: Vec<Option<&str>> =
+            filters.iter().map(|(_, p)| Some(p.as_str())).chain((!all_tenants).then_some(own)).collect();
+        match wants.split_first() {
+            None => ix.list(None),
+            Some((Some(p), rest)) if rest.iter().all(|w| *w == Some(*p)) => ix.list(Some(p)),
+            Some(_) => &[],
+        }
+    } else if matches_nothing {
+        &[]
     } else {
-        site.volumes
-            .iter()
-            .filter(|v| v.visible_at(now))
-            .filter(|v| all_tenants || own == Some(v.project_id.as_str()))
-            .filter(|v| filters.iter().all(|(k, val)| volume_matches(v, k, val, now)))
-            .collect()
+        let mut v: Vec<u32> = (0..site.volumes.len() as u32)
+            .filter(|i| {
+                let v = &site.volumes[*i as usize];
+                v.visible_at(now)
+                    && (all_tenants || own == Some(v.project_id.as_str()))
+                    && filters.iter().all(|(k, val)| volume_matches(v, k, val, now))
+            })
+            .collect();
+        v.sort_unstable_by(|a, b| compare(&site.volumes[*a as usize], &site.volumes[*b as usize], &keys, now));
+        sorted = v;
+        &sorted
     };
-    vols.sort_unstable_by(|a, b| compare(a, b, &keys, now));
 
     let mut start = 0;
     if let Some(marker) = ctx.param("marker") {
@@ -580,13 +605,13 @@ fn list_volumes(ctx: &Ctx, site: &Site, detail: bool) -> ApiResult<Value> {
             .iter()
             .find(|v| v.id == marker && v.visible_at(now))
             .ok_or_else(|| ApiError::not_found(SVC, format!("Volume {marker} could not be found.")))?;
-        start = vols.partition_point(|v| compare(v, m, &keys, now) != Ordering::Greater);
+        start = order.partition_point(|i| compare(&site.volumes[*i as usize], m, &keys, now) != Ordering::Greater);
     }
-    let start = start.saturating_add(offset).min(vols.len());
+    let start = start.saturating_add(offset).min(order.len());
     let page_size = limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
-    let end = start.saturating_add(page_size).min(vols.len());
-    let page = &vols[start..end];
-    let remaining = vols.len() - start;
+    let end = start.saturating_add(page_size).min(order.len());
+    let page: Vec<&Volume> = order[start..end].iter().map(|i| &site.volumes[*i as usize]).collect();
+    let remaining = order.len() - start;
 
     let body: Vec<Value> =
         page.iter().map(|v| if detail { render_volume(ctx, v) } else { render_summary(ctx, v) }).collect();
@@ -605,7 +630,7 @@ fn list_volumes(ctx: &Ctx, site: &Site, detail: bool) -> ApiResult<Value> {
         out["volumes_links"] = json!([{"rel": "next", "href": format!("{}/{coll}?{qs}", ctx.v3())}]);
     }
     if ctx.mv >= 45 && ctx.param("with_count").is_some_and(|v| bool_value(v) == Some(true)) {
-        out["count"] = json!(vols.len());
+        out["count"] = json!(order.len());
     }
     Ok(out)
 }

@@ -18,6 +18,7 @@ pub mod ams;
 pub mod auth;
 pub mod error;
 pub mod gocdb;
+pub mod index;
 pub mod layers;
 pub mod model;
 pub mod oci;
@@ -116,7 +117,8 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         .map(|(s, p)| (*s, Arc::new(tokio::sync::Semaphore::new(p.max_concurrent))))
         .collect();
     let state = Arc::new(AppState {
-        site: RwLock::new(config.scenario.site),
+        site: state::SiteLock::new(config.scenario.site),
+        listings: Mutex::new(None),
         tokens: RwLock::new(HashMap::new()),
         clock: Clock::new(reference),
         base_url,

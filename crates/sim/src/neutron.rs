@@ -5,6 +5,9 @@
 //! Owns Neutron's read rules: project-only visibility for non-admins,
 //! attribute filters (validated), `fields`, `sort_key`/`sort_dir`, and
 //! `limit`/`marker`/`page_reverse` paging with `<collection>_links`.
+//! Floating IPs and ports listed by id, filtered at most by project, are
+//! paged from the view's [`NetworkIndex`]; other listings sort what the
+//! caller sees.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -22,6 +25,7 @@ use serde_json::{Map, Value, json};
 use crate::auth;
 use crate::cinder::stable_uuid;
 use crate::error::{ApiError, ApiResult};
+use crate::index::NetworkIndex;
 use crate::model::{FloatingIp, Network, NetworkQuota, Port, Site};
 use crate::state::{AppState, Service, TokenInfo};
 
@@ -168,8 +172,17 @@ async fn route(state: &AppState, rest: &str, raw: Option<String>, headers: &Head
         now: state.now(),
     };
     let site = state.site.read().unwrap_or_else(|e| e.into_inner());
+    let listings = state.listings(&site, ctx.now);
+    let net = listings.network(&site);
     let idx = std::cell::OnceCell::new();
-    let idx = || idx.get_or_init(|| Index::new(&site, ctx.now));
+    let idx = || idx.get_or_init(|| Index::new(&site, net, ctx.now));
+    let fip = |p: u32| &site.floating_ips[p as usize];
+    let port = |p: u32| &site.ports[p as usize];
+    let find_fip = |id: &str| net.fip_by_id.get(id).map(|p| fip(*p)).filter(|f| ctx.sees(&f.project_id));
+    let find_port = |id: &str| net.port_by_id.get(id).map(|p| port(*p)).filter(|p| ctx.sees(&p.project_id));
+    let fips_of = |p: &str| net.project_fips.get(p).map_or(&[][..], Vec::as_slice);
+    let ports_of = |p: &str| net.project_ports.get(p).map_or(&[][..], Vec::as_slice);
+    let own = ctx.token.project_id();
     match segs.as_slice() {
         ["extensions"] => {
             Ok(json!({"extensions": EXTENSIONS.iter().map(|(a, n)| render_extension(a, n)).collect::<Vec<_>>()}))
@@ -179,27 +192,37 @@ async fn route(state: &AppState, rest: &str, raw: Option<String>, headers: &Head
             .find(|(a, _)| a == alias)
             .map(|(a, n)| json!({"extension": render_extension(a, n)}))
             .ok_or_else(|| ApiError::not_found(SVC, format!("Extension with alias {alias} does not exist"))),
-        ["floatingips"] => list(&ctx, &FIP, fips(&ctx, &site), &|f| fip_json(&ctx, idx(), f)),
+        ["floatingips"] if net.unique_ids => {
+            let seen = if ctx.all { &net.fips } else { own.map_or(&[][..], fips_of) };
+            let by_id = ById { seen, project: &fips_of, get: &fip, find: &find_fip };
+            list(&ctx, &FIP, Items::ById(by_id), &|f| fip_json(&ctx, idx(), f))
+        }
+        ["floatingips"] => list(&ctx, &FIP, Items::All(fips(&ctx, &site)), &|f| fip_json(&ctx, idx(), f)),
         ["floatingips", id] => {
             let f = fips(&ctx, &site).into_iter().find(|f| f.id == *id).ok_or_else(|| FIP.not_found(id))?;
             show(&ctx, "floatingip", fip_json(&ctx, idx(), f))
         }
-        ["ports"] => list(&ctx, &PORT, ports(&ctx, &site), &|p| port_json(&ctx, idx(), p)),
+        ["ports"] if net.unique_ids => {
+            let seen = if ctx.all { &net.ports } else { own.map_or(&[][..], ports_of) };
+            let by_id = ById { seen, project: &ports_of, get: &port, find: &find_port };
+            list(&ctx, &PORT, Items::ById(by_id), &|p| port_json(&ctx, idx(), p))
+        }
+        ["ports"] => list(&ctx, &PORT, Items::All(ports(&ctx, &site)), &|p| port_json(&ctx, idx(), p)),
         ["ports", id] => {
             let p = ports(&ctx, &site).into_iter().find(|p| p.id == *id).ok_or_else(|| PORT.not_found(id))?;
             show(&ctx, "port", port_json(&ctx, idx(), p))
         }
-        ["networks"] => list(&ctx, &NET, networks(&ctx, &site), &|n| network_json(&ctx, n)),
+        ["networks"] => list(&ctx, &NET, Items::All(networks(&ctx, &site)), &|n| network_json(&ctx, n)),
         ["networks", id] => {
             let n = networks(&ctx, &site).into_iter().find(|n| n.id == *id).ok_or_else(|| NET.not_found(id))?;
             show(&ctx, "network", network_json(&ctx, n))
         }
-        ["subnets"] => list(&ctx, &SUBNET, subnets(&ctx, &site), &|s| subnet_json(s)),
+        ["subnets"] => list(&ctx, &SUBNET, Items::All(subnets(&ctx, &site)), &|s| subnet_json(s)),
         ["subnets", id] => {
             let s = subnets(&ctx, &site).into_iter().find(|s| s.id == *id).ok_or_else(|| SUBNET.not_found(id))?;
             show(&ctx, "subnet", subnet_json(&s))
         }
-        ["routers"] => list(&ctx, &ROUTER, routers(&ctx, &site), &|r| router_json(r)),
+        ["routers"] => list(&ctx, &ROUTER, Items::All(routers(&ctx, &site)), &|r| router_json(r)),
         ["routers", id] => {
             let r = routers(&ctx, &site).into_iter().find(|r| r.id == *id).ok_or_else(|| ROUTER.not_found(id))?;
             show(&ctx, "router", router_json(&r))
@@ -241,18 +264,24 @@ fn show(ctx: &Ctx, key: &str, obj: Value) -> ApiResult<Value> {
 
 // ---------------------------------------------------------------- lookups
 
-/// Per-request lookup tables (ports by id, networks by id).
+/// Per-request lookup tables (visible ports by id from the view's index,
+/// networks by id).
 struct Index<'a> {
-    ports: HashMap<&'a str, &'a Port>,
+    site: &'a Site,
+    ports: &'a HashMap<String, u32>,
     networks: HashMap<&'a str, &'a Network>,
 }
 
 impl<'a> Index<'a> {
-    fn new(site: &'a Site, now: DateTime<Utc>) -> Self {
+    fn new(site: &'a Site, net: &'a NetworkIndex, now: DateTime<Utc>) -> Self {
         Index {
-            ports: site.ports.iter().filter(|p| p.visible_at(now)).map(|p| (p.id.as_str(), p)).collect(),
+            site,
+            ports: &net.port_by_id,
             networks: site.networks.iter().filter(|n| n.created_at <= now).map(|n| (n.id.as_str(), n)).collect(),
         }
+    }
+    fn port(&self, id: &str) -> Option<&'a Port> {
+        self.ports.get(id).and_then(|p| self.site.ports.get(*p as usize))
     }
 }
 
@@ -403,7 +432,7 @@ fn fip_json(ctx: &Ctx, idx: &Index, f: &FloatingIp) -> Value {
     let changes: Vec<DateTime<Utc>> =
         f.associations.iter().flat_map(|a| [Some(a.from), a.to]).flatten().filter(|t| *t <= ctx.now).collect();
     let updated = changes.iter().copied().max().unwrap_or(f.created_at).max(f.created_at);
-    let port_details = assoc.and_then(|a| idx.ports.get(a.port_id.as_str())).map(|p| {
+    let port_details = assoc.and_then(|a| idx.port(&a.port_id)).map(|p| {
         json!({
             "name": p.name, "network_id": p.network_id, "mac_address": p.mac_address,
             "admin_state_up": true, "status": port_status(p), "device_id": p.device_id,
@@ -619,7 +648,8 @@ fn quota(ctx: &Ctx, site: &Site, idx: &Index, project: &str, details: bool, defa
         "floatingip",
         site.floating_ips.iter().filter(|f| f.project_id == project && f.visible_at(now)).count(),
     );
-    used.insert("port", idx.ports.values().filter(|p| p.project_id == project).count());
+    let ports = idx.ports.values().filter_map(|p| site.ports.get(*p as usize));
+    used.insert("port", ports.filter(|p| p.project_id == project).count());
     let nets: Vec<&&Network> = idx.networks.values().filter(|n| n.project_id == project).collect();
     used.insert("network", nets.len());
     used.insert("subnet", nets.iter().map(|n| n.cidrs.len()).sum());
@@ -906,10 +936,31 @@ impl HasId for Router_ {
     }
 }
 
+/// What a listing reads: every object the caller sees, or the view's index
+/// of them by id.
+enum Items<'a, T> {
+    All(Vec<T>),
+    ById(ById<'a, T>),
+}
+
+/// Visible objects by position in the site, each list ascending by id
+/// (ids unique).
+struct ById<'a, T> {
+    /// Everything the caller sees.
+    seen: &'a [u32],
+    /// One project's objects, whoever sees them.
+    project: &'a dyn Fn(&str) -> &'a [u32],
+    get: &'a dyn Fn(u32) -> T,
+    /// The object with this id, when the caller sees it.
+    find: &'a dyn Fn(&str) -> Option<T>,
+}
+
 /// Lists a collection: validates and applies filters, sorts (by `id`
 /// unless `sort_key` says otherwise), pages from `marker`, renders only the
-/// page when no attribute filter or custom sort needs every object.
-fn list<T: HasId>(ctx: &Ctx, kind: &Kind, items: Vec<T>, render: &dyn Fn(&T) -> Value) -> ApiResult<Value> {
+/// page when no attribute filter or custom sort needs every object. From an
+/// index by id, a listing by id filtered at most by one project reads only
+/// its page.
+fn list<T: HasId>(ctx: &Ctx, kind: &Kind, items: Items<T>, render: &dyn Fn(&T) -> Value) -> ApiResult<Value> {
     let valid = |k: &str| STD.contains(&k) || kind.attrs.contains(&k);
     // limit / page_reverse / marker
     let limit = match ctx.param("limit") {
@@ -962,6 +1013,32 @@ fn list<T: HasId>(ctx: &Ctx, kind: &Kind, items: Vec<T>, render: &dyn Fn(&T) -> 
         let k = if k == "tenant_id" { "project_id".to_string() } else { k.clone() };
         filters.entry(k).or_default().push(v.clone());
     }
+    let items: Vec<T> = match items {
+        Items::All(items) => items,
+        Items::ById(ix) => {
+            let projects = filters.get("project_id").filter(|_| filters.len() == 1);
+            let one_project = projects.filter(|w| w.iter().all(|p| *p == w[0])).map(|w| w[0].as_str());
+            if sorts.len() == 1 && !sorts[0].1 && (filters.is_empty() || one_project.is_some()) {
+                if let Some(m) = marker
+                    && (ix.find)(m).is_none()
+                {
+                    return Err(kind.not_found(m));
+                }
+                let list = match one_project {
+                    None => ix.seen,
+                    Some(p) if ctx.sees(p) => (ix.project)(p),
+                    Some(_) => &[],
+                };
+                let id_at = |i: usize| list.get(i).map(|p| (ix.get)(*p));
+                let pos = |m: &str| list.partition_point(|p| (ix.get)(*p).id() < m);
+                let at_marker = marker.map(|m| (pos(m), id_at(pos(m)).is_some_and(|i| i.id() == m)));
+                let (start, end) = window(list.len(), limit, at_marker, page_reverse);
+                let page = list[start..end].iter().map(|p| render(&(ix.get)(*p))).collect();
+                return Ok(page_answer(ctx, kind, page, limit, page_reverse));
+            }
+            ix.seen.iter().map(|p| (ix.get)(*p)).collect()
+        }
+    };
     // The marker may be any object the caller can see, filtered or not.
     let marker_item: Option<Value> = match marker {
         Some(m) => Some(items.iter().find(|i| i.id() == m).map(render).ok_or_else(|| kind.not_found(m))?),
@@ -978,10 +1055,8 @@ fn list<T: HasId>(ctx: &Ctx, kind: &Kind, items: Vec<T>, render: &dyn Fn(&T) -> 
         let wants = filters.remove(&k).unwrap_or_default();
         items.retain(|i| i.typed(&k).is_some_and(|v| wants.iter().any(|w| w == v)));
     }
-    let fields = fields(ctx);
     let id_only = sorts.len() == 1;
-    let mut page: Vec<Value>;
-    if filters.is_empty() && id_only {
+    let page: Vec<Value> = if filters.is_empty() && id_only {
         let desc = sorts[0].1;
         items.sort_unstable_by(|a, b| if desc { b.id().cmp(a.id()) } else { a.id().cmp(b.id()) });
         let pos = |m: &str| items.partition_point(|i| if desc { i.id() > m } else { i.id() < m });
@@ -991,7 +1066,7 @@ fn list<T: HasId>(ctx: &Ctx, kind: &Kind, items: Vec<T>, render: &dyn Fn(&T) -> 
             marker.map(|m| (pos(m), items.get(pos(m)).is_some_and(|i| i.id() == m))),
             page_reverse,
         );
-        page = items[start..end].iter().map(render).collect();
+        items[start..end].iter().map(render).collect()
     } else {
         let mut all: Vec<Value> = items.iter().map(render).filter(|o| matches(o, &filters)).collect();
         all.sort_by(|a, b| cmp_objs(a, b, &sorts));
@@ -1000,10 +1075,16 @@ fn list<T: HasId>(ctx: &Ctx, kind: &Kind, items: Vec<T>, render: &dyn Fn(&T) -> 
             (p, all.get(p).is_some_and(|o| o["id"] == m["id"]))
         });
         let (start, end) = window(all.len(), limit, pos, page_reverse);
-        page = all.drain(start..end).collect();
-    }
+        all.drain(start..end).collect()
+    };
+    Ok(page_answer(ctx, kind, page, limit, page_reverse))
+}
+
+/// The page, with only the asked `fields`, and its links.
+fn page_answer(ctx: &Ctx, kind: &Kind, page: Vec<Value>, limit: usize, page_reverse: bool) -> Value {
+    let fields = fields(ctx);
     let ids: Vec<String> = page.iter().filter_map(|o| o["id"].as_str().map(String::from)).collect();
-    page = page.into_iter().map(|o| select(o, &fields)).collect();
+    let page: Vec<Value> = page.into_iter().map(|o| select(o, &fields)).collect();
     let mut out = json!({kind.collection: page});
     if limit > 0 {
         let links = pagination_links(ctx, &ids, limit, page_reverse);
@@ -1011,7 +1092,7 @@ fn list<T: HasId>(ctx: &Ctx, kind: &Kind, items: Vec<T>, render: &dyn Fn(&T) -> 
             out[format!("{}_links", kind.collection)] = json!(links);
         }
     }
-    Ok(out)
+    out
 }
 
 /// The page's [start, end) in the sorted list. `marker` is (position of the

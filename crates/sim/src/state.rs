@@ -1,16 +1,19 @@
-//! Shared state of a running simulator: the site, the token store, the
-//! clock, the request log and the per-service behaviour profiles.
+//! Shared state of a running simulator: the site (behind a lock that counts
+//! writes), its cached listing indexes, the token store, the clock, the
+//! request log and the per-service behaviour profiles.
 //!
 //! Every service handler gets an `Arc<AppState>`. Tokens are opaque random
 //! strings mapped to who they belong to and what they are scoped to.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LockResult, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::index::Listings;
 use crate::model::Site;
 
 /// The services the simulator serves, each under its own path prefix.
@@ -205,8 +208,39 @@ pub struct ExternalKeystone {
     pub service_token: String,
 }
 
+/// The site behind a read-write lock that counts the times it was taken for
+/// writing, so cached indexes know when the site may have changed.
+#[derive(Debug)]
+pub struct SiteLock {
+    inner: RwLock<Site>,
+    generation: AtomicU64,
+}
+
+impl SiteLock {
+    pub fn new(site: Site) -> Self {
+        SiteLock { inner: RwLock::new(site), generation: AtomicU64::new(0) }
+    }
+    pub fn read(&self) -> LockResult<RwLockReadGuard<'_, Site>> {
+        self.inner.read()
+    }
+    /// The site for changing; bumps the generation while the lock is held,
+    /// so a reader sees either the old site and generation or the new ones.
+    pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, Site>> {
+        let guard = self.inner.write();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        guard
+    }
+    /// How many times the site was taken for writing (read it while
+    /// holding a read guard to pair it with what the guard shows).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+}
+
 pub struct AppState {
-    pub site: RwLock<Site>,
+    pub site: SiteLock,
+    /// The listing indexes of the latest view of the site ([`AppState::listings`]).
+    pub listings: Mutex<Option<Arc<Listings>>>,
     pub tokens: RwLock<HashMap<String, TokenInfo>>,
     pub clock: Clock,
     /// Base URL the simulator is reachable at (for catalog and links).
@@ -231,6 +265,20 @@ impl AppState {
     /// created at run time move through BUILD → ACTIVE in real seconds.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// The listing indexes for `site` (read through `self.site.read()`, the
+    /// guard still held) viewed at `now`: the cached ones while the site is
+    /// unchanged and `now` in the same view interval, else new ones.
+    pub fn listings(&self, site: &Site, now: DateTime<Utc>) -> Arc<Listings> {
+        let generation = self.site.generation();
+        let mut cache = self.listings.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = cache.as_ref().filter(|l| l.covers(generation, now)) {
+            return l.clone();
+        }
+        let l = Arc::new(Listings::new(site, generation, now));
+        *cache = Some(l.clone());
+        l
     }
 
     /// Counts of logged requests by (service, method, route template).

@@ -1,6 +1,11 @@
 //! Nova servers: list/detail with Nova's filters, sorting and paging, show,
 //! the per-microversion server JSON, instance actions, and the lifecycle
 //! calls a VM start probe needs (create, delete, start/stop/... actions).
+//!
+//! Listings in the default order filtered only by project, `deleted`,
+//! `changes-since`/`-before` and paged by marker (what cASO and fedsite ask)
+//! are answered from the view's [`ServerIndex`]; any other filter or sort
+//! scans every server as before.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -15,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::{Ctx, Query, bad_request, base, err, iso_z, naive_us, parse_isotime, policy, regex_search, stable_uuid};
 use crate::error::{ApiError, ApiResult};
+use crate::index::ServerIndex;
 use crate::model::{Server, ServerEvent, ServerView, Site};
 use crate::state::AppState;
 
@@ -94,10 +100,45 @@ pub struct Index<'a> {
     /// server id → (fixed ip, floating address, version)
     fips: HashMap<&'a str, Vec<(&'a str, &'a str, u8)>>,
     vols: HashMap<&'a str, Vec<&'a str>>,
+    /// Every volume id of the site, when indexed.
+    volume_ids: Option<&'a HashSet<String>>,
 }
 
 impl<'a> Index<'a> {
-    pub fn build(site: &'a Site, now: DateTime<Utc>, ids: &HashSet<&str>) -> Index<'a> {
+    /// The lookups of `ids` from the view's index (`ix` built for `site`
+    /// viewed at `now`), or by scanning when the index cannot tell ids apart.
+    pub fn build(site: &'a Site, now: DateTime<Utc>, ids: &HashSet<&'a str>, ix: &'a ServerIndex) -> Index<'a> {
+        if !ix.unique_ids {
+            return Index::scan(site, now, ids);
+        }
+        let mut macs = HashMap::new();
+        let mut fips: HashMap<&str, Vec<_>> = HashMap::new();
+        let mut vols: HashMap<&str, Vec<&str>> = HashMap::new();
+        for &sid in ids {
+            for &p in ix.ports.get(sid).into_iter().flatten() {
+                let p = &site.ports[p as usize];
+                for ip in &p.fixed_ips {
+                    macs.insert((p.device_id.as_str(), ip.as_str()), p.mac_address.as_str());
+                }
+            }
+            if let Some(list) = ix.floating.get(sid) {
+                let list = list.iter().map(|&(f, a)| {
+                    let f = &site.floating_ips[f as usize];
+                    let a = &f.associations[a as usize];
+                    (a.fixed_ip.as_str(), f.address.as_str(), f.version)
+                });
+                fips.insert(sid, list.collect());
+            }
+            if let Some(list) = ix.attached.get(sid) {
+                let ids = list.iter().map(|&v| site.volumes[v as usize].id.as_str());
+                vols.insert(sid, ids.collect());
+            }
+        }
+        Index { macs, fips, vols, volume_ids: Some(&ix.volume_ids) }
+    }
+
+    /// The lookups of `ids` from every port, floating IP and volume.
+    fn scan(site: &'a Site, now: DateTime<Utc>, ids: &HashSet<&str>) -> Index<'a> {
         let mut macs = HashMap::new();
         let mut port_owner: HashMap<&str, &str> = HashMap::new();
         for p in site.ports.iter().filter(|p| ids.contains(p.device_id.as_str())) {
@@ -122,7 +163,7 @@ impl<'a> Index<'a> {
                 vols.entry(a.server_id.as_str()).or_default().push(v.id.as_str());
             }
         }
-        Index { macs, fips, vols }
+        Index { macs, fips, vols, volume_ids: None }
     }
 }
 
@@ -166,7 +207,11 @@ fn volumes(v: &ServerView, site: &Site, idx: &Index) -> Vec<String> {
         .volumes_attached
         .iter()
         .filter(|id| {
-            site.volumes.iter().all(|vol| &vol.id != *id) || attached.is_some_and(|a| a.contains(&id.as_str()))
+            let unknown = match idx.volume_ids {
+                Some(all) => !all.contains(id.as_str()),
+                None => site.volumes.iter().all(|vol| &vol.id != *id),
+            };
+            unknown || attached.is_some_and(|a| a.contains(&id.as_str()))
         })
         .cloned()
         .collect();
@@ -380,7 +425,14 @@ fn key_cmp(key: &str, a: &Row, b: &Row) -> Ordering {
 /// reader) and is a 403 otherwise, not silently ignored. Non-admins lose the
 /// admin-only filters (`deleted`, `user_id`, `host`, ...) as
 /// `remove_invalid_options` does.
-fn select<'a>(site: &'a Site, now: DateTime<Utc>, ctx: &Ctx, q: &Query, detail: bool) -> ApiResult<Vec<Row<'a>>> {
+fn select<'a>(
+    site: &'a Site,
+    now: DateTime<Utc>,
+    ctx: &Ctx,
+    q: &Query,
+    detail: bool,
+    ix: &ServerIndex,
+) -> ApiResult<Vec<Row<'a>>> {
     let admin = ctx.is_admin();
     // remove_invalid_options: non-admins keep only the user filters.
     let user_filters = [
@@ -526,6 +578,17 @@ fn select<'a>(site: &'a Site, now: DateTime<Utc>, ctx: &Ctx, q: &Query, detail: 
     let tags = q.get("tags").filter(|_| ctx.at_least(26));
     let tags_any = q.get("tags-any").filter(|_| ctx.at_least(26));
     let locked = q.get("locked").filter(|_| ctx.at_least(73)).and_then(super::parse_bool);
+    let plain = keys == ["created_at", "id"]
+        && dirs == ["desc", "desc"]
+        && statuses.is_empty()
+        && [flavor_filter, name, image, ip, ip6, az, key_name, uuid, host, tags, tags_any].iter().all(Option::is_none)
+        && vm_states.is_empty()
+        && locked.is_none()
+        && user.is_none();
+    if plain && ix.unique_ids {
+        let filter = Plain { project: project.as_deref(), deleted, since, before };
+        return indexed(site, now, ix, &filter, marker.as_deref(), limit);
+    }
     let need_fips = ip.is_some() || ip6.is_some();
     let fip_addrs: HashMap<&str, Vec<(&str, u8)>> = if need_fips {
         let mut owner: HashMap<&str, &str> = HashMap::new();
@@ -609,15 +672,91 @@ fn select<'a>(site: &'a Site, now: DateTime<Utc>, ctx: &Ctx, q: &Query, detail: 
     Ok(rows)
 }
 
+/// The filters of a listing the index answers.
+struct Plain<'q> {
+    project: Option<&'q str>,
+    deleted: Option<bool>,
+    since: Option<DateTime<Utc>>,
+    before: Option<DateTime<Utc>>,
+}
+
+/// One page of a plain listing (default order; project, `deleted` and time
+/// filters) from the view's index: the marker's place by binary search, then
+/// the list walked until the page is full, or, when few servers changed in
+/// the time window, those few gathered and put in listing order.
+fn indexed<'a>(
+    site: &'a Site,
+    now: DateTime<Utc>,
+    ix: &ServerIndex,
+    f: &Plain,
+    marker: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<Row<'a>>> {
+    let list = ix.list(f.project, f.deleted);
+    let after = match marker {
+        Some(m) => Some(
+            ix.existing(m)
+                .map(|p| ix.rank[p as usize])
+                .ok_or_else(|| bad_request(format!("marker [{m}] not found")))?,
+        ),
+        None => None,
+    };
+    let start = after.map_or(0, |r| list.partition_point(|&p| ix.rank[p as usize] <= r));
+    let rest = &list[start..];
+    let page: Vec<u32> = if f.since.is_none() && f.before.is_none() {
+        rest.iter().take(limit).copied().collect()
+    } else {
+        let changed = ix.changed(f.since, f.before);
+        if gather_is_cheaper(changed.len(), rest.len(), list.len(), limit) {
+            let mut ranks: Vec<u32> = changed
+                .iter()
+                .map(|(_, r)| *r)
+                .filter(|r| after.is_none_or(|a| *r > a))
+                .filter(|r| {
+                    let p = ix.order.all[*r as usize] as usize;
+                    f.project.is_none_or(|pr| site.servers[p].project_id == pr)
+                        && f.deleted.is_none_or(|d| ix.deleted[p] == d)
+                })
+                .collect();
+            ranks.sort_unstable();
+            ranks.truncate(limit);
+            ranks.into_iter().map(|r| ix.order.all[r as usize]).collect()
+        } else {
+            let in_window = |p: &u32| {
+                let u = ix.updated[*p as usize];
+                f.since.is_none_or(|t| u >= t) && f.before.is_none_or(|t| u <= t)
+            };
+            rest.iter().copied().filter(in_window).take(limit).collect()
+        }
+    };
+    Ok(page
+        .into_iter()
+        .filter_map(|p| {
+            let v = site.servers.get(p as usize)?.view_at(now)?;
+            Some(Row { pos: p as usize, v })
+        })
+        .collect())
+}
+
+/// Whether sorting the `changed` servers costs less than walking the list
+/// (`rest` of `len` after the marker) until `limit` of them are found.
+fn gather_is_cheaper(changed: usize, rest: usize, len: usize, limit: usize) -> bool {
+    let gather = changed.saturating_mul(1 + changed.max(1).ilog2() as usize);
+    let walk = rest.min((limit + 1).saturating_mul(len) / changed.max(1));
+    gather < walk
+}
+
 async fn list_any(state: Arc<AppState>, ctx: Ctx, raw: Option<String>, detail: bool) -> ApiResult<Json<Value>> {
     let q = Query::parse(raw.as_deref());
     let now = state.now();
     let site = state.site.read().unwrap();
+    let listings = state.listings(&site, now);
+    let ix = listings.servers(&site);
     let b = base(&state);
-    let rows = select(&site, now, &ctx, &q, detail)?;
+    let rows = select(&site, now, &ctx, &q, detail, ix)?;
     let items: Vec<Value> = if detail {
         let ids: HashSet<&str> = rows.iter().map(|r| r.v.server.id.as_str()).collect();
-        let idx = Index::build(&site, now, &ids);
+        let idx = Index::build(&site, now, &ids, ix);
         rows.iter().map(|r| render(&r.v, r.pos + 1, &idx, &site, &ctx, &b)).collect()
     } else {
         rows.iter()
@@ -661,7 +800,29 @@ fn lookup<'a>(
     now: DateTime<Utc>,
     read_deleted: bool,
 ) -> ApiResult<ServerView<'a>> {
-    let v = site.server(id).and_then(|s| s.view_at(now)).ok_or_else(|| not_found(id))?;
+    visible(site.server(id), ctx, id, now, read_deleted)
+}
+
+/// The first server with this id and its position: from the index's id map
+/// when ids are unique, else by scanning.
+fn find<'a>(site: &'a Site, ix: &ServerIndex, id: &str) -> Option<(usize, &'a Server)> {
+    if ix.unique_ids {
+        let p = *ix.first.get(id)? as usize;
+        site.servers.get(p).map(|s| (p, s))
+    } else {
+        site.servers.iter().enumerate().find(|(_, s)| s.id == id)
+    }
+}
+
+/// The server found for `id` as the token may see it at `now` (404 otherwise).
+fn visible<'a>(
+    found: Option<&'a Server>,
+    ctx: &Ctx,
+    id: &str,
+    now: DateTime<Utc>,
+    read_deleted: bool,
+) -> ApiResult<ServerView<'a>> {
+    let v = found.and_then(|s| s.view_at(now)).ok_or_else(|| not_found(id))?;
     if (v.deleted && !read_deleted) || !(ctx.is_admin() || ctx.token.project_id() == Some(v.server.project_id.as_str()))
     {
         return Err(not_found(id));
@@ -673,11 +834,14 @@ fn lookup<'a>(
 pub async fn show(State(state): State<Arc<AppState>>, ctx: Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let now = state.now();
     let site = state.site.read().unwrap();
-    let v = lookup(&site, &ctx, &id, now, false)?;
+    let listings = state.listings(&site, now);
+    let ix = listings.servers(&site);
+    let found = find(&site, ix, &id);
+    let v = visible(found.map(|(_, s)| s), &ctx, &id, now, false)?;
     let ids = HashSet::from([v.server.id.as_str()]);
-    let idx = Index::build(&site, now, &ids);
+    let idx = Index::build(&site, now, &ids, ix);
     // Nova's internal instance id stands in as the server's position + 1.
-    let number = site.servers.iter().position(|s| s.id == id).map_or(0, |p| p + 1);
+    let number = found.map_or(0, |(p, _)| p + 1);
     Ok(Json(json!({"server": render(&v, number, &idx, &site, &ctx, &base(&state))})))
 }
 
@@ -768,7 +932,9 @@ pub async fn instance_actions(
     let q = Query::parse(raw.as_deref());
     let now = state.now();
     let site = state.site.read().unwrap();
-    let v = lookup(&site, &ctx, &id, now, ctx.at_least(21))?;
+    let listings = state.listings(&site, now);
+    let found = find(&site, listings.servers(&site), &id).map(|(_, s)| s);
+    let v = visible(found, &ctx, &id, now, ctx.at_least(21))?;
     let s = v.server;
     let mut actions = actions_of(s, now);
     actions.reverse(); // newest first
@@ -823,7 +989,9 @@ pub async fn instance_action(
 ) -> ApiResult<Json<Value>> {
     let now = state.now();
     let site = state.site.read().unwrap();
-    let v = lookup(&site, &ctx, &id, now, ctx.at_least(21))?;
+    let listings = state.listings(&site, now);
+    let found = find(&site, listings.servers(&site), &id).map(|(_, s)| s);
+    let v = visible(found, &ctx, &id, now, ctx.at_least(21))?;
     let s = v.server;
     let actions = actions_of(s, now);
     let a = actions

@@ -2,6 +2,9 @@
 //! Nova's `instance_get_active_by_window_joined` (launched before the end,
 //! not terminated before the start, deleted instances included) and the
 //! hours/uptime maths of `simple_tenant_usage.py`. Paginated from 2.40.
+//! Pages are read from the view's index in (project, uuid) order: the marker
+//! by binary search, then servers outside the window skipped until the page
+//! is full.
 
 use std::sync::Arc;
 
@@ -12,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Ctx, MAX_LIMIT, Query, bad_request, base, naive_us, policy};
 use crate::error::ApiResult;
+use crate::index::ServerIndex;
 use crate::model::{ServerView, Site};
 use crate::state::AppState;
 
@@ -77,13 +81,40 @@ fn instances<'a>(
     now: DateTime<Utc>,
     w: &Window,
     project: Option<&str>,
+    ix: &ServerIndex,
 ) -> ApiResult<Vec<ServerView<'a>>> {
+    let active =
+        |v: &ServerView| v.terminated_at.is_none_or(|t| t > w.start) && v.launched_at.is_some_and(|l| l < w.stop);
+    if ix.unique_ids {
+        let order = ix.usage_of(site, project);
+        let start = match &w.marker {
+            Some(m) => {
+                let mk = ix
+                    .first
+                    .get(m)
+                    .and_then(|p| site.servers.get(*p as usize))
+                    .ok_or_else(|| bad_request(format!("Marker {m} could not be found.")))?;
+                let key = (&mk.project_id, &mk.id);
+                order.partition_point(|p| {
+                    let s = &site.servers[*p as usize];
+                    (&s.project_id, &s.id) <= key
+                })
+            }
+            None => 0,
+        };
+        return Ok(order[start..]
+            .iter()
+            .filter_map(|p| site.servers.get(*p as usize)?.view_at(now))
+            .filter(active)
+            .take(w.limit)
+            .collect());
+    }
     let mut list: Vec<ServerView> = site
         .servers
         .iter()
         .filter(|s| project.is_none_or(|p| s.project_id == p))
         .filter_map(|s| s.view_at(now))
-        .filter(|v| v.terminated_at.is_none_or(|t| t > w.start) && v.launched_at.is_some_and(|l| l < w.stop))
+        .filter(active)
         .collect();
     list.sort_by(|a, b| (&a.server.project_id, &a.server.id).cmp(&(&b.server.project_id, &b.server.id)));
     if let Some(m) = &w.marker {
@@ -165,7 +196,8 @@ pub async fn index(State(state): State<Arc<AppState>>, ctx: Ctx, RawQuery(raw): 
     let now = state.now();
     let w = window(&q, now, &ctx)?;
     let site = state.site.read().unwrap();
-    let list = instances(&site, now, &w, None)?;
+    let listings = state.listings(&site, now);
+    let list = instances(&site, now, &w, None, listings.servers(&site))?;
     let mut body = json!({"tenant_usages": usages(&list, &w, now, w.detailed)});
     if ctx.at_least(40) {
         let last = list.last().map(|v| v.server.id.as_str());
@@ -190,7 +222,8 @@ pub async fn show(
     let now = state.now();
     let w = window(&q, now, &ctx)?;
     let site = state.site.read().unwrap();
-    let list = instances(&site, now, &w, Some(&tenant))?;
+    let listings = state.listings(&site, now);
+    let list = instances(&site, now, &w, Some(&tenant), listings.servers(&site))?;
     let usage = usages(&list, &w, now, true).into_iter().next().unwrap_or_else(|| json!({}));
     let mut body = json!({"tenant_usage": usage});
     if ctx.at_least(40) {

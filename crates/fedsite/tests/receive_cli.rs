@@ -208,3 +208,30 @@ async fn spool_status_json_reports_counts_oldest_locks_and_quarantine_reasons() 
     }
     sim.stop().await;
 }
+
+/// One receive per store (issue #19): AMS acknowledgements are cumulative, so a second puller
+/// could acknowledge what the first has not stored. A second `fedsite receive` into a held
+/// store exits 75 at once and pulls nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_receive_into_the_same_store_exits_75_and_pulls_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path()).await;
+    let a = sim.ams().unwrap();
+    let records = dir.path().join("received.sqlite");
+    let held = messaging::receiver::lock_store(&records, false, std::time::Duration::ZERO).unwrap();
+    let dns = dir.path().join("dns");
+    std::fs::write(&dns, format!("{TEST_CLIENT_DN}\n")).unwrap();
+    let out = fedsite()
+        .args(["receive", "--ams-url", &a.url(), "--project", DEFAULT_PROJECT, "--subscription", DEFAULT_SUBSCRIPTION])
+        .args(["--token", &a.token("receiver").unwrap(), "--once"])
+        .arg("--capath").arg(a.ca_pem_path())
+        .arg("--dns").arg(&dns)
+        .arg("--records").arg(&records)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another fedsite run"));
+    assert_eq!(a.counts().pull_requests, 0, "nothing pulled");
+    drop(held);
+    sim.stop().await;
+}

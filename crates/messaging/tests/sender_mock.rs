@@ -174,3 +174,46 @@ async fn a_record_another_live_message_carries_newer_is_left_out_of_the_older_me
     assert_eq!(ledger.message(&older).unwrap().unwrap().state, ledger::MessageState::Sent);
     assert_eq!(q.count().unwrap(), 0);
 }
+
+/// A 400 that every message of the run meets before any is accepted is a configuration or AMS
+/// problem (issue #19), not six bad messages: after `SAME_REFUSAL_STOP` identical refusals the
+/// run stops, nothing is quarantined, every element stays.
+#[tokio::test]
+async fn the_same_refusal_for_the_first_messages_stops_the_run_and_quarantines_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, stored, _) = mock_ams("").await;
+    let spool = dir.path().join("outgoing");
+    let q = QueueSimple::open(&spool).unwrap();
+    for n in 0..6 {
+        q.add(&body(&[record(n, 1)])).unwrap();
+    }
+    let o = opts(&spool);
+    let report = sender::send_all(&o, &client(&url), &signer(dir.path()), None, None).await.unwrap();
+    assert_eq!((report.sent, report.quarantined, report.left), (0, 0, 6), "{}", report.summary());
+    let why = report.stopped.as_deref().expect("the run stopped");
+    assert!(why.contains(&format!("the first {} messages", sender::SAME_REFUSAL_STOP)) && why.contains("Invalid Message Arguments"), "{why}");
+    assert_eq!(q.count().unwrap(), 6);
+    assert!(!o.quarantine.exists() || std::fs::read_dir(&o.quarantine).unwrap().count() == 0);
+    assert!(stored.lock().unwrap().is_empty());
+    let st = sender::spool_status(&spool, PathType::Dirq, &o.quarantine).unwrap();
+    assert_eq!(st.locked, 0, "every element unlocked");
+}
+
+/// A refusal met before any message was accepted is held, and settled as that message's own
+/// once another message of the run is accepted.
+#[tokio::test]
+async fn a_held_refusal_is_the_messages_own_once_another_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let poison = vm(0);
+    let (url, stored, _) = mock_ams(Box::leak(poison.into_boxed_str())).await;
+    let spool = dir.path().join("outgoing");
+    let q = QueueSimple::open(&spool).unwrap();
+    for n in 0..2 {
+        q.add(&body(&[record(n, 1)])).unwrap();
+    }
+    let o = opts(&spool);
+    let report = sender::send_all(&o, &client(&url), &signer(dir.path()), None, None).await.unwrap();
+    assert_eq!((report.sent, report.quarantined, report.left), (1, 1, 0), "{}", report.summary());
+    assert!(report.stopped.is_none());
+    assert_eq!((q.count().unwrap(), stored.lock().unwrap().len()), (0, 1));
+}

@@ -224,9 +224,12 @@ async fn a_second_receive_into_the_same_store_exits_75_and_pulls_nothing() {
     let out = fedsite()
         .args(["receive", "--ams-url", &a.url(), "--project", DEFAULT_PROJECT, "--subscription", DEFAULT_SUBSCRIPTION])
         .args(["--token", &a.token("receiver").unwrap(), "--once"])
-        .arg("--capath").arg(a.ca_pem_path())
-        .arg("--dns").arg(&dns)
-        .arg("--records").arg(&records)
+        .arg("--capath")
+        .arg(a.ca_pem_path())
+        .arg("--dns")
+        .arg(&dns)
+        .arg("--records")
+        .arg(&records)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));

@@ -191,7 +191,11 @@ async fn the_same_refusal_for_the_first_messages_stops_the_run_and_quarantines_n
     let report = sender::send_all(&o, &client(&url), &signer(dir.path()), None, None).await.unwrap();
     assert_eq!((report.sent, report.quarantined, report.left), (0, 0, 6), "{}", report.summary());
     let why = report.stopped.as_deref().expect("the run stopped");
-    assert!(why.contains(&format!("the first {} messages", sender::SAME_REFUSAL_STOP)) && why.contains("Invalid Message Arguments"), "{why}");
+    assert!(
+        why.contains(&format!("the first {} messages", sender::SAME_REFUSAL_STOP))
+            && why.contains("Invalid Message Arguments"),
+        "{why}"
+    );
     assert_eq!(q.count().unwrap(), 6);
     assert!(!o.quarantine.exists() || std::fs::read_dir(&o.quarantine).unwrap().count() == 0);
     assert!(stored.lock().unwrap().is_empty());

@@ -47,6 +47,63 @@ pub struct Site {
     pub faults: SiteFaults,
 }
 
+impl Site {
+    /// Moves every time of the site's history by `by` (creations, events, launches,
+    /// deletions, attachments, associations, memberships, expiries), so a scenario can be
+    /// anchored to another "now" with the same story.
+    pub fn shift(&mut self, by: chrono::Duration) {
+        let t = |x: &mut DateTime<Utc>| *x += by;
+        let o = |x: &mut Option<DateTime<Utc>>| {
+            if let Some(x) = x {
+                *x += by
+            }
+        };
+        for i in &mut self.images {
+            t(&mut i.created_at);
+            t(&mut i.updated_at);
+        }
+        for e in self.image_extras.values_mut() {
+            for (a, b) in e.member_times.values_mut() {
+                t(a);
+                t(b);
+            }
+        }
+        for a in &mut self.application_credentials {
+            o(&mut a.expires_at);
+        }
+        for s in &mut self.servers {
+            t(&mut s.created);
+            o(&mut s.launched_at);
+            for e in &mut s.events {
+                t(&mut e.at);
+            }
+        }
+        for v in &mut self.volumes {
+            t(&mut v.created_at);
+            o(&mut v.deleted_at);
+            for a in &mut v.attachments {
+                t(&mut a.attached_at);
+                o(&mut a.detached_at);
+            }
+        }
+        for n in &mut self.networks {
+            t(&mut n.created_at);
+        }
+        for p in &mut self.ports {
+            t(&mut p.created_at);
+            o(&mut p.deleted_at);
+        }
+        for f in &mut self.floating_ips {
+            t(&mut f.created_at);
+            o(&mut f.deleted_at);
+            for a in &mut f.associations {
+                t(&mut a.from);
+                o(&mut a.to);
+            }
+        }
+    }
+}
+
 /// Ways to break a simulated site on purpose (`[site_faults]` in a scenario).
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -387,6 +387,19 @@ pub struct Scenario {
     pub site: Site,
 }
 
+impl Scenario {
+    /// The same story with its reference time at `now` (whole seconds): every time of the
+    /// site moves by the same amount, so durations, orders and the quiet day after the
+    /// reference are kept, and a client whose clock is the host's sees VMs of their real age.
+    pub fn anchored_at(mut self, now: DateTime<Utc>) -> Scenario {
+        let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+        let by = now - self.reference_time;
+        self.site.shift(by);
+        self.reference_time = now;
+        self
+    }
+}
+
 const TINY: &str = include_str!("../scenarios/tiny.toml");
 const SMALL: &str = include_str!("../scenarios/small.toml");
 const MEDIUM: &str = include_str!("../scenarios/medium.toml");

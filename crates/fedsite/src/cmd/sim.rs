@@ -23,6 +23,11 @@ pub struct SimArgs {
     /// default, so every answer is reproducible.
     #[arg(long)]
     pub now: Option<DateTime<Utc>>,
+    /// Move the whole scenario to the host's clock: its reference time becomes now and every
+    /// time of its history moves with it (a VM that ran 3 days at the reference has run 3
+    /// days now), so an extract without --from/--to sees VMs of their real age.
+    #[arg(long, conflicts_with = "now")]
+    pub anchor_now: bool,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
@@ -262,7 +267,10 @@ pub fn load_scenario(name: &str, file: Option<&PathBuf>) -> Result<sim::Scenario
 }
 
 pub async fn run(args: SimArgs) -> Result<ExitCode> {
-    let scenario = load_scenario(&args.scenario, args.scenario_file.as_ref())?;
+    let mut scenario = load_scenario(&args.scenario, args.scenario_file.as_ref())?;
+    if args.anchor_now {
+        scenario = scenario.anchored_at(Utc::now());
+    }
     let mut config = SimConfig::new(scenario);
     config.now = args.now;
     config.bind = args.listen;

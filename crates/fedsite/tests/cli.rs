@@ -254,3 +254,28 @@ async fn caso_compatible_is_casos_switches_together() {
     assert!(default.contains("SuspendDuration") && default.contains("CloudType: fedsite/"), "{default}");
     sim.stop().await;
 }
+
+/// `accounting projects` says where each VO came from in words, and which projects have none.
+#[tokio::test(flavor = "multi_thread")]
+async fn projects_name_the_vo_and_where_it_came_from() {
+    let sim = sim::start(sim::SimConfig::new(sim::scenario::builtin("tiny").unwrap().generate())).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clouds = dir.path().join("clouds.yaml");
+    common::write_private(&clouds, sim.clouds_yaml());
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
+        .args(["accounting", "projects", "--os-cloud", "sim-accounting", "--site-name", "TEST-SITE"])
+        .env("OS_CLIENT_CONFIG_FILE", &clouds)
+        .env_remove("FEDSITE_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "novo has no VO: {stdout}");
+    assert!(stdout.contains("(proj1) mapped to VO 'vo.example.org' (from Keystone project property VO)"), "{stdout}");
+    assert!(
+        stdout.contains("(egi-proj) mapped to VO 'vo.access.egi.eu' (from Keystone project property egi.VO)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(novo) has no VO") && !stdout.contains("Property(\""), "{stdout}");
+    sim.stop().await;
+}

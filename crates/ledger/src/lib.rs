@@ -69,6 +69,8 @@ pub enum Error {
     UnknownMessage { location: String, element: String },
     #[error("ledger {location}: message {element:?} cannot go from {from} to {to}")]
     InvalidTransition { location: String, element: String, from: MessageState, to: MessageState },
+    #[error("ledger {location} does not exist")]
+    Missing { location: String },
     #[error("ledger {location}: unknown run {run}")]
     UnknownRun { location: String, run: i64 },
     #[error("ledger {location}: run {run} already finished ({outcome})")]
@@ -515,7 +517,44 @@ impl fmt::Debug for Ledger {
     }
 }
 
+/// How a command opens its ledger ([`Ledger::open_as`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create a missing SQLite ledger (and its directory): the commands that write records.
+    CreateIfMissing,
+    /// A missing SQLite ledger is [`Error::Missing`]: the commands that only read or repair it
+    /// never leave an empty one behind.
+    MustExist,
+}
+
 impl Ledger {
+    /// The one way the commands open their ledger: a `postgres://` / `postgresql://` URL opens
+    /// PostgreSQL, anything else is a SQLite file, created (with its directory) or required
+    /// as `mode` says.
+    pub fn open_as(target: impl AsRef<std::ffi::OsStr>, mode: OpenMode) -> Result<Ledger> {
+        let target = target.as_ref();
+        if let Some(url) = target.to_str().filter(|t| is_postgres_url(t)) {
+            return Ledger::open_postgres(url);
+        }
+        let path = Path::new(target);
+        match mode {
+            OpenMode::MustExist if !path.exists() => {
+                return Err(Error::Missing { location: path.display().to_string() });
+            }
+            OpenMode::CreateIfMissing => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                        location: path.display().to_string(),
+                        op: format!("create directory {}", dir.display()),
+                        source,
+                    })?;
+                }
+            }
+            OpenMode::MustExist => {}
+        }
+        Ledger::open_sqlite(path)
+    }
+
     /// Open the ledger at `target`: a `postgres://` or `postgresql://` URL opens PostgreSQL
     /// ([`Ledger::open_postgres`]), anything else is a SQLite file path ([`Ledger::open_sqlite`]).
     pub fn open(target: impl AsRef<std::ffi::OsStr>) -> Result<Ledger> {

@@ -184,3 +184,16 @@ fn a_version_2_ledger_is_migrated_to_keep_its_data_and_cache_instance_actions() 
     let stored: String = raw.query_row("SELECT actions FROM instance_actions", [], |r| r.get(0)).unwrap();
     assert_eq!((v, stored.as_str()), (3, r#"[["suspend",1790812800000000]]"#));
 }
+
+#[test]
+fn open_as_creates_for_writers_and_refuses_a_missing_file_for_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new").join("ledger.sqlite");
+    let err = ledger::Ledger::open_as(&path, ledger::OpenMode::MustExist).unwrap_err();
+    assert!(matches!(err, ledger::Error::Missing { .. }), "{err}");
+    assert_eq!(err.to_string(), format!("ledger {} does not exist", path.display()));
+    assert!(!path.exists() && !path.parent().unwrap().exists(), "a reader creates nothing");
+    drop(ledger::Ledger::open_as(&path, ledger::OpenMode::CreateIfMissing).unwrap());
+    assert!(path.exists(), "a writer creates the file and its directory");
+    drop(ledger::Ledger::open_as(&path, ledger::OpenMode::MustExist).unwrap());
+}

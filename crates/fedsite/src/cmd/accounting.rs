@@ -285,24 +285,19 @@ fn ledger_path(flag: Option<PathBuf>, file: Option<&siteconf::Config>) -> PathBu
     siteconf::resolve::ledger_path(flag.as_deref(), file)
 }
 
-/// An existing ledger: a SQLite file that must exist (a command that only reads or repairs
-/// it must not create an empty one), or a `postgresql://` URL.
+/// An existing ledger (a command that only reads or repairs it never creates an empty one).
 pub fn open_existing_ledger(path: &PathBuf) -> Result<Ledger> {
-    if !path.to_str().is_some_and(ledger::is_postgres_url) && !path.exists() {
-        bail!("ledger {} does not exist (--ledger, or [ledger] path in fedsite.toml)", path.display());
+    match Ledger::open_as(path, ledger::OpenMode::MustExist) {
+        Err(ledger::Error::Missing { location }) => {
+            bail!("ledger {location} does not exist (--ledger, or [ledger] path in fedsite.toml)")
+        }
+        r => Ok(r?),
     }
-    open_ledger(path)
 }
 
-/// A SQLite file (its directory created) or a `postgresql://` URL.
+/// The ledger of a command that writes records: created (with its directory) when missing.
 pub fn open_ledger(path: &PathBuf) -> Result<Ledger> {
-    if path.to_str().is_some_and(ledger::is_postgres_url) {
-        return Ok(Ledger::open(path.to_str().expect("checked"))?);
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    Ok(Ledger::open_sqlite(path)?)
+    Ok(Ledger::open_as(path, ledger::OpenMode::CreateIfMissing)?)
 }
 
 pub async fn run(args: AccountingArgs) -> Result<ExitCode> {

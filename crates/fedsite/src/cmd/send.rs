@@ -232,13 +232,8 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
     )?;
     // One send at a time per spool (docs/delivery.md); held until this function returns.
     let _lock = sender::lock_spool(&opts, Duration::from_secs(args.wait))?;
-    let mut ledger = match ledger_path.as_deref() {
-        Some(p) if p.to_str().is_some_and(ledger::is_postgres_url) => {
-            Some(ledger::Ledger::open(p.to_str().expect("checked"))?)
-        }
-        Some(p) => Some(ledger::Ledger::open_sqlite(p)?),
-        None => None,
-    };
+    let mut ledger =
+        ledger_path.as_deref().map(|p| ledger::Ledger::open_as(p, ledger::OpenMode::CreateIfMissing)).transpose()?;
     let started = chrono::Utc::now();
     let run = match ledger.as_mut() {
         Some(l) => Some(l.begin_run(&ledger::NewRun { command: ledger::runs::SEND.into(), ..Default::default() })?),

@@ -187,7 +187,10 @@ impl CheckinToken {
                 (d.token_endpoint, d.jwks_uri.or(self.cfg.jwks_uri.clone()), d.issuer.unwrap_or_else(|| url.clone()))
             }
             None => {
-                let te = self.cfg.token_endpoint.clone().unwrap_or_default();
+                // `new` refuses a config with neither endpoint.
+                let te = self.cfg.token_endpoint.clone().ok_or_else(|| {
+                    CredentialError::Config("a discovery endpoint or a token endpoint is needed".into())
+                })?;
                 (te.clone(), self.cfg.jwks_uri.clone(), te)
             }
         };

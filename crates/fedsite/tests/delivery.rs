@@ -282,43 +282,26 @@ async fn killing_the_sender_at_random_points_loses_nothing() {
     }
     drop(ledger);
     let run = || {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"));
-        c.args([
-            "--log",
-            "warn",
-            "send",
-            "--ams-url",
-            &a.url(),
-            "--authn-url",
-            &a.authn_url(),
-            "--project",
-            DEFAULT_PROJECT,
-            "--topic",
-            DEFAULT_TOPIC,
-        ])
-        .arg("--cert")
-        .arg(a.client_cert_path())
-        .arg("--key")
-        .arg(a.client_key_path())
-        .arg("--ca")
-        .arg(a.ca_pem_path())
-        .arg("--spool")
-        .arg(&spool)
-        .arg("--ledger")
-        .arg(&ledger_path)
-        .args([
-            "--retry-initial-ms",
-            "5",
-            "--retry-max-ms",
-            "50",
-            "--max-retries",
-            "30",
-            "--chunk",
-            "10",
-            "--purge-maxlock-secs",
-            "1",
-        ])
-        .stdout(std::process::Stdio::null());
+        let mut c = send_command(&sim, &spool, DEFAULT_TOPIC, &[]);
+        c.arg("--authn-url")
+            .arg(a.authn_url())
+            .arg("--ca")
+            .arg(a.ca_pem_path())
+            .arg("--ledger")
+            .arg(&ledger_path)
+            .args([
+                "--retry-initial-ms",
+                "5",
+                "--retry-max-ms",
+                "50",
+                "--max-retries",
+                "30",
+                "--chunk",
+                "10",
+                "--purge-maxlock-secs",
+                "1",
+            ])
+            .stdout(std::process::Stdio::null());
         c
     };
     let mut seed = 0x5eed_u64;
@@ -602,35 +585,32 @@ fn fedsite_send(
     authn_url: &str,
     extra: &[&str],
 ) -> std::process::Output {
+    let ca = sim.ams().unwrap().ca_pem_path();
+    send_command(sim, spool, topic, &["--authn-url", authn_url, "--retry-initial-ms", "5", "--retry-max-ms", "50"])
+        .arg("--ca")
+        .arg(ca)
+        .arg("--ledger")
+        .arg(ledger)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// `fedsite send` to the sim's AMS data API with the sim's host certificate; `args` say the
+/// rest (authn URL, CA, ledger…). REQUESTS_CA_BUNDLE is removed: the CA is what `args` give.
+fn send_command(sim: &sim::SimHandle, spool: &Path, topic: &str, args: &[&str]) -> std::process::Command {
     let a = sim.ams().unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
-        .args([
-            "--log",
-            "warn",
-            "send",
-            "--ams-url",
-            &a.url(),
-            "--authn-url",
-            authn_url,
-            "--project",
-            DEFAULT_PROJECT,
-            "--topic",
-            topic,
-        ])
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"));
+    c.args(["--log", "warn", "send", "--ams-url", &a.url(), "--project", DEFAULT_PROJECT, "--topic", topic])
         .arg("--cert")
         .arg(a.client_cert_path())
         .arg("--key")
         .arg(a.client_key_path())
-        .arg("--ca")
-        .arg(a.ca_pem_path())
         .arg("--spool")
         .arg(spool)
-        .arg("--ledger")
-        .arg(ledger)
-        .args(["--retry-initial-ms", "5", "--retry-max-ms", "50"])
-        .args(extra)
-        .output()
-        .unwrap()
+        .args(args)
+        .env_remove("REQUESTS_CA_BUNDLE");
+    c
 }
 
 fn text(out: &std::process::Output) -> String {
@@ -835,22 +815,6 @@ async fn a_second_send_on_the_same_spool_waits_or_exits_75() {
 }
 
 /// `fedsite send` with `--ca` / `--ams-url` / `--authn-url` as given (no defaults from the sim).
-fn fedsite_send_raw(sim: &sim::SimHandle, spool: &Path, args: &[&str]) -> std::process::Output {
-    let a = sim.ams().unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
-        .args(["--log", "warn", "send", "--project", DEFAULT_PROJECT, "--topic", DEFAULT_TOPIC])
-        .arg("--cert")
-        .arg(a.client_cert_path())
-        .arg("--key")
-        .arg(a.client_key_path())
-        .arg("--spool")
-        .arg(spool)
-        .args(args)
-        .env_remove("REQUESTS_CA_BUNDLE")
-        .output()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_connections_and_untrusted_certificates_say_which_and_what_to_set() {
     let dir = tempfile::tempdir().unwrap();
@@ -861,13 +825,14 @@ async fn refused_connections_and_untrusted_certificates_say_which_and_what_to_se
     // Nothing listens on the authn port given.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let refused = format!("https://localhost:{closed}");
-    let out =
-        fedsite_send_raw(&sim, &spool, &["--ams-url", &a.url(), "--authn-url", &refused, "--ca", ca.to_str().unwrap()]);
+    let out = send_command(&sim, &spool, DEFAULT_TOPIC, &["--authn-url", &refused, "--ca", ca.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("connection refused") && stderr.contains("--ams-url"), "{stderr}");
     // The system's roots do not trust the sim's CA.
-    let out = fedsite_send_raw(&sim, &spool, &["--ams-url", &a.url(), "--authn-url", &a.authn_url()]);
+    let out = send_command(&sim, &spool, DEFAULT_TOPIC, &["--authn-url", &a.authn_url()]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use central::credentials::{self, CheckinConfig, CheckinToken, CredentialError, SecretsDir, Vault, VoLogin};
-use openstack::{CloudConfig, Secret, Session};
+use openstack::{Secret, Session};
 use serde_json::{Value, json};
 
 const SUB: &str = "fedsite-sim@sim";
@@ -118,42 +118,13 @@ async fn vault_gives_each_vos_application_credential_and_skips_a_missing_one() {
     sim.stop().await;
 }
 
-/// IdP `egi.eu` with the sim's issuer, protocol `openid`, a mapping granting `reader` on
-/// `project` to members of `vo` (what a federated site has).
-async fn federate(sim: &sim::SimHandle, vo: &str, project: &str) {
-    let admin = CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim", "sim clouds.yaml").unwrap();
-    let s = Session::connect(&admin).await.unwrap();
-    let issuer = format!("{}/identity/oidc", sim.base_url());
-    let rules = json!([{
-        "local": [{"user": {"name": "{0}"}}, {"projects": [{"name": project, "roles": [{"name": "reader"}]}]}],
-        "remote": [{"type": "OIDC-sub"}, {"type": "OIDC-eduperson_entitlement", "any_one_of": [format!("urn:mace:egi.eu:group:{vo}:role=member#aai.egi.eu")]}],
-    }]);
-    for (path, body) in [
-        (
-            "/OS-FEDERATION/identity_providers/egi.eu",
-            json!({"identity_provider": {"enabled": true, "remote_ids": [issuer]}}),
-        ),
-        ("/OS-FEDERATION/mappings/egi-mapping", json!({"mapping": {"rules": rules}})),
-        (
-            "/OS-FEDERATION/identity_providers/egi.eu/protocols/openid",
-            json!({"protocol": {"mapping_id": "egi-mapping"}}),
-        ),
-    ] {
-        s.send(
-            openstack::Call::new(openstack::Service::Identity, reqwest::Method::PUT, "/OS-FEDERATION", path).json(body),
-        )
-        .await
-        .unwrap();
-    }
-}
-
 #[tokio::test]
 async fn a_vo_share_logs_in_through_the_federation_scoped_to_its_project() {
     let sim = start(BTreeMap::new()).await;
     let site = sim::scenario::builtin("tiny").unwrap().generate().site;
     let project = site.projects.iter().find(|p| p.extra.contains_key("VO")).expect("tiny has a VO project");
     let vo = project.extra["VO"].as_str().unwrap().to_string();
-    federate(&sim, &vo, &project.name).await;
+    sim.federate_egi(&format!("{}/identity/oidc", sim.base_url()), &vo, &project.name).await.unwrap();
     let yaml = format!(
         "gocdb: SIM-SITE\nendpoint: {}\nvos:\n  - name: {vo}\n    auth:\n      project_id: \"{}\"\n",
         sim.auth_url().trim_end_matches('/'),

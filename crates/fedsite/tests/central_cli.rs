@@ -302,37 +302,7 @@ mod central_run {
     use std::process::{Command, Output};
     use std::time::{Duration, Instant};
 
-    use openstack::{CloudConfig, Session};
-    use serde_json::{Value, json};
-
-    /// IdP `egi.eu` trusting `issuer`, protocol `openid`, a mapping granting `reader` on
-    /// `project` to members of `vo`.
-    async fn federate(sim: &sim::SimHandle, issuer: &str, vo: &str, project: &str) {
-        let admin = CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim", "sim clouds.yaml").unwrap();
-        let s = Session::connect(&admin).await.unwrap();
-        let rules = json!([{
-            "local": [{"user": {"name": "{0}"}}, {"projects": [{"name": project, "roles": [{"name": "reader"}]}]}],
-            "remote": [{"type": "OIDC-sub"}, {"type": "OIDC-eduperson_entitlement", "any_one_of": [format!("urn:mace:egi.eu:group:{vo}:role=member#aai.egi.eu")]}],
-        }]);
-        for (path, body) in [
-            (
-                "/OS-FEDERATION/identity_providers/egi.eu",
-                json!({"identity_provider": {"enabled": true, "remote_ids": [issuer]}}),
-            ),
-            ("/OS-FEDERATION/mappings/egi-mapping", json!({"mapping": {"rules": rules}})),
-            (
-                "/OS-FEDERATION/identity_providers/egi.eu/protocols/openid",
-                json!({"protocol": {"mapping_id": "egi-mapping"}}),
-            ),
-        ] {
-            s.send(
-                openstack::Call::new(openstack::Service::Identity, reqwest::Method::PUT, "/OS-FEDERATION", path)
-                    .json(body),
-            )
-            .await
-            .unwrap();
-        }
-    }
+    use serde_json::Value;
 
     fn mask_creation_time(doc: &[u8]) -> String {
         let text = String::from_utf8_lossy(doc).to_string();
@@ -390,7 +360,7 @@ mod central_run {
         let project = tiny().site.projects.into_iter().find(|p| p.extra.contains_key("VO")).unwrap();
         let vo = project.extra["VO"].as_str().unwrap().to_string();
         for s in [&a, &b] {
-            federate(s, &issuer, &vo, &project.name).await;
+            s.federate_egi(&issuer, &vo, &project.name).await.unwrap();
         }
         // C is down; D accepts connections and never answers.
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

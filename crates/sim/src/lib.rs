@@ -216,6 +216,56 @@ impl SimHandle {
         self.addr
     }
     /// Keystone v3 URL, as clouds.yaml's `auth_url`.
+    /// Federates this site with an EGI Check-in–like issuer, as a site admin does it, through
+    /// the site's own OS-FEDERATION API (admin token): identity provider `egi.eu` trusting
+    /// `issuer`, protocol `openid`, and a mapping granting `reader` on `project` (by name) to
+    /// members of `vo`. For tests whose subject is not the federation itself.
+    pub async fn federate_egi(&self, issuer: &str, vo: &str, project: &str) -> Result<(), String> {
+        let http = reqwest::Client::new();
+        let auth = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": scenario::ADMIN_USER, "domain": {"id": "default"}, "password": scenario::PASSWORD}}},
+            "scope": {"project": {"name": scenario::ADMIN_PROJECT, "domain": {"id": "default"}}},
+        }});
+        let base = self.auth_url();
+        let base = base.trim_end_matches('/');
+        let r = http.post(format!("{base}/auth/tokens")).json(&auth).send().await.map_err(|e| e.to_string())?;
+        let token = r
+            .headers()
+            .get("x-subject-token")
+            .and_then(|t| t.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| format!("admin login: HTTP {}", r.status()))?;
+        let rules = serde_json::json!([{
+            "local": [{"user": {"name": "{0}"}}, {"projects": [{"name": project, "roles": [{"name": "reader"}]}]}],
+            "remote": [{"type": "OIDC-sub"}, {"type": "OIDC-eduperson_entitlement",
+                        "any_one_of": [format!("urn:mace:egi.eu:group:{vo}:role=member#aai.egi.eu")]}],
+        }]);
+        for (path, body) in [
+            (
+                "OS-FEDERATION/identity_providers/egi.eu",
+                serde_json::json!({"identity_provider": {"enabled": true, "remote_ids": [issuer]}}),
+            ),
+            ("OS-FEDERATION/mappings/egi-mapping", serde_json::json!({"mapping": {"rules": rules}})),
+            (
+                "OS-FEDERATION/identity_providers/egi.eu/protocols/openid",
+                serde_json::json!({"protocol": {"mapping_id": "egi-mapping"}}),
+            ),
+        ] {
+            let r = http
+                .put(format!("{base}/{path}"))
+                .header("x-auth-token", &token)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if !r.status().is_success() {
+                return Err(format!("PUT {path}: HTTP {}", r.status()));
+            }
+        }
+        Ok(())
+    }
+
     pub fn auth_url(&self) -> String {
         format!("{}/identity/v3", self.state.base_url)
     }

@@ -127,35 +127,42 @@ fn window_for(ledger: &Mutex<Ledger>, windows: Windows, project: &str) -> Result
     }
 }
 
+/// What a dry run gives: the extraction, and the messages of every project whose records all
+/// rendered.
+pub struct DryRun {
+    pub extraction: Extraction,
+    /// (project id, kind, message) in project order.
+    pub messages: Vec<(String, RecordKind, Vec<u8>)>,
+    /// Projects extracted whose records could not be rendered: none of their messages is in
+    /// `messages`, and the run is a failure (a dry run must not print a partial project).
+    pub unrendered: Vec<(String, apel::Error)>,
+}
+
 /// Extracts every project and renders its messages without touching the
 /// ledger or the spool (`--dry-run`).
-pub async fn dry_run(
-    session: &Session,
-    cfg: &ExtractConfig,
-    window: Window,
-    spool: &SpoolConfig,
-) -> (Extraction, Vec<(String, RecordKind, Vec<u8>)>) {
+pub async fn dry_run(session: &Session, cfg: &ExtractConfig, window: Window, spool: &SpoolConfig) -> DryRun {
     let extraction = crate::extract(session, cfg, |_| window).await;
-    let mut out = Vec::new();
+    let mut messages = Vec::new();
+    let mut unrendered = Vec::new();
     for p in &extraction.projects {
-        if let Ok(records) = &p.result {
-            for (kind, recs) in by_kind(records) {
-                if kind == RecordKind::Energy {
-                    // Printed as the JSON array cASO posts to GreenDIGIT CIM.
-                    match apel::render_message(kind, &recs, spool.style) {
-                        Ok(m) => out.push((p.project_id.clone(), kind, m)),
-                        Err(e) => tracing::error!(project = %p.project_id, "rendering energy records: {e}"),
-                    }
-                    continue;
-                }
-                match apel::batch(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes) {
-                    Ok(messages) => out.extend(messages.into_iter().map(|m| (p.project_id.clone(), kind, m))),
-                    Err(e) => tracing::error!(project = %p.project_id, "rendering {} records: {e}", kind.as_str()),
-                }
+        let Ok(records) = &p.result else { continue };
+        let mut project = Vec::new();
+        let rendered = by_kind(records).into_iter().try_for_each(|(kind, recs)| {
+            if kind == RecordKind::Energy {
+                // Printed as the JSON array cASO posts to GreenDIGIT CIM.
+                project.push((p.project_id.clone(), kind, apel::render_message(kind, &recs, spool.style)?));
+            } else {
+                let batches = apel::batch(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes)?;
+                project.extend(batches.into_iter().map(|m| (p.project_id.clone(), kind, m)));
             }
+            Ok::<_, apel::Error>(())
+        });
+        match rendered {
+            Ok(()) => messages.extend(project),
+            Err(e) => unrendered.push((p.project_id.clone(), e)),
         }
     }
-    (extraction, out)
+    DryRun { extraction, messages, unrendered }
 }
 
 /// One extraction run into the ledger and the spool.

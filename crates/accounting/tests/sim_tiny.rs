@@ -534,3 +534,32 @@ async fn the_run_reports_each_project_to_the_progress_hook_as_it_is_committed() 
         "{seen:?}"
     );
 }
+
+/// A dry run never prints part of a project: a project whose records cannot be rendered
+/// (here every record is over the message size limit) has none of its messages printed and
+/// is named as unrendered; the others print in full.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_names_a_project_it_cannot_render_and_prints_none_of_it() {
+    use accounting::pipeline::SpoolConfig;
+    let sim = start("tiny").await;
+    let s = session(&sim, "sim-accounting").await;
+    let spool = |max_signed_bytes| SpoolConfig {
+        spool: std::path::PathBuf::from("unused"),
+        style: apel::Style::Fedsite,
+        max_records: apel::DEFAULT_MAX_RECORDS,
+        max_signed_bytes,
+    };
+    let ok = accounting::pipeline::dry_run(&s, &cfg(), window(), &spool(apel::DEFAULT_MAX_SIGNED_BYTES)).await;
+    assert!(ok.unrendered.is_empty(), "{:?}", ok.unrendered);
+    assert!(ok.messages.iter().any(|(p, _, _)| p == PROJ1), "proj1 has messages");
+    let tight = accounting::pipeline::dry_run(&s, &cfg(), window(), &spool(10)).await;
+    assert!(tight.messages.is_empty(), "no message fits in 10 bytes, none printed");
+    let named: Vec<&str> = tight.unrendered.iter().map(|(p, _)| p.as_str()).collect();
+    assert!(named.contains(&PROJ1), "{named:?}");
+    assert!(
+        tight.unrendered.iter().all(|(_, e)| matches!(e, apel::Error::RecordTooLarge { .. })),
+        "{:?}",
+        tight.unrendered
+    );
+    sim.stop().await;
+}

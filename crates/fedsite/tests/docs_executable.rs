@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod caso_diff;
 mod common;
 
 /// One command of a doc block.
@@ -157,7 +158,8 @@ impl Runner {
         c
     }
 
-    fn run(&mut self, c: &DocCommand) {
+    /// Runs `c` as the docs say; a foreground command's stdout and stderr are returned.
+    fn run(&mut self, c: &DocCommand) -> (String, String) {
         if c.background {
             use std::os::unix::process::CommandExt;
             // A file the command writes when ready: gone first, so an older one does not pass.
@@ -195,7 +197,7 @@ impl Runner {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
-            return;
+            return Default::default();
         }
         let mut child = self.command(&c.text).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let status = common::wait_child(&mut child, &c.at, Duration::from_secs(600));
@@ -211,7 +213,39 @@ impl Runner {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
     }
+}
+
+/// The words bash makes of `cmd` (quotes and `$(…)` evaluated), without running it.
+fn shell_words(runner: &Runner, cmd: &str) -> Vec<String> {
+    let (_, rest) = cmd.split_once(' ').unwrap();
+    let out = runner.command(&format!("printf '%s\\n' {rest}")).output().unwrap();
+    assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+/// The messages `accounting extract --dry-run` printed: each after its `# project …` line.
+fn dry_run_messages(stdout: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in stdout.split_inclusive('\n') {
+        if line.starts_with("# project ") {
+            out.push((line.trim_end().to_string(), String::new()));
+        } else if let Some((_, m)) = out.last_mut() {
+            m.push_str(line);
+        }
+    }
+    // println! ended each message with one more newline.
+    out.into_iter().map(|(h, m)| (h, m.strip_suffix('\n').unwrap_or(&m).as_bytes().to_vec())).collect()
+}
+
+/// The simulated site's reference time (`/sim/now`), from its Keystone URL.
+fn sim_now(auth_url: &str) -> chrono::DateTime<chrono::Utc> {
+    let base = auth_url.split("/identity").next().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let v: serde_json::Value =
+        rt.block_on(async { reqwest::get(format!("{base}/sim/now")).await.unwrap().json().await.unwrap() });
+    v["now"].as_str().unwrap().parse().unwrap()
 }
 
 fn repo() -> PathBuf {
@@ -318,8 +352,10 @@ done
 /// docs/deploy.md's migration, literally, against a simulated site and AMS standing in for
 /// the host's cloud: the host's caso.conf (0644, as cASO's often is) and sender.cfg (X.509
 /// token exchange at the AMS host's port 8443, as SSM's) made for it, `/etc` and `/var` under a
-/// scratch root, the package's units run by the `systemctl` stand-in. It ends with every
-/// record the ledger sent received by `fedsite receive` from the simulated AMS.
+/// scratch root, the package's units run by the `systemctl` stand-in. The dry run's records
+/// must equal those of the doc's own `caso-extract` run (real cASO 5.2.2, the same caso.conf and
+/// window) but where docs/compat.md says they differ; it ends with every record the ledger
+/// sent received by `fedsite receive` from the simulated AMS.
 #[test]
 fn the_deploy_migration_runs_as_printed() {
     use std::os::unix::fs::PermissionsExt;
@@ -409,12 +445,55 @@ fn the_deploy_migration_runs_as_printed() {
         ("DOCTEST_ROOT".into(), root.display().to_string()),
         ("STATE_DIRECTORY".into(), root.join("var/lib/fedsite").display().to_string()),
         ("REQUESTS_CA_BUNDLE".into(), scratch.path().join("sim-ams/ca.pem").display().to_string()),
+        // cASO's records depend on the host's time zone (docs/compat.md row 1); the host is on UTC.
+        ("TZ".into(), "UTC".into()),
     ];
     runner.config_when_exists = Some(root.join("etc/fedsite/fedsite.toml"));
+    let started = chrono::Utc::now();
+    let mut outputs = Vec::new();
     for c in &cmds {
         let mapped = DocCommand { text: map_paths(&c.text, &root), ..c.clone() };
-        runner.run(&mapped);
+        let out = runner.run(&mapped);
+        outputs.push((mapped, out));
     }
+    // The records of the dry run equal cASO's for the same caso.conf and window, but where
+    // docs/compat.md says they differ.
+    let (dry_run, (fed_stdout, _)) =
+        outputs.iter().find(|(c, _)| c.text.contains(" --dry-run")).expect("the migration shows a dry run");
+    let (caso_cmd, (_, caso_log)) = outputs
+        .iter()
+        .find(|(c, _)| c.text.starts_with("caso-extract "))
+        .expect("the migration runs cASO for the same window");
+    let window = |c: &DocCommand, from: &str, to: &str| {
+        let argv = shell_words(&runner, &c.text);
+        let value = |flag: &str| argv.iter().position(|a| a == flag).map(|i| argv[i + 1].clone()).unwrap();
+        (value(from), value(to))
+    };
+    let (from, to) = window(dry_run, "--from", "--to");
+    assert_eq!(window(caso_cmd, "--extract-from", "--extract-to"), (from.clone(), to.clone()), "the same window");
+    // Where the doc's scratch config sent cASO's messages (its `output_path`, mapped).
+    let scratch_conf = std::fs::read_to_string(root.join("var/tmp/caso-compare/scratch.conf")).unwrap();
+    let caso_out = PathBuf::from(scratch_conf.lines().find_map(|l| l.strip_prefix("output_path = ")).unwrap());
+    let caso = caso_diff::spool_records(&common::dirq_elements(&caso_out), "cASO");
+    let fed = caso_diff::message_records(dry_run_messages(fed_stdout), "fedsite --dry-run");
+    let now = sim_now(&auth_url);
+    let facts = caso_diff::Facts::of(sim::scenario::builtin("tiny").unwrap().generate().anchored_at(now), &from, &to);
+    assert!(
+        caso.len() >= 3 && fed.len() >= 3,
+        "both sides have records for {from} .. {to}: cASO {:?}, fedsite {:?}\ncASO log:\n{caso_log}",
+        caso_diff::per_kind(&caso),
+        caso_diff::per_kind(&fed)
+    );
+    let failures = caso_diff::caso_extractor_failures(caso_log);
+    assert!(failures.is_empty(), "cASO's extractors failed (extractor, project): {failures:?}\n{caso_log}");
+    let c = caso_diff::compare(&facts, &caso, &fed, caso_log, started);
+    eprintln!(
+        "migration dry run {from} .. {to}: cASO {:?}, fedsite {:?}; rules applied {:?}",
+        caso_diff::per_kind(&caso),
+        caso_diff::per_kind(&fed),
+        c.applied
+    );
+    assert!(c.findings.is_empty(), "{} undocumented differences:\n{}", c.findings.len(), c.report());
     // The AMS side: every record the ledger sent arrived, once.
     let ledger = ledger::Ledger::open_sqlite(root.join("var/lib/fedsite/ledger.sqlite")).unwrap();
     let sent = ledger.messages_in_state(ledger::MessageState::Sent).unwrap();

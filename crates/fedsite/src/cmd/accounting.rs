@@ -412,15 +412,18 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     if a.dry_run {
         let from = a.from.unwrap_or_else(|| previous_month_start(to));
         let window = Window::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?;
-        let (extraction, messages) = pipeline::dry_run(&session, &cfg, window, &spool).await;
-        for (project, kind, bytes) in &messages {
+        let dry = pipeline::dry_run(&session, &cfg, window, &spool).await;
+        for (project, kind, bytes) in &dry.messages {
             println!("# project {project}, {} message", kind.as_str());
             println!("{}", String::from_utf8_lossy(bytes));
         }
+        let unrendered =
+            |id: &str| dry.unrendered.iter().find(|(p, _)| p == id).map(|(_, e)| format!("rendering its records: {e}"));
         let failed = report_failures(
-            extraction.failure.as_ref().map(|e| e.to_string()),
-            extraction.projects.iter().map(|p| {
-                (p.project_id.as_str(), p.project_name.as_deref(), p.result.as_ref().err().map(|e| e.to_string()))
+            dry.extraction.failure.as_ref().map(|e| e.to_string()),
+            dry.extraction.projects.iter().map(|p| {
+                let error = p.result.as_ref().err().map(|e| e.to_string()).or_else(|| unrendered(&p.project_id));
+                (p.project_id.as_str(), p.project_name.as_deref(), error)
             }),
         );
         let code = if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };

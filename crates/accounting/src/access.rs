@@ -98,12 +98,12 @@ pub(crate) struct Access {
     /// system reader's are not: Nova and Glance answer 404).
     pub admin: bool,
     denied: [AtomicBool; KINDS],
-    flavors: OnceCell<Arc<FlavorIndex>>,
-    flavor_by_id: Memo<Option<Flavor>>,
-    flavor_specs: Memo<Option<BTreeMap<String, String>>>,
+    flavors: OnceCell<Result<Arc<FlavorIndex>, Arc<ExtractError>>>,
+    flavor_by_id: Memo<Result<Option<Flavor>, Arc<ExtractError>>>,
+    flavor_specs: Memo<Result<BTreeMap<String, String>, Arc<ExtractError>>>,
     images: OnceCell<Arc<HashMap<String, Image>>>,
-    image_by_id: Memo<Option<Image>>,
-    users: Memo<Option<String>>,
+    image_by_id: Memo<Result<Option<Image>, Arc<ExtractError>>>,
+    users: Memo<Result<Option<String>, Arc<ExtractError>>>,
     users_denied: AtomicBool,
     /// Every user's name from one `GET /v3/users` (None: refused or failed).
     user_index: OnceCell<Option<Arc<HashMap<String, String>>>>,
@@ -228,90 +228,95 @@ impl Access {
 
     // ------------------------------------------------------------ flavors
 
-    async fn flavor_index(&self) -> Arc<FlavorIndex> {
+    /// Every flavor (public and private), listed once per run. A failed listing fails every
+    /// project that needs a flavor: the current flavor's extra specs give Benchmark and the
+    /// accelerator records, and nothing else tells them.
+    async fn flavor_index(&self) -> Result<Arc<FlavorIndex>, ExtractError> {
         self.flavors
             .get_or_init(|| async {
-                let list = ListFlavors { is_public: Some(FlavorVisibility::All), ..Default::default() }.list(&self.primary).await;
-                match list {
-                    Ok(fl) => {
-                        let mut idx = FlavorIndex::default();
-                        for f in fl {
-                            idx.by_name.insert(f.name.clone(), f.id.clone());
-                            idx.by_id.insert(f.id.clone(), f);
-                        }
-                        Arc::new(idx)
-                    }
-                    Err(e) => {
-                        tracing::warn!(target: "accounting", error = %e, "cannot list flavors; benchmark and accelerator data come from the servers' embedded flavors only");
-                        Arc::new(FlavorIndex::default())
-                    }
+                let list = ListFlavors { is_public: Some(FlavorVisibility::All), ..Default::default() }
+                    .list(&self.primary)
+                    .await
+                    .map_err(|e| Arc::new(ExtractError::api("listing flavors", e, SYSTEM_ROLE)))?;
+                let mut idx = FlavorIndex::default();
+                for f in list {
+                    idx.by_name.insert(f.name.clone(), f.id.clone());
+                    idx.by_id.insert(f.id.clone(), f);
                 }
+                Ok(Arc::new(idx))
             })
             .await
             .clone()
+            .map_err(ExtractError::Shared)
     }
 
-    async fn flavor_extra_specs(&self, f: &Flavor) -> BTreeMap<String, String> {
+    /// A flavor's extra specs: from its listing (2.61+), else `GET /flavors/{id}/os-extra_specs`
+    /// (once per flavor and run). An error fails the projects that need them.
+    async fn flavor_extra_specs(&self, f: &Flavor) -> Result<BTreeMap<String, String>, ExtractError> {
         if let Some(s) = &f.extra_specs {
-            return s.clone();
+            return Ok(s.clone());
         }
         let id = f.id.clone();
         self.flavor_specs
             .get(&id, || async {
-                match openstack::nova::flavors::extra_specs(&self.primary, &id).await {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        tracing::warn!(target: "accounting", flavor = %id, error = %e, "cannot read flavor extra specs");
-                        None
-                    }
-                }
+                openstack::nova::flavors::extra_specs(&self.primary, &id).await.map_err(|e| {
+                    Arc::new(ExtractError::api(format!("reading the extra specs of flavor {id}"), e, SYSTEM_ROLE))
+                })
             })
             .await
-            .unwrap_or_default()
+            .map_err(ExtractError::Shared)
     }
 
     /// The flavor facts of a server: the embedded flavor (2.47+) for sizes,
     /// the current flavor of that name (else the embedded copy) for extra
     /// specs; before 2.47 the flavor by id (list, then `GET /flavors/{id}`).
-    pub async fn flavor_facts(&self, sf: Option<&ServerFlavor>) -> FlavorFacts {
-        let idx = self.flavor_index().await;
-        let Some(sf) = sf else { return FlavorFacts::default() };
+    /// An error reading a flavor fails the server's project; a flavor that no longer exists
+    /// (404) is a fact: sizes 0 as cASO writes them, or the embedded copy from 2.47.
+    pub async fn flavor_facts(&self, sf: Option<&ServerFlavor>) -> Result<FlavorFacts, ExtractError> {
+        let idx = self.flavor_index().await?;
+        let Some(sf) = sf else { return Ok(FlavorFacts::default()) };
         if let Some(vcpus) = sf.vcpus {
             let name = sf.original_name.clone().unwrap_or_default();
             let current = idx.by_name.get(&name).and_then(|id| idx.by_id.get(id));
             let extra_specs = match current {
-                Some(f) => self.flavor_extra_specs(f).await,
+                Some(f) => self.flavor_extra_specs(f).await?,
                 None => sf.extra_specs.clone().unwrap_or_default(),
             };
-            return FlavorFacts {
+            return Ok(FlavorFacts {
                 label: name,
                 vcpus,
                 ram: sf.ram.unwrap_or(0),
                 disk: sf.disk.unwrap_or(0) + sf.ephemeral.unwrap_or(0),
                 extra_specs,
                 known: true,
-            };
+            });
         }
-        let Some(id) = sf.id.clone() else { return FlavorFacts::default() };
+        let Some(id) = sf.id.clone() else { return Ok(FlavorFacts::default()) };
         let flavor = match idx.by_id.get(&id) {
             Some(f) => Some(f.clone()),
-            None => {
-                self.flavor_by_id
-                    .get(&id, || async { openstack::nova::flavors::get(&self.primary, &id).await.ok() })
-                    .await
-            }
+            None => self
+                .flavor_by_id
+                .get(&id, || async {
+                    match openstack::nova::flavors::get(&self.primary, &id).await {
+                        Ok(f) => Ok(Some(f)),
+                        Err(e) if e.is_not_found() => Ok(None),
+                        Err(e) => Err(Arc::new(ExtractError::api(format!("reading flavor {id}"), e, SYSTEM_ROLE))),
+                    }
+                })
+                .await
+                .map_err(ExtractError::Shared)?,
         };
-        match flavor {
+        Ok(match flavor {
             Some(f) => FlavorFacts {
                 label: f.id.clone(),
                 vcpus: f.vcpus,
                 ram: f.ram,
                 disk: f.disk + f.ephemeral,
-                extra_specs: self.flavor_extra_specs(&f).await,
+                extra_specs: self.flavor_extra_specs(&f).await?,
                 known: true,
             },
             None => FlavorFacts { label: id, ..Default::default() },
-        }
+        })
     }
 
     // ------------------------------------------------------------- images
@@ -332,10 +337,12 @@ impl Access {
     }
 
     /// The image as the project sees it: from the run-wide list, else
-    /// `GET /v2/images/{id}` (system/admin token, then the project's).
-    pub async fn image(&self, p: &ProjectAccess, id: &str) -> Option<Image> {
+    /// `GET /v2/images/{id}` (system/admin token, then the project's). `None`: the image is
+    /// gone or the project cannot see it (404; the record carries the raw image id,
+    /// docs/compat.md); any other error fails the project (its ImageId would change).
+    pub async fn image(&self, p: &ProjectAccess, id: &str) -> Result<Option<Image>, ExtractError> {
         if let Some(i) = self.image_index().await.get(id) {
-            return Some(i.clone());
+            return Ok(Some(i.clone()));
         }
         self.image_by_id
             .get(id, || async {
@@ -344,13 +351,19 @@ impl Access {
                         let id = id.to_string();
                         async move { openstack::glance::images::get(&s, &id).await }
                     })
-                    .await;
+                    .await
+                    .map_err(Arc::new)?;
                 match r {
-                    Ok(Ok(i)) => Some(i),
-                    _ => None,
+                    Ok(i) => Ok(Some(i)),
+                    Err((e, _)) if e.is_not_found() => Ok(None),
+                    Err((e, true)) => {
+                        Err(Arc::new(ExtractError::api(format!("reading image {id}"), e, &project_role(&p.id))))
+                    }
+                    Err((e, false)) => Err(Arc::new(ExtractError::api(format!("reading image {id}"), e, SYSTEM_ROLE))),
                 }
             })
             .await
+            .map_err(ExtractError::Shared)
     }
 
     // -------------------------------------------------------------- users
@@ -374,34 +387,35 @@ impl Access {
             .clone()
     }
 
-    /// The Keystone user name (cASO: None on any error): from the run-wide
-    /// user list, else `GET /v3/users/{id}` (a user the list did not hold:
-    /// another domain, a truncated list).
-    pub async fn user_name(&self, user_id: &str) -> Option<String> {
+    /// The Keystone user name: from the run-wide user list, else `GET /v3/users/{id}` (a user
+    /// the list did not hold: another domain, a truncated list). `None` when the user is gone
+    /// (404) or users cannot be read at all (403: the documented degradation, docs/compat.md:
+    /// GlobalUserName left out, one warning kept with the run); any other error fails the
+    /// project (cASO leaves GlobalUserName out on any error, silently).
+    pub async fn user_name(&self, user_id: &str) -> Result<Option<String>, ExtractError> {
         if user_id.is_empty() || self.users_denied.load(Ordering::Relaxed) {
-            return None;
+            return Ok(None);
         }
         if let Some(name) = self.user_index().await.and_then(|idx| idx.get(user_id).cloned()) {
-            return Some(name);
+            return Ok(Some(name));
         }
         self.users
             .get(user_id, || async {
                 match openstack::keystone::users::get(&self.primary, user_id).await {
-                    Ok(u) => Some(u.name),
-                    Err(e) => {
-                        if e.is_forbidden() {
-                            self.users_denied.store(true, Ordering::Relaxed);
-                            self.warn_once("users-forbidden", || {
-                                format!("cannot read Keystone users ({e}); GlobalUserName is left out. The accounting account needs {SYSTEM_ROLE}")
-                            });
-                        } else {
-                            tracing::warn!(target: "accounting", user = %user_id, error = %e, "cannot read Keystone user; GlobalUserName left out");
-                        }
-                        None
+                    Ok(u) => Ok(Some(u.name)),
+                    Err(e) if e.is_not_found() => Ok(None),
+                    Err(e) if e.is_forbidden() => {
+                        self.users_denied.store(true, Ordering::Relaxed);
+                        self.warn_once("users-forbidden", || {
+                            format!("cannot read Keystone users ({e}); GlobalUserName is left out. The accounting account needs {SYSTEM_ROLE}")
+                        });
+                        Ok(None)
                     }
+                    Err(e) => Err(Arc::new(ExtractError::api(format!("reading Keystone user {user_id}"), e, SYSTEM_ROLE))),
                 }
             })
             .await
+            .map_err(ExtractError::Shared)
     }
 
     // ------------------------------------------------- all-projects lists
@@ -543,7 +557,8 @@ impl Access {
         };
         let flavors = async {
             if nova {
-                self.flavor_index().await;
+                // Kept in the run-wide cell: each project that needs a flavor gets the error.
+                let _ = self.flavor_index().await;
             }
         };
         let images = async {

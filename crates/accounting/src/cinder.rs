@@ -83,7 +83,7 @@ pub(crate) async fn extract(
             continue; // created after the window: nothing to report yet
         }
         let user = match &v.user_id {
-            Some(u) => a.user_name(u).await,
+            Some(u) => a.user_name(u).await?,
             None => None,
         };
         out.push(Record::Storage(volume_record(cfg, &p.id, fqan, &window, v, user.as_deref())));

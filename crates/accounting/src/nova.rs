@@ -336,10 +336,10 @@ async fn facts(
     cache: Option<&ProjectCache>,
     server: Server,
 ) -> Result<ServerFacts, ExtractError> {
-    let flavor = a.flavor_facts(server.flavor.as_ref()).await;
+    let flavor = a.flavor_facts(server.flavor.as_ref()).await?;
     let image_id = match &server.image {
         Some(img) => {
-            let found = a.image(p, &img.id).await;
+            let found = a.image(p, &img.id).await?;
             Some(
                 found
                     .and_then(|i| i.property("vmcatcher_event_ad_mpuri").map(str::to_string))
@@ -349,7 +349,7 @@ async fn facts(
         None => None,
     };
     let user_name = match &server.user_id {
-        Some(u) => a.user_name(u).await,
+        Some(u) => a.user_name(u).await?,
         None => None,
     };
     let actions = if cfg.compat.suspend_duration && needs_actions(&server) {

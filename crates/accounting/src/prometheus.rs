@@ -249,7 +249,7 @@ async fn servers(
     let usage = a.project_usage(p, w.from(), w.to()).await?;
     let mut out: Vec<(Vm, Option<Server>)> = Vec::new();
     for s in changed {
-        let f = a.flavor_facts(s.flavor.as_ref()).await;
+        let f = a.flavor_facts(s.flavor.as_ref()).await?;
         let end = if s.launched_at.is_some() { server_end(&s) } else { Some(s.created) };
         let vm = Vm {
             id: s.id.clone(),

@@ -66,7 +66,15 @@ async fn apply_profile(state: Arc<AppState>, service: Option<Service>, req: Requ
 
     let roll: f64 = rng.random();
     let mut injected = None;
-    let response = if let (Some(svc), true) = (service, roll < profile.error_rate) {
+    let endpoint_fault = service.and_then(|svc| {
+        let faults = state.endpoint_faults.read().unwrap();
+        faults.iter().find(|f| f.matches(&method, &path)).map(|f| (svc, f.status))
+    });
+    let response = if let Some((svc, status)) = endpoint_fault {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        injected = Some(format!("endpoint fault {}", status.as_u16()));
+        ApiError::new(svc, status, "injected fault on this endpoint").into_response()
+    } else if let (Some(svc), true) = (service, roll < profile.error_rate) {
         let status =
             [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::SERVICE_UNAVAILABLE, StatusCode::TOO_MANY_REQUESTS]
                 [rng.random_range(0..3)];

@@ -46,7 +46,7 @@ use serde::Deserialize;
 
 pub use ams::{AmsConfig, AmsHandle, AmsPublished, AmsUser};
 pub use scenario::{Scenario, ScenarioSpec};
-pub use state::{ExternalKeystone, LoggedRequest, Service, ServiceProfile};
+pub use state::{EndpointFault, ExternalKeystone, LoggedRequest, Service, ServiceProfile};
 
 use state::{AppState, Clock};
 
@@ -68,6 +68,8 @@ pub struct SimConfig {
     /// The simulated Vault's KV v1 secrets under `/vault` (path below the `secrets/` mount, e.g.
     /// `users/<sub>/cloudmon/<keystone host>/<vo>` → data).
     pub vault: BTreeMap<String, BTreeMap<String, String>>,
+    /// Endpoints that fail every time (also settable later: [`SimHandle::set_endpoint_faults`]).
+    pub endpoint_faults: Vec<EndpointFault>,
 }
 
 impl SimConfig {
@@ -81,6 +83,7 @@ impl SimConfig {
             external_keystone: None,
             ams: None,
             vault: BTreeMap::new(),
+            endpoint_faults: Vec::new(),
         }
     }
 }
@@ -131,6 +134,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         http: reqwest::Client::new(),
         external_cache: RwLock::new(HashMap::new()),
         vault: RwLock::new(vault::VaultState { secrets: config.vault, ..Default::default() }),
+        endpoint_faults: RwLock::new(config.endpoint_faults),
     });
     let ams = match config.ams {
         Some(cfg) => Some(ams::start(cfg, state.clone()).await.map_err(SimError::Ams)?),
@@ -303,6 +307,11 @@ impl SimHandle {
     /// A `clouds:` YAML document with password auth for the well-known
     /// accounts: `sim` (admin in the admin project) and `sim-accounting`
     /// (the reader account, scoped to the admin project's domain default).
+    /// Replaces the endpoints that fail every time ([`EndpointFault`]); empty: none.
+    pub fn set_endpoint_faults(&self, faults: Vec<EndpointFault>) {
+        *self.state.endpoint_faults.write().unwrap() = faults;
+    }
+
     pub fn clouds_yaml(&self) -> String {
         let region = self.region();
         let mut out = String::from("clouds:\n");

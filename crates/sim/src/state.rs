@@ -148,6 +148,38 @@ pub struct ServiceProfile {
     pub slow_body_ms: u64,
 }
 
+/// A fault on one endpoint, every time: a request whose method is `method` and whose path
+/// matches `path` segment by segment (`*` stands for one segment, e.g.
+/// `/compute/v2.1/flavors/*/os-extra_specs`) is answered `status` with the service's own error
+/// body, before any of the profile's random faults. Tests break one call of a run with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointFault {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+}
+
+impl EndpointFault {
+    pub fn new(method: &str, path: &str, status: u16) -> EndpointFault {
+        EndpointFault { method: method.to_ascii_uppercase(), path: path.to_string(), status }
+    }
+
+    /// Whether a request (`method`, `path` without the query) is this fault's.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        if !self.method.eq_ignore_ascii_case(method) {
+            return false;
+        }
+        let (mut want, mut got) = (self.path.trim_end_matches('/').split('/'), path.trim_end_matches('/').split('/'));
+        loop {
+            match (want.next(), got.next()) {
+                (None, None) => return true,
+                (Some(w), Some(g)) if w == "*" || w == g => {}
+                _ => return false,
+            }
+        }
+    }
+}
+
 /// One logged request.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoggedRequest {
@@ -256,6 +288,8 @@ pub struct AppState {
     pub external_cache: RwLock<HashMap<String, TokenInfo>>,
     /// The simulated Vault (`/vault`).
     pub vault: RwLock<crate::vault::VaultState>,
+    /// Endpoints that fail every time ([`EndpointFault`]).
+    pub endpoint_faults: RwLock<Vec<EndpointFault>>,
 }
 
 impl AppState {
@@ -309,6 +343,19 @@ pub fn route_template(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endpoint_fault_matches_its_method_and_path_segment_by_segment() {
+        let f = EndpointFault::new("get", "/compute/v2.1/flavors/*/os-extra_specs", 500);
+        assert!(f.matches("GET", "/compute/v2.1/flavors/f1/os-extra_specs"));
+        assert!(f.matches("GET", "/compute/v2.1/flavors/f1/os-extra_specs/"));
+        assert!(!f.matches("POST", "/compute/v2.1/flavors/f1/os-extra_specs"));
+        assert!(!f.matches("GET", "/compute/v2.1/flavors/f1"));
+        assert!(!f.matches("GET", "/compute/v2.1/flavors/f1/os-extra_specs/key"));
+        let list = EndpointFault::new("GET", "/compute/v2.1/flavors/detail", 503);
+        assert!(list.matches("GET", "/compute/v2.1/flavors/detail"));
+        assert!(!list.matches("GET", "/compute/v2.1/flavors/f1"));
+    }
 
     #[test]
     fn route_template_hides_ids_only() {

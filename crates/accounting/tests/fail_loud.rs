@@ -1,0 +1,193 @@
+//! No record is built on a swallowed error (issue #16): one endpoint of the simulated site
+//! fails every time, the run goes on, and each project either fails with the failing call
+//! named (checkpoint kept, nothing of it spooled) or, where docs/compat.md documents a
+//! degradation, keeps every record a clean run gives except the documented field, with a
+//! warning kept in the ledger's run. Each case asserts the fault was hit (the failing endpoint
+//! was requested) and that it was visible (a failed project or a warning), so a fault that
+//! nothing noticed fails the test.
+
+use std::collections::BTreeMap;
+
+use accounting::ExtractConfig;
+use accounting::pipeline::{RunReport, SpoolConfig, Windows};
+use apel::{ApelText, Record, RecordKind, SiteName, Window};
+use sim::EndpointFault;
+
+/// Every project of `tiny` has a VO but `novo` (it fails with "no VO mapping" on every run,
+/// faults or not): the window of the cASO vectors.
+const NOVO: &str = "5d1e2f3a4b5c6d7e8f90a1b2c3d4e5f6";
+
+fn window() -> Window {
+    Window::new("2023-05-21T00:00:00Z".parse().unwrap(), "2023-05-25T00:00:00Z".parse().unwrap()).unwrap()
+}
+
+type Records = BTreeMap<String, BTreeMap<(RecordKind, String), Record>>;
+
+/// One run of the pipeline on a fresh ledger and spool against `tiny` with `faults`: its report,
+/// every spooled record by project, and how often the faulted endpoints were requested.
+async fn run(faults: &[EndpointFault]) -> (RunReport, Records, usize) {
+    let spec = sim::scenario::builtin("tiny").unwrap();
+    let mut cfg = sim::SimConfig::new(spec.generate());
+    cfg.endpoint_faults = faults.to_vec();
+    let sim = sim::start(cfg).await.unwrap();
+    let c =
+        openstack::CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim-accounting", "clouds.yaml").unwrap();
+    let session = openstack::Session::connect(&c).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger::Ledger::open_sqlite(dir.path().join("ledger.sqlite")).unwrap();
+    let spool = SpoolConfig {
+        spool: dir.path().join("spool"),
+        style: apel::Style::Fedsite,
+        max_records: apel::DEFAULT_MAX_RECORDS,
+        max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
+    };
+    let extract = ExtractConfig::new(SiteName::new("TEST-SITE").unwrap(), ApelText::new("TEST-SITE-cloud").unwrap());
+    let (report, _) =
+        accounting::pipeline::run(&session, &extract, ledger, Windows::Fixed(window()), &spool).await.unwrap();
+    let mut records = Records::new();
+    for p in &report.projects {
+        for element in &p.messages {
+            let bytes = std::fs::read(spool.spool.join(element)).unwrap();
+            let (kind, recs) = apel::parse_message(&bytes).unwrap();
+            for r in recs {
+                records.entry(p.project_id.clone()).or_default().insert((kind, r.key()), r);
+            }
+        }
+    }
+    let hits = sim
+        .requests()
+        .iter()
+        .filter(|r| r.injected.as_deref().is_some_and(|i| i.starts_with("endpoint fault")))
+        .count();
+    sim.stop().await;
+    (report, records, hits)
+}
+
+/// What a case must show.
+enum Expect {
+    /// Every project that needs the call fails, its error naming the call.
+    Fails(&'static str),
+    /// A documented degradation: the run goes on, every record equal to a clean run's but for
+    /// `fields` (in every record kind that has them), and a warning containing `warning` is kept.
+    Degrades { fields: &'static [&'static str], warning: &'static str },
+}
+
+async fn case(name: &str, faults: Vec<EndpointFault>, expect: Expect) {
+    let (clean, clean_records, _) = run(&[]).await;
+    let (report, records, hits) = run(&faults).await;
+    assert!(hits > 0, "{name}: the faulted endpoint was never requested: the case tests nothing");
+    let failed: Vec<&str> = report
+        .projects
+        .iter()
+        .filter(|p| p.error.is_some() && p.project_id != NOVO)
+        .map(|p| p.project_id.as_str())
+        .collect();
+    match expect {
+        Expect::Fails(named) => {
+            assert!(!failed.is_empty(), "{name}: no project failed; warnings {:?}", report.warnings);
+            for p in report.projects.iter().filter(|p| failed.contains(&p.project_id.as_str())) {
+                let e = p.error.as_deref().unwrap();
+                assert!(e.contains(named), "{name}: project {} failed without naming {named:?}: {e}", p.project_id);
+                assert!(p.messages.is_empty(), "{name}: a failed project spooled {:?}", p.messages);
+            }
+            // The projects that did not fail did not need the call: their records are a clean run's.
+            for p in report.projects.iter().filter(|p| p.error.is_none()) {
+                assert_eq!(records.get(&p.project_id), clean_records.get(&p.project_id), "{name}: {}", p.project_id);
+            }
+        }
+        Expect::Degrades { fields, warning } => {
+            assert!(failed.is_empty(), "{name}: projects failed: {:?}", report.projects);
+            assert!(
+                report.warnings.iter().any(|(_, w)| w.contains(warning)),
+                "{name}: no warning with {warning:?} kept: {:?}",
+                report.warnings
+            );
+            let strip = |rs: &Records| -> BTreeMap<String, BTreeMap<(RecordKind, String), serde_json::Value>> {
+                rs.iter()
+                    .map(|(p, m)| {
+                        let m = m
+                            .iter()
+                            .map(|(k, r)| {
+                                let mut v = serde_json::to_value(r).unwrap();
+                                for f in fields {
+                                    v["record"].as_object_mut().unwrap().remove(*f);
+                                }
+                                (k.clone(), v)
+                            })
+                            .collect();
+                        (p.clone(), m)
+                    })
+                    .collect()
+            };
+            assert_eq!(strip(&records), strip(&clean_records), "{name}: records differ beyond {fields:?}");
+            assert_ne!(records, clean_records, "{name}: the degradation changed nothing: the case tests nothing");
+        }
+    }
+    assert_eq!(clean.projects.len(), report.projects.len(), "{name}");
+}
+
+fn get(path: &str, status: u16) -> EndpointFault {
+    EndpointFault::new("GET", path, status)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flavor_listing() {
+    case("flavor listing", vec![get("/compute/v2.1/flavors/detail", 500)], Expect::Fails("listing flavors")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_refused_is_the_documented_degradation() {
+    case(
+        "users 403",
+        vec![get("/identity/v3/users", 403), get("/identity/v3/users/*", 403)],
+        // GlobalUserName of cloud, IP and accelerator records; UserIdentity of storage records.
+        Expect::Degrades { fields: &["global_user_name", "user_identity"], warning: "GlobalUserName is left out" },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_failing() {
+    case("users 500", vec![get("/identity/v3/users", 500), get("/identity/v3/users/*", 500)], Expect::Fails("user"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instance_actions() {
+    case(
+        "instance actions",
+        vec![get("/compute/v2.1/servers/*/os-instance-actions", 500)],
+        Expect::Fails("instance actions"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn volumes() {
+    case(
+        "volumes",
+        vec![get("/volume/v3/volumes/detail", 500), get("/volume/v3/*/volumes/detail", 500)],
+        Expect::Fails("volumes"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn floating_ips() {
+    case("floating IPs", vec![get("/network/v2.0/floatingips", 500)], Expect::Fails("floating IPs")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage() {
+    case(
+        "usage",
+        vec![get("/compute/v2.1/os-simple-tenant-usage", 500), get("/compute/v2.1/os-simple-tenant-usage/*", 500)],
+        Expect::Fails("usage"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images() {
+    case("images", vec![get("/image/v2/images", 500), get("/image/v2/images/*", 500)], Expect::Fails("image")).await;
+}

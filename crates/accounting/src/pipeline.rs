@@ -260,7 +260,8 @@ pub async fn run_with_progress(
             if pr.error.is_none()
                 && !pr.up_to_date
                 && pr.skipped.is_none()
-                && let Err(e) = commit_project(&queue, &mut ledger, run_id, &outcome, spool, &mut orphans, &mut pr)
+                && let Err(e) =
+                    commit_project(&queue, &mut ledger, run_id, &cfg.site_name, &outcome, spool, &mut orphans, &mut pr)
             {
                 pr.error = Some(e.to_string());
             }
@@ -448,6 +449,7 @@ fn commit_project(
     queue: &QueueSimple,
     ledger: &mut Ledger,
     run: ledger::RunId,
+    site: &apel::SiteName,
     outcome: &ProjectOutcome,
     spool: &SpoolConfig,
     orphans: &mut HashMap<String, String>,
@@ -465,16 +467,11 @@ fn commit_project(
     }
     let measured_at = outcome.window.to();
     let vo = outcome.vo.as_ref().map(|(vo, _)| vo.as_str());
-    let site = records
-        .iter()
-        .find_map(|r| match r {
-            Record::Cloud(c) => Some(c.site_name.as_str().to_string()),
-            _ => None,
-        })
-        .unwrap_or_default();
+    // The configured site (a validated, non-empty name), whatever kinds the project has.
+    let site = site.as_str();
     let mut snapshots = Vec::with_capacity(records.len());
     for r in records {
-        let mut s = snapshot_of(r, &outcome.project_id, vo, &site, measured_at).map_err(|source| RunError::Render {
+        let mut s = snapshot_of(r, &outcome.project_id, vo, site, measured_at).map_err(|source| RunError::Render {
             kind: r.kind().as_str(),
             project: outcome.project_id.clone(),
             source,

@@ -563,3 +563,31 @@ async fn a_dry_run_names_a_project_it_cannot_render_and_prints_none_of_it() {
     );
     sim.stop().await;
 }
+
+/// Every ledger snapshot carries the configured site, also when the project's run has no
+/// cloud record to take it from (here: only the cinder and neutron extractors).
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshots_carry_the_site_whatever_records_a_project_has() {
+    use accounting::pipeline::{SpoolConfig, Windows};
+    let sim = start("tiny").await;
+    let s = session(&sim, "sim-accounting").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger::Ledger::open_sqlite(dir.path().join("l.sqlite")).unwrap();
+    let spool = SpoolConfig {
+        spool: dir.path().join("spool"),
+        style: apel::Style::Fedsite,
+        max_records: apel::DEFAULT_MAX_RECORDS,
+        max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
+    };
+    let mut c = cfg();
+    c.extractors = vec![accounting::Extractor::Cinder, accounting::Extractor::Neutron];
+    let (report, ledger) = accounting::pipeline::run(&s, &c, ledger, Windows::Fixed(window()), &spool).await.unwrap();
+    assert!(report.projects.iter().any(|p| p.extracted.contains_key("storage")), "{:?}", report.projects);
+    let snaps = ledger.latest_snapshots(&ledger::SnapshotFilter::default()).unwrap();
+    assert!(!snaps.is_empty());
+    assert!(snaps.iter().all(|s| s.snapshot.kind != "cloud"), "no cloud records in this run");
+    for s in &snaps {
+        assert_eq!(s.snapshot.site, "TEST-SITE", "{} {}", s.snapshot.kind, s.snapshot.key);
+    }
+    sim.stop().await;
+}

@@ -356,8 +356,9 @@ impl QueueSimple {
             Err(e) if e.kind() != ErrorKind::NotFound => return Err(io_err("unlink", &tmp)(e)),
             _ => {}
         }
-        // Durability of the new link; the element is already visible, so not an error.
-        let _ = File::open(&dir_path).and_then(|d| d.sync_all());
+        // Durability of the new link: a failure is an error (the caller must not count the
+        // element as safely spooled; it is visible, and a rerun adopts or supersedes it).
+        File::open(&dir_path).and_then(|d| d.sync_all()).map_err(io_err("fsync the directory", &dir_path))?;
         Ok(name)
     }
 
@@ -382,7 +383,7 @@ impl QueueSimple {
         let _ = fs::remove_file(&tmp);
         match linked {
             Ok(()) => {
-                let _ = File::open(&dir_path).and_then(|d| d.sync_all());
+                File::open(&dir_path).and_then(|d| d.sync_all()).map_err(io_err("fsync the directory", &dir_path))?;
                 Ok(true)
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),

@@ -23,6 +23,16 @@ pub enum ReceiveError {
     Store { path: PathBuf, reason: String },
     #[error(transparent)]
     Ams(#[from] AmsError),
+    /// A record of a message cannot be rendered back for its receipt (nothing of the message
+    /// is stored; it stays unacknowledged).
+    #[error("message {ams_id}: rendering {kind} record {key} for its receipt: {source}")]
+    Render {
+        ams_id: String,
+        kind: &'static str,
+        key: String,
+        #[source]
+        source: apel::Error,
+    },
 }
 
 fn store_err(path: &Path, e: impl std::fmt::Display) -> ReceiveError {
@@ -319,10 +329,12 @@ impl RecordStore {
         for r in records {
             let kind = r.kind().as_str();
             let key = r.key();
-            let rbody = String::from_utf8(
-                apel::render_message(r.kind(), std::slice::from_ref(r), apel::Style::Fedsite).unwrap_or_default(),
-            )
-            .unwrap_or_default();
+            let rendered =
+                apel::render_message(r.kind(), std::slice::from_ref(r), apel::Style::Fedsite).map_err(|source| {
+                    ReceiveError::Render { ams_id: ams_id.to_string(), kind, key: key.clone(), source }
+                })?;
+            // APEL messages are ASCII (every text field is validated), so this is the bytes as they are.
+            let rbody = String::from_utf8_lossy(&rendered);
             tx.execute(
                 "INSERT INTO receipts VALUES (?1,?2,?3,1) ON CONFLICT(kind,key,body_sha256)
                  DO UPDATE SET arrivals=arrivals+1",

@@ -25,10 +25,11 @@ type Records = BTreeMap<String, BTreeMap<(RecordKind, String), Record>>;
 
 /// One run of the pipeline on a fresh ledger and spool against `tiny` with `faults`: its report,
 /// every spooled record by project, and how often the faulted endpoints were requested.
-async fn run(faults: &[EndpointFault]) -> (RunReport, Records, usize) {
+async fn run(nova_max_minor: u32, faults: &[EndpointFault]) -> (RunReport, Records, usize) {
     let spec = sim::scenario::builtin("tiny").unwrap();
     let mut cfg = sim::SimConfig::new(spec.generate());
     cfg.endpoint_faults = faults.to_vec();
+    cfg.nova_max_minor = nova_max_minor;
     let sim = sim::start(cfg).await.unwrap();
     let c =
         openstack::CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim-accounting", "clouds.yaml").unwrap();
@@ -72,9 +73,17 @@ enum Expect {
     Degrades { fields: &'static [&'static str], warning: &'static str },
 }
 
+/// The newest Nova microversion the simulator serves by default.
+const NEWEST: u32 = 79;
+
 async fn case(name: &str, faults: Vec<EndpointFault>, expect: Expect) {
-    let (clean, clean_records, _) = run(&[]).await;
-    let (report, records, hits) = run(&faults).await;
+    case_on(name, NEWEST, faults, expect).await
+}
+
+/// [`case`] against a Nova whose newest microversion is 2.`nova_max_minor`.
+async fn case_on(name: &str, nova_max_minor: u32, faults: Vec<EndpointFault>, expect: Expect) {
+    let (clean, clean_records, _) = run(nova_max_minor, &[]).await;
+    let (report, records, hits) = run(nova_max_minor, &faults).await;
     assert!(hits > 0, "{name}: the faulted endpoint was never requested: the case tests nothing");
     let failed: Vec<&str> = report
         .projects
@@ -190,4 +199,17 @@ async fn usage() {
 #[tokio::test(flavor = "multi_thread")]
 async fn images() {
     case("images", vec![get("/image/v2/images", 500), get("/image/v2/images/*", 500)], Expect::Fails("image")).await;
+}
+
+/// On an older Nova (Queens: 2.60, flavor listings without extra specs) the extra specs are
+/// read one flavor at a time; that call failing fails the projects.
+#[tokio::test(flavor = "multi_thread")]
+async fn extra_specs_on_an_older_nova() {
+    case_on(
+        "extra specs (Nova 2.60)",
+        60,
+        vec![get("/compute/v2.1/flavors/*/os-extra_specs", 500)],
+        Expect::Fails("extra specs of flavor"),
+    )
+    .await;
 }

@@ -70,6 +70,11 @@ pub struct SimConfig {
     pub vault: BTreeMap<String, BTreeMap<String, String>>,
     /// Endpoints that fail every time (also settable later: [`SimHandle::set_endpoint_faults`]).
     pub endpoint_faults: Vec<EndpointFault>,
+    /// The newest Nova microversion (minor of 2.x) the simulated Nova supports, as an older
+    /// release's: its version document says so and newer requests get 406 (e.g. 60 for
+    /// Queens: flavor listings without extra specs; 46: no embedded flavor). Default: the
+    /// newest the simulator has (2.79).
+    pub nova_max_minor: u32,
 }
 
 impl SimConfig {
@@ -84,6 +89,7 @@ impl SimConfig {
             ams: None,
             vault: BTreeMap::new(),
             endpoint_faults: Vec::new(),
+            nova_max_minor: nova::MAX_MINOR,
         }
     }
 }
@@ -135,6 +141,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         external_cache: RwLock::new(HashMap::new()),
         vault: RwLock::new(vault::VaultState { secrets: config.vault, ..Default::default() }),
         endpoint_faults: RwLock::new(config.endpoint_faults),
+        nova_max_minor: config.nova_max_minor.clamp(nova::MIN_MINOR, nova::MAX_MINOR),
     });
     let ams = match config.ams {
         Some(cfg) => Some(ams::start(cfg, state.clone()).await.map_err(SimError::Ams)?),

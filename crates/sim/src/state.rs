@@ -290,6 +290,8 @@ pub struct AppState {
     pub vault: RwLock<crate::vault::VaultState>,
     /// Endpoints that fail every time ([`EndpointFault`]).
     pub endpoint_faults: RwLock<Vec<EndpointFault>>,
+    /// The newest Nova microversion minor served (`SimConfig::nova_max_minor`).
+    pub nova_max_minor: u32,
 }
 
 impl AppState {

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
 
-use super::{Ctx, MAX_MINOR, MIN_MINOR, Mv, Query, base, policy};
+use super::{Ctx, MIN_MINOR, Mv, Query, base, policy};
 use crate::error::ApiResult;
 use crate::model::{Quota, Site};
 use crate::state::AppState;
@@ -16,7 +16,7 @@ fn v21(state: &AppState) -> Value {
     json!({
         "id": "v2.1",
         "status": "CURRENT",
-        "version": format!("2.{MAX_MINOR}"),
+        "version": format!("2.{}", state.nova_max_minor),
         "min_version": format!("2.{MIN_MINOR}"),
         "updated": "2013-07-23T11:33:21Z",
         "links": [{"rel": "self", "href": format!("{}/v2.1/", base(state))}],

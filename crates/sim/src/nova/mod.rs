@@ -162,6 +162,16 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
         let token = auth::authenticate(state, Service::Compute, &parts.headers).await?;
         let mv = parts.extensions.get::<Mv>().map(|m| m.0.clone()).unwrap_or(Ok(MIN_MINOR))?;
+        if mv > state.nova_max_minor {
+            // An older release (`SimConfig::nova_max_minor`) refuses what it does not know.
+            return Err(err(
+                StatusCode::NOT_ACCEPTABLE,
+                format!(
+                    "Version 2.{mv} is not supported by the API. Minimum is 2.{MIN_MINOR} and maximum is 2.{}.",
+                    state.nova_max_minor
+                ),
+            ));
+        }
         Ok(Ctx { token, mv })
     }
 }

@@ -181,6 +181,7 @@ pub fn vo_config(base: &CloudConfig, vo: &VoConfig) -> Result<CloudConfig, VoAut
                 | "application_credential_secret"
                 | "auth_url"
                 | "region_name"
+                | "region"
         ) {
             return Err(VoAuthError { vo: vo.name.clone(), key: k.to_string() });
         }
@@ -209,7 +210,9 @@ pub fn vo_config(base: &CloudConfig, vo: &VoConfig) -> Result<CloudConfig, VoAut
     if let Some(u) = vo.auth_str("auth_url") {
         cfg.auth_url = u;
     }
-    if let Some(r) = vo.auth_str("region_name") {
+    // `region` is the catch-all sites schema's name (the real CREODIAS.yaml has it); the
+    // original hands every `auth` key to keystoneauth, which refuses it. Same as `region_name`.
+    if let Some(r) = vo.auth_str("region_name").or_else(|| vo.auth_str("region")) {
         cfg.region_name = Some(r);
     }
     Ok(cfg)

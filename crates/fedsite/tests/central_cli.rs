@@ -474,3 +474,76 @@ mod central_run {
         b.stop().await;
     }
 }
+
+/// The simulated federation generated from the twenty real site files (one simulated site
+/// per file, the Check-in robot a member of every VO, CREODIAS's application credentials in
+/// a secrets directory): the folder it writes passes `central validate` and one
+/// `central run --task info` publishes a document for every site, every VO share included.
+mod simulated_federation {
+    use std::path::Path;
+
+    use serde_json::Value;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_federation_of_the_real_files_runs_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let fed = sim::federation::start(sim::federation::FederationConfig {
+            sites_dir: super::real().join("sites"),
+            count: 0,
+            out_dir: dir.path().join("federation"),
+            template: sim::scenario::builtin("tiny").unwrap().generate(),
+            profile: sim::ServiceProfile::default(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(fed.sites.len(), 20);
+        let (code, out, err) = super::validate(&fed.sites_dir, &[]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("20 sites, 0 errors"), "{out}");
+
+        let secret = dir.path().join("client-secret");
+        std::fs::write(&secret, format!("{}\n", sim::OIDC_CLIENT_SECRET)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let info_dir = dir.path().join("info");
+        let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
+            .args(["central", "run", "--task", "info", "--json", "--client-id", sim::OIDC_CLIENT_ID])
+            .arg("--sites-dir")
+            .arg(&fed.sites_dir)
+            .arg("--secrets-dir")
+            .arg(&fed.secrets_dir)
+            .arg("--checkin-discovery")
+            .arg(format!("{}/.well-known/openid-configuration", fed.issuer()))
+            .arg("--client-secret-file")
+            .arg(&secret)
+            .args(["--gocdb-url", &fed.gocdb_url(), "--site-timeout", "120"])
+            .arg("--info-dir")
+            .arg(&info_dir)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+        let v: Value = serde_json::from_str(&stdout).unwrap();
+        let rows = v["results"].as_array().unwrap();
+        assert_eq!(rows.len(), 20, "{v}");
+        for site in &fed.sites {
+            let row = rows.iter().find(|r| r["site"] == site.id.as_str()).unwrap_or_else(|| panic!("{}: {v}", site.id));
+            assert_eq!(row["outcome"], "ok", "{row}");
+            assert!(row["failed_vos"].as_array().is_none_or(|f| f.is_empty()), "{row}");
+            // The document describes every VO share of the site's file.
+            let doc: Value =
+                serde_json::from_slice(&std::fs::read(info_dir.join(format!("{}.json", site.id))).unwrap()).unwrap();
+            let text = doc.to_string();
+            for (vo, _) in &site.shares {
+                assert!(text.contains(&format!("\"{vo}\"")), "{}: no share of {vo}", site.id);
+            }
+        }
+        assert!(
+            Path::new(&fed.secrets_dir)
+                .join(fed.sites.iter().find(|s| s.id == "CREODIAS").unwrap().handle.addr().ip().to_string())
+                .is_dir()
+        );
+        fed.stop().await;
+    }
+}

@@ -17,6 +17,7 @@
 pub mod ams;
 pub mod auth;
 pub mod error;
+pub mod federation;
 pub mod gocdb;
 pub mod index;
 pub mod layers;
@@ -45,6 +46,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 pub use ams::{AmsConfig, AmsHandle, AmsPublished, AmsUser};
+pub use keystone::oidc::{CLIENT_ID as OIDC_CLIENT_ID, CLIENT_SECRET as OIDC_CLIENT_SECRET};
 pub use scenario::{Scenario, ScenarioSpec};
 pub use state::{EndpointFault, ExternalKeystone, LoggedRequest, Service, ServiceProfile};
 
@@ -232,6 +234,12 @@ impl SimHandle {
     /// `issuer`, protocol `openid`, and a mapping granting `reader` on `project` (by name) to
     /// members of `vo`. For tests whose subject is not the federation itself.
     pub async fn federate_egi(&self, issuer: &str, vo: &str, project: &str) -> Result<(), String> {
+        self.federate_egi_vos(issuer, "openid", &[(vo.to_string(), project.to_string())]).await
+    }
+
+    /// [`SimHandle::federate_egi`] for several VOs at once, each granted `reader` on its own
+    /// project (by name), with the federation protocol `protocol`.
+    pub async fn federate_egi_vos(&self, issuer: &str, protocol: &str, vos: &[(String, String)]) -> Result<(), String> {
         let http = reqwest::Client::new();
         let auth = serde_json::json!({"auth": {
             "identity": {"methods": ["password"], "password": {"user": {
@@ -247,21 +255,24 @@ impl SimHandle {
             .and_then(|t| t.to_str().ok())
             .map(str::to_string)
             .ok_or_else(|| format!("admin login: HTTP {}", r.status()))?;
-        let rules = serde_json::json!([{
-            "local": [{"user": {"name": "{0}"}}, {"projects": [{"name": project, "roles": [{"name": "reader"}]}]}],
-            "remote": [{"type": "OIDC-sub"}, {"type": "OIDC-eduperson_entitlement",
-                        "any_one_of": [format!("urn:mace:egi.eu:group:{vo}:role=member#aai.egi.eu")]}],
-        }]);
+        let rules: Vec<serde_json::Value> = vos
+            .iter()
+            .map(|(vo, project)| {
+                serde_json::json!({
+                    "local": [{"user": {"name": "{0}"}}, {"projects": [{"name": project, "roles": [{"name": "reader"}]}]}],
+                    "remote": [{"type": "OIDC-sub"}, {"type": "OIDC-eduperson_entitlement",
+                                "any_one_of": [format!("urn:mace:egi.eu:group:{vo}:role=member#aai.egi.eu")]}],
+                })
+            })
+            .collect();
+        let protocol_path = format!("OS-FEDERATION/identity_providers/egi.eu/protocols/{protocol}");
         for (path, body) in [
             (
                 "OS-FEDERATION/identity_providers/egi.eu",
                 serde_json::json!({"identity_provider": {"enabled": true, "remote_ids": [issuer]}}),
             ),
             ("OS-FEDERATION/mappings/egi-mapping", serde_json::json!({"mapping": {"rules": rules}})),
-            (
-                "OS-FEDERATION/identity_providers/egi.eu/protocols/openid",
-                serde_json::json!({"protocol": {"mapping_id": "egi-mapping"}}),
-            ),
+            (protocol_path.as_str(), serde_json::json!({"protocol": {"mapping_id": "egi-mapping"}})),
         ] {
             let r = http
                 .put(format!("{base}/{path}"))

@@ -7,7 +7,7 @@
 //! `federation` (identity providers, mappings, protocols).
 
 mod federation;
-mod oidc;
+pub(crate) mod oidc;
 mod resources;
 mod tokens;
 

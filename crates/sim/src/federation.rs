@@ -1,0 +1,294 @@
+//! A simulated federation: one simulated site per file of a catch-all sites folder
+//! (`sites/*.yaml`), plus one simulated EGI Check-in (the OIDC provider every site trusts, and
+//! GOCDB), for the central operations (`fedsite central`, its tests and benchmark).
+//!
+//! Each site is a copy of a template scenario (e.g. `tiny`) with, per VO share of its file,
+//! a project of the share's `project_id` carrying the VO (`VO` property), its region the
+//! file's, and the site federated with the Check-in issuer (identity provider `egi.eu`, the
+//! file's protocol, a mapping granting `reader` on the VO's project to the VO's members).
+//! An `auth: v3applicationcredential` site gets one application credential per VO share,
+//! written to a secrets directory as the central deployment keeps them
+//! (`<dir>/<keystone host>/<vo>`, mode 0600). Every site listens on its own loopback address
+//! (127.0.x.y), so Keystone hosts differ as they do in a real federation. The sites folder it
+//! writes is the original one with each `endpoint` pointing at its simulated site; every other
+//! key is kept as written. More sites than files: the files are used in turn, the copies named
+//! `<file>-2`, `<file>-3`, … with fresh project ids.
+//!
+//! The file is read here with its own minimal view (`gocdb`, `endpoint`, `protocol`, `auth`,
+//! `region`, `vos[].name`, `vos[].auth.project_id`, `vos[].auth.region`), not through the
+//! `sites` crate: the simulator never shares code with what it tests.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use serde_yaml::Value as Yaml;
+
+use crate::model::{ApplicationCredential, Assignment, AssignmentScope, Project};
+use crate::scenario::{ADMIN_USER, Scenario};
+use crate::{Service, ServiceProfile, SimConfig, SimHandle};
+
+/// What to build.
+pub struct FederationConfig {
+    /// The folder of site files to mirror.
+    pub sites_dir: PathBuf,
+    /// How many sites (0: one per file).
+    pub count: usize,
+    /// Where the simulated folder (`sites/`) and the secrets (`secrets/`) are written.
+    pub out_dir: PathBuf,
+    /// The scenario every site starts from.
+    pub template: Scenario,
+    /// Every site's services behave so (latency, faults).
+    pub profile: ServiceProfile,
+}
+
+/// A running simulated federation.
+pub struct Federation {
+    /// The simulated Check-in (its OIDC provider at [`Federation::issuer`]) and GOCDB.
+    pub checkin: SimHandle,
+    pub sites: Vec<FederatedSite>,
+    /// The simulated sites folder (`<out>/sites`).
+    pub sites_dir: PathBuf,
+    /// The application credentials of the `auth: v3applicationcredential` sites (`<out>/secrets`).
+    pub secrets_dir: PathBuf,
+}
+
+/// One site of the federation.
+pub struct FederatedSite {
+    /// The file name without `.yaml` (what `fedsite central` names the site by).
+    pub id: String,
+    pub gocdb: String,
+    pub file: PathBuf,
+    pub handle: SimHandle,
+    /// The VO shares: (VO, project id).
+    pub shares: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FederationError {
+    #[error("{}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Start(#[from] crate::SimError),
+    #[error("federating {site}: {reason}")]
+    Federate { site: String, reason: String },
+}
+
+impl Federation {
+    /// The Check-in issuer every site trusts; its discovery document is
+    /// `<issuer>/.well-known/openid-configuration`.
+    pub fn issuer(&self) -> String {
+        format!("{}/identity/oidc", self.checkin.base_url())
+    }
+
+    /// GOCDB's public API (the Check-in sim serves it).
+    pub fn gocdb_url(&self) -> String {
+        format!("{}/gocdb/gocdbpi/public/", self.checkin.base_url())
+    }
+
+    pub async fn stop(self) {
+        for s in self.sites {
+            s.handle.stop().await;
+        }
+        self.checkin.stop().await;
+    }
+}
+
+/// One VO share as the file writes it.
+struct Share {
+    vo: String,
+    project_id: Option<String>,
+    region: Option<String>,
+}
+
+/// The minimal view of a site file.
+struct SiteFile {
+    id: String,
+    path: PathBuf,
+    doc: Yaml,
+    gocdb: String,
+    protocol: String,
+    app_credentials: bool,
+    region: Option<String>,
+    shares: Vec<Share>,
+}
+
+fn read_site(path: &Path) -> Result<SiteFile, FederationError> {
+    let err = |reason: String| FederationError::File { path: path.to_path_buf(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let doc: Yaml = serde_yaml::from_str(&text).map_err(|e| err(e.to_string()))?;
+    let s = |v: &Yaml| v.as_str().map(str::to_string);
+    let gocdb = s(&doc["gocdb"]).ok_or_else(|| err("no gocdb".into()))?;
+    let auth = s(&doc["auth"]).or_else(|| s(&doc["auth_type"]));
+    let mut shares = Vec::new();
+    for v in doc["vos"].as_sequence().into_iter().flatten() {
+        let vo = s(&v["name"]).ok_or_else(|| err("a VO share without a name".into()))?;
+        shares.push(Share { vo, project_id: s(&v["auth"]["project_id"]), region: s(&v["auth"]["region"]) });
+    }
+    Ok(SiteFile {
+        id: path.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
+        path: path.to_path_buf(),
+        gocdb,
+        protocol: s(&doc["protocol"]).unwrap_or_else(|| "openid".into()),
+        app_credentials: auth.as_deref() == Some("v3applicationcredential"),
+        region: s(&doc["region"]),
+        shares,
+        doc,
+    })
+}
+
+/// A Keystone-style id (32 lowercase hex) derived from `seed`.
+fn hex_id(seed: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(seed.as_bytes())[..16])
+}
+
+/// The n-th site's own loopback address (127.0.0.1 is the Check-in's).
+fn site_addr(n: usize) -> SocketAddr {
+    let n = n + 2;
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, (n / 250) as u8, (n % 250 + 1) as u8)), 0)
+}
+
+/// Starts the federation (see the module docs).
+pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&cfg.sites_dir)
+        .map_err(|e| FederationError::File { path: cfg.sites_dir.clone(), reason: e.to_string() })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let originals = files.iter().map(|p| read_site(p)).collect::<Result<Vec<_>, _>>()?;
+    if originals.is_empty() {
+        return Err(FederationError::File { path: cfg.sites_dir.clone(), reason: "no *.yaml site file".into() });
+    }
+    let count = if cfg.count == 0 { originals.len() } else { cfg.count };
+    let sites_dir = cfg.out_dir.join("sites");
+    let secrets_dir = cfg.out_dir.join("secrets");
+    for d in [&sites_dir, &secrets_dir] {
+        std::fs::create_dir_all(d).map_err(|e| FederationError::File { path: d.clone(), reason: e.to_string() })?;
+    }
+
+    // Check-in: its robot is a member of every VO of the federation (the sim's OIDC token
+    // carries the VOs of its own projects as entitlements).
+    let mut vos: Vec<&str> = originals.iter().flat_map(|f| f.shares.iter().map(|s| s.vo.as_str())).collect();
+    vos.sort();
+    vos.dedup();
+    let mut checkin = cfg.template.clone();
+    for vo in &vos {
+        checkin.site.projects.push(project(&hex_id(&format!("checkin:{vo}")), &format!("checkin-{vo}"), vo));
+    }
+    let checkin = crate::start(SimConfig::new(checkin)).await?;
+    let issuer = format!("{}/identity/oidc", checkin.base_url());
+
+    let mut sites = Vec::with_capacity(count);
+    for n in 0..count {
+        let original = &originals[n % originals.len()];
+        let copy = n / originals.len();
+        let id = if copy == 0 { original.id.clone() } else { format!("{}-{}", original.id, copy + 1) };
+        let mut sc = cfg.template.clone();
+        if let Some(region) = original.region.clone().or_else(|| original.shares.iter().find_map(|s| s.region.clone()))
+        {
+            sc.site.region = region;
+        }
+        let admin = sc.site.users.iter().find(|u| u.name == ADMIN_USER).map(|u| u.id.clone()).unwrap_or_default();
+        let reader = sc.site.roles.iter().find(|r| r.name == "reader").map(|r| r.id.clone()).unwrap_or_default();
+        let mut shares = Vec::new();
+        let mut credentials = Vec::new();
+        for (i, share) in original.shares.iter().enumerate() {
+            let pid = match (&share.project_id, copy) {
+                (Some(p), 0) => p.clone(),
+                _ => hex_id(&format!("{id}:{}:{i}", share.vo)),
+            };
+            let name = format!("{}-{i}", share.vo.trim_matches('/').replace('/', "-"));
+            sc.site.projects.push(project(&pid, &name, &share.vo));
+            if original.app_credentials {
+                sc.site.assignments.push(Assignment {
+                    user_id: admin.clone(),
+                    role_id: reader.clone(),
+                    scope: AssignmentScope::Project(pid.clone()),
+                });
+                let cred = ApplicationCredential {
+                    id: hex_id(&format!("appcred:{id}:{i}")),
+                    name: format!("central-{name}"),
+                    secret: hex_id(&format!("appcred-secret:{id}:{i}")),
+                    user_id: admin.clone(),
+                    project_id: pid.clone(),
+                    roles: vec!["reader".into()],
+                    expires_at: None,
+                };
+                credentials.push((share.vo.clone(), cred.id.clone(), cred.secret.clone()));
+                sc.site.application_credentials.push(cred);
+            }
+            shares.push((share.vo.clone(), pid));
+        }
+        let mut sim_cfg = SimConfig::new(sc);
+        sim_cfg.bind = site_addr(n);
+        for s in Service::ALL {
+            sim_cfg.profiles.insert(s, cfg.profile.clone());
+        }
+        let handle = crate::start(sim_cfg).await?;
+        if !original.app_credentials {
+            let mapped: Vec<(String, String)> = original
+                .shares
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.vo.clone(), format!("{}-{i}", s.vo.trim_matches('/').replace('/', "-"))))
+                .collect();
+            handle
+                .federate_egi_vos(&issuer, &original.protocol, &mapped)
+                .await
+                .map_err(|reason| FederationError::Federate { site: id.clone(), reason })?;
+        }
+        let host = handle.addr().ip().to_string();
+        for (vo, cred_id, secret) in credentials {
+            let path = secrets_dir.join(&host).join(&vo);
+            write_private(
+                &path,
+                &format!("application_credential_id = {cred_id}\napplication_credential_secret = {secret}\n"),
+            )?;
+        }
+        // The site file: the original with its endpoint (and, for a copy, its project ids) replaced.
+        let mut doc = original.doc.clone();
+        doc["endpoint"] = Yaml::String(handle.auth_url());
+        if copy > 0
+            && let Some(vos) = doc["vos"].as_sequence_mut()
+        {
+            for (v, (_, pid)) in vos.iter_mut().zip(&shares) {
+                if v["auth"]["project_id"].is_string() {
+                    v["auth"]["project_id"] = Yaml::String(pid.clone());
+                }
+            }
+        }
+        let file = sites_dir.join(format!("{id}.yaml"));
+        let text = serde_yaml::to_string(&doc)
+            .map_err(|e| FederationError::File { path: original.path.clone(), reason: e.to_string() })?;
+        std::fs::write(&file, text).map_err(|e| FederationError::File { path: file.clone(), reason: e.to_string() })?;
+        sites.push(FederatedSite { id, gocdb: original.gocdb.clone(), file, handle, shares });
+    }
+    Ok(Federation { checkin, sites, sites_dir, secrets_dir })
+}
+
+fn project(id: &str, name: &str, vo: &str) -> Project {
+    Project {
+        id: id.into(),
+        name: name.into(),
+        domain_id: "default".into(),
+        description: String::new(),
+        enabled: true,
+        tags: vec![],
+        extra: BTreeMap::from([("VO".to_string(), Value::String(vo.into()))]),
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), FederationError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |e: std::io::Error| FederationError::File { path: path.to_path_buf(), reason: e.to_string() };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)
+}

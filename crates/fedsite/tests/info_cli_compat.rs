@@ -308,6 +308,20 @@ async fn every_option_the_originals_help_lists_is_accepted_by_the_symlink() {
     {
         assert!(seen.contains_key(must), "{must} not found in the original's help: {:?}", seen.keys());
     }
+    // argparse's ways of writing a command line: `@FILE` (one argument a line), a unique
+    // prefix of a long option, os-client-config's `_` for `-`.
+    std::fs::write(d.join("args.txt"), "--format\nglue21json\n--select-flavors=public\n").unwrap();
+    for args in [
+        vec!["@args.txt".to_string(), missing.clone()],
+        vec!["--midd".to_string(), "openstack".to_string(), missing.clone()],
+        vec!["--os_auth_url".to_string(), "https://x.example/v3".to_string(), missing.clone()],
+    ] {
+        let theirs = original(&args, &[], d).await;
+        assert_eq!(theirs.status.code(), Some(1), "the original {args:?}:\n{}", theirs.stderr);
+        let ours = run_clean(&link, &args, &[], d).await;
+        assert_eq!(ours.status.code(), Some(1), "fedsite {args:?}:\n{}", ours.stderr);
+        assert!(ours.stderr.contains(&missing), "fedsite {args:?}:\n{}", ours.stderr);
+    }
     // A usage error is one on both sides (exit 2), so the checks above can fail.
     let wrong = vec!["--no-such-option".to_string(), missing.clone()];
     assert_eq!(original(&wrong, &[], d).await.status.code(), Some(2));

@@ -257,6 +257,9 @@ pub async fn run(args: InfoArgs) -> Result<ExitCode> {
     let env = openstack::config::process_env();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let resolved = os_cli::info_cloud(&args.os.flags, &env, &cwd, &site.endpoint, site.region.as_deref())?;
+    for option in &resolved.unused {
+        tracing::warn!("{option} is given but fedsite does not use it (docs/cloudinfo.md, Drop-in)");
+    }
     let cloud = resolved.cloud;
     if args.vos_from_projects {
         let s = Session::connect(&cloud)

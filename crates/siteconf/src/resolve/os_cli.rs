@@ -84,7 +84,14 @@ pub struct InfoCloud {
     /// The auth plugin's name as the original holds it in `os_auth_type`
     /// (the Endpoint's `Authentication`).
     pub auth_type: String,
+    /// Options given (flag, variable or cloud) that fedsite does not use
+    /// ([`UNUSED`]), for a warning.
+    pub unused: Vec<String>,
 }
+
+/// keystoneauth options the original uses and fedsite does not: a trust
+/// scope, and the OIDC token type (fedsite presents the `access_token`).
+pub const UNUSED: &[&str] = &["trust_id", "access_token_type"];
 
 /// Resolves the original's precedence (each rule pinned by a test below):
 ///
@@ -194,6 +201,8 @@ pub fn info_cloud(
         || var("OS_INSECURE").is_some_and(|v| truthy(&v))
         || options.get("insecure").is_some_and(|v| truthy(v));
     options.insert("insecure".into(), insecure.to_string());
+    let unused =
+        UNUSED.iter().filter(|k| options.get(**k).is_some_and(|v| !v.is_empty())).map(|k| k.to_string()).collect();
     let via_cloud = cloud_name.is_some();
     let cloud = CloudConfig::from_auth_options(&options, &source, &|k| {
         let dashed = k.replace('_', "-");
@@ -204,7 +213,7 @@ pub fn info_cloud(
             format!("--os-{dashed} / OS_{upper}")
         }
     })?;
-    Ok(InfoCloud { cloud, auth_type })
+    Ok(InfoCloud { cloud, auth_type, unused })
 }
 
 /// openstacksdk makes a cloud of the `OS_*` variables when one is set
@@ -300,6 +309,16 @@ mod tests {
         let r = info_cloud(&f, &e2, empty.path(), SITE, None).unwrap();
         assert_eq!(r.auth_type, "v3oidcaccesstoken");
         assert!(matches!(&r.cloud.credentials, Credentials::OidcAccessToken { protocol, .. } if protocol == "oidc"));
+    }
+
+    #[test]
+    fn a_trust_or_token_type_given_is_reported_as_unused() {
+        let empty = tempfile::tempdir().unwrap();
+        let e = env(&[("OS_USERNAME", "u"), ("OS_PASSWORD", "p"), ("OS_ACCESS_TOKEN_TYPE", "id_token")]);
+        let r = info_cloud(&flags(&[("trust_id", "t")]), &e, empty.path(), SITE, None).unwrap();
+        assert_eq!(r.unused, ["trust_id", "access_token_type"]);
+        let e = env(&[("OS_USERNAME", "u"), ("OS_PASSWORD", "p")]);
+        assert!(info_cloud(&OsFlags::default(), &e, empty.path(), SITE, None).unwrap().unused.is_empty());
     }
 
     #[test]

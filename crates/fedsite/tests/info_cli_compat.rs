@@ -199,7 +199,7 @@ fn help_options(help: &str) -> Vec<HelpOption> {
     let mut i = 0;
     while i < lines.len() {
         let l = lines[i];
-        if !(l.starts_with("  -") && !l.starts_with("   ")) {
+        if !l.starts_with("  -") {
             i += 1;
             continue;
         }

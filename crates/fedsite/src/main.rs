@@ -93,19 +93,29 @@ enum LogFormat {
     Json,
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // A command whose output goes into `head` ends quietly when the reader goes away (as
-    // cat does), not with a panic on EPIPE. Long-running servers keep Rust's default
-    // (SIGPIPE ignored); sockets never raise it on Linux (send with MSG_NOSIGNAL).
-    if !matches!(cli.command, Command::Serve(_) | Command::Sim(_) | Command::Bench(_) | Command::Demo(_)) {
-        // SAFETY: called once, before any thread is started; SIG_DFL is a valid handler.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
+/// A command whose output goes into `head` ends quietly when the reader goes away (as
+/// cat does), not with a panic on EPIPE. Long-running servers keep Rust's default
+/// (SIGPIPE ignored); sockets never raise it on Linux (send with MSG_NOSIGNAL).
+fn default_sigpipe() {
+    // SAFETY: called once, before any thread is started; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+fn main() -> ExitCode {
+    // Run as cloud-info-provider-service (the packages' symlink): the original's command line.
+    if cmd::info::invoked_as_original(std::env::args_os().next().as_deref()) {
+        return cmd::info::cloud_info_provider_main(std::env::args_os().collect());
+    }
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Sim(_) | Command::Bench(_) | Command::Demo(_)) {
+        default_sigpipe();
+    }
+    let debug = matches!(&cli.command, Command::Info(a) if a.debug);
     let filter = match (cli.quiet, cli.verbose) {
         (true, _) => "error".to_string(),
+        (false, 0) if debug => "debug".to_string(),
         (false, 0) => cli.log.clone(),
         (false, 1) => "debug".to_string(),
         (false, _) => "trace".to_string(),

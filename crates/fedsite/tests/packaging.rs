@@ -91,6 +91,12 @@ fn cargo_deb_builds_the_package_with_binary_units_and_man_pages() {
     ] {
         assert!(list.contains(path), "{path} missing from the package:\n{list}");
     }
+    // The drop-in for cloud-info-provider: a relative symlink to the binary (docs/cloudinfo.md).
+    let link = list
+        .lines()
+        .find(|l| l.contains("./usr/bin/cloud-info-provider-service"))
+        .unwrap_or_else(|| panic!("no cloud-info-provider-service in the package:\n{list}"));
+    assert!(link.starts_with('l') && link.ends_with("./usr/bin/cloud-info-provider-service -> fedsite"), "{link}");
     let info = Command::new("dpkg-deb").arg("-I").arg(&deb).output().unwrap();
     let info = String::from_utf8_lossy(&info.stdout);
     assert!(info.contains("Package: fedsite") && info.contains("postinst") && info.contains("adduser"), "{info}");

@@ -226,56 +226,7 @@ impl CloudConfig {
         name: &str,
         label: &str,
     ) -> Result<CloudConfig, ConfigError> {
-        let mut doc: Yaml =
-            serde_yaml::from_str(text).map_err(|e| ConfigError::new(label, format!("invalid YAML: {e}")))?;
-        if let Some((slabel, stext)) = secure {
-            let sdoc: Yaml =
-                serde_yaml::from_str(stext).map_err(|e| ConfigError::new(slabel, format!("invalid YAML: {e}")))?;
-            merge_yaml(&mut doc, sdoc);
-        }
-        let clouds = doc
-            .get("clouds")
-            .and_then(Yaml::as_mapping)
-            .ok_or_else(|| ConfigError::new(label, "no 'clouds' mapping"))?;
-        let cloud = clouds.get(name).ok_or_else(|| {
-            let names: Vec<String> = clouds.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
-            ConfigError::new(label, format!("no cloud '{name}' (clouds: {})", names.join(", ")))
-        })?;
-        let mut raw = Raw::default();
-        if let Some(m) = cloud.as_mapping() {
-            for (k, v) in m {
-                if let (Some(k), Some(v)) = (k.as_str(), scalar(v)) {
-                    raw.top.insert(k.to_string(), v);
-                }
-            }
-            if let Some(auth) = m.get("auth").and_then(Yaml::as_mapping) {
-                for (k, v) in auth {
-                    if let (Some(k), Some(v)) = (k.as_str(), scalar(v)) {
-                        raw.auth.insert(k.to_string(), v);
-                    }
-                }
-            }
-            if !raw.top.contains_key("region_name")
-                && let Some(first) = m.get("regions").and_then(Yaml::as_sequence).and_then(|s| s.first())
-            {
-                let r = first.get("name").and_then(scalar).or_else(|| scalar(first));
-                if let Some(r) = r {
-                    raw.top.insert("region_name".into(), r);
-                }
-            }
-        }
-        // Known auth keys given at the cloud's top level count as auth keys.
-        for k in AUTH_KEYS {
-            if !raw.auth.contains_key(*k)
-                && let Some(v) = raw.top.get(*k).cloned()
-            {
-                raw.auth.insert(k.to_string(), v);
-            }
-        }
-        if let Some(v) = raw.top.get("verify") {
-            let insecure = matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0");
-            raw.top.insert("insecure".into(), insecure.to_string());
-        }
+        let (raw, _) = cloud_raw(text, secure, name, label)?;
         let cloud_name = name.to_string();
         resolve(
             raw,
@@ -292,6 +243,67 @@ impl CloudConfig {
                 if in_auth { format!("auth.{k}") } else { k.to_string() }
             },
         )
+    }
+
+    /// The cloud `name` of the first existing clouds file (secure.yaml merged
+    /// over it) as one flat map of keystoneauth option names (`auth.*` and the
+    /// cloud's own keys: `auth_type`, `region_name`, `interface`, `cacert`,
+    /// `insecure`), for a caller that layers flags and variables over it and
+    /// resolves the result with [`CloudConfig::from_auth_options`]. A file
+    /// holding a secret must be private, as for [`CloudConfig::from_clouds_files`].
+    pub fn cloud_options(name: &str, env: &Env, cwd: &Path) -> Result<CloudOptions, ConfigError> {
+        let candidates = clouds_yaml_candidates(env, cwd);
+        let secure_candidates = secure_yaml_candidates(env, cwd);
+        let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+            let searched = candidates.iter().map(|p| display_path(p, env)).collect::<Vec<_>>().join(", ");
+            return Err(ConfigError::new(
+                "clouds.yaml",
+                format!("cloud '{name}' requested but no clouds.yaml found (searched {searched})"),
+            ));
+        };
+        let label = display_path(path, env);
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(&label, e.to_string()))?;
+        let secure_path = secure_candidates.iter().find(|p| p.is_file());
+        let secure = match secure_path {
+            Some(p) => Some((
+                display_path(p, env),
+                std::fs::read_to_string(p).map_err(|e| ConfigError::new(display_path(p, env), e.to_string()))?,
+            )),
+            None => None,
+        };
+        let (raw, regions) = cloud_raw(&text, secure.as_ref().map(|(l, t)| (l.as_str(), t.as_str())), name, &label)?;
+        let secrets: Vec<&String> =
+            SECRET_KEYS.iter().filter_map(|k| raw.auth.get(*k)).filter(|v| !v.is_empty()).collect();
+        let mut files = vec![(path, &label, text.as_str())];
+        if let (Some(p), Some((l, t))) = (secure_path, &secure) {
+            files.push((p, l, t.as_str()));
+        }
+        for (p, l, t) in files {
+            if secrets.iter().any(|s| t.contains(s.as_str())) {
+                crate::secret::check_private_file(p).map_err(|e| ConfigError::new(l, e.to_string()))?;
+            }
+        }
+        let mut options = raw.top;
+        options.extend(raw.auth);
+        Ok(CloudOptions { label, options, regions })
+    }
+
+    /// The names of the clouds in the first existing clouds file, with its
+    /// label; `None` when there is no clouds file.
+    pub fn cloud_names(env: &Env, cwd: &Path) -> Result<Option<(String, Vec<String>)>, ConfigError> {
+        let Some(path) = clouds_yaml_candidates(env, cwd).into_iter().find(|p| p.is_file()) else {
+            return Ok(None);
+        };
+        let label = display_path(&path, env);
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::new(&label, e.to_string()))?;
+        let doc: Yaml =
+            serde_yaml::from_str(&text).map_err(|e| ConfigError::new(&label, format!("invalid YAML: {e}")))?;
+        let names = doc
+            .get("clouds")
+            .and_then(Yaml::as_mapping)
+            .map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        Ok(Some((label, names)))
     }
 
     /// From `OS_*` variables.
@@ -385,6 +397,19 @@ const AUTH_KEYS: &[&str] = &[
     "default_domain_id",
     "default_domain_name",
 ];
+
+/// A clouds.yaml cloud as flat keystoneauth options ([`CloudConfig::cloud_options`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudOptions {
+    /// The file, for messages (`~/...`).
+    pub label: String,
+    pub options: BTreeMap<String, String>,
+    /// The names its `regions` list gives (empty when it has none).
+    pub regions: Vec<String>,
+}
+
+/// The auth options that hold a secret.
+const SECRET_KEYS: &[&str] = &["password", "application_credential_secret", "token", "access_token", "client_secret"];
 
 #[derive(Default)]
 struct Raw {
@@ -554,6 +579,68 @@ fn resolve(
             .get("insecure")
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes")),
     })
+}
+
+/// The cloud `name` of clouds.yaml text (secure.yaml merged over it) as raw
+/// option maps, with the names of its `regions`.
+fn cloud_raw(
+    text: &str,
+    secure: Option<(&str, &str)>,
+    name: &str,
+    label: &str,
+) -> Result<(Raw, Vec<String>), ConfigError> {
+    let mut doc: Yaml =
+        serde_yaml::from_str(text).map_err(|e| ConfigError::new(label, format!("invalid YAML: {e}")))?;
+    if let Some((slabel, stext)) = secure {
+        let sdoc: Yaml =
+            serde_yaml::from_str(stext).map_err(|e| ConfigError::new(slabel, format!("invalid YAML: {e}")))?;
+        merge_yaml(&mut doc, sdoc);
+    }
+    let clouds =
+        doc.get("clouds").and_then(Yaml::as_mapping).ok_or_else(|| ConfigError::new(label, "no 'clouds' mapping"))?;
+    let cloud = clouds.get(name).ok_or_else(|| {
+        let names: Vec<String> = clouds.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
+        ConfigError::new(label, format!("no cloud '{name}' (clouds: {})", names.join(", ")))
+    })?;
+    let mut raw = Raw::default();
+    let mut regions = Vec::new();
+    if let Some(m) = cloud.as_mapping() {
+        for (k, v) in m {
+            if let (Some(k), Some(v)) = (k.as_str(), scalar(v)) {
+                raw.top.insert(k.to_string(), v);
+            }
+        }
+        if let Some(auth) = m.get("auth").and_then(Yaml::as_mapping) {
+            for (k, v) in auth {
+                if let (Some(k), Some(v)) = (k.as_str(), scalar(v)) {
+                    raw.auth.insert(k.to_string(), v);
+                }
+            }
+        }
+        for r in m.get("regions").and_then(Yaml::as_sequence).into_iter().flatten() {
+            if let Some(r) = r.get("name").and_then(scalar).or_else(|| scalar(r)) {
+                regions.push(r);
+            }
+        }
+        if !raw.top.contains_key("region_name")
+            && let Some(first) = regions.first()
+        {
+            raw.top.insert("region_name".into(), first.clone());
+        }
+    }
+    // Known auth keys given at the cloud's top level count as auth keys.
+    for k in AUTH_KEYS {
+        if !raw.auth.contains_key(*k)
+            && let Some(v) = raw.top.get(*k).cloned()
+        {
+            raw.auth.insert(k.to_string(), v);
+        }
+    }
+    if let Some(v) = raw.top.get("verify") {
+        let insecure = matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0");
+        raw.top.insert("insecure".into(), insecure.to_string());
+    }
+    Ok((raw, regions))
 }
 
 fn scalar(v: &Yaml) -> Option<String> {

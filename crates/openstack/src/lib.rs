@@ -55,7 +55,7 @@ pub mod swift;
 pub mod time;
 
 pub use catalog::{Catalog, Service};
-pub use config::{CloudConfig, Credentials, DomainRef, Env, Interface, ProjectRef, Scope, UserRef};
+pub use config::{CloudConfig, CloudOptions, Credentials, DomainRef, Env, Interface, ProjectRef, Scope, UserRef};
 pub use error::{ConfigError, Error, RequestInfo, Result};
 pub use microversion::Microversion;
 pub use secret::Secret;

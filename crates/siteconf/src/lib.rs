@@ -26,6 +26,9 @@ pub enum Error {
     /// A command-line value that cannot be used.
     #[error("{flag} {reason}")]
     Flag { flag: String, reason: String },
+    /// clouds.yaml or `OS_*` credentials that cannot be used.
+    #[error(transparent)]
+    Cloud(#[from] openstack::ConfigError),
     #[error("{0}")]
     Other(String),
 }

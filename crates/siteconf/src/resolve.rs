@@ -4,6 +4,8 @@
 //! sender configuration. Defaults are applied here, once; every error names
 //! the file and the key.
 
+pub mod os_cli;
+
 use std::path::{Path, PathBuf};
 
 use accounting::{CompatOptions, ExtractConfig, Extractor, InactiveTime};

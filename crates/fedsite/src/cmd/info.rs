@@ -1,15 +1,18 @@
 //! `fedsite info`: the site's GLUE 2.1 JSON description (cloud-info-provider
 //! 1.2's `cloud-info-provider-service`, same options and output), published
-//! to stdout, a file, or a Swift container.
+//! to stdout, a file, or a Swift container; and the binary run under the name
+//! `cloud-info-provider-service` ([`cloud_info_provider_main`]). Parses and
+//! prints only: the credentials' precedence is `siteconf::resolve::os_cli`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use clap::{Args, ValueEnum};
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, ValueEnum};
 use cloudinfo::{Fixes, FlavorKeys, FlavorSelect, ImageKeys, Options, SiteConfig};
 use openstack::{CloudConfig, Session};
+use siteconf::resolve::os_cli::{self, OsFlags};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SelectFlavors {
@@ -22,13 +25,21 @@ pub enum SelectFlavors {
 pub struct InfoArgs {
     /// The site's YAML file (as in fedcloud-catchall-operations `sites/`).
     pub site_config: PathBuf,
-    /// Cloud of clouds.yaml with the base credentials; OS_* variables when
-    /// neither this nor OS_CLOUD is set (OS_AUTH_URL defaults to the site endpoint).
-    #[arg(long, env = "OS_CLOUD")]
-    pub os_cloud: Option<String>,
-    /// The Endpoint's `Authentication` (default: the credentials' auth type).
-    #[arg(long, env = "OS_AUTH_TYPE")]
-    pub os_auth_type: Option<String>,
+    /// Middleware used (cloud-info-provider's; only openstack).
+    #[arg(long, value_name = "MIDDLEWARE", default_value = "openstack", value_parser = ["openstack"])]
+    pub middleware: String,
+    /// Output format (cloud-info-provider's; only glue21json).
+    #[arg(long, value_name = "FORMAT", default_value = "glue21json", value_parser = ["glue21json"])]
+    pub format: String,
+    /// Where to publish (cloud-info-provider's; only stdout: see --output and --swift-container).
+    #[arg(long, value_name = "PUBLISHER", default_value = "stdout", value_parser = ["stdout"])]
+    pub publisher: String,
+    /// Debug logging (as --log debug).
+    #[arg(long)]
+    pub debug: bool,
+    /// The credentials, as cloud-info-provider takes them (docs/cloudinfo.md, "Drop-in").
+    #[command(flatten)]
+    pub os: OsArgs,
     /// Publish all, only public or only private flavors.
     #[arg(long, value_enum, default_value = "all")]
     pub select_flavors: SelectFlavors,
@@ -62,13 +73,10 @@ pub struct InfoArgs {
     #[arg(long)]
     pub exit_on_share_errors: bool,
     /// Timeout of the GOCDB request, seconds.
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
-    /// No TLS verification for GOCDB and the CA probe.
-    #[arg(long)]
-    pub insecure: bool,
+    #[arg(long, default_value_t = 600.0, value_name = "SECONDS", value_parser = positive_seconds)]
+    pub timeout: f64,
     /// GOCDB public API URL.
-    #[arg(long, default_value = cloudinfo::gocdb::DEFAULT_URL)]
+    #[arg(long, env = "FEDSITE_GOCDB_URL", default_value = cloudinfo::gocdb::DEFAULT_URL)]
     pub gocdb_url: String,
     /// CA bundle (PEM) verifying the endpoint in the CA probe (default: system CAs).
     #[arg(long)]
@@ -101,22 +109,158 @@ pub struct InfoArgs {
     pub swift_cloud: Option<String>,
 }
 
-fn base_config(args: &InfoArgs, site: &SiteConfig) -> Result<CloudConfig> {
-    let mut env = openstack::config::process_env();
-    if args.os_cloud.is_none() && env.get("OS_AUTH_URL").is_none_or(|v| v.is_empty()) {
-        env.insert("OS_AUTH_URL".into(), site.endpoint.clone());
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s} is not a positive number of seconds")),
     }
-    if let Some(r) = &site.region {
-        env.entry("OS_REGION_NAME".into()).or_insert_with(|| r.clone());
+}
+
+/// keystoneauth's and os-client-config's options as cloud-info-provider 1.2
+/// registers them: `--os-cloud`, `--os-auth-type`, one `--os-<option>` per
+/// plugin option of [`os_cli::PLUGIN_OPTIONS`] (deprecated spellings too), the
+/// session's and the adapter's. No defaults here: the `OS_*` variables and
+/// clouds.yaml are layered by [`os_cli::info_cloud`].
+#[derive(Debug, Clone, Default)]
+pub struct OsArgs {
+    pub flags: OsFlags,
+}
+
+/// Accepted as cloud-info-provider accepts them; its OpenStack session reads
+/// none of them, and neither does fedsite (docs/cloudinfo.md).
+const ACCEPTED_ONLY: &[(&str, &str, &str)] = &[
+    ("os-cert", "CERTIFICATE", "Client certificate (PEM); accepted, not used (nor by the original)"),
+    ("os-key", "KEY", "Client key (PEM); accepted, not used (nor by the original)"),
+    ("tls-ciphers", "CIPHERS", "OpenSSL cipher string; accepted, not used (nor by the original)"),
+    ("os-service-type", "NAME", "Catalog service type; accepted, not used (nor by the original)"),
+    ("os-service-name", "NAME", "Catalog service name; accepted, not used (nor by the original)"),
+    ("os-endpoint-override", "URL", "Endpoint instead of the catalog's; accepted, not used (nor by the original)"),
+    ("os-api-version", "VERSION", "Service API version; accepted, not used (nor by the original)"),
+    ("http-timeout", "SECONDS", "Legacy; accepted, not used"),
+    ("endpoint-type", "INTERFACE", "Legacy; accepted, not used"),
+];
+
+/// The deprecated option spellings keystoneauth accepts: (alias, option).
+const ALIASES: &[(&str, &str)] =
+    &[("tenant_id", "project_id"), ("tenant_name", "project_name"), ("user_name", "username")];
+
+fn dashed(option: &str) -> String {
+    option.replace('_', "-")
+}
+
+impl Args for OsArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let heading = "OpenStack options (cloud-info-provider's; OS_* variables and clouds.yaml as it layers them)";
+        let mut cmd = cmd
+            .next_help_heading(heading)
+            .arg(
+                Arg::new("os_cloud")
+                    .long("os-cloud")
+                    .value_name("NAME")
+                    .help("Cloud of clouds.yaml (default: OS_CLOUD)"),
+            )
+            .arg(Arg::new("os_auth_type").long("os-auth-type").alias("os-auth-plugin").value_name("NAME").help(
+                "keystoneauth plugin; the Endpoint's Authentication (default: OS_AUTH_TYPE, the cloud's, password)",
+            ));
+        for option in os_cli::PLUGIN_OPTIONS {
+            let mut arg = Arg::new(format!("os_{option}"))
+                .long(format!("os-{}", dashed(option)))
+                .value_name(option.to_ascii_uppercase())
+                .help(format!("keystoneauth option {option} (default: OS_{})", option.to_ascii_uppercase()));
+            for (alias, to) in ALIASES {
+                if to == option {
+                    arg = arg.alias(format!("os-{}", dashed(alias)));
+                }
+            }
+            cmd = cmd.arg(arg);
+        }
+        cmd = cmd
+            .arg(
+                Arg::new("os_region_name")
+                    .long("os-region-name")
+                    .value_name("NAME")
+                    .help("Region (default: OS_REGION_NAME, the cloud's, the site file's region)"),
+            )
+            .arg(
+                Arg::new("os_interface")
+                    .long("os-interface")
+                    .alias("os-endpoint-type")
+                    .value_name("NAME")
+                    .help("public, internal or admin (default: OS_INTERFACE, public)"),
+            )
+            .arg(
+                Arg::new("os_cacert")
+                    .long("os-cacert")
+                    .value_name("CA_CERTIFICATE")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help("CA bundle verifying the OpenStack endpoints (default: OS_CACERT, the cloud's)"),
+            )
+            .arg(
+                Arg::new("insecure")
+                    .long("insecure")
+                    .action(ArgAction::SetTrue)
+                    .help("No TLS verification (OpenStack, GOCDB, the CA probe)"),
+            )
+            .arg(
+                Arg::new("collect_timing")
+                    .long("collect-timing")
+                    .action(ArgAction::SetTrue)
+                    .help("Accepted, not used (nor by the original)"),
+            )
+            .arg(
+                Arg::new("tls_min_version")
+                    .long("tls-min-version")
+                    .value_name("VERSION")
+                    .value_parser(["None", "1.2", "1.3"])
+                    .help("Accepted, not used (nor by the original)"),
+            );
+        for (long, value, help) in ACCEPTED_ONLY {
+            let hidden = matches!(*long, "http-timeout" | "endpoint-type");
+            cmd = cmd.arg(Arg::new(long.replace('-', "_")).long(*long).value_name(*value).help(*help).hide(hidden));
+        }
+        cmd
     }
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    Ok(CloudConfig::load_with(args.os_cloud.as_deref(), &env, &cwd)?)
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for OsArgs {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut s = OsArgs::default();
+        s.update_from_arg_matches(m)?;
+        Ok(s)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        let get = |id: &str| m.get_one::<String>(id).cloned();
+        let f = &mut self.flags;
+        f.cloud = get("os_cloud");
+        f.auth_type = get("os_auth_type");
+        for option in os_cli::PLUGIN_OPTIONS {
+            if let Some(v) = get(&format!("os_{option}")) {
+                f.auth.insert(option.to_string(), v);
+            }
+        }
+        f.region_name = get("os_region_name");
+        f.interface = get("os_interface");
+        f.cacert = m.get_one::<PathBuf>("os_cacert").cloned();
+        f.insecure = m.get_flag("insecure");
+        Ok(())
+    }
 }
 
 pub async fn run(args: InfoArgs) -> Result<ExitCode> {
     let started = chrono::Utc::now();
     let mut site = SiteConfig::load(&args.site_config).map_err(|e| anyhow!("{e}"))?;
-    let cloud = base_config(&args, &site)?;
+    let env = openstack::config::process_env();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let resolved = os_cli::info_cloud(&args.os.flags, &env, &cwd, &site.endpoint, site.region.as_deref())?;
+    for option in &resolved.unused {
+        tracing::warn!("{option} is given but fedsite does not use it (docs/cloudinfo.md, Drop-in)");
+    }
+    let cloud = resolved.cloud;
     if args.vos_from_projects {
         let s = Session::connect(&cloud)
             .await
@@ -124,12 +268,7 @@ pub async fn run(args: InfoArgs) -> Result<ExitCode> {
         let found = cloudinfo::discover::vos_from_projects(&s).await.map_err(|e| anyhow!("{e}"))?;
         cloudinfo::discover::merge_vos(&mut site, found);
     }
-    let auth_type = args
-        .os_auth_type
-        .clone()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| cloudinfo::discover::auth_type_of(&cloud).to_string());
-    let mut opts = Options::new(cloud, auth_type);
+    let mut opts = Options::new(cloud, resolved.auth_type);
     opts.creation_time = started;
     opts.select_flavors = match args.select_flavors {
         SelectFlavors::All => FlavorSelect::All,
@@ -154,8 +293,8 @@ pub async fn run(args: InfoArgs) -> Result<ExitCode> {
     opts.exit_on_share_errors = args.exit_on_share_errors;
     opts.auditor =
         args.auditor_role_cloud.as_deref().filter(|s| !s.is_empty()).map(|name| CloudConfig::load(Some(name)));
-    opts.timeout = Duration::from_secs(args.timeout.max(1));
-    opts.insecure = args.insecure;
+    opts.timeout = Duration::from_secs_f64(args.timeout);
+    opts.insecure = args.os.flags.insecure;
     opts.gocdb_url = args.gocdb_url.clone();
     opts.ca_file = args.ca_file.clone();
     opts.fixes = Fixes {
@@ -246,4 +385,97 @@ pub async fn demo_summary(handle: &sim::SimHandle) -> Result<()> {
     }
     println!("published {} bytes to {} (etag {})", data.len(), up.url, up.etag);
     Ok(())
+}
+
+/// The name the binary answers to as cloud-info-provider 1.2 (a symlink the
+/// packages install next to `fedsite`).
+pub const ORIGINAL_NAME: &str = "cloud-info-provider-service";
+
+/// cloud-info-provider-service's command line: `fedsite info`'s options, at the top.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = ORIGINAL_NAME,
+    version,
+    about = "Cloud Information System provider (fedsite's cloud-info-provider-service; docs/cloudinfo.md)",
+    infer_long_args = true
+)]
+struct Original {
+    #[command(flatten)]
+    info: InfoArgs,
+}
+
+/// Whether the program was run under [`ORIGINAL_NAME`] (the basename of argv[0]).
+pub fn invoked_as_original(argv0: Option<&std::ffi::OsStr>) -> bool {
+    argv0.and_then(|a| std::path::Path::new(a).file_name()).is_some_and(|n| n == ORIGINAL_NAME)
+}
+
+/// argparse's `fromfile_prefix_chars="@"`: `@FILE` is replaced by the file's
+/// lines, one argument each (and `@` in them expanded again).
+fn expand_argfiles(args: Vec<std::ffi::OsString>, depth: usize) -> Result<Vec<std::ffi::OsString>> {
+    let mut out = Vec::new();
+    for a in args {
+        match a.to_str().and_then(|s| s.strip_prefix('@')) {
+            Some(file) if depth < 16 => {
+                let text =
+                    std::fs::read_to_string(file).with_context(|| format!("reading the argument file {file}"))?;
+                out.extend(expand_argfiles(text.lines().map(Into::into).collect(), depth + 1)?);
+            }
+            Some(file) => anyhow::bail!("argument file {file}: nested too deep"),
+            None => out.push(a),
+        }
+    }
+    Ok(out)
+}
+
+/// os-client-config's `_fix_argv`: `--os_auth_url` is `--os-auth-url`.
+fn dash_option_names(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.into_iter()
+        .map(|a| match a.to_str() {
+            Some(s) if s.starts_with("--") && s.contains('_') => {
+                let (name, value) = s.split_once('=').map_or((s, None), |(n, v)| (n, Some(v)));
+                let name = name.replace('_', "-");
+                value.map_or(name.clone(), |v| format!("{name}={v}")).into()
+            }
+            _ => a,
+        })
+        .collect()
+}
+
+/// The program run as `cloud-info-provider-service`: the original's options
+/// and output; logs (warnings, or everything with `--debug`) as text on stderr.
+pub fn cloud_info_provider_main(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let mut args = args.into_iter();
+    let argv0 = args.next().unwrap_or_else(|| ORIGINAL_NAME.into());
+    let rest = match expand_argfiles(args.collect(), 0) {
+        Ok(a) => dash_option_names(a),
+        Err(e) => {
+            eprintln!("{ORIGINAL_NAME}: error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = match <Original as clap::Parser>::try_parse_from(std::iter::once(argv0).chain(rest)) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let filter = if cli.info.debug {
+        "debug".to_string()
+    } else {
+        std::env::var("FEDSITE_LOG").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "warn".into())
+    };
+    crate::default_sigpipe();
+    crate::init_logging(&filter, crate::LogFormat::Text);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{ORIGINAL_NAME}: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.info)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{ORIGINAL_NAME}: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

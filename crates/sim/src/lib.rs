@@ -18,6 +18,7 @@ pub mod ams;
 pub mod auth;
 pub mod error;
 pub mod gocdb;
+pub mod harbor;
 pub mod index;
 pub mod layers;
 pub mod model;
@@ -68,6 +69,8 @@ pub struct SimConfig {
     /// The simulated Vault's KV v1 secrets under `/vault` (path below the `secrets/` mount, e.g.
     /// `users/<sub>/cloudmon/<keystone host>/<vo>` → data).
     pub vault: BTreeMap<String, BTreeMap<String, String>>,
+    /// The registry's guard: Harbor (default) or a lenient plain registry.
+    pub registry: harbor::RegistryMode,
 }
 
 impl SimConfig {
@@ -81,6 +84,7 @@ impl SimConfig {
             external_keystone: None,
             ams: None,
             vault: BTreeMap::new(),
+            registry: harbor::RegistryMode::default(),
         }
     }
 }
@@ -131,6 +135,8 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         http: reqwest::Client::new(),
         external_cache: RwLock::new(HashMap::new()),
         vault: RwLock::new(vault::VaultState { secrets: config.vault, ..Default::default() }),
+        registry_mode: config.registry,
+        harbor_tokens: Mutex::new(HashMap::new()),
     });
     let ams = match config.ams {
         Some(cfg) => Some(ams::start(cfg, state.clone()).await.map_err(SimError::Ams)?),
@@ -160,6 +166,7 @@ fn router(state: Arc<AppState>) -> Router {
         .nest(Service::Prometheus.prefix(), prometheus::router())
         .nest("/v2", oci::router())
         .route("/v2/", get(oci::root))
+        .merge(harbor::router())
         .nest("/object-store", swift::router())
         .nest("/gocdb", gocdb::router())
         .nest("/vault", vault::router())

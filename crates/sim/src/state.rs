@@ -256,6 +256,10 @@ pub struct AppState {
     pub external_cache: RwLock<HashMap<String, TokenInfo>>,
     /// The simulated Vault (`/vault`).
     pub vault: RwLock<crate::vault::VaultState>,
+    /// Harbor (default) or a lenient plain registry ([`crate::harbor`]).
+    pub registry_mode: crate::harbor::RegistryMode,
+    /// Tokens the simulated Harbor's token service issued.
+    pub harbor_tokens: Mutex<crate::harbor::TokenStore>,
 }
 
 impl AppState {

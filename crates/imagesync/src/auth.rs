@@ -117,12 +117,7 @@ pub struct Auth {
 
 impl Auth {
     pub fn new(basic: Option<(String, Secret)>) -> Auth {
-        Auth {
-            basic,
-            service: Mutex::new(None),
-            tokens: Mutex::new(HashMap::new()),
-            fetched: Default::default(),
-        }
+        Auth { basic, service: Mutex::new(None), tokens: Mutex::new(HashMap::new()), fetched: Default::default() }
     }
 
     /// `Authorization: Basic …` of the configured credentials.
@@ -184,16 +179,21 @@ impl Auth {
         if let Some(h) = self.basic_header() {
             req = req.header("Authorization", h);
         }
-        let resp =
-            req.send().await.map_err(|e| RegistryError::Request { url: shown.clone(), chain: crate::download::chain(&e) })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| RegistryError::Request { url: shown.clone(), chain: crate::download::chain(&e) })?;
         let status = resp.status().as_u16();
         let got = Instant::now();
         let body = resp.text().await.unwrap_or_default();
         if !(200..300).contains(&status) {
             return Err(RegistryError::Token { url: shown, status, message: crate::oci::error_message(&body) });
         }
-        let a: TokenAnswer = serde_json::from_str(&body)
-            .map_err(|e| RegistryError::Token { url: shown.clone(), status, message: format!("not a token answer: {e}") })?;
+        let a: TokenAnswer = serde_json::from_str(&body).map_err(|e| RegistryError::Token {
+            url: shown.clone(),
+            status,
+            message: format!("not a token answer: {e}"),
+        })?;
         // Harbor fills only `token`; `access_token` is the OAuth2 spelling.
         let token = if a.token.is_empty() { a.access_token } else { a.token };
         if token.is_empty() {

@@ -158,9 +158,8 @@ impl RegistryConfig {
             ));
         }
         if let Some(f) = self.password_file.take() {
-            let text = std::fs::read_to_string(&f).map_err(|e| {
-                SyncError::Config(format!("images.registry.password_file {}: {e}", f.display()))
-            })?;
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| SyncError::Config(format!("images.registry.password_file {}: {e}", f.display())))?;
             self.password = Some(Secret::new(text.trim_end_matches(['\n', '\r'])));
         } else if let Some(var) = self.password_env.take() {
             let v = std::env::var(&var)

@@ -158,10 +158,8 @@ pub async fn list(reg: &Registry, cfg: &RegistryConfig, vos: &BTreeSet<String>) 
     }
     let mut out = SourceListing::default();
     for (project, share) in projects {
-        let repos: Vec<Repository> = api
-            .list(&format!("/projects/{project}/repositories"), "")
-            .await
-            .map_err(|e| src_err(e.to_string()))?;
+        let repos: Vec<Repository> =
+            api.list(&format!("/projects/{project}/repositories"), "").await.map_err(|e| src_err(e.to_string()))?;
         for repo in repos {
             let Some((_, short)) = repo.name.split_once('/') else { continue };
             if !cfg.repositories.is_empty() && !cfg.repositories.contains(&repo.name) {

@@ -247,15 +247,14 @@ impl Registry {
             let resp = req.send().await.map_err(|e| RegistryError::Request { url: url.clone(), chain: chain(&e) })?;
             let status = resp.status().as_u16();
             if status == 401 {
-                let raw = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let raw =
+                    resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                 let challenge = Challenge::parse(&raw);
                 if let Some(svc) = challenge.as_ref().and_then(token_service) {
                     self.auth.learn(svc);
                 }
                 let want = challenge.as_ref().and_then(|c| c.param("scope")).map(str::to_string).or(scope.clone());
-                if !fresh_token
-                    && let (Some(want), Some(svc)) = (want, self.auth.token_service())
-                {
+                if !fresh_token && let (Some(want), Some(svc)) = (want, self.auth.token_service()) {
                     self.auth.forget(&want);
                     header = Some(self.auth.fetch_token(&self.http, &svc, &want).await?);
                     fresh_token = true;
@@ -266,7 +265,8 @@ impl Registry {
                     tried_basic = true;
                     continue;
                 }
-                let hint = if self.auth.has_credentials() { "" } else { "; a private project needs username and password" };
+                let hint =
+                    if self.auth.has_credentials() { "" } else { "; a private project needs username and password" };
                 return Err(RegistryError::Unauthorized { url, challenge: raw, hint });
             }
             if !(200..300).contains(&status) {

@@ -79,7 +79,13 @@ async fn synced(sim: &sim::SimHandle, session: &openstack::Session, vos: &BTreeM
             members.iter().filter_map(|m| by_project.get(&m.member_id).map(|v| v.to_string())).collect();
         let appdb = i.property("appdb_id").unwrap_or_default().replace(&sim.registry_host(), "HOST");
         let os = format!("{}/{}", i.property("os_distro").unwrap_or(""), i.property("os_version").unwrap_or(""));
-        let value = (i.property("image_hash").unwrap_or_default().to_string(), i.disk_format.clone().unwrap_or_default(), os, shared, appdb);
+        let value = (
+            i.property("image_hash").unwrap_or_default().to_string(),
+            i.disk_format.clone().unwrap_or_default(),
+            os,
+            shared,
+            appdb,
+        );
         out.insert(i.name.clone().unwrap_or_default(), value);
     }
     out
@@ -114,11 +120,18 @@ async fn anonymous_sync_of_the_public_project_goes_through_the_token_service() {
         "the public project only: the VO projects are private"
     );
     assert!(got.values().all(|v| v.3 == all), "shared with every VO: {got:?}");
-    assert!(r.skipped.iter().any(|s| s.item.contains("scratch") && s.message.contains("eu.egi.cloud.tag")), "{:?}", r.skipped);
+    assert!(
+        r.skipped.iter().any(|s| s.item.contains("scratch") && s.message.contains("eu.egi.cloud.tag")),
+        "{:?}",
+        r.skipped
+    );
     // Every manifest and blob GET without a token was answered 401 first,
     // then pulled with one from /service/token; _catalog was never asked.
     let tokens = logged(&sim, "/service/token");
-    assert!(tokens.len() >= 2 && tokens.iter().all(|(u, s)| *s == 200 && u.contains("scope=repository%3Aegi_vm_images%2F")), "{tokens:?}");
+    assert!(
+        tokens.len() >= 2 && tokens.iter().all(|(u, s)| *s == 200 && u.contains("scope=repository%3Aegi_vm_images%2F")),
+        "{tokens:?}"
+    );
     let manifests = logged(&sim, "/manifests/");
     assert!(manifests.iter().any(|(_, s)| *s == 401) && manifests.iter().any(|(_, s)| *s == 200), "{manifests:?}");
     assert!(logged(&sim, "/blobs/").iter().filter(|(_, s)| *s == 200).count() >= 2);

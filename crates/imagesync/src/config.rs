@@ -406,4 +406,44 @@ mod tests {
         let e = SyncConfig::build(None, t).unwrap_err().to_string();
         assert!(e.contains("tag_pattern"), "{e}");
     }
+
+    #[test]
+    fn harbor_password_from_a_file_or_the_environment_never_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "from-file\n").unwrap();
+        let toml = format!(
+            "[images.registry]\nurl = \"https://r\"\nproject = \"p\"\nusername = \"robot$x\"\npassword_file = \"{}\"\n",
+            f.display()
+        );
+        let c = SyncConfig::build(None, parse_toml(&toml, "t").unwrap()).unwrap();
+        let r = c.registry.as_ref().unwrap();
+        assert_eq!(r.kind, RegistryKind::Harbor);
+        assert_eq!(r.shared_project, "p");
+        assert_eq!(r.api_base(), "https://r/api/v2.0");
+        assert_eq!(r.password.as_ref().map(Secret::expose), Some("from-file"));
+        assert!(!format!("{c:?}").contains("from-file"), "{c:?}");
+        // A variable nothing sets.
+        let var = "FEDSITE_TEST_HARBOR_PASSWORD_UNSET";
+        let t = parse_toml(
+            &format!("[images.registry]\nurl = \"https://r\"\nusername = \"u\"\npassword_env = \"{var}\"\n"),
+            "t",
+        )
+        .unwrap();
+        let e = SyncConfig::build(None, t).unwrap_err().to_string();
+        assert!(e.contains("password_env") && e.contains(var), "{e}");
+        let both = format!(
+            "[images.registry]\nurl = \"https://r\"\nusername = \"u\"\npassword = \"x\"\npassword_file = \"{}\"\n",
+            f.display()
+        );
+        let e = SyncConfig::build(None, parse_toml(&both, "t").unwrap()).unwrap_err().to_string();
+        assert!(e.contains("only one of"), "{e}");
+        let e = SyncConfig::build(
+            None,
+            parse_toml("[images.registry]\nurl = \"https://r\"\nusername = \"u\"\n", "t").unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("username without a password"), "{e}");
+    }
 }

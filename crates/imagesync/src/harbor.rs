@@ -182,7 +182,7 @@ pub async fn list(reg: &Registry, cfg: &RegistryConfig, vos: &BTreeSet<String>) 
                 })
                 .collect();
             // Newest push first (stable: Harbor's order among equals).
-            taken.sort_by(|a, b| b.0.push_time.cmp(&a.0.push_time));
+            taken.sort_by_key(|t| std::cmp::Reverse(t.0.push_time));
             let Some((artifact, tag)) = taken.first() else {
                 let why = if cfg.subscribed_images.is_empty() {
                     format!("no tag matches {}", cfg.tag_pattern)

@@ -443,7 +443,7 @@ fn artifacts(reg: &Registry, repo: &str, project_id: u64, repo_id: u64, q: &[(St
         .map(|(d, tags)| (reg.pushed.get(&format!("{repo}@{d}")).copied().unwrap_or(0), d, tags))
         .filter(|(_, _, tags)| !tagged_only || !tags.is_empty())
         .collect();
-    arts.sort_by(|a, b| b.0.cmp(&a.0));
+    arts.sort_by_key(|a| std::cmp::Reverse(a.0));
     arts.into_iter()
         .map(|(seq, digest, tags)| {
             let m: Value =

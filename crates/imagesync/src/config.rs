@@ -78,8 +78,9 @@ pub struct RegistryConfig {
     /// Harbor's REST API (default `<url>/api/v2.0`).
     #[serde(default)]
     pub api_url: Option<String>,
-    /// The host images are referenced by (default: the URL's host[:port]).
-    #[serde(default)]
+    /// The host images are referenced by (default: the URL's host[:port];
+    /// atrope's `registry_host`).
+    #[serde(default, alias = "registry_host")]
     pub host: Option<String>,
     /// The Harbor project shared with every VO (atrope's `project`).
     #[serde(default = "default_shared_project", alias = "project")]
@@ -97,11 +98,13 @@ pub struct RegistryConfig {
     /// Only these repositories (`project/name`); empty = all.
     #[serde(default)]
     pub repositories: Vec<String>,
-    /// HTTP Basic user (a robot account `robot$…`, or a user with its CLI secret).
-    #[serde(default)]
+    /// HTTP Basic user (a robot account `robot$…`, or a user with its CLI
+    /// secret; atrope's `auth_user`).
+    #[serde(default, alias = "auth_user")]
     pub username: Option<String>,
-    /// The password itself (prefer `password_file` or `password_env`).
-    #[serde(default)]
+    /// The password itself (prefer `password_file` or `password_env`;
+    /// atrope's `auth_password`).
+    #[serde(default, alias = "auth_password")]
     pub password: Option<Secret>,
     /// A file holding the password (trailing newline dropped).
     #[serde(default)]
@@ -413,7 +416,7 @@ mod tests {
         let f = dir.path().join("pw");
         std::fs::write(&f, "from-file\n").unwrap();
         let toml = format!(
-            "[images.registry]\nurl = \"https://r\"\nproject = \"p\"\nusername = \"robot$x\"\npassword_file = \"{}\"\n",
+            "[images.registry]\nurl = \"https://r\"\nproject = \"p\"\nauth_user = \"robot$x\"\npassword_file = \"{}\"\n",
             f.display()
         );
         let c = SyncConfig::build(None, parse_toml(&toml, "t").unwrap()).unwrap();
@@ -421,6 +424,7 @@ mod tests {
         assert_eq!(r.kind, RegistryKind::Harbor);
         assert_eq!(r.shared_project, "p");
         assert_eq!(r.api_base(), "https://r/api/v2.0");
+        assert_eq!(r.username.as_deref(), Some("robot$x"));
         assert_eq!(r.password.as_ref().map(Secret::expose), Some("from-file"));
         assert!(!format!("{c:?}").contains("from-file"), "{c:?}");
         // A variable nothing sets.

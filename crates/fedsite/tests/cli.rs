@@ -38,6 +38,13 @@ fn demo_reports_the_scenarios_inventory() {
     assert!(stdout.contains("no VO mapping"), "{stdout}");
     let spooled = stdout.lines().find(|l| l.starts_with("records spooled: ")).expect("a spool summary");
     assert!(spooled.contains(" cloud") && spooled.contains(" storage"), "{spooled}");
+    // The images part: the simulated Harbor read with its robot account,
+    // the private VO projects included, nothing failing.
+    assert!(
+        stdout.contains("registry.egi.eu vo.example.org/tools:2023.04.01 (qcow2→raw) for vo.example.org"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("entries skipped, 0 errors)"), "{stdout}");
     // Delivery: every spooled message is sent, received, verified and stored.
     let messages: usize = stdout
         .lines()

@@ -1,5 +1,6 @@
 //! Image sync against the REAL Glance and Keystone of `scripts/test`, from
-//! the sim's OCI registry: upload with properties and members, a second run
+//! the sim's registry as a Harbor (REST API listing, token flow, the robot
+//! account as the EGI central deployment uses): upload with properties and members, a second run
 //! that changes nothing, a new tag replacing its image, a withdrawn image
 //! removed, qcow2 → raw conversion, and per-image errors (tampered blob,
 //! unreachable registry, Glance refusing the data) that leave nothing behind.
@@ -10,7 +11,7 @@ mod pki;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use imagesync::config::{RegistryConfig, SyncConfig};
+use imagesync::config::{RegistryConfig, Secret, SyncConfig};
 use imagesync::sync::{Action, RunOptions, Syncer};
 use openstack::glance::{Image, ListImages, members};
 use openstack::{CloudConfig, Scope, Session};
@@ -106,15 +107,10 @@ fn config(site: &Site, sim: &sim::SimHandle, formats: &[&str], cache: &std::path
     c.cache_dir = cache.to_path_buf();
     c.progress = false;
     c.registry = Some(RegistryConfig {
-        url: sim.base_url().to_string(),
-        host: None,
         shared_project: sim::oci::SHARED_PROJECT.into(),
-        vo_projects: true,
-        tag_pattern: "^[^-]*$".into(),
-        repositories: vec![],
-        username: None,
-        password: None,
-        name: "registry".into(),
+        username: Some(sim::harbor::ROBOT_USER.into()),
+        password: Some(Secret::new(sim::harbor::ROBOT_PASSWORD)),
+        ..RegistryConfig::new(sim.base_url())
     });
     c
 }
@@ -342,7 +338,12 @@ async fn tampered_blob_and_glance_refusal_fail_alone_and_leave_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn signed_hepix_list_uploads_and_a_tampered_or_foreign_list_uploads_nothing() {
     let site = site().await;
-    let sim = common::start_sim_scenario("tiny").await;
+    // The listed URI is fetched anonymously, as from any web server: the
+    // sim's registry in its lenient mode serves it so.
+    let scenario = sim::scenario::builtin("tiny").unwrap().generate();
+    let mut sim_cfg = sim::SimConfig::new(scenario);
+    sim_cfg.registry = sim::harbor::RegistryMode::Lenient;
+    let sim = sim::start(sim_cfg).await.unwrap();
     let cache = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut pki = pki::Pki::new(dir.path());

@@ -33,34 +33,148 @@ pub struct SyncConfig {
     pub progress: bool,
 }
 
-/// An OCI registry in the Harbor style: one shared project plus one project per VO.
+/// What kind of registry a source is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryKind {
+    /// A Harbor (registry.egi.eu): listed through its REST API v2.0, pulled
+    /// with tokens from its token service.
+    #[default]
+    Harbor,
+    /// A plain OCI registry: listed through `/v2/_catalog` and `tags/list`.
+    Oci,
+}
+
+/// A password or token: never shown by `Debug` (nor logged).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// An OCI registry source: one shared project plus one project per VO.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryConfig {
     /// Base URL, e.g. `https://registry.egi.eu` (`/v2/...` is appended).
     pub url: String,
-    /// The host images are referenced by (default: the URL's host[:port]).
+    /// `harbor` (default) or `oci`.
     #[serde(default)]
+    pub kind: RegistryKind,
+    /// Harbor's REST API (default `<url>/api/v2.0`).
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// The host images are referenced by (default: the URL's host[:port];
+    /// atrope's `registry_host`).
+    #[serde(default, alias = "registry_host")]
     pub host: Option<String>,
-    /// The Harbor project shared with every VO.
-    #[serde(default = "default_shared_project")]
+    /// The Harbor project shared with every VO (atrope's `project`).
+    #[serde(default = "default_shared_project", alias = "project")]
     pub shared_project: String,
     /// Also take the project named like each VO (shared with that VO only).
     #[serde(default = "yes")]
     pub vo_projects: bool,
-    /// Tags considered (atrope/catch-all: tags without `-`).
+    /// Tags considered (atrope/catch-all: tags without `-`); empty = any tag.
     #[serde(default = "default_tag_pattern")]
     pub tag_pattern: String,
+    /// Harbor: tags or artifact digests to take (atrope's
+    /// `subscribed_images`); when set, `tag_pattern` is not used.
+    #[serde(default)]
+    pub subscribed_images: Vec<String>,
     /// Only these repositories (`project/name`); empty = all.
     #[serde(default)]
     pub repositories: Vec<String>,
-    #[serde(default)]
+    /// HTTP Basic user (a robot account `robot$…`, or a user with its CLI
+    /// secret; atrope's `auth_user`).
+    #[serde(default, alias = "auth_user")]
     pub username: Option<String>,
+    /// The password itself (prefer `password_file` or `password_env`;
+    /// atrope's `auth_password`).
+    #[serde(default, alias = "auth_password")]
+    pub password: Option<Secret>,
+    /// A file holding the password (trailing newline dropped).
     #[serde(default)]
-    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// An environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Harbor REST API `page_size` (1..=100; atrope's default 50).
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
     /// Source name stored in `image_list` (default `registry`).
     #[serde(default = "default_registry_name")]
     pub name: String,
+}
+
+impl RegistryConfig {
+    /// A Harbor source at `url` with every other key at its default.
+    pub fn new(url: &str) -> RegistryConfig {
+        RegistryConfig {
+            url: url.into(),
+            kind: RegistryKind::default(),
+            api_url: None,
+            host: None,
+            shared_project: default_shared_project(),
+            vo_projects: true,
+            tag_pattern: default_tag_pattern(),
+            subscribed_images: vec![],
+            repositories: vec![],
+            username: None,
+            password: None,
+            password_file: None,
+            password_env: None,
+            page_size: default_page_size(),
+            name: default_registry_name(),
+        }
+    }
+
+    /// The REST API base (`api_url`, or `<url>/api/v2.0`), without a trailing `/`.
+    pub fn api_base(&self) -> String {
+        match &self.api_url {
+            Some(a) => a.trim_end_matches('/').to_string(),
+            None => format!("{}/api/v2.0", self.url.trim_end_matches('/')),
+        }
+    }
+
+    /// Reads `password_file` / `password_env` into `password` and clears
+    /// them (at most one of the three may be set; a user needs a password
+    /// and the reverse).
+    pub fn resolve_password(&mut self) -> Result<(), SyncError> {
+        let set = [self.password.is_some(), self.password_file.is_some(), self.password_env.is_some()];
+        if set.iter().filter(|s| **s).count() > 1 {
+            return Err(SyncError::Config(
+                "images.registry: set only one of password, password_file and password_env".into(),
+            ));
+        }
+        if let Some(f) = self.password_file.take() {
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| SyncError::Config(format!("images.registry.password_file {}: {e}", f.display())))?;
+            self.password = Some(Secret::new(text.trim_end_matches(['\n', '\r'])));
+        } else if let Some(var) = self.password_env.take() {
+            let v = std::env::var(&var)
+                .map_err(|e| SyncError::Config(format!("images.registry.password_env {var}: {e}")))?;
+            self.password = Some(Secret::new(v));
+        }
+        match (&self.username, &self.password) {
+            (Some(_), None) => Err(SyncError::Config("images.registry: username without a password".into())),
+            (None, Some(_)) => Err(SyncError::Config("images.registry: a password without username".into())),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A signed HEPiX image list.
@@ -92,6 +206,9 @@ fn default_shared_project() -> String {
 }
 fn default_tag_pattern() -> String {
     "^[^-]*$".into()
+}
+fn default_page_size() -> u32 {
+    50
 }
 fn default_registry_name() -> String {
     "registry".into()
@@ -224,7 +341,14 @@ impl SyncConfig {
         if let Some(bad) = formats.iter().find(|f| f.is_empty() || !f.chars().all(|c| c.is_ascii_alphanumeric())) {
             return Err(SyncError::Config(format!("images.formats: {bad:?} is not a disk format name")));
         }
-        if let Some(r) = &t.registry {
+        let mut registry = t.registry;
+        if let Some(r) = &mut registry {
+            r.resolve_password()?;
+            if !(1..=100).contains(&r.page_size) {
+                return Err(SyncError::Config(format!("images.registry.page_size {}: not in 1..=100", r.page_size)));
+            }
+            url::Url::parse(&r.api_base())
+                .map_err(|e| SyncError::Config(format!("images.registry.api_url {:?}: {e}", r.api_base())))?;
             regex::Regex::new(&r.tag_pattern)
                 .map_err(|e| SyncError::Config(format!("images.registry.tag_pattern: {e}")))?;
             url::Url::parse(&r.url).map_err(|e| SyncError::Config(format!("images.registry.url {:?}: {e}", r.url)))?;
@@ -236,7 +360,7 @@ impl SyncConfig {
             tag: t.tag.unwrap_or_else(default_tag),
             name_prefix: t.name_prefix.unwrap_or_default(),
             cache_dir: t.cache_dir.unwrap_or_else(default_cache),
-            registry: t.registry,
+            registry,
             hepix: t.hepix,
             qemu_img: t.qemu_img.unwrap_or_else(default_qemu_img),
             progress: true,
@@ -284,5 +408,46 @@ mod tests {
         let t = parse_toml("[images.registry]\nurl = \"http://r\"\ntag_pattern = \"(\"\n", "f").unwrap();
         let e = SyncConfig::build(None, t).unwrap_err().to_string();
         assert!(e.contains("tag_pattern"), "{e}");
+    }
+
+    #[test]
+    fn harbor_password_from_a_file_or_the_environment_never_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "from-file\n").unwrap();
+        let toml = format!(
+            "[images.registry]\nurl = \"https://r\"\nproject = \"p\"\nauth_user = \"robot$x\"\npassword_file = \"{}\"\n",
+            f.display()
+        );
+        let c = SyncConfig::build(None, parse_toml(&toml, "t").unwrap()).unwrap();
+        let r = c.registry.as_ref().unwrap();
+        assert_eq!(r.kind, RegistryKind::Harbor);
+        assert_eq!(r.shared_project, "p");
+        assert_eq!(r.api_base(), "https://r/api/v2.0");
+        assert_eq!(r.username.as_deref(), Some("robot$x"));
+        assert_eq!(r.password.as_ref().map(Secret::expose), Some("from-file"));
+        assert!(!format!("{c:?}").contains("from-file"), "{c:?}");
+        // A variable nothing sets.
+        let var = "FEDSITE_TEST_HARBOR_PASSWORD_UNSET";
+        let t = parse_toml(
+            &format!("[images.registry]\nurl = \"https://r\"\nusername = \"u\"\npassword_env = \"{var}\"\n"),
+            "t",
+        )
+        .unwrap();
+        let e = SyncConfig::build(None, t).unwrap_err().to_string();
+        assert!(e.contains("password_env") && e.contains(var), "{e}");
+        let both = format!(
+            "[images.registry]\nurl = \"https://r\"\nusername = \"u\"\npassword = \"x\"\npassword_file = \"{}\"\n",
+            f.display()
+        );
+        let e = SyncConfig::build(None, parse_toml(&both, "t").unwrap()).unwrap_err().to_string();
+        assert!(e.contains("only one of"), "{e}");
+        let e = SyncConfig::build(
+            None,
+            parse_toml("[images.registry]\nurl = \"https://r\"\nusername = \"u\"\n", "t").unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("username without a password"), "{e}");
     }
 }

@@ -104,7 +104,7 @@ pub async fn fetch(
     http: &reqwest::Client,
     cache: &Cache,
     url: &str,
-    auth: Option<(&str, &str)>,
+    authorization: Option<&str>,
     digest: &ContentDigest,
     size: Option<u64>,
     progress: bool,
@@ -125,8 +125,8 @@ pub async fn fetch(
     let dl_err = |m: String| SyncError::Download { url: url.to_string(), message: m };
     let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     let mut req = http.get(url);
-    if let Some((u, p)) = auth {
-        req = req.basic_auth(u, Some(p));
+    if let Some(a) = authorization {
+        req = req.header(reqwest::header::AUTHORIZATION, a);
     }
     let resume = have > 0 && size.is_none_or(|s| have < s);
     if resume {
@@ -135,7 +135,7 @@ pub async fn fetch(
     let mut resp = req.send().await.map_err(|e| dl_err(chain(&e)))?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(dl_err(format!("HTTP {}", status.as_u16())));
+        return Err(SyncError::DownloadStatus { url: url.to_string(), status: status.as_u16() });
     }
     let resumed = resume && status.as_u16() == 206;
     let mut file = tokio::fs::OpenOptions::new()

@@ -10,6 +10,9 @@ pub enum SyncError {
     Source { source_name: String, message: String },
     #[error("downloading {url}: {message}")]
     Download { url: String, message: String },
+    /// The server answered an error status (401: the token was refused).
+    #[error("downloading {url}: HTTP {status}")]
+    DownloadStatus { url: String, status: u16 },
     #[error("{what}: checksum mismatch: expected {expected}, got {actual}")]
     Checksum { what: String, expected: String, actual: String },
     #[error("{what}: size mismatch: expected {expected} bytes, got {actual}")]

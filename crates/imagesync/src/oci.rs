@@ -1,15 +1,19 @@
-//! OCI distribution API v2 client for a Harbor-style registry: catalog and
-//! tag lists (paged with `Link`), manifests with their annotations
-//! (`eu.egi.cloud.*`, `org.openstack.glance.*`), blob URLs; and the listing
-//! of a registry as [`SourceImage`]s (newest matching tag per repository).
+//! OCI distribution API v2 client: catalog and tag lists (paged with
+//! `Link`), manifests with their annotations (`eu.egi.cloud.*`,
+//! `org.openstack.glance.*`), blob URLs, each request authorized as the
+//! registry asks ([`crate::auth`]: Harbor's tokens, or Basic); and the
+//! listing of a plain registry as [`SourceImage`]s (newest matching tag per
+//! repository). A Harbor is listed by [`crate::harbor`].
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::RegistryConfig;
+use crate::auth::{Auth, Challenge, TokenService};
+use crate::config::{RegistryConfig, RegistryKind};
 use crate::download::{ContentDigest, chain};
 use crate::error::SyncError;
 use crate::source::{SourceImage, SourceListing};
@@ -74,6 +78,23 @@ pub enum RegistryError {
         #[source]
         source: NotAManifest,
     },
+    /// The token service refused or answered something else than a token.
+    #[error("GET {url} (token service): HTTP {status}: {message}")]
+    Token { url: String, status: u16, message: String },
+    /// A `WWW-Authenticate` challenge that cannot be followed.
+    #[error("GET {url}: authentication challenge: {message}")]
+    Challenge { url: String, message: String },
+    /// Still 401 after the token flow (and Basic, with credentials).
+    #[error("GET {url}: HTTP 401: not authorized ({challenge}){hint}")]
+    Unauthorized { url: String, challenge: String, hint: &'static str },
+}
+
+/// The registry's first error message in a body, or the body's start.
+pub(crate) fn error_message(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.pointer("/errors/0/message").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| body.chars().take(200).collect())
 }
 
 /// Why a repository's manifest gives no image ([`image_from_manifest`]).
@@ -98,13 +119,40 @@ pub fn next_link(header: &str) -> Option<String> {
     Some(url.to_string())
 }
 
-/// A registry client (anonymous, or HTTP basic auth as Harbor robot accounts use).
+/// The URL of the `rel="next"` link of a `Link` header (Harbor joins
+/// `prev` and `next` with `" , "`; the distribution spec sends `next` alone).
+pub fn link_next(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (url, params) = part.trim().strip_prefix('<')?.split_once('>')?;
+        params
+            .split(';')
+            .any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            })
+            .then(|| url.to_string())
+    })
+}
+
+/// The pull scope of a `/v2/<repo>/{manifests,blobs,tags}/…` path.
+pub fn pull_scope(path: &str) -> Option<String> {
+    let rest = path.split("/v2/").nth(1)?.split('?').next()?;
+    let repo = rest
+        .strip_suffix("/tags/list")
+        .or_else(|| rest.rsplit_once("/manifests/").map(|(r, _)| r))
+        .or_else(|| rest.rsplit_once("/blobs/").map(|(r, _)| r))?;
+    Some(format!("repository:{repo}:pull"))
+}
+
+/// A registry client: anonymous, HTTP Basic (a robot account) or Harbor's
+/// token flow, with the tokens cached per scope.
 #[derive(Debug, Clone)]
 pub struct Registry {
     pub base: String,
     pub host: String,
+    pub kind: RegistryKind,
     http: reqwest::Client,
-    auth: Option<(String, String)>,
+    auth: Arc<Auth>,
 }
 
 impl Registry {
@@ -115,34 +163,118 @@ impl Registry {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
             None => url.host_str().unwrap_or("").to_string(),
         });
-        let auth = match (&cfg.username, &cfg.password) {
+        let basic = match (&cfg.username, &cfg.password) {
             (Some(u), Some(p)) => Some((u.clone(), p.clone())),
             _ => None,
         };
-        Ok(Registry { base: cfg.url.trim_end_matches('/').to_string(), host, http, auth })
+        Ok(Registry {
+            base: cfg.url.trim_end_matches('/').to_string(),
+            host,
+            kind: cfg.kind,
+            http,
+            auth: Arc::new(Auth::new(basic)),
+        })
     }
 
-    pub fn auth(&self) -> Option<(&str, &str)> {
-        self.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
-    async fn get(&self, path: &str, accept: &str) -> Result<reqwest::Response, RegistryError> {
+    /// Credentials and tokens.
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// The `Authorization` value to download `url` with (a blob of this
+    /// registry): a cached or new token on a Harbor, Basic on a plain
+    /// registry with credentials, none otherwise.
+    pub async fn authorization(&self, url: &str) -> Result<Option<String>, RegistryError> {
+        let scope = pull_scope(url).filter(|_| url.starts_with(&self.base));
+        let (RegistryKind::Harbor, Some(scope)) = (self.kind, scope) else { return Ok(self.auth.basic_header()) };
+        if let Some(h) = self.auth.cached(&scope) {
+            return Ok(Some(h));
+        }
+        let svc = match self.auth.token_service() {
+            Some(s) => s,
+            None => self.discover_token_service().await?,
+        };
+        self.auth.fetch_token(&self.http, &svc, &scope).await.map(Some)
+    }
+
+    /// The registry refused the token used for `url`: the next
+    /// [`Registry::authorization`] fetches a new one.
+    pub fn refused(&self, url: &str) {
+        if let Some(scope) = pull_scope(url) {
+            self.auth.forget(&scope);
+        }
+    }
+
+    /// `GET /v2/` without credentials: the realm of its Bearer challenge.
+    async fn discover_token_service(&self) -> Result<TokenService, RegistryError> {
+        let url = format!("{}/v2/", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| RegistryError::Request { url: url.clone(), chain: chain(&e) })?;
+        let c = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).and_then(Challenge::parse);
+        match c.and_then(|c| token_service(&c)) {
+            Some(s) => {
+                self.auth.learn(s.clone());
+                Ok(s)
+            }
+            None => Err(RegistryError::Challenge { url, message: "no Bearer challenge with a realm".into() }),
+        }
+    }
+
+    /// GET with the registry's authorization dance: a cached token for the
+    /// path's scope (Harbor) or Basic (plain registry); on 401 a token for
+    /// the challenge's scope, once, then Basic with credentials, once.
+    pub(crate) async fn get(&self, path: &str, accept: &str) -> Result<reqwest::Response, RegistryError> {
         let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
-        let mut req = self.http.get(&url).header("Accept", accept);
-        if let Some((u, p)) = &self.auth {
-            req = req.basic_auth(u, Some(p));
-        }
-        let resp = req.send().await.map_err(|e| RegistryError::Request { url: url.clone(), chain: chain(&e) })?;
-        if !resp.status().is_success() {
+        let scope = pull_scope(&url);
+        let mut header = match self.kind {
+            RegistryKind::Oci => self.auth.basic_header(),
+            RegistryKind::Harbor => scope.as_deref().and_then(|s| self.auth.cached(s)),
+        };
+        let (mut fresh_token, mut tried_basic) = (false, false);
+        loop {
+            let mut req = self.http.get(&url).header("Accept", accept);
+            if let Some(h) = &header {
+                req = req.header("Authorization", h);
+            }
+            let resp = req.send().await.map_err(|e| RegistryError::Request { url: url.clone(), chain: chain(&e) })?;
             let status = resp.status().as_u16();
-            let body = resp.text().await.unwrap_or_default();
-            let msg = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v.pointer("/errors/0/message").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or_else(|| body.chars().take(200).collect());
-            return Err(RegistryError::Status { url, status, message: msg });
+            if status == 401 {
+                let raw =
+                    resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let challenge = Challenge::parse(&raw);
+                if let Some(svc) = challenge.as_ref().and_then(token_service) {
+                    self.auth.learn(svc);
+                }
+                let want = challenge.as_ref().and_then(|c| c.param("scope")).map(str::to_string).or(scope.clone());
+                if !fresh_token && let (Some(want), Some(svc)) = (want, self.auth.token_service()) {
+                    self.auth.forget(&want);
+                    header = Some(self.auth.fetch_token(&self.http, &svc, &want).await?);
+                    fresh_token = true;
+                    continue;
+                }
+                if !tried_basic && let Some(b) = self.auth.basic_header() {
+                    header = Some(b);
+                    tried_basic = true;
+                    continue;
+                }
+                let hint =
+                    if self.auth.has_credentials() { "" } else { "; a private project needs username and password" };
+                return Err(RegistryError::Unauthorized { url, challenge: raw, hint });
+            }
+            if !(200..300).contains(&status) {
+                let body = resp.text().await.unwrap_or_default();
+                return Err(RegistryError::Status { url, status, message: error_message(&body) });
+            }
+            return Ok(resp);
         }
-        Ok(resp)
     }
 
     /// Follows `Link: <...>; rel="next"` pages of a JSON list under `field`.
@@ -156,7 +288,7 @@ impl Registry {
                 return Err(RegistryError::TooManyPages { first: first.to_string() });
             }
             let resp = self.get(&path, "application/json").await?;
-            next = resp.headers().get("link").and_then(|v| v.to_str().ok()).and_then(next_link);
+            next = resp.headers().get("link").and_then(|v| v.to_str().ok()).and_then(link_next);
             let v: Value = resp.json().await.map_err(|source| RegistryError::NotJson { path: path.clone(), source })?;
             for item in v.get(field).and_then(Value::as_array).into_iter().flatten() {
                 if let Some(s) = item.as_str() {
@@ -202,6 +334,12 @@ impl Registry {
     pub fn blob_url(&self, repo: &str, digest: &str) -> String {
         format!("{}/v2/{repo}/blobs/{digest}", self.base)
     }
+}
+
+/// The token service of a Bearer challenge (None for Basic or no realm).
+fn token_service(c: &Challenge) -> Option<TokenService> {
+    (c.scheme == "bearer").then_some(())?;
+    Some(TokenService { realm: c.param("realm")?.to_string(), service: c.param("service").map(str::to_string) })
 }
 
 fn sim_free_sha256(b: &[u8]) -> String {
@@ -304,14 +442,36 @@ pub fn image_from_manifest(
     m: &Manifest,
     vos: BTreeSet<String>,
 ) -> Result<SourceImage, SkipReason> {
-    let layer = m.layers.first().ok_or(SkipReason::NoLayers)?;
-    if m.layers.len() > 1 {
-        return Err(SkipReason::Layers(m.layers.len()));
-    }
+    let layer = single_layer(m)?;
     let mut ann = m.annotations.clone();
     for (k, v) in &layer.annotations {
         ann.insert(k.clone(), v.clone());
     }
+    image_from_layer(reg, cfg, repo, tag, manifest_digest, layer, ann, vos)
+}
+
+/// The disk layer of an image artifact (exactly one).
+pub(crate) fn single_layer(m: &Manifest) -> Result<&Descriptor, SkipReason> {
+    let layer = m.layers.first().ok_or(SkipReason::NoLayers)?;
+    if m.layers.len() > 1 {
+        return Err(SkipReason::Layers(m.layers.len()));
+    }
+    Ok(layer)
+}
+
+/// The image of `repo:tag` whose data is `layer`, described by `ann`
+/// (skipped without `eu.egi.cloud.tag`, as atrope).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn image_from_layer(
+    reg: &Registry,
+    cfg: &RegistryConfig,
+    repo: &str,
+    tag: &str,
+    manifest_digest: &str,
+    layer: &Descriptor,
+    mut ann: Map<String, Value>,
+    vos: BTreeSet<String>,
+) -> Result<SourceImage, SkipReason> {
     if s(&ann, "eu.egi.cloud.tag").is_none() {
         return Err(SkipReason::NotAnEgiImage);
     }
@@ -346,5 +506,21 @@ mod tests {
         let mut t = vec!["2023.5.10", "2023.5.9", "2023.05.02", "1", "2023.5.9a"];
         t.sort_by(|a, b| tag_cmp(a, b));
         assert_eq!(t, vec!["1", "2023.05.02", "2023.5.9", "2023.5.9a", "2023.5.10"]);
+    }
+
+    #[test]
+    fn the_next_link_is_found_after_prev() {
+        let h = r#"</api/v2.0/projects?page=1&page_size=10>; rel="prev" , </api/v2.0/projects?page=3&page_size=10>; rel="next""#;
+        assert_eq!(link_next(h).as_deref(), Some("/api/v2.0/projects?page=3&page_size=10"));
+        assert_eq!(link_next(r#"</v2/_catalog?last=b&n=2>; rel="next""#).as_deref(), Some("/v2/_catalog?last=b&n=2"));
+        assert_eq!(link_next(r#"</p?page=1>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn pull_scopes_of_registry_paths() {
+        assert_eq!(pull_scope("http://h/v2/p/a/b/blobs/sha256:00").as_deref(), Some("repository:p/a/b:pull"));
+        assert_eq!(pull_scope("/v2/p/r/manifests/1.0").as_deref(), Some("repository:p/r:pull"));
+        assert_eq!(pull_scope("/v2/p/r/tags/list?n=100").as_deref(), Some("repository:p/r:pull"));
+        assert_eq!(pull_scope("/v2/_catalog?n=100"), None);
     }
 }

@@ -12,11 +12,11 @@ use openstack::glance::{Image, ListImages, members};
 use openstack::{Scope, Session};
 use serde_json::{Map, Value, json};
 
-use crate::config::SyncConfig;
+use crate::config::{RegistryKind, SyncConfig};
 use crate::download::{self, Cache};
 use crate::error::SyncError;
 use crate::source::SourceImage;
-use crate::{hepix, oci};
+use crate::{harbor, hepix, oci};
 
 /// Property keys fedsite writes besides atrope's.
 pub const KEY_PROP: &str = "fedsite_key";
@@ -209,6 +209,8 @@ pub struct Syncer<'a> {
     /// Scoped to the project that owns the images.
     pub session: &'a Session,
     pub http: reqwest::Client,
+    /// The registry client of the last read, with its tokens (downloads use them).
+    registry: std::sync::OnceLock<oci::Registry>,
 }
 
 impl<'a> Syncer<'a> {
@@ -218,7 +220,7 @@ impl<'a> Syncer<'a> {
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        Syncer { cfg, session, http }
+        Syncer { cfg, session, http, registry: std::sync::OnceLock::new() }
     }
 
     /// Reads every source; a failing source is an error and is left out
@@ -227,8 +229,13 @@ impl<'a> Syncer<'a> {
         let vos: BTreeSet<String> = self.cfg.vos.keys().cloned().collect();
         let mut out = Vec::new();
         if let Some(rc) = &self.cfg.registry {
-            let listed = match oci::Registry::new(rc, self.http.clone()) {
-                Ok(reg) => oci::list(&reg, rc, &vos).await,
+            let reg = match self.registry.get() {
+                Some(r) => Ok(r),
+                None => oci::Registry::new(rc, self.http.clone()).map(|r| self.registry.get_or_init(|| r)),
+            };
+            let listed = match reg {
+                Ok(reg) if reg.kind == RegistryKind::Harbor => harbor::list(reg, rc, &vos).await,
+                Ok(reg) => oci::list(reg, rc, &vos).await,
                 Err(e) => Err(e),
             };
             match listed {
@@ -506,13 +513,7 @@ impl<'a> Syncer<'a> {
     /// Download (or cache), convert (or cache), create hidden + private,
     /// upload, check, then show. A failure deletes what was created.
     async fn upload(&self, d: &Desired, cache: &Cache, report: &mut Report) -> Result<String, SyncError> {
-        let auth = self.cfg.registry.as_ref().and_then(|r| match (&r.username, &r.password) {
-            (Some(u), Some(p)) if d.src.source == r.name => Some((u.as_str(), p.as_str())),
-            _ => None,
-        });
-        let (file, fetched) =
-            download::fetch(&self.http, cache, &d.src.url, auth, &d.src.digest, d.src.size, self.cfg.progress, &d.name)
-                .await?;
+        let (file, fetched) = self.fetch(d, cache).await?;
         if fetched.cached {
             report.cache_hits += 1;
         } else {
@@ -543,6 +544,41 @@ impl<'a> Syncer<'a> {
                     tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
                 }
                 other => return other,
+            }
+        }
+    }
+
+    /// Downloads an image's data, with the registry's authorization when it
+    /// comes from the registry; a refused token (401) is renewed once.
+    async fn fetch(&self, d: &Desired, cache: &Cache) -> Result<(PathBuf, download::Fetched), SyncError> {
+        let reg = self.registry.get().filter(|_| self.cfg.registry.as_ref().is_some_and(|r| r.name == d.src.source));
+        let mut renewed = false;
+        loop {
+            let authorization = match reg {
+                Some(r) => r.authorization(&d.src.url).await.map_err(|e| SyncError::Download {
+                    url: d.src.url.clone(),
+                    message: format!("authorization: {e}"),
+                })?,
+                None => None,
+            };
+            let got = download::fetch(
+                &self.http,
+                cache,
+                &d.src.url,
+                authorization.as_deref(),
+                &d.src.digest,
+                d.src.size,
+                self.cfg.progress,
+                &d.name,
+            )
+            .await;
+            match (got, reg) {
+                (Err(SyncError::DownloadStatus { status: 401, .. }), Some(r)) if !renewed => {
+                    tracing::info!(target: "imagesync", image = %d.name, "registry token refused: renewing it");
+                    r.refused(&d.src.url);
+                    renewed = true;
+                }
+                (other, _) => return other,
             }
         }
     }

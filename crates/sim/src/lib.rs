@@ -19,6 +19,7 @@ pub mod auth;
 pub mod error;
 pub mod federation;
 pub mod gocdb;
+pub mod harbor;
 pub mod index;
 pub mod layers;
 pub mod model;
@@ -77,6 +78,8 @@ pub struct SimConfig {
     /// Queens: flavor listings without extra specs; 46: no embedded flavor). Default: the
     /// newest the simulator has (2.79).
     pub nova_max_minor: u32,
+    /// The registry's guard: Harbor (default) or a lenient plain registry.
+    pub registry: harbor::RegistryMode,
 }
 
 impl SimConfig {
@@ -92,6 +95,7 @@ impl SimConfig {
             vault: BTreeMap::new(),
             endpoint_faults: Vec::new(),
             nova_max_minor: nova::MAX_MINOR,
+            registry: harbor::RegistryMode::default(),
         }
     }
 }
@@ -144,6 +148,8 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         vault: RwLock::new(vault::VaultState { secrets: config.vault, ..Default::default() }),
         endpoint_faults: RwLock::new(config.endpoint_faults),
         nova_max_minor: config.nova_max_minor.clamp(nova::MIN_MINOR, nova::MAX_MINOR),
+        registry_mode: config.registry,
+        harbor_tokens: Mutex::new(HashMap::new()),
     });
     let ams = match config.ams {
         Some(cfg) => Some(ams::start(cfg, state.clone()).await.map_err(SimError::Ams)?),
@@ -173,6 +179,7 @@ fn router(state: Arc<AppState>) -> Router {
         .nest(Service::Prometheus.prefix(), prometheus::router())
         .nest("/v2", oci::router())
         .route("/v2/", get(oci::root))
+        .merge(harbor::router())
         .nest("/object-store", swift::router())
         .nest("/gocdb", gocdb::router())
         .nest("/vault", vault::router())

@@ -1,7 +1,9 @@
-//! A simulated OCI registry in the Harbor style of registry.egi.eu: the
-//! distribution API v2 (`/v2/`, `_catalog`, `tags/list`, manifests, blobs
-//! with `Range`), anonymous pull, holding small real qcow2 disk images the
-//! scenario generates (the shared project `egi_vm_images` + one per VO).
+//! A simulated OCI registry, the registry.egi.eu content: the distribution
+//! API v2 (`/v2/`, `_catalog`, `tags/list`, manifests, blobs with `Range`)
+//! holding small real qcow2 disk images the scenario generates (the shared
+//! project `egi_vm_images` + one per VO), pushed as EGI's `upload.sh` pushes
+//! them (oras 1.2.2 layout). Who may read what is [`crate::harbor`]'s
+//! (Harbor mode, the default) or nobody's (lenient mode: anonymous pull).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,7 +25,10 @@ use crate::state::AppState;
 pub const SHARED_PROJECT: &str = "egi_vm_images";
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const EMPTY_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
-pub const DISK_LAYER_MEDIA_TYPE: &str = "application/vnd.egi.cloud.disk.v1";
+/// The layer media type of EGI's images (`upload.sh`: a compressed qcow2).
+pub const DISK_LAYER_MEDIA_TYPE: &str = "application/x-qemu-disk";
+/// oras 1.2.2's default `artifactType`.
+pub const ARTIFACT_TYPE: &str = "application/vnd.unknown.artifact.v1";
 
 /// Registry content: repositories with their tags, manifests and blobs by digest.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +39,9 @@ pub struct Registry {
     pub manifests: BTreeMap<String, Arc<Vec<u8>>>,
     /// blob digest → bytes.
     pub blobs: BTreeMap<String, Arc<Vec<u8>>>,
+    /// `<repository>@<manifest digest>` → push sequence number (Harbor's
+    /// `push_time` is derived from it: a later push is a later time).
+    pub pushed: BTreeMap<String, u64>,
 }
 
 /// One disk image to push: where, and what its annotations say.
@@ -117,46 +125,50 @@ impl Registry {
     pub fn push(&mut self, image: &RegistryImage) -> String {
         let disk = qcow2_image(u64::from(image.virtual_mib.clamp(1, 64)) << 20, image.marker.as_bytes());
         let disk_digest = sha256_digest(&disk);
-        let config = b"{}".to_vec();
+        let config = b"{}".to_vec(); // oras: application/vnd.oci.empty.v1+json, size 2
         let config_digest = sha256_digest(&config);
         let file = format!("{}.qcow2", image.repository.rsplit('/').next().unwrap_or("image"));
-        let mut annotations = serde_json::Map::new();
-        if image.egi_tag {
-            annotations.insert("eu.egi.cloud.tag".into(), json!(image.tag));
-        }
+        // As upload.sh: the EGI keys on the layer (keyed by the file name),
+        // only revision / source / created on the manifest.
+        let mut layer = serde_json::Map::new();
         for (k, v) in [
             ("eu.egi.cloud.description", image.description.as_str()),
             ("org.openstack.glance.os_distro", &image.os_distro),
             ("org.openstack.glance.os_version", &image.os_version),
             ("org.openstack.glance.architecture", "x86_64"),
+            ("org.openstack.glance.disk_format", &image.disk_format),
             ("org.openstack.glance.container_format", "bare"),
-            ("org.opencontainers.image.created", &image.created),
-            ("org.opencontainers.image.source", "https://github.com/EGI-Federation/fedcloud-vmi-templates"),
-            ("org.opencontainers.image.revision", &image.marker),
         ] {
-            annotations.insert(k.into(), json!(v));
+            layer.insert(k.into(), json!(v));
         }
+        if image.egi_tag {
+            layer.insert("eu.egi.cloud.tag".into(), json!(image.tag));
+        }
+        layer.insert("org.opencontainers.image.title".into(), json!(file));
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": MANIFEST_MEDIA_TYPE,
-            "artifactType": "application/vnd.egi.cloud.image.v1",
+            "artifactType": ARTIFACT_TYPE,
             "config": {"mediaType": EMPTY_CONFIG_MEDIA_TYPE, "digest": config_digest, "size": config.len()},
             "layers": [{
                 "mediaType": DISK_LAYER_MEDIA_TYPE,
                 "digest": disk_digest,
                 "size": disk.len(),
-                "annotations": {
-                    "org.opencontainers.image.title": file,
-                    "org.openstack.glance.disk_format": image.disk_format,
-                },
+                "annotations": layer,
             }],
-            "annotations": annotations,
+            "annotations": {
+                "org.opencontainers.image.created": image.created,
+                "org.opencontainers.image.source": "https://github.com/EGI-Federation/fedcloud-vmi-templates",
+                "org.opencontainers.image.revision": image.marker,
+            },
         });
         let bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
         let digest = sha256_digest(&bytes);
         self.blobs.insert(disk_digest, Arc::new(disk));
         self.blobs.insert(config_digest, Arc::new(config));
         self.manifests.insert(digest.clone(), Arc::new(bytes));
+        let seq = self.pushed.values().max().copied().unwrap_or(0) + 1;
+        self.pushed.insert(format!("{}@{digest}", image.repository), seq);
         self.repositories.entry(image.repository.clone()).or_default().insert(image.tag.clone(), digest.clone());
         digest
     }
@@ -217,14 +229,17 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
     Router::new().route("/", get(root)).route("/{*rest}", get(dispatch).head(dispatch))
 }
 
-fn oci_error(status: StatusCode, code: &str, message: String) -> Response {
+pub(crate) fn oci_error(status: StatusCode, code: &str, message: String) -> Response {
     let mut r =
         (status, axum::Json(json!({"errors": [{"code": code, "message": message, "detail": null}]}))).into_response();
     r.headers_mut().insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
     r
 }
 
-pub(crate) async fn root() -> Response {
+pub(crate) async fn root(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(refused) = crate::harbor::v2_gate(&state, "", &headers) {
+        return refused;
+    }
     let mut r = axum::Json(json!({})).into_response();
     r.headers_mut().insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
     r
@@ -261,6 +276,9 @@ async fn dispatch(
     Query(q): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(refused) = crate::harbor::v2_gate(&state, &rest, &headers) {
+        return refused;
+    }
     let site = state.site.read().unwrap();
     let reg = &site.registry;
     if rest == "_catalog" {

@@ -292,6 +292,10 @@ pub struct AppState {
     pub endpoint_faults: RwLock<Vec<EndpointFault>>,
     /// The newest Nova microversion minor served (`SimConfig::nova_max_minor`).
     pub nova_max_minor: u32,
+    /// Harbor (default) or a lenient plain registry ([`crate::harbor`]).
+    pub registry_mode: crate::harbor::RegistryMode,
+    /// Tokens the simulated Harbor's token service issued.
+    pub harbor_tokens: Mutex<crate::harbor::TokenStore>,
 }
 
 impl AppState {

@@ -96,8 +96,9 @@ pub fn print_report(r: &Report) {
     }
 }
 
-/// `fedsite demo`: what a sync from the simulated registry into the
-/// simulated Glance would do (dry run; VO projects from the inventory).
+/// `fedsite demo`: what a sync from the simulated registry (a Harbor, read
+/// with its robot account) into the simulated Glance would do (dry run; VO
+/// projects from the inventory).
 pub async fn demo_plan(
     handle: &sim::SimHandle,
     session: &Session,
@@ -105,8 +106,10 @@ pub async fn demo_plan(
     cache: &std::path::Path,
 ) -> Result<Report> {
     let toml = format!(
-        "[images]\nsync = true\nformats = [\"raw\"]\nname_prefix = \"registry.egi.eu \"\n[images.registry]\nurl = \"{}\"\n",
-        handle.base_url()
+        "[images]\nsync = true\nformats = [\"raw\"]\nname_prefix = \"registry.egi.eu \"\n[images.registry]\nurl = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\n",
+        handle.base_url(),
+        sim::harbor::ROBOT_USER,
+        sim::harbor::ROBOT_PASSWORD,
     );
     let mut cfg = SyncConfig::build(None, imagesync::config::parse_toml(&toml, "demo")?)?;
     cfg.vos = vos.into_iter().collect();

@@ -43,6 +43,11 @@ pub struct SimArgs {
     /// Token the simulated services use to validate tokens in hybrid mode.
     #[arg(long, env = "FEDSITE_SIM_KEYSTONE_TOKEN", hide_env_values = true)]
     pub keystone_token: Option<String>,
+    /// The registry: `harbor` (registry.egi.eu's rules: token service,
+    /// private VO projects, `_catalog` for the admin) or `lenient` (a plain
+    /// registry, anonymous pull).
+    #[arg(long, value_name = "MODE", default_value = "harbor", value_parser = ["harbor", "lenient"])]
+    pub registry: String,
     #[command(flatten)]
     pub ams: AmsSimArgs,
 }
@@ -276,6 +281,9 @@ pub async fn run(args: SimArgs) -> Result<ExitCode> {
     config.bind = args.listen;
     config.profiles = args.behaviour.profiles()?;
     config.fault_seed = args.behaviour.fault_seed;
+    if args.registry == "lenient" {
+        config.registry = sim::harbor::RegistryMode::Lenient;
+    }
     config.external_keystone = match (args.keystone_url, args.keystone_token) {
         (Some(auth_url), Some(service_token)) => Some(ExternalKeystone { auth_url, service_token }),
         _ => None,

@@ -28,7 +28,23 @@ pub fn published_vos(doc: &Value) -> BTreeSet<String> {
     vos
 }
 
-async fn load(src: &str, timeout: std::time::Duration) -> Result<Value, InfoDocError> {
+/// The newest `CreationTime` of any object of a GLUE document (cloud-info stamps every
+/// object with the run's start): when the document was produced.
+pub fn creation_time(doc: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    let objects = doc.as_object()?.values().filter_map(Value::as_array).flatten();
+    objects
+        .filter_map(|o| o.get("CreationTime")?.as_str())
+        .filter_map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc)).ok().or_else(|| {
+                // Python's naive isoformat(), as older cloud-info-provider releases wrote it: UTC.
+                chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc())
+            })
+        })
+        .max()
+}
+
+/// Reads a GLUE document from a file path or an http(s) URL.
+pub async fn load(src: &str, timeout: std::time::Duration) -> Result<Value, InfoDocError> {
     let bytes = if src.starts_with("http://") || src.starts_with("https://") {
         let http = reqwest::Client::builder().timeout(timeout * 3).build().map_err(InfoDocError::Client)?;
         let r = http.get(src).send().await.map_err(|e| InfoDocError::Request(crate::catalog::error_chain(&e)))?;
@@ -44,7 +60,7 @@ async fn load(src: &str, timeout: std::time::Duration) -> Result<Value, InfoDocE
 
 /// Why the information document could not be read.
 #[derive(Debug, thiserror::Error)]
-enum InfoDocError {
+pub enum InfoDocError {
     #[error("{0}")]
     Client(reqwest::Error),
     /// The request failed: the error with its causes.

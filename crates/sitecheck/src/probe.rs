@@ -200,10 +200,10 @@ pub async fn login(cfg: &CloudConfig, vo: &str, timeout: Duration) -> Result<Ses
     s.rescope(Scope::project_id(p.id.clone())).await.map_err(|source| LoginError::Refused { url, source })
 }
 
-/// Runs `probe` within `settings.timeout`. `login` is the robot's cloud (None or an error
-/// when none could be resolved; `Err` holds why). Past the timeout: UNKNOWN while still
+/// Runs `probe` within `settings.timeout`. `login_cfg` is the robot's cloud, or why none
+/// could be resolved ([`resolve_login`]). Past the timeout: UNKNOWN while still
 /// logging in, CRITICAL after.
-pub async fn run(probe: Probe, login_cfg: Result<&CloudConfig, &str>, settings: &Settings) -> Outcome {
+pub async fn run(probe: Probe, login_cfg: Result<&CloudConfig, &LoginError>, settings: &Settings) -> Outcome {
     let logged_in = Arc::new(AtomicBool::new(!probe.needs_login(settings)));
     let started = Instant::now();
     let flag = logged_in.clone();
@@ -211,9 +211,7 @@ pub async fn run(probe: Probe, login_cfg: Result<&CloudConfig, &str>, settings: 
         let session = if probe.needs_login(settings) {
             let cfg = match login_cfg {
                 Ok(c) => c,
-                Err(why) => {
-                    return Outcome::unknown(probe.service(), LoginError::NoCredentials(why.to_string()).to_string());
-                }
+                Err(e) => return Outcome::new(probe.service(), e.state(), e.to_string()),
             };
             match login(cfg, &settings.vo, settings.check.connect_timeout.max(Duration::from_secs(1)) * 3).await {
                 Ok(s) => {
@@ -230,7 +228,7 @@ pub async fn run(probe: Probe, login_cfg: Result<&CloudConfig, &str>, settings: 
             None
         };
         match (probe, session) {
-            (Probe::Vm, Some(s)) => vm(settings, &s).await,
+            (Probe::Vm, Some(s)) => vm(settings, started, &s).await,
             (Probe::Swift, Some(s)) => swift(&s).await,
             (Probe::Info, s) => info(settings, s.as_ref()).await,
             (Probe::Accounting, _) => accounting(settings).await,
@@ -257,17 +255,18 @@ pub async fn run(probe: Probe, login_cfg: Result<&CloudConfig, &str>, settings: 
     out
 }
 
-/// The VM probe's server wait, kept inside the overall timeout with room to delete.
-fn vm_settings(settings: &Settings) -> CheckConfig {
+/// The VM probe's wait for ACTIVE, kept inside what is left of the overall timeout with as
+/// much room again to delete the server and see it gone (that wait is as long at most).
+fn vm_settings(settings: &Settings, started: Instant) -> CheckConfig {
     let mut c = settings.check.clone();
-    let room = settings.timeout.mul_f64(0.8).max(Duration::from_secs(1));
-    c.probe.vm_timeout = c.probe.vm_timeout.min(room);
+    let left = settings.timeout.saturating_sub(started.elapsed());
+    c.probe.vm_timeout = c.probe.vm_timeout.min(left.mul_f64(0.45).max(Duration::from_secs(1)));
     c.probe.vo = settings.vo.clone();
     c
 }
 
-async fn vm(settings: &Settings, s: &Session) -> Outcome {
-    let cfg = vm_settings(settings);
+async fn vm(settings: &Settings, started: Instant, s: &Session) -> Outcome {
+    let cfg = vm_settings(settings, started);
     match crate::vmprobe::start_and_delete(&cfg, s).await {
         Ok(run) => Outcome::ok(Probe::Vm.service(), run.message).with_perf(
             Perf::seconds("active", f64::from(run.active_secs))
@@ -463,6 +462,19 @@ async fn keystone(settings: &Settings, s: &Session) -> Outcome {
 
 async fn ports(settings: &Settings, s: &Session) -> Outcome {
     checks(Probe::Ports.service(), crate::ports::inbound(&settings.check, s).await)
+}
+
+/// The login of a probe: the robot's URL and token when a URL is given (a token is then
+/// required), else the clouds.yaml entry `os_cloud`, else the `OS_*` variables.
+pub fn resolve_login(robot: Option<&Robot>, os_cloud: Option<&str>) -> Result<CloudConfig, LoginError> {
+    match robot {
+        Some(r) if r.access_token.is_empty() => Err(LoginError::NoCredentials(format!(
+            "--os-auth-url {} without an access token (--access-token FILE, --os-access-token or OS_ACCESS_TOKEN)",
+            r.auth_url
+        ))),
+        Some(r) => r.cloud().map_err(|e| LoginError::NoCredentials(e.to_string())),
+        None => CloudConfig::load(os_cloud).map_err(|e| LoginError::NoCredentials(e.to_string())),
+    }
 }
 
 /// How a VO robot logs in from the command line alone: Keystone's URL and an OIDC access

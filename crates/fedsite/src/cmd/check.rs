@@ -100,8 +100,15 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 10)]
     pub connect_timeout: u64,
     /// Print JSON instead of text.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "nagios")]
     pub json: bool,
+    /// Print as a Nagios plugin: one status line with perfdata, a line per check; exit
+    /// 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the check could not run).
+    #[arg(long)]
+    pub nagios: bool,
+    /// Seconds the whole check may take (default: no limit); past it, CRITICAL (exit 2).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 /// The accounting check's view of a spool, read by `messaging` (sitecheck does not know
@@ -144,6 +151,49 @@ fn url_port(u: &str) -> Option<u16> {
 }
 
 pub async fn run(args: CheckArgs) -> Result<ExitCode> {
+    let limit = args.timeout.map(|t| Duration::from_secs(t.max(1)));
+    let result = match limit {
+        Some(l) => match tokio::time::timeout(l, report(&args)).await {
+            Ok(r) => r,
+            Err(_) => {
+                let o = sitecheck::nagios::Outcome::critical(
+                    "FEDSITE",
+                    format!("the check did not finish within {} s (--timeout)", l.as_secs()),
+                );
+                if args.nagios {
+                    print!("{}", o.render());
+                } else {
+                    eprintln!("fedsite: error: {}", o.summary);
+                }
+                return Ok(ExitCode::from(o.exit_code()));
+            }
+        },
+        None => report(&args).await,
+    };
+    let report = match (result, args.nagios) {
+        (Ok(r), _) => r,
+        (Err(e), true) => {
+            let o = sitecheck::nagios::Outcome::unknown("FEDSITE", format!("{e:#}"));
+            print!("{}", o.render());
+            return Ok(ExitCode::from(o.exit_code()));
+        }
+        (Err(e), false) => return Err(e),
+    };
+    if args.nagios {
+        let o = sitecheck::nagios::from_report("FEDSITE", &report);
+        print!("{}", o.render());
+        return Ok(ExitCode::from(o.exit_code()));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+/// Resolves the settings, logs in and runs the checks.
+async fn report(args: &CheckArgs) -> Result<Report> {
     // sender.cfg when given, else fedsite.toml's [ams] / [spool] / [ledger] (global --config,
     // or /etc/fedsite/fedsite.toml).
     let file = if args.sender_config.is_none() { super::site_config()? } else { None };
@@ -251,11 +301,5 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
     }
     let mut report = sitecheck::run::run(&cfg, &sessions).await;
     early.append(&mut report.checks);
-    let report = Report { checks: early };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
-    } else {
-        print!("{}", report.to_text());
-    }
-    Ok(ExitCode::from(report.exit_code()))
+    Ok(Report { checks: early })
 }

@@ -356,3 +356,71 @@ async fn check_nagios_is_one_status_line_with_perfdata() {
     assert_state(&run, "FEDSITE", "UNKNOWN", 3);
     site.sim.stop().await;
 }
+
+/// The Nagios `command_line`s and NRPE `command[…]=` lines of docs/sitecheck.md.
+fn documented_command_lines() -> Vec<String> {
+    let doc = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/sitecheck.md");
+    let text = std::fs::read_to_string(doc).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            l.strip_prefix("command_line").map(|c| c.trim().to_string()).or_else(|| {
+                l.strip_prefix("command[").and_then(|c| c.split_once("]=")).map(|(_, c)| c.to_string())
+            })
+        })
+        .collect();
+    assert!(lines.len() >= 7, "docs/sitecheck.md lost its command definitions: {lines:#?}");
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_command_definitions_run_as_printed() {
+    let site = start(healthy()).await;
+    // What the host runs them against: the document published, a fresh ledger, the site
+    // account in clouds.yaml as `mysite`.
+    let robot = sitecheck::probe::Robot {
+        auth_url: site.sim.auth_url(),
+        access_token: openstack::Secret::new(site.token.clone()),
+        ..Default::default()
+    };
+    let session = sitecheck::probe::login(&robot.cloud().unwrap(), "ops", std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let doc = glue(Utc::now() - Duration::hours(1), &["ops"]);
+    cloudinfo::publish::to_swift(&session, "cloud-info", "SITE.json", &doc).await.unwrap();
+    let ledger = site.dir.path().join("ledger.sqlite");
+    ledger_sent(&ledger, Duration::hours(2));
+    let clouds = site.dir.path().join("clouds.yaml");
+    common::write_private(&clouds, site.sim.clouds_yaml().replacen("  sim:\n", "  mysite:\n", 1));
+    let auth_url = site.sim.auth_url();
+    let token_file = site.token_file.to_str().unwrap();
+    for line in documented_command_lines() {
+        let cmd = line
+            .replace("/usr/bin/fedsite", env!("CARGO_BIN_EXE_fedsite"))
+            .replace("$_HOSTOS_AUTH_URL$", &auth_url)
+            .replace("$USER3$", token_file)
+            .replace("$_HOSTGOCDB_SITE$", "SITE")
+            .replace("/var/lib/fedsite/ledger.sqlite", ledger.to_str().unwrap());
+        assert!(!cmd.contains('$'), "a macro the test does not know: {line}");
+        let out = tokio::process::Command::new("bash")
+            .args(["-c", &cmd])
+            .env("OS_CLIENT_CONFIG_FILE", &clouds)
+            .env("FEDSITE_LOG", "error")
+            .env_remove("OS_CLOUD")
+            .env_remove("FEDSITE_CONFIG")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let first = stdout.lines().next().unwrap_or("");
+        assert!(
+            first.split(' ').nth(1) == Some("OK") && out.status.code() == Some(0),
+            "{line}\nexited {:?}:\n{stdout}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!stdout.contains(&site.token), "{stdout}");
+    }
+    site.sim.stop().await;
+}

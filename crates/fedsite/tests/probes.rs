@@ -82,8 +82,7 @@ async fn fedsite(args: &[&str]) -> Run {
 /// runs it centrally; the token never shows.
 async fn probe(site: &Site, name: &str, extra: &[&str]) -> Run {
     let auth_url = site.sim.auth_url();
-    let mut args =
-        vec!["probe", name, "--os-auth-url", &auth_url, "--access-token", site.token_file.to_str().unwrap()];
+    let mut args = vec!["probe", name, "--os-auth-url", &auth_url, "--access-token", site.token_file.to_str().unwrap()];
     args.extend_from_slice(extra);
     let run = fedsite(&args).await;
     assert!(!run.stdout.contains(&site.token), "the access token was printed:\n{}", run.stdout);
@@ -95,8 +94,10 @@ fn glue(created: chrono::DateTime<Utc>, vos: &[&str]) -> Vec<u8> {
     let t = created.to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
     let policies: Vec<serde_json::Value> = vos
         .iter()
-        .map(|vo| serde_json::json!({"ID": format!("share_{vo}_Policy"), "CreationTime": t, "Validity": 3600,
-            "Scheme": "org.glite.standard", "Rule": [format!("VO:{vo}")], "Associations": {"PolicyUserDomain": [vo]}}))
+        .map(|vo| {
+            serde_json::json!({"ID": format!("share_{vo}_Policy"), "CreationTime": t, "Validity": 3600,
+            "Scheme": "org.glite.standard", "Rule": [format!("VO:{vo}")], "Associations": {"PolicyUserDomain": [vo]}})
+        })
         .collect();
     serde_json::to_vec(&serde_json::json!({
         "CloudComputingService": [{"ID": "https://site.example/v3_cloud.compute", "CreationTime": t, "Validity": 3600,
@@ -134,7 +135,9 @@ async fn vm_probe_boots_and_deletes_as_the_ops_robot() {
     assert_state(&run, "VM", "OK", 0);
     let line = run.first_line();
     assert!(
-        line.contains("fedsite-probe-") && line.contains("EGI Small Ubuntu for Monitoring") && line.contains("ACTIVE in"),
+        line.contains("fedsite-probe-")
+            && line.contains("EGI Small Ubuntu for Monitoring")
+            && line.contains("ACTIVE in"),
         "{line}"
     );
     assert!(line.contains(" | 'active'=") && line.contains("'time'="), "{line}");
@@ -180,7 +183,8 @@ async fn swift_probe_writes_reads_back_and_deletes() {
         })
         .flatten()
         .collect();
-    let want = [("PUT", "container"), ("PUT", "object"), ("GET", "object"), ("DELETE", "object"), ("DELETE", "container")];
+    let want =
+        [("PUT", "container"), ("PUT", "object"), ("GET", "object"), ("DELETE", "object"), ("DELETE", "container")];
     let mut got: Vec<(&str, &str)> = swift.iter().map(|(m, d)| (m.as_str(), *d)).collect();
     got.sort();
     let mut want = want.to_vec();
@@ -210,9 +214,8 @@ async fn info_probe_judges_the_documents_age() {
         access_token: openstack::Secret::new(site.token.clone()),
         ..Default::default()
     };
-    let session = sitecheck::probe::login(&robot.cloud().unwrap(), "ops", std::time::Duration::from_secs(10))
-        .await
-        .unwrap();
+    let session =
+        sitecheck::probe::login(&robot.cloud().unwrap(), "ops", std::time::Duration::from_secs(10)).await.unwrap();
     let fresh = glue(Utc::now() - Duration::hours(3), &["ops", "vo.access.egi.eu"]);
     cloudinfo::publish::to_swift(&session, "cloud-info", "SITE.json", &fresh).await.unwrap();
     let run = probe(
@@ -233,11 +236,27 @@ async fn info_probe_judges_the_documents_age() {
     std::fs::write(&file, glue(Utc::now() - Duration::days(6) - Duration::hours(1), &["ops"])).unwrap();
     let run = fedsite(&["probe", "info", "--info", file.to_str().unwrap()]).await;
     assert_state(&run, "INFO", "CRITICAL", 2);
-    assert!(run.first_line().contains("is 6 days old") && run.first_line().contains("over the 5 days limit"), "{}", run.stdout);
+    assert!(
+        run.first_line().contains("is 6 days old") && run.first_line().contains("over the 5 days limit"),
+        "{}",
+        run.stdout
+    );
     // Thresholds are options; a VO the document lacks is critical too.
     let run = fedsite(&["probe", "info", "--info", file.to_str().unwrap(), "-w", "7", "-c", "10"]).await;
     assert_state(&run, "INFO", "OK", 0);
-    let run = fedsite(&["probe", "info", "--info", file.to_str().unwrap(), "-w", "7", "-c", "10", "--publishes-vo", "biomed"]).await;
+    let run = fedsite(&[
+        "probe",
+        "info",
+        "--info",
+        file.to_str().unwrap(),
+        "-w",
+        "7",
+        "-c",
+        "10",
+        "--publishes-vo",
+        "biomed",
+    ])
+    .await;
     assert_state(&run, "INFO", "CRITICAL", 2);
     assert!(run.first_line().contains("it lacks VO(s) biomed"), "{}", run.stdout);
     // A document that is not there.
@@ -286,7 +305,11 @@ async fn keystone_and_ports_probes_and_a_closed_port() {
     let site = start(sc).await;
     let run = probe(&site, "ports", &["--connect-timeout", "3"]).await;
     assert_state(&run, "PORTS", "CRITICAL", 2);
-    assert!(run.first_line().contains(&format!("ports.network: cannot connect to 127.0.0.1:{closed}")), "{}", run.stdout);
+    assert!(
+        run.first_line().contains(&format!("ports.network: cannot connect to 127.0.0.1:{closed}")),
+        "{}",
+        run.stdout
+    );
     let run = probe(&site, "keystone", &["--connect-timeout", "3"]).await;
     assert_state(&run, "KEYSTONE", "CRITICAL", 2);
     site.sim.stop().await;
@@ -349,7 +372,11 @@ async fn check_nagios_is_one_status_line_with_perfdata() {
     assert!(run.first_line().contains(" | 'ok'=2;;;0;2 'warning'=0;;;0;2 'critical'=0;;;0;2"), "{}", run.stdout);
     let run = check("ports").await;
     assert_state(&run, "FEDSITE", "CRITICAL", 2);
-    assert!(run.first_line().contains(&format!("ports.network: cannot connect to 127.0.0.1:{closed}")), "{}", run.stdout);
+    assert!(
+        run.first_line().contains(&format!("ports.network: cannot connect to 127.0.0.1:{closed}")),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("\nOK ports.identity: "), "{}", run.stdout);
     // An option it cannot use: UNKNOWN.
     let run = fedsite(&["check", "--nagios", "--only", "nonsense"]).await;
@@ -365,9 +392,9 @@ fn documented_command_lines() -> Vec<String> {
         .lines()
         .filter_map(|l| {
             let l = l.trim();
-            l.strip_prefix("command_line").map(|c| c.trim().to_string()).or_else(|| {
-                l.strip_prefix("command[").and_then(|c| c.split_once("]=")).map(|(_, c)| c.to_string())
-            })
+            l.strip_prefix("command_line")
+                .map(|c| c.trim().to_string())
+                .or_else(|| l.strip_prefix("command[").and_then(|c| c.split_once("]=")).map(|(_, c)| c.to_string()))
         })
         .collect();
     assert!(lines.len() >= 7, "docs/sitecheck.md lost its command definitions: {lines:#?}");
@@ -384,9 +411,8 @@ async fn the_documented_command_definitions_run_as_printed() {
         access_token: openstack::Secret::new(site.token.clone()),
         ..Default::default()
     };
-    let session = sitecheck::probe::login(&robot.cloud().unwrap(), "ops", std::time::Duration::from_secs(10))
-        .await
-        .unwrap();
+    let session =
+        sitecheck::probe::login(&robot.cloud().unwrap(), "ops", std::time::Duration::from_secs(10)).await.unwrap();
     let doc = glue(Utc::now() - Duration::hours(1), &["ops"]);
     cloudinfo::publish::to_swift(&session, "cloud-info", "SITE.json", &doc).await.unwrap();
     let ledger = site.dir.path().join("ledger.sqlite");

@@ -226,7 +226,13 @@ impl SimHandle {
 
     /// [`SimHandle::federate_egi`] granting `role` instead of `reader` (`member` for a VO
     /// robot that boots servers and writes to Swift, as EGI's monitoring does).
-    pub async fn federate_egi_with_role(&self, issuer: &str, vo: &str, project: &str, role: &str) -> Result<(), String> {
+    pub async fn federate_egi_with_role(
+        &self,
+        issuer: &str,
+        vo: &str,
+        project: &str,
+        role: &str,
+    ) -> Result<(), String> {
         let http = reqwest::Client::new();
         let auth = serde_json::json!({"auth": {
             "identity": {"methods": ["password"], "password": {"user": {

@@ -252,7 +252,11 @@ mod tests {
         r.checks.push(Check::skipped("vm", "t", "disabled"));
         let o = from_report("FEDSITE", &r);
         assert_eq!(o.state, State::Ok);
-        assert!(o.render().starts_with("FEDSITE OK - 1 checks ok, 1 skipped | 'ok'=1;;;0;2 'warning'=0;;;0;2"), "{}", o.render());
+        assert!(
+            o.render().starts_with("FEDSITE OK - 1 checks ok, 1 skipped | 'ok'=1;;;0;2 'warning'=0;;;0;2"),
+            "{}",
+            o.render()
+        );
         r.checks.push(Check::critical("ports.network", "t", "cannot connect", "open it"));
         r.checks.push(Check::warning("accounting.last-send", "t", "10 days", "send"));
         let o = from_report("FEDSITE", &r);

@@ -361,13 +361,13 @@ fn age_perf(label: &str, age: chrono::Duration, warn: chrono::Duration, crit: ch
 async fn info(settings: &Settings, s: Option<&Session>) -> Outcome {
     let svc = Probe::Info.service();
     let (doc, src) = match (&settings.info, s) {
-        (None, _) => return Outcome::unknown(svc, "no information document given (--info FILE|URL or --swift-container)"),
-        (Some(InfoSource::Location(loc)), _) => {
-            match crate::info::load(loc, settings.check.connect_timeout).await {
-                Ok(d) => (d, loc.clone()),
-                Err(e) => return Outcome::critical(svc, format!("cannot read the information document: {e}")),
-            }
+        (None, _) => {
+            return Outcome::unknown(svc, "no information document given (--info FILE|URL or --swift-container)");
         }
+        (Some(InfoSource::Location(loc)), _) => match crate::info::load(loc, settings.check.connect_timeout).await {
+            Ok(d) => (d, loc.clone()),
+            Err(e) => return Outcome::critical(svc, format!("cannot read the information document: {e}")),
+        },
         (Some(InfoSource::Swift { container, object }), Some(s)) => {
             let where_ = format!("Swift {container}/{object}");
             let got = match ObjectStore::new(s).await {
@@ -504,11 +504,8 @@ impl Robot {
         let or = |v: &str, d: &str| if v.is_empty() { d.to_string() } else { v.to_string() };
         o.insert("identity_provider".into(), or(&self.identity_provider, "egi.eu"));
         o.insert("protocol".into(), or(&self.protocol, "openid"));
-        let opt = [
-            ("project_id", &self.project_id),
-            ("project_name", &self.project_name),
-            ("region_name", &self.region),
-        ];
+        let opt =
+            [("project_id", &self.project_id), ("project_name", &self.project_name), ("region_name", &self.region)];
         for (k, v) in opt {
             if let Some(v) = v {
                 o.insert(k.into(), v.clone());

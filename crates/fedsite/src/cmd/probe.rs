@@ -123,7 +123,8 @@ pub async fn run(args: ProbeArgs) -> Result<ExitCode> {
         region: args.region.clone(),
         cacert: args.os_cacert.clone(),
     });
-    let mut settings = Settings { timeout: Duration::from_secs(args.timeout.max(1)), vo: args.vo.clone(), ..Default::default() };
+    let mut settings =
+        Settings { timeout: Duration::from_secs(args.timeout.max(1)), vo: args.vo.clone(), ..Default::default() };
     let c = &mut settings.check;
     c.region = args.region.clone();
     c.swift = args.swift;
@@ -175,7 +176,10 @@ fn print(o: Outcome) -> ExitCode {
 /// and version.
 pub fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> Option<ExitCode> {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
         return None;
     }
     let words: Vec<&str> = args.iter().skip(1).filter_map(|a| a.to_str()).collect();

@@ -259,6 +259,13 @@ async fn info_probe_judges_the_documents_age() {
     .await;
     assert_state(&run, "INFO", "CRITICAL", 2);
     assert!(run.first_line().contains("it lacks VO(s) biomed"), "{}", run.stdout);
+    // The same document, old, where the site publishes it: its CreationTime counts, not
+    // when the object was written.
+    let old = glue(Utc::now() - Duration::days(6) - Duration::hours(1), &["ops"]);
+    cloudinfo::publish::to_swift(&session, "cloud-info", "OLD.json", &old).await.unwrap();
+    let run = probe(&site, "info", &["--swift-container", "cloud-info", "--swift-object", "OLD.json"]).await;
+    assert_state(&run, "INFO", "CRITICAL", 2);
+    assert!(run.first_line().contains("Swift cloud-info/OLD.json is 6 days old"), "{}", run.stdout);
     // A document that is not there.
     let run = probe(&site, "info", &["--swift-container", "cloud-info", "--swift-object", "MISSING.json"]).await;
     assert_state(&run, "INFO", "CRITICAL", 2);
@@ -337,6 +344,23 @@ async fn unknown_when_the_probe_cannot_run() {
     let run = fedsite(&["probe", "swift", "--os-auth-url", &auth_url, "--os-access-token", "not-a-token"]).await;
     assert_state(&run, "SWIFT", "CRITICAL", 2);
     assert!(run.first_line().contains("refused the login"), "{}", run.stdout);
+    // A Keystone that takes the connection and never answers: the probe ends at -t, UNKNOWN.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/identity/v3", silent.local_addr().unwrap());
+    let run = fedsite(&[
+        "probe",
+        "vm",
+        "--os-auth-url",
+        &url,
+        "--access-token",
+        site.token_file.to_str().unwrap(),
+        "-t",
+        "2",
+    ])
+    .await;
+    assert_state(&run, "VM", "UNKNOWN", 3);
+    assert!(run.first_line().contains("the login did not finish within 2 s (--timeout)"), "{}", run.stdout);
+    drop(silent);
     // A wrong command line is UNKNOWN (3), not clap's 2.
     let run = fedsite(&["probe", "swift", "--no-such-option"]).await;
     assert_state(&run, "FEDSITE", "UNKNOWN", 3);

@@ -408,6 +408,40 @@ async fn check_nagios_is_one_status_line_with_perfdata() {
     site.sim.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_nagios_runs_centrally_with_only_the_endpoint_and_a_token() {
+    let site = start(healthy()).await;
+    let auth_url = site.sim.auth_url();
+    let token_file = site.token_file.to_str().unwrap();
+    let run = fedsite(&[
+        "check",
+        "--nagios",
+        "--os-auth-url",
+        &auth_url,
+        "--access-token",
+        token_file,
+        "--only",
+        "catalog,ports,vm",
+        "--vm-poll",
+        "0.2",
+        "--connect-timeout",
+        "3",
+    ])
+    .await;
+    assert_state(&run, "FEDSITE", "OK", 0);
+    assert!(run.stdout.contains("\nOK vm.start: fedsite-probe-"), "{}", run.stdout);
+    assert!(run.stdout.contains("\nOK catalog.object-store: "), "{}", run.stdout);
+    assert!(!run.stdout.contains(&site.token), "{}", run.stdout);
+    // Keystone unreachable: the check could not run.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{closed}/identity/v3");
+    let run =
+        fedsite(&["check", "--nagios", "--os-auth-url", &url, "--access-token", token_file, "--only", "catalog"]).await;
+    assert_state(&run, "FEDSITE", "UNKNOWN", 3);
+    assert!(run.first_line().contains("unreachable"), "{}", run.stdout);
+    site.sim.stop().await;
+}
+
 /// The Nagios `command_line`s and NRPE `command[…]=` lines of docs/sitecheck.md.
 fn documented_command_lines() -> Vec<String> {
     let doc = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/sitecheck.md");
@@ -421,7 +455,7 @@ fn documented_command_lines() -> Vec<String> {
                 .or_else(|| l.strip_prefix("command[").and_then(|c| c.split_once("]=")).map(|(_, c)| c.to_string()))
         })
         .collect();
-    assert!(lines.len() >= 7, "docs/sitecheck.md lost its command definitions: {lines:#?}");
+    assert!(lines.len() >= 8, "docs/sitecheck.md lost its command definitions: {lines:#?}");
     lines
 }
 

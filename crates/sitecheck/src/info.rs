@@ -115,3 +115,21 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
         )]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creation_time_is_the_newest_of_any_object_in_either_spelling() {
+        let doc = serde_json::json!({
+            "CloudComputingService": [{"ID": "s", "CreationTime": "2026-01-10T10:00:00.000120+00:00"}],
+            // Older cloud-info-provider releases: Python's naive isoformat, UTC.
+            "MappingPolicy": [{"ID": "p", "CreationTime": "2026-01-11T08:30:00.5"}, {"ID": "q", "CreationTime": 7}],
+            "Extra": {"CreationTime": "2030-01-01T00:00:00Z"},
+        });
+        let t = creation_time(&doc).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-01-11T08:30:00.500+00:00");
+        assert_eq!(creation_time(&serde_json::json!({"MappingPolicy": [{"ID": "p"}]})), None);
+    }
+}

@@ -64,6 +64,9 @@ enum Command {
     Info(cmd::info::InfoArgs),
     /// Check the site against what EGI requires (exit 0 ok, 1 warning, 2 critical).
     Check(cmd::check::CheckArgs),
+    /// One of ARGO's probes of the site (vm, swift, info, accounting, keystone, ports) as a
+    /// Nagios plugin: a status line with perfdata, exit 0 ok, 1 warning, 2 critical, 3 unknown.
+    Probe(cmd::probe::ProbeArgs),
     /// Keystone OIDC federation with EGI Check-in: generate, apply, lint.
     Keystone(cmd::keystone::KeystoneArgs),
     /// Serve Prometheus metrics of the ledger and spool; run extract + send on an interval.
@@ -108,7 +111,15 @@ fn main() -> ExitCode {
     if cmd::info::invoked_as_original(std::env::args_os().next().as_deref()) {
         return cmd::info::cloud_info_provider_main(std::env::args_os().collect());
     }
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        // `probe` and `check --nagios` answer a usage error with Nagios's UNKNOWN (3).
+        Err(e) => match cmd::probe::usage_error(&e, &argv) {
+            Some(code) => return code,
+            None => e.exit(),
+        },
+    };
     if !matches!(cli.command, Command::Serve(_) | Command::Sim(_) | Command::Bench(_) | Command::Demo(_)) {
         default_sigpipe();
     }
@@ -157,6 +168,7 @@ fn main() -> ExitCode {
             Command::Images(args) => cmd::images::run(args).await,
             Command::Info(args) => cmd::info::run(args).await,
             Command::Check(args) => cmd::check::run(args).await,
+            Command::Probe(args) => cmd::probe::run(args).await,
             Command::Keystone(args) => cmd::keystone::run(args).await,
             Command::Config(args) => cmd::config::run(args).await,
             Command::Central(args) => cmd::central::run(args).await,
@@ -220,6 +232,7 @@ Another run holds the lock of the ledger, spool or store; nothing was done (\fB\
 Interrupted (SIGINT, SIGTERM); a rerun resumes.
 .PP
 \fBcheck\fR exits with the worst status of its checks: 0 ok, 1 warning, 2 critical.
+\fBprobe\fR and \fBcheck \-\-nagios\fR follow the Nagios plugin contract: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the probe could not run: no credentials, endpoint unreachable, wrong command line).
 .SH FILES
 .TP
 \fI/etc/fedsite/fedsite.toml\fR

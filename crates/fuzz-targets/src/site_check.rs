@@ -1,5 +1,5 @@
 //! What `sitecheck` reads from outside: the host certificate and key (PEM, with its notAfter
-//! and subject DN), the published GLUE document (its VOs), `--vo VO=PROJECT` values, Keystone
+//! and subject DN), the published GLUE document (its VOs and age), `--vo VO=PROJECT` values, Keystone
 //! mapping rules and their entitlements.
 
 use openssl::x509::X509;
@@ -24,6 +24,13 @@ pub fn sitecheck_input(data: &[u8]) {
     if let Ok(doc) = serde_json::from_slice::<Value>(data) {
         for vo in info::published_vos(&doc) {
             assert_eq!(vo, vo.trim());
+        }
+        // The document's age as the info probe judges it: the newest CreationTime of any
+        // object, so there is one only when some object carries a CreationTime string.
+        if info::creation_time(&doc).is_some() {
+            let mut objects =
+                doc.as_object().into_iter().flat_map(|o| o.values()).filter_map(Value::as_array).flatten();
+            assert!(objects.any(|o| o.get("CreationTime").is_some_and(Value::is_string)));
         }
         // Keystone's mapping rules, as `fedsite keystone lint` reads them.
         let rules = ["/rules", "/mapping/rules", ""].iter().find_map(|p| doc.pointer(p).and_then(Value::as_array));

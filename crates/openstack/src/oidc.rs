@@ -63,7 +63,16 @@ pub(crate) async fn federated_token(
         .bearer_auth(access_token.expose())
         .send()
         .await
-        .map_err(|e| auth_error(&url, format!("federated login: {e}")))?;
+        .map_err(|e| Error::Transport {
+            request: crate::error::RequestInfo {
+                service: "identity".into(),
+                method: "POST".into(),
+                url: crate::session::redact(&url),
+            },
+            message: format!("federated login: {}", crate::error::chain(&e)),
+            attempts: 1,
+            timeout: e.is_timeout(),
+        })?;
     let status = resp.status();
     let token = resp.headers().get("x-subject-token").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = resp.text().await.unwrap_or_default();

@@ -236,7 +236,7 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
                 .map(|(i, s)| (s.vo.clone(), format!("{}-{i}", s.vo.trim_matches('/').replace('/', "-"))))
                 .collect();
             handle
-                .federate_egi_vos(&issuer, &original.protocol, &mapped)
+                .federate_egi_vos(&issuer, &original.protocol, &mapped, "reader")
                 .await
                 .map_err(|reason| FederationError::Federate { site: id.clone(), reason })?;
         }

@@ -241,12 +241,30 @@ impl SimHandle {
     /// `issuer`, protocol `openid`, and a mapping granting `reader` on `project` (by name) to
     /// members of `vo`. For tests whose subject is not the federation itself.
     pub async fn federate_egi(&self, issuer: &str, vo: &str, project: &str) -> Result<(), String> {
-        self.federate_egi_vos(issuer, "openid", &[(vo.to_string(), project.to_string())]).await
+        self.federate_egi_with_role(issuer, vo, project, "reader").await
+    }
+
+    /// [`SimHandle::federate_egi`] granting `role` instead of `reader` (`member` for a VO
+    /// robot that boots servers and writes to Swift, as EGI's monitoring does).
+    pub async fn federate_egi_with_role(
+        &self,
+        issuer: &str,
+        vo: &str,
+        project: &str,
+        role: &str,
+    ) -> Result<(), String> {
+        self.federate_egi_vos(issuer, "openid", &[(vo.to_string(), project.to_string())], role).await
     }
 
     /// [`SimHandle::federate_egi`] for several VOs at once, each granted `reader` on its own
-    /// project (by name), with the federation protocol `protocol`.
-    pub async fn federate_egi_vos(&self, issuer: &str, protocol: &str, vos: &[(String, String)]) -> Result<(), String> {
+    /// project (by name) with `role`, with the federation protocol `protocol`.
+    pub async fn federate_egi_vos(
+        &self,
+        issuer: &str,
+        protocol: &str,
+        vos: &[(String, String)],
+        role: &str,
+    ) -> Result<(), String> {
         let http = reqwest::Client::new();
         let auth = serde_json::json!({"auth": {
             "identity": {"methods": ["password"], "password": {"user": {
@@ -266,7 +284,7 @@ impl SimHandle {
             .iter()
             .map(|(vo, project)| {
                 serde_json::json!({
-                    "local": [{"user": {"name": "{0}"}}, {"projects": [{"name": project, "roles": [{"name": "reader"}]}]}],
+                    "local": [{"user": {"name": "{0}"}}, {"projects": [{"name": project, "roles": [{"name": role}]}]}],
                     "remote": [{"type": "OIDC-sub"}, {"type": "OIDC-eduperson_entitlement",
                                 "any_one_of": [format!("urn:mace:egi.eu:group:{vo}:role=member#aai.egi.eu")]}],
                 })

@@ -115,6 +115,9 @@ pub struct SiteFaults {
     /// Catalog service type → URL used instead of the simulator's own
     /// (e.g. a closed port).
     pub catalog_urls: BTreeMap<String, String>,
+    /// Swift refuses every write (PUT, POST, DELETE) with 405, as its
+    /// `read_only` middleware does; reads still work.
+    pub swift_read_only: bool,
 }
 
 /// Glance image attributes beyond [`Image`]'s fields.

@@ -4,7 +4,8 @@
 //!
 //! Shapes follow the Object Storage API reference: 201/202 on container PUT,
 //! 201 + `Etag` (MD5 hex) on object PUT, 422 on an `Etag` mismatch, listings
-//! as text or `?format=json`, 204 on HEAD, 409 deleting a non-empty container.
+//! as text or `?format=json`, 204 on HEAD, 409 deleting a non-empty container;
+//! 405 on every write under the `swift_read_only` fault.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -94,6 +95,18 @@ fn error(status: StatusCode) -> Response {
     r
 }
 
+/// The `read_only` middleware's answer to a write (fault `swift_read_only`).
+fn read_only() -> Response {
+    let mut r = (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::CONTENT_TYPE, "text/plain; charset=UTF-8")],
+        "Writes are disabled for this account.",
+    )
+        .into_response();
+    trans_id(r.headers_mut());
+    r
+}
+
 fn trans_id(h: &mut HeaderMap) {
     let id = format!("tx{}-{:010x}", &uuid::Uuid::new_v4().simple().to_string()[..21], Utc::now().timestamp());
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -128,6 +141,9 @@ async fn authorize(state: &AppState, headers: &HeaderMap, account: &str, write: 
         headers.get("x-auth-token").and_then(|v| v.to_str().ok()).ok_or_else(|| error(StatusCode::UNAUTHORIZED))?;
     let info =
         crate::auth::validate(state, Service::Identity, token).await.map_err(|_| error(StatusCode::UNAUTHORIZED))?;
+    if write && state.site.read().unwrap().faults.swift_read_only {
+        return Err(read_only());
+    }
     let Some(project) = account.strip_prefix("AUTH_") else {
         return Err(error(StatusCode::FORBIDDEN));
     };

@@ -28,7 +28,23 @@ pub fn published_vos(doc: &Value) -> BTreeSet<String> {
     vos
 }
 
-async fn load(src: &str, timeout: std::time::Duration) -> Result<Value, InfoDocError> {
+/// The newest `CreationTime` of any object of a GLUE document (cloud-info stamps every
+/// object with the run's start): when the document was produced.
+pub fn creation_time(doc: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    let objects = doc.as_object()?.values().filter_map(Value::as_array).flatten();
+    objects
+        .filter_map(|o| o.get("CreationTime")?.as_str())
+        .filter_map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc)).ok().or_else(|| {
+                // Python's naive isoformat(), as older cloud-info-provider releases wrote it: UTC.
+                chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc())
+            })
+        })
+        .max()
+}
+
+/// Reads a GLUE document from a file path or an http(s) URL.
+pub async fn load(src: &str, timeout: std::time::Duration) -> Result<Value, InfoDocError> {
     let bytes = if src.starts_with("http://") || src.starts_with("https://") {
         let http = reqwest::Client::builder().timeout(timeout * 3).build().map_err(InfoDocError::Client)?;
         let r = http.get(src).send().await.map_err(|e| InfoDocError::Request(crate::catalog::error_chain(&e)))?;
@@ -44,7 +60,7 @@ async fn load(src: &str, timeout: std::time::Duration) -> Result<Value, InfoDocE
 
 /// Why the information document could not be read.
 #[derive(Debug, thiserror::Error)]
-enum InfoDocError {
+pub enum InfoDocError {
     #[error("{0}")]
     Client(reqwest::Error),
     /// The request failed: the error with its causes.
@@ -97,5 +113,23 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
             ),
             "add the VO and its project to the site description's VO list (vos[] of the site YAML), and check the share's credentials can scope to the project",
         )]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creation_time_is_the_newest_of_any_object_in_either_spelling() {
+        let doc = serde_json::json!({
+            "CloudComputingService": [{"ID": "s", "CreationTime": "2026-01-10T10:00:00.000120+00:00"}],
+            // Older cloud-info-provider releases: Python's naive isoformat, UTC.
+            "MappingPolicy": [{"ID": "p", "CreationTime": "2026-01-11T08:30:00.5"}, {"ID": "q", "CreationTime": 7}],
+            "Extra": {"CreationTime": "2030-01-01T00:00:00Z"},
+        });
+        let t = creation_time(&doc).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-01-11T08:30:00.500+00:00");
+        assert_eq!(creation_time(&serde_json::json!({"MappingPolicy": [{"ID": "p"}]})), None);
     }
 }

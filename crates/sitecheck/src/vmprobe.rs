@@ -94,13 +94,41 @@ pub async fn run(cfg: &CheckConfig, probe: Option<&Session>, admin: Option<&Sess
         Ok(s) => s,
         Err((m, f)) => return vec![Check::critical("vm.start", tested, m, f)],
     };
-    match probe_once(cfg, &s).await {
-        Ok(msg) => vec![Check::ok("vm.start", tested, msg)],
-        Err((m, f)) => vec![Check::critical("vm.start", tested, m, f)],
+    match start_and_delete(cfg, &s).await {
+        Ok(run) => vec![Check::ok("vm.start", tested, run.message)],
+        Err(f) => vec![Check::critical("vm.start", tested, f.message, f.fix)],
     }
 }
 
-async fn probe_once(cfg: &CheckConfig, s: &Session) -> Result<String, (String, String)> {
+/// A probe server that became ACTIVE and was deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmRun {
+    pub message: String,
+    /// Seconds from the boot request to ACTIVE.
+    pub active_secs: f32,
+}
+
+/// Why the probe failed: what happened and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct VmFailure {
+    pub message: String,
+    pub fix: String,
+}
+
+impl From<(String, String)> for VmFailure {
+    fn from((message, fix): (String, String)) -> VmFailure {
+        VmFailure { message, fix }
+    }
+}
+
+/// As the session's project (the probe VO's): removes leftover probe servers, boots one
+/// on the monitoring image and the smallest fitting flavor, waits for ACTIVE, deletes it.
+pub async fn start_and_delete(cfg: &CheckConfig, s: &Session) -> Result<VmRun, VmFailure> {
+    probe_once(cfg, s).await.map_err(VmFailure::from)
+}
+
+async fn probe_once(cfg: &CheckConfig, s: &Session) -> Result<VmRun, (String, String)> {
     let p = &cfg.probe;
     let api = |what: &str, e: openstack::Error| {
         (format!("{what}: {e}"), "read the error; the API and its account must work for EGI's users too".to_string())
@@ -184,13 +212,16 @@ async fn probe_once(cfg: &CheckConfig, s: &Session) -> Result<String, (String, S
                 format!("{name} ({id}) became ACTIVE in {took:.1} s but deleting it failed: {e}"),
                 format!("delete it by hand: openstack server delete {id}"),
             )),
-            Ok(()) => Ok(format!(
-                "{name} ({id}) on image {}, flavor {}, network {}: ACTIVE in {took:.1} s, deleted{}",
-                image.name.as_deref().unwrap_or(&image.id),
-                flavor.name,
-                network.as_deref().unwrap_or("auto"),
-                if gone { "" } else { " (still going)" }
-            )),
+            Ok(()) => Ok(VmRun {
+                message: format!(
+                    "{name} ({id}) on image {}, flavor {}, network {}: ACTIVE in {took:.1} s, deleted{}",
+                    image.name.as_deref().unwrap_or(&image.id),
+                    flavor.name,
+                    network.as_deref().unwrap_or("auto"),
+                    if gone { "" } else { " (still going)" }
+                ),
+                active_secs: took,
+            }),
         },
         Err((status, detail)) => Err((
             format!(

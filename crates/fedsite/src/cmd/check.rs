@@ -18,6 +18,23 @@ pub struct CheckArgs {
     /// when neither this nor OS_CLOUD is set.
     #[arg(long, env = "OS_CLOUD")]
     pub os_cloud: Option<String>,
+    /// Keystone URL of a remote site: log in as the VO robot with an OIDC access token
+    /// (--access-token FILE or OS_ACCESS_TOKEN) through OS-FEDERATION instead of
+    /// --os-cloud, scoped to the project of --probe-vo (docs/sitecheck.md).
+    #[arg(long, alias = "endpoint", value_name = "URL")]
+    pub os_auth_url: Option<String>,
+    /// A file holding the OIDC access token (its first line).
+    #[arg(long, value_name = "FILE", requires = "os_auth_url")]
+    pub access_token: Option<PathBuf>,
+    /// The OIDC access token (prefer --access-token FILE).
+    #[arg(long, env = "OS_ACCESS_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub os_access_token: Option<String>,
+    /// The site's identity provider for EGI Check-in.
+    #[arg(long, default_value = "egi.eu")]
+    pub os_identity_provider: String,
+    /// The federation protocol.
+    #[arg(long, default_value = "openid")]
+    pub os_protocol: String,
     /// The accounting account (cASO's) whose permissions are checked.
     #[arg(long, value_name = "CLOUD")]
     pub accounting_cloud: Option<String>,
@@ -100,8 +117,15 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 10)]
     pub connect_timeout: u64,
     /// Print JSON instead of text.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "nagios")]
     pub json: bool,
+    /// Print as a Nagios plugin: one status line with perfdata, a line per check; exit
+    /// 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the check could not run).
+    #[arg(long)]
+    pub nagios: bool,
+    /// Seconds the whole check may take (default: no limit); past it, CRITICAL (exit 2).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 /// The accounting check's view of a spool, read by `messaging` (sitecheck does not know
@@ -144,6 +168,49 @@ fn url_port(u: &str) -> Option<u16> {
 }
 
 pub async fn run(args: CheckArgs) -> Result<ExitCode> {
+    let limit = args.timeout.map(|t| Duration::from_secs(t.max(1)));
+    let result = match limit {
+        Some(l) => match tokio::time::timeout(l, report(&args)).await {
+            Ok(r) => r,
+            Err(_) => {
+                let o = sitecheck::nagios::Outcome::critical(
+                    "FEDSITE",
+                    format!("the check did not finish within {} s (--timeout)", l.as_secs()),
+                );
+                if args.nagios {
+                    print!("{}", o.render());
+                } else {
+                    eprintln!("fedsite: error: {}", o.summary);
+                }
+                return Ok(ExitCode::from(o.exit_code()));
+            }
+        },
+        None => report(&args).await,
+    };
+    let report = match (result, args.nagios) {
+        (Ok(r), _) => r,
+        (Err(e), true) => {
+            let o = sitecheck::nagios::Outcome::unknown("FEDSITE", format!("{e:#}"));
+            print!("{}", o.render());
+            return Ok(ExitCode::from(o.exit_code()));
+        }
+        (Err(e), false) => return Err(e),
+    };
+    if args.nagios {
+        let o = sitecheck::nagios::from_report("FEDSITE", &report);
+        print!("{}", o.render());
+        return Ok(ExitCode::from(o.exit_code()));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+/// Resolves the settings, logs in and runs the checks.
+async fn report(args: &CheckArgs) -> Result<Report> {
     // sender.cfg when given, else fedsite.toml's [ams] / [spool] / [ledger] (global --config,
     // or /etc/fedsite/fedsite.toml).
     let file = if args.sender_config.is_none() { super::site_config()? } else { None };
@@ -223,9 +290,41 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
     let needs = |fams: &[&str]| fams.iter().any(|f| cfg.runs(f));
     let mut sessions = Sessions::default();
     if needs(&["catalog", "ports", "projects", "flavors", "vm", "permissions"]) {
-        match connect(args.os_cloud.as_deref(), "site").await {
-            Ok(s) => sessions.admin = Some(s),
-            Err(c) => early.push(c),
+        if let Some(url) = &args.os_auth_url {
+            // A remote site, as ARGO sees it: the VO robot's login is the site session.
+            let token = match &args.access_token {
+                Some(f) => Some(sitecheck::probe::read_token_file(f)?),
+                None => args.os_access_token.clone(),
+            };
+            let robot = sitecheck::probe::Robot {
+                auth_url: url.clone(),
+                access_token: openstack::Secret::new(token.unwrap_or_default()),
+                identity_provider: args.os_identity_provider.clone(),
+                protocol: args.os_protocol.clone(),
+                region: args.region.clone(),
+                ..Default::default()
+            };
+            let cloud = sitecheck::probe::resolve_login(Some(&robot), None)?;
+            match sitecheck::probe::login(&cloud, &args.probe_vo, cfg.connect_timeout * 3).await {
+                Ok(s) => {
+                    // Scoped to the probe VO's project already: the VM probe runs as it.
+                    sessions.probe = Some(s.clone());
+                    sessions.admin = Some(s);
+                }
+                // Could not run at all (Keystone unreachable): an error, UNKNOWN with --nagios.
+                Err(e) if e.state() == sitecheck::nagios::State::Unknown => return Err(e.into()),
+                Err(e) => early.push(Check::critical(
+                    "account.site",
+                    format!("the VO robot logs in at {url}"),
+                    e.to_string(),
+                    "check the site's OS-FEDERATION set-up (fedsite keystone federation) and the VO's project",
+                )),
+            }
+        } else {
+            match connect(args.os_cloud.as_deref(), "site").await {
+                Ok(s) => sessions.admin = Some(s),
+                Err(c) => early.push(c),
+            }
         }
     }
     if cfg.runs("permissions")
@@ -251,11 +350,5 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
     }
     let mut report = sitecheck::run::run(&cfg, &sessions).await;
     early.append(&mut report.checks);
-    let report = Report { checks: early };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
-    } else {
-        print!("{}", report.to_text());
-    }
-    Ok(ExitCode::from(report.exit_code()))
+    Ok(Report { checks: early })
 }

@@ -11,6 +11,7 @@ pub mod images;
 pub mod info;
 pub mod inventory;
 pub mod keystone;
+pub mod probe;
 pub mod receive;
 pub mod report;
 pub mod send;

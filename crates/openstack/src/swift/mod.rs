@@ -159,4 +159,14 @@ impl ObjectStore {
     pub async fn head_object(&self, container: &str, object: &str) -> Result<HeaderMap> {
         Ok(self.request(Method::HEAD, &format!("{container}/{object}"), None).await?.1)
     }
+
+    /// `DELETE /v1/{account}/{container}/{object}`.
+    pub async fn delete_object(&self, container: &str, object: &str) -> Result<()> {
+        self.request(Method::DELETE, &format!("{container}/{object}"), None).await.map(|_| ())
+    }
+
+    /// `DELETE /v1/{account}/{container}` (Swift answers 409 while it holds objects).
+    pub async fn delete_container(&self, container: &str) -> Result<()> {
+        self.request(Method::DELETE, container, None).await.map(|_| ())
+    }
 }

@@ -492,7 +492,7 @@ mod simulated_federation {
             count: 0,
             out_dir: dir.path().join("federation"),
             template: sim::scenario::builtin("tiny").unwrap().generate(),
-            profile: sim::ServiceProfile::default(),
+            profiles: Default::default(),
         })
         .await
         .unwrap();

@@ -39,8 +39,8 @@ pub struct FederationConfig {
     pub out_dir: PathBuf,
     /// The scenario every site starts from.
     pub template: Scenario,
-    /// Every site's services behave so (latency, faults).
-    pub profile: ServiceProfile,
+    /// Every site's services behave so (latency, faults), per service.
+    pub profiles: BTreeMap<Service, ServiceProfile>,
 }
 
 /// A running simulated federation.
@@ -224,9 +224,7 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
         }
         let mut sim_cfg = SimConfig::new(sc);
         sim_cfg.bind = site_addr(n);
-        for s in Service::ALL {
-            sim_cfg.profiles.insert(s, cfg.profile.clone());
-        }
+        sim_cfg.profiles = cfg.profiles.clone();
         let handle = crate::start(sim_cfg).await?;
         if !original.app_credentials {
             let mapped: Vec<(String, String)> = original

@@ -50,6 +50,24 @@ pub struct SimArgs {
     pub registry: String,
     #[command(flatten)]
     pub ams: AmsSimArgs,
+    #[command(flatten)]
+    pub federation: FederationArgs,
+}
+
+/// A simulated federation (`--federation`): one simulated site per site file of a catch-all
+/// sites folder, and a simulated Check-in they all trust (docs/central.md).
+#[derive(Debug, Args, Clone, Default)]
+pub struct FederationArgs {
+    /// Simulate the sites of this folder (`sites/*.yaml`) instead of one site; the scenario
+    /// (`--scenario`) is every site's template.
+    #[arg(long, value_name = "SITES_DIR", conflicts_with_all = ["clouds_yaml", "ams"])]
+    pub federation: Option<PathBuf>,
+    /// How many sites (the files in turn, copies named `<file>-2`, …); default one per file.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "federation")]
+    pub sites: usize,
+    /// Where the simulated sites folder, the secrets and the Check-in client secret go.
+    #[arg(long, value_name = "DIR", default_value = "fedsite-federation", requires = "federation")]
+    pub federation_dir: PathBuf,
 }
 
 /// The simulated ARGO Messaging Service (`--ams`).
@@ -276,6 +294,9 @@ pub async fn run(args: SimArgs) -> Result<ExitCode> {
     if args.anchor_now {
         scenario = scenario.anchored_at(Utc::now());
     }
+    if let Some(folder) = &args.federation.federation {
+        return federation(&args, folder, scenario).await;
+    }
     let mut config = SimConfig::new(scenario);
     config.now = args.now;
     config.bind = args.listen;
@@ -302,5 +323,41 @@ pub async fn run(args: SimArgs) -> Result<ExitCode> {
     tracing::info!(url = handle.base_url(), now = %handle.now(), "simulated site ready; Ctrl-C stops it");
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     handle.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--federation`: starts the simulated federation, prints how to run `fedsite central`
+/// against it, and serves until Ctrl-C.
+async fn federation(args: &SimArgs, folder: &std::path::Path, template: sim::Scenario) -> Result<ExitCode> {
+    let out = &args.federation.federation_dir;
+    let fed = sim::federation::start(sim::federation::FederationConfig {
+        sites_dir: folder.to_path_buf(),
+        count: args.federation.sites,
+        out_dir: out.clone(),
+        template,
+        profiles: args.behaviour.profiles()?,
+    })
+    .await?;
+    let secret = out.join("client-secret");
+    write_private(&secret, &format!("{}\n", sim::OIDC_CLIENT_SECRET))?;
+    println!("simulated federation: {} sites, Check-in {}", fed.sites.len(), fed.issuer());
+    println!("sites folder: {}", fed.sites_dir.display());
+    println!(
+        "run: fedsite central run --task info --sites-dir {} --secrets-dir {} \\",
+        fed.sites_dir.display(),
+        fed.secrets_dir.display()
+    );
+    println!(
+        "       --checkin-discovery {}/.well-known/openid-configuration --client-id {} --client-secret-file {} \\",
+        fed.issuer(),
+        sim::OIDC_CLIENT_ID,
+        secret.display()
+    );
+    println!("       --gocdb-url {}", fed.gocdb_url());
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    tracing::info!(sites = fed.sites.len(), "simulated federation ready; Ctrl-C stops it");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    fed.stop().await;
     Ok(ExitCode::SUCCESS)
 }

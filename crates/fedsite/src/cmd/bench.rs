@@ -96,6 +96,20 @@ pub struct BenchArgs {
     pub measure_child: Option<PathBuf>,
     #[arg(long, hide = true, default_value_t = 3600)]
     pub measure_timeout_secs: u64,
+    /// Instead of accounting: the information task of a simulated federation (issue #15),
+    /// `fedsite central run` against real cloud-info-provider 1.2 once per site, one after
+    /// another (`bench_central`).
+    #[arg(long)]
+    pub central_info: bool,
+    /// `--central-info`: how many simulated sites.
+    #[arg(long, default_value_t = 100)]
+    pub central_sites: usize,
+    /// `--central-info`: the site files the federation is made from.
+    #[arg(long, value_name = "DIR", default_value = "testdata/catchall-2026-07/sites")]
+    pub central_sites_dir: PathBuf,
+    /// `--central-info`: `fedsite central run --max-sites`.
+    #[arg(long, default_value_t = 32)]
+    pub central_max_sites: usize,
     #[arg(last = true, hide = true)]
     pub child: Vec<String>,
 }
@@ -133,7 +147,7 @@ fn process_cpu_s(pid: u32) -> f64 {
 
 /// Runs `cmd` (stdout/stderr to `log_base`.out/.err) under the measuring helper
 /// (`fedsite bench --measure-child`), which waits for it with wait4; killed after `timeout`.
-fn run_measured(cmd: Command, log_base: &Path, timeout: Duration) -> Result<(Usage, String, String)> {
+pub(crate) fn run_measured(cmd: Command, log_base: &Path, timeout: Duration) -> Result<(Usage, String, String)> {
     let out_path = log_base.with_extension("out");
     let err_path = log_base.with_extension("err");
     let usage_path = log_base.with_extension("usage.json");
@@ -1078,6 +1092,11 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         bail!("--runs must be at least 1");
     }
     let rt = tokio::runtime::Handle::current();
+    if args.central_info {
+        return tokio::task::spawn_blocking(move || central_info(&args, &rt))
+            .await
+            .context("the bench thread panicked")?;
+    }
     let report = tokio::task::spawn_blocking(move || bench(&args, &rt).map(|r| (r, args)))
         .await
         .context("the bench thread panicked")??;
@@ -1085,6 +1104,30 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     print!("{}", render_table(&report));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("\nJSON: {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--central-info`: the table, and the JSON when asked.
+fn central_info(args: &BenchArgs, rt: &tokio::runtime::Handle) -> Result<ExitCode> {
+    let tmp;
+    let work = match &args.work_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let runs = super::bench_central::bench(args, rt, &work)?;
+    print!("{}", super::bench_central::render(&runs));
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({"host": host_info(), "latency_ms": args.latency_ms, "runs": runs});
+        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
         println!("\nJSON: {}", path.display());
     }

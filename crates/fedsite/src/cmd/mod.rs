@@ -3,6 +3,7 @@
 
 pub mod accounting;
 pub mod bench;
+pub mod bench_central;
 pub mod central;
 pub mod check;
 pub mod config;

@@ -389,6 +389,7 @@ async fn signed_hepix_list_uploads_and_a_tampered_or_foreign_list_uploads_nothin
             endorser_ca: Some(pki::CA_DN.into()),
             vos: vec![],
             images: vec![],
+            visibility: Default::default(),
         });
     }
     // Only the good list: the two bad ones are refused, nothing from them.

@@ -31,6 +31,9 @@ pub struct SyncConfig {
     pub qemu_img: PathBuf,
     /// Draw progress bars on stderr (when it is a terminal).
     pub progress: bool,
+    /// VO name → the clouds.yaml cloud with that VO's own credentials (`images.vo_clouds`);
+    /// the binary turns them into the sessions of `Syncer::with_vo_sessions`.
+    pub vo_clouds: BTreeMap<String, String>,
 }
 
 /// What kind of registry a source is.
@@ -63,6 +66,35 @@ impl Secret {
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(***)")
+    }
+}
+
+/// Who sees a source's images in Glance (per source; `shared` by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// One image, owned by the sync's project, shared with each of its VOs' projects
+    /// (membership, accepted in the VO's project).
+    #[default]
+    Shared,
+    /// One image, visible to every project that asks for it (Glance `community`).
+    Community,
+    /// One image, visible to every project (Glance `public`; Glance's policy usually wants
+    /// an admin for it).
+    Public,
+    /// One image per VO, uploaded into the VO's own project with the VO's credentials, and
+    /// private there (atrope's per-project Glance sections). Needs each VO's credentials.
+    Private,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Shared => "shared",
+            Visibility::Community => "community",
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+        }
     }
 }
 
@@ -118,6 +150,9 @@ pub struct RegistryConfig {
     /// Source name stored in `image_list` (default `registry`).
     #[serde(default = "default_registry_name")]
     pub name: String,
+    /// Who sees the images ([`Visibility`]).
+    #[serde(default)]
+    pub visibility: Visibility,
 }
 
 impl RegistryConfig {
@@ -139,6 +174,7 @@ impl RegistryConfig {
             password_env: None,
             page_size: default_page_size(),
             name: default_registry_name(),
+            visibility: Visibility::default(),
         }
     }
 
@@ -199,6 +235,9 @@ pub struct HepixConfig {
     /// Subscribed image identifiers (`dc:identifier`); empty = all.
     #[serde(default)]
     pub images: Vec<String>,
+    /// Who sees the images ([`Visibility`]).
+    #[serde(default)]
+    pub visibility: Visibility,
 }
 
 fn default_shared_project() -> String {
@@ -242,6 +281,12 @@ pub struct ImagesToml {
     /// VO name → project id (overrides nothing the site file sets).
     #[serde(default)]
     pub vos: BTreeMap<String, String>,
+    /// VO name → the clouds.yaml cloud holding that VO's own credentials (e.g. an
+    /// application credential of the VO's project): used to accept shares and, for
+    /// `visibility = "private"` sources, to upload into the VO's project. Where there is
+    /// none, the sync's own credentials are rescoped to the VO's project.
+    #[serde(default)]
+    pub vo_clouds: BTreeMap<String, String>,
     pub registry: Option<RegistryConfig>,
     #[serde(default)]
     pub hepix: Vec<HepixConfig>,
@@ -320,6 +365,15 @@ pub fn parse_toml(text: &str, origin: &str) -> Result<Option<ImagesToml>, SyncEr
 }
 
 impl SyncConfig {
+    /// The visibility of the images of source `source` (its `name`); `shared` for a source
+    /// the configuration does not name.
+    pub fn visibility_of(&self, source: &str) -> Visibility {
+        if let Some(r) = self.registry.as_ref().filter(|r| r.name == source) {
+            return r.visibility;
+        }
+        self.hepix.iter().find(|h| h.name == source).map(|h| h.visibility).unwrap_or_default()
+    }
+
     /// Merges a site file's `images` + VOs with the TOML section: the site
     /// file wins for `sync`, `formats` (when it sets them) and VO projects.
     pub fn build(
@@ -353,6 +407,12 @@ impl SyncConfig {
                 .map_err(|e| SyncError::Config(format!("images.registry.tag_pattern: {e}")))?;
             url::Url::parse(&r.url).map_err(|e| SyncError::Config(format!("images.registry.url {:?}: {e}", r.url)))?;
         }
+        if let Some(vo) = t.vo_clouds.keys().find(|v| !vos.contains_key(*v)) {
+            return Err(SyncError::Config(format!(
+                "images.vo_clouds: VO {vo} is not one of the site's VOs ({})",
+                vos.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
         Ok(SyncConfig {
             enabled,
             formats,
@@ -364,6 +424,7 @@ impl SyncConfig {
             hepix: t.hepix,
             qemu_img: t.qemu_img.unwrap_or_else(default_qemu_img),
             progress: true,
+            vo_clouds: t.vo_clouds,
         })
     }
 }
@@ -371,6 +432,21 @@ impl SyncConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn visibility_per_source_and_vo_clouds_only_for_the_sites_vos() {
+        let toml = "[images]\nvos = { ops = \"p1\" }\n[images.vo_clouds]\nops = \"c-ops\"\n\
+                    [images.registry]\nurl = \"https://r.example\"\nvisibility = \"private\"\n";
+        let c = SyncConfig::build(None, parse_toml(toml, "t").unwrap()).unwrap();
+        assert_eq!(c.visibility_of("registry"), Visibility::Private);
+        assert_eq!(c.visibility_of("other"), Visibility::Shared);
+        assert_eq!(c.vo_clouds.get("ops").map(String::as_str), Some("c-ops"));
+        let bad = toml.replace("ops = \"c-ops\"", "biomed = \"c\"");
+        let e = SyncConfig::build(None, parse_toml(&bad, "t").unwrap()).unwrap_err().to_string();
+        assert!(e.contains("images.vo_clouds: VO biomed is not one of the site's VOs"), "{e}");
+        let e = parse_toml(&toml.replace("\"private\"", "\"secret\""), "t").unwrap_err().to_string();
+        assert!(e.contains("visibility"), "{e}");
+    }
 
     #[test]
     fn site_file_wins_for_formats_and_vos() {

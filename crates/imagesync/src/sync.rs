@@ -12,7 +12,7 @@ use openstack::glance::{Image, ListImages, members};
 use openstack::{Scope, Session};
 use serde_json::{Map, Value, json};
 
-use crate::config::{RegistryKind, SyncConfig};
+use crate::config::{RegistryKind, SyncConfig, Visibility};
 use crate::download::{self, Cache};
 use crate::error::SyncError;
 use crate::source::SourceImage;
@@ -145,6 +145,30 @@ impl Report {
             self.members_removed
         )
     }
+    /// Adds what a VO's syncer did (its plan, errors and counters) to this report.
+    fn absorb(&mut self, o: Report) {
+        self.plan.extend(o.plan);
+        self.errors.extend(o.errors);
+        for (a, b) in [
+            (&mut self.downloads, o.downloads),
+            (&mut self.downloaded_bytes, o.downloaded_bytes),
+            (&mut self.resumed_downloads, o.resumed_downloads),
+            (&mut self.cache_hits, o.cache_hits),
+            (&mut self.conversions, o.conversions),
+            (&mut self.uploads, o.uploads),
+            (&mut self.uploaded_bytes, o.uploaded_bytes),
+            (&mut self.created, o.created),
+            (&mut self.deleted, o.deleted),
+            (&mut self.deactivated, o.deactivated),
+            (&mut self.patched, o.patched),
+            (&mut self.members_added, o.members_added),
+            (&mut self.members_accepted, o.members_accepted),
+            (&mut self.members_removed, o.members_removed),
+        ] {
+            *a += b;
+        }
+    }
+
     fn err(&mut self, item: impl Into<String>, e: impl std::fmt::Display) {
         let item = item.into();
         let message = e.to_string();
@@ -168,8 +192,19 @@ struct Desired {
     name: String,
     format: String,
     properties: BTreeMap<String, String>,
-    /// VO → project (owner's project left out).
+    /// VO → project (owner's project left out); only for [`Visibility::Shared`].
     members: BTreeMap<String, String>,
+    visibility: Visibility,
+}
+
+impl Desired {
+    /// Glance's `visibility` for the image once shown.
+    fn glance_visibility(&self) -> &'static str {
+        match self.visibility {
+            Visibility::Shared if self.members.is_empty() => "private",
+            v => v.as_str(),
+        }
+    }
 }
 
 fn desired(cfg: &SyncConfig, src: SourceImage, owner: &str) -> Desired {
@@ -194,13 +229,17 @@ fn desired(cfg: &SyncConfig, src: SourceImage, owner: &str) -> Desired {
     p.insert(KEY_PROP.into(), src.key.clone());
     p.insert(SOURCE_PROP.into(), src.source.clone());
     p.insert(FORMAT_PROP.into(), format.clone());
-    let members = src
-        .vos
-        .iter()
-        .filter_map(|vo| cfg.vos.get(vo).map(|p| (vo.clone(), p.clone())))
-        .filter(|(_, p)| p != owner)
-        .collect();
-    Desired { name: format!("{}{}", cfg.name_prefix, src.title), src, format, properties: p, members }
+    let visibility = cfg.visibility_of(&src.source);
+    let members = match visibility {
+        Visibility::Shared => src
+            .vos
+            .iter()
+            .filter_map(|vo| cfg.vos.get(vo).map(|p| (vo.clone(), p.clone())))
+            .filter(|(_, p)| p != owner)
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    Desired { name: format!("{}{}", cfg.name_prefix, src.title), src, format, properties: p, members, visibility }
 }
 
 /// Everything a sync needs besides the configuration.
@@ -209,8 +248,21 @@ pub struct Syncer<'a> {
     /// Scoped to the project that owns the images.
     pub session: &'a Session,
     pub http: reqwest::Client,
-    /// The registry client of the last read, with its tokens (downloads use them).
-    registry: std::sync::OnceLock<oci::Registry>,
+    /// The registry client of the last read, with its tokens (downloads use them); shared
+    /// with the per-VO syncers of private images.
+    registry: std::sync::Arc<std::sync::OnceLock<oci::Registry>>,
+    /// Each VO's own credentials (VO → a session scoped to its project), when the site gives
+    /// them: shares are accepted with them, and private images are uploaded with them.
+    vo_sessions: BTreeMap<String, &'a Session>,
+    /// Which images this syncer handles: all but the private ones (the site's syncer), or the
+    /// private images of one VO (a VO's syncer).
+    only: Only,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Only {
+    NotPrivate,
+    PrivateOf(String),
 }
 
 impl<'a> Syncer<'a> {
@@ -220,7 +272,20 @@ impl<'a> Syncer<'a> {
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        Syncer { cfg, session, http, registry: std::sync::OnceLock::new() }
+        Syncer {
+            cfg,
+            session,
+            http,
+            registry: Default::default(),
+            vo_sessions: BTreeMap::new(),
+            only: Only::NotPrivate,
+        }
+    }
+
+    /// With each VO's own credentials (VO → session scoped to the VO's project).
+    pub fn with_vo_sessions(mut self, sessions: BTreeMap<String, &'a Session>) -> Syncer<'a> {
+        self.vo_sessions = sessions;
+        self
     }
 
     /// Reads every source; a failing source is an error and is left out
@@ -286,19 +351,38 @@ impl<'a> Syncer<'a> {
         if !self.cfg.enabled {
             return Ok(report);
         }
+        let sources = self.read_sources(&mut report, now).await;
+        self.reconcile(opts, &sources, report).await
+    }
+
+    /// Plans (and unless dry, applies) what `sources` want of this syncer's images.
+    async fn reconcile(
+        &self,
+        opts: &RunOptions,
+        sources: &[SourceImage],
+        mut report: Report,
+    ) -> Result<Report, SyncError> {
         let owner = self.session.project_id().await?.ok_or_else(|| {
             SyncError::Config("the cloud credentials must be scoped to the project owning the images".into())
         })?;
-        let sources = self.read_sources(&mut report, now).await;
         let managed = self.managed(&owner).await?;
         let mut by_key: BTreeMap<String, Vec<Image>> = BTreeMap::new();
         for img in managed {
             by_key.entry(img.property(KEY_PROP).unwrap_or_default().to_string()).or_default().push(img);
         }
         let mut wanted: BTreeMap<String, Desired> = BTreeMap::new();
+        let mut private_vos: BTreeSet<String> = BTreeSet::new();
         for s in sources {
-            if !wanted.contains_key(&s.key) {
-                wanted.insert(s.key.clone(), desired(self.cfg, s, &owner));
+            let visibility = self.cfg.visibility_of(&s.source);
+            let mine = match &self.only {
+                Only::NotPrivate => visibility != Visibility::Private,
+                Only::PrivateOf(vo) => visibility == Visibility::Private && s.vos.contains(vo),
+            };
+            if visibility == Visibility::Private {
+                private_vos.extend(s.vos.iter().filter(|v| self.cfg.vos.contains_key(*v)).cloned());
+            }
+            if mine && !wanted.contains_key(&s.key) {
+                wanted.insert(s.key.clone(), desired(self.cfg, s.clone(), &owner));
             }
         }
         // Plan.
@@ -383,6 +467,49 @@ impl<'a> Syncer<'a> {
             }
         }
         report.plan = plan;
+        // Private images: one syncer per VO, with that VO's own credentials; also for a VO
+        // with credentials and no private image now (its copies of a source that is no
+        // longer private are withdrawn).
+        if self.only == Only::NotPrivate {
+            let has_private = private_vos.clone();
+            private_vos.extend(self.vo_sessions.keys().filter(|v| self.cfg.vos.contains_key(*v)).cloned());
+            for vo in &private_vos {
+                // A VO whose credentials are the sync's own project owns nothing apart from
+                // the site's images: its syncer would withdraw them.
+                if let Some(s) = self.vo_sessions.get(vo)
+                    && s.project_id().await?.as_deref() == Some(owner.as_str())
+                {
+                    if has_private.contains(vo) {
+                        report.err(
+                            format!("private images for {vo}"),
+                            "the VO's credentials are scoped to the sync's own project: give the VO's own project (images.vo_clouds)",
+                        );
+                    }
+                    continue;
+                }
+                let Some(session) = self.vo_sessions.get(vo) else {
+                    report.err(
+                        format!("private images for {vo}"),
+                        "a source's visibility is private: the VO's own credentials are needed (images.vo_clouds)",
+                    );
+                    continue;
+                };
+                let sub = Syncer {
+                    cfg: self.cfg,
+                    session,
+                    http: self.http.clone(),
+                    registry: self.registry.clone(),
+                    vo_sessions: BTreeMap::new(),
+                    only: Only::PrivateOf(vo.clone()),
+                };
+                let fresh =
+                    Report { dry_run: opts.dry_run, sources_ok: report.sources_ok.clone(), ..Default::default() };
+                match Box::pin(sub.reconcile(opts, sources, fresh)).await {
+                    Ok(r) => report.absorb(r),
+                    Err(e) => report.err(format!("private images for {vo}"), e),
+                }
+            }
+        }
         if opts.dry_run {
             return Ok(report);
         }
@@ -484,6 +611,13 @@ impl<'a> Syncer<'a> {
                 }
             }
             if status.as_deref() != Some("accepted") {
+                if let Some(own) = self.vo_sessions.get(vo) {
+                    match members::set_status(own, image_id, project, "accepted").await {
+                        Ok(_) => report.members_accepted += 1,
+                        Err(e) => report.err(&item, format!("accepting the share with {vo}'s credentials: {e}")),
+                    }
+                    continue;
+                }
                 if !scoped.contains_key(project) {
                     match self.session.rescope(Scope::project_id(project.clone())).await {
                         Ok(s) => {
@@ -650,7 +784,7 @@ impl<'a> Syncer<'a> {
                 actual: format!("sha512:{v}"),
             });
         }
-        let visibility = if d.members.is_empty() { "private" } else { "shared" };
+        let visibility = d.glance_visibility();
         manage::patch(
             self.session,
             id,
@@ -714,7 +848,7 @@ fn metadata_ops(d: &Desired, img: &Image) -> Vec<(String, PatchOp)> {
             out.push((k.clone(), PatchOp::Add(k.clone(), json!(v))));
         }
     }
-    let visibility = if d.members.is_empty() { "private" } else { "shared" };
+    let visibility = d.glance_visibility();
     if img.visibility.as_deref() != Some(visibility) {
         out.push(("visibility".into(), PatchOp::Replace("visibility".into(), json!(visibility))));
     }

@@ -20,6 +20,7 @@ fn cfg(ca_dir: &std::path::Path, dn: &str) -> HepixConfig {
         endorser_ca: Some(pki::CA_DN.into()),
         vos: vec![],
         images: vec![],
+        visibility: Default::default(),
     }
 }
 

@@ -73,7 +73,20 @@ async fn sync(args: SyncArgs) -> Result<ExitCode> {
     }
     let cloud = CloudConfig::load(args.os_cloud.as_deref())?;
     let session = Session::connect(&cloud).await.with_context(|| format!("authenticating to {}", cloud.auth_url))?;
-    let report = Syncer::new(&cfg, &session).run(&RunOptions { dry_run: args.dry_run, now: None }).await?;
+    // Each VO's own credentials (images.vo_clouds), for private images and accepting shares.
+    let mut vo_sessions = std::collections::BTreeMap::new();
+    for (vo, name) in &cfg.vo_clouds {
+        let c = CloudConfig::load(Some(name)).with_context(|| format!("images.vo_clouds.{vo}: cloud {name}"))?;
+        let s = Session::connect(&c)
+            .await
+            .with_context(|| format!("images.vo_clouds.{vo}: authenticating to {} as cloud {name}", c.auth_url))?;
+        vo_sessions.insert(vo.clone(), s);
+    }
+    let refs = vo_sessions.iter().map(|(k, v)| (k.clone(), v)).collect();
+    let report = Syncer::new(&cfg, &session)
+        .with_vo_sessions(refs)
+        .run(&RunOptions { dry_run: args.dry_run, now: None })
+        .await?;
     print_report(&report);
     Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -110,6 +110,9 @@ impl Extraction {
     }
 }
 
+/// How far past the clock a window may end (the clocks of this host and of Nova differ a little).
+pub const FUTURE_WINDOW_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
 /// Extracts every selected project (tagged `cfg.project_tag`, plus
 /// `cfg.projects`) over the window `window_for` gives it.
 pub async fn extract(
@@ -242,6 +245,21 @@ async fn one_project(
         skipped: None,
     };
     let fail = |e: ExtractError| Err(ProjectError { errors: vec![(None, e)], partial: vec![] });
+    // A window ending in the future would count a running VM's usage past now (Nova's usage
+    // runs to the period's end): refused, beyond a margin for clock skew (the CLI clamps
+    // `--to` to now; compat row 21).
+    let now = chrono::Utc::now();
+    if window.to() > now + FUTURE_WINDOW_MARGIN {
+        outcome.result = fail(ExtractError::Window {
+            project: id.clone(),
+            message: format!(
+                "it ends at {}, after now ({}): usage past now would be counted",
+                window.to().format("%Y-%m-%dT%H:%M:%SZ"),
+                now.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        });
+        return outcome;
+    }
     // The project's properties: from the tag listing, else GET (system
     // token, then the project's own).
     let project = match project {

@@ -101,7 +101,11 @@ fn benchmark(ctx: &RecordCtx, f: &FlavorFacts, warn: &mut dyn FnMut(&str, String
             None
         }
     });
-    (name.map(|n| text(n)), value)
+    // Both or neither: a BenchmarkType without its Benchmark says nothing (compat row 14).
+    match value {
+        Some(v) => (name.map(|n| text(n)), Some(v).filter(|_| name.is_some())),
+        None => (None, None),
+    }
 }
 
 /// Maps a Nova API server `status` to the APEL status as cASO does (caso.md

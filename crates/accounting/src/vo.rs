@@ -128,9 +128,12 @@ fn err(p: &Path, m: impl Into<String>) -> VoConfigError {
     VoConfigError { path: p.display().to_string(), message: m.into() }
 }
 
+/// Project (id or name) → VO, as a mapping file gives it.
+pub type ProjectVos = BTreeMap<String, String>;
+
 /// cASO's `voms.json`: `{"<VO>": {"projects": [..]}}`; the legacy keys
 /// `tenant` (one) and `tenants` (list) are used when `projects` is absent.
-pub fn parse_voms_json(text: &str) -> Result<BTreeMap<String, String>, VoFileError> {
+pub fn parse_voms_json(text: &str) -> Result<ProjectVos, VoFileError> {
     let v: Value = serde_json::from_str(text).map_err(VoFileError::NotJson)?;
     let obj = v.as_object().ok_or(VoFileError::NotAnObject)?;
     let mut out = BTreeMap::new();
@@ -170,7 +173,7 @@ pub fn parse_voms_json(text: &str) -> Result<BTreeMap<String, String>, VoFileErr
 
 /// The `vos` list of a catch-all site file: each `{name, auth: {project_id}}`;
 /// entries without a project id (discovered projects) are skipped.
-pub fn parse_site_yaml(text: &str) -> Result<BTreeMap<String, String>, VoFileError> {
+pub fn parse_site_yaml(text: &str) -> Result<ProjectVos, VoFileError> {
     let v: serde_yaml::Value = serde_yaml::from_str(text).map_err(VoFileError::NotYaml)?;
     let mut out = BTreeMap::new();
     let Some(vos) = v.get("vos") else { return Ok(out) };

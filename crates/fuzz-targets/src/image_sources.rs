@@ -32,6 +32,7 @@ fn hepix_cfg() -> &'static HepixConfig {
             endorser_ca: Some(ENDORSER_CA.into()),
             vos: vec![],
             images: vec![],
+            visibility: Default::default(),
         }
     })
 }

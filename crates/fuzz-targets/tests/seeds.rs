@@ -20,6 +20,7 @@ fn cfg(dir: &Path) -> imagesync::config::HepixConfig {
         endorser_ca: Some(fuzz_targets::image_sources::ENDORSER_CA.into()),
         vos: vec![],
         images: vec![],
+        visibility: Default::default(),
     }
 }
 

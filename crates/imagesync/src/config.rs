@@ -328,8 +328,11 @@ struct SiteFile {
     vos: Vec<SiteVo>,
 }
 
+/// VO name → the project id the VO uses at the site.
+pub type VoProjects = BTreeMap<String, String>;
+
 /// The `images` and VO mapping of a site file.
-pub fn read_site(path: &Path) -> Result<(SiteImages, BTreeMap<String, String>), SyncError> {
+pub fn read_site(path: &Path) -> Result<(SiteImages, VoProjects), SyncError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| SyncError::Config(format!("reading {}: {e}", path.display())))?;
     let site: SiteFile =

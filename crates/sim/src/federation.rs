@@ -236,7 +236,7 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
             handle
                 .federate_egi_vos(&issuer, &original.protocol, &mapped, "reader")
                 .await
-                .map_err(|reason| FederationError::Federate { site: id.clone(), reason })?;
+                .map_err(|e| FederationError::Federate { site: id.clone(), reason: e.to_string() })?;
         }
         let host = handle.addr().ip().to_string();
         for (vo, cred_id, secret) in credentials {

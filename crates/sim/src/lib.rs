@@ -106,6 +106,12 @@ pub enum SimError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("starting the simulated AMS: {0}")]
     Ams(String),
+    /// A step of setting up the site's Keystone federation through its own API failed.
+    #[error("federating the simulated site: {step}: {reason}")]
+    Federate { step: String, reason: String },
+    /// The AMS PKI could not issue a certificate.
+    #[error("issuing the client certificate {name}: {reason}")]
+    Certificate { name: String, reason: String },
 }
 
 /// A running simulator. Dropping it does not stop it; call [`SimHandle::stop`].
@@ -240,7 +246,7 @@ impl SimHandle {
     /// the site's own OS-FEDERATION API (admin token): identity provider `egi.eu` trusting
     /// `issuer`, protocol `openid`, and a mapping granting `reader` on `project` (by name) to
     /// members of `vo`. For tests whose subject is not the federation itself.
-    pub async fn federate_egi(&self, issuer: &str, vo: &str, project: &str) -> Result<(), String> {
+    pub async fn federate_egi(&self, issuer: &str, vo: &str, project: &str) -> Result<(), SimError> {
         self.federate_egi_with_role(issuer, vo, project, "reader").await
     }
 
@@ -252,7 +258,7 @@ impl SimHandle {
         vo: &str,
         project: &str,
         role: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), SimError> {
         self.federate_egi_vos(issuer, "openid", &[(vo.to_string(), project.to_string())], role).await
     }
 
@@ -264,7 +270,7 @@ impl SimHandle {
         protocol: &str,
         vos: &[(String, String)],
         role: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), SimError> {
         let http = reqwest::Client::new();
         let auth = serde_json::json!({"auth": {
             "identity": {"methods": ["password"], "password": {"user": {
@@ -273,13 +279,19 @@ impl SimHandle {
         }});
         let base = self.auth_url();
         let base = base.trim_end_matches('/');
-        let r = http.post(format!("{base}/auth/tokens")).json(&auth).send().await.map_err(|e| e.to_string())?;
+        let fail = |step: &str, reason: String| SimError::Federate { step: step.to_string(), reason };
+        let r = http
+            .post(format!("{base}/auth/tokens"))
+            .json(&auth)
+            .send()
+            .await
+            .map_err(|e| fail("admin login", e.to_string()))?;
         let token = r
             .headers()
             .get("x-subject-token")
             .and_then(|t| t.to_str().ok())
             .map(str::to_string)
-            .ok_or_else(|| format!("admin login: HTTP {}", r.status()))?;
+            .ok_or_else(|| fail("admin login", format!("HTTP {}", r.status())))?;
         let rules: Vec<serde_json::Value> = vos
             .iter()
             .map(|(vo, project)| {
@@ -305,9 +317,9 @@ impl SimHandle {
                 .json(&body)
                 .send()
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| fail(&format!("PUT {path}"), e.to_string()))?;
             if !r.status().is_success() {
-                return Err(format!("PUT {path}: HTTP {}", r.status()));
+                return Err(fail(&format!("PUT {path}"), format!("HTTP {}", r.status())));
             }
         }
         Ok(())

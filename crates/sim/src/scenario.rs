@@ -442,7 +442,7 @@ impl ScenarioSpec {
 
     /// Checks references, event order and the quiet day of the explicit
     /// entities (cheap: the generator keeps these rules by construction).
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if let Some(g) = &self.generate {
             if g.servers > 0 && g.projects == 0 {
                 return Err("generate.servers > 0 needs generate.projects > 0".into());

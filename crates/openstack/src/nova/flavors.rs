@@ -96,8 +96,11 @@ pub async fn get(s: &Session, id: &str) -> Result<Flavor> {
     Ok(w.flavor)
 }
 
+/// A flavor's extra specs: key → value.
+pub type ExtraSpecs = BTreeMap<String, String>;
+
 /// `GET /flavors/{id}/os-extra_specs`.
-pub async fn extra_specs(s: &Session, flavor_id: &str) -> Result<BTreeMap<String, String>> {
+pub async fn extra_specs(s: &Session, flavor_id: &str) -> Result<ExtraSpecs> {
     #[derive(Deserialize)]
     struct W {
         extra_specs: BTreeMap<String, Value>,

@@ -350,8 +350,10 @@ impl AmsHandle {
     }
     /// Issues another client certificate from the sim CA (e.g. one whose DN
     /// is bound to nobody): returns (cert, key) paths; `<name>.pem` holds both.
-    pub fn issue_client_cert(&self, name: &str, dn: &str) -> Result<(PathBuf, PathBuf), String> {
-        self.pki.issue_client(dn, name)
+    pub fn issue_client_cert(&self, name: &str, dn: &str) -> Result<(PathBuf, PathBuf), crate::SimError> {
+        self.pki
+            .issue_client(dn, name)
+            .map_err(|reason| crate::SimError::Certificate { name: name.to_string(), reason })
     }
     /// Token of a configured user.
     pub fn token(&self, user: &str) -> Option<String> {

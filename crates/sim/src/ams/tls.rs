@@ -124,7 +124,7 @@ impl Pki {
     /// Generates the CA, server and test-client certificates into `dir`:
     /// `ca.pem`, `ca-key.pem`, `server-cert.pem`, `server-key.pem`,
     /// `client-cert.pem`, `client-key.pem` and `client.pem` (cert + key).
-    pub fn generate(dir: &Path) -> Result<Pki, String> {
+    pub(crate) fn generate(dir: &Path) -> Result<Pki, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let e = |e: rcgen::Error| format!("generating certificates: {e}");
 
@@ -165,7 +165,7 @@ impl Pki {
     /// Issues a client certificate (EKU clientAuth) for `dn` signed by the
     /// sim CA, written as `<name>-cert.pem`, `<name>-key.pem` and `<name>.pem`
     /// (cert then key, for reqwest's `Identity::from_pem`).
-    pub fn issue_client(&self, dn: &str, name: &str) -> Result<(PathBuf, PathBuf), String> {
+    pub(crate) fn issue_client(&self, dn: &str, name: &str) -> Result<(PathBuf, PathBuf), String> {
         let e = |e: rcgen::Error| format!("generating a client certificate: {e}");
         let key = KeyPair::generate().map_err(e)?;
         let mut params = CertificateParams::default();
@@ -186,7 +186,7 @@ impl Pki {
     /// rustls server config; `client_roots` = Some(..) requests (but does not
     /// require) a client certificate chained to one of those roots, as
     /// argo-api-authn's Go server with `VerifyClientCertIfGiven`.
-    pub fn server_config(
+    pub(crate) fn server_config(
         &self,
         client_roots: Option<Vec<CertificateDer<'static>>>,
     ) -> Result<rustls::ServerConfig, String> {
@@ -218,7 +218,7 @@ impl Pki {
 }
 
 /// Reads every certificate of a PEM file (extra client CAs).
-pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| format!("reading {}: {e}", path.display()))?
         .collect::<Result<Vec<_>, _>>()

@@ -7,7 +7,10 @@
 //! Tasks so far: `info` — each site's GLUE 2.1 document, built by the same code as
 //! `fedsite info` for that site alone (`cloudinfo::discover`, the Check-in token through
 //! OS-FEDERATION, or each VO's application credential from Vault / the secrets directory),
-//! written as `<dir>/<site id>.json`. Images, accounting and send come next (issue #15).
+//! written as `<dir>/<site id>.json`; `images` — the site's image sync (`imagesync`), as the
+//! central deployment runs atrope: images uploaded into the `ops` VO's project (else the
+//! first share's) and shared with each VO's project, each share accepted with that VO's own
+//! login. Accounting and send come next (issue #15).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -21,19 +24,22 @@ use crate::credentials::{CheckinToken, CredentialError, IDENTITY_PROVIDER, Secre
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Task {
     Info,
+    Images,
 }
 
 impl Task {
     pub fn as_str(self) -> &'static str {
         match self {
             Task::Info => "info",
+            Task::Images => "images",
         }
     }
 
-    /// `info` (the tasks still to come are refused by name).
+    /// `info` or `images` (the tasks still to come are refused by name).
     pub fn parse(s: &str) -> Option<Task> {
         match s {
             "info" => Some(Task::Info),
+            "images" => Some(Task::Images),
             _ => None,
         }
     }
@@ -95,6 +101,20 @@ pub struct Central {
     pub site_timeout: Duration,
     /// `CreationTime` of every object (the run's start).
     pub creation_time: chrono::DateTime<chrono::Utc>,
+    /// The images task's registry and cache (None: that task is skipped, saying why).
+    pub images: Option<ImagesSettings>,
+}
+
+/// What the images task shares between sites: the registry every site's images come from
+/// (with the robot's credentials), where downloads are cached (`<cache_dir>/<site id>`: sites
+/// run at once, and two writers must never share a partial download), the Glance tag and the
+/// name prefix.
+#[derive(Debug, Clone)]
+pub struct ImagesSettings {
+    pub registry: imagesync::config::RegistryConfig,
+    pub cache_dir: PathBuf,
+    pub tag: String,
+    pub name_prefix: String,
 }
 
 /// Runs `tasks` for the sites of `folder` (only those named in `only`, by id or GOCDB name,
@@ -144,11 +164,17 @@ async fn run_one(central: &Central, site: &sites::LoadedSite, task: Task) -> Tas
         failed_vos,
     };
     match task {
-        Task::Info => match info(central, site).await {
-            Ok(Done { detail, failed_vos }) => row(Outcome::Ok, detail, None, failed_vos),
-            Err(Fail::Skip(why)) => row(Outcome::Skipped, why, None, Vec::new()),
-            Err(Fail::Error(e, fix)) => row(Outcome::Failed, e, fix, Vec::new()),
-        },
+        Task::Info | Task::Images => {
+            let done = match task {
+                Task::Info => info(central, site).await,
+                Task::Images => images(central, site).await,
+            };
+            match done {
+                Ok(Done { detail, failed_vos }) => row(Outcome::Ok, detail, None, failed_vos),
+                Err(Fail::Skip(why)) => row(Outcome::Skipped, why, None, Vec::new()),
+                Err(Fail::Error(e, fix)) => row(Outcome::Failed, e, fix, Vec::new()),
+            }
+        }
     }
 }
 
@@ -203,29 +229,17 @@ async fn info(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fai
     let token = central.token.get().await?;
     let mut skipped = Vec::new();
     if site.auth == sites::AuthMethod::ApplicationCredential {
-        let host = site.endpoint.host();
-        let vault_token = match &central.secrets {
-            Secrets::Vault(v) => Some(v.login(&token).await?),
-            Secrets::Dir(_) => None,
-            Secrets::None => {
-                return Err(Fail::Skip(
-                    "an application-credential site, and no Vault or secrets directory is configured".into(),
-                ));
-            }
-        };
+        let (logins, missing) = vo_logins(central, site).await?;
+        skipped.extend(missing.into_iter().map(|(vo, _)| vo));
         let mut kept = Vec::new();
         for mut vo in site_cfg.vos.take().unwrap_or_default() {
-            let cred = match (&central.secrets, &vault_token) {
-                (Secrets::Vault(v), Some(t)) => v.app_credential(t, &token.sub, &host, &vo.name).await?,
-                (Secrets::Dir(d), _) => d.app_credential(&host, &vo.name)?,
+            let cred = logins.iter().find_map(|(share, login)| match login {
+                crate::credentials::VoLogin::AppCredential(c) if share.name.as_str() == vo.name => Some(c),
                 _ => None,
-            };
-            let Some(cred) = cred else {
-                skipped.push(vo.name.clone());
-                continue;
-            };
+            });
+            let Some(cred) = cred else { continue };
             let auth = vo.auth.get_or_insert_with(Default::default);
-            auth.insert("application_credential_id".into(), cred.id.into());
+            auth.insert("application_credential_id".into(), cred.id.clone().into());
             auth.insert("application_credential_secret".into(), cred.secret.expose().into());
             kept.push(vo);
         }
@@ -261,4 +275,121 @@ async fn info(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fai
     );
     let shares = doc.shares().len();
     Ok(Done { detail: format!("{} bytes to {}, {shares} share(s)", data.len(), path.display()), failed_vos })
+}
+
+/// How each VO share of a site logs in: the Check-in token through OS-FEDERATION, or (an
+/// application-credential site) the VO's credential from Vault or the secrets directory.
+/// A VO without a credential is listed with its reason, not dropped silently.
+async fn vo_logins(
+    central: &Central,
+    site: &sites::Site,
+) -> Result<(Vec<(sites::VoShare, crate::credentials::VoLogin)>, Vec<(String, String)>), Fail> {
+    use crate::credentials::VoLogin;
+    let token = central.token.get().await?;
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    if site.auth != sites::AuthMethod::ApplicationCredential {
+        return Ok((site.vos.iter().map(|v| (v.clone(), VoLogin::Oidc(token.clone()))).collect(), missing));
+    }
+    let host = site.endpoint.host();
+    let vault_token = match &central.secrets {
+        Secrets::Vault(v) => Some(v.login(&token).await?),
+        Secrets::Dir(_) => None,
+        Secrets::None => {
+            return Err(Fail::Skip(
+                "an application-credential site, and no Vault or secrets directory is configured".into(),
+            ));
+        }
+    };
+    for vo in &site.vos {
+        let cred = match (&central.secrets, &vault_token) {
+            (Secrets::Vault(v), Some(t)) => v.app_credential(t, &token.sub, &host, vo.name.as_str()).await?,
+            (Secrets::Dir(d), _) => d.app_credential(&host, vo.name.as_str())?,
+            _ => None,
+        };
+        match cred {
+            Some(c) => out.push((vo.clone(), VoLogin::AppCredential(c))),
+            None => missing.push((
+                vo.name.as_str().to_owned(),
+                "no application credential (Vault or secrets directory)".to_string(),
+            )),
+        }
+    }
+    Ok((out, missing))
+}
+
+/// The images task of one site (see the module docs).
+async fn images(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fail> {
+    let site = &loaded.site;
+    if !site.images.sync {
+        return Err(Fail::Skip("images.sync is false".into()));
+    }
+    let Some(settings) = &central.images else {
+        return Err(Fail::Skip("no registry configured for the images task (--registry-url)".into()));
+    };
+    let (logins, mut failed_vos) = vo_logins(central, site).await?;
+    // Each VO's own session, scoped to its project.
+    let mut sessions: Vec<(String, Option<String>, openstack::Session)> = Vec::new();
+    for (vo, login) in logins {
+        let cfg = crate::credentials::vo_cloud_config(site, &vo, login);
+        match openstack::Session::connect(&cfg).await {
+            Ok(s) => sessions.push((
+                vo.name.as_str().to_owned(),
+                vo.auth.project_id.as_ref().map(|p| p.as_str().to_owned()),
+                s,
+            )),
+            Err(e) => failed_vos.push((vo.name.as_str().to_owned(), e.to_string())),
+        }
+    }
+    if sessions.is_empty() {
+        let why = failed_vos.first().map(|(vo, e)| format!("; VO {vo}: {e}")).unwrap_or_default();
+        return Err(Fail::Error(
+            format!("no VO share could log in{why}"),
+            Some(format!(
+                "check that {} answers and that the federation's token is mapped there",
+                site.endpoint.as_str()
+            )),
+        ));
+    }
+    // The images live in the ops VO's project (the central deployment's owner), else the first.
+    let owner = sessions.iter().position(|(vo, _, _)| vo == "ops").unwrap_or(0);
+    let mut vos = std::collections::BTreeMap::new();
+    for (vo, project, s) in &sessions {
+        let project = match project {
+            Some(p) => Some(p.clone()),
+            None => s.project_id().await.map_err(|e| Fail::Error(format!("VO {vo}: {e}"), None))?,
+        };
+        if let Some(p) = project {
+            vos.insert(vo.clone(), p);
+        }
+    }
+    let site_images = imagesync::config::SiteImages {
+        sync: true,
+        formats: site.images.formats.iter().map(|f| f.as_str().to_owned()).collect(),
+    };
+    let toml = imagesync::config::ImagesToml {
+        tag: Some(settings.tag.clone()),
+        name_prefix: Some(settings.name_prefix.clone()),
+        cache_dir: Some(settings.cache_dir.join(&loaded.id)),
+        registry: Some(settings.registry.clone()),
+        ..Default::default()
+    };
+    let mut cfg = imagesync::config::SyncConfig::build(Some((site_images, vos)), Some(toml))
+        .map_err(|e| Fail::Error(e.to_string(), None))?;
+    cfg.progress = false;
+    let own = &sessions[owner].2;
+    let others =
+        sessions.iter().filter(|(vo, _, _)| vo != &sessions[owner].0).map(|(vo, _, s)| (vo.clone(), s)).collect();
+    let report = imagesync::sync::Syncer::new(&cfg, own)
+        .with_vo_sessions(others)
+        .run(&imagesync::sync::RunOptions::default())
+        .await
+        .map_err(|e| Fail::Error(e.to_string(), None))?;
+    if let Some(first) = report.errors.first() {
+        return Err(Fail::Error(
+            format!("{} image error(s); {}: {} ({})", report.errors.len(), first.item, first.message, report.summary()),
+            None,
+        ));
+    }
+    Ok(Done { detail: report.summary(), failed_vos })
 }

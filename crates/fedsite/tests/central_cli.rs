@@ -547,3 +547,112 @@ mod simulated_federation {
         fed.stop().await;
     }
 }
+
+/// The images task over a simulated federation of three real site files (two with OIDC, one
+/// with application credentials): every site's Glance gets the registry's images in its ops
+/// VO's project, shared with (and accepted by) each other VO's project; a second run changes
+/// nothing.
+mod central_images {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_site_gets_the_images_shared_with_its_vos_and_a_second_run_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("real");
+        std::fs::create_dir_all(&folder).unwrap();
+        for f in ["CENI.yaml", "CREODIAS.yaml", "ELKH-CLOUD.yaml"] {
+            std::fs::copy(super::real().join("sites").join(f), folder.join(f)).unwrap();
+        }
+        let fed = sim::federation::start(sim::federation::FederationConfig {
+            sites_dir: folder,
+            count: 0,
+            out_dir: dir.path().join("federation"),
+            template: sim::scenario::builtin("tiny").unwrap().generate(),
+            profiles: Default::default(),
+        })
+        .await
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let private = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            p
+        };
+        let secret = private("client-secret", &format!("{}\n", sim::OIDC_CLIENT_SECRET));
+        let robot = private("robot-password", &format!("{}\n", sim::harbor::ROBOT_PASSWORD));
+        let run = || {
+            let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedsite"));
+            c.args(["central", "run", "--task", "images", "--json", "--client-id", sim::OIDC_CLIENT_ID])
+                .arg("--sites-dir")
+                .arg(&fed.sites_dir)
+                .arg("--secrets-dir")
+                .arg(&fed.secrets_dir)
+                .arg("--checkin-discovery")
+                .arg(format!("{}/.well-known/openid-configuration", fed.issuer()))
+                .arg("--client-secret-file")
+                .arg(&secret)
+                .args(["--registry-url", fed.checkin.base_url(), "--registry-user", sim::harbor::ROBOT_USER])
+                .arg("--registry-password-file")
+                .arg(&robot)
+                .arg("--image-cache")
+                .arg(dir.path().join("cache"))
+                .args(["--site-timeout", "120"]);
+            c
+        };
+        let rows = |out: &std::process::Output| -> Vec<Value> {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+            let v: Value = serde_json::from_str(&stdout).unwrap();
+            v["results"].as_array().unwrap().clone()
+        };
+        let first = rows(&run().output().await.unwrap());
+        assert_eq!(first.len(), 3, "{first:?}");
+        for site in &fed.sites {
+            let row = first.iter().find(|r| r["site"] == site.id.as_str()).unwrap();
+            assert_eq!(row["outcome"], "ok", "{row}");
+            // The site's Glance, as its admin sees it.
+            let c = openstack::CloudConfig::from_clouds_yaml(&site.handle.clouds_yaml(), None, "sim", "clouds.yaml")
+                .unwrap();
+            let admin = openstack::Session::connect(&c).await.unwrap();
+            let images = openstack::glance::ListImages { tags: vec!["fedsite".into()], ..Default::default() }
+                .list(&admin)
+                .await
+                .unwrap();
+            assert!(!images.is_empty(), "{}: no image synced: {row}", site.id);
+            let ops = site.shares.iter().find(|(vo, _)| vo == "ops").map(|(_, p)| p.clone()).unwrap();
+            let others: BTreeSet<&String> = site.shares.iter().filter(|(vo, _)| vo != "ops").map(|(_, p)| p).collect();
+            for i in &images {
+                assert_eq!(
+                    i.owner.as_deref(),
+                    Some(ops.as_str()),
+                    "{}: {:?} is in the ops VO's project",
+                    site.id,
+                    i.name
+                );
+                let members = match i.visibility.as_deref() {
+                    Some("shared") => openstack::glance::members::list(&admin, &i.id).await.unwrap(),
+                    _ => Vec::new(),
+                };
+                let accepted: BTreeSet<&String> =
+                    members.iter().filter(|m| m.status == "accepted").map(|m| &m.member_id).collect();
+                // The shared Harbor project's images go to every VO; a VO-named project's to that VO.
+                let name = i.name.clone().unwrap_or_default();
+                let harbor_project = name.trim_start_matches("registry.egi.eu ").split('/').next().unwrap().to_string();
+                let want: BTreeSet<&String> = if harbor_project == sim::oci::SHARED_PROJECT {
+                    others.clone()
+                } else {
+                    site.shares.iter().filter(|(vo, _)| *vo == harbor_project && vo != "ops").map(|(_, p)| p).collect()
+                };
+                assert_eq!(accepted, want, "{}: {name} shared with, and accepted by, its VOs", site.id);
+            }
+        }
+        let second = rows(&run().output().await.unwrap());
+        for r in &second {
+            assert!(r["detail"].as_str().unwrap().starts_with("0 planned, 0 errors"), "{r}");
+        }
+        fed.stop().await;
+    }
+}

@@ -5,7 +5,7 @@
 //! Each site is a copy of a template scenario (e.g. `tiny`) with, per VO share of its file,
 //! a project of the share's `project_id` carrying the VO (`VO` property), its region the
 //! file's, and the site federated with the Check-in issuer (identity provider `egi.eu`, the
-//! file's protocol, a mapping granting `reader` on the VO's project to the VO's members).
+//! file's protocol, a mapping granting `member` on the VO's project to the VO's members).
 //! An `auth: v3applicationcredential` site gets one application credential per VO share,
 //! written to a secrets directory as the central deployment keeps them
 //! (`<dir>/<keystone host>/<vo>`, mode 0600). Every site listens on its own loopback address
@@ -192,7 +192,9 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
             sc.site.region = region;
         }
         let admin = sc.site.users.iter().find(|u| u.name == ADMIN_USER).map(|u| u.id.clone()).unwrap_or_default();
-        let reader = sc.site.roles.iter().find(|r| r.name == "reader").map(|r| r.id.clone()).unwrap_or_default();
+        // The VO robot manages images and boots VMs in its VO's project (EGI's sites map it
+        // to `member`).
+        let member = sc.site.roles.iter().find(|r| r.name == "member").map(|r| r.id.clone()).unwrap_or_default();
         let mut shares = Vec::new();
         let mut credentials = Vec::new();
         for (i, share) in original.shares.iter().enumerate() {
@@ -205,7 +207,7 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
             if original.app_credentials {
                 sc.site.assignments.push(Assignment {
                     user_id: admin.clone(),
-                    role_id: reader.clone(),
+                    role_id: member.clone(),
                     scope: AssignmentScope::Project(pid.clone()),
                 });
                 let cred = ApplicationCredential {
@@ -214,7 +216,7 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
                     secret: hex_id(&format!("appcred-secret:{id}:{i}")),
                     user_id: admin.clone(),
                     project_id: pid.clone(),
-                    roles: vec!["reader".into()],
+                    roles: vec!["member".into()],
                     expires_at: None,
                 };
                 credentials.push((share.vo.clone(), cred.id.clone(), cred.secret.clone()));
@@ -234,7 +236,7 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
                 .map(|(i, s)| (s.vo.clone(), format!("{}-{i}", s.vo.trim_matches('/').replace('/', "-"))))
                 .collect();
             handle
-                .federate_egi_vos(&issuer, &original.protocol, &mapped, "reader")
+                .federate_egi_vos(&issuer, &original.protocol, &mapped, "member")
                 .await
                 .map_err(|e| FederationError::Federate { site: id.clone(), reason: e.to_string() })?;
         }

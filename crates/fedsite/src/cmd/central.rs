@@ -36,7 +36,7 @@ pub struct RunArgs {
     /// The federation's vo-mappings.yaml (see `validate`).
     #[arg(long, value_name = "FILE")]
     pub vo_mappings: Option<PathBuf>,
-    /// Tasks, comma-separated: info (images, accounting and send are to come).
+    /// Tasks, comma-separated: info, images (accounting and send are to come).
     #[arg(long, value_delimiter = ',', default_value = "info")]
     pub task: Vec<String>,
     /// Only this site (file id or GOCDB name); repeatable.
@@ -76,6 +76,25 @@ pub struct RunArgs {
     /// One JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// The images task's registry, a Harbor (e.g. https://registry.egi.eu); without it the
+    /// images task is skipped, saying so.
+    #[arg(long, value_name = "URL")]
+    pub registry_url: Option<String>,
+    /// The registry's robot account (REST API listing and pulls).
+    #[arg(long, value_name = "USER", requires = "registry_url")]
+    pub registry_user: Option<String>,
+    /// A private file holding the robot account's password.
+    #[arg(long, value_name = "FILE", requires = "registry_user")]
+    pub registry_password_file: Option<PathBuf>,
+    /// Where image downloads are cached (one cache for every site).
+    #[arg(long, value_name = "DIR", default_value = "/var/cache/fedsite/images")]
+    pub image_cache: PathBuf,
+    /// The Glance tag of the images the central sync manages.
+    #[arg(long, default_value = "fedsite")]
+    pub image_tag: String,
+    /// The prefix of every image name (the catch-all's).
+    #[arg(long, default_value = "registry.egi.eu ")]
+    pub image_name_prefix: String,
 }
 
 #[derive(Debug, Args)]
@@ -111,7 +130,7 @@ async fn run_tasks(a: RunArgs) -> Result<ExitCode> {
     let tasks = a
         .task
         .iter()
-        .map(|t| central::run::Task::parse(t).with_context(|| format!("--task {t:?}: not a task (info)")))
+        .map(|t| central::run::Task::parse(t).with_context(|| format!("--task {t:?}: not a task (info, images)")))
         .collect::<Result<Vec<_>>>()?;
     let mappings = match &a.vo_mappings {
         Some(p) => Some(sites::VoMappings::load(p)?.0),
@@ -138,6 +157,16 @@ async fn run_tasks(a: RunArgs) -> Result<ExitCode> {
         max_sites: a.max_sites.max(1),
         site_timeout: std::time::Duration::from_secs(a.site_timeout.max(1)),
         creation_time: chrono::Utc::now(),
+        images: a.registry_url.as_ref().map(|url| central::run::ImagesSettings {
+            registry: imagesync::config::RegistryConfig {
+                username: a.registry_user.clone(),
+                password_file: a.registry_password_file.clone(),
+                ..imagesync::config::RegistryConfig::new(url)
+            },
+            cache_dir: a.image_cache.clone(),
+            tag: a.image_tag.clone(),
+            name_prefix: a.image_name_prefix.clone(),
+        }),
     };
     let rows = central::run::run(&c, &folder, &tasks, &a.sites).await;
     let failed = rows.iter().any(|r| r.outcome == central::run::Outcome::Failed) || folder.errors() > 0;

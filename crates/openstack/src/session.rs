@@ -1,7 +1,8 @@
 //! `Session`: authentication (Keystone v3 password, application credential,
 //! token; project/domain/system/unscoped), the token and its catalog,
 //! re-authentication, `rescope`, endpoint lookup, microversion negotiation,
-//! and the one `send` path (retries, backoff, timeouts, counters, errors).
+//! and the one `send` path (retries, backoff, timeouts, counters, errors). What a call is lives
+//! in `call`, the token and its wire form in `token`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -10,202 +11,22 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::catalog::{self, Catalog, Service};
-use crate::config::{CloudConfig, Credentials, DomainRef, ProjectRef, Scope, UserRef};
+use crate::catalog::{self, Service};
+use crate::config::{CloudConfig, Credentials, Scope};
 use crate::error::{ConfigError, Error, RequestInfo, Result, extract_message};
 use crate::microversion::{self, Microversion, VersionRange};
 use crate::secret::Secret;
 
+mod call;
 mod raw;
+mod token;
+pub use call::{Call, CallStats, Response, RetryPolicy, RouteKey};
 pub use raw::RawBody;
-
-/// Retries of idempotent requests (GET/HEAD/PUT/DELETE and token POSTs) on
-/// 5xx/429/connect errors/timeouts, with exponential backoff and jitter.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts in all, including the first (1 = no retries).
-    pub max_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-    /// Per-attempt timeout (connect + response + body).
-    pub timeout: Duration,
-    /// A `Retry-After` longer than this is capped to it.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 4,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(8),
-            timeout: Duration::from_secs(60),
-            max_retry_after: Duration::from_secs(60),
-        }
-    }
-}
-
-impl RetryPolicy {
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self.base_delay.saturating_mul(1u32 << (attempt.saturating_sub(1)).min(16));
-        let capped = exp.min(self.max_delay);
-        let jitter: f64 = 0.5 + rand::random::<f64>() * 0.5;
-        capped.mul_f64(jitter)
-    }
-}
-
-/// A counter key: service type, method and route template
-/// (`compute GET /servers/{id}`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RouteKey {
-    pub service: String,
-    pub method: String,
-    pub route: String,
-}
-
-impl std::fmt::Display for RouteKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {} {}", self.service, self.method, self.route)
-    }
-}
-
-/// Counts for one route: logical calls, HTTP attempts, retries, failures,
-/// and the summed wall time of the calls (all attempts and backoff included).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CallStats {
-    pub calls: u64,
-    pub attempts: u64,
-    pub retries: u64,
-    pub failures: u64,
-    pub latency_micros: u64,
-}
-
-/// One API call: service, method, route template (for counters), path
-/// relative to the service's API base (or an absolute URL), query, body,
-/// and whether it carries the negotiated microversion.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub service: Service,
-    pub method: Method,
-    pub route: &'static str,
-    pub path: String,
-    pub query: Vec<(String, String)>,
-    pub body: Option<Value>,
-    pub versioned: bool,
-}
-
-impl Call {
-    pub fn new(service: Service, method: Method, route: &'static str, path: impl Into<String>) -> Call {
-        Call { service, method, route, path: path.into(), query: Vec::new(), body: None, versioned: false }
-    }
-    pub fn get(service: Service, route: &'static str, path: impl Into<String>) -> Call {
-        Call::new(service, Method::GET, route, path)
-    }
-    pub fn query(mut self, q: Vec<(String, String)>) -> Call {
-        self.query = q;
-        self
-    }
-    pub fn json(mut self, body: Value) -> Call {
-        self.body = Some(body);
-        self
-    }
-    /// Send the service's negotiated microversion.
-    pub fn versioned(mut self) -> Call {
-        self.versioned = true;
-        self
-    }
-}
-
-/// A successful response.
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-    /// The microversion sent, if any.
-    pub microversion: Option<Microversion>,
-    pub request: RequestInfo,
-}
-
-impl Response {
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| Error::Decode { request: self.request.clone(), message: e.to_string() })
-    }
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct NamedRef {
-    pub id: String,
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct TokenUser {
-    pub id: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub domain: Option<NamedRef>,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct TokenProject {
-    pub id: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub domain: Option<NamedRef>,
-}
-
-/// A Keystone token: the secret, expiry, who and what it is for, catalog.
-#[derive(Debug, Clone)]
-pub struct Token {
-    pub id: Secret,
-    pub expires_at: DateTime<Utc>,
-    pub issued_at: Option<DateTime<Utc>>,
-    pub methods: Vec<String>,
-    pub user: TokenUser,
-    pub project: Option<TokenProject>,
-    pub domain: Option<NamedRef>,
-    pub system: bool,
-    pub roles: Vec<NamedRef>,
-    pub catalog: Catalog,
-}
-
-#[derive(Deserialize)]
-struct TokenBody {
-    token: TokenWire,
-}
-
-#[derive(Deserialize)]
-struct TokenWire {
-    #[serde(deserialize_with = "crate::time::de")]
-    expires_at: DateTime<Utc>,
-    #[serde(default, deserialize_with = "crate::time::de_opt")]
-    issued_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    methods: Vec<String>,
-    user: TokenUser,
-    #[serde(default)]
-    project: Option<TokenProject>,
-    #[serde(default)]
-    domain: Option<NamedRef>,
-    #[serde(default)]
-    system: Option<Value>,
-    #[serde(default)]
-    roles: Vec<NamedRef>,
-    #[serde(default)]
-    catalog: Catalog,
-}
+use token::TokenBody;
+pub use token::{NamedRef, Token, TokenProject, TokenUser, auth_body};
 
 struct Shared {
     http: reqwest::Client,
@@ -553,72 +374,6 @@ fn v3_link(doc: &Value) -> Option<String> {
             .and_then(|l| l.get("href")?.as_str())
             .map(|h| h.trim_end_matches('/').to_string())
     })
-}
-
-fn domain_json(d: &DomainRef) -> Value {
-    match d {
-        DomainRef::Id(id) => json!({"id": id}),
-        DomainRef::Name(n) => json!({"name": n}),
-    }
-}
-
-fn user_json(u: &UserRef) -> serde_json::Map<String, Value> {
-    let v = match u {
-        UserRef::Id(id) => json!({"id": id}),
-        UserRef::Name { name, domain } => json!({"name": name, "domain": domain_json(domain)}),
-    };
-    v.as_object().cloned().unwrap_or_default()
-}
-
-/// The body of `POST /v3/auth/tokens`.
-pub fn auth_body(creds: &Credentials, scope: &Scope) -> Value {
-    let identity = match creds {
-        Credentials::Password { user, password } => {
-            let mut u = user_json(user);
-            u.insert("password".into(), json!(password.expose()));
-            json!({"methods": ["password"], "password": {"user": u}})
-        }
-        Credentials::ApplicationCredential { id, name, user, secret } => {
-            let mut ac = serde_json::Map::new();
-            match (id, name) {
-                (Some(id), _) => {
-                    ac.insert("id".into(), json!(id));
-                }
-                (None, Some(n)) => {
-                    ac.insert("name".into(), json!(n));
-                    if let Some(u) = user {
-                        ac.insert("user".into(), Value::Object(user_json(u)));
-                    }
-                }
-                (None, None) => {}
-            }
-            ac.insert("secret".into(), json!(secret.expose()));
-            json!({"methods": ["application_credential"], "application_credential": ac})
-        }
-        Credentials::Token { token } => {
-            json!({"methods": ["token"], "token": {"id": token.expose()}})
-        }
-        // A federated login is not a body of its own: the Session first trades
-        // the access token for an unscoped token (oidc.rs), then scopes that.
-        Credentials::OidcAccessToken { .. } | Credentials::OidcClientCredentials { .. } => {
-            json!({"methods": ["token"], "token": {"id": ""}})
-        }
-    };
-    let scope = match scope {
-        Scope::Project(ProjectRef::Id(id)) => Some(json!({"project": {"id": id}})),
-        Scope::Project(ProjectRef::Name { name, domain }) => {
-            Some(json!({"project": {"name": name, "domain": domain_json(domain)}}))
-        }
-        Scope::Domain(d) => Some(json!({"domain": domain_json(d)})),
-        Scope::System => Some(json!({"system": {"all": true}})),
-        Scope::Unscoped => None,
-    };
-    let mut auth = json!({"identity": identity});
-    // Application credentials fix their own scope; Keystone rejects another.
-    if let (Some(s), false) = (scope, matches!(creds, Credentials::ApplicationCredential { .. })) {
-        auth["scope"] = s;
-    }
-    json!({"auth": auth})
 }
 
 enum Attempt {

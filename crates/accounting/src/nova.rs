@@ -1,5 +1,5 @@
 //! Cloud and accelerator records from Nova: cASO 5.2.2's algorithm
-//! (caso.md §2.1, §2.3, §3.2) over plain values — the servers changed since
+//! (cASO 5.2.2 `caso/extract/openstack/nova.py`) over plain values — the servers changed since
 //! the window start plus the servers only os-simple-tenant-usage knows —
 //! with the fixes listed in COMPAT-NOTES.md. The gathering is at the end.
 
@@ -108,8 +108,8 @@ fn benchmark(ctx: &RecordCtx, f: &FlavorFacts, warn: &mut dyn FnMut(&str, String
     }
 }
 
-/// Maps a Nova API server `status` to the APEL status as cASO does (caso.md
-/// §2.1), case-insensitively. Anything not listed (SHELVED, SOFT_DELETED, ...)
+/// Maps a Nova API server `status` to the APEL status as cASO 5.2.2 does
+/// (`caso/extract/openstack/nova.py`), case-insensitively. Anything not listed (SHELVED, SOFT_DELETED, ...)
 /// is `Unknown`.
 pub fn vm_status_from_nova(status: &str) -> VmStatus {
     match status.to_ascii_lowercase().as_str() {
@@ -163,7 +163,7 @@ fn first_of_month(t: DateTime<Utc>) -> DateTime<Utc> {
         .and_utc()
 }
 
-/// cASO's monthly accelerator records (caso.md §2.3).
+/// cASO's monthly accelerator records (cASO 5.2.2 `caso/extract/openstack/nova.py`, `caso/record.py`).
 fn accelerator_records(
     ctx: &RecordCtx,
     f: &ServerFacts,

@@ -1,5 +1,5 @@
 //! Energy records from Prometheus: cASO 5.2.2's `prometheus` extractor
-//! (caso.md §2.5) — one `query_range` per server per chunk of ≤ 11,001
+//! (cASO 5.2.2 `caso/extract/prometheus.py`) — one `query_range` per server per chunk of ≤ 11,001
 //! points, Σ µW × step / 3600 / 1e6 — over the servers the Nova path lists
 //! (deleted ones included), with the fixes in COMPAT-NOTES.md (rows 23–31).
 

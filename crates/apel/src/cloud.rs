@@ -1,5 +1,5 @@
 //! `APEL-cloud-message` v0.4: render (cASO-compat or fedsite style) and parse
-//! with the APEL loader's rules (ssm-ams-apel.md §3.1–3.2).
+//! with the APEL loader's rules (APEL `apel/db/loader/record_factory.py`, `apel/db/records/cloud.py`).
 
 use crate::fields::{LineIndex, float, int, integral_float, loader_datetime};
 use crate::types::is_null_spelling;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// An `APEL-cloud-message` v0.4 record. Field names follow the loader keys
-/// (ssm-ams-apel.md §3.2); `None` fields are not sent.
+/// (APEL `apel/db/records/cloud.py`); `None` fields are not sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudRecord {
     pub vm_uuid: VmUuid,
@@ -80,7 +80,7 @@ impl CloudRecord {
         }
     }
 
-    /// The measurement time APEL derives (`ReplaceCloudRecord`, ssm-ams-apel.md §3.6):
+    /// The measurement time APEL derives (`ReplaceCloudRecord` in APEL's `schemas/cloud.sql`):
     /// `completed` → EndTime; else RecordCreateTime; else StartTime + SuspendDuration +
     /// WallDuration. `None` where APEL would get a NULL / zero date.
     pub fn measurement_time(&self) -> Option<DateTime<Utc>> {
@@ -165,7 +165,7 @@ pub struct StorageRecord {
     pub resource_capacity_allocated: Option<u64>,
 }
 
-/// A cASO energy record v0.1 (caso.md §2.5), sent as JSON to GreenDIGIT CIM
+/// A cASO energy record v0.1 (cASO 5.2.2 `caso/extract/prometheus.py`), sent as JSON to GreenDIGIT CIM
 /// (not through SSM).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnergyRecord {

@@ -1,6 +1,6 @@
 //! dirq `QueueSimple`: a hand-written port (no Rust crate implements it) of python
 //! `dirq` 1.8 `QueueSimple`, the spool cASO writes and APEL `ssmsend` drains. Owns the
-//! exact on-disk layout, element names, lock/unlock/remove and purge (ssm-ams-apel.md §1.2).
+//! exact on-disk layout, element names, lock/unlock/remove and purge (python-dirq `dirq/QueueSimple.py`).
 //!
 //! Layout, as python writes it:
 //! ```text

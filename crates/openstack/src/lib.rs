@@ -24,8 +24,9 @@
 //!   the policy message. Secrets are [`Secret`]s and never print.
 //!
 //! # What it is not
-//! Not a general SDK: no resource creation except tokens, no Swift/Placement,
-//! no codegen, no caching of responses. Calls not covered can still go
+//! Not a general SDK: it creates only what fedsite needs (tokens, Glance images and
+//! members, Nova servers for the VM probe, Keystone federation objects, Swift containers
+//! and objects), no Placement, no codegen, no caching of responses. Calls not covered can still go
 //! through [`Session::send`] with a hand-built [`Call`].
 //!
 //! ```no_run

@@ -4,7 +4,7 @@
 //! rules (Bearer challenge without credentials, Basic accepted, `_catalog`
 //! for system admins only) and the REST API v2.0 listings
 //! (`/api/v2.0/projects`, repositories, artifacts) with Harbor's paging.
-//! The facts followed are those of shared/reference/harbor.md; docs/sim.md
+//! The facts followed are Harbor's (goharbor/harbor `src/server/middleware/v2auth`, `src/core/service/token`, the v2.0 REST API swagger); docs/sim.md
 //! lists them and what is left out. [`RegistryMode::Lenient`] turns all of it
 //! off (a plain registry with anonymous pull, no REST API).
 
@@ -188,7 +188,7 @@ fn repository_of(rest: &str) -> Option<&str> {
         .or_else(|| rest.rsplit_once("/blobs/").map(|(r, _)| r))
 }
 
-/// Harbor's v2 authorization (harbor.md 2a, 2b): `None` lets the request
+/// Harbor's v2 authorization (goharbor/harbor `src/server/middleware/v2auth`): `None` lets the request
 /// through, `Some` is the 401 to answer. `rest` is the path below `/v2/`.
 pub(crate) fn v2_gate(state: &AppState, rest: &str, headers: &HeaderMap) -> Option<Response> {
     let cfg = config(state)?;
@@ -233,7 +233,7 @@ fn harbor_error(status: StatusCode, code: &str, message: String) -> Response {
     (status, axum::Json(json!({"errors": [{"code": code, "message": message}]}))).into_response()
 }
 
-/// `GET /service/token?service=…&scope=…` (harbor.md 2b).
+/// `GET /service/token?service=…&scope=…` (goharbor/harbor `src/core/service/token`).
 async fn token(
     State(state): State<Arc<AppState>>,
     Query(q): Query<Vec<(String, String)>>,
@@ -281,7 +281,7 @@ async fn token(
     .into_response()
 }
 
-/// One page of a REST list with `X-Total-Count` and `Link` (harbor.md 2c).
+/// One page of a REST list with `X-Total-Count` and `Link` (Harbor's v2.0 REST API: `X-Total-Count`, `Link`).
 fn rest_page(items: Vec<Value>, q: &[(String, String)], path: &str) -> Response {
     let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let page = get("page").and_then(|v| v.parse::<usize>().ok()).filter(|p| *p > 0).unwrap_or(1);

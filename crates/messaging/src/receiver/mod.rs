@@ -3,7 +3,7 @@
 //! `apel::parse_message`, store durably, and only then acknowledge. Owns the two stores:
 //! python dirq's `Queue` layout (`incoming/` + `reject/`, as ssmreceive writes) and the
 //! received-records SQLite file with APEL's semantics (latest cloud record per VM per month
-//! replaces the earlier one; cloud summaries with per-VM deltas, reference §3.6): the pull
+//! replaces the earlier one; cloud summaries with per-VM deltas, as APEL's `schemas/cloud.sql` `SummariseVMs`): the pull
 //! loop is here, the queue layout in `dirqueue`, the SQLite store in `store`.
 
 use std::path::{Path, PathBuf};

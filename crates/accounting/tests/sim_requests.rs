@@ -2,7 +2,7 @@
 //! one all-projects listing per resource with a system reader (servers: the
 //! changed ones, and the live ones instead of a GET per usage-only server),
 //! bounded totals
-//! (cASO: ~10 tokens and ~30 calls per project, caso.md §3.2, §6 item 10).
+//! (cASO: ~10 tokens and ~30 calls per project: testdata/caso-5.2.2/api-requests.log).
 
 use std::collections::BTreeMap;
 

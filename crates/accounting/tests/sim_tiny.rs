@@ -1,6 +1,6 @@
 //! The extractor against the in-process sim's `tiny` scenario, window
 //! 2023-05-21 → 2023-05-25: the records must equal what real cASO 5.2.2
-//! produced (crates/sim/scenarios/tiny.toml, /work/shared/vectors/caso-5.2.2,
+//! produced (crates/sim/scenarios/tiny.toml, testdata/caso-5.2.2,
 //! crates/fedsite/tests/caso_against_sim.rs) field by field, except the
 //! deviations of COMPAT-NOTES.md, which are asserted as such.
 
@@ -90,11 +90,15 @@ fn caso_fields(r: &CloudRecord) -> BTreeMap<String, String> {
 
 /// The vector cloud message's records by VMUUID.
 fn vector_cloud() -> BTreeMap<String, BTreeMap<String, String>> {
-    let msg = std::fs::read_to_string("/work/shared/vectors/caso-5.2.2/cloud-message.txt")
-        .or_else(|_| {
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/caso-5.2.2/cloud-message.txt"))
-        })
-        .expect("cASO cloud vector");
+    let msg =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/caso-5.2.2/cloud-message.txt"))
+            .or_else(|_| {
+                std::fs::read_to_string(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../testdata/caso-5.2.2/cloud-message.txt"
+                ))
+            })
+            .expect("cASO cloud vector");
     msg.strip_prefix("APEL-cloud-message: v0.4\n")
         .unwrap()
         .trim_end()
@@ -493,7 +497,9 @@ async fn proj1_cloud_message_renders_as_the_caso_vector_bytes_but_vm_quiets_benc
     let x = accounting::extract(&s, &cfg(), |_| window()).await;
     let cloud: Vec<Record> = records(&x, PROJ1).iter().filter(|r| matches!(r, Record::Cloud(_))).cloned().collect();
     let got = apel::render_message(apel::RecordKind::Cloud, &cloud, apel::Style::CasoCompat).unwrap();
-    let want = std::fs::read_to_string("/work/shared/vectors/caso-5.2.2/cloud-message.txt").unwrap();
+    let want =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/caso-5.2.2/cloud-message.txt"))
+            .unwrap();
     // vm-quiet is the last record: drop its two benchmark lines (COMPAT-NOTES 13).
     let (head, quiet) = want.rsplit_once("%%\n").unwrap();
     let quiet: String = quiet.lines().filter(|l| !l.starts_with("Benchmark")).map(|l| format!("{l}\n")).collect();

@@ -1,5 +1,5 @@
-//! Scenario generator tests: determinism, the exact `tiny` site of caso.md
-//! §7.5 and its edge cases, the quiet-day rule, counts and history shape.
+//! Scenario generator tests: determinism, the exact `tiny` site of cASO's vectors
+//! (testdata/caso-5.2.2) and its edge cases, the quiet-day rule, counts and history shape.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sim::model::*;

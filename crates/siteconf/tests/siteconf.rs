@@ -16,7 +16,7 @@ fn write(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
     p
 }
 
-/// caso.md §7.4's example, with a few more keys fedsite does not carry.
+/// cASO's own example caso.conf (`etc/caso/caso.conf.sample` of cASO 5.2.2), with a few more keys fedsite does not carry.
 fn caso_conf(dir: &Path) -> PathBuf {
     let text = format!(
         "[DEFAULT]\nsite_name = TEST-SITE\nservice_name = TEST-SITE-cloud\nmessengers = ssm,noop\n\
@@ -32,7 +32,7 @@ fn caso_conf(dir: &Path) -> PathBuf {
     write(dir, "caso.conf", &text, 0o600)
 }
 
-/// ssm-ams-apel.md's sender.cfg example.
+/// SSM's own example sender.cfg (`conf/sender.cfg` of apel/ssm).
 fn sender_cfg(dir: &Path) -> PathBuf {
     let text = format!(
         "[sender]\nprotocol: AMS\n\n[broker]\nhost: localhost\n\n[certificates]\ncertificate: {d}/client-cert.pem\n\

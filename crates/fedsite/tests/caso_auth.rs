@@ -79,18 +79,7 @@ async fn federate(sim: &sim::SimHandle, vo: &str, project: &str) {
 
 /// An access token from the sim's OIDC provider (client credentials grant).
 async fn oidc_access_token(sim: &sim::SimHandle) -> String {
-    let token: Value = reqwest::Client::new()
-        .post(format!("{}/identity/oidc/token", sim.base_url()))
-        .basic_auth("fedsite-sim", Some("secret"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&scope=openid")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    token["access_token"].as_str().unwrap().to_string()
+    sim.oidc_access_token().await.unwrap()
 }
 
 /// An unscoped Keystone token of the accounting user.

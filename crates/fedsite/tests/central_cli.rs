@@ -446,17 +446,7 @@ mod central_run {
         assert!(!stdout.contains("eyJ"), "no token in the output");
 
         // Each healthy site's document, byte for byte, is what `fedsite info` gives it alone.
-        let token: Value = reqwest::Client::new()
-            .post(format!("{issuer}/token"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("grant_type=client_credentials&client_id=fedsite-sim&client_secret=secret")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = token["access_token"].as_str().unwrap().to_string();
+        let token = a.oidc_access_token().await.unwrap();
         let mut slowest = Duration::ZERO;
         for (id, file, sim) in [("SITE-A", &fa, &a), ("SITE-B", &fb, &b)] {
             let (file, auth, token, gocdb) = (file.clone(), sim.auth_url(), token.clone(), gocdb.clone());

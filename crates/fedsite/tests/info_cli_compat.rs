@@ -79,18 +79,7 @@ fn mask_times(doc: &str) -> String {
 
 /// A Check-in–like access token from the sim's OIDC provider (client credentials).
 async fn access_token(sim: &sim::SimHandle) -> String {
-    let v: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/identity/oidc/token", sim.base_url()))
-        .basic_auth("fedsite-sim", Some("secret"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&scope=openid")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["access_token"].as_str().expect("an access token").to_string()
+    sim.oidc_access_token().await.expect("an access token")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

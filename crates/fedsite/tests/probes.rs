@@ -34,18 +34,7 @@ async fn start(scenario: sim::Scenario) -> Site {
     let sim = sim::start(sim::SimConfig::new(scenario)).await.expect("starting the sim");
     let issuer = format!("{}/identity/oidc", sim.base_url());
     sim.federate_egi_with_role(&issuer, "ops", "ops", "member").await.expect("federating the site");
-    let answer: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/identity/oidc/token", sim.base_url()))
-        .basic_auth("fedsite-sim", Some("secret"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&scope=openid")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = answer["access_token"].as_str().expect("an access token").to_string();
+    let token = sim.oidc_access_token().await.expect("an access token");
     let token_file = dir.path().join("access_token");
     common::write_private(&token_file, format!("{token}\n"));
     Site { sim, dir, token, token_file }

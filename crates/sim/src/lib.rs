@@ -367,6 +367,24 @@ impl SimHandle {
         *self.state.endpoint_faults.write().unwrap() = faults;
     }
 
+    /// An access token from this sim's OIDC provider (Check-in's client-credentials grant,
+    /// the well-known client `OIDC_CLIENT_ID`): a member of every VO of the site's projects.
+    pub async fn oidc_access_token(&self) -> Result<String, SimError> {
+        let fail = |reason: String| SimError::Federate { step: "the OIDC token request".into(), reason };
+        let v: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/identity/oidc/token", self.base_url()))
+            .basic_auth(OIDC_CLIENT_ID, Some(OIDC_CLIENT_SECRET))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials&scope=openid")
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        v["access_token"].as_str().map(str::to_string).ok_or_else(|| fail(format!("no access_token in {v}")))
+    }
+
     pub fn clouds_yaml(&self) -> String {
         let region = self.region();
         let mut out = String::from("clouds:\n");

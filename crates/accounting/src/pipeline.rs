@@ -42,6 +42,19 @@ pub struct SpoolConfig {
     pub max_signed_bytes: usize,
 }
 
+impl SpoolConfig {
+    /// `spool` with fedsite's rendering and APEL's default limits (records per message,
+    /// signed message size).
+    pub fn new(spool: impl Into<PathBuf>) -> SpoolConfig {
+        SpoolConfig {
+            spool: spool.into(),
+            style: Style::Fedsite,
+            max_records: apel::DEFAULT_MAX_RECORDS,
+            max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
+        }
+    }
+}
+
 /// Where each project's window comes from.
 #[derive(Debug, Clone, Copy)]
 pub enum Windows {

@@ -86,12 +86,7 @@ struct Site {
 
 fn site() -> Site {
     let dir = tempfile::tempdir().unwrap();
-    let spool = SpoolConfig {
-        spool: dir.path().join("spool"),
-        style: apel::Style::Fedsite,
-        max_records: apel::DEFAULT_MAX_RECORDS,
-        max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
-    };
+    let spool = SpoolConfig::new(dir.path().join("spool"));
     Site { ledger: dir.path().join("ledger.sqlite"), spool, _dir: dir }
 }
 

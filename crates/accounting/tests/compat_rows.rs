@@ -26,12 +26,7 @@ async fn run(
     let session = openstack::Session::connect(&c).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ledger = ledger::Ledger::open_sqlite(dir.path().join("ledger.sqlite")).unwrap();
-    let spool = SpoolConfig {
-        spool: dir.path().join("spool"),
-        style: apel::Style::Fedsite,
-        max_records: apel::DEFAULT_MAX_RECORDS,
-        max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
-    };
+    let spool = SpoolConfig::new(dir.path().join("spool"));
     let cfg = ExtractConfig::new(SiteName::new("TEST-SITE").unwrap(), ApelText::new("TEST-SITE-cloud").unwrap());
     let (report, _) = accounting::pipeline::run(&session, &cfg, ledger, Windows::Fixed(window), &spool).await.unwrap();
     let mut records = Vec::new();

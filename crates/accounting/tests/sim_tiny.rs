@@ -515,12 +515,7 @@ async fn the_run_reports_each_project_to_the_progress_hook_as_it_is_committed() 
     let s = session(&sim, "sim-accounting").await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = ledger::Ledger::open_sqlite(dir.path().join("l.sqlite")).unwrap();
-    let spool = SpoolConfig {
-        spool: dir.path().join("spool"),
-        style: apel::Style::Fedsite,
-        max_records: apel::DEFAULT_MAX_RECORDS,
-        max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
-    };
+    let spool = SpoolConfig::new(dir.path().join("spool"));
     let seen = std::sync::Mutex::new(Vec::new());
     let hook =
         |p: &accounting::pipeline::ProjectReport| seen.lock().unwrap().push((p.project_id.clone(), p.error.is_some()));
@@ -579,12 +574,7 @@ async fn snapshots_carry_the_site_whatever_records_a_project_has() {
     let s = session(&sim, "sim-accounting").await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = ledger::Ledger::open_sqlite(dir.path().join("l.sqlite")).unwrap();
-    let spool = SpoolConfig {
-        spool: dir.path().join("spool"),
-        style: apel::Style::Fedsite,
-        max_records: apel::DEFAULT_MAX_RECORDS,
-        max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
-    };
+    let spool = SpoolConfig::new(dir.path().join("spool"));
     let mut c = cfg();
     c.extractors = vec![accounting::Extractor::Cinder, accounting::Extractor::Neutron];
     let (report, ledger) = accounting::pipeline::run(&s, &c, ledger, Windows::Fixed(window()), &spool).await.unwrap();

@@ -51,12 +51,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         apel::ApelText::lossy("DEMO-SITE-cloud"),
     );
     cfg.cloud_type = apel::ApelText::lossy(concat!("fedsite/", env!("CARGO_PKG_VERSION"), " (OpenStack)"));
-    let spool = accounting::pipeline::SpoolConfig {
-        spool: work.join("spool"),
-        style: apel::Style::Fedsite,
-        max_records: apel::DEFAULT_MAX_RECORDS,
-        max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
-    };
+    let spool = accounting::pipeline::SpoolConfig::new(work.join("spool"));
     let ledger = ledger::Ledger::open_sqlite(work.join("ledger.sqlite"))?;
     let (report, mut ledger) =
         accounting::pipeline::run(&reader, &cfg, ledger, accounting::pipeline::Windows::Fixed(window), &spool).await?;

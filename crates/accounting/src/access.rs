@@ -19,6 +19,7 @@ use openstack::nova::{
 };
 use openstack::{Scope, Session};
 use tokio::sync::OnceCell;
+use tracing::Instrument;
 
 use crate::error::ExtractError;
 use crate::kept::{Interner, KeptServer, KeptUsage, ServersById, slim_volume};
@@ -84,7 +85,8 @@ pub struct FlavorFacts {
     pub ram: u64,
     /// Root + ephemeral, GB.
     pub disk: u64,
-    pub extra_specs: BTreeMap<String, String>,
+    /// Shared by every server of the flavor.
+    pub extra_specs: Arc<BTreeMap<String, String>>,
     /// False when the flavor could not be found (cASO: zeros).
     pub known: bool,
 }
@@ -100,7 +102,7 @@ pub(crate) struct Access {
     denied: [AtomicBool; KINDS],
     flavors: OnceCell<Arc<FlavorIndex>>,
     flavor_by_id: Memo<Option<Flavor>>,
-    flavor_specs: Memo<Option<BTreeMap<String, String>>>,
+    flavor_specs: Memo<Option<Arc<BTreeMap<String, String>>>>,
     images: OnceCell<Arc<HashMap<String, Image>>>,
     image_by_id: Memo<Option<Image>>,
     users: Memo<Option<String>>,
@@ -122,11 +124,17 @@ pub(crate) struct Access {
 struct FlavorIndex {
     by_id: HashMap<String, Flavor>,
     by_name: HashMap<String, String>,
+    /// The extra specs the listing embedded (2.61+), by flavor id.
+    specs: HashMap<String, Arc<BTreeMap<String, String>>>,
 }
 
 impl Access {
     pub async fn new(primary: Session, servers_since: DateTime<Utc>) -> Result<Access, ExtractError> {
-        let token = primary.token().await.map_err(|e| ExtractError::api("authenticating", e, SYSTEM_ROLE))?;
+        let token = primary
+            .token()
+            .instrument(listing())
+            .await
+            .map_err(|e| ExtractError::api("authenticating", e, SYSTEM_ROLE))?;
         let admin = token.roles.iter().any(|r| r.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case("admin")));
         let privileged = token.system || admin;
         Ok(Access {
@@ -207,7 +215,7 @@ impl Access {
         let mut hidden = None;
         let per_object = matches!(kind, Kind::ServerGet | Kind::Actions | Kind::Images);
         if self.privileged && !self.is_denied(kind) && (self.admin || !per_object) {
-            match f(self.primary.clone()).await {
+            match f(self.primary.clone()).instrument(listing()).await {
                 Err(e) if refused(&e) => self.deny(kind, &e),
                 Err(e) if e.is_not_found() => hidden = Some(e),
                 Ok(v) => return Ok(Ok(v)),
@@ -215,7 +223,7 @@ impl Access {
             }
         }
         let s = p.session(self).await?;
-        let r = f(s).await;
+        let r = f(s).instrument(listing()).await;
         if let Some(e) = hidden {
             match &r {
                 Ok(_) => self.deny(kind, &e),
@@ -236,6 +244,9 @@ impl Access {
                     Ok(fl) => {
                         let mut idx = FlavorIndex::default();
                         for f in fl {
+                            if let Some(s) = &f.extra_specs {
+                                idx.specs.insert(f.id.clone(), Arc::new(s.clone()));
+                            }
                             idx.by_name.insert(f.name.clone(), f.id.clone());
                             idx.by_id.insert(f.id.clone(), f);
                         }
@@ -246,26 +257,29 @@ impl Access {
                         Arc::new(FlavorIndex::default())
                     }
                 }
-            })
+            }.instrument(listing()))
             .await
             .clone()
     }
 
-    async fn flavor_extra_specs(&self, f: &Flavor) -> BTreeMap<String, String> {
-        if let Some(s) = &f.extra_specs {
+    async fn flavor_extra_specs(&self, f: &Flavor) -> Arc<BTreeMap<String, String>> {
+        if let Some(s) = self.flavor_index().await.specs.get(&f.id) {
             return s.clone();
+        }
+        if let Some(s) = &f.extra_specs {
+            return Arc::new(s.clone());
         }
         let id = f.id.clone();
         self.flavor_specs
             .get(&id, || async {
                 match openstack::nova::flavors::extra_specs(&self.primary, &id).await {
-                    Ok(s) => Some(s),
+                    Ok(s) => Some(Arc::new(s)),
                     Err(e) => {
                         tracing::warn!(target: "accounting", flavor = %id, error = %e, "cannot read flavor extra specs");
                         None
                     }
                 }
-            })
+            }.instrument(listing()))
             .await
             .unwrap_or_default()
     }
@@ -281,7 +295,7 @@ impl Access {
             let current = idx.by_name.get(&name).and_then(|id| idx.by_id.get(id));
             let extra_specs = match current {
                 Some(f) => self.flavor_extra_specs(f).await,
-                None => sf.extra_specs.clone().unwrap_or_default(),
+                None => Arc::new(sf.extra_specs.clone().unwrap_or_default()),
             };
             return FlavorFacts {
                 label: name,
@@ -297,7 +311,9 @@ impl Access {
             Some(f) => Some(f.clone()),
             None => {
                 self.flavor_by_id
-                    .get(&id, || async { openstack::nova::flavors::get(&self.primary, &id).await.ok() })
+                    .get(&id, || {
+                        async { openstack::nova::flavors::get(&self.primary, &id).await.ok() }.instrument(listing())
+                    })
                     .await
             }
         };
@@ -326,7 +342,7 @@ impl Access {
                         Arc::new(HashMap::new())
                     }
                 }
-            })
+            }.instrument(listing()))
             .await
             .clone()
     }
@@ -338,17 +354,20 @@ impl Access {
             return Some(i.clone());
         }
         self.image_by_id
-            .get(id, || async {
-                let r = self
-                    .call_raw(p, Kind::Images, |s| {
-                        let id = id.to_string();
-                        async move { openstack::glance::images::get(&s, &id).await }
-                    })
-                    .await;
-                match r {
-                    Ok(Ok(i)) => Some(i),
-                    _ => None,
+            .get(id, || {
+                async {
+                    let r = self
+                        .call_raw(p, Kind::Images, |s| {
+                            let id = id.to_string();
+                            async move { openstack::glance::images::get(&s, &id).await }
+                        })
+                        .await;
+                    match r {
+                        Ok(Ok(i)) => Some(i),
+                        _ => None,
+                    }
                 }
+                .instrument(listing())
             })
             .await
     }
@@ -369,7 +388,7 @@ impl Access {
                         None
                     }
                 }
-            })
+            }.instrument(listing()))
             .await
             .clone()
     }
@@ -400,7 +419,7 @@ impl Access {
                         None
                     }
                 }
-            })
+            }.instrument(listing()))
             .await
     }
 
@@ -413,25 +432,31 @@ impl Access {
             return Global::Denied;
         }
         self.servers
-            .get_or_init(|| async {
-                let q =
-                    ListServers { all_tenants: true, changes_since: Some(self.servers_since), ..Default::default() };
-                let mut stream = q.stream(&self.primary);
-                let mut interner = Interner::default();
-                let mut m: HashMap<String, Vec<KeptServer>> = HashMap::new();
-                while let Some(s) = futures::StreamExt::next(&mut stream).await {
-                    match s {
-                        Ok(s) => {
-                            let k = KeptServer::new(s, &mut interner);
-                            if let Some(t) = k.tenant_id() {
-                                m.entry(t.to_string()).or_default().push(k);
+            .get_or_init(|| {
+                async {
+                    let q = ListServers {
+                        all_tenants: true,
+                        changes_since: Some(self.servers_since),
+                        ..Default::default()
+                    };
+                    let mut stream = q.stream(&self.primary);
+                    let mut interner = Interner::default();
+                    let mut m: HashMap<String, Vec<KeptServer>> = HashMap::new();
+                    while let Some(s) = futures::StreamExt::next(&mut stream).await {
+                        match s {
+                            Ok(s) => {
+                                let k = KeptServer::new(s, &mut interner);
+                                if let Some(t) = k.tenant_id() {
+                                    m.entry(t.to_string()).or_default().push(k);
+                                }
                             }
+                            Err(e) => return listing_failed(e, "listing every project's servers"),
                         }
-                        Err(e) => return listing_failed(e, "listing every project's servers"),
                     }
+                    m.values_mut().for_each(Vec::shrink_to_fit);
+                    Global::Have(Arc::new(m))
                 }
-                m.values_mut().for_each(Vec::shrink_to_fit);
-                Global::Have(Arc::new(m))
+                .instrument(listing())
             })
             .await
             .clone()
@@ -445,30 +470,33 @@ impl Access {
         let key = format!("{}/{}", from.timestamp(), to.timestamp());
         let g = self
             .usages
-            .get(&key, || async {
-                let q = ListTenantUsages { start: from, end: to, detailed: true, limit: None };
-                // Kept compact page by page; a project split across pages comes once per page.
-                let mut interner = Interner::default();
-                let mut m: HashMap<String, Vec<KeptUsage>> = HashMap::new();
-                let mut items = q.stream(&self.primary);
-                let listed = loop {
-                    match futures::TryStreamExt::try_next(&mut items).await {
-                        Ok(Some(t)) => m
-                            .entry(t.tenant_id)
-                            .or_default()
-                            .extend(t.server_usages.into_iter().map(|u| KeptUsage::new(u, &mut interner))),
-                        Ok(None) => break Ok(()),
-                        Err(e) => break Err(e),
-                    }
-                };
-                m.values_mut().for_each(Vec::shrink_to_fit);
-                match listed {
-                    Ok(()) => Global::Have(Arc::new(m)),
-                    Err(e) if refused(&e) => Global::Denied,
-                    Err(e) => {
-                        Global::Failed(Arc::new(ExtractError::api("listing every project's usage", e, SYSTEM_ROLE)))
+            .get(&key, || {
+                async {
+                    let q = ListTenantUsages { start: from, end: to, detailed: true, limit: None };
+                    // Kept compact page by page; a project split across pages comes once per page.
+                    let mut interner = Interner::default();
+                    let mut m: HashMap<String, Vec<KeptUsage>> = HashMap::new();
+                    let mut items = q.stream(&self.primary);
+                    let listed = loop {
+                        match futures::TryStreamExt::try_next(&mut items).await {
+                            Ok(Some(t)) => m
+                                .entry(t.tenant_id)
+                                .or_default()
+                                .extend(t.server_usages.into_iter().map(|u| KeptUsage::new(u, &mut interner))),
+                            Ok(None) => break Ok(()),
+                            Err(e) => break Err(e),
+                        }
+                    };
+                    m.values_mut().for_each(Vec::shrink_to_fit);
+                    match listed {
+                        Ok(()) => Global::Have(Arc::new(m)),
+                        Err(e) if refused(&e) => Global::Denied,
+                        Err(e) => {
+                            Global::Failed(Arc::new(ExtractError::api("listing every project's usage", e, SYSTEM_ROLE)))
+                        }
                     }
                 }
+                .instrument(listing())
             })
             .await;
         if matches!(g, Global::Denied) {
@@ -482,19 +510,22 @@ impl Access {
             return Global::Denied;
         }
         self.volumes
-            .get_or_init(|| async {
-                let list = futures::TryStreamExt::try_collect::<Vec<Volume>>(futures::TryStreamExt::map_ok(
-                    ListVolumes { all_tenants: true, ..Default::default() }.stream(&self.primary),
-                    slim_volume,
-                ))
-                .await;
-                // Without the tenant attribute the volumes cannot be told apart.
-                if let Ok(v) = &list
-                    && v.iter().any(|v| v.project_id.is_none())
-                {
-                    return Global::Denied;
+            .get_or_init(|| {
+                async {
+                    let list = futures::TryStreamExt::try_collect::<Vec<Volume>>(futures::TryStreamExt::map_ok(
+                        ListVolumes { all_tenants: true, ..Default::default() }.stream(&self.primary),
+                        slim_volume,
+                    ))
+                    .await;
+                    // Without the tenant attribute the volumes cannot be told apart.
+                    if let Ok(v) = &list
+                        && v.iter().any(|v| v.project_id.is_none())
+                    {
+                        return Global::Denied;
+                    }
+                    global(list, "listing every project's volumes", |v: &Volume| v.project_id.clone())
                 }
-                global(list, "listing every project's volumes", |v: &Volume| v.project_id.clone())
+                .instrument(listing())
             })
             .await
             .clone()
@@ -505,11 +536,14 @@ impl Access {
             return Global::Denied;
         }
         self.fips
-            .get_or_init(|| async {
-                let list = ListFloatingIps::default().list(&self.primary).await;
-                global(list, "listing every project's floating IPs", |f: &FloatingIp| {
-                    f.project_id.clone().or_else(|| f.tenant_id.clone())
-                })
+            .get_or_init(|| {
+                async {
+                    let list = ListFloatingIps::default().list(&self.primary).await;
+                    global(list, "listing every project's floating IPs", |f: &FloatingIp| {
+                        f.project_id.clone().or_else(|| f.tenant_id.clone())
+                    })
+                }
+                .instrument(listing())
             })
             .await
             .clone()
@@ -698,7 +732,7 @@ impl Access {
                     }
                 }
                 Some(Arc::new(ServersById::new(found)))
-            })
+            }.instrument(listing()))
             .await
             .clone()
     }
@@ -779,6 +813,11 @@ impl Access {
     }
 }
 
+/// The span of reading OpenStack (`crate::stage::LISTING`).
+fn listing() -> tracing::Span {
+    tracing::info_span!(crate::stage::LISTING)
+}
+
 /// The page size the all-projects server listing gets (Nova's default
 /// `osapi_max_limit`).
 const LISTING_PAGE: usize = 1000;
@@ -832,7 +871,10 @@ impl ProjectAccess {
     pub async fn session(&self, a: &Access) -> Result<Session, ExtractError> {
         let r = self
             .scoped
-            .get_or_init(|| async { a.primary.rescope(Scope::project_id(self.id.clone())).await.map_err(Arc::new) })
+            .get_or_init(|| {
+                async { a.primary.rescope(Scope::project_id(self.id.clone())).await.map_err(Arc::new) }
+                    .instrument(listing())
+            })
             .await;
         r.clone().map_err(|e| ExtractError::Forbidden {
             what: format!("project {}: getting a project-scoped token", self.id),

@@ -111,7 +111,9 @@ fn main() -> ExitCode {
         (false, 1) => "debug".to_string(),
         (false, _) => "trace".to_string(),
     };
-    let stage_cpu = init_logging(&filter, cli.log_format);
+    // `bench` itself is not measured: its measuring helper would overwrite the child's file.
+    let stages = !matches!(cli.command, Command::Bench(_));
+    let stage_cpu = init_logging(&filter, cli.log_format, stages);
     cmd::set_config_path(cli.config.clone());
     match &cli.command {
         Command::Completions { shell } => {
@@ -173,7 +175,7 @@ fn main() -> ExitCode {
 /// when stderr is a file or pipe, as journald and log shippers want. With
 /// `FEDSITE_CPU_STAGES` set, the CPU time of each stage is measured too
 /// (`stages`; the log filter then applies to the log output only).
-fn init_logging(filter: &str, format: LogFormat) -> Option<stages::StageCpu> {
+fn init_logging(filter: &str, format: LogFormat, stages: bool) -> Option<stages::StageCpu> {
     use std::io::IsTerminal;
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -182,7 +184,7 @@ fn init_logging(filter: &str, format: LogFormat) -> Option<stages::StageCpu> {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    if std::env::var_os(stages::ENV).is_some() {
+    if stages && std::env::var_os(stages::ENV).is_some() {
         use tracing_subscriber::prelude::*;
         let stage_cpu = stages::StageCpu::default();
         let fmt =

@@ -19,6 +19,7 @@ use openstack::nova::{
 };
 use openstack::{Scope, Session};
 use tokio::sync::OnceCell;
+use tracing::Instrument;
 
 use crate::error::ExtractError;
 use crate::kept::{Interner, KeptServer, KeptUsage, ServersById, slim_volume};
@@ -84,7 +85,8 @@ pub struct FlavorFacts {
     pub ram: u64,
     /// Root + ephemeral, GB.
     pub disk: u64,
-    pub extra_specs: BTreeMap<String, String>,
+    /// Shared by every server of the flavor.
+    pub extra_specs: Arc<BTreeMap<String, String>>,
     /// False when the flavor could not be found (cASO: zeros).
     pub known: bool,
 }
@@ -100,7 +102,7 @@ pub(crate) struct Access {
     denied: [AtomicBool; KINDS],
     flavors: OnceCell<Result<Arc<FlavorIndex>, Arc<ExtractError>>>,
     flavor_by_id: Memo<Result<Option<Flavor>, Arc<ExtractError>>>,
-    flavor_specs: Memo<Result<BTreeMap<String, String>, Arc<ExtractError>>>,
+    flavor_specs: Memo<Result<Arc<BTreeMap<String, String>>, Arc<ExtractError>>>,
     images: OnceCell<Arc<HashMap<String, Image>>>,
     image_by_id: Memo<Result<Option<Image>, Arc<ExtractError>>>,
     users: Memo<Result<Option<String>, Arc<ExtractError>>>,
@@ -122,11 +124,17 @@ pub(crate) struct Access {
 struct FlavorIndex {
     by_id: HashMap<String, Flavor>,
     by_name: HashMap<String, String>,
+    /// The extra specs the listing embedded (2.61+), by flavor id.
+    specs: HashMap<String, Arc<BTreeMap<String, String>>>,
 }
 
 impl Access {
     pub async fn new(primary: Session, servers_since: DateTime<Utc>) -> Result<Access, ExtractError> {
-        let token = primary.token().await.map_err(|e| ExtractError::api("authenticating", e, SYSTEM_ROLE))?;
+        let token = primary
+            .token()
+            .instrument(listing())
+            .await
+            .map_err(|e| ExtractError::api("authenticating", e, SYSTEM_ROLE))?;
         let admin = token.roles.iter().any(|r| r.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case("admin")));
         let privileged = token.system || admin;
         Ok(Access {
@@ -207,7 +215,7 @@ impl Access {
         let mut hidden = None;
         let per_object = matches!(kind, Kind::ServerGet | Kind::Actions | Kind::Images);
         if self.privileged && !self.is_denied(kind) && (self.admin || !per_object) {
-            match f(self.primary.clone()).await {
+            match f(self.primary.clone()).instrument(listing()).await {
                 Err(e) if refused(&e) => self.deny(kind, &e),
                 Err(e) if e.is_not_found() => hidden = Some(e),
                 Ok(v) => return Ok(Ok(v)),
@@ -215,7 +223,7 @@ impl Access {
             }
         }
         let s = p.session(self).await?;
-        let r = f(s).await;
+        let r = f(s).instrument(listing()).await;
         if let Some(e) = hidden {
             match &r {
                 Ok(_) => self.deny(kind, &e),
@@ -228,40 +236,54 @@ impl Access {
 
     // ------------------------------------------------------------ flavors
 
-    /// Every flavor (public and private), listed once per run. A failed listing fails every
-    /// project that needs a flavor: the current flavor's extra specs give Benchmark and the
-    /// accelerator records, and nothing else tells them.
+    /// Every flavor (public and private), listed once per run, with the extra specs the listing
+    /// embeds (2.61+) shared per flavor. A failed listing fails every project that needs a
+    /// flavor: the current flavor's extra specs give Benchmark and the accelerator records, and
+    /// nothing else tells them.
     async fn flavor_index(&self) -> Result<Arc<FlavorIndex>, ExtractError> {
         self.flavors
-            .get_or_init(|| async {
-                let list = ListFlavors { is_public: Some(FlavorVisibility::All), ..Default::default() }
-                    .list(&self.primary)
-                    .await
-                    .map_err(|e| Arc::new(ExtractError::api("listing flavors", e, SYSTEM_ROLE)))?;
-                let mut idx = FlavorIndex::default();
-                for f in list {
-                    idx.by_name.insert(f.name.clone(), f.id.clone());
-                    idx.by_id.insert(f.id.clone(), f);
+            .get_or_init(|| {
+                async {
+                    let list = ListFlavors { is_public: Some(FlavorVisibility::All), ..Default::default() }
+                        .list(&self.primary)
+                        .await
+                        .map_err(|e| Arc::new(ExtractError::api("listing flavors", e, SYSTEM_ROLE)))?;
+                    let mut idx = FlavorIndex::default();
+                    for f in list {
+                        if let Some(s) = &f.extra_specs {
+                            idx.specs.insert(f.id.clone(), Arc::new(s.clone()));
+                        }
+                        idx.by_name.insert(f.name.clone(), f.id.clone());
+                        idx.by_id.insert(f.id.clone(), f);
+                    }
+                    Ok(Arc::new(idx))
                 }
-                Ok(Arc::new(idx))
+                .instrument(listing())
             })
             .await
             .clone()
             .map_err(ExtractError::Shared)
     }
 
-    /// A flavor's extra specs: from its listing (2.61+), else `GET /flavors/{id}/os-extra_specs`
-    /// (once per flavor and run). An error fails the projects that need them.
-    async fn flavor_extra_specs(&self, f: &Flavor) -> Result<BTreeMap<String, String>, ExtractError> {
-        if let Some(s) = &f.extra_specs {
+    /// A flavor's extra specs: from its listing (2.61+, shared per flavor), else
+    /// `GET /flavors/{id}/os-extra_specs` (once per flavor and run). An error fails the projects
+    /// that need them.
+    async fn flavor_extra_specs(&self, f: &Flavor) -> Result<Arc<BTreeMap<String, String>>, ExtractError> {
+        if let Some(s) = self.flavor_index().await?.specs.get(&f.id) {
             return Ok(s.clone());
+        }
+        if let Some(s) = &f.extra_specs {
+            return Ok(Arc::new(s.clone()));
         }
         let id = f.id.clone();
         self.flavor_specs
-            .get(&id, || async {
-                openstack::nova::flavors::extra_specs(&self.primary, &id).await.map_err(|e| {
-                    Arc::new(ExtractError::api(format!("reading the extra specs of flavor {id}"), e, SYSTEM_ROLE))
-                })
+            .get(&id, || {
+                async {
+                    openstack::nova::flavors::extra_specs(&self.primary, &id).await.map(Arc::new).map_err(|e| {
+                        Arc::new(ExtractError::api(format!("reading the extra specs of flavor {id}"), e, SYSTEM_ROLE))
+                    })
+                }
+                .instrument(listing())
             })
             .await
             .map_err(ExtractError::Shared)
@@ -280,7 +302,7 @@ impl Access {
             let current = idx.by_name.get(&name).and_then(|id| idx.by_id.get(id));
             let extra_specs = match current {
                 Some(f) => self.flavor_extra_specs(f).await?,
-                None => sf.extra_specs.clone().unwrap_or_default(),
+                None => Arc::new(sf.extra_specs.clone().unwrap_or_default()),
             };
             return Ok(FlavorFacts {
                 label: name,
@@ -296,12 +318,15 @@ impl Access {
             Some(f) => Some(f.clone()),
             None => self
                 .flavor_by_id
-                .get(&id, || async {
-                    match openstack::nova::flavors::get(&self.primary, &id).await {
-                        Ok(f) => Ok(Some(f)),
-                        Err(e) if e.is_not_found() => Ok(None),
-                        Err(e) => Err(Arc::new(ExtractError::api(format!("reading flavor {id}"), e, SYSTEM_ROLE))),
+                .get(&id, || {
+                    async {
+                        match openstack::nova::flavors::get(&self.primary, &id).await {
+                            Ok(f) => Ok(Some(f)),
+                            Err(e) if e.is_not_found() => Ok(None),
+                            Err(e) => Err(Arc::new(ExtractError::api(format!("reading flavor {id}"), e, SYSTEM_ROLE))),
+                        }
                     }
+                    .instrument(listing())
                 })
                 .await
                 .map_err(ExtractError::Shared)?,
@@ -323,14 +348,17 @@ impl Access {
 
     async fn image_index(&self) -> Arc<HashMap<String, Image>> {
         self.images
-            .get_or_init(|| async {
-                match ListImages::default().list(&self.primary).await {
-                    Ok(l) => Arc::new(l.into_iter().map(|i| (i.id.clone(), i)).collect()),
-                    Err(e) => {
-                        tracing::warn!(target: "accounting", error = %e, "cannot list images; looking images up one by one");
-                        Arc::new(HashMap::new())
+            .get_or_init(|| {
+                async {
+                    match ListImages::default().list(&self.primary).await {
+                        Ok(l) => Arc::new(l.into_iter().map(|i| (i.id.clone(), i)).collect()),
+                        Err(e) => {
+                            tracing::warn!(target: "accounting", error = %e, "cannot list images; looking images up one by one");
+                            Arc::new(HashMap::new())
+                        }
                     }
                 }
+                .instrument(listing())
             })
             .await
             .clone()
@@ -345,22 +373,27 @@ impl Access {
             return Ok(Some(i.clone()));
         }
         self.image_by_id
-            .get(id, || async {
-                let r = self
-                    .call_raw(p, Kind::Images, |s| {
-                        let id = id.to_string();
-                        async move { openstack::glance::images::get(&s, &id).await }
-                    })
-                    .await
-                    .map_err(Arc::new)?;
-                match r {
-                    Ok(i) => Ok(Some(i)),
-                    Err((e, _)) if e.is_not_found() => Ok(None),
-                    Err((e, true)) => {
-                        Err(Arc::new(ExtractError::api(format!("reading image {id}"), e, &project_role(&p.id))))
+            .get(id, || {
+                async {
+                    let r = self
+                        .call_raw(p, Kind::Images, |s| {
+                            let id = id.to_string();
+                            async move { openstack::glance::images::get(&s, &id).await }
+                        })
+                        .await
+                        .map_err(Arc::new)?;
+                    match r {
+                        Ok(i) => Ok(Some(i)),
+                        Err((e, _)) if e.is_not_found() => Ok(None),
+                        Err((e, true)) => {
+                            Err(Arc::new(ExtractError::api(format!("reading image {id}"), e, &project_role(&p.id))))
+                        }
+                        Err((e, false)) => {
+                            Err(Arc::new(ExtractError::api(format!("reading image {id}"), e, SYSTEM_ROLE)))
+                        }
                     }
-                    Err((e, false)) => Err(Arc::new(ExtractError::api(format!("reading image {id}"), e, SYSTEM_ROLE))),
                 }
+                .instrument(listing())
             })
             .await
             .map_err(ExtractError::Shared)
@@ -382,7 +415,7 @@ impl Access {
                         None
                     }
                 }
-            })
+            }.instrument(listing()))
             .await
             .clone()
     }
@@ -413,7 +446,7 @@ impl Access {
                     }
                     Err(e) => Err(Arc::new(ExtractError::api(format!("reading Keystone user {user_id}"), e, SYSTEM_ROLE))),
                 }
-            })
+            }.instrument(listing()))
             .await
             .map_err(ExtractError::Shared)
     }
@@ -427,25 +460,31 @@ impl Access {
             return Global::Denied;
         }
         self.servers
-            .get_or_init(|| async {
-                let q =
-                    ListServers { all_tenants: true, changes_since: Some(self.servers_since), ..Default::default() };
-                let mut stream = q.stream(&self.primary);
-                let mut interner = Interner::default();
-                let mut m: HashMap<String, Vec<KeptServer>> = HashMap::new();
-                while let Some(s) = futures::StreamExt::next(&mut stream).await {
-                    match s {
-                        Ok(s) => {
-                            let k = KeptServer::new(s, &mut interner);
-                            if let Some(t) = k.tenant_id() {
-                                m.entry(t.to_string()).or_default().push(k);
+            .get_or_init(|| {
+                async {
+                    let q = ListServers {
+                        all_tenants: true,
+                        changes_since: Some(self.servers_since),
+                        ..Default::default()
+                    };
+                    let mut stream = q.stream(&self.primary);
+                    let mut interner = Interner::default();
+                    let mut m: HashMap<String, Vec<KeptServer>> = HashMap::new();
+                    while let Some(s) = futures::StreamExt::next(&mut stream).await {
+                        match s {
+                            Ok(s) => {
+                                let k = KeptServer::new(s, &mut interner);
+                                if let Some(t) = k.tenant_id() {
+                                    m.entry(t.to_string()).or_default().push(k);
+                                }
                             }
+                            Err(e) => return listing_failed(e, "listing every project's servers"),
                         }
-                        Err(e) => return listing_failed(e, "listing every project's servers"),
                     }
+                    m.values_mut().for_each(Vec::shrink_to_fit);
+                    Global::Have(Arc::new(m))
                 }
-                m.values_mut().for_each(Vec::shrink_to_fit);
-                Global::Have(Arc::new(m))
+                .instrument(listing())
             })
             .await
             .clone()
@@ -459,30 +498,33 @@ impl Access {
         let key = format!("{}/{}", from.timestamp(), to.timestamp());
         let g = self
             .usages
-            .get(&key, || async {
-                let q = ListTenantUsages { start: from, end: to, detailed: true, limit: None };
-                // Kept compact page by page; a project split across pages comes once per page.
-                let mut interner = Interner::default();
-                let mut m: HashMap<String, Vec<KeptUsage>> = HashMap::new();
-                let mut items = q.stream(&self.primary);
-                let listed = loop {
-                    match futures::TryStreamExt::try_next(&mut items).await {
-                        Ok(Some(t)) => m
-                            .entry(t.tenant_id)
-                            .or_default()
-                            .extend(t.server_usages.into_iter().map(|u| KeptUsage::new(u, &mut interner))),
-                        Ok(None) => break Ok(()),
-                        Err(e) => break Err(e),
-                    }
-                };
-                m.values_mut().for_each(Vec::shrink_to_fit);
-                match listed {
-                    Ok(()) => Global::Have(Arc::new(m)),
-                    Err(e) if refused(&e) => Global::Denied,
-                    Err(e) => {
-                        Global::Failed(Arc::new(ExtractError::api("listing every project's usage", e, SYSTEM_ROLE)))
+            .get(&key, || {
+                async {
+                    let q = ListTenantUsages { start: from, end: to, detailed: true, limit: None };
+                    // Kept compact page by page; a project split across pages comes once per page.
+                    let mut interner = Interner::default();
+                    let mut m: HashMap<String, Vec<KeptUsage>> = HashMap::new();
+                    let mut items = q.stream(&self.primary);
+                    let listed = loop {
+                        match futures::TryStreamExt::try_next(&mut items).await {
+                            Ok(Some(t)) => m
+                                .entry(t.tenant_id)
+                                .or_default()
+                                .extend(t.server_usages.into_iter().map(|u| KeptUsage::new(u, &mut interner))),
+                            Ok(None) => break Ok(()),
+                            Err(e) => break Err(e),
+                        }
+                    };
+                    m.values_mut().for_each(Vec::shrink_to_fit);
+                    match listed {
+                        Ok(()) => Global::Have(Arc::new(m)),
+                        Err(e) if refused(&e) => Global::Denied,
+                        Err(e) => {
+                            Global::Failed(Arc::new(ExtractError::api("listing every project's usage", e, SYSTEM_ROLE)))
+                        }
                     }
                 }
+                .instrument(listing())
             })
             .await;
         if matches!(g, Global::Denied) {
@@ -496,19 +538,22 @@ impl Access {
             return Global::Denied;
         }
         self.volumes
-            .get_or_init(|| async {
-                let list = futures::TryStreamExt::try_collect::<Vec<Volume>>(futures::TryStreamExt::map_ok(
-                    ListVolumes { all_tenants: true, ..Default::default() }.stream(&self.primary),
-                    slim_volume,
-                ))
-                .await;
-                // Without the tenant attribute the volumes cannot be told apart.
-                if let Ok(v) = &list
-                    && v.iter().any(|v| v.project_id.is_none())
-                {
-                    return Global::Denied;
+            .get_or_init(|| {
+                async {
+                    let list = futures::TryStreamExt::try_collect::<Vec<Volume>>(futures::TryStreamExt::map_ok(
+                        ListVolumes { all_tenants: true, ..Default::default() }.stream(&self.primary),
+                        slim_volume,
+                    ))
+                    .await;
+                    // Without the tenant attribute the volumes cannot be told apart.
+                    if let Ok(v) = &list
+                        && v.iter().any(|v| v.project_id.is_none())
+                    {
+                        return Global::Denied;
+                    }
+                    global(list, "listing every project's volumes", |v: &Volume| v.project_id.clone())
                 }
-                global(list, "listing every project's volumes", |v: &Volume| v.project_id.clone())
+                .instrument(listing())
             })
             .await
             .clone()
@@ -519,11 +564,14 @@ impl Access {
             return Global::Denied;
         }
         self.fips
-            .get_or_init(|| async {
-                let list = ListFloatingIps::default().list(&self.primary).await;
-                global(list, "listing every project's floating IPs", |f: &FloatingIp| {
-                    f.project_id.clone().or_else(|| f.tenant_id.clone())
-                })
+            .get_or_init(|| {
+                async {
+                    let list = ListFloatingIps::default().list(&self.primary).await;
+                    global(list, "listing every project's floating IPs", |f: &FloatingIp| {
+                        f.project_id.clone().or_else(|| f.tenant_id.clone())
+                    })
+                }
+                .instrument(listing())
             })
             .await
             .clone()
@@ -713,7 +761,7 @@ impl Access {
                     }
                 }
                 Some(Arc::new(ServersById::new(found)))
-            })
+            }.instrument(listing()))
             .await
             .clone()
     }
@@ -794,6 +842,11 @@ impl Access {
     }
 }
 
+/// The span of reading OpenStack (`crate::stage::LISTING`).
+fn listing() -> tracing::Span {
+    tracing::info_span!(crate::stage::LISTING)
+}
+
 /// The page size the all-projects server listing gets (Nova's default
 /// `osapi_max_limit`).
 const LISTING_PAGE: usize = 1000;
@@ -847,7 +900,10 @@ impl ProjectAccess {
     pub async fn session(&self, a: &Access) -> Result<Session, ExtractError> {
         let r = self
             .scoped
-            .get_or_init(|| async { a.primary.rescope(Scope::project_id(self.id.clone())).await.map_err(Arc::new) })
+            .get_or_init(|| {
+                async { a.primary.rescope(Scope::project_id(self.id.clone())).await.map_err(Arc::new) }
+                    .instrument(listing())
+            })
             .await;
         r.clone().map_err(|e| ExtractError::Forbidden {
             what: format!("project {}: getting a project-scoped token", self.id),

@@ -38,6 +38,7 @@ pub mod neutron;
 pub mod nova;
 pub mod pipeline;
 pub mod prometheus;
+pub mod stage;
 pub mod suspend;
 pub mod vo;
 pub mod warnings;
@@ -48,6 +49,7 @@ use apel::{Fqan, Record, StorageRecord, Window};
 use futures::StreamExt;
 use openstack::Session;
 use openstack::keystone::{ListProjects, Project};
+use tracing::Instrument;
 
 pub use access::FlavorFacts;
 pub use cinder::GoneVolume;
@@ -167,15 +169,18 @@ pub(crate) async fn extract_each_cached(
         Err(e) => return Some(e.into()),
     };
     let tagged = match &cfg.project_tag {
-        Some(tag) => match ListProjects::tagged(tag.clone()).list(session).await {
-            Ok(l) => l,
-            Err(e) if e.is_forbidden() => {
-                tracing::warn!(target: "accounting", error = %e,
+        Some(tag) => {
+            match ListProjects::tagged(tag.clone()).list(session).instrument(tracing::info_span!(stage::LISTING)).await
+            {
+                Ok(l) => l,
+                Err(e) if e.is_forbidden() => {
+                    tracing::warn!(target: "accounting", error = %e,
                     "cannot list projects tagged {tag:?}; using only the configured projects. The accounting account needs {SYSTEM_ROLE}");
-                vec![]
+                    vec![]
+                }
+                Err(e) => return Some(ExtractError::api(format!("listing projects tagged {tag:?}"), e, SYSTEM_ROLE)),
             }
-            Err(e) => return Some(ExtractError::api(format!("listing projects tagged {tag:?}"), e, SYSTEM_ROLE)),
-        },
+        }
         None => vec![],
     };
     let mut projects: BTreeMap<String, Option<Project>> = tagged.into_iter().map(|p| (p.id.clone(), Some(p))).collect();
@@ -212,6 +217,7 @@ pub(crate) async fn extract_each_cached(
     futures::stream::iter(projects.into_iter().map(|(id, project)| {
         let window = windows[&id];
         async move { one_project(access, cfg, vo_map, id, project, window, known_volumes, actions).await }
+            .instrument(tracing::info_span!(stage::BUILDING))
     }))
     .buffer_unordered(cfg.concurrency.max(1))
     .for_each(|o| {

@@ -28,7 +28,7 @@ use messaging::dirq::QueueSimple;
 use openstack::Session;
 use sha2::{Digest, Sha256};
 
-use crate::{ExtractConfig, Extraction, ProjectOutcome};
+use crate::{ExtractConfig, Extraction, ProjectOutcome, stage};
 
 /// The checkpoint name of an accounting run in the ledger.
 pub const CHECKPOINT: &str = "accounting";
@@ -226,11 +226,14 @@ pub async fn run_with_progress(
     let mut report = RunReport::default();
     // The ledger's instance-action cache: one batch lookup per project (a failed read is a
     // warning and every list is fetched).
-    let lookup = |project: &str, servers: &[&str]| match ledger.lock().unwrap().cached_actions(project, servers) {
-        Ok(hits) => hits,
-        Err(e) => {
-            tracing::warn!(target: "accounting", project = %project, "instance-action cache not read, listing every action again: {e}");
-            Vec::new()
+    let lookup = |project: &str, servers: &[&str]| {
+        let _stage = tracing::info_span!(stage::LEDGER).entered();
+        match ledger.lock().unwrap().cached_actions(project, servers) {
+            Ok(hits) => hits,
+            Err(e) => {
+                tracing::warn!(target: "accounting", project = %project, "instance-action cache not read, listing every action again: {e}");
+                Vec::new()
+            }
         }
     };
     // Each project is committed (ledger + spool) as soon as it is extracted,
@@ -269,6 +272,7 @@ pub async fn run_with_progress(
                 actions_reused: outcome.action_cache.reused,
                 actions_fetched: outcome.action_cache.fetched,
             };
+            let _stage = tracing::info_span!(stage::LEDGER).entered();
             let mut ledger = ledger.lock().unwrap();
             if pr.error.is_none()
                 && !pr.up_to_date
@@ -280,6 +284,7 @@ pub async fn run_with_progress(
             }
             store_action_cache(&mut ledger, &outcome);
             drop(ledger);
+            drop(_stage);
             progress(&pr);
             report.projects.push(pr);
         },
@@ -361,6 +366,7 @@ fn store_action_cache(ledger: &mut Ledger, outcome: &ProjectOutcome) {
 
 /// The ledger's open storage records of a project (closing records excluded).
 fn known_volumes(ledger: &Mutex<Ledger>, project: &str) -> Vec<apel::StorageRecord> {
+    let _stage = tracing::info_span!(stage::LEDGER).entered();
     let ledger = ledger.lock().unwrap();
     let filter = SnapshotFilter { project: Some(project.into()), kind: Some("storage".into()), ..Default::default() };
     let Ok(snapshots) = ledger.latest_snapshots(&filter) else { return Vec::new() };
@@ -496,16 +502,19 @@ fn commit_project(
         }
         snapshots.push(s);
     }
-    // Only what is new or changed is spooled; nothing older than the ledger's.
-    let verdicts = ledger.preview_snapshots(&snapshots)?;
+    // Only what is new or changed is spooled; nothing older than the ledger's. An unchanged
+    // record whose stored snapshot is as recent is not committed again (nothing to write).
+    let verdicts = ledger.preview(&snapshots)?;
     let mut to_send: Vec<(Record, Snapshot)> = Vec::new();
     let mut keep = Vec::new();
     for ((r, s), v) in records.iter().zip(snapshots).zip(verdicts) {
-        match v {
+        match v.upsert {
             Upsert::Inserted | Upsert::Replaced => to_send.push((r.clone(), s)),
             Upsert::Unchanged => {
                 pr.unchanged += 1;
-                keep.push(s);
+                if v.writes {
+                    keep.push(s);
+                }
             }
             Upsert::KeptNewer => pr.kept_newer += 1,
         }
@@ -519,6 +528,7 @@ fn commit_project(
         if recs.is_empty() {
             continue;
         }
+        let _spool = tracing::info_span!(stage::SPOOL).entered();
         let batches = apel::batch_ranges(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes)
             .map_err(|source| RunError::Render { kind: kind.as_str(), project: outcome.project_id.clone(), source })?;
         for (range, bytes) in batches {

@@ -5,6 +5,7 @@
 mod cmd;
 mod metrics;
 mod report;
+mod stages;
 
 use std::process::ExitCode;
 
@@ -131,7 +132,9 @@ fn main() -> ExitCode {
         (false, 1) => "debug".to_string(),
         (false, _) => "trace".to_string(),
     };
-    init_logging(&filter, cli.log_format);
+    // `bench` itself is not measured: its measuring helper would overwrite the child's file.
+    let stages = !matches!(cli.command, Command::Bench(_));
+    let stage_cpu = init_logging(&filter, cli.log_format, stages);
     cmd::set_config_path(cli.config.clone());
     match &cli.command {
         Command::Completions { shell } => {
@@ -178,6 +181,9 @@ fn main() -> ExitCode {
             Command::Bench(args) => cmd::bench::run(args).await,
         }
     });
+    if let Some(s) = &stage_cpu {
+        s.write_if_asked();
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -188,8 +194,10 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr: text on a terminal, JSON lines (one object per event)
-/// when stderr is a file or pipe, as journald and log shippers want.
-fn init_logging(filter: &str, format: LogFormat) {
+/// when stderr is a file or pipe, as journald and log shippers want. With
+/// `FEDSITE_CPU_STAGES` set, the CPU time of each stage is measured too
+/// (`stages`; the log filter then applies to the log output only).
+fn init_logging(filter: &str, format: LogFormat, stages: bool) -> Option<stages::StageCpu> {
     use std::io::IsTerminal;
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -198,6 +206,22 @@ fn init_logging(filter: &str, format: LogFormat) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    if stages && std::env::var_os(stages::ENV).is_some() {
+        use tracing_subscriber::prelude::*;
+        let stage_cpu = stages::StageCpu::default();
+        let fmt =
+            tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+        let fmt: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> =
+            if json { Box::new(fmt.json().flatten_event(true)) } else { Box::new(fmt) };
+        let stage_spans =
+            tracing_subscriber::filter::filter_fn(|m| m.is_span() && accounting::stage::ALL.contains(&m.name()))
+                .with_max_level_hint(tracing::level_filters::LevelFilter::INFO);
+        tracing_subscriber::registry()
+            .with(fmt.with_filter(filter))
+            .with(stage_cpu.clone().with_filter(stage_spans))
+            .init();
+        return Some(stage_cpu);
+    }
     // Colours only on a terminal: a log file or the journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -208,6 +232,7 @@ fn init_logging(filter: &str, format: LogFormat) {
     } else {
         builder.init();
     }
+    None
 }
 
 /// The EXIT STATUS and FILES sections every man page ends with (docs/cli.md).

@@ -115,6 +115,22 @@ fn bench_on_tiny_prints_the_table_and_writes_the_json() {
     };
     assert!(actions("fedsite") >= 8, "{}", runs[0]["requests"]);
     assert_eq!(actions("fedsite (second run, same ledger)"), 0);
+    // fedsite's CPU by stage, from its own spans: a first run lists, builds, compares and
+    // spools; the stages and the rest add up to its CPU time.
+    let first = runs.iter().find(|x| x["tool"] == "fedsite").unwrap();
+    let stages = first["cpu_by_stage"].as_object().unwrap_or_else(|| panic!("no cpu_by_stage: {first}"));
+    for stage in ["listing", "building", "ledger", "spool"] {
+        assert!(stages.get(stage).and_then(|v| v.as_f64()).is_some_and(|v| v > 0.0), "{stage}: {first}");
+    }
+    let sum: f64 = stages.values().map(|v| v.as_f64().unwrap()).sum();
+    assert!((sum - first["usage"]["cpu_s"].as_f64().unwrap()).abs() < 0.01, "{first}");
+    // The sim's CPU per endpoint, for the endpoints it answered.
+    let sim_cpu = first["requests"]["sim_cpu_by_endpoint"].as_object().unwrap();
+    assert_eq!(
+        sim_cpu.keys().collect::<Vec<_>>(),
+        first["requests"]["by_endpoint"].as_object().unwrap().keys().collect::<Vec<_>>()
+    );
+    assert!(sim_cpu["GET /compute/v2.1/servers/detail"].as_f64().unwrap() > 0.0, "{sim_cpu:?}");
     let caso = runs.iter().find(|x| x["tool"] == "caso").unwrap();
     assert!(
         caso["requests"]["by_endpoint"]["POST /identity/v3/auth/tokens"].as_u64().unwrap() > 1,

@@ -204,6 +204,15 @@ pub struct StoredSnapshot {
     pub run_id: Option<RunId>,
 }
 
+/// What committing one snapshot would do ([`Store::preview`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preview {
+    pub upsert: Upsert,
+    /// False when committing it would leave the ledger as it is: the same body, stored with a
+    /// `measured_at` that is not older (or [`Upsert::KeptNewer`]).
+    pub writes: bool,
+}
+
 /// What `upsert_snapshot` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Upsert {
@@ -423,6 +432,14 @@ pub trait Store: Send {
     /// that are older than the ledger's BEFORE spooling them (an older state after a newer one
     /// regresses APEL's data).
     fn preview_snapshots(&self, snapshots: &[Snapshot]) -> Result<Vec<Upsert>>;
+    /// [`Store::preview_snapshots`], saying also which snapshots a commit would write at all,
+    /// so a caller can leave the others out of [`Store::commit_project`] (an hourly run whose
+    /// records did not change then writes nothing but its checkpoint). The default assumes
+    /// every snapshot writes; SQLite reads the stored versions of each project and kind in one
+    /// statement.
+    fn preview(&self, snapshots: &[Snapshot]) -> Result<Vec<Preview>> {
+        Ok(self.preview_snapshots(snapshots)?.into_iter().map(|upsert| Preview { upsert, writes: true }).collect())
+    }
     /// In ONE transaction: upsert the snapshots, record the messages and their record links,
     /// advance the checkpoint. Any failure leaves the ledger as it was.
     fn commit_project(&mut self, c: &ProjectCommit) -> Result<CommitReport>;

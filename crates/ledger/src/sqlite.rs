@@ -5,6 +5,7 @@
 use crate::rules::{decide, invalid, validate_snapshot};
 use crate::*;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 /// Schema migrations; `PRAGMA user_version` = number applied. Only ever append.
@@ -288,8 +289,12 @@ impl SqliteStore {
 
     fn snapshots_where(&self, op: &str, f: &SnapshotFilter, extra: &str) -> Result<Vec<StoredSnapshot>> {
         let (clause, ps) = filter_sql(f);
-        let sql = format!("SELECT {SNAPSHOT_COLS} FROM snapshots s WHERE {clause} {extra} ORDER BY s.kind, s.key");
-        let mut st = self.conn.prepare(&sql).map_err(db(&self.loc, op))?;
+        // With a project, its index finds the rows and they are sorted after: ordered by the
+        // primary key, SQLite would walk every row of the kind to keep the project's (a run
+        // reads each project's storage snapshots: that was quadratic in the ledger's size).
+        let order = if f.project.is_some() { "+s.kind, +s.key" } else { "s.kind, s.key" };
+        let sql = format!("SELECT {SNAPSHOT_COLS} FROM snapshots s WHERE {clause} {extra} ORDER BY {order}");
+        let mut st = self.conn.prepare_cached(&sql).map_err(db(&self.loc, op))?;
         st.query_map(params_from_iter(ps), snapshot_row).and_then(|rows| rows.collect()).map_err(db(&self.loc, op))
     }
 
@@ -612,6 +617,67 @@ impl Store for SqliteStore {
                 };
                 pending.insert(k, next);
                 Ok(u)
+            })
+            .collect()
+    }
+
+    fn preview(&self, snapshots: &[Snapshot]) -> Result<Vec<Preview>> {
+        let op = "preview snapshots";
+        // The stored versions of each (kind, project) at hand in one statement: a project's
+        // rows were written together, so this reads their pages once instead of seeking each
+        // key. A key stored under another project is looked up alone.
+        let mut stored: HashMap<&str, HashMap<String, (String, String)>> = HashMap::new();
+        let groups: BTreeSet<(&str, &str)> =
+            snapshots.iter().map(|s| (s.kind.as_str(), s.project_id.as_str())).collect();
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT key, measured_at, body_sha256 FROM snapshots WHERE kind = ?1 AND project_id = ?2")
+            .map_err(db(&self.loc, op))?;
+        for (kind, project) in groups {
+            let rows = st
+                .query_map([kind, project], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db(&self.loc, op))?;
+            stored.entry(kind).or_default().extend(rows);
+        }
+        // Later entries for the same key see earlier ones, as in a real commit.
+        let mut pending: HashMap<(&str, &str), (String, String)> = HashMap::new();
+        let mut last_measured: Option<(DateTime<Utc>, String)> = None;
+        snapshots
+            .iter()
+            .map(|s| {
+                validate_snapshot(&self.loc, op, s)?;
+                let k = (s.kind.as_str(), s.key.as_str());
+                let before = match pending.get(&k) {
+                    Some(v) => Some(v.clone()),
+                    None => match stored.get(k.0).and_then(|m| m.get(k.1)) {
+                        Some(v) => Some(v.clone()),
+                        None => stored_version(&self.conn, &self.loc, op, &s.kind, &s.key)?,
+                    },
+                };
+                let m = match &last_measured {
+                    Some((t, m)) if *t == s.measured_at => m.clone(),
+                    _ => {
+                        let m = ts(s.measured_at);
+                        last_measured = Some((s.measured_at, m.clone()));
+                        m
+                    }
+                };
+                let sha = s.body_sha256();
+                let upsert = decide(before.as_ref().map(|(m, h)| (m.as_str(), h.as_str())), m.as_str(), &sha);
+                let writes = match (upsert, &before) {
+                    (Upsert::Unchanged, Some((old, _))) => *old < m,
+                    (Upsert::KeptNewer, _) => false,
+                    _ => true,
+                };
+                let next = match (upsert, before) {
+                    (Upsert::Inserted | Upsert::Replaced, _) => (m, sha),
+                    (Upsert::Unchanged, Some((old, h))) => (old.max(m), h),
+                    (_, Some(v)) => v,
+                    (_, None) => (m, sha), // not reached: only Inserted has nothing stored
+                };
+                pending.insert(k, next);
+                Ok(Preview { upsert, writes })
             })
             .collect()
     }

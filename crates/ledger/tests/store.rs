@@ -88,6 +88,47 @@ fn preview_reports_what_upsert_would_do_without_writing(p: &Place) {
     assert!(l.snapshot("cloud", "vm2/2026-10").unwrap().is_none());
 }
 
+fn preview_says_which_snapshots_a_commit_would_write(p: &Place) {
+    let mut l = p.open();
+    let stored = [
+        cloud("vm1", "2026-10", "p1", "vo.a", t(20, 0), 2000),
+        cloud("vm2", "2026-10", "p1", "vo.a", t(20, 0), 2000),
+        cloud("vm3", "2026-10", "p2", "vo.a", t(20, 0), 2000),
+    ];
+    for s in &stored {
+        l.upsert_snapshot(s, None).unwrap();
+    }
+    let mut moved = stored[1].clone();
+    moved.measured_at = t(21, 0);
+    // vm3 is stored under p2: found all the same.
+    let mut elsewhere = stored[2].clone();
+    elsewhere.project_id = "p1".into();
+    let batch = [
+        stored[0].clone(),                                     // same body, same time: nothing to write
+        moved,                                                 // same body, later: measured_at moves
+        cloud("vm4", "2026-10", "p1", "vo.a", t(20, 0), 1000), // new
+        cloud("vm1", "2026-10", "p1", "vo.a", t(10, 0), 900),  // older than stored
+        elsewhere,                                             // same body under another project
+    ];
+    let got = l.preview(&batch).unwrap();
+    let upserts: Vec<Upsert> = got.iter().map(|v| v.upsert).collect();
+    assert_eq!(upserts, l.preview_snapshots(&batch).unwrap());
+    assert_eq!(upserts, [Upsert::Unchanged, Upsert::Unchanged, Upsert::Inserted, Upsert::KeptNewer, Upsert::Unchanged]);
+    // A backend may say a snapshot writes when it does not (the default), never the reverse:
+    // those it says do not write leave the stored snapshot as it was.
+    for (s, v) in batch.iter().zip(&got) {
+        if !v.writes {
+            let before = l.snapshot(&s.kind, &s.key).unwrap().unwrap();
+            l.upsert_snapshot(s, None).unwrap();
+            assert_eq!(l.snapshot(&s.kind, &s.key).unwrap().unwrap(), before, "{}", s.key);
+        }
+    }
+    if matches!(p, Place::Sqlite(..)) {
+        let writes: Vec<bool> = got.iter().map(|v| v.writes).collect();
+        assert_eq!(writes, [false, true, true, false, false]);
+    }
+}
+
 fn snapshot_without_month_stores_month_of_measurement_and_bad_month_is_refused(p: &Place) {
     let mut l = p.open();
     let mut s = cloud("vol1", "2026-10", "p1", "vo.a", t(31, 23), 0);
@@ -704,6 +745,7 @@ suite!(
     identical_body_measured_later_moves_measured_at_so_a_late_older_state_is_refused,
     equal_measured_at_with_different_body_is_replaced_last_loaded_wins,
     preview_reports_what_upsert_would_do_without_writing,
+    preview_says_which_snapshots_a_commit_would_write,
     snapshot_without_month_stores_month_of_measurement_and_bad_month_is_refused,
     checkpoints_only_move_forward_unless_reset,
     commit_project_stores_snapshots_messages_and_checkpoint_together,

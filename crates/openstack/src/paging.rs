@@ -65,15 +65,63 @@ fn marker_of(href: &str) -> Option<String> {
 
 fn next_marker(page: &Value, next: Next) -> Option<String> {
     match next {
-        Next::Links(key) => page
-            .get(key)?
+        Next::Links(key) | Next::Field(key) => marker_in(page.get(key)?, next),
+        Next::None => None,
+    }
+}
+
+/// The next page's marker in the value under the page's `next` key.
+fn marker_in(v: &Value, next: Next) -> Option<String> {
+    match next {
+        Next::Links(_) => v
             .as_array()?
             .iter()
             .find(|l| l.get("rel").and_then(Value::as_str) == Some("next"))
             .and_then(|l| l.get("href")?.as_str())
             .and_then(marker_of),
-        Next::Field(key) => page.get(key).and_then(Value::as_str).and_then(marker_of),
+        Next::Field(_) => v.as_str().and_then(marker_of),
         Next::None => None,
+    }
+}
+
+/// A page decoded straight into its items (no `Value` tree per item) and the value under
+/// its `next` key (the only other part paging reads); every other key is skipped.
+struct TypedPage<T> {
+    items: Vec<T>,
+    next: Option<Value>,
+}
+
+/// Decodes a [`TypedPage`]: `items` is the top-level key of the items array.
+struct PageSeed<T> {
+    items: &'static str,
+    next: Option<&'static str>,
+    item: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::de::DeserializeSeed<'de> for PageSeed<T> {
+    type Value = TypedPage<T>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<TypedPage<T>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for PageSeed<T> {
+    type Value = TypedPage<T>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "an object with {:?}", self.items)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<TypedPage<T>, A::Error> {
+        let mut page = TypedPage { items: Vec::new(), next: None };
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.items {
+                page.items = map.next_value::<Option<Vec<T>>>()?.unwrap_or_default();
+            } else if self.next == Some(key.as_str()) {
+                page.next = Some(map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(page)
     }
 }
 
@@ -84,6 +132,20 @@ impl Pager {
 
     /// Raw page bodies, in order.
     pub fn pages(self, session: &Session) -> BoxStream<'static, Result<Value>> {
+        self.decoded(session, |pager, resp| {
+            let page: Value = resp.json()?;
+            let empty = page.pointer(pager.items).and_then(Value::as_array).is_none_or(|a| a.is_empty());
+            let next = if empty { None } else { next_marker(&page, pager.next) };
+            Ok((page, next))
+        })
+    }
+
+    /// Each page as `decode` makes it of the answer, with the marker of the next page.
+    fn decoded<P: Send + 'static>(
+        self,
+        session: &Session,
+        decode: fn(&Pager, &crate::session::Response) -> Result<(P, Option<String>)>,
+    ) -> BoxStream<'static, Result<P>> {
         let session = session.clone();
         // state: Some(marker for the next request) / None when done
         stream::try_unfold((Some(None::<String>), Vec::<String>::new()), move |(state, mut seen)| {
@@ -97,9 +159,7 @@ impl Pager {
                     call.query.push(("marker".into(), m.clone()));
                 }
                 let resp = session.send(call).await?;
-                let page: Value = resp.json()?;
-                let empty = page.pointer(pager.items).and_then(Value::as_array).is_none_or(|a| a.is_empty());
-                let next = if empty { None } else { next_marker(&page, pager.next) };
+                let (page, next) = decode(&pager, &resp)?;
                 if let Some(n) = &next {
                     if seen.contains(n) {
                         return Err(Error::Decode {
@@ -115,27 +175,49 @@ impl Pager {
         .boxed()
     }
 
-    /// Items of every page, decoded as `T`.
+    /// Items of every page, decoded as `T` as each page arrives. A top-level items key
+    /// (`/servers`) is decoded straight from the page's bytes; a nested one through `Value`.
     pub fn items<T: DeserializeOwned + Send + 'static>(self, session: &Session) -> BoxStream<'static, Result<T>> {
         let key = self.items;
         let service = self.call.service;
         let route = self.call.route;
+        let item_error = move |e: serde_json::Error| Error::Decode {
+            request: RequestInfo { service: service.as_str().into(), method: "GET".into(), url: route.into() },
+            message: format!("an item of {key}: {e}"),
+        };
+        if key.strip_prefix('/').is_some_and(|k| !k.is_empty() && !k.contains('/')) {
+            return self
+                .decoded(session, |pager, resp| {
+                    let next_key = match pager.next {
+                        Next::Links(k) | Next::Field(k) => Some(k),
+                        Next::None => None,
+                    };
+                    let seed =
+                        PageSeed::<T> { items: &pager.items[1..], next: next_key, item: std::marker::PhantomData };
+                    let mut de = serde_json::Deserializer::from_slice(&resp.body);
+                    let page = serde::de::DeserializeSeed::deserialize(seed, &mut de)
+                        .and_then(|p| de.end().map(|()| p))
+                        .map_err(|e| Error::Decode {
+                            request: resp.request.clone(),
+                            message: format!("an item of {}: {e}", pager.items),
+                        })?;
+                    let next = match (&page.next, page.items.is_empty()) {
+                        (Some(v), false) => marker_in(v, pager.next),
+                        _ => None,
+                    };
+                    Ok((page.items, next))
+                })
+                .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
+                .try_flatten()
+                .boxed();
+        }
         self.pages(session)
             .map_ok(move |mut page| {
                 let items = match page.pointer_mut(key).map(Value::take) {
                     Some(Value::Array(a)) => a,
                     _ => Vec::new(),
                 };
-                stream::iter(items.into_iter().map(move |v| {
-                    serde_json::from_value::<T>(v).map_err(|e| Error::Decode {
-                        request: RequestInfo {
-                            service: service.as_str().into(),
-                            method: "GET".into(),
-                            url: route.into(),
-                        },
-                        message: format!("an item of {key}: {e}"),
-                    })
-                }))
+                stream::iter(items.into_iter().map(move |v| serde_json::from_value::<T>(v).map_err(item_error)))
             })
             .try_flatten()
             .boxed()

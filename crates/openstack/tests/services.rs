@@ -106,6 +106,37 @@ async fn nova_stream_yields_items_lazily_across_pages() {
 }
 
 #[tokio::test]
+async fn a_bad_item_or_a_repeated_marker_is_an_error_and_other_keys_are_skipped() {
+    // Page 1: extra keys around the items; page 2 repeats page 1's marker; the
+    // `bad` listing holds an item whose `created` is not a time.
+    let m = mock(|r| {
+        keystone(r).or_else(|| version_docs(r)).unwrap_or_else(|| {
+            let link = json!([{"rel": "next", "href": "http://x/compute/v2.1/servers/detail?marker=s0"}]);
+            match (r.param("name").as_deref(), r.param("marker").as_deref()) {
+                (Some("bad"), _) => {
+                    let mut broken = server("s1", 1);
+                    broken["created"] = json!(12);
+                    Reply::json(200, json!({"servers": [server("s0", 0), broken]}))
+                }
+                (_, None) => Reply::json(
+                    200,
+                    json!({"before": {"servers": 1}, "servers": [server("s0", 0)], "servers_links": link, "after": [1, "x"]}),
+                ),
+                (_, Some(_)) => Reply::json(200, json!({"servers": [server("s1", 1)], "servers_links": link})), // refused whole
+            }
+        })
+    })
+    .await;
+    let s = session(&m).await;
+    let mut st = nova::ListServers::default().stream(&s);
+    assert_eq!(st.try_next().await.unwrap().unwrap().id, "s0", "keys other than the items and links are skipped");
+    let err = st.try_next().await.unwrap_err().to_string();
+    assert!(err.contains("pagination loop: marker s0 returned twice"), "{err}");
+    let err = nova::ListServers { name: Some("bad".into()), ..Default::default() }.list(&s).await.unwrap_err();
+    assert!(err.to_string().contains("an item of /servers"), "{err}");
+}
+
+#[tokio::test]
 async fn pre_2_47_flavor_id_and_string_swap_are_accepted() {
     let m = mock(|r| {
         keystone(r).unwrap_or_else(|| {

@@ -4,6 +4,7 @@
 //!
 //! Fault decisions come from a seeded generator and a request counter, so a
 //! run with the same seed and the same request order injects the same faults.
+//! Each logged request carries the CPU time its handler took (`LoggedRequest::cpu_us`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -70,59 +71,62 @@ async fn apply_profile(state: Arc<AppState>, service: Option<Service>, req: Requ
         let faults = state.endpoint_faults.read().unwrap();
         faults.iter().find(|f| f.matches(&method, &path)).map(|f| (svc, f.status))
     });
-    let response = if let Some((svc, status)) = endpoint_fault {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        injected = Some(format!("endpoint fault {}", status.as_u16()));
-        ApiError::new(svc, status, "injected fault on this endpoint").into_response()
-    } else if let (Some(svc), true) = (service, roll < profile.error_rate) {
-        let status =
-            [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::SERVICE_UNAVAILABLE, StatusCode::TOO_MANY_REQUESTS]
-                [rng.random_range(0..3)];
-        injected = Some(format!("status {}", status.as_u16()));
-        let mut resp = ApiError::new(svc, status, "injected fault").into_response();
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    let (response, cpu) = cpu_timed(async {
+        if let Some((svc, status)) = endpoint_fault {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            injected = Some(format!("endpoint fault {}", status.as_u16()));
+            ApiError::new(svc, status, "injected fault on this endpoint").into_response()
+        } else if let (Some(svc), true) = (service, roll < profile.error_rate) {
+            let status =
+                [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::SERVICE_UNAVAILABLE, StatusCode::TOO_MANY_REQUESTS]
+                    [rng.random_range(0..3)];
+            injected = Some(format!("status {}", status.as_u16()));
+            let mut resp = ApiError::new(svc, status, "injected fault").into_response();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            resp
+        } else if roll < profile.error_rate + profile.timeout_rate {
+            injected = Some("timeout".into());
+            tokio::time::sleep(Duration::from_millis(profile.timeout_ms.max(1))).await;
+            // A body that fails makes hyper drop the connection mid-answer.
+            let stream = futures::stream::once(async {
+                Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("injected timeout"))
+            });
+            Response::builder().status(StatusCode::OK).body(Body::from_stream(stream)).unwrap()
+        } else if roll < profile.error_rate + profile.timeout_rate + profile.truncate_rate {
+            injected = Some("truncated".into());
+            let resp = next.run(req).await;
+            let (mut parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let cut = bytes.slice(0..bytes.len() / 2);
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(cut))
+        } else if roll < profile.error_rate + profile.timeout_rate + profile.truncate_rate + profile.malformed_rate {
+            injected = Some("malformed".into());
+            let resp = next.run(req).await;
+            let (mut parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(malform(&bytes, &mut rng)))
+        } else if roll
+            < profile.error_rate
+                + profile.timeout_rate
+                + profile.truncate_rate
+                + profile.malformed_rate
+                + profile.slow_body_rate
+        {
+            injected = Some("slow body".into());
+            let resp = next.run(req).await;
+            let (mut parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, slow_body(bytes, profile.slow_body_ms))
+        } else {
+            next.run(req).await
         }
-        resp
-    } else if roll < profile.error_rate + profile.timeout_rate {
-        injected = Some("timeout".into());
-        tokio::time::sleep(Duration::from_millis(profile.timeout_ms.max(1))).await;
-        // A body that fails makes hyper drop the connection mid-answer.
-        let stream = futures::stream::once(async {
-            Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("injected timeout"))
-        });
-        Response::builder().status(StatusCode::OK).body(Body::from_stream(stream)).unwrap()
-    } else if roll < profile.error_rate + profile.timeout_rate + profile.truncate_rate {
-        injected = Some("truncated".into());
-        let resp = next.run(req).await;
-        let (mut parts, body) = resp.into_parts();
-        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-        let cut = bytes.slice(0..bytes.len() / 2);
-        parts.headers.remove(header::CONTENT_LENGTH);
-        Response::from_parts(parts, Body::from(cut))
-    } else if roll < profile.error_rate + profile.timeout_rate + profile.truncate_rate + profile.malformed_rate {
-        injected = Some("malformed".into());
-        let resp = next.run(req).await;
-        let (mut parts, body) = resp.into_parts();
-        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-        parts.headers.remove(header::CONTENT_LENGTH);
-        Response::from_parts(parts, Body::from(malform(&bytes, &mut rng)))
-    } else if roll
-        < profile.error_rate
-            + profile.timeout_rate
-            + profile.truncate_rate
-            + profile.malformed_rate
-            + profile.slow_body_rate
-    {
-        injected = Some("slow body".into());
-        let resp = next.run(req).await;
-        let (mut parts, body) = resp.into_parts();
-        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-        parts.headers.remove(header::CONTENT_LENGTH);
-        Response::from_parts(parts, slow_body(bytes, profile.slow_body_ms))
-    } else {
-        next.run(req).await
-    };
+    })
+    .await;
 
     state.log.lock().unwrap().push(LoggedRequest {
         service,
@@ -131,8 +135,35 @@ async fn apply_profile(state: Arc<AppState>, service: Option<Service>, req: Requ
         status: response.status().as_u16(),
         microversion,
         injected,
+        cpu_us: cpu.as_micros() as u64,
     });
     response
+}
+
+/// Runs `f`, adding up the CPU time of the thread that runs each of its polls (a tokio task
+/// may move between worker threads, so each poll is measured where it runs).
+async fn cpu_timed<F: Future>(f: F) -> (F::Output, Duration) {
+    let mut f = std::pin::pin!(f);
+    let mut spent = Duration::ZERO;
+    let out = std::future::poll_fn(|cx| {
+        let t0 = thread_cpu();
+        let r = f.as_mut().poll(cx);
+        spent += thread_cpu().saturating_sub(t0);
+        r
+    })
+    .await;
+    (out, spent)
+}
+
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
+fn thread_cpu() -> Duration {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid, writable timespec; the clock id is a constant the kernel knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// The answer with its JSON broken in one of several ways a faulty proxy or

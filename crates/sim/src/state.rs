@@ -192,6 +192,9 @@ pub struct LoggedRequest {
     pub microversion: Option<String>,
     /// Set by the fault layer when it injected the answer.
     pub injected: Option<String>,
+    /// CPU time the sim spent answering it, in microseconds: the thread CPU time of each poll
+    /// of its handler (routing, the handler, serialising the body), not the injected latency.
+    pub cpu_us: u64,
 }
 
 /// The simulator's clock: the scenario's reference time plus the wall time

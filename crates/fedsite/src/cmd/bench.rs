@@ -359,7 +359,10 @@ impl Control {
             let method = e["method"].as_str().unwrap_or("?");
             let uri = e["uri"].as_str().unwrap_or("");
             let service = e["service"].as_str().unwrap_or("other").to_string();
-            *r.by_endpoint.entry(format!("{method} {}", endpoint_template(uri))).or_default() += 1;
+            let endpoint = format!("{method} {}", endpoint_template(uri));
+            let cpu_s = e["cpu_us"].as_u64().unwrap_or(0) as f64 / 1e6;
+            *r.sim_cpu_by_endpoint.entry(endpoint.clone()).or_default() += cpu_s;
+            *r.by_endpoint.entry(endpoint).or_default() += 1;
             *r.by_service.entry(service).or_default() += 1;
             if e["status"].as_u64().is_some_and(|s| s >= 400) {
                 r.errors += 1;
@@ -378,6 +381,8 @@ pub struct Requests {
     pub errors: u64,
     pub by_service: BTreeMap<String, u64>,
     pub by_endpoint: BTreeMap<String, u64>,
+    /// CPU seconds the sim spent answering each endpoint (its handlers, not the latency).
+    pub sim_cpu_by_endpoint: BTreeMap<String, f64>,
 }
 
 /// `/compute/v2.1/servers/<id>?x` → `/compute/v2.1/servers/{id}`: ids (hex-ish segments, and
@@ -590,9 +595,23 @@ pub struct Run {
     /// Records in the messages it spooled (extraction) or messages it sent (sending).
     pub output: usize,
     pub messages: usize,
+    /// fedsite's CPU seconds by stage (`accounting::stage`, measured from its tracing spans;
+    /// `other`: the rest of `usage.cpu_s`: the runtime, HTTP and TLS, start and exit).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub cpu_by_stage: BTreeMap<String, f64>,
     /// Anything else worth keeping (the SSM driver's timings).
     #[serde(skip_serializing_if = "Value::is_null")]
     pub extra: Value,
+}
+
+/// The CPU seconds by stage a fedsite child wrote (`crate::stages`), with `other`: the rest of
+/// its `cpu_s`. Empty when it wrote none (a `--fedsite-bin` build without the measurement).
+fn cpu_by_stage(path: &Path, cpu_s: f64) -> BTreeMap<String, f64> {
+    let Ok(text) = std::fs::read_to_string(path) else { return BTreeMap::new() };
+    let Ok(mut m) = serde_json::from_str::<BTreeMap<String, f64>>(&text) else { return BTreeMap::new() };
+    let staged: f64 = m.values().sum();
+    m.insert("other".into(), (cpu_s - staged).max(0.0));
+    m
 }
 
 /// Records and messages in a dirq spool: parsed with the APEL loader rules, else (cASO writes
@@ -692,6 +711,8 @@ impl Ctx<'_> {
         let dir = self.work.join(format!("run{i}-fedsite{}", if suspend { "" } else { "-nosuspend" }));
         std::fs::create_dir_all(&dir)?;
         let before = spool_contents(&dir.join("outgoing"))?;
+        let stages = dir.join(format!("{log}-cpu-stages.json"));
+        let _ = std::fs::remove_file(&stages);
         let mut cmd = Command::new(self.fedsite_bin()?);
         cmd.args(["accounting", "extract", "--os-cloud", "sim-accounting", "--site-name", "TEST-SITE"])
             .args(["--service-name", "TEST-SITE-cloud", "--log", "warn"])
@@ -704,6 +725,7 @@ impl Ctx<'_> {
             .arg("--ledger")
             .arg(dir.join("ledger.sqlite"))
             .env("OS_CLIENT_CONFIG_FILE", &self.sim.clouds_yaml)
+            .env(crate::stages::ENV, &stages)
             .env_remove("OS_CLOUD")
             .current_dir(&dir);
         if !suspend {
@@ -716,7 +738,8 @@ impl Ctx<'_> {
         }
         let (records, messages) = spool_contents(&dir.join("outgoing"))?;
         let (records, messages) = (records.saturating_sub(before.0), messages.saturating_sub(before.1));
-        Ok(Run { tool: tool.into(), usage, requests, output: records, messages, extra: Value::Null })
+        let cpu_by_stage = cpu_by_stage(&stages, usage.cpu_s);
+        Ok(Run { tool: tool.into(), usage, requests, output: records, messages, cpu_by_stage, extra: Value::Null })
     }
 
     fn caso_extract(&self, i: usize) -> Result<Run> {
@@ -757,7 +780,15 @@ impl Ctx<'_> {
             bail!("caso-extract failed ({}):\n{}", usage.exit, tail(&err, 40));
         }
         let (records, messages) = spool_contents(&dir.join("outgoing"))?;
-        Ok(Run { tool: CASO.into(), usage, requests, output: records, messages, extra: Value::Null })
+        Ok(Run {
+            tool: CASO.into(),
+            usage,
+            requests,
+            output: records,
+            messages,
+            cpu_by_stage: BTreeMap::new(),
+            extra: Value::Null,
+        })
     }
 
     /// A spool of `n` cloud messages of `k` records each (distinct VMUUIDs).
@@ -825,6 +856,7 @@ impl Ctx<'_> {
             requests,
             output: self.args.messages,
             messages: self.args.messages,
+            cpu_by_stage: BTreeMap::new(),
             extra: json!({"summary": out.trim()}),
         })
     }
@@ -863,7 +895,15 @@ impl Ctx<'_> {
         if !usage.timed_out && sent != self.args.messages {
             bail!("the SSM send loop sent {sent} of {} messages:\n{out}\n{}", self.args.messages, tail(&err, 20));
         }
-        Ok(Run { tool: "ssm (argo-ams-library)".into(), usage, requests, output: sent, messages: sent, extra })
+        Ok(Run {
+            tool: "ssm (argo-ams-library)".into(),
+            usage,
+            requests,
+            output: sent,
+            messages: sent,
+            cpu_by_stage: BTreeMap::new(),
+            extra,
+        })
     }
 }
 
@@ -1038,6 +1078,26 @@ pub fn render_table(r: &Report) -> String {
         s.push_str(&format!("  {FEDSITE_SECOND} requests by endpoint (first run):\n"));
         for (k, v) in top(&fed.requests.by_endpoint, 12) {
             s.push_str(&format!("    {v:>7}  {k}\n"));
+        }
+    }
+    for tool in [FEDSITE, FEDSITE_SECOND, FEDSITE_NO_SUSPEND] {
+        let Some(run) = r.runs.iter().find(|x| x.tool == tool) else { continue };
+        if !run.cpu_by_stage.is_empty() {
+            let stages: Vec<String> = accounting::stage::ALL
+                .iter()
+                .chain(["other"].iter())
+                .map(|k| format!("{k} {:.2}", run.cpu_by_stage.get(*k).copied().unwrap_or(0.0)))
+                .collect();
+            s.push_str(&format!("  {tool} cpu s by stage (first run): {}\n", stages.join(", ")));
+        }
+        let mut sim: Vec<(&String, &f64)> = run.requests.sim_cpu_by_endpoint.iter().collect();
+        sim.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+        if !sim.is_empty() {
+            s.push_str(&format!("  {tool} sim cpu s by endpoint (first run):\n"));
+            for (k, v) in sim.into_iter().take(6) {
+                let n = run.requests.by_endpoint.get(k).copied().unwrap_or(0);
+                s.push_str(&format!("    {v:>7.2}  {k} ({n} requests)\n"));
+            }
         }
     }
     if let Some(c) = r.runs.iter().find(|x| x.tool == CASO) {

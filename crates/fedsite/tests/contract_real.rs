@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -10,9 +10,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeZone, Utc};
+use common::shape::shape_diff;
 use openstack::nova::{self, FlavorVisibility};
 use openstack::{CloudConfig, Service, Session, cinder, neutron};
-use common::shape::shape_diff;
 use serde_json::Value;
 
 fn t(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {

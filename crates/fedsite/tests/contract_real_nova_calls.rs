@@ -491,7 +491,12 @@ async fn cinder_version_documents_headers_and_volumes_at_3_0_and_3_60() {
         assert_eq!(v3["min_version"], "3.0", "{}", side.label);
         let max = minor(&v3["version"]);
         assert!(max >= 60, "{}: the openstack crate asks for 3.60: {doc}", side.label);
-        let root = side.expect(300, &side.volume_root, None).await;
+        // Every Cinder answer carries the version headers: the root's 300 and a 406 too.
+        let r = side.get(&side.volume_root, None).await;
+        assert_eq!(r.status, 300, "{}: {}", side.label, r.body);
+        assert_eq!(r.header("openstack-api-version").as_deref(), Some("volume 3.0"), "{}: root", side.label);
+        assert_eq!(r.header_items("vary"), BTreeSet::from(["OpenStack-API-Version".to_string()]), "{}", side.label);
+        let root = r.body;
 
         let url = format!("{}/volumes/detail?all_tenants=1", side.volume);
         let r = side.get(&url, Some("volume 3.60")).await;
@@ -517,6 +522,8 @@ async fn cinder_version_documents_headers_and_volumes_at_3_0_and_3_60() {
         let above = format!("3.{}", max + 1);
         let r = side.get(&url, Some(&format!("volume {above}"))).await;
         assert_eq!(r.status, 406, "{}: {}", side.label, r.body);
+        assert_eq!(r.header("openstack-api-version"), Some(format!("volume {above}")), "{}: 406", side.label);
+        assert_eq!(r.header_items("vary"), BTreeSet::from(["OpenStack-API-Version".to_string()]), "{}", side.label);
         let fault = r.body;
         if side.label == "real" {
             let names: BTreeSet<&str> =

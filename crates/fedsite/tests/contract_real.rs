@@ -5,97 +5,12 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
-// ------------------------------------------------------------------ shapes
+use std::collections::{BTreeMap, BTreeSet};
 
-/// path → JSON types seen there. Arrays merge their elements under `[]`.
-type Shape = BTreeMap<String, BTreeSet<&'static str>>;
-
-fn shape(v: &Value) -> Shape {
-    fn walk(path: &str, v: &Value, out: &mut Shape) {
-        let ty = match v {
-            Value::Null => "null",
-            Value::Bool(_) => "bool",
-            Value::Number(_) => "number",
-            Value::String(_) => "string",
-            Value::Array(items) => {
-                for item in items {
-                    walk(&format!("{path}[]"), item, out);
-                }
-                "array"
-            }
-            Value::Object(map) => {
-                for (k, child) in map {
-                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                    walk(&p, child, out);
-                }
-                "object"
-            }
-        };
-        out.entry(path.to_string()).or_default().insert(ty);
-    }
-    let mut out = Shape::new();
-    walk("", v, &mut out);
-    out
-}
-
-/// A difference we know of and accept: the path (and everything under it),
-/// and why it is acceptable.
-type Known = &'static [(&'static str, &'static str)];
-
-fn is_known(path: &str, known: Known) -> bool {
-    known.iter().any(|(p, _)| {
-        path == *p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
-    })
-}
-
-/// Differences between the real and the sim body's shapes. `null` matches
-/// any type (whether a field is null depends on the data, not the API).
-fn shape_diff(real: &Value, sim: &Value, known: Known) -> Vec<String> {
-    let (r, s) = (shape(real), shape(sim));
-    let mut out = Vec::new();
-    for (path, rt) in &r {
-        if is_known(path, known) {
-            continue;
-        }
-        match s.get(path) {
-            None => out.push(format!("missing in sim: {path} ({})", join(rt))),
-            Some(st) => {
-                let rt: BTreeSet<_> = rt.iter().filter(|t| **t != "null").collect();
-                let st: BTreeSet<_> = st.iter().filter(|t| **t != "null").collect();
-                if !rt.is_empty() && !st.is_empty() && rt != st {
-                    out.push(format!("type differs at {path}: real {rt:?}, sim {st:?}"));
-                }
-            }
-        }
-    }
-    for (path, st) in &s {
-        if !r.contains_key(path) && !is_known(path, known) {
-            out.push(format!("extra in sim: {path} ({})", join(st)));
-        }
-    }
-    out
-}
-
-fn join(t: &BTreeSet<&str>) -> String {
-    t.iter().copied().collect::<Vec<_>>().join("|")
-}
-
-#[track_caller]
-fn assert_same_shape(what: &str, real: &Value, sim: &Value, known: Known) {
-    let diff = shape_diff(real, sim, known);
-    assert!(
-        diff.is_empty(),
-        "{what}: the sim's JSON shape differs from the real service's:\n  {}\n--- real\n{}\n--- sim\n{}",
-        diff.join("\n  "),
-        serde_json::to_string_pretty(real).unwrap(),
-        serde_json::to_string_pretty(sim).unwrap()
-    );
-}
+use common::shape::{Known, assert_same_shape, shape_diff};
 
 #[test]
 fn shape_diff_reports_missing_extra_and_retyped_keys_and_accepts_nulls() {

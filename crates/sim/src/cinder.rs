@@ -50,12 +50,12 @@ pub fn router() -> Router<Arc<AppState>> {
 
 /// Unknown paths get Cinder's 404. (`/volume/` with its trailing slash never
 /// reaches a nested router; lib.rs may route it to [`versions_all`].)
-async fn fallback(State(state): State<Arc<AppState>>, uri: axum::http::Uri) -> Response {
+async fn fallback(State(state): State<Arc<AppState>>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
     let p = uri.path().trim_start_matches(SVC.prefix());
     if p.is_empty() || p == "/" {
-        return versions_all(State(state)).await;
+        return versions_all(State(state), headers).await;
     }
-    ApiError::not_found(SVC, "The resource could not be found.").into_response()
+    with_version(ApiError::not_found(SVC, "The resource could not be found.").into_response(), &headers)
 }
 
 fn base(state: &AppState) -> String {
@@ -77,27 +77,50 @@ fn version_doc(state: &AppState) -> Value {
     })
 }
 
-/// `GET /volume`: 300 Multiple Choices, as Cinder's unversioned root.
-pub(crate) async fn versions_all(State(state): State<Arc<AppState>>) -> Response {
-    (StatusCode::MULTIPLE_CHOICES, axum::Json(json!({"versions": [version_doc(&state)]}))).into_response()
+/// `GET /volume`: 300 Multiple Choices, as Cinder's unversioned root (with
+/// the version headers, as every Cinder answer).
+pub(crate) async fn versions_all(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let resp = (StatusCode::MULTIPLE_CHOICES, axum::Json(json!({"versions": [version_doc(&state)]}))).into_response();
+    with_version(resp, &headers)
 }
 
 /// `GET /volume/v3/`: the same list with 200.
 async fn version_v3(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match microversion(&headers) {
         Ok(mv) => reply(mv, StatusCode::OK, json!({"versions": [version_doc(&state)]})),
-        Err(e) => e.into_response(),
+        Err(e) => with_version(e.into_response(), &headers),
     }
+}
+
+/// The `volume` entry of `OpenStack-API-Version`, as sent.
+fn asked_version(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(raw) = headers.get("openstack-api-version") else { return Ok(None) };
+    let raw = raw.to_str().map_err(|_| ApiError::bad_request(SVC, "Invalid OpenStack-API-Version header"))?;
+    Ok(raw.split(',').map(str::trim).find_map(|p| {
+        let mut it = p.split_whitespace();
+        (it.next().is_some_and(|s| s.eq_ignore_ascii_case("volume"))).then(|| it.next().unwrap_or("").to_string())
+    }))
+}
+
+/// Adds the headers Cinder puts on every answer, errors included: the
+/// version served, or the one asked for when it was refused as out of range
+/// (406), and `Vary`. None for a malformed version.
+fn with_version(mut resp: Response, headers: &HeaderMap) -> Response {
+    let echoed = match microversion(headers) {
+        Ok(mv) => Some(format!("3.{mv}")),
+        Err(e) if e.status == StatusCode::NOT_ACCEPTABLE => asked_version(headers).ok().flatten(),
+        Err(_) => None,
+    };
+    if let Some(v) = echoed.and_then(|v| HeaderValue::from_str(&format!("volume {v}")).ok()) {
+        resp.headers_mut().insert("openstack-api-version", v);
+        resp.headers_mut().insert("vary", HeaderValue::from_static("OpenStack-API-Version"));
+    }
+    resp
 }
 
 /// The requested microversion's minor number (3.x); 3.0 when absent.
 pub fn microversion(headers: &HeaderMap) -> ApiResult<u32> {
-    let Some(raw) = headers.get("openstack-api-version") else { return Ok(0) };
-    let raw = raw.to_str().map_err(|_| ApiError::bad_request(SVC, "Invalid OpenStack-API-Version header"))?;
-    let Some(v) = raw.split(',').map(str::trim).find_map(|p| {
-        let mut it = p.split_whitespace();
-        (it.next().is_some_and(|s| s.eq_ignore_ascii_case("volume"))).then(|| it.next().unwrap_or("").to_string())
-    }) else {
+    let Some(v) = asked_version(headers)? else {
         return Ok(0);
     };
     if v.eq_ignore_ascii_case("latest") {
@@ -177,17 +200,11 @@ async fn dispatch(
 ) -> Response {
     let mv = match microversion(&headers) {
         Ok(mv) => mv,
-        Err(e) => return e.into_response(),
+        Err(e) => return with_version(e.into_response(), &headers),
     };
     match route(&state, &rest, raw, &headers, mv).await {
         Ok((status, body)) => reply(mv, status, body),
-        Err(e) => {
-            let mut resp = e.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("volume 3.{mv}")) {
-                resp.headers_mut().insert("openstack-api-version", v);
-            }
-            resp
-        }
+        Err(e) => with_version(e.into_response(), &headers),
     }
 }
 

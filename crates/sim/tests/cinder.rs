@@ -255,8 +255,11 @@ async fn microversion_fields_appear_only_from_their_version() {
     assert!(body["volume"].get("provider_id").is_none() && body["volume"].get("cluster_name").is_none());
     assert!(body["volume"].get("group_id").is_some());
 
-    let (status, _, body) = env.get(Some("reader"), &path, Some("volume 3.72")).await;
+    let (status, h, body) = env.get(Some("reader"), &path, Some("volume 3.72")).await;
     assert_eq!(status, 406);
+    // Every Cinder answer, a refused version included, echoes the version and varies on it.
+    assert_eq!(h["openstack-api-version"], "volume 3.72");
+    assert_eq!(h["vary"], "OpenStack-API-Version");
     assert!(body["computeFault"]["message"].as_str().unwrap().contains("maximum is 3.71"));
     let (status, _, _) = env.get(Some("reader"), &path, Some("volume 3.x")).await;
     assert_eq!(status, 400);
@@ -322,8 +325,10 @@ async fn admin_unknown_filter_matches_nothing_as_cinder_does() {
 #[tokio::test]
 async fn versions_types_limits_and_quotas() {
     let env = Env::new(site(0)).await;
-    let (status, _, body) = env.get(None, "/volume", None).await;
+    let (status, h, body) = env.get(None, "/volume", None).await;
     assert_eq!(status, 300, "{body}");
+    assert_eq!(h["openstack-api-version"], "volume 3.0", "the root answers with the version headers too");
+    assert_eq!(h["vary"], "OpenStack-API-Version");
     let v = &body["versions"][0];
     assert_eq!((v["id"].as_str(), v["status"].as_str()), (Some("v3.0"), Some("CURRENT")));
     assert_eq!((v["min_version"].as_str(), v["version"].as_str()), (Some("3.0"), Some("3.71")));

@@ -341,12 +341,21 @@ async fn microversions_change_the_server_shape_and_are_echoed() {
     assert_eq!(new.body["server"]["locked"], false);
     assert_eq!(new.body["server"]["tags"], json!([]));
     assert_eq!(new.body["server"]["description"], Value::Null);
+    assert!(new.body["server"].get("server_groups").is_none(), "server_groups from 2.71");
+    let v71 = get(&h, "alice-token", &format!("/v2.1/servers/{QUIET}"), Some("2.71")).await;
+    assert_eq!(v71.body["server"]["server_groups"], json!([]), "2.71+: on show (real Nova 34 too)");
 
     let latest = get(&h, "alice-token", "/v2.1/servers", Some("latest")).await;
     assert_eq!(latest.headers["openstack-api-version"], "compute 2.79");
     let a = get(&h, "alice-token", "/v2.1/servers", Some("2.80")).await;
     assert_eq!(a.status, 406);
     assert!(a.body["computeFault"]["message"].as_str().unwrap().contains("maximum is 2.79"));
+    // Refused as out of range, the asked version is echoed (as nova-api does); a malformed one is not.
+    assert_eq!(a.headers["openstack-api-version"], "compute 2.80");
+    assert_eq!(a.headers["x-openstack-nova-api-version"], "2.80");
+    let bad = get(&h, "alice-token", "/v2.1/servers", Some("2.x")).await;
+    assert_eq!(bad.status, 400);
+    assert!(!bad.headers.contains_key("openstack-api-version"));
     // Unauthenticated requests are refused before the version is looked at.
     assert_eq!(get(&h, "bogus", "/v2.1/servers", Some("2.80")).await.status, 401);
 

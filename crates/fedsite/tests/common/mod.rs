@@ -3,6 +3,8 @@
 //! the peers' Python venv. A test that needs a peer FAILS when it is absent.
 #![allow(dead_code)]
 
+pub mod shape;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

@@ -102,8 +102,9 @@ pub fn policy(rule: &str) -> ApiError {
     err(StatusCode::FORBIDDEN, format!("Policy doesn't allow {rule} to be performed."))
 }
 
-/// Parses the requested microversion: `Ok(None)` when none was asked for.
-fn requested_version(headers: &HeaderMap) -> Result<Option<u32>, ApiError> {
+/// The compute version asked for, as sent (`OpenStack-API-Version` first,
+/// then the legacy header).
+fn asked_version(headers: &HeaderMap) -> Option<String> {
     let new = headers.get_all("openstack-api-version").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
         v.split(',').find_map(|item| {
             let mut it = item.split_whitespace();
@@ -112,7 +113,12 @@ fn requested_version(headers: &HeaderMap) -> Result<Option<u32>, ApiError> {
     });
     let legacy =
         || headers.get("x-openstack-nova-api-version").and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string());
-    let Some(raw) = new.or_else(legacy) else {
+    new.or_else(legacy)
+}
+
+/// Parses the requested microversion: `Ok(None)` when none was asked for.
+fn requested_version(headers: &HeaderMap) -> Result<Option<u32>, ApiError> {
+    let Some(raw) = asked_version(headers) else {
         return Ok(None);
     };
     if raw.eq_ignore_ascii_case("latest") {
@@ -146,13 +152,21 @@ pub struct Mv(pub Result<u32, ApiError>);
 /// token check, since keystonemiddleware answers 401 first.
 async fn version_layer(mut req: Request, next: Next) -> Response {
     let mv = requested_version(req.headers()).map(|v| v.unwrap_or(MIN_MINOR));
-    req.extensions_mut().insert(Mv(mv.clone()));
+    // A version out of range (406) is echoed as asked; a malformed one (400) is not.
+    let echoed = match &mv {
+        Ok(mv) => Some(format!("2.{mv}")),
+        Err(e) if e.status == StatusCode::NOT_ACCEPTABLE => asked_version(req.headers()),
+        Err(_) => None,
+    };
+    req.extensions_mut().insert(Mv(mv));
     let mut resp = next.run(req).await;
-    if let Ok(mv) = mv {
+    if let Some(v) = echoed {
         let h = resp.headers_mut();
-        h.insert("openstack-api-version", HeaderValue::from_str(&format!("compute 2.{mv}")).unwrap());
-        h.insert("x-openstack-nova-api-version", HeaderValue::from_str(&format!("2.{mv}")).unwrap());
-        h.insert("vary", HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"));
+        if let (Ok(new), Ok(legacy)) = (HeaderValue::from_str(&format!("compute {v}")), HeaderValue::from_str(&v)) {
+            h.insert("openstack-api-version", new);
+            h.insert("x-openstack-nova-api-version", legacy);
+            h.insert("vary", HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"));
+        }
     }
     resp
 }

@@ -842,7 +842,12 @@ pub async fn show(State(state): State<Arc<AppState>>, ctx: Ctx, Path(id): Path<S
     let idx = Index::build(&site, now, &ids, ix);
     // Nova's internal instance id stands in as the server's position + 1.
     let number = found.map_or(0, |(p, _)| p + 1);
-    Ok(Json(json!({"server": render(&v, number, &idx, &site, &ctx, &base(&state))})))
+    let mut server = render(&v, number, &idx, &site, &ctx, &base(&state));
+    if ctx.at_least(71) {
+        // 2.71+: the server's groups, on show only (not in listings); the sim has no server groups.
+        server["server_groups"] = json!([]);
+    }
+    Ok(Json(json!({ "server": server })))
 }
 
 // ------------------------------------------------------- instance actions

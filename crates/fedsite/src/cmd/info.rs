@@ -463,7 +463,7 @@ pub fn cloud_info_provider_main(args: Vec<std::ffi::OsString>) -> ExitCode {
         std::env::var("FEDSITE_LOG").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "warn".into())
     };
     crate::default_sigpipe();
-    crate::init_logging(&filter, crate::LogFormat::Text);
+    let _ = crate::init_logging(&filter, crate::LogFormat::Text, false);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -101,7 +101,11 @@ pub async fn serve(
             intervals += 1;
             for site in chosen.keys() {
                 for task in &cfg.tasks {
-                    queued.insert(ClaimKey { site: (*site).to_owned(), task: task.as_str().to_owned(), interval_start: start });
+                    queued.insert(ClaimKey {
+                        site: (*site).to_owned(),
+                        task: task.as_str().to_owned(),
+                        interval_start: start,
+                    });
                 }
             }
         }

@@ -185,9 +185,10 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         format!("{}:{}", if host.is_empty() { "localhost" } else { &host }, std::process::id())
     });
     let ledger_url = a.ledger.clone();
-    let mut store = tokio::task::spawn_blocking(move || ledger::PgStore::open(&ledger_url, ledger::PgOptions::default()))
-        .await
-        .context("opening the ledger")??;
+    let mut store =
+        tokio::task::spawn_blocking(move || ledger::PgStore::open(&ledger_url, ledger::PgOptions::default()))
+            .await
+            .context("opening the ledger")??;
     let cfg = central::schedule::ServeConfig {
         interval: std::time::Duration::from_secs(a.interval),
         tasks,

@@ -204,6 +204,7 @@ fn two_replicas_run_every_site_once_per_interval_and_share_the_work() {
     let info = fed.dir.path().join("info");
     let (a, b) = (fed.replica("a", &db, &info), fed.replica("b", &db, &info));
     let (out_a, out_b) = (wait_output(a, "a"), wait_output(b, "b"));
+    eprintln!("replica a:\n{out_a}replica b:\n{out_b}");
     let printed = merge(&[("a", &out_a), ("b", &out_b)]);
     let sites: Vec<String> = fed.fed.sites.iter().map(|s| s.id.clone()).collect();
     assert_every_interval_complete(&claims(&db), &printed, &sites);

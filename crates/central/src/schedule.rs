@@ -167,3 +167,19 @@ pub async fn serve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_are_aligned_to_the_epoch() {
+        let at = |s| Utc.timestamp_opt(s, 0).single().unwrap();
+        let hour = Duration::from_secs(3600);
+        assert_eq!(interval_start(at(1_796_644_799), hour), at(1_796_641_200));
+        assert_eq!(interval_start(at(1_796_644_800), hour), at(1_796_644_800));
+        assert_eq!(interval_start(at(7), Duration::from_secs(2)), at(6));
+        // A zero interval is read as one second, never a division by zero.
+        assert_eq!(interval_start(at(7), Duration::ZERO), at(7));
+    }
+}

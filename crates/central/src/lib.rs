@@ -1,10 +1,12 @@
 //! Central operations of a federation, as EGI runs cloud-info-provider, image sync and
 //! accounting for every site from one place (issue #15). Owns the credentials the central
 //! deployment logs in with ([`credentials`]) and the run of tasks for every site of a sites
-//! folder ([`run`]), on top of the `sites` crate (the sites folder).
+//! folder ([`run`]), once or every interval from replicas sharing a PostgreSQL ledger
+//! ([`schedule`]), on top of the `sites` crate (the sites folder).
 
 pub mod credentials;
 pub mod run;
+pub mod schedule;
 
 pub use credentials::{
     AccessToken, AppCredential, CheckinConfig, CheckinToken, CredentialError, SecretsDir, Vault, VoLogin,

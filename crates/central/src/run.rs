@@ -99,7 +99,7 @@ pub struct Central {
     pub info_dir: PathBuf,
     pub max_sites: usize,
     pub site_timeout: Duration,
-    /// `CreationTime` of every object (the run's start).
+    /// `CreationTime` of every object (the run's start; `central serve` stamps each task's own).
     pub creation_time: chrono::DateTime<chrono::Utc>,
     /// The images task's registry and cache (None: that task is skipped, saying why).
     pub images: Option<ImagesSettings>,
@@ -127,25 +127,7 @@ pub async fn run(central: &Central, folder: &sites::Folder, tasks: &[Task], only
         .collect();
     let jobs = chosen.into_iter().flat_map(|s| tasks.iter().map(move |t| (s, *t)));
     let mut out: Vec<TaskResult> = futures::stream::iter(jobs)
-        .map(|(site, task)| async move {
-            let started = Instant::now();
-            let r = tokio::time::timeout(central.site_timeout, run_one(central, site, task)).await;
-            let mut row = match r {
-                Ok(row) => row,
-                Err(_) => TaskResult {
-                    site: site.id.clone(),
-                    task,
-                    outcome: Outcome::Failed,
-                    duration: Duration::ZERO,
-                    detail: format!("no answer within the site timeout ({} s)", central.site_timeout.as_secs()),
-                    fix: Some(format!("check that {} answers; the other sites were not held up", site.site.endpoint.as_str())),
-                    failed_vos: Vec::new(),
-                },
-            };
-            row.duration = started.elapsed();
-            tracing::info!(site = %row.site, task = row.task.as_str(), outcome = row.outcome.as_str(), detail = %row.detail, "central task done");
-            row
-        })
+        .map(|(site, task)| run_task(central, site, task, central.creation_time))
         .buffer_unordered(central.max_sites.max(1))
         .collect()
         .await;
@@ -153,7 +135,39 @@ pub async fn run(central: &Central, folder: &sites::Folder, tasks: &[Task], only
     out
 }
 
-async fn run_one(central: &Central, site: &sites::LoadedSite, task: Task) -> TaskResult {
+/// Runs one task of one site under the site timeout (what [`run`] does for each pair, and
+/// `central serve` for each claimed one); `creation_time` stamps what it publishes.
+pub async fn run_task(
+    central: &Central,
+    site: &sites::LoadedSite,
+    task: Task,
+    creation_time: chrono::DateTime<chrono::Utc>,
+) -> TaskResult {
+    let started = Instant::now();
+    let r = tokio::time::timeout(central.site_timeout, run_one(central, site, task, creation_time)).await;
+    let mut row = match r {
+        Ok(row) => row,
+        Err(_) => TaskResult {
+            site: site.id.clone(),
+            task,
+            outcome: Outcome::Failed,
+            duration: Duration::ZERO,
+            detail: format!("no answer within the site timeout ({} s)", central.site_timeout.as_secs()),
+            fix: Some(format!("check that {} answers; the other sites were not held up", site.site.endpoint.as_str())),
+            failed_vos: Vec::new(),
+        },
+    };
+    row.duration = started.elapsed();
+    tracing::info!(site = %row.site, task = row.task.as_str(), outcome = row.outcome.as_str(), detail = %row.detail, "central task done");
+    row
+}
+
+async fn run_one(
+    central: &Central,
+    site: &sites::LoadedSite,
+    task: Task,
+    creation_time: chrono::DateTime<chrono::Utc>,
+) -> TaskResult {
     let row = |outcome, detail: String, fix: Option<String>, failed_vos| TaskResult {
         site: site.id.clone(),
         task,
@@ -166,7 +180,7 @@ async fn run_one(central: &Central, site: &sites::LoadedSite, task: Task) -> Tas
     match task {
         Task::Info | Task::Images => {
             let done = match task {
-                Task::Info => info(central, site).await,
+                Task::Info => info(central, site, creation_time).await,
                 Task::Images => images(central, site).await,
             };
             match done {
@@ -221,7 +235,11 @@ fn site_cloud_config(site: &sites::Site, token: &crate::credentials::AccessToken
     }
 }
 
-async fn info(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fail> {
+async fn info(
+    central: &Central,
+    loaded: &sites::LoadedSite,
+    creation_time: chrono::DateTime<chrono::Utc>,
+) -> Result<Done, Fail> {
     let site = &loaded.site;
     let file = loaded.file.display().to_string();
     let text = std::fs::read_to_string(&loaded.file).map_err(|e| Fail::Error(format!("{file}: {e}"), None))?;
@@ -249,7 +267,7 @@ async fn info(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fai
     let mut opts = cloudinfo::Options::new(base.clone(), cloudinfo::discover::auth_type_of(&base));
     opts.gocdb_url = central.gocdb_url.clone();
     opts.timeout = central.site_timeout;
-    opts.creation_time = central.creation_time;
+    opts.creation_time = creation_time;
     let (doc, report) = cloudinfo::discover(&site_cfg, &opts).await.map_err(|e| {
         Fail::Error(e.to_string(), Some("see the share's error; the site's other shares were not published".into()))
     })?;

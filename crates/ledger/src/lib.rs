@@ -18,6 +18,7 @@
 //!   and may be pruned at any time; losing it only costs requests.
 
 mod actions;
+pub mod claims;
 mod pg;
 mod rules;
 pub mod runlock;
@@ -29,6 +30,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use actions::{CachedAction, CachedActions, StoredActions};
+pub use claims::{Claim, ClaimError, ClaimKey, ClaimRow};
 pub use pg::{PgOptions, PgStore};
 pub use runlock::{LockError, RunLock};
 pub use sqlite::{SqliteOptions, SqliteStore};

@@ -109,6 +109,22 @@ CREATE TABLE instance_actions (
 );
 CREATE INDEX instance_actions_by_seen ON instance_actions (seen_at);
 "#,
+    r#"
+CREATE TABLE central_claims (
+    site            TEXT COLLATE "C" NOT NULL,
+    task            TEXT COLLATE "C" NOT NULL,
+    interval_start  TIMESTAMPTZ NOT NULL,
+    replica         TEXT NOT NULL,
+    session         INTEGER NOT NULL,
+    claimed_at      TIMESTAMPTZ NOT NULL,
+    finished_at     TIMESTAMPTZ,
+    outcome         TEXT CHECK (outcome IN ('ok', 'skipped', 'failed')),
+    detail          TEXT,
+    taken_over_from TEXT,
+    PRIMARY KEY (site, task, interval_start)
+);
+CREATE INDEX central_claims_unfinished ON central_claims (interval_start) WHERE finished_at IS NULL;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -159,11 +175,11 @@ impl Drop for PgStore {
 }
 
 /// Wait for a client future on the caller's thread (the connection runs on the store's runtime).
-fn wait<F: Future>(f: F) -> F::Output {
+pub(crate) fn wait<F: Future>(f: F) -> F::Output {
     futures::executor::block_on(f)
 }
 
-fn db<'a>(loc: &'a str, op: &'a str) -> impl Fn(tokio_postgres::Error) -> Error + 'a {
+pub(crate) fn db<'a>(loc: &'a str, op: &'a str) -> impl Fn(tokio_postgres::Error) -> Error + 'a {
     move |e| Error::Backend { location: loc.to_string(), op: op.to_string(), source: Box::new(e) }
 }
 
@@ -553,11 +569,15 @@ impl PgStore {
         Ok(store)
     }
 
-    fn c(&self) -> &Client {
+    pub(crate) fn location_str(&self) -> &str {
+        &self.loc
+    }
+
+    pub(crate) fn c(&self) -> &Client {
         self.client.as_ref().expect("client is only taken in drop")
     }
 
-    fn parts(&mut self) -> (&mut Client, &str) {
+    pub(crate) fn parts(&mut self) -> (&mut Client, &str) {
         (self.client.as_mut().expect("client is only taken in drop"), &self.loc)
     }
 

@@ -26,10 +26,44 @@ pub enum CentralCommand {
     /// Run tasks for every site of the folder at once (each under its own timeout) and print
     /// one row per site and task; exit 1 when any failed.
     Run(RunArgs),
+    /// Run the tasks of every site every interval, forever, from one or several replicas
+    /// sharing a PostgreSQL ledger: each (site, task, interval) is claimed in the ledger and
+    /// run once; work whose replica died is taken over. One line per finished task.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub tasks: TaskArgs,
+    /// One JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub tasks: TaskArgs,
+    /// Seconds between two runs of every task (intervals are aligned to the Unix epoch, so
+    /// every replica names them alike).
+    #[arg(long, value_name = "SECS")]
+    pub interval: u64,
+    /// The shared ledger the replicas claim work in: postgresql://… (several replicas need
+    /// PostgreSQL; there is no SQLite mode).
+    #[arg(long, value_name = "URL")]
+    pub ledger: String,
+    /// This replica's name in the claims (default: host name and process id).
+    #[arg(long, value_name = "NAME")]
+    pub replica: Option<String>,
+    /// Stop after this many intervals and the work queued in them (tests, one-off catch-up).
+    #[arg(long, value_name = "N")]
+    pub once_intervals: Option<u32>,
+}
+
+/// What `run` and `serve` share: the folder, the tasks and the credentials.
+#[derive(Debug, Args)]
+pub struct TaskArgs {
     /// The folder of site files.
     #[arg(long, value_name = "DIR")]
     pub sites_dir: PathBuf,
@@ -73,9 +107,6 @@ pub struct RunArgs {
     /// Where the info documents go: `<dir>/<site id>.json`.
     #[arg(long, value_name = "DIR", default_value = "info")]
     pub info_dir: PathBuf,
-    /// One JSON document instead of the table.
-    #[arg(long)]
-    pub json: bool,
     /// The images task's registry, a Harbor (e.g. https://registry.egi.eu); without it the
     /// images task is skipped, saying so.
     #[arg(long, value_name = "URL")]
@@ -123,10 +154,12 @@ pub async fn run(args: CentralArgs) -> Result<ExitCode> {
     match args.command {
         CentralCommand::Validate(a) => validate(a).await,
         CentralCommand::Run(a) => run_tasks(a).await,
+        CentralCommand::Serve(a) => serve(a).await,
     }
 }
 
-async fn run_tasks(a: RunArgs) -> Result<ExitCode> {
+/// The tasks, the folder (its broken files reported) and what every task shares.
+fn prepare(a: &TaskArgs) -> Result<(Vec<central::run::Task>, sites::Folder, central::run::Central)> {
     let tasks = a
         .task
         .iter()
@@ -168,10 +201,71 @@ async fn run_tasks(a: RunArgs) -> Result<ExitCode> {
             name_prefix: a.image_name_prefix.clone(),
         }),
     };
+    Ok((tasks, folder, c))
+}
+
+async fn serve(a: ServeArgs) -> Result<ExitCode> {
+    if !(a.ledger.starts_with("postgresql://") || a.ledger.starts_with("postgres://")) {
+        anyhow::bail!("--ledger {:?}: central serve needs a PostgreSQL ledger (postgresql://…)", a.ledger);
+    }
+    let (tasks, folder, c) = prepare(&a.tasks)?;
+    let replica = a.replica.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+        format!("{}:{}", if host.is_empty() { "localhost" } else { &host }, std::process::id())
+    });
+    let ledger_url = a.ledger.clone();
+    let mut store =
+        tokio::task::spawn_blocking(move || ledger::PgStore::open(&ledger_url, ledger::PgOptions::default()))
+            .await
+            .context("opening the ledger")??;
+    let cfg = central::schedule::ServeConfig {
+        interval: std::time::Duration::from_secs(a.interval),
+        tasks,
+        only: a.tasks.sites.clone(),
+        replica,
+        once_intervals: a.once_intervals,
+    };
+    eprintln!(
+        "fedsite central serve: replica {} on {}, every {} s, {} site(s)",
+        cfg.replica,
+        a.ledger.split('@').next_back().unwrap_or_default(),
+        a.interval,
+        folder.sites.len()
+    );
+    let mut failed = false;
+    central::schedule::serve(&c, &folder, &mut store, &cfg, |f| {
+        let r = &f.result;
+        failed |= r.outcome == central::run::Outcome::Failed || f.record_error.is_some();
+        let mut line = format!(
+            "{} {} {} {} {:.1}s",
+            f.key.interval_start.format("%Y-%m-%dT%H:%M:%SZ"),
+            r.site,
+            r.task.as_str(),
+            r.outcome.as_str(),
+            r.duration.as_secs_f64()
+        );
+        if let Some(from) = &f.taken_over_from {
+            line.push_str(&format!(" (taken over from {from})"));
+        }
+        line.push_str(&format!(": {}", r.detail));
+        if let Some(e) = &f.record_error {
+            line.push_str(&format!(" (not recorded: {e})"));
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    })
+    .await?;
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn run_tasks(r: RunArgs) -> Result<ExitCode> {
+    let a = &r.tasks;
+    let (tasks, folder, c) = prepare(a)?;
     let rows = central::run::run(&c, &folder, &tasks, &a.sites).await;
     let failed = rows.iter().any(|r| r.outcome == central::run::Outcome::Failed) || folder.errors() > 0;
     let mut out = std::io::stdout().lock();
-    if a.json {
+    if r.json {
         let v: Vec<serde_json::Value> = rows
             .iter()
             .map(|r| {

@@ -646,3 +646,25 @@ mod central_images {
         fed.stop().await;
     }
 }
+
+/// More simulated sites than files: every copy gets its own file (the real folder has
+/// `fedcloud.srce.hr.yaml` and `fedcloud.srce.hr-2.yaml`, so a copy must not be named `-2`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_federation_larger_than_the_folder_gives_every_site_its_own_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed = sim::federation::start(sim::federation::FederationConfig {
+        sites_dir: real().join("sites"),
+        count: 45,
+        out_dir: dir.path().join("federation"),
+        template: sim::scenario::builtin("tiny").unwrap().generate(),
+        profiles: Default::default(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(fed.sites.len(), 45);
+    assert_eq!(std::fs::read_dir(&fed.sites_dir).unwrap().count(), 45, "one file per site");
+    let ids: std::collections::BTreeSet<&str> = fed.sites.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids.len(), 45);
+    assert!(ids.contains("fedcloud.srce.hr-2") && ids.contains("fedcloud.srce.hr-copy2"), "{ids:?}");
+    fed.stop().await;
+}

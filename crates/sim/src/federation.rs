@@ -12,7 +12,7 @@
 //! (127.0.x.y), so Keystone hosts differ as they do in a real federation. The sites folder it
 //! writes is the original one with each `endpoint` pointing at its simulated site; every other
 //! key is kept as written. More sites than files: the files are used in turn, the copies named
-//! `<file>-2`, `<file>-3`, … with fresh project ids.
+//! `<file>-copy2`, `<file>-copy3`, … with fresh project ids.
 //!
 //! The file is read here with its own minimal view (`gocdb`, `endpoint`, `protocol`, `auth`,
 //! `region`, `vos[].name`, `vos[].auth.project_id`, `vos[].auth.region`), not through the
@@ -185,7 +185,8 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
     for n in 0..count {
         let original = &originals[n % originals.len()];
         let copy = n / originals.len();
-        let id = if copy == 0 { original.id.clone() } else { format!("{}-{}", original.id, copy + 1) };
+        // Copies get a suffix no real file name ends in (`fedcloud.srce.hr-2` is a real file).
+        let id = if copy == 0 { original.id.clone() } else { format!("{}-copy{}", original.id, copy + 1) };
         let mut sc = cfg.template.clone();
         if let Some(region) = original.region.clone().or_else(|| original.shares.iter().find_map(|s| s.region.clone()))
         {
@@ -261,6 +262,12 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
             }
         }
         let file = sites_dir.join(format!("{id}.yaml"));
+        if file.exists() {
+            return Err(FederationError::File {
+                path: file,
+                reason: "two simulated sites would share this file".into(),
+            });
+        }
         let text = serde_yaml::to_string(&doc)
             .map_err(|e| FederationError::File { path: original.path.clone(), reason: e.to_string() })?;
         std::fs::write(&file, text).map_err(|e| FederationError::File { path: file.clone(), reason: e.to_string() })?;

@@ -62,7 +62,7 @@ pub struct FederationArgs {
     /// (`--scenario`) is every site's template.
     #[arg(long, value_name = "SITES_DIR", conflicts_with_all = ["clouds_yaml", "ams"])]
     pub federation: Option<PathBuf>,
-    /// How many sites (the files in turn, copies named `<file>-2`, …); default one per file.
+    /// How many sites (the files in turn, copies named `<file>-copy2`, …); default one per file.
     #[arg(long, value_name = "N", default_value_t = 0, requires = "federation")]
     pub sites: usize,
     /// Where the simulated sites folder, the secrets and the Check-in client secret go.

@@ -14,6 +14,11 @@
 //! come from the ledger (`crate::action_cache`): one lookup per project before its servers'
 //! facts are gathered, the fresh lists stored right after its commit (a failure there is a
 //! warning, never the run's), and lists unseen for 30 days pruned at the end.
+//!
+//! Destinations: each record kind goes to the spool of its [`Route`] (one spool per AMS
+//! destination, e.g. storage records to their own topic); a kind no route names is kept in
+//! the ledger only. Every route's queue is scanned for orphans, and an orphan is adopted only
+//! by a message of its own route.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -33,25 +38,120 @@ use crate::{ExtractConfig, Extraction, ProjectOutcome, stage};
 /// The checkpoint name of an accounting run in the ledger.
 pub const CHECKPOINT: &str = "accounting";
 
+/// The kinds spooled when nothing routes them: what cASO's ssm messenger takes by default
+/// (energy stays in the ledger).
+pub const SSM_KINDS: [RecordKind; 4] =
+    [RecordKind::Cloud, RecordKind::Ip, RecordKind::Accelerator, RecordKind::Storage];
+
+/// One destination's spool and the record kinds written to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The destination's name (reports, errors).
+    pub name: String,
+    pub spool: PathBuf,
+    pub kinds: Vec<RecordKind>,
+}
+
+/// Routes that cannot be used together.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RouteError {
+    #[error("no destination: give at least one")]
+    Empty,
+    #[error("{kind} records are routed to both {first} and {second}: a kind goes to one destination")]
+    KindTwice { kind: RecordKind, first: String, second: String },
+    #[error("destinations {first} and {second} share the spool {}: each needs its own", spool.display())]
+    SpoolTwice { first: String, second: String, spool: PathBuf },
+    #[error("two destinations are named {0:?}")]
+    NameTwice(String),
+    #[error("more than 16 destinations: element names stay unique across spools through dirq's last hex digit")]
+    TooMany,
+}
+
 /// How a run spools and where.
 #[derive(Debug, Clone)]
 pub struct SpoolConfig {
-    pub spool: PathBuf,
+    routes: Vec<Route>,
     pub style: Style,
     pub max_records: usize,
     pub max_signed_bytes: usize,
 }
 
 impl SpoolConfig {
-    /// `spool` with fedsite's rendering and APEL's default limits (records per message,
-    /// signed message size).
+    /// One spool for [`SSM_KINDS`] (today's layout, SSM's one destination), with fedsite's
+    /// rendering and APEL's default limits (records per message, signed message size).
     pub fn new(spool: impl Into<PathBuf>) -> SpoolConfig {
         SpoolConfig {
-            spool: spool.into(),
+            routes: vec![Route { name: "default".into(), spool: spool.into(), kinds: SSM_KINDS.to_vec() }],
             style: Style::Fedsite,
             max_records: apel::DEFAULT_MAX_RECORDS,
             max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
         }
+    }
+
+    /// Each kind to its route's spool (e.g. the central deployment's compute destination with
+    /// cloud and ip, block with storage). Checked: at least one route, names, spools and kinds
+    /// each used once, at most 16 routes.
+    pub fn with_routes(routes: Vec<Route>) -> Result<SpoolConfig, RouteError> {
+        if routes.is_empty() {
+            return Err(RouteError::Empty);
+        }
+        if routes.len() > 16 {
+            return Err(RouteError::TooMany);
+        }
+        for (i, a) in routes.iter().enumerate() {
+            for b in &routes[..i] {
+                if a.name == b.name {
+                    return Err(RouteError::NameTwice(a.name.clone()));
+                }
+                if a.spool == b.spool {
+                    return Err(RouteError::SpoolTwice {
+                        first: b.name.clone(),
+                        second: a.name.clone(),
+                        spool: a.spool.clone(),
+                    });
+                }
+                if let Some(kind) = a.kinds.iter().find(|k| b.kinds.contains(k)) {
+                    return Err(RouteError::KindTwice { kind: *kind, first: b.name.clone(), second: a.name.clone() });
+                }
+            }
+        }
+        Ok(SpoolConfig { routes, ..SpoolConfig::new(PathBuf::new()) })
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The first route's spool: the only one of [`SpoolConfig::new`].
+    pub fn spool(&self) -> &std::path::Path {
+        &self.routes[0].spool
+    }
+
+    /// The spools, in route order.
+    pub fn spools(&self) -> Vec<&std::path::Path> {
+        self.routes.iter().map(|r| r.spool.as_path()).collect()
+    }
+
+    /// The route of `kind`, as its index in [`SpoolConfig::routes`]; `None`: kept in the ledger only.
+    pub fn route_of(&self, kind: RecordKind) -> Option<usize> {
+        self.routes.iter().position(|r| r.kinds.contains(&kind))
+    }
+
+    /// Opens every route's queue. With several, each queue object ends its names with its own
+    /// hex digit (its route's index), so no two elements of one run share a name whatever
+    /// their spool: the ledger knows a message by its element name alone.
+    fn open_queues(&self) -> Result<Vec<QueueSimple>, RunError> {
+        if self.routes.len() == 1 {
+            return Ok(vec![QueueSimple::open(&self.routes[0].spool)?]);
+        }
+        self.routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let opts = messaging::dirq::Options { rndhex: Some(i as u8), ..Default::default() };
+                Ok(QueueSimple::open_with(&r.spool, opts)?)
+            })
+            .collect()
     }
 }
 
@@ -199,7 +299,7 @@ pub async fn run_with_progress(
     spool: &SpoolConfig,
     progress: &(dyn Fn(&ProjectReport) + Sync),
 ) -> Result<(RunReport, Ledger), RunError> {
-    let queue = QueueSimple::open(&spool.spool)?;
+    let queues = spool.open_queues()?;
     let ledger = Mutex::new(ledger);
     let (from, to) = match windows {
         Windows::Fixed(w) => (Some(w.from()), Some(w.to())),
@@ -222,7 +322,10 @@ pub async fn run_with_progress(
     let capture = crate::warnings::Capture::new();
     // Spool elements no message of the ledger names: left by an interrupted
     // run (adopted below when a message renders to the same bytes).
-    let mut orphans = orphan_elements(&queue, &ledger.lock().unwrap())?;
+    let mut orphans = {
+        let ledger = ledger.lock().unwrap();
+        queues.iter().map(|q| orphan_elements(q, &ledger)).collect::<Result<Vec<_>, _>>()?
+    };
     let mut report = RunReport::default();
     // The ledger's instance-action cache: one batch lookup per project (a failed read is a
     // warning and every list is fetched).
@@ -278,7 +381,7 @@ pub async fn run_with_progress(
                 && !pr.up_to_date
                 && pr.skipped.is_none()
                 && let Err(e) =
-                    commit_project(&queue, &mut ledger, run_id, &cfg.site_name, &outcome, spool, &mut orphans, &mut pr)
+                    commit_project(&queues, &mut ledger, run_id, &cfg.site_name, &outcome, spool, &mut orphans, &mut pr)
             {
                 pr.error = Some(e.to_string());
             }
@@ -465,13 +568,13 @@ pub fn snapshot_of(
 }
 
 fn commit_project(
-    queue: &QueueSimple,
+    queues: &[QueueSimple],
     ledger: &mut Ledger,
     run: ledger::RunId,
     site: &apel::SiteName,
     outcome: &ProjectOutcome,
     spool: &SpoolConfig,
-    orphans: &mut HashMap<String, String>,
+    orphans: &mut [HashMap<String, String>],
     pr: &mut ProjectReport,
 ) -> Result<(), RunError> {
     let records = match &outcome.result {
@@ -520,9 +623,10 @@ fn commit_project(
         }
     }
     let mut messages = Vec::new();
-    // Energy records are kept in the ledger only: APEL's SSM path does not
-    // take them (cASO's ssm messenger refuses them too).
-    for kind in [RecordKind::Cloud, RecordKind::Ip, RecordKind::Accelerator, RecordKind::Storage] {
+    // Each kind to its route's spool; a kind no route names (energy by default: APEL's SSM
+    // path does not take it, nor does cASO's ssm messenger) is kept in the ledger only.
+    for kind in RecordKind::ALL {
+        let Some(route) = spool.route_of(kind) else { continue };
         let (recs, snaps): (Vec<Record>, Vec<&Snapshot>) =
             to_send.iter().filter(|(r, _)| r.kind() == kind).map(|(r, s)| (r.clone(), s)).unzip();
         if recs.is_empty() {
@@ -532,12 +636,12 @@ fn commit_project(
         let batches = apel::batch_ranges(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes)
             .map_err(|source| RunError::Render { kind: kind.as_str(), project: outcome.project_id.clone(), source })?;
         for (range, bytes) in batches {
-            let element = match orphans.remove(&hex(&bytes)) {
+            let element = match orphans[route].remove(&hex(&bytes)) {
                 Some(adopted) => {
                     tracing::info!(element = %adopted, "adopting a spooled message left by an interrupted run");
                     adopted
                 }
-                None => queue.add(&bytes)?.as_str().to_string(),
+                None => queues[route].add(&bytes)?.as_str().to_string(),
             };
             messages.push(NewMessage {
                 element: element.clone(),
@@ -570,7 +674,7 @@ pub fn republish(
     filter: &SnapshotFilter,
     spool: &SpoolConfig,
 ) -> Result<Vec<(String, String, usize)>, RunError> {
-    let queue = QueueSimple::open(&spool.spool)?;
+    let queues = spool.open_queues()?;
     let run = ledger.begin_run(&ledger::NewRun {
         command: ledger::runs::REPUBLISH.into(),
         window_from: filter.from,
@@ -591,16 +695,15 @@ pub fn republish(
     }
     let mut out = Vec::new();
     for (kind_name, items) in by_kind {
-        if kind_name == RecordKind::Energy.as_str() {
-            continue; // not an APEL message (see commit_project)
-        }
         let kind: RecordKind =
             kind_name.parse().map_err(|source| RunError::Render { kind: "stored", project: String::new(), source })?;
+        // A kind no route names is not spooled (see commit_project).
+        let Some(route) = spool.route_of(kind) else { continue };
         let (recs, snaps): (Vec<Record>, Vec<Snapshot>) = items.into_iter().unzip();
         for (range, bytes) in apel::batch_ranges(kind, &recs, spool.style, spool.max_records, spool.max_signed_bytes)
             .map_err(|source| RunError::Render { kind: kind.as_str(), project: String::new(), source })?
         {
-            let element = queue.add(&bytes)?.as_str().to_string();
+            let element = queues[route].add(&bytes)?.as_str().to_string();
             ledger.record_message(
                 &NewMessage {
                     element: element.clone(),

@@ -32,7 +32,7 @@ async fn run(
     let mut records = Vec::new();
     for p in &report.projects {
         for e in &p.messages {
-            let (_, rs) = apel::parse_message(&std::fs::read(spool.spool.join(e)).unwrap()).unwrap();
+            let (_, rs) = apel::parse_message(&std::fs::read(spool.spool().join(e)).unwrap()).unwrap();
             records.extend(rs);
         }
     }

@@ -43,7 +43,7 @@ async fn run(nova_max_minor: u32, faults: &[EndpointFault]) -> (RunReport, Recor
     let mut records = Records::new();
     for p in &report.projects {
         for element in &p.messages {
-            let bytes = std::fs::read(spool.spool.join(element)).unwrap();
+            let bytes = std::fs::read(spool.spool().join(element)).unwrap();
             let (kind, recs) = apel::parse_message(&bytes).unwrap();
             for r in recs {
                 records.entry(p.project_id.clone()).or_default().insert((kind, r.key()), r);

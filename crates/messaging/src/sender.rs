@@ -189,6 +189,27 @@ impl SendReport {
             && self.left == 0
     }
 
+    /// Adds `other`'s counts and errors (another spool's run, e.g. another destination's) to
+    /// this report; `label` prefixes its errors and stop reason.
+    pub fn merge(&mut self, other: SendReport, label: &str) {
+        self.sent += other.sent;
+        self.retried += other.retried;
+        self.split += other.split;
+        self.quarantined += other.quarantined;
+        self.invalid += other.invalid;
+        self.skipped_locked += other.skipped_locked;
+        self.already_sent += other.already_sent;
+        self.superseded_records += other.superseded_records;
+        self.superseded_messages += other.superseded_messages;
+        self.deferred += other.deferred;
+        self.left += other.left;
+        self.duplicates += other.duplicates;
+        if self.stopped.is_none() {
+            self.stopped = other.stopped.map(|s| format!("{label}: {s}"));
+        }
+        self.errors.extend(other.errors.into_iter().map(|e| format!("{label}: {e}")));
+    }
+
     /// One line for logs and the command's output.
     pub fn summary(&self) -> String {
         format!(

@@ -30,6 +30,44 @@ pub struct FedsiteToml {
     /// are read and checked by `imagesync` (docs/imagesync.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<toml::Table>,
+    /// `[[destination]]`: each record kind to its own spool and AMS topic. None: the one
+    /// `[spool]` and `[ams]` destination, for cloud, ip, accelerator and storage records.
+    #[serde(default, rename = "destination", skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<Destination>,
+}
+
+/// `[[destination]]`: an AMS destination with its own spool, for the record kinds it names
+/// (cASO's per-messenger `record_types`; the central deployment's compute and block topics).
+/// The AMS keys left out are `[ams]`'s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Destination {
+    /// Unique among the destinations (reports, `fedsite send --destination`).
+    pub name: String,
+    /// Record kinds sent there: cloud, ip, accelerator, storage, energy; each kind in one
+    /// destination at most.
+    pub record_types: Vec<apel::RecordKind>,
+    /// Its own dirq spool (not another destination's).
+    pub spool: PathBuf,
+    /// Refused messages (default `<spool>.quarantine`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<PathBuf>,
+    /// AMS host (default `[ams] host`); a destination naming its own host does not inherit
+    /// `[ams] url` / `authn_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authn_url: Option<String>,
+    /// AMS project (default `[ams] project`, else `accounting`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// AMS topic (default `[ams] topic`, else `eu-egi-cloud-accounting`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// A static AMS token for this destination (default `[ams] token_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[site]`: who the site is.
@@ -327,6 +365,7 @@ impl FedsiteToml {
         let mut unknown = Vec::new();
         let config: FedsiteToml = serde_ignored::deserialize(de, |key| unknown.push(key.to_string())).map_err(err)?;
         if unknown.is_empty() {
+            config.check_destinations(path)?;
             return Ok(config);
         }
         // serde_ignored writes an Option's Some as `?` (`ams.?.hots`).
@@ -334,6 +373,35 @@ impl FedsiteToml {
         found.sort();
         let found: Vec<String> = found.into_iter().map(|(_, s)| s).collect();
         Err(Error::file(path, found.join("; ")))
+    }
+
+    /// The `[[destination]]` tables together: each names kinds, and no name, spool or kind twice.
+    fn check_destinations(&self, path: &Path) -> Result<(), Error> {
+        if self.destinations.is_empty() {
+            return Ok(());
+        }
+        if let Some(d) = self.destinations.iter().find(|d| d.record_types.is_empty()) {
+            return Err(Error::key(
+                path,
+                &format!("[[destination]] {} record_types", d.name),
+                "is empty: name at least one of cloud, ip, accelerator, storage, energy",
+            ));
+        }
+        accounting::pipeline::SpoolConfig::with_routes(self.routes())
+            .map(|_| ())
+            .map_err(|e| Error::key(path, "[[destination]]", e.to_string()))
+    }
+
+    /// The `[[destination]]` tables as the pipeline's routes (none without them).
+    pub(crate) fn routes(&self) -> Vec<accounting::pipeline::Route> {
+        self.destinations
+            .iter()
+            .map(|d| accounting::pipeline::Route {
+                name: d.name.clone(),
+                spool: d.spool.clone(),
+                kinds: d.record_types.clone(),
+            })
+            .collect()
     }
 
     /// The first key holding a secret, if any.

@@ -8,13 +8,14 @@ pub mod os_cli;
 
 use std::path::{Path, PathBuf};
 
+use accounting::pipeline::{Route, SSM_KINDS, SpoolConfig};
 use accounting::{CompatOptions, ExtractConfig, Extractor, InactiveTime};
-use apel::{ApelText, SiteName, Style};
+use apel::{ApelText, RecordKind, SiteName, Style};
 use messaging::config::{PathType, SenderCfg};
 use openstack::CloudConfig;
 
 use crate::Error;
-use crate::model::FedsiteToml;
+use crate::model::{Ams, FedsiteToml};
 
 /// The configuration every command reads when no `--config` / `FEDSITE_CONFIG` is given and
 /// this file exists (the packages' units name it explicitly).
@@ -23,6 +24,8 @@ pub const DEFAULT_LEDGER: &str = "/var/lib/fedsite/ledger.sqlite";
 pub const DEFAULT_SPOOL: &str = "/var/spool/apel/outgoing/openstack";
 pub const DEFAULT_AMS_PROJECT: &str = "accounting";
 pub const DEFAULT_TOPIC: &str = "eu-egi-cloud-accounting";
+/// The name of the one destination of a `fedsite.toml` without `[[destination]]` tables.
+pub const DEFAULT_DESTINATION: &str = "default";
 
 /// A loaded `fedsite.toml` and the file it came from.
 #[derive(Debug, Clone)]
@@ -196,9 +199,50 @@ impl Config {
         self.toml.ledger.path.clone().unwrap_or_else(|| default_ledger().display().to_string())
     }
 
-    /// `[spool] path`.
+    /// The spool the spool-reading commands (`spool`, `check`, `serve`'s metrics) look at:
+    /// `[spool] path`, or with `[[destination]]` tables the first destination's.
     pub fn spool(&self) -> PathBuf {
-        self.toml.spool.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL))
+        match self.toml.destinations.first() {
+            Some(d) => d.spool.clone(),
+            None => self.toml.spool.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL)),
+        }
+    }
+
+    /// The quarantine of [`Config::spool`], when the file names one.
+    pub fn quarantine(&self) -> Option<PathBuf> {
+        match self.toml.destinations.first() {
+            Some(d) => d.quarantine.clone(),
+            None => self.toml.spool.quarantine.clone(),
+        }
+    }
+
+    /// Where extraction writes each record kind: one route per `[[destination]]`, or without
+    /// them the one `[spool] path` for cloud, ip, accelerator and storage records (energy kept
+    /// in the ledger), as cASO's ssm messenger.
+    pub fn routes(&self) -> Vec<Route> {
+        if self.toml.destinations.is_empty() {
+            return vec![Route { name: DEFAULT_DESTINATION.into(), spool: self.spool(), kinds: SSM_KINDS.to_vec() }];
+        }
+        self.toml.routes()
+    }
+
+    /// The record kinds the configured extractors produce that no destination takes (kept in
+    /// the ledger only).
+    pub fn unrouted_kinds(&self) -> Result<Vec<RecordKind>, Error> {
+        let extractors = self.extract_config("fedsite")?.extractors;
+        let routes = self.routes();
+        let produced = |k: RecordKind| {
+            extractors.iter().any(|e| match e {
+                Extractor::Nova => matches!(k, RecordKind::Cloud | RecordKind::Accelerator),
+                Extractor::Cinder => k == RecordKind::Storage,
+                Extractor::Neutron => k == RecordKind::Ip,
+                Extractor::Prometheus => k == RecordKind::Energy,
+            })
+        };
+        Ok(RecordKind::ALL
+            .into_iter()
+            .filter(|k| produced(*k) && !routes.iter().any(|r| r.kinds.contains(k)))
+            .collect())
     }
 
     /// `[spool] path_type`.
@@ -211,23 +255,72 @@ impl Config {
     }
 
     /// `[ams]` as SSM's sender.cfg would say it (so `fedsite send` takes
-    /// either); the static token is read from `token_file`.
+    /// either); the static token is read from `token_file`. With `[[destination]]` tables,
+    /// the first destination's.
     pub fn sender_cfg(&self) -> Result<SenderCfg, Error> {
+        Ok(self.deliveries()?.swap_remove(0).sender)
+    }
+
+    /// Every destination `fedsite send` delivers to, in file order: each `[[destination]]`
+    /// with the `[ams]` keys it leaves out, or without them the one `[ams]` + `[spool]`.
+    pub fn deliveries(&self) -> Result<Vec<Delivery>, Error> {
         let a = self.toml.ams.clone().unwrap_or_default();
+        if self.toml.destinations.is_empty() {
+            let sender = self.sender(&a, "[ams]", self.spool(), self.path_type()?)?;
+            return Ok(vec![Delivery {
+                name: DEFAULT_DESTINATION.into(),
+                kinds: SSM_KINDS.to_vec(),
+                quarantine: self.toml.spool.quarantine.clone(),
+                url: a.url.clone(),
+                authn_url: a.authn_url.clone(),
+                sender,
+            }]);
+        }
+        self.toml
+            .destinations
+            .iter()
+            .map(|d| {
+                let own_host = d.host.is_some();
+                let ams = Ams {
+                    host: d.host.clone().or_else(|| (!own_host).then(|| a.host.clone()).flatten()),
+                    url: d.url.clone().or_else(|| (!own_host).then(|| a.url.clone()).flatten()),
+                    authn_url: d.authn_url.clone().or_else(|| (!own_host).then(|| a.authn_url.clone()).flatten()),
+                    project: d.project.clone().or_else(|| a.project.clone()),
+                    topic: d.topic.clone().or_else(|| a.topic.clone()),
+                    token_file: d.token_file.clone().or_else(|| a.token_file.clone()),
+                    ..a.clone()
+                };
+                let section = format!("[[destination]] {}", d.name);
+                let sender = self.sender(&ams, &section, d.spool.clone(), PathType::Dirq)?;
+                Ok(Delivery {
+                    name: d.name.clone(),
+                    kinds: d.record_types.clone(),
+                    quarantine: d.quarantine.clone(),
+                    url: ams.url,
+                    authn_url: ams.authn_url,
+                    sender,
+                })
+            })
+            .collect()
+    }
+
+    /// One destination's sender.cfg equivalent; `section` names it in errors.
+    fn sender(&self, a: &Ams, section: &str, path: PathBuf, path_type: PathType) -> Result<SenderCfg, Error> {
         let host = match (&a.host, &a.url) {
             (Some(h), _) => h.clone(),
             (None, Some(u)) => u.split_once("://").map_or(u.as_str(), |(_, r)| r).trim_end_matches('/').to_string(),
-            (None, None) => return Err(self.err("[ams] host", "is missing (e.g. msg.argo.grnet.gr)")),
+            (None, None) => {
+                return Err(self.err(&format!("{section} host"), "is missing (e.g. msg.argo.grnet.gr)"));
+            }
         };
         let token = match &a.token_file {
             Some(p) => {
-                crate::model::check_private(p, "the AMS token")
-                    .map_err(|e| self.err("[ams] token_file", e.to_string()))?;
-                let t = std::fs::read_to_string(p)
-                    .map_err(|e| self.err("[ams] token_file", format!("{}: {e}", p.display())))?;
+                let key = format!("{section} token_file");
+                crate::model::check_private(p, "the AMS token").map_err(|e| self.err(&key, e.to_string()))?;
+                let t = std::fs::read_to_string(p).map_err(|e| self.err(&key, format!("{}: {e}", p.display())))?;
                 let t = t.trim().to_string();
                 if t.is_empty() {
-                    return Err(self.err("[ams] token_file", format!("{} is empty", p.display())));
+                    return Err(self.err(&key, format!("{} is empty", p.display())));
                 }
                 Some(t)
             }
@@ -236,19 +329,35 @@ impl Config {
         Ok(SenderCfg {
             file: self.file.clone(),
             host,
-            certificate: a.certificate,
-            key: a.key,
-            capath: a.capath,
-            server_cert: a.server_cert,
+            certificate: a.certificate.clone(),
+            key: a.key.clone(),
+            capath: a.capath.clone(),
+            server_cert: a.server_cert.clone(),
             verify_server_cert: a.verify_server_cert.unwrap_or(true),
-            ams_project: a.project.unwrap_or_else(|| DEFAULT_AMS_PROJECT.into()),
-            destination: a.topic.unwrap_or_else(|| DEFAULT_TOPIC.into()),
+            ams_project: a.project.clone().unwrap_or_else(|| DEFAULT_AMS_PROJECT.into()),
+            destination: a.topic.clone().unwrap_or_else(|| DEFAULT_TOPIC.into()),
             token,
-            path: self.spool(),
-            path_type: self.path_type()?,
+            path,
+            path_type,
             notes: Vec::new(),
         })
     }
+}
+
+/// One destination `fedsite send` delivers to: its spool and AMS settings as SSM's sender.cfg
+/// says them, plus what sender.cfg has no key for.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// `[[destination]] name`, or [`DEFAULT_DESTINATION`].
+    pub name: String,
+    /// The record kinds extraction writes to its spool.
+    pub kinds: Vec<RecordKind>,
+    pub sender: SenderCfg,
+    /// Its quarantine, when the file names one (default `<spool>.quarantine`).
+    pub quarantine: Option<PathBuf>,
+    /// AMS data API and token-exchange base URLs, when the file names them.
+    pub url: Option<String>,
+    pub authn_url: Option<String>,
 }
 
 fn set(field: &mut String, value: &Option<String>) {
@@ -277,6 +386,18 @@ pub fn default_ledger() -> PathBuf {
             PathBuf::from(dirs.split(':').next().unwrap_or(&dirs)).join("ledger.sqlite")
         }
         _ => PathBuf::from(DEFAULT_LEDGER),
+    }
+}
+
+/// Where an extract or republish writes: the `--spool` flag (or caso.conf's `[ssm]
+/// output_path`, `other`) as the one spool of cloud, ip, accelerator and storage records, else
+/// fedsite.toml's destinations ([`Config::routes`]), else [`DEFAULT_SPOOL`]. Style and limits
+/// are the defaults: the caller sets them.
+pub fn extract_spools(flag: Option<&Path>, other: Option<&Path>, file: Option<&Config>) -> Result<SpoolConfig, Error> {
+    match (flag.or(other), file) {
+        (Some(p), _) => Ok(SpoolConfig::new(p)),
+        (None, Some(f)) => SpoolConfig::with_routes(f.routes()).map_err(|e| f.err("[[destination]]", e.to_string())),
+        (None, None) => Ok(SpoolConfig::new(DEFAULT_SPOOL)),
     }
 }
 
@@ -323,14 +444,14 @@ pub fn spool_paths(
         }
         None => match (sender, file) {
             (Some(c), _) => c.path_type,
-            (None, Some(f)) => f.path_type()?,
-            (None, None) => PathType::Dirq,
+            (None, Some(f)) if f.toml.destinations.is_empty() => f.path_type()?,
+            (None, _) => PathType::Dirq,
         },
     };
     let quarantine = flags
         .quarantine
         .map(Path::to_path_buf)
-        .or_else(|| file.and_then(|f| f.toml.spool.quarantine.clone()))
+        .or_else(|| file.and_then(Config::quarantine))
         .unwrap_or_else(|| messaging::sender::default_quarantine(&path));
     Ok(Some(SpoolPaths { path, path_type, quarantine }))
 }

@@ -353,26 +353,19 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     cfg.unmapped_ok
         .extend(a.site.unmapped_ok.iter().filter(|u| !cfg.unmapped_ok.contains(u)).cloned().collect::<Vec<_>>());
     let now = Utc::now().with_nanosecond_zero();
-    let spool = SpoolConfig {
-        spool: a
-            .spool
-            .clone()
-            .or_else(|| caso.as_ref().map(|c| c.spool.clone()))
-            .or_else(|| file.as_ref().map(|f| f.spool()))
-            .unwrap_or_else(|| PathBuf::from(siteconf::resolve::DEFAULT_SPOOL)),
-        style: match (a.style, &file) {
-            _ if a.caso_compatible => Style::CasoCompat,
-            (Some(s), _) => style(s),
-            (None, Some(f)) => f.style()?,
-            (None, None) => Style::Fedsite,
-        },
-        max_records: match (a.max_records, &caso, &file) {
-            (Some(n), _, _) => n,
-            (None, Some(c), _) => c.max_records,
-            (None, None, Some(f)) => f.max_records()?,
-            (None, None, None) => apel::DEFAULT_MAX_RECORDS,
-        },
-        max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
+    let mut spool: SpoolConfig =
+        siteconf::resolve::extract_spools(a.spool.as_deref(), caso.as_ref().map(|c| c.spool.as_path()), file.as_ref())?;
+    spool.style = match (a.style, &file) {
+        _ if a.caso_compatible => Style::CasoCompat,
+        (Some(s), _) => style(s),
+        (None, Some(f)) => f.style()?,
+        (None, None) => Style::Fedsite,
+    };
+    spool.max_records = match (a.max_records, &caso, &file) {
+        (Some(n), _, _) => n,
+        (None, Some(c), _) => c.max_records,
+        (None, None, Some(f)) => f.max_records()?,
+        (None, None, None) => apel::DEFAULT_MAX_RECORDS,
     };
     if spool.max_records == 0 {
         bail!("--max-records must be at least 1");
@@ -436,7 +429,11 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
         bar.finish_and_clear();
     }
     let (report, ledger) = result.with_context(|| {
-        format!("accounting run (ledger {}, spool {})", ledger_path.display(), spool.spool.display())
+        format!(
+            "accounting run (ledger {}, spool {})",
+            ledger_path.display(),
+            spool.spools().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )
     })?;
     for p in &report.projects {
         let name = p.project_name.as_deref().unwrap_or("?");
@@ -514,19 +511,11 @@ fn republish(a: RepublishArgs) -> Result<ExitCode> {
     let file = super::site_config()?;
     let mut ledger = open_ledger(&ledger_path(a.ledger.clone(), file.as_ref()))?;
     let _lock = ledger.run_lock(ledger::RUN_LOCK_EXTRACT, std::time::Duration::from_secs(a.wait))?;
-    let spool = SpoolConfig {
-        spool: a
-            .spool
-            .clone()
-            .or_else(|| file.as_ref().map(|f| f.spool()))
-            .unwrap_or_else(|| PathBuf::from(siteconf::resolve::DEFAULT_SPOOL)),
-        style: match (a.style, &file) {
-            (Some(s), _) => style(s),
-            (None, Some(f)) => f.style()?,
-            (None, None) => Style::Fedsite,
-        },
-        max_records: apel::DEFAULT_MAX_RECORDS,
-        max_signed_bytes: apel::DEFAULT_MAX_SIGNED_BYTES,
+    let mut spool: SpoolConfig = siteconf::resolve::extract_spools(a.spool.as_deref(), None, file.as_ref())?;
+    spool.style = match (a.style, &file) {
+        (Some(s), _) => style(s),
+        (None, Some(f)) => f.style()?,
+        (None, None) => Style::Fedsite,
     };
     // Snapshots are stamped with the end of the window that measured them:
     // include `--to` itself, so a republish with an extract's own --to finds it.

@@ -64,7 +64,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         ok,
         report.projects.len(),
         messages,
-        spool.spool.display()
+        spool.spool().display()
     );
     for p in report.projects.iter().filter(|p| p.error.is_some()) {
         println!(
@@ -98,7 +98,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("records spooled: {}", kinds.join(", "));
 
     println!("\n== Delivery: sign (S/MIME) → AMS (simulated, X.509 token) → receive, verify, store");
-    let delivery = super::send::deliver_via_sim(&handle, &spool.spool, Some(&mut ledger), &work)
+    let delivery = super::send::deliver_via_sim(&handle, spool.spool(), Some(&mut ledger), &work)
         .await
         .context("delivering the spool to the simulated AMS")?;
     println!("{}", delivery.sent.summary());

@@ -31,8 +31,13 @@ pub const EXIT_LOCKED: u8 = 75;
 
 /// The exit code of a command that failed with `e`: [`EXIT_LOCKED`] when a run lock was busy.
 pub fn error_exit_code(e: &anyhow::Error) -> std::process::ExitCode {
+    std::process::ExitCode::from(error_code(e))
+}
+
+/// [`error_exit_code`] as a number.
+pub fn error_code(e: &anyhow::Error) -> u8 {
     let busy = e.chain().any(|c| matches!(c.downcast_ref::<ledger::LockError>(), Some(ledger::LockError::Busy { .. })));
-    if busy { std::process::ExitCode::from(EXIT_LOCKED) } else { std::process::ExitCode::FAILURE }
+    if busy { EXIT_LOCKED } else { 1 }
 }
 
 static CONFIG_PATH: OnceLock<Option<PathBuf>> = OnceLock::new();

@@ -99,6 +99,10 @@ pub struct SendArgs {
     /// AMS topic (`[messaging] destination`).
     #[arg(long)]
     pub topic: Option<String>,
+    /// Send only this `[[destination]]` of fedsite.toml (default: every one, each spool on its
+    /// own).
+    #[arg(long, value_name = "NAME")]
+    pub destination: Option<String>,
     /// Outgoing spool (`[messaging] path`).
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,
@@ -161,18 +165,130 @@ pub async fn run(args: SendArgs) -> Result<ExitCode> {
     run_report(args).await.map(|(code, _)| code)
 }
 
-/// One send pass; with `--ledger` it is recorded as a run (command "send") with its errors as
-/// warnings. Returns the report (None for a dry run) for `fedsite serve`'s metrics.
+/// One spool and where it goes, as resolved from sender.cfg or fedsite.toml.
+struct Target {
+    /// The `[[destination]]` name (None: the one spool of sender.cfg, flags or `[spool]`).
+    name: Option<String>,
+    cfg: Option<SenderCfg>,
+    quarantine: Option<PathBuf>,
+    url: Option<String>,
+    authn_url: Option<String>,
+}
+
+/// One send pass over every destination (fedsite.toml's `[[destination]]` tables, each spool
+/// locked and sent on its own: one failing does not stop the others, and makes the exit code
+/// non-zero); with `--ledger` each is recorded as a run (command "send") with its errors as
+/// warnings. Returns the report of all destinations together (None for a dry run) for
+/// `fedsite serve`'s metrics.
 pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)> {
     let file = if args.sender_cfg.is_none() { super::site_config()? } else { None };
-    let cfg = match (args.sender_cfg.as_deref(), &file) {
-        (Some(p), _) => Some(SenderCfg::load(p)?),
-        (None, Some(f)) => Some(f.sender_cfg()?),
-        (None, None) => None,
+    let file_ams = file.as_ref().and_then(|f| f.toml.ams.clone()).unwrap_or_default();
+    let targets = match (args.sender_cfg.as_deref(), &file) {
+        (Some(p), _) => {
+            vec![Target { name: None, cfg: Some(SenderCfg::load(p)?), quarantine: None, url: None, authn_url: None }]
+        }
+        // fedsite.toml's destinations, unless --spool names the one spool.
+        (None, Some(f)) if args.spool.is_none() => {
+            let named = !f.toml.destinations.is_empty();
+            let mut all = f.deliveries()?;
+            if let Some(want) = &args.destination {
+                all.retain(|d| &d.name == want);
+                if all.is_empty() {
+                    let names: Vec<String> = f.deliveries()?.into_iter().map(|d| d.name).collect();
+                    bail!(
+                        "--destination {want}: {} has no such destination (it has: {})",
+                        f.file.display(),
+                        names.join(", ")
+                    );
+                }
+            }
+            all.into_iter()
+                .map(|d| Target {
+                    name: named.then_some(d.name),
+                    cfg: Some(d.sender),
+                    quarantine: d.quarantine,
+                    url: d.url,
+                    authn_url: d.authn_url,
+                })
+                .collect()
+        }
+        (None, Some(f)) => vec![Target {
+            name: None,
+            cfg: Some(f.sender_cfg()?),
+            quarantine: f.quarantine(),
+            url: file_ams.url.clone(),
+            authn_url: file_ams.authn_url.clone(),
+        }],
+        (None, None) => vec![Target { name: None, cfg: None, quarantine: None, url: None, authn_url: None }],
     };
-    let ams_ca = file.as_ref().and_then(|f| f.toml.ams.as_ref()).and_then(|a| a.ca.clone());
-    let ams_urls = file.as_ref().and_then(|f| f.toml.ams.as_ref()).map(|a| (a.url.clone(), a.authn_url.clone()));
+    if args.destination.is_some() && targets.iter().all(|t| t.name.is_none()) {
+        bail!("--destination needs fedsite.toml [[destination]] tables (and no --sender-cfg / --spool)");
+    }
     let ledger_path = args.ledger.clone().or_else(|| file.as_ref().map(|f| PathBuf::from(f.ledger())));
+    let started = chrono::Utc::now();
+    let (mut total, mut codes, mut spools) = (None::<SendReport>, Vec::new(), Vec::new());
+    let several = targets.len() > 1;
+    for t in targets {
+        let label = t.name.clone().map(|n| format!("destination {n}"));
+        match send_one(&args, t, file_ams.ca.clone(), ledger_path.as_deref()).await {
+            Ok(None) => codes.push(0),
+            Ok(Some((code, report, spool))) => {
+                codes.push(code);
+                spools.push(spool);
+                match (&mut total, &label) {
+                    (Some(all), Some(l)) => all.merge(report, l),
+                    (None, Some(l)) => {
+                        let mut all = SendReport::default();
+                        all.merge(report, l);
+                        total = Some(all);
+                    }
+                    (_, None) => total = Some(report),
+                }
+            }
+            // One destination's failure is reported; the others are still sent.
+            Err(e) if several => {
+                eprintln!("fedsite send: {}: {e:#}", label.as_deref().unwrap_or("spool"));
+                codes.push(super::error_code(&e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // The worst outcome of any destination: a failure, then a stop, then a busy lock.
+    let code = [1, super::EXIT_STOPPED, super::EXIT_LOCKED].into_iter().find(|c| codes.contains(c)).unwrap_or(0);
+    if let (Some(path), Some(report)) = (&args.metrics_textfile, &total) {
+        let mut m = crate::metrics::Metrics::new();
+        let ledger = ledger_path
+            .as_deref()
+            .map(|p| ledger::Ledger::open_as(p, ledger::OpenMode::CreateIfMissing))
+            .transpose()?;
+        match ledger.as_ref() {
+            Some(l) => {
+                crate::metrics::stage_from_ledger(&mut m, l, "send")?;
+                crate::metrics::ledger_messages(&mut m, l)?;
+            }
+            None => crate::metrics::stage_without_ledger(&mut m, "send", started, code == 0, path),
+        }
+        crate::metrics::send_run(&mut m, report);
+        // The spool gauges of the first destination's spool (docs/metrics.md).
+        if let Some((spool, path_type, quarantine)) = spools.first()
+            && let Ok(st) = sender::spool_status(spool, *path_type, quarantine)
+        {
+            crate::metrics::spool(&mut m, &st);
+        }
+        m.write_textfile(path)?;
+    }
+    Ok((ExitCode::from(code), total))
+}
+
+/// One spool to its destination: exit code, report and (spool, type, quarantine); None for a
+/// dry run.
+async fn send_one(
+    args: &SendArgs,
+    t: Target,
+    ams_ca: Option<PathBuf>,
+    ledger_path: Option<&Path>,
+) -> Result<Option<(u8, SendReport, (PathBuf, PathType, PathBuf))>> {
+    let cfg = t.cfg;
     if let Some(c) = &cfg {
         for n in &c.notes {
             tracing::info!("{}: {n}", c.file.display());
@@ -190,7 +306,7 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
         Some(p) => path_type(p)?,
         None => cfg.as_ref().map(|c| c.path_type).unwrap_or(PathType::Dirq),
     };
-    if let Some(q) = args.quarantine.clone().or(file.as_ref().and_then(|f| f.toml.spool.quarantine.clone())) {
+    if let Some(q) = args.quarantine.clone().or(t.quarantine) {
         opts.quarantine = q;
     }
     opts.retry = RetryPolicy {
@@ -204,10 +320,8 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
     opts.validate = !args.no_validate;
     let mut ams = args.ams.clone();
     ams.ca = ams.ca.or(ams_ca);
-    if let Some((url, authn)) = ams_urls {
-        ams.ams_url = ams.ams_url.or(url);
-        ams.authn_url = ams.authn_url.or(authn);
-    }
+    ams.ams_url = ams.ams_url.or(t.url);
+    ams.authn_url = ams.authn_url.or(t.authn_url);
     ams.cert = ams.cert.or(cfg.as_ref().and_then(|c| c.certificate.clone()));
     ams.key = ams.key.or(cfg.as_ref().and_then(|c| c.key.clone()));
     let (cert, key) = (
@@ -220,10 +334,13 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
     let recipient = server_cert.as_deref().map(Recipient::from_pem_file).transpose()?;
 
     if args.dry_run {
+        if let Some(n) = &t.name {
+            eprintln!("fedsite send: destination {n}: topic {topic}, spool {}", spool.display());
+        }
         for body in sender::dry_run(&opts, &signer, recipient.as_ref(), messaging::ams::DEFAULT_MAX_REQUEST_BYTES)? {
             println!("{body}");
         }
-        return Ok((ExitCode::SUCCESS, None));
+        return Ok(None);
     }
     let client = ams.client(
         cfg.as_ref().map(|c| c.host.as_str()),
@@ -232,9 +349,7 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
     )?;
     // One send at a time per spool (docs/delivery.md); held until this function returns.
     let _lock = sender::lock_spool(&opts, Duration::from_secs(args.wait))?;
-    let mut ledger =
-        ledger_path.as_deref().map(|p| ledger::Ledger::open_as(p, ledger::OpenMode::CreateIfMissing)).transpose()?;
-    let started = chrono::Utc::now();
+    let mut ledger = ledger_path.map(|p| ledger::Ledger::open_as(p, ledger::OpenMode::CreateIfMissing)).transpose()?;
     let run = match ledger.as_mut() {
         Some(l) => Some(l.begin_run(&ledger::NewRun { command: ledger::runs::SEND.into(), ..Default::default() })?),
         None => None,
@@ -250,24 +365,25 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
             return Err(e.into());
         }
     };
-    println!("{}", report.summary());
+    let prefix = t.name.as_ref().map(|n| format!("destination {n}: ")).unwrap_or_default();
+    println!("{prefix}{}", report.summary());
     for line in sender::problems(&report, &opts) {
-        eprintln!("fedsite send: {line}");
+        eprintln!("fedsite send: {prefix}{line}");
     }
     // Anything not delivered makes the exit code non-zero, so cron reports it (docs/cli.md).
     let ok = report.complete();
     if let (Some(l), Some(run)) = (ledger.as_mut(), run) {
         for e in &report.errors {
-            l.add_run_warning(run, "error", e)?;
+            l.add_run_warning(run, "error", &format!("{prefix}{e}"))?;
         }
         if let Some(why) = &report.stopped {
-            l.add_run_warning(run, "error", &format!("stopped, every element left in the spool: {why}"))?;
+            l.add_run_warning(run, "error", &format!("{prefix}stopped, every element left in the spool: {why}"))?;
         }
         if report.deferred > 0 {
             l.add_run_warning(
                 run,
                 "warn",
-                &format!("{} messages deferred to the next run (retries exhausted)", report.deferred),
+                &format!("{prefix}{} messages deferred to the next run (retries exhausted)", report.deferred),
             )?;
         }
         if report.quarantined > 0 {
@@ -275,7 +391,7 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
                 run,
                 "warn",
                 &format!(
-                    "{} messages quarantined ({} refused by the APEL loader's rules before sending)",
+                    "{prefix}{} messages quarantined ({} refused by the APEL loader's rules before sending)",
                     report.quarantined, report.invalid
                 ),
             )?;
@@ -287,31 +403,17 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
         } else {
             ledger::RunOutcome::Failed
         };
-        l.finish_run(run, outcome, Some(&report.summary()))?;
-    }
-    if let Some(path) = &args.metrics_textfile {
-        let mut m = crate::metrics::Metrics::new();
-        match ledger.as_ref() {
-            Some(l) => {
-                crate::metrics::stage_from_ledger(&mut m, l, "send")?;
-                crate::metrics::ledger_messages(&mut m, l)?;
-            }
-            None => crate::metrics::stage_without_ledger(&mut m, "send", started, ok, path),
-        }
-        crate::metrics::send_run(&mut m, &report);
-        if let Ok(st) = sender::spool_status(&opts.spool, opts.path_type, &opts.quarantine) {
-            crate::metrics::spool(&mut m, &st);
-        }
-        m.write_textfile(path)?;
+        let summary = format!("{prefix}{}", report.summary());
+        l.finish_run(run, outcome, Some(&summary))?;
     }
     let code = if ok {
-        ExitCode::SUCCESS
+        0
     } else if report.stopped.is_some() {
-        ExitCode::from(super::EXIT_STOPPED)
+        super::EXIT_STOPPED
     } else {
-        ExitCode::FAILURE
+        1
     };
-    Ok((code, Some(report)))
+    Ok(Some((code, report, (opts.spool.clone(), opts.path_type, opts.quarantine.clone()))))
 }
 
 /// What the demo's delivery step did.

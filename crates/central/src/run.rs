@@ -25,6 +25,8 @@ use crate::credentials::{CheckinToken, CredentialError, IDENTITY_PROVIDER, Secre
 pub enum Task {
     Info,
     Images,
+    Accounting,
+    Send,
 }
 
 impl Task {
@@ -32,16 +34,17 @@ impl Task {
         match self {
             Task::Info => "info",
             Task::Images => "images",
+            Task::Accounting => "accounting",
+            Task::Send => "send",
         }
     }
 
-    /// `info` or `images` (the tasks still to come are refused by name).
+    /// Every task, in the order a run does them.
+    pub const ALL: [Task; 4] = [Task::Info, Task::Images, Task::Accounting, Task::Send];
+
+    /// `info`, `images`, `accounting` or `send`.
     pub fn parse(s: &str) -> Option<Task> {
-        match s {
-            "info" => Some(Task::Info),
-            "images" => Some(Task::Images),
-            _ => None,
-        }
+        Task::ALL.into_iter().find(|t| t.as_str() == s)
     }
 }
 
@@ -103,6 +106,8 @@ pub struct Central {
     pub creation_time: chrono::DateTime<chrono::Utc>,
     /// The images task's registry and cache (None: that task is skipped, saying why).
     pub images: Option<ImagesSettings>,
+    /// The accounting and send tasks' ledger, spools and AMS (None: skipped, saying why).
+    pub accounting: Option<crate::accounting::AccountingSettings>,
 }
 
 /// What the images task shares between sites: the registry every site's images come from
@@ -125,12 +130,24 @@ pub async fn run(central: &Central, folder: &sites::Folder, tasks: &[Task], only
         .iter()
         .filter(|s| only.is_empty() || only.iter().any(|o| *o == s.id || *o == s.site.gocdb.as_str()))
         .collect();
-    let jobs = chosen.into_iter().flat_map(|s| tasks.iter().map(move |t| (s, *t)));
-    let mut out: Vec<TaskResult> = futures::stream::iter(jobs)
-        .map(|(site, task)| run_task(central, site, task, central.creation_time))
+    // Sites at once, up to `max_sites`; a site's tasks one after another in their order, so
+    // `send` sends what `accounting` spooled in the same run.
+    let mut order = tasks.to_vec();
+    order.sort();
+    order.dedup();
+    let order = &order;
+    let per_site: Vec<Vec<TaskResult>> = futures::stream::iter(chosen)
+        .map(|site| async move {
+            let mut rows = Vec::with_capacity(order.len());
+            for task in order {
+                rows.push(run_task(central, site, *task, central.creation_time).await);
+            }
+            rows
+        })
         .buffer_unordered(central.max_sites.max(1))
         .collect()
         .await;
+    let mut out: Vec<TaskResult> = per_site.into_iter().flatten().collect();
     out.sort_by(|a, b| (a.site.as_str(), a.task).cmp(&(b.site.as_str(), b.task)));
     out
 }
@@ -177,18 +194,16 @@ async fn run_one(
         fix,
         failed_vos,
     };
-    match task {
-        Task::Info | Task::Images => {
-            let done = match task {
-                Task::Info => info(central, site, creation_time).await,
-                Task::Images => images(central, site).await,
-            };
-            match done {
-                Ok(Done { detail, failed_vos }) => row(Outcome::Ok, detail, None, failed_vos),
-                Err(Fail::Skip(why)) => row(Outcome::Skipped, why, None, Vec::new()),
-                Err(Fail::Error(e, fix)) => row(Outcome::Failed, e, fix, Vec::new()),
-            }
-        }
+    let done = match task {
+        Task::Info => info(central, site, creation_time).await,
+        Task::Images => images(central, site).await,
+        Task::Accounting => accounting(central, site).await,
+        Task::Send => send(central, site).await,
+    };
+    match done {
+        Ok(Done { detail, failed_vos }) => row(Outcome::Ok, detail, None, failed_vos),
+        Err(Fail::Skip(why)) => row(Outcome::Skipped, why, None, Vec::new()),
+        Err(Fail::Error(e, fix)) => row(Outcome::Failed, e, fix, Vec::new()),
     }
 }
 
@@ -336,15 +351,13 @@ async fn vo_logins(
     Ok((out, missing))
 }
 
-/// The images task of one site (see the module docs).
-async fn images(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fail> {
-    let site = &loaded.site;
-    if !site.images.sync {
-        return Err(Fail::Skip("images.sync is false".into()));
-    }
-    let Some(settings) = &central.images else {
-        return Err(Fail::Skip("no registry configured for the images task (--registry-url)".into()));
-    };
+/// Each VO share's own session, scoped to its project (the project id when the site file
+/// names it), and the VO shares that could not log in. No session at all is the site's failure.
+#[allow(clippy::type_complexity)]
+async fn vo_sessions(
+    central: &Central,
+    site: &sites::Site,
+) -> Result<(Vec<(String, Option<String>, openstack::Session)>, Vec<(String, String)>), Fail> {
     let (logins, mut failed_vos) = vo_logins(central, site).await?;
     // Each VO's own session, scoped to its project.
     let mut sessions: Vec<(String, Option<String>, openstack::Session)> = Vec::new();
@@ -369,6 +382,19 @@ async fn images(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, F
             )),
         ));
     }
+    Ok((sessions, failed_vos))
+}
+
+/// The images task of one site (see the module docs).
+async fn images(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fail> {
+    let site = &loaded.site;
+    if !site.images.sync {
+        return Err(Fail::Skip("images.sync is false".into()));
+    }
+    let Some(settings) = &central.images else {
+        return Err(Fail::Skip("no registry configured for the images task (--registry-url)".into()));
+    };
+    let (sessions, failed_vos) = vo_sessions(central, site).await?;
     // The images live in the ops VO's project (the central deployment's owner), else the first.
     let owner = sessions.iter().position(|(vo, _, _)| vo == "ops").unwrap_or(0);
     let mut vos = std::collections::BTreeMap::new();
@@ -410,4 +436,93 @@ async fn images(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, F
         ));
     }
     Ok(Done { detail: report.summary(), failed_vos })
+}
+
+/// The accounting task of one site (`crate::accounting`).
+async fn accounting(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fail> {
+    let site = &loaded.site;
+    if !site.accounting.enabled {
+        return Err(Fail::Skip("accounting.enabled is not true in the site file".into()));
+    }
+    let Some(settings) = &central.accounting else {
+        return Err(Fail::Skip("no accounting ledger configured (--ledger)".into()));
+    };
+    let (sessions, failed_vos) = vo_sessions(central, site).await?;
+    let mut shares = Vec::new();
+    for (vo, project, s) in sessions {
+        let project = match project {
+            Some(p) => p,
+            None => match s.project_id().await {
+                Ok(Some(p)) => p,
+                Ok(None) => return Err(Fail::Error(format!("VO {vo}: the login is not scoped to a project"), None)),
+                Err(e) => return Err(Fail::Error(format!("VO {vo}: {e}"), None)),
+            },
+        };
+        shares.push((vo, project, s));
+    }
+    let runs =
+        crate::accounting::extract(settings, loaded, &shares).await.map_err(|e| Fail::Error(e.to_string(), None))?;
+    let mut spooled: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut errors = Vec::new();
+    for r in &runs {
+        if let Some(f) = &r.report.failure {
+            errors.push(format!("VO {}: {f}", r.vo));
+        }
+        for p in &r.report.projects {
+            if let Some(e) = &p.error {
+                errors.push(format!("VO {} project {}: {e}", r.vo, p.project_id));
+            }
+            for (k, n) in &p.spooled {
+                *spooled.entry(k).or_default() += n;
+            }
+        }
+    }
+    if let Some(first) = errors.first() {
+        return Err(Fail::Error(
+            format!("{} project(s) failed (checkpoints kept); {first}", errors.len()),
+            Some("see the error; the next run extracts the same window again".into()),
+        ));
+    }
+    let what: Vec<String> = spooled.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    Ok(Done {
+        detail: format!(
+            "{} project(s), {} spooled",
+            runs.iter().map(|r| r.report.projects.len()).sum::<usize>(),
+            if what.is_empty() { "nothing".into() } else { what.join(", ") }
+        ),
+        failed_vos,
+    })
+}
+
+/// The send task of one site (`crate::accounting`).
+async fn send(central: &Central, loaded: &sites::LoadedSite) -> Result<Done, Fail> {
+    if !loaded.site.accounting.enabled {
+        return Err(Fail::Skip("accounting.enabled is not true in the site file".into()));
+    }
+    let Some(settings) = &central.accounting else {
+        return Err(Fail::Skip("no accounting ledger configured (--ledger)".into()));
+    };
+    if settings.send.is_none() {
+        return Err(Fail::Skip("no AMS credentials configured (--ams-cert/--ams-key)".into()));
+    }
+    let sent = crate::accounting::send(settings, loaded).await.map_err(|e| Fail::Error(e.to_string(), None))?;
+    let mut parts = Vec::new();
+    let mut problems = Vec::new();
+    for s in &sent {
+        parts.push(format!("{}: {}", s.topic, s.report.summary()));
+        if !s.report.complete() {
+            let why = s.report.stopped.clone().or_else(|| s.report.errors.first().cloned()).unwrap_or_default();
+            problems.push(format!("{} ({}): {why}", s.topic, s.run.as_str()));
+        }
+    }
+    if let Some(first) = problems.first() {
+        return Err(Fail::Error(
+            format!("{} spool(s) not sent completely; {first}", problems.len()),
+            Some("what was not sent stays in the spool for the next run".into()),
+        ));
+    }
+    Ok(Done {
+        detail: if parts.is_empty() { "nothing spooled".into() } else { parts.join("; ") },
+        failed_vos: Vec::new(),
+    })
 }

@@ -3,7 +3,9 @@
 //! GOCDB), for the central operations (`fedsite central`, its tests and benchmark).
 //!
 //! Each site is a copy of a template scenario (e.g. `tiny`) with, per VO share of its file,
-//! a project of the share's `project_id` carrying the VO (`VO` property), its region the
+//! a project of the share's `project_id` carrying the VO (`VO` property) — the story
+//! (servers, volumes, IPs) of one of the template's projects when one is left, so the
+//! central accounting has records to extract — its region the
 //! file's, and the site federated with the Check-in issuer (identity provider `egi.eu`, the
 //! file's protocol, a mapping granting `member` on the VO's project to the VO's members).
 //! An `auth: v3applicationcredential` site gets one application credential per VO share,
@@ -198,13 +200,24 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
         let member = sc.site.roles.iter().find(|r| r.name == "member").map(|r| r.id.clone()).unwrap_or_default();
         let mut shares = Vec::new();
         let mut credentials = Vec::new();
+        let mut stories = story_projects(&sc.site).into_iter();
         for (i, share) in original.shares.iter().enumerate() {
             let pid = match (&share.project_id, copy) {
                 (Some(p), 0) => p.clone(),
                 _ => hex_id(&format!("{id}:{}:{i}", share.vo)),
             };
             let name = format!("{}-{i}", share.vo.trim_matches('/').replace('/', "-"));
-            sc.site.projects.push(project(&pid, &name, &share.vo));
+            // The share's project takes over the story (servers, volumes, IPs) of a template
+            // project still unused, so its accounting has records; else it starts empty.
+            match stories.next() {
+                Some(from) => {
+                    sc.site.rehome_project(&from, &pid);
+                    if let Some(p) = sc.site.projects.iter_mut().find(|p| p.id == pid) {
+                        *p = Project { tags: std::mem::take(&mut p.tags), ..project(&pid, &name, &share.vo) };
+                    }
+                }
+                None => sc.site.projects.push(project(&pid, &name, &share.vo)),
+            }
             if original.app_credentials {
                 sc.site.assignments.push(Assignment {
                     user_id: admin.clone(),
@@ -274,6 +287,17 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
         sites.push(FederatedSite { id, gocdb: original.gocdb.clone(), file, handle, shares });
     }
     Ok(Federation { checkin, sites, sites_dir, secrets_dir })
+}
+
+/// The template's projects that own servers or volumes, in the template's order.
+fn story_projects(site: &crate::model::Site) -> Vec<String> {
+    site.projects
+        .iter()
+        .filter(|p| {
+            site.servers.iter().any(|s| s.project_id == p.id) || site.volumes.iter().any(|v| v.project_id == p.id)
+        })
+        .map(|p| p.id.clone())
+        .collect()
 }
 
 fn project(id: &str, name: &str, vo: &str) -> Project {

@@ -48,6 +48,43 @@ pub struct Site {
 }
 
 impl Site {
+    /// Gives project `from` the id `to` everywhere the site names it (the project itself, its
+    /// servers, volumes, networks, ports, floating IPs, role assignments, application
+    /// credentials, quotas, flavor access, image owners and members), so its story serves
+    /// another project id, e.g. a VO share's of a simulated federation.
+    pub fn rehome_project(&mut self, from: &str, to: &str) {
+        let mv = |x: &mut String| {
+            if x == from {
+                *x = to.to_owned();
+            }
+        };
+        self.projects.iter_mut().for_each(|p| mv(&mut p.id));
+        self.servers.iter_mut().for_each(|x| mv(&mut x.project_id));
+        self.volumes.iter_mut().for_each(|x| mv(&mut x.project_id));
+        self.networks.iter_mut().for_each(|x| mv(&mut x.project_id));
+        self.ports.iter_mut().for_each(|x| mv(&mut x.project_id));
+        self.floating_ips.iter_mut().for_each(|x| mv(&mut x.project_id));
+        self.application_credentials.iter_mut().for_each(|x| mv(&mut x.project_id));
+        for a in &mut self.assignments {
+            if let AssignmentScope::Project(p) = &mut a.scope {
+                mv(p);
+            }
+        }
+        self.flavors.iter_mut().flat_map(|f| f.access.iter_mut()).for_each(mv);
+        for i in &mut self.images {
+            mv(&mut i.owner);
+            i.members.iter_mut().for_each(|(m, _)| mv(m));
+        }
+        for e in self.image_extras.values_mut() {
+            if let Some(t) = e.member_times.remove(from) {
+                e.member_times.insert(to.to_owned(), t);
+            }
+        }
+        for q in [&mut self.quotas as &mut dyn Rekey, &mut self.volume_quotas, &mut self.network_quotas] {
+            q.rekey(from, to);
+        }
+    }
+
     /// Moves every time of the site's history by `by` (creations, events, launches,
     /// deletions, attachments, associations, memberships, expiries), so a scenario can be
     /// anchored to another "now" with the same story.
@@ -578,5 +615,18 @@ impl Site {
     }
     pub fn role_by_name(&self, name: &str) -> Option<&Role> {
         self.roles.iter().find(|r| r.name == name)
+    }
+}
+
+/// A map keyed by project id ([`Site::rehome_project`]).
+trait Rekey {
+    fn rekey(&mut self, from: &str, to: &str);
+}
+
+impl<V> Rekey for BTreeMap<String, V> {
+    fn rekey(&mut self, from: &str, to: &str) {
+        if let Some(v) = self.remove(from) {
+            self.insert(to.to_owned(), v);
+        }
     }
 }

@@ -70,8 +70,8 @@ pub struct TaskArgs {
     /// The federation's vo-mappings.yaml (see `validate`).
     #[arg(long, value_name = "FILE")]
     pub vo_mappings: Option<PathBuf>,
-    /// Tasks, comma-separated: info, images (accounting and send are to come).
-    #[arg(long, value_delimiter = ',', default_value = "info")]
+    /// Tasks, comma-separated: info, images, accounting, send.
+    #[arg(long, value_delimiter = ',', default_value = "info,images,accounting,send")]
     pub task: Vec<String>,
     /// Only this site (file id or GOCDB name); repeatable.
     #[arg(long = "site", value_name = "NAME")]
@@ -126,6 +126,35 @@ pub struct TaskArgs {
     /// The prefix of every image name (the catch-all's).
     #[arg(long, default_value = "registry.egi.eu ")]
     pub image_name_prefix: String,
+    /// The accounting task's ledger: a directory (one SQLite file per site) or a
+    /// postgresql:// URL (one schema per site); `serve` defaults to its --ledger.
+    #[arg(long, value_name = "DIR|URL")]
+    pub accounting_ledger: Option<String>,
+    /// One spool per site and run type: `<dir>/<site id>/compute` and `…/block`.
+    #[arg(long, value_name = "DIR", default_value = "/var/spool/apel/central")]
+    pub spool_dir: PathBuf,
+    /// The AMS host of the sites whose file names no `accounting.ams_host`.
+    #[arg(long, value_name = "HOST", default_value = "msg.argo.grnet.gr")]
+    pub ams_host: String,
+    /// The AMS project the records are published in.
+    #[arg(long, value_name = "NAME", default_value = "accounting")]
+    pub ams_project: String,
+    /// The host certificate the send task signs with (and exchanges for an AMS token);
+    /// without it and --ams-key the send task is skipped, saying so.
+    #[arg(long, value_name = "PEM", requires = "ams_key")]
+    pub ams_cert: Option<PathBuf>,
+    /// The host certificate's key.
+    #[arg(long, value_name = "PEM", requires = "ams_cert")]
+    pub ams_key: Option<PathBuf>,
+    /// A private file holding a static AMS token (instead of the X.509 exchange).
+    #[arg(long, value_name = "FILE")]
+    pub ams_token_file: Option<PathBuf>,
+    /// CAs trusted for AMS's TLS (PEM bundle or directory; default the system's roots).
+    #[arg(long, value_name = "PATH")]
+    pub ams_ca: Option<PathBuf>,
+    /// The X.509 token exchange's base URL (default `https://<AMS host name>:8443`).
+    #[arg(long, value_name = "URL")]
+    pub ams_authn_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -158,12 +187,22 @@ pub async fn run(args: CentralArgs) -> Result<ExitCode> {
     }
 }
 
-/// The tasks, the folder (its broken files reported) and what every task shares.
-fn prepare(a: &TaskArgs) -> Result<(Vec<central::run::Task>, sites::Folder, central::run::Central)> {
+/// `central run`'s accounting ledger without --accounting-ledger: one SQLite file per site.
+const DEFAULT_RUN_LEDGER: &str = "/var/lib/fedsite/central";
+
+/// The tasks, the folder (its broken files reported) and what every task shares;
+/// `default_ledger`: the accounting ledger when --accounting-ledger is not given.
+fn prepare(
+    a: &TaskArgs,
+    default_ledger: &str,
+) -> Result<(Vec<central::run::Task>, sites::Folder, central::run::Central)> {
     let tasks = a
         .task
         .iter()
-        .map(|t| central::run::Task::parse(t).with_context(|| format!("--task {t:?}: not a task (info, images)")))
+        .map(|t| {
+            central::run::Task::parse(t)
+                .with_context(|| format!("--task {t:?}: not a task (info, images, accounting, send)"))
+        })
         .collect::<Result<Vec<_>>>()?;
     let mappings = match &a.vo_mappings {
         Some(p) => Some(sites::VoMappings::load(p)?.0),
@@ -200,6 +239,26 @@ fn prepare(a: &TaskArgs) -> Result<(Vec<central::run::Task>, sites::Folder, cent
             tag: a.image_tag.clone(),
             name_prefix: a.image_name_prefix.clone(),
         }),
+        accounting: Some(central::accounting::AccountingSettings {
+            ledger: a.accounting_ledger.clone().unwrap_or_else(|| default_ledger.to_owned()),
+            spool_dir: a.spool_dir.clone(),
+            ams_host: Some(a.ams_host.clone()),
+            send: match (&a.ams_cert, &a.ams_key) {
+                (Some(cert), Some(key)) => Some(central::accounting::SendSettings {
+                    project: a.ams_project.clone(),
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    token: a
+                        .ams_token_file
+                        .as_deref()
+                        .map(|p| central::CheckinConfig::secret_from_file(p).map(|s| s.expose().to_owned()))
+                        .transpose()?,
+                    ca: a.ams_ca.clone(),
+                    authn_url: a.ams_authn_url.clone(),
+                }),
+                _ => None,
+            },
+        }),
     };
     Ok((tasks, folder, c))
 }
@@ -208,7 +267,7 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     if !(a.ledger.starts_with("postgresql://") || a.ledger.starts_with("postgres://")) {
         anyhow::bail!("--ledger {:?}: central serve needs a PostgreSQL ledger (postgresql://…)", a.ledger);
     }
-    let (tasks, folder, c) = prepare(&a.tasks)?;
+    let (tasks, folder, c) = prepare(&a.tasks, &a.ledger)?;
     let replica = a.replica.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
         format!("{}:{}", if host.is_empty() { "localhost" } else { &host }, std::process::id())
@@ -261,7 +320,7 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
 
 async fn run_tasks(r: RunArgs) -> Result<ExitCode> {
     let a = &r.tasks;
-    let (tasks, folder, c) = prepare(a)?;
+    let (tasks, folder, c) = prepare(a, DEFAULT_RUN_LEDGER)?;
     let rows = central::run::run(&c, &folder, &tasks, &a.sites).await;
     let failed = rows.iter().any(|r| r.outcome == central::run::Outcome::Failed) || folder.errors() > 0;
     let mut out = std::io::stdout().lock();

@@ -2,7 +2,9 @@
 //! against a simulated federation, for FEDSITE_SERVE_INTERVALS (default 5) intervals of 2 s:
 //! every (site, task, interval) run exactly once between them, by both; and a replica
 //! `kill -9`ed while it holds a claim: the other takes the claim over, finishes it, and the
-//! info documents equal a clean `central run`'s. The server is FEDSITE_TEST_PG.
+//! info documents equal a clean `central run`'s; the same kill during the accounting task: the
+//! ledger (one schema per site) holds the records a clean run's does, every spool is sent and
+//! every record reached AMS on its own topic. The server is FEDSITE_TEST_PG.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -10,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sim::state::{Service, ServiceProfile};
+
+mod common;
 
 const INTERVAL: &str = "2";
 
@@ -93,7 +97,7 @@ async fn federation() -> Fed {
         sites_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/catchall-2026-07/sites"),
         count: 3,
         out_dir: dir.path().join("federation"),
-        template: sim::scenario::builtin("tiny").unwrap().generate(),
+        template: sim::scenario::builtin("tiny").unwrap().generate().anchored_at(chrono::Utc::now()),
         profiles: [(Service::Compute, slow.clone()), (Service::Image, slow)].into_iter().collect(),
     })
     .await
@@ -108,8 +112,13 @@ async fn federation() -> Fed {
 impl Fed {
     /// `fedsite central <sub> --task info` with the federation's credentials.
     fn central(&self, sub: &str, info_dir: &Path) -> Command {
+        self.central_tasks(sub, "info", info_dir)
+    }
+
+    /// `fedsite central <sub> --task <tasks>` with the federation's credentials.
+    fn central_tasks(&self, sub: &str, tasks: &str, info_dir: &Path) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_fedsite"));
-        c.args(["central", sub, "--task", "info", "--client-id", sim::OIDC_CLIENT_ID])
+        c.args(["central", sub, "--task", tasks, "--client-id", sim::OIDC_CLIENT_ID])
             .arg("--sites-dir")
             .arg(&self.fed.sites_dir)
             .arg("--secrets-dir")
@@ -293,5 +302,139 @@ fn a_replica_killed_mid_work_is_taken_over_and_the_documents_equal_a_clean_run()
             "{n}"
         );
     }
+    rt.block_on(fed.fed.stop());
+}
+
+/// Every record published on `topic` so far (signatures verified): (kind, key).
+fn published(ams: &sim::SimHandle, topic: &str) -> Vec<(apel::RecordKind, String)> {
+    let a = ams.ams().unwrap();
+    let verifier = smime::Verifier::new(a.ca_pem_path()).unwrap();
+    let mut out = Vec::new();
+    for m in a.published(sim::ams::DEFAULT_PROJECT, topic) {
+        let v = verifier.verify(m.data.as_deref().unwrap()).unwrap();
+        let (kind, records) = apel::parse_message(&v.body).unwrap();
+        out.extend(records.iter().map(|r| (kind, r.key())));
+    }
+    out
+}
+
+/// (kind, key) of every record a site's ledger holds.
+fn ledger_keys(target: &str, site: &str) -> BTreeSet<(String, String)> {
+    let l = ledger::Ledger::open_namespaced(target, site, ledger::OpenMode::MustExist).unwrap();
+    l.latest_snapshots(&ledger::SnapshotFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.snapshot.kind, s.snapshot.key))
+        .collect()
+}
+
+#[test]
+fn a_replica_killed_mid_accounting_is_taken_over_and_ledger_spools_and_records_equal_a_clean_run() {
+    const STORAGE_TOPIC: &str = "eu-egi-storage-accounting";
+    let rt = runtime();
+    let fed = rt.block_on(federation());
+    let d = fed.dir.path();
+    let ams = rt.block_on(async {
+        let mut cfg = sim::SimConfig::new(sim::scenario::builtin("tiny").unwrap().generate());
+        let mut a = sim::AmsConfig::new(d.join("ams"));
+        a.topics.push(sim::ams::AmsTopicSpec { name: STORAGE_TOPIC.into(), acl: vec!["sender".into()] });
+        cfg.ams = Some(a);
+        sim::start(cfg).await.unwrap()
+    });
+    let a = ams.ams().unwrap();
+    let host = a.url().trim_start_matches("https://").to_string();
+    for site in &fed.fed.sites {
+        let text = std::fs::read_to_string(&site.file).unwrap();
+        std::fs::write(&site.file, format!("{text}accounting:\n  enabled: true\n  ams_host: \"{host}\"\n")).unwrap();
+    }
+    let with_ams = |mut c: Command, ledger: &str, spool: &Path| {
+        c.args(["--accounting-ledger", ledger, "--ams-authn-url", &a.authn_url()])
+            .arg("--spool-dir")
+            .arg(spool)
+            .arg("--ams-cert")
+            .arg(a.client_cert_path())
+            .arg("--ams-key")
+            .arg(a.client_key_path())
+            .arg("--ams-ca")
+            .arg(a.ca_pem_path());
+        c
+    };
+    let topics = [sim::ams::DEFAULT_TOPIC, STORAGE_TOPIC];
+
+    // The clean run: one process, SQLite ledgers.
+    let clean_ledger = d.join("clean-ledger").display().to_string();
+    let o = with_ams(
+        fed.central_tasks("run", "accounting,send", &d.join("clean-info")),
+        &clean_ledger,
+        &d.join("clean-spool"),
+    )
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let clean_sent: Vec<usize> = topics.iter().map(|t| published(&ams, t).len()).collect();
+
+    // Two replicas on PostgreSQL; `a` is killed while it holds an accounting claim.
+    let db = PgDb::create("acct");
+    let spool = d.join("spool");
+    let replica = |name: &str| {
+        with_ams(fed.central_tasks("serve", "accounting,send", &d.join("info")), &db.url, &spool)
+            .args(["--ledger", &db.url, "--interval", INTERVAL, "--max-sites", "1", "--replica", name])
+            .args(["--once-intervals", "2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (mut ra, rb) = (replica("a"), replica("b"));
+    let started = Instant::now();
+    let held = loop {
+        assert!(started.elapsed() < Duration::from_secs(120), "a never held an accounting claim: {:?}", claims(&db));
+        let unfinished = |c: &Claims| {
+            c.iter()
+                .find(|((_, _, t), (r, finished, _, _))| t == "accounting" && r == "a" && !finished)
+                .map(|(k, _)| k.clone())
+        };
+        if let Some(mid) = unfinished(&claims(&db)) {
+            signal(&ra, "-STOP");
+            if unfinished(&claims(&db)).as_ref() == Some(&mid) {
+                signal(&ra, "-KILL");
+                break mid;
+            }
+            signal(&ra, "-CONT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = ra.wait();
+    let out_b = wait_output(rb, "b");
+    let stored = claims(&db);
+    let (by, finished, outcome, from) = &stored[&held];
+    assert_eq!(
+        (by.as_str(), *finished, outcome.as_deref(), from.as_deref()),
+        ("b", true, Some("ok"), Some("a")),
+        "{held:?}: {stored:?}\n{out_b}"
+    );
+    assert!(stored.values().all(|(_, f, o, _)| *f && o.as_deref() == Some("ok")), "{stored:?}\n{out_b}");
+
+    // The ledger holds the same records as the clean run's, every spool was sent, and every
+    // record reached AMS on its own topic.
+    let served: Vec<(apel::RecordKind, String)> =
+        topics.iter().zip(&clean_sent).flat_map(|(t, n)| published(&ams, t).split_off(*n)).collect();
+    let served_keys: BTreeSet<(String, String)> =
+        served.iter().map(|(k, key)| (k.as_str().to_owned(), key.clone())).collect();
+    let mut all = BTreeSet::new();
+    for site in &fed.fed.sites {
+        let keys = ledger_keys(&db.url, &site.id);
+        assert!(keys.iter().any(|(k, _)| k == "cloud"), "{}: records extracted", site.id);
+        assert_eq!(keys, ledger_keys(&clean_ledger, &site.id), "{}: the ledger equals a clean run's", site.id);
+        for run in ["compute", "block"] {
+            let q = spool.join(&site.id).join(run);
+            assert!(common::dirq_elements(&q).is_empty(), "{} left in {}", site.id, q.display());
+        }
+        all.extend(keys);
+    }
+    assert_eq!(served_keys, all, "every record of the ledgers reached AMS");
+    assert!(published(&ams, STORAGE_TOPIC).iter().all(|(k, _)| *k == apel::RecordKind::Storage));
+    assert!(published(&ams, sim::ams::DEFAULT_TOPIC).iter().all(|(k, _)| *k != apel::RecordKind::Storage));
+    rt.block_on(ams.stop());
     rt.block_on(fed.fed.stop());
 }

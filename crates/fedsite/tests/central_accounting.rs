@@ -18,19 +18,6 @@ mod common;
 const STORAGE_TOPIC: &str = "eu-egi-storage-accounting";
 const OPTED_IN: [&str; 2] = ["CENI", "CREODIAS"];
 
-/// Every record published on `topic` (signatures verified): (kind, APEL site, key).
-fn published(ams: &sim::SimHandle, topic: &str) -> Vec<(RecordKind, String)> {
-    let a = ams.ams().unwrap();
-    let verifier = smime::Verifier::new(a.ca_pem_path()).unwrap();
-    let mut out = Vec::new();
-    for m in a.published(DEFAULT_PROJECT, topic) {
-        let v = verifier.verify(m.data.as_deref().unwrap()).unwrap();
-        let (kind, records) = apel::parse_message(&v.body).unwrap();
-        out.extend(records.iter().map(|r| (kind, r.key())));
-    }
-    out
-}
-
 fn private(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
     common::write_private(&p, text);
@@ -141,8 +128,8 @@ async fn opted_in_sites_are_extracted_per_vo_and_sent_each_run_type_to_its_topic
             assert!(common::dirq_elements(&d.join("spool").join(id).join(run)).is_empty(), "{id} {run} sent");
         }
     }
-    let on_storage = published(&ams, STORAGE_TOPIC);
-    let on_cloud = published(&ams, DEFAULT_TOPIC);
+    let on_storage = common::ams_published(&ams, STORAGE_TOPIC);
+    let on_cloud = common::ams_published(&ams, DEFAULT_TOPIC);
     assert!(!on_storage.is_empty() && on_storage.iter().all(|(k, _)| *k == RecordKind::Storage), "{on_storage:?}");
     assert!(on_cloud.iter().any(|(k, _)| *k == RecordKind::Cloud));
     assert!(on_cloud.iter().all(|(k, _)| *k != RecordKind::Storage), "{on_cloud:?}");
@@ -188,9 +175,9 @@ async fn opted_in_sites_are_extracted_per_vo_and_sent_each_run_type_to_its_topic
             assert!(common::dirq_elements(&d.join("spool").join(id).join(run)).is_empty(), "{id} {run} sent");
         }
     }
-    assert!(published(&ams, STORAGE_TOPIC).iter().all(|(k, _)| *k == RecordKind::Storage));
-    assert!(published(&ams, DEFAULT_TOPIC).iter().all(|(k, _)| *k != RecordKind::Storage));
-    assert!(published(&ams, DEFAULT_TOPIC).len() > first_cloud, "a second version arrived");
+    assert!(common::ams_published(&ams, STORAGE_TOPIC).iter().all(|(k, _)| *k == RecordKind::Storage));
+    assert!(common::ams_published(&ams, DEFAULT_TOPIC).iter().all(|(k, _)| *k != RecordKind::Storage));
+    assert!(common::ams_published(&ams, DEFAULT_TOPIC).len() > first_cloud, "a second version arrived");
     ams.stop().await;
     fed.stop().await;
 }

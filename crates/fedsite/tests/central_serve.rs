@@ -305,19 +305,6 @@ fn a_replica_killed_mid_work_is_taken_over_and_the_documents_equal_a_clean_run()
     rt.block_on(fed.fed.stop());
 }
 
-/// Every record published on `topic` so far (signatures verified): (kind, key).
-fn published(ams: &sim::SimHandle, topic: &str) -> Vec<(apel::RecordKind, String)> {
-    let a = ams.ams().unwrap();
-    let verifier = smime::Verifier::new(a.ca_pem_path()).unwrap();
-    let mut out = Vec::new();
-    for m in a.published(sim::ams::DEFAULT_PROJECT, topic) {
-        let v = verifier.verify(m.data.as_deref().unwrap()).unwrap();
-        let (kind, records) = apel::parse_message(&v.body).unwrap();
-        out.extend(records.iter().map(|r| (kind, r.key())));
-    }
-    out
-}
-
 /// (kind, key) of every record a site's ledger holds.
 fn ledger_keys(target: &str, site: &str) -> BTreeSet<(String, String)> {
     let l = ledger::Ledger::open_namespaced(target, site, ledger::OpenMode::MustExist).unwrap();
@@ -371,7 +358,7 @@ fn a_replica_killed_mid_accounting_is_taken_over_and_ledger_spools_and_records_e
     .output()
     .unwrap();
     assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    let clean_sent: Vec<usize> = topics.iter().map(|t| published(&ams, t).len()).collect();
+    let clean_sent: Vec<usize> = topics.iter().map(|t| common::ams_published(&ams, t).len()).collect();
 
     // Two replicas on PostgreSQL; `a` is killed while it holds an accounting claim.
     let db = PgDb::create("acct");
@@ -418,7 +405,7 @@ fn a_replica_killed_mid_accounting_is_taken_over_and_ledger_spools_and_records_e
     // The ledger holds the same records as the clean run's, every spool was sent, and every
     // record reached AMS on its own topic.
     let served: Vec<(apel::RecordKind, String)> =
-        topics.iter().zip(&clean_sent).flat_map(|(t, n)| published(&ams, t).split_off(*n)).collect();
+        topics.iter().zip(&clean_sent).flat_map(|(t, n)| common::ams_published(&ams, t).split_off(*n)).collect();
     let served_keys: BTreeSet<(String, String)> =
         served.iter().map(|(k, key)| (k.as_str().to_owned(), key.clone())).collect();
     let mut all = BTreeSet::new();
@@ -433,8 +420,8 @@ fn a_replica_killed_mid_accounting_is_taken_over_and_ledger_spools_and_records_e
         all.extend(keys);
     }
     assert_eq!(served_keys, all, "every record of the ledgers reached AMS");
-    assert!(published(&ams, STORAGE_TOPIC).iter().all(|(k, _)| *k == apel::RecordKind::Storage));
-    assert!(published(&ams, sim::ams::DEFAULT_TOPIC).iter().all(|(k, _)| *k != apel::RecordKind::Storage));
+    assert!(common::ams_published(&ams, STORAGE_TOPIC).iter().all(|(k, _)| *k == apel::RecordKind::Storage));
+    assert!(common::ams_published(&ams, sim::ams::DEFAULT_TOPIC).iter().all(|(k, _)| *k != apel::RecordKind::Storage));
     rt.block_on(ams.stop());
     rt.block_on(fed.fed.stop());
 }

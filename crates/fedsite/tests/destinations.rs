@@ -109,19 +109,6 @@ fn spool_kinds(spool: &Path) -> Vec<RecordKind> {
     common::dirq_elements(spool).iter().map(|p| apel::parse_message(&std::fs::read(p).unwrap()).unwrap().0).collect()
 }
 
-/// Every record published on `topic`: its message's kind and its key (signatures verified).
-fn published(sim: &sim::SimHandle, topic: &str) -> Vec<(RecordKind, String)> {
-    let a = sim.ams().unwrap();
-    let verifier = smime::Verifier::new(a.ca_pem_path()).unwrap();
-    let mut out = Vec::new();
-    for m in a.published(DEFAULT_PROJECT, topic) {
-        let v = verifier.verify(m.data.as_deref().unwrap()).unwrap();
-        let (kind, records) = apel::parse_message(&v.body).unwrap();
-        out.extend(records.iter().map(|r| (kind, r.key())));
-    }
-    out
-}
-
 async fn extract(sim: &sim::SimHandle, d: &Path, storage_topic: &str) -> std::path::PathBuf {
     common::write_private(d.join("clouds.yaml"), sim.clouds_yaml());
     let config = write_config(sim, d, storage_topic);
@@ -151,8 +138,8 @@ async fn storage_records_arrive_only_on_their_own_topic_and_every_record_once() 
     assert!(common::dirq_elements(&d.join("spool-compute")).is_empty());
     assert!(common::dirq_elements(&d.join("spool-block")).is_empty());
 
-    let on_storage = published(&sim, STORAGE_TOPIC);
-    let on_cloud = published(&sim, DEFAULT_TOPIC);
+    let on_storage = common::ams_published(&sim, STORAGE_TOPIC);
+    let on_cloud = common::ams_published(&sim, DEFAULT_TOPIC);
     assert!(!on_storage.is_empty() && on_storage.iter().all(|(k, _)| *k == RecordKind::Storage), "{on_storage:?}");
     assert!(on_cloud.iter().all(|(k, _)| *k != RecordKind::Storage), "{on_cloud:?}");
     assert!(on_cloud.iter().any(|(k, _)| *k == RecordKind::Cloud));
@@ -185,8 +172,8 @@ async fn one_destination_failing_does_not_stop_the_other() {
     // The compute destination was delivered all the same; the storage spool is kept.
     assert!(common::dirq_elements(&d.join("spool-compute")).is_empty(), "{out}\n{err}");
     assert!(!common::dirq_elements(&d.join("spool-block")).is_empty());
-    assert!(published(&sim, DEFAULT_TOPIC).iter().any(|(k, _)| *k == RecordKind::Cloud));
-    assert!(published(&sim, STORAGE_TOPIC).is_empty());
+    assert!(common::ams_published(&sim, DEFAULT_TOPIC).iter().any(|(k, _)| *k == RecordKind::Cloud));
+    assert!(common::ams_published(&sim, STORAGE_TOPIC).is_empty());
 
     // `--destination` sends one of them.
     let (code, out, err) = fedsite(&config, &["send", "--destination", "compute"]).await;

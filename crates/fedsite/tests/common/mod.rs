@@ -345,3 +345,17 @@ pub fn wait_child(child: &mut std::process::Child, what: &str, timeout: Duration
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Every record the simulated AMS holds on `topic` of its default project, in publishing
+/// order, each message's signature verified against the sim CA: (kind, record key).
+pub fn ams_published(ams: &sim::SimHandle, topic: &str) -> Vec<(apel::RecordKind, String)> {
+    let a = ams.ams().expect("the sim runs AMS");
+    let verifier = smime::Verifier::new(a.ca_pem_path()).unwrap();
+    let mut out = Vec::new();
+    for m in a.published(sim::ams::DEFAULT_PROJECT, topic) {
+        let v = verifier.verify(m.data.as_deref().unwrap()).unwrap();
+        let (kind, records) = apel::parse_message(&v.body).unwrap();
+        out.extend(records.iter().map(|r| (kind, r.key())));
+    }
+    out
+}

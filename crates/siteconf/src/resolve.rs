@@ -6,6 +6,8 @@
 
 pub mod check;
 pub mod images;
+pub mod info;
+pub mod keystone;
 pub mod os_cli;
 pub mod receive;
 pub mod serve;

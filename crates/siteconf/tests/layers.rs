@@ -1,7 +1,8 @@
 //! One test per source layer and one per conflict between layers, for the commands whose
 //! settings `siteconf::resolve` owns: `check` (flags, sender.cfg, fedsite.toml, sitecheck's
 //! defaults), `receive` (flags, receiver.cfg), `serve` (flags, fedsite.toml, defaults),
-//! `images sync` (flags, fedsite.toml) and the VO robot's access token (file, variable). The
+//! `images sync` (flags, fedsite.toml), the VO robot's access token (file, variable),
+//! `keystone federation|lint` (flags, defaults) and `info`'s publishing (flags, defaults). The
 //! precedence is docs/configuration.md's: a flag, then the original tool's file when one is
 //! named, then fedsite.toml, then the defaults.
 
@@ -11,6 +12,8 @@ use std::time::Duration;
 use messaging::config::{PathType, ReceiverCfg, SenderCfg};
 use siteconf::resolve::check::{CheckFlags, check_settings};
 use siteconf::resolve::images::{ImagesFlags, sync_config};
+use siteconf::resolve::info::{auditor_cloud, swift_target};
+use siteconf::resolve::keystone::{FederationFlags, federation_spec, vo_properties};
 use siteconf::resolve::receive::{ReceiveFlags, Store, receive_plan};
 use siteconf::resolve::serve::{ServeFlags, serve_plan};
 use siteconf::resolve::token::access_token;
@@ -454,4 +457,95 @@ fn sender_cfg_type_is_what_the_check_reads() {
     let dir = tempfile::tempdir().unwrap();
     let c = SenderCfg::load(sender_cfg(dir.path(), "h", "directory")).unwrap();
     assert_eq!(c.path_type, PathType::Directory);
+}
+
+// ------------------------------------------------------------------ keystone federation
+
+fn federation_flags<'a>(vos: &'a [String], entitlements: &'a [String]) -> FederationFlags<'a> {
+    FederationFlags {
+        vos,
+        entitlements,
+        idp: "egi.eu",
+        issuer: None,
+        demo: false,
+        mapping: "egi-mapping",
+        protocol: "openid",
+        role: "member",
+        group_domain: "default",
+    }
+}
+
+#[test]
+fn keystone_defaults_the_production_issuer_and_each_vos_project_is_its_name() {
+    let vos = vec!["fedcloud.egi.eu".to_string(), "ops=ops-project".to_string()];
+    let spec = federation_spec(&federation_flags(&vos, &[])).unwrap();
+    assert_eq!(spec.issuer, sitecheck::federation::EGI_ISSUER);
+    let got: Vec<(&str, &str)> = spec.vos.iter().map(|v| (v.vo.as_str(), v.project.as_str())).collect();
+    assert_eq!(got, [("fedcloud.egi.eu", "fedcloud.egi.eu"), ("ops", "ops-project")]);
+}
+
+#[test]
+fn keystone_demo_flag_alone_is_the_demo_issuer() {
+    let spec = federation_spec(&FederationFlags { demo: true, ..federation_flags(&[], &[]) }).unwrap();
+    assert_eq!(spec.issuer, sitecheck::federation::EGI_DEMO_ISSUER);
+}
+
+#[test]
+fn keystone_issuer_flag_wins_over_demo() {
+    let flags = FederationFlags { demo: true, issuer: Some("https://issuer.example"), ..federation_flags(&[], &[]) };
+    assert_eq!(federation_spec(&flags).unwrap().issuer, "https://issuer.example");
+}
+
+#[test]
+fn keystone_an_entitlement_flag_wins_over_the_vos_default_entitlement() {
+    let vos = vec!["ops".to_string(), "vo.example".to_string()];
+    let default = federation_spec(&federation_flags(&vos, &[])).unwrap();
+    let ents = vec!["ops = urn:example:ops".to_string()];
+    let spec = federation_spec(&federation_flags(&vos, &ents)).unwrap();
+    assert_eq!(spec.vos[0].entitlement, "urn:example:ops");
+    assert_ne!(default.vos[0].entitlement, "urn:example:ops");
+    assert_eq!(spec.vos[1].entitlement, default.vos[1].entitlement, "the other VO keeps its default");
+}
+
+#[test]
+fn keystone_bad_flags_name_the_flag() {
+    let vos = vec!["ops".to_string()];
+    let e = federation_spec(&FederationFlags { protocol: "saml2", ..federation_flags(&vos, &[]) }).unwrap_err();
+    assert_eq!(e.to_string(), "--protocol saml2: expected openid or oidc");
+    let ents = vec!["nourn".to_string()];
+    assert_eq!(
+        federation_spec(&federation_flags(&vos, &ents)).unwrap_err().to_string(),
+        "--entitlement \"nourn\": expected VO=URN"
+    );
+    let ents = vec!["other=urn:x".to_string()];
+    assert_eq!(
+        federation_spec(&federation_flags(&vos, &ents)).unwrap_err().to_string(),
+        "--entitlement \"other=urn:x\": VO other is not given with --vo"
+    );
+    let bad_vo = vec!["=p".to_string()];
+    assert!(federation_spec(&federation_flags(&bad_vo, &[])).unwrap_err().to_string().starts_with("--vo "));
+}
+
+#[test]
+fn keystone_vo_property_flag_wins_over_the_default_list() {
+    assert_eq!(vo_properties(None), ["egi.VO", "egi.eu:VO", "VO"]);
+    assert_eq!(vo_properties(Some("my.vo")), ["my.vo"]);
+}
+
+// ------------------------------------------------------------------ info publishing
+
+#[test]
+fn info_swift_object_and_cloud_flags_win_over_the_defaults() {
+    assert_eq!(swift_target(None, Some("x.json"), Some("c"), "SITE"), None, "no container, no upload");
+    let t = swift_target(Some("glue"), None, None, "TEST-SITE").unwrap();
+    assert_eq!((t.container.as_str(), t.object.as_str(), t.cloud), ("glue", "TEST-SITE.json", None));
+    let t = swift_target(Some("glue"), Some("site.json"), Some("swift-account"), "TEST-SITE").unwrap();
+    assert_eq!((t.object.as_str(), t.cloud.as_deref()), ("site.json", Some("swift-account")));
+}
+
+#[test]
+fn info_an_empty_auditor_cloud_is_none() {
+    assert_eq!(auditor_cloud(Some("")), None);
+    assert_eq!(auditor_cloud(None), None);
+    assert_eq!(auditor_cloud(Some("auditor")), Some("auditor"));
 }

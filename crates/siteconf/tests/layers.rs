@@ -152,8 +152,8 @@ fn check_ams_port_flags_win_over_the_hosts_port() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = sender_cfg(dir.path(), "sender-ams.example:6162", "dirq");
     let ports = [443];
-    let s = check_settings(&CheckFlags { sender_cfg: Some(&cfg), ams_ports: &ports, ..Default::default() }, None)
-        .unwrap();
+    let s =
+        check_settings(&CheckFlags { sender_cfg: Some(&cfg), ams_ports: &ports, ..Default::default() }, None).unwrap();
     assert_eq!((s.ams.host.as_str(), s.ams.ports.as_slice()), ("sender-ams.example", &[443][..]));
 }
 

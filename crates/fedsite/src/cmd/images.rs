@@ -48,7 +48,8 @@ pub async fn run(args: ImagesArgs) -> Result<ExitCode> {
 }
 
 async fn sync(args: SyncArgs) -> Result<ExitCode> {
-    let flags = siteconf::resolve::images::ImagesFlags { site: args.site.as_deref(), cache_dir: args.cache_dir.as_deref() };
+    let flags =
+        siteconf::resolve::images::ImagesFlags { site: args.site.as_deref(), cache_dir: args.cache_dir.as_deref() };
     let cfg = siteconf::resolve::images::sync_config(&flags, super::config_path().as_deref())?;
     if !cfg.enabled {
         println!("images.sync is false: nothing to do");

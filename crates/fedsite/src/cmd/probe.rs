@@ -106,10 +106,11 @@ pub async fn run(args: ProbeArgs) -> Result<ExitCode> {
         Ok(p) => p,
         Err(e) => return Ok(print(Outcome::unknown("FEDSITE", e.to_string()))),
     };
-    let token = match siteconf::resolve::token::access_token(args.access_token.as_deref(), args.os_access_token.as_deref()) {
-        Ok(t) => t,
-        Err(e) => return Ok(print(Outcome::unknown(probe.service(), e.to_string()))),
-    };
+    let token =
+        match siteconf::resolve::token::access_token(args.access_token.as_deref(), args.os_access_token.as_deref()) {
+            Ok(t) => t,
+            Err(e) => return Ok(print(Outcome::unknown(probe.service(), e.to_string()))),
+        };
     let robot = args.os_auth_url.as_ref().map(|url| Robot {
         auth_url: url.clone(),
         access_token: openstack::Secret::new(token.clone().unwrap_or_default()),

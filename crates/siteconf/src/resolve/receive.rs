@@ -47,24 +47,24 @@ pub struct ReceivePlan {
 impl ReceivePlan {
     /// The CAs signer certificates must chain to (`[certificates] capath`).
     pub fn capath(&self) -> Result<&Path, Error> {
-        self.capath.as_deref().ok_or_else(|| Error::Missing {
-            what: "CA to verify signers",
-            sources: "--capath or [certificates] capath",
-        })
+        self.capath
+            .as_deref()
+            .ok_or(Error::Missing { what: "CA to verify signers", sources: "--capath or [certificates] capath" })
     }
 
     /// Where the messages are stored.
     pub fn store(&self) -> Result<&Store, Error> {
-        self.store.as_ref().ok_or_else(|| Error::Missing { what: "store", sources: "--queue, --records or [messaging] path" })
+        self.store.as_ref().ok_or(Error::Missing { what: "store", sources: "--queue, --records or [messaging] path" })
     }
 }
 
 /// The flags over receiver.cfg's values.
 pub fn receive_plan(flags: &ReceiveFlags<'_>, cfg: Option<&ReceiverCfg>) -> Result<ReceivePlan, Error> {
-    let subscription =
-        flags.subscription.map(str::to_string).or_else(|| cfg.map(|c| c.destination.clone())).ok_or_else(|| {
-            Error::Missing { what: "subscription", sources: "--subscription or [messaging] destination" }
-        })?;
+    let subscription = flags
+        .subscription
+        .map(str::to_string)
+        .or_else(|| cfg.map(|c| c.destination.clone()))
+        .ok_or(Error::Missing { what: "subscription", sources: "--subscription or [messaging] destination" })?;
     let pick = |flag: Option<&Path>, file: Option<&PathBuf>| flag.map(Path::to_path_buf).or_else(|| file.cloned());
     let store = match (flags.records, flags.queue) {
         (Some(r), _) => Some(Store::Records(r.to_path_buf())),

@@ -9,6 +9,7 @@ pub mod images;
 pub mod info;
 pub mod keystone;
 pub mod os_cli;
+pub mod probe;
 pub mod receive;
 pub mod serve;
 pub mod token;

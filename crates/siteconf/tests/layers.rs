@@ -2,7 +2,7 @@
 //! settings `siteconf::resolve` owns: `check` (flags, sender.cfg, fedsite.toml, sitecheck's
 //! defaults), `receive` (flags, receiver.cfg), `serve` (flags, fedsite.toml, defaults),
 //! `images sync` (flags, fedsite.toml), the VO robot's access token (file, variable),
-//! `keystone federation|lint` (flags, defaults) and `info`'s publishing (flags, defaults). The
+//! `keystone federation|lint`, `probe` and `info`'s publishing (flags, defaults). The
 //! precedence is docs/configuration.md's: a flag, then the original tool's file when one is
 //! named, then fedsite.toml, then the defaults.
 
@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use messaging::config::{PathType, ReceiverCfg, SenderCfg};
+use sitecheck::probe::{InfoSource, Probe};
 use siteconf::resolve::check::{CheckFlags, check_settings};
 use siteconf::resolve::images::{ImagesFlags, sync_config};
 use siteconf::resolve::info::{auditor_cloud, swift_target};
 use siteconf::resolve::keystone::{FederationFlags, federation_spec, vo_properties};
+use siteconf::resolve::probe::{ProbeFlags, probe_settings};
 use siteconf::resolve::receive::{ReceiveFlags, Store, receive_plan};
 use siteconf::resolve::serve::{ServeFlags, serve_plan};
 use siteconf::resolve::token::access_token;
@@ -548,4 +550,70 @@ fn info_an_empty_auditor_cloud_is_none() {
     assert_eq!(auditor_cloud(Some("")), None);
     assert_eq!(auditor_cloud(None), None);
     assert_eq!(auditor_cloud(Some("auditor")), Some("auditor"));
+}
+
+// ------------------------------------------------------------------ probe
+
+fn probe_flags() -> ProbeFlags<'static> {
+    ProbeFlags { timeout_secs: 120, vo: "ops", connect_timeout_secs: 10, vm_poll_secs: 2.0, ..Default::default() }
+}
+
+#[test]
+fn probe_defaults_are_argos_thresholds() {
+    let s = probe_settings("info".parse::<Probe>().unwrap(), &probe_flags()).unwrap();
+    let d = sitecheck::probe::Settings::default();
+    assert_eq!((s.info_warn, s.info_crit), (d.info_warn, d.info_crit));
+    assert_eq!((s.accounting_warn, s.accounting_crit), (d.accounting_warn, d.accounting_crit));
+    assert_eq!(s.info, None);
+    assert_eq!(s.vo, "ops");
+}
+
+#[test]
+fn probe_thresholds_flags_win_for_the_probes_own_age_only() {
+    let flags = ProbeFlags { warning_days: Some(2.0), critical_days: Some(0.5), ..probe_flags() };
+    let d = sitecheck::probe::Settings::default();
+    let info = probe_settings("info".parse::<Probe>().unwrap(), &flags).unwrap();
+    assert_eq!((info.info_warn, info.info_crit), (chrono::Duration::days(2), chrono::Duration::hours(12)));
+    assert_eq!((info.accounting_warn, info.accounting_crit), (d.accounting_warn, d.accounting_crit));
+    let acc = probe_settings("accounting".parse::<Probe>().unwrap(), &flags).unwrap();
+    assert_eq!((acc.accounting_warn, acc.accounting_crit), (chrono::Duration::days(2), chrono::Duration::hours(12)));
+    assert_eq!((acc.info_warn, acc.info_crit), (d.info_warn, d.info_crit));
+}
+
+#[test]
+fn probe_info_location_wins_over_the_swift_object() {
+    let swift = ProbeFlags { swift_container: Some("glue"), swift_object: Some("SITE.json"), ..probe_flags() };
+    let s = probe_settings("info".parse::<Probe>().unwrap(), &swift).unwrap();
+    assert!(
+        matches!(&s.info, Some(InfoSource::Swift { container, object }) if container == "glue" && object == "SITE.json")
+    );
+    let both = ProbeFlags { info: Some("https://site.example/glue.json"), ..swift };
+    let s = probe_settings("info".parse::<Probe>().unwrap(), &both).unwrap();
+    assert!(matches!(&s.info, Some(InfoSource::Location(l)) if l == "https://site.example/glue.json"));
+    let container_only = ProbeFlags { swift_object: None, ..swift };
+    assert!(probe_settings("info".parse::<Probe>().unwrap(), &container_only).unwrap().info.is_none());
+}
+
+#[test]
+fn probe_flags_alone_reach_the_check_settings() {
+    let vos = vec!["biomed".to_string()];
+    let flags = ProbeFlags {
+        timeout_secs: 0,
+        region: Some("RegionTwo"),
+        image: Some("img"),
+        ledger: Some("/flag/ledger.sqlite"),
+        vm_poll_secs: 1000.0,
+        publishes_vo: &vos,
+        ..probe_flags()
+    };
+    let s = probe_settings("vm".parse::<Probe>().unwrap(), &flags).unwrap();
+    assert_eq!(s.timeout, Duration::from_secs(1), "at least one second");
+    assert_eq!(s.check.region.as_deref(), Some("RegionTwo"));
+    assert_eq!(s.check.probe.image.as_deref(), Some("img"));
+    assert_eq!(s.check.accounting.ledger.as_deref(), Some("/flag/ledger.sqlite"));
+    assert_eq!(s.check.probe.poll_interval, Duration::from_secs(60));
+    assert_eq!(s.check.vos.iter().map(|v| v.vo.as_str()).collect::<Vec<_>>(), ["biomed"]);
+    let bad = vec!["=x".to_string()];
+    let e = probe_settings("vm".parse::<Probe>().unwrap(), &ProbeFlags { publishes_vo: &bad, ..probe_flags() });
+    assert!(e.unwrap_err().to_string().starts_with("--publishes-vo "));
 }

@@ -13,3 +13,7 @@ pub const SPOOL: &str = "spool";
 
 /// Every stage, in the order of a run.
 pub const ALL: [&str; 4] = [LISTING, BUILDING, LEDGER, SPOOL];
+
+/// The environment variable naming the file a run writes its CPU seconds by stage to
+/// (`{"stage": seconds}`, fedsite's `stages` layer); `fedsite-bench` sets it on the runs it measures.
+pub const CPU_ENV: &str = "FEDSITE_CPU_STAGES";

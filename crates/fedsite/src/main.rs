@@ -74,8 +74,9 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Render the ledger's usage, deliveries and run warnings as one self-contained HTML page.
     Report(cmd::report::ReportArgs),
-    /// Benchmark fedsite against cASO and SSM on the simulated site (docs/performance.md).
-    Bench(cmd::bench::BenchArgs),
+    /// Benchmark fedsite against cASO and SSM on the simulated site (docs/performance.md):
+    /// runs the separate fedsite-bench program (`cargo build --release -p bench`).
+    Bench(cmd::external::BenchArgs),
     /// Write fedsite.toml from caso.conf / sender.cfg / sites yaml, or check one.
     Config(cmd::config::ConfigArgs),
     /// One fedsite for every site of a federation, from the catch-all sites
@@ -95,6 +96,15 @@ enum LogFormat {
     Auto,
     Text,
     Json,
+}
+
+/// The `--log-format` value as written on a command line.
+fn log_format_name(f: LogFormat) -> &'static str {
+    match f {
+        LogFormat::Auto => "auto",
+        LogFormat::Text => "text",
+        LogFormat::Json => "json",
+    }
 }
 
 /// A command whose output goes into `head` ends quietly when the reader goes away (as
@@ -132,10 +142,19 @@ fn main() -> ExitCode {
         (false, 1) => "debug".to_string(),
         (false, _) => "trace".to_string(),
     };
-    // `bench` itself is not measured: its measuring helper would overwrite the child's file.
+    // `bench` (fedsite-bench) is not measured: its measuring helper would overwrite the child's file.
     let stages = !matches!(cli.command, Command::Bench(_));
     let stage_cpu = init_logging(&filter, cli.log_format, stages);
     cmd::set_config_path(cli.config.clone());
+    if let Command::Bench(args) = cli.command {
+        return match cmd::external::exec_bench(args, &filter, log_format_name(cli.log_format)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("fedsite: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match &cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "fedsite", &mut std::io::stdout());
@@ -175,10 +194,11 @@ fn main() -> ExitCode {
             Command::Keystone(args) => cmd::keystone::run(args).await,
             Command::Config(args) => cmd::config::run(args).await,
             Command::Central(args) => cmd::central::run(args).await,
-            Command::Completions { .. } | Command::Man { .. } => unreachable!("handled before the runtime"),
             Command::Serve(args) => cmd::serve::run(args).await,
             Command::Report(args) => cmd::report::run(args),
-            Command::Bench(args) => cmd::bench::run(args).await,
+            Command::Completions { .. } | Command::Man { .. } | Command::Bench(_) => {
+                unreachable!("handled before the runtime")
+            }
         }
     });
     if let Some(s) = &stage_cpu {

@@ -16,7 +16,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 /// The environment variable naming the output file.
-pub const ENV: &str = "FEDSITE_CPU_STAGES";
+pub const ENV: &str = accounting::stage::CPU_ENV;
 
 thread_local! {
     /// The stages entered on this thread, innermost last, each with the thread CPU time at

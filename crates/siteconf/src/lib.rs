@@ -26,6 +26,22 @@ pub enum Error {
     /// A command-line value that cannot be used.
     #[error("{flag} {reason}")]
     Flag { flag: String, reason: String },
+    /// A setting no flag and no file gives: `no {what}: {sources}`.
+    #[error("no {what}: {sources}")]
+    Missing { what: &'static str, sources: &'static str },
+    /// `images sync` with neither a site file nor a fedsite.toml.
+    #[error("give --site sites/<SITE>.yaml and/or --config fedsite.toml (with [images])")]
+    NoImagesSource,
+    /// The image sync's own configuration (site file, `[images]`).
+    #[error(transparent)]
+    Images(#[from] imagesync::SyncError),
+    /// An SSM configuration file (sender.cfg, receiver.cfg) that cannot be read.
+    #[error("reading {}", file.display())]
+    Ssm {
+        file: PathBuf,
+        #[source]
+        source: messaging::config::ConfigError,
+    },
     /// clouds.yaml or `OS_*` credentials that cannot be used.
     #[error(transparent)]
     Cloud(#[from] openstack::ConfigError),

@@ -4,7 +4,15 @@
 //! sender configuration. Defaults are applied here, once; every error names
 //! the file and the key.
 
+pub mod check;
+pub mod images;
+pub mod info;
+pub mod keystone;
 pub mod os_cli;
+pub mod probe;
+pub mod receive;
+pub mod serve;
+pub mod token;
 
 use std::path::{Path, PathBuf};
 

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use openstack::{CloudConfig, Session};
-use sitecheck::config::{AccountingTarget, AmsTarget, CheckConfig, ProbeConfig, Sessions, SpoolFacts, VoSpec};
+use sitecheck::config::{AccountingTarget, CheckConfig, ProbeConfig, Sessions, SpoolFacts, VoSpec};
 use sitecheck::{Check, Report};
 
 #[derive(Debug, Args)]
@@ -161,12 +161,6 @@ async fn connect(cloud: Option<&str>, what: &str) -> Result<Session, Check> {
     })
 }
 
-/// The explicit port of `scheme://host:port/...`.
-fn url_port(u: &str) -> Option<u16> {
-    let authority = u.split_once("://")?.1.split('/').next()?;
-    authority.rsplit_once(':')?.1.parse().ok()
-}
-
 pub async fn run(args: CheckArgs) -> Result<ExitCode> {
     let limit = args.timeout.map(|t| Duration::from_secs(t.max(1)));
     let result = match limit {
@@ -211,17 +205,21 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode> {
 
 /// Resolves the settings, logs in and runs the checks.
 async fn report(args: &CheckArgs) -> Result<Report> {
-    // sender.cfg when given, else fedsite.toml's [ams] / [spool] / [ledger] (global --config,
-    // or /etc/fedsite/fedsite.toml).
-    let file = if args.sender_config.is_none() { super::site_config()? } else { None };
-    let sender = match (&args.sender_config, &file) {
-        (Some(p), _) => {
-            Some(messaging::config::SenderCfg::load(p).with_context(|| format!("reading {}", p.display()))?)
-        }
-        (None, Some(f)) if f.toml.ams.is_some() => Some(f.sender_cfg()?),
-        _ => None,
-    };
-    let file_ams = file.as_ref().and_then(|f| f.toml.ams.as_ref());
+    // The AMS, ledger, spool and certificate: flags, else sender.cfg, else fedsite.toml.
+    let settings = siteconf::resolve::check::check_settings(
+        &siteconf::resolve::check::CheckFlags {
+            sender_cfg: args.sender_config.as_deref(),
+            ams_host: args.ams_host.as_deref(),
+            ams_ports: &args.ams_ports,
+            ams_ca: args.ams_ca.as_deref(),
+            ledger: args.ledger.as_deref(),
+            spool: args.spool.as_deref(),
+            quarantine: args.quarantine.as_deref(),
+            cert: args.cert.as_deref(),
+            key: args.key.as_deref(),
+        },
+        super::config_path().as_deref(),
+    )?;
     let mut vos = Vec::new();
     for v in &args.vos {
         vos.push(VoSpec::parse(v).map_err(|e| anyhow::anyhow!("--vo {e}"))?);
@@ -231,46 +229,16 @@ async fn report(args: &CheckArgs) -> Result<Report> {
             anyhow::bail!("--only {f}: unknown family (known: {})", sitecheck::config::FAMILIES.join(", "));
         }
     }
-    // `[broker] host` may be `name:port`, as `send` reads it: the data API on that port, the
-    // token exchange on 8443 (or the port of fedsite.toml's [ams] authn_url).
-    let (ams_host, ams_port) = match args.ams_host.clone().or_else(|| sender.as_ref().map(|s| s.host.clone())) {
-        Some(h) => match h.rsplit_once(':') {
-            Some((name, port)) if port.parse::<u16>().is_ok() => (name.to_string(), port.parse::<u16>().ok()),
-            _ => (h, None),
-        },
-        None => (AmsTarget::default().host, None),
-    };
-    let authn_port =
-        file_ams.and_then(|a| a.authn_url.as_deref()).and_then(url_port).unwrap_or(messaging::ams::DEFAULT_AUTHN_PORT);
-    let ams_ports = match (args.ams_ports.is_empty(), ams_port) {
-        (false, _) => args.ams_ports.clone(),
-        (true, Some(p)) => vec![p, authn_port],
-        (true, None) => AmsTarget::default().ports,
-    };
     let cfg = CheckConfig {
         only: args.only.clone(),
         vos,
         vo_property: args.vo_property.clone(),
         region: args.region.clone(),
         swift: args.swift,
-        ams: AmsTarget {
-            host: ams_host,
-            ports: ams_ports,
-            ca: args.ams_ca.clone().or_else(|| file_ams.and_then(|a| a.ca.clone())),
-        },
-        accounting: AccountingTarget {
-            ledger: args.ledger.clone().or_else(|| file.as_ref().map(|f| f.ledger())),
-            spool: args
-                .spool
-                .clone()
-                .or_else(|| sender.as_ref().map(|s| s.path.clone()))
-                .or_else(|| file.as_ref().map(|f| f.spool())),
-            directory_spool: sender.as_ref().is_some_and(|s| s.path_type == messaging::config::PathType::Directory),
-            quarantine: args.quarantine.clone().or_else(|| file.as_ref().and_then(|f| f.toml.spool.quarantine.clone())),
-            read_spool: Some(read_spool),
-        },
-        cert: args.cert.clone().or_else(|| sender.as_ref().and_then(|s| s.certificate.clone())),
-        key: args.key.clone().or_else(|| sender.as_ref().and_then(|s| s.key.clone())),
+        ams: settings.ams,
+        accounting: AccountingTarget { read_spool: Some(read_spool), ..settings.accounting },
+        cert: settings.cert,
+        key: settings.key,
         probe: ProbeConfig {
             enabled: !args.no_vm_probe,
             vo: args.probe_vo.clone(),
@@ -292,10 +260,8 @@ async fn report(args: &CheckArgs) -> Result<Report> {
     if needs(&["catalog", "ports", "projects", "flavors", "vm", "permissions"]) {
         if let Some(url) = &args.os_auth_url {
             // A remote site, as ARGO sees it: the VO robot's login is the site session.
-            let token = match &args.access_token {
-                Some(f) => Some(sitecheck::probe::read_token_file(f)?),
-                None => args.os_access_token.clone(),
-            };
+            let token =
+                siteconf::resolve::token::access_token(args.access_token.as_deref(), args.os_access_token.as_deref())?;
             let robot = sitecheck::probe::Robot {
                 auth_url: url.clone(),
                 access_token: openstack::Secret::new(token.unwrap_or_default()),

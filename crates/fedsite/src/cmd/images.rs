@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use imagesync::{Report, RunOptions, SyncConfig, Syncer};
 use openstack::{CloudConfig, Session};
@@ -47,26 +47,10 @@ pub async fn run(args: ImagesArgs) -> Result<ExitCode> {
     }
 }
 
-/// Builds the configuration from the site file and/or the TOML file.
-pub fn load_config(site: Option<&std::path::Path>, toml: Option<&std::path::Path>) -> Result<SyncConfig> {
-    if site.is_none() && toml.is_none() {
-        bail!("give --site sites/<SITE>.yaml and/or --config fedsite.toml (with [images])");
-    }
-    let site = site.map(imagesync::config::read_site).transpose()?;
-    let toml = match toml {
-        Some(p) => imagesync::config::read_toml(p)?,
-        None => None,
-    };
-    Ok(SyncConfig::build(site, toml)?)
-}
-
 async fn sync(args: SyncArgs) -> Result<ExitCode> {
-    let file = super::site_config()?;
-    let site = args.site.clone().or_else(|| file.as_ref().and_then(|f| f.toml.site.catchall_yaml.clone()));
-    let mut cfg = load_config(site.as_deref(), super::config_path().as_deref())?;
-    if let Some(c) = args.cache_dir {
-        cfg.cache_dir = c;
-    }
+    let flags =
+        siteconf::resolve::images::ImagesFlags { site: args.site.as_deref(), cache_dir: args.cache_dir.as_deref() };
+    let cfg = siteconf::resolve::images::sync_config(&flags, super::config_path().as_deref())?;
     if !cfg.enabled {
         println!("images.sync is false: nothing to do");
         return Ok(ExitCode::SUCCESS);

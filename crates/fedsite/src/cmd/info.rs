@@ -291,8 +291,8 @@ pub async fn run(args: InfoArgs) -> Result<ExitCode> {
         gpu_cudnn: args.property_image_gpu_cudnn.clone(),
     };
     opts.exit_on_share_errors = args.exit_on_share_errors;
-    opts.auditor =
-        args.auditor_role_cloud.as_deref().filter(|s| !s.is_empty()).map(|name| CloudConfig::load(Some(name)));
+    opts.auditor = siteconf::resolve::info::auditor_cloud(args.auditor_role_cloud.as_deref())
+        .map(|name| CloudConfig::load(Some(name)));
     opts.timeout = Duration::from_secs_f64(args.timeout);
     opts.insecure = args.os.flags.insecure;
     opts.gocdb_url = args.gocdb_url.clone();
@@ -310,18 +310,25 @@ pub async fn run(args: InfoArgs) -> Result<ExitCode> {
     if let Some(path) = &args.output {
         cloudinfo::publish::to_file(path, &data).map_err(|e| anyhow!("{e}"))?;
     }
-    if let Some(container) = &args.swift_container {
-        let cfg = match &args.swift_cloud {
+    let swift = siteconf::resolve::info::swift_target(
+        args.swift_container.as_deref(),
+        args.swift_object.as_deref(),
+        args.swift_cloud.as_deref(),
+        &site.gocdb,
+    );
+    if let Some(target) = &swift {
+        let cfg = match &target.cloud {
             Some(name) => CloudConfig::load(Some(name))?,
             None => opts.cloud.clone(),
         };
         let session =
             Session::connect(&cfg).await.with_context(|| format!("authenticating to {} for Swift", cfg.auth_url))?;
-        let object = args.swift_object.clone().unwrap_or_else(|| format!("{}.json", site.gocdb));
-        let up = cloudinfo::publish::to_swift(&session, container, &object, &data).await.map_err(|e| anyhow!("{e}"))?;
+        let up = cloudinfo::publish::to_swift(&session, &target.container, &target.object, &data)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
         tracing::info!("published {} (etag {})", up.url, up.etag);
     }
-    if args.output.is_none() && args.swift_container.is_none() {
+    if args.output.is_none() && swift.is_none() {
         use std::io::Write;
         std::io::stdout().write_all(&data).context("writing stdout")?;
     }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use openstack::{CloudConfig, Session};
 use sitecheck::Report;
-use sitecheck::federation::{self, Change, FedVo, FederationSpec};
+use sitecheck::federation::{self, Change, FederationSpec};
 
 #[derive(Debug, Args)]
 pub struct KeystoneArgs {
@@ -64,36 +64,17 @@ pub struct SpecArgs {
 
 impl SpecArgs {
     fn spec(&self) -> Result<FederationSpec> {
-        if !matches!(self.protocol.as_str(), "openid" | "oidc") {
-            bail!("--protocol {}: expected openid or oidc", self.protocol);
-        }
-        let mut vos = Vec::new();
-        for v in &self.vos {
-            let s = sitecheck::VoSpec::parse(v).map_err(|e| anyhow::anyhow!("--vo {e}"))?;
-            vos.push(FedVo::new(&s.vo, &s.project));
-        }
-        for e in &self.entitlements {
-            let (vo, urn) = e.split_once('=').with_context(|| format!("--entitlement {e:?}: expected VO=URN"))?;
-            let v = vos
-                .iter_mut()
-                .find(|v| v.vo == vo.trim())
-                .with_context(|| format!("--entitlement {e:?}: VO {vo} is not given with --vo"))?;
-            v.entitlement = urn.trim().to_string();
-        }
-        let issuer = match (&self.issuer, self.demo) {
-            (Some(i), _) => i.clone(),
-            (None, true) => federation::EGI_DEMO_ISSUER.into(),
-            (None, false) => federation::EGI_ISSUER.into(),
-        };
-        Ok(FederationSpec {
-            idp: self.idp.clone(),
-            issuer,
-            mapping: self.mapping.clone(),
-            protocol: self.protocol.clone(),
-            role: self.role.clone(),
-            group_domain: self.group_domain.clone(),
-            vos,
-        })
+        Ok(siteconf::resolve::keystone::federation_spec(&siteconf::resolve::keystone::FederationFlags {
+            vos: &self.vos,
+            entitlements: &self.entitlements,
+            idp: &self.idp,
+            issuer: self.issuer.as_deref(),
+            demo: self.demo,
+            mapping: &self.mapping,
+            protocol: &self.protocol,
+            role: &self.role,
+            group_domain: &self.group_domain,
+        })?)
     }
     async fn session(&self) -> Result<Session> {
         let cfg = CloudConfig::load(self.os_cloud.as_deref())?;
@@ -163,10 +144,7 @@ async fn federation_cmd(a: FederationArgs) -> Result<ExitCode> {
 async fn lint_cmd(a: LintArgs) -> Result<ExitCode> {
     let spec = a.spec.spec()?;
     let s = a.spec.session().await?;
-    let props: Vec<String> = match &a.vo_property {
-        Some(p) => vec![p.clone()],
-        None => sitecheck::inventory::VO_PROPERTIES.iter().map(|s| s.to_string()).collect(),
-    };
+    let props = siteconf::resolve::keystone::vo_properties(a.vo_property.as_deref());
     let report = Report { checks: federation::lint(&s, &spec, &props).await };
     let keystone_url = a.keystone_url.clone().unwrap_or_else(|| s.config().auth_url.clone());
     let apache = federation::apache_fragment(&spec, &keystone_url);

@@ -2,12 +2,11 @@
 //! every subcommand can read.
 
 pub mod accounting;
-pub mod bench;
-pub mod bench_central;
 pub mod central;
 pub mod check;
 pub mod config;
 pub mod demo;
+pub mod external;
 pub mod images;
 pub mod info;
 pub mod inventory;

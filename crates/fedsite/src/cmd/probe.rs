@@ -6,12 +6,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 use sitecheck::nagios::Outcome;
-use sitecheck::probe::{InfoSource, LoginError, Probe, Robot, Settings};
+use sitecheck::probe::{LoginError, Probe, Robot};
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
@@ -97,22 +96,16 @@ pub struct ProbeArgs {
     pub swift: bool,
 }
 
-fn days(d: f64) -> chrono::Duration {
-    chrono::Duration::seconds((d.max(0.0) * 86_400.0) as i64)
-}
-
 pub async fn run(args: ProbeArgs) -> Result<ExitCode> {
     let probe: Probe = match args.name.parse() {
         Ok(p) => p,
         Err(e) => return Ok(print(Outcome::unknown("FEDSITE", e.to_string()))),
     };
-    let token = match (&args.access_token, &args.os_access_token) {
-        (Some(file), _) => match sitecheck::probe::read_token_file(file) {
-            Ok(t) => Some(t),
+    let token =
+        match siteconf::resolve::token::access_token(args.access_token.as_deref(), args.os_access_token.as_deref()) {
+            Ok(t) => t,
             Err(e) => return Ok(print(Outcome::unknown(probe.service(), e.to_string()))),
-        },
-        (None, t) => t.clone(),
-    };
+        };
     let robot = args.os_auth_url.as_ref().map(|url| Robot {
         auth_url: url.clone(),
         access_token: openstack::Secret::new(token.clone().unwrap_or_default()),
@@ -123,37 +116,27 @@ pub async fn run(args: ProbeArgs) -> Result<ExitCode> {
         region: args.region.clone(),
         cacert: args.os_cacert.clone(),
     });
-    let mut settings =
-        Settings { timeout: Duration::from_secs(args.timeout.max(1)), vo: args.vo.clone(), ..Default::default() };
-    let c = &mut settings.check;
-    c.region = args.region.clone();
-    c.swift = args.swift;
-    c.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
-    c.probe.image = args.image.clone();
-    c.probe.flavor = args.flavor.clone();
-    c.probe.network = args.network.clone();
-    c.probe.poll_interval = Duration::from_secs_f64(args.vm_poll.clamp(0.05, 60.0));
-    c.accounting.ledger = args.ledger.clone();
-    for vo in &args.publishes_vo {
-        c.vos.push(sitecheck::VoSpec::parse(vo).map_err(|e| anyhow::anyhow!("--publishes-vo {e}"))?);
-    }
-    settings.info = match (&args.info, &args.swift_container, &args.swift_object) {
-        (Some(loc), _, _) => Some(InfoSource::Location(loc.clone())),
-        (None, Some(container), Some(object)) => {
-            Some(InfoSource::Swift { container: container.clone(), object: object.clone() })
-        }
-        _ => None,
-    };
-    let (warn, crit) = match probe {
-        Probe::Info => (&mut settings.info_warn, &mut settings.info_crit),
-        _ => (&mut settings.accounting_warn, &mut settings.accounting_crit),
-    };
-    if let Some(w) = args.warning_threshold {
-        *warn = days(w);
-    }
-    if let Some(c) = args.critical_threshold {
-        *crit = days(c);
-    }
+    let settings = siteconf::resolve::probe::probe_settings(
+        probe,
+        &siteconf::resolve::probe::ProbeFlags {
+            timeout_secs: args.timeout,
+            vo: &args.vo,
+            region: args.region.as_deref(),
+            swift: args.swift,
+            connect_timeout_secs: args.connect_timeout,
+            image: args.image.as_deref(),
+            flavor: args.flavor.as_deref(),
+            network: args.network.as_deref(),
+            vm_poll_secs: args.vm_poll,
+            ledger: args.ledger.as_deref(),
+            publishes_vo: &args.publishes_vo,
+            info: args.info.as_deref(),
+            swift_container: args.swift_container.as_deref(),
+            swift_object: args.swift_object.as_deref(),
+            warning_days: args.warning_threshold,
+            critical_days: args.critical_threshold,
+        },
+    )?;
     let login = if probe.needs_login(&settings) {
         sitecheck::probe::resolve_login(robot.as_ref(), args.os_cloud.as_deref())
     } else {

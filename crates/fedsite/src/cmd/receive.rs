@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use messaging::config::{ReceiverCfg, load_dns};
 use messaging::receiver::{self, CloudSummary, ReceiverOptions, RecordStore, Sink};
+use siteconf::resolve::receive::Store;
 use smime::{Signer, Verifier};
 
 use super::send::AmsArgs;
@@ -73,25 +74,28 @@ pub async fn run(args: ReceiveArgs) -> Result<ExitCode> {
 
 async fn receive(args: ReceiveArgs) -> Result<receiver::ReceiveReport> {
     let cfg = args.receiver_cfg.as_deref().map(ReceiverCfg::load).transpose()?;
-    let sub = args
-        .subscription
-        .clone()
-        .or(cfg.as_ref().map(|c| c.destination.clone()))
-        .context("no subscription: --subscription or [messaging] destination")?;
+    let plan = siteconf::resolve::receive::receive_plan(
+        &siteconf::resolve::receive::ReceiveFlags {
+            subscription: args.subscription.as_deref(),
+            cert: args.ams.cert.as_deref(),
+            key: args.ams.key.as_deref(),
+            capath: args.capath.as_deref(),
+            queue: args.queue.as_deref(),
+            records: args.records.as_deref(),
+        },
+        cfg.as_ref(),
+    )?;
+    let sub = plan.subscription.clone();
     let mut ams = args.ams.clone();
-    ams.cert = ams.cert.or(cfg.as_ref().and_then(|c| c.certificate.clone()));
-    ams.key = ams.key.or(cfg.as_ref().and_then(|c| c.key.clone()));
+    ams.cert = plan.cert.clone();
+    ams.key = plan.key.clone();
     let client = ams.client(
         cfg.as_ref().map(|c| c.host.as_str()),
         cfg.as_ref().map(|c| c.ams_project.as_str()),
         cfg.as_ref().and_then(|c| c.token.as_deref()),
     )?;
-    let capath = args
-        .capath
-        .clone()
-        .or(cfg.as_ref().and_then(|c| c.capath.clone()))
-        .context("no CA to verify signers: --capath or [certificates] capath")?;
-    let verifier = Verifier::new(&capath).with_context(|| format!("CAs {}", capath.display()))?;
+    let capath = plan.capath()?;
+    let verifier = Verifier::new(capath).with_context(|| format!("CAs {}", capath.display()))?;
     let decryptor = match (&ams.cert, &ams.key) {
         (Some(c), Some(k)) => Some(Signer::new(c, k)?),
         _ => None,
@@ -100,20 +104,14 @@ async fn receive(args: ReceiveArgs) -> Result<receiver::ReceiveReport> {
     let wait = Duration::from_secs(args.wait);
     // One receive at a time per store (docs/delivery.md): AMS acknowledgements are cumulative,
     // so a second puller could acknowledge what the first has not stored yet.
-    let (mut sink, _lock) = match (&args.records, &args.queue) {
-        (Some(r), _) => {
+    let (mut sink, _lock) = match plan.store()? {
+        Store::Records(r) => {
             let lock = receiver::lock_store(r, false, wait)?;
             (Sink::Records(RecordStore::open(r)?), lock)
         }
-        (None, q) => {
-            let q = match q {
-                Some(q) => q.clone(),
-                None => {
-                    cfg.as_ref().map(|c| c.path.clone()).context("no store: --queue, --records or [messaging] path")?
-                }
-            };
-            let sink = Sink::queue(&q)?;
-            (sink, receiver::lock_store(&q, true, wait)?)
+        Store::Queue(q) => {
+            let sink = Sink::queue(q)?;
+            (sink, receiver::lock_store(q, true, wait)?)
         }
     };
     let report = if args.once {

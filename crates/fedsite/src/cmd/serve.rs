@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use clap::{Args, Parser};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser};
 
 use crate::cmd::accounting::ExtractArgs;
 use crate::cmd::send::SendArgs;
@@ -82,15 +82,6 @@ struct SendCli {
     a: SendArgs,
 }
 
-/// The stage's arguments, with `--ledger` added unless given.
-fn with_ledger(args: &[String], ledger: &std::path::Path) -> Vec<String> {
-    let mut v = args.to_vec();
-    if !v.iter().any(|a| a == "--ledger" || a.starts_with("--ledger=")) {
-        v.push(format!("--ledger={}", ledger.display()));
-    }
-    v
-}
-
 #[derive(Default)]
 struct Runs {
     /// Metrics of the last extract and send runs (gauges).
@@ -153,34 +144,30 @@ async fn metrics_handler(State(app): State<Arc<App>>) -> impl IntoResponse {
     }
 }
 
-pub async fn run(mut args: ServeArgs) -> Result<std::process::ExitCode> {
+pub async fn run(args: ServeArgs) -> Result<std::process::ExitCode> {
     let file = super::site_config()?;
-    let ledger_path = siteconf::resolve::ledger_path(args.ledger.as_deref(), file.as_ref());
-    if args.spool.is_none() {
-        args.spool = file.as_ref().map(|f| f.spool());
-    }
-    // Parse the stages' arguments now, so a mistake stops the start, not the first cycle.
-    let extract_argv = (!args.extract_args.is_empty()).then(|| with_ledger(&args.extract_args, &ledger_path));
-    let send_argv = (!args.send_args.is_empty()).then(|| with_ledger(&args.send_args, &ledger_path));
-    if let Some(v) = &extract_argv {
-        ExtractCli::try_parse_from(v).map_err(|e| anyhow::anyhow!("--extract-arg: {e}"))?;
-    }
-    if let Some(v) = &send_argv {
-        SendCli::try_parse_from(v).map_err(|e| anyhow::anyhow!("--send-arg: {e}"))?;
-    }
-    if args.every.is_none() && (extract_argv.is_some() || send_argv.is_some()) {
-        bail!("--extract-arg/--send-arg need --every");
-    }
-    if args.every.is_some() && extract_argv.is_none() && send_argv.is_none() {
-        bail!("--every needs --extract-arg and/or --send-arg (what to run)");
-    }
+    let plan = siteconf::resolve::serve::serve_plan(
+        &siteconf::resolve::serve::ServeFlags {
+            ledger: args.ledger.as_deref(),
+            spool: args.spool.as_deref(),
+            extract_args: &args.extract_args,
+            send_args: &args.send_args,
+        },
+        file.as_ref(),
+    );
+    // Parse the stages' arguments once, now, so a mistake stops the start, not the first
+    // cycle; each cycle builds its arguments from these matches.
+    let extract = plan.extract_argv.as_ref().map(|v| stage_matches::<ExtractCli>(v, "--extract-arg")).transpose()?;
+    let send = plan.send_argv.as_ref().map(|v| stage_matches::<SendCli>(v, "--send-arg")).transpose()?;
+    plan.check_schedule(args.every)?;
+    let ledger_path = plan.ledger.clone();
     // The ledger must open now, or every scrape would fail. Only a serve that runs extract
     // may create it; one that only reads says it does not exist.
-    match &extract_argv {
+    match &extract {
         Some(_) => drop(crate::cmd::accounting::open_ledger(&ledger_path)?),
         None => drop(crate::cmd::accounting::open_existing_ledger(&ledger_path)?),
     }
-    let app = Arc::new(App { ledger: ledger_path.clone(), spool: args.spool.clone(), runs: Mutex::default() });
+    let app = Arc::new(App { ledger: ledger_path.clone(), spool: plan.spool.clone(), runs: Mutex::default() });
     let listener =
         tokio::net::TcpListener::bind(args.metrics).await.with_context(|| format!("binding {}", args.metrics))?;
     let addr = listener.local_addr()?;
@@ -193,7 +180,7 @@ pub async fn run(mut args: ServeArgs) -> Result<std::process::ExitCode> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let ok = cycle(&app, extract_argv.as_deref(), send_argv.as_deref()).await;
+            let ok = cycle(&app, extract.as_ref(), send.as_ref()).await;
             let n = {
                 let mut r = app.runs.lock().unwrap_or_else(|e| e.into_inner());
                 r.cycles += 1;
@@ -210,11 +197,16 @@ pub async fn run(mut args: ServeArgs) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// A stage's arguments parsed as its command parses them (`--extract-arg: <clap's error>`).
+fn stage_matches<C: CommandFactory>(argv: &[String], what: &str) -> Result<ArgMatches> {
+    C::command().try_get_matches_from(argv).map_err(|e| anyhow::anyhow!("{what}: {e}"))
+}
+
 /// One extract + send; true when both went through.
-async fn cycle(app: &App, extract: Option<&[String]>, send: Option<&[String]>) -> bool {
+async fn cycle(app: &App, extract: Option<&ArgMatches>, send: Option<&ArgMatches>) -> bool {
     let mut ok = true;
-    if let Some(argv) = extract {
-        match ExtractCli::try_parse_from(argv) {
+    if let Some(m) = extract {
+        match ExtractCli::from_arg_matches(m) {
             Ok(cli) => match crate::cmd::accounting::extract_run(cli.a).await {
                 Ok(done) => {
                     let mut m = Metrics::new();
@@ -237,8 +229,8 @@ async fn cycle(app: &App, extract: Option<&[String]>, send: Option<&[String]>) -
             }
         }
     }
-    if let Some(argv) = send {
-        match SendCli::try_parse_from(argv) {
+    if let Some(m) = send {
+        match SendCli::from_arg_matches(m) {
             Ok(cli) => match crate::cmd::send::run_report(cli.a).await {
                 Ok((code, report)) => {
                     let mut m = Metrics::new();

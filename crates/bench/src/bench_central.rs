@@ -20,7 +20,7 @@ use super::bench::{BenchArgs, Usage, run_measured};
 
 /// Runs the real cloud-info-provider-service unchanged but for the GOCDB URL it hard-codes
 /// (`FEDSITE_GOCDB_URL`, the simulated Check-in's GOCDB); the same launcher the tests use.
-const CIP_LAUNCHER: &str = include_str!("../../tests/data/run_cloud_info_provider.py");
+const CIP_LAUNCHER: &str = include_str!("../../fedsite/tests/data/run_cloud_info_provider.py");
 
 /// One tool's figures.
 #[derive(Debug, Serialize)]
@@ -74,7 +74,7 @@ fn start_federation(args: &BenchArgs, work: &Path, sites: usize) -> Result<Feder
         bail!("{}: no site file that logs in with OIDC", args.central_sites_dir.display());
     }
     let out = work.join("federation");
-    let mut child = Command::new(std::env::current_exe()?)
+    let mut child = Command::new(crate::fedsite_exe()?)
         .args(["--log", "warn", "sim", "--scenario", "tiny", "--federation"])
         .arg(&folder)
         .args(["--sites", &sites.to_string(), "--latency-ms", &args.latency_ms.to_string()])
@@ -167,7 +167,7 @@ pub fn bench(args: &BenchArgs, rt: &tokio::runtime::Handle, work: &Path) -> Resu
 
     // fedsite: one central run over the whole folder.
     let info_dir = work.join("info-fedsite");
-    let mut cmd = Command::new(args.fedsite_bin.clone().map_or_else(std::env::current_exe, Ok)?);
+    let mut cmd = Command::new(args.fedsite_bin.clone().map_or_else(crate::fedsite_exe, Ok)?);
     cmd.args(["--log", "warn", "central", "run", "--task", "info", "--json", "--client-id", sim::OIDC_CLIENT_ID])
         .arg("--sites-dir")
         .arg(&fed.sites_dir)

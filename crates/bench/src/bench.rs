@@ -146,15 +146,15 @@ fn process_cpu_s(pid: u32) -> f64 {
 }
 
 /// Runs `cmd` (stdout/stderr to `log_base`.out/.err) under the measuring helper
-/// (`fedsite bench --measure-child`), which waits for it with wait4; killed after `timeout`.
+/// (`fedsite-bench --measure-child`), which waits for it with wait4; killed after `timeout`.
 pub(crate) fn run_measured(cmd: Command, log_base: &Path, timeout: Duration) -> Result<(Usage, String, String)> {
     let out_path = log_base.with_extension("out");
     let err_path = log_base.with_extension("err");
     let usage_path = log_base.with_extension("usage.json");
     let _ = std::fs::remove_file(&usage_path);
-    let mut helper = Command::new(std::env::current_exe().context("locating the fedsite binary")?);
+    let mut helper = Command::new(std::env::current_exe().context("locating the fedsite-bench binary")?);
     helper
-        .args(["bench", "--log", "warn", "--measure-timeout-secs", &timeout.as_secs().max(1).to_string()])
+        .args(["--log", "warn", "--measure-timeout-secs", &timeout.as_secs().max(1).to_string()])
         .arg("--measure-child")
         .arg(&usage_path)
         .arg("--")
@@ -263,7 +263,7 @@ fn start_sim(args: &BenchArgs, work: &Path) -> Result<SimChild> {
     std::fs::write(&profile, p)?;
     let clouds_yaml = work.join("clouds.yaml");
     let ams_dir = work.join("ams");
-    let exe = std::env::current_exe().context("locating the fedsite binary")?;
+    let exe = crate::fedsite_exe()?;
     let mut child = Command::new(exe)
         .args(["sim", "--scenario", &args.scenario, "--ams", "--log", "warn"])
         .arg("--profile-file")
@@ -604,7 +604,7 @@ pub struct Run {
     pub extra: Value,
 }
 
-/// The CPU seconds by stage a fedsite child wrote (`crate::stages`), with `other`: the rest of
+/// The CPU seconds by stage a fedsite child wrote (fedsite's `stages`), with `other`: the rest of
 /// its `cpu_s`. Empty when it wrote none (a `--fedsite-bin` build without the measurement).
 fn cpu_by_stage(path: &Path, cpu_s: f64) -> BTreeMap<String, f64> {
     let Ok(text) = std::fs::read_to_string(path) else { return BTreeMap::new() };
@@ -670,7 +670,7 @@ impl Ctx<'_> {
     fn fedsite_bin(&self) -> Result<PathBuf> {
         match &self.args.fedsite_bin {
             Some(p) => Ok(std::path::absolute(p)?),
-            None => Ok(std::env::current_exe()?),
+            None => crate::fedsite_exe(),
         }
     }
 
@@ -725,7 +725,7 @@ impl Ctx<'_> {
             .arg("--ledger")
             .arg(dir.join("ledger.sqlite"))
             .env("OS_CLIENT_CONFIG_FILE", &self.sim.clouds_yaml)
-            .env(crate::stages::ENV, &stages)
+            .env(accounting::stage::CPU_ENV, &stages)
             .env_remove("OS_CLOUD")
             .current_dir(&dir);
         if !suspend {

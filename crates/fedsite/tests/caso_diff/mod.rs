@@ -40,6 +40,34 @@ pub enum Rule {
     FlavorSnapshot,
 }
 
+/// What the rules need to know of the site both tools read: the sim's model
+/// ([`Facts`]) or, for the hybrid real site, what its real APIs answer
+/// (`hybrid_site.rs`).
+pub trait SiteFacts {
+    /// A name for the log lines.
+    fn label(&self) -> &str;
+    /// The window's end.
+    fn window_end(&self) -> DateTime<Utc>;
+    /// Rule FlavorSnapshot: the server's flavor snapshot differs from the
+    /// current flavor of that id its project sees (or there is none).
+    fn flavor_drift(&self, server_id: &str) -> bool;
+    /// vCPUs of the server's flavor snapshot (None: not a server of the site).
+    fn snapshot_vcpus(&self, server_id: &str) -> Option<u64>;
+    /// vCPUs of the current flavor of the snapshot's id its project sees.
+    fn current_vcpus(&self, server_id: &str) -> Option<u64>;
+    /// How a drifted flavor differs, for the log.
+    fn flavor_note(&self, server_id: &str) -> String;
+    /// Rule IpV6OverwritesV4: the project has IPs of both versions cASO counts.
+    fn both_ip_versions(&self, project: &str) -> bool;
+    /// Rule VolumeAfterWindow: the volume was created after the window end.
+    fn volume_after_window(&self, id: &str) -> bool;
+    /// The project of a server.
+    fn project_of_server(&self, id: &str) -> Option<String>;
+    /// Rule UndefinedWall: the project's usage-only servers (not changed since
+    /// the window start) whose usage ended inside the window.
+    fn usage_only_ended_in_window(&self, project: &str) -> Vec<String>;
+}
+
 /// What the scenario model says, for deriving the rules.
 pub struct Facts {
     pub scenario: String,
@@ -70,6 +98,16 @@ impl Facts {
         self.site.servers.iter().find(|s| s.id == id)
     }
 
+    /// The flavor cASO finds for the server: the one of its snapshot's id
+    /// that its project sees (public, or shared with it).
+    fn current_flavor(&self, server_id: &str) -> Option<&sim::model::Flavor> {
+        let v = self.server(server_id)?.view_at(self.reference)?;
+        let project = &v.server.project_id;
+        self.site.flavors.iter().find(|f| f.id == v.flavor.id && (f.is_public || f.access.contains(project)))
+    }
+}
+
+impl SiteFacts for Facts {
     /// Rule FlavorSnapshot: the flavor the server shows now (its snapshot,
     /// after resizes) is not the current flavor of that id its project sees.
     fn flavor_drift(&self, server_id: &str) -> bool {
@@ -85,12 +123,20 @@ impl Facts {
         }
     }
 
-    /// The flavor cASO finds for the server: the one of its snapshot's id
-    /// that its project sees (public, or shared with it).
-    fn current_flavor(&self, server_id: &str) -> Option<&sim::model::Flavor> {
-        let v = self.server(server_id)?.view_at(self.reference)?;
-        let project = &v.server.project_id;
-        self.site.flavors.iter().find(|f| f.id == v.flavor.id && (f.is_public || f.access.contains(project)))
+    fn label(&self) -> &str {
+        &self.scenario
+    }
+
+    fn window_end(&self) -> DateTime<Utc> {
+        self.to
+    }
+
+    fn snapshot_vcpus(&self, server_id: &str) -> Option<u64> {
+        self.server(server_id).and_then(|s| s.view_at(self.reference)).map(|v| u64::from(v.flavor.vcpus))
+    }
+
+    fn current_vcpus(&self, server_id: &str) -> Option<u64> {
+        self.current_flavor(server_id).map(|f| u64::from(f.vcpus))
     }
 
     /// How a drifted flavor differs, for the log.
@@ -132,8 +178,8 @@ impl Facts {
         self.site.volumes.iter().any(|v| v.id == id && v.created_at > self.to)
     }
 
-    fn project_of_server(&self, id: &str) -> Option<&str> {
-        self.server(id).map(|s| s.project_id.as_str())
+    fn project_of_server(&self, id: &str) -> Option<String> {
+        self.server(id).map(|s| s.project_id.clone())
     }
 
     /// Rule UndefinedWall: usage-only servers (not changed since the window
@@ -290,7 +336,7 @@ pub fn caso_extractor_failures(log: &str) -> BTreeSet<(String, String)> {
 /// 0 is sent as 1 (Style::CasoCompat), for Wall and CPU alike.
 #[allow(clippy::too_many_arguments)]
 fn check_wall_and_cpu(
-    facts: &Facts,
+    facts: &dyn SiteFacts,
     c: &mut Comparison,
     key: &Key,
     server: &str,
@@ -313,27 +359,26 @@ fn check_wall_and_cpu(
         c.finding(key, "wall_duration (cASO = fedsite + SuspendDuration)", cw, format!("{fw} + {s}"));
         return;
     };
-    let view = facts.server(server).and_then(|sv| sv.view_at(facts.reference)).expect("a server of the model");
-    let k_fed = u64::from(view.flavor.vcpus);
+    let k_fed = facts.snapshot_vcpus(server).expect("a server of the site");
     if fc != sent(fw_real * k_fed) {
         c.finding(key, "cpu_duration (fedsite: Wall × snapshot vCPUs)", cc, format!("{fc}, want {fw_real} × {k_fed}"));
     }
     let mut k_caso = vec![k_fed];
     if drift {
-        k_caso.push(facts.current_flavor(server).map_or(0, |f| u64::from(f.vcpus)));
+        k_caso.push(facts.current_vcpus(server).unwrap_or(0));
     }
     let caso_wall = if cw == 1 { [1, 0] } else { [cw, cw] };
     if !k_caso.iter().any(|k| caso_wall.iter().any(|w| sent(w * k) == cc)) {
         c.finding(key, "cpu_duration (cASO: Wall × vCPUs)", cc, format!("{fc}, cASO vCPUs one of {k_caso:?}"));
     } else if drift && cc != sent(cw * k_fed) {
         c.apply(Rule::FlavorSnapshot);
-        eprintln!("[{}] rule FlavorSnapshot: {} cpu_duration: cASO {cc} fedsite {fc}", facts.scenario, key.1);
+        eprintln!("[{}] rule FlavorSnapshot: {} cpu_duration: cASO {cc} fedsite {fc}", facts.label(), key.1);
     }
 }
 
 /// Compares both sides record by record, field by field, under the rules.
 pub fn compare(
-    facts: &Facts,
+    facts: &dyn SiteFacts,
     caso: &BTreeMap<Key, Record>,
     fed: &BTreeMap<Key, Record>,
     caso_log: &str,
@@ -358,7 +403,7 @@ pub fn compare(
     for key in fed.keys().filter(|k| !caso.contains_key(*k)) {
         let project = match key.0 {
             RecordKind::Ip => Some(key.1.split('/').next().unwrap().to_string()),
-            RecordKind::Cloud | RecordKind::Accelerator => facts.project_of_server(&server_of(key)).map(String::from),
+            RecordKind::Cloud | RecordKind::Accelerator => facts.project_of_server(&server_of(key)),
             _ => None,
         };
         let rule = match key.0 {
@@ -409,7 +454,7 @@ pub fn compare(
                             applied = true;
                             eprintln!(
                                 "[{}] rule FlavorSnapshot: {} {k}: cASO {} fedsite {} ({})",
-                                facts.scenario,
+                                facts.label(),
                                 key.1,
                                 show(cf.get(k)),
                                 show(ff.get(k)),
@@ -428,7 +473,7 @@ pub fn compare(
                 c.apply(Rule::IpRunStamps);
                 let fm = ff.remove("measurement_time");
                 cf.remove("measurement_time");
-                if fm != Some(Value::String(facts.to.format("%Y-%m-%dT%H:%M:%SZ").to_string())) {
+                if fm != Some(Value::String(facts.window_end().format("%Y-%m-%dT%H:%M:%SZ").to_string())) {
                     c.finding(key, "measurement_time (fedsite: window end)", "-", show(fm.as_ref()));
                 }
                 let (cu, fu) = (cf.remove("uuid"), ff.remove("uuid"));
@@ -443,7 +488,7 @@ pub fn compare(
                     let parse = |v: &Option<Value>| {
                         v.as_ref().and_then(Value::as_str).and_then(|s| s.parse::<DateTime<Utc>>().ok())
                     };
-                    if parse(&fv) != Some(facts.to) {
+                    if parse(&fv) != Some(facts.window_end()) {
                         c.finding(key, &format!("{k} (fedsite: window end)"), show(cv.as_ref()), show(fv.as_ref()));
                     }
                     // cASO writes the time of its run (naive UTC, TZ=UTC).

@@ -215,7 +215,13 @@ impl RealFacts {
                     .map(|x| x["tenant_id"].as_str().unwrap().to_string())
                     .collect();
             }
-            flavors.push(RealFlavor { name: f["name"].as_str().unwrap().to_string(), id, public, access, spec: spec(f) });
+            flavors.push(RealFlavor {
+                name: f["name"].as_str().unwrap().to_string(),
+                id,
+                public,
+                access,
+                spec: spec(f),
+            });
         }
         let fips = real.get(&format!("{}/v2.0/floatingips", common::real_neutron()), None).await;
         let floating_ips = fips["floatingips"]
@@ -268,7 +274,12 @@ impl SiteFacts for RealFacts {
             Some(f) if !(f.public || f.access.contains(&s.project)) => format!("{:?}, private, not shared", f.name),
             Some(f) => format!("{:?} ({} vCPUs)", f.name, f.spec.0),
         };
-        format!("snapshot {} {} ({} vCPUs) vs current: {current}", s.flavor_id, s.snapshot["original_name"], spec(&s.snapshot).0)
+        format!(
+            "snapshot {} {} ({} vCPUs) vs current: {current}",
+            s.flavor_id,
+            s.snapshot["original_name"],
+            spec(&s.snapshot).0
+        )
     }
     fn both_ip_versions(&self, project: &str) -> bool {
         let v: BTreeSet<u8> =
@@ -480,13 +491,16 @@ async fn fedsite_equals_caso_on_the_hybrid_real_site_except_the_documented_devia
 /// at once may both get here); its id.
 async fn own_user(real: &Real, name: &str, role: &str, projects: &[&Project]) -> String {
     let ks = common::real_keystone();
-    let lookup = || async { real.get(&format!("{ks}/users?name={name}"), None).await["users"][0]["id"].as_str().map(String::from) };
+    let lookup = || async {
+        real.get(&format!("{ks}/users?name={name}"), None).await["users"][0]["id"].as_str().map(String::from)
+    };
     let user = match lookup().await {
         Some(id) => id,
         None => {
             let body = json!({"user": {"name": name, "domain_id": "default",
                 "password": common::real_admin_password(), "enabled": true}});
-            let made = real.http.post(format!("{ks}/users")).header("X-Auth-Token", &real.token).json(&body).send().await;
+            let made =
+                real.http.post(format!("{ks}/users")).header("X-Auth-Token", &real.token).json(&body).send().await;
             let made = made.unwrap_or_else(|e| panic!("creating user {name}: {e}"));
             if made.status() == 409 {
                 lookup().await.unwrap_or_else(|| panic!("user {name}: 409 on create, then not found"))
@@ -558,8 +572,7 @@ async fn cloud_info_provider_and_fedsite_info_write_the_same_document_for_the_hy
     let sim = hybrid_sim(&real, None).await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut yaml =
-        format!("gocdb: {}\nendpoint: {}/\nvos:\n", sim::gocdb::SITE_NAME, common::real_keystone());
+    let mut yaml = format!("gocdb: {}\nendpoint: {}/\nvos:\n", sim::gocdb::SITE_NAME, common::real_keystone());
     let vos: Vec<&Project> = projects.iter().filter(|p| p.vo.is_some()).collect();
     for p in &vos {
         yaml.push_str(&format!("  - name: {}\n    auth:\n      project_id: \"{}\"\n", p.vo.as_ref().unwrap(), p.id));
@@ -608,7 +621,8 @@ async fn cloud_info_provider_and_fedsite_info_write_the_same_document_for_the_hy
     // in vo-biomed private-flavor (ACTIVE), paused, suspended; in vo-notebooks shelved.
     let alive = RealFacts::read(&real, Utc::now(), Utc::now()).await;
     let vo_ids: BTreeSet<&str> = vos.iter().map(|p| p.id.as_str()).collect();
-    let total = alive.servers.values().filter(|s| vo_ids.contains(s.project.as_str()) && s.terminated.is_none()).count();
+    let total =
+        alive.servers.values().filter(|s| vo_ids.contains(s.project.as_str()) && s.terminated.is_none()).count();
     assert_eq!((svc["TotalVM"].as_u64(), total), (Some(8), 8), "{svc:#}");
     let states = ["RunningVM", "HaltedVM", "SuspendedVM"].map(|k| svc[k].as_i64());
     // cloud-info-provider counts SHUTOFF as halted, SUSPENDED as suspended, any
@@ -616,12 +630,8 @@ async fn cloud_info_provider_and_fedsite_info_write_the_same_document_for_the_hy
     assert_eq!(states, [Some(6), Some(1), Some(1)], "running, halted, suspended: {svc:#}");
     // The private flavor (shared with two VO projects) and the GPU flavor are published;
     // the deleted flavor is not.
-    let types: BTreeSet<&str> = doc["CloudComputingInstanceType"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|f| f["Name"].as_str())
-        .collect();
+    let types: BTreeSet<&str> =
+        doc["CloudComputingInstanceType"].as_array().unwrap().iter().filter_map(|f| f["Name"].as_str()).collect();
     assert!(types.contains("p1.private") && types.contains("g1.v100") && !types.contains("m1.retired"), "{types:?}");
     assert!(
         doc["CloudComputingVirtualAccelerator"].as_array().is_some_and(|a| !a.is_empty()),
@@ -745,7 +755,10 @@ async fn fedsite_check_passes_on_the_hybrid_real_site() {
     assert_eq!(get("vm.start")["status"], "skipped", "{report:#}");
     let bench = get("flavors.benchmark");
     assert_eq!(bench["status"], "warning", "{bench:#}");
-    assert!(bench["message"].as_str().unwrap().starts_with("1 of 5 flavors lack benchmark metadata: m1.nobench "), "{bench:#}");
+    assert!(
+        bench["message"].as_str().unwrap().starts_with("1 of 5 flavors lack benchmark metadata: m1.nobench "),
+        "{bench:#}"
+    );
     let not_ok: Vec<&Value> = checks
         .iter()
         .filter(|c| c["status"] != "ok" && c["id"] != "vm.start" && c["id"] != "flavors.benchmark")

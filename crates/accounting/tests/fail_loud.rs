@@ -26,8 +26,16 @@ type Records = BTreeMap<String, BTreeMap<(RecordKind, String), Record>>;
 /// One run of the pipeline on a fresh ledger and spool against `tiny` with `faults`: its report,
 /// every spooled record by project, and how often the faulted endpoints were requested.
 async fn run(nova_max_minor: u32, faults: &[EndpointFault]) -> (RunReport, Records, usize) {
-    let spec = sim::scenario::builtin("tiny").unwrap();
-    let mut cfg = sim::SimConfig::new(spec.generate());
+    run_on(sim::scenario::builtin("tiny").unwrap().generate(), nova_max_minor, faults).await.0
+}
+
+/// [`run`] against `scenario`; also every request the sim saw (method and path).
+async fn run_on(
+    scenario: sim::Scenario,
+    nova_max_minor: u32,
+    faults: &[EndpointFault],
+) -> ((RunReport, Records, usize), Vec<String>) {
+    let mut cfg = sim::SimConfig::new(scenario);
     cfg.endpoint_faults = faults.to_vec();
     cfg.nova_max_minor = nova_max_minor;
     let sim = sim::start(cfg).await.unwrap();
@@ -55,8 +63,9 @@ async fn run(nova_max_minor: u32, faults: &[EndpointFault]) -> (RunReport, Recor
         .iter()
         .filter(|r| r.injected.as_deref().is_some_and(|i| i.starts_with("endpoint fault")))
         .count();
+    let requests = sim.requests().iter().map(|r| format!("{} {}", r.method, r.uri)).collect();
     sim.stop().await;
-    (report, records, hits)
+    ((report, records, hits), requests)
 }
 
 /// What a case must show.
@@ -207,4 +216,57 @@ async fn extra_specs_on_an_older_nova() {
         Expect::Fails("extra specs of flavor"),
     )
     .await;
+}
+
+/// A flavor deleted after a server used it, on a Nova older than 2.47 (servers name their
+/// flavor by id only): the flavor is not in the listing, so it is looked up by id. Its 404
+/// is a fact: the server's record goes out without the flavor's benchmark, as cASO's does
+/// (docs/compat.md row 13; vm-ñandú is usage-only, so its sizes are the usage's); that
+/// lookup failing otherwise (500) fails the project, the call named, nothing of it spooled.
+#[tokio::test(flavor = "multi_thread")]
+async fn flavor_lookup_by_id_of_a_deleted_flavor() {
+    const EGI_PROJ: &str = "e91c0a2f4b7c4d1e8f9a0b1c2d3e4f51";
+    const NANDU: &str = "e0000008-0000-4000-8000-000000000008";
+    let tiny = || sim::scenario::builtin("tiny").unwrap().generate();
+    let deleted = || {
+        let mut sc = tiny();
+        let gone = sc.site.delete_flavor("f-int").expect("tiny has flavor f-int");
+        assert_eq!(gone.name, "hep.int");
+        // vm-ñandú was built on it (vm-resized was resized to it).
+        assert!(sc.site.servers.iter().any(|s| s.id == NANDU && s.flavor.id == "f-int"));
+        sc
+    };
+    let nandu = |records: &Records| {
+        records[EGI_PROJ]
+            .iter()
+            .find(|((kind, key), _)| *kind == RecordKind::Cloud && key.starts_with(NANDU))
+            .map(|(_, r)| serde_json::to_value(r).unwrap()["record"].clone())
+            .expect("vm-ñandú's cloud record")
+    };
+    let lookup = "GET /compute/v2.1/flavors/f-int";
+
+    // f-int is private: the system-scoped listing leaves it out, it is looked up by id.
+    let ((_, before, _), requests) = run_on(tiny(), 46, &[]).await;
+    assert!(requests.iter().any(|r| r == lookup), "{requests:?}");
+    let before = nandu(&before);
+    assert_eq!((&before["benchmark"], &before["benchmark_type"]), (&99.0.into(), &"HEPscore23".into()));
+
+    // The 404: a fact, not an error.
+    let ((report, records, _), requests) = run_on(deleted(), 46, &[]).await;
+    assert!(requests.iter().any(|r| r == lookup), "the flavor was looked up by id: {requests:?}");
+    let p = report.projects.iter().find(|p| p.project_id == EGI_PROJ).unwrap();
+    assert!(p.error.is_none(), "{:?}", p.error);
+    let after = nandu(&records);
+    assert!(after["benchmark"].is_null() && after["benchmark_type"].is_null(), "{after:#}");
+    for k in ["cpu_count", "memory", "disk", "wall_duration"] {
+        assert_eq!(after[k], before[k], "{k}: the usage's");
+    }
+
+    // The lookup failing: the project fails naming it, nothing of it spooled.
+    let ((report, records, hits), _) = run_on(deleted(), 46, &[get("/compute/v2.1/flavors/f-int", 500)]).await;
+    assert!(hits > 0, "the fault was hit");
+    let p = report.projects.iter().find(|p| p.project_id == EGI_PROJ).unwrap();
+    let e = p.error.as_deref().expect("egi-proj fails");
+    assert!(e.contains("reading flavor f-int"), "{e}");
+    assert!(p.messages.is_empty() && !records.contains_key(EGI_PROJ), "{:?}", p.messages);
 }

@@ -1,7 +1,9 @@
 //! A GOCDB public API subset (`/gocdb/gocdbpi/public/?method=get_service`):
-//! the `SERVICE_ENDPOINT` XML answer, listing this simulator's Keystone as an
-//! `org.openstack.nova` service of site [`SITE_NAME`], next to other sites'
-//! services (one whose URL is only under `ENDPOINTS`) and a Swift service.
+//! the `SERVICE_ENDPOINT` XML answer, listing this simulator's Keystone (in
+//! hybrid mode: the real Keystone it validates tokens with, with no simulated
+//! compute endpoint) as an `org.openstack.nova` service of site [`SITE_NAME`],
+//! next to other sites' services (one whose URL is only under `ENDPOINTS`) and
+//! a Swift service.
 //!
 //! Filters: `service_type`, `sitename`, `hostname`. Other methods answer
 //! GOCDB's XML error.
@@ -41,6 +43,11 @@ fn services(state: &AppState) -> Vec<Svc> {
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_else(|| "127.0.0.1".into());
+    // Hybrid mode: the site is the real Keystone's (GOCDB is what cannot run here).
+    let (site_url, site_endpoints) = match &state.external_keystone {
+        Some(ks) => (format!("{}/", ks.auth_url.trim_end_matches('/')), vec![]),
+        None => (format!("{}/identity/v3/", state.base_url), vec![format!("{}/compute/v2.1", state.base_url)]),
+    };
     vec![
         Svc {
             key: "8812G0",
@@ -57,8 +64,8 @@ fn services(state: &AppState) -> Vec<Svc> {
             site: SITE_NAME,
             country: "Netherlands",
             service_type: "org.openstack.nova",
-            url: Some(format!("{}/identity/v3/", state.base_url)),
-            endpoints: vec![format!("{}/compute/v2.1", state.base_url)],
+            url: Some(site_url),
+            endpoints: site_endpoints,
         },
         Svc {
             key: "8813G0",

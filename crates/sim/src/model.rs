@@ -604,6 +604,13 @@ impl Site {
     pub fn flavor(&self, id: &str) -> Option<&Flavor> {
         self.flavors.iter().find(|f| f.id == id)
     }
+    /// Deletes flavor `id` as Nova does: gone from listings, `GET /flavors/{id}` (404) and
+    /// its extra specs, while the servers that used it keep their embedded copy. The
+    /// flavor deleted, if there was one.
+    pub fn delete_flavor(&mut self, id: &str) -> Option<Flavor> {
+        let i = self.flavors.iter().position(|f| f.id == id)?;
+        Some(self.flavors.remove(i))
+    }
     pub fn image(&self, id: &str) -> Option<&Image> {
         self.images.iter().find(|i| i.id == id)
     }

@@ -130,14 +130,27 @@ pub fn version_url(found: &Found, project_id: Option<&str>) -> String {
 pub use openstack::error::chain as error_chain;
 
 /// GET `url` and judge it a version document: 200 or 300 with JSON holding
-/// `version`/`versions` (Swift's `/info`: `swift`).
-pub async fn fetch_version_doc(http: &reqwest::Client, url: &str) -> Result<String, VersionDocError> {
-    let resp = http
-        .get(url)
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| VersionDocError::Request(error_chain(&e)))?;
+/// `version`/`versions` (Swift's `/info`: `swift`). A 401 is asked again with
+/// `token`: a real Cinder serves its `/v3/` document only behind
+/// keystonemiddleware (Nova, Glance, Neutron and Keystone answer without one).
+pub async fn fetch_version_doc(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> Result<String, VersionDocError> {
+    let get = |token: Option<&str>| {
+        let mut req = http.get(url).header("Accept", "application/json");
+        if let Some(t) = token {
+            req = req.header("X-Auth-Token", t);
+        }
+        req.send()
+    };
+    let mut resp = get(None).await.map_err(|e| VersionDocError::Request(error_chain(&e)))?;
+    if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+        && let Some(t) = token
+    {
+        resp = get(Some(t)).await.map_err(|e| VersionDocError::Request(error_chain(&e)))?;
+    }
     let status = resp.status().as_u16();
     let body = resp.bytes().await.map_err(|e| VersionDocError::Request(error_chain(&e)))?;
     if !matches!(status, 200 | 300) {
@@ -206,7 +219,7 @@ pub async fn run(cfg: &CheckConfig, admin: &Session) -> Vec<Check> {
             continue;
         };
         let url = version_url(&found, pid);
-        match fetch_version_doc(&http, &url).await {
+        match fetch_version_doc(&http, &url, Some(token.id.expose())).await {
             Ok(v) => out.push(Check::ok(id, tested, format!("{} {} answers ({v})", found.catalog_type, found.url))),
             Err(e) => out.push(Check::critical(
                 id,

@@ -40,6 +40,38 @@ pub enum Rule {
     FlavorSnapshot,
 }
 
+/// What the rules need to know of the site both tools read: the sim's model
+/// ([`Facts`]) or, for the hybrid real site, what its real APIs answer
+/// (`hybrid_site.rs`).
+pub trait SiteFacts {
+    /// A name for the log lines.
+    fn label(&self) -> &str;
+    /// The window's end.
+    fn window_end(&self) -> DateTime<Utc>;
+    /// Rule FlavorSnapshot: the server's flavor snapshot differs from the
+    /// current flavor of that id its project sees (or there is none).
+    fn flavor_drift(&self, server_id: &str) -> bool;
+    /// vCPUs of the server's flavor snapshot (None: not a server of the site).
+    fn snapshot_vcpus(&self, server_id: &str) -> Option<u64>;
+    /// vCPUs of the current flavor of the snapshot's id its project sees.
+    fn current_vcpus(&self, server_id: &str) -> Option<u64>;
+    /// The server's flavor snapshot as APEL sizes: [vCPUs, RAM MB, root + ephemeral GB].
+    fn snapshot_sizes(&self, server_id: &str) -> Option<[u64; 3]>;
+    /// The same sizes of the current flavor of the snapshot's id its project sees.
+    fn current_sizes(&self, server_id: &str) -> Option<[u64; 3]>;
+    /// How a drifted flavor differs, for the log.
+    fn flavor_note(&self, server_id: &str) -> String;
+    /// Rule IpV6OverwritesV4: the project has IPs of both versions cASO counts.
+    fn both_ip_versions(&self, project: &str) -> bool;
+    /// Rule VolumeAfterWindow: the volume was created after the window end.
+    fn volume_after_window(&self, id: &str) -> bool;
+    /// The project of a server.
+    fn project_of_server(&self, id: &str) -> Option<String>;
+    /// Rule UndefinedWall: the project's usage-only servers (not changed since
+    /// the window start) whose usage ended inside the window.
+    fn usage_only_ended_in_window(&self, project: &str) -> Vec<String>;
+}
+
 /// What the scenario model says, for deriving the rules.
 pub struct Facts {
     pub scenario: String,
@@ -70,6 +102,16 @@ impl Facts {
         self.site.servers.iter().find(|s| s.id == id)
     }
 
+    /// The flavor cASO finds for the server: the one of its snapshot's id
+    /// that its project sees (public, or shared with it).
+    fn current_flavor(&self, server_id: &str) -> Option<&sim::model::Flavor> {
+        let v = self.server(server_id)?.view_at(self.reference)?;
+        let project = &v.server.project_id;
+        self.site.flavors.iter().find(|f| f.id == v.flavor.id && (f.is_public || f.access.contains(project)))
+    }
+}
+
+impl SiteFacts for Facts {
     /// Rule FlavorSnapshot: the flavor the server shows now (its snapshot,
     /// after resizes) is not the current flavor of that id its project sees.
     fn flavor_drift(&self, server_id: &str) -> bool {
@@ -85,55 +127,29 @@ impl Facts {
         }
     }
 
-    /// Rule FlavorSnapshot's bounds on a drifted server's cloud record: fedsite's
-    /// `cpu_count`, `memory` and `disk` are the flavor snapshot's (vCPUs, RAM, root + ephemeral disk);
-    /// cASO's are the current flavor's of that id, or absent when its project sees none.
-    fn check_flavor_sizes(
-        &self,
-        c: &mut Comparison,
-        key: &Key,
-        server_id: &str,
-        cf: &BTreeMap<String, Value>,
-        ff: &BTreeMap<String, Value>,
-    ) {
-        let Some(view) = self.server(server_id).and_then(|s| s.view_at(self.reference)) else {
-            c.finding(key, "<server>", "-", "not in the model");
-            return;
-        };
-        let snap = view.flavor;
-        let current = self.current_flavor(server_id);
-        let sizes = [
-            ("cpu_count", u64::from(snap.vcpus), current.map(|f| u64::from(f.vcpus))),
-            ("memory", snap.ram, current.map(|f| f.ram)),
-            ("disk", snap.disk + snap.ephemeral, current.map(|f| f.disk + f.ephemeral)),
-        ];
-        for (k, want_fed, want_caso) in sizes {
-            if uint(ff, k) != Some(want_fed) {
-                c.finding(
-                    key,
-                    &format!("{k} (fedsite: the flavor snapshot's)"),
-                    show(cf.get(k)),
-                    format!("{}, want {want_fed}", show(ff.get(k))),
-                );
-            }
-            let caso = uint(cf, k);
-            if !(caso.is_none() || caso == want_caso || caso == Some(want_fed)) {
-                c.finding(
-                    key,
-                    &format!("{k} (cASO: the current flavor's)"),
-                    show(cf.get(k)),
-                    format!("current {want_caso:?}"),
-                );
-            }
-        }
+    fn label(&self) -> &str {
+        &self.scenario
     }
 
-    /// The flavor cASO finds for the server: the one of its snapshot's id
-    /// that its project sees (public, or shared with it).
-    fn current_flavor(&self, server_id: &str) -> Option<&sim::model::Flavor> {
-        let v = self.server(server_id)?.view_at(self.reference)?;
-        let project = &v.server.project_id;
-        self.site.flavors.iter().find(|f| f.id == v.flavor.id && (f.is_public || f.access.contains(project)))
+    fn window_end(&self) -> DateTime<Utc> {
+        self.to
+    }
+
+    fn snapshot_vcpus(&self, server_id: &str) -> Option<u64> {
+        self.server(server_id).and_then(|s| s.view_at(self.reference)).map(|v| u64::from(v.flavor.vcpus))
+    }
+
+    fn current_vcpus(&self, server_id: &str) -> Option<u64> {
+        self.current_flavor(server_id).map(|f| u64::from(f.vcpus))
+    }
+
+    fn snapshot_sizes(&self, server_id: &str) -> Option<[u64; 3]> {
+        let f = self.server(server_id)?.view_at(self.reference)?.flavor;
+        Some([u64::from(f.vcpus), f.ram, f.disk + f.ephemeral])
+    }
+
+    fn current_sizes(&self, server_id: &str) -> Option<[u64; 3]> {
+        self.current_flavor(server_id).map(|f| [u64::from(f.vcpus), f.ram, f.disk + f.ephemeral])
     }
 
     /// How a drifted flavor differs, for the log.
@@ -175,8 +191,8 @@ impl Facts {
         self.site.volumes.iter().any(|v| v.id == id && v.created_at > self.to)
     }
 
-    fn project_of_server(&self, id: &str) -> Option<&str> {
-        self.server(id).map(|s| s.project_id.as_str())
+    fn project_of_server(&self, id: &str) -> Option<String> {
+        self.server(id).map(|s| s.project_id.clone())
     }
 
     /// Rule UndefinedWall: usage-only servers (not changed since the window
@@ -325,6 +341,45 @@ pub fn caso_extractor_failures(log: &str) -> BTreeSet<(String, String)> {
     out
 }
 
+/// Rule FlavorSnapshot's bounds on a drifted server's cloud record: fedsite's `cpu_count`,
+/// `memory` and `disk` are the flavor snapshot's (vCPUs, RAM, root + ephemeral disk);
+/// cASO's are the current flavor's of that id, the snapshot's (usage path), or absent.
+fn check_flavor_sizes(
+    facts: &dyn SiteFacts,
+    c: &mut Comparison,
+    key: &Key,
+    server_id: &str,
+    cf: &BTreeMap<String, Value>,
+    ff: &BTreeMap<String, Value>,
+) {
+    let Some(snap) = facts.snapshot_sizes(server_id) else {
+        c.finding(key, "<server>", "-", "not a server of the site");
+        return;
+    };
+    let current = facts.current_sizes(server_id);
+    for (i, k) in ["cpu_count", "memory", "disk"].into_iter().enumerate() {
+        let want_fed = snap[i];
+        if uint(ff, k) != Some(want_fed) {
+            c.finding(
+                key,
+                &format!("{k} (fedsite: the flavor snapshot's)"),
+                show(cf.get(k)),
+                format!("{}, want {want_fed}", show(ff.get(k))),
+            );
+        }
+        let caso = uint(cf, k);
+        let want_caso = current.map(|c| c[i]);
+        if !(caso.is_none() || caso == want_caso || caso == Some(want_fed)) {
+            c.finding(
+                key,
+                &format!("{k} (cASO: the current flavor's)"),
+                show(cf.get(k)),
+                format!("current {want_caso:?}"),
+            );
+        }
+    }
+}
+
 /// Rules SuspendDuration and FlavorSnapshot on a cloud record's durations:
 /// fedsite Wall + SuspendDuration == cASO Wall; each side's CpuDuration is
 /// its Wall × vCPUs, fedsite's from the flavor snapshot, cASO's from the
@@ -333,7 +388,7 @@ pub fn caso_extractor_failures(log: &str) -> BTreeSet<(String, String)> {
 /// 0 is sent as 1 (Style::CasoCompat), for Wall and CPU alike.
 #[allow(clippy::too_many_arguments)]
 fn check_wall_and_cpu(
-    facts: &Facts,
+    facts: &dyn SiteFacts,
     c: &mut Comparison,
     key: &Key,
     server: &str,
@@ -356,27 +411,26 @@ fn check_wall_and_cpu(
         c.finding(key, "wall_duration (cASO = fedsite + SuspendDuration)", cw, format!("{fw} + {s}"));
         return;
     };
-    let view = facts.server(server).and_then(|sv| sv.view_at(facts.reference)).expect("a server of the model");
-    let k_fed = u64::from(view.flavor.vcpus);
+    let k_fed = facts.snapshot_vcpus(server).expect("a server of the site");
     if fc != sent(fw_real * k_fed) {
         c.finding(key, "cpu_duration (fedsite: Wall × snapshot vCPUs)", cc, format!("{fc}, want {fw_real} × {k_fed}"));
     }
     let mut k_caso = vec![k_fed];
     if drift {
-        k_caso.push(facts.current_flavor(server).map_or(0, |f| u64::from(f.vcpus)));
+        k_caso.push(facts.current_vcpus(server).unwrap_or(0));
     }
     let caso_wall = if cw == 1 { [1, 0] } else { [cw, cw] };
     if !k_caso.iter().any(|k| caso_wall.iter().any(|w| sent(w * k) == cc)) {
         c.finding(key, "cpu_duration (cASO: Wall × vCPUs)", cc, format!("{fc}, cASO vCPUs one of {k_caso:?}"));
     } else if drift && cc != sent(cw * k_fed) {
         c.apply(Rule::FlavorSnapshot);
-        eprintln!("[{}] rule FlavorSnapshot: {} cpu_duration: cASO {cc} fedsite {fc}", facts.scenario, key.1);
+        eprintln!("[{}] rule FlavorSnapshot: {} cpu_duration: cASO {cc} fedsite {fc}", facts.label(), key.1);
     }
 }
 
 /// Compares both sides record by record, field by field, under the rules.
 pub fn compare(
-    facts: &Facts,
+    facts: &dyn SiteFacts,
     caso: &BTreeMap<Key, Record>,
     fed: &BTreeMap<Key, Record>,
     caso_log: &str,
@@ -401,7 +455,7 @@ pub fn compare(
     for key in fed.keys().filter(|k| !caso.contains_key(*k)) {
         let project = match key.0 {
             RecordKind::Ip => Some(key.1.split('/').next().unwrap().to_string()),
-            RecordKind::Cloud | RecordKind::Accelerator => facts.project_of_server(&server_of(key)).map(String::from),
+            RecordKind::Cloud | RecordKind::Accelerator => facts.project_of_server(&server_of(key)),
             _ => None,
         };
         let rule = match key.0 {
@@ -449,13 +503,13 @@ pub fn compare(
                     let mut applied = false;
                     // The exception is narrow: fedsite's size fields are the snapshot's,
                     // cASO's the current flavor's of that id (or none), nothing else.
-                    facts.check_flavor_sizes(&mut c, key, &server, &cf, &ff);
+                    check_flavor_sizes(facts, &mut c, key, &server, &cf, &ff);
                     for k in ["benchmark", "benchmark_type", "cpu_count", "memory", "disk"] {
                         if cf.get(k) != ff.get(k) {
                             applied = true;
                             eprintln!(
                                 "[{}] rule FlavorSnapshot: {} {k}: cASO {} fedsite {} ({})",
-                                facts.scenario,
+                                facts.label(),
                                 key.1,
                                 show(cf.get(k)),
                                 show(ff.get(k)),
@@ -474,7 +528,7 @@ pub fn compare(
                 c.apply(Rule::IpRunStamps);
                 let fm = ff.remove("measurement_time");
                 cf.remove("measurement_time");
-                if fm != Some(Value::String(facts.to.format("%Y-%m-%dT%H:%M:%SZ").to_string())) {
+                if fm != Some(Value::String(facts.window_end().format("%Y-%m-%dT%H:%M:%SZ").to_string())) {
                     c.finding(key, "measurement_time (fedsite: window end)", "-", show(fm.as_ref()));
                 }
                 let (cu, fu) = (cf.remove("uuid"), ff.remove("uuid"));
@@ -489,7 +543,7 @@ pub fn compare(
                     let parse = |v: &Option<Value>| {
                         v.as_ref().and_then(Value::as_str).and_then(|s| s.parse::<DateTime<Utc>>().ok())
                     };
-                    if parse(&fv) != Some(facts.to) {
+                    if parse(&fv) != Some(facts.window_end()) {
                         c.finding(key, &format!("{k} (fedsite: window end)"), show(cv.as_ref()), show(fv.as_ref()));
                     }
                     // cASO writes the time of its run (naive UTC, TZ=UTC).

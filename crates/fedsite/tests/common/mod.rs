@@ -227,6 +227,13 @@ impl CasoOutput {
 /// dirq, max 100 records per message) once against `sim`; fails unless it
 /// exits 0.
 pub async fn run_caso(sim: &sim::SimHandle, run: &CasoRun<'_>) -> CasoOutput {
+    let auth = sim.auth_url();
+    run_caso_at(&auth, sim::scenario::ACCOUNTING_USER, sim::scenario::PASSWORD, run).await
+}
+
+/// [`run_caso`] against any Keystone (`auth_url`, user and password in the
+/// default domain), e.g. the hybrid real site's.
+pub async fn run_caso_at(auth_url: &str, user: &str, password: &str, run: &CasoRun<'_>) -> CasoOutput {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path();
     let conf = work.join("caso.conf");
@@ -242,9 +249,8 @@ pub async fn run_caso(sim: &sim::SimHandle, run: &CasoRun<'_>) -> CasoOutput {
             w = work.display(),
             vo = run.vo_property,
             tag = run.caso_tag,
-            auth = sim.auth_url(),
-            user = sim::scenario::ACCOUNTING_USER,
-            pw = sim::scenario::PASSWORD,
+            auth = auth_url,
+            pw = password,
         ),
     );
     let conf_s = conf.to_str().unwrap().to_string();

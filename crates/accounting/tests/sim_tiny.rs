@@ -544,7 +544,11 @@ async fn a_dry_run_names_a_project_it_cannot_render_and_prints_none_of_it() {
     use accounting::pipeline::SpoolConfig;
     let sim = start("tiny").await;
     let s = session(&sim, "sim-accounting").await;
-    let spool = |max_signed_bytes| SpoolConfig { max_signed_bytes, ..SpoolConfig::new("unused") };
+    let spool = |max_signed_bytes| {
+        let mut s = SpoolConfig::new("unused");
+        s.max_signed_bytes = max_signed_bytes;
+        s
+    };
     let ok = accounting::pipeline::dry_run(&s, &cfg(), window(), &spool(apel::DEFAULT_MAX_SIGNED_BYTES)).await;
     assert!(ok.unrendered.is_empty(), "{:?}", ok.unrendered);
     assert!(ok.messages.iter().any(|(p, _, _)| p == PROJ1), "proj1 has messages");

@@ -389,15 +389,27 @@ pub fn default_ledger() -> PathBuf {
     }
 }
 
-/// Where an extract or republish writes: the `--spool` flag (or caso.conf's `[ssm]
-/// output_path`, `other`) as the one spool of cloud, ip, accelerator and storage records, else
-/// fedsite.toml's destinations ([`Config::routes`]), else [`DEFAULT_SPOOL`]. Style and limits
+/// Where an extract or republish writes: with a caso.conf, its `[ssm] output_path` (or the
+/// `--spool` flag) for the kinds its ssm messengers take (`CasoConf::record_types`); else the
+/// `--spool` flag as the one spool of cloud, ip, accelerator and storage records; else
+/// fedsite.toml's destinations ([`Config::routes`]); else [`DEFAULT_SPOOL`]. Style and limits
 /// are the defaults: the caller sets them.
-pub fn extract_spools(flag: Option<&Path>, other: Option<&Path>, file: Option<&Config>) -> Result<SpoolConfig, Error> {
-    match (flag.or(other), file) {
-        (Some(p), _) => Ok(SpoolConfig::new(p)),
-        (None, Some(f)) => SpoolConfig::with_routes(f.routes()).map_err(|e| f.err("[[destination]]", e.to_string())),
-        (None, None) => Ok(SpoolConfig::new(DEFAULT_SPOOL)),
+pub fn extract_spools(
+    flag: Option<&Path>,
+    caso: Option<&accounting::casoconf::CasoConf>,
+    file: Option<&Config>,
+) -> Result<SpoolConfig, Error> {
+    match (caso, flag, file) {
+        (Some(c), _, _) => {
+            let spool = flag.unwrap_or(&c.spool).to_path_buf();
+            let route = Route { name: DEFAULT_DESTINATION.into(), spool, kinds: c.record_types.clone() };
+            SpoolConfig::with_routes(vec![route]).map_err(|e| Error::Other(e.to_string()))
+        }
+        (None, Some(p), _) => Ok(SpoolConfig::new(p)),
+        (None, None, Some(f)) => {
+            SpoolConfig::with_routes(f.routes()).map_err(|e| f.err("[[destination]]", e.to_string()))
+        }
+        (None, None, None) => Ok(SpoolConfig::new(DEFAULT_SPOOL)),
     }
 }
 

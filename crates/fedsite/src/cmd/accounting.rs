@@ -117,7 +117,8 @@ pub struct ExtractArgs {
     #[arg(long, value_parser = parse_time)]
     pub to: Option<DateTime<Utc>>,
     /// The spool SSM's sender reads (dirq QueueSimple); /var/spool/apel/outgoing/openstack,
-    /// or caso.conf's [ssm] output_path / fedsite.toml's [spool] path, by default.
+    /// or caso.conf's [ssm] output_path / fedsite.toml's [spool] path or [[destination]] spools,
+    /// by default. Given, it is the one spool (fedsite.toml's destinations are not used).
     #[arg(long, env = "FEDSITE_SPOOL")]
     pub spool: Option<PathBuf>,
     /// Run from an existing cASO configuration: site, service, projects, VO
@@ -372,8 +373,10 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
         Some(t) => t,
         None => now,
     };
-    let mut spool: SpoolConfig =
-        siteconf::resolve::extract_spools(a.spool.as_deref(), caso.as_ref().map(|c| c.spool.as_path()), file.as_ref())?;
+    let mut spool: SpoolConfig = siteconf::resolve::extract_spools(a.spool.as_deref(), caso.as_ref(), file.as_ref())?;
+    for n in caso.iter().flat_map(|c| &c.messenger_notes) {
+        tracing::info!("caso.conf: {n}");
+    }
     spool.style = match (a.style, &file) {
         _ if a.caso_compatible => Style::CasoCompat,
         (Some(s), _) => style(s),

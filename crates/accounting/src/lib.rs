@@ -42,6 +42,7 @@ pub mod stage;
 pub mod suspend;
 pub mod vo;
 pub mod warnings;
+pub mod windows;
 
 use std::collections::{BTreeMap, BTreeSet};
 

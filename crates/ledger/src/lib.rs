@@ -574,6 +574,33 @@ impl Ledger {
         Ledger::open_sqlite(path)
     }
 
+    /// One ledger among several kept in one place, e.g. one per site of a central deployment:
+    /// in a PostgreSQL database (`target` a URL) the schema `namespace`, created when missing;
+    /// otherwise `target` is a directory and the ledger the SQLite file `<namespace>.sqlite`
+    /// in it. `namespace` must be a plain file name (no `/`, not `.` or `..`).
+    pub fn open_namespaced(target: impl AsRef<std::ffi::OsStr>, namespace: &str, mode: OpenMode) -> Result<Ledger> {
+        let target = target.as_ref();
+        let pg_url = target.to_str().filter(|t| is_postgres_url(t));
+        if namespace.is_empty()
+            || namespace.len() > 63
+            || namespace.starts_with('.')
+            || namespace.contains(['/', '\\', '\0'])
+        {
+            return Err(Error::Invalid {
+                // Never the URL: it may hold the password.
+                location: if pg_url.is_some() { "postgresql".into() } else { target.to_string_lossy().into_owned() },
+                op: "open a namespaced ledger".into(),
+                reason: format!(
+                    "{namespace:?} is not a namespace (a plain name of 1 to 63 bytes, not starting with '.')"
+                ),
+            });
+        }
+        if let Some(url) = pg_url {
+            return Ledger::open_postgres_with(url, PgOptions { schema: Some(namespace.into()), ..Default::default() });
+        }
+        Ledger::open_as(Path::new(target).join(format!("{namespace}.sqlite")), mode)
+    }
+
     /// Open the ledger at `target`: a `postgres://` or `postgresql://` URL opens PostgreSQL
     /// ([`Ledger::open_postgres`]), anything else is a SQLite file path ([`Ledger::open_sqlite`]).
     pub fn open(target: impl AsRef<std::ffi::OsStr>) -> Result<Ledger> {

@@ -140,11 +140,16 @@ pub struct PgOptions {
     pub lock_timeout: Duration,
     /// Connect timeout when the connection string sets none (default 10 s).
     pub connect_timeout: Duration,
+    /// A schema of its own (created when missing) instead of the connection's default
+    /// (`public`): one database holds several ledgers, e.g. one per site of a central
+    /// deployment. Its writers, run locks and claims are keyed by it, so two schemas never
+    /// wait for each other.
+    pub schema: Option<String>,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { lock_timeout: Duration::from_secs(10), connect_timeout: Duration::from_secs(10) }
+        PgOptions { lock_timeout: Duration::from_secs(10), connect_timeout: Duration::from_secs(10), schema: None }
     }
 }
 
@@ -361,7 +366,13 @@ fn filter_sql(f: &SnapshotFilter) -> (String, Params) {
 /// Start a write transaction holding the ledger's write lock (one writer at a time).
 fn write_tx<'c>(client: &'c mut Client, loc: &str, op: &str) -> Result<Transaction<'c>> {
     let tx = wait(client.transaction()).map_err(db(loc, op))?;
-    wait(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])).map_err(db(loc, op))?;
+    // The default schema keeps the one key every version took; another schema has its own.
+    wait(tx.execute(
+        "SELECT pg_advisory_xact_lock(CASE WHEN current_schema() = 'public' THEN $1 \
+         ELSE hashtextextended('fedsite write ' || current_schema(), 0) END)",
+        &[&WRITE_LOCK],
+    ))
+    .map_err(db(loc, op))?;
     Ok(tx)
 }
 
@@ -526,7 +537,10 @@ impl PgStore {
             op: "parse connection string".into(),
             reason: e.to_string(),
         })?;
-        let loc = describe(&cfg);
+        let mut loc = describe(&cfg);
+        if let Some(schema) = &opts.schema {
+            loc = format!("{loc} schema {schema}");
+        }
         if cfg.get_connect_timeout().is_none() {
             cfg.connect_timeout(opts.connect_timeout);
         }
@@ -564,9 +578,33 @@ impl PgStore {
         let lock_ms = opts.lock_timeout.as_millis().clamp(1, i32::MAX as u128);
         wait(store.c().batch_execute(&format!("SET TIME ZONE 'UTC'; SET lock_timeout = {lock_ms}")))
             .map_err(db(&store.loc, "set up session"))?;
+        if let Some(schema) = &opts.schema {
+            store.use_schema(schema)?;
+        }
         let (client, loc) = store.parts();
         migrate(client, loc)?;
         Ok(store)
+    }
+
+    /// Creates `schema` when missing (serialised with every other writer: two replicas
+    /// opening the same new schema at once must not both create it) and makes it this
+    /// session's only search path.
+    fn use_schema(&mut self, schema: &str) -> Result<()> {
+        let op = "use schema";
+        if schema.is_empty() || schema.len() > 63 || schema.contains('\0') {
+            return Err(Error::Invalid {
+                location: self.loc.clone(),
+                op: op.into(),
+                reason: format!("{schema:?} is not a PostgreSQL schema name (1 to 63 bytes)"),
+            });
+        }
+        let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+        let (client, loc) = self.parts();
+        let tx = wait(client.transaction()).map_err(db(loc, op))?;
+        wait(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])).map_err(db(loc, op))?;
+        wait(tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))).map_err(db(loc, op))?;
+        commit(tx, loc, op)?;
+        wait(self.c().batch_execute(&format!("SET search_path TO {quoted}"))).map_err(db(&self.loc, op))
     }
 
     pub(crate) fn location_str(&self) -> &str {

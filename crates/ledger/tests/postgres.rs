@@ -267,3 +267,59 @@ fn a_version_2_database_is_migrated_to_keep_its_data_and_cache_instance_actions(
     let stored: String = raw.query_one("SELECT actions FROM instance_actions", &[]).unwrap().get(0);
     assert_eq!(stored, r#"[["suspend",1790812800000000]]"#);
 }
+
+#[test]
+fn namespaced_ledgers_share_a_database_but_neither_data_nor_writer_locks() {
+    let db = PgDb::create();
+    let mut a = Ledger::open_namespaced(&db.url, "SITE-A", OpenMode::CreateIfMissing).unwrap();
+    let mut b = Ledger::open_namespaced(&db.url, "site \"b\"", OpenMode::CreateIfMissing).unwrap();
+    assert!(a.location().ends_with("schema SITE-A"), "{}", a.location());
+    a.advance_checkpoint("p1", "nova", t(2), None).unwrap();
+    b.advance_checkpoint("p1", "nova", t(5), None).unwrap();
+    assert_eq!(a.checkpoint("p1", "nova").unwrap(), Some(t(2)));
+    assert_eq!(b.checkpoint("p1", "nova").unwrap(), Some(t(5)));
+    // The default schema is a third ledger, untouched.
+    let plain = Ledger::open_postgres(&db.url).unwrap();
+    assert_eq!(plain.checkpoint("p1", "nova").unwrap(), None);
+    // Opening again (another replica) finds the schema and its data.
+    let again = Ledger::open_namespaced(&db.url, "SITE-A", OpenMode::MustExist).unwrap();
+    assert_eq!(again.checkpoint("p1", "nova").unwrap(), Some(t(2)));
+
+    let mut a_short = Ledger::open_postgres_with(
+        &db.url,
+        PgOptions {
+            lock_timeout: std::time::Duration::from_millis(200),
+            schema: Some("SITE-A".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // A write transaction held open in SITE-A's schema (its writer lock taken) does not hold
+    // up a writer of the other schema, and does hold up one of its own.
+    let mut raw = db.raw();
+    let mut tx = raw.transaction().unwrap();
+    tx.batch_execute(
+        "SET LOCAL search_path TO \"SITE-A\"; \
+         SELECT pg_advisory_xact_lock(hashtextextended('fedsite write ' || current_schema(), 0))",
+    )
+    .unwrap();
+    assert!(b.advance_checkpoint("p1", "nova", t(6), None).unwrap());
+    let err = a_short.advance_checkpoint("p1", "nova", t(7), None).unwrap_err();
+    assert!(err.to_string().contains("advance checkpoint"), "{err}");
+    tx.rollback().unwrap();
+    assert!(a_short.advance_checkpoint("p1", "nova", t(7), None).unwrap());
+
+    // A name that is not one is refused, naming it, without the URL's password.
+    let err = Ledger::open_namespaced(&db.url, "../x", OpenMode::CreateIfMissing).unwrap_err();
+    assert!(err.to_string().contains("\"../x\"") && !err.to_string().contains(&db.url), "{err}");
+}
+
+#[test]
+fn namespaced_sqlite_ledgers_are_files_in_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Ledger::open_namespaced(dir.path(), "SITE-A", OpenMode::CreateIfMissing).unwrap();
+    a.advance_checkpoint("p1", "nova", t(2), None).unwrap();
+    assert!(dir.path().join("SITE-A.sqlite").is_file());
+    let err = Ledger::open_namespaced(dir.path(), "SITE-B", OpenMode::MustExist).unwrap_err();
+    assert!(matches!(err, Error::Missing { .. }), "{err}");
+}

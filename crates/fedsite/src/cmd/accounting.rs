@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use accounting::pipeline::{self, SpoolConfig, Windows};
+use accounting::pipeline::{self, SpoolConfig};
+use accounting::windows;
 use accounting::{CompatOptions, ExtractConfig, Extractor, InactiveTime};
 use anyhow::{Context, Result, bail};
 use apel::{ApelText, SiteName, Style, Window};
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use ledger::{Ledger, SnapshotFilter, SummaryGroup};
 use openstack::{CloudConfig, Session};
@@ -272,12 +273,6 @@ fn style(s: StyleArg) -> Style {
     }
 }
 
-/// The window end of the last extract run when it never finished.
-fn interrupted_run_end(ledger: &Ledger) -> Result<Option<DateTime<Utc>>> {
-    let last = ledger.last_run(ledger::runs::EXTRACT, None)?;
-    Ok(last.filter(|r| r.outcome.is_none() && r.window_from.is_none()).and_then(|r| r.window_to))
-}
-
 /// The CloudType cASO 5.2.2 writes (`--caso-compatible`).
 const CASO_CLOUD_TYPE: &str = "caso/5.2.2 (OpenStack)";
 
@@ -308,12 +303,6 @@ pub async fn run(args: AccountingArgs) -> Result<ExitCode> {
         AccountingCommand::Records(a) => records(a),
         AccountingCommand::Projects(a) => projects(a).await,
     }
-}
-
-/// The start of the month before `t`.
-fn previous_month_start(t: DateTime<Utc>) -> DateTime<Utc> {
-    let (y, m) = if t.month() == 1 { (t.year() - 1, 12) } else { (t.year(), t.month() - 1) };
-    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().expect("valid month start")
 }
 
 /// What one extraction run did, for `fedsite serve`'s metrics.
@@ -365,14 +354,6 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     cfg.unmapped_ok
         .extend(a.site.unmapped_ok.iter().filter(|u| !cfg.unmapped_ok.contains(u)).cloned().collect::<Vec<_>>());
     let now = Utc::now().with_nanosecond_zero();
-    let to = match a.to {
-        Some(t) if t > now => {
-            tracing::warn!("--to {t} is in the future; using now ({now})");
-            now
-        }
-        Some(t) => t,
-        None => now,
-    };
     let mut spool: SpoolConfig = siteconf::resolve::extract_spools(a.spool.as_deref(), caso.as_ref(), file.as_ref())?;
     for n in caso.iter().flat_map(|c| &c.messenger_notes) {
         tracing::info!("caso.conf: {n}");
@@ -406,7 +387,8 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     };
     let ledger_path = ledger_path(a.ledger.clone(), file.as_ref());
     if a.dry_run {
-        let from = a.from.unwrap_or_else(|| previous_month_start(to));
+        let to = windows::end(a.to, now);
+        let from = a.from.unwrap_or_else(|| windows::previous_month_start(to));
         let window = Window::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?;
         let dry = pipeline::dry_run(&session, &cfg, window, &spool).await;
         for (project, kind, bytes) in &dry.messages {
@@ -428,20 +410,7 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     let mut ledger = open_ledger(&ledger_path)?;
     // One extract or republish at a time per ledger (docs/delivery.md): held to the end.
     let _lock = ledger.run_lock(ledger::RUN_LOCK_EXTRACT, std::time::Duration::from_secs(a.wait))?;
-    // An interrupted run (killed, or the host went down) is resumed with its
-    // own window end, so it renders the same messages and adopts what it had
-    // already spooled instead of queueing an older copy beside a newer one.
-    let to = match (a.from, a.to, interrupted_run_end(&ledger)?) {
-        (None, None, Some(end)) if end <= to => {
-            tracing::info!("resuming the interrupted run that ended its window at {end}");
-            end
-        }
-        _ => to,
-    };
-    let windows = match a.from {
-        Some(from) => Windows::Fixed(Window::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?),
-        None => Windows::FromCheckpoints { to, default_from: previous_month_start(to) },
-    };
+    let windows = windows::plan(&ledger, windows::Request { from: a.from, to: a.to }, now)?.windows;
     // A spinner counting committed projects on a terminal; nothing otherwise (JSON logs).
     let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();

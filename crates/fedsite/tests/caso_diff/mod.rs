@@ -85,6 +85,49 @@ impl Facts {
         }
     }
 
+    /// Rule FlavorSnapshot's bounds on a drifted server's cloud record: fedsite's
+    /// `cpu_count`, `memory` and `disk` are the flavor snapshot's (vCPUs, RAM, root + ephemeral disk);
+    /// cASO's are the current flavor's of that id, or absent when its project sees none.
+    fn check_flavor_sizes(
+        &self,
+        c: &mut Comparison,
+        key: &Key,
+        server_id: &str,
+        cf: &BTreeMap<String, Value>,
+        ff: &BTreeMap<String, Value>,
+    ) {
+        let Some(view) = self.server(server_id).and_then(|s| s.view_at(self.reference)) else {
+            c.finding(key, "<server>", "-", "not in the model");
+            return;
+        };
+        let snap = view.flavor;
+        let current = self.current_flavor(server_id);
+        let sizes = [
+            ("cpu_count", u64::from(snap.vcpus), current.map(|f| u64::from(f.vcpus))),
+            ("memory", snap.ram, current.map(|f| f.ram)),
+            ("disk", snap.disk + snap.ephemeral, current.map(|f| f.disk + f.ephemeral)),
+        ];
+        for (k, want_fed, want_caso) in sizes {
+            if uint(ff, k) != Some(want_fed) {
+                c.finding(
+                    key,
+                    &format!("{k} (fedsite: the flavor snapshot's)"),
+                    show(cf.get(k)),
+                    format!("{}, want {want_fed}", show(ff.get(k))),
+                );
+            }
+            let caso = uint(cf, k);
+            if !(caso.is_none() || caso == want_caso || caso == Some(want_fed)) {
+                c.finding(
+                    key,
+                    &format!("{k} (cASO: the current flavor's)"),
+                    show(cf.get(k)),
+                    format!("current {want_caso:?}"),
+                );
+            }
+        }
+    }
+
     /// The flavor cASO finds for the server: the one of its snapshot's id
     /// that its project sees (public, or shared with it).
     fn current_flavor(&self, server_id: &str) -> Option<&sim::model::Flavor> {
@@ -404,6 +447,9 @@ pub fn compare(
                 }
                 if facts.flavor_drift(&server) {
                     let mut applied = false;
+                    // The exception is narrow: fedsite's size fields are the snapshot's,
+                    // cASO's the current flavor's of that id (or none), nothing else.
+                    facts.check_flavor_sizes(&mut c, key, &server, &cf, &ff);
                     for k in ["benchmark", "benchmark_type", "cpu_count", "memory", "disk"] {
                         if cf.get(k) != ff.get(k) {
                             applied = true;

@@ -429,6 +429,8 @@ pub struct SpoolFlags<'a> {
     /// `dirq` or `directory`.
     pub path_type: Option<&'a str>,
     pub quarantine: Option<&'a Path>,
+    /// A `[[destination]]` name of fedsite.toml: its spool and quarantine.
+    pub destination: Option<&'a str>,
 }
 
 /// The spool: each of path, type and quarantine from the flag, else SSM's sender.cfg
@@ -439,6 +441,21 @@ pub fn spool_paths(
     sender: Option<&SenderCfg>,
     file: Option<&Config>,
 ) -> Result<Option<SpoolPaths>, Error> {
+    if let Some(name) = flags.destination {
+        let flag = |reason: String| Error::Flag { flag: "--destination".into(), reason };
+        let f = file.ok_or_else(|| flag("needs fedsite.toml [[destination]] tables (no --sender-cfg)".into()))?;
+        let d = f.toml.destinations.iter().find(|d| d.name == name).ok_or_else(|| {
+            let names: Vec<&str> = f.toml.destinations.iter().map(|d| d.name.as_str()).collect();
+            flag(format!("{name}: {} has no such destination (it has: {})", f.file.display(), names.join(", ")))
+        })?;
+        let path = flags.path.map(Path::to_path_buf).unwrap_or_else(|| d.spool.clone());
+        let quarantine = flags
+            .quarantine
+            .map(Path::to_path_buf)
+            .or_else(|| d.quarantine.clone())
+            .unwrap_or_else(|| messaging::sender::default_quarantine(&path));
+        return Ok(Some(SpoolPaths { path, path_type: PathType::Dirq, quarantine }));
+    }
     let path = flags
         .path
         .map(Path::to_path_buf)

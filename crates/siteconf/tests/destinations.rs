@@ -198,3 +198,18 @@ fn import_maps_casos_messengers_and_record_types() {
     assert!(nc.contains("messengers: greendigit_cim: no fedsite equivalent"), "{nc}");
     assert!(nc.contains("[messenger_ssmv4] record_types: only the record_types"), "{nc}");
 }
+
+#[test]
+fn the_spool_commands_find_a_destinations_spool_by_name() {
+    use siteconf::resolve::{SpoolFlags, spool_paths};
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::load(&write(dir.path(), "fedsite.toml", &two(dir.path()))).unwrap();
+    let first = spool_paths(&SpoolFlags::default(), None, Some(&config)).unwrap().unwrap();
+    assert_eq!(first.path, dir.path().join("compute"));
+    let flags = SpoolFlags { destination: Some("block"), ..Default::default() };
+    let block = spool_paths(&flags, None, Some(&config)).unwrap().unwrap();
+    assert_eq!((block.path, block.quarantine), (dir.path().join("block"), dir.path().join("block.quarantine")));
+    let flags = SpoolFlags { destination: Some("nope"), ..Default::default() };
+    let e = spool_paths(&flags, None, Some(&config)).unwrap_err().to_string();
+    assert!(e.contains("--destination") && e.contains("nope") && e.contains("compute, block"), "{e}");
+}

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use apel::{ApelText, SiteName};
+use apel::{ApelText, RecordKind, SiteName};
 use ini::Ini;
 use openstack::{CloudConfig, Credentials, Scope};
 
@@ -25,6 +25,81 @@ pub struct CasoConf {
     pub spool: PathBuf,
     /// `[ssm] max_size`
     pub max_records: usize,
+    /// The record kinds cASO's ssm messenger(s) would write to `[ssm] output_path`:
+    /// `[DEFAULT] messengers` and each ssm messenger's `[messenger_<name>] record_types`
+    /// ([`ssm_record_types`]).
+    pub record_types: Vec<RecordKind>,
+    /// What of the messengers' settings fedsite does differently, one line each.
+    pub messenger_notes: Vec<String>,
+}
+
+/// cASO's ssm-like messengers: both write the one `[ssm] output_path`.
+const SSM_MESSENGERS: [&str; 2] = ["ssm", "ssmv4"];
+
+/// The kinds cASO 5.2.2's ssm messengers write to its spool, and notes on what fedsite does
+/// differently. `messengers` is `[DEFAULT] messengers` (empty when the key is absent: cASO's
+/// default, `noop`, spools nothing, but a file without the key is taken as the ssm messenger's,
+/// without a note);
+/// `record_types(m)` the raw `[messenger_<m>] record_types`, if the key is present. As cASO:
+/// the default of ssm / ssmv4 is cloud, ip, accelerator, storage; an empty list, or one naming
+/// no known kind, means every kind; unknown names are ignored; ssm and ssmv4 together write
+/// the same spool (fedsite spools the union, once). Unlike cASO, energy is not taken: cASO's
+/// ssm messenger fails on an energy record ("Unexpected record format!") and spools nothing.
+pub fn ssm_record_types(
+    messengers: &[String],
+    record_types: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<RecordKind>, Vec<String>) {
+    let mut notes = Vec::new();
+    let mut kinds: Vec<RecordKind> = Vec::new();
+    let ssm: Vec<&str> = messengers.iter().map(String::as_str).filter(|m| SSM_MESSENGERS.contains(m)).collect();
+    if ssm.is_empty() && messengers.is_empty() {
+        return (crate::pipeline::SSM_KINDS.to_vec(), notes);
+    }
+    if ssm.is_empty() {
+        notes.push(format!(
+            "[DEFAULT] messengers = {}: no ssm messenger, so cASO spools nothing; fedsite spools cloud, ip, accelerator and storage records as the ssm messenger would",
+            messengers.join(",")
+        ));
+        return (crate::pipeline::SSM_KINDS.to_vec(), notes);
+    }
+    if ssm.len() > 1 {
+        notes.push(
+            "[DEFAULT] messengers: ssm and ssmv4 both write [ssm] output_path, so cASO spools the kinds they share twice; fedsite spools each record once".into(),
+        );
+    }
+    for m in &ssm {
+        let wanted: Vec<RecordKind> = match record_types(m) {
+            None => crate::pipeline::SSM_KINDS.to_vec(),
+            Some(raw) => {
+                let names: Vec<&str> = raw.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+                let known: Vec<RecordKind> = names.iter().filter_map(|n| n.parse().ok()).collect();
+                for n in names.iter().filter(|n| n.parse::<RecordKind>().is_err()) {
+                    notes.push(format!(
+                        "[messenger_{m}] record_types: {n:?} is not a record kind; ignored, as cASO does"
+                    ));
+                }
+                if known.is_empty() { RecordKind::ALL.to_vec() } else { known }
+            }
+        };
+        for k in wanted {
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+        }
+    }
+    if let Some(i) = kinds.iter().position(|k| *k == RecordKind::Energy) {
+        kinds.remove(i);
+        notes.push(format!(
+            "[messenger_{}] record_types takes energy records: cASO's ssm messenger fails on them (\"Unexpected record format!\") and spools nothing; fedsite keeps them in the ledger (route them with a [[destination]] to send them)",
+            ssm[0]
+        ));
+    }
+    if kinds.is_empty() {
+        notes.push("the ssm messengers take no record kind fedsite spools: cloud, ip, accelerator and storage are spooled as the ssm messenger's default".into());
+        kinds = crate::pipeline::SSM_KINDS.to_vec();
+    }
+    kinds.sort();
+    (kinds, notes)
 }
 
 /// A `caso.conf` that cannot be used, naming the file, section and key.
@@ -117,7 +192,13 @@ impl CasoConf {
             Some(v) => v.parse().map_err(|_| err(format!("[ssm] max_size {v:?} is not a number")))?,
             None => apel::DEFAULT_MAX_RECORDS,
         };
-        Ok(CasoConf { extract, cloud, spool, max_records })
+        let messengers = list("DEFAULT", "messengers");
+        let raw = |m: &str| {
+            let section = format!("messenger_{m}");
+            ini.section(Some(section.as_str())).and_then(|s| s.get("record_types")).map(|v| v.trim().to_string())
+        };
+        let (record_types, messenger_notes) = ssm_record_types(&messengers, &raw);
+        Ok(CasoConf { extract, cloud, spool, max_records, record_types, messenger_notes })
     }
 }
 

@@ -35,9 +35,11 @@ pub enum WindowError {
     Window(apel::Error),
 }
 
-/// The windows of a run at `now` (whole seconds); the end as [`end`] says.
+/// The windows of a run at `now` (whole seconds); the end as [`end`] says (without its
+/// warning: a command gives that once, as soon as it has parsed its arguments).
 pub fn plan(ledger: &Ledger, req: Request, now: DateTime<Utc>) -> Result<Planned, WindowError> {
-    let to = end(req.to, now);
+    // Clamped silently: the command warned with [`end`] before it logged in.
+    let to = req.to.map_or(now, |t| t.min(now));
     let (to, resumed) = match (req.from, req.to, interrupted_run_end(ledger)?) {
         (None, None, Some(end)) if end <= to => {
             tracing::info!("resuming the interrupted run that ended its window at {end}");

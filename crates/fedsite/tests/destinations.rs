@@ -174,6 +174,12 @@ async fn one_destination_failing_does_not_stop_the_other() {
     assert!(!common::dirq_elements(&d.join("spool-block")).is_empty());
     assert!(common::ams_published(&sim, DEFAULT_TOPIC).iter().any(|(k, _)| *k == RecordKind::Cloud));
     assert!(common::ams_published(&sim, STORAGE_TOPIC).is_empty());
+    // `spool status --destination` shows what is left there.
+    let (code, out, err) = fedsite(&config, &["spool", "status", "--destination", "block", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["spool"], d.join("spool-block").display().to_string());
+    assert_eq!(v["elements"].as_u64().unwrap() as usize, common::dirq_elements(&d.join("spool-block")).len());
 
     // `--destination` sends one of them.
     let (code, out, err) = fedsite(&config, &["send", "--destination", "compute"]).await;

@@ -105,6 +105,47 @@ pub fn check(config: &Config, env: &openstack::config::Env, cwd: &Path) -> Vec<F
             format!("directory {} does not exist yet; the first run creates it", dir.display()),
         );
     }
+    // Kinds the configured extractors produce that no destination sends: kept in the ledger.
+    if let Ok(kinds) = config.unrouted_kinds()
+        && !kinds.is_empty()
+    {
+        let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        let (key, hint) = if t.destinations.is_empty() {
+            ("[accounting] extractors", "route them with a [[destination]] to send them")
+        } else {
+            ("[[destination]]", "add them to a destination's record_types to send them")
+        };
+        push(
+            Level::Warning,
+            key,
+            format!(
+                "{} records are extracted but go to no destination: kept in the ledger only; {hint}",
+                names.join(", ")
+            ),
+        );
+    }
+    if !t.destinations.is_empty() {
+        // What `send` would resolve per destination (a missing host only matters when the
+        // file sends at all: with an [ams] section).
+        if let Err(err) = config.deliveries() {
+            let key = match &err {
+                crate::Error::Key { key, .. } => key.clone(),
+                _ => "[[destination]]".into(),
+            };
+            if t.ams.is_some() || !key.ends_with(" host") {
+                push(Level::Error, &key, err.to_string());
+            }
+        }
+        for d in &t.destinations {
+            if let Some(dir) = d.spool.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+                push(
+                    Level::Warning,
+                    &format!("[[destination]] {} spool", d.name),
+                    format!("directory {} does not exist yet; the first run creates it", dir.display()),
+                );
+            }
+        }
+    }
     if let Some(ams) = &t.ams {
         if ams.host.is_none() && ams.url.is_none() {
             push(Level::Error, "[ams] host", "is missing (e.g. msg.argo.grnet.gr)".into());

@@ -14,7 +14,7 @@ use openstack::{Credentials, DomainRef, Interface, ProjectRef, Scope, UserRef};
 use accounting::casoconf::PLUGIN_KEYS;
 
 use crate::Error;
-use crate::model::{Accelerator, Ams, Auth, Benchmark, FedsiteToml, Prometheus};
+use crate::model::{Accelerator, Ams, Auth, Benchmark, Destination, FedsiteToml, Prometheus};
 
 /// What an import produced.
 #[derive(Debug, Clone, Default)]
@@ -68,9 +68,6 @@ const CASO_READ: &[(&str, &str)] = &[
 /// caso.conf keys with no meaning for fedsite, and why.
 fn caso_reason(section: &str, key: &str) -> Option<&'static str> {
     Some(match (section, key) {
-        ("DEFAULT", "messengers") => {
-            "fedsite always writes the SSM spool ([spool] path); other messengers (logstash, noop) have no equivalent"
-        }
         ("DEFAULT", "spooldir" | "lock_path") => {
             "fedsite keeps its checkpoints and locks in the ledger ([ledger] path)"
         }
@@ -84,7 +81,7 @@ fn caso_reason(section: &str, key: &str) -> Option<&'static str> {
         }
         ("logstash", _) => "the logstash messenger is not supported",
         (s, "record_types") if s.starts_with("messenger_") => {
-            "fedsite spools cloud, ip, accelerator and storage records for SSM (energy stays in the ledger), as cASO's ssm messenger"
+            "only the record_types of an ssm / ssmv4 messenger named in [DEFAULT] messengers are carried (as a [[destination]]); this messenger is not enabled or has no fedsite equivalent"
         }
         ("prometheus", _) => {
             "only prometheus_endpoint is read from caso.conf; set the others under [accounting.prometheus]"
@@ -154,6 +151,26 @@ fn import_caso(path: &Path, out: &mut Imported) -> Result<(), Error> {
             Some(Prometheus { endpoint: Some(x.prometheus.prometheus_endpoint.clone()), ..Default::default() });
     }
     c.spool.path = Some(conf.spool.clone());
+    // The kinds cASO's ssm messengers spool: a destination of its own when they are not the
+    // ssm messenger's default (fedsite's, without [[destination]]).
+    if conf.record_types != accounting::pipeline::SSM_KINDS {
+        c.spool.path = None;
+        c.destinations = vec![Destination {
+            name: "ssm".into(),
+            record_types: conf.record_types.clone(),
+            spool: conf.spool.clone(),
+            quarantine: None,
+            host: None,
+            url: None,
+            authn_url: None,
+            project: None,
+            topic: None,
+            token_file: None,
+        }];
+    }
+    for n in &conf.messenger_notes {
+        out.not_carried.push(format!("{}: {n}", path.display()));
+    }
 
     // [keystone_auth] becomes the inline clouds.yaml keys of [cloud].
     let cloud = &conf.cloud;
@@ -254,9 +271,30 @@ fn import_caso(path: &Path, out: &mut Imported) -> Result<(), Error> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .unwrap_or("keystone_auth");
+    let messengers: Vec<String> = ini
+        .get_from(Some("DEFAULT"), "messengers")
+        .or_else(|| ini.general_section().get("messengers"))
+        .map(|v| v.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect())
+        .unwrap_or_default();
+    for m in messengers.iter().filter(|m| !["ssm", "ssmv4", "noop"].contains(&m.as_str())) {
+        out.not_carried.push(format!(
+            "{}: [DEFAULT] messengers: {m}: no fedsite equivalent (only ssm / ssmv4, to an AMS topic through the spool); the records cASO sends it are not sent",
+            path.display()
+        ));
+    }
+    let read_messenger_key = |section: &str, key: &str| {
+        (section == "DEFAULT" && key == "messengers")
+            || (key == "record_types"
+                && section
+                    .strip_prefix("messenger_")
+                    .is_some_and(|m| ["ssm", "ssmv4"].contains(&m) && messengers.iter().any(|e| e == m)))
+    };
     for (section, props) in ini.iter() {
         let section = section.unwrap_or("DEFAULT");
         for (key, _) in props.iter() {
+            if read_messenger_key(section, key) {
+                continue;
+            }
             let plugin_key = key == "auth_type" || key == "access_token_type" || PLUGIN_KEYS.contains(&key);
             if CASO_READ.contains(&(section, key)) || (section == auth_section && plugin_key) {
                 continue;
@@ -271,14 +309,17 @@ fn import_caso(path: &Path, out: &mut Imported) -> Result<(), Error> {
 fn import_ssm(path: &Path, out: &mut Imported) -> Result<(), Error> {
     let cfg = SenderCfg::load(path).map_err(|e| Error::file(path, e.to_string()))?;
     let c = &mut out.config;
-    match &c.spool.path {
+    // caso.conf's spool: its [spool] path, or the destination its ssm messengers map to.
+    let caso_spool = c.destinations.first().map(|d| d.spool.clone()).or_else(|| c.spool.path.clone());
+    match &caso_spool {
         Some(p) if *p != cfg.path => out.not_carried.push(format!(
-            "{}: [messaging] path {} differs from caso.conf's [ssm] output_path {}: fedsite extracts into and sends from the one [spool] path, kept as caso.conf's",
+            "{}: [messaging] path {} differs from caso.conf's [ssm] output_path {}: fedsite extracts into and sends from the same spool, kept as caso.conf's",
             path.display(),
             cfg.path.display(),
             p.display()
         )),
-        _ => c.spool.path = Some(cfg.path.clone()),
+        Some(_) => {}
+        None => c.spool.path = Some(cfg.path.clone()),
     }
     c.spool.path_type = (cfg.path_type == PathType::Directory).then(|| "directory".into());
     if cfg.token.is_some() {

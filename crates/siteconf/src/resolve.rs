@@ -397,15 +397,27 @@ pub fn default_ledger() -> PathBuf {
     }
 }
 
-/// Where an extract or republish writes: the `--spool` flag (or caso.conf's `[ssm]
-/// output_path`, `other`) as the one spool of cloud, ip, accelerator and storage records, else
-/// fedsite.toml's destinations ([`Config::routes`]), else [`DEFAULT_SPOOL`]. Style and limits
+/// Where an extract or republish writes: with a caso.conf, its `[ssm] output_path` (or the
+/// `--spool` flag) for the kinds its ssm messengers take (`CasoConf::record_types`); else the
+/// `--spool` flag as the one spool of cloud, ip, accelerator and storage records; else
+/// fedsite.toml's destinations ([`Config::routes`]); else [`DEFAULT_SPOOL`]. Style and limits
 /// are the defaults: the caller sets them.
-pub fn extract_spools(flag: Option<&Path>, other: Option<&Path>, file: Option<&Config>) -> Result<SpoolConfig, Error> {
-    match (flag.or(other), file) {
-        (Some(p), _) => Ok(SpoolConfig::new(p)),
-        (None, Some(f)) => SpoolConfig::with_routes(f.routes()).map_err(|e| f.err("[[destination]]", e.to_string())),
-        (None, None) => Ok(SpoolConfig::new(DEFAULT_SPOOL)),
+pub fn extract_spools(
+    flag: Option<&Path>,
+    caso: Option<&accounting::casoconf::CasoConf>,
+    file: Option<&Config>,
+) -> Result<SpoolConfig, Error> {
+    match (caso, flag, file) {
+        (Some(c), _, _) => {
+            let spool = flag.unwrap_or(&c.spool).to_path_buf();
+            let route = Route { name: DEFAULT_DESTINATION.into(), spool, kinds: c.record_types.clone() };
+            SpoolConfig::with_routes(vec![route]).map_err(|e| Error::Other(e.to_string()))
+        }
+        (None, Some(p), _) => Ok(SpoolConfig::new(p)),
+        (None, None, Some(f)) => {
+            SpoolConfig::with_routes(f.routes()).map_err(|e| f.err("[[destination]]", e.to_string()))
+        }
+        (None, None, None) => Ok(SpoolConfig::new(DEFAULT_SPOOL)),
     }
 }
 
@@ -425,6 +437,8 @@ pub struct SpoolFlags<'a> {
     /// `dirq` or `directory`.
     pub path_type: Option<&'a str>,
     pub quarantine: Option<&'a Path>,
+    /// A `[[destination]]` name of fedsite.toml: its spool and quarantine.
+    pub destination: Option<&'a str>,
 }
 
 /// The spool: each of path, type and quarantine from the flag, else SSM's sender.cfg
@@ -435,6 +449,21 @@ pub fn spool_paths(
     sender: Option<&SenderCfg>,
     file: Option<&Config>,
 ) -> Result<Option<SpoolPaths>, Error> {
+    if let Some(name) = flags.destination {
+        let flag = |reason: String| Error::Flag { flag: "--destination".into(), reason };
+        let f = file.ok_or_else(|| flag("needs fedsite.toml [[destination]] tables (no --sender-cfg)".into()))?;
+        let d = f.toml.destinations.iter().find(|d| d.name == name).ok_or_else(|| {
+            let names: Vec<&str> = f.toml.destinations.iter().map(|d| d.name.as_str()).collect();
+            flag(format!("{name}: {} has no such destination (it has: {})", f.file.display(), names.join(", ")))
+        })?;
+        let path = flags.path.map(Path::to_path_buf).unwrap_or_else(|| d.spool.clone());
+        let quarantine = flags
+            .quarantine
+            .map(Path::to_path_buf)
+            .or_else(|| d.quarantine.clone())
+            .unwrap_or_else(|| messaging::sender::default_quarantine(&path));
+        return Ok(Some(SpoolPaths { path, path_type: PathType::Dirq, quarantine }));
+    }
     let path = flags
         .path
         .map(Path::to_path_buf)

@@ -91,17 +91,20 @@ fn import_of_the_reference_files_resolves_to_what_the_originals_resolve_to() {
 
     // What was left behind is listed, with the reason.
     let nc = imported.not_carried.join("\n");
-    for key in [
-        "[DEFAULT] messengers",
-        "[DEFAULT] spooldir",
-        "[DEFAULT] lock_path",
-        "[DEFAULT] debug",
-        "[messenger_ssm] record_types",
-        "[logging]",
-    ] {
+    for key in ["[DEFAULT] spooldir", "[DEFAULT] lock_path", "[DEFAULT] debug", "[logging]"] {
         assert!(nc.contains(key), "{key} missing from the not-carried list:\n{nc}");
     }
     assert!(!nc.contains("site_name") && !nc.contains("[keystone_auth] password"), "{nc}");
+    // `messengers = ssm,noop` with `[messenger_ssm] record_types = cloud,ip`: carried as the
+    // one destination of cloud and ip records, on caso.conf's spool and sender.cfg's topic.
+    assert!(!nc.contains("[messenger_ssm] record_types") && !nc.contains("messengers"), "{nc}");
+    let routes = config.routes();
+    assert_eq!(routes.len(), 1);
+    assert_eq!(
+        (&routes[0].spool, &routes[0].kinds),
+        (&original.spool, &vec![apel::RecordKind::Cloud, apel::RecordKind::Ip])
+    );
+    assert_eq!(original.record_types, routes[0].kinds, "--caso-conf routes the same kinds");
     assert!(text.contains("# Not carried over:"), "{text}");
 }
 

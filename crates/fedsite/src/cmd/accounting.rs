@@ -118,7 +118,8 @@ pub struct ExtractArgs {
     #[arg(long, value_parser = parse_time)]
     pub to: Option<DateTime<Utc>>,
     /// The spool SSM's sender reads (dirq QueueSimple); /var/spool/apel/outgoing/openstack,
-    /// or caso.conf's [ssm] output_path / fedsite.toml's [spool] path, by default.
+    /// or caso.conf's [ssm] output_path / fedsite.toml's [spool] path or [[destination]] spools,
+    /// by default. Given, it is the one spool (fedsite.toml's destinations are not used).
     #[arg(long, env = "FEDSITE_SPOOL")]
     pub spool: Option<PathBuf>,
     /// Run from an existing cASO configuration: site, service, projects, VO
@@ -353,8 +354,12 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     cfg.unmapped_ok
         .extend(a.site.unmapped_ok.iter().filter(|u| !cfg.unmapped_ok.contains(u)).cloned().collect::<Vec<_>>());
     let now = Utc::now().with_nanosecond_zero();
-    let mut spool: SpoolConfig =
-        siteconf::resolve::extract_spools(a.spool.as_deref(), caso.as_ref().map(|c| c.spool.as_path()), file.as_ref())?;
+    // Said before anything can fail (a future end is now: usage past now would be counted).
+    let to = windows::end(a.to, now);
+    let mut spool: SpoolConfig = siteconf::resolve::extract_spools(a.spool.as_deref(), caso.as_ref(), file.as_ref())?;
+    for n in caso.iter().flat_map(|c| &c.messenger_notes) {
+        tracing::info!("caso.conf: {n}");
+    }
     spool.style = match (a.style, &file) {
         _ if a.caso_compatible => Style::CasoCompat,
         (Some(s), _) => style(s),
@@ -384,7 +389,6 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     };
     let ledger_path = ledger_path(a.ledger.clone(), file.as_ref());
     if a.dry_run {
-        let to = windows::end(a.to, now);
         let from = a.from.unwrap_or_else(|| windows::previous_month_start(to));
         let window = Window::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?;
         let dry = pipeline::dry_run(&session, &cfg, window, &spool).await;

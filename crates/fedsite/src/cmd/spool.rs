@@ -40,6 +40,9 @@ pub struct SpoolLocation {
     /// Default `<spool>.quarantine`.
     #[arg(long, value_name = "DIR")]
     pub quarantine: Option<PathBuf>,
+    /// The spool of this fedsite.toml `[[destination]]` (default: the first destination's).
+    #[arg(long, value_name = "NAME")]
+    pub destination: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +96,7 @@ fn resolve(a: &SpoolLocation) -> Result<Resolved> {
         path: a.spool.as_deref(),
         path_type: a.path_type.as_deref(),
         quarantine: a.quarantine.as_deref(),
+        destination: a.destination.as_deref(),
     };
     let paths = siteconf::resolve::spool_paths(&flags, cfg.as_ref(), file.as_ref())?
         .context("no spool: --spool, --sender-cfg or --config fedsite.toml")?;

@@ -525,7 +525,8 @@ async fn own_user(real: &Real, name: &str, role: &str, projects: &[&Project]) ->
     user
 }
 
-/// [`ACCOUNTING`] with its roles.
+/// [`ACCOUNTING`] with its roles: reader on each project, admin on project admin, reader on
+/// the system (cASO's user lookups).
 async fn accounting_user(real: &Real, projects: &[Project]) {
     let ks = common::real_keystone();
     let user = own_user(real, ACCOUNTING, "reader", &projects.iter().collect::<Vec<_>>()).await;
@@ -539,6 +540,13 @@ async fn accounting_user(real: &Real, projects: &[Project]) {
         .to_string();
     real.send(reqwest::Method::PUT, &format!("{ks}/projects/{admin_project}/users/{user}/roles/{admin_role}"), None)
         .await;
+    // cASO reads user names with a system-scoped client (`system_scope="all"`): without a
+    // system role it has none and leaves GlobalUserName out (a fresh Keystone shows it).
+    let reader = real.get(&format!("{ks}/roles?name=reader"), None).await["roles"][0]["id"]
+        .as_str()
+        .expect("role reader")
+        .to_string();
+    real.send(reqwest::Method::PUT, &format!("{ks}/system/users/{user}/roles/{reader}"), None).await;
 }
 
 /// The simulator in hybrid mode, for what cannot run here: its GOCDB lists the

@@ -831,11 +831,7 @@ pub async fn list(State(state): State<Arc<AppState>>, ctx: Ctx, RawQuery(q): Raw
 }
 
 /// `GET /servers/detail`
-pub async fn list_detail(
-    State(state): State<Arc<AppState>>,
-    ctx: Ctx,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
+pub async fn list_detail(State(state): State<Arc<AppState>>, ctx: Ctx, RawQuery(q): RawQuery) -> ApiResult<Response> {
     list_any(state, ctx, q, true).await
 }
 

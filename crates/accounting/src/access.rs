@@ -22,7 +22,7 @@ use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::error::ExtractError;
-use crate::kept::{Interner, KeptServer, KeptUsage, ServersById, slim_volume};
+use crate::kept::{Interner, KeptServer, KeptUsage, ListedServer, ServersById, slim_volume};
 
 /// The role hint for calls made with the system / admin token.
 pub(crate) const SYSTEM_ROLE: &str = "the reader role on the system (openstack role add --user <accounting user> --user-domain <domain> --system all reader)";
@@ -467,7 +467,7 @@ impl Access {
                         changes_since: Some(self.servers_since),
                         ..Default::default()
                     };
-                    let mut stream = q.stream(&self.primary);
+                    let mut stream = q.stream_as::<ListedServer>(&self.primary);
                     let mut interner = Interner::default();
                     let mut m: HashMap<String, Vec<KeptServer>> = HashMap::new();
                     while let Some(s) = futures::StreamExt::next(&mut stream).await {
@@ -749,10 +749,11 @@ impl Access {
                 }
                 let mut found = Vec::with_capacity(wanted.len());
                 let mut interner = Interner::default();
-                let mut stream = ListServers { all_tenants: true, ..Default::default() }.stream(&self.primary);
+                let mut stream =
+                    ListServers { all_tenants: true, ..Default::default() }.stream_as::<ListedServer>(&self.primary);
                 while let Some(s) = futures::StreamExt::next(&mut stream).await {
                     match s {
-                        Ok(s) if wanted.contains(&s.id) => found.push(KeptServer::new(s, &mut interner)),
+                        Ok(s) if wanted.contains(s.id()) => found.push(KeptServer::new(s, &mut interner)),
                         Ok(_) => {}
                         Err(e) => {
                             tracing::info!(target: "accounting", error = %e, "cannot list every project's live servers; reading them one by one");

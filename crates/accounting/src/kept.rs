@@ -5,12 +5,15 @@
 //! stored once. A project's servers are expanded back into
 //! [`openstack::nova::Server`]s only while that project is extracted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use openstack::cinder::Volume;
+use openstack::nova::servers::de_image;
 use openstack::nova::{Address, ImageRef, Server, ServerFlavor, ServerUsage};
+use openstack::time;
+use serde::Deserialize;
 
 /// A flavor snapshot's (id, original name).
 type FlavorKey = (Option<String>, Option<String>);
@@ -44,6 +47,64 @@ impl Interner {
     }
 }
 
+/// A `servers/detail` item as the run-wide listings decode it: the fields of
+/// [`Server`] without its catch-all of unknown fields (which makes serde buffer
+/// every item whole before decoding it). The fields no record reads are still
+/// decoded, so an item decodes here exactly when it decodes as a [`Server`].
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListedServer {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    tenant_id: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(deserialize_with = "time::de")]
+    created: DateTime<Utc>,
+    #[serde(default, deserialize_with = "time::de_opt")]
+    updated: Option<DateTime<Utc>>,
+    #[serde(rename = "OS-SRV-USG:launched_at", default, deserialize_with = "time::de_opt")]
+    launched_at: Option<DateTime<Utc>>,
+    #[serde(rename = "OS-SRV-USG:terminated_at", default, deserialize_with = "time::de_opt")]
+    terminated_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    flavor: Option<ServerFlavor>,
+    #[serde(default, deserialize_with = "de_image")]
+    image: Option<ImageRef>,
+    #[serde(default)]
+    addresses: BTreeMap<String, Vec<Address>>,
+    // Decoded for their types only (see above).
+    #[serde(default, rename = "metadata")]
+    _metadata: BTreeMap<String, String>,
+    #[serde(rename = "OS-EXT-STS:vm_state", default)]
+    _vm_state: Option<String>,
+    #[serde(rename = "OS-EXT-STS:task_state", default)]
+    _task_state: Option<String>,
+    #[serde(rename = "OS-EXT-STS:power_state", default)]
+    _power_state: Option<i64>,
+    #[serde(rename = "OS-EXT-SRV-ATTR:host", default)]
+    _host: Option<String>,
+    #[serde(rename = "OS-EXT-SRV-ATTR:hypervisor_hostname", default)]
+    _hypervisor_hostname: Option<String>,
+    #[serde(rename = "OS-EXT-AZ:availability_zone", default)]
+    _availability_zone: Option<String>,
+    #[serde(rename = "key_name", default)]
+    _key_name: Option<String>,
+    #[serde(rename = "locked", default)]
+    _locked: Option<bool>,
+    #[serde(rename = "tags", default)]
+    _tags: Option<Vec<String>>,
+}
+
+impl ListedServer {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// A listed server, as kept for the run (see the module docs).
 #[derive(Debug, Clone)]
 pub(crate) struct KeptServer {
@@ -63,7 +124,7 @@ pub(crate) struct KeptServer {
 }
 
 impl KeptServer {
-    pub fn new(s: Server, i: &mut Interner) -> KeptServer {
+    pub fn new(s: ListedServer, i: &mut Interner) -> KeptServer {
         let mut floating = Vec::new();
         for (net, list) in s.addresses {
             for a in list {
@@ -103,7 +164,7 @@ impl KeptServer {
     /// The server as Nova listed it, less what no record reads (metadata,
     /// tags, fixed addresses, extended status and host attributes).
     pub fn server(&self) -> Server {
-        let mut addresses: std::collections::BTreeMap<String, Vec<Address>> = Default::default();
+        let mut addresses: BTreeMap<String, Vec<Address>> = Default::default();
         for (net, a) in self.floating.iter() {
             addresses.entry(net.to_string()).or_default().push(a.clone());
         }
@@ -216,7 +277,15 @@ mod tests {
     use super::*;
 
     fn server(id: &str, extra_specs: &[(&str, &str)]) -> Server {
-        serde_json::from_value(serde_json::json!({
+        serde_json::from_value(item(id, extra_specs)).unwrap()
+    }
+
+    fn listed(id: &str, extra_specs: &[(&str, &str)]) -> ListedServer {
+        serde_json::from_value(item(id, extra_specs)).unwrap()
+    }
+
+    fn item(id: &str, extra_specs: &[(&str, &str)]) -> serde_json::Value {
+        serde_json::json!({
             "id": id, "name": format!("vm-{id}"), "status": "ACTIVE", "tenant_id": "p1", "user_id": "u1",
             "created": "2023-05-01T00:00:00Z", "updated": "2023-05-02T00:00:00Z",
             "OS-SRV-USG:launched_at": "2023-05-01T00:01:00.000000", "OS-SRV-USG:terminated_at": null,
@@ -227,16 +296,44 @@ mod tests {
                 {"addr": "10.0.0.5", "version": 4, "OS-EXT-IPS:type": "fixed"},
                 {"addr": "192.0.2.7", "version": 4, "OS-EXT-IPS:type": "floating"}
             ]},
-            "metadata": {"k": "v"}, "OS-EXT-STS:vm_state": "active", "key_name": "mykey"
-        }))
-        .unwrap()
+            "metadata": {"k": "v"}, "OS-EXT-STS:vm_state": "active", "key_name": "mykey",
+            "OS-EXT-SRV-ATTR:user_data": null, "security_groups": [{"name": "default"}]
+        })
+    }
+
+    #[test]
+    fn a_listed_server_decodes_exactly_when_a_server_does() {
+        let ok = |v: &serde_json::Value| {
+            let (a, b) = (
+                serde_json::from_value::<Server>(v.clone()).is_ok(),
+                serde_json::from_value::<ListedServer>(v.clone()).is_ok(),
+            );
+            assert_eq!(a, b, "{v}");
+            a
+        };
+        assert!(ok(&item("a", &[])));
+        for (field, bad) in [
+            ("metadata", serde_json::json!({"k": 1})),
+            ("OS-EXT-STS:power_state", serde_json::json!("on")),
+            ("locked", serde_json::json!("no")),
+            ("tags", serde_json::json!([1])),
+            ("created", serde_json::json!("yesterday")),
+            ("addresses", serde_json::json!({"net": [{"version": 4}]})),
+        ] {
+            let mut v = item("a", &[]);
+            v[field] = bad;
+            assert!(!ok(&v), "{field}");
+        }
+        let mut v = item("a", &[]);
+        v.as_object_mut().unwrap().remove("created");
+        assert!(!ok(&v), "created is required");
     }
 
     #[test]
     fn a_kept_server_gives_back_every_field_records_read() {
         let mut i = Interner::default();
         let s = server("a", &[("gpu", "1")]);
-        let back = KeptServer::new(s.clone(), &mut i).server();
+        let back = KeptServer::new(listed("a", &[("gpu", "1")]), &mut i).server();
         assert_eq!(back.id, s.id);
         assert_eq!(back.name, s.name);
         assert_eq!(back.status, s.status);
@@ -256,9 +353,9 @@ mod tests {
     #[test]
     fn equal_flavor_snapshots_and_repeated_strings_are_shared() {
         let mut i = Interner::default();
-        let a = KeptServer::new(server("a", &[("gpu", "1")]), &mut i);
-        let b = KeptServer::new(server("b", &[("gpu", "1")]), &mut i);
-        let c = KeptServer::new(server("c", &[("gpu", "2")]), &mut i);
+        let a = KeptServer::new(listed("a", &[("gpu", "1")]), &mut i);
+        let b = KeptServer::new(listed("b", &[("gpu", "1")]), &mut i);
+        let c = KeptServer::new(listed("c", &[("gpu", "2")]), &mut i);
         assert!(Arc::ptr_eq(a.flavor.as_ref().unwrap(), b.flavor.as_ref().unwrap()));
         assert!(
             !Arc::ptr_eq(a.flavor.as_ref().unwrap(), c.flavor.as_ref().unwrap()),
@@ -288,7 +385,7 @@ mod tests {
     fn servers_by_id_finds_each_and_only_those() {
         let mut i = Interner::default();
         let by =
-            ServersById::new(["c", "a", "b", "a"].iter().map(|id| KeptServer::new(server(id, &[]), &mut i)).collect());
+            ServersById::new(["c", "a", "b", "a"].iter().map(|id| KeptServer::new(listed(id, &[]), &mut i)).collect());
         for id in ["a", "b", "c"] {
             assert_eq!(by.get(id).map(KeptServer::id), Some(id));
         }

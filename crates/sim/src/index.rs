@@ -13,9 +13,13 @@
 //! valid for the generation they were built for; a site with duplicate ids
 //! (which the indexes' id maps could not tell apart) is flagged so the
 //! handlers keep their full scans.
+//!
+//! A view also keeps the JSON of every server a `servers/detail` page has
+//! rendered in it ([`Rendered`]), so a page asked again (the next hourly
+//! run, a second client) is answered by concatenating those fragments.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
 
@@ -35,6 +39,30 @@ pub struct Listings {
     servers: OnceLock<ServerIndex>,
     volumes: OnceLock<VolumeIndex>,
     network: OnceLock<NetworkIndex>,
+    servers_json: Rendered,
+}
+
+/// Items already rendered in one view, by (position in the site's vector,
+/// variant of the rendering: microversion, role, ...), as serialized JSON.
+/// Valid for the view's whole life: an item's JSON depends only on the site
+/// at the view's generation and time, and on the variant.
+#[derive(Default)]
+pub struct Rendered(Mutex<HashMap<(u32, u64), Arc<str>>>);
+
+impl Rendered {
+    /// The rendered JSON of each of `positions` in `variant`, None where not yet rendered.
+    pub fn get_many(&self, positions: impl Iterator<Item = u32>, variant: u64) -> Vec<Option<Arc<str>>> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        positions.map(|p| m.get(&(p, variant)).cloned()).collect()
+    }
+
+    /// Keeps the rendered JSON of `position` in `variant`.
+    pub fn put(&self, items: impl Iterator<Item = (u32, Arc<str>)>, variant: u64) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (p, json) in items {
+            m.insert((p, variant), json);
+        }
+    }
 }
 
 impl Listings {
@@ -50,6 +78,7 @@ impl Listings {
             servers: OnceLock::new(),
             volumes: OnceLock::new(),
             network: OnceLock::new(),
+            servers_json: Rendered::default(),
         }
     }
 
@@ -69,6 +98,11 @@ impl Listings {
 
     pub fn network(&self, site: &Site) -> &NetworkIndex {
         self.network.get_or_init(|| NetworkIndex::build(site, self.at))
+    }
+
+    /// Servers rendered in this view (`servers/detail` items).
+    pub fn servers_json(&self) -> &Rendered {
+        &self.servers_json
     }
 }
 

@@ -746,3 +746,55 @@ async fn listing_20000_servers_pages_through_every_one_once() {
     assert!(n > 0);
     h.stop().await;
 }
+
+async fn raw(h: &sim::SimHandle, tok: &str, path: &str, mv: Option<&str>) -> String {
+    let mut r = reqwest::Client::new().get(format!("{}/compute{path}", h.base_url())).header("X-Auth-Token", tok);
+    if let Some(v) = mv {
+        r = r.header("OpenStack-API-Version", format!("compute {v}"));
+    }
+    r.send().await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn listed_servers_are_rendered_once_per_view_and_follow_changes() {
+    let h = start_with(site()).await;
+    let path = "/v2.1/servers/detail?limit=2";
+    let first = raw(&h, "alice-token", path, None).await;
+    let again = raw(&h, "alice-token", path, None).await;
+    assert_eq!(first, again);
+    // The bytes a compact serialization of the same JSON gives (sorted keys, no spaces).
+    let v: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again, v.to_string());
+    assert!(v["servers_links"].is_array(), "a full page links the next one: {again}");
+    // Each item answered from the view's rendered servers is the server as `show` renders it.
+    let items = v["servers"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    for s in items {
+        let shown = get(&h, "alice-token", &format!("/v2.1/servers/{}", s["id"].as_str().unwrap()), None).await;
+        assert_eq!(&shown.body["server"], s);
+    }
+    // Another microversion is rendered on its own: the embedded flavor from 2.47.
+    let newer: Value = serde_json::from_str(&raw(&h, "alice-token", path, Some("2.47")).await).unwrap();
+    assert!(newer["servers"][0]["flavor"]["original_name"].is_string(), "{newer}");
+    assert!(v["servers"][0]["flavor"]["original_name"].is_null());
+    // A write ends the view: the stopped server is listed SHUTOFF, not from the old render.
+    let all: Value = serde_json::from_str(&raw(&h, "alice-token", "/v2.1/servers/detail", None).await).unwrap();
+    let status_of = |v: &Value, id: &str| {
+        v["servers"].as_array().unwrap().iter().find(|s| s["id"] == id).map(|s| s["status"].clone())
+    };
+    assert_eq!(status_of(&all, RUNNING), Some(json!("ACTIVE")));
+    let a = call(
+        &h,
+        reqwest::Method::POST,
+        "alice-token",
+        &format!("/v2.1/servers/{RUNNING}/action"),
+        None,
+        Some(json!({"os-stop": null})),
+    )
+    .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    h.set_now(h.now() + Duration::milliseconds(10));
+    let all: Value = serde_json::from_str(&raw(&h, "alice-token", "/v2.1/servers/detail", None).await).unwrap();
+    assert_eq!(status_of(&all, RUNNING), Some(json!("SHUTOFF")));
+    h.stop().await;
+}

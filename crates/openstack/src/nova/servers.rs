@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
@@ -104,7 +105,8 @@ pub struct ImageRef {
     pub id: String,
 }
 
-fn de_image<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ImageRef>, D::Error> {
+/// Serde: a server's `image`, None when booted from volume (`""`) or without an id.
+pub fn de_image<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ImageRef>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::Object(m) => m.get("id").and_then(Value::as_str).map(|id| ImageRef { id: id.to_string() }),
         _ => None,
@@ -161,6 +163,11 @@ impl ListServers {
         Pager::new(call, "/servers", Next::Links("servers_links"))
     }
     pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<Server>> {
+        self.pager().items(s)
+    }
+    /// The items decoded as `T` instead of [`Server`]: a caller that reads a few fields
+    /// decodes only those, skipping the rest as the page is read.
+    pub fn stream_as<T: DeserializeOwned + Send + 'static>(&self, s: &Session) -> BoxStream<'static, Result<T>> {
         self.pager().items(s)
     }
     pub async fn list(&self, s: &Session) -> Result<Vec<Server>> {

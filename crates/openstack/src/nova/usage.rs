@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use futures::stream::{self, BoxStream};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
+use futures::stream::BoxStream;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -148,17 +148,8 @@ impl ListTenantUsages {
         let call = Call::get(Service::Compute, "/os-simple-tenant-usage", "/os-simple-tenant-usage")
             .query(q.into_vec())
             .versioned();
-        Pager::new(call, "/tenant_usages", Next::Links("tenant_usages_links"))
-            .pages(s)
-            .map_ok(|mut page| {
-                let items = match page.get_mut("tenant_usages").map(Value::take) {
-                    Some(Value::Array(items)) => items,
-                    _ => Vec::new(),
-                };
-                stream::iter(items.into_iter().map(|item| decode(item, "/os-simple-tenant-usage")))
-            })
-            .try_flatten()
-            .boxed()
+        // Decoded straight from each page's bytes (no `Value` tree of the page).
+        Pager::new(call, "/tenant_usages", Next::Links("tenant_usages_links")).items(s)
     }
 
     /// Every project's usage, the pieces of a project split across pages merged.

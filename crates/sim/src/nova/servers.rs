@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::{Ctx, Query, bad_request, base, err, iso_z, naive_us, parse_isotime, policy, regex_search, stable_uuid};
 use crate::error::{ApiError, ApiResult};
-use crate::index::ServerIndex;
+use crate::index::{Rendered, ServerIndex};
 use crate::model::{Server, ServerEvent, ServerView, Site};
 use crate::state::AppState;
 
@@ -746,7 +746,7 @@ fn gather_is_cheaper(changed: usize, rest: usize, len: usize, limit: usize) -> b
     gather < walk
 }
 
-async fn list_any(state: Arc<AppState>, ctx: Ctx, raw: Option<String>, detail: bool) -> ApiResult<Json<Value>> {
+async fn list_any(state: Arc<AppState>, ctx: Ctx, raw: Option<String>, detail: bool) -> ApiResult<Response> {
     let q = Query::parse(raw.as_deref());
     let now = state.now();
     let site = state.site.read().unwrap();
@@ -754,10 +754,8 @@ async fn list_any(state: Arc<AppState>, ctx: Ctx, raw: Option<String>, detail: b
     let ix = listings.servers(&site);
     let b = base(&state);
     let rows = select(&site, now, &ctx, &q, detail, ix)?;
-    let items: Vec<Value> = if detail {
-        let ids: HashSet<&str> = rows.iter().map(|r| r.v.server.id.as_str()).collect();
-        let idx = Index::build(&site, now, &ids, ix);
-        rows.iter().map(|r| render(&r.v, r.pos + 1, &idx, &site, &ctx, &b)).collect()
+    let items: Vec<Arc<str>> = if detail {
+        rendered(&site, now, &rows, ix, listings.servers_json(), &ctx, &b)
     } else {
         rows.iter()
             .map(|r| {
@@ -766,28 +764,74 @@ async fn list_any(state: Arc<AppState>, ctx: Ctx, raw: Option<String>, detail: b
                     {"rel": "self", "href": format!("{b}/v2.1/servers/{id}")},
                     {"rel": "bookmark", "href": format!("{b}/servers/{id}")},
                 ]})
+                .to_string()
+                .into()
             })
             .collect()
     };
-    let mut body = json!({"servers": items});
+    // What serializing `{"servers": [...], "servers_links": [...]}` gives.
+    let mut body = String::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 64);
+    body.push_str("{\"servers\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(item);
+    }
+    body.push(']');
     let coll = if detail { "servers/detail" } else { "servers" };
     if let Some(l) = q.collection_links(&b, coll, rows.len(), rows.last().map(|r| r.v.server.id.as_str())) {
-        body["servers_links"] = l;
+        body.push_str(",\"servers_links\":");
+        body.push_str(&l.to_string());
     }
-    Ok(Json(body))
+    body.push('}');
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+}
+
+/// The JSON of each row as [`render`] makes it, from the view's rendered
+/// servers where this variant (microversion, admin) was rendered before;
+/// the others are rendered and kept. Not kept when the index cannot tell
+/// ids apart (the lookups then scan).
+fn rendered(
+    site: &Site,
+    now: DateTime<Utc>,
+    rows: &[Row],
+    ix: &ServerIndex,
+    cache: &Rendered,
+    ctx: &Ctx,
+    base: &str,
+) -> Vec<Arc<str>> {
+    let variant = (u64::from(ctx.mv) << 1) | u64::from(ctx.is_admin());
+    let position = |r: &Row| u32::try_from(r.pos).ok();
+    let mut have = if ix.unique_ids && rows.iter().all(|r| position(r).is_some()) {
+        cache.get_many(rows.iter().filter_map(position), variant)
+    } else {
+        vec![None; rows.len()]
+    };
+    let missing: HashSet<&str> =
+        rows.iter().zip(&have).filter(|(_, h)| h.is_none()).map(|(r, _)| r.v.server.id.as_str()).collect();
+    if !missing.is_empty() {
+        let idx = Index::build(site, now, &missing, ix);
+        let mut fresh = Vec::with_capacity(missing.len());
+        for (r, h) in rows.iter().zip(have.iter_mut()).filter(|(_, h)| h.is_none()) {
+            let json: Arc<str> = render(&r.v, r.pos + 1, &idx, site, ctx, base).to_string().into();
+            fresh.push((r.pos, json.clone()));
+            *h = Some(json);
+        }
+        if ix.unique_ids {
+            cache.put(fresh.into_iter().filter_map(|(p, j)| Some((u32::try_from(p).ok()?, j))), variant);
+        }
+    }
+    have.into_iter().flatten().collect()
 }
 
 /// `GET /servers`
-pub async fn list(State(state): State<Arc<AppState>>, ctx: Ctx, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
+pub async fn list(State(state): State<Arc<AppState>>, ctx: Ctx, RawQuery(q): RawQuery) -> ApiResult<Response> {
     list_any(state, ctx, q, false).await
 }
 
 /// `GET /servers/detail`
-pub async fn list_detail(
-    State(state): State<Arc<AppState>>,
-    ctx: Ctx,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Json<Value>> {
+pub async fn list_detail(State(state): State<Arc<AppState>>, ctx: Ctx, RawQuery(q): RawQuery) -> ApiResult<Response> {
     list_any(state, ctx, q, true).await
 }
 

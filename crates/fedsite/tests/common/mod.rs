@@ -345,3 +345,20 @@ pub fn wait_child(child: &mut std::process::Child, what: &str, timeout: Duration
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// A GLUE document with every `CreationTime` value replaced by `T`: two runs of the same site
+/// differ only there (the central run and `fedsite info` alone compare equal after it).
+pub fn mask_creation_time(doc: &[u8]) -> String {
+    let text = String::from_utf8_lossy(doc).to_string();
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find("\"CreationTime\": \"") {
+        let j = i + "\"CreationTime\": \"".len();
+        out.push_str(&rest[..j]);
+        let end = rest[j..].find('"').unwrap();
+        out.push('T');
+        rest = &rest[j + end..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -133,19 +133,35 @@ pub struct ImagesSettings {
 }
 
 /// Runs `tasks` for the sites of `folder` (only those named in `only`, by id or GOCDB name,
-/// when it is not empty). Results in site, then task order.
+/// when it is not empty): up to `max_sites` sites at once, each site's tasks one after the
+/// other, images before info (so the document describes the images this run synced, as
+/// `fedsite info` run after it would), each under its own timeout. Results in site, then task
+/// order.
 pub async fn run(central: &Central, folder: &sites::Folder, tasks: &[Task], only: &[String]) -> Vec<TaskResult> {
     let chosen: Vec<&sites::LoadedSite> = folder
         .sites
         .iter()
         .filter(|s| only.is_empty() || only.iter().any(|o| *o == s.id || *o == s.site.gocdb.as_str()))
         .collect();
-    let jobs = chosen.into_iter().flat_map(|s| tasks.iter().map(move |t| (s, *t)));
-    let mut out: Vec<TaskResult> = futures::stream::iter(jobs)
-        .map(|(site, task)| run_task(central, site, task, central.creation_time))
+    let mut order = tasks.to_vec();
+    order.sort_by_key(|t| match t {
+        Task::Images => 0,
+        Task::Info => 1,
+    });
+    order.dedup();
+    let order = &order;
+    let per_site: Vec<Vec<TaskResult>> = futures::stream::iter(chosen)
+        .map(|site| async move {
+            let mut rows = Vec::with_capacity(order.len());
+            for task in order {
+                rows.push(run_task(central, site, *task, central.creation_time).await);
+            }
+            rows
+        })
         .buffer_unordered(central.max_sites.max(1))
         .collect()
         .await;
+    let mut out: Vec<TaskResult> = per_site.into_iter().flatten().collect();
     out.sort_by(|a, b| (a.site.as_str(), a.task).cmp(&(b.site.as_str(), b.task)));
     out
 }
@@ -289,12 +305,9 @@ async fn info(
     let data = cloudinfo::publish::payload(&doc.render());
     let path = central.info_dir.join(format!("{}.json", loaded.id));
     cloudinfo::publish::to_file(&path, &data).map_err(|e| Fail::Error(e.to_string(), None))?;
-    let uploaded = match &central.info_swift {
-        Some(swift) => Some(publish_swift(central, loaded, swift, &data).await?),
-        None => None,
-    };
-    // Every share failed: the document (published, as cloud-info-provider publishes it, with
-    // the endpoint's health state saying so) describes nothing: the site's row fails.
+    // Every share failed: the document (written, as cloud-info-provider publishes it, with the
+    // endpoint's health state saying so) describes nothing: the site's row fails, naming the
+    // shares' cause (the site's Swift, behind the same login, is not tried).
     let tried = site_cfg.vos().len();
     if tried > 0 && report.failed_shares.len() == tried {
         let (vo, e) = &report.failed_shares[0];
@@ -306,6 +319,10 @@ async fn info(
             )),
         ));
     }
+    let uploaded = match &central.info_swift {
+        Some(swift) => Some(publish_swift(central, loaded, swift, &data).await?),
+        None => None,
+    };
     let mut failed_vos = report.failed_shares.clone();
     failed_vos.extend(
         skipped.into_iter().map(|vo| (vo, "no application credential (Vault or secrets directory)".to_string())),

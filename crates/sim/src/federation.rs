@@ -103,7 +103,6 @@ impl SiteFault {
     }
 }
 
-
 /// A running simulated federation.
 pub struct Federation {
     /// The simulated Check-in (its OIDC provider at [`Federation::issuer`]) and GOCDB.

@@ -166,7 +166,7 @@ fn write_secret(path: &Path) -> Result<()> {
 /// The four broken sites of `--central-faults` (all OIDC sites of the real folder).
 const BROKEN: [(&str, &str); 4] = [
     ("GRNET-OPENSTACK", "down"),
-    ("WALTON-CLOUD", "forbidden-vo:vo.imagine"),
+    ("WALTON-CLOUD", "forbidden-vo:vo.imagine-ai.eu"),
     ("IN2P3-IRES", "slow:20"),
     ("ILIFU-UCT", "swift-read-only"),
 ];
@@ -207,8 +207,9 @@ pub fn faults(args: &BenchArgs, rt: &tokio::runtime::Handle, work: &Path) -> Res
         .arg(work.join("info-faults"));
     let (central, out, err) =
         run_measured(cmd, &work.join("fedsite-central-faults"), Duration::from_secs(args.peer_timeout_secs))?;
-    let v: Value = serde_json::from_str(&out)
-        .with_context(|| format!("fedsite central run printed no JSON:\n{}", err.lines().rev().take(20).collect::<Vec<_>>().join("\n")))?;
+    let v: Value = serde_json::from_str(&out).with_context(|| {
+        format!("fedsite central run printed no JSON:\n{}", err.lines().rev().take(20).collect::<Vec<_>>().join("\n"))
+    })?;
     let rows = v["results"].as_array().cloned().unwrap_or_default();
     let count = |o: &str| rows.iter().filter(|r| r["outcome"] == o).count();
     // Each healthy site alone, one after another, with the same token.

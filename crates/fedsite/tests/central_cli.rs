@@ -901,3 +901,66 @@ mod thirty_sites {
         fed.stop().await;
     }
 }
+
+/// `--info-swift-cloud`: every site's document in one central Swift account, one object
+/// `<site id>.json` per site, the same bytes as the info directory's file (two of the sites
+/// share a GOCDB name, so the objects are named by file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_central_swift_holds_one_object_per_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("real");
+    std::fs::create_dir_all(&folder).unwrap();
+    for f in ["fedcloud.srce.hr.yaml", "fedcloud.srce.hr-2.yaml", "ELKH-CLOUD.yaml"] {
+        std::fs::copy(real().join("sites").join(f), folder.join(f)).unwrap();
+    }
+    let fed = sim::federation::start(sim::federation::FederationConfig {
+        sites_dir: folder,
+        count: 0,
+        out_dir: dir.path().join("federation"),
+        template: sim::scenario::builtin("tiny").unwrap().generate(),
+        profiles: Default::default(),
+        faults: Default::default(),
+    })
+    .await
+    .unwrap();
+    let secret = dir.path().join("client-secret");
+    common::write_private(&secret, format!("{}\n", sim::OIDC_CLIENT_SECRET));
+    // The central Swift: the Check-in simulator's own, as its admin (`sim` in clouds.yaml).
+    let clouds = dir.path().join("clouds.yaml");
+    common::write_private(&clouds, fed.checkin.clouds_yaml());
+    let info_dir = dir.path().join("info");
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
+        .args(["central", "run", "--task", "info", "--json", "--client-id", sim::OIDC_CLIENT_ID])
+        .arg("--sites-dir")
+        .arg(&fed.sites_dir)
+        .arg("--checkin-discovery")
+        .arg(format!("{}/.well-known/openid-configuration", fed.issuer()))
+        .arg("--client-secret-file")
+        .arg(&secret)
+        .args(["--gocdb-url", &fed.gocdb_url(), "--site-timeout", "120"])
+        .arg("--info-dir")
+        .arg(&info_dir)
+        .args(["--info-swift-container", "glue", "--info-swift-cloud", "sim"])
+        .env("OS_CLIENT_CONFIG_FILE", &clouds)
+        .env_remove("OS_CLOUD")
+        .env_remove("FEDSITE_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    let cfg = openstack::CloudConfig::from_clouds_yaml(&fed.checkin.clouds_yaml(), None, "sim", "clouds.yaml").unwrap();
+    let store = openstack::swift::ObjectStore::new(&openstack::Session::connect(&cfg).await.unwrap()).await.unwrap();
+    assert_eq!(fed.sites.len(), 3);
+    for site in &fed.sites {
+        let object = store.get_object("glue", &format!("{}.json", site.id)).await.unwrap();
+        let file = std::fs::read(info_dir.join(format!("{}.json", site.id))).unwrap();
+        assert_eq!(object.data, file, "{}", site.id);
+        assert!(String::from_utf8_lossy(&file).contains(&format!("\"{}\"", site.gocdb)), "{}", site.id);
+    }
+    // The two files of one GOCDB site are two objects with different documents.
+    let a = store.get_object("glue", "fedcloud.srce.hr.json").await.unwrap().data;
+    let b = store.get_object("glue", "fedcloud.srce.hr-2.json").await.unwrap().data;
+    assert_ne!(a, b);
+    fed.stop().await;
+}

@@ -110,6 +110,15 @@ pub struct BenchArgs {
     /// `--central-info`: `fedsite central run --max-sites`.
     #[arg(long, default_value_t = 32)]
     pub central_max_sites: usize,
+    /// Instead of accounting: one `fedsite central run --task info` over a simulated federation
+    /// (`--central-sites`, `--central-sites-dir`) with four sites broken (down, 403 on one VO's
+    /// project, 20× slower, Swift refusing writes), against the slowest healthy site's own
+    /// `fedsite info` run: the run's wall and the bound, 1.5 × that plus the timeout.
+    #[arg(long, conflicts_with = "central_info")]
+    pub central_faults: bool,
+    /// `--central-faults`: the run's `--site-timeout`, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub central_site_timeout: u64,
     #[arg(last = true, hide = true)]
     pub child: Vec<String>,
 }
@@ -1152,6 +1161,11 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         bail!("--runs must be at least 1");
     }
     let rt = tokio::runtime::Handle::current();
+    if args.central_faults {
+        return tokio::task::spawn_blocking(move || central_faults(&args, &rt))
+            .await
+            .context("the bench thread panicked")?;
+    }
     if args.central_info {
         return tokio::task::spawn_blocking(move || central_info(&args, &rt))
             .await
@@ -1164,6 +1178,30 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     print!("{}", render_table(&report));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("\nJSON: {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--central-faults`: the figures, and the JSON when asked.
+fn central_faults(args: &BenchArgs, rt: &tokio::runtime::Handle) -> Result<ExitCode> {
+    let tmp;
+    let work = match &args.work_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let run = super::bench_central::faults(args, rt, &work)?;
+    print!("{}", super::bench_central::render_faults(&run));
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({"host": host_info(), "latency_ms": args.latency_ms, "faults": run});
+        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
         println!("\nJSON: {}", path.display());
     }

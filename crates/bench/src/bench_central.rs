@@ -6,6 +6,10 @@
 //! summed over the sites' request logs. Sites that log in with application credentials are
 //! left out for both (cloud-info-provider reads those from Vault through the deployment's
 //! own wrapper, which is not here).
+//!
+//! `fedsite bench --central-faults`: one central run over a federation with four sites broken
+//! (`fedsite sim --federation --fault`), its wall against the bound: 1.5 × the slowest
+//! healthy site's own `fedsite info` run plus the site timeout.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -68,7 +72,7 @@ fn oidc_sites(from: &Path, into: &Path) -> Result<usize> {
     Ok(n)
 }
 
-fn start_federation(args: &BenchArgs, work: &Path, sites: usize) -> Result<Federation> {
+fn start_federation(args: &BenchArgs, work: &Path, sites: usize, faults: &[String]) -> Result<Federation> {
     let folder = work.join("real-oidc-sites");
     if oidc_sites(&args.central_sites_dir, &folder)? == 0 {
         bail!("{}: no site file that logs in with OIDC", args.central_sites_dir.display());
@@ -79,6 +83,7 @@ fn start_federation(args: &BenchArgs, work: &Path, sites: usize) -> Result<Feder
         .arg(&folder)
         .args(["--sites", &sites.to_string(), "--latency-ms", &args.latency_ms.to_string()])
         .args(["--max-concurrent", &args.max_concurrent.to_string()])
+        .args(faults.iter().flat_map(|f| ["--fault", f.as_str()]))
         .arg("--federation-dir")
         .arg(&out)
         .stdin(Stdio::null())
@@ -144,23 +149,144 @@ fn access_token(rt: &tokio::runtime::Handle, issuer: &str) -> Result<String> {
     })
 }
 
+/// Writes the Check-in client secret (private) where `central run` reads it.
+fn write_secret(path: &Path) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(format!("{}\n", sim::OIDC_CLIENT_SECRET).as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The four broken sites of `--central-faults` (all OIDC sites of the real folder).
+const BROKEN: [(&str, &str); 4] = [
+    ("GRNET-OPENSTACK", "down"),
+    ("WALTON-CLOUD", "forbidden-vo:vo.imagine-ai.eu"),
+    ("IN2P3-IRES", "slow:20"),
+    ("ILIFU-UCT", "swift-read-only"),
+];
+
+/// `--central-faults`' figures.
+#[derive(Debug, Serialize)]
+pub struct FaultsRun {
+    pub sites: usize,
+    pub broken: Vec<String>,
+    pub site_timeout_s: u64,
+    pub central: Usage,
+    pub rows_ok: usize,
+    pub rows_failed: usize,
+    /// Each healthy site's own `fedsite info` run, the slowest.
+    pub slowest_alone_site: String,
+    pub slowest_alone_s: f64,
+    /// 1.5 × the slowest alone + the site timeout.
+    pub bound_s: f64,
+}
+
+/// Runs `--central-faults`.
+pub fn faults(args: &BenchArgs, rt: &tokio::runtime::Handle, work: &Path) -> Result<FaultsRun> {
+    let specs: Vec<String> = BROKEN.iter().map(|(site, kind)| format!("{site}={kind}")).collect();
+    let fed = start_federation(args, work, args.central_sites, &specs)?;
+    let secret = work.join("client-secret");
+    write_secret(&secret)?;
+    let mut cmd = Command::new(args.fedsite_bin.clone().map_or_else(std::env::current_exe, Ok)?);
+    cmd.args(["--log", "warn", "central", "run", "--task", "info", "--json", "--client-id", sim::OIDC_CLIENT_ID])
+        .arg("--sites-dir")
+        .arg(&fed.sites_dir)
+        .arg("--checkin-discovery")
+        .arg(format!("{}/.well-known/openid-configuration", fed.issuer))
+        .arg("--client-secret-file")
+        .arg(&secret)
+        .args(["--gocdb-url", &fed.gocdb, "--max-sites", &args.central_max_sites.to_string()])
+        .args(["--site-timeout", &args.central_site_timeout.to_string(), "--info-swift-container", "cloud-info"])
+        .arg("--info-dir")
+        .arg(work.join("info-faults"));
+    let (central, out, err) =
+        run_measured(cmd, &work.join("fedsite-central-faults"), Duration::from_secs(args.peer_timeout_secs))?;
+    let v: Value = serde_json::from_str(&out).with_context(|| {
+        format!("fedsite central run printed no JSON:\n{}", err.lines().rev().take(20).collect::<Vec<_>>().join("\n"))
+    })?;
+    let rows = v["results"].as_array().cloned().unwrap_or_default();
+    let count = |o: &str| rows.iter().filter(|r| r["outcome"] == o).count();
+    // Each healthy site alone, one after another, with the same token.
+    let token = access_token(rt, &fed.issuer)?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&fed.sites_dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    let (mut slowest, mut slowest_site) = (0.0f64, String::new());
+    for f in &files {
+        let id = f.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        if BROKEN.iter().any(|(b, _)| *b == id) {
+            continue;
+        }
+        let text = std::fs::read_to_string(f)?;
+        let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_string());
+        let started = std::time::Instant::now();
+        let alone = Command::new(args.fedsite_bin.clone().map_or_else(std::env::current_exe, Ok)?)
+            .args(["--log", "warn", "info"])
+            .arg(f)
+            .args(["--gocdb-url", &fed.gocdb])
+            .env("OS_AUTH_TYPE", "v3oidcaccesstoken")
+            .env("OS_AUTH_URL", field("endpoint: ").unwrap_or_default())
+            .env("OS_ACCESS_TOKEN", &token)
+            .env("OS_IDENTITY_PROVIDER", "egi.eu")
+            .env("OS_PROTOCOL", field("protocol: ").unwrap_or_else(|| "openid".into()))
+            .env_remove("OS_CLOUD")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("running fedsite info")?;
+        let took = started.elapsed().as_secs_f64();
+        if !alone.success() {
+            bail!("fedsite info {} alone failed", f.display());
+        }
+        if took > slowest {
+            (slowest, slowest_site) = (took, id);
+        }
+    }
+    Ok(FaultsRun {
+        sites: files.len(),
+        broken: specs,
+        site_timeout_s: args.central_site_timeout,
+        central,
+        rows_ok: count("ok"),
+        rows_failed: count("failed"),
+        slowest_alone_site: slowest_site,
+        slowest_alone_s: slowest,
+        bound_s: 1.5 * slowest + args.central_site_timeout as f64,
+    })
+}
+
+/// `--central-faults`' lines.
+pub fn render_faults(r: &FaultsRun) -> String {
+    format!(
+        "  {} sites, broken: {}\n  fedsite central run --task info: wall {:.2} s, cpu {:.2} s, rss {:.1} MiB; rows ok {}, failed {}\n  slowest healthy site alone ({}): {:.2} s; site timeout {} s\n  bound 1.5 × {:.2} + {} = {:.2} s: the run took {:.2} of it\n",
+        r.sites,
+        r.broken.join(", "),
+        r.central.wall_s,
+        r.central.cpu_s,
+        r.central.max_rss_mib,
+        r.rows_ok,
+        r.rows_failed,
+        r.slowest_alone_site,
+        r.slowest_alone_s,
+        r.site_timeout_s,
+        r.slowest_alone_s,
+        r.site_timeout_s,
+        r.bound_s,
+        if r.bound_s > 0.0 { r.central.wall_s / r.bound_s } else { f64::NAN }
+    )
+}
+
 /// Runs the comparison; returns fedsite's and cloud-info-provider's figures.
 pub fn bench(args: &BenchArgs, rt: &tokio::runtime::Handle, work: &Path) -> Result<Vec<CentralRun>> {
     let sites = args.central_sites;
-    let fed = start_federation(args, work, sites)?;
+    let fed = start_federation(args, work, sites, &[])?;
     let secret = work.join("client-secret");
-    {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&secret)
-            .and_then(|mut f| f.write_all(format!("{}\n", sim::OIDC_CLIENT_SECRET).as_bytes()))
-            .with_context(|| format!("writing {}", secret.display()))?;
-    }
+    write_secret(&secret)?;
     take_requests(rt, &fed.bases)?;
     let timeout = Duration::from_secs(args.peer_timeout_secs);
     let mut runs = Vec::new();

@@ -7,7 +7,10 @@
 //! Tasks so far: `info` — each site's GLUE 2.1 document, built by the same code as
 //! `fedsite info` for that site alone (`cloudinfo::discover`, the Check-in token through
 //! OS-FEDERATION, or each VO's application credential from Vault / the secrets directory),
-//! written as `<dir>/<site id>.json`; `images` — the site's image sync (`imagesync`), as the
+//! written as `<dir>/<site id>.json` and, when asked ([`InfoSwift`]), published to Swift — the
+//! site's own container (object `<gocdb>.json`, as `fedsite info --swift-container` names it) or
+//! a central one (one object `<site id>.json` per site), through `cloudinfo::publish::to_swift`,
+//! the same bytes as the file; `images` — the site's image sync (`imagesync`), as the
 //! central deployment runs atrope: images uploaded into the `ops` VO's project (else the
 //! first share's) and shared with each VO's project, each share accepted with that VO's own
 //! login. Accounting and send come next (issue #15).
@@ -108,6 +111,18 @@ pub struct Central {
     pub images: Option<ImagesSettings>,
     /// The accounting and send tasks' ledger, spools and AMS (None: skipped, saying why).
     pub accounting: Option<crate::accounting::AccountingSettings>,
+    /// Where the info task also publishes each document in Swift (None: the info directory only).
+    pub info_swift: Option<InfoSwift>,
+}
+
+/// The info documents in Swift, besides the info directory: `container` in the site's own Swift
+/// (the project of its `ops` VO share, else of its first share, logged in as that VO; object
+/// `<gocdb>.json`), or, with `central`, in that cloud's account (object `<site id>.json`: site
+/// ids are unique in a folder, GOCDB names need not be).
+#[derive(Debug, Clone)]
+pub struct InfoSwift {
+    pub container: String,
+    pub central: Option<CloudConfig>,
 }
 
 /// What the images task shares between sites: the registry every site's images come from
@@ -123,17 +138,26 @@ pub struct ImagesSettings {
 }
 
 /// Runs `tasks` for the sites of `folder` (only those named in `only`, by id or GOCDB name,
-/// when it is not empty). Results in site, then task order.
+/// when it is not empty): up to `max_sites` sites at once, each site's tasks one after the
+/// other, images before info (so the document describes the images this run synced, as
+/// `fedsite info` run after it would), each under its own timeout. Results in site, then task
+/// order.
 pub async fn run(central: &Central, folder: &sites::Folder, tasks: &[Task], only: &[String]) -> Vec<TaskResult> {
     let chosen: Vec<&sites::LoadedSite> = folder
         .sites
         .iter()
         .filter(|s| only.is_empty() || only.iter().any(|o| *o == s.id || *o == s.site.gocdb.as_str()))
         .collect();
-    // Sites at once, up to `max_sites`; a site's tasks one after another in their order, so
-    // `send` sends what `accounting` spooled in the same run.
+    // Sites at once, up to `max_sites`; a site's tasks one after another (images, then info,
+    // so the document shows what was just synced; accounting, then send, so `send` sends what
+    // `accounting` spooled in the same run).
     let mut order = tasks.to_vec();
-    order.sort();
+    order.sort_by_key(|t| match t {
+        Task::Images => 0,
+        Task::Info => 1,
+        Task::Accounting => 2,
+        Task::Send => 3,
+    });
     order.dedup();
     let order = &order;
     let per_site: Vec<Vec<TaskResult>> = futures::stream::iter(chosen)
@@ -289,8 +313,9 @@ async fn info(
     let data = cloudinfo::publish::payload(&doc.render());
     let path = central.info_dir.join(format!("{}.json", loaded.id));
     cloudinfo::publish::to_file(&path, &data).map_err(|e| Fail::Error(e.to_string(), None))?;
-    // Every share failed: the document (published, as cloud-info-provider publishes it, with
-    // the endpoint's health state saying so) describes nothing: the site's row fails.
+    // Every share failed: the document (written, as cloud-info-provider publishes it, with the
+    // endpoint's health state saying so) describes nothing: the site's row fails, naming the
+    // shares' cause (the site's Swift, behind the same login, is not tried).
     let tried = site_cfg.vos().len();
     if tried > 0 && report.failed_shares.len() == tried {
         let (vo, e) = &report.failed_shares[0];
@@ -302,12 +327,60 @@ async fn info(
             )),
         ));
     }
+    let uploaded = match &central.info_swift {
+        Some(swift) => Some(publish_swift(central, loaded, swift, &data).await?),
+        None => None,
+    };
     let mut failed_vos = report.failed_shares.clone();
     failed_vos.extend(
         skipped.into_iter().map(|vo| (vo, "no application credential (Vault or secrets directory)".to_string())),
     );
     let shares = doc.shares().len();
-    Ok(Done { detail: format!("{} bytes to {}, {shares} share(s)", data.len(), path.display()), failed_vos })
+    let mut detail = format!("{} bytes to {}", data.len(), path.display());
+    if let Some(url) = uploaded {
+        detail.push_str(&format!(" and {url}"));
+    }
+    Ok(Done { detail: format!("{detail}, {shares} share(s)"), failed_vos })
+}
+
+/// Publishes one site's document to Swift (see [`InfoSwift`]); the URL of the object.
+async fn publish_swift(
+    central: &Central,
+    loaded: &sites::LoadedSite,
+    swift: &InfoSwift,
+    data: &[u8],
+) -> Result<String, Fail> {
+    let site = &loaded.site;
+    let (cfg, object, whose) = match &swift.central {
+        Some(cfg) => (cfg.clone(), format!("{}.json", loaded.id), "the central Swift".to_string()),
+        None => {
+            let (logins, _) = vo_logins(central, site).await?;
+            let owner = logins.iter().position(|(vo, _)| vo.name.as_str() == "ops").unwrap_or(0);
+            let Some((vo, login)) = logins.into_iter().nth(owner) else {
+                return Err(Fail::Error(
+                    "publishing to the site's Swift: no VO share to log in with".into(),
+                    Some("give the site a VO share (ops) whose project may write to Swift".into()),
+                ));
+            };
+            let whose = format!("the site's Swift (VO {})", vo.name.as_str());
+            (crate::credentials::vo_cloud_config(site, &vo, login), format!("{}.json", site.gocdb.as_str()), whose)
+        }
+    };
+    let container = &swift.container;
+    let failed = |e: String, status: Option<u16>| {
+        let fix = match status {
+            Some(405) => format!("{whose} refuses writes (read-only); publish to a central container instead"),
+            Some(401 | 403) => format!("the login used for {whose} may not write to container {container}"),
+            _ => format!("check that {whose} answers"),
+        };
+        Fail::Error(format!("publishing to {whose}, {container}/{object}: {e}"), Some(fix))
+    };
+    let session = openstack::Session::connect(&cfg).await.map_err(|e| failed(e.to_string(), e.status()))?;
+    match cloudinfo::publish::to_swift(&session, container, &object, data).await {
+        Ok(up) => Ok(up.url),
+        Err(cloudinfo::publish::PublishError::Swift(e)) => Err(failed(e.to_string(), e.status())),
+        Err(e) => Err(failed(e.to_string(), None)),
+    }
 }
 
 /// How each VO share of a site logs in: the Check-in token through OS-FEDERATION, or (an

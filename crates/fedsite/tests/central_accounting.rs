@@ -40,6 +40,7 @@ async fn opted_in_sites_are_extracted_per_vo_and_sent_each_run_type_to_its_topic
         out_dir: d.join("federation"),
         template: sim::scenario::builtin("tiny").unwrap().generate().anchored_at(chrono::Utc::now()),
         profiles: Default::default(),
+        faults: Default::default(),
     })
     .await
     .unwrap();

@@ -3,6 +3,8 @@
 //! broken variant is named by file, key and reason, and the exit code is 1 on
 //! any error, 0 with warnings only.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -304,21 +306,6 @@ mod central_run {
 
     use serde_json::Value;
 
-    fn mask_creation_time(doc: &[u8]) -> String {
-        let text = String::from_utf8_lossy(doc).to_string();
-        let mut out = String::new();
-        let mut rest = text.as_str();
-        while let Some(i) = rest.find("\"CreationTime\": \"") {
-            let j = i + "\"CreationTime\": \"".len();
-            out.push_str(&rest[..j]);
-            let end = rest[j..].find('"').unwrap();
-            out.push('T');
-            rest = &rest[j + end..];
-        }
-        out.push_str(rest);
-        out
-    }
-
     /// `fedsite info SITE` alone, as the central deployment runs cloud-info-provider per site:
     /// the access token in OS_* (v3oidcaccesstoken).
     fn info_alone(site: &Path, auth_url: &str, token: &str, gocdb: &str) -> (Output, Duration) {
@@ -455,7 +442,11 @@ mod central_run {
             assert!(alone.status.success(), "{}", String::from_utf8_lossy(&alone.stderr));
             slowest = slowest.max(took);
             let central = std::fs::read(out_dir.join(format!("{id}.json"))).unwrap();
-            assert_eq!(mask_creation_time(&central), mask_creation_time(&alone.stdout), "{id}");
+            assert_eq!(
+                crate::common::mask_creation_time(&central),
+                crate::common::mask_creation_time(&alone.stdout),
+                "{id}"
+            );
         }
         // Nobody waited for the broken sites beyond the hung one's timeout.
         let bound = slowest.mul_f64(1.5) + Duration::from_secs(timeout) + Duration::from_secs(3);
@@ -483,6 +474,7 @@ mod simulated_federation {
             out_dir: dir.path().join("federation"),
             template: sim::scenario::builtin("tiny").unwrap().generate(),
             profiles: Default::default(),
+            faults: Default::default(),
         })
         .await
         .unwrap();
@@ -561,6 +553,7 @@ mod central_images {
             out_dir: dir.path().join("federation"),
             template: sim::scenario::builtin("tiny").unwrap().generate(),
             profiles: Default::default(),
+            faults: Default::default(),
         })
         .await
         .unwrap();
@@ -658,6 +651,7 @@ async fn a_federation_larger_than_the_folder_gives_every_site_its_own_file() {
         out_dir: dir.path().join("federation"),
         template: sim::scenario::builtin("tiny").unwrap().generate(),
         profiles: Default::default(),
+        faults: Default::default(),
     })
     .await
     .unwrap();
@@ -666,5 +660,307 @@ async fn a_federation_larger_than_the_folder_gives_every_site_its_own_file() {
     let ids: std::collections::BTreeSet<&str> = fed.sites.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids.len(), 45);
     assert!(ids.contains("fedcloud.srce.hr-2") && ids.contains("fedcloud.srce.hr-copy2"), "{ids:?}");
+    fed.stop().await;
+}
+
+/// Issue #15's federation test without accounting: thirty simulated sites (the twenty real
+/// files and ten copies), four broken on purpose — down, 403 on one VO's project, 20× slower
+/// than the others under a site timeout it exceeds, Swift refusing writes. One
+/// `central run --task info,images` publishing to each site's own Swift: every healthy site's
+/// document is in its Swift and byte-equal (CreationTime masked) to `fedsite info` run alone on
+/// it, every healthy site has the images, each broken site's row names its cause, the 403
+/// site's other VOs are published and accept the images, and the exit code is the worst's.
+mod thirty_sites {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    use futures::StreamExt as _;
+    use serde_json::Value;
+    use sim::federation::SiteFault;
+
+    const DOWN: &str = "GRNET-OPENSTACK";
+    const FORBIDDEN: &str = "WALTON-CLOUD";
+    const FORBIDDEN_VO: &str = "vo.imagine-ai.eu";
+    const SLOW: &str = "IN2P3-IRES";
+    const READ_ONLY: &str = "ILIFU-UCT";
+    /// Every site's latency; the slow site's is 20× this (400 ms a request).
+    const LATENCY_MS: u64 = 20;
+    /// The site timeout (each task's): beyond any healthy site's task on a loaded 2-core
+    /// machine (CESNET-MCCG2's 22 VO shares one after another in a debug build took up to 15 s
+    /// under a load of 10 with no latency), far below the slow site's (its info alone, fourteen
+    /// shares, about 110 requests one after another: 45 s).
+    const TIMEOUT_S: u64 = 25;
+    const CONTAINER: &str = "cloud-info";
+
+    /// `fedsite info SITE` alone, the Check-in token in OS_* (as cloud-info-provider is run
+    /// per site by the central deployment).
+    async fn info_alone(file: &Path, token: &str, gocdb: &str) -> std::process::Output {
+        let text = std::fs::read_to_string(file).unwrap();
+        let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_string());
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
+            .arg("info")
+            .arg(file)
+            .args(["--gocdb-url", gocdb])
+            .env("OS_AUTH_TYPE", "v3oidcaccesstoken")
+            .env("OS_AUTH_URL", field("endpoint: ").unwrap())
+            .env("OS_ACCESS_TOKEN", token)
+            .env("OS_IDENTITY_PROVIDER", "egi.eu")
+            .env("OS_PROTOCOL", field("protocol: ").unwrap_or_else(|| "openid".into()))
+            .env_remove("OS_CLOUD")
+            .env_remove("OS_CLIENT_CONFIG_FILE")
+            .env_remove("FEDSITE_CONFIG")
+            .output()
+            .await
+            .unwrap()
+    }
+
+    /// The site's admin session (the simulator's well-known `sim` cloud).
+    async fn admin(site: &sim::federation::FederatedSite) -> openstack::Session {
+        let c =
+            openstack::CloudConfig::from_clouds_yaml(&site.handle.clouds_yaml(), None, "sim", "clouds.yaml").unwrap();
+        openstack::Session::connect(&c).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_run_over_thirty_sites_four_broken_does_every_healthy_site_and_names_each_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let fed = sim::federation::start(sim::federation::FederationConfig {
+            sites_dir: super::real().join("sites"),
+            count: 30,
+            out_dir: dir.path().join("federation"),
+            template: sim::scenario::builtin("tiny").unwrap().generate(),
+            profiles: sim::Service::ALL
+                .into_iter()
+                .map(|s| (s, sim::ServiceProfile { latency_ms: LATENCY_MS, ..Default::default() }))
+                .collect(),
+            faults: BTreeMap::from([
+                (DOWN.to_string(), vec![SiteFault::Down]),
+                (FORBIDDEN.to_string(), vec![SiteFault::ForbiddenVo(FORBIDDEN_VO.into())]),
+                (SLOW.to_string(), vec![SiteFault::Slow(20)]),
+                (READ_ONLY.to_string(), vec![SiteFault::SwiftReadOnly]),
+            ]),
+        })
+        .await
+        .unwrap();
+        assert_eq!(fed.sites.len(), 30);
+        let private = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            crate::common::write_private(&p, text);
+            p
+        };
+        let secret = private("client-secret", &format!("{}\n", sim::OIDC_CLIENT_SECRET));
+        let robot = private("robot-password", &format!("{}\n", sim::harbor::ROBOT_PASSWORD));
+        let info_dir = dir.path().join("info");
+        let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
+            .args(["central", "run", "--task", "info,images", "--json", "--client-id", sim::OIDC_CLIENT_ID])
+            .arg("--sites-dir")
+            .arg(&fed.sites_dir)
+            .arg("--secrets-dir")
+            .arg(&fed.secrets_dir)
+            .arg("--checkin-discovery")
+            .arg(format!("{}/.well-known/openid-configuration", fed.issuer()))
+            .arg("--client-secret-file")
+            .arg(&secret)
+            .args(["--gocdb-url", &fed.gocdb_url(), "--site-timeout", &TIMEOUT_S.to_string()])
+            .arg("--info-dir")
+            .arg(&info_dir)
+            .args(["--info-swift-container", CONTAINER])
+            .args(["--registry-url", fed.checkin.base_url(), "--registry-user", sim::harbor::ROBOT_USER])
+            .arg("--registry-password-file")
+            .arg(&robot)
+            .arg("--image-cache")
+            .arg(dir.path().join("cache"))
+            .env_remove("FEDSITE_CONFIG")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        // The worst row is a failure: the exit code says so.
+        assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
+        let v: Value = serde_json::from_str(&stdout).unwrap();
+        let rows = v["results"].as_array().unwrap();
+        assert_eq!(rows.len(), 60, "a row per site and task: {v}");
+        let row = |site: &str, task: &str| -> &Value {
+            rows.iter().find(|r| r["site"] == site && r["task"] == task).unwrap_or_else(|| panic!("{site} {task}: {v}"))
+        };
+        let text = |r: &Value, k: &str| r[k].as_str().unwrap_or_default().to_string();
+
+        // Down: nothing answers at its endpoint, which the row names.
+        let down_file = std::fs::read_to_string(fed.sites_dir.join(format!("{DOWN}.yaml"))).unwrap();
+        let down_url = down_file.lines().find_map(|l| l.strip_prefix("endpoint: ")).unwrap().trim().to_string();
+        let down_host = down_url.trim_start_matches("http://").split('/').next().unwrap().to_string();
+        for task in ["info", "images"] {
+            let r = row(DOWN, task);
+            assert_eq!(r["outcome"], "failed", "{r}");
+            assert!(text(r, "detail").contains(&down_host), "the closed endpoint is named: {r}");
+        }
+        // Slow: given up at the site timeout (it ended, and not before the timeout).
+        for task in ["info", "images"] {
+            let r = row(SLOW, task);
+            assert_eq!(r["outcome"], "failed", "{r}");
+            assert!(text(r, "detail").contains("site timeout"), "{r}");
+            assert!(r["duration_seconds"].as_f64().unwrap() >= TIMEOUT_S as f64, "{r}");
+        }
+        // Swift refusing writes: the info row fails naming the refusal; the images are synced.
+        let r = row(READ_ONLY, "info");
+        assert_eq!(r["outcome"], "failed", "{r}");
+        assert!(text(r, "detail").contains("HTTP 405"), "{r}");
+        assert!(text(r, "fix").contains("refuses writes"), "{r}");
+        assert_eq!(row(READ_ONLY, "images")["outcome"], "ok", "{}", row(READ_ONLY, "images"));
+        // 403 on one VO: its info is published, and its images synced, without that VO, which
+        // each row names.
+        for task in ["info", "images"] {
+            let r = row(FORBIDDEN, task);
+            assert_eq!(r["outcome"], "ok", "{r}");
+            let failed = r["failed_vos"].as_array().unwrap();
+            assert_eq!(failed.len(), 1, "{r}");
+            assert_eq!(failed[0]["vo"], FORBIDDEN_VO, "{r}");
+            assert!(failed[0]["error"].as_str().unwrap().contains("403"), "{r}");
+        }
+
+        let broken = [DOWN, SLOW, READ_ONLY];
+        let token = fed.checkin.oidc_access_token().await.unwrap();
+        // `fedsite info` alone on every OIDC site whose info is ok (the application-credential
+        // sites log in differently alone: their rows and Swift objects suffice), four at once.
+        let alone_sites: Vec<&sim::federation::FederatedSite> = fed
+            .sites
+            .iter()
+            .filter(|s| row(&s.id, "info")["outcome"] == "ok")
+            .filter(|s| !std::fs::read_to_string(&s.file).unwrap().contains("v3applicationcredential"))
+            .collect();
+        let gocdb = fed.gocdb_url();
+        let alone: BTreeMap<String, std::process::Output> = futures::stream::iter(alone_sites)
+            .map(|s| {
+                let (token, gocdb) = (&token, &gocdb);
+                async move { (s.id.clone(), info_alone(&s.file, token, gocdb).await) }
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        for site in &fed.sites {
+            let id = site.id.as_str();
+            if !broken.contains(&id) && id != FORBIDDEN {
+                for task in ["info", "images"] {
+                    let r = row(id, task);
+                    assert_eq!(r["outcome"], "ok", "{r}");
+                    assert!(r["failed_vos"].as_array().unwrap().is_empty(), "{r}");
+                }
+            }
+            let admin = admin(site).await;
+            if row(id, "info")["outcome"] == "ok" {
+                // The document in the site's own Swift (the ops VO's project) is the file's bytes.
+                let file = std::fs::read(info_dir.join(format!("{id}.json"))).unwrap();
+                let ops = site.shares.iter().find(|(vo, _)| vo == "ops").map(|(_, p)| p.clone()).unwrap();
+                let mut store = openstack::swift::ObjectStore::new(&admin).await.unwrap();
+                store.account_url = format!("{}/object-store/v1/AUTH_{ops}", site.handle.base_url());
+                let object = store.get_object(CONTAINER, &format!("{}.json", site.gocdb)).await.unwrap();
+                assert_eq!(object.data, file, "{id}: Swift holds the published bytes");
+                // …and equal to what `fedsite info` gives the site alone.
+                if let Some(alone) = alone.get(id) {
+                    assert!(alone.status.success(), "{id}: {}", String::from_utf8_lossy(&alone.stderr));
+                    assert_eq!(
+                        crate::common::mask_creation_time(&file),
+                        crate::common::mask_creation_time(&alone.stdout),
+                        "{id}"
+                    );
+                }
+            }
+            if id == DOWN || id == SLOW {
+                continue;
+            }
+            // The images are in the site's Glance, in the ops VO's project.
+            let images = openstack::glance::ListImages { tags: vec!["fedsite".into()], ..Default::default() }
+                .list(&admin)
+                .await
+                .unwrap();
+            assert!(!images.is_empty(), "{id}: no image synced");
+            if id == FORBIDDEN {
+                let refused = site.shares.iter().find(|(vo, _)| vo == FORBIDDEN_VO).map(|(_, p)| p.clone()).unwrap();
+                let others: BTreeSet<String> = site
+                    .shares
+                    .iter()
+                    .filter(|(vo, _)| vo != "ops" && vo != FORBIDDEN_VO)
+                    .map(|(_, p)| p.clone())
+                    .collect();
+                // An image of the Harbor project every VO gets.
+                let shared = images
+                    .iter()
+                    .find(|i| i.name.as_deref().is_some_and(|n| n.contains(&format!(" {}/", sim::oci::SHARED_PROJECT))))
+                    .expect("an image of the shared project");
+                let members = openstack::glance::members::list(&admin, &shared.id).await.unwrap();
+                let accepted: BTreeSet<String> =
+                    members.iter().filter(|m| m.status == "accepted").map(|m| m.member_id.clone()).collect();
+                assert!(others.is_subset(&accepted), "{id}: the working VOs accepted {accepted:?}, want {others:?}");
+                assert!(!accepted.contains(&refused), "{id}: the refused VO accepted nothing");
+            }
+        }
+        // Every OIDC site whose info is ok was compared: 30 − 3 broken − 2 application-credential.
+        assert_eq!(alone.len(), 25);
+        assert!(!stdout.contains("eyJ"), "no token in the output");
+        fed.stop().await;
+    }
+}
+
+/// `--info-swift-cloud`: every site's document in one central Swift account, one object
+/// `<site id>.json` per site, the same bytes as the info directory's file (two of the sites
+/// share a GOCDB name, so the objects are named by file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_central_swift_holds_one_object_per_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("real");
+    std::fs::create_dir_all(&folder).unwrap();
+    for f in ["fedcloud.srce.hr.yaml", "fedcloud.srce.hr-2.yaml", "ELKH-CLOUD.yaml"] {
+        std::fs::copy(real().join("sites").join(f), folder.join(f)).unwrap();
+    }
+    let fed = sim::federation::start(sim::federation::FederationConfig {
+        sites_dir: folder,
+        count: 0,
+        out_dir: dir.path().join("federation"),
+        template: sim::scenario::builtin("tiny").unwrap().generate(),
+        profiles: Default::default(),
+        faults: Default::default(),
+    })
+    .await
+    .unwrap();
+    let secret = dir.path().join("client-secret");
+    common::write_private(&secret, format!("{}\n", sim::OIDC_CLIENT_SECRET));
+    // The central Swift: the Check-in simulator's own, as its admin (`sim` in clouds.yaml).
+    let clouds = dir.path().join("clouds.yaml");
+    common::write_private(&clouds, fed.checkin.clouds_yaml());
+    let info_dir = dir.path().join("info");
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
+        .args(["central", "run", "--task", "info", "--json", "--client-id", sim::OIDC_CLIENT_ID])
+        .arg("--sites-dir")
+        .arg(&fed.sites_dir)
+        .arg("--checkin-discovery")
+        .arg(format!("{}/.well-known/openid-configuration", fed.issuer()))
+        .arg("--client-secret-file")
+        .arg(&secret)
+        .args(["--gocdb-url", &fed.gocdb_url(), "--site-timeout", "120"])
+        .arg("--info-dir")
+        .arg(&info_dir)
+        .args(["--info-swift-container", "glue", "--info-swift-cloud", "sim"])
+        .env("OS_CLIENT_CONFIG_FILE", &clouds)
+        .env_remove("OS_CLOUD")
+        .env_remove("FEDSITE_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    let cfg = openstack::CloudConfig::from_clouds_yaml(&fed.checkin.clouds_yaml(), None, "sim", "clouds.yaml").unwrap();
+    let store = openstack::swift::ObjectStore::new(&openstack::Session::connect(&cfg).await.unwrap()).await.unwrap();
+    assert_eq!(fed.sites.len(), 3);
+    for site in &fed.sites {
+        let object = store.get_object("glue", &format!("{}.json", site.id)).await.unwrap();
+        let file = std::fs::read(info_dir.join(format!("{}.json", site.id))).unwrap();
+        assert_eq!(object.data, file, "{}", site.id);
+        assert!(String::from_utf8_lossy(&file).contains(&format!("\"{}\"", site.gocdb)), "{}", site.id);
+    }
+    // The two files of one GOCDB site are two objects with different documents.
+    let a = store.get_object("glue", "fedcloud.srce.hr.json").await.unwrap().data;
+    let b = store.get_object("glue", "fedcloud.srce.hr-2.json").await.unwrap().data;
+    assert_ne!(a, b);
     fed.stop().await;
 }

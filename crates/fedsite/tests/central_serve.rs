@@ -6,14 +6,14 @@
 //! ledger (one schema per site) holds the records a clean run's does, every spool is sent and
 //! every record reached AMS on its own topic. The server is FEDSITE_TEST_PG.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sim::state::{Service, ServiceProfile};
-
-mod common;
 
 const INTERVAL: &str = "2";
 
@@ -99,6 +99,7 @@ async fn federation() -> Fed {
         out_dir: dir.path().join("federation"),
         template: sim::scenario::builtin("tiny").unwrap().generate().anchored_at(chrono::Utc::now()),
         profiles: [(Service::Compute, slow.clone()), (Service::Image, slow)].into_iter().collect(),
+        faults: Default::default(),
     })
     .await
     .unwrap();
@@ -223,21 +224,6 @@ fn two_replicas_run_every_site_once_per_interval_and_share_the_work() {
     rt.block_on(fed.fed.stop());
 }
 
-fn mask_creation_time(doc: &[u8]) -> String {
-    let text = String::from_utf8_lossy(doc).to_string();
-    let mut out = String::new();
-    let mut rest = text.as_str();
-    while let Some(i) = rest.find("\"CreationTime\": \"") {
-        let j = i + "\"CreationTime\": \"".len();
-        out.push_str(&rest[..j]);
-        let end = rest[j..].find('"').unwrap();
-        out.push('T');
-        rest = &rest[j + end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 fn signal(child: &Child, sig: &str) {
     let st = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
     assert!(st.success(), "kill {sig}");
@@ -297,8 +283,8 @@ fn a_replica_killed_mid_work_is_taken_over_and_the_documents_equal_a_clean_run()
     assert_eq!(names(&clean).len(), fed.fed.sites.len());
     for n in names(&clean) {
         assert_eq!(
-            mask_creation_time(&std::fs::read(info.join(&n)).unwrap()),
-            mask_creation_time(&std::fs::read(clean.join(&n)).unwrap()),
+            common::mask_creation_time(&std::fs::read(info.join(&n)).unwrap()),
+            common::mask_creation_time(&std::fs::read(clean.join(&n)).unwrap()),
             "{n}"
         );
     }

@@ -16,6 +16,11 @@
 //! key is kept as written. More sites than files: the files are used in turn, the copies named
 //! `<file>-copy2`, `<file>-copy3`, … with fresh project ids.
 //!
+//! Per-site faults ([`SiteFault`], `fedsite sim --federation … --fault SITE=KIND`) break one site
+//! on purpose with the single-site simulator's own mechanisms: a closed port, the scenario's
+//! site faults (a project Keystone refuses, Swift's `read_only`), [`EndpointFault`]s, a slower
+//! [`ServiceProfile`].
+//!
 //! The file is read here with its own minimal view (`gocdb`, `endpoint`, `protocol`, `auth`,
 //! `region`, `vos[].name`, `vos[].auth.project_id`, `vos[].auth.region`), not through the
 //! `sites` crate: the simulator never shares code with what it tests.
@@ -29,7 +34,7 @@ use serde_yaml::Value as Yaml;
 
 use crate::model::{ApplicationCredential, Assignment, AssignmentScope, Project};
 use crate::scenario::{ADMIN_USER, Scenario};
-use crate::{Service, ServiceProfile, SimConfig, SimHandle};
+use crate::{EndpointFault, Service, ServiceProfile, SimConfig, SimHandle};
 
 /// What to build.
 pub struct FederationConfig {
@@ -43,6 +48,61 @@ pub struct FederationConfig {
     pub template: Scenario,
     /// Every site's services behave so (latency, faults), per service.
     pub profiles: BTreeMap<Service, ServiceProfile>,
+    /// Sites broken on purpose: site id (file name without `.yaml`, copies included) → faults.
+    pub faults: BTreeMap<String, Vec<SiteFault>>,
+}
+
+/// The latency a [`SiteFault::Slow`] site multiplies when the federation has none.
+pub const SLOW_BASE_MS: u64 = 10;
+
+/// A way to break one site of the federation, built from the single-site simulator's faults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SiteFault {
+    /// The site is down: its file's `endpoint` is a closed port on the site's own address.
+    Down,
+    /// Keystone refuses with 403 to scope a token to this VO's project
+    /// ([`crate::model::SiteFaults::forbidden_projects`]), so nothing of that VO's works there;
+    /// the site's other VOs do.
+    ForbiddenVo(String),
+    /// Every service answers this many times slower: each service's latency in the federation's
+    /// profiles times the factor ([`SLOW_BASE_MS`] when the federation has no latency).
+    Slow(u32),
+    /// Nova's flavor listings (`/flavors`, `/flavors/detail`) answer 500 every time.
+    BrokenFlavors,
+    /// Swift refuses every write with 405, as its `read_only` middleware does
+    /// ([`crate::model::SiteFaults::swift_read_only`]); reads still work.
+    SwiftReadOnly,
+}
+
+impl std::str::FromStr for SiteFault {
+    type Err = String;
+
+    /// `down`, `forbidden-vo:VO`, `slow:FACTOR`, `broken-flavors`, `swift-read-only`.
+    fn from_str(s: &str) -> Result<SiteFault, String> {
+        let (kind, arg) = s.split_once(':').map_or((s, None), |(k, a)| (k, Some(a)));
+        match (kind, arg) {
+            ("down", None) => Ok(SiteFault::Down),
+            ("forbidden-vo", Some(vo)) if !vo.is_empty() => Ok(SiteFault::ForbiddenVo(vo.to_string())),
+            ("slow", Some(f)) => match f.parse::<u32>() {
+                Ok(f) if f >= 1 => Ok(SiteFault::Slow(f)),
+                _ => Err(format!("{s:?}: slow:FACTOR needs a whole factor of at least 1")),
+            },
+            ("broken-flavors", None) => Ok(SiteFault::BrokenFlavors),
+            ("swift-read-only", None) => Ok(SiteFault::SwiftReadOnly),
+            _ => Err(format!(
+                "{s:?} is not a site fault (down, forbidden-vo:VO, slow:FACTOR, broken-flavors, swift-read-only)"
+            )),
+        }
+    }
+}
+
+impl SiteFault {
+    /// `SITE=KIND` (the `--fault` option's form): the site id and the fault.
+    pub fn parse_assignment(s: &str) -> Result<(String, SiteFault), String> {
+        let (site, kind) =
+            s.split_once('=').ok_or_else(|| format!("{s:?}: give SITE=KIND, e.g. CESGA=swift-read-only"))?;
+        Ok((site.to_string(), kind.parse()?))
+    }
 }
 
 /// A running simulated federation.
@@ -75,6 +135,9 @@ pub enum FederationError {
     Start(#[from] crate::SimError),
     #[error("federating {site}: {reason}")]
     Federate { site: String, reason: String },
+    /// A fault names a site or VO the federation does not have.
+    #[error("fault {fault:?} for site {site}: {reason}")]
+    Fault { site: String, fault: String, reason: String },
 }
 
 impl Federation {
@@ -183,13 +246,30 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
     let checkin = crate::start(SimConfig::new(checkin)).await?;
     let issuer = format!("{}/identity/oidc", checkin.base_url());
 
+    let ids: Vec<String> = (0..count)
+        .map(|n| {
+            let (original, copy) = (&originals[n % originals.len()], n / originals.len());
+            if copy == 0 { original.id.clone() } else { format!("{}-copy{}", original.id, copy + 1) }
+        })
+        .collect();
+    if let Some((site, faults)) = cfg.faults.iter().find(|(site, _)| !ids.contains(site)) {
+        return Err(FederationError::Fault {
+            site: site.clone(),
+            fault: format!("{faults:?}"),
+            reason: "no such site in the federation (a file name without .yaml, or <file>-copyN)".into(),
+        });
+    }
     let mut sites = Vec::with_capacity(count);
     for n in 0..count {
         let original = &originals[n % originals.len()];
         let copy = n / originals.len();
         // Copies get a suffix no real file name ends in (`fedcloud.srce.hr-2` is a real file).
-        let id = if copy == 0 { original.id.clone() } else { format!("{}-copy{}", original.id, copy + 1) };
+        let id = ids[n].clone();
+        let faults = cfg.faults.get(&id).map(Vec::as_slice).unwrap_or_default();
         let mut sc = cfg.template.clone();
+        if faults.contains(&SiteFault::SwiftReadOnly) {
+            sc.site.faults.swift_read_only = true;
+        }
         if let Some(region) = original.region.clone().or_else(|| original.shares.iter().find_map(|s| s.region.clone()))
         {
             sc.site.region = region;
@@ -241,6 +321,34 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
         let mut sim_cfg = SimConfig::new(sc);
         sim_cfg.bind = site_addr(n);
         sim_cfg.profiles = cfg.profiles.clone();
+        for fault in faults {
+            match fault {
+                SiteFault::ForbiddenVo(vo) => {
+                    let pids: Vec<&String> = shares.iter().filter(|(v, _)| v == vo).map(|(_, p)| p).collect();
+                    if pids.is_empty() {
+                        return Err(FederationError::Fault {
+                            site: id.clone(),
+                            fault: format!("{fault:?}"),
+                            reason: format!("the site has no share of VO {vo}"),
+                        });
+                    }
+                    sim_cfg.scenario.site.faults.forbidden_projects.extend(pids.into_iter().cloned());
+                }
+                SiteFault::Slow(factor) => {
+                    for service in Service::ALL {
+                        let p = sim_cfg.profiles.entry(service).or_default();
+                        let base = if p.latency_ms > 0 { p.latency_ms } else { SLOW_BASE_MS };
+                        p.latency_ms = base * u64::from(*factor);
+                    }
+                }
+                SiteFault::BrokenFlavors => {
+                    for path in ["/compute/v2.1/flavors", "/compute/v2.1/flavors/detail"] {
+                        sim_cfg.endpoint_faults.push(EndpointFault::new("GET", path, 500));
+                    }
+                }
+                SiteFault::Down | SiteFault::SwiftReadOnly => {}
+            }
+        }
         let handle = crate::start(sim_cfg).await?;
         if !original.app_credentials {
             let mapped: Vec<(String, String)> = original
@@ -264,7 +372,12 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
         }
         // The site file: the original with its endpoint (and, for a copy, its project ids) replaced.
         let mut doc = original.doc.clone();
-        doc["endpoint"] = Yaml::String(handle.auth_url());
+        doc["endpoint"] = Yaml::String(if faults.contains(&SiteFault::Down) {
+            closed_port_url(handle.addr().ip())
+                .map_err(|reason| FederationError::Federate { site: id.clone(), reason })?
+        } else {
+            handle.auth_url()
+        });
         if copy > 0
             && let Some(vos) = doc["vos"].as_sequence_mut()
         {
@@ -298,6 +411,14 @@ fn story_projects(site: &crate::model::Site) -> Vec<String> {
         })
         .map(|p| p.id.clone())
         .collect()
+}
+
+/// A Keystone URL on `ip` where nothing listens (a port the system just handed out, released).
+fn closed_port_url(ip: IpAddr) -> Result<String, String> {
+    let l = std::net::TcpListener::bind(SocketAddr::new(ip, 0)).map_err(|e| format!("finding a closed port: {e}"))?;
+    let port = l.local_addr().map_err(|e| e.to_string())?.port();
+    drop(l);
+    Ok(format!("http://{ip}:{port}/identity/v3"))
 }
 
 fn project(id: &str, name: &str, vo: &str) -> Project {

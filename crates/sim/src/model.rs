@@ -155,6 +155,9 @@ pub struct SiteFaults {
     /// Swift refuses every write (PUT, POST, DELETE) with 405, as its
     /// `read_only` middleware does; reads still work.
     pub swift_read_only: bool,
+    /// Project ids Keystone refuses to scope a token to, with 403 (a site whose policy
+    /// refuses one VO's project); every other project works.
+    pub forbidden_projects: Vec<String>,
 }
 
 /// Glance image attributes beyond [`Image`]'s fields.

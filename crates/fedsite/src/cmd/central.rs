@@ -107,6 +107,15 @@ pub struct TaskArgs {
     /// Where the info documents go: `<dir>/<site id>.json`.
     #[arg(long, value_name = "DIR", default_value = "info")]
     pub info_dir: PathBuf,
+    /// Also publish each site's info document to this Swift container: the site's own Swift
+    /// (object `<gocdb>.json` in its ops VO's project, else its first VO's), or with
+    /// --info-swift-cloud a central one. A Swift refusing the write fails that site's row.
+    #[arg(long, value_name = "NAME")]
+    pub info_swift_container: Option<String>,
+    /// The cloud (clouds.yaml, OS_CLIENT_CONFIG_FILE) whose Swift holds every site's document,
+    /// one object `<site id>.json` per site.
+    #[arg(long, value_name = "CLOUD", requires = "info_swift_container")]
+    pub info_swift_cloud: Option<String>,
     /// The images task's registry, a Harbor (e.g. https://registry.egi.eu); without it the
     /// images task is skipped, saying so.
     #[arg(long, value_name = "URL")]
@@ -221,6 +230,19 @@ fn prepare(
         (None, None) => central::run::Secrets::None,
     };
     std::fs::create_dir_all(&a.info_dir).with_context(|| format!("creating {}", a.info_dir.display()))?;
+    let info_swift = match &a.info_swift_container {
+        Some(container) => Some(central::run::InfoSwift {
+            container: container.clone(),
+            central: match &a.info_swift_cloud {
+                Some(name) => Some(
+                    openstack::CloudConfig::load(Some(name))
+                        .with_context(|| format!("--info-swift-cloud {name}: reading clouds.yaml"))?,
+                ),
+                None => None,
+            },
+        }),
+        None => None,
+    };
     let c = central::run::Central {
         token,
         secrets,
@@ -259,6 +281,7 @@ fn prepare(
                 _ => None,
             },
         }),
+        info_swift,
     };
     Ok((tasks, folder, c))
 }

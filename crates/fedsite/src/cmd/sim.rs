@@ -68,6 +68,12 @@ pub struct FederationArgs {
     /// Where the simulated sites folder, the secrets and the Check-in client secret go.
     #[arg(long, value_name = "DIR", default_value = "fedsite-federation", requires = "federation")]
     pub federation_dir: PathBuf,
+    /// Break one site on purpose: SITE=KIND, SITE a file name without .yaml (or a copy's
+    /// `<file>-copyN`), KIND one of down, forbidden-vo:VO, slow:FACTOR, broken-flavors,
+    /// swift-read-only; repeatable (docs/sim.md).
+    #[arg(long = "fault", value_name = "SITE=KIND", requires = "federation",
+          value_parser = sim::federation::SiteFault::parse_assignment)]
+    pub faults: Vec<(String, sim::federation::SiteFault)>,
 }
 
 /// The simulated ARGO Messaging Service (`--ams`).
@@ -336,12 +342,19 @@ async fn federation(args: &SimArgs, folder: &std::path::Path, template: sim::Sce
         out_dir: out.clone(),
         template,
         profiles: args.behaviour.profiles()?,
+        faults: args.federation.faults.iter().fold(Default::default(), |mut m, (site, f)| {
+            m.entry(site.clone()).or_insert_with(Vec::new).push(f.clone());
+            m
+        }),
     })
     .await?;
     let secret = out.join("client-secret");
     write_private(&secret, &format!("{}\n", sim::OIDC_CLIENT_SECRET))?;
     println!("simulated federation: {} sites, Check-in {}", fed.sites.len(), fed.issuer());
     println!("sites folder: {}", fed.sites_dir.display());
+    for (site, f) in &args.federation.faults {
+        println!("fault: {site} {f:?}");
+    }
     println!(
         "run: fedsite central run --task info --sites-dir {} --secrets-dir {} \\",
         fed.sites_dir.display(),

@@ -365,3 +365,20 @@ pub fn ams_published(ams: &sim::SimHandle, topic: &str) -> Vec<(apel::RecordKind
     }
     out
 }
+
+/// A GLUE document with every `CreationTime` value replaced by `T`: two runs of the same site
+/// differ only there (the central run and `fedsite info` alone compare equal after it).
+pub fn mask_creation_time(doc: &[u8]) -> String {
+    let text = String::from_utf8_lossy(doc).to_string();
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find("\"CreationTime\": \"") {
+        let j = i + "\"CreationTime\": \"".len();
+        out.push_str(&rest[..j]);
+        let end = rest[j..].find('"').unwrap();
+        out.push('T');
+        rest = &rest[j + end..];
+    }
+    out.push_str(rest);
+    out
+}

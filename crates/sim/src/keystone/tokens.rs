@@ -387,6 +387,9 @@ fn resolve_scope(site: &Site, user: &User, scope: Option<&Value>, who: &Who) -> 
             if !site.domains.iter().any(|d| d.id == project.domain_id && d.enabled) {
                 return Err(unauthorized());
             }
+            if site.faults.forbidden_projects.contains(&project.id) {
+                return Err(err(StatusCode::FORBIDDEN, "You are not authorized to perform the requested action."));
+            }
             (
                 TokenScope::Project {
                     id: project.id.clone(),

@@ -663,13 +663,18 @@ async fn a_federation_larger_than_the_folder_gives_every_site_its_own_file() {
     fed.stop().await;
 }
 
-/// Issue #15's federation test without accounting: thirty simulated sites (the twenty real
-/// files and ten copies), four broken on purpose — down, 403 on one VO's project, 20× slower
-/// than the others under a site timeout it exceeds, Swift refusing writes. One
-/// `central run --task info,images` publishing to each site's own Swift: every healthy site's
+/// Issue #15's federation test: thirty simulated sites (the twenty real files and ten
+/// copies), four broken on purpose — down, 403 on one VO's project, 20× slower than the
+/// others under a site timeout it exceeds, Swift refusing writes — and four opted in to
+/// central accounting (two healthy, the 403 one, the down one). One
+/// `central run --task info,images,accounting,send` publishing to each site's own Swift and
+/// sending to one simulated AMS: every healthy site's
 /// document is in its Swift and byte-equal (CreationTime masked) to `fedsite info` run alone on
 /// it, every healthy site has the images, each broken site's row names its cause, the 403
-/// site's other VOs are published and accept the images, and the exit code is the worst's.
+/// site's other VOs are published and accept the images, and the exit code is the worst's;
+/// the opted-in sites' records reach AMS each once on its run type's topic (storage records
+/// only on the storage topic), the 403 site's without its refused VO, the down site's row
+/// names its endpoint, the other sites' accounting is skipped.
 mod thirty_sites {
     use std::collections::{BTreeMap, BTreeSet};
     use std::path::Path;
@@ -691,6 +696,10 @@ mod thirty_sites {
     /// shares, about 110 requests one after another: 45 s).
     const TIMEOUT_S: u64 = 25;
     const CONTAINER: &str = "cloud-info";
+    /// The sites that opt in to central accounting besides the down one: two healthy sites
+    /// (CREODIAS logs in with application credentials) and the 403 site.
+    const ACCOUNTED: [&str; 3] = ["CENI", "CREODIAS", FORBIDDEN];
+    const STORAGE_TOPIC: &str = "eu-egi-storage-accounting";
 
     /// `fedsite info SITE` alone, the Check-in token in OS_* (as cloud-info-provider is run
     /// per site by the central deployment).
@@ -728,7 +737,8 @@ mod thirty_sites {
             sites_dir: super::real().join("sites"),
             count: 30,
             out_dir: dir.path().join("federation"),
-            template: sim::scenario::builtin("tiny").unwrap().generate(),
+            // Anchored to now: the accounting task extracts from last month to now.
+            template: sim::scenario::builtin("tiny").unwrap().generate().anchored_at(chrono::Utc::now()),
             profiles: sim::Service::ALL
                 .into_iter()
                 .map(|s| (s, sim::ServiceProfile { latency_ms: LATENCY_MS, ..Default::default() }))
@@ -751,8 +761,36 @@ mod thirty_sites {
         let secret = private("client-secret", &format!("{}\n", sim::OIDC_CLIENT_SECRET));
         let robot = private("robot-password", &format!("{}\n", sim::harbor::ROBOT_PASSWORD));
         let info_dir = dir.path().join("info");
+        // One AMS with both accounting topics; four sites opt in to central accounting: two
+        // healthy ones (one with application credentials), the 403 site and the down one.
+        let ams = {
+            let mut cfg = sim::SimConfig::new(sim::scenario::builtin("tiny").unwrap().generate());
+            let mut a = sim::AmsConfig::new(dir.path().join("ams"));
+            a.topics.push(sim::ams::AmsTopicSpec { name: STORAGE_TOPIC.into(), acl: vec!["sender".into()] });
+            cfg.ams = Some(a);
+            sim::start(cfg).await.unwrap()
+        };
+        let a = ams.ams().unwrap();
+        let ams_host = a.url().trim_start_matches("https://").to_string();
+        for id in ACCOUNTED.iter().chain([&DOWN]) {
+            let path = fed.sites_dir.join(format!("{id}.yaml"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, format!("{text}accounting:\n  enabled: true\n  ams_host: \"{ams_host}\"\n")).unwrap();
+        }
         let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedsite"))
-            .args(["central", "run", "--task", "info,images", "--json", "--client-id", sim::OIDC_CLIENT_ID])
+            .args(["central", "run", "--task", "info,images,accounting,send", "--json"])
+            .args(["--client-id", sim::OIDC_CLIENT_ID])
+            .arg("--accounting-ledger")
+            .arg(dir.path().join("ledger"))
+            .arg("--spool-dir")
+            .arg(dir.path().join("spool"))
+            .args(["--ams-project", sim::ams::DEFAULT_PROJECT, "--ams-authn-url", &a.authn_url()])
+            .arg("--ams-cert")
+            .arg(a.client_cert_path())
+            .arg("--ams-key")
+            .arg(a.client_key_path())
+            .arg("--ams-ca")
+            .arg(a.ca_pem_path())
             .arg("--sites-dir")
             .arg(&fed.sites_dir)
             .arg("--secrets-dir")
@@ -780,7 +818,7 @@ mod thirty_sites {
         assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
         let v: Value = serde_json::from_str(&stdout).unwrap();
         let rows = v["results"].as_array().unwrap();
-        assert_eq!(rows.len(), 60, "a row per site and task: {v}");
+        assert_eq!(rows.len(), 120, "a row per site and task: {v}");
         let row = |site: &str, task: &str| -> &Value {
             rows.iter().find(|r| r["site"] == site && r["task"] == task).unwrap_or_else(|| panic!("{site} {task}: {v}"))
         };
@@ -897,6 +935,54 @@ mod thirty_sites {
         }
         // Every OIDC site whose info is ok was compared: 30 − 3 broken − 2 application-credential.
         assert_eq!(alone.len(), 25);
+
+        // Accounting: the opted-in sites extracted and sent, the 403 site without its refused
+        // VO (named), the down site failed naming its endpoint, every other site skipped.
+        for site in &fed.sites {
+            let id = site.id.as_str();
+            for task in ["accounting", "send"] {
+                let r = row(id, task);
+                if ACCOUNTED.contains(&id) {
+                    assert_eq!(r["outcome"], "ok", "{r}");
+                } else if id == DOWN {
+                    assert_eq!(r["outcome"], if task == "accounting" { "failed" } else { "ok" }, "{r}");
+                } else {
+                    assert_eq!(r["outcome"], "skipped", "{r}");
+                    assert!(text(r, "detail").contains("accounting.enabled"), "{r}");
+                }
+            }
+        }
+        assert!(text(row(DOWN, "accounting"), "detail").contains(&down_host), "{}", row(DOWN, "accounting"));
+        let refused = row(FORBIDDEN, "accounting");
+        assert_eq!(refused["failed_vos"][0]["vo"], FORBIDDEN_VO, "{refused}");
+        let on_storage = crate::common::ams_published(&ams, STORAGE_TOPIC);
+        let on_cloud = crate::common::ams_published(&ams, sim::ams::DEFAULT_TOPIC);
+        assert!(!on_storage.is_empty() && on_storage.iter().all(|(k, _)| *k == apel::RecordKind::Storage));
+        assert!(on_cloud.iter().any(|(k, _)| *k == apel::RecordKind::Cloud));
+        assert!(on_cloud.iter().all(|(k, _)| *k != apel::RecordKind::Storage));
+        // Every record of the opted-in sites' ledgers reached AMS exactly once; the 403 site's
+        // records are of its working VOs' projects only.
+        let mut want: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for id in ACCOUNTED {
+            let l =
+                ledger::Ledger::open_namespaced(dir.path().join("ledger"), id, ledger::OpenMode::MustExist).unwrap();
+            let snaps = l.latest_snapshots(&ledger::SnapshotFilter::default()).unwrap();
+            assert!(snaps.iter().any(|s| s.snapshot.kind == "cloud"), "{id}: records extracted");
+            if id == FORBIDDEN {
+                let site = fed.sites.iter().find(|s| s.id == id).unwrap();
+                let refused = site.shares.iter().find(|(vo, _)| vo == FORBIDDEN_VO).map(|(_, p)| p.clone()).unwrap();
+                assert!(snaps.iter().all(|s| s.snapshot.project_id != refused), "{id}: nothing of the refused VO");
+            }
+            for s in snaps {
+                *want.entry((s.snapshot.kind, s.snapshot.key)).or_default() += 1;
+            }
+        }
+        let mut got: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for (kind, key) in on_storage.into_iter().chain(on_cloud) {
+            *got.entry((kind.as_str().to_string(), key)).or_default() += 1;
+        }
+        assert_eq!(got, want, "each record of the opted-in sites published once, on its own topic");
+        ams.stop().await;
         assert!(!stdout.contains("eyJ"), "no token in the output");
         fed.stop().await;
     }

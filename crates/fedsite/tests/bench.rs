@@ -1,6 +1,7 @@
 //! `fedsite bench` on `tiny` with one run of each tool (real cASO and the SSM send loop from
 //! the peers' venv): the table and the JSON have their structure and count real work. The
-//! speeds are not checked here (docs/performance.md).
+//! speeds are not checked here (docs/performance.md). `fedsite bench` runs the `fedsite-bench`
+//! beside the binary: `cargo build -p bench` first (scripts/test does).
 
 mod common;
 

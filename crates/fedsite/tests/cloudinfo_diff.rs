@@ -35,18 +35,7 @@ fn site_yaml(sim: &sim::SimHandle) -> String {
 
 /// Every `"CreationTime": "<iso time>"` value replaced by `T`.
 fn mask_times(doc: &str) -> String {
-    let key = "\"CreationTime\": \"";
-    let mut out = String::new();
-    let mut rest = doc;
-    while let Some(i) = rest.find(key) {
-        out.push_str(&rest[..i + key.len()]);
-        let after = &rest[i + key.len()..];
-        let end = after.find('"').expect("closing quote");
-        out.push('T');
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    out
+    common::mask_creation_time(doc.as_bytes())
 }
 
 async fn run_original(dir: &Path, sim: &sim::SimHandle, extra: &[&str], envs: &[(&str, &str)]) -> Output {

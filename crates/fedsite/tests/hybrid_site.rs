@@ -564,18 +564,7 @@ async fn hybrid_sim(real: &Real, ams: Option<&Path>) -> sim::SimHandle {
 
 /// Every `"CreationTime": "<time>"` value replaced by `T`.
 fn mask_times(doc: &str) -> String {
-    let key = "\"CreationTime\": \"";
-    let mut out = String::new();
-    let mut rest = doc;
-    while let Some(i) = rest.find(key) {
-        out.push_str(&rest[..i + key.len()]);
-        let after = &rest[i + key.len()..];
-        let end = after.find('"').expect("closing quote");
-        out.push('T');
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    out
+    common::mask_creation_time(doc.as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

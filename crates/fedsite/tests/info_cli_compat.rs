@@ -63,18 +63,7 @@ async fn original(args: &[String], envs: &[(&str, &str)], dir: &Path) -> Output 
 /// Every `"CreationTime": "<time>"` value replaced by `T` (the one field that
 /// is the time of the run).
 fn mask_times(doc: &str) -> String {
-    let key = "\"CreationTime\": \"";
-    let mut out = String::new();
-    let mut rest = doc;
-    while let Some(i) = rest.find(key) {
-        out.push_str(&rest[..i + key.len()]);
-        let after = &rest[i + key.len()..];
-        let end = after.find('"').expect("closing quote");
-        out.push('T');
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    out
+    common::mask_creation_time(doc.as_bytes())
 }
 
 /// A Check-in–like access token from the sim's OIDC provider (client credentials).

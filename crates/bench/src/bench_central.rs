@@ -187,24 +187,31 @@ pub struct FaultsRun {
     pub bound_s: f64,
 }
 
-/// Runs `--central-faults`.
-pub fn faults(args: &BenchArgs, rt: &tokio::runtime::Handle, work: &Path) -> Result<FaultsRun> {
-    let specs: Vec<String> = BROKEN.iter().map(|(site, kind)| format!("{site}={kind}")).collect();
-    let fed = start_federation(args, work, args.central_sites, &specs)?;
-    let secret = work.join("client-secret");
-    write_secret(&secret)?;
-    let mut cmd = Command::new(args.fedsite_bin.clone().map_or_else(std::env::current_exe, Ok)?);
+/// `fedsite central run --task info --json` over the federation `fed`, logged in as its
+/// Check-in robot (the secret in `secret`), at most `--central-max-sites` sites at once.
+fn central_info(args: &BenchArgs, fed: &Federation, secret: &Path, info_dir: &Path) -> Result<Command> {
+    let mut cmd = Command::new(args.fedsite_bin.clone().map_or_else(crate::fedsite_exe, Ok)?);
     cmd.args(["--log", "warn", "central", "run", "--task", "info", "--json", "--client-id", sim::OIDC_CLIENT_ID])
         .arg("--sites-dir")
         .arg(&fed.sites_dir)
         .arg("--checkin-discovery")
         .arg(format!("{}/.well-known/openid-configuration", fed.issuer))
         .arg("--client-secret-file")
-        .arg(&secret)
+        .arg(secret)
         .args(["--gocdb-url", &fed.gocdb, "--max-sites", &args.central_max_sites.to_string()])
-        .args(["--site-timeout", &args.central_site_timeout.to_string(), "--info-swift-container", "cloud-info"])
         .arg("--info-dir")
-        .arg(work.join("info-faults"));
+        .arg(info_dir);
+    Ok(cmd)
+}
+
+/// Runs `--central-faults`.
+pub fn faults(args: &BenchArgs, rt: &tokio::runtime::Handle, work: &Path) -> Result<FaultsRun> {
+    let specs: Vec<String> = BROKEN.iter().map(|(site, kind)| format!("{site}={kind}")).collect();
+    let fed = start_federation(args, work, args.central_sites, &specs)?;
+    let secret = work.join("client-secret");
+    write_secret(&secret)?;
+    let mut cmd = central_info(args, &fed, &secret, &work.join("info-faults"))?;
+    cmd.args(["--site-timeout", &args.central_site_timeout.to_string(), "--info-swift-container", "cloud-info"]);
     let (central, out, err) =
         run_measured(cmd, &work.join("fedsite-central-faults"), Duration::from_secs(args.peer_timeout_secs))?;
     let v: Value = serde_json::from_str(&out).with_context(|| {
@@ -225,7 +232,7 @@ pub fn faults(args: &BenchArgs, rt: &tokio::runtime::Handle, work: &Path) -> Res
         let text = std::fs::read_to_string(f)?;
         let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_string());
         let started = std::time::Instant::now();
-        let alone = Command::new(args.fedsite_bin.clone().map_or_else(std::env::current_exe, Ok)?)
+        let alone = Command::new(args.fedsite_bin.clone().map_or_else(crate::fedsite_exe, Ok)?)
             .args(["--log", "warn", "info"])
             .arg(f)
             .args(["--gocdb-url", &fed.gocdb])
@@ -293,17 +300,7 @@ pub fn bench(args: &BenchArgs, rt: &tokio::runtime::Handle, work: &Path) -> Resu
 
     // fedsite: one central run over the whole folder.
     let info_dir = work.join("info-fedsite");
-    let mut cmd = Command::new(args.fedsite_bin.clone().map_or_else(crate::fedsite_exe, Ok)?);
-    cmd.args(["--log", "warn", "central", "run", "--task", "info", "--json", "--client-id", sim::OIDC_CLIENT_ID])
-        .arg("--sites-dir")
-        .arg(&fed.sites_dir)
-        .arg("--checkin-discovery")
-        .arg(format!("{}/.well-known/openid-configuration", fed.issuer))
-        .arg("--client-secret-file")
-        .arg(&secret)
-        .args(["--gocdb-url", &fed.gocdb, "--max-sites", &args.central_max_sites.to_string()])
-        .arg("--info-dir")
-        .arg(&info_dir);
+    let cmd = central_info(args, &fed, &secret, &info_dir)?;
     let (usage, out, err) = run_measured(cmd, &work.join("fedsite-central"), timeout)?;
     let ok = serde_json::from_str::<Value>(&out)
         .ok()

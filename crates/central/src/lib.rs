@@ -8,6 +8,7 @@ pub mod accounting;
 pub mod credentials;
 pub mod run;
 pub mod schedule;
+pub mod status;
 
 pub use credentials::{
     AccessToken, AppCredential, CheckinConfig, CheckinToken, CredentialError, SecretsDir, Vault, VoLogin,

@@ -135,7 +135,12 @@ impl Fed {
     }
 
     fn replica(&self, name: &str, db: &PgDb, info_dir: &Path) -> Child {
+        self.replica_with(name, db, info_dir, &[])
+    }
+
+    fn replica_with(&self, name: &str, db: &PgDb, info_dir: &Path, extra: &[&str]) -> Child {
         self.central("serve", info_dir)
+            .args(extra)
             .args(["--ledger", &db.url, "--interval", INTERVAL, "--max-sites", "1", "--replica", name])
             .args(["--once-intervals", &intervals().to_string()])
             .stdout(Stdio::piped())
@@ -200,6 +205,24 @@ fn merge(outputs: &[(&str, &str)]) -> BTreeMap<(String, String, String), String>
     printed
 }
 
+/// GET `path` from `addr` (HTTP/1.0, the whole answer's body), None when nothing answers.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut c = std::net::TcpStream::connect(addr).ok()?;
+    write!(c, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    c.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    // hyper answers in the request's version: `HTTP/1.0 200 OK`.
+    head.split(' ').nth(1).is_some_and(|code| code == "200").then(|| body.to_string())
+}
+
+/// `fedsite_central_runs_total` of `site`'s info task.
+fn m_runs(metrics: &str, site: &str) -> u64 {
+    let key = format!("fedsite_central_runs_total{{site=\"{site}\",task=\"info\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
 /// The simulated sites are served by their own runtime's threads; the test drives the
 /// binaries and reads the ledger (blocking) from its own thread.
 fn runtime() -> tokio::runtime::Runtime {
@@ -212,11 +235,36 @@ fn two_replicas_run_every_site_once_per_interval_and_share_the_work() {
     let fed = rt.block_on(federation());
     let db = PgDb::create("share");
     let info = fed.dir.path().join("info");
-    let (a, b) = (fed.replica("a", &db, &info), fed.replica("b", &db, &info));
+    // Replica a also serves the status page and metrics (of both replicas' work).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let a = fed.replica_with("a", &db, &info, &["--listen", &listen]);
+    let b = fed.replica("b", &db, &info);
+    let sites: Vec<String> = fed.fed.sites.iter().map(|s| s.id.clone()).collect();
+    // While they run: every site's info task shows on the page and in the metrics once it ran.
+    let started = Instant::now();
+    let (page, metrics) = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the status page never showed every site: {:?}",
+            http_get(&listen, "/metrics")
+        );
+        if let (Some(p), Some(m)) = (http_get(&listen, "/"), http_get(&listen, "/metrics"))
+            && sites.iter().all(|s| {
+                m.contains(&format!("fedsite_central_last_success_timestamp_seconds{{site=\"{s}\",task=\"info\"}}"))
+            })
+        {
+            break (p, m);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for s in &sites {
+        assert!(page.contains(&format!("<td>{s}</td><td>info</td>")), "{s} on the page:\n{page}");
+        assert!(m_runs(&metrics, s) >= 1, "{s}: {metrics}");
+    }
     let (out_a, out_b) = (wait_output(a, "a"), wait_output(b, "b"));
     eprintln!("replica a:\n{out_a}replica b:\n{out_b}");
     let printed = merge(&[("a", &out_a), ("b", &out_b)]);
-    let sites: Vec<String> = fed.fed.sites.iter().map(|s| s.id.clone()).collect();
     assert_every_interval_complete(&claims(&db), &printed, &sites);
     for name in ["a", "b"] {
         assert!(printed.values().any(|r| r == name), "replica {name} ran nothing:\n{out_a}\n{out_b}");

@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// Stop after this many intervals and the work queued in them (tests, one-off catch-up).
     #[arg(long, value_name = "N")]
     pub once_intervals: Option<u32>,
+    /// Serve the status page (`/`: every site's last result per task, its age and error) and
+    /// Prometheus metrics (`/metrics`) here, read from the shared ledger (every replica's work).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// What `run` and `serve` share: the folder, the tasks and the credentials.
@@ -286,6 +290,69 @@ fn prepare(
     Ok((tasks, folder, c))
 }
 
+/// Serves `central::status` on `addr` from a connection of its own to the ledger, until the
+/// process ends.
+async fn status_server(addr: std::net::SocketAddr, ledger_url: &str) -> Result<()> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use std::sync::{Arc, Mutex};
+    let url = ledger_url.to_owned();
+    let store = tokio::task::spawn_blocking(move || ledger::PgStore::open(&url, ledger::PgOptions::default()))
+        .await
+        .context("opening the ledger for the status page")??;
+    let store = Arc::new(Mutex::new(store));
+    let read = |store: Arc<Mutex<ledger::PgStore>>| async move {
+        tokio::task::spawn_blocking(move || {
+            let s = store.lock().unwrap_or_else(|e| e.into_inner());
+            s.claims().map(|c| central::status::summarize(&c))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    };
+    let (page_store, metrics_store) = (store.clone(), store);
+    let router = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(move || {
+                let store = page_store.clone();
+                async move {
+                    match read(store).await {
+                        Ok(st) => (
+                            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                            central::status::html(&st, chrono::Utc::now()),
+                        )
+                            .into_response(),
+                        Err(e) => {
+                            (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("ledger: {e}\n")).into_response()
+                        }
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let store = metrics_store.clone();
+                async move {
+                    match read(store).await {
+                        Ok(st) => {
+                            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], central::status::metrics(&st))
+                                .into_response()
+                        }
+                        Err(e) => {
+                            (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("ledger: {e}\n")).into_response()
+                        }
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--listen {addr}"))?;
+    eprintln!("fedsite central serve: status page on http://{}/ (metrics: /metrics)", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(())
+}
+
 async fn serve(a: ServeArgs) -> Result<ExitCode> {
     if !(a.ledger.starts_with("postgresql://") || a.ledger.starts_with("postgres://")) {
         anyhow::bail!("--ledger {:?}: central serve needs a PostgreSQL ledger (postgresql://…)", a.ledger);
@@ -300,6 +367,9 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         tokio::task::spawn_blocking(move || ledger::PgStore::open(&ledger_url, ledger::PgOptions::default()))
             .await
             .context("opening the ledger")??;
+    if let Some(addr) = a.listen {
+        status_server(addr, &a.ledger).await?;
+    }
     let cfg = central::schedule::ServeConfig {
         interval: std::time::Duration::from_secs(a.interval),
         tasks,

@@ -131,7 +131,8 @@ pub async fn extract(
         cfg.projects = vec![project.clone()];
         // The project's VO as the site file names it (cASO's catchall_site_yaml).
         cfg.catchall_site_yaml = Some(loaded.file.clone());
-        let now = chrono::Utc::now().with_timezone(&chrono::Utc);
+        // Whole seconds, as `fedsite accounting extract` ends its windows.
+        let now = chrono::Utc::now();
         let now = chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
         let planned = accounting::windows::plan(&ledger, accounting::windows::Request::default(), now)?;
         let (report, back) = pipeline::run(session, &cfg, ledger, planned.windows, &spool).await?;
@@ -155,7 +156,12 @@ pub async fn send(
     settings: &AccountingSettings,
     loaded: &sites::LoadedSite,
 ) -> Result<Vec<SpoolSend>, AccountingError> {
-    let Some(s) = &settings.send else { unreachable!("the caller skips the send task without send settings") };
+    let Some(s) = &settings.send else {
+        return Err(AccountingError::Ams {
+            host: "-".into(),
+            reason: "no AMS credentials configured (--ams-cert/--ams-key)".into(),
+        });
+    };
     let site = &loaded.site;
     let host = site
         .accounting

@@ -161,6 +161,8 @@ async fn opted_in_sites_are_extracted_per_vo_and_sent_each_run_type_to_its_topic
 
     // An hourly run doing both tasks: a site's send follows its accounting (the running
     // VMs' records, updated, are spooled and sent in the same run), each on its own topic.
+    // Windows end on whole seconds: two seconds later the running VMs' records have grown.
+    std::thread::sleep(std::time::Duration::from_secs(2));
     let again = rows(run("accounting,send").output().await.unwrap());
     for id in OPTED_IN {
         assert_eq!(row(&again, id, "accounting")["outcome"], "ok");

@@ -369,7 +369,7 @@ impl Control {
             let uri = e["uri"].as_str().unwrap_or("");
             let service = e["service"].as_str().unwrap_or("other").to_string();
             let endpoint = format!("{method} {}", endpoint_template(uri));
-            let cpu_s = e["cpu_us"].as_u64().unwrap_or(0) as f64 / 1e6;
+            let cpu_s = e["cpu_us"].as_u64().context("a sim request log line without cpu_us")? as f64 / 1e6;
             *r.sim_cpu_by_endpoint.entry(endpoint.clone()).or_default() += cpu_s;
             *r.by_endpoint.entry(endpoint).or_default() += 1;
             *r.by_service.entry(service).or_default() += 1;

@@ -217,11 +217,12 @@ pub fn faults(args: &BenchArgs, rt: &tokio::runtime::Handle, work: &Path) -> Res
     let v: Value = serde_json::from_str(&out).with_context(|| {
         format!("fedsite central run printed no JSON:\n{}", err.lines().rev().take(20).collect::<Vec<_>>().join("\n"))
     })?;
-    let rows = v["results"].as_array().cloned().unwrap_or_default();
+    let rows = v["results"].as_array().cloned().context("fedsite central run's JSON has no results array")?;
     let count = |o: &str| rows.iter().filter(|r| r["outcome"] == o).count();
     // Each healthy site alone, one after another, with the same token.
     let token = access_token(rt, &fed.issuer)?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&fed.sites_dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&fed.sites_dir)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
     files.sort();
     let (mut slowest, mut slowest_site) = (0.0f64, String::new());
     for f in &files {
@@ -325,7 +326,8 @@ pub fn bench(args: &BenchArgs, rt: &tokio::runtime::Handle, work: &Path) -> Resu
     let launcher = work.join("run_cloud_info_provider.py");
     std::fs::write(&launcher, CIP_LAUNCHER)?;
     let token = access_token(rt, &fed.issuer)?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&fed.sites_dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&fed.sites_dir)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
     files.sort();
     let mut total = Usage {
         wall_s: 0.0,

@@ -42,6 +42,9 @@ pub enum Error {
         #[source]
         source: messaging::config::ConfigError,
     },
+    /// cASO's caso.conf (`--caso-conf`) that cannot be used.
+    #[error(transparent)]
+    Caso(#[from] accounting::casoconf::CasoConfError),
     /// clouds.yaml or `OS_*` credentials that cannot be used.
     #[error(transparent)]
     Cloud(#[from] openstack::ConfigError),

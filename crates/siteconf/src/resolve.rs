@@ -5,6 +5,7 @@
 //! the file and the key.
 
 pub mod check;
+pub mod extract;
 pub mod images;
 pub mod info;
 pub mod keystone;

@@ -6,15 +6,18 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use accounting::pipeline::{self, SpoolConfig};
+use accounting::InactiveTime;
+use accounting::pipeline;
 use accounting::windows;
-use accounting::{CompatOptions, ExtractConfig, Extractor, InactiveTime};
 use anyhow::{Context, Result, bail};
-use apel::{ApelText, SiteName, Style, Window};
+use apel::{Style, Window};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use ledger::{Ledger, SnapshotFilter, SummaryGroup};
-use openstack::{CloudConfig, Session};
+use openstack::Session;
+use siteconf::resolve::extract::{
+    ExtractFlags, ExtractPlan, RepublishFlags, RepublishPlan, SiteFlags, extract_plan, projects_plan, republish_plan,
+};
 
 #[derive(Debug, Args)]
 pub struct AccountingArgs {
@@ -228,53 +231,45 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>> {
 }
 
 impl SiteArgs {
-    fn extract_config(&self) -> Result<ExtractConfig> {
-        let site = self.site_name.as_deref().context("--site-name (or FEDSITE_SITE_NAME) is required")?;
-        let site_name = SiteName::new(site).map_err(|e| anyhow::anyhow!("--site-name: {e}"))?;
-        let service = ApelText::for_field("--service-name", self.service_name.as_deref().unwrap_or(site))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut cfg = ExtractConfig::new(site_name, service);
-        cfg.cloud_type = ApelText::for_field("--cloud-type", &self.cloud_type).map_err(|e| anyhow::anyhow!("{e}"))?;
-        cfg.projects = self.projects.clone();
-        cfg.project_tag = (!self.tag.is_empty()).then(|| self.tag.clone());
-        cfg.vo_properties = self.vo_properties.clone();
-        cfg.voms_json = self.voms_json.clone();
-        cfg.unmapped_ok = self.unmapped_ok.clone();
-        cfg.catchall_site_yaml = self.site_yaml.clone();
-        cfg.concurrency = self.concurrency.max(1);
-        cfg.extractors = self
-            .extractors
-            .iter()
-            .map(|e| {
-                Extractor::parse(e).with_context(|| {
-                    format!("--extractor: unknown extractor {e:?} (nova, cinder, neutron, prometheus)")
-                })
-            })
-            .collect::<Result<_>>()?;
-        cfg.prometheus.prometheus_endpoint = self.prometheus_endpoint.clone();
-        if self.prometheus_step_seconds == 0 {
-            bail!("--prometheus-step-seconds must be above 0");
+    /// The flags as siteconf's resolver takes them.
+    fn flags(&self) -> SiteFlags<'_> {
+        SiteFlags {
+            os_cloud: self.os_cloud.as_deref(),
+            site_name: self.site_name.as_deref(),
+            service_name: self.service_name.as_deref(),
+            cloud_type: &self.cloud_type,
+            projects: &self.projects,
+            tag: &self.tag,
+            vo_properties: &self.vo_properties,
+            unmapped_ok: &self.unmapped_ok,
+            voms_json: self.voms_json.as_deref(),
+            site_yaml: self.site_yaml.as_deref(),
+            extractors: &self.extractors,
+            concurrency: self.concurrency,
+            prometheus_endpoint: &self.prometheus_endpoint,
+            prometheus_step_seconds: self.prometheus_step_seconds,
+            cpu_normalization_factor: self.cpu_normalization_factor,
         }
-        cfg.prometheus.prometheus_step_seconds = self.prometheus_step_seconds;
-        cfg.prometheus.cpu_normalization_factor = self.cpu_normalization_factor;
-        Ok(cfg)
-    }
-
-    async fn session(&self) -> Result<Session> {
-        let config = CloudConfig::load(self.os_cloud.as_deref())?;
-        Session::connect(&config).await.with_context(|| format!("authenticating to {}", config.auth_url))
     }
 }
 
-fn style(s: StyleArg) -> Style {
-    match s {
-        StyleArg::Fedsite => Style::Fedsite,
-        StyleArg::Caso => Style::CasoCompat,
+impl StyleArg {
+    fn style(self) -> Style {
+        match self {
+            StyleArg::Fedsite => Style::Fedsite,
+            StyleArg::Caso => Style::CasoCompat,
+        }
     }
 }
 
-/// The CloudType cASO 5.2.2 writes (`--caso-compatible`).
-const CASO_CLOUD_TYPE: &str = "caso/5.2.2 (OpenStack)";
+impl InactiveArg {
+    fn inactive_time(self) -> InactiveTime {
+        match self {
+            InactiveArg::Running => InactiveTime::CountAsRunning,
+            InactiveArg::Suspended => InactiveTime::CountAsSuspended,
+        }
+    }
+}
 
 /// `--ledger`, else fedsite.toml's `[ledger] path`, else the default.
 fn ledger_path(flag: Option<PathBuf>, file: Option<&siteconf::Config>) -> PathBuf {
@@ -321,77 +316,31 @@ async fn extract(a: ExtractArgs) -> Result<ExitCode> {
 /// One `accounting extract`, returning its report and API counters (and writing
 /// `--metrics-textfile`).
 pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
-    let caso = a.caso_conf.as_deref().map(accounting::casoconf::CasoConf::load).transpose()?;
+    let flags = ExtractFlags {
+        site: a.site.flags(),
+        caso_conf: a.caso_conf.as_deref(),
+        to: a.to,
+        spool: a.spool.as_deref(),
+        ledger: a.ledger.as_deref(),
+        style: a.style.map(StyleArg::style),
+        max_records: a.max_records,
+        inactive_time: a.inactive_time.map(InactiveArg::inactive_time),
+        no_suspend_duration: a.no_suspend_duration,
+        caso_compatible: a.caso_compatible,
+        no_action_cache: a.no_action_cache,
+    };
     // fedsite.toml (global --config) when no caso.conf is given.
-    let file = if caso.is_none() { super::site_config()? } else { None };
-    let mut cfg = match (&caso, &file) {
-        (Some(c), _) => {
-            let mut cfg = c.extract.clone();
-            cfg.cloud_type =
-                ApelText::for_field("--cloud-type", &a.site.cloud_type).map_err(|e| anyhow::anyhow!("{e}"))?;
-            cfg
-        }
-        (None, Some(f)) => f.extract_config(&a.site.cloud_type)?,
-        (None, None) => a.site.extract_config()?,
-    };
-    let defaults =
-        file.as_ref().map(|f| f.extract_config(&a.site.cloud_type)).transpose()?.map(|c| c.compat).unwrap_or_default();
-    cfg.compat = CompatOptions {
-        suspend_duration: defaults.suspend_duration && !a.no_suspend_duration && !a.caso_compatible,
-        inactive_time: match a.inactive_time {
-            Some(InactiveArg::Running) => InactiveTime::CountAsRunning,
-            Some(InactiveArg::Suspended) => InactiveTime::CountAsSuspended,
-            None if a.caso_compatible => InactiveTime::CountAsRunning,
-            None => defaults.inactive_time,
-        },
-        ..CompatOptions::default()
-    };
-    if a.caso_compatible {
-        cfg.cloud_type = ApelText::for_field("--cloud-type", CASO_CLOUD_TYPE).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    cfg.action_cache &= !a.no_action_cache;
-    // --unmapped-ok adds to fedsite.toml's [accounting] unmapped_ok (a caso.conf has none).
-    cfg.unmapped_ok
-        .extend(a.site.unmapped_ok.iter().filter(|u| !cfg.unmapped_ok.contains(u)).cloned().collect::<Vec<_>>());
+    let file = if a.caso_conf.is_none() { super::site_config()? } else { None };
     let now = Utc::now().with_nanosecond_zero();
-    // Said before anything can fail (a future end is now: usage past now would be counted).
-    let to = windows::end(a.to, now);
-    let mut spool: SpoolConfig = siteconf::resolve::extract_spools(a.spool.as_deref(), caso.as_ref(), file.as_ref())?;
-    for n in caso.iter().flat_map(|c| &c.messenger_notes) {
+    let plan = extract_plan(&flags, file.as_ref(), &openstack::config::process_env(), &std::env::current_dir()?, now)?;
+    for n in &plan.notes {
         tracing::info!("caso.conf: {n}");
     }
-    spool.style = match (a.style, &file) {
-        _ if a.caso_compatible => Style::CasoCompat,
-        (Some(s), _) => style(s),
-        (None, Some(f)) => f.style()?,
-        (None, None) => Style::Fedsite,
-    };
-    spool.max_records = match (a.max_records, &caso, &file) {
-        (Some(n), _, _) => n,
-        (None, Some(c), _) => c.max_records,
-        (None, None, Some(f)) => f.max_records()?,
-        (None, None, None) => apel::DEFAULT_MAX_RECORDS,
-    };
-    if spool.max_records == 0 {
-        bail!("--max-records must be at least 1");
-    }
-    let session = match (&caso, &file) {
-        (Some(c), _) => Session::connect(&c.cloud)
-            .await
-            .with_context(|| format!("authenticating to {} ({})", c.cloud.auth_url, c.cloud.source))?,
-        (None, Some(f)) => {
-            let cloud = f.cloud_config(&openstack::config::process_env(), &std::env::current_dir()?)?;
-            Session::connect(&cloud)
-                .await
-                .with_context(|| format!("authenticating to {} ({})", cloud.auth_url, cloud.source))?
-        }
-        (None, None) => a.site.session().await?,
-    };
-    let ledger_path = ledger_path(a.ledger.clone(), file.as_ref());
+    let ExtractPlan { config: cfg, spool, ledger: ledger_path, cloud, .. } = &plan;
+    let session = Session::connect(&cloud.config).await.with_context(|| cloud.authenticating())?;
     if a.dry_run {
-        let from = a.from.unwrap_or_else(|| windows::previous_month_start(to));
-        let window = Window::new(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?;
-        let dry = pipeline::dry_run(&session, &cfg, window, &spool).await;
+        let window = plan.dry_run_window(a.from)?;
+        let dry = pipeline::dry_run(&session, cfg, window, spool).await;
         for (project, kind, bytes) in &dry.messages {
             println!("# project {project}, {} message", kind.as_str());
             println!("{}", String::from_utf8_lossy(bytes));
@@ -408,7 +357,7 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
         let code = if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
         return Ok(ExtractDone { code, report: None, counters: session.counters() });
     }
-    let mut ledger = open_ledger(&ledger_path)?;
+    let mut ledger = open_ledger(ledger_path)?;
     // One extract or republish at a time per ledger (docs/delivery.md): held to the end.
     let _lock = ledger.run_lock(ledger::RUN_LOCK_EXTRACT, std::time::Duration::from_secs(a.wait))?;
     let windows = windows::plan(&ledger, windows::Request { from: a.from, to: a.to }, now)?.windows;
@@ -428,7 +377,7 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
             bar.set_message(p.project_name.clone().unwrap_or_else(|| p.project_id.clone()));
         }
     };
-    let result = pipeline::run_with_progress(&session, &cfg, ledger, windows, &spool, &progress).await;
+    let result = pipeline::run_with_progress(&session, cfg, ledger, windows, spool, &progress).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -509,22 +458,17 @@ fn report_failures<'a>(
 }
 
 fn republish(a: RepublishArgs) -> Result<ExitCode> {
-    if a.from >= a.to {
-        bail!("--from {} must be before --to {}", a.from, a.to);
-    }
-    let file = super::site_config()?;
-    let mut ledger = open_ledger(&ledger_path(a.ledger.clone(), file.as_ref()))?;
-    let _lock = ledger.run_lock(ledger::RUN_LOCK_EXTRACT, std::time::Duration::from_secs(a.wait))?;
-    let mut spool: SpoolConfig = siteconf::resolve::extract_spools(a.spool.as_deref(), None, file.as_ref())?;
-    spool.style = match (a.style, &file) {
-        (Some(s), _) => style(s),
-        (None, Some(f)) => f.style()?,
-        (None, None) => Style::Fedsite,
+    let flags = RepublishFlags {
+        from: a.from,
+        to: a.to,
+        project: a.project.as_deref(),
+        spool: a.spool.as_deref(),
+        ledger: a.ledger.as_deref(),
+        style: a.style.map(StyleArg::style),
     };
-    // Snapshots are stamped with the end of the window that measured them:
-    // include `--to` itself, so a republish with an extract's own --to finds it.
-    let to = a.to + chrono::Duration::microseconds(1);
-    let filter = SnapshotFilter { from: Some(a.from), to: Some(to), project: a.project, ..Default::default() };
+    let RepublishPlan { ledger, spool, filter } = republish_plan(&flags, super::site_config()?.as_ref())?;
+    let mut ledger = open_ledger(&ledger)?;
+    let _lock = ledger.run_lock(ledger::RUN_LOCK_EXTRACT, std::time::Duration::from_secs(a.wait))?;
     let out = pipeline::republish(&mut ledger, &filter, &spool)?;
     let records: usize = out.iter().map(|(_, _, n)| n).sum();
     for (element, kind, n) in &out {
@@ -592,25 +536,9 @@ fn records(a: RecordsArgs) -> Result<ExitCode> {
 
 async fn projects(a: ProjectsArgs) -> Result<ExitCode> {
     let file = super::site_config()?;
-    let (mut cfg, session) = match &file {
-        Some(f) => {
-            let cloud = f.cloud_config(&openstack::config::process_env(), &std::env::current_dir()?)?;
-            let session = Session::connect(&cloud)
-                .await
-                .with_context(|| format!("authenticating to {} ({})", cloud.auth_url, cloud.source))?;
-            (f.extract_config(&a.site.cloud_type)?, session)
-        }
-        None => {
-            let cfg = a.site.extract_config().or_else(|_| {
-                // The site name does not matter for listing projects.
-                let mut site = a.site.clone();
-                site.site_name = Some("unnamed".into());
-                site.extract_config()
-            })?;
-            (cfg, a.site.session().await?)
-        }
-    };
-    cfg.extractors.clear();
+    let env = openstack::config::process_env();
+    let (cfg, cloud) = projects_plan(&a.site.flags(), file.as_ref(), &env, &std::env::current_dir()?)?;
+    let session = Session::connect(&cloud.config).await.with_context(|| cloud.authenticating())?;
     let window = Window::new(Utc::now() - chrono::Duration::seconds(1), Utc::now()).expect("valid");
     let extraction = accounting::extract(&session, &cfg, |_| window).await;
     if let Some(f) = &extraction.failure {

@@ -50,6 +50,10 @@ use smime::{Recipient, Signer};
 /// Reason prefixes of ledger messages quarantined as bookkeeping (split after 413, every
 /// record superseded): the ledger's, so that readers of the ledger need not know the sender.
 pub use ledger::{SPLIT_REASON, SUPERSEDED_REASON};
+
+pub mod run;
+pub use run::send_recorded;
+
 /// Reason prefix of an element refused by the APEL loader's rules before sending.
 pub const INVALID_REASON: &str = "not sent: APEL would refuse it:";
 /// How many messages, refused with the same answer before any was accepted, make the answer

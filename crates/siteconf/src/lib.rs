@@ -42,6 +42,12 @@ pub enum Error {
         #[source]
         source: messaging::config::ConfigError,
     },
+    /// SSM's sender.cfg given to `send` (`--sender-cfg`) that cannot be read.
+    #[error(transparent)]
+    SenderCfg(#[from] messaging::config::ConfigError),
+    /// AMS client settings that cannot be used (a bad URL).
+    #[error(transparent)]
+    Ams(#[from] messaging::ams::AmsError),
     /// cASO's caso.conf (`--caso-conf`) that cannot be used.
     #[error(transparent)]
     Caso(#[from] accounting::casoconf::CasoConfError),

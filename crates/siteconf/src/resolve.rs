@@ -12,6 +12,7 @@ pub mod keystone;
 pub mod os_cli;
 pub mod probe;
 pub mod receive;
+pub mod send;
 pub mod serve;
 pub mod token;
 

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use messaging::ams::{AmsClient, AmsConfig, Auth};
-use messaging::config::{PathType, SenderCfg};
+use messaging::ams::AmsClient;
+use messaging::config::PathType;
 use messaging::receiver::{self, CloudSummary, ReceiveReport, ReceiverOptions, RecordStore, Sink};
 use messaging::sender::{self, RetryPolicy, SendReport, SenderOptions};
+use siteconf::resolve::send::{AmsSettings, SendFlags, SendTarget, send_plan};
 use smime::{Recipient, Signer, Verifier};
 
 /// How to reach AMS (shared by send and receive).
@@ -48,44 +49,26 @@ pub struct AmsArgs {
 }
 
 impl AmsArgs {
+    /// The flags as siteconf's resolver takes them.
+    pub fn settings(&self) -> AmsSettings {
+        AmsSettings {
+            ams_url: self.ams_url.clone(),
+            authn_url: self.authn_url.clone(),
+            project: self.project.clone(),
+            token: self.token.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            ca: self.ca.clone(),
+            concurrency: self.concurrency,
+            timeout_secs: self.timeout_secs,
+        }
+    }
+
     /// The AMS client: flags over the configuration file's values.
     pub fn client(&self, host: Option<&str>, project: Option<&str>, cfg_token: Option<&str>) -> Result<AmsClient> {
-        let project =
-            self.project.as_deref().or(project).context("no AMS project: --project or [messaging] ams_project")?;
-        let base = match (&self.ams_url, host) {
-            (Some(u), _) => u.clone(),
-            (None, Some(h)) => format!("https://{h}"),
-            (None, None) => {
-                bail!("no AMS address: --ams-url, --sender-cfg with [broker] host, or fedsite.toml [ams] host")
-            }
-        };
-        let auth = match self.token.as_deref().or(cfg_token) {
-            Some(t) => Auth::Token(t.to_owned()),
-            None => {
-                let name = host_name(&base).with_context(|| format!("AMS URL {base} has no host"))?;
-                let authn = self.authn_url.clone().unwrap_or_else(|| format!("https://{name}:8443"));
-                Auth::X509 {
-                    authn_base: authn.parse().with_context(|| format!("authn URL {authn}"))?,
-                    host: name,
-                    cert: self.cert.clone().context("X.509 token exchange needs --cert (or a static --token)")?,
-                    key: self.key.clone().context("X.509 token exchange needs --key")?,
-                }
-            }
-        };
-        let mut cfg = AmsConfig::new(&base, project, auth)?;
-        cfg.ca = self.ca.clone().or_else(|| std::env::var_os("REQUESTS_CA_BUNDLE").map(PathBuf::from));
-        cfg.concurrency = self.concurrency.max(1);
-        cfg.timeout = Duration::from_secs(self.timeout_secs.max(1));
+        let cfg = self.settings().config(host, project, cfg_token, &openstack::config::process_env())?;
         Ok(AmsClient::new(cfg)?)
     }
-}
-
-/// `name` of `https://name:port/path`.
-fn host_name(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let authority = rest.split('/').next()?;
-    let name = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
-    (!name.is_empty()).then(|| name.to_owned())
 }
 
 #[derive(Debug, Args)]
@@ -153,84 +136,51 @@ pub struct SendArgs {
     pub metrics_textfile: Option<PathBuf>,
 }
 
-fn path_type(s: &str) -> Result<PathType> {
-    match s {
-        "dirq" => Ok(PathType::Dirq),
-        "directory" => Ok(PathType::Directory),
-        o => bail!("--path-type {o:?}: expected dirq or directory"),
-    }
-}
-
 pub async fn run(args: SendArgs) -> Result<ExitCode> {
     run_report(args).await.map(|(code, _)| code)
 }
 
-/// One spool and where it goes, as resolved from sender.cfg or fedsite.toml.
-struct Target {
-    /// The `[[destination]]` name (None: the one spool of sender.cfg, flags or `[spool]`).
-    name: Option<String>,
-    cfg: Option<SenderCfg>,
-    quarantine: Option<PathBuf>,
-    url: Option<String>,
-    authn_url: Option<String>,
+impl SendArgs {
+    /// The flags as siteconf's resolver takes them.
+    fn flags(&self) -> SendFlags<'_> {
+        SendFlags {
+            sender_cfg: self.sender_cfg.as_deref(),
+            ams: self.ams.settings(),
+            topic: self.topic.as_deref(),
+            destination: self.destination.as_deref(),
+            spool: self.spool.as_deref(),
+            path_type: self.path_type.as_deref(),
+            quarantine: self.quarantine.as_deref(),
+            ledger: self.ledger.as_deref(),
+            server_cert: self.server_cert.as_deref(),
+            retry: RetryPolicy {
+                max_retries: self.max_retries,
+                initial: Duration::from_millis(self.retry_initial_ms),
+                max_delay: Duration::from_millis(self.retry_max_ms),
+                max_elapsed: Duration::from_secs(self.retry_max_elapsed_secs),
+            },
+            chunk: self.chunk,
+            purge_maxlock: Duration::from_secs(self.purge_maxlock_secs),
+            no_validate: self.no_validate,
+        }
+    }
 }
 
 /// One send pass over every destination (fedsite.toml's `[[destination]]` tables, each spool
 /// locked and sent on its own: one failing does not stop the others, and makes the exit code
-/// non-zero); with `--ledger` each is recorded as a run (command "send") with its errors as
-/// warnings. Returns the report of all destinations together (None for a dry run) for
-/// `fedsite serve`'s metrics.
+/// non-zero); with a ledger each is recorded as a run (`messaging::sender::send_recorded`).
+/// Returns the report of all destinations together (None for a dry run) for `fedsite serve`'s
+/// metrics.
 pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)> {
     let file = if args.sender_cfg.is_none() { super::site_config()? } else { None };
-    let file_ams = file.as_ref().and_then(|f| f.toml.ams.clone()).unwrap_or_default();
-    let targets = match (args.sender_cfg.as_deref(), &file) {
-        (Some(p), _) => {
-            vec![Target { name: None, cfg: Some(SenderCfg::load(p)?), quarantine: None, url: None, authn_url: None }]
-        }
-        // fedsite.toml's destinations, unless --spool names the one spool.
-        (None, Some(f)) if args.spool.is_none() => {
-            let named = !f.toml.destinations.is_empty();
-            let mut all = f.deliveries()?;
-            if let Some(want) = &args.destination {
-                all.retain(|d| &d.name == want);
-                if all.is_empty() {
-                    let names: Vec<String> = f.deliveries()?.into_iter().map(|d| d.name).collect();
-                    bail!(
-                        "--destination {want}: {} has no such destination (it has: {})",
-                        f.file.display(),
-                        names.join(", ")
-                    );
-                }
-            }
-            all.into_iter()
-                .map(|d| Target {
-                    name: named.then_some(d.name),
-                    cfg: Some(d.sender),
-                    quarantine: d.quarantine,
-                    url: d.url,
-                    authn_url: d.authn_url,
-                })
-                .collect()
-        }
-        (None, Some(f)) => vec![Target {
-            name: None,
-            cfg: Some(f.sender_cfg()?),
-            quarantine: f.quarantine(),
-            url: file_ams.url.clone(),
-            authn_url: file_ams.authn_url.clone(),
-        }],
-        (None, None) => vec![Target { name: None, cfg: None, quarantine: None, url: None, authn_url: None }],
-    };
-    if args.destination.is_some() && targets.iter().all(|t| t.name.is_none()) {
-        bail!("--destination needs fedsite.toml [[destination]] tables (and no --sender-cfg / --spool)");
-    }
-    let ledger_path = args.ledger.clone().or_else(|| file.as_ref().map(|f| PathBuf::from(f.ledger())));
+    let flags = args.flags();
+    let plan = send_plan(&flags, file.as_ref())?;
     let started = chrono::Utc::now();
     let (mut total, mut codes, mut spools) = (None::<SendReport>, Vec::new(), Vec::new());
-    let several = targets.len() > 1;
-    for t in targets {
+    let several = plan.targets.len() > 1;
+    for t in &plan.targets {
         let label = t.name.clone().map(|n| format!("destination {n}"));
-        match send_one(&args, t, file_ams.ca.clone(), ledger_path.as_deref()).await {
+        match send_one(&args, &flags, t, plan.ledger.as_deref()).await {
             Ok(None) => codes.push(0),
             Ok(Some((code, report, spool))) => {
                 codes.push(code);
@@ -257,7 +207,8 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
     let code = [1, super::EXIT_STOPPED, super::EXIT_LOCKED].into_iter().find(|c| codes.contains(c)).unwrap_or(0);
     if let (Some(path), Some(report)) = (&args.metrics_textfile, &total) {
         let mut m = crate::metrics::Metrics::new();
-        let ledger = ledger_path
+        let ledger = plan
+            .ledger
             .as_deref()
             .map(|p| ledger::Ledger::open_as(p, ledger::OpenMode::CreateIfMissing))
             .transpose()?;
@@ -284,129 +235,41 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
 /// dry run.
 async fn send_one(
     args: &SendArgs,
-    t: Target,
-    ams_ca: Option<PathBuf>,
+    flags: &SendFlags<'_>,
+    t: &SendTarget,
     ledger_path: Option<&Path>,
 ) -> Result<Option<(u8, SendReport, (PathBuf, PathType, PathBuf))>> {
-    let cfg = t.cfg;
-    if let Some(c) = &cfg {
-        for n in &c.notes {
-            tracing::info!("{}: {n}", c.file.display());
-        }
+    for n in t.notes() {
+        tracing::info!("{n}");
     }
-    let spool =
-        args.spool.clone().or(cfg.as_ref().map(|c| c.path.clone())).context("no spool: --spool or [messaging] path")?;
-    let topic = args
-        .topic
-        .clone()
-        .or(cfg.as_ref().map(|c| c.destination.clone()))
-        .context("no topic: --topic or [messaging] destination")?;
-    let mut opts = SenderOptions::new(&spool, &topic);
-    opts.path_type = match &args.path_type {
-        Some(p) => path_type(p)?,
-        None => cfg.as_ref().map(|c| c.path_type).unwrap_or(PathType::Dirq),
-    };
-    if let Some(q) = args.quarantine.clone().or(t.quarantine) {
-        opts.quarantine = q;
-    }
-    opts.retry = RetryPolicy {
-        max_retries: args.max_retries,
-        initial: Duration::from_millis(args.retry_initial_ms),
-        max_delay: Duration::from_millis(args.retry_max_ms),
-        max_elapsed: Duration::from_secs(args.retry_max_elapsed_secs),
-    };
-    opts.chunk = args.chunk.max(1);
-    opts.purge_maxlock = Duration::from_secs(args.purge_maxlock_secs);
-    opts.validate = !args.no_validate;
-    let mut ams = args.ams.clone();
-    ams.ca = ams.ca.or(ams_ca);
-    ams.ams_url = ams.ams_url.or(t.url);
-    ams.authn_url = ams.authn_url.or(t.authn_url);
-    ams.cert = ams.cert.or(cfg.as_ref().and_then(|c| c.certificate.clone()));
-    ams.key = ams.key.or(cfg.as_ref().and_then(|c| c.key.clone()));
-    let (cert, key) = (
-        ams.cert.clone().context("signing needs --cert or [certificates] certificate")?,
-        ams.key.clone().context("signing needs --key or [certificates] key")?,
-    );
-    let signer = Signer::new(&cert, &key)
+    let plan = t.resolve(flags)?;
+    let opts = &plan.options;
+    let (cert, key) = (&plan.cert, &plan.key);
+    let signer = Signer::new(cert, key)
         .with_context(|| format!("host certificate {} / key {}", cert.display(), key.display()))?;
-    let server_cert = args.server_cert.clone().or(cfg.as_ref().and_then(|c| c.server_cert.clone()));
-    let recipient = server_cert.as_deref().map(Recipient::from_pem_file).transpose()?;
+    let recipient = plan.server_cert.as_deref().map(Recipient::from_pem_file).transpose()?;
 
     if args.dry_run {
         if let Some(n) = &t.name {
-            eprintln!("fedsite send: destination {n}: topic {topic}, spool {}", spool.display());
+            eprintln!("fedsite send: destination {n}: topic {}, spool {}", opts.topic, opts.spool.display());
         }
-        for body in sender::dry_run(&opts, &signer, recipient.as_ref(), messaging::ams::DEFAULT_MAX_REQUEST_BYTES)? {
+        for body in sender::dry_run(opts, &signer, recipient.as_ref(), messaging::ams::DEFAULT_MAX_REQUEST_BYTES)? {
             println!("{body}");
         }
         return Ok(None);
     }
-    let client = ams.client(
-        cfg.as_ref().map(|c| c.host.as_str()),
-        cfg.as_ref().map(|c| c.ams_project.as_str()),
-        cfg.as_ref().and_then(|c| c.token.as_deref()),
-    )?;
+    let client = AmsClient::new(plan.ams_config(&openstack::config::process_env())?)?;
     // One send at a time per spool (docs/delivery.md); held until this function returns.
-    let _lock = sender::lock_spool(&opts, Duration::from_secs(args.wait))?;
+    let _lock = sender::lock_spool(opts, Duration::from_secs(args.wait))?;
     let mut ledger = ledger_path.map(|p| ledger::Ledger::open_as(p, ledger::OpenMode::CreateIfMissing)).transpose()?;
-    let run = match ledger.as_mut() {
-        Some(l) => Some(l.begin_run(&ledger::NewRun { command: ledger::runs::SEND.into(), ..Default::default() })?),
-        None => None,
-    };
-    let result = sender::send_all(&opts, &client, &signer, recipient.as_ref(), ledger.as_mut()).await;
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            if let (Some(l), Some(run)) = (ledger.as_mut(), run) {
-                let _ = l.add_run_warning(run, "error", &e.to_string());
-                let _ = l.finish_run(run, ledger::RunOutcome::Failed, Some(&e.to_string()));
-            }
-            return Err(e.into());
-        }
-    };
     let prefix = t.name.as_ref().map(|n| format!("destination {n}: ")).unwrap_or_default();
+    let report = sender::send_recorded(opts, &client, &signer, recipient.as_ref(), ledger.as_mut(), &prefix).await?;
     println!("{prefix}{}", report.summary());
-    for line in sender::problems(&report, &opts) {
+    for line in sender::problems(&report, opts) {
         eprintln!("fedsite send: {prefix}{line}");
     }
     // Anything not delivered makes the exit code non-zero, so cron reports it (docs/cli.md).
-    let ok = report.complete();
-    if let (Some(l), Some(run)) = (ledger.as_mut(), run) {
-        for e in &report.errors {
-            l.add_run_warning(run, "error", &format!("{prefix}{e}"))?;
-        }
-        if let Some(why) = &report.stopped {
-            l.add_run_warning(run, "error", &format!("{prefix}stopped, every element left in the spool: {why}"))?;
-        }
-        if report.deferred > 0 {
-            l.add_run_warning(
-                run,
-                "warn",
-                &format!("{prefix}{} messages deferred to the next run (retries exhausted)", report.deferred),
-            )?;
-        }
-        if report.quarantined > 0 {
-            l.add_run_warning(
-                run,
-                "warn",
-                &format!(
-                    "{prefix}{} messages quarantined ({} refused by the APEL loader's rules before sending)",
-                    report.quarantined, report.invalid
-                ),
-            )?;
-        }
-        let outcome = if ok {
-            ledger::RunOutcome::Succeeded
-        } else if report.sent > 0 {
-            ledger::RunOutcome::Partial
-        } else {
-            ledger::RunOutcome::Failed
-        };
-        let summary = format!("{prefix}{}", report.summary());
-        l.finish_run(run, outcome, Some(&summary))?;
-    }
-    let code = if ok {
+    let code = if report.complete() {
         0
     } else if report.stopped.is_some() {
         super::EXIT_STOPPED

@@ -6,6 +6,7 @@
 
 pub mod accounting;
 pub mod credentials;
+pub mod plan;
 pub mod run;
 pub mod schedule;
 pub mod status;

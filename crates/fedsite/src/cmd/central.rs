@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use central::plan::{self, TaskFlags};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -200,93 +201,56 @@ pub async fn run(args: CentralArgs) -> Result<ExitCode> {
     }
 }
 
-/// `central run`'s accounting ledger without --accounting-ledger: one SQLite file per site.
-const DEFAULT_RUN_LEDGER: &str = "/var/lib/fedsite/central";
+impl TaskArgs {
+    /// The flags as `central::plan` takes them.
+    fn flags(&self) -> TaskFlags {
+        TaskFlags {
+            sites_dir: self.sites_dir.clone(),
+            vo_mappings: self.vo_mappings.clone(),
+            tasks: self.task.clone(),
+            max_sites: self.max_sites,
+            site_timeout_secs: self.site_timeout,
+            checkin_discovery: self.checkin_discovery.clone(),
+            client_id: self.client_id.clone(),
+            client_secret_file: self.client_secret_file.clone(),
+            vault: self.vault.clone(),
+            secrets_dir: self.secrets_dir.clone(),
+            gocdb_url: self.gocdb_url.clone(),
+            info_dir: self.info_dir.clone(),
+            info_swift_container: self.info_swift_container.clone(),
+            info_swift_cloud: self.info_swift_cloud.clone(),
+            registry_url: self.registry_url.clone(),
+            registry_user: self.registry_user.clone(),
+            registry_password_file: self.registry_password_file.clone(),
+            image_cache: self.image_cache.clone(),
+            image_tag: self.image_tag.clone(),
+            image_name_prefix: self.image_name_prefix.clone(),
+            accounting_ledger: self.accounting_ledger.clone(),
+            spool_dir: self.spool_dir.clone(),
+            ams_host: self.ams_host.clone(),
+            ams_project: self.ams_project.clone(),
+            ams_cert: self.ams_cert.clone(),
+            ams_key: self.ams_key.clone(),
+            ams_token_file: self.ams_token_file.clone(),
+            ams_ca: self.ams_ca.clone(),
+            ams_authn_url: self.ams_authn_url.clone(),
+        }
+    }
+}
 
-/// The tasks, the folder (its broken files reported) and what every task shares;
-/// `default_ledger`: the accounting ledger when --accounting-ledger is not given.
+/// The tasks, the folder (its broken files reported) and what every task shares
+/// (`central::plan`); `default_ledger`: the accounting ledger when --accounting-ledger is not
+/// given.
 fn prepare(
     a: &TaskArgs,
     default_ledger: &str,
 ) -> Result<(Vec<central::run::Task>, sites::Folder, central::run::Central)> {
-    let tasks = a
-        .task
-        .iter()
-        .map(|t| {
-            central::run::Task::parse(t)
-                .with_context(|| format!("--task {t:?}: not a task (info, images, accounting, send)"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mappings = match &a.vo_mappings {
-        Some(p) => Some(sites::VoMappings::load(p)?.0),
-        None => None,
-    };
-    let folder = sites::load(&a.sites_dir, &sites::Options { vo_mappings: mappings.as_ref(), strict_vos: false })?;
+    let flags = a.flags();
+    let (tasks, folder) = plan::tasks_and_folder(&flags)?;
     for f in folder.findings.iter().filter(|f| f.is_error()) {
         eprintln!("fedsite central: {f} (that site is left out)");
     }
-    let secret = central::CheckinConfig::secret_from_file(&a.client_secret_file)?;
-    let token =
-        central::CheckinToken::new(central::CheckinConfig::discovery(&a.checkin_discovery, &a.client_id, secret))?;
-    let secrets = match (&a.vault, &a.secrets_dir) {
-        (Some(v), _) => central::run::Secrets::Vault(central::Vault::new(v)?),
-        (None, Some(d)) => central::run::Secrets::Dir(central::SecretsDir::new(d)),
-        (None, None) => central::run::Secrets::None,
-    };
-    std::fs::create_dir_all(&a.info_dir).with_context(|| format!("creating {}", a.info_dir.display()))?;
-    let info_swift = match &a.info_swift_container {
-        Some(container) => Some(central::run::InfoSwift {
-            container: container.clone(),
-            central: match &a.info_swift_cloud {
-                Some(name) => Some(
-                    openstack::CloudConfig::load(Some(name))
-                        .with_context(|| format!("--info-swift-cloud {name}: reading clouds.yaml"))?,
-                ),
-                None => None,
-            },
-        }),
-        None => None,
-    };
-    let c = central::run::Central {
-        token,
-        secrets,
-        gocdb_url: a.gocdb_url.clone(),
-        info_dir: a.info_dir.clone(),
-        max_sites: a.max_sites.max(1),
-        site_timeout: std::time::Duration::from_secs(a.site_timeout.max(1)),
-        creation_time: chrono::Utc::now(),
-        images: a.registry_url.as_ref().map(|url| central::run::ImagesSettings {
-            registry: imagesync::config::RegistryConfig {
-                username: a.registry_user.clone(),
-                password_file: a.registry_password_file.clone(),
-                ..imagesync::config::RegistryConfig::new(url)
-            },
-            cache_dir: a.image_cache.clone(),
-            tag: a.image_tag.clone(),
-            name_prefix: a.image_name_prefix.clone(),
-        }),
-        accounting: Some(central::accounting::AccountingSettings {
-            ledger: a.accounting_ledger.clone().unwrap_or_else(|| default_ledger.to_owned()),
-            spool_dir: a.spool_dir.clone(),
-            ams_host: Some(a.ams_host.clone()),
-            send: match (&a.ams_cert, &a.ams_key) {
-                (Some(cert), Some(key)) => Some(central::accounting::SendSettings {
-                    project: a.ams_project.clone(),
-                    cert: cert.clone(),
-                    key: key.clone(),
-                    token: a
-                        .ams_token_file
-                        .as_deref()
-                        .map(|p| central::CheckinConfig::secret_from_file(p).map(|s| s.expose().to_owned()))
-                        .transpose()?,
-                    ca: a.ams_ca.clone(),
-                    authn_url: a.ams_authn_url.clone(),
-                }),
-                _ => None,
-            },
-        }),
-        info_swift,
-    };
+    let c = plan::central(&flags, default_ledger)?;
     Ok((tasks, folder, c))
 }
 
@@ -354,14 +318,9 @@ async fn status_server(addr: std::net::SocketAddr, ledger_url: &str) -> Result<(
 }
 
 async fn serve(a: ServeArgs) -> Result<ExitCode> {
-    if !(a.ledger.starts_with("postgresql://") || a.ledger.starts_with("postgres://")) {
-        anyhow::bail!("--ledger {:?}: central serve needs a PostgreSQL ledger (postgresql://…)", a.ledger);
-    }
+    plan::serve_ledger(&a.ledger)?;
     let (tasks, folder, c) = prepare(&a.tasks, &a.ledger)?;
-    let replica = a.replica.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
-        format!("{}:{}", if host.is_empty() { "localhost" } else { &host }, std::process::id())
-    });
+    let replica = plan::replica_name(a.replica.as_deref());
     let ledger_url = a.ledger.clone();
     let mut store =
         tokio::task::spawn_blocking(move || ledger::PgStore::open(&ledger_url, ledger::PgOptions::default()))
@@ -413,7 +372,7 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
 
 async fn run_tasks(r: RunArgs) -> Result<ExitCode> {
     let a = &r.tasks;
-    let (tasks, folder, c) = prepare(a, DEFAULT_RUN_LEDGER)?;
+    let (tasks, folder, c) = prepare(a, plan::DEFAULT_RUN_LEDGER)?;
     let rows = central::run::run(&c, &folder, &tasks, &a.sites).await;
     let failed = rows.iter().any(|r| r.outcome == central::run::Outcome::Failed) || folder.errors() > 0;
     let mut out = std::io::stdout().lock();

@@ -221,3 +221,43 @@ async fn a_held_refusal_is_the_messages_own_once_another_is_accepted() {
     assert!(report.stopped.is_none());
     assert_eq!((q.count().unwrap(), stored.lock().unwrap().len()), (0, 1));
 }
+
+#[tokio::test]
+async fn a_recorded_send_keeps_its_run_outcome_summary_and_warnings_in_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let poison = vm(2);
+    let (url, _, _) = mock_ams(Box::leak(poison.into_boxed_str())).await;
+    let spool = dir.path().join("outgoing");
+    let q = QueueSimple::open(&spool).unwrap();
+    for n in 0..4 {
+        q.add(&body(&[record(n, 1)])).unwrap();
+    }
+    let mut ledger =
+        ledger::Ledger::open_as(dir.path().join("ledger.sqlite"), ledger::OpenMode::CreateIfMissing).unwrap();
+    let (o, label) = (opts(&spool), "destination compute: ");
+    let report =
+        sender::send_recorded(&o, &client(&url), &signer(dir.path()), None, Some(&mut ledger), label).await.unwrap();
+    assert_eq!((report.sent, report.quarantined), (3, 1), "{}", report.summary());
+    let run = ledger.last_run(ledger::runs::SEND, None).unwrap().expect("the send is a run");
+    // Some sent, one quarantined: partial, with the summary and one warning, each labelled.
+    assert_eq!(run.outcome, Some(ledger::RunOutcome::Partial));
+    assert_eq!(run.detail, Some(format!("{label}{}", report.summary())));
+    let warnings: Vec<(String, String)> =
+        ledger.run_warnings(run.id).unwrap().into_iter().map(|w| (w.level, w.message)).collect();
+    assert_eq!(
+        warnings,
+        [(
+            "warn".to_string(),
+            format!("{label}1 messages quarantined (0 refused by the APEL loader's rules before sending)")
+        )]
+    );
+
+    // Everything delivered: succeeded, no warning.
+    q.add(&body(&[record(7, 1)])).unwrap();
+    let report =
+        sender::send_recorded(&o, &client(&url), &signer(dir.path()), None, Some(&mut ledger), "").await.unwrap();
+    assert_eq!(report.sent, 1);
+    let run = ledger.last_run(ledger::runs::SEND, None).unwrap().unwrap();
+    assert_eq!((run.outcome, run.detail), (Some(ledger::RunOutcome::Succeeded), Some(report.summary())));
+    assert!(ledger.run_warnings(run.id).unwrap().is_empty());
+}

@@ -386,6 +386,12 @@ pub fn ledger_path(flag: Option<&Path>, file: Option<&Config>) -> PathBuf {
     }
 }
 
+/// The ledger of a command that works without one (`send`, `spool requeue`): `flag`, else
+/// fedsite.toml's `[ledger] path`; `None` (no default) when neither names one.
+pub fn optional_ledger(flag: Option<&Path>, file: Option<&Config>) -> Option<PathBuf> {
+    flag.map(Path::to_path_buf).or_else(|| file.map(|f| PathBuf::from(f.ledger())))
+}
+
 /// The default ledger: `ledger.sqlite` in systemd's state directory when the unit has one
 /// (`$STATE_DIRECTORY`, which the packaged units' `StateDirectory=fedsite` sets to
 /// /var/lib/fedsite; its first path when it lists several), else [`DEFAULT_LEDGER`].

@@ -148,7 +148,7 @@ fn requeue(a: RequeueArgs) -> Result<ExitCode> {
     } else {
         quarantine::Selection::Elements(a.element.clone())
     };
-    let ledger_path = a.ledger.clone().or_else(|| file.as_ref().map(|f| PathBuf::from(f.ledger())));
+    let ledger_path = siteconf::resolve::optional_ledger(a.ledger.as_deref(), file.as_ref());
     let mut ledger = match &ledger_path {
         Some(p) => Some(super::accounting::open_existing_ledger(p)?),
         None => None,

@@ -14,7 +14,7 @@ use messaging::sender::{RetryPolicy, SenderOptions};
 use openstack::config::Env;
 
 use crate::Error;
-use crate::resolve::Config;
+use crate::resolve::{Config, optional_ledger};
 
 /// How to reach AMS: the flags `send` and `receive` share (owned: a destination's file values
 /// are merged into them).
@@ -281,6 +281,5 @@ pub fn send_plan(flags: &SendFlags<'_>, file: Option<&Config>) -> Result<SendPla
             reason: "needs fedsite.toml [[destination]] tables (and no --sender-cfg / --spool)".into(),
         });
     }
-    let ledger = flags.ledger.map(Path::to_path_buf).or_else(|| file.map(|f| PathBuf::from(f.ledger())));
-    Ok(SendPlan { targets, ledger })
+    Ok(SendPlan { targets, ledger: optional_ledger(flags.ledger, file) })
 }

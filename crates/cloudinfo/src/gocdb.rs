@@ -120,6 +120,43 @@ pub fn parse_services(xml: &str) -> Result<Vec<GocService>, GocdbError> {
     Ok(out)
 }
 
+/// Why `get_service` could not be read; each names GOCDB's URL.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("building the HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("reading GOCDB {url}")]
+    Request {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("reading GOCDB {url}: HTTP {status}")]
+    Status { url: String, status: reqwest::StatusCode },
+    /// Not flattened into a source: the message already carries the parse error.
+    #[error("reading GOCDB {url}: {error}")]
+    Parse { url: String, error: GocdbError },
+}
+
+/// Every service of `service_type` GOCDB's public API at `url` lists (`get_service`); unlike
+/// [`lookup`], a GOCDB that cannot be read is an error.
+pub async fn services(url: &str, service_type: &str, timeout: Duration) -> Result<Vec<GocService>, FetchError> {
+    let http = reqwest::Client::builder().timeout(timeout).build().map_err(FetchError::Client)?;
+    let request = |source| FetchError::Request { url: url.to_owned(), source };
+    let resp = http
+        .get(url)
+        .query(&[("method", "get_service"), ("service_type", service_type)])
+        .send()
+        .await
+        .map_err(request)?;
+    let status = resp.status();
+    let body = resp.text().await.map_err(request)?;
+    if !status.is_success() {
+        return Err(FetchError::Status { url: url.to_owned(), status });
+    }
+    parse_services(&body).map_err(|error| FetchError::Parse { url: url.to_owned(), error })
+}
+
 /// The Service `OtherInfo` for `endpoint`: `{gocdb_id, site_name}` of the
 /// first matching service, or empty (with a warning) when none matches or
 /// GOCDB cannot be read.
@@ -190,5 +227,37 @@ mod tests {
         assert!(find(&s, "https://a.example:5000/v3/").is_some());
         assert!(find(&s, "https://a.example/v3").is_none(), "the port is part of netloc");
         assert!(find(&s, "http://a.example:5000/v3").is_none());
+    }
+
+    /// A one-connection HTTP server answering `status` with `body`; its base URL.
+    async fn answer(status: &'static str, body: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/gocdbpi/public/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut c, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf).await;
+            let reply =
+                format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            c.write_all(reply.as_bytes()).await.unwrap();
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn services_are_read_and_an_unreadable_gocdb_is_an_error_naming_it() {
+        let url = answer("200 OK", XML).await;
+        let s = services(&url, "org.openstack.nova", Duration::from_secs(5)).await.unwrap();
+        assert_eq!(s.iter().map(|s| s.primary_key.as_str()).collect::<Vec<_>>(), ["1G0", "2G0"]);
+        let url = answer("503 Service Unavailable", "down").await;
+        let e = services(&url, "org.openstack.nova", Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(e.to_string(), format!("reading GOCDB {url}: HTTP 503 Service Unavailable"));
+        let url = answer("200 OK", "<results><SERVICE_ENDPOINT></results>").await;
+        let e = services(&url, "org.openstack.nova", Duration::from_secs(5)).await.unwrap_err();
+        assert!(e.to_string().starts_with(&format!("reading GOCDB {url}: GOCDB answer: ")), "{e}");
+        let e = services("http://127.0.0.1:1/", "org.openstack.nova", Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(e.to_string(), "reading GOCDB http://127.0.0.1:1/");
+        assert!(std::error::Error::source(&e).is_some(), "the connection error is its source");
     }
 }

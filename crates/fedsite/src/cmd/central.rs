@@ -510,24 +510,10 @@ async fn validate(a: ValidateArgs) -> Result<ExitCode> {
     Ok(if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// The org.openstack.nova services of a GOCDB public API (`get_service`).
+/// The org.openstack.nova services of a GOCDB public API (`get_service`), as `sites` compares
+/// them.
 async fn gocdb_services(url: &str) -> Result<Vec<sites::GocdbService>> {
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .context("building the HTTP client")?;
-    let resp = http
-        .get(url)
-        .query(&[("method", "get_service"), ("service_type", "org.openstack.nova")])
-        .send()
-        .await
-        .with_context(|| format!("reading GOCDB {url}"))?;
-    let status = resp.status();
-    let body = resp.text().await.with_context(|| format!("reading GOCDB {url}"))?;
-    if !status.is_success() {
-        anyhow::bail!("reading GOCDB {url}: HTTP {status}");
-    }
-    let services = cloudinfo::gocdb::parse_services(&body).map_err(|e| anyhow::anyhow!("reading GOCDB {url}: {e}"))?;
+    let services = cloudinfo::gocdb::services(url, "org.openstack.nova", std::time::Duration::from_secs(60)).await?;
     Ok(services
         .into_iter()
         .map(|s| sites::GocdbService { site: s.site_name.unwrap_or_default(), urls: s.urls })

@@ -750,7 +750,7 @@ mod tests {
     #[test]
     fn a_vms_first_month_counts_only_its_time_in_that_month() {
         let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open_sqlite(dir.path().join("l.sqlite")).unwrap();
+        let mut l = Ledger::open(dir.path().join("l.sqlite")).unwrap();
         let may_end = 1_685_577_600u64 - 1_609_459_200; // 2021-01-01 → 2023-06-01
         let june = 30 * 86_400;
         for (month, measured, wall) in

@@ -987,8 +987,13 @@ mod thirty_sites {
         // records are of its working VOs' projects only.
         let mut want: BTreeMap<(String, String), usize> = BTreeMap::new();
         for id in ACCOUNTED {
-            let l =
-                ledger::Ledger::open_namespaced(dir.path().join("ledger"), id, ledger::OpenMode::MustExist).unwrap();
+            let l = ledger::LedgerOptions {
+                mode: ledger::OpenMode::MustExist,
+                namespace: Some(id.into()),
+                ..Default::default()
+            }
+            .open(dir.path().join("ledger"))
+            .unwrap();
             let snaps = l.latest_snapshots(&ledger::SnapshotFilter::default()).unwrap();
             assert!(snaps.iter().any(|s| s.snapshot.kind == "cloud"), "{id}: records extracted");
             if id == FORBIDDEN {

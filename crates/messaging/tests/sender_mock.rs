@@ -139,7 +139,7 @@ async fn a_record_another_live_message_carries_newer_is_left_out_of_the_older_me
     let (url, stored, _) = mock_ams("no-poison").await;
     let spool = dir.path().join("outgoing");
     let q = QueueSimple::open(&spool).unwrap();
-    let mut ledger = ledger::Ledger::open_sqlite(dir.path().join("ledger.sqlite")).unwrap();
+    let mut ledger = ledger::Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
     let t = |h: u32| Utc.with_ymd_and_hms(2026, 3, 1, h, 0, 0).unwrap();
     let old = [record(1, 1), record(2, 1)];
     let new = [record(1, 5)];

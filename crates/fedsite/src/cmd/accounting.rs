@@ -283,7 +283,7 @@ fn ledger_path(flag: Option<PathBuf>, file: Option<&siteconf::Config>) -> PathBu
 
 /// An existing ledger (a command that only reads or repairs it never creates an empty one).
 pub fn open_existing_ledger(path: &PathBuf) -> Result<Ledger> {
-    match Ledger::open_as(path, ledger::OpenMode::MustExist) {
+    match ledger::LedgerOptions::mode(ledger::OpenMode::MustExist).open(path) {
         Err(ledger::Error::Missing { location }) => {
             bail!("ledger {location} does not exist (--ledger, or [ledger] path in fedsite.toml)")
         }
@@ -293,7 +293,7 @@ pub fn open_existing_ledger(path: &PathBuf) -> Result<Ledger> {
 
 /// The ledger of a command that writes records: created (with its directory) when missing.
 pub fn open_ledger(path: &PathBuf) -> Result<Ledger> {
-    Ok(Ledger::open_as(path, ledger::OpenMode::CreateIfMissing)?)
+    Ok(ledger::LedgerOptions::mode(ledger::OpenMode::CreateIfMissing).open(path)?)
 }
 
 pub async fn run(args: AccountingArgs) -> Result<ExitCode> {
@@ -612,7 +612,7 @@ async fn projects(a: ProjectsArgs) -> Result<ExitCode> {
     };
     cfg.extractors.clear();
     let window = Window::new(Utc::now() - chrono::Duration::seconds(1), Utc::now()).expect("valid");
-    let extraction = accounting::extract(&session, &cfg, |_| window).await;
+    let extraction = accounting::Extract::new(&session, &cfg, |_| window).run().await;
     if let Some(f) = &extraction.failure {
         bail!("{f}");
     }

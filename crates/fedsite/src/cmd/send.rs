@@ -259,7 +259,7 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
         let mut m = crate::metrics::Metrics::new();
         let ledger = ledger_path
             .as_deref()
-            .map(|p| ledger::Ledger::open_as(p, ledger::OpenMode::CreateIfMissing))
+            .map(|p| ledger::LedgerOptions::mode(ledger::OpenMode::CreateIfMissing).open(p))
             .transpose()?;
         match ledger.as_ref() {
             Some(l) => {
@@ -349,7 +349,8 @@ async fn send_one(
     )?;
     // One send at a time per spool (docs/delivery.md); held until this function returns.
     let _lock = sender::lock_spool(&opts, Duration::from_secs(args.wait))?;
-    let mut ledger = ledger_path.map(|p| ledger::Ledger::open_as(p, ledger::OpenMode::CreateIfMissing)).transpose()?;
+    let mut ledger =
+        ledger_path.map(|p| ledger::LedgerOptions::mode(ledger::OpenMode::CreateIfMissing).open(p)).transpose()?;
     let run = match ledger.as_mut() {
         Some(l) => Some(l.begin_run(&ledger::NewRun { command: ledger::runs::SEND.into(), ..Default::default() })?),
         None => None,

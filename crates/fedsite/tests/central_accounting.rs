@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use apel::RecordKind;
-use ledger::{Ledger, SnapshotFilter};
+use ledger::SnapshotFilter;
 use serde_json::Value;
 use sim::ams::{DEFAULT_PROJECT, DEFAULT_TOPIC};
 

@@ -537,6 +537,7 @@ mod simulated_federation {
 mod central_images {
     use std::collections::BTreeSet;
 
+    use openstack::Paged;
     use serde_json::Value;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -680,6 +681,7 @@ mod thirty_sites {
     use std::path::Path;
 
     use futures::StreamExt as _;
+    use openstack::Paged;
     use serde_json::Value;
     use sim::federation::SiteFault;
 

@@ -471,7 +471,7 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     let counters = session.counters();
     if let Some(path) = &a.metrics_textfile {
         let mut m = crate::metrics::Metrics::new();
-        crate::metrics::stage_from_ledger(&mut m, &ledger, "extract")?;
+        crate::metrics::stage_from_ledger(&mut m, &ledger, crate::metrics::Stage::Extract)?;
         crate::metrics::ledger_records(&mut m, &ledger)?;
         crate::metrics::project_successes(&mut m, &ledger)?;
         crate::metrics::extract_run(&mut m, &report);

@@ -263,10 +263,10 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
             .transpose()?;
         match ledger.as_ref() {
             Some(l) => {
-                crate::metrics::stage_from_ledger(&mut m, l, "send")?;
+                crate::metrics::stage_from_ledger(&mut m, l, crate::metrics::Stage::Send)?;
                 crate::metrics::ledger_messages(&mut m, l)?;
             }
-            None => crate::metrics::stage_without_ledger(&mut m, "send", started, code == 0, path),
+            None => crate::metrics::stage_without_ledger(&mut m, crate::metrics::Stage::Send, started, code == 0, path),
         }
         crate::metrics::send_run(&mut m, report);
         // The spool gauges of the first destination's spool (docs/metrics.md).

@@ -118,7 +118,7 @@ fn passwords_never_appear_in_errors_location_or_debug() {
         assert!(text.contains("postgresql://alice@127.0.0.1:1/ledger") && text.contains("connect"), "{text}");
     }
     // A malformed connection string is refused without echoing it.
-    let err = Ledger::open(&format!("postgresql://alice:{PW}@127.0.0.1:notaport/x")).unwrap_err();
+    let err = Ledger::open(format!("postgresql://alice:{PW}@127.0.0.1:notaport/x")).unwrap_err();
     assert!(matches!(err, Error::Invalid { .. }), "{err}");
     assert!(!err.to_string().contains(PW) && !format!("{err:?}").contains(PW), "{err}");
 

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use openstack::Paged;
 use openstack::cinder::{ListVolumes, Volume};
 use openstack::glance::{Image, ListImages};
 use openstack::neutron::{FloatingIp, ListFloatingIps};

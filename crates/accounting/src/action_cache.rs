@@ -8,7 +8,7 @@
 //! fetched by [`SAFETY_MARGIN`] (see there). A 404 (purged) or failed fetch is never cached.
 //! Only the action names and start times are kept: all `suspend::suspended_seconds` reads.
 //! The pipeline (`pipeline::run`, with a ledger) is the only user; `dry_run` and
-//! `accounting::extract` list every list as before.
+//! `accounting::Extract` list every list as before.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -150,7 +150,7 @@ impl Default for CompatOptions {
     }
 }
 
-/// Everything [`crate::extract`] needs besides the session and windows.
+/// Everything [`crate::Extract`] needs besides the session and windows.
 #[derive(Debug, Clone)]
 pub struct ExtractConfig {
     /// GOCDB site name (`SiteName`).

@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! # async fn demo(session: openstack::Session, cfg: accounting::ExtractConfig, w: apel::Window) {
-//! let run = accounting::extract(&session, &cfg, |_project| w).await;
+//! let run = accounting::Extract::new(&session, &cfg, |_project| w).run().await;
 //! for p in &run.projects {
 //!     match &p.result {
 //!         Ok(records) => println!("{}: {} records", p.project_id, records.len()),
@@ -48,6 +48,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use apel::{Fqan, Record, StorageRecord, Window};
 use futures::StreamExt;
+use openstack::Paged;
 use openstack::Session;
 use openstack::keystone::{ListProjects, Project};
 use tracing::Instrument;
@@ -116,48 +117,73 @@ impl Extraction {
 /// How far past the clock a window may end (the clocks of this host and of Nova differ a little).
 pub const FUTURE_WINDOW_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
-/// Extracts every selected project (tagged `cfg.project_tag`, plus
-/// `cfg.projects`) over the window `window_for` gives it.
-pub async fn extract(
-    session: &Session,
-    cfg: &ExtractConfig,
-    window_for: impl Fn(&ProjectId) -> Window + Sync,
-) -> Extraction {
-    extract_with(session, cfg, window_for, |_| Vec::new()).await
+/// `known_volumes` when the caller holds no storage records.
+type NoVolumes = fn(&ProjectId) -> Vec<StorageRecord>;
+
+/// The one way to run an extraction: every selected project (tagged `cfg.project_tag`, plus
+/// `cfg.projects`) over the window `window_for` gives it. Optionally the volumes the caller
+/// holds records for ([`Extract::known_volumes`]: those Cinder no longer lists get a closing
+/// record); then every outcome at once ([`Extract::run`]) or each as soon as it is complete
+/// ([`Extract::each`]).
+#[must_use = "an extraction does nothing until `run` or `each` is awaited"]
+pub struct Extract<'a, W, K = NoVolumes> {
+    session: &'a Session,
+    cfg: &'a ExtractConfig,
+    window_for: W,
+    known_volumes: K,
+    actions: Option<action_cache::Lookup<'a>>,
 }
 
-/// [`extract`], with the volumes the caller holds records for, per project
-/// (`known_volumes`): those Cinder no longer lists get a closing record.
-pub async fn extract_with(
-    session: &Session,
-    cfg: &ExtractConfig,
-    window_for: impl Fn(&ProjectId) -> Window + Sync,
-    known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
-) -> Extraction {
-    let mut projects = Vec::new();
-    let failure = extract_each(session, cfg, window_for, known_volumes, |o| projects.push(o)).await;
-    projects.sort_by(|a, b| a.project_id.cmp(&b.project_id));
-    Extraction { projects, failure }
+impl<'a, W> Extract<'a, W>
+where
+    W: Fn(&ProjectId) -> Window + Sync,
+{
+    /// An extraction of `cfg`'s projects through `session`, each over `window_for(project)`.
+    pub fn new(session: &'a Session, cfg: &'a ExtractConfig, window_for: W) -> Self {
+        Extract { session, cfg, window_for, known_volumes: |_| Vec::new(), actions: None }
+    }
 }
 
-/// [`extract_with`], handing each project's outcome to `on_done` as soon as
-/// it is complete (in completion order), so the caller can store it while
-/// the other projects are still being read, and need not hold every record
-/// of the run at once. Returns the failure that stopped the whole run, if any
-/// (then `on_done` was never called).
-pub async fn extract_each(
-    session: &Session,
-    cfg: &ExtractConfig,
-    window_for: impl Fn(&ProjectId) -> Window + Sync,
-    known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
-    on_done: impl FnMut(ProjectOutcome),
-) -> Option<ExtractError> {
-    extract_each_cached(session, cfg, window_for, known_volumes, None, on_done).await
+impl<'a, W, K> Extract<'a, W, K>
+where
+    W: Fn(&ProjectId) -> Window + Sync,
+    K: Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
+{
+    /// The volumes the caller holds records for, per project: those Cinder no longer lists
+    /// get a closing record.
+    pub fn known_volumes<K2>(self, known_volumes: K2) -> Extract<'a, W, K2>
+    where
+        K2: Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
+    {
+        let Extract { session, cfg, window_for, actions, .. } = self;
+        Extract { session, cfg, window_for, known_volumes, actions }
+    }
+
+    /// Takes the instance actions of servers whose list `actions` still holds (see
+    /// [`action_cache`]); each outcome says what to store back.
+    pub(crate) fn actions(mut self, actions: Option<action_cache::Lookup<'a>>) -> Self {
+        self.actions = actions;
+        self
+    }
+
+    /// Every project's outcome, sorted by project id.
+    pub async fn run(self) -> Extraction {
+        let mut projects = Vec::new();
+        let failure = self.each(|o| projects.push(o)).await;
+        projects.sort_by(|a, b| a.project_id.cmp(&b.project_id));
+        Extraction { projects, failure }
+    }
+
+    /// Hands each project's outcome to `on_done` as soon as it is complete (in completion
+    /// order), so the caller can store it while the other projects are still being read, and
+    /// need not hold every record of the run at once. Returns the failure that stopped the
+    /// whole run, if any (then `on_done` was never called).
+    pub async fn each(self, on_done: impl FnMut(ProjectOutcome)) -> Option<ExtractError> {
+        extract_projects(self.session, self.cfg, self.window_for, self.known_volumes, self.actions, on_done).await
+    }
 }
 
-/// [`extract_each`], taking the instance actions of servers whose list `actions` still
-/// holds (see [`action_cache`]); each outcome says what to store back.
-pub(crate) async fn extract_each_cached(
+async fn extract_projects(
     session: &Session,
     cfg: &ExtractConfig,
     window_for: impl Fn(&ProjectId) -> Window + Sync,

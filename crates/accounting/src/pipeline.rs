@@ -254,7 +254,7 @@ pub struct DryRun {
 /// Extracts every project and renders its messages without touching the
 /// ledger or the spool (`--dry-run`).
 pub async fn dry_run(session: &Session, cfg: &ExtractConfig, window: Window, spool: &SpoolConfig) -> DryRun {
-    let extraction = crate::extract(session, cfg, |_| window).await;
+    let extraction = crate::Extract::new(session, cfg, |_| window).run().await;
     let mut messages = Vec::new();
     let mut unrendered = Vec::new();
     for p in &extraction.projects {
@@ -342,56 +342,52 @@ pub async fn run_with_progress(
     // Each project is committed (ledger + spool) as soon as it is extracted,
     // while the others are still being read; windows (and so the errors and
     // up-to-date projects below) are all worked out before the first one.
-    let failure = crate::extract_each_cached(
-        session,
-        cfg,
-        |project| match window_for(&ledger, windows, project) {
-            Ok(Some(w)) => w,
-            Ok(None) => {
-                up_to_date.lock().unwrap().insert(project.to_string());
-                fallback
-            }
-            Err(e) => {
-                window_errors.lock().unwrap().insert(project.to_string(), e.to_string());
-                fallback
-            }
-        },
-        |project| known_volumes(&ledger, project),
-        cfg.action_cache.then_some(&lookup as crate::action_cache::Lookup),
-        |outcome| {
-            let mut pr = ProjectReport {
-                project_id: outcome.project_id.clone(),
-                project_name: outcome.project_name.clone(),
-                vo: outcome.vo.as_ref().map(|(vo, _)| vo.clone()),
-                window: outcome.window,
-                extracted: BTreeMap::new(),
-                spooled: BTreeMap::new(),
-                unchanged: 0,
-                kept_newer: 0,
-                messages: Vec::new(),
-                error: window_errors.lock().unwrap().get(&outcome.project_id).cloned(),
-                up_to_date: up_to_date.lock().unwrap().contains(&outcome.project_id),
-                skipped: outcome.skipped.clone(),
-                actions_reused: outcome.action_cache.reused,
-                actions_fetched: outcome.action_cache.fetched,
-            };
-            let _stage = tracing::info_span!(stage::LEDGER).entered();
-            let mut ledger = ledger.lock().unwrap();
-            if pr.error.is_none()
-                && !pr.up_to_date
-                && pr.skipped.is_none()
-                && let Err(e) =
-                    commit_project(&queues, &mut ledger, run_id, &cfg.site_name, &outcome, spool, &mut orphans, &mut pr)
-            {
-                pr.error = Some(e.to_string());
-            }
-            store_action_cache(&mut ledger, &outcome);
-            drop(ledger);
-            drop(_stage);
-            progress(&pr);
-            report.projects.push(pr);
-        },
-    )
+    let failure = crate::Extract::new(session, cfg, |project| match window_for(&ledger, windows, project) {
+        Ok(Some(w)) => w,
+        Ok(None) => {
+            up_to_date.lock().unwrap().insert(project.to_string());
+            fallback
+        }
+        Err(e) => {
+            window_errors.lock().unwrap().insert(project.to_string(), e.to_string());
+            fallback
+        }
+    })
+    .known_volumes(|project| known_volumes(&ledger, project))
+    .actions(cfg.action_cache.then_some(&lookup as crate::action_cache::Lookup))
+    .each(|outcome| {
+        let mut pr = ProjectReport {
+            project_id: outcome.project_id.clone(),
+            project_name: outcome.project_name.clone(),
+            vo: outcome.vo.as_ref().map(|(vo, _)| vo.clone()),
+            window: outcome.window,
+            extracted: BTreeMap::new(),
+            spooled: BTreeMap::new(),
+            unchanged: 0,
+            kept_newer: 0,
+            messages: Vec::new(),
+            error: window_errors.lock().unwrap().get(&outcome.project_id).cloned(),
+            up_to_date: up_to_date.lock().unwrap().contains(&outcome.project_id),
+            skipped: outcome.skipped.clone(),
+            actions_reused: outcome.action_cache.reused,
+            actions_fetched: outcome.action_cache.fetched,
+        };
+        let _stage = tracing::info_span!(stage::LEDGER).entered();
+        let mut ledger = ledger.lock().unwrap();
+        if pr.error.is_none()
+            && !pr.up_to_date
+            && pr.skipped.is_none()
+            && let Err(e) =
+                commit_project(&queues, &mut ledger, run_id, &cfg.site_name, &outcome, spool, &mut orphans, &mut pr)
+        {
+            pr.error = Some(e.to_string());
+        }
+        store_action_cache(&mut ledger, &outcome);
+        drop(ledger);
+        drop(_stage);
+        progress(&pr);
+        report.projects.push(pr);
+    })
     .with_subscriber(capture.dispatch())
     .await;
     report.failure = failure.as_ref().map(|e| e.to_string());

@@ -89,7 +89,7 @@ mod tests {
 
     fn ledger() -> (tempfile::TempDir, Ledger) {
         let dir = tempfile::tempdir().unwrap();
-        let l = Ledger::open_sqlite(dir.path().join("l.sqlite")).unwrap();
+        let l = Ledger::open(dir.path().join("l.sqlite")).unwrap();
         (dir, l)
     }
 

@@ -94,7 +94,7 @@ fn site() -> Site {
 async fn run(sim: &sim::SimHandle, cfg: &ExtractConfig, site: &Site, window: Window) -> (RunReport, Vec<String>) {
     let s = session(sim).await;
     sim.clear_requests();
-    let ledger = Ledger::open_sqlite(&site.ledger).unwrap();
+    let ledger = Ledger::open(&site.ledger).unwrap();
     let (report, _) = pipeline::run(&s, cfg, ledger, Windows::Fixed(window), &site.spool).await.unwrap();
     assert!(report.is_complete() || report.projects.iter().all(|p| p.error.is_none() || p.vo.is_none()), "{report:#?}");
     let mut listed: Vec<String> = sim
@@ -115,7 +115,7 @@ fn totals(r: &RunReport) -> (usize, usize) {
 }
 
 fn snapshots(site: &Site) -> Vec<StoredSnapshot> {
-    Ledger::open_sqlite(&site.ledger).unwrap().latest_snapshots(&SnapshotFilter::default()).unwrap()
+    Ledger::open(&site.ledger).unwrap().latest_snapshots(&SnapshotFilter::default()).unwrap()
 }
 
 fn bodies(site: &Site) -> BTreeMap<String, String> {
@@ -232,7 +232,7 @@ async fn a_server_updated_within_the_safety_margin_of_the_fetch_is_not_cached() 
     let cached = site();
     let (first, listed1) = run(&sim, &cfg(), &cached, window).await;
     assert!(listed1.contains(&VM_RESIZED.to_string()) && listed1.contains(&VM_NANDU.to_string()), "{listed1:?}");
-    let stored = Ledger::open_sqlite(&cached.ledger).unwrap().cached_actions(PROJ1, &[VM_RUNNING]).unwrap();
+    let stored = Ledger::open(&cached.ledger).unwrap().cached_actions(PROJ1, &[VM_RUNNING]).unwrap();
     assert_eq!(stored.len(), 1, "proj1's vm-running (updated in 2023) is cached");
     let (second, listed2) = run(&sim, &cfg(), &cached, window).await;
     assert_eq!(listed2, [VM_RESIZED], "updated within the margin of its fetch: listed again");
@@ -246,7 +246,7 @@ async fn a_broken_cache_costs_requests_never_the_run_and_is_reported() {
     let sim = start().await;
     let window = Window::new(t("2023-05-21T00:00:00Z"), t("2023-05-25T00:00:00Z")).unwrap();
     let broken = site();
-    drop(Ledger::open_sqlite(&broken.ledger).unwrap());
+    drop(Ledger::open(&broken.ledger).unwrap());
     drop_cache_table(&broken.ledger);
     let (report, listed) = run(&sim, &cfg(), &broken, window).await;
     assert!(listed.len() >= 8, "{listed:?}");

@@ -41,7 +41,7 @@ async fn session(sim: &sim::SimHandle) -> openstack::Session {
 async fn energy(sim: &sim::SimHandle, c: &ExtractConfig, from: &str, to: &str) -> Vec<EnergyRecord> {
     let s = session(sim).await;
     let w = Window::new(t(from), t(to)).unwrap();
-    let x = accounting::extract(&s, c, |_| w).await;
+    let x = accounting::Extract::new(&s, c, |_| w).run().await;
     assert!(x.is_complete(), "{x:#?}");
     x.records()
         .map(|r| match r {
@@ -135,7 +135,7 @@ async fn a_prometheus_error_fails_the_extractor_instead_of_losing_the_chunk() {
     c.prometheus.prometheus_metric_name = "bad metric".into();
     let s = session(&sim).await;
     let w = Window::new(t("2023-05-25T12:00:00Z"), t("2023-05-25T12:10:00Z")).unwrap();
-    let x = accounting::extract(&s, &c, |_| w).await;
+    let x = accounting::Extract::new(&s, &c, |_| w).run().await;
     let err = x.projects[0].result.as_ref().unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("HTTP 400") && msg.contains("parse error"), "{msg}");

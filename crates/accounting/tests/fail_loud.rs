@@ -43,7 +43,7 @@ async fn run_on(
         openstack::CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim-accounting", "clouds.yaml").unwrap();
     let session = openstack::Session::connect(&c).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ledger = ledger::Ledger::open_sqlite(dir.path().join("ledger.sqlite")).unwrap();
+    let ledger = ledger::Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
     let spool = SpoolConfig::new(dir.path().join("spool"));
     let extract = ExtractConfig::new(SiteName::new("TEST-SITE").unwrap(), ApelText::new("TEST-SITE-cloud").unwrap());
     let (report, _) =

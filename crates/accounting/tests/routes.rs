@@ -82,7 +82,7 @@ async fn each_kind_goes_to_its_routes_spool_with_names_unique_across_spools() {
     let s = session(&sim).await;
     let dir = tempfile::tempdir().unwrap();
     let spool = two_routes(dir.path());
-    let ledger = ledger::Ledger::open_sqlite(dir.path().join("l.sqlite")).unwrap();
+    let ledger = ledger::Ledger::open(dir.path().join("l.sqlite")).unwrap();
     let (report, ledger) = pipeline::run(&s, &cfg(), ledger, Windows::Fixed(window()), &spool).await.unwrap();
     assert!(report.is_complete(), "{report:?}");
 
@@ -113,11 +113,11 @@ async fn a_crash_before_the_commit_leaves_orphans_each_spool_adopts() {
     let dir = tempfile::tempdir().unwrap();
     let spool = two_routes(dir.path());
     // The first run's spooling, without its ledger (as if it died before committing).
-    let lost = ledger::Ledger::open_sqlite(dir.path().join("lost.sqlite")).unwrap();
+    let lost = ledger::Ledger::open(dir.path().join("lost.sqlite")).unwrap();
     pipeline::run(&s, &cfg(), lost, Windows::Fixed(window()), &spool).await.unwrap();
     let before = (elements(&dir.path().join("compute")), elements(&dir.path().join("block")));
 
-    let ledger = ledger::Ledger::open_sqlite(dir.path().join("l.sqlite")).unwrap();
+    let ledger = ledger::Ledger::open(dir.path().join("l.sqlite")).unwrap();
     let (report, ledger) = pipeline::run(&s, &cfg(), ledger, Windows::Fixed(window()), &spool).await.unwrap();
     let after = (elements(&dir.path().join("compute")), elements(&dir.path().join("block")));
     assert_eq!(after, before, "nothing spooled twice: every orphan adopted in its own spool");

@@ -21,7 +21,7 @@ async fn run(scenario: &str) -> (BTreeMap<String, u64>, usize, usize) {
     let s = openstack::Session::connect(&c).await.unwrap();
     s.reset_counters();
     let cfg = ExtractConfig::new(SiteName::new("TEST-SITE").unwrap(), ApelText::new("TEST-SITE-cloud").unwrap());
-    let x = accounting::extract(&s, &cfg, |_| window()).await;
+    let x = accounting::Extract::new(&s, &cfg, |_| window()).run().await;
     let counts: BTreeMap<String, u64> = s.counters().into_iter().map(|(k, v)| (k.to_string(), v.calls)).collect();
     let servers = x.records().filter(|r| matches!(r, apel::Record::Cloud(_))).count();
     let projects = x.projects.len();

@@ -140,7 +140,7 @@ fn clouds(recs: &[Record]) -> BTreeMap<String, &CloudRecord> {
 async fn proj1_cloud_records_equal_the_caso_vector_except_the_embedded_flavor_of_vm_quiet() {
     let sim = start("tiny").await;
     let s = session(&sim, "sim-accounting").await;
-    let x = accounting::extract(&s, &cfg(), |_| window()).await;
+    let x = accounting::Extract::new(&s, &cfg(), |_| window()).run().await;
     let got = clouds(records(&x, PROJ1));
     let want = vector_cloud();
     assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
@@ -168,7 +168,7 @@ async fn proj1_cloud_records_equal_the_caso_vector_except_the_embedded_flavor_of
 async fn proj1_accelerator_ip_and_storage_records() {
     let sim = start("tiny").await;
     let s = session(&sim, "sim-accounting").await;
-    let x = accounting::extract(&s, &cfg(), |_| window()).await;
+    let x = accounting::Extract::new(&s, &cfg(), |_| window()).run().await;
     let recs = records(&x, PROJ1);
 
     let acc: Vec<_> = recs.iter().filter_map(|r| if let Record::Accelerator(a) = r { Some(a) } else { None }).collect();
@@ -273,7 +273,7 @@ async fn proj1_accelerator_ip_and_storage_records() {
 async fn egi_proj_edge_cases_match_caso_except_suspended_time() {
     let sim = start("tiny").await;
     let s = session(&sim, "sim-accounting").await;
-    let x = accounting::extract(&s, &cfg(), |_| window()).await;
+    let x = accounting::Extract::new(&s, &cfg(), |_| window()).run().await;
     let recs = records(&x, EGI_PROJ);
     let got = clouds(recs);
     // (uuid, MachineName, Status, StartTime, EndTime, Wall, CpuCount, SuspendDuration)
@@ -376,7 +376,7 @@ async fn egi_proj_edge_cases_match_caso_except_suspended_time() {
 async fn a_project_without_vo_fails_alone_and_the_others_go_on() {
     let sim = start("tiny").await;
     let s = session(&sim, "sim-accounting").await;
-    let x = accounting::extract(&s, &cfg(), |_| window()).await;
+    let x = accounting::Extract::new(&s, &cfg(), |_| window()).run().await;
     assert_eq!(
         x.projects.iter().map(|p| p.project_id.as_str()).collect::<Vec<_>>(),
         {
@@ -402,7 +402,7 @@ async fn configured_projects_are_added_and_the_tag_can_be_turned_off() {
     let mut c = cfg();
     c.project_tag = None;
     c.projects = vec![UNTAGGED.into()];
-    let x = accounting::extract(&s, &c, |_| window()).await;
+    let x = accounting::Extract::new(&s, &c, |_| window()).run().await;
     assert_eq!(x.projects.len(), 1);
     let r = clouds(records(&x, UNTAGGED));
     let f = caso_fields(r["b0000001-0000-4000-8000-000000000001"]);
@@ -421,7 +421,7 @@ async fn project_scoped_reader_falls_back_to_one_token_per_project_and_names_mis
     let mut c = cfg();
     c.projects = vec![PROJ1.into(), EGI_PROJ.into(), admin_project.clone()];
     s.reset_counters();
-    let x = accounting::extract(&s, &c, |_| window()).await;
+    let x = accounting::Extract::new(&s, &c, |_| window()).run().await;
     // Keystone refused the tag listing: only the configured projects.
     assert_eq!(x.projects.len(), 3);
     // Same cloud records as with the system reader.
@@ -443,8 +443,8 @@ async fn admin_session_gives_the_same_records_as_the_system_reader() {
     let sim = start("tiny").await;
     let a = session(&sim, "sim").await;
     let r = session(&sim, "sim-accounting").await;
-    let xa = accounting::extract(&a, &cfg(), |_| window()).await;
-    let xr = accounting::extract(&r, &cfg(), |_| window()).await;
+    let xa = accounting::Extract::new(&a, &cfg(), |_| window()).run().await;
+    let xr = accounting::Extract::new(&r, &cfg(), |_| window()).run().await;
     for p in [PROJ1, EGI_PROJ] {
         assert_eq!(records(&xa, p), records(&xr, p), "{p}");
     }
@@ -457,7 +457,7 @@ async fn gone_volumes_known_to_the_caller_get_a_closing_record() {
     let s = session(&sim, "sim-accounting").await;
     let w0 = Window::new(t("2023-05-19T00:00:00Z"), t("2023-05-21T00:00:00Z")).unwrap();
     sim.set_now(t("2023-05-21T00:00:00Z"));
-    let before = accounting::extract(&s, &cfg(), |_| w0).await;
+    let before = accounting::Extract::new(&s, &cfg(), |_| w0).run().await;
     let tmp: apel::StorageRecord = records(&before, EGI_PROJ)
         .iter()
         .find_map(|r| match r {
@@ -466,9 +466,10 @@ async fn gone_volumes_known_to_the_caller_get_a_closing_record() {
         })
         .expect("tmp-vol exists before 05-23");
     sim.set_now(t("2023-06-01T00:00:00Z"));
-    let x =
-        accounting::extract_with(&s, &cfg(), |_| window(), |p| if p == EGI_PROJ { vec![tmp.clone()] } else { vec![] })
-            .await;
+    let x = accounting::Extract::new(&s, &cfg(), |_| window())
+        .known_volumes(|p| if p == EGI_PROJ { vec![tmp.clone()] } else { vec![] })
+        .run()
+        .await;
     let eg = project(&x, EGI_PROJ);
     assert_eq!(eg.closed_volumes, vec!["e1000002-0000-4000-8000-000000000002".to_string()]);
     let closing = records(&x, EGI_PROJ)
@@ -494,7 +495,7 @@ fn vm_status_map_is_casos() {
 async fn proj1_cloud_message_renders_as_the_caso_vector_bytes_but_vm_quiets_benchmark() {
     let sim = start("tiny").await;
     let s = session(&sim, "sim-accounting").await;
-    let x = accounting::extract(&s, &cfg(), |_| window()).await;
+    let x = accounting::Extract::new(&s, &cfg(), |_| window()).run().await;
     let cloud: Vec<Record> = records(&x, PROJ1).iter().filter(|r| matches!(r, Record::Cloud(_))).cloned().collect();
     let got = apel::render_message(apel::RecordKind::Cloud, &cloud, apel::Style::CasoCompat).unwrap();
     let want =
@@ -514,7 +515,7 @@ async fn the_run_reports_each_project_to_the_progress_hook_as_it_is_committed() 
     let sim = start("tiny").await;
     let s = session(&sim, "sim-accounting").await;
     let dir = tempfile::tempdir().unwrap();
-    let ledger = ledger::Ledger::open_sqlite(dir.path().join("l.sqlite")).unwrap();
+    let ledger = ledger::Ledger::open(dir.path().join("l.sqlite")).unwrap();
     let spool = SpoolConfig::new(dir.path().join("spool"));
     let seen = std::sync::Mutex::new(Vec::new());
     let hook =
@@ -572,7 +573,7 @@ async fn snapshots_carry_the_site_whatever_records_a_project_has() {
     let sim = start("tiny").await;
     let s = session(&sim, "sim-accounting").await;
     let dir = tempfile::tempdir().unwrap();
-    let ledger = ledger::Ledger::open_sqlite(dir.path().join("l.sqlite")).unwrap();
+    let ledger = ledger::Ledger::open(dir.path().join("l.sqlite")).unwrap();
     let spool = SpoolConfig::new(dir.path().join("spool"));
     let mut c = cfg();
     c.extractors = vec![accounting::Extractor::Cinder, accounting::Extractor::Neutron];

@@ -18,6 +18,7 @@ mod json;
 mod pyfmt;
 mod records;
 mod star;
+pub mod summary;
 mod types;
 mod validate;
 

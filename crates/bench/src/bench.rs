@@ -3,6 +3,7 @@
 //! argo-ams-library path. Wall, CPU, peak RSS (wait4), HTTP requests by endpoint, the round-trip
 //! floor; a table on stdout and JSON (docs/performance.md).
 
+use openstack::Paged;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 //!   accelerator records) and `block` (storage records), `<spool dir>/<site id>/<run type>`;
 //!   per-project checkpoints as a single site keeps them, in the site's own namespace of the
 //!   one ledger (a PostgreSQL schema, or a SQLite file per site in a directory:
-//!   [`ledger::Ledger::open_namespaced`]).
+//!   [`ledger::LedgerOptions::namespace`]).
 //! * **send**: each of the site's spools to the site's AMS host (`accounting.ams_host`, else
 //!   the configured one) and the run type's topic (`accounting.destination`), signed with
 //!   the central host certificate; the site's ledger records what was sent.
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use accounting::pipeline::{self, Route, SpoolConfig};
 use apel::RecordKind;
-use ledger::{Ledger, OpenMode};
+use ledger::{Ledger, LedgerOptions, OpenMode};
 use messaging::ams::{AmsClient, AmsConfig, Auth};
 use messaging::sender::{self, SenderOptions};
 use sites::RunType;
@@ -78,7 +78,8 @@ pub fn spools(settings: &AccountingSettings, site_id: &str) -> SpoolConfig {
 
 /// The site's namespace of the ledger.
 pub fn open_ledger(settings: &AccountingSettings, site_id: &str) -> Result<Ledger, ledger::Error> {
-    Ledger::open_namespaced(&settings.ledger, site_id, OpenMode::CreateIfMissing)
+    LedgerOptions { mode: OpenMode::CreateIfMissing, namespace: Some(site_id.into()), ..Default::default() }
+        .open(&settings.ledger)
 }
 
 /// What one VO share's extraction did.

@@ -3,6 +3,7 @@
 //! call (identifiers, defaults, ordering, quirks), with the documented
 //! fixes behind [`Fixes`].
 
+use openstack::Paged;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -16,13 +16,33 @@ use ledger::{Ledger, RunOutcome, SnapshotFilter, SummaryGroup};
 use messaging::sender::{SendReport, SpoolStatus};
 use openstack::{CallStats, RouteKey};
 
-/// The ledger's run command of each stage.
-pub const STAGES: [(&str, &str); 3] =
-    [("extract", ledger::runs::EXTRACT), ("send", ledger::runs::SEND), ("receive", ledger::runs::RECEIVE)];
+/// A stage of the site's pipeline: its metric label (`stage="extract"`) and the ledger's run
+/// command of its runs ([`ledger::runs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Extract,
+    Send,
+    Receive,
+}
 
-/// The ledger command name of `stage`.
-pub fn command_of(stage: &str) -> &str {
-    STAGES.iter().find(|(s, _)| *s == stage).map_or(stage, |(_, c)| c)
+impl Stage {
+    /// The `stage` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Extract => "extract",
+            Stage::Send => "send",
+            Stage::Receive => "receive",
+        }
+    }
+
+    /// The ledger's `command` of this stage's runs.
+    pub fn run_command(self) -> &'static str {
+        match self {
+            Stage::Extract => ledger::runs::EXTRACT,
+            Stage::Send => ledger::runs::SEND,
+            Stage::Receive => ledger::runs::RECEIVE,
+        }
+    }
 }
 
 struct Family {
@@ -178,9 +198,9 @@ fn secs(t: DateTime<Utc>) -> f64 {
 }
 
 /// Last run, last success, outcome and warnings of `stage`, from the ledger's runs.
-pub fn stage_from_ledger(m: &mut Metrics, ledger: &Ledger, stage: &str) -> Result<()> {
-    let command = command_of(stage);
-    let labels = [("stage", stage)];
+pub fn stage_from_ledger(m: &mut Metrics, ledger: &Ledger, stage: Stage) -> Result<()> {
+    let command = stage.run_command();
+    let labels = [("stage", stage.label())];
     if let Some(ok) = ledger.last_run(command, Some(RunOutcome::Succeeded))? {
         m.gauge(
             "fedsite_last_success_timestamp_seconds",
@@ -229,8 +249,8 @@ fn previous_success(textfile: &Path, stage: &str) -> Option<f64> {
 
 /// Stage metrics of a run that has no ledger: when it started, whether it succeeded, and the
 /// last success (now, or carried over from the textfile it replaces).
-pub fn stage_without_ledger(m: &mut Metrics, stage: &str, started: DateTime<Utc>, ok: bool, textfile: &Path) {
-    let labels = [("stage", stage)];
+pub fn stage_without_ledger(m: &mut Metrics, stage: Stage, started: DateTime<Utc>, ok: bool, textfile: &Path) {
+    let labels = [("stage", stage.label())];
     m.gauge(
         "fedsite_last_run_timestamp_seconds",
         "When the last run of the stage started (Unix time).",
@@ -243,7 +263,7 @@ pub fn stage_without_ledger(m: &mut Metrics, stage: &str, started: DateTime<Utc>
         &labels,
         f64::from(u8::from(ok)),
     );
-    let last = if ok { Some(secs(Utc::now())) } else { previous_success(textfile, stage) };
+    let last = if ok { Some(secs(Utc::now())) } else { previous_success(textfile, stage.label()) };
     if let Some(t) = last {
         m.gauge(
             "fedsite_last_success_timestamp_seconds",
@@ -484,12 +504,12 @@ mod tests {
         let path = dir.path().join("receive.prom");
         let t0 = Utc::now();
         let mut m = Metrics::new();
-        stage_without_ledger(&mut m, "receive", t0, true, &path);
+        stage_without_ledger(&mut m, Stage::Receive, t0, true, &path);
         m.write_textfile(&path).unwrap();
         let ok_at = m.value("fedsite_last_success_timestamp_seconds", &[("stage", "receive")]).unwrap();
         assert!(ok_at >= secs(t0));
         let mut m = Metrics::new();
-        stage_without_ledger(&mut m, "receive", Utc::now(), false, &path);
+        stage_without_ledger(&mut m, Stage::Receive, Utc::now(), false, &path);
         assert_eq!(m.value("fedsite_last_success_timestamp_seconds", &[("stage", "receive")]), Some(ok_at));
         assert_eq!(m.value("fedsite_last_run_success", &[("stage", "receive")]), Some(0.0));
     }

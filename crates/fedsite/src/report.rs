@@ -174,13 +174,17 @@ pub fn gather(
         let within = month_overlap(&month, s.start_time, s.end_time.unwrap_or(s.measured_at));
         vms.entry(vm).or_default().push((month, s.vo, s.wall_seconds.unwrap_or(0), s.cpu_seconds.unwrap_or(0), within));
     }
+    let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     for recs in vms.values_mut() {
         recs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut prev: Option<(u64, u64)> = None;
-        for (month, vo, wall, cpu, within) in recs.iter() {
-            let (dw, dc) = match prev {
-                Some((wall0, cpu0)) => (wall.saturating_sub(wall0) as f64, cpu.saturating_sub(cpu0) as f64),
-                None => first_month(*wall, *cpu, *within),
+        // APEL's per-VM deltas, except that a VM's first record counts only its time within the
+        // month and a counter going down counts nothing (docs/report.md).
+        let deltas = apel::summary::vm_deltas(recs.iter().map(|r| ([signed(r.2), signed(r.3)], true)));
+        for ((month, vo, wall, cpu, within), d) in recs.iter().zip(deltas) {
+            let (dw, dc) = if d.first {
+                first_month(*wall, *cpu, *within)
+            } else {
+                (d.delta[0].max(0) as f64, d.delta[1].max(0) as f64)
             };
             if month_in(month, from, to) {
                 let u = usage.entry((vo.clone().unwrap_or_default(), month.clone())).or_default();
@@ -188,7 +192,6 @@ pub fn gather(
                 u.vm_hours += dw / 3600.0;
                 u.cpu_hours += dc / 3600.0;
             }
-            prev = Some((*wall, *cpu));
         }
     }
     // Accelerators: AvailableDuration × Count of the month's record (cASO measures it within the
@@ -750,7 +753,7 @@ mod tests {
     #[test]
     fn a_vms_first_month_counts_only_its_time_in_that_month() {
         let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open_sqlite(dir.path().join("l.sqlite")).unwrap();
+        let mut l = Ledger::open(dir.path().join("l.sqlite")).unwrap();
         let may_end = 1_685_577_600u64 - 1_609_459_200; // 2021-01-01 → 2023-06-01
         let june = 30 * 86_400;
         for (month, measured, wall) in

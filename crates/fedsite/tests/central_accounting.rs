@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use apel::RecordKind;
-use ledger::{Ledger, SnapshotFilter};
+use ledger::SnapshotFilter;
 use serde_json::Value;
 use sim::ams::{DEFAULT_PROJECT, DEFAULT_TOPIC};
 
@@ -138,7 +138,13 @@ async fn opted_in_sites_are_extracted_per_vo_and_sent_each_run_type_to_its_topic
     // Every record of every opted-in site's ledger (its own namespace) arrived exactly once.
     let mut want: BTreeMap<(String, String), usize> = BTreeMap::new();
     for id in OPTED_IN {
-        let ledger = Ledger::open_namespaced(d.join("ledger"), id, ledger::OpenMode::MustExist).unwrap();
+        let ledger = ledger::LedgerOptions {
+            mode: ledger::OpenMode::MustExist,
+            namespace: Some(id.into()),
+            ..Default::default()
+        }
+        .open(d.join("ledger"))
+        .unwrap();
         let snaps = ledger.latest_snapshots(&SnapshotFilter::default()).unwrap();
         assert!(snaps.iter().any(|s| s.snapshot.kind == "cloud"), "{id}: records extracted");
         assert!(snaps.iter().all(|s| s.snapshot.site == format!("CENTRAL-{id}")), "{id}: site_name honoured");

@@ -537,6 +537,7 @@ mod simulated_federation {
 mod central_images {
     use std::collections::BTreeSet;
 
+    use openstack::Paged;
     use serde_json::Value;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -680,6 +681,7 @@ mod thirty_sites {
     use std::path::Path;
 
     use futures::StreamExt as _;
+    use openstack::Paged;
     use serde_json::Value;
     use sim::federation::SiteFault;
 
@@ -987,8 +989,13 @@ mod thirty_sites {
         // records are of its working VOs' projects only.
         let mut want: BTreeMap<(String, String), usize> = BTreeMap::new();
         for id in ACCOUNTED {
-            let l =
-                ledger::Ledger::open_namespaced(dir.path().join("ledger"), id, ledger::OpenMode::MustExist).unwrap();
+            let l = ledger::LedgerOptions {
+                mode: ledger::OpenMode::MustExist,
+                namespace: Some(id.into()),
+                ..Default::default()
+            }
+            .open(dir.path().join("ledger"))
+            .unwrap();
             let snaps = l.latest_snapshots(&ledger::SnapshotFilter::default()).unwrap();
             assert!(snaps.iter().any(|s| s.snapshot.kind == "cloud"), "{id}: records extracted");
             if id == FORBIDDEN {

@@ -341,7 +341,10 @@ fn a_replica_killed_mid_work_is_taken_over_and_the_documents_equal_a_clean_run()
 
 /// (kind, key) of every record a site's ledger holds.
 fn ledger_keys(target: &str, site: &str) -> BTreeSet<(String, String)> {
-    let l = ledger::Ledger::open_namespaced(target, site, ledger::OpenMode::MustExist).unwrap();
+    let l =
+        ledger::LedgerOptions { mode: ledger::OpenMode::MustExist, namespace: Some(site.into()), ..Default::default() }
+            .open(target)
+            .unwrap();
     l.latest_snapshots(&ledger::SnapshotFilter::default())
         .unwrap()
         .into_iter()

@@ -4,6 +4,7 @@
 
 mod common;
 
+use openstack::Paged;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 

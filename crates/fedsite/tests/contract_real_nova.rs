@@ -7,6 +7,7 @@
 
 mod common;
 
+use openstack::Paged;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeZone, Utc};

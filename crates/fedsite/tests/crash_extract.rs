@@ -182,7 +182,7 @@ fn run_killed(clouds: &Path, state: &State, at: KillAt, tag: &str) -> Killed {
     let elapsed = start.elapsed();
     child.wait().unwrap();
     let elements = state.element_count();
-    let ledger = Ledger::open_sqlite(state.ledger()).expect("ledger after a kill");
+    let ledger = Ledger::open(state.ledger()).expect("ledger after a kill");
     let queue = QueueSimple::open(state.spool()).unwrap();
     let orphans = queue.iter().unwrap().iter().filter(|n| ledger.message(n.as_str()).unwrap().is_none()).count();
     Killed { at, killed, elapsed, new_elements: elements - before, orphans }
@@ -204,7 +204,7 @@ struct Observed {
 
 fn observe(state: &State, projects: &[String]) -> Observed {
     let queue = QueueSimple::open(state.spool()).unwrap();
-    let ledger = Ledger::open_sqlite(state.ledger()).unwrap();
+    let ledger = Ledger::open(state.ledger()).unwrap();
     let mut o = Observed {
         records: BTreeMap::new(),
         elements: BTreeMap::new(),
@@ -458,7 +458,7 @@ fn killed_cron_run_is_resumed_with_its_own_window_end() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let end = Ledger::open_sqlite(state.ledger()).unwrap().runs(5).unwrap()[0].window_to.expect("the window end");
+    let end = Ledger::open(state.ledger()).unwrap().runs(5).unwrap()[0].window_to.expect("the window end");
     // A second later, the rerun would have another end of its own.
     std::thread::sleep(Duration::from_millis(1100));
     let mut rerun = start_extract_args(&clouds, &state, &[], "run");

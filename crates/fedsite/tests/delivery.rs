@@ -169,7 +169,7 @@ async fn a_missing_topic_stops_the_run_and_quarantines_nothing_and_locked_ones_a
     let spool = dir.path().join("outgoing");
     let q = QueueSimple::open(&spool).unwrap();
     let names: Vec<String> = (0..3).map(|m| q.add(&message(m, 1).0).unwrap().to_string()).collect();
-    let mut ledger = ledger::Ledger::open_sqlite(dir.path().join("ledger.sqlite")).unwrap();
+    let mut ledger = ledger::Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
     ledger
         .record_message(
             &ledger::NewMessage {
@@ -263,7 +263,7 @@ async fn killing_the_sender_at_random_points_loses_nothing() {
     let spool = dir.path().join("outgoing");
     let ledger_path = dir.path().join("ledger.sqlite");
     let q = QueueSimple::open(&spool).unwrap();
-    let mut ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let mut ledger = ledger::Ledger::open(&ledger_path).unwrap();
     let mut all_keys = BTreeSet::new();
     for m in 0..200 {
         let (body, keys) = message(m, 2);
@@ -327,7 +327,7 @@ async fn killing_the_sender_at_random_points_loses_nothing() {
     let (store, _) = receive_all(&sim, &dir.path().join("received.sqlite")).await;
     let received: BTreeSet<String> = store.receipts().unwrap().into_iter().map(|r| r.1).collect();
     assert_eq!(received, all_keys, "no record lost");
-    let ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let ledger = ledger::Ledger::open(&ledger_path).unwrap();
     assert!(ledger.pending().unwrap().iter().all(|m| m.state == ledger::MessageState::Sent));
     assert_eq!(ledger.messages_in_state(ledger::MessageState::Sent).unwrap().len(), 200);
     sim.stop().await;
@@ -539,7 +539,7 @@ fn safety_spool(dir: &Path, good: usize, bad: bool) -> (PathBuf, PathBuf, Vec<St
     let spool = dir.join("outgoing");
     let ledger_path = dir.join("ledger.sqlite");
     let q = QueueSimple::open(&spool).unwrap();
-    let mut ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let mut ledger = ledger::Ledger::open(&ledger_path).unwrap();
     let (mut names, mut keys) = (Vec::new(), BTreeSet::new());
     for m in 0..good {
         let (body, k) = message(100 + m, 2);
@@ -645,7 +645,7 @@ async fn a_wrong_token_exchange_url_stops_the_send_and_quarantines_nothing() {
     let st =
         sender::spool_status(&spool, messaging::config::PathType::Dirq, &sender::default_quarantine(&spool)).unwrap();
     assert_eq!(st.locked, 0);
-    let ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let ledger = ledger::Ledger::open(&ledger_path).unwrap();
     assert!(names.iter().all(|n| ledger.message(n).unwrap().unwrap().state == ledger::MessageState::Spooled));
     assert_eq!(sim.ams().unwrap().counts().messages_published, 0);
     sim.stop().await;
@@ -666,7 +666,7 @@ async fn a_misspelt_topic_stops_the_send_and_the_fixed_topic_sends_everything_on
     assert_eq!(quarantine_files(&spool), 0);
     assert_eq!(QueueSimple::open(&spool).unwrap().count().unwrap(), 4);
     // The ledger's run says why.
-    let ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let ledger = ledger::Ledger::open(&ledger_path).unwrap();
     let run = ledger.last_run("send", None).unwrap().unwrap();
     assert_eq!(run.outcome, Some(ledger::RunOutcome::Failed));
     assert!(ledger.run_warnings(run.id).unwrap().iter().any(|w| w.message.contains("stopped")));
@@ -675,7 +675,7 @@ async fn a_misspelt_topic_stops_the_send_and_the_fixed_topic_sends_everything_on
     let out = fedsite_send(&sim, &spool, &ledger_path, DEFAULT_TOPIC, &authn, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(QueueSimple::open(&spool).unwrap().count().unwrap(), 0);
-    let ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let ledger = ledger::Ledger::open(&ledger_path).unwrap();
     assert!(names.iter().all(|n| ledger.message(n).unwrap().unwrap().state == ledger::MessageState::Sent));
     let (store, _) = receive_all(&sim, &dir.path().join("received.sqlite")).await;
     let receipts = store.receipts().unwrap();
@@ -735,7 +735,7 @@ async fn a_requeue_after_fixing_the_topic_sends_everything_exactly_once() {
     // The backlog an older fedsite quarantined for a misspelt topic (404 per message).
     let q = QueueSimple::open(&spool).unwrap();
     let quarantine = sender::default_quarantine(&spool);
-    let mut ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let mut ledger = ledger::Ledger::open(&ledger_path).unwrap();
     let reason = "publishing 1 message(s) to topic eu-egi-cloud-acounting: HTTP 404: Topic doesn't exist (NOT_FOUND)";
     for n in &names {
         messaging::quarantine::write(&quarantine, &spool, n, &std::fs::read(spool.join(n)).unwrap(), reason).unwrap();
@@ -769,7 +769,7 @@ async fn a_requeue_after_fixing_the_topic_sends_everything_exactly_once() {
     want.sort();
     assert_eq!(back, want, "back under their own names");
     assert_eq!(quarantine_files(&spool), 0);
-    let ledger = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let ledger = ledger::Ledger::open(&ledger_path).unwrap();
     assert!(names.iter().all(|n| ledger.message(n).unwrap().unwrap().state == ledger::MessageState::Spooled));
     drop(ledger);
 

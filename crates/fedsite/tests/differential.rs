@@ -338,7 +338,7 @@ async fn fedsite_spool_is_valid_dirq_idempotent_and_republishable() {
     out.assert_success("fedsite accounting republish");
     let e3: Vec<PathBuf> = site.elements().into_iter().filter(|p| !before.contains(p)).collect();
     let republished = spool_records(&e3, "fedsite republish");
-    let in_ledger = ledger::Ledger::open_sqlite(&ledger)
+    let in_ledger = ledger::Ledger::open(&ledger)
         .unwrap()
         .latest_snapshots(&ledger::SnapshotFilter {
             from: Some(facts.from),

@@ -265,7 +265,7 @@ fn the_readme_quick_start_runs_as_printed() {
     let status = runner.command("fedsite spool status --spool outgoing --json").output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["elements"], 0, "everything sent: {v}");
-    let ledger = ledger::Ledger::open_sqlite(dir.path().join("ledger.sqlite")).unwrap();
+    let ledger = ledger::Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
     assert!(!ledger.messages_in_state(ledger::MessageState::Sent).unwrap().is_empty());
 }
 
@@ -495,7 +495,7 @@ fn the_deploy_migration_runs_as_printed() {
     );
     assert!(c.findings.is_empty(), "{} undocumented differences:\n{}", c.findings.len(), c.report());
     // The AMS side: every record the ledger sent arrived, once.
-    let ledger = ledger::Ledger::open_sqlite(root.join("var/lib/fedsite/ledger.sqlite")).unwrap();
+    let ledger = ledger::Ledger::open(root.join("var/lib/fedsite/ledger.sqlite")).unwrap();
     let sent = ledger.messages_in_state(ledger::MessageState::Sent).unwrap();
     assert!(!sent.is_empty(), "the send unit sent the extract unit's messages");
     assert!(ledger.messages_in_state(ledger::MessageState::Spooled).unwrap().is_empty());

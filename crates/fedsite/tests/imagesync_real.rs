@@ -9,6 +9,7 @@ mod common;
 #[path = "../../imagesync/tests/pki/mod.rs"]
 mod pki;
 
+use openstack::Paged;
 use std::collections::{BTreeMap, BTreeSet};
 
 use imagesync::config::{RegistryConfig, Secret, SyncConfig};

@@ -190,7 +190,7 @@ async fn extract_twice_and_send() -> (Site, [String; 3]) {
 async fn extract_and_send_textfiles_carry_the_runs_numbers() {
     let t0 = chrono::Utc::now().timestamp() as f64;
     let (site, [first, second, send]) = extract_twice_and_send().await;
-    let l = Ledger::open_sqlite(site.d.join("ledger.sqlite")).unwrap();
+    let l = Ledger::open(site.d.join("ledger.sqlite")).unwrap();
     let runs = l.runs(10).unwrap();
     assert_eq!(
         runs.iter().map(|r| r.command.as_str()).collect::<Vec<_>>(),
@@ -395,7 +395,7 @@ async fn serve_runs_a_cycle_and_exposes_its_metrics() {
     let _ = child.wait();
     assert_eq!(cycle, "cycle 1 done (ok)");
     let m = parse_prom(&result.unwrap());
-    let l = Ledger::open_sqlite(d.join("ledger.sqlite")).unwrap();
+    let l = Ledger::open(d.join("ledger.sqlite")).unwrap();
     assert_eq!(get(&m, "fedsite_serve_cycles_total", &[]), Some(1.0));
     assert_eq!(get(&m, "fedsite_last_run_success", &[("stage", "extract")]), Some(1.0));
     assert_eq!(get(&m, "fedsite_last_run_success", &[("stage", "send")]), Some(1.0));
@@ -505,7 +505,7 @@ async fn report_renders_in_headless_chromium_with_the_ledgers_totals() {
     // Hostile text where operators cannot control it: a run warning quoting a project name.
     let hostile = r#"project "<img src=x onerror=document.body.setAttribute('data-pwned','1')>": <script>document.body.setAttribute('data-pwned','2')</script>"#;
     {
-        let mut l = Ledger::open_sqlite(&ledger_path).unwrap();
+        let mut l = Ledger::open(&ledger_path).unwrap();
         let run = l.begin_run(&ledger::NewRun { command: "accounting extract".into(), ..Default::default() }).unwrap();
         l.add_run_warning(run, "warn", hostile).unwrap();
         l.finish_run(run, ledger::RunOutcome::Partial, Some("</td></tr></table><h1>injected</h1>")).unwrap();
@@ -533,7 +533,7 @@ async fn report_renders_in_headless_chromium_with_the_ledgers_totals() {
     assert!(dom.contains("data-rendered=\"yes\""), "the page's script ran\n{}", String::from_utf8_lossy(&out.stderr));
 
     // Five charts, laid out with a size, each drawn with bars where there is usage.
-    let l = Ledger::open_sqlite(&ledger_path).unwrap();
+    let l = Ledger::open(&ledger_path).unwrap();
     let want = expected_totals(&l);
     for id in ["vm-hours", "cpu-hours", "gpu-hours", "storage", "ips"] {
         let chart = format!("chart-{id}");

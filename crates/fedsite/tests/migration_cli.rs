@@ -31,7 +31,7 @@ fn text(out: &Output) -> String {
 fn configured(dir: &Path) -> std::path::PathBuf {
     let ledger_path = dir.join("state").join("ledger.sqlite");
     std::fs::create_dir_all(ledger_path.parent().unwrap()).unwrap();
-    let mut l = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let mut l = ledger::Ledger::open(&ledger_path).unwrap();
     let run = l.begin_run(&ledger::NewRun { command: "extract".into(), ..Default::default() }).unwrap();
     l.finish_run(run, ledger::RunOutcome::Succeeded, Some("test")).unwrap();
     messaging::dirq::QueueSimple::open(dir.join("spool")).unwrap();
@@ -241,7 +241,7 @@ fn the_quarantine_check_counts_each_element_once_and_forgets_settled_ones() {
     let spool = dir.path().join("spool");
     messaging::dirq::QueueSimple::open(&spool).unwrap();
     let ledger_path = dir.path().join("ledger.sqlite");
-    let mut l = ledger::Ledger::open_sqlite(&ledger_path).unwrap();
+    let mut l = ledger::Ledger::open(&ledger_path).unwrap();
     let t = |h: u32| chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 1, h, 0, 0).unwrap();
     let rec =
         |key: &str, h: u32| ledger::RecordRef { key: key.into(), measured_at: t(h), body_sha256: format!("{key}-{h}") };
@@ -321,7 +321,7 @@ async fn a_project_known_to_be_unmapped_does_not_fail_the_run() {
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("skipped: project"), "{}", text(&ok));
     assert!(prom.contains("fedsite_last_success_timestamp_seconds{stage=\"extract\"}"), "{prom}");
-    let l = ledger::Ledger::open_sqlite(dir.path().join("ok.sqlite")).unwrap();
+    let l = ledger::Ledger::open(dir.path().join("ok.sqlite")).unwrap();
     let run = l.last_run(ledger::runs::EXTRACT, None).unwrap().unwrap();
     assert_eq!(run.outcome, Some(ledger::RunOutcome::Succeeded));
     assert!(l.run_warnings(run.id).unwrap().iter().any(|w| w.message.contains("unmapped_ok")));

@@ -5,6 +5,7 @@
 mod common;
 
 use chrono::{TimeZone, Utc};
+use openstack::Paged;
 use openstack::{CloudConfig, Scope, Service, Session, cinder, glance, keystone, neutron, nova};
 
 const PROJ1: &str = "0b9f3b2a1c8d4e6f9a0b1c2d3e4f5a6b";

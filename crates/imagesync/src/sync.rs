@@ -3,6 +3,7 @@
 //! and applies the plan one image at a time (an error stays with its image).
 //! New data is uploaded private and hidden, checked, and only then shown.
 
+use openstack::Paged;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

@@ -5,6 +5,7 @@
 //! renewed, `_catalog` refused to all but the admin, REST paging and a
 //! repository name with a slash (double URL-encoded).
 
+use openstack::Paged;
 use std::collections::{BTreeMap, BTreeSet};
 
 use imagesync::config::{RegistryConfig, RegistryKind, Secret, SyncConfig};

@@ -4,6 +4,7 @@
 //! `community` and `public` (one image, owned by the sync's project), `shared` (membership,
 //! accepted with the VO's own credentials). Against the simulated Harbor and Glance.
 
+use openstack::Paged;
 use std::collections::{BTreeMap, BTreeSet};
 
 use imagesync::config::{RegistryConfig, Secret, SyncConfig, Visibility};

@@ -1,6 +1,6 @@
 //! The ledger: the embedded store of runs, per-project checkpoints, record snapshots and
 //! message states, shared by extraction and delivery. Owns the backend-neutral types and
-//! the [`Store`] trait and [`Ledger::open`], which picks the backend: SQLite (`sqlite.rs`) for
+//! the [`Store`] trait and [`LedgerOptions::open`] ([`Ledger::open`] with the defaults), which picks the backend: SQLite (`sqlite.rs`) for
 //! a file path, PostgreSQL (`pg.rs`) for a `postgres://` / `postgresql://` URL.
 //!
 //! Conventions (every backend must keep them):
@@ -536,51 +536,68 @@ impl fmt::Debug for Ledger {
     }
 }
 
-/// How a command opens its ledger ([`Ledger::open_as`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether a missing SQLite ledger is created ([`LedgerOptions::mode`]); PostgreSQL ignores it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OpenMode {
-    /// Create a missing SQLite ledger (and its directory): the commands that write records.
+    /// Create a missing SQLite file (mode 0600), not its directory.
+    #[default]
+    CreateFile,
+    /// Create a missing SQLite ledger and its directory: the commands that write records.
     CreateIfMissing,
     /// A missing SQLite ledger is [`Error::Missing`]: the commands that only read or repair it
     /// never leave an empty one behind.
     MustExist,
 }
 
-impl Ledger {
-    /// The one way the commands open their ledger: a `postgres://` / `postgresql://` URL opens
-    /// PostgreSQL, anything else is a SQLite file, created (with its directory) or required
-    /// as `mode` says.
-    pub fn open_as(target: impl AsRef<std::ffi::OsStr>, mode: OpenMode) -> Result<Ledger> {
-        let target = target.as_ref();
-        if let Some(url) = target.to_str().filter(|t| is_postgres_url(t)) {
-            return Ledger::open_postgres(url);
-        }
-        let path = Path::new(target);
-        match mode {
-            OpenMode::MustExist if !path.exists() => {
-                return Err(Error::Missing { location: path.display().to_string() });
-            }
-            OpenMode::CreateIfMissing => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-                        location: path.display().to_string(),
-                        op: format!("create directory {}", dir.display()),
-                        source,
-                    })?;
-                }
-            }
-            OpenMode::MustExist => {}
-        }
-        Ledger::open_sqlite(path)
+/// Which store a target names ([`LedgerOptions::backend`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// A `postgres://` / `postgresql://` URL ([`is_postgres_url`]) is PostgreSQL, anything
+    /// else a SQLite file path.
+    #[default]
+    Detect,
+    /// Always PostgreSQL: the target may also be a libpq `key=value` conninfo.
+    Postgres,
+}
+
+/// The one way to open a ledger: how, then [`LedgerOptions::open`]. [`Ledger::open`] is
+/// `LedgerOptions::default().open(target)`.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerOptions {
+    /// Whether a missing SQLite ledger (and its directory) is created.
+    pub mode: OpenMode,
+    /// One ledger among several kept in one place, e.g. one per site of a central deployment:
+    /// in a PostgreSQL database the schema `namespace` (created when missing, overriding
+    /// `postgres.schema`); otherwise the target is a directory and the ledger the SQLite file
+    /// `<namespace>.sqlite` in it. A plain file name of 1 to 63 bytes (no `/`, not starting
+    /// with `.`).
+    pub namespace: Option<String>,
+    pub backend: Backend,
+    pub sqlite: SqliteOptions,
+    pub postgres: PgOptions,
+}
+
+impl LedgerOptions {
+    /// Options with this [`OpenMode`], the rest default.
+    pub fn mode(mode: OpenMode) -> LedgerOptions {
+        LedgerOptions { mode, ..LedgerOptions::default() }
     }
 
-    /// One ledger among several kept in one place, e.g. one per site of a central deployment:
-    /// in a PostgreSQL database (`target` a URL) the schema `namespace`, created when missing;
-    /// otherwise `target` is a directory and the ledger the SQLite file `<namespace>.sqlite`
-    /// in it. `namespace` must be a plain file name (no `/`, not `.` or `..`).
-    pub fn open_namespaced(target: impl AsRef<std::ffi::OsStr>, namespace: &str, mode: OpenMode) -> Result<Ledger> {
+    /// Opens (migrating its schema) the ledger at `target`: PostgreSQL for a URL (or always,
+    /// with [`Backend::Postgres`]; the password never appears in errors, `location()` or
+    /// `Debug`), otherwise a SQLite file, created or required as [`LedgerOptions::mode`] says.
+    pub fn open(&self, target: impl AsRef<std::ffi::OsStr>) -> Result<Ledger> {
         let target = target.as_ref();
-        let pg_url = target.to_str().filter(|t| is_postgres_url(t));
+        let pg_url = match self.backend {
+            Backend::Postgres => Some(target.to_string_lossy()),
+            Backend::Detect => target.to_str().filter(|t| is_postgres_url(t)).map(std::borrow::Cow::Borrowed),
+        };
+        let Some(namespace) = &self.namespace else {
+            return match pg_url {
+                Some(conninfo) => self.open_postgres(&conninfo, self.postgres.schema.clone()),
+                None => self.open_sqlite(Path::new(target)),
+            };
+        };
         if namespace.is_empty()
             || namespace.len() > 63
             || namespace.starts_with('.')
@@ -595,35 +612,43 @@ impl Ledger {
                 ),
             });
         }
-        if let Some(url) = pg_url {
-            return Ledger::open_postgres_with(url, PgOptions { schema: Some(namespace.into()), ..Default::default() });
+        match pg_url {
+            Some(conninfo) => self.open_postgres(&conninfo, Some(namespace.clone())),
+            None => self.open_sqlite(&Path::new(target).join(format!("{namespace}.sqlite"))),
         }
-        Ledger::open_as(Path::new(target).join(format!("{namespace}.sqlite")), mode)
     }
 
-    /// Open the ledger at `target`: a `postgres://` or `postgresql://` URL opens PostgreSQL
-    /// ([`Ledger::open_postgres`]), anything else is a SQLite file path ([`Ledger::open_sqlite`]).
-    pub fn open(target: impl AsRef<std::ffi::OsStr>) -> Result<Ledger> {
-        let target = target.as_ref();
-        match target.to_str() {
-            Some(url) if is_postgres_url(url) => Ledger::open_postgres(url),
-            _ => Ledger::open_sqlite(Path::new(target)),
-        }
-    }
-    /// Connect to a PostgreSQL ledger (URL or libpq `key=value` conninfo), migrating its
-    /// schema. The password never appears in errors, `location()` or `Debug`.
-    pub fn open_postgres(conninfo: &str) -> Result<Ledger> {
-        Ledger::open_postgres_with(conninfo, PgOptions::default())
-    }
-    pub fn open_postgres_with(conninfo: &str, opts: PgOptions) -> Result<Ledger> {
+    fn open_postgres(&self, conninfo: &str, schema: Option<String>) -> Result<Ledger> {
+        let opts = PgOptions { schema, ..self.postgres.clone() };
         Ok(Ledger { store: Box::new(PgStore::open(conninfo, opts)?) })
     }
-    /// Open (creating with mode 0600 if missing) a SQLite ledger, migrating its schema.
-    pub fn open_sqlite(path: impl AsRef<Path>) -> Result<Ledger> {
-        Ok(Ledger { store: Box::new(SqliteStore::open(path.as_ref(), SqliteOptions::default())?) })
+
+    fn open_sqlite(&self, path: &Path) -> Result<Ledger> {
+        match self.mode {
+            OpenMode::MustExist if !path.exists() => {
+                return Err(Error::Missing { location: path.display().to_string() });
+            }
+            OpenMode::CreateIfMissing => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                        location: path.display().to_string(),
+                        op: format!("create directory {}", dir.display()),
+                        source,
+                    })?;
+                }
+            }
+            OpenMode::MustExist | OpenMode::CreateFile => {}
+        }
+        Ok(Ledger { store: Box::new(SqliteStore::open(path, self.sqlite.clone())?) })
     }
-    pub fn open_sqlite_with(path: impl AsRef<Path>, opts: SqliteOptions) -> Result<Ledger> {
-        Ok(Ledger { store: Box::new(SqliteStore::open(path.as_ref(), opts)?) })
+}
+
+impl Ledger {
+    /// Opens the ledger at `target` with the default [`LedgerOptions`]: a `postgres://` or
+    /// `postgresql://` URL opens PostgreSQL, anything else is a SQLite file (created if
+    /// missing, with mode 0600).
+    pub fn open(target: impl AsRef<std::ffi::OsStr>) -> Result<Ledger> {
+        LedgerOptions::default().open(target)
     }
     pub fn from_store(store: Box<dyn Store>) -> Ledger {
         Ledger { store }

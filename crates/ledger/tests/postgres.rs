@@ -57,10 +57,10 @@ fn use_ledger(l: &mut Ledger, n: u32) {
 #[test]
 fn schema_version_table_records_the_migration_and_times_are_timestamptz() {
     let db = PgDb::create();
-    let mut l = Ledger::open_postgres(&db.url).unwrap();
+    let mut l = Ledger::open(&db.url).unwrap();
     l.advance_checkpoint("p1", "nova", t(2) + Duration::microseconds(1_500_123), None).unwrap();
     drop(l);
-    drop(Ledger::open_postgres(&db.url).unwrap()); // reopening migrates nothing twice
+    drop(Ledger::open(&db.url).unwrap()); // reopening migrates nothing twice
 
     let mut raw = db.raw();
     let versions: Vec<i32> = raw
@@ -97,9 +97,9 @@ fn schema_version_table_records_the_migration_and_times_are_timestamptz() {
 #[test]
 fn a_newer_schema_is_refused_naming_the_database() {
     let db = PgDb::create();
-    drop(Ledger::open_postgres(&db.url).unwrap());
+    drop(Ledger::open(&db.url).unwrap());
     db.raw().batch_execute("INSERT INTO schema_version (version) VALUES (99)").unwrap();
-    let err = Ledger::open_postgres(&db.url).unwrap_err();
+    let err = Ledger::open(&db.url).unwrap_err();
     assert!(matches!(err, Error::SchemaTooNew { found: 99, supported: 4, .. }), "{err}");
     assert!(err.to_string().contains(&db.name), "{err}");
 }
@@ -112,13 +112,13 @@ fn passwords_never_appear_in_errors_location_or_debug() {
         format!("postgresql://alice:{PW}@127.0.0.1:1/ledger"),
         format!("host=127.0.0.1 port=1 user=alice password={PW} dbname=ledger connect_timeout=5"),
     ] {
-        let err = Ledger::open_postgres(&conninfo).unwrap_err();
+        let err = LedgerOptions { backend: Backend::Postgres, ..Default::default() }.open(&conninfo).unwrap_err();
         let (text, debug) = (err.to_string(), format!("{err:?}"));
         assert!(!text.contains(PW) && !debug.contains(PW), "{text} / {debug}");
         assert!(text.contains("postgresql://alice@127.0.0.1:1/ledger") && text.contains("connect"), "{text}");
     }
     // A malformed connection string is refused without echoing it.
-    let err = Ledger::open_postgres(&format!("postgresql://alice:{PW}@127.0.0.1:notaport/x")).unwrap_err();
+    let err = Ledger::open(format!("postgresql://alice:{PW}@127.0.0.1:notaport/x")).unwrap_err();
     assert!(matches!(err, Error::Invalid { .. }), "{err}");
     assert!(!err.to_string().contains(PW) && !format!("{err:?}").contains(PW), "{err}");
 
@@ -140,12 +140,13 @@ fn passwords_never_appear_in_errors_location_or_debug() {
 #[test]
 fn a_blocked_writer_times_out_naming_the_operation_while_readers_see_the_last_commit() {
     let db = PgDb::create();
-    let mut writer = Ledger::open_postgres(&db.url).unwrap();
+    let mut writer = Ledger::open(&db.url).unwrap();
     writer.advance_checkpoint("p1", "nova", t(2), None).unwrap();
-    let mut other = Ledger::open_postgres_with(
-        &db.url,
-        PgOptions { lock_timeout: std::time::Duration::from_millis(200), ..Default::default() },
-    )
+    let mut other = LedgerOptions {
+        postgres: PgOptions { lock_timeout: std::time::Duration::from_millis(200), ..Default::default() },
+        ..Default::default()
+    }
+    .open(&db.url)
     .unwrap();
 
     // Another session is in the middle of a write transaction on the checkpoint row.
@@ -238,14 +239,14 @@ fn a_missing_server_setting_fails_with_a_pointer_to_scripts_test() {
 fn a_version_2_database_is_migrated_to_keep_its_data_and_cache_instance_actions() {
     let db = PgDb::create();
     {
-        let mut l = Ledger::open_postgres(&db.url).unwrap();
+        let mut l = Ledger::open(&db.url).unwrap();
         l.advance_checkpoint("p1", "accounting", t(2), None).unwrap();
     }
     // Back to the second schema, as a database written before the action cache existed.
     db.raw()
         .batch_execute("DROP TABLE instance_actions, central_claims; DELETE FROM schema_version WHERE version >= 3")
         .unwrap();
-    let mut l = Ledger::open_postgres(&db.url).unwrap();
+    let mut l = Ledger::open(&db.url).unwrap();
     assert_eq!(l.checkpoint("p1", "accounting").unwrap(), Some(t(2)));
     let c = CachedActions {
         server_id: "srv".into(),
@@ -271,28 +272,37 @@ fn a_version_2_database_is_migrated_to_keep_its_data_and_cache_instance_actions(
 #[test]
 fn namespaced_ledgers_share_a_database_but_neither_data_nor_writer_locks() {
     let db = PgDb::create();
-    let mut a = Ledger::open_namespaced(&db.url, "SITE-A", OpenMode::CreateIfMissing).unwrap();
-    let mut b = Ledger::open_namespaced(&db.url, "site \"b\"", OpenMode::CreateIfMissing).unwrap();
+    let mut a =
+        LedgerOptions { mode: OpenMode::CreateIfMissing, namespace: Some("SITE-A".into()), ..Default::default() }
+            .open(&db.url)
+            .unwrap();
+    let mut b =
+        LedgerOptions { mode: OpenMode::CreateIfMissing, namespace: Some("site \"b\"".into()), ..Default::default() }
+            .open(&db.url)
+            .unwrap();
     assert!(a.location().ends_with("schema SITE-A"), "{}", a.location());
     a.advance_checkpoint("p1", "nova", t(2), None).unwrap();
     b.advance_checkpoint("p1", "nova", t(5), None).unwrap();
     assert_eq!(a.checkpoint("p1", "nova").unwrap(), Some(t(2)));
     assert_eq!(b.checkpoint("p1", "nova").unwrap(), Some(t(5)));
     // The default schema is a third ledger, untouched.
-    let plain = Ledger::open_postgres(&db.url).unwrap();
+    let plain = Ledger::open(&db.url).unwrap();
     assert_eq!(plain.checkpoint("p1", "nova").unwrap(), None);
     // Opening again (another replica) finds the schema and its data.
-    let again = Ledger::open_namespaced(&db.url, "SITE-A", OpenMode::MustExist).unwrap();
+    let again = LedgerOptions { mode: OpenMode::MustExist, namespace: Some("SITE-A".into()), ..Default::default() }
+        .open(&db.url)
+        .unwrap();
     assert_eq!(again.checkpoint("p1", "nova").unwrap(), Some(t(2)));
 
-    let mut a_short = Ledger::open_postgres_with(
-        &db.url,
-        PgOptions {
+    let mut a_short = LedgerOptions {
+        postgres: PgOptions {
             lock_timeout: std::time::Duration::from_millis(200),
             schema: Some("SITE-A".into()),
             ..Default::default()
         },
-    )
+        ..Default::default()
+    }
+    .open(&db.url)
     .unwrap();
     // A write transaction held open in SITE-A's schema (its writer lock taken) does not hold
     // up a writer of the other schema, and does hold up one of its own.
@@ -310,16 +320,23 @@ fn namespaced_ledgers_share_a_database_but_neither_data_nor_writer_locks() {
     assert!(a_short.advance_checkpoint("p1", "nova", t(7), None).unwrap());
 
     // A name that is not one is refused, naming it, without the URL's password.
-    let err = Ledger::open_namespaced(&db.url, "../x", OpenMode::CreateIfMissing).unwrap_err();
+    let err = LedgerOptions { mode: OpenMode::CreateIfMissing, namespace: Some("../x".into()), ..Default::default() }
+        .open(&db.url)
+        .unwrap_err();
     assert!(err.to_string().contains("\"../x\"") && !err.to_string().contains(&db.url), "{err}");
 }
 
 #[test]
 fn namespaced_sqlite_ledgers_are_files_in_a_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Ledger::open_namespaced(dir.path(), "SITE-A", OpenMode::CreateIfMissing).unwrap();
+    let mut a =
+        LedgerOptions { mode: OpenMode::CreateIfMissing, namespace: Some("SITE-A".into()), ..Default::default() }
+            .open(dir.path())
+            .unwrap();
     a.advance_checkpoint("p1", "nova", t(2), None).unwrap();
     assert!(dir.path().join("SITE-A.sqlite").is_file());
-    let err = Ledger::open_namespaced(dir.path(), "SITE-B", OpenMode::MustExist).unwrap_err();
+    let err = LedgerOptions { mode: OpenMode::MustExist, namespace: Some("SITE-B".into()), ..Default::default() }
+        .open(dir.path())
+        .unwrap_err();
     assert!(matches!(err, Error::Missing { .. }), "{err}");
 }

@@ -39,7 +39,7 @@ fn mode(p: &Path) -> u32 {
 fn new_ledger_file_and_its_wal_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite");
-    let mut l = Ledger::open_sqlite(&path).unwrap();
+    let mut l = Ledger::open(&path).unwrap();
     l.upsert_snapshot(&snap("vm1", "p1", t(2), 1), None).unwrap();
     assert_eq!(mode(&path), 0o600);
     let wal = dir.path().join("ledger.sqlite-wal");
@@ -52,7 +52,7 @@ fn reopen_keeps_everything_and_schema_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite");
     let (run, s) = {
-        let mut l = Ledger::open_sqlite(&path).unwrap();
+        let mut l = Ledger::open(&path).unwrap();
         let run =
             l.begin_run(&NewRun { command: "extract".into(), window_from: Some(t(1)), window_to: Some(t(2)) }).unwrap();
         let s = snap("vm1", "p1", t(2), 42);
@@ -74,7 +74,7 @@ fn reopen_keeps_everything_and_schema_version() {
         l.finish_run(run, RunOutcome::Succeeded, None).unwrap();
         (run, s)
     };
-    let l = Ledger::open_sqlite(&path).unwrap();
+    let l = Ledger::open(&path).unwrap();
     assert_eq!(l.checkpoint("p1", "nova").unwrap(), Some(t(2) + Duration::microseconds(1_500_123)));
     assert_eq!(l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap().snapshot, s);
     let m = l.message("e/1").unwrap().unwrap();
@@ -95,9 +95,9 @@ fn reopen_keeps_everything_and_schema_version() {
 fn a_newer_schema_is_refused_with_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite");
-    drop(Ledger::open_sqlite(&path).unwrap());
+    drop(Ledger::open(&path).unwrap());
     rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-    let err = Ledger::open_sqlite(&path).err().unwrap();
+    let err = Ledger::open(&path).err().unwrap();
     assert!(matches!(err, Error::SchemaTooNew { found: 99, supported: 3, .. }), "{err}");
     assert!(err.to_string().contains(&path.display().to_string()));
 }
@@ -106,7 +106,7 @@ fn a_newer_schema_is_refused_with_the_path() {
 fn open_in_a_missing_directory_names_path_and_operation() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("no/such/dir/ledger.sqlite");
-    let err = Ledger::open_sqlite(&path).err().unwrap();
+    let err = Ledger::open(&path).err().unwrap();
     let text = err.to_string();
     assert!(text.contains(&path.display().to_string()) && text.contains("create"), "{text}");
 }
@@ -115,10 +115,14 @@ fn open_in_a_missing_directory_names_path_and_operation() {
 fn reader_sees_last_commit_while_a_writer_holds_the_write_lock() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite");
-    let mut writer = Ledger::open_sqlite(&path).unwrap();
+    let mut writer = Ledger::open(&path).unwrap();
     writer.advance_checkpoint("p1", "nova", t(2), None).unwrap();
-    let mut reader =
-        Ledger::open_sqlite_with(&path, SqliteOptions { busy_timeout: std::time::Duration::from_millis(100) }).unwrap();
+    let mut reader = LedgerOptions {
+        sqlite: SqliteOptions { busy_timeout: std::time::Duration::from_millis(100) },
+        ..Default::default()
+    }
+    .open(&path)
+    .unwrap();
 
     // Another process is in the middle of a write transaction.
     let raw = rusqlite::Connection::open(&path).unwrap();
@@ -136,7 +140,7 @@ fn a_version_1_ledger_is_migrated_to_keep_run_warnings() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite");
     let run = {
-        let mut l = Ledger::open_sqlite(&path).unwrap();
+        let mut l = Ledger::open(&path).unwrap();
         l.begin_run(&NewRun { command: "accounting extract".into(), ..Default::default() }).unwrap()
     };
     // Back to the first schema, as a ledger written before run warnings existed.
@@ -146,7 +150,7 @@ fn a_version_1_ledger_is_migrated_to_keep_run_warnings() {
     )
     .unwrap();
     drop(raw);
-    let mut l = Ledger::open_sqlite(&path).unwrap();
+    let mut l = Ledger::open(&path).unwrap();
     l.add_run_warning(run, "warn", "kept").unwrap();
     assert_eq!(l.run_warnings(run).unwrap()[0].message, "kept");
     let v: i64 = rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
@@ -159,7 +163,7 @@ fn a_version_2_ledger_is_migrated_to_keep_its_data_and_cache_instance_actions() 
     let path = dir.path().join("ledger.sqlite");
     let s = snap("vm1", "p1", t(2), 42);
     {
-        let mut l = Ledger::open_sqlite(&path).unwrap();
+        let mut l = Ledger::open(&path).unwrap();
         l.upsert_snapshot(&s, None).unwrap();
         l.advance_checkpoint("p1", "accounting", t(2), None).unwrap();
     }
@@ -167,7 +171,7 @@ fn a_version_2_ledger_is_migrated_to_keep_its_data_and_cache_instance_actions() 
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.execute_batch("DROP TABLE instance_actions; PRAGMA user_version = 2;").unwrap();
     drop(raw);
-    let mut l = Ledger::open_sqlite(&path).unwrap();
+    let mut l = Ledger::open(&path).unwrap();
     assert_eq!(l.snapshot("cloud", &s.key).unwrap().unwrap().snapshot, s);
     assert_eq!(l.checkpoint("p1", "accounting").unwrap(), Some(t(2)));
     let c = CachedActions {
@@ -189,11 +193,11 @@ fn a_version_2_ledger_is_migrated_to_keep_its_data_and_cache_instance_actions() 
 fn open_as_creates_for_writers_and_refuses_a_missing_file_for_readers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new").join("ledger.sqlite");
-    let err = ledger::Ledger::open_as(&path, ledger::OpenMode::MustExist).unwrap_err();
+    let err = ledger::LedgerOptions::mode(ledger::OpenMode::MustExist).open(&path).unwrap_err();
     assert!(matches!(err, ledger::Error::Missing { .. }), "{err}");
     assert_eq!(err.to_string(), format!("ledger {} does not exist", path.display()));
     assert!(!path.exists() && !path.parent().unwrap().exists(), "a reader creates nothing");
-    drop(ledger::Ledger::open_as(&path, ledger::OpenMode::CreateIfMissing).unwrap());
+    drop(ledger::LedgerOptions::mode(ledger::OpenMode::CreateIfMissing).open(&path).unwrap());
     assert!(path.exists(), "a writer creates the file and its directory");
-    drop(ledger::Ledger::open_as(&path, ledger::OpenMode::MustExist).unwrap());
+    drop(ledger::LedgerOptions::mode(ledger::OpenMode::MustExist).open(&path).unwrap());
 }

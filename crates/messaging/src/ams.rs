@@ -342,6 +342,15 @@ pub fn plan_batches(sizes: &[usize], max: usize) -> Vec<Result<Range<usize>, usi
     out
 }
 
+/// One planned publish request of [`AmsClient::publish_requests`].
+#[derive(Debug)]
+pub enum PublishRequest {
+    /// Message `index` alone exceeds the request limit (its JSON is `encoded_size` bytes): not sent.
+    TooLarge { index: usize, encoded_size: usize },
+    /// One request carrying `messages` (indices into the input): their AMS ids, or its error.
+    Sent { messages: Range<usize>, result: Result<Vec<String>, AmsError> },
+}
+
 /// A pulled message. `data` is the base64-decoded payload, or why it could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceivedMessage {
@@ -609,33 +618,50 @@ impl AmsClient {
     /// `concurrency` requests in flight. One result per message, in order: its AMS id, or the
     /// error of the request that carried it (messages alone over the limit are not sent).
     pub async fn publish(&self, topic: &str, messages: &[OutgoingMessage]) -> Vec<Result<String, AmsError>> {
+        let mut results: Vec<Option<Result<String, AmsError>>> = vec![None; messages.len()];
+        for request in self.publish_requests(topic, messages).await {
+            match request {
+                PublishRequest::TooLarge { index, encoded_size } => {
+                    let what = format!("publishing message {index} to topic {topic}");
+                    let (size, limit) = (body_size(&[encoded_size]), self.cfg.max_request_bytes);
+                    results[index] = Some(Err(AmsError::TooLargeLocal { what, size, limit }));
+                }
+                PublishRequest::Sent { messages: r, result: Ok(ids) } => {
+                    r.zip(ids).for_each(|(i, id)| results[i] = Some(Ok(id)))
+                }
+                PublishRequest::Sent { messages: r, result: Err(e) } => {
+                    r.for_each(|i| results[i] = Some(Err(e.clone())))
+                }
+            }
+        }
+        results.into_iter().map(|r| r.expect("every message has a result")).collect()
+    }
+
+    /// The one publish planner: groups `messages` into requests within `max_request_bytes`
+    /// ([`plan_batches`]) and publishes them, `concurrency` requests in flight. Returns the
+    /// messages alone over the limit (not sent) first, then each request's outcome in the order
+    /// the requests completed. [`AmsClient::publish`] and the sender both publish through it.
+    pub async fn publish_requests(&self, topic: &str, messages: &[OutgoingMessage]) -> Vec<PublishRequest> {
         let encoded: Vec<String> = messages.iter().map(OutgoingMessage::to_json).collect();
         let sizes: Vec<usize> = encoded.iter().map(String::len).collect();
-        let limit = self.cfg.max_request_bytes;
-        let mut results: Vec<Option<Result<String, AmsError>>> = vec![None; messages.len()];
+        let mut out = Vec::new();
         let mut ranges = Vec::new();
-        for plan in plan_batches(&sizes, limit) {
+        for plan in plan_batches(&sizes, self.cfg.max_request_bytes) {
             match plan {
                 Ok(r) => ranges.push(r),
-                Err(i) => {
-                    let what = format!("publishing message {i} to topic {topic}");
-                    results[i] = Some(Err(AmsError::TooLargeLocal { what, size: body_size(&sizes[i..=i]), limit }));
-                }
+                Err(index) => out.push(PublishRequest::TooLarge { index, encoded_size: sizes[index] }),
             }
         }
         let mut done = futures::stream::iter(ranges)
             .map(|r| {
                 let encoded = &encoded[r.clone()];
-                async move { (r, self.publish_encoded(topic, encoded).await) }
+                async move { PublishRequest::Sent { result: self.publish_encoded(topic, encoded).await, messages: r } }
             })
             .buffer_unordered(self.cfg.concurrency);
-        while let Some((r, res)) = done.next().await {
-            match res {
-                Ok(ids) => r.zip(ids).for_each(|(i, id)| results[i] = Some(Ok(id))),
-                Err(e) => r.for_each(|i| results[i] = Some(Err(e.clone()))),
-            }
+        while let Some(request) = done.next().await {
+            out.push(request);
         }
-        results.into_iter().map(|r| r.expect("every message has a result")).collect()
+        out
     }
 
     /// `POST …/subscriptions/{sub}:pull` with `{"maxMessages": "<n>", "returnImmediately": "<bool>"}`.

@@ -38,11 +38,10 @@ use std::time::{Duration, Instant};
 
 use apel::{Record, RecordKind};
 use chrono::{DateTime, Utc};
-use futures::StreamExt as _;
 use ledger::{Ledger, MessageState, NewMessage, RecordRef};
 use rand::Rng as _;
 
-use crate::ams::{self, AmsClient, AmsError, ErrorClass, OutgoingMessage};
+use crate::ams::{self, AmsClient, AmsError, ErrorClass, OutgoingMessage, PublishRequest};
 use crate::config::PathType;
 use crate::dirq::{self, QueueSimple};
 use smime::{Recipient, Signer};
@@ -553,7 +552,7 @@ fn isolate(e: &AmsError) -> bool {
     }
 }
 
-/// Publishes `items` in requests planned by [`ams::plan_batches`], `concurrency` at a time.
+/// Publishes `items` through [`AmsClient::publish_requests`] (the client's one planner).
 /// A request refused with 413 (or 400/404/...) that carried several messages is re-sent one
 /// message per request (AMS stores the messages of a request one by one until the refused one:
 /// those before it are then stored twice and counted in `report.duplicates`).
@@ -578,42 +577,29 @@ async fn publish_round(
             (it, Err(e))
         })
         .collect();
-    let encoded: Vec<usize> = items.iter().map(|i| i.msg.to_json().len()).collect();
     let limit = client.config().max_request_bytes;
-    let mut ranges = Vec::new();
     let mut results: Vec<Option<Result<String, AmsError>>> = vec![None; items.len()];
-    for plan in ams::plan_batches(&encoded, limit) {
-        match plan {
-            Ok(r) => ranges.push(r),
-            Err(i) => {
+    let msgs: Vec<OutgoingMessage> = items.iter().map(|i| i.msg.clone()).collect();
+    let mut split_again = Vec::new();
+    for request in client.publish_requests(topic, &msgs).await {
+        match request {
+            PublishRequest::TooLarge { index: i, encoded_size } => {
                 results[i] = Some(Err(AmsError::TooLargeLocal {
                     what: format!("publishing {}", items[i].name),
-                    size: encoded[i],
+                    size: encoded_size,
                     limit,
                 }))
             }
-        }
-    }
-    let msgs: Vec<OutgoingMessage> = items.iter().map(|i| i.msg.clone()).collect();
-    let mut done = futures::stream::iter(ranges)
-        .map(|r| {
-            let msgs = &msgs[r.clone()];
-            async move {
-                let res = client.publish_batch(topic, msgs).await;
-                (r, res)
+            PublishRequest::Sent { messages: r, result: Ok(ids) } => {
+                r.zip(ids).for_each(|(i, id)| results[i] = Some(Ok(id)))
             }
-        })
-        .buffer_unordered(client.config().concurrency);
-    let mut split_again = Vec::new();
-    while let Some((r, res)) = done.next().await {
-        match res {
-            Ok(ids) => r.zip(ids).for_each(|(i, id)| results[i] = Some(Ok(id))),
             // Which message AMS refused is not said: each is tried alone (413, 400, 404...).
-            Err(e) if r.len() > 1 && isolate(&e) => split_again.push((r, e.class() == ErrorClass::TooLarge)),
-            Err(e) => r.for_each(|i| results[i] = Some(Err(e.clone()))),
+            PublishRequest::Sent { messages: r, result: Err(e) } if r.len() > 1 && isolate(&e) => {
+                split_again.push((r, e.class() == ErrorClass::TooLarge))
+            }
+            PublishRequest::Sent { messages: r, result: Err(e) } => r.for_each(|i| results[i] = Some(Err(e.clone()))),
         }
     }
-    drop(done);
     for (r, was_413) in split_again {
         for i in r.clone() {
             results[i] =

@@ -139,7 +139,7 @@ async fn a_record_another_live_message_carries_newer_is_left_out_of_the_older_me
     let (url, stored, _) = mock_ams("no-poison").await;
     let spool = dir.path().join("outgoing");
     let q = QueueSimple::open(&spool).unwrap();
-    let mut ledger = ledger::Ledger::open_sqlite(dir.path().join("ledger.sqlite")).unwrap();
+    let mut ledger = ledger::Ledger::open(dir.path().join("ledger.sqlite")).unwrap();
     let t = |h: u32| Utc.with_ymd_and_hms(2026, 3, 1, h, 0, 0).unwrap();
     let old = [record(1, 1), record(2, 1)];
     let new = [record(1, 5)];
@@ -233,7 +233,7 @@ async fn a_recorded_send_keeps_its_run_outcome_summary_and_warnings_in_the_ledge
         q.add(&body(&[record(n, 1)])).unwrap();
     }
     let mut ledger =
-        ledger::Ledger::open_as(dir.path().join("ledger.sqlite"), ledger::OpenMode::CreateIfMissing).unwrap();
+        ledger::LedgerOptions::mode(ledger::OpenMode::CreateIfMissing).open(dir.path().join("ledger.sqlite")).unwrap();
     let (o, label) = (opts(&spool), "destination compute: ");
     let report =
         sender::send_recorded(&o, &client(&url), &signer(dir.path()), None, Some(&mut ledger), label).await.unwrap();

@@ -59,5 +59,6 @@ pub use catalog::{Catalog, Service};
 pub use config::{CloudConfig, CloudOptions, Credentials, DomainRef, Env, Interface, ProjectRef, Scope, UserRef};
 pub use error::{ConfigError, Error, RequestInfo, Result};
 pub use microversion::Microversion;
+pub use paging::Paged;
 pub use secret::Secret;
 pub use session::{Call, CallStats, Response, RetryPolicy, RouteKey, Session, SessionBuilder, Token};

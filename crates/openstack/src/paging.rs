@@ -1,7 +1,9 @@
 //! The one place that pages: marker/limit with `<resource>_links` (Nova,
 //! Cinder, Neutron) and Glance's `next`. The next page is requested with our
 //! own base URL and query plus the `marker` taken from the server's link, so
-//! proxies that rewrite hosts cannot break paging. Also the query builder.
+//! proxies that rewrite hosts cannot break paging. Also the query builder, and [`Paged`]: the
+//! trait every listing request implements (its first page's [`Pager`]), giving it `stream`
+//! and `list`.
 
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
@@ -34,6 +36,27 @@ impl Query {
     }
     pub fn into_vec(self) -> Vec<(String, String)> {
         self.0
+    }
+}
+
+/// A listing request (`ListServers`, `ListVolumes`, …): it says only what differs, its first
+/// page's call and where the items and the next-page link are ([`Paged::pager`]); paging,
+/// decoding and collecting are the same for all.
+pub trait Paged {
+    /// What one item of the listing decodes to.
+    type Item: DeserializeOwned + Send + 'static;
+
+    /// The first page's call, the items' JSON pointer and where the next page is announced.
+    fn pager(&self) -> Pager;
+
+    /// The items of every page, decoded as each page arrives.
+    fn stream(&self, s: &Session) -> BoxStream<'static, Result<Self::Item>> {
+        self.pager().items(s)
+    }
+
+    /// Every item of every page.
+    fn list(&self, s: &Session) -> impl Future<Output = Result<Vec<Self::Item>>> + Send {
+        self.pager().collect(s)
     }
 }
 

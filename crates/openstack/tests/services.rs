@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use common::*;
 use futures::TryStreamExt;
+use openstack::Paged;
 use openstack::{Microversion, Service, cinder, glance, keystone, neutron, nova};
 use serde_json::{Value, json};
 

@@ -74,33 +74,44 @@ pub enum SiteFault {
     SwiftReadOnly,
 }
 
+/// Why a `--fault` value is not a [`SiteFault`] (the message names the value and the forms).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SiteFaultError {
+    /// `slow:FACTOR` without a whole factor of at least 1.
+    #[error("{0:?}: slow:FACTOR needs a whole factor of at least 1")]
+    SlowFactor(String),
+    /// Not one of the fault kinds.
+    #[error("{0:?} is not a site fault (down, forbidden-vo:VO, slow:FACTOR, broken-flavors, swift-read-only)")]
+    Kind(String),
+    /// A `--fault` value without `SITE=`.
+    #[error("{0:?}: give SITE=KIND, e.g. CESGA=swift-read-only")]
+    Assignment(String),
+}
+
 impl std::str::FromStr for SiteFault {
-    type Err = String;
+    type Err = SiteFaultError;
 
     /// `down`, `forbidden-vo:VO`, `slow:FACTOR`, `broken-flavors`, `swift-read-only`.
-    fn from_str(s: &str) -> Result<SiteFault, String> {
+    fn from_str(s: &str) -> Result<SiteFault, SiteFaultError> {
         let (kind, arg) = s.split_once(':').map_or((s, None), |(k, a)| (k, Some(a)));
         match (kind, arg) {
             ("down", None) => Ok(SiteFault::Down),
             ("forbidden-vo", Some(vo)) if !vo.is_empty() => Ok(SiteFault::ForbiddenVo(vo.to_string())),
             ("slow", Some(f)) => match f.parse::<u32>() {
                 Ok(f) if f >= 1 => Ok(SiteFault::Slow(f)),
-                _ => Err(format!("{s:?}: slow:FACTOR needs a whole factor of at least 1")),
+                _ => Err(SiteFaultError::SlowFactor(s.to_string())),
             },
             ("broken-flavors", None) => Ok(SiteFault::BrokenFlavors),
             ("swift-read-only", None) => Ok(SiteFault::SwiftReadOnly),
-            _ => Err(format!(
-                "{s:?} is not a site fault (down, forbidden-vo:VO, slow:FACTOR, broken-flavors, swift-read-only)"
-            )),
+            _ => Err(SiteFaultError::Kind(s.to_string())),
         }
     }
 }
 
 impl SiteFault {
     /// `SITE=KIND` (the `--fault` option's form): the site id and the fault.
-    pub fn parse_assignment(s: &str) -> Result<(String, SiteFault), String> {
-        let (site, kind) =
-            s.split_once('=').ok_or_else(|| format!("{s:?}: give SITE=KIND, e.g. CESGA=swift-read-only"))?;
+    pub fn parse_assignment(s: &str) -> Result<(String, SiteFault), SiteFaultError> {
+        let (site, kind) = s.split_once('=').ok_or_else(|| SiteFaultError::Assignment(s.to_string()))?;
         Ok((site.to_string(), kind.parse()?))
     }
 }

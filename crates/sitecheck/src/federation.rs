@@ -4,6 +4,7 @@
 //! Keystone API idempotently; lint an existing setup; print the Apache
 //! `mod_auth_openidc` and `keystone.conf` fragments.
 
+use openstack::Paged;
 use std::collections::BTreeSet;
 
 use openstack::Session;

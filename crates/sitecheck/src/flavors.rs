@@ -2,6 +2,7 @@
 //! normalises CPU time with), and GPU flavors carry the accelerator keys
 //! (what the accelerator records and the site description read).
 
+use openstack::Paged;
 use openstack::Session;
 use openstack::nova::{self, Flavor, FlavorVisibility, ListFlavors};
 

@@ -2,6 +2,7 @@
 //! volumes, floating IPs and images, gathered with an admin or system-reader
 //! session in a handful of paginated list calls run concurrently.
 
+use openstack::Paged;
 use std::collections::BTreeMap;
 
 use openstack::{Session, cinder, glance, keystone, neutron, nova};

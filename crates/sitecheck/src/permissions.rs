@@ -2,6 +2,7 @@
 //! `identity:list_users` and `identity:list_projects` (reader with system
 //! scope, as cASO documents) and read every project it must account.
 
+use openstack::Paged;
 use openstack::keystone::{ListProjects, ListUsers, Project};
 use openstack::{Scope, Session};
 

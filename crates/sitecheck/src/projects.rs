@@ -1,6 +1,7 @@
 //! Project checks: every project mapped to a VO exists and carries its VO
 //! property (what accounting reads to name the VO of each record).
 
+use openstack::Paged;
 use openstack::keystone::{ListProjects, Project};
 use openstack::{Session, keystone};
 

@@ -3,6 +3,7 @@
 //! image, the smallest flavor that fits it and a network, boot, wait for
 //! ACTIVE, delete.
 
+use openstack::Paged;
 use std::time::Instant;
 
 use openstack::glance::{Image, ListImages};

@@ -278,7 +278,7 @@ fn ledger_path(flag: Option<PathBuf>, file: Option<&siteconf::Config>) -> PathBu
 
 /// An existing ledger (a command that only reads or repairs it never creates an empty one).
 pub fn open_existing_ledger(path: &PathBuf) -> Result<Ledger> {
-    match Ledger::open_as(path, ledger::OpenMode::MustExist) {
+    match ledger::LedgerOptions::mode(ledger::OpenMode::MustExist).open(path) {
         Err(ledger::Error::Missing { location }) => {
             bail!("ledger {location} does not exist (--ledger, or [ledger] path in fedsite.toml)")
         }
@@ -288,7 +288,7 @@ pub fn open_existing_ledger(path: &PathBuf) -> Result<Ledger> {
 
 /// The ledger of a command that writes records: created (with its directory) when missing.
 pub fn open_ledger(path: &PathBuf) -> Result<Ledger> {
-    Ok(Ledger::open_as(path, ledger::OpenMode::CreateIfMissing)?)
+    Ok(ledger::LedgerOptions::mode(ledger::OpenMode::CreateIfMissing).open(path)?)
 }
 
 pub async fn run(args: AccountingArgs) -> Result<ExitCode> {
@@ -420,7 +420,7 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     let counters = session.counters();
     if let Some(path) = &a.metrics_textfile {
         let mut m = crate::metrics::Metrics::new();
-        crate::metrics::stage_from_ledger(&mut m, &ledger, "extract")?;
+        crate::metrics::stage_from_ledger(&mut m, &ledger, crate::metrics::Stage::Extract)?;
         crate::metrics::ledger_records(&mut m, &ledger)?;
         crate::metrics::project_successes(&mut m, &ledger)?;
         crate::metrics::extract_run(&mut m, &report);
@@ -540,7 +540,7 @@ async fn projects(a: ProjectsArgs) -> Result<ExitCode> {
     let (cfg, cloud) = projects_plan(&a.site.flags(), file.as_ref(), &env, &std::env::current_dir()?)?;
     let session = Session::connect(&cloud.config).await.with_context(|| cloud.authenticating())?;
     let window = Window::new(Utc::now() - chrono::Duration::seconds(1), Utc::now()).expect("valid");
-    let extraction = accounting::extract(&session, &cfg, |_| window).await;
+    let extraction = accounting::Extract::new(&session, &cfg, |_| window).run().await;
     if let Some(f) = &extraction.failure {
         bail!("{f}");
     }

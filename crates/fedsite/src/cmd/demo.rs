@@ -52,7 +52,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     );
     cfg.cloud_type = apel::ApelText::lossy(concat!("fedsite/", env!("CARGO_PKG_VERSION"), " (OpenStack)"));
     let spool = accounting::pipeline::SpoolConfig::new(work.join("spool"));
-    let ledger = ledger::Ledger::open_sqlite(work.join("ledger.sqlite"))?;
+    let ledger = ledger::Ledger::open(work.join("ledger.sqlite"))?;
     let (report, mut ledger) =
         accounting::pipeline::run(&reader, &cfg, ledger, accounting::pipeline::Windows::Fixed(window), &spool).await?;
     let ok = report.projects.iter().filter(|p| p.error.is_none()).count();

@@ -63,7 +63,7 @@ pub async fn run(args: ReceiveArgs) -> Result<ExitCode> {
     let result = receive(args).await;
     if let Some(path) = &textfile {
         let mut m = crate::metrics::Metrics::new();
-        crate::metrics::stage_without_ledger(&mut m, "receive", started, result.is_ok(), path);
+        crate::metrics::stage_without_ledger(&mut m, crate::metrics::Stage::Receive, started, result.is_ok(), path);
         if let Ok(report) = &result {
             crate::metrics::receive_run(&mut m, report);
         }

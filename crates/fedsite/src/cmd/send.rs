@@ -210,14 +210,14 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
         let ledger = plan
             .ledger
             .as_deref()
-            .map(|p| ledger::Ledger::open_as(p, ledger::OpenMode::CreateIfMissing))
+            .map(|p| ledger::LedgerOptions::mode(ledger::OpenMode::CreateIfMissing).open(p))
             .transpose()?;
         match ledger.as_ref() {
             Some(l) => {
-                crate::metrics::stage_from_ledger(&mut m, l, "send")?;
+                crate::metrics::stage_from_ledger(&mut m, l, crate::metrics::Stage::Send)?;
                 crate::metrics::ledger_messages(&mut m, l)?;
             }
-            None => crate::metrics::stage_without_ledger(&mut m, "send", started, code == 0, path),
+            None => crate::metrics::stage_without_ledger(&mut m, crate::metrics::Stage::Send, started, code == 0, path),
         }
         crate::metrics::send_run(&mut m, report);
         // The spool gauges of the first destination's spool (docs/metrics.md).
@@ -261,7 +261,8 @@ async fn send_one(
     let client = AmsClient::new(plan.ams_config(&openstack::config::process_env())?)?;
     // One send at a time per spool (docs/delivery.md); held until this function returns.
     let _lock = sender::lock_spool(opts, Duration::from_secs(args.wait))?;
-    let mut ledger = ledger_path.map(|p| ledger::Ledger::open_as(p, ledger::OpenMode::CreateIfMissing)).transpose()?;
+    let mut ledger =
+        ledger_path.map(|p| ledger::LedgerOptions::mode(ledger::OpenMode::CreateIfMissing).open(p)).transpose()?;
     let prefix = t.name.as_ref().map(|n| format!("destination {n}: ")).unwrap_or_default();
     let report = sender::send_recorded(opts, &client, &signer, recipient.as_ref(), ledger.as_mut(), &prefix).await?;
     println!("{prefix}{}", report.summary());

@@ -18,7 +18,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser};
 
 use crate::cmd::accounting::ExtractArgs;
 use crate::cmd::send::SendArgs;
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, Stage};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -85,7 +85,7 @@ struct SendCli {
 #[derive(Default)]
 struct Runs {
     /// Metrics of the last extract and send runs (gauges).
-    last: BTreeMap<&'static str, Metrics>,
+    last: BTreeMap<Stage, Metrics>,
     /// API counters over every run of this process.
     api: BTreeMap<openstack::RouteKey, openstack::CallStats>,
     cycles: u64,
@@ -102,7 +102,7 @@ impl App {
     fn metrics(&self) -> Result<String> {
         let ledger = crate::cmd::accounting::open_ledger(&self.ledger)?;
         let mut m = Metrics::new();
-        for stage in ["extract", "send"] {
+        for stage in [Stage::Extract, Stage::Send] {
             metrics::stage_from_ledger(&mut m, &ledger, stage)?;
         }
         metrics::ledger_records(&mut m, &ledger)?;
@@ -215,7 +215,7 @@ async fn cycle(app: &App, extract: Option<&ArgMatches>, send: Option<&ArgMatches
                     }
                     ok &= done.code == std::process::ExitCode::SUCCESS;
                     let mut r = app.runs.lock().unwrap_or_else(|e| e.into_inner());
-                    r.last.insert("extract", m);
+                    r.last.insert(Stage::Extract, m);
                     metrics::add_counters(&mut r.api, &done.counters);
                 }
                 Err(e) => {
@@ -238,7 +238,7 @@ async fn cycle(app: &App, extract: Option<&ArgMatches>, send: Option<&ArgMatches
                         metrics::send_run(&mut m, report);
                     }
                     ok &= code == std::process::ExitCode::SUCCESS;
-                    app.runs.lock().unwrap_or_else(|e| e.into_inner()).last.insert("send", m);
+                    app.runs.lock().unwrap_or_else(|e| e.into_inner()).last.insert(Stage::Send, m);
                 }
                 Err(e) => {
                     tracing::error!("send: {e:#}");

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use apel::Record;
+use apel::{Record, summary};
 use chrono::{DateTime, Datelike, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -295,7 +295,8 @@ impl RecordStore {
     }
 
     /// APEL's `SummariseVMs`: per stored record, the usage since the VM's previous record
-    /// (latest earlier measurement time, month 0 excluded) of wall, cpu, network in/out, grouped
+    /// (latest earlier measurement time, month 0 excluded; [`apel::summary::vm_deltas`]) of
+    /// wall, cpu, network in/out, grouped
     /// by site, cloud compute service, month, year, global user, VO, VO group, VO role, status,
     /// image, CPU count, benchmark type and benchmark.
     pub fn cloud_summaries(&self) -> Result<Vec<CloudSummary>, ReceiveError> {
@@ -354,16 +355,12 @@ impl RecordStore {
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(e)?;
         let mut groups: BTreeMap<String, CloudSummary> = BTreeMap::new();
-        let mut prev: Option<(String, [i64; 6])> = None;
-        for r in rows {
-            let (vm, year, month, site, ccs, gu, vo, vog, vor, status, image, cpus, bt, b, ct, start, v) = r;
-            let base = match &prev {
-                Some((pvm, pv)) if *pvm == vm => *pv,
-                _ => [0; 6],
-            };
-            if year != 0 {
-                prev = Some((vm.clone(), v));
-            }
+        // Rows come by VM, then measurement time: each VM's records get their deltas together.
+        let deltas =
+            rows.chunk_by(|a, b| a.0 == b.0).flat_map(|vm| summary::vm_deltas(vm.iter().map(|r| (r.16, r.1 != 0))));
+        let deltas: Vec<_> = deltas.collect();
+        for (r, d) in rows.into_iter().zip(deltas) {
+            let (_vm, year, month, site, ccs, gu, vo, vog, vor, status, image, cpus, bt, b, ct, start, v) = r;
             let key = format!(
                 "{site}\x1f{ccs:?}\x1f{year:04}\x1f{month:02}\x1f{gu:?}\x1f{vo}\x1f{vog:?}\x1f{vor:?}\x1f{status:?}\x1f{image:?}\x1f{cpus}\x1f{bt:?}\x1f{b}"
             );
@@ -398,10 +395,10 @@ impl RecordStore {
                 (a, s) => a.or(s),
             };
             g.latest_start = g.latest_start.max(start);
-            g.wall_duration += v[0] - base[0];
-            g.cpu_duration += v[1] - base[1];
-            g.network_inbound += v[2] - base[2];
-            g.network_outbound += v[3] - base[3];
+            g.wall_duration += d.delta[0];
+            g.cpu_duration += d.delta[1];
+            g.network_inbound += d.delta[2];
+            g.network_outbound += d.delta[3];
             g.memory += v[4];
             g.disk += v[5];
             g.number_of_vms += 1;

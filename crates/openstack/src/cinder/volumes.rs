@@ -4,13 +4,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use futures::stream::BoxStream;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::catalog::Service;
 use crate::error::Result;
-use crate::paging::{Next, Pager, Query};
+use crate::paging::{Next, Paged, Pager, Query};
 use crate::session::{Call, Session};
 use crate::time;
 
@@ -79,7 +78,9 @@ pub struct ListVolumes {
     pub marker: Option<String>,
 }
 
-impl ListVolumes {
+impl Paged for ListVolumes {
+    type Item = Volume;
+
     fn pager(&self) -> Pager {
         let q = Query::new()
             .flag("all_tenants", self.all_tenants, "1")
@@ -91,12 +92,6 @@ impl ListVolumes {
             .opt("marker", self.marker.as_ref());
         let call = Call::get(Service::Volume, "/volumes/detail", "/volumes/detail").query(q.into_vec()).versioned();
         Pager::new(call, "/volumes", Next::Links("volumes_links"))
-    }
-    pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<Volume>> {
-        self.pager().items(s)
-    }
-    pub async fn list(&self, s: &Session) -> Result<Vec<Volume>> {
-        self.pager().collect(s).await
     }
 }
 

@@ -4,13 +4,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use futures::stream::BoxStream;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::catalog::Service;
 use crate::error::Result;
-use crate::paging::{Next, Pager, Query};
+use crate::paging::{Next, Paged, Pager, Query};
 use crate::session::{Call, Session};
 use crate::time;
 
@@ -87,7 +86,9 @@ pub struct ListImages {
     pub sort_dir: Option<String>,
 }
 
-impl ListImages {
+impl Paged for ListImages {
+    type Item = Image;
+
     fn pager(&self) -> Pager {
         let mut q = Query::new()
             .opt("visibility", self.visibility.as_ref())
@@ -108,12 +109,6 @@ impl ListImages {
             .opt("marker", self.marker.as_ref());
         let call = Call::get(Service::Image, "/images", "/images").query(q.into_vec());
         Pager::new(call, "/images", Next::Field("next"))
-    }
-    pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<Image>> {
-        self.pager().items(s)
-    }
-    pub async fn list(&self, s: &Session) -> Result<Vec<Image>> {
-        self.pager().collect(s).await
     }
 }
 

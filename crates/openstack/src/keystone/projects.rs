@@ -1,13 +1,12 @@
 //! Keystone projects: `GET /v3/projects` (tag filters), `GET /v3/projects/{id}`,
 //! `GET /v3/auth/projects`. Extra properties (e.g. `egi.VO`) are kept flat.
 
-use futures::stream::BoxStream;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::catalog::Service;
 use crate::error::Result;
-use crate::paging::{Next, Pager, Query};
+use crate::paging::{Next, Paged, Pager, Query};
 use crate::session::{Call, Session};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -70,6 +69,11 @@ impl ListProjects {
     pub fn tagged(tag: impl Into<String>) -> Self {
         ListProjects { tags: vec![tag.into()], ..Default::default() }
     }
+}
+
+impl Paged for ListProjects {
+    type Item = Project;
+
     fn pager(&self) -> Pager {
         let q = Query::new()
             .opt("domain_id", self.domain_id.as_ref())
@@ -82,12 +86,6 @@ impl ListProjects {
             .opt("not-tags", tags(&self.not_tags))
             .opt("not-tags-any", tags(&self.not_tags_any));
         Pager::new(Call::get(Service::Identity, "/projects", "/projects").query(q.into_vec()), "/projects", Next::None)
-    }
-    pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<Project>> {
-        self.pager().items(s)
-    }
-    pub async fn list(&self, s: &Session) -> Result<Vec<Project>> {
-        self.pager().collect(s).await
     }
 }
 

@@ -1,12 +1,10 @@
 //! Keystone role assignments: `GET /v3/role_assignments`.
 
-use futures::stream::BoxStream;
 use serde::Deserialize;
 
 use crate::catalog::Service;
-use crate::error::Result;
-use crate::paging::{Next, Pager, Query};
-use crate::session::{Call, NamedRef, Session};
+use crate::paging::{Next, Paged, Pager, Query};
+use crate::session::{Call, NamedRef};
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct RoleAssignment {
@@ -45,7 +43,9 @@ pub struct ListRoleAssignments {
     pub include_subtree: bool,
 }
 
-impl ListRoleAssignments {
+impl Paged for ListRoleAssignments {
+    type Item = RoleAssignment;
+
     fn pager(&self) -> Pager {
         let q = Query::new()
             .opt("user.id", self.user_id.as_ref())
@@ -62,11 +62,5 @@ impl ListRoleAssignments {
             "/role_assignments",
             Next::None,
         )
-    }
-    pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<RoleAssignment>> {
-        self.pager().items(s)
-    }
-    pub async fn list(&self, s: &Session) -> Result<Vec<RoleAssignment>> {
-        self.pager().collect(s).await
     }
 }

@@ -1,12 +1,11 @@
 //! Keystone users: `GET /v3/users`, `GET /v3/users/{id}`.
 
-use futures::stream::BoxStream;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::catalog::Service;
 use crate::error::Result;
-use crate::paging::{Next, Pager, Query};
+use crate::paging::{Next, Paged, Pager, Query};
 use crate::session::{Call, Session};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -38,7 +37,9 @@ pub struct ListUsers {
     pub idp_id: Option<String>,
 }
 
-impl ListUsers {
+impl Paged for ListUsers {
+    type Item = User;
+
     fn pager(&self) -> Pager {
         let q = Query::new()
             .opt("domain_id", self.domain_id.as_ref())
@@ -46,12 +47,6 @@ impl ListUsers {
             .opt("enabled", self.enabled)
             .opt("idp_id", self.idp_id.as_ref());
         Pager::new(Call::get(Service::Identity, "/users", "/users").query(q.into_vec()), "/users", Next::None)
-    }
-    pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<User>> {
-        self.pager().items(s)
-    }
-    pub async fn list(&self, s: &Session) -> Result<Vec<User>> {
-        self.pager().collect(s).await
     }
 }
 

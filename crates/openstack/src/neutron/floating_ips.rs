@@ -1,14 +1,12 @@
 //! Neutron floating IPs: `GET /v2.0/floatingips`.
 
 use chrono::{DateTime, Utc};
-use futures::stream::BoxStream;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::catalog::Service;
-use crate::error::Result;
-use crate::paging::{Next, Pager, Query};
-use crate::session::{Call, Session};
+use crate::paging::{Next, Paged, Pager, Query};
+use crate::session::Call;
 use crate::time;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -58,7 +56,9 @@ pub struct ListFloatingIps {
     pub marker: Option<String>,
 }
 
-impl ListFloatingIps {
+impl Paged for ListFloatingIps {
+    type Item = FloatingIp;
+
     fn pager(&self) -> Pager {
         let q = Query::new()
             .opt("project_id", self.project_id.as_ref())
@@ -69,11 +69,5 @@ impl ListFloatingIps {
             .opt("marker", self.marker.as_ref());
         let call = Call::get(Service::Network, "/floatingips", "/floatingips").query(q.into_vec());
         Pager::new(call, "/floatingips", Next::Links("floatingips_links"))
-    }
-    pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<FloatingIp>> {
-        self.pager().items(s)
-    }
-    pub async fn list(&self, s: &Session) -> Result<Vec<FloatingIp>> {
-        self.pager().collect(s).await
     }
 }

@@ -1,13 +1,11 @@
 //! Neutron networks: `GET /v2.0/networks` (limit/marker + `networks_links`).
 
-use futures::stream::BoxStream;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::catalog::Service;
-use crate::error::Result;
-use crate::paging::{Next, Pager, Query};
-use crate::session::{Call, Session};
+use crate::paging::{Next, Paged, Pager, Query};
+use crate::session::Call;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Network {
@@ -36,7 +34,9 @@ pub struct ListNetworks {
     pub limit: Option<u32>,
 }
 
-impl ListNetworks {
+impl Paged for ListNetworks {
+    type Item = Network;
+
     fn pager(&self) -> Pager {
         let q = Query::new()
             .opt("project_id", self.project_id.as_ref())
@@ -48,11 +48,5 @@ impl ListNetworks {
             "/networks",
             Next::Links("networks_links"),
         )
-    }
-    pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<Network>> {
-        self.pager().items(s)
-    }
-    pub async fn list(&self, s: &Session) -> Result<Vec<Network>> {
-        self.pager().collect(s).await
     }
 }

@@ -1,14 +1,12 @@
 //! Neutron ports: `GET /v2.0/ports`.
 
 use chrono::{DateTime, Utc};
-use futures::stream::BoxStream;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::catalog::Service;
-use crate::error::Result;
-use crate::paging::{Next, Pager, Query};
-use crate::session::{Call, Session};
+use crate::paging::{Next, Paged, Pager, Query};
+use crate::session::Call;
 use crate::time;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -55,7 +53,9 @@ pub struct ListPorts {
     pub marker: Option<String>,
 }
 
-impl ListPorts {
+impl Paged for ListPorts {
+    type Item = Port;
+
     fn pager(&self) -> Pager {
         let q = Query::new()
             .opt("project_id", self.project_id.as_ref())
@@ -66,11 +66,5 @@ impl ListPorts {
             .opt("marker", self.marker.as_ref());
         let call = Call::get(Service::Network, "/ports", "/ports").query(q.into_vec());
         Pager::new(call, "/ports", Next::Links("ports_links"))
-    }
-    pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<Port>> {
-        self.pager().items(s)
-    }
-    pub async fn list(&self, s: &Session) -> Result<Vec<Port>> {
-        self.pager().collect(s).await
     }
 }

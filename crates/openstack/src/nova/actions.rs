@@ -2,12 +2,11 @@
 //! with `links` from 2.58) and `GET /servers/{id}/os-instance-actions/{req}`.
 
 use chrono::{DateTime, Utc};
-use futures::stream::BoxStream;
 use serde::Deserialize;
 
 use crate::catalog::Service;
 use crate::error::Result;
-use crate::paging::{Next, Pager, Query};
+use crate::paging::{Next, Paged, Pager, Query};
 use crate::session::{Call, Session};
 use crate::time;
 
@@ -58,6 +57,11 @@ impl ListInstanceActions {
     pub fn new(server_id: impl Into<String>) -> Self {
         ListInstanceActions { server_id: server_id.into(), ..Default::default() }
     }
+}
+
+impl Paged for ListInstanceActions {
+    type Item = InstanceAction;
+
     fn pager(&self) -> Pager {
         let q = Query::new()
             .opt("limit", self.limit)
@@ -72,12 +76,6 @@ impl ListInstanceActions {
         .query(q.into_vec())
         .versioned();
         Pager::new(call, "/instanceActions", Next::Links("links"))
-    }
-    pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<InstanceAction>> {
-        self.pager().items(s)
-    }
-    pub async fn list(&self, s: &Session) -> Result<Vec<InstanceAction>> {
-        self.pager().collect(s).await
     }
 }
 

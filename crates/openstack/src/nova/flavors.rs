@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use futures::stream::BoxStream;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::catalog::Service;
 use crate::error::Result;
-use crate::paging::{Next, Pager, Query};
+use crate::paging::{Next, Paged, Pager, Query};
 use crate::session::{Call, Session};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -62,7 +61,9 @@ pub struct ListFlavors {
     pub marker: Option<String>,
 }
 
-impl ListFlavors {
+impl Paged for ListFlavors {
+    type Item = Flavor;
+
     fn pager(&self) -> Pager {
         let vis = self.is_public.map(|v| match v {
             FlavorVisibility::Public => "true",
@@ -77,12 +78,6 @@ impl ListFlavors {
             .opt("marker", self.marker.as_ref());
         let call = Call::get(Service::Compute, "/flavors/detail", "/flavors/detail").query(q.into_vec()).versioned();
         Pager::new(call, "/flavors", Next::Links("flavors_links"))
-    }
-    pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<Flavor>> {
-        self.pager().items(s)
-    }
-    pub async fn list(&self, s: &Session) -> Result<Vec<Flavor>> {
-        self.pager().collect(s).await
     }
 }
 

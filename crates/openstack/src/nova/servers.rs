@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::catalog::Service;
 use crate::error::Result;
-use crate::paging::{Next, Pager, Query};
+use crate::paging::{Next, Paged, Pager, Query};
 use crate::session::{Call, Session};
 use crate::time;
 
@@ -145,7 +145,9 @@ pub struct ListServers {
     pub host: Option<String>,
 }
 
-impl ListServers {
+impl Paged for ListServers {
+    type Item = Server;
+
     fn pager(&self) -> Pager {
         let q = Query::new()
             .flag("all_tenants", self.all_tenants, "1")
@@ -162,16 +164,13 @@ impl ListServers {
         let call = Call::get(Service::Compute, "/servers/detail", "/servers/detail").query(q.into_vec()).versioned();
         Pager::new(call, "/servers", Next::Links("servers_links"))
     }
-    pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<Server>> {
-        self.pager().items(s)
-    }
+}
+
+impl ListServers {
     /// The items decoded as `T` instead of [`Server`]: a caller that reads a few fields
     /// decodes only those, skipping the rest as the page is read.
     pub fn stream_as<T: DeserializeOwned + Send + 'static>(&self, s: &Session) -> BoxStream<'static, Result<T>> {
         self.pager().items(s)
-    }
-    pub async fn list(&self, s: &Session) -> Result<Vec<Server>> {
-        self.pager().collect(s).await
     }
 }
 

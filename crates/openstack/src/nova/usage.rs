@@ -6,13 +6,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use futures::stream::BoxStream;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::catalog::Service;
 use crate::error::{Error, RequestInfo, Result};
-use crate::paging::{Next, Pager, Query};
+use crate::paging::{Next, Paged, Pager, Query};
 use crate::session::{Call, Session};
 use crate::time;
 
@@ -136,10 +135,13 @@ pub struct ListTenantUsages {
     pub limit: Option<u32>,
 }
 
-impl ListTenantUsages {
-    /// The tenant usages page by page, as Nova sends them: a project whose
-    /// servers span pages comes once per page (see [`ListTenantUsages::list`]).
-    pub fn stream(&self, s: &Session) -> BoxStream<'static, Result<TenantUsage>> {
+impl Paged for ListTenantUsages {
+    type Item = TenantUsage;
+
+    /// Pages as Nova sends them: a project whose servers span pages comes once per page in
+    /// [`Paged::stream`] (its `list` merges them). Decoded straight from each page's
+    /// bytes (no `Value` tree of the page).
+    fn pager(&self) -> Pager {
         let q = Query::new()
             .flag("detailed", self.detailed, "1")
             .set("start", time::format_naive(&self.start))
@@ -148,24 +150,25 @@ impl ListTenantUsages {
         let call = Call::get(Service::Compute, "/os-simple-tenant-usage", "/os-simple-tenant-usage")
             .query(q.into_vec())
             .versioned();
-        // Decoded straight from each page's bytes (no `Value` tree of the page).
-        Pager::new(call, "/tenant_usages", Next::Links("tenant_usages_links")).items(s)
+        Pager::new(call, "/tenant_usages", Next::Links("tenant_usages_links"))
     }
 
     /// Every project's usage, the pieces of a project split across pages merged.
-    pub async fn list(&self, s: &Session) -> Result<Vec<TenantUsage>> {
+    fn list(&self, s: &Session) -> impl Future<Output = Result<Vec<TenantUsage>>> + Send {
         let mut items = self.stream(s);
-        let mut out: Vec<TenantUsage> = Vec::new();
-        let mut at: HashMap<String, usize> = HashMap::new();
-        while let Some(tu) = items.try_next().await? {
-            match at.get(&tu.tenant_id) {
-                Some(&i) => out[i].absorb(tu),
-                None => {
-                    at.insert(tu.tenant_id.clone(), out.len());
-                    out.push(tu);
+        async move {
+            let mut out: Vec<TenantUsage> = Vec::new();
+            let mut at: HashMap<String, usize> = HashMap::new();
+            while let Some(tu) = items.try_next().await? {
+                match at.get(&tu.tenant_id) {
+                    Some(&i) => out[i].absorb(tu),
+                    None => {
+                        at.insert(tu.tenant_id.clone(), out.len());
+                        out.push(tu);
+                    }
                 }
             }
+            Ok(out)
         }
-        Ok(out)
     }
 }

@@ -431,6 +431,20 @@ document.body.setAttribute('data-rendered','yes');
 /// The whole page.
 pub fn render(d: &ReportData) -> String {
     let mut o = String::with_capacity(64 * 1024);
+    header(&mut o, d);
+    let total = d.total();
+    cards(&mut o, &total);
+    charts(&mut o, d);
+    usage_table(&mut o, d, &total);
+    sent(&mut o, d);
+    pending(&mut o, d);
+    runs(&mut o, d);
+    let _ = writeln!(o, "</tbody></table><script>{SCRIPT}</script></body></html>");
+    o
+}
+
+/// The page's head (style, title) and what it covers.
+fn header(o: &mut String, d: &ReportData) {
     let period = match (d.from, d.to) {
         (None, None) => "all months".to_string(),
         (f, t) => format!(
@@ -446,11 +460,13 @@ pub fn render(d: &ReportData) -> String {
         p = esc(&period),
         g = esc(&fmt_time(Some(d.generated_at))),
     );
-    let total = d.total();
-    // Summary cards.
+}
+
+/// The summary cards: each metric's total.
+fn cards(o: &mut String, total: &Usage) {
     o.push_str(r#"<div class="cards">"#);
     for (id, title, unit, value) in METRICS {
-        let v = value(&total);
+        let v = value(total);
         let _ = write!(
             o,
             r#"<div class="card"><span>{t}</span><b id="total-{id}" data-value="{v}">{vf}</b><span class="unit">{u}</span></div>"#,
@@ -464,8 +480,10 @@ pub fn render(d: &ReportData) -> String {
         r#"<div class="card"><span>VM-months</span><b id="total-vms" data-value="{v}">{v}</b><span class="unit">records</span></div></div>"#,
         v = total.vms
     );
+}
 
-    // Charts.
+/// The legend and one chart per metric.
+fn charts(o: &mut String, d: &ReportData) {
     o.push_str("<h2>Usage per VO and month</h2>");
     if d.usage.is_empty() {
         o.push_str("<p>No usage records in this period.</p>");
@@ -477,11 +495,13 @@ pub fn render(d: &ReportData) -> String {
     }
     o.push_str(r#"</p><div class="charts">"#);
     for (id, title, unit, value) in METRICS {
-        chart(&mut o, d, id, title, unit, value);
+        chart(o, d, id, title, unit, value);
     }
     o.push_str("</div>");
+}
 
-    // Table.
+/// The usage table per VO and month, with its total row and how it counts.
+fn usage_table(o: &mut String, d: &ReportData, total: &Usage) {
     o.push_str(r#"<table id="usage"><thead><tr><th>VO</th><th>Month</th><th>VM-months</th>"#);
     for (_, title, unit, _) in METRICS {
         let _ = write!(o, "<th>{} ({})</th>", esc(title), esc(unit));
@@ -496,12 +516,14 @@ pub fn render(d: &ReportData) -> String {
     }
     let _ = write!(o, r#"<tr class="total"><td colspan="2">Total</td><td class="n">{}</td>"#, total.vms);
     for (id, _, unit, value) in METRICS {
-        let _ = write!(o, r#"<td class="n" id="table-total-{id}">{}</td>"#, esc(&fmt_num(value(&total), unit)));
+        let _ = write!(o, r#"<td class="n" id="table-total-{id}">{}</td>"#, esc(&fmt_num(value(total), unit)));
     }
     o.push_str("</tr></tbody></table>");
     o.push_str(r#"<p class="meta">VM and CPU hours count each VM's increase over its previous month's record, as APEL summarises them; a VM's first month in the ledger counts only its time within that month (its record carries its whole life since it started, which APEL would count in that month). GPU hours are each accelerator record's own duration in its month. Storage and IPs are the latest record of each volume / project measured in the month.</p>"#);
+}
 
-    // Delivery.
+/// Message states and messages sent per month.
+fn sent(o: &mut String, d: &ReportData) {
     o.push_str("<h2>Sent</h2>");
     o.push_str(r#"<p class="meta">A message is sent once AMS has returned its id (only then is it removed from the spool); APEL's loader does not report back to sites.</p>"#);
     o.push_str(r#"<table id="messages"><thead><tr><th>Kind</th><th>State</th><th>Messages</th><th>Records</th></tr></thead><tbody>"#);
@@ -539,8 +561,10 @@ pub fn render(d: &ReportData) -> String {
         );
     }
     o.push_str("</tbody></table>");
+}
 
-    // Pending.
+/// Spooled and quarantined messages.
+fn pending(o: &mut String, d: &ReportData) {
     o.push_str("<h2>Pending</h2>");
     let _ = write!(
         o,
@@ -584,8 +608,10 @@ pub fn render(d: &ReportData) -> String {
         }
         o.push_str("</tbody></table>");
     }
+}
 
-    // Runs.
+/// The last runs with their warnings (the table is closed by the caller, before the script).
+fn runs(o: &mut String, d: &ReportData) {
     o.push_str(r#"<h2>Last runs</h2><table id="runs"><thead><tr><th>Run</th><th>Command</th><th>Started</th><th>Finished</th><th>Outcome</th><th>Window</th><th>Detail and warnings</th></tr></thead><tbody>"#);
     for (r, warnings) in &d.runs {
         let outcome = r.outcome.map_or("unfinished", |o| o.as_str());
@@ -628,8 +654,6 @@ pub fn render(d: &ReportData) -> String {
     if d.runs.is_empty() {
         o.push_str(r#"<tr><td colspan="7">No runs recorded.</td></tr>"#);
     }
-    let _ = writeln!(o, "</tbody></table><script>{SCRIPT}</script></body></html>");
-    o
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> openstack::Result<()> {
-//! use openstack::{CloudConfig, Session, Scope, nova};
+//! use openstack::{CloudConfig, Paged, Session, Scope, nova};
 //! let cfg = CloudConfig::load(Some("mycloud"))?;
 //! let admin = Session::connect(&cfg).await?;
 //! let project = admin.rescope(Scope::project_id("0b9f...")).await?;

@@ -25,7 +25,7 @@ pub struct CloudRecord {
     pub local_user_id: Option<ApelText>,
     /// `LocalGroupId`: the project id.
     pub local_group_id: Option<ApelText>,
-    /// `GlobalUserName`: the user's federated identity, when known.
+    /// `GlobalUserName`: the Keystone user's name, when it can be read.
     pub global_user_name: Option<ApelText>,
     /// `FQAN`: the VO (`/vo/Role=NULL/Capability=NULL`).
     pub fqan: Option<Fqan>,
@@ -192,11 +192,11 @@ pub struct StorageRecord {
     pub record_id: ApelText,
     /// `sr:createTime`: when the record was measured.
     pub create_time: DateTime<Utc>,
-    /// `sr:StorageSystem`: the Cinder endpoint host.
+    /// `sr:StorageSystem`: the service name (cASO's `service_name`, as `CloudComputeService`).
     pub storage_system: ApelText,
     /// `sr:Site`: the GOCDB site.
     pub site: Option<ApelText>,
-    /// `sr:StorageShare`: the VO.
+    /// `sr:StorageShare`.
     pub storage_share: Option<ApelText>,
     /// `sr:StorageMedia`.
     pub storage_media: Option<ApelText>,
@@ -206,13 +206,13 @@ pub struct StorageRecord {
     pub local_user: Option<ApelText>,
     /// `sr:LocalGroup`: the project id.
     pub local_group: Option<ApelText>,
-    /// `sr:UserIdentity`: the user's federated identity.
+    /// `sr:UserIdentity`: the Keystone user's name, when it can be read.
     pub user_identity: Option<ApelText>,
     /// `sr:Group`: the VO.
     pub group: Option<ApelText>,
-    /// `sr:StartTime`: volume creation, or the window start.
+    /// `sr:StartTime`: the volume's creation, or the window start if later.
     pub start_time: DateTime<Utc>,
-    /// `sr:EndTime`: the window end or the deletion.
+    /// `sr:EndTime`: the window end (for a deleted volume's closing record, its deletion).
     pub end_time: DateTime<Utc>,
     /// Bytes.
     pub resource_capacity_used: u64,

@@ -3,7 +3,7 @@
 //! broken variant is named by file, key and reason, and the exit code is 1 on
 //! any error, 0 with warnings only.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 //! cASO against the reference emulator (testdata/caso-5.2.2/), and its records
 //! for tiny's edge-case projects must carry the hand-checked values.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

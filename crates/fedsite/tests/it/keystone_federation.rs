@@ -4,7 +4,7 @@
 //! passes and then finds a planted entitlement typo; and `fedsite check`'s
 //! permission checks tell a project-only reader from a system reader.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

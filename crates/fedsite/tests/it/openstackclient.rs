@@ -2,7 +2,7 @@
 //! in-process sim's `tiny` scenario: each command must succeed and print the
 //! scenario's values (`-f json`), not just exit 0.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! `fedsite sim` (tiny): the second run on the same ledger lists no instance actions and
 //! finds every record unchanged; `--no-action-cache` lists them all again.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use tokio::process::Command;

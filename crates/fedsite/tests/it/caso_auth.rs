@@ -5,7 +5,7 @@
 //! project, and `fedsite config import --caso` of the same file gives a
 //! fedsite.toml resolving to the same credentials that runs the same way.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -4,7 +4,7 @@
 //! property, a stale spool, a certificate about to expire, a VM that never
 //! becomes ACTIVE — fails its check with the right message and fix.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

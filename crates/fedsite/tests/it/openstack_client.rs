@@ -2,7 +2,7 @@
 //! scopes, catalog, microversion negotiation, pagination and typed answers,
 //! checked against the `tiny` and `small` scenarios' known contents.
 
-mod common;
+use crate::common;
 
 use chrono::{TimeZone, Utc};
 use openstack::{CloudConfig, Scope, Service, Session, cinder, glance, keystone, neutron, nova};

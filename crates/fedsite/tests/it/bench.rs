@@ -3,7 +3,7 @@
 //! speeds are not checked here (docs/performance.md). `fedsite bench` runs the `fedsite-bench`
 //! beside the binary: `cargo build -p bench` first (scripts/test does).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

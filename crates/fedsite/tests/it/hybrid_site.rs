@@ -16,8 +16,8 @@
 //! These tests only read the seeded site; the VO robot they add to Keystone
 //! (a member of the VO projects) is their own.
 
-mod caso_diff;
-mod common;
+use crate::caso_diff;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! original's `--help` lists, for each auth plugin fedsite resolves, is
 //! accepted by the symlink with a value of the same form.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! in-process and reports its inventory (the figures must equal the
 //! scenario's own); `sim` prints a clouds.yaml that clients can use as it is.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod caso_diff;
-mod common;
+use crate::caso_diff;
+use crate::common;
 
 /// One command of a doc block.
 #[derive(Debug, Clone)]

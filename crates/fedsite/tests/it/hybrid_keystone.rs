@@ -2,7 +2,7 @@
 //! Neutron. The simulated services validate tokens with the real Keystone
 //! (`GET /v3/auth/tokens`) and enforce scope and roles from its answer.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

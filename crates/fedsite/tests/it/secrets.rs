@@ -5,7 +5,7 @@
 //! application-credential secret, Keystone token and AMS token involved; and `fedsite` refusing
 //! a clouds.yaml, caso.conf or sender.cfg with secrets that its group or others can read.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

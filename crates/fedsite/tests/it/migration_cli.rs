@@ -3,7 +3,7 @@
 //! reads `host:port` as `send` does, output into a closed pipe ends quietly, text logs to a
 //! file carry no colours, and the man pages and `--help` say what an admin needs.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -13,7 +13,7 @@ use ledger::{Ledger, SnapshotFilter};
 use serde_json::Value;
 use sim::ams::{DEFAULT_PROJECT, DEFAULT_TOPIC};
 
-mod common;
+use crate::common;
 
 const STORAGE_TOPIC: &str = "eu-egi-storage-accounting";
 const OPTED_IN: [&str; 2] = ["CENI", "CREODIAS"];

@@ -5,8 +5,8 @@
 //! removed, qcow2 → raw conversion, and per-image errors (tampered blob,
 //! unreachable registry, Glance refusing the data) that leave nothing behind.
 
-mod common;
-#[path = "../../imagesync/tests/pki/mod.rs"]
+use crate::common;
+#[path = "../../../imagesync/tests/pki/mod.rs"]
 mod pki;
 
 use std::collections::{BTreeMap, BTreeSet};

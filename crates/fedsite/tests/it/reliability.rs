@@ -14,7 +14,7 @@
 //!   non-zero for what did not, reruns finish the work, and the ledger and the receiver end as
 //!   in a clean run.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 //! ledger (one schema per site) holds the records a clean run's does, every spool is sent and
 //! every record reached AMS on its own topic. The server is FEDSITE_TEST_PG.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

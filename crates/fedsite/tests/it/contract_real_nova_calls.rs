@@ -7,10 +7,10 @@
 //! specs, flavor access), quota sets and limits as cloudinfo and the
 //! `openstack` crate ask for them, and `volumes/detail` at 3.0 and 3.60.
 //! Raw HTTP (reqwest), the same request on both sides; same keys and JSON
-//! types (tests/common/shape.rs), same values where the seed makes them equal,
+//! types (tests/it/common/shape.rs), same values where the seed makes them equal,
 //! apart from the [`KNOWN`] differences. A missing peer fails the test.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -4,7 +4,7 @@
 //! The site has a share whose credentials fail (endpoint `warning`, the
 //! other shares still published).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! the in-process sim; the JSON shapes (keys and JSON types, recursively) must
 //! match, apart from the documented `KNOWN_*` differences below.
 
-mod common;
+use crate::common;
 
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 //! (or fatal with --exit-on-share-errors); the documented fixes change only
 //! what they say.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

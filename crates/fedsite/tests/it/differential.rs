@@ -6,8 +6,8 @@
 //! reads byte for byte, a second run spools nothing, `republish` re-spools
 //! the ledger's latest snapshots.
 
-mod caso_diff;
-mod common;
+use crate::caso_diff;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

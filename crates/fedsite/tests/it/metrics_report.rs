@@ -3,7 +3,7 @@
 //! log), `fedsite serve --metrics` running a cycle, and `fedsite report` loaded in headless
 //! Chromium (charts drawn, totals equal to the ledger's, hostile text inert).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};

@@ -10,7 +10,7 @@
 //! (`--from/--to`): without `--to` a rerun renders a later window end, so
 //! the crashed run's elements cannot be adopted (they stay, unknown to the ledger).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

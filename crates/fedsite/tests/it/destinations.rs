@@ -4,7 +4,7 @@
 //! topic holds only StAR storage messages, the cloud topic none, and every record of the
 //! ledger arrives exactly once; one destination failing does not stop the other.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -7,7 +7,7 @@
 //! and exits 2; no credentials or an unreachable Keystone exit 3 (UNKNOWN).
 //! The token never appears in the output.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -3,9 +3,9 @@
 //! seeds with `scripts/peers_seed_nova.py`: every field accounting reads is
 //! present and decoded, with the seed's values (Nova's and Cinder's times are
 //! fixed). Like the other real-peer tests, a missing peer fails the test (see
-//! tests/common).
+//! tests/it/common).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

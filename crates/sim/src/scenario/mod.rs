@@ -6,7 +6,7 @@
 //! from a ChaCha8 stream seeded by `seed` (same spec → same `Site`), and no
 //! event falls in the quiet day `(reference_time, reference_time + 1 day]`.
 //!
-//! Layout: [`spec`] is the TOML schema and its checks, `builder` turns the
+//! Layout: `spec` is the TOML schema and its checks, `builder` turns the
 //! explicit entities into a `Site`, `generator` adds the `[generate]` bulk.
 
 mod builder;

@@ -65,7 +65,7 @@ quiet() {
 # whose stamp matches already has everything; anything else is rebuilt from scratch.
 venv_stamp() { { cat "$1" "$2"; "$PYTHON" --version 2>&1; } | sha256sum | cut -d' ' -f1; }
 
-# Headless Chromium for the report test (crates/fedsite/tests/metrics_report.rs): Debian's
+# Headless Chromium for the report test (crates/fedsite/tests/it/metrics_report.rs): Debian's
 # chromium, installed when missing and we are root. The test fails without it.
 ensure_chromium() {
   command -v chromium > /dev/null && return 0

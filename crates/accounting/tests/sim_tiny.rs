@@ -1,7 +1,7 @@
 //! The extractor against the in-process sim's `tiny` scenario, window
 //! 2023-05-21 → 2023-05-25: the records must equal what real cASO 5.2.2
 //! produced (crates/sim/scenarios/tiny.toml, testdata/caso-5.2.2,
-//! crates/fedsite/tests/caso_against_sim.rs) field by field, except the
+//! crates/fedsite/tests/it/caso_against_sim.rs) field by field, except the
 //! deviations of COMPAT-NOTES.md, which are asserted as such.
 
 use std::collections::BTreeMap;

@@ -8,25 +8,60 @@ use crate::RecordKind;
 pub enum Error {
     /// A field value breaks a rule (type, range, charset, length...).
     #[error("{field}: {reason} (value {value:?})")]
-    InvalidValue { field: String, value: String, reason: String },
+    InvalidValue {
+        /// The field (APEL key).
+        field: String,
+        /// The value as given.
+        value: String,
+        /// The rule it breaks.
+        reason: String,
+    },
     /// A mandatory field is absent or null.
     #[error("missing mandatory field {field}")]
-    MissingField { field: String },
+    MissingField {
+        /// The field (APEL key).
+        field: String,
+    },
     /// A key the loader does not know (`Unknown field: X` in APEL).
     #[error("unknown field: {key}")]
-    UnknownField { key: String },
+    UnknownField {
+        /// The key as written.
+        key: String,
+    },
     /// A line that is not `Key: value`.
     #[error("line {line}: no ':' separator in {text:?}")]
-    MalformedLine { line: usize, text: String },
+    MalformedLine {
+        /// 1-based line number.
+        line: usize,
+        /// The line.
+        text: String,
+    },
     /// Wraps an error with the 1-based line of the message it occurred on.
     #[error("line {line}: {error}")]
-    AtLine { line: usize, error: Box<Error> },
+    AtLine {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong there.
+        error: Box<Error>,
+    },
     /// Wraps an error with the 0-based index of the record in the message.
     #[error("record {index}: {error}")]
-    InRecord { index: usize, error: Box<Error> },
+    InRecord {
+        /// 0-based record index.
+        index: usize,
+        /// What is wrong with it.
+        error: Box<Error>,
+    },
     /// The message has a byte outside ASCII (SSM and the loader decode ASCII).
     #[error("non-ASCII byte 0x{byte:02x} at offset {offset} (line {line})")]
-    NotAscii { offset: usize, line: usize, byte: u8 },
+    NotAscii {
+        /// Byte offset in the message.
+        offset: usize,
+        /// 1-based line number.
+        line: usize,
+        /// The byte.
+        byte: u8,
+    },
     /// The header / JSON `Type` / XML namespace is not a record type we know.
     #[error("message type not recognised: {0:?}")]
     UnknownMessageType(String),
@@ -41,10 +76,24 @@ pub enum Error {
     Xml(String),
     /// A record of another kind was given to a message of this kind.
     #[error("a {expected} message cannot hold a {found} record (record {index})")]
-    WrongKind { expected: RecordKind, found: RecordKind, index: usize },
+    WrongKind {
+        /// The message's kind.
+        expected: RecordKind,
+        /// The record's kind.
+        found: RecordKind,
+        /// 0-based record index.
+        index: usize,
+    },
     /// One record alone exceeds the message size limit.
     #[error("record {index} alone is {size} bytes once signed and encoded, over the {limit} byte limit")]
-    RecordTooLarge { index: usize, size: usize, limit: usize },
+    RecordTooLarge {
+        /// 0-based record index.
+        index: usize,
+        /// Its size signed and encoded, bytes.
+        size: usize,
+        /// The message size limit, bytes.
+        limit: usize,
+    },
 }
 
 impl Error {

@@ -11,6 +11,8 @@
 //! Styles: [`Style::CasoCompat`] reproduces cASO 5.2.2 byte for byte;
 //! [`Style::Fedsite`] (the default) differs only where listed on [`Style`].
 
+#![warn(missing_docs)]
+
 mod cloud;
 mod error;
 mod fields;

@@ -11,34 +11,57 @@ use std::fmt;
 /// (APEL `apel/db/records/cloud.py`); `None` fields are not sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudRecord {
+    /// `VMUUID`: the server id (mandatory).
     pub vm_uuid: VmUuid,
+    /// `SiteName`: the GOCDB site (mandatory).
     pub site_name: SiteName,
+    /// `CloudComputeService`: the service name in GOCDB.
     pub cloud_compute_service: Option<ApelText>,
+    /// `CloudType`: the middleware (`caso/…`).
     pub cloud_type: Option<ApelText>,
+    /// `MachineName`: the server name.
     pub machine_name: Option<ApelText>,
+    /// `LocalUserId`: the Keystone user id.
     pub local_user_id: Option<ApelText>,
+    /// `LocalGroupId`: the project id.
     pub local_group_id: Option<ApelText>,
+    /// `GlobalUserName`: the Keystone user's name, when it can be read.
     pub global_user_name: Option<ApelText>,
+    /// `FQAN`: the VO (`/vo/Role=NULL/Capability=NULL`).
     pub fqan: Option<Fqan>,
+    /// `Status`: the VM state in APEL's words.
     pub status: Option<VmStatus>,
+    /// `StartTime`: launch time.
     pub start_time: Option<DateTime<Utc>>,
     /// In `Style::CasoCompat` a `None` renders as `EndTime: 0`; in the fedsite style it is left out.
     pub end_time: Option<DateTime<Utc>>,
+    /// `SuspendDuration`: seconds paused or suspended in the window.
     pub suspend_duration: Option<u64>,
+    /// `WallDuration`: seconds run in the window.
     pub wall_duration: Option<u64>,
+    /// `CpuDuration`: wall seconds × vCPUs.
     pub cpu_duration: Option<u64>,
+    /// `CpuCount`: vCPUs.
     pub cpu_count: Option<u32>,
+    /// `NetworkType`.
     pub network_type: Option<ApelText>,
+    /// `NetworkInbound`, GB.
     pub network_inbound: Option<u64>,
+    /// `NetworkOutbound`, GB.
     pub network_outbound: Option<u64>,
+    /// `PublicIPCount`.
     pub public_ip_count: Option<u32>,
     /// MiB.
     pub memory: Option<u64>,
     /// GB.
     pub disk: Option<u64>,
+    /// `StorageRecordId`.
     pub storage_record_id: Option<ApelText>,
+    /// `ImageId`: the marketplace id, else the Glance image id.
     pub image_id: Option<ApelText>,
+    /// `BenchmarkType` (e.g. `HEPSPEC06`); sent only with `benchmark`.
     pub benchmark_type: Option<ApelText>,
+    /// `Benchmark`: the per-core value of `benchmark_type`.
     pub benchmark: Option<f64>,
     /// `RecordCreateTime`: accepted by the loader; cASO never sends it. When
     /// set (and Status is not `completed`) it is the APEL measurement time.
@@ -99,19 +122,27 @@ impl CloudRecord {
 /// An `APEL Public IP message` v0.2 record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IpRecord {
+    /// `MeasurementTime`: when the addresses were counted.
     pub measurement_time: DateTime<Utc>,
+    /// `SiteName`: the GOCDB site.
     pub site_name: SiteName,
+    /// `CloudComputeService`.
     pub cloud_compute_service: Option<ApelText>,
+    /// `CloudType`: the middleware.
     pub cloud_type: ApelText,
     /// cASO's lowercase `uuid` key (a random uuid4 per run in cASO).
     pub uuid: Option<String>,
+    /// `LocalUser`: the Keystone user id.
     pub local_user: Option<ApelText>,
+    /// `GlobalUserName`.
     pub global_user_name: Option<ApelText>,
     /// The project id.
     pub local_group: ApelText,
+    /// `FQAN`: the VO.
     pub fqan: Fqan,
     /// 4 or 6.
     pub ip_version: u8,
+    /// `IPCount`: addresses of this version held.
     pub ip_count: u32,
 }
 
@@ -120,24 +151,37 @@ pub struct IpRecord {
 pub struct AcceleratorRecord {
     /// 1..=12.
     pub measurement_month: u32,
+    /// The year of `measurement_month`.
     pub measurement_year: i32,
     /// `"cloud"`.
     pub associated_record_type: ApelText,
     /// The VM uuid.
     pub associated_record: ApelText,
+    /// `GlobalUserName`.
     pub global_user_name: Option<ApelText>,
+    /// `FQAN`: the VO.
     pub fqan: Fqan,
+    /// `SiteName`: the GOCDB site.
     pub site_name: SiteName,
+    /// `Count`: accelerators attached.
     pub count: u32,
+    /// `Cores`: cores per accelerator, when known.
     pub cores: Option<u32>,
+    /// `ActiveDuration`: seconds in use, when known.
     pub active_duration: Option<u64>,
+    /// `AvailableDuration`: seconds attached in the month.
     pub available_duration: u64,
+    /// `BenchmarkType`.
     pub benchmark_type: Option<ApelText>,
+    /// `Benchmark`.
     pub benchmark: Option<f64>,
     /// JSON `Type` (e.g. `GPU`).
     pub accelerator_type: ApelText,
+    /// `Model` (e.g. `A100`).
     pub model: ApelText,
+    /// `CloudComputeService`.
     pub cloud_compute_service: Option<ApelText>,
+    /// `CloudType`: the middleware.
     pub cloud_type: Option<ApelText>,
 }
 
@@ -148,16 +192,27 @@ pub struct StorageRecord {
     pub record_id: ApelText,
     /// `sr:createTime`: when the record was measured.
     pub create_time: DateTime<Utc>,
+    /// `sr:StorageSystem`: the service name (cASO's `service_name`, as `CloudComputeService`).
     pub storage_system: ApelText,
+    /// `sr:Site`: the GOCDB site.
     pub site: Option<ApelText>,
+    /// `sr:StorageShare`.
     pub storage_share: Option<ApelText>,
+    /// `sr:StorageMedia`.
     pub storage_media: Option<ApelText>,
+    /// `sr:StorageClass`.
     pub storage_class: Option<ApelText>,
+    /// `sr:LocalUser`: the Keystone user id.
     pub local_user: Option<ApelText>,
+    /// `sr:LocalGroup`: the project id.
     pub local_group: Option<ApelText>,
+    /// `sr:UserIdentity`: the Keystone user's name, when it can be read.
     pub user_identity: Option<ApelText>,
+    /// `sr:Group`: the VO.
     pub group: Option<ApelText>,
+    /// `sr:StartTime`: the volume's creation, or the window start if later.
     pub start_time: DateTime<Utc>,
+    /// `sr:EndTime`: the window end (for a deleted volume's closing record, its deletion).
     pub end_time: DateTime<Utc>,
     /// Bytes.
     pub resource_capacity_used: u64,
@@ -175,12 +230,19 @@ pub struct EnergyRecord {
     pub start_exec_time: DateTime<Utc>,
     /// `EndExecTime`, sent as `%Y-%m-%dT%H:%M:%SZ`.
     pub end_exec_time: DateTime<Utc>,
+    /// `EnergyWh`: energy used in the window, watt-hours.
     pub energy_wh: f64,
+    /// `Work`: `cpu_duration_s / energy_wh`.
     pub work: f64,
+    /// `Efficiency`: core time used / core time allocated, 0..=1.
     pub efficiency: f64,
+    /// `WallClockTime_s`: seconds.
     pub wall_clock_time_s: u64,
+    /// `CpuDuration_s`: (wall − suspended) × vCPUs, seconds.
     pub cpu_duration_s: u64,
+    /// `SuspendDuration_s`: seconds.
     pub suspend_duration_s: u64,
+    /// `CpuNormalizationFactor`: the benchmark value, 1 when none.
     pub cpu_normalization_factor: f64,
     /// Sent as 1 / 0.
     pub exec_unit_finished: bool,
@@ -188,8 +250,11 @@ pub struct EnergyRecord {
     pub status: ApelText,
     /// The VO.
     pub owner: ApelText,
+    /// `SiteName`: the GOCDB site.
     pub site_name: SiteName,
+    /// `CloudType`: the middleware.
     pub cloud_type: ApelText,
+    /// `CloudComputeService`.
     pub cloud_compute_service: Option<ApelText>,
 }
 
@@ -197,10 +262,15 @@ pub struct EnergyRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "record", rename_all = "lowercase")]
 pub enum Record {
+    /// A cloud (VM) record.
     Cloud(CloudRecord),
+    /// A public IP record.
     Ip(IpRecord),
+    /// An accelerator record.
     Accelerator(AcceleratorRecord),
+    /// A StAR storage record.
     Storage(StorageRecord),
+    /// An energy record.
     Energy(EnergyRecord),
 }
 
@@ -208,17 +278,24 @@ pub enum Record {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordKind {
+    /// `APEL-cloud-message`.
     Cloud,
+    /// `APEL Public IP message`.
     Ip,
+    /// `APEL-accelerator-message`.
     Accelerator,
+    /// StAR storage XML.
     Storage,
+    /// cASO energy JSON.
     Energy,
 }
 
 impl RecordKind {
+    /// Every kind, in message order.
     pub const ALL: [RecordKind; 5] =
         [RecordKind::Cloud, RecordKind::Ip, RecordKind::Accelerator, RecordKind::Storage, RecordKind::Energy];
 
+    /// `cloud`, `ip`, `accelerator`, `storage` or `energy`.
     pub fn as_str(&self) -> &'static str {
         match self {
             RecordKind::Cloud => "cloud",
@@ -253,6 +330,7 @@ fn year_month(t: Option<DateTime<Utc>>) -> String {
 }
 
 impl Record {
+    /// Which kind of record this is.
     pub fn kind(&self) -> RecordKind {
         match self {
             Record::Cloud(_) => RecordKind::Cloud,

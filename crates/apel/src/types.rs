@@ -53,7 +53,9 @@ macro_rules! string_newtype {
                 let check: fn(&str) -> Result<String, Error> = $check;
                 Ok($name(check(&s)?))
             }
+            /// The validated text.
             pub fn as_str(&self) -> &str { &self.0 }
+            /// The validated text, owned.
             pub fn into_string(self) -> String { self.0 }
         }
         impl TryFrom<String> for $name {
@@ -158,15 +160,18 @@ impl TryFrom<WindowRaw> for Window {
 }
 
 impl Window {
+    /// The window `[from, to)`; `from` must be before `to`.
     pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Window, Error> {
         if from >= to {
             return Err(Error::invalid("window", format!("{from} .. {to}"), "from must be before to"));
         }
         Ok(Window { from, to })
     }
+    /// The start (included).
     pub fn from(&self) -> DateTime<Utc> {
         self.from
     }
+    /// The end (excluded).
     pub fn to(&self) -> DateTime<Utc> {
         self.to
     }
@@ -176,16 +181,24 @@ impl Window {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VmStatus {
+    /// Running or about to (Nova ACTIVE, BUILD, REBOOT, RESIZE, ...).
     Started,
+    /// Over (Nova DELETED, and SHUTOFF as cASO maps it): the record is final.
     Completed,
+    /// Nova ERROR.
     Error,
+    /// Nova PAUSED.
     Paused,
+    /// Nova SUSPENDED.
     Suspended,
+    /// `stopped` (a status some clouds report; Nova says SHUTOFF).
     Stopped,
+    /// Any other status (SHELVED, SOFT_DELETED, ...).
     Unknown,
 }
 
 impl VmStatus {
+    /// The seven values, in APEL's order.
     pub const ALL: [VmStatus; 7] = [
         VmStatus::Started,
         VmStatus::Completed,
@@ -196,6 +209,7 @@ impl VmStatus {
         VmStatus::Unknown,
     ];
 
+    /// The lowercase word sent as `Status`.
     pub fn as_str(&self) -> &'static str {
         match self {
             VmStatus::Started => "started",

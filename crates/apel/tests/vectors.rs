@@ -1,5 +1,6 @@
 //! Byte-exact conformance with messages written by real cASO 5.2.2
-//! (tests/data, from shared/vectors/caso-5.2.2) and parsing them back.
+//! (tests/data: the dirq elements of the run `testdata/caso-5.2.2/README.md`
+//! describes) and parsing them back.
 
 use apel::*;
 use chrono::{DateTime, TimeZone, Utc};

@@ -45,6 +45,7 @@ pub struct SendSettings {
     pub project: String,
     /// The host certificate and key: S/MIME signing, and AMS's X.509 token exchange.
     pub cert: PathBuf,
+    /// The host key (private: mode 0600).
     pub key: PathBuf,
     /// A static AMS token instead of the X.509 exchange.
     pub token: Option<String>,
@@ -85,26 +86,42 @@ pub fn open_ledger(settings: &AccountingSettings, site_id: &str) -> Result<Ledge
 /// What one VO share's extraction did.
 #[derive(Debug)]
 pub struct ShareRun {
+    /// The VO of the share.
     pub vo: String,
+    /// What the extraction did.
     pub report: pipeline::RunReport,
 }
 
+/// Why a site's accounting or send task failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountingError {
+    /// The site's ledger.
     #[error("{0}")]
     Ledger(#[from] ledger::Error),
+    /// Another run holds the site's run lock.
     #[error("{0}")]
     Lock(#[from] ledger::LockError),
+    /// Planning the windows from the checkpoints.
     #[error("{0}")]
     Windows(#[from] accounting::windows::WindowError),
+    /// The extraction of a share.
     #[error("{0}")]
     Run(#[from] pipeline::RunError),
+    /// The site's APEL name is not valid: (name, reason).
     #[error("accounting.site_name {0:?}: {1}")]
     SiteName(String, String),
+    /// No usable AMS for the site.
     #[error("AMS {host}: {reason}")]
-    Ams { host: String, reason: String },
+    Ams {
+        /// The AMS host.
+        host: String,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// Sending a spool.
     #[error("{0}")]
     Send(#[from] messaging::sender::SendError),
+    /// The host certificate or key cannot sign.
     #[error("{0}")]
     Smime(String),
 }
@@ -147,8 +164,11 @@ pub async fn extract(
 /// What one spool's sending did.
 #[derive(Debug)]
 pub struct SpoolSend {
+    /// The run type whose spool this is.
     pub run: RunType,
+    /// The AMS topic it went to.
     pub topic: String,
+    /// What sending did.
     pub report: sender::SendReport,
 }
 

@@ -34,20 +34,50 @@ pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(20 * 60);
 /// What went wrong getting or using a credential. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
+    /// A request could not be made or answered.
     #[error("{what}: {source}")]
     Http {
+        /// The request ("fetching the token", ...).
         what: String,
+        /// The HTTP client's error.
         #[source]
         source: reqwest::Error,
     },
+    /// The server answered with an error status.
     #[error("{what}: HTTP {status}: {body}")]
-    Status { what: String, status: u16, body: String },
+    Status {
+        /// The request.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// The answer's body, for its message.
+        body: String,
+    },
+    /// The answer is not what the protocol says.
     #[error("{what}: unexpected answer: {detail}")]
-    Protocol { what: String, detail: String },
+    Protocol {
+        /// The request.
+        what: String,
+        /// What is wrong with the answer.
+        detail: String,
+    },
+    /// The access token failed its checks (signature, issuer, expiry).
     #[error("the access token from {issuer}: {detail}")]
-    Token { issuer: String, detail: String },
+    Token {
+        /// The token endpoint or issuer.
+        issuer: String,
+        /// The failed check.
+        detail: String,
+    },
+    /// A secret file could not be used.
     #[error("{}: {reason}", path.display())]
-    File { path: PathBuf, reason: String },
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why (unreadable, not private, empty).
+        reason: String,
+    },
+    /// The settings are incomplete or contradictory.
     #[error("configuration: {0}")]
     Config(String),
 }
@@ -60,10 +90,15 @@ pub struct CheckinConfig {
     pub discovery_endpoint: Option<String>,
     /// …its token endpoint directly (then `jwks_uri` is needed to check signatures).
     pub token_endpoint: Option<String>,
+    /// The provider's JWKS URL, when not taken from the discovery document.
     pub jwks_uri: Option<String>,
+    /// The OIDC client (the robot) id.
     pub client_id: String,
+    /// The OIDC client secret.
     pub client_secret: Secret,
+    /// The scopes asked for ([`DEFAULT_SCOPE`] unless set).
     pub scope: String,
+    /// A cached token this close to expiry is fetched again ([`DEFAULT_REFRESH_MARGIN`]).
     pub refresh_margin: Duration,
 }
 
@@ -98,9 +133,11 @@ impl CheckinConfig {
 /// A valid access token and what the central tools read from it.
 #[derive(Debug, Clone)]
 pub struct AccessToken {
+    /// The access token (a JWT).
     pub token: Secret,
     /// The JWT's `sub` (the Vault path's user).
     pub sub: String,
+    /// The JWT's `exp`.
     pub expires_at: DateTime<Utc>,
 }
 
@@ -134,6 +171,8 @@ pub struct CheckinToken {
 }
 
 impl CheckinToken {
+    /// A token source for `cfg` (nothing fetched yet); a config with neither a discovery nor
+    /// a token endpoint is an error.
     pub fn new(cfg: CheckinConfig) -> Result<CheckinToken, CredentialError> {
         if cfg.discovery_endpoint.is_none() && cfg.token_endpoint.is_none() {
             return Err(CredentialError::Config("a discovery endpoint or a token endpoint is needed".into()));
@@ -248,7 +287,9 @@ fn snippet(b: &[u8]) -> String {
 /// An application credential of one VO at one site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppCredential {
+    /// `application_credential_id`.
     pub id: String,
+    /// `application_credential_secret`.
     pub secret: Secret,
 }
 
@@ -371,6 +412,7 @@ pub struct SecretsDir {
 }
 
 impl SecretsDir {
+    /// The secrets under `dir` (`<dir>/<keystone host>/<vo>`).
     pub fn new(dir: impl Into<PathBuf>) -> SecretsDir {
         SecretsDir { dir: dir.into() }
     }
@@ -406,6 +448,7 @@ impl SecretsDir {
 pub enum VoLogin {
     /// The Check-in access token, through OS-FEDERATION with the site's protocol.
     Oidc(AccessToken),
+    /// The VO's application credential (scoped to its project).
     AppCredential(AppCredential),
 }
 

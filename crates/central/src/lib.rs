@@ -4,6 +4,8 @@
 //! folder ([`run`]), once or every interval from replicas sharing a PostgreSQL ledger
 //! ([`schedule`]), on top of the `sites` crate (the sites folder).
 
+#![warn(missing_docs)]
+
 pub mod accounting;
 pub mod credentials;
 pub mod plan;

@@ -20,58 +20,96 @@ pub const DEFAULT_RUN_LEDGER: &str = "/var/lib/fedsite/central";
 /// What the command line says (`run` and `serve` share these; clap has applied its defaults).
 #[derive(Debug, Clone, Default)]
 pub struct TaskFlags {
+    /// `--sites-dir`: the folder of site files.
     pub sites_dir: PathBuf,
+    /// `--vo-mappings`: the federation's vo-mappings.yaml.
     pub vo_mappings: Option<PathBuf>,
     /// `--task` values (info, images, accounting, send).
     pub tasks: Vec<String>,
+    /// `--max-sites`: sites worked on at once.
     pub max_sites: usize,
+    /// `--site-timeout`: seconds after which a site's task is given up.
     pub site_timeout_secs: u64,
+    /// Check-in's OIDC discovery document URL.
     pub checkin_discovery: String,
+    /// The central robot's Check-in client id.
     pub client_id: String,
+    /// The private file holding the robot's client secret.
     pub client_secret_file: PathBuf,
+    /// Vault URL for application-credential sites.
     pub vault: Option<String>,
+    /// Or a directory of those credentials (`<dir>/<keystone host>/<vo>`).
     pub secrets_dir: Option<PathBuf>,
+    /// GOCDB's public API, for the documents' OtherInfo.
     pub gocdb_url: String,
+    /// Where the info documents go (`<dir>/<site id>.json`).
     pub info_dir: PathBuf,
+    /// Also publish each document to this Swift container.
     pub info_swift_container: Option<String>,
+    /// The clouds.yaml cloud whose Swift holds every document (else each site's own).
     pub info_swift_cloud: Option<String>,
+    /// The images task's registry (None: the task is skipped).
     pub registry_url: Option<String>,
+    /// The registry's robot account.
     pub registry_user: Option<String>,
+    /// A private file holding the robot account's password.
     pub registry_password_file: Option<PathBuf>,
+    /// Where image downloads are cached (`<dir>/<site id>` per site).
     pub image_cache: PathBuf,
+    /// The Glance tag of the images the central sync manages.
     pub image_tag: String,
+    /// The prefix of every image name.
     pub image_name_prefix: String,
+    /// The accounting ledger: a directory (a SQLite file per site) or a postgresql:// URL.
     pub accounting_ledger: Option<String>,
+    /// The spools' root: `<dir>/<site id>/<run type>`.
     pub spool_dir: PathBuf,
+    /// The AMS host of sites whose file names none.
     pub ams_host: String,
+    /// The AMS project the records are published in.
     pub ams_project: String,
+    /// The host certificate the send task signs with (None with no key: send skipped).
     pub ams_cert: Option<PathBuf>,
+    /// The host certificate's key.
     pub ams_key: Option<PathBuf>,
+    /// A private file holding a static AMS token (instead of the X.509 exchange).
     pub ams_token_file: Option<PathBuf>,
+    /// CAs trusted for AMS's TLS (default: the system's roots).
     pub ams_ca: Option<PathBuf>,
+    /// The X.509 token exchange's base URL (default `https://<AMS host>:8443`).
     pub ams_authn_url: Option<String>,
 }
 
 /// A central setting that cannot be used; names the flag or file.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// A `--task` value that names no task.
     #[error("--task {0:?}: not a task (info, images, accounting, send)")]
     Task(String),
+    /// `serve`'s ledger is not a PostgreSQL URL.
     #[error("--ledger {0:?}: central serve needs a PostgreSQL ledger (postgresql://…)")]
     NotPostgres(String),
+    /// The sites folder cannot be read.
     #[error(transparent)]
     Folder(#[from] sites::LoadError),
+    /// A credential (client secret, Vault, secrets directory) cannot be used.
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    /// The info directory cannot be created.
     #[error("creating {}", dir.display())]
     InfoDir {
+        /// The directory.
         dir: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// `--info-swift-cloud` names no usable cloud.
     #[error("--info-swift-cloud {name}: reading clouds.yaml")]
     SwiftCloud {
+        /// The cloud's name.
         name: String,
+        /// Why.
         #[source]
         source: openstack::ConfigError,
     },

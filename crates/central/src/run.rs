@@ -26,13 +26,18 @@ use crate::credentials::{CheckinToken, CredentialError, IDENTITY_PROVIDER, Secre
 /// A task of a central run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Task {
+    /// Publish the site's GLUE2 info document.
     Info,
+    /// Sync the VO images into the site's Glance.
     Images,
+    /// Extract the site's accounting records into its spools.
     Accounting,
+    /// Send the site's spools to AMS.
     Send,
 }
 
 impl Task {
+    /// `info`, `images`, `accounting` or `send`.
     pub fn as_str(self) -> &'static str {
         match self {
             Task::Info => "info",
@@ -54,12 +59,16 @@ impl Task {
 /// How a (site, task) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
+    /// Done.
     Ok,
+    /// Not run (not configured for the site, or a setting is missing).
     Skipped,
+    /// Run and failed.
     Failed,
 }
 
 impl Outcome {
+    /// `ok`, `skipped` or `failed`.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
@@ -74,8 +83,11 @@ impl Outcome {
 pub struct TaskResult {
     /// The site file's id (its file name without `.yaml`).
     pub site: String,
+    /// The task.
     pub task: Task,
+    /// How it ended.
     pub outcome: Outcome,
+    /// How long it took.
     pub duration: Duration,
     /// What was done (ok), or what went wrong (failed, skipped).
     pub detail: String,
@@ -88,7 +100,9 @@ pub struct TaskResult {
 /// Where the application credentials of `auth: v3applicationcredential` sites come from.
 #[derive(Debug, Clone)]
 pub enum Secrets {
+    /// Vault KV v1, logged in with the Check-in token.
     Vault(Vault),
+    /// Private files in a directory.
     Dir(SecretsDir),
     /// None configured: such sites are skipped.
     None,
@@ -97,13 +111,17 @@ pub enum Secrets {
 /// Everything a central run shares between sites.
 #[derive(Debug)]
 pub struct Central {
+    /// The Check-in token every site's login uses.
     pub token: CheckinToken,
+    /// Where application credentials come from.
     pub secrets: Secrets,
     /// GOCDB's public API (`get_service`) for the documents' OtherInfo.
     pub gocdb_url: String,
     /// The info documents go here, one `<site id>.json` each.
     pub info_dir: PathBuf,
+    /// How many sites run at once.
     pub max_sites: usize,
+    /// How long one (site, task) may take before it is failed.
     pub site_timeout: Duration,
     /// `CreationTime` of every object (the run's start; `central serve` stamps each task's own).
     pub creation_time: chrono::DateTime<chrono::Utc>,
@@ -121,7 +139,9 @@ pub struct Central {
 /// ids are unique in a folder, GOCDB names need not be).
 #[derive(Debug, Clone)]
 pub struct InfoSwift {
+    /// The Swift container.
     pub container: String,
+    /// The central cloud whose account holds the documents; None: each site's own Swift.
     pub central: Option<CloudConfig>,
 }
 
@@ -131,9 +151,13 @@ pub struct InfoSwift {
 /// name prefix.
 #[derive(Debug, Clone)]
 pub struct ImagesSettings {
+    /// The registry and the robot's credentials.
     pub registry: imagesync::config::RegistryConfig,
+    /// Downloads are cached under `<cache_dir>/<site id>`.
     pub cache_dir: PathBuf,
+    /// The Glance tag of the managed images.
     pub tag: String,
+    /// Prefix of the managed images' names.
     pub name_prefix: String,
 }
 

@@ -30,6 +30,7 @@ const POLL: Duration = Duration::from_millis(250);
 pub struct ServeConfig {
     /// Whole seconds, at least 1.
     pub interval: Duration,
+    /// The tasks run for each site every interval.
     pub tasks: Vec<Task>,
     /// Only these sites (id or GOCDB name) when not empty.
     pub only: Vec<String>,
@@ -42,8 +43,10 @@ pub struct ServeConfig {
 /// Why serving stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The interval is under one second.
     #[error("--interval must be at least 1 second")]
     Interval,
+    /// Claiming or recording a run in the ledger.
     #[error(transparent)]
     Claim(#[from] ClaimError),
 }
@@ -51,7 +54,9 @@ pub enum ServeError {
 /// One finished (site, task, interval).
 #[derive(Debug, Clone)]
 pub struct Finished {
+    /// The (site, task, interval) claimed.
     pub key: ClaimKey,
+    /// How the run ended.
     pub result: TaskResult,
     /// The replica whose unfinished claim this run took over.
     pub taken_over_from: Option<String>,

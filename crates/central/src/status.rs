@@ -12,7 +12,9 @@ use ledger::ClaimRow;
 /// One (site, task) as its claims tell it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskStatus {
+    /// The site id.
     pub site: String,
+    /// The task name.
     pub task: String,
     /// The last finished run: outcome, when it finished, how long it took, its detail.
     pub last: Option<Finished>,
@@ -29,10 +31,15 @@ pub struct TaskStatus {
 /// A finished run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finished {
+    /// `ok`, `skipped` or `failed`.
     pub outcome: String,
+    /// When it finished.
     pub at: DateTime<Utc>,
+    /// How long it ran, seconds.
     pub seconds: f64,
+    /// What was done, or what went wrong.
     pub detail: String,
+    /// The replica that ran it.
     pub replica: String,
 }
 

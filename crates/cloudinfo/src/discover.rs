@@ -282,56 +282,12 @@ pub async fn discover(site: &SiteConfig, opts: &Options) -> Result<(Document, Re
     let time = ctx.time.clone();
     let gocdb_info =
         gocdb::lookup(&opts.gocdb_url, "org.openstack.nova", &site.endpoint, opts.insecure, opts.timeout).await;
-    let mut service = CloudComputingService {
-        common: Common::new(&ctx.service_id, Some(format!("Cloud Compute service at {}", site.gocdb)), &time),
-        service_type: "org.cloud.iaas".into(),
-        quality_level: "production".into(),
-        status_info: format!("https://argo.egi.eu/egi/report-status/Critical/SITES/{}", site.gocdb),
-        service_aup: "http://go.egi.eu/aup".into(),
-        complexity: None,
-        capability: vec!["executionmanagement.dynamicvmdeploy".into(), "security.accounting".into()],
-        total_vm: None,
-        running_vm: None,
-        suspended_vm: None,
-        halted_vm: None,
-    };
-    service.common.other_info = gocdb_info;
-    service.common.associate("AdminDomain", &site.gocdb);
-    let mut manager = CloudComputingManager {
-        common: Common::new(&ctx.manager_id, None, &time),
-        instance_max_cpu: None,
-        instance_min_cpu: None,
-        instance_max_ram: None,
-        instance_min_ram: None,
-    };
-    manager.common.associate("CloudComputingService", &ctx.service_id);
+    let mut service = service_entity(&ctx, site, gocdb_info);
+    let mut manager = manager_entity(&ctx);
     let ca =
         tls::probe(&site.endpoint, opts.insecure, opts.ca_file.as_deref(), opts.timeout.min(Duration::from_secs(60)))
             .await;
-    let mut endpoint = CloudComputingEndpoint {
-        common: Common::new(&ctx.endpoint_id, Some(format!("Cloud computing endpoint for {}", ctx.endpoint_id)), &time),
-        url: site.endpoint.clone(),
-        capability: vec![],
-        quality_level: "production".into(),
-        serving_state: "production".into(),
-        interface_name: "org.openstack.nova".into(),
-        interface_version: None,
-        health_state: "ok".into(),
-        health_state_info: Some("Endpoint functioning properly".into()),
-        technology: "webservice".into(),
-        implementor: Some("OpenStack Foundation".into()),
-        implementation_name: Some("OpenStack Nova".into()),
-        implementation_version: None,
-        downtime_info: Some(format!(
-            "https://goc.egi.eu/portal/index.php?Page_Type=Downtimes_Calendar&site={}",
-            site.gocdb
-        )),
-        semantics: Some("https://developer.openstack.org/api-ref/compute".into()),
-        authentication: Some(opts.auth_type.clone()),
-        issuer_ca: Some(ca.issuer),
-        trusted_cas: Some(ca.trusted_cas),
-    };
-    endpoint.common.associate("CloudComputingService", &ctx.service_id);
+    let mut endpoint = endpoint_entity(&ctx, site, ca);
 
     let mut shared = Document::default();
     let mut report = Report::default();
@@ -434,25 +390,7 @@ pub async fn discover(site: &SiteConfig, opts: &Options) -> Result<(Document, Re
         }
     }
     if let Some(auditor) = &opts.auditor {
-        let ok = match auditor {
-            Ok(cfg) => match Session::connect(cfg).await {
-                Ok(s) => match keystone::ListUsers::default().list(&s).await {
-                    Ok(users) => !users.is_empty(),
-                    Err(e) => {
-                        tracing::warn!("Not able to list users: {e}");
-                        false
-                    }
-                },
-                Err(e) => {
-                    tracing::warn!("Not able to list users: {e}");
-                    false
-                }
-            },
-            Err(e) => {
-                tracing::warn!("Not able to list users: {e}");
-                false
-            }
-        };
+        let ok = auditor_lists_users(auditor).await;
         endpoint.common.other_info.insert("auditor_role", ok);
     }
 
@@ -466,6 +404,98 @@ pub async fn discover(site: &SiteConfig, opts: &Options) -> Result<(Document, Re
         }
     }
     Ok((doc, report))
+}
+
+/// The site's compute service, before its VM counts are summed.
+fn service_entity(ctx: &Ctx, site: &SiteConfig, gocdb_info: Object) -> CloudComputingService {
+    let mut service = CloudComputingService {
+        common: Common::new(&ctx.service_id, Some(format!("Cloud Compute service at {}", site.gocdb)), &ctx.time),
+        service_type: "org.cloud.iaas".into(),
+        quality_level: "production".into(),
+        status_info: format!("https://argo.egi.eu/egi/report-status/Critical/SITES/{}", site.gocdb),
+        service_aup: "http://go.egi.eu/aup".into(),
+        complexity: None,
+        capability: vec!["executionmanagement.dynamicvmdeploy".into(), "security.accounting".into()],
+        total_vm: None,
+        running_vm: None,
+        suspended_vm: None,
+        halted_vm: None,
+    };
+    service.common.other_info = gocdb_info;
+    service.common.associate("AdminDomain", &site.gocdb);
+    service
+}
+
+/// The site's compute manager, before its instance size bounds are known.
+fn manager_entity(ctx: &Ctx) -> CloudComputingManager {
+    let mut manager = CloudComputingManager {
+        common: Common::new(&ctx.manager_id, None, &ctx.time),
+        instance_max_cpu: None,
+        instance_min_cpu: None,
+        instance_max_ram: None,
+        instance_min_ram: None,
+    };
+    manager.common.associate("CloudComputingService", &ctx.service_id);
+    manager
+}
+
+/// The site's Keystone endpoint as healthy, with the CA its TLS probe found;
+/// share and auth failures downgrade its health later.
+fn endpoint_entity(ctx: &Ctx, site: &SiteConfig, ca: tls::CaInfo) -> CloudComputingEndpoint {
+    let opts = ctx.opts;
+    let mut endpoint = CloudComputingEndpoint {
+        common: Common::new(
+            &ctx.endpoint_id,
+            Some(format!("Cloud computing endpoint for {}", ctx.endpoint_id)),
+            &ctx.time,
+        ),
+        url: site.endpoint.clone(),
+        capability: vec![],
+        quality_level: "production".into(),
+        serving_state: "production".into(),
+        interface_name: "org.openstack.nova".into(),
+        interface_version: None,
+        health_state: "ok".into(),
+        health_state_info: Some("Endpoint functioning properly".into()),
+        technology: "webservice".into(),
+        implementor: Some("OpenStack Foundation".into()),
+        implementation_name: Some("OpenStack Nova".into()),
+        implementation_version: None,
+        downtime_info: Some(format!(
+            "https://goc.egi.eu/portal/index.php?Page_Type=Downtimes_Calendar&site={}",
+            site.gocdb
+        )),
+        semantics: Some("https://developer.openstack.org/api-ref/compute".into()),
+        authentication: Some(opts.auth_type.clone()),
+        issuer_ca: Some(ca.issuer),
+        trusted_cas: Some(ca.trusted_cas),
+    };
+    endpoint.common.associate("CloudComputingService", &ctx.service_id);
+    endpoint
+}
+
+/// Whether the auditor credentials can list Keystone users
+/// (`identity:list_users`); every failure is logged and counts as no.
+async fn auditor_lists_users(auditor: &Result<CloudConfig, openstack::ConfigError>) -> bool {
+    match auditor {
+        Ok(cfg) => match Session::connect(cfg).await {
+            Ok(s) => match keystone::ListUsers::default().list(&s).await {
+                Ok(users) => !users.is_empty(),
+                Err(e) => {
+                    tracing::warn!("Not able to list users: {e}");
+                    false
+                }
+            },
+            Err(e) => {
+                tracing::warn!("Not able to list users: {e}");
+                false
+            }
+        },
+        Err(e) => {
+            tracing::warn!("Not able to list users: {e}");
+            false
+        }
+    }
 }
 
 /// Why a VO's share could not be read: its text is the share's failure in the

@@ -260,6 +260,10 @@ pub struct Syncer<'a> {
     only: Only,
 }
 
+/// One wanted image: what it should be, the managed copy to keep (None: upload one),
+/// and the copies to remove.
+type Work = (Desired, Option<Image>, Vec<Image>);
+
 #[derive(Debug, Clone, PartialEq)]
 enum Only {
     NotPrivate,
@@ -371,6 +375,39 @@ impl<'a> Syncer<'a> {
         for img in managed {
             by_key.entry(img.property(KEY_PROP).unwrap_or_default().to_string()).or_default().push(img);
         }
+        let (wanted, private_vos) = self.wanted(sources, &owner);
+        let (mut plan, work) = self.plan(&wanted, &mut by_key).await?;
+        let mut withdrawn = Vec::new();
+        for imgs in by_key.into_values() {
+            for img in imgs {
+                let source = img.property(SOURCE_PROP).unwrap_or_default().to_string();
+                if report.sources_ok.contains(&source) {
+                    plan.push(Action::Remove {
+                        image_id: img.id.clone(),
+                        name: name_of(&img),
+                        reason: format!("withdrawn from {source}"),
+                    });
+                    withdrawn.push(img);
+                }
+            }
+        }
+        report.plan = plan;
+        // Private images: one syncer per VO, with that VO's own credentials; also for a VO
+        // with credentials and no private image now (its copies of a source that is no
+        // longer private are withdrawn).
+        if self.only == Only::NotPrivate {
+            self.reconcile_private(opts, sources, &owner, private_vos, &mut report).await?;
+        }
+        if opts.dry_run {
+            return Ok(report);
+        }
+        self.apply(work, withdrawn, &mut report).await;
+        Ok(report)
+    }
+
+    /// What this syncer keeps, by source key (the first source of a key wins),
+    /// and the configured VOs some source makes private.
+    fn wanted(&self, sources: &[SourceImage], owner: &str) -> (BTreeMap<String, Desired>, BTreeSet<String>) {
         let mut wanted: BTreeMap<String, Desired> = BTreeMap::new();
         let mut private_vos: BTreeSet<String> = BTreeSet::new();
         for s in sources {
@@ -383,13 +420,23 @@ impl<'a> Syncer<'a> {
                 private_vos.extend(s.vos.iter().filter(|v| self.cfg.vos.contains_key(*v)).cloned());
             }
             if mine && !wanted.contains_key(&s.key) {
-                wanted.insert(s.key.clone(), desired(self.cfg, s.clone(), &owner));
+                wanted.insert(s.key.clone(), desired(self.cfg, s.clone(), owner));
             }
         }
-        // Plan.
-        let mut work: Vec<(Desired, Option<Image>, Vec<Image>)> = Vec::new();
+        (wanted, private_vos)
+    }
+
+    /// The actions for the wanted images against the managed ones of the same
+    /// key (taken out of `by_key`; what is left there is not wanted), and per
+    /// wanted image what to keep (None: upload) and what to remove.
+    async fn plan(
+        &self,
+        wanted: &BTreeMap<String, Desired>,
+        by_key: &mut BTreeMap<String, Vec<Image>>,
+    ) -> Result<(Vec<Action>, Vec<Work>), SyncError> {
+        let mut work: Vec<Work> = Vec::new();
         let mut plan = Vec::new();
-        for (key, d) in &wanted {
+        for (key, d) in wanted {
             let existing = by_key.remove(key).unwrap_or_default();
             let (good, stale): (Vec<Image>, Vec<Image>) = existing.into_iter().partition(|i| {
                 i.status == "active"
@@ -453,68 +500,62 @@ impl<'a> Syncer<'a> {
             }
             work.push((d.clone(), keep, remove));
         }
-        let mut withdrawn = Vec::new();
-        for imgs in by_key.into_values() {
-            for img in imgs {
-                let source = img.property(SOURCE_PROP).unwrap_or_default().to_string();
-                if report.sources_ok.contains(&source) {
-                    plan.push(Action::Remove {
-                        image_id: img.id.clone(),
-                        name: name_of(&img),
-                        reason: format!("withdrawn from {source}"),
-                    });
-                    withdrawn.push(img);
-                }
-            }
-        }
-        report.plan = plan;
-        // Private images: one syncer per VO, with that VO's own credentials; also for a VO
-        // with credentials and no private image now (its copies of a source that is no
-        // longer private are withdrawn).
-        if self.only == Only::NotPrivate {
-            let has_private = private_vos.clone();
-            private_vos.extend(self.vo_sessions.keys().filter(|v| self.cfg.vos.contains_key(*v)).cloned());
-            for vo in &private_vos {
-                // A VO whose credentials are the sync's own project owns nothing apart from
-                // the site's images: its syncer would withdraw them.
-                if let Some(s) = self.vo_sessions.get(vo)
-                    && s.project_id().await?.as_deref() == Some(owner.as_str())
-                {
-                    if has_private.contains(vo) {
-                        report.err(
-                            format!("private images for {vo}"),
-                            "the VO's credentials are scoped to the sync's own project: give the VO's own project (images.vo_clouds)",
-                        );
-                    }
-                    continue;
-                }
-                let Some(session) = self.vo_sessions.get(vo) else {
+        Ok((plan, work))
+    }
+
+    /// Runs one syncer per VO of `private_vos`, and per VO with credentials,
+    /// with that VO's own credentials, folding their reports into `report`.
+    async fn reconcile_private(
+        &self,
+        opts: &RunOptions,
+        sources: &[SourceImage],
+        owner: &str,
+        mut private_vos: BTreeSet<String>,
+        report: &mut Report,
+    ) -> Result<(), SyncError> {
+        let has_private = private_vos.clone();
+        private_vos.extend(self.vo_sessions.keys().filter(|v| self.cfg.vos.contains_key(*v)).cloned());
+        for vo in &private_vos {
+            // A VO whose credentials are the sync's own project owns nothing apart from
+            // the site's images: its syncer would withdraw them.
+            if let Some(s) = self.vo_sessions.get(vo)
+                && s.project_id().await?.as_deref() == Some(owner)
+            {
+                if has_private.contains(vo) {
                     report.err(
                         format!("private images for {vo}"),
-                        "a source's visibility is private: the VO's own credentials are needed (images.vo_clouds)",
+                        "the VO's credentials are scoped to the sync's own project: give the VO's own project (images.vo_clouds)",
                     );
-                    continue;
-                };
-                let sub = Syncer {
-                    cfg: self.cfg,
-                    session,
-                    http: self.http.clone(),
-                    registry: self.registry.clone(),
-                    vo_sessions: BTreeMap::new(),
-                    only: Only::PrivateOf(vo.clone()),
-                };
-                let fresh =
-                    Report { dry_run: opts.dry_run, sources_ok: report.sources_ok.clone(), ..Default::default() };
-                match Box::pin(sub.reconcile(opts, sources, fresh)).await {
-                    Ok(r) => report.absorb(r),
-                    Err(e) => report.err(format!("private images for {vo}"), e),
                 }
+                continue;
+            }
+            let Some(session) = self.vo_sessions.get(vo) else {
+                report.err(
+                    format!("private images for {vo}"),
+                    "a source's visibility is private: the VO's own credentials are needed (images.vo_clouds)",
+                );
+                continue;
+            };
+            let sub = Syncer {
+                cfg: self.cfg,
+                session,
+                http: self.http.clone(),
+                registry: self.registry.clone(),
+                vo_sessions: BTreeMap::new(),
+                only: Only::PrivateOf(vo.clone()),
+            };
+            let fresh = Report { dry_run: opts.dry_run, sources_ok: report.sources_ok.clone(), ..Default::default() };
+            match Box::pin(sub.reconcile(opts, sources, fresh)).await {
+                Ok(r) => report.absorb(r),
+                Err(e) => report.err(format!("private images for {vo}"), e),
             }
         }
-        if opts.dry_run {
-            return Ok(report);
-        }
-        // Apply, one image at a time.
+        Ok(())
+    }
+
+    /// Applies the plan, one image at a time: patches or uploads, members,
+    /// then removals; each failure is recorded and the rest goes on.
+    async fn apply(&self, work: Vec<Work>, withdrawn: Vec<Image>, report: &mut Report) {
         let cache = Cache::new(&self.cfg.cache_dir);
         let mut scoped: BTreeMap<String, Session> = BTreeMap::new();
         for (d, keep, remove) in work {
@@ -529,16 +570,16 @@ impl<'a> Syncer<'a> {
                             Err(e) => report.err(&item, format!("updating properties: {e}")),
                         }
                     }
-                    self.apply_members(&d, &img.id, &mut scoped, &mut report).await;
+                    self.apply_members(&d, &img.id, &mut scoped, report).await;
                     for r in remove {
-                        self.remove(&r, &mut report).await;
+                        self.remove(&r, report).await;
                     }
                 }
-                None => match self.upload(&d, &cache, &mut report).await {
+                None => match self.upload(&d, &cache, report).await {
                     Ok(id) => {
-                        self.apply_members(&d, &id, &mut scoped, &mut report).await;
+                        self.apply_members(&d, &id, &mut scoped, report).await;
                         for r in remove {
-                            self.remove(&r, &mut report).await;
+                            self.remove(&r, report).await;
                         }
                     }
                     Err(e) => report.err(&item, e),
@@ -546,9 +587,8 @@ impl<'a> Syncer<'a> {
             }
         }
         for img in withdrawn {
-            self.remove(&img, &mut report).await;
+            self.remove(&img, report).await;
         }
-        Ok(report)
     }
 
     async fn member_plan(&self, d: &Desired, img: &Image) -> Result<Vec<Action>, SyncError> {

@@ -426,8 +426,9 @@ fn resolve(
     missing: Namer,
     key_name: Namer,
 ) -> Result<CloudConfig, ConfigError> {
-    let err = |m: String| ConfigError::new(source, m);
-    let a = |k: &str| raw.auth.get(k).filter(|v| !v.trim().is_empty()).cloned();
+    let r = Resolver { raw: &raw, source, missing, key_name };
+    let err = |m: String| r.err(m);
+    let a = |k: &str| r.a(k);
     let auth_url = a("auth_url").ok_or_else(|| err(missing("auth_url", true)))?;
     let default_domain = a("default_domain_id")
         .map(DomainRef::Id)
@@ -449,116 +450,11 @@ fn resolve(
             "password".into()
         }
     });
-    let credentials = match auth_type.as_str() {
-        "password" | "v3password" => Credentials::Password {
-            user: user.ok_or_else(|| {
-                err(format!(
-                    "{} or {} is required for password auth",
-                    key_name("username", true),
-                    key_name("user_id", true)
-                ))
-            })?,
-            password: Secret::new(a("password").ok_or_else(|| err(missing("password", true)))?),
-        },
-        "v3applicationcredential" | "applicationcredential" | "application_credential" => {
-            let id = a("application_credential_id");
-            let cname = a("application_credential_name");
-            if id.is_none() && cname.is_none() {
-                return Err(err(format!(
-                    "{} or {} is required for application credential auth",
-                    key_name("application_credential_id", true),
-                    key_name("application_credential_name", true)
-                )));
-            }
-            if id.is_none() && user.is_none() {
-                return Err(err(format!(
-                    "an application credential given by name needs {} or {}",
-                    key_name("username", true),
-                    key_name("user_id", true)
-                )));
-            }
-            Credentials::ApplicationCredential {
-                id,
-                name: cname,
-                user,
-                secret: Secret::new(
-                    a("application_credential_secret")
-                        .ok_or_else(|| err(missing("application_credential_secret", true)))?,
-                ),
-            }
-        }
-        "token" | "v3token" => {
-            Credentials::Token { token: Secret::new(a("token").ok_or_else(|| err(missing("token", true)))?) }
-        }
-        "v3oidcaccesstoken" | "v3oidcclientcredentials" => {
-            let need = |k: &str| a(k).ok_or_else(|| err(missing(k, true)));
-            let (identity_provider, protocol) = (need("identity_provider")?, need("protocol")?);
-            if auth_type == "v3oidcaccesstoken" {
-                Credentials::OidcAccessToken {
-                    identity_provider,
-                    protocol,
-                    access_token: Secret::new(need("access_token")?),
-                }
-            } else {
-                let (discovery_endpoint, access_token_endpoint) = (a("discovery_endpoint"), a("access_token_endpoint"));
-                if discovery_endpoint.is_none() && access_token_endpoint.is_none() {
-                    return Err(err(format!(
-                        "{} or {} is required for OIDC client credentials",
-                        key_name("discovery_endpoint", true),
-                        key_name("access_token_endpoint", true)
-                    )));
-                }
-                Credentials::OidcClientCredentials {
-                    identity_provider,
-                    protocol,
-                    client_id: need("client_id")?,
-                    client_secret: Secret::new(need("client_secret")?),
-                    discovery_endpoint,
-                    access_token_endpoint,
-                    openid_scope: a("openid_scope").unwrap_or_else(|| "openid profile".into()),
-                }
-            }
-        }
-        other => {
-            return Err(err(format!(
-                "{} '{other}' is not supported (password, v3password, v3applicationcredential, token, v3token, v3oidcaccesstoken, v3oidcclientcredentials)",
-                key_name("auth_type", false)
-            )));
-        }
-    };
-
+    let credentials = r.credentials(&auth_type, user)?;
     let scope = if matches!(credentials, Credentials::ApplicationCredential { .. }) {
         Scope::Unscoped // the credential fixes the project
     } else {
-        let project_domain = a("project_domain_id")
-            .map(DomainRef::Id)
-            .or_else(|| a("project_domain_name").map(DomainRef::Name))
-            .unwrap_or_else(|| default_domain.clone());
-        let project = a("project_id").or_else(|| a("tenant_id")).map(ProjectRef::Id).or_else(|| {
-            a("project_name").or_else(|| a("tenant_name")).map(|name| ProjectRef::Name { name, domain: project_domain })
-        });
-        let domain = a("domain_id").map(DomainRef::Id).or_else(|| a("domain_name").map(DomainRef::Name));
-        let system = a("system_scope");
-        let n = project.is_some() as u8 + domain.is_some() as u8 + system.is_some() as u8;
-        if n > 1 {
-            return Err(err(format!(
-                "more than one scope given: use only one of project ({}/{}), domain ({}/{}) or {}",
-                key_name("project_id", true),
-                key_name("project_name", true),
-                key_name("domain_id", true),
-                key_name("domain_name", true),
-                key_name("system_scope", true)
-            )));
-        }
-        match (project, domain, system) {
-            (Some(p), _, _) => Scope::Project(p),
-            (_, Some(d), _) => Scope::Domain(d),
-            (_, _, Some(s)) if s == "all" => Scope::System,
-            (_, _, Some(s)) => {
-                return Err(err(format!("{} must be 'all', not '{s}'", key_name("system_scope", true))));
-            }
-            _ => Scope::Unscoped,
-        }
+        r.scope(&default_domain)?
     };
     let interface = match raw.top.get("interface") {
         Some(s) => Interface::parse(s)
@@ -579,6 +475,147 @@ fn resolve(
             .get("insecure")
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes")),
     })
+}
+
+/// What the steps of [`resolve`] share: the raw options, the source named in
+/// errors, and how an option is spelled in messages (a clouds.yaml key or an
+/// `OS_*` variable).
+struct Resolver<'a> {
+    raw: &'a Raw,
+    source: &'a str,
+    missing: Namer<'a>,
+    key_name: Namer<'a>,
+}
+
+impl Resolver<'_> {
+    /// An auth option, None when absent or blank.
+    fn a(&self, k: &str) -> Option<String> {
+        self.raw.auth.get(k).filter(|v| !v.trim().is_empty()).cloned()
+    }
+
+    fn err(&self, m: String) -> ConfigError {
+        ConfigError::new(self.source, m)
+    }
+
+    /// The credentials of `auth_type` (lowercase), with `user` for the kinds
+    /// that name one.
+    fn credentials(&self, auth_type: &str, user: Option<UserRef>) -> Result<Credentials, ConfigError> {
+        Ok(match auth_type {
+            "password" | "v3password" => Credentials::Password {
+                user: user.ok_or_else(|| {
+                    self.err(format!(
+                        "{} or {} is required for password auth",
+                        (self.key_name)("username", true),
+                        (self.key_name)("user_id", true)
+                    ))
+                })?,
+                password: Secret::new(self.a("password").ok_or_else(|| self.err((self.missing)("password", true)))?),
+            },
+            "v3applicationcredential" | "applicationcredential" | "application_credential" => {
+                let id = self.a("application_credential_id");
+                let cname = self.a("application_credential_name");
+                if id.is_none() && cname.is_none() {
+                    return Err(self.err(format!(
+                        "{} or {} is required for application credential auth",
+                        (self.key_name)("application_credential_id", true),
+                        (self.key_name)("application_credential_name", true)
+                    )));
+                }
+                if id.is_none() && user.is_none() {
+                    return Err(self.err(format!(
+                        "an application credential given by name needs {} or {}",
+                        (self.key_name)("username", true),
+                        (self.key_name)("user_id", true)
+                    )));
+                }
+                Credentials::ApplicationCredential {
+                    id,
+                    name: cname,
+                    user,
+                    secret: Secret::new(
+                        self.a("application_credential_secret")
+                            .ok_or_else(|| self.err((self.missing)("application_credential_secret", true)))?,
+                    ),
+                }
+            }
+            "token" | "v3token" => Credentials::Token {
+                token: Secret::new(self.a("token").ok_or_else(|| self.err((self.missing)("token", true)))?),
+            },
+            "v3oidcaccesstoken" | "v3oidcclientcredentials" => {
+                let need = |k: &str| self.a(k).ok_or_else(|| self.err((self.missing)(k, true)));
+                let (identity_provider, protocol) = (need("identity_provider")?, need("protocol")?);
+                if auth_type == "v3oidcaccesstoken" {
+                    Credentials::OidcAccessToken {
+                        identity_provider,
+                        protocol,
+                        access_token: Secret::new(need("access_token")?),
+                    }
+                } else {
+                    let (discovery_endpoint, access_token_endpoint) =
+                        (self.a("discovery_endpoint"), self.a("access_token_endpoint"));
+                    if discovery_endpoint.is_none() && access_token_endpoint.is_none() {
+                        return Err(self.err(format!(
+                            "{} or {} is required for OIDC client credentials",
+                            (self.key_name)("discovery_endpoint", true),
+                            (self.key_name)("access_token_endpoint", true)
+                        )));
+                    }
+                    Credentials::OidcClientCredentials {
+                        identity_provider,
+                        protocol,
+                        client_id: need("client_id")?,
+                        client_secret: Secret::new(need("client_secret")?),
+                        discovery_endpoint,
+                        access_token_endpoint,
+                        openid_scope: self.a("openid_scope").unwrap_or_else(|| "openid profile".into()),
+                    }
+                }
+            }
+            other => {
+                return Err(self.err(format!(
+                    "{} '{other}' is not supported (password, v3password, v3applicationcredential, token, v3token, v3oidcaccesstoken, v3oidcclientcredentials)",
+                    (self.key_name)("auth_type", false)
+                )));
+            }
+        })
+    }
+
+    /// The token scope: at most one of project, domain or `system_scope: all`;
+    /// a project's domain defaults to `default_domain`.
+    fn scope(&self, default_domain: &DomainRef) -> Result<Scope, ConfigError> {
+        let project_domain = self
+            .a("project_domain_id")
+            .map(DomainRef::Id)
+            .or_else(|| self.a("project_domain_name").map(DomainRef::Name))
+            .unwrap_or_else(|| default_domain.clone());
+        let project = self.a("project_id").or_else(|| self.a("tenant_id")).map(ProjectRef::Id).or_else(|| {
+            self.a("project_name")
+                .or_else(|| self.a("tenant_name"))
+                .map(|name| ProjectRef::Name { name, domain: project_domain })
+        });
+        let domain = self.a("domain_id").map(DomainRef::Id).or_else(|| self.a("domain_name").map(DomainRef::Name));
+        let system = self.a("system_scope");
+        let n = project.is_some() as u8 + domain.is_some() as u8 + system.is_some() as u8;
+        if n > 1 {
+            return Err(self.err(format!(
+                "more than one scope given: use only one of project ({}/{}), domain ({}/{}) or {}",
+                (self.key_name)("project_id", true),
+                (self.key_name)("project_name", true),
+                (self.key_name)("domain_id", true),
+                (self.key_name)("domain_name", true),
+                (self.key_name)("system_scope", true)
+            )));
+        }
+        Ok(match (project, domain, system) {
+            (Some(p), _, _) => Scope::Project(p),
+            (_, Some(d), _) => Scope::Domain(d),
+            (_, _, Some(s)) if s == "all" => Scope::System,
+            (_, _, Some(s)) => {
+                return Err(self.err(format!("{} must be 'all', not '{s}'", (self.key_name)("system_scope", true))));
+            }
+            _ => Scope::Unscoped,
+        })
+    }
 }
 
 /// The cloud `name` of clouds.yaml text (secure.yaml merged over it) as raw

@@ -1,12 +1,14 @@
 //! Thin typed async clients for what fedsite needs from Keystone v3, Nova
-//! v2.1, Cinder v3, Neutron v2.0 and Glance v2 (reqwest + rustls + serde).
+//! v2.1, Cinder v3, Neutron v2.0, Glance v2 and Swift v1 (reqwest + rustls +
+//! serde): reads, and the few writes fedsite makes (see "What it is not").
 //!
 //! # What it is
 //! - [`config::CloudConfig`]: clouds.yaml (+ secure.yaml; `OS_CLOUD` or an
 //!   explicit name) or `OS_*` variables, as python-openstackclient reads
 //!   them. Pure functions of an env map, so tests never touch the process env.
 //! - [`Session`]: Keystone v3 authentication (password, application
-//!   credential, token; project / domain / system / unscoped), auth-URL
+//!   credential, token, OIDC access token or client credentials through
+//!   OS-FEDERATION ([`oidc`]); project / domain / system / unscoped), auth-URL
 //!   discovery, token + catalog, re-authentication near expiry and once on
 //!   401, [`Session::rescope`], endpoint lookup ([`Service`] aliases,
 //!   interface, region, version suffixes, project-id templates), microversion

@@ -8,6 +8,8 @@
 //! [`parse`] keeping that order and rendered with [`dumps`]. Knows nothing of what the
 //! documents mean.
 
+#![warn(missing_docs)]
+
 use std::fmt::Write as _;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -15,12 +17,19 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 /// A JSON value whose objects keep their key order (Python `dict`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Json {
+    /// `None` → `null`.
     Null,
+    /// `true` / `false`.
     Bool(bool),
+    /// An integer, written in full (Python ints are unbounded; i128 covers what the formats use).
     Int(i128),
+    /// A float, written as Python's `repr` does (`1.0`, `1e+20`, `NaN`).
     Float(f64),
+    /// A string, escaped as `json.dumps` does (non-ASCII as `\uXXXX`).
     Str(String),
+    /// A list.
     List(Vec<Json>),
+    /// An object, in insertion order.
     Object(Object),
 }
 
@@ -30,9 +39,11 @@ pub enum Json {
 pub struct Object(pub Vec<(String, Json)>);
 
 impl Object {
+    /// An empty object.
     pub fn new() -> Object {
         Object(Vec::new())
     }
+    /// Sets `key`: a new key goes last, an existing one keeps its place.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Json>) {
         let key = key.into();
         let value = value.into();
@@ -47,16 +58,20 @@ impl Object {
             self.insert(key, v);
         }
     }
+    /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&Json> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
+    /// Takes `key` out (the others keep their order) and returns its value.
     pub fn remove(&mut self, key: &str) -> Option<Json> {
         let i = self.0.iter().position(|(k, _)| k == key)?;
         Some(self.0.remove(i).1)
     }
+    /// True when no key is set.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// The number of keys.
     pub fn len(&self) -> usize {
         self.0.len()
     }

@@ -228,16 +228,7 @@ fn site_addr(n: usize) -> SocketAddr {
 
 /// Starts the federation (see the module docs).
 pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&cfg.sites_dir)
-        .map_err(|e| FederationError::File { path: cfg.sites_dir.clone(), reason: e.to_string() })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    let originals = files.iter().map(|p| read_site(p)).collect::<Result<Vec<_>, _>>()?;
-    if originals.is_empty() {
-        return Err(FederationError::File { path: cfg.sites_dir.clone(), reason: "no *.yaml site file".into() });
-    }
+    let originals = read_sites(&cfg.sites_dir)?;
     let count = if cfg.count == 0 { originals.len() } else { cfg.count };
     let sites_dir = cfg.out_dir.join("sites");
     let secrets_dir = cfg.out_dir.join("secrets");
@@ -285,81 +276,11 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
         {
             sc.site.region = region;
         }
-        let admin = sc.site.users.iter().find(|u| u.name == ADMIN_USER).map(|u| u.id.clone()).unwrap_or_default();
-        // The VO robot manages images and boots VMs in its VO's project (EGI's sites map it
-        // to `member`).
-        let member = sc.site.roles.iter().find(|r| r.name == "member").map(|r| r.id.clone()).unwrap_or_default();
-        let mut shares = Vec::new();
-        let mut credentials = Vec::new();
-        let mut stories = story_projects(&sc.site).into_iter();
-        for (i, share) in original.shares.iter().enumerate() {
-            let pid = match (&share.project_id, copy) {
-                (Some(p), 0) => p.clone(),
-                _ => hex_id(&format!("{id}:{}:{i}", share.vo)),
-            };
-            let name = format!("{}-{i}", share.vo.trim_matches('/').replace('/', "-"));
-            // The share's project takes over the story (servers, volumes, IPs) of a template
-            // project still unused, so its accounting has records; else it starts empty.
-            match stories.next() {
-                Some(from) => {
-                    sc.site.rehome_project(&from, &pid);
-                    if let Some(p) = sc.site.projects.iter_mut().find(|p| p.id == pid) {
-                        *p = Project { tags: std::mem::take(&mut p.tags), ..project(&pid, &name, &share.vo) };
-                    }
-                }
-                None => sc.site.projects.push(project(&pid, &name, &share.vo)),
-            }
-            if original.app_credentials {
-                sc.site.assignments.push(Assignment {
-                    user_id: admin.clone(),
-                    role_id: member.clone(),
-                    scope: AssignmentScope::Project(pid.clone()),
-                });
-                let cred = ApplicationCredential {
-                    id: hex_id(&format!("appcred:{id}:{i}")),
-                    name: format!("central-{name}"),
-                    secret: hex_id(&format!("appcred-secret:{id}:{i}")),
-                    user_id: admin.clone(),
-                    project_id: pid.clone(),
-                    roles: vec!["member".into()],
-                    expires_at: None,
-                };
-                credentials.push((share.vo.clone(), cred.id.clone(), cred.secret.clone()));
-                sc.site.application_credentials.push(cred);
-            }
-            shares.push((share.vo.clone(), pid));
-        }
+        let (shares, credentials) = add_shares(&mut sc.site, original, &id, copy);
         let mut sim_cfg = SimConfig::new(sc);
         sim_cfg.bind = site_addr(n);
         sim_cfg.profiles = cfg.profiles.clone();
-        for fault in faults {
-            match fault {
-                SiteFault::ForbiddenVo(vo) => {
-                    let pids: Vec<&String> = shares.iter().filter(|(v, _)| v == vo).map(|(_, p)| p).collect();
-                    if pids.is_empty() {
-                        return Err(FederationError::Fault {
-                            site: id.clone(),
-                            fault: format!("{fault:?}"),
-                            reason: format!("the site has no share of VO {vo}"),
-                        });
-                    }
-                    sim_cfg.scenario.site.faults.forbidden_projects.extend(pids.into_iter().cloned());
-                }
-                SiteFault::Slow(factor) => {
-                    for service in Service::ALL {
-                        let p = sim_cfg.profiles.entry(service).or_default();
-                        let base = if p.latency_ms > 0 { p.latency_ms } else { SLOW_BASE_MS };
-                        p.latency_ms = base * u64::from(*factor);
-                    }
-                }
-                SiteFault::BrokenFlavors => {
-                    for path in ["/compute/v2.1/flavors", "/compute/v2.1/flavors/detail"] {
-                        sim_cfg.endpoint_faults.push(EndpointFault::new("GET", path, 500));
-                    }
-                }
-                SiteFault::Down | SiteFault::SwiftReadOnly => {}
-            }
-        }
+        apply_faults(&mut sim_cfg, faults, &shares, &id)?;
         let handle = crate::start(sim_cfg).await?;
         if !original.app_credentials {
             let mapped: Vec<(String, String)> = original
@@ -381,36 +302,159 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
                 &format!("application_credential_id = {cred_id}\napplication_credential_secret = {secret}\n"),
             )?;
         }
-        // The site file: the original with its endpoint (and, for a copy, its project ids) replaced.
-        let mut doc = original.doc.clone();
-        doc["endpoint"] = Yaml::String(if faults.contains(&SiteFault::Down) {
-            closed_port_url(handle.addr().ip())
-                .map_err(|reason| FederationError::Federate { site: id.clone(), reason })?
-        } else {
-            handle.auth_url()
-        });
-        if copy > 0
-            && let Some(vos) = doc["vos"].as_sequence_mut()
-        {
-            for (v, (_, pid)) in vos.iter_mut().zip(&shares) {
-                if v["auth"]["project_id"].is_string() {
-                    v["auth"]["project_id"] = Yaml::String(pid.clone());
-                }
-            }
-        }
-        let file = sites_dir.join(format!("{id}.yaml"));
-        if file.exists() {
-            return Err(FederationError::File {
-                path: file,
-                reason: "two simulated sites would share this file".into(),
-            });
-        }
-        let text = serde_yaml::to_string(&doc)
-            .map_err(|e| FederationError::File { path: original.path.clone(), reason: e.to_string() })?;
-        std::fs::write(&file, text).map_err(|e| FederationError::File { path: file.clone(), reason: e.to_string() })?;
+        let file = write_site_file(&sites_dir, &id, original, copy, faults, &handle, &shares)?;
         sites.push(FederatedSite { id, gocdb: original.gocdb.clone(), file, handle, shares });
     }
     Ok(Federation { checkin, sites, sites_dir, secrets_dir })
+}
+
+/// The `*.yaml` site files of `dir`, in file name order; none is an error.
+fn read_sites(dir: &Path) -> Result<Vec<SiteFile>, FederationError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| FederationError::File { path: dir.to_path_buf(), reason: e.to_string() })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let originals = files.iter().map(|p| read_site(p)).collect::<Result<Vec<_>, _>>()?;
+    if originals.is_empty() {
+        return Err(FederationError::File { path: dir.to_path_buf(), reason: "no *.yaml site file".into() });
+    }
+    Ok(originals)
+}
+
+/// Gives each share of `original` a project on the site (the n-th copy's own
+/// ids), taking over the story of an unused template project when one is
+/// left, and for an application-credential site a credential of the admin
+/// user. Returns (VO, project id) per share and (VO, credential id, secret)
+/// per credential.
+fn add_shares(
+    site: &mut crate::model::Site,
+    original: &SiteFile,
+    id: &str,
+    copy: usize,
+) -> (Vec<(String, String)>, Vec<(String, String, String)>) {
+    let admin = site.users.iter().find(|u| u.name == ADMIN_USER).map(|u| u.id.clone()).unwrap_or_default();
+    // The VO robot manages images and boots VMs in its VO's project (EGI's sites map it
+    // to `member`).
+    let member = site.roles.iter().find(|r| r.name == "member").map(|r| r.id.clone()).unwrap_or_default();
+    let mut shares = Vec::new();
+    let mut credentials = Vec::new();
+    let mut stories = story_projects(site).into_iter();
+    for (i, share) in original.shares.iter().enumerate() {
+        let pid = match (&share.project_id, copy) {
+            (Some(p), 0) => p.clone(),
+            _ => hex_id(&format!("{id}:{}:{i}", share.vo)),
+        };
+        let name = format!("{}-{i}", share.vo.trim_matches('/').replace('/', "-"));
+        // The share's project takes over the story (servers, volumes, IPs) of a template
+        // project still unused, so its accounting has records; else it starts empty.
+        match stories.next() {
+            Some(from) => {
+                site.rehome_project(&from, &pid);
+                if let Some(p) = site.projects.iter_mut().find(|p| p.id == pid) {
+                    *p = Project { tags: std::mem::take(&mut p.tags), ..project(&pid, &name, &share.vo) };
+                }
+            }
+            None => site.projects.push(project(&pid, &name, &share.vo)),
+        }
+        if original.app_credentials {
+            site.assignments.push(Assignment {
+                user_id: admin.clone(),
+                role_id: member.clone(),
+                scope: AssignmentScope::Project(pid.clone()),
+            });
+            let cred = ApplicationCredential {
+                id: hex_id(&format!("appcred:{id}:{i}")),
+                name: format!("central-{name}"),
+                secret: hex_id(&format!("appcred-secret:{id}:{i}")),
+                user_id: admin.clone(),
+                project_id: pid.clone(),
+                roles: vec!["member".into()],
+                expires_at: None,
+            };
+            credentials.push((share.vo.clone(), cred.id.clone(), cred.secret.clone()));
+            site.application_credentials.push(cred);
+        }
+        shares.push((share.vo.clone(), pid));
+    }
+    (shares, credentials)
+}
+
+/// The faults a site's simulator itself carries (a down site and a read-only
+/// Swift are set elsewhere); a VO the site has no share of is an error.
+fn apply_faults(
+    sim_cfg: &mut SimConfig,
+    faults: &[SiteFault],
+    shares: &[(String, String)],
+    id: &str,
+) -> Result<(), FederationError> {
+    for fault in faults {
+        match fault {
+            SiteFault::ForbiddenVo(vo) => {
+                let pids: Vec<&String> = shares.iter().filter(|(v, _)| v == vo).map(|(_, p)| p).collect();
+                if pids.is_empty() {
+                    return Err(FederationError::Fault {
+                        site: id.to_string(),
+                        fault: format!("{fault:?}"),
+                        reason: format!("the site has no share of VO {vo}"),
+                    });
+                }
+                sim_cfg.scenario.site.faults.forbidden_projects.extend(pids.into_iter().cloned());
+            }
+            SiteFault::Slow(factor) => {
+                for service in Service::ALL {
+                    let p = sim_cfg.profiles.entry(service).or_default();
+                    let base = if p.latency_ms > 0 { p.latency_ms } else { SLOW_BASE_MS };
+                    p.latency_ms = base * u64::from(*factor);
+                }
+            }
+            SiteFault::BrokenFlavors => {
+                for path in ["/compute/v2.1/flavors", "/compute/v2.1/flavors/detail"] {
+                    sim_cfg.endpoint_faults.push(EndpointFault::new("GET", path, 500));
+                }
+            }
+            SiteFault::Down | SiteFault::SwiftReadOnly => {}
+        }
+    }
+    Ok(())
+}
+
+/// Writes the site file `<id>.yaml`: the original with its endpoint (a closed
+/// port for a down site) and, for a copy, its project ids replaced.
+fn write_site_file(
+    sites_dir: &Path,
+    id: &str,
+    original: &SiteFile,
+    copy: usize,
+    faults: &[SiteFault],
+    handle: &SimHandle,
+    shares: &[(String, String)],
+) -> Result<PathBuf, FederationError> {
+    let mut doc = original.doc.clone();
+    doc["endpoint"] = Yaml::String(if faults.contains(&SiteFault::Down) {
+        closed_port_url(handle.addr().ip())
+            .map_err(|reason| FederationError::Federate { site: id.to_string(), reason })?
+    } else {
+        handle.auth_url()
+    });
+    if copy > 0
+        && let Some(vos) = doc["vos"].as_sequence_mut()
+    {
+        for (v, (_, pid)) in vos.iter_mut().zip(shares) {
+            if v["auth"]["project_id"].is_string() {
+                v["auth"]["project_id"] = Yaml::String(pid.clone());
+            }
+        }
+    }
+    let file = sites_dir.join(format!("{id}.yaml"));
+    if file.exists() {
+        return Err(FederationError::File { path: file, reason: "two simulated sites would share this file".into() });
+    }
+    let text = serde_yaml::to_string(&doc)
+        .map_err(|e| FederationError::File { path: original.path.clone(), reason: e.to_string() })?;
+    std::fs::write(&file, text).map_err(|e| FederationError::File { path: file.clone(), reason: e.to_string() })?;
+    Ok(file)
 }
 
 /// The template's projects that own servers or volumes, in the template's order.

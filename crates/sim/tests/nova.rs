@@ -236,8 +236,18 @@ async fn get(h: &sim::SimHandle, tok: &str, path: &str, mv: Option<&str>) -> Ans
     call(h, reqwest::Method::GET, tok, path, mv, None).await
 }
 
+/// `POST path` with a JSON body.
+async fn post(h: &sim::SimHandle, tok: &str, path: &str, mv: Option<&str>, body: Value) -> Answer {
+    call(h, reqwest::Method::POST, tok, path, mv, Some(body)).await
+}
+
+/// The string `key` of each item of the array `v`.
+fn strings(v: &Value, key: &str) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|s| s[key].as_str().unwrap().to_string()).collect()
+}
+
 fn names(v: &Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
+    strings(v, "name")
 }
 
 #[tokio::test]
@@ -303,16 +313,19 @@ async fn non_admins_see_their_project_only_and_all_tenants_needs_admin() {
     let a = get(&h, "admin-token", "/v2.1/servers/detail?all_tenants=True", None).await;
     assert_eq!(names(&a.body["servers"]), ["vm-running", "other-vm", "vm-quiet"]);
     assert_eq!(a.body["servers"][0]["OS-EXT-SRV-ATTR:instance_name"], "instance-00000003");
-    let a = get(&h, "admin-token", &format!("/v2.1/servers/detail?all_tenants=1&project_id={Q}"), None).await;
-    assert_eq!(names(&a.body["servers"]), ["other-vm"]);
-    let a = get(&h, "admin-token", "/v2.1/servers/detail?all_tenants=1&deleted=true", None).await;
-    assert_eq!(names(&a.body["servers"]), ["vm-deleted"]);
-    let a = get(&h, "admin-token", "/v2.1/servers/detail?all_tenants=1&status=shutoff", None).await;
-    assert_eq!(names(&a.body["servers"]), ["vm-quiet"]);
-    let a = get(&h, "admin-token", "/v2.1/servers/detail?all_tenants=1&name=%5Evm-r", None).await;
-    assert_eq!(names(&a.body["servers"]), ["vm-running"]);
-    let a = get(&h, "admin-token", "/v2.1/servers/detail?all_tenants=1&ip=192.0.2.10", None).await;
-    assert_eq!(names(&a.body["servers"]), ["vm-running"]);
+    // Admin listings across projects: (query, the servers listed in order).
+    let listings: &[(&str, &[&str])] = &[
+        (&format!("all_tenants=1&project_id={Q}"), &["other-vm"]),
+        ("all_tenants=1&deleted=true", &["vm-deleted"]),
+        ("all_tenants=1&status=shutoff", &["vm-quiet"]),
+        ("all_tenants=1&name=%5Evm-r", &["vm-running"]),
+        ("all_tenants=1&ip=192.0.2.10", &["vm-running"]),
+    ];
+    for (query, expected) in listings {
+        let a = get(&h, "admin-token", &format!("/v2.1/servers/detail?{query}"), None).await;
+        assert_eq!(a.status, 200, "{query}: {}", a.body);
+        assert_eq!(names(&a.body["servers"]), *expected, "{query}");
+    }
     let a = get(&h, "admin-token", "/v2.1/servers?all_tenants=1&sort_key=display_name&sort_dir=asc", None).await;
     assert_eq!(names(&a.body["servers"]), ["other-vm", "vm-quiet", "vm-running"]);
     let a = get(&h, "admin-token", "/v2.1/servers/detail?all_tenants=1&status=BOGUS", Some("2.38")).await;
@@ -442,8 +455,7 @@ async fn usage_counts_hours_in_the_window_with_the_flavor_snapshot() {
     assert_eq!(u["start"], "2023-05-21T00:00:00.000000");
     assert_eq!(u["stop"], "2023-05-25T00:00:00.000000");
     let su = u["server_usages"].as_array().unwrap();
-    let ids: Vec<&str> = su.iter().map(|s| s["instance_id"].as_str().unwrap()).collect();
-    assert_eq!(ids, [RUNNING, DELETED, QUIET], "ordered by uuid");
+    assert_eq!(strings(&u["server_usages"], "instance_id"), [RUNNING, DELETED, QUIET], "ordered by uuid");
     assert_eq!(su[0]["hours"], 96.0);
     assert_eq!(su[0]["state"], "active");
     assert_eq!(su[0]["started_at"], "2023-05-20T10:01:00.000000");
@@ -469,13 +481,7 @@ async fn usage_counts_hours_in_the_window_with_the_flavor_snapshot() {
         None,
     )
     .await;
-    let ids: Vec<&str> = a.body["tenant_usage"]["server_usages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["instance_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, [RUNNING, QUIET]);
+    assert_eq!(strings(&a.body["tenant_usage"]["server_usages"], "instance_id"), [RUNNING, QUIET]);
 
     let a = get(
         &h,
@@ -485,10 +491,15 @@ async fn usage_counts_hours_in_the_window_with_the_flavor_snapshot() {
     )
     .await;
     assert_eq!(a.body, json!({"tenant_usage": {}}));
-    assert_eq!(get(&h, "alice-token", &format!("/v2.1/os-simple-tenant-usage/{Q}"), None).await.status, 403);
-    assert_eq!(get(&h, "alice-token", "/v2.1/os-simple-tenant-usage", None).await.status, 403);
-    let a = get(&h, "alice-token", &format!("/v2.1/os-simple-tenant-usage/{P}?start=2023-05-21+00:00:00"), None).await;
-    assert_eq!(a.status, 400);
+    // Refused: another project's usage, all projects' without admin, a start not in ISO form.
+    let refused = [
+        (format!("/v2.1/os-simple-tenant-usage/{Q}"), 403),
+        ("/v2.1/os-simple-tenant-usage".to_string(), 403),
+        (format!("/v2.1/os-simple-tenant-usage/{P}?start=2023-05-21+00:00:00"), 400),
+    ];
+    for (path, status) in &refused {
+        assert_eq!(get(&h, "alice-token", path, None).await.status, *status, "{path}");
+    }
 
     let a = get(
         &h,
@@ -497,9 +508,7 @@ async fn usage_counts_hours_in_the_window_with_the_flavor_snapshot() {
         None,
     )
     .await;
-    let tenants: Vec<&str> =
-        a.body["tenant_usages"].as_array().unwrap().iter().map(|u| u["tenant_id"].as_str().unwrap()).collect();
-    assert_eq!(tenants, [P, Q]);
+    assert_eq!(strings(&a.body["tenant_usages"], "tenant_id"), [P, Q]);
     // From 2.40 the list pages by instance.
     let a = get(
         &h,
@@ -517,9 +526,7 @@ async fn usage_counts_hours_in_the_window_with_the_flavor_snapshot() {
 async fn instance_actions_follow_the_server_history() {
     let h = start_with(site()).await;
     let a = get(&h, "alice-token", &format!("/v2.1/servers/{QUIET}/os-instance-actions"), None).await;
-    let acts: Vec<&str> =
-        a.body["instanceActions"].as_array().unwrap().iter().map(|x| x["action"].as_str().unwrap()).collect();
-    assert_eq!(acts, ["stop", "confirmResize", "resize", "create"]);
+    assert_eq!(strings(&a.body["instanceActions"], "action"), ["stop", "confirmResize", "resize", "create"]);
     let create = &a.body["instanceActions"][3];
     assert_eq!(create["start_time"], "2023-04-01T00:00:00.000000");
     assert!(create.get("updated_at").is_none());
@@ -541,9 +548,7 @@ async fn instance_actions_follow_the_server_history() {
         Some("2.58"),
     )
     .await;
-    let acts: Vec<&str> =
-        a.body["instanceActions"].as_array().unwrap().iter().map(|x| x["action"].as_str().unwrap()).collect();
-    assert_eq!(acts, ["stop", "confirmResize"]);
+    assert_eq!(strings(&a.body["instanceActions"], "action"), ["stop", "confirmResize"]);
     assert_eq!(a.body["instanceActions"][0]["updated_at"], "2023-04-02T00:00:00.000000");
     assert!(a.body["links"][0]["href"].as_str().unwrap().contains("/os-instance-actions?"));
 
@@ -558,8 +563,7 @@ async fn instance_actions_follow_the_server_history() {
 async fn flavors_show_public_and_accessible_ones_per_microversion() {
     let h = start_with(site()).await;
     let a = get(&h, "alice-token", "/v2.1/flavors/detail", None).await;
-    let ids: Vec<&str> = a.body["flavors"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["f-priv", "f1"]);
+    assert_eq!(strings(&a.body["flavors"], "id"), ["f-priv", "f1"]);
     let f1 = &a.body["flavors"][1];
     assert_eq!(f1["swap"], "");
     assert_eq!(f1["OS-FLV-EXT-DATA:ephemeral"], 10);
@@ -608,37 +612,18 @@ async fn quotas_and_limits_count_the_projects_live_servers() {
 #[tokio::test]
 async fn a_created_server_builds_becomes_active_and_is_deleted() {
     let h = start_with(site()).await;
-    let bad = call(
-        &h,
-        reqwest::Method::POST,
-        "alice-token",
-        "/v2.1/servers",
-        None,
-        Some(json!({"server": {"name": "probe", "flavorRef": "nope", "imageRef": "img1"}})),
-    )
-    .await;
-    assert_eq!(bad.status, 400);
-    assert_eq!(bad.body["badRequest"]["message"], "Flavor nope could not be found.");
-    let bad = call(
-        &h,
-        reqwest::Method::POST,
-        "alice-token",
-        "/v2.1/servers",
-        None,
-        Some(json!({"server": {"name": "probe", "flavorRef": "f1", "imageRef": "missing"}})),
-    )
-    .await;
-    assert_eq!(bad.body["badRequest"]["message"], "Can not find requested image");
+    // Refused creations: (flavorRef, imageRef, Nova's message).
+    let refused =
+        [("nope", "img1", "Flavor nope could not be found."), ("f1", "missing", "Can not find requested image")];
+    for (flavor, image, message) in refused {
+        let body = json!({"server": {"name": "probe", "flavorRef": flavor, "imageRef": image}});
+        let bad = post(&h, "alice-token", "/v2.1/servers", None, body).await;
+        assert_eq!(bad.status, 400, "{flavor}/{image}");
+        assert_eq!(bad.body["badRequest"]["message"], message);
+    }
 
-    let a = call(
-        &h,
-        reqwest::Method::POST,
-        "alice-token",
-        "/v2.1/servers",
-        Some("2.37"),
-        Some(json!({"server": {"name": "probe", "flavorRef": "f1", "imageRef": "img1", "networks": "auto"}})),
-    )
-    .await;
+    let body = json!({"server": {"name": "probe", "flavorRef": "f1", "imageRef": "img1", "networks": "auto"}});
+    let a = post(&h, "alice-token", "/v2.1/servers", Some("2.37"), body).await;
     assert_eq!(a.status, 202, "{}", a.body);
     let id = a.body["server"]["id"].as_str().unwrap().to_string();
     assert!(a.body["server"]["adminPass"].is_string());
@@ -653,26 +638,11 @@ async fn a_created_server_builds_becomes_active_and_is_deleted() {
     assert_eq!(s.body["server"]["addresses"]["private"][0]["addr"], "10.0.0.10");
     assert!(s.body["server"]["OS-SRV-USG:launched_at"].is_string());
 
-    let a = call(
-        &h,
-        reqwest::Method::POST,
-        "alice-token",
-        &format!("/v2.1/servers/{id}/action"),
-        None,
-        Some(json!({"os-start": null})),
-    )
-    .await;
-    assert_eq!(a.status, 409);
-    let a = call(
-        &h,
-        reqwest::Method::POST,
-        "alice-token",
-        &format!("/v2.1/servers/{id}/action"),
-        None,
-        Some(json!({"os-stop": null})),
-    )
-    .await;
-    assert_eq!(a.status, 202);
+    // Starting an active server is a conflict; stopping it is accepted.
+    for (action, status) in [("os-start", 409), ("os-stop", 202)] {
+        let a = post(&h, "alice-token", &format!("/v2.1/servers/{id}/action"), None, json!({ action: null })).await;
+        assert_eq!(a.status, status, "{action}: {}", a.body);
+    }
     h.set_now(h.now() + Duration::milliseconds(10));
     assert_eq!(get(&h, "alice-token", &format!("/v2.1/servers/{id}"), None).await.body["server"]["status"], "SHUTOFF");
 
@@ -685,9 +655,7 @@ async fn a_created_server_builds_becomes_active_and_is_deleted() {
     assert_eq!(probe["status"], "DELETED");
     assert!(probe["OS-SRV-USG:terminated_at"].is_string());
     let a = get(&h, "alice-token", &format!("/v2.1/servers/{id}/os-instance-actions"), Some("2.21")).await;
-    let acts: Vec<&str> =
-        a.body["instanceActions"].as_array().unwrap().iter().map(|x| x["action"].as_str().unwrap()).collect();
-    assert_eq!(acts, ["delete", "stop", "create"]);
+    assert_eq!(strings(&a.body["instanceActions"], "action"), ["delete", "stop", "create"]);
     h.stop().await;
 }
 
@@ -783,15 +751,7 @@ async fn listed_servers_are_rendered_once_per_view_and_follow_changes() {
         v["servers"].as_array().unwrap().iter().find(|s| s["id"] == id).map(|s| s["status"].clone())
     };
     assert_eq!(status_of(&all, RUNNING), Some(json!("ACTIVE")));
-    let a = call(
-        &h,
-        reqwest::Method::POST,
-        "alice-token",
-        &format!("/v2.1/servers/{RUNNING}/action"),
-        None,
-        Some(json!({"os-stop": null})),
-    )
-    .await;
+    let a = post(&h, "alice-token", &format!("/v2.1/servers/{RUNNING}/action"), None, json!({"os-stop": null})).await;
     assert_eq!(a.status, 202, "{}", a.body);
     h.set_now(h.now() + Duration::milliseconds(10));
     let all: Value = serde_json::from_str(&raw(&h, "alice-token", "/v2.1/servers/detail", None).await).unwrap();

@@ -509,11 +509,21 @@ pub async fn lint(s: &Session, spec: &FederationSpec, vo_properties: &[String]) 
         )
     });
 
-    // Groups: exist, hold a role.
+    let (groups_check, mapped_projects) = check_groups(s, &mapped_groups).await;
+    out.push(groups_check);
+
+    out.push(check_projects(s, spec, vo_properties, &mapped_projects, apply_fix).await);
+    out
+}
+
+/// `federation.groups`: every group the mapping names (as ("id" or "name",
+/// value)) exists and has a role assignment. Also returns the projects those
+/// groups have roles on.
+async fn check_groups(s: &Session, mapped_groups: &[(String, String)]) -> (Check, BTreeSet<String>) {
     let all_groups = groups::list_groups(s, None, None).await.unwrap_or_default();
     let mut group_problems = Vec::new();
     let mut mapped_projects = BTreeSet::new();
-    for (kind, val) in &mapped_groups {
+    for (kind, val) in mapped_groups {
         let g = all_groups.iter().find(|g| if kind == "id" { g.id == *val } else { g.name == *val });
         let Some(g) = g else {
             group_problems.push(format!("rule maps to group {kind} {val}, which does not exist"));
@@ -532,7 +542,7 @@ pub async fn lint(s: &Session, spec: &FederationSpec, vo_properties: &[String]) 
         mapped_projects.extend(on_projects);
     }
     let tested = "every group the mapping names exists and has a role assignment".to_string();
-    out.push(if group_problems.is_empty() {
+    let check = if group_problems.is_empty() {
         Check::ok("federation.groups", tested, format!("{} group(s), all with roles", mapped_groups.len()))
     } else {
         Check::critical(
@@ -541,9 +551,19 @@ pub async fn lint(s: &Session, spec: &FederationSpec, vo_properties: &[String]) 
             group_problems.join("; "),
             "openstack role add --group <group> --project <VO project> member (or fix the group id in the mapping)",
         )
-    });
+    };
+    (check, mapped_projects)
+}
 
-    // Projects with a VO that no mapped group reaches.
+/// `federation.projects`: every VO project (those of `spec.vos`, else every
+/// project with one of `vo_properties`) is among `mapped_projects`.
+async fn check_projects(
+    s: &Session,
+    spec: &FederationSpec,
+    vo_properties: &[String],
+    mapped_projects: &BTreeSet<String>,
+    apply_fix: &str,
+) -> Check {
     let projects = ListProjects::default().list(s).await.unwrap_or_default();
     let mut unmapped = Vec::new();
     // With VOs given, their projects; otherwise every project with a VO property.
@@ -561,7 +581,7 @@ pub async fn lint(s: &Session, spec: &FederationSpec, vo_properties: &[String]) 
         }
     }
     let tested = "every VO project (given with --vo, else with a VO property) is reached by a mapping rule (a mapped group has a role on it)".to_string();
-    out.push(if unmapped.is_empty() {
+    if unmapped.is_empty() {
         Check::ok("federation.projects", tested, "every VO project is mapped")
     } else {
         Check::warning(
@@ -570,8 +590,7 @@ pub async fn lint(s: &Session, spec: &FederationSpec, vo_properties: &[String]) 
             format!("{} project(s) without a mapping: {}", unmapped.len(), unmapped.join(", ")),
             format!("add the VO with --vo VO=PROJECT and run {apply_fix}"),
         )
-    });
-    out
+    }
 }
 
 /// Reads one project (re-exported for callers).

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct InvalidValue {
+    /// Why the value is refused, e.g. what it must look like.
     pub reason: String,
 }
 
@@ -22,8 +23,20 @@ impl InvalidValue {
 /// A sites folder or vo-mappings file that cannot be read at all.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The folder cannot be listed.
     #[error("reading the sites folder {dir}")]
-    Dir { dir: PathBuf, source: std::io::Error },
+    Dir {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `vo-mappings.yaml` cannot be read or parsed.
     #[error("{file}: {reason}")]
-    VoMappings { file: PathBuf, reason: String },
+    VoMappings {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }

@@ -7,10 +7,13 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+/// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// The file is read anyway (e.g. an unknown key, a value that looks wrong).
     Warning,
+    /// The file's site is left out.
     Error,
 }
 
@@ -26,15 +29,19 @@ impl fmt::Display for Severity {
 /// One problem in one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// Error or warning.
     pub severity: Severity,
+    /// The file it is in.
     pub file: PathBuf,
     /// Key path inside the file (`vos[2].auth.project_id`), or where in the
     /// file (`line 4 column 3`); none when the finding is about the whole file.
     pub key: Option<String>,
+    /// What is wrong.
     pub reason: String,
 }
 
 impl Finding {
+    /// True for [`Severity::Error`].
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }

@@ -16,13 +16,16 @@ pub struct LoadedSite {
     /// The file name without `.yaml`: unique in the folder, the site's key
     /// (two files may describe two endpoints of one GOCDB site).
     pub id: String,
+    /// The site file.
     pub file: PathBuf,
+    /// What the file says.
     pub site: Site,
 }
 
 /// What reading a folder gave.
 #[derive(Debug, Clone)]
 pub struct Folder {
+    /// The folder read (the one holding `sites/` and `vo-mappings.yaml`).
     pub dir: PathBuf,
     /// The `*.yaml` files read.
     pub files: usize,
@@ -33,10 +36,12 @@ pub struct Folder {
 }
 
 impl Folder {
+    /// How many findings are errors (each keeps its file's site out of `sites`).
     pub fn errors(&self) -> usize {
         self.findings.iter().filter(|f| f.is_error()).count()
     }
 
+    /// How many findings are warnings.
     pub fn warnings(&self) -> usize {
         self.findings.len() - self.errors()
     }

@@ -10,14 +10,18 @@ use crate::folder::Folder;
 /// and every `ENDPOINTS/ENDPOINT/URL`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GocdbService {
+    /// The GOCDB site name (`SITENAME`).
     pub site: String,
+    /// `URL`, then every `ENDPOINTS/ENDPOINT/URL`, as GOCDB writes them.
     pub urls: Vec<String>,
 }
 
 /// A GOCDB service no file of the folder describes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Missing {
+    /// The GOCDB site name.
     pub site: String,
+    /// The service URL no site file's `endpoint` matches.
     pub url: String,
 }
 

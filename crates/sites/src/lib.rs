@@ -8,6 +8,8 @@
 //! it (the `fedsite central` commands build on this crate). The file format
 //! and every decision about it are in docs/central.md.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod finding;
 pub mod folder;

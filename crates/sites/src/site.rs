@@ -54,6 +54,7 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
+    /// True for the OIDC methods (`v3oidcclientcredentials`, `v3oidcaccesstoken`).
     pub fn is_oidc(&self) -> bool {
         *self == AuthMethod::Oidc
     }
@@ -79,7 +80,9 @@ pub struct Images {
 /// One entry of `vos`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VoShare {
+    /// `vos[].name`: the VO (a name or a FQAN `/vo/...`).
     pub name: VoName,
+    /// `vos[].auth`: where the VO's share lives at the site.
     pub auth: VoAuth,
 }
 
@@ -90,6 +93,7 @@ pub struct VoAuth {
     /// sites (the credential is scoped).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project_id: Option<ProjectId>,
+    /// `vos[].auth.region`: the VO's own region; absent: the site's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
 }
@@ -105,8 +109,10 @@ pub enum RunType {
 }
 
 impl RunType {
+    /// Every run type, compute first.
     pub const ALL: [RunType; 2] = [RunType::Compute, RunType::Block];
 
+    /// `compute` or `block`, as in configuration and run names.
     pub fn as_str(self) -> &'static str {
         match self {
             RunType::Compute => "compute",
@@ -126,7 +132,9 @@ impl RunType {
 /// Where each run type's records go (`accounting.destination`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Destinations {
+    /// The topic of cloud (and public IP) records.
     pub compute: Topic,
+    /// The topic of storage records.
     pub block: Topic,
 }
 
@@ -137,6 +145,7 @@ impl Default for Destinations {
 }
 
 impl Destinations {
+    /// The topic of `run`'s records.
     pub fn topic(&self, run: RunType) -> &Topic {
         match run {
             RunType::Compute => &self.compute,
@@ -162,6 +171,7 @@ pub struct Accounting {
     /// `accounting.ams_host`: default: the central configuration's AMS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ams_host: Option<AmsHost>,
+    /// `accounting.destination`: the topic per run type.
     #[serde(rename = "destination")]
     pub destinations: Destinations,
 }
@@ -188,7 +198,9 @@ impl VoShare {
 /// The site of one file, when it has no error, and everything found in it.
 #[derive(Debug, Clone)]
 pub struct Parsed {
+    /// The site; None when a finding is an error.
     pub site: Option<Site>,
+    /// Every problem found in the file, errors and warnings.
     pub findings: Vec<Finding>,
 }
 

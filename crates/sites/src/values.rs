@@ -17,6 +17,7 @@ macro_rules! string_newtype {
         pub struct $name(String);
 
         impl $name {
+            /// The value as written.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -223,6 +224,7 @@ impl Protocol {
         Ok(Protocol(s.to_string()))
     }
 
+    /// `openid`, the protocol EGI's sites register Check-in under.
     pub fn openid() -> Protocol {
         Protocol(Self::DEFAULT.to_string())
     }
@@ -300,16 +302,27 @@ impl Topic {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum DiskFormat {
+    /// Amazon machine image.
     Ami,
+    /// Amazon ramdisk image.
     Ari,
+    /// Amazon kernel image.
     Aki,
+    /// Microsoft VHD.
     Vhd,
+    /// Microsoft VHDX.
     Vhdx,
+    /// VMware VMDK.
     Vmdk,
+    /// A raw disk.
     Raw,
+    /// QEMU copy-on-write v2.
     Qcow2,
+    /// VirtualBox VDI.
     Vdi,
+    /// An ISO 9660 image.
     Iso,
+    /// Virtuozzo ploop.
     Ploop,
 }
 
@@ -330,6 +343,7 @@ impl DiskFormat {
         DiskFormat::Ploop,
     ];
 
+    /// The name Glance uses (`qcow2`, `raw`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             DiskFormat::Ami => "ami",

@@ -59,14 +59,17 @@ impl VoMappings {
         Ok((VoMappings { file: file.to_path_buf(), entitlements }, f.list))
     }
 
+    /// The `vo-mappings.yaml` read.
     pub fn file(&self) -> &Path {
         &self.file
     }
 
+    /// How many VOs have an entitlement.
     pub fn len(&self) -> usize {
         self.entitlements.len()
     }
 
+    /// True when no VO has one.
     pub fn is_empty(&self) -> bool {
         self.entitlements.is_empty()
     }

@@ -9,6 +9,8 @@
 //! that published form; [`Signer::sign_raw`] returns openssl's own bytes. Both verify, since
 //! S/MIME text signatures are computed over the CRLF-canonical content.
 
+#![warn(missing_docs)]
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -29,31 +31,68 @@ use openssl::x509::{X509, X509NameRef, X509PurposeId};
 /// Minimum remaining validity of the host certificate at start, in seconds.
 pub const MIN_CERT_VALIDITY_SECS: i64 = 86_400;
 
+/// Why a certificate, key or message could not be used; each names the file or the step.
 #[derive(Debug, thiserror::Error)]
 pub enum SmimeError {
+    /// Reading or writing a file failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
+        /// What the file is ("reading certificate", ...).
         what: &'static str,
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// An OpenSSL call failed.
     #[error("{what}: {source}")]
     OpenSsl {
+        /// The step ("signing", "parsing the key", ...).
         what: String,
+        /// OpenSSL's error queue.
         #[source]
         source: ErrorStack,
     },
+    /// The private key file is readable by group or others.
     #[error("key file {} is readable by group or others (mode {mode:04o}); refusing to use it (chmod 600)", path.display())]
-    KeyReadable { path: PathBuf, mode: u32 },
+    KeyReadable {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The key is not the certificate's.
     #[error("certificate {} and key {} do not match", cert.display(), key.display())]
-    KeyMismatch { cert: PathBuf, key: PathBuf },
+    KeyMismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
+    /// The private key is passphrase-protected.
     #[error("key file {} is encrypted: the sender needs it unencrypted (openssl pkey -in {} -out {}.plain, chmod 600 it, and use that)", path.display(), path.display(), path.display())]
-    KeyEncrypted { path: PathBuf },
+    KeyEncrypted {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The certificate expires within the minimum validity.
     #[error("certificate {} expires at {not_after}, less than {min_secs} s from now", path.display())]
-    CertExpiring { path: PathBuf, not_after: String, min_secs: i64 },
+    CertExpiring {
+        /// The certificate file.
+        path: PathBuf,
+        /// Its notAfter, as OpenSSL prints it.
+        not_after: String,
+        /// The validity it must have left, in seconds.
+        min_secs: i64,
+    },
+    /// The file holds no PEM certificate.
     #[error("no certificate found in {}", path.display())]
-    NoCertificate { path: PathBuf },
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The message is not S/MIME this crate can read (the text says what is wrong).
     #[error("malformed S/MIME message: {0}")]
     Malformed(String),
 }
@@ -157,6 +196,7 @@ impl Signer {
         self.cert.not_after().to_string()
     }
 
+    /// The signer's certificate.
     pub fn certificate(&self) -> &X509 {
         &self.cert
     }
@@ -198,6 +238,7 @@ pub struct Recipient {
 }
 
 impl Recipient {
+    /// The recipient whose certificate is the first PEM certificate of `path`.
     pub fn from_pem_file(path: impl AsRef<Path>) -> Result<Recipient> {
         let cert = load_cert(path.as_ref())?;
         let mut certs = ossl("creating a certificate stack", Stack::new())?;

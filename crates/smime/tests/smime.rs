@@ -1,5 +1,5 @@
 //! S/MIME signing, verification and encryption against the real `openssl` CLI and the
-//! real SSM 4.0 capture (crates/messaging/tests/data/ssm-4.0, from shared/vectors).
+//! real SSM 4.0 capture (crates/messaging/tests/data/ssm-4.0; its README says how it was made).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ fn vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../messaging/tests/data/ssm-4.0")
 }
 
-/// The vector's key is world-readable in shared/: copy it with mode 0600.
+/// The vector's key is checked in world-readable: copy it with mode 0600.
 fn private_copy(dir: &Path, src: &Path) -> PathBuf {
     let dst = dir.join(src.file_name().unwrap());
     std::fs::copy(src, &dst).unwrap();

@@ -386,7 +386,25 @@ fn parse_list_query(raw: &str) -> ApiResult<ListQuery> {
         }
     }
     .min(LIMIT_MAX);
-    // Sorting: `sort=k:dir,...` or repeated sort_key/sort_dir.
+    let sort = parse_sort(&pairs)?;
+
+    let filters = parse_filters(&pairs, &params)?;
+    Ok(ListQuery {
+        limit,
+        marker: last_value(&pairs, "marker").map(String::from),
+        member_status,
+        visibility,
+        filters,
+        sort,
+        params,
+    })
+}
+
+/// The sort order, `sort=k:dir,...` or repeated `sort_key`/`sort_dir` (not
+/// both), as (key, ascending), with `created_at` and `id` appended as the
+/// DB layer does: in the single given direction, or descending when several
+/// directions were given.
+fn parse_sort(pairs: &[(String, String)]) -> ApiResult<Vec<(String, bool)>> {
     let valid_key = |k: &str| -> ApiResult<String> {
         if SORT_KEYS.contains(&k) {
             Ok(k.to_string())
@@ -406,7 +424,7 @@ fn parse_list_query(raw: &str) -> ApiResult<ListQuery> {
     // The DB layer appends created_at and id in the single given direction,
     // or descending when several directions were given.
     let mut appended_asc = false;
-    if let Some(s) = last_value(&pairs, "sort") {
+    if let Some(s) = last_value(pairs, "sort") {
         if has("sort_key") || has("sort_dir") {
             return Err(bad("Old and new sorting syntax cannot be combined"));
         }
@@ -445,17 +463,22 @@ fn parse_list_query(raw: &str) -> ApiResult<ListQuery> {
             sort.push((key.to_string(), appended_asc));
         }
     }
+    Ok(sort)
+}
 
+/// The filters: `os_hidden` (false unless given), `protected`, each `tag`, then
+/// per other parameter (last value) a range, time, column or property filter.
+fn parse_filters(pairs: &[(String, String)], params: &[(String, String)]) -> ApiResult<Vec<Filter>> {
     let skip = ["limit", "marker", "member_status", "tag", "sort", "sort_key", "sort_dir", "visibility"];
     let mut filters = Vec::new();
-    let os_hidden = last_value(&pairs, "os_hidden").unwrap_or("false").to_lowercase();
+    let os_hidden = last_value(pairs, "os_hidden").unwrap_or("false").to_lowercase();
     if os_hidden != "true" && os_hidden != "false" {
         return Err(bad(format!(
             "Invalid value '{os_hidden}' for 'os_hidden' filter. Valid values are 'true' or 'false'."
         )));
     }
     filters.push(Filter::OsHidden(os_hidden == "true"));
-    if let Some(p) = last_value(&pairs, "protected") {
+    if let Some(p) = last_value(pairs, "protected") {
         if p != "true" && p != "false" {
             return Err(bad(format!(
                 "Invalid value '{p}' for 'protected' filter. Valid values are 'true' or 'false'."
@@ -466,7 +489,7 @@ fn parse_list_query(raw: &str) -> ApiResult<ListQuery> {
     for (_, v) in pairs.iter().filter(|(k, _)| k == "tag") {
         filters.push(Filter::Tag(v.trim().to_string()));
     }
-    for (k, v) in &params {
+    for (k, v) in params {
         if skip.contains(&k.as_str()) || k == "os_hidden" || k == "protected" {
             continue;
         }
@@ -504,15 +527,7 @@ fn parse_list_query(raw: &str) -> ApiResult<ListQuery> {
             filters.push(Filter::Prop(k.clone(), v.clone()));
         }
     }
-    Ok(ListQuery {
-        limit,
-        marker: last_value(&pairs, "marker").map(String::from),
-        member_status,
-        visibility,
-        filters,
-        sort,
-        params,
-    })
+    Ok(filters)
 }
 
 /// Python's `urllib.parse.urlencode` (quote_plus).

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::{Ctx, Query, bad_request, base, err, iso_z, naive_us, parse_isotime, policy, regex_search, stable_uuid};
 use crate::error::{ApiError, ApiResult};
 use crate::index::{Rendered, ServerIndex};
-use crate::model::{Server, ServerEvent, ServerView, Site};
+use crate::model::{Flavor, Server, ServerEvent, ServerView, Site};
 use crate::state::AppState;
 
 /// `(vm_state, task_state, power_state)` behind an API status.
@@ -434,33 +434,7 @@ fn select<'a>(
     ix: &ServerIndex,
 ) -> ApiResult<Vec<Row<'a>>> {
     let admin = ctx.is_admin();
-    // remove_invalid_options: non-admins keep only the user filters.
-    let user_filters = [
-        "reservation_id",
-        "name",
-        "status",
-        "image",
-        "flavor",
-        "ip",
-        "changes-since",
-        "all_tenants",
-        "ip6",
-        "changes-before",
-        "tags",
-        "tags-any",
-        "not-tags",
-        "not-tags-any",
-        "locked",
-        "limit",
-        "marker",
-        "sort_key",
-        "sort_dir",
-    ];
-    let q = if admin {
-        q.clone()
-    } else {
-        Query(q.0.iter().filter(|(k, _)| user_filters.contains(&k.as_str())).cloned().collect())
-    };
+    let q = user_visible(q, admin);
 
     let statuses: Vec<String> = q.all("status").iter().map(|s| s.trim().to_ascii_uppercase()).collect();
     if !statuses.is_empty() && !statuses.iter().any(|s| STATUSES.contains(&s.as_str())) {
@@ -469,27 +443,7 @@ fn select<'a>(
         }
         return Ok(vec![]);
     }
-    let since = match q.get("changes-since") {
-        Some(v) => Some(parse_isotime(v).ok_or_else(|| {
-            bad_request(format!(
-                "Invalid input for query parameters changes-since. Value: {v}. '{v}' is not a 'date-time'"
-            ))
-        })?),
-        None => None,
-    };
-    let before = match q.get("changes-before").filter(|_| ctx.at_least(66)) {
-        Some(v) => Some(parse_isotime(v).ok_or_else(|| {
-            bad_request(format!(
-                "Invalid input for query parameters changes-before. Value: {v}. '{v}' is not a 'date-time'"
-            ))
-        })?),
-        None => None,
-    };
-    if let (Some(s), Some(b)) = (since, before)
-        && b < s
-    {
-        return Err(bad_request("The value of changes-since must be less than or equal to changes-before."));
-    }
+    let (since, before) = changes_window(&q, ctx)?;
     // None: both deleted and not; Some(b): deleted == b.
     let mut deleted: Option<bool> = match q.get("deleted") {
         Some(d) => Some(super::parse_bool(d).unwrap_or(false)),
@@ -502,64 +456,9 @@ fn select<'a>(
         }
         deleted = Some(true);
     }
-    let all_tenants = match q.0.iter().find(|(k, _)| k == "all_tenants") {
-        None => false,
-        Some((_, v)) if v.is_empty() => true,
-        Some((_, v)) => super::parse_bool(v).ok_or_else(|| {
-            bad_request(format!("Unrecognized value '{v}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"))
-        })?,
-    };
-    let (project, user): (Option<String>, Option<String>) = if all_tenants {
-        if !ctx.all_projects() {
-            let what = if detail { "detail" } else { "index" };
-            return Err(policy(&format!("os_compute_api:servers:{what}:get_all_tenants")));
-        }
-        (q.get("project_id").or(q.get("tenant_id")).map(String::from), q.get("user_id").map(String::from))
-    } else if let Some(p) = ctx.token.project_id() {
-        (Some(p.to_string()), q.get("user_id").map(String::from))
-    } else {
-        (None, Some(ctx.token.user_id.clone()))
-    };
+    let (project, user) = scope(&q, ctx, detail)?;
 
-    // Sorting, validated before filtering (JSON schema).
-    let mut keys: Vec<String> = q.all("sort_key").into_iter().map(String::from).collect();
-    let mut dirs: Vec<String> = q.all("sort_dir").into_iter().map(String::from).collect();
-    for k in &keys {
-        if !SORT_KEYS.contains(&k.as_str()) && !IGNORED_SORT_KEYS.contains(&k.as_str()) {
-            return Err(bad_request(format!(
-                "Invalid input for query parameters sort_key. Value: {k}. '{k}' is not one of the valid sort keys"
-            )));
-        }
-        if (k == "host" || k == "node") && !admin {
-            return Err(err(StatusCode::FORBIDDEN, format!("Only administrators can sort servers by {k}")));
-        }
-    }
-    for d in &dirs {
-        if d != "asc" && d != "desc" {
-            return Err(bad_request(format!(
-                "Invalid input for query parameters sort_dir. Value: {d}. '{d}' is not one of ['asc', 'desc']"
-            )));
-        }
-    }
-    while let Some(i) = keys.iter().position(|k| IGNORED_SORT_KEYS.contains(&k.as_str())) {
-        if dirs.len() > i {
-            dirs.remove(i);
-        }
-        keys.remove(i);
-    }
-    if dirs.len() > keys.len() {
-        return Err(bad_request("Sort direction size exceeds sort key size"));
-    }
-    let default_dir = dirs.first().cloned().unwrap_or_else(|| "desc".into());
-    while dirs.len() < keys.len() {
-        dirs.push(default_dir.clone());
-    }
-    for k in ["created_at", "id"] {
-        if !keys.iter().any(|x| x == k) {
-            keys.push(k.into());
-            dirs.push(default_dir.clone());
-        }
-    }
+    let (keys, dirs) = sort_order(&q, admin)?;
     let (limit, marker) = q.limit_marker()?;
 
     let flavor_filter = q.get("flavor");
@@ -590,23 +489,9 @@ fn select<'a>(
         return indexed(site, now, ix, &filter, marker.as_deref(), limit);
     }
     let need_fips = ip.is_some() || ip6.is_some();
-    let fip_addrs: HashMap<&str, Vec<(&str, u8)>> = if need_fips {
-        let mut owner: HashMap<&str, &str> = HashMap::new();
-        for p in site.ports.iter().filter(|p| p.visible_at(now)) {
-            owner.insert(&p.id, &p.device_id);
-        }
-        let mut m: HashMap<&str, Vec<_>> = HashMap::new();
-        for f in site.floating_ips.iter().filter(|f| f.visible_at(now)) {
-            if let Some(sid) = f.association_at(now).and_then(|a| owner.get(a.port_id.as_str())) {
-                m.entry(*sid).or_default().push((f.address.as_str(), f.version));
-            }
-        }
-        m
-    } else {
-        HashMap::new()
-    };
+    let fip_addrs = if need_fips { floating_addrs(site, now) } else { HashMap::new() };
 
-    let mut rows: Vec<Row> = site
+    let rows: Vec<Row> = site
         .servers
         .iter()
         .enumerate()
@@ -645,8 +530,133 @@ fn select<'a>(
         })
         .collect();
 
+    page(site, now, rows, &keys, &dirs, marker.as_deref(), limit)
+}
+
+/// The `changes-since`/`changes-before` window (before only from 2.66 on);
+/// a bad date or a window that ends before it starts is a 400.
+fn changes_window(q: &Query, ctx: &Ctx) -> ApiResult<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+    let since = match q.get("changes-since") {
+        Some(v) => Some(parse_isotime(v).ok_or_else(|| {
+            bad_request(format!(
+                "Invalid input for query parameters changes-since. Value: {v}. '{v}' is not a 'date-time'"
+            ))
+        })?),
+        None => None,
+    };
+    let before = match q.get("changes-before").filter(|_| ctx.at_least(66)) {
+        Some(v) => Some(parse_isotime(v).ok_or_else(|| {
+            bad_request(format!(
+                "Invalid input for query parameters changes-before. Value: {v}. '{v}' is not a 'date-time'"
+            ))
+        })?),
+        None => None,
+    };
+    if let (Some(s), Some(b)) = (since, before)
+        && b < s
+    {
+        return Err(bad_request("The value of changes-since must be less than or equal to changes-before."));
+    }
+    Ok((since, before))
+}
+
+/// Whose servers a listing sees, as (project, user) filters: with
+/// `all_tenants` (policy-checked) the requested ones, else the token's project
+/// (or, for a project-less token, its user).
+fn scope(q: &Query, ctx: &Ctx, detail: bool) -> ApiResult<(Option<String>, Option<String>)> {
+    let all_tenants = match q.0.iter().find(|(k, _)| k == "all_tenants") {
+        None => false,
+        Some((_, v)) if v.is_empty() => true,
+        Some((_, v)) => super::parse_bool(v).ok_or_else(|| {
+            bad_request(format!("Unrecognized value '{v}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"))
+        })?,
+    };
+    Ok(if all_tenants {
+        if !ctx.all_projects() {
+            let what = if detail { "detail" } else { "index" };
+            return Err(policy(&format!("os_compute_api:servers:{what}:get_all_tenants")));
+        }
+        (q.get("project_id").or(q.get("tenant_id")).map(String::from), q.get("user_id").map(String::from))
+    } else if let Some(p) = ctx.token.project_id() {
+        (Some(p.to_string()), q.get("user_id").map(String::from))
+    } else {
+        (None, Some(ctx.token.user_id.clone()))
+    })
+}
+
+/// The sort keys and directions, validated before filtering (JSON schema):
+/// ignored keys dropped, missing directions defaulted to the first given (or
+/// `desc`), and `created_at`, `id` appended as tie-breakers.
+fn sort_order(q: &Query, admin: bool) -> ApiResult<(Vec<String>, Vec<String>)> {
+    let mut keys: Vec<String> = q.all("sort_key").into_iter().map(String::from).collect();
+    let mut dirs: Vec<String> = q.all("sort_dir").into_iter().map(String::from).collect();
+    for k in &keys {
+        if !SORT_KEYS.contains(&k.as_str()) && !IGNORED_SORT_KEYS.contains(&k.as_str()) {
+            return Err(bad_request(format!(
+                "Invalid input for query parameters sort_key. Value: {k}. '{k}' is not one of the valid sort keys"
+            )));
+        }
+        if (k == "host" || k == "node") && !admin {
+            return Err(err(StatusCode::FORBIDDEN, format!("Only administrators can sort servers by {k}")));
+        }
+    }
+    for d in &dirs {
+        if d != "asc" && d != "desc" {
+            return Err(bad_request(format!(
+                "Invalid input for query parameters sort_dir. Value: {d}. '{d}' is not one of ['asc', 'desc']"
+            )));
+        }
+    }
+    while let Some(i) = keys.iter().position(|k| IGNORED_SORT_KEYS.contains(&k.as_str())) {
+        if dirs.len() > i {
+            dirs.remove(i);
+        }
+        keys.remove(i);
+    }
+    if dirs.len() > keys.len() {
+        return Err(bad_request("Sort direction size exceeds sort key size"));
+    }
+    let default_dir = dirs.first().cloned().unwrap_or_else(|| "desc".into());
+    while dirs.len() < keys.len() {
+        dirs.push(default_dir.clone());
+    }
+    for k in ["created_at", "id"] {
+        if !keys.iter().any(|x| x == k) {
+            keys.push(k.into());
+            dirs.push(default_dir.clone());
+        }
+    }
+    Ok((keys, dirs))
+}
+
+/// Server id → the (address, IP version) of its floating IPs at `now`.
+fn floating_addrs(site: &Site, now: DateTime<Utc>) -> HashMap<&str, Vec<(&str, u8)>> {
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for p in site.ports.iter().filter(|p| p.visible_at(now)) {
+        owner.insert(&p.id, &p.device_id);
+    }
+    let mut m: HashMap<&str, Vec<_>> = HashMap::new();
+    for f in site.floating_ips.iter().filter(|f| f.visible_at(now)) {
+        if let Some(sid) = f.association_at(now).and_then(|a| owner.get(a.port_id.as_str())) {
+            m.entry(*sid).or_default().push((f.address.as_str(), f.version));
+        }
+    }
+    m
+}
+
+/// Sorts the matching rows and cuts the page after `marker` (a 400 when the
+/// marker is not a server that exists at `now`), at most `limit` long.
+fn page<'a>(
+    site: &'a Site,
+    now: DateTime<Utc>,
+    mut rows: Vec<Row<'a>>,
+    keys: &[String],
+    dirs: &[String],
+    marker: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<Row<'a>>> {
     let cmp = |a: &Row, b: &Row| -> Ordering {
-        for (k, d) in keys.iter().zip(&dirs) {
+        for (k, d) in keys.iter().zip(dirs) {
             let o = key_cmp(k, a, b);
             let o = if d == "desc" { o.reverse() } else { o };
             if o != Ordering::Equal {
@@ -655,11 +665,11 @@ fn select<'a>(
         }
         Ordering::Equal
     };
-    if let Some(m) = &marker {
+    if let Some(m) = marker {
         let pos = site
             .servers
             .iter()
-            .position(|s| &s.id == m && s.exists_at(now))
+            .position(|s| s.id == m && s.exists_at(now))
             .ok_or_else(|| bad_request(format!("marker [{m}] not found")))?;
         let mk = Row { pos, v: site.servers[pos].view_at(now).unwrap() };
         rows.retain(|r| cmp(r, &mk) == Ordering::Greater);
@@ -670,6 +680,36 @@ fn select<'a>(
     }
     rows.sort_by(cmp);
     Ok(rows)
+}
+
+/// `remove_invalid_options`: non-admins keep only the user filters.
+fn user_visible(q: &Query, admin: bool) -> Query {
+    let user_filters = [
+        "reservation_id",
+        "name",
+        "status",
+        "image",
+        "flavor",
+        "ip",
+        "changes-since",
+        "all_tenants",
+        "ip6",
+        "changes-before",
+        "tags",
+        "tags-any",
+        "not-tags",
+        "not-tags-any",
+        "locked",
+        "limit",
+        "marker",
+        "sort_key",
+        "sort_dir",
+    ];
+    if admin {
+        q.clone()
+    } else {
+        Query(q.0.iter().filter(|(k, _)| user_filters.contains(&k.as_str())).cloned().collect())
+    }
 }
 
 /// The filters of a listing the index answers.
@@ -1112,144 +1152,16 @@ pub async fn create(State(state): State<Arc<AppState>>, ctx: Ctx, body: axum::bo
         .ok_or_else(|| bad_request(format!("Flavor {flavor_id} could not be found.")))?;
     let image_ref = srv.get("imageRef").and_then(Value::as_str).unwrap_or("");
     let bdms = srv.get("block_device_mapping_v2").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut volumes_attached = Vec::new();
-    for b in &bdms {
-        if b.get("source_type").and_then(Value::as_str) == Some("volume") {
-            let vid = b.get("uuid").and_then(Value::as_str).unwrap_or_default();
-            let vol = site
-                .volumes
-                .iter()
-                .find(|v| v.id == vid && v.visible_at(now) && (v.project_id == project || ctx.is_admin()));
-            if vol.is_none() {
-                return Err(bad_request(format!("Block Device Mapping is Invalid: failed to get volume {vid}.")));
-            }
-            volumes_attached.push(vid.to_string());
-        }
-    }
-    let image_id = if image_ref.is_empty() {
-        let boots =
-            bdms.iter().any(|b| b.get("boot_index").is_some_and(|i| i.as_i64() == Some(0) || i.as_str() == Some("0")));
-        if !boots {
-            return Err(bad_request(
-                "Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid.",
-            ));
-        }
-        None
-    } else {
-        let iid = image_ref.rsplit('/').next().unwrap_or_default();
-        let img = site
-            .image(iid)
-            .filter(|i| {
-                ctx.is_admin()
-                    || i.owner == project
-                    || matches!(i.visibility.as_str(), "public" | "community")
-                    || i.members.iter().any(|(p, st)| p == &project && st == "accepted")
-            })
-            .ok_or_else(|| bad_request("Can not find requested image"))?;
-        if img.status != "active" {
-            return Err(bad_request(format!("Image {iid} is not active.")));
-        }
-        if flavor.disk > 0 && img.min_disk > flavor.disk {
-            return Err(bad_request("Flavor's disk is too small for requested image."));
-        }
-        if img.min_ram > flavor.ram {
-            return Err(bad_request("Flavor's memory is too small for requested image."));
-        }
-        Some(iid.to_string())
-    };
+    let volumes_attached = boot_volumes(&site, &bdms, &project, &ctx, now)?;
+    let image_id = boot_image(&site, image_ref, &bdms, &flavor, &project, &ctx)?;
 
-    // Quota, as `TooManyInstances`.
-    let quota = site.quotas.get(&project).cloned().unwrap_or_default();
-    let (n, c, r) = super::misc::usage_of(&site, &project, now);
-    for (res, used, want, limit) in [
-        ("instances", n, 1, quota.instances),
-        ("cores", c, flavor.vcpus as i64, quota.cores),
-        ("ram", r, flavor.ram as i64, quota.ram),
-    ] {
-        if limit >= 0 && used + want > limit {
-            return Err(err(
-                StatusCode::FORBIDDEN,
-                format!("Quota exceeded for {res}: Requested {want}, but already used {used} of {limit} {res}"),
-            ));
-        }
-    }
+    check_quota(&site, &project, &flavor, now)?;
 
-    // Networks.
-    let visible_net = |site: &Site, id: &str| {
-        site.networks
-            .iter()
-            .any(|n| n.id == id && !n.external && (n.shared || n.project_id == project || ctx.is_admin()))
-    };
-    let nets: Vec<String> = match srv.get("networks") {
-        Some(Value::String(s)) if s == "none" => vec![],
-        Some(Value::Array(list)) => {
-            let mut ids = Vec::new();
-            for n in list {
-                if let Some(u) = n.get("uuid").and_then(Value::as_str) {
-                    if !visible_net(&site, u) {
-                        return Err(bad_request(format!("Network {u} could not be found.")));
-                    }
-                    ids.push(u.to_string());
-                } else if let Some(p) = n.get("port").and_then(Value::as_str) {
-                    let port = site
-                        .ports
-                        .iter()
-                        .find(|x| x.id == p && x.visible_at(now))
-                        .ok_or_else(|| err(StatusCode::BAD_REQUEST, format!("Port {p} could not be found.")))?;
-                    ids.push(port.network_id.clone());
-                } else {
-                    return Err(bad_request("Invalid input for field/attribute networks."));
-                }
-            }
-            ids
-        }
-        None if ctx.at_least(37) => {
-            return Err(bad_request("Invalid input for field/attribute server. 'networks' is a required property"));
-        }
-        Some(Value::String(s)) if s != "auto" => {
-            return Err(bad_request(format!("Invalid input for field/attribute networks. Value: {s}.")));
-        }
-        _ => {
-            let own: Vec<_> = site.networks.iter().filter(|n| !n.external && n.project_id == project).collect();
-            let candidates =
-                if own.is_empty() { site.networks.iter().filter(|n| !n.external && n.shared).collect() } else { own };
-            match candidates.as_slice() {
-                [] => vec![],
-                [one] => vec![one.id.clone()],
-                many if srv.get("networks").is_some() => vec![many[0].id.clone()],
-                _ => {
-                    return Err(err(
-                        StatusCode::CONFLICT,
-                        "Multiple possible networks found, use a Network ID to be more specific.",
-                    ));
-                }
-            }
-        }
-    };
+    let nets = requested_networks(&site, srv, &project, &ctx, now)?;
 
     let id = uuid::Uuid::new_v4().to_string();
     let launch = now + Duration::seconds(2);
-    let mut fixed_ips = Vec::new();
-    for nid in &nets {
-        let net = site.networks.iter().find(|n| &n.id == nid).cloned().unwrap();
-        let Some(addr) = next_free_ip(&site, &net) else {
-            return Err(err(StatusCode::CONFLICT, format!("No more IP addresses available on network {nid}.")));
-        };
-        let h = stable_uuid(&[&id, nid]);
-        site.ports.push(crate::model::Port {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: String::new(),
-            project_id: project.clone(),
-            network_id: nid.clone(),
-            device_id: id.clone(),
-            device_owner: "compute:nova".into(),
-            mac_address: format!("fa:16:3e:{}:{}:{}", &h[0..2], &h[2..4], &h[4..6]),
-            fixed_ips: vec![addr.clone()],
-            created_at: now,
-            deleted_at: None,
-        });
-        fixed_ips.push((net.name.clone(), addr, 4));
-    }
+    let fixed_ips = plug_ports(&mut site, &id, &nets, &project, now)?;
     let metadata: BTreeMap<String, String> = srv
         .get("metadata")
         .and_then(Value::as_object)
@@ -1299,6 +1211,186 @@ pub async fn create(State(state): State<Arc<AppState>>, ctx: Ctx, body: axum::bo
         r.headers_mut().insert(header::LOCATION, h);
     }
     Ok(r)
+}
+
+/// The volumes of the block device mapping (`source_type: volume`), each one
+/// the project (or an admin) can see at `now`; a missing one is a 400.
+fn boot_volumes(site: &Site, bdms: &[Value], project: &str, ctx: &Ctx, now: DateTime<Utc>) -> ApiResult<Vec<String>> {
+    let mut volumes_attached = Vec::new();
+    for b in bdms {
+        if b.get("source_type").and_then(Value::as_str) == Some("volume") {
+            let vid = b.get("uuid").and_then(Value::as_str).unwrap_or_default();
+            let vol = site
+                .volumes
+                .iter()
+                .find(|v| v.id == vid && v.visible_at(now) && (v.project_id == project || ctx.is_admin()));
+            if vol.is_none() {
+                return Err(bad_request(format!("Block Device Mapping is Invalid: failed to get volume {vid}.")));
+            }
+            volumes_attached.push(vid.to_string());
+        }
+    }
+    Ok(volumes_attached)
+}
+
+/// The image a server boots from: `imageRef` (visible to the project, active,
+/// fitting the flavor's disk and RAM), or None for a boot-from-volume request
+/// whose mapping has a `boot_index` 0.
+fn boot_image(
+    site: &Site,
+    image_ref: &str,
+    bdms: &[Value],
+    flavor: &Flavor,
+    project: &str,
+    ctx: &Ctx,
+) -> ApiResult<Option<String>> {
+    if image_ref.is_empty() {
+        let boots =
+            bdms.iter().any(|b| b.get("boot_index").is_some_and(|i| i.as_i64() == Some(0) || i.as_str() == Some("0")));
+        if !boots {
+            return Err(bad_request(
+                "Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid.",
+            ));
+        }
+        Ok(None)
+    } else {
+        let iid = image_ref.rsplit('/').next().unwrap_or_default();
+        let img = site
+            .image(iid)
+            .filter(|i| {
+                ctx.is_admin()
+                    || i.owner == project
+                    || matches!(i.visibility.as_str(), "public" | "community")
+                    || i.members.iter().any(|(p, st)| p == project && st == "accepted")
+            })
+            .ok_or_else(|| bad_request("Can not find requested image"))?;
+        if img.status != "active" {
+            return Err(bad_request(format!("Image {iid} is not active.")));
+        }
+        if flavor.disk > 0 && img.min_disk > flavor.disk {
+            return Err(bad_request("Flavor's disk is too small for requested image."));
+        }
+        if img.min_ram > flavor.ram {
+            return Err(bad_request("Flavor's memory is too small for requested image."));
+        }
+        Ok(Some(iid.to_string()))
+    }
+}
+
+/// Quota, as `TooManyInstances`: one more instance of `flavor` must fit the
+/// project's instances, cores and RAM limits (a negative limit is unlimited).
+fn check_quota(site: &Site, project: &str, flavor: &Flavor, now: DateTime<Utc>) -> ApiResult<()> {
+    let quota = site.quotas.get(project).cloned().unwrap_or_default();
+    let (n, c, r) = super::misc::usage_of(site, project, now);
+    for (res, used, want, limit) in [
+        ("instances", n, 1, quota.instances),
+        ("cores", c, flavor.vcpus as i64, quota.cores),
+        ("ram", r, flavor.ram as i64, quota.ram),
+    ] {
+        if limit >= 0 && used + want > limit {
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                format!("Quota exceeded for {res}: Requested {want}, but already used {used} of {limit} {res}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The networks a new server is plugged into: the listed ones (by network, or
+/// by port), none, or with `auto` (before 2.37 also when absent) the
+/// project's own private network, else a shared one.
+fn requested_networks(
+    site: &Site,
+    srv: &Value,
+    project: &str,
+    ctx: &Ctx,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<String>> {
+    let visible_net = |site: &Site, id: &str| {
+        site.networks
+            .iter()
+            .any(|n| n.id == id && !n.external && (n.shared || n.project_id == project || ctx.is_admin()))
+    };
+    Ok(match srv.get("networks") {
+        Some(Value::String(s)) if s == "none" => vec![],
+        Some(Value::Array(list)) => {
+            let mut ids = Vec::new();
+            for n in list {
+                if let Some(u) = n.get("uuid").and_then(Value::as_str) {
+                    if !visible_net(site, u) {
+                        return Err(bad_request(format!("Network {u} could not be found.")));
+                    }
+                    ids.push(u.to_string());
+                } else if let Some(p) = n.get("port").and_then(Value::as_str) {
+                    let port = site
+                        .ports
+                        .iter()
+                        .find(|x| x.id == p && x.visible_at(now))
+                        .ok_or_else(|| err(StatusCode::BAD_REQUEST, format!("Port {p} could not be found.")))?;
+                    ids.push(port.network_id.clone());
+                } else {
+                    return Err(bad_request("Invalid input for field/attribute networks."));
+                }
+            }
+            ids
+        }
+        None if ctx.at_least(37) => {
+            return Err(bad_request("Invalid input for field/attribute server. 'networks' is a required property"));
+        }
+        Some(Value::String(s)) if s != "auto" => {
+            return Err(bad_request(format!("Invalid input for field/attribute networks. Value: {s}.")));
+        }
+        _ => {
+            let own: Vec<_> = site.networks.iter().filter(|n| !n.external && n.project_id == project).collect();
+            let candidates =
+                if own.is_empty() { site.networks.iter().filter(|n| !n.external && n.shared).collect() } else { own };
+            match candidates.as_slice() {
+                [] => vec![],
+                [one] => vec![one.id.clone()],
+                many if srv.get("networks").is_some() => vec![many[0].id.clone()],
+                _ => {
+                    return Err(err(
+                        StatusCode::CONFLICT,
+                        "Multiple possible networks found, use a Network ID to be more specific.",
+                    ));
+                }
+            }
+        }
+    })
+}
+
+/// One compute port per network for server `id`, each with the network's
+/// first free address; a full network is a 409.
+fn plug_ports(
+    site: &mut Site,
+    id: &str,
+    nets: &[String],
+    project: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<(String, String, u8)>> {
+    let mut fixed_ips = Vec::new();
+    for nid in nets {
+        let net = site.networks.iter().find(|n| &n.id == nid).cloned().unwrap();
+        let Some(addr) = next_free_ip(site, &net) else {
+            return Err(err(StatusCode::CONFLICT, format!("No more IP addresses available on network {nid}.")));
+        };
+        let h = stable_uuid(&[id, nid]);
+        site.ports.push(crate::model::Port {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: String::new(),
+            project_id: project.to_string(),
+            network_id: nid.to_string(),
+            device_id: id.to_string(),
+            device_owner: "compute:nova".into(),
+            mac_address: format!("fa:16:3e:{}:{}:{}", &h[0..2], &h[2..4], &h[4..6]),
+            fixed_ips: vec![addr.clone()],
+            created_at: now,
+            deleted_at: None,
+        });
+        fixed_ips.push((net.name.clone(), addr, 4));
+    }
+    Ok(fixed_ips)
 }
 
 /// The first free IPv4 host address in the network's first v4 subnet.

@@ -3,8 +3,6 @@
 //! here knows an API or a format.
 
 mod cmd;
-mod metrics;
-mod report;
 mod stages;
 
 use std::process::ExitCode;

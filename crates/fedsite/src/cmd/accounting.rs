@@ -419,12 +419,12 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
     );
     let counters = session.counters();
     if let Some(path) = &a.metrics_textfile {
-        let mut m = crate::metrics::Metrics::new();
-        crate::metrics::stage_from_ledger(&mut m, &ledger, crate::metrics::Stage::Extract)?;
-        crate::metrics::ledger_records(&mut m, &ledger)?;
-        crate::metrics::project_successes(&mut m, &ledger)?;
-        crate::metrics::extract_run(&mut m, &report);
-        crate::metrics::api(&mut m, &counters);
+        let mut m = sitereport::metrics::Metrics::new();
+        sitereport::metrics::stage_from_ledger(&mut m, &ledger, sitereport::metrics::Stage::Extract)?;
+        sitereport::metrics::ledger_records(&mut m, &ledger)?;
+        sitereport::metrics::project_successes(&mut m, &ledger)?;
+        sitereport::metrics::extract_run(&mut m, &report);
+        sitereport::metrics::api(&mut m, &counters);
         m.write_textfile(path)?;
     }
     let code = if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };

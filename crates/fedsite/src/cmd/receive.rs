@@ -62,10 +62,16 @@ pub async fn run(args: ReceiveArgs) -> Result<ExitCode> {
     let textfile = args.metrics_textfile.clone();
     let result = receive(args).await;
     if let Some(path) = &textfile {
-        let mut m = crate::metrics::Metrics::new();
-        crate::metrics::stage_without_ledger(&mut m, crate::metrics::Stage::Receive, started, result.is_ok(), path);
+        let mut m = sitereport::metrics::Metrics::new();
+        sitereport::metrics::stage_without_ledger(
+            &mut m,
+            sitereport::metrics::Stage::Receive,
+            started,
+            result.is_ok(),
+            path,
+        );
         if let Ok(report) = &result {
-            crate::metrics::receive_run(&mut m, report);
+            sitereport::metrics::receive_run(&mut m, report);
         }
         m.write_textfile(path)?;
     }

@@ -1,6 +1,6 @@
 //! `fedsite report --ledger PATH [--from --to] [-o report.html]`: the ledger's usage per VO and
 //! month, deliveries, pending messages and last runs as one self-contained HTML page
-//! (`crate::report`).
+//! (`sitereport::report`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,8 +51,8 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
     }
     let path = siteconf::resolve::ledger_path(a.ledger.as_deref(), super::site_config()?.as_ref());
     let ledger = super::accounting::open_existing_ledger(&path)?;
-    let data = crate::report::gather(&ledger, a.from, a.to, a.runs)?;
-    let html = crate::report::render(&data);
+    let data = sitereport::report::gather(&ledger, a.from, a.to, a.runs)?;
+    let html = sitereport::report::render(&data);
     match &a.output {
         Some(path) => {
             std::fs::write(path, &html).with_context(|| format!("writing {}", path.display()))?;

@@ -206,7 +206,7 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
     // The worst outcome of any destination: a failure, then a stop, then a busy lock.
     let code = [1, super::EXIT_STOPPED, super::EXIT_LOCKED].into_iter().find(|c| codes.contains(c)).unwrap_or(0);
     if let (Some(path), Some(report)) = (&args.metrics_textfile, &total) {
-        let mut m = crate::metrics::Metrics::new();
+        let mut m = sitereport::metrics::Metrics::new();
         let ledger = plan
             .ledger
             .as_deref()
@@ -214,17 +214,23 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
             .transpose()?;
         match ledger.as_ref() {
             Some(l) => {
-                crate::metrics::stage_from_ledger(&mut m, l, crate::metrics::Stage::Send)?;
-                crate::metrics::ledger_messages(&mut m, l)?;
+                sitereport::metrics::stage_from_ledger(&mut m, l, sitereport::metrics::Stage::Send)?;
+                sitereport::metrics::ledger_messages(&mut m, l)?;
             }
-            None => crate::metrics::stage_without_ledger(&mut m, crate::metrics::Stage::Send, started, code == 0, path),
+            None => sitereport::metrics::stage_without_ledger(
+                &mut m,
+                sitereport::metrics::Stage::Send,
+                started,
+                code == 0,
+                path,
+            ),
         }
-        crate::metrics::send_run(&mut m, report);
+        sitereport::metrics::send_run(&mut m, report);
         // The spool gauges of the first destination's spool (docs/metrics.md).
         if let Some((spool, path_type, quarantine)) = spools.first()
             && let Ok(st) = sender::spool_status(spool, *path_type, quarantine)
         {
-            crate::metrics::spool(&mut m, &st);
+            sitereport::metrics::spool(&mut m, &st);
         }
         m.write_textfile(path)?;
     }

@@ -18,7 +18,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser};
 
 use crate::cmd::accounting::ExtractArgs;
 use crate::cmd::send::SendArgs;
-use crate::metrics::{self, Metrics, Stage};
+use sitereport::metrics::{self, Metrics, Stage};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

@@ -6,10 +6,30 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result};
 use apel::Record;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use ledger::{Ledger, Message, MessageCount, MessageState, Run, RunWarning, SnapshotFilter};
+
+/// Why the report could not be gathered.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A ledger query failed.
+    #[error(transparent)]
+    Ledger(#[from] ledger::Error),
+    /// A stored record body does not parse as an APEL message.
+    #[error("ledger {kind} record {key}: stored body")]
+    Body {
+        kind: String,
+        key: String,
+        #[source]
+        source: apel::Error,
+    },
+    /// A stored record body holds no record.
+    #[error("ledger {kind} record {key}: stored body holds no record")]
+    Empty { kind: String, key: String },
+}
+
+type Result<T, E = ReportError> = std::result::Result<T, E>;
 
 /// The usage of one VO in one month.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -44,7 +64,7 @@ impl Usage {
 }
 
 /// The metrics charted, in order: (id, title, unit, value).
-pub const METRICS: [(&str, &str, &str, fn(&Usage) -> f64); 5] = [
+const METRICS: [(&str, &str, &str, fn(&Usage) -> f64); 5] = [
     ("vm-hours", "VM-hours", "h", |u| u.vm_hours),
     ("cpu-hours", "CPU-hours", "h", |u| u.cpu_hours),
     ("gpu-hours", "GPU-hours", "h", |u| u.gpu_hours),
@@ -149,9 +169,12 @@ fn first_month(wall: u64, cpu: u64, within: Option<i64>) -> (f64, f64) {
 }
 
 fn parse_one(body: &str, kind: &str, key: &str) -> Result<Record> {
-    let (_, mut records) =
-        apel::parse_message(body.as_bytes()).with_context(|| format!("ledger {kind} record {key}: stored body"))?;
-    records.pop().with_context(|| format!("ledger {kind} record {key}: stored body holds no record"))
+    let (_, mut records) = apel::parse_message(body.as_bytes()).map_err(|source| ReportError::Body {
+        kind: kind.into(),
+        key: key.into(),
+        source,
+    })?;
+    records.pop().ok_or_else(|| ReportError::Empty { kind: kind.into(), key: key.into() })
 }
 
 /// Reads the report's data from the ledger; usage of the months overlapping [from, to).
@@ -269,7 +292,7 @@ pub fn gather(
 }
 
 /// HTML-escapes text for element content and quoted attribute values.
-pub fn esc(s: &str) -> String {
+fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -814,6 +837,37 @@ mod tests {
         assert_eq!(may.gpu_hours, 2.0 * 31.0 * 24.0, "2 GPUs, at most May's hours");
         assert_eq!(june_u.gpu_hours, 2.0 * 30.0 * 24.0);
         assert!(render(&d).contains("first month in the ledger counts only its time within that month"));
+    }
+
+    /// docs/report.md: a counter lower than the previous month's counts nothing (APEL would
+    /// add the negative difference); the month after counts its increase over the lower value.
+    #[test]
+    fn a_counter_that_went_down_counts_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path().join("l.sqlite")).unwrap();
+        let (may, day) = (31 * 86_400u64, 86_400u64);
+        // Started 2023-05-01: May counts its 31 days; June's counter fell to 1 day (the VM's
+        // counters were reset); July's rose by 30 days over June's.
+        for (month, measured, wall) in [
+            ("2023-05", "2023-06-01T00:00:00Z", may),
+            ("2023-06", "2023-07-01T00:00:00Z", day),
+            ("2023-07", "2023-08-01T00:00:00Z", day + 30 * day),
+        ] {
+            l.upsert_snapshot(
+                &snapshot("cloud", &format!("vm1/{month}"), month, "2023-05-01T00:00:00Z", measured, wall, "x".into()),
+                None,
+            )
+            .unwrap();
+        }
+        let d = gather(&l, None, None, 5).unwrap();
+        let at = |m: &str| d.usage[&("vo.a".to_string(), m.to_string())];
+        assert_eq!(at("2023-05").vm_hours, 31.0 * 24.0);
+        assert_eq!(at("2023-06").vm_hours, 0.0, "a decrease counts zero, not negative");
+        assert_eq!(at("2023-06").cpu_hours, 0.0, "CPU too");
+        assert_eq!(at("2023-06").vms, 1, "the VM-month is still counted");
+        assert_eq!(at("2023-07").vm_hours, 30.0 * 24.0, "July: its increase over June's lower counter");
+        assert_eq!(at("2023-07").cpu_hours, 15.0 * 24.0);
+        assert_eq!(d.total().vm_hours, 61.0 * 24.0);
     }
 
     #[test]

@@ -10,11 +10,28 @@ use std::io::Write as _;
 use std::path::Path;
 
 use accounting::pipeline::RunReport;
-use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use ledger::{Ledger, RunOutcome, SnapshotFilter, SummaryGroup};
 use messaging::sender::{SendReport, SpoolStatus};
 use openstack::{CallStats, RouteKey};
+
+/// Why the metrics could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// A ledger query failed.
+    #[error(transparent)]
+    Ledger(#[from] ledger::Error),
+    /// The textfile could not be written (`what`: the step, `path`: the file or directory).
+    #[error("metrics textfile: {what} {}", path.display())]
+    Textfile {
+        what: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T, E = MetricsError> = std::result::Result<T, E>;
 
 /// A stage of the site's pipeline: its metric label (`stage="extract"`) and the ledger's run
 /// command of its runs ([`ledger::runs`]).
@@ -148,21 +165,24 @@ impl Metrics {
     /// node_exporter's textfile collector wants: it never reads a half-written file.
     pub fn write_textfile(&self, path: &Path) -> Result<()> {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".fedsite-metrics-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .with_context(|| format!("metrics textfile: creating a temporary file in {}", dir.display()))?;
+        let mut tmp =
+            tempfile::Builder::new().prefix(".fedsite-metrics-").suffix(".tmp").tempfile_in(dir).map_err(|source| {
+                MetricsError::Textfile { what: "creating a temporary file in", path: dir.to_path_buf(), source }
+            })?;
         tmp.write_all(self.render().as_bytes())
             .and_then(|_| tmp.as_file().sync_all())
-            .with_context(|| format!("metrics textfile: writing {}", tmp.path().display()))?;
+            .map_err(|source| MetricsError::Textfile { what: "writing", path: tmp.path().to_path_buf(), source })?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             // Readable by node_exporter (tempfile creates 0600).
             let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
         }
-        tmp.persist(path).with_context(|| format!("metrics textfile: renaming into {}", path.display()))?;
+        tmp.persist(path).map_err(|e| MetricsError::Textfile {
+            what: "renaming into",
+            path: path.to_path_buf(),
+            source: e.error,
+        })?;
         Ok(())
     }
 }

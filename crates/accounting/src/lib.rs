@@ -38,6 +38,7 @@ pub mod neutron;
 pub mod nova;
 pub mod pipeline;
 pub mod prometheus;
+pub mod server_cache;
 pub mod stage;
 pub mod suspend;
 pub mod vo;
@@ -152,22 +153,33 @@ pub async fn extract_each(
     known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
     on_done: impl FnMut(ProjectOutcome),
 ) -> Option<ExtractError> {
-    extract_each_cached(session, cfg, window_for, known_volumes, None, on_done).await
+    extract_each_cached(session, cfg, window_for, known_volumes, Caches::default(), on_done).await.0
 }
 
-/// [`extract_each`], taking the instance actions of servers whose list `actions` still
-/// holds (see [`action_cache`]); each outcome says what to store back.
+/// The ledger-side caches a run may read (the pipeline's; none for [`extract`]).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Caches<'a> {
+    /// Instance-action lists ([`action_cache`]).
+    pub actions: Option<action_cache::Lookup<'a>>,
+    /// Listed servers ([`server_cache`]).
+    pub servers: Option<server_cache::Lookup<'a>>,
+}
+
+/// [`extract_each`], taking the instance actions of servers whose list `caches.actions` still
+/// holds (see [`action_cache`]), each outcome saying what to store back, and usage-only servers
+/// from `caches.servers` when it can stand in for the live listing (see [`server_cache`]);
+/// returns with the failure what the run listed for that cache (with `caches.servers` only).
 pub(crate) async fn extract_each_cached(
     session: &Session,
     cfg: &ExtractConfig,
     window_for: impl Fn(&ProjectId) -> Window + Sync,
     known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
-    actions: Option<action_cache::Lookup<'_>>,
+    caches: Caches<'_>,
     mut on_done: impl FnMut(ProjectOutcome),
-) -> Option<ExtractError> {
+) -> (Option<ExtractError>, Option<server_cache::Capture>) {
     let vo_map = match VoMap::load(&cfg.vo_properties, cfg.voms_json.as_deref(), cfg.catchall_site_yaml.as_deref()) {
         Ok(m) => m,
-        Err(e) => return Some(e.into()),
+        Err(e) => return (Some(e.into()), None),
     };
     let tagged = match &cfg.project_tag {
         Some(tag) => {
@@ -179,7 +191,9 @@ pub(crate) async fn extract_each_cached(
                     "cannot list projects tagged {tag:?}; using only the configured projects. The accounting account needs {SYSTEM_ROLE}");
                     vec![]
                 }
-                Err(e) => return Some(ExtractError::api(format!("listing projects tagged {tag:?}"), e, SYSTEM_ROLE)),
+                Err(e) => {
+                    return (Some(ExtractError::api(format!("listing projects tagged {tag:?}"), e, SYSTEM_ROLE)), None);
+                }
             }
         }
         None => vec![],
@@ -189,10 +203,10 @@ pub(crate) async fn extract_each_cached(
         projects.entry(p.clone()).or_insert(None);
     }
     let windows: BTreeMap<String, Window> = projects.keys().map(|p| (p.clone(), window_for(p))).collect();
-    let earliest = windows.values().map(|w| w.from()).min()?;
-    let access = match Access::new(session.clone(), earliest).await {
+    let Some(earliest) = windows.values().map(|w| w.from()).min() else { return (None, None) };
+    let access = match Access::new(session.clone(), earliest, caches.servers.is_some()).await {
         Ok(a) => a,
-        Err(e) => return Some(e),
+        Err(e) => return (Some(e), None),
     };
     let access = &access;
     // Only projects with a VO are read; without any, nothing is listed.
@@ -217,7 +231,7 @@ pub(crate) async fn extract_each_cached(
     let known_volumes = &known_volumes;
     futures::stream::iter(projects.into_iter().map(|(id, project)| {
         let window = windows[&id];
-        async move { one_project(access, cfg, vo_map, id, project, window, known_volumes, actions).await }
+        async move { one_project(access, cfg, vo_map, id, project, window, known_volumes, caches).await }
             .instrument(tracing::info_span!(stage::BUILDING))
     }))
     .buffer_unordered(cfg.concurrency.max(1))
@@ -226,7 +240,7 @@ pub(crate) async fn extract_each_cached(
         futures::future::ready(())
     })
     .await;
-    None
+    (None, caches.servers.and_then(|_| access.server_capture()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -238,7 +252,7 @@ async fn one_project(
     project: Option<Project>,
     window: Window,
     known_volumes: &(impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync),
-    actions: Option<action_cache::Lookup<'_>>,
+    caches: Caches<'_>,
 ) -> ProjectOutcome {
     let p = ProjectAccess::new(id.clone());
     let mut outcome = ProjectOutcome {
@@ -313,7 +327,7 @@ async fn one_project(
     let mut done: BTreeSet<Extractor> = BTreeSet::new();
     for x in cfg.extractors.iter().filter(|x| done.insert(**x)) {
         let r = match x {
-            Extractor::Nova => nova::extract(a, &p, cfg, &fqan, window, actions).await.map(|(r, cache)| {
+            Extractor::Nova => nova::extract(a, &p, cfg, &fqan, window, caches).await.map(|(r, cache)| {
                 outcome.action_cache = cache;
                 r
             }),

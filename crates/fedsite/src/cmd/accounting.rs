@@ -155,6 +155,10 @@ pub struct ExtractArgs {
     /// ledger for servers not updated since (`[accounting] action_cache = false`).
     #[arg(long)]
     pub no_action_cache: bool,
+    /// List every live server again for the servers only the usage report names, instead of
+    /// taking them from the ledger's listed-server cache when it is proved current.
+    #[arg(long)]
+    pub no_server_cache: bool,
     /// After the run, write its Prometheus metrics here (atomically; for node_exporter's
     /// textfile collector, e.g. /var/lib/node_exporter/textfile/fedsite_extract.prom).
     #[arg(long, value_name = "PATH")]
@@ -350,6 +354,7 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
         cfg.cloud_type = ApelText::for_field("--cloud-type", CASO_CLOUD_TYPE).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     cfg.action_cache &= !a.no_action_cache;
+    cfg.server_cache &= !a.no_server_cache;
     // --unmapped-ok adds to fedsite.toml's [accounting] unmapped_ok (a caso.conf has none).
     cfg.unmapped_ok
         .extend(a.site.unmapped_ok.iter().filter(|u| !cfg.unmapped_ok.contains(u)).cloned().collect::<Vec<_>>());

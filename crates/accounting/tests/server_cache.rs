@@ -258,3 +258,21 @@ async fn an_unreadable_entry_is_listed_again_and_a_cache_not_proved_current_star
     assert_eq!((asked.live_pages, asked.got.len()), (0, 0), "valid again from the run that started afresh");
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_updated_just_before_the_window_comes_from_the_listing_started_a_margin_earlier() {
+    let sim = start().await;
+    // VM_RESIZED was last updated at 10:05: inside the margin before the window, so the
+    // changed-server listing (cache on) holds it, yet it is usage-only for the window.
+    let window = Window::new(t("2023-05-22T10:06:00Z"), t("2023-05-25T00:00:00Z")).unwrap();
+    let (cached, uncached) = (site(), site());
+    let (_, asked) = run(&sim, &cfg(true), &cached, window).await;
+    run(&sim, &cfg(false), &uncached, window).await;
+    assert!(!asked.got.contains(&VM_RESIZED.to_string()), "{asked:?}");
+    assert_eq!(bodies(&cached), bodies(&uncached));
+    assert!(bodies(&cached).keys().any(|k| k.contains(VM_RESIZED)), "its record is built");
+    let (_, asked) = run(&sim, &cfg(true), &cached, window).await;
+    assert_eq!((asked.live_pages, asked.got.len()), (0, 0), "{asked:?}");
+    assert_eq!(bodies(&cached), bodies(&uncached));
+    sim.stop().await;
+}

@@ -780,14 +780,17 @@ impl Access {
                 let mut interner = Interner::default();
                 let mut used = 0;
                 if let Some(lookup) = cache.filter(|_| !wanted.is_empty()) {
-                    let mut ids: Vec<&str> = wanted.iter().map(String::as_str).collect();
+                    let _stage = tracing::info_span!(crate::stage::LEDGER).entered();
+                    let mut ids: Vec<String> = wanted.iter().cloned().collect();
                     ids.sort_unstable();
-                    let stored = {
-                        let _stage = tracing::info_span!(crate::stage::LEDGER).entered();
-                        lookup(&ids)
-                    };
-                    if let Some(stored) = stored.filter(|l| crate::server_cache::usable(l.valid_at, self.servers_since)) {
-                        let _stage = tracing::info_span!(crate::stage::LEDGER).entered();
+                    // In batches, each decoded before the next is read: the stored form of
+                    // tens of thousands of servers is not held at once.
+                    for batch in ids.chunks(crate::server_cache::BATCH) {
+                        let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+                        let Some(stored) = lookup(&batch).filter(|l| crate::server_cache::usable(l.valid_at, self.servers_since))
+                        else {
+                            break;
+                        };
                         for e in stored.found {
                             match KeptServer::decode(&e.server_id, &e.body, &mut interner) {
                                 Ok(k) => {

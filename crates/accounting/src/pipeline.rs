@@ -17,8 +17,8 @@
 //!
 //! With `ExtractConfig::server_cache`, the servers only the usage report names come from the
 //! ledger's listed-server cache when it is proved current (`crate::server_cache`), instead of
-//! a listing of every live server; what the run listed is stored back at its end, in one
-//! transaction (a failure there is a warning: the next run lists the live servers again).
+//! a listing of every live server; what the run listed is stored back at its end, in batches
+//! (a failure there is a warning: the next run lists the live servers again).
 //!
 //! Destinations: each record kind goes to the spool of its [`Route`] (one spool per AMS
 //! destination, e.g. storage records to their own topic); a kind no route names is kept in
@@ -493,17 +493,19 @@ fn store_action_cache(ledger: &mut Ledger, outcome: &ProjectOutcome) {
     }
 }
 
-/// Stores what the run listed in the listed-server cache (`crate::server_cache`), in one
-/// transaction after every project: a failure is reported, never the run's (the next run lists
-/// the live servers again).
+/// Stores what the run listed in the listed-server cache (`crate::server_cache`) after every
+/// project, a transaction per batch (`Capture::updates`): a failure is reported, never the
+/// run's (the next run lists the live servers again).
 fn store_server_cache(ledger: &mut Ledger, c: &crate::server_cache::Capture) -> crate::server_cache::ServerCacheReport {
     let mut report = crate::server_cache::ServerCacheReport { used: c.used, ..Default::default() };
     let stored = ledger.listed_servers(&[]).and_then(|before| {
-        let update = c.update(before.valid_at);
-        report.stored = update.put.len();
-        report.removed = update.remove.len();
-        report.reset = update.reset;
-        ledger.store_listed_servers(&update)
+        for update in c.updates(before.valid_at) {
+            report.stored += update.put.len();
+            report.removed += update.remove.len();
+            report.reset |= update.reset;
+            ledger.store_listed_servers(&update)?;
+        }
+        Ok(())
     });
     if let Err(e) = stored {
         tracing::warn!(target: "accounting", "listed-server cache not updated; the next run lists the live servers: {e}");

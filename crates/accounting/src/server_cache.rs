@@ -71,29 +71,56 @@ pub struct ServerCacheReport {
     pub error: Option<String>,
 }
 
+/// Servers looked up, and stored, per ledger call: the stored form of a whole site's servers
+/// (tens of thousands, with their flavors' extra specs) is never held at once.
+pub const BATCH: usize = 5_000;
+
 impl Capture {
-    /// The changes to store, given the cache's `valid_at` before the run: every server the run
-    /// listed (deleted ones removed), and `valid_at` moved to the run's start; with a cache
-    /// that could not be proved current (see [`usable`]), every older entry deleted first.
-    pub fn update(&self, valid_at: Option<DateTime<Utc>>) -> ListedServersUpdate {
-        let mut put = Vec::new();
-        let mut remove = Vec::new();
-        let listed = self.changed.values().flatten().chain(self.live.iter().flat_map(|l| l.iter()));
+    /// The changes to store, given the cache's `valid_at` before the run, as a sequence of
+    /// updates each of at most [`BATCH`] servers, to apply in order: every server the run listed
+    /// (deleted ones removed), and `valid_at` moved to the run's start by the last one only; with
+    /// a cache that could not be proved current (see [`usable`]), every older entry deleted by
+    /// the first. Applied one transaction each, any prefix keeps the cache's invariant: an entry
+    /// stored is a state at or after the run's start, and `valid_at` moves only once every
+    /// server listed since the old one is stored (before that it stays the old one, or the epoch
+    /// after a reset: never usable).
+    pub fn updates(&self, valid_at: Option<DateTime<Utc>>) -> impl Iterator<Item = ListedServersUpdate> + '_ {
+        let reset = !usable(valid_at, self.listed_since);
+        let keep = valid_at.filter(|_| !reset).unwrap_or(DateTime::UNIX_EPOCH);
         let mut seen = std::collections::HashSet::new();
-        for s in listed {
-            if !seen.insert(s.id()) {
-                continue;
-            }
-            match s.tenant_id() {
-                Some(project) if !s.is_deleted() => put.push(ListedServerEntry {
+        let mut remove = Vec::new();
+        let listed: Vec<&KeptServer> = self
+            .changed
+            .values()
+            .flatten()
+            .chain(self.live.iter().flat_map(|l| l.iter()))
+            .filter(|s| seen.insert(s.id()))
+            .filter(|s| match s.tenant_id() {
+                Some(_) if !s.is_deleted() => true,
+                _ => {
+                    remove.push(s.id().to_string());
+                    false
+                }
+            })
+            .collect();
+        let batches = listed.len().div_ceil(BATCH).max(1);
+        let started_at = self.started_at;
+        let mut remove = Some(remove);
+        (0..batches).map(move |i| ListedServersUpdate {
+            valid_at: if i + 1 == batches { started_at } else { keep },
+            reset: reset && i == 0,
+            put: listed
+                .iter()
+                .skip(i * BATCH)
+                .take(BATCH)
+                .map(|s| ListedServerEntry {
                     server_id: s.id().to_string(),
-                    project_id: project.to_string(),
+                    project_id: s.tenant_id().unwrap_or_default().to_string(),
                     body: s.encode(),
-                }),
-                _ => remove.push(s.id().to_string()),
-            }
-        }
-        ListedServersUpdate { valid_at: self.started_at, reset: !usable(valid_at, self.listed_since), put, remove }
+                })
+                .collect(),
+            remove: remove.take().unwrap_or_default(),
+        })
     }
 }
 
@@ -103,6 +130,53 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    fn capture(n: usize, started_at: DateTime<Utc>) -> Capture {
+        let mut i = crate::kept::Interner::default();
+        let mut server = |id: String, status: &str| {
+            let item = serde_json::json!({"id": id, "status": status, "tenant_id": "p1",
+                "created": "2023-05-01T00:00:00Z", "updated": "2023-05-02T00:00:00Z"});
+            KeptServer::new(serde_json::from_value(item).unwrap(), &mut i)
+        };
+        let mut servers: Vec<KeptServer> = (0..n).map(|k| server(format!("s{k}"), "ACTIVE")).collect();
+        servers.push(server("gone".into(), "DELETED"));
+        Capture {
+            started_at,
+            listed_since: t("2026-01-01T11:00:00Z"),
+            changed: Arc::new(HashMap::from([("p1".to_string(), servers)])),
+            live: None,
+            used: 0,
+        }
+    }
+
+    #[test]
+    fn a_run_is_stored_in_batches_moving_valid_at_with_the_last_only() {
+        let start = t("2026-01-01T12:00:00Z");
+        let c = capture(2 * BATCH + 1, start);
+        // A cache proved current: kept, valid_at unchanged until the last batch.
+        let old = Some(t("2026-01-01T11:30:00Z"));
+        let u: Vec<_> = c.updates(old).collect();
+        assert_eq!(u.iter().map(|u| u.put.len()).collect::<Vec<_>>(), [BATCH, BATCH, 1]);
+        assert_eq!(u.iter().map(|u| u.valid_at).collect::<Vec<_>>(), [old.unwrap(), old.unwrap(), start]);
+        assert!(u.iter().all(|u| !u.reset));
+        assert_eq!((u[0].remove.clone(), u[1].remove.len(), u[2].remove.len()), (vec!["gone".to_string()], 0, 0));
+        let back = KeptServer::decode(
+            "s7",
+            &u.iter().flat_map(|u| &u.put).find(|e| e.server_id == "s7").unwrap().body,
+            &mut Default::default(),
+        )
+        .unwrap();
+        assert_eq!(back.server().updated, Some(t("2023-05-02T00:00:00Z")));
+        // Not proved current (or never stored): reset by the first, never usable until the last.
+        for before in [None, Some(t("2026-01-01T11:04:59Z"))] {
+            let u: Vec<_> = c.updates(before).collect();
+            assert_eq!(u.iter().map(|u| u.reset).collect::<Vec<_>>(), [true, false, false]);
+            assert!(!usable(Some(u[1].valid_at), t("1970-01-01T00:00:00Z")) && u[2].valid_at == start);
+        }
+        // A small run: one update.
+        let u: Vec<_> = capture(3, start).updates(old).collect();
+        assert_eq!((u.len(), u[0].put.len(), u[0].valid_at), (1, 3, start));
     }
 
     #[test]

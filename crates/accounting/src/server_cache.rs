@@ -155,10 +155,10 @@ mod tests {
         let start = t("2026-01-01T12:00:00Z");
         let c = capture(2 * BATCH + 1, start);
         // A cache proved current: kept, valid_at unchanged until the last batch.
-        let old = Some(t("2026-01-01T11:30:00Z"));
-        let u: Vec<_> = c.updates(old).collect();
+        let old = t("2026-01-01T11:30:00Z");
+        let u: Vec<_> = c.updates(Some(old)).collect();
         assert_eq!(u.iter().map(|u| u.put.len()).collect::<Vec<_>>(), [BATCH, BATCH, 1]);
-        assert_eq!(u.iter().map(|u| u.valid_at).collect::<Vec<_>>(), [old.unwrap(), old.unwrap(), start]);
+        assert_eq!(u.iter().map(|u| u.valid_at).collect::<Vec<_>>(), [old, old, start]);
         assert!(u.iter().all(|u| !u.reset));
         assert_eq!((u[0].remove.clone(), u[1].remove.len(), u[2].remove.len()), (vec!["gone".to_string()], 0, 0));
         let back = KeptServer::decode(
@@ -175,7 +175,7 @@ mod tests {
             assert!(!usable(Some(u[1].valid_at), t("1970-01-01T00:00:00Z")) && u[2].valid_at == start);
         }
         // A small run: one update.
-        let u: Vec<_> = capture(3, start).updates(old).collect();
+        let u: Vec<_> = capture(3, start).updates(Some(old)).collect();
         assert_eq!((u.len(), u[0].put.len(), u[0].valid_at), (1, 3, start));
     }
 

@@ -1163,7 +1163,7 @@ impl Store for PgStore {
     fn listed_servers(&self, servers: &[&str]) -> Result<ListedServers> {
         let op = "look up listed servers";
         let rows = self.query(op, "SELECT valid_at FROM listed_servers_state WHERE id = 1", &[])?;
-        let valid_at = rows_to(&self.loc, op, rows, |r| Ok(get::<DateTime<Utc>>(r, 0)?))?.pop();
+        let valid_at = rows_to(&self.loc, op, rows, |r| get::<DateTime<Utc>>(r, 0))?.pop();
         if valid_at.is_none() || servers.is_empty() {
             return Ok(ListedServers { valid_at, found: Vec::new() });
         }

@@ -112,9 +112,15 @@ pub(crate) struct Access {
     user_index: OnceCell<Option<Arc<HashMap<String, String>>>>,
     /// The servers only os-simple-tenant-usage names, from one all-projects
     /// listing (None: not worth it, or refused: `GET /servers/{id}` each).
-    usage_only: OnceCell<Option<Arc<ServersById>>>,
+    usage_only: OnceCell<Option<Arc<UsageOnly>>>,
     servers: OnceCell<Global<HashMap<String, Vec<KeptServer>>>>,
+    /// Where the changed-server listing starts: the earliest window start, less
+    /// `server_cache::SKEW_MARGIN` when the listed-server cache is on.
     servers_since: DateTime<Utc>,
+    /// The earliest window start.
+    windows_from: DateTime<Utc>,
+    /// Our clock before the first request (the listed-server cache's next `valid_at`).
+    started_at: DateTime<Utc>,
     usages: Memo<Global<HashMap<String, Vec<KeptUsage>>>>,
     volumes: OnceCell<Global<HashMap<String, Vec<Volume>>>>,
     fips: OnceCell<Global<HashMap<String, Vec<FloatingIp>>>>,
@@ -130,7 +136,15 @@ struct FlavorIndex {
 }
 
 impl Access {
-    pub async fn new(primary: Session, servers_since: DateTime<Utc>) -> Result<Access, ExtractError> {
+    /// `windows_from`: the earliest window start; `server_cache`: the listed-server cache is
+    /// used (the changed-server listing then starts its margin earlier).
+    pub async fn new(
+        primary: Session,
+        windows_from: DateTime<Utc>,
+        server_cache: bool,
+    ) -> Result<Access, ExtractError> {
+        let started_at = Utc::now();
+        let servers_since = if server_cache { windows_from - crate::server_cache::SKEW_MARGIN } else { windows_from };
         let token = primary
             .token()
             .instrument(listing())
@@ -154,6 +168,8 @@ impl Access {
             usage_only: OnceCell::new(),
             servers: OnceCell::new(),
             servers_since,
+            windows_from,
+            started_at,
             usages: Memo::new(),
             volumes: OnceCell::new(),
             fips: OnceCell::new(),
@@ -714,10 +730,13 @@ impl Access {
     }
 
     /// The servers os-simple-tenant-usage names that are not in the
-    /// changes-since list, from one all-projects listing of the live
-    /// servers, when that takes fewer requests than one `GET` each (more
-    /// such servers than pages of the listing). Only the wanted ones are kept.
-    async fn usage_only_index(&self) -> Option<Arc<ServersById>> {
+    /// changes-since list: those the changed-server listing holds only because it started
+    /// before the earliest window (the listed-server cache's margin), then those the
+    /// listed-server cache holds (`crate::server_cache`, when it can stand in for the live
+    /// listing), then the rest from one all-projects listing of the live servers when that
+    /// takes fewer requests than one `GET` each (more such servers than pages of the
+    /// listing). Only the wanted ones are kept.
+    async fn usage_only_index(&self, cache: Option<crate::server_cache::Lookup<'_>>) -> Option<Arc<UsageOnly>> {
         if !self.privileged {
             return None;
         }
@@ -731,7 +750,15 @@ impl Access {
                         _ => None,
                     }).collect()
                 };
-                let changed_ids: HashSet<&str> = changed.values().flatten().map(KeptServer::id).collect();
+                // Listed only for the margin: not changed within any window.
+                let early: HashMap<&str, &KeptServer> = changed
+                    .values()
+                    .flatten()
+                    .filter(|s| s.updated().is_some_and(|u| u < self.windows_from))
+                    .map(|s| (s.id(), s))
+                    .collect();
+                let changed_ids: HashSet<&str> =
+                    changed.values().flatten().map(KeptServer::id).filter(|id| !early.contains_key(id)).collect();
                 let mut entries = 0usize;
                 let mut wanted: HashSet<String> = HashSet::new();
                 for m in &usages {
@@ -742,14 +769,50 @@ impl Access {
                         }
                     }
                 }
+                drop(changed_ids);
+                let mut known: Vec<KeptServer> = Vec::new();
+                wanted.retain(|id| match early.get(id.as_str()) {
+                    Some(s) => {
+                        known.push((*s).clone());
+                        false
+                    }
+                    None => true,
+                });
+                let mut interner = Interner::default();
+                let mut used = 0;
+                if let Some(lookup) = cache.filter(|_| !wanted.is_empty()) {
+                    let _stage = tracing::info_span!(crate::stage::LEDGER).entered();
+                    let mut ids: Vec<String> = wanted.iter().cloned().collect();
+                    ids.sort_unstable();
+                    // In batches, each decoded before the next is read: the stored form of
+                    // tens of thousands of servers is not held at once.
+                    for batch in ids.chunks(crate::server_cache::BATCH) {
+                        let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+                        let Some(stored) = lookup(&batch).filter(|l| crate::server_cache::usable(l.valid_at, self.servers_since))
+                        else {
+                            break;
+                        };
+                        for e in stored.found {
+                            match KeptServer::decode(&e.server_id, &e.body, &mut interner) {
+                                Ok(k) => {
+                                    wanted.remove(k.id());
+                                    known.push(k);
+                                    used += 1;
+                                }
+                                Err(err) => tracing::debug!(target: "accounting", server = %e.server_id,
+                                    "listed-server cache entry unreadable, listed again: {err}"),
+                            }
+                        }
+                    }
+                }
+                let known = ServersById::new(known);
                 // The listing's pages are about the live servers, which the
                 // usage entries approximate from above.
                 let pages = entries / LISTING_PAGE + 1;
                 if wanted.len() <= pages {
-                    return None;
+                    return Some(Arc::new(UsageOnly { known, live: None, used }));
                 }
                 let mut found = Vec::with_capacity(wanted.len());
-                let mut interner = Interner::default();
                 let mut stream =
                     ListServers { all_tenants: true, ..Default::default() }.stream_as::<ListedServer>(&self.primary);
                 while let Some(s) = futures::StreamExt::next(&mut stream).await {
@@ -758,25 +821,26 @@ impl Access {
                         Ok(_) => {}
                         Err(e) => {
                             tracing::info!(target: "accounting", error = %e, "cannot list every project's live servers; reading them one by one");
-                            return None;
+                            return Some(Arc::new(UsageOnly { known, live: None, used }));
                         }
                     }
                 }
-                Some(Arc::new(ServersById::new(found)))
+                Some(Arc::new(UsageOnly { known, live: Some(Arc::new(ServersById::new(found))), used }))
             }.instrument(listing()))
             .await
             .clone()
     }
 
     /// The usage-only servers of a project (see [`Access::server`]): from
-    /// the all-projects listing when there is one, else one `GET` each.
+    /// the run-wide listings or the listed-server cache when they hold them, else one `GET` each.
     pub async fn usage_only_servers(
         &self,
         p: &ProjectAccess,
         ids: &[&str],
         conc: usize,
+        cache: Option<crate::server_cache::Lookup<'_>>,
     ) -> Vec<Result<Option<Server>, ExtractError>> {
-        let index = if ids.is_empty() { None } else { self.usage_only_index().await };
+        let index = if ids.is_empty() { None } else { self.usage_only_index(cache).await };
         futures::StreamExt::collect(futures::StreamExt::buffered(
             futures::stream::iter(ids.iter().map(|id| {
                 let hit = index
@@ -794,6 +858,20 @@ impl Access {
             conc,
         ))
         .await
+    }
+
+    /// What the run listed, for the listed-server cache (`crate::server_cache`): None when the
+    /// changed-server listing did not complete.
+    pub fn server_capture(&self) -> Option<crate::server_cache::Capture> {
+        let Some(Global::Have(changed)) = self.servers.get() else { return None };
+        let usage_only = self.usage_only.get().cloned().flatten();
+        Some(crate::server_cache::Capture {
+            started_at: self.started_at,
+            listed_since: self.servers_since,
+            changed: changed.clone(),
+            live: usage_only.as_ref().and_then(|u| u.live.clone()),
+            used: usage_only.map_or(0, |u| u.used),
+        })
     }
 
     /// `GET /servers/{id}`; Ok(None) when Nova answers a client error (cASO
@@ -841,6 +919,22 @@ impl Access {
                 &if scoped { project_role(&p.id) } else { SYSTEM_ROLE.to_string() },
             )),
         }
+    }
+}
+
+/// The usage-only servers the run found without a `GET` each.
+pub(crate) struct UsageOnly {
+    /// From the changed-server listing's margin and the listed-server cache.
+    known: ServersById,
+    /// From the live-server listing.
+    live: Option<Arc<ServersById>>,
+    /// Taken from the listed-server cache.
+    used: usize,
+}
+
+impl UsageOnly {
+    fn get(&self, id: &str) -> Option<&KeptServer> {
+        self.known.get(id).or_else(|| self.live.as_ref().and_then(|l| l.get(id)))
     }
 }
 

@@ -183,6 +183,10 @@ pub struct ExtractConfig {
     /// Reuse instance-action lists cached in the ledger for servers whose `updated` did not
     /// move (`crate::action_cache`; only `pipeline::run`, which has a ledger). Default true.
     pub action_cache: bool,
+    /// Take the servers only the usage report names from the ledger's listed-server cache
+    /// instead of listing every live server, when the cache is proved current
+    /// (`crate::server_cache`; only `pipeline::run`). Default true.
+    pub server_cache: bool,
     /// Projects known to have no VO (ids or names; `*` for every project): such a project is
     /// skipped with a warning instead of failing the run (its checkpoint does not move).
     pub unmapped_ok: Vec<String>,
@@ -209,6 +213,7 @@ impl ExtractConfig {
             compat: CompatOptions::default(),
             prometheus: PrometheusConfig::default(),
             action_cache: true,
+            server_cache: true,
             unmapped_ok: Vec::new(),
         }
     }

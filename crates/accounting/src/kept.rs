@@ -13,7 +13,7 @@ use openstack::cinder::Volume;
 use openstack::nova::servers::de_image;
 use openstack::nova::{Address, ImageRef, Server, ServerFlavor, ServerUsage};
 use openstack::time;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A flavor snapshot's (id, original name).
 type FlavorKey = (Option<String>, Option<String>);
@@ -196,6 +196,141 @@ impl KeptServer {
     }
 }
 
+/// The stored form of a [`KeptServer`] in the ledger's listed-server cache
+/// (`crate::server_cache`): every kept field but the id (the entry's key), short names, absent
+/// values left out, times as RFC 3339 with every fractional digit (exact round trip).
+#[derive(Serialize, Deserialize)]
+struct StoredServer {
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(rename = "s")]
+    status: String,
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<String>,
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    #[serde(rename = "c")]
+    created: DateTime<Utc>,
+    #[serde(rename = "up", default, skip_serializing_if = "Option::is_none")]
+    updated: Option<DateTime<Utc>>,
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    launched_at: Option<DateTime<Utc>>,
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    terminated_at: Option<DateTime<Utc>>,
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    flavor: Option<StoredFlavor>,
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    image: Option<String>,
+    #[serde(rename = "a", default, skip_serializing_if = "Vec::is_empty")]
+    floating: Vec<(String, StoredAddress)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredFlavor {
+    id: Option<String>,
+    name: Option<String>,
+    vcpus: Option<u32>,
+    ram: Option<u64>,
+    disk: Option<u64>,
+    ephemeral: Option<u64>,
+    swap: Option<u64>,
+    specs: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredAddress {
+    addr: String,
+    version: Option<u8>,
+    ip_type: Option<String>,
+    mac: Option<String>,
+}
+
+impl KeptServer {
+    /// Whether Nova listed it as deleted (status `DELETED`): the live-server listing leaves it out.
+    pub fn is_deleted(&self) -> bool {
+        &*self.status == "DELETED"
+    }
+
+    /// The stored form (see [`StoredServer`]).
+    pub fn encode(&self) -> String {
+        let f = self.flavor.as_deref().map(|f| StoredFlavor {
+            id: f.id.clone(),
+            name: f.original_name.clone(),
+            vcpus: f.vcpus,
+            ram: f.ram,
+            disk: f.disk,
+            ephemeral: f.ephemeral,
+            swap: f.swap,
+            specs: f.extra_specs.clone(),
+        });
+        let stored = StoredServer {
+            name: self.name.as_deref().map(str::to_string),
+            status: self.status.to_string(),
+            tenant_id: self.tenant_id.as_deref().map(str::to_string),
+            user_id: self.user_id.as_deref().map(str::to_string),
+            created: self.created,
+            updated: self.updated,
+            launched_at: self.launched_at,
+            terminated_at: self.terminated_at,
+            flavor: f,
+            image: self.image.as_deref().map(str::to_string),
+            floating: self
+                .floating
+                .iter()
+                .map(|(net, a)| {
+                    (
+                        net.to_string(),
+                        StoredAddress {
+                            addr: a.addr.clone(),
+                            version: a.version,
+                            ip_type: a.ip_type.clone(),
+                            mac: a.mac_addr.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        // Strings, integers, maps and times always serialize.
+        serde_json::to_string(&stored).unwrap_or_default()
+    }
+
+    /// A server back from its stored form, sharing values through `i`.
+    pub fn decode(id: &str, body: &str, i: &mut Interner) -> Result<KeptServer, serde_json::Error> {
+        let s: StoredServer = serde_json::from_str(body)?;
+        Ok(KeptServer {
+            id: id.into(),
+            name: s.name.map(Into::into),
+            status: i.str(s.status),
+            tenant_id: s.tenant_id.map(|t| i.str(t)),
+            user_id: s.user_id.map(|u| i.str(u)),
+            created: s.created,
+            updated: s.updated,
+            launched_at: s.launched_at,
+            terminated_at: s.terminated_at,
+            flavor: s.flavor.map(|f| {
+                i.flavor(ServerFlavor {
+                    id: f.id,
+                    original_name: f.name,
+                    vcpus: f.vcpus,
+                    ram: f.ram,
+                    disk: f.disk,
+                    ephemeral: f.ephemeral,
+                    swap: f.swap,
+                    extra_specs: f.specs,
+                })
+            }),
+            image: s.image.map(|id| i.str(id)),
+            floating: s
+                .floating
+                .into_iter()
+                .map(|(net, a)| {
+                    (i.str(net), Address { addr: a.addr, version: a.version, ip_type: a.ip_type, mac_addr: a.mac })
+                })
+                .collect(),
+        })
+    }
+}
+
 /// Servers kept in id order, found by binary search (no per-entry hash
 /// table: the usage-only servers of a large site are tens of thousands).
 #[derive(Debug, Default)]
@@ -211,6 +346,10 @@ impl ServersById {
 
     pub fn get(&self, id: &str) -> Option<&KeptServer> {
         self.0.binary_search_by(|s| (*s.id).cmp(id)).ok().map(|i| &self.0[i])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &KeptServer> {
+        self.0.iter()
     }
 }
 

@@ -38,6 +38,7 @@ pub mod neutron;
 pub mod nova;
 pub mod pipeline;
 pub mod prometheus;
+pub mod server_cache;
 pub mod stage;
 pub mod suspend;
 pub mod vo;
@@ -131,7 +132,7 @@ pub struct Extract<'a, W, K = NoVolumes> {
     cfg: &'a ExtractConfig,
     window_for: W,
     known_volumes: K,
-    actions: Option<action_cache::Lookup<'a>>,
+    caches: Caches<'a>,
 }
 
 impl<'a, W> Extract<'a, W>
@@ -140,7 +141,7 @@ where
 {
     /// An extraction of `cfg`'s projects through `session`, each over `window_for(project)`.
     pub fn new(session: &'a Session, cfg: &'a ExtractConfig, window_for: W) -> Self {
-        Extract { session, cfg, window_for, known_volumes: |_| Vec::new(), actions: None }
+        Extract { session, cfg, window_for, known_volumes: |_| Vec::new(), caches: Caches::default() }
     }
 }
 
@@ -155,14 +156,16 @@ where
     where
         K2: Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
     {
-        let Extract { session, cfg, window_for, actions, .. } = self;
-        Extract { session, cfg, window_for, known_volumes, actions }
+        let Extract { session, cfg, window_for, caches, .. } = self;
+        Extract { session, cfg, window_for, known_volumes, caches }
     }
 
-    /// Takes the instance actions of servers whose list `actions` still holds (see
-    /// [`action_cache`]); each outcome says what to store back.
-    pub(crate) fn actions(mut self, actions: Option<action_cache::Lookup<'a>>) -> Self {
-        self.actions = actions;
+    /// The ledger-side caches the run may read: instance actions of servers whose list
+    /// `caches.actions` still holds (see [`action_cache`]; each outcome says what to store
+    /// back), and usage-only servers from `caches.servers` when it can stand in for the live
+    /// listing (see [`server_cache`]).
+    pub(crate) fn caches(mut self, caches: Caches<'a>) -> Self {
+        self.caches = caches;
         self
     }
 
@@ -179,8 +182,26 @@ where
     /// need not hold every record of the run at once. Returns the failure that stopped the
     /// whole run, if any (then `on_done` was never called).
     pub async fn each(self, on_done: impl FnMut(ProjectOutcome)) -> Option<ExtractError> {
-        extract_projects(self.session, self.cfg, self.window_for, self.known_volumes, self.actions, on_done).await
+        self.each_captured(on_done).await.0
     }
+
+    /// [`Extract::each`], returning with the failure what the run listed for the server cache
+    /// (with `caches.servers` only).
+    pub(crate) async fn each_captured(
+        self,
+        on_done: impl FnMut(ProjectOutcome),
+    ) -> (Option<ExtractError>, Option<server_cache::Capture>) {
+        extract_projects(self.session, self.cfg, self.window_for, self.known_volumes, self.caches, on_done).await
+    }
+}
+
+/// The ledger-side caches a run may read (the pipeline's; none by default).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Caches<'a> {
+    /// Instance-action lists ([`action_cache`]).
+    pub actions: Option<action_cache::Lookup<'a>>,
+    /// Listed servers ([`server_cache`]).
+    pub servers: Option<server_cache::Lookup<'a>>,
 }
 
 async fn extract_projects(
@@ -188,12 +209,12 @@ async fn extract_projects(
     cfg: &ExtractConfig,
     window_for: impl Fn(&ProjectId) -> Window + Sync,
     known_volumes: impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync,
-    actions: Option<action_cache::Lookup<'_>>,
+    caches: Caches<'_>,
     mut on_done: impl FnMut(ProjectOutcome),
-) -> Option<ExtractError> {
+) -> (Option<ExtractError>, Option<server_cache::Capture>) {
     let vo_map = match VoMap::load(&cfg.vo_properties, cfg.voms_json.as_deref(), cfg.catchall_site_yaml.as_deref()) {
         Ok(m) => m,
-        Err(e) => return Some(e.into()),
+        Err(e) => return (Some(e.into()), None),
     };
     let tagged = match &cfg.project_tag {
         Some(tag) => {
@@ -205,7 +226,9 @@ async fn extract_projects(
                     "cannot list projects tagged {tag:?}; using only the configured projects. The accounting account needs {SYSTEM_ROLE}");
                     vec![]
                 }
-                Err(e) => return Some(ExtractError::api(format!("listing projects tagged {tag:?}"), e, SYSTEM_ROLE)),
+                Err(e) => {
+                    return (Some(ExtractError::api(format!("listing projects tagged {tag:?}"), e, SYSTEM_ROLE)), None);
+                }
             }
         }
         None => vec![],
@@ -215,10 +238,10 @@ async fn extract_projects(
         projects.entry(p.clone()).or_insert(None);
     }
     let windows: BTreeMap<String, Window> = projects.keys().map(|p| (p.clone(), window_for(p))).collect();
-    let earliest = windows.values().map(|w| w.from()).min()?;
-    let access = match Access::new(session.clone(), earliest).await {
+    let Some(earliest) = windows.values().map(|w| w.from()).min() else { return (None, None) };
+    let access = match Access::new(session.clone(), earliest, caches.servers.is_some()).await {
         Ok(a) => a,
-        Err(e) => return Some(e),
+        Err(e) => return (Some(e), None),
     };
     let access = &access;
     // Only projects with a VO are read; without any, nothing is listed.
@@ -243,7 +266,7 @@ async fn extract_projects(
     let known_volumes = &known_volumes;
     futures::stream::iter(projects.into_iter().map(|(id, project)| {
         let window = windows[&id];
-        async move { one_project(access, cfg, vo_map, id, project, window, known_volumes, actions).await }
+        async move { one_project(access, cfg, vo_map, id, project, window, known_volumes, caches).await }
             .instrument(tracing::info_span!(stage::BUILDING))
     }))
     .buffer_unordered(cfg.concurrency.max(1))
@@ -252,7 +275,7 @@ async fn extract_projects(
         futures::future::ready(())
     })
     .await;
-    None
+    (None, caches.servers.and_then(|_| access.server_capture()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -264,7 +287,7 @@ async fn one_project(
     project: Option<Project>,
     window: Window,
     known_volumes: &(impl Fn(&ProjectId) -> Vec<StorageRecord> + Sync),
-    actions: Option<action_cache::Lookup<'_>>,
+    caches: Caches<'_>,
 ) -> ProjectOutcome {
     let p = ProjectAccess::new(id.clone());
     let mut outcome = ProjectOutcome {
@@ -339,7 +362,7 @@ async fn one_project(
     let mut done: BTreeSet<Extractor> = BTreeSet::new();
     for x in cfg.extractors.iter().filter(|x| done.insert(**x)) {
         let r = match x {
-            Extractor::Nova => nova::extract(a, &p, cfg, &fqan, window, actions).await.map(|(r, cache)| {
+            Extractor::Nova => nova::extract(a, &p, cfg, &fqan, window, caches).await.map(|(r, cache)| {
                 outcome.action_cache = cache;
                 r
             }),

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use openstack::nova::{InstanceAction, Server, ServerUsage};
 
 use crate::access::{Access, FlavorFacts, ProjectAccess};
-use crate::action_cache::{ActionCacheUpdate, Lookup, ProjectCache};
+use crate::action_cache::{ActionCacheUpdate, ProjectCache};
 use crate::config::ExtractConfig;
 use crate::error::ExtractError;
 use crate::suspend::suspended_seconds;
@@ -374,15 +374,17 @@ async fn facts(
     Ok(ServerFacts { server, flavor, image_id, user_name, actions })
 }
 
-/// Nova's records for one project over `window`; with `lookup`, instance actions come from
-/// the cache when still complete (`action_cache`), and what to store comes back with them.
+/// Nova's records for one project over `window`; with `caches.actions`, instance actions come
+/// from the cache when still complete (`action_cache`), and what to store comes back with them;
+/// with `caches.servers`, usage-only servers may come from the listed-server cache
+/// (`server_cache`).
 pub(crate) async fn extract(
     a: &Access,
     p: &ProjectAccess,
     cfg: &ExtractConfig,
     fqan: &Fqan,
     window: Window,
-    lookup: Option<Lookup<'_>>,
+    caches: crate::Caches<'_>,
 ) -> Result<(Vec<Record>, ActionCacheUpdate), ExtractError> {
     let conc = cfg.per_project_concurrency.max(1);
     let mut changed = a.project_servers(p, window.from()).await?;
@@ -401,7 +403,7 @@ pub(crate) async fn extract(
 
     // One batch lookup of the cached action lists: the changed servers that need theirs and
     // every usage-only candidate (its server is not known yet; a hit is used only if it needs it).
-    let project_cache = lookup.filter(|_| cfg.compat.suspend_duration).map(|lookup| {
+    let project_cache = caches.actions.filter(|_| cfg.compat.suspend_duration).map(|lookup| {
         let ids: Vec<&str> = changed
             .iter()
             .filter(|s| needs_actions(s))
@@ -419,7 +421,7 @@ pub(crate) async fn extract(
         .collect::<Vec<_>>();
     let usage_facts = async {
         let ids: Vec<&str> = wanted.iter().map(|u| u.instance_id.as_str()).collect();
-        let fetched = a.usage_only_servers(p, &ids, conc).await;
+        let fetched = a.usage_only_servers(p, &ids, conc, caches.servers).await;
         let mut usage_only_servers = Vec::new();
         for (u, r) in wanted.iter().zip(fetched) {
             if let Some(s) = r?

@@ -15,6 +15,11 @@
 //! facts are gathered, the fresh lists stored right after its commit (a failure there is a
 //! warning, never the run's), and lists unseen for 30 days pruned at the end.
 //!
+//! With `ExtractConfig::server_cache`, the servers only the usage report names come from the
+//! ledger's listed-server cache when it is proved current (`crate::server_cache`), instead of
+//! a listing of every live server; what the run listed is stored back at its end, in batches
+//! (a failure there is a warning: the next run lists the live servers again).
+//!
 //! Destinations: each record kind goes to the spool of its [`Route`] (one spool per AMS
 //! destination, e.g. storage records to their own topic); a kind no route names is kept in
 //! the ledger only. Every route's queue is scanned for orphans, and an orphan is adopted only
@@ -215,6 +220,8 @@ pub struct RunReport {
     pub run_id: Option<ledger::RunId>,
     /// Warnings and errors of the run, as stored in the ledger (level, message).
     pub warnings: Vec<(String, String)>,
+    /// What the run did with the listed-server cache (None: off, or nothing listed).
+    pub server_cache: Option<crate::server_cache::ServerCacheReport>,
 }
 
 impl RunReport {
@@ -319,7 +326,7 @@ pub async fn run_with_progress(
     // it keeps the shared all-projects listings as narrow as the run's.
     let end = to.unwrap_or_else(Utc::now);
     let fallback = Window::new(end - chrono::Duration::seconds(1), end).expect("one second");
-    let capture = crate::warnings::Capture::new();
+    let warnings = crate::warnings::Capture::new();
     // Spool elements no message of the ledger names: left by an interrupted
     // run (adopted below when a message renders to the same bytes).
     let mut orphans = {
@@ -339,10 +346,22 @@ pub async fn run_with_progress(
             }
         }
     };
+    // The ledger's listed-server cache: one lookup for the run's usage-only servers.
+    let servers_lookup = |ids: &[&str]| match ledger.lock().unwrap().listed_servers(ids) {
+        Ok(found) => Some(found),
+        Err(e) => {
+            tracing::warn!(target: "accounting", "listed-server cache not read, listing the live servers: {e}");
+            None
+        }
+    };
+    let caches = crate::Caches {
+        actions: cfg.action_cache.then_some(&lookup as crate::action_cache::Lookup),
+        servers: cfg.server_cache.then_some(&servers_lookup as crate::server_cache::Lookup),
+    };
     // Each project is committed (ledger + spool) as soon as it is extracted,
     // while the others are still being read; windows (and so the errors and
     // up-to-date projects below) are all worked out before the first one.
-    let failure = crate::Extract::new(session, cfg, |project| match window_for(&ledger, windows, project) {
+    let (failure, capture) = crate::Extract::new(session, cfg, |project| match window_for(&ledger, windows, project) {
         Ok(Some(w)) => w,
         Ok(None) => {
             up_to_date.lock().unwrap().insert(project.to_string());
@@ -354,8 +373,8 @@ pub async fn run_with_progress(
         }
     })
     .known_volumes(|project| known_volumes(&ledger, project))
-    .actions(cfg.action_cache.then_some(&lookup as crate::action_cache::Lookup))
-    .each(|outcome| {
+    .caches(caches)
+    .each_captured(|outcome| {
         let mut pr = ProjectReport {
             project_id: outcome.project_id.clone(),
             project_name: outcome.project_name.clone(),
@@ -388,7 +407,7 @@ pub async fn run_with_progress(
         progress(&pr);
         report.projects.push(pr);
     })
-    .with_subscriber(capture.dispatch())
+    .with_subscriber(warnings.dispatch())
     .await;
     report.failure = failure.as_ref().map(|e| e.to_string());
     report.projects.sort_by(|a, b| a.project_id.cmp(&b.project_id));
@@ -402,7 +421,14 @@ pub async fn run_with_progress(
     };
     let mut ledger = ledger;
     report.run_id = Some(run_id);
-    report.warnings = run_warnings(&capture, &report);
+    report.server_cache = capture.map(|c| {
+        let _stage = tracing::info_span!(stage::LEDGER).entered();
+        store_server_cache(&mut ledger, &c)
+    });
+    report.warnings = run_warnings(&warnings, &report);
+    if let Some(e) = report.server_cache.as_ref().and_then(|r| r.error.clone()) {
+        report.warnings.push(("warn".into(), e));
+    }
     if cfg.action_cache
         && let Err(e) = ledger.prune_cached_actions(Utc::now() - crate::action_cache::PRUNE_AFTER)
     {
@@ -461,6 +487,29 @@ fn store_action_cache(ledger: &mut Ledger, outcome: &ProjectOutcome) {
         tracing::warn!(target: "accounting", project = %outcome.project_id,
             "instance-action cache not updated ({} lists); the next run lists them again: {e}", u.fresh.len());
     }
+}
+
+/// Stores what the run listed in the listed-server cache (`crate::server_cache`) after every
+/// project, a transaction per batch (`Capture::updates`): a failure is reported, never the
+/// run's (the next run lists the live servers again).
+fn store_server_cache(ledger: &mut Ledger, c: &crate::server_cache::Capture) -> crate::server_cache::ServerCacheReport {
+    let mut report = crate::server_cache::ServerCacheReport { used: c.used, ..Default::default() };
+    let stored = ledger.listed_servers(&[]).and_then(|before| {
+        for update in c.updates(before.valid_at) {
+            report.stored += update.put.len();
+            report.removed += update.remove.len();
+            report.reset |= update.reset;
+            ledger.store_listed_servers(&update)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = stored {
+        tracing::warn!(target: "accounting", "listed-server cache not updated; the next run lists the live servers: {e}");
+        report.error = Some(format!("listed-server cache not updated; the next run lists the live servers: {e}"));
+    }
+    tracing::debug!(target: "accounting", "listed-server cache: {} usage-only servers taken from it, {} stored, {} removed{}",
+        report.used, report.stored, report.removed, if report.reset { " (started afresh)" } else { "" });
+    report
 }
 
 /// The ledger's open storage records of a project (closing records excluded).

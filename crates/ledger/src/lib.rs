@@ -16,12 +16,16 @@
 //! * The instance-action cache (`actions.rs`, schema v3) holds facts read from Nova, not
 //!   records: it is looked up one project's batch of servers at a time (never loaded whole)
 //!   and may be pruned at any time; losing it only costs requests.
+//! * The listed-server cache (`servers.rs`, SQLite schema v4, PostgreSQL v5) holds what Nova
+//!   listed of each server and when the whole of it was last known current; it is looked up
+//!   by server id and replaced by whole runs. Losing it costs one listing.
 
 mod actions;
 pub mod claims;
 mod pg;
 mod rules;
 pub mod runlock;
+mod servers;
 mod sqlite;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -33,6 +37,7 @@ pub use actions::{CachedAction, CachedActions, StoredActions};
 pub use claims::{Claim, ClaimError, ClaimKey, ClaimRow};
 pub use pg::{PgOptions, PgStore};
 pub use runlock::{LockError, RunLock};
+pub use servers::{ListedServerEntry, ListedServers, ListedServersUpdate};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// Reason prefix of a quarantined message that the sender replaced by its two halves after
@@ -504,6 +509,12 @@ pub trait Store: Send {
     ) -> Result<()>;
     /// Delete the cached lists last seen before `before`; returns how many.
     fn prune_cached_actions(&mut self, before: DateTime<Utc>) -> Result<u64>;
+
+    /// The listed-server cache's `valid_at` and the entries it holds for these servers.
+    fn listed_servers(&self, servers: &[&str]) -> Result<ListedServers>;
+    /// Applies one run's changes to the listed-server cache in ONE transaction (see
+    /// [`ListedServersUpdate`]).
+    fn store_listed_servers(&mut self, update: &ListedServersUpdate) -> Result<()>;
 
     /// Takes this ledger's run lock for runs of `kind` (e.g. [`RUN_LOCK_EXTRACT`]), waiting up
     /// to `wait` for a run holding it ([`runlock`]): SQLite, a lock file beside the database

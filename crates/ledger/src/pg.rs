@@ -125,6 +125,17 @@ CREATE TABLE central_claims (
 );
 CREATE INDEX central_claims_unfinished ON central_claims (interval_start) WHERE finished_at IS NULL;
 "#,
+    r#"
+CREATE TABLE listed_servers (
+    server_id  TEXT COLLATE "C" PRIMARY KEY,
+    project_id TEXT COLLATE "C" NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE TABLE listed_servers_state (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    valid_at TIMESTAMPTZ NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.
@@ -323,6 +334,17 @@ fn run_row(r: &Row) -> std::result::Result<Run, RowError> {
         window_from: get(r, 6)?,
         window_to: get(r, 7)?,
     })
+}
+
+/// The columns of listed-server entries, for one `UNNEST` insert.
+fn listed_columns(put: &[ListedServerEntry]) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
+    let mut out = (Vec::with_capacity(put.len()), Vec::with_capacity(put.len()), Vec::with_capacity(put.len()));
+    for e in put {
+        out.0.push(e.server_id.as_str());
+        out.1.push(e.project_id.as_str());
+        out.2.push(e.body.as_str());
+    }
+    out
 }
 
 fn rows_to<T>(
@@ -1135,6 +1157,57 @@ impl Store for PgStore {
             ))
             .map_err(db(loc, op))?;
         }
+        commit(tx, loc, op)
+    }
+
+    fn listed_servers(&self, servers: &[&str]) -> Result<ListedServers> {
+        let op = "look up listed servers";
+        let rows = self.query(op, "SELECT valid_at FROM listed_servers_state WHERE id = 1", &[])?;
+        let valid_at = rows_to(&self.loc, op, rows, |r| get::<DateTime<Utc>>(r, 0))?.pop();
+        if valid_at.is_none() || servers.is_empty() {
+            return Ok(ListedServers { valid_at, found: Vec::new() });
+        }
+        let rows = self.query(
+            op,
+            "SELECT server_id, project_id, body FROM listed_servers WHERE server_id = ANY($1)",
+            &[&servers],
+        )?;
+        let found = rows_to(&self.loc, op, rows, |r| {
+            Ok(ListedServerEntry { server_id: get(r, 0)?, project_id: get(r, 1)?, body: get(r, 2)? })
+        })?;
+        Ok(ListedServers { valid_at, found })
+    }
+
+    fn store_listed_servers(&mut self, u: &ListedServersUpdate) -> Result<()> {
+        let op = "store listed servers";
+        crate::servers::validate(&self.loc, op, u)?;
+        let (client, loc) = self.parts();
+        let tx = write_tx(client, loc, op)?;
+        if u.reset {
+            wait(tx.execute("DELETE FROM listed_servers", &[])).map_err(db(loc, op))?;
+        }
+        if !u.remove.is_empty() {
+            wait(tx.execute("DELETE FROM listed_servers WHERE server_id = ANY($1)", &[&u.remove]))
+                .map_err(db(loc, op))?;
+        }
+        if !u.put.is_empty() {
+            // An entry stored with the same project and body is left as it is (nothing to write).
+            let (ids, projects, bodies): (Vec<&str>, Vec<&str>, Vec<&str>) = listed_columns(&u.put);
+            wait(tx.execute(
+                "INSERT INTO listed_servers (server_id, project_id, body)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[])
+                 ON CONFLICT (server_id) DO UPDATE SET project_id = excluded.project_id, body = excluded.body
+                 WHERE listed_servers.project_id <> excluded.project_id OR listed_servers.body <> excluded.body",
+                &[&ids, &projects, &bodies],
+            ))
+            .map_err(db(loc, op))?;
+        }
+        wait(tx.execute(
+            "INSERT INTO listed_servers_state (id, valid_at) VALUES (1, $1)
+             ON CONFLICT (id) DO UPDATE SET valid_at = excluded.valid_at",
+            &[&ts(u.valid_at)],
+        ))
+        .map_err(db(loc, op))?;
         commit(tx, loc, op)
     }
 

@@ -98,6 +98,17 @@ CREATE TABLE instance_actions (
 ) WITHOUT ROWID;
 CREATE INDEX instance_actions_by_seen ON instance_actions (seen_at);
 "#,
+    r#"
+CREATE TABLE listed_servers (
+    server_id  TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    body       TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE listed_servers_state (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    valid_at TEXT NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.
@@ -1028,6 +1039,67 @@ impl Store for SqliteStore {
             .execute("DELETE FROM instance_actions WHERE seen_at < ?1", [ts(before)])
             .map_err(db(&self.loc, op))?;
         Ok(n as u64)
+    }
+
+    fn listed_servers(&self, servers: &[&str]) -> Result<ListedServers> {
+        let op = "look up listed servers";
+        let valid_at = self
+            .conn
+            .query_row("SELECT valid_at FROM listed_servers_state WHERE id = 1", [], |r| get_time(r, 0))
+            .optional()
+            .map_err(db(&self.loc, op))?;
+        let mut found = Vec::new();
+        if valid_at.is_none() {
+            return Ok(ListedServers { valid_at, found });
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT project_id, body FROM listed_servers WHERE server_id = ?1")
+            .map_err(db(&self.loc, op))?;
+        for server in servers {
+            let row = st
+                .query_row([*server], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .optional()
+                .map_err(db(&self.loc, op))?;
+            if let Some((project_id, body)) = row {
+                found.push(ListedServerEntry { server_id: server.to_string(), project_id, body });
+            }
+        }
+        Ok(ListedServers { valid_at, found })
+    }
+
+    fn store_listed_servers(&mut self, u: &ListedServersUpdate) -> Result<()> {
+        let op = "store listed servers";
+        let loc = self.loc.clone();
+        crate::servers::validate(&loc, op, u)?;
+        let tx = self.write_tx(op)?;
+        {
+            if u.reset {
+                tx.execute("DELETE FROM listed_servers", []).map_err(db(&loc, op))?;
+            }
+            let mut del = tx.prepare_cached("DELETE FROM listed_servers WHERE server_id = ?1").map_err(db(&loc, op))?;
+            for id in &u.remove {
+                del.execute([id]).map_err(db(&loc, op))?;
+            }
+            // An entry stored with the same project and body is left as it is (nothing to write).
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT INTO listed_servers (server_id, project_id, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (server_id) DO UPDATE SET project_id = excluded.project_id, body = excluded.body
+                     WHERE listed_servers.project_id != excluded.project_id OR listed_servers.body != excluded.body",
+                )
+                .map_err(db(&loc, op))?;
+            for e in &u.put {
+                put.execute(params![e.server_id, e.project_id, e.body]).map_err(db(&loc, op))?;
+            }
+            tx.execute(
+                "INSERT INTO listed_servers_state (id, valid_at) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET valid_at = excluded.valid_at",
+                [ts(u.valid_at)],
+            )
+            .map_err(db(&loc, op))?;
+        }
+        tx.commit().map_err(db(&loc, op))
     }
 
     fn message_counts(&self) -> Result<Vec<MessageCount>> {

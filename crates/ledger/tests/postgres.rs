@@ -69,7 +69,7 @@ fn schema_version_table_records_the_migration_and_times_are_timestamptz() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
     let types: Vec<(String, String)> = raw
         .query(
             "SELECT table_name::text || '.' || column_name::text, data_type::text
@@ -100,7 +100,7 @@ fn a_newer_schema_is_refused_naming_the_database() {
     drop(Ledger::open(&db.url).unwrap());
     db.raw().batch_execute("INSERT INTO schema_version (version) VALUES (99)").unwrap();
     let err = Ledger::open(&db.url).unwrap_err();
-    assert!(matches!(err, Error::SchemaTooNew { found: 99, supported: 4, .. }), "{err}");
+    assert!(matches!(err, Error::SchemaTooNew { found: 99, supported: 5, .. }), "{err}");
     assert!(err.to_string().contains(&db.name), "{err}");
 }
 
@@ -244,7 +244,10 @@ fn a_version_2_database_is_migrated_to_keep_its_data_and_cache_instance_actions(
     }
     // Back to the second schema, as a database written before the action cache existed.
     db.raw()
-        .batch_execute("DROP TABLE instance_actions, central_claims; DELETE FROM schema_version WHERE version >= 3")
+        .batch_execute(
+            "DROP TABLE instance_actions, central_claims, listed_servers, listed_servers_state; \
+             DELETE FROM schema_version WHERE version >= 3",
+        )
         .unwrap();
     let mut l = Ledger::open(&db.url).unwrap();
     assert_eq!(l.checkpoint("p1", "accounting").unwrap(), Some(t(2)));
@@ -264,9 +267,37 @@ fn a_version_2_database_is_migrated_to_keep_its_data_and_cache_instance_actions(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
     let stored: String = raw.query_one("SELECT actions FROM instance_actions", &[]).unwrap().get(0);
     assert_eq!(stored, r#"[["suspend",1790812800000000]]"#);
+}
+
+#[test]
+fn a_version_4_database_is_migrated_to_hold_listed_servers() {
+    let db = PgDb::create();
+    {
+        let mut l = Ledger::open(&db.url).unwrap();
+        l.advance_checkpoint("p1", "accounting", t(2), None).unwrap();
+    }
+    // Back to the fourth schema, as a database written before the listed-server cache existed.
+    db.raw()
+        .batch_execute("DROP TABLE listed_servers, listed_servers_state; DELETE FROM schema_version WHERE version >= 5")
+        .unwrap();
+    let mut l = Ledger::open(&db.url).unwrap();
+    assert_eq!(l.checkpoint("p1", "accounting").unwrap(), Some(t(2)));
+    assert_eq!(l.listed_servers(&["srv"]).unwrap(), ListedServers::default(), "empty, never valid");
+    let e = ListedServerEntry { server_id: "srv".into(), project_id: "p1".into(), body: "{}".into() };
+    l.store_listed_servers(&ListedServersUpdate { valid_at: t(4), put: vec![e.clone()], ..Default::default() })
+        .unwrap();
+    assert_eq!(l.listed_servers(&["srv"]).unwrap(), ListedServers { valid_at: Some(t(4)), found: vec![e] });
+    let versions: Vec<i32> = db
+        .raw()
+        .query("SELECT version FROM schema_version ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
 }
 
 #[test]

@@ -85,7 +85,7 @@ fn reopen_keeps_everything_and_schema_version() {
     let raw = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = raw.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     let jm: String = raw.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
-    assert_eq!((v, jm.as_str()), (3, "wal"));
+    assert_eq!((v, jm.as_str()), (4, "wal"));
     // Times are stored as fixed-width RFC 3339 UTC text.
     let stored: String = raw.query_row("SELECT checkpoint FROM checkpoints", [], |r| r.get(0)).unwrap();
     assert_eq!(stored, "2026-10-02T00:00:01.500123Z");
@@ -98,7 +98,7 @@ fn a_newer_schema_is_refused_with_the_path() {
     drop(Ledger::open(&path).unwrap());
     rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
     let err = Ledger::open(&path).err().unwrap();
-    assert!(matches!(err, Error::SchemaTooNew { found: 99, supported: 3, .. }), "{err}");
+    assert!(matches!(err, Error::SchemaTooNew { found: 99, supported: 4, .. }), "{err}");
     assert!(err.to_string().contains(&path.display().to_string()));
 }
 
@@ -146,7 +146,8 @@ fn a_version_1_ledger_is_migrated_to_keep_run_warnings() {
     // Back to the first schema, as a ledger written before run warnings existed.
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.execute_batch(
-        "DROP TABLE run_warnings; DROP INDEX runs_by_command; DROP TABLE instance_actions; PRAGMA user_version = 1;",
+        "DROP TABLE run_warnings; DROP INDEX runs_by_command; DROP TABLE instance_actions; \
+         DROP TABLE listed_servers; DROP TABLE listed_servers_state; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(raw);
@@ -154,7 +155,7 @@ fn a_version_1_ledger_is_migrated_to_keep_run_warnings() {
     l.add_run_warning(run, "warn", "kept").unwrap();
     assert_eq!(l.run_warnings(run).unwrap()[0].message, "kept");
     let v: i64 = rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(v, 3);
+    assert_eq!(v, 4);
 }
 
 #[test]
@@ -169,7 +170,10 @@ fn a_version_2_ledger_is_migrated_to_keep_its_data_and_cache_instance_actions() 
     }
     // Back to the second schema, as a ledger written before the action cache existed.
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute_batch("DROP TABLE instance_actions; PRAGMA user_version = 2;").unwrap();
+    raw.execute_batch(
+        "DROP TABLE instance_actions; DROP TABLE listed_servers; DROP TABLE listed_servers_state; PRAGMA user_version = 2;",
+    )
+    .unwrap();
     drop(raw);
     let mut l = Ledger::open(&path).unwrap();
     assert_eq!(l.snapshot("cloud", &s.key).unwrap().unwrap().snapshot, s);
@@ -186,7 +190,37 @@ fn a_version_2_ledger_is_migrated_to_keep_its_data_and_cache_instance_actions() 
     let raw = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = raw.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     let stored: String = raw.query_row("SELECT actions FROM instance_actions", [], |r| r.get(0)).unwrap();
-    assert_eq!((v, stored.as_str()), (3, r#"[["suspend",1790812800000000]]"#));
+    assert_eq!((v, stored.as_str()), (4, r#"[["suspend",1790812800000000]]"#));
+}
+
+#[test]
+fn a_version_3_ledger_is_migrated_to_keep_its_caches_and_hold_listed_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let c = CachedActions {
+        server_id: "srv".into(),
+        project_id: "p1".into(),
+        updated: t(1),
+        fetched_at: t(2),
+        actions: vec![CachedAction { action: "suspend".into(), start_time: t(1) }],
+    };
+    {
+        let mut l = Ledger::open(&path).unwrap();
+        l.store_cached_actions("p1", std::slice::from_ref(&c), &[], t(3)).unwrap();
+    }
+    // Back to the third schema, as a ledger written before the listed-server cache existed.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch("DROP TABLE listed_servers; DROP TABLE listed_servers_state; PRAGMA user_version = 3;").unwrap();
+    drop(raw);
+    let mut l = Ledger::open(&path).unwrap();
+    assert_eq!(l.cached_actions("p1", &["srv"]).unwrap(), [StoredActions { cached: c, seen_at: t(3) }]);
+    assert_eq!(l.listed_servers(&["srv"]).unwrap(), ListedServers::default(), "empty, never valid");
+    let e = ListedServerEntry { server_id: "srv".into(), project_id: "p1".into(), body: "{}".into() };
+    l.store_listed_servers(&ListedServersUpdate { valid_at: t(4), put: vec![e.clone()], ..Default::default() })
+        .unwrap();
+    assert_eq!(l.listed_servers(&["srv"]).unwrap(), ListedServers { valid_at: Some(t(4)), found: vec![e] });
+    let v: i64 = rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, 4);
 }
 
 #[test]

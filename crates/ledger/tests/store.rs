@@ -673,6 +673,60 @@ fn reused_lists_are_marked_seen_and_unseen_ones_pruned(p: &Place) {
 }
 
 /// One `#[test]` per body per backend: `sqlite::<name>` and `postgres::<name>`.
+fn entry(id: &str, project: &str, body: &str) -> ListedServerEntry {
+    ListedServerEntry { server_id: id.into(), project_id: project.into(), body: body.into() }
+}
+
+fn found(l: &ledger::Ledger, ids: &[&str]) -> (Option<DateTime<Utc>>, Vec<ListedServerEntry>) {
+    let mut got = l.listed_servers(ids).unwrap();
+    got.found.sort_by(|a, b| a.server_id.cmp(&b.server_id));
+    (got.valid_at, got.found)
+}
+
+fn listed_servers_are_replaced_removed_and_reset_with_valid_at_in_one_update(p: &Place) {
+    let mut l = p.open();
+    assert_eq!(found(&l, &["a"]), (None, vec![]), "never stored: no valid_at");
+    let (a, b, c) = (entry("a", "p1", r#"{"s":"ACTIVE"}"#), entry("b", "p2", "{}"), entry("c", "p1", "{}"));
+    l.store_listed_servers(&ListedServersUpdate {
+        valid_at: t(2, 0),
+        reset: false,
+        put: vec![a.clone(), b.clone(), c.clone()],
+        remove: vec!["nope".into()],
+    })
+    .unwrap();
+    assert_eq!(found(&l, &["a", "b", "zzz"]), (Some(t(2, 0)), vec![a.clone(), b.clone()]));
+    assert_eq!(found(&l, &[]).0, Some(t(2, 0)));
+    // Replaced (another project and body), removed, valid_at moved.
+    let a2 = entry("a", "p3", r#"{"s":"SHUTOFF"}"#);
+    l.store_listed_servers(&ListedServersUpdate {
+        valid_at: t(3, 0),
+        reset: false,
+        put: vec![a2.clone()],
+        remove: vec!["b".into()],
+    })
+    .unwrap();
+    assert_eq!(found(&l, &["a", "b", "c"]), (Some(t(3, 0)), vec![a2.clone(), c.clone()]));
+    // A reset deletes every older entry first.
+    l.store_listed_servers(&ListedServersUpdate {
+        valid_at: t(4, 0),
+        reset: true,
+        put: vec![b.clone()],
+        remove: vec![],
+    })
+    .unwrap();
+    assert_eq!(found(&l, &["a", "b", "c"]), (Some(t(4, 0)), vec![b.clone()]));
+    // Refused whole: nothing changes.
+    for bad in [
+        ListedServersUpdate { valid_at: t(5, 0), put: vec![entry("", "p1", "{}")], ..Default::default() },
+        ListedServersUpdate { valid_at: t(5, 0), put: vec![entry("x", "", "{}")], ..Default::default() },
+        ListedServersUpdate { valid_at: t(5, 0), put: vec![a.clone(), a.clone()], ..Default::default() },
+        ListedServersUpdate { valid_at: t(5, 0), put: vec![a.clone()], remove: vec!["a".into()], reset: false },
+    ] {
+        assert!(l.store_listed_servers(&bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(found(&p.open(), &["a", "b", "c"]), (Some(t(4, 0)), vec![b]));
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -764,6 +818,7 @@ suite!(
     run_warnings_last_run_and_message_counts,
     cached_actions_are_looked_up_per_project_batch_and_replaced_by_later_fetches,
     reused_lists_are_marked_seen_and_unseen_ones_pruned,
+    listed_servers_are_replaced_removed_and_reset_with_valid_at_in_one_update,
     requeue_puts_a_quarantined_message_back_to_spooled_and_refuses_other_states,
     run_lock_admits_one_holder_per_kind_until_it_is_released,
     checkpoints_list_every_project_and_kind_with_when_they_moved,

@@ -181,6 +181,7 @@ fn extract_flags_win_over_fedsite_toml() {
         inactive_time: Some(InactiveTime::CountAsRunning),
         no_suspend_duration: true,
         no_action_cache: true,
+        no_server_cache: true,
         ..Default::default()
     };
     let p = extract_plan(&flags, Some(&file), &os_env(), d, now()).unwrap();
@@ -188,7 +189,7 @@ fn extract_flags_win_over_fedsite_toml() {
     assert_eq!((p.spool.style, p.spool.max_records), (Style::Fedsite, 5));
     assert_eq!(p.ledger, ledger);
     assert_eq!(p.config.compat.inactive_time, InactiveTime::CountAsRunning);
-    assert!(!p.config.compat.suspend_duration && !p.config.action_cache);
+    assert!(!p.config.compat.suspend_duration && !p.config.action_cache && !p.config.server_cache);
     // --unmapped-ok adds to the file's list, once each.
     assert_eq!(p.config.unmapped_ok, ["toml-p", "flag-p"]);
     // fedsite.toml's site wins over --site-name: the file describes the whole site.

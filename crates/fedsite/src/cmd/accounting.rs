@@ -158,6 +158,10 @@ pub struct ExtractArgs {
     /// ledger for servers not updated since (`[accounting] action_cache = false`).
     #[arg(long)]
     pub no_action_cache: bool,
+    /// List every live server again for the servers only the usage report names, instead of
+    /// taking them from the ledger's listed-server cache when it is proved current.
+    #[arg(long)]
+    pub no_server_cache: bool,
     /// After the run, write its Prometheus metrics here (atomically; for node_exporter's
     /// textfile collector, e.g. /var/lib/node_exporter/textfile/fedsite_extract.prom).
     #[arg(long, value_name = "PATH")]
@@ -328,6 +332,7 @@ pub async fn extract_run(a: ExtractArgs) -> Result<ExtractDone> {
         no_suspend_duration: a.no_suspend_duration,
         caso_compatible: a.caso_compatible,
         no_action_cache: a.no_action_cache,
+        no_server_cache: a.no_server_cache,
     };
     // fedsite.toml (global --config) when no caso.conf is given.
     let file = if a.caso_conf.is_none() { super::site_config()? } else { None };

@@ -59,6 +59,8 @@ pub struct ExtractFlags<'a> {
     pub no_suspend_duration: bool,
     pub caso_compatible: bool,
     pub no_action_cache: bool,
+    /// `--no-server-cache`: list every live server (no listed-server cache).
+    pub no_server_cache: bool,
 }
 
 /// The cloud a run authenticates to, and how its errors name it.
@@ -138,6 +140,7 @@ pub fn extract_plan(
         cfg.cloud_type = flag_text("--cloud-type", CASO_CLOUD_TYPE)?;
     }
     cfg.action_cache &= !flags.no_action_cache;
+    cfg.server_cache &= !flags.no_server_cache;
     // --unmapped-ok adds to fedsite.toml's [accounting] unmapped_ok (a caso.conf has none).
     let extra: Vec<String> = flags.site.unmapped_ok.iter().filter(|u| !cfg.unmapped_ok.contains(u)).cloned().collect();
     cfg.unmapped_ok.extend(extra);

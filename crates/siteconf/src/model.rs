@@ -234,6 +234,10 @@ pub struct Accounting {
     /// Reuse the instance actions cached in the ledger for servers not updated since (default true).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action_cache: Option<bool>,
+    /// Take an hourly run's usage-only servers from the ledger's listed servers when they are
+    /// proved current, instead of listing every live server (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cache: Option<bool>,
     /// Projects known to have no VO (ids or names, `"*"` for all): skipped with a warning, not
     /// failed, so the run (and its metrics) count as a success.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

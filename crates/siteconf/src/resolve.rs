@@ -100,6 +100,9 @@ impl Config {
         if let Some(v) = a.action_cache {
             cfg.action_cache = v;
         }
+        if let Some(v) = a.server_cache {
+            cfg.server_cache = v;
+        }
         if let Some(b) = &a.benchmark {
             set(&mut cfg.benchmark.name_key, &b.name_key);
             set(&mut cfg.benchmark.value_key, &b.value_key);

@@ -269,6 +269,16 @@ fn the_instance_action_cache_is_on_unless_the_accounting_section_turns_it_off() 
 }
 
 #[test]
+fn the_listed_server_cache_is_on_unless_the_accounting_section_turns_it_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = write(dir.path(), "on.toml", "[site]\nname = \"S\"\n", 0o644);
+    assert!(Config::load(&on).unwrap().extract_config("x").unwrap().server_cache);
+    let off = write(dir.path(), "off.toml", "[site]\nname = \"S\"\n\n[accounting]\nserver_cache = false\n", 0o644);
+    let cfg = Config::load(&off).unwrap().extract_config("x").unwrap();
+    assert!(!cfg.server_cache && cfg.action_cache, "only the listed-server cache is off");
+}
+
+#[test]
 fn import_reads_casos_own_readable_file_and_lists_every_key_it_drops() {
     let dir = tempfile::tempdir().unwrap();
     let caso = caso_conf(dir.path());

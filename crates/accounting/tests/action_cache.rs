@@ -7,49 +7,21 @@
 use std::collections::BTreeMap;
 
 use accounting::ExtractConfig;
-use accounting::pipeline::{self, RunReport, SpoolConfig, Windows};
+use accounting::pipeline::{self, RunReport, Windows};
 use apel::{ApelText, CloudRecord, Record, SiteName, Window};
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use ledger::{Ledger, SnapshotFilter, StoredSnapshot};
-use sim::state::{TokenInfo, TokenScope};
+
+mod common;
+use common::{ADMIN_TOKEN, Site, session, site, start, t};
 
 const PROJ1: &str = "0b9f3b2a1c8d4e6f9a0b1c2d3e4f5a6b";
 const VM_RUNNING: &str = "11111111-1111-4111-8111-111111111111";
 const VM_RESIZED: &str = "e0000006-0000-4000-8000-000000000006";
 const VM_NANDU: &str = "e0000008-0000-4000-8000-000000000008";
-const ADMIN_TOKEN: &str = "cache-test-admin-token";
-
-fn t(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
 
 fn cfg() -> ExtractConfig {
     ExtractConfig::new(SiteName::new("TEST-SITE").unwrap(), ApelText::new("TEST-SITE-cloud").unwrap())
-}
-
-async fn start() -> sim::SimHandle {
-    let spec = sim::scenario::builtin("tiny").unwrap();
-    let sim = sim::start(sim::SimConfig::new(spec.generate())).await.unwrap();
-    sim.insert_token(
-        ADMIN_TOKEN,
-        TokenInfo {
-            user_id: "admin".into(),
-            user_name: "admin".into(),
-            user_domain_id: "default".into(),
-            scope: TokenScope::Project { id: "admin".into(), name: "admin".into(), domain_id: "default".into() },
-            roles: vec!["admin".into(), "member".into(), "reader".into()],
-            methods: vec!["password".into()],
-            issued_at: Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
-            expires_at: Utc.with_ymd_and_hms(2099, 1, 1, 0, 0, 0).unwrap(),
-        },
-    );
-    sim
-}
-
-async fn session(sim: &sim::SimHandle) -> openstack::Session {
-    let c =
-        openstack::CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim-accounting", "clouds.yaml").unwrap();
-    openstack::Session::connect(&c).await.unwrap()
 }
 
 /// Nova's `POST /servers/{id}/action` (e.g. `suspend`), as an admin.
@@ -76,18 +48,6 @@ async fn updated(sim: &sim::SimHandle, server: &str) -> DateTime<Utc> {
         .await
         .unwrap();
     t(r["server"]["updated"].as_str().unwrap())
-}
-
-struct Site {
-    _dir: tempfile::TempDir,
-    ledger: std::path::PathBuf,
-    spool: SpoolConfig,
-}
-
-fn site() -> Site {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = SpoolConfig::new(dir.path().join("spool"));
-    Site { ledger: dir.path().join("ledger.sqlite"), spool, _dir: dir }
 }
 
 /// One extraction into the site's ledger and spool; the servers whose actions it listed.

@@ -7,50 +7,22 @@
 use std::collections::BTreeMap;
 
 use accounting::ExtractConfig;
-use accounting::pipeline::{self, RunReport, SpoolConfig, Windows};
+use accounting::pipeline::{self, RunReport, Windows};
 use apel::{ApelText, SiteName, Window};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use ledger::{Ledger, SnapshotFilter};
-use sim::state::{TokenInfo, TokenScope};
 
-const ADMIN_TOKEN: &str = "server-cache-test-admin-token";
+mod common;
+use common::{ADMIN_TOKEN, Site, session, site, start, t};
+
 const VM_RESIZED: &str = "e0000006-0000-4000-8000-000000000006";
 const VM_BFV: &str = "e0000007-0000-4000-8000-000000000007";
 const VM_NANDU: &str = "e0000008-0000-4000-8000-000000000008";
-
-fn t(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
 
 fn cfg(server_cache: bool) -> ExtractConfig {
     let mut c = ExtractConfig::new(SiteName::new("TEST-SITE").unwrap(), ApelText::new("TEST-SITE-cloud").unwrap());
     c.server_cache = server_cache;
     c
-}
-
-async fn start() -> sim::SimHandle {
-    let spec = sim::scenario::builtin("tiny").unwrap();
-    let sim = sim::start(sim::SimConfig::new(spec.generate())).await.unwrap();
-    sim.insert_token(
-        ADMIN_TOKEN,
-        TokenInfo {
-            user_id: "admin".into(),
-            user_name: "admin".into(),
-            user_domain_id: "default".into(),
-            scope: TokenScope::Project { id: "admin".into(), name: "admin".into(), domain_id: "default".into() },
-            roles: vec!["admin".into(), "member".into(), "reader".into()],
-            methods: vec!["password".into()],
-            issued_at: Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
-            expires_at: Utc.with_ymd_and_hms(2099, 1, 1, 0, 0, 0).unwrap(),
-        },
-    );
-    sim
-}
-
-async fn session(sim: &sim::SimHandle) -> openstack::Session {
-    let c =
-        openstack::CloudConfig::from_clouds_yaml(&sim.clouds_yaml(), None, "sim-accounting", "clouds.yaml").unwrap();
-    openstack::Session::connect(&c).await.unwrap()
 }
 
 /// Nova's `POST /servers/{id}/action` or `DELETE /servers/{id}`, as an admin.
@@ -63,18 +35,6 @@ async fn write(sim: &sim::SimHandle, server: &str, action: Option<&str>) {
     };
     let r = r.header("X-Auth-Token", ADMIN_TOKEN).send().await.unwrap();
     assert!(r.status().is_success(), "{action:?} {server}: {}", r.text().await.unwrap());
-}
-
-struct Site {
-    _dir: tempfile::TempDir,
-    ledger: std::path::PathBuf,
-    spool: SpoolConfig,
-}
-
-fn site() -> Site {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = SpoolConfig::new(dir.path().join("spool"));
-    Site { ledger: dir.path().join("ledger.sqlite"), spool, _dir: dir }
 }
 
 /// What a run asked Nova for servers.

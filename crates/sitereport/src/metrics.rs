@@ -24,8 +24,11 @@ pub enum MetricsError {
     /// The textfile could not be written (`what`: the step, `path`: the file or directory).
     #[error("metrics textfile: {what} {}", path.display())]
     Textfile {
+        /// The step that failed (creating, writing, renaming).
         what: &'static str,
+        /// The file or directory.
         path: std::path::PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -37,8 +40,11 @@ type Result<T, E = MetricsError> = std::result::Result<T, E>;
 /// command of its runs ([`ledger::runs`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
+    /// `accounting extract`.
     Extract,
+    /// `send`.
     Send,
+    /// `receive`.
     Receive,
 }
 
@@ -76,6 +82,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// No metric yet.
     pub fn new() -> Metrics {
         Metrics::default()
     }
@@ -100,6 +107,7 @@ impl Metrics {
         self.add("gauge", name, "", help, labels, v)
     }
 
+    /// Adds a sample of the counter `name` (`help` its HELP line) with `labels`.
     pub fn counter(&mut self, name: &str, help: &'static str, labels: &[(&str, &str)], v: f64) {
         self.add("counter", name, "", help, labels, v)
     }
@@ -310,6 +318,7 @@ pub fn project_successes(m: &mut Metrics, ledger: &Ledger) -> Result<()> {
     Ok(())
 }
 
+/// The ledger's latest record states per kind (`fedsite_ledger_records`).
 pub fn ledger_records(m: &mut Metrics, ledger: &Ledger) -> Result<()> {
     for kind in ["cloud", "ip", "accelerator", "storage", "energy"] {
         let f = SnapshotFilter { kind: Some(kind.into()), ..Default::default() };

@@ -19,14 +19,22 @@ pub enum ReportError {
     /// A stored record body does not parse as an APEL message.
     #[error("ledger {kind} record {key}: stored body")]
     Body {
+        /// The record kind.
         kind: String,
+        /// The record key.
         key: String,
+        /// Why it does not parse.
         #[source]
         source: apel::Error,
     },
     /// A stored record body holds no record.
     #[error("ledger {kind} record {key}: stored body holds no record")]
-    Empty { kind: String, key: String },
+    Empty {
+        /// The record kind.
+        kind: String,
+        /// The record key.
+        key: String,
+    },
 }
 
 type Result<T, E = ReportError> = std::result::Result<T, E>;
@@ -75,37 +83,49 @@ const METRICS: [(&str, &str, &str, fn(&Usage) -> f64); 5] = [
 /// Messages sent per month (by the time AMS took them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SentMonth {
+    /// Messages AMS took in the month.
     pub messages: u64,
+    /// Records those messages carried.
     pub records: u64,
 }
 
 /// Everything the page shows.
 #[derive(Debug, Clone)]
 pub struct ReportData {
+    /// When the report was gathered.
     pub generated_at: DateTime<Utc>,
+    /// Where the ledger read lives (its file path or connection description).
     pub ledger: String,
+    /// The months shown start here (`--from`), if given.
     pub from: Option<DateTime<Utc>>,
+    /// And end here (`--to`), if given.
     pub to: Option<DateTime<Utc>>,
     /// (VO, month "YYYY-MM") → usage; VO "" = records without a VO.
     pub usage: BTreeMap<(String, String), Usage>,
+    /// Messages per state.
     pub messages: Vec<MessageCount>,
+    /// Messages sent per month.
     pub sent_by_month: BTreeMap<String, SentMonth>,
     /// Spooled, not sent yet (oldest first).
     pub spooled: Vec<Message>,
     /// Latest record states that are in no live message.
     pub unsent_records: u64,
+    /// Quarantined messages, newest first.
     pub quarantined: Vec<Message>,
     /// The last runs, newest first, with their warnings.
     pub runs: Vec<(Run, Vec<RunWarning>)>,
 }
 
 impl ReportData {
+    /// The VOs with usage ("" for records without a VO).
     pub fn vos(&self) -> BTreeSet<&str> {
         self.usage.keys().map(|(vo, _)| vo.as_str()).collect()
     }
+    /// The months with usage ("YYYY-MM").
     pub fn months(&self) -> BTreeSet<&str> {
         self.usage.keys().map(|(_, m)| m.as_str()).collect()
     }
+    /// The usage of every VO and month added up.
     pub fn total(&self) -> Usage {
         let mut t = Usage::default();
         for u in self.usage.values() {

@@ -89,17 +89,19 @@ impl Capture {
         let keep = valid_at.filter(|_| !reset).unwrap_or(DateTime::UNIX_EPOCH);
         let mut seen = std::collections::HashSet::new();
         let mut remove = Vec::new();
-        let listed: Vec<&KeptServer> = self
+        // Each stored server with its project: a deleted server, or one without a project
+        // (which a usage entry could never match), is removed instead.
+        let listed: Vec<(&KeptServer, &str)> = self
             .changed
             .values()
             .flatten()
             .chain(self.live.iter().flat_map(|l| l.iter()))
             .filter(|s| seen.insert(s.id()))
-            .filter(|s| match s.tenant_id() {
-                Some(_) if !s.is_deleted() => true,
+            .filter_map(|s| match s.tenant_id() {
+                Some(project) if !s.is_deleted() => Some((s, project)),
                 _ => {
                     remove.push(s.id().to_string());
-                    false
+                    None
                 }
             })
             .collect();
@@ -113,12 +115,13 @@ impl Capture {
                 .iter()
                 .skip(i * BATCH)
                 .take(BATCH)
-                .map(|s| ListedServerEntry {
+                .map(|(s, project)| ListedServerEntry {
                     server_id: s.id().to_string(),
-                    project_id: s.tenant_id().unwrap_or_default().to_string(),
+                    project_id: project.to_string(),
                     body: s.encode(),
                 })
                 .collect(),
+            // The removals go with the first update (`take` leaves none for the others).
             remove: remove.take().unwrap_or_default(),
         })
     }

@@ -1185,51 +1185,47 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--central-faults`: the figures, and the JSON when asked.
-fn central_faults(args: &BenchArgs, rt: &tokio::runtime::Handle) -> Result<ExitCode> {
-    let tmp;
-    let work = match &args.work_dir {
+/// The work directory: `--work-dir` (created, kept), else a temporary one removed when the
+/// returned guard drops.
+fn work_dir(args: &BenchArgs) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    match &args.work_dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            d.clone()
+            Ok((d.clone(), None))
         }
         None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_path_buf()
+            let tmp = tempfile::tempdir()?;
+            Ok((tmp.path().to_path_buf(), Some(tmp)))
         }
-    };
-    let run = super::bench_central::faults(args, rt, &work)?;
-    print!("{}", super::bench_central::render_faults(&run));
+    }
+}
+
+/// A central mode's JSON (`--json`): the host, the latency and its figures under `key`.
+fn write_central_json(args: &BenchArgs, key: &str, figures: &impl serde::Serialize) -> Result<()> {
     if let Some(path) = &args.json {
-        let doc = serde_json::json!({"host": host_info(), "latency_ms": args.latency_ms, "faults": run});
+        let doc = serde_json::json!({"host": host_info(), "latency_ms": args.latency_ms, key: figures});
         std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
         println!("\nJSON: {}", path.display());
     }
+    Ok(())
+}
+
+/// `--central-faults`: the figures, and the JSON when asked.
+fn central_faults(args: &BenchArgs, rt: &tokio::runtime::Handle) -> Result<ExitCode> {
+    let (work, _tmp) = work_dir(args)?;
+    let run = super::bench_central::faults(args, rt, &work)?;
+    print!("{}", super::bench_central::render_faults(&run));
+    write_central_json(args, "faults", &run)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `--central-info`: the table, and the JSON when asked.
 fn central_info(args: &BenchArgs, rt: &tokio::runtime::Handle) -> Result<ExitCode> {
-    let tmp;
-    let work = match &args.work_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            d.clone()
-        }
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let (work, _tmp) = work_dir(args)?;
     let runs = super::bench_central::bench(args, rt, &work)?;
     print!("{}", super::bench_central::render(&runs));
-    if let Some(path) = &args.json {
-        let doc = serde_json::json!({"host": host_info(), "latency_ms": args.latency_ms, "runs": runs});
-        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("\nJSON: {}", path.display());
-    }
+    write_central_json(args, "runs", &runs)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -238,7 +238,7 @@ pub fn faults(args: &BenchArgs, rt: &tokio::runtime::Handle, work: &Path) -> Res
             .arg(f)
             .args(["--gocdb-url", &fed.gocdb])
             .env("OS_AUTH_TYPE", "v3oidcaccesstoken")
-            .env("OS_AUTH_URL", field("endpoint: ").unwrap_or_default())
+            .env("OS_AUTH_URL", field("endpoint: ").with_context(|| format!("{}: no endpoint", f.display()))?)
             .env("OS_ACCESS_TOKEN", &token)
             .env("OS_IDENTITY_PROVIDER", "egi.eu")
             .env("OS_PROTOCOL", field("protocol: ").unwrap_or_else(|| "openid".into()))

@@ -33,7 +33,7 @@ use tracing::instrument::WithSubscriber;
 
 use apel::{Record, RecordKind, Style, Window};
 use chrono::{DateTime, Utc};
-use ledger::{Ledger, NewMessage, ProjectCommit, RecordRef, Snapshot, SnapshotFilter, Upsert};
+use ledger::{Ledger, NewMessage, ProjectCommit, RecordRef, Snapshot, SnapshotFilter, Unchanged, Upsert};
 use messaging::dirq::QueueSimple;
 use openstack::Session;
 use sha2::{Digest, Sha256};
@@ -565,9 +565,20 @@ fn by_kind(records: &[Record]) -> Vec<(RecordKind, Vec<Record>)> {
     out
 }
 
-/// The ledger snapshot of one record.
+/// The ledger snapshot of one record (with its fingerprint).
 pub fn snapshot_of(
     record: &Record,
+    project: &str,
+    vo: Option<&str>,
+    site: &str,
+    measured_at: DateTime<Utc>,
+) -> Result<Snapshot, apel::Error> {
+    snapshot_with(record, record.fingerprint(), project, vo, site, measured_at)
+}
+
+fn snapshot_with(
+    record: &Record,
+    fingerprint: String,
     project: &str,
     vo: Option<&str>,
     site: &str,
@@ -589,6 +600,7 @@ pub fn snapshot_of(
         cpu_seconds: None,
         status: None,
         body,
+        fingerprint: Some(fingerprint),
     };
     match record {
         Record::Cloud(r) => {
@@ -636,18 +648,46 @@ fn commit_project(
     let vo = outcome.vo.as_ref().map(|(vo, _)| vo.as_str());
     // The configured site (a validated, non-empty name), whatever kinds the project has.
     let site = site.as_str();
+    // A record whose fingerprint the ledger stored with its snapshot renders to the stored body:
+    // it is unchanged, and only its `measured_at` may move, without rendering or hashing it. A
+    // key that comes twice in the batch is left to the comparison of bodies (later ones see
+    // earlier ones there).
+    let mut stored_fps = HashMap::new();
+    for kind in RecordKind::ALL {
+        if records.iter().any(|r| r.kind() == kind) {
+            stored_fps.insert(kind, ledger.fingerprints(kind.as_str(), &outcome.project_id)?);
+        }
+    }
+    let keys: Vec<String> = records.iter().map(Record::key).collect();
+    let mut times: HashMap<(RecordKind, &str), usize> = HashMap::new();
+    for (r, k) in records.iter().zip(&keys) {
+        *times.entry((r.kind(), k.as_str())).or_default() += 1;
+    }
+    let mut unchanged = Vec::new();
+    let mut rendered = Vec::with_capacity(records.len());
     let mut snapshots = Vec::with_capacity(records.len());
-    for r in records {
-        let mut s = snapshot_of(r, &outcome.project_id, vo, site, measured_at).map_err(|source| RunError::Render {
-            kind: r.kind().as_str(),
-            project: outcome.project_id.clone(),
-            source,
+    for (r, key) in records.iter().zip(keys.iter()) {
+        let fp = r.fingerprint();
+        let stored = stored_fps.get(&r.kind()).and_then(|m| m.get(key));
+        if let Some(stored) = stored
+            && stored.fingerprint == fp
+            && times[&(r.kind(), key.as_str())] == 1
+        {
+            pr.unchanged += 1;
+            if stored.measured_at < measured_at {
+                unchanged.push(Unchanged { kind: r.kind().as_str().to_string(), key: key.clone(), measured_at });
+            }
+            continue;
+        }
+        let mut s = snapshot_with(r, fp, &outcome.project_id, vo, site, measured_at).map_err(|source| {
+            RunError::Render { kind: r.kind().as_str(), project: outcome.project_id.clone(), source }
         })?;
         if let Record::Storage(st) = r
             && outcome.closed_volumes.iter().any(|v| v == st.record_id.as_str())
         {
             s.status = Some(CLOSED.into());
         }
+        rendered.push(r);
         snapshots.push(s);
     }
     // Only what is new or changed is spooled; nothing older than the ledger's. An unchanged
@@ -655,7 +695,7 @@ fn commit_project(
     let verdicts = ledger.preview(&snapshots)?;
     let mut to_send: Vec<(Record, Snapshot)> = Vec::new();
     let mut keep = Vec::new();
-    for ((r, s), v) in records.iter().zip(snapshots).zip(verdicts) {
+    for ((r, s), v) in rendered.into_iter().zip(snapshots).zip(verdicts) {
         match v.upsert {
             Upsert::Inserted | Upsert::Replaced => to_send.push((r.clone(), s)),
             Upsert::Unchanged => {
@@ -706,6 +746,7 @@ fn commit_project(
         checkpoint_kind: CHECKPOINT.into(),
         snapshots: all,
         messages,
+        unchanged,
         checkpoint_to: Some(outcome.window.to()),
     })?;
     Ok(())

@@ -16,6 +16,7 @@
 mod cloud;
 mod error;
 mod fields;
+mod fingerprint;
 mod json;
 mod pyfmt;
 mod records;
@@ -25,6 +26,7 @@ mod types;
 mod validate;
 
 pub use error::Error;
+pub use fingerprint::VERSION as FINGERPRINT_VERSION;
 pub use records::{AcceleratorRecord, CloudRecord, EnergyRecord, IpRecord, Record, RecordKind, StorageRecord};
 pub use types::{ApelText, Fqan, MAX_TEXT_LEN, SiteName, VmStatus, VmUuid, Window};
 pub use validate::validate;

@@ -30,6 +30,7 @@ mod sqlite;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
@@ -185,6 +186,10 @@ pub struct Snapshot {
     pub status: Option<String>,
     /// The rendered record (text or JSON), exactly as it would be spooled.
     pub body: String,
+    /// The fingerprint of the record `body` renders (`apel::Record::fingerprint`), if the
+    /// caller has one: stored beside the body so a later run can tell the same record without
+    /// rendering it ([`Store::fingerprints`], [`ProjectCommit::unchanged`]).
+    pub fingerprint: Option<String>,
 }
 
 impl Snapshot {
@@ -209,6 +214,22 @@ pub struct StoredSnapshot {
     pub updated_at: DateTime<Utc>,
     /// The run that last changed it, if it was written inside a run.
     pub run_id: Option<RunId>,
+}
+
+/// What the ledger holds of one snapshot's record ([`Store::fingerprints`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFingerprint {
+    pub measured_at: DateTime<Utc>,
+    pub fingerprint: String,
+}
+
+/// A snapshot whose record the caller found unchanged by its fingerprint: committing it moves
+/// `measured_at` forward, as an unchanged upsert does, without its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unchanged {
+    pub kind: String,
+    pub key: String,
+    pub measured_at: DateTime<Utc>,
 }
 
 /// What committing one snapshot would do ([`Store::preview`]).
@@ -393,6 +414,9 @@ pub struct ProjectCommit {
     pub checkpoint_kind: String,
     pub snapshots: Vec<Snapshot>,
     pub messages: Vec<NewMessage>,
+    /// Snapshots of the project whose stored fingerprint matched: `measured_at` moved forward
+    /// where it is older, nothing else written.
+    pub unchanged: Vec<Unchanged>,
     /// Advance the checkpoint to this (only forward) once everything above is stored.
     pub checkpoint_to: Option<DateTime<Utc>>,
 }
@@ -447,8 +471,18 @@ pub trait Store: Send {
     fn preview(&self, snapshots: &[Snapshot]) -> Result<Vec<Preview>> {
         Ok(self.preview_snapshots(snapshots)?.into_iter().map(|upsert| Preview { upsert, writes: true }).collect())
     }
-    /// In ONE transaction: upsert the snapshots, record the messages and their record links,
-    /// advance the checkpoint. Any failure leaves the ledger as it was.
+    /// The fingerprints stored with the snapshots of `kind` for `project` (key → fingerprint and
+    /// `measured_at`; snapshots stored without one are left out). A caller whose record has the
+    /// stored fingerprint knows its body is the stored one without rendering it, and commits it
+    /// as [`ProjectCommit::unchanged`]. The default knows none, so every record is rendered and
+    /// compared by its body (PostgreSQL: see `docs/decisions.md`).
+    fn fingerprints(&self, kind: &str, project: &str) -> Result<HashMap<String, StoredFingerprint>> {
+        let _ = (kind, project);
+        Ok(HashMap::new())
+    }
+    /// In ONE transaction: upsert the snapshots, move the unchanged ones' `measured_at`, record
+    /// the messages and their record links, advance the checkpoint. Any failure leaves the
+    /// ledger as it was.
     fn commit_project(&mut self, c: &ProjectCommit) -> Result<CommitReport>;
 
     /// Stored snapshots matching the filter (one per (kind, key): the latest), ordered by

@@ -136,6 +136,9 @@ CREATE TABLE listed_servers_state (
     valid_at TIMESTAMPTZ NOT NULL
 );
 "#,
+    r#"
+ALTER TABLE snapshots ADD COLUMN record_fp TEXT;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -275,7 +278,7 @@ fn opt_i64(loc: &str, op: &str, what: &str, v: Option<u64>) -> Result<Option<i64
 }
 
 const SNAPSHOT_COLS: &str = "s.kind, s.key, s.project_id, s.vo, s.site, s.measured_at, s.month, s.start_time, \
-     s.end_time, s.wall_seconds, s.cpu_seconds, s.status, s.body, s.body_sha256, s.first_seen_at, s.updated_at, s.run_id";
+     s.end_time, s.wall_seconds, s.cpu_seconds, s.status, s.body, s.body_sha256, s.first_seen_at, s.updated_at, s.run_id, s.record_fp";
 
 fn snapshot_row(r: &Row) -> std::result::Result<StoredSnapshot, RowError> {
     Ok(StoredSnapshot {
@@ -293,6 +296,7 @@ fn snapshot_row(r: &Row) -> std::result::Result<StoredSnapshot, RowError> {
             cpu_seconds: get_ou64(r, 10)?,
             status: get(r, 11)?,
             body: get(r, 12)?,
+            fingerprint: get(r, 17)?,
         },
         body_sha256: get(r, 13)?,
         first_seen_at: get(r, 14)?,
@@ -435,6 +439,25 @@ fn version_of(loc: &str, op: &str, row: Option<Row>) -> Result<Option<Version>> 
     row.map(|r| Ok((get(&r, 0)?, get(&r, 1)?))).transpose().map_err(corrupt::<RowError>(loc, op))
 }
 
+/// An unchanged snapshot measured at `measured`: its `measured_at` moves forward, if older.
+fn touch<T: tokio_postgres::types::ToSql + Sync>(
+    tx: &Transaction<'_>,
+    loc: &str,
+    kind: &str,
+    key: &str,
+    measured: &T,
+    now: &T,
+    run: Option<i64>,
+) -> Result<()> {
+    wait(tx.execute(
+        "UPDATE snapshots SET measured_at = $3, updated_at = $4, run_id = COALESCE($5, run_id)
+         WHERE kind = $1 AND key = $2 AND measured_at < $3",
+        &[&kind, &key, measured, now, &run],
+    ))
+    .map_err(db(loc, "upsert snapshot"))?;
+    Ok(())
+}
+
 fn upsert(tx: &Transaction<'_>, loc: &str, s: &Snapshot, run: Option<RunId>) -> Result<Upsert> {
     let op = "upsert snapshot";
     validate_snapshot(loc, op, s)?;
@@ -451,25 +474,28 @@ fn upsert(tx: &Transaction<'_>, loc: &str, s: &Snapshot, run: Option<RunId>) -> 
     match outcome {
         Upsert::KeptNewer => {}
         Upsert::Unchanged => {
-            wait(tx.execute(
-                "UPDATE snapshots SET measured_at = $3, updated_at = $4, run_id = COALESCE($5, run_id)
-                 WHERE kind = $1 AND key = $2 AND measured_at < $3",
-                &[&s.kind, &s.key, &measured, &now, &run],
-            ))
-            .map_err(db(loc, op))?;
+            touch(tx, loc, &s.kind, &s.key, &measured, &now, run)?;
+            // The same body: a fingerprint given for it is stored (see the SQLite store).
+            if let Some(fp) = &s.fingerprint {
+                wait(tx.execute(
+                    "UPDATE snapshots SET record_fp = $3 WHERE kind = $1 AND key = $2 AND record_fp IS DISTINCT FROM $3",
+                    &[&s.kind, &s.key, fp],
+                ))
+                .map_err(db(loc, op))?;
+            }
         }
         Upsert::Inserted | Upsert::Replaced => {
             let month = s.month.clone().unwrap_or_else(|| month_of(s.measured_at));
             wait(tx.execute(
                 "INSERT INTO snapshots (kind, key, project_id, vo, site, measured_at, month, start_time, end_time,
-                     wall_seconds, cpu_seconds, status, body, body_sha256, first_seen_at, updated_at, run_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16)
+                     wall_seconds, cpu_seconds, status, body, body_sha256, first_seen_at, updated_at, run_id, record_fp)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17)
                  ON CONFLICT (kind, key) DO UPDATE SET project_id = excluded.project_id, vo = excluded.vo,
                      site = excluded.site, measured_at = excluded.measured_at, month = excluded.month,
                      start_time = excluded.start_time, end_time = excluded.end_time,
                      wall_seconds = excluded.wall_seconds, cpu_seconds = excluded.cpu_seconds,
                      status = excluded.status, body = excluded.body, body_sha256 = excluded.body_sha256,
-                     updated_at = excluded.updated_at, run_id = excluded.run_id",
+                     updated_at = excluded.updated_at, run_id = excluded.run_id, record_fp = excluded.record_fp",
                 &[
                     &s.kind,
                     &s.key,
@@ -487,6 +513,7 @@ fn upsert(tx: &Transaction<'_>, loc: &str, s: &Snapshot, run: Option<RunId>) -> 
                     &sha,
                     &now,
                     &run,
+                    &s.fingerprint,
                 ],
             ))
             .map_err(db(loc, op))?;
@@ -835,6 +862,20 @@ impl Store for PgStore {
             .collect()
     }
 
+    fn fingerprints(&self, kind: &str, project: &str) -> Result<HashMap<String, StoredFingerprint>> {
+        let op = "read record fingerprints";
+        let rows = self.query(
+            op,
+            "SELECT key, measured_at, record_fp FROM snapshots
+             WHERE kind = $1 AND project_id = $2 AND record_fp IS NOT NULL",
+            &[&kind, &project],
+        )?;
+        let rows = rows_to(&self.loc, op, rows, |r| {
+            Ok((get::<String>(r, 0)?, StoredFingerprint { measured_at: get(r, 1)?, fingerprint: get(r, 2)? }))
+        })?;
+        Ok(rows.into_iter().collect())
+    }
+
     fn commit_project(&mut self, c: &ProjectCommit) -> Result<CommitReport> {
         let op = "commit project";
         let (client, loc) = self.parts();
@@ -850,6 +891,12 @@ impl Store for PgStore {
         let mut report = CommitReport::default();
         for s in &c.snapshots {
             report.upserts.push(upsert(&tx, loc, s, c.run)?);
+        }
+        if !c.unchanged.is_empty() {
+            let now = ts(Utc::now());
+            for u in &c.unchanged {
+                touch(&tx, loc, &u.kind, &u.key, &ts(u.measured_at), &now, c.run.map(|r| r.0))?;
+            }
         }
         for m in &c.messages {
             insert_message(&tx, loc, m, c.run)?;

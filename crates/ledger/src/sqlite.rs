@@ -5,7 +5,7 @@
 use crate::rules::{decide, invalid, validate_snapshot};
 use crate::*;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 /// Schema migrations; `PRAGMA user_version` = number applied. Only ever append.
@@ -109,6 +109,24 @@ CREATE TABLE listed_servers_state (
     valid_at TEXT NOT NULL
 );
 "#,
+    r#"
+ALTER TABLE snapshots ADD COLUMN record_fp TEXT;
+CREATE TABLE instance_actions_by_project (
+    server_id  TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    updated    TEXT NOT NULL,
+    fetched_at TEXT NOT NULL,
+    seen_at    TEXT NOT NULL,
+    actions    TEXT NOT NULL,
+    PRIMARY KEY (project_id, server_id)
+) WITHOUT ROWID;
+INSERT INTO instance_actions_by_project (server_id, project_id, updated, fetched_at, seen_at, actions)
+    SELECT server_id, project_id, updated, fetched_at, seen_at, actions FROM instance_actions;
+DROP TABLE instance_actions;
+ALTER TABLE instance_actions_by_project RENAME TO instance_actions;
+CREATE UNIQUE INDEX instance_actions_by_server ON instance_actions (server_id);
+CREATE INDEX instance_actions_by_seen ON instance_actions (seen_at);
+"#,
 ];
 
 /// The schema version this build writes.
@@ -173,7 +191,7 @@ fn opt_i64(loc: &str, op: &str, what: &str, v: Option<u64>) -> Result<Option<i64
 }
 
 const SNAPSHOT_COLS: &str = "s.kind, s.key, s.project_id, s.vo, s.site, s.measured_at, s.month, s.start_time, \
-     s.end_time, s.wall_seconds, s.cpu_seconds, s.status, s.body, s.body_sha256, s.first_seen_at, s.updated_at, s.run_id";
+     s.end_time, s.wall_seconds, s.cpu_seconds, s.status, s.body, s.body_sha256, s.first_seen_at, s.updated_at, s.run_id, s.record_fp";
 
 fn snapshot_row(row: &Row) -> rusqlite::Result<StoredSnapshot> {
     Ok(StoredSnapshot {
@@ -191,6 +209,7 @@ fn snapshot_row(row: &Row) -> rusqlite::Result<StoredSnapshot> {
             cpu_seconds: get_ou64(row, 10)?,
             status: row.get(11)?,
             body: row.get(12)?,
+            fingerprint: row.get(17)?,
         },
         body_sha256: row.get(13)?,
         first_seen_at: get_time(row, 14)?,
@@ -360,10 +379,36 @@ fn migrate(conn: &mut Connection, loc: &str) -> Result<()> {
     tx.commit().map_err(db(loc, op))
 }
 
-fn stored_version(conn: &Connection, loc: &str, op: &str, kind: &str, key: &str) -> Result<Option<(String, String)>> {
-    conn.prepare_cached("SELECT measured_at, body_sha256 FROM snapshots WHERE kind = ?1 AND key = ?2")
-        .and_then(|mut st| st.query_row([kind, key], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+/// The stored (measured_at, body_sha256, record_fp) of one snapshot.
+fn stored_version(
+    conn: &Connection,
+    loc: &str,
+    op: &str,
+    kind: &str,
+    key: &str,
+) -> Result<Option<(String, String, Option<String>)>> {
+    conn.prepare_cached("SELECT measured_at, body_sha256, record_fp FROM snapshots WHERE kind = ?1 AND key = ?2")
+        .and_then(|mut st| st.query_row([kind, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
         .map_err(db(loc, op))
+}
+
+/// An unchanged snapshot measured at `measured`: its `measured_at` moves forward, if older.
+fn touch(
+    conn: &Connection,
+    loc: &str,
+    kind: &str,
+    key: &str,
+    measured: &str,
+    now: &str,
+    run: Option<i64>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE snapshots SET measured_at = ?3, updated_at = ?4, run_id = COALESCE(?5, run_id)
+         WHERE kind = ?1 AND key = ?2 AND measured_at < ?3",
+    )
+    .and_then(|mut st| st.execute(params![kind, key, measured, now, run]))
+    .map_err(db(loc, "upsert snapshot"))?;
+    Ok(())
 }
 
 fn upsert(conn: &Connection, loc: &str, s: &Snapshot, run: Option<RunId>) -> Result<Upsert> {
@@ -374,31 +419,35 @@ fn upsert(conn: &Connection, loc: &str, s: &Snapshot, run: Option<RunId>) -> Res
     let measured = ts(s.measured_at);
     let sha = s.body_sha256();
     let stored = stored_version(conn, loc, op, &s.kind, &s.key)?;
-    let outcome = decide(stored.as_ref().map(|(m, h)| (m.as_str(), h.as_str())), measured.as_str(), &sha);
+    let outcome = decide(stored.as_ref().map(|(m, h, _)| (m.as_str(), h.as_str())), measured.as_str(), &sha);
     let now = ts(Utc::now());
     let run = run.map(|r| r.0);
     match outcome {
         Upsert::KeptNewer => {}
         Upsert::Unchanged => {
-            conn.prepare_cached(
-                "UPDATE snapshots SET measured_at = ?3, updated_at = ?4, run_id = COALESCE(?5, run_id)
-                 WHERE kind = ?1 AND key = ?2 AND measured_at < ?3",
-            )
-            .and_then(|mut st| st.execute(params![s.kind, s.key, measured, now, run]))
-            .map_err(db(loc, op))?;
+            touch(conn, loc, &s.kind, &s.key, &measured, &now, run)?;
+            // The same body: a fingerprint given for it is stored (a ledger written before
+            // fingerprints, or by a build whose fingerprint version differs, gains it here).
+            if let Some(fp) = &s.fingerprint {
+                conn.prepare_cached(
+                    "UPDATE snapshots SET record_fp = ?3 WHERE kind = ?1 AND key = ?2 AND record_fp IS NOT ?3",
+                )
+                .and_then(|mut st| st.execute(params![s.kind, s.key, fp]))
+                .map_err(db(loc, op))?;
+            }
         }
         Upsert::Inserted | Upsert::Replaced => {
             let month = s.month.clone().unwrap_or_else(|| month_of(s.measured_at));
             conn.prepare_cached(
                 "INSERT INTO snapshots (kind, key, project_id, vo, site, measured_at, month, start_time, end_time,
-                     wall_seconds, cpu_seconds, status, body, body_sha256, first_seen_at, updated_at, run_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16)
+                     wall_seconds, cpu_seconds, status, body, body_sha256, first_seen_at, updated_at, run_id, record_fp)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17)
                  ON CONFLICT (kind, key) DO UPDATE SET project_id = excluded.project_id, vo = excluded.vo,
                      site = excluded.site, measured_at = excluded.measured_at, month = excluded.month,
                      start_time = excluded.start_time, end_time = excluded.end_time,
                      wall_seconds = excluded.wall_seconds, cpu_seconds = excluded.cpu_seconds,
                      status = excluded.status, body = excluded.body, body_sha256 = excluded.body_sha256,
-                     updated_at = excluded.updated_at, run_id = excluded.run_id",
+                     updated_at = excluded.updated_at, run_id = excluded.run_id, record_fp = excluded.record_fp",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -417,7 +466,8 @@ fn upsert(conn: &Connection, loc: &str, s: &Snapshot, run: Option<RunId>) -> Res
                     s.body,
                     sha,
                     now,
-                    run
+                    run,
+                    s.fingerprint
                 ])
             })
             .map_err(db(loc, op))?;
@@ -616,7 +666,7 @@ impl Store for SqliteStore {
                 let k = (s.kind.as_str(), s.key.as_str());
                 let stored = match pending.get(&k) {
                     Some(v) => Some(v.clone()),
-                    None => stored_version(&self.conn, &self.loc, op, &s.kind, &s.key)?,
+                    None => stored_version(&self.conn, &self.loc, op, &s.kind, &s.key)?.map(|(m, h, _)| (m, h)),
                 };
                 let (m, sha) = (ts(s.measured_at), s.body_sha256());
                 let u = decide(stored.as_ref().map(|(m, h)| (m.as_str(), h.as_str())), m.as_str(), &sha);
@@ -637,22 +687,25 @@ impl Store for SqliteStore {
         // The stored versions of each (kind, project) at hand in one statement: a project's
         // rows were written together, so this reads their pages once instead of seeking each
         // key. A key stored under another project is looked up alone.
-        let mut stored: HashMap<&str, HashMap<String, (String, String)>> = HashMap::new();
+        type Version = (String, String, Option<String>);
+        let mut stored: HashMap<&str, HashMap<String, Version>> = HashMap::new();
         let groups: BTreeSet<(&str, &str)> =
             snapshots.iter().map(|s| (s.kind.as_str(), s.project_id.as_str())).collect();
         let mut st = self
             .conn
-            .prepare_cached("SELECT key, measured_at, body_sha256 FROM snapshots WHERE kind = ?1 AND project_id = ?2")
+            .prepare_cached(
+                "SELECT key, measured_at, body_sha256, record_fp FROM snapshots WHERE kind = ?1 AND project_id = ?2",
+            )
             .map_err(db(&self.loc, op))?;
         for (kind, project) in groups {
             let rows = st
-                .query_map([kind, project], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))
+                .query_map([kind, project], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(db(&self.loc, op))?;
             stored.entry(kind).or_default().extend(rows);
         }
         // Later entries for the same key see earlier ones, as in a real commit.
-        let mut pending: HashMap<(&str, &str), (String, String)> = HashMap::new();
+        let mut pending: HashMap<(&str, &str), Version> = HashMap::new();
         let mut last_measured: Option<(DateTime<Utc>, String)> = None;
         snapshots
             .iter()
@@ -675,22 +728,41 @@ impl Store for SqliteStore {
                     }
                 };
                 let sha = s.body_sha256();
-                let upsert = decide(before.as_ref().map(|(m, h)| (m.as_str(), h.as_str())), m.as_str(), &sha);
+                let upsert = decide(before.as_ref().map(|(m, h, _)| (m.as_str(), h.as_str())), m.as_str(), &sha);
                 let writes = match (upsert, &before) {
-                    (Upsert::Unchanged, Some((old, _))) => *old < m,
+                    // The same body: written if measured later, or to store a new fingerprint.
+                    (Upsert::Unchanged, Some((old, _, fp))) => {
+                        *old < m || (s.fingerprint.is_some() && *fp != s.fingerprint)
+                    }
                     (Upsert::KeptNewer, _) => false,
                     _ => true,
                 };
                 let next = match (upsert, before) {
-                    (Upsert::Inserted | Upsert::Replaced, _) => (m, sha),
-                    (Upsert::Unchanged, Some((old, h))) => (old.max(m), h),
+                    (Upsert::Inserted | Upsert::Replaced, _) => (m, sha, s.fingerprint.clone()),
+                    (Upsert::Unchanged, Some((old, h, fp))) => (old.max(m), h, s.fingerprint.clone().or(fp)),
                     (_, Some(v)) => v,
-                    (_, None) => (m, sha), // not reached: only Inserted has nothing stored
+                    (_, None) => (m, sha, s.fingerprint.clone()), // not reached: only Inserted has nothing stored
                 };
                 pending.insert(k, next);
                 Ok(Preview { upsert, writes })
             })
             .collect()
+    }
+
+    fn fingerprints(&self, kind: &str, project: &str) -> Result<HashMap<String, StoredFingerprint>> {
+        let op = "read record fingerprints";
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT key, measured_at, record_fp FROM snapshots
+                 WHERE kind = ?1 AND project_id = ?2 AND record_fp IS NOT NULL",
+            )
+            .map_err(db(&self.loc, op))?;
+        st.query_map([kind, project], |r| {
+            Ok((r.get::<_, String>(0)?, StoredFingerprint { measured_at: get_time(r, 1)?, fingerprint: r.get(2)? }))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(db(&self.loc, op))
     }
 
     fn commit_project(&mut self, c: &ProjectCommit) -> Result<CommitReport> {
@@ -707,6 +779,12 @@ impl Store for SqliteStore {
         let mut report = CommitReport::default();
         for s in &c.snapshots {
             report.upserts.push(upsert(&tx, &loc, s, c.run)?);
+        }
+        if !c.unchanged.is_empty() {
+            let now = ts(Utc::now());
+            for u in &c.unchanged {
+                touch(&tx, &loc, &u.kind, &u.key, &ts(u.measured_at), &now, c.run.map(|r| r.0))?;
+            }
         }
         for m in &c.messages {
             insert_message(&tx, &loc, m, c.run)?;
@@ -949,39 +1027,36 @@ impl Store for SqliteStore {
 
     fn cached_actions(&self, project: &str, servers: &[&str]) -> Result<Vec<StoredActions>> {
         let op = "look up cached instance actions";
+        // The rows are stored in (project, server) order: the project's range is read in one
+        // statement (a few pages) instead of seeking each server across the table.
+        let wanted: HashSet<&str> = servers.iter().copied().collect();
         let mut st = self
             .conn
             .prepare_cached(
                 "SELECT server_id, project_id, updated, fetched_at, seen_at, actions FROM instance_actions
-                 WHERE server_id = ?1 AND project_id = ?2",
+                 WHERE project_id = ?1",
             )
             .map_err(db(&self.loc, op))?;
+        let mut rows = st.query([project]).map_err(db(&self.loc, op))?;
         let mut out = Vec::new();
-        for server in servers {
-            let row = st
-                .query_row([*server, project], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get(1)?,
-                        get_time(r, 2)?,
-                        get_time(r, 3)?,
-                        get_time(r, 4)?,
-                        r.get::<_, String>(5)?,
-                    ))
-                })
-                .optional()
-                .map_err(db(&self.loc, op))?;
-            if let Some((server_id, project_id, updated, fetched_at, seen_at, actions)) = row {
-                let actions = crate::actions::decode(&server_id, &actions).map_err(|e| Error::Corrupt {
-                    location: self.loc.clone(),
-                    op: op.into(),
-                    reason: e.to_string(),
-                })?;
-                out.push(StoredActions {
-                    cached: CachedActions { server_id, project_id, updated, fetched_at, actions },
-                    seen_at,
-                });
+        while let Some(r) = rows.next().map_err(db(&self.loc, op))? {
+            let server_id: String = r.get(0).map_err(db(&self.loc, op))?;
+            if !wanted.contains(server_id.as_str()) {
+                continue;
             }
+            let read = || -> rusqlite::Result<_> {
+                Ok((r.get(1)?, get_time(r, 2)?, get_time(r, 3)?, get_time(r, 4)?, r.get::<_, String>(5)?))
+            };
+            let (project_id, updated, fetched_at, seen_at, actions) = read().map_err(db(&self.loc, op))?;
+            let actions = crate::actions::decode(&server_id, &actions).map_err(|e| Error::Corrupt {
+                location: self.loc.clone(),
+                op: op.into(),
+                reason: e.to_string(),
+            })?;
+            out.push(StoredActions {
+                cached: CachedActions { server_id, project_id, updated, fetched_at, actions },
+                seen_at,
+            });
         }
         Ok(out)
     }

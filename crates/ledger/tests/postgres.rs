@@ -29,6 +29,7 @@ fn snap(vm: &str, at: DateTime<Utc>, wall: u64) -> Snapshot {
         cpu_seconds: Some(wall),
         status: Some("started".into()),
         body: format!("{vm} {wall}"),
+        fingerprint: None,
     }
 }
 
@@ -45,6 +46,7 @@ fn use_ledger(l: &mut Ledger, n: u32) {
             created_at: t(2),
             records: vec![RecordRef::of(&s)],
         }],
+        unchanged: Vec::new(),
         checkpoint_to: Some(t(2)),
         ..Default::default()
     })
@@ -69,7 +71,7 @@ fn schema_version_table_records_the_migration_and_times_are_timestamptz() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     let types: Vec<(String, String)> = raw
         .query(
             "SELECT table_name::text || '.' || column_name::text, data_type::text
@@ -100,7 +102,7 @@ fn a_newer_schema_is_refused_naming_the_database() {
     drop(Ledger::open(&db.url).unwrap());
     db.raw().batch_execute("INSERT INTO schema_version (version) VALUES (99)").unwrap();
     let err = Ledger::open(&db.url).unwrap_err();
-    assert!(matches!(err, Error::SchemaTooNew { found: 99, supported: 5, .. }), "{err}");
+    assert!(matches!(err, Error::SchemaTooNew { found: 99, supported: 6, .. }), "{err}");
     assert!(err.to_string().contains(&db.name), "{err}");
 }
 
@@ -246,7 +248,7 @@ fn a_version_2_database_is_migrated_to_keep_its_data_and_cache_instance_actions(
     db.raw()
         .batch_execute(
             "DROP TABLE instance_actions, central_claims, listed_servers, listed_servers_state; \
-             DELETE FROM schema_version WHERE version >= 3",
+             ALTER TABLE snapshots DROP COLUMN record_fp; DELETE FROM schema_version WHERE version >= 3",
         )
         .unwrap();
     let mut l = Ledger::open(&db.url).unwrap();
@@ -267,7 +269,7 @@ fn a_version_2_database_is_migrated_to_keep_its_data_and_cache_instance_actions(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     let stored: String = raw.query_one("SELECT actions FROM instance_actions", &[]).unwrap().get(0);
     assert_eq!(stored, r#"[["suspend",1790812800000000]]"#);
 }
@@ -281,7 +283,10 @@ fn a_version_4_database_is_migrated_to_hold_listed_servers() {
     }
     // Back to the fourth schema, as a database written before the listed-server cache existed.
     db.raw()
-        .batch_execute("DROP TABLE listed_servers, listed_servers_state; DELETE FROM schema_version WHERE version >= 5")
+        .batch_execute(
+            "DROP TABLE listed_servers, listed_servers_state; ALTER TABLE snapshots DROP COLUMN record_fp; \
+             DELETE FROM schema_version WHERE version >= 5",
+        )
         .unwrap();
     let mut l = Ledger::open(&db.url).unwrap();
     assert_eq!(l.checkpoint("p1", "accounting").unwrap(), Some(t(2)));
@@ -297,7 +302,7 @@ fn a_version_4_database_is_migrated_to_hold_listed_servers() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
 }
 
 #[test]

@@ -25,6 +25,7 @@ fn snap(vm: &str, project: &str, at: DateTime<Utc>, wall: u64) -> Snapshot {
         cpu_seconds: Some(wall),
         status: Some("started".into()),
         body: format!("{vm} {wall}"),
+        fingerprint: None,
     }
 }
 
@@ -67,6 +68,7 @@ fn reopen_keeps_everything_and_schema_version() {
                 created_at: t(2),
                 records: vec![RecordRef::of(&s)],
             }],
+            unchanged: Vec::new(),
             checkpoint_to: Some(t(2) + Duration::microseconds(1_500_123)),
         })
         .unwrap();
@@ -85,7 +87,7 @@ fn reopen_keeps_everything_and_schema_version() {
     let raw = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = raw.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     let jm: String = raw.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
-    assert_eq!((v, jm.as_str()), (4, "wal"));
+    assert_eq!((v, jm.as_str()), (5, "wal"));
     // Times are stored as fixed-width RFC 3339 UTC text.
     let stored: String = raw.query_row("SELECT checkpoint FROM checkpoints", [], |r| r.get(0)).unwrap();
     assert_eq!(stored, "2026-10-02T00:00:01.500123Z");
@@ -98,7 +100,7 @@ fn a_newer_schema_is_refused_with_the_path() {
     drop(Ledger::open(&path).unwrap());
     rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
     let err = Ledger::open(&path).err().unwrap();
-    assert!(matches!(err, Error::SchemaTooNew { found: 99, supported: 4, .. }), "{err}");
+    assert!(matches!(err, Error::SchemaTooNew { found: 99, supported: 5, .. }), "{err}");
     assert!(err.to_string().contains(&path.display().to_string()));
 }
 
@@ -147,7 +149,8 @@ fn a_version_1_ledger_is_migrated_to_keep_run_warnings() {
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.execute_batch(
         "DROP TABLE run_warnings; DROP INDEX runs_by_command; DROP TABLE instance_actions; \
-         DROP TABLE listed_servers; DROP TABLE listed_servers_state; PRAGMA user_version = 1;",
+         DROP TABLE listed_servers; DROP TABLE listed_servers_state; ALTER TABLE snapshots DROP COLUMN record_fp; \
+         PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(raw);
@@ -155,7 +158,7 @@ fn a_version_1_ledger_is_migrated_to_keep_run_warnings() {
     l.add_run_warning(run, "warn", "kept").unwrap();
     assert_eq!(l.run_warnings(run).unwrap()[0].message, "kept");
     let v: i64 = rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(v, 4);
+    assert_eq!(v, 5);
 }
 
 #[test]
@@ -171,7 +174,8 @@ fn a_version_2_ledger_is_migrated_to_keep_its_data_and_cache_instance_actions() 
     // Back to the second schema, as a ledger written before the action cache existed.
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.execute_batch(
-        "DROP TABLE instance_actions; DROP TABLE listed_servers; DROP TABLE listed_servers_state; PRAGMA user_version = 2;",
+        "DROP TABLE instance_actions; DROP TABLE listed_servers; DROP TABLE listed_servers_state; \
+         ALTER TABLE snapshots DROP COLUMN record_fp; PRAGMA user_version = 2;",
     )
     .unwrap();
     drop(raw);
@@ -190,7 +194,60 @@ fn a_version_2_ledger_is_migrated_to_keep_its_data_and_cache_instance_actions() 
     let raw = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = raw.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     let stored: String = raw.query_row("SELECT actions FROM instance_actions", [], |r| r.get(0)).unwrap();
-    assert_eq!((v, stored.as_str()), (4, r#"[["suspend",1790812800000000]]"#));
+    assert_eq!((v, stored.as_str()), (5, r#"[["suspend",1790812800000000]]"#));
+}
+
+#[test]
+fn a_version_4_ledger_is_migrated_to_hold_fingerprints_and_cluster_cached_actions_by_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let s = snap("vm1", "p1", t(2), 42);
+    let cached = |server: &str, project: &str| CachedActions {
+        server_id: server.into(),
+        project_id: project.into(),
+        updated: t(1),
+        fetched_at: t(2),
+        actions: vec![CachedAction { action: "suspend".into(), start_time: t(1) }],
+    };
+    {
+        let mut l = Ledger::open(&path).unwrap();
+        l.upsert_snapshot(&s, None).unwrap();
+    }
+    // Back to the fourth schema: no fingerprints, the action cache keyed by server alone.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "ALTER TABLE snapshots DROP COLUMN record_fp; DROP TABLE instance_actions; \
+         CREATE TABLE instance_actions (server_id TEXT PRIMARY KEY, project_id TEXT NOT NULL, updated TEXT NOT NULL, \
+             fetched_at TEXT NOT NULL, seen_at TEXT NOT NULL, actions TEXT NOT NULL) WITHOUT ROWID; \
+         CREATE INDEX instance_actions_by_seen ON instance_actions (seen_at); \
+         INSERT INTO instance_actions VALUES ('srv-b', 'p2', '2026-10-01T00:00:00.000000Z', \
+             '2026-10-02T00:00:00.000000Z', '2026-10-03T00:00:00.000000Z', '[[\"suspend\",1790812800000000]]'), \
+             ('srv-a', 'p1', '2026-10-01T00:00:00.000000Z', '2026-10-02T00:00:00.000000Z', \
+             '2026-10-03T00:00:00.000000Z', '[[\"suspend\",1790812800000000]]'); \
+         PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    drop(raw);
+    let mut l = Ledger::open(&path).unwrap();
+    assert_eq!(l.snapshot("cloud", &s.key).unwrap().unwrap().snapshot, s);
+    assert!(l.fingerprints("cloud", "p1").unwrap().is_empty(), "stored before fingerprints");
+    assert_eq!(
+        l.cached_actions("p1", &["srv-a", "srv-b"]).unwrap(),
+        [StoredActions { cached: cached("srv-a", "p1"), seen_at: t(3) }]
+    );
+    assert_eq!(l.cached_actions("p2", &["srv-b"]).unwrap()[0].cached, cached("srv-b", "p2"));
+    // Still one list per server: a server fetched under another project replaces its row.
+    let mut moved = cached("srv-b", "p1");
+    moved.fetched_at = t(4);
+    l.store_cached_actions("p1", std::slice::from_ref(&moved), &[], t(4)).unwrap();
+    assert!(l.cached_actions("p2", &["srv-b"]).unwrap().is_empty());
+    assert_eq!(l.cached_actions("p1", &["srv-b"]).unwrap()[0].cached, moved);
+    // An unchanged commit stores the fingerprint it is given.
+    let with_fp = Snapshot { fingerprint: Some("f1".into()), ..s.clone() };
+    l.upsert_snapshot(&with_fp, None).unwrap();
+    assert_eq!(l.fingerprints("cloud", "p1").unwrap()[&s.key].fingerprint, "f1");
+    let v: i64 = rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, 5);
 }
 
 #[test]
@@ -210,7 +267,11 @@ fn a_version_3_ledger_is_migrated_to_keep_its_caches_and_hold_listed_servers() {
     }
     // Back to the third schema, as a ledger written before the listed-server cache existed.
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute_batch("DROP TABLE listed_servers; DROP TABLE listed_servers_state; PRAGMA user_version = 3;").unwrap();
+    raw.execute_batch(
+        "DROP TABLE listed_servers; DROP TABLE listed_servers_state; ALTER TABLE snapshots DROP COLUMN record_fp; \
+         PRAGMA user_version = 3;",
+    )
+    .unwrap();
     drop(raw);
     let mut l = Ledger::open(&path).unwrap();
     assert_eq!(l.cached_actions("p1", &["srv"]).unwrap(), [StoredActions { cached: c, seen_at: t(3) }]);
@@ -220,7 +281,7 @@ fn a_version_3_ledger_is_migrated_to_keep_its_caches_and_hold_listed_servers() {
         .unwrap();
     assert_eq!(l.listed_servers(&["srv"]).unwrap(), ListedServers { valid_at: Some(t(4)), found: vec![e] });
     let v: i64 = rusqlite::Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(v, 4);
+    assert_eq!(v, 5);
 }
 
 #[test]

@@ -28,6 +28,7 @@ fn cloud(vm: &str, month: &str, project: &str, vo: &str, at: DateTime<Utc>, wall
         cpu_seconds: Some(wall / 2),
         status: Some("started".into()),
         body: format!("VMUUID: {vm}\nWallDuration: {wall}\n"),
+        fingerprint: None,
     }
 }
 
@@ -174,6 +175,7 @@ fn commit_project_stores_snapshots_messages_and_checkpoint_together(p: &Place) {
         checkpoint_kind: "nova".into(),
         snapshots: vec![a.clone(), b.clone()],
         messages: vec![msg("00000001/aaa", &[&a, &b], t(2, 0))],
+        unchanged: Vec::new(),
         checkpoint_to: Some(t(2, 0)),
     };
     let r = l.commit_project(&c).unwrap();
@@ -197,6 +199,7 @@ fn commit_project_failing_midway_rolls_back_everything(p: &Place) {
         checkpoint_kind: "nova".into(),
         snapshots: vec![a.clone()],
         messages: vec![msg("el/1", &[&a], t(2, 0))],
+        unchanged: Vec::new(),
         checkpoint_to: Some(t(2, 0)),
         ..Default::default()
     })
@@ -212,6 +215,7 @@ fn commit_project_failing_midway_rolls_back_everything(p: &Place) {
             checkpoint_kind: "nova".into(),
             snapshots: vec![a2, b],
             messages: vec![msg("el/2", &[], t(3, 0)), msg("el/1", &[], t(3, 0))],
+            unchanged: Vec::new(),
             checkpoint_to: Some(t(3, 0)),
             ..Default::default()
         })
@@ -231,6 +235,7 @@ fn commit_project_failing_midway_rolls_back_everything(p: &Place) {
             checkpoint_kind: "nova".into(),
             snapshots: vec![c],
             messages: vec![msg("el/3", &[], t(4, 0)), msg("el/3", &[], t(4, 0))],
+            unchanged: Vec::new(),
             checkpoint_to: Some(t(4, 0)),
             ..Default::default()
         })
@@ -247,6 +252,7 @@ fn commit_project_refuses_snapshots_of_another_project(p: &Place) {
             project_id: "p1".into(),
             checkpoint_kind: "nova".into(),
             snapshots: vec![cloud("vm1", "2026-10", "p2", "vo.a", t(2, 0), 1)],
+            unchanged: Vec::new(),
             checkpoint_to: Some(t(2, 0)),
             ..Default::default()
         })
@@ -476,6 +482,7 @@ fn reopen_keeps_everything(p: &Place) {
             checkpoint_kind: "nova".into(),
             snapshots: vec![s.clone()],
             messages: vec![msg("e/1", &[&s], t(2, 0))],
+            unchanged: Vec::new(),
             checkpoint_to: Some(t(2, 0) + Duration::microseconds(1_500_123)),
         })
         .unwrap();
@@ -511,6 +518,7 @@ fn extract_and_send_connections_work_concurrently(p: &Place) {
                     checkpoint_kind: "nova".into(),
                     snapshots: vec![s.clone()],
                     messages: vec![msg(&format!("e/{i:04}"), &[&s], at)],
+                    unchanged: Vec::new(),
                     checkpoint_to: Some(at),
                     ..Default::default()
                 })
@@ -794,8 +802,49 @@ fn checkpoints_list_every_project_and_kind_with_when_they_moved(p: &Place) {
     assert!(c.iter().all(|c| c.updated_at >= before && c.updated_at <= Utc::now()));
 }
 
+fn fingerprints_are_stored_and_unchanged_records_only_move_measured_at(p: &Place) {
+    let mut l = p.open();
+    let fp = |s: &Snapshot, f: &str| Snapshot { fingerprint: Some(f.into()), ..s.clone() };
+    let a = fp(&cloud("vm1", "2026-10", "p1", "vo.a", t(2, 0), 500), "f1");
+    let b = cloud("vm2", "2026-10", "p1", "vo.a", t(2, 0), 700);
+    let commit = |l: &mut Ledger, snapshots: Vec<Snapshot>, unchanged: Vec<Unchanged>| {
+        l.commit_project(&ProjectCommit {
+            project_id: "p1".into(),
+            checkpoint_kind: "nova".into(),
+            snapshots,
+            unchanged,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    commit(&mut l, vec![a.clone(), b.clone()], vec![]);
+    let got = l.fingerprints("cloud", "p1").unwrap();
+    // Stored without a fingerprint: not listed (its record is rendered and compared again).
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got["vm1/2026-10"], StoredFingerprint { measured_at: t(2, 0), fingerprint: "f1".into() });
+    assert!(l.fingerprints("cloud", "p2").unwrap().is_empty() && l.fingerprints("ip", "p1").unwrap().is_empty());
+    assert_eq!(l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap().snapshot, a, "read back with it");
+    // The same body with another fingerprint (a new fingerprint version): written to store it.
+    let a2 = fp(&a, "f2");
+    let v = l.preview(std::slice::from_ref(&a2)).unwrap();
+    assert_eq!((v[0].upsert, v[0].writes), (Upsert::Unchanged, true));
+    commit(&mut l, vec![a2.clone()], vec![]);
+    assert_eq!(l.fingerprints("cloud", "p1").unwrap()["vm1/2026-10"].fingerprint, "f2");
+    // Unchanged by fingerprint: measured_at moves forward, never back; the body stays.
+    let moved = |at| Unchanged { kind: "cloud".into(), key: "vm1/2026-10".into(), measured_at: at };
+    commit(&mut l, vec![], vec![moved(t(5, 0))]);
+    commit(&mut l, vec![], vec![moved(t(3, 0))]);
+    let got = l.snapshot("cloud", "vm1/2026-10").unwrap().unwrap();
+    assert_eq!((got.snapshot.measured_at, got.snapshot.body.as_str()), (t(5, 0), a.body.as_str()));
+    assert_eq!(l.fingerprints("cloud", "p1").unwrap()["vm1/2026-10"].measured_at, t(5, 0));
+    // A state measured before that is now older than the ledger's: kept out.
+    let older = fp(&cloud("vm1", "2026-10", "p1", "vo.a", t(4, 0), 450), "f3");
+    assert_eq!(l.preview(std::slice::from_ref(&older)).unwrap()[0].upsert, Upsert::KeptNewer);
+}
+
 suite!(
     newer_snapshot_replaces_and_older_is_kept_out,
+    fingerprints_are_stored_and_unchanged_records_only_move_measured_at,
     identical_body_measured_later_moves_measured_at_so_a_late_older_state_is_refused,
     equal_measured_at_with_different_body_is_replaced_last_loaded_wins,
     preview_reports_what_upsert_would_do_without_writing,

@@ -785,6 +785,7 @@ mod tests {
             cpu_seconds: Some(wall / 2),
             status: Some("started".into()),
             body,
+            fingerprint: None,
         }
     }
 

@@ -63,16 +63,16 @@ pub fn closing_record(window: &Window, gone: &GoneVolume) -> StorageRecord {
     r
 }
 
-/// Cinder's records for one project; `known` are the ledger's volumes of
-/// the project (their last records). Returns the records and the ids of
-/// the volumes closed.
+/// Cinder's records for one project; `known` gives the ledger's volumes of
+/// the project (their last records), told which ones Cinder lists. Returns
+/// the records and the ids of the volumes closed.
 pub(crate) async fn extract(
     a: &Access,
     p: &ProjectAccess,
     cfg: &ExtractConfig,
     fqan: &Fqan,
     window: Window,
-    known: Vec<GoneVolume>,
+    known: impl FnOnce(&HashSet<String>) -> Vec<GoneVolume>,
 ) -> Result<(Vec<Record>, Vec<String>), ExtractError> {
     let mut vols = a.project_volumes(p).await?;
     vols.sort_by_key(|v| v.created_at);
@@ -89,7 +89,7 @@ pub(crate) async fn extract(
         out.push(Record::Storage(volume_record(cfg, &p.id, fqan, &window, v, user.as_deref())));
     }
     let mut closed = Vec::new();
-    for g in known {
+    for g in known(&listed) {
         if !listed.contains(g.last.record_id.as_str()) {
             closed.push(g.last.record_id.to_string());
             out.push(Record::Storage(closing_record(&window, &g)));

@@ -25,7 +25,7 @@
 //! the ledger only. Every route's queue is scanned for orphans, and an orphan is adopted only
 //! by a message of its own route.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -372,7 +372,7 @@ pub async fn run_with_progress(
             fallback
         }
     })
-    .known_volumes(|project| known_volumes(&ledger, project))
+    .known_volumes(|project, listed| known_volumes(&ledger, project, listed))
     .caches(caches)
     .each_captured(|outcome| {
         let mut pr = ProjectReport {
@@ -512,15 +512,15 @@ fn store_server_cache(ledger: &mut Ledger, c: &crate::server_cache::Capture) -> 
     report
 }
 
-/// The ledger's open storage records of a project (closing records excluded).
-fn known_volumes(ledger: &Mutex<Ledger>, project: &str) -> Vec<apel::StorageRecord> {
+/// The ledger's open storage records of a project (closing records excluded) whose volumes
+/// Cinder does not list (`listed`): only those are read and parsed.
+fn known_volumes(ledger: &Mutex<Ledger>, project: &str, listed: &HashSet<String>) -> Vec<apel::StorageRecord> {
     let _stage = tracing::info_span!(stage::LEDGER).entered();
     let ledger = ledger.lock().unwrap();
-    let filter = SnapshotFilter { project: Some(project.into()), kind: Some("storage".into()), ..Default::default() };
-    let Ok(snapshots) = ledger.latest_snapshots(&filter) else { return Vec::new() };
-    snapshots
-        .into_iter()
-        .filter(|s| s.snapshot.status.as_deref() != Some(CLOSED))
+    let Ok(seen) = ledger.seen("storage", project) else { return Vec::new() };
+    seen.into_iter()
+        .filter(|s| s.status.as_deref() != Some(CLOSED) && !listed.contains(&s.key))
+        .filter_map(|s| ledger.snapshot("storage", &s.key).ok().flatten())
         .filter_map(|s| match apel::parse_message(s.snapshot.body.as_bytes()) {
             Ok((_, records)) => records.into_iter().find_map(|r| match r {
                 Record::Storage(st) => Some(st),

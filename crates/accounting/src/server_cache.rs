@@ -91,7 +91,7 @@ impl Capture {
         let mut remove = Vec::new();
         // Each stored server with its project: a deleted server, or one without a project
         // (which a usage entry could never match), is removed instead.
-        let listed: Vec<(&KeptServer, &str)> = self
+        let mut listed: Vec<(&KeptServer, &str)> = self
             .changed
             .values()
             .flatten()
@@ -105,6 +105,8 @@ impl Capture {
                 }
             })
             .collect();
+        // In id order: the store's key order, so each batch walks its pages once.
+        listed.sort_unstable_by_key(|(s, _)| s.id());
         let batches = listed.len().div_ceil(BATCH).max(1);
         let started_at = self.started_at;
         let mut remove = Some(remove);

@@ -864,7 +864,9 @@ impl Store for SqliteStore {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT key, measured_at, status, end_time FROM snapshots WHERE kind = ?1 AND project_id = ?2 ORDER BY key",
+                // `+key`: sort the project's rows (found through `snapshots_by_project`) rather
+                // than walk every row of the kind in key order, which SQLite otherwise picks.
+                "SELECT key, measured_at, status, end_time FROM snapshots WHERE kind = ?1 AND project_id = ?2 ORDER BY +key",
             )
             .map_err(db(&self.loc, op))?;
         st.query_map([kind, project], |r| {

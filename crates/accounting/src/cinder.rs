@@ -72,7 +72,7 @@ pub(crate) async fn extract(
     cfg: &ExtractConfig,
     fqan: &Fqan,
     window: Window,
-    known: impl FnOnce(&HashSet<String>) -> Vec<GoneVolume>,
+    known: impl FnOnce(&HashSet<String>) -> Result<Vec<GoneVolume>, ExtractError>,
 ) -> Result<(Vec<Record>, Vec<String>), ExtractError> {
     let mut vols = a.project_volumes(p).await?;
     vols.sort_by_key(|v| v.created_at);
@@ -89,7 +89,7 @@ pub(crate) async fn extract(
         out.push(Record::Storage(volume_record(cfg, &p.id, fqan, &window, v, user.as_deref())));
     }
     let mut closed = Vec::new();
-    for g in known(&listed) {
+    for g in known(&listed)? {
         if !listed.contains(g.last.record_id.as_str()) {
             closed.push(g.last.record_id.to_string());
             out.push(Record::Storage(closing_record(&window, &g)));

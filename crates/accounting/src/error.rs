@@ -33,6 +33,10 @@ pub enum ExtractError {
     /// A Prometheus query failed (energy records).
     #[error("{what}: {message}")]
     Prometheus { what: String, message: String },
+    /// The caller's records of the project's volumes could not be read (`Extract::known_volumes`):
+    /// a volume gone since would get no closing record.
+    #[error("project {project}: the last records of its volumes cannot be read: {message}")]
+    KnownVolumes { project: String, message: String },
     /// The window is unusable (from ≥ to, or in the future).
     #[error("project {project}: invalid window: {message}")]
     Window { project: String, message: String },

@@ -119,7 +119,7 @@ impl Extraction {
 pub const FUTURE_WINDOW_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// `known_volumes` when the caller holds no storage records.
-type NoVolumes = fn(&ProjectId, &HashSet<String>) -> Vec<StorageRecord>;
+type NoVolumes = fn(&ProjectId, &HashSet<String>) -> Result<Vec<StorageRecord>, String>;
 
 /// The one way to run an extraction: every selected project (tagged `cfg.project_tag`, plus
 /// `cfg.projects`) over the window `window_for` gives it. Optionally the volumes the caller
@@ -141,21 +141,22 @@ where
 {
     /// An extraction of `cfg`'s projects through `session`, each over `window_for(project)`.
     pub fn new(session: &'a Session, cfg: &'a ExtractConfig, window_for: W) -> Self {
-        Extract { session, cfg, window_for, known_volumes: |_, _| Vec::new(), caches: Caches::default() }
+        Extract { session, cfg, window_for, known_volumes: |_, _| Ok(Vec::new()), caches: Caches::default() }
     }
 }
 
 impl<'a, W, K> Extract<'a, W, K>
 where
     W: Fn(&ProjectId) -> Window + Sync,
-    K: Fn(&ProjectId, &HashSet<String>) -> Vec<StorageRecord> + Sync,
+    K: Fn(&ProjectId, &HashSet<String>) -> Result<Vec<StorageRecord>, String> + Sync,
 {
     /// The last records of the volumes the caller holds records for, per project: those Cinder
     /// no longer lists get a closing record. It is given the ids Cinder lists now, whose
-    /// records it may leave out (they are not used).
+    /// records it may leave out (they are not used). An error fails the project's storage
+    /// records ([`ExtractError::KnownVolumes`]): a closing record is never dropped quietly.
     pub fn known_volumes<K2>(self, known_volumes: K2) -> Extract<'a, W, K2>
     where
-        K2: Fn(&ProjectId, &HashSet<String>) -> Vec<StorageRecord> + Sync,
+        K2: Fn(&ProjectId, &HashSet<String>) -> Result<Vec<StorageRecord>, String> + Sync,
     {
         let Extract { session, cfg, window_for, caches, .. } = self;
         Extract { session, cfg, window_for, known_volumes, caches }
@@ -209,7 +210,7 @@ async fn extract_projects(
     session: &Session,
     cfg: &ExtractConfig,
     window_for: impl Fn(&ProjectId) -> Window + Sync,
-    known_volumes: impl Fn(&ProjectId, &HashSet<String>) -> Vec<StorageRecord> + Sync,
+    known_volumes: impl Fn(&ProjectId, &HashSet<String>) -> Result<Vec<StorageRecord>, String> + Sync,
     caches: Caches<'_>,
     mut on_done: impl FnMut(ProjectOutcome),
 ) -> (Option<ExtractError>, Option<server_cache::Capture>) {
@@ -287,7 +288,7 @@ async fn one_project(
     id: String,
     project: Option<Project>,
     window: Window,
-    known_volumes: &(impl Fn(&ProjectId, &HashSet<String>) -> Vec<StorageRecord> + Sync),
+    known_volumes: &(impl Fn(&ProjectId, &HashSet<String>) -> Result<Vec<StorageRecord>, String> + Sync),
     caches: Caches<'_>,
 ) -> ProjectOutcome {
     let p = ProjectAccess::new(id.clone());
@@ -368,8 +369,9 @@ async fn one_project(
                 r
             }),
             Extractor::Cinder => {
-                let known = |listed: &HashSet<String>| {
-                    known_volumes(&id, listed).into_iter().map(|last| GoneVolume { last, deleted_at: None }).collect()
+                let known = |listed: &HashSet<String>| match known_volumes(&id, listed) {
+                    Ok(v) => Ok(v.into_iter().map(|last| GoneVolume { last, deleted_at: None }).collect()),
+                    Err(message) => Err(ExtractError::KnownVolumes { project: id.clone(), message }),
                 };
                 cinder::extract(a, &p, cfg, &fqan, window, known).await.map(|(r, closed)| {
                     outcome.closed_volumes = closed;

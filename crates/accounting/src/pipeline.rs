@@ -513,22 +513,31 @@ fn store_server_cache(ledger: &mut Ledger, c: &crate::server_cache::Capture) -> 
 }
 
 /// The ledger's open storage records of a project (closing records excluded) whose volumes
-/// Cinder does not list (`listed`): only those are read and parsed.
-fn known_volumes(ledger: &Mutex<Ledger>, project: &str, listed: &HashSet<String>) -> Vec<apel::StorageRecord> {
+/// Cinder does not list (`listed`): only those are read and parsed. A read or a stored body
+/// that fails fails the project's storage records (the closing record would be lost).
+fn known_volumes(
+    ledger: &Mutex<Ledger>,
+    project: &str,
+    listed: &HashSet<String>,
+) -> Result<Vec<apel::StorageRecord>, String> {
     let _stage = tracing::info_span!(stage::LEDGER).entered();
     let ledger = ledger.lock().unwrap();
-    let Ok(seen) = ledger.seen("storage", project) else { return Vec::new() };
-    seen.into_iter()
-        .filter(|s| s.status.as_deref() != Some(CLOSED) && !listed.contains(&s.key))
-        .filter_map(|s| ledger.snapshot("storage", &s.key).ok().flatten())
-        .filter_map(|s| match apel::parse_message(s.snapshot.body.as_bytes()) {
-            Ok((_, records)) => records.into_iter().find_map(|r| match r {
+    let seen = ledger.seen("storage", project).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for s in seen.iter().filter(|s| s.status.as_deref() != Some(CLOSED) && !listed.contains(&s.key)) {
+        let Some(stored) = ledger.snapshot("storage", &s.key).map_err(|e| e.to_string())? else { continue };
+        let record = apel::parse_message(stored.snapshot.body.as_bytes())
+            .map_err(|e| format!("storage snapshot {}: {e}", s.key))?
+            .1
+            .into_iter()
+            .find_map(|r| match r {
                 Record::Storage(st) => Some(st),
                 _ => None,
-            }),
-            Err(_) => None,
-        })
-        .collect()
+            })
+            .ok_or_else(|| format!("storage snapshot {}: no storage record in its body", s.key))?;
+        out.push(record);
+    }
+    Ok(out)
 }
 
 /// Status stored on a storage snapshot once its closing record was made.

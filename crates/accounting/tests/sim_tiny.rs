@@ -467,7 +467,7 @@ async fn gone_volumes_known_to_the_caller_get_a_closing_record() {
         .expect("tmp-vol exists before 05-23");
     sim.set_now(t("2023-06-01T00:00:00Z"));
     let x = accounting::Extract::new(&s, &cfg(), |_| window())
-        .known_volumes(|p, _| if p == EGI_PROJ { vec![tmp.clone()] } else { vec![] })
+        .known_volumes(|p, _| Ok(if p == EGI_PROJ { vec![tmp.clone()] } else { vec![] }))
         .run()
         .await;
     let eg = project(&x, EGI_PROJ);
@@ -527,6 +527,34 @@ async fn through_the_ledger_a_gone_volume_is_closed_once_and_unchanged_records_a
     assert_eq!(extracted(&closing), extracted(&after) + 1, "one closing record, made once");
     assert_eq!(kind(&after, |p| &p.spooled, "storage"), 0);
     assert_eq!(l.snapshot("storage", tmp).unwrap().unwrap().snapshot.status.as_deref(), Some("closed"));
+    sim.stop().await;
+}
+
+/// A stored storage body that cannot be read fails the project (no closing record dropped
+/// quietly): its error names the volume, and its checkpoint stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_stored_volume_fails_the_project_instead_of_losing_its_closing_record() {
+    use accounting::pipeline::{self, SpoolConfig, Windows};
+    let sim = start("tiny").await;
+    let s = session(&sim, "sim-accounting").await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = SpoolConfig::new(dir.path().join("spool"));
+    let tmp = "e1000002-0000-4000-8000-000000000002";
+    let w0 = Window::new(t("2023-05-19T00:00:00Z"), t("2023-05-21T00:00:00Z")).unwrap();
+    sim.set_now(t("2023-05-21T00:00:00Z"));
+    let l = ledger::Ledger::open(dir.path().join("l.sqlite")).unwrap();
+    let (_, mut l) = pipeline::run(&s, &cfg(), l, Windows::Fixed(w0), &spool).await.unwrap();
+    let mut stored = l.snapshot("storage", tmp).unwrap().unwrap().snapshot;
+    stored.body = "not a StAR message".into();
+    stored.measured_at = t("2023-05-22T00:00:00Z");
+    assert_eq!(l.upsert_snapshot(&stored, None).unwrap(), ledger::Upsert::Replaced);
+    sim.set_now(t("2023-06-01T00:00:00Z"));
+    let (r, l) = pipeline::run(&s, &cfg(), l, Windows::Fixed(window()), &spool).await.unwrap();
+    let eg = r.projects.iter().find(|p| p.project_id == EGI_PROJ).unwrap();
+    let err = eg.error.as_deref().unwrap_or_default();
+    assert!(err.contains("cannot be read") && err.contains(tmp), "{err}");
+    assert!(!r.is_complete());
+    assert_eq!(l.checkpoint(EGI_PROJ, "accounting").unwrap(), Some(w0.to()), "checkpoint kept");
     sim.stop().await;
 }
 

@@ -7,8 +7,9 @@ use chrono::{DateTime, Duration, Utc};
 use ledger::{Ledger, MessageState};
 
 use crate::check::Check;
-use crate::config::CheckConfig;
+use crate::config::{CheckConfig, SpoolReader};
 use crate::error::LedgerFactsError;
+use std::path::Path;
 
 pub const WARN_DAYS: i64 = 7;
 pub const CRIT_DAYS: i64 = 30;
@@ -154,6 +155,15 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
             }
         }
     }
+    let mut quarantine = |q: Vec<(String, String)>| {
+        for (n, r) in q {
+            // The folder names an element `dir_file`, the ledger `dir/file`.
+            let same = |q: &str| q.replace('/', "_") == n || q == n;
+            if !quarantined.iter().any(|(q, _)| same(q)) && !settled.iter().any(|q| same(q)) {
+                quarantined.push((n, r));
+            }
+        }
+    };
     match (&acc.spool, acc.read_spool) {
         (None, _) => out.push(Check::skipped(
             "accounting.spool",
@@ -164,59 +174,12 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
             out.push(Check::skipped("accounting.spool", "no spool element is stuck", "no spool reader given"))
         }
         (Some(spool), Some(read_spool)) => {
-            let tested = format!(
-                "no element of {} older than {} h, no stale lock",
-                spool.display(),
-                cfg.stuck_after.num_hours()
-            );
-            if !spool.exists() {
-                out.push(Check::critical(
-                    "accounting.spool",
-                    tested,
-                    format!("spool {} does not exist", spool.display()),
-                    "point --spool at the outgoing spool the extraction writes (sender.cfg [messaging] path)",
-                ));
-            } else {
-                match read_spool(spool, acc.directory_spool, acc.quarantine.as_deref()) {
-                    Err(e) => out.push(Check::critical(
-                        "accounting.spool",
-                        tested,
-                        e.to_string(),
-                        "fix the spool's permissions",
-                    )),
-                    Ok(st) => {
-                        let stuck = st.oldest.as_ref().filter(|(_, t)| cfg.now - *t > cfg.stuck_after);
-                        out.push(match stuck {
-                            Some((name, t)) => {
-                                let age = cfg.now - *t;
-                                let msg = format!(
-                                    "{} element(s) wait in {}; the oldest, {name}, for {} ({} locked)",
-                                    st.elements,
-                                    spool.display(),
-                                    days(age),
-                                    st.locked
-                                );
-                                if age > Duration::days(WARN_DAYS) {
-                                    Check::critical("accounting.spool", tested, msg, SEND_FIX)
-                                } else {
-                                    Check::warning("accounting.spool", tested, msg, SEND_FIX)
-                                }
-                            }
-                            None => Check::ok(
-                                "accounting.spool",
-                                tested,
-                                format!("{} element(s) waiting, none stuck ({} locked)", st.elements, st.locked),
-                            ),
-                        });
-                        for (n, r) in st.quarantine {
-                            // The folder names an element `dir_file`, the ledger `dir/file`.
-                            let same = |q: &str| q.replace('/', "_") == n || q == n;
-                            if !quarantined.iter().any(|(q, _)| same(q)) && !settled.iter().any(|q| same(q)) {
-                                quarantined.push((n, r));
-                            }
-                        }
-                    }
-                }
+            let one = SpoolToCheck { id: "accounting.spool".into(), spool, quarantine: acc.quarantine.as_deref() };
+            out.push(spool_check(cfg, &one, acc.directory_spool, read_spool, &mut quarantine));
+            for more in &acc.more_spools {
+                let id = format!("accounting.spool.{}", more.name);
+                let one = SpoolToCheck { id, spool: &more.spool, quarantine: more.quarantine.as_deref() };
+                out.push(spool_check(cfg, &one, false, read_spool, &mut quarantine));
             }
         }
     }
@@ -235,4 +198,62 @@ pub async fn run(cfg: &CheckConfig) -> Vec<Check> {
         });
     }
     out
+}
+
+/// One spool to check and the id its check is reported under.
+struct SpoolToCheck<'a> {
+    id: String,
+    spool: &'a Path,
+    quarantine: Option<&'a Path>,
+}
+
+/// The check of one spool: no element older than `stuck_after`, no stale lock; the quarantine
+/// it reads is handed to `quarantine`.
+fn spool_check(
+    cfg: &CheckConfig,
+    one: &SpoolToCheck<'_>,
+    directory_spool: bool,
+    read_spool: SpoolReader,
+    quarantine: &mut impl FnMut(Vec<(String, String)>),
+) -> Check {
+    let (id, spool) = (one.id.as_str(), one.spool);
+    let tested =
+        format!("no element of {} older than {} h, no stale lock", spool.display(), cfg.stuck_after.num_hours());
+    if !spool.exists() {
+        return Check::critical(
+            id,
+            tested,
+            format!("spool {} does not exist", spool.display()),
+            "point --spool at the outgoing spool the extraction writes (sender.cfg [messaging] path)",
+        );
+    }
+    match read_spool(spool, directory_spool, one.quarantine) {
+        Err(e) => Check::critical(id, tested, e.to_string(), "fix the spool's permissions"),
+        Ok(st) => {
+            quarantine(st.quarantine);
+            let stuck = st.oldest.as_ref().filter(|(_, t)| cfg.now - *t > cfg.stuck_after);
+            match stuck {
+                Some((name, t)) => {
+                    let age = cfg.now - *t;
+                    let msg = format!(
+                        "{} element(s) wait in {}; the oldest, {name}, for {} ({} locked)",
+                        st.elements,
+                        spool.display(),
+                        days(age),
+                        st.locked
+                    );
+                    if age > Duration::days(WARN_DAYS) {
+                        Check::critical(id, tested, msg, SEND_FIX)
+                    } else {
+                        Check::warning(id, tested, msg, SEND_FIX)
+                    }
+                }
+                None => Check::ok(
+                    id,
+                    tested,
+                    format!("{} element(s) waiting, none stuck ({} locked)", st.elements, st.locked),
+                ),
+            }
+        }
+    }
 }

@@ -59,6 +59,19 @@ pub struct AccountingTarget {
     /// Reads the spool (sitecheck does not know its layout: `fedsite` passes `messaging`'s
     /// reader). None: the spool check is skipped.
     pub read_spool: Option<SpoolReader>,
+    /// The spools of the other destinations (fedsite.toml's `[[destination]]` tables after the
+    /// first, whose spool is `spool`), each checked as `accounting.spool.<name>`.
+    pub more_spools: Vec<NamedSpool>,
+}
+
+/// A destination's own dirq spool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedSpool {
+    /// The destination's name.
+    pub name: String,
+    pub spool: PathBuf,
+    /// Default: the reader's default (`<spool>.quarantine`).
+    pub quarantine: Option<PathBuf>,
 }
 
 /// What the accounting checks need from the outgoing spool and its quarantine directory.

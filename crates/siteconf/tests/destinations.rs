@@ -60,7 +60,19 @@ fn each_destination_resolves_its_own_keys_over_ams_and_the_defaults() {
             ("other.example.org", "storage", "eu-egi-storage-accounting", dir.path().join("block").as_path()),
         ]
     );
-    // The spool readers (spool status, check, serve) look at the first destination's.
+    // `fedsite check` looks at every destination's spool, unless --spool names one.
+    let path = dir.path().join("fedsite.toml");
+    let flags = siteconf::resolve::check::CheckFlags::default();
+    let c = siteconf::resolve::check::check_settings(&flags, Some(&path)).unwrap().accounting;
+    assert_eq!(c.spool, Some(dir.path().join("compute")));
+    assert_eq!(
+        c.more_spools,
+        [sitecheck::config::NamedSpool { name: "block".into(), spool: dir.path().join("block"), quarantine: None }]
+    );
+    let one = siteconf::resolve::check::CheckFlags { spool: Some(Path::new("/x")), ..Default::default() };
+    let c = siteconf::resolve::check::check_settings(&one, Some(&path)).unwrap().accounting;
+    assert_eq!((c.spool.as_deref(), c.more_spools.len()), (Some(Path::new("/x")), 0));
+    // The other spool readers (spool status, serve) look at the first destination's.
     assert_eq!(config.spool(), dir.path().join("compute"));
     assert_eq!(config.sender_cfg().unwrap().path, dir.path().join("compute"));
     // The extract's spools: the destinations, unless --spool names one.

@@ -292,6 +292,44 @@ async fn a_stale_spool() {
     site.sim.stop().await;
 }
 
+/// With `[[destination]]` tables, every destination's spool is checked, each under its own id:
+/// a message stuck in the second one is not hidden behind the first's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_spool_of_a_second_destination() {
+    let site = start(healthy(), false).await;
+    let d = site.dir.path();
+    let ledger = d.join("ledger.sqlite");
+    ledger_sent(&ledger, Duration::hours(2));
+    std::fs::create_dir_all(d.join("compute")).unwrap();
+    spool_element(&d.join("block"), Duration::days(12));
+    let toml = d.join("fedsite.toml");
+    common::write_private(
+        &toml,
+        &format!(
+            "[site]\nname = \"TEST-SITE\"\n\n[[destination]]\nname = \"compute\"\nrecord_types = [\"cloud\"]\n\
+             spool = \"{d}/compute\"\n\n[[destination]]\nname = \"block\"\nrecord_types = [\"storage\"]\n\
+             spool = \"{d}/block\"\n",
+            d = d.display()
+        ),
+    );
+    let (code, report) = check(
+        &site,
+        &["--config", toml.to_str().unwrap(), "--only", "accounting", "--ledger", ledger.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(code, 2, "{report:#}");
+    let first = get(&report, "accounting.spool");
+    assert_eq!(s(first, "status"), "ok", "{first:#}");
+    assert!(s(first, "tested").contains(&format!("{}/compute", d.display())), "{first:#}");
+    let block = get(&report, "accounting.spool.block");
+    assert_eq!(s(block, "status"), "critical", "{block:#}");
+    assert!(
+        s(block, "message").starts_with("1 element(s) wait in") && s(block, "message").contains("/block"),
+        "{block:#}"
+    );
+    site.sim.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_about_to_expire() {
     let site = start(healthy(), false).await;

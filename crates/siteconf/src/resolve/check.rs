@@ -1,4 +1,5 @@
-//! `fedsite check`'s settings: the AMS it reaches, the ledger and spool it inspects and the
+//! `fedsite check`'s settings: the AMS it reaches, the ledger and spools it inspects (every
+//! `[[destination]]`'s, unless `--spool` or a sender.cfg names one) and the
 //! host certificate it reads, each from its flag, else SSM's sender.cfg (`--sender-cfg`),
 //! else fedsite.toml's `[ams]`, `[ledger]`, `[spool]`, else sitecheck's defaults
 //! (docs/configuration.md). A named sender.cfg replaces fedsite.toml for this command: the
@@ -7,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use messaging::config::{PathType, SenderCfg};
-use sitecheck::config::{AccountingTarget, AmsTarget};
+use sitecheck::config::{AccountingTarget, AmsTarget, NamedSpool};
 
 use crate::Error;
 use crate::resolve::Config;
@@ -86,11 +87,19 @@ pub fn resolve(flags: &CheckFlags<'_>, sender: Option<&SenderCfg>, file: Option<
             .or_else(|| sender.map(|s| s.path.clone()))
             .or_else(|| file.map(Config::spool)),
         directory_spool: sender.is_some_and(|s| s.path_type == PathType::Directory),
-        quarantine: flags
-            .quarantine
-            .map(Path::to_path_buf)
-            .or_else(|| file.and_then(|f| f.toml.spool.quarantine.clone())),
+        quarantine: flags.quarantine.map(Path::to_path_buf).or_else(|| file.and_then(Config::quarantine)),
         read_spool: None,
+        // Every destination's spool, unless a flag or sender.cfg names the one to check.
+        more_spools: match (flags.spool, flags.sender_cfg, file) {
+            (None, None, Some(f)) => f
+                .toml
+                .destinations
+                .iter()
+                .skip(1)
+                .map(|d| NamedSpool { name: d.name.clone(), spool: d.spool.clone(), quarantine: d.quarantine.clone() })
+                .collect(),
+            _ => Vec::new(),
+        },
     };
     CheckSettings {
         ams,

@@ -305,7 +305,7 @@ async fn a_stale_spool_of_a_second_destination() {
     let toml = d.join("fedsite.toml");
     common::write_private(
         &toml,
-        &format!(
+        format!(
             "[site]\nname = \"TEST-SITE\"\n\n[[destination]]\nname = \"compute\"\nrecord_types = [\"cloud\"]\n\
              spool = \"{d}/compute\"\n\n[[destination]]\nname = \"block\"\nrecord_types = [\"storage\"]\n\
              spool = \"{d}/block\"\n",

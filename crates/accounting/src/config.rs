@@ -194,13 +194,13 @@ pub struct ExtractConfig {
 
 impl ExtractConfig {
     /// cASO's defaults for a site: tag `caso`, extractors nova, cinder,
-    /// neutron, VO properties `egi.VO`, `egi.eu:VO`, `VO`.
+    /// neutron, VO properties `egi.VO`, `egi.eu:VO`, `egi.eu_VO`, `VO`.
     pub fn new(site_name: SiteName, service_name: ApelText) -> ExtractConfig {
         ExtractConfig {
             site_name,
             service_name,
             cloud_type: ApelText::lossy("caso/5.2.2 (OpenStack)"),
-            vo_properties: vec!["egi.VO".into(), "egi.eu:VO".into(), "VO".into()],
+            vo_properties: vec!["egi.VO".into(), "egi.eu:VO".into(), "egi.eu_VO".into(), "VO".into()],
             voms_json: None,
             catchall_site_yaml: None,
             project_tag: Some("caso".into()),

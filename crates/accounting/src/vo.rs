@@ -1,6 +1,6 @@
 //! VO (FQAN) of a project, from three sources in this precedence: the
 //! `vos` list of an EGI catch-all `sites/<SITE>.yaml` (explicit, wins), the
-//! Keystone project properties (`egi.VO`, `egi.eu:VO`, `VO` by default, first
+//! Keystone project properties (`egi.VO`, `egi.eu:VO`, `egi.eu_VO`, `VO` by default, first
 //! set wins), then the legacy cASO `voms.json` (by project id or name).
 
 use std::collections::BTreeMap;
@@ -214,6 +214,24 @@ mod tests {
         .unwrap();
         assert_eq!(m.len(), 1);
         assert_eq!(m["abc"], "ops");
+    }
+
+    #[test]
+    fn the_default_properties_read_keystone_30s_egi_eu_vo() {
+        let cfg = crate::ExtractConfig::new(
+            apel::SiteName::new("TEST-SITE").unwrap(),
+            apel::ApelText::new("TEST-SITE-cloud").unwrap(),
+        );
+        let map = VoMap { site: Default::default(), voms: Default::default(), properties: cfg.vo_properties };
+        // Keystone 30 stores a new project's `egi.eu:VO` as `egi.eu_VO`.
+        let renamed: serde_json::Map<String, Value> = serde_json::from_str(r#"{"egi.eu_VO": "vo.a"}"#).unwrap();
+        assert_eq!(
+            map.resolve("p", None, Some(&renamed)).unwrap(),
+            ("vo.a".into(), VoSource::Property("egi.eu_VO".into()))
+        );
+        let both: serde_json::Map<String, Value> =
+            serde_json::from_str(r#"{"egi.eu_VO": "vo.b", "egi.eu:VO": "vo.a", "VO": "vo.c"}"#).unwrap();
+        assert_eq!(map.resolve("p", None, Some(&both)).unwrap().0, "vo.a", "egi.eu:VO first, VO last");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use openstack::{Session, cinder, glance, keystone, neutron, nova};
 use serde::Serialize;
 
 /// Project properties that may hold a project's VO, in the order tried.
-pub const VO_PROPERTIES: [&str; 3] = ["egi.VO", "egi.eu:VO", "VO"];
+pub const VO_PROPERTIES: [&str; 4] = ["egi.VO", "egi.eu:VO", "egi.eu_VO", "VO"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Inventory {

@@ -530,7 +530,7 @@ fn keystone_bad_flags_name_the_flag() {
 
 #[test]
 fn keystone_vo_property_flag_wins_over_the_default_list() {
-    assert_eq!(vo_properties(None), ["egi.VO", "egi.eu:VO", "VO"]);
+    assert_eq!(vo_properties(None), ["egi.VO", "egi.eu:VO", "egi.eu_VO", "VO"]);
     assert_eq!(vo_properties(Some("my.vo")), ["my.vo"]);
 }
 

@@ -63,7 +63,7 @@ pub struct SiteArgs {
     #[arg(long, default_value = "caso")]
     pub tag: String,
     /// Project properties holding the VO, tried in order.
-    #[arg(long = "vo-property", value_name = "KEY", default_values = ["egi.VO", "egi.eu:VO", "VO"])]
+    #[arg(long = "vo-property", value_name = "KEY", default_values = ["egi.VO", "egi.eu:VO", "egi.eu_VO", "VO"])]
     pub vo_properties: Vec<String>,
     /// A project known to have no VO (id or name; `*` for every one): skipped with a warning
     /// instead of failing the run, so monitoring sees success. Repeatable.

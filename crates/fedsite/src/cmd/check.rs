@@ -46,7 +46,7 @@ pub struct CheckArgs {
     /// default). Repeat for each VO.
     #[arg(long = "vo", value_name = "VO[=PROJECT]")]
     pub vos: Vec<String>,
-    /// Project property holding the VO (default: egi.VO, egi.eu:VO or VO).
+    /// Project property holding the VO (default: egi.VO, egi.eu:VO, egi.eu_VO or VO).
     #[arg(long)]
     pub vo_property: Option<String>,
     /// Region of the catalog endpoints (default: the cloud's, else any).

@@ -95,7 +95,7 @@ pub struct FederationArgs {
 pub struct LintArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
-    /// Project property holding the VO (default: egi.VO, egi.eu:VO or VO).
+    /// Project property holding the VO (default: egi.VO, egi.eu:VO, egi.eu_VO or VO).
     #[arg(long)]
     pub vo_property: Option<String>,
     /// Public Keystone URL for the Apache fragment (default: the cloud's auth URL).

@@ -693,8 +693,8 @@ async fn fedsite_check_passes_on_the_hybrid_real_site() {
     let t = (Utc::now() - chrono::Duration::minutes(30)).timestamp() as u32;
     std::fs::create_dir_all(spool.join(format!("{:08x}", t - t % 60))).unwrap();
     std::fs::write(spool.join(format!("{:08x}/{t:08x}000001", t - t % 60)), b"APEL-cloud-message: v0.4\n").unwrap();
-    // The VO projects whose property `fedsite check` reads (`egi.VO`, `egi.eu:VO`,
-    // `VO`): not vo-notebooks, whose `egi.eu:VO` Keystone keeps as `egi.eu_VO`.
+    // The VO projects the information document below lists (`egi.VO`, `VO`): not
+    // vo-notebooks, whose `egi.eu:VO` Keystone keeps as `egi.eu_VO`.
     let vos: Vec<&Project> = projects.iter().filter(|p| matches!(p.vo_key, Some("egi.VO" | "VO"))).collect();
     assert_eq!(vos.len(), 2, "{projects:?}");
     let policies: Vec<Value> = vos

@@ -255,7 +255,7 @@ async fn a_project_without_its_vo_property() {
     assert_eq!(
         s(c, "message"),
         format!(
-            "project ops ({ops_id}) of VO ops has no VO property (egi.VO, egi.eu:VO, VO): its usage is not accounted to the VO"
+            "project ops ({ops_id}) of VO ops has no VO property (egi.VO, egi.eu:VO, egi.eu_VO, VO): its usage is not accounted to the VO"
         )
     );
     assert_eq!(s(c, "fix"), format!("openstack project set --property egi.VO=ops {ops_id}"));

@@ -61,7 +61,7 @@ pub fn federation_spec(flags: &FederationFlags<'_>) -> Result<FederationSpec, Er
 }
 
 /// The project properties holding the VO: `--vo-property`, else sitecheck's (egi.VO,
-/// egi.eu:VO, VO).
+/// egi.eu:VO, egi.eu_VO, VO).
 pub fn vo_properties(flag: Option<&str>) -> Vec<String> {
     match flag {
         Some(p) => vec![p.to_string()],

@@ -564,7 +564,18 @@ async fn check_projects(
     mapped_projects: &BTreeSet<String>,
     apply_fix: &str,
 ) -> Check {
-    let projects = ListProjects::default().list(s).await.unwrap_or_default();
+    let tested = "every VO project (given with --vo, else with a VO property) is reached by a mapping rule (a mapped group has a role on it)".to_string();
+    let projects = match ListProjects::default().list(s).await {
+        Ok(p) => p,
+        Err(e) => {
+            return Check::critical(
+                "federation.projects",
+                tested,
+                format!("cannot list the projects: {e}"),
+                "give the account the reader role on the system (identity:list_projects)",
+            );
+        }
+    };
     let mut unmapped = Vec::new();
     // With VOs given, their projects; otherwise every project with a VO property.
     for p in &projects {
@@ -580,7 +591,6 @@ async fn check_projects(
             unmapped.push(format!("{} (VO {vo})", p.name));
         }
     }
-    let tested = "every VO project (given with --vo, else with a VO property) is reached by a mapping rule (a mapped group has a role on it)".to_string();
     if unmapped.is_empty() {
         Check::ok("federation.projects", tested, "every VO project is mapped")
     } else {

@@ -1,4 +1,5 @@
-//! The docs/compat.md rows that had no test: 14 (a benchmark value that is not a number is
+//! The docs/compat.md rows that had no test: 5 (a usage-only server that ended inside the
+//! window gets its own wall time), 14 (a benchmark value that is not a number is
 //! left out, one warning per flavor), 15 (an accelerator `Number` that is not an integer: no
 //! accelerator record for that flavor, one warning), 16 (those warnings once per flavor and
 //! run, not per server) and 21 (a window that ends in the future is refused).
@@ -123,4 +124,55 @@ async fn a_window_that_ends_in_the_future_is_refused() {
     let edge = Window::new(now - chrono::TimeDelta::days(1), now + chrono::TimeDelta::minutes(1)).unwrap();
     let (report, _) = run(|_| {}, edge).await;
     assert!(report.projects.iter().all(|p| p.error.as_deref().is_none_or(|e| !e.contains("after now"))));
+}
+
+/// Row 5: a server only the usage report names (not in the changes-since listing) whose usage
+/// entry ended inside the window: WallDuration = ended_at − created, CpuDuration = that × the
+/// entry's vCPUs, EndTime = ended_at (cASO: a NameError loses the project, or a stale `wall`).
+/// Built directly (`nova::build`): no simulated event ends a server without moving `updated`.
+#[test]
+fn a_usage_only_server_that_ended_inside_the_window_has_its_own_wall_time() {
+    let cfg = ExtractConfig::new(SiteName::new("TEST-SITE").unwrap(), ApelText::new("TEST-SITE-cloud").unwrap());
+    let w = window(); // 05-21 → 05-25
+    let ctx = accounting::nova::RecordCtx {
+        cfg: &cfg,
+        project_id: "p1",
+        fqan: apel::Fqan::new("vo.example.org").unwrap(),
+        window: w,
+    };
+    let id = "5a5a5a5a-0000-4000-8000-000000000005";
+    let server: openstack::nova::Server = serde_json::from_value(serde_json::json!({
+        "id": id, "name": "ended", "status": "ACTIVE", "tenant_id": "p1", "user_id": "u1",
+        "created": "2023-05-20T00:00:00Z", "updated": "2023-05-20T00:00:00Z",
+        "OS-SRV-USG:launched_at": "2023-05-20T00:00:00Z",
+    }))
+    .unwrap();
+    let usage: openstack::nova::usage::ServerUsage = serde_json::from_value(serde_json::json!({
+        "instance_id": id, "tenant_id": "p1", "vcpus": 2, "memory_mb": 2048, "local_gb": 20,
+        "started_at": "2023-05-20T00:00:00", "ended_at": "2023-05-22T12:00:00",
+    }))
+    .unwrap();
+    let flavor = accounting::FlavorFacts {
+        label: "m1".into(),
+        vcpus: 2,
+        ram: 2048,
+        disk: 20,
+        extra_specs: Default::default(),
+        known: true,
+    };
+    let facts = accounting::nova::ServerFacts { server, flavor, image_id: None, user_name: None, actions: None };
+    let (cloud, _) = accounting::nova::build(
+        &ctx,
+        vec![],
+        vec![(facts, usage.clone())],
+        std::slice::from_ref(&usage),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(cloud.len(), 1);
+    let r = &cloud[0];
+    let ended: chrono::DateTime<chrono::Utc> = "2023-05-22T12:00:00Z".parse().unwrap();
+    let wall = 2 * 86_400 + 12 * 3_600; // 05-20 00:00 → 05-22 12:00
+    assert_eq!((r.end_time, r.wall_duration, r.cpu_duration), (Some(ended), Some(wall), Some(2 * wall)));
+    assert!(r.end_time.unwrap() < w.to() && r.end_time.unwrap() > w.from(), "ended inside the window");
 }

@@ -44,6 +44,15 @@ pub struct Config {
     pub toml: FedsiteToml,
 }
 
+/// One `[[destination]]`'s spool, for the readers that look at every destination's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationSpool {
+    pub name: String,
+    pub spool: PathBuf,
+    /// None: `<spool>.quarantine`.
+    pub quarantine: Option<PathBuf>,
+}
+
 impl Config {
     pub fn load(file: &Path) -> Result<Config, Error> {
         Ok(Config { file: file.to_path_buf(), toml: FedsiteToml::load(file)? })
@@ -219,6 +228,23 @@ impl Config {
             Some(d) => d.spool.clone(),
             None => self.toml.spool.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL)),
         }
+    }
+
+    /// Every `[[destination]]`'s spool when the file has more than one (the readers then report
+    /// each under its name); empty with one destination or none ([`Config::spool`] is the one).
+    pub fn destination_spools(&self) -> Vec<DestinationSpool> {
+        if self.toml.destinations.len() < 2 {
+            return Vec::new();
+        }
+        self.toml
+            .destinations
+            .iter()
+            .map(|d| DestinationSpool {
+                name: d.name.clone(),
+                spool: d.spool.clone(),
+                quarantine: d.quarantine.clone(),
+            })
+            .collect()
     }
 
     /// The quarantine of [`Config::spool`], when the file names one.

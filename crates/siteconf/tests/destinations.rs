@@ -72,7 +72,16 @@ fn each_destination_resolves_its_own_keys_over_ams_and_the_defaults() {
     let one = siteconf::resolve::check::CheckFlags { spool: Some(Path::new("/x")), ..Default::default() };
     let c = siteconf::resolve::check::check_settings(&one, Some(&path)).unwrap().accounting;
     assert_eq!((c.spool.as_deref(), c.more_spools.len()), (Some(Path::new("/x")), 0));
-    // The other spool readers (spool status, serve) look at the first destination's.
+    // `serve` gives every destination's spool its gauges, unless --spool names one.
+    let served = siteconf::resolve::serve::serve_plan(&Default::default(), Some(&config)).destination_spools;
+    let names: Vec<(&str, &Path)> = served.iter().map(|d| (d.name.as_str(), d.spool.as_path())).collect();
+    assert_eq!(
+        names,
+        [("compute", dir.path().join("compute").as_path()), ("block", dir.path().join("block").as_path())]
+    );
+    let one = siteconf::resolve::serve::ServeFlags { spool: Some(Path::new("/x")), ..Default::default() };
+    assert!(siteconf::resolve::serve::serve_plan(&one, Some(&config)).destination_spools.is_empty());
+    // `spool status` looks at the first destination's (`--destination` names another).
     assert_eq!(config.spool(), dir.path().join("compute"));
     assert_eq!(config.sender_cfg().unwrap().path, dir.path().join("compute"));
     // The extract's spools: the destinations, unless --spool names one.

@@ -472,16 +472,21 @@ pub fn send_run(m: &mut Metrics, r: &SendReport) {
     m.gauge("fedsite_send_stopped", "1 when the last send run stopped on a failure every message would meet (configuration, credentials, AMS unreachable).", &[], if r.stopped.is_some() { 1.0 } else { 0.0 });
 }
 
-/// The outgoing spool and its quarantine directory now.
-pub fn spool(m: &mut Metrics, s: &SpoolStatus) {
-    m.gauge("fedsite_spool_messages", "Messages waiting in the outgoing spool.", &[], s.elements as f64);
-    m.gauge("fedsite_spool_locked", "Spool messages locked by a sender.", &[], s.locked as f64);
-    m.gauge("fedsite_quarantine_messages", "Messages in the quarantine directory.", &[], s.quarantined as f64);
+/// The outgoing spool and its quarantine directory now; `destination` labels the gauges of one
+/// of several fedsite.toml `[[destination]]` spools (None: the one spool, no label).
+pub fn spool(m: &mut Metrics, s: &SpoolStatus, destination: Option<&str>) {
+    let labels: &[(&str, &str)] = match &destination {
+        Some(d) => &[("destination", d)],
+        None => &[],
+    };
+    m.gauge("fedsite_spool_messages", "Messages waiting in the outgoing spool.", labels, s.elements as f64);
+    m.gauge("fedsite_spool_locked", "Spool messages locked by a sender.", labels, s.locked as f64);
+    m.gauge("fedsite_quarantine_messages", "Messages in the quarantine directory.", labels, s.quarantined as f64);
     if let Some((_, t)) = &s.oldest {
         m.gauge(
             "fedsite_spool_oldest_timestamp_seconds",
             "When the oldest spooled message was added (Unix time).",
-            &[],
+            labels,
             secs(*t),
         );
     }

@@ -184,7 +184,7 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
             Ok(None) => codes.push(0),
             Ok(Some((code, report, spool))) => {
                 codes.push(code);
-                spools.push(spool);
+                spools.push((t.name.clone(), spool));
                 match (&mut total, &label) {
                     (Some(all), Some(l)) => all.merge(report, l),
                     (None, Some(l)) => {
@@ -226,11 +226,12 @@ pub async fn run_report(args: SendArgs) -> Result<(ExitCode, Option<SendReport>)
             ),
         }
         sitereport::metrics::send_run(&mut m, report);
-        // The spool gauges of the first destination's spool (docs/metrics.md).
-        if let Some((spool, path_type, quarantine)) = spools.first()
-            && let Ok(st) = sender::spool_status(spool, *path_type, quarantine)
-        {
-            sitereport::metrics::spool(&mut m, &st);
+        // The spool gauges of each spool sent, labelled with the destination when there are
+        // several (docs/metrics.md).
+        for (name, (spool, path_type, quarantine)) in &spools {
+            if let Ok(st) = sender::spool_status(spool, *path_type, quarantine) {
+                sitereport::metrics::spool(&mut m, &st, name.as_deref().filter(|_| several));
+            }
         }
         m.write_textfile(path)?;
     }

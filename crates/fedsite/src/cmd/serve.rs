@@ -95,6 +95,8 @@ struct Runs {
 struct App {
     ledger: PathBuf,
     spool: Option<PathBuf>,
+    /// Every destination's spool when there are several (then `spool` is not read).
+    destination_spools: Vec<siteconf::resolve::DestinationSpool>,
     runs: Mutex<Runs>,
 }
 
@@ -108,11 +110,19 @@ impl App {
         metrics::ledger_records(&mut m, &ledger)?;
         metrics::project_successes(&mut m, &ledger)?;
         metrics::ledger_messages(&mut m, &ledger)?;
-        if let Some(spool) = &self.spool {
-            let q = messaging::sender::default_quarantine(spool);
-            let st = messaging::sender::spool_status(spool, messaging::config::PathType::Dirq, &q)
-                .with_context(|| format!("spool {}", spool.display()))?;
-            metrics::spool(&mut m, &st);
+        if self.destination_spools.is_empty() {
+            if let Some(spool) = &self.spool {
+                let q = messaging::sender::default_quarantine(spool);
+                let st = messaging::sender::spool_status(spool, messaging::config::PathType::Dirq, &q)
+                    .with_context(|| format!("spool {}", spool.display()))?;
+                metrics::spool(&mut m, &st, None);
+            }
+        }
+        for d in &self.destination_spools {
+            let q = d.quarantine.clone().unwrap_or_else(|| messaging::sender::default_quarantine(&d.spool));
+            let st = messaging::sender::spool_status(&d.spool, messaging::config::PathType::Dirq, &q)
+                .with_context(|| format!("destination {} spool {}", d.name, d.spool.display()))?;
+            metrics::spool(&mut m, &st, Some(&d.name));
         }
         let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
         for last in runs.last.values() {
@@ -167,7 +177,12 @@ pub async fn run(args: ServeArgs) -> Result<std::process::ExitCode> {
         Some(_) => drop(crate::cmd::accounting::open_ledger(&ledger_path)?),
         None => drop(crate::cmd::accounting::open_existing_ledger(&ledger_path)?),
     }
-    let app = Arc::new(App { ledger: ledger_path.clone(), spool: plan.spool.clone(), runs: Mutex::default() });
+    let app = Arc::new(App {
+        ledger: ledger_path.clone(),
+        spool: plan.spool.clone(),
+        destination_spools: plan.destination_spools.clone(),
+        runs: Mutex::default(),
+    });
     let listener =
         tokio::net::TcpListener::bind(args.metrics).await.with_context(|| format!("binding {}", args.metrics))?;
     let addr = listener.local_addr()?;

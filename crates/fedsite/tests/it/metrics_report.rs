@@ -413,6 +413,51 @@ async fn serve_runs_a_cycle_and_exposes_its_metrics() {
     sim.stop().await;
 }
 
+/// With several fedsite.toml `[[destination]]` tables, `serve` gives each destination's spool
+/// its own gauges, labelled with its name (a message stuck in the second is seen).
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_exposes_every_destinations_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let block = d.join("block");
+    let q = messaging::dirq::QueueSimple::open(&block).unwrap();
+    q.add(b"<sr:StorageUsageRecords/>").unwrap();
+    q.add(b"<sr:StorageUsageRecords/>").unwrap();
+    std::fs::create_dir_all(d.join("compute")).unwrap();
+    let toml = d.join("fedsite.toml");
+    common::write_private(
+        &toml,
+        format!(
+            "[site]\nname = \"TEST-SITE\"\n\n[ledger]\npath = \"{d}/ledger.sqlite\"\n\n\
+             [[destination]]\nname = \"compute\"\nrecord_types = [\"cloud\"]\nspool = \"{d}/compute\"\n\n\
+             [[destination]]\nname = \"block\"\nrecord_types = [\"storage\"]\nspool = \"{d}/block\"\n",
+            d = d.display()
+        ),
+    );
+    drop(Ledger::open(d.join("ledger.sqlite")).unwrap());
+    let mut child = Command::new(FEDSITE)
+        .args(["--config", toml.to_str().unwrap(), "serve", "--metrics", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::task::spawn_blocking(move || {
+        lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("serving metrics on ").map(str::to_string))
+    })
+    .await
+    .unwrap();
+    let text = async { reqwest::get(url.expect("the address printed")).await?.error_for_status()?.text().await }.await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let m = parse_prom(&text.unwrap());
+    assert_eq!(get(&m, "fedsite_spool_messages", &[("destination", "block")]), Some(2.0));
+    assert_eq!(get(&m, "fedsite_spool_messages", &[("destination", "compute")]), Some(0.0));
+    assert_eq!(get(&m, "fedsite_spool_messages", &[]), None, "no unlabelled series beside them");
+    assert!(get(&m, "fedsite_spool_oldest_timestamp_seconds", &[("destination", "block")]).is_some());
+}
+
 /// `<attr>="value"` of the element with `id="<id>"` in a DOM dump.
 fn attr_of(dom: &str, id: &str, attr: &str) -> String {
     let at = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));

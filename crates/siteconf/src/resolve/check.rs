@@ -92,11 +92,10 @@ pub fn resolve(flags: &CheckFlags<'_>, sender: Option<&SenderCfg>, file: Option<
         // Every destination's spool, unless a flag or sender.cfg names the one to check.
         more_spools: match (flags.spool, flags.sender_cfg, file) {
             (None, None, Some(f)) => f
-                .toml
-                .destinations
-                .iter()
+                .destination_spools()
+                .into_iter()
                 .skip(1)
-                .map(|d| NamedSpool { name: d.name.clone(), spool: d.spool.clone(), quarantine: d.quarantine.clone() })
+                .map(|d| NamedSpool { name: d.name, spool: d.spool, quarantine: d.quarantine })
                 .collect(),
             _ => Vec::new(),
         },

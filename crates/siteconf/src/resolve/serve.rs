@@ -1,6 +1,6 @@
 //! `fedsite serve`'s settings: the ledger (flag or `FEDSITE_LEDGER`, else fedsite.toml's
-//! `[ledger] path`, else the default), the spool whose counts it serves (flag, else
-//! fedsite.toml's `[spool] path`), and the command lines of the extract and send runs it makes
+//! `[ledger] path`, else the default), the spools whose counts it serves (flag, else every
+//! fedsite.toml `[[destination]]`'s, else `[spool] path`), and the command lines of the extract and send runs it makes
 //! every `--every`, each given the serve's ledger unless it names its own
 //! (docs/configuration.md, docs/metrics.md).
 
@@ -27,6 +27,9 @@ pub struct ServePlan {
     pub ledger: PathBuf,
     /// `None`: no spool metrics.
     pub spool: Option<PathBuf>,
+    /// With several fedsite.toml `[[destination]]` tables and no `--spool`: every
+    /// destination's spool, served with a `destination` label instead of `spool`'s gauges.
+    pub destination_spools: Vec<crate::resolve::DestinationSpool>,
     /// The extract run's arguments (as `fedsite accounting extract` takes them), `--ledger`
     /// added unless given; `None` when no `--extract-arg` was given.
     pub extract_argv: Option<Vec<String>>,
@@ -53,8 +56,18 @@ impl ServePlan {
 pub fn serve_plan(flags: &ServeFlags<'_>, file: Option<&Config>) -> ServePlan {
     let ledger = ledger_path(flags.ledger, file);
     let spool = flags.spool.map(Path::to_path_buf).or_else(|| file.map(Config::spool));
+    let destination_spools = match (flags.spool, file) {
+        (None, Some(f)) => f.destination_spools(),
+        _ => Vec::new(),
+    };
     let stage = |args: &[String]| (!args.is_empty()).then(|| with_ledger(args, &ledger));
-    ServePlan { extract_argv: stage(flags.extract_args), send_argv: stage(flags.send_args), spool, ledger }
+    ServePlan {
+        extract_argv: stage(flags.extract_args),
+        send_argv: stage(flags.send_args),
+        spool,
+        destination_spools,
+        ledger,
+    }
 }
 
 /// The stage's arguments, with `--ledger` added unless given.

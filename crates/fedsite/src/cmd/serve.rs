@@ -110,13 +110,13 @@ impl App {
         metrics::ledger_records(&mut m, &ledger)?;
         metrics::project_successes(&mut m, &ledger)?;
         metrics::ledger_messages(&mut m, &ledger)?;
-        if self.destination_spools.is_empty() {
-            if let Some(spool) = &self.spool {
-                let q = messaging::sender::default_quarantine(spool);
-                let st = messaging::sender::spool_status(spool, messaging::config::PathType::Dirq, &q)
-                    .with_context(|| format!("spool {}", spool.display()))?;
-                metrics::spool(&mut m, &st, None);
-            }
+        if self.destination_spools.is_empty()
+            && let Some(spool) = &self.spool
+        {
+            let q = messaging::sender::default_quarantine(spool);
+            let st = messaging::sender::spool_status(spool, messaging::config::PathType::Dirq, &q)
+                .with_context(|| format!("spool {}", spool.display()))?;
+            metrics::spool(&mut m, &st, None);
         }
         for d in &self.destination_spools {
             let q = d.quarantine.clone().unwrap_or_else(|| messaging::sender::default_quarantine(&d.spool));

@@ -476,8 +476,7 @@ pub trait Store: Send {
     /// stored fingerprint knows its body is the stored one without rendering it, and commits it
     /// as [`ProjectCommit::unchanged`]. The default knows none, so every record is rendered and
     /// compared by its body (PostgreSQL: see `docs/decisions.md`).
-    fn fingerprints(&self, kind: &str, project: &str) -> Result<HashMap<String, StoredFingerprint>> {
-        let _ = (kind, project);
+    fn fingerprints(&self, _kind: &str, _project: &str) -> Result<HashMap<String, StoredFingerprint>> {
         Ok(HashMap::new())
     }
     /// In ONE transaction: upsert the snapshots, move the unchanged ones' `measured_at`, record

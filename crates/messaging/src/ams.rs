@@ -437,13 +437,12 @@ fn load_roots(path: &Path) -> Result<Vec<reqwest::Certificate>, AmsError> {
     let cfg_err = |e: String| AmsError::Config(format!("CA {}: {e}", path.display()));
     let files: Vec<PathBuf> = if path.is_dir() {
         let rd = std::fs::read_dir(path).map_err(|e| cfg_err(e.to_string()))?;
-        let mut v: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-                matches!(ext, "pem" | "crt") || ext.chars().all(|c| c.is_ascii_digit()) && !ext.is_empty()
-            })
-            .collect();
+        let mut v: Vec<PathBuf> =
+            rd.map(|e| e.map(|e| e.path()).map_err(|e| cfg_err(e.to_string()))).collect::<Result<Vec<_>, _>>()?;
+        v.retain(|p| {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+            matches!(ext, "pem" | "crt") || ext.chars().all(|c| c.is_ascii_digit()) && !ext.is_empty()
+        });
         v.sort();
         v
     } else {

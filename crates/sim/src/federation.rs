@@ -276,7 +276,7 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
         {
             sc.site.region = region;
         }
-        let (shares, credentials) = add_shares(&mut sc.site, original, &id, copy);
+        let (shares, credentials) = add_shares(&mut sc.site, original, &id, copy)?;
         let mut sim_cfg = SimConfig::new(sc);
         sim_cfg.bind = site_addr(n);
         sim_cfg.profiles = cfg.profiles.clone();
@@ -310,11 +310,12 @@ pub async fn start(cfg: FederationConfig) -> Result<Federation, FederationError>
 
 /// The `*.yaml` site files of `dir`, in file name order; none is an error.
 fn read_sites(dir: &Path) -> Result<Vec<SiteFile>, FederationError> {
+    let unreadable = |e: std::io::Error| FederationError::File { path: dir.to_path_buf(), reason: e.to_string() };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| FederationError::File { path: dir.to_path_buf(), reason: e.to_string() })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
+        .map_err(unreadable)?
+        .map(|e| e.map(|e| e.path()).map_err(unreadable))
+        .collect::<Result<Vec<_>, _>>()?;
+    files.retain(|p| p.extension().is_some_and(|x| x == "yaml"));
     files.sort();
     let originals = files.iter().map(|p| read_site(p)).collect::<Result<Vec<_>, _>>()?;
     if originals.is_empty() {
@@ -327,17 +328,21 @@ fn read_sites(dir: &Path) -> Result<Vec<SiteFile>, FederationError> {
 /// ids), taking over the story of an unused template project when one is
 /// left, and for an application-credential site a credential of the admin
 /// user. Returns (VO, project id) per share and (VO, credential id, secret)
-/// per credential.
+/// per credential; a template without the admin user or the `member` role is an error.
 fn add_shares(
     site: &mut crate::model::Site,
     original: &SiteFile,
     id: &str,
     copy: usize,
-) -> (Vec<(String, String)>, Vec<(String, String, String)>) {
-    let admin = site.users.iter().find(|u| u.name == ADMIN_USER).map(|u| u.id.clone()).unwrap_or_default();
+) -> Result<(Vec<(String, String)>, Vec<(String, String, String)>), FederationError> {
+    let missing =
+        |what: &str| FederationError::Federate { site: id.to_string(), reason: format!("the template has no {what}") };
+    let admin =
+        site.users.iter().find(|u| u.name == ADMIN_USER).map(|u| u.id.clone()).ok_or_else(|| missing("admin user"))?;
     // The VO robot manages images and boots VMs in its VO's project (EGI's sites map it
     // to `member`).
-    let member = site.roles.iter().find(|r| r.name == "member").map(|r| r.id.clone()).unwrap_or_default();
+    let member =
+        site.roles.iter().find(|r| r.name == "member").map(|r| r.id.clone()).ok_or_else(|| missing("member role"))?;
     let mut shares = Vec::new();
     let mut credentials = Vec::new();
     let mut stories = story_projects(site).into_iter();
@@ -378,7 +383,7 @@ fn add_shares(
         }
         shares.push((share.vo.clone(), pid));
     }
-    (shares, credentials)
+    Ok((shares, credentials))
 }
 
 /// The faults a site's simulator itself carries (a down site and a read-only

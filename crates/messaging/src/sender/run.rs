@@ -27,9 +27,15 @@ pub async fn send_recorded(
     let report = match send_all(opts, client, signer, encrypt, ledger.as_deref_mut()).await {
         Ok(r) => r,
         Err(e) => {
+            // The pass's own error is returned (and printed, exit non-zero); recording it in the
+            // ledger is best effort, and a failure to record is logged beside it.
             if let (Some(l), Some(run)) = (ledger.as_deref_mut(), run) {
-                let _ = l.add_run_warning(run, "error", &e.to_string());
-                let _ = l.finish_run(run, RunOutcome::Failed, Some(&e.to_string()));
+                let recorded = l
+                    .add_run_warning(run, "error", &e.to_string())
+                    .and_then(|()| l.finish_run(run, RunOutcome::Failed, Some(&e.to_string())));
+                if let Err(le) = recorded {
+                    tracing::warn!(target: "messaging", "the failed send could not be recorded in the ledger: {le}");
+                }
             }
             return Err(e);
         }
